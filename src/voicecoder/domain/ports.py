@@ -1,0 +1,262 @@
+"""The ports: what the domain needs from the outside world, as typing.Protocols."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from voicecoder.domain.model import (
+    AgentEvent,
+    AgentRequest,
+    AgentResult,
+    Audio,
+    AuditRecord,
+    Baseline,
+    ChatId,
+    CommitInfo,
+    CommitMessage,
+    Diagnostic,
+    Diff,
+    SecretFinding,
+    Session,
+    Transcript,
+    TranscriptionHints,
+    TurnId,
+    WorkspaceStatus,
+)
+from voicecoder.domain.replies import MessageRef, Reply
+
+EventSink = Callable[[AgentEvent], Awaitable[None]]
+
+
+@runtime_checkable
+class Transcriber(Protocol):
+    """Turns recorded speech into text."""
+
+    async def transcribe(self, audio: Audio, hints: TranscriptionHints | None = None, /) -> Transcript:
+        """
+        Transcribe *audio*, using *hints* (code vocabulary, language) where the engine supports them.
+
+        Size and duration limits are checked before any upload or decoding work.
+
+        Raises:
+            UnsupportedAudioError: The bytes are not decodable audio.
+            NoSpeechError: The audio holds no speech (silence never yields invented text).
+            AudioTooLargeError: The input is larger than the configured limit.
+            AudioTooLongError: The recording is longer than the configured limit.
+            ProviderAuthError: The provider rejected the credentials.
+            ProviderUnavailableError: The provider is down, rate limiting, or timed out (ProviderTimeoutError).
+        """
+        ...
+
+
+@runtime_checkable
+class AgentRunner(Protocol):
+    """Runs the coding agent headless in the workspace."""
+
+    async def run(self, request: AgentRequest, /, on_event: EventSink) -> AgentResult:
+        """
+        Run one prompt; stream progress to *on_event*; return the final result.
+
+        A result with ``success=False`` is a normal outcome (the agent reported an error); the
+        adapter raises only when no result could be obtained. Cancelling the calling task stops
+        the agent and everything it started.
+
+        Raises:
+            AgentNotInstalledError: The agent binary is missing.
+            AgentTimeoutError: The run exceeded its time limit and was stopped.
+            AgentRunError: The agent crashed or produced no result.
+        """
+        ...
+
+    async def compact(self, session_id: str, /, on_event: EventSink) -> AgentResult:
+        """
+        Compact the conversation *session_id* so it can go on with a smaller context.
+
+        Raises:
+            AgentRunError: Compaction failed.
+        """
+        ...
+
+
+@runtime_checkable
+class Workspace(Protocol):
+    """A git working tree on which each agent turn is a transaction."""
+
+    async def begin_turn(self, turn_id: TurnId, /) -> Baseline:
+        """
+        Snapshot the working tree (tracked and untracked-but-not-ignored files) before a turn.
+
+        The snapshot is durable: it survives a restart.
+
+        Raises:
+            NotARepositoryError: The workspace is not a usable repository.
+            WorkspaceError: The snapshot could not be written.
+        """
+        ...
+
+    async def changes_since(self, baseline: Baseline, /) -> Diff:
+        """
+        The files changed since *baseline*, as a git-style diff with a content fingerprint.
+
+        Raises:
+            WorkspaceError: The baseline is unknown or the tree cannot be read.
+        """
+        ...
+
+    async def commit_turn(
+        self, baseline: Baseline, /, *, fingerprint: str, message: CommitMessage, author: str | None = None
+    ) -> CommitInfo:
+        """
+        Commit exactly the paths changed since *baseline*; other uncommitted edits stay uncommitted.
+
+        Raises:
+            StaleChangeError: The current changes no longer match *fingerprint* (prefix allowed).
+            WorkspaceError: Nothing to commit, or the commit failed.
+        """
+        ...
+
+    async def restore_turn(self, baseline: Baseline, /) -> None:
+        """
+        Put the paths changed since *baseline* back as they were; touch nothing else.
+
+        Raises:
+            WorkspaceError: The baseline is unknown or the files cannot be written.
+        """
+        ...
+
+    async def status(self) -> WorkspaceStatus:
+        """
+        Branch, HEAD, staged/unstaged/untracked files and the latest commit.
+
+        Raises:
+            NotARepositoryError: The workspace is not a usable repository.
+        """
+        ...
+
+    async def revert_commit(self, sha: str, /, *, message: CommitMessage, author: str | None = None) -> CommitInfo:
+        """
+        Undo commit *sha* with a new commit.
+
+        Raises:
+            WorkspaceError: The commit is unknown or its paths changed since.
+        """
+        ...
+
+
+@runtime_checkable
+class SecretScanner(Protocol):
+    """Finds likely secrets in the lines a diff adds."""
+
+    async def scan(self, diff: Diff, /) -> Sequence[SecretFinding]:
+        """Findings (path, line, kind), never the secret itself. Raises nothing: a scanner failure is a finding."""
+        ...
+
+
+@runtime_checkable
+class VocabularySource(Protocol):
+    """Words from the workspace that a recogniser should know (file names, symbols, branches)."""
+
+    async def vocabulary(self) -> tuple[str, ...]:
+        """A capped, deduplicated list of terms. Raises nothing: an unreadable workspace gives ()."""
+        ...
+
+
+@runtime_checkable
+class Messenger(Protocol):
+    """Sends the domain's structured replies to a chat; adapters decide how they look."""
+
+    async def send(self, chat: ChatId, reply: Reply, /) -> MessageRef:
+        """
+        Send *reply*; long content may become several messages or a document.
+
+        Raises:
+            DeliveryError: The reply could not be delivered after retries.
+        """
+        ...
+
+    async def edit(self, ref: MessageRef, reply: Reply, /) -> None:
+        """
+        Replace the message *ref* with *reply* ("not modified" is success).
+
+        Raises:
+            DeliveryError: The edit failed after retries.
+        """
+        ...
+
+    async def answer_callback(self, callback_id: str, /, text: str | None = None, *, alert: bool = False) -> None:
+        """
+        Acknowledge a button press (the client stops its spinner).
+
+        Raises:
+            DeliveryError: The acknowledgement failed.
+        """
+        ...
+
+    async def typing(self, chat: ChatId, /) -> None:
+        """Show the 'typing…' indicator. Raises nothing: it is cosmetic."""
+        ...
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    """Durable sessions, changes and the audit trail."""
+
+    async def load_session(self, chat: ChatId, /) -> Session | None:
+        """
+        The session of *chat*, with its pending change, or None.
+
+        Raises:
+            StateStoreError: The store cannot be read.
+        """
+        ...
+
+    async def save_session(self, session: Session, /) -> None:
+        """
+        Persist *session* and its pending change atomically.
+
+        Raises:
+            StateStoreError: The store cannot be written.
+        """
+        ...
+
+    async def append_audit(self, record: AuditRecord, /) -> None:
+        """
+        Append one audit record.
+
+        Raises:
+            StateStoreError: The store cannot be written.
+        """
+        ...
+
+    async def audit_trail(self, chat: ChatId, /, limit: int = 20) -> Sequence[AuditRecord]:
+        """
+        The latest *limit* records of *chat*, oldest first.
+
+        Raises:
+            StateStoreError: The store cannot be read.
+        """
+        ...
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """Wall time and a monotonic counter, brought in from the edge."""
+
+    def now(self) -> datetime:
+        """Timezone-aware current time."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds on a monotonic clock."""
+        ...
+
+
+@runtime_checkable
+class Diagnosable(Protocol):
+    """Something /info and `voicecoder doctor` can check."""
+
+    async def diagnose(self) -> Sequence[Diagnostic]:
+        """Checks with a fix for each failure. Raises nothing."""
+        ...
