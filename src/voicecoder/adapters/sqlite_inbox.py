@@ -1,0 +1,449 @@
+"""
+A durable inbox of raw Telegram updates in SQLite (WAL), written before the webhook answers 200.
+
+One writer thread owns the connection. Requests from the event loop are queued to it; it takes
+everything that is waiting, runs it in ONE transaction and commits once (``synchronous=FULL``:
+the commit is on disk when it returns), then wakes all the waiting coroutines together. Many
+concurrent webhook requests therefore share one fsync ("group commit").
+
+An update is keyed by its ``update_id``: a second delivery of the same id is acknowledged and not
+stored or processed again. Items go pending → done | failed; ``attempts`` counts claims, so an
+update that crashes the process is still recorded as failed after N attempts across restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Self
+
+import anyio
+import attrs
+
+from voicecoder.domain.errors import StateStoreError
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS updates (
+    update_id   INTEGER PRIMARY KEY,
+    lane        TEXT    NOT NULL,
+    body        BLOB    NOT NULL,
+    state       TEXT    NOT NULL DEFAULT 'pending',
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    last_error  TEXT,
+    received_at REAL    NOT NULL,
+    finished_at REAL
+);
+CREATE INDEX IF NOT EXISTS updates_pending ON updates (update_id) WHERE state = 'pending';
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+_OFFSET_KEY = "polling_offset"
+_MAX_BATCH = 512
+_MAX_ERROR_CHARS = 2000
+
+
+class ItemState(enum.Enum):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@attrs.frozen
+class InboxItem:
+    """One stored update: its id, routing lane, raw JSON body and bookkeeping."""
+
+    update_id: int
+    lane: str
+    body: bytes = attrs.field(repr=lambda b: f"<{len(b)} bytes>")
+    state: ItemState = ItemState.PENDING
+    attempts: int = 0
+    last_error: str | None = None
+    received_at: float = 0.0
+
+    def update(self) -> dict[str, Any]:
+        """The update as parsed JSON."""
+        parsed: dict[str, Any] = json.loads(self.body)
+        return parsed
+
+
+@attrs.frozen
+class NewUpdate:
+    """What the ingress hands to :meth:`SqliteInbox.put`."""
+
+    update_id: int
+    lane: str
+    body: bytes = attrs.field(repr=lambda b: f"<{len(b)} bytes>")
+
+
+@attrs.frozen
+class InboxCounts:
+    pending: int
+    done: int
+    failed: int
+
+
+# A job runs on the writer thread inside the batch transaction and returns its result.
+_Job = Callable[[sqlite3.Connection], Any]
+
+
+@attrs.define
+class _Request:
+    job: _Job
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+    result: Any = None
+    error: BaseException | None = None
+
+
+def _resolve(batch: list[_Request]) -> None:
+    for req in batch:
+        if req.future.done():  # the caller was cancelled; the work happened anyway
+            continue
+        if req.error is not None:
+            req.future.set_exception(req.error)
+        else:
+            req.future.set_result(req.result)
+
+
+class SqliteInbox:
+    """
+    The durable update inbox. Open with ``async with SqliteInbox(path) as inbox`` (or ``await open()``/``aclose()``).
+
+    Every method that touches the file runs on the single writer thread; the event loop never blocks on SQLite.
+    Errors surface as :class:`StateStoreError`.
+    """
+
+    def __init__(self, path: Path | str, *, max_batch: int = _MAX_BATCH) -> None:
+        self.path = Path(path)
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._conn: sqlite3.Connection | None = None
+        self.commits = 0
+        """Number of transactions committed (group-commit efficiency = writes / commits)."""
+        self.writes = 0
+        """Number of jobs executed."""
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._thread is not None:
+            return
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        def boot() -> None:
+            try:
+                self._conn = self._connect()
+            except BaseException as exc:
+                failure.append(exc)
+                started.set()
+                return
+            started.set()
+            self._serve()
+
+        self._thread = threading.Thread(target=boot, name=f"sqlite-inbox:{self.path.name}", daemon=True)
+        self._thread.start()
+        await anyio.to_thread.run_sync(started.wait)
+        if failure:
+            self._thread.join()
+            self._thread = None
+            raise StateStoreError(f"Cannot open the update inbox at {self.path}: {failure[0]}") from failure[0]
+
+    async def aclose(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        self._queue.put(None)
+        await anyio.to_thread.run_sync(thread.join)
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")  # in WAL mode: the WAL is fsync'd at every commit
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.executescript(_SCHEMA)
+        return conn
+
+    # --- writer thread ---------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        conn = self._conn
+        if conn is None:  # pragma: no cover - boot() sets it before calling us
+            return
+        try:
+            while True:
+                first = self._queue.get()
+                if first is None:
+                    break
+                batch = [first]
+                stop = False
+                while len(batch) < self._max_batch:
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is None:
+                        stop = True
+                        break
+                    batch.append(nxt)
+                self._run_batch(conn, batch)
+                if stop:
+                    break
+        finally:
+            conn.close()
+            self._conn = None
+
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Request]) -> None:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for req in batch:
+                conn.execute("SAVEPOINT job")
+                try:
+                    req.result = req.job(conn)
+                except sqlite3.Error as exc:
+                    conn.execute("ROLLBACK TO job")
+                    req.error = StateStoreError(f"Update inbox operation failed: {exc}")
+                    req.error.__cause__ = exc
+                conn.execute("RELEASE job")
+            conn.execute("COMMIT")
+            self.commits += 1
+            self.writes += len(batch)
+        except sqlite3.Error as exc:
+            log.exception("update inbox: commit failed")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            for req in batch:
+                req.error = StateStoreError(f"Update inbox commit failed: {exc}")
+                req.error.__cause__ = exc
+        # Wake every waiter of the batch with one hop per loop.
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Request]] = {}
+        for req in batch:
+            by_loop.setdefault(req.loop, []).append(req)
+        for loop, reqs in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve, reqs)
+            except RuntimeError:  # the loop is closed; nobody is waiting any more
+                log.debug("update inbox: event loop closed before results were delivered")
+
+    async def _submit(self, job: _Job) -> Any:
+        if self._thread is None:
+            raise StateStoreError("The update inbox is not open.")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queue.put(_Request(job, loop, future))
+        return await future
+
+    # --- API -------------------------------------------------------------------------------
+
+    async def put(self, update_id: int, lane: str, body: bytes) -> bool:
+        """
+        Store one update durably. True if it is new, False for a duplicate ``update_id`` (nothing changes).
+
+        Raises:
+            StateStoreError: The inbox cannot be written (the webhook must not answer 200).
+        """
+        now = time.time()
+
+        def job(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO updates (update_id, lane, body, received_at) VALUES (?, ?, ?, ?)",
+                (update_id, lane, body, now),
+            )
+            return cur.rowcount == 1
+
+        result: bool = await self._submit(job)
+        return result
+
+    async def put_many(self, updates: Iterable[NewUpdate], *, offset: int | None = None) -> list[bool]:
+        """Store several updates (and optionally the next polling offset) in one transaction; True per new one."""
+        items = list(updates)
+        now = time.time()
+
+        def job(conn: sqlite3.Connection) -> list[bool]:
+            fresh = [
+                conn.execute(
+                    "INSERT OR IGNORE INTO updates (update_id, lane, body, received_at) VALUES (?, ?, ?, ?)",
+                    (u.update_id, u.lane, u.body, now),
+                ).rowcount
+                == 1
+                for u in items
+            ]
+            if offset is not None:
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (_OFFSET_KEY, str(offset)),
+                )
+            return fresh
+
+        result: list[bool] = await self._submit(job)
+        return result
+
+    async def claim(self, update_id: int) -> int:
+        """
+        Record that processing of *update_id* starts; return the attempt number (1 for the first).
+
+        Raises:
+            StateStoreError: The inbox cannot be written, or the update is unknown or no longer pending.
+        """
+
+        def job(conn: sqlite3.Connection) -> int | None:
+            row = conn.execute(
+                "UPDATE updates SET attempts = attempts + 1 WHERE update_id = ? AND state = 'pending' "
+                "RETURNING attempts",
+                (update_id,),
+            ).fetchone()
+            return None if row is None else int(row[0])
+
+        attempts: int | None = await self._submit(job)
+        if attempts is None:
+            raise StateStoreError(f"Update {update_id} is not pending in the inbox.")
+        return attempts
+
+    async def mark_done(self, update_id: int) -> None:
+        """Record that *update_id* was processed."""
+        await self._finish(update_id, ItemState.DONE, None)
+
+    async def mark_failed(self, update_id: int, error: str) -> None:
+        """Record that *update_id* failed for good, with its last error."""
+        await self._finish(update_id, ItemState.FAILED, error)
+
+    async def record_error(self, update_id: int, error: str) -> None:
+        """Remember the latest error of an attempt; the item stays pending."""
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE updates SET last_error = ? WHERE update_id = ?", (error[:_MAX_ERROR_CHARS], update_id))
+
+        await self._submit(job)
+
+    async def _finish(self, update_id: int, state: ItemState, error: str | None) -> None:
+        now = time.time()
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE updates SET state = ?, last_error = coalesce(?, last_error), finished_at = ? "
+                "WHERE update_id = ?",
+                (state.value, None if error is None else error[:_MAX_ERROR_CHARS], now, update_id),
+            )
+
+        await self._submit(job)
+
+    async def pending(self) -> list[InboxItem]:
+        """Every pending item in ``update_id`` order (what a restart must resume)."""
+        rows: list[tuple[Any, ...]] = await self._submit(
+            lambda conn: conn.execute(
+                "SELECT update_id, lane, body, state, attempts, last_error, received_at FROM updates "
+                "WHERE state = 'pending' ORDER BY update_id"
+            ).fetchall()
+        )
+        return [_item(row) for row in rows]
+
+    async def get(self, update_id: int) -> InboxItem | None:
+        """The stored item *update_id*, in any state, or None."""
+        row: tuple[Any, ...] | None = await self._submit(
+            lambda conn: conn.execute(
+                "SELECT update_id, lane, body, state, attempts, last_error, received_at FROM updates "
+                "WHERE update_id = ?",
+                (update_id,),
+            ).fetchone()
+        )
+        return None if row is None else _item(row)
+
+    async def failed(self) -> list[InboxItem]:
+        """Items given up on, oldest first."""
+        rows: list[tuple[Any, ...]] = await self._submit(
+            lambda conn: conn.execute(
+                "SELECT update_id, lane, body, state, attempts, last_error, received_at FROM updates "
+                "WHERE state = 'failed' ORDER BY update_id"
+            ).fetchall()
+        )
+        return [_item(row) for row in rows]
+
+    async def counts(self) -> InboxCounts:
+        """How many items are pending, done and failed."""
+        rows: Sequence[tuple[str, int]] = await self._submit(
+            lambda conn: conn.execute("SELECT state, count(*) FROM updates GROUP BY state").fetchall()
+        )
+        by_state = dict(rows)
+        return InboxCounts(
+            pending=by_state.get("pending", 0), done=by_state.get("done", 0), failed=by_state.get("failed", 0)
+        )
+
+    async def depth(self) -> int:
+        """Pending items (the backlog), for metrics."""
+        return (await self.counts()).pending
+
+    async def offset(self) -> int | None:
+        """The persisted getUpdates offset, or None before the first poll."""
+        row: tuple[str] | None = await self._submit(
+            lambda conn: conn.execute("SELECT value FROM meta WHERE key = ?", (_OFFSET_KEY,)).fetchone()
+        )
+        return None if row is None else int(row[0])
+
+    async def set_offset(self, offset: int) -> None:
+        """Persist the next getUpdates offset."""
+        await self.put_many((), offset=offset)
+
+    async def check_writable(self) -> None:
+        """
+        Prove the inbox file can be written (for readiness probes).
+
+        Raises:
+            StateStoreError: It cannot.
+        """
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('probe', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (str(time.time()),),
+            )
+
+        await self._submit(job)
+
+    async def purge_finished(self, *, older_than_s: float) -> int:
+        """Delete done/failed items finished more than *older_than_s* ago; return how many went."""
+        cutoff = time.time() - older_than_s
+        deleted: int = await self._submit(
+            lambda conn: (
+                conn.execute("DELETE FROM updates WHERE state != 'pending' AND finished_at < ?", (cutoff,)).rowcount
+            )
+        )
+        return deleted
+
+
+def _item(row: tuple[Any, ...]) -> InboxItem:
+    update_id, lane, body, state, attempts, last_error, received_at = row
+    return InboxItem(
+        update_id=int(update_id),
+        lane=str(lane),
+        body=bytes(body),
+        state=ItemState(state),
+        attempts=int(attempts),
+        last_error=last_error,
+        received_at=float(received_at),
+    )
+
+
+__all__ = ["InboxCounts", "InboxItem", "ItemState", "NewUpdate", "SqliteInbox"]

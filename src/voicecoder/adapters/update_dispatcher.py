@@ -1,0 +1,270 @@
+"""
+Runs stored updates through the handler: strict order per lane, bounded concurrency across lanes.
+
+A lane is a chat and a kind ("123:message", "123:callback"): the messages of a chat are handled one
+after the other, while its button presses (⏹ Cancel, ✅ Approve) have their own lane and never wait
+behind a running agent turn. A :class:`anyio.CapacityLimiter` bounds how many lanes run at once.
+
+An item is marked done only after the handler returned. A failing update is retried with backoff
+(its lane waits, so order holds) and after ``max_attempts`` is recorded as failed with its error;
+its lane then moves on. On start, everything still pending in the inbox is resumed in ``update_id``
+order. :meth:`UpdateDispatcher.stop` takes no new work, lets in-flight items finish within a grace
+period and leaves the rest pending for the next start.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import anyio
+import anyio.abc
+import attrs
+
+from voicecoder.adapters.sqlite_inbox import InboxItem, SqliteInbox
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any]], Awaitable[None]]
+"""Processes one raw Telegram update; raising means "try again later"."""
+
+DEFAULT_RETRY_DELAYS: tuple[float, ...] = (0.5, 2.0, 8.0, 30.0)
+
+
+def lane_key(chat_id: int, kind: str) -> str:
+    """The lane name stored with an item, e.g. ``"123:message"``."""
+    return f"{chat_id}:{kind}"
+
+
+@attrs.define
+class DispatchStats:
+    """
+    Counters and optional hooks the metrics layer can read or wire (e.g. to Prometheus).
+
+    ``on_processed(lane, seconds)`` gets the time from receipt to done; ``on_failed(item, error)`` fires when an
+    update is given up on; ``on_retry(item, error)`` after each failed attempt that will be retried.
+    """
+
+    submitted: int = 0
+    processed: int = 0
+    failed: int = 0
+    retries: int = 0
+    in_flight: int = 0
+    on_processed: Callable[[str, float], None] | None = None
+    on_failed: Callable[[InboxItem, str], None] | None = None
+    on_retry: Callable[[InboxItem, str], None] | None = None
+
+
+class UpdateDispatcher:
+    """
+    Per-lane ordered, concurrency-bounded processing of inbox items.
+
+    Run it with ``await task_group.start(dispatcher.run)``; hand it freshly stored items with :meth:`submit`.
+    """
+
+    def __init__(
+        self,
+        inbox: SqliteInbox,
+        handler: Handler,
+        *,
+        max_concurrency: int = 16,
+        max_attempts: int = 5,
+        retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
+        grace_s: float = 10.0,
+        stats: DispatchStats | None = None,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if not retry_delays:
+            raise ValueError("retry_delays must not be empty")
+        self._inbox = inbox
+        self._handler = handler
+        self._limiter = anyio.CapacityLimiter(max_concurrency)
+        self._max_attempts = max_attempts
+        self._retry_delays = tuple(retry_delays)
+        self._grace_s = grace_s
+        self.stats = stats if stats is not None else DispatchStats()
+        self._lanes: dict[str, collections.deque[InboxItem]] = {}
+        self._known: set[int] = set()
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._stopping = False
+        self._stop_requested = anyio.Event()
+        self._finished = anyio.Event()
+        self._idle = anyio.Event()
+        self._idle.set()
+        self._quiet = anyio.Event()  # set when stopping and nothing is in flight any more
+
+    # --- state -----------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """True between start and stop: new items are taken."""
+        return self._tg is not None and not self._stopping
+
+    @property
+    def backlog(self) -> int:
+        """Items held in memory and not yet done (queued or in flight)."""
+        return len(self._known)
+
+    @property
+    def lanes(self) -> int:
+        """Lanes with work right now."""
+        return len(self._lanes)
+
+    async def join(self) -> None:
+        """Wait until every submitted item is done or failed (for tests and benchmarks)."""
+        await self._idle.wait()
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """
+        Resume pending items, report started, and process until :meth:`stop`.
+
+        Raises:
+            StateStoreError: The inbox failed; the failure is not hidden.
+        """
+        if self._tg is not None or self._finished.is_set():
+            raise RuntimeError("an UpdateDispatcher runs once")
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                resumed = await self._inbox.pending()
+                for item in resumed:
+                    self.submit(item)
+                if resumed:
+                    log.info("dispatcher: resumed %d pending update(s)", len(resumed))
+                task_status.started()
+                await self._stop_requested.wait()
+                self._stopping = True
+                if self.stats.in_flight > 0:
+                    with anyio.move_on_after(self._grace_s):
+                        await self._quiet.wait()
+                left = self.stats.in_flight
+                if left:
+                    log.warning("dispatcher: %d update(s) still running after the grace period; left pending", left)
+                tg.cancel_scope.cancel()
+        finally:
+            self._stopping = True
+            self._finished.set()
+
+    async def stop(self) -> None:
+        """Take no new work, let in-flight items finish (up to the grace period), then return."""
+        self._stopping = True
+        self._stop_requested.set()
+        if self._tg is not None:
+            await self._finished.wait()
+
+    # --- intake ----------------------------------------------------------------------------
+
+    def submit(self, item: InboxItem) -> None:
+        """
+        Queue a stored item on its lane; synchronous and non-blocking. Ignored when stopping or already queued.
+
+        The item is durable already, so an ignored item is picked up by the next start.
+        """
+        tg = self._tg
+        if tg is None or self._stopping or item.update_id in self._known:
+            return
+        self._known.add(item.update_id)
+        self.stats.submitted += 1
+        self._idle = self._idle if not self._idle.is_set() else anyio.Event()
+        queue = self._lanes.get(item.lane)
+        if queue is not None:
+            queue.append(item)
+            return
+        queue = collections.deque((item,))
+        self._lanes[item.lane] = queue
+        tg.start_soon(self._lane_worker, item.lane, queue, name=f"lane-{item.lane}")
+
+    # --- processing ------------------------------------------------------------------------
+
+    async def _lane_worker(self, lane: str, queue: collections.deque[InboxItem]) -> None:
+        try:
+            while queue and not self._stopping:
+                item = queue[0]
+                if not await self._process(item):
+                    return
+                queue.popleft()
+                self._known.discard(item.update_id)
+        finally:
+            if self._lanes.get(lane) is queue and (not queue or self._stopping):
+                del self._lanes[lane]
+            if not self._lanes and not self._stopping:
+                self._idle.set()
+
+    def _delay(self, attempt: int) -> float:
+        return self._retry_delays[min(attempt, len(self._retry_delays)) - 1]
+
+    async def _process(self, item: InboxItem) -> bool:
+        """Run *item* to done or failed; False if stopping interrupted it (it stays pending)."""
+        try:
+            update = item.update()
+        except ValueError as exc:
+            await self._give_up(item, f"stored body is not JSON: {exc}")
+            return True
+        while True:
+            async with self._limiter:
+                if self._stopping:
+                    return False
+                attempt = await self._inbox.claim(item.update_id)
+                self.stats.in_flight += 1
+                try:
+                    error = await self._attempt(update)
+                    if error is None:
+                        with anyio.CancelScope(shield=True):
+                            await self._inbox.mark_done(item.update_id)
+                finally:
+                    self.stats.in_flight -= 1
+                    if self._stopping and self.stats.in_flight == 0:
+                        self._quiet.set()
+            if error is None:
+                self.stats.processed += 1
+                if self.stats.on_processed is not None:
+                    self.stats.on_processed(item.lane, max(0.0, time.time() - item.received_at))
+                return True
+            if attempt >= self._max_attempts:
+                await self._give_up(item, error)
+                return True
+            self.stats.retries += 1
+            log.warning(
+                "dispatcher: update %d (lane %s) failed on attempt %d/%d: %s",
+                item.update_id,
+                item.lane,
+                attempt,
+                self._max_attempts,
+                error,
+            )
+            await self._inbox.record_error(item.update_id, error)
+            if self.stats.on_retry is not None:
+                self.stats.on_retry(item, error)
+            await anyio.sleep(self._delay(attempt))
+
+    async def _attempt(self, update: dict[str, Any]) -> str | None:
+        try:
+            await self._handler(update)
+        except Exception as exc:
+            # Explicit policy (ADR 0008): a failing update is retried, then recorded as failed; it never
+            # kills its lane. Cancellation is not an Exception and propagates.
+            return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return None
+
+    async def _give_up(self, item: InboxItem, error: str) -> None:
+        log.error("dispatcher: update %d (lane %s) failed for good: %s", item.update_id, item.lane, error)
+        with anyio.CancelScope(shield=True):
+            await self._inbox.mark_failed(item.update_id, error)
+        self.stats.failed += 1
+        if self.stats.on_failed is not None:
+            self.stats.on_failed(item, error)
+
+
+def exponential_delays(first: float, factor: float = 4.0, count: int = 4) -> tuple[float, ...]:
+    """``count`` retry delays growing by *factor* from *first*, e.g. (0.5, 2, 8, 32)."""
+    return tuple(first * math.pow(factor, i) for i in range(count))
+
+
+__all__ = ["DEFAULT_RETRY_DELAYS", "DispatchStats", "Handler", "UpdateDispatcher", "exponential_delays", "lane_key"]

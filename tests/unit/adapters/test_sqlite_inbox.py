@@ -1,0 +1,192 @@
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from voicecoder.adapters.sqlite_inbox import InboxCounts, ItemState, NewUpdate, SqliteInbox
+from voicecoder.domain.errors import StateStoreError
+
+
+def body(update_id: int, text: str = "hi") -> bytes:
+    return json.dumps({"update_id": update_id, "message": {"chat": {"id": 1}, "text": text}}).encode()
+
+
+@pytest.fixture(name="path")
+def _path(tmp_path: Path) -> Path:
+    return tmp_path / "inbox.sqlite3"
+
+
+@pytest.fixture(name="inbox")
+async def _inbox(path: Path) -> AsyncIterator[SqliteInbox]:
+    async with SqliteInbox(path) as inbox:
+        yield inbox
+
+
+class TestSqliteInbox:
+    async def test_put_new_then_duplicate(self, inbox: SqliteInbox) -> None:
+        """The first delivery of an update_id is stored; a second one is acknowledged and changes nothing."""
+        first = await inbox.put(10, "1:message", body(10, "original"))
+        second = await inbox.put(10, "1:message", body(10, "replayed"))
+
+        assert (first, second) == (True, False)
+        stored = await inbox.get(10)
+        assert stored is not None
+        assert stored.update()["message"]["text"] == "original"
+        assert await inbox.counts() == InboxCounts(pending=1, done=0, failed=0)
+
+    async def test_concurrent_duplicates_store_once(self, inbox: SqliteInbox) -> None:
+        """Twenty simultaneous deliveries of one update report exactly one as new."""
+        results: list[bool] = []
+
+        async def deliver() -> None:
+            results.append(await inbox.put(7, "1:message", body(7)))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(20):
+                tg.start_soon(deliver)
+
+        assert sorted(results) == [False] * 19 + [True]
+
+    async def test_committed_before_put_returns(self, inbox: SqliteInbox, path: Path) -> None:
+        """When put returns the row is committed: an independent connection sees it."""
+        await inbox.put(1, "1:message", body(1))
+
+        with sqlite3.connect(path) as other:
+            rows = other.execute("SELECT update_id, state FROM updates").fetchall()
+        other.close()
+
+        assert rows == [(1, "pending")]
+
+    async def test_wal_mode(self, inbox: SqliteInbox, path: Path) -> None:
+        """The file is in WAL mode, so readers never block the writer."""
+        await inbox.put(1, "1:message", body(1))
+
+        other = sqlite3.connect(path)
+        mode = other.execute("PRAGMA journal_mode").fetchone()[0]
+        other.close()
+
+        assert mode == "wal"
+
+    async def test_survives_reopen(self, path: Path) -> None:
+        """Pending items, states and the offset are still there after closing and reopening the file."""
+        async with SqliteInbox(path) as inbox:
+            await inbox.put(1, "1:message", body(1))
+            await inbox.put(2, "1:message", body(2))
+            await inbox.mark_done(1)
+            await inbox.set_offset(3)
+
+        async with SqliteInbox(path) as reopened:
+            pending = [item.update_id for item in await reopened.pending()]
+            offset = await reopened.offset()
+
+        assert pending == [2]
+        assert offset == 3
+
+    async def test_pending_in_update_id_order(self, inbox: SqliteInbox) -> None:
+        """Resume order is update_id order, whatever order the updates were stored in."""
+        for update_id in (30, 10, 20):
+            await inbox.put(update_id, "1:message", body(update_id))
+
+        assert [item.update_id for item in await inbox.pending()] == [10, 20, 30]
+
+    async def test_claim_counts_attempts(self, inbox: SqliteInbox) -> None:
+        """Each claim is one more attempt, recorded durably."""
+        await inbox.put(5, "1:message", body(5))
+
+        attempts = [await inbox.claim(5), await inbox.claim(5)]
+
+        assert attempts == [1, 2]
+        stored = await inbox.get(5)
+        assert stored is not None
+        assert stored.attempts == 2
+
+    async def test_claim_of_finished_item_raises(self, inbox: SqliteInbox) -> None:
+        """A done item cannot be claimed again: processing it twice is refused."""
+        await inbox.put(5, "1:message", body(5))
+        await inbox.mark_done(5)
+
+        with pytest.raises(StateStoreError, match="not pending"):
+            await inbox.claim(5)
+
+    async def test_mark_failed_keeps_error(self, inbox: SqliteInbox) -> None:
+        """A failed item leaves the pending set and keeps its last error."""
+        await inbox.put(5, "1:message", body(5))
+        await inbox.put(6, "1:message", body(6))
+        await inbox.claim(5)
+        await inbox.record_error(5, "RuntimeError: first")
+        await inbox.mark_failed(5, "RuntimeError: boom")
+
+        failed = await inbox.failed()
+
+        assert [(i.update_id, i.state, i.last_error, i.attempts) for i in failed] == [
+            (5, ItemState.FAILED, "RuntimeError: boom", 1)
+        ]
+        assert [i.update_id for i in await inbox.pending()] == [6]
+        assert await inbox.depth() == 1
+
+    async def test_put_many_with_offset_is_atomic(self, inbox: SqliteInbox) -> None:
+        """Polling stores a batch and the next offset in one transaction; duplicates in it are reported."""
+        await inbox.put(1, "1:message", body(1))
+
+        fresh = await inbox.put_many(
+            [NewUpdate(1, "1:message", body(1)), NewUpdate(2, "2:callback", body(2))], offset=3
+        )
+
+        assert fresh == [False, True]
+        assert await inbox.offset() == 3
+        assert [i.lane for i in await inbox.pending()] == ["1:message", "2:callback"]
+
+    async def test_offset_none_before_first_poll(self, inbox: SqliteInbox) -> None:
+        """No offset is stored until polling stores one."""
+        assert await inbox.offset() is None
+
+    async def test_group_commit_shares_transactions(self, inbox: SqliteInbox) -> None:
+        """Two hundred concurrent puts are committed in far fewer transactions than writes."""
+        commits_before = inbox.commits
+
+        async with anyio.create_task_group() as tg:
+            for update_id in range(200):
+                tg.start_soon(inbox.put, update_id, f"{update_id % 50}:message", body(update_id))
+
+        assert await inbox.depth() == 200
+        assert inbox.commits - commits_before < 100
+
+    async def test_purge_finished(self, inbox: SqliteInbox) -> None:
+        """Purging removes finished items only; pending ones stay whatever their age."""
+        await inbox.put(1, "1:message", body(1))
+        await inbox.put(2, "1:message", body(2))
+        await inbox.mark_done(1)
+
+        deleted = await inbox.purge_finished(older_than_s=-1)
+
+        assert deleted == 1
+        assert [i.update_id for i in await inbox.pending()] == [2]
+
+    async def test_check_writable(self, inbox: SqliteInbox) -> None:
+        """The readiness probe writes successfully on a healthy file."""
+        await inbox.check_writable()
+
+    async def test_unopenable_path_raises(self, tmp_path: Path) -> None:
+        """A path that is a directory gives StateStoreError naming the path."""
+        directory = tmp_path / "dir"
+        directory.mkdir()
+
+        with pytest.raises(StateStoreError, match="Cannot open the update inbox"):
+            await SqliteInbox(directory).open()
+
+    async def test_use_before_open_raises(self, path: Path) -> None:
+        """Calling the inbox before open() is a clear StateStoreError, not a hang."""
+        with pytest.raises(StateStoreError, match="not open"):
+            await SqliteInbox(path).put(1, "1:message", body(1))
+
+    async def test_corruption_surfaces_as_state_store_error(self, path: Path) -> None:
+        """A file that is not a database cannot be opened; the error is a StateStoreError."""
+        path.write_bytes(b"this is not sqlite" * 100)
+
+        with pytest.raises(StateStoreError):
+            await SqliteInbox(path).open()
