@@ -1,0 +1,654 @@
+"""
+`SqliteStateStore`: sessions, changes and the audit trail in one SQLite file.
+
+One connection, opened on first use (or by `open()`), used only in worker threads and only while holding a
+lock, so the event loop never blocks on disk I/O and SQLite never sees two statements at once.
+
+Layout (see `MIGRATIONS`; `PRAGMA user_version` is the schema version):
+
+* ``sessions``: one row per chat; ``pending_change_id`` references the session's current change.
+* ``changes``: every change a session ever referenced, keyed by ``(chat_id, id)``. Decided rows (approved,
+  auto-approved, rejected, superseded) are the approval history that `recent_changes` reads.
+* ``audit``: append-only, ordered by an autoincrement id.
+
+Datetimes are stored as ISO 8601 text with their UTC offset; a `zoneinfo.ZoneInfo` zone is kept as an RFC 9557
+suffix (``2026-03-29T02:30:00+01:00[Europe/Berlin]``), so aware datetimes come back equal, with the same zone,
+wall time and offset, even inside a DST gap or fold.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import anyio.to_thread
+
+from voicecoder.domain.errors import StateStoreError
+from voicecoder.domain.model import (
+    AuditRecord,
+    Baseline,
+    ChangeId,
+    ChangeKind,
+    ChangeStatus,
+    ChatId,
+    CommitInfo,
+    Diagnostic,
+    Diff,
+    FileChange,
+    PendingChange,
+    Prompt,
+    PromptSource,
+    SecretFinding,
+    Session,
+    TurnId,
+    UserId,
+)
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SqliteStateStore", "decode_datetime", "encode_datetime"]
+
+log = logging.getLogger(__name__)
+
+_R = TypeVar("_R")
+
+Migration = Callable[[sqlite3.Connection], None]
+
+#: How long a statement waits for another process (e.g. `voicecoder doctor`) holding the write lock.
+BUSY_TIMEOUT_MS: Final = 5_000
+
+
+# --- datetimes ----------------------------------------------------------------------
+
+
+def encode_datetime(value: datetime) -> str:
+    """ISO 8601 with offset; a named `ZoneInfo` zone is appended in brackets (RFC 9557)."""
+    text = value.isoformat()
+    if isinstance(value.tzinfo, ZoneInfo) and value.tzinfo.key is not None:
+        text += f"[{value.tzinfo.key}]"
+    return text
+
+
+def decode_datetime(text: str) -> datetime:
+    """The inverse of `encode_datetime`: same instant, wall time, offset and zone."""
+    zone_key: str | None = None
+    if text.endswith("]"):
+        text, _, zone_key = text[:-1].partition("[")
+    value = datetime.fromisoformat(text)
+    if zone_key is None:
+        return value
+    offset = value.utcoffset()
+    zoned = value.replace(tzinfo=ZoneInfo(zone_key), fold=0)
+    if zoned.utcoffset() != offset:
+        # The wall time is ambiguous (a fold) or missing (a gap); the stored offset says which side it was.
+        zoned = zoned.replace(fold=1)
+    return zoned
+
+
+def _utc_sort_key(value: datetime) -> str:
+    """Fixed-width UTC text that sorts like the instants it encodes."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat(timespec="microseconds")
+
+
+def _opt_dt(value: datetime | None) -> str | None:
+    return encode_datetime(value) if value is not None else None
+
+
+def _opt_decode(text: str | None) -> datetime | None:
+    return decode_datetime(text) if text is not None else None
+
+
+# --- migrations -----------------------------------------------------------------------
+
+
+def _v1_initial(db: sqlite3.Connection) -> None:
+    """Sessions, changes and the audit trail."""
+    db.execute(
+        """
+        CREATE TABLE changes (
+            chat_id INTEGER NOT NULL,
+            id TEXT NOT NULL,
+            turn_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            prompt_text TEXT NOT NULL,
+            prompt_source TEXT NOT NULL,
+            prompt_confidence REAL,
+            prompt_audio_digest TEXT,
+            baseline_turn_id TEXT NOT NULL,
+            baseline_snapshot TEXT NOT NULL,
+            diff_unified TEXT NOT NULL,
+            diff_files TEXT NOT NULL,
+            diff_fingerprint TEXT NOT NULL,
+            findings TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            decided_at TEXT,
+            decided_by INTEGER,
+            commit_sha TEXT,
+            commit_message TEXT,
+            commit_author TEXT,
+            commit_time TEXT,
+            agent_session_id TEXT,
+            PRIMARY KEY (chat_id, id)
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE sessions (
+            chat_id INTEGER PRIMARY KEY,
+            agent_session_id TEXT,
+            turn_count INTEGER NOT NULL,
+            compaction_threshold INTEGER NOT NULL,
+            approved_count INTEGER NOT NULL,
+            rejected_count INTEGER NOT NULL,
+            pending_change_id TEXT,
+            started_at TEXT,
+            last_activity TEXT,
+            FOREIGN KEY (chat_id, pending_change_id) REFERENCES changes (chat_id, id)
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL,
+            chat_id INTEGER NOT NULL,
+            user_id INTEGER,
+            action TEXT NOT NULL,
+            change_id TEXT,
+            audio_digest TEXT,
+            transcript TEXT,
+            prompt TEXT,
+            agent_session_id TEXT,
+            diff_fingerprint TEXT,
+            commit_sha TEXT,
+            detail TEXT
+        )
+        """
+    )
+
+
+def _v2_history_index(db: sqlite3.Connection) -> None:
+    """A UTC sort key for decisions (offsets make `decided_at` text unsortable) and indexes for the history reads."""
+    db.execute("ALTER TABLE changes ADD COLUMN decided_utc TEXT")
+    rows = db.execute("SELECT chat_id, id, decided_at FROM changes WHERE decided_at IS NOT NULL").fetchall()
+    for chat_id, change_id, decided_at in rows:
+        db.execute(
+            "UPDATE changes SET decided_utc = ? WHERE chat_id = ? AND id = ?",
+            (_utc_sort_key(decode_datetime(decided_at)), chat_id, change_id),
+        )
+    db.execute("CREATE INDEX changes_by_decision ON changes (chat_id, decided_utc)")
+    db.execute("CREATE INDEX audit_by_chat ON audit (chat_id, id)")
+
+
+#: Ordered; migration ``i`` takes a database from schema version ``i`` to ``i + 1``. Never edit a released one.
+MIGRATIONS: Final[tuple[Migration, ...]] = (_v1_initial, _v2_history_index)
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+
+
+# --- row mapping ------------------------------------------------------------------------
+
+_CHANGE_COLUMNS: Final = (
+    "chat_id",
+    "id",
+    "turn_id",
+    "status",
+    "prompt_text",
+    "prompt_source",
+    "prompt_confidence",
+    "prompt_audio_digest",
+    "baseline_turn_id",
+    "baseline_snapshot",
+    "diff_unified",
+    "diff_files",
+    "diff_fingerprint",
+    "findings",
+    "created_at",
+    "decided_at",
+    "decided_utc",
+    "decided_by",
+    "commit_sha",
+    "commit_message",
+    "commit_author",
+    "commit_time",
+    "agent_session_id",
+)
+
+
+def _upsert_sql(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
+    """INSERT … ON CONFLICT (key) DO UPDATE every other column; *table* and *columns* are our constants."""
+    names = ", ".join(columns)
+    marks = ", ".join("?" * len(columns))
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+    return f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"  # noqa: S608
+
+
+_UPSERT_CHANGE: Final = _upsert_sql("changes", _CHANGE_COLUMNS, ("chat_id", "id"))
+_SELECT_CHANGE: Final = f"SELECT {', '.join(_CHANGE_COLUMNS)} FROM changes"  # noqa: S608 - constant column names
+_UPSERT_SESSION: Final = """
+    INSERT INTO sessions (chat_id, agent_session_id, turn_count, compaction_threshold, approved_count,
+                          rejected_count, pending_change_id, started_at, last_activity)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (chat_id) DO UPDATE SET
+        agent_session_id = excluded.agent_session_id,
+        turn_count = excluded.turn_count,
+        compaction_threshold = excluded.compaction_threshold,
+        approved_count = excluded.approved_count,
+        rejected_count = excluded.rejected_count,
+        pending_change_id = excluded.pending_change_id,
+        started_at = excluded.started_at,
+        last_activity = excluded.last_activity
+"""
+_AUDIT_COLUMNS: Final = (
+    "at",
+    "chat_id",
+    "user_id",
+    "action",
+    "change_id",
+    "audio_digest",
+    "transcript",
+    "prompt",
+    "agent_session_id",
+    "diff_fingerprint",
+    "commit_sha",
+    "detail",
+)
+
+
+def _change_row(change: PendingChange) -> tuple[Any, ...]:
+    commit = change.commit
+    files = [
+        {
+            "path": f.path,
+            "kind": f.kind.value,
+            "additions": f.additions,
+            "deletions": f.deletions,
+            "binary": f.binary,
+            "old_mode": f.old_mode,
+            "new_mode": f.new_mode,
+        }
+        for f in change.diff.files
+    ]
+    findings = [{"path": f.path, "line": f.line, "kind": f.kind} for f in change.findings]
+    return (
+        change.chat_id.value,
+        change.id.value,
+        change.turn_id.value,
+        change.status.value,
+        change.prompt.text,
+        change.prompt.source.value,
+        change.prompt.confidence,
+        change.prompt.audio_digest,
+        change.baseline.turn_id.value,
+        change.baseline.snapshot,
+        change.diff.unified,
+        json.dumps(files),
+        change.diff.fingerprint,
+        json.dumps(findings),
+        encode_datetime(change.created_at),
+        _opt_dt(change.decided_at),
+        _utc_sort_key(change.decided_at) if change.decided_at is not None else None,
+        change.decided_by.value if change.decided_by is not None else None,
+        commit.sha if commit else None,
+        commit.message if commit else None,
+        commit.author if commit else None,
+        encode_datetime(commit.committed_at) if commit else None,
+        change.agent_session_id,
+    )
+
+
+def _change_from_row(row: sqlite3.Row) -> PendingChange:
+    commit = None
+    if row["commit_sha"] is not None:
+        commit = CommitInfo(
+            sha=row["commit_sha"],
+            message=row["commit_message"],
+            author=row["commit_author"],
+            committed_at=decode_datetime(row["commit_time"]),
+        )
+    files = tuple(
+        FileChange(
+            path=f["path"],
+            kind=ChangeKind(f["kind"]),
+            additions=f["additions"],
+            deletions=f["deletions"],
+            binary=f["binary"],
+            old_mode=f["old_mode"],
+            new_mode=f["new_mode"],
+        )
+        for f in json.loads(row["diff_files"])
+    )
+    findings = tuple(SecretFinding(path=f["path"], line=f["line"], kind=f["kind"]) for f in json.loads(row["findings"]))
+    return PendingChange(
+        id=ChangeId(row["id"]),
+        turn_id=TurnId(row["turn_id"]),
+        chat_id=ChatId(row["chat_id"]),
+        prompt=Prompt(
+            text=row["prompt_text"],
+            source=PromptSource(row["prompt_source"]),
+            confidence=row["prompt_confidence"],
+            audio_digest=row["prompt_audio_digest"],
+        ),
+        baseline=Baseline(turn_id=TurnId(row["baseline_turn_id"]), snapshot=row["baseline_snapshot"]),
+        diff=Diff(unified=row["diff_unified"], files=files, fingerprint=row["diff_fingerprint"]),
+        created_at=decode_datetime(row["created_at"]),
+        agent_session_id=row["agent_session_id"],
+        findings=findings,
+        status=ChangeStatus(row["status"]),
+        decided_at=_opt_decode(row["decided_at"]),
+        decided_by=UserId(row["decided_by"]) if row["decided_by"] is not None else None,
+        commit=commit,
+    )
+
+
+def _audit_row(record: AuditRecord) -> tuple[Any, ...]:
+    return (
+        encode_datetime(record.at),
+        record.chat_id.value,
+        record.user_id.value if record.user_id is not None else None,
+        record.action,
+        record.change_id.value if record.change_id is not None else None,
+        record.audio_digest,
+        record.transcript,
+        record.prompt,
+        record.agent_session_id,
+        record.diff_fingerprint,
+        record.commit_sha,
+        record.detail,
+    )
+
+
+def _audit_from_row(row: sqlite3.Row) -> AuditRecord:
+    return AuditRecord(
+        at=decode_datetime(row["at"]),
+        chat_id=ChatId(row["chat_id"]),
+        user_id=UserId(row["user_id"]) if row["user_id"] is not None else None,
+        action=row["action"],
+        change_id=ChangeId(row["change_id"]) if row["change_id"] is not None else None,
+        audio_digest=row["audio_digest"],
+        transcript=row["transcript"],
+        prompt=row["prompt"],
+        agent_session_id=row["agent_session_id"],
+        diff_fingerprint=row["diff_fingerprint"],
+        commit_sha=row["commit_sha"],
+        detail=row["detail"],
+    )
+
+
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE … COMMIT, rolled back on any exception (the connection is in autocommit mode)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+# --- the adapter ------------------------------------------------------------------------
+
+
+class SqliteStateStore:
+    """
+    The `StateStore` port on a SQLite file (WAL, ``synchronous=FULL``).
+
+    Construct it anywhere (nothing happens until the first call or `open()`); call `close()` at shutdown.
+    Every failure is a `StateStoreError` naming the file.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self._path = Path(path)
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        self._closed = False
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def __repr__(self) -> str:
+        return f"SqliteStateStore({str(self._path)!r})"
+
+    # --- lifecycle
+
+    async def open(self) -> None:
+        """Open the file and bring its schema up to date now, rather than on first use."""
+        await self._run(lambda _: None, "open")
+
+    async def close(self) -> None:
+        """Close the connection; later calls raise `StateStoreError`. Closing twice is fine."""
+        await anyio.to_thread.run_sync(self._close_sync)
+
+    def _close_sync(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StateStoreError(f"The state store at {self._path} is closed.")
+        if self._db is not None:
+            return self._db
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        try:
+            db.row_factory = sqlite3.Row
+            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                log.warning("state store %s runs in journal mode %s, not WAL", self._path, mode)
+            db.execute("PRAGMA synchronous = FULL")
+            db.execute("PRAGMA foreign_keys = ON")
+            self._migrate(db)
+        except BaseException:
+            db.close()
+            raise
+        self._db = db
+        return db
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise StateStoreError(
+                f"The state store at {self._path} has schema version {version}, but this voicecoder only knows "
+                f"versions up to {SCHEMA_VERSION}: it was written by a newer voicecoder. Upgrade voicecoder, "
+                "or point it at another data dir."
+            )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            migration = MIGRATIONS[target - 1]
+            with _transaction(db):
+                migration(db)
+                db.execute(f"PRAGMA user_version = {target}")
+            log.info("state store %s migrated to schema version %d (%s)", self._path, target, migration.__name__)
+
+    async def _run(self, operation: Callable[[sqlite3.Connection], _R], action: str) -> _R:
+        return await anyio.to_thread.run_sync(self._locked, operation, action)
+
+    def _locked(self, operation: Callable[[sqlite3.Connection], _R], action: str) -> _R:
+        with self._lock:
+            try:
+                return operation(self._connect())
+            except StateStoreError:
+                raise
+            except (sqlite3.Error, OSError, OverflowError) as exc:
+                raise StateStoreError(
+                    f"Could not {action} the state store at {self._path}: {exc}. "
+                    "Is the data dir writable by this user, and is there free disk space?"
+                ) from exc
+            except (ValueError, KeyError, TypeError, ZoneInfoNotFoundError) as exc:
+                raise StateStoreError(
+                    f"Could not {action} the state store at {self._path}: it holds a value this voicecoder cannot "
+                    f"read or write ({type(exc).__name__}: {exc})."
+                ) from exc
+
+    # --- the port
+
+    async def load_session(self, chat: ChatId, /) -> Session | None:
+        """The session of *chat*, with its pending change, or None."""
+
+        def load(db: sqlite3.Connection) -> Session | None:
+            row = db.execute("SELECT * FROM sessions WHERE chat_id = ?", (chat.value,)).fetchone()
+            if row is None:
+                return None
+            pending = None
+            if row["pending_change_id"] is not None:
+                change_row = db.execute(
+                    f"{_SELECT_CHANGE} WHERE chat_id = ? AND id = ?", (chat.value, row["pending_change_id"])
+                ).fetchone()
+                if change_row is None:
+                    raise KeyError(f"change {row['pending_change_id']} of chat {chat} is missing")
+                pending = _change_from_row(change_row)
+            return Session(
+                chat_id=chat,
+                agent_session_id=row["agent_session_id"],
+                turn_count=row["turn_count"],
+                compaction_threshold=row["compaction_threshold"],
+                approved_count=row["approved_count"],
+                rejected_count=row["rejected_count"],
+                pending=pending,
+                started_at=_opt_decode(row["started_at"]),
+                last_activity=_opt_decode(row["last_activity"]),
+            )
+
+        return await self._run(load, "read")
+
+    async def save_session(self, session: Session, /) -> None:
+        """
+        Persist *session* and its pending change in one transaction.
+
+        A change the session referenced before, still pending in the file, that the session no longer
+        references was superseded (the port has no other way to tell us): it is marked so, decided at the
+        new change's creation time, or at the session's last activity when nothing replaced it.
+        """
+        pending = session.pending
+        if pending is not None and pending.chat_id != session.chat_id:
+            raise StateStoreError(
+                f"Refusing to save chat {session.chat_id}: its pending change {pending.id} belongs to chat "
+                f"{pending.chat_id}."
+            )
+        session_row = (
+            session.chat_id.value,
+            session.agent_session_id,
+            session.turn_count,
+            session.compaction_threshold,
+            session.approved_count,
+            session.rejected_count,
+            pending.id.value if pending is not None else None,
+            _opt_dt(session.started_at),
+            _opt_dt(session.last_activity),
+        )
+        change_row = _change_row(pending) if pending is not None else None
+        superseded_at = pending.created_at if pending is not None else session.last_activity
+
+        def save(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                before = db.execute(
+                    "SELECT pending_change_id FROM sessions WHERE chat_id = ?", (session.chat_id.value,)
+                ).fetchone()
+                if change_row is not None:
+                    db.execute(_UPSERT_CHANGE, change_row)
+                db.execute(_UPSERT_SESSION, session_row)
+                previous = before["pending_change_id"] if before is not None else None
+                if previous is not None and previous != session_row[6]:
+                    db.execute(
+                        "UPDATE changes SET status = ?, decided_at = ?, decided_utc = ? "
+                        "WHERE chat_id = ? AND id = ? AND status = ?",
+                        (
+                            ChangeStatus.SUPERSEDED.value,
+                            _opt_dt(superseded_at),
+                            _utc_sort_key(superseded_at) if superseded_at is not None else None,
+                            session.chat_id.value,
+                            previous,
+                            ChangeStatus.PENDING.value,
+                        ),
+                    )
+
+        await self._run(save, "write")
+
+    async def append_audit(self, record: AuditRecord, /) -> None:
+        """Append one audit record."""
+        row = _audit_row(record)
+        statement = (
+            f"INSERT INTO audit ({', '.join(_AUDIT_COLUMNS)}) "  # noqa: S608 - constant column names
+            f"VALUES ({', '.join('?' * len(_AUDIT_COLUMNS))})"
+        )
+
+        def append(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                db.execute(statement, row)
+
+        await self._run(append, "write")
+
+    async def audit_trail(self, chat: ChatId, /, limit: int = 20) -> Sequence[AuditRecord]:
+        """The latest *limit* records of *chat*, oldest first; none for a *limit* below 1."""
+        if limit < 1:
+            return []
+
+        def read(db: sqlite3.Connection) -> list[AuditRecord]:
+            rows = db.execute(
+                f"SELECT {', '.join(_AUDIT_COLUMNS)} FROM audit "  # noqa: S608 - constant column names
+                "WHERE chat_id = ? ORDER BY id DESC LIMIT ?",
+                (chat.value, limit),
+            ).fetchall()
+            return [_audit_from_row(r) for r in reversed(rows)]
+
+        return await self._run(read, "read")
+
+    # --- beyond the port
+
+    async def recent_changes(self, chat: ChatId, /, limit: int = 10) -> Sequence[PendingChange]:
+        """The approval history of *chat*: its latest *limit* decided changes, most recently decided first."""
+        if limit < 1:
+            return []
+
+        def read(db: sqlite3.Connection) -> list[PendingChange]:
+            rows = db.execute(
+                f"{_SELECT_CHANGE} WHERE chat_id = ? AND status != ? "
+                "ORDER BY decided_utc IS NULL, decided_utc DESC, rowid DESC LIMIT ?",
+                (chat.value, ChangeStatus.PENDING.value, limit),
+            ).fetchall()
+            return [_change_from_row(r) for r in rows]
+
+        return await self._run(read, "read")
+
+    async def diagnose(self) -> Sequence[Diagnostic]:
+        """One check: the file opens, is at our schema version and answers a query. Raises nothing."""
+
+        def check(db: sqlite3.Connection) -> tuple[int, int, str]:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            sessions = int(db.execute("SELECT count(*) FROM sessions").fetchone()[0])
+            mode = str(db.execute("PRAGMA journal_mode").fetchone()[0])
+            return version, sessions, mode
+
+        try:
+            version, sessions, mode = await self._run(check, "read")
+        except StateStoreError as exc:
+            return [
+                Diagnostic(
+                    name="state store",
+                    ok=False,
+                    detail=str(exc),
+                    fix="Set the data dir to a writable directory on a local disk.",
+                )
+            ]
+        return [
+            Diagnostic(
+                name="state store",
+                ok=True,
+                detail=f"{self._path}: schema v{version}, {sessions} session(s), journal {mode}",
+                warning=mode.lower() != "wal",
+            )
+        ]
