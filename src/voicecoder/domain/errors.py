@@ -6,6 +6,7 @@ The one exception hierarchy of voicecoder.
     - NotAuthorizedError
     - NoPendingChangeError, ChangeNotPendingError, StaleChangeError
     - ApprovalBlockedError, TurnInProgressError, EmptyPromptError
+    - MalformedUpdateError
   + PortError
     - TranscriptionError
       . UnsupportedAudioError, NoSpeechError, AudioTooLargeError, AudioTooLongError
@@ -88,6 +89,14 @@ class EmptyPromptError(DomainError):
 
     def __init__(self) -> None:
         super().__init__("The message is empty. Send a text or a voice note describing what to do.")
+
+
+class MalformedUpdateError(DomainError):
+    """A transport update (e.g. a Telegram Update or callback_data) does not have the expected shape; skip it."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"Malformed update: {detail}")
+        self.detail = detail
 
 
 class PortError(VoicecoderError):
