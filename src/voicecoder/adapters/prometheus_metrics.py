@@ -1,0 +1,112 @@
+"""Prometheus metrics, and port decorators that record agent and speech timings."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import attrs
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from voicecoder.domain.errors import TranscriptionError
+from voicecoder.domain.model import AgentRequest, AgentResult, Audio, Diagnostic, Transcript, TranscriptionHints
+from voicecoder.domain.ports import AgentRunner, EventSink, Transcriber
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    """One registry per process (or per test), so tests never see each other's counts."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.updates = Counter(
+            "voicecoder_updates_total",
+            "Telegram updates by outcome (received, acked, duplicate, rejected, processed, failed, retried).",
+            ["outcome"],
+            registry=r,
+        )
+        self.processing_seconds = Histogram(
+            "voicecoder_update_processing_seconds",
+            "Time from taking an update off the inbox to finishing it.",
+            buckets=(0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 900),
+            registry=r,
+        )
+        self.agent_seconds = Histogram(
+            "voicecoder_agent_run_seconds",
+            "Claude Code run duration.",
+            ["outcome"],
+            buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800),
+            registry=r,
+        )
+        self.agent_cost = Counter("voicecoder_agent_cost_usd_total", "Reported agent cost in USD.", registry=r)
+        self.stt_seconds = Histogram(
+            "voicecoder_stt_seconds",
+            "Speech-to-text duration.",
+            ["provider", "outcome"],
+            buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+            registry=r,
+        )
+        self.telegram_errors = Counter(
+            "voicecoder_telegram_api_errors_total", "Bot API errors by error code.", ["code"], registry=r
+        )
+        self.inbox_depth = Gauge("voicecoder_inbox_depth", "Updates stored and not yet processed.", registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+@attrs.define
+class MeteredAgentRunner:
+    """Wraps an AgentRunner to time runs and add up cost."""
+
+    inner: AgentRunner
+    metrics: Metrics
+
+    async def run(self, request: AgentRequest, /, on_event: EventSink) -> AgentResult:
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            result = await self.inner.run(request, on_event)
+            outcome = "success" if result.success else "failed"
+            if result.cost_usd:
+                self.metrics.agent_cost.inc(result.cost_usd)
+            return result
+        finally:
+            self.metrics.agent_seconds.labels(outcome).observe(time.perf_counter() - started)
+
+    async def compact(self, session_id: str, /, on_event: EventSink) -> AgentResult:
+        return await self.inner.compact(session_id, on_event)
+
+    async def diagnose(self) -> Sequence[Diagnostic]:
+        diagnose = getattr(self.inner, "diagnose", None)
+        return list(await diagnose()) if diagnose is not None else []
+
+
+@attrs.define
+class MeteredTranscriber:
+    """Wraps a Transcriber to time transcriptions by provider and outcome."""
+
+    inner: Transcriber
+    metrics: Metrics
+    provider: str
+
+    async def transcribe(self, audio: Audio, hints: TranscriptionHints | None = None, /) -> Transcript:
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            transcript = await self.inner.transcribe(audio, hints)
+        except TranscriptionError as exc:
+            outcome = type(exc).__name__
+            raise
+        else:
+            outcome = "ok"
+            return transcript
+        finally:
+            self.metrics.stt_seconds.labels(self.provider, outcome).observe(time.perf_counter() - started)
+
+    async def diagnose(self) -> Sequence[Diagnostic]:
+        diagnose = getattr(self.inner, "diagnose", None)
+        return list(await diagnose()) if diagnose is not None else []
