@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Final, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -80,7 +81,7 @@ def decode_datetime(text: str) -> datetime:
     zone_key: str | None = None
     if text.endswith("]"):
         text, _, zone_key = text[:-1].partition("[")
-    value = datetime.fromisoformat(text)
+    value = _parse_iso(text)
     if zone_key is None:
         return value
     offset = value.utcoffset()
@@ -89,6 +90,20 @@ def decode_datetime(text: str) -> datetime:
         # The wall time is ambiguous (a fold) or missing (a gap); the stored offset says which side it was.
         zoned = zoned.replace(fold=1)
     return zoned
+
+
+_OFFSET = re.compile(r"([+-])(\d\d):(\d\d)(?::(\d\d)(?:\.(\d{6}))?)?$")
+
+
+def _parse_iso(text: str) -> datetime:
+    """`datetime.fromisoformat`, but keeping the sub-second part of an offset (3.11 drops it)."""
+    match = _OFFSET.search(text) if len(text) > 19 else None
+    if match is None:
+        return datetime.fromisoformat(text)
+    sign, hours, minutes, seconds, micros = match.groups()
+    offset = timedelta(hours=int(hours), minutes=int(minutes), seconds=int(seconds or 0), microseconds=int(micros or 0))
+    naive = datetime.fromisoformat(text[: match.start()])
+    return naive.replace(tzinfo=timezone(-offset if sign == "-" else offset))
 
 
 def _utc_sort_key(value: datetime) -> str:
