@@ -7,7 +7,8 @@ behind a running agent turn. A :class:`anyio.CapacityLimiter` bounds how many la
 
 An item is marked done only after the handler returned. A failing update is retried with backoff
 (its lane waits, so order holds) and after ``max_attempts`` is recorded as failed with its error;
-its lane then moves on. On start, everything still pending in the inbox is resumed in ``update_id``
+its lane then moves on. Errors that retrying cannot fix (``DomainError``, e.g. a malformed update) are
+recorded as failed at once. On start, everything still pending in the inbox is resumed in ``update_id``
 order. :meth:`UpdateDispatcher.stop` takes no new work, lets in-flight items finish within a grace
 period and leaves the rest pending for the next start.
 """
@@ -26,6 +27,7 @@ import anyio.abc
 import attrs
 
 from voicecoder.adapters.sqlite_inbox import InboxItem, SqliteInbox
+from voicecoder.domain.errors import DomainError
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,7 @@ class UpdateDispatcher:
         retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
         grace_s: float = 10.0,
         stats: DispatchStats | None = None,
+        permanent_errors: tuple[type[Exception], ...] = (DomainError,),
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -87,6 +90,7 @@ class UpdateDispatcher:
         self._max_attempts = max_attempts
         self._retry_delays = tuple(retry_delays)
         self._grace_s = grace_s
+        self._permanent_errors = permanent_errors
         self.stats = stats if stats is not None else DispatchStats()
         self._lanes: dict[str, collections.deque[InboxItem]] = {}
         self._known: set[int] = set()
@@ -214,7 +218,7 @@ class UpdateDispatcher:
                 attempt = await self._inbox.claim(item.update_id)
                 self.stats.in_flight += 1
                 try:
-                    error = await self._attempt(update)
+                    error, permanent = await self._attempt(update)
                     if error is None:
                         with anyio.CancelScope(shield=True):
                             await self._inbox.mark_done(item.update_id)
@@ -227,7 +231,7 @@ class UpdateDispatcher:
                 if self.stats.on_processed is not None:
                     self.stats.on_processed(item.lane, max(0.0, time.time() - item.received_at))
                 return True
-            if attempt >= self._max_attempts:
+            if permanent or attempt >= self._max_attempts:
                 await self._give_up(item, error)
                 return True
             self.stats.retries += 1
@@ -244,14 +248,16 @@ class UpdateDispatcher:
                 self.stats.on_retry(item, error)
             await anyio.sleep(self._delay(attempt))
 
-    async def _attempt(self, update: dict[str, Any]) -> str | None:
+    async def _attempt(self, update: dict[str, Any]) -> tuple[str | None, bool]:
+        """(error text or None, whether retrying is pointless)."""
         try:
             await self._handler(update)
         except Exception as exc:
             # Explicit policy (ADR 0008): a failing update is retried, then recorded as failed; it never
             # kills its lane. Cancellation is not an Exception and propagates.
-            return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        return None
+            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            return error, isinstance(exc, self._permanent_errors)
+        return None, False
 
     async def _give_up(self, item: InboxItem, error: str) -> None:
         log.error("dispatcher: update %d (lane %s) failed for good: %s", item.update_id, item.lane, error)

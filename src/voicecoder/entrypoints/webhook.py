@@ -1,0 +1,343 @@
+"""
+The Telegram webhook: an aiohttp app that stores each update durably, answers 200, and nothing else.
+
+``POST /<path>`` checks, in this order: source network (optional allow-list, with X-Forwarded-For
+trusted only from configured proxies) → 403; the ``X-Telegram-Bot-Api-Secret-Token`` header
+(constant-time) → 401; body size → 413; JSON and Update shape → 400. Update types other than
+``message`` and ``callback_query`` are answered 200 and dropped. Everything else is written to the
+:class:`SqliteInbox` (a duplicate ``update_id`` is acknowledged, not stored again) and handed to the
+:class:`UpdateDispatcher`; the 200 goes out only after the commit. If the inbox cannot be written
+the answer is 503, so Telegram delivers the update again later.
+
+``GET /healthz`` answers while the process lives; ``GET /readyz`` checks the inbox is writable and the
+dispatcher is running. :func:`serve_webhook` runs the site and the dispatcher in one anyio task group
+and shuts both down gracefully on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import logging
+import re
+import secrets
+import signal
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import anyio
+import anyio.abc
+import attrs
+from aiohttp import web
+
+from voicecoder.adapters.sqlite_inbox import InboxItem, SqliteInbox
+from voicecoder.adapters.update_dispatcher import UpdateDispatcher, lane_key
+from voicecoder.domain.errors import ConfigurationError, MalformedUpdateError, StateStoreError
+
+log = logging.getLogger(__name__)
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name, not a secret
+TELEGRAM_NETWORKS: tuple[str, ...] = ("149.154.160.0/20", "91.108.4.0/22")
+"""Where Telegram's webhook requests come from (core.telegram.org/bots/webhooks); the ranges may change."""
+PROCESSED_TYPES = frozenset({"message", "callback_query"})
+DEFAULT_MAX_BODY_BYTES = 1 << 20
+_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
+_MAX_UPDATE_ID = (1 << 63) - 1
+
+LaneOf = Callable[[Mapping[str, Any]], "tuple[int, str] | None"]
+"""Routes a raw update to (chat id, "message" | "callback"); None or MalformedUpdateError if it cannot."""
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _networks(values: Iterable[str | Network]) -> tuple[Network, ...]:
+    return tuple(v if not isinstance(v, str) else ipaddress.ip_network(v, strict=False) for v in values)
+
+
+def random_path() -> str:
+    """A hard-to-guess webhook path such as ``/tg-3q2…``."""
+    return "/tg-" + secrets.token_urlsafe(24)
+
+
+def new_secret_token() -> str:
+    """A fresh secret for setWebhook's ``secret_token``: 43 characters of ``[A-Za-z0-9_-]``."""
+    return secrets.token_urlsafe(32)
+
+
+def _check_secret(value: str) -> str:
+    if not _SECRET_RE.fullmatch(value):
+        raise ConfigurationError(
+            "WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule); "
+            "generate one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`."
+        )
+    return value
+
+
+def _check_path(value: str) -> str:
+    if not value.startswith("/") or len(value) < 2 or "{" in value or "}" in value:
+        raise ConfigurationError("The webhook path must start with '/' and have at least one more character.")
+    return value
+
+
+@attrs.frozen
+class WebhookSettings:
+    """
+    How the webhook endpoint checks requests.
+
+    ``path`` defaults to a random one; :meth:`token_path` builds the ``/<TOKEN>`` form. ``allowed_networks``
+    empty means no source check. ``trusted_proxies``: peers whose ``X-Forwarded-For`` is believed.
+    """
+
+    secret_token: str = attrs.field(converter=_check_secret, repr=False)
+    path: str = attrs.field(factory=random_path, converter=_check_path, repr=False)
+    allowed_networks: tuple[Network, ...] = attrs.field(default=(), converter=_networks)
+    trusted_proxies: tuple[Network, ...] = attrs.field(default=(), converter=_networks)
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+
+    @staticmethod
+    def token_path(bot_token: str) -> str:
+        """The ``/<TOKEN>`` path form (the token is then part of the URL: never log it)."""
+        return "/" + bot_token
+
+
+@attrs.define
+class IngressStats:
+    """Counters per outcome, readable by the metrics layer."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    ignored: int = 0
+    rejected: dict[int, int] = attrs.field(factory=dict)
+
+    def reject(self, status: int) -> None:
+        self.rejected[status] = self.rejected.get(status, 0) + 1
+
+
+@attrs.define
+class WebhookIngress:
+    """The request handlers; one instance per app, stored under :data:`INGRESS`."""
+
+    settings: WebhookSettings
+    inbox: SqliteInbox
+    dispatcher: UpdateDispatcher
+    lane_of: LaneOf
+    stats: IngressStats = attrs.field(factory=IngressStats)
+
+    # --- checks ----------------------------------------------------------------------------
+
+    def client_address(self, request: web.Request) -> Address | None:
+        """The sender's address: the peer, or the right-most untrusted X-Forwarded-For hop behind trusted proxies."""
+        peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+        if not peer:
+            return None
+        try:
+            address: Address = ipaddress.ip_address(peer[0])
+        except ValueError:
+            return None
+        if not self.settings.trusted_proxies or not _within(address, self.settings.trusted_proxies):
+            return address
+        hops = [h.strip() for v in request.headers.getall("X-Forwarded-For", []) for h in v.split(",")]
+        for hop in reversed(hops):
+            try:
+                candidate: Address = ipaddress.ip_address(hop)
+            except ValueError:
+                return None  # a garbled chain cannot be trusted
+            if not _within(candidate, self.settings.trusted_proxies):
+                return candidate
+        return address
+
+    def source_allowed(self, request: web.Request) -> bool:
+        if not self.settings.allowed_networks:
+            return True
+        address = self.client_address(request)
+        return address is not None and _within(address, self.settings.allowed_networks)
+
+    def secret_ok(self, request: web.Request) -> bool:
+        given = request.headers.get(SECRET_HEADER, "")
+        return hmac.compare_digest(given.encode(), self.settings.secret_token.encode())
+
+    # --- handlers --------------------------------------------------------------------------
+
+    async def on_update(self, request: web.Request) -> web.StreamResponse:
+        if not self.source_allowed(request):
+            return self._reject(403, "Forbidden")
+        if not self.secret_ok(request):
+            return self._reject(401, "Unauthorized")
+        length = request.content_length
+        if length is not None and length > self.settings.max_body_bytes:
+            return self._reject(413, "Payload Too Large")
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return self._reject(413, "Payload Too Large")
+        if len(body) > self.settings.max_body_bytes:
+            return self._reject(413, "Payload Too Large")
+        try:
+            parsed = self._parse(body)
+        except MalformedUpdateError as exc:
+            log.info("webhook: rejected a malformed update: %s", exc.detail)
+            return self._reject(400, "Bad Request")
+        if parsed is None:
+            self.stats.ignored += 1
+            return web.Response(status=200)
+        update_id, lane = parsed
+        # Shielded: once the commit starts, the item must reach the dispatcher even if the client goes away.
+        with anyio.CancelScope(shield=True):
+            try:
+                fresh = await self.inbox.put(update_id, lane, body)
+            except StateStoreError:
+                log.exception("webhook: the inbox cannot be written; asking Telegram to retry")
+                return self._reject(503, "Service Unavailable", retry_after=5)
+            if fresh:
+                self.stats.accepted += 1
+                self.dispatcher.submit(InboxItem(update_id=update_id, lane=lane, body=body, received_at=time.time()))
+            else:
+                self.stats.duplicates += 1
+        return web.Response(status=200)
+
+    def _parse(self, body: bytes) -> tuple[int, str] | None:
+        """(update_id, lane) for an update to process; None for a valid update of a type we ignore."""
+        try:
+            update = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise MalformedUpdateError("body is not JSON") from exc
+        if not isinstance(update, dict):
+            raise MalformedUpdateError("body is not a JSON object")
+        update_id = update.get("update_id")
+        if type(update_id) is not int or not 0 <= update_id <= _MAX_UPDATE_ID:
+            raise MalformedUpdateError("update_id is missing or not a non-negative integer")
+        kinds = PROCESSED_TYPES.intersection(update)
+        if not kinds:
+            return None
+        if len(kinds) > 1 or not isinstance(update[next(iter(kinds))], dict):
+            raise MalformedUpdateError("an Update carries exactly one object")
+        try:
+            lane = self.lane_of(update)
+        except MalformedUpdateError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MalformedUpdateError(f"cannot route the update: {type(exc).__name__}") from exc
+        if lane is None:
+            raise MalformedUpdateError("the update has no chat to route it to")
+        return update_id, lane_key(*lane)
+
+    def _reject(self, status: int, text: str, *, retry_after: int | None = None) -> web.Response:
+        self.stats.reject(status)
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+        return web.Response(status=status, text=text, headers=headers)
+
+    async def healthz(self, _request: web.Request) -> web.Response:
+        return web.json_response({"status": "alive"})
+
+    async def readyz(self, _request: web.Request) -> web.Response:
+        checks: dict[str, str] = {}
+        try:
+            with anyio.fail_after(2):
+                await self.inbox.check_writable()
+            checks["inbox"] = "ok"
+        except (StateStoreError, TimeoutError) as exc:
+            checks["inbox"] = f"not writable: {type(exc).__name__}"
+        checks["dispatcher"] = "ok" if self.dispatcher.running else "not running"
+        ready = all(v == "ok" for v in checks.values())
+        return web.json_response(
+            {"status": "ready" if ready else "not ready", "checks": checks, "backlog": self.dispatcher.backlog},
+            status=200 if ready else 503,
+        )
+
+
+def _within(address: Address, networks: tuple[Network, ...]) -> bool:
+    return any(address.version == net.version and address in net for net in networks)
+
+
+INGRESS = web.AppKey("ingress", WebhookIngress)
+
+
+def create_webhook_app(
+    settings: WebhookSettings,
+    *,
+    inbox: SqliteInbox,
+    dispatcher: UpdateDispatcher,
+    lane_of: LaneOf,
+) -> web.Application:
+    """The webhook app: ``POST settings.path``, ``GET /healthz``, ``GET /readyz``. No globals, no work at import."""
+    app = web.Application(client_max_size=settings.max_body_bytes + 1)
+    ingress = WebhookIngress(settings=settings, inbox=inbox, dispatcher=dispatcher, lane_of=lane_of)
+    app[INGRESS] = ingress
+    app.router.add_post(settings.path, ingress.on_update)
+    app.router.add_get("/healthz", ingress.healthz)
+    app.router.add_get("/readyz", ingress.readyz)
+    return app
+
+
+async def serve_webhook(
+    settings: WebhookSettings,
+    *,
+    inbox: SqliteInbox,
+    dispatcher: UpdateDispatcher,
+    lane_of: LaneOf,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    stop: anyio.Event | None = None,
+    handle_signals: bool = True,
+    shutdown_timeout_s: float = 10.0,
+    configure_app: Callable[[web.Application], None] | None = None,
+    task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """
+    Run the webhook site and the dispatcher until *stop* is set or SIGTERM/SIGINT arrives.
+
+    The dispatcher starts first (it resumes what the inbox left pending), then the site accepts requests;
+    ``task_status.started()`` reports the bound port. On stop the site closes first (in-flight requests finish,
+    so nothing acked is lost), then the dispatcher finishes its in-flight updates within its grace period and
+    leaves the rest pending. *configure_app* may add routes (e.g. /metrics) before the site starts.
+    """
+    stop = stop if stop is not None else anyio.Event()
+    app = create_webhook_app(settings, inbox=inbox, dispatcher=dispatcher, lane_of=lane_of)
+    if configure_app is not None:
+        configure_app(app)
+    async with anyio.create_task_group() as tg:
+        await tg.start(dispatcher.run)
+        if handle_signals:
+            tg.start_soon(_stop_on_signal, stop)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=shutdown_timeout_s)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, host, port, backlog=1024)
+            await site.start()
+            bound = int(runner.addresses[0][1])
+            log.info("webhook: listening on %s:%d", host, bound)  # the path is a secret: never logged
+            task_status.started(bound)
+            await stop.wait()
+            log.info("webhook: stopping")
+        finally:
+            with anyio.CancelScope(shield=True):
+                await runner.cleanup()
+                await dispatcher.stop()
+        tg.cancel_scope.cancel()
+
+
+async def _stop_on_signal(stop: anyio.Event) -> None:
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            log.info("webhook: received %s", signal.Signals(signum).name)
+            stop.set()
+            return
+
+
+__all__ = [
+    "INGRESS",
+    "PROCESSED_TYPES",
+    "SECRET_HEADER",
+    "TELEGRAM_NETWORKS",
+    "IngressStats",
+    "LaneOf",
+    "WebhookIngress",
+    "WebhookSettings",
+    "create_webhook_app",
+    "new_secret_token",
+    "random_path",
+    "serve_webhook",
+]

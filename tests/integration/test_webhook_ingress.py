@@ -1,0 +1,596 @@
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import anyio
+import pytest
+from aiohttp import web
+
+from voicecoder.adapters.sqlite_inbox import ItemState, SqliteInbox
+from voicecoder.adapters.update_dispatcher import DispatchStats, UpdateDispatcher
+from voicecoder.domain.errors import ConfigurationError
+from voicecoder.entrypoints.webhook import (
+    INGRESS,
+    SECRET_HEADER,
+    TELEGRAM_NETWORKS,
+    WebhookSettings,
+    create_webhook_app,
+    serve_webhook,
+)
+
+SECRET = "s3cr3t-Token_for-tests"
+PATH = "/tg-hook-for-tests"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def lane_of(update: Mapping[str, Any]) -> tuple[int, str] | None:
+    """The routing rule of the Telegram layer: a chat's messages, and a chat's button presses, each on a lane."""
+    if "message" in update:
+        chat = update["message"].get("chat")
+        return (int(chat["id"]), "message") if isinstance(chat, dict) else None
+    if "callback_query" in update:
+        message = update["callback_query"].get("message")
+        if isinstance(message, dict) and isinstance(message.get("chat"), dict):
+            return int(message["chat"]["id"]), "callback"
+        return int(update["callback_query"]["from"]["id"]), "callback"
+    return None
+
+
+def text_update(update_id: int, chat: int, text: str) -> dict[str, Any]:
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "from": {"id": chat, "is_bot": False, "first_name": "Ada"},
+            "chat": {"id": chat, "type": "private", "first_name": "Ada"},
+            "date": 1764000000,
+            "text": text,
+        },
+    }
+
+
+class Processed:
+    """The bot's processing side: records each update it handled, can be told to fail or block."""
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+        self.by_chat: dict[int, list[int]] = {}
+        self.fail_times: dict[int, int] = {}
+        self.gate: anyio.Event | None = None
+
+    async def __call__(self, update: dict[str, Any]) -> None:
+        update_id = update["update_id"]
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.fail_times.get(update_id, 0) > 0:
+            self.fail_times[update_id] -= 1
+            raise RuntimeError("handler failed")
+        self.ids.append(update_id)
+        chat = lane_of(update)
+        assert chat is not None
+        self.by_chat.setdefault(chat[0], []).append(update_id)
+
+
+class Bot:
+    def __init__(self, url: str, inbox: SqliteInbox, dispatcher: UpdateDispatcher, processed: Processed) -> None:
+        self.url = url
+        self.inbox = inbox
+        self.dispatcher = dispatcher
+        self.processed = processed
+
+
+@asynccontextmanager
+async def running_bot(
+    inbox_path: Path,
+    processed: Processed,
+    *,
+    settings: WebhookSettings | None = None,
+    grace_s: float = 5.0,
+    max_attempts: int = 3,
+) -> AsyncIterator[Bot]:
+    settings = settings or WebhookSettings(secret_token=SECRET, path=PATH)
+    stop = anyio.Event()
+    async with SqliteInbox(inbox_path) as inbox:
+        dispatcher = UpdateDispatcher(
+            inbox, processed, max_attempts=max_attempts, retry_delays=(0.01,), grace_s=grace_s, stats=DispatchStats()
+        )
+        async with anyio.create_task_group() as tg:
+            port = await tg.start(
+                lambda task_status: serve_webhook(
+                    settings,
+                    inbox=inbox,
+                    dispatcher=dispatcher,
+                    lane_of=lane_of,
+                    port=0,
+                    stop=stop,
+                    handle_signals=False,
+                    task_status=task_status,
+                )
+            )
+            try:
+                yield Bot(f"http://127.0.0.1:{port}", inbox, dispatcher, processed)
+            finally:
+                stop.set()
+
+
+@pytest.fixture(name="session")
+async def _session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def post(
+    session: aiohttp.ClientSession,
+    bot: Bot,
+    payload: Any,
+    *,
+    secret: str | None = SECRET,
+    path: str = PATH,
+    raw: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> int:
+    all_headers = {"Content-Type": "application/json", **(headers or {})}
+    if secret is not None:
+        all_headers[SECRET_HEADER] = secret
+    data = raw if raw is not None else json.dumps(payload).encode()
+    async with session.post(bot.url + path, data=data, headers=all_headers) as response:
+        await response.read()
+        return response.status
+
+
+async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    with anyio.fail_after(timeout):
+        while not predicate():
+            await anyio.sleep(0.005)
+
+
+class TestWebhookIngress:
+    async def test_update_is_stored_acked_and_processed(self, tmp_path: Path, session: aiohttp.ClientSession) -> None:
+        """A valid update gets 200 and is processed once; the inbox records it done."""
+        processed = Processed()
+        async with running_bot(tmp_path / "inbox.db", processed) as bot:
+            status = await post(session, bot, text_update(100, chat=1, text="/help"))
+            await eventually(lambda: processed.ids == [100])
+            await bot.dispatcher.join()
+            stored = await bot.inbox.get(100)
+
+        assert status == 200
+        assert stored is not None
+        assert stored.state is ItemState.DONE
+
+    @pytest.mark.parametrize("secret", [None, "", "wrong-secret", SECRET + "x", SECRET[:-1]])
+    async def test_wrong_or_missing_secret_is_401(
+        self, tmp_path: Path, session: aiohttp.ClientSession, secret: str | None
+    ) -> None:
+        """Without the exact secret header the request is refused and nothing is stored."""
+        processed = Processed()
+        async with running_bot(tmp_path / "inbox.db", processed) as bot:
+            status = await post(session, bot, text_update(1, chat=1, text="hi"), secret=secret)
+            depth = await bot.inbox.depth()
+
+        assert (status, depth, processed.ids) == (401, 0, [])
+
+    async def test_oversize_body_is_413(self, tmp_path: Path, session: aiohttp.ClientSession) -> None:
+        """A body over the limit is refused with 413 before it is parsed or stored."""
+        settings = WebhookSettings(secret_token=SECRET, path=PATH, max_body_bytes=2048)
+        processed = Processed()
+        async with running_bot(tmp_path / "inbox.db", processed, settings=settings) as bot:
+            status = await post(session, bot, text_update(1, chat=1, text="x" * 4000))
+            depth = await bot.inbox.depth()
+
+        assert (status, depth) == (413, 0)
+
+    async def test_oversize_chunked_body_is_413(self, tmp_path: Path, session: aiohttp.ClientSession) -> None:
+        """A body without Content-Length that grows over the limit is refused with 413 too."""
+        settings = WebhookSettings(secret_token=SECRET, path=PATH, max_body_bytes=2048)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for _ in range(10):
+                yield b" " * 1000
+
+        async with (
+            running_bot(tmp_path / "inbox.db", Processed(), settings=settings) as bot,
+            session.post(
+                bot.url + PATH, data=chunks(), headers={SECRET_HEADER: SECRET, "Content-Type": "application/json"}
+            ) as response,
+        ):
+            status = response.status
+
+        assert status == 413
+
+    @pytest.mark.parametrize(
+        "raw",
+        [
+            b"not json at all",
+            b"\xff\xfe\x00garbage",
+            b"[1, 2, 3]",
+            b'"a string"',
+            b"{}",
+            b'{"update_id": "7", "message": {"chat": {"id": 1}}}',
+            b'{"update_id": true, "message": {"chat": {"id": 1}}}',
+            b'{"update_id": -5, "message": {"chat": {"id": 1}}}',
+            b'{"update_id": 7, "message": "hello"}',
+            b'{"update_id": 7, "message": {"text": "no chat"}}',
+            b'{"update_id": 7, "message": {"chat": {"id": "abc"}}}',
+            b'{"update_id": 7, "message": {"chat": {"id": 1}}, "callback_query": {"id": "1"}}',
+            b'{"update_id": 99999999999999999999999, "message": {"chat": {"id": 1}}}',
+        ],
+    )
+    async def test_garbage_is_400_never_500(self, tmp_path: Path, session: aiohttp.ClientSession, raw: bytes) -> None:
+        """Bodies that are not a valid Update get 400 and are not stored."""
+        async with running_bot(tmp_path / "inbox.db", Processed()) as bot:
+            status = await post(session, bot, None, raw=raw)
+            depth = await bot.inbox.depth()
+
+        assert (status, depth) == (400, 0)
+
+    @pytest.mark.parametrize(
+        "update",
+        [
+            {"update_id": 5, "edited_message": {"message_id": 1, "chat": {"id": 1}, "date": 1, "text": "edit"}},
+            {"update_id": 6, "my_chat_member": {"chat": {"id": 1}}},
+            {"update_id": 7, "inline_query": {"id": "1", "query": "x"}},
+        ],
+    )
+    async def test_other_update_types_are_200_and_not_processed(
+        self, tmp_path: Path, session: aiohttp.ClientSession, update: dict[str, Any]
+    ) -> None:
+        """Types voicecoder does not handle are acknowledged so Telegram stops resending, and not stored."""
+        processed = Processed()
+        async with running_bot(tmp_path / "inbox.db", processed) as bot:
+            status = await post(session, bot, update)
+            stored = await bot.inbox.get(update["update_id"])
+
+        assert (status, stored, processed.ids) == (200, None, [])
+
+    async def test_duplicate_delivery_processed_once(self, tmp_path: Path, session: aiohttp.ClientSession) -> None:
+        """Telegram re-delivering an update (e.g. after a timeout) gets 200 again; the update is handled once."""
+        processed = Processed()
+        async with running_bot(tmp_path / "inbox.db", processed) as bot:
+            statuses = [await post(session, bot, text_update(42, chat=3, text="hi")) for _ in range(3)]
+            await eventually(lambda: processed.ids == [42])
+            await bot.dispatcher.join()
+            statuses.append(await post(session, bot, text_update(42, chat=3, text="hi")))
+            await anyio.sleep(0.05)
+
+        assert statuses == [200, 200, 200, 200]
+        assert processed.ids == [42]
+
+    async def test_wrong_path_is_404(self, tmp_path: Path, session: aiohttp.ClientSession) -> None:
+        """Only the configured secret path accepts updates."""
+        async with running_bot(tmp_path / "inbox.db", Processed()) as bot:
+            status = await post(session, bot, text_update(1, chat=1, text="hi"), path="/webhook")
+
+        assert status == 404
+
+    async def test_three_rapid_messages_processed_in_order(
+        self, tmp_path: Path, session: aiohttp.ClientSession
+    ) -> None:
+        """Three messages sent back to back in one chat are all processed, in order."""
+        processed = Processed()
+        async with running_bot(tmp_path / "inbox.db", processed) as bot:
+            statuses = [await post(session, bot, text_update(i, chat=7, text=f"m{i}")) for i in (1, 2, 3)]
+            await eventually(lambda: len(processed.ids) == 3)
+
+        assert statuses == [200, 200, 200]
+        assert processed.ids == [1, 2, 3]
+
+    async def test_many_chats_concurrently_keep_order(self, tmp_path: Path, session: aiohttp.ClientSession) -> None:
+        """Fifty chats posting concurrently (each chat serial, like Telegram) lose nothing and keep order."""
+        processed = Processed()
+        chats, per_chat = 50, 8
+
+        async def one_chat(bot: Bot, chat: int) -> None:
+            for n in range(per_chat):
+                update_id = n * chats + chat
+                assert await post(session, bot, text_update(update_id, chat=chat, text="x")) == 200
+
+        async with running_bot(tmp_path / "inbox.db", processed) as bot:
+            async with anyio.create_task_group() as tg:
+                for chat in range(chats):
+                    tg.start_soon(one_chat, bot, chat)
+            await eventually(lambda: len(processed.ids) == chats * per_chat)
+            await bot.dispatcher.join()
+            depth = await bot.inbox.depth()
+
+        inversions = sum(1 for ids in processed.by_chat.values() for a, b in itertools.pairwise(ids) if a > b)
+        assert (len(set(processed.ids)), inversions, depth) == (chats * per_chat, 0, 0)
+
+    async def test_handler_failure_is_retried_and_processed_once(
+        self, tmp_path: Path, session: aiohttp.ClientSession
+    ) -> None:
+        """A handler that fails twice is retried by the dispatcher; the update ends processed exactly once."""
+        processed = Processed()
+        processed.fail_times[9] = 2
+        async with running_bot(tmp_path / "inbox.db", processed, max_attempts=5) as bot:
+            status = await post(session, bot, text_update(9, chat=1, text="flaky"))
+            await eventually(lambda: processed.ids == [9])
+            await bot.dispatcher.join()
+            stored = await bot.inbox.get(9)
+
+        assert status == 200
+        assert stored is not None
+        assert (stored.state, stored.attempts) == (ItemState.DONE, 3)
+
+    async def test_failing_update_recorded_failed_without_blocking_chat(
+        self, tmp_path: Path, session: aiohttp.ClientSession
+    ) -> None:
+        """An update failing every time is recorded failed after N attempts; the chat's next message still runs."""
+        processed = Processed()
+        processed.fail_times[1] = 100
+        async with running_bot(tmp_path / "inbox.db", processed, max_attempts=3) as bot:
+            await post(session, bot, text_update(1, chat=4, text="poison"))
+            await post(session, bot, text_update(2, chat=4, text="fine"))
+            await eventually(lambda: processed.ids == [2])
+            await bot.dispatcher.join()
+            failed = await bot.inbox.failed()
+
+        assert [(i.update_id, i.attempts, i.last_error) for i in failed] == [(1, 3, "RuntimeError: handler failed")]
+
+    async def test_unwritable_inbox_is_503_then_redelivery_processed_once(
+        self, tmp_path: Path, session: aiohttp.ClientSession
+    ) -> None:
+        """An unwritable inbox answers 503 with Retry-After; Telegram's retry is then handled once."""
+        processed = Processed()
+        async with running_bot(tmp_path / "inbox.db", processed) as bot:
+            await bot.inbox.aclose()
+            async with session.post(
+                bot.url + PATH, json=text_update(11, chat=1, text="hi"), headers={SECRET_HEADER: SECRET}
+            ) as response:
+                first = (response.status, response.headers.get("Retry-After"))
+            await bot.inbox.open()
+            second = await post(session, bot, text_update(11, chat=1, text="hi"))
+            await eventually(lambda: processed.ids == [11])
+
+        assert first == (503, "5")
+        assert second == 200
+
+    async def test_restart_with_backlog_processes_everything_once(
+        self, tmp_path: Path, session: aiohttp.ClientSession
+    ) -> None:
+        """Acked but unprocessed updates survive a stop and are processed by a new app on the same inbox file, once."""
+        path = tmp_path / "inbox.db"
+        first = Processed()
+        first.gate = anyio.Event()  # the first instance never gets to finish anything
+        async with running_bot(path, first, grace_s=0.05) as bot:
+            statuses = [await post(session, bot, text_update(i, chat=i % 3, text="x")) for i in range(1, 31)]
+        second = Processed()
+        async with running_bot(path, second) as bot:
+            await eventually(lambda: len(second.ids) == 30)
+            await bot.dispatcher.join()
+            counts = await bot.inbox.counts()
+
+        assert set(statuses) == {200}
+        assert first.ids == []
+        assert sorted(second.ids) == list(range(1, 31))
+        assert (counts.pending, counts.done) == (0, 30)
+
+    async def test_healthz_and_readyz(self, tmp_path: Path, session: aiohttp.ClientSession) -> None:
+        """healthz says alive; readyz is 200 with a writable inbox and a running dispatcher."""
+        async with running_bot(tmp_path / "inbox.db", Processed()) as bot:
+            async with session.get(bot.url + "/healthz") as health:
+                health_status = health.status
+            async with session.get(bot.url + "/readyz") as ready:
+                ready_status, ready_body = ready.status, await ready.json()
+
+        assert health_status == 200
+        assert ready_status == 200
+        assert ready_body["checks"] == {"inbox": "ok", "dispatcher": "ok"}
+
+    async def test_readyz_503_when_dispatcher_not_running(self, tmp_path: Path, session: aiohttp.ClientSession) -> None:
+        """Without a running dispatcher the app is alive but not ready."""
+        async with SqliteInbox(tmp_path / "inbox.db") as inbox:
+            dispatcher = UpdateDispatcher(inbox, Processed())
+            app = create_webhook_app(
+                WebhookSettings(secret_token=SECRET), inbox=inbox, dispatcher=dispatcher, lane_of=lane_of
+            )
+            runner = web.AppRunner(app)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            port = runner.addresses[0][1]
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/readyz") as ready:
+                    status, body = ready.status, await ready.json()
+                random_path = app[INGRESS].settings.path
+            finally:
+                await runner.cleanup()
+
+        assert status == 503
+        assert body["checks"]["dispatcher"] == "not running"
+        assert random_path.startswith("/tg-")
+        assert len(random_path) > 20
+
+
+class TestSourceAllowList:
+    async def _status(
+        self,
+        tmp_path: Path,
+        session: aiohttp.ClientSession,
+        settings: WebhookSettings,
+        headers: Mapping[str, str] | None = None,
+    ) -> int:
+        async with running_bot(tmp_path / "inbox.db", Processed(), settings=settings) as bot:
+            return await post(session, bot, text_update(1, chat=1, text="hi"), headers=headers)
+
+    async def test_loopback_outside_telegram_ranges_is_403(
+        self, tmp_path: Path, session: aiohttp.ClientSession
+    ) -> None:
+        """With Telegram's ranges enforced, a request from 127.0.0.1 is refused."""
+        settings = WebhookSettings(secret_token=SECRET, path=PATH, allowed_networks=TELEGRAM_NETWORKS)
+
+        assert await self._status(tmp_path, session, settings) == 403
+
+    async def test_forwarded_for_ignored_without_trusted_proxy(
+        self, tmp_path: Path, session: aiohttp.ClientSession
+    ) -> None:
+        """A client cannot claim a Telegram address with X-Forwarded-For unless its peer is a trusted proxy."""
+        settings = WebhookSettings(secret_token=SECRET, path=PATH, allowed_networks=TELEGRAM_NETWORKS)
+
+        status = await self._status(tmp_path, session, settings, {"X-Forwarded-For": "149.154.167.99"})
+
+        assert status == 403
+
+    @pytest.mark.parametrize(
+        ("forwarded", "expected"),
+        [
+            ("149.154.167.99", 200),
+            ("91.108.4.10", 200),
+            ("8.8.8.8", 403),
+            ("149.154.167.99, 8.8.8.8", 403),  # the right-most untrusted hop counts; the left is client-supplied
+            ("8.8.8.8, 149.154.167.99", 200),
+            ("not-an-ip", 403),
+        ],
+    )
+    async def test_forwarded_for_from_trusted_proxy(
+        self, tmp_path: Path, session: aiohttp.ClientSession, forwarded: str, expected: int
+    ) -> None:
+        """Behind a trusted proxy (127.0.0.1 here) the right-most untrusted X-Forwarded-For hop is checked."""
+        settings = WebhookSettings(
+            secret_token=SECRET, path=PATH, allowed_networks=TELEGRAM_NETWORKS, trusted_proxies=["127.0.0.1/32"]
+        )
+
+        status = await self._status(tmp_path, session, settings, {"X-Forwarded-For": forwarded})
+
+        assert status == expected
+
+    async def test_allowed_network_passes(self, tmp_path: Path, session: aiohttp.ClientSession) -> None:
+        """A source inside an allowed network is accepted."""
+        settings = WebhookSettings(secret_token=SECRET, path=PATH, allowed_networks=["127.0.0.0/8"])
+
+        assert await self._status(tmp_path, session, settings) == 200
+
+
+class TestWebhookSettings:
+    @pytest.mark.parametrize("secret", ["", "has space", "x" * 257, "ünïcode"])
+    def test_secret_follows_telegram_rule(self, secret: str) -> None:
+        """Secrets outside 1-256 characters of [A-Za-z0-9_-] are refused at configuration time."""
+        with pytest.raises(ConfigurationError, match="WEBHOOK_SECRET"):
+            WebhookSettings(secret_token=secret)
+
+    def test_repr_hides_secret_and_path(self) -> None:
+        """Neither the secret nor the (possibly token-bearing) path shows in the settings' repr."""
+        settings = WebhookSettings(secret_token=SECRET, path=WebhookSettings.token_path("123:ABCsecret"))
+
+        assert SECRET not in repr(settings)
+        assert "ABCsecret" not in repr(settings)
+        assert settings.path == "/123:ABCsecret"
+
+
+BOT_PROCESS = (
+    textwrap.dedent(
+        """
+    import json, sys, anyio
+    from pathlib import Path
+    from voicecoder.adapters.sqlite_inbox import SqliteInbox
+    from voicecoder.adapters.update_dispatcher import UpdateDispatcher
+    from voicecoder.entrypoints.webhook import WebhookSettings, serve_webhook
+
+    inbox_path, port_file, log_file, release_file = map(Path, sys.argv[1:5])
+
+    def lane_of(update):
+        return (update["message"]["chat"]["id"], "message")
+
+    async def handle(update):
+        while not release_file.exists():
+            await anyio.sleep(0.01)
+        with log_file.open("a") as f:
+            f.write(f"{update['update_id']}\\n")
+
+    async def main():
+        async with SqliteInbox(inbox_path) as inbox:
+            dispatcher = UpdateDispatcher(inbox, handle, grace_s=1)
+            async with anyio.create_task_group() as tg:
+                port = await tg.start(lambda task_status: serve_webhook(
+                    WebhookSettings(secret_token=SECRET, path=PATH), inbox=inbox, dispatcher=dispatcher,
+                    lane_of=lane_of, port=0, task_status=task_status))
+                port_file.write_text(str(port))
+
+    anyio.run(main)
+    """
+    )
+    .replace("SECRET", repr(SECRET))
+    .replace("PATH", repr(PATH))
+)
+
+
+class TestBotProcessRestart:
+    async def _start(self, tmp_path: Path, name: str) -> tuple[subprocess.Popen[bytes], str]:
+        port_file = tmp_path / f"port-{name}"
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                BOT_PROCESS,
+                str(tmp_path / "inbox.db"),
+                str(port_file),
+                str(tmp_path / "processed.log"),
+                str(tmp_path / "release"),
+            ],
+            env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        with anyio.fail_after(20):
+            while not port_file.exists() or not port_file.read_text():
+                if proc.poll() is not None:
+                    raise AssertionError(proc.stderr.read().decode() if proc.stderr else "bot exited")
+                await anyio.sleep(0.02)
+        return proc, f"http://127.0.0.1:{port_file.read_text()}"
+
+    @staticmethod
+    def _finish(proc: subprocess.Popen[bytes]) -> None:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+    @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
+    async def test_acked_backlog_survives_process_death(
+        self, tmp_path: Path, session: aiohttp.ClientSession, how: signal.Signals
+    ) -> None:
+        """Every acked update of a backlog is processed by the next process after SIGKILL or SIGTERM, once each."""
+        proc, url = await self._start(tmp_path, "first")
+        try:
+            statuses = []
+            for update_id in range(1, 41):
+                async with session.post(
+                    url + PATH,
+                    json=text_update(update_id, chat=update_id % 4, text="x"),
+                    headers={SECRET_HEADER: SECRET},
+                ) as response:
+                    statuses.append(response.status)
+            proc.send_signal(how)
+            with anyio.fail_after(10):
+                while proc.poll() is None:
+                    await anyio.sleep(0.02)
+        finally:
+            self._finish(proc)
+        log = tmp_path / "processed.log"
+        nothing_before = not log.exists()
+        (tmp_path / "release").touch()
+        proc2, _ = await self._start(tmp_path, "second")
+        try:
+            with anyio.fail_after(15):
+                while not log.exists() or len(log.read_text().split()) < 40:
+                    await anyio.sleep(0.02)
+            await anyio.sleep(0.2)  # would reveal duplicates
+        finally:
+            self._finish(proc2)
+
+        processed = [int(x) for x in log.read_text().split()]
+        assert statuses == [200] * 40
+        assert nothing_before
+        assert sorted(processed) == list(range(1, 41))
