@@ -1,0 +1,899 @@
+"""
+`DulwichWorkspace`: every agent turn is a transaction on a real git repository, done with dulwich.
+
+A turn starts with a *checkpoint*: the working tree (tracked and untracked-but-not-ignored files) is
+written as git objects and recorded as a commit under ``refs/voicecoder/checkpoints/<turn_id>``. Its
+first parent is HEAD, its second parent a commit of the index as it was, so the checkpoint survives a
+restart and Reject can put the index entries back too. The user's index is never touched by a
+checkpoint.
+
+The working tree is read with one ``scandir`` walk. A file whose lstat (mtime, size, inode, mode)
+matches its index entry, and is not racily clean, takes the sha from the index; every other file is
+hashed once and remembered in an in-memory stat cache under the same rule. Trees are built from flat
+path maps with a memo of directory contents, so only directories that changed are hashed again.
+
+dulwich is blocking: every operation runs in a worker thread behind one `anyio.Lock` per workspace.
+"""
+
+# The working tree is handled as bytes paths through `os` (file names need not be UTF-8), not pathlib.
+# ruff: noqa: PTH101, PTH103, PTH105, PTH106, PTH108, PTH112, PTH114, PTH115, PTH116, PTH120, PTH123, PTH211
+
+from __future__ import annotations
+
+import difflib
+import functools
+import hashlib
+import logging
+import os
+import stat
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+import attrs
+from dulwich.errors import NotGitRepository
+from dulwich.file import FileLocked
+from dulwich.ignore import IgnoreFilterManager
+from dulwich.index import (
+    ConflictedIndexEntry,
+    Index,
+    IndexEntry,
+    TreeExtension,
+    UntrackedExtension,
+    cleanup_mode,
+    index_entry_from_stat,
+)
+from dulwich.objects import Blob, Commit, ObjectID, Tree
+from dulwich.refs import Ref
+from dulwich.repo import Repo
+
+from voicecoder.domain.errors import (
+    NotARepositoryError,
+    StaleChangeError,
+    VoicecoderError,
+    WorkspaceConflictError,
+    WorkspaceError,
+)
+from voicecoder.domain.model import (
+    Baseline,
+    ChangeKind,
+    CommitInfo,
+    CommitMessage,
+    Diagnostic,
+    Diff,
+    FileChange,
+    TurnId,
+    WorkspaceStatus,
+)
+
+__all__ = ["CHECKPOINT_PREFIX", "DulwichWorkspace"]
+
+logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+CHECKPOINT_PREFIX = b"refs/voicecoder/checkpoints/"
+_HEAD = Ref(b"HEAD")
+_REGULAR = 0o100644
+_EXECUTABLE = 0o100755
+_SYMLINK = 0o120000
+_GITLINK = 0o160000
+_DIRECTORY = 0o040000
+_NULL_SHA = b"0" * 40
+# A file is trusted from a stat cache only if its mtime is this much older than the moment we looked:
+# kernels stamp files with a coarse clock, so two writes within one tick can share an mtime.
+_RACY_NS = 100_000_000
+_MEMO_LIMIT = 200_000
+_FLAT_CACHE_LIMIT = 16
+_BINARY_SNIFF = 8000
+# Stat data that matches no file: git re-reads the file instead of trusting the index entry.
+_NO_STAT = os.stat_result((0,) * 10)
+
+Entry = tuple[int, bytes]
+"""(git mode, hex sha) of one path."""
+Flat = dict[bytes, Entry]
+"""A tree as a map from slash-separated byte path to entry."""
+Change = tuple[Entry | None, Entry | None]
+"""(before, after) of one path; None means absent."""
+
+
+@attrs.frozen
+class _Scan:
+    """The working tree as git would see it, with the lstat of every file that was read."""
+
+    entries: Flat
+    stats: dict[bytes, os.stat_result]
+
+
+@attrs.define
+class _IndexView:
+    """A parsed index, cached by the lstat of the index file."""
+
+    key: tuple[int, int, int]
+    index: Index
+    mtime_ns: int
+    flat: Flat
+    tracked_dirs: frozenset[bytes]
+
+
+def _mode_of(st: os.stat_result) -> int:
+    if stat.S_ISLNK(st.st_mode):
+        return _SYMLINK
+    return _EXECUTABLE if st.st_mode & 0o100 else _REGULAR
+
+
+def _entry_time_ns(value: float | tuple[int, int]) -> int:
+    if isinstance(value, tuple):
+        return value[0] * 1_000_000_000 + value[1]
+    return int(value * 1_000_000_000)
+
+
+def _parents(path: bytes) -> Iterable[bytes]:
+    while b"/" in path:
+        path = path.rpartition(b"/")[0]
+        yield path
+
+
+def _display(path: bytes) -> str:
+    return path.decode("utf-8", "replace")
+
+
+def _fingerprint(changes: dict[bytes, Change]) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(changes):
+        before, after = changes[path]
+        digest.update(path + b"\0")
+        for entry in (before, after):
+            digest.update(b"-\0" if entry is None else b"%o %s\0" % entry)
+    return digest.hexdigest()
+
+
+def _diff_flats(before: Flat, after: Flat) -> dict[bytes, Change]:
+    changes: dict[bytes, Change] = {}
+    for path, entry in after.items():
+        old = before.get(path)
+        if old != entry:
+            changes[path] = (old, entry)
+    for path, entry in before.items():
+        if path not in after:
+            changes[path] = (entry, None)
+    return changes
+
+
+def _check_no_file_dir_clash(flat: Flat, paths: Iterable[bytes]) -> None:
+    dirs = {parent for path in flat for parent in _parents(path)}
+    for path in paths:
+        if path in flat and path in dirs:
+            raise WorkspaceConflictError(
+                f"{_display(path)} would be both a file and a directory in the commit; "
+                "commit or discard the other change to that path first."
+            )
+
+
+# --- unified diff --------------------------------------------------------------
+
+
+def _hunk_range(start: int, length: int) -> bytes:
+    first = start + 1 if length else start
+    return b"%d" % first if length == 1 else b"%d,%d" % (first, length)
+
+
+def _body(old: bytes, new: bytes) -> tuple[list[bytes], int, int]:
+    r"""Hunks in git's format (3 lines of context, '\\ No newline at end of file'), plus line counts."""
+    a = old.splitlines(keepends=True)
+    b = new.splitlines(keepends=True)
+    out: list[bytes] = []
+    added = removed = 0
+
+    def emit(prefix: bytes, line: bytes) -> None:
+        out.append(prefix + line if line.endswith(b"\n") else prefix + line + b"\n\\ No newline at end of file\n")
+
+    for group in difflib.SequenceMatcher(None, a, b, autojunk=False).get_grouped_opcodes(3):
+        i1, i2, j1, j2 = group[0][1], group[-1][2], group[0][3], group[-1][4]
+        out.append(b"@@ -" + _hunk_range(i1, i2 - i1) + b" +" + _hunk_range(j1, j2 - j1) + b" @@\n")
+        for tag, x1, x2, y1, y2 in group:
+            if tag == "equal":
+                for line in a[x1:x2]:
+                    emit(b" ", line)
+                continue
+            for line in a[x1:x2]:
+                emit(b"-", line)
+            for line in b[y1:y2]:
+                emit(b"+", line)
+            removed += x2 - x1
+            added += y2 - y1
+    return out, added, removed
+
+
+def _file_diff(
+    path: bytes, before: Entry | None, after: Entry | None, read: Callable[[bytes], bytes]
+) -> tuple[bytes, FileChange]:
+    old_mode, old_sha = before if before is not None else (0, _NULL_SHA)
+    new_mode, new_sha = after if after is not None else (0, _NULL_SHA)
+    lines = [b"diff --git a/" + path + b" b/" + path + b"\n"]
+    if before is None:
+        lines.append(b"new file mode %o\n" % new_mode)
+        kind = ChangeKind.ADDED
+    elif after is None:
+        lines.append(b"deleted file mode %o\n" % old_mode)
+        kind = ChangeKind.DELETED
+    elif old_sha == new_sha:
+        kind = ChangeKind.MODE_CHANGED
+    else:
+        kind = ChangeKind.MODIFIED
+    if before is not None and after is not None and old_mode != new_mode:
+        lines += [b"old mode %o\n" % old_mode, b"new mode %o\n" % new_mode]
+    added = removed = 0
+    binary = False
+    if old_sha != new_sha:
+        index_line = b"index " + old_sha[:7] + b".." + new_sha[:7]
+        if before is not None and after is not None and old_mode == new_mode:
+            index_line += b" %o" % old_mode
+        lines.append(index_line + b"\n")
+        old = read(old_sha) if before is not None else b""
+        new = read(new_sha) if after is not None else b""
+        a_name = b"a/" + path if before is not None else b"/dev/null"
+        b_name = b"b/" + path if after is not None else b"/dev/null"
+        if b"\0" in old[:_BINARY_SNIFF] or b"\0" in new[:_BINARY_SNIFF]:
+            binary = True
+            lines.append(b"Binary files " + a_name + b" and " + b_name + b" differ\n")
+        elif old or new:
+            hunks, added, removed = _body(old, new)
+            lines += [b"--- " + a_name + b"\n", b"+++ " + b_name + b"\n", *hunks]
+    change = FileChange(
+        path=_display(path),
+        kind=kind,
+        additions=added,
+        deletions=removed,
+        binary=binary,
+        old_mode=before[0] if before is not None else None,
+        new_mode=after[0] if after is not None else None,
+    )
+    return b"".join(lines), change
+
+
+# --- the adapter -----------------------------------------------------------------
+
+
+class DulwichWorkspace:
+    """A git working tree driven with dulwich, one transaction per agent turn."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        author: str = "voicecoder <voicecoder@localhost>",
+        init_if_missing: bool = True,
+    ) -> None:
+        self.path = Path(path).absolute()
+        self.author = author
+        self.init_if_missing = init_if_missing
+        self._root = os.fsencode(self.path)
+        self._lock = anyio.Lock()
+        self._opened = False
+        self._stat_cache: dict[bytes, tuple[tuple[int, int, int, int], bytes]] = {}
+        self._tree_memo: dict[tuple[tuple[bytes, int, bytes], ...], bytes] = {}
+        self._flat_cache: dict[bytes, Flat] = {}
+        self._index_view: _IndexView | None = None
+        umask = os.umask(0o022)
+        os.umask(umask)
+        self._umask = umask
+
+    def __repr__(self) -> str:
+        return f"DulwichWorkspace({str(self.path)!r})"
+
+    # --- async port ----------------------------------------------------------------
+
+    async def open(self) -> None:
+        """
+        Open the workspace; create it (with an empty initial commit) if it is not a repository yet.
+
+        Raises:
+            NotARepositoryError: The path is not a usable repository and may not be created.
+        """
+        await self._run(lambda _repo: None)
+
+    async def begin_turn(self, turn_id: TurnId, /) -> Baseline:
+        return await self._run(functools.partial(self._begin_turn, turn_id))
+
+    async def changes_since(self, baseline: Baseline, /) -> Diff:
+        return await self._run(functools.partial(self._changes_since, baseline))
+
+    async def commit_turn(
+        self, baseline: Baseline, /, *, fingerprint: str, message: CommitMessage, author: str | None = None
+    ) -> CommitInfo:
+        return await self._run(
+            functools.partial(self._commit_turn, baseline, fingerprint, message, author or self.author)
+        )
+
+    async def restore_turn(self, baseline: Baseline, /) -> None:
+        await self._run(functools.partial(self._restore_turn, baseline))
+
+    async def status(self) -> WorkspaceStatus:
+        return await self._run(self._status)
+
+    async def revert_commit(self, sha: str, /, *, message: CommitMessage, author: str | None = None) -> CommitInfo:
+        return await self._run(functools.partial(self._revert_commit, sha, message, author or self.author))
+
+    async def diagnose(self) -> Sequence[Diagnostic]:
+        """Repository, branch and clean/dirty checks for /info. Raises nothing."""
+        try:
+            status = await self.status()
+        except VoicecoderError as exc:
+            return [
+                Diagnostic(
+                    "workspace",
+                    ok=False,
+                    detail=str(exc),
+                    fix=f"Point WORKSPACE_PATH at a git repository (or an empty directory) you own: {self.path}",
+                )
+            ]
+        except Exception as exc:
+            logger.exception("workspace diagnosis failed")
+            return [Diagnostic("workspace", ok=False, detail=f"unexpected error: {type(exc).__name__}")]
+        branch_ok = status.branch is not None
+        dirty = len(status.staged) + len(status.unstaged) + len(status.untracked)
+        return [
+            Diagnostic("workspace", ok=True, detail=f"git repository at {status.path}, {status.tracked_files} files"),
+            Diagnostic(
+                "branch",
+                ok=branch_ok,
+                detail=f"on {status.branch} at {status.head or '(no commits)'}" if branch_ok else "detached HEAD",
+                fix=None if branch_ok else "Check out a branch (git switch <branch>) so approved turns land on it.",
+                warning=not branch_ok,
+            ),
+            Diagnostic(
+                "working tree",
+                ok=True,
+                detail="clean" if status.is_clean else f"{dirty} uncommitted path{'s' if dirty != 1 else ''}",
+                warning=not status.is_clean,
+            ),
+        ]
+
+    # --- plumbing ------------------------------------------------------------------
+
+    async def _run(self, operation: Callable[[Repo], _T]) -> _T:
+        async with self._lock:
+            return await anyio.to_thread.run_sync(functools.partial(self._call, operation))
+
+    def _call(self, operation: Callable[[Repo], _T]) -> _T:
+        started = time.perf_counter()
+        try:
+            with self._open_repo() as repo:
+                return operation(repo)
+        except VoicecoderError:
+            raise
+        except FileLocked as exc:
+            raise WorkspaceError(
+                "Another git command is using the repository (.git/index.lock or a ref lock exists). "
+                "Wait for it to finish; if none is running, delete the stale lock file."
+            ) from exc
+        except NotGitRepository as exc:
+            raise NotARepositoryError(f"{self.path} is not a git repository. Run `git init` there.") from exc
+        except OSError as exc:
+            where = exc.filename if isinstance(exc.filename, str) else os.fsdecode(exc.filename or b"")
+            raise WorkspaceError(f"Workspace I/O failed: {exc.strerror or exc} ({where}).") from exc
+        finally:
+            logger.debug("%s took %.3f s", getattr(operation, "__name__", "operation"), time.perf_counter() - started)
+
+    def _open_repo(self) -> Repo:
+        try:
+            repo = Repo(str(self.path))
+        except NotGitRepository:
+            if not self.init_if_missing:
+                raise NotARepositoryError(
+                    f"{self.path} is not a git repository. Run `git init` there, or enable creating it."
+                ) from None
+            return self._init_repo()
+        except FileNotFoundError:
+            if not self.init_if_missing:
+                raise NotARepositoryError(f"{self.path} does not exist. Create it and run `git init`.") from None
+            return self._init_repo()
+        if repo.bare:
+            repo.close()
+            raise NotARepositoryError(f"{self.path} is a bare repository; point the workspace at a checkout.")
+        return repo
+
+    def _init_repo(self) -> Repo:
+        for parent in self.path.parents:
+            if (parent / ".git").exists():
+                raise NotARepositoryError(
+                    f"{self.path} is inside the git repository {parent}; point the workspace at {parent} "
+                    "or at a directory outside it."
+                )
+        self.path.mkdir(parents=True, exist_ok=True)
+        repo = Repo.init(str(self.path), default_branch=b"main")
+        # An empty initial commit, so HEAD exists; the user's files are never committed without approval.
+        tree = Tree()
+        repo.object_store.add_object(tree)
+        commit = self._make_commit(tree.id, [], CommitMessage("Initial commit (voicecoder)").render(), self.author)
+        repo.object_store.add_object(commit)
+        repo.refs.set_if_equals(_HEAD, None, commit.id, message=b"commit (initial): Initial commit (voicecoder)")
+        logger.info("initialised a git repository at %s", self.path)
+        return repo
+
+    @staticmethod
+    def _make_commit(tree: bytes, parents: Sequence[bytes], message: str, author: str) -> Commit:
+        commit = Commit()
+        commit.tree = ObjectID(tree)
+        commit.parents = [ObjectID(p) for p in parents]
+        commit.author = commit.committer = author.encode()
+        commit.author_time = commit.commit_time = int(time.time())
+        commit.author_timezone = commit.commit_timezone = 0
+        commit.encoding = b"UTF-8"
+        commit.message = message.encode()
+        return commit
+
+    def _store_commit(self, repo: Repo, tree: bytes, parents: Sequence[bytes], message: str, author: str) -> Commit:
+        commit = self._make_commit(tree, parents, message, author)
+        repo.object_store.add_object(commit)
+        return commit
+
+    @staticmethod
+    def _head(repo: Repo) -> ObjectID | None:
+        _, sha = repo.refs.follow(_HEAD)
+        return sha
+
+    def _head_flat(self, repo: Repo, head: bytes | None) -> Flat:
+        if head is None:
+            return {}
+        commit = repo.object_store[ObjectID(head)]
+        if not isinstance(commit, Commit):
+            raise WorkspaceError("HEAD does not point at a commit; repair the repository with git.")
+        return self._flatten(repo, commit.tree)
+
+    def _flatten(self, repo: Repo, tree_sha: bytes) -> Flat:
+        cached = self._flat_cache.get(tree_sha)
+        if cached is not None:
+            return cached
+        flat: Flat = {}
+        stack = [(b"", tree_sha)]
+        while stack:
+            prefix, sha = stack.pop()
+            tree = repo.object_store[ObjectID(sha)]
+            if not isinstance(tree, Tree):
+                raise WorkspaceError(f"Object {sha.decode()} is not a tree; run `git fsck`.")
+            for name, mode, child in tree.iteritems():
+                if stat.S_ISDIR(mode):
+                    stack.append((prefix + name + b"/", child))
+                else:
+                    flat[prefix + name] = (mode, child)
+        self._remember(tree_sha, flat)
+        return flat
+
+    def _remember(self, tree_sha: bytes, flat: Flat) -> None:
+        if len(self._flat_cache) >= _FLAT_CACHE_LIMIT:
+            self._flat_cache.pop(next(iter(self._flat_cache)))
+        self._flat_cache[tree_sha] = flat
+
+    def _build_tree(self, repo: Repo, flat: Flat) -> bytes:
+        """Write the trees of *flat* (only directories not seen before) and return the root tree sha."""
+        store = repo.object_store
+        dirs: dict[bytes, list[tuple[bytes, int, bytes]]] = {b"": []}
+        for path, (mode, sha) in flat.items():
+            parent, _, name = path.rpartition(b"/")
+            items = dirs.get(parent)
+            if items is None:
+                items = dirs[parent] = []
+                for ancestor in _parents(path + b"/x"):
+                    dirs.setdefault(ancestor, [])
+            items.append((name, mode, sha))
+        if len(self._tree_memo) > _MEMO_LIMIT:
+            self._tree_memo.clear()
+        root = b""
+        for directory in sorted(dirs, key=lambda d: d.count(b"/") + 1 if d else 0, reverse=True):
+            key = tuple(sorted(dirs[directory]))
+            memo = self._tree_memo.get(key)
+            if memo is not None:
+                sha = memo
+            else:
+                tree = Tree()
+                for name, mode, child in key:
+                    tree.add(name, mode, ObjectID(child))
+                sha = tree.id
+                if sha not in store:
+                    store.add_object(tree)
+                self._tree_memo[key] = sha
+            if directory:
+                parent, _, name = directory.rpartition(b"/")
+                dirs[parent].append((name, _DIRECTORY, sha))
+            else:
+                root = sha
+        return root
+
+    def _index(self, repo: Repo) -> _IndexView:
+        path = repo.index_path()
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            key = (0, 0, 0)
+            mtime_ns = 0
+        else:
+            key = (st.st_mtime_ns, st.st_size, st.st_ino)
+            mtime_ns = st.st_mtime_ns
+        view = self._index_view
+        if view is not None and view.key == key and key != (0, 0, 0):
+            return view
+        index = Index(path)
+        flat: Flat = {}
+        for name, entry in index.items():
+            if isinstance(entry, ConflictedIndexEntry):
+                continue
+            flat[name] = (cleanup_mode(entry.mode), entry.sha)
+        dirs = frozenset(parent for name in index for parent in _parents(name))
+        self._index_view = _IndexView(key, index, mtime_ns, flat, dirs)
+        return self._index_view
+
+    def _write_index(self, index: Index) -> None:
+        # dulwich cannot keep git's cache-tree and untracked-cache extensions in step with changed entries.
+        index._extensions = [
+            ext for ext in index._extensions if not isinstance(ext, TreeExtension | UntrackedExtension)
+        ]
+        index.write()
+        self._index_view = None
+
+    def _scan(self, repo: Repo) -> _Scan:
+        """The working tree: every tracked path and every untracked, non-ignored file."""
+        view = self._index(repo)
+        index_entries = view.index
+        ignore: IgnoreFilterManager | None = None
+        store = repo.object_store
+        root = self._root
+        now_ns = time.time_ns()
+        entries: Flat = {}
+        stats: dict[bytes, os.stat_result] = {}
+        stack = [b""]
+        while stack:
+            rel_dir = stack.pop()
+            prefix = rel_dir + b"/" if rel_dir else b""
+            with os.scandir(root + b"/" + rel_dir if rel_dir else root) as it:
+                dir_entries = list(it)
+            for de in dir_entries:
+                rel = prefix + de.name
+                st = de.stat(follow_symlinks=False)
+                mode = st.st_mode
+                if stat.S_ISDIR(mode):
+                    if de.name == b".git":
+                        continue
+                    if rel in index_entries:  # a submodule / gitlink: keep what the index says
+                        gitlink = index_entries[rel]
+                        if isinstance(gitlink, IndexEntry):
+                            entries[rel] = (cleanup_mode(gitlink.mode), gitlink.sha)
+                        continue
+                    if rel not in view.tracked_dirs:
+                        if os.path.lexists(de.path + b"/.git"):
+                            continue  # a nested repository is not part of this one
+                        if ignore is None:
+                            ignore = IgnoreFilterManager.from_repo(repo)
+                        if ignore.is_ignored(_display(rel) + "/"):
+                            continue
+                    stack.append(rel)
+                    continue
+                if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+                    continue
+                entry = index_entries[rel] if rel in index_entries else None  # noqa: SIM401 - Index has no get()
+                if entry is None:
+                    if ignore is None:
+                        ignore = IgnoreFilterManager.from_repo(repo)
+                    if ignore.is_ignored(_display(rel)):
+                        continue
+                file_mode = _mode_of(st)
+                entries[rel] = (file_mode, self._sha_of(store, de.path, rel, st, file_mode, entry, view, now_ns))
+                stats[rel] = st
+        return _Scan(entries, stats)
+
+    def _sha_of(
+        self,
+        store: Any,
+        abs_path: bytes,
+        rel: bytes,
+        st: os.stat_result,
+        mode: int,
+        entry: IndexEntry | ConflictedIndexEntry | None,
+        view: _IndexView,
+        now_ns: int,
+    ) -> bytes:
+        if (
+            isinstance(entry, IndexEntry)
+            and entry.size == st.st_size & 0xFFFFFFFF
+            and entry.ino == st.st_ino & 0xFFFFFFFF
+            and cleanup_mode(entry.mode) == mode
+            and _entry_time_ns(entry.mtime) == st.st_mtime_ns
+            and st.st_mtime_ns < view.mtime_ns
+        ):
+            return entry.sha
+        key = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
+        cached = self._stat_cache.get(rel)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        if mode == _SYMLINK:
+            data = os.readlink(abs_path)
+        else:
+            with open(abs_path, "rb") as f:
+                data = f.read()
+        blob = Blob.from_string(data)
+        if blob.id not in store:
+            store.add_object(blob)
+        if st.st_mtime_ns < now_ns - _RACY_NS and st.st_ctime_ns < now_ns - _RACY_NS:
+            self._stat_cache[rel] = (key, blob.id)
+        return blob.id
+
+    def _baseline_commit(self, repo: Repo, baseline: Baseline) -> Commit:
+        try:
+            commit = repo.object_store[ObjectID(baseline.snapshot.encode())]
+        except (KeyError, ValueError, AssertionError):
+            commit = None
+        if not isinstance(commit, Commit):
+            raise WorkspaceError(
+                f"The checkpoint {baseline.snapshot[:12]} of turn {baseline.turn_id} is missing from the repository "
+                "(was it garbage-collected?). Review the files with /status and commit or discard them by hand."
+            )
+        return commit
+
+    def _turn_changes(self, repo: Repo, baseline: Baseline) -> tuple[Flat, _Scan, dict[bytes, Change]]:
+        checkpoint = self._baseline_commit(repo, baseline)
+        before = self._flatten(repo, checkpoint.tree)
+        scan = self._scan(repo)
+        return before, scan, _diff_flats(before, scan.entries)
+
+    # --- operations (worker thread) ------------------------------------------------------
+
+    def _begin_turn(self, turn_id: TurnId, repo: Repo) -> Baseline:
+        head = self._head(repo)
+        scan = self._scan(repo)
+        tree = self._build_tree(repo, scan.entries)
+        self._remember(tree, scan.entries)
+        index_tree = self._build_tree(repo, self._index(repo).flat)
+        parents = [head] if head is not None else []
+        index_commit = self._store_commit(repo, index_tree, parents, f"index at start of turn {turn_id}\n", self.author)
+        checkpoint = self._store_commit(
+            repo, tree, [*parents, index_commit.id], f"voicecoder checkpoint of turn {turn_id}\n", self.author
+        )
+        repo.refs[Ref(CHECKPOINT_PREFIX + turn_id.value.encode())] = checkpoint.id
+        return Baseline(turn_id, checkpoint.id.decode())
+
+    def _changes_since(self, baseline: Baseline, repo: Repo) -> Diff:
+        _, _, changes = self._turn_changes(repo, baseline)
+        if not changes:
+            return Diff.empty()
+        store = repo.object_store
+
+        def read(sha: bytes) -> bytes:
+            blob = store[ObjectID(sha)]
+            return blob.as_raw_string() if isinstance(blob, Blob) else b""
+
+        parts: list[bytes] = []
+        files: list[FileChange] = []
+        for path in sorted(changes):
+            before, after = changes[path]
+            text, change = _file_diff(path, before, after, read)
+            parts.append(text)
+            files.append(change)
+        return Diff(
+            unified=b"".join(parts).decode("utf-8", "replace"), files=tuple(files), fingerprint=_fingerprint(changes)
+        )
+
+    def _commit_turn(
+        self, baseline: Baseline, fingerprint: str, message: CommitMessage, author: str, repo: Repo
+    ) -> CommitInfo:
+        _, scan, changes = self._turn_changes(repo, baseline)
+        if not changes:
+            raise WorkspaceError("Nothing to commit: the turn changed no files (or its changes were undone).")
+        if not _fingerprint(changes).startswith(fingerprint):
+            raise StaleChangeError("the files changed after the diff was made")
+        head = self._head(repo)
+        head_flat = self._head_flat(repo, head)
+        new_flat = dict(head_flat)
+        for path, (_, after) in changes.items():
+            if after is None:
+                new_flat.pop(path, None)
+            else:
+                new_flat[path] = after
+        _check_no_file_dir_clash(new_flat, changes)
+        index = self._index(repo).index
+        for path in changes:
+            if path in index and isinstance(index[path], ConflictedIndexEntry):
+                raise WorkspaceConflictError(f"{_display(path)} has unresolved merge conflicts; resolve them first.")
+        if new_flat == head_flat:
+            raise WorkspaceError("Nothing to commit: the turn's changes are already in the last commit.")
+        tree = self._build_tree(repo, new_flat)
+        self._remember(tree, new_flat)
+        text = message.render()
+        commit = self._store_commit(repo, tree, [head] if head else [], text, author)
+        if not repo.refs.set_if_equals(_HEAD, head, commit.id, message=b"commit: " + message.subject.encode()):
+            raise WorkspaceError("HEAD moved while committing; nothing was committed. Try again.")
+        for path, (_, after) in changes.items():
+            if after is None:
+                if path in index:
+                    del index[path]
+            else:
+                st = scan.stats.get(path, _NO_STAT)
+                index[path] = index_entry_from_stat(st, ObjectID(after[1]), mode=after[0])
+        self._write_index(index)
+        logger.info("committed %d path(s) as %s", len(changes), commit.id.decode()[:7])
+        return CommitInfo(commit.id.decode(), text, author, datetime.fromtimestamp(commit.commit_time, tz=UTC))
+
+    def _restore_turn(self, baseline: Baseline, repo: Repo) -> None:
+        checkpoint = self._baseline_commit(repo, baseline)
+        _, scan, changes = self._turn_changes(repo, baseline)
+        if not changes:
+            return
+        targets = {path: before_entry for path, (before_entry, _) in changes.items()}
+        self._materialize(repo, targets, scan)
+        index_before: Flat | None = None
+        if len(checkpoint.parents) == 2:
+            index_commit = repo.object_store[checkpoint.parents[1]]
+            if isinstance(index_commit, Commit):
+                index_before = self._flatten(repo, index_commit.tree)
+        if index_before is not None:
+            self._reset_index_entries(repo, {path: index_before.get(path) for path in changes}, targets)
+        logger.info("restored %d path(s) to checkpoint %s", len(changes), baseline.snapshot[:7])
+
+    def _materialize(self, repo: Repo, targets: dict[bytes, Entry | None], scan: _Scan) -> None:
+        """Make each path in *targets* hold exactly its entry (None: absent); remove emptied directories."""
+        root = self._root
+        store = repo.object_store
+        # Remove what must go first, deepest paths first, so a directory can become a file.
+        for path in sorted(targets, key=lambda p: p.count(b"/"), reverse=True):
+            if path in scan.entries and (targets[path] is None or stat.S_ISLNK(scan.stats[path].st_mode)):
+                os.unlink(root + b"/" + path)
+                self._stat_cache.pop(path, None)
+                for parent in _parents(path):
+                    try:
+                        os.rmdir(root + b"/" + parent)
+                    except OSError:
+                        break
+        for path in sorted(targets, key=lambda p: p.count(b"/")):
+            entry = targets[path]
+            if entry is None:
+                continue
+            mode, sha = entry
+            full = root + b"/" + path
+            for parent in reversed(list(_parents(path))):
+                parent_full = root + b"/" + parent
+                if os.path.lexists(parent_full) and not os.path.isdir(parent_full):
+                    raise WorkspaceConflictError(
+                        f"{_display(parent)} is a file now but must be a directory again; move it away first."
+                    )
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+            if os.path.isdir(full) and not os.path.islink(full):
+                try:
+                    os.rmdir(full)
+                except OSError as exc:
+                    raise WorkspaceConflictError(
+                        f"{_display(path)} is a directory with other (ignored) files in it; "
+                        "move them away, then try again."
+                    ) from exc
+            blob = store[ObjectID(sha)]
+            data = blob.as_raw_string() if isinstance(blob, Blob) else b""
+            if mode == _SYMLINK:
+                if os.path.lexists(full):
+                    os.unlink(full)
+                os.symlink(data, full)
+            elif mode == _GITLINK:
+                continue
+            else:
+                tmp = full + b".voicecoder-tmp"
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                os.chmod(tmp, (0o777 if mode == _EXECUTABLE else 0o666) & ~self._umask)
+                os.replace(tmp, full)
+            self._stat_cache.pop(path, None)
+
+    def _reset_index_entries(
+        self, repo: Repo, targets: dict[bytes, Entry | None], worktree: dict[bytes, Entry | None]
+    ) -> None:
+        """Set the index entries of *targets*; stat data only where the file on disk holds that content."""
+        index = self._index(repo).index
+        changed = False
+        for path, entry in targets.items():
+            if entry is None:
+                if path in index:
+                    del index[path]
+                    changed = True
+                continue
+            st = _NO_STAT
+            if worktree.get(path) == entry:
+                st = os.lstat(self._root + b"/" + path)
+            mode, sha = entry
+            index[path] = index_entry_from_stat(st, ObjectID(sha), mode=mode)
+            changed = True
+        if changed:
+            self._write_index(index)
+
+    def _status(self, repo: Repo) -> WorkspaceStatus:
+        head = self._head(repo)
+        head_flat = self._head_flat(repo, head)
+        view = self._index(repo)
+        scan = self._scan(repo)
+        index_flat = view.flat
+        staged = sorted(_diff_flats(head_flat, index_flat))
+        conflicted = [name for name, entry in view.index.items() if isinstance(entry, ConflictedIndexEntry)]
+        unstaged = sorted({p for p, e in index_flat.items() if scan.entries.get(p) != e}.union(conflicted))
+        untracked = sorted(p for p in scan.entries if p not in view.index)
+        refs, _ = repo.refs.follow(_HEAD)
+        branch: str | None = None
+        if len(refs) > 1 and refs[-1].startswith(b"refs/heads/"):
+            branch = _display(refs[-1][len(b"refs/heads/") :])
+        subject = when = None
+        if head is not None:
+            commit = repo.object_store[ObjectID(head)]
+            if isinstance(commit, Commit):
+                subject = commit.message.decode("utf-8", "replace").split("\n", 1)[0]
+                when = datetime.fromtimestamp(commit.commit_time, tz=UTC)
+        return WorkspaceStatus(
+            branch=branch,
+            head=head.decode()[:7] if head else None,
+            staged=tuple(map(_display, staged)),
+            unstaged=tuple(map(_display, unstaged)),
+            untracked=tuple(map(_display, untracked)),
+            tracked_files=len(index_flat),
+            latest_subject=subject,
+            latest_time=when,
+            path=str(self.path),
+        )
+
+    def _resolve_commit(self, repo: Repo, sha: str) -> Commit:
+        wanted = sha.strip().lower().encode()
+        if len(wanted) == 40:
+            try:
+                found = repo.object_store[ObjectID(wanted)]
+            except (KeyError, ValueError, AssertionError):
+                found = None
+            if isinstance(found, Commit):
+                return found
+        elif len(wanted) >= 4:
+            head = self._head(repo)
+            if head is not None:
+                for walk_entry in repo.get_walker(include=[ObjectID(head)], max_entries=1000):
+                    if walk_entry.commit.id.startswith(wanted):
+                        return walk_entry.commit
+        raise WorkspaceError(f"Unknown commit {sha!r}; use /log to see the recent commits.")
+
+    def _revert_commit(self, sha: str, message: CommitMessage, author: str, repo: Repo) -> CommitInfo:
+        target = self._resolve_commit(repo, sha)
+        if len(target.parents) > 1:
+            raise WorkspaceError(f"{sha[:7]} is a merge commit; revert it with git by hand.")
+        after = self._flatten(repo, target.tree)
+        before = self._head_flat(repo, target.parents[0]) if target.parents else {}
+        paths = _diff_flats(before, after)
+        if not paths:
+            raise WorkspaceError(f"{sha[:7]} changed no files; there is nothing to revert.")
+        head = self._head(repo)
+        head_flat = self._head_flat(repo, head)
+        moved = sorted(p for p in paths if head_flat.get(p) != after.get(p))
+        if moved:
+            raise WorkspaceConflictError(
+                f"{', '.join(map(_display, moved[:5]))} changed after {sha[:7]}; revert that by hand with git."
+            )
+        scan = self._scan(repo)
+        index_flat = self._index(repo).flat
+        dirty = sorted(
+            p for p in paths if scan.entries.get(p) != head_flat.get(p) or index_flat.get(p) != head_flat.get(p)
+        )
+        if dirty:
+            raise WorkspaceConflictError(
+                f"{', '.join(map(_display, dirty[:5]))} have uncommitted edits; commit or discard them, then revert."
+            )
+        new_flat = dict(head_flat)
+        for path in paths:
+            entry = before.get(path)
+            if entry is None:
+                new_flat.pop(path, None)
+            else:
+                new_flat[path] = entry
+        _check_no_file_dir_clash(new_flat, paths)
+        tree = self._build_tree(repo, new_flat)
+        text = message.render()
+        commit = self._store_commit(repo, tree, [head] if head else [], text, author)
+        if not repo.refs.set_if_equals(_HEAD, head, commit.id, message=b"revert: " + message.subject.encode()):
+            raise WorkspaceError("HEAD moved while reverting; nothing was changed. Try again.")
+        targets = {path: before.get(path) for path in paths}
+        self._materialize(repo, targets, scan)
+        self._reset_index_entries(repo, targets, targets)
+        logger.info("reverted %s as %s", sha[:7], commit.id.decode()[:7])
+        return CommitInfo(commit.id.decode(), text, author, datetime.fromtimestamp(commit.commit_time, tz=UTC))
