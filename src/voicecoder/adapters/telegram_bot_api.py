@@ -1,0 +1,853 @@
+"""
+A thin, typed client for the subset of the Telegram Bot API that voicecoder uses.
+
+It is a plain aiohttp client, not a bot framework (see docs/adr/0007): ingress, ordering and the
+durable inbox live elsewhere. What it does add:
+
+* attrs models for the objects we read (tolerant of fields it does not know);
+* retries: 429 waits ``parameters.retry_after`` (or the ``Retry-After`` header); 5xx, timeouts and
+  connection errors back off exponentially with a cap; attempts are bounded;
+* pacing: a token bucket per chat (about 1 message/s with a small burst) and one overall (30/s);
+* "message is not modified" is success;
+* every other failure is a `TelegramApiError` (a `DeliveryError`), whose text never holds the token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import aiohttp
+import attrs
+
+from voicecoder.domain.errors import DeliveryError, MalformedUpdateError
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "Audio",
+    "BotCommand",
+    "CallbackQuery",
+    "Chat",
+    "Document",
+    "File",
+    "InlineKeyboardButton",
+    "InlineKeyboardMarkup",
+    "Message",
+    "PacingPolicy",
+    "RetryPolicy",
+    "TelegramApiError",
+    "TelegramBotApi",
+    "TokenBucketPacer",
+    "Update",
+    "User",
+    "Voice",
+    "WebhookInfo",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.telegram.org"
+JSON = dict[str, Any]
+
+
+class TelegramApiError(DeliveryError):
+    """The Bot API refused a call (or could not be reached: ``code`` 0); the text never contains the token."""
+
+    def __init__(self, code: int, description: str, method: str, *, retry_after: float | None = None) -> None:
+        super().__init__(f"Telegram {method} failed ({code}): {description}")
+        self.code = code
+        self.description = description
+        self.method = method
+        self.retry_after = retry_after
+
+    @property
+    def is_parse_error(self) -> bool:
+        """True when Telegram could not parse the HTML/Markdown entities of the text."""
+        return "can't parse entities" in self.description
+
+    @property
+    def is_query_too_old(self) -> bool:
+        """True when a callback query was answered too late (or twice)."""
+        return "query is too old" in self.description
+
+
+# --- models -------------------------------------------------------------------------------------
+
+
+def _need(data: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if not isinstance(data, dict):
+        raise MalformedUpdateError(f"{where} is not an object")
+    value = data.get(key)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+        raise MalformedUpdateError(f"{where}.{key} is missing or has the wrong type")
+    return value
+
+
+def _opt_str(data: JSON, key: str) -> str | None:
+    value = data.get(key)
+    return value if isinstance(value, str) else None
+
+
+def _opt_int(data: JSON, key: str) -> int | None:
+    value = data.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+@attrs.frozen
+class User:
+    id: int
+    is_bot: bool = False
+    first_name: str = ""
+    last_name: str | None = None
+    username: str | None = None
+    language_code: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "user") -> User:
+        uid = _need(data, "id", int, where)
+        return cls(
+            id=uid,
+            is_bot=bool(data.get("is_bot", False)),
+            first_name=str(data.get("first_name", "")),
+            last_name=_opt_str(data, "last_name"),
+            username=_opt_str(data, "username"),
+            language_code=_opt_str(data, "language_code"),
+        )
+
+
+@attrs.frozen
+class Chat:
+    id: int
+    type: str = "private"
+    title: str | None = None
+    username: str | None = None
+    first_name: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "chat") -> Chat:
+        return cls(
+            id=_need(data, "id", int, where),
+            type=str(data.get("type", "private")),
+            title=_opt_str(data, "title"),
+            username=_opt_str(data, "username"),
+            first_name=_opt_str(data, "first_name"),
+        )
+
+
+@attrs.frozen
+class Voice:
+    file_id: str
+    file_unique_id: str
+    duration: int = 0
+    mime_type: str | None = None
+    file_size: int | None = None
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "voice") -> Voice:
+        return cls(
+            file_id=_need(data, "file_id", str, where),
+            file_unique_id=str(data.get("file_unique_id", "")),
+            duration=_opt_int(data, "duration") or 0,
+            mime_type=_opt_str(data, "mime_type"),
+            file_size=_opt_int(data, "file_size"),
+        )
+
+
+@attrs.frozen
+class Audio:
+    file_id: str
+    file_unique_id: str
+    duration: int = 0
+    mime_type: str | None = None
+    file_size: int | None = None
+    file_name: str | None = None
+    title: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "audio") -> Audio:
+        return cls(
+            file_id=_need(data, "file_id", str, where),
+            file_unique_id=str(data.get("file_unique_id", "")),
+            duration=_opt_int(data, "duration") or 0,
+            mime_type=_opt_str(data, "mime_type"),
+            file_size=_opt_int(data, "file_size"),
+            file_name=_opt_str(data, "file_name"),
+            title=_opt_str(data, "title"),
+        )
+
+
+@attrs.frozen
+class Document:
+    file_id: str
+    file_unique_id: str
+    file_name: str | None = None
+    mime_type: str | None = None
+    file_size: int | None = None
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "document") -> Document:
+        return cls(
+            file_id=_need(data, "file_id", str, where),
+            file_unique_id=str(data.get("file_unique_id", "")),
+            file_name=_opt_str(data, "file_name"),
+            mime_type=_opt_str(data, "mime_type"),
+            file_size=_opt_int(data, "file_size"),
+        )
+
+
+@attrs.frozen
+class InlineKeyboardButton:
+    text: str
+    callback_data: str | None = None
+    url: str | None = None
+
+    def to_json(self) -> JSON:
+        data: JSON = {"text": self.text}
+        if self.callback_data is not None:
+            data["callback_data"] = self.callback_data
+        if self.url is not None:
+            data["url"] = self.url
+        return data
+
+    @classmethod
+    def from_json(cls, data: Any) -> InlineKeyboardButton:
+        return cls(
+            text=_need(data, "text", str, "button"),
+            callback_data=_opt_str(data, "callback_data"),
+            url=_opt_str(data, "url"),
+        )
+
+
+@attrs.frozen
+class InlineKeyboardMarkup:
+    inline_keyboard: tuple[tuple[InlineKeyboardButton, ...], ...]
+
+    def to_json(self) -> JSON:
+        return {"inline_keyboard": [[b.to_json() for b in row] for row in self.inline_keyboard]}
+
+    @classmethod
+    def from_json(cls, data: Any) -> InlineKeyboardMarkup:
+        rows = _need(data, "inline_keyboard", list, "reply_markup")
+        return cls(tuple(tuple(InlineKeyboardButton.from_json(b) for b in row) for row in rows))
+
+
+@attrs.frozen
+class Message:
+    message_id: int
+    chat: Chat
+    date: int
+    from_user: User | None = None
+    text: str | None = None
+    entities: tuple[JSON, ...] = ()
+    caption: str | None = None
+    voice: Voice | None = None
+    audio: Audio | None = None
+    document: Document | None = None
+    reply_markup: InlineKeyboardMarkup | None = None
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "message") -> Message:
+        message_id = _need(data, "message_id", int, where)
+        chat = Chat.from_json(data.get("chat"), f"{where}.chat")
+        sender = data.get("from")
+        markup = data.get("reply_markup")
+        entities = data.get("entities")
+        return cls(
+            message_id=message_id,
+            chat=chat,
+            date=_opt_int(data, "date") or 0,
+            from_user=User.from_json(sender, f"{where}.from") if sender is not None else None,
+            text=_opt_str(data, "text"),
+            entities=tuple(e for e in entities if isinstance(e, dict)) if isinstance(entities, list) else (),
+            caption=_opt_str(data, "caption"),
+            voice=Voice.from_json(data["voice"], f"{where}.voice") if data.get("voice") is not None else None,
+            audio=Audio.from_json(data["audio"], f"{where}.audio") if data.get("audio") is not None else None,
+            document=(
+                Document.from_json(data["document"], f"{where}.document") if data.get("document") is not None else None
+            ),
+            reply_markup=(
+                InlineKeyboardMarkup.from_json(markup)
+                if isinstance(markup, dict) and "inline_keyboard" in markup
+                else None
+            ),
+        )
+
+
+@attrs.frozen
+class CallbackQuery:
+    id: str
+    from_user: User
+    chat_instance: str = ""
+    data: str | None = None
+    message: Message | None = None
+    inline_message_id: str | None = None
+
+    @property
+    def message_accessible(self) -> bool:
+        """False when Telegram sent an InaccessibleMessage (``date == 0``) or no message at all."""
+        return self.message is not None and self.message.date != 0
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "callback_query") -> CallbackQuery:
+        query_id = _need(data, "id", str, where)
+        message = data.get("message")
+        return cls(
+            id=query_id,
+            from_user=User.from_json(data.get("from"), f"{where}.from"),
+            chat_instance=str(data.get("chat_instance", "")),
+            data=_opt_str(data, "data"),
+            message=Message.from_json(message, f"{where}.message") if message is not None else None,
+            inline_message_id=_opt_str(data, "inline_message_id"),
+        )
+
+
+@attrs.frozen
+class Update:
+    """An Update; only ``message`` and ``callback_query`` are modelled, ``raw`` keeps everything."""
+
+    update_id: int
+    message: Message | None = None
+    callback_query: CallbackQuery | None = None
+    raw: JSON = attrs.field(factory=dict, eq=False, repr=False)
+
+    @property
+    def kind(self) -> str | None:
+        """The name of the payload field (``message``, ``callback_query``, ``edited_message`` ...)."""
+        return next((k for k in self.raw if k != "update_id"), None)
+
+    @classmethod
+    def from_json(cls, data: Any) -> Update:
+        """
+        Parse a raw Update.
+
+        Raises:
+            MalformedUpdateError: Required fields are missing or have the wrong type.
+        """
+        update_id = _need(data, "update_id", int, "update")
+        message = data.get("message")
+        query = data.get("callback_query")
+        return cls(
+            update_id=update_id,
+            message=Message.from_json(message) if message is not None else None,
+            callback_query=CallbackQuery.from_json(query) if query is not None else None,
+            raw=data,
+        )
+
+
+@attrs.frozen
+class File:
+    file_id: str
+    file_unique_id: str = ""
+    file_size: int | None = None
+    file_path: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Any) -> File:
+        return cls(
+            file_id=_need(data, "file_id", str, "file"),
+            file_unique_id=str(data.get("file_unique_id", "")),
+            file_size=_opt_int(data, "file_size"),
+            file_path=_opt_str(data, "file_path"),
+        )
+
+
+@attrs.frozen
+class WebhookInfo:
+    url: str
+    has_custom_certificate: bool = False
+    pending_update_count: int = 0
+    ip_address: str | None = None
+    last_error_date: int | None = None
+    last_error_message: str | None = None
+    last_synchronization_error_date: int | None = None
+    max_connections: int | None = None
+    allowed_updates: tuple[str, ...] | None = None
+
+    @classmethod
+    def from_json(cls, data: Any) -> WebhookInfo:
+        allowed = data.get("allowed_updates") if isinstance(data, dict) else None
+        return cls(
+            url=str(_need(data, "url", str, "webhook_info")),
+            has_custom_certificate=bool(data.get("has_custom_certificate", False)),
+            pending_update_count=_opt_int(data, "pending_update_count") or 0,
+            ip_address=_opt_str(data, "ip_address"),
+            last_error_date=_opt_int(data, "last_error_date"),
+            last_error_message=_opt_str(data, "last_error_message"),
+            last_synchronization_error_date=_opt_int(data, "last_synchronization_error_date"),
+            max_connections=_opt_int(data, "max_connections"),
+            allowed_updates=tuple(str(a) for a in allowed) if isinstance(allowed, list) else None,
+        )
+
+
+@attrs.frozen
+class BotCommand:
+    command: str
+    description: str
+
+    def to_json(self) -> JSON:
+        return {"command": self.command, "description": self.description}
+
+
+# --- retries and pacing -------------------------------------------------------------------------
+
+
+@attrs.frozen
+class RetryPolicy:
+    """
+    How hard to try.
+
+    *attempts* in total per call; 5xx/timeouts/connection errors wait
+    ``base_delay * 2**n`` (capped at *max_delay*, with jitter); a 429 waits its ``retry_after`` unless
+    that is longer than *max_retry_after* (then the error is raised so the caller can decide).
+    """
+
+    attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    max_retry_after: float = 60.0
+
+    def backoff(self, attempt: int) -> float:
+        delay: float = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
+        return delay * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not crypto
+
+
+@attrs.frozen
+class PacingPolicy:
+    """Send rates (messages/s) and bursts; a rate of 0 turns that limit off."""
+
+    per_chat_rate: float = 1.0
+    per_chat_burst: int = 3
+    global_rate: float = 30.0
+    global_burst: int = 30
+
+
+@attrs.define
+class _Bucket:
+    rate: float
+    capacity: float
+    tokens: float
+    stamp: float
+
+    def reserve(self, now: float) -> float:
+        """Take one token (possibly borrowing from the future); return how long to wait for it."""
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        self.tokens -= 1
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
+
+class TokenBucketPacer:
+    """Token buckets keyed by chat plus one global bucket; `wait` sleeps until a send may go out."""
+
+    def __init__(self, policy: PacingPolicy, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._policy = policy
+        self._clock = clock
+        self._chats: dict[int | str, _Bucket] = {}
+        now = clock()
+        self._global = (
+            _Bucket(policy.global_rate, policy.global_burst, policy.global_burst, now) if policy.global_rate else None
+        )
+
+    def reserve(self, chat: int | str) -> float:
+        """Book a send slot for *chat*; the delay before it may go out."""
+        now = self._clock()
+        delay = 0.0
+        p = self._policy
+        if p.per_chat_rate:
+            bucket = self._chats.get(chat)
+            if bucket is None:
+                if len(self._chats) > 10_000:
+                    self._prune(now)
+                bucket = self._chats[chat] = _Bucket(p.per_chat_rate, p.per_chat_burst, p.per_chat_burst, now)
+            delay = bucket.reserve(now)
+        if self._global is not None:
+            delay = max(delay, self._global.reserve(now))
+        return delay
+
+    async def wait(self, chat: int | str) -> None:
+        delay = self.reserve(chat)
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    def _prune(self, now: float) -> None:
+        for key, bucket in list(self._chats.items()):
+            if bucket.tokens + (now - bucket.stamp) * bucket.rate >= bucket.capacity:
+                del self._chats[key]
+
+
+# --- the client ---------------------------------------------------------------------------------
+
+_PACED = frozenset({"sendmessage", "senddocument", "editmessagetext", "editmessagereplymarkup"})
+
+
+class TelegramBotApi:
+    """
+    The Bot API over one aiohttp session (its own, or *session* if given, which it then does not close).
+
+    Use as an async context manager or call `close`.
+    """
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        session: aiohttp.ClientSession | None = None,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        pacing: PacingPolicy | None = None,
+    ) -> None:
+        if not token:
+            raise ValueError("the bot token is empty")
+        self._token = token
+        self._base = base_url.rstrip("/")
+        self._session = session
+        self._owns_session = session is None
+        self._timeout = timeout
+        self._retry = retry or RetryPolicy()
+        self._pacer = TokenBucketPacer(pacing or PacingPolicy())
+
+    def __repr__(self) -> str:
+        return f"TelegramBotApi(base_url={self._base!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+        self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+            self._owns_session = True
+        return self._session
+
+    def redact(self, text: str) -> str:
+        """*text* with the token (plain or URL-encoded) replaced by ``<token>``."""
+        for form in (self._token, self._token.replace(":", "%3A"), self._token.replace(":", "%3a")):
+            text = text.replace(form, "<token>")
+        return text
+
+    # --- the request loop ---------------------------------------------------------------------
+
+    async def call(
+        self,
+        method: str,
+        params: JSON | None = None,
+        *,
+        form: Callable[[], aiohttp.FormData] | None = None,
+        pace: int | str | None = None,
+        request_timeout: float | None = None,
+    ) -> Any:
+        """
+        Call *method* with JSON *params* (or a multipart *form*, rebuilt per attempt); return ``result``.
+
+        "message is not modified" returns None.
+
+        Raises:
+            TelegramApiError: Telegram refused the call, or it kept failing after the retries.
+        """
+        url = f"{self._base}/bot{self._token}/{method}"
+        payload = {k: v for k, v in (params or {}).items() if v is not None}
+        if pace is None and method.lower() in _PACED and "chat_id" in payload:
+            pace = payload["chat_id"]
+        client_timeout = aiohttp.ClientTimeout(total=request_timeout or self._timeout)
+        attempt = 0
+        while True:
+            attempt += 1
+            if pace is not None:
+                await self._pacer.wait(pace)
+            body: Any = None
+            try:
+                kwargs: JSON = {"data": form()} if form is not None else {"json": payload}
+                async with self._http().post(url, timeout=client_timeout, **kwargs) as resp:
+                    status = resp.status
+                    header_retry = resp.headers.get("Retry-After")
+                    raw = await resp.read()
+                try:
+                    body = json.loads(raw)
+                except ValueError:
+                    body = None
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                # aiohttp's messages may carry the URL, hence the token: keep only the class name.
+                reason = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
+                if attempt >= self._retry.attempts:
+                    raise TelegramApiError(0, f"network error ({reason}) after {attempt} attempts", method) from None
+                delay = self._retry.backoff(attempt)
+                logger.warning("telegram %s: %s; retry %d in %.2f s", method, reason, attempt, delay)
+                await asyncio.sleep(delay)
+                continue
+
+            if isinstance(body, dict) and body.get("ok") is True:
+                return body.get("result")
+            if isinstance(body, dict):
+                code = body.get("error_code")
+                code = code if isinstance(code, int) else status
+                description = self.redact(str(body.get("description", f"HTTP {status}")))
+                found = body.get("parameters")
+                parameters: JSON = found if isinstance(found, dict) else {}
+            else:
+                code, description, parameters = status, f"HTTP {status} without a JSON body", {}
+
+            if "message is not modified" in description:
+                return None
+            if code == 429:
+                retry_after = _retry_after(parameters, header_retry)
+                if attempt >= self._retry.attempts or retry_after > self._retry.max_retry_after:
+                    raise TelegramApiError(code, description, method, retry_after=retry_after)
+                logger.warning("telegram %s: flood control, waiting %.0f s (attempt %d)", method, retry_after, attempt)
+                await asyncio.sleep(retry_after)
+                continue
+            if code >= 500 or body is None:
+                if attempt >= self._retry.attempts:
+                    raise TelegramApiError(code, description, method)
+                delay = self._retry.backoff(attempt)
+                logger.warning("telegram %s: %s; retry %d in %.2f s", method, description, attempt, delay)
+                await asyncio.sleep(delay)
+                continue
+            raise TelegramApiError(code, description, method)
+
+    # --- methods -------------------------------------------------------------------------------
+
+    async def get_me(self) -> User:
+        return User.from_json(await self.call("getMe"))
+
+    async def send_message(
+        self,
+        chat_id: int,
+        text: str,
+        *,
+        parse_mode: str | None = "HTML",
+        reply_markup: InlineKeyboardMarkup | None = None,
+        disable_preview: bool = True,
+        reply_to_message_id: int | None = None,
+        disable_notification: bool | None = None,
+    ) -> Message:
+        params: JSON = {
+            "chat_id": chat_id,
+            "text": text,
+            "parse_mode": parse_mode,
+            "reply_markup": reply_markup.to_json() if reply_markup else None,
+            "link_preview_options": {"is_disabled": True} if disable_preview else None,
+            "reply_parameters": {"message_id": reply_to_message_id} if reply_to_message_id else None,
+            "disable_notification": disable_notification,
+        }
+        return Message.from_json(await self.call("sendMessage", params))
+
+    async def edit_message_text(
+        self,
+        chat_id: int,
+        message_id: int,
+        text: str,
+        *,
+        parse_mode: str | None = "HTML",
+        reply_markup: InlineKeyboardMarkup | None = None,
+        disable_preview: bool = True,
+    ) -> Message | None:
+        """Edit a text message; leaving out *reply_markup* removes its buttons. None: not modified."""
+        params: JSON = {
+            "chat_id": chat_id,
+            "message_id": message_id,
+            "text": text,
+            "parse_mode": parse_mode,
+            "reply_markup": reply_markup.to_json() if reply_markup else None,
+            "link_preview_options": {"is_disabled": True} if disable_preview else None,
+        }
+        result = await self.call("editMessageText", params)
+        return Message.from_json(result) if isinstance(result, dict) else None
+
+    async def edit_message_reply_markup(
+        self, chat_id: int, message_id: int, reply_markup: InlineKeyboardMarkup | None = None
+    ) -> Message | None:
+        """Replace (or, with None, remove) the buttons of a message. None: not modified."""
+        params: JSON = {
+            "chat_id": chat_id,
+            "message_id": message_id,
+            "reply_markup": reply_markup.to_json() if reply_markup else None,
+        }
+        result = await self.call("editMessageReplyMarkup", params)
+        return Message.from_json(result) if isinstance(result, dict) else None
+
+    async def answer_callback_query(
+        self,
+        callback_query_id: str,
+        text: str | None = None,
+        *,
+        show_alert: bool = False,
+        cache_time: int | None = None,
+    ) -> None:
+        params: JSON = {
+            "callback_query_id": callback_query_id,
+            "text": text[:200] if text else None,
+            "show_alert": show_alert or None,
+            "cache_time": cache_time,
+        }
+        await self.call("answerCallbackQuery", params)
+
+    async def send_chat_action(self, chat_id: int, action: str = "typing") -> None:
+        await self.call("sendChatAction", {"chat_id": chat_id, "action": action})
+
+    async def send_document(
+        self,
+        chat_id: int,
+        data: bytes,
+        filename: str,
+        *,
+        caption: str | None = None,
+        parse_mode: str | None = "HTML",
+        reply_markup: InlineKeyboardMarkup | None = None,
+        mime_type: str = "text/plain",
+    ) -> Message:
+        def form() -> aiohttp.FormData:
+            fd = aiohttp.FormData()
+            fd.add_field("chat_id", str(chat_id))
+            if caption:
+                fd.add_field("caption", caption)
+                if parse_mode:
+                    fd.add_field("parse_mode", parse_mode)
+            if reply_markup is not None:
+                fd.add_field("reply_markup", json.dumps(reply_markup.to_json()))
+            fd.add_field("document", data, filename=filename, content_type=mime_type)
+            return fd
+
+        return Message.from_json(await self.call("sendDocument", form=form, pace=chat_id))
+
+    async def get_file(self, file_id: str) -> File:
+        return File.from_json(await self.call("getFile", {"file_id": file_id}))
+
+    async def download_file(self, file_path: str, *, max_bytes: int | None = None) -> bytes:
+        """
+        Download a file that getFile described (``{base}/file/bot<token>/<file_path>``).
+
+        Raises:
+            TelegramApiError: Not found (404: call getFile again), larger than *max_bytes* (413), or the
+                download kept failing.
+        """
+        url = f"{self._base}/file/bot{self._token}/{file_path.lstrip('/')}"
+        client_timeout = aiohttp.ClientTimeout(total=max(self._timeout, 120.0))
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                async with self._http().get(url, timeout=client_timeout) as resp:
+                    if resp.status == 200:
+                        return await _read_capped(resp, max_bytes)
+                    status = resp.status
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                reason = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
+                status = 0
+            else:
+                reason = f"HTTP {status}"
+            if 0 < status < 500 and status != 429:
+                raise TelegramApiError(status, f"file download failed ({reason})", "downloadFile")
+            if attempt >= self._retry.attempts:
+                raise TelegramApiError(
+                    status, f"file download failed ({reason}) after {attempt} attempts", "downloadFile"
+                )
+            delay = self._retry.backoff(attempt)
+            logger.warning("telegram file download: %s; retry %d in %.2f s", reason, attempt, delay)
+            await asyncio.sleep(delay)
+
+    async def set_my_commands(
+        self, commands: Sequence[BotCommand], *, scope: JSON | None = None, language_code: str | None = None
+    ) -> None:
+        params: JSON = {"commands": [c.to_json() for c in commands], "scope": scope, "language_code": language_code}
+        await self.call("setMyCommands", params)
+
+    async def set_webhook(
+        self,
+        url: str,
+        *,
+        secret_token: str | None = None,
+        max_connections: int | None = None,
+        allowed_updates: Sequence[str] | None = None,
+        drop_pending_updates: bool = False,
+        certificate: bytes | None = None,
+        ip_address: str | None = None,
+    ) -> None:
+        params: JSON = {
+            "url": url,
+            "secret_token": secret_token,
+            "max_connections": max_connections,
+            "allowed_updates": list(allowed_updates) if allowed_updates is not None else None,
+            "drop_pending_updates": drop_pending_updates or None,
+            "ip_address": ip_address,
+        }
+        if certificate is None:
+            await self.call("setWebhook", params)
+            return
+
+        def form() -> aiohttp.FormData:
+            fd = aiohttp.FormData()
+            for key, value in params.items():
+                if value is None:
+                    continue
+                fd.add_field(key, json.dumps(value) if isinstance(value, (list, bool)) else str(value))
+            fd.add_field("certificate", certificate, filename="cert.pem", content_type="application/x-pem-file")
+            return fd
+
+        await self.call("setWebhook", form=form)
+
+    async def get_webhook_info(self) -> WebhookInfo:
+        return WebhookInfo.from_json(await self.call("getWebhookInfo"))
+
+    async def delete_webhook(self, *, drop_pending_updates: bool = False) -> None:
+        await self.call("deleteWebhook", {"drop_pending_updates": drop_pending_updates or None})
+
+    async def get_updates(
+        self,
+        *,
+        offset: int | None = None,
+        timeout: int = 0,  # noqa: ASYNC109 - the Bot API's long-poll parameter, not a cancel timeout
+        allowed_updates: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> list[Update]:
+        """Long-poll for updates (*timeout* seconds, Telegram caps it at 50)."""
+        params: JSON = {
+            "offset": offset,
+            "timeout": timeout,
+            "limit": limit,
+            "allowed_updates": list(allowed_updates) if allowed_updates is not None else None,
+        }
+        result = await self.call("getUpdates", params, request_timeout=timeout + self._timeout)
+        if not isinstance(result, list):
+            raise TelegramApiError(0, "getUpdates returned no list", "getUpdates")
+        return [Update.from_json(u) for u in result]
+
+
+def _retry_after(parameters: JSON, header: str | None) -> float:
+    value = parameters.get("retry_after")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    if header is not None:
+        try:
+            return max(0.0, float(header))
+        except ValueError:
+            pass
+    return 1.0
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int | None) -> bytes:
+    if max_bytes is not None and resp.content_length is not None and resp.content_length > max_bytes:
+        raise TelegramApiError(413, f"file is too big ({resp.content_length} bytes > {max_bytes})", "downloadFile")
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in resp.content.iter_chunked(64 << 10):
+        total += len(chunk)
+        if max_bytes is not None and total > max_bytes:
+            raise TelegramApiError(413, f"file is too big (over {max_bytes} bytes)", "downloadFile")
+        chunks.append(chunk)
+    return b"".join(chunks)
