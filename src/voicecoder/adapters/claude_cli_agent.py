@@ -365,7 +365,9 @@ class StreamParser:
             self.denied.append(denial)
             return [denial]
         if subtype == "api_retry":
-            attempt = _int(obj.get("attempt")) or 0
+            attempt = _int(obj.get("attempt"))
+            if attempt is None:
+                return []
             error = _str(obj.get("error")) or "error"
             status = _int(obj.get("error_status"))
             delay_ms = _float(obj.get("retry_delay_ms"))
@@ -405,8 +407,7 @@ class StreamParser:
                 if text and text.strip():
                     self.assistant_texts.append(text)
                     events.append(AssistantText(text))
-            elif block.get("type") == "tool_use":
-                tool_use_id = _str(block.get("id")) or ""
+            elif block.get("type") == "tool_use" and (tool_use_id := _str(block.get("id"))):
                 name = _str(block.get("name")) or "tool"
                 tool_input = block.get("input")
                 label = tool_label(name, tool_input if isinstance(tool_input, Mapping) else None, self.workdir)
@@ -417,9 +418,9 @@ class StreamParser:
     def _user(self, obj: Mapping[str, Any]) -> list[AgentEvent]:
         events: list[AgentEvent] = []
         for block in self._blocks(obj):
-            if block.get("type") != "tool_result":
+            tool_use_id = _str(block.get("tool_use_id"))
+            if block.get("type") != "tool_result" or not tool_use_id:
                 continue
-            tool_use_id = _str(block.get("tool_use_id")) or ""
             events.append(
                 ToolFinished(
                     tool_use_id,
@@ -748,9 +749,11 @@ class ClaudeCliAgent:
                 with anyio.move_on_after(cfg.timeout_s) as scope:
                     await self._send_prompt(proc, prompt)
                     await self._read_stream(proc, parser, on_event)
+                timed_out = scope.cancelled_caught and parser.result is None
+                if not timed_out:
+                    # The result is in; give the CLI a moment to exit on its own before stopping it.
                     with anyio.move_on_after(cfg.result_grace_s):
                         await proc.wait()
-                timed_out = scope.cancelled_caught
             finally:
                 with anyio.CancelScope(shield=True):
                     await self._stop(proc, marker)
