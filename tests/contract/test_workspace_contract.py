@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,9 +16,9 @@ class TestFakeWorkspace(WorkspaceContract):
         return FakeWorkspace()
 
     @pytest.fixture
-    async def workspace(self, fake: FakeWorkspace) -> AsyncIterator[Workspace]:
+    def workspace(self, fake: FakeWorkspace) -> Workspace:
         """The in-memory workspace every domain test uses."""
-        yield fake  # noqa: PT022 - mirrors the async generator of the real adapter
+        return fake
 
     @pytest.fixture
     def tree(self, fake: FakeWorkspace) -> WorkspaceTree:
@@ -29,11 +28,11 @@ class TestFakeWorkspace(WorkspaceContract):
 
 class TestDulwichWorkspace(WorkspaceContract):
     @pytest.fixture
-    async def workspace(self, tmp_path: Path) -> AsyncIterator[Workspace]:
+    async def workspace(self, tmp_path: Path) -> Workspace:
         """A fresh repository created by the adapter itself (empty initial commit)."""
         workspace = DulwichWorkspace(tmp_path / "repo")
         await workspace.open()
-        yield workspace
+        return workspace
 
     @pytest.fixture
     def tree(self, tmp_path: Path) -> WorkspaceTree:
