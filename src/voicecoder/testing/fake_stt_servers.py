@@ -27,6 +27,7 @@ from typing import Any, Self
 import anyio
 import attrs
 from aiohttp import web
+from multidict import CIMultiDict
 
 __all__ = [
     "DEEPGRAM_CORRUPT_AUDIO",
@@ -72,7 +73,7 @@ def _duration(data: bytes) -> float:
 
 @attrs.frozen
 class RecordedRequest:
-    """One request as the fake received it."""
+    """One request as the fake received it (header names are case-insensitive)."""
 
     method: str
     path: str
@@ -157,7 +158,7 @@ class _FakeServer:
                 method=request.method,
                 path=request.path,
                 query=tuple(request.query.items()),
-                headers=dict(request.headers),
+                headers=CIMultiDict(request.headers),
                 body=body,
             )
         )
