@@ -1,0 +1,520 @@
+"""
+The sandbox's web chat: a phone-like page that plays the Telegram user against the local fake Bot API.
+
+`create_sandbox_web_app` serves ``GET /`` (the page, from the ``sandbox_static`` package data) and a small
+JSON API the page calls. Every action goes to the fake Bot API's *user side* in-process, so the bot
+receives exactly the updates Telegram would send (through its real webhook):
+
+* ``POST api/send`` ``{"text": …}`` — a typed message or ``/command``;
+* ``POST api/voice`` — a recording (multipart part ``voice``, or the raw body) in OGG, WebM, MP3, M4A or
+  WAV; OGG becomes a voice note like Telegram's, other containers an audio file;
+* ``POST api/press`` ``{"message_id": …, "data": …}`` — a tap on an inline button;
+* ``GET api/conversation?since=V&wait=S`` — the chat as it is now (long-poll: answers once something
+  happened after version *V*, or after *S* seconds), bot messages with their current (edited) text
+  rendered from Telegram's entities into the Telegram HTML subset, inline keyboards, documents as
+  download links, and the bot's callback answers;
+* ``GET api/files/{file_id}`` — a document the bot sent, or a voice note the user recorded;
+* ``GET healthz``.
+
+URLs in the page are relative, so the app also works mounted under a prefix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import importlib.resources
+import logging
+import math
+import re
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+from aiohttp import BodyPartReader, web
+
+from voicecoder.testing.fake_bot_api import BotMessage, FakeBotApi, FakeUser
+
+__all__ = [
+    "MAX_VOICE_BYTES",
+    "conversation_json",
+    "create_sandbox_web_app",
+    "render_entities",
+    "sniff_audio",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_VOICE_BYTES = 25 << 20
+"""Uploads above this are refused (413); Telegram itself lets bots download up to 20 MB."""
+MAX_TEXT_CHARS = 4096
+MAX_WAIT_S = 30.0
+TYPING_S = 5.0
+"""sendChatAction shows "typing…" for at most 5 s, or until the bot's next message."""
+_STATIC = "sandbox_static"
+_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self' blob:; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+_ASSETS = {
+    "app.js": "text/javascript",
+    "app.css": "text/css",
+}
+_LINK_SCHEMES = ("http://", "https://", "tg://", "mailto:")
+_LANGUAGE_RE = re.compile(r"[A-Za-z0-9_+.#-]{1,32}")
+_UNSAFE_FILENAME_RE = re.compile(r"[^A-Za-z0-9._ -]+")
+
+
+@attrs.frozen
+class _Sandbox:
+    """What the handlers need: the fake Bot API and who "you" are in it."""
+
+    bot_api: FakeBotApi
+    user: FakeUser
+    chat_id: int
+    closing: asyncio.Event
+
+
+SANDBOX = web.AppKey("sandbox", _Sandbox)
+
+
+def create_sandbox_web_app(
+    bot_api: FakeBotApi, *, user_id: int, chat_id: int, user_name: str = "You"
+) -> web.Application:
+    """
+    The web chat for the private chat *chat_id*, where *user_id* (shown to the bot as *user_name*) talks.
+
+    Serve it with an `aiohttp.web.AppRunner` on 127.0.0.1, or mount it with ``add_subapp``.
+    """
+    user = FakeUser(id=user_id, first_name=user_name, username=None, language_code="en")
+    bot_api.add_chat(user)  # the sandbox user has opened the chat, so the bot may write first
+    app = web.Application()
+    app[SANDBOX] = _Sandbox(bot_api=bot_api, user=user, chat_id=chat_id, closing=asyncio.Event())
+    app.router.add_get("/", _index)
+    app.router.add_get("/static/{name}", _asset)
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/api/conversation", _conversation)
+    app.router.add_post("/api/send", _send)
+    app.router.add_post("/api/voice", _voice)
+    app.router.add_post("/api/press", _press)
+    app.router.add_get("/api/files/{file_id}", _file)
+    app.on_response_prepare.append(_security_headers)
+    app.on_shutdown.append(_release_waiters)
+    return app
+
+
+# --- pages -----------------------------------------------------------------------------------------
+
+
+def _static_text(name: str) -> str:
+    return importlib.resources.files(__package__ or "voicecoder.entrypoints").joinpath(_STATIC, name).read_text("utf-8")
+
+
+async def _index(_request: web.Request) -> web.Response:
+    return web.Response(
+        text=_static_text("index.html"), content_type="text/html", headers={"Cache-Control": "no-cache"}
+    )
+
+
+async def _asset(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    content_type = _ASSETS.get(name)
+    if content_type is None:
+        raise web.HTTPNotFound
+    return web.Response(text=_static_text(name), content_type=content_type, headers={"Cache-Control": "no-cache"})
+
+
+async def _healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+async def _security_headers(_request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.setdefault("Content-Security-Policy", _CSP)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+
+
+async def _release_waiters(app: web.Application) -> None:
+    app[SANDBOX].closing.set()
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text='{"error": "expected a JSON object"}', content_type="application/json") from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text='{"error": "expected a JSON object"}', content_type="application/json")
+    return body
+
+
+# --- the user's actions ----------------------------------------------------------------------------
+
+
+async def _send(request: web.Request) -> web.Response:
+    sandbox = request.app[SANDBOX]
+    body = await _json_object(request)
+    text = body.get("text")
+    if not isinstance(text, str) or not text.strip():
+        return _error(400, "text is required")
+    if len(text) > MAX_TEXT_CHARS:
+        return _error(400, f"a message has at most {MAX_TEXT_CHARS} characters")
+    update = await sandbox.bot_api.send_text(text, user=sandbox.user)
+    return web.json_response({"update_id": update["update_id"], "message_id": update["message"]["message_id"]})
+
+
+async def _press(request: web.Request) -> web.Response:
+    sandbox = request.app[SANDBOX]
+    body = await _json_object(request)
+    message_id, data = body.get("message_id"), body.get("data")
+    if not isinstance(message_id, int) or isinstance(message_id, bool) or not isinstance(data, str):
+        return _error(400, "message_id (a number) and data (a string) are required")
+    try:
+        update = await sandbox.bot_api.press(message_id, data, user=sandbox.user)
+    except LookupError as exc:
+        return _error(404, str(exc))
+    return web.json_response({"update_id": update["update_id"]})
+
+
+@attrs.frozen
+class _Recording:
+    data: bytes
+    file_name: str | None
+    duration: int | None
+
+
+async def _read_limited(part: BodyPartReader | web.Request) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await (part.read_chunk(1 << 16) if isinstance(part, BodyPartReader) else part.content.read(1 << 16))
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > MAX_VOICE_BYTES:
+            raise web.HTTPRequestEntityTooLarge(max_size=MAX_VOICE_BYTES, actual_size=size)
+        chunks.append(chunk)
+
+
+def _duration(value: str | None) -> int | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    if not math.isfinite(seconds) or seconds < 0 or seconds > 24 * 3600:
+        return None
+    return max(1, round(seconds))
+
+
+async def _read_recording(request: web.Request) -> _Recording:
+    if request.content_type.startswith("multipart/"):
+        reader = await request.multipart()
+        data: bytes | None = None
+        file_name: str | None = None
+        duration: int | None = None
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                continue
+            if part.name == "duration":
+                duration = _duration((await part.read(decode=True)).decode("ascii", "replace")[:32])
+            elif data is None and (part.name == "voice" or part.filename):
+                file_name = part.filename
+                data = await _read_limited(part)
+            else:
+                await part.release()
+        if data is None:
+            raise web.HTTPBadRequest(
+                text='{"error": "a \'voice\' file part is required"}', content_type="application/json"
+            )
+        return _Recording(data, file_name, duration)
+    return _Recording(
+        await _read_limited(request),
+        request.query.get("name"),
+        _duration(request.query.get("duration") or request.headers.get("X-Duration")),
+    )
+
+
+def sniff_audio(data: bytes) -> tuple[str, str] | None:
+    """The (MIME type, file extension) of a browser recording or audio file, judged by its magic bytes."""
+    if data.startswith(b"OggS"):
+        return "audio/ogg", "ogg"
+    if data.startswith(b"\x1a\x45\xdf\xa3"):
+        return "audio/webm", "webm"
+    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+        return "audio/wav", "wav"
+    if data[4:8] == b"ftyp":
+        return "audio/mp4", "m4a"
+    if data.startswith(b"ID3") or (len(data) >= 2 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0 and data[1] & 0x06):
+        return "audio/mpeg", "mp3"
+    return None
+
+
+async def _voice(request: web.Request) -> web.Response:
+    sandbox = request.app[SANDBOX]
+    recording = await _read_recording(request)
+    if not recording.data:
+        return _error(400, "the recording is empty")
+    sniffed = sniff_audio(recording.data)
+    if sniffed is None:
+        return _error(415, "not an audio file: send OGG/Opus, WebM, MP3, M4A or WAV")
+    mime, extension = sniffed
+    log.info("sandbox: the user sent a %s recording of %d bytes", mime, len(recording.data))
+    if mime == "audio/ogg":
+        # What a Telegram client sends for a voice note.
+        update = await sandbox.bot_api.send_voice(
+            recording.data, duration=recording.duration or 1, mime_type=mime, user=sandbox.user
+        )
+    else:
+        stem = (recording.file_name or "recording").rsplit(".", 1)[0]
+        file_name = f"{_UNSAFE_FILENAME_RE.sub('_', stem)[:60] or 'recording'}.{extension}"
+        update = await sandbox.bot_api.send_audio_file(
+            recording.data,
+            file_name=file_name,
+            mime_type=mime,
+            user=sandbox.user,
+            as_document=False,
+            duration=recording.duration,
+        )
+    kind = "voice" if "voice" in update["message"] else "audio"
+    return web.json_response({"update_id": update["update_id"], "kind": kind, "mime_type": mime})
+
+
+# --- what the chat looks like ----------------------------------------------------------------------
+
+
+async def _file(request: web.Request) -> web.Response:
+    sandbox = request.app[SANDBOX]
+    file_id = request.match_info["file_id"]
+    if file_id not in _chat_file_ids(_chat_messages(sandbox.bot_api, sandbox.chat_id)):
+        raise web.HTTPNotFound
+    stored = sandbox.bot_api.files[file_id]
+    mime = stored.mime_type or "application/octet-stream"
+    if mime.startswith("audio/"):
+        return web.Response(body=stored.data, content_type=mime.split(";")[0])
+    name = _UNSAFE_FILENAME_RE.sub("_", stored.file_name or "file") or "file"
+    return web.Response(
+        body=stored.data,
+        content_type="application/octet-stream",  # never let a bot-chosen type render on this origin
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+def _chat_messages(bot_api: FakeBotApi, chat_id: int) -> list[BotMessage]:
+    found = [m for (chat, _), m in bot_api.messages.items() if chat == chat_id]
+    return sorted(found, key=lambda m: m.message_id)
+
+
+def _chat_file_ids(messages: Iterable[BotMessage]) -> set[str]:
+    ids: set[str] = set()
+    for m in messages:
+        if m.document is not None:
+            ids.add(m.document.file_id)
+        raw = m.raw or {}
+        for key in ("voice", "audio", "document"):
+            obj = raw.get(key)
+            if isinstance(obj, Mapping) and isinstance(obj.get("file_id"), str):
+                ids.add(obj["file_id"])
+    return ids
+
+
+async def _conversation(request: web.Request) -> web.Response:
+    sandbox = request.app[SANDBOX]
+    try:
+        since = int(request.query.get("since", "-1"))
+        wait = min(MAX_WAIT_S, max(0.0, float(request.query.get("wait", "0"))))
+    except ValueError:
+        return _error(400, "since and wait are numbers")
+    if wait > 0 and since >= 0 and _version(sandbox) <= since:
+        waiter = asyncio.ensure_future(
+            sandbox.bot_api.wait_transcript(since=since, chat_id=sandbox.chat_id, within=wait)
+        )
+        closing = asyncio.ensure_future(sandbox.closing.wait())
+        try:
+            await asyncio.wait({waiter, closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (waiter, closing):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+    return web.json_response(
+        conversation_json(sandbox.bot_api, chat_id=sandbox.chat_id), headers={"Cache-Control": "no-store"}
+    )
+
+
+def _version(sandbox: _Sandbox) -> int:
+    entries = sandbox.bot_api.transcript(chat_id=sandbox.chat_id)
+    return int(entries[-1]["seq"]) if entries else 0
+
+
+def conversation_json(bot_api: FakeBotApi, *, chat_id: int) -> dict[str, Any]:
+    """The chat *chat_id* as the page shows it (see the module docstring)."""
+    entries = bot_api.transcript(chat_id=chat_id)
+    version = int(entries[-1]["seq"]) if entries else 0
+    sandbox_messages = _chat_messages(bot_api, chat_id)
+    answers = [
+        {"seq": e["seq"], "text": e.get("text") or "", "show_alert": bool(e.get("show_alert"))}
+        for e in entries
+        if e.get("kind") == "callback_answer"
+    ][-5:]
+    last_bot = next(
+        (e for e in reversed(entries) if e.get("side") == "bot" and e.get("kind") != "callback_answer"), None
+    )
+    typing = (
+        last_bot is not None
+        and last_bot.get("kind") == "chat_action"
+        and time.time() - float(last_bot["at"]) < TYPING_S
+    )
+    return {
+        "version": version,
+        "typing": typing,
+        "messages": [_message_json(m) for m in sandbox_messages],
+        "answers": answers,
+    }
+
+
+def _message_json(m: BotMessage) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "key": str(m.message_id),
+        "id": m.message_id,
+        "from": "bot" if m.from_bot else "me",
+        "date": m.date,
+        "edited": m.edit_date is not None,
+        "rev": m.edits,
+        "html": "",
+        "buttons": [],
+        "document": None,
+        "voice": None,
+    }
+    if m.from_bot:
+        if m.text is not None:
+            out["html"] = render_entities(m.text, m.entities)
+        if m.document is not None:
+            out["document"] = {
+                "name": m.document.file_name or "file",
+                "size": m.document.size,
+                "url": f"api/files/{m.document.file_id}",
+            }
+            if m.caption:
+                out["html"] = render_entities(m.caption, m.caption_entities)
+        out["buttons"] = _keyboard(m.reply_markup)
+        return out
+    raw = m.raw or {}
+    text = raw.get("text") or raw.get("caption")
+    if isinstance(text, str):
+        out["html"] = html.escape(text, quote=False)
+    for key in ("voice", "audio"):
+        obj = raw.get(key)
+        if isinstance(obj, Mapping):
+            out["voice"] = {"duration": obj.get("duration"), "url": f"api/files/{obj.get('file_id')}"}
+    return out
+
+
+def _keyboard(markup: Mapping[str, Any] | None) -> list[list[dict[str, str]]]:
+    rows = (markup or {}).get("inline_keyboard") or []
+    keyboard: list[list[dict[str, str]]] = []
+    for row in rows:
+        buttons: list[dict[str, str]] = []
+        for b in row:
+            button = {"text": str(b.get("text", ""))}
+            if "callback_data" in b:
+                button["callback_data"] = str(b["callback_data"])
+            elif isinstance(b.get("url"), str) and b["url"].startswith(_LINK_SCHEMES):
+                button["url"] = b["url"]
+            buttons.append(button)
+        keyboard.append(buttons)
+    return keyboard
+
+
+# --- Telegram entities → the Telegram HTML subset ----------------------------------------------------
+
+
+def _open_tag(entity: Mapping[str, Any], text: str) -> tuple[str, str] | None:
+    kind = entity.get("type")
+    simple = {"bold": "b", "italic": "i", "underline": "u", "strikethrough": "s", "code": "code"}
+    if kind in simple:
+        return f"<{simple[kind]}>", f"</{simple[kind]}>"
+    if kind == "spoiler":
+        return '<span class="tg-spoiler">', "</span>"
+    if kind in {"blockquote", "expandable_blockquote"}:
+        return "<blockquote>", "</blockquote>"
+    if kind == "pre":
+        language = str(entity.get("language") or "")
+        if _LANGUAGE_RE.fullmatch(language):
+            return f'<pre><code class="language-{language}">', "</code></pre>"
+        return "<pre>", "</pre>"
+    url: str | None = None
+    if kind == "text_link":
+        url = str(entity.get("url") or "")
+    elif kind == "url":
+        url = text if "://" in text else f"https://{text}"
+    elif kind == "email":
+        url = f"mailto:{text}"
+    if url is not None and url.lower().startswith(_LINK_SCHEMES):
+        href = html.escape(url, quote=True)
+        return f'<a href="{href}" target="_blank" rel="noopener noreferrer">', "</a>"
+    return None  # mentions, hashtags, custom emoji … are shown as their text
+
+
+def render_entities(text: str, entities: Iterable[Mapping[str, Any]]) -> str:
+    """
+    *text* with its Telegram *entities* (UTF-16 offsets) as safe HTML in Telegram's tag subset.
+
+    All text is escaped; the only tags produced are b, i, u, s, code, pre, blockquote, ``span.tg-spoiler``
+    and links with an http(s)/tg/mailto target. Entities that overlap without nesting are closed and
+    reopened; entities out of range are clipped or ignored.
+    """
+    units = text.encode("utf-16-le")
+    n_units = len(units) // 2
+
+    def piece(start: int, end: int) -> str:
+        return units[2 * start : 2 * end].decode("utf-16-le", errors="replace")
+
+    spans: list[tuple[int, int, str, str]] = []
+    for entity in entities:
+        try:
+            start = max(0, int(entity["offset"]))
+            end = min(n_units, start + int(entity["length"]))
+        except (KeyError, TypeError, ValueError):
+            continue
+        if end <= start:
+            continue
+        tags = _open_tag(entity, piece(start, end))
+        if tags is not None:
+            spans.append((start, end, *tags))
+    spans.sort(key=lambda s: (s[0], -s[1]))
+
+    out: list[str] = []
+    stack: list[tuple[int, int, str, str]] = []
+    boundaries = sorted({0, n_units} | {s[0] for s in spans} | {s[1] for s in spans})
+    pending = list(reversed(spans))
+    pos = 0
+    for boundary in boundaries:
+        if boundary > pos:
+            out.append(html.escape(piece(pos, boundary), quote=False))
+            pos = boundary
+        # Close what ends here; reopen what was open inside it but continues.
+        if any(s[1] <= pos for s in stack):
+            reopen: list[tuple[int, int, str, str]] = []
+            while any(s[1] <= pos for s in stack):
+                top = stack.pop()
+                out.append(top[3])
+                if top[1] > pos:
+                    reopen.append(top)
+            for span in reversed(reopen):
+                out.append(span[2])
+                stack.append(span)
+        while pending and pending[-1][0] == pos:
+            span = pending.pop()
+            out.append(span[2])
+            stack.append(span)
+    while stack:
+        out.append(stack.pop()[3])
+    return "".join(out)
