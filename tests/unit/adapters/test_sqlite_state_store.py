@@ -260,6 +260,24 @@ class TestSqliteStateStore:
         assert [r.prompt for r in trail] == ["add docs"]
         assert user_version(path) == SCHEMA_VERSION == 2
 
+    async def test_failed_migration_leaves_the_previous_version(self, path: Path) -> None:
+        """When an upgrade step fails (here: a v1 row with an unreadable date), the file stays at v1, unchanged."""
+        path.parent.mkdir(parents=True)
+        with raw(path) as db:
+            db.executescript(V1_SCHEMA + V1_ROWS)
+            db.execute("UPDATE changes SET decided_at = 'yesterday-ish' WHERE id = '0000000a'")
+            db.commit()
+        store = SqliteStateStore(path)
+
+        with pytest.raises(StateStoreError, match="cannot read"):
+            await store.open()
+        await store.close()
+
+        with raw(path) as db:
+            columns = [r[1] for r in db.execute("PRAGMA table_info(changes)")]
+        assert user_version(path) == 1
+        assert "decided_utc" not in columns
+
     async def test_migration_creates_the_history_indexes(self, path: Path, store: SqliteStateStore) -> None:
         """A new file gets every migration: the indexes of v2 exist and the version is the latest."""
         await store.open()
