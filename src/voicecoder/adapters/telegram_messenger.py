@@ -1,0 +1,599 @@
+"""
+`TelegramMessenger`: the `Messenger` port over the Bot API, rendering each domain reply as Telegram HTML.
+
+Rules kept here:
+
+* every dynamic string is HTML-escaped (also inside ``<pre>``);
+* text is split at 4096 visible characters *after* rendering, preferring line breaks, never inside a tag
+  or an entity; formatting open at a split (e.g. a ``<pre>`` block) is closed and reopened;
+* if Telegram cannot parse the entities anyway, the text is sent again as plain text;
+* buttons carry ``callback_data = "{action}:{change_id}:{fingerprint16}"`` (at most 64 bytes), read back by
+  `parse_callback_data`;
+* `send` returns the last part (where the buttons are), so later edits apply to it;
+* diffs longer than about 3500 characters go out as a ``.diff`` document.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from datetime import datetime
+
+import attrs
+
+from voicecoder.adapters.telegram_bot_api import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    TelegramApiError,
+    TelegramBotApi,
+)
+from voicecoder.domain.errors import DeliveryError, MalformedUpdateError
+from voicecoder.domain.model import ChangeId, ChangeKind, ChatId, Diff, FileChange, WorkspaceStatus
+from voicecoder.domain.replies import (
+    Action,
+    AgentAnswer,
+    AutoApproved,
+    Button,
+    Cancelled,
+    ChangeCommitted,
+    ChangeDiscarded,
+    ChangeSummary,
+    Compaction,
+    DiffView,
+    ErrorReply,
+    GitStatusView,
+    Heard,
+    HelpText,
+    InfoReport,
+    MessageRef,
+    NoChanges,
+    Queued,
+    Reply,
+    SessionCleared,
+    StatusReport,
+    Unauthorized,
+    Welcome,
+    Working,
+)
+
+__all__ = [
+    "BUTTON_LABELS",
+    "MAX_CALLBACK_BYTES",
+    "TEXT_LIMIT",
+    "Rendered",
+    "TelegramMessenger",
+    "callback_data",
+    "html_to_text",
+    "parse_callback_data",
+    "render",
+    "split_html",
+    "split_plain",
+]
+
+logger = logging.getLogger(__name__)
+
+TEXT_LIMIT = 4096
+CAPTION_LIMIT = 1024
+DIFF_INLINE_LIMIT = 3500
+MAX_CALLBACK_BYTES = 64
+MAX_LISTED_FILES = 40
+UNAUTHORIZED_TEXT = "⛔ You are not authorized to use this bot."
+
+BUTTON_LABELS = {
+    Action.APPROVE: "✅ Approve",
+    Action.REJECT: "❌ Reject",
+    Action.SHOW_DIFF: "📝 Show Diff",
+    Action.GIT_STATUS: "📊 Git Status",
+    Action.CANCEL: "⏹ Cancel",
+}
+
+
+# --- callback_data -----------------------------------------------------------------------------
+
+_FINGERPRINT_RE = re.compile(r"[0-9A-Za-z_-]{0,16}")
+_CALLBACK_RE = re.compile(r"([a-z]):([0-9a-f]{8,32})?:([0-9A-Za-z_-]{0,16})")
+
+
+def callback_data(button: Button) -> str:
+    """
+    Encode *button* as ``"{action}:{change_id}:{fingerprint16}"`` (empty parts stay empty).
+
+    Raises:
+        ValueError: The fingerprint has characters that cannot be encoded.
+    """
+    change = button.change_id.value if button.change_id is not None else ""
+    fingerprint = (button.fingerprint or "")[:16]
+    if not _FINGERPRINT_RE.fullmatch(fingerprint):
+        raise ValueError(f"fingerprint {fingerprint!r} cannot go into callback_data")
+    data = f"{button.action.value}:{change}:{fingerprint}"
+    if len(data.encode()) > MAX_CALLBACK_BYTES:  # pragma: no cover - ChangeId is at most 32 characters
+        raise ValueError("callback_data would exceed 64 bytes")
+    return data
+
+
+def parse_callback_data(data: str) -> Button:
+    """
+    The inverse of `callback_data`.
+
+    Raises:
+        MalformedUpdateError: *data* is not something this bot put on a button.
+    """
+    m = _CALLBACK_RE.fullmatch(data)
+    if m is None:
+        raise MalformedUpdateError(f"unknown callback_data {data[:64]!r}")
+    try:
+        action = Action(m.group(1))
+    except ValueError:
+        raise MalformedUpdateError(f"unknown button action {m.group(1)!r}") from None
+    change = ChangeId(m.group(2)) if m.group(2) else None
+    return Button(action, change, m.group(3) or None)
+
+
+def _keyboard(buttons: tuple[Button, ...], per_row: int = 2) -> InlineKeyboardMarkup | None:
+    if not buttons:
+        return None
+    cells = [InlineKeyboardButton(BUTTON_LABELS[b.action], callback_data=callback_data(b)) for b in buttons]
+    return InlineKeyboardMarkup(tuple(tuple(cells[i : i + per_row]) for i in range(0, len(cells), per_row)))
+
+
+# --- HTML helpers --------------------------------------------------------------------------------
+
+_TOKEN_RE = re.compile(r"<[^<>]*>|&(?:#[0-9]{1,7}|#x[0-9a-fA-F]{1,6}|[a-zA-Z]{2,6});|.", re.DOTALL)
+_TAG_RE = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)")
+
+
+def esc(text: str) -> str:
+    """Escape text for Telegram HTML (``&``, ``<``, ``>``)."""
+    return html.escape(text, quote=False)
+
+
+def html_to_text(source: str) -> str:
+    """The visible text of Telegram HTML: tags dropped, entities decoded."""
+    return html.unescape(re.sub(r"<[^<>]*>", "", source))
+
+
+def _visible_len(token: str) -> int:
+    if token.startswith("&") and len(token) > 1:
+        token = html.unescape(token)
+    return len(token.encode("utf-16-le")) // 2
+
+
+def split_html(source: str, limit: int = TEXT_LIMIT) -> list[str]:
+    """
+    Split rendered HTML into parts of at most *limit* visible characters (UTF-16 units).
+
+    Cuts prefer the last line break in the second half of a part; a cut never falls inside a tag or an
+    entity, and tags open at the cut are closed at the end of the part and reopened in the next one.
+    Parts with no visible text are dropped.
+    """
+    parts: list[str] = []
+    cur: list[str] = []
+    visible = 0
+    stack: list[tuple[str, str]] = []
+    newline: tuple[int, list[tuple[str, str]], int] | None = None
+
+    def flush(index: int, open_tags: list[tuple[str, str]]) -> list[str]:
+        head = "".join(cur[:index]) + "".join(f"</{name}>" for name, _ in reversed(open_tags))
+        if html_to_text(head).strip():
+            parts.append(head)
+        return [tag for _, tag in open_tags] + cur[index:]
+
+    for tok in _TOKEN_RE.findall(source):
+        tag = _TAG_RE.match(tok) if tok.startswith("<") else None
+        if tag is not None:
+            closing, name = tag.group(1) == "/", tag.group(2).lower()
+            if closing:
+                if stack and stack[-1][0] == name:
+                    stack.pop()
+            elif not tok.endswith("/>"):
+                stack.append((name, tok))
+            cur.append(tok)
+            continue
+        width = _visible_len(tok)
+        if visible + width > limit:
+            if newline is not None and newline[2] > limit // 2:
+                index, open_tags, seen = newline
+            else:
+                index, open_tags, seen = len(cur), list(stack), visible
+            cur = flush(index, open_tags)
+            visible -= seen
+            newline = None
+        cur.append(tok)
+        visible += width
+        if tok == "\n":
+            newline = (len(cur), list(stack), visible)
+    tail = "".join(cur)
+    if html_to_text(tail).strip():
+        parts.append(tail)
+    return parts
+
+
+def split_plain(text: str, limit: int = TEXT_LIMIT) -> list[str]:
+    """Split plain text into parts of at most *limit* characters, preferring line breaks."""
+    parts: list[str] = []
+    rest = text
+    while len(rest) > limit:
+        cut = rest.rfind("\n", limit // 2, limit)
+        cut = cut + 1 if cut != -1 else limit
+        parts.append(rest[:cut])
+        rest = rest[cut:]
+    if rest.strip():
+        parts.append(rest)
+    return [p for p in parts if p.strip()]
+
+
+_FENCE_RE = re.compile(r"```([A-Za-z0-9_+-]*)\n?(.*?)```", re.DOTALL)
+_INLINE_CODE_RE = re.compile(r"`([^`\n]+)`")
+_BOLD_RE = re.compile(r"\*\*([^*\n]+)\*\*")
+
+
+def markdownish(text: str) -> str:
+    """Claude's Markdown-flavoured answer as safe HTML: fenced code → ``<pre>``, `code`, **bold**; rest escaped."""
+    out: list[str] = []
+    pos = 0
+    for m in _FENCE_RE.finditer(text):
+        out.append(_inline(text[pos : m.start()]))
+        lang, body = m.group(1), m.group(2)
+        cls = f' class="language-{lang}"' if lang else ""
+        out.append(f"<pre><code{cls}>{esc(body.rstrip())}</code></pre>")
+        pos = m.end()
+    out.append(_inline(text[pos:]))
+    return "".join(out)
+
+
+def _inline(text: str) -> str:
+    escaped = esc(text)
+    escaped = _INLINE_CODE_RE.sub(lambda m: f"<code>{m.group(1)}</code>", escaped)
+    return _BOLD_RE.sub(lambda m: f"<b>{m.group(1)}</b>", escaped)
+
+
+def _duration(seconds: float) -> str:
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    return f"{s // 3600}h {s % 3600 // 60:02d}m"
+
+
+def _when(dt: datetime | None) -> str:
+    return f"{dt:%Y-%m-%d %H:%M}" if dt is not None else "—"
+
+
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+_KIND_ICON = {
+    ChangeKind.ADDED: "🆕",
+    ChangeKind.MODIFIED: "✏️",
+    ChangeKind.DELETED: "🗑",
+    ChangeKind.MODE_CHANGED: "🔧",
+}
+
+
+def _file_line(change: FileChange) -> str:
+    stat = "binary" if change.binary else f"+{change.additions} −{change.deletions}"
+    return f"{_KIND_ICON[change.kind]} <code>{esc(change.path)}</code> {stat}"
+
+
+def _file_lines(diff: Diff) -> list[str]:
+    lines = [_file_line(f) for f in diff.files[:MAX_LISTED_FILES]]
+    if len(diff.files) > MAX_LISTED_FILES:
+        lines.append(f"… and {len(diff.files) - MAX_LISTED_FILES} more")
+    return lines
+
+
+def _paths(paths: tuple[str, ...], limit: int = 20) -> str:
+    shown = ", ".join(f"<code>{esc(p)}</code>" for p in paths[:limit])
+    return shown + (f" … and {len(paths) - limit} more" if len(paths) > limit else "")
+
+
+# --- rendering -----------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Rendered:
+    """A reply as Telegram sees it: HTML text (or a document with an HTML caption) and buttons."""
+
+    html: str
+    keyboard: InlineKeyboardMarkup | None = None
+    document: tuple[str, bytes] | None = None
+
+
+def render(reply: Reply) -> Rendered:
+    """Render one domain reply."""
+    match reply:
+        case Welcome(user_name=name, workspace=workspace):
+            hello = f"👋 Welcome to voicecoder, <b>{esc(name)}</b>!" if name else "👋 Welcome to voicecoder!"
+            return Rendered(
+                f"{hello}\n\n"
+                "I drive Claude Code in your workspace"
+                + (f" <code>{esc(workspace)}</code>" if workspace else "")
+                + ".\n\n"
+                "• Send a <b>text</b> or a 🎤 <b>voice note</b> saying what to change.\n"
+                "• Claude edits the files; <b>nothing is committed until you approve</b>.\n"
+                "• Under every change: ✅ Approve (commit) · ❌ Reject (restore the files) · "
+                "📝 Show Diff · 📊 Git Status.\n"
+                "• ⏹ Cancel stops Claude while it works.\n\n"
+                "Commands: /help /status /clear /info"
+            )
+        case HelpText(commands=commands):
+            lines = [f"/{esc(c)} — {esc(d)}" for c, d in commands]
+            return Rendered(
+                "ℹ️ <b>Commands</b>\n" + "\n".join(lines) + "\n\n<b>Tips</b>\n"
+                "• Say file and function names clearly in voice notes; I show what I heard first.\n"
+                "• A new prompt on top of a pending change extends it; approve or reject the whole.\n"
+                "• Long diffs arrive as a .diff file."
+            )
+        case Unauthorized():
+            return Rendered(UNAUTHORIZED_TEXT)
+        case Heard(text=text, confidence=confidence):
+            note = ""
+            if confidence is not None and confidence < 0.6:
+                note = f"\n<i>(low confidence: {confidence:.0%}; correct me if this is wrong)</i>"
+            return Rendered(f"🎤 Heard: <i>{esc(text)}</i>{note}")
+        case Queued(ahead=ahead):
+            return Rendered(
+                f"⏳ Queued: {_plural(ahead, 'request')} ahead. I'll start as soon as the workspace is free."
+            )
+        case Working():
+            return _render_working(reply)
+        case AgentAnswer():
+            return _render_answer(reply)
+        case ChangeSummary():
+            return _render_summary(reply)
+        case NoChanges():
+            return Rendered("ℹ️ No git changes detected.")
+        case AutoApproved(diff=diff, commit=commit, rule=rule):
+            return Rendered(
+                f"✅ Auto-approved ({esc(rule)}) and committed <code>{esc(commit.short_sha)}</code>\n"
+                f"{esc(diff.stat_line())}\n" + "\n".join(_file_lines(diff))
+            )
+        case DiffView(diff=diff, change_id=change_id):
+            return _render_diff(diff, change_id)
+        case GitStatusView(status=status):
+            return Rendered(_render_status(status))
+        case ChangeCommitted(commit=commit, files=files):
+            return Rendered(
+                f"✅ Committed <code>{esc(commit.short_sha)}</code> — {esc(commit.subject)}\n{_plural(files, 'file')}"
+            )
+        case ChangeDiscarded(paths=paths):
+            body = f"❌ Changes discarded; restored {_plural(len(paths), 'file')}"
+            return Rendered(body + (f":\n{_paths(paths)}" if paths else "."))
+        case StatusReport():
+            return Rendered(_render_status_report(reply))
+        case InfoReport(diagnostics=diagnostics):
+            lines = ["🩺 <b>Diagnostics</b>"]
+            for d in diagnostics:
+                icon = "❌" if not d.ok else ("⚠️" if d.warning else "✅")
+                lines.append(f"{icon} <b>{esc(d.name)}</b>: {esc(d.detail)}")
+                if d.fix and (not d.ok or d.warning):
+                    lines.append(f"    ↳ {esc(d.fix)}")
+            if not diagnostics:
+                lines.append("No checks are configured.")
+            return Rendered("\n".join(lines))
+        case SessionCleared(kept_pending=kept):
+            extra = "\nThe pending change is still waiting for ✅ Approve or ❌ Reject." if kept else ""
+            return Rendered("🧹 Started a fresh Claude session." + extra)
+        case Compaction(turns_before=turns, ok=ok, detail=detail):
+            if ok:
+                return Rendered(f"🗜 Compacted the conversation after {_plural(turns, 'turn')}.")
+            return Rendered(f"⚠️ Could not compact the conversation: {esc(detail)}")
+        case Cancelled(was_running=was_running):
+            return Rendered("⏹ Cancelled." if was_running else "Nothing was running.")
+        case ErrorReply(message=message):
+            return Rendered(f"⚠️ {esc(message)}")
+    raise TypeError(f"no rendering for {type(reply).__name__}")  # pragma: no cover - the match is exhaustive
+
+
+def _render_working(w: Working) -> Rendered:
+    head = f"✔️ Claude finished after {_duration(w.elapsed_s)}" if w.finished else "⏳ Claude is working on this…"
+    lines = [head, f"<i>{esc(_short(w.prompt, 300))}</i>"]
+    if w.steps:
+        lines.append("")
+        lines.extend(esc(_short(s, 200)) for s in w.steps)
+    if not w.finished:
+        lines.append(f"\n⏱ {_duration(w.elapsed_s)}")
+    keyboard = _keyboard((Button(Action.CANCEL),)) if w.cancellable and not w.finished else None
+    return Rendered("\n".join(lines), keyboard)
+
+
+def _render_answer(a: AgentAnswer) -> Rendered:
+    if a.success:
+        body = markdownish(a.text) if a.text.strip() else "<i>(no text answer)</i>"
+        lines = [f"🤖 Claude: {body}"]
+    else:
+        lines = [f"⚠️ Claude could not finish: {markdownish(a.text) if a.text.strip() else 'no answer'}"]
+    lines.extend(f"⚠️ {esc(e)}" for e in a.errors)
+    if a.permission_denials:
+        lines.append(f"\n🚫 <b>Not allowed</b> ({len(a.permission_denials)}):")
+        lines.extend(f"• {esc(d.tool)}: <code>{esc(_short(d.label, 200))}</code>" for d in a.permission_denials)
+    lines.extend(f"ℹ️ {esc(n)}" for n in a.notices)
+    footer = []
+    if a.cost_usd is not None:
+        footer.append(f"💰 ${a.cost_usd:.4f}")
+    if a.num_turns is not None:
+        footer.append(_plural(a.num_turns, "turn"))
+    if a.duration_ms is not None:
+        footer.append(f"⏱ {a.duration_ms / 1000:.1f}s")
+    if footer:
+        lines.append(f"\n<i>{' · '.join(footer)}</i>")
+    return Rendered("\n".join(lines))
+
+
+def _render_summary(s: ChangeSummary) -> Rendered:
+    lines = [f"📝 <b>Changes ready for review</b> — {esc(s.diff.stat_line())}", *_file_lines(s.diff)]
+    if s.superseded_previous:
+        lines.append("\n↪️ This includes and replaces the previous pending change.")
+    if s.blocked_reasons:
+        lines.append("\n🔒 <b>Approval blocked</b>:")
+        lines.extend(f"• {esc(r)}" for r in s.blocked_reasons)
+    lines.append("\nNothing is committed until you tap ✅ Approve.")
+    return Rendered("\n".join(lines), _keyboard(s.buttons))
+
+
+def _render_diff(diff: Diff, change_id: ChangeId | None) -> Rendered:
+    if diff.is_empty:
+        return Rendered("ℹ️ No git changes detected.")
+    keyboard = None
+    if change_id is not None:
+        fingerprint = diff.fingerprint[:16]
+        keyboard = _keyboard(
+            (Button(Action.APPROVE, change_id, fingerprint), Button(Action.REJECT, change_id, fingerprint))
+        )
+    head = f"📝 <b>Diff</b> — {esc(diff.stat_line())}"
+    if len(diff.unified) <= DIFF_INLINE_LIMIT:
+        return Rendered(f'{head}\n<pre><code class="language-diff">{esc(diff.unified)}</code></pre>', keyboard)
+    name = f"change-{change_id.value}.diff" if change_id is not None else "changes.diff"
+    caption = f"{head}\nToo long for a message: the full diff is attached."
+    return Rendered(caption, keyboard, document=(name, diff.unified.encode()))
+
+
+def _render_status(status: WorkspaceStatus) -> str:
+    lines = ["📊 <b>Git status</b>"]
+    branch = esc(status.branch) if status.branch else "(detached)"
+    head = f" at <code>{esc(status.head[:7])}</code>" if status.head else " (no commits yet)"
+    lines.append(f"🌿 Branch: <code>{branch}</code>{head}")
+    if status.is_clean:
+        lines.append("✨ Working tree clean")
+    for label, paths in (("Staged", status.staged), ("Modified", status.unstaged), ("Untracked", status.untracked)):
+        if paths:
+            lines.append(f"{label} ({len(paths)}): {_paths(paths)}")
+    if status.latest_subject:
+        lines.append(f"📌 Latest commit: {esc(status.latest_subject)} ({_when(status.latest_time)})")
+    if status.path:
+        lines.append(f"📁 <code>{esc(status.path)}</code>")
+    return "\n".join(lines)
+
+
+def _render_status_report(r: StatusReport) -> str:
+    lines = ["📋 <b>Status</b>"]
+    if r.agent_session_id:
+        lines.append(f"🤖 Session: <code>{esc(r.agent_session_id[:8])}</code> (started {_when(r.session_started)})")
+    else:
+        lines.append("🤖 Session: none yet")
+    lines.append(f"🔄 Turns: {r.turn_count}/{r.compaction_threshold} (compacts at {r.compaction_threshold})")
+    if r.running:
+        lines.append("⏳ Claude is working right now")
+    if r.pending is not None:
+        lines.append(
+            f"📝 Pending change: <code>{esc(r.pending.change_id.value)}</code> — {esc(r.pending.diff.stat_line())}"
+        )
+    else:
+        lines.append("📝 Pending change: none")
+    lines.append(f"✅ Approved: {r.approved_count} · ❌ Rejected: {r.rejected_count}")
+    if r.history:
+        lines.append("🕘 Recent decisions:")
+        for rec in r.history[-5:]:
+            sha = f" <code>{esc(rec.commit_sha[:7])}</code>" if rec.commit_sha else ""
+            lines.append(f"• {_when(rec.at)} {esc(rec.action)}{sha}")
+    if r.workspace is not None:
+        ws = r.workspace
+        branch = esc(ws.branch) if ws.branch else "(detached)"
+        latest = f" · latest <code>{esc(ws.head[:7])}</code>" if ws.head else ""
+        subject = f" {esc(_short(ws.latest_subject, 80))}" if ws.latest_subject else ""
+        lines.append(f"🌿 Branch: <code>{branch}</code>{latest}{subject}")
+    else:
+        lines.append("🌿 Branch: unavailable")
+    lines.append(f"📁 Workspace: <code>{esc(r.workspace_path or '?')}</code>")
+    lines.append(f"👤 User: <code>{r.user_id}</code>")
+    return "\n".join(lines)
+
+
+# --- the adapter ---------------------------------------------------------------------------------
+
+
+class TelegramMessenger:
+    """The `Messenger` port on the Bot API."""
+
+    def __init__(self, client: TelegramBotApi, *, text_limit: int = TEXT_LIMIT) -> None:
+        self._client = client
+        self._limit = text_limit
+
+    async def send(self, chat: ChatId, reply: Reply, /) -> MessageRef:
+        """
+        Send *reply*: one or more messages, or a document; returns the last message (it has the buttons).
+
+        Raises:
+            DeliveryError: Telegram refused the message or could not be reached after retries.
+        """
+        rendered = render(reply)
+        if rendered.document is not None:
+            name, data = rendered.document
+            caption = rendered.html
+            if len(html_to_text(caption)) > CAPTION_LIMIT:
+                caption = esc(_short(html_to_text(caption), CAPTION_LIMIT))
+            msg = await self._client.send_document(
+                chat.value, data, name, caption=caption, reply_markup=rendered.keyboard
+            )
+            return MessageRef(chat, msg.message_id)
+        parts = split_html(rendered.html, self._limit) or ["…"]
+        for part in parts[:-1]:
+            await self._send_part(chat, part, None)
+        last = await self._send_part(chat, parts[-1], rendered.keyboard)
+        return MessageRef(chat, last.message_id)
+
+    async def _send_part(self, chat: ChatId, part: str, keyboard: InlineKeyboardMarkup | None) -> Message:
+        try:
+            return await self._client.send_message(chat.value, part, reply_markup=keyboard)
+        except TelegramApiError as exc:
+            if not exc.is_parse_error:
+                raise
+            logger.warning("telegram could not parse our HTML (%s); sending plain text", exc.description)
+        pieces = split_plain(html_to_text(part), self._limit) or ["…"]
+        for piece in pieces[:-1]:
+            await self._client.send_message(chat.value, piece, parse_mode=None)
+        return await self._client.send_message(chat.value, pieces[-1], parse_mode=None, reply_markup=keyboard)
+
+    async def edit(self, ref: MessageRef, reply: Reply, /) -> None:
+        """
+        Replace message *ref* with *reply* (only the first part if it no longer fits one message).
+
+        Raises:
+            DeliveryError: The edit failed after retries ("not modified" is success).
+        """
+        rendered = render(reply)
+        parts = split_html(rendered.html, self._limit) or ["…"]
+        if len(parts) > 1:
+            logger.info("edit of message %s truncated to its first part", ref.message_id)
+        try:
+            await self._client.edit_message_text(
+                ref.chat_id.value, ref.message_id, parts[0], reply_markup=rendered.keyboard
+            )
+        except TelegramApiError as exc:
+            if not exc.is_parse_error:
+                raise
+            logger.warning("telegram could not parse our HTML (%s); editing as plain text", exc.description)
+            plain = split_plain(html_to_text(parts[0]), self._limit) or ["…"]
+            await self._client.edit_message_text(
+                ref.chat_id.value, ref.message_id, plain[0], parse_mode=None, reply_markup=rendered.keyboard
+            )
+
+    async def answer_callback(self, callback_id: str, /, text: str | None = None, *, alert: bool = False) -> None:
+        """
+        Acknowledge a button press; a query that is already too old is logged, not raised.
+
+        Raises:
+            DeliveryError: The acknowledgement failed for another reason.
+        """
+        try:
+            await self._client.answer_callback_query(callback_id, _short(text, 200) if text else None, show_alert=alert)
+        except TelegramApiError as exc:
+            if exc.is_query_too_old:
+                logger.info("callback query answered too late: %s", exc.description)
+                return
+            raise
+
+    async def typing(self, chat: ChatId, /) -> None:
+        """Show 'typing…'; failures are logged and ignored (it is cosmetic)."""
+        try:
+            await self._client.send_chat_action(chat.value, "typing")
+        except DeliveryError as exc:
+            logger.info("typing indicator failed: %s", exc)
