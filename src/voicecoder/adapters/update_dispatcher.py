@@ -5,7 +5,9 @@ A lane is a chat and a kind ("123:message", "123:callback"): the messages of a c
 after the other, while its button presses (⏹ Cancel, ✅ Approve) have their own lane and never wait
 behind a running agent turn. A :class:`anyio.CapacityLimiter` bounds how many lanes run at once.
 
-An item is marked done only after the handler returned. A failing update is retried with backoff
+An item is marked done only after the handler returned (the mark is queued to the inbox's writer without
+waiting for its fsync, so a lane is never paced by the disk; a crash within that commit interval means the
+update runs again after restart: at least once, never lost). A failing update is retried with backoff
 (its lane waits, so order holds) and after ``max_attempts`` is recorded as failed with its error;
 its lane then moves on. Errors that retrying cannot fix (``DomainError``, e.g. a malformed update) are
 recorded as failed at once. On start, everything still pending in the inbox is resumed in ``update_id``
@@ -211,17 +213,18 @@ class UpdateDispatcher:
         except ValueError as exc:
             await self._give_up(item, f"stored body is not JSON: {exc}")
             return True
+        attempt = item.attempts
         while True:
             async with self._limiter:
                 if self._stopping:
                     return False
-                attempt = await self._inbox.claim(item.update_id)
+                self._inbox.claim_nowait(item.update_id)
+                attempt += 1
                 self.stats.in_flight += 1
                 try:
                     error, permanent = await self._attempt(update)
                     if error is None:
-                        with anyio.CancelScope(shield=True):
-                            await self._inbox.mark_done(item.update_id)
+                        self._inbox.mark_done_nowait(item.update_id)
                 finally:
                     self.stats.in_flight -= 1
                     if self._stopping and self.stats.in_flight == 0:

@@ -183,7 +183,7 @@ class WebhookIngress:
         if parsed is None:
             self.stats.ignored += 1
             return web.Response(status=200)
-        update_id, lane = parsed
+        update_id, lane, update = parsed
         # Shielded: once the commit starts, the item must reach the dispatcher even if the client goes away.
         with anyio.CancelScope(shield=True):
             try:
@@ -193,13 +193,15 @@ class WebhookIngress:
                 return self._reject(503, "Service Unavailable", retry_after=5)
             if fresh:
                 self.stats.accepted += 1
-                self.dispatcher.submit(InboxItem(update_id=update_id, lane=lane, body=body, received_at=time.time()))
+                self.dispatcher.submit(
+                    InboxItem(update_id=update_id, lane=lane, body=body, received_at=time.time(), parsed=update)
+                )
             else:
                 self.stats.duplicates += 1
         return web.Response(status=200)
 
-    def _parse(self, body: bytes) -> tuple[int, str] | None:
-        """(update_id, lane) for an update to process; None for a valid update of a type we ignore."""
+    def _parse(self, body: bytes) -> tuple[int, str, dict[str, Any]] | None:
+        """(update_id, lane, update) for an update to process; None for a valid update of a type we ignore."""
         try:
             update = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -222,7 +224,7 @@ class WebhookIngress:
             raise MalformedUpdateError(f"cannot route the update: {type(exc).__name__}") from exc
         if lane is None:
             raise MalformedUpdateError("the update has no chat to route it to")
-        return update_id, lane_key(*lane)
+        return update_id, lane_key(*lane), update
 
     def _reject(self, status: int, text: str, *, retry_after: int | None = None) -> web.Response:
         self.stats.reject(status)

@@ -1,0 +1,418 @@
+"""
+Webhook ingress benchmark: acks/s, ack latency, processed vs sent, per-chat order, update → first reply.
+
+Three processes on 127.0.0.1, pinned with ``taskset`` when it is available:
+
+* the **bot** (core 1): the real :func:`serve_webhook` with the durable :class:`SqliteInbox` (fsync'd group
+  commit) and the :class:`UpdateDispatcher`; its handler answers each update with one ``sendMessage`` POST
+  to the reply sink (the trivial "/help" path) and checks per-chat order;
+* the **load generator** (core 0): an aiohttp client with N keep-alive connections POSTing realistic Update
+  JSON (unique ``update_id``, chats round robin, the secret header; each chat's updates one at a time, as
+  Telegram delivers them), plus the reply sink (a stand-in for the Bot API's sendMessage);
+* this orchestrator.
+
+Phases: warm-up, measured load, drain (until processed == sent), then a low-load phase sending one update
+at a time to measure update → first reply. Bounded in count and time; loopback only.
+
+Run: ``.venv/bin/python bench/webhook.py [--duration 10] [--warmup 2] [--connections 40] [--chats 50]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+SECRET = "bench-secret-token_0123456789"
+PATH = "/tg-bench-hook"
+HERE = Path(__file__).resolve()
+SRC = HERE.parent.parent / "src"
+
+
+# --------------------------------------------------------------------------------------------- bot process
+
+
+async def run_bot(args: argparse.Namespace) -> None:
+    import aiohttp  # noqa: PLC0415
+    import anyio  # noqa: PLC0415
+    from aiohttp import web  # noqa: PLC0415
+
+    from voicecoder.adapters.sqlite_inbox import SqliteInbox  # noqa: PLC0415
+    from voicecoder.adapters.update_dispatcher import DispatchStats, UpdateDispatcher  # noqa: PLC0415
+    from voicecoder.entrypoints.webhook import INGRESS, WebhookSettings, serve_webhook  # noqa: PLC0415
+
+    last_by_chat: dict[int, int] = {}
+    counters = {"processed": 0, "inversions": 0, "reply_errors": 0}
+
+    def lane_of(update: Mapping[str, Any]) -> tuple[int, str] | None:
+        if "message" in update:
+            return int(update["message"]["chat"]["id"]), "message"
+        return None
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as http:
+
+        async def handle(update: dict[str, Any]) -> None:
+            chat = int(update["message"]["chat"]["id"])
+            update_id = int(update["update_id"])
+            if update_id < last_by_chat.get(chat, -1):
+                counters["inversions"] += 1
+            last_by_chat[chat] = update_id
+            if args.reply_url:
+                body = {"chat_id": chat, "text": f"help for #{update_id}", "parse_mode": "HTML"}
+                async with http.post(args.reply_url, json=body) as response:
+                    if response.status != 200:
+                        counters["reply_errors"] += 1
+                    await response.read()
+            counters["processed"] += 1
+
+        settings = WebhookSettings(secret_token=SECRET, path=PATH)
+        stats = DispatchStats()
+        async with SqliteInbox(Path(args.inbox)) as inbox:
+            dispatcher = UpdateDispatcher(inbox, handle, max_concurrency=args.concurrency, stats=stats)
+
+            def add_stats(app: web.Application) -> None:
+                async def bench_stats(_request: web.Request) -> web.Response:
+                    ingress = app[INGRESS]
+                    return web.json_response(
+                        {
+                            **counters,
+                            "accepted": ingress.stats.accepted,
+                            "duplicates": ingress.stats.duplicates,
+                            "failed": stats.failed,
+                            "backlog": dispatcher.backlog,
+                            "commits": inbox.commits,
+                            "writes": inbox.writes,
+                            "cpu_s": time.process_time(),
+                        }
+                    )
+
+                app.router.add_get("/bench/stats", bench_stats)
+
+            async with anyio.create_task_group() as tg:
+                port = await tg.start(
+                    lambda task_status: serve_webhook(
+                        settings,
+                        inbox=inbox,
+                        dispatcher=dispatcher,
+                        lane_of=lane_of,
+                        port=0,
+                        configure_app=add_stats,
+                        task_status=task_status,
+                    )
+                )
+                await anyio.Path(args.port_file).write_text(str(port))
+
+
+# --------------------------------------------------------------------------------------- load generator
+
+
+def _update(update_id: int, chat: int) -> bytes:
+    user = {"id": 100000 + chat, "is_bot": False, "first_name": "Bench", "username": f"u{chat}", "language_code": "en"}
+    return json.dumps(
+        {
+            "update_id": update_id,
+            "message": {
+                "message_id": update_id,
+                "from": user,
+                "chat": {"id": 100000 + chat, "first_name": "Bench", "username": f"u{chat}", "type": "private"},
+                "date": 1764000000,
+                "text": "/help",
+                "entities": [{"offset": 0, "length": 5, "type": "bot_command"}],
+            },
+        }
+    ).encode()
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def run_load(args: argparse.Namespace) -> None:
+    import aiohttp  # noqa: PLC0415
+    from aiohttp import web  # noqa: PLC0415
+
+    replies: dict[int, float] = {}
+    reply_waiters: dict[int, asyncio.Future[float]] = {}
+
+    async def send_message(request: web.Request) -> web.Response:
+        now = time.perf_counter()
+        body = await request.json()
+        update_id = int(str(body["text"]).rsplit("#", 1)[1])
+        replies.setdefault(update_id, now)
+        waiter = reply_waiters.pop(update_id, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(now)
+        return web.json_response({"ok": True, "result": {"message_id": update_id, "chat": {"id": body["chat_id"]}}})
+
+    sink = web.Application()
+    sink.router.add_post("/bot{token}/sendMessage", send_message)
+    runner = web.AppRunner(sink, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    sink_port = runner.addresses[0][1]
+    print(json.dumps({"sink": f"http://127.0.0.1:{sink_port}/bot123:bench/sendMessage"}), flush=True)
+    bot_url = (await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)).strip()
+
+    ids = itertools.count(1)
+    headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"}
+    sent = 0
+    non_200 = 0
+    measured_acks = 0
+    latencies: list[float] = []
+    measuring = False
+    stop_at = 0.0
+
+    connector = aiohttp.TCPConnector(limit=args.connections, force_close=False)
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def worker(chats: list[int]) -> None:
+            nonlocal sent, non_200, measured_acks
+            for chat in itertools.cycle(chats):
+                if time.perf_counter() >= stop_at:
+                    return
+                update_id = next(ids)
+                body = _update(update_id, chat)
+                t0 = time.perf_counter()
+                async with http.post(bot_url + PATH, data=body, headers=headers) as response:
+                    await response.read()
+                    status = response.status
+                t1 = time.perf_counter()
+                sent += 1
+                if status != 200:
+                    non_200 += 1
+                if measuring and t1 <= stop_at:
+                    measured_acks += 1
+                    latencies.append(t1 - t0)
+
+        # Each chat belongs to one connection: a chat's updates go one at a time, as Telegram sends them.
+        groups = [[c for c in range(args.chats) if c % args.connections == w] for w in range(args.connections)]
+        groups = [g for g in groups if g]
+        start = time.perf_counter()
+        stop_at = start + args.warmup + args.duration
+
+        async def flip() -> None:
+            nonlocal measuring
+            await asyncio.sleep(args.warmup)
+            measuring = True
+
+        measure_started = start + args.warmup
+        await asyncio.gather(flip(), *(worker(g) for g in groups))
+        measured_s = stop_at - measure_started
+
+        load_cpu_s = time.process_time()
+        async with http.get(bot_url + "/bench/stats") as response:
+            bot_cpu_s = (await response.json())["cpu_s"]
+        # Drain: wait until the bot processed everything it acknowledged.
+        drain_start = time.perf_counter()
+        stats: dict[str, Any] = {}
+        while time.perf_counter() - drain_start < args.drain_timeout:
+            async with http.get(bot_url + "/bench/stats") as response:
+                stats = await response.json()
+            if stats["processed"] + stats["failed"] >= stats["accepted"] and stats["backlog"] == 0:
+                break
+            await asyncio.sleep(0.05)
+        drain_s = time.perf_counter() - drain_start
+
+        # Low load: one update at a time, time to the first reply.
+        reply_latencies: list[float] = []
+        low_acks: list[float] = []
+        for n in range(args.low_load_count):
+            update_id = next(ids)
+            waiter: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+            reply_waiters[update_id] = waiter
+            t0 = time.perf_counter()
+            async with http.post(bot_url + PATH, data=_update(update_id, n % args.chats), headers=headers) as r:
+                await r.read()
+            low_acks.append(time.perf_counter() - t0)
+            if args.reply:
+                replied = await asyncio.wait_for(waiter, timeout=5)
+                reply_latencies.append(replied - t0)
+            else:
+                reply_waiters.pop(update_id, None)
+            await asyncio.sleep(0.002)
+        async with http.get(bot_url + "/bench/stats") as response:
+            final = await response.json()
+
+    await runner.cleanup()
+    ms = 1000.0
+    result = {
+        "connections": args.connections,
+        "load_cpu_s": load_cpu_s,
+        "bot_cpu_s_at_end_of_load": bot_cpu_s,
+        "wall_s": args.warmup + args.duration,
+        "chats": args.chats,
+        "measured_s": measured_s,
+        "acks_per_s": measured_acks / measured_s,
+        "ack_p50_ms": _pct(latencies, 0.50) * ms,
+        "ack_p99_ms": _pct(latencies, 0.99) * ms,
+        "ack_max_ms": max(latencies) * ms if latencies else float("nan"),
+        "sent_under_load": sent,
+        "non_200": non_200,
+        "accepted_under_load": stats.get("accepted"),
+        "processed_under_load": stats.get("processed"),
+        "drain_s": drain_s,
+        "inversions": final["inversions"],
+        "reply_errors": final["reply_errors"],
+        "failed": final["failed"],
+        "group_commit_writes_per_commit": final["writes"] / max(1, final["commits"]),
+        "low_load_n": len(low_acks),
+        "low_load_ack_p50_ms": _pct(low_acks, 0.5) * ms,
+        "reply_p50_ms": _pct(reply_latencies, 0.50) * ms,
+        "reply_p99_ms": _pct(reply_latencies, 0.99) * ms,
+        "reply_mean_ms": statistics.fmean(reply_latencies) * ms if reply_latencies else float("nan"),
+        "sent_total": sent + len(low_acks),
+        "processed_total": final["processed"],
+        "replies_received": len(replies),
+    }
+    print(json.dumps(result), flush=True)
+
+
+# ----------------------------------------------------------------------------------------- orchestrator
+
+
+def _pinned(core: int) -> list[str]:
+    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
+        return ["taskset", "-c", str(core)]
+    return []
+
+
+def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(SRC) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    with tempfile.TemporaryDirectory(prefix="vc-bench-", dir=args.tmp_dir) as tmp:
+        common = ["--duration", str(args.duration), "--warmup", str(args.warmup)]
+        common += ["--connections", str(args.connections), "--chats", str(args.chats)]
+        common += ["--low-load-count", str(args.low_load_count), "--drain-timeout", str(args.drain_timeout)]
+        common += [] if args.reply else ["--no-reply"]
+        load = subprocess.Popen(
+            [*_pinned(0), sys.executable, str(HERE), "--role", "load", *common],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
+        bot: subprocess.Popen[str] | None = None
+        try:
+            assert load.stdout is not None
+            assert load.stdin is not None
+            sink = json.loads(load.stdout.readline())["sink"]
+            port_file = Path(tmp) / "port"
+            reply = ["--reply-url", sink] if args.reply else []
+            bot = subprocess.Popen(
+                [
+                    *_pinned(1),
+                    sys.executable,
+                    str(HERE),
+                    "--role",
+                    "bot",
+                    "--inbox",
+                    str(Path(tmp) / "inbox.sqlite3"),
+                    "--port-file",
+                    str(port_file),
+                    "--concurrency",
+                    str(args.concurrency),
+                    *reply,
+                ],
+                env=env,
+                text=True,
+            )
+            deadline = time.monotonic() + 20
+            while not (port_file.exists() and port_file.read_text()):
+                if time.monotonic() > deadline or bot.poll() is not None:
+                    raise SystemExit("the bot did not start")
+                time.sleep(0.02)
+            load.stdin.write(f"http://127.0.0.1:{port_file.read_text()}\n")
+            load.stdin.flush()
+            budget = args.warmup + args.duration + args.drain_timeout + 60
+            out, _ = load.communicate(timeout=budget)
+            result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+        finally:
+            if bot is not None:
+                bot.send_signal(signal.SIGTERM)
+                try:
+                    bot.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    bot.kill()
+                    bot.wait()
+            if load.poll() is None:
+                load.kill()
+                load.wait()
+        result["pinned"] = bool(_pinned(0))
+        result["reply_path"] = "sendMessage POST to a local sink" if args.reply else "none (recorded no-op)"
+        return result
+
+
+def _report(result: dict[str, Any]) -> None:
+    lost = result["sent_total"] - result["processed_total"] - result["failed"] - result["non_200"]
+    print(f"webhook bench: {result['connections']} connections, {result['chats']} chats, pinned={result['pinned']}")
+    print(f"  reply path              : {result['reply_path']}")
+    wall = result["wall_s"]
+    print(
+        f"  CPU busy during load    : bot {result['bot_cpu_s_at_end_of_load'] / wall:.0%}, "
+        f"load generator + sink {result['load_cpu_s'] / wall:.0%}"
+    )
+    print(
+        f"  acks/s                  : {result['acks_per_s']:,.0f}  "
+        f"(ack p50 {result['ack_p50_ms']:.2f} ms, p99 {result['ack_p99_ms']:.2f} ms, max {result['ack_max_ms']:.1f})"
+    )
+    print(f"  sent / processed        : {result['sent_total']} / {result['processed_total']} (lost {lost})")
+    print(f"  non-200 acks            : {result['non_200']}, failed: {result['failed']}")
+    print(f"  drain after load        : {result['drain_s']:.2f} s")
+    print(f"  per-chat inversions     : {result['inversions']}")
+    print(f"  writes per fsync        : {result['group_commit_writes_per_commit']:.1f}")
+    print(
+        f"  update → first reply    : p50 {result['reply_p50_ms']:.2f} ms, p99 {result['reply_p99_ms']:.2f} ms "
+        f"(n={result['low_load_n']}, low load; ack p50 {result['low_load_ack_p50_ms']:.2f} ms)"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1] if __doc__ else None)
+    parser.add_argument("--role", choices=["orchestrate", "bot", "load"], default="orchestrate")
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--connections", type=int, default=40)
+    parser.add_argument("--chats", type=int, default=50)
+    parser.add_argument("--concurrency", type=int, default=64, help="dispatcher lanes running at once")
+    parser.add_argument("--low-load-count", type=int, default=200)
+    parser.add_argument("--drain-timeout", type=float, default=60.0)
+    parser.add_argument("--no-reply", dest="reply", action="store_false", help="handler sends no sendMessage")
+    parser.add_argument("--json", action="store_true", help="print the raw result as JSON")
+    parser.add_argument("--tmp-dir", default=None, help="where the inbox file lives (a real disk: fsync counts)")
+    parser.add_argument("--inbox")
+    parser.add_argument("--port-file")
+    parser.add_argument("--reply-url", default="")
+    args = parser.parse_args(argv)
+    if args.role == "bot":
+        import anyio  # noqa: PLC0415
+
+        anyio.run(run_bot, args)
+        return 0
+    if args.role == "load":
+        asyncio.run(run_load(args))
+        return 0
+    result = orchestrate(args)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        _report(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
