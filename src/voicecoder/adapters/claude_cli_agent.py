@@ -314,6 +314,7 @@ class StreamParser:
     session_id: str | None = None
     result: dict[str, Any] | None = None
     compacted: Compacted | None = None
+    compacted_to_tokens: int | None = None
     assistant_texts: list[str] = attrs.field(factory=list)
     denied: list[PermissionDenied] = attrs.field(factory=list)
     _labels: dict[str, str] = attrs.field(factory=dict)
@@ -386,6 +387,7 @@ class StreamParser:
                 pre_tokens=_int(meta.get("pre_tokens")),
             )
             self.compacted = event
+            self.compacted_to_tokens = _int(meta.get("post_tokens"))
             return [event]
         return []
 
@@ -583,10 +585,13 @@ class ClaudeCliAgent:
             return attrs.evolve(result, success=False, text=detail)
         text = result.text
         if not text:
-            text = "Conversation compacted"
-            if compacted.pre_tokens is not None:
-                text += f" (was {compacted.pre_tokens} tokens)"
-            text += "."
+            before, after = compacted.pre_tokens, parser.compacted_to_tokens
+            if before is not None and after is not None:
+                text = f"Conversation compacted: {before} → {after} tokens."
+            elif before is not None:
+                text = f"Conversation compacted (was {before} tokens)."
+            else:
+                text = "Conversation compacted."
         return attrs.evolve(result, text=text)
 
     # --- compatibility guard ----------------------------------------------------------------
@@ -600,7 +605,8 @@ class ClaudeCliAgent:
         """
         binary = self.config.binary
         if os.sep in binary:
-            path = Path(binary).expanduser()
+            # Absolute: the CLI runs with cwd=workdir, where a relative path would not resolve.
+            path = Path(binary).expanduser().absolute()
             if path.is_file() and os.access(path, os.X_OK):
                 return str(path)
             raise AgentNotInstalledError(binary)

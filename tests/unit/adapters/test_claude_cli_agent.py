@@ -421,6 +421,17 @@ class TestClaudeCliAgent:
         with pytest.raises(AgentRunError, match="Input must be provided"):
             await make_agent().run(AgentRequest("", session_id=None, resume=False), Recorder())
 
+    async def test_relative_binary_path_is_resolved_before_changing_directory(
+        self, workdir: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A binary given relative to the current directory still runs although the CLI's cwd is the workspace."""
+        monkeypatch.chdir(FAKE_CLAUDE.parent)
+        agent = ClaudeCliAgent(ClaudeCliConfig(workdir=workdir, binary=f"./{FAKE_CLAUDE.name}"))
+
+        res = await agent.run(AgentRequest("hi", session_id=None, resume=False), Recorder())
+
+        assert res.text == "Echo: hi"
+
     async def test_missing_binary_raises_not_installed(self, workdir: Path, tmp_path: Path) -> None:
         """A path that does not exist, or a name not on PATH, is AgentNotInstalledError."""
         for binary in (str(tmp_path / "nope" / "claude"), f"claude-missing-{uuid.uuid4().hex}"):
@@ -603,7 +614,7 @@ class TestClaudeCliAgent:
         assert rec.of(Compacted) == [Compacted(trigger="manual", pre_tokens=2929)]
         assert res.success is True
         assert res.session_id == "sess-9"
-        assert res.text == "Conversation compacted (was 2929 tokens)."
+        assert res.text == "Conversation compacted: 2929 → 2668 tokens."
 
     async def test_compact_without_boundary_is_unsuccessful(self, make_agent: Any, tmp_path: Path) -> None:
         """'No messages to compact' exits 0 with is_error false, but nothing was compacted."""
