@@ -416,6 +416,25 @@ class TestVoice:
             update["message"]["audio"]["file_name"],
         ) == ("audio/webm", "voice.webm")
 
+    @pytest.mark.parametrize(
+        ("data", "mime"),
+        [(b"\x00\x00\x00\x1cftypiso6" + b"\x00" * 64, "audio/mp4"), (b"\x1a\x45\xdf\xa3" + b"\x00" * 64, "audio/webm")],
+    )
+    async def test_microphone_recording_is_a_voice_note(
+        self, http: aiohttp.ClientSession, base: str, bot: Bot, data: bytes, mime: str
+    ) -> None:
+        """A MediaRecorder recording (kind=voice) is a voice note whatever its container, with the sniffed type."""
+        form = aiohttp.FormData()
+        form.add_field("voice", data, filename="voice.bin", content_type="application/octet-stream")
+        form.add_field("duration", "1.6")
+        form.add_field("kind", "voice")
+
+        async with http.post(base + "api/voice", data=form) as resp:
+            assert resp.status == 200
+        (update,) = await bot.updates()
+
+        assert (update["message"]["voice"]["mime_type"], update["message"]["voice"]["duration"]) == (mime, 2)
+
     async def test_recording_shows_as_a_playable_voice_note(self, http: aiohttp.ClientSession, base: str) -> None:
         """The user's own voice note is in the conversation with a URL that plays the same bytes."""
         data = VOICE.read_bytes()

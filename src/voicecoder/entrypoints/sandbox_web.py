@@ -6,8 +6,9 @@ JSON API the page calls. Every action goes to the fake Bot API's *user side* in-
 receives exactly the updates Telegram would send (through its real webhook):
 
 * ``POST api/send`` ``{"text": …}`` — a typed message or ``/command``;
-* ``POST api/voice`` — a recording (multipart part ``voice``, or the raw body) in OGG, WebM, MP3, M4A or
-  WAV; OGG becomes a voice note like Telegram's, other containers an audio file;
+* ``POST api/voice`` — a recording (multipart part ``voice`` with optional ``duration`` and ``kind`` fields,
+  or the raw body with ``?duration=&kind=&name=``) in OGG, WebM, MP3, M4A or WAV, sniffed from its bytes;
+  microphone recordings (``kind=voice``) and OGG files become voice notes, other files audio messages;
 * ``POST api/press`` ``{"message_id": …, "data": …}`` — a tap on an inline button;
 * ``GET api/conversation?since=V&wait=S`` — the chat as it is now (long-poll: answers once something
   happened after version *V*, or after *S* seconds), bot messages with their current (edited) text
@@ -187,6 +188,8 @@ class _Recording:
     data: bytes
     file_name: str | None
     duration: int | None
+    recorded: bool
+    """Recorded with the microphone (a voice note), not a file the user picked."""
 
 
 async def _read_limited(part: BodyPartReader | web.Request) -> bytes:
@@ -220,11 +223,14 @@ async def _read_recording(request: web.Request) -> _Recording:
         data: bytes | None = None
         file_name: str | None = None
         duration: int | None = None
+        recorded = False
         while (part := await reader.next()) is not None:
             if not isinstance(part, BodyPartReader):
                 continue
             if part.name == "duration":
                 duration = _duration((await part.read(decode=True)).decode("ascii", "replace")[:32])
+            elif part.name == "kind":
+                recorded = (await part.read(decode=True))[:16] == b"voice"
             elif data is None and (part.name == "voice" or part.filename):
                 file_name = part.filename
                 data = await _read_limited(part)
@@ -234,11 +240,12 @@ async def _read_recording(request: web.Request) -> _Recording:
             raise web.HTTPBadRequest(
                 text='{"error": "a \'voice\' file part is required"}', content_type="application/json"
             )
-        return _Recording(data, file_name, duration)
+        return _Recording(data, file_name, duration, recorded)
     return _Recording(
         await _read_limited(request),
         request.query.get("name"),
-        _duration(request.query.get("duration") or request.headers.get("X-Duration")),
+        _duration(request.query.get("duration")),
+        request.query.get("kind") == "voice",
     )
 
 
@@ -267,8 +274,8 @@ async def _voice(request: web.Request) -> web.Response:
         return _error(415, "not an audio file: send OGG/Opus, WebM, MP3, M4A or WAV")
     mime, extension = sniffed
     log.info("sandbox: the user sent a %s recording of %d bytes", mime, len(recording.data))
-    if mime == "audio/ogg":
-        # What a Telegram client sends for a voice note.
+    if recording.recorded or mime == "audio/ogg":
+        # A voice note, as a Telegram client sends it (Telegram's own clients record OGG/Opus).
         update = await sandbox.bot_api.send_voice(
             recording.data, duration=recording.duration or 1, mime_type=mime, user=sandbox.user
         )

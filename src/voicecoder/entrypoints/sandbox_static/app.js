@@ -284,9 +284,10 @@
     }
   }
 
-  async function sendVoice(blob, filename, duration) {
+  async function sendVoice(blob, filename, duration, recorded) {
     const body = new FormData();
     body.append("voice", blob, filename);
+    if (recorded) body.append("kind", "voice");
     if (duration) body.append("duration", String(Math.max(1, Math.round(duration))));
     try {
       const resp = await fetch("api/voice", { method: "POST", body });
@@ -329,7 +330,7 @@
   fileInput.addEventListener("change", async () => {
     const file = fileInput.files && fileInput.files[0];
     fileInput.value = "";
-    if (file) await sendVoice(file, file.name, null);
+    if (file) await sendVoice(file, file.name, null, false);
   });
 
   // --- recording (MediaRecorder) ---------------------------------------------
@@ -340,7 +341,8 @@
   let discard = false;
 
   function pickMime() {
-    const candidates = ["audio/ogg;codecs=opus", "audio/webm;codecs=opus", "audio/webm", "audio/mp4"];
+    // Containers the bot accepts first (OGG: Firefox; MP4: Chromium, Safari); WebM only as a last resort.
+    const candidates = ["audio/ogg;codecs=opus", "audio/mp4", "audio/webm;codecs=opus", "audio/webm"];
     if (typeof MediaRecorder === "undefined") return null;
     return candidates.find((t) => MediaRecorder.isTypeSupported(t)) || "";
   }
@@ -383,7 +385,7 @@
       recorder = null;
       stopUi();
       if (!discard && chunks.length) {
-        sendVoice(new Blob(chunks, { type }), "voice." + extensionFor(type), duration);
+        sendVoice(new Blob(chunks, { type }), "voice." + extensionFor(type), duration, true);
       }
     });
     recorder.start();
