@@ -278,6 +278,10 @@ _AUDIT_COLUMNS: Final = (
     "detail",
 )
 
+_INSERT_AUDIT: Final = (
+    f"INSERT INTO audit ({', '.join(_AUDIT_COLUMNS)}) VALUES ({', '.join('?' * len(_AUDIT_COLUMNS))})"  # noqa: S608
+)
+
 
 def _change_row(change: PendingChange) -> tuple[Any, ...]:
     commit = change.commit
@@ -419,7 +423,8 @@ class SqliteStateStore:
     The `StateStore` port on a SQLite file (WAL, ``synchronous=FULL``).
 
     Construct it anywhere (nothing happens until the first call or `open()`); call `close()` at shutdown.
-    Every failure is a `StateStoreError` naming the file.
+    Every failure is a `StateStoreError` naming the file. A cancelled call still finishes its transaction in
+    the worker thread, so cancellation never leaves half a save behind.
     """
 
     def __init__(self, path: Path | str) -> None:
@@ -549,6 +554,7 @@ class SqliteStateStore:
         new change's creation time, or at the session's last activity when nothing replaced it.
         """
         pending = session.pending
+        pending_id = pending.id.value if pending is not None else None
         if pending is not None and pending.chat_id != session.chat_id:
             raise StateStoreError(
                 f"Refusing to save chat {session.chat_id}: its pending change {pending.id} belongs to chat "
@@ -561,7 +567,7 @@ class SqliteStateStore:
             session.compaction_threshold,
             session.approved_count,
             session.rejected_count,
-            pending.id.value if pending is not None else None,
+            pending_id,
             _opt_dt(session.started_at),
             _opt_dt(session.last_activity),
         )
@@ -577,7 +583,7 @@ class SqliteStateStore:
                     db.execute(_UPSERT_CHANGE, change_row)
                 db.execute(_UPSERT_SESSION, session_row)
                 previous = before["pending_change_id"] if before is not None else None
-                if previous is not None and previous != session_row[6]:
+                if previous is not None and previous != pending_id:
                     db.execute(
                         "UPDATE changes SET status = ?, decided_at = ?, decided_utc = ? "
                         "WHERE chat_id = ? AND id = ? AND status = ?",
@@ -596,14 +602,10 @@ class SqliteStateStore:
     async def append_audit(self, record: AuditRecord, /) -> None:
         """Append one audit record."""
         row = _audit_row(record)
-        statement = (
-            f"INSERT INTO audit ({', '.join(_AUDIT_COLUMNS)}) "  # noqa: S608 - constant column names
-            f"VALUES ({', '.join('?' * len(_AUDIT_COLUMNS))})"
-        )
 
         def append(db: sqlite3.Connection) -> None:
             with _transaction(db):
-                db.execute(statement, row)
+                db.execute(_INSERT_AUDIT, row)
 
         await self._run(append, "write")
 
