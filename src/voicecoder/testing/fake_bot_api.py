@@ -453,6 +453,7 @@ class FakeBotApi:
         self.commands: dict[str, list[JSON]] = {}
         self.webhook_deliveries: list[tuple[int, int | str]] = []  # (update_id, HTTP status or error)
         self.dropped_updates: list[int] = []
+        self.downloads: list[str] = []  # file paths fetched from /file/bot<token>/...
         self._chats: dict[int, JSON] = {}
         self._next_message_id: dict[int, int] = {}
         self._update_ids = itertools.count(first_update_id)
@@ -946,6 +947,7 @@ class FakeBotApi:
         if request.match_info["token"] != self.token:
             return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"}, status=404)
         path = request.match_info["path"]
+        self.downloads.append(path)
         for stored in self.files.values():
             if stored.file_path == path:
                 return web.Response(body=stored.data, content_type="application/octet-stream")

@@ -1,0 +1,263 @@
+"""
+Routing of raw Telegram updates to the `VoiceCoder` use cases.
+
+`TelegramUpdateHandler` is what the dispatcher (webhook inbox or long polling) calls with each raw
+Update. It parses the update, maps commands, texts, voice notes, audio files and button presses to the
+facade, and downloads recordings only after the sender is known to be authorized and the declared size
+fits. `lane_of` tells the dispatcher which serial lane an update belongs to: messages of a chat are
+processed in order; button presses have their own lane so ⏹ Cancel never waits behind a running turn.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+from voicecoder.adapters.telegram_bot_api import (
+    BotCommand,
+    CallbackQuery,
+    Message,
+    TelegramApiError,
+    TelegramBotApi,
+    Update,
+)
+from voicecoder.adapters.telegram_messenger import TelegramMessenger, parse_callback_data
+from voicecoder.domain.errors import AudioTooLargeError, MalformedUpdateError, UnsupportedAudioError
+from voicecoder.domain.model import Audio, ChatId, UserId
+from voicecoder.domain.ports import Messenger
+from voicecoder.domain.replies import Button, ErrorReply
+from voicecoder.domain.services import COMMANDS
+
+__all__ = ["BOT_COMMANDS", "DEFAULT_MAX_BYTES", "TelegramUpdateHandler", "VoiceCoderApp", "lane_of"]
+
+logger = logging.getLogger(__name__)
+
+BOT_COMMANDS: tuple[BotCommand, ...] = tuple(BotCommand(name, description) for name, description in COMMANDS)
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024  # what getFile can serve at all
+AUDIO_EXTENSIONS = frozenset({"ogg", "oga", "opus", "mp3", "m4a", "mp4", "wav", "flac", "webm", "aac", "amr"})
+AUDIO_MIME_EXTRA = frozenset({"application/ogg", "video/ogg", "video/webm", "video/mp4"})
+STALE_BUTTON = "This button is no longer valid."
+NOT_UNDERSTOOD = "I understand text messages, voice notes and audio files. Send one of those."
+DOWNLOAD_FAILED = "I could not download the recording from Telegram. Please send it again."
+
+
+class VoiceCoderApp(Protocol):
+    """The part of `voicecoder.domain.services.VoiceCoder` a transport calls."""
+
+    def is_authorized(self, user: UserId) -> bool: ...
+
+    async def start(self, chat: ChatId, user: UserId, user_name: str | None = None) -> None: ...
+
+    async def help(self, chat: ChatId, user: UserId) -> None: ...
+
+    async def status(self, chat: ChatId, user: UserId) -> None: ...
+
+    async def clear(self, chat: ChatId, user: UserId) -> None: ...
+
+    async def info(self, chat: ChatId, user: UserId) -> None: ...
+
+    async def prompt(self, chat: ChatId, user: UserId, text: str) -> None: ...
+
+    async def voice(self, chat: ChatId, user: UserId, audio: Audio, *, language: str | None = None) -> None: ...
+
+    async def press(self, chat: ChatId, user: UserId, callback_id: str, button: Button) -> None: ...
+
+    async def unauthorized(self, chat: ChatId, user: UserId) -> None: ...
+
+
+def lane_of(update: dict[str, Any]) -> tuple[int, str] | None:
+    """
+    The serial lane of a raw update: ``(chat_id, "message")`` or ``(chat_id, "callback")``.
+
+    None for shapes the handler does not route (the dispatcher may still pass them on to be rejected).
+    """
+    if not isinstance(update, dict):
+        return None
+    query = update.get("callback_query")
+    if isinstance(query, dict):
+        message = query.get("message")
+        chat = message.get("chat") if isinstance(message, dict) else None
+        chat_id = chat.get("id") if isinstance(chat, dict) else None
+        if not isinstance(chat_id, int):
+            sender = query.get("from")
+            chat_id = sender.get("id") if isinstance(sender, dict) else None
+        return (chat_id, "callback") if isinstance(chat_id, int) and not isinstance(chat_id, bool) else None
+    message = update.get("message")
+    if isinstance(message, dict):
+        chat = message.get("chat")
+        chat_id = chat.get("id") if isinstance(chat, dict) else None
+        return (chat_id, "message") if isinstance(chat_id, int) and not isinstance(chat_id, bool) else None
+    return None
+
+
+def _is_audio(mime_type: str | None, file_name: str | None) -> bool:
+    if mime_type and (mime_type.startswith("audio/") or mime_type in AUDIO_MIME_EXTRA):
+        return True
+    ext = file_name.rsplit(".", 1)[-1].lower() if file_name and "." in file_name else ""
+    return ext in AUDIO_EXTENSIONS and (not mime_type or mime_type == "application/octet-stream")
+
+
+def _attachment(message: Message) -> tuple[str, int | None, str | None, str | None, int]:
+    """file_id, declared size, mime type, file name and duration of the message's voice/audio/document."""
+    if message.voice is not None:
+        v = message.voice
+        return v.file_id, v.file_size, v.mime_type or "audio/ogg", None, v.duration
+    if message.audio is not None:
+        a = message.audio
+        return a.file_id, a.file_size, a.mime_type, a.file_name, a.duration
+    if message.document is not None:
+        d = message.document
+        return d.file_id, d.file_size, d.mime_type, d.file_name, 0
+    raise MalformedUpdateError(f"message {message.message_id} has no file")
+
+
+class TelegramUpdateHandler:
+    """
+    Route one raw Update to *app*.
+
+    *max_bytes* caps recordings (checked on the declared ``file_size`` before any download, then again while
+    downloading). *bot_username* makes ``/cmd@otherbot`` commands (groups) be ignored. Replies produced here
+    (oversize, unsupported files, stale buttons) go through *messenger* (default: a TelegramMessenger on *client*).
+    """
+
+    def __init__(
+        self,
+        app: VoiceCoderApp,
+        client: TelegramBotApi,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        messenger: Messenger | None = None,
+        bot_username: str | None = None,
+    ) -> None:
+        self._app = app
+        self._client = client
+        self._max_bytes = max_bytes
+        self._messenger: Messenger = messenger if messenger is not None else TelegramMessenger(client)
+        self._bot_username = bot_username.lstrip("@").lower() if bot_username else None
+
+    async def __call__(self, update: dict[str, Any]) -> None:
+        """
+        Handle one update.
+
+        Raises:
+            MalformedUpdateError: The update is not a message or callback query of the expected shape.
+            DeliveryError: A reply or a download failed after retries (the dispatcher may retry).
+        """
+        parsed = Update.from_json(update)
+        if parsed.callback_query is not None:
+            await self._on_callback(parsed.callback_query)
+        elif parsed.message is not None:
+            await self._on_message(parsed.message)
+        else:
+            raise MalformedUpdateError(f"unsupported update kind {parsed.kind!r} (update {parsed.update_id})")
+
+    # --- messages ------------------------------------------------------------------------------
+
+    async def _on_message(self, message: Message) -> None:
+        sender = message.from_user
+        if sender is None or sender.is_bot:
+            raise MalformedUpdateError(f"message {message.message_id} has no human sender")
+        chat, user = ChatId(message.chat.id), UserId(sender.id)
+        if message.text is not None:
+            await self._on_text(chat, user, message.text, sender.first_name or sender.username)
+        elif message.voice is not None or message.audio is not None or message.document is not None:
+            await self._on_file(chat, user, message)
+        elif not self._app.is_authorized(user):
+            await self._app.unauthorized(chat, user)
+        else:
+            await self._messenger.send(chat, ErrorReply(NOT_UNDERSTOOD))
+
+    async def _on_text(self, chat: ChatId, user: UserId, text: str, name: str | None) -> None:
+        if not text.startswith("/"):
+            await self._app.prompt(chat, user, text)
+            return
+        head = text.split(maxsplit=1)[0][1:]
+        command, _, target = head.partition("@")
+        if target and self._bot_username and target.lower() != self._bot_username:
+            logger.debug("command for another bot ignored")
+            return
+        match command.lower():
+            case "start":
+                await self._app.start(chat, user, name)
+            case "help":
+                await self._app.help(chat, user)
+            case "status":
+                await self._app.status(chat, user)
+            case "clear":
+                await self._app.clear(chat, user)
+            case "info":
+                await self._app.info(chat, user)
+            case _:
+                await self._app.help(chat, user)
+
+    async def _on_file(self, chat: ChatId, user: UserId, message: Message) -> None:
+        # Never touch the file of someone who may not use the bot.
+        if not self._app.is_authorized(user):
+            await self._app.unauthorized(chat, user)
+            return
+        file_id, size, mime, name, duration = _attachment(message)
+        if message.voice is None and message.audio is None and not _is_audio(mime, name):
+            await self._messenger.send(chat, ErrorReply(str(UnsupportedAudioError(mime or name or "unknown"))))
+            return
+        if size is not None and size > self._max_bytes:
+            logger.info("recording of %d bytes refused before download (limit %d)", size, self._max_bytes)
+            await self._messenger.send(chat, ErrorReply(str(AudioTooLargeError(size, self._max_bytes))))
+            return
+        data = await self._download(chat, file_id, size)
+        if data is None:
+            return
+        audio = Audio(
+            data=data,
+            mime_type=mime or "application/octet-stream",
+            filename=name,
+            declared_duration_s=float(duration) if duration else None,
+        )
+        await self._app.voice(chat, user, audio)
+
+    async def _download(self, chat: ChatId, file_id: str, declared: int | None) -> bytes | None:
+        try:
+            file = await self._client.get_file(file_id)
+        except TelegramApiError as exc:
+            await self._download_failed(chat, exc, declared)
+            return None
+        if file.file_size is not None and file.file_size > self._max_bytes:
+            await self._messenger.send(chat, ErrorReply(str(AudioTooLargeError(file.file_size, self._max_bytes))))
+            return None
+        if not file.file_path:
+            logger.warning("getFile returned no file_path")
+            await self._messenger.send(chat, ErrorReply(DOWNLOAD_FAILED))
+            return None
+        try:
+            return await self._client.download_file(file.file_path, max_bytes=self._max_bytes)
+        except TelegramApiError as exc:
+            await self._download_failed(chat, exc, declared)
+            return None
+
+    async def _download_failed(self, chat: ChatId, exc: TelegramApiError, declared: int | None) -> None:
+        """Tell the user about a download Telegram refused; re-raise what a retry might fix (5xx, 429, network)."""
+        if exc.code == 413 or "file is too big" in exc.description:
+            size = declared if declared is not None else self._max_bytes + 1
+            await self._messenger.send(chat, ErrorReply(str(AudioTooLargeError(size, self._max_bytes))))
+            return
+        if 400 <= exc.code < 500 and exc.code != 429:
+            logger.warning("voice download failed: %s", exc)
+            await self._messenger.send(chat, ErrorReply(DOWNLOAD_FAILED))
+            return
+        raise exc
+
+    # --- buttons -------------------------------------------------------------------------------
+
+    async def _on_callback(self, query: CallbackQuery) -> None:
+        user = UserId(query.from_user.id)
+        if query.message is None or query.data is None:
+            await self._messenger.answer_callback(query.id, STALE_BUTTON)
+            return
+        chat = ChatId(query.message.chat.id)
+        try:
+            button = parse_callback_data(query.data)
+        except MalformedUpdateError:
+            logger.info("unknown callback_data from user %s", user)
+            await self._messenger.answer_callback(query.id, STALE_BUTTON)
+            return
+        # The facade answers the query itself (exactly once) on every path.
+        await self._app.press(chat, user, query.id, button)

@@ -1,0 +1,236 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import attrs
+import pytest
+
+from voicecoder.adapters.telegram_bot_api import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    PacingPolicy,
+    RetryPolicy,
+    TelegramBotApi,
+)
+from voicecoder.adapters.telegram_messenger import TelegramMessenger
+from voicecoder.adapters.telegram_updates import BOT_COMMANDS, TelegramUpdateHandler, lane_of
+from voicecoder.domain.errors import MalformedUpdateError
+from voicecoder.domain.services import VoiceCoder
+from voicecoder.testing.fake_bot_api import DEFAULT_TOKEN, DEFAULT_USER, FakeBotApi, FakeUser
+from voicecoder.testing.fakes import AgentScript, FakePorts, build_voicecoder
+
+VOICE = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "voice" / "01_create_file.ogg"
+STRANGER = FakeUser(222222222, first_name="Eve", username="eve")
+LIMIT = 1_000_000
+
+
+@attrs.define
+class Rig:
+    api: FakeBotApi
+    client: TelegramBotApi
+    app: VoiceCoder
+    fakes: FakePorts
+    handler: TelegramUpdateHandler
+
+    def texts(self, chat: int = DEFAULT_USER.id) -> list[str]:
+        return [m.text or m.caption or "" for m in self.api.bot_messages(chat)]
+
+
+@pytest.fixture(name="rig")
+async def _rig() -> AsyncIterator[Rig]:
+    async with (
+        FakeBotApi() as api,
+        TelegramBotApi(
+            DEFAULT_TOKEN,
+            base_url=api.base_url,
+            retry=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02),
+            pacing=PacingPolicy(per_chat_rate=0, global_rate=0),
+        ) as client,
+    ):
+        app, fakes = build_voicecoder(messenger=TelegramMessenger(client), allowed_users=(DEFAULT_USER.id,))
+        handler = TelegramUpdateHandler(app, client, max_bytes=LIMIT, bot_username="voicecoder_bot")
+        yield Rig(api, client, app, fakes, handler)
+
+
+class TestTelegramUpdateHandler:
+    @pytest.mark.parametrize(
+        ("command", "expected"),
+        [
+            ("/start", "👋 Welcome to voicecoder, Ada!"),
+            ("/start@voicecoder_bot", "👋 Welcome to voicecoder, Ada!"),
+            ("/help", "ℹ️ Commands"),
+            ("/status", "📋 Status"),
+            ("/clear", "🧹 Started a fresh Claude session."),
+            ("/info", "🩺 Diagnostics"),
+            ("/unknown", "ℹ️ Commands"),
+        ],
+    )
+    async def test_commands(self, rig: Rig, command: str, expected: str) -> None:
+        """Each command reaches its use case; the reply arrives in the chat."""
+        update = await rig.api.send_text(command)
+
+        await rig.handler(update)
+
+        assert rig.texts()[-1].startswith(expected)
+
+    async def test_command_for_another_bot_is_ignored(self, rig: Rig) -> None:
+        """/start@otherbot (in a group) is not ours."""
+        await rig.handler(await rig.api.send_text("/start@other_bot"))
+
+        assert rig.texts() == []
+
+    async def test_text_prompt_runs_a_turn(self, rig: Rig) -> None:
+        """A plain text is a prompt: the status message, Claude's answer and the change summary with buttons."""
+        rig.fakes.agent.script(AgentScript(text="Created hello.py", writes={"hello.py": b"print('hi')\n"}))
+
+        await rig.handler(await rig.api.send_text("create hello.py"))
+
+        texts = rig.texts()
+        assert texts[0].startswith("✔️ Claude finished")
+        assert texts[1].startswith("🤖 Claude: Created hello.py")
+        summary = rig.api.bot_messages()[-1]
+        assert summary.text is not None
+        assert summary.text.startswith("📝 Changes ready for review")
+        assert summary.button_texts() == ["✅ Approve", "❌ Reject", "📝 Show Diff", "📊 Git Status"]
+
+    async def test_approve_press_commits_and_answers_once(self, rig: Rig) -> None:
+        """Pressing ✅ Approve commits through the facade; the query is answered exactly once."""
+        rig.fakes.agent.script(AgentScript(writes={"hello.py": b"print('hi')\n"}))
+        await rig.handler(await rig.api.send_text("create hello.py"))
+        summary = rig.api.bot_messages()[-1]
+
+        press = await rig.api.press(summary.message_id, summary.callback_datas()[0])
+        await rig.handler(press)
+
+        assert rig.texts()[-1].startswith("✅ Committed ")
+        answers = [e for e in rig.api.transcript() if e["kind"] == "callback_answer"]
+        assert len(answers) == 1
+        assert answers[0]["text"].startswith("✅ Committed")
+        assert rig.fakes.workspace.head["hello.py"][0] == b"print('hi')\n"
+
+    async def test_cancel_is_not_stuck_behind_the_running_turn(self, rig: Rig) -> None:
+        """⏹ Cancel, handled while the prompt's turn is still running, stops it."""
+        rig.fakes.agent.gate = anyio.Event()
+        turn = asyncio.create_task(rig.handler(await rig.api.send_text("long job")))
+        while not rig.fakes.agent.running:
+            await asyncio.sleep(0.01)
+        working = rig.api.bot_messages()[0]
+
+        await rig.handler(await rig.api.press(working.message_id, working.callback_datas()[0]))
+        await asyncio.wait_for(turn, 5)
+
+        assert rig.fakes.agent.cancelled == 1
+        assert "⏹ Cancelled." in rig.texts()
+        assert rig.api.bot_messages()[0].reply_markup is None
+
+    async def test_stale_button_is_answered_here(self, rig: Rig) -> None:
+        """A press with callback_data this bot never made is answered by the handler, not the facade."""
+        rig.api.add_chat()
+        old = InlineKeyboardMarkup(((InlineKeyboardButton("Old", callback_data="approve:42"),),))
+        ref = await rig.client.send_message(DEFAULT_USER.id, "old", reply_markup=old)
+
+        press = await rig.api.press(ref.message_id, "approve:42")
+        await rig.handler(press)
+
+        answers = [e for e in rig.api.transcript() if e["kind"] == "callback_answer"]
+        assert [a["text"] for a in answers] == ["This button is no longer valid."]
+
+    async def test_voice_is_downloaded_and_transcribed(self, rig: Rig) -> None:
+        """A voice note is fetched via getFile + download and handed over as Audio with its mime and duration."""
+        clip = VOICE.read_bytes()
+        rig.fakes.transcriber.learn(clip, "create a file called hello dot py")
+
+        await rig.handler(await rig.api.send_voice(clip, duration=4))
+
+        audio, _ = rig.fakes.transcriber.calls[0]
+        assert audio.data == clip
+        assert audio.mime_type == "audio/ogg"
+        assert audio.declared_duration_s == 4.0
+        assert len(rig.api.downloads) == 1
+        assert "🎤 Heard: create a file called hello dot py" in rig.texts()
+
+    async def test_audio_document_is_accepted_other_documents_refused(self, rig: Rig) -> None:
+        """An .ogg sent as a file is transcribed; a PDF gets the unsupported-audio reply without a download."""
+        clip = VOICE.read_bytes()
+        rig.fakes.transcriber.learn(clip, "run the tests")
+
+        await rig.handler(await rig.api.send_audio_file(clip, file_name="note.ogg", mime_type="audio/ogg"))
+        await rig.handler(await rig.api.send_audio_file(b"%PDF-1.7", file_name="x.pdf", mime_type="application/pdf"))
+
+        assert rig.fakes.transcriber.calls[0][0].filename == "note.ogg"
+        assert len(rig.api.downloads) == 1
+        assert rig.texts()[-1].startswith("⚠️ This file is not audio I can read.")
+
+    async def test_oversize_refused_before_download(self, rig: Rig) -> None:
+        """A recording whose declared file_size is over the limit is refused without getFile or download."""
+        update = await rig.api.send_voice(b"OggS" + b"\0" * 100, duration=900, declared_size=LIMIT + 1)
+
+        await rig.handler(update)
+
+        assert rig.api.calls_to("getFile") == []
+        assert rig.api.downloads == []
+        assert "the limit is 1 MB" in rig.texts()[-1]
+        assert rig.fakes.transcriber.calls == []
+
+    async def test_unauthorized_never_downloads(self, rig: Rig) -> None:
+        """A stranger's voice note is answered with ⛔ and never fetched."""
+        update = await rig.api.send_voice(VOICE.read_bytes(), duration=4, user=STRANGER)
+
+        await rig.handler(update)
+
+        assert rig.api.calls_to("getFile") == []
+        assert rig.api.downloads == []
+        assert rig.texts(STRANGER.id) == ["⛔ You are not authorized to use this bot."]
+
+    async def test_unauthorized_text_and_press(self, rig: Rig) -> None:
+        """A stranger's prompt runs nothing."""
+        await rig.handler(await rig.api.send_text("rm -rf /", user=STRANGER))
+
+        assert rig.fakes.agent.requests == []
+        assert rig.texts(STRANGER.id) == ["⛔ You are not authorized to use this bot."]
+
+    @pytest.mark.parametrize(
+        "raw",
+        [
+            {"update_id": 1},
+            {"update_id": 2, "edited_message": {"message_id": 1, "chat": {"id": 1}, "date": 1}},
+            {"message": {"message_id": 1, "chat": {"id": 1}, "date": 1, "text": "x"}},
+            {"update_id": 3, "message": {"message_id": 1, "chat": {"id": 1}, "date": 1, "text": "no sender"}},
+            {"update_id": 4, "message": {"message_id": "1", "chat": {"id": 1}, "from": {"id": 1}, "text": "x"}},
+            {"update_id": 5, "callback_query": {"id": "9", "data": "c::"}},
+        ],
+    )
+    async def test_malformed_raises(self, rig: Rig, raw: dict[str, Any]) -> None:
+        """Shapes the handler cannot route raise MalformedUpdateError and send nothing."""
+        with pytest.raises(MalformedUpdateError):
+            await rig.handler(raw)
+
+        assert rig.api.calls == []
+
+
+class TestLaneOf:
+    async def test_lanes(self) -> None:
+        """Messages and button presses of a chat have separate lanes; unknown shapes have none."""
+        message = {"update_id": 1, "message": {"message_id": 1, "chat": {"id": 5}, "text": "x"}}
+        press = {"update_id": 2, "callback_query": {"id": "1", "from": {"id": 5}, "message": {"chat": {"id": 5}}}}
+        inline = {"update_id": 3, "callback_query": {"id": "1", "from": {"id": 7}}}
+
+        assert lane_of(message) == (5, "message")
+        assert lane_of(press) == (5, "callback")
+        assert lane_of(inline) == (7, "callback")
+        assert lane_of({"update_id": 4, "edited_message": {}}) is None
+        assert lane_of({"update_id": 5, "message": {"chat": {"id": "5"}}}) is None
+
+
+class TestBotCommands:
+    async def test_fake_accepts_the_command_list(self) -> None:
+        """BOT_COMMANDS is a valid setMyCommands payload (names, lengths) with the five commands."""
+        async with FakeBotApi() as api, TelegramBotApi(DEFAULT_TOKEN, base_url=api.base_url) as client:
+            await client.set_my_commands(BOT_COMMANDS)
+
+        assert [c.command for c in BOT_COMMANDS] == ["start", "help", "status", "clear", "info"]
+        assert api.calls_to("setMyCommands")[0].status == 200
