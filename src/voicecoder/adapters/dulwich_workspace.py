@@ -26,27 +26,19 @@ import hashlib
 import logging
 import os
 import stat
+import struct
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import anyio
 import anyio.to_thread
 import attrs
 from dulwich.errors import NotGitRepository
-from dulwich.file import FileLocked
+from dulwich.file import FileLocked, GitFile
 from dulwich.ignore import IgnoreFilterManager
-from dulwich.index import (
-    ConflictedIndexEntry,
-    Index,
-    IndexEntry,
-    TreeExtension,
-    UntrackedExtension,
-    cleanup_mode,
-    index_entry_from_stat,
-)
 from dulwich.objects import Blob, Commit, ObjectID, Tree
 from dulwich.refs import Ref
 from dulwich.repo import Repo
@@ -90,8 +82,6 @@ _RACY_NS = 100_000_000
 _MEMO_LIMIT = 200_000
 _FLAT_CACHE_LIMIT = 16
 _BINARY_SNIFF = 8000
-# Stat data that matches no file: git re-reads the file instead of trusting the index entry.
-_NO_STAT = os.stat_result((0,) * 10)
 
 Entry = tuple[int, bytes]
 """(git mode, hex sha) of one path."""
@@ -109,15 +99,146 @@ class _Scan:
     stats: dict[bytes, os.stat_result]
 
 
+_ENTRY = struct.Struct(">10L20sH")
+_M32 = 0xFFFFFFFF
+_FLAG_EXTENDED = 0x4000
+_SKIP_WORKTREE = 0x4000
+_NAME_MASK = 0xFFF
+
+
 @attrs.define
-class _IndexView:
-    """A parsed index, cached by the lstat of the index file."""
+class _GitIndex:
+    """
+    The index file (versions 2 and 3), parsed just enough for us and patched in place.
+
+    dulwich's `Index` reads and writes every entry through Python objects (about 60 ms each way at 10k
+    entries); here entries are kept as raw byte slices, so changing a few entries rewrites the file in
+    a few milliseconds and leaves every other entry byte-identical.
+    """
 
     key: tuple[int, int, int]
-    index: Index
     mtime_ns: int
+    version: int
+    stat: dict[bytes, tuple[int, int, int, int, bytes]]
+    """Stage-0 entries: path -> (mtime_ns, size & 0xffffffff, inode & 0xffffffff, mode, hex sha)."""
+    raw: list[tuple[bytes, int, bytes]]
+    """Every entry in file order: (path, stage, raw bytes)."""
+    extensions: list[tuple[bytes, bytes]]
+    conflicted: frozenset[bytes]
+    skip_worktree: frozenset[bytes]
     flat: Flat
     tracked_dirs: frozenset[bytes]
+
+    @classmethod
+    def load(cls, path: str) -> _GitIndex:
+        try:
+            with open(path, "rb") as f:
+                st = os.fstat(f.fileno())
+                data = f.read()
+        except FileNotFoundError:
+            return cls.parse(b"", (0, 0, 0), 0)
+        return cls.parse(data, (st.st_mtime_ns, st.st_size, st.st_ino), st.st_mtime_ns)
+
+    @classmethod
+    def parse(cls, data: bytes, key: tuple[int, int, int], mtime_ns: int) -> _GitIndex:
+        if not data:
+            return cls(key, mtime_ns, 2, {}, [], [], frozenset(), frozenset(), {}, frozenset())
+        signature, version, count = struct.unpack_from(">4sLL", data, 0)
+        if signature != b"DIRC" or version not in (2, 3):
+            raise WorkspaceError(
+                f"The git index uses format version {version}, which voicecoder cannot update safely. "
+                "Run `git update-index --index-version 3` in the workspace."
+            )
+        if hashlib.sha1(data[:-20]).digest() != data[-20:]:  # noqa: S324 - git's own checksum
+            raise WorkspaceError("The git index is corrupt (bad checksum). Run `git reset` in the workspace.")
+        unpack = _ENTRY.unpack_from
+        offset = 12
+        stat_map: dict[bytes, tuple[int, int, int, int, bytes]] = {}
+        raw: list[tuple[bytes, int, bytes]] = []
+        conflicted: set[bytes] = set()
+        skip: set[bytes] = set()
+        for _ in range(count):
+            (_, _, m_s, m_ns, _, ino, mode, _, _, size, sha, flags) = unpack(data, offset)
+            name_at = offset + 62
+            if flags & _FLAG_EXTENDED:
+                (extended,) = struct.unpack_from(">H", data, name_at)
+                name_at += 2
+                if extended & _SKIP_WORKTREE:
+                    skip.add(data[name_at : data.index(b"\0", name_at)])
+            length = flags & _NAME_MASK
+            end = data.index(b"\0", name_at) if length == _NAME_MASK else name_at + length
+            name = data[name_at:end]
+            size_of = (end - offset + 8) & ~7
+            stage = (flags >> 12) & 3
+            raw.append((name, stage, data[offset : offset + size_of]))
+            offset += size_of
+            if stage:
+                conflicted.add(name)
+            else:
+                stat_map[name] = (m_s * 1_000_000_000 + m_ns, size, ino, mode, sha.hex().encode())
+        extensions: list[tuple[bytes, bytes]] = []
+        while offset < len(data) - 20:
+            ext_sig, ext_size = struct.unpack_from(">4sL", data, offset)
+            if not b"A"[0] <= ext_sig[0] <= b"Z"[0]:
+                raise WorkspaceError(
+                    f"The git index uses the {ext_sig.decode('ascii', 'replace')!r} extension (split index or "
+                    "sparse index), which voicecoder cannot update safely. Run `git update-index --no-split-index`."
+                )
+            extensions.append((ext_sig, data[offset + 8 : offset + 8 + ext_size]))
+            offset += 8 + ext_size
+        flat = {name: (cleanup_mode(e[3]), e[4]) for name, e in stat_map.items()}
+        dirs = frozenset(parent for name, _, _ in raw for parent in _parents(name))
+        return cls(
+            key, mtime_ns, version, stat_map, raw, extensions, frozenset(conflicted), frozenset(skip), flat, dirs
+        )
+
+    def patched(self, updates: dict[bytes, tuple[int, bytes, os.stat_result | None] | None]) -> bytes:
+        """The index file with stage-0 entries set to (mode, hex sha, stat) or removed (None)."""
+        entries = [item for item in self.raw if item[0] not in updates]
+        for name, update in updates.items():
+            if update is None:
+                continue
+            mode, sha, st = update
+            # No stat data (all zero) matches no file: git then re-reads the file instead of trusting the entry.
+            ctime, mtime = (st.st_ctime_ns, st.st_mtime_ns) if st is not None else (0, 0)
+            dev, ino, uid, gid, size = (st.st_dev, st.st_ino, st.st_uid, st.st_gid, st.st_size) if st else (0,) * 5
+            packed = _ENTRY.pack(
+                (ctime // 1_000_000_000) & _M32,
+                ctime % 1_000_000_000,
+                (mtime // 1_000_000_000) & _M32,
+                mtime % 1_000_000_000,
+                dev & _M32,
+                ino & _M32,
+                mode,
+                uid & _M32,
+                gid & _M32,
+                size & _M32,
+                bytes.fromhex(sha.decode()),
+                min(len(name), _NAME_MASK),
+            )
+            body = packed + name
+            entries.append((name, 0, body + b"\0" * (8 - len(body) % 8)))
+        entries.sort(key=lambda item: (item[0], item[1]))
+        # Optional extensions derived from the entries (cache tree, untracked cache, fsmonitor, offsets) would
+        # be stale now; git rebuilds them. Only the resolve-undo record is independent of the entries.
+        kept = [(sig, ext) for sig, ext in self.extensions if sig == b"REUC"]
+        parts = [struct.pack(">4sLL", b"DIRC", self.version, len(entries))]
+        parts += [body for _, _, body in entries]
+        parts += [sig + struct.pack(">L", len(ext)) + ext for sig, ext in kept]
+        content = b"".join(parts)
+        return content + hashlib.sha1(content).digest()  # noqa: S324 - git's own checksum
+
+
+def cleanup_mode(mode: int) -> int:
+    """The tree mode git records for an index or stat mode."""
+    kind = mode & 0o170000
+    if kind == 0o120000:
+        return _SYMLINK
+    if kind == 0o160000:
+        return _GITLINK
+    if kind == 0o040000:
+        return _DIRECTORY
+    return _EXECUTABLE if mode & 0o100 else _REGULAR
 
 
 def _mode_of(st: os.stat_result) -> int:
@@ -278,7 +399,7 @@ class DulwichWorkspace:
         self._stat_cache: dict[bytes, tuple[tuple[int, int, int, int], bytes]] = {}
         self._tree_memo: dict[tuple[tuple[bytes, int, bytes], ...], bytes] = {}
         self._flat_cache: dict[bytes, Flat] = {}
-        self._index_view: _IndexView | None = None
+        self._index_cache: _GitIndex | None = None
         umask = os.umask(0o022)
         os.umask(umask)
         self._umask = umask
@@ -505,43 +626,36 @@ class DulwichWorkspace:
                 root = sha
         return root
 
-    def _index(self, repo: Repo) -> _IndexView:
+    def _index(self, repo: Repo) -> _GitIndex:
         path = repo.index_path()
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            key = (0, 0, 0)
-            mtime_ns = 0
-        else:
-            key = (st.st_mtime_ns, st.st_size, st.st_ino)
-            mtime_ns = st.st_mtime_ns
-        view = self._index_view
-        if view is not None and view.key == key and key != (0, 0, 0):
-            return view
-        index = Index(path)
-        flat: Flat = {}
-        for name, entry in index.items():
-            if isinstance(entry, ConflictedIndexEntry):
-                continue
-            flat[name] = (cleanup_mode(entry.mode), entry.sha)
-        dirs = frozenset(parent for name in index for parent in _parents(name))
-        self._index_view = _IndexView(key, index, mtime_ns, flat, dirs)
-        return self._index_view
+        cached = self._index_cache
+        if cached is not None:
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                st = None
+            if st is not None and cached.key == (st.st_mtime_ns, st.st_size, st.st_ino):
+                return cached
+        self._index_cache = _GitIndex.load(path)
+        return self._index_cache
 
-    def _write_index(self, index: Index) -> None:
-        # dulwich cannot keep git's cache-tree and untracked-cache extensions in step with changed entries.
-        index._extensions = [
-            ext for ext in index._extensions if not isinstance(ext, TreeExtension | UntrackedExtension)
-        ]
-        index.write()
-        self._index_view = None
+    def _write_index(self, repo: Repo, updates: dict[bytes, tuple[int, bytes, os.stat_result | None] | None]) -> None:
+        if not updates:
+            return
+        data = self._index(repo).patched(updates)
+        path = repo.index_path()
+        with GitFile(path, "wb") as f:
+            f.write(data)
+        st = os.stat(path)
+        self._index_cache = _GitIndex.parse(data, (st.st_mtime_ns, st.st_size, st.st_ino), st.st_mtime_ns)
 
     def _scan(self, repo: Repo) -> _Scan:
         """The working tree: every tracked path and every untracked, non-ignored file."""
-        view = self._index(repo)
-        index_entries = view.index
+        index = self._index(repo)
+        known = index.stat
+        tracked_dirs = index.tracked_dirs
+        racy_ns = index.mtime_ns
         ignore: IgnoreFilterManager | None = None
-        store = repo.object_store
         root = self._root
         now_ns = time.time_ns()
         entries: Flat = {}
@@ -555,16 +669,18 @@ class DulwichWorkspace:
             for de in dir_entries:
                 rel = prefix + de.name
                 st = de.stat(follow_symlinks=False)
-                mode = st.st_mode
-                if stat.S_ISDIR(mode):
+                kind = st.st_mode & 0o170000
+                if kind == 0o100000:
+                    mode = _EXECUTABLE if st.st_mode & 0o100 else _REGULAR
+                elif kind == 0o120000:
+                    mode = _SYMLINK
+                elif kind == 0o040000:
                     if de.name == b".git":
                         continue
-                    if rel in index_entries:  # a submodule / gitlink: keep what the index says
-                        gitlink = index_entries[rel]
-                        if isinstance(gitlink, IndexEntry):
-                            entries[rel] = (cleanup_mode(gitlink.mode), gitlink.sha)
+                    if rel in known:  # a submodule (gitlink): keep what the index says
+                        entries[rel] = index.flat[rel]
                         continue
-                    if rel not in view.tracked_dirs:
+                    if rel not in tracked_dirs:
                         if os.path.lexists(de.path + b"/.git"):
                             continue  # a nested repository is not part of this one
                         if ignore is None:
@@ -573,39 +689,36 @@ class DulwichWorkspace:
                             continue
                     stack.append(rel)
                     continue
-                if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+                else:
                     continue
-                entry = index_entries[rel] if rel in index_entries else None  # noqa: SIM401 - Index has no get()
-                if entry is None:
+                stats[rel] = st
+                cached = known.get(rel)
+                if cached is None:
+                    if rel in index.conflicted:
+                        entries[rel] = (mode, self._hash(repo, de.path, rel, st, mode, now_ns))
+                        continue
                     if ignore is None:
                         ignore = IgnoreFilterManager.from_repo(repo)
                     if ignore.is_ignored(_display(rel)):
+                        del stats[rel]
                         continue
-                file_mode = _mode_of(st)
-                entries[rel] = (file_mode, self._sha_of(store, de.path, rel, st, file_mode, entry, view, now_ns))
-                stats[rel] = st
+                elif (
+                    cached[0] == st.st_mtime_ns
+                    and cached[1] == st.st_size & _M32
+                    and cached[2] == st.st_ino & _M32
+                    and cached[3] == mode
+                    and st.st_mtime_ns < racy_ns
+                ):
+                    entries[rel] = (mode, cached[4])
+                    continue
+                entries[rel] = (mode, self._hash(repo, de.path, rel, st, mode, now_ns))
+        for rel in index.skip_worktree:  # sparse checkout: absent on purpose, still tracked
+            if rel not in entries and rel in index.flat:
+                entries[rel] = index.flat[rel]
         return _Scan(entries, stats)
 
-    def _sha_of(
-        self,
-        store: Any,
-        abs_path: bytes,
-        rel: bytes,
-        st: os.stat_result,
-        mode: int,
-        entry: IndexEntry | ConflictedIndexEntry | None,
-        view: _IndexView,
-        now_ns: int,
-    ) -> bytes:
-        if (
-            isinstance(entry, IndexEntry)
-            and entry.size == st.st_size & 0xFFFFFFFF
-            and entry.ino == st.st_ino & 0xFFFFFFFF
-            and cleanup_mode(entry.mode) == mode
-            and _entry_time_ns(entry.mtime) == st.st_mtime_ns
-            and st.st_mtime_ns < view.mtime_ns
-        ):
-            return entry.sha
+    def _hash(self, repo: Repo, abs_path: bytes, rel: bytes, st: os.stat_result, mode: int, now_ns: int) -> bytes:
+        """The blob sha of one file, from the stat cache or by reading it (and storing the blob)."""
         key = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
         cached = self._stat_cache.get(rel)
         if cached is not None and cached[0] == key:
@@ -616,6 +729,7 @@ class DulwichWorkspace:
             with open(abs_path, "rb") as f:
                 data = f.read()
         blob = Blob.from_string(data)
+        store = repo.object_store
         if blob.id not in store:
             store.add_object(blob)
         if st.st_mtime_ns < now_ns - _RACY_NS and st.st_ctime_ns < now_ns - _RACY_NS:
@@ -694,9 +808,9 @@ class DulwichWorkspace:
             else:
                 new_flat[path] = after
         _check_no_file_dir_clash(new_flat, changes)
-        index = self._index(repo).index
+        conflicted = self._index(repo).conflicted
         for path in changes:
-            if path in index and isinstance(index[path], ConflictedIndexEntry):
+            if path in conflicted:
                 raise WorkspaceConflictError(f"{_display(path)} has unresolved merge conflicts; resolve them first.")
         if new_flat == head_flat:
             raise WorkspaceError("Nothing to commit: the turn's changes are already in the last commit.")
@@ -706,14 +820,13 @@ class DulwichWorkspace:
         commit = self._store_commit(repo, tree, [head] if head else [], text, author)
         if not repo.refs.set_if_equals(_HEAD, head, commit.id, message=b"commit: " + message.subject.encode()):
             raise WorkspaceError("HEAD moved while committing; nothing was committed. Try again.")
-        for path, (_, after) in changes.items():
-            if after is None:
-                if path in index:
-                    del index[path]
-            else:
-                st = scan.stats.get(path, _NO_STAT)
-                index[path] = index_entry_from_stat(st, ObjectID(after[1]), mode=after[0])
-        self._write_index(index)
+        self._write_index(
+            repo,
+            {
+                path: None if after is None else (after[0], after[1], scan.stats.get(path))
+                for path, (_, after) in changes.items()
+            },
+        )
         logger.info("committed %d path(s) as %s", len(changes), commit.id.decode()[:7])
         return CommitInfo(commit.id.decode(), text, author, datetime.fromtimestamp(commit.commit_time, tz=UTC))
 
@@ -788,33 +901,28 @@ class DulwichWorkspace:
         self, repo: Repo, targets: dict[bytes, Entry | None], worktree: dict[bytes, Entry | None]
     ) -> None:
         """Set the index entries of *targets*; stat data only where the file on disk holds that content."""
-        index = self._index(repo).index
-        changed = False
+        index = self._index(repo)
+        updates: dict[bytes, tuple[int, bytes, os.stat_result | None] | None] = {}
         for path, entry in targets.items():
             if entry is None:
-                if path in index:
-                    del index[path]
-                    changed = True
+                if path in index.stat:
+                    updates[path] = None
                 continue
-            st = _NO_STAT
+            st = None
             if worktree.get(path) == entry:
                 st = os.lstat(self._root + b"/" + path)
-            mode, sha = entry
-            index[path] = index_entry_from_stat(st, ObjectID(sha), mode=mode)
-            changed = True
-        if changed:
-            self._write_index(index)
+            updates[path] = (entry[0], entry[1], st)
+        self._write_index(repo, updates)
 
     def _status(self, repo: Repo) -> WorkspaceStatus:
         head = self._head(repo)
         head_flat = self._head_flat(repo, head)
-        view = self._index(repo)
+        index = self._index(repo)
         scan = self._scan(repo)
-        index_flat = view.flat
+        index_flat = index.flat
         staged = sorted(_diff_flats(head_flat, index_flat))
-        conflicted = [name for name, entry in view.index.items() if isinstance(entry, ConflictedIndexEntry)]
-        unstaged = sorted({p for p, e in index_flat.items() if scan.entries.get(p) != e}.union(conflicted))
-        untracked = sorted(p for p in scan.entries if p not in view.index)
+        unstaged = sorted({p for p, e in index_flat.items() if scan.entries.get(p) != e}.union(index.conflicted))
+        untracked = sorted(p for p in scan.entries if p not in index_flat and p not in index.conflicted)
         refs, _ = repo.refs.follow(_HEAD)
         branch: str | None = None
         if len(refs) > 1 and refs[-1].startswith(b"refs/heads/"):

@@ -1,0 +1,192 @@
+"""
+Workspace benchmark: `DulwichWorkspace` turn transactions against the equivalent git CLI commands.
+
+Builds a 10,000-file repository (200 directories x 50 files, 9 lines each, plus a .gitignore) in a temp
+directory, packed like a clone, and copies it: one copy for the adapter, one for git. Every repetition
+applies the same random mutation to both copies (append a line to 20 files, add 5, delete 5, plus one
+ignored ``__pycache__`` file) and times:
+
+* **approve**: ``begin_turn`` + ``changes_since`` + ``commit_turn`` vs ``git stash create`` +
+  ``git add -A`` + ``git diff --cached`` + ``git commit``;
+* **reject**: ``begin_turn`` + ``restore_turn`` vs ``git stash create`` + ``git checkout -- <paths>`` +
+  ``git clean -fd``.
+
+The mutation happens between the snapshot and the rest (the agent's work is not timed). git runs through
+``subprocess.run`` (fork/exec included, as an adapter would pay it). After every approve both copies must
+hold the same tree, and ``git status --porcelain`` must be empty after every approve and reject.
+
+Run: ``.venv/bin/python bench/workspace.py [--reps 7] [--files-per-dir 50] [--dirs 200]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+
+HERE = Path(__file__).resolve()
+sys.path.insert(0, str(HERE.parent.parent / "src"))
+
+from voicecoder.adapters.dulwich_workspace import DulwichWorkspace  # noqa: E402
+from voicecoder.domain.model import CommitMessage, TurnId  # noqa: E402
+
+AUTHOR = "bench <bench@localhost>"
+GIT_ENV_ARGS = ["-c", "user.name=bench", "-c", "user.email=bench@localhost", "-c", "gc.auto=0"]
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(["git", *GIT_ENV_ARGS, "-C", str(repo), *args], capture_output=True, check=True)
+    return done.stdout.decode("utf-8", "replace")
+
+
+def build_repo(root: Path, dirs: int, files_per_dir: int) -> None:
+    root.mkdir(parents=True)
+    for d in range(dirs):
+        pkg = root / f"pkg{d:03d}"
+        pkg.mkdir()
+        for f in range(files_per_dir):
+            lines = [f"value_{i} = {d * 1000 + f * 10 + i}\n" for i in range(9)]
+            (pkg / f"mod{f:02d}.py").write_text("".join(lines))
+    (root / ".gitignore").write_text("__pycache__/\n*.pyc\n")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "config", "gc.auto", "0")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "initial")
+    git(root, "gc", "-q")
+
+
+class Mutation:
+    """One turn's edits, chosen once and applied to both copies."""
+
+    def __init__(self, rng: random.Random, tracked: list[str], rep: int) -> None:
+        picked = rng.sample(tracked, 25)
+        self.modified = picked[:20]
+        self.deleted = picked[20:]
+        self.added = [f"pkg{rng.randrange(200):03d}/new_{rep}_{i}.py" for i in range(5)]
+        self.rep = rep
+
+    def apply(self, root: Path) -> None:
+        for path in self.modified:
+            with (root / path).open("a") as f:
+                f.write(f"extra_{self.rep} = {self.rep}\n")
+        for path in self.deleted:
+            (root / path).unlink()
+        for path in self.added:
+            (root / path).write_text(f"def added_{self.rep}():\n    return {self.rep}\n")
+        cache = root / "pkg000" / "__pycache__"
+        cache.mkdir(exist_ok=True)
+        (cache / f"x{self.rep}.pyc").write_bytes(b"\x00ignored")
+
+
+def timed(fn: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+async def run(reps: int, dirs: int, files_per_dir: int) -> int:
+    tmp = Path(tempfile.mkdtemp(prefix="vc-bench-ws-"))
+    try:
+        seed = tmp / "seed"
+        print(f"building {dirs * files_per_dir:,} files in {dirs} dirs ...", flush=True)
+        build_repo(seed, dirs, files_per_dir)
+        ours_root, git_root = tmp / "dulwich", tmp / "git"
+        shutil.copytree(seed, ours_root, symlinks=True)
+        shutil.copytree(seed, git_root, symlinks=True)
+        # A copy has fresh mtimes/inodes: refresh git's stat cache in both, as a clone would have it.
+        git(ours_root, "update-index", "-q", "--really-refresh")
+        git(git_root, "update-index", "-q", "--really-refresh")
+        tracked = git(seed, "ls-files").split()
+        tracked = [p for p in tracked if p != ".gitignore"]
+        rng = random.Random(20261124)  # noqa: S311 - reproducible workload, not security
+        workspace = DulwichWorkspace(ours_root, author=AUTHOR, init_if_missing=False)
+        await workspace.status()  # warm-up, like `git status` below
+        git(git_root, "status", "--porcelain")
+
+        rows: dict[str, tuple[list[float], list[float]]] = {"approve": ([], []), "reject": ([], [])}
+        for rep in range(reps):
+            for kind in ("approve", "reject"):
+                mutation = Mutation(rng, tracked, rep)
+                ours, theirs = rows[kind]
+
+                started = time.perf_counter()
+                baseline = await workspace.begin_turn(TurnId(f"{kind}{rep}"))
+                snapshot_s = time.perf_counter() - started
+                mutation.apply(ours_root)
+                started = time.perf_counter()
+                if kind == "approve":
+                    diff = await workspace.changes_since(baseline)
+                    await workspace.commit_turn(
+                        baseline, fingerprint=diff.fingerprint, message=CommitMessage("Apply changes from Claude")
+                    )
+                else:
+                    await workspace.restore_turn(baseline)
+                ours.append(snapshot_s + time.perf_counter() - started)
+
+                git_snapshot_s = timed(lambda: git(git_root, "stash", "create"))
+                mutation.apply(git_root)
+                if kind == "approve":
+
+                    def approve() -> None:
+                        git(git_root, "add", "-A")
+                        git(git_root, "diff", "--cached")
+                        git(git_root, "commit", "-q", "-m", "Apply changes from Claude")
+
+                    theirs.append(git_snapshot_s + timed(approve))
+                    ours_tree = git(ours_root, "rev-parse", "HEAD^{tree}")
+                    git_tree = git(git_root, "rev-parse", "HEAD^{tree}")
+                    if ours_tree != git_tree:
+                        print(f"MISMATCH: trees differ after approve {rep}: {ours_tree} != {git_tree}")
+                        return 1
+                    tracked = [p for p in tracked if p not in mutation.deleted] + mutation.added
+                else:
+
+                    def reject() -> None:
+                        git(git_root, "checkout", "-q", "--", *mutation.modified, *mutation.deleted)
+                        git(git_root, "clean", "-q", "-fd")
+
+                    theirs.append(git_snapshot_s + timed(reject))
+                for root in (ours_root, git_root):
+                    if porcelain := git(root, "status", "--porcelain"):
+                        print(f"MISMATCH: {root.name} not clean after {kind} {rep}:\n{porcelain}")
+                        return 1
+        git(ours_root, "fsck", "--strict", "--no-progress")
+
+        print(f"\n{len(tracked):,} tracked files, {reps} repetitions, medians in seconds\n")
+        print(f"{'operation':<44} {'dulwich':>9} {'git CLI':>9} {'ratio':>7}")
+        ok = True
+        for kind, (ours, theirs) in rows.items():
+            label = (
+                "approve: begin + changes_since + commit_turn"
+                if kind == "approve"
+                else "reject:  begin + restore_turn"
+            )
+            ratio = statistics.median(ours) / statistics.median(theirs)
+            ok = ok and ratio <= 2.0
+            print(f"{label:<44} {statistics.median(ours):>9.3f} {statistics.median(theirs):>9.3f} {ratio:>6.2f}x")
+        print(f"\ntarget: each <= 2x the git CLI: {'met' if ok else 'NOT met'}")
+        return 0
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--dirs", type=int, default=200)
+    parser.add_argument("--files-per-dir", type=int, default=50)
+    args = parser.parse_args(argv)
+    return anyio.run(run, args.reps, args.dirs, args.files_per_dir)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
