@@ -31,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +55,7 @@ async def run_bot(args: argparse.Namespace) -> None:
     last_by_chat: dict[int, int] = {}
     counters = {"processed": 0, "inversions": 0, "reply_errors": 0}
 
-    def lane_of(update: Mapping[str, Any]) -> tuple[int, str] | None:
+    def lane_of(update: dict[str, Any]) -> tuple[int, str] | None:
         if "message" in update:
             return int(update["message"]["chat"]["id"]), "message"
         return None

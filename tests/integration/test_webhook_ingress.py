@@ -34,7 +34,7 @@ PATH = "/tg-hook-for-tests"
 REPO = Path(__file__).resolve().parents[2]
 
 
-def lane_of(update: Mapping[str, Any]) -> tuple[int, str] | None:
+def lane_of(update: dict[str, Any]) -> tuple[int, str] | None:
     """The routing rule of the Telegram layer: a chat's messages, and a chat's button presses, each on a lane."""
     if "message" in update:
         chat = update["message"].get("chat")

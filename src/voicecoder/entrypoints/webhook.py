@@ -24,7 +24,7 @@ import re
 import secrets
 import signal
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import anyio
@@ -46,7 +46,7 @@ DEFAULT_MAX_BODY_BYTES = 1 << 20
 _SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _MAX_UPDATE_ID = (1 << 63) - 1
 
-LaneOf = Callable[[Mapping[str, Any]], "tuple[int, str] | None"]
+LaneOf = Callable[[dict[str, Any]], "tuple[int, str] | None"]
 """Routes a raw update to (chat id, "message" | "callback"); None or MalformedUpdateError if it cannot."""
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -206,25 +206,8 @@ class WebhookIngress:
             update = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise MalformedUpdateError("body is not JSON") from exc
-        if not isinstance(update, dict):
-            raise MalformedUpdateError("body is not a JSON object")
-        update_id = update.get("update_id")
-        if type(update_id) is not int or not 0 <= update_id <= _MAX_UPDATE_ID:
-            raise MalformedUpdateError("update_id is missing or not a non-negative integer")
-        kinds = PROCESSED_TYPES.intersection(update)
-        if not kinds:
-            return None
-        if len(kinds) > 1 or not isinstance(update[next(iter(kinds))], dict):
-            raise MalformedUpdateError("an Update carries exactly one object")
-        try:
-            lane = self.lane_of(update)
-        except MalformedUpdateError:
-            raise
-        except (KeyError, TypeError, ValueError) as exc:
-            raise MalformedUpdateError(f"cannot route the update: {type(exc).__name__}") from exc
-        if lane is None:
-            raise MalformedUpdateError("the update has no chat to route it to")
-        return update_id, lane_key(*lane), update
+        routed = route_update(update, self.lane_of)
+        return None if routed is None else (*routed, update)
 
     def _reject(self, status: int, text: str, *, retry_after: int | None = None) -> web.Response:
         self.stats.reject(status)
@@ -248,6 +231,34 @@ class WebhookIngress:
             {"status": "ready" if ready else "not ready", "checks": checks, "backlog": self.dispatcher.backlog},
             status=200 if ready else 503,
         )
+
+
+def route_update(update: Any, lane_of: LaneOf) -> tuple[int, str] | None:
+    """
+    Validate a decoded Update and route it: (update_id, lane) to process it, None for a type voicecoder ignores.
+
+    Raises:
+        MalformedUpdateError: It is not an Update, or a message/callback_query that cannot be routed.
+    """
+    if not isinstance(update, dict):
+        raise MalformedUpdateError("body is not a JSON object")
+    update_id = update.get("update_id")
+    if type(update_id) is not int or not 0 <= update_id <= _MAX_UPDATE_ID:
+        raise MalformedUpdateError("update_id is missing or not a non-negative integer")
+    kinds = PROCESSED_TYPES.intersection(update)
+    if not kinds:
+        return None
+    if len(kinds) > 1 or not isinstance(update[next(iter(kinds))], dict):
+        raise MalformedUpdateError("an Update carries exactly one object")
+    try:
+        lane = lane_of(update)
+    except MalformedUpdateError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MalformedUpdateError(f"cannot route the update: {type(exc).__name__}") from exc
+    if lane is None:
+        raise MalformedUpdateError("the update has no chat to route it to")
+    return update_id, lane_key(*lane)
 
 
 def _within(address: Address, networks: tuple[Network, ...]) -> bool:
@@ -341,5 +352,6 @@ __all__ = [
     "create_webhook_app",
     "new_secret_token",
     "random_path",
+    "route_update",
     "serve_webhook",
 ]
