@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from voicecoder.entrypoints.sandbox_web import MAX_VOICE_BYTES, create_sandbox_web_app, render_entities
+from voicecoder.entrypoints.sandbox_web import CSRF_HEADER, MAX_VOICE_BYTES, create_sandbox_web_app, render_entities
 from voicecoder.testing.fake_bot_api import FakeBotApi
 
 USER_ID = 424242
@@ -59,6 +59,14 @@ async def _bot_api() -> AsyncIterator[FakeBotApi]:
 
 @pytest.fixture(name="http")
 async def _http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A client that sends what the sandbox page sends: the anti-CSRF header."""
+    async with aiohttp.ClientSession(headers={CSRF_HEADER: "1"}) as session:
+        yield session
+
+
+@pytest.fixture(name="plain_http")
+async def _plain_http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A client without the sandbox header, like another web site's form or fetch."""
     async with aiohttp.ClientSession() as session:
         yield session
 
@@ -140,6 +148,55 @@ class TestPage:
         names = {p.name for p in static.iterdir()}
 
         assert {"index.html", "app.js", "app.css"} <= names
+
+
+class TestCrossSite:
+    async def test_post_without_the_sandbox_header_is_403(
+        self, plain_http: aiohttp.ClientSession, base: str, bot: Bot
+    ) -> None:
+        """A cross-site form or simple request (no custom header) cannot send a prompt."""
+        form = aiohttp.FormData()
+        form.add_field("voice", VOICE.read_bytes(), filename="v.ogg")
+
+        sent = await post_json(plain_http, base + "api/send", {"text": "rm -rf /"})
+        async with plain_http.post(base + "api/voice", data=form) as resp:
+            voice_status = resp.status
+
+        assert (sent[0], voice_status) == (403, 403)
+        assert await bot.updates() == []
+
+    async def test_foreign_origin_is_403(self, http: aiohttp.ClientSession, base: str, bot: Bot) -> None:
+        """Even with the header, a request from another origin is refused."""
+        async with http.post(
+            base + "api/send", json={"text": "hi"}, headers={"Origin": "https://evil.example"}
+        ) as resp:
+            status = resp.status
+
+        assert status == 403
+        assert await bot.updates() == []
+
+    async def test_own_origin_is_accepted(self, http: aiohttp.ClientSession, base: str, bot: Bot) -> None:
+        """The page's own origin (what a browser sends) passes."""
+        async with http.post(base + "api/send", json={"text": "hi"}, headers={"Origin": base.rstrip("/")}) as resp:
+            status = resp.status
+
+        assert status == 200
+        assert len(await bot.updates()) == 1
+
+    async def test_foreign_host_is_403(self, http: aiohttp.ClientSession, base: str) -> None:
+        """A DNS-rebound name (Host not loopback) gets nothing, not even the conversation."""
+        async with http.get(base + "api/conversation", headers={"Host": "evil.example:80"}) as resp:
+            assert resp.status == 403
+
+    async def test_localhost_names_are_accepted(self, http: aiohttp.ClientSession, base: str) -> None:
+        """127.0.0.1 and localhost, with or without a port, are the sandbox's own names."""
+        port = base.rsplit(":", 1)[1].strip("/")
+        statuses = []
+        for host in (f"localhost:{port}", "127.0.0.1", f"[::1]:{port}"):
+            async with http.get(base + "healthz", headers={"Host": host}) as resp:
+                statuses.append(resp.status)
+
+        assert statuses == [200, 200, 200]
 
 
 class TestSend:
@@ -253,6 +310,24 @@ class TestConversation:
         assert [m["html"] for m in conv["messages"]] == ["hello"]
         assert conv["version"] > version
         assert elapsed < 5
+
+    async def test_shutdown_releases_waiting_long_polls(self, bot_api: FakeBotApi, http: aiohttp.ClientSession) -> None:
+        """Stopping the server answers pending long polls at once instead of holding shutdown for their wait."""
+        app = create_sandbox_web_app(bot_api, user_id=USER_ID, chat_id=USER_ID)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=20.0)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        base = f"http://127.0.0.1:{runner.addresses[0][1]}/"
+        poll = asyncio.create_task(conversation(http, base, since=0, wait=30))
+        await asyncio.sleep(0.2)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+
+        await runner.cleanup()
+        conv = await asyncio.wait_for(poll, 5)
+
+        assert loop.time() - started < 5
+        assert conv["version"] == 0
 
     async def test_long_poll_times_out_unchanged(self, http: aiohttp.ClientSession, base: str) -> None:
         """With nothing new, the long poll answers after *wait* with the same version."""
@@ -448,6 +523,18 @@ class TestVoice:
 
         assert (mine["voice"]["duration"], content_type) == (2, "audio/ogg")
         assert data == played
+
+    async def test_large_multipart_upload(self, http: aiohttp.ClientSession, base: str, bot: Bot) -> None:
+        """A few megabytes (a long WAV) pass: the upload is streamed, not capped by aiohttp's 1 MiB default."""
+        data = wav_bytes(seconds=100.0)
+        form = aiohttp.FormData()
+        form.add_field("voice", io.BytesIO(data), filename="long.wav", content_type="audio/wav")
+
+        async with http.post(base + "api/voice", data=form) as resp:
+            assert resp.status == 200
+        (update,) = await bot.updates()
+
+        assert update["message"]["audio"]["file_size"] == len(data) > 3_000_000
 
     async def test_not_audio_is_415(self, http: aiohttp.ClientSession, base: str, bot: Bot) -> None:
         """Bytes that are no audio container are refused before reaching the bot."""

@@ -17,7 +17,13 @@ receives exactly the updates Telegram would send (through its real webhook):
 * ``GET api/files/{file_id}`` — a document the bot sent, or a voice note the user recorded;
 * ``GET healthz``.
 
-URLs in the page are relative, so the app also works mounted under a prefix.
+URLs in the page are relative, so the app also works mounted under a prefix (open it with the trailing
+slash, e.g. ``/chat/``).
+
+The page drives a coding agent, so other web sites must not: requests must name a loopback host (no DNS
+rebinding), and every POST must carry the ``X-Voicecoder-Sandbox`` header (a cross-site form or simple
+request cannot, and the CORS preflight it would need is never granted) and, if it has an ``Origin``, come
+from this very origin.
 """
 
 from __future__ import annotations
@@ -35,10 +41,13 @@ from typing import Any
 
 import attrs
 from aiohttp import BodyPartReader, web
+from aiohttp.typedefs import Handler
 
 from voicecoder.testing.fake_bot_api import BotMessage, FakeBotApi, FakeUser
 
 __all__ = [
+    "CSRF_HEADER",
+    "LOOPBACK_HOSTS",
     "MAX_VOICE_BYTES",
     "conversation_json",
     "create_sandbox_web_app",
@@ -66,6 +75,8 @@ _ASSETS = {
 _LINK_SCHEMES = ("http://", "https://", "tg://", "mailto:")
 _LANGUAGE_RE = re.compile(r"[A-Za-z0-9_+.#-]{1,32}")
 _UNSAFE_FILENAME_RE = re.compile(r"[^A-Za-z0-9._ -]+")
+CSRF_HEADER = "X-Voicecoder-Sandbox"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
 
 
 @attrs.frozen
@@ -76,23 +87,36 @@ class _Sandbox:
     user: FakeUser
     chat_id: int
     closing: asyncio.Event
+    allowed_hosts: frozenset[str]
 
 
 SANDBOX = web.AppKey("sandbox", _Sandbox)
 
 
 def create_sandbox_web_app(
-    bot_api: FakeBotApi, *, user_id: int, chat_id: int, user_name: str = "You"
+    bot_api: FakeBotApi,
+    *,
+    user_id: int,
+    chat_id: int,
+    user_name: str = "You",
+    allowed_hosts: Iterable[str] = LOOPBACK_HOSTS,
 ) -> web.Application:
     """
     The web chat for the private chat *chat_id*, where *user_id* (shown to the bot as *user_name*) talks.
 
-    Serve it with an `aiohttp.web.AppRunner` on 127.0.0.1, or mount it with ``add_subapp``.
+    Serve it with an `aiohttp.web.AppRunner` on 127.0.0.1, or mount it with ``add_subapp``. Requests whose
+    ``Host`` (without the port) is not in *allowed_hosts* are refused with 403.
     """
     user = FakeUser(id=user_id, first_name=user_name, username=None, language_code="en")
     bot_api.add_chat(user)  # the sandbox user has opened the chat, so the bot may write first
-    app = web.Application()
-    app[SANDBOX] = _Sandbox(bot_api=bot_api, user=user, chat_id=chat_id, closing=asyncio.Event())
+    app = web.Application(middlewares=[_same_origin_only])
+    app[SANDBOX] = _Sandbox(
+        bot_api=bot_api,
+        user=user,
+        chat_id=chat_id,
+        closing=asyncio.Event(),
+        allowed_hosts=frozenset(h.lower() for h in allowed_hosts),
+    )
     app.router.add_get("/", _index)
     app.router.add_get("/static/{name}", _asset)
     app.router.add_get("/healthz", _healthz)
@@ -104,6 +128,30 @@ def create_sandbox_web_app(
     app.on_response_prepare.append(_security_headers)
     app.on_shutdown.append(_release_waiters)
     return app
+
+
+def _hostname(host: str) -> str:
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[: host.find("]") + 1]
+    return host.rsplit(":", 1)[0]
+
+
+@web.middleware
+async def _same_origin_only(request: web.Request, handler: Handler) -> web.StreamResponse:
+    sandbox = request.app[SANDBOX]
+    host = request.headers.get("Host", "")
+    if _hostname(host) not in sandbox.allowed_hosts:
+        log.warning("sandbox: refused a request for host %r", host[:100])
+        return _error(403, "this sandbox only answers on its loopback address")
+    if request.method not in {"GET", "HEAD", "OPTIONS"}:
+        origin = request.headers.get("Origin")
+        if request.headers.get(CSRF_HEADER) != "1" or (
+            origin is not None and origin.lower() not in {f"http://{host.lower()}", f"https://{host.lower()}"}
+        ):
+            log.warning("sandbox: refused a cross-site %s %s", request.method, request.path)
+            return _error(403, f"requests must come from the sandbox page (missing {CSRF_HEADER} or foreign Origin)")
+    return await handler(request)
 
 
 # --- pages -----------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@
   let version = null;
   let lastAnswer = 0;
   let firstLoad = true;
+  let typingTimer = null;
 
   // --- helpers -------------------------------------------------------------
   function setStatus(text, cls) {
@@ -65,7 +66,7 @@
   async function postJson(url, body) {
     const resp = await fetch(url, {
       method: "POST",
-      headers: { "Content-Type": "application/json" },
+      headers: { "Content-Type": "application/json", "X-Voicecoder-Sandbox": "1" },
       body: JSON.stringify(body),
     });
     if (!resp.ok) {
@@ -250,6 +251,8 @@
         const data = await resp.json();
         failures = 0;
         setStatus(data.typing ? "typing…" : "bot · local sandbox", "online");
+        clearTimeout(typingTimer);
+        if (data.typing) typingTimer = setTimeout(() => setStatus("bot · local sandbox", "online"), 5000);
         if (data.version !== version) {
           version = data.version;
           applyConversation(data);
@@ -290,7 +293,7 @@
     if (recorded) body.append("kind", "voice");
     if (duration) body.append("duration", String(Math.max(1, Math.round(duration))));
     try {
-      const resp = await fetch("api/voice", { method: "POST", body });
+      const resp = await fetch("api/voice", { method: "POST", body, headers: { "X-Voicecoder-Sandbox": "1" } });
       if (!resp.ok) {
         let detail = resp.statusText;
         try { detail = (await resp.json()).error || detail; } catch (_) { /* not JSON */ }
