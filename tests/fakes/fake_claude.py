@@ -6,7 +6,8 @@ It checks the headless flags the real CLI insists on (``-p``, ``--verbose`` with
 prompt on stdin), then plays a scripted stream-json turn. Behaviour is chosen by env vars:
 
 FAKE_CLAUDE_SCRIPT      NDJSON file to print; ``@SESSION_ID@`` becomes the session id from argv.
-                        Without it: init, an "Echo: <prompt>" assistant text and a success result.
+                        Without it: init, an "Echo: <prompt>" assistant text and a success result
+                        (for the prompt ``/compact``: a compact_boundary and an empty result).
 FAKE_CLAUDE_RECORD      append ``{"argv", "stdin", "env"}`` as one JSON line per invocation.
 FAKE_CLAUDE_SESSIONS    directory of known sessions: ``--session-id X`` creates ``X``; ``--resume X``
                         of an unknown X fails like the real CLI ("No conversation found …", rc 1).
@@ -166,6 +167,20 @@ def main() -> None:
 
     if script := env.get("FAKE_CLAUDE_SCRIPT"):
         lines = Path(script).read_text().splitlines()
+    elif prompt.strip() == "/compact":
+        lines = [
+            json.dumps({"type": "system", "subtype": "status", "status": "compacting", "session_id": SESSION_ID}),
+            json.dumps({"type": "system", "subtype": "init", "session_id": SESSION_ID, "model": "fake-model"}),
+            json.dumps(
+                {
+                    "type": "system",
+                    "subtype": "compact_boundary",
+                    "session_id": SESSION_ID,
+                    "compact_metadata": {"trigger": "manual", "pre_tokens": 1200, "post_tokens": 300},
+                }
+            ),
+            result(SESSION_ID, result="", num_turns=0),
+        ]
     else:
         lines = [
             json.dumps({"type": "system", "subtype": "init", "session_id": SESSION_ID, "model": "fake-model"}),

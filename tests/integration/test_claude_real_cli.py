@@ -35,6 +35,8 @@ from voicecoder.domain.model import (
     ToolStarted,
     TurnId,
 )
+from voicecoder.domain.ports import AgentRunner
+from voicecoder.testing.contracts.agent_runner import AgentRunnerContract
 from voicecoder.testing.fake_anthropic import ApiError, FakeAnthropicApi, Reply, bash, write_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -325,3 +327,14 @@ class TestFakeAnthropicDefaults:
         assert (repo / "pkg" / "mod.py").read_text() == "X = 1\n"
         assert res.text == "Done."
         assert api.requests[0].cwd == str(repo)
+
+
+class TestRealCliContract(AgentRunnerContract):
+    @pytest.fixture
+    def runner(self, make_agent: Any) -> AgentRunner:
+        return make_agent()  # type: ignore[no-any-return]
+
+    @pytest.fixture
+    def hanging_runner(self, make_agent: Any, api: FakeAnthropicApi) -> AgentRunner:
+        api.rule(lambda _r: True, Reply.text("never", delay_s=120))
+        return make_agent()  # type: ignore[no-any-return]
