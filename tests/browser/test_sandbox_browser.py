@@ -53,6 +53,7 @@ DIFF = """--- a/hello.py
 +    \"\"\"Say hello <politely>.\"\"\"
 +    return f"Hello, {name}!"
 """
+LONG_DIFF = DIFF.encode() * 120
 
 
 class EchoBot:
@@ -83,7 +84,9 @@ class EchoBot:
             updates = await self.call("getUpdates", offset=offset, timeout=10)
             for update in updates:
                 offset = update["update_id"] + 1
-                if "message" in update and "text" in update["message"]:
+                if "message" in update and update["message"].get("text") == "/longdiff":
+                    await self.send_long_diff(update["message"]["chat"]["id"])
+                elif "message" in update and "text" in update["message"]:
                     await self.on_text(update["message"]["chat"]["id"], update["message"]["text"])
                 elif "message" in update and ({"voice", "audio"} & update["message"].keys()):
                     await self.on_audio(update["message"])
@@ -130,6 +133,18 @@ class EchoBot:
             text="📦 <b>Pending change</b> · 1 file, +2 −1\n<code>M hello.py</code>  +2 −1\n\nApprove to commit it.",
             reply_markup={"inline_keyboard": buttons},
         )
+
+    async def send_long_diff(self, chat_id: int) -> None:
+        """A diff too long for a message goes out as a .diff document (multipart sendDocument)."""
+        form = aiohttp.FormData()
+        form.add_field("chat_id", str(chat_id))
+        form.add_field("caption", "📝 <b>Full diff</b> (too long for a message)")
+        form.add_field("parse_mode", "HTML")
+        form.add_field("document", LONG_DIFF, filename="change-c1.diff", content_type="text/x-diff")
+        async with self.http.post(f"{self.api.base_url}/bot{self.api.token}/sendDocument", data=form) as resp:
+            body = await resp.json()
+        if not body["ok"]:
+            raise RuntimeError(f"sendDocument: {body['description']}")
 
     async def on_audio(self, message: dict[str, Any]) -> None:
         """Download the recording like the real handler does (getFile + file URL) and acknowledge it."""
@@ -296,3 +311,35 @@ class TestSandboxPage:
 
         ((message, data),) = bot.audio
         assert (message["voice"]["mime_type"], data) == ("audio/ogg", VOICE.read_bytes())
+
+    async def test_long_diff_document_downloads(
+        self, chromium: str, sandbox: tuple[str, EchoBot], tmp_path: Path
+    ) -> None:
+        """A .diff document the bot sends is shown as a file and downloads with its exact bytes."""
+        from playwright.async_api import async_playwright, expect  # noqa: PLC0415 - only the browser tests need it
+
+        url, _ = sandbox
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            try:
+                page = await (await browser.new_context(accept_downloads=True)).new_page()
+                await page.goto(url)
+                await expect(page.get_by_test_id("status")).to_have_text("bot · local sandbox")
+
+                await page.get_by_role("button", name="/start").click()
+                await expect(page.get_by_test_id("my-message").first).to_contain_text("/start")  # chips send commands
+                await page.get_by_test_id("input").fill("/longdiff")
+                await page.get_by_test_id("send").click()
+                document = page.get_by_test_id("document")
+                await expect(document).to_contain_text("change-c1.diff")
+                await expect(page.get_by_test_id("bot-message").filter(has=document)).to_contain_text("Full diff")
+                async with page.expect_download() as info:
+                    await document.click()
+                download = await info.value
+                target = tmp_path / download.suggested_filename
+                await download.save_as(target)
+            finally:
+                await browser.close()
+
+        assert target.name == "change-c1.diff"
+        assert target.read_bytes() == LONG_DIFF
