@@ -177,6 +177,7 @@ class EchoBot:
 def _chromium() -> str:
     if shutil.which(CHROMIUM) is None:
         pytest.skip("chromium not installed: apt-get install chromium")
+    pytest.importorskip("playwright", reason="the dev extra (playwright) is not installed")
     return CHROMIUM
 
 
