@@ -119,8 +119,8 @@ class _GitIndex:
     key: tuple[int, int, int]
     mtime_ns: int
     version: int
-    stat: dict[bytes, tuple[int, int, int, int, bytes]]
-    """Stage-0 entries: path -> (mtime_ns, size & 0xffffffff, inode & 0xffffffff, mode, hex sha)."""
+    stat: dict[bytes, tuple[int, int, int, int, bytes, int]]
+    """Stage-0 entries: path -> (mtime_ns, size & 0xffffffff, inode & 0xffffffff, mode, hex sha, ctime_ns)."""
     raw: list[tuple[bytes, int, bytes]]
     """Every entry in file order: (path, stage, raw bytes)."""
     extensions: list[tuple[bytes, bytes]]
@@ -153,12 +153,12 @@ class _GitIndex:
             raise WorkspaceError("The git index is corrupt (bad checksum). Run `git reset` in the workspace.")
         unpack = _ENTRY.unpack_from
         offset = 12
-        stat_map: dict[bytes, tuple[int, int, int, int, bytes]] = {}
+        stat_map: dict[bytes, tuple[int, int, int, int, bytes, int]] = {}
         raw: list[tuple[bytes, int, bytes]] = []
         conflicted: set[bytes] = set()
         skip: set[bytes] = set()
         for _ in range(count):
-            (_, _, m_s, m_ns, _, ino, mode, _, _, size, sha, flags) = unpack(data, offset)
+            (c_s, c_ns, m_s, m_ns, _, ino, mode, _, _, size, sha, flags) = unpack(data, offset)
             name_at = offset + 62
             if flags & _FLAG_EXTENDED:
                 (extended,) = struct.unpack_from(">H", data, name_at)
@@ -175,7 +175,14 @@ class _GitIndex:
             if stage:
                 conflicted.add(name)
             else:
-                stat_map[name] = (m_s * 1_000_000_000 + m_ns, size, ino, mode, sha.hex().encode())
+                stat_map[name] = (
+                    m_s * 1_000_000_000 + m_ns,
+                    size,
+                    ino,
+                    mode,
+                    sha.hex().encode(),
+                    c_s * 1_000_000_000 + c_ns,
+                )
         extensions: list[tuple[bytes, bytes]] = []
         while offset < len(data) - 20:
             ext_sig, ext_size = struct.unpack_from(">4sL", data, offset)
@@ -677,7 +684,7 @@ class DulwichWorkspace:
                 elif kind == 0o040000:
                     if de.name == b".git":
                         continue
-                    if rel in known:  # a submodule (gitlink): keep what the index says
+                    if index.flat.get(rel, (0, b""))[0] == _GITLINK:  # a submodule: keep what the index says
                         entries[rel] = index.flat[rel]
                         continue
                     if rel not in tracked_dirs:
@@ -707,6 +714,7 @@ class DulwichWorkspace:
                     and cached[1] == st.st_size & _M32
                     and cached[2] == st.st_ino & _M32
                     and cached[3] == mode
+                    and cached[5] == st.st_ctime_ns
                     and st.st_mtime_ns < racy_ns
                 ):
                     entries[rel] = (mode, cached[4])
