@@ -237,6 +237,18 @@ class TestDefaultResponder:
         assert reply.blocks[-1] == write_file("docs/notes.md", "Hello there\n")
         assert reply.effective_stop_reason == "tool_use"
 
+    @pytest.mark.parametrize(
+        ("prompt", "path", "content"),
+        [
+            ("create a file called test dot txt with hello world", "test.txt", "hello world\n"),
+            ("Create a file called test.txt with the low world.", "test.txt", "the low world\n"),
+            ("make a new file named src/app.py containing print(1)", "src/app.py", "print(1)\n"),
+        ],
+    )
+    def test_spoken_create_file(self, prompt: str, path: str, content: str) -> None:
+        """Voice-note phrasings of 'create a file' are understood too."""
+        assert self.answer(prompt).blocks[-1] == write_file(path, content)
+
     def test_run_command(self) -> None:
         """'run command X' is a Bash call."""
         reply = self.answer("run command pytest -q")

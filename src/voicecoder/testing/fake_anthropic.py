@@ -14,8 +14,9 @@ What the "model" answers is scripted. Each request takes, in order: the next que
 (`FakeAnthropicApi.script`), else the first matching rule (`FakeAnthropicApi.rule`), else
 `default_responder`, which understands a few prompts so a sandbox works out of the box:
 
-* ``create file notes.txt with hello`` → a ``Write`` tool call creating ``notes.txt`` (``hello\n``),
-  then, when the tool result comes back, a one-line confirmation;
+* ``create file notes.txt with hello`` (also "create a file called test dot txt with hello world",
+  as a voice note would say it) → a ``Write`` tool call creating the file with the text and a
+  newline, then, when the tool result comes back, a one-line confirmation;
 * ``run command pytest -q`` → a ``Bash`` tool call;
 * a compaction request (``/compact``) → a ``<summary>…</summary>`` answer;
 * anything else → ``fake-model: <prompt>``.
@@ -66,7 +67,8 @@ _COMPACTION_MARK = "Respond with TEXT ONLY"
 _CWD = re.compile(r"Primary working directory:\s*(\S[^\n]*)")
 _REMINDER = re.compile(r"<system-reminder>.*?</system-reminder>", re.DOTALL)
 _CREATE = re.compile(
-    r"\bcreate (?:a |the )?(?:new )?(?:file )?(?P<path>[\w./-]+\.\w+|[\w-]+/[\w./-]+)\s+"
+    r"\b(?:create|make|write) (?:a |the )?(?:new )?(?:file )?(?:called |named )?"
+    r"(?P<path>[\w./-]+\.\w+|[\w-]+/[\w./-]+)\s+"
     r"(?:with|containing)(?: (?:the )?(?:content|text))?[: ]\s*(?P<content>.+)",
     re.IGNORECASE | re.DOTALL,
 )
@@ -295,9 +297,11 @@ def default_responder(request: MessagesRequest) -> Response:
         first = next((line.strip() for line in text.splitlines() if line.strip()), "")
         return Reply.text(f"fake-model: tool finished ({'error' if is_error else 'ok'}): {first[:200]}")
     prompt = request.prompt
-    if match := _CREATE.search(prompt):
+    # Spoken prompts say "test dot txt".
+    spoken = re.sub(r"(?<=\w) dot (?=\w)", ".", prompt, flags=re.IGNORECASE)
+    if match := _CREATE.search(spoken):
         path = match.group("path")
-        content = match.group("content").strip().strip("\"'`")
+        content = match.group("content").strip().rstrip(".").strip("\"'`")
         return Reply.tool(write_file(path, content + "\n"), f"I'll create {path}.")
     if match := _RUN.search(prompt):
         command = match.group("command").strip().strip("`")
