@@ -167,19 +167,23 @@ def _shorten(text: str, limit: int) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def _relative(path: str, workdir: PurePath | None) -> str:
-    if workdir is not None and path.startswith("/"):
+def _relative(path: str, workdir: PurePath | Sequence[PurePath] | None) -> str:
+    roots = [workdir] if isinstance(workdir, PurePath) else list(workdir or ())
+    if path.startswith("/"):
         candidate = PurePath(path)
-        if candidate.is_relative_to(workdir):
-            return str(candidate.relative_to(workdir)) or "."
+        for root in roots:
+            if candidate.is_relative_to(root):
+                return str(candidate.relative_to(root)) or "."
     return path
 
 
-def tool_label(name: str, tool_input: Mapping[str, Any] | None, workdir: PurePath | None = None) -> str:
+def tool_label(
+    name: str, tool_input: Mapping[str, Any] | None, workdir: PurePath | Sequence[PurePath] | None = None
+) -> str:
     """
     A short human label for a tool call: ``Edit src/app.py``, ``Bash: pytest -q``, ``Grep "foo"``.
 
-    Paths inside *workdir* are shown relative to it.
+    Paths inside *workdir* (or any of several spellings of it) are shown relative to it.
     """
     data = tool_input if isinstance(tool_input, Mapping) else {}
 
@@ -310,7 +314,7 @@ class StreamParser:
     Pure: no I/O. Unknown types and keys are ignored; malformed fields are skipped.
     """
 
-    workdir: PurePath | None = None
+    workdir: PurePath | Sequence[PurePath] | None = None
     session_id: str | None = None
     result: dict[str, Any] | None = None
     compacted: Compacted | None = None
@@ -733,7 +737,8 @@ class ClaudeCliAgent:
             raise AgentRunError(f"The workspace {cfg.workdir} does not exist; check WORKSPACE_DIR.")
         marker = uuid.uuid4().hex
         command = [binary, *self._arguments(session_args)]
-        parser = StreamParser(workdir=PurePath(cfg.workdir.resolve()))
+        # The CLI may report paths under the directory as given or with symlinks resolved.
+        parser = StreamParser(workdir=(PurePath(cfg.workdir.absolute()), PurePath(cfg.workdir.resolve())))
         log.info("starting claude (%s) in %s", " ".join(session_args), cfg.workdir)
         with tempfile.TemporaryFile() as stderr_file:
             try:

@@ -830,6 +830,14 @@ class TestToolLabel:
         """Each tool gets a short label naming what it touches."""
         assert tool_label(name, tool_input, PurePath("/ws")) == expected
 
+    def test_any_spelling_of_the_workspace(self) -> None:
+        """With several roots (symlinked and resolved), a path under either is shown relative."""
+        roots = (PurePath("/home/u/ws"), PurePath("/data/ws"))
+
+        labels = [tool_label("Read", {"file_path": p}, roots) for p in ("/home/u/ws/a.py", "/data/ws/b.py")]
+
+        assert labels == ["Read a.py", "Read b.py"]
+
     def test_long_command_is_shortened(self) -> None:
         """Labels stay short enough for a chat progress line."""
         label = tool_label("Bash", {"command": "x" * 500})
