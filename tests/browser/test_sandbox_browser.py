@@ -1,12 +1,14 @@
 """
 The sandbox page in headless Chromium (Debian's, driven by Playwright): type, see the bot answer, press buttons.
 
-The stack is real from the browser down: the page, its aiohttp server, the fake Bot API's user side, and a
-bot that talks to the fake over plain Bot API HTTP calls (getUpdates, sendMessage, editMessageText,
-answerCallbackQuery) the way voicecoder's messenger does: a "⏳ working" status edited in place, the answer,
-then a change summary with ✅ Approve · ❌ Reject · 📝 Show Diff · 📊 Git Status.
+`TestWholeSandbox` runs ``voicecoder sandbox`` itself in-process (`run_sandbox` with the demo agent: the real
+Claude Code CLI against the local fake Anthropic API, the real webhook server, dispatcher, messenger and git
+workspace, the local speech model) and drives it from the page. `TestSandboxPage` checks the page's own
+behaviour against a small stand-in bot that talks to the fake Bot API over plain Bot API HTTP calls
+(getUpdates, sendMessage, editMessageText, answerCallbackQuery, sendDocument).
 
-Set ``VOICECODER_SANDBOX_SCREENSHOT=docs/sandbox.png`` to refresh the README screenshot.
+Set ``VOICECODER_SANDBOX_SCREENSHOT=docs/sandbox.png`` to refresh the README screenshot (taken from the
+whole-sandbox run).
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ import contextlib
 import html
 import os
 import shutil
+import subprocess
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import anyio
 import pytest
 from aiohttp import web
 
@@ -181,6 +186,23 @@ def _chromium() -> str:
     return CHROMIUM
 
 
+@pytest.fixture(name="whole_sandbox")
+async def _whole_sandbox(tmp_path: Path) -> AsyncIterator[Any]:
+    """`voicecoder sandbox` with the demo agent, on ephemeral ports; yields its SandboxInfo."""
+    runner = pytest.importorskip("voicecoder.entrypoints.sandbox", reason="the sandbox runner is not available")
+    if runner.find_claude() is None:
+        pytest.skip("Claude Code CLI not installed: make claude-cli")
+    stop = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        info = await tg.start(
+            partial(runner.run_sandbox, tmp_path / "sandbox", port=0, demo_agent=True, handle_signals=False, stop=stop)
+        )
+        try:
+            yield info
+        finally:
+            stop.set()
+
+
 @pytest.fixture(name="sandbox")
 async def _sandbox() -> AsyncIterator[tuple[str, EchoBot]]:
     """The fake Bot API, the bot on it, and the web chat on 127.0.0.1; yields the page URL and the bot."""
@@ -202,6 +224,66 @@ async def _sandbox() -> AsyncIterator[tuple[str, EchoBot]]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             await runner.cleanup()
+
+
+def git(workspace: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(workspace), *args], check=True, capture_output=True, text=True).stdout
+
+
+class TestWholeSandbox:
+    async def test_prompt_show_diff_and_approve(self, chromium: str, whole_sandbox: Any) -> None:
+        """
+        A typed prompt runs the real agent in the sandbox workspace: the live status is edited in place, the
+        answer and the change summary arrive, 📝 Show Diff shows the diff, and ✅ Approve commits the file.
+        """
+        from playwright.async_api import async_playwright, expect  # noqa: PLC0415 - only the browser tests need it
+
+        slow = 90_000  # ms: the CLI starts in a couple of seconds here, but CI machines are slower
+        workspace = Path(whole_sandbox.workspace)
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            try:
+                page = await browser.new_page(viewport={"width": 520, "height": 1000}, device_scale_factor=1.5)
+                errors: list[str] = []
+                page.on("pageerror", lambda exc: errors.append(str(exc)))
+                await page.goto(whole_sandbox.url)
+                await expect(page.get_by_test_id("status")).to_have_text("bot · local sandbox")
+
+                await page.get_by_test_id("input").fill("create file notes.txt with hello")
+                await page.keyboard.press("Enter")
+
+                bots = page.get_by_test_id("bot-message")
+                summary = bots.filter(has_text="Changes ready for review")
+                await expect(summary.get_by_role("button")).to_have_text(
+                    ["✅ Approve", "❌ Reject", "📝 Show Diff", "📊 Git Status"], timeout=slow
+                )
+                status = bots.filter(has_text="Claude finished")
+                await expect(status).to_contain_text("edited")  # the ⏳ status message, edited in place
+                await expect(status.get_by_role("button")).to_have_count(0)  # ⏹ Cancel gone when finished
+                await expect(bots.filter(has_text="🤖 Claude:")).to_have_count(1)
+
+                await summary.get_by_role("button", name="📝 Show Diff").click()
+
+                diff = bots.locator("pre code.language-diff")
+                await expect(diff).to_contain_text("+++ b/notes.txt", timeout=slow)
+                await expect(diff.locator("span.add")).to_have_text(["+hello"])
+                assert git(workspace, "status", "--porcelain") == "?? notes.txt\n"
+
+                shot = os.environ.get("VOICECODER_SANDBOX_SCREENSHOT")
+                if shot:
+                    await page.get_by_test_id("toast").evaluate("el => el.hidden = true")
+                    await page.wait_for_timeout(1200)  # let the edit highlight and the pressed button settle
+                    await page.screenshot(path=shot)
+
+                await summary.get_by_role("button", name="✅ Approve").click()
+
+                await expect(bots.filter(has_text="✅ Committed")).to_have_count(1, timeout=slow)
+                assert errors == []
+            finally:
+                await browser.close()
+
+        assert git(workspace, "show", "HEAD:notes.txt") == "hello\n"
+        assert git(workspace, "status", "--porcelain") == ""
 
 
 class TestSandboxPage:
@@ -251,9 +333,7 @@ class TestSandboxPage:
                 assert await page.locator("politely").count() == 0  # escaped text, not an element
                 assert errors == []
 
-                shot = Path(os.environ.get("VOICECODER_SANDBOX_SCREENSHOT") or tmp_path / "sandbox.png")
-                await page.get_by_test_id("toast").evaluate("el => el.hidden = true")
-                await page.wait_for_timeout(1200)  # let the edit highlight and the pressed button settle
+                shot = tmp_path / "sandbox.png"
                 await page.screenshot(path=str(shot))
                 assert shot.stat().st_size > 10_000
             finally:
