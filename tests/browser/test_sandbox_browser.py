@@ -285,6 +285,29 @@ class TestWholeSandbox:
         assert git(workspace, "show", "HEAD:notes.txt") == "hello\n"
         assert git(workspace, "status", "--porcelain") == ""
 
+    @pytest.mark.slow
+    async def test_voice_note_is_transcribed(self, chromium: str, whole_sandbox: Any) -> None:
+        """A voice note picked with 📎 goes through the real intake and local speech model: "🎤 Heard" shows it."""
+        from playwright.async_api import async_playwright, expect  # noqa: PLC0415 - only the browser tests need it
+
+        if "local whisper" not in whole_sandbox.speech:
+            pytest.skip(f"no local speech model in this install: {whole_sandbox.speech}")
+        clip = VOICE.parent / "01_create_file.ogg"  # "create a file called test dot txt with hello world"
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            try:
+                page = await browser.new_page()
+                await page.goto(whole_sandbox.url)
+                await expect(page.get_by_test_id("status")).to_have_text("bot · local sandbox")
+
+                await page.get_by_test_id("file").set_input_files(str(clip))
+
+                await expect(page.get_by_test_id("my-message").locator("audio")).to_have_count(1)
+                heard = page.get_by_test_id("bot-message").filter(has_text="🎤 Heard:")
+                await expect(heard).to_contain_text("file called", ignore_case=True, timeout=120_000)
+            finally:
+                await browser.close()
+
 
 class TestSandboxPage:
     async def test_type_see_the_answer_and_open_the_diff(
