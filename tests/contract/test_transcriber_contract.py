@@ -4,12 +4,13 @@ import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from voicecoder.adapters.assemblyai_transcriber import AssemblyAITranscriber
 from voicecoder.adapters.deepgram_transcriber import DeepgramTranscriber
 from voicecoder.adapters.local_whisper_transcriber import LocalWhisperTranscriber
-from voicecoder.domain.errors import NoSpeechError
+from voicecoder.domain.errors import AudioTooLargeError, NoSpeechError
 from voicecoder.domain.model import Audio, Transcript, TranscriptionHints
 from voicecoder.domain.ports import Transcriber
 from voicecoder.testing.contracts.transcriber import TranscriberContract, clip_texts, voice_clips
@@ -201,3 +202,117 @@ class TestAssemblyAITranscriber(TranscriberContract):
         """The job never leaves "processing" within the adapter's 0.3 s budget."""
         server.processing_polls = 10_000
         return make(timeout_s=0.3)
+
+
+# --- the suite itself can fail ----------------------------------------------------------------
+
+
+class InventingTranscriber:
+    """A broken provider: says "you" for anything and checks the size only after "uploading"."""
+
+    def __init__(self) -> None:
+        self.uploads = 0
+
+    async def transcribe(self, audio: Audio, hints: TranscriptionHints | None = None, /) -> Transcript:
+        self.uploads += 1
+        if audio.size > 20_000_000:
+            raise AudioTooLargeError(audio.size, 20_000_000)
+        return Transcript(text="you")
+
+
+class TestTranscriberContractCatchesBrokenProviders:
+    """Run contract tests by hand on a broken provider: each must fail."""
+
+    async def test_invented_text_on_silence_fails(self) -> None:
+        """A provider that invents text on silence fails the silence test."""
+        with pytest.raises(pytest.fail.Exception, match="DID NOT RAISE"):
+            await TranscriberContract().test_silence_is_no_speech(InventingTranscriber())
+
+    async def test_accepting_non_audio_fails(self) -> None:
+        """A provider that transcribes a text file fails the non-audio test."""
+        with pytest.raises(pytest.fail.Exception, match="DID NOT RAISE"):
+            await TranscriberContract().test_not_audio_is_unsupported(InventingTranscriber())
+
+    async def test_upload_before_size_check_fails(self) -> None:
+        """Refusing oversize input only after uploading it fails the oversize test."""
+        broken = InventingTranscriber()
+
+        with pytest.raises(AssertionError):
+            await TranscriberContract().test_oversize_refused_before_upload(broken, lambda: broken.uploads)
+
+    async def test_wrong_words_fail_the_wer_bound(self) -> None:
+        """Wrong transcripts exceed the WER bound."""
+        with pytest.raises(AssertionError):
+            await TranscriberContract().test_short_clips_within_wer(InventingTranscriber())
+
+
+# --- the fake servers on inputs the adapters never send -----------------------------------------
+
+
+class TestFakeDeepgramServer:
+    async def test_non_audio_body_is_corrupt(self) -> None:
+        """A body that is no known container gets Deepgram's 400 "corrupt or unsupported data"."""
+        async with (
+            FakeDeepgramServer() as server,
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"{server.base_url}/v1/listen?model=nova-3",
+                data=voice_clips()["not_audio.ogg"].read(),
+                headers={"Authorization": f"Token {server.api_key}", "Content-Type": "audio/ogg"},
+            ) as response,
+        ):
+            body = await response.json()
+
+        assert response.status == 400
+        assert "corrupt or unsupported data" in body["err_msg"]
+        assert body["request_id"]
+
+    async def test_bearer_is_not_token(self) -> None:
+        """Only `Token <key>` authenticates; `Bearer <key>` is 401 INVALID_AUTH."""
+        async with (
+            FakeDeepgramServer() as server,
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"{server.base_url}/v1/listen",
+                data=voice_clips()["03_run_tests.ogg"].read(),
+                headers={"Authorization": f"Bearer {server.api_key}"},
+            ) as response,
+        ):
+            body = await response.json()
+
+        assert response.status == 401
+        assert body["err_code"] == "INVALID_AUTH"
+
+
+class TestFakeAssemblyAIServer:
+    async def test_non_audio_upload_fails_the_job(self) -> None:
+        """A text upload is accepted, and the job then ends with status error (as AssemblyAI does)."""
+        async with (
+            FakeAssemblyAIServer(processing_polls=0) as server,
+            aiohttp.ClientSession(headers={"authorization": server.api_key}) as session,
+        ):
+            async with session.post(f"{server.base_url}/v2/upload", data=b"plain text") as response:
+                upload_url = (await response.json())["upload_url"]
+            async with session.post(f"{server.base_url}/v2/transcript", json={"audio_url": upload_url}) as response:
+                job = await response.json()
+            async with session.get(f"{server.base_url}/v2/transcript/{job['id']}") as response:
+                done = await response.json()
+
+        assert job["status"] == "queued"
+        assert done["status"] == "error"
+        assert "does not appear to contain audio" in done["error"]
+        assert done["text"] is None
+
+    async def test_unknown_upload_url(self) -> None:
+        """A transcript for an audio_url that was never uploaded is refused with an error body."""
+        async with (
+            FakeAssemblyAIServer() as server,
+            aiohttp.ClientSession(headers={"authorization": server.api_key}) as session,
+            session.post(
+                f"{server.base_url}/v2/transcript", json={"audio_url": f"{server.base_url}/cdn/upload/nope"}
+            ) as response,
+        ):
+            body = await response.json()
+
+        assert response.status == 400
+        assert "error" in body
