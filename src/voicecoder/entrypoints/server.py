@@ -1,0 +1,137 @@
+"""`voicecoder serve`: the webhook server (or polling) wired from the container, with /metrics."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import anyio
+import anyio.abc
+from aiohttp import web
+
+from voicecoder.adapters.prometheus_metrics import CONTENT_TYPE, Metrics
+from voicecoder.adapters.sqlite_inbox import InboxItem, SqliteInbox
+from voicecoder.adapters.telegram_bot_api import TelegramApiError
+from voicecoder.adapters.telegram_updates import BOT_COMMANDS, lane_of
+from voicecoder.adapters.update_dispatcher import DispatchStats
+from voicecoder.bootstrap import Container
+from voicecoder.entrypoints.polling import run_polling
+from voicecoder.entrypoints.webhook import INGRESS, TELEGRAM_NETWORKS, IngressStats, WebhookSettings, serve_webhook
+
+log = logging.getLogger("voicecoder.updates")
+
+
+def wire_update_metrics(stats: DispatchStats, metrics: Metrics) -> None:
+    """One log line per update with its outcome and duration, mirrored into Prometheus."""
+
+    def processed(lane: str, seconds: float) -> None:
+        metrics.updates.labels("processed").inc()
+        metrics.processing_seconds.observe(seconds)
+        log.info("update processed lane=%s duration_ms=%.1f", lane, seconds * 1000)
+
+    def failed(item: InboxItem, error: str) -> None:
+        metrics.updates.labels("failed").inc()
+        log.error("update %s failed for good lane=%s: %s", item.update_id, item.lane, error)
+
+    def retried(item: InboxItem, error: str) -> None:
+        metrics.updates.labels("retried").inc()
+        log.warning("update %s will be retried lane=%s: %s", item.update_id, item.lane, error)
+
+    stats.on_processed = processed
+    stats.on_failed = failed
+    stats.on_retry = retried
+
+
+class _IngressCounters:
+    """Turns the ingress' plain counters into Prometheus counter increments at scrape time."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+        self._seen: dict[str, int] = {}
+
+    def sync(self, stats: IngressStats) -> None:
+        current = {
+            "acked": stats.accepted,
+            "duplicate": stats.duplicates,
+            "ignored": stats.ignored,
+            "rejected": sum(stats.rejected.values()),
+        }
+        for outcome, value in current.items():
+            delta = value - self._seen.get(outcome, 0)
+            if delta > 0:
+                self._metrics.updates.labels(outcome).inc(delta)
+            self._seen[outcome] = value
+
+
+def metrics_route(metrics: Metrics, inbox: SqliteInbox) -> Callable[[web.Application], None]:
+    counters = _IngressCounters(metrics)
+
+    async def handle(request: web.Request) -> web.Response:
+        ingress = request.app.get(INGRESS)
+        if ingress is not None:
+            counters.sync(ingress.stats)
+        metrics.inbox_depth.set(await inbox.depth())
+        return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+    def configure(app: web.Application) -> None:
+        app.router.add_get("/metrics", handle)
+
+    return configure
+
+
+def webhook_settings(container: Container) -> WebhookSettings:
+    config = container.settings()
+    return WebhookSettings(
+        secret_token=config.webhook_secret,
+        path=config.webhook_path,
+        allowed_networks=TELEGRAM_NETWORKS if config.webhook_ip_allowlist else (),
+        trusted_proxies=config.trusted_proxies,
+    )
+
+
+async def announce_commands(container: Container) -> None:
+    try:
+        await container.bot_api().set_my_commands(BOT_COMMANDS)
+    except TelegramApiError as exc:
+        container.metrics().telegram_errors.labels(str(exc.code)).inc()
+        logging.getLogger(__name__).warning("setMyCommands failed: %s", exc)
+
+
+async def serve(
+    container: Container,
+    *,
+    polling: bool = False,
+    delete_webhook: bool = False,
+    drop_pending: bool = False,
+    stop: anyio.Event | None = None,
+    handle_signals: bool = True,
+    task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run until SIGTERM/SIGINT (or *stop*); the container's runtime must be open."""
+    config = container.settings()
+    wire_update_metrics(container.dispatch_stats(), container.metrics())
+    await announce_commands(container)
+    if polling or config.transport == "polling":
+        await run_polling(
+            container.bot_api(),
+            inbox=container.inbox(),
+            dispatcher=container.dispatcher(),
+            lane_of=lane_of,
+            delete_webhook=delete_webhook,
+            drop_pending=drop_pending,
+            stop=stop,
+            handle_signals=handle_signals,
+        )
+        return
+    await serve_webhook(
+        webhook_settings(container),
+        inbox=container.inbox(),
+        dispatcher=container.dispatcher(),
+        lane_of=lane_of,
+        host=config.listen_host,
+        port=config.listen_port,
+        stop=stop,
+        handle_signals=handle_signals,
+        configure_app=metrics_route(container.metrics(), container.inbox()),
+        task_status=task_status,
+    )
