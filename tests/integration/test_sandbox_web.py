@@ -337,6 +337,16 @@ class TestConversation:
 
         assert version == conv["version"]
 
+    async def test_version_from_before_a_restart_answers_at_once(self, http: aiohttp.ClientSession, base: str) -> None:
+        """A page that saw a later version (the sandbox restarted) gets the current chat without waiting."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+
+        conv = await conversation(http, base, since=999, wait=10)
+
+        assert loop.time() - started < 5
+        assert conv["version"] == 0
+
     async def test_bad_query_is_400(self, http: aiohttp.ClientSession, base: str) -> None:
         """Non-numeric since/wait are refused."""
         async with http.get(base + "api/conversation", params={"since": "x"}) as resp:

@@ -387,7 +387,7 @@ async def _conversation(request: web.Request) -> web.Response:
         wait = min(MAX_WAIT_S, max(0.0, float(request.query.get("wait", "0"))))
     except ValueError:
         return _error(400, "since and wait are numbers")
-    if wait > 0 and since >= 0 and _version(sandbox) <= since:
+    if wait > 0 and since >= 0 and _version(sandbox) == since:  # a newer "since" means the server restarted
         waiter = asyncio.ensure_future(
             sandbox.bot_api.wait_transcript(since=since, chat_id=sandbox.chat_id, within=wait)
         )
