@@ -821,7 +821,10 @@ class DulwichWorkspace:
             if path in conflicted:
                 raise WorkspaceConflictError(f"{_display(path)} has unresolved merge conflicts; resolve them first.")
         if new_flat == head_flat:
-            raise WorkspaceError("Nothing to commit: the turn's changes are already in the last commit.")
+            raise WorkspaceError(
+                "Nothing to commit: the turn leaves the last commit as it is (it only removed files that were "
+                "never committed, or put back committed content)."
+            )
         tree = self._build_tree(repo, new_flat)
         self._remember(tree, new_flat)
         text = message.render()
