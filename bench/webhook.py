@@ -31,11 +31,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 SECRET = "bench-secret-token_0123456789"
 PATH = "/tg-bench-hook"
+USER_BASE = 100_000
 HERE = Path(__file__).resolve()
 SRC = HERE.parent.parent / "src"
 
@@ -44,6 +46,8 @@ SRC = HERE.parent.parent / "src"
 
 
 async def run_bot(args: argparse.Namespace) -> None:
+    import contextlib  # noqa: PLC0415
+
     import aiohttp  # noqa: PLC0415
     import anyio  # noqa: PLC0415
     from aiohttp import web  # noqa: PLC0415
@@ -60,7 +64,39 @@ async def run_bot(args: argparse.Namespace) -> None:
             return int(update["message"]["chat"]["id"]), "message"
         return None
 
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as http:
+    async with contextlib.AsyncExitStack() as stack:
+        http = await stack.enter_async_context(aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)))
+        reply: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+        if args.reply == "fake":
+            from voicecoder.adapters.telegram_bot_api import PacingPolicy, TelegramBotApi  # noqa: PLC0415
+            from voicecoder.adapters.telegram_messenger import TelegramMessenger  # noqa: PLC0415
+            from voicecoder.adapters.telegram_updates import TelegramUpdateHandler  # noqa: PLC0415
+            from voicecoder.testing.fake_bot_api import DEFAULT_TOKEN  # noqa: PLC0415
+            from voicecoder.testing.fakes import build_voicecoder  # noqa: PLC0415
+
+            client = await stack.enter_async_context(
+                TelegramBotApi(
+                    DEFAULT_TOKEN,
+                    base_url=args.bot_api,
+                    session=http,
+                    pacing=PacingPolicy(per_chat_rate=0, global_rate=0),
+                )
+            )
+            app, _ = build_voicecoder(
+                messenger=TelegramMessenger(client), allowed_users=[USER_BASE + c for c in range(args.chats)]
+            )
+            reply = TelegramUpdateHandler(app, client)
+
+        async def sink_reply(update: dict[str, Any]) -> None:
+            chat = int(update["message"]["chat"]["id"])
+            body = {"chat_id": chat, "text": f"help for #{update['update_id']}", "parse_mode": "HTML"}
+            async with http.post(args.bot_api, json=body) as response:
+                if response.status != 200:
+                    counters["reply_errors"] += 1
+                await response.read()
+
+        if args.reply == "sink":
+            reply = sink_reply
 
         async def handle(update: dict[str, Any]) -> None:
             chat = int(update["message"]["chat"]["id"])
@@ -68,12 +104,8 @@ async def run_bot(args: argparse.Namespace) -> None:
             if update_id < last_by_chat.get(chat, -1):
                 counters["inversions"] += 1
             last_by_chat[chat] = update_id
-            if args.reply_url:
-                body = {"chat_id": chat, "text": f"help for #{update_id}", "parse_mode": "HTML"}
-                async with http.post(args.reply_url, json=body) as response:
-                    if response.status != 200:
-                        counters["reply_errors"] += 1
-                    await response.read()
+            if reply is not None:
+                await reply(update)
             counters["processed"] += 1
 
         settings = WebhookSettings(secret_token=SECRET, path=PATH)
@@ -118,14 +150,20 @@ async def run_bot(args: argparse.Namespace) -> None:
 
 
 def _update(update_id: int, chat: int) -> bytes:
-    user = {"id": 100000 + chat, "is_bot": False, "first_name": "Bench", "username": f"u{chat}", "language_code": "en"}
+    user = {
+        "id": USER_BASE + chat,
+        "is_bot": False,
+        "first_name": "Bench",
+        "username": f"u{chat}",
+        "language_code": "en",
+    }
     return json.dumps(
         {
             "update_id": update_id,
             "message": {
                 "message_id": update_id,
                 "from": user,
-                "chat": {"id": 100000 + chat, "first_name": "Bench", "username": f"u{chat}", "type": "private"},
+                "chat": {"id": USER_BASE + chat, "first_name": "Bench", "username": f"u{chat}", "type": "private"},
                 "date": 1764000000,
                 "text": "/help",
                 "entities": [{"offset": 0, "length": 5, "type": "bot_command"}],
@@ -147,25 +185,35 @@ async def run_load(args: argparse.Namespace) -> None:
 
     replies: dict[int, float] = {}
     reply_waiters: dict[int, asyncio.Future[float]] = {}
+    fake: Any = None
+    runner: web.AppRunner | None = None
+    if args.reply == "fake":
+        from voicecoder.testing.fake_bot_api import FakeBotApi, FakeUser  # noqa: PLC0415
 
-    async def send_message(request: web.Request) -> web.Response:
-        now = time.perf_counter()
-        body = await request.json()
-        update_id = int(str(body["text"]).rsplit("#", 1)[1])
-        replies.setdefault(update_id, now)
-        waiter = reply_waiters.pop(update_id, None)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(now)
-        return web.json_response({"ok": True, "result": {"message_id": update_id, "chat": {"id": body["chat_id"]}}})
+        fake = FakeBotApi()
+        await fake.start()
+        for c in range(args.chats):
+            fake.add_chat(FakeUser(USER_BASE + c, first_name="Bench", username=f"u{c}"))
+        bot_api = fake.base_url
+    else:
 
-    sink = web.Application()
-    sink.router.add_post("/bot{token}/sendMessage", send_message)
-    runner = web.AppRunner(sink, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    sink_port = runner.addresses[0][1]
-    print(json.dumps({"sink": f"http://127.0.0.1:{sink_port}/bot123:bench/sendMessage"}), flush=True)
+        async def send_message(request: web.Request) -> web.Response:
+            now = time.perf_counter()
+            body = await request.json()
+            update_id = int(str(body["text"]).rsplit("#", 1)[1])
+            replies.setdefault(update_id, now)
+            waiter = reply_waiters.pop(update_id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(now)
+            return web.json_response({"ok": True, "result": {"message_id": update_id, "chat": {"id": body["chat_id"]}}})
+
+        sink = web.Application()
+        sink.router.add_post("/bot{token}/sendMessage", send_message)
+        runner = web.AppRunner(sink, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        bot_api = f"http://127.0.0.1:{runner.addresses[0][1]}/bot123:bench/sendMessage"
+    print(json.dumps({"bot_api": bot_api}), flush=True)
     bot_url = (await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)).strip()
 
     ids = itertools.count(1)
@@ -233,22 +281,34 @@ async def run_load(args: argparse.Namespace) -> None:
         low_acks: list[float] = []
         for n in range(args.low_load_count):
             update_id = next(ids)
+            chat = n % args.chats
             waiter: asyncio.Future[float] = asyncio.get_running_loop().create_future()
             reply_waiters[update_id] = waiter
+            seq = len(fake.transcript()) if fake is not None else 0
             t0 = time.perf_counter()
-            async with http.post(bot_url + PATH, data=_update(update_id, n % args.chats), headers=headers) as r:
+            wall0 = time.time()
+            async with http.post(bot_url + PATH, data=_update(update_id, chat), headers=headers) as r:
                 await r.read()
             low_acks.append(time.perf_counter() - t0)
-            if args.reply:
+            if args.reply == "sink":
                 replied = await asyncio.wait_for(waiter, timeout=5)
                 reply_latencies.append(replied - t0)
-            else:
-                reply_waiters.pop(update_id, None)
+            elif args.reply == "fake":
+                entries = await fake.wait_transcript(since=seq, chat_id=USER_BASE + chat, within=5)
+                if entries:
+                    reply_latencies.append(entries[0]["at"] - wall0)
+            reply_waiters.pop(update_id, None)
             await asyncio.sleep(0.002)
         async with http.get(bot_url + "/bench/stats") as response:
             final = await response.json()
 
-    await runner.cleanup()
+    if runner is not None:
+        await runner.cleanup()
+    if fake is not None:
+        replies_seen = sum(1 for e in fake.transcript() if e.get("side") == "bot")
+        await fake.close()
+    else:
+        replies_seen = len(replies)
     ms = 1000.0
     result = {
         "connections": args.connections,
@@ -277,7 +337,7 @@ async def run_load(args: argparse.Namespace) -> None:
         "reply_mean_ms": statistics.fmean(reply_latencies) * ms if reply_latencies else float("nan"),
         "sent_total": sent + len(low_acks),
         "processed_total": final["processed"],
-        "replies_received": len(replies),
+        "replies_received": replies_seen,
     }
     print(json.dumps(result), flush=True)
 
@@ -297,7 +357,7 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         common = ["--duration", str(args.duration), "--warmup", str(args.warmup)]
         common += ["--connections", str(args.connections), "--chats", str(args.chats)]
         common += ["--low-load-count", str(args.low_load_count), "--drain-timeout", str(args.drain_timeout)]
-        common += [] if args.reply else ["--no-reply"]
+        common += ["--reply", args.reply]
         load = subprocess.Popen(
             [*_pinned(0), sys.executable, str(HERE), "--role", "load", *common],
             stdin=subprocess.PIPE,
@@ -309,13 +369,13 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         try:
             assert load.stdout is not None
             assert load.stdin is not None
-            sink = json.loads(load.stdout.readline())["sink"]
+            bot_api = json.loads(load.stdout.readline())["bot_api"]
             port_file = Path(tmp) / "port"
-            reply = ["--reply-url", sink] if args.reply else []
             bot = subprocess.Popen(
                 [
                     *_pinned(1),
                     sys.executable,
+                    *(["-m", "cProfile", "-o", args.profile_bot] if args.profile_bot else []),
                     str(HERE),
                     "--role",
                     "bot",
@@ -325,7 +385,12 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
                     str(port_file),
                     "--concurrency",
                     str(args.concurrency),
-                    *reply,
+                    "--reply",
+                    args.reply,
+                    "--chats",
+                    str(args.chats),
+                    "--bot-api",
+                    bot_api,
                 ],
                 env=env,
                 text=True,
@@ -352,7 +417,11 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
                 load.kill()
                 load.wait()
         result["pinned"] = bool(_pinned(0))
-        result["reply_path"] = "sendMessage POST to a local sink" if args.reply else "none (recorded no-op)"
+        result["reply_path"] = {
+            "fake": "/help via TelegramUpdateHandler → VoiceCoder → TelegramMessenger → fake Bot API (pacing off)",
+            "sink": "one sendMessage POST per update to a minimal local sink",
+            "none": "none (recorded no-op)",
+        }[args.reply]
         return result
 
 
@@ -390,12 +459,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=64, help="dispatcher lanes running at once")
     parser.add_argument("--low-load-count", type=int, default=200)
     parser.add_argument("--drain-timeout", type=float, default=60.0)
-    parser.add_argument("--no-reply", dest="reply", action="store_false", help="handler sends no sendMessage")
+    parser.add_argument(
+        "--reply",
+        choices=["fake", "sink", "none"],
+        default="fake",
+        help="fake: answer /help through TelegramMessenger to the fake Bot API; sink: one raw sendMessage; none",
+    )
     parser.add_argument("--json", action="store_true", help="print the raw result as JSON")
     parser.add_argument("--tmp-dir", default=None, help="where the inbox file lives (a real disk: fsync counts)")
     parser.add_argument("--inbox")
     parser.add_argument("--port-file")
-    parser.add_argument("--reply-url", default="")
+    parser.add_argument("--bot-api", default="")
+    parser.add_argument("--profile-bot", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.role == "bot":
         import anyio  # noqa: PLC0415
