@@ -1,0 +1,1 @@
+"""Benchmarks: `python3 dev.py bench` (or `python -m bench [name ...]`) prints one table per benchmark."""
