@@ -20,6 +20,7 @@ dulwich is blocking: every operation runs in a worker thread behind one `anyio.L
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import functools
 import hashlib
@@ -82,6 +83,7 @@ _RACY_NS = 100_000_000
 _MEMO_LIMIT = 200_000
 _FLAT_CACHE_LIMIT = 16
 _BINARY_SNIFF = 8000
+_EMPTY_TREE = Tree().id
 
 Entry = tuple[int, bytes]
 """(git mode, hex sha) of one path."""
@@ -127,7 +129,8 @@ class _GitIndex:
     conflicted: frozenset[bytes]
     skip_worktree: frozenset[bytes]
     flat: Flat
-    tracked_dirs: frozenset[bytes]
+    tracked_dirs: dict[bytes, int]
+    """Every directory holding index entries, with the number of entries below it."""
 
     @classmethod
     def load(cls, path: str) -> _GitIndex:
@@ -142,7 +145,7 @@ class _GitIndex:
     @classmethod
     def parse(cls, data: bytes, key: tuple[int, int, int], mtime_ns: int) -> _GitIndex:
         if not data:
-            return cls(key, mtime_ns, 2, {}, [], [], frozenset(), frozenset(), {}, frozenset())
+            return cls(key, mtime_ns, 2, {}, [], [], frozenset(), frozenset(), {}, {})
         signature, version, count = struct.unpack_from(">4sLL", data, 0)
         if signature != b"DIRC" or version not in (2, 3):
             raise WorkspaceError(
@@ -194,16 +197,37 @@ class _GitIndex:
             extensions.append((ext_sig, data[offset + 8 : offset + 8 + ext_size]))
             offset += 8 + ext_size
         flat = {name: (cleanup_mode(e[3]), e[4]) for name, e in stat_map.items()}
-        dirs = frozenset(parent for name, _, _ in raw for parent in _parents(name))
+        dirs: dict[bytes, int] = {}
+        for name, _, _ in raw:
+            for parent in _parents(name):
+                dirs[parent] = dirs.get(parent, 0) + 1
         return cls(
             key, mtime_ns, version, stat_map, raw, extensions, frozenset(conflicted), frozenset(skip), flat, dirs
         )
 
-    def patched(self, updates: dict[bytes, tuple[int, bytes, os.stat_result | None] | None]) -> bytes:
-        """The index file with stage-0 entries set to (mode, hex sha, stat) or removed (None)."""
-        entries = [item for item in self.raw if item[0] not in updates]
+    def patched(self, updates: dict[bytes, tuple[int, bytes, os.stat_result | None] | None]) -> tuple[bytes, _GitIndex]:
+        """
+        The index file with stage-0 entries set to (mode, hex sha, stat) or removed (None), and its parsed form.
+
+        The parsed form still needs `key` and `mtime_ns` of the file once it is written.
+        """
+        entries = list(self.raw)
+        dirs = dict(self.tracked_dirs)
+        stat_map = dict(self.stat)
+        flat = dict(self.flat)
+        conflicted = set(self.conflicted)
         for name, update in updates.items():
+            at = bisect.bisect_left(entries, name, key=_entry_name)
+            while at < len(entries) and entries[at][0] == name:  # every stage of *name* goes
+                del entries[at]
+                for parent in _parents(name):
+                    dirs[parent] -= 1
+                    if not dirs[parent]:
+                        del dirs[parent]
+            conflicted.discard(name)
             if update is None:
+                stat_map.pop(name, None)
+                flat.pop(name, None)
                 continue
             mode, sha, st = update
             # No stat data (all zero) matches no file: git then re-reads the file instead of trusting the entry.
@@ -224,8 +248,11 @@ class _GitIndex:
                 min(len(name), _NAME_MASK),
             )
             body = packed + name
-            entries.append((name, 0, body + b"\0" * (8 - len(body) % 8)))
-        entries.sort(key=lambda item: (item[0], item[1]))
+            entries.insert(at, (name, 0, body + b"\0" * (8 - len(body) % 8)))
+            for parent in _parents(name):
+                dirs[parent] = dirs.get(parent, 0) + 1
+            stat_map[name] = (mtime, size & _M32, ino & _M32, mode, sha, ctime)
+            flat[name] = (cleanup_mode(mode), sha)
         # Optional extensions derived from the entries (cache tree, untracked cache, fsmonitor, offsets) would
         # be stale now; git rebuilds them. Only the resolve-undo record is independent of the entries.
         kept = [(sig, ext) for sig, ext in self.extensions if sig == b"REUC"]
@@ -233,7 +260,23 @@ class _GitIndex:
         parts += [body for _, _, body in entries]
         parts += [sig + struct.pack(">L", len(ext)) + ext for sig, ext in kept]
         content = b"".join(parts)
-        return content + hashlib.sha1(content).digest()  # noqa: S324 - git's own checksum
+        parsed = _GitIndex(
+            self.key,
+            self.mtime_ns,
+            self.version,
+            stat_map,
+            entries,
+            kept,
+            frozenset(conflicted),
+            self.skip_worktree - updates.keys(),
+            flat,
+            dirs,
+        )
+        return content + hashlib.sha1(content).digest(), parsed  # noqa: S324 - git's own checksum
+
+
+def _entry_name(item: tuple[bytes, int, bytes]) -> bytes:
+    return item[0]
 
 
 def cleanup_mode(mode: int) -> int:
@@ -290,16 +333,6 @@ def _diff_flats(before: Flat, after: Flat) -> dict[bytes, Change]:
         if path not in after:
             changes[path] = (entry, None)
     return changes
-
-
-def _check_no_file_dir_clash(flat: Flat, paths: Iterable[bytes]) -> None:
-    dirs = {parent for path in flat for parent in _parents(path)}
-    for path in paths:
-        if path in flat and path in dirs:
-            raise WorkspaceConflictError(
-                f"{_display(path)} would be both a file and a directory in the commit; "
-                "commit or discard the other change to that path first."
-            )
 
 
 # --- unified diff --------------------------------------------------------------
@@ -407,6 +440,7 @@ class DulwichWorkspace:
         self._tree_memo: dict[tuple[tuple[bytes, int, bytes], ...], bytes] = {}
         self._flat_cache: dict[bytes, Flat] = {}
         self._index_cache: _GitIndex | None = None
+        self._index_tree_cache: tuple[tuple[tuple[int, int, int], bytes | None], bytes] | None = None
         umask = os.umask(0o022)
         os.umask(umask)
         self._umask = umask
@@ -598,40 +632,90 @@ class DulwichWorkspace:
             self._flat_cache.pop(next(iter(self._flat_cache)))
         self._flat_cache[tree_sha] = flat
 
-    def _build_tree(self, repo: Repo, flat: Flat) -> bytes:
-        """Write the trees of *flat* (only directories not seen before) and return the root tree sha."""
+    def _tree_from_items(self, repo: Repo, items: dict[bytes, Entry]) -> bytes:
+        key = tuple(sorted((name, mode, sha) for name, (mode, sha) in items.items()))
+        memo = self._tree_memo.get(key)
+        if memo is not None:
+            return memo
+        tree = Tree()
+        for name, mode, sha in key:
+            tree.add(name, mode, ObjectID(sha))
         store = repo.object_store
-        dirs: dict[bytes, list[tuple[bytes, int, bytes]]] = {b"": []}
-        for path, (mode, sha) in flat.items():
-            parent, _, name = path.rpartition(b"/")
-            items = dirs.get(parent)
-            if items is None:
-                items = dirs[parent] = []
-                for ancestor in _parents(path + b"/x"):
-                    dirs.setdefault(ancestor, [])
-            items.append((name, mode, sha))
+        if tree.id not in store:
+            store.add_object(tree)
         if len(self._tree_memo) > _MEMO_LIMIT:
             self._tree_memo.clear()
-        root = b""
-        for directory in sorted(dirs, key=lambda d: d.count(b"/") + 1 if d else 0, reverse=True):
-            key = tuple(sorted(dirs[directory]))
-            memo = self._tree_memo.get(key)
-            if memo is not None:
-                sha = memo
+        self._tree_memo[key] = tree.id
+        return tree.id
+
+    def _apply_tree(self, repo: Repo, base: bytes | None, changes: dict[bytes, Entry | None]) -> bytes | None:
+        """
+        The tree *base* with *changes* applied, touching only the directories on the changed paths.
+
+        None stands for the empty tree. Raises WorkspaceConflictError if a path would be a file and a
+        non-empty directory at once.
+        """
+        items: dict[bytes, Entry] = {}
+        if base is not None:
+            tree = repo.object_store[ObjectID(base)]
+            if not isinstance(tree, Tree):
+                raise WorkspaceError(f"Object {base.decode()} is not a tree; run `git fsck`.")
+            items = {name: (mode, sha) for name, mode, sha in tree.iteritems()}
+        direct: dict[bytes, Entry | None] = {}
+        nested: dict[bytes, dict[bytes, Entry | None]] = {}
+        for path, entry in changes.items():
+            name, sep, rest = path.partition(b"/")
+            if sep:
+                nested.setdefault(name, {})[rest] = entry
             else:
-                tree = Tree()
-                for name, mode, child in key:
-                    tree.add(name, mode, ObjectID(child))
-                sha = tree.id
-                if sha not in store:
-                    store.add_object(tree)
-                self._tree_memo[key] = sha
-            if directory:
-                parent, _, name = directory.rpartition(b"/")
-                dirs[parent].append((name, _DIRECTORY, sha))
+                direct[name] = entry
+        for name, sub_changes in nested.items():
+            current = items.get(name)
+            sub_base = None
+            if current is not None:
+                if current[0] == _DIRECTORY:
+                    sub_base = current[1]
+                elif direct.get(name, current) is not None:
+                    raise WorkspaceConflictError(
+                        f"{_display(name)} would be both a file and a directory; "
+                        "commit or discard the other change to that path first."
+                    )
+            sub = self._apply_tree(repo, sub_base, sub_changes)
+            if sub is None:
+                if current is not None and current[0] == _DIRECTORY:
+                    del items[name]
             else:
-                root = sha
-        return root
+                items[name] = (_DIRECTORY, sub)
+        for name, entry in direct.items():
+            current = items.get(name)
+            if entry is None:
+                if current is not None and current[0] != _DIRECTORY:
+                    del items[name]
+                continue
+            if current is not None and current[0] == _DIRECTORY:
+                raise WorkspaceConflictError(
+                    f"{_display(name)} would be both a file and a directory; "
+                    "commit or discard the other change to that path first."
+                )
+            items[name] = entry
+        if not items:
+            return None
+        return self._tree_from_items(repo, items)
+
+    def _root_tree(self, repo: Repo, base: bytes | None, changes: dict[bytes, Entry | None]) -> bytes:
+        if not changes and base is not None:
+            return base
+        tree = self._apply_tree(repo, base, changes)
+        return tree if tree is not None else self._tree_from_items(repo, {})
+
+    def _commit_tree(self, repo: Repo, commit: bytes | None) -> bytes | None:
+        if commit is None:
+            return None
+        obj = repo.object_store[ObjectID(commit)]
+        if not isinstance(obj, Commit):
+            raise WorkspaceError("HEAD does not point at a commit; repair the repository with git.")
+        tree: bytes = obj.tree
+        return tree
 
     def _index(self, repo: Repo) -> _GitIndex:
         path = repo.index_path()
@@ -649,12 +733,12 @@ class DulwichWorkspace:
     def _write_index(self, repo: Repo, updates: dict[bytes, tuple[int, bytes, os.stat_result | None] | None]) -> None:
         if not updates:
             return
-        data = self._index(repo).patched(updates)
+        data, parsed = self._index(repo).patched(updates)
         path = repo.index_path()
         with GitFile(path, "wb") as f:
             f.write(data)
         st = os.stat(path)
-        self._index_cache = _GitIndex.parse(data, (st.st_mtime_ns, st.st_size, st.st_ino), st.st_mtime_ns)
+        self._index_cache = attrs.evolve(parsed, key=(st.st_mtime_ns, st.st_size, st.st_ino), mtime_ns=st.st_mtime_ns)
 
     def _scan(self, repo: Repo) -> _Scan:
         """The working tree: every tracked path and every untracked, non-ignored file."""
@@ -767,9 +851,11 @@ class DulwichWorkspace:
     def _begin_turn(self, turn_id: TurnId, repo: Repo) -> Baseline:
         head = self._head(repo)
         scan = self._scan(repo)
-        tree = self._build_tree(repo, scan.entries)
+        index = self._index(repo)
+        index_tree = self._index_tree(repo, head, index)
+        worktree_changes = {path: after for path, (_, after) in _diff_flats(index.flat, scan.entries).items()}
+        tree = self._root_tree(repo, index_tree, worktree_changes)
         self._remember(tree, scan.entries)
-        index_tree = self._build_tree(repo, self._index(repo).flat)
         parents = [head] if head is not None else []
         index_commit = self._store_commit(repo, index_tree, parents, f"index at start of turn {turn_id}\n", self.author)
         checkpoint = self._store_commit(
@@ -777,6 +863,19 @@ class DulwichWorkspace:
         )
         repo.refs[Ref(CHECKPOINT_PREFIX + turn_id.value.encode())] = checkpoint.id
         return Baseline(turn_id, checkpoint.id.decode())
+
+    def _index_tree(self, repo: Repo, head: bytes | None, index: _GitIndex) -> bytes:
+        """The tree of the index (as `git write-tree` would write it), built from HEAD's tree and cached."""
+        key = (index.key, head)
+        if self._index_tree_cache is not None and self._index_tree_cache[0] == key:
+            return self._index_tree_cache[1]
+        head_tree = self._commit_tree(repo, head)
+        head_flat = self._flatten(repo, head_tree) if head_tree is not None else {}
+        staged = {path: after for path, (_, after) in _diff_flats(head_flat, index.flat).items()}
+        tree = self._root_tree(repo, head_tree, staged)
+        self._remember(tree, index.flat)
+        self._index_tree_cache = (key, tree)
+        return tree
 
     def _changes_since(self, baseline: Baseline, repo: Repo) -> Diff:
         _, _, changes = self._turn_changes(repo, baseline)
@@ -807,30 +906,31 @@ class DulwichWorkspace:
             raise WorkspaceError("Nothing to commit: the turn changed no files (or its changes were undone).")
         if not _fingerprint(changes).startswith(fingerprint):
             raise StaleChangeError("the files changed after the diff was made")
-        head = self._head(repo)
-        head_flat = self._head_flat(repo, head)
-        new_flat = dict(head_flat)
-        for path, (_, after) in changes.items():
-            if after is None:
-                new_flat.pop(path, None)
-            else:
-                new_flat[path] = after
-        _check_no_file_dir_clash(new_flat, changes)
         conflicted = self._index(repo).conflicted
         for path in changes:
             if path in conflicted:
                 raise WorkspaceConflictError(f"{_display(path)} has unresolved merge conflicts; resolve them first.")
-        if new_flat == head_flat:
+        head = self._head(repo)
+        head_tree = self._commit_tree(repo, head)
+        tree = self._root_tree(repo, head_tree, {path: after for path, (_, after) in changes.items()})
+        if tree == head_tree or (head_tree is None and tree == _EMPTY_TREE):
             raise WorkspaceError(
                 "Nothing to commit: the turn leaves the last commit as it is (it only removed files that were "
                 "never committed, or put back committed content)."
             )
-        tree = self._build_tree(repo, new_flat)
-        self._remember(tree, new_flat)
         text = message.render()
         commit = self._store_commit(repo, tree, [head] if head else [], text, author)
         if not repo.refs.set_if_equals(_HEAD, head, commit.id, message=b"commit: " + message.subject.encode()):
             raise WorkspaceError("HEAD moved while committing; nothing was committed. Try again.")
+        old_flat = self._flat_cache.get(head_tree) if head_tree is not None else {}
+        if old_flat is not None:  # keep the new HEAD's flat map warm for the next turn's index tree
+            new_flat = dict(old_flat)
+            for path, (_, after) in changes.items():
+                if after is None:
+                    new_flat.pop(path, None)
+                else:
+                    new_flat[path] = after
+            self._remember(tree, new_flat)
         self._write_index(
             repo,
             {
@@ -998,15 +1098,7 @@ class DulwichWorkspace:
             raise WorkspaceConflictError(
                 f"{', '.join(map(_display, dirty[:5]))} have uncommitted edits; commit or discard them, then revert."
             )
-        new_flat = dict(head_flat)
-        for path in paths:
-            entry = before.get(path)
-            if entry is None:
-                new_flat.pop(path, None)
-            else:
-                new_flat[path] = entry
-        _check_no_file_dir_clash(new_flat, paths)
-        tree = self._build_tree(repo, new_flat)
+        tree = self._root_tree(repo, self._commit_tree(repo, head), {path: before.get(path) for path in paths})
         text = message.render()
         commit = self._store_commit(repo, tree, [head] if head else [], text, author)
         if not repo.refs.set_if_equals(_HEAD, head, commit.id, message=b"revert: " + message.subject.encode()):

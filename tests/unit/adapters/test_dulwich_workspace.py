@@ -19,7 +19,7 @@ from tests.gitoracle import (
     tree_of,
     worktree_tree,
 )
-from voicecoder.adapters.dulwich_workspace import DulwichWorkspace
+from voicecoder.adapters.dulwich_workspace import DulwichWorkspace, _GitIndex
 from voicecoder.domain.errors import NotARepositoryError, StaleChangeError, WorkspaceConflictError, WorkspaceError
 from voicecoder.domain.model import ChangeKind, CommitMessage, TurnId
 
@@ -457,3 +457,30 @@ class TestGitOracle:
             git(tmp_path, "rev-parse", "HEAD")
 
         assert subprocess.run(["git", "--version"], capture_output=True, check=True).stdout.startswith(b"git version")
+
+
+class TestGitIndex:
+    async def test_patched_view_equals_a_fresh_parse(self, repo: Path, ws: DulwichWorkspace) -> None:
+        """After a commit the cached index is exactly what parsing the written file gives, and git accepts it."""
+        write(repo, "src/deep/new.py", b"N = 1\n")
+        git(repo, "add", "src/deep/new.py")
+        await approve(ws, "t1", {"src/util.py": None, "a/b/c.txt": b"c\n", "src/app.py": b"v2\n"}, repo)
+
+        cached = ws._index_cache
+
+        assert cached is not None
+        assert cached == _GitIndex.load(str(repo / ".git" / "index"))
+        assert b"a/b" in cached.tracked_dirs
+        assert cached.tracked_dirs[b"src"] == 2
+        git(repo, "ls-files", "--stage")
+        assert porcelain(repo) == {("A ", "src/deep/new.py")}
+
+    async def test_index_checksum_is_verified(self, repo: Path, ws: DulwichWorkspace) -> None:
+        """A corrupt index is reported with the command that repairs it."""
+        index = repo / ".git" / "index"
+        data = bytearray(index.read_bytes())
+        data[20] ^= 0xFF
+        index.write_bytes(bytes(data))
+
+        with pytest.raises(WorkspaceError, match="git reset"):
+            await ws.status()
