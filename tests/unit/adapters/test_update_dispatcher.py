@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -8,6 +9,8 @@ from typing import Any
 import anyio
 import anyio.abc
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from voicecoder.adapters.sqlite_inbox import InboxItem, ItemState, SqliteInbox
 from voicecoder.adapters.update_dispatcher import DispatchStats, UpdateDispatcher, exponential_delays, lane_key
@@ -382,3 +385,57 @@ class TestUpdateDispatcher:
             UpdateDispatcher(inbox, Recorder(), max_attempts=0)
         with pytest.raises(ValueError, match="retry_delays"):
             UpdateDispatcher(inbox, Recorder(), retry_delays=())
+
+
+class TestUpdateDispatcherProperties:
+    @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        plan=st.lists(
+            st.tuples(st.integers(0, 3), st.sampled_from(["message", "callback"]), st.integers(0, 3)),
+            min_size=1,
+            max_size=25,
+        ),
+        max_attempts=st.integers(1, 3),
+        concurrency=st.integers(1, 4),
+    )
+    async def test_every_update_ends_done_or_failed_in_lane_order(
+        self, plan: list[tuple[int, str, int]], max_attempts: int, concurrency: int
+    ) -> None:
+        """
+        Whatever the mix of lanes and failures: each update ends done (if it succeeds within max_attempts)
+        or failed (otherwise), succeeds at most once, and successes keep per-lane order.
+        """
+        succeeded: list[int] = []
+        remaining = {i: fails for i, (_, _, fails) in enumerate(plan)}
+
+        async def handler(update: dict[str, Any]) -> None:
+            update_id = update["update_id"]
+            await anyio.sleep(0)
+            if remaining[update_id] > 0:
+                remaining[update_id] -= 1
+                raise RuntimeError("planned")
+            succeeded.append(update_id)
+
+        with tempfile.TemporaryDirectory() as tmp:
+            async with SqliteInbox(Path(tmp) / "inbox.sqlite3") as inbox:
+                items = [await store(inbox, i, chat=chat, kind=kind) for i, (chat, kind, _) in enumerate(plan)]
+                dispatcher = UpdateDispatcher(
+                    inbox, handler, max_concurrency=concurrency, max_attempts=max_attempts, retry_delays=(0,)
+                )
+                async with anyio.create_task_group() as tg:
+                    await started(tg, dispatcher)
+                    for item in items:
+                        dispatcher.submit(item)
+                    with anyio.fail_after(10):
+                        await dispatcher.join()
+                    await dispatcher.stop()
+                states = {i: (await inbox.get(i)) for i in range(len(plan))}
+
+        expected_ok = [i for i, (_, _, fails) in enumerate(plan) if fails < max_attempts]
+        assert sorted(succeeded) == expected_ok
+        for i, stored in states.items():
+            assert stored is not None
+            assert stored.state is (ItemState.DONE if i in expected_ok else ItemState.FAILED)
+        for lane in {(chat, kind) for chat, kind, _ in plan}:
+            in_lane = [i for i in succeeded if plan[i][:2] == lane]
+            assert in_lane == sorted(in_lane)
