@@ -113,6 +113,7 @@ async def run(reps: int, dirs: int, files_per_dir: int) -> int:
         git(git_root, "status", "--porcelain")
 
         rows: dict[str, tuple[list[float], list[float]]] = {"approve": ([], []), "reject": ([], [])}
+        phases: dict[str, list[float]] = {"begin_turn": [], "changes_since": [], "commit_turn": [], "restore_turn": []}
         for rep in range(reps):
             for kind in ("approve", "reject"):
                 mutation = Mutation(rng, tracked, rep)
@@ -121,15 +122,20 @@ async def run(reps: int, dirs: int, files_per_dir: int) -> int:
                 started = time.perf_counter()
                 baseline = await workspace.begin_turn(TurnId(f"{kind}{rep}"))
                 snapshot_s = time.perf_counter() - started
+                phases["begin_turn"].append(snapshot_s)
                 mutation.apply(ours_root)
                 started = time.perf_counter()
                 if kind == "approve":
                     diff = await workspace.changes_since(baseline)
+                    phases["changes_since"].append(time.perf_counter() - started)
+                    commit_started = time.perf_counter()
                     await workspace.commit_turn(
                         baseline, fingerprint=diff.fingerprint, message=CommitMessage("Apply changes from Claude")
                     )
+                    phases["commit_turn"].append(time.perf_counter() - commit_started)
                 else:
                     await workspace.restore_turn(baseline)
+                    phases["restore_turn"].append(time.perf_counter() - started)
                 ours.append(snapshot_s + time.perf_counter() - started)
 
                 git_snapshot_s = timed(lambda: git(git_root, "stash", "create"))
@@ -174,6 +180,7 @@ async def run(reps: int, dirs: int, files_per_dir: int) -> int:
             ok = ok and ratio <= 2.0
             print(f"{label:<44} {statistics.median(ours):>9.3f} {statistics.median(theirs):>9.3f} {ratio:>6.2f}x")
         print(f"\ntarget: each <= 2x the git CLI: {'met' if ok else 'NOT met'}")
+        print("\ndulwich phases (medians): " + ", ".join(f"{k} {statistics.median(v):.3f}" for k, v in phases.items()))
         return 0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -29,6 +29,7 @@ import os
 import stat
 import struct
 import time
+from binascii import hexlify
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,6 +85,7 @@ _MEMO_LIMIT = 200_000
 _FLAT_CACHE_LIMIT = 16
 _BINARY_SNIFF = 8000
 _EMPTY_TREE = Tree().id
+_FRESH_LIMIT = 1 << 20
 
 Entry = tuple[int, bytes]
 """(git mode, hex sha) of one path."""
@@ -99,6 +101,8 @@ class _Scan:
 
     entries: Flat
     stats: dict[bytes, os.stat_result]
+    fresh: dict[bytes, bytes] = attrs.field(factory=dict)
+    """Content of files hashed but not written to the object store (scans that need no durability)."""
 
 
 _ENTRY = struct.Struct(">10L20sH")
@@ -155,11 +159,15 @@ class _GitIndex:
         if hashlib.sha1(data[:-20]).digest() != data[-20:]:  # noqa: S324 - git's own checksum
             raise WorkspaceError("The git index is corrupt (bad checksum). Run `git reset` in the workspace.")
         unpack = _ENTRY.unpack_from
+        find = data.index
         offset = 12
         stat_map: dict[bytes, tuple[int, int, int, int, bytes, int]] = {}
+        flat: Flat = {}
         raw: list[tuple[bytes, int, bytes]] = []
+        append = raw.append
         conflicted: set[bytes] = set()
         skip: set[bytes] = set()
+        per_dir: dict[bytes, int] = {}
         for _ in range(count):
             (c_s, c_ns, m_s, m_ns, _, ino, mode, _, _, size, sha, flags) = unpack(data, offset)
             name_at = offset + 62
@@ -167,25 +175,28 @@ class _GitIndex:
                 (extended,) = struct.unpack_from(">H", data, name_at)
                 name_at += 2
                 if extended & _SKIP_WORKTREE:
-                    skip.add(data[name_at : data.index(b"\0", name_at)])
+                    skip.add(data[name_at : find(b"\0", name_at)])
             length = flags & _NAME_MASK
-            end = data.index(b"\0", name_at) if length == _NAME_MASK else name_at + length
+            end = find(b"\0", name_at) if length == _NAME_MASK else name_at + length
             name = data[name_at:end]
             size_of = (end - offset + 8) & ~7
             stage = (flags >> 12) & 3
-            raw.append((name, stage, data[offset : offset + size_of]))
+            append((name, stage, data[offset : offset + size_of]))
             offset += size_of
+            directory = name.rpartition(b"/")[0]
+            if directory:
+                per_dir[directory] = per_dir.get(directory, 0) + 1
             if stage:
                 conflicted.add(name)
             else:
-                stat_map[name] = (
-                    m_s * 1_000_000_000 + m_ns,
-                    size,
-                    ino,
-                    mode,
-                    sha.hex().encode(),
-                    c_s * 1_000_000_000 + c_ns,
-                )
+                hex_sha = hexlify(sha)
+                stat_map[name] = (m_s * 1_000_000_000 + m_ns, size, ino, mode, hex_sha, c_s * 1_000_000_000 + c_ns)
+                flat[name] = (cleanup_mode(mode), hex_sha)
+        dirs: dict[bytes, int] = {}
+        for directory, n in per_dir.items():
+            dirs[directory] = dirs.get(directory, 0) + n
+            for parent in _parents(directory):
+                dirs[parent] = dirs.get(parent, 0) + n
         extensions: list[tuple[bytes, bytes]] = []
         while offset < len(data) - 20:
             ext_sig, ext_size = struct.unpack_from(">4sL", data, offset)
@@ -196,11 +207,6 @@ class _GitIndex:
                 )
             extensions.append((ext_sig, data[offset + 8 : offset + 8 + ext_size]))
             offset += 8 + ext_size
-        flat = {name: (cleanup_mode(e[3]), e[4]) for name, e in stat_map.items()}
-        dirs: dict[bytes, int] = {}
-        for name, _, _ in raw:
-            for parent in _parents(name):
-                dirs[parent] = dirs.get(parent, 0) + 1
         return cls(
             key, mtime_ns, version, stat_map, raw, extensions, frozenset(conflicted), frozenset(skip), flat, dirs
         )
@@ -740,8 +746,13 @@ class DulwichWorkspace:
         st = os.stat(path)
         self._index_cache = attrs.evolve(parsed, key=(st.st_mtime_ns, st.st_size, st.st_ino), mtime_ns=st.st_mtime_ns)
 
-    def _scan(self, repo: Repo) -> _Scan:
-        """The working tree: every tracked path and every untracked, non-ignored file."""
+    def _scan(self, repo: Repo, *, durable: bool = True) -> _Scan:
+        """
+        The working tree: every tracked path and every untracked, non-ignored file.
+
+        With *durable*, every file read is also stored as a blob (a checkpoint or a commit will refer to
+        it); otherwise small contents are kept in memory only, for the diff.
+        """
         index = self._index(repo)
         known = index.stat
         tracked_dirs = index.tracked_dirs
@@ -751,6 +762,7 @@ class DulwichWorkspace:
         now_ns = time.time_ns()
         entries: Flat = {}
         stats: dict[bytes, os.stat_result] = {}
+        fresh: dict[bytes, bytes] | None = None if durable else {}
         stack = [b""]
         while stack:
             rel_dir = stack.pop()
@@ -786,7 +798,7 @@ class DulwichWorkspace:
                 cached = known.get(rel)
                 if cached is None:
                     if rel in index.conflicted:
-                        entries[rel] = (mode, self._hash(repo, de.path, rel, st, mode, now_ns))
+                        entries[rel] = (mode, self._hash(repo, de.path, rel, st, mode, now_ns, fresh))
                         continue
                     if ignore is None:
                         ignore = IgnoreFilterManager.from_repo(repo)
@@ -803,14 +815,23 @@ class DulwichWorkspace:
                 ):
                     entries[rel] = (mode, cached[4])
                     continue
-                entries[rel] = (mode, self._hash(repo, de.path, rel, st, mode, now_ns))
+                entries[rel] = (mode, self._hash(repo, de.path, rel, st, mode, now_ns, fresh))
         for rel in index.skip_worktree:  # sparse checkout: absent on purpose, still tracked
             if rel not in entries and rel in index.flat:
                 entries[rel] = index.flat[rel]
-        return _Scan(entries, stats)
+        return _Scan(entries, stats, fresh or {})
 
-    def _hash(self, repo: Repo, abs_path: bytes, rel: bytes, st: os.stat_result, mode: int, now_ns: int) -> bytes:
-        """The blob sha of one file, from the stat cache or by reading it (and storing the blob)."""
+    def _hash(
+        self,
+        repo: Repo,
+        abs_path: bytes,
+        rel: bytes,
+        st: os.stat_result,
+        mode: int,
+        now_ns: int,
+        fresh: dict[bytes, bytes] | None,
+    ) -> bytes:
+        """The blob sha of one file, from the stat cache or by reading it (storing the blob unless *fresh*)."""
         key = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
         cached = self._stat_cache.get(rel)
         if cached is not None and cached[0] == key:
@@ -821,6 +842,9 @@ class DulwichWorkspace:
             with open(abs_path, "rb") as f:
                 data = f.read()
         blob = Blob.from_string(data)
+        if fresh is not None and len(data) <= _FRESH_LIMIT:
+            fresh[blob.id] = data
+            return blob.id  # not stored, so not cached either: the cache only names blobs in the store
         store = repo.object_store
         if blob.id not in store:
             store.add_object(blob)
@@ -840,10 +864,12 @@ class DulwichWorkspace:
             )
         return commit
 
-    def _turn_changes(self, repo: Repo, baseline: Baseline) -> tuple[Flat, _Scan, dict[bytes, Change]]:
+    def _turn_changes(
+        self, repo: Repo, baseline: Baseline, *, durable: bool = True
+    ) -> tuple[Flat, _Scan, dict[bytes, Change]]:
         checkpoint = self._baseline_commit(repo, baseline)
         before = self._flatten(repo, checkpoint.tree)
-        scan = self._scan(repo)
+        scan = self._scan(repo, durable=durable)
         return before, scan, _diff_flats(before, scan.entries)
 
     # --- operations (worker thread) ------------------------------------------------------
@@ -878,12 +904,14 @@ class DulwichWorkspace:
         return tree
 
     def _changes_since(self, baseline: Baseline, repo: Repo) -> Diff:
-        _, _, changes = self._turn_changes(repo, baseline)
+        _, scan, changes = self._turn_changes(repo, baseline, durable=False)
         if not changes:
             return Diff.empty()
         store = repo.object_store
 
         def read(sha: bytes) -> bytes:
+            if sha in scan.fresh:
+                return scan.fresh[sha]
             blob = store[ObjectID(sha)]
             return blob.as_raw_string() if isinstance(blob, Blob) else b""
 
@@ -943,7 +971,7 @@ class DulwichWorkspace:
 
     def _restore_turn(self, baseline: Baseline, repo: Repo) -> None:
         checkpoint = self._baseline_commit(repo, baseline)
-        _, scan, changes = self._turn_changes(repo, baseline)
+        _, scan, changes = self._turn_changes(repo, baseline, durable=False)
         if not changes:
             return
         targets = {path: before_entry for path, (before_entry, _) in changes.items()}
@@ -1029,7 +1057,7 @@ class DulwichWorkspace:
         head = self._head(repo)
         head_flat = self._head_flat(repo, head)
         index = self._index(repo)
-        scan = self._scan(repo)
+        scan = self._scan(repo, durable=False)
         index_flat = index.flat
         staged = sorted(_diff_flats(head_flat, index_flat))
         unstaged = sorted({p for p, e in index_flat.items() if scan.entries.get(p) != e}.union(index.conflicted))
@@ -1089,7 +1117,7 @@ class DulwichWorkspace:
             raise WorkspaceConflictError(
                 f"{', '.join(map(_display, moved[:5]))} changed after {sha[:7]}; revert that by hand with git."
             )
-        scan = self._scan(repo)
+        scan = self._scan(repo, durable=False)
         index_flat = self._index(repo).flat
         dirty = sorted(
             p for p in paths if scan.entries.get(p) != head_flat.get(p) or index_flat.get(p) != head_flat.get(p)
