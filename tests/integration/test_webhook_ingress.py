@@ -24,6 +24,7 @@ from voicecoder.entrypoints.webhook import (
     INGRESS,
     SECRET_HEADER,
     TELEGRAM_NETWORKS,
+    IngressStats,
     WebhookSettings,
     create_webhook_app,
     serve_webhook,
@@ -98,6 +99,7 @@ async def running_bot(
     settings: WebhookSettings | None = None,
     grace_s: float = 5.0,
     max_attempts: int = 3,
+    stats: IngressStats | None = None,
 ) -> AsyncIterator[Bot]:
     settings = settings or WebhookSettings(secret_token=SECRET, path=PATH)
     stop = anyio.Event()
@@ -115,6 +117,7 @@ async def running_bot(
                     port=0,
                     stop=stop,
                     handle_signals=False,
+                    stats=stats,
                     task_status=task_status,
                 )
             )
@@ -266,6 +269,19 @@ class TestWebhookIngress:
 
         assert statuses == [200, 200, 200, 200]
         assert processed.ids == [42]
+
+    async def test_outcome_hook_sees_every_request(self, tmp_path: Path, session: aiohttp.ClientSession) -> None:
+        """The metrics hook gets one outcome per request: acked, duplicate, ignored, rejected."""
+        outcomes: list[str] = []
+        stats = IngressStats(on_outcome=outcomes.append)
+        async with running_bot(tmp_path / "inbox.db", Processed(), stats=stats) as bot:
+            await post(session, bot, text_update(1, chat=1, text="a"))
+            await post(session, bot, text_update(1, chat=1, text="a"))
+            await post(session, bot, {"update_id": 2, "edited_message": {"chat": {"id": 1}}})
+            await post(session, bot, text_update(3, chat=1, text="a"), secret="nope")
+
+        assert outcomes == ["acked", "duplicate", "ignored", "rejected"]
+        assert (stats.accepted, stats.duplicates, stats.ignored, stats.rejected) == (1, 1, 1, {401: 1})
 
     async def test_wrong_path_is_404(self, tmp_path: Path, session: aiohttp.ClientSession) -> None:
         """Only the configured secret path accepts updates."""

@@ -50,7 +50,8 @@ class DispatchStats:
     Counters and optional hooks the metrics layer can read or wire (e.g. to Prometheus).
 
     ``on_processed(lane, seconds)`` gets the time from receipt to done; ``on_failed(item, error)`` fires when an
-    update is given up on; ``on_retry(item, error)`` after each failed attempt that will be retried.
+    update is given up on; ``on_retry(item, error)`` after each failed attempt that will be retried;
+    ``on_attempt(seconds)`` gets how long each handler attempt took (taken off the inbox to finished).
     """
 
     submitted: int = 0
@@ -61,6 +62,7 @@ class DispatchStats:
     on_processed: Callable[[str, float], None] | None = None
     on_failed: Callable[[InboxItem, str], None] | None = None
     on_retry: Callable[[InboxItem, str], None] | None = None
+    on_attempt: Callable[[float], None] | None = None
 
 
 class UpdateDispatcher:
@@ -221,10 +223,13 @@ class UpdateDispatcher:
                 self._inbox.claim_nowait(item.update_id)
                 attempt += 1
                 self.stats.in_flight += 1
+                started = time.perf_counter()
                 try:
                     error, permanent = await self._attempt(update)
                     if error is None:
                         self._inbox.mark_done_nowait(item.update_id)
+                    if self.stats.on_attempt is not None:
+                        self.stats.on_attempt(time.perf_counter() - started)
                 finally:
                     self.stats.in_flight -= 1
                     if self._stopping and self.stats.in_flight == 0:

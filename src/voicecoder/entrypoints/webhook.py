@@ -105,15 +105,33 @@ class WebhookSettings:
 
 @attrs.define
 class IngressStats:
-    """Counters per outcome, readable by the metrics layer."""
+    """
+    Counters per outcome, readable by the metrics layer.
+
+    ``on_outcome(name)`` is called once per request with ``"acked"`` (stored, 200), ``"duplicate"`` (200, not
+    stored again), ``"ignored"`` (200, a type voicecoder does not handle) or ``"rejected"`` (any 4xx/5xx).
+    """
 
     accepted: int = 0
     duplicates: int = 0
     ignored: int = 0
     rejected: dict[int, int] = attrs.field(factory=dict)
+    on_outcome: Callable[[str], None] | None = None
+
+    def count(self, outcome: str) -> None:
+        if outcome == "acked":
+            self.accepted += 1
+        elif outcome == "duplicate":
+            self.duplicates += 1
+        elif outcome == "ignored":
+            self.ignored += 1
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)
 
     def reject(self, status: int) -> None:
         self.rejected[status] = self.rejected.get(status, 0) + 1
+        if self.on_outcome is not None:
+            self.on_outcome("rejected")
 
 
 @attrs.define
@@ -181,7 +199,7 @@ class WebhookIngress:
             log.info("webhook: rejected a malformed update: %s", exc.detail)
             return self._reject(400, "Bad Request")
         if parsed is None:
-            self.stats.ignored += 1
+            self.stats.count("ignored")
             return web.Response(status=200)
         update_id, lane, update = parsed
         # Shielded: once the commit starts, the item must reach the dispatcher even if the client goes away.
@@ -192,12 +210,12 @@ class WebhookIngress:
                 log.exception("webhook: the inbox cannot be written; asking Telegram to retry")
                 return self._reject(503, "Service Unavailable", retry_after=5)
             if fresh:
-                self.stats.accepted += 1
+                self.stats.count("acked")
                 self.dispatcher.submit(
                     InboxItem(update_id=update_id, lane=lane, body=body, received_at=time.time(), parsed=update)
                 )
             else:
-                self.stats.duplicates += 1
+                self.stats.count("duplicate")
         return web.Response(status=200)
 
     def _parse(self, body: bytes) -> tuple[int, str, dict[str, Any]] | None:
@@ -274,10 +292,13 @@ def create_webhook_app(
     inbox: SqliteInbox,
     dispatcher: UpdateDispatcher,
     lane_of: LaneOf,
+    stats: IngressStats | None = None,
 ) -> web.Application:
     """The webhook app: ``POST settings.path``, ``GET /healthz``, ``GET /readyz``. No globals, no work at import."""
     app = web.Application(client_max_size=settings.max_body_bytes + 1)
-    ingress = WebhookIngress(settings=settings, inbox=inbox, dispatcher=dispatcher, lane_of=lane_of)
+    ingress = WebhookIngress(
+        settings=settings, inbox=inbox, dispatcher=dispatcher, lane_of=lane_of, stats=stats or IngressStats()
+    )
     app[INGRESS] = ingress
     app.router.add_post(settings.path, ingress.on_update)
     app.router.add_get("/healthz", ingress.healthz)
@@ -297,6 +318,7 @@ async def serve_webhook(
     handle_signals: bool = True,
     shutdown_timeout_s: float = 10.0,
     configure_app: Callable[[web.Application], None] | None = None,
+    stats: IngressStats | None = None,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """
@@ -308,7 +330,7 @@ async def serve_webhook(
     leaves the rest pending. *configure_app* may add routes (e.g. /metrics) before the site starts.
     """
     stop = stop if stop is not None else anyio.Event()
-    app = create_webhook_app(settings, inbox=inbox, dispatcher=dispatcher, lane_of=lane_of)
+    app = create_webhook_app(settings, inbox=inbox, dispatcher=dispatcher, lane_of=lane_of, stats=stats)
     if configure_app is not None:
         configure_app(app)
     async with anyio.create_task_group() as tg:

@@ -357,9 +357,12 @@ class TestUpdateDispatcher:
         assert (handler.started, await inbox.depth()) == ([], 1)
 
     async def test_processed_hook_reports_latency(self, inbox: SqliteInbox) -> None:
-        """on_processed receives the lane and a non-negative latency for each update."""
+        """on_processed receives the lane and the latency since receipt; on_attempt the handler's duration."""
         seen: list[tuple[str, float]] = []
-        stats = DispatchStats(on_processed=lambda lane, seconds: seen.append((lane, seconds)))
+        attempts: list[float] = []
+        stats = DispatchStats(
+            on_processed=lambda lane, seconds: seen.append((lane, seconds)), on_attempt=attempts.append
+        )
         dispatcher = UpdateDispatcher(inbox, Recorder(), stats=stats)
         item = await store(inbox, 1, chat=9, kind="callback")
 
@@ -371,6 +374,8 @@ class TestUpdateDispatcher:
 
         assert [lane for lane, _ in seen] == ["9:callback"]
         assert 0 <= seen[0][1] < 5
+        assert len(attempts) == 1
+        assert 0 <= attempts[0] < 5
         assert (stats.submitted, stats.processed, stats.in_flight) == (1, 1, 0)
 
     def test_exponential_delays(self) -> None:
