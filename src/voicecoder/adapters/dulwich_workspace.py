@@ -330,6 +330,8 @@ def _fingerprint(changes: dict[bytes, Change]) -> str:
 
 
 def _diff_flats(before: Flat, after: Flat) -> dict[bytes, Change]:
+    if before == after:  # the common case, compared in C
+        return {}
     changes: dict[bytes, Change] = {}
     for path, entry in after.items():
         old = before.get(path)
@@ -446,7 +448,7 @@ class DulwichWorkspace:
         self._tree_memo: dict[tuple[tuple[bytes, int, bytes], ...], bytes] = {}
         self._flat_cache: dict[bytes, Flat] = {}
         self._index_cache: _GitIndex | None = None
-        self._index_tree_cache: tuple[tuple[tuple[int, int, int], bytes | None], bytes] | None = None
+        self._index_tree_cache: tuple[bytes | None, Flat, bytes] | None = None
         umask = os.umask(0o022)
         os.umask(umask)
         self._umask = umask
@@ -892,15 +894,15 @@ class DulwichWorkspace:
 
     def _index_tree(self, repo: Repo, head: bytes | None, index: _GitIndex) -> bytes:
         """The tree of the index (as `git write-tree` would write it), built from HEAD's tree and cached."""
-        key = (index.key, head)
-        if self._index_tree_cache is not None and self._index_tree_cache[0] == key:
-            return self._index_tree_cache[1]
+        cached = self._index_tree_cache
+        if cached is not None and cached[0] == head and cached[1] == index.flat:
+            return cached[2]
         head_tree = self._commit_tree(repo, head)
         head_flat = self._flatten(repo, head_tree) if head_tree is not None else {}
         staged = {path: after for path, (_, after) in _diff_flats(head_flat, index.flat).items()}
         tree = self._root_tree(repo, head_tree, staged)
         self._remember(tree, index.flat)
-        self._index_tree_cache = (key, tree)
+        self._index_tree_cache = (head, index.flat, tree)
         return tree
 
     def _changes_since(self, baseline: Baseline, repo: Repo) -> Diff:
