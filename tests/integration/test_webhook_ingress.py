@@ -69,11 +69,14 @@ class Processed:
         self.by_chat: dict[int, list[int]] = {}
         self.fail_times: dict[int, int] = {}
         self.gate: anyio.Event | None = None
+        self.gates: dict[int, anyio.Event] = {}
 
     async def __call__(self, update: dict[str, Any]) -> None:
         update_id = update["update_id"]
         if self.gate is not None:
             await self.gate.wait()
+        if update_id in self.gates:
+            await self.gates[update_id].wait()
         if self.fail_times.get(update_id, 0) > 0:
             self.fail_times[update_id] -= 1
             raise RuntimeError("handler failed")
@@ -100,6 +103,7 @@ async def running_bot(
     grace_s: float = 5.0,
     max_attempts: int = 3,
     stats: IngressStats | None = None,
+    retention_s: float | None = 86400.0,
 ) -> AsyncIterator[Bot]:
     settings = settings or WebhookSettings(secret_token=SECRET, path=PATH)
     stop = anyio.Event()
@@ -118,6 +122,8 @@ async def running_bot(
                     stop=stop,
                     handle_signals=False,
                     stats=stats,
+                    retention_s=retention_s,
+                    housekeeping_every_s=0.02,
                     task_status=task_status,
                 )
             )
@@ -282,6 +288,24 @@ class TestWebhookIngress:
 
         assert outcomes == ["acked", "duplicate", "ignored", "rejected"]
         assert (stats.accepted, stats.duplicates, stats.ignored, stats.rejected) == (1, 1, 1, {401: 1})
+
+    async def test_housekeeping_purges_old_finished_items(self, tmp_path: Path, session: aiohttp.ClientSession) -> None:
+        """Finished items past the retention are purged; a pending one is kept whatever its age."""
+        processed = Processed()
+        processed.gates[2] = anyio.Event()
+        async with running_bot(tmp_path / "inbox.db", processed, retention_s=0.0) as bot:
+            await post(session, bot, text_update(2, chat=2, text="held"))
+            await post(session, bot, text_update(1, chat=1, text="done"))
+            await eventually(lambda: processed.ids == [1])
+            with anyio.fail_after(5):
+                while await bot.inbox.get(1) is not None:
+                    await anyio.sleep(0.01)
+            held = await bot.inbox.get(2)
+            processed.gates[2].set()
+            await eventually(lambda: processed.ids == [1, 2])
+
+        assert held is not None
+        assert held.state is ItemState.PENDING
 
     async def test_wrong_path_is_404(self, tmp_path: Path, session: aiohttp.ClientSession) -> None:
         """Only the configured secret path accepts updates."""

@@ -24,7 +24,7 @@ from voicecoder.adapters.sqlite_inbox import InboxItem, NewUpdate, SqliteInbox
 from voicecoder.adapters.telegram_bot_api import TelegramApiError, TelegramBotApi
 from voicecoder.adapters.update_dispatcher import UpdateDispatcher
 from voicecoder.domain.errors import ConfigurationError, DeliveryError, MalformedUpdateError
-from voicecoder.entrypoints.webhook import PROCESSED_TYPES, LaneOf, route_update
+from voicecoder.entrypoints.webhook import DEFAULT_RETENTION_S, PROCESSED_TYPES, LaneOf, housekeeping, route_update
 
 log = logging.getLogger(__name__)
 
@@ -159,10 +159,14 @@ async def run_polling(
     error_delays: Sequence[float] = ERROR_DELAYS,
     stop: anyio.Event | None = None,
     handle_signals: bool = True,
+    retention_s: float | None = DEFAULT_RETENTION_S,
+    housekeeping_every_s: float = 3600.0,
     task_status: anyio.abc.TaskStatus[UpdatePoller] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """
     Poll and dispatch until *stop* is set or SIGTERM/SIGINT arrives; then stop the dispatcher gracefully.
+
+    Finished inbox items older than *retention_s* are purged every *housekeeping_every_s* (None: never).
 
     Raises:
         ConfigurationError: A webhook is set and *delete_webhook* is False (nothing was started).
@@ -174,6 +178,8 @@ async def run_polling(
         await tg.start(dispatcher.run)
         if handle_signals:
             tg.start_soon(_stop_on_signal, stop)
+        if retention_s is not None:
+            tg.start_soon(housekeeping, inbox, retention_s, housekeeping_every_s)
         poll_scope = anyio.CancelScope()
         tg.start_soon(_poll_until, poller, poll_scope)
         task_status.started(poller)

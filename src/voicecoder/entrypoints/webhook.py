@@ -43,6 +43,7 @@ TELEGRAM_NETWORKS: tuple[str, ...] = ("149.154.160.0/20", "91.108.4.0/22")
 """Where Telegram's webhook requests come from (core.telegram.org/bots/webhooks); the ranges may change."""
 PROCESSED_TYPES = frozenset({"message", "callback_query"})
 DEFAULT_MAX_BODY_BYTES = 1 << 20
+DEFAULT_RETENTION_S = 7 * 86400.0
 _SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _MAX_UPDATE_ID = (1 << 63) - 1
 
@@ -319,6 +320,8 @@ async def serve_webhook(
     shutdown_timeout_s: float = 10.0,
     configure_app: Callable[[web.Application], None] | None = None,
     stats: IngressStats | None = None,
+    retention_s: float | None = DEFAULT_RETENTION_S,
+    housekeeping_every_s: float = 3600.0,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """
@@ -327,7 +330,9 @@ async def serve_webhook(
     The dispatcher starts first (it resumes what the inbox left pending), then the site accepts requests;
     ``task_status.started()`` reports the bound port. On stop the site closes first (in-flight requests finish,
     so nothing acked is lost), then the dispatcher finishes its in-flight updates within its grace period and
-    leaves the rest pending. *configure_app* may add routes (e.g. /metrics) before the site starts.
+    leaves the rest pending. *configure_app* may add routes (e.g. /metrics) before the site starts. Every
+    *housekeeping_every_s*, finished items older than *retention_s* are purged (None keeps them all); the
+    retention must stay well above Telegram's redelivery window (24 h) so late duplicates are still recognised.
     """
     stop = stop if stop is not None else anyio.Event()
     app = create_webhook_app(settings, inbox=inbox, dispatcher=dispatcher, lane_of=lane_of, stats=stats)
@@ -337,6 +342,8 @@ async def serve_webhook(
         await tg.start(dispatcher.run)
         if handle_signals:
             tg.start_soon(_stop_on_signal, stop)
+        if retention_s is not None:
+            tg.start_soon(housekeeping, inbox, retention_s, housekeeping_every_s)
         runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=shutdown_timeout_s)
         await runner.setup()
         try:
@@ -352,6 +359,19 @@ async def serve_webhook(
                 await runner.cleanup()
                 await dispatcher.stop()
         tg.cancel_scope.cancel()
+
+
+async def housekeeping(inbox: SqliteInbox, retention_s: float, every_s: float) -> None:
+    """Purge finished inbox items older than *retention_s*, every *every_s*, until cancelled."""
+    while True:
+        try:
+            purged = await inbox.purge_finished(older_than_s=retention_s)
+        except StateStoreError:
+            log.exception("inbox housekeeping failed; will retry")
+        else:
+            if purged:
+                log.info("inbox housekeeping: purged %d finished update(s)", purged)
+        await anyio.sleep(every_s)
 
 
 async def _stop_on_signal(stop: anyio.Event) -> None:
@@ -372,6 +392,7 @@ __all__ = [
     "WebhookIngress",
     "WebhookSettings",
     "create_webhook_app",
+    "housekeeping",
     "new_secret_token",
     "random_path",
     "route_update",
