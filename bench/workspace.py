@@ -107,7 +107,7 @@ async def run(reps: int, dirs: int, files_per_dir: int) -> int:
         git(git_root, "update-index", "-q", "--really-refresh")
         tracked = git(seed, "ls-files").split()
         tracked = [p for p in tracked if p != ".gitignore"]
-        rng = random.Random(20261124)  # noqa: S311 - reproducible workload, not security
+        rng = random.Random(20261124)  # a reproducible workload
         workspace = DulwichWorkspace(ours_root, author=AUTHOR, init_if_missing=False)
         await workspace.status()  # warm-up, like `git status` below
         git(git_root, "status", "--porcelain")
@@ -156,7 +156,7 @@ async def run(reps: int, dirs: int, files_per_dir: int) -> int:
                     tracked = [p for p in tracked if p not in mutation.deleted] + mutation.added
                 else:
 
-                    def reject() -> None:
+                    def reject(mutation: Mutation = mutation) -> None:
                         git(git_root, "checkout", "-q", "--", *mutation.modified, *mutation.deleted)
                         git(git_root, "clean", "-q", "-fd")
 
@@ -172,9 +172,7 @@ async def run(reps: int, dirs: int, files_per_dir: int) -> int:
         ok = True
         for kind, (ours, theirs) in rows.items():
             label = (
-                "approve: begin + changes_since + commit_turn"
-                if kind == "approve"
-                else "reject:  begin + restore_turn"
+                "approve: begin + changes_since + commit_turn" if kind == "approve" else "reject:  begin + restore_turn"
             )
             ratio = statistics.median(ours) / statistics.median(theirs)
             ok = ok and ratio <= 2.0
