@@ -227,11 +227,15 @@ class FakeWorkspace:
             raise WorkspaceError("Nothing to commit: the turn's changes are already gone.")
         if not _fingerprint(changes).startswith(fingerprint):
             raise StaleChangeError
+        head = dict(self.head)
         for path, entry in changes:
             if entry is None:
-                self.head.pop(path, None)
+                head.pop(path, None)
             else:
-                self.head[path] = entry
+                head[path] = entry
+        if head == self.head:
+            raise WorkspaceError("Nothing to commit: the turn leaves the last commit as it is.")
+        self.head = head
         return self._record_commit(message, author)
 
     def _record_commit(self, message: CommitMessage, author: str | None) -> CommitInfo:

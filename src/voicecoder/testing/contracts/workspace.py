@@ -306,6 +306,21 @@ class WorkspaceContract:
         with pytest.raises(WorkspaceError):
             await workspace.commit_turn(baseline, fingerprint=diff.fingerprint, message=MESSAGE)
 
+    async def test_a_turn_that_leaves_head_as_it_is_commits_nothing(
+        self, workspace: Workspace, tree: WorkspaceTree, seeded: CommitInfo
+    ) -> None:
+        """Deleting a file that was never committed is a change of the turn, but there is nothing to commit."""
+        tree.write("scratch.txt", b"never committed\n")
+        baseline = await workspace.begin_turn(TurnId("t1"))
+        tree.delete("scratch.txt")
+        diff = await workspace.changes_since(baseline)
+
+        with pytest.raises(WorkspaceError):
+            await workspace.commit_turn(baseline, fingerprint=diff.fingerprint, message=MESSAGE)
+
+        assert _kinds(diff) == {"scratch.txt": ChangeKind.DELETED}
+        assert (await workspace.status()).head == seeded.short_sha
+
     async def test_restore_puts_back_exactly_the_turns_paths(
         self, workspace: Workspace, tree: WorkspaceTree, seeded: CommitInfo
     ) -> None:
