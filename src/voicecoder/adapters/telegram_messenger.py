@@ -168,19 +168,16 @@ def split_html(source: str, limit: int = TEXT_LIMIT) -> list[str]:
     entity, and tags open at the cut are closed at the end of the part and reopened in the next one.
     Parts with no visible text are dropped.
     """
+    tokens: list[str] = _TOKEN_RE.findall(source)
     parts: list[str] = []
-    cur: list[str] = []
-    visible = 0
+    start = 0
+    prefix: list[tuple[str, str]] = []
     stack: list[tuple[str, str]] = []
+    visible = 0
     newline: tuple[int, list[tuple[str, str]], int] | None = None
-
-    def flush(index: int, open_tags: list[tuple[str, str]]) -> list[str]:
-        head = "".join(cur[:index]) + "".join(f"</{name}>" for name, _ in reversed(open_tags))
-        if html_to_text(head).strip():
-            parts.append(head)
-        return [tag for _, tag in open_tags] + cur[index:]
-
-    for tok in _TOKEN_RE.findall(source):
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
         tag = _TAG_RE.match(tok) if tok.startswith("<") else None
         if tag is not None:
             closing, name = tag.group(1) == "/", tag.group(2).lower()
@@ -189,25 +186,30 @@ def split_html(source: str, limit: int = TEXT_LIMIT) -> list[str]:
                     stack.pop()
             elif not tok.endswith("/>"):
                 stack.append((name, tok))
-            cur.append(tok)
+            i += 1
             continue
         width = _visible_len(tok)
-        if visible + width > limit:
+        if visible + width > limit and visible > 0:
             if newline is not None and newline[2] > limit // 2:
-                index, open_tags, seen = newline
+                cut, snapshot = newline[0], newline[1]
             else:
-                index, open_tags, seen = len(cur), list(stack), visible
-            cur = flush(index, open_tags)
-            visible -= seen
-            newline = None
-        cur.append(tok)
+                cut, snapshot = i, list(stack)
+            _emit(parts, prefix, tokens[start:cut], snapshot)
+            start, prefix = cut, snapshot
+            stack, visible, newline, i = list(snapshot), 0, None, cut
+            continue
         visible += width
+        i += 1
         if tok == "\n":
-            newline = (len(cur), list(stack), visible)
-    tail = "".join(cur)
-    if html_to_text(tail).strip():
-        parts.append(tail)
+            newline = (i, list(stack), visible)
+    _emit(parts, prefix, tokens[start:], stack)
     return parts
+
+
+def _emit(parts: list[str], opened: list[tuple[str, str]], body: list[str], still_open: list[tuple[str, str]]) -> None:
+    text = "".join(tag for _, tag in opened) + "".join(body) + "".join(f"</{n}>" for n, _ in reversed(still_open))
+    if html_to_text(text).strip():
+        parts.append(text)
 
 
 def split_plain(text: str, limit: int = TEXT_LIMIT) -> list[str]:

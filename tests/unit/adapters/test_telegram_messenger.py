@@ -264,6 +264,16 @@ class TestSplitHtml:
 
         assert parts == ["aaaaaaa\n", "bbbbbbb\ncc"]
 
+    def test_every_cut_prefers_a_line_break(self) -> None:
+        """Not only the first cut: every part but the last ends at a line break."""
+        source = "<b>" + esc("".join(f"row {i:03d} <ok> & fine\n" for i in range(60))) + "</b>"
+
+        parts = split_html(source, limit=100)
+
+        assert len(parts) > 5
+        assert all(parse_telegram_html(p)[0].endswith("\n") for p in parts[:-1])
+        assert all(p.startswith("<b>") and p.endswith("</b>") for p in parts)
+
     @given(
         st.lists(
             st.tuples(st.sampled_from(["", "b", "i", "code", "pre"]), st.text(min_size=1, max_size=40)),
