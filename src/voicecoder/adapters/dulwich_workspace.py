@@ -884,11 +884,14 @@ class DulwichWorkspace:
         worktree_changes = {path: after for path, (_, after) in _diff_flats(index.flat, scan.entries).items()}
         tree = self._root_tree(repo, index_tree, worktree_changes)
         self._remember(tree, scan.entries)
-        parents = [head] if head is not None else []
-        index_commit = self._store_commit(repo, index_tree, parents, f"index at start of turn {turn_id}\n", self.author)
-        checkpoint = self._store_commit(
-            repo, tree, [*parents, index_commit.id], f"voicecoder checkpoint of turn {turn_id}\n", self.author
-        )
+        # Parents: HEAD (if any), then a commit of the index unless the index is HEAD's tree. Either way the
+        # last parent's tree (or nothing) is the index as it was, which Reject puts back for the turn's paths.
+        parents: list[bytes] = [head] if head is not None else []
+        head_tree = self._commit_tree(repo, head)
+        if index_tree != (head_tree if head_tree is not None else _EMPTY_TREE):
+            text = f"index at start of turn {turn_id}\n"
+            parents.append(self._store_commit(repo, index_tree, parents, text, self.author).id)
+        checkpoint = self._store_commit(repo, tree, parents, f"voicecoder checkpoint of turn {turn_id}\n", self.author)
         repo.refs[Ref(CHECKPOINT_PREFIX + turn_id.value.encode())] = checkpoint.id
         return Baseline(turn_id, checkpoint.id.decode())
 
@@ -978,13 +981,9 @@ class DulwichWorkspace:
             return
         targets = {path: before_entry for path, (before_entry, _) in changes.items()}
         self._materialize(repo, targets, scan)
-        index_before: Flat | None = None
-        if len(checkpoint.parents) == 2:
-            index_commit = repo.object_store[checkpoint.parents[1]]
-            if isinstance(index_commit, Commit):
-                index_before = self._flatten(repo, index_commit.tree)
-        if index_before is not None:
-            self._reset_index_entries(repo, {path: index_before.get(path) for path in changes}, targets)
+        index_tree = self._commit_tree(repo, checkpoint.parents[-1]) if checkpoint.parents else None
+        index_before = self._flatten(repo, index_tree) if index_tree is not None else {}
+        self._reset_index_entries(repo, {path: index_before.get(path) for path in changes}, targets)
         logger.info("restored %d path(s) to checkpoint %s", len(changes), baseline.snapshot[:7])
 
     def _materialize(self, repo: Repo, targets: dict[bytes, Entry | None], scan: _Scan) -> None:

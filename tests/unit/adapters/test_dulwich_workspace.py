@@ -357,6 +357,21 @@ class TestDulwichWorkspaceTurns:
         assert not (repo / "agent.py").exists()
         fsck(repo)
 
+    async def test_reject_unstages_agent_files_on_a_clean_index(self, repo: Path, ws: DulwichWorkspace) -> None:
+        """With the index equal to HEAD (checkpoint with one parent), agent-staged files are unstaged too."""
+        baseline = await ws.begin_turn(TurnId("t1"))
+        write(repo, "agent.py", b"A = 1\n")
+        git(repo, "add", "agent.py")
+        git(repo, "rm", "-q", "src/util.py")
+
+        await ws.restore_turn(baseline)
+
+        assert git(repo, "rev-list", "--parents", "-n1", baseline.snapshot).split()[1:] == [
+            git(repo, "rev-parse", "HEAD").strip()
+        ]
+        assert porcelain(repo) == set()
+        assert (repo / "src" / "util.py").read_bytes() == BASE["src/util.py"]
+
     async def test_status_matches_git(self, repo: Path, ws: DulwichWorkspace) -> None:
         """Staged, unstaged and untracked lists agree with `git status --porcelain`."""
         write(repo, "README.md", b"staged\n")
