@@ -555,7 +555,8 @@ class TelegramBotApi:
         """
         Call *method* with JSON *params* (or a multipart *form*, rebuilt per attempt); return ``result``.
 
-        "message is not modified" returns None.
+        "message is not modified" returns None. A call that timed out may have reached Telegram; its retry
+        can then duplicate a message (Telegram offers no idempotency key), which beats losing it.
 
         Raises:
             TelegramApiError: Telegram refused the call, or it kept failing after the retries.

@@ -546,6 +546,13 @@ class TelegramMessenger:
         try:
             return await self._client.send_message(chat.value, part, reply_markup=keyboard)
         except TelegramApiError as exc:
+            smaller = split_html(part, self._limit // 2) if "message is too long" in exc.description else []
+            if len(smaller) > 1:
+                # Telegram counted longer than we did (limits are adaptive): halve the part and go on.
+                logger.warning("telegram found a part too long; sending it in %d smaller parts", len(smaller))
+                for piece in smaller[:-1]:
+                    await self._send_part(chat, piece, None)
+                return await self._send_part(chat, smaller[-1], keyboard)
             if not exc.is_parse_error:
                 raise
             logger.warning("telegram could not parse our HTML (%s); sending plain text", exc.description)

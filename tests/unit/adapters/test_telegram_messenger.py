@@ -395,6 +395,18 @@ class TestTelegramMessenger:
         assert "parse_mode" not in calls[1].params
         assert api.bot_messages()[-1].text == f"⚠️ {NASTY}"
 
+    async def test_too_long_by_telegram_is_resplit(self, api: FakeBotApi, messenger: TelegramMessenger) -> None:
+        """If Telegram still finds a part too long, it is sent again in smaller parts; nothing is lost."""
+        text = "".join(f"row {i}\n" for i in range(400))
+        api.fail_next("sendMessage", code=400, description="Bad Request: message is too long")
+
+        ref = await messenger.send(CHAT, AgentAnswer(text=text, success=True))
+
+        messages = api.bot_messages()
+        assert len(messages) >= 2
+        assert ref.message_id == messages[-1].message_id
+        assert "".join(m.text or "" for m in messages) == f"🤖 Claude: {text}"
+
     async def test_long_diff_goes_out_as_document(self, api: FakeBotApi, messenger: TelegramMessenger) -> None:
         """A long diff is sent with sendDocument; the file holds the exact diff text."""
         unified = "".join(f"+added line {i} with <html> & stuff\n" for i in range(300))
