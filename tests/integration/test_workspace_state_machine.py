@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from tests.gitoracle import GIT, fsck, init_repo, porcelain, tree_of
+from tests.gitoracle import GIT, fsck, git, init_repo, porcelain, tree_of
 from voicecoder.adapters.dulwich_workspace import DulwichWorkspace
 from voicecoder.domain.errors import WorkspaceError
 from voicecoder.domain.model import Baseline, CommitMessage, TurnId
@@ -51,6 +51,8 @@ class WorkspaceMachine(RuleBasedStateMachine):
         self.root = init_repo(self.tmp / "repo", {".gitignore": b"*.log\n", "a.txt": b"one\n"})
         self.files: dict[str, File] = {".gitignore": (b"*.log\n", False), "a.txt": (b"one\n", False)}
         self.head: dict[str, File] = dict(self.files)
+        self.index: dict[str, File] = dict(self.files)
+        self.snapshot_index: dict[str, File] = {}
         self.ws = DulwichWorkspace(self.root, init_if_missing=False)
         self.baseline: Baseline | None = None
         self.snapshot: dict[str, File] = {}
@@ -103,6 +105,12 @@ class WorkspaceMachine(RuleBasedStateMachine):
             (self.root / path).chmod(0o644 if executable else 0o755)
             self.files[path] = (data, not executable)
 
+    @rule()
+    def stage_everything(self) -> None:
+        """`git add -A`, by the developer before a turn or by the agent during one."""
+        git(self.root, "add", "-A")
+        self.index = self._tracked_view(self.files)
+
     # --- turns ---------------------------------------------------------------------------
 
     @precondition(lambda self: self.baseline is None)
@@ -111,6 +119,14 @@ class WorkspaceMachine(RuleBasedStateMachine):
         self.turns += 1
         self.baseline = run(self.ws.begin_turn, TurnId(f"t{self.turns}"))
         self.snapshot = self._tracked_view(self.files)
+        self.snapshot_index = dict(self.index)
+
+    @staticmethod
+    def _set(mapping: dict[str, File], path: str, entry: File | None) -> None:
+        if entry is None:
+            mapping.pop(path, None)
+        else:
+            mapping[path] = entry
 
     def _expected_changes(self) -> set[str]:
         now = self._tracked_view(self.files)
@@ -143,6 +159,8 @@ class WorkspaceMachine(RuleBasedStateMachine):
                 self.baseline,
             )
             self.head = new_head
+            for path in expected:
+                self._set(self.index, path, self.files.get(path))
             fsck(self.root)
         self.baseline = None
 
@@ -151,10 +169,8 @@ class WorkspaceMachine(RuleBasedStateMachine):
     def reject(self) -> None:
         assert self.baseline is not None
         for path in self._expected_changes():
-            if path in self.snapshot:
-                self.files[path] = self.snapshot[path]
-            else:
-                del self.files[path]
+            self._set(self.files, path, self.snapshot.get(path))
+            self._set(self.index, path, self.snapshot_index.get(path))
         run(self.ws.restore_turn, self.baseline)
         self.baseline = None
 
@@ -178,8 +194,11 @@ class WorkspaceMachine(RuleBasedStateMachine):
     @invariant()
     def git_status_matches_the_model(self) -> None:
         now = self._tracked_view(self.files)
-        dirty = {p for p in set(now) | set(self.head) if now.get(p) != self.head.get(p)}
-        assert {path for _, path in porcelain(self.root)} == dirty
+        unstaged = {p for p in set(now) | set(self.index) if now.get(p) != self.index.get(p)}
+        staged = {p for p in set(self.index) | set(self.head) if self.index.get(p) != self.head.get(p)}
+        oracle = porcelain(self.root)
+        assert {path for code, path in oracle if code[0] not in " ?"} == staged
+        assert {path for code, path in oracle if code[1] != " "} == unstaged
 
 
 pytestmark = pytest.mark.skipif(GIT is None, reason="the git CLI is the oracle and is not installed")
