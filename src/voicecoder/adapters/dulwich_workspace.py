@@ -3,14 +3,15 @@
 
 A turn starts with a *checkpoint*: the working tree (tracked and untracked-but-not-ignored files) is
 written as git objects and recorded as a commit under ``refs/voicecoder/checkpoints/<turn_id>``. Its
-first parent is HEAD, its second parent a commit of the index as it was, so the checkpoint survives a
-restart and Reject can put the index entries back too. The user's index is never touched by a
-checkpoint.
+first parent is HEAD; when the index differs from HEAD a second parent records the index, so the
+checkpoint survives a restart and Reject can put the index entries back too. The user's index is never
+touched by a checkpoint.
 
-The working tree is read with one ``scandir`` walk. A file whose lstat (mtime, size, inode, mode)
+The working tree is read with one ``scandir`` walk. A file whose lstat (mtime, ctime, size, inode, mode)
 matches its index entry, and is not racily clean, takes the sha from the index; every other file is
-hashed once and remembered in an in-memory stat cache under the same rule. Trees are built from flat
-path maps with a memo of directory contents, so only directories that changed are hashed again.
+hashed once and remembered in an in-memory stat cache under a similar rule. The index (v2/v3) is read
+and patched as raw entries. Trees are built incrementally from HEAD's or the index's tree, rewriting
+only the directories on changed paths.
 
 dulwich is blocking: every operation runs in a worker thread behind one `anyio.Lock` per workspace.
 """
@@ -643,12 +644,12 @@ class DulwichWorkspace:
     def _tree_from_items(self, repo: Repo, items: dict[bytes, Entry]) -> bytes:
         key = tuple(sorted((name, mode, sha) for name, (mode, sha) in items.items()))
         memo = self._tree_memo.get(key)
-        if memo is not None:
+        store = repo.object_store
+        if memo is not None and ObjectID(memo) in store:  # `git gc` may have pruned a tree that never got referenced
             return memo
         tree = Tree()
         for name, mode, sha in key:
             tree.add(name, mode, ObjectID(sha))
-        store = repo.object_store
         if tree.id not in store:
             store.add_object(tree)
         if len(self._tree_memo) > _MEMO_LIMIT:
@@ -836,7 +837,7 @@ class DulwichWorkspace:
         """The blob sha of one file, from the stat cache or by reading it (storing the blob unless *fresh*)."""
         key = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
         cached = self._stat_cache.get(rel)
-        if cached is not None and cached[0] == key:
+        if cached is not None and cached[0] == key and ObjectID(cached[1]) in repo.object_store:
             return cached[1]
         if mode == _SYMLINK:
             data = os.readlink(abs_path)

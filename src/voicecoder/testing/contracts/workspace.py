@@ -7,10 +7,10 @@ fixtures: ``workspace`` (the adapter under test, ready to use, with at least one
 
     class TestMyWorkspace(WorkspaceContract):
         @pytest.fixture
-        async def workspace(self, tmp_path: Path) -> AsyncIterator[Workspace]:
+        async def workspace(self, tmp_path: Path) -> Workspace:
             ws = MyWorkspace(tmp_path / "repo")
             await ws.open()
-            yield ws
+            return ws
 
         @pytest.fixture
         def tree(self, tmp_path: Path) -> WorkspaceTree:
