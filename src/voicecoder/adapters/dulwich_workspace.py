@@ -1009,9 +1009,11 @@ class DulwichWorkspace:
             full = root + b"/" + path
             for parent in reversed(list(_parents(path))):
                 parent_full = root + b"/" + parent
-                if os.path.lexists(parent_full) and not os.path.isdir(parent_full):
+                # Never write through a symlink: it could point anywhere outside the workspace.
+                if os.path.islink(parent_full) or (os.path.lexists(parent_full) and not os.path.isdir(parent_full)):
                     raise WorkspaceConflictError(
-                        f"{_display(parent)} is a file now but must be a directory again; move it away first."
+                        f"{_display(parent)} is a file or symlink now but must be a directory again; "
+                        "move it away first."
                     )
             os.makedirs(os.path.dirname(full), exist_ok=True)
             if os.path.isdir(full) and not os.path.islink(full):

@@ -499,3 +499,25 @@ class TestGitIndex:
 
         with pytest.raises(WorkspaceError, match="git reset"):
             await ws.status()
+
+
+class TestDulwichWorkspaceSafety:
+    async def test_restore_never_writes_through_a_symlinked_directory(
+        self, repo: Path, ws: DulwichWorkspace, tmp_path: Path
+    ) -> None:
+        """A directory replaced by a symlink before the turn is not followed when restoring files below it."""
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        baseline = await ws.begin_turn(TurnId("t1"))
+        (repo / "src" / "app.py").unlink()
+        (repo / "src" / "util.py").unlink()
+        (repo / "src").rmdir()
+        (repo / "src").symlink_to(outside)
+
+        await ws.restore_turn(baseline)
+
+        assert list(outside.iterdir()) == []
+        assert (repo / "src").is_dir()
+        assert not (repo / "src").is_symlink()
+        assert (repo / "src" / "app.py").read_bytes() == BASE["src/app.py"]
+        assert porcelain(repo) == set()
