@@ -98,6 +98,14 @@ def alive_with(var: str, value: str) -> list[int]:
     return pids
 
 
+def is_alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
 def git(repo: Path, *args: str) -> str:
     return subprocess.run(
         ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args],
@@ -265,6 +273,20 @@ class TestRealClaudeCli:
         assert res.permission_denials == (PermissionDenied("Bash", "Bash: touch denied.txt"),)
         assert [e.ok for e in rec.of(ToolFinished)] == [False]
         assert res.success is True
+
+    async def test_background_job_of_a_turn_is_killed(self, make_agent: Any, api: FakeAnthropicApi, repo: Path) -> None:
+        """A process the agent leaves running in the background (via Bash) does not outlive the turn."""
+        api.script(Reply.tool(bash("tail -f /dev/null > /dev/null 2>&1 & echo $! > bg.pid")), Reply.text("Started."))
+        rec = Recorder()
+
+        res = await make_agent(allowed_tools=["Bash"]).run(
+            AgentRequest("start a background job", session_id=None, resume=False), rec
+        )
+
+        assert res.success is True
+        assert [e.ok for e in rec.of(ToolFinished)] == [True], rec.events
+        pid = int((repo / "bg.pid").read_text())
+        assert not is_alive(pid)
 
     async def test_compact(self, make_agent: Any, api: FakeAnthropicApi) -> None:
         """/compact on a resumed session sends a compaction request and reports a Compacted event."""
