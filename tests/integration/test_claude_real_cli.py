@@ -145,7 +145,7 @@ def _make_agent(tmp_path: Path, repo: Path, api: FakeAnthropicApi, marker: str) 
     home.mkdir()
     assert CLAUDE is not None
 
-    def make(**config: Any) -> ClaudeCliAgent:
+    def make(env: dict[str, str] | None = None, **config: Any) -> ClaudeCliAgent:
         options: dict[str, Any] = {"timeout_s": 90.0, "max_retries": 1, "grace_s": 1.0}
         options.update(config)
         cfg = ClaudeCliConfig(
@@ -160,6 +160,7 @@ def _make_agent(tmp_path: Path, repo: Path, api: FakeAnthropicApi, marker: str) 
                 "ANTHROPIC_BASE_URL": api.base_url,
                 "ANTHROPIC_API_KEY": "dummy-key",
                 "VOICECODER_TEST_RUN": marker,
+                **(env or {}),
             },
             **options,
         )
@@ -248,6 +249,30 @@ class TestRealClaudeCli:
         assert len(api.requests) == 2
         (retry,) = rec.of(ApiRetry)
         assert (retry.attempt, "500" in retry.error) == (1, True)
+
+    async def test_rejected_key_is_an_unsuccessful_result(self, make_agent: Any) -> None:
+        """A 401 from the API ends the turn (bounded retries) as success=False, without leaking the key."""
+        async with FakeAnthropicApi(api_key="the-right-key") as strict:
+            agent = make_agent({"ANTHROPIC_BASE_URL": strict.base_url})
+            started = time.monotonic()
+
+            res = await agent.run(AgentRequest("hi", session_id=None, resume=False), Recorder())
+
+        assert res.success is False
+        assert "Invalid API key" in res.text
+        assert "API error status 401" in res.errors
+        assert "dummy-key" not in res.text
+        assert time.monotonic() - started < 30
+        assert strict.requests == []
+
+    async def test_max_turns_is_an_unsuccessful_result(self, make_agent: Any, api: FakeAnthropicApi) -> None:
+        """--max-turns 1 with a tool call ends as error_max_turns, reported with its error text."""
+        api.script(Reply.tool(write_file("x.txt", "x\n")), Reply.text("never reached"))
+
+        res = await make_agent(max_turns=1).run(AgentRequest("go", session_id=None, resume=False), Recorder())
+
+        assert (res.success, res.subtype) == (False, "error_max_turns")
+        assert "maximum number of turns" in res.text
 
     async def test_overloaded_once_then_answer(self, make_agent: Any, api: FakeAnthropicApi) -> None:
         """A 529 overloaded_error is retried and the turn still succeeds."""
