@@ -31,6 +31,7 @@ from aiohttp import web
 
 from voicecoder.adapters.audio_intake import AudioLimits, check_audio
 from voicecoder.domain.model import Audio
+from voicecoder.entrypoints.sandbox import SandboxInfo, find_claude, run_sandbox
 from voicecoder.entrypoints.sandbox_web import create_sandbox_web_app
 from voicecoder.testing.fake_bot_api import FakeBotApi
 
@@ -187,15 +188,14 @@ def _chromium() -> str:
 
 
 @pytest.fixture(name="whole_sandbox")
-async def _whole_sandbox(tmp_path: Path) -> AsyncIterator[Any]:
+async def _whole_sandbox(tmp_path: Path) -> AsyncIterator[SandboxInfo]:
     """`voicecoder sandbox` with the demo agent, on ephemeral ports; yields its SandboxInfo."""
-    runner = pytest.importorskip("voicecoder.entrypoints.sandbox", reason="the sandbox runner is not available")
-    if runner.find_claude() is None:
+    if find_claude() is None:
         pytest.skip("Claude Code CLI not installed: make claude-cli")
     stop = anyio.Event()
     async with anyio.create_task_group() as tg:
-        info = await tg.start(
-            partial(runner.run_sandbox, tmp_path / "sandbox", port=0, demo_agent=True, handle_signals=False, stop=stop)
+        info: SandboxInfo = await tg.start(
+            partial(run_sandbox, tmp_path / "sandbox", port=0, demo_agent=True, handle_signals=False, stop=stop)
         )
         try:
             yield info
@@ -231,7 +231,7 @@ def git(workspace: Path, *args: str) -> str:
 
 
 class TestWholeSandbox:
-    async def test_prompt_show_diff_and_approve(self, chromium: str, whole_sandbox: Any) -> None:
+    async def test_prompt_show_diff_and_approve(self, chromium: str, whole_sandbox: SandboxInfo) -> None:
         """
         A typed prompt runs the real agent in the sandbox workspace: the live status is edited in place, the
         answer and the change summary arrive, 📝 Show Diff shows the diff, and ✅ Approve commits the file.
@@ -239,7 +239,7 @@ class TestWholeSandbox:
         from playwright.async_api import async_playwright, expect  # noqa: PLC0415 - only the browser tests need it
 
         slow = 90_000  # ms: the CLI starts in a couple of seconds here, but CI machines are slower
-        workspace = Path(whole_sandbox.workspace)
+        workspace = whole_sandbox.workspace
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
             try:
@@ -286,7 +286,7 @@ class TestWholeSandbox:
         assert git(workspace, "status", "--porcelain") == ""
 
     @pytest.mark.slow
-    async def test_voice_note_is_transcribed(self, chromium: str, whole_sandbox: Any) -> None:
+    async def test_voice_note_is_transcribed(self, chromium: str, whole_sandbox: SandboxInfo) -> None:
         """A voice note picked with 📎 goes through the real intake and local speech model: "🎤 Heard" shows it."""
         from playwright.async_api import async_playwright, expect  # noqa: PLC0415 - only the browser tests need it
 
