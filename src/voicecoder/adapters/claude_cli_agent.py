@@ -67,6 +67,7 @@ __all__ = [
     "ClaudeCliConfig",
     "LineSplitter",
     "StreamParser",
+    "leader_is_ours",
     "redact",
     "tool_label",
 ]
@@ -525,9 +526,34 @@ def _marked_pids(marker: str) -> list[int]:
     return found
 
 
-def _signal_group(proc: anyio.abc.Process, sig: signal.Signals) -> None:
+_HAVE_PROCFS = Path("/proc/self/stat").exists()
+
+
+def leader_is_ours(pid: int, marker: str) -> bool:
+    """
+    Whether *pid* is still the un-reaped leader this run started.
+
+    asyncio reaps a child in its watcher before it publishes the return code, so ``returncode is
+    None`` alone leaves a short window in which the pid may already belong to someone else. With
+    /proc the leader is recognised by the run's marker (or, once exited, as a zombie that still
+    holds the group id); without /proc the return code is all there is.
+    """
+    if not _HAVE_PROCFS:
+        return True
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    if f"{_MARKER_VAR}={marker}".encode() in environ.split(b"\0"):
+        return True
+    return not _proc_stat_alive(pid) and Path(f"/proc/{pid}").exists()
+
+
+def _signal_group(proc: anyio.abc.Process, marker: str, sig: signal.Signals) -> None:
     """Signal the CLI's process group, but only while its leader is un-reaped (PGID reuse)."""
-    if proc.returncode is not None:
+    if proc.returncode is not None or not leader_is_ours(proc.pid, marker):
         return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
@@ -837,13 +863,16 @@ class ClaudeCliAgent:
                 if proc.returncode is not None:
                     break
                 log.info("sending %s to claude's process group %d", sig.name, proc.pid)
-                _signal_group(proc, sig)
+                _signal_group(proc, marker, sig)
                 with anyio.move_on_after(grace):
                     await proc.wait()
             if proc.returncode is None:
                 log.warning("claude ignored SIGINT and SIGTERM; killing process group %d", proc.pid)
-                _signal_group(proc, signal.SIGKILL)
-                await proc.wait()
+                _signal_group(proc, marker, signal.SIGKILL)
+                with anyio.move_on_after(5):
+                    await proc.wait()
+                if proc.returncode is None:
+                    log.error("claude (pid %d) could not be stopped", proc.pid)
             await self._sweep(marker)
         except Exception:
             log.exception("could not stop the claude process cleanly")

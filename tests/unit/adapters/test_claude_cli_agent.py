@@ -8,6 +8,8 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
+import subprocess
 import time
 import tracemalloc
 import uuid
@@ -26,6 +28,7 @@ from voicecoder.adapters.claude_cli_agent import (
     ClaudeCliConfig,
     LineSplitter,
     StreamParser,
+    leader_is_ours,
     redact,
     tool_label,
 )
@@ -702,6 +705,20 @@ class TestCompatibilityGuard:
         assert only.ok is False
         assert only.fix is not None
         assert "make claude-cli" in only.fix
+
+
+class TestLeaderIsOurs:
+    def test_only_the_marked_process_is_ours(self, marker: str) -> None:
+        """A live process with the run's marker is ours; this test process and a vanished pid are not."""
+        child = subprocess.Popen(["sleep", "30"], env={**os.environ, "VOICECODER_AGENT_RUN": marker})
+        try:
+            assert leader_is_ours(child.pid, marker) is True
+            assert leader_is_ours(os.getpid(), marker) is False
+        finally:
+            child.kill()
+            child.wait()
+
+        assert leader_is_ours(child.pid, marker) is False
 
 
 class TestLineSplitter:
