@@ -493,7 +493,6 @@ class FakeBotApi:
         app = web.Application(client_max_size=60 << 20)
         app.router.add_route("*", "/bot{token}/{method}", self._handle_api)
         app.router.add_get("/file/bot{token}/{path:.+}", self._handle_file)
-        app.router.add_route("OPTIONS", "/_user/{tail:.*}", self._user_options)
         app.router.add_post("/_user/message", self._user_message)
         app.router.add_post("/_user/voice", self._user_voice)
         app.router.add_post("/_user/press", self._user_press)
@@ -1310,15 +1309,8 @@ class FakeBotApi:
 
     # --- the user side over HTTP (for the sandbox page) ----------------------------------------
 
-    @staticmethod
-    def _cors(response: web.StreamResponse) -> web.StreamResponse:
-        response.headers["Access-Control-Allow-Origin"] = "*"
-        response.headers["Access-Control-Allow-Headers"] = "Content-Type"
-        response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-        return response
-
-    async def _user_options(self, request: web.Request) -> web.StreamResponse:
-        return self._cors(web.Response(status=204))
+    # No CORS headers: only same-origin code (tests, the sandbox server) may drive the fake user, so a web page
+    # the developer happens to visit cannot make the bot, and through it the agent, do anything.
 
     @staticmethod
     def _user_from(body: JSON) -> FakeUser:
@@ -1342,15 +1334,15 @@ class FakeBotApi:
         body = await self._user_body(request)
         text = body.get("text")
         if not isinstance(text, str) or not text:
-            return self._cors(web.json_response({"error": "text is required"}, status=400))
+            return web.json_response({"error": "text is required"}, status=400)
         update = await self.send_text(text, user=self._user_from(body))
-        return self._cors(web.json_response({"update": update}))
+        return web.json_response({"update": update})
 
     async def _user_voice(self, request: web.Request) -> web.StreamResponse:
         if request.content_type.startswith("multipart/"):
             params, files = await self._read_params(request)
             if "voice" not in files:
-                return self._cors(web.json_response({"error": "a 'voice' file part is required"}, status=400))
+                return web.json_response({"error": "a 'voice' file part is required"}, status=400)
             _, data, ctype = files["voice"]
             body: JSON = dict(params)
             mime = str(body.get("mime_type") or ctype or "audio/ogg")
@@ -1359,23 +1351,23 @@ class FakeBotApi:
             try:
                 data = base64.b64decode(str(body.get("data_base64", "")), validate=True)
             except ValueError:
-                return self._cors(web.json_response({"error": "data_base64 is not base64"}, status=400))
+                return web.json_response({"error": "data_base64 is not base64"}, status=400)
             mime = str(body.get("mime_type") or "audio/ogg")
         if not data:
-            return self._cors(web.json_response({"error": "empty recording"}, status=400))
+            return web.json_response({"error": "empty recording"}, status=400)
         duration = int(float(body.get("duration") or 1))
         update = await self.send_voice(data, duration=duration, mime_type=mime, user=self._user_from(body))
-        return self._cors(web.json_response({"update": update}))
+        return web.json_response({"update": update})
 
     async def _user_press(self, request: web.Request) -> web.StreamResponse:
         body = await self._user_body(request)
         try:
             update = await self.press(int(body["message_id"]), str(body["callback_data"]), user=self._user_from(body))
         except (KeyError, TypeError, ValueError):
-            return self._cors(web.json_response({"error": "message_id and callback_data are required"}, status=400))
+            return web.json_response({"error": "message_id and callback_data are required"}, status=400)
         except LookupError as exc:
-            return self._cors(web.json_response({"error": str(exc)}, status=404))
-        return self._cors(web.json_response({"update": update}))
+            return web.json_response({"error": str(exc)}, status=404)
+        return web.json_response({"update": update})
 
     async def _user_transcript(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -1383,19 +1375,19 @@ class FakeBotApi:
             chat_id = int(request.query["chat_id"]) if "chat_id" in request.query else None
             timeout = min(30.0, float(request.query.get("timeout", "0")))
         except ValueError:
-            return self._cors(web.json_response({"error": "since, chat_id and timeout are numbers"}, status=400))
+            return web.json_response({"error": "since, chat_id and timeout are numbers"}, status=400)
         if timeout > 0:
             entries = await self.wait_transcript(since=since, chat_id=chat_id, within=timeout)
         else:
             entries = self.transcript(since=since, chat_id=chat_id)
         last = entries[-1]["seq"] if entries else since
-        return self._cors(web.json_response({"entries": entries, "last": last}))
+        return web.json_response({"entries": entries, "last": last})
 
     async def _user_messages(self, request: web.Request) -> web.StreamResponse:
         try:
             chat_id = int(request.query.get("chat_id", str(DEFAULT_USER.id)))
         except ValueError:
-            return self._cors(web.json_response({"error": "chat_id is a number"}, status=400))
+            return web.json_response({"error": "chat_id is a number"}, status=400)
         chat = self._chats.get(chat_id, {"id": chat_id, "type": "private"})
         msgs = sorted((m for (c, _), m in self.messages.items() if c == chat_id), key=lambda m: m.message_id)
         out = []
@@ -1403,25 +1395,23 @@ class FakeBotApi:
             data = m.to_json(chat)
             data["html"] = m.html
             out.append(data)
-        return self._cors(web.json_response({"messages": out}))
+        return web.json_response({"messages": out})
 
     async def _user_calls(self, request: web.Request) -> web.StreamResponse:
-        return self._cors(web.json_response({"calls": [attrs.asdict(c) for c in self.calls]}))
+        return web.json_response({"calls": [attrs.asdict(c) for c in self.calls]})
 
     async def _user_webhook(self, request: web.Request) -> web.StreamResponse:
-        return self._cors(web.json_response(await self._m_getwebhookinfo({}, None)))
+        return web.json_response(await self._m_getwebhookinfo({}, None))
 
     async def _user_document(self, request: web.Request) -> web.StreamResponse:
         stored = self.files.get(request.match_info["file_id"])
         if stored is None:
-            return self._cors(web.json_response({"error": "no such file"}, status=404))
+            return web.json_response({"error": "no such file"}, status=404)
         disposition = f'attachment; filename="{stored.file_name or "file"}"'
-        return self._cors(
-            web.Response(
-                body=stored.data,
-                content_type=stored.mime_type or "application/octet-stream",
-                headers={"Content-Disposition": disposition},
-            )
+        return web.Response(
+            body=stored.data,
+            content_type=stored.mime_type or "application/octet-stream",
+            headers={"Content-Disposition": disposition},
         )
 
 
