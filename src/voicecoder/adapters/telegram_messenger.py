@@ -168,6 +168,10 @@ def split_html(source: str, limit: int = TEXT_LIMIT) -> list[str]:
     entity, and tags open at the cut are closed at the end of the part and reopened in the next one.
     Parts with no visible text are dropped.
     """
+    visible_text = html_to_text(source)
+    if len(visible_text) * 2 <= limit or len(visible_text.encode("utf-16-le")) // 2 <= limit:
+        # The common case, a reply that fits: no per-character tokenising on the hot path.
+        return [source] if visible_text.strip() else []
     tokens: list[str] = _TOKEN_RE.findall(source)
     parts: list[str] = []
     start = 0
