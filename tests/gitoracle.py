@@ -57,7 +57,7 @@ def init_repo(path: Path, files: dict[str, bytes] | None = None) -> Path:
 
 def porcelain(repo: Path) -> set[tuple[str, str]]:
     """`git status --porcelain -uall` as a set of (XY, path)."""
-    out = git_bytes(repo, "status", "--porcelain=v1", "-z", "-uall").split(b"\0")
+    out = git_bytes(repo, "status", "--porcelain=v1", "-z", "-uall", "--no-renames").split(b"\0")
     entries: set[tuple[str, str]] = set()
     items = iter(out)
     for item in items:
