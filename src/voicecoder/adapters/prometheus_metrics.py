@@ -54,6 +54,10 @@ class Metrics:
         )
         self.inbox_depth = Gauge("voicecoder_inbox_depth", "Updates stored and not yet processed.", registry=r)
 
+    def count_telegram_error(self, method: str, code: int) -> None:
+        """Hook for the Bot API client: every error response (or network failure, code 0) by error code."""
+        self.telegram_errors.labels(str(code)).inc()
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 

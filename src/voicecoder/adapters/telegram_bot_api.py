@@ -502,6 +502,7 @@ class TelegramBotApi:
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
         pacing: PacingPolicy | None = None,
+        on_error: Callable[[str, int], None] | None = None,
     ) -> None:
         if not token:
             raise ValueError("the bot token is empty")
@@ -512,6 +513,7 @@ class TelegramBotApi:
         self._timeout = timeout
         self._retry = retry or RetryPolicy()
         self._pacer = TokenBucketPacer(pacing or PacingPolicy())
+        self._on_error = on_error or (lambda _method, _code: None)
 
     def __repr__(self) -> str:
         return f"TelegramBotApi(base_url={self._base!r})"
@@ -585,6 +587,7 @@ class TelegramBotApi:
             except (aiohttp.ClientError, TimeoutError) as exc:
                 # aiohttp's messages may carry the URL, hence the token: keep only the class name.
                 reason = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
+                self._on_error(method, 0)
                 if attempt >= self._retry.attempts:
                     raise TelegramApiError(0, f"network error ({reason}) after {attempt} attempts", method) from None
                 delay = self._retry.backoff(attempt)
@@ -605,6 +608,7 @@ class TelegramBotApi:
 
             if "message is not modified" in description:
                 return None
+            self._on_error(method, code)
             if code == 429:
                 retry_after = _retry_after(parameters, header_retry)
                 if attempt >= self._retry.attempts or retry_after > self._retry.max_retry_after:

@@ -93,7 +93,6 @@ async def announce_commands(container: Container) -> None:
     try:
         await container.bot_api().set_my_commands(BOT_COMMANDS)
     except TelegramApiError as exc:
-        container.metrics().telegram_errors.labels(str(exc.code)).inc()
         logging.getLogger(__name__).warning("setMyCommands failed: %s", exc)
 
 
