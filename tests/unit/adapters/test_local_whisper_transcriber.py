@@ -11,6 +11,7 @@ from voicecoder.adapters.audio_intake import AudioLimits
 from voicecoder.adapters.local_whisper_transcriber import (
     BASE_MODEL_SHA256,
     LocalWhisperTranscriber,
+    _speech_pieces,
     resolve_model_dir,
 )
 from voicecoder.domain.errors import ConfigurationError, ProviderUnavailableError, UnsupportedAudioError
@@ -208,3 +209,28 @@ class TestLocalWhisperTranscriber:
         assert not diagnostic.ok
         assert diagnostic.fix is not None
         assert "local-stt-tiny" in diagnostic.fix
+
+
+@needs_base
+class TestSpeechPieces:
+    def test_long_note_split_into_whisper_windows(self) -> None:
+        """A 100 s note becomes speech pieces of at most 30 s that keep almost all of the audio."""
+        import numpy as np  # noqa: PLC0415 - comes with faster-whisper
+        from faster_whisper import decode_audio  # noqa: PLC0415
+
+        samples = decode_audio(str(VOICE / "long_all10.ogg"), sampling_rate=16_000)
+        note = np.tile(samples, 3)[: 100 * 16_000]
+
+        pieces = _speech_pieces(note)
+
+        assert len(pieces) >= 4
+        assert all(len(piece) <= 30 * 16_000 for piece in pieces)
+        assert sum(len(piece) for piece in pieces) > 0.8 * len(note)
+
+    def test_silence_has_no_pieces(self) -> None:
+        """Silence gives no piece at all, so the engine is never run on it."""
+        from faster_whisper import decode_audio  # noqa: PLC0415
+
+        samples = decode_audio(str(VOICE / "silence_2s.ogg"), sampling_rate=16_000)
+
+        assert _speech_pieces(samples) == []
