@@ -191,7 +191,7 @@ def _chromium() -> str:
 async def _whole_sandbox(tmp_path: Path) -> AsyncIterator[SandboxInfo]:
     """`voicecoder sandbox` with the demo agent, on ephemeral ports; yields its SandboxInfo."""
     if find_claude() is None:
-        pytest.skip("Claude Code CLI not installed: make claude-cli")
+        pytest.skip("Claude Code CLI not installed: python3 dev.py test installs it with npm")
     stop = anyio.Event()
     async with anyio.create_task_group() as tg:
         info: SandboxInfo = await tg.start(

@@ -3,7 +3,7 @@ The REAL Claude Code CLI driven by ClaudeCliAgent against the fake Messages API 
 
 Each test gets an isolated HOME and CLAUDE_CONFIG_DIR in tmp_path, the quiet env vars (set by the
 adapter), ANTHROPIC_BASE_URL pointing at `FakeAnthropicApi` and a dummy key, and a real git
-repository as the workspace. Skipped only when the CLI is not installed (`make claude-cli`).
+repository as the workspace. Skipped only when the CLI is not installed (`python3 dev.py test`).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ pytestmark = [
     pytest.mark.real_cli,
     pytest.mark.skipif(
         CLAUDE is None,
-        reason="Claude Code CLI not installed: run `make claude-cli` or set VOICECODER_CLAUDE_BIN",
+        reason="Claude Code CLI not installed: run `python3 dev.py test` or set VOICECODER_CLAUDE_BIN",
     ),
 ]
 

@@ -664,8 +664,8 @@ class ClaudeCliAgent:
 
     async def diagnose(self) -> list[Diagnostic]:
         install_fix = (
-            f"Run `make claude-cli` (installs @anthropic-ai/claude-code@{_PINNED_VERSION} into .tools/) "
-            "or set CLAUDE_BINARY to the claude executable."
+            f"Run `npm install -g @anthropic-ai/claude-code@{_PINNED_VERSION}` "
+            "(`python3 dev.py run` installs it into .tools/) or set CLAUDE_BINARY to the claude executable."
         )
         try:
             binary = self.resolve_binary()

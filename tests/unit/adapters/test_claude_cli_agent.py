@@ -704,7 +704,7 @@ class TestCompatibilityGuard:
 
         assert only.ok is False
         assert only.fix is not None
-        assert "make claude-cli" in only.fix
+        assert "npm install -g @anthropic-ai/claude-code@" in only.fix
 
 
 class TestLeaderIsOurs:
