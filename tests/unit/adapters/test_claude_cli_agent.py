@@ -712,6 +712,11 @@ class TestLeaderIsOurs:
         """A live process with the run's marker is ours; this test process and a vanished pid are not."""
         child = subprocess.Popen(["sleep", "30"], env={**os.environ, "VOICECODER_AGENT_RUN": marker})
         try:
+            # Until exec completes, /proc/<pid>/environ still shows the parent's environment.
+            deadline = time.monotonic() + 5
+            while Path(f"/proc/{child.pid}/cmdline").read_bytes().split(b"\0")[0] != b"sleep":
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
             assert leader_is_ours(child.pid, marker) is True
             assert leader_is_ours(os.getpid(), marker) is False
         finally:
