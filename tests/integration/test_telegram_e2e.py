@@ -27,7 +27,7 @@ from voicecoder.entrypoints.webhook import WebhookSettings, serve_webhook
 from voicecoder.testing.fake_bot_api import DEFAULT_TOKEN, DEFAULT_USER, BotMessage, FakeBotApi, FakeUser
 from voicecoder.testing.fakes import AgentScript, FakePorts, build_voicecoder
 
-VOICE = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "voice" / "01_create_file.ogg"
+VOICE = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "voice" / "01_create_file.ogg"
 SECRET = "e2e-Secret_token-0123456789"
 PATH = "/tg-e2e-hook"
 STRANGER = FakeUser(222222222, first_name="Eve", username="eve")
@@ -149,7 +149,7 @@ class TestTelegramEndToEnd:
 
         assert bot.fakes.agent.requests == []
 
-    @pytest.mark.skipif(not VOICE.exists(), reason="the shared voice fixtures are not present")
+    @pytest.mark.skipif(not VOICE.exists(), reason="voice fixtures missing from tests/fixtures/voice")
     async def test_voice_note_is_heard_and_answered(self, bot: Bot) -> None:
         """A voice note is downloaded through getFile, transcribed, echoed as 🎤 Heard and run as a prompt."""
         clip = VOICE.read_bytes()
@@ -161,7 +161,7 @@ class TestTelegramEndToEnd:
         assert any(t.startswith("🎤 Heard: create a file called hello dot py") for t in bot.texts())
         assert len(bot.api.calls_to("getFile")) == 1
 
-    @pytest.mark.skipif(not VOICE.exists(), reason="the shared voice fixtures are not present")
+    @pytest.mark.skipif(not VOICE.exists(), reason="voice fixtures missing from tests/fixtures/voice")
     async def test_unauthorized_voice_is_never_downloaded(self, bot: Bot) -> None:
         """A stranger's voice note is refused before getFile: nothing is downloaded or transcribed."""
         await bot.api.send_voice(VOICE.read_bytes(), duration=4, user=STRANGER)

@@ -23,7 +23,7 @@ from voicecoder.adapters.telegram_bot_api import (
 from voicecoder.domain.errors import DeliveryError, MalformedUpdateError
 from voicecoder.testing.fake_bot_api import DEFAULT_TOKEN, DEFAULT_USER, FakeBotApi
 
-VOICE = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "voice" / "01_create_file.ogg"
+VOICE = Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "voice" / "01_create_file.ogg"
 CHAT = DEFAULT_USER.id
 FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05, max_retry_after=5)
 NO_PACING = PacingPolicy(per_chat_rate=0, global_rate=0)

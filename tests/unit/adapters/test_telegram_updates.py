@@ -23,7 +23,7 @@ from voicecoder.domain.services import VoiceCoder
 from voicecoder.testing.fake_bot_api import DEFAULT_TOKEN, DEFAULT_USER, FakeBotApi, FakeUser
 from voicecoder.testing.fakes import AgentScript, FakePorts, build_voicecoder
 
-VOICE = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "voice" / "01_create_file.ogg"
+VOICE = Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "voice" / "01_create_file.ogg"
 STRANGER = FakeUser(222222222, first_name="Eve", username="eve")
 LIMIT = 1_000_000
 
