@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from importlib import metadata
 from pathlib import Path
 
+import attrs
 from dependency_injector import containers, providers
 
 from voicecoder.adapters.assemblyai_transcriber import AssemblyAITranscriber
@@ -62,6 +63,95 @@ def _claude_config(config: Config) -> ClaudeCliConfig:
         config_dir=config.claude_config_dir.resolve() if config.claude_config_dir else None,
         extra_env=dict(config.claude_env),
     )
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+@attrs.frozen
+class RuntimeChecks:
+    """The process-level facts of /info and `voicecoder doctor`: Python, packages, data dir, Telegram, webhook."""
+
+    config: Config
+    bot_api: TelegramBotApi
+    online: bool = True
+
+    async def diagnose(self) -> list[Diagnostic]:
+        config = self.config
+        results = [
+            Diagnostic(
+                "python",
+                ok=sys.version_info >= (3, 11),
+                detail=f"{sys.version.split()[0]} · voicecoder {_version('voicecoder')}, "
+                f"aiohttp {_version('aiohttp')}, dulwich {_version('dulwich')}, "
+                f"faster-whisper {_version('faster-whisper')}, assemblyai {_version('assemblyai')}",
+                fix="use Python 3.11 or newer",
+            ),
+            _data_dir_check(config.data_dir),
+            Diagnostic(
+                "telegram token",
+                ok=config.telegram_token is not None,
+                detail="set" if config.telegram_token else "TELEGRAM_TOKEN is not set",
+                fix="create a bot with @BotFather and put TELEGRAM_TOKEN in .env (or try `voicecoder sandbox`)",
+            ),
+            Diagnostic(
+                "allowed users",
+                ok=bool(config.allowed_user_ids),
+                detail=f"{len(config.allowed_user_ids)} user(s)" if config.allowed_user_ids else "nobody is allowed",
+                fix="set ALLOWED_USER_IDS to your numeric Telegram id (ask @userinfobot)",
+            ),
+        ]
+        if self.online and config.telegram_token:
+            results.append(await _webhook_check(config, self.bot_api))
+        if shutil.which("git") is None:
+            results.append(
+                Diagnostic("git CLI", ok=True, warning=True, detail="not installed (optional: voicecoder uses dulwich)")
+            )
+        return results
+
+
+async def doctor(container: Container) -> list[Diagnostic]:
+    """Every fact `voicecoder doctor` reports: the same list /info shows in the chat."""
+    return await container.voicecoder().diagnose()
+
+
+def _data_dir_check(path: Path) -> Diagnostic:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        return Diagnostic(
+            "data dir", ok=False, detail=f"{path} is not writable ({exc.strerror})", fix="fix DATA_DIR or its owner"
+        )
+    return Diagnostic("data dir", ok=True, detail=f"{path.resolve()} is writable")
+
+
+async def _webhook_check(config: Config, bot_api: TelegramBotApi) -> Diagnostic:
+    try:
+        info = await bot_api.get_webhook_info()
+    except TelegramApiError as exc:
+        return Diagnostic("webhook", ok=False, detail=f"getWebhookInfo failed: {exc}", fix="check TELEGRAM_TOKEN")
+    except Exception as exc:
+        return Diagnostic("webhook", ok=False, detail=f"Telegram unreachable: {type(exc).__name__}", fix="check DNS")
+    if not info.url:
+        ok = config.transport == "polling"
+        return Diagnostic(
+            "webhook",
+            ok=ok,
+            detail="no webhook set (polling mode)" if ok else "no webhook set",
+            fix=None if ok else "run `voicecoder webhook set` (needs PUBLIC_URL)",
+        )
+    detail = f"set, {info.pending_update_count} pending"
+    if info.last_error_message:
+        detail += f", last error: {info.last_error_message}"
+        return Diagnostic("webhook", ok=False, detail=detail, fix="see docs/WEBHOOK.md#5-troubleshoot")
+    return Diagnostic("webhook", ok=True, detail=detail)
 
 
 class Container(containers.DeclarativeContainer):
@@ -128,7 +218,12 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         scanner=scanner,
         vocabulary=vocabulary,
-        diagnosables=providers.Callable(tuple, providers.List(workspace, claude, speech_engine, store)),
+        diagnosables=providers.Callable(
+            tuple,
+            providers.List(
+                providers.Singleton(RuntimeChecks, settings, bot_api), workspace, claude, speech_engine, store
+            ),
+        ),
     )
     domain_settings = providers.Singleton(
         Settings,
@@ -181,84 +276,6 @@ async def open_runtime(container: Container) -> AsyncIterator[Container]:
         aclose = getattr(engine, "aclose", None)
         if aclose is not None:
             await aclose()
-
-
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
-async def doctor(container: Container, *, online: bool = True) -> list[Diagnostic]:
-    """Every fact `voicecoder doctor` and /info report; each failing line says how to fix it."""
-    config = container.settings()
-    results = [
-        Diagnostic(
-            "python",
-            ok=sys.version_info >= (3, 11),
-            detail=f"{sys.version.split()[0]} · voicecoder {_version('voicecoder')}, aiohttp {_version('aiohttp')}, "
-            f"dulwich {_version('dulwich')}, faster-whisper {_version('faster-whisper')}",
-            fix="use Python 3.11 or newer",
-        ),
-        _data_dir_check(config.data_dir),
-        Diagnostic(
-            "telegram token",
-            ok=config.telegram_token is not None,
-            detail="set" if config.telegram_token else "TELEGRAM_TOKEN is not set",
-            fix="create a bot with @BotFather and put TELEGRAM_TOKEN in .env (or try `voicecoder sandbox`)",
-        ),
-        Diagnostic(
-            "allowed users",
-            ok=bool(config.allowed_user_ids),
-            detail=f"{len(config.allowed_user_ids)} user(s)" if config.allowed_user_ids else "nobody is allowed",
-            fix="set ALLOWED_USER_IDS to your numeric Telegram id (ask @userinfobot)",
-        ),
-    ]
-    results.extend(await container.voicecoder().diagnose())
-    if online and config.telegram_token:
-        results.append(await _webhook_check(container))
-    if shutil.which("git") is None:
-        results.append(
-            Diagnostic("git CLI", ok=True, warning=True, detail="not installed (optional: voicecoder uses dulwich)")
-        )
-    return results
-
-
-def _data_dir_check(path: Path) -> Diagnostic:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_bytes(b"ok")
-        probe.unlink()
-    except OSError as exc:
-        return Diagnostic(
-            "data dir", ok=False, detail=f"{path} is not writable ({exc.strerror})", fix="fix DATA_DIR or its owner"
-        )
-    return Diagnostic("data dir", ok=True, detail=f"{path.resolve()} is writable")
-
-
-async def _webhook_check(container: Container) -> Diagnostic:
-    config = container.settings()
-    try:
-        info = await container.bot_api().get_webhook_info()
-    except TelegramApiError as exc:
-        return Diagnostic("webhook", ok=False, detail=f"getWebhookInfo failed: {exc}", fix="check TELEGRAM_TOKEN")
-    except Exception as exc:
-        return Diagnostic("webhook", ok=False, detail=f"Telegram unreachable: {type(exc).__name__}", fix="check DNS")
-    if not info.url:
-        ok = config.transport == "polling"
-        return Diagnostic(
-            "webhook",
-            ok=ok,
-            detail="no webhook set (polling mode)" if ok else "no webhook set",
-            fix=None if ok else "run `voicecoder webhook set` (needs PUBLIC_URL)",
-        )
-    detail = f"set, {info.pending_update_count} pending"
-    if info.last_error_message:
-        detail += f", last error: {info.last_error_message}"
-        return Diagnostic("webhook", ok=False, detail=detail, fix="see docs/WEBHOOK.md#5-troubleshoot")
-    return Diagnostic("webhook", ok=True, detail=detail)
 
 
 __all__ = ["Container", "build_container", "doctor", "open_runtime"]
