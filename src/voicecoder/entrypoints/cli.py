@@ -51,14 +51,7 @@ def _parser() -> argparse.ArgumentParser:
         "--demo-agent", action="store_true", help="run the real CLI against the local fake Anthropic API (offline)"
     )
 
-    webhook = webhook_admin.register(sub)
-    for action in webhook._subparsers._group_actions if webhook._subparsers else ():
-        set_parser = getattr(action, "choices", {}).get("set")
-        if set_parser is not None:
-            for option in set_parser._actions:
-                if "--url" in option.option_strings:
-                    option.required = False
-                    option.help = "public HTTPS URL with the path (default: $PUBLIC_URL + $WEBHOOK_PATH)"
+    webhook_admin.register(sub)
     return parser
 
 

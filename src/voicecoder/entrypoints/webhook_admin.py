@@ -274,7 +274,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     actions = webhook.add_subparsers(dest="webhook_action", required=True)
 
     set_p = actions.add_parser("set", help="point Telegram at this bot's webhook URL")
-    set_p.add_argument("--url", required=True, help="the public HTTPS URL including the webhook path")
+    set_p.add_argument(
+        "--url", help="the public HTTPS URL including the webhook path (default: $PUBLIC_URL + $WEBHOOK_PATH)"
+    )
     set_p.add_argument(
         "--secret-token",
         default=os.environ.get("WEBHOOK_SECRET"),

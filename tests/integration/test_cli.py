@@ -1,0 +1,90 @@
+"""The `voicecoder` command as an operator uses it, against the local fake Bot API."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from voicecoder.testing.fake_bot_api import FakeBotApi
+
+TOKEN = "6666666:cli-test-token-not-a-real-one-abcdefghij"
+
+
+@pytest.fixture
+async def bot_api() -> AsyncIterator[FakeBotApi]:
+    async with FakeBotApi(TOKEN) as api:
+        yield api
+
+
+async def voicecoder(tmp_path: Path, bot_api: FakeBotApi, *args: str, **env: str) -> tuple[int, str]:
+    environment = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "TELEGRAM_TOKEN": TOKEN,
+        "TELEGRAM_API_BASE_URL": bot_api.base_url,
+        "DATA_DIR": str(tmp_path / "data"),
+        "WORKSPACE_DIR": str(tmp_path / "ws"),
+        **env,
+    }
+    done = await anyio.run_process(
+        [sys.executable, "-m", "voicecoder.entrypoints.cli", *args], env=environment, cwd=tmp_path, check=False
+    )
+    return done.returncode, (done.stdout + done.stderr).decode()
+
+
+class TestWebhookCommands:
+    async def test_set_uses_public_url_and_a_stable_secret(self, tmp_path: Path, bot_api: FakeBotApi) -> None:
+        """
+        `webhook set` with no flags registers PUBLIC_URL + a generated path and secret, stored 0600 for `serve`.
+        """
+        code, out = await voicecoder(tmp_path, bot_api, "webhook", "set", PUBLIC_URL="https://bot.example.org")
+        info_code, info = await voicecoder(tmp_path, bot_api, "webhook", "info")
+
+        assert code == 0, out
+        identity = json.loads((tmp_path / "data" / "webhook.json").read_text())
+        assert stat.S_IMODE((tmp_path / "data" / "webhook.json").stat().st_mode) == 0o600
+        set_call = next(c for c in bot_api.calls if c.method.lower() == "setwebhook")
+        assert set_call.params["url"] == "https://bot.example.org" + identity["path"]
+        assert set_call.params["secret_token"] == identity["secret"]
+        assert info_code == 0
+        assert "bot.example.org" in info
+        assert identity["secret"] not in out + info
+        assert identity["path"] not in out + info
+        assert TOKEN not in out + info
+
+    async def test_set_without_url_explains(self, tmp_path: Path, bot_api: FakeBotApi) -> None:
+        """
+        With neither --url nor PUBLIC_URL the command says what to set and changes nothing.
+        """
+        code, out = await voicecoder(tmp_path, bot_api, "webhook", "set")
+
+        assert code == 2
+        assert "PUBLIC_URL" in out
+        assert not any(c.method.lower() == "setwebhook" for c in bot_api.calls)
+
+    async def test_delete_keeps_pending_updates(self, tmp_path: Path, bot_api: FakeBotApi) -> None:
+        """
+        `webhook delete` does not drop pending updates unless asked.
+        """
+        code, out = await voicecoder(tmp_path, bot_api, "webhook", "delete")
+
+        assert code == 0, out
+        call = next(c for c in bot_api.calls if c.method.lower() == "deletewebhook")
+        assert not call.params.get("drop_pending_updates")
+
+    async def test_bad_configuration_names_the_variable(self, tmp_path: Path, bot_api: FakeBotApi) -> None:
+        """
+        An invalid variable stops the command with its name and no traceback.
+        """
+        code, out = await voicecoder(tmp_path, bot_api, "doctor", LISTEN_PORT="not-a-port")
+
+        assert code == 2
+        assert "LISTEN_PORT" in out
+        assert "Traceback" not in out
