@@ -87,6 +87,7 @@ _FLAT_CACHE_LIMIT = 16
 _BINARY_SNIFF = 8000
 _EMPTY_TREE = Tree().id
 _FRESH_LIMIT = 1 << 20
+_EXACT_DIFF_LINES = 20_000
 
 Entry = tuple[int, bytes]
 """(git mode, hex sha) of one path."""
@@ -352,17 +353,28 @@ def _hunk_range(start: int, length: int) -> bytes:
     return b"%d" % first if length == 1 else b"%d,%d" % (first, length)
 
 
+def _lines(data: bytes) -> list[bytes]:
+    """Lines as git sees them: split after each LF only (a lone CR is not a line break)."""
+    parts = data.split(b"\n")
+    lines = [part + b"\n" for part in parts[:-1]]
+    if parts[-1]:
+        lines.append(parts[-1])
+    return lines
+
+
 def _body(old: bytes, new: bytes) -> tuple[list[bytes], int, int]:
     r"""Hunks in git's format (3 lines of context, '\\ No newline at end of file'), plus line counts."""
-    a = old.splitlines(keepends=True)
-    b = new.splitlines(keepends=True)
+    a = _lines(old)
+    b = _lines(new)
     out: list[bytes] = []
     added = removed = 0
 
     def emit(prefix: bytes, line: bytes) -> None:
         out.append(prefix + line if line.endswith(b"\n") else prefix + line + b"\n\\ No newline at end of file\n")
 
-    for group in difflib.SequenceMatcher(None, a, b, autojunk=False).get_grouped_opcodes(3):
+    # Exact matching is quadratic in the worst case; big files get difflib's popular-line heuristic.
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=len(a) + len(b) > _EXACT_DIFF_LINES)
+    for group in matcher.get_grouped_opcodes(3):
         i1, i2, j1, j2 = group[0][1], group[-1][2], group[0][3], group[-1][4]
         out.append(b"@@ -" + _hunk_range(i1, i2 - i1) + b" +" + _hunk_range(j1, j2 - j1) + b" @@\n")
         for tag, x1, x2, y1, y2 in group:

@@ -145,6 +145,7 @@ class TestDulwichWorkspaceTurns:
         baseline = await ws.begin_turn(TurnId("t1"))
         write(repo, "src/app.py", b"def main():\n    return 2\n\n\ndef extra():\n    pass")
         write(repo, "src/crlf.txt", b"one\r\ntwo\r\n")
+        write(repo, "src/old_mac.txt", b"one\rtwo\rthree\n")
         write(repo, "docs/new.md", b"".join(b"line %d\n" % i for i in range(30)))
         (repo / "src/util.py").unlink()
         (repo / "run.sh").chmod(0o755)
