@@ -45,7 +45,7 @@ def added_lines(unified: str) -> Iterator[tuple[str, int, str]]:
     path = ""
     old_left = new_left = 0
     new_line = 0
-    for raw in unified.splitlines():
+    for raw in unified.split("\n"):  # LF only: a CR or form feed inside a line is content
         if old_left > 0 or new_left > 0:
             tag, text = raw[:1], raw[1:]
             if tag == "+":

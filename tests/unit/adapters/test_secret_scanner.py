@@ -39,6 +39,16 @@ class TestAddedLines:
 
         assert list(added_lines(unified)) == [("a.py", 2, "TWO"), ("a.py", 3, "++plus"), ("a.py", 12, "ELEVEN")]
 
+    def test_only_lf_breaks_lines(self) -> None:
+        """A CR or form feed inside an added line does not shift the line numbers."""
+        unified = "diff --git a/b b/b\n--- /dev/null\n+++ b/b\n@@ -0,0 +1,3 @@\n+one\rstill one\n+two\x0c\n+three\n"
+
+        assert [(n, text) for _, n, text in added_lines(unified)] == [
+            (1, "one\rstill one"),
+            (2, "two\x0c"),
+            (3, "three"),
+        ]
+
 
 class TestDetectSecretsScanner:
     async def test_finds_planted_tokens_in_a_real_diff(self, scanner: SecretScanner, tmp_path: Path) -> None:
