@@ -87,6 +87,7 @@ _FLAT_CACHE_LIMIT = 16
 _BINARY_SNIFF = 8000
 _EMPTY_TREE = Tree().id
 _FRESH_LIMIT = 1 << 20
+_FRESH_FILES = 256  # at most 256 MiB held in memory by one scan; beyond that, contents go to the store
 _EXACT_DIFF_LINES = 20_000
 
 Entry = tuple[int, bytes]
@@ -751,13 +752,31 @@ class DulwichWorkspace:
         self._index_cache = _GitIndex.load(path)
         return self._index_cache
 
-    def _write_index(self, repo: Repo, updates: dict[bytes, tuple[int, bytes, os.stat_result | None] | None]) -> None:
-        if not updates:
+    def _write_index(
+        self,
+        repo: Repo,
+        updates: dict[bytes, tuple[int, bytes, os.stat_result | None] | None],
+        before_commit: Callable[[], None] | None = None,
+    ) -> None:
+        """
+        Patch the index under its lock.
+
+        *before_commit* runs while the lock is held (like git, which moves the branch between taking
+        index.lock and renaming it into place); if it raises, the index is left alone.
+        """
+        if not updates and before_commit is None:
             return
         data, parsed = self._index(repo).patched(updates)
         path = repo.index_path()
-        with GitFile(path, "wb") as f:
+        f = GitFile(path, "wb")
+        try:
             f.write(data)
+            if before_commit is not None:
+                before_commit()
+        except BaseException:
+            f.abort()
+            raise
+        f.close()
         st = os.stat(path)
         self._index_cache = attrs.evolve(parsed, key=(st.st_mtime_ns, st.st_size, st.st_ino), mtime_ns=st.st_mtime_ns)
 
@@ -857,7 +876,7 @@ class DulwichWorkspace:
             with open(abs_path, "rb") as f:
                 data = f.read()
         blob = Blob.from_string(data)
-        if fresh is not None and len(data) <= _FRESH_LIMIT:
+        if fresh is not None and len(data) <= _FRESH_LIMIT and len(fresh) < _FRESH_FILES:
             fresh[blob.id] = data
             return blob.id  # not stored, so not cached either: the cache only names blobs in the store
         store = repo.object_store
@@ -966,8 +985,19 @@ class DulwichWorkspace:
             )
         text = message.render()
         commit = self._store_commit(repo, tree, [head] if head else [], text, author)
-        if not repo.refs.set_if_equals(_HEAD, head, commit.id, message=b"commit: " + message.subject.encode()):
-            raise WorkspaceError("HEAD moved while committing; nothing was committed. Try again.")
+
+        def move_head() -> None:
+            if not repo.refs.set_if_equals(_HEAD, head, commit.id, message=b"commit: " + message.subject.encode()):
+                raise WorkspaceError("HEAD moved while committing; nothing was committed. Try again.")
+
+        self._write_index(
+            repo,
+            {
+                path: None if after is None else (after[0], after[1], scan.stats.get(path))
+                for path, (_, after) in changes.items()
+            },
+            before_commit=move_head,
+        )
         old_flat = self._flat_cache.get(head_tree) if head_tree is not None else {}
         if old_flat is not None:  # keep the new HEAD's flat map warm for the next turn's index tree
             new_flat = dict(old_flat)
@@ -977,13 +1007,6 @@ class DulwichWorkspace:
                 else:
                     new_flat[path] = after
             self._remember(tree, new_flat)
-        self._write_index(
-            repo,
-            {
-                path: None if after is None else (after[0], after[1], scan.stats.get(path))
-                for path, (_, after) in changes.items()
-            },
-        )
         logger.info("committed %d path(s) as %s", len(changes), commit.id.decode()[:7])
         return CommitInfo(commit.id.decode(), text, author, datetime.fromtimestamp(commit.commit_time, tz=UTC))
 

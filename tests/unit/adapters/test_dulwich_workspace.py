@@ -413,8 +413,14 @@ class TestDulwichWorkspaceTurns:
         diff = await ws.changes_since(baseline)
         (repo / ".git" / "index.lock").write_bytes(b"")
 
+        head = git(repo, "rev-parse", "HEAD")
+
         with pytest.raises(WorkspaceError, match=r"index\.lock"):
             await ws.commit_turn(baseline, fingerprint=diff.fingerprint, message=MESSAGE)
+
+        assert git(repo, "rev-parse", "HEAD") == head
+        (repo / ".git" / "index.lock").unlink()
+        assert porcelain(repo) == {("??", "a.txt")}
 
     async def test_unsupported_index_format_is_a_clear_error(self, repo: Path, ws: DulwichWorkspace) -> None:
         """An index in format version 4 is refused with the command that converts it."""
