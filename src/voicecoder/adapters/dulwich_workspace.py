@@ -96,6 +96,8 @@ Flat = dict[bytes, Entry]
 """A tree as a map from slash-separated byte path to entry."""
 Change = tuple[Entry | None, Entry | None]
 """(before, after) of one path; None means absent."""
+IndexUpdates = dict[bytes, tuple[int, bytes, os.stat_result | None] | None]
+"""Index entries to set (mode, hex sha, stat or None for "unknown") or to remove (None)."""
 
 
 @attrs.frozen
@@ -214,7 +216,7 @@ class _GitIndex:
             key, mtime_ns, version, stat_map, raw, extensions, frozenset(conflicted), frozenset(skip), flat, dirs
         )
 
-    def patched(self, updates: dict[bytes, tuple[int, bytes, os.stat_result | None] | None]) -> tuple[bytes, _GitIndex]:
+    def patched(self, updates: IndexUpdates) -> tuple[bytes, _GitIndex]:
         """
         The index file with stage-0 entries set to (mode, hex sha, stat) or removed (None), and its parsed form.
 
@@ -755,24 +757,24 @@ class DulwichWorkspace:
     def _write_index(
         self,
         repo: Repo,
-        updates: dict[bytes, tuple[int, bytes, os.stat_result | None] | None],
+        updates: IndexUpdates | Callable[[], IndexUpdates],
         before_commit: Callable[[], None] | None = None,
     ) -> None:
         """
         Patch the index under its lock.
 
         *before_commit* runs while the lock is held (like git, which moves the branch between taking
-        index.lock and renaming it into place); if it raises, the index is left alone.
+        index.lock and renaming it into place); if it raises, the index is left alone. *updates* may be a
+        function, called after *before_commit*.
         """
-        if not updates and before_commit is None:
-            return
-        data, parsed = self._index(repo).patched(updates)
         path = repo.index_path()
         f = GitFile(path, "wb")
         try:
-            f.write(data)
             if before_commit is not None:
                 before_commit()
+            changes = updates() if callable(updates) else updates
+            data, parsed = self._index(repo).patched(changes)
+            f.write(data)
         except BaseException:
             f.abort()
             raise
@@ -1019,7 +1021,9 @@ class DulwichWorkspace:
         self._materialize(repo, targets, scan)
         index_tree = self._commit_tree(repo, checkpoint.parents[-1]) if checkpoint.parents else None
         index_before = self._flatten(repo, index_tree) if index_tree is not None else {}
-        self._reset_index_entries(repo, {path: index_before.get(path) for path in changes}, targets)
+        updates = self._index_updates(repo, {path: index_before.get(path) for path in changes}, targets)
+        if updates:
+            self._write_index(repo, updates)
         logger.info("restored %d path(s) to checkpoint %s", len(changes), baseline.snapshot[:7])
 
     def _materialize(self, repo: Repo, targets: dict[bytes, Entry | None], scan: _Scan) -> None:
@@ -1075,12 +1079,12 @@ class DulwichWorkspace:
                 os.replace(tmp, full)
             self._stat_cache.pop(path, None)
 
-    def _reset_index_entries(
+    def _index_updates(
         self, repo: Repo, targets: dict[bytes, Entry | None], worktree: dict[bytes, Entry | None]
-    ) -> None:
-        """Set the index entries of *targets*; stat data only where the file on disk holds that content."""
+    ) -> IndexUpdates:
+        """Index entries for *targets*; stat data only where the file on disk holds that content."""
         index = self._index(repo)
-        updates: dict[bytes, tuple[int, bytes, os.stat_result | None] | None] = {}
+        updates: IndexUpdates = {}
         for path, entry in targets.items():
             if entry is None:
                 if path in index.stat:
@@ -1090,7 +1094,7 @@ class DulwichWorkspace:
             if worktree.get(path) == entry:
                 st = os.lstat(self._root + b"/" + path)
             updates[path] = (entry[0], entry[1], st)
-        self._write_index(repo, updates)
+        return updates
 
     def _status(self, repo: Repo) -> WorkspaceStatus:
         head = self._head(repo)
@@ -1168,10 +1172,13 @@ class DulwichWorkspace:
         tree = self._root_tree(repo, self._commit_tree(repo, head), {path: before.get(path) for path in paths})
         text = message.render()
         commit = self._store_commit(repo, tree, [head] if head else [], text, author)
-        if not repo.refs.set_if_equals(_HEAD, head, commit.id, message=b"revert: " + message.subject.encode()):
-            raise WorkspaceError("HEAD moved while reverting; nothing was changed. Try again.")
         targets = {path: before.get(path) for path in paths}
-        self._materialize(repo, targets, scan)
-        self._reset_index_entries(repo, targets, targets)
+
+        def move_head_and_files() -> None:
+            if not repo.refs.set_if_equals(_HEAD, head, commit.id, message=b"revert: " + message.subject.encode()):
+                raise WorkspaceError("HEAD moved while reverting; nothing was changed. Try again.")
+            self._materialize(repo, targets, scan)
+
+        self._write_index(repo, lambda: self._index_updates(repo, targets, targets), before_commit=move_head_and_files)
         logger.info("reverted %s as %s", sha[:7], commit.id.decode()[:7])
         return CommitInfo(commit.id.decode(), text, author, datetime.fromtimestamp(commit.commit_time, tz=UTC))

@@ -452,6 +452,17 @@ class TestDulwichWorkspaceTurns:
         assert (repo / "src" / "app.py").read_bytes() == b"v3 not committed\n"
         assert git(repo, "rev-parse", "HEAD").strip() == sha
 
+    async def test_revert_with_a_locked_index_changes_nothing(self, repo: Path, ws: DulwichWorkspace) -> None:
+        """If index.lock is taken, revert fails before moving HEAD or touching files."""
+        sha = await approve(ws, "t1", {"src/app.py": b"v2\n"}, repo)
+        (repo / ".git" / "index.lock").write_bytes(b"")
+
+        with pytest.raises(WorkspaceError, match=r"index\.lock"):
+            await ws.revert_commit(sha, message=CommitMessage("Revert"))
+
+        assert git(repo, "rev-parse", "HEAD").strip() == sha
+        assert (repo / "src" / "app.py").read_bytes() == b"v2\n"
+
     async def test_diagnose_reports_repository_branch_and_cleanliness(self, repo: Path, ws: DulwichWorkspace) -> None:
         """Diagnose lists the repository, the branch and whether the tree is clean."""
         write(repo, "loose.txt", b"x\n")
