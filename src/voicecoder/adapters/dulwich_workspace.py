@@ -1018,12 +1018,13 @@ class DulwichWorkspace:
         if not changes:
             return
         targets = {path: before_entry for path, (before_entry, _) in changes.items()}
-        self._materialize(repo, targets, scan)
         index_tree = self._commit_tree(repo, checkpoint.parents[-1]) if checkpoint.parents else None
         index_before = self._flatten(repo, index_tree) if index_tree is not None else {}
-        updates = self._index_updates(repo, {path: index_before.get(path) for path in changes}, targets)
-        if updates:
-            self._write_index(repo, updates)
+        self._write_index(
+            repo,
+            lambda: self._index_updates(repo, {path: index_before.get(path) for path in changes}, targets),
+            before_commit=lambda: self._materialize(repo, targets, scan),
+        )
         logger.info("restored %d path(s) to checkpoint %s", len(changes), baseline.snapshot[:7])
 
     def _materialize(self, repo: Repo, targets: dict[bytes, Entry | None], scan: _Scan) -> None:

@@ -463,6 +463,17 @@ class TestDulwichWorkspaceTurns:
         assert git(repo, "rev-parse", "HEAD").strip() == sha
         assert (repo / "src" / "app.py").read_bytes() == b"v2\n"
 
+    async def test_reject_with_a_locked_index_changes_nothing(self, repo: Path, ws: DulwichWorkspace) -> None:
+        """If index.lock is taken, reject fails before touching any file, like git would."""
+        baseline = await ws.begin_turn(TurnId("t1"))
+        write(repo, "src/app.py", b"agent\n")
+        (repo / ".git" / "index.lock").write_bytes(b"")
+
+        with pytest.raises(WorkspaceError, match=r"index\.lock"):
+            await ws.restore_turn(baseline)
+
+        assert (repo / "src" / "app.py").read_bytes() == b"agent\n"
+
     async def test_diagnose_reports_repository_branch_and_cleanliness(self, repo: Path, ws: DulwichWorkspace) -> None:
         """Diagnose lists the repository, the branch and whether the tree is clean."""
         write(repo, "loose.txt", b"x\n")
