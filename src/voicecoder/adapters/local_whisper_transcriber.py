@@ -66,7 +66,7 @@ _CHUNK = 1 << 20
 _RATE = 16_000
 #: Whisper decodes 30 s windows; VAD runs on slices of this many seconds to bound its memory.
 _PIECE_S = 30
-_VAD_SLICE_S = 60
+_VAD_SLICE_S = 30
 #: Whisper's prompt window is 224 tokens; keep the vocabulary prompt well inside it.
 _MAX_PROMPT_CHARS = 600
 
@@ -191,27 +191,104 @@ def resolve_model_dir(model: str, cache_dir: Path | None = None) -> WhisperWeigh
     return WhisperWeights(None, model, verified=False)
 
 
-def _speech_pieces(samples: Any) -> list[Any]:
+def _decode(data: bytes) -> Any:
     """
-    The speech in *samples* (16 kHz mono float32), as pieces of at most 30 s for separate decoding.
+    16 kHz mono float32 samples of *data*, decoded by PyAV's bundled FFmpeg (no ffmpeg binary).
+
+    Like ``faster_whisper.decode_audio`` (frames FFmpeg reports as invalid are skipped), but without its
+    growing byte buffer and temporary float copy: about half the peak memory for long notes.
+
+    Raises:
+        UnsupportedAudioError: The container or its audio stream cannot be decoded.
+    """
+    import av  # noqa: PLC0415 - comes with faster-whisper
+    import numpy as np  # noqa: PLC0415
+
+    chunks: list[Any] = []
+    try:
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=_RATE)
+        with av.open(io.BytesIO(data), mode="r", metadata_errors="ignore") as container:
+            if not container.streams.audio:
+                raise UnsupportedAudioError("no audio stream")
+            frames = container.decode(container.streams.audio[0])
+            while True:
+                try:
+                    frame = next(frames)
+                except StopIteration:
+                    break
+                except av.error.InvalidDataError:
+                    continue
+                frame.pts = None  # resample by content, not timestamps
+                chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(frame))
+            chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
+    except (av.error.FFmpegError, EOFError, ValueError) as exc:
+        raise UnsupportedAudioError("the audio cannot be decoded") from exc
+    # One float32 array filled chunk by chunk: the int16 chunks plus the result is the whole peak.
+    samples = np.empty(sum(len(chunk) for chunk in chunks), dtype=np.float32)
+    position = 0
+    for chunk in chunks:
+        samples[position : position + len(chunk)] = chunk
+        position += len(chunk)
+    chunks.clear()
+    samples /= 32768.0
+    return samples
+
+
+def _slice_ends(samples: Any) -> list[int]:
+    """
+    Where to cut *samples* for VAD: about every 30 s, at the quietest 20 ms of the last 2 s before each mark.
+
+    Cutting in a pause keeps words whole when a cut later becomes a window boundary.
+    """
+    import numpy as np  # noqa: PLC0415
+
+    frame = _RATE // 50
+    search = 2 * _RATE
+    ends: list[int] = []
+    start = 0
+    while len(samples) - start > _VAD_SLICE_S * _RATE:
+        mark = start + _VAD_SLICE_S * _RATE
+        region = samples[mark - search : mark]
+        energy = np.square(region[: len(region) // frame * frame].reshape(-1, frame)).mean(axis=1)
+        cut = mark - search + int(np.argmin(energy)) * frame + frame // 2
+        ends.append(cut)
+        start = cut
+    ends.append(len(samples))
+    return ends
+
+
+def _speech_windows(samples: Any) -> list[list[tuple[int, int]]]:
+    """
+    The speech in *samples* (16 kHz mono float32) as groups of sample spans, each group at most 30 s long.
 
     faster-whisper's own ``vad_filter`` runs Silero VAD over the whole recording in one batch and computes
     the log-mel features of all of it at once: for a 600 s note that costs about 235 MB and 500 MB of extra
-    peak memory. Here VAD runs on 60 s slices and Whisper sees one ≤ 30 s window at a time (its window
+    peak memory. Here VAD runs on 30 s slices cut in pauses and Whisper is given one ≤ 30 s window at a time (its window
     length anyway; ``condition_on_previous_text=False`` carries nothing across windows), so memory stays
-    flat whatever the length. Notes under 30 s are decoded exactly as with ``vad_filter=True``.
+    flat whatever the length. Notes under 30 s are decoded as with ``vad_filter=True``.
     """
-    from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps  # noqa: PLC0415
+    from faster_whisper.vad import VadOptions, get_speech_timestamps  # noqa: PLC0415
 
     options = VadOptions(max_speech_duration_s=_PIECE_S)
-    speech: list[dict[str, int]] = []
-    for offset in range(0, len(samples), _VAD_SLICE_S * _RATE):
-        found = get_speech_timestamps(samples[offset : offset + _VAD_SLICE_S * _RATE], options)
-        speech.extend({"start": chunk["start"] + offset, "end": chunk["end"] + offset} for chunk in found)
-    if not speech:
-        return []
-    pieces, _ = collect_chunks(samples, speech, sampling_rate=_RATE, max_duration=_PIECE_S)
-    return [piece for piece in pieces if len(piece)]
+    window_len = _PIECE_S * _RATE
+    windows: list[list[tuple[int, int]]] = []
+    current: list[tuple[int, int]] = []
+    length = 0
+    offset = 0
+    for end in _slice_ends(samples):
+        found = get_speech_timestamps(samples[offset:end], options)
+        base, offset = offset, end
+        for chunk in found:
+            span = (int(chunk["start"]) + base, int(chunk["end"]) + base)
+            size = span[1] - span[0]
+            if current and length + size > window_len:
+                windows.append(current)
+                current, length = [], 0
+            current.append(span)
+            length += size
+    if current:
+        windows.append(current)
+    return windows
 
 
 def _keyterm_prompt(keyterms: Sequence[str]) -> str | None:
@@ -296,16 +373,12 @@ class LocalWhisperTranscriber:
             engine = self.load()
         except ConfigurationError as exc:
             raise ProviderUnavailableError(PROVIDER, str(exc)) from exc
-        import av  # noqa: PLC0415 - comes with faster-whisper
-        from faster_whisper import decode_audio  # noqa: PLC0415
+        import numpy as np  # noqa: PLC0415 - comes with faster-whisper
 
         self.engine_calls += 1
-        try:
-            samples = decode_audio(io.BytesIO(data), sampling_rate=_RATE)
-        except (av.error.FFmpegError, EOFError, IndexError, ValueError) as exc:
-            raise UnsupportedAudioError("the audio cannot be decoded") from exc
-        pieces = _speech_pieces(samples)
-        if not pieces:
+        samples = _decode(data)
+        windows = _speech_windows(samples)
+        if not windows:
             raise NoSpeechError
         language = (hints.language if hints else None) or self.language
         prompt = _keyterm_prompt(hints.keyterms) if hints and hints.keyterms else None
@@ -316,12 +389,13 @@ class LocalWhisperTranscriber:
             options["hotwords"] = prompt
         texts: list[str] = []
         logprobs: list[float] = []
-        for piece in pieces:
+        for window in windows:
+            piece = np.concatenate([samples[start:end] for start, end in window])
             segments, info = engine.transcribe(
                 piece,
                 language=language,
                 beam_size=self.beam_size,
-                vad_filter=False,  # already applied, in bounded memory, by _speech_pieces
+                vad_filter=False,  # already applied, in bounded memory, by _speech_windows
                 condition_on_previous_text=False,
                 **options,
             )
