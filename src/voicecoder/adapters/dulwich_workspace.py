@@ -954,10 +954,18 @@ class DulwichWorkspace:
             blob = store[ObjectID(sha)]
             return blob.as_raw_string() if isinstance(blob, Blob) else b""
 
+        # Show what Approve will commit: a turn's path against HEAD, so edits the user made to it before the turn
+        # (which the commit includes) are in the diff the user approves. Where HEAD already equals the result
+        # (e.g. the agent deleted a never-committed file) nothing is committed, and the turn's own change is
+        # shown instead: Reject can still undo it.
+        head_tree = self._commit_tree(repo, self._head(repo))
+        head_flat = self._flatten(repo, head_tree) if head_tree is not None else {}
         parts: list[bytes] = []
         files: list[FileChange] = []
         for path in sorted(changes):
-            before, after = changes[path]
+            before_turn, after = changes[path]
+            in_head = head_flat.get(path)
+            before = in_head if in_head != after else before_turn
             text, change = _file_diff(path, before, after, read)
             parts.append(text)
             files.append(change)

@@ -195,7 +195,9 @@ class FakeWorkspace:
         parts: list[str] = []
         stats: list[FileChange] = []
         for path, new in changes:
-            old = before.get(path)
+            # Like git: the diff shows what Approve commits (the path against HEAD), unless HEAD already equals
+            # the result, in which case the turn's own change is shown (Reject can still undo it).
+            old = self.head.get(path) if self.head.get(path) != new else before.get(path)
             text, added, removed, binary = _unified(path, old, new)
             parts.append(text)
             if old is None:

@@ -210,6 +210,29 @@ class WorkspaceContract:
 
         assert diff.paths == ("src/app.py",)
 
+    async def test_diff_shows_what_approve_commits(
+        self, workspace: Workspace, tree: WorkspaceTree, seeded: CommitInfo
+    ) -> None:
+        """
+        The diff of a path is what Approve will commit for it.
+
+        A path the developer edited before the turn and the agent edited again is committed whole, so its diff
+        is against HEAD and the developer's earlier edit is visible in what they approve.
+        """
+        tree.write("src/util.py", b"X = 1\nY = 'mine'\n")
+        baseline = await workspace.begin_turn(TurnId("t1"))
+        tree.write("src/util.py", b"X = 1\nY = 'mine'\nZ = 'agent'\n")
+        diff = await workspace.changes_since(baseline)
+
+        await workspace.commit_turn(baseline, fingerprint=diff.fingerprint, message=MESSAGE)
+
+        (change,) = diff.files
+        assert (change.additions, change.deletions) == (2, 0)
+        assert "+Y = 'mine'" in diff.unified
+        assert "+Z = 'agent'" in diff.unified
+        status = await workspace.status()
+        assert "src/util.py" not in status.unstaged
+
     async def test_binary_files_are_marked(self, workspace: Workspace, tree: WorkspaceTree, seeded: CommitInfo) -> None:
         """A file with NUL bytes is a binary change without line counts."""
         baseline = await workspace.begin_turn(TurnId("t1"))
