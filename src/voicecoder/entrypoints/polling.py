@@ -11,9 +11,9 @@ unless it is told to delete it; pending updates are kept unless ``drop_pending``
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-import signal
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +24,7 @@ from voicecoder.adapters.sqlite_inbox import InboxItem, NewUpdate, SqliteInbox
 from voicecoder.adapters.telegram_bot_api import TelegramApiError, TelegramBotApi
 from voicecoder.adapters.update_dispatcher import UpdateDispatcher
 from voicecoder.domain.errors import ConfigurationError, DeliveryError, MalformedUpdateError
+from voicecoder.entrypoints.signals import stop_on_signal
 from voicecoder.entrypoints.webhook import DEFAULT_RETENTION_S, PROCESSED_TYPES, LaneOf, housekeeping, route_update
 
 log = logging.getLogger(__name__)
@@ -177,7 +178,7 @@ async def run_polling(
     async with anyio.create_task_group() as tg:
         await tg.start(dispatcher.run)
         if handle_signals:
-            tg.start_soon(_stop_on_signal, stop)
+            tg.start_soon(functools.partial(stop_on_signal, stop, label="polling"))
         if retention_s is not None:
             tg.start_soon(housekeeping, inbox, retention_s, housekeeping_every_s)
         poll_scope = anyio.CancelScope()
@@ -195,14 +196,6 @@ async def run_polling(
 async def _poll_until(poller: UpdatePoller, scope: anyio.CancelScope) -> None:
     with scope:
         await poller.run()
-
-
-async def _stop_on_signal(stop: anyio.Event) -> None:
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async for signum in signals:
-            log.info("polling: received %s", signal.Signals(signum).name)
-            stop.set()
-            return
 
 
 __all__ = [

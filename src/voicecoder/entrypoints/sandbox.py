@@ -10,12 +10,12 @@ approve/reject flow works offline.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import os
 import secrets
 import shutil
-import signal
 from pathlib import Path
 
 import anyio
@@ -29,6 +29,7 @@ from voicecoder.bootstrap import Container, build_container, open_runtime
 from voicecoder.config import Config
 from voicecoder.entrypoints.sandbox_web import create_sandbox_web_app
 from voicecoder.entrypoints.server import serve
+from voicecoder.entrypoints.signals import stop_on_signal
 from voicecoder.testing.fake_anthropic import FakeAnthropicApi
 from voicecoder.testing.fake_bot_api import FakeBotApi
 from voicecoder.testing.fakes import FakeTranscriber
@@ -135,7 +136,7 @@ async def run_sandbox(
                 log.info("sandbox ready at %s (agent: %s; speech: %s)", info.url, agent, speech)
                 task_status.started(info)
                 if handle_signals:
-                    tg.start_soon(_stop_on_signal, stop)
+                    tg.start_soon(functools.partial(stop_on_signal, stop, label="sandbox"))
                 await stop.wait()
             finally:
                 with anyio.CancelScope(shield=True):
@@ -147,10 +148,3 @@ async def _serve(
     container: Container, stop: anyio.Event, *, task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED
 ) -> None:
     await serve(container, stop=stop, handle_signals=False, task_status=task_status)
-
-
-async def _stop_on_signal(stop: anyio.Event) -> None:
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async for _ in signals:
-            stop.set()
-            return

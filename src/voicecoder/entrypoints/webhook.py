@@ -16,13 +16,13 @@ and shuts both down gracefully on SIGTERM/SIGINT.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 import json
 import logging
 import re
 import secrets
-import signal
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -35,6 +35,7 @@ from aiohttp import web
 from voicecoder.adapters.sqlite_inbox import InboxItem, SqliteInbox
 from voicecoder.adapters.update_dispatcher import UpdateDispatcher, lane_key
 from voicecoder.domain.errors import ConfigurationError, MalformedUpdateError, StateStoreError
+from voicecoder.entrypoints.signals import stop_on_signal
 
 log = logging.getLogger(__name__)
 
@@ -341,7 +342,7 @@ async def serve_webhook(
     async with anyio.create_task_group() as tg:
         await tg.start(dispatcher.run)
         if handle_signals:
-            tg.start_soon(_stop_on_signal, stop)
+            tg.start_soon(functools.partial(stop_on_signal, stop, label="webhook"))
         if retention_s is not None:
             tg.start_soon(housekeeping, inbox, retention_s, housekeeping_every_s)
         runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=shutdown_timeout_s)
@@ -372,14 +373,6 @@ async def housekeeping(inbox: SqliteInbox, retention_s: float, every_s: float) -
             if purged:
                 log.info("inbox housekeeping: purged %d finished update(s)", purged)
         await anyio.sleep(every_s)
-
-
-async def _stop_on_signal(stop: anyio.Event) -> None:
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async for signum in signals:
-            log.info("webhook: received %s", signal.Signals(signum).name)
-            stop.set()
-            return
 
 
 __all__ = [
