@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import io
 from pathlib import Path
 
 import anyio
@@ -269,3 +270,37 @@ class TestDecodeAndSpeechWindows:
         for end in ends[:-1]:
             around = note[end - 160 : end + 160]
             assert float(np.sqrt(np.mean(np.square(around)))) < 0.05 * loudness
+
+
+@needs_base
+@pytest.mark.slow
+class TestOtherContainers:
+    @pytest.mark.parametrize(
+        ("container", "codec", "sample_format"),
+        [("wav", "pcm_s16le", "s16"), ("mp3", "libmp3lame", "fltp"), ("ipod", "aac", "fltp")],
+    )
+    async def test_transcoded_clip(
+        self, whisper: LocalWhisperTranscriber, container: str, codec: str, sample_format: str
+    ) -> None:
+        """The run-tests clip re-encoded as WAV, MP3 and M4A passes intake and transcribes."""
+        import av  # noqa: PLC0415 - comes with faster-whisper
+        import numpy as np  # noqa: PLC0415
+
+        samples = _decode((VOICE / "03_run_tests.ogg").read_bytes())
+        if sample_format == "s16":
+            samples = (samples * 32767).astype(np.int16)
+        buffer = io.BytesIO()
+        with av.open(buffer, "w", format=container) as out:
+            stream = out.add_stream(codec, rate=16_000)
+            assert isinstance(stream, av.audio.stream.AudioStream)
+            stream.layout = "mono"
+            frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format=sample_format, layout="mono")
+            frame.sample_rate = 16_000
+            for packet in stream.encode(frame):
+                out.mux(packet)
+            for packet in stream.encode(None):
+                out.mux(packet)
+
+        result = await whisper.transcribe(Audio(buffer.getvalue()), TranscriptionHints(language="en"))
+
+        assert wer("run the tests and fix any failures", result.text) <= 0.3, result.text
