@@ -9,7 +9,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     WORKSPACE_DIR=/work/workspace DATA_DIR=/work/data \
     LISTEN_HOST=0.0.0.0 LISTEN_PORT=8080 LOG_FORMAT=json \
     HF_HUB_OFFLINE=1 DISABLE_TELEMETRY=1 DISABLE_ERROR_REPORTING=1 \
-    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1
+    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 \
+    MALLOC_ARENA_MAX=2
 
 RUN apt-get update && apt-get install -y --no-install-recommends nodejs npm git ca-certificates tini \
     && rm -rf /var/lib/apt/lists/*
