@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import stat
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import anyio
 import pytest
 
@@ -88,3 +91,48 @@ class TestWebhookCommands:
         assert code == 2
         assert "LISTEN_PORT" in out
         assert "Traceback" not in out
+
+
+class TestSandboxCommand:
+    async def test_starts_from_inside_a_git_checkout(self, tmp_path: Path) -> None:
+        """
+        README command 1 runs in the voicecoder checkout: the sandbox workspace must not nest in that repository.
+        """
+        checkout = tmp_path / "checkout"
+        checkout.mkdir()
+        await anyio.run_process(["git", "init", "-q", str(checkout)])
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
+        process = await anyio.open_process(
+            [sys.executable, "-m", "voicecoder.entrypoints.cli", "sandbox", "--port", str(port)],
+            env=env,
+            cwd=checkout,
+        )
+        try:
+            async with aiohttp.ClientSession(headers={"X-Voicecoder-Sandbox": "1"}) as http:
+                with anyio.fail_after(60):
+                    while True:
+                        try:
+                            async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+                                if response.status == 200:
+                                    break
+                        except aiohttp.ClientError:
+                            await anyio.sleep(0.2)
+                await http.post(f"http://127.0.0.1:{port}/api/send", json={"text": "/start"})
+                with anyio.fail_after(30):
+                    while True:
+                        async with http.get(f"http://127.0.0.1:{port}/api/conversation") as response:
+                            messages = (await response.json())["messages"]
+                        if any("Welcome" in m["html"] for m in messages):
+                            break
+                        await anyio.sleep(0.2)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            with anyio.fail_after(30):
+                await process.wait()
+            await process.aclose()
+
+        assert (tmp_path / "home" / ".local" / "share" / "voicecoder" / "sandbox" / "workspace" / ".git").is_dir()
+        assert process.returncode == 0

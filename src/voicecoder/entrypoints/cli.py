@@ -11,6 +11,7 @@ import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import anyio
 import attrs
@@ -24,6 +25,7 @@ from voicecoder.entrypoints import webhook_admin
 from voicecoder.entrypoints.logs import configure_logging
 
 log = logging.getLogger("voicecoder")
+_E = TypeVar("_E", bound=BaseException)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,7 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8765)
     sandbox.add_argument(
-        "--dir", type=Path, default=Path("sandbox-data"), help="workspace and data (default: ./sandbox-data)"
+        "--dir",
+        type=Path,
+        default=default_sandbox_dir(),
+        help="workspace and data, outside any git repository (default: $XDG_DATA_HOME/voicecoder/sandbox)",
     )
     sandbox.add_argument(
         "--demo-agent", action="store_true", help="run the real CLI against the local fake Anthropic API (offline)"
@@ -53,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
 
     webhook_admin.register(sub)
     return parser
+
+
+def default_sandbox_dir() -> Path:
+    """Outside the checkout: the sandbox workspace is a git repository of its own and must not nest in ours."""
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "voicecoder" / "sandbox"
 
 
 def stable_webhook_identity(config: Config, env: dict[str, str]) -> Config:
@@ -132,18 +143,21 @@ async def _webhook(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def _first_leaf(group: BaseExceptionGroup[OSError]) -> OSError:
+def _first_leaf(group: BaseExceptionGroup[_E]) -> _E:
     first = group.exceptions[0]
     return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 async def _sandbox(args: argparse.Namespace) -> int:
-    failure: OSError | None = None
+    problem = ""
     try:
         return await _run_sandbox(args)
     except* OSError as group:
-        failure = _first_leaf(group)
-    _print(f"❌ Could not start the sandbox on {args.host}:{args.port}: {failure.strerror}. Try --port <another>.")
+        error = _first_leaf(group)
+        problem = f"Could not start the sandbox on {args.host}:{args.port}: {error.strerror}. Try --port <another>."
+    except* VoicecoderError as group:
+        problem = str(_first_leaf(group))
+    _print(f"❌ {problem}")
     return 1
 
 
