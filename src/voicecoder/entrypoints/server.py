@@ -109,28 +109,31 @@ async def serve(
     """Run until SIGTERM/SIGINT (or *stop*); the container's runtime must be open."""
     config = container.settings()
     wire_update_metrics(container.dispatch_stats(), container.metrics())
-    await announce_commands(container)
-    if polling or config.transport == "polling":
-        await run_polling(
-            container.bot_api(),
-            inbox=container.inbox(),
-            dispatcher=container.dispatcher(),
-            lane_of=lane_of,
-            delete_webhook=delete_webhook,
-            drop_pending=drop_pending,
-            stop=stop,
-            handle_signals=handle_signals,
-        )
-        return
-    await serve_webhook(
-        webhook_settings(container),
-        inbox=container.inbox(),
-        dispatcher=container.dispatcher(),
-        lane_of=lane_of,
-        host=config.listen_host,
-        port=config.listen_port,
-        stop=stop,
-        handle_signals=handle_signals,
-        configure_app=metrics_route(container.metrics(), container.inbox()),
-        task_status=task_status,
-    )
+    async with anyio.create_task_group() as tg:
+        # The command menu is cosmetic: never let an unreachable Telegram delay taking updates.
+        tg.start_soon(announce_commands, container)
+        if polling or config.transport == "polling":
+            await run_polling(
+                container.bot_api(),
+                inbox=container.inbox(),
+                dispatcher=container.dispatcher(),
+                lane_of=lane_of,
+                delete_webhook=delete_webhook,
+                drop_pending=drop_pending,
+                stop=stop,
+                handle_signals=handle_signals,
+            )
+        else:
+            await serve_webhook(
+                webhook_settings(container),
+                inbox=container.inbox(),
+                dispatcher=container.dispatcher(),
+                lane_of=lane_of,
+                host=config.listen_host,
+                port=config.listen_port,
+                stop=stop,
+                handle_signals=handle_signals,
+                configure_app=metrics_route(container.metrics(), container.inbox()),
+                task_status=task_status,
+            )
+        tg.cancel_scope.cancel()
