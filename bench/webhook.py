@@ -14,7 +14,17 @@ Three processes on 127.0.0.1, pinned with ``taskset`` when it is available:
 Phases: warm-up, measured load, drain (until processed == sent), then a low-load phase sending one update
 at a time to measure update → first reply. Bounded in count and time; loopback only.
 
-Run: ``.venv/bin/python bench/webhook.py [--duration 10] [--warmup 2] [--connections 40] [--chats 50]``.
+``--compare-aiogram`` (on by default) runs the same load, in the same invocation, against a minimal aiogram 3
+webhook bot (``bench/aiogram_reference_bot.py``: ``SimpleRequestHandler`` with its default background
+handling, ``/help`` answered with ``message.answer`` to the same fake Bot API, pinned to the same core) and
+prints one table with both rows and the voicecoder/aiogram acks/s ratio against the ≥ 3× target
+(TARGETS.md: absolute figures drift between runs, so both sides of a ratio are measured in one run).
+aiogram is not a project dependency: it is installed into a throwaway virtualenv (``.tools/`` by default,
+gitignored) with the standard ``venv`` and ``pip``; when that fails the comparison is skipped with the reason.
+``--rounds N`` alternates the two stacks N times and reports medians.
+
+Run: ``.venv/bin/python bench/webhook.py [--duration 10] [--warmup 2] [--connections 40] [--chats 50]
+[--no-compare-aiogram] [--rounds 1]``.
 """
 
 from __future__ import annotations
@@ -40,6 +50,10 @@ PATH = "/tg-bench-hook"
 USER_BASE = 100_000
 HERE = Path(__file__).resolve()
 SRC = HERE.parent.parent / "src"
+AIOGRAM_BOT = HERE.parent / "aiogram_reference_bot.py"
+AIOGRAM_VERSION = "3.31.0"  # the version of the reference figure in TARGETS.md
+AIOGRAM_VENV = HERE.parent.parent / ".tools" / "bench-aiogram-venv"
+TARGET_RATIO = 3.0
 
 
 # --------------------------------------------------------------------------------------------- bot process
@@ -187,8 +201,11 @@ async def run_load(args: argparse.Namespace) -> None:
     reply_waiters: dict[int, asyncio.Future[float]] = {}
     fake: Any = None
     runner: web.AppRunner | None = None
+    token = ""
     if args.reply == "fake":
-        from voicecoder.testing.fake_bot_api import FakeBotApi, FakeUser  # noqa: PLC0415
+        from voicecoder.testing.fake_bot_api import DEFAULT_TOKEN, FakeBotApi, FakeUser  # noqa: PLC0415
+
+        token = DEFAULT_TOKEN
 
         fake = FakeBotApi()
         await fake.start()
@@ -213,7 +230,7 @@ async def run_load(args: argparse.Namespace) -> None:
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         bot_api = f"http://127.0.0.1:{runner.addresses[0][1]}/bot123:bench/sendMessage"
-    print(json.dumps({"bot_api": bot_api}), flush=True)
+    print(json.dumps({"bot_api": bot_api, "token": token}), flush=True)
     bot_url = (await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)).strip()
 
     ids = itertools.count(1)
@@ -351,8 +368,46 @@ def _pinned(core: int) -> list[str]:
     return []
 
 
-def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
+def _bot_command(
+    args: argparse.Namespace, stack: str, aiogram_python: str | None, bot_api: str, token: str, tmp: Path
+) -> list[str]:
+    port_file = tmp / "port"
+    if stack == "aiogram":
+        assert aiogram_python is not None
+        return [
+            *_pinned(1),
+            aiogram_python,
+            str(AIOGRAM_BOT),
+            *("--bot-api", bot_api, "--token", token, "--secret", SECRET, "--path", PATH),
+            *("--port-file", str(port_file)),
+        ]
+    return [
+        *_pinned(1),
+        sys.executable,
+        *(["-m", "cProfile", "-o", args.profile_bot] if args.profile_bot else []),
+        str(HERE),
+        "--role",
+        "bot",
+        "--inbox",
+        str(tmp / "inbox.sqlite3"),
+        "--port-file",
+        str(port_file),
+        "--concurrency",
+        str(args.concurrency),
+        "--reply",
+        args.reply,
+        "--chats",
+        str(args.chats),
+        "--bot-api",
+        bot_api,
+    ]
+
+
+def orchestrate(
+    args: argparse.Namespace, stack: str = "voicecoder", aiogram_python: str | None = None
+) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(SRC) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    bot_env = env if stack == "voicecoder" else {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     with tempfile.TemporaryDirectory(prefix="vc-bench-", dir=args.tmp_dir) as tmp:
         common = ["--duration", str(args.duration), "--warmup", str(args.warmup)]
         common += ["--connections", str(args.connections), "--chats", str(args.chats)]
@@ -369,36 +424,17 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         try:
             assert load.stdout is not None
             assert load.stdin is not None
-            bot_api = json.loads(load.stdout.readline())["bot_api"]
+            hello = json.loads(load.stdout.readline())
             port_file = Path(tmp) / "port"
             bot = subprocess.Popen(
-                [
-                    *_pinned(1),
-                    sys.executable,
-                    *(["-m", "cProfile", "-o", args.profile_bot] if args.profile_bot else []),
-                    str(HERE),
-                    "--role",
-                    "bot",
-                    "--inbox",
-                    str(Path(tmp) / "inbox.sqlite3"),
-                    "--port-file",
-                    str(port_file),
-                    "--concurrency",
-                    str(args.concurrency),
-                    "--reply",
-                    args.reply,
-                    "--chats",
-                    str(args.chats),
-                    "--bot-api",
-                    bot_api,
-                ],
-                env=env,
+                _bot_command(args, stack, aiogram_python, hello["bot_api"], hello["token"], Path(tmp)),
+                env=bot_env,
                 text=True,
             )
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + 30
             while not (port_file.exists() and port_file.read_text()):
                 if time.monotonic() > deadline or bot.poll() is not None:
-                    raise SystemExit("the bot did not start")
+                    raise SystemExit(f"the {stack} bot did not start")
                 time.sleep(0.02)
             load.stdin.write(f"http://127.0.0.1:{port_file.read_text()}\n")
             load.stdin.flush()
@@ -417,11 +453,14 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
                 load.kill()
                 load.wait()
         result["pinned"] = bool(_pinned(0))
+        result["stack"] = stack
         result["reply_path"] = {
             "fake": "/help via TelegramUpdateHandler → VoiceCoder → TelegramMessenger → fake Bot API (pacing off)",
             "sink": "one sendMessage POST per update to a minimal local sink",
             "none": "none (recorded no-op)",
         }[args.reply]
+        if stack == "aiogram":
+            result["reply_path"] = "/help via aiogram Router → message.answer → fake Bot API (background handling)"
         return result
 
 
@@ -449,6 +488,120 @@ def _report(result: dict[str, Any]) -> None:
     )
 
 
+# ---------------------------------------------------------------------------------- aiogram comparison
+
+
+def _probe_aiogram(python: Path, version: str) -> bool:
+    if not python.exists():
+        return False
+    try:
+        probe = subprocess.run(
+            [str(python), "-c", "import aiogram, aiohttp; print(aiogram.__version__)"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0 and probe.stdout.strip() == version
+
+
+def _pip_failure(exc: subprocess.CalledProcessError | subprocess.TimeoutExpired | OSError) -> str:
+    if isinstance(exc, subprocess.TimeoutExpired):
+        return f"timed out after {exc.timeout:.0f} s"
+    if isinstance(exc, OSError):
+        return str(exc)
+    lines = [ln for ln in (exc.stderr or "").splitlines() if ln.strip() and "is ignored" not in ln]
+    return lines[-1].strip() if lines else f"exit status {exc.returncode}"
+
+
+def ensure_aiogram(venv: Path, version: str, timeout: float) -> tuple[str | None, str]:
+    """
+    A python with aiogram *version* in the throwaway virtualenv *venv* (created on first use), or the reason not.
+
+    aiogram is not a project dependency: it lives only there. aiohttp is pinned to the project's own version
+    when aiogram accepts it, so both bots run on the same HTTP stack; otherwise aiogram's own range decides.
+    """
+    python = venv / "bin" / "python"
+    if _probe_aiogram(python, version):
+        return str(python), f"aiogram {version} (cached in {venv})"
+    print(f"setting up aiogram {version} in a throwaway virtualenv at {venv} ...", flush=True)
+    from importlib.metadata import version as installed_version  # noqa: PLC0415
+
+    pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--quiet", f"aiogram=={version}"]
+    started = time.monotonic()
+    try:
+        venv.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [sys.executable, "-m", "venv", "--clear", str(venv)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        try:
+            left = max(10.0, timeout - (time.monotonic() - started))
+            aiohttp_pin = f"aiohttp=={installed_version('aiohttp')}"
+            subprocess.run([*pip, aiohttp_pin], capture_output=True, text=True, timeout=left, check=True)
+        except subprocess.CalledProcessError:
+            left = max(10.0, timeout - (time.monotonic() - started))
+            subprocess.run([*pip, "aiohttp"], capture_output=True, text=True, timeout=left, check=True)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+        return None, f"could not install aiogram {version} into {venv}: {_pip_failure(exc)}"
+    if not _probe_aiogram(python, version):
+        return None, f"aiogram {version} did not import from {venv}"
+    return str(python), f"aiogram {version} (installed into {venv})"
+
+
+def _median(values: list[float]) -> float:
+    finite = [v for v in values if v == v]  # noqa: PLR0124 - drops NaN
+    return statistics.median(finite) if finite else float("nan")
+
+
+def _summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians over rounds for the rates and latencies, sums for the counts; the median round for the rest."""
+    by_rate = sorted(rounds, key=lambda r: r["acks_per_s"])
+    summary = dict(by_rate[len(by_rate) // 2])
+    for key in ("acks_per_s", "ack_p50_ms", "ack_p99_ms", "reply_p50_ms", "reply_p99_ms"):
+        summary[key] = _median([r[key] for r in rounds])
+    for key in ("sent_total", "processed_total", "failed", "non_200", "inversions"):
+        summary[key] = sum(r[key] for r in rounds)
+    summary["rounds"] = len(rounds)
+    summary["acks_per_s_rounds"] = [r["acks_per_s"] for r in rounds]
+    return summary
+
+
+def _comparison(ours: dict[str, Any], theirs: dict[str, Any], version: str) -> None:
+    rounds = ours["rounds"]
+    what = "median of " + str(rounds) + " alternating rounds" if rounds > 1 else "one round each"
+    print(
+        f"\nvoicecoder vs aiogram {version}, same load in this run ({what}; {ours['connections']} connections, "
+        f"{ours['chats']} chats, pinned={ours['pinned']}):"
+    )
+    header = f"  {'stack':<11} {'acks/s':>9} {'ack p50':>10} {'ack p99':>10} {'processed/sent':>17} {'inversions':>11}"
+    print(header)
+    print("  " + "-" * (len(header) - 2))
+    for name, r in (("voicecoder", ours), ("aiogram", theirs)):
+        processed = f"{r['processed_total']}/{r['sent_total']}"
+        print(
+            f"  {name:<11} {r['acks_per_s']:>9,.0f} {r['ack_p50_ms']:>7.2f} ms {r['ack_p99_ms']:>7.2f} ms "
+            f"{processed:>17} {r['inversions']:>11}"
+        )
+    ratio = ours["acks_per_s"] / theirs["acks_per_s"] if theirs["acks_per_s"] else float("inf")
+    verdict = "meets" if ratio >= TARGET_RATIO else "MISSES"
+    print(f"  ratio voicecoder/aiogram acks/s: {ratio:.2f}× (target ≥ {TARGET_RATIO:.0f}×: {verdict})")
+    print(
+        f"  update → first reply p50 (low load): voicecoder {ours['reply_p50_ms']:.2f} ms, "
+        f"aiogram {theirs['reply_p50_ms']:.2f} ms"
+    )
+    if rounds > 1:
+        per_round = ", ".join(
+            f"{a:,.0f}/{b:,.0f}" for a, b in zip(ours["acks_per_s_rounds"], theirs["acks_per_s_rounds"], strict=True)
+        )
+        print(f"  acks/s per round (voicecoder/aiogram): {per_round}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1] if __doc__ else None)
     parser.add_argument("--role", choices=["orchestrate", "bot", "load"], default="orchestrate")
@@ -471,6 +624,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port-file")
     parser.add_argument("--bot-api", default="")
     parser.add_argument("--profile-bot", default="", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--compare-aiogram",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run the same load against a minimal aiogram 3 webhook bot (throwaway virtualenv) and compare",
+    )
+    parser.add_argument("--aiogram-version", default=AIOGRAM_VERSION)
+    parser.add_argument("--aiogram-venv", type=Path, default=AIOGRAM_VENV, help="where the throwaway venv lives")
+    parser.add_argument("--aiogram-install-timeout", type=float, default=300.0)
+    parser.add_argument("--rounds", type=int, default=1, help="with --compare-aiogram: alternate the stacks N times")
     args = parser.parse_args(argv)
     if args.role == "bot":
         import anyio  # noqa: PLC0415
@@ -480,11 +643,32 @@ def main(argv: list[str] | None = None) -> int:
     if args.role == "load":
         asyncio.run(run_load(args))
         return 0
-    result = orchestrate(args)
+    aiogram_python: str | None = None
+    if args.compare_aiogram:
+        if args.reply != "fake":
+            print(f"aiogram comparison skipped: it needs --reply fake (the fake Bot API), not --reply {args.reply}")
+        else:
+            aiogram_python, note = ensure_aiogram(args.aiogram_venv, args.aiogram_version, args.aiogram_install_timeout)
+            print(("aiogram comparison: " if aiogram_python else "aiogram comparison skipped: ") + note, flush=True)
+    if aiogram_python is None:
+        result = orchestrate(args)
+        if args.json:
+            print(json.dumps(result, indent=2))
+        else:
+            _report(result)
+        return 0
+    runs: dict[str, list[dict[str, Any]]] = {"voicecoder": [], "aiogram": []}
+    for n in range(max(1, args.rounds)):
+        order = ("voicecoder", "aiogram") if n % 2 == 0 else ("aiogram", "voicecoder")
+        for stack in order:
+            runs[stack].append(orchestrate(args, stack, aiogram_python))
+    ours, theirs = _summary(runs["voicecoder"]), _summary(runs["aiogram"])
     if args.json:
-        print(json.dumps(result, indent=2))
+        ratio = ours["acks_per_s"] / theirs["acks_per_s"] if theirs["acks_per_s"] else None
+        print(json.dumps({**ours, "aiogram": theirs, "acks_ratio_vs_aiogram": ratio}, indent=2))
     else:
-        _report(result)
+        _report(ours)
+        _comparison(ours, theirs, args.aiogram_version)
     return 0
 
 
