@@ -267,6 +267,10 @@ async def run_load(args: argparse.Namespace) -> None:
         # Each chat belongs to one connection: a chat's updates go one at a time, as Telegram sends them.
         groups = [[c for c in range(args.chats) if c % args.connections == w] for w in range(args.connections)]
         groups = [g for g in groups if g]
+        # CPU is counted from here: start-up (imports, building the app) is not load.
+        async with http.get(bot_url + "/bench/stats") as response:
+            bot_cpu_before = float((await response.json())["cpu_s"])
+        load_cpu_before = time.process_time()
         start = time.perf_counter()
         stop_at = start + args.warmup + args.duration
 
@@ -279,9 +283,9 @@ async def run_load(args: argparse.Namespace) -> None:
         await asyncio.gather(flip(), *(worker(g) for g in groups))
         measured_s = stop_at - measure_started
 
-        load_cpu_s = time.process_time()
+        load_cpu_s = time.process_time() - load_cpu_before
         async with http.get(bot_url + "/bench/stats") as response:
-            bot_cpu_s = (await response.json())["cpu_s"]
+            bot_cpu_s = (await response.json())["cpu_s"] - bot_cpu_before
         # Drain: wait until the bot processed everything it acknowledged.
         drain_start = time.perf_counter()
         stats: dict[str, Any] = {}
@@ -595,6 +599,11 @@ def _comparison(ours: dict[str, Any], theirs: dict[str, Any], version: str) -> N
         f"  update → first reply p50 (low load): voicecoder {ours['reply_p50_ms']:.2f} ms, "
         f"aiogram {theirs['reply_p50_ms']:.2f} ms"
     )
+    busy = [
+        f"{name} {r['bot_cpu_s_at_end_of_load'] / r['wall_s']:.0%} / {r['load_cpu_s'] / r['wall_s']:.0%}"
+        for name, r in (("voicecoder", ours), ("aiogram", theirs))
+    ]
+    print(f"  CPU busy during load, bot / load generator + fake Bot API: {', '.join(busy)}")
     if rounds > 1:
         per_round = ", ".join(
             f"{a:,.0f}/{b:,.0f}" for a, b in zip(ours["acks_per_s_rounds"], theirs["acks_per_s_rounds"], strict=True)
