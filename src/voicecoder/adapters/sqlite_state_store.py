@@ -205,8 +205,14 @@ def _v2_history_index(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX audit_by_chat ON audit (chat_id, id)")
 
 
+def _v3_open_turn(db: sqlite3.Connection) -> None:
+    """The baseline of a turn cut off by a restart, so its edits still go through approval."""
+    db.execute("ALTER TABLE sessions ADD COLUMN open_turn_id TEXT")
+    db.execute("ALTER TABLE sessions ADD COLUMN open_turn_snapshot TEXT")
+
+
 #: Ordered; migration ``i`` takes a database from schema version ``i`` to ``i + 1``. Never edit a released one.
-MIGRATIONS: Final[tuple[Migration, ...]] = (_v1_initial, _v2_history_index)
+MIGRATIONS: Final[tuple[Migration, ...]] = (_v1_initial, _v2_history_index, _v3_open_turn)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 
@@ -251,8 +257,9 @@ _UPSERT_CHANGE: Final = _upsert_sql("changes", _CHANGE_COLUMNS, ("chat_id", "id"
 _SELECT_CHANGE: Final = f"SELECT {', '.join(_CHANGE_COLUMNS)} FROM changes"  # noqa: S608 - constant column names
 _UPSERT_SESSION: Final = """
     INSERT INTO sessions (chat_id, agent_session_id, turn_count, compaction_threshold, approved_count,
-                          rejected_count, pending_change_id, started_at, last_activity)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                          rejected_count, pending_change_id, started_at, last_activity,
+                          open_turn_id, open_turn_snapshot)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (chat_id) DO UPDATE SET
         agent_session_id = excluded.agent_session_id,
         turn_count = excluded.turn_count,
@@ -261,7 +268,9 @@ _UPSERT_SESSION: Final = """
         rejected_count = excluded.rejected_count,
         pending_change_id = excluded.pending_change_id,
         started_at = excluded.started_at,
-        last_activity = excluded.last_activity
+        last_activity = excluded.last_activity,
+        open_turn_id = excluded.open_turn_id,
+        open_turn_snapshot = excluded.open_turn_snapshot
 """
 _AUDIT_COLUMNS: Final = (
     "at",
@@ -541,6 +550,11 @@ class SqliteStateStore:
                 pending=pending,
                 started_at=_opt_decode(row["started_at"]),
                 last_activity=_opt_decode(row["last_activity"]),
+                open_turn=(
+                    Baseline(TurnId(row["open_turn_id"]), row["open_turn_snapshot"])
+                    if row["open_turn_id"] is not None
+                    else None
+                ),
             )
 
         return await self._run(load, "read")
@@ -570,6 +584,8 @@ class SqliteStateStore:
             pending_id,
             _opt_dt(session.started_at),
             _opt_dt(session.last_activity),
+            session.open_turn.turn_id.value if session.open_turn is not None else None,
+            session.open_turn.snapshot if session.open_turn is not None else None,
         )
         change_row = _change_row(pending) if pending is not None else None
         superseded_at = pending.created_at if pending is not None else session.last_activity

@@ -456,6 +456,8 @@ class Session:
     pending: PendingChange | None = None
     started_at: datetime | None = None
     last_activity: datetime | None = None
+    open_turn: Baseline | None = None
+    """The baseline of a turn that began and was never settled (the process died mid-turn)."""
 
     @property
     def needs_compaction(self) -> bool:

@@ -306,16 +306,28 @@ class VoiceCoder:
 
         previous = session.pending if session.pending is not None and session.pending.is_pending else None
         turn_id = TurnId(f"{now:%Y%m%dT%H%M%S}-{self._new_id(4)}")
+        recovered = session.open_turn is not None and previous is None
         try:
             # A new turn on top of a pending change extends it: the diff stays cumulative from the
-            # first baseline, so Reject always returns to the tree the user last approved.
-            baseline = previous.baseline if previous else await self._p.workspace.begin_turn(turn_id)
+            # first baseline, so Reject always returns to the tree the user last approved. A turn that
+            # was cut off by a restart is extended the same way, so its edits still need approval.
+            if previous is not None:
+                baseline = previous.baseline
+            elif session.open_turn is not None:
+                baseline = session.open_turn
+            else:
+                baseline = await self._p.workspace.begin_turn(turn_id)
         except WorkspaceError as exc:
             await self._p.messenger.send(chat, ErrorReply(str(exc)))
             return
+        async with self._state_lock:
+            fresh = await self._session(chat)
+            fresh.open_turn = baseline
+            await self._p.store.save_session(fresh)
         await self._audit(chat, user, "prompt", prompt=prompt.text, audio_digest=prompt.audio_digest)
 
-        result, failure = await self._run_agent(chat, session, prompt)
+        notes = ("↩️ includes edits from a turn interrupted by a restart",) if recovered else ()
+        result, failure = await self._run_agent(chat, session, prompt, notes)
 
         async with self._state_lock:
             session = await self._session(chat)
@@ -358,6 +370,7 @@ class VoiceCoder:
                 if previous is not None and session.pending is not None and session.pending.is_pending:
                     session.pending.supersede(change_id, now=now)
                     session.pending = None
+                session.open_turn = None
                 await self._p.store.save_session(session)
             await self._p.messenger.send(chat, NoChanges())
             return
@@ -379,6 +392,7 @@ class VoiceCoder:
         async with self._state_lock:
             session = await self._session(chat)
             superseded = session.attach(change, now=now)
+            session.open_turn = None
             await self._p.store.save_session(session)
         await self._audit(
             chat,
@@ -402,9 +416,11 @@ class VoiceCoder:
                 return
         await self._p.messenger.send(chat, self._summary(change, superseded_previous=superseded is not None))
 
-    async def _run_agent(self, chat: ChatId, session: Session, prompt: Prompt) -> tuple[AgentResult | None, str | None]:
+    async def _run_agent(
+        self, chat: ChatId, session: Session, prompt: Prompt, notes: tuple[str, ...] = ()
+    ) -> tuple[AgentResult | None, str | None]:
         clock = self._p.clock
-        progress = _Progress(prompt=prompt.text, started=clock.monotonic())
+        progress = _Progress(prompt=prompt.text, started=clock.monotonic(), steps=list(notes))
         status_ref = await self._p.messenger.send(chat, self._working(progress))
         request = AgentRequest(
             prompt=prompt.text,

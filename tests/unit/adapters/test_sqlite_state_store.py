@@ -258,7 +258,8 @@ class TestSqliteStateStore:
         assert history[1].diff.files == (FileChange("t.py", ChangeKind.ADDED, additions=3, new_mode=0o100644),)
         assert history[0].findings == (SecretFinding("k.env", 2, "Secret Keyword"),)
         assert [r.prompt for r in trail] == ["add docs"]
-        assert user_version(path) == SCHEMA_VERSION == 2
+        assert loaded.open_turn is None
+        assert user_version(path) == SCHEMA_VERSION == 3
 
     async def test_failed_migration_leaves_the_previous_version(self, path: Path) -> None:
         """When an upgrade step fails (here: a v1 row with an unreadable date), the file stays at v1, unchanged."""

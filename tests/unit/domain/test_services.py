@@ -38,7 +38,7 @@ from voicecoder.domain.replies import (
     Welcome,
     Working,
 )
-from voicecoder.domain.services import Settings, VoiceCoder
+from voicecoder.domain.services import Ports, Settings, VoiceCoder
 from voicecoder.testing.fakes import AgentScript, FakePorts, build_voicecoder
 
 CHAT = ChatId(100)
@@ -478,3 +478,41 @@ class TestConcurrency:
 
         assert fakes.workspace.commits == []
         assert "still working" in (fakes.messenger.callbacks[0][1] or "")
+
+
+class TestRestartMidTurn:
+    async def test_edits_of_an_interrupted_turn_still_need_approval(self) -> None:
+        """
+        A turn cut off by a restart leaves its baseline in the session: the next turn's diff includes its edits.
+        """
+        app, fakes = build_voicecoder(allowed_users=[ALICE.value])
+        fakes.agent.gate = anyio.Event()
+        fakes.agent.script(AgentScript(writes={"half.py": b"x = 1\n"}))
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(app.prompt, CHAT, ALICE, "big refactor")
+            await anyio.wait_all_tasks_blocked()
+            tg.cancel_scope.cancel()  # the process dies mid-turn
+        restarted = VoiceCoder(fakes_ports(fakes), app.settings)
+        fakes.agent.gate = None
+
+        await restarted.prompt(CHAT, ALICE, "carry on")
+
+        summary = fakes.messenger.of_type(ChangeSummary)[-1]
+        assert summary.diff.paths == ("half.py",)
+        final = [r for _, r in fakes.messenger.edits if isinstance(r, Working) and r.finished][-1]
+        assert final.steps[0].startswith("↩️")
+        session = await fakes.store.load_session(CHAT)
+        assert session is not None
+        assert session.open_turn is None
+
+
+def fakes_ports(fakes: FakePorts) -> Ports:
+    return Ports(
+        workspace=fakes.workspace,
+        agent=fakes.agent,
+        transcriber=fakes.transcriber,
+        messenger=fakes.messenger,
+        store=fakes.store,
+        clock=fakes.clock,
+        scanner=fakes.scanner,
+    )

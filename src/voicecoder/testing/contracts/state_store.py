@@ -204,6 +204,7 @@ def sessions(
         pending=draw(pending_changes(chat=chat, status=status)) if has_pending else None,
         started_at=draw(st.none() | aware_datetimes()),
         last_activity=draw(st.none() | aware_datetimes()),
+        open_turn=draw(st.none() | st.builds(Baseline, turn_id=turn_ids(), snapshot=_hex_digests(40))),
     )
 
 
