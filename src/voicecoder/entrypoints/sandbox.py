@@ -111,7 +111,8 @@ async def run_sandbox(
         container = build_container(config)
         agent_ok, reason, fix = await _agent_status(container)
         if not agent_ok:
-            container.agent.override(providers.Object(UnavailableAgent(reason, fix)))
+            demo_hint = " Or restart with `python3 dev.py run --demo-agent` to try the whole flow offline."
+            container.agent.override(providers.Object(UnavailableAgent(reason, fix + demo_hint)))
         speech = f"local whisper ({config.whisper_model})"
         if importlib.util.find_spec("faster_whisper") is None:
             container.speech_engine.override(providers.Object(FakeTranscriber()))
