@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import Callable
 
 import anyio
 import attrs
@@ -568,12 +567,10 @@ class VoiceCoder:
         )
         async with self._state_lock:
             session = await self._session(change.chat_id)
-            stored = session.pending if session.pending is not None and session.pending.id == change.id else change
+            stored = session.pending_change(change.id)
             stored.approve(user, commit, now=now, auto=auto)
             session.settle(stored)
             await self._p.store.save_session(session)
-        if stored is not change and change.is_pending:
-            change.approve(user, commit, now=now, auto=auto)
         await self._audit(
             change.chat_id,
             user,
@@ -719,12 +716,3 @@ def _describe(event: AgentEvent) -> str | None:
         case AssistantText():
             return None
     return None
-
-
-def history_lines(records: Sequence[AuditRecord]) -> list[str]:
-    """Human lines for an approval history (used by renderers)."""
-    return [f"{r.at:%Y-%m-%d %H:%M} {r.action} {r.commit_sha[:7] if r.commit_sha else ''}".rstrip() for r in records]
-
-
-def now_iso(dt: datetime) -> str:
-    return dt.isoformat(timespec="seconds")
