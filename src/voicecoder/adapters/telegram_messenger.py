@@ -39,6 +39,7 @@ from voicecoder.domain.replies import (
     Cancelled,
     ChangeCommitted,
     ChangeDiscarded,
+    ChangeReverted,
     ChangeSummary,
     Compaction,
     DiffView,
@@ -328,7 +329,7 @@ def render(reply: Reply) -> Rendered:
                 "• Under every change: ✅ Approve (commit) · ❌ Reject (restore the files) · "
                 "📝 Show Diff · 📊 Git Status.\n"
                 "• ⏹ Cancel stops Claude while it works.\n\n"
-                "Commands: /help /status /clear /info"
+                "Commands: /help /status /clear /info /undo"
             )
         case HelpText(commands=commands):
             lines = [f"/{esc(c)} — {esc(d)}" for c, d in commands]
@@ -373,6 +374,10 @@ def render(reply: Reply) -> Rendered:
         case ChangeDiscarded(paths=paths):
             body = f"❌ Changes discarded; restored {_plural(len(paths), 'file')}"
             return Rendered(body + (f":\n{_paths(paths)}" if paths else "."))
+        case ChangeReverted(reverted_sha=reverted, commit=commit):
+            return Rendered(
+                f"↩️ Reverted <code>{esc(reverted[:7])}</code> with commit <code>{esc(commit.short_sha)}</code>."
+            )
         case StatusReport():
             return Rendered(_render_status_report(reply))
         case InfoReport(diagnostics=diagnostics):

@@ -64,6 +64,8 @@ class VoiceCoderApp(Protocol):
 
     async def unauthorized(self, chat: ChatId, user: UserId) -> None: ...
 
+    async def undo(self, chat: ChatId, user: UserId) -> None: ...
+
 
 def lane_of(update: dict[str, Any]) -> tuple[int, str] | None:
     """
@@ -187,6 +189,8 @@ class TelegramUpdateHandler:
                 await self._app.clear(chat, user)
             case "info":
                 await self._app.info(chat, user)
+            case "undo":
+                await self._app.undo(chat, user)
             case _:
                 await self._app.help(chat, user)
 

@@ -146,6 +146,14 @@ class ChangeDiscarded:
 
 
 @attrs.frozen
+class ChangeReverted:
+    """An approved turn was undone with a new commit."""
+
+    reverted_sha: str
+    commit: CommitInfo
+
+
+@attrs.frozen
 class StatusReport:
     user_id: int
     agent_session_id: str | None
@@ -203,6 +211,7 @@ Reply = (
     | GitStatusView
     | ChangeCommitted
     | ChangeDiscarded
+    | ChangeReverted
     | StatusReport
     | InfoReport
     | SessionCleared

@@ -74,6 +74,7 @@ from voicecoder.domain.replies import (
     Cancelled,
     ChangeCommitted,
     ChangeDiscarded,
+    ChangeReverted,
     ChangeSummary,
     Compaction,
     DiffView,
@@ -100,6 +101,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("status", "Session, turns, pending change, branch, latest commit"),
     ("clear", "Start a fresh Claude session"),
     ("info", "Diagnostics of every dependency"),
+    ("undo", "Revert the last approved change with a new commit"),
 )
 
 COMMIT_SUBJECT = "Apply changes from Claude"
@@ -510,6 +512,40 @@ class VoiceCoder:
         session.turn_count = 0
         session.agent_session_id = fresh.agent_session_id
         await self._p.messenger.send(chat, Compaction(turns, ok=result.success, detail=result.text[:200]))
+
+    async def undo(self, chat: ChatId, user: UserId) -> None:
+        """Revert this chat's latest approved change that is not reverted yet, with a new commit."""
+        if not await self._guard(chat, user):
+            return
+        if self._workspace_lock.locked():
+            await self._p.messenger.send(chat, ErrorReply(str(TurnInProgressError())))
+            return
+        trail = await self._p.store.audit_trail(chat, 200)
+        undone = {r.detail for r in trail if r.action == "undo"}
+        target = next(
+            (r for r in reversed(trail) if r.action == "approve" and r.commit_sha and r.commit_sha not in undone),
+            None,
+        )
+        if target is None or target.commit_sha is None:
+            await self._p.messenger.send(chat, ErrorReply("Nothing to undo: no approved change of this chat is left."))
+            return
+        message = CommitMessage(
+            subject='Revert "Apply changes from Claude"',
+            body=f"This reverts commit {target.commit_sha}.\n\nPrompt: {target.prompt or ''}".rstrip(),
+            trailers=(("Voicecoder-Undo", target.change_id.value if target.change_id else target.commit_sha),),
+        )
+        async with self._workspace_lock:
+            try:
+                commit = await self._p.workspace.revert_commit(
+                    target.commit_sha, message=message, author=self._s.commit_author
+                )
+            except WorkspaceError as exc:
+                await self._p.messenger.send(chat, ErrorReply(str(exc)))
+                return
+        await self._audit(
+            chat, user, "undo", change_id=target.change_id, commit_sha=commit.sha, detail=target.commit_sha
+        )
+        await self._p.messenger.send(chat, ChangeReverted(target.commit_sha, commit))
 
     # --- buttons --------------------------------------------------------------
 

@@ -40,6 +40,7 @@ from voicecoder.domain.replies import (
     Cancelled,
     ChangeCommitted,
     ChangeDiscarded,
+    ChangeReverted,
     ChangeSummary,
     Compaction,
     DiffView,
@@ -118,6 +119,7 @@ SAMPLES: list[Reply] = [
     GitStatusView(WorkspaceStatus(branch=None, head=None)),
     ChangeCommitted(CHANGE, COMMIT, files=3),
     ChangeDiscarded(CHANGE, ("a<b>.py", "c&d.py")),
+    ChangeReverted("fedcba9876543210", COMMIT),
     StatusReport(
         user_id=DEFAULT_USER.id,
         agent_session_id="5f3c2a1b-aaaa-bbbb-cccc-000000000000",

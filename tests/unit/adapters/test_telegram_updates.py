@@ -66,6 +66,7 @@ class TestTelegramUpdateHandler:
             ("/status", "📋 Status"),
             ("/clear", "🧹 Started a fresh Claude session."),
             ("/info", "🩺 Diagnostics"),
+            ("/undo", "⚠️ Nothing to undo"),
             ("/unknown", "ℹ️ Commands"),
         ],
     )
@@ -232,5 +233,5 @@ class TestBotCommands:
         async with FakeBotApi() as api, TelegramBotApi(DEFAULT_TOKEN, base_url=api.base_url) as client:
             await client.set_my_commands(BOT_COMMANDS)
 
-        assert [c.command for c in BOT_COMMANDS] == ["start", "help", "status", "clear", "info"]
+        assert [c.command for c in BOT_COMMANDS] == ["start", "help", "status", "clear", "info", "undo"]
         assert api.calls_to("setMyCommands")[0].status == 200

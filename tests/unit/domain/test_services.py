@@ -22,6 +22,7 @@ from voicecoder.domain.replies import (
     Cancelled,
     ChangeCommitted,
     ChangeDiscarded,
+    ChangeReverted,
     ChangeSummary,
     Compaction,
     DiffView,
@@ -107,7 +108,7 @@ class TestSimpleCommands:
         welcome, help_text = fakes.messenger.replies()
         assert welcome == Welcome("Alice", fakes.workspace.path)
         assert isinstance(help_text, HelpText)
-        assert [c for c, _ in help_text.commands] == ["start", "help", "status", "clear", "info"]
+        assert [c for c, _ in help_text.commands] == ["start", "help", "status", "clear", "info", "undo"]
 
     async def test_info_collects_every_diagnostic(self, app: VoiceCoder, fakes: FakePorts) -> None:
         """
@@ -516,3 +517,43 @@ def fakes_ports(fakes: FakePorts) -> Ports:
         clock=fakes.clock,
         scanner=fakes.scanner,
     )
+
+
+class TestUndo:
+    async def test_undo_reverts_the_last_approved_change_once(self, app: VoiceCoder, fakes: FakePorts) -> None:
+        """
+        /undo reverts the latest approved change with a new commit; a second /undo reverts the one before.
+        """
+        first = await _change(app, fakes, {"a.txt": b"a\n"})
+        await app.press(CHAT, ALICE, "cb1", _press(first, Action.APPROVE))
+        second = await _change(app, fakes, {"b.txt": b"b\n"})
+        await app.press(CHAT, ALICE, "cb2", _press(second, Action.APPROVE))
+        approved = [c.sha for c in fakes.workspace.commits]
+
+        await app.undo(CHAT, ALICE)
+        await app.undo(CHAT, ALICE)
+        await app.undo(CHAT, ALICE)
+
+        reverted = fakes.messenger.of_type(ChangeReverted)
+        assert [r.reverted_sha for r in reverted] == [approved[1], approved[0]]
+        assert "a.txt" not in fakes.workspace.files
+        assert "b.txt" not in fakes.workspace.files
+        assert fakes.workspace.commits[-1].subject == 'Revert "Apply changes from Claude"'
+        assert "Nothing to undo" in fakes.messenger.of_type(ErrorReply)[-1].message
+
+    async def test_undo_is_refused_while_a_turn_runs(self, app: VoiceCoder, fakes: FakePorts) -> None:
+        """
+        Reverting while the agent writes would mix the two: the user is told to wait.
+        """
+        first = await _change(app, fakes, {"a.txt": b"a\n"})
+        await app.press(CHAT, ALICE, "cb1", _press(first, Action.APPROVE))
+        fakes.agent.gate = anyio.Event()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(app.prompt, CHAT, ALICE, "more")
+            await anyio.wait_all_tasks_blocked()
+            await app.undo(CHAT, ALICE)
+            fakes.agent.gate.set()
+
+        assert fakes.messenger.of_type(ChangeReverted) == []
+        assert "still working" in fakes.messenger.of_type(ErrorReply)[0].message
