@@ -182,7 +182,7 @@ class EchoBot:
 @pytest.fixture(name="chromium")
 def _chromium() -> str:
     if shutil.which(CHROMIUM) is None:
-        pytest.skip("chromium not installed: apt-get install chromium")
+        pytest.skip(reason="chromium not installed: apt-get install chromium")
     pytest.importorskip("playwright", reason="the dev extra (playwright) is not installed")
     return CHROMIUM
 
@@ -191,7 +191,7 @@ def _chromium() -> str:
 async def _whole_sandbox(tmp_path: Path) -> AsyncIterator[SandboxInfo]:
     """`voicecoder sandbox` with the demo agent, on ephemeral ports; yields its SandboxInfo."""
     if find_claude() is None:
-        pytest.skip("Claude Code CLI not installed: python3 dev.py test installs it with npm")
+        pytest.skip(reason="Claude Code CLI not installed: python3 dev.py test installs it with npm")
     stop = anyio.Event()
     async with anyio.create_task_group() as tg:
         info: SandboxInfo = await tg.start(
@@ -291,7 +291,7 @@ class TestWholeSandbox:
         from playwright.async_api import async_playwright, expect  # noqa: PLC0415 - only the browser tests need it
 
         if "local whisper" not in whole_sandbox.speech:
-            pytest.skip(f"no local speech model in this install: {whole_sandbox.speech}")
+            pytest.skip(reason=f"local speech model unavailable in this install: {whole_sandbox.speech}")
         clip = VOICE.parent / "01_create_file.ogg"  # "create a file called test dot txt with hello world"
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)

@@ -75,7 +75,7 @@ class TestSandbox:
         In the sandbox with the real CLI on the fake Anthropic API: a prompt creates a file, Approve commits it.
         """
         if find_claude() is None:
-            pytest.skip("Claude Code CLI not installed (python3 dev.py test installs it with npm)")
+            pytest.skip(reason="Claude Code CLI not installed (python3 dev.py test installs it with npm)")
         info, http = sandbox
         await http.post(info.url + "api/send", json={"text": "create file hello.txt with hi there"})
 

@@ -37,7 +37,7 @@ def whisper(tmp_path_factory: pytest.TempPathFactory) -> LocalWhisperTranscriber
 def _workspace(tmp_path: Path) -> Path:
     """A small project that has a test.txt, as the user's workspace would."""
     if shutil.which("git") is None:
-        pytest.skip("the git CLI is needed to build the test repository")
+        pytest.skip(reason="git CLI missing: it builds the test repository")
     root = tmp_path / "project"
     root.mkdir()
     (root / "test.txt").write_text("placeholder\n")

