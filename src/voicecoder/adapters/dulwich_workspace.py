@@ -483,6 +483,15 @@ class DulwichWorkspace:
         """
         await self._run(lambda _repo: None)
 
+    async def release_turn(self, baseline: Baseline, /) -> None:
+        ref = Ref(CHECKPOINT_PREFIX + baseline.turn_id.value.encode())
+
+        def release(repo: Repo) -> None:
+            # Only the checkpoint this baseline names: a ref reused by a later turn id is left alone.
+            repo.refs.remove_if_equals(ref, ObjectID(baseline.snapshot.encode()))
+
+        await self._run(release)
+
     async def begin_turn(self, turn_id: TurnId, /) -> Baseline:
         return await self._run(functools.partial(self._begin_turn, turn_id))
 

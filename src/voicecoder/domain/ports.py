@@ -126,6 +126,17 @@ class Workspace(Protocol):
         """
         ...
 
+    async def release_turn(self, baseline: Baseline, /) -> None:
+        """
+        Forget the checkpoint of a settled turn (approved, rejected, or one that changed nothing).
+
+        The working tree and history are untouched; calling it twice is harmless.
+
+        Raises:
+            WorkspaceError: The checkpoint could not be removed.
+        """
+        ...
+
     async def status(self) -> WorkspaceStatus:
         """
         Branch, HEAD, staged/unstaged/untracked files and the latest commit.

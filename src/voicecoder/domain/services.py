@@ -373,6 +373,7 @@ class VoiceCoder:
                     session.pending = None
                 session.open_turn = None
                 await self._p.store.save_session(session)
+            await self._release(baseline)
             await self._p.messenger.send(chat, NoChanges())
             return
 
@@ -607,6 +608,7 @@ class VoiceCoder:
             stored.approve(user, commit, now=now, auto=auto)
             session.settle(stored)
             await self._p.store.save_session(session)
+        await self._release(change.baseline)
         await self._audit(
             change.chat_id,
             user,
@@ -633,6 +635,7 @@ class VoiceCoder:
                 stored.reject(user, now=self._p.clock.now())
                 session.settle(stored)
                 await self._p.store.save_session(session)
+            await self._release(change.baseline)
         await self._audit(
             chat,
             user,
@@ -667,6 +670,13 @@ class VoiceCoder:
         return scope is not None
 
     # --- helpers --------------------------------------------------------------
+
+    async def _release(self, baseline: Baseline) -> None:
+        """The turn is settled: its checkpoint may go (housekeeping, so a failure is only logged)."""
+        try:
+            await self._p.workspace.release_turn(baseline)
+        except WorkspaceError as exc:
+            logger.warning("could not release checkpoint of turn %s: %s", baseline.turn_id, exc)
 
     async def _session(self, chat: ChatId) -> Session:
         session = await self._p.store.load_session(chat)

@@ -258,6 +258,9 @@ class FakeWorkspace:
             else:
                 self.files.pop(path, None)
 
+    async def release_turn(self, baseline: Baseline, /) -> None:
+        self.snapshots.pop(baseline.snapshot, None)
+
     async def status(self) -> WorkspaceStatus:
         changed = sorted(p for p in set(self.head) | set(self.files) if self.head.get(p) != self.files.get(p))
         latest = self.commits[-1] if self.commits else None

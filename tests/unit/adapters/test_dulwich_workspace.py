@@ -129,6 +129,18 @@ class TestDulwichWorkspaceTurns:
         assert porcelain(repo) == status_before
         fsck(repo)
 
+    async def test_release_removes_only_its_checkpoint_ref(self, repo: Path, ws: DulwichWorkspace) -> None:
+        """Releasing a turn deletes its checkpoint ref; other turns' checkpoints stay; git stays consistent."""
+        first = await ws.begin_turn(TurnId("t1"))
+        await ws.begin_turn(TurnId("t2"))
+
+        await ws.release_turn(first)
+        await ws.release_turn(first)
+
+        refs = git(repo, "for-each-ref", "--format=%(refname)", "refs/voicecoder/").split()
+        assert refs == ["refs/voicecoder/checkpoints/t2"]
+        fsck(repo)
+
     async def test_baseline_survives_a_restart(self, repo: Path, ws: DulwichWorkspace) -> None:
         """A new adapter instance (empty caches) sees the same turn through the checkpoint ref."""
         baseline = await ws.begin_turn(TurnId("t1"))

@@ -557,3 +557,20 @@ class TestUndo:
 
         assert fakes.messenger.of_type(ChangeReverted) == []
         assert "still working" in fakes.messenger.of_type(ErrorReply)[0].message
+
+
+class TestCheckpoints:
+    async def test_settled_turns_release_their_checkpoint(self, app: VoiceCoder, fakes: FakePorts) -> None:
+        """
+        Approve, Reject and a turn without changes release the checkpoint; a pending change keeps it.
+        """
+        approved = await _change(app, fakes, {"a.txt": b"a\n"})
+        await app.press(CHAT, ALICE, "cb1", _press(approved, Action.APPROVE))
+        rejected = await _change(app, fakes, {"b.txt": b"b\n"})
+        await app.press(CHAT, ALICE, "cb2", _press(rejected, Action.REJECT))
+        await app.prompt(CHAT, ALICE, "just look")
+        assert fakes.workspace.snapshots == {}
+
+        await _change(app, fakes, {"c.txt": b"c\n"})
+
+        assert len(fakes.workspace.snapshots) == 1

@@ -370,6 +370,20 @@ class WorkspaceContract:
         assert status.unstaged == ("src/util.py",)
         assert status.untracked == ("scratch.txt",)
 
+    async def test_release_leaves_the_tree_alone(
+        self, workspace: Workspace, tree: WorkspaceTree, seeded: CommitInfo
+    ) -> None:
+        """Releasing a settled turn's checkpoint changes no file and no commit, and may be repeated."""
+        baseline = await workspace.begin_turn(TurnId("t1"))
+        tree.write("src/app.py", b"changed\n")
+        before = await workspace.status()
+
+        await workspace.release_turn(baseline)
+        await workspace.release_turn(baseline)
+
+        assert await workspace.status() == before
+        assert tree.read("src/app.py") == b"changed\n"
+
     async def test_unknown_baseline_is_an_error(self, workspace: Workspace, seeded: CommitInfo) -> None:
         """A baseline the workspace never made raises WorkspaceError."""
         bogus = Baseline(TurnId("nope"), "0" * 40)
