@@ -257,7 +257,9 @@ def _inline(text: str) -> str:
 
 
 def _duration(seconds: float) -> str:
-    s = max(0, int(seconds))
+    if seconds < 1:
+        return "<1s"
+    s = int(seconds)
     if s < 60:
         return f"{s}s"
     if s < 3600:
