@@ -9,6 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from tests.agent_processes import alive_with
 from voicecoder.adapters.claude_cli_agent import ClaudeCliAgent, ClaudeCliConfig
 from voicecoder.domain.ports import AgentRunner
 from voicecoder.testing.contracts.agent_runner import AgentRunnerContract
@@ -20,23 +21,6 @@ FAKE_CLAUDE = Path(__file__).resolve().parents[1] / "fakes" / "fake_claude.py"
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def alive_with(var: str, value: str) -> list[int]:
-    """Pids of live (non-zombie) processes whose environment has var=value."""
-    needle = f"{var}={value}".encode()
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if needle in environ.split(b"\0") and stat.rsplit(")", 1)[-1].split()[0] != "Z":
-            pids.append(int(entry.name))
-    return pids
 
 
 class TestFakeAgentRunner(AgentRunnerContract):

@@ -19,6 +19,7 @@ from typing import Any
 import anyio
 import pytest
 
+from tests.agent_processes import Recorder, alive_with, is_alive
 from voicecoder.adapters.claude_cli_agent import ClaudeCliAgent, ClaudeCliConfig
 from voicecoder.adapters.dulwich_workspace import DulwichWorkspace
 from voicecoder.domain.errors import AgentTimeoutError
@@ -66,44 +67,6 @@ pytestmark = [
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-class Recorder:
-    """An EventSink that keeps every event."""
-
-    def __init__(self) -> None:
-        self.events: list[AgentEvent] = []
-
-    async def __call__(self, event: AgentEvent) -> None:
-        self.events.append(event)
-
-    def of(self, kind: type[Any]) -> list[Any]:
-        return [e for e in self.events if isinstance(e, kind)]
-
-
-def alive_with(var: str, value: str) -> list[int]:
-    """Pids of live (non-zombie) processes whose environment has var=value."""
-    needle = f"{var}={value}".encode()
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if needle in environ.split(b"\0") and stat.rsplit(")", 1)[-1].split()[0] != "Z":
-            pids.append(int(entry.name))
-    return pids
-
-
-def is_alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def git(repo: Path, *args: str) -> str:
