@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import stat
 import sys
 from collections.abc import AsyncIterator
@@ -15,6 +14,7 @@ import aiohttp
 import anyio
 import pytest
 
+from tests.loopback import free_port, wait_http
 from voicecoder.testing.fake_bot_api import FakeBotApi
 
 TOKEN = "6666666:cli-test-token-not-a-real-one-abcdefghij"
@@ -101,9 +101,7 @@ class TestSandboxCommand:
         checkout = tmp_path / "checkout"
         checkout.mkdir()
         await anyio.run_process(["git", "init", "-q", str(checkout)])
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
+        port = free_port()
         env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
         process = await anyio.open_process(
             [sys.executable, "-m", "voicecoder.entrypoints.cli", "sandbox", "--port", str(port)],
@@ -111,15 +109,8 @@ class TestSandboxCommand:
             cwd=checkout,
         )
         try:
+            await wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
             async with aiohttp.ClientSession(headers={"X-Voicecoder-Sandbox": "1"}) as http:
-                with anyio.fail_after(60):
-                    while True:
-                        try:
-                            async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
-                                if response.status == 200:
-                                    break
-                        except aiohttp.ClientError:
-                            await anyio.sleep(0.2)
                 await http.post(f"http://127.0.0.1:{port}/api/send", json={"text": "/start"})
                 with anyio.fail_after(30):
                     while True:

@@ -6,7 +6,6 @@ import functools
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import aiohttp
 import anyio
 import pytest
 
+from tests.loopback import free_port, wait_http
 from voicecoder.entrypoints import sandbox as sandbox_module
 from voicecoder.entrypoints.sandbox import SandboxInfo, find_claude, run_sandbox
 from voicecoder.testing.fake_bot_api import FakeBotApi, FakeUser
@@ -196,25 +196,6 @@ def start_serve(tmp_path: Path, bot_api: FakeBotApi, port: int, extra: dict[str,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-
-
-async def wait_http(url: str, timeout: float = 30.0) -> None:
-    async with aiohttp.ClientSession() as http:
-        with anyio.fail_after(timeout):
-            while True:
-                try:
-                    async with http.get(url) as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await anyio.sleep(0.1)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class TestServe:
