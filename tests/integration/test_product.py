@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -234,6 +235,10 @@ class TestServe:
             with anyio.fail_after(60):
                 while not any("Echo: explain the code" in (m.text or "") for m in bot_api.messages.values()):
                     await anyio.sleep(0.2)
+            await bot_api.send_text("/help", user=dev)
+            with anyio.fail_after(30):
+                while not any((m.text or "").startswith("ℹ️ Commands") for m in bot_api.messages.values()):
+                    await anyio.sleep(0.1)
             async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/metrics") as metrics:
                 text = await metrics.text()
         finally:
@@ -244,7 +249,8 @@ class TestServe:
 
         answers = [m for m in bot_api.messages.values() if "Echo: explain the code" in (m.text or "")]
         assert len(answers) == 1, first_log
-        assert "voicecoder_updates_total" in text
+        assert 'voicecoder_updates_total{outcome="acked"} 1.0' in text
+        assert re.search(r'voicecoder_updates_total\{outcome="processed"\} [1-9]', text)
         assert TOKEN not in first_log
         assert all(json.loads(line) for line in first_log.splitlines() if line.startswith("{"))
 

@@ -16,7 +16,7 @@ from voicecoder.adapters.telegram_updates import BOT_COMMANDS, lane_of
 from voicecoder.adapters.update_dispatcher import DispatchStats
 from voicecoder.bootstrap import Container
 from voicecoder.entrypoints.polling import run_polling
-from voicecoder.entrypoints.webhook import INGRESS, TELEGRAM_NETWORKS, IngressStats, WebhookSettings, serve_webhook
+from voicecoder.entrypoints.webhook import INGRESS, TELEGRAM_NETWORKS, WebhookSettings, serve_webhook
 
 log = logging.getLogger("voicecoder.updates")
 
@@ -26,7 +26,6 @@ def wire_update_metrics(stats: DispatchStats, metrics: Metrics) -> None:
 
     def processed(lane: str, seconds: float) -> None:
         metrics.updates.labels("processed").inc()
-        metrics.processing_seconds.observe(seconds)
         log.info("update processed lane=%s duration_ms=%.1f", lane, seconds * 1000)
 
     def failed(item: InboxItem, error: str) -> None:
@@ -38,42 +37,21 @@ def wire_update_metrics(stats: DispatchStats, metrics: Metrics) -> None:
         log.warning("update %s will be retried lane=%s: %s", item.update_id, item.lane, error)
 
     stats.on_processed = processed
+    stats.on_attempt = metrics.processing_seconds.observe
     stats.on_failed = failed
     stats.on_retry = retried
 
 
-class _IngressCounters:
-    """Turns the ingress' plain counters into Prometheus counter increments at scrape time."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        self._metrics = metrics
-        self._seen: dict[str, int] = {}
-
-    def sync(self, stats: IngressStats) -> None:
-        current = {
-            "acked": stats.accepted,
-            "duplicate": stats.duplicates,
-            "ignored": stats.ignored,
-            "rejected": sum(stats.rejected.values()),
-        }
-        for outcome, value in current.items():
-            delta = value - self._seen.get(outcome, 0)
-            if delta > 0:
-                self._metrics.updates.labels(outcome).inc(delta)
-            self._seen[outcome] = value
-
-
 def metrics_route(metrics: Metrics, inbox: SqliteInbox) -> Callable[[web.Application], None]:
-    counters = _IngressCounters(metrics)
-
-    async def handle(request: web.Request) -> web.Response:
-        ingress = request.app.get(INGRESS)
-        if ingress is not None:
-            counters.sync(ingress.stats)
+    async def handle(_request: web.Request) -> web.Response:
         metrics.inbox_depth.set(await inbox.depth())
         return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
+    def count(outcome: str) -> None:
+        metrics.updates.labels(outcome).inc()
+
     def configure(app: web.Application) -> None:
+        app[INGRESS].stats.on_outcome = count
         app.router.add_get("/metrics", handle)
 
     return configure
