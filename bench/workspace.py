@@ -45,7 +45,7 @@ import anyio
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent.parent / "src"))
 
-from voicecoder.adapters.dulwich_workspace import DulwichWorkspace  # noqa: E402
+from voicecoder.adapters.git import DulwichWorkspace  # noqa: E402
 from voicecoder.domain.model import CommitMessage, TurnId  # noqa: E402
 
 AUTHOR = "bench <bench@localhost>"

@@ -23,7 +23,7 @@ from voicecoder.adapters.audio_intake import AudioLimits
 from voicecoder.adapters.claude_cli_agent import ClaudeCliAgent, ClaudeCliConfig
 from voicecoder.adapters.deepgram_transcriber import DeepgramTranscriber
 from voicecoder.adapters.detect_secrets_scanner import DetectSecretsScanner
-from voicecoder.adapters.dulwich_workspace import DulwichWorkspace
+from voicecoder.adapters.git import DulwichWorkspace
 from voicecoder.adapters.local_whisper_transcriber import LocalWhisperTranscriber
 from voicecoder.adapters.prometheus_metrics import MeteredAgentRunner, MeteredTranscriber, Metrics
 from voicecoder.adapters.sqlite_inbox import SqliteInbox

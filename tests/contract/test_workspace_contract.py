@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from voicecoder.adapters.dulwich_workspace import DulwichWorkspace
+from voicecoder.adapters.git import DulwichWorkspace
 from voicecoder.domain.ports import Workspace
-from voicecoder.testing.contracts.workspace import DiskTree, FakeTree, WorkspaceContract, WorkspaceTree
-from voicecoder.testing.fakes import FakeWorkspace
+from voicecoder.testing.contracts.workspace import DiskTree, WorkspaceContract, WorkspaceTree
+from voicecoder.testing.fakes import FakeWorkspace, FakeWorkspaceTree
 
 
 class TestFakeWorkspace(WorkspaceContract):
@@ -23,7 +23,7 @@ class TestFakeWorkspace(WorkspaceContract):
     @pytest.fixture
     def tree(self, fake: FakeWorkspace) -> WorkspaceTree:
         """Edits go straight into the fake's file map."""
-        return FakeTree(fake)
+        return FakeWorkspaceTree(fake)
 
 
 class TestDulwichWorkspace(WorkspaceContract):

@@ -21,7 +21,7 @@ import pytest
 
 from tests.agent_processes import Recorder, alive_with, is_alive
 from voicecoder.adapters.claude_cli_agent import ClaudeCliAgent, ClaudeCliConfig
-from voicecoder.adapters.dulwich_workspace import DulwichWorkspace
+from voicecoder.adapters.git import DulwichWorkspace
 from voicecoder.domain.errors import AgentTimeoutError
 from voicecoder.domain.model import (
     AgentEvent,

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from tests.gitoracle import GIT, fsck, git, init_repo, porcelain, tree_of
-from voicecoder.adapters.dulwich_workspace import DulwichWorkspace
+from voicecoder.adapters.git import DulwichWorkspace
 from voicecoder.domain.errors import WorkspaceError
 from voicecoder.domain.model import Baseline, CommitMessage, TurnId
 

@@ -8,6 +8,7 @@ from datetime import datetime
 import attrs
 
 from voicecoder.domain.model import (
+    ApprovalChoice,
     AuditRecord,
     ChangeId,
     ChatId,
@@ -31,10 +32,26 @@ class Action(enum.Enum):
     """What an inline button asks for."""
 
     APPROVE = "a"
+    APPROVE_WITH_MY_EDITS = "w"
+    """Approve; files where Claude's edits overlap the developer's are committed with the developer's edits."""
+    APPROVE_LEAVE_OUT = "o"
+    """Approve; files where Claude's edits overlap the developer's are left out of the commit."""
     REJECT = "r"
     SHOW_DIFF = "d"
     GIT_STATUS = "s"
     CANCEL = "c"
+
+    @property
+    def choice(self) -> ApprovalChoice | None:
+        """The overlap choice an approve button carries (None: plain Approve)."""
+        return _CHOICES.get(self)
+
+
+_CHOICES = {
+    Action.APPROVE_WITH_MY_EDITS: ApprovalChoice.WITH_MY_EDITS,
+    Action.APPROVE_LEAVE_OUT: ApprovalChoice.LEAVE_OUT,
+}
+APPROVE_ACTIONS = (Action.APPROVE, Action.APPROVE_WITH_MY_EDITS, Action.APPROVE_LEAVE_OUT)
 
 
 @attrs.frozen
@@ -42,9 +59,36 @@ class Button:
     action: Action
     change_id: ChangeId | None = None
     fingerprint: str | None = None
+    label: str | None = None
+    """Overrides the messenger's usual label for the action (e.g. a plural)."""
 
 
 CHANGE_BUTTONS = (Action.APPROVE, Action.REJECT, Action.SHOW_DIFF, Action.GIT_STATUS)
+
+
+def approval_buttons(change_id: ChangeId, diff: Diff, *, rest: tuple[Action, ...] = ()) -> tuple[Button, ...]:
+    """
+    The approve buttons for *diff*, then one button per action of *rest*.
+
+    Where Claude's edits overlap the developer's uncommitted edits, plain Approve is replaced by the explicit
+    choice: commit those files with the developer's edits, or leave them out.
+    """
+    fingerprint = diff.fingerprint[:16]
+    approve: tuple[Button, ...]
+    if diff.overlapping:
+        plural = len(diff.overlapping) > 1
+        approve = (
+            Button(Action.APPROVE_WITH_MY_EDITS, change_id, fingerprint, "✅ Commit with my edits"),
+            Button(
+                Action.APPROVE_LEAVE_OUT,
+                change_id,
+                fingerprint,
+                "✅ Leave these files out" if plural else "✅ Leave this file out",
+            ),
+        )
+    else:
+        approve = (Button(Action.APPROVE, change_id, fingerprint),)
+    return approve + tuple(Button(a, change_id, fingerprint) for a in rest)
 
 
 @attrs.frozen
@@ -105,7 +149,7 @@ class ChangeSummary:
 
     @property
     def buttons(self) -> tuple[Button, ...]:
-        return tuple(Button(a, self.change_id, self.diff.fingerprint[:16]) for a in CHANGE_BUTTONS)
+        return approval_buttons(self.change_id, self.diff, rest=CHANGE_BUTTONS[1:])
 
 
 @attrs.frozen
@@ -123,8 +167,36 @@ class AutoApproved:
 
 @attrs.frozen
 class DiffView:
+    """
+    The diff of a pending change, three ways apart (see `Diff`).
+
+    That is Claude's change (what Approve commits), the developer's uncommitted edits in the same files, and
+    late edits made after Claude finished.
+    """
+
     diff: Diff
     change_id: ChangeId | None = None
+    blocked_reasons: tuple[str, ...] = ()
+    refreshed: bool = False
+    """The workspace changed since the change summary: this diff (and its buttons) replaces it."""
+
+    @property
+    def buttons(self) -> tuple[Button, ...]:
+        if self.change_id is None or self.diff.is_empty:
+            return ()
+        return approval_buttons(self.change_id, self.diff, rest=(Action.REJECT,))
+
+
+@attrs.frozen
+class ApprovalChoiceNeeded:
+    """Approve was asked for a change whose Claude edits overlap the developer's: which way to commit them?"""
+
+    change_id: ChangeId
+    diff: Diff
+
+    @property
+    def buttons(self) -> tuple[Button, ...]:
+        return approval_buttons(self.change_id, self.diff, rest=(Action.SHOW_DIFF,))
 
 
 @attrs.frozen
@@ -137,12 +209,25 @@ class ChangeCommitted:
     change_id: ChangeId
     commit: CommitInfo
     files: int
+    left_out: tuple[str, ...] = ()
+    """Files left out of the commit by choice (they stay as they are)."""
+    kept_yours: tuple[str, ...] = ()
+    """Committed files that also hold the developer's edits, which stay uncommitted."""
 
 
 @attrs.frozen
 class ChangeDiscarded:
+    """Reject's outcome: what was put back, and what was kept."""
+
     change_id: ChangeId
     paths: tuple[str, ...]
+    """Claude's paths restored to how they were before the turn."""
+    merged: tuple[str, ...] = ()
+    """Of `paths`: files where only Claude's lines were taken out and the developer's later edits kept."""
+    kept: tuple[str, ...] = ()
+    """Claude's paths left as they are because the developer's later edits overlap Claude's there."""
+    untouched: tuple[str, ...] = ()
+    """Paths with the developer's own edits, left as they are."""
 
 
 @attrs.frozen
@@ -208,6 +293,7 @@ Reply = (
     | NoChanges
     | AutoApproved
     | DiffView
+    | ApprovalChoiceNeeded
     | GitStatusView
     | ChangeCommitted
     | ChangeDiscarded

@@ -18,6 +18,7 @@ import attrs
 
 from voicecoder.domain.errors import (
     AgentRunError,
+    ApprovalChoiceRequiredError,
     DomainError,
     EmptyPromptError,
     NoPendingChangeError,
@@ -32,6 +33,7 @@ from voicecoder.domain.model import (
     AgentRequest,
     AgentResult,
     ApiRetry,
+    ApprovalChoice,
     AssistantText,
     Audio,
     AuditRecord,
@@ -44,9 +46,11 @@ from voicecoder.domain.model import (
     Diagnostic,
     Diff,
     Notice,
+    Ownership,
     PendingChange,
     PermissionDenied,
     Prompt,
+    SecretFinding,
     Session,
     ToolFinished,
     ToolStarted,
@@ -69,6 +73,7 @@ from voicecoder.domain.ports import (
 from voicecoder.domain.replies import (
     Action,
     AgentAnswer,
+    ApprovalChoiceNeeded,
     AutoApproved,
     Button,
     Cancelled,
@@ -309,13 +314,14 @@ class VoiceCoder:
         turn_id = TurnId(f"{now:%Y%m%dT%H%M%S}-{self._new_id(4)}")
         recovered = session.open_turn is not None and previous is None
         try:
-            # A new turn on top of a pending change extends it: the diff stays cumulative from the
-            # first baseline, so Reject always returns to the tree the user last approved. A turn that
-            # was cut off by a restart is extended the same way, so its edits still need approval.
-            if previous is not None:
-                baseline = previous.baseline
-            elif session.open_turn is not None:
+            # A turn that was cut off by a restart is continued, so its edits still need approval. A new turn
+            # on top of a pending change extends it: the diff stays cumulative from the first baseline, so
+            # Reject always returns to the tree the user last approved, while the developer's own edits made
+            # since that change's turn end become part of the new baseline and stay theirs.
+            if session.open_turn is not None:
                 baseline = session.open_turn
+            elif previous is not None:
+                baseline = await self._p.workspace.begin_turn(turn_id, extends=previous.baseline)
             else:
                 baseline = await self._p.workspace.begin_turn(turn_id)
         except WorkspaceError as exc:
@@ -355,6 +361,8 @@ class VoiceCoder:
         result: AgentResult | None,
     ) -> None:
         try:
+            # What the agent left, recorded now: later edits are told apart from it (never committed with it).
+            baseline = await self._p.workspace.end_turn(baseline)
             diff = await self._p.workspace.changes_since(baseline)
         except WorkspaceError as exc:
             await self._p.messenger.send(chat, ErrorReply(str(exc)))
@@ -374,6 +382,8 @@ class VoiceCoder:
                 session.open_turn = None
                 await self._p.store.save_session(session)
             await self._release(baseline)
+            if previous is not None:
+                await self._release(previous.baseline)
             await self._p.messenger.send(chat, NoChanges())
             return
 
@@ -396,6 +406,8 @@ class VoiceCoder:
             superseded = session.attach(change, now=now)
             session.open_turn = None
             await self._p.store.save_session(session)
+        if superseded is not None and superseded.baseline.snapshot != baseline.snapshot:
+            await self._release(superseded.baseline)
         await self._audit(
             chat,
             user,
@@ -557,13 +569,13 @@ class VoiceCoder:
             return
         try:
             match button.action:
-                case Action.APPROVE:
+                case Action.APPROVE | Action.APPROVE_WITH_MY_EDITS | Action.APPROVE_LEAVE_OUT:
                     await self._approve(chat, user, callback_id, button)
                 case Action.REJECT:
                     await self._reject(chat, user, callback_id, button)
                 case Action.SHOW_DIFF:
                     await self._p.messenger.answer_callback(callback_id)
-                    await self._show_diff(chat, button)
+                    await self._show_diff(chat, button.change_id)
                 case Action.GIT_STATUS:
                     await self._p.messenger.answer_callback(callback_id)
                     await self._p.messenger.send(chat, GitStatusView(await self._p.workspace.status()))
@@ -578,15 +590,29 @@ class VoiceCoder:
     async def _approve(self, chat: ChatId, user: UserId, callback_id: str, button: Button) -> None:
         if self._workspace_lock.locked():
             raise TurnInProgressError
+        choice = button.action.choice
         async with self._workspace_lock:
             session = await self._session(chat)
             change = session.pending_change(button.change_id)
-            change.check_approvable(button.fingerprint or "")
-            commit = await self._commit(change, user)
+            try:
+                change.check_approvable(button.fingerprint or "", choice)
+            except ApprovalChoiceRequiredError as exc:
+                await self._p.messenger.answer_callback(callback_id, "Choose how to commit the overlapping files")
+                await self._p.messenger.send(chat, ApprovalChoiceNeeded(change.id, change.diff))
+                logger.info("approve of %s needs a choice: %s", change.id, exc)
+                return
+            commit = await self._commit(change, user, choice=choice)
+        left_out = change.diff.overlapping if choice is ApprovalChoice.LEAVE_OUT else ()
+        kept_yours = tuple(f.path for f in change.diff.files if f.owner is Ownership.BOTH)
         await self._p.messenger.answer_callback(callback_id, f"✅ Committed {commit.short_sha}")
-        await self._p.messenger.send(chat, ChangeCommitted(change.id, commit, len(change.diff.files)))
+        await self._p.messenger.send(
+            chat,
+            ChangeCommitted(change.id, commit, len(change.diff.files) - len(left_out), left_out, kept_yours),
+        )
 
-    async def _commit(self, change: PendingChange, user: UserId, *, auto: bool = False) -> CommitInfo:
+    async def _commit(
+        self, change: PendingChange, user: UserId, *, auto: bool = False, choice: ApprovalChoice | None = None
+    ) -> CommitInfo:
         now = self._p.clock.now()
         trailers: list[tuple[str, str]] = [("Voicecoder-Change", change.id.value)]
         if change.agent_session_id:
@@ -600,7 +626,11 @@ class VoiceCoder:
             trailers=tuple(trailers),
         )
         commit = await self._p.workspace.commit_turn(
-            change.baseline, fingerprint=change.diff.fingerprint, message=message, author=self._s.commit_author
+            change.baseline,
+            fingerprint=change.diff.fingerprint,
+            message=message,
+            author=self._s.commit_author,
+            choice=choice,
         )
         async with self._state_lock:
             session = await self._session(change.chat_id)
@@ -619,6 +649,7 @@ class VoiceCoder:
             agent_session_id=change.agent_session_id,
             diff_fingerprint=change.diff.fingerprint,
             commit_sha=commit.sha,
+            detail=choice.value if choice is not None else None,
         )
         return commit
 
@@ -628,7 +659,7 @@ class VoiceCoder:
         async with self._workspace_lock:
             session = await self._session(chat)
             change = session.pending_change(button.change_id)
-            await self._p.workspace.restore_turn(change.baseline)
+            restored = await self._p.workspace.restore_turn(change.baseline)
             async with self._state_lock:
                 session = await self._session(chat)
                 stored = session.pending_change(change.id)
@@ -645,12 +676,37 @@ class VoiceCoder:
             diff_fingerprint=change.diff.fingerprint,
         )
         await self._p.messenger.answer_callback(callback_id, "❌ Changes discarded")
-        await self._p.messenger.send(chat, ChangeDiscarded(change.id, change.diff.paths))
+        await self._p.messenger.send(
+            chat,
+            ChangeDiscarded(change.id, restored.restored, restored.merged, restored.kept, restored.untouched),
+        )
 
-    async def _show_diff(self, chat: ChatId, button: Button) -> None:
+    async def _show_diff(self, chat: ChatId, change_id: ChangeId | None) -> None:
+        """
+        The pending change's diff as the workspace is now.
+
+        Late edits since the summary are listed, and the change's fingerprint moves with them, so older buttons
+        stop working. While a turn runs, the stored diff is shown: the tree is still changing.
+        """
         session = await self._session(chat)
-        change = session.pending_change(button.change_id)
-        await self._p.messenger.send(chat, DiffView(change.diff, change.id))
+        change = session.pending_change(change_id)
+        if self._workspace_lock.locked():
+            await self._p.messenger.send(chat, DiffView(change.diff, change.id, self._blocked(change.findings)))
+            return
+        diff = await self._p.workspace.changes_since(change.baseline)
+        refreshed = diff.fingerprint != change.diff.fingerprint
+        findings = change.findings
+        if refreshed:
+            findings = tuple(await self._p.scanner.scan(diff)) if not diff.is_empty else ()
+            async with self._state_lock:
+                session = await self._session(chat)
+                stored = session.pending_change(change.id)
+                stored.refresh(diff, findings)
+                await self._p.store.save_session(session)
+            await self._audit(
+                chat, None, "refresh", change_id=change.id, diff_fingerprint=diff.fingerprint, detail="late edits"
+            )
+        await self._p.messenger.send(chat, DiffView(diff, change.id, self._blocked(findings), refreshed=refreshed))
 
     async def _cancel(self, chat: ChatId, callback_id: str) -> None:
         scope = self._running.get(chat)
@@ -695,9 +751,13 @@ class VoiceCoder:
         return ChangeSummary(
             change_id=change.id,
             diff=change.diff,
-            blocked_reasons=tuple(f"possible secret: {f}" for f in change.findings),
+            blocked_reasons=self._blocked(change.findings),
             superseded_previous=superseded_previous,
         )
+
+    @staticmethod
+    def _blocked(findings: tuple[SecretFinding, ...]) -> tuple[str, ...]:
+        return tuple(f"possible secret: {f}" for f in findings)
 
     @staticmethod
     def _answer(result: AgentResult) -> AgentAnswer:

@@ -32,9 +32,8 @@ import pytest
 from voicecoder.domain.errors import StaleChangeError, WorkspaceError
 from voicecoder.domain.model import Baseline, ChangeKind, CommitInfo, CommitMessage, Diff, TurnId
 from voicecoder.domain.ports import Workspace
-from voicecoder.testing.fakes import FakeWorkspace
 
-__all__ = ["DiskTree", "FakeTree", "WorkspaceContract", "WorkspaceTree", "commit_files"]
+__all__ = ["DiskTree", "WorkspaceContract", "WorkspaceTree", "commit_files"]
 
 
 class WorkspaceTree(Protocol):
@@ -98,31 +97,6 @@ class DiskTree:
 
     def is_executable(self, path: str) -> bool:
         return os.access(self._path(path), os.X_OK)
-
-
-@attrs.define
-class FakeTree:
-    """A `WorkspaceTree` over `FakeWorkspace.files`."""
-
-    fake: FakeWorkspace
-
-    def write(self, path: str, data: bytes, *, executable: bool = False) -> None:
-        self.fake.write(path, data, executable=executable)
-
-    def delete(self, path: str) -> None:
-        self.fake.delete(path)
-
-    def chmod(self, path: str, *, executable: bool) -> None:
-        self.fake.chmod(path, executable=executable)
-
-    def read(self, path: str) -> bytes:
-        return self.fake.read(path)
-
-    def exists(self, path: str) -> bool:
-        return path in self.fake.files
-
-    def is_executable(self, path: str) -> bool:
-        return self.fake.files[path][1] & 0o111 != 0
 
 
 async def commit_files(

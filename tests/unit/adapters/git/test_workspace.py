@@ -19,7 +19,8 @@ from tests.gitoracle import (
     tree_of,
     worktree_tree,
 )
-from voicecoder.adapters.dulwich_workspace import DulwichWorkspace, _GitIndex
+from voicecoder.adapters.git import DulwichWorkspace
+from voicecoder.adapters.git.index import GitIndex
 from voicecoder.domain.errors import NotARepositoryError, StaleChangeError, WorkspaceConflictError, WorkspaceError
 from voicecoder.domain.model import ChangeKind, CommitMessage, TurnId
 
@@ -525,7 +526,7 @@ class TestGitIndex:
         cached = ws._index_cache
 
         assert cached is not None
-        assert cached == _GitIndex.load(str(repo / ".git" / "index"))
+        assert cached == GitIndex.load(str(repo / ".git" / "index"))
         assert b"a/b" in cached.tracked_dirs
         assert cached.tracked_dirs[b"src"] == 2
         git(repo, "ls-files", "--stage")

@@ -1,0 +1,361 @@
+"""
+The three-way turn model: who owns each path, what Approve commits, what Reject restores, what the diff shows.
+
+A turn is seen through seven flats (`TurnTrees`): the working tree and index at the baseline (B, IB), at the
+turn end (E, IE), now (C, IC), and HEAD now (H). Then
+
+* the agent's paths are those where B ≠ E (and, for the index only, IB ≠ IE);
+* a path the agent changed is the agent's alone if H = B there, *both* if the developer also had uncommitted
+  edits apart from the agent's, and *overlapping* if the agent's hunks touch the developer's lines (or it
+  deleted a file holding them); paths the agent created are wholly the agent's;
+* late edits are those where C ≠ E: made after the turn end, by the developer or something the agent left
+  running. They are neither committed nor reverted.
+
+Approve commits, for each agent path, HEAD with the agent's hunks applied (B → E onto H); the index gets the
+same hunks on top of what the developer had staged, so the developer's staged and unstaged edits stay exactly
+as they were. Reject writes, for each agent path, B if nothing changed there since the turn end, else C with
+the agent's hunks taken out (E → B onto C), and leaves the path alone where that overlaps. The diff and the
+fingerprint are computed from the same view, so what is shown is what is committed.
+
+Nothing here does I/O: blobs are read and stored through `Blobs`, so the git adapter and the in-memory fake
+share it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Mapping
+from typing import Protocol
+
+import attrs
+
+from voicecoder.adapters.git.diff import file_diff
+from voicecoder.adapters.git.merge import Overlap, merge_versions
+from voicecoder.adapters.git.trees import Change, Entry, Flat, diff_flats, display, parents, with_git_df_rules
+from voicecoder.domain.errors import ApprovalChoiceRequiredError
+from voicecoder.domain.model import ApprovalChoice, Diff, FileChange, Ownership, Restored
+
+__all__ = [
+    "ApprovePlan",
+    "Blobs",
+    "RejectPlan",
+    "TurnTrees",
+    "TurnView",
+    "blocked_by",
+    "rebase",
+]
+
+
+class Blobs(Protocol):
+    """File contents by hex sha."""
+
+    def read(self, sha: bytes) -> bytes: ...
+
+    def store(self, data: bytes) -> bytes:
+        """Keep *data*; return its sha."""
+        ...
+
+
+@attrs.frozen
+class TurnTrees:
+    """The seven flats a turn is seen through (see the module docstring)."""
+
+    base: Flat
+    base_index: Flat
+    end: Flat
+    end_index: Flat
+    current: Flat
+    index: Flat
+    head: Flat
+    entangled: frozenset[bytes] = frozenset()
+    """Paths whose agent and developer edits were already inseparable when a pending change was extended."""
+
+
+@attrs.frozen
+class ApprovePlan:
+    """The commit and index changes of one Approve."""
+
+    commit: dict[bytes, Entry | None]
+    """Changes to HEAD's tree, file/directory clashes resolved as git does."""
+    index: dict[bytes, Entry | None]
+    left_out: tuple[bytes, ...]
+
+
+@attrs.frozen
+class RejectPlan:
+    """The working-tree and index changes of one Reject, and what it tells the developer."""
+
+    worktree: dict[bytes, Entry | None]
+    index: dict[bytes, Entry | None]
+    restored: tuple[bytes, ...]
+    merged: tuple[bytes, ...]
+    kept: tuple[bytes, ...]
+    untouched: tuple[bytes, ...]
+
+    def keeping(self, paths: Iterable[bytes]) -> RejectPlan:
+        """The same plan, with *paths* left alone (kept) instead of restored."""
+        drop = set(paths)
+        if not drop:
+            return self
+        return RejectPlan(
+            {p: e for p, e in self.worktree.items() if p not in drop},
+            {p: e for p, e in self.index.items() if p not in drop},
+            tuple(p for p in self.restored if p not in drop),
+            tuple(p for p in self.merged if p not in drop),
+            tuple(sorted({*self.kept, *(p for p in drop if p in self.restored)})),
+            self.untouched,
+        )
+
+    def settled(self, blocked: Callable[[dict[bytes, Entry | None]], set[bytes]]) -> RejectPlan:
+        """This plan without the paths *blocked* finds, until it finds none (keeping one can block another)."""
+        plan = self
+        while found := blocked(plan.worktree):
+            plan = plan.keeping(found)
+        return plan
+
+    def result(self) -> Restored:
+        return Restored(
+            restored=tuple(map(display, self.restored)),
+            merged=tuple(map(display, self.merged)),
+            kept=tuple(map(display, self.kept)),
+            untouched=tuple(map(display, self.untouched)),
+        )
+
+
+@attrs.frozen
+class _Path:
+    owner: Ownership
+    commit: Entry | None
+    """What Approve commits for the path (for an overlapping path: the turn end, used by WITH_MY_EDITS)."""
+    index: Entry | None
+    """The index entry after Approve, unless `keep_index`."""
+    keep_index: bool
+    """The developer staged the path after the turn end: Approve leaves its index entry as it is."""
+
+
+class TurnView:
+    """One look at a turn: ownership of every path, the plans, the diff and its fingerprint."""
+
+    def __init__(self, trees: TurnTrees, blobs: Blobs) -> None:
+        self.trees = trees
+        self.blobs = blobs
+        t = trees
+        self.agent: dict[bytes, Change] = diff_flats(t.base, t.end)
+        """Worktree paths the agent changed: (before the turn, at its end)."""
+        self.agent_index: dict[bytes, Change] = diff_flats(t.base_index, t.end_index)
+        self.late: dict[bytes, Change] = diff_flats(t.end, t.current)
+        self.paths: dict[bytes, _Path] = {path: self._classify(path) for path in sorted(self.agent)}
+
+    def _merge(self, base: Entry | None, ours: Entry | None, theirs: Entry | None) -> Entry | Overlap | None:
+        return merge_versions(base, ours, theirs, read=self.blobs.read, store=self.blobs.store)
+
+    def _classify(self, path: bytes) -> _Path:
+        t = self.trees
+        base, end, head = t.base.get(path), t.end.get(path), t.head.get(path)
+        # A file the agent created is all the agent's, even where HEAD (but not the tree) had one.
+        commit = end if base is None else self._merge(base, head, end)
+        keep_index = t.index.get(path) != t.end_index.get(path)  # staged by the developer after the turn end
+        index: Entry | Overlap | None = None
+        if keep_index:
+            pass
+        elif t.base_index.get(path) == head:
+            index = commit  # nothing of the developer's staged here: the index follows the commit
+        else:
+            index = self._merge(base, t.base_index.get(path), end)
+        if path in t.entangled or isinstance(commit, Overlap) or isinstance(index, Overlap):
+            return _Path(Ownership.OVERLAP, end, end, keep_index)
+        owner = Ownership.AGENT if head == base or base is None else Ownership.BOTH
+        return _Path(owner, commit, index, keep_index)
+
+    # --- what is shown -------------------------------------------------------------------------------
+
+    @property
+    def overlapping(self) -> tuple[bytes, ...]:
+        return tuple(p for p, info in self.paths.items() if info.owner is Ownership.OVERLAP)
+
+    @property
+    def fingerprint(self) -> str:
+        """A sha256 over everything the developer decides on: the agent's paths, their owners, the late edits."""
+        digest = hashlib.sha256()
+
+        def put(entry: Entry | None) -> None:
+            digest.update(b"-\0" if entry is None else b"%o %s\0" % entry)
+
+        t = self.trees
+        for path, info in self.paths.items():
+            digest.update(b"A\0" + path + b"\0" + info.owner.value.encode() + b"\0")
+            for entry in (t.base.get(path), t.end.get(path), t.head.get(path)):
+                put(entry)
+        for path in sorted(self.late):
+            digest.update(b"L\0" + path + b"\0")
+            for entry in self.late[path]:
+                put(entry)
+        return digest.hexdigest()
+
+    def diff(self) -> Diff:
+        """The turn three ways apart, as the developer sees it (see `Diff`)."""
+        if not self.paths and not self.late:
+            return Diff.empty()
+        t = self.trees
+        read = self.blobs.read
+        parts: list[bytes] = []
+        files: list[FileChange] = []
+        committed = self._commit_changes({p for p, i in self.paths.items() if i.owner is not Ownership.OVERLAP})
+        for path in sorted({*self.paths, *committed}):
+            info = self.paths.get(path)
+            head = t.head.get(path)
+            if info is None:  # removed from HEAD only because a file and a directory clash, as git does
+                before, after, owner = head, None, Ownership.AGENT
+            elif info.owner is Ownership.OVERLAP or info.commit == head:
+                # Overlapping: the agent's own hunks (what it commits depends on the choice). Nothing to commit
+                # (HEAD already has it): the agent's own change, which Reject can still undo.
+                before, after, owner = t.base.get(path), t.end.get(path), info.owner
+            else:
+                before, after, owner = head, info.commit, info.owner
+            text, change = file_diff(path, before, after, read, owner=owner)
+            parts.append(text)
+            files.append(change)
+        yours = [
+            file_diff(path, t.head.get(path), t.base.get(path), read)[0]
+            for path, info in self.paths.items()
+            if info.owner is not Ownership.AGENT and t.head.get(path) != t.base.get(path)
+        ]
+        late = [file_diff(path, before, after, read) for path, (before, after) in sorted(self.late.items())]
+        return Diff(
+            unified=_text(parts),
+            files=tuple(files),
+            fingerprint=self.fingerprint,
+            yours=_text(yours),
+            late=tuple(change for _, change in late),
+            late_unified=_text(text for text, _ in late),
+        )
+
+    # --- Approve -------------------------------------------------------------------------------------
+
+    def _commit_changes(self, paths: Iterable[bytes]) -> dict[bytes, Entry | None]:
+        head = self.trees.head
+        wanted = {p: self.paths[p].commit for p in paths}
+        return {p: e for p, e in with_git_df_rules(head, wanted).items() if head.get(p) != e}
+
+    def approve(self, choice: ApprovalChoice | None) -> ApprovePlan:
+        """
+        What Approve commits and how the index changes.
+
+        Raises:
+            ApprovalChoiceRequiredError: Some paths overlap and *choice* is None.
+        """
+        overlapping = set(self.overlapping)
+        if overlapping and choice is None:
+            raise ApprovalChoiceRequiredError(tuple(map(display, sorted(overlapping))))
+        left_out = overlapping if choice is ApprovalChoice.LEAVE_OUT else set()
+        # A path left out also keeps out the agent's paths that clash with it as file and directory.
+        for path in list(self.paths):
+            if any(parent in left_out for parent in parents(path)) or any(
+                other.startswith(path + b"/") for other in left_out
+            ):
+                left_out.add(path)
+        committed = [p for p in self.paths if p not in left_out]
+        t = self.trees
+        index: dict[bytes, Entry | None] = {}
+        for path, info in self.paths.items():
+            if not info.keep_index:
+                # Left out: the agent's staging goes, the developer's stays.
+                index[path] = t.base_index.get(path) if path in left_out else info.index
+        for path in self.agent_index:
+            if path not in self.paths and t.index.get(path) == t.end_index.get(path):
+                index[path] = t.base_index.get(path)  # staged by the agent, changed nothing: unstage
+        index = {p: e for p, e in index.items() if t.index.get(p) != e}
+        return ApprovePlan(self._commit_changes(committed), index, tuple(sorted(left_out)))
+
+    # --- Reject --------------------------------------------------------------------------------------
+
+    def reject(self) -> RejectPlan:
+        """What Reject writes, path by path (see the module docstring)."""
+        t = self.trees
+        worktree: dict[bytes, Entry | None] = {}
+        index: dict[bytes, Entry | None] = {}
+        restored: list[bytes] = []
+        merged: list[bytes] = []
+        kept: list[bytes] = []
+        for path in sorted({*self.agent, *self.agent_index}):
+            if path in t.entangled:
+                kept.append(path)
+                continue
+            target: Entry | Overlap | None = t.current.get(path)
+            if path in self.agent:
+                base, end, now = t.base.get(path), t.end.get(path), t.current.get(path)
+                target = base if now == end else self._merge(end, now, base)
+            staged: Entry | Overlap | None = t.index.get(path)
+            if path in self.agent_index or path in self.agent:
+                staged = (
+                    t.base_index.get(path)
+                    if t.index.get(path) == t.end_index.get(path)
+                    else self._merge(t.end_index.get(path), t.index.get(path), t.base_index.get(path))
+                )
+            if isinstance(target, Overlap) or isinstance(staged, Overlap):
+                kept.append(path)
+                continue
+            if target != t.current.get(path):
+                worktree[path] = target
+            if staged != t.index.get(path):
+                index[path] = staged
+            if path in self.agent:
+                restored.append(path)
+                if target != t.base.get(path):
+                    merged.append(path)
+        untouched = tuple(sorted(p for p in self.late if p not in self.agent))
+        plan = RejectPlan(worktree, index, tuple(restored), tuple(merged), tuple(kept), untouched)
+        return plan.settled(lambda targets: blocked_by(targets, t.current))
+
+
+def blocked_by(targets: Mapping[bytes, Entry | None], current: Mapping[bytes, Entry]) -> set[bytes]:
+    """Targets that would clash, as file and directory, with files of *current* that the targets keep."""
+    removed = {p for p, e in targets.items() if e is None}
+    stays = [p for p in current if p not in removed and p not in targets]
+    blocked: set[bytes] = set()
+    files = set(stays)
+    below = {parent for p in stays for parent in parents(p)}
+    for path, entry in targets.items():
+        if entry is None:
+            continue
+        if path in below or any(parent in files for parent in parents(path)):
+            blocked.add(path)
+    return blocked
+
+
+def rebase(previous: TurnTrees, blobs: Blobs, *, start: Flat, start_index: Flat) -> tuple[Flat, Flat, frozenset[bytes]]:
+    """
+    The baseline of a turn that extends a pending change.
+
+    That is *previous*'s baseline plus the developer's edits made since its turn end (the tree and index
+    now: *start*, *start_index*).
+
+    Returns the new baseline tree and index and the entangled paths: where those edits overlap the earlier
+    agent edits, the path keeps its old baseline and stays overlapping.
+    """
+    base = dict(previous.base)
+    entangled = set(previous.entangled)
+    for path, (end, now) in diff_flats(previous.end, start).items():
+        before = previous.base.get(path)
+        if before == end:  # the agent never touched it: the developer's edit is simply part of the baseline
+            rebased: Entry | Overlap | None = now
+        else:
+            rebased = merge_versions(end, now, before, read=blobs.read, store=blobs.store)
+        if isinstance(rebased, Overlap):
+            entangled.add(path)
+            continue
+        if rebased is None:
+            base.pop(path, None)
+        else:
+            base[path] = rebased
+    base_index = dict(previous.base_index)
+    for path, (_, now) in diff_flats(previous.end_index, start_index).items():
+        if now is None:
+            base_index.pop(path, None)
+        else:
+            base_index[path] = now
+    return base, base_index, frozenset(entangled)
+
+
+def _text(parts: Iterable[bytes]) -> str:
+    return b"".join(parts).decode("utf-8", "replace")
