@@ -5,7 +5,12 @@ from pathlib import Path
 
 import pytest
 
+from voicecoder.testing.profiles import load_profile
+
 REPO = Path(__file__).resolve().parent.parent
+# Loaded before any test module builds its settings: derandomized (``ci``) unless VOICECODER_HYPOTHESIS_PROFILE
+# asks for the ``deep`` hunt.
+HYPOTHESIS_PROFILE = load_profile()
 
 
 @pytest.fixture

@@ -391,6 +391,9 @@ class FakeWorkspaceTree:
     def is_executable(self, path: str) -> bool:
         return self.fake.files[path][1] == EXECUTABLE
 
+    def is_symlink(self, path: str) -> bool:
+        return path in self.fake.files and self.fake.files[path][1] == SYMLINK
+
 
 class _MemoryBlobs:
     """`turns.Blobs` as a dict."""

@@ -162,7 +162,9 @@ class TurnView:
             index = commit  # nothing of the developer's staged here: the index follows the commit
         else:
             index = self._merge(base, t.base_index.get(path), end)
-        if path in t.entangled or isinstance(commit, Overlap) or isinstance(index, Overlap):
+        # Deleting a file that holds the developer's uncommitted (staged or unstaged) content destroys their lines.
+        destroys = end is None and base is not None and (base != head or t.base_index.get(path) != head)
+        if path in t.entangled or destroys or isinstance(commit, Overlap) or isinstance(index, Overlap):
             return _Path(Ownership.OVERLAP, end, end, keep_index)
         owner = Ownership.AGENT if head == base or base is None else Ownership.BOTH
         return _Path(owner, commit, index, keep_index)
@@ -200,12 +202,15 @@ class TurnView:
         read = self.blobs.read
         parts: list[bytes] = []
         files: list[FileChange] = []
-        committed = self._commit_changes({p for p, i in self.paths.items() if i.owner is not Ownership.OVERLAP})
+        plain = self._commit_changes({p for p, i in self.paths.items() if i.owner is not Ownership.OVERLAP})
+        committed = self._commit_changes(self.paths)
         for path in sorted({*self.paths, *committed}):
             info = self.paths.get(path)
             head = t.head.get(path)
             if info is None:  # removed from HEAD only because a file and a directory clash, as git does
-                before, after, owner = head, None, Ownership.AGENT
+                # ... with a file of the agent's, or with an overlapping one (then only if that is committed).
+                before, after = head, None
+                owner = Ownership.AGENT if path in plain else Ownership.OVERLAP
             elif info.owner is Ownership.OVERLAP or info.commit == head:
                 # Overlapping: the agent's own hunks (what it commits depends on the choice). Nothing to commit
                 # (HEAD already has it): the agent's own change, which Reject can still undo.

@@ -69,6 +69,10 @@ class WorkspaceTree(Protocol):
         """Whether *path* has its executable bit set."""
         ...
 
+    def is_symlink(self, path: str) -> bool:
+        """Whether *path* is a symbolic link."""
+        ...
+
 
 _GIT_ENV: Final = {
     "GIT_CONFIG_NOSYSTEM": "1",
@@ -135,6 +139,12 @@ class DiskTree:
         target.chmod(mode | 0o111 if executable else mode & ~0o111)
 
     def stage(self, path: str = "") -> None:
+        if path and any((self.root / parent).is_symlink() for parent in Path(path).parents):
+            # Below a symlink nothing exists for git; `git add` refuses such a pathspec, so drop the entry.
+            self._git("update-index", "--force-remove", "--", path)
+            return
+        if path and not os.path.lexists(self._path(path)) and not self._git("ls-files", "--", path).stdout:
+            return  # neither on disk nor in the index: `git add` would refuse the pathspec
         self._git("add", "-A", "--", path or ".")
 
     def read(self, path: str) -> bytes:
@@ -155,6 +165,9 @@ class DiskTree:
 
     def is_executable(self, path: str) -> bool:
         return os.access(self._path(path), os.X_OK)
+
+    def is_symlink(self, path: str) -> bool:
+        return self._path(path).is_symlink()
 
 
 async def commit_files(
