@@ -118,5 +118,5 @@ class DulwichMachine(WorkspaceMachine):
 
 pytestmark = pytest.mark.skipif(GIT is None, reason="the git CLI is the oracle and is not installed")
 
-DulwichMachine.TestCase.settings = budget(40, steps=30)
+DulwichMachine.TestCase.settings = budget(30, steps=25)
 TestDulwichWorkspaceMachine = DulwichMachine.TestCase

@@ -86,6 +86,11 @@ def shown(path: str) -> str:
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
+def _clashes(path: str, others: set[str]) -> bool:
+    """Whether *path* is a file where one of *others* needs a directory, or the other way round."""
+    return any(path.startswith(q + "/") or q.startswith(path + "/") for q in others)
+
+
 def run(fn: Callable[..., Awaitable[_T]], *args: object, **kwargs: object) -> _T:
     return anyio.run(functools.partial(fn, *args, **kwargs))
 
@@ -235,7 +240,11 @@ class WorkspaceMachine(RuleBasedStateMachine):
             chosen = now if now != end else self.base_index.get(path)
             if chosen is not None:
                 index[path] = chosen
-        self.base, self.base_index = base, index
+        # The developer's entries win where older ones clash with them as file and directory.
+        dev = {p for p in start.worktree if start.worktree.get(p) != self.end.get(p)}
+        staged = {p for p in start.index if start.index.get(p) != self.end_index.get(p)}
+        self.base = {p: e for p, e in base.items() if p in dev or not _clashes(p, dev)}
+        self.base_index = {p: e for p, e in index.items() if p in staged or not _clashes(p, staged)}
         self.restaged = set()
         event("a pending change was extended")
         self._agent_works(edits)

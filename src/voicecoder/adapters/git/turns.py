@@ -162,8 +162,8 @@ class TurnView:
             index = commit  # nothing of the developer's staged here: the index follows the commit
         else:
             index = self._merge(base, t.base_index.get(path), end)
-        # Deleting a file that holds the developer's uncommitted (staged or unstaged) content destroys their lines.
-        destroys = end is None and base is not None and (base != head or t.base_index.get(path) != head)
+        # Deleting a file the developer staged changes to would drop what they staged: their lines, not the agent's.
+        destroys = end is None and base is not None and t.base_index.get(path) != head
         if path in t.entangled or destroys or isinstance(commit, Overlap) or isinstance(index, Overlap):
             return _Path(Ownership.OVERLAP, end, end, keep_index)
         owner = Ownership.AGENT if head == base or base is None else Ownership.BOTH
@@ -338,8 +338,8 @@ def rebase(previous: TurnTrees, blobs: Blobs, *, start: Flat, start_index: Flat)
     Returns the new baseline tree and index and the entangled paths: where those edits overlap the earlier
     agent edits, the path keeps its old baseline and stays overlapping.
     """
-    base = dict(previous.base)
     entangled = set(previous.entangled)
+    changes: dict[bytes, Entry | None] = {}
     for path, (end, now) in diff_flats(previous.end, start).items():
         before = previous.base.get(path)
         if before == end:  # the agent never touched it: the developer's edit is simply part of the baseline
@@ -348,18 +348,24 @@ def rebase(previous: TurnTrees, blobs: Blobs, *, start: Flat, start_index: Flat)
             rebased = merge_versions(end, now, before, read=blobs.read, store=blobs.store)
         if isinstance(rebased, Overlap):
             entangled.add(path)
-            continue
-        if rebased is None:
-            base.pop(path, None)
         else:
-            base[path] = rebased
-    base_index = dict(previous.base_index)
-    for path, (_, now) in diff_flats(previous.end_index, start_index).items():
-        if now is None:
-            base_index.pop(path, None)
+            changes[path] = rebased
+    staged = {path: now for path, (_, now) in diff_flats(previous.end_index, start_index).items()}
+    # The developer's entries (all as they are on disk or staged now) win where they clash with older ones
+    # as file and directory: the baseline stays a tree git can hold.
+    return _applied(previous.base, changes), _applied(previous.base_index, staged), frozenset(entangled)
+
+
+def _applied(flat: Flat, changes: dict[bytes, Entry | None]) -> Flat:
+    """*flat* with *changes* set, and the entries clashing with them as file and directory removed."""
+    out = dict(flat)
+    for path, entry in with_git_df_rules(flat, changes).items():
+        if entry is None:
+            out.pop(path, None)
         else:
-            base_index[path] = now
-    return base, base_index, frozenset(entangled)
+            out[path] = entry
+    return out
+
 
 
 def _text(parts: Iterable[bytes]) -> str:

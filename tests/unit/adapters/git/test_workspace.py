@@ -142,6 +142,26 @@ class TestDulwichWorkspaceTurns:
         assert refs == ["refs/voicecoder/checkpoints/t2"]
         fsck(repo)
 
+    async def test_the_turn_end_is_a_second_durable_checkpoint(self, repo: Path, ws: DulwichWorkspace) -> None:
+        """end_turn records what the agent left under refs/voicecoder/turn-ends/; a new instance uses it; release
+        drops both refs."""
+        baseline = await ws.begin_turn(TurnId("t1"))
+        write(repo, "src/app.py", b"agent\n")
+        git(repo, "add", "src/app.py")
+        ended = await ws.end_turn(baseline)
+        write(repo, "late.txt", b"late\n")
+
+        diff = await DulwichWorkspace(repo, init_if_missing=False).changes_since(ended)
+
+        assert ended.snapshot == baseline.snapshot
+        assert ended.turn_end is not None
+        assert git(repo, "rev-parse", "refs/voicecoder/turn-ends/t1").strip() == ended.turn_end
+        assert git(repo, "rev-parse", f"{ended.turn_end}^{{tree}}").strip() != git(repo, "rev-parse", "HEAD^{tree}")
+        assert (diff.paths, [f.path for f in diff.late]) == (("src/app.py",), ["late.txt"])
+        await ws.release_turn(ended)
+        assert git(repo, "for-each-ref", "refs/voicecoder/") == ""
+        fsck(repo)
+
     async def test_baseline_survives_a_restart(self, repo: Path, ws: DulwichWorkspace) -> None:
         """A new adapter instance (empty caches) sees the same turn through the checkpoint ref."""
         baseline = await ws.begin_turn(TurnId("t1"))
