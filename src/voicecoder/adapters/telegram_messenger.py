@@ -507,7 +507,9 @@ def _render_diff(view: DiffView) -> Rendered:
     if diff.is_empty and not diff.late:
         return Rendered("ℹ️ No git changes detected.")
     keyboard = _keyboard(view.buttons)
-    head = f"📝 <b>Claude's change</b> — {esc(diff.stat_line())}"
+    head = f"📝 <b>Diff</b> — {esc(diff.stat_line())}"
+    if diff.yours or diff.late:
+        head += "\n<b>Claude's change</b> (what ✅ Approve commits):"
     if view.refreshed:
         head = (
             "🔄 The workspace changed since the summary; this is the diff now (the older buttons no longer work).\n"

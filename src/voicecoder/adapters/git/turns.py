@@ -367,6 +367,5 @@ def _applied(flat: Flat, changes: dict[bytes, Entry | None]) -> Flat:
     return out
 
 
-
 def _text(parts: Iterable[bytes]) -> str:
     return b"".join(parts).decode("utf-8", "replace")
