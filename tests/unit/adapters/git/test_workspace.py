@@ -543,7 +543,7 @@ class TestGitIndex:
         git(repo, "add", "src/deep/new.py")
         await approve(ws, "t1", {"src/util.py": None, "a/b/c.txt": b"c\n", "src/app.py": b"v2\n"}, repo)
 
-        cached = ws._index_cache
+        cached = ws._git._index_cache
 
         assert cached is not None
         assert cached == GitIndex.load(str(repo / ".git" / "index"))
