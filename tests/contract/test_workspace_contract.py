@@ -6,11 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from dulwich.index import Index, IndexEntry
-from dulwich.objects import Blob
-from dulwich.repo import Repo
 
-from tests.gitoracle import fsck, git
+from tests.gitoracle import fsck, git, write_clashing_index
 from voicecoder.adapters import DulwichWorkspace
 from voicecoder.domain.ports import Workspace
 from voicecoder.testing.contracts.workspace import DiskTree, WorkspaceContract, WorkspaceTree
@@ -87,16 +84,7 @@ class TestDulwichWorkspace(WorkspaceContract):
         """git itself refuses to write such an index, so it is written with dulwich's index writer."""
 
         def breaks() -> None:
-            repo = Repo(str(root))
-            blob = Blob.from_string(b"file\n")
-            repo.object_store.add_object(blob)
-            index = Index(repo.index_path())
-            for name in (b"clash", b"clash/below.txt"):
-                index[name] = IndexEntry(
-                    ctime=(0, 0), mtime=(0, 0), dev=0, ino=0, mode=0o100644, uid=0, gid=0, size=5, sha=blob.id
-                )
-            index.write()
-            repo.close()
+            write_clashing_index(root, [b"clash", b"clash/below.txt"], b"file\n")
             done = subprocess.run(["git", "-C", str(root), "write-tree"], capture_output=True, check=False)
             assert done.returncode != 0, "the index should be one git cannot write a tree from"
 

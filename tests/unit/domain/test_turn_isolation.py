@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from voicecoder.domain.model import ChatId, Ownership, UserId
+from tests.unit.domain.conftest import ALICE, CHAT, change
+from voicecoder.domain.model import Ownership
 from voicecoder.domain.replies import (
     Action,
     ApprovalChoiceNeeded,
@@ -15,31 +16,9 @@ from voicecoder.domain.replies import (
     DiffView,
 )
 from voicecoder.domain.services import VoiceCoder
-from voicecoder.testing.fakes import AgentScript, FakePorts, build_voicecoder
+from voicecoder.testing.fakes import FakePorts
 
-CHAT = ChatId(100)
-ALICE = UserId(1)
-
-
-@pytest.fixture(name="wired")
-def _wired() -> tuple[VoiceCoder, FakePorts]:
-    return build_voicecoder(allowed_users=[ALICE.value])
-
-
-@pytest.fixture(name="app")
-def _app(wired: tuple[VoiceCoder, FakePorts]) -> VoiceCoder:
-    return wired[0]
-
-
-@pytest.fixture(name="fakes")
-def _fakes(wired: tuple[VoiceCoder, FakePorts]) -> FakePorts:
-    return wired[1]
-
-
-async def _change(app: VoiceCoder, fakes: FakePorts, writes: dict[str, bytes | None]) -> ChangeSummary:
-    fakes.agent.script(AgentScript(text="Edited.", writes=writes))
-    await app.prompt(CHAT, ALICE, "do it")
-    return fakes.messenger.of_type(ChangeSummary)[-1]
+_change = change
 
 
 def _button(buttons: tuple[Button, ...], action: Action) -> Button:

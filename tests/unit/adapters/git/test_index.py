@@ -7,11 +7,10 @@ from pathlib import Path
 
 import attrs
 import pytest
-from dulwich.index import Index, IndexEntry
-from dulwich.objects import Blob, ObjectID
+from dulwich.objects import Blob
 from dulwich.repo import Repo
 
-from tests.gitoracle import git, git_bytes, init_repo, requires_git
+from tests.gitoracle import git, git_bytes, init_repo, requires_git, write_clashing_index
 from voicecoder.adapters.git.index import GitIndex
 from voicecoder.domain.errors import WorkspaceError
 
@@ -49,16 +48,6 @@ def _store(repo: Path, data: bytes) -> bytes:
     store.object_store.add_object(obj)
     store.close()
     return bytes(obj.id)
-
-
-def write_raw_index(repo: Path, names: list[bytes], sha: bytes) -> None:
-    """An index git itself would refuse to write (names clashing as file and directory)."""
-    index = Index(index_path(repo))
-    for name in names:
-        index[name] = IndexEntry(
-            ctime=(0, 0), mtime=(0, 0), dev=0, ino=0, mode=0o100644, uid=0, gid=0, size=2, sha=ObjectID(sha)
-        )
-    index.write()
 
 
 class TestGitIndex:
@@ -114,8 +103,7 @@ class TestGitIndex:
 
     def test_a_file_and_directory_clash_is_refused_with_its_repair(self, repo: Path) -> None:
         """An index listing a name as a file and a directory is refused with the `git rm --cached` that fixes it."""
-        sha = _store(repo, b"a\n")
-        write_raw_index(repo, [b"clash", b"clash/inner.txt"], sha)
+        write_clashing_index(repo, [b"clash", b"clash/inner.txt"], b"a\n")
         (repo / "clash").mkdir()
         index = GitIndex.load(index_path(repo))
 
@@ -126,8 +114,7 @@ class TestGitIndex:
 
     def test_the_repair_for_a_file_on_disk_removes_the_directory_entries(self, repo: Path) -> None:
         """When the name is a file on disk, the fix removes the entries below it instead."""
-        sha = _store(repo, b"a\n")
-        write_raw_index(repo, [b"clash", b"clash/inner.txt"], sha)
+        write_clashing_index(repo, [b"clash", b"clash/inner.txt"], b"a\n")
         (repo / "clash").write_bytes(b"a\n")
 
         with pytest.raises(WorkspaceError, match=r"git rm -r --cached -q -- clash/"):

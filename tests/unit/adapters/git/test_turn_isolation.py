@@ -13,11 +13,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from dulwich.index import Index, IndexEntry
-from dulwich.objects import Blob
-from dulwich.repo import Repo
 
-from tests.gitoracle import fsck, git, git_bytes, init_repo, porcelain, requires_git, tree_of
+from tests.gitoracle import fsck, git, git_bytes, init_repo, porcelain, requires_git, tree_of, write_clashing_index
 from voicecoder.adapters import DulwichWorkspace
 from voicecoder.domain.errors import WorkspaceError
 from voicecoder.domain.model import Baseline, CommitMessage, Ownership, TurnId
@@ -167,16 +164,7 @@ class TestIssue10Regressions:
         command that repairs it; nothing is written, and after the repair turns work again.
         """
         write(repo, "x/y.txt", b"below\n")
-        index_repo = Repo(str(repo))
-        blob = Blob.from_string(b"below\n")
-        index_repo.object_store.add_object(blob)
-        index = Index(index_repo.index_path())
-        for name in (b"x", b"x/y.txt"):
-            index[name] = IndexEntry(
-                ctime=(0, 0), mtime=(0, 0), dev=0, ino=0, mode=0o100644, uid=0, gid=0, size=6, sha=blob.id
-            )
-        index.write()
-        index_repo.close()
+        write_clashing_index(repo, [b"x", b"x/y.txt"], b"below\n")
         before = (repo / ".git" / "index").read_bytes()
         refs_before = git(repo, "for-each-ref")
 
