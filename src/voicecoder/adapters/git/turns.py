@@ -106,10 +106,10 @@ class RejectPlan:
             self.untouched,
         )
 
-    def settled(self, blocked: Callable[[dict[bytes, Entry | None]], set[bytes]]) -> RejectPlan:
+    def settled(self, blocked: Callable[[RejectPlan], set[bytes]]) -> RejectPlan:
         """This plan without the paths *blocked* finds, until it finds none (keeping one can block another)."""
         plan = self
-        while found := blocked(plan.worktree):
+        while found := blocked(plan):
             plan = plan.keeping(found)
         return plan
 
@@ -270,6 +270,10 @@ class TurnView:
             if path not in self.paths and t.index.get(path) == t.end_index.get(path):
                 index[path] = t.base_index.get(path)  # staged by the agent, changed nothing: unstage
         index = {p: e for p, e in index.items() if t.index.get(p) != e}
+        # An entry that would clash, as file and directory, with one the developer keeps staged is not set:
+        # their staging is never dropped (the path then shows as a staged difference, nothing lost).
+        while clashing := blocked_by(index, t.index):
+            index = {p: e for p, e in index.items() if p not in clashing}
         return ApprovePlan(self._commit_changes(committed), index, tuple(sorted(left_out)))
 
     # --- Reject --------------------------------------------------------------------------------------
@@ -310,7 +314,8 @@ class TurnView:
                     merged.append(path)
         untouched = tuple(sorted(p for p in self.late if p not in self.agent))
         plan = RejectPlan(worktree, index, tuple(restored), tuple(merged), tuple(kept), untouched)
-        return plan.settled(lambda targets: blocked_by(targets, t.current))
+        # Neither a file nor an index entry may be put where the developer's stay as file and directory.
+        return plan.settled(lambda plan: blocked_by(plan.worktree, t.current) | blocked_by(plan.index, t.index))
 
 
 def blocked_by(targets: Mapping[bytes, Entry | None], current: Mapping[bytes, Entry]) -> set[bytes]:

@@ -249,7 +249,7 @@ class DulwichWorkspace:
     def _restore_turn(self, baseline: Baseline, repo: Repo) -> Restored:
         view, scan, index = self._turn(repo, baseline, durable=True)
         index.check_writable(self._git.root)
-        plan = view.reject().settled(lambda targets: self._git.worktree.blocked(targets, scan))
+        plan = view.reject().settled(lambda plan: self._git.worktree.blocked(plan.worktree, scan))
         after = {**scan.entries, **{p: e for p, e in plan.worktree.items() if e is not None}}
         for path, entry in plan.worktree.items():
             if entry is None:
