@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import attrs
 
 from voicecoder.adapters.git.turns import TurnTrees, TurnView, rebase
-from voicecoder.domain.errors import NotARepositoryError, StaleChangeError, WorkspaceConflictError, WorkspaceError
+from voicecoder.domain.errors import NotARepositoryError, WorkspaceConflictError, WorkspaceError
 from voicecoder.domain.model import (
     ApprovalChoice,
     Baseline,
@@ -27,7 +27,16 @@ from voicecoder.domain.model import (
 )
 from voicecoder.testing.fake_clock import FakeClock
 
-__all__ = ["EXECUTABLE", "REGULAR", "SYMLINK", "FakeCheckpoint", "FakeWorkspace", "FakeWorkspaceTree", "Tree"]
+__all__ = [
+    "EXECUTABLE",
+    "REGULAR",
+    "SYMLINK",
+    "FakeCheckpoint",
+    "FakeWorkspace",
+    "FakeWorkspaceTree",
+    "MemoryBlobs",
+    "Tree",
+]
 
 REGULAR = 0o100644
 EXECUTABLE = 0o100755
@@ -130,13 +139,13 @@ class FakeWorkspace:
                 del self.index[name]
 
     # conversions to the git turn model
-    def _flat(self, tree: Tree, blobs: _MemoryBlobs) -> dict[bytes, tuple[int, bytes]]:
+    def _flat(self, tree: Tree, blobs: MemoryBlobs) -> dict[bytes, tuple[int, bytes]]:
         return {_key(path): (mode, blobs.store(data)) for path, (data, mode) in tree.items()}
 
-    def _tree(self, flat: dict[bytes, tuple[int, bytes]], blobs: _MemoryBlobs) -> Tree:
+    def _tree(self, flat: dict[bytes, tuple[int, bytes]], blobs: MemoryBlobs) -> Tree:
         return {_name(path): (blobs.read(sha), mode) for path, (mode, sha) in flat.items()}
 
-    def _apply(self, tree: Tree, changes: dict[bytes, tuple[int, bytes] | None], blobs: _MemoryBlobs) -> None:
+    def _apply(self, tree: Tree, changes: dict[bytes, tuple[int, bytes] | None], blobs: MemoryBlobs) -> None:
         for path, entry in changes.items():
             if entry is None:
                 tree.pop(_name(path), None)
@@ -163,8 +172,8 @@ class FakeWorkspace:
             raise WorkspaceError(f"Unknown checkpoint {sha} of turn {turn}; it may predate a reset.")
         return table[sha]
 
-    def _view(self, baseline: Baseline) -> tuple[TurnView, _MemoryBlobs]:
-        blobs = _MemoryBlobs()
+    def _view(self, baseline: Baseline) -> tuple[TurnView, MemoryBlobs]:
+        blobs = MemoryBlobs()
         base = self._checkpoint(baseline.snapshot, self.snapshots, baseline.turn_id)
         end = self._checkpoint(baseline.turn_end, self.turn_ends, baseline.turn_id) if baseline.turn_end else None
         trees = TurnTrees(
@@ -220,13 +229,7 @@ class FakeWorkspace:
     ) -> CommitInfo:
         self._check(writing=True)
         view, blobs = self._view(baseline)
-        if not view.paths:
-            raise WorkspaceError("Nothing to commit: the turn's changes are already gone.")
-        if not view.fingerprint.startswith(fingerprint):
-            raise StaleChangeError
-        plan = view.approve(choice)
-        if not plan.commit:
-            raise WorkspaceError("Nothing to commit: the turn leaves the last commit as it is.")
+        plan = view.approval(fingerprint, choice)
         self._apply(self.head, plan.commit, blobs)
         self._apply(self.index, plan.index, blobs)
         return self._record_commit(message, author)
@@ -339,8 +342,8 @@ class FakeWorkspaceTree:
         return path in self.fake.files and self.fake.files[path][1] == SYMLINK
 
 
-class _MemoryBlobs:
-    """`turns.Blobs` as a dict."""
+class MemoryBlobs:
+    """`voicecoder.adapters.git.turns.Blobs` as a dict keyed by git's blob ids."""
 
     def __init__(self) -> None:
         self.data: dict[bytes, bytes] = {}

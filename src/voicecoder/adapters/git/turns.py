@@ -32,7 +32,7 @@ import attrs
 from voicecoder.adapters.git.diff import file_diff
 from voicecoder.adapters.git.merge import Overlap, merge_versions
 from voicecoder.adapters.git.trees import Change, Entry, Flat, diff_flats, display, parents, with_git_df_rules
-from voicecoder.domain.errors import ApprovalChoiceRequiredError
+from voicecoder.domain.errors import ApprovalChoiceRequiredError, StaleChangeError, WorkspaceError
 from voicecoder.domain.model import ApprovalChoice, Diff, FileChange, Ownership, Restored
 
 __all__ = [
@@ -241,6 +241,27 @@ class TurnView:
         head = self.trees.head
         wanted = {p: self.paths[p].commit for p in paths}
         return {p: e for p, e in with_git_df_rules(head, wanted).items() if head.get(p) != e}
+
+    def approval(self, fingerprint: str, choice: ApprovalChoice | None) -> ApprovePlan:
+        """
+        The plan of an Approve by someone who saw the diff with *fingerprint* (a prefix is enough).
+
+        Raises:
+            WorkspaceError: The turn changed nothing, or nothing of it would change HEAD.
+            StaleChangeError: The view no longer has that fingerprint (e.g. late edits appeared).
+            ApprovalChoiceRequiredError: Some paths overlap and *choice* is None.
+        """
+        if not self.paths:
+            raise WorkspaceError("Nothing to commit: the turn changed no files (or its changes were undone).")
+        if not self.fingerprint.startswith(fingerprint):
+            raise StaleChangeError("the files changed after the diff was made")
+        plan = self.approve(choice)
+        if not plan.commit:
+            raise WorkspaceError(
+                "Nothing to commit: the turn leaves the last commit as it is (it only removed files that were "
+                "never committed, put back committed content, or every file was left out)."
+            )
+        return plan
 
     def approve(self, choice: ApprovalChoice | None) -> ApprovePlan:
         """

@@ -31,7 +31,7 @@ from voicecoder.adapters.git.repository import HEAD, GitRepository, StoreBlobs
 from voicecoder.adapters.git.scan import Scan
 from voicecoder.adapters.git.trees import diff_flats, display
 from voicecoder.adapters.git.turns import TurnTrees, TurnView, rebase
-from voicecoder.domain.errors import StaleChangeError, VoicecoderError, WorkspaceConflictError, WorkspaceError
+from voicecoder.domain.errors import VoicecoderError, WorkspaceConflictError, WorkspaceError
 from voicecoder.domain.model import (
     ApprovalChoice,
     Baseline,
@@ -215,21 +215,12 @@ class DulwichWorkspace:
         repo: Repo,
     ) -> CommitInfo:
         view, scan, index = self._turn(repo, baseline, durable=True)
-        if not view.paths:
-            raise WorkspaceError("Nothing to commit: the turn changed no files (or its changes were undone).")
-        if not view.fingerprint.startswith(fingerprint):
-            raise StaleChangeError("the files changed after the diff was made")
+        plan = view.approval(fingerprint, choice)
         index.check_writable(self._git.root)
-        conflicted = sorted(p for p in view.paths if p in index.conflicted)
+        conflicted = sorted(p for p in plan.commit if p in index.conflicted)
         if conflicted:
             raise WorkspaceConflictError(
                 f"{display(conflicted[0])} has unresolved merge conflicts; resolve them first."
-            )
-        plan = view.approve(choice)
-        if not plan.commit:
-            raise WorkspaceError(
-                "Nothing to commit: the turn leaves the last commit as it is (it only removed files that were "
-                "never committed, put back committed content, or every file was left out)."
             )
         store = repo.object_store
         head = self._git.head(repo)

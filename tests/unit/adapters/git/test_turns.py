@@ -7,29 +7,18 @@ state machine check the same decisions through a real repository with git as the
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
 
 from voicecoder.adapters.git.trees import Entry, Flat
 from voicecoder.adapters.git.turns import TurnTrees, TurnView, blocked_by, rebase
 from voicecoder.domain.errors import ApprovalChoiceRequiredError
 from voicecoder.domain.model import ApprovalChoice, Ownership
+from voicecoder.testing.fake_workspace import MemoryBlobs
 
 REGULAR = 0o100644
 
 
-class Blobs:
-    def __init__(self) -> None:
-        self.data: dict[bytes, bytes] = {}
-
-    def read(self, sha: bytes) -> bytes:
-        return self.data[sha]
-
-    def store(self, data: bytes) -> bytes:
-        sha = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest().encode()
-        self.data[sha] = data
-        return sha
+Blobs = MemoryBlobs
 
 
 @pytest.fixture(name="blobs")
