@@ -493,8 +493,8 @@ def _render_discarded(d: ChangeDiscarded) -> str:
         lines.append(f"✋ Kept your own edits as they are: {_paths(d.untouched)}.")
     if d.kept:
         lines.append(
-            f"⚠️ Not restored, because your later edits overlap Claude's there: {_paths(d.kept)}. "
-            "Undo Claude's lines in them by hand (git diff shows them)."
+            f"⚠️ Claude's lines stay where your edits overlap them: {_paths(d.kept)}. "
+            "Undo them by hand (git diff shows them)."
         )
     return "\n".join(lines)
 

@@ -257,7 +257,11 @@ class Restored:
     merged: tuple[str, ...] = ()
     """Of `restored`: files where only the agent's lines were taken out and the developer's later edits kept."""
     kept: tuple[str, ...] = ()
-    """The agent's paths left as they are: the developer's later edits overlap the agent's (undo by hand)."""
+    """
+    The agent's paths whose agent lines stay, because the developer's edits overlap them (undo by hand): left as
+    they are, or, for lines an earlier prompt of an extended change wrote, put back as they were at the later
+    prompt.
+    """
     untouched: tuple[str, ...] = ()
     """Paths only the developer (or something after the turn) changed; never written."""
 

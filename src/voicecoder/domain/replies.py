@@ -225,7 +225,7 @@ class ChangeDiscarded:
     merged: tuple[str, ...] = ()
     """Of `paths`: files where only Claude's lines were taken out and the developer's later edits kept."""
     kept: tuple[str, ...] = ()
-    """Claude's paths left as they are because the developer's later edits overlap Claude's there."""
+    """Claude's paths whose Claude lines stay, because the developer's edits overlap them there."""
     untouched: tuple[str, ...] = ()
     """Paths with the developer's own edits, left as they are."""
 

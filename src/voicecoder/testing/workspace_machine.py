@@ -110,7 +110,8 @@ class WorkspaceMachine(RuleBasedStateMachine):
         self.end: Snapshot = {}
         self.end_index: Snapshot = {}
         self.diff: Diff | None = None
-        self.unseen_late = False
+        self.seen: tuple[Snapshot, Snapshot] = ({}, {})
+        """The tree and index when the diff was last looked at: what the developer has seen."""
         self.restaged: set[str] = set()
         """Paths the developer staged after the turn end: Approve and Reject leave their index entry alone."""
 
@@ -183,14 +184,12 @@ class WorkspaceMachine(RuleBasedStateMachine):
                     )
             else:
                 self._edit("dev", path, how, kind)
-                self.unseen_late = self.unseen_late or self.phase == "pending"
 
     @precondition(lambda self: self.phase == "pending")
     @rule(path=st.sampled_from(PATHS), how=st.sampled_from(["write", "append"]), kind=st.sampled_from(KINDS))
     def left_running_writes(self, path: str, how: str, kind: str) -> None:
         """Something the agent started (a background job, a subagent) writes after the turn's result."""
         self._edit("late", path, how, kind)
-        self.unseen_late = True
 
     # --- the agent ---------------------------------------------------------------------------------
 
@@ -205,7 +204,7 @@ class WorkspaceMachine(RuleBasedStateMachine):
         now = self.observe()
         self.end, self.end_index = dict(now.worktree), dict(now.index)
         self.diff = run(self.ws.changes_since, self.baseline)
-        self.unseen_late = False
+        self.seen = (dict(now.worktree), dict(now.index))
         self._check_diff(self.diff, now)
         self.phase = "pending"
 
@@ -269,9 +268,11 @@ class WorkspaceMachine(RuleBasedStateMachine):
             event(f"diff has a file owned by {owner.value}")
         if diff.late:
             event("diff lists late edits")
+        staged = {q for q in {*self.base_index, *now.head} if self.base_index.get(q) != now.head.get(q)} - agent
         for path in exact:
             before, head = self.base.get(path), now.head.get(path)
-            if (before is None or before == head) and self.base_index.get(path) == head:
+            # The developer's edits can only come from the tree, the index, or a staged path it must replace.
+            if (before is None or before == head) and self.base_index.get(path) == head and not _clashes(path, staged):
                 assert owners[shown(path)] is Ownership.AGENT, f"{path} has no edits of the developer"
             if tokens(self.end.get(path), "dev") - tokens(before, "dev"):
                 raise AssertionError(f"the model let the agent write a developer line in {path}")
@@ -281,8 +282,9 @@ class WorkspaceMachine(RuleBasedStateMachine):
     def show_diff(self) -> None:
         assert self.baseline is not None
         self.diff = run(self.ws.changes_since, self.baseline)
-        self.unseen_late = False
-        self._check_diff(self.diff, self.observe())
+        now = self.observe()
+        self.seen = (dict(now.worktree), dict(now.index))
+        self._check_diff(self.diff, now)
 
     # --- Approve ---------------------------------------------------------------------------------------
 
@@ -304,16 +306,21 @@ class WorkspaceMachine(RuleBasedStateMachine):
             self._unchanged(before, self.observe(), "an Approve of nothing")
             self._settle()
             return
-        if self.unseen_late:
+        if before.worktree != self.seen[0] or before.index != self.seen[1]:
+            # Edits since the diff was shown make it stale (a change of the tree always; of the index when it
+            # changes who owns a file). Refused, nothing changes, and the diff is looked at again.
             try:
                 run(self.ws.commit_turn, self.baseline, fingerprint=self.diff.fingerprint, message=message)
-            except StaleChangeError:
-                pass
+            except (StaleChangeError, ApprovalChoiceRequiredError):
+                event("approve refused: the workspace changed since the diff")
+                self._unchanged(before, self.observe(), "a refused Approve")
+                self.show_diff()
             else:
-                raise AssertionError("late edits nobody saw were approved")
-            event("approve refused: late edits unseen")
-            self._unchanged(before, self.observe(), "a refused Approve")
-            self.show_diff()
+                assert before.worktree == self.seen[0], "late edits nobody saw were approved"
+                event("approve: committed after staging")
+                self._check_approved(self.diff, None, before, self.observe())
+                self._settle()
+                return
         diff = self.diff
         if diff.overlapping and choice is None:
             try:
@@ -408,7 +415,10 @@ class WorkspaceMachine(RuleBasedStateMachine):
         agent = self._agent_paths()
         late = {p for p in {*self.end, *before.worktree} if self.end.get(p) != before.worktree.get(p)}
         assert after.head == before.head, "Reject moved HEAD"
-        assert {shown(p) for p in late - agent} == set(result.untouched), "Reject must name the edits it left alone"
+        fuzzy = {p for p in agent if self.base.get(p) is FUZZY}
+        assert {shown(p) for p in late - agent} == set(result.untouched) - {shown(p) for p in fuzzy}, (
+            "Reject must name the edits it left alone"
+        )
         exact = {p for p in agent if self.base.get(p) is not FUZZY}
         assert exact <= restored | kept, f"agent paths {exact - restored - kept} neither restored nor kept"
         excusable = late | {p for p in agent if self.base.get(p) is FUZZY}
@@ -422,7 +432,11 @@ class WorkspaceMachine(RuleBasedStateMachine):
             p for p in {*self.base_index, *self.end_index} if self.base_index.get(p) != self.end_index.get(p)
         }
         for path in {*before.worktree, *after.worktree, *before.index, *after.index}:
-            if path not in touched or path in kept:
+            if path in kept and path in fuzzy:
+                # Lines of an earlier prompt mixed with the developer's: put back as at the later prompt, at most.
+                mine = tokens(before.worktree.get(path), "dev", "late")
+                assert mine <= tokens(after.worktree.get(path)), f"developer lines of {path} were destroyed"
+            elif path not in touched or path in kept:
                 # Reject never writes what the agent did not touch, nor what it keeps.
                 assert after.worktree.get(path) == before.worktree.get(path), f"Reject wrote {path}"
                 assert after.index.get(path) == before.index.get(path), f"Reject changed the index entry of {path}"

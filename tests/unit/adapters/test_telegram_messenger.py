@@ -289,7 +289,7 @@ class TestRender:
         assert "restored 2 files:\na.py, b.py" in plain
         assert "Your later edits in b.py were kept" in plain
         assert "Kept your own edits as they are: mine.txt" in plain
-        assert "Not restored, because your later edits overlap Claude's there: c.py" in plain
+        assert "Claude's lines stay where your edits overlap them: c.py" in plain
 
     def test_agent_answer_code_blocks_become_pre(self) -> None:
         """Fenced code in Claude's answer becomes a pre entity with its language; permission denials are listed."""

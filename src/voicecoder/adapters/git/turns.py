@@ -142,9 +142,18 @@ class TurnView:
         t = trees
         self.agent: dict[bytes, Change] = diff_flats(t.base, t.end)
         """Worktree paths the agent changed: (before the turn, at its end)."""
+        for path in t.entangled:  # they still hold lines of an earlier turn of this change
+            if path in t.base or path in t.end:
+                self.agent[path] = (t.base.get(path), t.end.get(path))
         self.agent_index: dict[bytes, Change] = diff_flats(t.base_index, t.end_index)
         self.late: dict[bytes, Change] = diff_flats(t.end, t.current)
         self.paths: dict[bytes, _Path] = {path: self._classify(path) for path in sorted(self.agent)}
+        # A path that must become a file or directory where the developer had staged something else: their
+        # staging and the agent's file cannot both stay, so the developer decides.
+        staged = {q for q in {*t.base_index, *t.head} if t.base_index.get(q) != t.head.get(q) and q not in self.agent}
+        for path, info in self.paths.items():
+            if info.owner is not Ownership.OVERLAP and info.commit is not None and _clashes(path, staged):
+                self.paths[path] = _Path(Ownership.OVERLAP, t.end.get(path), t.end.get(path), info.keep_index)
 
     def _merge(self, base: Entry | None, ours: Entry | None, theirs: Entry | None) -> Entry | Overlap | None:
         return merge_versions(base, ours, theirs, read=self.blobs.read, store=self.blobs.store)
@@ -211,6 +220,8 @@ class TurnView:
                 # ... with a file of the agent's, or with an overlapping one (then only if that is committed).
                 before, after = head, None
                 owner = Ownership.AGENT if path in plain else Ownership.OVERLAP
+            elif path in t.entangled:  # earlier agent lines mixed with the developer's: the file as committed
+                before, after, owner = head, t.end.get(path), info.owner
             elif info.owner is Ownership.OVERLAP or info.commit == head:
                 # Overlapping: the agent's own hunks (what it commits depends on the choice). Nothing to commit
                 # (HEAD already has it): the agent's own change, which Reject can still undo.
@@ -291,11 +302,14 @@ class TurnView:
             if path not in self.paths and t.index.get(path) == t.end_index.get(path):
                 index[path] = t.base_index.get(path)  # staged by the agent, changed nothing: unstage
         index = {p: e for p, e in index.items() if t.index.get(p) != e}
+        # Entries of committed paths win over restored stagings that would clash with them as file and directory.
+        set_committed = {p for p in committed if index.get(p) is not None}
+        index = {p: e for p, e in index.items() if p in set_committed or e is None or not _clashes(p, set_committed)}
         # An entry that would clash, as file and directory, with one the developer keeps staged is not set:
         # their staging is never dropped (the path then shows as a staged difference, nothing lost).
         while clashing := blocked_by(index, t.index):
             index = {p: e for p, e in index.items() if p not in clashing}
-        return ApprovePlan(self._commit_changes(committed), index, tuple(sorted(left_out)))
+        return ApprovePlan(self._commit_changes(committed), with_git_df_rules(t.index, index), tuple(sorted(left_out)))
 
     # --- Reject --------------------------------------------------------------------------------------
 
@@ -308,9 +322,6 @@ class TurnView:
         merged: list[bytes] = []
         kept: list[bytes] = []
         for path in sorted({*self.agent, *self.agent_index}):
-            if path in t.entangled:
-                kept.append(path)
-                continue
             target: Entry | Overlap | None = t.current.get(path)
             if path in self.agent:
                 base, end, now = t.base.get(path), t.end.get(path), t.current.get(path)
@@ -329,7 +340,11 @@ class TurnView:
                 worktree[path] = target
             if staged != t.index.get(path):
                 index[path] = staged
-            if path in self.agent:
+            if path in t.entangled:
+                # Back to how it was when the change was extended, but the earlier agent lines mixed with the
+                # developer's stay in it: reported as kept.
+                kept.append(path)
+            elif path in self.agent:
                 restored.append(path)
                 if target != t.base.get(path):
                     merged.append(path)
@@ -373,13 +388,23 @@ def rebase(previous: TurnTrees, blobs: Blobs, *, start: Flat, start_index: Flat)
         else:
             rebased = merge_versions(end, now, before, read=blobs.read, store=blobs.store)
         if isinstance(rebased, Overlap):
+            # Inseparable: the baseline takes the file as it is now (nothing of the developer's is ever lost),
+            # and the path stays overlapping for the rest of the change.
             entangled.add(path)
-        else:
-            changes[path] = rebased
+            rebased = now
+        changes[path] = rebased
     staged = {path: now for path, (_, now) in diff_flats(previous.end_index, start_index).items()}
     # The developer's entries (all as they are on disk or staged now) win where they clash with older ones
     # as file and directory: the baseline stays a tree git can hold.
+    written = {path for path, entry in changes.items() if entry is not None}
+    # An entangled path the developer replaced by a directory (or the reverse) is gone, and so is the tangle.
+    entangled = {path for path in entangled if path in written or not _clashes(path, written)}
     return _applied(previous.base, changes), _applied(previous.base_index, staged), frozenset(entangled)
+
+
+def _clashes(path: bytes, others: set[bytes]) -> bool:
+    """Whether *path* is a file where one of *others* needs a directory, or the other way round."""
+    return any(parent in others for parent in parents(path)) or any(q.startswith(path + b"/") for q in others)
 
 
 def _applied(flat: Flat, changes: dict[bytes, Entry | None]) -> Flat:

@@ -7,6 +7,7 @@ state machine check the same decisions through a real repository with git as the
 
 from __future__ import annotations
 
+import attrs
 import pytest
 
 from voicecoder.adapters.git.trees import Entry, Flat
@@ -194,9 +195,26 @@ class TestRejectPlan:
         assert blocked_by({b"d": entry, b"f/x": entry, b"ok": entry}, current) == {b"d", b"f/x"}
 
 
+class TestEntangled:
+    def test_an_entangled_file_the_agent_deletes_comes_back_on_reject(self, blobs: Blobs) -> None:
+        """Reject puts an entangled file back as it was at the later prompt, and reports it as kept."""
+        trees = view(blobs, head={}, base={"b": b"agent, mine\n"}, end={}).trees
+        turn = TurnView(attrs.evolve(trees, entangled=frozenset({b"b"})), blobs)
+
+        plan = turn.reject()
+
+        assert turn.overlapping == (b"b",)
+        assert content(blobs, plan.worktree[b"b"]) == b"agent, mine\n"
+        assert (plan.restored, plan.kept) == ((), (b"b",))
+
+
 class TestRebase:
     def test_developer_edits_between_prompts_join_the_baseline(self, blobs: Blobs) -> None:
-        """Edits to the agent's file apart from its lines are merged in; overlapping ones entangle the path."""
+        """
+        Edits to the agent's file apart from its lines are merged in; overlapping ones entangle the path.
+
+        An entangled path keeps the file as it is (nothing of the developer's is lost) and stays overlapping.
+        """
         previous = view(
             blobs,
             head={},
@@ -212,7 +230,7 @@ class TestRebase:
         )
 
         assert content(blobs, base[b"a"]) == b"mine\n1\n2\n3\n"
-        assert content(blobs, base[b"b"]) == b"x\n"
+        assert content(blobs, base[b"b"]) == b"agent, mine\n"  # inseparable: kept as it is, and entangled
         assert content(blobs, base[b"c"]) == b"c, mine\n"
         assert entangled == frozenset({b"b"})
 
