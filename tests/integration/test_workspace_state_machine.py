@@ -31,6 +31,7 @@ from voicecoder.domain.ports import Workspace
 from voicecoder.testing.contracts.workspace_tree import DiskTree, WorkspaceTree
 from voicecoder.testing.profiles import budget
 from voicecoder.testing.workspace_machine import EXECUTABLE, SYMLINK, Observed, Snapshot, WorkspaceMachine
+from voicecoder.testing.workspace_machine_cases import CASES, Case, replay
 
 IGNORED = ("debug.log", "d/trace.log")
 REGULAR = 0o100644
@@ -120,3 +121,9 @@ pytestmark = pytest.mark.skipif(GIT is None, reason="the git CLI is the oracle a
 
 DulwichMachine.TestCase.settings = budget(30, steps=25)
 TestDulwichWorkspaceMachine = DulwichMachine.TestCase
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=list(CASES))
+def test_sequences_found_by_the_deep_hunt(case: Case) -> None:
+    """Sequences that once broke a promise (see `voicecoder.testing.workspace_machine_cases`) hold now."""
+    replay(DulwichMachine, case)

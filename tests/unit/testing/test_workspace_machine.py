@@ -7,11 +7,14 @@ The same machine runs on `DulwichWorkspace` with git as the oracle in
 
 from __future__ import annotations
 
+import pytest
+
 from voicecoder.domain.ports import Workspace
 from voicecoder.testing.contracts.workspace_tree import WorkspaceTree
 from voicecoder.testing.fakes import REGULAR, FakeWorkspace, FakeWorkspaceTree
 from voicecoder.testing.profiles import budget
 from voicecoder.testing.workspace_machine import Observed, WorkspaceMachine
+from voicecoder.testing.workspace_machine_cases import CASES, Case, replay
 
 
 class FakeMachine(WorkspaceMachine):
@@ -26,3 +29,9 @@ class FakeMachine(WorkspaceMachine):
 
 FakeMachine.TestCase.settings = budget(100, steps=30)
 TestFakeWorkspaceMachine = FakeMachine.TestCase
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=list(CASES))
+def test_sequences_found_by_the_deep_hunt(case: Case) -> None:
+    """Sequences that once broke a promise (see `voicecoder.testing.workspace_machine_cases`) hold now."""
+    replay(FakeMachine, case)

@@ -102,7 +102,7 @@ class RejectPlan:
             {p: e for p, e in self.index.items() if p not in drop},
             tuple(p for p in self.restored if p not in drop),
             tuple(p for p in self.merged if p not in drop),
-            tuple(sorted({*self.kept, *(p for p in drop if p in self.restored)})),
+            tuple(sorted({*self.kept, *(p for p in drop if p in self.worktree or p in self.index)})),
             self.untouched,
         )
 
