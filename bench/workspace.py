@@ -11,7 +11,7 @@ transaction done with git, including its two checkpoints (temporary index seeded
 ``add -A``, ``write-tree``, ``commit-tree``, ``update-ref``) and the turn's paths found with ``diff-tree``.
 
 * **approve**, 30 clean files (append a line to 20, add 5, delete 5, one ignored ``__pycache__`` file):
-  ours ``begin_turn`` + ``end_turn`` + ``changes_since`` + ``commit_turn``; git the checkpoints, ``diff``,
+  ours ``begin_turn`` + ``end_turn`` (which also gives the diff) + ``commit_turn``; git the checkpoints, ``diff``,
   ``add`` and ``commit`` of the paths.
 * **reject**, same mutation: ours ``begin_turn`` + ``end_turn`` + ``restore_turn``; git the checkpoints,
   ``restore --source=<baseline> --worktree`` and removing added files.
@@ -181,8 +181,13 @@ def timed(fn: Callable[[], object]) -> float:
 
 
 def state(root: Path) -> tuple[str, str, str]:
-    """What the developer sees: HEAD's tree, `git status`, `git diff`."""
-    return git(root, "rev-parse", "HEAD^{tree}"), git(root, "status", "--porcelain"), git(root, "diff")
+    """What the developer sees: HEAD's tree, `git status`, `git diff` (read without refreshing the index)."""
+    quiet = "--no-optional-locks"
+    return (
+        git(root, "rev-parse", "HEAD^{tree}"),
+        git(root, quiet, "status", "--porcelain"),
+        git(root, quiet, "diff"),
+    )
 
 
 async def run(reps: int, dirs: int, files_per_dir: int) -> int:
@@ -211,9 +216,7 @@ async def run(reps: int, dirs: int, files_per_dir: int) -> int:
         ours: dict[str, list[float]] = {kind: [] for kind in KINDS}
         light: dict[str, list[float]] = {kind: [] for kind in KINDS[:2]}
         equiv: dict[str, list[float]] = {kind: [] for kind in KINDS}
-        phases: dict[str, list[float]] = {
-            p: [] for p in ("begin_turn", "end_turn", "changes_since", "commit_turn", "restore_turn")
-        }
+        phases: dict[str, list[float]] = {p: [] for p in ("begin_turn", "end_turn", "commit_turn", "restore_turn")}
         for rep in range(reps):
             for kind in KINDS:
                 dirty = "dirty" in kind
@@ -227,17 +230,16 @@ async def run(reps: int, dirs: int, files_per_dir: int) -> int:
                 begin_s = time.perf_counter() - started
                 mutation.agent(ours_root)
                 started = time.perf_counter()
-                baseline = await workspace.end_turn(baseline)
+                ended = await workspace.end_turn(baseline)
+                baseline = ended.baseline
                 end_s = time.perf_counter() - started
                 phases["begin_turn"].append(begin_s)
                 phases["end_turn"].append(end_s)
                 started = time.perf_counter()
                 if approve:
-                    diff = await workspace.changes_since(baseline)
-                    phases["changes_since"].append(time.perf_counter() - started)
-                    commit_started = time.perf_counter()
-                    await workspace.commit_turn(baseline, fingerprint=diff.fingerprint, message=MESSAGE)
-                    phases["commit_turn"].append(time.perf_counter() - commit_started)
+                    # The bot shows the diff end_turn returns, then commits on the button press.
+                    await workspace.commit_turn(baseline, fingerprint=ended.diff.fingerprint, message=MESSAGE)
+                    phases["commit_turn"].append(time.perf_counter() - started)
                 else:
                     await workspace.restore_turn(baseline)
                     phases["restore_turn"].append(time.perf_counter() - started)

@@ -489,13 +489,12 @@ def _render_discarded(d: ChangeDiscarded) -> str:
     ]
     if d.merged:
         lines.append(f"✋ Your later edits in {_paths(d.merged)} were kept; only Claude's lines were taken out.")
-    if d.untouched:
-        lines.append(f"✋ Kept your own edits as they are: {_paths(d.untouched)}.")
     if d.kept:
         lines.append(
             f"⚠️ Claude's lines stay where your edits overlap them: {_paths(d.kept)}. "
             "Undo them by hand (git diff shows them)."
         )
+    lines.append("Files Claude did not touch were left as they are.")
     return "\n".join(lines)
 
 

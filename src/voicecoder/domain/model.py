@@ -249,6 +249,14 @@ class Baseline:
 
 
 @attrs.frozen
+class EndedTurn:
+    """A turn once the agent finished: its checkpoints, and its diff at that moment (late edits come later)."""
+
+    baseline: Baseline
+    diff: Diff
+
+
+@attrs.frozen
 class Restored:
     """What Reject did, path by path."""
 
@@ -262,8 +270,6 @@ class Restored:
     they are, or, for lines an earlier prompt of an extended change wrote, put back as they were at the later
     prompt.
     """
-    untouched: tuple[str, ...] = ()
-    """Paths only the developer (or something after the turn) changed; never written."""
 
 
 @attrs.frozen

@@ -19,6 +19,7 @@ from voicecoder.domain.model import (
     CommitMessage,
     Diagnostic,
     Diff,
+    EndedTurn,
     Restored,
     SecretFinding,
     Session,
@@ -112,9 +113,12 @@ class Workspace(Protocol):
         """
         ...
 
-    async def end_turn(self, baseline: Baseline, /) -> Baseline:
+    async def end_turn(self, baseline: Baseline, /) -> EndedTurn:
         """
         Snapshot what the agent left (working tree and index) as *baseline*'s turn end; durable like the baseline.
+
+        Returns the baseline with its turn end, and the turn's diff as `changes_since` would give it at that
+        moment (read from the same look at the tree, so it has no late edits).
 
         Raises:
             WorkspaceError: The baseline is unknown or the snapshot could not be written.

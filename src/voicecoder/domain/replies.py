@@ -226,8 +226,6 @@ class ChangeDiscarded:
     """Of `paths`: files where only Claude's lines were taken out and the developer's later edits kept."""
     kept: tuple[str, ...] = ()
     """Claude's paths whose Claude lines stay, because the developer's edits overlap them there."""
-    untouched: tuple[str, ...] = ()
-    """Paths with the developer's own edits, left as they are."""
 
 
 @attrs.frozen

@@ -362,8 +362,8 @@ class VoiceCoder:
     ) -> None:
         try:
             # What the agent left, recorded now: later edits are told apart from it (never committed with it).
-            baseline = await self._p.workspace.end_turn(baseline)
-            diff = await self._p.workspace.changes_since(baseline)
+            ended = await self._p.workspace.end_turn(baseline)
+            baseline, diff = ended.baseline, ended.diff
         except WorkspaceError as exc:
             await self._p.messenger.send(chat, ErrorReply(str(exc)))
             return
@@ -678,7 +678,7 @@ class VoiceCoder:
         await self._p.messenger.answer_callback(callback_id, "❌ Changes discarded")
         await self._p.messenger.send(
             chat,
-            ChangeDiscarded(change.id, restored.restored, restored.merged, restored.kept, restored.untouched),
+            ChangeDiscarded(change.id, restored.restored, restored.merged, restored.kept),
         )
 
     async def _show_diff(self, chat: ChatId, change_id: ChangeId | None) -> None:

@@ -21,6 +21,7 @@ from voicecoder.domain.model import (
     CommitMessage,
     Diagnostic,
     Diff,
+    EndedTurn,
     Restored,
     TurnId,
     WorkspaceStatus,
@@ -206,12 +207,13 @@ class FakeWorkspace:
         self.snapshots[snapshot] = checkpoint
         return Baseline(turn_id, snapshot)
 
-    async def end_turn(self, baseline: Baseline, /) -> Baseline:
+    async def end_turn(self, baseline: Baseline, /) -> EndedTurn:
         self._check()
         self._checkpoint(baseline.snapshot, self.snapshots, baseline.turn_id)
         end = f"end-{len(self.turn_ends) + 1}-{baseline.turn_id.value}"
         self.turn_ends[end] = FakeCheckpoint(dict(self.files), dict(self.index))
-        return attrs.evolve(baseline, turn_end=end)
+        ended = attrs.evolve(baseline, turn_end=end)
+        return EndedTurn(ended, self._view(ended)[0].diff())
 
     async def changes_since(self, baseline: Baseline, /) -> Diff:
         self._check()

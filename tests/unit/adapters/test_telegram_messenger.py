@@ -140,7 +140,7 @@ SAMPLES: list[Reply] = [
     ChangeCommitted(CHANGE, COMMIT, files=3),
     ChangeCommitted(CHANGE, COMMIT, files=1, left_out=("x<1>.py",), kept_yours=("y&.py",)),
     ChangeDiscarded(CHANGE, ("a<b>.py", "c&d.py")),
-    ChangeDiscarded(CHANGE, ("a<b>.py",), merged=("a<b>.py",), kept=("k&.py",), untouched=("mine<>.txt",)),
+    ChangeDiscarded(CHANGE, ("a<b>.py",), merged=("a<b>.py",), kept=("k&.py",)),
     ChangeReverted("fedcba9876543210", COMMIT),
     StatusReport(
         user_id=DEFAULT_USER.id,
@@ -281,14 +281,12 @@ class TestRender:
     def test_reject_reply_lists_what_was_restored_and_kept(self) -> None:
         """Restored files, the ones where the developer's later edits were kept, and what could not be undone."""
         plain, _ = parse_telegram_html(
-            render(
-                ChangeDiscarded(CHANGE, ("a.py", "b.py"), merged=("b.py",), kept=("c.py",), untouched=("mine.txt",))
-            ).html
+            render(ChangeDiscarded(CHANGE, ("a.py", "b.py"), merged=("b.py",), kept=("c.py",))).html
         )
 
         assert "restored 2 files:\na.py, b.py" in plain
         assert "Your later edits in b.py were kept" in plain
-        assert "Kept your own edits as they are: mine.txt" in plain
+        assert "Files Claude did not touch were left as they are." in plain
         assert "Claude's lines stay where your edits overlap them: c.py" in plain
 
     def test_agent_answer_code_blocks_become_pre(self) -> None:

@@ -182,7 +182,7 @@ class GitIndex:
         shapes: dict[bytes, tuple[int, bytes] | None] = {
             name: None if update is None else (update[0], update[1]) for name, update in updates.items()
         }
-        for name, entry in with_git_df_rules(self.flat, shapes).items():
+        for name, entry in with_git_df_rules(self.flat, shapes, self.tracked_dirs).items():
             if entry is None and name not in updates:
                 updates = {**updates, name: None}
         entries = list(self.raw)

@@ -17,9 +17,8 @@ directories created and emptied ones removed, a file becoming a directory and ba
 from __future__ import annotations
 
 import os
-import stat
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
 import attrs
@@ -29,7 +28,17 @@ from dulwich.objects import Blob, ObjectID
 from dulwich.repo import Repo
 
 from voicecoder.adapters.git.index import GitIndex
-from voicecoder.adapters.git.trees import EXECUTABLE, GITLINK, REGULAR, SYMLINK, Entry, Flat, display, parents
+from voicecoder.adapters.git.trees import (
+    EXECUTABLE,
+    GITLINK,
+    REGULAR,
+    SYMLINK,
+    Entry,
+    Flat,
+    display,
+    has_object,
+    parents,
+)
 from voicecoder.domain.errors import WorkspaceConflictError
 
 __all__ = ["Scan", "Worktree"]
@@ -44,10 +53,9 @@ _FRESH_FILES: Final = 256  # at most 256 MiB held in memory by one scan; beyond 
 
 @attrs.frozen
 class Scan:
-    """The working tree as git would see it, with the lstat of every file that was read."""
+    """The working tree as git would see it."""
 
     entries: Flat
-    stats: dict[bytes, os.stat_result]
     fresh: dict[bytes, bytes] = attrs.field(factory=dict)
     """Content of files hashed but not written to the object store (scans that need no durability)."""
 
@@ -78,12 +86,10 @@ class Worktree:
         """
         known = index.stat
         tracked_dirs = index.tracked_dirs
-        racy_ns = index.mtime_ns
         ignore: IgnoreFilterManager | None = None
         root = self.root
         now_ns = time.time_ns()
         entries: Flat = {}
-        stats: dict[bytes, os.stat_result] = {}
         fresh: dict[bytes, bytes] | None = None if durable else {}
         stack = [b""]
         while stack:
@@ -116,32 +122,67 @@ class Worktree:
                     continue
                 else:
                     continue
-                stats[rel] = st
-                cached = known.get(rel)
-                if cached is None:
-                    if rel in index.conflicted:
-                        entries[rel] = (mode, self._hash(repo, de.path, rel, st, mode, now_ns, fresh))
-                        continue
+                if rel not in known and rel not in index.conflicted:
                     if ignore is None:
                         ignore = IgnoreFilterManager.from_repo(repo)
                     if ignore.is_ignored(display(rel)):
-                        del stats[rel]
                         continue
-                elif (
-                    cached[0] == st.st_mtime_ns
-                    and cached[1] == st.st_size & _M32
-                    and cached[2] == st.st_ino & _M32
-                    and cached[3] == mode
-                    and cached[5] == st.st_ctime_ns
-                    and st.st_mtime_ns < racy_ns
-                ):
-                    entries[rel] = (mode, cached[4])
-                    continue
-                entries[rel] = (mode, self._hash(repo, de.path, rel, st, mode, now_ns, fresh))
+                entries[rel] = (mode, self._sha(repo, de.path, rel, st, mode, index, now_ns, fresh))
         for rel in index.skip_worktree:  # sparse checkout: absent on purpose, still tracked
             if rel not in entries and rel in index.flat:
                 entries[rel] = index.flat[rel]
-        return Scan(entries, stats, fresh or {})
+        return Scan(entries, fresh or {})
+
+    def look(self, repo: Repo, index: GitIndex, paths: Iterable[bytes]) -> Scan:
+        """
+        Only *paths*, as `scan` would see them (a path that is a directory or missing now is absent).
+
+        For an operation that needs the state of a few known paths and nothing else; nothing is stored.
+        """
+        now_ns = time.time_ns()
+        entries: Flat = {}
+        fresh: dict[bytes, bytes] = {}
+        for rel in paths:
+            full = self.root + b"/" + rel
+            try:
+                st = os.lstat(full)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            kind = st.st_mode & 0o170000
+            if kind == 0o160000 or index.flat.get(rel, (0, b""))[0] == GITLINK:
+                if rel in index.flat:
+                    entries[rel] = index.flat[rel]
+                continue
+            if kind not in (0o100000, 0o120000) or any(os.path.islink(self.root + b"/" + p) for p in parents(rel)):
+                continue  # a directory now, or below a symlink: nothing git would see at this name
+            mode = SYMLINK if kind == 0o120000 else EXECUTABLE if st.st_mode & 0o100 else REGULAR
+            entries[rel] = (mode, self._sha(repo, full, rel, st, mode, index, now_ns, fresh))
+        return Scan(entries, fresh)
+
+    def _sha(
+        self,
+        repo: Repo,
+        abs_path: bytes,
+        rel: bytes,
+        st: os.stat_result,
+        mode: int,
+        index: GitIndex,
+        now_ns: int,
+        fresh: dict[bytes, bytes] | None,
+    ) -> bytes:
+        """The blob sha of one file: the index's where its lstat matches the entry and is not racily clean."""
+        cached = index.stat.get(rel)
+        if (
+            cached is not None
+            and cached[0] == st.st_mtime_ns
+            and cached[1] == st.st_size & _M32
+            and cached[2] == st.st_ino & _M32
+            and cached[3] == mode
+            and cached[5] == st.st_ctime_ns
+            and st.st_mtime_ns < index.mtime_ns
+        ):
+            return cached[4]
+        return self._hash(repo, abs_path, rel, st, mode, now_ns, fresh)
 
     def _hash(
         self,
@@ -156,7 +197,7 @@ class Worktree:
         """The blob sha of one file, from the stat cache or by reading it (storing the blob unless *fresh*)."""
         key = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
         cached = self._stat_cache.get(rel)
-        if cached is not None and cached[0] == key and ObjectID(cached[1]) in repo.object_store:
+        if cached is not None and cached[0] == key and has_object(repo.object_store, cached[1]):
             return cached[1]
         if mode == SYMLINK:
             data = os.readlink(abs_path)
@@ -168,7 +209,7 @@ class Worktree:
             fresh[blob.id] = data
             return blob.id  # not stored, so not cached either: the cache only names blobs in the store
         store = repo.object_store
-        if blob.id not in store:
+        if not has_object(store, blob.id):
             store.add_object(blob)
         if st.st_mtime_ns < now_ns - _RACY_NS and st.st_ctime_ns < now_ns - _RACY_NS:
             self._stat_cache[rel] = (key, blob.id)
@@ -219,7 +260,7 @@ class Worktree:
         root = self.root
         # Remove what must go first, deepest paths first, so a directory can become a file.
         for path in sorted(targets, key=lambda p: p.count(b"/"), reverse=True):
-            if path in scan.entries and (targets[path] is None or stat.S_ISLNK(scan.stats[path].st_mode)):
+            if path in scan.entries and (targets[path] is None or scan.entries[path][0] == SYMLINK):
                 os.unlink(root + b"/" + path)
                 self._stat_cache.pop(path, None)
                 for parent in parents(path):

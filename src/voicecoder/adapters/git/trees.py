@@ -12,8 +12,9 @@ directory of the same name with everything in it, and setting a path below a fil
 
 from __future__ import annotations
 
+import os
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from typing import Final
 
 from dulwich.object_store import BaseObjectStore
@@ -36,6 +37,7 @@ __all__ = [
     "df_conflicts",
     "diff_flats",
     "display",
+    "has_object",
     "parents",
     "with_git_df_rules",
 ]
@@ -48,6 +50,7 @@ DIRECTORY: Final = 0o040000
 EMPTY_TREE: Final = Tree().id
 _MEMO_LIMIT: Final = 200_000
 _FLAT_CACHE_LIMIT: Final = 16
+_ITEMS_LIMIT: Final = 20_000
 
 Entry = tuple[int, bytes]
 """(git mode, hex sha) of one path."""
@@ -81,6 +84,20 @@ def display(path: bytes) -> str:
     return path.decode("utf-8", "replace")
 
 
+def has_object(store: BaseObjectStore, sha: bytes) -> bool:
+    """
+    Whether *store* holds *sha*, asking the file system first.
+
+    The objects a turn writes are loose, and a loose object is one `stat` away, where a lookup through the
+    store searches every pack index first. (The check itself stays: `git gc` may prune an object this
+    process wrote but nothing references.)
+    """
+    path = getattr(store, "path", None)
+    if isinstance(path, str) and os.path.exists(f"{path}/{sha[:2].decode()}/{sha[2:].decode()}"):  # noqa: PTH110
+        return True
+    return ObjectID(sha) in store
+
+
 def diff_flats(before: Mapping[bytes, Entry], after: Mapping[bytes, Entry]) -> dict[bytes, Change]:
     """Every path whose entry differs, with (before, after)."""
     if before == after:  # the common case, compared in C
@@ -108,12 +125,15 @@ def df_conflicts(paths: Iterable[bytes]) -> list[tuple[bytes, bytes]]:
     return sorted(found)
 
 
-def with_git_df_rules(base: Mapping[bytes, Entry], changes: dict[bytes, Entry | None]) -> dict[bytes, Entry | None]:
+def with_git_df_rules(
+    base: Mapping[bytes, Entry], changes: dict[bytes, Entry | None], dirs: Container[bytes] | None = None
+) -> dict[bytes, Entry | None]:
     """
     *changes* plus the removals git makes when they are applied to *base* (as `git add -A` does).
 
     A file entry set at ``x`` removes every ``x/…`` entry of *base*; an entry set at ``x/…`` removes a file
-    entry ``x`` of *base*. Entries that *changes* sets are never removed.
+    entry ``x`` of *base*. Entries that *changes* sets are never removed. *dirs*, when known, holds every
+    directory of *base* (it saves a pass over *base*).
     """
     wanted = {path for path, entry in changes.items() if entry is not None}
     if not wanted:
@@ -123,10 +143,12 @@ def with_git_df_rules(base: Mapping[bytes, Entry], changes: dict[bytes, Entry | 
         for parent in parents(path):
             if parent in base and parent not in wanted:
                 out[parent] = None
-    prefixes = tuple(path + b"/" for path in wanted)
-    for path in base:
-        if path.startswith(prefixes) and path not in wanted:
-            out[path] = None
+    # Only a name *base* has no file of can be a directory in it (a flat never has both): look below those.
+    prefixes = tuple(path + b"/" for path in wanted if path not in base and (dirs is None or path in dirs))
+    if prefixes:
+        for path in base:
+            if path.startswith(prefixes) and path not in wanted:
+                out[path] = None
     return out
 
 
@@ -136,6 +158,8 @@ class TreeStore:
     def __init__(self) -> None:
         self._memo: dict[tuple[tuple[bytes, int, bytes], ...], bytes] = {}
         self._flats: dict[bytes, Flat] = {}
+        self._items: dict[bytes, dict[bytes, Entry]] = {}
+        """Directory contents by tree sha: patching a tree reads each directory on the way once, not per turn."""
 
     def commit_tree(self, store: BaseObjectStore, commit: bytes | None) -> bytes | None:
         """The tree of *commit* (None for no commit)."""
@@ -212,26 +236,38 @@ class TreeStore:
     def _write(self, store: BaseObjectStore, items: dict[bytes, Entry]) -> bytes:
         key = tuple(sorted((name, mode, sha) for name, (mode, sha) in items.items()))
         memo = self._memo.get(key)
-        if memo is not None and ObjectID(memo) in store:  # `git gc` may have pruned a tree that never got referenced
+        if memo is not None and has_object(store, memo):  # `git gc` may have pruned a tree that never got referenced
             return memo
         tree = Tree()
         for name, mode, sha in key:
             tree.add(name, mode, ObjectID(sha))
-        if tree.id not in store:
+        if not has_object(store, tree.id):
             store.add_object(tree)
         if len(self._memo) > _MEMO_LIMIT:
             self._memo.clear()
         self._memo[key] = tree.id
+        self._remember_items(tree.id, items)
         return tree.id
+
+    def _remember_items(self, sha: bytes, items: dict[bytes, Entry]) -> None:
+        if len(self._items) >= _ITEMS_LIMIT:
+            self._items.clear()
+        self._items[sha] = dict(items)
+
+    def _read_items(self, store: BaseObjectStore, sha: bytes) -> dict[bytes, Entry]:
+        """The entries of the tree *sha* (a copy the caller may change)."""
+        cached = self._items.get(sha)
+        if cached is None:
+            tree = store[ObjectID(sha)]
+            if not isinstance(tree, Tree):
+                raise WorkspaceError(f"Object {sha.decode()} is not a tree; run `git fsck`.")
+            cached = {name: (mode, child) for name, mode, child in tree.iteritems()}
+            self._remember_items(sha, cached)
+        return dict(cached)
 
     def _apply(self, store: BaseObjectStore, base: bytes | None, changes: Mapping[bytes, Entry | None]) -> bytes | None:
         """*base* with *changes* (already free of file/directory clashes); None for an empty tree."""
-        items: dict[bytes, Entry] = {}
-        if base is not None:
-            tree = store[ObjectID(base)]
-            if not isinstance(tree, Tree):
-                raise WorkspaceError(f"Object {base.decode()} is not a tree; run `git fsck`.")
-            items = {name: (mode, sha) for name, mode, sha in tree.iteritems()}
+        items: dict[bytes, Entry] = self._read_items(store, base) if base is not None else {}
         direct: dict[bytes, Entry | None] = {}
         nested: dict[bytes, dict[bytes, Entry | None]] = {}
         for path, entry in changes.items():

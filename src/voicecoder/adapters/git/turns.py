@@ -90,7 +90,6 @@ class RejectPlan:
     restored: tuple[bytes, ...]
     merged: tuple[bytes, ...]
     kept: tuple[bytes, ...]
-    untouched: tuple[bytes, ...]
 
     def keeping(self, paths: Iterable[bytes]) -> RejectPlan:
         """The same plan, with *paths* left alone (kept) instead of restored."""
@@ -103,7 +102,6 @@ class RejectPlan:
             tuple(p for p in self.restored if p not in drop),
             tuple(p for p in self.merged if p not in drop),
             tuple(sorted({*self.kept, *(p for p in drop if p in self.worktree or p in self.index)})),
-            self.untouched,
         )
 
     def settled(self, blocked: Callable[[RejectPlan], set[bytes]]) -> RejectPlan:
@@ -118,7 +116,6 @@ class RejectPlan:
             restored=tuple(map(display, self.restored)),
             merged=tuple(map(display, self.merged)),
             kept=tuple(map(display, self.kept)),
-            untouched=tuple(map(display, self.untouched)),
         )
 
 
@@ -150,7 +147,7 @@ class TurnView:
         self.paths: dict[bytes, _Path] = {path: self._classify(path) for path in sorted(self.agent)}
         # A path that must become a file or directory where the developer had staged something else: their
         # staging and the agent's file cannot both stay, so the developer decides.
-        staged = {q for q in {*t.base_index, *t.head} if t.base_index.get(q) != t.head.get(q) and q not in self.agent}
+        staged = set() if t.base_index == t.head else set(diff_flats(t.head, t.base_index)) - self.agent.keys()
         for path, info in self.paths.items():
             if info.owner is not Ownership.OVERLAP and info.commit is not None and _clashes(path, staged):
                 self.paths[path] = _Path(Ownership.OVERLAP, t.end.get(path), t.end.get(path), info.keep_index)
@@ -348,8 +345,7 @@ class TurnView:
                 restored.append(path)
                 if target != t.base.get(path):
                     merged.append(path)
-        untouched = tuple(sorted(p for p in self.late if p not in self.agent))
-        plan = RejectPlan(worktree, index, tuple(restored), tuple(merged), tuple(kept), untouched)
+        plan = RejectPlan(worktree, index, tuple(restored), tuple(merged), tuple(kept))
         # Neither a file nor an index entry may be put where the developer's stay as file and directory.
         return plan.settled(lambda plan: blocked_by(plan.worktree, t.current) | blocked_by(plan.index, t.index))
 
@@ -357,15 +353,18 @@ class TurnView:
 def blocked_by(targets: Mapping[bytes, Entry | None], current: Mapping[bytes, Entry]) -> set[bytes]:
     """Targets that would clash, as file and directory, with files of *current* that the targets keep."""
     removed = {p for p, e in targets.items() if e is None}
-    stays = [p for p in current if p not in removed and p not in targets]
-    blocked: set[bytes] = set()
-    files = set(stays)
-    below = {parent for p in stays for parent in parents(p)}
-    for path, entry in targets.items():
-        if entry is None:
-            continue
-        if path in below or any(parent in files for parent in parents(path)):
-            blocked.add(path)
+
+    def stays(path: bytes) -> bool:
+        return path in current and path not in removed and path not in targets
+
+    wanted = [p for p, e in targets.items() if e is not None]
+    blocked = {p for p in wanted if any(stays(parent) for parent in parents(p))}
+    # Only a name that is no file of *current* can be a directory of it: look below those alone.
+    prefixes = tuple(p + b"/" for p in wanted if p not in current and p not in blocked)
+    if prefixes:
+        for path in current:
+            if path.startswith(prefixes) and stays(path):
+                blocked.update(parent for parent in parents(path) if targets.get(parent) is not None)
     return blocked
 
 

@@ -27,7 +27,7 @@ from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from voicecoder.adapters.git.index import GitIndex
-from voicecoder.adapters.git.repository import HEAD, GitRepository, StoreBlobs
+from voicecoder.adapters.git.repository import HEAD, Checkpoint, GitRepository, StoreBlobs
 from voicecoder.adapters.git.scan import Scan
 from voicecoder.adapters.git.trees import diff_flats, display
 from voicecoder.adapters.git.turns import TurnTrees, TurnView, rebase
@@ -39,6 +39,7 @@ from voicecoder.domain.model import (
     CommitMessage,
     Diagnostic,
     Diff,
+    EndedTurn,
     Restored,
     TurnId,
     WorkspaceStatus,
@@ -83,7 +84,7 @@ class DulwichWorkspace:
     async def begin_turn(self, turn_id: TurnId, /, *, extends: Baseline | None = None) -> Baseline:
         return await self._git.run(functools.partial(self._begin_turn, turn_id, extends))
 
-    async def end_turn(self, baseline: Baseline, /) -> Baseline:
+    async def end_turn(self, baseline: Baseline, /) -> EndedTurn:
         return await self._git.run(functools.partial(self._end_turn, baseline))
 
     async def changes_since(self, baseline: Baseline, /) -> Diff:
@@ -164,6 +165,11 @@ class DulwichWorkspace:
         index = self._git.index(repo)
         # Without a turn end the tree now stands in for it, and what it holds may be committed: store it.
         scan = self._git.worktree.scan(repo, index, durable=durable and end is None)
+        return self._view(repo, base, end, scan, index, durable=durable), scan, index
+
+    def _view(
+        self, repo: Repo, base: Checkpoint, end: Checkpoint | None, scan: Scan, index: GitIndex, *, durable: bool
+    ) -> TurnView:
         trees = TurnTrees(
             base=base.tree,
             base_index=base.index,
@@ -174,7 +180,7 @@ class DulwichWorkspace:
             head=self._git.head_flat(repo, self._git.head(repo)),
             entangled=base.entangled,
         )
-        return TurnView(trees, StoreBlobs(repo, scan, durable=durable)), scan, index
+        return TurnView(trees, StoreBlobs(repo, scan, durable=durable))
 
     # --- operations (worker thread) ------------------------------------------------------
 
@@ -194,12 +200,14 @@ class DulwichWorkspace:
         sha = self._git.checkpoint(repo, CHECKPOINT_PREFIX + turn_id.value.encode(), label, tree, index_tree, entangled)
         return Baseline(turn_id, sha.decode())
 
-    def _end_turn(self, baseline: Baseline, repo: Repo) -> Baseline:
-        self._git.load_checkpoint(repo, baseline.snapshot, baseline.turn_id)
-        _, _, tree, index_tree = self._git.snapshot(repo)
+    def _end_turn(self, baseline: Baseline, repo: Repo) -> EndedTurn:
+        base = self._git.load_checkpoint(repo, baseline.snapshot, baseline.turn_id)
+        scan, index, tree, index_tree = self._git.snapshot(repo)
         ref = TURN_END_PREFIX + baseline.turn_id.value.encode()
         sha = self._git.checkpoint(repo, ref, f"end of turn {baseline.turn_id}", tree, index_tree)
-        return attrs.evolve(baseline, turn_end=sha.decode())
+        # The diff from the same look at the tree: at the turn end the tree is the turn end, no late edits.
+        view = self._view(repo, base, None, scan, index, durable=False)
+        return EndedTurn(attrs.evolve(baseline, turn_end=sha.decode()), view.diff())
 
     def _changes_since(self, baseline: Baseline, repo: Repo) -> Diff:
         view, _, _ = self._turn(repo, baseline)
@@ -238,21 +246,41 @@ class DulwichWorkspace:
         return CommitInfo(commit.id.decode(), text, author, datetime.fromtimestamp(commit.commit_time, tz=UTC))
 
     def _restore_turn(self, baseline: Baseline, repo: Repo) -> Restored:
-        view, scan, index = self._turn(repo, baseline, durable=True)
+        view, scan, index = self._turn_paths(repo, baseline)
         index.check_writable(self._git.root)
         plan = view.reject().settled(lambda plan: self._git.worktree.blocked(plan.worktree, scan))
         after = {**scan.entries, **{p: e for p, e in plan.worktree.items() if e is not None}}
         for path, entry in plan.worktree.items():
             if entry is None:
                 after.pop(path, None)
+        # Files written back that hold what the index has get fresh stat data, as a checkout would give them.
+        refreshed = {p: e for p, e in after.items() if p in plan.worktree and index.flat.get(p) == e}
         self._git.write_index(
             repo,
-            lambda: self._git.index_updates(plan.index, after),
+            lambda: self._git.index_updates({**refreshed, **plan.index}, after),
             before_commit=lambda: self._git.worktree.write(plan.worktree, scan, view.blobs.read),
         )
         result = plan.result()
         logger.info("restored %d path(s) of turn %s, kept %d", len(result.restored), baseline.turn_id, len(result.kept))
         return result
+
+    def _turn_paths(self, repo: Repo, baseline: Baseline) -> tuple[TurnView, Scan, GitIndex]:
+        """
+        The turn as Reject needs it: only the paths the agent changed are looked at on disk.
+
+        Reject writes nothing else, so the rest of the tree is taken as the turn end left it; a developer's
+        file standing where one of the agent's must go is found when writing (`Worktree.blocked`).
+        """
+        if baseline.turn_end is None:
+            return self._turn(repo, baseline)
+        base = self._git.load_checkpoint(repo, baseline.snapshot, baseline.turn_id)
+        end = self._git.load_checkpoint(repo, baseline.turn_end, baseline.turn_id)
+        index = self._git.index(repo)
+        paths = {*diff_flats(base.tree, end.tree), *diff_flats(base.index, end.index), *base.entangled}
+        looked = self._git.worktree.look(repo, index, paths)
+        current = {p: e for p, e in end.tree.items() if p not in paths}
+        current.update(looked.entries)
+        return self._view(repo, base, end, Scan(current, looked.fresh), index, durable=True), looked, index
 
     def _status(self, repo: Repo) -> WorkspaceStatus:
         head = self._git.head(repo)

@@ -257,7 +257,7 @@ class WorkspaceContract(WorkspaceIsolationContract):
         restored = await workspace.restore_turn(baseline)
 
         assert restored.restored == ("README.md", "scratch.txt", "src/app.py", "src/new/deep.py", "src/util.py")
-        assert (restored.merged, restored.kept, restored.untouched) == ((), (), ())
+        assert (restored.merged, restored.kept) == ((), ())
         assert tree.read("src/app.py") == SEED["src/app.py"]
         assert tree.read("README.md") == SEED["README.md"]
         assert not tree.exists("src/new/deep.py")
@@ -324,7 +324,7 @@ class WorkspaceContract(WorkspaceIsolationContract):
         """With the repository locked, Reject and releasing a checkpoint raise WorkspaceError and change nothing."""
         baseline = await workspace.begin_turn(TurnId("t1"))
         tree.write("src/app.py", b"agent\n")
-        baseline = await workspace.end_turn(baseline)
+        baseline = (await workspace.end_turn(baseline)).baseline
         lock()
 
         with pytest.raises(WorkspaceError):

@@ -31,7 +31,7 @@ async def _turn(workspace: Workspace, turn: str, *edits: Callable[[], None]) -> 
     baseline = await workspace.begin_turn(TurnId(turn))
     for edit in edits:
         edit()
-    return await workspace.end_turn(baseline)
+    return (await workspace.end_turn(baseline)).baseline
 
 
 class WorkspaceIsolationContract:
@@ -132,6 +132,24 @@ class WorkspaceIsolationContract:
         assert tree.staged("src/util.py") == b"X = 'mine, then agent'\nY = 1\n"
         assert (await workspace.status()).unstaged == ()
 
+    async def test_end_turn_gives_the_diff_of_that_moment(
+        self, workspace: Workspace, tree: WorkspaceTree, seeded: CommitInfo
+    ) -> None:
+        """end_turn's diff is what changes_since says right then; later edits show only in later looks."""
+        baseline = await workspace.begin_turn(TurnId("t1"))
+        tree.write("src/app.py", APP_AGENT)
+        ended = await workspace.end_turn(baseline)
+        right_then = await workspace.changes_since(ended.baseline)
+        tree.write("late.txt", b"late\n")
+
+        later = await workspace.changes_since(ended.baseline)
+
+        assert ended.diff == right_then
+        assert ended.diff.paths == ("src/app.py",)
+        assert ended.diff.late == ()
+        assert [f.path for f in later.late] == ["late.txt"]
+        assert later.fingerprint != ended.diff.fingerprint
+
     async def test_late_edits_are_never_committed_silently(
         self, workspace: Workspace, tree: WorkspaceTree, seeded: CommitInfo
     ) -> None:
@@ -175,12 +193,7 @@ class WorkspaceIsolationContract:
 
         restored = await workspace.restore_turn(baseline)
 
-        assert (restored.restored, restored.merged, restored.kept, restored.untouched) == (
-            ("new.txt", "src/app.py"),
-            ("src/app.py",),
-            (),
-            ("README.md", "later.txt"),
-        )
+        assert (restored.restored, restored.merged, restored.kept) == (("new.txt", "src/app.py"), ("src/app.py",), ())
         assert tree.read("src/app.py") == b"# mine\n" + APP
         assert not tree.exists("new.txt")
         assert (tree.read("README.md"), tree.read("later.txt")) == (b"# demo\nmine\n", b"mine\n")
@@ -213,7 +226,7 @@ class WorkspaceIsolationContract:
         tree.write("README.md", b"# demo\nmine\n")
         second = await workspace.begin_turn(TurnId("t2"), extends=first)
         tree.write("src/new.py", b"NEW = 1\n")
-        second = await workspace.end_turn(second)
+        second = (await workspace.end_turn(second)).baseline
 
         diff = await workspace.changes_since(second)
         restored = await workspace.restore_turn(second)

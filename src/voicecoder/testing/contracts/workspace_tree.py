@@ -177,7 +177,7 @@ async def commit_files(
     baseline = await workspace.begin_turn(TurnId(turn))
     for path, data in files.items():
         tree.write(path, data)
-    baseline = await workspace.end_turn(baseline)
+    baseline = (await workspace.end_turn(baseline)).baseline
     diff = await workspace.changes_since(baseline)
     commit = await workspace.commit_turn(baseline, fingerprint=diff.fingerprint, message=CommitMessage(f"Add {turn}"))
     await workspace.release_turn(baseline)

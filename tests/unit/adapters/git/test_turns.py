@@ -165,12 +165,7 @@ class TestRejectPlan:
         assert content(blobs, plan.worktree[b"b"]) == b"mine\n1\n2\n3\n"
         assert plan.worktree[b"new"] is None
         assert b"later" not in plan.worktree
-        assert (plan.restored, plan.merged, plan.kept, plan.untouched) == (
-            (b"a", b"b", b"new"),
-            (b"b",),
-            (),
-            (b"later",),
-        )
+        assert (plan.restored, plan.merged, plan.kept) == ((b"a", b"b", b"new"), (b"b",), ())
 
     def test_keeps_overlapping_paths_and_what_they_block(self, blobs: Blobs) -> None:
         """A path edited over the agent's lines is kept; so is a file that cannot come back below it."""

@@ -148,7 +148,7 @@ class TestDulwichWorkspaceTurns:
         baseline = await ws.begin_turn(TurnId("t1"))
         write(repo, "src/app.py", b"agent\n")
         git(repo, "add", "src/app.py")
-        ended = await ws.end_turn(baseline)
+        ended = (await ws.end_turn(baseline)).baseline
         write(repo, "late.txt", b"late\n")
 
         diff = await DulwichWorkspace(repo, init_if_missing=False).changes_since(ended)
