@@ -33,6 +33,7 @@ from dulwich.repo import Repo
 from voicecoder.adapters.git.index import GitIndex, IndexUpdates
 from voicecoder.adapters.git.scan import Scan, Worktree
 from voicecoder.adapters.git.trees import EMPTY_TREE, Entry, Flat, TreeStore
+from voicecoder.adapters.git.turns import MergeMemo
 from voicecoder.domain.errors import NotARepositoryError, VoicecoderError, WorkspaceError
 from voicecoder.domain.model import CommitMessage, TurnId
 
@@ -41,6 +42,8 @@ __all__ = ["HEAD", "Checkpoint", "GitRepository", "StoreBlobs"]
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 HEAD: Final = Ref(b"HEAD")
 _ENTANGLED: Final = b"entangled "
@@ -79,6 +82,19 @@ class Checkpoint:
     entangled: frozenset[bytes]
 
 
+class _Bounded(dict[_K, _V]):
+    """A dict that forgets everything once it holds *limit* items (caches of a long-running bot stay small)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def __setitem__(self, key: _K, value: _V) -> None:
+        if len(self) >= self.limit:
+            self.clear()
+        super().__setitem__(key, value)
+
+
 class GitRepository:
     """One repository on disk, opened per operation; see the module docstring."""
 
@@ -90,6 +106,8 @@ class GitRepository:
         self.trees = TreeStore()
         self.worktree = Worktree(self.root)
         self._lock = anyio.Lock()
+        self.merges: MergeMemo = _Bounded(2_000)
+        """Three-way merges of recent turns: the diff at the turn end and the Approve after it make the same ones."""
         self._index_cache: GitIndex | None = None
         self._index_tree_cache: tuple[bytes | None, Flat, bytes] | None = None
 

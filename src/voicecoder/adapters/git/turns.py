@@ -24,7 +24,7 @@ share it.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Protocol
 
 import attrs
@@ -38,6 +38,7 @@ from voicecoder.domain.model import ApprovalChoice, Diff, FileChange, Ownership,
 __all__ = [
     "ApprovePlan",
     "Blobs",
+    "MergeMemo",
     "RejectPlan",
     "TurnTrees",
     "TurnView",
@@ -54,6 +55,10 @@ class Blobs(Protocol):
     def store(self, data: bytes) -> bytes:
         """Keep *data*; return its sha."""
         ...
+
+
+MergeMemo = MutableMapping[tuple[Entry | None, Entry | None, Entry | None], tuple[Entry | Overlap | None, bytes | None]]
+"""Three-way merges already made: (base, ours, theirs) → (result, merged content if new)."""
 
 
 @attrs.frozen
@@ -133,9 +138,10 @@ class _Path:
 class TurnView:
     """One look at a turn: ownership of every path, the plans, the diff and its fingerprint."""
 
-    def __init__(self, trees: TurnTrees, blobs: Blobs) -> None:
+    def __init__(self, trees: TurnTrees, blobs: Blobs, merges: MergeMemo | None = None) -> None:
         self.trees = trees
         self.blobs = blobs
+        self._merges: MergeMemo = merges if merges is not None else {}
         t = trees
         self.agent: dict[bytes, Change] = diff_flats(t.base, t.end)
         """Worktree paths the agent changed: (before the turn, at its end)."""
@@ -153,7 +159,22 @@ class TurnView:
                 self.paths[path] = _Path(Ownership.OVERLAP, t.end.get(path), t.end.get(path), info.keep_index)
 
     def _merge(self, base: Entry | None, ours: Entry | None, theirs: Entry | None) -> Entry | Overlap | None:
-        return merge_versions(base, ours, theirs, read=self.blobs.read, store=self.blobs.store)
+        key = (base, ours, theirs)
+        known = self._merges.get(key)
+        if known is not None:
+            result, content = known
+            if content is not None:
+                self.blobs.store(content)  # a view that commits needs the merged blob in the store too
+            return result
+        made: list[bytes] = []
+
+        def store(data: bytes) -> bytes:
+            made.append(data)
+            return self.blobs.store(data)
+
+        result = merge_versions(base, ours, theirs, read=self.blobs.read, store=store)
+        self._merges[key] = (result, made[-1] if made else None)
+        return result
 
     def _classify(self, path: bytes) -> _Path:
         t = self.trees

@@ -180,7 +180,7 @@ class DulwichWorkspace:
             head=self._git.head_flat(repo, self._git.head(repo)),
             entangled=base.entangled,
         )
-        return TurnView(trees, StoreBlobs(repo, scan, durable=durable))
+        return TurnView(trees, StoreBlobs(repo, scan, durable=durable), self._git.merges)
 
     # --- operations (worker thread) ------------------------------------------------------
 
