@@ -15,12 +15,13 @@ from collections.abc import AsyncIterator
 from importlib import metadata
 from pathlib import Path
 
+import anyio
 import attrs
 from dependency_injector import containers, providers
 
 from voicecoder.adapters.assemblyai_transcriber import AssemblyAITranscriber
 from voicecoder.adapters.audio_intake import AudioLimits
-from voicecoder.adapters.claude_cli_agent import ClaudeCliAgent, ClaudeCliConfig
+from voicecoder.adapters.claude import ClaudeCliAgent, ClaudeCliConfig
 from voicecoder.adapters.deepgram_transcriber import DeepgramTranscriber
 from voicecoder.adapters.detect_secrets_scanner import DetectSecretsScanner
 from voicecoder.adapters.dulwich_workspace import DulwichWorkspace
@@ -36,7 +37,8 @@ from voicecoder.adapters.update_dispatcher import DispatchStats, UpdateDispatche
 from voicecoder.adapters.workspace_vocabulary import WorkspaceVocabulary
 from voicecoder.config import Config
 from voicecoder.domain.model import Diagnostic, UserId
-from voicecoder.domain.policy import ApprovalPolicy
+from voicecoder.domain.policy import ApprovalPolicy, ToolApprovalMode, ToolPolicy
+from voicecoder.domain.redaction import Redactor
 from voicecoder.domain.ports import AgentRunner, Transcriber
 from voicecoder.domain.services import Ports, Settings, VoiceCoder
 
@@ -57,11 +59,26 @@ def _claude_config(config: Config) -> ClaudeCliConfig:
         workdir=config.workspace_dir.resolve(),
         binary=config.claude_binary,
         model=config.claude_model,
+        ask_tools=config.tool_approval != "off",
         permission_mode=config.claude_permission_mode,
         max_turns=config.claude_max_turns,
         timeout_s=config.claude_timeout_s,
         config_dir=config.claude_config_dir.resolve() if config.claude_config_dir else None,
         extra_env=dict(config.claude_env),
+        passthrough=config.agent_env_passthrough,
+        keep_warm_s=config.claude_keep_warm_s,
+    )
+
+
+def _tool_policy(config: Config) -> ToolPolicy | None:
+    """The ToolPolicy of TOOL_APPROVAL (None when off: the CLI's own permission mode decides)."""
+    if config.tool_approval == "off":
+        return None
+    return ToolPolicy(
+        workspace=str(config.workspace_dir.resolve()),
+        mode=ToolApprovalMode(config.tool_approval),
+        allow=config.tool_allow,
+        home=str(Path.home()),
     )
 
 
@@ -231,6 +248,9 @@ class Container(containers.DeclarativeContainer):
         workspace_path=providers.Callable(lambda c: str(Path(c.workspace_dir).resolve()), settings),
         policy=providers.Singleton(ApprovalPolicy, settings.provided.auto_approve_paths),
         compaction_threshold=settings.provided.compaction_threshold,
+        tools=providers.Callable(_tool_policy, settings),
+        tool_timeout_s=settings.provided.tool_approval_timeout_s,
+        redact=providers.Singleton(Redactor, providers.Callable(lambda c: c.secrets(), settings)),
     )
     voicecoder = providers.Singleton(VoiceCoder, ports, domain_settings)
 
@@ -242,7 +262,9 @@ class Container(containers.DeclarativeContainer):
         messenger=messenger,
     )
     dispatch_stats = providers.Singleton(DispatchStats)
-    dispatcher = providers.Singleton(UpdateDispatcher, inbox, update_handler, stats=dispatch_stats)
+    dispatcher = providers.Singleton(
+        UpdateDispatcher, inbox, update_handler, stats=dispatch_stats, on_stop=voicecoder.provided.shutdown
+    )
 
 
 def build_container(config: Config) -> Container:
@@ -267,6 +289,9 @@ async def open_runtime(container: Container) -> AsyncIterator[Container]:
     try:
         yield container
     finally:
+        # Warm agent processes (and whatever they started) never outlive the runtime.
+        with anyio.CancelScope(shield=True):
+            await container.claude().aclose()
         for closer in (container.bot_api().close, inbox.aclose, store.close):
             try:
                 await closer()

@@ -30,8 +30,18 @@ from voicecoder.adapters.telegram_bot_api import (
     TelegramBotApi,
 )
 from voicecoder.domain.errors import DeliveryError, MalformedUpdateError
-from voicecoder.domain.model import ChangeId, ChangeKind, ChatId, Diff, FileChange, WorkspaceStatus
+from voicecoder.domain.model import (
+    ChangeId,
+    ChangeKind,
+    ChatId,
+    Diff,
+    FileChange,
+    QuestionId,
+    ToolKind,
+    WorkspaceStatus,
+)
 from voicecoder.domain.replies import (
+    TOOL_ANSWERS,
     Action,
     AgentAnswer,
     AutoApproved,
@@ -50,10 +60,14 @@ from voicecoder.domain.replies import (
     InfoReport,
     MessageRef,
     NoChanges,
+    PermissionsView,
     Queued,
     Reply,
     SessionCleared,
     StatusReport,
+    ToolOutcome,
+    ToolQuestion,
+    ToolQuestionClosed,
     Unauthorized,
     Welcome,
     Working,
@@ -88,7 +102,13 @@ BUTTON_LABELS = {
     Action.SHOW_DIFF: "📝 Show Diff",
     Action.GIT_STATUS: "📊 Git Status",
     Action.CANCEL: "⏹ Cancel",
+    Action.TOOL_ALLOW: "✅ Allow",
+    Action.TOOL_ALLOW_SESSION: "🔓 Allow for this session",
+    Action.TOOL_DENY: "❌ Deny",
+    Action.CLEAR_PERMISSIONS: "🧹 Clear this session's rules",
 }
+#: A button label may name the rule it adds while it stays readable on a phone.
+_RULE_IN_LABEL_MAX = 32
 
 
 # --- callback_data -----------------------------------------------------------------------------
@@ -105,6 +125,8 @@ def callback_data(button: Button) -> str:
         ValueError: The fingerprint has characters that cannot be encoded.
     """
     change = button.change_id.value if button.change_id is not None else ""
+    if button.question is not None:
+        change = button.question.value
     fingerprint = (button.fingerprint or "")[:16]
     if not _FINGERPRINT_RE.fullmatch(fingerprint):
         raise ValueError(f"fingerprint {fingerprint!r} cannot go into callback_data")
@@ -128,14 +150,21 @@ def parse_callback_data(data: str) -> Button:
         action = Action(m.group(1))
     except ValueError:
         raise MalformedUpdateError(f"unknown button action {m.group(1)!r}") from None
+    if action in TOOL_ANSWERS:
+        if not m.group(2):
+            raise MalformedUpdateError("a tool answer without its question")
+        return Button(action, question=QuestionId(m.group(2)))
     change = ChangeId(m.group(2)) if m.group(2) else None
     return Button(action, change, m.group(3) or None)
 
 
-def _keyboard(buttons: tuple[Button, ...], per_row: int = 2) -> InlineKeyboardMarkup | None:
+def _keyboard(
+    buttons: tuple[Button, ...], per_row: int = 2, labels: dict[Action, str] | None = None
+) -> InlineKeyboardMarkup | None:
     if not buttons:
         return None
-    cells = [InlineKeyboardButton(BUTTON_LABELS[b.action], callback_data=callback_data(b)) for b in buttons]
+    names = {**BUTTON_LABELS, **(labels or {})}
+    cells = [InlineKeyboardButton(names[b.action], callback_data=callback_data(b)) for b in buttons]
     return InlineKeyboardMarkup(tuple(tuple(cells[i : i + per_row]) for i in range(0, len(cells), per_row)))
 
 
@@ -360,6 +389,12 @@ def render(reply: Reply) -> Rendered:
             return _render_summary(reply)
         case NoChanges():
             return Rendered("ℹ️ No git changes detected.")
+        case ToolQuestion():
+            return _render_question(reply)
+        case ToolQuestionClosed():
+            return Rendered(_render_question_closed(reply))
+        case PermissionsView():
+            return _render_permissions(reply)
         case AutoApproved(diff=diff, commit=commit, rule=rule):
             return Rendered(
                 f"✅ Auto-approved ({esc(rule)}) and committed <code>{esc(commit.short_sha)}</code>\n"
@@ -392,14 +427,18 @@ def render(reply: Reply) -> Rendered:
             if not diagnostics:
                 lines.append("No checks are configured.")
             return Rendered("\n".join(lines))
-        case SessionCleared(kept_pending=kept):
+        case SessionCleared(kept_pending=kept, cleared_rules=rules):
             extra = "\nThe pending change is still waiting for ✅ Approve or ❌ Reject." if kept else ""
+            if rules:
+                extra += "\n🔐 Forgot this session's tool rules: " + ", ".join(f"<code>{esc(r)}</code>" for r in rules)
             return Rendered("🧹 Started a fresh Claude session." + extra)
         case Compaction(turns_before=turns, ok=ok, detail=detail):
             if ok:
                 return Rendered(f"🗜 Compacted the conversation after {_plural(turns, 'turn')}.")
             return Rendered(f"⚠️ Could not compact the conversation: {esc(detail)}")
-        case Cancelled(was_running=was_running):
+        case Cancelled(was_running=was_running, reason=reason):
+            if reason:
+                return Rendered(f"🔄 {esc(reason)}: the turn was stopped. Send your request again when I am back.")
             return Rendered("⏹ Cancelled." if was_running else "Nothing was running.")
         case ErrorReply(message=message):
             return Rendered(f"⚠️ {esc(message)}")
@@ -408,6 +447,8 @@ def render(reply: Reply) -> Rendered:
 
 def _render_working(w: Working) -> Rendered:
     head = f"✔️ Claude finished after {_duration(w.elapsed_s)}" if w.finished else "⏳ Claude is working on this…"
+    if w.finished and w.stopped:
+        head = f"⏹ Stopped after {esc(_duration(w.elapsed_s))}: {esc(w.stopped)}"
     lines = [head, f"<i>{esc(_short(w.prompt, 300))}</i>"]
     if w.steps:
         lines.append("")
@@ -426,8 +467,11 @@ def _render_answer(a: AgentAnswer) -> Rendered:
         lines = [f"⚠️ Claude could not finish: {markdownish(a.text) if a.text.strip() else 'no answer'}"]
     lines.extend(f"⚠️ {esc(e)}" for e in a.errors)
     if a.permission_denials:
-        lines.append(f"\n🚫 <b>Not allowed</b> ({len(a.permission_denials)}):")
-        lines.extend(f"• {esc(d.tool)}: <code>{esc(_short(d.label, 200))}</code>" for d in a.permission_denials)
+        lines.append(f"\n🚫 <b>Not run</b> ({len(a.permission_denials)}):")
+        for d in a.permission_denials:
+            lines.append(f"• <code>{esc(_short(d.label, 200))}</code>")
+            if d.hint:
+                lines.append(f"   ↳ {esc(d.hint)}")
     lines.extend(f"ℹ️ {esc(n)}" for n in a.notices)
     footer = []
     if a.cost_usd is not None:
@@ -450,6 +494,126 @@ def _render_summary(s: ChangeSummary) -> Rendered:
         lines.extend(f"• {esc(r)}" for r in s.blocked_reasons)
     lines.append("\nNothing is committed until you tap ✅ Approve.")
     return Rendered("\n".join(lines), _keyboard(s.buttons))
+
+
+_ASK_HEAD = {
+    ToolKind.SHELL: "💻 <b>Claude wants to run a command</b>",
+    ToolKind.EDIT: "✏️ <b>Claude wants to edit a file</b>",
+    ToolKind.FETCH: "🌐 <b>Claude wants to go online</b>",
+    ToolKind.MCP: "🧩 <b>Claude wants to use an MCP tool</b>",
+    ToolKind.READ: "👀 <b>Claude wants to read</b>",
+    ToolKind.OTHER: "🧩 <b>Claude wants to use a tool</b>",
+}
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def _what(q: ToolQuestion, *, limit: int | None = None) -> list[str]:
+    """What the tool would do: the full command (or a shortened one for a closed question), file, URL."""
+    r = q.request
+    if r.kind is ToolKind.SHELL and r.command is not None:
+        command = r.command if limit is None else _short(r.command, limit)
+        lines = [f'<pre><code class="language-bash">{esc(command)}</code></pre>']
+        if r.description and r.description.strip() != r.command.strip():
+            lines.append(f"<i>{esc(r.description)}</i>")
+        return lines
+    lines = [f"<code>{esc(_short(r.label, 300))}</code>"]
+    if r.url:
+        lines.append(f"🔗 {esc(r.url)}")
+    if r.description and r.kind is not ToolKind.SHELL:
+        lines.append(f"<i>{esc(_short(r.description, 300))}</i>")
+    if r.preview and limit is None:
+        lines.append(f'<pre><code class="language-diff">{esc(r.preview)}</code></pre>')
+    return lines
+
+
+def _render_question(q: ToolQuestion) -> Rendered:
+    lines = [_ASK_HEAD[q.request.kind], *_what(q)]
+    if q.flagged:
+        lines.append(
+            f"\n⚠️ <b>Flagged</b>: {esc(q.flagged)}. ❌ Reject cannot undo that, so this always asks, "
+            "whatever rules you allowed."
+        )
+    if q.uncovered:
+        lines.append(f"\nℹ️ Asking although {esc(q.uncovered)}.")
+    if q.session_rule:
+        lines.append(f"\n🔓 <i>Allow for this session</i> adds the rule <code>{esc(q.session_rule)}</code>.")
+    lines.append(
+        f"\n⏳ No answer within {_minutes(q.timeout_s)} counts as ❌ Deny. Reply to this message (text or 🎤) to "
+        "deny with a reason Claude reads. Messages you send meanwhile wait until this turn is over."
+    )
+    labels: dict[Action, str] = {}
+    if q.session_rule and len(q.session_rule) <= _RULE_IN_LABEL_MAX:
+        labels[Action.TOOL_ALLOW_SESSION] = f"🔓 Allow {q.session_rule} for this session"
+    return Rendered("\n".join(lines), _keyboard(q.buttons, per_row=1, labels=labels))
+
+
+_CLOSED_HEAD = {
+    ToolOutcome.ALLOWED: "✅ <b>Allowed</b>",
+    ToolOutcome.ALLOWED_FOR_SESSION: "🔓 <b>Allowed for this session</b>",
+    ToolOutcome.DENIED: "❌ <b>Denied</b>",
+    ToolOutcome.TIMED_OUT: "⌛ <b>No answer</b>",
+    ToolOutcome.CANCELLED: "⏹ <b>Cancelled</b>",
+    ToolOutcome.RESTARTED: "🔄 <b>Not answered</b>",
+}
+
+
+def _render_question_closed(c: ToolQuestionClosed) -> str:
+    q = c.question
+    head = _CLOSED_HEAD[c.outcome]
+    if c.by:
+        head += f" by {esc(c.by)}"
+    match c.outcome:
+        case ToolOutcome.ALLOWED_FOR_SESSION if q.session_rule:
+            head += f" (rule <code>{esc(q.session_rule)}</code>; /permissions to review)"
+        case ToolOutcome.DENIED if c.reason:
+            head += f": “{esc(_short(c.reason, 500))}”"
+        case ToolOutcome.TIMED_OUT:
+            head += f" within {_minutes(q.timeout_s)}, so it was denied"
+        case ToolOutcome.CANCELLED:
+            head += " before an answer: the turn was stopped"
+        case ToolOutcome.RESTARTED:
+            head += ": voicecoder restarted, so it was denied and the turn stopped"
+        case _:
+            pass
+    return "\n".join([head, *_what(q, limit=600)])
+
+
+_MODE_TEXT = {
+    "auto-edits": (
+        "reads and edits inside the workspace run (✅ Approve / ❌ Reject covers them); commands, fetches and "
+        "other tools ask on the phone"
+    ),
+    "ask": "every edit, command, fetch and other tool asks on the phone (reads run)",
+    "off": (
+        "nothing asks: the CLI's own permission mode decides, so commands are refused. "
+        "Set TOOL_APPROVAL=auto-edits to be asked instead"
+    ),
+}
+
+
+def _render_permissions(v: PermissionsView) -> Rendered:
+    lines = [f"🔐 <b>Tool approval</b>: <code>{esc(v.mode)}</code> — {esc(_MODE_TEXT.get(v.mode, v.mode))}."]
+    if v.mode != "off":
+        lines.append(
+            f"⏳ A question not answered within {_minutes(v.timeout_s)} is denied. Destructive commands always "
+            "ask; paths outside the workspace are refused."
+        )
+    if v.cleared:
+        lines.append("\n🧹 Forgot: " + ", ".join(f"<code>{esc(r)}</code>" for r in v.cleared))
+    lines.append("\n<b>Operator rules</b> (TOOL_ALLOW):")
+    lines.extend(f"• <code>{esc(r)}</code>" for r in v.operator_rules)
+    if not v.operator_rules:
+        lines.append("• none")
+    lines.append("<b>This session</b> (🔓 answers):")
+    lines.extend(f"• <code>{esc(r)}</code>" for r in v.session_rules)
+    if v.session_rules:
+        lines.append("\n/permissions clear forgets this session's rules (so does /clear).")
+    else:
+        lines.append("• none yet: tap 🔓 on a question to add one")
+    return Rendered("\n".join(lines), _keyboard(v.buttons, per_row=1))
 
 
 def _render_diff(diff: Diff, change_id: ChangeId | None) -> Rendered:
@@ -515,6 +679,10 @@ def _render_status_report(r: StatusReport) -> str:
         lines.append(f"🌿 Branch: <code>{branch}</code>{latest}{subject}")
     else:
         lines.append("🌿 Branch: unavailable")
+    if r.tool_mode is not None:
+        rules = (*r.operator_tool_rules, *r.tool_rules)
+        shown = ", ".join(f"<code>{esc(x)}</code>" for x in rules) if rules else "none"
+        lines.append(f"🔐 Tools: {esc(r.tool_mode)} · rules: {shown} (/permissions)")
     lines.append(f"📁 Workspace: <code>{esc(r.workspace_path or '?')}</code>")
     lines.append(f"👤 User: <code>{r.user_id}</code>")
     return "\n".join(lines)

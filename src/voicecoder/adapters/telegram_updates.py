@@ -20,12 +20,13 @@ from voicecoder.adapters.telegram_bot_api import (
     TelegramApiError,
     TelegramBotApi,
     Update,
+    User,
 )
 from voicecoder.adapters.telegram_messenger import TelegramMessenger, parse_callback_data
 from voicecoder.domain.errors import AudioTooLargeError, MalformedUpdateError, UnsupportedAudioError
 from voicecoder.domain.model import Audio, ChatId, UserId
 from voicecoder.domain.ports import Messenger
-from voicecoder.domain.replies import Button, ErrorReply
+from voicecoder.domain.replies import TOOL_ANSWERS, Button, ErrorReply
 from voicecoder.domain.services import COMMANDS
 
 __all__ = ["BOT_COMMANDS", "DEFAULT_MAX_BYTES", "TelegramUpdateHandler", "VoiceCoderApp", "lane_of"]
@@ -56,21 +57,56 @@ class VoiceCoderApp(Protocol):
 
     async def info(self, chat: ChatId, user: UserId) -> None: ...
 
-    async def prompt(self, chat: ChatId, user: UserId, text: str) -> None: ...
+    async def prompt(
+        self, chat: ChatId, user: UserId, text: str, *, reply_to: int | None = None, user_name: str | None = None
+    ) -> None: ...
 
-    async def voice(self, chat: ChatId, user: UserId, audio: Audio, *, language: str | None = None) -> None: ...
+    async def voice(
+        self,
+        chat: ChatId,
+        user: UserId,
+        audio: Audio,
+        *,
+        language: str | None = None,
+        reply_to: int | None = None,
+        user_name: str | None = None,
+    ) -> None: ...
 
-    async def press(self, chat: ChatId, user: UserId, callback_id: str, button: Button) -> None: ...
+    async def press(
+        self, chat: ChatId, user: UserId, callback_id: str, button: Button, *, user_name: str | None = None
+    ) -> None: ...
+
+    async def permissions(self, chat: ChatId, user: UserId, *, clear: bool = False) -> None: ...
 
     async def unauthorized(self, chat: ChatId, user: UserId) -> None: ...
 
     async def undo(self, chat: ChatId, user: UserId) -> None: ...
 
 
+_TOOL_ANSWER_PREFIXES = tuple(f"{a.value}:" for a in TOOL_ANSWERS)
+
+
+def _replies_to_question(message: dict[str, Any]) -> bool:
+    """Whether *message* replies to a message that still carries tool-question buttons."""
+    replied = message.get("reply_to_message")
+    markup = replied.get("reply_markup") if isinstance(replied, dict) else None
+    rows = markup.get("inline_keyboard") if isinstance(markup, dict) else None
+    if not isinstance(rows, list):
+        return False
+    return any(
+        isinstance(button, dict) and str(button.get("callback_data", "")).startswith(_TOOL_ANSWER_PREFIXES)
+        for row in rows
+        if isinstance(row, list)
+        for button in row
+    )
+
+
 def lane_of(update: dict[str, Any]) -> tuple[int, str] | None:
     """
-    The serial lane of a raw update: ``(chat_id, "message")`` or ``(chat_id, "callback")``.
+    The serial lane of a raw update: ``(chat_id, "message")``, ``(chat_id, "callback")`` or ``(chat_id, "answer")``.
 
+    A reply to an open tool question (a message still carrying its ✅/❌ buttons) has a lane of its own: the
+    chat's message lane is busy with the very turn that asked, and the answer must not wait behind it.
     None for shapes the handler does not route (the dispatcher may still pass them on to be rejected).
     """
     if not isinstance(update, dict):
@@ -88,7 +124,9 @@ def lane_of(update: dict[str, Any]) -> tuple[int, str] | None:
     if isinstance(message, dict):
         chat = message.get("chat")
         chat_id = chat.get("id") if isinstance(chat, dict) else None
-        return (chat_id, "message") if isinstance(chat_id, int) and not isinstance(chat_id, bool) else None
+        if not isinstance(chat_id, int) or isinstance(chat_id, bool):
+            return None
+        return (chat_id, "answer") if _replies_to_question(message) else (chat_id, "message")
     return None
 
 
@@ -161,7 +199,7 @@ class TelegramUpdateHandler:
             raise MalformedUpdateError(f"message {message.message_id} has no human sender")
         chat, user = ChatId(message.chat.id), UserId(sender.id)
         if message.text is not None:
-            await self._on_text(chat, user, message.text, sender.first_name or sender.username)
+            await self._on_text(chat, user, message, _display_name(sender))
         elif message.voice is not None or message.audio is not None or message.document is not None:
             await self._on_file(chat, user, message)
         elif not self._app.is_authorized(user):
@@ -169,11 +207,16 @@ class TelegramUpdateHandler:
         else:
             await self._messenger.send(chat, ErrorReply(NOT_UNDERSTOOD))
 
-    async def _on_text(self, chat: ChatId, user: UserId, text: str, name: str | None) -> None:
+    async def _on_text(self, chat: ChatId, user: UserId, message: Message, name: str | None) -> None:
+        text = message.text or ""
         if not text.startswith("/"):
-            await self._app.prompt(chat, user, text)
+            replied = message.reply_to_message
+            await self._app.prompt(
+                chat, user, text, reply_to=replied.message_id if replied is not None else None, user_name=name
+            )
             return
-        head = text.split(maxsplit=1)[0][1:]
+        parts = text.split(maxsplit=1)
+        head, argument = parts[0][1:], parts[1] if len(parts) > 1 else ""
         command, _, target = head.partition("@")
         if target and self._bot_username and target.lower() != self._bot_username:
             logger.debug("command for another bot ignored")
@@ -191,6 +234,8 @@ class TelegramUpdateHandler:
                 await self._app.info(chat, user)
             case "undo":
                 await self._app.undo(chat, user)
+            case "permissions":
+                await self._app.permissions(chat, user, clear=argument.strip().lower() in ("clear", "reset"))
             case _:
                 await self._app.help(chat, user)
 
@@ -216,7 +261,14 @@ class TelegramUpdateHandler:
             filename=name,
             declared_duration_s=float(duration) if duration else None,
         )
-        await self._app.voice(chat, user, audio)
+        replied = message.reply_to_message
+        await self._app.voice(
+            chat,
+            user,
+            audio,
+            reply_to=replied.message_id if replied is not None else None,
+            user_name=_display_name(message.from_user),
+        )
 
     async def _download(self, chat: ChatId, file_id: str, declared: int | None) -> bytes | None:
         try:
@@ -264,4 +316,13 @@ class TelegramUpdateHandler:
             await self._messenger.answer_callback(query.id, STALE_BUTTON)
             return
         # The facade answers the query itself (exactly once) on every path.
-        await self._app.press(chat, user, query.id, button)
+        await self._app.press(chat, user, query.id, button, user_name=_display_name(query.from_user))
+
+
+def _display_name(user: User | None) -> str | None:
+    """How a person is named in the chat (who answered a question): first name, else @username."""
+    if user is None:
+        return None
+    if user.first_name.strip():
+        return user.first_name.strip()
+    return f"@{user.username}" if user.username else None

@@ -15,6 +15,8 @@ from voicecoder.domain.model import (
     Diagnostic,
     Diff,
     PermissionDenied,
+    QuestionId,
+    ToolRequest,
     WorkspaceStatus,
 )
 
@@ -35,6 +37,14 @@ class Action(enum.Enum):
     SHOW_DIFF = "d"
     GIT_STATUS = "s"
     CANCEL = "c"
+    TOOL_ALLOW = "y"
+    TOOL_ALLOW_SESSION = "w"
+    TOOL_DENY = "n"
+    CLEAR_PERMISSIONS = "p"
+
+
+#: The answers to a tool question.
+TOOL_ANSWERS = (Action.TOOL_ALLOW, Action.TOOL_ALLOW_SESSION, Action.TOOL_DENY)
 
 
 @attrs.frozen
@@ -42,6 +52,7 @@ class Button:
     action: Action
     change_id: ChangeId | None = None
     fingerprint: str | None = None
+    question: QuestionId | None = None
 
 
 CHANGE_BUTTONS = (Action.APPROVE, Action.REJECT, Action.SHOW_DIFF, Action.GIT_STATUS)
@@ -82,6 +93,8 @@ class Working:
     elapsed_s: float
     cancellable: bool = True
     finished: bool = False
+    stopped: str | None = None
+    """Why the turn was stopped before it finished (cancelled, voicecoder restarting), if it was."""
 
 
 @attrs.frozen
@@ -111,6 +124,62 @@ class ChangeSummary:
 @attrs.frozen
 class NoChanges:
     pass
+
+
+@attrs.frozen
+class ToolQuestion:
+    """
+    The agent wants to use a tool and the ToolPolicy asks the user first.
+
+    ``session_rule`` is the rule "🔓 Allow for this session" adds (no such button when None); ``flagged`` says why
+    a command always asks (the destructive-command gate); ``uncovered`` why the session's rules did not cover it.
+    """
+
+    question_id: QuestionId
+    request: ToolRequest
+    timeout_s: float
+    session_rule: str | None = None
+    flagged: str | None = None
+    uncovered: str | None = None
+
+    @property
+    def buttons(self) -> tuple[Button, ...]:
+        actions = [a for a in TOOL_ANSWERS if a is not Action.TOOL_ALLOW_SESSION or self.session_rule]
+        return tuple(Button(a, question=self.question_id) for a in actions)
+
+
+class ToolOutcome(enum.Enum):
+    ALLOWED = "allowed"
+    ALLOWED_FOR_SESSION = "allowed for this session"
+    DENIED = "denied"
+    TIMED_OUT = "timed out"
+    CANCELLED = "cancelled"
+    RESTARTED = "restarted"
+
+
+@attrs.frozen
+class ToolQuestionClosed:
+    """A tool question after its answer (it replaces the question): what was decided, by whom, and why."""
+
+    question: ToolQuestion
+    outcome: ToolOutcome
+    by: str | None = None
+    reason: str = ""
+
+
+@attrs.frozen
+class PermissionsView:
+    """/permissions: how tools are approved, the operator's rules and this session's rules."""
+
+    mode: str
+    timeout_s: float
+    operator_rules: tuple[str, ...] = ()
+    session_rules: tuple[str, ...] = ()
+    cleared: tuple[str, ...] = ()
+
+    @property
+    def buttons(self) -> tuple[Button, ...]:
+        return (Button(Action.CLEAR_PERMISSIONS),) if self.session_rules else ()
 
 
 @attrs.frozen
@@ -167,6 +236,9 @@ class StatusReport:
     workspace_path: str
     running: bool
     session_started: datetime | None = None
+    tool_mode: str | None = None
+    tool_rules: tuple[str, ...] = ()
+    operator_tool_rules: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -177,6 +249,7 @@ class InfoReport:
 @attrs.frozen
 class SessionCleared:
     kept_pending: bool
+    cleared_rules: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -189,6 +262,8 @@ class Compaction:
 @attrs.frozen
 class Cancelled:
     was_running: bool
+    reason: str | None = None
+    """Why the turn was stopped when it was not the user's ⏹ Cancel (e.g. voicecoder restarting)."""
 
 
 @attrs.frozen
@@ -206,6 +281,9 @@ Reply = (
     | AgentAnswer
     | ChangeSummary
     | NoChanges
+    | ToolQuestion
+    | ToolQuestionClosed
+    | PermissionsView
     | AutoApproved
     | DiffView
     | GitStatusView

@@ -47,14 +47,17 @@ from voicecoder.domain.model import (
     PendingChange,
     PermissionDenied,
     Prompt,
+    QuestionId,
     Session,
+    ToolDecision,
     ToolFinished,
+    ToolRequest,
     ToolStarted,
     TranscriptionHints,
     TurnId,
     UserId,
 )
-from voicecoder.domain.policy import ApprovalPolicy, Verdict
+from voicecoder.domain.policy import ApprovalPolicy, ToolAction, ToolPolicy, Verdict
 from voicecoder.domain.ports import (
     AgentRunner,
     Clock,
@@ -85,9 +88,13 @@ from voicecoder.domain.replies import (
     InfoReport,
     MessageRef,
     NoChanges,
+    PermissionsView,
     Queued,
     SessionCleared,
     StatusReport,
+    ToolOutcome,
+    ToolQuestion,
+    ToolQuestionClosed,
     Unauthorized,
     Welcome,
     Working,
@@ -102,6 +109,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("clear", "Start a fresh Claude session"),
     ("info", "Diagnostics of every dependency"),
     ("undo", "Revert the last approved change with a new commit"),
+    ("permissions", "How Claude's tools are approved; /permissions clear forgets this session's rules"),
 )
 
 COMMIT_SUBJECT = "Apply changes from Claude"
@@ -110,6 +118,16 @@ MAX_PROGRESS_STEPS = 8
 
 def _random_hex(n_bytes: int) -> str:
     return secrets.token_hex(n_bytes)
+
+
+def _unchanged(text: str) -> str:
+    return text
+
+
+def _minutes(seconds: float) -> str:
+    if seconds >= 90:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"
 
 
 @attrs.frozen
@@ -139,6 +157,12 @@ class Settings:
     typing_interval_s: float = 4.5
     commit_author: str | None = None
     default_language: str | None = None
+    tools: ToolPolicy | None = None
+    """Decides the agent's tool requests; None (``TOOL_APPROVAL=off``) runs the agent without asking."""
+    tool_timeout_s: float = 600.0
+    """A tool question not answered within this time is a denial (``TOOL_APPROVAL_TIMEOUT``)."""
+    redact: Callable[[str], str] = _unchanged
+    """Applied to every text that comes from the agent before it reaches the chat (the logs' redaction)."""
 
 
 @attrs.define
@@ -150,6 +174,42 @@ class _Progress:
     steps: list[str] = attrs.field(factory=list)
     last_edit: float = 0.0
     dirty: bool = False
+
+
+@attrs.define(eq=False)
+class _Turn:
+    """A running turn: what ⏹ Cancel, tool questions and shutdown need to reach it."""
+
+    chat: ChatId
+    user: UserId
+    scope: anyio.CancelScope
+    progress: _Progress
+    status_ref: MessageRef
+    stop_reason: str | None = None
+    hints: dict[str, str] = attrs.field(factory=dict)
+    """How to let a tool run next time, by tool_use_id, for the tools this turn's questions denied."""
+
+
+@attrs.define(eq=False)
+class _Question:
+    """A tool question waiting on the phone; exactly one answer (button, reply, timeout, cancel, restart) wins."""
+
+    question: ToolQuestion
+    turn: _Turn
+    ref: MessageRef
+    answered: anyio.Event = attrs.field(factory=anyio.Event)
+    decision: ToolDecision | None = None
+    outcome: ToolOutcome | None = None
+    by: str | None = None
+    reason: str = ""
+
+    def resolve(self, decision: ToolDecision, outcome: ToolOutcome, by: str | None = None, reason: str = "") -> bool:
+        """Record the answer; False when another answer came first."""
+        if self.decision is not None:
+            return False
+        self.decision, self.outcome, self.by, self.reason = decision, outcome, by, reason
+        self.answered.set()
+        return True
 
 
 class VoiceCoder:
@@ -168,7 +228,9 @@ class VoiceCoder:
         self._workspace_lock = anyio.Lock()
         self._state_lock = anyio.Lock()
         self._waiting = 0
-        self._running: dict[ChatId, anyio.CancelScope] = {}
+        self._running: dict[ChatId, _Turn] = {}
+        self._questions: dict[QuestionId, _Question] = {}
+        self._stopping = False
 
     @property
     def ports(self) -> Ports:
@@ -208,10 +270,15 @@ class VoiceCoder:
             return
         async with self._state_lock:
             session = await self._session(chat)
+            previous_agent_session = session.agent_session_id
+            rules = session.tool_rules
             session.clear(now=self._p.clock.now())
             await self._p.store.save_session(session)
+        if previous_agent_session is not None and chat not in self._running:
+            await self._p.agent.end_session(previous_agent_session)
         await self._audit(chat, user, "clear")
-        await self._p.messenger.send(chat, SessionCleared(kept_pending=session.pending is not None))
+        pending = session.pending is not None and session.pending.is_pending
+        await self._p.messenger.send(chat, SessionCleared(kept_pending=pending, cleared_rules=rules))
 
     async def status(self, chat: ChatId, user: UserId) -> None:
         if not await self._guard(chat, user):
@@ -237,6 +304,9 @@ class VoiceCoder:
             workspace_path=self._s.workspace_path,
             running=chat in self._running,
             session_started=session.started_at,
+            tool_mode=self._s.tools.mode.value if self._s.tools is not None else "off",
+            tool_rules=session.tool_rules,
+            operator_tool_rules=self._s.tools.allow if self._s.tools is not None else (),
         )
         await self._p.messenger.send(chat, report)
 
@@ -257,15 +327,33 @@ class VoiceCoder:
 
     # --- prompts --------------------------------------------------------------
 
-    async def prompt(self, chat: ChatId, user: UserId, text: str) -> None:
+    async def prompt(
+        self, chat: ChatId, user: UserId, text: str, *, reply_to: int | None = None, user_name: str | None = None
+    ) -> None:
+        """
+        A typed prompt. When it replies (*reply_to*, a message id) to an open tool question, it denies that tool
+        with *text* as the reason the agent reads; otherwise it starts (or queues) a turn.
+        """
         if not await self._guard(chat, user):
             return
         if not text.strip():
             await self._p.messenger.send(chat, ErrorReply(str(EmptyPromptError())))
             return
+        if reply_to is not None and await self._deny_by_reply(chat, user, reply_to, text.strip(), user_name):
+            return
         await self._turn(chat, user, Prompt.typed(text.strip()))
 
-    async def voice(self, chat: ChatId, user: UserId, audio: Audio, *, language: str | None = None) -> None:
+    async def voice(
+        self,
+        chat: ChatId,
+        user: UserId,
+        audio: Audio,
+        *,
+        language: str | None = None,
+        reply_to: int | None = None,
+        user_name: str | None = None,
+    ) -> None:
+        """A voice note: transcribed, echoed, then handled like `prompt` (a reply to a tool question denies it)."""
         if not await self._guard(chat, user):
             return
         await self._p.messenger.typing(chat)
@@ -280,6 +368,9 @@ class VoiceCoder:
             await self._p.messenger.send(chat, ErrorReply(str(exc)))
             return
         await self._p.messenger.send(chat, Heard(transcript.text, transcript.confidence, transcript.language))
+        if reply_to is not None and await self._deny_by_reply(chat, user, reply_to, transcript.text, user_name):
+            await self._audit(chat, user, "transcribed", audio_digest=audio.digest, transcript=transcript.text)
+            return
         prompt = Prompt.from_transcript(transcript, audio)
         await self._audit(chat, user, "transcribed", audio_digest=audio.digest, transcript=transcript.text)
         await self._turn(chat, user, prompt)
@@ -328,7 +419,7 @@ class VoiceCoder:
         await self._audit(chat, user, "prompt", prompt=prompt.text, audio_digest=prompt.audio_digest)
 
         notes = ("↩️ includes edits from a turn interrupted by a restart",) if recovered else ()
-        result, failure = await self._run_agent(chat, session, prompt, notes)
+        result, failure = await self._run_agent(chat, user, session, prompt, notes)
 
         async with self._state_lock:
             session = await self._session(chat)
@@ -419,7 +510,7 @@ class VoiceCoder:
         await self._p.messenger.send(chat, self._summary(change, superseded_previous=superseded is not None))
 
     async def _run_agent(
-        self, chat: ChatId, session: Session, prompt: Prompt, notes: tuple[str, ...] = ()
+        self, chat: ChatId, user: UserId, session: Session, prompt: Prompt, notes: tuple[str, ...] = ()
     ) -> tuple[AgentResult | None, str | None]:
         clock = self._p.clock
         progress = _Progress(prompt=prompt.text, started=clock.monotonic(), steps=list(notes))
@@ -429,31 +520,36 @@ class VoiceCoder:
             session_id=session.agent_session_id,
             resume=session.agent_session_id is not None,
         )
+        turn = _Turn(chat=chat, user=user, scope=anyio.CancelScope(), progress=progress, status_ref=status_ref)
 
         async def on_event(event: AgentEvent) -> None:
             step = _describe(event)
             if step:
-                progress.steps.append(step)
+                progress.steps.append(self._s.redact(step))
                 progress.dirty = True
             if clock.monotonic() - progress.last_edit >= self._s.progress_interval_s:
                 await self._edit_progress(status_ref, progress)
 
+        async def on_tool(tool_request: ToolRequest) -> ToolDecision:
+            return await self._decide_tool(turn, tool_request)
+
         result: AgentResult | None = None
         failure: str | None = None
-        scope = anyio.CancelScope()
-        self._running[chat] = scope
+        self._running[chat] = turn
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._heartbeat, chat, status_ref, progress)
-                with scope:
+                with turn.scope:
                     try:
-                        result = await self._p.agent.run(request, on_event)
+                        result = await self._p.agent.run(
+                            request, on_event, on_tool if self._s.tools is not None else None
+                        )
                     except AgentRunError as exc:
-                        failure = str(exc)
+                        failure = self._s.redact(str(exc))
                 tg.cancel_scope.cancel()
-            if scope.cancelled_caught:
+            if turn.scope.cancelled_caught:
                 failure = None
-                await self._p.messenger.send(chat, Cancelled(was_running=True))
+                await self._p.messenger.send(chat, Cancelled(was_running=True, reason=turn.stop_reason))
         finally:
             self._running.pop(chat, None)
         await self._p.messenger.edit(
@@ -464,9 +560,212 @@ class VoiceCoder:
                 elapsed_s=clock.monotonic() - progress.started,
                 cancellable=False,
                 finished=True,
+                stopped=(turn.stop_reason or "cancelled") if turn.scope.cancelled_caught else None,
             ),
         )
+        if result is not None:
+            result = self._with_hints(result, turn)
         return result, failure
+
+    def _with_hints(self, result: AgentResult, turn: _Turn) -> AgentResult:
+        """Each denied tool says how to let it run next time (issue: a denial must not be a dead end)."""
+        if not result.permission_denials:
+            return result
+        if self._s.tools is None:
+            default = (
+                "TOOL_APPROVAL=off lets only what the CLI allows by itself run; "
+                "set TOOL_APPROVAL=auto-edits to be asked on the phone instead"
+            )
+        else:
+            default = "send the request again and tap ✅ Allow when I ask (or 🔓 to allow it for this session)"
+        denials = tuple(
+            attrs.evolve(d, hint=turn.hints.get(d.tool_use_id or "", default) if not d.hint else d.hint)
+            for d in result.permission_denials
+        )
+        return attrs.evolve(result, permission_denials=denials)
+
+    # --- tool questions -------------------------------------------------------
+
+    async def _decide_tool(self, turn: _Turn, request: ToolRequest) -> ToolDecision:
+        """The runner's ToolGate: the policy decides, or the user does on the phone."""
+        policy = self._s.tools
+        if policy is None:  # pragma: no cover - no gate is passed to the runner then
+            return ToolDecision.allowed()
+        redact = self._s.redact
+        shown = attrs.evolve(
+            request,
+            label=redact(request.label),
+            command=redact(request.command) if request.command is not None else None,
+            description=redact(request.description) if request.description is not None else None,
+            url=redact(request.url) if request.url is not None else None,
+            preview=redact(request.preview) if request.preview is not None else None,
+        )
+        session = await self._session(turn.chat)
+        ruling = policy.decide(request, session.tool_rules)
+        if ruling.action is ToolAction.ALLOW:
+            logger.info("tool allowed by %s: %s", ruling.rule, shown.label)
+            return ToolDecision.allowed()
+        if ruling.action is ToolAction.DENY:
+            turn.hints[request.tool_use_id or ""] = "voicecoder never lets Claude work outside the workspace"
+            await self._tool_step(turn, f"🚫 refused: {shown.label}")
+            await self._audit(turn.chat, turn.user, "tool-deny", detail=f"{shown.label}: outside the workspace")
+            return ToolDecision.denied(ruling.reason)
+        if self._stopping:
+            return ToolDecision.denied(
+                "voicecoder is restarting, so nobody can answer now. Stop and tell the user to send the request again."
+            )
+        question = ToolQuestion(
+            question_id=QuestionId(self._new_id(8)),
+            request=shown,
+            timeout_s=self._s.tool_timeout_s,
+            session_rule=None if ruling.flagged else ruling.rule,
+            flagged=ruling.flagged,
+            uncovered=ruling.uncovered,
+        )
+        ref = await self._p.messenger.send(turn.chat, question)
+        pending = _Question(question=question, turn=turn, ref=ref)
+        self._questions[question.question_id] = pending
+        await self._tool_step(turn, f"❓ waiting for your answer: {shown.label}")
+        try:
+            with anyio.move_on_after(self._s.tool_timeout_s):
+                await pending.answered.wait()
+            pending.resolve(
+                ToolDecision.denied(
+                    f"Nobody answered on the phone within {_minutes(self._s.tool_timeout_s)}, so voicecoder denied "
+                    "it. Do not retry it; tell the user what you wanted to run and why."
+                ),
+                ToolOutcome.TIMED_OUT,
+            )
+        except anyio.get_cancelled_exc_class():
+            outcome = ToolOutcome.RESTARTED if turn.stop_reason else ToolOutcome.CANCELLED
+            pending.resolve(ToolDecision.denied("The turn was stopped."), outcome)
+            raise
+        finally:
+            self._questions.pop(question.question_id, None)
+            with anyio.CancelScope(shield=True):
+                await self._after_answer(pending)
+        decision = pending.decision
+        assert decision is not None  # noqa: S101 - resolve() above guarantees it
+        return decision
+
+    async def _after_answer(self, pending: _Question) -> None:
+        """Edit the question to show the outcome (the answering user's path already did for button answers)."""
+        turn, outcome = pending.turn, pending.outcome
+        label = pending.question.request.label
+        if outcome in (ToolOutcome.DENIED, ToolOutcome.TIMED_OUT):
+            hint = (
+                f"nobody answered within {_minutes(self._s.tool_timeout_s)}; send the request again and answer "
+                "the question"
+                if outcome is ToolOutcome.TIMED_OUT
+                else "you denied it; send the request again and tap ✅ Allow to let it run"
+            )
+            turn.hints[pending.question.request.tool_use_id or ""] = hint
+        step = {
+            ToolOutcome.ALLOWED: f"✅ allowed: {label}",
+            ToolOutcome.ALLOWED_FOR_SESSION: f"🔓 allowed for this session: {label}",
+            ToolOutcome.DENIED: f"❌ denied: {label}",
+            ToolOutcome.TIMED_OUT: f"⌛ no answer, denied: {label}",
+        }.get(outcome) if outcome is not None else None
+        if step is not None:
+            await self._tool_step(turn, step)
+        detail = f"{label}: {outcome.value if outcome else '?'}" + (f" ({pending.reason})" if pending.reason else "")
+        try:
+            await self._audit(
+                turn.chat, turn.user, "tool-allow" if pending.decision and pending.decision.allow else "tool-deny",
+                detail=detail,
+            )
+            if outcome in (ToolOutcome.TIMED_OUT, ToolOutcome.CANCELLED, ToolOutcome.RESTARTED):
+                await self._p.messenger.edit(pending.ref, ToolQuestionClosed(pending.question, outcome))
+        except PortError as exc:
+            logger.warning("could not record the answer to a tool question: %s", exc)
+
+    async def _tool_step(self, turn: _Turn, step: str) -> None:
+        turn.progress.steps.append(step)
+        await self._edit_progress(turn.status_ref, turn.progress)
+
+    async def _answer_tool(
+        self, chat: ChatId, user: UserId, callback_id: str, button: Button, user_name: str | None
+    ) -> None:
+        pending = self._questions.get(button.question) if button.question is not None else None
+        if pending is None or pending.turn.chat != chat or pending.decision is not None:
+            await self._p.messenger.answer_callback(callback_id, "This question is no longer open.")
+            return
+        by = user_name or f"user {user.value}"
+        rule = pending.question.session_rule
+        if button.action is Action.TOOL_ALLOW_SESSION and rule is not None:
+            outcome, decision, toast = ToolOutcome.ALLOWED_FOR_SESSION, ToolDecision.allowed(), f"🔓 Allowed: {rule}"
+        elif button.action is Action.TOOL_DENY:
+            outcome, toast = ToolOutcome.DENIED, "❌ Denied"
+            decision = ToolDecision.denied(
+                "The user denied this from their phone. Do not try it another way; "
+                "tell them what you wanted it for and ask how to go on."
+            )
+        else:
+            outcome, decision, toast = ToolOutcome.ALLOWED, ToolDecision.allowed(), "✅ Allowed"
+        if not pending.resolve(decision, outcome, by):
+            await self._p.messenger.answer_callback(callback_id, "This question is no longer open.")
+            return
+        if outcome is ToolOutcome.ALLOWED_FOR_SESSION and rule is not None:
+            async with self._state_lock:
+                session = await self._session(chat)
+                session.allow_tool(rule)
+                await self._p.store.save_session(session)
+        await self._p.messenger.answer_callback(callback_id, toast)
+        await self._p.messenger.edit(pending.ref, ToolQuestionClosed(pending.question, outcome, by))
+
+    async def _deny_by_reply(
+        self, chat: ChatId, user: UserId, message_id: int, reason: str, user_name: str | None
+    ) -> bool:
+        """Deny the open question *message_id* with *reason*; False when it is not an open question."""
+        pending = next(
+            (q for q in self._questions.values() if q.turn.chat == chat and q.ref.message_id == message_id), None
+        )
+        if pending is None or not reason.strip():
+            return False
+        by = user_name or f"user {user.value}"
+        message = f"The user denied this from their phone and said: “{reason.strip()}”"
+        if not pending.resolve(ToolDecision.denied(message), ToolOutcome.DENIED, by, reason.strip()):
+            return False
+        await self._p.messenger.edit(pending.ref, ToolQuestionClosed(pending.question, ToolOutcome.DENIED, by, reason))
+        return True
+
+    async def permissions(self, chat: ChatId, user: UserId, *, clear: bool = False) -> None:
+        """/permissions: the approval mode and rules; ``clear`` forgets this session's rules."""
+        if not await self._guard(chat, user):
+            return
+        cleared: tuple[str, ...] = ()
+        async with self._state_lock:
+            session = await self._session(chat)
+            if clear and session.tool_rules:
+                cleared, session.tool_rules = session.tool_rules, ()
+                await self._p.store.save_session(session)
+        if cleared:
+            await self._audit(chat, user, "permissions-clear", detail=", ".join(cleared))
+        await self._p.messenger.send(chat, self._permissions_view(session, cleared))
+
+    def _permissions_view(self, session: Session, cleared: tuple[str, ...] = ()) -> PermissionsView:
+        tools = self._s.tools
+        return PermissionsView(
+            mode=tools.mode.value if tools is not None else "off",
+            timeout_s=self._s.tool_timeout_s,
+            operator_rules=tools.allow if tools is not None else (),
+            session_rules=session.tool_rules,
+            cleared=cleared,
+        )
+
+    async def shutdown(self, reason: str = "voicecoder is restarting") -> None:
+        """
+        voicecoder is going down: deny every open tool question (nobody could answer it any more), stop the turns
+        that were waiting on one, and tell their users. Turns not waiting on a question may finish.
+        """
+        self._stopping = True
+        for pending in list(self._questions.values()):
+            turn = pending.turn
+            if pending.resolve(
+                ToolDecision.denied(f"{reason}; the question could not be answered."), ToolOutcome.RESTARTED
+            ):
+                turn.stop_reason = f"{reason} while a question was waiting"
+                turn.scope.cancel()
 
     async def _heartbeat(self, chat: ChatId, ref: MessageRef, progress: _Progress) -> None:
         """Keep 'typing…' and the elapsed time alive while the agent is quiet."""
@@ -502,7 +801,7 @@ class VoiceCoder:
         try:
             result = await self._p.agent.compact(sid, ignore)
         except AgentRunError as exc:
-            await self._p.messenger.send(chat, Compaction(turns, ok=False, detail=str(exc)))
+            await self._p.messenger.send(chat, Compaction(turns, ok=False, detail=self._s.redact(str(exc))))
             return
         async with self._state_lock:
             fresh = await self._session(chat)
@@ -512,7 +811,9 @@ class VoiceCoder:
             await self._p.store.save_session(fresh)
         session.turn_count = 0
         session.agent_session_id = fresh.agent_session_id
-        await self._p.messenger.send(chat, Compaction(turns, ok=result.success, detail=result.text[:200]))
+        await self._p.messenger.send(
+            chat, Compaction(turns, ok=result.success, detail=self._s.redact(result.text)[:200])
+        )
 
     async def undo(self, chat: ChatId, user: UserId) -> None:
         """Revert this chat's latest approved change that is not reverted yet, with a new commit."""
@@ -550,7 +851,10 @@ class VoiceCoder:
 
     # --- buttons --------------------------------------------------------------
 
-    async def press(self, chat: ChatId, user: UserId, callback_id: str, button: Button) -> None:
+    async def press(
+        self, chat: ChatId, user: UserId, callback_id: str, button: Button, *, user_name: str | None = None
+    ) -> None:
+        """A button press; *user_name* (e.g. the sender's first name) shows who answered a tool question."""
         if not self.is_authorized(user):
             await self._p.messenger.answer_callback(callback_id, "⛔ Not authorized", alert=True)
             await self.unauthorized(chat, user)
@@ -569,6 +873,11 @@ class VoiceCoder:
                     await self._p.messenger.send(chat, GitStatusView(await self._p.workspace.status()))
                 case Action.CANCEL:
                     await self._cancel(chat, callback_id)
+                case Action.TOOL_ALLOW | Action.TOOL_ALLOW_SESSION | Action.TOOL_DENY:
+                    await self._answer_tool(chat, user, callback_id, button, user_name)
+                case Action.CLEAR_PERMISSIONS:
+                    await self._p.messenger.answer_callback(callback_id, "🧹 Session rules cleared")
+                    await self.permissions(chat, user, clear=True)
         except DomainError as exc:
             await self._p.messenger.answer_callback(callback_id, str(exc)[:190], alert=True)
         except WorkspaceError as exc:
@@ -653,21 +962,21 @@ class VoiceCoder:
         await self._p.messenger.send(chat, DiffView(change.diff, change.id))
 
     async def _cancel(self, chat: ChatId, callback_id: str) -> None:
-        scope = self._running.get(chat)
-        if scope is None:
+        turn = self._running.get(chat)
+        if turn is None:
             await self._p.messenger.answer_callback(callback_id, "Nothing is running.")
             return
-        scope.cancel()
+        turn.scope.cancel()
         await self._p.messenger.answer_callback(callback_id, "⏹ Cancelling…")
 
     async def cancel(self, chat: ChatId, user: UserId) -> bool:
         """Cancel the running turn of *chat* (for embedders without buttons). True if one was running."""
         if not self.is_authorized(user):
             return False
-        scope = self._running.get(chat)
-        if scope is not None:
-            scope.cancel()
-        return scope is not None
+        turn = self._running.get(chat)
+        if turn is not None:
+            turn.scope.cancel()
+        return turn is not None
 
     # --- helpers --------------------------------------------------------------
 
@@ -699,17 +1008,19 @@ class VoiceCoder:
             superseded_previous=superseded_previous,
         )
 
-    @staticmethod
-    def _answer(result: AgentResult) -> AgentAnswer:
+    def _answer(self, result: AgentResult) -> AgentAnswer:
+        redact = self._s.redact
         return AgentAnswer(
-            text=result.text,
+            text=redact(result.text),
             success=result.success,
             cost_usd=result.cost_usd,
             num_turns=result.num_turns,
             duration_ms=result.duration_ms,
-            permission_denials=result.permission_denials,
-            notices=result.notices,
-            errors=result.errors,
+            permission_denials=tuple(
+                attrs.evolve(d, label=redact(d.label), hint=redact(d.hint)) for d in result.permission_denials
+            ),
+            notices=tuple(redact(n) for n in result.notices),
+            errors=tuple(redact(e) for e in result.errors),
         )
 
     async def _audit(

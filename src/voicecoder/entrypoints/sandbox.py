@@ -24,7 +24,7 @@ import attrs
 from aiohttp import web
 from dependency_injector import providers
 
-from voicecoder.adapters.unavailable_agent import UnavailableAgent
+from voicecoder.adapters.claude import UnavailableAgent
 from voicecoder.bootstrap import Container, build_container, open_runtime
 from voicecoder.config import Config
 from voicecoder.entrypoints.sandbox_web import create_sandbox_web_app

@@ -90,6 +90,8 @@ async def serve(
     async with anyio.create_task_group() as tg:
         # The command menu is cosmetic: never let an unreachable Telegram delay taking updates.
         tg.start_soon(announce_commands, container)
+        # Idle warm agent processes are closed after CLAUDE_KEEP_WARM seconds.
+        await tg.start(container.claude().keep_warm)
         if polling or config.transport == "polling":
             await run_polling(
                 container.bot_api(),
