@@ -38,8 +38,8 @@ from voicecoder.adapters.workspace_vocabulary import WorkspaceVocabulary
 from voicecoder.config import Config
 from voicecoder.domain.model import Diagnostic, UserId
 from voicecoder.domain.policy import ApprovalPolicy, ToolApprovalMode, ToolPolicy
-from voicecoder.domain.redaction import Redactor
 from voicecoder.domain.ports import AgentRunner, Transcriber
+from voicecoder.domain.redaction import Redactor
 from voicecoder.domain.services import Ports, Settings, VoiceCoder
 
 log = logging.getLogger(__name__)

@@ -207,7 +207,13 @@ class Config:
             kwargs["auto_approve_paths"] = tuple(x for x in re.split(r"[,\s]+", v) if x)
         _choice(get("TOOL_APPROVAL"), "TOOL_APPROVAL", ("ask", "auto-edits", "off"), kwargs, "tool_approval")
         _number(
-            get("TOOL_APPROVAL_TIMEOUT"), "TOOL_APPROVAL_TIMEOUT", float, 1, 24 * 3600, kwargs, "tool_approval_timeout_s"
+            get("TOOL_APPROVAL_TIMEOUT"),
+            "TOOL_APPROVAL_TIMEOUT",
+            float,
+            1,
+            24 * 3600,
+            kwargs,
+            "tool_approval_timeout_s",
         )
         _number(get("CLAUDE_KEEP_WARM"), "CLAUDE_KEEP_WARM", float, 0, 7 * 24 * 3600, kwargs, "claude_keep_warm_s")
         if (v := get("TOOL_ALLOW")) is not None:

@@ -18,9 +18,9 @@ from typing import Any
 
 import anyio
 import pytest
+from voicecoder.adapters.claude_cli_agent import ClaudeCliAgent, ClaudeCliConfig
 
 from tests.agent_processes import Recorder, alive_with, is_alive
-from voicecoder.adapters.claude_cli_agent import ClaudeCliAgent, ClaudeCliConfig
 from voicecoder.adapters.dulwich_workspace import DulwichWorkspace
 from voicecoder.domain.errors import AgentTimeoutError
 from voicecoder.domain.model import (

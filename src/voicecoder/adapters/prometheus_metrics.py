@@ -69,9 +69,7 @@ class MeteredAgentRunner:
     inner: AgentRunner
     metrics: Metrics
 
-    async def run(
-        self, request: AgentRequest, /, on_event: EventSink, on_tool: ToolGate | None = None
-    ) -> AgentResult:
+    async def run(self, request: AgentRequest, /, on_event: EventSink, on_tool: ToolGate | None = None) -> AgentResult:
         started = time.perf_counter()
         outcome = "error"
         try:

@@ -76,6 +76,7 @@ from voicecoder.domain.replies import (
 __all__ = [
     "BUTTON_LABELS",
     "MAX_CALLBACK_BYTES",
+    "QUESTION_INVITATION",
     "TEXT_LIMIT",
     "Rendered",
     "TelegramMessenger",
@@ -107,6 +108,8 @@ BUTTON_LABELS = {
     Action.TOOL_DENY: "❌ Deny",
     Action.CLEAR_PERMISSIONS: "🧹 Clear this session's rules",
 }
+#: The line of an open tool question that invites a reply; the router recognises open questions by it.
+QUESTION_INVITATION = "Reply to this message (text or 🎤) to deny with a reason Claude reads."
 #: A button label may name the rule it adds while it stays readable on a phone.
 _RULE_IN_LABEL_MAX = 32
 
@@ -541,8 +544,8 @@ def _render_question(q: ToolQuestion) -> Rendered:
     if q.session_rule:
         lines.append(f"\n🔓 <i>Allow for this session</i> adds the rule <code>{esc(q.session_rule)}</code>.")
     lines.append(
-        f"\n⏳ No answer within {_minutes(q.timeout_s)} counts as ❌ Deny. Reply to this message (text or 🎤) to "
-        "deny with a reason Claude reads. Messages you send meanwhile wait until this turn is over."
+        f"\n⏳ No answer within {_minutes(q.timeout_s)} counts as ❌ Deny. {QUESTION_INVITATION} "
+        "Messages you send meanwhile wait until this turn is over."
     )
     labels: dict[Action, str] = {}
     if q.session_rule and len(q.session_rule) <= _RULE_IN_LABEL_MAX:

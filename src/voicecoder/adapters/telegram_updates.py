@@ -22,7 +22,7 @@ from voicecoder.adapters.telegram_bot_api import (
     Update,
     User,
 )
-from voicecoder.adapters.telegram_messenger import TelegramMessenger, parse_callback_data
+from voicecoder.adapters.telegram_messenger import QUESTION_INVITATION, TelegramMessenger, parse_callback_data
 from voicecoder.domain.errors import AudioTooLargeError, MalformedUpdateError, UnsupportedAudioError
 from voicecoder.domain.model import Audio, ChatId, UserId
 from voicecoder.domain.ports import Messenger
@@ -87,9 +87,14 @@ _TOOL_ANSWER_PREFIXES = tuple(f"{a.value}:" for a in TOOL_ANSWERS)
 
 
 def _replies_to_question(message: dict[str, Any]) -> bool:
-    """Whether *message* replies to a message that still carries tool-question buttons."""
+    """Whether *message* replies to an open tool question: one that still has its buttons or its invitation."""
     replied = message.get("reply_to_message")
-    markup = replied.get("reply_markup") if isinstance(replied, dict) else None
+    if not isinstance(replied, dict):
+        return False
+    text = replied.get("text")
+    if isinstance(text, str) and QUESTION_INVITATION in text:
+        return True
+    markup = replied.get("reply_markup")
     rows = markup.get("inline_keyboard") if isinstance(markup, dict) else None
     if not isinstance(rows, list):
         return False

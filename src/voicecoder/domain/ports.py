@@ -59,9 +59,7 @@ class Transcriber(Protocol):
 class AgentRunner(Protocol):
     """Runs the coding agent headless in the workspace."""
 
-    async def run(
-        self, request: AgentRequest, /, on_event: EventSink, on_tool: ToolGate | None = None
-    ) -> AgentResult:
+    async def run(self, request: AgentRequest, /, on_event: EventSink, on_tool: ToolGate | None = None) -> AgentResult:
         """
         Run one prompt; stream progress to *on_event*; return the final result.
 

@@ -331,8 +331,10 @@ class VoiceCoder:
         self, chat: ChatId, user: UserId, text: str, *, reply_to: int | None = None, user_name: str | None = None
     ) -> None:
         """
-        A typed prompt. When it replies (*reply_to*, a message id) to an open tool question, it denies that tool
-        with *text* as the reason the agent reads; otherwise it starts (or queues) a turn.
+        A typed prompt: starts (or queues) a turn.
+
+        When it replies (*reply_to*, a message id) to an open tool question, it denies that tool instead, with
+        *text* as the reason the agent reads.
         """
         if not await self._guard(chat, user):
             return
@@ -547,7 +549,8 @@ class VoiceCoder:
                     except AgentRunError as exc:
                         failure = self._s.redact(str(exc))
                 tg.cancel_scope.cancel()
-            if turn.scope.cancelled_caught:
+            # cancel_called, not cancelled_caught: an agent may finish before it notices the cancellation.
+            if turn.scope.cancel_called:
                 failure = None
                 await self._p.messenger.send(chat, Cancelled(was_running=True, reason=turn.stop_reason))
         finally:
@@ -560,7 +563,7 @@ class VoiceCoder:
                 elapsed_s=clock.monotonic() - progress.started,
                 cancellable=False,
                 finished=True,
-                stopped=(turn.stop_reason or "cancelled") if turn.scope.cancelled_caught else None,
+                stopped=(turn.stop_reason or "cancelled") if turn.scope.cancel_called else None,
             ),
         )
         if result is not None:
@@ -645,7 +648,7 @@ class VoiceCoder:
             with anyio.CancelScope(shield=True):
                 await self._after_answer(pending)
         decision = pending.decision
-        assert decision is not None  # noqa: S101 - resolve() above guarantees it
+        assert decision is not None
         return decision
 
     async def _after_answer(self, pending: _Question) -> None:
@@ -660,18 +663,24 @@ class VoiceCoder:
                 else "you denied it; send the request again and tap ✅ Allow to let it run"
             )
             turn.hints[pending.question.request.tool_use_id or ""] = hint
-        step = {
-            ToolOutcome.ALLOWED: f"✅ allowed: {label}",
-            ToolOutcome.ALLOWED_FOR_SESSION: f"🔓 allowed for this session: {label}",
-            ToolOutcome.DENIED: f"❌ denied: {label}",
-            ToolOutcome.TIMED_OUT: f"⌛ no answer, denied: {label}",
-        }.get(outcome) if outcome is not None else None
+        step = (
+            {
+                ToolOutcome.ALLOWED: f"✅ allowed: {label}",
+                ToolOutcome.ALLOWED_FOR_SESSION: f"🔓 allowed for this session: {label}",
+                ToolOutcome.DENIED: f"❌ denied: {label}",
+                ToolOutcome.TIMED_OUT: f"⌛ no answer, denied: {label}",
+            }.get(outcome)
+            if outcome is not None
+            else None
+        )
         if step is not None:
             await self._tool_step(turn, step)
         detail = f"{label}: {outcome.value if outcome else '?'}" + (f" ({pending.reason})" if pending.reason else "")
         try:
             await self._audit(
-                turn.chat, turn.user, "tool-allow" if pending.decision and pending.decision.allow else "tool-deny",
+                turn.chat,
+                turn.user,
+                "tool-allow" if pending.decision and pending.decision.allow else "tool-deny",
                 detail=detail,
             )
             if outcome in (ToolOutcome.TIMED_OUT, ToolOutcome.CANCELLED, ToolOutcome.RESTARTED):
@@ -755,8 +764,10 @@ class VoiceCoder:
 
     async def shutdown(self, reason: str = "voicecoder is restarting") -> None:
         """
-        voicecoder is going down: deny every open tool question (nobody could answer it any more), stop the turns
-        that were waiting on one, and tell their users. Turns not waiting on a question may finish.
+        The app is going down: end what waits for an answer nobody can give any more.
+
+        Every open tool question is denied, the turns that were waiting on one are stopped and their users told.
+        Turns not waiting on a question may finish.
         """
         self._stopping = True
         for pending in list(self._questions.values()):

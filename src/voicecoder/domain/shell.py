@@ -28,7 +28,7 @@ __all__ = ["Segment", "covered_by", "destructive_reason", "parse_command", "rule
 _OPERATOR_CHARS = frozenset(";&|()\n")
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _HARMLESS_TARGETS = ("/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty")
-_TEMP_DIRS = ("/tmp", "/var/tmp")
+_TEMP_DIRS = ("/tmp", "/var/tmp")  # noqa: S108 - named to recognise them, not to write there
 _SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ksh", "fish", "ash", "busybox"})
 _INTERPRETERS = _SHELLS | frozenset({"python", "python3", "perl", "ruby", "node", "php", "sudo", "source", "."})
 _DOWNLOADERS = frozenset({"curl", "wget", "fetch", "aria2c", "http", "https", "iwr"})
@@ -221,7 +221,7 @@ def parse_command(command: str, *, _depth: int = 0) -> Parsed:
     current: list[str] = []
     pipe_next = False
 
-    def close(next_piped: bool) -> None:
+    def close(*, next_piped: bool) -> None:
         nonlocal opaque, pipe_next
         if current:
             found, more_opaque = _segments(current, _depth)
@@ -234,10 +234,10 @@ def parse_command(command: str, *, _depth: int = 0) -> Parsed:
 
     for token in tokens:
         if _is_operator(token):
-            close(token in ("|", "|&"))
+            close(next_piped=token in ("|", "|&"))
         else:
             current.append(token)
-    close(False)
+    close(next_piped=False)
     return Parsed(tuple(segments), opaque=opaque, piped=tuple(piped))
 
 
@@ -373,7 +373,7 @@ def _segment_reason(segment: Segment, workspace: str, cwd: str, home: str | None
             return f"it publishes a package ({name} {args[0]}), which cannot be taken back"
     if name in _SYSTEM or name.startswith("mkfs"):
         return f"it {_SYSTEM.get(name, 'formats a disk')}"
-    if name == "dd" and any(a.startswith("of=/dev/") and a not in ("of=/dev/null",) for a in args):
+    if name == "dd" and any(a.startswith("of=/dev/") and a != "of=/dev/null" for a in args):
         return "it writes to a device"
     paths = [a for a in args if not a.startswith("-")]
     if name in _DELETERS or (name == "find" and "-delete" in args):

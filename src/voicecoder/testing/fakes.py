@@ -25,6 +25,7 @@ from voicecoder.domain.errors import (
     NoSpeechError,
     StaleChangeError,
     UnsupportedAudioError,
+    VoicecoderError,
     WorkspaceError,
 )
 from voicecoder.domain.model import (
@@ -319,6 +320,8 @@ class AgentScript:
     error: str | None = None
     events: tuple[AgentEvent, ...] = ()
     asks: tuple[ToolRequest, ...] = ()
+    raises: VoicecoderError | None = None
+    """Raised instead of a result (e.g. AgentTimeoutError, AgentNotInstalledError)."""
 
 
 @attrs.define
@@ -338,6 +341,7 @@ class FakeAgentRunner:
     decisions: list[tuple[ToolRequest, ToolDecision]] = attrs.field(factory=list)
     ended_sessions: list[str] = attrs.field(factory=list)
     gate: anyio.Event | None = None
+    compact_error: str | None = None
     running: int = 0
     waiting_on_tool: int = 0
     cancelled: int = 0
@@ -346,9 +350,7 @@ class FakeAgentRunner:
     def script(self, *scripts: AgentScript) -> None:
         self.scripts.extend(scripts)
 
-    async def run(
-        self, request: AgentRequest, /, on_event: EventSink, on_tool: ToolGate | None = None
-    ) -> AgentResult:
+    async def run(self, request: AgentRequest, /, on_event: EventSink, on_tool: ToolGate | None = None) -> AgentResult:
         self.requests.append(request)
         script = self.scripts.pop(0) if self.scripts else AgentScript(text=f"Echo: {request.prompt}")
         session_id = request.session_id or str(uuid.uuid4())
@@ -357,8 +359,9 @@ class FakeAgentRunner:
         self.running += 1
         try:
             await on_event(SessionStarted(session_id, "fake-model"))
-            for ask in script.asks:
-                tool_use_id = ask.tool_use_id or f"toolu_ask_{len(self.decisions)}"
+            for scripted in script.asks:
+                tool_use_id = scripted.tool_use_id or f"toolu_ask_{len(self.decisions)}"
+                ask = attrs.evolve(scripted, tool_use_id=tool_use_id)
                 await on_event(ToolStarted(tool_use_id, ask.tool, ask.label))
                 decision = await self._ask(ask, on_tool)
                 self.decisions.append((ask, decision))
@@ -382,6 +385,8 @@ class FakeAgentRunner:
                 except anyio.get_cancelled_exc_class():
                     self.cancelled += 1
                     raise
+            if script.raises is not None:
+                raise script.raises
             if script.error is not None:
                 raise AgentRunError(script.error)
             await on_event(AssistantText(script.text))
@@ -409,6 +414,8 @@ class FakeAgentRunner:
 
     async def compact(self, session_id: str, /, on_event: EventSink) -> AgentResult:
         self.compactions.append(session_id)
+        if self.compact_error is not None:
+            raise AgentRunError(self.compact_error)
         await on_event(Compacted("manual"))
         return AgentResult(text="Compacted.", success=True, session_id=session_id, subtype="success")
 

@@ -110,9 +110,7 @@ QUESTION = ToolQuestion(
 )
 EDIT_QUESTION = ToolQuestion(
     QuestionId("abcdef0124"),
-    ToolRequest(
-        "req-2", "Write", ToolKind.EDIT, "Write .git/<hooks>", paths=("/w/.git/x",), preview="-a < b\n+a <= b"
-    ),
+    ToolRequest("req-2", "Write", ToolKind.EDIT, "Write .git/<hooks>", paths=("/w/.git/x",), preview="-a < b\n+a <= b"),
     timeout_s=30,
     flagged="it writes into .git/, the repository's own <data>",
 )

@@ -13,7 +13,7 @@ from voicecoder.domain.model import (
     UserId,
 )
 from voicecoder.domain.policy import ApprovalPolicy
-from voicecoder.domain.ports import EventSink
+from voicecoder.domain.ports import EventSink, ToolGate
 from voicecoder.domain.replies import (
     Action,
     AgentAnswer,
@@ -108,7 +108,7 @@ class TestSimpleCommands:
         welcome, help_text = fakes.messenger.replies()
         assert welcome == Welcome("Alice", fakes.workspace.path)
         assert isinstance(help_text, HelpText)
-        assert [c for c, _ in help_text.commands] == ["start", "help", "status", "clear", "info", "undo"]
+        assert [c for c, _ in help_text.commands] == ["start", "help", "status", "clear", "info", "undo", "permissions"]
 
     async def test_info_collects_every_diagnostic(self, app: VoiceCoder, fakes: FakePorts) -> None:
         """
@@ -237,7 +237,9 @@ class TestPrompt:
         """
 
         class Denying:
-            async def run(self, request: AgentRequest, /, on_event: EventSink) -> AgentResult:
+            async def run(
+                self, request: AgentRequest, /, on_event: EventSink, on_tool: ToolGate | None = None
+            ) -> AgentResult:
                 return AgentResult(
                     "Could not run it.",
                     success=True,
@@ -248,12 +250,17 @@ class TestPrompt:
             async def compact(self, session_id: str, /, on_event: EventSink) -> AgentResult:
                 raise NotImplementedError
 
+            async def end_session(self, session_id: str, /) -> None:
+                return None
+
         app, fakes = build_voicecoder(allowed_users=[1], agent=Denying())
 
         await app.prompt(CHAT, ALICE, "clean")
 
         (answer,) = fakes.messenger.of_type(AgentAnswer)
         assert answer.permission_denials == (PermissionDenied("Bash", "Bash: rm -rf build"),)
+        # A denial is no dead end: with TOOL_APPROVAL off the user learns how to be asked instead.
+        assert "TOOL_APPROVAL=auto-edits" in answer.permission_denials[0].hint
 
 
 class TestVoice:

@@ -1,8 +1,10 @@
 """
-The Claude Code CLI adapter, split by job: ``config`` (how to run it), ``environment`` (the agent's allow-listed
-environment), ``events`` (stream-json → domain events), ``tools`` (tool requests and answers on the control
-channel), ``process`` (one long-lived CLI process and its hygiene), ``runner`` (`ClaudeCliAgent`, the
-AgentRunner) and ``unavailable`` (answers instead when the CLI cannot run).
+The Claude Code CLI adapter (`ClaudeCliAgent`), split by job.
+
+``config`` (how to run it), ``environment`` (the agent's allow-listed environment), ``events`` (stream-json →
+domain events), ``tools`` (tool requests and answers on the control channel), ``process`` (one long-lived CLI
+process and its hygiene), ``runner`` (`ClaudeCliAgent`, the AgentRunner) and ``unavailable`` (answers instead
+when the CLI cannot run).
 """
 
 from __future__ import annotations

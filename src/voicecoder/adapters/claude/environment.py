@@ -75,9 +75,11 @@ def agent_environment(
     max_retries: int | None = None,
 ) -> dict[str, str]:
     """
-    The agent's environment: the allow-listed names of *source* (voicecoder's own environment), then *extra*
-    (the configured CLI variables, e.g. from a ``.env`` file), the quiet variables, the retry cap and the config
-    dir. An empty ``CLAUDE_CONFIG_DIR`` (or any empty CLI variable) counts as unset.
+    The agent's environment, built from allow-lists only.
+
+    The allow-listed names of *source* (voicecoder's own environment), then *extra* (the configured CLI
+    variables, e.g. from a ``.env`` file), the quiet variables, the retry cap and the config dir. An empty
+    ``CLAUDE_CONFIG_DIR`` (or any empty CLI variable) counts as unset.
     """
     names = frozenset(passthrough)
     env = {k: v for k, v in source.items() if _allowed(k, names)}

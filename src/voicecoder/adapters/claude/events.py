@@ -392,5 +392,3 @@ def parse_version(text: str) -> tuple[int, int, int] | None:
     if match is None:
         return None
     return int(match.group(1)), int(match.group(2)), int(match.group(3))
-
-

@@ -241,7 +241,11 @@ class CliProcess:
     async def interrupt(self) -> None:
         """Ask the CLI to stop the running turn (it answers with a control_response and an error result)."""
         await self.send(
-            {"type": "control_request", "request_id": f"interrupt-{uuid.uuid4().hex}", "request": {"subtype": "interrupt"}}
+            {
+                "type": "control_request",
+                "request_id": f"interrupt-{uuid.uuid4().hex}",
+                "request": {"subtype": "interrupt"},
+            }
         )
 
     # --- reading --------------------------------------------------------------------------

@@ -57,6 +57,10 @@ _NOBODY_TO_ASK = (
 _TURN_OVER = "The turn is being stopped."
 
 
+class _GoneError(Exception):
+    """A warm process turned out to be dead before the turn began; start one with --resume instead."""
+
+
 @attrs.define
 class _Clock:
     """The turn's time limit, paused while a tool question waits for a person."""
@@ -96,13 +100,10 @@ class ClaudeCliAgent:
 
     # --- AgentRunner ------------------------------------------------------------------------
 
-    async def run(
-        self, request: AgentRequest, /, on_event: EventSink, on_tool: ToolGate | None = None
-    ) -> AgentResult:
+    async def run(self, request: AgentRequest, /, on_event: EventSink, on_tool: ToolGate | None = None) -> AgentResult:
         notices: list[str] = []
         if request.resume and request.session_id:
-            proc = await self._checkout(request.session_id)
-            parser = await self._turn(proc, request.prompt, on_event, on_tool)
+            parser = await self._resumed_turn(request.session_id, request.prompt, on_event, on_tool)
             if parser.conversation_missing:
                 fresh = self.new_session_id()
                 notice = (
@@ -122,8 +123,7 @@ class ClaudeCliAgent:
         return parser.agent_result(notices)
 
     async def compact(self, session_id: str, /, on_event: EventSink) -> AgentResult:
-        proc = await self._checkout(session_id)
-        parser = await self._turn(proc, "/compact", on_event, None)
+        parser = await self._resumed_turn(session_id, "/compact", on_event, None)
         result = parser.agent_result()
         compacted = parser.compacted
         if compacted is None:
@@ -179,6 +179,17 @@ class ClaudeCliAgent:
         while self._warm:
             _, proc = self._warm.popitem(last=False)
             await proc.close()
+
+    async def _resumed_turn(
+        self, session_id: str, prompt: str, on_event: EventSink, on_tool: ToolGate | None
+    ) -> StreamParser:
+        """A turn of an existing session: on its warm process, or on one started with --resume."""
+        proc = await self._checkout(session_id)
+        try:
+            return await self._turn(proc, prompt, on_event, on_tool)
+        except _GoneError:
+            log.info("the warm claude process of session %s was gone; resuming", session_id)
+            return await self._turn(await self._spawn(session_id, resume=True), prompt, on_event, on_tool)
 
     async def _checkout(self, session_id: str) -> CliProcess:
         proc = self._warm.pop(session_id, None)
@@ -360,13 +371,12 @@ class ClaudeCliAgent:
 
     # --- one turn ---------------------------------------------------------------------------
 
-    async def _turn(
-        self, proc: CliProcess, prompt: str, on_event: EventSink, on_tool: ToolGate | None
-    ) -> StreamParser:
+    async def _turn(self, proc: CliProcess, prompt: str, on_event: EventSink, on_tool: ToolGate | None) -> StreamParser:
         cfg = self.config
         # The CLI may report paths under the directory as given or with symlinks resolved.
         parser = StreamParser(workdir=(PurePath(cfg.workdir.absolute()), PurePath(cfg.workdir.resolve())))
-        proc.clear_stderr()
+        if proc.turns:
+            proc.clear_stderr()  # only this turn's stderr explains a crash in it
         proc.idle_since = None
         finished = False
         clock = _Clock(anyio.CancelScope(), cfg.timeout_s)
@@ -377,10 +387,16 @@ class ClaudeCliAgent:
                 # The CLI is gone, or exits at start (e.g. an unknown --resume id): read what it said.
                 log.info("claude did not take the prompt; reading its last words")
             clock.start()
-            async with anyio.create_task_group() as questions:
-                with clock.scope:
-                    await self._converse(proc, parser, on_event, on_tool, clock, questions)
-                questions.cancel_scope.cancel()
+            try:
+                async with anyio.create_task_group() as questions:
+                    with clock.scope:
+                        await self._converse(proc, parser, on_event, on_tool, clock, questions)
+                    questions.cancel_scope.cancel()
+            except BaseExceptionGroup as group:
+                # The task group only answers tool questions: give the caller its own exception back.
+                if len(group.exceptions) == 1:
+                    raise group.exceptions[0] from None
+                raise
             finished = parser.result is not None
         finally:
             if not finished and proc.alive:
@@ -388,10 +404,16 @@ class ClaudeCliAgent:
         if clock.scope.cancelled_caught and parser.result is None:
             log.warning("claude timed out after %.0f s and was stopped", cfg.timeout_s)
             raise AgentTimeoutError(cfg.timeout_s)
+        if parser.result is None and proc.turns > 0 and parser.session_id is None:
+            # A warm process that died while idle (killed, crashed): nothing of this turn happened yet.
+            await proc.close()
+            raise _GoneError
         if parser.result is None:
-            returncode = proc.returncode
+            with anyio.move_on_after(cfg.grace_s):
+                await proc.wait()  # its exit status explains the end of its output
             tail = redact((await proc.stderr_tail()).strip(), self._secrets())[-1000:]
             await proc.close()
+            returncode = proc.returncode
             if NO_CONVERSATION in tail:
                 parser.result = {"subtype": "error_during_execution", "is_error": True, "errors": [tail]}
                 return parser

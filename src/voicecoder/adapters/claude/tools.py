@@ -52,9 +52,8 @@ def tool_kind(name: str) -> ToolKind:
 
 
 def _absolute(path: str, workdir: Path) -> str:
-    joined = os.path.join(workdir, os.path.expanduser(path))
     # realpath: a symlink inside the workspace that points elsewhere is judged by where it points.
-    return os.path.realpath(joined)
+    return os.path.realpath(workdir / Path(path).expanduser())
 
 
 def _text(value: Any) -> str | None:
@@ -135,4 +134,7 @@ def control_response(request_id: str, decision: ToolDecision, tool_input: Any) -
         answer = {"behavior": "allow", "updatedInput": tool_input if isinstance(tool_input, Mapping) else {}}
     else:
         answer = {"behavior": "deny", "message": decision.message or "The user denied this."}
-    return {"type": "control_response", "response": {"subtype": "success", "request_id": request_id, "response": answer}}
+    return {
+        "type": "control_response",
+        "response": {"subtype": "success", "request_id": request_id, "response": answer},
+    }

@@ -17,9 +17,7 @@ class UnavailableAgent:
     reason: str
     fix: str
 
-    async def run(
-        self, request: AgentRequest, /, on_event: EventSink, on_tool: ToolGate | None = None
-    ) -> AgentResult:
+    async def run(self, request: AgentRequest, /, on_event: EventSink, on_tool: ToolGate | None = None) -> AgentResult:
         return AgentResult(
             text=f"I can't run Claude Code here: {self.reason}.\n\nTo fix it: {self.fix}\n\n"
             f"Your prompt was: “{request.prompt}”",
