@@ -12,14 +12,9 @@ recorded in `FakeAnthropicApi.other_requests`.
 
 What the "model" answers is scripted. Each request takes, in order: the next queued response
 (`FakeAnthropicApi.script`), else the first matching rule (`FakeAnthropicApi.rule`), else
-`default_responder`, which understands a few prompts so a sandbox works out of the box:
-
-* ``create file notes.txt with hello`` (also "create a file called test dot txt with hello world",
-  as a voice note would say it) → a ``Write`` tool call creating the file with the text and a
-  newline, then, when the tool result comes back, a one-line confirmation;
-* ``run command pytest -q`` → a ``Bash`` tool call;
-* a compaction request (``/compact``) → a ``<summary>…</summary>`` answer;
-* anything else → ``fake-model: <prompt>``.
+`default_responder`: a ``<summary>…</summary>`` for a compaction request, otherwise the sandbox's demo
+model (`voicecoder.testing.demo_model`), which understands a set of natural requests ("add a README",
+"run the tests", "delete notes.txt", …), works through them with the CLI's tools and answers in sentences.
 
 Relative ``file_path`` inputs are resolved against ``workdir`` or, failing that, the working
 directory the CLI announces in its request ("Primary working directory: …").
@@ -48,6 +43,8 @@ import anyio
 import attrs
 from aiohttp import web
 
+from voicecoder.testing.demo_model import demo_reply
+
 __all__ = [
     "ApiError",
     "FakeAnthropicApi",
@@ -66,13 +63,6 @@ log = logging.getLogger(__name__)
 _COMPACTION_MARK = "Respond with TEXT ONLY"
 _CWD = re.compile(r"Primary working directory:\s*(\S[^\n]*)")
 _REMINDER = re.compile(r"<system-reminder>.*?</system-reminder>", re.DOTALL)
-_CREATE = re.compile(
-    r"\b(?:create|make|write) (?:a |the )?(?:new )?(?:file )?(?:called |named )?"
-    r"(?P<path>[\w./-]+\.\w+|[\w-]+/[\w./-]+)\s+"
-    r"(?:with|containing)(?: (?:the )?(?:content|text))?[: ]\s*(?P<content>.+)",
-    re.IGNORECASE | re.DOTALL,
-)
-_RUN = re.compile(r"\brun (?:the )?command[: ]\s*(?P<command>.+)", re.IGNORECASE | re.DOTALL)
 
 
 # --- what the model says --------------------------------------------------------------------
@@ -286,27 +276,16 @@ class MessagesRequest:
 
 
 def default_responder(request: MessagesRequest) -> Response:
-    """The built-in script: create a file, run a command, summarise for /compact, or echo."""
+    """The built-in model: a <summary> for /compact, otherwise the sandbox's demo model (`demo_model`)."""
     if request.is_compaction:
         return Reply.text(
             "<summary>\nThe user and the assistant worked on the workspace; "
             f"{len(request.messages)} messages so far. Nothing is pending.\n</summary>"
         )
-    if results := request.tool_results:
-        _, text, is_error = results[-1]
-        first = next((line.strip() for line in text.splitlines() if line.strip()), "")
-        return Reply.text(f"fake-model: tool finished ({'error' if is_error else 'ok'}): {first[:200]}")
-    prompt = request.prompt
-    # Spoken prompts say "test dot txt".
-    spoken = re.sub(r"(?<=\w) dot (?=\w)", ".", prompt, flags=re.IGNORECASE)
-    if match := _CREATE.search(spoken):
-        path = match.group("path")
-        content = match.group("content").strip().rstrip(".").strip("\"'`")
-        return Reply.tool(write_file(path, content + "\n"), f"I'll create {path}.")
-    if match := _RUN.search(prompt):
-        command = match.group("command").strip().strip("`")
-        return Reply.tool(bash(command), f"I'll run `{command}`.")
-    return Reply.text(f"fake-model: {prompt}" if prompt else "fake-model: (no prompt)")
+    step = demo_reply(request.messages)
+    if isinstance(step, str):
+        return Reply.text(step)
+    return Reply.tool(ToolUse(step.name, dict(step.input)), step.text)
 
 
 # --- the server --------------------------------------------------------------------------------
