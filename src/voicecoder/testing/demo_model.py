@@ -143,7 +143,7 @@ def _tail(text: str, lines: int = _OUTPUT_TAIL_LINES) -> str:
 
 
 def _file_content(read_output: str) -> str:
-    """The file text of a Read result (the CLI numbers each line: ``     1\\tcontent``)."""
+    """The file text of a Read result (the CLI numbers each line: spaces, the number, a tab, the line)."""
     lines = []
     for line in read_output.splitlines():
         match = _READ_LINE.match(line)
@@ -220,8 +220,8 @@ _COMMIT = re.compile(r"\bcommit\b", re.IGNORECASE)
 HELP = (
     "I'm voicecoder's demo model: no real AI, just a few requests I understand. Try “add a README”, "
     "“create a file called notes.txt with hello world”, “add a function that returns the sum of two numbers”, "
-    "“rename add_numbers to add in utils.py”, “run the tests”, “delete notes.txt”, “run a long job” (then tap ⏹ Cancel) "
-    "or “list the python files”. Commands and deletions ask you first on the phone."
+    "“rename add_numbers to add in utils.py”, “run the tests”, “delete notes.txt”, “run a long job” "
+    "(then tap ⏹ Cancel) or “list the python files”. Commands and deletions ask you first on the phone."
 )
 
 
