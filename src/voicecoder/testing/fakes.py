@@ -526,6 +526,7 @@ class RecordingMessenger:
     typing_chats: list[ChatId] = attrs.field(factory=list)
     fail_next: int = 0
     _next_id: int = 1
+    _waiter: anyio.Event | None = attrs.field(default=None, init=False, repr=False)
 
     async def send(self, chat: ChatId, reply: Reply, /) -> MessageRef:
         if self.fail_next:
@@ -534,7 +535,18 @@ class RecordingMessenger:
         ref = MessageRef(chat, self._next_id)
         self._next_id += 1
         self.sent.append(Sent(chat, reply, ref))
+        if self._waiter is not None:
+            self._waiter.set()
+            self._waiter = None
         return ref
+
+    async def wait_for(self, kind: type[_R], count: int = 1) -> _R:
+        """Wait until *count* replies of *kind* have been sent; the *count*-th one."""
+        while len(self.of_type(kind)) < count:
+            if self._waiter is None:
+                self._waiter = anyio.Event()
+            await self._waiter.wait()
+        return self.of_type(kind)[count - 1]
 
     async def edit(self, ref: MessageRef, reply: Reply, /) -> None:
         self.edits.append((ref, reply))
