@@ -39,7 +39,7 @@ def question_of(messages: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def button(message: dict[str, Any], label: str) -> str:
-    return next(b["callback_data"] for row in message["buttons"] for b in row if b["text"].startswith(label))
+    return str(next(b["callback_data"] for row in message["buttons"] for b in row if b["text"].startswith(label)))
 
 
 async def ask_to_run_the_tests(info: SandboxInfo, http: aiohttp.ClientSession) -> dict[str, Any]:
