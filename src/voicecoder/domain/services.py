@@ -184,7 +184,9 @@ class _Turn:
     user: UserId
     scope: anyio.CancelScope
     progress: _Progress
-    status_ref: MessageRef
+    status_ref: MessageRef | None = None
+    announced: anyio.Event = attrs.field(factory=anyio.Event)
+    announce_error: PortError | None = None
     stop_reason: str | None = None
     hints: dict[str, str] = attrs.field(factory=dict)
     """How to let a tool run next time, by tool_use_id, for the tools this turn's questions denied."""
@@ -516,13 +518,12 @@ class VoiceCoder:
     ) -> tuple[AgentResult | None, str | None]:
         clock = self._p.clock
         progress = _Progress(prompt=prompt.text, started=clock.monotonic(), steps=list(notes))
-        status_ref = await self._p.messenger.send(chat, self._working(progress))
         request = AgentRequest(
             prompt=prompt.text,
             session_id=session.agent_session_id,
             resume=session.agent_session_id is not None,
         )
-        turn = _Turn(chat=chat, user=user, scope=anyio.CancelScope(), progress=progress, status_ref=status_ref)
+        turn = _Turn(chat=chat, user=user, scope=anyio.CancelScope(), progress=progress)
 
         async def on_event(event: AgentEvent) -> None:
             step = _describe(event)
@@ -530,7 +531,7 @@ class VoiceCoder:
                 progress.steps.append(self._s.redact(step))
                 progress.dirty = True
             if clock.monotonic() - progress.last_edit >= self._s.progress_interval_s:
-                await self._edit_progress(status_ref, progress)
+                await self._edit_progress(turn.status_ref, progress)
 
         async def on_tool(tool_request: ToolRequest) -> ToolDecision:
             return await self._decide_tool(turn, tool_request)
@@ -540,7 +541,8 @@ class VoiceCoder:
         self._running[chat] = turn
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._heartbeat, chat, status_ref, progress)
+                # The status message goes out while the agent starts: the agent never waits for Telegram.
+                tg.start_soon(self._announce, turn)
                 with turn.scope:
                     try:
                         result = await self._p.agent.run(
@@ -548,24 +550,28 @@ class VoiceCoder:
                         )
                     except AgentRunError as exc:
                         failure = self._s.redact(str(exc))
+                await turn.announced.wait()
                 tg.cancel_scope.cancel()
+            if turn.announce_error is not None:
+                raise turn.announce_error
             # cancel_called, not cancelled_caught: an agent may finish before it notices the cancellation.
             if turn.scope.cancel_called:
                 failure = None
                 await self._p.messenger.send(chat, Cancelled(was_running=True, reason=turn.stop_reason))
         finally:
             self._running.pop(chat, None)
-        await self._p.messenger.edit(
-            status_ref,
-            Working(
-                prompt=progress.prompt,
-                steps=tuple(progress.steps[-MAX_PROGRESS_STEPS:]),
-                elapsed_s=clock.monotonic() - progress.started,
-                cancellable=False,
-                finished=True,
-                stopped=(turn.stop_reason or "cancelled") if turn.scope.cancel_called else None,
-            ),
-        )
+        if turn.status_ref is not None:
+            await self._p.messenger.edit(
+                turn.status_ref,
+                Working(
+                    prompt=progress.prompt,
+                    steps=tuple(progress.steps[-MAX_PROGRESS_STEPS:]),
+                    elapsed_s=clock.monotonic() - progress.started,
+                    cancellable=False,
+                    finished=True,
+                    stopped=(turn.stop_reason or "cancelled") if turn.scope.cancel_called else None,
+                ),
+            )
         if result is not None:
             result = self._with_hints(result, turn)
         return result, failure
@@ -625,7 +631,15 @@ class VoiceCoder:
             flagged=ruling.flagged,
             uncovered=ruling.uncovered,
         )
-        ref = await self._p.messenger.send(turn.chat, question)
+        try:
+            ref = await self._p.messenger.send(turn.chat, question)
+        except PortError as exc:
+            logger.warning("could not show a tool question: %s", exc)
+            turn.hints[request.tool_use_id or ""] = "the question could not be shown on the phone; try again"
+            return ToolDecision.denied(
+                "voicecoder could not show this question on the user's phone, so it was denied. "
+                "Tell the user what you wanted to run."
+            )
         pending = _Question(question=question, turn=turn, ref=ref)
         self._questions[question.question_id] = pending
         await self._tool_step(turn, f"❓ waiting for your answer: {shown.label}")
@@ -778,14 +792,25 @@ class VoiceCoder:
                 turn.stop_reason = f"{reason} while a question was waiting"
                 turn.scope.cancel()
 
-    async def _heartbeat(self, chat: ChatId, ref: MessageRef, progress: _Progress) -> None:
-        """Keep 'typing…' and the elapsed time alive while the agent is quiet."""
+    async def _announce(self, turn: _Turn) -> None:
+        """Send the turn's status message, then keep 'typing…' and the elapsed time alive while the agent is quiet."""
+        try:
+            turn.status_ref = await self._p.messenger.send(turn.chat, self._working(turn.progress))
+        except PortError as exc:
+            # Without the status (and its ⏹ button) the turn must not go on: stop it, let the caller retry.
+            turn.announce_error = exc
+            turn.scope.cancel()
+            return
+        finally:
+            turn.announced.set()
         while True:
-            await self._p.messenger.typing(chat)
+            await self._p.messenger.typing(turn.chat)
             await anyio.sleep(self._s.typing_interval_s)
-            await self._edit_progress(ref, progress)
+            await self._edit_progress(turn.status_ref, turn.progress)
 
-    async def _edit_progress(self, ref: MessageRef, progress: _Progress) -> None:
+    async def _edit_progress(self, ref: MessageRef | None, progress: _Progress) -> None:
+        if ref is None:
+            return  # the status message is still on its way; the next edit shows everything
         progress.last_edit = self._p.clock.monotonic()
         progress.dirty = False
         try:

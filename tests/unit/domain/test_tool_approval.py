@@ -9,6 +9,7 @@ import anyio
 import pytest
 from anyio import wait_all_tasks_blocked
 
+from voicecoder.domain.errors import DeliveryError
 from voicecoder.domain.model import Audio, ChatId, ToolKind, ToolRequest, UserId
 from voicecoder.domain.policy import ToolApprovalMode, ToolPolicy
 from voicecoder.domain.redaction import Redactor
@@ -19,8 +20,10 @@ from voicecoder.domain.replies import (
     Cancelled,
     ErrorReply,
     Heard,
+    MessageRef,
     PermissionsView,
     Queued,
+    Reply,
     SessionCleared,
     StatusReport,
     ToolOutcome,
@@ -29,7 +32,7 @@ from voicecoder.domain.replies import (
     Working,
 )
 from voicecoder.domain.services import Settings, VoiceCoder
-from voicecoder.testing.fakes import AgentScript, FakePorts, build_voicecoder
+from voicecoder.testing.fakes import AgentScript, FakePorts, RecordingMessenger, build_voicecoder
 
 CHAT = ChatId(100)
 ALICE = UserId(1)
@@ -469,3 +472,39 @@ class TestRedaction:
         assert "<redacted>" in fakes.messenger.of_type(AgentAnswer)[0].text
         assert "<redacted>" in (questions(fakes)[0].request.command or "")
         assert "<redacted>" in fakes.messenger.of_type(ErrorReply)[0].message
+
+
+class TestDeliveryFailures:
+    async def test_a_status_message_that_cannot_be_sent_stops_the_turn(self, app: VoiceCoder, fakes: FakePorts) -> None:
+        """
+        If the status message (with ⏹) cannot be delivered, the turn stops and the error reaches the transport.
+        """
+        fakes.agent.gate = anyio.Event()
+        fakes.messenger.fail_next = 1
+
+        with pytest.raises(DeliveryError):
+            await app.prompt(CHAT, ALICE, "go")
+
+        assert (fakes.agent.running, fakes.agent.cancelled) == (0, 1)
+
+    async def test_a_question_that_cannot_be_shown_is_a_denial(self) -> None:
+        """
+        A question the messenger cannot deliver is denied with that reason instead of failing the turn.
+        """
+
+        class QuestionsFail(RecordingMessenger):
+            async def send(self, chat: ChatId, reply: Reply, /) -> MessageRef:
+                if isinstance(reply, ToolQuestion):
+                    raise DeliveryError("telegram is down")
+                return await super().send(chat, reply)
+
+        phone = QuestionsFail()
+        settings = Settings(allowed_users=frozenset({ALICE}), tools=ToolPolicy(workspace=WORKSPACE))
+        app, fakes = build_voicecoder(messenger=phone, settings=settings)
+        fakes.agent.script(AgentScript(asks=(bash("ls"),)))
+
+        await app.prompt(CHAT, ALICE, "list")
+
+        ((_, decision),) = fakes.agent.decisions
+        assert "could not show this question" in decision.message
+        assert phone.of_type(AgentAnswer)
