@@ -108,5 +108,29 @@ async def agent_factory(tmp_path: Path, repo: Path, api: FakeAnthropicApi, marke
     assert alive_with(MARKER_VAR, marker) == []
 
 
-def new_marker() -> str:
+@pytest.fixture(name="repo")
+def repo_fixture(tmp_path: Path) -> Path:
+    """A git repository with one commit: the agent's workspace."""
+    return make_repo(tmp_path / "repo")
+
+
+@pytest.fixture(name="api")
+async def api_fixture() -> AsyncIterator[FakeAnthropicApi]:
+    """The fake Messages API the CLI talks to (it records every request)."""
+    async with FakeAnthropicApi() as api:
+        yield api
+
+
+@pytest.fixture(name="marker")
+def marker_fixture() -> str:
+    """The value of the environment marker every process of the test's agents carries."""
     return uuid.uuid4().hex
+
+
+@pytest.fixture(name="make_agent")
+async def make_agent_fixture(
+    tmp_path: Path, repo: Path, api: FakeAnthropicApi, marker: str
+) -> AsyncIterator[AgentFactory]:
+    """Agents on the real CLI, isolated from the user's ~/.claude; afterwards no process may be left."""
+    async for make in agent_factory(tmp_path, repo, api, marker):
+        yield make

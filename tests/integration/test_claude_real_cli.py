@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,17 @@ import anyio
 import pytest
 
 from tests.agent_processes import Recorder, alive_with, is_alive
-from tests.real_cli import MARKER_VAR, PINNED, AgentFactory, agent_factory, git, make_repo, needs_cli
+from tests.real_cli import (  # the fixtures are used by name
+    MARKER_VAR,
+    PINNED,
+    AgentFactory,
+    api_fixture,  # noqa: F401
+    git,
+    make_agent_fixture,  # noqa: F401
+    marker_fixture,  # noqa: F401
+    needs_cli,
+    repo_fixture,  # noqa: F401
+)
 from voicecoder.adapters.dulwich_workspace import DulwichWorkspace
 from voicecoder.domain.errors import AgentTimeoutError
 from voicecoder.domain.model import (
@@ -46,29 +55,6 @@ pytestmark = needs_cli
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(name="repo")
-def _repo(tmp_path: Path) -> Path:
-    return make_repo(tmp_path / "repo")
-
-
-@pytest.fixture(name="api")
-async def _api() -> AsyncIterator[FakeAnthropicApi]:
-    async with FakeAnthropicApi() as api:
-        yield api
-
-
-@pytest.fixture(name="marker")
-def _marker() -> str:
-    return uuid.uuid4().hex
-
-
-@pytest.fixture(name="make_agent")
-async def _make_agent(tmp_path: Path, repo: Path, api: FakeAnthropicApi, marker: str) -> AsyncIterator[AgentFactory]:
-    """An agent on the real CLI, isolated from the user's ~/.claude; afterwards no process may be left."""
-    async for make in agent_factory(tmp_path, repo, api, marker):
-        yield make
 
 
 async def allow_all(_request: ToolRequest) -> ToolDecision:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -23,12 +24,12 @@ pytestmark = needs_cli
 
 
 @pytest.fixture(name="demo")
-async def _demo(tmp_path: Any) -> AsyncIterator[tuple[SandboxInfo, aiohttp.ClientSession]]:
+async def _demo(tmp_path: Path) -> AsyncIterator[tuple[SandboxInfo, aiohttp.ClientSession]]:
+    """The sandbox with --demo-agent, and a client that talks to its page's API."""
     stop = anyio.Event()
     async with anyio.create_task_group() as tg:
-        info = await tg.start(
-            functools.partial(run_sandbox, tmp_path / "sbx", port=0, demo_agent=True, stop=stop, handle_signals=False)
-        )
+        run = functools.partial(run_sandbox, tmp_path / "sbx", port=0, demo_agent=True, stop=stop, handle_signals=False)
+        info = await tg.start(run)
         async with aiohttp.ClientSession(headers=HEADERS) as http:
             yield info, http
         stop.set()

@@ -8,16 +8,24 @@ through the same use cases Telegram's router calls.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 
 from tests.agent_processes import Recorder, alive_with
-from tests.real_cli import MARKER_VAR, AgentFactory, agent_factory, git, make_repo, needs_cli
+from tests.questions import answer_first_question
+from tests.real_cli import (  # the fixtures are used by name
+    MARKER_VAR,
+    AgentFactory,
+    api_fixture,  # noqa: F401
+    git,
+    make_agent_fixture,  # noqa: F401
+    marker_fixture,  # noqa: F401
+    needs_cli,
+    repo_fixture,  # noqa: F401
+)
 from voicecoder.adapters.claude import ClaudeCliAgent
 from voicecoder.adapters.dulwich_workspace import DulwichWorkspace
 from voicecoder.domain.model import AgentRequest, ChatId, Session, UserId
@@ -45,28 +53,6 @@ ALICE = UserId(1)
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(name="repo")
-def _repo(tmp_path: Path) -> Path:
-    return make_repo(tmp_path / "repo")
-
-
-@pytest.fixture(name="api")
-async def _api() -> AsyncIterator[FakeAnthropicApi]:
-    async with FakeAnthropicApi() as api:
-        yield api
-
-
-@pytest.fixture(name="marker")
-def _marker() -> str:
-    return uuid.uuid4().hex
-
-
-@pytest.fixture(name="make_agent")
-async def _make_agent(tmp_path: Path, repo: Path, api: FakeAnthropicApi, marker: str) -> AsyncIterator[AgentFactory]:
-    async for make in agent_factory(tmp_path, repo, api, marker):
-        yield make
 
 
 Wire = Callable[..., Awaitable[tuple[VoiceCoder, FakePorts, ClaudeCliAgent]]]
@@ -103,13 +89,10 @@ def button(question: ToolQuestion, action: Action) -> Button:
     return next(b for b in question.buttons if b.action is action)
 
 
-async def answer_first_question(
+async def asking(
     app: VoiceCoder, fakes: FakePorts, answer: Callable[[ToolQuestion], Awaitable[None]], prompt: str
 ) -> None:
-    """Run *prompt*; when its question has been sent, *answer* it."""
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(app.prompt, CHAT, ALICE, prompt)
-        await answer(await fakes.messenger.wait_for(ToolQuestion))
+    await answer_first_question(app, fakes.messenger, CHAT, ALICE, prompt, answer)
 
 
 def last_tool_result(api: FakeAnthropicApi) -> str:
@@ -127,7 +110,7 @@ class TestToolApprovalThroughTheRealCli:
         async def allow(question: ToolQuestion) -> None:
             await app.press(CHAT, ALICE, "cb", button(question, Action.TOOL_ALLOW), user_name="Alice")
 
-        await answer_first_question(app, fakes, allow, "make the marker")
+        await asking(app, fakes, allow, "make the marker")
 
         (question,) = questions(fakes)
         assert (question.request.command, question.request.description) == ("echo ran > ran.txt", "Write a marker")
@@ -151,7 +134,7 @@ class TestToolApprovalThroughTheRealCli:
         async def allow_session(question: ToolQuestion) -> None:
             await app.press(CHAT, ALICE, "cb", button(question, Action.TOOL_ALLOW_SESSION))
 
-        await answer_first_question(app, fakes, allow_session, "first")
+        await asking(app, fakes, allow_session, "first")
         await app.prompt(CHAT, ALICE, "second")
 
         assert len(questions(fakes)) == 1
@@ -168,7 +151,7 @@ class TestToolApprovalThroughTheRealCli:
             ref = next(s.ref for s in fakes.messenger.sent if s.reply is question)
             await app.prompt(CHAT, ALICE, "keep the README, it is documented", reply_to=ref.message_id)
 
-        await answer_first_question(app, fakes, reply, "tidy up")
+        await asking(app, fakes, reply, "tidy up")
 
         assert (repo / "README.md").exists()
         assert "keep the README, it is documented" in last_tool_result(api)
@@ -209,7 +192,7 @@ class TestToolApprovalThroughTheRealCli:
         async def deny(question: ToolQuestion) -> None:
             await app.press(CHAT, ALICE, "cb", button(question, Action.TOOL_DENY))
 
-        await answer_first_question(app, fakes, deny, "clean the build")
+        await asking(app, fakes, deny, "clean the build")
 
         (question,) = questions(fakes)
         assert question.flagged is not None
@@ -224,7 +207,7 @@ class TestToolApprovalThroughTheRealCli:
         async def cancel(_: ToolQuestion) -> None:
             await app.press(CHAT, ALICE, "cancel", Button(Action.CANCEL))
 
-        await answer_first_question(app, fakes, cancel, "start and stop")
+        await asking(app, fakes, cancel, "start and stop")
 
         assert closed(fakes)[0].outcome is ToolOutcome.CANCELLED
         assert fakes.messenger.of_type(Cancelled) == [Cancelled(was_running=True)]
@@ -238,7 +221,7 @@ class TestToolApprovalThroughTheRealCli:
         async def restart(_: ToolQuestion) -> None:
             await app.shutdown()
 
-        await answer_first_question(app, fakes, restart, "start and restart")
+        await asking(app, fakes, restart, "start and restart")
         await agent.aclose()
 
         assert closed(fakes)[0].outcome is ToolOutcome.RESTARTED
@@ -266,7 +249,7 @@ class TestToolApprovalThroughTheRealCli:
         async def allow(question: ToolQuestion) -> None:
             await app.press(CHAT, ALICE, "cb", button(question, Action.TOOL_ALLOW))
 
-        await answer_first_question(app, fakes, allow, "save the environment")
+        await asking(app, fakes, allow, "save the environment")
 
         dumped = (repo / "env.txt").read_text()
         assert "PATH=" in dumped

@@ -350,15 +350,22 @@ def destructive_reason(command: str, workspace: str, *, home: str | None = None)
     return None
 
 
+def _write_reason(path: str, workspace: str, cwd: str, home: str | None) -> str | None:
+    """Why writing *path* is something Reject cannot undo (outside the workspace, into .git/), or None."""
+    resolved = _resolve(path, cwd, home)
+    if resolved is None:
+        return f"it writes to {path}, a path that depends on the environment"
+    if _in_git_dir(resolved, workspace):
+        return "it writes into .git/, the repository's own data"
+    if not _inside(resolved, workspace) and not _harmless_target(resolved):
+        return f"it writes to {path}, outside the workspace"
+    return None
+
+
 def _segment_reason(segment: Segment, workspace: str, cwd: str, home: str | None) -> str | None:
     for target in segment.writes_to:
-        resolved = _resolve(target, cwd, home)
-        if resolved is None:
-            return f"it writes to {target}, a path that depends on the environment"
-        if _in_git_dir(resolved, workspace):
-            return "it writes into .git/, the repository's own data"
-        if not _inside(resolved, workspace) and not _harmless_target(resolved):
-            return f"it writes to {target}, outside the workspace"
+        if (reason := _write_reason(target, workspace, cwd, home)) is not None:
+            return reason
     if not segment.words:
         return None
     name, args = segment.name, list(segment.words[1:])
@@ -399,13 +406,8 @@ def _segment_reason(segment: Segment, workspace: str, cwd: str, home: str | None
         if name == "dd":
             targets = [a[3:] for a in args if a.startswith("of=")]
         for path in targets:
-            resolved = _resolve(path, cwd, home)
-            if resolved is None:
-                return f"it writes to {path}, a path that depends on the environment"
-            if _in_git_dir(resolved, workspace):
-                return "it writes into .git/, the repository's own data"
-            if not _inside(resolved, workspace) and not _harmless_target(resolved):
-                return f"it changes {path}, outside the workspace"
+            if (reason := _write_reason(path, workspace, cwd, home)) is not None:
+                return reason
         if name == "mv":
             for path in paths[:-1]:
                 resolved = _resolve(path, cwd, home)

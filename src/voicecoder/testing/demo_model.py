@@ -29,7 +29,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["DEMO_PROMPTS", "Step", "demo_reply"]
+__all__ = ["DEMO_PROMPTS", "Step", "demo_reply", "texts_of"]
 
 #: Requests to try in the sandbox (the page shows them as chips; the README lists them).
 DEMO_PROMPTS: tuple[str, ...] = (
@@ -76,7 +76,8 @@ class Done:
 # --- reading the conversation ----------------------------------------------------------------
 
 
-def _texts(content: Any) -> list[str]:
+def texts_of(content: Any) -> list[str]:
+    """The texts of a message content (a string or blocks; tool results' texts and tool inputs as JSON)."""
     if isinstance(content, str):
         return [content]
     if not isinstance(content, list):
@@ -88,7 +89,9 @@ def _texts(content: Any) -> list[str]:
         if isinstance(block.get("text"), str):
             out.append(block["text"])
         elif block.get("type") == "tool_result":
-            out.extend(_texts(block.get("content")))
+            out.extend(texts_of(block.get("content")))
+        elif block.get("type") == "tool_use":
+            out.append(json.dumps(block.get("input"), ensure_ascii=False))
     return out
 
 
@@ -129,7 +132,7 @@ def conversation(messages: Sequence[Mapping[str, Any]]) -> tuple[str, list[Done]
                 calls[block["id"]] = (str(block.get("name")), tool_input if isinstance(tool_input, Mapping) else {})
             elif block.get("type") == "tool_result" and block.get("tool_use_id") in calls:
                 name, tool_input = calls[str(block["tool_use_id"])]
-                output = "\n".join(_texts(block.get("content")))
+                output = "\n".join(texts_of(block.get("content")))
                 done.append(Done(name, tool_input, output, block.get("is_error") is True))
     return prompt, done
 

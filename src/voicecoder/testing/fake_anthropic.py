@@ -43,7 +43,7 @@ import anyio
 import attrs
 from aiohttp import web
 
-from voicecoder.testing.demo_model import demo_reply
+from voicecoder.testing.demo_model import demo_reply, texts_of
 
 __all__ = [
     "ApiError",
@@ -169,24 +169,6 @@ Responder = Callable[["MessagesRequest"], Response]
 # --- what the client sent --------------------------------------------------------------------
 
 
-def _texts(content: Any) -> list[str]:
-    if isinstance(content, str):
-        return [content]
-    if not isinstance(content, list):
-        return []
-    out: list[str] = []
-    for block in content:
-        if not isinstance(block, Mapping):
-            continue
-        if isinstance(block.get("text"), str):
-            out.append(block["text"])
-        elif block.get("type") == "tool_result":
-            out.extend(_texts(block.get("content")))
-        elif block.get("type") == "tool_use":
-            out.append(json.dumps(block.get("input"), ensure_ascii=False))
-    return out
-
-
 @attrs.frozen
 class MessagesRequest:
     """One ``POST /v1/messages`` as received; ``headers`` has auth values replaced by ``***``."""
@@ -218,12 +200,12 @@ class MessagesRequest:
 
     @property
     def system_text(self) -> str:
-        return "\n".join(_texts(self.body.get("system")))
+        return "\n".join(texts_of(self.body.get("system")))
 
     @property
     def cwd(self) -> str | None:
         """The working directory the CLI told the model about, if any."""
-        sources = [self.system_text] + ["\n".join(_texts(m.get("content"))) for m in self.messages]
+        sources = [self.system_text] + ["\n".join(texts_of(m.get("content"))) for m in self.messages]
         for text in sources:
             if match := _CWD.search(text):
                 return match.group(1).strip()
@@ -259,7 +241,7 @@ class MessagesRequest:
         if not isinstance(content, list):
             return []
         return [
-            (str(b.get("tool_use_id", "")), "\n".join(_texts(b.get("content"))), b.get("is_error") is True)
+            (str(b.get("tool_use_id", "")), "\n".join(texts_of(b.get("content"))), b.get("is_error") is True)
             for b in content
             if isinstance(b, Mapping) and b.get("type") == "tool_result"
         ]
@@ -267,12 +249,12 @@ class MessagesRequest:
     @property
     def is_compaction(self) -> bool:
         last = self.last_user
-        return last is not None and any(_COMPACTION_MARK in t for t in _texts(last.get("content")))
+        return last is not None and any(_COMPACTION_MARK in t for t in texts_of(last.get("content")))
 
     @property
     def all_text(self) -> str:
         """Every text of every message (tool inputs as JSON): for asserting on history."""
-        return "\n".join(t for m in self.messages for t in _texts(m.get("content")))
+        return "\n".join(t for m in self.messages for t in texts_of(m.get("content")))
 
 
 def default_responder(request: MessagesRequest) -> Response:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -42,8 +43,9 @@ class Rig:
         return [m.text or m.caption or "" for m in self.api.bot_messages(chat)]
 
 
-@pytest.fixture(name="rig")
-async def _rig() -> AsyncIterator[Rig]:
+@contextlib.asynccontextmanager
+async def open_rig(settings: Settings | None = None) -> AsyncIterator[Rig]:
+    """The handler on an app of fakes whose replies go through the real messenger to a FakeBotApi."""
     async with (
         FakeBotApi() as api,
         TelegramBotApi(
@@ -53,9 +55,17 @@ async def _rig() -> AsyncIterator[Rig]:
             pacing=PacingPolicy(per_chat_rate=0, global_rate=0),
         ) as client,
     ):
-        app, fakes = build_voicecoder(messenger=TelegramMessenger(client), allowed_users=(DEFAULT_USER.id,))
+        app, fakes = build_voicecoder(
+            messenger=TelegramMessenger(client), allowed_users=(DEFAULT_USER.id,), settings=settings
+        )
         handler = TelegramUpdateHandler(app, client, max_bytes=LIMIT, bot_username="voicecoder_bot")
         yield Rig(api, client, app, fakes, handler)
+
+
+@pytest.fixture(name="rig")
+async def _rig() -> AsyncIterator[Rig]:
+    async with open_rig() as rig:
+        yield rig
 
 
 class TestTelegramUpdateHandler:
@@ -119,7 +129,8 @@ class TestTelegramUpdateHandler:
         """⏹ Cancel, handled while the prompt's turn is still running, stops it."""
         rig.fakes.agent.gate = anyio.Event()
         turn = asyncio.create_task(rig.handler(await rig.api.send_text("long job")))
-        while not rig.fakes.agent.running:
+        # The agent starts while the status message (with ⏹) is on its way: wait for both.
+        while not (rig.fakes.agent.running and rig.api.bot_messages()):
             await asyncio.sleep(0.01)
         working = rig.api.bot_messages()[0]
 
@@ -218,23 +229,13 @@ class TestTelegramUpdateHandler:
 @pytest.fixture(name="asking")
 async def _asking() -> AsyncIterator[Rig]:
     """A rig whose app asks about tools (the default ToolPolicy)."""
-    async with (
-        FakeBotApi() as api,
-        TelegramBotApi(
-            DEFAULT_TOKEN,
-            base_url=api.base_url,
-            retry=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02),
-            pacing=PacingPolicy(per_chat_rate=0, global_rate=0),
-        ) as client,
-    ):
-        settings = Settings(
-            allowed_users=frozenset({UserId(DEFAULT_USER.id)}),
-            workspace_path="/fake/workspace",
-            tools=ToolPolicy(workspace="/fake/workspace"),
-        )
-        app, fakes = build_voicecoder(messenger=TelegramMessenger(client), settings=settings)
-        handler = TelegramUpdateHandler(app, client, max_bytes=LIMIT, bot_username="voicecoder_bot")
-        yield Rig(api, client, app, fakes, handler)
+    settings = Settings(
+        allowed_users=frozenset({UserId(DEFAULT_USER.id)}),
+        workspace_path="/fake/workspace",
+        tools=ToolPolicy(workspace="/fake/workspace"),
+    )
+    async with open_rig(settings) as rig:
+        yield rig
 
 
 async def _question(rig: Rig, command: str = "pytest -q") -> tuple[asyncio.Task[None], Any]:

@@ -9,6 +9,7 @@ import anyio
 import pytest
 from anyio import wait_all_tasks_blocked
 
+from tests.questions import answer_first_question
 from voicecoder.domain.errors import DeliveryError
 from voicecoder.domain.model import Audio, ChatId, ToolKind, ToolRequest, UserId
 from voicecoder.domain.policy import ToolApprovalMode, ToolPolicy
@@ -98,12 +99,8 @@ def button(question: ToolQuestion, action: Action) -> Button:
 async def while_asking(
     app: VoiceCoder, fakes: FakePorts, answer: Callable[[ToolQuestion], Awaitable[None]], prompt: str = "do it"
 ) -> None:
-    """Run *prompt*; once its first question is on the phone (and everything waits), call *answer*."""
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(app.prompt, CHAT, ALICE, prompt)
-        while not questions(fakes):
-            await wait_all_tasks_blocked()
-        await answer(questions(fakes)[0])
+    """Run *prompt*; once its first question is on the phone, call *answer*."""
+    await answer_first_question(app, fakes.messenger, CHAT, ALICE, prompt, answer)
 
 
 class TestQuestions:

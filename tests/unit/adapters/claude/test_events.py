@@ -14,17 +14,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.unit.adapters.claude.test_runner import assistant
 from voicecoder.adapters.claude import LineSplitter, StreamParser, leader_is_ours, redact, tool_label
 from voicecoder.domain.model import SessionStarted
-
-
-def assistant(*blocks: dict[str, Any], parent: str | None = None) -> dict[str, Any]:
-    return {
-        "type": "assistant",
-        "message": {"id": "msg_1", "role": "assistant", "content": list(blocks), "stop_reason": None},
-        "parent_tool_use_id": parent,
-        "session_id": "@SESSION_ID@",
-    }
 
 
 @pytest.fixture(name="marker")

@@ -776,11 +776,12 @@ class TestToolQuestions:
         script = write_script(tmp_path / "s.jsonl", init(), ask("Bash", {"command": "ls"}), result(result="ok"))
         answered = anyio.Event()
         gate = Gate(hold=answered)
-        agent = make_agent({"FAKE_CLAUDE_SCRIPT": str(script)}, timeout_s=0.5)
+        # The limit covers the fake CLI's start-up even on a loaded machine; the answer takes longer than it.
+        agent = make_agent({"FAKE_CLAUDE_SCRIPT": str(script)}, timeout_s=2.0)
 
         async def answer_late() -> None:
             await gate.waiting.wait()
-            await anyio.sleep(1.5)  # three times the agent's limit, spent waiting for the person
+            await anyio.sleep(2.5)  # longer than the agent's whole limit, spent waiting for the person
             answered.set()
 
         async with anyio.create_task_group() as tg:
