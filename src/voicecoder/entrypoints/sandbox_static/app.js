@@ -207,6 +207,11 @@
     return kb;
   }
 
+  // A tool question still waiting for an answer: its buttons are ✅ Allow (y), 🔓 (w) and ❌ Deny (n).
+  function isOpenQuestion(m) {
+    return (m.buttons || []).some((row) => row.some((b) => /^[ywn]:/.test(b.callback_data || "")));
+  }
+
   function renderMessage(m) {
     const el = document.createElement("div");
     el.className = "msg " + (m.from === "bot" ? "bot" : "me");
@@ -215,13 +220,13 @@
     el.appendChild(renderBody(m));
     const kb = renderKeyboard(m);
     if (kb) el.appendChild(kb);
-    if (m.from === "bot") {
+    if (m.from === "bot" && isOpenQuestion(m)) {
       const reply = document.createElement("button");
       reply.type = "button";
       reply.className = "reply-button";
       reply.dataset.testid = "reply";
-      reply.textContent = "↩ Reply";
-      reply.title = "Reply to this message (to a question: deny it with your reason)";
+      reply.textContent = "↩ Reply with a reason";
+      reply.title = "Reply to this question: it is denied, and Claude reads your reason (type or record it)";
       const snippet = (el.querySelector(".text") || el).textContent.trim().slice(0, 80);
       reply.addEventListener("click", () => setReply({ id: m.id, text: snippet }));
       el.appendChild(reply);
