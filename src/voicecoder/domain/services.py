@@ -47,7 +47,6 @@ from voicecoder.domain.model import (
     PendingChange,
     PermissionDenied,
     Prompt,
-    QuestionId,
     Session,
     ToolDecision,
     ToolFinished,
@@ -57,7 +56,7 @@ from voicecoder.domain.model import (
     TurnId,
     UserId,
 )
-from voicecoder.domain.policy import ApprovalPolicy, ToolAction, ToolPolicy, Verdict
+from voicecoder.domain.policy import ApprovalPolicy, ToolPolicy, Verdict
 from voicecoder.domain.ports import (
     AgentRunner,
     Clock,
@@ -88,17 +87,14 @@ from voicecoder.domain.replies import (
     InfoReport,
     MessageRef,
     NoChanges,
-    PermissionsView,
     Queued,
     SessionCleared,
     StatusReport,
-    ToolOutcome,
-    ToolQuestion,
-    ToolQuestionClosed,
     Unauthorized,
     Welcome,
     Working,
 )
+from voicecoder.domain.tool_questions import Progress, RunningTurn, ToolQuestions
 
 logger = logging.getLogger(__name__)
 
@@ -122,12 +118,6 @@ def _random_hex(n_bytes: int) -> str:
 
 def _unchanged(text: str) -> str:
     return text
-
-
-def _minutes(seconds: float) -> str:
-    if seconds >= 90:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds:.0f} s"
 
 
 @attrs.frozen
@@ -165,55 +155,6 @@ class Settings:
     """Applied to every text that comes from the agent before it reaches the chat (the logs' redaction)."""
 
 
-@attrs.define
-class _Progress:
-    """Live state of a running turn, rendered into the one status message."""
-
-    prompt: str
-    started: float
-    steps: list[str] = attrs.field(factory=list)
-    last_edit: float = 0.0
-    dirty: bool = False
-
-
-@attrs.define(eq=False)
-class _Turn:
-    """A running turn: what ⏹ Cancel, tool questions and shutdown need to reach it."""
-
-    chat: ChatId
-    user: UserId
-    scope: anyio.CancelScope
-    progress: _Progress
-    status_ref: MessageRef | None = None
-    announced: anyio.Event = attrs.field(factory=anyio.Event)
-    announce_error: PortError | None = None
-    stop_reason: str | None = None
-    hints: dict[str, str] = attrs.field(factory=dict)
-    """How to let a tool run next time, by tool_use_id, for the tools this turn's questions denied."""
-
-
-@attrs.define(eq=False)
-class _Question:
-    """A tool question waiting on the phone; exactly one answer (button, reply, timeout, cancel, restart) wins."""
-
-    question: ToolQuestion
-    turn: _Turn
-    ref: MessageRef
-    answered: anyio.Event = attrs.field(factory=anyio.Event)
-    decision: ToolDecision | None = None
-    outcome: ToolOutcome | None = None
-    by: str | None = None
-    reason: str = ""
-
-    def resolve(self, decision: ToolDecision, outcome: ToolOutcome, by: str | None = None, reason: str = "") -> bool:
-        """Record the answer; False when another answer came first."""
-        if self.decision is not None:
-            return False
-        self.decision, self.outcome, self.by, self.reason = decision, outcome, by, reason
-        self.answered.set()
-        return True
-
-
 class VoiceCoder:
     """The application: one instance per workspace."""
 
@@ -230,9 +171,19 @@ class VoiceCoder:
         self._workspace_lock = anyio.Lock()
         self._state_lock = anyio.Lock()
         self._waiting = 0
-        self._running: dict[ChatId, _Turn] = {}
-        self._questions: dict[QuestionId, _Question] = {}
-        self._stopping = False
+        self._running: dict[ChatId, RunningTurn] = {}
+        self._tools = ToolQuestions(
+            messenger=ports.messenger,
+            store=ports.store,
+            policy=settings.tools,
+            timeout_s=settings.tool_timeout_s,
+            redact=settings.redact,
+            load_session=self._session,
+            state_lock=self._state_lock,
+            audit=self._audit,
+            new_id=new_id,
+            show_progress=self._show_progress,
+        )
 
     @property
     def ports(self) -> Ports:
@@ -343,7 +294,7 @@ class VoiceCoder:
         if not text.strip():
             await self._p.messenger.send(chat, ErrorReply(str(EmptyPromptError())))
             return
-        if reply_to is not None and await self._deny_by_reply(chat, user, reply_to, text.strip(), user_name):
+        if reply_to is not None and await self._tools.deny_by_reply(chat, user, reply_to, text.strip(), user_name):
             return
         await self._turn(chat, user, Prompt.typed(text.strip()))
 
@@ -372,7 +323,7 @@ class VoiceCoder:
             await self._p.messenger.send(chat, ErrorReply(str(exc)))
             return
         await self._p.messenger.send(chat, Heard(transcript.text, transcript.confidence, transcript.language))
-        if reply_to is not None and await self._deny_by_reply(chat, user, reply_to, transcript.text, user_name):
+        if reply_to is not None and await self._tools.deny_by_reply(chat, user, reply_to, transcript.text, user_name):
             await self._audit(chat, user, "transcribed", audio_digest=audio.digest, transcript=transcript.text)
             return
         prompt = Prompt.from_transcript(transcript, audio)
@@ -517,13 +468,13 @@ class VoiceCoder:
         self, chat: ChatId, user: UserId, session: Session, prompt: Prompt, notes: tuple[str, ...] = ()
     ) -> tuple[AgentResult | None, str | None]:
         clock = self._p.clock
-        progress = _Progress(prompt=prompt.text, started=clock.monotonic(), steps=list(notes))
+        progress = Progress(prompt=prompt.text, started=clock.monotonic(), steps=list(notes))
         request = AgentRequest(
             prompt=prompt.text,
             session_id=session.agent_session_id,
             resume=session.agent_session_id is not None,
         )
-        turn = _Turn(chat=chat, user=user, scope=anyio.CancelScope(), progress=progress)
+        turn = RunningTurn(chat=chat, user=user, scope=anyio.CancelScope(), progress=progress)
 
         async def on_event(event: AgentEvent) -> None:
             step = _describe(event)
@@ -534,7 +485,7 @@ class VoiceCoder:
                 await self._edit_progress(turn.status_ref, progress)
 
         async def on_tool(tool_request: ToolRequest) -> ToolDecision:
-            return await self._decide_tool(turn, tool_request)
+            return await self._tools.decide(turn, tool_request)
 
         result: AgentResult | None = None
         failure: str | None = None
@@ -573,208 +524,13 @@ class VoiceCoder:
                 ),
             )
         if result is not None:
-            result = self._with_hints(result, turn)
+            result = self._tools.with_hints(result, turn)
         return result, failure
-
-    def _with_hints(self, result: AgentResult, turn: _Turn) -> AgentResult:
-        """Each denied tool says how to let it run next time (issue: a denial must not be a dead end)."""
-        if not result.permission_denials:
-            return result
-        if self._s.tools is None:
-            default = (
-                "TOOL_APPROVAL=off lets only what the CLI allows by itself run; "
-                "set TOOL_APPROVAL=auto-edits to be asked on the phone instead"
-            )
-        else:
-            default = "send the request again and tap ✅ Allow when I ask (or 🔓 to allow it for this session)"
-        denials = tuple(
-            attrs.evolve(d, hint=turn.hints.get(d.tool_use_id or "", default) if not d.hint else d.hint)
-            for d in result.permission_denials
-        )
-        return attrs.evolve(result, permission_denials=denials)
-
-    # --- tool questions -------------------------------------------------------
-
-    async def _decide_tool(self, turn: _Turn, request: ToolRequest) -> ToolDecision:
-        """The runner's ToolGate: the policy decides, or the user does on the phone."""
-        policy = self._s.tools
-        if policy is None:  # pragma: no cover - no gate is passed to the runner then
-            return ToolDecision.allowed()
-        redact = self._s.redact
-        shown = attrs.evolve(
-            request,
-            label=redact(request.label),
-            command=redact(request.command) if request.command is not None else None,
-            description=redact(request.description) if request.description is not None else None,
-            url=redact(request.url) if request.url is not None else None,
-            preview=redact(request.preview) if request.preview is not None else None,
-        )
-        session = await self._session(turn.chat)
-        ruling = policy.decide(request, session.tool_rules)
-        if ruling.action is ToolAction.ALLOW:
-            logger.info("tool allowed by %s: %s", ruling.rule, shown.label)
-            return ToolDecision.allowed()
-        if ruling.action is ToolAction.DENY:
-            turn.hints[request.tool_use_id or ""] = "voicecoder never lets Claude work outside the workspace"
-            await self._tool_step(turn, f"🚫 refused: {shown.label}")
-            await self._audit(turn.chat, turn.user, "tool-deny", detail=f"{shown.label}: outside the workspace")
-            return ToolDecision.denied(ruling.reason)
-        if self._stopping:
-            return ToolDecision.denied(
-                "voicecoder is restarting, so nobody can answer now. Stop and tell the user to send the request again."
-            )
-        question = ToolQuestion(
-            question_id=QuestionId(self._new_id(8)),
-            request=shown,
-            timeout_s=self._s.tool_timeout_s,
-            session_rule=None if ruling.flagged else ruling.rule,
-            flagged=ruling.flagged,
-            uncovered=ruling.uncovered,
-        )
-        try:
-            ref = await self._p.messenger.send(turn.chat, question)
-        except PortError as exc:
-            logger.warning("could not show a tool question: %s", exc)
-            turn.hints[request.tool_use_id or ""] = "the question could not be shown on the phone; try again"
-            return ToolDecision.denied(
-                "voicecoder could not show this question on the user's phone, so it was denied. "
-                "Tell the user what you wanted to run."
-            )
-        pending = _Question(question=question, turn=turn, ref=ref)
-        self._questions[question.question_id] = pending
-        await self._tool_step(turn, f"❓ waiting for your answer: {shown.label}")
-        try:
-            with anyio.move_on_after(self._s.tool_timeout_s):
-                await pending.answered.wait()
-            pending.resolve(
-                ToolDecision.denied(
-                    f"Nobody answered on the phone within {_minutes(self._s.tool_timeout_s)}, so voicecoder denied "
-                    "it. Do not retry it; tell the user what you wanted to run and why."
-                ),
-                ToolOutcome.TIMED_OUT,
-            )
-        except anyio.get_cancelled_exc_class():
-            outcome = ToolOutcome.RESTARTED if turn.stop_reason else ToolOutcome.CANCELLED
-            pending.resolve(ToolDecision.denied("The turn was stopped."), outcome)
-            raise
-        finally:
-            self._questions.pop(question.question_id, None)
-            with anyio.CancelScope(shield=True):
-                await self._after_answer(pending)
-        decision = pending.decision
-        assert decision is not None
-        return decision
-
-    async def _after_answer(self, pending: _Question) -> None:
-        """Edit the question to show the outcome (the answering user's path already did for button answers)."""
-        turn, outcome = pending.turn, pending.outcome
-        label = pending.question.request.label
-        if outcome in (ToolOutcome.DENIED, ToolOutcome.TIMED_OUT):
-            hint = (
-                f"nobody answered within {_minutes(self._s.tool_timeout_s)}; send the request again and answer "
-                "the question"
-                if outcome is ToolOutcome.TIMED_OUT
-                else "you denied it; send the request again and tap ✅ Allow to let it run"
-            )
-            turn.hints[pending.question.request.tool_use_id or ""] = hint
-        step = (
-            {
-                ToolOutcome.ALLOWED: f"✅ allowed: {label}",
-                ToolOutcome.ALLOWED_FOR_SESSION: f"🔓 allowed for this session: {label}",
-                ToolOutcome.DENIED: f"❌ denied: {label}",
-                ToolOutcome.TIMED_OUT: f"⌛ no answer, denied: {label}",
-            }.get(outcome)
-            if outcome is not None
-            else None
-        )
-        if step is not None:
-            await self._tool_step(turn, step)
-        detail = f"{label}: {outcome.value if outcome else '?'}" + (f" ({pending.reason})" if pending.reason else "")
-        try:
-            await self._audit(
-                turn.chat,
-                turn.user,
-                "tool-allow" if pending.decision and pending.decision.allow else "tool-deny",
-                detail=detail,
-            )
-            if outcome in (ToolOutcome.TIMED_OUT, ToolOutcome.CANCELLED, ToolOutcome.RESTARTED):
-                await self._p.messenger.edit(pending.ref, ToolQuestionClosed(pending.question, outcome))
-        except PortError as exc:
-            logger.warning("could not record the answer to a tool question: %s", exc)
-
-    async def _tool_step(self, turn: _Turn, step: str) -> None:
-        turn.progress.steps.append(step)
-        await self._edit_progress(turn.status_ref, turn.progress)
-
-    async def _answer_tool(
-        self, chat: ChatId, user: UserId, callback_id: str, button: Button, user_name: str | None
-    ) -> None:
-        pending = self._questions.get(button.question) if button.question is not None else None
-        if pending is None or pending.turn.chat != chat or pending.decision is not None:
-            await self._p.messenger.answer_callback(callback_id, "This question is no longer open.")
-            return
-        by = user_name or f"user {user.value}"
-        rule = pending.question.session_rule
-        if button.action is Action.TOOL_ALLOW_SESSION and rule is not None:
-            outcome, decision, toast = ToolOutcome.ALLOWED_FOR_SESSION, ToolDecision.allowed(), f"🔓 Allowed: {rule}"
-        elif button.action is Action.TOOL_DENY:
-            outcome, toast = ToolOutcome.DENIED, "❌ Denied"
-            decision = ToolDecision.denied(
-                "The user denied this from their phone. Do not try it another way; "
-                "tell them what you wanted it for and ask how to go on."
-            )
-        else:
-            outcome, decision, toast = ToolOutcome.ALLOWED, ToolDecision.allowed(), "✅ Allowed"
-        if not pending.resolve(decision, outcome, by):
-            await self._p.messenger.answer_callback(callback_id, "This question is no longer open.")
-            return
-        if outcome is ToolOutcome.ALLOWED_FOR_SESSION and rule is not None:
-            async with self._state_lock:
-                session = await self._session(chat)
-                session.allow_tool(rule)
-                await self._p.store.save_session(session)
-        await self._p.messenger.answer_callback(callback_id, toast)
-        await self._p.messenger.edit(pending.ref, ToolQuestionClosed(pending.question, outcome, by))
-
-    async def _deny_by_reply(
-        self, chat: ChatId, user: UserId, message_id: int, reason: str, user_name: str | None
-    ) -> bool:
-        """Deny the open question *message_id* with *reason*; False when it is not an open question."""
-        pending = next(
-            (q for q in self._questions.values() if q.turn.chat == chat and q.ref.message_id == message_id), None
-        )
-        if pending is None or not reason.strip():
-            return False
-        by = user_name or f"user {user.value}"
-        message = f"The user denied this from their phone and said: “{reason.strip()}”"
-        if not pending.resolve(ToolDecision.denied(message), ToolOutcome.DENIED, by, reason.strip()):
-            return False
-        await self._p.messenger.edit(pending.ref, ToolQuestionClosed(pending.question, ToolOutcome.DENIED, by, reason))
-        return True
 
     async def permissions(self, chat: ChatId, user: UserId, *, clear: bool = False) -> None:
         """/permissions: the approval mode and rules; ``clear`` forgets this session's rules."""
-        if not await self._guard(chat, user):
-            return
-        cleared: tuple[str, ...] = ()
-        async with self._state_lock:
-            session = await self._session(chat)
-            if clear and session.tool_rules:
-                cleared, session.tool_rules = session.tool_rules, ()
-                await self._p.store.save_session(session)
-        if cleared:
-            await self._audit(chat, user, "permissions-clear", detail=", ".join(cleared))
-        await self._p.messenger.send(chat, self._permissions_view(session, cleared))
-
-    def _permissions_view(self, session: Session, cleared: tuple[str, ...] = ()) -> PermissionsView:
-        tools = self._s.tools
-        return PermissionsView(
-            mode=tools.mode.value if tools is not None else "off",
-            timeout_s=self._s.tool_timeout_s,
-            operator_rules=tools.allow if tools is not None else (),
-            session_rules=session.tool_rules,
-            cleared=cleared,
-        )
+        if await self._guard(chat, user):
+            await self._tools.permissions(chat, user, clear=clear)
 
     async def shutdown(self, reason: str = "voicecoder is restarting") -> None:
         """
@@ -783,16 +539,9 @@ class VoiceCoder:
         Every open tool question is denied, the turns that were waiting on one are stopped and their users told.
         Turns not waiting on a question may finish.
         """
-        self._stopping = True
-        for pending in list(self._questions.values()):
-            turn = pending.turn
-            if pending.resolve(
-                ToolDecision.denied(f"{reason}; the question could not be answered."), ToolOutcome.RESTARTED
-            ):
-                turn.stop_reason = f"{reason} while a question was waiting"
-                turn.scope.cancel()
+        await self._tools.shutdown(reason)
 
-    async def _announce(self, turn: _Turn) -> None:
+    async def _announce(self, turn: RunningTurn) -> None:
         """Send the turn's status message, then keep 'typing…' and the elapsed time alive while the agent is quiet."""
         try:
             turn.status_ref = await self._p.messenger.send(turn.chat, self._working(turn.progress))
@@ -808,7 +557,10 @@ class VoiceCoder:
             await anyio.sleep(self._s.typing_interval_s)
             await self._edit_progress(turn.status_ref, turn.progress)
 
-    async def _edit_progress(self, ref: MessageRef | None, progress: _Progress) -> None:
+    async def _show_progress(self, turn: RunningTurn) -> None:
+        await self._edit_progress(turn.status_ref, turn.progress)
+
+    async def _edit_progress(self, ref: MessageRef | None, progress: Progress) -> None:
         if ref is None:
             return  # the status message is still on its way; the next edit shows everything
         progress.last_edit = self._p.clock.monotonic()
@@ -818,7 +570,7 @@ class VoiceCoder:
         except PortError as exc:  # progress is cosmetic; the answer still goes out
             logger.info("progress edit failed: %s", exc)
 
-    def _working(self, progress: _Progress) -> Working:
+    def _working(self, progress: Progress) -> Working:
         return Working(
             prompt=progress.prompt,
             steps=tuple(progress.steps[-MAX_PROGRESS_STEPS:]),
@@ -910,7 +662,7 @@ class VoiceCoder:
                 case Action.CANCEL:
                     await self._cancel(chat, callback_id)
                 case Action.TOOL_ALLOW | Action.TOOL_ALLOW_SESSION | Action.TOOL_DENY:
-                    await self._answer_tool(chat, user, callback_id, button, user_name)
+                    await self._tools.answer(chat, user, callback_id, button, user_name)
                 case Action.CLEAR_PERMISSIONS:
                     await self._p.messenger.answer_callback(callback_id, "🧹 Session rules cleared")
                     await self.permissions(chat, user, clear=True)
