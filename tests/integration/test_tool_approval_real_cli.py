@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.agent_processes import Recorder, alive_with
-from tests.questions import answer_first_question
+from tests.questions import answer_first_question, button, closed, questions
 from tests.real_cli import (  # the fixtures are used by name
     MARKER_VAR,
     AgentFactory,
@@ -75,18 +75,6 @@ def _wire(repo: Path, make_agent: AgentFactory) -> Wire:
         return app, fakes, agent
 
     return wire
-
-
-def questions(fakes: FakePorts) -> list[ToolQuestion]:
-    return fakes.messenger.of_type(ToolQuestion)
-
-
-def closed(fakes: FakePorts) -> list[ToolQuestionClosed]:
-    return [r for _, r in fakes.messenger.edits if isinstance(r, ToolQuestionClosed)]
-
-
-def button(question: ToolQuestion, action: Action) -> Button:
-    return next(b for b in question.buttons if b.action is action)
 
 
 async def asking(

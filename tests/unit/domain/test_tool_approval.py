@@ -9,7 +9,7 @@ import anyio
 import pytest
 from anyio import wait_all_tasks_blocked
 
-from tests.questions import answer_first_question
+from tests.questions import answer_first_question, button, closed, questions
 from voicecoder.domain.errors import DeliveryError
 from voicecoder.domain.model import Audio, ChatId, ToolKind, ToolRequest, UserId
 from voicecoder.domain.policy import ToolApprovalMode, ToolPolicy
@@ -82,18 +82,6 @@ def _app(wired: tuple[VoiceCoder, FakePorts]) -> VoiceCoder:
 @pytest.fixture(name="fakes")
 def _fakes(wired: tuple[VoiceCoder, FakePorts]) -> FakePorts:
     return wired[1]
-
-
-def questions(fakes: FakePorts) -> list[ToolQuestion]:
-    return fakes.messenger.of_type(ToolQuestion)
-
-
-def closed(fakes: FakePorts) -> list[ToolQuestionClosed]:
-    return [r for _, r in fakes.messenger.edits if isinstance(r, ToolQuestionClosed)]
-
-
-def button(question: ToolQuestion, action: Action) -> Button:
-    return next(b for b in question.buttons if b.action is action)
 
 
 async def while_asking(
