@@ -178,8 +178,9 @@ class ToolQuestions:
             )
         pending = _Question(question=question, turn=turn, ref=ref)
         self._questions[question.question_id] = pending
-        await self._step(turn, f"❓ waiting for your answer: {shown.label}")
         try:
+            # Inside the try: an answer, ⏹ or a restart may come while the status is being edited.
+            await self._step(turn, f"❓ waiting for your answer: {shown.label}")
             with anyio.move_on_after(self.timeout_s):
                 await pending.answered.wait()
             pending.resolve(
