@@ -116,7 +116,7 @@ class TestSandboxCommand:
                     while True:
                         async with http.get(f"http://127.0.0.1:{port}/api/conversation") as response:
                             messages = (await response.json())["messages"]
-                        if any("Welcome" in m["html"] for m in messages):
+                        if any("👋 Hi" in m["html"] for m in messages):
                             break
                         await anyio.sleep(0.2)
         finally:
@@ -127,3 +127,42 @@ class TestSandboxCommand:
 
         assert (tmp_path / "home" / ".local" / "share" / "voicecoder" / "sandbox" / "workspace" / ".git").is_dir()
         assert process.returncode == 0
+
+    async def test_opens_the_page_when_a_display_is_available(self, tmp_path: Path) -> None:
+        """
+        With a display, the sandbox opens its page in the user's browser ($BROWSER here) and says so; the URL is
+        printed in a box either way.
+        """
+        opened = tmp_path / "opened.txt"
+        browser = tmp_path / "browser.sh"
+        browser.write_text(f'#!/bin/sh\nprintf "%s" "$1" > {opened}\n')
+        browser.chmod(0o755)
+        port = free_port()
+        env = {
+            "PATH": os.environ["PATH"],
+            "HOME": str(tmp_path / "home"),
+            "HF_HUB_OFFLINE": "1",
+            "DISPLAY": ":99",
+            "BROWSER": f"{browser} %s",
+        }
+        process = await anyio.open_process(
+            [sys.executable, "-m", "voicecoder.entrypoints.cli", "sandbox", "--port", str(port)],
+            env=env,
+            cwd=tmp_path,
+        )
+        try:
+            with anyio.fail_after(60):
+                while not opened.exists() or not opened.read_text():
+                    await anyio.sleep(0.1)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            with anyio.fail_after(30):
+                await process.wait()
+            assert process.stdout is not None
+            out = b"".join([chunk async for chunk in process.stdout]).decode()
+            await process.aclose()
+
+        url = f"http://127.0.0.1:{port}/"
+        assert opened.read_text() == url
+        assert f"│  voicecoder sandbox: {url}  │" in out
+        assert "opened in your browser" in out

@@ -85,7 +85,7 @@ class TestSandbox:
         approve = approve_button(change)
         assert approve is not None
         await http.post(info.url + "api/press", json={"message_id": change["id"], "data": approve["callback_data"]})
-        await wait_for(http, info.url, lambda ms: any("Committed" in t for t in bot_texts(ms)))
+        await wait_for(http, info.url, lambda ms: any("approved and committed" in t for t in bot_texts(ms)))
 
         assert (info.workspace / "hello.txt").read_text() == "hi there\n"
         log = git(info.workspace, "log", "--format=%s%n%b", "-1")

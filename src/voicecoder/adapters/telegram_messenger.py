@@ -30,7 +30,7 @@ from voicecoder.adapters.telegram_bot_api import (
     TelegramBotApi,
 )
 from voicecoder.domain.errors import DeliveryError, MalformedUpdateError
-from voicecoder.domain.model import ChangeId, ChangeKind, ChatId, Diff, FileChange, WorkspaceStatus
+from voicecoder.domain.model import ChangeId, ChangeKind, ChatId, Diff, FileChange, PermissionDenied, WorkspaceStatus
 from voicecoder.domain.replies import (
     Action,
     AgentAnswer,
@@ -42,6 +42,7 @@ from voicecoder.domain.replies import (
     ChangeReverted,
     ChangeSummary,
     Compaction,
+    Decision,
     DiffView,
     ErrorReply,
     GitStatusView,
@@ -54,10 +55,12 @@ from voicecoder.domain.replies import (
     Reply,
     SessionCleared,
     StatusReport,
+    TurnOutcome,
     Unauthorized,
     Welcome,
     Working,
 )
+from voicecoder.domain.wording import plural
 
 __all__ = [
     "BUTTON_LABELS",
@@ -251,9 +254,16 @@ def markdownish(text: str) -> str:
 
 
 def _inline(text: str) -> str:
-    escaped = esc(text)
-    escaped = _INLINE_CODE_RE.sub(lambda m: f"<code>{m.group(1)}</code>", escaped)
-    return _BOLD_RE.sub(lambda m: f"<b>{m.group(1)}</b>", escaped)
+    # Code spans first, and bold only in the text between them: a bold run may never cross a code span,
+    # or the tags would interleave (`<b><code>a</b></code>`) and Telegram would refuse the whole message.
+    out: list[str] = []
+    pos = 0
+    for m in _INLINE_CODE_RE.finditer(text):
+        out.append(_BOLD_RE.sub(lambda b: f"<b>{b.group(1)}</b>", esc(text[pos : m.start()])))
+        out.append(f"<code>{esc(m.group(1))}</code>")
+        pos = m.end()
+    out.append(_BOLD_RE.sub(lambda b: f"<b>{b.group(1)}</b>", esc(text[pos:])))
+    return "".join(out)
 
 
 def _duration(seconds: float) -> str:
@@ -268,15 +278,17 @@ def _duration(seconds: float) -> str:
 
 
 def _when(dt: datetime | None) -> str:
-    return f"{dt:%Y-%m-%d %H:%M}" if dt is not None else "—"
+    if dt is None:
+        return "—"
+    zone = dt.tzname() if dt.tzinfo is not None else None
+    return f"{dt:%Y-%m-%d %H:%M}" + (f" {zone}" if zone else "")
 
 
 def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
+_plural = plural
 
 
 _KIND_ICON = {
@@ -319,20 +331,8 @@ class Rendered:
 def render(reply: Reply) -> Rendered:
     """Render one domain reply."""
     match reply:
-        case Welcome(user_name=name, workspace=workspace):
-            hello = f"👋 Welcome to voicecoder, <b>{esc(name)}</b>!" if name else "👋 Welcome to voicecoder!"
-            return Rendered(
-                f"{hello}\n\n"
-                "I drive Claude Code in your workspace"
-                + (f" <code>{esc(workspace)}</code>" if workspace else "")
-                + ".\n\n"
-                "• Send a <b>text</b> or a 🎤 <b>voice note</b> saying what to change.\n"
-                "• Claude edits the files; <b>nothing is committed until you approve</b>.\n"
-                "• Under every change: ✅ Approve (commit) · ❌ Reject (restore the files) · "
-                "📝 Show Diff · 📊 Git Status.\n"
-                "• ⏹ Cancel stops Claude while it works.\n\n"
-                "Commands: /help /status /clear /info /undo"
-            )
+        case Welcome(user_name=name, workspace=workspace, commands=commands):
+            return Rendered(_render_welcome(name, workspace, commands))
         case HelpText(commands=commands):
             lines = [f"/{esc(c)} — {esc(d)}" for c, d in commands]
             return Rendered(
@@ -365,14 +365,19 @@ def render(reply: Reply) -> Rendered:
                 f"✅ Auto-approved ({esc(rule)}) and committed <code>{esc(commit.short_sha)}</code>\n"
                 f"{esc(diff.stat_line())}\n" + "\n".join(_file_lines(diff))
             )
-        case DiffView(diff=diff, change_id=change_id):
-            return _render_diff(diff, change_id)
+        case DiffView(diff=diff, change_id=change_id, decision=decision, decision_detail=detail):
+            return _render_diff(diff, change_id, decision, detail)
         case GitStatusView(status=status):
             return Rendered(_render_status(status))
-        case ChangeCommitted(commit=commit, files=files):
-            return Rendered(
-                f"✅ Committed <code>{esc(commit.short_sha)}</code> — {esc(commit.subject)}\n{_plural(files, 'file')}"
-            )
+        case ChangeCommitted(commit=commit, files=files, prompt=prompt):
+            lines = [
+                "✅ <b>Changes approved and committed!</b>",
+                f"📝 Commit: <code>{esc(commit.short_sha)}</code> {esc(commit.subject)}",
+            ]
+            if prompt.strip():
+                lines.append(f"💬 Prompt: <i>{esc(_short(' '.join(prompt.split()), 200))}</i>")
+            lines.append(f"🕐 {esc(_when(commit.committed_at))} · {_plural(files, 'file')}")
+            return Rendered("\n".join(lines))
         case ChangeDiscarded(paths=paths):
             body = f"❌ Changes discarded; restored {_plural(len(paths), 'file')}"
             return Rendered(body + (f":\n{_paths(paths)}" if paths else "."))
@@ -406,14 +411,52 @@ def render(reply: Reply) -> Rendered:
     raise TypeError(f"no rendering for {type(reply).__name__}")  # pragma: no cover - the match is exhaustive
 
 
+_OUTCOME_HEAD = {
+    TurnOutcome.FINISHED: "✔️ Claude finished after {}",
+    TurnOutcome.FAILED: "⚠️ Claude stopped after {}",
+    TurnOutcome.CANCELLED: "⏹ Cancelled after {}",
+}
+
+_DECISION_LINE = {
+    Decision.APPROVED: "✅ Approved and committed",
+    Decision.AUTO_APPROVED: "✅ Auto-approved and committed",
+    Decision.REJECTED: "❌ Rejected: Claude's changes were taken back",
+    Decision.SUPERSEDED: "↪️ Replaced by a newer change",
+}
+
+
+def _decision_line(decision: Decision, detail: str) -> str:
+    line = _DECISION_LINE[decision]
+    return f"{line} <code>{esc(detail)}</code>" if detail else line
+
+
+def _render_welcome(name: str | None, workspace: str, commands: tuple[tuple[str, str], ...]) -> str:
+    hello = f"👋 Hi <b>{esc(name)}</b>!" if name and name.strip() else "👋 Hi!"
+    where = f" in <code>{esc(workspace)}</code>" if workspace else ""
+    lines = [
+        hello,
+        (
+            f"Tell me by text or 🎤 voice what to change{where}: Claude Code does it, and nothing is committed "
+            "until you tap ✅ Approve."
+        ),
+    ]
+    if commands:
+        lines.append("")
+        lines.extend(f"/{esc(c)} — {esc(d)}" for c, d in commands)
+    return "\n".join(lines)
+
+
 def _render_working(w: Working) -> Rendered:
-    head = f"✔️ Claude finished after {_duration(w.elapsed_s)}" if w.finished else "⏳ Claude is working on this…"
+    if w.finished:
+        head = _OUTCOME_HEAD[w.outcome or TurnOutcome.FINISHED].format(esc(_duration(w.elapsed_s)))
+    else:
+        head = "⏳ Claude is working on this…"
     lines = [head, f"<i>{esc(_short(w.prompt, 300))}</i>"]
     if w.steps:
         lines.append("")
         lines.extend(esc(_short(s, 200)) for s in w.steps)
     if not w.finished:
-        lines.append(f"\n⏱ {_duration(w.elapsed_s)}")
+        lines.append(f"\n⏱ {esc(_duration(w.elapsed_s))}")
     keyboard = _keyboard((Button(Action.CANCEL),)) if w.cancellable and not w.finished else None
     return Rendered("\n".join(lines), keyboard)
 
@@ -424,10 +467,11 @@ def _render_answer(a: AgentAnswer) -> Rendered:
         lines = [f"🤖 Claude: {body}"]
     else:
         lines = [f"⚠️ Claude could not finish: {markdownish(a.text) if a.text.strip() else 'no answer'}"]
-    lines.extend(f"⚠️ {esc(e)}" for e in a.errors)
+    # The CLI often repeats its error text in `errors`: say each reason once.
+    lines.extend(f"⚠️ {esc(e)}" for e in dict.fromkeys(a.errors) if e.strip() and e.strip() not in a.text)
     if a.permission_denials:
         lines.append(f"\n🚫 <b>Not allowed</b> ({len(a.permission_denials)}):")
-        lines.extend(f"• {esc(d.tool)}: <code>{esc(_short(d.label, 200))}</code>" for d in a.permission_denials)
+        lines.extend(f"• {_denial(d)}" for d in a.permission_denials)
     lines.extend(f"ℹ️ {esc(n)}" for n in a.notices)
     footer = []
     if a.cost_usd is not None:
@@ -441,7 +485,17 @@ def _render_answer(a: AgentAnswer) -> Rendered:
     return Rendered("\n".join(lines))
 
 
+def _denial(d: PermissionDenied) -> str:
+    """``Bash: <code>python3 x.py</code>``, without repeating the tool name the label already starts with."""
+    label = d.label.removeprefix(f"{d.tool}:").strip() if d.label.startswith(f"{d.tool}:") else d.label
+    return f"{esc(d.tool)}: <code>{esc(_short(label, 200))}</code>" if label else esc(d.tool)
+
+
 def _render_summary(s: ChangeSummary) -> Rendered:
+    if s.decision is not None:
+        lines = [f"📝 <b>Changes</b> — {esc(s.diff.stat_line())}", *_file_lines(s.diff)]
+        lines.append(f"\n{_decision_line(s.decision, s.decision_detail)}")
+        return Rendered("\n".join(lines), _keyboard(s.buttons))
     lines = [f"📝 <b>Changes ready for review</b> — {esc(s.diff.stat_line())}", *_file_lines(s.diff)]
     if s.superseded_previous:
         lines.append("\n↪️ This includes and replaces the previous pending change.")
@@ -452,16 +506,20 @@ def _render_summary(s: ChangeSummary) -> Rendered:
     return Rendered("\n".join(lines), _keyboard(s.buttons))
 
 
-def _render_diff(diff: Diff, change_id: ChangeId | None) -> Rendered:
+def _render_diff(
+    diff: Diff, change_id: ChangeId | None, decision: Decision | None = None, detail: str = ""
+) -> Rendered:
     if diff.is_empty:
         return Rendered("ℹ️ No git changes detected.")
     keyboard = None
-    if change_id is not None:
+    if change_id is not None and decision is None:
         fingerprint = diff.fingerprint[:16]
         keyboard = _keyboard(
             (Button(Action.APPROVE, change_id, fingerprint), Button(Action.REJECT, change_id, fingerprint))
         )
     head = f"📝 <b>Diff</b> — {esc(diff.stat_line())}"
+    if decision is not None:
+        head += f"\n{_decision_line(decision, detail)}"
     if len(diff.unified) <= DIFF_INLINE_LIMIT:
         return Rendered(f'{head}\n<pre><code class="language-diff">{esc(diff.unified)}</code></pre>', keyboard)
     name = f"change-{change_id.value}.diff" if change_id is not None else "changes.diff"
@@ -501,7 +559,8 @@ def _render_status_report(r: StatusReport) -> str:
         )
     else:
         lines.append("📝 Pending change: none")
-    lines.append(f"✅ Approved: {r.approved_count} · ❌ Rejected: {r.rejected_count}")
+    decisions = r.approved_count + r.rejected_count
+    lines.append(f"🗳 Decisions: {decisions} (✅ {r.approved_count} approved · ❌ {r.rejected_count} rejected)")
     if r.history:
         lines.append("🕘 Recent decisions:")
         for rec in r.history[-5:]:
@@ -513,10 +572,16 @@ def _render_status_report(r: StatusReport) -> str:
         latest = f" · latest <code>{esc(ws.head[:7])}</code>" if ws.head else ""
         subject = f" {esc(_short(ws.latest_subject, 80))}" if ws.latest_subject else ""
         lines.append(f"🌿 Branch: <code>{branch}</code>{latest}{subject}")
+        where = esc(r.workspace_path or ws.path or "?")
+        lines.append(f"📁 Workspace: <code>{where}</code> · {_plural(ws.tracked_files, 'file')}")
     else:
         lines.append("🌿 Branch: unavailable")
-    lines.append(f"📁 Workspace: <code>{esc(r.workspace_path or '?')}</code>")
-    lines.append(f"👤 User: <code>{r.user_id}</code>")
+        lines.append(f"📁 Workspace: <code>{esc(r.workspace_path or '?')}</code>")
+    who = [f"<b>{esc(r.user_name)}</b>"] if r.user_name else []
+    if r.username:
+        who.append(f"@{esc(r.username)}")
+    who.append(f"<code>{r.user_id}</code>")
+    lines.append(f"👤 User: {' '.join(who)}")
     return "\n".join(lines)
 
 
@@ -580,6 +645,10 @@ class TelegramMessenger:
             DeliveryError: The edit failed after retries ("not modified" is success).
         """
         rendered = render(reply)
+        if rendered.document is not None:
+            # A document's file and caption stay as sent; what changes after a decision is its buttons.
+            await self._client.edit_message_reply_markup(ref.chat_id.value, ref.message_id, rendered.keyboard)
+            return
         parts = split_html(rendered.html, self._limit) or ["…"]
         if len(parts) > 1:
             logger.info("edit of message %s truncated to its first part", ref.message_id)

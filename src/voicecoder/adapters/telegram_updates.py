@@ -20,6 +20,7 @@ from voicecoder.adapters.telegram_bot_api import (
     TelegramApiError,
     TelegramBotApi,
     Update,
+    User,
 )
 from voicecoder.adapters.telegram_messenger import TelegramMessenger, parse_callback_data
 from voicecoder.domain.errors import AudioTooLargeError, MalformedUpdateError, UnsupportedAudioError
@@ -50,7 +51,9 @@ class VoiceCoderApp(Protocol):
 
     async def help(self, chat: ChatId, user: UserId) -> None: ...
 
-    async def status(self, chat: ChatId, user: UserId) -> None: ...
+    async def status(
+        self, chat: ChatId, user: UserId, *, user_name: str | None = None, username: str | None = None
+    ) -> None: ...
 
     async def clear(self, chat: ChatId, user: UserId) -> None: ...
 
@@ -161,7 +164,7 @@ class TelegramUpdateHandler:
             raise MalformedUpdateError(f"message {message.message_id} has no human sender")
         chat, user = ChatId(message.chat.id), UserId(sender.id)
         if message.text is not None:
-            await self._on_text(chat, user, message.text, sender.first_name or sender.username)
+            await self._on_text(chat, user, message.text, sender)
         elif message.voice is not None or message.audio is not None or message.document is not None:
             await self._on_file(chat, user, message)
         elif not self._app.is_authorized(user):
@@ -169,7 +172,7 @@ class TelegramUpdateHandler:
         else:
             await self._messenger.send(chat, ErrorReply(NOT_UNDERSTOOD))
 
-    async def _on_text(self, chat: ChatId, user: UserId, text: str, name: str | None) -> None:
+    async def _on_text(self, chat: ChatId, user: UserId, text: str, sender: User) -> None:
         if not text.startswith("/"):
             await self._app.prompt(chat, user, text)
             return
@@ -180,11 +183,12 @@ class TelegramUpdateHandler:
             return
         match command.lower():
             case "start":
-                await self._app.start(chat, user, name)
+                await self._app.start(chat, user, sender.first_name or None)
             case "help":
                 await self._app.help(chat, user)
             case "status":
-                await self._app.status(chat, user)
+                full_name = " ".join(p for p in (sender.first_name, sender.last_name) if p) or None
+                await self._app.status(chat, user, user_name=full_name, username=sender.username)
             case "clear":
                 await self._app.clear(chat, user)
             case "info":

@@ -13,11 +13,13 @@ from voicecoder.domain.model import (
     Audio,
     AuditRecord,
     Baseline,
+    ChangeId,
     ChatId,
     CommitInfo,
     CommitMessage,
     Diagnostic,
     Diff,
+    PendingChange,
     SecretFinding,
     Session,
     Transcript,
@@ -229,6 +231,17 @@ class StateStore(Protocol):
 
         Raises:
             StateStoreError: The store cannot be written.
+        """
+        ...
+
+    async def load_change(self, chat: ChatId, change: ChangeId, /) -> PendingChange | None:
+        """
+        The change *change* of *chat*, pending or decided, or None if *chat* never had it.
+
+        A change that was pending when a newer one replaced it in its session loads as superseded.
+
+        Raises:
+            StateStoreError: The store cannot be read.
         """
         ...
 

@@ -19,6 +19,23 @@ from voicecoder.domain.model import (
 )
 
 
+class TurnOutcome(enum.Enum):
+    """How a turn's run of the agent ended, for its status message."""
+
+    FINISHED = "finished"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Decision(enum.Enum):
+    """What became of a change that is no longer pending."""
+
+    APPROVED = "approved"
+    AUTO_APPROVED = "auto-approved"
+    REJECTED = "rejected"
+    SUPERSEDED = "superseded"
+
+
 @attrs.frozen
 class MessageRef:
     """A message that was sent, so it can be edited later."""
@@ -39,6 +56,13 @@ class Action(enum.Enum):
 
 @attrs.frozen
 class Button:
+    """
+    An inline button: what it asks for, and for change buttons which change and which diff the user saw.
+
+    `fingerprint` is a prefix (at least 8 characters) of the diff's fingerprint; Approve checks it so a button
+    under an older diff can never commit a newer one.
+    """
+
     action: Action
     change_id: ChangeId | None = None
     fingerprint: str | None = None
@@ -51,6 +75,7 @@ CHANGE_BUTTONS = (Action.APPROVE, Action.REJECT, Action.SHOW_DIFF, Action.GIT_ST
 class Welcome:
     user_name: str | None
     workspace: str
+    commands: tuple[tuple[str, str], ...] = ()
 
 
 @attrs.frozen
@@ -82,6 +107,8 @@ class Working:
     elapsed_s: float
     cancellable: bool = True
     finished: bool = False
+    outcome: TurnOutcome | None = None
+    """How a finished turn ended (None while it runs)."""
 
 
 @attrs.frozen
@@ -98,14 +125,25 @@ class AgentAnswer:
 
 @attrs.frozen
 class ChangeSummary:
+    """
+    A change waiting for review, with Approve/Reject/Show Diff/Git Status buttons.
+
+    Once decided (or replaced by a newer change) the summary is edited with `decision` set: it then says what
+    happened and keeps only Show Diff.
+    """
+
     change_id: ChangeId
     diff: Diff
     blocked_reasons: tuple[str, ...] = ()
     superseded_previous: bool = False
+    decision: Decision | None = None
+    decision_detail: str = ""
+    """E.g. the commit's short sha for an approved change."""
 
     @property
     def buttons(self) -> tuple[Button, ...]:
-        return tuple(Button(a, self.change_id, self.diff.fingerprint[:16]) for a in CHANGE_BUTTONS)
+        actions = CHANGE_BUTTONS if self.decision is None else (Action.SHOW_DIFF,)
+        return tuple(Button(a, self.change_id, self.diff.fingerprint[:16]) for a in actions)
 
 
 @attrs.frozen
@@ -123,8 +161,12 @@ class AutoApproved:
 
 @attrs.frozen
 class DiffView:
+    """The diff of a change; a decided change's diff is marked with its `decision` and has no buttons."""
+
     diff: Diff
     change_id: ChangeId | None = None
+    decision: Decision | None = None
+    decision_detail: str = ""
 
 
 @attrs.frozen
@@ -137,6 +179,7 @@ class ChangeCommitted:
     change_id: ChangeId
     commit: CommitInfo
     files: int
+    prompt: str = ""
 
 
 @attrs.frozen
@@ -167,6 +210,8 @@ class StatusReport:
     workspace_path: str
     running: bool
     session_started: datetime | None = None
+    user_name: str | None = None
+    username: str | None = None
 
 
 @attrs.frozen

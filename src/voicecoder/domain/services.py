@@ -18,6 +18,7 @@ import attrs
 
 from voicecoder.domain.errors import (
     AgentRunError,
+    ChangeNotPendingError,
     DomainError,
     EmptyPromptError,
     NoPendingChangeError,
@@ -37,6 +38,7 @@ from voicecoder.domain.model import (
     AuditRecord,
     Baseline,
     ChangeId,
+    ChangeStatus,
     ChatId,
     CommitInfo,
     CommitMessage,
@@ -77,6 +79,7 @@ from voicecoder.domain.replies import (
     ChangeReverted,
     ChangeSummary,
     Compaction,
+    Decision,
     DiffView,
     ErrorReply,
     GitStatusView,
@@ -86,8 +89,10 @@ from voicecoder.domain.replies import (
     MessageRef,
     NoChanges,
     Queued,
+    Reply,
     SessionCleared,
     StatusReport,
+    TurnOutcome,
     Unauthorized,
     Welcome,
     Working,
@@ -197,7 +202,7 @@ class VoiceCoder:
 
     async def start(self, chat: ChatId, user: UserId, user_name: str | None = None) -> None:
         if await self._guard(chat, user):
-            await self._p.messenger.send(chat, Welcome(user_name, self._s.workspace_path))
+            await self._p.messenger.send(chat, Welcome(user_name, self._s.workspace_path, COMMANDS))
 
     async def help(self, chat: ChatId, user: UserId) -> None:
         if await self._guard(chat, user):
@@ -211,9 +216,13 @@ class VoiceCoder:
             session.clear(now=self._p.clock.now())
             await self._p.store.save_session(session)
         await self._audit(chat, user, "clear")
-        await self._p.messenger.send(chat, SessionCleared(kept_pending=session.pending is not None))
+        kept = session.pending is not None and session.pending.is_pending
+        await self._p.messenger.send(chat, SessionCleared(kept_pending=kept))
 
-    async def status(self, chat: ChatId, user: UserId) -> None:
+    async def status(
+        self, chat: ChatId, user: UserId, *, user_name: str | None = None, username: str | None = None
+    ) -> None:
+        """/status; *user_name* and *username* (without "@") are shown when the transport knows them."""
         if not await self._guard(chat, user):
             return
         session = await self._session(chat)
@@ -237,6 +246,8 @@ class VoiceCoder:
             workspace_path=self._s.workspace_path,
             running=chat in self._running,
             session_started=session.started_at,
+            user_name=user_name,
+            username=username,
         )
         await self._p.messenger.send(chat, report)
 
@@ -341,8 +352,10 @@ class VoiceCoder:
         if failure is not None:
             await self._p.messenger.send(chat, ErrorReply(failure))
 
-        # Whatever happened, the agent may have touched the tree: always look.
-        await self._settle_turn(chat, user, prompt, turn_id, baseline, previous, result)
+        # Whatever happened, the agent may have touched the tree: always look. After a failed run the error
+        # reply is the whole story when nothing changed; "no changes" on top of it would only contradict it.
+        failed = failure is not None or (result is not None and not result.success)
+        await self._settle_turn(chat, user, prompt, turn_id, baseline, previous, result, quiet_if_unchanged=failed)
 
     async def _settle_turn(
         self,
@@ -353,6 +366,8 @@ class VoiceCoder:
         baseline: Baseline,
         previous: PendingChange | None,
         result: AgentResult | None,
+        *,
+        quiet_if_unchanged: bool = False,
     ) -> None:
         try:
             diff = await self._p.workspace.changes_since(baseline)
@@ -366,15 +381,20 @@ class VoiceCoder:
         agent_session = result.session_id if result else None
 
         if decision.verdict is Verdict.NO_CHANGES:
+            replaced: PendingChange | None = None
             async with self._state_lock:
                 session = await self._session(chat)
                 if previous is not None and session.pending is not None and session.pending.is_pending:
-                    session.pending.supersede(change_id, now=now)
+                    replaced = session.pending
+                    replaced.supersede(change_id, now=now)
                     session.pending = None
                 session.open_turn = None
                 await self._p.store.save_session(session)
             await self._release(baseline)
-            await self._p.messenger.send(chat, NoChanges())
+            if replaced is not None:
+                await self._mark_decided(replaced)
+            if not quiet_if_unchanged:
+                await self._p.messenger.send(chat, NoChanges())
             return
 
         merged_prompt = prompt
@@ -410,13 +430,18 @@ class VoiceCoder:
 
         if decision.verdict is Verdict.AUTO_APPROVE:
             try:
-                commit = await self._commit(change, user, auto=True)
+                commit = _committed(await self._commit(change, user, auto=True))
             except (DomainError, WorkspaceError) as exc:
                 await self._p.messenger.send(chat, ErrorReply(str(exc)))
             else:
+                if superseded is not None:
+                    await self._mark_decided(superseded)
                 await self._p.messenger.send(chat, AutoApproved(change_id, diff, commit, decision.rule or ""))
                 return
-        await self._p.messenger.send(chat, self._summary(change, superseded_previous=superseded is not None))
+        ref = await self._p.messenger.send(chat, self._summary(change, superseded_previous=superseded is not None))
+        await self._remember_message(change, ref)
+        if superseded is not None:
+            await self._mark_decided(superseded)
 
     async def _run_agent(
         self, chat: ChatId, session: Session, prompt: Prompt, notes: tuple[str, ...] = ()
@@ -451,11 +476,16 @@ class VoiceCoder:
                     except AgentRunError as exc:
                         failure = str(exc)
                 tg.cancel_scope.cancel()
-            if scope.cancelled_caught:
-                failure = None
-                await self._p.messenger.send(chat, Cancelled(was_running=True))
         finally:
             self._running.pop(chat, None)
+        cancelled = scope.cancelled_caught
+        if cancelled:
+            failure = None
+            outcome = TurnOutcome.CANCELLED
+        elif failure is not None or result is None or not result.success:
+            outcome = TurnOutcome.FAILED
+        else:
+            outcome = TurnOutcome.FINISHED
         await self._p.messenger.edit(
             status_ref,
             Working(
@@ -464,8 +494,11 @@ class VoiceCoder:
                 elapsed_s=clock.monotonic() - progress.started,
                 cancellable=False,
                 finished=True,
+                outcome=outcome,
             ),
         )
+        if cancelled:
+            await self._p.messenger.send(chat, Cancelled(was_running=True))
         return result, failure
 
     async def _heartbeat(self, chat: ChatId, ref: MessageRef, progress: _Progress) -> None:
@@ -562,8 +595,11 @@ class VoiceCoder:
                 case Action.REJECT:
                     await self._reject(chat, user, callback_id, button)
                 case Action.SHOW_DIFF:
+                    view, pending = await self._diff_view(chat, button)
                     await self._p.messenger.answer_callback(callback_id)
-                    await self._show_diff(chat, button)
+                    ref = await self._p.messenger.send(chat, view)
+                    if pending is not None:
+                        await self._remember_message(pending, ref)
                 case Action.GIT_STATUS:
                     await self._p.messenger.answer_callback(callback_id)
                     await self._p.messenger.send(chat, GitStatusView(await self._p.workspace.status()))
@@ -582,11 +618,16 @@ class VoiceCoder:
             session = await self._session(chat)
             change = session.pending_change(button.change_id)
             change.check_approvable(button.fingerprint or "")
-            commit = await self._commit(change, user)
+            decided = await self._commit(change, user)
+        commit = _committed(decided)
         await self._p.messenger.answer_callback(callback_id, f"✅ Committed {commit.short_sha}")
-        await self._p.messenger.send(chat, ChangeCommitted(change.id, commit, len(change.diff.files)))
+        await self._mark_decided(decided)
+        await self._p.messenger.send(
+            chat, ChangeCommitted(change.id, commit, len(change.diff.files), prompt=change.prompt.text)
+        )
 
-    async def _commit(self, change: PendingChange, user: UserId, *, auto: bool = False) -> CommitInfo:
+    async def _commit(self, change: PendingChange, user: UserId, *, auto: bool = False) -> PendingChange:
+        """Commit *change*; returns it as stored, approved, with its commit."""
         now = self._p.clock.now()
         trailers: list[tuple[str, str]] = [("Voicecoder-Change", change.id.value)]
         if change.agent_session_id:
@@ -620,7 +661,7 @@ class VoiceCoder:
             diff_fingerprint=change.diff.fingerprint,
             commit_sha=commit.sha,
         )
-        return commit
+        return stored
 
     async def _reject(self, chat: ChatId, user: UserId, callback_id: str, button: Button) -> None:
         if self._workspace_lock.locked():
@@ -645,12 +686,55 @@ class VoiceCoder:
             diff_fingerprint=change.diff.fingerprint,
         )
         await self._p.messenger.answer_callback(callback_id, "❌ Changes discarded")
+        await self._mark_decided(stored)
         await self._p.messenger.send(chat, ChangeDiscarded(change.id, change.diff.paths))
 
-    async def _show_diff(self, chat: ChatId, button: Button) -> None:
+    async def _diff_view(self, chat: ChatId, button: Button) -> tuple[DiffView, PendingChange | None]:
+        """
+        The diff a Show Diff button refers to.
+
+        For the pending change, the change comes back too (its buttons go under the diff); a decided change's diff
+        is marked with its decision.
+        """
         session = await self._session(chat)
-        change = session.pending_change(button.change_id)
-        await self._p.messenger.send(chat, DiffView(change.diff, change.id))
+        pending = session.pending
+        if pending is not None and pending.is_pending and (button.change_id in (None, pending.id)):
+            return DiffView(pending.diff, pending.id), pending
+        if button.change_id is None:
+            raise NoPendingChangeError
+        change = await self._p.store.load_change(chat, button.change_id)
+        if change is None:
+            raise ChangeNotPendingError(button.change_id.value, "removed")
+        return self._decided_diff(change), None
+
+    def _decided_diff(self, change: PendingChange) -> DiffView:
+        decision, detail = _decision_of(change)
+        return DiffView(change.diff, change.id, decision=decision, decision_detail=detail)
+
+    async def _remember_message(self, change: PendingChange, ref: MessageRef) -> None:
+        """Note that *ref* shows *change*'s buttons, so they go when the change is decided."""
+        async with self._state_lock:
+            session = await self._session(change.chat_id)
+            if session.pending is not None and session.pending.id == change.id and session.pending.is_pending:
+                session.pending.message_ids = (*session.pending.message_ids, ref.message_id)
+                await self._p.store.save_session(session)
+                return
+        # Decided while the message was on its way (e.g. an Approve raced the Show Diff): take its buttons now.
+        decided = await self._p.store.load_change(change.chat_id, change.id)
+        if decided is not None and not decided.is_pending:
+            await self._edit_quietly(ref, self._decided_diff(decided) if change.message_ids else self._summary(decided))
+
+    async def _mark_decided(self, change: PendingChange) -> None:
+        """Edit every message showing the change: the summary says what happened; no Approve/Reject is left."""
+        for n, message_id in enumerate(change.message_ids):
+            reply = self._summary(change) if n == 0 else self._decided_diff(change)
+            await self._edit_quietly(MessageRef(change.chat_id, message_id), reply)
+
+    async def _edit_quietly(self, ref: MessageRef, reply: Reply) -> None:
+        try:
+            await self._p.messenger.edit(ref, reply)
+        except PortError as exc:  # cosmetic: the decision itself is recorded and was announced
+            logger.info("could not update message %s after a decision: %s", ref.message_id, exc)
 
     async def _cancel(self, chat: ChatId, callback_id: str) -> None:
         scope = self._running.get(chat)
@@ -692,11 +776,14 @@ class VoiceCoder:
         return session.pending.diff
 
     def _summary(self, change: PendingChange, *, superseded_previous: bool = False) -> ChangeSummary:
+        decision, detail = _decision_of(change)
         return ChangeSummary(
             change_id=change.id,
             diff=change.diff,
             blocked_reasons=tuple(f"possible secret: {f}" for f in change.findings),
             superseded_previous=superseded_previous,
+            decision=decision,
+            decision_detail=detail,
         )
 
     @staticmethod
@@ -743,6 +830,25 @@ class VoiceCoder:
                 detail=detail,
             )
         )
+
+
+_DECISIONS = {
+    ChangeStatus.APPROVED: Decision.APPROVED,
+    ChangeStatus.AUTO_APPROVED: Decision.AUTO_APPROVED,
+    ChangeStatus.REJECTED: Decision.REJECTED,
+    ChangeStatus.SUPERSEDED: Decision.SUPERSEDED,
+}
+
+
+def _committed(change: PendingChange) -> CommitInfo:
+    if change.commit is None:  # pragma: no cover - approve() always records the commit
+        raise WorkspaceError(f"change {change.id} was approved without a commit")
+    return change.commit
+
+
+def _decision_of(change: PendingChange) -> tuple[Decision | None, str]:
+    """What became of *change* (None while pending) and a detail to show with it (the commit's short sha)."""
+    return _DECISIONS.get(change.status), change.commit.short_sha if change.commit is not None else ""
 
 
 def _describe(event: AgentEvent) -> str | None:

@@ -9,6 +9,7 @@ import logging
 import os
 import secrets
 import sys
+import webbrowser
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -54,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     sandbox.add_argument(
         "--demo-agent", action="store_true", help="run the real CLI against the local fake Anthropic API (offline)"
+    )
+    sandbox.add_argument(
+        "--no-browser", dest="open_browser", action="store_false", help="only print the URL; never open a browser"
     )
 
     webhook_admin.register(sub)
@@ -168,12 +172,21 @@ async def _run_sandbox(args: argparse.Namespace) -> int:
         info = await tg.start(
             functools.partial(run_sandbox, args.dir, host=args.host, port=args.port, demo_agent=args.demo_agent)
         )
+        opened = args.open_browser and display_available() and await anyio.to_thread.run_sync(webbrowser.open, info.url)
+        banner = f"voicecoder sandbox: {info.url}"
+        how = "opened in your browser" if opened else "open this address in your browser"
         _print(
-            f"\n  voicecoder sandbox is running: open {info.url}\n"
+            f"\n  ┌{'─' * (len(banner) + 4)}┐\n  │  {banner}  │\n  └{'─' * (len(banner) + 4)}┘\n"
+            f"  {how}\n\n"
             f"  workspace: {info.workspace}\n  agent: {info.agent}\n  speech to text: {info.speech}\n"
             "  Ctrl+C to stop.\n"
         )
     return 0
+
+
+def display_available() -> bool:
+    """Whether a browser could show a window here: a desktop OS, or an X11/Wayland display (not an SSH box)."""
+    return sys.platform in {"darwin", "win32"} or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,9 +11,11 @@ approve/reject flow works offline.
 from __future__ import annotations
 
 import functools
+import getpass
 import importlib.util
 import logging
 import os
+import re
 import secrets
 import shutil
 from pathlib import Path
@@ -124,7 +126,9 @@ async def run_sandbox(
                 secret_token=config.webhook_secret,
                 allowed_updates=["message", "callback_query"],
             )
-            web_app = create_sandbox_web_app(bot_api, user_id=SANDBOX_USER, chat_id=SANDBOX_USER, user_name="You")
+            web_app = create_sandbox_web_app(
+                bot_api, user_id=SANDBOX_USER, chat_id=SANDBOX_USER, user_name=sandbox_user_name()
+            )
             runner = web.AppRunner(web_app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
             await runner.setup()
             try:
@@ -143,6 +147,16 @@ async def run_sandbox(
                 with anyio.CancelScope(shield=True):
                     await runner.cleanup()
             tg.cancel_scope.cancel()
+
+
+def sandbox_user_name() -> str:
+    """The first name the sandbox's Telegram user has: the login name, as a person would write it."""
+    try:
+        login = getpass.getuser()
+    except (OSError, KeyError):  # no login name in a bare container
+        login = ""
+    name = re.split(r"[^A-Za-z0-9]+", login)[0] if login else ""
+    return name.capitalize() if name and name != "root" else "Developer"
 
 
 async def _serve(

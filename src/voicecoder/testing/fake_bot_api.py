@@ -258,12 +258,17 @@ def _byte_offset(text: str, index: int) -> int:
     return len(text[:index].encode())
 
 
-def parse_telegram_html(source: str) -> tuple[str, list[JSON]]:
+def parse_telegram_html(source: str, *, strict: bool = False) -> tuple[str, list[JSON]]:
     """
     Parse *source* as Telegram's ``parse_mode=HTML``: the plain text and its entities (UTF-16 offsets).
 
+    *strict* also enforces what the Bot API docs require but Telegram's parser tolerates: every ``&`` and
+    ``>`` outside a tag is an entity, ``<a>`` has an ``href``, ``<tg-emoji>`` an ``emoji-id``, ``<code>`` takes a
+    language only inside ``<pre>``, ``<pre>`` holds at most one ``<code>`` and no other tag, and links don't nest.
+
     Raises:
-        TelegramHtmlError: Unsupported or unbalanced tags, a bare ``<``, a bad ``span`` class.
+        TelegramHtmlError: Unsupported or unbalanced tags, a bare ``<``, a bad ``span`` class (and, when
+            *strict*, the rules above).
     """
     out: list[str] = []
     utf16 = 0
@@ -287,10 +292,14 @@ def parse_telegram_html(source: str) -> tuple[str, list[JSON]]:
                 utf16 += _utf16_len(decoded)
                 i = m.end()
                 continue
+            if strict:
+                raise TelegramHtmlError(f"Bare '&' at byte offset {_byte_offset(source, i)}; escape it as &amp;")
             out.append("&")
             utf16 += 1
             i += 1
             continue
+        if strict and ch == ">":
+            raise TelegramHtmlError(f"Bare '>' at byte offset {_byte_offset(source, i)}; escape it as &gt;")
         if ch != "<":
             out.append(ch)
             utf16 += _utf16_len(ch)
@@ -329,12 +338,31 @@ def parse_telegram_html(source: str) -> tuple[str, list[JSON]]:
                 attributes[am.group(1).lower()] = am.group(2) or am.group(3) or am.group(4) or ""
         if name == "span" and attributes.get("class") != "tg-spoiler":
             raise TelegramHtmlError(f'Tag "span" must have class "tg-spoiler" at byte offset {_byte_offset(source, i)}')
+        if strict:
+            _check_strict_tag(name, attributes, stack, _byte_offset(source, i))
         stack.append((name, utf16, attributes))
         i = end + 1
     if stack:
         raise TelegramHtmlError(f'Can\'t find end tag corresponding to start tag "{stack[-1][0]}"')
     entities.sort(key=lambda e: (e["offset"], -e["length"]))
     return "".join(out), entities
+
+
+def _check_strict_tag(name: str, attributes: JSON, stack: list[tuple[str, int, JSON]], offset: int) -> None:
+    open_names = [n for n, _, _ in stack]
+    if name == "a" and not attributes.get("href"):
+        raise TelegramHtmlError(f'Tag "a" without href at byte offset {offset}')
+    if name == "a" and "a" in open_names:
+        raise TelegramHtmlError(f'Nested "a" at byte offset {offset}')
+    if name == "tg-emoji" and not attributes.get("emoji-id"):
+        raise TelegramHtmlError(f'Tag "tg-emoji" without emoji-id at byte offset {offset}')
+    inside_pre = bool(open_names) and open_names[-1] == "pre"
+    if name == "code" and "class" in attributes and not inside_pre:
+        raise TelegramHtmlError(f'A language class on "code" outside "pre" at byte offset {offset}')
+    if inside_pre and name != "code":
+        raise TelegramHtmlError(f'Tag "{name}" inside "pre" at byte offset {offset}')
+    if "code" in open_names or (name == "pre" and "pre" in open_names):
+        raise TelegramHtmlError(f'Tag "{name}" inside "code"/"pre" at byte offset {offset}')
 
 
 def _close_entity(
@@ -453,6 +481,8 @@ class FakeBotApi:
         self.commands: dict[str, list[JSON]] = {}
         self.webhook_deliveries: list[tuple[int, int | str]] = []  # (update_id, HTTP status or error)
         self.dropped_updates: list[int] = []
+        self.html_errors: list[str] = []
+        """Every "can't parse entities" this server answered, so a test can assert the bot never hit one."""
         self.downloads: list[str] = []  # file paths fetched from /file/bot<token>/...
         self._chats: dict[int, JSON] = {}
         self._next_message_id: dict[int, int] = {}
@@ -694,6 +724,18 @@ class FakeBotApi:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), left)
         return found
+
+    def message(self, message_id: int, chat_id: int = DEFAULT_USER.id) -> BotMessage:
+        """
+        The message *message_id* of *chat_id* in its current (edited) state.
+
+        Raises:
+            LookupError: There is no such message.
+        """
+        msg = self.messages.get((chat_id, message_id))
+        if msg is None:
+            raise LookupError(f"no message {message_id} in chat {chat_id}")
+        return msg
 
     def bot_messages(self, chat_id: int = DEFAULT_USER.id) -> list[BotMessage]:
         """The bot's messages in *chat_id*, oldest first, in their current (edited) state."""
@@ -972,6 +1014,7 @@ class FakeBotApi:
             try:
                 plain, entities = parse_telegram_html(text)
             except TelegramHtmlError as exc:
+                self.html_errors.append(str(exc))
                 raise _ApiError(400, f"Bad Request: can't parse entities: {exc}") from None
         elif mode:
             if mode not in {"Markdown", "MarkdownV2"}:

@@ -35,7 +35,9 @@ from voicecoder.domain.model import (
     Audio,
     AuditRecord,
     Baseline,
+    ChangeId,
     ChangeKind,
+    ChangeStatus,
     ChatId,
     CommitInfo,
     CommitMessage,
@@ -43,6 +45,7 @@ from voicecoder.domain.model import (
     Diagnostic,
     Diff,
     FileChange,
+    PendingChange,
     SecretFinding,
     Session,
     SessionStarted,
@@ -516,6 +519,7 @@ class InMemoryStateStore:
     """Stores deep copies, so a test cannot change stored state by mutating a loaded entity."""
 
     sessions: dict[ChatId, Session] = attrs.field(factory=dict)
+    changes: dict[tuple[ChatId, ChangeId], PendingChange] = attrs.field(factory=dict)
     audit: list[AuditRecord] = attrs.field(factory=list)
 
     async def load_session(self, chat: ChatId, /) -> Session | None:
@@ -524,9 +528,22 @@ class InMemoryStateStore:
 
     async def save_session(self, session: Session, /) -> None:
         saved = copy.deepcopy(session)
+        before = self.sessions.get(session.chat_id)
+        replaced = before.pending if before is not None else None
         if saved.pending is not None:
             saved.pending.events.clear()
+            self.changes[(session.chat_id, saved.pending.id)] = copy.deepcopy(saved.pending)
+        if replaced is not None and (saved.pending is None or replaced.id != saved.pending.id):
+            kept = self.changes[(session.chat_id, replaced.id)]
+            if kept.is_pending:
+                # As a durable store does: the session no longer points at it, so something replaced it.
+                kept.status = ChangeStatus.SUPERSEDED
+                kept.decided_at = saved.pending.created_at if saved.pending is not None else saved.last_activity
         self.sessions[session.chat_id] = saved
+
+    async def load_change(self, chat: ChatId, change: ChangeId, /) -> PendingChange | None:
+        stored = self.changes.get((chat, change))
+        return copy.deepcopy(stored) if stored is not None else None
 
     async def append_audit(self, record: AuditRecord, /) -> None:
         self.audit.append(record)

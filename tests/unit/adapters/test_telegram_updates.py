@@ -60,8 +60,8 @@ class TestTelegramUpdateHandler:
     @pytest.mark.parametrize(
         ("command", "expected"),
         [
-            ("/start", "👋 Welcome to voicecoder, Ada!"),
-            ("/start@voicecoder_bot", "👋 Welcome to voicecoder, Ada!"),
+            ("/start", "👋 Hi Ada!"),
+            ("/start@voicecoder_bot", "👋 Hi Ada!"),
             ("/help", "ℹ️ Commands"),
             ("/status", "📋 Status"),
             ("/clear", "🧹 Started a fresh Claude session."),
@@ -107,7 +107,7 @@ class TestTelegramUpdateHandler:
         press = await rig.api.press(summary.message_id, summary.callback_datas()[0])
         await rig.handler(press)
 
-        assert rig.texts()[-1].startswith("✅ Committed ")
+        assert rig.texts()[-1].startswith("✅ Changes approved and committed!")
         answers = [e for e in rig.api.transcript() if e["kind"] == "callback_answer"]
         assert len(answers) == 1
         assert answers[0]["text"].startswith("✅ Committed")
