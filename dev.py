@@ -87,15 +87,21 @@ def ensure_claude_cli() -> Path | None:
     return CLAUDE_BIN
 
 
+EMOJI_FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
+
+
 def ensure_chromium() -> None:
-    """Headless Chromium from Debian for the browser test; best effort (the test skips without it)."""
-    if shutil.which("chromium") or not shutil.which("apt-get") or os.geteuid() != 0:
+    """
+    Headless Chromium from Debian for the browser test, and an emoji font so its screenshots show what a phone
+    shows; best effort (the test skips without Chromium).
+    """
+    if (shutil.which("chromium") and EMOJI_FONT.exists()) or not shutil.which("apt-get") or os.geteuid() != 0:
         return
-    say("installing Debian's chromium for the browser test")
+    say("installing Debian's chromium and an emoji font for the browser test")
     quiet = {"DEBIAN_FRONTEND": "noninteractive", **os.environ}
     subprocess.run(["apt-get", "update", "-qq"], check=False, env=quiet, stdout=subprocess.DEVNULL)
     subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"],
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium", "fonts-noto-color-emoji"],
         check=False,
         env=quiet,
         stdout=subprocess.DEVNULL,
