@@ -92,8 +92,9 @@ EMOJI_FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
 
 def ensure_chromium() -> None:
     """
-    Headless Chromium from Debian for the browser test, and an emoji font so its screenshots show what a phone
-    shows; best effort (the test skips without Chromium).
+    Headless Chromium from Debian for the browser test, and an emoji font; best effort.
+
+    The font makes screenshots show what a phone shows; the browser test skips without Chromium.
     """
     if (shutil.which("chromium") and EMOJI_FONT.exists()) or not shutil.which("apt-get") or os.geteuid() != 0:
         return
