@@ -39,9 +39,33 @@ class Action(enum.Enum):
 
 @attrs.frozen
 class Button:
+    """
+    An inline button on a reply, or a button press coming back.
+
+    Replies that carry buttons: `ChangeSummary` (Approve, Reject, Show Diff, Git Status), `DiffView` of a pending
+    change (Approve, Reject) and a running `Working` status (Cancel). A messenger turns each into a chat button
+    with `voicecoder.domain.callbacks.encode_callback`; a press comes back through `decode_callback` and goes to
+    `VoiceCoder.press`. *change_id* names the change the button belongs to (None for Cancel). *fingerprint* is
+    the first 16 characters of that change's diff fingerprint: Approve needs at least 8 of them to match the
+    diff that is pending, so a button under an outdated diff cannot commit something the user never saw.
+    """
+
     action: Action
     change_id: ChangeId | None = None
     fingerprint: str | None = None
+
+
+@attrs.frozen
+class CallbackAnswer:
+    """
+    What a button press is acknowledged with: the toast (or, with *alert*, a dialog) text, or None for a silent ack.
+
+    `VoiceCoder.press` sends it through `Messenger.answer_callback` unless told not to; an embedder whose framework
+    answers callbacks itself passes ``answer=False`` and uses the returned value.
+    """
+
+    text: str | None = None
+    alert: bool = False
 
 
 CHANGE_BUTTONS = (Action.APPROVE, Action.REJECT, Action.SHOW_DIFF, Action.GIT_STATUS)
@@ -193,7 +217,10 @@ class Cancelled:
 
 @attrs.frozen
 class ErrorReply:
+    """Something went wrong; *message* says what to do. *hint* is an addition from the host (e.g. a setting)."""
+
     message: str
+    hint: str | None = None
 
 
 Reply = (

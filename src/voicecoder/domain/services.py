@@ -3,27 +3,39 @@ The use cases of voicecoder, over the ports.
 
 `VoiceCoder` is the facade a transport (Telegram webhook, polling, Telethon, an embedder's own bot)
 calls. Each method is one use case; every outcome reaches the user through the `Messenger` port as a
-structured reply, and domain errors become `ErrorReply`s. Only port failures that the transport can
-retry (e.g. `DeliveryError`) propagate.
+structured reply, and domain errors become `ErrorReply`s.
+
+What a caller must catch: every public use case raises only `VoicecoderError`s, and only these three —
+`DeliveryError` (the messenger could not deliver a reply; what the reply reports has happened),
+`StateStoreError` (the session store failed) and `UnexpectedAdapterError` (an adapter raised something outside
+its port's contract; the original is the ``__cause__`` and is logged). Refusals and failures the user can act on
+(not authorized, nothing pending, a stale diff, a transcription or git error) are replies, not exceptions.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import anyio
 import attrs
 
+from voicecoder.domain.app import COMMANDS
 from voicecoder.domain.errors import (
     AgentRunError,
+    ConfigurationError,
     DomainError,
     EmptyPromptError,
+    MalformedUpdateError,
     NoPendingChangeError,
     PortError,
     TranscriptionError,
     TurnInProgressError,
+    UnexpectedAdapterError,
+    VoicecoderError,
     WorkspaceError,
 )
 from voicecoder.domain.model import (
@@ -53,6 +65,7 @@ from voicecoder.domain.model import (
     TranscriptionHints,
     TurnId,
     UserId,
+    WorkspaceStatus,
 )
 from voicecoder.domain.policy import ApprovalPolicy, Verdict
 from voicecoder.domain.ports import (
@@ -71,6 +84,7 @@ from voicecoder.domain.replies import (
     AgentAnswer,
     AutoApproved,
     Button,
+    CallbackAnswer,
     Cancelled,
     ChangeCommitted,
     ChangeDiscarded,
@@ -95,21 +109,43 @@ from voicecoder.domain.replies import (
 
 logger = logging.getLogger(__name__)
 
-COMMANDS: tuple[tuple[str, str], ...] = (
-    ("start", "Welcome and how to use the bot"),
-    ("help", "Commands and tips"),
-    ("status", "Session, turns, pending change, branch, latest commit"),
-    ("clear", "Start a fresh Claude session"),
-    ("info", "Diagnostics of every dependency"),
-    ("undo", "Revert the last approved change with a new commit"),
-)
-
 COMMIT_SUBJECT = "Apply changes from Claude"
 MAX_PROGRESS_STEPS = 8
 
 
 def _random_hex(n_bytes: int) -> str:
     return secrets.token_hex(n_bytes)
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+def _use_case(
+    fn: Callable[Concatenate[VoiceCoder, _P], Coroutine[Any, Any, _R]],
+) -> Callable[Concatenate[VoiceCoder, _P], Coroutine[Any, Any, _R]]:
+    """The error boundary of a public use case: only `VoicecoderError`s leave it (see the module docstring)."""
+
+    @functools.wraps(fn)
+    async def boundary(self: VoiceCoder, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return await fn(self, *args, **kwargs)
+        except VoicecoderError:
+            raise
+        except Exception as exc:
+            # A task group (progress heartbeat + agent) wraps what failed in it: surface the failure itself.
+            leaf = _first_leaf(exc) if isinstance(exc, BaseExceptionGroup) else exc
+            if isinstance(leaf, VoicecoderError):
+                raise leaf from exc
+            logger.exception("%s: an adapter raised %s outside its port's contract", fn.__name__, type(leaf).__name__)
+            raise UnexpectedAdapterError(type(leaf).__name__) from exc
+
+    return boundary
 
 
 @attrs.frozen
@@ -139,6 +175,8 @@ class Settings:
     typing_interval_s: float = 4.5
     commit_author: str | None = None
     default_language: str | None = None
+    error_hint: Callable[[VoicecoderError], str | None] | None = None
+    """Adds a host-specific hint to an error reply (the CLI names its environment variables here)."""
 
 
 @attrs.define
@@ -153,7 +191,17 @@ class _Progress:
 
 
 class VoiceCoder:
-    """The application: one instance per workspace."""
+    """
+    The application: one instance per workspace; the use cases a transport calls (`VoiceCoderApp`).
+
+    Every use case checks the user against `Settings.allowed_users` first (an unknown user gets
+    `Unauthorized` and nothing runs) and reports its outcome to the chat through the `Messenger`.
+
+    Raises (every public ``async`` method):
+        DeliveryError: The messenger could not deliver a reply (what it reports has happened).
+        StateStoreError: The session store could not be read or written.
+        UnexpectedAdapterError: An adapter raised an exception its port does not document.
+    """
 
     def __init__(
         self,
@@ -181,9 +229,19 @@ class VoiceCoder:
     # --- access ---------------------------------------------------------------
 
     def is_authorized(self, user: UserId) -> bool:
+        """Whether *user* may use voicecoder (`Settings.allowed_users`). Raises nothing."""
         return user in self._s.allowed_users
 
+    @_use_case
     async def unauthorized(self, chat: ChatId, user: UserId) -> None:
+        """
+        Tell *user* they may not use the bot (logged; nothing else happens).
+
+        Raises:
+            DeliveryError: A reply could not be delivered.
+            StateStoreError: The session store failed.
+            UnexpectedAdapterError: An adapter failed outside its contract.
+        """
         logger.warning("unauthorized user %s in chat %s", user, chat)
         await self._p.messenger.send(chat, Unauthorized(user.value))
 
@@ -193,17 +251,51 @@ class VoiceCoder:
         await self.unauthorized(chat, user)
         return False
 
+    def _error(self, exc: VoicecoderError | str) -> ErrorReply:
+        """The chat reply for an error, with the host's hint (if it has one for this error)."""
+        if isinstance(exc, str):
+            return ErrorReply(exc)
+        hint = self._s.error_hint(exc) if self._s.error_hint is not None else None
+        return ErrorReply(str(exc), hint)
+
     # --- simple commands ------------------------------------------------------
 
+    @_use_case
     async def start(self, chat: ChatId, user: UserId, user_name: str | None = None) -> None:
+        """
+        /start: `Welcome` with the workspace path.
+
+        Raises:
+            DeliveryError: A reply could not be delivered.
+            StateStoreError: The session store failed.
+            UnexpectedAdapterError: An adapter failed outside its contract.
+        """
         if await self._guard(chat, user):
             await self._p.messenger.send(chat, Welcome(user_name, self._s.workspace_path))
 
+    @_use_case
     async def help(self, chat: ChatId, user: UserId) -> None:
+        """
+        /help: `HelpText` listing `COMMANDS`.
+
+        Raises:
+            DeliveryError: A reply could not be delivered.
+            StateStoreError: The session store failed.
+            UnexpectedAdapterError: An adapter failed outside its contract.
+        """
         if await self._guard(chat, user):
             await self._p.messenger.send(chat, HelpText(COMMANDS))
 
+    @_use_case
     async def clear(self, chat: ChatId, user: UserId) -> None:
+        """
+        /clear: a fresh agent session (a pending change stays pending): `SessionCleared`.
+
+        Raises:
+            DeliveryError: A reply could not be delivered.
+            StateStoreError: The session store failed.
+            UnexpectedAdapterError: An adapter failed outside its contract.
+        """
         if not await self._guard(chat, user):
             return
         async with self._state_lock:
@@ -213,7 +305,16 @@ class VoiceCoder:
         await self._audit(chat, user, "clear")
         await self._p.messenger.send(chat, SessionCleared(kept_pending=session.pending is not None))
 
+    @_use_case
     async def status(self, chat: ChatId, user: UserId) -> None:
+        """
+        /status: `StatusReport` (session, turns, pending change, decisions, branch).
+
+        Raises:
+            DeliveryError: A reply could not be delivered.
+            StateStoreError: The session store failed.
+            UnexpectedAdapterError: An adapter failed outside its contract.
+        """
         if not await self._guard(chat, user):
             return
         session = await self._session(chat)
@@ -240,13 +341,22 @@ class VoiceCoder:
         )
         await self._p.messenger.send(chat, report)
 
+    @_use_case
     async def info(self, chat: ChatId, user: UserId) -> None:
+        """
+        /info: `InfoReport` with every dependency's diagnostics.
+
+        Raises:
+            DeliveryError: A reply could not be delivered.
+            StateStoreError: The session store failed.
+            UnexpectedAdapterError: An adapter failed outside its contract.
+        """
         if not await self._guard(chat, user):
             return
         await self._p.messenger.send(chat, InfoReport(tuple(await self.diagnose())))
 
     async def diagnose(self) -> list[Diagnostic]:
-        """Every dependency's checks; used by /info and `voicecoder doctor`."""
+        """Every dependency's checks; used by /info and `voicecoder doctor`. Raises nothing: a broken check fails."""
         results: list[Diagnostic] = []
         for item in self._p.diagnosables:
             try:
@@ -257,15 +367,70 @@ class VoiceCoder:
 
     # --- prompts --------------------------------------------------------------
 
+    @_use_case
+    async def text(self, chat: ChatId, user: UserId, text: str, *, user_name: str | None = None) -> None:
+        """
+        A text message as a chat shows it: a slash command runs its use case, anything else is a prompt.
+
+        ``/start`` ``/help`` ``/status`` ``/clear`` ``/info`` ``/undo`` run their command (``/cmd@botname`` too);
+        any other ``/word`` shows the help rather than going to the agent.
+
+        Raises:
+            DeliveryError: A reply could not be delivered.
+            StateStoreError: The session store failed.
+            UnexpectedAdapterError: An adapter failed outside its contract.
+        """
+        if not text.startswith("/"):
+            await self.prompt(chat, user, text)
+            return
+        command = text.split(maxsplit=1)[0][1:].partition("@")[0].lower()
+        match command:
+            case "start":
+                await self.start(chat, user, user_name)
+            case "status":
+                await self.status(chat, user)
+            case "clear":
+                await self.clear(chat, user)
+            case "info":
+                await self.info(chat, user)
+            case "undo":
+                await self.undo(chat, user)
+            case _:
+                await self.help(chat, user)
+
+    @_use_case
     async def prompt(self, chat: ChatId, user: UserId, text: str) -> None:
+        """
+        Run the agent on *text* in the workspace, as one turn.
+
+        The chat sees `Working` (edited as it goes), `AgentAnswer`, then `ChangeSummary` with ✅ ❌ 📝 📊 buttons,
+        `NoChanges` or `AutoApproved`. A turn waits for the one before it (`Queued`). Agent, git and empty-prompt
+        failures are `ErrorReply`s.
+
+        Raises:
+            DeliveryError: A reply could not be delivered.
+            StateStoreError: The session store failed.
+            UnexpectedAdapterError: An adapter failed outside its contract.
+        """
         if not await self._guard(chat, user):
             return
         if not text.strip():
-            await self._p.messenger.send(chat, ErrorReply(str(EmptyPromptError())))
+            await self._p.messenger.send(chat, self._error(EmptyPromptError()))
             return
         await self._turn(chat, user, Prompt.typed(text.strip()))
 
+    @_use_case
     async def voice(self, chat: ChatId, user: UserId, audio: Audio, *, language: str | None = None) -> None:
+        """
+        Transcribe *audio* (with the workspace vocabulary as hints), echo `Heard`, then run it like `prompt`.
+
+        A recording that cannot be transcribed gets an `ErrorReply` saying why; nothing runs.
+
+        Raises:
+            DeliveryError: A reply could not be delivered.
+            StateStoreError: The session store failed.
+            UnexpectedAdapterError: An adapter failed outside its contract.
+        """
         if not await self._guard(chat, user):
             return
         await self._p.messenger.typing(chat)
@@ -275,9 +440,9 @@ class VoiceCoder:
         )
         try:
             transcript = await self._p.transcriber.transcribe(audio, hints)
-        except TranscriptionError as exc:
+        except (TranscriptionError, ConfigurationError) as exc:
             await self._audit(chat, user, "transcription-failed", audio_digest=audio.digest, detail=str(exc))
-            await self._p.messenger.send(chat, ErrorReply(str(exc)))
+            await self._p.messenger.send(chat, self._error(exc))
             return
         await self._p.messenger.send(chat, Heard(transcript.text, transcript.confidence, transcript.language))
         prompt = Prompt.from_transcript(transcript, audio)
@@ -319,7 +484,7 @@ class VoiceCoder:
             else:
                 baseline = await self._p.workspace.begin_turn(turn_id)
         except WorkspaceError as exc:
-            await self._p.messenger.send(chat, ErrorReply(str(exc)))
+            await self._p.messenger.send(chat, self._error(exc))
             return
         async with self._state_lock:
             fresh = await self._session(chat)
@@ -339,7 +504,7 @@ class VoiceCoder:
             await self._p.messenger.send(chat, self._answer(result))
             await self._audit(chat, user, "answer", agent_session_id=result.session_id, detail=result.subtype)
         if failure is not None:
-            await self._p.messenger.send(chat, ErrorReply(failure))
+            await self._p.messenger.send(chat, self._error(failure))
 
         # Whatever happened, the agent may have touched the tree: always look.
         await self._settle_turn(chat, user, prompt, turn_id, baseline, previous, result)
@@ -357,7 +522,7 @@ class VoiceCoder:
         try:
             diff = await self._p.workspace.changes_since(baseline)
         except WorkspaceError as exc:
-            await self._p.messenger.send(chat, ErrorReply(str(exc)))
+            await self._p.messenger.send(chat, self._error(exc))
             return
         findings = tuple(await self._p.scanner.scan(diff)) if not diff.is_empty else ()
         decision = self._s.policy.decide(diff, findings)
@@ -412,7 +577,7 @@ class VoiceCoder:
             try:
                 commit = await self._commit(change, user, auto=True)
             except (DomainError, WorkspaceError) as exc:
-                await self._p.messenger.send(chat, ErrorReply(str(exc)))
+                await self._p.messenger.send(chat, self._error(exc))
             else:
                 await self._p.messenger.send(chat, AutoApproved(change_id, diff, commit, decision.rule or ""))
                 return
@@ -420,7 +585,7 @@ class VoiceCoder:
 
     async def _run_agent(
         self, chat: ChatId, session: Session, prompt: Prompt, notes: tuple[str, ...] = ()
-    ) -> tuple[AgentResult | None, str | None]:
+    ) -> tuple[AgentResult | None, AgentRunError | None]:
         clock = self._p.clock
         progress = _Progress(prompt=prompt.text, started=clock.monotonic(), steps=list(notes))
         status_ref = await self._p.messenger.send(chat, self._working(progress))
@@ -439,7 +604,7 @@ class VoiceCoder:
                 await self._edit_progress(status_ref, progress)
 
         result: AgentResult | None = None
-        failure: str | None = None
+        failure: AgentRunError | None = None
         scope = anyio.CancelScope()
         self._running[chat] = scope
         try:
@@ -449,7 +614,7 @@ class VoiceCoder:
                     try:
                         result = await self._p.agent.run(request, on_event)
                     except AgentRunError as exc:
-                        failure = str(exc)
+                        failure = exc
                 tg.cancel_scope.cancel()
             if scope.cancelled_caught:
                 failure = None
@@ -514,12 +679,22 @@ class VoiceCoder:
         session.agent_session_id = fresh.agent_session_id
         await self._p.messenger.send(chat, Compaction(turns, ok=result.success, detail=result.text[:200]))
 
+    @_use_case
     async def undo(self, chat: ChatId, user: UserId) -> None:
-        """Revert this chat's latest approved change that is not reverted yet, with a new commit."""
+        """
+        /undo: revert this chat's latest approved change that is not reverted yet, with a new commit.
+
+        The chat gets `ChangeReverted`, or an `ErrorReply` when there is nothing to undo or git refuses.
+
+        Raises:
+            DeliveryError: A reply could not be delivered.
+            StateStoreError: The session store failed.
+            UnexpectedAdapterError: An adapter failed outside its contract.
+        """
         if not await self._guard(chat, user):
             return
         if self._workspace_lock.locked():
-            await self._p.messenger.send(chat, ErrorReply(str(TurnInProgressError())))
+            await self._p.messenger.send(chat, self._error(TurnInProgressError()))
             return
         trail = await self._p.store.audit_trail(chat, 200)
         undone = {r.detail for r in trail if r.action == "undo"}
@@ -528,7 +703,7 @@ class VoiceCoder:
             None,
         )
         if target is None or target.commit_sha is None:
-            await self._p.messenger.send(chat, ErrorReply("Nothing to undo: no approved change of this chat is left."))
+            await self._p.messenger.send(chat, self._error("Nothing to undo: no approved change of this chat is left."))
             return
         message = CommitMessage(
             subject='Revert "Apply changes from Claude"',
@@ -541,50 +716,204 @@ class VoiceCoder:
                     target.commit_sha, message=message, author=self._s.commit_author
                 )
             except WorkspaceError as exc:
-                await self._p.messenger.send(chat, ErrorReply(str(exc)))
+                await self._p.messenger.send(chat, self._error(exc))
                 return
         await self._audit(
             chat, user, "undo", change_id=target.change_id, commit_sha=commit.sha, detail=target.commit_sha
         )
         await self._p.messenger.send(chat, ChangeReverted(target.commit_sha, commit))
 
-    # --- buttons --------------------------------------------------------------
+    # --- decisions (buttons, or direct calls from a bot without buttons) ------------------------
 
-    async def press(self, chat: ChatId, user: UserId, callback_id: str, button: Button) -> None:
+    @_use_case
+    async def approve(
+        self, chat: ChatId, user: UserId, *, change_id: ChangeId | str | None = None, fingerprint: str | None = None
+    ) -> CommitInfo | None:
+        """
+        Commit the pending change of *chat*: what ✅ Approve does, for a bot without buttons.
+
+        *change_id* defaults to the chat's pending change. *fingerprint* defaults to the diff voicecoder last
+        showed; pass the (≥ 8 character prefix of the) fingerprint your own UI showed to be sure the user approves
+        exactly what they saw. The chat gets `ChangeCommitted`, or an `ErrorReply` when there is nothing pending,
+        the workspace changed since (`StaleChangeError`), a secret blocks it, a turn is running, or git failed.
+
+        Returns the commit, or None when nothing was committed.
+
+        Raises:
+            DeliveryError: A reply could not be delivered.
+            StateStoreError: The session store failed.
+            UnexpectedAdapterError: An adapter failed outside its contract.
+        """
+        if not await self._guard(chat, user):
+            return None
+        try:
+            change, commit = await self._approve_change(chat, user, _change_id(change_id), fingerprint)
+        except (DomainError, WorkspaceError) as exc:
+            await self._p.messenger.send(chat, self._error(exc))
+            return None
+        await self._p.messenger.send(chat, ChangeCommitted(change.id, commit, len(change.diff.files)))
+        return commit
+
+    @_use_case
+    async def reject(self, chat: ChatId, user: UserId, *, change_id: ChangeId | str | None = None) -> bool:
+        """
+        Put back exactly what the pending change of *chat* changed: what ❌ Reject does, for a bot without buttons.
+
+        The chat gets `ChangeDiscarded`, or an `ErrorReply` (nothing pending, a turn running, git failed).
+        Returns True when the change was discarded.
+
+        Raises:
+            DeliveryError: A reply could not be delivered.
+            StateStoreError: The session store failed.
+            UnexpectedAdapterError: An adapter failed outside its contract.
+        """
+        if not await self._guard(chat, user):
+            return False
+        try:
+            change = await self._reject_change(chat, user, _change_id(change_id))
+        except (DomainError, WorkspaceError) as exc:
+            await self._p.messenger.send(chat, self._error(exc))
+            return False
+        await self._p.messenger.send(chat, ChangeDiscarded(change.id, change.diff.paths))
+        return True
+
+    @_use_case
+    async def show_diff(self, chat: ChatId, user: UserId, *, change_id: ChangeId | str | None = None) -> Diff | None:
+        """
+        Send the pending change's diff (`DiffView`, with ✅ ❌ buttons): what 📝 Show Diff does.
+
+        Returns the diff, or None (and an `ErrorReply`) when nothing is pending.
+
+        Raises:
+            DeliveryError: A reply could not be delivered.
+            StateStoreError: The session store failed.
+            UnexpectedAdapterError: An adapter failed outside its contract.
+        """
+        if not await self._guard(chat, user):
+            return None
+        try:
+            change = (await self._session(chat)).pending_change(_change_id(change_id))
+        except DomainError as exc:
+            await self._p.messenger.send(chat, self._error(exc))
+            return None
+        await self._p.messenger.send(chat, DiffView(change.diff, change.id))
+        return change.diff
+
+    @_use_case
+    async def git_status(self, chat: ChatId, user: UserId) -> WorkspaceStatus | None:
+        """
+        Send the workspace's git status (`GitStatusView`): what 📊 Git Status does.
+
+        Returns the status, or None (and an `ErrorReply`) when the workspace cannot be read.
+
+        Raises:
+            DeliveryError: A reply could not be delivered.
+            StateStoreError: The session store failed.
+            UnexpectedAdapterError: An adapter failed outside its contract.
+        """
+        if not await self._guard(chat, user):
+            return None
+        try:
+            status = await self._p.workspace.status()
+        except WorkspaceError as exc:
+            await self._p.messenger.send(chat, self._error(exc))
+            return None
+        await self._p.messenger.send(chat, GitStatusView(status))
+        return status
+
+    @_use_case
+    async def cancel(self, chat: ChatId, user: UserId) -> bool:
+        """
+        Stop the running turn of *chat* (what ⏹ Cancel does); True if one was running.
+
+        An unauthorized user cannot cancel (False, nothing is sent). The turn itself then reports `Cancelled`.
+
+        Raises:
+            DeliveryError: A reply could not be delivered.
+            StateStoreError: The session store failed.
+            UnexpectedAdapterError: An adapter failed outside its contract.
+        """
         if not self.is_authorized(user):
-            await self._p.messenger.answer_callback(callback_id, "⛔ Not authorized", alert=True)
+            return False
+        scope = self._running.get(chat)
+        if scope is not None:
+            scope.cancel()
+        return scope is not None
+
+    @_use_case
+    async def press(
+        self, chat: ChatId, user: UserId, callback_id: str, button: Button, *, answer: bool = True
+    ) -> CallbackAnswer:
+        """
+        Handle a press of one of voicecoder's buttons (decoded with `voicecoder.domain.callbacks.decode_callback`).
+
+        ✅ Approve, ❌ Reject, 📝 Show Diff, 📊 Git Status and ⏹ Cancel do what `approve`, `reject`, `show_diff`,
+        `git_status` and `cancel` do. The press is acknowledged exactly once: with *answer* True (the default)
+        through `Messenger.answer_callback(callback_id, …)`, before the resulting message is sent. If your bot
+        framework acknowledges callbacks itself (aiogram's ``CallbackQuery.answer``, Telethon's ``event.answer``),
+        pass ``answer=False`` and show the returned `CallbackAnswer` instead: answering twice is an error on
+        Telegram. A refusal (not authorized, stale or already decided change, a running turn) is an alert answer,
+        not an exception; a git failure is a short answer plus an `ErrorReply`.
+
+        Raises:
+            DeliveryError: A reply could not be delivered.
+            StateStoreError: The session store failed.
+            UnexpectedAdapterError: An adapter failed outside its contract.
+        """
+        if not self.is_authorized(user):
+            ack = CallbackAnswer("⛔ Not authorized", alert=True)
+            await self._ack(callback_id, ack, answer=answer)
             await self.unauthorized(chat, user)
-            return
+            return ack
         try:
             match button.action:
                 case Action.APPROVE:
-                    await self._approve(chat, user, callback_id, button)
+                    change, commit = await self._approve_change(chat, user, button.change_id, button.fingerprint or "")
+                    ack = CallbackAnswer(f"✅ Committed {commit.short_sha}")
+                    await self._ack(callback_id, ack, answer=answer)
+                    await self._p.messenger.send(chat, ChangeCommitted(change.id, commit, len(change.diff.files)))
                 case Action.REJECT:
-                    await self._reject(chat, user, callback_id, button)
+                    change = await self._reject_change(chat, user, button.change_id)
+                    ack = CallbackAnswer("❌ Changes discarded")
+                    await self._ack(callback_id, ack, answer=answer)
+                    await self._p.messenger.send(chat, ChangeDiscarded(change.id, change.diff.paths))
                 case Action.SHOW_DIFF:
-                    await self._p.messenger.answer_callback(callback_id)
-                    await self._show_diff(chat, button)
+                    change = (await self._session(chat)).pending_change(button.change_id)
+                    ack = CallbackAnswer()
+                    await self._ack(callback_id, ack, answer=answer)
+                    await self._p.messenger.send(chat, DiffView(change.diff, change.id))
                 case Action.GIT_STATUS:
-                    await self._p.messenger.answer_callback(callback_id)
-                    await self._p.messenger.send(chat, GitStatusView(await self._p.workspace.status()))
+                    status = await self._p.workspace.status()
+                    ack = CallbackAnswer()
+                    await self._ack(callback_id, ack, answer=answer)
+                    await self._p.messenger.send(chat, GitStatusView(status))
                 case Action.CANCEL:
-                    await self._cancel(chat, callback_id)
+                    ack = CallbackAnswer("⏹ Cancelling…" if await self.cancel(chat, user) else "Nothing is running.")
+                    await self._ack(callback_id, ack, answer=answer)
         except DomainError as exc:
-            await self._p.messenger.answer_callback(callback_id, str(exc)[:190], alert=True)
+            ack = CallbackAnswer(str(exc)[:190], alert=True)
+            await self._ack(callback_id, ack, answer=answer)
         except WorkspaceError as exc:
-            await self._p.messenger.answer_callback(callback_id, "⚠️ Git error")
-            await self._p.messenger.send(chat, ErrorReply(str(exc)))
+            ack = CallbackAnswer("⚠️ Git error")
+            await self._ack(callback_id, ack, answer=answer)
+            await self._p.messenger.send(chat, self._error(exc))
+        return ack
 
-    async def _approve(self, chat: ChatId, user: UserId, callback_id: str, button: Button) -> None:
+    async def _ack(self, callback_id: str, ack: CallbackAnswer, *, answer: bool) -> None:
+        if answer:
+            await self._p.messenger.answer_callback(callback_id, ack.text, alert=ack.alert)
+
+    async def _approve_change(
+        self, chat: ChatId, user: UserId, change_id: ChangeId | None, fingerprint: str | None
+    ) -> tuple[PendingChange, CommitInfo]:
         if self._workspace_lock.locked():
             raise TurnInProgressError
         async with self._workspace_lock:
             session = await self._session(chat)
-            change = session.pending_change(button.change_id)
-            change.check_approvable(button.fingerprint or "")
+            change = session.pending_change(change_id)
+            change.check_approvable(change.diff.fingerprint if fingerprint is None else fingerprint)
             commit = await self._commit(change, user)
-        await self._p.messenger.answer_callback(callback_id, f"✅ Committed {commit.short_sha}")
-        await self._p.messenger.send(chat, ChangeCommitted(change.id, commit, len(change.diff.files)))
+        return change, commit
 
     async def _commit(self, change: PendingChange, user: UserId, *, auto: bool = False) -> CommitInfo:
         now = self._p.clock.now()
@@ -622,12 +951,12 @@ class VoiceCoder:
         )
         return commit
 
-    async def _reject(self, chat: ChatId, user: UserId, callback_id: str, button: Button) -> None:
+    async def _reject_change(self, chat: ChatId, user: UserId, change_id: ChangeId | None) -> PendingChange:
         if self._workspace_lock.locked():
             raise TurnInProgressError
         async with self._workspace_lock:
             session = await self._session(chat)
-            change = session.pending_change(button.change_id)
+            change = session.pending_change(change_id)
             await self._p.workspace.restore_turn(change.baseline)
             async with self._state_lock:
                 session = await self._session(chat)
@@ -644,30 +973,7 @@ class VoiceCoder:
             prompt=change.prompt.text,
             diff_fingerprint=change.diff.fingerprint,
         )
-        await self._p.messenger.answer_callback(callback_id, "❌ Changes discarded")
-        await self._p.messenger.send(chat, ChangeDiscarded(change.id, change.diff.paths))
-
-    async def _show_diff(self, chat: ChatId, button: Button) -> None:
-        session = await self._session(chat)
-        change = session.pending_change(button.change_id)
-        await self._p.messenger.send(chat, DiffView(change.diff, change.id))
-
-    async def _cancel(self, chat: ChatId, callback_id: str) -> None:
-        scope = self._running.get(chat)
-        if scope is None:
-            await self._p.messenger.answer_callback(callback_id, "Nothing is running.")
-            return
-        scope.cancel()
-        await self._p.messenger.answer_callback(callback_id, "⏹ Cancelling…")
-
-    async def cancel(self, chat: ChatId, user: UserId) -> bool:
-        """Cancel the running turn of *chat* (for embedders without buttons). True if one was running."""
-        if not self.is_authorized(user):
-            return False
-        scope = self._running.get(chat)
-        if scope is not None:
-            scope.cancel()
-        return scope is not None
+        return change
 
     # --- helpers --------------------------------------------------------------
 
@@ -684,8 +990,15 @@ class VoiceCoder:
             session = Session(chat_id=chat, compaction_threshold=self._s.compaction_threshold)
         return session
 
+    @_use_case
     async def pending_diff(self, chat: ChatId) -> Diff:
-        """The diff of the pending change (for embedders)."""
+        """
+        The diff of the pending change, without sending anything.
+
+        Raises:
+            NoPendingChangeError: Nothing is pending in *chat*.
+            StateStoreError: The session store could not be read.
+        """
         session = await self._session(chat)
         if session.pending is None or not session.pending.is_pending:
             raise NoPendingChangeError
@@ -743,6 +1056,15 @@ class VoiceCoder:
                 detail=detail,
             )
         )
+
+
+def _change_id(value: ChangeId | str | None) -> ChangeId | None:
+    if value is None or isinstance(value, ChangeId):
+        return value
+    try:
+        return ChangeId(value)
+    except ValueError:
+        raise MalformedUpdateError(f"{value[:40]!r} is not a change id") from None
 
 
 def _describe(event: AgentEvent) -> str | None:
