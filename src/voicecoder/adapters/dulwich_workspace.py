@@ -17,7 +17,7 @@ dulwich is blocking: every operation runs in a worker thread behind one `anyio.L
 """
 
 # The working tree is handled as bytes paths through `os` (file names need not be UTF-8), not pathlib.
-# ruff: noqa: PTH101, PTH103, PTH105, PTH106, PTH108, PTH112, PTH114, PTH115, PTH116, PTH120, PTH123, PTH211
+# ruff: noqa: PTH103, PTH105, PTH106, PTH108, PTH112, PTH114, PTH115, PTH116, PTH120, PTH123, PTH211
 
 from __future__ import annotations
 

@@ -57,6 +57,7 @@ from voicecoder.domain.replies import (
     Unauthorized,
     Welcome,
     Working,
+    buttons_of,
 )
 
 __all__ = [
@@ -379,8 +380,7 @@ def _render_working(w: Working) -> Rendered:
         lines.extend(esc(_short(s, 200)) for s in w.steps)
     if not w.finished:
         lines.append(f"\n⏱ {_duration(w.elapsed_s)}")
-    keyboard = _keyboard((Button(Action.CANCEL),)) if w.cancellable and not w.finished else None
-    return Rendered("\n".join(lines), keyboard)
+    return Rendered("\n".join(lines), _keyboard(buttons_of(w)))
 
 
 def _render_answer(a: AgentAnswer) -> Rendered:
@@ -414,18 +414,13 @@ def _render_summary(s: ChangeSummary) -> Rendered:
         lines.append("\n🔒 <b>Approval blocked</b>:")
         lines.extend(f"• {esc(r)}" for r in s.blocked_reasons)
     lines.append("\nNothing is committed until you tap ✅ Approve.")
-    return Rendered("\n".join(lines), _keyboard(s.buttons))
+    return Rendered("\n".join(lines), _keyboard(buttons_of(s)))
 
 
 def _render_diff(diff: Diff, change_id: ChangeId | None) -> Rendered:
     if diff.is_empty:
         return Rendered("ℹ️ No git changes detected.")
-    keyboard = None
-    if change_id is not None:
-        fingerprint = diff.fingerprint[:16]
-        keyboard = _keyboard(
-            (Button(Action.APPROVE, change_id, fingerprint), Button(Action.REJECT, change_id, fingerprint))
-        )
+    keyboard = _keyboard(buttons_of(DiffView(diff, change_id)))
     head = f"📝 <b>Diff</b> — {esc(diff.stat_line())}"
     if len(diff.unified) <= DIFF_INLINE_LIMIT:
         return Rendered(f'{head}\n<pre><code class="language-diff">{esc(diff.unified)}</code></pre>', keyboard)

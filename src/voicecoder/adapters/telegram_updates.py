@@ -22,11 +22,11 @@ from voicecoder.adapters.telegram_bot_api import (
     Update,
 )
 from voicecoder.adapters.telegram_messenger import TelegramMessenger, parse_callback_data
+from voicecoder.domain.app import COMMANDS, VoiceCoderApp
 from voicecoder.domain.errors import AudioTooLargeError, MalformedUpdateError, UnsupportedAudioError
 from voicecoder.domain.model import Audio, ChatId, UserId
 from voicecoder.domain.ports import Messenger
-from voicecoder.domain.replies import Button, ErrorReply
-from voicecoder.domain.app import COMMANDS, VoiceCoderApp
+from voicecoder.domain.replies import ErrorReply
 
 __all__ = ["BOT_COMMANDS", "DEFAULT_MAX_BYTES", "TelegramUpdateHandler", "VoiceCoderApp", "lane_of"]
 

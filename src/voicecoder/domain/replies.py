@@ -246,3 +246,21 @@ Reply = (
     | Cancelled
     | ErrorReply
 )
+
+
+def buttons_of(reply: Reply) -> tuple[Button, ...]:
+    """
+    The inline buttons a messenger must show under *reply* (and only these; every other reply has none).
+
+    `ChangeSummary`: ✅ Approve ❌ Reject 📝 Show Diff 📊 Git Status. `DiffView` of a pending change: ✅ ❌.
+    `Working` while it runs: ⏹ Cancel; its final edit (``finished=True``) has none, so the keyboard goes away.
+    """
+    match reply:
+        case ChangeSummary():
+            return reply.buttons
+        case DiffView(diff=diff, change_id=change_id) if change_id is not None and not diff.is_empty:
+            fingerprint = diff.fingerprint[:16]
+            return (Button(Action.APPROVE, change_id, fingerprint), Button(Action.REJECT, change_id, fingerprint))
+        case Working(cancellable=True, finished=False):
+            return (Button(Action.CANCEL),)
+    return ()

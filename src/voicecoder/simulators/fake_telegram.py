@@ -26,7 +26,7 @@ from typing import Any, Self
 import attrs
 from telethon.extensions import html as telethon_html
 from telethon.sessions import StringSession
-from telethon.tl import functions, types
+from telethon.tl import types
 
 from voicecoder.simulators.mtproto import ClientSession, MtprotoServer, RpcFailure, tl_true, tl_vector
 
@@ -164,8 +164,10 @@ class FakeTelegram:
     async def send_text(self, text: str, *, user: FakeTelegramUser = DEFAULT_USER) -> StoredMessage:
         """The user sends *text* to the bot (a command if it starts with /)."""
         user = self._user(user)
-        entities = [types.MessageEntityBotCommand(0, len(text.split()[0]))] if text.startswith("/") else []
-        msg = self._store(StoredMessage(next(self._ids), user.id, False, int(time.time()), text, entities))
+        entities = [types.MessageEntityBotCommand(0, len(text.split(maxsplit=1)[0]))] if text.startswith("/") else []
+        msg = self._store(
+            StoredMessage(next(self._ids), user.id, out=False, date=int(time.time()), text=text, entities=entities)
+        )
         await self._push_new_message(msg, user)
         return msg
 
@@ -175,7 +177,9 @@ class FakeTelegram:
         """The user records a voice note."""
         user = self._user(user)
         document = self._document(data, mime_type, [types.DocumentAttributeAudio(duration=duration, voice=True)])
-        msg = StoredMessage(next(self._ids), user.id, False, int(time.time()), document=document, document_data=data)
+        msg = StoredMessage(
+            next(self._ids), user.id, out=False, date=int(time.time()), document=document, document_data=data
+        )
         await self._push_new_message(self._store(msg), user)
         return msg
 
@@ -392,7 +396,12 @@ class FakeTelegram:
             raise RpcFailure(400, "MESSAGE_TOO_LONG")
         self._check_markup(request.reply_markup)
         msg = StoredMessage(
-            next(self._ids), user.id, True, int(time.time()), request.message, list(request.entities or [])
+            next(self._ids),
+            user.id,
+            out=True,
+            date=int(time.time()),
+            text=request.message,
+            entities=list(request.entities or []),
         )
         msg.markup = request.reply_markup
         return await self._sent(msg, user, request.random_id)
@@ -443,7 +452,12 @@ class FakeTelegram:
             attributes.append(types.DocumentAttributeFilename(media.file.name))
         document = self._document(data, media.mime_type, attributes)
         msg = StoredMessage(
-            next(self._ids), user.id, True, int(time.time()), request.message, list(request.entities or [])
+            next(self._ids),
+            user.id,
+            out=True,
+            date=int(time.time()),
+            text=request.message,
+            entities=list(request.entities or []),
         )
         msg.markup, msg.document, msg.document_data = request.reply_markup, document, data
         return await self._sent(msg, user, request.random_id)

@@ -489,6 +489,7 @@ class RecordingMessenger:
     sent: list[Sent] = attrs.field(factory=list)
     edits: list[tuple[MessageRef, Reply]] = attrs.field(factory=list)
     callbacks: list[tuple[str, str | None]] = attrs.field(factory=list)
+    alerts: list[tuple[str, bool]] = attrs.field(factory=list)
     typing_chats: list[ChatId] = attrs.field(factory=list)
     fail_next: int = 0
     _next_id: int = 1
@@ -507,6 +508,7 @@ class RecordingMessenger:
 
     async def answer_callback(self, callback_id: str, /, text: str | None = None, *, alert: bool = False) -> None:
         self.callbacks.append((callback_id, text))
+        self.alerts.append((callback_id, alert))
 
     async def typing(self, chat: ChatId, /) -> None:
         self.typing_chats.append(chat)
