@@ -176,11 +176,20 @@ class VocabularySource(Protocol):
 
 @runtime_checkable
 class Messenger(Protocol):
-    """Sends the domain's structured replies to a chat; adapters decide how they look."""
+    """
+    Sends the domain's structured replies to a chat; adapters decide how they look.
+
+    Buttons: a reply carries exactly the buttons `voicecoder.domain.replies.buttons_of` gives — `ChangeSummary`
+    (✅ Approve ❌ Reject 📝 Show Diff 📊 Git Status), `DiffView` of a pending change (✅ ❌) and a running
+    `Working` (⏹ Cancel); each button's callback data is `voicecoder.domain.callbacks.encode_callback(button)`,
+    unchanged. `voicecoder.testing.contracts.messenger.MessengerContract` checks all of this.
+    """
 
     async def send(self, chat: ChatId, reply: Reply, /) -> MessageRef:
         """
-        Send *reply*; long content may become several messages or a document.
+        Send *reply* with its buttons; long content may become several messages or a document.
+
+        Returns the message later edits apply to: the last part, the one that carries the buttons.
 
         Raises:
             DeliveryError: The reply could not be delivered after retries.
@@ -189,7 +198,10 @@ class Messenger(Protocol):
 
     async def edit(self, ref: MessageRef, reply: Reply, /) -> None:
         """
-        Replace the message *ref* with *reply* ("not modified" is success).
+        Replace the message *ref* with *reply*, text and keyboard ("not modified" is success).
+
+        Only `Working` is ever edited (the progress of a turn). The keyboard is replaced by the new reply's
+        buttons: the final edit (``finished=True``) has none, so ⏹ Cancel must disappear.
 
         Raises:
             DeliveryError: The edit failed after retries.
