@@ -7,6 +7,7 @@ Claude Code CLI against the fake Anthropic API: prompt, progress, Show Diff, App
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import subprocess
 import sys
@@ -164,3 +165,54 @@ async def test_telethon_example(ports: dict[str, Any], anthropic: FakeAnthropicA
             stop.set()
             await task
             await client.disconnect()
+
+
+@pytest.mark.timeout(240)
+async def test_aiogram_example(ports: dict[str, Any], anthropic: FakeAnthropicApi) -> None:
+    """examples/aiogram_bot.py serves a whole session against the fake Bot API on loopback (long polling)."""
+    from voicecoder.testing.fake_bot_api import DEFAULT_USER, FakeBotApi  # noqa: PLC0415
+
+    example = load_example("aiogram_bot")
+    async with FakeBotApi() as api:
+        user = DEFAULT_USER.id
+        task = asyncio.create_task(example.run_bot(api.token, api_base=api.base_url, allowed=[user], **ports))
+
+        async def wait_text(fragment: str, after: int = 0) -> int:
+            async with asyncio.timeout(60):
+                while True:
+                    mark = len(api.transcript())
+                    found = [
+                        m.message_id
+                        for m in api.bot_messages(user)
+                        if m.message_id > after and fragment in (m.text or m.caption or "")
+                    ]
+                    if found:
+                        return int(found[0])
+                    await api.wait_transcript(since=mark, within=60)
+
+        async def press(message_id: int, label: str) -> None:
+            msg = api.messages[(user, message_id)]
+            data = dict(zip(msg.button_texts(), msg.callback_datas(), strict=True))[label]
+            await api.press(message_id, data)
+
+        async def voice(data: bytes) -> None:
+            await api.send_voice(data, duration=2)
+
+        try:
+            await api.send_text("/start")
+            await wait_text("Welcome")
+            await scenario(
+                ports["workspace"],
+                anthropic,
+                say=api.send_text,
+                voice=voice,
+                wait_text=wait_text,
+                press=press,
+                edited=lambda mid: api.messages[(user, mid)].edits > 0 and not api.messages[(user, mid)].reply_markup,
+            )
+            answers = [c for c in api.calls_to("answerCallbackQuery")]
+            assert answers and all(c.status == 200 for c in answers)  # answered once each, by aiogram
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
