@@ -28,7 +28,6 @@ async def run_bot(
     stop: asyncio.Event | None = None,
 ) -> None:
     """Serve voicecoder on a connected bot *client* until *stop* is set (or the client disconnects)."""
-
     async with open_voicecoder(
         messenger=TelethonMessenger(client),
         workspace=workspace,

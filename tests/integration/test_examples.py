@@ -34,7 +34,8 @@ pytestmark = [
 
 def load_example(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"example_{name}", REPO / "examples" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
@@ -210,8 +211,9 @@ async def test_aiogram_example(ports: dict[str, Any], anthropic: FakeAnthropicAp
                 press=press,
                 edited=lambda mid: api.messages[(user, mid)].edits > 0 and not api.messages[(user, mid)].reply_markup,
             )
-            answers = [c for c in api.calls_to("answerCallbackQuery")]
-            assert answers and all(c.status == 200 for c in answers)  # answered once each, by aiogram
+            answers = api.calls_to("answerCallbackQuery")
+            assert answers
+            assert all(c.status == 200 for c in answers)  # answered once each, by aiogram
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
