@@ -119,8 +119,8 @@ def tool_env() -> dict[str, str]:
 
 def lint() -> None:
     say("ruff")
-    run(BIN / "ruff", "check", "src", "tests", "bench", "dev.py")
-    run(BIN / "ruff", "format", "--check", "src", "tests", "bench", "dev.py")
+    run(BIN / "ruff", "check", "src", "tests", "bench", "examples", "dev.py")
+    run(BIN / "ruff", "format", "--check", "src", "tests", "bench", "examples", "dev.py")
     say("mypy --strict")
     run(BIN / "mypy")
     say("import contracts (the domain is pure)")

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import shutil
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from importlib import metadata
 from pathlib import Path
 
@@ -35,9 +35,15 @@ from voicecoder.adapters.telegram_updates import TelegramUpdateHandler
 from voicecoder.adapters.update_dispatcher import DispatchStats, UpdateDispatcher
 from voicecoder.adapters.workspace_vocabulary import WorkspaceVocabulary
 from voicecoder.config import Config
+from voicecoder.domain.errors import (
+    AgentNotInstalledError,
+    AgentTimeoutError,
+    ProviderAuthError,
+    VoicecoderError,
+)
 from voicecoder.domain.model import Diagnostic, UserId
 from voicecoder.domain.policy import ApprovalPolicy
-from voicecoder.domain.ports import AgentRunner, Transcriber
+from voicecoder.domain.ports import AgentRunner, Diagnosable, Messenger, StateStore, Transcriber, Workspace
 from voicecoder.domain.services import Ports, Settings, VoiceCoder
 
 log = logging.getLogger(__name__)
@@ -63,6 +69,18 @@ def _claude_config(config: Config) -> ClaudeCliConfig:
         config_dir=config.claude_config_dir.resolve() if config.claude_config_dir else None,
         extra_env=dict(config.claude_env),
     )
+
+
+def cli_error_hint(error: VoicecoderError) -> str | None:
+    """The `voicecoder` CLI's own addition to an error reply: which of its environment variables to change."""
+    match error:
+        case AgentTimeoutError():
+            return "Raise CLAUDE_TIMEOUT (seconds) to give Claude more time."
+        case AgentNotInstalledError():
+            return "Set CLAUDE_BINARY to the path of the claude executable."
+        case ProviderAuthError(provider=provider):
+            return f"Check {provider.upper()}_API_KEY, or set STT_PROVIDER=local."
+    return None
 
 
 def _version(package: str) -> str:
@@ -208,6 +226,10 @@ class Container(containers.DeclarativeContainer):
         telegram=providers.Singleton(TelegramMessenger, bot_api),
     )
 
+    diagnosables = providers.Callable(
+        tuple,
+        providers.List(providers.Singleton(RuntimeChecks, settings, bot_api), workspace, claude, speech_engine, store),
+    )
     ports = providers.Singleton(
         Ports,
         workspace=workspace,
@@ -218,12 +240,7 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         scanner=scanner,
         vocabulary=vocabulary,
-        diagnosables=providers.Callable(
-            tuple,
-            providers.List(
-                providers.Singleton(RuntimeChecks, settings, bot_api), workspace, claude, speech_engine, store
-            ),
-        ),
+        diagnosables=diagnosables,
     )
     domain_settings = providers.Singleton(
         Settings,
@@ -231,6 +248,7 @@ class Container(containers.DeclarativeContainer):
         workspace_path=providers.Callable(lambda c: str(Path(c.workspace_dir).resolve()), settings),
         policy=providers.Singleton(ApprovalPolicy, settings.provided.auto_approve_paths),
         compaction_threshold=settings.provided.compaction_threshold,
+        error_hint=providers.Object(cli_error_hint),
     )
     voicecoder = providers.Singleton(VoiceCoder, ports, domain_settings)
 
@@ -255,19 +273,29 @@ def build_container(config: Config) -> Container:
 
 
 @contextlib.asynccontextmanager
-async def open_runtime(container: Container) -> AsyncIterator[Container]:
-    """Open what needs opening (databases, workspace) and close HTTP sessions and files on exit."""
+async def open_runtime(container: Container, *, inbox: bool = True) -> AsyncIterator[Container]:
+    """
+    Open the state database, the workspace and (unless *inbox* is False) the webhook inbox; close all on exit.
+
+    HTTP sessions and the speech engine are closed on exit as well.
+
+    Raises:
+        StateStoreError: A database cannot be opened.
+        WorkspaceError: The workspace cannot be opened or created.
+    """
     config = container.settings()
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = container.store()
-    inbox = container.inbox()
     await store.open()
-    await inbox.open()
-    await container.workspace().open()
+    closers = [container.bot_api().close, store.close]
     try:
+        if inbox:
+            await container.inbox().open()
+            closers.insert(1, container.inbox().aclose)
+        await container.workspace().open()
         yield container
     finally:
-        for closer in (container.bot_api().close, inbox.aclose, store.close):
+        for closer in closers:
             try:
                 await closer()
             except Exception:
@@ -278,4 +306,90 @@ async def open_runtime(container: Container) -> AsyncIterator[Container]:
             await aclose()
 
 
-__all__ = ["Container", "build_container", "doctor", "open_runtime"]
+@contextlib.asynccontextmanager
+async def open_voicecoder(
+    *,
+    messenger: Messenger,
+    workspace: Path | str | Workspace = Path("workspace"),
+    data_dir: Path | str = Path("data"),
+    transcriber: Transcriber | None = None,
+    agent: AgentRunner | None = None,
+    allowed_users: Iterable[int] = (),
+    settings: Settings | None = None,
+    store: StateStore | None = None,
+    metrics: Metrics | None = None,
+) -> AsyncIterator[VoiceCoder]:
+    """
+    Open voicecoder for your own bot: open what it needs, yield the `VoiceCoder`, close it all on exit.
+
+    Only *messenger* (your chat, as a `Messenger`) is required. Defaults: *workspace* is a git repository at that
+    path (a `DulwichWorkspace`; created if missing), or pass your own `Workspace`; the session store is SQLite in
+    *data_dir*; the agent is the Claude Code CLI (``claude`` on PATH) working in the workspace; speech to text is
+    the local Whisper model (the ``local-stt`` extra). *allowed_users* are the user ids that may use it (nobody by
+    default), or pass complete domain *settings*. There is no webhook inbox (your bot receives its own updates)
+    and no Prometheus metering unless you pass *metrics* (a `voicecoder.adapters.Metrics`). Objects you pass in
+    are yours to open and close; what this function built, it closes.
+
+    Raises:
+        StateStoreError: The state database in *data_dir* cannot be opened.
+        WorkspaceError: The workspace cannot be opened or created.
+        OSError: *data_dir* cannot be created.
+    """
+    owned_workspace = not isinstance(workspace, Workspace)
+    workspace_dir = Path(workspace) if isinstance(workspace, (str, Path)) else Path(getattr(workspace, "path", "."))
+    config = Config(
+        workspace_dir=workspace_dir,
+        data_dir=Path(data_dir),
+        allowed_user_ids=frozenset(allowed_users),
+    )
+    container = build_container(config)
+    if not owned_workspace:
+        container.workspace.override(providers.Object(workspace))
+    if store is not None:
+        container.store.override(providers.Object(store))
+    container.messenger.override(providers.Object(messenger))
+    chosen_agent: AgentRunner = agent if agent is not None else container.claude()
+    chosen_transcriber: Transcriber = transcriber if transcriber is not None else container.speech_engine()
+    if metrics is not None:
+        chosen_agent = MeteredAgentRunner(inner=chosen_agent, metrics=metrics)
+        chosen_transcriber = MeteredTranscriber(inner=chosen_transcriber, metrics=metrics, provider="embedded")
+    container.agent.override(providers.Object(chosen_agent))
+    container.transcriber.override(providers.Object(chosen_transcriber))
+    # /info checks what is in use; never the Telegram token or webhook of the standalone bot.
+    in_use = (
+        container.workspace(),
+        agent if agent is not None else container.claude(),
+        transcriber if transcriber is not None else container.speech_engine(),
+        container.store(),
+    )
+    container.diagnosables.override(providers.Object(tuple(d for d in in_use if isinstance(d, Diagnosable))))
+    if settings is None:
+        settings = Settings(
+            allowed_users=_user_ids(config.allowed_user_ids),
+            workspace_path=str(workspace_dir.resolve()),
+        )
+    container.domain_settings.override(providers.Object(settings))
+
+    closers: list[Callable[[], Awaitable[None]]] = []
+    try:
+        if store is None:
+            config.data_dir.mkdir(parents=True, exist_ok=True)
+            await container.store().open()
+            closers.append(container.store().close)
+        if owned_workspace:
+            await container.workspace().open()
+        if transcriber is None:
+            engine = container.speech_engine()
+            aclose = getattr(engine, "aclose", None)
+            if aclose is not None:
+                closers.append(aclose)
+        yield container.voicecoder()
+    finally:
+        for closer in reversed(closers):
+            try:
+                await closer()
+            except Exception:
+                log.exception("shutdown: closing failed")
+
+
+__all__ = ["Container", "build_container", "cli_error_hint", "doctor", "open_runtime", "open_voicecoder"]

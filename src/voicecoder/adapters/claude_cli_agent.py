@@ -760,7 +760,7 @@ class ClaudeCliAgent:
         cfg = self.config
         binary = self.resolve_binary()
         if not cfg.workdir.is_dir():
-            raise AgentRunError(f"The workspace {cfg.workdir} does not exist; check WORKSPACE_DIR.")
+            raise AgentRunError(f"The workspace {cfg.workdir} does not exist; create it or choose another directory.")
         marker = uuid.uuid4().hex
         command = [binary, *self._arguments(session_args)]
         # The CLI may report paths under the directory as given or with symlinks resolved.

@@ -374,7 +374,7 @@ class LocalWhisperTranscriber:
             except Exception as exc:
                 raise ConfigurationError(
                     f"Whisper model {self.model!r} cannot be loaded ({type(exc).__name__}). "
-                    "Check STT_LOCAL_MODEL or run `voicecoder doctor`."
+                    "Check the model name (base, tiny.en or a model directory)."
                 ) from exc
             self._weights = weights
             self._engine = engine

@@ -7,8 +7,7 @@ Rules kept here:
 * text is split at 4096 visible characters *after* rendering, preferring line breaks, never inside a tag
   or an entity; formatting open at a split (e.g. a ``<pre>`` block) is closed and reopened;
 * if Telegram cannot parse the entities anyway, the text is sent again as plain text;
-* buttons carry ``callback_data = "{action}:{change_id}:{fingerprint16}"`` (at most 64 bytes), read back by
-  `parse_callback_data`;
+* buttons carry ``callback_data`` from the public codec `voicecoder.domain.callbacks` (at most 64 bytes);
 * `send` returns the last part (where the buttons are), so later edits apply to it;
 * diffs longer than about 3500 characters go out as a ``.diff`` document.
 """
@@ -29,7 +28,8 @@ from voicecoder.adapters.telegram_bot_api import (
     TelegramApiError,
     TelegramBotApi,
 )
-from voicecoder.domain.errors import DeliveryError, MalformedUpdateError
+from voicecoder.domain.callbacks import MAX_CALLBACK_BYTES, decode_callback, encode_callback
+from voicecoder.domain.errors import DeliveryError
 from voicecoder.domain.model import ChangeId, ChangeKind, ChatId, Diff, FileChange, PermissionDenied, WorkspaceStatus
 from voicecoder.domain.replies import (
     Action,
@@ -59,6 +59,7 @@ from voicecoder.domain.replies import (
     Unauthorized,
     Welcome,
     Working,
+    buttons_of,
 )
 from voicecoder.domain.wording import plural
 
@@ -81,7 +82,6 @@ logger = logging.getLogger(__name__)
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
 DIFF_INLINE_LIMIT = 3500
-MAX_CALLBACK_BYTES = 64
 MAX_LISTED_FILES = 40
 UNAUTHORIZED_TEXT = "⛔ You are not authorized to use this bot."
 
@@ -96,43 +96,9 @@ BUTTON_LABELS = {
 
 # --- callback_data -----------------------------------------------------------------------------
 
-_FINGERPRINT_RE = re.compile(r"[0-9A-Za-z_-]{0,16}")
-_CALLBACK_RE = re.compile(r"([a-z]):([0-9a-f]{8,32})?:([0-9A-Za-z_-]{0,16})")
-
-
-def callback_data(button: Button) -> str:
-    """
-    Encode *button* as ``"{action}:{change_id}:{fingerprint16}"`` (empty parts stay empty).
-
-    Raises:
-        ValueError: The fingerprint has characters that cannot be encoded.
-    """
-    change = button.change_id.value if button.change_id is not None else ""
-    fingerprint = (button.fingerprint or "")[:16]
-    if not _FINGERPRINT_RE.fullmatch(fingerprint):
-        raise ValueError(f"fingerprint {fingerprint!r} cannot go into callback_data")
-    data = f"{button.action.value}:{change}:{fingerprint}"
-    if len(data.encode()) > MAX_CALLBACK_BYTES:  # pragma: no cover - ChangeId is at most 32 characters
-        raise ValueError("callback_data would exceed 64 bytes")
-    return data
-
-
-def parse_callback_data(data: str) -> Button:
-    """
-    The inverse of `callback_data`.
-
-    Raises:
-        MalformedUpdateError: *data* is not something this bot put on a button.
-    """
-    m = _CALLBACK_RE.fullmatch(data)
-    if m is None:
-        raise MalformedUpdateError(f"unknown callback_data {data[:64]!r}")
-    try:
-        action = Action(m.group(1))
-    except ValueError:
-        raise MalformedUpdateError(f"unknown button action {m.group(1)!r}") from None
-    change = ChangeId(m.group(2)) if m.group(2) else None
-    return Button(action, change, m.group(3) or None)
+# The codec is public in the domain (embedders' own bots use it); these names stay for existing callers.
+callback_data = encode_callback
+parse_callback_data = decode_callback
 
 
 def _keyboard(buttons: tuple[Button, ...], per_row: int = 2) -> InlineKeyboardMarkup | None:
@@ -406,8 +372,8 @@ def render(reply: Reply) -> Rendered:
             return Rendered(f"⚠️ Could not compact the conversation: {esc(detail)}")
         case Cancelled(was_running=was_running):
             return Rendered("⏹ Cancelled." if was_running else "Nothing was running.")
-        case ErrorReply(message=message):
-            return Rendered(f"⚠️ {esc(message)}")
+        case ErrorReply(message=message, hint=hint):
+            return Rendered(f"⚠️ {esc(message)}" + (f"\n↳ {esc(hint)}" if hint else ""))
     raise TypeError(f"no rendering for {type(reply).__name__}")  # pragma: no cover - the match is exhaustive
 
 
@@ -457,8 +423,7 @@ def _render_working(w: Working) -> Rendered:
         lines.extend(esc(_short(s, 200)) for s in w.steps)
     if not w.finished:
         lines.append(f"\n⏱ {esc(_duration(w.elapsed_s))}")
-    keyboard = _keyboard((Button(Action.CANCEL),)) if w.cancellable and not w.finished else None
-    return Rendered("\n".join(lines), keyboard)
+    return Rendered("\n".join(lines), _keyboard(buttons_of(w)))
 
 
 def _render_answer(a: AgentAnswer) -> Rendered:
@@ -503,7 +468,7 @@ def _render_summary(s: ChangeSummary) -> Rendered:
         lines.append("\n🔒 <b>Approval blocked</b>:")
         lines.extend(f"• {esc(r)}" for r in s.blocked_reasons)
     lines.append("\nNothing is committed until you tap ✅ Approve.")
-    return Rendered("\n".join(lines), _keyboard(s.buttons))
+    return Rendered("\n".join(lines), _keyboard(buttons_of(s)))
 
 
 def _render_diff(
@@ -511,12 +476,7 @@ def _render_diff(
 ) -> Rendered:
     if diff.is_empty:
         return Rendered("ℹ️ No git changes detected.")
-    keyboard = None
-    if change_id is not None and decision is None:
-        fingerprint = diff.fingerprint[:16]
-        keyboard = _keyboard(
-            (Button(Action.APPROVE, change_id, fingerprint), Button(Action.REJECT, change_id, fingerprint))
-        )
+    keyboard = _keyboard(buttons_of(DiffView(diff, change_id, decision=decision)))
     head = f"📝 <b>Diff</b> — {esc(diff.stat_line())}"
     if decision is not None:
         head += f"\n{_decision_line(decision, detail)}"

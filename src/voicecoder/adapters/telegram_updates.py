@@ -11,7 +11,7 @@ processed in order; button presses have their own lane so ⏹ Cancel never waits
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import Any
 
 from voicecoder.adapters.telegram_bot_api import (
     BotCommand,
@@ -23,11 +23,11 @@ from voicecoder.adapters.telegram_bot_api import (
     User,
 )
 from voicecoder.adapters.telegram_messenger import TelegramMessenger, parse_callback_data
+from voicecoder.domain.app import COMMANDS, VoiceCoderApp
 from voicecoder.domain.errors import AudioTooLargeError, MalformedUpdateError, UnsupportedAudioError
 from voicecoder.domain.model import Audio, ChatId, UserId
 from voicecoder.domain.ports import Messenger
-from voicecoder.domain.replies import Button, ErrorReply
-from voicecoder.domain.services import COMMANDS
+from voicecoder.domain.replies import ErrorReply
 
 __all__ = ["BOT_COMMANDS", "DEFAULT_MAX_BYTES", "TelegramUpdateHandler", "VoiceCoderApp", "lane_of"]
 
@@ -40,34 +40,6 @@ AUDIO_MIME_EXTRA = frozenset({"application/ogg", "video/ogg", "video/webm", "vid
 STALE_BUTTON = "This button is no longer valid."
 NOT_UNDERSTOOD = "I understand text messages, voice notes and audio files. Send one of those."
 DOWNLOAD_FAILED = "I could not download the recording from Telegram. Please send it again."
-
-
-class VoiceCoderApp(Protocol):
-    """The part of `voicecoder.domain.services.VoiceCoder` a transport calls."""
-
-    def is_authorized(self, user: UserId) -> bool: ...
-
-    async def start(self, chat: ChatId, user: UserId, user_name: str | None = None) -> None: ...
-
-    async def help(self, chat: ChatId, user: UserId) -> None: ...
-
-    async def status(
-        self, chat: ChatId, user: UserId, *, user_name: str | None = None, username: str | None = None
-    ) -> None: ...
-
-    async def clear(self, chat: ChatId, user: UserId) -> None: ...
-
-    async def info(self, chat: ChatId, user: UserId) -> None: ...
-
-    async def prompt(self, chat: ChatId, user: UserId, text: str) -> None: ...
-
-    async def voice(self, chat: ChatId, user: UserId, audio: Audio, *, language: str | None = None) -> None: ...
-
-    async def press(self, chat: ChatId, user: UserId, callback_id: str, button: Button) -> None: ...
-
-    async def unauthorized(self, chat: ChatId, user: UserId) -> None: ...
-
-    async def undo(self, chat: ChatId, user: UserId) -> None: ...
 
 
 def lane_of(update: dict[str, Any]) -> tuple[int, str] | None:

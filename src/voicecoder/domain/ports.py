@@ -178,11 +178,21 @@ class VocabularySource(Protocol):
 
 @runtime_checkable
 class Messenger(Protocol):
-    """Sends the domain's structured replies to a chat; adapters decide how they look."""
+    """
+    Sends the domain's structured replies to a chat; adapters decide how they look.
+
+    Buttons: a reply carries exactly the buttons `voicecoder.domain.replies.buttons_of` gives — `ChangeSummary`
+    (✅ Approve ❌ Reject 📝 Show Diff 📊 Git Status; only 📝 once decided), `DiffView` of a pending change (✅ ❌)
+    and a running `Working` (⏹ Cancel); each button's callback data is
+    `voicecoder.domain.callbacks.encode_callback(button)`, unchanged.
+    `voicecoder.testing.contracts.messenger.MessengerContract` checks all of this.
+    """
 
     async def send(self, chat: ChatId, reply: Reply, /) -> MessageRef:
         """
-        Send *reply*; long content may become several messages or a document.
+        Send *reply* with its buttons; long content may become several messages or a document.
+
+        Returns the message later edits apply to: the last part, the one that carries the buttons.
 
         Raises:
             DeliveryError: The reply could not be delivered after retries.
@@ -191,7 +201,12 @@ class Messenger(Protocol):
 
     async def edit(self, ref: MessageRef, reply: Reply, /) -> None:
         """
-        Replace the message *ref* with *reply* ("not modified" is success).
+        Replace the message *ref* with *reply*, text and keyboard ("not modified" is success).
+
+        Three replies are edited: `Working` (the progress of a turn; its final edit, ``finished=True``, has no
+        buttons, so ⏹ Cancel must disappear), and a `ChangeSummary` or `DiffView` once its change is decided or
+        replaced (``decision`` set: Approve and Reject must disappear). The keyboard is always replaced by the new
+        reply's buttons. A reply that was sent as a document keeps its file; only its buttons change.
 
         Raises:
             DeliveryError: The edit failed after retries.

@@ -57,15 +57,33 @@ class Action(enum.Enum):
 @attrs.frozen
 class Button:
     """
-    An inline button: what it asks for, and for change buttons which change and which diff the user saw.
+    An inline button on a reply, or a button press coming back.
 
-    `fingerprint` is a prefix (at least 8 characters) of the diff's fingerprint; Approve checks it so a button
-    under an older diff can never commit a newer one.
+    Replies that carry buttons: `ChangeSummary` (Approve, Reject, Show Diff, Git Status; only Show Diff once
+    decided), `DiffView` of a pending change (Approve, Reject) and a running `Working` status (Cancel). A messenger
+    turns each into a chat button with `voicecoder.domain.callbacks.encode_callback`; a press comes back through
+    `decode_callback` and goes to `VoiceCoder.press`. *change_id* names the change the button belongs to (None for
+    Cancel). *fingerprint* is the first 16 characters of that change's diff fingerprint: Approve needs at least 8 of
+    them to match the diff that is pending, so a button under an outdated diff cannot commit something the user
+    never saw.
     """
 
     action: Action
     change_id: ChangeId | None = None
     fingerprint: str | None = None
+
+
+@attrs.frozen
+class CallbackAnswer:
+    """
+    What a button press is acknowledged with: the toast (or, with *alert*, a dialog) text, or None for a silent ack.
+
+    `VoiceCoder.press` sends it through `Messenger.answer_callback` unless told not to; an embedder whose framework
+    answers callbacks itself passes ``answer=False`` and uses the returned value.
+    """
+
+    text: str | None = None
+    alert: bool = False
 
 
 CHANGE_BUTTONS = (Action.APPROVE, Action.REJECT, Action.SHOW_DIFF, Action.GIT_STATUS)
@@ -238,7 +256,10 @@ class Cancelled:
 
 @attrs.frozen
 class ErrorReply:
+    """Something went wrong; *message* says what to do. *hint* is an addition from the host (e.g. a setting)."""
+
     message: str
+    hint: str | None = None
 
 
 Reply = (
@@ -264,3 +285,22 @@ Reply = (
     | Cancelled
     | ErrorReply
 )
+
+
+def buttons_of(reply: Reply) -> tuple[Button, ...]:
+    """
+    The inline buttons a messenger must show under *reply* (and only these; every other reply has none).
+
+    `ChangeSummary`: ✅ Approve ❌ Reject 📝 Show Diff 📊 Git Status, or only 📝 Show Diff once it is decided.
+    `DiffView` of a pending change: ✅ ❌ (a decided change's diff has none). `Working` while it runs: ⏹ Cancel;
+    its final edit (``finished=True``) has none, so the keyboard goes away.
+    """
+    match reply:
+        case ChangeSummary():
+            return reply.buttons
+        case DiffView(diff=diff, change_id=change_id, decision=None) if change_id is not None and not diff.is_empty:
+            fingerprint = diff.fingerprint[:16]
+            return (Button(Action.APPROVE, change_id, fingerprint), Button(Action.REJECT, change_id, fingerprint))
+        case Working(cancellable=True, finished=False):
+            return (Button(Action.CANCEL),)
+    return ()

@@ -3,28 +3,40 @@ The use cases of voicecoder, over the ports.
 
 `VoiceCoder` is the facade a transport (Telegram webhook, polling, Telethon, an embedder's own bot)
 calls. Each method is one use case; every outcome reaches the user through the `Messenger` port as a
-structured reply, and domain errors become `ErrorReply`s. Only port failures that the transport can
-retry (e.g. `DeliveryError`) propagate.
+structured reply, and domain errors become `ErrorReply`s.
+
+What a caller must catch: every public use case raises only `VoicecoderError`s, and only these three —
+`DeliveryError` (the messenger could not deliver a reply; what the reply reports has happened),
+`StateStoreError` (the session store failed) and `UnexpectedAdapterError` (an adapter raised something outside
+its port's contract; the original is the ``__cause__`` and is logged). Refusals and failures the user can act on
+(not authorized, nothing pending, a stale diff, a transcription or git error) are replies, not exceptions.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import anyio
 import attrs
 
+from voicecoder.domain.app import COMMANDS
 from voicecoder.domain.errors import (
     AgentRunError,
     ChangeNotPendingError,
+    ConfigurationError,
     DomainError,
     EmptyPromptError,
+    MalformedUpdateError,
     NoPendingChangeError,
     PortError,
     TranscriptionError,
     TurnInProgressError,
+    UnexpectedAdapterError,
+    VoicecoderError,
     WorkspaceError,
 )
 from voicecoder.domain.model import (
@@ -55,6 +67,7 @@ from voicecoder.domain.model import (
     TranscriptionHints,
     TurnId,
     UserId,
+    WorkspaceStatus,
 )
 from voicecoder.domain.policy import ApprovalPolicy, Verdict
 from voicecoder.domain.ports import (
@@ -73,6 +86,7 @@ from voicecoder.domain.replies import (
     AgentAnswer,
     AutoApproved,
     Button,
+    CallbackAnswer,
     Cancelled,
     ChangeCommitted,
     ChangeDiscarded,
@@ -100,21 +114,43 @@ from voicecoder.domain.replies import (
 
 logger = logging.getLogger(__name__)
 
-COMMANDS: tuple[tuple[str, str], ...] = (
-    ("start", "Welcome and how to use the bot"),
-    ("help", "Commands and tips"),
-    ("status", "Session, turns, pending change, branch, latest commit"),
-    ("clear", "Start a fresh Claude session"),
-    ("info", "Diagnostics of every dependency"),
-    ("undo", "Revert the last approved change with a new commit"),
-)
-
 COMMIT_SUBJECT = "Apply changes from Claude"
 MAX_PROGRESS_STEPS = 8
 
 
 def _random_hex(n_bytes: int) -> str:
     return secrets.token_hex(n_bytes)
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+def _use_case(
+    fn: Callable[Concatenate[VoiceCoder, _P], Coroutine[Any, Any, _R]],
+) -> Callable[Concatenate[VoiceCoder, _P], Coroutine[Any, Any, _R]]:
+    """The error boundary of a public use case: only `VoicecoderError`s leave it (see the module docstring)."""
+
+    @functools.wraps(fn)
+    async def boundary(self: VoiceCoder, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return await fn(self, *args, **kwargs)
+        except VoicecoderError:
+            raise
+        except Exception as exc:
+            # A task group (progress heartbeat + agent) wraps what failed in it: surface the failure itself.
+            leaf = _first_leaf(exc) if isinstance(exc, BaseExceptionGroup) else exc
+            if isinstance(leaf, VoicecoderError):
+                raise leaf from exc
+            logger.exception("%s: an adapter raised %s outside its port's contract", fn.__name__, type(leaf).__name__)
+            raise UnexpectedAdapterError(type(leaf).__name__) from exc
+
+    return boundary
 
 
 @attrs.frozen
@@ -144,6 +180,8 @@ class Settings:
     typing_interval_s: float = 4.5
     commit_author: str | None = None
     default_language: str | None = None
+    error_hint: Callable[[VoicecoderError], str | None] | None = None
+    """Adds a host-specific hint to an error reply (the CLI names its environment variables here)."""
 
 
 @attrs.define
@@ -158,7 +196,17 @@ class _Progress:
 
 
 class VoiceCoder:
-    """The application: one instance per workspace."""
+    """
+    The application: one instance per workspace; the use cases a transport calls (`VoiceCoderApp`).
+
+    Every use case checks the user against `Settings.allowed_users` first (an unknown user gets
+    `Unauthorized` and nothing runs) and reports its outcome to the chat through the `Messenger`.
+
+    Raises (every public ``async`` method):
+        DeliveryError: The messenger could not deliver a reply (what it reports has happened).
+        StateStoreError: The session store could not be read or written.
+        UnexpectedAdapterError: An adapter raised an exception its port does not document.
+    """
 
     def __init__(
         self,
@@ -186,9 +234,19 @@ class VoiceCoder:
     # --- access ---------------------------------------------------------------
 
     def is_authorized(self, user: UserId) -> bool:
+        """Whether *user* may use voicecoder (`Settings.allowed_users`). Raises nothing."""
         return user in self._s.allowed_users
 
+    @_use_case
     async def unauthorized(self, chat: ChatId, user: UserId) -> None:
+        """
+        Tell *user* they may not use the bot (logged; nothing else happens).
+
+        Raises:
+            DeliveryError: A reply could not be delivered.
+            StateStoreError: The session store failed.
+            UnexpectedAdapterError: An adapter failed outside its contract.
+        """
         logger.warning("unauthorized user %s in chat %s", user, chat)
         await self._p.messenger.send(chat, Unauthorized(user.value))
 
@@ -198,17 +256,51 @@ class VoiceCoder:
         await self.unauthorized(chat, user)
         return False
 
+    def _error(self, exc: VoicecoderError | str) -> ErrorReply:
+        """The chat reply for an error, with the host's hint (if it has one for this error)."""
+        if isinstance(exc, str):
+            return ErrorReply(exc)
+        hint = self._s.error_hint(exc) if self._s.error_hint is not None else None
+        return ErrorReply(str(exc), hint)
+
     # --- simple commands ------------------------------------------------------
 
+    @_use_case
     async def start(self, chat: ChatId, user: UserId, user_name: str | None = None) -> None:
+        """
+        /start: `Welcome` with the workspace path.
+
+        Raises:
+            DeliveryError: A reply could not be delivered.
+            StateStoreError: The session store failed.
+            UnexpectedAdapterError: An adapter failed outside its contract.
+        """
         if await self._guard(chat, user):
             await self._p.messenger.send(chat, Welcome(user_name, self._s.workspace_path, COMMANDS))
 
+    @_use_case
     async def help(self, chat: ChatId, user: UserId) -> None:
+        """
+        /help: `HelpText` listing `COMMANDS`.
+
+        Raises:
+            DeliveryError: A reply could not be delivered.
+            StateStoreError: The session store failed.
+            UnexpectedAdapterError: An adapter failed outside its contract.
+        """
         if await self._guard(chat, user):
             await self._p.messenger.send(chat, HelpText(COMMANDS))
 
+    @_use_case
     async def clear(self, chat: ChatId, user: UserId) -> None:
+        """
+        /clear: a fresh agent session (a pending change stays pending): `SessionCleared`.
+
+        Raises:
+            DeliveryError: A reply could not be delivered.
+            StateStoreError: The session store failed.
+            UnexpectedAdapterError: An adapter failed outside its contract.
+        """
         if not await self._guard(chat, user):
             return
         async with self._state_lock:
@@ -219,10 +311,20 @@ class VoiceCoder:
         kept = session.pending is not None and session.pending.is_pending
         await self._p.messenger.send(chat, SessionCleared(kept_pending=kept))
 
+    @_use_case
     async def status(
         self, chat: ChatId, user: UserId, *, user_name: str | None = None, username: str | None = None
     ) -> None:
-        """/status; *user_name* and *username* (without "@") are shown when the transport knows them."""
+        """
+        /status: `StatusReport` (session, turns, pending change, decisions, branch, the user).
+
+        *user_name* and *username* (without "@") are shown when the transport knows them.
+
+        Raises:
+            DeliveryError: A reply could not be delivered.
+            StateStoreError: The session store failed.
+            UnexpectedAdapterError: An adapter failed outside its contract.
+        """
         if not await self._guard(chat, user):
             return
         session = await self._session(chat)
@@ -251,13 +353,22 @@ class VoiceCoder:
         )
         await self._p.messenger.send(chat, report)
 
+    @_use_case
     async def info(self, chat: ChatId, user: UserId) -> None:
+        """
+        /info: `InfoReport` with every dependency's diagnostics.
+
+        Raises:
+            DeliveryError: A reply could not be delivered.
+            StateStoreError: The session store failed.
+            UnexpectedAdapterError: An adapter failed outside its contract.
+        """
         if not await self._guard(chat, user):
             return
         await self._p.messenger.send(chat, InfoReport(tuple(await self.diagnose())))
 
     async def diagnose(self) -> list[Diagnostic]:
-        """Every dependency's checks; used by /info and `voicecoder doctor`."""
+        """Every dependency's checks; used by /info and `voicecoder doctor`. Raises nothing: a broken check fails."""
         results: list[Diagnostic] = []
         for item in self._p.diagnosables:
             try:
@@ -268,15 +379,72 @@ class VoiceCoder:
 
     # --- prompts --------------------------------------------------------------
 
+    @_use_case
+    async def text(
+        self, chat: ChatId, user: UserId, text: str, *, user_name: str | None = None, username: str | None = None
+    ) -> None:
+        """
+        A text message as a chat shows it: a slash command runs its use case, anything else is a prompt.
+
+        ``/start`` ``/help`` ``/status`` ``/clear`` ``/info`` ``/undo`` run their command (``/cmd@botname`` too);
+        any other ``/word`` shows the help rather than going to the agent.
+
+        Raises:
+            DeliveryError: A reply could not be delivered.
+            StateStoreError: The session store failed.
+            UnexpectedAdapterError: An adapter failed outside its contract.
+        """
+        if not text.startswith("/"):
+            await self.prompt(chat, user, text)
+            return
+        command = text.split(maxsplit=1)[0][1:].partition("@")[0].lower()
+        match command:
+            case "start":
+                await self.start(chat, user, user_name)
+            case "status":
+                await self.status(chat, user, user_name=user_name, username=username)
+            case "clear":
+                await self.clear(chat, user)
+            case "info":
+                await self.info(chat, user)
+            case "undo":
+                await self.undo(chat, user)
+            case _:
+                await self.help(chat, user)
+
+    @_use_case
     async def prompt(self, chat: ChatId, user: UserId, text: str) -> None:
+        """
+        Run the agent on *text* in the workspace, as one turn.
+
+        The chat sees `Working` (edited as it goes), `AgentAnswer`, then `ChangeSummary` with ✅ ❌ 📝 📊 buttons,
+        `NoChanges` or `AutoApproved`. A turn waits for the one before it (`Queued`). Agent, git and empty-prompt
+        failures are `ErrorReply`s.
+
+        Raises:
+            DeliveryError: A reply could not be delivered.
+            StateStoreError: The session store failed.
+            UnexpectedAdapterError: An adapter failed outside its contract.
+        """
         if not await self._guard(chat, user):
             return
         if not text.strip():
-            await self._p.messenger.send(chat, ErrorReply(str(EmptyPromptError())))
+            await self._p.messenger.send(chat, self._error(EmptyPromptError()))
             return
         await self._turn(chat, user, Prompt.typed(text.strip()))
 
+    @_use_case
     async def voice(self, chat: ChatId, user: UserId, audio: Audio, *, language: str | None = None) -> None:
+        """
+        Transcribe *audio* (with the workspace vocabulary as hints), echo `Heard`, then run it like `prompt`.
+
+        A recording that cannot be transcribed gets an `ErrorReply` saying why; nothing runs.
+
+        Raises:
+            DeliveryError: A reply could not be delivered.
+            StateStoreError: The session store failed.
+            UnexpectedAdapterError: An adapter failed outside its contract.
+        """
         if not await self._guard(chat, user):
             return
         await self._p.messenger.typing(chat)
@@ -286,9 +454,9 @@ class VoiceCoder:
         )
         try:
             transcript = await self._p.transcriber.transcribe(audio, hints)
-        except TranscriptionError as exc:
+        except (TranscriptionError, ConfigurationError) as exc:
             await self._audit(chat, user, "transcription-failed", audio_digest=audio.digest, detail=str(exc))
-            await self._p.messenger.send(chat, ErrorReply(str(exc)))
+            await self._p.messenger.send(chat, self._error(exc))
             return
         await self._p.messenger.send(chat, Heard(transcript.text, transcript.confidence, transcript.language))
         prompt = Prompt.from_transcript(transcript, audio)
@@ -306,11 +474,26 @@ class VoiceCoder:
         else:
             await self._workspace_lock.acquire()
         try:
-            await self._locked_turn(chat, user, prompt)
+            review = await self._locked_turn(chat, user, prompt)
         finally:
             self._workspace_lock.release()
+        if review is not None:
+            # Sent once the workspace is free, so an Approve tapped the moment the buttons show is not refused
+            # as "a turn is running".
+            await self._ask_for_review(*review)
 
-    async def _locked_turn(self, chat: ChatId, user: UserId, prompt: Prompt) -> None:
+    async def _ask_for_review(self, change: PendingChange, superseded: PendingChange | None) -> None:
+        ref = await self._p.messenger.send(
+            change.chat_id, self._summary(change, superseded_previous=superseded is not None)
+        )
+        await self._remember_message(change, ref)
+        if superseded is not None:
+            await self._mark_decided(superseded)
+
+    async def _locked_turn(
+        self, chat: ChatId, user: UserId, prompt: Prompt
+    ) -> tuple[PendingChange, PendingChange | None] | None:
+        """Run the turn; returns the new pending change (and the one it replaced) for review, if there is one."""
         now = self._p.clock.now()
         session = await self._session(chat)
         if session.needs_compaction:
@@ -330,8 +513,8 @@ class VoiceCoder:
             else:
                 baseline = await self._p.workspace.begin_turn(turn_id)
         except WorkspaceError as exc:
-            await self._p.messenger.send(chat, ErrorReply(str(exc)))
-            return
+            await self._p.messenger.send(chat, self._error(exc))
+            return None
         async with self._state_lock:
             fresh = await self._session(chat)
             fresh.open_turn = baseline
@@ -350,12 +533,14 @@ class VoiceCoder:
             await self._p.messenger.send(chat, self._answer(result))
             await self._audit(chat, user, "answer", agent_session_id=result.session_id, detail=result.subtype)
         if failure is not None:
-            await self._p.messenger.send(chat, ErrorReply(failure))
+            await self._p.messenger.send(chat, self._error(failure))
 
         # Whatever happened, the agent may have touched the tree: always look. After a failed run the error
         # reply is the whole story when nothing changed; "no changes" on top of it would only contradict it.
         failed = failure is not None or (result is not None and not result.success)
-        await self._settle_turn(chat, user, prompt, turn_id, baseline, previous, result, quiet_if_unchanged=failed)
+        return await self._settle_turn(
+            chat, user, prompt, turn_id, baseline, previous, result, quiet_if_unchanged=failed
+        )
 
     async def _settle_turn(
         self,
@@ -368,12 +553,12 @@ class VoiceCoder:
         result: AgentResult | None,
         *,
         quiet_if_unchanged: bool = False,
-    ) -> None:
+    ) -> tuple[PendingChange, PendingChange | None] | None:
         try:
             diff = await self._p.workspace.changes_since(baseline)
         except WorkspaceError as exc:
-            await self._p.messenger.send(chat, ErrorReply(str(exc)))
-            return
+            await self._p.messenger.send(chat, self._error(exc))
+            return None
         findings = tuple(await self._p.scanner.scan(diff)) if not diff.is_empty else ()
         decision = self._s.policy.decide(diff, findings)
         now = self._p.clock.now()
@@ -395,7 +580,7 @@ class VoiceCoder:
                 await self._mark_decided(replaced)
             if not quiet_if_unchanged:
                 await self._p.messenger.send(chat, NoChanges())
-            return
+            return None
 
         merged_prompt = prompt
         if previous is not None:
@@ -432,20 +617,17 @@ class VoiceCoder:
             try:
                 commit = _committed(await self._commit(change, user, auto=True))
             except (DomainError, WorkspaceError) as exc:
-                await self._p.messenger.send(chat, ErrorReply(str(exc)))
+                await self._p.messenger.send(chat, self._error(exc))
             else:
                 if superseded is not None:
                     await self._mark_decided(superseded)
                 await self._p.messenger.send(chat, AutoApproved(change_id, diff, commit, decision.rule or ""))
-                return
-        ref = await self._p.messenger.send(chat, self._summary(change, superseded_previous=superseded is not None))
-        await self._remember_message(change, ref)
-        if superseded is not None:
-            await self._mark_decided(superseded)
+                return None
+        return change, superseded
 
     async def _run_agent(
         self, chat: ChatId, session: Session, prompt: Prompt, notes: tuple[str, ...] = ()
-    ) -> tuple[AgentResult | None, str | None]:
+    ) -> tuple[AgentResult | None, AgentRunError | None]:
         clock = self._p.clock
         progress = _Progress(prompt=prompt.text, started=clock.monotonic(), steps=list(notes))
         status_ref = await self._p.messenger.send(chat, self._working(progress))
@@ -464,7 +646,7 @@ class VoiceCoder:
                 await self._edit_progress(status_ref, progress)
 
         result: AgentResult | None = None
-        failure: str | None = None
+        failure: AgentRunError | None = None
         scope = anyio.CancelScope()
         self._running[chat] = scope
         try:
@@ -474,7 +656,7 @@ class VoiceCoder:
                     try:
                         result = await self._p.agent.run(request, on_event)
                     except AgentRunError as exc:
-                        failure = str(exc)
+                        failure = exc
                 tg.cancel_scope.cancel()
         finally:
             self._running.pop(chat, None)
@@ -547,12 +729,22 @@ class VoiceCoder:
         session.agent_session_id = fresh.agent_session_id
         await self._p.messenger.send(chat, Compaction(turns, ok=result.success, detail=result.text[:200]))
 
+    @_use_case
     async def undo(self, chat: ChatId, user: UserId) -> None:
-        """Revert this chat's latest approved change that is not reverted yet, with a new commit."""
+        """
+        /undo: revert this chat's latest approved change that is not reverted yet, with a new commit.
+
+        The chat gets `ChangeReverted`, or an `ErrorReply` when there is nothing to undo or git refuses.
+
+        Raises:
+            DeliveryError: A reply could not be delivered.
+            StateStoreError: The session store failed.
+            UnexpectedAdapterError: An adapter failed outside its contract.
+        """
         if not await self._guard(chat, user):
             return
         if self._workspace_lock.locked():
-            await self._p.messenger.send(chat, ErrorReply(str(TurnInProgressError())))
+            await self._p.messenger.send(chat, self._error(TurnInProgressError()))
             return
         trail = await self._p.store.audit_trail(chat, 200)
         undone = {r.detail for r in trail if r.action == "undo"}
@@ -561,7 +753,7 @@ class VoiceCoder:
             None,
         )
         if target is None or target.commit_sha is None:
-            await self._p.messenger.send(chat, ErrorReply("Nothing to undo: no approved change of this chat is left."))
+            await self._p.messenger.send(chat, self._error("Nothing to undo: no approved change of this chat is left."))
             return
         message = CommitMessage(
             subject='Revert "Apply changes from Claude"',
@@ -574,57 +766,208 @@ class VoiceCoder:
                     target.commit_sha, message=message, author=self._s.commit_author
                 )
             except WorkspaceError as exc:
-                await self._p.messenger.send(chat, ErrorReply(str(exc)))
+                await self._p.messenger.send(chat, self._error(exc))
                 return
         await self._audit(
             chat, user, "undo", change_id=target.change_id, commit_sha=commit.sha, detail=target.commit_sha
         )
         await self._p.messenger.send(chat, ChangeReverted(target.commit_sha, commit))
 
-    # --- buttons --------------------------------------------------------------
+    # --- decisions (buttons, or direct calls from a bot without buttons) ------------------------
 
-    async def press(self, chat: ChatId, user: UserId, callback_id: str, button: Button) -> None:
+    @_use_case
+    async def approve(
+        self, chat: ChatId, user: UserId, *, change_id: ChangeId | str | None = None, fingerprint: str | None = None
+    ) -> CommitInfo | None:
+        """
+        Commit the pending change of *chat*: what ✅ Approve does, for a bot without buttons.
+
+        *change_id* defaults to the chat's pending change. *fingerprint* defaults to the diff voicecoder last
+        showed; pass the (≥ 8 character prefix of the) fingerprint your own UI showed to be sure the user approves
+        exactly what they saw. The chat gets `ChangeCommitted`, or an `ErrorReply` when there is nothing pending,
+        the workspace changed since (`StaleChangeError`), a secret blocks it, a turn is running, or git failed.
+
+        Returns the commit, or None when nothing was committed.
+
+        Raises:
+            DeliveryError: A reply could not be delivered.
+            StateStoreError: The session store failed.
+            UnexpectedAdapterError: An adapter failed outside its contract.
+        """
+        if not await self._guard(chat, user):
+            return None
+        try:
+            decided = await self._approve_change(chat, user, _change_id(change_id), fingerprint)
+        except (DomainError, WorkspaceError) as exc:
+            await self._p.messenger.send(chat, self._error(exc))
+            return None
+        return await self._announce_commit(decided)
+
+    @_use_case
+    async def reject(self, chat: ChatId, user: UserId, *, change_id: ChangeId | str | None = None) -> bool:
+        """
+        Put back exactly what the pending change of *chat* changed: what ❌ Reject does, for a bot without buttons.
+
+        The chat gets `ChangeDiscarded`, or an `ErrorReply` (nothing pending, a turn running, git failed).
+        Returns True when the change was discarded.
+
+        Raises:
+            DeliveryError: A reply could not be delivered.
+            StateStoreError: The session store failed.
+            UnexpectedAdapterError: An adapter failed outside its contract.
+        """
+        if not await self._guard(chat, user):
+            return False
+        try:
+            decided = await self._reject_change(chat, user, _change_id(change_id))
+        except (DomainError, WorkspaceError) as exc:
+            await self._p.messenger.send(chat, self._error(exc))
+            return False
+        await self._announce_reject(decided)
+        return True
+
+    @_use_case
+    async def show_diff(self, chat: ChatId, user: UserId, *, change_id: ChangeId | str | None = None) -> Diff | None:
+        """
+        Send a change's diff (`DiffView`): what 📝 Show Diff does.
+
+        The pending change's diff comes with ✅ ❌ buttons; *change_id* may also name a decided change, whose diff
+        is sent marked with its decision. Returns the diff, or None (and an `ErrorReply`) when there is none.
+
+        Raises:
+            DeliveryError: A reply could not be delivered.
+            StateStoreError: The session store failed.
+            UnexpectedAdapterError: An adapter failed outside its contract.
+        """
+        if not await self._guard(chat, user):
+            return None
+        try:
+            view, pending = await self._diff_view(chat, _change_id(change_id))
+        except DomainError as exc:
+            await self._p.messenger.send(chat, self._error(exc))
+            return None
+        ref = await self._p.messenger.send(chat, view)
+        if pending is not None:
+            await self._remember_message(pending, ref)
+        return view.diff
+
+    @_use_case
+    async def git_status(self, chat: ChatId, user: UserId) -> WorkspaceStatus | None:
+        """
+        Send the workspace's git status (`GitStatusView`): what 📊 Git Status does.
+
+        Returns the status, or None (and an `ErrorReply`) when the workspace cannot be read.
+
+        Raises:
+            DeliveryError: A reply could not be delivered.
+            StateStoreError: The session store failed.
+            UnexpectedAdapterError: An adapter failed outside its contract.
+        """
+        if not await self._guard(chat, user):
+            return None
+        try:
+            status = await self._p.workspace.status()
+        except WorkspaceError as exc:
+            await self._p.messenger.send(chat, self._error(exc))
+            return None
+        await self._p.messenger.send(chat, GitStatusView(status))
+        return status
+
+    @_use_case
+    async def cancel(self, chat: ChatId, user: UserId) -> bool:
+        """
+        Stop the running turn of *chat* (what ⏹ Cancel does); True if one was running.
+
+        An unauthorized user cannot cancel (False, nothing is sent). The turn itself then reports `Cancelled`.
+
+        Raises:
+            DeliveryError: A reply could not be delivered.
+            StateStoreError: The session store failed.
+            UnexpectedAdapterError: An adapter failed outside its contract.
+        """
         if not self.is_authorized(user):
-            await self._p.messenger.answer_callback(callback_id, "⛔ Not authorized", alert=True)
+            return False
+        scope = self._running.get(chat)
+        if scope is not None:
+            scope.cancel()
+        return scope is not None
+
+    @_use_case
+    async def press(
+        self, chat: ChatId, user: UserId, callback_id: str, button: Button, *, answer: bool = True
+    ) -> CallbackAnswer:
+        """
+        Handle a press of one of voicecoder's buttons (decoded with `voicecoder.domain.callbacks.decode_callback`).
+
+        ✅ Approve, ❌ Reject, 📝 Show Diff, 📊 Git Status and ⏹ Cancel do what `approve`, `reject`, `show_diff`,
+        `git_status` and `cancel` do. The press is acknowledged exactly once: with *answer* True (the default)
+        through `Messenger.answer_callback(callback_id, …)`, before the resulting message is sent. If your bot
+        framework acknowledges callbacks itself (aiogram's ``CallbackQuery.answer``, Telethon's ``event.answer``),
+        pass ``answer=False`` and show the returned `CallbackAnswer` instead: answering twice is an error on
+        Telegram. A refusal (not authorized, stale or already decided change, a running turn) is an alert answer,
+        not an exception; a git failure is a short answer plus an `ErrorReply`.
+
+        Raises:
+            DeliveryError: A reply could not be delivered.
+            StateStoreError: The session store failed.
+            UnexpectedAdapterError: An adapter failed outside its contract.
+        """
+        if not self.is_authorized(user):
+            ack = CallbackAnswer("⛔ Not authorized", alert=True)
+            await self._ack(callback_id, ack, answer=answer)
             await self.unauthorized(chat, user)
-            return
+            return ack
         try:
             match button.action:
                 case Action.APPROVE:
-                    await self._approve(chat, user, callback_id, button)
+                    decided = await self._approve_change(chat, user, button.change_id, button.fingerprint or "")
+                    ack = CallbackAnswer(f"✅ Committed {_committed(decided).short_sha}")
+                    await self._ack(callback_id, ack, answer=answer)
+                    await self._announce_commit(decided)
                 case Action.REJECT:
-                    await self._reject(chat, user, callback_id, button)
+                    decided = await self._reject_change(chat, user, button.change_id)
+                    ack = CallbackAnswer("❌ Changes discarded")
+                    await self._ack(callback_id, ack, answer=answer)
+                    await self._announce_reject(decided)
                 case Action.SHOW_DIFF:
-                    view, pending = await self._diff_view(chat, button)
-                    await self._p.messenger.answer_callback(callback_id)
+                    view, pending = await self._diff_view(chat, button.change_id)
+                    ack = CallbackAnswer()
+                    await self._ack(callback_id, ack, answer=answer)
                     ref = await self._p.messenger.send(chat, view)
                     if pending is not None:
                         await self._remember_message(pending, ref)
                 case Action.GIT_STATUS:
-                    await self._p.messenger.answer_callback(callback_id)
-                    await self._p.messenger.send(chat, GitStatusView(await self._p.workspace.status()))
+                    status = await self._p.workspace.status()
+                    ack = CallbackAnswer()
+                    await self._ack(callback_id, ack, answer=answer)
+                    await self._p.messenger.send(chat, GitStatusView(status))
                 case Action.CANCEL:
-                    await self._cancel(chat, callback_id)
+                    ack = CallbackAnswer("⏹ Cancelling…" if await self.cancel(chat, user) else "Nothing is running.")
+                    await self._ack(callback_id, ack, answer=answer)
         except DomainError as exc:
-            await self._p.messenger.answer_callback(callback_id, str(exc)[:190], alert=True)
+            ack = CallbackAnswer(str(exc)[:190], alert=True)
+            await self._ack(callback_id, ack, answer=answer)
         except WorkspaceError as exc:
-            await self._p.messenger.answer_callback(callback_id, "⚠️ Git error")
-            await self._p.messenger.send(chat, ErrorReply(str(exc)))
+            ack = CallbackAnswer("⚠️ Git error")
+            await self._ack(callback_id, ack, answer=answer)
+            await self._p.messenger.send(chat, self._error(exc))
+        return ack
 
-    async def _approve(self, chat: ChatId, user: UserId, callback_id: str, button: Button) -> None:
+    async def _ack(self, callback_id: str, ack: CallbackAnswer, *, answer: bool) -> None:
+        if answer:
+            await self._p.messenger.answer_callback(callback_id, ack.text, alert=ack.alert)
+
+    async def _approve_change(
+        self, chat: ChatId, user: UserId, change_id: ChangeId | None, fingerprint: str | None
+    ) -> PendingChange:
+        """Commit the pending change; returns it as stored, approved, with its commit."""
         if self._workspace_lock.locked():
             raise TurnInProgressError
         async with self._workspace_lock:
             session = await self._session(chat)
-            change = session.pending_change(button.change_id)
-            change.check_approvable(button.fingerprint or "")
-            decided = await self._commit(change, user)
-        commit = _committed(decided)
-        await self._p.messenger.answer_callback(callback_id, f"✅ Committed {commit.short_sha}")
-        await self._mark_decided(decided)
-        await self._p.messenger.send(
-            chat, ChangeCommitted(change.id, commit, len(change.diff.files), prompt=change.prompt.text)
-        )
+            change = session.pending_change(change_id)
+            change.check_approvable(change.diff.fingerprint if fingerprint is None else fingerprint)
+            return await self._commit(change, user)
 
     async def _commit(self, change: PendingChange, user: UserId, *, auto: bool = False) -> PendingChange:
         """Commit *change*; returns it as stored, approved, with its commit."""
@@ -663,12 +1006,12 @@ class VoiceCoder:
         )
         return stored
 
-    async def _reject(self, chat: ChatId, user: UserId, callback_id: str, button: Button) -> None:
+    async def _reject_change(self, chat: ChatId, user: UserId, change_id: ChangeId | None) -> PendingChange:
         if self._workspace_lock.locked():
             raise TurnInProgressError
         async with self._workspace_lock:
             session = await self._session(chat)
-            change = session.pending_change(button.change_id)
+            change = session.pending_change(change_id)
             await self._p.workspace.restore_turn(change.baseline)
             async with self._state_lock:
                 session = await self._session(chat)
@@ -685,11 +1028,23 @@ class VoiceCoder:
             prompt=change.prompt.text,
             diff_fingerprint=change.diff.fingerprint,
         )
-        await self._p.messenger.answer_callback(callback_id, "❌ Changes discarded")
-        await self._mark_decided(stored)
-        await self._p.messenger.send(chat, ChangeDiscarded(change.id, change.diff.paths))
+        return stored
 
-    async def _diff_view(self, chat: ChatId, button: Button) -> tuple[DiffView, PendingChange | None]:
+    async def _announce_commit(self, decided: PendingChange) -> CommitInfo:
+        """After Approve: the change's messages say it is committed, and `ChangeCommitted` tells the chat."""
+        commit = _committed(decided)
+        await self._mark_decided(decided)
+        await self._p.messenger.send(
+            decided.chat_id,
+            ChangeCommitted(decided.id, commit, len(decided.diff.files), prompt=decided.prompt.text),
+        )
+        return commit
+
+    async def _announce_reject(self, decided: PendingChange) -> None:
+        await self._mark_decided(decided)
+        await self._p.messenger.send(decided.chat_id, ChangeDiscarded(decided.id, decided.diff.paths))
+
+    async def _diff_view(self, chat: ChatId, change_id: ChangeId | None) -> tuple[DiffView, PendingChange | None]:
         """
         The diff a Show Diff button refers to.
 
@@ -698,13 +1053,13 @@ class VoiceCoder:
         """
         session = await self._session(chat)
         pending = session.pending
-        if pending is not None and pending.is_pending and (button.change_id in (None, pending.id)):
+        if pending is not None and pending.is_pending and (change_id in (None, pending.id)):
             return DiffView(pending.diff, pending.id), pending
-        if button.change_id is None:
+        if change_id is None:
             raise NoPendingChangeError
-        change = await self._p.store.load_change(chat, button.change_id)
+        change = await self._p.store.load_change(chat, change_id)
         if change is None:
-            raise ChangeNotPendingError(button.change_id.value, "removed")
+            raise ChangeNotPendingError(change_id.value, "removed")
         return self._decided_diff(change), None
 
     def _decided_diff(self, change: PendingChange) -> DiffView:
@@ -736,23 +1091,6 @@ class VoiceCoder:
         except PortError as exc:  # cosmetic: the decision itself is recorded and was announced
             logger.info("could not update message %s after a decision: %s", ref.message_id, exc)
 
-    async def _cancel(self, chat: ChatId, callback_id: str) -> None:
-        scope = self._running.get(chat)
-        if scope is None:
-            await self._p.messenger.answer_callback(callback_id, "Nothing is running.")
-            return
-        scope.cancel()
-        await self._p.messenger.answer_callback(callback_id, "⏹ Cancelling…")
-
-    async def cancel(self, chat: ChatId, user: UserId) -> bool:
-        """Cancel the running turn of *chat* (for embedders without buttons). True if one was running."""
-        if not self.is_authorized(user):
-            return False
-        scope = self._running.get(chat)
-        if scope is not None:
-            scope.cancel()
-        return scope is not None
-
     # --- helpers --------------------------------------------------------------
 
     async def _release(self, baseline: Baseline) -> None:
@@ -768,8 +1106,15 @@ class VoiceCoder:
             session = Session(chat_id=chat, compaction_threshold=self._s.compaction_threshold)
         return session
 
+    @_use_case
     async def pending_diff(self, chat: ChatId) -> Diff:
-        """The diff of the pending change (for embedders)."""
+        """
+        The diff of the pending change, without sending anything.
+
+        Raises:
+            NoPendingChangeError: Nothing is pending in *chat*.
+            StateStoreError: The session store could not be read.
+        """
         session = await self._session(chat)
         if session.pending is None or not session.pending.is_pending:
             raise NoPendingChangeError
@@ -849,6 +1194,15 @@ def _committed(change: PendingChange) -> CommitInfo:
 def _decision_of(change: PendingChange) -> tuple[Decision | None, str]:
     """What became of *change* (None while pending) and a detail to show with it (the commit's short sha)."""
     return _DECISIONS.get(change.status), change.commit.short_sha if change.commit is not None else ""
+
+
+def _change_id(value: ChangeId | str | None) -> ChangeId | None:
+    if value is None or isinstance(value, ChangeId):
+        return value
+    try:
+        return ChangeId(value)
+    except ValueError:
+        raise MalformedUpdateError(f"{value[:40]!r} is not a change id") from None
 
 
 def _describe(event: AgentEvent) -> str | None:

@@ -57,7 +57,17 @@ from voicecoder.domain.model import (
     UserId,
     WorkspaceStatus,
 )
-from voicecoder.domain.ports import EventSink
+from voicecoder.domain.ports import (
+    AgentRunner,
+    Clock,
+    EventSink,
+    Messenger,
+    SecretScanner,
+    StateStore,
+    Transcriber,
+    VocabularySource,
+    Workspace,
+)
 from voicecoder.domain.replies import MessageRef, Reply
 from voicecoder.domain.services import Ports, Settings, VoiceCoder
 
@@ -482,6 +492,7 @@ class RecordingMessenger:
     sent: list[Sent] = attrs.field(factory=list)
     edits: list[tuple[MessageRef, Reply]] = attrs.field(factory=list)
     callbacks: list[tuple[str, str | None]] = attrs.field(factory=list)
+    alerts: list[tuple[str, bool]] = attrs.field(factory=list)
     typing_chats: list[ChatId] = attrs.field(factory=list)
     fail_next: int = 0
     _next_id: int = 1
@@ -500,6 +511,7 @@ class RecordingMessenger:
 
     async def answer_callback(self, callback_id: str, /, text: str | None = None, *, alert: bool = False) -> None:
         self.callbacks.append((callback_id, text))
+        self.alerts.append((callback_id, alert))
 
     async def typing(self, chat: ChatId, /) -> None:
         self.typing_chats.append(chat)
@@ -569,46 +581,52 @@ class FakePorts:
 
 def build_voicecoder(
     *,
-    messenger: object | None = None,
+    messenger: Messenger | None = None,
     allowed_users: Sequence[int] = (1,),
     settings: Settings | None = None,
-    **overrides: object,
+    workspace: Workspace | None = None,
+    agent: AgentRunner | None = None,
+    transcriber: Transcriber | None = None,
+    store: StateStore | None = None,
+    clock: Clock | None = None,
+    scanner: SecretScanner | None = None,
+    vocabulary: VocabularySource | None = None,
 ) -> tuple[VoiceCoder, FakePorts]:
     """
-    A `VoiceCoder` wired on fakes; pass `messenger=` (e.g. a real TelegramMessenger) or any port to override.
+    A `VoiceCoder` wired on fakes; pass any port (e.g. a real `TelegramMessenger`) to use it instead of its fake.
 
-    Returns the app and the fakes (the recording messenger is unused when you pass your own).
+    Every argument is typed with its port, so mypy flags an object that is not one. Returns the app and the fakes
+    (a fake you replaced is still returned, unused). The fake workspace starts with one committed ``README.md``.
     """
-    clock = FakeClock()
-    workspace = FakeWorkspace(clock=clock)
-    workspace.write("README.md", "# demo\n")
-    workspace.head = dict(workspace.files)
+    fake_clock = FakeClock()
+    fake_workspace = FakeWorkspace(clock=fake_clock)
+    fake_workspace.write("README.md", "# demo\n")
+    fake_workspace.head = dict(fake_workspace.files)
     fakes = FakePorts(
-        workspace=workspace,
-        agent=FakeAgentRunner(workspace=workspace),
+        workspace=fake_workspace,
+        agent=FakeAgentRunner(workspace=fake_workspace),
         transcriber=FakeTranscriber(),
         messenger=RecordingMessenger(),
         store=InMemoryStateStore(),
-        clock=clock,
+        clock=fake_clock,
         scanner=FakeSecretScanner(),
         vocabulary=FakeVocabulary(("README.md",)),
     )
     ports = Ports(
-        workspace=overrides.pop("workspace", fakes.workspace),  # type: ignore[arg-type]
-        agent=overrides.pop("agent", fakes.agent),  # type: ignore[arg-type]
-        transcriber=overrides.pop("transcriber", fakes.transcriber),  # type: ignore[arg-type]
-        messenger=messenger if messenger is not None else fakes.messenger,  # type: ignore[arg-type]
-        store=overrides.pop("store", fakes.store),  # type: ignore[arg-type]
-        clock=overrides.pop("clock", fakes.clock),  # type: ignore[arg-type]
-        scanner=overrides.pop("scanner", fakes.scanner),  # type: ignore[arg-type]
-        vocabulary=overrides.pop("vocabulary", fakes.vocabulary),  # type: ignore[arg-type]
+        workspace=workspace if workspace is not None else fakes.workspace,
+        agent=agent if agent is not None else fakes.agent,
+        transcriber=transcriber if transcriber is not None else fakes.transcriber,
+        messenger=messenger if messenger is not None else fakes.messenger,
+        store=store if store is not None else fakes.store,
+        clock=clock if clock is not None else fakes.clock,
+        scanner=scanner if scanner is not None else fakes.scanner,
+        vocabulary=vocabulary if vocabulary is not None else fakes.vocabulary,
         diagnosables=(fakes.workspace, fakes.agent, fakes.transcriber),
     )
-    if overrides:
-        raise TypeError(f"unknown ports: {sorted(overrides)}")
     app = VoiceCoder(
         ports,
-        settings or Settings(allowed_users=frozenset(UserId(u) for u in allowed_users), workspace_path=workspace.path),
+        settings
+        or Settings(allowed_users=frozenset(UserId(u) for u in allowed_users), workspace_path=fake_workspace.path),
     )
     return app, fakes
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
+from voicecoder.domain.app import COMMANDS
 from voicecoder.domain.model import (
     AgentRequest,
     AgentResult,
@@ -32,8 +33,10 @@ from voicecoder.domain.replies import (
     Heard,
     HelpText,
     InfoReport,
+    MessageRef,
     NoChanges,
     Queued,
+    Reply,
     SessionCleared,
     StatusReport,
     TurnOutcome,
@@ -41,8 +44,8 @@ from voicecoder.domain.replies import (
     Welcome,
     Working,
 )
-from voicecoder.domain.services import COMMANDS, Ports, Settings, VoiceCoder
-from voicecoder.testing.fakes import AgentScript, FakePorts, build_voicecoder
+from voicecoder.domain.services import Ports, Settings, VoiceCoder
+from voicecoder.testing.fakes import AgentScript, FakePorts, RecordingMessenger, build_voicecoder
 
 CHAT = ChatId(100)
 ALICE = UserId(1)
@@ -531,6 +534,33 @@ class TestDecidedChanges:
         (edited,) = [r for ref, r in fakes.messenger.edits if ref == shown.ref]
         assert isinstance(edited, DiffView)
         assert edited.decision is Decision.APPROVED
+
+    async def test_approve_tapped_the_moment_the_summary_shows_is_not_refused(self) -> None:
+        """
+        The change summary goes out once the workspace is free: an Approve pressed as soon as the buttons appear
+        commits instead of being refused as "a turn is running", and the summary still ends up marked decided.
+        """
+        presses: list[Button] = []
+
+        class InstantTapper(RecordingMessenger):
+            async def send(self, chat: ChatId, reply: Reply, /) -> MessageRef:
+                ref = await super().send(chat, reply)
+                if isinstance(reply, ChangeSummary) and not presses:
+                    presses.append(_press(reply, Action.APPROVE))
+                    await app.press(chat, ALICE, "instant", presses[0])
+                return ref
+
+        messenger = InstantTapper()
+        app, fakes = build_voicecoder(allowed_users=[ALICE.value], messenger=messenger)
+        fakes.agent.script(AgentScript(text="Edited.", writes={"a.txt": b"a\n"}))
+
+        await app.prompt(CHAT, ALICE, "do it")
+
+        assert len(fakes.workspace.commits) == 1
+        assert messenger.of_type(ChangeCommitted)
+        (summary,) = [s for s in messenger.sent if isinstance(s.reply, ChangeSummary)]
+        edited = [r for ref, r in messenger.edits if ref == summary.ref]
+        assert [r.decision for r in edited if isinstance(r, ChangeSummary)] == [Decision.APPROVED]
 
     async def test_replaced_summary_is_edited(self, app: VoiceCoder, fakes: FakePorts) -> None:
         """
