@@ -64,11 +64,12 @@ async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> Non
 class TestSetWebhook:
     async def test_set_then_info(self, fake: FakeBotApi, api: TelegramBotApi) -> None:
         """set registers URL, secret, connections and update types; neither output shows a secret."""
-        out = await set_webhook(
+        report = await set_webhook(
             api, url=f"http://127.0.0.1:9{HOOK_PATH}", secret_token=SECRET, max_connections=10, allow_insecure=True
         )
         info = await api.get_webhook_info()
-        shown = await webhook_info(api)
+        shown = str(await webhook_info(api))
+        out = str(report)
 
         assert (info.url, info.max_connections, info.allowed_updates) == (
             f"http://127.0.0.1:9{HOOK_PATH}",
@@ -76,8 +77,10 @@ class TestSetWebhook:
             ("message", "callback_query"),
         )
         assert fake.calls_to("setWebhook")[-1].params["secret_token"] == SECRET
-        assert "http://127.0.0.1:9/…" in out
-        assert "pending updates kept (0 pending)" in out
+        assert report.ok
+        assert "✅ setWebhook: Telegram now delivers to http://127.0.0.1:9/…" in out
+        assert "pending updates kept" in out
+        assert "✅ Matches PUBLIC_URL + WEBHOOK_PATH." in out
         assert "✅ Webhook healthy" in shown
         assert_no_secrets(out + shown, fake)
 
@@ -85,13 +88,17 @@ class TestSetWebhook:
         """Setting the webhook keeps what Telegram holds; --drop-pending drops it."""
         await fake.send_text("waiting")
 
-        kept = await set_webhook(api, url="http://127.0.0.1:9/a", secret_token=SECRET, allow_insecure=True)
-        dropped = await set_webhook(
-            api, url="http://127.0.0.1:9/b", secret_token=SECRET, drop_pending=True, allow_insecure=True
+        kept = str(await set_webhook(api, url="http://127.0.0.1:9/a", secret_token=SECRET, allow_insecure=True))
+        dropped = str(
+            await set_webhook(
+                api, url="http://127.0.0.1:9/b", secret_token=SECRET, drop_pending=True, allow_insecure=True
+            )
         )
 
-        assert "kept (1 pending)" in kept
+        assert "pending updates kept" in kept
+        assert "Pending updates: 1" in kept
         assert "pending updates dropped" in dropped
+        assert "Pending updates: 0" in dropped
         assert fake.pending_update_count == 0
 
     async def test_certificate_and_ip_address_are_sent(
@@ -143,7 +150,7 @@ class TestSetWebhook:
 class TestWebhookInfo:
     async def test_no_webhook(self, api: TelegramBotApi) -> None:
         """Without a webhook the verdict says polling is in use."""
-        assert "No webhook is set" in await webhook_info(api)
+        assert "No webhook is set" in str(await webhook_info(api))
 
     async def test_wrong_secret_is_diagnosed(self, tmp_path: Path, fake: FakeBotApi, api: TelegramBotApi) -> None:
         """Telegram delivering with a secret the bot does not accept shows the 401 error and how to fix it."""
@@ -168,7 +175,7 @@ class TestWebhookInfo:
             await set_webhook(api, url=f"http://127.0.0.1:{port}{HOOK_PATH}", secret_token=SECRET, allow_insecure=True)
             await fake.send_text("hello")
             await eventually(lambda: any(status == 401 for _, status in fake.webhook_deliveries))
-            shown = await webhook_info(api)
+            shown = str(await webhook_info(api))
             await api.delete_webhook(drop_pending_updates=True)
             stop.set()
 
@@ -193,7 +200,7 @@ class TestWebhookInfo:
             await set_webhook(api, url=f"http://127.0.0.1:{port}{HOOK_PATH}", secret_token=SECRET, allow_insecure=True)
             await fake.send_text("hello")
             await eventually(lambda: any(status == 500 for _, status in fake.webhook_deliveries))
-            shown = await webhook_info(api)
+            shown = str(await webhook_info(api))
         finally:
             await api.delete_webhook(drop_pending_updates=True)
             await runner.cleanup()
@@ -266,7 +273,7 @@ class TestDeleteWebhook:
         await set_webhook(api, url=f"http://127.0.0.1:9{HOOK_PATH}", secret_token=SECRET, allow_insecure=True)
         await fake.send_text("held")
 
-        out = await delete_webhook(api)
+        out = str(await delete_webhook(api))
 
         assert "kept (1 pending" in out
         assert (await api.get_webhook_info()).url == ""
@@ -278,14 +285,14 @@ class TestDeleteWebhook:
         await set_webhook(api, url="http://127.0.0.1:9/h", secret_token=SECRET, allow_insecure=True)
         await fake.send_text("held")
 
-        out = await delete_webhook(api, drop_pending=True)
+        out = str(await delete_webhook(api, drop_pending=True))
 
         assert "dropped" in out
         assert fake.pending_update_count == 0
 
     async def test_delete_without_webhook(self, api: TelegramBotApi) -> None:
         """Deleting when none is set says so."""
-        assert "No webhook was set" in await delete_webhook(api)
+        assert "No webhook was set" in str(await delete_webhook(api))
 
 
 class TestCommandLine:
@@ -311,14 +318,16 @@ class TestCommandLine:
             ]
         )
 
-        outputs = [await run_webhook_command(set_args, api)]
+        outputs = [str(await run_webhook_command(set_args, api))]
         info = await api.get_webhook_info()
-        outputs.append(await run_webhook_command(parser.parse_args(["webhook", "info"]), api))
-        outputs.append(await run_webhook_command(parser.parse_args(["webhook", "delete", "--drop-pending"]), api))
+        outputs.append(str(await run_webhook_command(parser.parse_args(["webhook", "info"]), api)))
+        outputs.append(
+            str(await run_webhook_command(parser.parse_args(["webhook", "delete", "--drop-pending"]), api))
+        )
 
         assert info.max_connections == 5
-        assert "Webhook set" in outputs[0]
-        assert "Webhook URL" in outputs[1]
+        assert "setWebhook: Telegram now delivers" in outputs[0]
+        assert "Registered URL" in outputs[1]
         assert "deleted" in outputs[2]
         assert (await api.get_webhook_info()).url == ""
         for out in outputs:

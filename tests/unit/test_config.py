@@ -13,13 +13,16 @@ TOKEN = "123456789:AAHfakefakefakefakefakefakefakefake12"
 class TestConfig:
     def test_defaults_need_nothing(self) -> None:
         """
-        With no variables at all the config is valid: local STT, webhook transport, a random secret path.
+        With no variables at all the config is valid: local STT, webhook transport, and no webhook path or secret
+        until the CLI resolves them (never a silent random default that `serve` and `webhook set` disagree on).
         """
         config = Config.from_mapping({})
 
         assert config.stt_backend == "local"
-        assert config.webhook_path.startswith("/telegram/")
+        assert (config.webhook_path, config.webhook_secret) == (None, None)
         assert config.telegram_token is None
+        with pytest.raises(ConfigurationError, match="WEBHOOK_PATH"):
+            config.require_webhook_identity()
 
     def test_full_environment(self, tmp_path: Path) -> None:
         """

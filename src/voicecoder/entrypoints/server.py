@@ -59,9 +59,10 @@ def metrics_route(metrics: Metrics, inbox: SqliteInbox) -> Callable[[web.Applica
 
 def webhook_settings(container: Container) -> WebhookSettings:
     config = container.settings()
+    path, secret = config.require_webhook_identity()
     return WebhookSettings(
-        secret_token=config.webhook_secret,
-        path=config.webhook_path,
+        secret_token=secret,
+        path=path,
         allowed_networks=TELEGRAM_NETWORKS if config.webhook_ip_allowlist else (),
         trusted_proxies=config.trusted_proxies,
     )

@@ -15,8 +15,11 @@ documents, button presses) that are delivered like Telegram does:
 * without one, through getUpdates (offset confirmation, long polling, 409 while a webhook is set).
 
 Like the official server in ``--local`` mode, webhook URLs may be plain http on any port (the fake
-delivers to 127.0.0.1). Every API call is recorded in `FakeBotApi.calls`; what the bot sent, edited and
-answered is in `FakeBotApi.transcript()` and `FakeBotApi.messages`.
+delivers to 127.0.0.1). A production URL such as ``https://bot.example.org/telegram/…`` can be delivered too:
+`FakeBotApi.routes` stands in for DNS plus the TLS proxy (host → the local ``http://127.0.0.1:port`` the proxy
+forwards to, path kept), and `FakeBotApi.dns` for the address getWebhookInfo reports. Every API call is
+recorded in `FakeBotApi.calls`; what the bot sent, edited and answered is in `FakeBotApi.transcript()` and
+`FakeBotApi.messages`.
 """
 
 from __future__ import annotations
@@ -25,12 +28,14 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import ipaddress
 import itertools
 import json
 import logging
 import re
 import secrets
 import time
+import urllib.parse
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, Self
@@ -454,6 +459,10 @@ class FakeBotApi:
         self.webhook_deliveries: list[tuple[int, int | str]] = []  # (update_id, HTTP status or error)
         self.dropped_updates: list[int] = []
         self.downloads: list[str] = []  # file paths fetched from /file/bot<token>/...
+        # What DNS + a TLS-terminating proxy would do for a public webhook URL: host → local base URL, path kept.
+        self.routes: dict[str, str] = {}
+        # What the webhook's host resolves to, reported as getWebhookInfo's ip_address (IP literals report themselves).
+        self.dns: dict[str, str] = {}
         self._chats: dict[int, JSON] = {}
         self._next_message_id: dict[int, int] = {}
         self._update_ids = itertools.count(first_update_id)
@@ -811,7 +820,7 @@ class FakeBotApi:
         error: str | None = None
         try:
             async with self._session.post(
-                hook.url,
+                self._delivery_url(hook.url),
                 data=json.dumps(pending.update),
                 headers=headers,
                 timeout=aiohttp.ClientTimeout(total=self.webhook_timeout),
@@ -855,6 +864,25 @@ class FakeBotApi:
                 self._updates.remove(pending)
                 self.dropped_updates.append(update_id)
         await self._notify()
+
+    def _delivery_url(self, url: str) -> str:
+        parts = urllib.parse.urlsplit(url)
+        host = (parts.hostname or "").lower()
+        base = self.routes.get(f"{host}:{parts.port}") or self.routes.get(host)
+        if base is None:
+            return url
+        target = urllib.parse.urlsplit(base)
+        return urllib.parse.urlunsplit((target.scheme, target.netloc, parts.path, parts.query, ""))
+
+    def _resolved_ip(self, hook: _Webhook) -> str | None:
+        if hook.ip_address:
+            return hook.ip_address
+        host = urllib.parse.urlsplit(hook.url).hostname or ""
+        try:
+            literal = ipaddress.ip_address(host)
+        except ValueError:
+            return self.dns.get(host.lower())
+        return str(literal) if literal.version == 4 else None
 
     # --- internals: HTTP -----------------------------------------------------------------------
 
@@ -1263,8 +1291,8 @@ class FakeBotApi:
         }
         if hook is not None:
             info["max_connections"] = hook.max_connections
-            if hook.ip_address:
-                info["ip_address"] = hook.ip_address
+            if (address := self._resolved_ip(hook)) is not None:
+                info["ip_address"] = address
         if self._last_error_date is not None:
             info["last_error_date"] = self._last_error_date
             info["last_error_message"] = self._last_error_message
