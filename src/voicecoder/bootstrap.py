@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
 import logging
 import shutil
 import sys
@@ -141,12 +142,13 @@ def _users_check(config: Config) -> Diagnostic:
     )
 
 
-async def doctor(container: Container) -> list[Diagnostic]:
+async def doctor(container: Container, *, deep: bool = False) -> list[Diagnostic]:
     """
     What `voicecoder doctor` reports: the checks /info shows, run concurrently, changing nothing.
 
     Where an adapter's own check would create what it checks (the workspace's `git init`, the databases, the
-    joined speech weights), a look-only check says what the first start will do instead.
+    joined speech weights), a look-only check says what the first start will do instead. *deep* also loads the
+    local speech model (seconds, and it may join the weights into the cache).
     """
     config = container.settings()
     checks: list[Callable[[], Awaitable[Sequence[Diagnostic]]]] = [
@@ -154,7 +156,7 @@ async def doctor(container: Container) -> list[Diagnostic]:
         functools.partial(_workspace_look, container),
         container.claude().diagnose,
         NodeRuntime(config.claude_binary).diagnose,
-        functools.partial(_speech_look, container),
+        functools.partial(_speech_look, container, deep=deep),
         functools.partial(_state_look, config),
     ]
     groups: list[Sequence[Diagnostic]] = [() for _ in checks]
@@ -179,17 +181,31 @@ async def _workspace_look(container: Container) -> Sequence[Diagnostic]:
     return [new_workspace_diagnostic(path)]
 
 
-async def _speech_look(container: Container) -> Sequence[Diagnostic]:
+async def _speech_look(container: Container, *, deep: bool) -> Sequence[Diagnostic]:
     engine = container.speech_engine()
-    if isinstance(engine, LocalWhisperTranscriber) and engine.model == "base":
+    if isinstance(engine, LocalWhisperTranscriber) and not deep:
+        # Loading the model takes one to three seconds and joining the base weights writes ~150 MB into the
+        # cache: the first voice note (or `doctor --deep`) does that, a quick look does not.
+        if importlib.util.find_spec("faster_whisper") is None:
+            return [
+                Diagnostic(
+                    "whisper model",
+                    ok=False,
+                    detail="faster-whisper is not installed",
+                    fix="install voicecoder with the local-stt extra, or choose a cloud STT_PROVIDER",
+                )
+            ]
+        if engine.model != "base":
+            return [Diagnostic("whisper model", ok=True, detail=f"{engine.model}: loaded and checked at first use")]
         weights = base_weights_dir(engine.cache_dir)
-        if not weights.is_dir():
-            # Joining the weights writes ~150 MB into the cache: that is the first start's job, not doctor's.
-            where = directory_diagnostic("whisper cache", weights, variable="XDG_CACHE_HOME")
-            if not where.ok:
-                return [where]
-            detail = f"base is joined from the installed weight packages into {weights} on first use"
+        if weights.is_dir():
+            detail = f"base at {weights}: hash-checked and loaded at first use (`doctor --deep` loads it now)"
             return [Diagnostic("whisper weights", ok=True, detail=detail)]
+        where = directory_diagnostic("whisper cache", weights, variable="XDG_CACHE_HOME")
+        if not where.ok:
+            return [where]
+        detail = f"base is joined from the installed weight packages into {weights} on first use"
+        return [Diagnostic("whisper weights", ok=True, detail=detail)]
     found: Sequence[Diagnostic] = await engine.diagnose()
     return found
 

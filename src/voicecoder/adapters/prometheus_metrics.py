@@ -53,6 +53,12 @@ class Metrics:
             "voicecoder_telegram_api_errors_total", "Bot API errors by error code.", ["code"], registry=r
         )
         self.inbox_depth = Gauge("voicecoder_inbox_depth", "Updates stored and not yet processed.", registry=r)
+        self.telegram_pending = Gauge(
+            "voicecoder_telegram_pending_updates",
+            "Updates Telegram holds for the bot, not yet delivered (getWebhookInfo pending_update_count, read "
+            "every minute).",
+            registry=r,
+        )
 
     def count_telegram_error(self, method: str, code: int) -> None:
         """Hook for the Bot API client: every error response (or network failure, code 0) by error code."""

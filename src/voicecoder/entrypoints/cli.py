@@ -45,7 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--delete-webhook", action="store_true", help="with --polling: delete a webhook that is set")
     serve.add_argument("--drop-pending", action="store_true", help="with --delete-webhook: drop waiting updates")
 
-    sub.add_parser("doctor", help="check every dependency and say how to fix what is missing")
+    doctor_p = sub.add_parser("doctor", help="check every dependency and say how to fix what is missing")
+    doctor_p.add_argument(
+        "--deep", action="store_true", help="also load the local speech model (slower; may fill its cache)"
+    )
 
     sandbox = sub.add_parser("sandbox", help="try voicecoder locally: web chat + embedded Telegram, no token")
     sandbox.add_argument("--host", default="127.0.0.1")
@@ -86,11 +89,11 @@ def render_diagnostics(results: Sequence[Diagnostic]) -> str:
     return "\n".join(lines)
 
 
-async def _doctor(config: Config) -> int:
+async def _doctor(config: Config, args: argparse.Namespace) -> int:
     config = _with_identity(config, create=False)
     container = build_container(config)
     try:
-        results = await doctor(container)
+        results = await doctor(container, deep=args.deep)
     finally:
         await _close(container)
     _print(render_diagnostics(results))
@@ -193,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = Config.from_env(dict(os.environ), dotenv=args.env_file or Path(".env"), required=bool(args.env_file))
         configure_logging(fmt=config.log_format, level=config.log_level, secrets=config.secrets())
         if args.command == "doctor":
-            return anyio.run(_doctor, config)
+            return anyio.run(_doctor, config, args)
         if args.command == "serve":
             return anyio.run(_serve, config, args)
         if args.command == "webhook":
