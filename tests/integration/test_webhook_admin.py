@@ -10,15 +10,12 @@ import pytest
 from aiohttp import web
 
 from voicecoder.adapters.sqlite_inbox import SqliteInbox
-from voicecoder.adapters.telegram_bot_api import RetryPolicy, TelegramBotApi, WebhookInfo
+from voicecoder.adapters.telegram_bot_api import RetryPolicy, TelegramBotApi
 from voicecoder.adapters.update_dispatcher import UpdateDispatcher
 from voicecoder.domain.errors import ConfigurationError
 from voicecoder.entrypoints.webhook import WebhookSettings, serve_webhook
 from voicecoder.entrypoints.webhook_admin import (
     delete_webhook,
-    describe_webhook,
-    fix_for,
-    redact_url,
     register,
     run_webhook_command,
     set_webhook,
@@ -208,64 +205,6 @@ class TestWebhookInfo:
         assert "Wrong response from the webhook: 500" in shown
         assert "server error" in shown
 
-    def test_verdict_rules(self) -> None:
-        """Old errors are informational; a big backlog or missing update types need attention."""
-        now = 1_800_000_000.0
-        old_error = WebhookInfo(
-            url="https://bot.example.org/123:SECRETTOKEN",
-            pending_update_count=0,
-            last_error_date=int(now - 86400 * 3),
-            last_error_message="Connection refused",
-            max_connections=40,
-            allowed_updates=("message", "callback_query"),
-        )
-        backlog = WebhookInfo(url="https://bot.example.org/x", pending_update_count=500)
-        narrow = WebhookInfo(url="https://bot.example.org/x", allowed_updates=("message",))
-
-        old = describe_webhook(old_error, now=now)
-
-        assert old.healthy
-        assert "3 days ago" in str(old)
-        assert "SECRETTOKEN" not in str(old)
-        assert not describe_webhook(backlog, now=now).healthy
-        assert "callback_query" in str(describe_webhook(narrow, now=now))
-        assert not describe_webhook(narrow, now=now).healthy
-
-    @pytest.mark.parametrize(
-        ("message", "advice"),
-        [
-            ("Wrong response from the webhook: 401 Unauthorized", "WEBHOOK_SECRET"),
-            ("Wrong response from the webhook: 403 Forbidden", "allow-list"),
-            ("Wrong response from the webhook: 404 Not Found", "path"),
-            ("Wrong response from the webhook: 502 Bad Gateway", "proxy"),
-            ("Wrong response from the webhook: 302 Found", "redirect"),
-            ("SSL error {error:0A000086:SSL routines::certificate verify failed}", "--certificate"),
-            ("Connection refused", "443, 80, 88 or 8443"),
-            ("Read timeout expired", "answer within seconds"),
-            ("Connection timed out", "answer within seconds"),
-            ("Failed to resolve host: Name or service not known", "--ip-address"),
-            ("Webhook connection closed", "idle timeouts"),
-            ("Something new", "reachable"),
-        ],
-    )
-    def test_fix_for_documented_errors(self, message: str, advice: str) -> None:
-        """Each documented delivery error maps to advice that names the fix."""
-        assert advice in fix_for(message)
-
-    @pytest.mark.parametrize(
-        ("url", "shown"),
-        [
-            ("https://bot.example.org/123456:ABC-DEF", "https://bot.example.org/…"),
-            ("https://user:pass@bot.example.org:8443/hook?x=1", "https://bot.example.org:8443/…"),
-            ("https://[2001:db8::1]/x", "https://[2001:db8::1]/…"),
-            ("https://bot.example.org", "https://bot.example.org/"),
-            ("", ""),
-        ],
-    )
-    def test_redact_url(self, url: str, shown: str) -> None:
-        """Credentials and paths never show."""
-        assert redact_url(url) == shown
-
 
 class TestDeleteWebhook:
     async def test_delete_keeps_pending(self, fake: FakeBotApi, api: TelegramBotApi) -> None:
@@ -321,9 +260,7 @@ class TestCommandLine:
         outputs = [str(await run_webhook_command(set_args, api))]
         info = await api.get_webhook_info()
         outputs.append(str(await run_webhook_command(parser.parse_args(["webhook", "info"]), api)))
-        outputs.append(
-            str(await run_webhook_command(parser.parse_args(["webhook", "delete", "--drop-pending"]), api))
-        )
+        outputs.append(str(await run_webhook_command(parser.parse_args(["webhook", "delete", "--drop-pending"]), api)))
 
         assert info.max_connections == 5
         assert "setWebhook: Telegram now delivers" in outputs[0]

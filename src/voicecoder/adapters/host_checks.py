@@ -32,25 +32,19 @@ def _writable(directory: Path) -> bool:
 def directory_diagnostic(name: str, path: Path, *, variable: str) -> Diagnostic:
     """*path* is (or can be created as) a directory this user can write to."""
     shown = path.absolute()
-    if path.exists():
-        if not path.is_dir():
-            return Diagnostic(name, ok=False, detail=f"{shown} is not a directory", fix=f"point {variable} elsewhere")
-        if _writable(path):
-            return Diagnostic(name, ok=True, detail=f"{shown} is writable")
-        return Diagnostic(
-            name,
-            ok=False,
-            detail=f"{shown} is not writable by uid {os.getuid()}",
-            fix=f"chown it to the service user, or point {variable} at a writable directory",
-        )
-    parent = nearest_existing(path)
-    if _writable(parent):
-        return Diagnostic(name, ok=True, detail=f"{shown} will be created on first start")
+    if path.exists() and not path.is_dir():
+        return Diagnostic(name, ok=False, detail=f"{shown} is not a directory", fix=f"point {variable} elsewhere")
+    exists = path.exists()
+    checked = path if exists else nearest_existing(path)
+    if _writable(checked):
+        return Diagnostic(name, ok=True, detail=f"{shown} is {'writable' if exists else 'created on first start'}")
+    problem = "is not writable" if exists else f"does not exist and {checked} is not writable"
+    remedy = "chown it to" if exists else "create it for"
     return Diagnostic(
         name,
         ok=False,
-        detail=f"{shown} does not exist and {parent} is not writable by uid {os.getuid()}",
-        fix=f"create it for the service user, or point {variable} at a writable directory",
+        detail=f"{shown} {problem} by uid {os.getuid()}",
+        fix=f"{remedy} the service user, or point {variable} at a writable directory",
     )
 
 
