@@ -296,6 +296,7 @@ class Container(containers.DeclarativeContainer):
         workspace_path=providers.Callable(lambda c: str(Path(c.workspace_dir).resolve()), settings),
         policy=providers.Singleton(ApprovalPolicy, settings.provided.auto_approve_paths),
         compaction_threshold=settings.provided.compaction_threshold,
+        max_prompt_age_s=settings.provided.max_prompt_age_s,
     )
     voicecoder = providers.Singleton(VoiceCoder, ports, domain_settings)
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 
@@ -419,3 +421,34 @@ class TestHealthInBothModes:
                     await anyio.sleep(0.1)
 
         assert fake.pending_update_count == 3
+
+
+class TestMaxPromptAge:
+    async def test_prompt_held_through_an_outage_is_not_run(
+        self, tmp_path: Path, fake: FakeBotApi, serve: list[subprocess.Popen[bytes]]
+    ) -> None:
+        """
+        With MAX_PROMPT_AGE=1h, a prompt Telegram held for three hours gets a notice instead of an agent run;
+        a fresh one behind it runs as usual.
+        """
+        port = free_port()
+        env_file = write_env_file(
+            tmp_path, fake, port, WEBHOOK_PATH=ENV_PATH, WEBHOOK_SECRET=ENV_SECRET, MAX_PROMPT_AGE="1h"
+        )
+        await fake.send_text("refactor everything", user=DEV, date=int(time.time()) - 3 * 3600)
+        await fake.send_text("explain the code", user=DEV)
+        fake.routes["bot.example.org"] = f"http://127.0.0.1:{port}"
+
+        start(tmp_path, serve, "--env-file", str(env_file), "serve")
+        await wait_http(f"http://127.0.0.1:{port}/readyz")
+        code, out = await run_cli(tmp_path, "--env-file", str(env_file), "webhook", "set")
+        await bot_said(fake, "Echo: explain the code")
+
+        assert code == 0, out
+        texts = [m.text or "" for m in fake.messages.values() if m.from_bot]
+        notices = [t for t in texts if t.startswith("⏰ Not run")]
+        assert len(notices) == 1
+        assert "refactor everything" in notices[0]
+        assert re.search(r"reached me 3h 0\dm after you sent it", notices[0])
+        assert "Send it again" in notices[0]
+        assert not any("Echo: refactor everything" in t for t in texts)

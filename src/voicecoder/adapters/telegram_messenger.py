@@ -53,6 +53,7 @@ from voicecoder.domain.replies import (
     Queued,
     Reply,
     SessionCleared,
+    StalePrompt,
     StatusReport,
     Unauthorized,
     Welcome,
@@ -401,6 +402,15 @@ def render(reply: Reply) -> Rendered:
             return Rendered(f"⚠️ Could not compact the conversation: {esc(detail)}")
         case Cancelled(was_running=was_running):
             return Rendered("⏹ Cancelled." if was_running else "Nothing was running.")
+        case StalePrompt(age_s=age, max_age_s=limit, prompt=prompt, voice_duration_s=voice):
+            if prompt is not None:
+                what = f"<i>{esc(_short(prompt, 200))}</i>"
+            else:
+                what = "your voice note" + (f" ({esc(_duration(voice))})" if voice else "")
+            return Rendered(
+                f"⏰ Not run: {what}\nIt reached me {esc(_duration(age))} after you sent it (the limit is "
+                f"{esc(_duration(limit))}), probably because the bot was offline. Send it again to run it now."
+            )
         case ErrorReply(message=message):
             return Rendered(f"⚠️ {esc(message)}")
     raise TypeError(f"no rendering for {type(reply).__name__}")  # pragma: no cover - the match is exhaustive

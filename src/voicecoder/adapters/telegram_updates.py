@@ -11,6 +11,7 @@ processed in order; button presses have their own lane so ⏹ Cancel never waits
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from voicecoder.adapters.telegram_bot_api import (
@@ -56,9 +57,17 @@ class VoiceCoderApp(Protocol):
 
     async def info(self, chat: ChatId, user: UserId) -> None: ...
 
-    async def prompt(self, chat: ChatId, user: UserId, text: str) -> None: ...
+    async def prompt(self, chat: ChatId, user: UserId, text: str, *, sent_at: datetime | None = None) -> None: ...
 
-    async def voice(self, chat: ChatId, user: UserId, audio: Audio, *, language: str | None = None) -> None: ...
+    async def voice(
+        self,
+        chat: ChatId,
+        user: UserId,
+        audio: Audio,
+        *,
+        language: str | None = None,
+        sent_at: datetime | None = None,
+    ) -> None: ...
 
     async def press(self, chat: ChatId, user: UserId, callback_id: str, button: Button) -> None: ...
 
@@ -90,6 +99,11 @@ def lane_of(update: dict[str, Any]) -> tuple[int, str] | None:
         chat_id = chat.get("id") if isinstance(chat, dict) else None
         return (chat_id, "message") if isinstance(chat_id, int) and not isinstance(chat_id, bool) else None
     return None
+
+
+def _sent_at(message: Message) -> datetime | None:
+    """When the user sent *message* (Telegram's ``date``, Unix seconds); None if Telegram gave none."""
+    return datetime.fromtimestamp(message.date, UTC) if message.date > 0 else None
 
 
 def _is_audio(mime_type: str | None, file_name: str | None) -> bool:
@@ -161,7 +175,7 @@ class TelegramUpdateHandler:
             raise MalformedUpdateError(f"message {message.message_id} has no human sender")
         chat, user = ChatId(message.chat.id), UserId(sender.id)
         if message.text is not None:
-            await self._on_text(chat, user, message.text, sender.first_name or sender.username)
+            await self._on_text(chat, user, message, sender.first_name or sender.username)
         elif message.voice is not None or message.audio is not None or message.document is not None:
             await self._on_file(chat, user, message)
         elif not self._app.is_authorized(user):
@@ -169,9 +183,10 @@ class TelegramUpdateHandler:
         else:
             await self._messenger.send(chat, ErrorReply(NOT_UNDERSTOOD))
 
-    async def _on_text(self, chat: ChatId, user: UserId, text: str, name: str | None) -> None:
+    async def _on_text(self, chat: ChatId, user: UserId, message: Message, name: str | None) -> None:
+        text = message.text or ""
         if not text.startswith("/"):
-            await self._app.prompt(chat, user, text)
+            await self._app.prompt(chat, user, text, sent_at=_sent_at(message))
             return
         head = text.split(maxsplit=1)[0][1:]
         command, _, target = head.partition("@")
@@ -216,7 +231,7 @@ class TelegramUpdateHandler:
             filename=name,
             declared_duration_s=float(duration) if duration else None,
         )
-        await self._app.voice(chat, user, audio)
+        await self._app.voice(chat, user, audio, sent_at=_sent_at(message))
 
     async def _download(self, chat: ChatId, file_id: str, declared: int | None) -> bytes | None:
         try:

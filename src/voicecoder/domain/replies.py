@@ -192,6 +192,17 @@ class Cancelled:
 
 
 @attrs.frozen
+class StalePrompt:
+    """A prompt that waited longer than the configured maximum (e.g. after an outage) and was not run."""
+
+    age_s: float
+    max_age_s: float
+    prompt: str | None = None
+    """The typed prompt; None for a voice note (it was not transcribed either)."""
+    voice_duration_s: float | None = None
+
+
+@attrs.frozen
 class ErrorReply:
     message: str
 
@@ -217,5 +228,6 @@ Reply = (
     | SessionCleared
     | Compaction
     | Cancelled
+    | StalePrompt
     | ErrorReply
 )

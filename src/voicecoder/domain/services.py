@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
+from datetime import datetime
 
 import anyio
 import attrs
@@ -87,6 +88,7 @@ from voicecoder.domain.replies import (
     NoChanges,
     Queued,
     SessionCleared,
+    StalePrompt,
     StatusReport,
     Unauthorized,
     Welcome,
@@ -139,6 +141,8 @@ class Settings:
     typing_interval_s: float = 4.5
     commit_author: str | None = None
     default_language: str | None = None
+    max_prompt_age_s: float | None = None
+    """Prompts (typed or spoken) sent longer ago than this are answered with a notice instead of a paid run."""
 
 
 @attrs.define
@@ -257,16 +261,35 @@ class VoiceCoder:
 
     # --- prompts --------------------------------------------------------------
 
-    async def prompt(self, chat: ChatId, user: UserId, text: str) -> None:
+    async def prompt(self, chat: ChatId, user: UserId, text: str, *, sent_at: datetime | None = None) -> None:
+        """
+        Run the agent on a typed prompt.
+
+        *sent_at* is when the user sent it; a prompt older than the configured maximum age (it waited out an
+        outage) is answered with a notice instead of starting a run.
+        """
         if not await self._guard(chat, user):
             return
         if not text.strip():
             await self._p.messenger.send(chat, ErrorReply(str(EmptyPromptError())))
             return
+        if await self._stale(chat, user, sent_at, prompt=text.strip()):
+            return
         await self._turn(chat, user, Prompt.typed(text.strip()))
 
-    async def voice(self, chat: ChatId, user: UserId, audio: Audio, *, language: str | None = None) -> None:
+    async def voice(
+        self,
+        chat: ChatId,
+        user: UserId,
+        audio: Audio,
+        *,
+        language: str | None = None,
+        sent_at: datetime | None = None,
+    ) -> None:
+        """Transcribe a voice note and run the agent on it; a stale one (see `prompt`) is not even transcribed."""
         if not await self._guard(chat, user):
+            return
+        if await self._stale(chat, user, sent_at, voice_duration_s=audio.declared_duration_s):
             return
         await self._p.messenger.typing(chat)
         hints = TranscriptionHints(
@@ -283,6 +306,29 @@ class VoiceCoder:
         prompt = Prompt.from_transcript(transcript, audio)
         await self._audit(chat, user, "transcribed", audio_digest=audio.digest, transcript=transcript.text)
         await self._turn(chat, user, prompt)
+
+    async def _stale(
+        self,
+        chat: ChatId,
+        user: UserId,
+        sent_at: datetime | None,
+        *,
+        prompt: str | None = None,
+        voice_duration_s: float | None = None,
+    ) -> bool:
+        """True (and the user told) when a prompt sent at *sent_at* is older than the maximum age."""
+        limit = self._s.max_prompt_age_s
+        if limit is None or sent_at is None:
+            return False
+        age = (self._p.clock.now() - sent_at).total_seconds()
+        if age <= limit:
+            return False
+        logger.info("prompt in chat %s not run: sent %.0f s ago, over the %.0f s limit", chat, age, limit)
+        await self._audit(chat, user, "stale-prompt", prompt=prompt, detail=f"sent {age:.0f} s before processing")
+        await self._p.messenger.send(
+            chat, StalePrompt(age_s=age, max_age_s=limit, prompt=prompt, voice_duration_s=voice_duration_s)
+        )
+        return True
 
     async def _turn(self, chat: ChatId, user: UserId, prompt: Prompt) -> None:
         if self._workspace_lock.locked():

@@ -601,9 +601,15 @@ class FakeBotApi:
 
     # --- the user side -------------------------------------------------------------------------
 
-    async def send_text(self, text: str, *, user: FakeUser = DEFAULT_USER) -> JSON:
-        """The user types *text* (``/command`` texts get a bot_command entity); returns the Update."""
+    async def send_text(self, text: str, *, user: FakeUser = DEFAULT_USER, date: int | None = None) -> JSON:
+        """
+        The user types *text* (``/command`` texts get a bot_command entity); returns the Update.
+
+        *date* (Unix seconds) backdates the message, as when Telegram held it through an outage of the bot.
+        """
         message = self._user_message_json(user)
+        if date is not None:
+            message["date"] = date
         message["text"] = text
         m = re.match(r"/[A-Za-z0-9_]+(@[A-Za-z0-9_]+)?", text)
         if m:
