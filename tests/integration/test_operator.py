@@ -8,6 +8,7 @@ to the `serve` process on 127.0.0.1, path kept: the registered URL, the secret a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -26,6 +27,7 @@ import pytest
 
 from tests.loopback import free_port, wait_http
 from voicecoder.testing.fake_bot_api import FakeBotApi, FakeUser
+from voicecoder.testing.fake_stt_servers import FakeDeepgramServer
 
 REPO = Path(__file__).resolve().parents[2]
 FAKE_CLAUDE = REPO / "tests" / "fakes" / "fake_claude.py"
@@ -452,3 +454,66 @@ class TestMaxPromptAge:
         assert re.search(r"reached me 3h 0\dm after you sent it", notices[0])
         assert "Send it again" in notices[0]
         assert not any("Echo: refactor everything" in t for t in texts)
+
+
+class TestSelftest:
+    async def test_measures_the_running_bot(
+        self, tmp_path: Path, fake: FakeBotApi, serve: list[subprocess.Popen[bytes]]
+    ) -> None:
+        """
+        `voicecoder selftest` against a running bot: Telegram, the registration, the endpoint (401 without the
+        secret, 200 with it), a Git Status press and a 30 s voice note captioned /selftest, each with its figure;
+        the bot answers the voice note with what it heard and never runs the agent.
+        """
+        note = (REPO / "src" / "voicecoder" / "entrypoints" / "assets" / "selftest-30s.ogg").read_bytes()
+        async with FakeDeepgramServer(
+            transcripts={hashlib.sha256(note).hexdigest(): "create a file called test dot txt"}, api_key="dg-key"
+        ) as deepgram:
+            port = free_port()
+            env_file = write_env_file(
+                tmp_path,
+                fake,
+                port,
+                WEBHOOK_PATH=ENV_PATH,
+                WEBHOOK_SECRET=ENV_SECRET,
+                STT_PROVIDER="deepgram",
+                DEEPGRAM_API_KEY="dg-key",
+                DEEPGRAM_BASE_URL=deepgram.base_url,
+            )
+            fake.routes["bot.example.org"] = f"http://127.0.0.1:{port}"
+            start(tmp_path, serve, "--env-file", str(env_file), "serve")
+            await wait_http(f"http://127.0.0.1:{port}/readyz")
+            await run_cli(tmp_path, "--env-file", str(env_file), "webhook", "set")
+
+            code, out = await run_cli(
+                tmp_path, "--env-file", str(env_file), "selftest", "--endpoint", f"http://127.0.0.1:{port}"
+            )
+
+        assert code == 0, out
+        assert re.search(r"✅ Telegram +getMe \d+ ms \(@voicecoder_bot\)", out)
+        assert "✅ Registration" in out
+        assert re.search(r"✅ Public endpoint +ack \d+ ms, 200 with the secret, 401 without", out)
+        assert re.search(r"✅ Button +\d+\.\d\d s end to end \(\d+\.\d\d s in the bot\), target ≤ 2 s", out)
+        assert re.search(r"✅ Voice note 30 s +\d+\.\d\d s end to end .*target ≤ 10 s", out)
+        assert "✅ All checks passed." in out
+        texts = [m.text or "" for m in fake.messages.values() if m.from_bot]
+        check = next(t for t in texts if t.startswith("🎤 Speech check"))
+        assert "create a file called test dot txt" in check
+        assert "30s of speech heard in" in check
+        assert "Nothing was run." in check
+        assert any("git status" in t.lower() or "branch" in t.lower() for t in texts)
+        assert fake.calls_to("answerCallbackQuery")
+        assert not any("Echo:" in t for t in texts)
+        assert ENV_SECRET not in out
+        assert ENV_PATH not in out
+
+    async def test_polling_mode_says_what_to_do_by_hand(self, tmp_path: Path, fake: FakeBotApi) -> None:
+        """In polling mode nothing is posted; the output explains the manual checks."""
+        env_file = write_env_file(tmp_path, fake, free_port(), TRANSPORT="polling")
+
+        code, out = await run_cli(tmp_path, "--env-file", str(env_file), "selftest")
+
+        assert code == 0, out
+        assert "Polling mode" in out
+        assert "captioned /selftest" in out
+        assert not fake.calls_to("sendVoice")

@@ -53,6 +53,7 @@ from voicecoder.domain.replies import (
     Queued,
     Reply,
     SessionCleared,
+    SpeechCheck,
     StalePrompt,
     StatusReport,
     Unauthorized,
@@ -402,6 +403,12 @@ def render(reply: Reply) -> Rendered:
             return Rendered(f"⚠️ Could not compact the conversation: {esc(detail)}")
         case Cancelled(was_running=was_running):
             return Rendered("⏹ Cancelled." if was_running else "Nothing was running.")
+        case SpeechCheck(text=text, audio_s=audio_s, seconds=seconds):
+            length = f"{esc(_duration(audio_s))} of speech" if audio_s else "The voice note"
+            return Rendered(
+                f"🎤 Speech check: <i>{esc(text) or '(nothing heard)'}</i>\n{length} heard in "
+                f"{seconds:.1f} s (a 30 s note should take under 10 s). Nothing was run."
+            )
         case StalePrompt(age_s=age, max_age_s=limit, prompt=prompt, voice_duration_s=voice):
             if prompt is not None:
                 what = f"<i>{esc(_short(prompt, 200))}</i>"

@@ -69,6 +69,8 @@ class VoiceCoderApp(Protocol):
         sent_at: datetime | None = None,
     ) -> None: ...
 
+    async def hear(self, chat: ChatId, user: UserId, audio: Audio, *, language: str | None = None) -> None: ...
+
     async def press(self, chat: ChatId, user: UserId, callback_id: str, button: Button) -> None: ...
 
     async def unauthorized(self, chat: ChatId, user: UserId) -> None: ...
@@ -99,6 +101,12 @@ def lane_of(update: dict[str, Any]) -> tuple[int, str] | None:
         chat_id = chat.get("id") if isinstance(chat, dict) else None
         return (chat_id, "message") if isinstance(chat_id, int) and not isinstance(chat_id, bool) else None
     return None
+
+
+def _is_speech_check(caption: str | None) -> bool:
+    """A recording captioned ``/selftest`` (or ``/selftest@bot``) is a speech check, not a prompt."""
+    head = caption.split(maxsplit=1)[0] if caption and caption.strip() else ""
+    return head.lower().partition("@")[0] == "/selftest"
 
 
 def _sent_at(message: Message) -> datetime | None:
@@ -231,6 +239,9 @@ class TelegramUpdateHandler:
             filename=name,
             declared_duration_s=float(duration) if duration else None,
         )
+        if _is_speech_check(message.caption):
+            await self._app.hear(chat, user, audio)
+            return
         await self._app.voice(chat, user, audio, sent_at=_sent_at(message))
 
     async def _download(self, chat: ChatId, file_id: str, declared: int | None) -> bytes | None:

@@ -192,6 +192,16 @@ class Cancelled:
 
 
 @attrs.frozen
+class SpeechCheck:
+    """What a voice note sent as a speech check (caption /selftest) was heard as, and how long that took."""
+
+    text: str
+    audio_s: float | None
+    seconds: float
+    confidence: float | None = None
+
+
+@attrs.frozen
 class StalePrompt:
     """A prompt that waited longer than the configured maximum (e.g. after an outage) and was not run."""
 
@@ -228,6 +238,7 @@ Reply = (
     | SessionCleared
     | Compaction
     | Cancelled
+    | SpeechCheck
     | StalePrompt
     | ErrorReply
 )

@@ -88,6 +88,7 @@ from voicecoder.domain.replies import (
     NoChanges,
     Queued,
     SessionCleared,
+    SpeechCheck,
     StalePrompt,
     StatusReport,
     Unauthorized,
@@ -292,12 +293,8 @@ class VoiceCoder:
         if await self._stale(chat, user, sent_at, voice_duration_s=audio.declared_duration_s):
             return
         await self._p.messenger.typing(chat)
-        hints = TranscriptionHints(
-            keyterms=await self._p.vocabulary.vocabulary() if self._p.vocabulary else (),
-            language=language or self._s.default_language,
-        )
         try:
-            transcript = await self._p.transcriber.transcribe(audio, hints)
+            transcript = await self._p.transcriber.transcribe(audio, await self._hints(language))
         except TranscriptionError as exc:
             await self._audit(chat, user, "transcription-failed", audio_digest=audio.digest, detail=str(exc))
             await self._p.messenger.send(chat, ErrorReply(str(exc)))
@@ -306,6 +303,41 @@ class VoiceCoder:
         prompt = Prompt.from_transcript(transcript, audio)
         await self._audit(chat, user, "transcribed", audio_digest=audio.digest, transcript=transcript.text)
         await self._turn(chat, user, prompt)
+
+    async def hear(self, chat: ChatId, user: UserId, audio: Audio, *, language: str | None = None) -> None:
+        """
+        A speech check: transcribe *audio* and say what was heard and how long it took; nothing is run.
+
+        The operator's test of the deployed bot (`voicecoder selftest`, or a voice note captioned /selftest)
+        measures the voice path without starting a paid agent run.
+        """
+        if not await self._guard(chat, user):
+            return
+        await self._p.messenger.typing(chat)
+        started = self._p.clock.monotonic()
+        try:
+            transcript = await self._p.transcriber.transcribe(audio, await self._hints(language))
+        except TranscriptionError as exc:
+            await self._p.messenger.send(chat, ErrorReply(str(exc)))
+            return
+        seconds = self._p.clock.monotonic() - started
+        await self._audit(chat, user, "speech-check", audio_digest=audio.digest, transcript=transcript.text)
+        await self._p.messenger.send(
+            chat,
+            SpeechCheck(
+                text=transcript.text,
+                audio_s=transcript.duration_s or audio.declared_duration_s,
+                seconds=seconds,
+                confidence=transcript.confidence,
+            ),
+        )
+
+    async def _hints(self, language: str | None) -> TranscriptionHints:
+        """The workspace's names as recognition hints, as every voice note gets them."""
+        return TranscriptionHints(
+            keyterms=await self._p.vocabulary.vocabulary() if self._p.vocabulary else (),
+            language=language or self._s.default_language,
+        )
 
     async def _stale(
         self,

@@ -1,4 +1,4 @@
-"""The `voicecoder` command: serve, webhook set|info|delete, doctor, sandbox."""
+"""The `voicecoder` command: serve, webhook set|info|delete, doctor, selftest, sandbox."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from voicecoder.bootstrap import Container, build_container, doctor, open_runtim
 from voicecoder.config import Config
 from voicecoder.domain.errors import VoicecoderError
 from voicecoder.domain.model import Diagnostic
-from voicecoder.entrypoints import webhook_admin
+from voicecoder.entrypoints import selftest, webhook_admin
 from voicecoder.entrypoints.logs import configure_logging
 from voicecoder.entrypoints.webhook_identity import resolve_webhook_identity
 
@@ -64,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     webhook_admin.register(sub)
+    selftest.register(sub)
     return parser
 
 
@@ -157,6 +158,11 @@ async def _webhook(config: Config, args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+async def _selftest(config: Config, args: argparse.Namespace) -> int:
+    config = _with_identity(config, create=False)
+    return await selftest.run_selftest(config, args, print_line=_print)
+
+
 def _first_leaf(group: BaseExceptionGroup[_E]) -> _E:
     first = group.exceptions[0]
     return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
@@ -203,6 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return anyio.run(_webhook, config, args)
         if args.command == "sandbox":
             return anyio.run(_sandbox, args)
+        if args.command == "selftest":
+            return anyio.run(_selftest, config, args)
     except TelegramApiError as exc:
         _print(f"❌ {telegram_failure(exc)}")
         return 1

@@ -1206,6 +1206,45 @@ class FakeBotApi:
         await self._notify()
         return msg.to_json(chat)
 
+    async def _m_sendvoice(self, params: JSON, files: dict[str, tuple[str, bytes, str]]) -> JSON:
+        chat = self._chat(params)
+        if "voice" in files:
+            _filename, data, ctype = files["voice"]
+            if len(data) > 50 << 20:
+                raise _ApiError(413, "Request Entity Too Large")
+            if not data:
+                raise _ApiError(400, "Bad Request: file must be non-empty")
+            stored = self.add_file(data, mime_type="audio/ogg" if ctype in {"", "application/octet-stream"} else ctype)
+        else:
+            ref = str(params.get("voice") or "")
+            if ref not in self.files:
+                raise _ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
+            stored = self.files[ref]
+        caption, caption_entities = self._parse_text(params, "caption", MAX_CAPTION)
+        message_id = self._new_message_id(chat["id"])
+        voice: JSON = {"duration": _int(params, "duration") or 0, "mime_type": stored.mime_type or "audio/ogg"}
+        voice.update(stored.to_json())
+        raw: JSON = {"message_id": message_id, "from": BOT_USER, "chat": chat, "date": int(time.time()), "voice": voice}
+        if caption:
+            raw["caption"] = caption
+            if caption_entities:
+                raw["caption_entities"] = caption_entities
+        msg = BotMessage(
+            chat_id=chat["id"],
+            message_id=message_id,
+            date=raw["date"],
+            from_bot=True,
+            caption=caption or None,
+            caption_entities=caption_entities,
+            html=params.get("caption"),
+            parse_mode=params.get("parse_mode"),
+            raw=raw,
+        )
+        self.messages[(msg.chat_id, msg.message_id)] = msg
+        self._record("bot", "voice", msg.chat_id, message_id=message_id, file_id=stored.file_id, caption=caption)
+        await self._notify()
+        return dict(raw)
+
     async def _m_getfile(self, params: JSON, files: Any) -> JSON:
         stored = self.files.get(str(params.get("file_id") or ""))
         if stored is None:

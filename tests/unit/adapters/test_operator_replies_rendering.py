@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from voicecoder.adapters.telegram_messenger import html_to_text, render
-from voicecoder.domain.replies import StalePrompt
+from voicecoder.domain.replies import SpeechCheck, StalePrompt
 from voicecoder.testing.fake_bot_api import parse_telegram_html
 
 
@@ -31,3 +31,24 @@ class TestStalePromptRendering:
         assert text.startswith(shown)
         assert text.endswith("Send it again to run it now.")
         assert rendered.keyboard is None
+
+
+class TestSpeechCheckRendering:
+    @pytest.mark.parametrize(
+        ("reply", "shown"),
+        [
+            (
+                SpeechCheck(text="run <the> tests & commit", audio_s=30.0, seconds=3.14),
+                "🎤 Speech check: run <the> tests & commit\n30s of speech heard in 3.1 s",
+            ),
+            (SpeechCheck(text="", audio_s=None, seconds=0.2), "🎤 Speech check: (nothing heard)\nThe voice note heard"),
+        ],
+    )
+    def test_valid_telegram_html_with_the_figure(self, reply: SpeechCheck, shown: str) -> None:
+        """The speech check reply is valid Telegram HTML, gives the timing and the target, and says nothing ran."""
+        rendered = render(reply)
+
+        text, _entities = parse_telegram_html(rendered.html)
+        assert text.startswith(shown)
+        assert "a 30 s note should take under 10 s" in text
+        assert text.endswith("Nothing was run.")
