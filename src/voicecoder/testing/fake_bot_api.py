@@ -1155,28 +1155,31 @@ class FakeBotApi:
         self._record("bot", "chat_action", chat["id"], action=action)
         return True
 
-    async def _m_senddocument(self, params: JSON, files: dict[str, tuple[str, bytes, str]]) -> JSON:
-        chat = self._chat(params)
-        if "document" in files:
-            filename, data, ctype = files["document"]
+    def _input_file(
+        self, params: JSON, files: dict[str, tuple[str, bytes, str]], field: str, **store: Any
+    ) -> StoredFile:
+        """The file sent as *field*: an upload (stored with *store* options) or the file_id of a known one."""
+        if field in files:
+            filename, data, ctype = files[field]
             if len(data) > 50 << 20:
                 raise _ApiError(413, "Request Entity Too Large")
             if not data:
                 raise _ApiError(400, "Bad Request: file must be non-empty")
-            stored = self.add_file(
-                data,
-                kind="documents",
-                extension=filename.rsplit(".", 1)[-1],
-                file_name=filename,
-                mime_type=ctype or "application/octet-stream",
-            )
-        else:
-            ref = str(params.get("document") or "")
-            if not ref:
-                raise _ApiError(400, "Bad Request: there is no document in the request")
-            if ref not in self.files:
-                raise _ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
-            stored = self.files[ref]
+            if field == "document":
+                store.update(extension=filename.rsplit(".", 1)[-1], file_name=filename)
+            default = store.pop("default_type", None)
+            typed = ctype not in {"", "application/octet-stream"}
+            return self.add_file(data, mime_type=ctype if typed else default, **store)
+        ref = str(params.get(field) or "")
+        if not ref:
+            raise _ApiError(400, f"Bad Request: there is no {field} in the request")
+        if ref not in self.files:
+            raise _ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
+        return self.files[ref]
+
+    async def _m_senddocument(self, params: JSON, files: dict[str, tuple[str, bytes, str]]) -> JSON:
+        chat = self._chat(params)
+        stored = self._input_file(params, files, "document", kind="documents", default_type="application/octet-stream")
         caption, caption_entities = self._parse_text(params, "caption", MAX_CAPTION)
         msg = BotMessage(
             chat_id=chat["id"],
@@ -1208,18 +1211,7 @@ class FakeBotApi:
 
     async def _m_sendvoice(self, params: JSON, files: dict[str, tuple[str, bytes, str]]) -> JSON:
         chat = self._chat(params)
-        if "voice" in files:
-            _filename, data, ctype = files["voice"]
-            if len(data) > 50 << 20:
-                raise _ApiError(413, "Request Entity Too Large")
-            if not data:
-                raise _ApiError(400, "Bad Request: file must be non-empty")
-            stored = self.add_file(data, mime_type="audio/ogg" if ctype in {"", "application/octet-stream"} else ctype)
-        else:
-            ref = str(params.get("voice") or "")
-            if ref not in self.files:
-                raise _ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
-            stored = self.files[ref]
+        stored = self._input_file(params, files, "voice", default_type="audio/ogg")
         caption, caption_entities = self._parse_text(params, "caption", MAX_CAPTION)
         message_id = self._new_message_id(chat["id"])
         voice: JSON = {"duration": _int(params, "duration") or 0, "mime_type": stored.mime_type or "audio/ogg"}
