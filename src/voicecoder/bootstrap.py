@@ -16,12 +16,12 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import anyio
 import attrs
 from dependency_injector import containers, providers
 
-from voicecoder.adapters.assemblyai_transcriber import AssemblyAITranscriber
 from voicecoder.adapters.audio_intake import AudioLimits
 from voicecoder.adapters.claude_cli_agent import ClaudeCliAgent, ClaudeCliConfig
 from voicecoder.adapters.claude_node import NodeRuntime
@@ -75,6 +75,13 @@ def _claude_config(config: Config) -> ClaudeCliConfig:
         config_dir=config.claude_config_dir.resolve() if config.claude_config_dir else None,
         extra_env=dict(config.claude_env),
     )
+
+
+def _assemblyai_transcriber(**kwargs: Any) -> Transcriber:
+    """Imported when chosen: the SDK takes 0.3-0.6 s to import, a third of `voicecoder doctor`'s budget."""
+    from voicecoder.adapters.assemblyai_transcriber import AssemblyAITranscriber  # noqa: PLC0415
+
+    return AssemblyAITranscriber(**kwargs)
 
 
 def _version(package: str) -> str:
@@ -247,7 +254,7 @@ class Container(containers.DeclarativeContainer):
             limits=audio_limits,
         ),
         assemblyai=providers.Singleton(
-            AssemblyAITranscriber,
+            _assemblyai_transcriber,
             api_key=settings.provided.assemblyai_api_key,
             base_url=settings.provided.assemblyai_base_url,
             limits=audio_limits,

@@ -24,7 +24,8 @@ class Metrics:
         r = self.registry
         self.updates = Counter(
             "voicecoder_updates_total",
-            "Telegram updates by outcome (received, acked, duplicate, rejected, processed, failed, retried).",
+            "Telegram updates by outcome: acked, duplicate, ignored, rejected (webhook requests); processed, retried, "
+            "failed (handling, both modes).",
             ["outcome"],
             registry=r,
         )
