@@ -142,7 +142,14 @@ class Config:
         values: dict[str, str] = {}
         if dotenv is not None:
             if dotenv.is_file():
-                values.update(read_dotenv(dotenv))
+                try:
+                    values.update(read_dotenv(dotenv))
+                except (OSError, UnicodeDecodeError) as exc:
+                    reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                    raise ConfigurationError(
+                        f"The env file {dotenv} cannot be read ({reason}). Run as a user who may read it "
+                        "(the service user: deploy/voicecoder-admin does), or fix its owner and mode."
+                    ) from None
             elif required or dotenv.exists():
                 what = "is not a file" if dotenv.exists() else "does not exist"
                 raise ConfigurationError(

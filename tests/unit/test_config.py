@@ -205,3 +205,13 @@ class TestEnvExample:
             assert value == value.strip(), f"line {number}: {line!r}"
             assert not value.startswith(("'", '"')), f"line {number}: {line!r}"
             assert " #" not in value, f"line {number}: {line!r}"
+
+
+class TestUnreadableEnvFile:
+    def test_not_utf8_is_a_configuration_error(self, tmp_path: Path) -> None:
+        """An env file that is not UTF-8 text stops start-up with its name, not a traceback."""
+        dotenv = tmp_path / "voicecoder.env"
+        dotenv.write_bytes(b"TELEGRAM_TOKEN=\xff\xfe\n")
+
+        with pytest.raises(ConfigurationError, match=r"voicecoder.env cannot be read \(not UTF-8 text\)"):
+            Config.from_env({}, dotenv=dotenv, required=True)
