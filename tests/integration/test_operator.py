@@ -2,8 +2,10 @@
 The operator's path, as DEPLOYMENT.md walks it: an env file, `webhook set`, `serve`, `webhook info`, `doctor`.
 
 Every command runs as a real `voicecoder` process against the local fake Bot API. The fake's `routes` stand in for
-DNS plus the TLS proxy, so the public ``https://bot.example.org/…`` URL that `webhook set` registers is delivered
-to the `serve` process on 127.0.0.1, path kept: the registered URL, the secret and the listener must agree.
+DNS plus the TLS proxy, so the public ``https://203.0.113.10/…`` URL that `webhook set` registers is delivered to
+the `serve` process on 127.0.0.1, path kept: the registered URL, the secret and the listener must agree. The
+public host is an address, not a name: `webhook info` and `doctor` resolve a name to compare it with the address
+Telegram delivers to, and tests never query DNS (the one test of that path uses ``localhost``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ TOKEN = "6262626:operator-test-token-not-a-real-one-abcdef"
 ENV_PATH = "/telegram/from-the-env-file-0123456789"
 ENV_SECRET = "env-file-secret_ABCdef0123456789"
 DEV = FakeUser(id=1001, first_name="Dev")
+HOST = "203.0.113.10"  # TEST-NET-3: documentation only, never routed
+PUBLIC = f"https://{HOST}"
 
 
 @pytest.fixture(name="fake")
@@ -54,7 +58,7 @@ def write_env_file(tmp_path: Path, fake: FakeBotApi, port: int, **values: str) -
         "TELEGRAM_TOKEN": TOKEN,
         "TELEGRAM_API_BASE_URL": fake.base_url,
         "ALLOWED_USER_IDS": str(DEV.id),
-        "PUBLIC_URL": "https://bot.example.org",
+        "PUBLIC_URL": PUBLIC,
         "WORKSPACE_DIR": str(tmp_path / "ws"),
         "DATA_DIR": str(tmp_path / "data"),
         "LISTEN_PORT": str(port),
@@ -128,7 +132,7 @@ class TestEnvFileToServe:
 
         code, out = await run_cli(tmp_path, "--env-file", str(env_file), "webhook", "set")
         registered = fake.calls_to("setWebhook")[-1].params
-        fake.routes["bot.example.org"] = f"http://127.0.0.1:{port}"
+        fake.routes[HOST] = f"http://127.0.0.1:{port}"
         start(tmp_path, serve, "--env-file", str(env_file), "serve")
         await wait_http(f"http://127.0.0.1:{port}/readyz")
         await fake.send_text("/start", user=DEV)
@@ -138,13 +142,13 @@ class TestEnvFileToServe:
         assert code == 0, out
         stored = tmp_path / "data" / "webhook.json"
         if configured:
-            assert registered["url"] == "https://bot.example.org" + ENV_PATH
+            assert registered["url"] == PUBLIC + ENV_PATH
             assert registered["secret_token"] == ENV_SECRET
             assert not stored.exists()
         else:
             identity = json.loads(stored.read_text())
             assert stat.S_IMODE(stored.stat().st_mode) == 0o600
-            assert registered["url"] == "https://bot.example.org" + identity["path"]
+            assert registered["url"] == PUBLIC + identity["path"]
             assert registered["secret_token"] == identity["secret"]
         assert fake.webhook_deliveries
         assert all(status == 200 for _, status in fake.webhook_deliveries)
@@ -152,7 +156,7 @@ class TestEnvFileToServe:
         assert "✅ Matches PUBLIC_URL + WEBHOOK_PATH." in info
         for text in (out, info):
             assert str(registered["secret_token"]) not in text
-            assert str(registered["url"]).removeprefix("https://bot.example.org") not in text
+            assert str(registered["url"]).removeprefix(PUBLIC) not in text
             assert TOKEN not in text
 
     async def test_secret_token_defaults_from_the_env_file(self, tmp_path: Path, fake: FakeBotApi) -> None:
@@ -161,9 +165,7 @@ class TestEnvFileToServe:
         """
         env_file = write_env_file(tmp_path, fake, free_port(), WEBHOOK_PATH=ENV_PATH, WEBHOOK_SECRET=ENV_SECRET)
 
-        code, out = await run_cli(
-            tmp_path, "--env-file", str(env_file), "webhook", "set", "--url", "https://bot.example.org" + ENV_PATH
-        )
+        code, out = await run_cli(tmp_path, "--env-file", str(env_file), "webhook", "set", "--url", PUBLIC + ENV_PATH)
 
         assert code == 0, out
         assert fake.calls_to("setWebhook")[-1].params["secret_token"] == ENV_SECRET
@@ -175,7 +177,7 @@ class TestEnvFileToServe:
         env_file = write_env_file(tmp_path, fake, free_port(), WEBHOOK_PATH=ENV_PATH, WEBHOOK_SECRET=ENV_SECRET)
 
         code, out = await run_cli(
-            tmp_path, "--env-file", str(env_file), "webhook", "set", "--url", "https://bot.example.org/elsewhere/x"
+            tmp_path, "--env-file", str(env_file), "webhook", "set", "--url", PUBLIC + "/elsewhere/x"
         )
 
         assert code == 1
@@ -313,10 +315,7 @@ class TestWebhookInfo:
         """
         port = free_port()
         env_file = write_env_file(tmp_path, fake, port, WEBHOOK_PATH=ENV_PATH, WEBHOOK_SECRET=ENV_SECRET)
-        fake.dns["bot.example.org"] = "198.51.100.9"
-        await run_cli(
-            tmp_path, "--env-file", str(env_file), "webhook", "set", "--url", "https://bot.example.org/old/path-abc"
-        )
+        await run_cli(tmp_path, "--env-file", str(env_file), "webhook", "set", "--url", PUBLIC + "/old/path-abc")
         # The server moved: the operator records its new address; Telegram still delivers to the old one.
         write_env_file(
             tmp_path, fake, port, WEBHOOK_PATH=ENV_PATH, WEBHOOK_SECRET=ENV_SECRET, WEBHOOK_IP_ADDRESS="203.0.113.7"
@@ -328,9 +327,34 @@ class TestWebhookInfo:
         assert "⚠️ Webhook needs attention" in out
         assert "path differs" in out
         assert "host differs" not in out
-        assert "Telegram delivers to 198.51.100.9, but WEBHOOK_IP_ADDRESS says 203.0.113.7" in out
+        assert f"Telegram delivers to {HOST}, but WEBHOOK_IP_ADDRESS says 203.0.113.7" in out
         assert "/old/path-abc" not in out
         assert ENV_PATH not in out
+
+    async def test_ip_is_compared_with_what_the_host_resolves_to(self, tmp_path: Path, fake: FakeBotApi) -> None:
+        """
+        Without WEBHOOK_IP_ADDRESS the delivery address is compared with the public host's DNS answer here
+        (``localhost``: resolved from /etc/hosts, no network).
+        """
+        env_file = write_env_file(
+            tmp_path,
+            fake,
+            free_port(),
+            PUBLIC_URL="https://localhost",
+            WEBHOOK_PATH=ENV_PATH,
+            WEBHOOK_SECRET=ENV_SECRET,
+        )
+        fake.dns["localhost"] = "198.51.100.9"
+        await run_cli(tmp_path, "--env-file", str(env_file), "webhook", "set")
+
+        code, out = await run_cli(tmp_path, "--env-file", str(env_file), "webhook", "info")
+        fake.dns["localhost"] = "127.0.0.1"
+        fixed_code, fixed = await run_cli(tmp_path, "--env-file", str(env_file), "webhook", "info")
+
+        assert code == 1
+        assert "Telegram delivers to 198.51.100.9, but DNS of localhost says 127.0.0.1" in out
+        assert fixed_code == 0, fixed
+        assert "IP address: 127.0.0.1 (matches DNS of localhost)" in fixed
 
     async def test_webhook_while_polling_needs_attention(self, tmp_path: Path, fake: FakeBotApi) -> None:
         """
@@ -357,7 +381,7 @@ class TestWebhookSetSteps:
         code, out = await run_cli(tmp_path, "--env-file", str(env_file), "webhook", "set")
 
         assert code == 1
-        assert "✅ setWebhook: Telegram now delivers to https://bot.example.org/…" in out
+        assert f"✅ setWebhook: Telegram now delivers to {PUBLIC}/…" in out
         assert "⚠️ Reading it back (getWebhookInfo) failed" in out
         assert "The webhook is set" in out
         assert fake.calls_to("setWebhook")
@@ -439,12 +463,13 @@ class TestMaxPromptAge:
         )
         await fake.send_text("refactor everything", user=DEV, date=int(time.time()) - 3 * 3600)
         await fake.send_text("explain the code", user=DEV)
-        fake.routes["bot.example.org"] = f"http://127.0.0.1:{port}"
+        fake.routes[HOST] = f"http://127.0.0.1:{port}"
 
         start(tmp_path, serve, "--env-file", str(env_file), "serve")
         await wait_http(f"http://127.0.0.1:{port}/readyz")
         code, out = await run_cli(tmp_path, "--env-file", str(env_file), "webhook", "set")
         await bot_said(fake, "Echo: explain the code")
+        await bot_said(fake, "No git changes detected")  # the turn is over: stopping the bot interrupts nothing
 
         assert code == 0, out
         texts = [m.text or "" for m in fake.messages.values() if m.from_bot]
@@ -480,7 +505,7 @@ class TestSelftest:
                 DEEPGRAM_API_KEY="dg-key",
                 DEEPGRAM_BASE_URL=deepgram.base_url,
             )
-            fake.routes["bot.example.org"] = f"http://127.0.0.1:{port}"
+            fake.routes[HOST] = f"http://127.0.0.1:{port}"
             start(tmp_path, serve, "--env-file", str(env_file), "serve")
             await wait_http(f"http://127.0.0.1:{port}/readyz")
             await run_cli(tmp_path, "--env-file", str(env_file), "webhook", "set")
