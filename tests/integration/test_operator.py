@@ -542,3 +542,22 @@ class TestSelftest:
         assert "Polling mode" in out
         assert "captioned /selftest" in out
         assert not fake.calls_to("sendVoice")
+
+
+class TestForeignSecret:
+    async def test_secret_token_serve_does_not_check_is_flagged(self, tmp_path: Path, fake: FakeBotApi) -> None:
+        """
+        `webhook set --secret-token X` with X not the secret `serve` checks is set (Telegram accepted it) but
+        reported as needing attention: every delivery would get 401.
+        """
+        env_file = write_env_file(tmp_path, fake, free_port(), WEBHOOK_PATH=ENV_PATH, WEBHOOK_SECRET=ENV_SECRET)
+
+        code, out = await run_cli(
+            tmp_path, "--env-file", str(env_file), "webhook", "set", "--secret-token", "some-other-secret_123"
+        )
+
+        assert code == 1
+        assert "✅ setWebhook" in out
+        assert "--secret-token is not the secret `serve` checks" in out
+        assert "some-other-secret_123" not in out
+        assert fake.calls_to("setWebhook")[-1].params["secret_token"] == "some-other-secret_123"

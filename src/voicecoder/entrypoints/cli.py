@@ -134,26 +134,37 @@ async def _webhook(config: Config, args: argparse.Namespace) -> int:
     config.require_telegram()
     action = args.webhook_action
     config = _with_identity(config, create=action == "set")
+    foreign_secret = False
     if action == "set":
         if args.url is None:
             if not config.webhook_url:
                 _print("❌ No URL: set PUBLIC_URL in the configuration (e.g. https://bot.example.org) or pass --url.")
                 return 2
             args.url = config.webhook_url
+        foreign_secret = args.secret_token is not None and args.secret_token != config.webhook_secret
         if args.secret_token is None:
             args.secret_token = config.webhook_secret
         if args.ip_address is None:
             args.ip_address = config.webhook_ip_address
-    expected = await expectation(
-        transport=config.transport,
-        url=config.webhook_url or (args.url if action == "set" else None),
-        fixed_ip=config.webhook_ip_address,
-    )
+    expected = None
+    if action in {"set", "info"}:
+        expected = await expectation(
+            transport=config.transport,
+            url=config.webhook_url or (args.url if action == "set" else None),
+            fixed_ip=config.webhook_ip_address,
+        )
     container = build_container(config)
     try:
         report = await webhook_admin.run_webhook_command(args, container.bot_api(), expected=expected)
     finally:
         await container.bot_api().close()
+    if action == "set" and foreign_secret:
+        warning = (
+            "⚠️ --secret-token is not the secret `serve` checks (WEBHOOK_SECRET, or the one kept in "
+            "DATA_DIR/webhook.json): every delivery gets 401 until they agree. Set WEBHOOK_SECRET to it and "
+            "restart, or run `webhook set` without --secret-token."
+        )
+        report = webhook_admin.Report(ok=False, lines=(*report.lines, warning))
     _print(str(report))
     return 0 if report.ok else 1
 
