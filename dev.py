@@ -87,22 +87,31 @@ def ensure_claude_cli() -> Path | None:
     return CLAUDE_BIN
 
 
-EMOJI_FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
+def _present(need: str) -> bool:
+    return Path(need).exists() if need.startswith("/") else shutil.which(need) is not None
 
 
-def ensure_chromium() -> None:
-    """
-    Headless Chromium from Debian for the browser test, and an emoji font; best effort.
+# command (or file) the tests need → the Debian package that provides it
+DEBIAN_TOOLS = {
+    "chromium": "chromium",  # the sandbox browser test
+    "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf": "fonts-noto-color-emoji",  # screenshots show emoji
+    "caddy": "caddy",  # `caddy validate` on deploy/Caddyfile
+    "shellcheck": "shellcheck",  # the deploy/ shell scripts
+    "systemd-analyze": "systemd",  # `systemd-analyze verify` on deploy/voicecoder.service
+    "setpriv": "util-linux",  # the container entrypoint's privilege drop, and running it as another uid
+}
 
-    The font makes screenshots show what a phone shows; the browser test skips without Chromium.
-    """
-    if (shutil.which("chromium") and EMOJI_FONT.exists()) or not shutil.which("apt-get") or os.geteuid() != 0:
+
+def ensure_debian_tools() -> None:
+    """Debian packages the tests use; best effort, as root (each test skips, naming what is missing, without it)."""
+    missing = sorted({package for need, package in DEBIAN_TOOLS.items() if not _present(need)})
+    if not missing or not shutil.which("apt-get") or os.geteuid() != 0:
         return
-    say("installing Debian's chromium and an emoji font for the browser test")
+    say(f"installing Debian packages for the tests: {', '.join(missing)}")
     quiet = {"DEBIAN_FRONTEND": "noninteractive", **os.environ}
     subprocess.run(["apt-get", "update", "-qq"], check=False, env=quiet, stdout=subprocess.DEVNULL)
     subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium", "fonts-noto-color-emoji"],
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
         check=False,
         env=quiet,
         stdout=subprocess.DEVNULL,
@@ -142,7 +151,7 @@ def main(argv: list[str]) -> int:
     if command == "test":
         ensure_venv()
         ensure_claude_cli()
-        ensure_chromium()
+        ensure_debian_tools()
         lint()
         return pytest(rest)
     if command == "pytest":

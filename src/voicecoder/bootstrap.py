@@ -8,30 +8,42 @@ This is the only module that imports adapters. Providers are synchronous; the en
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib.util
 import logging
 import shutil
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
+import anyio
 import attrs
 from dependency_injector import containers, providers
 
-from voicecoder.adapters.assemblyai_transcriber import AssemblyAITranscriber
 from voicecoder.adapters.audio_intake import AudioLimits
 from voicecoder.adapters.claude_cli_agent import ClaudeCliAgent, ClaudeCliConfig
+from voicecoder.adapters.claude_node import NodeRuntime
 from voicecoder.adapters.deepgram_transcriber import DeepgramTranscriber
 from voicecoder.adapters.detect_secrets_scanner import DetectSecretsScanner
 from voicecoder.adapters.dulwich_workspace import DulwichWorkspace
-from voicecoder.adapters.local_whisper_transcriber import LocalWhisperTranscriber
+from voicecoder.adapters.host_checks import (
+    directory_diagnostic,
+    is_repository,
+    new_workspace_diagnostic,
+    sqlite_file_diagnostic,
+)
+from voicecoder.adapters.local_whisper_transcriber import LocalWhisperTranscriber, base_weights_dir
 from voicecoder.adapters.prometheus_metrics import MeteredAgentRunner, MeteredTranscriber, Metrics
 from voicecoder.adapters.sqlite_inbox import SqliteInbox
+from voicecoder.adapters.sqlite_state_store import SCHEMA_VERSION as STATE_SCHEMA_VERSION
 from voicecoder.adapters.sqlite_state_store import SqliteStateStore
 from voicecoder.adapters.system_clock import SystemClock
-from voicecoder.adapters.telegram_bot_api import TelegramApiError, TelegramBotApi
+from voicecoder.adapters.telegram_bot_api import TelegramBotApi
 from voicecoder.adapters.telegram_messenger import TelegramMessenger
 from voicecoder.adapters.telegram_updates import TelegramUpdateHandler
+from voicecoder.adapters.telegram_webhook_health import expectation, telegram_diagnostics
 from voicecoder.adapters.update_dispatcher import DispatchStats, UpdateDispatcher
 from voicecoder.adapters.workspace_vocabulary import WorkspaceVocabulary
 from voicecoder.config import Config
@@ -83,6 +95,13 @@ def cli_error_hint(error: VoicecoderError) -> str | None:
     return None
 
 
+def _assemblyai_transcriber(**kwargs: Any) -> Transcriber:
+    """Imported when chosen: the SDK takes 0.3-0.6 s to import, a third of `voicecoder doctor`'s budget."""
+    from voicecoder.adapters.assemblyai_transcriber import AssemblyAITranscriber  # noqa: PLC0415
+
+    return AssemblyAITranscriber(**kwargs)
+
+
 def _version(package: str) -> str:
     try:
         return metadata.version(package)
@@ -92,10 +111,14 @@ def _version(package: str) -> str:
 
 @attrs.frozen
 class RuntimeChecks:
-    """The process-level facts of /info and `voicecoder doctor`: Python, packages, data dir, Telegram, webhook."""
+    """
+    The process-level facts of /info and `voicecoder doctor`: Python, data dir, Telegram, users, webhook.
+
+    Only looks: the data dir is checked for being writable (or creatable), never created; Telegram is asked once
+    each with a short timeout, so a dead network shows as such within seconds instead of as a bad token.
+    """
 
     config: Config
-    bot_api: TelegramBotApi
     online: bool = True
 
     async def diagnose(self) -> list[Diagnostic]:
@@ -109,22 +132,22 @@ class RuntimeChecks:
                 f"faster-whisper {_version('faster-whisper')}, assemblyai {_version('assemblyai')}",
                 fix="use Python 3.11 or newer",
             ),
-            _data_dir_check(config.data_dir),
+            directory_diagnostic("data dir", config.data_dir, variable="DATA_DIR"),
             Diagnostic(
                 "telegram token",
                 ok=config.telegram_token is not None,
                 detail="set" if config.telegram_token else "TELEGRAM_TOKEN is not set",
                 fix="create a bot with @BotFather and put TELEGRAM_TOKEN in .env (or try `voicecoder sandbox`)",
             ),
-            Diagnostic(
-                "allowed users",
-                ok=bool(config.allowed_user_ids),
-                detail=f"{len(config.allowed_user_ids)} user(s)" if config.allowed_user_ids else "nobody is allowed",
-                fix="set ALLOWED_USER_IDS to your numeric Telegram id (ask @userinfobot)",
-            ),
+            _users_check(config),
         ]
         if self.online and config.telegram_token:
-            results.append(await _webhook_check(config, self.bot_api))
+            expected = await expectation(
+                transport=config.transport, url=config.webhook_url, fixed_ip=config.webhook_ip_address
+            )
+            results.extend(
+                await telegram_diagnostics(config.telegram_token, base_url=config.telegram_api_base, expected=expected)
+            )
         if shutil.which("git") is None:
             results.append(
                 Diagnostic("git CLI", ok=True, warning=True, detail="not installed (optional: voicecoder uses dulwich)")
@@ -132,44 +155,88 @@ class RuntimeChecks:
         return results
 
 
-async def doctor(container: Container) -> list[Diagnostic]:
-    """Every fact `voicecoder doctor` reports: the same list /info shows in the chat."""
-    return await container.voicecoder().diagnose()
+def _users_check(config: Config) -> Diagnostic:
+    if config.allowed_user_ids:
+        return Diagnostic("allowed users", ok=True, detail=f"{len(config.allowed_user_ids)} user(s)")
+    return Diagnostic(
+        "allowed users",
+        ok=config.allow_nobody,
+        warning=config.allow_nobody,
+        detail="nobody is allowed" + (" (ALLOW_NOBODY=1)" if config.allow_nobody else "; `serve` refuses to start"),
+        fix="set ALLOWED_USER_IDS to your numeric Telegram id (ask @userinfobot)",
+    )
 
 
-def _data_dir_check(path: Path) -> Diagnostic:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_bytes(b"ok")
-        probe.unlink()
-    except OSError as exc:
-        return Diagnostic(
-            "data dir", ok=False, detail=f"{path} is not writable ({exc.strerror})", fix="fix DATA_DIR or its owner"
-        )
-    return Diagnostic("data dir", ok=True, detail=f"{path.resolve()} is writable")
+async def doctor(container: Container, *, deep: bool = False) -> list[Diagnostic]:
+    """
+    What `voicecoder doctor` reports: the checks /info shows, run concurrently, changing nothing.
+
+    Where an adapter's own check would create what it checks (the workspace's `git init`, the databases, the
+    joined speech weights), a look-only check says what the first start will do instead. *deep* also loads the
+    local speech model (seconds, and it may join the weights into the cache).
+    """
+    config = container.settings()
+    checks: list[Callable[[], Awaitable[Sequence[Diagnostic]]]] = [
+        RuntimeChecks(config).diagnose,
+        functools.partial(_workspace_look, container),
+        container.claude().diagnose,
+        NodeRuntime(config.claude_binary).diagnose,
+        functools.partial(_speech_look, container, deep=deep),
+        functools.partial(_state_look, config),
+    ]
+    groups: list[Sequence[Diagnostic]] = [() for _ in checks]
+
+    async def collect(index: int) -> None:
+        try:
+            groups[index] = await checks[index]()
+        except Exception as exc:  # a broken check must not hide the others
+            log.exception("doctor: a check failed")
+            groups[index] = [Diagnostic("check", ok=False, detail=f"failed: {type(exc).__name__}: {exc}")]
+
+    async with anyio.create_task_group() as tg:
+        for index in range(len(checks)):
+            tg.start_soon(collect, index)
+    return [d for group in groups for d in group]
 
 
-async def _webhook_check(config: Config, bot_api: TelegramBotApi) -> Diagnostic:
-    try:
-        info = await bot_api.get_webhook_info()
-    except TelegramApiError as exc:
-        return Diagnostic("webhook", ok=False, detail=f"getWebhookInfo failed: {exc}", fix="check TELEGRAM_TOKEN")
-    except Exception as exc:
-        return Diagnostic("webhook", ok=False, detail=f"Telegram unreachable: {type(exc).__name__}", fix="check DNS")
-    if not info.url:
-        ok = config.transport == "polling"
-        return Diagnostic(
-            "webhook",
-            ok=ok,
-            detail="no webhook set (polling mode)" if ok else "no webhook set",
-            fix=None if ok else "run `voicecoder webhook set` (needs PUBLIC_URL)",
-        )
-    detail = f"set, {info.pending_update_count} pending"
-    if info.last_error_message:
-        detail += f", last error: {info.last_error_message}"
-        return Diagnostic("webhook", ok=False, detail=detail, fix="see docs/WEBHOOK.md#5-troubleshoot")
-    return Diagnostic("webhook", ok=True, detail=detail)
+async def _workspace_look(container: Container) -> Sequence[Diagnostic]:
+    path = container.settings().workspace_dir
+    if is_repository(path):
+        return await container.workspace().diagnose()
+    return [new_workspace_diagnostic(path)]
+
+
+async def _speech_look(container: Container, *, deep: bool) -> Sequence[Diagnostic]:
+    engine = container.speech_engine()
+    if isinstance(engine, LocalWhisperTranscriber) and not deep:
+        # Loading the model takes one to three seconds and joining the base weights writes ~150 MB into the
+        # cache: the first voice note (or `doctor --deep`) does that, a quick look does not.
+        if importlib.util.find_spec("faster_whisper") is None:
+            return [
+                Diagnostic(
+                    "whisper model",
+                    ok=False,
+                    detail="faster-whisper is not installed",
+                    fix="install voicecoder with the local-stt extra, or choose a cloud STT_PROVIDER",
+                )
+            ]
+        if engine.model != "base":
+            return [Diagnostic("whisper model", ok=True, detail=f"{engine.model}: loaded and checked at first use")]
+        weights = base_weights_dir(engine.cache_dir)
+        if weights.is_dir():
+            detail = f"base at {weights}: hash-checked and loaded at first use (`doctor --deep` loads it now)"
+            return [Diagnostic("whisper weights", ok=True, detail=detail)]
+        where = directory_diagnostic("whisper cache", weights, variable="XDG_CACHE_HOME")
+        if not where.ok:
+            return [where]
+        detail = f"base is joined from the installed weight packages into {weights} on first use"
+        return [Diagnostic("whisper weights", ok=True, detail=detail)]
+    found: Sequence[Diagnostic] = await engine.diagnose()
+    return found
+
+
+async def _state_look(config: Config) -> Sequence[Diagnostic]:
+    return [sqlite_file_diagnostic("state store", config.state_path, schema_version=STATE_SCHEMA_VERSION)]
 
 
 class Container(containers.DeclarativeContainer):
@@ -205,7 +272,7 @@ class Container(containers.DeclarativeContainer):
             limits=audio_limits,
         ),
         assemblyai=providers.Singleton(
-            AssemblyAITranscriber,
+            _assemblyai_transcriber,
             api_key=settings.provided.assemblyai_api_key,
             base_url=settings.provided.assemblyai_base_url,
             limits=audio_limits,
@@ -228,7 +295,14 @@ class Container(containers.DeclarativeContainer):
 
     diagnosables = providers.Callable(
         tuple,
-        providers.List(providers.Singleton(RuntimeChecks, settings, bot_api), workspace, claude, speech_engine, store),
+        providers.List(
+            providers.Singleton(RuntimeChecks, settings),
+            workspace,
+            claude,
+            providers.Singleton(NodeRuntime, settings.provided.claude_binary),
+            speech_engine,
+            store,
+        ),
     )
     ports = providers.Singleton(
         Ports,
@@ -249,6 +323,7 @@ class Container(containers.DeclarativeContainer):
         policy=providers.Singleton(ApprovalPolicy, settings.provided.auto_approve_paths),
         compaction_threshold=settings.provided.compaction_threshold,
         error_hint=providers.Object(cli_error_hint),
+        max_prompt_age_s=settings.provided.max_prompt_age_s,
     )
     voicecoder = providers.Singleton(VoiceCoder, ports, domain_settings)
 

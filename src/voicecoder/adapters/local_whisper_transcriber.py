@@ -42,7 +42,14 @@ from voicecoder.domain.model import Audio, Diagnostic, Transcript, Transcription
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BASE_MODEL_SHA256", "LocalWhisperTranscriber", "WhisperWeights", "resolve_model_dir"]
+__all__ = [
+    "BASE_MODEL_SHA256",
+    "LocalWhisperTranscriber",
+    "WhisperWeights",
+    "base_weights_dir",
+    "default_cache_dir",
+    "resolve_model_dir",
+]
 
 PROVIDER = "local whisper"
 
@@ -121,8 +128,13 @@ class WhisperWeights:
     verified: bool
 
 
+def base_weights_dir(cache_dir: Path | None = None) -> Path:
+    """Where the ``base`` weights are joined from their packages on first use."""
+    return (cache_dir or default_cache_dir()) / "whisper-base"
+
+
 def _base_dir(cache_dir: Path) -> Path:
-    target = cache_dir / "whisper-base"
+    target = base_weights_dir(cache_dir)
     all_files = {"model.bin": BASE_MODEL_SHA256, **_BASE_SIDE_FILES}
     if target.is_dir():
         try:

@@ -54,6 +54,8 @@ from voicecoder.domain.replies import (
     Queued,
     Reply,
     SessionCleared,
+    SpeechCheck,
+    StalePrompt,
     StatusReport,
     TurnOutcome,
     Unauthorized,
@@ -372,6 +374,21 @@ def render(reply: Reply) -> Rendered:
             return Rendered(f"⚠️ Could not compact the conversation: {esc(detail)}")
         case Cancelled(was_running=was_running):
             return Rendered("⏹ Cancelled." if was_running else "Nothing was running.")
+        case SpeechCheck(text=text, audio_s=audio_s, seconds=seconds):
+            length = f"{esc(_duration(audio_s))} of speech" if audio_s else "The voice note"
+            return Rendered(
+                f"🎤 Speech check: <i>{esc(text) or '(nothing heard)'}</i>\n{length} heard in "
+                f"{seconds:.1f} s (a 30 s note should take under 10 s). Nothing was run."
+            )
+        case StalePrompt(age_s=age, max_age_s=limit, prompt=prompt, voice_duration_s=voice):
+            if prompt is not None:
+                what = f"<i>{esc(_short(prompt, 200))}</i>"
+            else:
+                what = "your voice note" + (f" ({esc(_duration(voice))})" if voice else "")
+            return Rendered(
+                f"⏰ Not run: {what}\nIt reached me {esc(_duration(age))} after you sent it (the limit is "
+                f"{esc(_duration(limit))}), probably because the bot was offline. Send it again to run it now."
+            )
         case ErrorReply(message=message, hint=hint):
             return Rendered(f"⚠️ {esc(message)}" + (f"\n↳ {esc(hint)}" if hint else ""))
     raise TypeError(f"no rendering for {type(reply).__name__}")  # pragma: no cover - the match is exhaustive

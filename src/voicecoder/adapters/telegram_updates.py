@@ -11,6 +11,7 @@ processed in order; button presses have their own lane so ⏹ Cancel never waits
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from voicecoder.adapters.telegram_bot_api import (
@@ -65,6 +66,17 @@ def lane_of(update: dict[str, Any]) -> tuple[int, str] | None:
         chat_id = chat.get("id") if isinstance(chat, dict) else None
         return (chat_id, "message") if isinstance(chat_id, int) and not isinstance(chat_id, bool) else None
     return None
+
+
+def _is_speech_check(caption: str | None) -> bool:
+    """A recording captioned ``/selftest`` (or ``/selftest@bot``) is a speech check, not a prompt."""
+    head = caption.split(maxsplit=1)[0] if caption and caption.strip() else ""
+    return head.lower().partition("@")[0] == "/selftest"
+
+
+def _sent_at(message: Message) -> datetime | None:
+    """When the user sent *message* (Telegram's ``date``, Unix seconds); None if Telegram gave none."""
+    return datetime.fromtimestamp(message.date, UTC) if message.date > 0 else None
 
 
 def _is_audio(mime_type: str | None, file_name: str | None) -> bool:
@@ -136,7 +148,7 @@ class TelegramUpdateHandler:
             raise MalformedUpdateError(f"message {message.message_id} has no human sender")
         chat, user = ChatId(message.chat.id), UserId(sender.id)
         if message.text is not None:
-            await self._on_text(chat, user, message.text, sender)
+            await self._on_text(chat, user, message, sender)
         elif message.voice is not None or message.audio is not None or message.document is not None:
             await self._on_file(chat, user, message)
         elif not self._app.is_authorized(user):
@@ -144,9 +156,10 @@ class TelegramUpdateHandler:
         else:
             await self._messenger.send(chat, ErrorReply(NOT_UNDERSTOOD))
 
-    async def _on_text(self, chat: ChatId, user: UserId, text: str, sender: User) -> None:
+    async def _on_text(self, chat: ChatId, user: UserId, message: Message, sender: User) -> None:
+        text = message.text or ""
         if not text.startswith("/"):
-            await self._app.prompt(chat, user, text)
+            await self._app.prompt(chat, user, text, sent_at=_sent_at(message))
             return
         head = text.split(maxsplit=1)[0][1:]
         command, _, target = head.partition("@")
@@ -192,7 +205,10 @@ class TelegramUpdateHandler:
             filename=name,
             declared_duration_s=float(duration) if duration else None,
         )
-        await self._app.voice(chat, user, audio)
+        if _is_speech_check(message.caption):
+            await self._app.hear(chat, user, audio)
+            return
+        await self._app.voice(chat, user, audio, sent_at=_sent_at(message))
 
     async def _download(self, chat: ChatId, file_id: str, declared: int | None) -> bytes | None:
         try:

@@ -7,6 +7,7 @@ adapter, an embedder's aiogram handlers) depends on the protocol only, so a test
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from voicecoder.domain.model import Audio, ChangeId, ChatId, CommitInfo, Diff, UserId, WorkspaceStatus
@@ -52,12 +53,29 @@ class VoiceCoderApp(Protocol):
     async def undo(self, chat: ChatId, user: UserId) -> None: ...
 
     async def text(
-        self, chat: ChatId, user: UserId, text: str, *, user_name: str | None = None, username: str | None = None
+        self,
+        chat: ChatId,
+        user: UserId,
+        text: str,
+        *,
+        user_name: str | None = None,
+        username: str | None = None,
+        sent_at: datetime | None = None,
     ) -> None: ...
 
-    async def prompt(self, chat: ChatId, user: UserId, text: str) -> None: ...
+    async def prompt(self, chat: ChatId, user: UserId, text: str, *, sent_at: datetime | None = None) -> None: ...
 
-    async def voice(self, chat: ChatId, user: UserId, audio: Audio, *, language: str | None = None) -> None: ...
+    async def voice(
+        self,
+        chat: ChatId,
+        user: UserId,
+        audio: Audio,
+        *,
+        language: str | None = None,
+        sent_at: datetime | None = None,
+    ) -> None: ...
+
+    async def hear(self, chat: ChatId, user: UserId, audio: Audio, *, language: str | None = None) -> None: ...
 
     async def approve(
         self, chat: ChatId, user: UserId, *, change_id: ChangeId | str | None = None, fingerprint: str | None = None

@@ -255,6 +255,27 @@ class Cancelled:
 
 
 @attrs.frozen
+class SpeechCheck:
+    """What a voice note sent as a speech check (caption /selftest) was heard as, and how long that took."""
+
+    text: str
+    audio_s: float | None
+    seconds: float
+    confidence: float | None = None
+
+
+@attrs.frozen
+class StalePrompt:
+    """A prompt that waited longer than the configured maximum (e.g. after an outage) and was not run."""
+
+    age_s: float
+    max_age_s: float
+    prompt: str | None = None
+    """The typed prompt; None for a voice note (it was not transcribed either)."""
+    voice_duration_s: float | None = None
+
+
+@attrs.frozen
 class ErrorReply:
     """Something went wrong; *message* says what to do. *hint* is an addition from the host (e.g. a setting)."""
 
@@ -283,6 +304,8 @@ Reply = (
     | SessionCleared
     | Compaction
     | Cancelled
+    | SpeechCheck
+    | StalePrompt
     | ErrorReply
 )
 

@@ -18,6 +18,7 @@ import functools
 import logging
 import secrets
 from collections.abc import Callable, Coroutine
+from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import anyio
@@ -105,6 +106,8 @@ from voicecoder.domain.replies import (
     Queued,
     Reply,
     SessionCleared,
+    SpeechCheck,
+    StalePrompt,
     StatusReport,
     TurnOutcome,
     Unauthorized,
@@ -182,6 +185,8 @@ class Settings:
     default_language: str | None = None
     error_hint: Callable[[VoicecoderError], str | None] | None = None
     """Adds a host-specific hint to an error reply (the CLI names its environment variables here)."""
+    max_prompt_age_s: float | None = None
+    """Prompts (typed or spoken) sent longer ago than this are answered with a notice instead of a paid run."""
 
 
 @attrs.define
@@ -381,7 +386,14 @@ class VoiceCoder:
 
     @_use_case
     async def text(
-        self, chat: ChatId, user: UserId, text: str, *, user_name: str | None = None, username: str | None = None
+        self,
+        chat: ChatId,
+        user: UserId,
+        text: str,
+        *,
+        user_name: str | None = None,
+        username: str | None = None,
+        sent_at: datetime | None = None,
     ) -> None:
         """
         A text message as a chat shows it: a slash command runs its use case, anything else is a prompt.
@@ -395,7 +407,7 @@ class VoiceCoder:
             UnexpectedAdapterError: An adapter failed outside its contract.
         """
         if not text.startswith("/"):
-            await self.prompt(chat, user, text)
+            await self.prompt(chat, user, text, sent_at=sent_at)
             return
         command = text.split(maxsplit=1)[0][1:].partition("@")[0].lower()
         match command:
@@ -413,9 +425,12 @@ class VoiceCoder:
                 await self.help(chat, user)
 
     @_use_case
-    async def prompt(self, chat: ChatId, user: UserId, text: str) -> None:
+    async def prompt(self, chat: ChatId, user: UserId, text: str, *, sent_at: datetime | None = None) -> None:
         """
         Run the agent on *text* in the workspace, as one turn.
+
+        *sent_at* is when the user sent it; a prompt older than the configured maximum age (it waited out an
+        outage) is answered with `StalePrompt` instead of starting a run.
 
         The chat sees `Working` (edited as it goes), `AgentAnswer`, then `ChangeSummary` with ✅ ❌ 📝 📊 buttons,
         `NoChanges` or `AutoApproved`. A turn waits for the one before it (`Queued`). Agent, git and empty-prompt
@@ -431,14 +446,54 @@ class VoiceCoder:
         if not text.strip():
             await self._p.messenger.send(chat, self._error(EmptyPromptError()))
             return
+        if await self._stale(chat, user, sent_at, prompt=text.strip()):
+            return
         await self._turn(chat, user, Prompt.typed(text.strip()))
 
     @_use_case
-    async def voice(self, chat: ChatId, user: UserId, audio: Audio, *, language: str | None = None) -> None:
+    async def voice(
+        self,
+        chat: ChatId,
+        user: UserId,
+        audio: Audio,
+        *,
+        language: str | None = None,
+        sent_at: datetime | None = None,
+    ) -> None:
         """
         Transcribe *audio* (with the workspace vocabulary as hints), echo `Heard`, then run it like `prompt`.
 
-        A recording that cannot be transcribed gets an `ErrorReply` saying why; nothing runs.
+        A recording that cannot be transcribed gets an `ErrorReply` saying why; nothing runs. A stale one (see
+        `prompt`) is not even transcribed.
+
+        Raises:
+            DeliveryError: A reply could not be delivered.
+            StateStoreError: The session store failed.
+            UnexpectedAdapterError: An adapter failed outside its contract.
+        """
+        if not await self._guard(chat, user):
+            return
+        if await self._stale(chat, user, sent_at, voice_duration_s=audio.declared_duration_s):
+            return
+        await self._p.messenger.typing(chat)
+        try:
+            transcript = await self._p.transcriber.transcribe(audio, await self._hints(language))
+        except (TranscriptionError, ConfigurationError) as exc:
+            await self._audit(chat, user, "transcription-failed", audio_digest=audio.digest, detail=str(exc))
+            await self._p.messenger.send(chat, self._error(exc))
+            return
+        await self._p.messenger.send(chat, Heard(transcript.text, transcript.confidence, transcript.language))
+        prompt = Prompt.from_transcript(transcript, audio)
+        await self._audit(chat, user, "transcribed", audio_digest=audio.digest, transcript=transcript.text)
+        await self._turn(chat, user, prompt)
+
+    @_use_case
+    async def hear(self, chat: ChatId, user: UserId, audio: Audio, *, language: str | None = None) -> None:
+        """
+        A speech check: transcribe *audio* and say what was heard and how long it took (`SpeechCheck`); nothing runs.
+
+        The operator's test of the deployed bot (`voicecoder selftest`, or a voice note captioned /selftest)
+        measures the voice path without starting a paid agent run.
 
         Raises:
             DeliveryError: A reply could not be delivered.
@@ -448,20 +503,53 @@ class VoiceCoder:
         if not await self._guard(chat, user):
             return
         await self._p.messenger.typing(chat)
-        hints = TranscriptionHints(
+        started = self._p.clock.monotonic()
+        try:
+            transcript = await self._p.transcriber.transcribe(audio, await self._hints(language))
+        except (TranscriptionError, ConfigurationError) as exc:
+            await self._p.messenger.send(chat, self._error(exc))
+            return
+        seconds = self._p.clock.monotonic() - started
+        await self._audit(chat, user, "speech-check", audio_digest=audio.digest, transcript=transcript.text)
+        await self._p.messenger.send(
+            chat,
+            SpeechCheck(
+                text=transcript.text,
+                audio_s=transcript.duration_s or audio.declared_duration_s,
+                seconds=seconds,
+                confidence=transcript.confidence,
+            ),
+        )
+
+    async def _hints(self, language: str | None) -> TranscriptionHints:
+        """The workspace's names as recognition hints, as every voice note gets them."""
+        return TranscriptionHints(
             keyterms=await self._p.vocabulary.vocabulary() if self._p.vocabulary else (),
             language=language or self._s.default_language,
         )
-        try:
-            transcript = await self._p.transcriber.transcribe(audio, hints)
-        except (TranscriptionError, ConfigurationError) as exc:
-            await self._audit(chat, user, "transcription-failed", audio_digest=audio.digest, detail=str(exc))
-            await self._p.messenger.send(chat, self._error(exc))
-            return
-        await self._p.messenger.send(chat, Heard(transcript.text, transcript.confidence, transcript.language))
-        prompt = Prompt.from_transcript(transcript, audio)
-        await self._audit(chat, user, "transcribed", audio_digest=audio.digest, transcript=transcript.text)
-        await self._turn(chat, user, prompt)
+
+    async def _stale(
+        self,
+        chat: ChatId,
+        user: UserId,
+        sent_at: datetime | None,
+        *,
+        prompt: str | None = None,
+        voice_duration_s: float | None = None,
+    ) -> bool:
+        """True (and the user told) when a prompt sent at *sent_at* is older than the maximum age."""
+        limit = self._s.max_prompt_age_s
+        if limit is None or sent_at is None:
+            return False
+        age = (self._p.clock.now() - sent_at).total_seconds()
+        if age <= limit:
+            return False
+        logger.info("prompt in chat %s not run: sent %.0f s ago, over the %.0f s limit", chat, age, limit)
+        await self._audit(chat, user, "stale-prompt", prompt=prompt, detail=f"sent {age:.0f} s before processing")
+        await self._p.messenger.send(
+            chat, StalePrompt(age_s=age, max_age_s=limit, prompt=prompt, voice_duration_s=voice_duration_s)
+        )
+        return True
 
     async def _turn(self, chat: ChatId, user: UserId, prompt: Prompt) -> None:
         if self._workspace_lock.locked():

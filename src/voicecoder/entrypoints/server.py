@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 
@@ -13,8 +14,10 @@ from voicecoder.adapters.prometheus_metrics import CONTENT_TYPE, Metrics
 from voicecoder.adapters.sqlite_inbox import InboxItem, SqliteInbox
 from voicecoder.adapters.telegram_bot_api import TelegramApiError
 from voicecoder.adapters.telegram_updates import BOT_COMMANDS, lane_of
+from voicecoder.adapters.telegram_webhook_health import poll_pending_updates
 from voicecoder.adapters.update_dispatcher import DispatchStats
 from voicecoder.bootstrap import Container
+from voicecoder.entrypoints.health import serve_health
 from voicecoder.entrypoints.polling import run_polling
 from voicecoder.entrypoints.webhook import INGRESS, TELEGRAM_NETWORKS, WebhookSettings, serve_webhook
 
@@ -43,6 +46,8 @@ def wire_update_metrics(stats: DispatchStats, metrics: Metrics) -> None:
 
 
 def metrics_route(metrics: Metrics, inbox: SqliteInbox) -> Callable[[web.Application], None]:
+    """Adds ``/metrics`` to the webhook app (or polling's health app) and counts the webhook's outcomes."""
+
     async def handle(_request: web.Request) -> web.Response:
         metrics.inbox_depth.set(await inbox.depth())
         return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE})
@@ -51,7 +56,8 @@ def metrics_route(metrics: Metrics, inbox: SqliteInbox) -> Callable[[web.Applica
         metrics.updates.labels(outcome).inc()
 
     def configure(app: web.Application) -> None:
-        app[INGRESS].stats.on_outcome = count
+        if INGRESS in app:
+            app[INGRESS].stats.on_outcome = count
         app.router.add_get("/metrics", handle)
 
     return configure
@@ -59,9 +65,10 @@ def metrics_route(metrics: Metrics, inbox: SqliteInbox) -> Callable[[web.Applica
 
 def webhook_settings(container: Container) -> WebhookSettings:
     config = container.settings()
+    path, secret = config.require_webhook_identity()
     return WebhookSettings(
-        secret_token=config.webhook_secret,
-        path=config.webhook_path,
+        secret_token=secret,
+        path=path,
         allowed_networks=TELEGRAM_NETWORKS if config.webhook_ip_allowlist else (),
         trusted_proxies=config.trusted_proxies,
     )
@@ -86,11 +93,28 @@ async def serve(
 ) -> None:
     """Run until SIGTERM/SIGINT (or *stop*); the container's runtime must be open."""
     config = container.settings()
-    wire_update_metrics(container.dispatch_stats(), container.metrics())
+    metrics = container.metrics()
+    wire_update_metrics(container.dispatch_stats(), metrics)
     async with anyio.create_task_group() as tg:
         # The command menu is cosmetic: never let an unreachable Telegram delay taking updates.
         tg.start_soon(announce_commands, container)
+        # Telegram's own backlog, as a gauge: deliveries failing or a dead poller show up as a growing number.
+        tg.start_soon(
+            functools.partial(poll_pending_updates, container.bot_api(), metrics.telegram_pending.set, every_s=60.0)
+        )
         if polling or config.transport == "polling":
+            # /healthz must mean "alive" in both modes: health checks outlive a rollback to polling.
+            bound = await tg.start(
+                functools.partial(
+                    serve_health,
+                    container.inbox(),
+                    container.dispatcher(),
+                    host=config.listen_host,
+                    port=config.listen_port,
+                    configure_app=metrics_route(metrics, container.inbox()),
+                )
+            )
+            task_status.started(bound)
             await run_polling(
                 container.bot_api(),
                 inbox=container.inbox(),
@@ -111,7 +135,7 @@ async def serve(
                 port=config.listen_port,
                 stop=stop,
                 handle_signals=handle_signals,
-                configure_app=metrics_route(container.metrics(), container.inbox()),
+                configure_app=metrics_route(metrics, container.inbox()),
                 task_status=task_status,
             )
         tg.cancel_scope.cancel()

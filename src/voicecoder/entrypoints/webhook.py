@@ -35,6 +35,7 @@ from aiohttp import web
 from voicecoder.adapters.sqlite_inbox import InboxItem, SqliteInbox
 from voicecoder.adapters.update_dispatcher import UpdateDispatcher, lane_key
 from voicecoder.domain.errors import ConfigurationError, MalformedUpdateError, StateStoreError
+from voicecoder.entrypoints.health import healthz, readiness
 from voicecoder.entrypoints.signals import stop_on_signal
 
 log = logging.getLogger(__name__)
@@ -234,23 +235,11 @@ class WebhookIngress:
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
         return web.Response(status=status, text=text, headers=headers)
 
-    async def healthz(self, _request: web.Request) -> web.Response:
-        return web.json_response({"status": "alive"})
+    async def healthz(self, request: web.Request) -> web.Response:
+        return await healthz(request)
 
     async def readyz(self, _request: web.Request) -> web.Response:
-        checks: dict[str, str] = {}
-        try:
-            with anyio.fail_after(2):
-                await self.inbox.check_writable()
-            checks["inbox"] = "ok"
-        except (StateStoreError, TimeoutError) as exc:
-            checks["inbox"] = f"not writable: {type(exc).__name__}"
-        checks["dispatcher"] = "ok" if self.dispatcher.running else "not running"
-        ready = all(v == "ok" for v in checks.values())
-        return web.json_response(
-            {"status": "ready" if ready else "not ready", "checks": checks, "backlog": self.dispatcher.backlog},
-            status=200 if ready else 503,
-        )
+        return await readiness(self.inbox, self.dispatcher)
 
 
 def route_update(update: Any, lane_of: LaneOf) -> tuple[int, str] | None:

@@ -15,8 +15,11 @@ documents, button presses) that are delivered like Telegram does:
 * without one, through getUpdates (offset confirmation, long polling, 409 while a webhook is set).
 
 Like the official server in ``--local`` mode, webhook URLs may be plain http on any port (the fake
-delivers to 127.0.0.1). Every API call is recorded in `FakeBotApi.calls`; what the bot sent, edited and
-answered is in `FakeBotApi.transcript()` and `FakeBotApi.messages`.
+delivers to 127.0.0.1). A production URL such as ``https://bot.example.org/telegram/…`` can be delivered too:
+`FakeBotApi.routes` stands in for DNS plus the TLS proxy (host → the local ``http://127.0.0.1:port`` the proxy
+forwards to, path kept), and `FakeBotApi.dns` for the address getWebhookInfo reports. Every API call is
+recorded in `FakeBotApi.calls`; what the bot sent, edited and answered is in `FakeBotApi.transcript()` and
+`FakeBotApi.messages`.
 """
 
 from __future__ import annotations
@@ -25,12 +28,14 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import ipaddress
 import itertools
 import json
 import logging
 import re
 import secrets
 import time
+import urllib.parse
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, Self
@@ -484,6 +489,10 @@ class FakeBotApi:
         self.html_errors: list[str] = []
         """Every "can't parse entities" this server answered, so a test can assert the bot never hit one."""
         self.downloads: list[str] = []  # file paths fetched from /file/bot<token>/...
+        # What DNS + a TLS-terminating proxy would do for a public webhook URL: host → local base URL, path kept.
+        self.routes: dict[str, str] = {}
+        # What the webhook's host resolves to, reported as getWebhookInfo's ip_address (IP literals report themselves).
+        self.dns: dict[str, str] = {}
         self._chats: dict[int, JSON] = {}
         self._next_message_id: dict[int, int] = {}
         self._update_ids = itertools.count(first_update_id)
@@ -622,9 +631,15 @@ class FakeBotApi:
 
     # --- the user side -------------------------------------------------------------------------
 
-    async def send_text(self, text: str, *, user: FakeUser = DEFAULT_USER) -> JSON:
-        """The user types *text* (``/command`` texts get a bot_command entity); returns the Update."""
+    async def send_text(self, text: str, *, user: FakeUser = DEFAULT_USER, date: int | None = None) -> JSON:
+        """
+        The user types *text* (``/command`` texts get a bot_command entity); returns the Update.
+
+        *date* (Unix seconds) backdates the message, as when Telegram held it through an outage of the bot.
+        """
         message = self._user_message_json(user)
+        if date is not None:
+            message["date"] = date
         message["text"] = text
         m = re.match(r"/[A-Za-z0-9_]+(@[A-Za-z0-9_]+)?", text)
         if m:
@@ -853,7 +868,7 @@ class FakeBotApi:
         error: str | None = None
         try:
             async with self._session.post(
-                hook.url,
+                self._delivery_url(hook.url),
                 data=json.dumps(pending.update),
                 headers=headers,
                 timeout=aiohttp.ClientTimeout(total=self.webhook_timeout),
@@ -897,6 +912,25 @@ class FakeBotApi:
                 self._updates.remove(pending)
                 self.dropped_updates.append(update_id)
         await self._notify()
+
+    def _delivery_url(self, url: str) -> str:
+        parts = urllib.parse.urlsplit(url)
+        host = (parts.hostname or "").lower()
+        base = self.routes.get(f"{host}:{parts.port}") or self.routes.get(host)
+        if base is None:
+            return url
+        target = urllib.parse.urlsplit(base)
+        return urllib.parse.urlunsplit((target.scheme, target.netloc, parts.path, parts.query, ""))
+
+    def _resolved_ip(self, hook: _Webhook) -> str | None:
+        if hook.ip_address:
+            return hook.ip_address
+        host = urllib.parse.urlsplit(hook.url).hostname or ""
+        try:
+            literal = ipaddress.ip_address(host)
+        except ValueError:
+            return self.dns.get(host.lower())
+        return str(literal) if literal.version == 4 else None
 
     # --- internals: HTTP -----------------------------------------------------------------------
 
@@ -1164,28 +1198,31 @@ class FakeBotApi:
         self._record("bot", "chat_action", chat["id"], action=action)
         return True
 
-    async def _m_senddocument(self, params: JSON, files: dict[str, tuple[str, bytes, str]]) -> JSON:
-        chat = self._chat(params)
-        if "document" in files:
-            filename, data, ctype = files["document"]
+    def _input_file(
+        self, params: JSON, files: dict[str, tuple[str, bytes, str]], field: str, **store: Any
+    ) -> StoredFile:
+        """The file sent as *field*: an upload (stored with *store* options) or the file_id of a known one."""
+        if field in files:
+            filename, data, ctype = files[field]
             if len(data) > 50 << 20:
                 raise _ApiError(413, "Request Entity Too Large")
             if not data:
                 raise _ApiError(400, "Bad Request: file must be non-empty")
-            stored = self.add_file(
-                data,
-                kind="documents",
-                extension=filename.rsplit(".", 1)[-1],
-                file_name=filename,
-                mime_type=ctype or "application/octet-stream",
-            )
-        else:
-            ref = str(params.get("document") or "")
-            if not ref:
-                raise _ApiError(400, "Bad Request: there is no document in the request")
-            if ref not in self.files:
-                raise _ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
-            stored = self.files[ref]
+            if field == "document":
+                store.update(extension=filename.rsplit(".", 1)[-1], file_name=filename)
+            default = store.pop("default_type", None)
+            typed = ctype not in {"", "application/octet-stream"}
+            return self.add_file(data, mime_type=ctype if typed else default, **store)
+        ref = str(params.get(field) or "")
+        if not ref:
+            raise _ApiError(400, f"Bad Request: there is no {field} in the request")
+        if ref not in self.files:
+            raise _ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
+        return self.files[ref]
+
+    async def _m_senddocument(self, params: JSON, files: dict[str, tuple[str, bytes, str]]) -> JSON:
+        chat = self._chat(params)
+        stored = self._input_file(params, files, "document", kind="documents", default_type="application/octet-stream")
         caption, caption_entities = self._parse_text(params, "caption", MAX_CAPTION)
         msg = BotMessage(
             chat_id=chat["id"],
@@ -1214,6 +1251,34 @@ class FakeBotApi:
         )
         await self._notify()
         return msg.to_json(chat)
+
+    async def _m_sendvoice(self, params: JSON, files: dict[str, tuple[str, bytes, str]]) -> JSON:
+        chat = self._chat(params)
+        stored = self._input_file(params, files, "voice", default_type="audio/ogg")
+        caption, caption_entities = self._parse_text(params, "caption", MAX_CAPTION)
+        message_id = self._new_message_id(chat["id"])
+        voice: JSON = {"duration": _int(params, "duration") or 0, "mime_type": stored.mime_type or "audio/ogg"}
+        voice.update(stored.to_json())
+        raw: JSON = {"message_id": message_id, "from": BOT_USER, "chat": chat, "date": int(time.time()), "voice": voice}
+        if caption:
+            raw["caption"] = caption
+            if caption_entities:
+                raw["caption_entities"] = caption_entities
+        msg = BotMessage(
+            chat_id=chat["id"],
+            message_id=message_id,
+            date=raw["date"],
+            from_bot=True,
+            caption=caption or None,
+            caption_entities=caption_entities,
+            html=params.get("caption"),
+            parse_mode=params.get("parse_mode"),
+            raw=raw,
+        )
+        self.messages[(msg.chat_id, msg.message_id)] = msg
+        self._record("bot", "voice", msg.chat_id, message_id=message_id, file_id=stored.file_id, caption=caption)
+        await self._notify()
+        return dict(raw)
 
     async def _m_getfile(self, params: JSON, files: Any) -> JSON:
         stored = self.files.get(str(params.get("file_id") or ""))
@@ -1306,8 +1371,8 @@ class FakeBotApi:
         }
         if hook is not None:
             info["max_connections"] = hook.max_connections
-            if hook.ip_address:
-                info["ip_address"] = hook.ip_address
+            if (address := self._resolved_ip(hook)) is not None:
+                info["ip_address"] = address
         if self._last_error_date is not None:
             info["last_error_date"] = self._last_error_date
             info["last_error_message"] = self._last_error_message

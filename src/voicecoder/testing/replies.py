@@ -46,6 +46,8 @@ from voicecoder.domain.replies import (
     Queued,
     Reply,
     SessionCleared,
+    SpeechCheck,
+    StalePrompt,
     StatusReport,
     TurnOutcome,
     Unauthorized,
@@ -254,7 +256,21 @@ def _strategies() -> dict[type, st.SearchStrategy[Reply]]:
         SessionCleared: st.builds(SessionCleared, kept_pending=st.booleans()),
         Compaction: st.builds(Compaction, turns_before=_count, ok=st.booleans(), detail=text),
         Cancelled: st.builds(Cancelled, was_running=st.booleans()),
-        ErrorReply: st.builds(ErrorReply, message=hostile_text(min_size=1)),
+        ErrorReply: st.builds(ErrorReply, message=hostile_text(min_size=1), hint=st.none() | text),
+        SpeechCheck: st.builds(
+            SpeechCheck,
+            text=text,
+            audio_s=st.none() | _seconds,
+            seconds=_seconds,
+            confidence=st.none() | st.floats(min_value=0, max_value=1),
+        ),
+        StalePrompt: st.builds(
+            StalePrompt,
+            age_s=_seconds,
+            max_age_s=_seconds,
+            prompt=st.none() | hostile_text(min_size=1, max_size=300),
+            voice_duration_s=st.none() | _seconds,
+        ),
     }
 
 
