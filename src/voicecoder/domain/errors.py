@@ -16,6 +16,7 @@ The one exception hierarchy of voicecoder.
     - DeliveryError
     - StateStoreError
   + ConfigurationError
+  + StartupError
 
 Every message says what the user can do about it. No message ever contains a secret.
 """
@@ -224,3 +225,11 @@ class StateStoreError(PortError):
 
 class ConfigurationError(VoicecoderError):
     """A setting is missing or invalid; the message names the variable and the fix."""
+
+
+class StartupError(VoicecoderError):
+    """
+    The service cannot start, or cannot go on, in the environment it finds.
+
+    For example a port in use, or a webhook set while polling; the message says what to do.
+    """

@@ -19,10 +19,11 @@ import attrs
 from voicecoder.adapters.telegram_bot_api import TelegramApiError
 from voicecoder.bootstrap import build_container, doctor, open_runtime
 from voicecoder.config import Config
-from voicecoder.domain.errors import VoicecoderError
+from voicecoder.domain.errors import ConfigurationError, StateStoreError, VoicecoderError
 from voicecoder.domain.model import Diagnostic
 from voicecoder.entrypoints import webhook_admin
 from voicecoder.entrypoints.logs import configure_logging
+from voicecoder.redaction import Redactor
 
 log = logging.getLogger("voicecoder")
 _E = TypeVar("_E", bound=BaseException)
@@ -125,6 +126,47 @@ async def _serve(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def serve_failure(error: BaseException, config: Config) -> tuple[str, int]:
+    """
+    The one line (without the ❌) and the exit code for whatever stopped `serve`: 2 for bad configuration, else 1.
+
+    Task groups wrap what they raise in exception groups: the first real cause inside is reported, never the group.
+    """
+    leaves = _leaves(error)
+    cause = next((e for e in leaves if isinstance(e, VoicecoderError)), None) or next(
+        (e for e in leaves if not isinstance(e, KeyboardInterrupt)), leaves[0]
+    )
+    if isinstance(cause, KeyboardInterrupt):
+        return "", 130
+    if isinstance(cause, ConfigurationError):
+        return str(cause), 2
+    if isinstance(cause, TelegramApiError):
+        return f"Telegram said: {cause}. Check TELEGRAM_TOKEN and that Telegram is reachable, then start again.", 1
+    if isinstance(cause, StateStoreError):
+        return f"{cause}. Check that DATA_DIR ({config.data_dir}) is a writable directory on a local disk.", 1
+    if isinstance(cause, VoicecoderError):
+        return str(cause), 1
+    if isinstance(cause, OSError):
+        where = f" ({cause.filename})" if cause.filename else ""
+        line = (
+            f"Cannot start: {cause.strerror or cause}{where}. Check DATA_DIR and WORKSPACE_DIR (they must be "
+            "writable directories) and LISTEN_HOST/LISTEN_PORT."
+        )
+        return line, 1
+    log.debug("serve stopped on an unexpected error", exc_info=cause)
+    line = (
+        f"voicecoder stopped on an unexpected error: {type(cause).__name__}: {cause}. Please report it; "
+        "LOG_LEVEL=DEBUG shows where it happened."
+    )
+    return line, 1
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]
+
+
 async def _webhook(config: Config, args: argparse.Namespace) -> int:
     config.require_telegram()
     if getattr(args, "webhook_action", None) == "set":
@@ -181,14 +223,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     env = dict(os.environ)
     try:
         config = Config.from_env(env, dotenv=args.env_file)
-        configure_logging(fmt=config.log_format, level=config.log_level, secrets=config.secrets())
+        redact = configure_logging(fmt=config.log_format, level=config.log_level, secrets=config.secrets())
         if args.command in {"serve", "webhook"}:
             config = stable_webhook_identity(config, env)
-            configure_logging(fmt=config.log_format, level=config.log_level, secrets=config.secrets())
+            redact = configure_logging(fmt=config.log_format, level=config.log_level, secrets=config.secrets())
         if args.command == "doctor":
             return anyio.run(_doctor, config)
         if args.command == "serve":
-            return anyio.run(_serve, config, args)
+            return _run_serve(config, args, redact)
         if args.command == "webhook":
             return anyio.run(_webhook, config, args)
         if args.command == "sandbox":
@@ -202,6 +244,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 2
+
+
+def _run_serve(config: Config, args: argparse.Namespace, redact: Redactor) -> int:
+    try:
+        return anyio.run(_serve, config, args)
+    except (Exception, KeyboardInterrupt, BaseExceptionGroup) as error:
+        line, code = serve_failure(error, config)
+    if line:
+        _print(f"❌ {redact(line)}")
+    return code
 
 
 if __name__ == "__main__":

@@ -1,4 +1,9 @@
-"""`voicecoder serve`: the webhook server (or polling) wired from the container, with /metrics."""
+"""
+`voicecoder serve`: the webhook server (or polling) wired from the container, with /healthz, /readyz, /metrics.
+
+Both transports listen on LISTEN_HOST:LISTEN_PORT (polling for the health and metrics routes only), so a
+container health check and a scraper work the same way in either mode.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ from voicecoder.adapters.telegram_updates import BOT_COMMANDS, lane_of
 from voicecoder.adapters.update_dispatcher import DispatchStats
 from voicecoder.bootstrap import Container
 from voicecoder.entrypoints.polling import run_polling
-from voicecoder.entrypoints.webhook import INGRESS, TELEGRAM_NETWORKS, WebhookSettings, serve_webhook
+from voicecoder.entrypoints.webhook import TELEGRAM_NETWORKS, IngressStats, WebhookSettings, serve_webhook
 
 log = logging.getLogger("voicecoder.updates")
 
@@ -42,16 +47,21 @@ def wire_update_metrics(stats: DispatchStats, metrics: Metrics) -> None:
     stats.on_retry = retried
 
 
+def ingress_stats(metrics: Metrics) -> IngressStats:
+    """Outcome counters of the webhook or the poller (acked, duplicate, ignored, rejected), mirrored into Prometheus."""
+
+    def count(outcome: str) -> None:
+        metrics.updates.labels(outcome).inc()
+
+    return IngressStats(on_outcome=count)
+
+
 def metrics_route(metrics: Metrics, inbox: SqliteInbox) -> Callable[[web.Application], None]:
     async def handle(_request: web.Request) -> web.Response:
         metrics.inbox_depth.set(await inbox.depth())
         return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
-    def count(outcome: str) -> None:
-        metrics.updates.labels(outcome).inc()
-
     def configure(app: web.Application) -> None:
-        app[INGRESS].stats.on_outcome = count
         app.router.add_get("/metrics", handle)
 
     return configure
@@ -68,10 +78,11 @@ def webhook_settings(container: Container) -> WebhookSettings:
 
 
 async def announce_commands(container: Container) -> None:
+    """Publish the command menu: cosmetic, so one try, and a failure is one warning (the bot works without it)."""
     try:
-        await container.bot_api().set_my_commands(BOT_COMMANDS)
+        await container.bot_api().set_my_commands(BOT_COMMANDS, attempts=1)
     except TelegramApiError as exc:
-        logging.getLogger(__name__).warning("setMyCommands failed: %s", exc)
+        logging.getLogger(__name__).warning("setMyCommands failed (the command menu stays as it was): %s", exc)
 
 
 async def serve(
@@ -84,9 +95,16 @@ async def serve(
     handle_signals: bool = True,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run until SIGTERM/SIGINT (or *stop*); the container's runtime must be open."""
+    """
+    Run until SIGTERM/SIGINT (or *stop*); the container's runtime must be open.
+
+    Raises:
+        StartupError: The listen address cannot be bound, or (polling) a webhook is set.
+        ConfigurationError: (polling) Telegram rejected the token.
+    """
     config = container.settings()
-    wire_update_metrics(container.dispatch_stats(), container.metrics())
+    metrics = container.metrics()
+    wire_update_metrics(container.dispatch_stats(), metrics)
     async with anyio.create_task_group() as tg:
         # The command menu is cosmetic: never let an unreachable Telegram delay taking updates.
         tg.start_soon(announce_commands, container)
@@ -100,6 +118,9 @@ async def serve(
                 drop_pending=drop_pending,
                 stop=stop,
                 handle_signals=handle_signals,
+                stats=ingress_stats(metrics),
+                health=(config.listen_host, config.listen_port),
+                configure_app=metrics_route(metrics, container.inbox()),
             )
         else:
             await serve_webhook(
@@ -111,7 +132,8 @@ async def serve(
                 port=config.listen_port,
                 stop=stop,
                 handle_signals=handle_signals,
-                configure_app=metrics_route(container.metrics(), container.inbox()),
+                configure_app=metrics_route(metrics, container.inbox()),
+                stats=ingress_stats(metrics),
                 task_status=task_status,
             )
         tg.cancel_scope.cancel()
