@@ -15,14 +15,22 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import aiohttp
 import anyio
 import pytest
-from aiohttp import web
 
-from tests.ingress_rig import ALLOWED, PATH, SECRET, RawHttp, running_ingress, running_polling, watching_logs
+from tests.ingress_rig import (
+    ALLOWED,
+    PATH,
+    SECRET,
+    RawHttp,
+    ThirdPartyBotApi,
+    running_ingress,
+    running_polling,
+    watching_logs,
+)
 from tests.loopback import free_port
 from voicecoder.adapters.sqlite_inbox import SqliteInbox
 from voicecoder.adapters.telegram_bot_api import RetryPolicy, TelegramBotApi
@@ -189,59 +197,6 @@ class TestShapeChecks:
 
 
 # --- polling ---------------------------------------------------------------------------------------------------
-
-
-class ThirdPartyBotApi:
-    """
-    A Bot API emulator of the kind people run locally: getUpdates ignores ``timeout`` (it answers at once), and
-    every method it does not implement is an HTTP 500 with an HTML page instead of a Bot API error.
-    """
-
-    def __init__(self) -> None:
-        self.updates: list[dict[str, Any]] = []
-        self.calls: list[tuple[str, float]] = []
-        self.sent: list[dict[str, Any]] = []
-        self.empty_answers: list[float] = []
-        self._runner: web.AppRunner | None = None
-        self.port = 0
-
-    async def __aenter__(self) -> Self:
-        app = web.Application()
-        app.router.add_route("*", "/bot{token}/{method}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.port = int(self._runner.addresses[0][1])
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._runner is not None
-        await self._runner.cleanup()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def calls_to(self, method: str) -> int:
-        return sum(1 for name, _ in self.calls if name.lower() == method.lower())
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        method = request.match_info["method"]
-        self.calls.append((method, time.monotonic()))
-        params = await request.json() if request.can_read_body else {}
-        if method.lower() == "getupdates":
-            offset = params.get("offset") or 0
-            batch = [u for u in self.updates if u["update_id"] >= offset]
-            if not batch:
-                self.empty_answers.append(time.monotonic())
-            return web.json_response({"ok": True, "result": batch})
-        if method.lower() == "sendmessage":
-            self.sent.append(params)
-            message = {"message_id": len(self.sent), "chat": {"id": params["chat_id"]}, "date": 1, "text": "x"}
-            return web.json_response({"ok": True, "result": message})
-        return web.Response(
-            status=500, text="<html><body><h1>500 Internal Server Error</h1></body></html>", content_type="text/html"
-        )
 
 
 @pytest.fixture(name="emulator")

@@ -147,18 +147,24 @@ def serve_failure(error: BaseException, config: Config) -> tuple[str, int]:
     if isinstance(cause, VoicecoderError):
         return str(cause), 1
     if isinstance(cause, OSError):
-        where = f" ({cause.filename})" if cause.filename else ""
-        line = (
-            f"Cannot start: {cause.strerror or cause}{where}. Check DATA_DIR and WORKSPACE_DIR (they must be "
-            "writable directories) and LISTEN_HOST/LISTEN_PORT."
-        )
-        return line, 1
+        return _os_failure(cause, config), 1
     log.debug("serve stopped on an unexpected error", exc_info=cause)
     line = (
         f"voicecoder stopped on an unexpected error: {type(cause).__name__}: {cause}. Please report it; "
         "LOG_LEVEL=DEBUG shows where it happened."
     )
     return line, 1
+
+
+def _os_failure(error: OSError, config: Config) -> str:
+    reason = error.strerror or str(error)
+    if error.filename:
+        path = Path(os.fsdecode(error.filename)).absolute()
+        for variable, root in (("DATA_DIR", config.data_dir), ("WORKSPACE_DIR", config.workspace_dir)):
+            if path.is_relative_to(root.absolute()):
+                return f"Cannot use {variable} ({root}): {reason} ({path}). Point {variable} at a writable directory."
+        return f"Cannot start: {reason} ({path})."
+    return f"Cannot start: {reason}."
 
 
 def _leaves(error: BaseException) -> list[BaseException]:
@@ -223,14 +229,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     env = dict(os.environ)
     try:
         config = Config.from_env(env, dotenv=args.env_file)
-        redact = configure_logging(fmt=config.log_format, level=config.log_level, secrets=config.secrets())
-        if args.command in {"serve", "webhook"}:
+        configure_logging(fmt=config.log_format, level=config.log_level, secrets=config.secrets())
+        if args.command == "serve":
+            return _run_serve(config, args, env)
+        if args.command == "webhook":
             config = stable_webhook_identity(config, env)
-            redact = configure_logging(fmt=config.log_format, level=config.log_level, secrets=config.secrets())
+            configure_logging(fmt=config.log_format, level=config.log_level, secrets=config.secrets())
         if args.command == "doctor":
             return anyio.run(_doctor, config)
-        if args.command == "serve":
-            return _run_serve(config, args, redact)
         if args.command == "webhook":
             return anyio.run(_webhook, config, args)
         if args.command == "sandbox":
@@ -246,8 +252,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
 
 
-def _run_serve(config: Config, args: argparse.Namespace, redact: Redactor) -> int:
+def _run_serve(config: Config, args: argparse.Namespace, env: dict[str, str]) -> int:
+    """`serve` from its first file write to its exit: whatever stops it is one ❌ line (see `serve_failure`)."""
+    redact = Redactor(config.secrets())
     try:
+        config = stable_webhook_identity(config, env)
+        redact = configure_logging(fmt=config.log_format, level=config.log_level, secrets=config.secrets())
         return anyio.run(_serve, config, args)
     except (Exception, KeyboardInterrupt, BaseExceptionGroup) as error:
         line, code = serve_failure(error, config)
