@@ -187,7 +187,12 @@ class RecordsAtLeast(logging.Handler):
             self.records.append(record)
 
     def lines(self) -> list[str]:
-        return [f"{r.levelname} {r.name}: {r.getMessage()}" for r in self.records]
+        formatter = logging.Formatter()
+        return [
+            f"{r.levelname} {r.name}: {r.getMessage()}"
+            + (f"\n{formatter.formatException(r.exc_info)}" if r.exc_info else "")
+            for r in self.records
+        ]
 
 
 @asynccontextmanager

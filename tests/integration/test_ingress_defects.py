@@ -130,6 +130,34 @@ class TestSecretHeader:
         assert (status, depth, logs.lines()) == (401, 0, [])
 
 
+class TestMalformedHttp:
+    @pytest.mark.parametrize(
+        ("headers", "body"),
+        [
+            ([(b"Content-Encoding", b"gzip")], b"this is not gzip"),
+            ([(b"Content-Encoding", b"deflate")], b"\x00\x01 nor deflate"),
+            ([(SECRET_HEADER_BYTES, b"\x00\x01")], b"{}"),  # control characters HTTP forbids in a header value
+            ([(b"X-Odd", b"\x7f\x00")], b"{}"),
+        ],
+        ids=["bad-gzip", "bad-deflate", "control-bytes-in-secret", "control-bytes-elsewhere"],
+    )
+    async def test_is_400_and_one_info_line(
+        self, tmp_path: Path, headers: list[tuple[bytes, bytes]], body: bytes, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """
+        What aiohttp itself refuses (a body that does not decode, a header byte HTTP forbids) is 400 and an INFO
+        line, not an ERROR traceback anyone could repeat to fill the log.
+        """
+        caplog.set_level(logging.INFO)
+        async with watching_logs() as logs, running_ingress(tmp_path) as ingress:
+            http = RawHttp(ingress.port)
+            status = await http.post(PATH, [*JSON_HEADERS[:1], (SECRET_HEADER_BYTES, SECRET.encode()), *headers], body)
+            await http.aclose()
+
+        assert (status, logs.lines()) == (400, [])
+        assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.WARNING]
+
+
 class TestShapeChecks:
     @pytest.mark.parametrize(
         "update",

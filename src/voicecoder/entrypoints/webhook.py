@@ -34,7 +34,7 @@ from typing import Any
 import anyio
 import anyio.abc
 import attrs
-from aiohttp import web
+from aiohttp import http_exceptions, web
 
 from voicecoder.adapters.sqlite_inbox import InboxItem, SqliteInbox
 from voicecoder.adapters.update_dispatcher import UpdateDispatcher, lane_key
@@ -212,6 +212,9 @@ class WebhookIngress:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return self._reject(413, "Payload Too Large")
+        except web.RequestPayloadError as exc:  # e.g. a Content-Encoding whose data does not decode
+            log.info("webhook: rejected an unreadable body: %s", " ".join(str(exc.__cause__ or exc).split()))
+            return self._reject(400, "Bad Request")
         if len(body) > self.settings.max_body_bytes:
             return self._reject(413, "Payload Too Large")
         received_at = time.time()
@@ -428,13 +431,47 @@ async def serve_webhook(
         raise failure
 
 
+class MalformedRequestLogFilter(logging.Filter):
+    """
+    Turns aiohttp's ERROR tracebacks about requests a client got wrong into one INFO line each.
+
+    aiohttp answers a request it cannot parse (a header byte HTTP forbids, a body whose Content-Encoding does not
+    decode) with 400 itself, but logs it at ERROR with a traceback: anyone could fill the log that way. The
+    problem is the client's, so it is worth a line, not an alarm.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if _client_fault(error):
+            detail = " ".join(str(error).split())[:200]
+            record.msg, record.args = "refused a malformed request: %s", (detail,)
+            record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def _client_fault(error: BaseException | None) -> bool:
+    while error is not None:
+        if isinstance(error, http_exceptions.HttpProcessingError | web.RequestPayloadError):
+            return True
+        error = error.__cause__
+    return False
+
+
+_AIOHTTP_SERVER_LOG = logging.getLogger("aiohttp.server")
+
+
 async def listen(app: web.Application, host: str, port: int, *, shutdown_timeout_s: float = 10.0) -> web.AppRunner:
     """
     Serve *app* on host:port (0: any free port); the caller cleans the returned runner up.
 
+    Malformed requests are logged as one INFO line, not an ERROR traceback (:class:`MalformedRequestLogFilter`).
+
     Raises:
         StartupError: The address cannot be bound (in use, not an address of this machine, no permission).
     """
+    if not any(isinstance(f, MalformedRequestLogFilter) for f in _AIOHTTP_SERVER_LOG.filters):
+        _AIOHTTP_SERVER_LOG.addFilter(MalformedRequestLogFilter())
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=shutdown_timeout_s)
     await runner.setup()
     try:
@@ -493,6 +530,7 @@ __all__ = [
     "TELEGRAM_NETWORKS",
     "IngressStats",
     "LaneOf",
+    "MalformedRequestLogFilter",
     "Route",
     "WebhookIngress",
     "WebhookSettings",
