@@ -290,7 +290,7 @@ def measure(stack: str, args: argparse.Namespace, wrk: str, aiogram_python: str 
             profiler = start_profiler(args, bot.pid, stack)
             load = run_wrk(wrk, script, url, args, args.duration, 100_000_000, args.connections)
             bot_cpu, sink_cpu = cpu_seconds(bot.pid) - bot_cpu, cpu_seconds(sink.process.pid) - sink_cpu
-            stop_profiler(profiler)
+            stop_profiler(profiler, args)
             stats, drain_s = drain(url, args.drain_timeout)
             low = sink.ask(
                 do="low",
@@ -379,15 +379,48 @@ def start_profiler(args: argparse.Namespace, pid: int, stack: str) -> subprocess
     if not Path(spy).exists():
         print("--profile: py-spy is not installed (pip install py-spy)")
         return None
-    out = Path(args.profile).with_suffix(".svg")
-    command = [spy, "record", "--pid", str(pid), "--rate", "200", "--duration", f"{int(args.duration)}"]
-    print(f"profiling the voicecoder bot with py-spy into {out} (and {out.with_suffix('.txt')})", flush=True)
-    return subprocess.Popen([*command, "--output", str(out), "--format", "flamegraph", "--nonblocking"])
+    out = Path(args.profile).with_suffix(".txt")
+    command = [spy, "record", "--pid", str(pid), "--rate", "250", "--duration", f"{int(args.duration)}", "--threads"]
+    print(f"profiling the voicecoder bot with py-spy (collapsed stacks in {out})", flush=True)
+    return subprocess.Popen(
+        [*command, "--output", str(out), "--format", "raw", "--nonblocking"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
-def stop_profiler(profiler: subprocess.Popen[bytes] | None) -> None:
-    if profiler is not None:
-        profiler.wait(timeout=60)
+def stop_profiler(profiler: subprocess.Popen[bytes] | None, args: argparse.Namespace) -> None:
+    if profiler is None:
+        return
+    profiler.wait(timeout=60)
+    print_profile(Path(args.profile).with_suffix(".txt"))
+
+
+def print_profile(path: Path, top: int = 30) -> None:
+    """Where the bot's busy time went, per thread: share of samples per function, inclusive and self."""
+    threads: dict[str, dict[str, dict[str, int]]] = {}
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        samples = int(count)
+        thread, *calls = stack.split(";")
+        frames = [f.split(" (")[0] + " " + f.rsplit("/", 1)[-1].split(":")[0].rstrip(")") for f in calls]
+        tally = threads.setdefault(thread.split(" ")[-1], {"inclusive": {}, "self": {}, "total": {"": 0}})
+        tally["total"][""] += samples
+        for frame in set(frames):
+            tally["inclusive"][frame] = tally["inclusive"].get(frame, 0) + samples
+        if frames:
+            tally["self"][frames[-1]] = tally["self"].get(frames[-1], 0) + samples
+    everything = sum(t["total"][""] for t in threads.values()) or 1
+    print(f"\nprofile of the voicecoder bot under load ({everything} busy samples at 250/s):")
+    for name, tally in sorted(threads.items(), key=lambda kv: -kv[1]["total"][""]):
+        total = tally["total"][""]
+        print(f"  thread {name}: {total / everything:.0%} of the busy samples")
+        for kind in ("inclusive", "self"):
+            print(f"    {kind}:")
+            for frame, samples in sorted(tally[kind].items(), key=lambda kv: -kv[1])[:top]:
+                print(f"      {samples / total:6.1%}  {frame}")
 
 
 # --------------------------------------------------------------------------------------------- report
@@ -479,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stt", action="store_true", help="also measure acks while the local model transcribes")
     parser.add_argument("--stt-connections", type=int, default=40)
     parser.add_argument("--stt-seconds", type=float, default=4.0)
-    parser.add_argument("--profile", default="", help="py-spy flamegraph of the voicecoder bot under load (path)")
+    parser.add_argument("--profile", default="", help="py-spy profile of the voicecoder bot under load (path)")
     parser.add_argument("--tmp-dir", default=None, help="where the inbox lives (a real disk: fsync counts)")
     parser.add_argument("--json", action="store_true", help="print the raw results as JSON too")
     parser.add_argument("--verbose", action="store_true", help="show the bots' logs")

@@ -7,8 +7,12 @@ the commit is on disk when it returns), then wakes all the waiting coroutines to
 concurrent webhook requests therefore share one fsync ("group commit").
 
 An update is keyed by its ``update_id``: a second delivery of the same id is acknowledged and not
-stored or processed again. Items go pending → done | failed; ``attempts`` counts claims, so an
-update that crashes the process is still recorded as failed after N attempts across restarts.
+stored or processed again. :meth:`SqliteInbox.put` can also report, through *on_inserted*, whether the row is
+new as soon as it is inserted in the open transaction, before the commit's fsync: processing may then start
+while the disk works (the caller still answers only after the commit).
+
+Items go pending → done | failed; ``attempts`` counts claims, so an update that crashes the process is still
+recorded as failed after N attempts across restarts.
 """
 
 from __future__ import annotations
@@ -113,12 +117,21 @@ class _Request:
     lane: str = ""
     body: bytes = b""
     received_at: float = 0.0
+    inserted: asyncio.Future[bool] | None = None  # resolved as soon as a put's row is in the open transaction
     result: Any = None
     error: BaseException | None = None
 
 
+def _report(puts: list[_Request]) -> None:
+    for req in puts:
+        if req.inserted is not None and not req.inserted.done():
+            req.inserted.set_result(bool(req.result))
+
+
 def _resolve(batch: list[_Request]) -> None:
     for req in batch:
+        if req.inserted is not None and not req.inserted.done():  # the batch failed before the insert
+            req.inserted.set_exception(req.error or StateStoreError("The update was not inserted."))
         if req.future is None or req.future.done():  # the caller was cancelled; the work happened anyway
             continue
         if req.error is not None:
@@ -236,6 +249,7 @@ class SqliteInbox:
             puts = [r for r in batch if r.kind == "put"]
             if puts:
                 self._insert(conn, puts)
+                self._report_inserted(puts)
             claims = [r.update_id for r in batch if r.kind == "claim"]
             if claims:
                 conn.execute(
@@ -283,6 +297,19 @@ class SqliteInbox:
                 log.debug("update inbox: event loop closed before results were delivered")
 
     @staticmethod
+    def _report_inserted(puts: list[_Request]) -> None:
+        """Tell each put that asked whether its row is new, in queue order, before the commit."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Request]] = {}
+        for req in puts:
+            if req.inserted is not None and req.loop is not None:
+                by_loop.setdefault(req.loop, []).append(req)
+        for loop, reqs in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_report, reqs)
+            except RuntimeError:  # the loop is closed; nobody is waiting any more
+                log.debug("update inbox: event loop closed before an insert was reported")
+
+    @staticmethod
     def _insert(conn: sqlite3.Connection, puts: list[_Request]) -> None:
         first: dict[int, _Request] = {}
         for req in puts:
@@ -317,16 +344,37 @@ class SqliteInbox:
 
     # --- API -------------------------------------------------------------------------------
 
-    async def put(self, update_id: int, lane: str, body: bytes) -> bool:
+    async def put(
+        self, update_id: int, lane: str, body: bytes, *, on_inserted: Callable[[bool], None] | None = None
+    ) -> bool:
         """
         Store one update durably. True if it is new, False for a duplicate ``update_id`` (nothing changes).
+
+        *on_inserted* is called in the caller's task with the same answer as soon as the row is inserted, before the
+        commit is on disk. Work started from it may run although the commit then fails (this raises, the sender
+        delivers again, the update runs twice): at least once, never lost.
 
         Raises:
             StateStoreError: The inbox cannot be written (the webhook must not answer 200).
         """
         request = _Request("put", None, None, None, update_id=update_id, lane=lane, body=body, received_at=time.time())
-        result: bool = await self._wait(request)
-        return result
+        if on_inserted is None:
+            result: bool = await self._wait(request)
+            return result
+        if self._thread is None:
+            raise StateStoreError("The update inbox is not open.")
+        request.loop = asyncio.get_running_loop()
+        request.future = request.loop.create_future()
+        request.inserted = request.loop.create_future()
+        self._queue.put(request)
+        try:
+            fresh = await request.inserted
+        except StateStoreError:
+            pass  # the batch failed before the insert; awaiting the commit below raises the same error
+        else:
+            on_inserted(fresh)
+        committed: bool = await request.future
+        return committed
 
     async def put_many(self, updates: Iterable[NewUpdate], *, offset: int | None = None) -> list[bool]:
         """Store several updates (and optionally the next polling offset) in one transaction; True per new one."""

@@ -28,6 +28,7 @@ from typing import Any, Self
 import aiohttp
 import attrs
 
+from voicecoder.adapters.telegram_http import HttpProtocolError, JsonHttpClient
 from voicecoder.domain.errors import DeliveryError, MalformedUpdateError
 from voicecoder.redaction import Redactor
 
@@ -494,7 +495,9 @@ HIDDEN = "[redacted]"
 
 class TelegramBotApi:
     """
-    The Bot API over one aiohttp session (its own, or *session* if given, which it then does not close).
+    The Bot API: JSON calls over a lean keep-alive client (`JsonHttpClient`), uploads and downloads over aiohttp.
+
+    The aiohttp session is its own, or *session* if given, which it then does not close.
 
     Use as an async context manager or call `close`.
     """
@@ -520,6 +523,7 @@ class TelegramBotApi:
         self._base = base_url.rstrip("/")
         self._session = session
         self._owns_session = session is None
+        self._json: JsonHttpClient | None = None
         self._timeout = timeout
         self._retry = retry or RetryPolicy()
         self._pacer = TokenBucketPacer(pacing or PacingPolicy())
@@ -537,6 +541,9 @@ class TelegramBotApi:
         await self.close()
 
     async def close(self) -> None:
+        if self._json is not None:
+            await self._json.aclose()
+            self._json = None
         if self._owns_session and self._session is not None:
             await self._session.close()
         self._session = None
@@ -546,6 +553,11 @@ class TelegramBotApi:
             self._session = aiohttp.ClientSession()
             self._owns_session = True
         return self._session
+
+    def _json_http(self) -> JsonHttpClient:
+        if self._json is None:
+            self._json = JsonHttpClient(self._base)
+        return self._json
 
     def redact(self, text: str) -> str:
         """*text* with the token (plain, URL-encoded, or its secret half alone) replaced by ``<token>``."""
@@ -573,7 +585,6 @@ class TelegramBotApi:
         Raises:
             TelegramApiError: Telegram refused the call, or it kept failing after the retries.
         """
-        url = f"{self._base}/bot{self._token}/{method}"
         payload = {k: v for k, v in (params or {}).items() if v is not None}
         for shown in _SHOWN:
             if isinstance(payload.get(shown), str):
@@ -581,7 +592,8 @@ class TelegramBotApi:
         max_attempts = attempts if attempts is not None else self._retry.attempts
         if pace is None and method.lower() in _PACED and "chat_id" in payload:
             pace = payload["chat_id"]
-        client_timeout = aiohttp.ClientTimeout(total=request_timeout or self._timeout)
+        timeout = request_timeout or self._timeout
+        encoded = json.dumps(payload, separators=(",", ":")).encode()  # unused when a form is sent
         attempt = 0
         while True:
             attempt += 1
@@ -589,17 +601,24 @@ class TelegramBotApi:
                 await self._pacer.wait(pace)
             body: Any = None
             try:
-                kwargs: JSON = {"data": form()} if form is not None else {"json": payload}
-                async with self._http().post(url, timeout=client_timeout, **kwargs) as resp:
-                    status = resp.status
-                    header_retry = resp.headers.get("Retry-After")
-                    raw = await resp.read()
+                if form is None:
+                    status, headers, raw = await self._json_http().post(
+                        f"/bot{self._token}/{method}", encoded, time_limit=timeout
+                    )
+                    header_retry = headers.get("retry-after")
+                else:
+                    url = f"{self._base}/bot{self._token}/{method}"
+                    limit = aiohttp.ClientTimeout(total=timeout)
+                    async with self._http().post(url, timeout=limit, data=form()) as resp:
+                        status = resp.status
+                        header_retry = resp.headers.get("Retry-After")
+                        raw = await resp.read()
                 try:
                     body = json.loads(raw)
                 except (ValueError, RecursionError):  # not the Bot API's JSON (or absurdly nested): no body
                     body = None
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                # aiohttp's messages may carry the URL, hence the token: keep only the class name.
+            except (aiohttp.ClientError, TimeoutError, OSError, HttpProtocolError) as exc:
+                # Error messages may carry the URL, hence the token: keep only the class name.
                 reason = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
                 self._on_error(method, 0)
                 if attempt >= max_attempts:

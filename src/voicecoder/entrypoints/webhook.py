@@ -10,8 +10,9 @@ else is 400. Every Update is acknowledged with 200, because Telegram retries any
 the injected *lane_of* cannot route (other update types, a message without a sender, missing or mistyped
 fields at any level) is classified here as ignored (one log line, the ``ignored`` outcome) and never stored.
 The rest is written to the :class:`SqliteInbox` (a duplicate ``update_id`` is acknowledged, not stored again)
-and handed to the :class:`UpdateDispatcher`; the 200 goes out only after the commit. If the inbox cannot be
-written the answer is 503, so Telegram delivers the update again later.
+and handed to the :class:`UpdateDispatcher` as soon as its row is inserted, so processing overlaps the commit's
+fsync; the 200 goes out only after the commit is on disk. If the inbox cannot be written the answer is 503, so
+Telegram delivers the update again later (should processing have started already, it runs again: at least once).
 
 ``GET /healthz`` answers while the process lives; ``GET /readyz`` checks the inbox is writable and the
 dispatcher is running (:mod:`voicecoder.entrypoints.health`). :func:`serve_webhook` runs the site and the
@@ -228,22 +229,21 @@ class WebhookIngress:
             log.info("webhook: ignored update %d: %s", route.update_id, route.reason)
             self.stats.count("ignored")
             return web.Response(status=200)
-        # Shielded: once the commit starts, the item must reach the dispatcher even if the client goes away.
+        item = InboxItem(update_id=route.update_id, lane=route.lane, body=body, received_at=received_at, parsed=update)
+
+        def inserted(fresh: bool) -> None:
+            # Processing starts while the commit is still on its way to the disk; the 200 waits for it below.
+            if fresh:
+                self.dispatcher.submit(item)
+
+        # Shielded: once the commit starts, the answer must reflect it even if the client goes away.
         with anyio.CancelScope(shield=True):
             try:
-                fresh = await self.inbox.put(route.update_id, route.lane, body)
+                fresh = await self.inbox.put(route.update_id, route.lane, body, on_inserted=inserted)
             except StateStoreError:
                 log.exception("webhook: the inbox cannot be written; asking Telegram to retry")
                 return self._reject(503, "Service Unavailable", retry_after=5)
-            if fresh:
-                self.stats.count("acked")
-                self.dispatcher.submit(
-                    InboxItem(
-                        update_id=route.update_id, lane=route.lane, body=body, received_at=received_at, parsed=update
-                    )
-                )
-            else:
-                self.stats.count("duplicate")
+        self.stats.count("acked" if fresh else "duplicate")
         return web.Response(status=200)
 
     def _reject(self, status: int, text: str, *, retry_after: int | None = None) -> web.Response:
