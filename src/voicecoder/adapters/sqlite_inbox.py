@@ -122,6 +122,19 @@ class _Request:
     error: BaseException | None = None
 
 
+def _wake(requests: list[_Request], deliver: Callable[[list[_Request]], None]) -> None:
+    """Run *deliver* on each waiting event loop with its requests, in queue order: one hop per loop and batch."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Request]] = {}
+    for req in requests:
+        if req.loop is not None:
+            by_loop.setdefault(req.loop, []).append(req)
+    for loop, reqs in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(deliver, reqs)
+        except RuntimeError:  # the loop is closed; nobody is waiting any more
+            log.debug("update inbox: event loop closed before results were delivered")
+
+
 def _report(puts: list[_Request]) -> None:
     for req in puts:
         if req.inserted is not None and not req.inserted.done():
@@ -282,32 +295,15 @@ class SqliteInbox:
             for req in batch:
                 req.error = StateStoreError(f"Update inbox commit failed: {exc}")
                 req.error.__cause__ = exc
-        # Wake every waiter of the batch with one hop per loop.
-        by_loop: dict[asyncio.AbstractEventLoop, list[_Request]] = {}
         for req in batch:
-            if req.loop is None:
-                if req.error is not None:
-                    log.error("update inbox: a background write failed: %s", req.error)
-                continue
-            by_loop.setdefault(req.loop, []).append(req)
-        for loop, reqs in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(_resolve, reqs)
-            except RuntimeError:  # the loop is closed; nobody is waiting any more
-                log.debug("update inbox: event loop closed before results were delivered")
+            if req.loop is None and req.error is not None:
+                log.error("update inbox: a background write failed: %s", req.error)
+        _wake(batch, _resolve)
 
     @staticmethod
     def _report_inserted(puts: list[_Request]) -> None:
         """Tell each put that asked whether its row is new, in queue order, before the commit."""
-        by_loop: dict[asyncio.AbstractEventLoop, list[_Request]] = {}
-        for req in puts:
-            if req.inserted is not None and req.loop is not None:
-                by_loop.setdefault(req.loop, []).append(req)
-        for loop, reqs in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(_report, reqs)
-            except RuntimeError:  # the loop is closed; nobody is waiting any more
-                log.debug("update inbox: event loop closed before an insert was reported")
+        _wake([req for req in puts if req.inserted is not None], _report)
 
     @staticmethod
     def _insert(conn: sqlite3.Connection, puts: list[_Request]) -> None:
