@@ -161,9 +161,11 @@ class SqliteInbox:
     Errors surface as :class:`StateStoreError`.
     """
 
-    def __init__(self, path: Path | str, *, max_batch: int = _MAX_BATCH) -> None:
+    def __init__(self, path: Path | str, *, max_batch: int = _MAX_BATCH, linger_s: float = 0.01) -> None:
+        """*linger_s*: how long fire-and-forget marks wait to share a commit (see ``mark_done_nowait``)."""
         self.path = Path(path)
         self._max_batch = max_batch
+        self._linger_s = linger_s
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
@@ -233,22 +235,51 @@ class SqliteInbox:
                 if first is None:
                     break
                 batch = [first]
-                stop = False
-                while len(batch) < self._max_batch:
-                    try:
-                        nxt = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is None:
-                        stop = True
-                        break
-                    batch.append(nxt)
+                stop = self._take_waiting(batch)
+                if not stop and all(req.loop is None for req in batch):
+                    stop = self._linger(batch)
                 self._run_batch(conn, batch)
                 if stop:
                     break
         finally:
             conn.close()
             self._conn = None
+
+    def _take_waiting(self, batch: list[_Request]) -> bool:
+        """Add what is queued already to *batch*; True if the stop marker came."""
+        while len(batch) < self._max_batch:
+            try:
+                nxt = self._queue.get_nowait()
+            except queue.Empty:
+                return False
+            if nxt is None:
+                return True
+            batch.append(nxt)
+        return False
+
+    def _linger(self, batch: list[_Request]) -> bool:
+        """
+        Hold a batch of fire-and-forget marks (claims, dones) up to *linger_s* for a request somebody waits for.
+
+        Nobody waits for the marks, so they ride along with the next commit a webhook request needs instead of
+        costing a commit (and an fsync) of their own; alone, they are committed after *linger_s*. True if the stop
+        marker came.
+        """
+        deadline = time.monotonic() + self._linger_s
+        while len(batch) < self._max_batch:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            try:
+                nxt = self._queue.get(timeout=left)
+            except queue.Empty:
+                return False
+            if nxt is None:
+                return True
+            batch.append(nxt)
+            if nxt.loop is not None:
+                return self._take_waiting(batch)
+        return False
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Request]) -> None:
         """
@@ -434,9 +465,10 @@ class SqliteInbox:
         """
         Queue "done" for *update_id* without waiting for its commit.
 
-        Writes are applied in the order they are queued, and :meth:`aclose` commits everything queued, so only
-        a crash within one commit interval (a few ms) can lose the mark; the update is then processed again
-        after restart (at-least-once), never lost.
+        Writes are applied in the order they are queued, and :meth:`aclose` commits everything queued. The mark
+        shares the next commit a caller waits for, or is committed on its own after *linger_s* (10 ms), so only
+        a crash within that interval can lose it; the update is then processed again after restart
+        (at-least-once), never lost.
         """
         self._enqueue(_Request("done", None, None, None, update_id=update_id))
 

@@ -13,6 +13,11 @@ from voicecoder.adapters.sqlite_inbox import InboxCounts, ItemState, NewUpdate, 
 from voicecoder.domain.errors import StateStoreError
 
 
+def _states(path: Path) -> dict[int, tuple[str, int]]:
+    with sqlite3.connect(path) as other:
+        return {row[0]: (row[1], row[2]) for row in other.execute("SELECT update_id, state, attempts FROM updates")}
+
+
 def body(update_id: int, text: str = "hi") -> bytes:
     return json.dumps({"update_id": update_id, "message": {"chat": {"id": 1}, "text": text}}).encode()
 
@@ -98,6 +103,26 @@ class TestSqliteInbox:
         assert seen_uncommitted == [[]]  # reported while nothing was committed yet
         assert not put_done_early
         assert (again, duplicate) == (False, [False])
+
+    async def test_marks_alone_reach_the_disk_and_ride_along_otherwise(self, path: Path) -> None:
+        """
+        A claim and a done mark that nobody waits for are committed on their own after the linger time, and right
+        away with a put that somebody waits for; either way another connection then sees them.
+        """
+        async with SqliteInbox(path, linger_s=0.05) as inbox:
+            await inbox.put(1, "1:message", body(1))
+            await inbox.put(2, "1:message", body(2))
+            inbox.claim_nowait(1)
+            inbox.mark_done_nowait(1)
+            with anyio.fail_after(5):
+                while _states(path).get(1) != ("done", 1):
+                    await anyio.sleep(0.01)
+            inbox.claim_nowait(2)
+            inbox.mark_done_nowait(2)
+            await inbox.put(3, "1:message", body(3))
+            with_put = _states(path)
+
+        assert with_put == {1: ("done", 1), 2: ("done", 1), 3: ("pending", 0)}
 
     async def test_committed_before_put_returns(self, inbox: SqliteInbox, path: Path) -> None:
         """When put returns the row is committed: an independent connection sees it."""
