@@ -42,7 +42,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from webhook_shapes import PATH, SECRET, USER_BASE, WRK_SCRIPT
+from webhook_shapes import PATH, SECRET, USER_BASE, wrk_script
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -293,7 +293,7 @@ def measure(stack: str, args: argparse.Namespace, wrk: str, aiogram_python: str 
             running_bot(stack, args, aiogram_python, sink, Path(tmp)) as (bot, url),
         ):
             script = Path(tmp) / "load.lua"
-            script.write_text(WRK_SCRIPT)
+            script.write_text(wrk_script())
             warm = run_wrk(wrk, script, url, args, args.warmup, 1_000_000, args.connections)
             bot_cpu, sink_cpu = cpu_seconds(bot.pid), cpu_seconds(sink.process.pid)
             bot_waited = runqueue_wait_s(bot.pid)
@@ -357,7 +357,8 @@ def measure_stt(args: argparse.Namespace, wrk: str) -> dict[str, Any]:
             running_bot("voicecoder+stt", args, None, sink, Path(tmp)) as (_, url),
         ):
             script = Path(tmp) / "load.lua"
-            script.write_text(WRK_SCRIPT)
+            pause_ms = round(1000 * args.stt_connections / args.stt_rate) if args.stt_rate else 0
+            script.write_text(wrk_script(pause_ms))
             run_wrk(wrk, script, url, args, args.warmup, 1_000_000, args.stt_connections)
             port = int(url.rsplit(":", 1)[1])
             started = time.monotonic()
@@ -509,8 +510,9 @@ def report(results: dict[str, dict[str, Any]], stt: dict[str, Any] | None, args:
     if stt is not None:
         verdict = "meets" if stt["ack_p99_ms"] <= TARGET_STT_ACK_P99_MS else "MISSES"
         overlap = "the whole window" if stt["overlapped"] else "NOT the whole window"
+        offered = f"{args.stt_rate:,.0f} updates/s offered" if args.stt_rate else "as fast as it acks"
         print(
-            f"  while the local model transcribes a 37 s note ({args.stt_connections} connections, "
+            f"  while the local model transcribes a 37 s note ({args.stt_connections} connections, {offered}, "
             f"{args.stt_seconds:g} s, transcription covered {overlap}, done after {stt['transcribed_s']:.1f} s): "
             f"{stt['acks_per_s']:,.0f} "
             f"acks/s, ack p50 {stt['ack_p50_ms']:.1f} ms, p99 {stt['ack_p99_ms']:.1f} ms (target ≤ 50 ms: {verdict}); "
@@ -533,6 +535,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stt", action="store_true", help="also measure acks while the local model transcribes")
     parser.add_argument("--stt-connections", type=int, default=40)
     parser.add_argument("--stt-seconds", type=float, default=4.0)
+    parser.add_argument(
+        "--stt-rate",
+        type=float,
+        default=500.0,
+        help="updates/s offered while the model transcribes (paced; 0: as fast as the bot acks)",
+    )
     parser.add_argument("--profile", default="", help="py-spy profile of the voicecoder bot under load (path)")
     parser.add_argument("--profile-idle", action="store_true", help="with --profile: count idle samples too")
     parser.add_argument(

@@ -31,6 +31,18 @@ def voice_update(update_id: int, chat: int, user_base: int = USER_BASE) -> bytes
     return json.dumps({"update_id": update_id, "message": message}, separators=(",", ":")).encode()
 
 
+PACED = """
+function delay()
+  return %d
+end
+"""
+
+
+def wrk_script(pause_ms: int = 0) -> str:
+    """The Lua script; with *pause_ms* each connection waits that long before each request (a paced load)."""
+    return WRK_SCRIPT.replace("%(delay)s", PACED % pause_ms if pause_ms > 0 else "")
+
+
 # wrk runs one Lua state per thread. Thread t of T owns the chats c ≡ t (mod T), one connection per thread, so a
 # chat's updates go one at a time as Telegram sends them; update ids are unique (first + n·T + t) and rise per chat.
 WRK_SCRIPT = r"""
@@ -70,6 +82,7 @@ function response(status, headers, body)
   if status ~= 200 then non200 = non200 + 1 end
 end
 
+%(delay)s
 function done(summary, latency, requests)
   local bad, last = 0, 0
   for _, t in ipairs(threads) do
