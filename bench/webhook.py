@@ -15,18 +15,20 @@ Each /help is answered with one sendMessage through the bot's own stack:
 
 Per stack: acks/s and ack latency (wrk), processed/acked after a drain (nothing lost), per-chat inversions,
 CPU of the bot and of the load side (wrk + fake Bot API, from the kernel's accounting). A low-load phase then
-sends one update at a time and times update → first reply. With ``--stt`` a third run loads the real local
-speech model into voicecoder and measures the ack latency while it transcribes a 37 s voice note.
+sends one update at a time and times update → first reply. Then (``--no-stt`` skips it) a third run loads the real
+local speech model into voicecoder and measures the ack latency while it transcribes a 37 s voice note, at a
+paced 500 updates/s (``--stt-rate``; 0 for as fast as the bot acks).
 
 A ratio is only printed when the load side stayed below 80 % of its core: above that, wrk and the fake Bot API
 would be what is measured. wrk is installed from Debian when missing (as root, apt-get); py-spy (PyPI) is used by
-``--profile``. Run: ``.venv/bin/python bench/webhook.py [--duration 15] [--connections 40] [--rounds 1] [--stt]``.
+``--profile``. Run: ``.venv/bin/python bench/webhook.py [--duration 15] [--connections 40] [--rounds 1] [--no-stt]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import shutil
@@ -532,7 +534,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drain-timeout", type=float, default=120.0)
     parser.add_argument("--rounds", type=int, default=1, help="alternate the stacks N times and report medians")
     parser.add_argument("--no-aiogram", action="store_true", help="measure voicecoder alone")
-    parser.add_argument("--stt", action="store_true", help="also measure acks while the local model transcribes")
+    parser.add_argument(
+        "--stt",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also measure acks while the local model transcribes (skipped when faster-whisper is missing)",
+    )
     parser.add_argument("--stt-connections", type=int, default=40)
     parser.add_argument("--stt-seconds", type=float, default=4.0)
     parser.add_argument(
@@ -577,7 +584,11 @@ def main(argv: list[str] | None = None) -> int:
         for stack in stacks if n % 2 == 0 else stacks[::-1]:
             runs[stack].append(measure(stack, args, wrk, aiogram_python))
     results = {stack: median(rounds) for stack, rounds in runs.items()}
-    stt = measure_stt(args, wrk) if args.stt else None
+    stt = None
+    if args.stt and importlib.util.find_spec("faster_whisper") is None:
+        print("STT phase skipped: faster-whisper is not installed (the local-stt extra)")
+    elif args.stt:
+        stt = measure_stt(args, wrk)
     if args.json:
         print(json.dumps({"results": results, "stt": stt}, indent=2))
     return report(results, stt, args)

@@ -24,7 +24,7 @@ class Metrics:
         r = self.registry
         self.updates = Counter(
             "voicecoder_updates_total",
-            "Telegram updates by outcome (received, acked, duplicate, rejected, processed, failed, retried).",
+            "Telegram updates by outcome (acked, duplicate, ignored, rejected, processed, failed, retried).",
             ["outcome"],
             registry=r,
         )
