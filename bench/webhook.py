@@ -518,7 +518,8 @@ def report(results: dict[str, dict[str, Any]], stt: dict[str, Any] | None, args:
             f"{args.stt_seconds:g} s, transcription covered {overlap}, done after {stt['transcribed_s']:.1f} s): "
             f"{stt['acks_per_s']:,.0f} "
             f"acks/s, ack p50 {stt['ack_p50_ms']:.1f} ms, p99 {stt['ack_p99_ms']:.1f} ms (target ≤ 50 ms: {verdict}); "
-            f"lost {stt['lost']}, failed {stt['failed']}"
+            f"lost {stt['lost']:.0f}, failed {stt['failed']:.0f}"
+            + (f"; p99 per round {stt['p99_rounds']} ms" if len(stt["p99_rounds"]) > 1 else "")
         )
     return status
 
@@ -588,7 +589,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.stt and importlib.util.find_spec("faster_whisper") is None:
         print("STT phase skipped: faster-whisper is not installed (the local-stt extra)")
     elif args.stt:
-        stt = measure_stt(args, wrk)
+        stt_runs = [measure_stt(args, wrk) for _ in range(max(1, args.rounds))]
+        stt = {key: statistics.median(r[key] for r in stt_runs) for key in stt_runs[0] if key != "overlapped"}
+        stt["overlapped"] = all(r["overlapped"] for r in stt_runs)
+        stt["p99_rounds"] = [round(r["ack_p99_ms"], 1) for r in stt_runs]
     if args.json:
         print(json.dumps({"results": results, "stt": stt}, indent=2))
     return report(results, stt, args)
