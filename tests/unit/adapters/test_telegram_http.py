@@ -193,7 +193,7 @@ class TestJsonHttpClient:
         async with aiohttp_server(echo.app) as port:
             client = JsonHttpClient(f"http://127.0.0.1:{port}")
             with pytest.raises(TimeoutError):
-                await client.post("/slow", b'{"sleep": 1}', time_limit=0.1)
+                await client.post("/slow", b'{"sleep": 0.3}', time_limit=0.05)
             status, _, _ = await client.post("/fast", b"{}", time_limit=5)
             await client.aclose()
 
