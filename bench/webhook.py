@@ -479,9 +479,7 @@ def report(results: dict[str, dict[str, Any]], stt: dict[str, Any] | None, args:
             f"{r['load_cpu']:>9.0%} ({r['wrk_cpu']:.0%}+{r['api_cpu']:.0%})"
         )
     waits = ", ".join(f"{name} {r['bot_waited']:.0%}" for name, r in results.items())
-    print(
-        f"  time the bot's main thread was runnable but waited for its core (other threads or processes had it): {waits}"
-    )
+    print(f"  time the bot's main thread was runnable but off its core (other threads/processes had it): {waits}")
     ours = results["voicecoder"]
     verdict = "meets" if ours["ack_p99_ms"] <= TARGET_ACK_P99_MS else "MISSES"
     print(f"  voicecoder: every update durable before its 200; writes per fsync {ours['writes_per_commit'] or 0:.1f}")
