@@ -287,6 +287,7 @@ class Container(containers.DeclarativeContainer):
         providers.Callable(lambda c: c.telegram_token or _NO_TOKEN, settings),
         base_url=settings.provided.telegram_api_base,
         on_error=metrics.provided.count_telegram_error,
+        secrets=providers.Callable(lambda c: c.secrets(), settings),
     )
     messenger = providers.Selector(
         config.messaging.transport,

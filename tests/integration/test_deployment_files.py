@@ -5,7 +5,7 @@ Docker and systemd cannot run on these machines (no engine, no systemd as PID 1)
 `caddy validate` on the Caddyfile, `systemd-analyze verify` on the unit, `shellcheck` on the scripts, and the
 container's entrypoint script itself, as root and as the unprivileged service uid, against root-owned
 directories. The rest is read the way compose and Docker read it (the compose YAML, the Dockerfile's
-instructions) and checked against what the bot needs; docs/adr/0011 says what only a real Docker or systemd
+instructions) and checked against what the bot needs; docs/adr/0012 says what only a real Docker or systemd
 could show.
 """
 

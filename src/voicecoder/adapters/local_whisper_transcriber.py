@@ -32,6 +32,7 @@ import anyio.to_thread
 import attrs
 
 from voicecoder.adapters.audio_intake import AudioLimits, check_audio
+from voicecoder.adapters.thread_priority import background_priority
 from voicecoder.domain.errors import (
     ConfigurationError,
     NoSpeechError,
@@ -376,13 +377,14 @@ class LocalWhisperTranscriber:
                 ) from exc
             source = str(weights.directory) if weights.directory is not None else weights.name
             try:
-                engine = WhisperModel(
-                    source,
-                    device="cpu",
-                    compute_type=self.compute_type,
-                    cpu_threads=self.cpu_threads,
-                    local_files_only=True,
-                )
+                with background_priority():  # the engine's threads start here and inherit the lower priority
+                    engine = WhisperModel(
+                        source,
+                        device="cpu",
+                        compute_type=self.compute_type,
+                        cpu_threads=self.cpu_threads,
+                        local_files_only=True,
+                    )
             except Exception as exc:
                 raise ConfigurationError(
                     f"Whisper model {self.model!r} cannot be loaded ({type(exc).__name__}). "
@@ -442,7 +444,12 @@ class LocalWhisperTranscriber:
 
     async def transcribe(self, audio: Audio, hints: TranscriptionHints | None = None, /) -> Transcript:
         check_audio(audio, self.limits)
-        return await anyio.to_thread.run_sync(self._run, audio.data, hints, limiter=self._limiter)
+        return await anyio.to_thread.run_sync(self._run_in_background, audio.data, hints, limiter=self._limiter)
+
+    def _run_in_background(self, data: bytes, hints: TranscriptionHints | None) -> Transcript:
+        # Below the event loop's priority: webhook acks must not wait for the model (see adapters/thread_priority).
+        with background_priority():
+            return self._run(data, hints)
 
     async def diagnose(self) -> Sequence[Diagnostic]:
         return await anyio.to_thread.run_sync(self._diagnose_sync)

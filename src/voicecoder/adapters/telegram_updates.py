@@ -30,11 +30,20 @@ from voicecoder.domain.model import Audio, ChatId, UserId
 from voicecoder.domain.ports import Messenger
 from voicecoder.domain.replies import ErrorReply
 
-__all__ = ["BOT_COMMANDS", "DEFAULT_MAX_BYTES", "TelegramUpdateHandler", "VoiceCoderApp", "lane_of"]
+__all__ = [
+    "BOT_COMMANDS",
+    "DEFAULT_MAX_BYTES",
+    "PROCESSED_UPDATE_TYPES",
+    "TelegramUpdateHandler",
+    "VoiceCoderApp",
+    "lane_of",
+]
 
 logger = logging.getLogger(__name__)
 
 BOT_COMMANDS: tuple[BotCommand, ...] = tuple(BotCommand(name, description) for name, description in COMMANDS)
+PROCESSED_UPDATE_TYPES: tuple[str, ...] = ("message", "callback_query")
+"""The update types the handler processes: what polling and `webhook set` subscribe to (``allowed_updates``)."""
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024  # what getFile can serve at all
 AUDIO_EXTENSIONS = frozenset({"ogg", "oga", "opus", "mp3", "m4a", "mp4", "wav", "flac", "webm", "aac", "amr"})
 AUDIO_MIME_EXTRA = frozenset({"application/ogg", "video/ogg", "video/webm", "video/mp4"})
@@ -47,25 +56,32 @@ def lane_of(update: dict[str, Any]) -> tuple[int, str] | None:
     """
     The serial lane of a raw update: ``(chat_id, "message")`` or ``(chat_id, "callback")``.
 
-    None for shapes the handler does not route (the dispatcher may still pass them on to be rejected).
+    It checks, at every level, everything the handler relies on, so an update routed here never fails for its
+    shape later. None for the update types voicecoder does not process.
+
+    Raises:
+        MalformedUpdateError: A message or callback query the handler cannot process: a field missing or of the
+            wrong type, both at once, or a message without a human sender (anonymous group admins, channels and
+            bots have none); the detail says which.
     """
-    if not isinstance(update, dict):
+    kinds = [kind for kind in PROCESSED_UPDATE_TYPES if kind in update]
+    if not kinds:
         return None
-    query = update.get("callback_query")
-    if isinstance(query, dict):
-        message = query.get("message")
-        chat = message.get("chat") if isinstance(message, dict) else None
-        chat_id = chat.get("id") if isinstance(chat, dict) else None
-        if not isinstance(chat_id, int):
-            sender = query.get("from")
-            chat_id = sender.get("id") if isinstance(sender, dict) else None
-        return (chat_id, "callback") if isinstance(chat_id, int) and not isinstance(chat_id, bool) else None
-    message = update.get("message")
-    if isinstance(message, dict):
-        chat = message.get("chat")
-        chat_id = chat.get("id") if isinstance(chat, dict) else None
-        return (chat_id, "message") if isinstance(chat_id, int) and not isinstance(chat_id, bool) else None
-    return None
+    if len(kinds) > 1:
+        raise MalformedUpdateError("the update carries both a message and a callback query")
+    parsed = Update.from_json(update)
+    if parsed.callback_query is not None:
+        query = parsed.callback_query
+        return (query.message.chat.id if query.message is not None else query.from_user.id), "callback"
+    message = parsed.message
+    if message is None:  # "message": null
+        raise MalformedUpdateError("message is not an object")
+    sender = message.from_user
+    if sender is None:
+        raise MalformedUpdateError(f"message {message.message_id} has no sender (an anonymous admin or a channel)")
+    if sender.is_bot:
+        raise MalformedUpdateError(f"message {message.message_id} comes from a bot")
+    return message.chat.id, "message"
 
 
 def _is_speech_check(caption: str | None) -> bool:

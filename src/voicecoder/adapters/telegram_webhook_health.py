@@ -387,7 +387,7 @@ async def poll_pending_updates(
     failing = False
     while True:
         try:
-            info = await api.get_webhook_info()
+            info = await api.get_webhook_info(attempts=1)  # a gauge: the next tick is the retry
         except TelegramApiError as exc:
             if not failing:
                 log.warning("pending update count unavailable: %s", telegram_failure(exc))
@@ -435,7 +435,7 @@ async def telegram_diagnostics(
             )
         ]
         try:
-            info = await api.get_webhook_info()
+            info = await api.get_webhook_info(attempts=1)  # doctor looks once, quickly
         except TelegramApiError as exc:
             results.append(Diagnostic("webhook", ok=False, detail=f"getWebhookInfo failed: {telegram_failure(exc)}"))
             return results

@@ -17,6 +17,7 @@ The one exception hierarchy of voicecoder.
     - StateStoreError
     - UnexpectedAdapterError
   + ConfigurationError
+  + StartupError
 
 Every message says what the user can do about it. No message ever contains a secret, and none names one of
 voicecoder's own environment variables: inside someone else's bot they mean nothing. The `voicecoder` CLI adds
@@ -240,3 +241,11 @@ class UnexpectedAdapterError(PortError):
 
 class ConfigurationError(VoicecoderError):
     """A setting is missing or invalid; the message names the variable and the fix."""
+
+
+class StartupError(VoicecoderError):
+    """
+    The service cannot start, or cannot go on, in the environment it finds.
+
+    For example a port in use, or a webhook set while polling; the message says what to do.
+    """

@@ -18,11 +18,12 @@ from voicecoder.adapters.telegram_bot_api import TelegramApiError
 from voicecoder.adapters.telegram_webhook_health import expectation, telegram_failure
 from voicecoder.bootstrap import Container, build_container, doctor, open_runtime
 from voicecoder.config import Config
-from voicecoder.domain.errors import VoicecoderError
+from voicecoder.domain.errors import ConfigurationError, StateStoreError, VoicecoderError
 from voicecoder.domain.model import Diagnostic
 from voicecoder.entrypoints import selftest, webhook_admin
 from voicecoder.entrypoints.logs import configure_logging
 from voicecoder.entrypoints.webhook_identity import resolve_webhook_identity
+from voicecoder.redaction import Redactor
 
 log = logging.getLogger("voicecoder")
 _E = TypeVar("_E", bound=BaseException)
@@ -126,12 +127,57 @@ async def _serve(config: Config, args: argparse.Namespace) -> int:
 
     config.require_users()
     config.require_telegram()
-    polling = args.polling or config.transport == "polling"
-    config = _with_identity(config, create=not polling)
     container = build_container(config)
     async with open_runtime(container):
         await serve(container, polling=args.polling, delete_webhook=args.delete_webhook, drop_pending=args.drop_pending)
     return 0
+
+
+def serve_failure(error: BaseException, config: Config) -> tuple[str, int]:
+    """
+    The one line (without the ❌) and the exit code for whatever stopped `serve`: 2 for bad configuration, else 1.
+
+    Task groups wrap what they raise in exception groups: the first real cause inside is reported, never the group.
+    """
+    leaves = _leaves(error)
+    cause = next((e for e in leaves if isinstance(e, VoicecoderError)), None) or next(
+        (e for e in leaves if not isinstance(e, KeyboardInterrupt)), leaves[0]
+    )
+    if isinstance(cause, KeyboardInterrupt):
+        return "", 130
+    if isinstance(cause, ConfigurationError):
+        return str(cause), 2
+    if isinstance(cause, TelegramApiError):
+        return f"Telegram said: {cause}. Check TELEGRAM_TOKEN and that Telegram is reachable, then start again.", 1
+    if isinstance(cause, StateStoreError):
+        return f"{cause}. Check that DATA_DIR ({config.data_dir}) is a writable directory on a local disk.", 1
+    if isinstance(cause, VoicecoderError):
+        return str(cause), 1
+    if isinstance(cause, OSError):
+        return _os_failure(cause, config), 1
+    log.debug("serve stopped on an unexpected error", exc_info=cause)
+    line = (
+        f"voicecoder stopped on an unexpected error: {type(cause).__name__}: {cause}. Please report it; "
+        "LOG_LEVEL=DEBUG shows where it happened."
+    )
+    return line, 1
+
+
+def _os_failure(error: OSError, config: Config) -> str:
+    reason = error.strerror or str(error)
+    if error.filename:
+        path = Path(os.fsdecode(error.filename)).absolute()
+        for variable, root in (("DATA_DIR", config.data_dir), ("WORKSPACE_DIR", config.workspace_dir)):
+            if path.is_relative_to(root.absolute()):
+                return f"Cannot use {variable} ({root}): {reason} ({path}). Point {variable} at a writable directory."
+        return f"Cannot start: {reason} ({path})."
+    return f"Cannot start: {reason}."
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]
 
 
 async def _webhook(config: Config, args: argparse.Namespace) -> int:
@@ -228,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "doctor":
             return anyio.run(_doctor, config, args)
         if args.command == "serve":
-            return anyio.run(_serve, config, args)
+            return _run_serve(config, args)
         if args.command == "webhook":
             return anyio.run(_webhook, config, args)
         if args.command == "sandbox":
@@ -244,6 +290,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 2
+
+
+def _run_serve(config: Config, args: argparse.Namespace) -> int:
+    """`serve` from its first file write to its exit: whatever stops it is one ❌ line (see `serve_failure`)."""
+    redact = Redactor(config.secrets())
+    try:
+        polling = args.polling or config.transport == "polling"
+        config = _with_identity(config, create=not polling)
+        redact = Redactor(config.secrets())
+        return anyio.run(_serve, config, args)
+    except (Exception, KeyboardInterrupt, BaseExceptionGroup) as error:
+        line, code = serve_failure(error, config)
+    if line:
+        _print(f"❌ {redact(line)}")
+    return code
 
 
 if __name__ == "__main__":

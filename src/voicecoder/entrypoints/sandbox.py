@@ -29,6 +29,7 @@ from dependency_injector import providers
 from voicecoder.adapters.unavailable_agent import UnavailableAgent
 from voicecoder.bootstrap import Container, build_container, open_runtime
 from voicecoder.config import Config
+from voicecoder.entrypoints.polling import ALLOWED_UPDATES
 from voicecoder.entrypoints.sandbox_web import create_sandbox_web_app
 from voicecoder.entrypoints.server import serve
 from voicecoder.entrypoints.signals import stop_on_signal
@@ -124,7 +125,7 @@ async def run_sandbox(
             await container.bot_api().set_webhook(
                 f"http://127.0.0.1:{bound}{config.webhook_path}",
                 secret_token=config.webhook_secret,
-                allowed_updates=["message", "callback_query"],
+                allowed_updates=ALLOWED_UPDATES,
             )
             web_app = create_sandbox_web_app(
                 bot_api, user_id=SANDBOX_USER, chat_id=SANDBOX_USER, user_name=sandbox_user_name()

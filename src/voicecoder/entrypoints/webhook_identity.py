@@ -65,6 +65,10 @@ def resolve_webhook_identity(config: Config, *, create: bool) -> Config:
 
 
 def _read(path: Path) -> dict[str, str]:
+    if path.parent.exists() and not path.parent.is_dir():
+        raise ConfigurationError(
+            f"Cannot use DATA_DIR ({path.parent}): it is not a directory. Point DATA_DIR at a writable directory."
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -462,7 +462,8 @@ class FakeBotApi:
 
     *time_scale* compresses webhook retry delays (Telegram: 0, 2, 4, 8 ... s, capped at 60 s);
     *webhook_timeout* is how long one webhook POST may take (Telegram: about 60 s idle timeout);
-    *webhook_max_attempts* (None: until the update expires) bounds retries per update.
+    *webhook_max_attempts* (None: until the update expires) bounds retries per update. *port* 0 (the default)
+    takes any free port; a fixed one lets a test start "Telegram" where a client already tries to reach it.
     """
 
     def __init__(
@@ -474,6 +475,7 @@ class FakeBotApi:
         webhook_max_attempts: int | None = None,
         strict_chats: bool = True,
         first_update_id: int = 512_349_870,
+        port: int = 0,
     ) -> None:
         self.token = token
         self.time_scale = time_scale
@@ -512,7 +514,7 @@ class FakeBotApi:
         self._loop_task: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._port = 0
+        self._port = port
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -542,7 +544,7 @@ class FakeBotApi:
         app.router.add_get("/_user/document/{file_id}", self._user_document)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self._port)
         await site.start()
         self._port = int(self._runner.addresses[0][1])
         self._session = aiohttp.ClientSession()
