@@ -8,39 +8,56 @@ This is the only module that imports adapters. Providers are synchronous; the en
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib.util
 import logging
 import shutil
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import anyio
 import attrs
 from dependency_injector import containers, providers
 
-from voicecoder.adapters.assemblyai_transcriber import AssemblyAITranscriber
 from voicecoder.adapters.audio_intake import AudioLimits
 from voicecoder.adapters.claude import ClaudeCliAgent, ClaudeCliConfig
+from voicecoder.adapters.claude_node import NodeRuntime
 from voicecoder.adapters.deepgram_transcriber import DeepgramTranscriber
 from voicecoder.adapters.detect_secrets_scanner import DetectSecretsScanner
 from voicecoder.adapters.dulwich_workspace import DulwichWorkspace
-from voicecoder.adapters.local_whisper_transcriber import LocalWhisperTranscriber
+from voicecoder.adapters.host_checks import (
+    directory_diagnostic,
+    is_repository,
+    new_workspace_diagnostic,
+    sqlite_file_diagnostic,
+)
+from voicecoder.adapters.local_whisper_transcriber import LocalWhisperTranscriber, base_weights_dir
 from voicecoder.adapters.prometheus_metrics import MeteredAgentRunner, MeteredTranscriber, Metrics
 from voicecoder.adapters.sqlite_inbox import SqliteInbox
+from voicecoder.adapters.sqlite_state_store import SCHEMA_VERSION as STATE_SCHEMA_VERSION
 from voicecoder.adapters.sqlite_state_store import SqliteStateStore
 from voicecoder.adapters.system_clock import SystemClock
-from voicecoder.adapters.telegram_bot_api import TelegramApiError, TelegramBotApi
+from voicecoder.adapters.telegram_bot_api import TelegramBotApi
 from voicecoder.adapters.telegram_messenger import TelegramMessenger
 from voicecoder.adapters.telegram_updates import TelegramUpdateHandler
+from voicecoder.adapters.telegram_webhook_health import expectation, telegram_diagnostics
 from voicecoder.adapters.update_dispatcher import DispatchStats, UpdateDispatcher
 from voicecoder.adapters.workspace_vocabulary import WorkspaceVocabulary
 from voicecoder.config import Config
+from voicecoder.domain.errors import (
+    AgentNotInstalledError,
+    AgentTimeoutError,
+    ProviderAuthError,
+    VoicecoderError,
+)
 from voicecoder.domain.model import Diagnostic, UserId
 from voicecoder.domain.policy import ApprovalPolicy, ToolApprovalMode, ToolPolicy
-from voicecoder.domain.ports import AgentRunner, Transcriber
-from voicecoder.domain.redaction import Redactor
+from voicecoder.domain.ports import AgentRunner, Diagnosable, Messenger, StateStore, Transcriber, Workspace
 from voicecoder.domain.services import Ports, Settings, VoiceCoder
+from voicecoder.redaction import Redactor
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +99,25 @@ def _tool_policy(config: Config) -> ToolPolicy | None:
     )
 
 
+def cli_error_hint(error: VoicecoderError) -> str | None:
+    """The `voicecoder` CLI's own addition to an error reply: which of its environment variables to change."""
+    match error:
+        case AgentTimeoutError():
+            return "Raise CLAUDE_TIMEOUT (seconds) to give Claude more time."
+        case AgentNotInstalledError():
+            return "Set CLAUDE_BINARY to the path of the claude executable."
+        case ProviderAuthError(provider=provider):
+            return f"Check {provider.upper()}_API_KEY, or set STT_PROVIDER=local."
+    return None
+
+
+def _assemblyai_transcriber(**kwargs: Any) -> Transcriber:
+    """Imported when chosen: the SDK takes 0.3-0.6 s to import, a third of `voicecoder doctor`'s budget."""
+    from voicecoder.adapters.assemblyai_transcriber import AssemblyAITranscriber  # noqa: PLC0415
+
+    return AssemblyAITranscriber(**kwargs)
+
+
 def _version(package: str) -> str:
     try:
         return metadata.version(package)
@@ -91,10 +127,14 @@ def _version(package: str) -> str:
 
 @attrs.frozen
 class RuntimeChecks:
-    """The process-level facts of /info and `voicecoder doctor`: Python, packages, data dir, Telegram, webhook."""
+    """
+    The process-level facts of /info and `voicecoder doctor`: Python, data dir, Telegram, users, webhook.
+
+    Only looks: the data dir is checked for being writable (or creatable), never created; Telegram is asked once
+    each with a short timeout, so a dead network shows as such within seconds instead of as a bad token.
+    """
 
     config: Config
-    bot_api: TelegramBotApi
     online: bool = True
 
     async def diagnose(self) -> list[Diagnostic]:
@@ -108,22 +148,22 @@ class RuntimeChecks:
                 f"faster-whisper {_version('faster-whisper')}, assemblyai {_version('assemblyai')}",
                 fix="use Python 3.11 or newer",
             ),
-            _data_dir_check(config.data_dir),
+            directory_diagnostic("data dir", config.data_dir, variable="DATA_DIR"),
             Diagnostic(
                 "telegram token",
                 ok=config.telegram_token is not None,
                 detail="set" if config.telegram_token else "TELEGRAM_TOKEN is not set",
                 fix="create a bot with @BotFather and put TELEGRAM_TOKEN in .env (or try `voicecoder sandbox`)",
             ),
-            Diagnostic(
-                "allowed users",
-                ok=bool(config.allowed_user_ids),
-                detail=f"{len(config.allowed_user_ids)} user(s)" if config.allowed_user_ids else "nobody is allowed",
-                fix="set ALLOWED_USER_IDS to your numeric Telegram id (ask @userinfobot)",
-            ),
+            _users_check(config),
         ]
         if self.online and config.telegram_token:
-            results.append(await _webhook_check(config, self.bot_api))
+            expected = await expectation(
+                transport=config.transport, url=config.webhook_url, fixed_ip=config.webhook_ip_address
+            )
+            results.extend(
+                await telegram_diagnostics(config.telegram_token, base_url=config.telegram_api_base, expected=expected)
+            )
         if shutil.which("git") is None:
             results.append(
                 Diagnostic("git CLI", ok=True, warning=True, detail="not installed (optional: voicecoder uses dulwich)")
@@ -131,44 +171,88 @@ class RuntimeChecks:
         return results
 
 
-async def doctor(container: Container) -> list[Diagnostic]:
-    """Every fact `voicecoder doctor` reports: the same list /info shows in the chat."""
-    return await container.voicecoder().diagnose()
+def _users_check(config: Config) -> Diagnostic:
+    if config.allowed_user_ids:
+        return Diagnostic("allowed users", ok=True, detail=f"{len(config.allowed_user_ids)} user(s)")
+    return Diagnostic(
+        "allowed users",
+        ok=config.allow_nobody,
+        warning=config.allow_nobody,
+        detail="nobody is allowed" + (" (ALLOW_NOBODY=1)" if config.allow_nobody else "; `serve` refuses to start"),
+        fix="set ALLOWED_USER_IDS to your numeric Telegram id (ask @userinfobot)",
+    )
 
 
-def _data_dir_check(path: Path) -> Diagnostic:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_bytes(b"ok")
-        probe.unlink()
-    except OSError as exc:
-        return Diagnostic(
-            "data dir", ok=False, detail=f"{path} is not writable ({exc.strerror})", fix="fix DATA_DIR or its owner"
-        )
-    return Diagnostic("data dir", ok=True, detail=f"{path.resolve()} is writable")
+async def doctor(container: Container, *, deep: bool = False) -> list[Diagnostic]:
+    """
+    What `voicecoder doctor` reports: the checks /info shows, run concurrently, changing nothing.
+
+    Where an adapter's own check would create what it checks (the workspace's `git init`, the databases, the
+    joined speech weights), a look-only check says what the first start will do instead. *deep* also loads the
+    local speech model (seconds, and it may join the weights into the cache).
+    """
+    config = container.settings()
+    checks: list[Callable[[], Awaitable[Sequence[Diagnostic]]]] = [
+        RuntimeChecks(config).diagnose,
+        functools.partial(_workspace_look, container),
+        container.claude().diagnose,
+        NodeRuntime(config.claude_binary).diagnose,
+        functools.partial(_speech_look, container, deep=deep),
+        functools.partial(_state_look, config),
+    ]
+    groups: list[Sequence[Diagnostic]] = [() for _ in checks]
+
+    async def collect(index: int) -> None:
+        try:
+            groups[index] = await checks[index]()
+        except Exception as exc:  # a broken check must not hide the others
+            log.exception("doctor: a check failed")
+            groups[index] = [Diagnostic("check", ok=False, detail=f"failed: {type(exc).__name__}: {exc}")]
+
+    async with anyio.create_task_group() as tg:
+        for index in range(len(checks)):
+            tg.start_soon(collect, index)
+    return [d for group in groups for d in group]
 
 
-async def _webhook_check(config: Config, bot_api: TelegramBotApi) -> Diagnostic:
-    try:
-        info = await bot_api.get_webhook_info()
-    except TelegramApiError as exc:
-        return Diagnostic("webhook", ok=False, detail=f"getWebhookInfo failed: {exc}", fix="check TELEGRAM_TOKEN")
-    except Exception as exc:
-        return Diagnostic("webhook", ok=False, detail=f"Telegram unreachable: {type(exc).__name__}", fix="check DNS")
-    if not info.url:
-        ok = config.transport == "polling"
-        return Diagnostic(
-            "webhook",
-            ok=ok,
-            detail="no webhook set (polling mode)" if ok else "no webhook set",
-            fix=None if ok else "run `voicecoder webhook set` (needs PUBLIC_URL)",
-        )
-    detail = f"set, {info.pending_update_count} pending"
-    if info.last_error_message:
-        detail += f", last error: {info.last_error_message}"
-        return Diagnostic("webhook", ok=False, detail=detail, fix="see docs/WEBHOOK.md#5-troubleshoot")
-    return Diagnostic("webhook", ok=True, detail=detail)
+async def _workspace_look(container: Container) -> Sequence[Diagnostic]:
+    path = container.settings().workspace_dir
+    if is_repository(path):
+        return await container.workspace().diagnose()
+    return [new_workspace_diagnostic(path)]
+
+
+async def _speech_look(container: Container, *, deep: bool) -> Sequence[Diagnostic]:
+    engine = container.speech_engine()
+    if isinstance(engine, LocalWhisperTranscriber) and not deep:
+        # Loading the model takes one to three seconds and joining the base weights writes ~150 MB into the
+        # cache: the first voice note (or `doctor --deep`) does that, a quick look does not.
+        if importlib.util.find_spec("faster_whisper") is None:
+            return [
+                Diagnostic(
+                    "whisper model",
+                    ok=False,
+                    detail="faster-whisper is not installed",
+                    fix="install voicecoder with the local-stt extra, or choose a cloud STT_PROVIDER",
+                )
+            ]
+        if engine.model != "base":
+            return [Diagnostic("whisper model", ok=True, detail=f"{engine.model}: loaded and checked at first use")]
+        weights = base_weights_dir(engine.cache_dir)
+        if weights.is_dir():
+            detail = f"base at {weights}: hash-checked and loaded at first use (`doctor --deep` loads it now)"
+            return [Diagnostic("whisper weights", ok=True, detail=detail)]
+        where = directory_diagnostic("whisper cache", weights, variable="XDG_CACHE_HOME")
+        if not where.ok:
+            return [where]
+        detail = f"base is joined from the installed weight packages into {weights} on first use"
+        return [Diagnostic("whisper weights", ok=True, detail=detail)]
+    found: Sequence[Diagnostic] = await engine.diagnose()
+    return found
+
+
+async def _state_look(config: Config) -> Sequence[Diagnostic]:
+    return [sqlite_file_diagnostic("state store", config.state_path, schema_version=STATE_SCHEMA_VERSION)]
 
 
 class Container(containers.DeclarativeContainer):
@@ -204,7 +288,7 @@ class Container(containers.DeclarativeContainer):
             limits=audio_limits,
         ),
         assemblyai=providers.Singleton(
-            AssemblyAITranscriber,
+            _assemblyai_transcriber,
             api_key=settings.provided.assemblyai_api_key,
             base_url=settings.provided.assemblyai_base_url,
             limits=audio_limits,
@@ -219,12 +303,24 @@ class Container(containers.DeclarativeContainer):
         providers.Callable(lambda c: c.telegram_token or _NO_TOKEN, settings),
         base_url=settings.provided.telegram_api_base,
         on_error=metrics.provided.count_telegram_error,
+        secrets=providers.Callable(lambda c: c.secrets(), settings),
     )
     messenger = providers.Selector(
         config.messaging.transport,
         telegram=providers.Singleton(TelegramMessenger, bot_api),
     )
 
+    diagnosables = providers.Callable(
+        tuple,
+        providers.List(
+            providers.Singleton(RuntimeChecks, settings),
+            workspace,
+            claude,
+            providers.Singleton(NodeRuntime, settings.provided.claude_binary),
+            speech_engine,
+            store,
+        ),
+    )
     ports = providers.Singleton(
         Ports,
         workspace=workspace,
@@ -235,12 +331,7 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         scanner=scanner,
         vocabulary=vocabulary,
-        diagnosables=providers.Callable(
-            tuple,
-            providers.List(
-                providers.Singleton(RuntimeChecks, settings, bot_api), workspace, claude, speech_engine, store
-            ),
-        ),
+        diagnosables=diagnosables,
     )
     domain_settings = providers.Singleton(
         Settings,
@@ -250,7 +341,10 @@ class Container(containers.DeclarativeContainer):
         compaction_threshold=settings.provided.compaction_threshold,
         tools=providers.Callable(_tool_policy, settings),
         tool_timeout_s=settings.provided.tool_approval_timeout_s,
-        redact=providers.Singleton(Redactor, providers.Callable(lambda c: c.secrets(), settings)),
+        # Agent text goes to a chat rendered as HTML: a placeholder without < and >.
+        redact=providers.Callable(lambda c: Redactor(c.secrets(), placeholder="[redacted]"), settings),
+        error_hint=providers.Object(cli_error_hint),
+        max_prompt_age_s=settings.provided.max_prompt_age_s,
     )
     voicecoder = providers.Singleton(VoiceCoder, ports, domain_settings)
 
@@ -277,22 +371,32 @@ def build_container(config: Config) -> Container:
 
 
 @contextlib.asynccontextmanager
-async def open_runtime(container: Container) -> AsyncIterator[Container]:
-    """Open what needs opening (databases, workspace) and close HTTP sessions and files on exit."""
+async def open_runtime(container: Container, *, inbox: bool = True) -> AsyncIterator[Container]:
+    """
+    Open the state database, the workspace and (unless *inbox* is False) the webhook inbox; close all on exit.
+
+    HTTP sessions and the speech engine are closed on exit as well.
+
+    Raises:
+        StateStoreError: A database cannot be opened.
+        WorkspaceError: The workspace cannot be opened or created.
+    """
     config = container.settings()
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = container.store()
-    inbox = container.inbox()
     await store.open()
-    await inbox.open()
-    await container.workspace().open()
+    closers = [container.bot_api().close, store.close]
     try:
+        if inbox:
+            await container.inbox().open()
+            closers.insert(1, container.inbox().aclose)
+        await container.workspace().open()
         yield container
     finally:
         # Warm agent processes (and whatever they started) never outlive the runtime.
         with anyio.CancelScope(shield=True):
             await container.claude().aclose()
-        for closer in (container.bot_api().close, inbox.aclose, store.close):
+        for closer in closers:
             try:
                 await closer()
             except Exception:
@@ -303,4 +407,95 @@ async def open_runtime(container: Container) -> AsyncIterator[Container]:
             await aclose()
 
 
-__all__ = ["Container", "build_container", "doctor", "open_runtime"]
+@contextlib.asynccontextmanager
+async def open_voicecoder(
+    *,
+    messenger: Messenger,
+    workspace: Path | str | Workspace = Path("workspace"),
+    data_dir: Path | str = Path("data"),
+    transcriber: Transcriber | None = None,
+    agent: AgentRunner | None = None,
+    allowed_users: Iterable[int] = (),
+    settings: Settings | None = None,
+    store: StateStore | None = None,
+    metrics: Metrics | None = None,
+) -> AsyncIterator[VoiceCoder]:
+    """
+    Open voicecoder for your own bot: open what it needs, yield the `VoiceCoder`, close it all on exit.
+
+    Only *messenger* (your chat, as a `Messenger`) is required. Defaults: *workspace* is a git repository at that
+    path (a `DulwichWorkspace`; created if missing), or pass your own `Workspace`; the session store is SQLite in
+    *data_dir*; the agent is the Claude Code CLI (``claude`` on PATH) working in the workspace; speech to text is
+    the local Whisper model (the ``local-stt`` extra). *allowed_users* are the user ids that may use it (nobody by
+    default), or pass complete domain *settings*. There is no webhook inbox (your bot receives its own updates)
+    and no Prometheus metering unless you pass *metrics* (a `voicecoder.adapters.Metrics`). Objects you pass in
+    are yours to open and close; what this function built, it closes.
+
+    Raises:
+        StateStoreError: The state database in *data_dir* cannot be opened.
+        WorkspaceError: The workspace cannot be opened or created.
+        OSError: *data_dir* cannot be created.
+    """
+    owned_workspace = not isinstance(workspace, Workspace)
+    workspace_dir = Path(workspace) if isinstance(workspace, (str, Path)) else Path(getattr(workspace, "path", "."))
+    config = Config(
+        workspace_dir=workspace_dir,
+        data_dir=Path(data_dir),
+        allowed_user_ids=frozenset(allowed_users),
+    )
+    container = build_container(config)
+    if not owned_workspace:
+        container.workspace.override(providers.Object(workspace))
+    if store is not None:
+        container.store.override(providers.Object(store))
+    container.messenger.override(providers.Object(messenger))
+    chosen_agent: AgentRunner = agent if agent is not None else container.claude()
+    chosen_transcriber: Transcriber = transcriber if transcriber is not None else container.speech_engine()
+    if metrics is not None:
+        chosen_agent = MeteredAgentRunner(inner=chosen_agent, metrics=metrics)
+        chosen_transcriber = MeteredTranscriber(inner=chosen_transcriber, metrics=metrics, provider="embedded")
+    container.agent.override(providers.Object(chosen_agent))
+    container.transcriber.override(providers.Object(chosen_transcriber))
+    # /info checks what is in use; never the Telegram token or webhook of the standalone bot.
+    in_use = (
+        container.workspace(),
+        agent if agent is not None else container.claude(),
+        transcriber if transcriber is not None else container.speech_engine(),
+        container.store(),
+    )
+    container.diagnosables.override(providers.Object(tuple(d for d in in_use if isinstance(d, Diagnosable))))
+    if settings is None:
+        settings = Settings(
+            allowed_users=_user_ids(config.allowed_user_ids),
+            workspace_path=str(workspace_dir.resolve()),
+            # The default agent asks before commands: the questions go to your messenger.
+            tools=_tool_policy(config),
+        )
+    container.domain_settings.override(providers.Object(settings))
+
+    closers: list[Callable[[], Awaitable[None]]] = []
+    try:
+        if store is None:
+            config.data_dir.mkdir(parents=True, exist_ok=True)
+            await container.store().open()
+            closers.append(container.store().close)
+        if owned_workspace:
+            await container.workspace().open()
+        if transcriber is None:
+            engine = container.speech_engine()
+            aclose = getattr(engine, "aclose", None)
+            if aclose is not None:
+                closers.append(aclose)
+        yield container.voicecoder()
+    finally:
+        if agent is None:
+            with anyio.CancelScope(shield=True):
+                await container.claude().aclose()
+        for closer in reversed(closers):
+            try:
+                await closer()
+            except Exception:
+                log.exception("shutdown: closing failed")
+
+
+__all__ = ["Container", "build_container", "cli_error_hint", "doctor", "open_runtime", "open_voicecoder"]

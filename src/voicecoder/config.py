@@ -6,9 +6,10 @@ Every error names the variable and the fix. Secrets are kept out of `repr()` and
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
-import secrets
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -59,10 +60,14 @@ class Config:
     telegram_token: str | None = attrs.field(default=None, repr=_secret)
     telegram_api_base: str = "https://api.telegram.org"
     allowed_user_ids: frozenset[int] = frozenset()
+    allow_nobody: bool = False
     transport: Transport = "webhook"
     public_url: str | None = None
-    webhook_path: str = attrs.field(factory=lambda: "/telegram/" + secrets.token_urlsafe(16))
-    webhook_secret: str = attrs.field(factory=lambda: secrets.token_urlsafe(32), repr=_secret)
+    # None until configured (WEBHOOK_PATH / WEBHOOK_SECRET) or resolved by the CLI from DATA_DIR/webhook.json:
+    # a silent random default is how `webhook set` and `serve` once came to disagree.
+    webhook_path: str | None = None
+    webhook_secret: str | None = attrs.field(default=None, repr=_secret)
+    webhook_ip_address: str | None = None
     webhook_ip_allowlist: bool = False
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
     listen_host: str = "127.0.0.1"
@@ -91,6 +96,7 @@ class Config:
     agent_env_passthrough: tuple[str, ...] = ()
     allow_bypass: bool = False
     compaction_threshold: int = 20
+    max_prompt_age_s: float | None = None
     auto_approve_paths: tuple[str, ...] = ()
     log_format: Literal["json", "text"] = "text"
     log_level: str = "INFO"
@@ -117,6 +123,43 @@ class Config:
             if s
         )
 
+    @property
+    def webhook_url(self) -> str | None:
+        """PUBLIC_URL + WEBHOOK_PATH: the URL `webhook set` registers and `webhook info` expects."""
+        if not self.public_url or not self.webhook_path:
+            return None
+        return self.public_url.rstrip("/") + self.webhook_path
+
+    def require_webhook_identity(self) -> tuple[str, str]:
+        """
+        The webhook path and secret, once configured or resolved (`voicecoder serve` resolves them).
+
+        Raises:
+            ConfigurationError: Neither configured nor resolved.
+        """
+        if self.webhook_path is None or self.webhook_secret is None:
+            raise ConfigurationError(
+                "The webhook path and secret are not known: set WEBHOOK_PATH and WEBHOOK_SECRET, or start with "
+                "`voicecoder serve`, which keeps generated ones in DATA_DIR/webhook.json."
+            )
+        return self.webhook_path, self.webhook_secret
+
+    def require_users(self) -> frozenset[int]:
+        """
+        The allowed users; an empty list stops `serve` unless ALLOW_NOBODY=1 says it is meant.
+
+        Raises:
+            ConfigurationError: ALLOWED_USER_IDS is empty and ALLOW_NOBODY is not set.
+        """
+        if not self.allowed_user_ids and not self.allow_nobody:
+            raise ConfigurationError(
+                "ALLOWED_USER_IDS is empty, so the bot would answer everyone with ⛔. Put your numeric Telegram "
+                "user id in ALLOWED_USER_IDS (message @userinfobot to learn it, or send the bot a message and read "
+                "the id from its log line 'unauthorized user <id>'). To start with nobody allowed on purpose, "
+                "set ALLOW_NOBODY=1."
+            )
+        return self.allowed_user_ids
+
     def require_telegram(self) -> str:
         if not self.telegram_token:
             raise ConfigurationError(
@@ -126,10 +169,31 @@ class Config:
         return self.telegram_token
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, *, dotenv: Path | None = Path(".env")) -> Config:
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, dotenv: Path | None = Path(".env"), required: bool = False
+    ) -> Config:
+        """
+        The environment over the *dotenv* file. A missing file is skipped unless *required* (named by the user).
+
+        Raises:
+            ConfigurationError: A value is invalid, or a required env file does not exist or cannot be read.
+        """
         values: dict[str, str] = {}
-        if dotenv is not None and dotenv.is_file():
-            values.update(read_dotenv(dotenv))
+        if dotenv is not None:
+            if dotenv.is_file():
+                try:
+                    values.update(read_dotenv(dotenv))
+                except (OSError, UnicodeDecodeError) as exc:
+                    reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                    raise ConfigurationError(
+                        f"The env file {dotenv} cannot be read ({reason}). Run as a user who may read it "
+                        "(the service user: deploy/voicecoder-admin does), or fix its owner and mode."
+                    ) from None
+            elif required or dotenv.exists():
+                what = "is not a file" if dotenv.exists() else "does not exist"
+                raise ConfigurationError(
+                    f"The env file {dotenv} {what}. Check the --env-file path (copy .env.example to create one)."
+                )
         values.update(os.environ if env is None else env)
         return cls.from_mapping(values)
 
@@ -156,6 +220,8 @@ class Config:
                     f"ALLOWED_USER_IDS must be numeric Telegram user ids separated by commas, got {v!r}. "
                     "Ask @userinfobot for your id."
                 ) from None
+        if (v := get("ALLOW_NOBODY")) is not None:
+            kwargs["allow_nobody"] = _bool(v, "ALLOW_NOBODY")
         _choice(get("TRANSPORT"), "TRANSPORT", ("webhook", "polling"), kwargs, "transport")
         _choice(get("STT_PROVIDER"), "STT_PROVIDER", ("local", "deepgram", "assemblyai", "fake"), kwargs, "stt_backend")
         _choice(get("LOG_FORMAT"), "LOG_FORMAT", ("json", "text"), kwargs, "log_format")
@@ -186,6 +252,10 @@ class Config:
                     "WEBHOOK_SECRET may only contain A-Z, a-z, 0-9, _ and - (1-256 characters), as Telegram requires."
                 )
             kwargs["webhook_secret"] = v
+        if (v := get("WEBHOOK_IP_ADDRESS")) is not None:
+            kwargs["webhook_ip_address"] = _ipv4(v, "WEBHOOK_IP_ADDRESS")
+        if (v := get("MAX_PROMPT_AGE")) is not None:
+            kwargs["max_prompt_age_s"] = _duration(v, "MAX_PROMPT_AGE")
         for name, field in {"WORKSPACE_DIR": "workspace_dir", "DATA_DIR": "data_dir"}.items():
             if (v := get(name)) is not None:
                 kwargs[field] = Path(v).expanduser()
@@ -259,11 +329,18 @@ class Config:
                 "transcripts would land in the repository and in the diffs you approve. Set CLAUDE_CONFIG_DIR to "
                 "a directory outside the workspace (e.g. ~/.claude) or move WORKSPACE_DIR."
             )
-        if self.public_url is not None and not self.public_url.startswith("https://"):
-            raise ConfigurationError(
-                "PUBLIC_URL must be an https:// URL (Telegram only delivers webhooks over HTTPS on ports "
-                "443, 80, 88 or 8443)."
-            )
+        if self.public_url is not None:
+            parts = urllib.parse.urlsplit(self.public_url)
+            if parts.scheme != "https" or not parts.hostname:
+                raise ConfigurationError(
+                    "PUBLIC_URL must be an https:// URL with the bot's public host name, e.g. https://bot.example.org "
+                    "(Telegram only delivers webhooks over HTTPS on ports 443, 80, 88 or 8443)."
+                )
+            if parts.query or parts.fragment:
+                raise ConfigurationError(
+                    "PUBLIC_URL is the base URL only (scheme, host, optional port): drop the query or fragment; "
+                    "the webhook path comes from WEBHOOK_PATH."
+                )
 
 
 def _resolved(path: Path) -> Path:
@@ -339,13 +416,47 @@ def _number(
 ) -> None:
     if value is None:
         return
+    what = "a whole number" if kind is int else "a number"
+    problem = f"{name} must be {what} between {low:g} and {high:g}, got {value!r}."
     try:
         number = kind(value)
     except ValueError:
-        raise ConfigurationError(f"{name} must be a {kind.__name__}, got {value!r}.") from None
-    if not low <= number <= high:
-        raise ConfigurationError(f"{name} must be between {low:g} and {high:g}, got {value}.")
+        raise ConfigurationError(problem) from None
+    if not low <= number <= high:  # NaN fails this too
+        raise ConfigurationError(problem)
     out[field] = number
+
+
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?", re.IGNORECASE)
+_UNIT_SECONDS = {"": 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+
+
+def _duration(value: str, name: str) -> float | None:
+    """Seconds from ``90``, ``90s``, ``30m``, ``2h`` or ``1d``; ``0``/``off`` means no limit (None)."""
+    if value.lower() in {"0", "off", "none"}:
+        return None
+    match = _DURATION_RE.fullmatch(value.strip())
+    if match is None:
+        raise ConfigurationError(
+            f"{name} must be a duration such as 90s, 30m, 2h or 1d (or 0/off for no limit), got {value!r}."
+        )
+    seconds = float(match.group(1)) * _UNIT_SECONDS[(match.group(2) or "").lower()]
+    if seconds < 60:
+        raise ConfigurationError(f"{name} must be at least 60s (or 0/off for no limit), got {value!r}.")
+    return seconds
+
+
+def _ipv4(value: str, name: str) -> str:
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        address = None
+    if not isinstance(address, ipaddress.IPv4Address):
+        raise ConfigurationError(
+            f"{name} must be an IPv4 address such as 203.0.113.7 (Telegram delivers webhooks over IPv4 only), "
+            f"got {value!r}."
+        )
+    return str(address)
 
 
 def _bool(value: str, name: str) -> bool:

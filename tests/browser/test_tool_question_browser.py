@@ -12,7 +12,7 @@ from tests.browser.test_sandbox_browser import (  # the fixtures are used by nam
     _chromium,  # noqa: F401
     _whole_sandbox,  # noqa: F401
 )
-from voicecoder.entrypoints.sandbox import SandboxInfo
+from voicecoder.entrypoints.sandbox import SandboxInfo, sandbox_user_name
 from voicecoder.testing.demo_model import TESTS_COMMAND
 
 pytestmark = pytest.mark.browser
@@ -50,7 +50,7 @@ class TestToolQuestionOnThePage:
                 await page.get_by_test_id("input").fill("not now, CI runs them")
                 await page.keyboard.press("Enter")
 
-                await expect(bots.filter(has_text="Denied by You")).to_contain_text(
+                await expect(bots.filter(has_text=f"Denied by {sandbox_user_name()}")).to_contain_text(
                     "not now, CI runs them", timeout=SLOW
                 )
                 answer = bots.filter(has_text="🤖 Claude:")

@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 import pytest
 
-from tests.agent_processes import Recorder, alive_with, is_alive
+from tests.agent_processes import Recorder, alive_with, describe, is_alive, roots
 from tests.real_cli import (  # the fixtures are used by name
     MARKER_VAR,
     PINNED,
@@ -318,6 +318,7 @@ class TestRealCliContract(AgentRunnerContract):
     def assert_nothing_left(self, *, idle_agent_may_remain: bool = False) -> None:
         alive = alive_with(MARKER_VAR, self.marker)
         if idle_agent_may_remain:
-            assert len(alive) <= 1, alive
+            # The idle CLI may still be finishing its own start-up helpers (it runs git for its context).
+            assert len(roots(alive)) <= 1, describe(alive)
         else:
-            assert alive == []
+            assert alive == [], describe(alive)

@@ -17,7 +17,7 @@ import pytest
 
 from tests.integration.test_product import HEADERS, bot_texts, wait_for
 from tests.real_cli import needs_cli
-from voicecoder.entrypoints.sandbox import SandboxInfo, run_sandbox
+from voicecoder.entrypoints.sandbox import SandboxInfo, run_sandbox, sandbox_user_name
 from voicecoder.testing.demo_model import TESTS_COMMAND
 
 pytestmark = needs_cli
@@ -72,7 +72,7 @@ class TestRunTheTestsInTheSandbox:
         answer = next(t for t in bot_texts(messages) if "🤖 Claude:" in t)
         assert "Ran 1 test" in answer
         closed = next(m for m in messages if m["id"] == question["id"])
-        assert closed["html"].startswith("✅ <b>Allowed</b> by You")
+        assert closed["html"].startswith(f"✅ <b>Allowed</b> by {sandbox_user_name()}")
         assert closed["buttons"] == []
 
     async def test_deny_with_a_reply_tells_the_model_why(self, demo: tuple[SandboxInfo, aiohttp.ClientSession]) -> None:

@@ -19,7 +19,13 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from voicecoder.entrypoints.sandbox_web import CSRF_HEADER, MAX_VOICE_BYTES, create_sandbox_web_app, render_entities
+from voicecoder.entrypoints.sandbox_web import (
+    CSRF_HEADER,
+    MAX_VOICE_BYTES,
+    create_sandbox_web_app,
+    recording_duration,
+    render_entities,
+)
 from voicecoder.testing.demo_model import DEMO_PROMPTS
 from voicecoder.testing.fake_bot_api import FakeBotApi
 
@@ -485,6 +491,42 @@ class TestVoice:
 
         assert (audio["mime_type"], audio["file_name"], audio["duration"]) == ("audio/wav", "take 1.wav", 1)
         assert data == downloaded
+
+    @pytest.mark.parametrize(
+        ("data", "field", "expected"),
+        [
+            (VOICE.read_bytes(), "voice", 4),  # 01_create_file.ogg: 4.14 s of Opus
+            (wav_bytes(3.7), "audio", 4),
+            (wav_bytes(0.2), "audio", 1),
+        ],
+    )
+    async def test_a_file_without_a_duration_is_measured(
+        self, http: aiohttp.ClientSession, base: str, bot: Bot, data: bytes, field: str, expected: int
+    ) -> None:
+        """An uploaded file sent without a duration carries its measured length, as a Telegram client's would."""
+        form = aiohttp.FormData()
+        form.add_field("voice", data, filename="upload.bin", content_type="application/octet-stream")
+
+        async with http.post(base + "api/voice", data=form) as resp:
+            assert resp.status == 200
+        (update,) = await bot.updates()
+
+        assert update["message"][field]["duration"] == expected
+
+    def test_measured_length_matches_pyav(self) -> None:
+        """The header-only OGG reader agrees with a full decode (PyAV) within a frame."""
+        av = pytest.importorskip("av", reason="PyAV comes with the local-stt extra")
+        for clip in sorted(VOICE.parent.glob("*.ogg")):
+            data = clip.read_bytes()
+            measured = recording_duration(data)
+            if clip.name == "not_audio.ogg":
+                assert measured is None
+                continue
+            with av.open(io.BytesIO(data)) as container:
+                stream = container.streams.audio[0]
+                decoded = sum(frame.samples for frame in container.decode(stream)) / stream.codec_context.sample_rate
+            assert measured is not None
+            assert abs(measured - decoded) < 0.03, clip.name
 
     async def test_webm_from_media_recorder_is_passed_on(
         self, http: aiohttp.ClientSession, base: str, bot: Bot

@@ -40,7 +40,7 @@ class TestToolApprovalWiring:
         assert (settings.tools.mode, settings.tools.allow) == (ToolApprovalMode.AUTO_EDITS, ("Bash(pytest *)",))
         assert settings.tools.workspace == str((tmp_path / "ws").resolve())
         assert settings.tool_timeout_s == 120
-        assert settings.redact(f"token {TOKEN} and {SECRET}") == "token <redacted> and <redacted>"
+        assert settings.redact(f"token {TOKEN} and {SECRET}") == "token [redacted] and [redacted]"
         assert (claude.config.ask_tools, claude.config.effective_permission_mode) == (True, "default")
         env = claude.environment()
         assert not {"TELEGRAM_TOKEN", "WEBHOOK_SECRET", "DATA_DIR"} & set(env)

@@ -1,7 +1,93 @@
-"""The adapters behind voicecoder's ports (the agent adapter's public names are re-exported here)."""
+"""
+Every adapter by class name: ``from voicecoder.adapters import DulwichWorkspace, TelethonMessenger``.
+
+Imports are lazy: a name's module (and its third-party library: dulwich, aiohttp, telethon …) is loaded on first
+use, so an embedder pays only for what it uses and an optional extra (``telethon``, ``local-stt``) is needed only
+by the adapters that wrap it. The aiohttp- and Telethon-based adapters are asyncio-only; the domain, dulwich,
+SQLite and the CLI agent adapters run on asyncio and trio alike.
+"""
 
 from __future__ import annotations
 
-from voicecoder.adapters.claude import ClaudeCliAgent, ClaudeCliConfig, UnavailableAgent
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["ClaudeCliAgent", "ClaudeCliConfig", "UnavailableAgent"]
+if TYPE_CHECKING:
+    from voicecoder.adapters.assemblyai_transcriber import AssemblyAITranscriber
+    from voicecoder.adapters.audio_intake import AudioLimits
+    from voicecoder.adapters.claude import ClaudeCliAgent, ClaudeCliConfig, UnavailableAgent
+    from voicecoder.adapters.deepgram_transcriber import DeepgramTranscriber
+    from voicecoder.adapters.detect_secrets_scanner import DetectSecretsScanner
+    from voicecoder.adapters.dulwich_workspace import DulwichWorkspace
+    from voicecoder.adapters.local_whisper_transcriber import LocalWhisperTranscriber
+    from voicecoder.adapters.prometheus_metrics import MeteredAgentRunner, MeteredTranscriber, Metrics
+    from voicecoder.adapters.sqlite_inbox import SqliteInbox
+    from voicecoder.adapters.sqlite_state_store import SqliteStateStore
+    from voicecoder.adapters.system_clock import SystemClock
+    from voicecoder.adapters.telegram_bot_api import TelegramBotApi
+    from voicecoder.adapters.telegram_messenger import TelegramMessenger
+    from voicecoder.adapters.telegram_updates import TelegramUpdateHandler
+    from voicecoder.adapters.telethon import TelethonMessenger, TelethonUpdates
+    from voicecoder.adapters.update_dispatcher import UpdateDispatcher
+    from voicecoder.adapters.workspace_vocabulary import WorkspaceVocabulary
+
+_MODULES = {
+    "AssemblyAITranscriber": "assemblyai_transcriber",
+    "AudioLimits": "audio_intake",
+    "ClaudeCliAgent": "claude",
+    "ClaudeCliConfig": "claude",
+    "DeepgramTranscriber": "deepgram_transcriber",
+    "DetectSecretsScanner": "detect_secrets_scanner",
+    "DulwichWorkspace": "dulwich_workspace",
+    "LocalWhisperTranscriber": "local_whisper_transcriber",
+    "MeteredAgentRunner": "prometheus_metrics",
+    "MeteredTranscriber": "prometheus_metrics",
+    "Metrics": "prometheus_metrics",
+    "SqliteInbox": "sqlite_inbox",
+    "SqliteStateStore": "sqlite_state_store",
+    "SystemClock": "system_clock",
+    "TelegramBotApi": "telegram_bot_api",
+    "TelegramMessenger": "telegram_messenger",
+    "TelegramUpdateHandler": "telegram_updates",
+    "TelethonMessenger": "telethon",
+    "TelethonUpdates": "telethon",
+    "UnavailableAgent": "claude",
+    "UpdateDispatcher": "update_dispatcher",
+    "WorkspaceVocabulary": "workspace_vocabulary",
+}
+
+__all__ = [
+    "AssemblyAITranscriber",
+    "AudioLimits",
+    "ClaudeCliAgent",
+    "ClaudeCliConfig",
+    "DeepgramTranscriber",
+    "DetectSecretsScanner",
+    "DulwichWorkspace",
+    "LocalWhisperTranscriber",
+    "MeteredAgentRunner",
+    "MeteredTranscriber",
+    "Metrics",
+    "SqliteInbox",
+    "SqliteStateStore",
+    "SystemClock",
+    "TelegramBotApi",
+    "TelegramMessenger",
+    "TelegramUpdateHandler",
+    "TelethonMessenger",
+    "TelethonUpdates",
+    "UnavailableAgent",
+    "UpdateDispatcher",
+    "WorkspaceVocabulary",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

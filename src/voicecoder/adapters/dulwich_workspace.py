@@ -17,11 +17,12 @@ dulwich is blocking: every operation runs in a worker thread behind one `anyio.L
 """
 
 # The working tree is handled as bytes paths through `os` (file names need not be UTF-8), not pathlib.
-# ruff: noqa: PTH101, PTH103, PTH105, PTH106, PTH108, PTH112, PTH114, PTH115, PTH116, PTH120, PTH123, PTH211
+# ruff: noqa: PTH103, PTH105, PTH106, PTH108, PTH112, PTH114, PTH115, PTH116, PTH120, PTH123, PTH211
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import difflib
 import functools
 import hashlib
@@ -465,9 +466,6 @@ class DulwichWorkspace:
         self._flat_cache: dict[bytes, Flat] = {}
         self._index_cache: _GitIndex | None = None
         self._index_tree_cache: tuple[bytes | None, Flat, bytes] | None = None
-        umask = os.umask(0o022)
-        os.umask(umask)
-        self._umask = umask
 
     def __repr__(self) -> str:
         return f"DulwichWorkspace({str(self.path)!r})"
@@ -1091,9 +1089,13 @@ class DulwichWorkspace:
                 continue
             else:
                 tmp = full + b".voicecoder-tmp"
-                with open(tmp, "wb") as f:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)  # a leftover of a crash would keep its old mode
+                # The kernel applies the process umask on creation, as git does; reading the umask would
+                # mean setting it (os.umask), which races with every other thread of an embedding process.
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o777 if mode == _EXECUTABLE else 0o666)
+                with os.fdopen(fd, "wb") as f:
                     f.write(data)
-                os.chmod(tmp, (0o777 if mode == _EXECUTABLE else 0o666) & ~self._umask)
                 os.replace(tmp, full)
             self._stat_cache.pop(path, None)
 

@@ -32,6 +32,7 @@ import anyio.to_thread
 import attrs
 
 from voicecoder.adapters.audio_intake import AudioLimits, check_audio
+from voicecoder.adapters.thread_priority import background_priority
 from voicecoder.domain.errors import (
     ConfigurationError,
     NoSpeechError,
@@ -42,7 +43,14 @@ from voicecoder.domain.model import Audio, Diagnostic, Transcript, Transcription
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BASE_MODEL_SHA256", "LocalWhisperTranscriber", "WhisperWeights", "resolve_model_dir"]
+__all__ = [
+    "BASE_MODEL_SHA256",
+    "LocalWhisperTranscriber",
+    "WhisperWeights",
+    "base_weights_dir",
+    "default_cache_dir",
+    "resolve_model_dir",
+]
 
 PROVIDER = "local whisper"
 
@@ -121,8 +129,13 @@ class WhisperWeights:
     verified: bool
 
 
+def base_weights_dir(cache_dir: Path | None = None) -> Path:
+    """Where the ``base`` weights are joined from their packages on first use."""
+    return (cache_dir or default_cache_dir()) / "whisper-base"
+
+
 def _base_dir(cache_dir: Path) -> Path:
-    target = cache_dir / "whisper-base"
+    target = base_weights_dir(cache_dir)
     all_files = {"model.bin": BASE_MODEL_SHA256, **_BASE_SIDE_FILES}
     if target.is_dir():
         try:
@@ -364,17 +377,18 @@ class LocalWhisperTranscriber:
                 ) from exc
             source = str(weights.directory) if weights.directory is not None else weights.name
             try:
-                engine = WhisperModel(
-                    source,
-                    device="cpu",
-                    compute_type=self.compute_type,
-                    cpu_threads=self.cpu_threads,
-                    local_files_only=True,
-                )
+                with background_priority():  # the engine's threads start here and inherit the lower priority
+                    engine = WhisperModel(
+                        source,
+                        device="cpu",
+                        compute_type=self.compute_type,
+                        cpu_threads=self.cpu_threads,
+                        local_files_only=True,
+                    )
             except Exception as exc:
                 raise ConfigurationError(
                     f"Whisper model {self.model!r} cannot be loaded ({type(exc).__name__}). "
-                    "Check STT_LOCAL_MODEL or run `voicecoder doctor`."
+                    "Check the model name (base, tiny.en or a model directory)."
                 ) from exc
             self._weights = weights
             self._engine = engine
@@ -430,7 +444,12 @@ class LocalWhisperTranscriber:
 
     async def transcribe(self, audio: Audio, hints: TranscriptionHints | None = None, /) -> Transcript:
         check_audio(audio, self.limits)
-        return await anyio.to_thread.run_sync(self._run, audio.data, hints, limiter=self._limiter)
+        return await anyio.to_thread.run_sync(self._run_in_background, audio.data, hints, limiter=self._limiter)
+
+    def _run_in_background(self, data: bytes, hints: TranscriptionHints | None) -> Transcript:
+        # Below the event loop's priority: webhook acks must not wait for the model (see adapters/thread_priority).
+        with background_priority():
+            return self._run(data, hints)
 
     async def diagnose(self) -> Sequence[Diagnostic]:
         return await anyio.to_thread.run_sync(self._diagnose_sync)

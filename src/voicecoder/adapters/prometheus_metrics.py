@@ -24,7 +24,8 @@ class Metrics:
         r = self.registry
         self.updates = Counter(
             "voicecoder_updates_total",
-            "Telegram updates by outcome (received, acked, duplicate, rejected, processed, failed, retried).",
+            "Telegram updates by outcome: acked, duplicate, ignored, rejected (webhook requests); processed, retried, "
+            "failed (handling, both modes).",
             ["outcome"],
             registry=r,
         )
@@ -53,6 +54,12 @@ class Metrics:
             "voicecoder_telegram_api_errors_total", "Bot API errors by error code.", ["code"], registry=r
         )
         self.inbox_depth = Gauge("voicecoder_inbox_depth", "Updates stored and not yet processed.", registry=r)
+        self.telegram_pending = Gauge(
+            "voicecoder_telegram_pending_updates",
+            "Updates Telegram holds for the bot, not yet delivered (getWebhookInfo pending_update_count, read "
+            "every minute).",
+            registry=r,
+        )
 
     def count_telegram_error(self, method: str, code: int) -> None:
         """Hook for the Bot API client: every error response (or network failure, code 0) by error code."""

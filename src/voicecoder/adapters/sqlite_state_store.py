@@ -212,13 +212,24 @@ def _v3_open_turn(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE sessions ADD COLUMN open_turn_snapshot TEXT")
 
 
-def _v4_tool_rules(db: sqlite3.Connection) -> None:
+def _v4_summary_message(db: sqlite3.Connection) -> None:
+    """The messages that show a change with its buttons, so they can be edited when it is decided or replaced."""
+    db.execute("ALTER TABLE changes ADD COLUMN message_ids TEXT NOT NULL DEFAULT '[]'")
+
+
+def _v5_tool_rules(db: sqlite3.Connection) -> None:
     """The tool rules a chat allowed "for this session" (a JSON list of rule strings)."""
     db.execute("ALTER TABLE sessions ADD COLUMN tool_rules TEXT NOT NULL DEFAULT '[]'")
 
 
 #: Ordered; migration ``i`` takes a database from schema version ``i`` to ``i + 1``. Never edit a released one.
-MIGRATIONS: Final[tuple[Migration, ...]] = (_v1_initial, _v2_history_index, _v3_open_turn, _v4_tool_rules)
+MIGRATIONS: Final[tuple[Migration, ...]] = (
+    _v1_initial,
+    _v2_history_index,
+    _v3_open_turn,
+    _v4_summary_message,
+    _v5_tool_rules,
+)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 
@@ -248,6 +259,7 @@ _CHANGE_COLUMNS: Final = (
     "commit_author",
     "commit_time",
     "agent_session_id",
+    "message_ids",
 )
 
 
@@ -338,6 +350,7 @@ def _change_row(change: PendingChange) -> tuple[Any, ...]:
         commit.author if commit else None,
         encode_datetime(commit.committed_at) if commit else None,
         change.agent_session_id,
+        json.dumps(list(change.message_ids)),
     )
 
 
@@ -382,6 +395,7 @@ def _change_from_row(row: sqlite3.Row) -> PendingChange:
         decided_at=_opt_decode(row["decided_at"]),
         decided_by=UserId(row["decided_by"]) if row["decided_by"] is not None else None,
         commit=commit,
+        message_ids=tuple(int(i) for i in json.loads(row["message_ids"])),
     )
 
 
@@ -623,6 +637,15 @@ class SqliteStateStore:
                     )
 
         await self._run(save, "write")
+
+    async def load_change(self, chat: ChatId, change: ChangeId, /) -> PendingChange | None:
+        """The change *change* of *chat*, pending or decided, or None."""
+
+        def load(db: sqlite3.Connection) -> PendingChange | None:
+            row = db.execute(f"{_SELECT_CHANGE} WHERE chat_id = ? AND id = ?", (chat.value, change.value)).fetchone()
+            return _change_from_row(row) if row is not None else None
+
+        return await self._run(load, "read")
 
     async def append_audit(self, record: AuditRecord, /) -> None:
         """Append one audit record."""

@@ -7,8 +7,7 @@ Rules kept here:
 * text is split at 4096 visible characters *after* rendering, preferring line breaks, never inside a tag
   or an entity; formatting open at a split (e.g. a ``<pre>`` block) is closed and reopened;
 * if Telegram cannot parse the entities anyway, the text is sent again as plain text;
-* buttons carry ``callback_data = "{action}:{change_id}:{fingerprint16}"`` (at most 64 bytes), read back by
-  `parse_callback_data`;
+* buttons carry ``callback_data`` from the public codec `voicecoder.domain.callbacks` (at most 64 bytes);
 * `send` returns the last part (where the buttons are), so later edits apply to it;
 * diffs longer than about 3500 characters go out as a ``.diff`` document.
 """
@@ -29,19 +28,19 @@ from voicecoder.adapters.telegram_bot_api import (
     TelegramApiError,
     TelegramBotApi,
 )
-from voicecoder.domain.errors import DeliveryError, MalformedUpdateError
+from voicecoder.domain.callbacks import MAX_CALLBACK_BYTES, decode_callback, encode_callback
+from voicecoder.domain.errors import DeliveryError
 from voicecoder.domain.model import (
     ChangeId,
     ChangeKind,
     ChatId,
     Diff,
     FileChange,
-    QuestionId,
+    PermissionDenied,
     ToolKind,
     WorkspaceStatus,
 )
 from voicecoder.domain.replies import (
-    TOOL_ANSWERS,
     Action,
     AgentAnswer,
     AutoApproved,
@@ -52,6 +51,7 @@ from voicecoder.domain.replies import (
     ChangeReverted,
     ChangeSummary,
     Compaction,
+    Decision,
     DiffView,
     ErrorReply,
     GitStatusView,
@@ -64,14 +64,19 @@ from voicecoder.domain.replies import (
     Queued,
     Reply,
     SessionCleared,
+    SpeechCheck,
+    StalePrompt,
     StatusReport,
     ToolOutcome,
     ToolQuestion,
     ToolQuestionClosed,
+    TurnOutcome,
     Unauthorized,
     Welcome,
     Working,
+    buttons_of,
 )
+from voicecoder.domain.wording import plural
 
 __all__ = [
     "BUTTON_LABELS",
@@ -93,7 +98,6 @@ logger = logging.getLogger(__name__)
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
 DIFF_INLINE_LIMIT = 3500
-MAX_CALLBACK_BYTES = 64
 MAX_LISTED_FILES = 40
 UNAUTHORIZED_TEXT = "⛔ You are not authorized to use this bot."
 
@@ -116,49 +120,9 @@ _RULE_IN_LABEL_MAX = 32
 
 # --- callback_data -----------------------------------------------------------------------------
 
-_FINGERPRINT_RE = re.compile(r"[0-9A-Za-z_-]{0,16}")
-_CALLBACK_RE = re.compile(r"([a-z]):([0-9a-f]{8,32})?:([0-9A-Za-z_-]{0,16})")
-
-
-def callback_data(button: Button) -> str:
-    """
-    Encode *button* as ``"{action}:{change_id}:{fingerprint16}"`` (empty parts stay empty).
-
-    Raises:
-        ValueError: The fingerprint has characters that cannot be encoded.
-    """
-    change = button.change_id.value if button.change_id is not None else ""
-    if button.question is not None:
-        change = button.question.value
-    fingerprint = (button.fingerprint or "")[:16]
-    if not _FINGERPRINT_RE.fullmatch(fingerprint):
-        raise ValueError(f"fingerprint {fingerprint!r} cannot go into callback_data")
-    data = f"{button.action.value}:{change}:{fingerprint}"
-    if len(data.encode()) > MAX_CALLBACK_BYTES:  # pragma: no cover - ChangeId is at most 32 characters
-        raise ValueError("callback_data would exceed 64 bytes")
-    return data
-
-
-def parse_callback_data(data: str) -> Button:
-    """
-    The inverse of `callback_data`.
-
-    Raises:
-        MalformedUpdateError: *data* is not something this bot put on a button.
-    """
-    m = _CALLBACK_RE.fullmatch(data)
-    if m is None:
-        raise MalformedUpdateError(f"unknown callback_data {data[:64]!r}")
-    try:
-        action = Action(m.group(1))
-    except ValueError:
-        raise MalformedUpdateError(f"unknown button action {m.group(1)!r}") from None
-    if action in TOOL_ANSWERS:
-        if not m.group(2):
-            raise MalformedUpdateError("a tool answer without its question")
-        return Button(action, question=QuestionId(m.group(2)))
-    change = ChangeId(m.group(2)) if m.group(2) else None
-    return Button(action, change, m.group(3) or None)
+# The codec is public in the domain (embedders' own bots use it); these names stay for existing callers.
+callback_data = encode_callback
+parse_callback_data = decode_callback
 
 
 def _keyboard(
@@ -283,9 +247,16 @@ def markdownish(text: str) -> str:
 
 
 def _inline(text: str) -> str:
-    escaped = esc(text)
-    escaped = _INLINE_CODE_RE.sub(lambda m: f"<code>{m.group(1)}</code>", escaped)
-    return _BOLD_RE.sub(lambda m: f"<b>{m.group(1)}</b>", escaped)
+    # Code spans first, and bold only in the text between them: a bold run may never cross a code span,
+    # or the tags would interleave (`<b><code>a</b></code>`) and Telegram would refuse the whole message.
+    out: list[str] = []
+    pos = 0
+    for m in _INLINE_CODE_RE.finditer(text):
+        out.append(_BOLD_RE.sub(lambda b: f"<b>{b.group(1)}</b>", esc(text[pos : m.start()])))
+        out.append(f"<code>{esc(m.group(1))}</code>")
+        pos = m.end()
+    out.append(_BOLD_RE.sub(lambda b: f"<b>{b.group(1)}</b>", esc(text[pos:])))
+    return "".join(out)
 
 
 def _duration(seconds: float) -> str:
@@ -300,15 +271,17 @@ def _duration(seconds: float) -> str:
 
 
 def _when(dt: datetime | None) -> str:
-    return f"{dt:%Y-%m-%d %H:%M}" if dt is not None else "—"
+    if dt is None:
+        return "—"
+    zone = dt.tzname() if dt.tzinfo is not None else None
+    return f"{dt:%Y-%m-%d %H:%M}" + (f" {zone}" if zone else "")
 
 
 def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
+_plural = plural
 
 
 _KIND_ICON = {
@@ -351,20 +324,8 @@ class Rendered:
 def render(reply: Reply) -> Rendered:
     """Render one domain reply."""
     match reply:
-        case Welcome(user_name=name, workspace=workspace):
-            hello = f"👋 Welcome to voicecoder, <b>{esc(name)}</b>!" if name else "👋 Welcome to voicecoder!"
-            return Rendered(
-                f"{hello}\n\n"
-                "I drive Claude Code in your workspace"
-                + (f" <code>{esc(workspace)}</code>" if workspace else "")
-                + ".\n\n"
-                "• Send a <b>text</b> or a 🎤 <b>voice note</b> saying what to change.\n"
-                "• Claude edits the files; <b>nothing is committed until you approve</b>.\n"
-                "• Under every change: ✅ Approve (commit) · ❌ Reject (restore the files) · "
-                "📝 Show Diff · 📊 Git Status.\n"
-                "• ⏹ Cancel stops Claude while it works.\n\n"
-                "Commands: /help /status /clear /info /undo"
-            )
+        case Welcome(user_name=name, workspace=workspace, commands=commands):
+            return Rendered(_render_welcome(name, workspace, commands))
         case HelpText(commands=commands):
             lines = [f"/{esc(c)} — {esc(d)}" for c, d in commands]
             return Rendered(
@@ -403,14 +364,19 @@ def render(reply: Reply) -> Rendered:
                 f"✅ Auto-approved ({esc(rule)}) and committed <code>{esc(commit.short_sha)}</code>\n"
                 f"{esc(diff.stat_line())}\n" + "\n".join(_file_lines(diff))
             )
-        case DiffView(diff=diff, change_id=change_id):
-            return _render_diff(diff, change_id)
+        case DiffView(diff=diff, change_id=change_id, decision=decision, decision_detail=detail):
+            return _render_diff(diff, change_id, decision, detail)
         case GitStatusView(status=status):
             return Rendered(_render_status(status))
-        case ChangeCommitted(commit=commit, files=files):
-            return Rendered(
-                f"✅ Committed <code>{esc(commit.short_sha)}</code> — {esc(commit.subject)}\n{_plural(files, 'file')}"
-            )
+        case ChangeCommitted(commit=commit, files=files, prompt=prompt):
+            lines = [
+                "✅ <b>Changes approved and committed!</b>",
+                f"📝 Commit: <code>{esc(commit.short_sha)}</code> {esc(commit.subject)}",
+            ]
+            if prompt.strip():
+                lines.append(f"💬 Prompt: <i>{esc(_short(' '.join(prompt.split()), 200))}</i>")
+            lines.append(f"🕐 {esc(_when(commit.committed_at))} · {_plural(files, 'file')}")
+            return Rendered("\n".join(lines))
         case ChangeDiscarded(paths=paths):
             body = f"❌ Changes discarded; restored {_plural(len(paths), 'file')}"
             return Rendered(body + (f":\n{_paths(paths)}" if paths else "."))
@@ -443,23 +409,75 @@ def render(reply: Reply) -> Rendered:
             if reason:
                 return Rendered(f"🔄 {esc(reason)}: the turn was stopped. Send your request again when I am back.")
             return Rendered("⏹ Cancelled." if was_running else "Nothing was running.")
-        case ErrorReply(message=message):
-            return Rendered(f"⚠️ {esc(message)}")
+        case SpeechCheck(text=text, audio_s=audio_s, seconds=seconds):
+            length = f"{esc(_duration(audio_s))} of speech" if audio_s else "The voice note"
+            return Rendered(
+                f"🎤 Speech check: <i>{esc(text) or '(nothing heard)'}</i>\n{length} heard in "
+                f"{seconds:.1f} s (a 30 s note should take under 10 s). Nothing was run."
+            )
+        case StalePrompt(age_s=age, max_age_s=limit, prompt=prompt, voice_duration_s=voice):
+            if prompt is not None:
+                what = f"<i>{esc(_short(prompt, 200))}</i>"
+            else:
+                what = "your voice note" + (f" ({esc(_duration(voice))})" if voice else "")
+            return Rendered(
+                f"⏰ Not run: {what}\nIt reached me {esc(_duration(age))} after you sent it (the limit is "
+                f"{esc(_duration(limit))}), probably because the bot was offline. Send it again to run it now."
+            )
+        case ErrorReply(message=message, hint=hint):
+            return Rendered(f"⚠️ {esc(message)}" + (f"\n↳ {esc(hint)}" if hint else ""))
     raise TypeError(f"no rendering for {type(reply).__name__}")  # pragma: no cover - the match is exhaustive
 
 
+_OUTCOME_HEAD = {
+    TurnOutcome.FINISHED: "✔️ Claude finished after {}",
+    TurnOutcome.FAILED: "⚠️ Claude stopped after {}",
+    TurnOutcome.CANCELLED: "⏹ Cancelled after {}",
+}
+
+_DECISION_LINE = {
+    Decision.APPROVED: "✅ Approved and committed",
+    Decision.AUTO_APPROVED: "✅ Auto-approved and committed",
+    Decision.REJECTED: "❌ Rejected: Claude's changes were taken back",
+    Decision.SUPERSEDED: "↪️ Replaced by a newer change",
+}
+
+
+def _decision_line(decision: Decision, detail: str) -> str:
+    line = _DECISION_LINE[decision]
+    return f"{line} <code>{esc(detail)}</code>" if detail else line
+
+
+def _render_welcome(name: str | None, workspace: str, commands: tuple[tuple[str, str], ...]) -> str:
+    hello = f"👋 Hi <b>{esc(name)}</b>!" if name and name.strip() else "👋 Hi!"
+    where = f" in <code>{esc(workspace)}</code>" if workspace else ""
+    lines = [
+        hello,
+        (
+            f"Tell me by text or 🎤 voice what to change{where}: Claude Code does it, and nothing is committed "
+            "until you tap ✅ Approve."
+        ),
+    ]
+    if commands:
+        lines.append("")
+        lines.extend(f"/{esc(c)} — {esc(d)}" for c, d in commands)
+    return "\n".join(lines)
+
+
 def _render_working(w: Working) -> Rendered:
-    head = f"✔️ Claude finished after {_duration(w.elapsed_s)}" if w.finished else "⏳ Claude is working on this…"
-    if w.finished and w.stopped:
-        head = f"⏹ Stopped after {esc(_duration(w.elapsed_s))}: {esc(w.stopped)}"
+    if w.finished:
+        head = _OUTCOME_HEAD[w.outcome or TurnOutcome.FINISHED].format(esc(_duration(w.elapsed_s)))
+        if w.stop_reason:
+            head += f": {esc(w.stop_reason)}"
+    else:
+        head = "⏳ Claude is working on this…"
     lines = [head, f"<i>{esc(_short(w.prompt, 300))}</i>"]
     if w.steps:
         lines.append("")
         lines.extend(esc(_short(s, 200)) for s in w.steps)
     if not w.finished:
-        lines.append(f"\n⏱ {_duration(w.elapsed_s)}")
-    keyboard = _keyboard((Button(Action.CANCEL),)) if w.cancellable and not w.finished else None
-    return Rendered("\n".join(lines), keyboard)
+        lines.append(f"\n⏱ {esc(_duration(w.elapsed_s))}")
+    return Rendered("\n".join(lines), _keyboard(buttons_of(w)))
 
 
 def _render_answer(a: AgentAnswer) -> Rendered:
@@ -468,11 +486,12 @@ def _render_answer(a: AgentAnswer) -> Rendered:
         lines = [f"🤖 Claude: {body}"]
     else:
         lines = [f"⚠️ Claude could not finish: {markdownish(a.text) if a.text.strip() else 'no answer'}"]
-    lines.extend(f"⚠️ {esc(e)}" for e in a.errors)
+    # The CLI often repeats its error text in `errors`: say each reason once.
+    lines.extend(f"⚠️ {esc(e)}" for e in dict.fromkeys(a.errors) if e.strip() and e.strip() not in a.text)
     if a.permission_denials:
-        lines.append(f"\n🚫 <b>Not run</b> ({len(a.permission_denials)}):")
+        lines.append(f"\n🚫 <b>Not allowed</b> ({len(a.permission_denials)}):")
         for d in a.permission_denials:
-            lines.append(f"• <code>{esc(_short(d.label, 200))}</code>")
+            lines.append(f"• {_denial(d)}")
             if d.hint:
                 lines.append(f"   ↳ {esc(d.hint)}")
     lines.extend(f"ℹ️ {esc(n)}" for n in a.notices)
@@ -488,15 +507,10 @@ def _render_answer(a: AgentAnswer) -> Rendered:
     return Rendered("\n".join(lines))
 
 
-def _render_summary(s: ChangeSummary) -> Rendered:
-    lines = [f"📝 <b>Changes ready for review</b> — {esc(s.diff.stat_line())}", *_file_lines(s.diff)]
-    if s.superseded_previous:
-        lines.append("\n↪️ This includes and replaces the previous pending change.")
-    if s.blocked_reasons:
-        lines.append("\n🔒 <b>Approval blocked</b>:")
-        lines.extend(f"• {esc(r)}" for r in s.blocked_reasons)
-    lines.append("\nNothing is committed until you tap ✅ Approve.")
-    return Rendered("\n".join(lines), _keyboard(s.buttons))
+def _denial(d: PermissionDenied) -> str:
+    """``Bash: <code>python3 x.py</code>``, without repeating the tool name the label already starts with."""
+    label = d.label.removeprefix(f"{d.tool}:").strip() if d.label.startswith(f"{d.tool}:") else d.label
+    return f"{esc(d.tool)}: <code>{esc(_short(label, 200))}</code>" if label else esc(d.tool)
 
 
 _ASK_HEAD = {
@@ -550,7 +564,7 @@ def _render_question(q: ToolQuestion) -> Rendered:
     labels: dict[Action, str] = {}
     if q.session_rule and len(q.session_rule) <= _RULE_IN_LABEL_MAX:
         labels[Action.TOOL_ALLOW_SESSION] = f"🔓 Allow {q.session_rule} for this session"
-    return Rendered("\n".join(lines), _keyboard(q.buttons, per_row=1, labels=labels))
+    return Rendered("\n".join(lines), _keyboard(buttons_of(q), per_row=1, labels=labels))
 
 
 _CLOSED_HEAD = {
@@ -592,7 +606,7 @@ _MODE_TEXT = {
     "ask": "every edit, command, fetch and other tool asks on the phone (reads run)",
     "off": (
         "nothing asks: the CLI's own permission mode decides, so commands are refused. "
-        "Set TOOL_APPROVAL=auto-edits to be asked instead"
+        "Turn tool approval on (auto-edits) to be asked instead"
     ),
 }
 
@@ -606,7 +620,7 @@ def _render_permissions(v: PermissionsView) -> Rendered:
         )
     if v.cleared:
         lines.append("\n🧹 Forgot: " + ", ".join(f"<code>{esc(r)}</code>" for r in v.cleared))
-    lines.append("\n<b>Operator rules</b> (TOOL_ALLOW):")
+    lines.append("\n<b>Operator rules</b> (set where the bot runs):")
     lines.extend(f"• <code>{esc(r)}</code>" for r in v.operator_rules)
     if not v.operator_rules:
         lines.append("• none")
@@ -616,19 +630,33 @@ def _render_permissions(v: PermissionsView) -> Rendered:
         lines.append("\n/permissions clear forgets this session's rules (so does /clear).")
     else:
         lines.append("• none yet: tap 🔓 on a question to add one")
-    return Rendered("\n".join(lines), _keyboard(v.buttons, per_row=1))
+    return Rendered("\n".join(lines), _keyboard(buttons_of(v), per_row=1))
 
 
-def _render_diff(diff: Diff, change_id: ChangeId | None) -> Rendered:
+def _render_summary(s: ChangeSummary) -> Rendered:
+    if s.decision is not None:
+        lines = [f"📝 <b>Changes</b> — {esc(s.diff.stat_line())}", *_file_lines(s.diff)]
+        lines.append(f"\n{_decision_line(s.decision, s.decision_detail)}")
+        return Rendered("\n".join(lines), _keyboard(s.buttons))
+    lines = [f"📝 <b>Changes ready for review</b> — {esc(s.diff.stat_line())}", *_file_lines(s.diff)]
+    if s.superseded_previous:
+        lines.append("\n↪️ This includes and replaces the previous pending change.")
+    if s.blocked_reasons:
+        lines.append("\n🔒 <b>Approval blocked</b>:")
+        lines.extend(f"• {esc(r)}" for r in s.blocked_reasons)
+    lines.append("\nNothing is committed until you tap ✅ Approve.")
+    return Rendered("\n".join(lines), _keyboard(buttons_of(s)))
+
+
+def _render_diff(
+    diff: Diff, change_id: ChangeId | None, decision: Decision | None = None, detail: str = ""
+) -> Rendered:
     if diff.is_empty:
         return Rendered("ℹ️ No git changes detected.")
-    keyboard = None
-    if change_id is not None:
-        fingerprint = diff.fingerprint[:16]
-        keyboard = _keyboard(
-            (Button(Action.APPROVE, change_id, fingerprint), Button(Action.REJECT, change_id, fingerprint))
-        )
+    keyboard = _keyboard(buttons_of(DiffView(diff, change_id, decision=decision)))
     head = f"📝 <b>Diff</b> — {esc(diff.stat_line())}"
+    if decision is not None:
+        head += f"\n{_decision_line(decision, detail)}"
     if len(diff.unified) <= DIFF_INLINE_LIMIT:
         return Rendered(f'{head}\n<pre><code class="language-diff">{esc(diff.unified)}</code></pre>', keyboard)
     name = f"change-{change_id.value}.diff" if change_id is not None else "changes.diff"
@@ -668,7 +696,8 @@ def _render_status_report(r: StatusReport) -> str:
         )
     else:
         lines.append("📝 Pending change: none")
-    lines.append(f"✅ Approved: {r.approved_count} · ❌ Rejected: {r.rejected_count}")
+    decisions = r.approved_count + r.rejected_count
+    lines.append(f"🗳 Decisions: {decisions} (✅ {r.approved_count} approved · ❌ {r.rejected_count} rejected)")
     if r.history:
         lines.append("🕘 Recent decisions:")
         for rec in r.history[-5:]:
@@ -680,14 +709,20 @@ def _render_status_report(r: StatusReport) -> str:
         latest = f" · latest <code>{esc(ws.head[:7])}</code>" if ws.head else ""
         subject = f" {esc(_short(ws.latest_subject, 80))}" if ws.latest_subject else ""
         lines.append(f"🌿 Branch: <code>{branch}</code>{latest}{subject}")
+        where = esc(r.workspace_path or ws.path or "?")
+        lines.append(f"📁 Workspace: <code>{where}</code> · {_plural(ws.tracked_files, 'file')}")
     else:
         lines.append("🌿 Branch: unavailable")
+        lines.append(f"📁 Workspace: <code>{esc(r.workspace_path or '?')}</code>")
     if r.tool_mode is not None:
         rules = (*r.operator_tool_rules, *r.tool_rules)
         shown = ", ".join(f"<code>{esc(x)}</code>" for x in rules) if rules else "none"
         lines.append(f"🔐 Tools: {esc(r.tool_mode)} · rules: {shown} (/permissions)")
-    lines.append(f"📁 Workspace: <code>{esc(r.workspace_path or '?')}</code>")
-    lines.append(f"👤 User: <code>{r.user_id}</code>")
+    who = [f"<b>{esc(r.user_name)}</b>"] if r.user_name else []
+    if r.username:
+        who.append(f"@{esc(r.username)}")
+    who.append(f"<code>{r.user_id}</code>")
+    lines.append(f"👤 User: {' '.join(who)}")
     return "\n".join(lines)
 
 
@@ -751,6 +786,10 @@ class TelegramMessenger:
             DeliveryError: The edit failed after retries ("not modified" is success).
         """
         rendered = render(reply)
+        if rendered.document is not None:
+            # A document's file and caption stay as sent; what changes after a decision is its buttons.
+            await self._client.edit_message_reply_markup(ref.chat_id.value, ref.message_id, rendered.keyboard)
+            return
         parts = split_html(rendered.html, self._limit) or ["…"]
         if len(parts) > 1:
             logger.info("edit of message %s truncated to its first part", ref.message_id)

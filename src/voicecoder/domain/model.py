@@ -469,6 +469,8 @@ class PendingChange:
     decided_at: datetime | None = None
     decided_by: UserId | None = None
     commit: CommitInfo | None = None
+    message_ids: tuple[int, ...] = ()
+    """Chat messages showing this change with its buttons (the summary first, then diff views): edited when decided."""
     events: list[ChangeEvent] = attrs.field(factory=list, eq=False, repr=False)
 
     @property

@@ -13,11 +13,13 @@ from voicecoder.domain.model import (
     Audio,
     AuditRecord,
     Baseline,
+    ChangeId,
     ChatId,
     CommitInfo,
     CommitMessage,
     Diagnostic,
     Diff,
+    PendingChange,
     SecretFinding,
     Session,
     ToolDecision,
@@ -194,11 +196,21 @@ class VocabularySource(Protocol):
 
 @runtime_checkable
 class Messenger(Protocol):
-    """Sends the domain's structured replies to a chat; adapters decide how they look."""
+    """
+    Sends the domain's structured replies to a chat; adapters decide how they look.
+
+    Buttons: a reply carries exactly the buttons `voicecoder.domain.replies.buttons_of` gives — `ChangeSummary`
+    (✅ Approve ❌ Reject 📝 Show Diff 📊 Git Status; only 📝 once decided), `DiffView` of a pending change (✅ ❌)
+    and a running `Working` (⏹ Cancel); each button's callback data is
+    `voicecoder.domain.callbacks.encode_callback(button)`, unchanged.
+    `voicecoder.testing.contracts.messenger.MessengerContract` checks all of this.
+    """
 
     async def send(self, chat: ChatId, reply: Reply, /) -> MessageRef:
         """
-        Send *reply*; long content may become several messages or a document.
+        Send *reply* with its buttons; long content may become several messages or a document.
+
+        Returns the message later edits apply to: the last part, the one that carries the buttons.
 
         Raises:
             DeliveryError: The reply could not be delivered after retries.
@@ -207,7 +219,12 @@ class Messenger(Protocol):
 
     async def edit(self, ref: MessageRef, reply: Reply, /) -> None:
         """
-        Replace the message *ref* with *reply* ("not modified" is success).
+        Replace the message *ref* with *reply*, text and keyboard ("not modified" is success).
+
+        Three replies are edited: `Working` (the progress of a turn; its final edit, ``finished=True``, has no
+        buttons, so ⏹ Cancel must disappear), and a `ChangeSummary` or `DiffView` once its change is decided or
+        replaced (``decision`` set: Approve and Reject must disappear). The keyboard is always replaced by the new
+        reply's buttons. A reply that was sent as a document keeps its file; only its buttons change.
 
         Raises:
             DeliveryError: The edit failed after retries.
@@ -247,6 +264,17 @@ class StateStore(Protocol):
 
         Raises:
             StateStoreError: The store cannot be written.
+        """
+        ...
+
+    async def load_change(self, chat: ChatId, change: ChangeId, /) -> PendingChange | None:
+        """
+        The change *change* of *chat*, pending or decided, or None if *chat* never had it.
+
+        A change that was pending when a newer one replaced it in its session loads as superseded.
+
+        Raises:
+            StateStoreError: The store cannot be read.
         """
         ...
 

@@ -21,6 +21,23 @@ from voicecoder.domain.model import (
 )
 
 
+class TurnOutcome(enum.Enum):
+    """How a turn's run of the agent ended, for its status message."""
+
+    FINISHED = "finished"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Decision(enum.Enum):
+    """What became of a change that is no longer pending."""
+
+    APPROVED = "approved"
+    AUTO_APPROVED = "auto-approved"
+    REJECTED = "rejected"
+    SUPERSEDED = "superseded"
+
+
 @attrs.frozen
 class MessageRef:
     """A message that was sent, so it can be edited later."""
@@ -49,10 +66,35 @@ TOOL_ANSWERS = (Action.TOOL_ALLOW, Action.TOOL_ALLOW_SESSION, Action.TOOL_DENY)
 
 @attrs.frozen
 class Button:
+    """
+    An inline button on a reply, or a button press coming back.
+
+    Replies that carry buttons: `ChangeSummary` (Approve, Reject, Show Diff, Git Status; only Show Diff once
+    decided), `DiffView` of a pending change (Approve, Reject) and a running `Working` status (Cancel). A messenger
+    turns each into a chat button with `voicecoder.domain.callbacks.encode_callback`; a press comes back through
+    `decode_callback` and goes to `VoiceCoder.press`. *change_id* names the change the button belongs to (None for
+    Cancel). *fingerprint* is the first 16 characters of that change's diff fingerprint: Approve needs at least 8 of
+    them to match the diff that is pending, so a button under an outdated diff cannot commit something the user
+    never saw.
+    """
+
     action: Action
     change_id: ChangeId | None = None
     fingerprint: str | None = None
     question: QuestionId | None = None
+
+
+@attrs.frozen
+class CallbackAnswer:
+    """
+    What a button press is acknowledged with: the toast (or, with *alert*, a dialog) text, or None for a silent ack.
+
+    `VoiceCoder.press` sends it through `Messenger.answer_callback` unless told not to; an embedder whose framework
+    answers callbacks itself passes ``answer=False`` and uses the returned value.
+    """
+
+    text: str | None = None
+    alert: bool = False
 
 
 CHANGE_BUTTONS = (Action.APPROVE, Action.REJECT, Action.SHOW_DIFF, Action.GIT_STATUS)
@@ -62,6 +104,7 @@ CHANGE_BUTTONS = (Action.APPROVE, Action.REJECT, Action.SHOW_DIFF, Action.GIT_ST
 class Welcome:
     user_name: str | None
     workspace: str
+    commands: tuple[tuple[str, str], ...] = ()
 
 
 @attrs.frozen
@@ -93,8 +136,10 @@ class Working:
     elapsed_s: float
     cancellable: bool = True
     finished: bool = False
-    stopped: str | None = None
-    """Why the turn was stopped before it finished (cancelled, voicecoder restarting), if it was."""
+    outcome: TurnOutcome | None = None
+    """How a finished turn ended (None while it runs)."""
+    stop_reason: str | None = None
+    """Why a cancelled turn was stopped when it was not the user's ⏹ (e.g. voicecoder restarting)."""
 
 
 @attrs.frozen
@@ -111,14 +156,25 @@ class AgentAnswer:
 
 @attrs.frozen
 class ChangeSummary:
+    """
+    A change waiting for review, with Approve/Reject/Show Diff/Git Status buttons.
+
+    Once decided (or replaced by a newer change) the summary is edited with `decision` set: it then says what
+    happened and keeps only Show Diff.
+    """
+
     change_id: ChangeId
     diff: Diff
     blocked_reasons: tuple[str, ...] = ()
     superseded_previous: bool = False
+    decision: Decision | None = None
+    decision_detail: str = ""
+    """E.g. the commit's short sha for an approved change."""
 
     @property
     def buttons(self) -> tuple[Button, ...]:
-        return tuple(Button(a, self.change_id, self.diff.fingerprint[:16]) for a in CHANGE_BUTTONS)
+        actions = CHANGE_BUTTONS if self.decision is None else (Action.SHOW_DIFF,)
+        return tuple(Button(a, self.change_id, self.diff.fingerprint[:16]) for a in actions)
 
 
 @attrs.frozen
@@ -192,8 +248,12 @@ class AutoApproved:
 
 @attrs.frozen
 class DiffView:
+    """The diff of a change; a decided change's diff is marked with its `decision` and has no buttons."""
+
     diff: Diff
     change_id: ChangeId | None = None
+    decision: Decision | None = None
+    decision_detail: str = ""
 
 
 @attrs.frozen
@@ -206,6 +266,7 @@ class ChangeCommitted:
     change_id: ChangeId
     commit: CommitInfo
     files: int
+    prompt: str = ""
 
 
 @attrs.frozen
@@ -236,6 +297,8 @@ class StatusReport:
     workspace_path: str
     running: bool
     session_started: datetime | None = None
+    user_name: str | None = None
+    username: str | None = None
     tool_mode: str | None = None
     tool_rules: tuple[str, ...] = ()
     operator_tool_rules: tuple[str, ...] = ()
@@ -267,8 +330,32 @@ class Cancelled:
 
 
 @attrs.frozen
+class SpeechCheck:
+    """What a voice note sent as a speech check (caption /selftest) was heard as, and how long that took."""
+
+    text: str
+    audio_s: float | None
+    seconds: float
+    confidence: float | None = None
+
+
+@attrs.frozen
+class StalePrompt:
+    """A prompt that waited longer than the configured maximum (e.g. after an outage) and was not run."""
+
+    age_s: float
+    max_age_s: float
+    prompt: str | None = None
+    """The typed prompt; None for a voice note (it was not transcribed either)."""
+    voice_duration_s: float | None = None
+
+
+@attrs.frozen
 class ErrorReply:
+    """Something went wrong; *message* says what to do. *hint* is an addition from the host (e.g. a setting)."""
+
     message: str
+    hint: str | None = None
 
 
 Reply = (
@@ -295,5 +382,28 @@ Reply = (
     | SessionCleared
     | Compaction
     | Cancelled
+    | SpeechCheck
+    | StalePrompt
     | ErrorReply
 )
+
+
+def buttons_of(reply: Reply) -> tuple[Button, ...]:
+    """
+    The inline buttons a messenger must show under *reply* (and only these; every other reply has none).
+
+    `ChangeSummary`: ✅ Approve ❌ Reject 📝 Show Diff 📊 Git Status, or only 📝 Show Diff once it is decided.
+    `DiffView` of a pending change: ✅ ❌ (a decided change's diff has none). `Working` while it runs: ⏹ Cancel;
+    its final edit (``finished=True``) has none, so the keyboard goes away. `ToolQuestion`: ✅ Allow, 🔓 Allow for
+    this session (when it offers a rule), ❌ Deny; its `ToolQuestionClosed` edit has none. `PermissionsView` with
+    session rules: 🧹 clear them.
+    """
+    match reply:
+        case ChangeSummary() | ToolQuestion() | PermissionsView():
+            return reply.buttons
+        case DiffView(diff=diff, change_id=change_id, decision=None) if change_id is not None and not diff.is_empty:
+            fingerprint = diff.fingerprint[:16]
+            return (Button(Action.APPROVE, change_id, fingerprint), Button(Action.REJECT, change_id, fingerprint))
+        case Working(cancellable=True, finished=False):
+            return (Button(Action.CANCEL),)
+    return ()

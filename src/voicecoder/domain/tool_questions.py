@@ -30,6 +30,7 @@ from voicecoder.domain.ports import Messenger, StateStore
 from voicecoder.domain.replies import (
     Action,
     Button,
+    CallbackAnswer,
     MessageRef,
     PermissionsView,
     ToolOutcome,
@@ -120,8 +121,8 @@ class ToolQuestions:
             return result
         if self.policy is None:
             default = (
-                "TOOL_APPROVAL=off lets only what the CLI allows by itself run; "
-                "set TOOL_APPROVAL=auto-edits to be asked on the phone instead"
+                "tool approval is off here, so only what the agent's own settings allow runs; "
+                "turn it on (auto-edits) to be asked on the phone instead"
             )
         else:
             default = "send the request again and tap ✅ Allow when I ask (or 🔓 to allow it for this session)"
@@ -242,33 +243,53 @@ class ToolQuestions:
         turn.progress.steps.append(step)
         await self.show_progress(turn)
 
-    async def answer(self, chat: ChatId, user: UserId, callback_id: str, button: Button, user_name: str | None) -> None:
+    async def answer(
+        self,
+        chat: ChatId,
+        user: UserId,
+        button: Button,
+        user_name: str | None,
+        *,
+        acknowledge: Callable[[CallbackAnswer], Awaitable[None]],
+    ) -> CallbackAnswer:
+        """A tool-question button: record the answer, *acknowledge* the press, then edit the question to show it."""
         pending = self._questions.get(button.question) if button.question is not None else None
         if pending is None or pending.turn.chat != chat or pending.decision is not None:
-            await self.messenger.answer_callback(callback_id, "This question is no longer open.")
-            return
+            ack = CallbackAnswer("This question is no longer open.")
+            await acknowledge(ack)
+            return ack
         by = user_name or f"user {user.value}"
         rule = pending.question.session_rule
         if button.action is Action.TOOL_ALLOW_SESSION and rule is not None:
-            outcome, decision, toast = ToolOutcome.ALLOWED_FOR_SESSION, ToolDecision.allowed(), f"🔓 Allowed: {rule}"
+            outcome, decision, ack = (
+                ToolOutcome.ALLOWED_FOR_SESSION,
+                ToolDecision.allowed(),
+                CallbackAnswer(f"🔓 Allowed: {rule}"),
+            )
         elif button.action is Action.TOOL_DENY:
-            outcome, toast = ToolOutcome.DENIED, "❌ Denied"
+            outcome, ack = ToolOutcome.DENIED, CallbackAnswer("❌ Denied")
             decision = ToolDecision.denied(
                 "The user denied this from their phone. Do not try it another way; "
                 "tell them what you wanted it for and ask how to go on."
             )
         else:
-            outcome, decision, toast = ToolOutcome.ALLOWED, ToolDecision.allowed(), "✅ Allowed"
+            outcome, decision, ack = ToolOutcome.ALLOWED, ToolDecision.allowed(), CallbackAnswer("✅ Allowed")
         if not pending.resolve(decision, outcome, by):
-            await self.messenger.answer_callback(callback_id, "This question is no longer open.")
-            return
+            ack = CallbackAnswer("This question is no longer open.")
+            await acknowledge(ack)
+            return ack
         if outcome is ToolOutcome.ALLOWED_FOR_SESSION and rule is not None:
             async with self.state_lock:
                 session = await self.load_session(chat)
                 session.allow_tool(rule)
                 await self.store.save_session(session)
-        await self.messenger.answer_callback(callback_id, toast)
+        await acknowledge(ack)
         await self.messenger.edit(pending.ref, ToolQuestionClosed(pending.question, outcome, by))
+        return ack
+
+    def is_open(self, chat: ChatId, message_id: int) -> bool:
+        """Whether *message_id* is a question in *chat* still waiting for its answer."""
+        return any(q.turn.chat == chat and q.ref.message_id == message_id for q in self._questions.values())
 
     async def deny_by_reply(
         self, chat: ChatId, user: UserId, message_id: int, reason: str, user_name: str | None

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from voicecoder.domain.redaction import Redactor
+from voicecoder.redaction import Redactor
 
 __all__ = ["JsonFormatter", "RedactingFilter", "Redactor", "configure_logging"]
 
@@ -24,15 +24,29 @@ class RedactingFilter(logging.Filter):
         self._redact = redactor
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = self._redact(record.getMessage())
+        record.msg = _encodable(self._redact(record.getMessage()))
         record.args = None
         if record.exc_info and record.exc_info[1] is not None:
-            record.exc_text = self._redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_text = _encodable(self._redact(logging.Formatter().formatException(record.exc_info)))
             record.exc_info = None
         for key, value in list(vars(record).items()):
             if key not in _STANDARD and isinstance(value, str):
-                setattr(record, key, self._redact(value))
+                setattr(record, key, _encodable(self._redact(value)))
         return True
+
+
+def _encodable(text: str) -> str:
+    r"""
+    *text* with lone surrogates escaped.
+
+    JSON from outside may carry them (``"\ud800"``); written to a UTF-8 stream they would make the handler print
+    a "Logging error" traceback instead of the line.
+    """
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode()
+    return text
 
 
 class JsonFormatter(logging.Formatter):

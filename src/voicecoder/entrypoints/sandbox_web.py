@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import html
 import importlib.resources
+import io
 import logging
 import math
 import re
@@ -41,6 +42,8 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import attrs
 from aiohttp import BodyPartReader, web
 from aiohttp.typedefs import Handler
@@ -320,6 +323,67 @@ def _message_id(value: str | None) -> int | None:
     return int(value)
 
 
+def recording_duration(data: bytes) -> float | None:
+    """
+    The length of a recording in seconds, as a Telegram client measures it before sending (None if unknown).
+
+    OGG (Opus or Vorbis) and WAV are read from their headers; other containers through PyAV when it is
+    installed (the local speech engine brings it).
+    """
+    if data.startswith(b"OggS"):
+        return _ogg_duration(data)
+    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+        return _wav_duration(data)
+    return _pyav_duration(data)
+
+
+def _ogg_duration(data: bytes) -> float | None:
+    # The granule position of the last page counts samples: at 48 kHz minus the encoder's pre-skip for Opus
+    # (RFC 7845 §4), at the identification header's sample rate for Vorbis.
+    last = data.rfind(b"OggS")
+    if last < 0 or len(data) < last + 14:
+        return None
+    granule = int.from_bytes(data[last + 6 : last + 14], "little", signed=True)
+    if granule < 0:
+        return None
+    head = data.find(b"OpusHead")
+    if head >= 0 and len(data) >= head + 12:
+        pre_skip = int.from_bytes(data[head + 10 : head + 12], "little")
+        return max(0.0, (granule - pre_skip) / 48_000)
+    vorbis = data.find(b"\x01vorbis")
+    if vorbis >= 0 and len(data) >= vorbis + 16:
+        rate = int.from_bytes(data[vorbis + 12 : vorbis + 16], "little")
+        return granule / rate if rate else None
+    return None
+
+
+def _wav_duration(data: bytes) -> float | None:
+    pos, byte_rate = 12, 0
+    while pos + 8 <= len(data):
+        chunk, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
+        if chunk == b"fmt " and pos + 20 <= len(data):
+            byte_rate = int.from_bytes(data[pos + 16 : pos + 20], "little")
+        elif chunk == b"data":
+            size = min(size, len(data) - pos - 8)
+            return size / byte_rate if byte_rate else None
+        pos += 8 + size + (size & 1)
+    return None
+
+
+def _pyav_duration(data: bytes) -> float | None:
+    try:
+        import av  # noqa: PLC0415 - optional: present with the local speech engine
+    except ImportError:
+        return None
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            if container.duration is not None:
+                return float(container.duration) / 1_000_000
+    except (av.FFmpegError, ValueError, OSError):
+        return None
+    return None
+
+
 def sniff_audio(data: bytes) -> tuple[str, str] | None:
     """The (MIME type, file extension) of a browser recording or audio file, judged by its magic bytes."""
     if data.startswith(b"OggS"):
@@ -345,12 +409,17 @@ async def _voice(request: web.Request) -> web.Response:
         return _error(415, "not an audio file: send OGG/Opus, WebM, MP3, M4A or WAV")
     mime, extension = sniffed
     log.info("sandbox: the user sent a %s recording of %d bytes", mime, len(recording.data))
+    duration = recording.duration
+    if duration is None:
+        # Like a Telegram client, measure the file itself; never make a length up.
+        measured = await anyio.to_thread.run_sync(recording_duration, recording.data)
+        duration = max(1, round(measured)) if measured is not None else None
     if recording.recorded or mime == "audio/ogg":
         # A voice note, as a Telegram client sends it (Telegram's own clients record OGG/Opus).
         try:
             update = await sandbox.bot_api.send_voice(
                 recording.data,
-                duration=recording.duration or 1,
+                duration=duration or 0,
                 mime_type=mime,
                 user=sandbox.user,
                 reply_to=recording.reply_to,
@@ -366,7 +435,7 @@ async def _voice(request: web.Request) -> web.Response:
             mime_type=mime,
             user=sandbox.user,
             as_document=False,
-            duration=recording.duration,
+            duration=duration,
         )
     kind = "voice" if "voice" in update["message"] else "audio"
     return web.json_response({"update_id": update["update_id"], "kind": kind, "mime_type": mime})

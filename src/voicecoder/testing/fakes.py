@@ -36,7 +36,9 @@ from voicecoder.domain.model import (
     Audio,
     AuditRecord,
     Baseline,
+    ChangeId,
     ChangeKind,
+    ChangeStatus,
     ChatId,
     CommitInfo,
     CommitMessage,
@@ -44,6 +46,7 @@ from voicecoder.domain.model import (
     Diagnostic,
     Diff,
     FileChange,
+    PendingChange,
     PermissionDenied,
     SecretFinding,
     Session,
@@ -58,7 +61,18 @@ from voicecoder.domain.model import (
     UserId,
     WorkspaceStatus,
 )
-from voicecoder.domain.ports import EventSink, ToolGate
+from voicecoder.domain.ports import (
+    AgentRunner,
+    Clock,
+    EventSink,
+    Messenger,
+    SecretScanner,
+    StateStore,
+    ToolGate,
+    Transcriber,
+    VocabularySource,
+    Workspace,
+)
 from voicecoder.domain.replies import MessageRef, Reply
 from voicecoder.domain.services import Ports, Settings, VoiceCoder
 
@@ -523,6 +537,7 @@ class RecordingMessenger:
     sent: list[Sent] = attrs.field(factory=list)
     edits: list[tuple[MessageRef, Reply]] = attrs.field(factory=list)
     callbacks: list[tuple[str, str | None]] = attrs.field(factory=list)
+    alerts: list[tuple[str, bool]] = attrs.field(factory=list)
     typing_chats: list[ChatId] = attrs.field(factory=list)
     fail_next: int = 0
     _next_id: int = 1
@@ -553,6 +568,7 @@ class RecordingMessenger:
 
     async def answer_callback(self, callback_id: str, /, text: str | None = None, *, alert: bool = False) -> None:
         self.callbacks.append((callback_id, text))
+        self.alerts.append((callback_id, alert))
 
     async def typing(self, chat: ChatId, /) -> None:
         self.typing_chats.append(chat)
@@ -572,6 +588,7 @@ class InMemoryStateStore:
     """Stores deep copies, so a test cannot change stored state by mutating a loaded entity."""
 
     sessions: dict[ChatId, Session] = attrs.field(factory=dict)
+    changes: dict[tuple[ChatId, ChangeId], PendingChange] = attrs.field(factory=dict)
     audit: list[AuditRecord] = attrs.field(factory=list)
 
     async def load_session(self, chat: ChatId, /) -> Session | None:
@@ -580,9 +597,22 @@ class InMemoryStateStore:
 
     async def save_session(self, session: Session, /) -> None:
         saved = copy.deepcopy(session)
+        before = self.sessions.get(session.chat_id)
+        replaced = before.pending if before is not None else None
         if saved.pending is not None:
             saved.pending.events.clear()
+            self.changes[(session.chat_id, saved.pending.id)] = copy.deepcopy(saved.pending)
+        if replaced is not None and (saved.pending is None or replaced.id != saved.pending.id):
+            kept = self.changes[(session.chat_id, replaced.id)]
+            if kept.is_pending:
+                # As a durable store does: the session no longer points at it, so something replaced it.
+                kept.status = ChangeStatus.SUPERSEDED
+                kept.decided_at = saved.pending.created_at if saved.pending is not None else saved.last_activity
         self.sessions[session.chat_id] = saved
+
+    async def load_change(self, chat: ChatId, change: ChangeId, /) -> PendingChange | None:
+        stored = self.changes.get((chat, change))
+        return copy.deepcopy(stored) if stored is not None else None
 
     async def append_audit(self, record: AuditRecord, /) -> None:
         self.audit.append(record)
@@ -608,46 +638,52 @@ class FakePorts:
 
 def build_voicecoder(
     *,
-    messenger: object | None = None,
+    messenger: Messenger | None = None,
     allowed_users: Sequence[int] = (1,),
     settings: Settings | None = None,
-    **overrides: object,
+    workspace: Workspace | None = None,
+    agent: AgentRunner | None = None,
+    transcriber: Transcriber | None = None,
+    store: StateStore | None = None,
+    clock: Clock | None = None,
+    scanner: SecretScanner | None = None,
+    vocabulary: VocabularySource | None = None,
 ) -> tuple[VoiceCoder, FakePorts]:
     """
-    A `VoiceCoder` wired on fakes; pass `messenger=` (e.g. a real TelegramMessenger) or any port to override.
+    A `VoiceCoder` wired on fakes; pass any port (e.g. a real `TelegramMessenger`) to use it instead of its fake.
 
-    Returns the app and the fakes (the recording messenger is unused when you pass your own).
+    Every argument is typed with its port, so mypy flags an object that is not one. Returns the app and the fakes
+    (a fake you replaced is still returned, unused). The fake workspace starts with one committed ``README.md``.
     """
-    clock = FakeClock()
-    workspace = FakeWorkspace(clock=clock)
-    workspace.write("README.md", "# demo\n")
-    workspace.head = dict(workspace.files)
+    fake_clock = FakeClock()
+    fake_workspace = FakeWorkspace(clock=fake_clock)
+    fake_workspace.write("README.md", "# demo\n")
+    fake_workspace.head = dict(fake_workspace.files)
     fakes = FakePorts(
-        workspace=workspace,
-        agent=FakeAgentRunner(workspace=workspace),
+        workspace=fake_workspace,
+        agent=FakeAgentRunner(workspace=fake_workspace),
         transcriber=FakeTranscriber(),
         messenger=RecordingMessenger(),
         store=InMemoryStateStore(),
-        clock=clock,
+        clock=fake_clock,
         scanner=FakeSecretScanner(),
         vocabulary=FakeVocabulary(("README.md",)),
     )
     ports = Ports(
-        workspace=overrides.pop("workspace", fakes.workspace),  # type: ignore[arg-type]
-        agent=overrides.pop("agent", fakes.agent),  # type: ignore[arg-type]
-        transcriber=overrides.pop("transcriber", fakes.transcriber),  # type: ignore[arg-type]
-        messenger=messenger if messenger is not None else fakes.messenger,  # type: ignore[arg-type]
-        store=overrides.pop("store", fakes.store),  # type: ignore[arg-type]
-        clock=overrides.pop("clock", fakes.clock),  # type: ignore[arg-type]
-        scanner=overrides.pop("scanner", fakes.scanner),  # type: ignore[arg-type]
-        vocabulary=overrides.pop("vocabulary", fakes.vocabulary),  # type: ignore[arg-type]
+        workspace=workspace if workspace is not None else fakes.workspace,
+        agent=agent if agent is not None else fakes.agent,
+        transcriber=transcriber if transcriber is not None else fakes.transcriber,
+        messenger=messenger if messenger is not None else fakes.messenger,
+        store=store if store is not None else fakes.store,
+        clock=clock if clock is not None else fakes.clock,
+        scanner=scanner if scanner is not None else fakes.scanner,
+        vocabulary=vocabulary if vocabulary is not None else fakes.vocabulary,
         diagnosables=(fakes.workspace, fakes.agent, fakes.transcriber),
     )
-    if overrides:
-        raise TypeError(f"unknown ports: {sorted(overrides)}")
     app = VoiceCoder(
         ports,
-        settings or Settings(allowed_users=frozenset(UserId(u) for u in allowed_users), workspace_path=workspace.path),
+        settings
+        or Settings(allowed_users=frozenset(UserId(u) for u in allowed_users), workspace_path=fake_workspace.path),
     )
     return app, fakes
 

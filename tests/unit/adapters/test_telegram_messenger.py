@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from voicecoder.adapters.telegram_bot_api import PacingPolicy, RetryPolicy, TelegramApiError, TelegramBotApi
@@ -14,6 +14,7 @@ from voicecoder.adapters.telegram_messenger import (
     callback_data,
     esc,
     html_to_text,
+    markdownish,
     parse_callback_data,
     render,
     split_html,
@@ -63,11 +64,19 @@ from voicecoder.domain.replies import (
     ToolOutcome,
     ToolQuestion,
     ToolQuestionClosed,
+    TurnOutcome,
     Unauthorized,
     Welcome,
     Working,
 )
-from voicecoder.testing.fake_bot_api import DEFAULT_TOKEN, DEFAULT_USER, FakeBotApi, parse_telegram_html
+from voicecoder.testing.fake_bot_api import (
+    DEFAULT_TOKEN,
+    DEFAULT_USER,
+    FakeBotApi,
+    TelegramHtmlError,
+    parse_telegram_html,
+)
+from voicecoder.testing.replies import REPLY_TYPES, markdown_text, strategy_for
 
 CHAT = ChatId(DEFAULT_USER.id)
 NASTY = "if a < b && c > d: print('<b>not bold</b> &amp;')"
@@ -199,7 +208,15 @@ SAMPLES: list[Reply] = [
     PermissionsView("off", 600, cleared=("Bash(<y>)",)),
     SessionCleared(kept_pending=False, cleared_rules=("Bash(<z> *)",)),
     Cancelled(was_running=True, reason="voicecoder is <restarting>"),
-    Working(prompt=NASTY, steps=(), elapsed_s=0.2, cancellable=False, finished=True, stopped="cancelled <now>"),
+    Working(
+        prompt=NASTY,
+        steps=(),
+        elapsed_s=0.2,
+        cancellable=False,
+        finished=True,
+        outcome=TurnOutcome.CANCELLED,
+        stop_reason="voicecoder is <restarting>",
+    ),
 ]
 
 
@@ -225,13 +242,60 @@ def plain_of(api: FakeBotApi) -> str:
     return "".join(m.text or "" for m in api.bot_messages())
 
 
+class TestStrictHtml:
+    @pytest.mark.parametrize("reply_type", REPLY_TYPES, ids=lambda t: t.__name__)
+    @settings(max_examples=40)
+    @given(data=st.data())
+    def test_every_reply_is_strict_telegram_html(self, reply_type: type, data: st.DataObject) -> None:
+        """Any reply, with hostile text in every field, renders to parts the strict Telegram-HTML check accepts."""
+        reply = data.draw(strategy_for(reply_type))
+
+        rendered = render(reply)
+
+        parts = split_html(rendered.html) if rendered.document is None else [rendered.html]
+        assert parts
+        for part in parts:
+            plain, _ = parse_telegram_html(part, strict=True)
+            assert plain.strip()
+            assert len(plain.encode("utf-16-le")) // 2 <= 4096
+
+    def test_strategies_cover_every_reply_type(self) -> None:
+        """The hostile-reply strategies know every member of `Reply` (a new reply type cannot skip the check)."""
+        for reply_type in REPLY_TYPES:
+            strategy_for(reply_type)
+
+    @pytest.mark.parametrize(
+        "source",
+        [
+            "a & b",
+            "a > b",
+            "<a>x</a>",
+            '<code class="language-py">x</code>',
+            "<pre><b>x</b></pre>",
+            "<a href='x'><a href='y'>z</a></a>",
+        ],
+    )
+    def test_strict_check_refuses_what_the_docs_forbid(self, source: str) -> None:
+        """The strict checker is stricter than Telegram: bare & and >, links without href, wrong nesting."""
+        with pytest.raises(TelegramHtmlError):
+            parse_telegram_html(source, strict=True)
+
+    def test_sub_second_duration_is_escaped(self) -> None:
+        """A run under a second reads '<1s' as text, not as a tag (Telegram refused the whole status before)."""
+        rendered = render(Working(prompt="hi", steps=(), elapsed_s=0.2, finished=True, outcome=TurnOutcome.FINISHED))
+
+        plain, _ = parse_telegram_html(rendered.html, strict=True)
+
+        assert plain.startswith("✔️ Claude finished after <1s")
+
+
 class TestRender:
     @pytest.mark.parametrize("reply", SAMPLES, ids=lambda r: type(r).__name__)
     def test_every_reply_is_valid_telegram_html(self, reply: Reply) -> None:
         """Each reply renders to HTML that Telegram's parser accepts, within one message."""
         rendered = render(reply)
 
-        plain, _ = parse_telegram_html(rendered.html)
+        plain, _ = parse_telegram_html(rendered.html, strict=True)
 
         assert plain.strip()
         assert len(plain) <= 4096
@@ -523,3 +587,18 @@ class TestTelegramMessenger:
     def test_html_to_text(self) -> None:
         """html_to_text drops tags and decodes entities."""
         assert html_to_text("<b>a &lt; b</b> &amp; <i>c</i>") == "a < b & c"
+
+
+class TestMarkdownish:
+    @settings(max_examples=500)
+    @given(text=markdown_text())
+    def test_any_markdown_is_strict_telegram_html(self, text: str) -> None:
+        """Whatever order Claude's Markdown delimiters come in, the converted answer is valid Telegram HTML."""
+        parse_telegram_html(markdownish(text), strict=True)
+
+    @pytest.mark.parametrize("text", ["`**a**`", "**`a**`", "**a `b` c**", "``` **x** ```", "a ** b ` c ** d `"])
+    def test_bold_never_interleaves_with_code(self, text: str) -> None:
+        """Bold and code spans from Claude's Markdown never interleave, so Telegram accepts the answer as HTML."""
+        plain, _ = parse_telegram_html(markdownish(text), strict=True)
+
+        assert plain.replace("*", "").replace("`", "").strip()

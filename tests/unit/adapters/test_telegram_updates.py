@@ -72,8 +72,8 @@ class TestTelegramUpdateHandler:
     @pytest.mark.parametrize(
         ("command", "expected"),
         [
-            ("/start", "👋 Welcome to voicecoder, Ada!"),
-            ("/start@voicecoder_bot", "👋 Welcome to voicecoder, Ada!"),
+            ("/start", "👋 Hi Ada!"),
+            ("/start@voicecoder_bot", "👋 Hi Ada!"),
             ("/help", "ℹ️ Commands"),
             ("/status", "📋 Status"),
             ("/clear", "🧹 Started a fresh Claude session."),
@@ -119,7 +119,7 @@ class TestTelegramUpdateHandler:
         press = await rig.api.press(summary.message_id, summary.callback_datas()[0])
         await rig.handler(press)
 
-        assert rig.texts()[-1].startswith("✅ Committed ")
+        assert rig.texts()[-1].startswith("✅ Changes approved and committed!")
         answers = [e for e in rig.api.transcript() if e["kind"] == "callback_answer"]
         assert len(answers) == 1
         assert answers[0]["text"].startswith("✅ Committed")
@@ -289,18 +289,54 @@ class TestToolQuestionsOverTelegram:
         assert "none yet" in texts[1]
 
 
+ADA = {"id": 5, "is_bot": False, "first_name": "Ada"}
+CHAT = {"id": 5, "type": "private", "first_name": "Ada"}
+MESSAGE = {"message_id": 1, "from": ADA, "chat": CHAT, "date": 1764000000, "text": "x"}
+PRESS = {"id": "1", "from": ADA, "chat_instance": "-1", "data": "status", "message": MESSAGE}
+
+
 class TestLaneOf:
     async def test_lanes(self) -> None:
-        """Messages and button presses of a chat have separate lanes; unknown shapes have none."""
-        message = {"update_id": 1, "message": {"message_id": 1, "chat": {"id": 5}, "text": "x"}}
-        press = {"update_id": 2, "callback_query": {"id": "1", "from": {"id": 5}, "message": {"chat": {"id": 5}}}}
-        inline = {"update_id": 3, "callback_query": {"id": "1", "from": {"id": 7}}}
+        """Messages and button presses of a chat have separate lanes; other update types have none."""
+        inline = {"id": "1", "from": {**ADA, "id": 7}, "chat_instance": "-1", "inline_message_id": "x"}
+        inaccessible = {**PRESS, "message": {"message_id": 9, "chat": CHAT, "date": 0}}
 
-        assert lane_of(message) == (5, "message")
-        assert lane_of(press) == (5, "callback")
-        assert lane_of(inline) == (7, "callback")
-        assert lane_of({"update_id": 4, "edited_message": {}}) is None
-        assert lane_of({"update_id": 5, "message": {"chat": {"id": "5"}}}) is None
+        assert lane_of({"update_id": 1, "message": MESSAGE}) == (5, "message")
+        assert lane_of({"update_id": 2, "callback_query": PRESS}) == (5, "callback")
+        assert lane_of({"update_id": 3, "callback_query": inline}) == (7, "callback")
+        assert lane_of({"update_id": 4, "callback_query": inaccessible}) == (5, "callback")
+        assert lane_of({"update_id": 5, "edited_message": MESSAGE}) is None
+        assert lane_of({"update_id": 6}) is None
+
+    @pytest.mark.parametrize(
+        ("update", "detail"),
+        [
+            ({"message": {**MESSAGE, "from": None}}, "no sender"),
+            ({"message": {key: v for key, v in MESSAGE.items() if key != "from"}}, "no sender"),
+            ({"message": {**MESSAGE, "from": {**ADA, "is_bot": True}}}, "from a bot"),
+            ({"message": {**MESSAGE, "chat": {"id": "5"}}}, "message.chat.id"),
+            ({"message": {**MESSAGE, "chat": None}}, "message.chat"),
+            ({"message": {**MESSAGE, "message_id": "1"}}, "message.message_id"),
+            ({"message": {**MESSAGE, "from": {"first_name": "no id"}}}, "message.from.id"),
+            ({"message": {**MESSAGE, "voice": {"duration": 3}}}, "message.voice.file_id"),
+            ({"message": {**MESSAGE, "document": "x"}}, "message.document"),
+            ({"message": {**MESSAGE, "reply_markup": {"inline_keyboard": [["x"]]}}}, "button"),
+            ({"message": None}, "message"),
+            ({"message": [MESSAGE]}, "message"),
+            ({"callback_query": {**PRESS, "id": 1}}, "callback_query.id"),
+            ({"callback_query": {**PRESS, "from": None}}, "callback_query.from"),
+            ({"callback_query": {**PRESS, "message": {"chat": CHAT}}}, "callback_query.message.message_id"),
+            ({"message": MESSAGE, "callback_query": PRESS}, "both"),
+        ],
+    )
+    async def test_what_the_handler_cannot_process_is_refused_here(self, update: dict[str, Any], detail: str) -> None:
+        """
+        Shape checks reach every level the handler reads, so an update routed to a lane never fails for its shape.
+        """
+        with pytest.raises(MalformedUpdateError) as raised:
+            lane_of({"update_id": 9, **update})
+
+        assert detail in raised.value.detail
 
 
 class TestBotCommands:

@@ -13,7 +13,6 @@ from tests.questions import answer_first_question, button, closed, questions
 from voicecoder.domain.errors import DeliveryError
 from voicecoder.domain.model import Audio, ChatId, ToolKind, ToolRequest, UserId
 from voicecoder.domain.policy import ToolApprovalMode, ToolPolicy
-from voicecoder.domain.redaction import Redactor
 from voicecoder.domain.replies import (
     Action,
     AgentAnswer,
@@ -30,9 +29,11 @@ from voicecoder.domain.replies import (
     ToolOutcome,
     ToolQuestion,
     ToolQuestionClosed,
+    TurnOutcome,
     Working,
 )
 from voicecoder.domain.services import Settings, VoiceCoder
+from voicecoder.redaction import Redactor
 from voicecoder.testing.fakes import AgentScript, FakePorts, RecordingMessenger, build_voicecoder
 
 CHAT = ChatId(100)
@@ -342,7 +343,7 @@ class TestNothingWaitsForever:
         assert fakes.messenger.of_type(Cancelled) == [Cancelled(was_running=True)]
         final = fakes.messenger.edits[-1][1]
         assert isinstance(final, Working)
-        assert final.stopped == "cancelled"
+        assert final.outcome is TurnOutcome.CANCELLED
 
     async def test_restart_while_a_question_is_open_ends_the_turn_and_tells(
         self, app: VoiceCoder, fakes: FakePorts

@@ -111,6 +111,6 @@ def config_dir_problem(config_dir: Path, workspace: Path) -> str | None:
         return None
     return (
         f"The Claude CLI's config dir {config_dir} is inside the workspace {workspace}: its login, backups and "
-        "transcripts would land in the repository and in the diffs you approve. Set CLAUDE_CONFIG_DIR to a "
-        "directory outside the workspace (e.g. ~/.claude), or leave it unset."
+        "transcripts would land in the repository and in the diffs you approve. Use a config dir outside the "
+        "workspace (the CLI's default, ~/.claude, is fine)."
     )

@@ -5,9 +5,11 @@ A session's process runs ``claude -p --input-format stream-json --output-format 
 --permission-mode <mode> [--permission-prompt-tool stdio] … (--session-id <uuid> | --resume <uuid>)`` in the
 workspace. Each prompt is one ``user`` line on its stdin; the turn ends with the ``result`` line, after
 which the process waits, warm, for the session's next prompt (``keep_warm_s``, at most ``max_warm``
-processes). A session without a live process (the first turn, an idle process that was reaped, one that
-crashed, a restart of voicecoder) is started with ``--resume`` and carries on with its history; a session
-the CLI no longer knows starts afresh, with a `Notice`. Flags go on every start (``--resume`` keeps none).
+processes; idle ones are closed by `keep_warm`, or at the start of the next run when nothing runs
+`keep_warm`, and all of them by `aclose` / ``async with``). A session without a live process (the first
+turn, an idle process that was reaped, one that crashed, a restart of voicecoder) is started with
+``--resume`` and carries on with its history; a session the CLI no longer knows starts afresh, with a
+`Notice`. Flags go on every start (``--resume`` keeps none).
 
 With ``ask_tools`` the CLI asks about every tool its own permission mode does not allow, with a
 ``can_use_tool`` control request; the runner turns it into a `ToolRequest`, awaits the caller's `ToolGate`
@@ -32,7 +34,7 @@ import subprocess
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, Self
 
 import anyio
 import anyio.abc
@@ -100,7 +102,15 @@ class ClaudeCliAgent:
 
     # --- AgentRunner ------------------------------------------------------------------------
 
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        with anyio.CancelScope(shield=True):
+            await self.aclose()
+
     async def run(self, request: AgentRequest, /, on_event: EventSink, on_tool: ToolGate | None = None) -> AgentResult:
+        await self.reap_idle()
         notices: list[str] = []
         if request.resume and request.session_id:
             parser = await self._resumed_turn(request.session_id, request.prompt, on_event, on_tool)
@@ -123,6 +133,7 @@ class ClaudeCliAgent:
         return parser.agent_result(notices)
 
     async def compact(self, session_id: str, /, on_event: EventSink) -> AgentResult:
+        await self.reap_idle()
         parser = await self._resumed_turn(session_id, "/compact", on_event, None)
         result = parser.agent_result()
         compacted = parser.compacted
@@ -158,7 +169,8 @@ class ClaudeCliAgent:
         now = anyio.current_time()
         for session_id, proc in list(self._warm.items()):
             idle = now - (proc.idle_since if proc.idle_since is not None else now)
-            if idle >= self.config.keep_warm_s or not proc.alive:
+            # Another task may have taken the process while this one awaited a close.
+            if (idle >= self.config.keep_warm_s or not proc.alive) and self._warm.get(session_id) is proc:
                 del self._warm[session_id]
                 log.info("closing claude process of session %s (idle %.0f s)", session_id, idle)
                 await proc.close()
@@ -342,7 +354,7 @@ class ClaudeCliAgent:
         cfg = self.config
         binary = self.resolve_binary()
         if not cfg.workdir.is_dir():
-            raise AgentRunError(f"The workspace {cfg.workdir} does not exist; check WORKSPACE_DIR.")
+            raise AgentRunError(f"The workspace {cfg.workdir} does not exist; create it or choose another directory.")
         env = self.environment()
         problem = config_dir_problem(effective_config_dir(env), cfg.workdir)
         if problem is not None:

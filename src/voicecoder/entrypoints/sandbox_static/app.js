@@ -371,10 +371,24 @@
     chip.addEventListener("click", () => sendText(chip.dataset.command));
   });
 
+  $("upload").addEventListener("click", () => fileInput.click());
+
+  async function fileDuration(file) {
+    // A Telegram client sends a file's real length; decode it here (the server measures it too if this fails).
+    const Ctx = window.OfflineAudioContext || window.webkitOfflineAudioContext;
+    if (!Ctx) return null;
+    try {
+      const decoded = await new Ctx(1, 1, 48000).decodeAudioData(await file.arrayBuffer());
+      return decoded.duration;
+    } catch (_) {
+      return null;
+    }
+  }
+
   fileInput.addEventListener("change", async () => {
     const file = fileInput.files && fileInput.files[0];
     fileInput.value = "";
-    if (file) await sendVoice(file, file.name, null, false);
+    if (file) await sendVoice(file, file.name, await fileDuration(file), false);
   });
 
   // --- recording (MediaRecorder) ---------------------------------------------
