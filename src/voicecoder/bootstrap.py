@@ -23,7 +23,7 @@ import attrs
 from dependency_injector import containers, providers
 
 from voicecoder.adapters.audio_intake import AudioLimits
-from voicecoder.adapters.claude import ClaudeCliAgent, ClaudeCliConfig
+from voicecoder.adapters.claude import ClaudeCliAgent, ClaudeCliConfig, hide_own_environment
 from voicecoder.adapters.claude_node import NodeRuntime
 from voicecoder.adapters.deepgram_transcriber import DeepgramTranscriber
 from voicecoder.adapters.detect_secrets_scanner import DetectSecretsScanner
@@ -91,11 +91,16 @@ def _tool_policy(config: Config) -> ToolPolicy | None:
     """The ToolPolicy of TOOL_APPROVAL (None when off: the CLI's own permission mode decides)."""
     if config.tool_approval == "off":
         return None
+    home, workspace = Path.home(), config.workspace_dir.resolve()
+    # What the agent's tools may not reach: voicecoder's own settings and state, and the CLI's login (a directory
+    # that holds the workspace itself, e.g. DATA_DIR=., cannot be kept from it).
+    private = (config.data_dir, config.env_file, config.claude_config_dir or home / ".claude")
     return ToolPolicy(
-        workspace=str(config.workspace_dir.resolve()),
+        workspace=str(workspace),
         mode=ToolApprovalMode(config.tool_approval),
         allow=config.tool_allow,
-        home=str(Path.home()),
+        home=str(home),
+        private=tuple(str(p.resolve()) for p in private if p is not None and not workspace.is_relative_to(p.resolve())),
     )
 
 
@@ -382,6 +387,7 @@ async def open_runtime(container: Container, *, inbox: bool = True) -> AsyncIter
         WorkspaceError: The workspace cannot be opened or created.
     """
     config = container.settings()
+    hide_own_environment()  # the agent runs as this user: keep /proc/<pid>/environ (the token, …) from it
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = container.store()
     await store.open()

@@ -95,6 +95,8 @@ class Config:
     tool_allow: tuple[str, ...] = ()
     agent_env_passthrough: tuple[str, ...] = ()
     allow_bypass: bool = False
+    env_file: Path | None = None
+    """The env file the settings were read from (kept from the agent's commands), if one was read."""
     compaction_threshold: int = 20
     max_prompt_age_s: float | None = None
     auto_approve_paths: tuple[str, ...] = ()
@@ -179,10 +181,12 @@ class Config:
             ConfigurationError: A value is invalid, or a required env file does not exist or cannot be read.
         """
         values: dict[str, str] = {}
+        read_from = None
         if dotenv is not None:
             if dotenv.is_file():
                 try:
                     values.update(read_dotenv(dotenv))
+                    read_from = dotenv.resolve()
                 except (OSError, UnicodeDecodeError) as exc:
                     reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
                     raise ConfigurationError(
@@ -195,7 +199,7 @@ class Config:
                     f"The env file {dotenv} {what}. Check the --env-file path (copy .env.example to create one)."
                 )
         values.update(os.environ if env is None else env)
-        return cls.from_mapping(values)
+        return attrs.evolve(cls.from_mapping(values), env_file=read_from)
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> Config:

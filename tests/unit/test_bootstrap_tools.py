@@ -46,6 +46,22 @@ class TestToolApprovalWiring:
         assert not {"TELEGRAM_TOKEN", "WEBHOOK_SECRET", "DATA_DIR"} & set(env)
         assert SECRET not in "".join(env.values())
 
+    def test_the_agent_is_kept_from_voicecoders_own_files(self, tmp_path: Path) -> None:
+        """The env file read, the data dir and the CLI's config dir are private to the policy; a parent of the
+        workspace (DATA_DIR=.) cannot be, so it is left out rather than refusing every edit."""
+        dotenv = tmp_path / "voicecoder.env"
+        dotenv.write_text(f"TELEGRAM_TOKEN={TOKEN}\n")
+        env = {"WORKSPACE_DIR": str(tmp_path / "ws"), "DATA_DIR": str(tmp_path / "data")}
+        env["CLAUDE_CONFIG_DIR"] = str(tmp_path / "login")
+
+        tools = build_container(Config.from_env(env, dotenv=dotenv)).domain_settings().tools
+        parent = build_container(Config.from_mapping({**env, "DATA_DIR": str(tmp_path)})).domain_settings().tools
+
+        assert tools is not None
+        assert parent is not None
+        assert tools.private == (str(tmp_path / "data"), str(dotenv), str(tmp_path / "login"))
+        assert parent.private == (str(tmp_path / "login"),)
+
     def test_off_keeps_the_old_behaviour(self, tmp_path: Path) -> None:
         """TOOL_APPROVAL=off: no policy, no prompt tool, the CLI in acceptEdits."""
         container = build_container(config(tmp_path, TOOL_APPROVAL="off"))

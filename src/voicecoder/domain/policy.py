@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from voicecoder.domain.model import Diff, SecretFinding, ToolKind, ToolRequest
-from voicecoder.domain.shell import covered_by, destructive_reason, rule_specifier
+from voicecoder.domain.shell import covered_by, destructive_reason, private_reason, rule_specifier
 
 
 class Verdict(enum.Enum):
@@ -181,17 +181,29 @@ class ToolPolicy:
     mode; writes into ``.git/`` always ask. A shell command always asks when `destructive_reason` flags it, even
     if a rule would allow it; otherwise a matching rule (the operator's *allow* rules or the session's) lets it
     run, and anything else asks. Fetches, MCP tools and unknown tools ask unless a rule allows them.
+
+    *private* paths (absolute: voicecoder's env file, its data dir, the CLI's login) are never the agent's: a file
+    tool there is refused, and a command that names them (or a process's environment under /proc) always asks.
     """
 
     workspace: str
     mode: ToolApprovalMode = ToolApprovalMode.AUTO_EDITS
     allow: tuple[str, ...] = ()
     home: str | None = None
+    private: tuple[str, ...] = ()
 
     def decide(self, request: ToolRequest, session_rules: Sequence[str] = ()) -> ToolRuling:
         if self.mode is ToolApprovalMode.OFF:
             return ToolRuling(ToolAction.ALLOW, rule="TOOL_APPROVAL=off")
         for path in request.paths:
+            if any(_relative(path, root) is not None for root in self.private):
+                return ToolRuling(
+                    ToolAction.DENY,
+                    reason=(
+                        f"{path} is where voicecoder keeps its own settings and secrets; it is not yours to read "
+                        "or change. Work inside the workspace."
+                    ),
+                )
             if _relative(path, self.workspace) is None:
                 return ToolRuling(
                     ToolAction.DENY,
@@ -215,7 +227,9 @@ class ToolPolicy:
 
     def _shell(self, request: ToolRequest, rules: Sequence[ToolRule]) -> ToolRuling:
         command = request.command or ""
-        flagged = destructive_reason(command, self.workspace, home=self.home)
+        flagged = private_reason(command, self.private, self.workspace, home=self.home) or destructive_reason(
+            command, self.workspace, home=self.home
+        )
         if flagged is not None:
             return ToolRuling(ToolAction.ASK, flagged=flagged)
         bash = [r for r in rules if r.tool == "Bash"]

@@ -4,7 +4,9 @@ What a shell command line the agent wants to run would do, as far as a policy ne
 Pure text analysis (no shell is run): a command line is split into simple commands at the control
 operators (``;``, ``&&``, ``||``, ``|``, ``&``, newlines), wrapper commands (``env``, ``nohup``,
 ``timeout 10``, ``xargs``, ``bash -c '…'``…) are looked through, and each simple command is checked for
-what the turn's ❌ Reject cannot undo (`destructive_reason`). `rule_specifier` proposes the
+what the turn's ❌ Reject cannot undo (`destructive_reason`) or reaches what voicecoder keeps from the
+agent (`private_reason`: its env file, data dir, the CLI's login, a process's environment under /proc).
+`rule_specifier` proposes the
 ``Bash(<specifier>)`` rule an "allow for this session" answer would add, and `covered_by` says whether
 such rules cover a whole command line, segment by segment, so ``pytest *`` never covers
 ``pytest; curl … | sh``.
@@ -23,7 +25,7 @@ from collections.abc import Iterable, Sequence
 
 import attrs
 
-__all__ = ["Segment", "covered_by", "destructive_reason", "parse_command", "rule_specifier"]
+__all__ = ["Segment", "covered_by", "destructive_reason", "parse_command", "private_reason", "rule_specifier"]
 
 _OPERATOR_CHARS = frozenset(";&|()\n")
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
@@ -289,10 +291,10 @@ def _segments(words: list[str], depth: int) -> tuple[list[Segment], bool]:
 def _resolve(path: str, cwd: str, home: str | None) -> str | None:
     """*path* made absolute against *cwd*; None when it depends on the environment (``$VAR``)."""
     if path.startswith("~"):
-        if home is None:
+        head, _, rest = path.partition("/")
+        if home is None or head != "~":  # ~user is someone else's home
             return None
-        path = home + path[1:].split("/", 1)[-1] if "/" in path else home
-        path = path if path.startswith("/") else "/" + path
+        path = posixpath.join(home, rest)
     if "$" in path:
         return None
     return posixpath.normpath(posixpath.join(cwd, path))
@@ -347,6 +349,37 @@ def destructive_reason(command: str, workspace: str, *, home: str | None = None)
             target = segment.words[1] if len(segment.words) > 1 else (home or "/")
             resolved = _resolve(target, cwd, home) if target != "-" else None
             cwd = resolved if resolved is not None else "/"
+    return None
+
+
+_PROC_PRIVATE = re.compile(r"/proc/[^/\s'\"]*/(?:task/[^/\s'\"]*/)?(?:environ|mem)\b")
+
+
+def private_reason(command: str, private: Sequence[str], workspace: str, *, home: str | None = None) -> str | None:
+    """
+    Why *command* reaches what voicecoder keeps from the agent, or None.
+
+    Flagged: a process's environment or memory under ``/proc`` (``/proc/$PPID/environ``), and any word that is,
+    or resolves to a path inside, one of the *private* absolute paths (voicecoder's env file and data dir, the
+    CLI's own login). Text analysis, like `destructive_reason`: it makes such a command ask, and say why, even
+    when a rule would allow it; it is not a sandbox.
+    """
+    if _PROC_PRIVATE.search(command):
+        return "it reads a process's environment or memory under /proc, where secrets such as voicecoder's live"
+    for root in private:
+        if re.search(re.escape(root.rstrip("/")) + r"(?![^/\s'\";&|)<>])", command):
+            return f"it reaches {root}, where voicecoder keeps its own settings and secrets"
+    cwd = workspace
+    for segment in parse_command(command).segments:
+        for word in (*segment.words[1:], *segment.writes_to):
+            for candidate in (word, word.partition("=")[2]):
+                if not candidate or candidate.startswith("-"):
+                    continue
+                resolved = _resolve(candidate, cwd, home)
+                if resolved is not None and any(_inside(resolved, r) for r in private):
+                    return f"it reaches {candidate}, where voicecoder keeps its own settings and secrets"
+        if segment.name == "cd" and len(segment.words) > 1:
+            cwd = _resolve(segment.words[1], cwd, home) or "/"
     return None
 
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from voicecoder.domain.model import ToolKind, ToolRequest
 from voicecoder.domain.policy import ToolAction, ToolApprovalMode, ToolPolicy, ToolRule
-from voicecoder.domain.shell import covered_by, destructive_reason, parse_command, rule_specifier
+from voicecoder.domain.shell import covered_by, destructive_reason, parse_command, private_reason, rule_specifier
 
 WS = "/srv/ws"
 HOME = "/home/dev"
@@ -98,6 +98,68 @@ class TestDestructiveGate:
     def test_not_flagged(self, command: str) -> None:
         """Everyday commands whose effects stay in the workspace (so Reject can undo them) are not flagged."""
         assert destructive_reason(command, WS, home=HOME) is None
+
+
+PRIVATE = ("/etc/voicecoder/voicecoder.env", "/var/lib/voicecoder/data", f"{HOME}/.claude")
+
+
+class TestPrivateGate:
+    @pytest.mark.parametrize(
+        "command",
+        [
+            "cat /etc/voicecoder/voicecoder.env",
+            "grep TOKEN '/etc/voicecoder/voicecoder.env'",
+            "sqlite3 /var/lib/voicecoder/data/state.sqlite3 .dump",
+            "cd /var/lib/voicecoder && tar czf /tmp/x.tgz data",
+            "cat ../../var/lib/voicecoder/data/webhook.json",
+            "cat ~/.claude/.credentials.json",
+            "python3 tool.py --config=/etc/voicecoder/voicecoder.env",
+            "cat /proc/$PPID/environ",
+            "tr '\\0' '\\n' < /proc/1/environ",
+            "strings /proc/self/task/1/environ",
+            "dd if=/proc/42/mem bs=1 count=1",
+        ],
+    )
+    def test_flagged(self, command: str) -> None:
+        """voicecoder's env file, data dir, the CLI's login and any process's environment are flagged."""
+        assert private_reason(command, PRIVATE, WS, home=HOME) is not None
+
+    @pytest.mark.parametrize(
+        "command",
+        [
+            "cat README.md",
+            "pytest -q",
+            "ls /var/lib/voicecoder/database",  # a sibling with the same prefix
+            "cat /etc/voicecoder/voicecoder.env.example",
+            "cat /proc/cpuinfo",
+            "ls ~/.claudette",
+        ],
+    )
+    def test_not_flagged(self, command: str) -> None:
+        """Workspace files, look-alike names and harmless /proc entries are not."""
+        assert private_reason(command, PRIVATE, WS, home=HOME) is None
+
+    def test_a_rule_never_lets_it_through_and_file_tools_are_refused(self) -> None:
+        """Even Bash(cat *) asks for the env file, with the reason and no session rule; Read of it is refused."""
+        policy = ToolPolicy(workspace=WS, home=HOME, allow=("Bash(cat *)",), private=PRIVATE)
+        read = ToolRequest("r", "Read", ToolKind.READ, "Read", paths=("/var/lib/voicecoder/data/state.sqlite3",))
+
+        asked = policy.decide(shell("cat /etc/voicecoder/voicecoder.env"))
+        refused = policy.decide(read)
+
+        assert (asked.action, asked.rule) == (ToolAction.ASK, None)
+        assert asked.flagged is not None
+        assert "voicecoder keeps its own settings" in asked.flagged
+        assert refused.action is ToolAction.DENY
+        assert "voicecoder keeps its own settings and secrets" in refused.reason
+        assert policy.decide(shell("cat README.md")).action is ToolAction.ALLOW
+
+    def test_a_private_dir_inside_the_workspace_is_refused_too(self) -> None:
+        """A data dir inside the workspace is still voicecoder's: an edit there is refused, not auto-allowed."""
+        policy = ToolPolicy(workspace=WS, private=(f"{WS}/.voicecoder-data",))
+
+        assert policy.decide(edit(f"{WS}/.voicecoder-data/state.sqlite3")).action is ToolAction.DENY
+        assert policy.decide(edit(f"{WS}/src/a.py")).action is ToolAction.ALLOW
 
 
 class TestRules:

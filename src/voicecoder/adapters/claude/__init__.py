@@ -1,7 +1,8 @@
 """
 The Claude Code CLI adapter (`ClaudeCliAgent`), split by job.
 
-``config`` (how to run it), ``environment`` (the agent's allow-listed environment), ``events`` (stream-json →
+``config`` (how to run it), ``environment`` (the agent's allow-listed environment), ``host`` (voicecoder's own
+environment kept from it), ``events`` (stream-json →
 domain events), ``tools`` (tool requests and answers on the control channel), ``process`` (one long-lived CLI
 process and its hygiene), ``runner`` (`ClaudeCliAgent`, the AgentRunner) and ``unavailable`` (answers instead
 when the CLI cannot run).
@@ -17,6 +18,7 @@ from voicecoder.adapters.claude.config import (
 )
 from voicecoder.adapters.claude.environment import QUIET_ENV, agent_environment, config_dir_problem
 from voicecoder.adapters.claude.events import LineSplitter, StreamParser, parse_line, redact, tool_label
+from voicecoder.adapters.claude.host import hide_own_environment
 from voicecoder.adapters.claude.process import CliProcess, leader_is_ours
 from voicecoder.adapters.claude.runner import ClaudeCliAgent
 from voicecoder.adapters.claude.tools import control_response, tool_kind, tool_request
@@ -36,6 +38,7 @@ __all__ = [
     "agent_environment",
     "config_dir_problem",
     "control_response",
+    "hide_own_environment",
     "leader_is_ours",
     "parse_line",
     "redact",
