@@ -24,9 +24,10 @@ import pytest
 import sniffio
 
 from tests.agent_processes import alive_with
+from tests.integration.cli_agent import real_cli_agent
 from tests.integration.test_claude_real_cli import CLAUDE
 from voicecoder import Action, Audio, ChatId, UserId, open_voicecoder
-from voicecoder.adapters import ClaudeCliAgent, ClaudeCliConfig, SqliteStateStore
+from voicecoder.adapters import SqliteStateStore
 from voicecoder.domain.model import ChangeStatus
 from voicecoder.domain.replies import (
     Cancelled,
@@ -113,28 +114,6 @@ def git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout
 
 
-def agent_for(tmp_path: Path, workspace: Path, base_url: str, mark: str) -> ClaudeCliAgent:
-    home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
-    return ClaudeCliAgent(
-        ClaudeCliConfig(
-            workdir=workspace,
-            binary=str(CLAUDE),
-            config_dir=home / ".claude",
-            timeout_s=90.0,
-            grace_s=1.0,
-            extra_env={
-                "HOME": str(home),
-                "XDG_CONFIG_HOME": str(home / ".config"),
-                "XDG_CACHE_HOME": str(home / ".cache"),
-                "ANTHROPIC_BASE_URL": base_url,
-                "ANTHROPIC_API_KEY": "dummy-key",
-                "VOICECODER_TRIO_TEST": mark,
-            },
-        )
-    )
-
-
 async def until(predicate: Callable[[], Any], within: float = 60.0) -> Any:
     """Wait for *predicate()* to hold (the recording messenger has no events of its own to wait on)."""
     with anyio.fail_after(within):
@@ -157,7 +136,7 @@ async def test_a_whole_session_on_trio(tmp_path: Path, anthropic: AnthropicOnIts
         workspace=workspace,
         data_dir=data,
         allowed_users=[DEV.value],
-        agent=agent_for(tmp_path, workspace, anthropic.api.base_url, mark),
+        agent=real_cli_agent(tmp_path / "home", workspace, anthropic.api.base_url, VOICECODER_TRIO_TEST=mark),
         transcriber=transcriber,
     ) as app:
         # prompt → progress → Show Diff → Approve (by button, as a chat would)
