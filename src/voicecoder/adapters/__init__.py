@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from voicecoder.adapters.telegram_bot_api import TelegramBotApi
     from voicecoder.adapters.telegram_messenger import TelegramMessenger
     from voicecoder.adapters.telegram_updates import TelegramUpdateHandler
-    from voicecoder.adapters.telethon import TelethonMessenger, TelethonUpdates
+    from voicecoder.adapters.telethon import TelethonMessenger, TelethonUpdateHandler, TelethonUpdates
     from voicecoder.adapters.unavailable_agent import UnavailableAgent
     from voicecoder.adapters.update_dispatcher import UpdateDispatcher
     from voicecoder.adapters.workspace_vocabulary import WorkspaceVocabulary
@@ -52,6 +52,7 @@ _MODULES = {
     "TelegramMessenger": ".telegram_messenger",
     "TelegramUpdateHandler": ".telegram_updates",
     "TelethonMessenger": ".telethon",
+    "TelethonUpdateHandler": ".telethon",
     "TelethonUpdates": ".telethon",
     "UnavailableAgent": ".unavailable_agent",
     "UpdateDispatcher": ".update_dispatcher",
@@ -77,6 +78,7 @@ __all__ = [
     "TelegramMessenger",
     "TelegramUpdateHandler",
     "TelethonMessenger",
+    "TelethonUpdateHandler",
     "TelethonUpdates",
     "UnavailableAgent",
     "UpdateDispatcher",

@@ -19,7 +19,7 @@ import attrs
 
 from voicecoder.adapters.telegram_bot_api import TelegramApiError
 from voicecoder.bootstrap import build_container, doctor, open_runtime
-from voicecoder.config import Config
+from voicecoder.config import TRANSPORTS, Config
 from voicecoder.domain.errors import VoicecoderError
 from voicecoder.domain.model import Diagnostic
 from voicecoder.entrypoints import webhook_admin
@@ -37,7 +37,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--env-file", type=Path, default=Path(".env"), help="optional .env file (default: ./.env)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="run the bot (webhook server, or polling)")
+    serve = sub.add_parser("serve", help="run the bot (webhook server, polling, or Telethon's MTProto)")
+    serve.add_argument(
+        "--transport",
+        choices=TRANSPORTS,
+        help="how updates arrive (default: TRANSPORT, else webhook); telethon needs API_ID and API_HASH",
+    )
     serve.add_argument("--polling", action="store_true", help="long polling instead of the webhook")
     serve.add_argument("--delete-webhook", action="store_true", help="with --polling: delete a webhook that is set")
     serve.add_argument("--drop-pending", action="store_true", help="with --delete-webhook: drop waiting updates")
@@ -123,6 +128,9 @@ async def _serve(config: Config, args: argparse.Namespace) -> int:
     from voicecoder.entrypoints.server import serve  # noqa: PLC0415 - keeps `doctor` start-up light
 
     config.require_telegram()
+    if args.transport is not None:
+        config = attrs.evolve(config, transport=args.transport)
+        config.validate()
     container = build_container(config)
     async with open_runtime(container):
         await serve(container, polling=args.polling, delete_webhook=args.delete_webhook, drop_pending=args.drop_pending)

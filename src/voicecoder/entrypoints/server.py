@@ -1,4 +1,4 @@
-"""`voicecoder serve`: the webhook server (or polling) wired from the container, with /metrics."""
+"""`voicecoder serve`: the webhook server (or polling, or MTProto via Telethon) wired from the container."""
 
 from __future__ import annotations
 
@@ -87,6 +87,11 @@ async def serve(
     """Run until SIGTERM/SIGINT (or *stop*); the container's runtime must be open."""
     config = container.settings()
     wire_update_metrics(container.dispatch_stats(), container.metrics())
+    if config.transport == "telethon" and not polling:
+        from voicecoder.entrypoints.telethon_serve import serve_telethon  # noqa: PLC0415 - the telethon extra
+
+        await serve_telethon(container, stop=stop, handle_signals=handle_signals, task_status=task_status)
+        return
     async with anyio.create_task_group() as tg:
         # The command menu is cosmetic: never let an unreachable Telegram delay taking updates.
         tg.start_soon(announce_commands, container)
