@@ -21,6 +21,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from tests.agent_processes import alive_with
 from tests.integration.cli_agent import isolated_env
 from tests.integration.test_claude_real_cli import CLAUDE
 from voicecoder.domain.app import COMMANDS
@@ -148,7 +149,8 @@ class TestConfiguration:
 async def test_serve_on_mtproto_end_to_end(tmp_path: Path, tg: FakeTelegram, serve: list[Serve]) -> None:
     """
     A session over MTProto (prompt, progress, Show Diff, Approve, voice), then SIGTERM mid-turn: a clean exit,
-    and after a restart the interrupted prompt and a message sent while the bot was down are each handled once.
+    and after a restart the interrupted prompt and a message sent while the bot was down are each handled once;
+    then a crash mid-turn: after a restart that turn runs once more and nothing else runs twice.
     """
     workspace = tmp_path / "ws"
     async with (
@@ -210,12 +212,30 @@ async def test_serve_on_mtproto_end_to_end(tmp_path: Path, tg: FakeTelegram, ser
         second = runs.start()
         await wait_text("fake-model: think for a long time")
         await wait_text("ℹ️ Commands")
-        assert await runs.stop(second) == 0, runs.output()
+
+        # A crash (SIGKILL) mid-turn: Telethon saved no update state since the last start, so the restarted client
+        # gets the earlier messages again through getDifference; the inbox runs only what never finished, once.
+        anthropic.script(Reply.text("never mind", stall_s=60))
+        asked = len(anthropic.requests)
+        await tg.send_text("think about it again")
+        await anthropic.wait_for_requests(asked + 1, 90)
+        second.kill()
+        await anyio.to_thread.run_sync(second.wait, 30)
+        orphans = alive_with("ANTHROPIC_BASE_URL", anthropic.base_url)  # the killed server could not stop its CLI
+        for pid in orphans:
+            os.kill(pid, signal.SIGKILL)
+        third = runs.start()
+        await wait_text("fake-model: think about it again")
+        assert await runs.stop(third) == 0, runs.output()
 
     assert len(texts("fake-model: think for a long time")) == 1
+    assert len(texts("fake-model: think about it again")) == 1
     assert len(texts("ℹ️ Commands")) == 1
     assert len(texts("👋 Hi")) == 1
-    assert len([r for r in anthropic.requests if "think for a long time" in r.prompt]) == 2
+    assert len(texts("✅ Changes approved and committed!")) == 1
+    assert len([r for r in anthropic.requests if r.prompt == "think for a long time"]) == 2
+    assert len([r for r in anthropic.requests if r.prompt == "think about it again"]) == 2
+    assert "arrived again" in runs.logs[2].read_text()
     session = tmp_path / "data" / "telethon.session"
     assert session.stat().st_mode & 0o777 == 0o600
     output = runs.output()
