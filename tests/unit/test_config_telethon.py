@@ -8,7 +8,7 @@ import pytest
 
 from voicecoder.adapters import TelegramBotApi, TelethonMessenger, TelethonUpdateHandler
 from voicecoder.bootstrap import RuntimeChecks, build_container
-from voicecoder.config import Config
+from voicecoder.config import Config, read_dotenv
 from voicecoder.domain.errors import ConfigurationError
 from voicecoder.testing import FAKE_API_HASH, FAKE_API_ID, FAKE_BOT_TOKEN, FakeTelegram
 
@@ -146,3 +146,19 @@ class TestContainer:
         assert "my.telegram.org" in (missing["mtproto"].fix or "")
         assert ready["mtproto"].ok
         assert str(tmp_path / "telethon.session") in ready["mtproto"].detail
+
+
+class TestDocumented:
+    @pytest.mark.parametrize("name", ["API_ID", "API_HASH", "TELETHON_SESSION", "TELETHON_SESSION_STRING"])
+    def test_every_telethon_setting_is_documented(self, name: str) -> None:
+        root = Path(__file__).resolve().parents[2]
+        assert f"\n{name}=" in (root / ".env.example").read_text(encoding="utf-8")
+        assert f"`{name}`" in (root / "README.md").read_text(encoding="utf-8")
+
+    def test_the_example_env_file_is_a_valid_configuration(self) -> None:
+        root = Path(__file__).resolve().parents[2]
+        values = read_dotenv(root / ".env.example")
+
+        assert Config.from_mapping(values).transport == "webhook"
+        with pytest.raises(ConfigurationError, match="API_ID and API_HASH"):
+            Config.from_mapping({**values, "TRANSPORT": "telethon"})
