@@ -50,6 +50,7 @@ from voicecoder.config import Config
 from voicecoder.domain.errors import (
     AgentNotInstalledError,
     AgentTimeoutError,
+    ConfigurationError,
     ProviderAuthError,
     VoicecoderError,
 )
@@ -81,6 +82,45 @@ def _claude_config(config: Config) -> ClaudeCliConfig:
         config_dir=config.claude_config_dir.resolve() if config.claude_config_dir else None,
         extra_env=dict(config.claude_env),
     )
+
+
+def _telethon_client(config: Config) -> Any:
+    """The standalone bot's own ``TelegramClient`` (not connected yet; `voicecoder serve` logs it in)."""
+    try:
+        from voicecoder.adapters.telethon.session import bot_client, bot_session  # noqa: PLC0415 - optional extra
+    except ImportError:
+        raise ConfigurationError(
+            "TRANSPORT=telethon needs Telethon: install voicecoder with its telethon extra "
+            "(pip install 'voicecoder[telethon]')."
+        ) from None
+    api_id, api_hash = config.require_mtproto()
+    path = config.telethon_session_path
+    try:
+        session = bot_session(path, config.telethon_session_string)
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"TELETHON_SESSION_STRING is not usable ({exc}). Export one with Telethon's StringSession, or unset it "
+            "to log in with TELEGRAM_TOKEN."
+        ) from None
+    except OSError as exc:
+        raise ConfigurationError(
+            f"The Telethon session file {path} cannot be created ({exc.strerror}): fix TELETHON_SESSION or DATA_DIR."
+        ) from None
+    return bot_client(session, api_id, api_hash)
+
+
+def _telethon_messenger(client: Any) -> Messenger:
+    from voicecoder.adapters.telethon import TelethonMessenger  # noqa: PLC0415 - optional extra
+
+    return TelethonMessenger(client)
+
+
+def _telethon_update_handler(
+    app: VoiceCoder, client: Any, *, messenger: Messenger, max_bytes: int
+) -> Callable[[dict[str, Any]], Awaitable[None]]:
+    from voicecoder.adapters.telethon import TelethonUpdateHandler  # noqa: PLC0415 - optional extra
+
+    return TelethonUpdateHandler(app, client, messenger=messenger, max_bytes=max_bytes)
 
 
 def cli_error_hint(error: VoicecoderError) -> str | None:
@@ -141,7 +181,9 @@ class RuntimeChecks:
             ),
             _users_check(config),
         ]
-        if self.online and config.telegram_token:
+        if config.transport == "telethon":
+            results.append(_mtproto_check(config))
+        elif self.online and config.telegram_token:
             expected = await expectation(
                 transport=config.transport, url=config.webhook_url, fixed_ip=config.webhook_ip_address
             )
@@ -239,6 +281,17 @@ async def _state_look(config: Config) -> Sequence[Diagnostic]:
     return [sqlite_file_diagnostic("state store", config.state_path, schema_version=STATE_SCHEMA_VERSION)]
 
 
+def _mtproto_check(config: Config) -> Diagnostic:
+    missing = [name for name, value in (("API_ID", config.api_id), ("API_HASH", config.api_hash)) if value is None]
+    return Diagnostic(
+        "mtproto",
+        ok=not missing,
+        detail=f"{' and '.join(missing)} not set" if missing else f"session {config.telethon_session_path}",
+        fix="create an application at https://my.telegram.org (API development tools) and put its api_id and "
+        "api_hash in API_ID and API_HASH",
+    )
+
+
 class Container(containers.DeclarativeContainer):
     """Everything voicecoder is made of, for one workspace."""
 
@@ -289,9 +342,11 @@ class Container(containers.DeclarativeContainer):
         on_error=metrics.provided.count_telegram_error,
         secrets=providers.Callable(lambda c: c.secrets(), settings),
     )
+    telethon_client = providers.Singleton(_telethon_client, settings)
     messenger = providers.Selector(
         config.messaging.transport,
         telegram=providers.Singleton(TelegramMessenger, bot_api),
+        telethon=providers.Singleton(_telethon_messenger, telethon_client),
     )
 
     diagnosables = providers.Callable(
@@ -328,12 +383,22 @@ class Container(containers.DeclarativeContainer):
     )
     voicecoder = providers.Singleton(VoiceCoder, ports, domain_settings)
 
-    update_handler = providers.Singleton(
-        TelegramUpdateHandler,
-        voicecoder,
-        bot_api,
-        max_bytes=settings.provided.max_audio_bytes,
-        messenger=messenger,
+    update_handler = providers.Selector(
+        config.messaging.transport,
+        telegram=providers.Singleton(
+            TelegramUpdateHandler,
+            voicecoder,
+            bot_api,
+            max_bytes=settings.provided.max_audio_bytes,
+            messenger=messenger,
+        ),
+        telethon=providers.Singleton(
+            _telethon_update_handler,
+            voicecoder,
+            telethon_client,
+            max_bytes=settings.provided.max_audio_bytes,
+            messenger=messenger,
+        ),
     )
     dispatch_stats = providers.Singleton(DispatchStats)
     dispatcher = providers.Singleton(UpdateDispatcher, inbox, update_handler, stats=dispatch_stats)
@@ -343,7 +408,8 @@ def build_container(config: Config) -> Container:
     """A container for *config*; adapters are created lazily, on first use."""
     container = Container()
     container.settings.override(providers.Object(config))
-    container.config.from_dict({"stt": {"backend": config.stt_backend}, "messaging": {"transport": "telegram"}})
+    messaging = "telethon" if config.transport == "telethon" else "telegram"
+    container.config.from_dict({"stt": {"backend": config.stt_backend}, "messaging": {"transport": messaging}})
     container.check_dependencies()
     return container
 

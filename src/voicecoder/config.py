@@ -10,7 +10,7 @@ import ipaddress
 import os
 import re
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -19,9 +19,15 @@ import attrs
 from voicecoder.domain.errors import ConfigurationError
 
 SttBackend = Literal["local", "deepgram", "assemblyai", "fake"]
-Transport = Literal["webhook", "polling"]
+Transport = Literal["webhook", "polling", "telethon"]
+TRANSPORTS: tuple[Transport, ...] = ("webhook", "polling", "telethon")
 
 TELEGRAM_TOKEN_RE = re.compile(r"^\d{5,12}:[A-Za-z0-9_-]{30,}$")
+API_HASH_RE = re.compile(r"^[0-9a-fA-F]{32}$")
+MTPROTO_APP = (
+    "API_ID and API_HASH identify a Telegram application (not the bot): log in at https://my.telegram.org, "
+    "open 'API development tools' and create one; API_ID is its number, API_HASH its 32-character hash."
+)
 
 
 def _secret(value: str | None) -> str:
@@ -69,10 +75,19 @@ class Config:
     auto_approve_paths: tuple[str, ...] = ()
     log_format: Literal["json", "text"] = "text"
     log_level: str = "INFO"
+    api_id: int | None = None
+    api_hash: str | None = attrs.field(default=None, repr=_secret)
+    telethon_session: Path | None = None
+    telethon_session_string: str | None = attrs.field(default=None, repr=_secret)
 
     @property
     def inbox_path(self) -> Path:
         return self.data_dir / "inbox.sqlite3"
+
+    @property
+    def telethon_session_path(self) -> Path:
+        """The Telethon session file: TELETHON_SESSION, or ``telethon.session`` in DATA_DIR."""
+        return self.telethon_session if self.telethon_session is not None else self.data_dir / "telethon.session"
 
     @property
     def state_path(self) -> Path:
@@ -80,9 +95,15 @@ class Config:
 
     def secrets(self) -> tuple[str, ...]:
         """Values that must never be printed (used by the log redactor)."""
-        return tuple(
-            s for s in (self.telegram_token, self.webhook_secret, self.deepgram_api_key, self.assemblyai_api_key) if s
+        values = (
+            self.telegram_token,
+            self.webhook_secret,
+            self.deepgram_api_key,
+            self.assemblyai_api_key,
+            self.api_hash,
+            self.telethon_session_string,
         )
+        return tuple(s for s in values if s)
 
     @property
     def webhook_url(self) -> str | None:
@@ -128,6 +149,13 @@ class Config:
                 "(or run `voicecoder sandbox` to try voicecoder without Telegram)."
             )
         return self.telegram_token
+
+    def require_mtproto(self) -> tuple[int, str]:
+        """The api_id and api_hash the Telethon transport logs in with."""
+        if self.api_id is None or self.api_hash is None:
+            missing = " and ".join(n for n, v in (("API_ID", self.api_id), ("API_HASH", self.api_hash)) if v is None)
+            raise ConfigurationError(f"TRANSPORT=telethon talks MTProto and needs {missing}. {MTPROTO_APP}")
+        return self.api_id, self.api_hash
 
     @classmethod
     def from_env(
@@ -183,7 +211,7 @@ class Config:
                 ) from None
         if (v := get("ALLOW_NOBODY")) is not None:
             kwargs["allow_nobody"] = _bool(v, "ALLOW_NOBODY")
-        _choice(get("TRANSPORT"), "TRANSPORT", ("webhook", "polling"), kwargs, "transport")
+        _choice(get("TRANSPORT"), "TRANSPORT", TRANSPORTS, kwargs, "transport")
         _choice(get("STT_PROVIDER"), "STT_PROVIDER", ("local", "deepgram", "assemblyai", "fake"), kwargs, "stt_backend")
         _choice(get("LOG_FORMAT"), "LOG_FORMAT", ("json", "text"), kwargs, "log_format")
         strings = {
@@ -222,6 +250,7 @@ class Config:
                 kwargs[field] = Path(v).expanduser()
         if (v := get("CLAUDE_CONFIG_DIR")) is not None:
             kwargs["claude_config_dir"] = Path(v).expanduser()
+        _mtproto(get, kwargs)
         _number(get("LISTEN_PORT"), "LISTEN_PORT", int, 1, 65535, kwargs, "listen_port")
         _number(get("CLAUDE_TIMEOUT"), "CLAUDE_TIMEOUT", float, 5, 24 * 3600, kwargs, "claude_timeout_s")
         _number(get("CLAUDE_MAX_TURNS"), "CLAUDE_MAX_TURNS", int, 1, 1000, kwargs, "claude_max_turns")
@@ -248,6 +277,8 @@ class Config:
             raise ConfigurationError("STT_PROVIDER=deepgram needs DEEPGRAM_API_KEY (or set STT_PROVIDER=local).")
         if self.stt_backend == "assemblyai" and not self.assemblyai_api_key:
             raise ConfigurationError("STT_PROVIDER=assemblyai needs ASSEMBLYAI_API_KEY (or set STT_PROVIDER=local).")
+        if self.transport == "telethon":
+            self.require_mtproto()
         if self.public_url is not None:
             parts = urllib.parse.urlsplit(self.public_url)
             if parts.scheme != "https" or not parts.hostname:
@@ -260,6 +291,22 @@ class Config:
                     "PUBLIC_URL is the base URL only (scheme, host, optional port): drop the query or fragment; "
                     "the webhook path comes from WEBHOOK_PATH."
                 )
+
+
+def _mtproto(get: Callable[[str], str | None], out: dict[str, object]) -> None:
+    """API_ID, API_HASH, TELETHON_SESSION and TELETHON_SESSION_STRING (the Telethon transport's login)."""
+    if (v := get("API_ID")) is not None:
+        if not v.isdigit() or int(v) <= 0:
+            raise ConfigurationError(f"API_ID must be a positive number, got {v!r}. {MTPROTO_APP}")
+        out["api_id"] = int(v)
+    if (v := get("API_HASH")) is not None:
+        if not API_HASH_RE.match(v):
+            raise ConfigurationError(f"API_HASH must be 32 hexadecimal characters. {MTPROTO_APP}")
+        out["api_hash"] = v
+    if (v := get("TELETHON_SESSION")) is not None:
+        out["telethon_session"] = Path(v).expanduser()
+    if (v := get("TELETHON_SESSION_STRING")) is not None:
+        out["telethon_session_string"] = v
 
 
 def _choice(value: str | None, name: str, options: tuple[str, ...], out: dict[str, object], field: str) -> None:

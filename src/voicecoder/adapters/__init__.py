@@ -9,8 +9,9 @@ SQLite and the CLI agent adapters run on asyncio and trio alike.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from voicecoder.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from voicecoder.adapters.assemblyai_transcriber import AssemblyAITranscriber
@@ -27,34 +28,35 @@ if TYPE_CHECKING:
     from voicecoder.adapters.telegram_bot_api import TelegramBotApi
     from voicecoder.adapters.telegram_messenger import TelegramMessenger
     from voicecoder.adapters.telegram_updates import TelegramUpdateHandler
-    from voicecoder.adapters.telethon import TelethonMessenger, TelethonUpdates
+    from voicecoder.adapters.telethon import TelethonMessenger, TelethonUpdateHandler, TelethonUpdates
     from voicecoder.adapters.unavailable_agent import UnavailableAgent
     from voicecoder.adapters.update_dispatcher import UpdateDispatcher
     from voicecoder.adapters.workspace_vocabulary import WorkspaceVocabulary
 
 _MODULES = {
-    "AssemblyAITranscriber": "assemblyai_transcriber",
-    "AudioLimits": "audio_intake",
-    "ClaudeCliAgent": "claude_cli_agent",
-    "ClaudeCliConfig": "claude_cli_agent",
-    "DeepgramTranscriber": "deepgram_transcriber",
-    "DetectSecretsScanner": "detect_secrets_scanner",
-    "DulwichWorkspace": "dulwich_workspace",
-    "LocalWhisperTranscriber": "local_whisper_transcriber",
-    "MeteredAgentRunner": "prometheus_metrics",
-    "MeteredTranscriber": "prometheus_metrics",
-    "Metrics": "prometheus_metrics",
-    "SqliteInbox": "sqlite_inbox",
-    "SqliteStateStore": "sqlite_state_store",
-    "SystemClock": "system_clock",
-    "TelegramBotApi": "telegram_bot_api",
-    "TelegramMessenger": "telegram_messenger",
-    "TelegramUpdateHandler": "telegram_updates",
-    "TelethonMessenger": "telethon",
-    "TelethonUpdates": "telethon",
-    "UnavailableAgent": "unavailable_agent",
-    "UpdateDispatcher": "update_dispatcher",
-    "WorkspaceVocabulary": "workspace_vocabulary",
+    "AssemblyAITranscriber": ".assemblyai_transcriber",
+    "AudioLimits": ".audio_intake",
+    "ClaudeCliAgent": ".claude_cli_agent",
+    "ClaudeCliConfig": ".claude_cli_agent",
+    "DeepgramTranscriber": ".deepgram_transcriber",
+    "DetectSecretsScanner": ".detect_secrets_scanner",
+    "DulwichWorkspace": ".dulwich_workspace",
+    "LocalWhisperTranscriber": ".local_whisper_transcriber",
+    "MeteredAgentRunner": ".prometheus_metrics",
+    "MeteredTranscriber": ".prometheus_metrics",
+    "Metrics": ".prometheus_metrics",
+    "SqliteInbox": ".sqlite_inbox",
+    "SqliteStateStore": ".sqlite_state_store",
+    "SystemClock": ".system_clock",
+    "TelegramBotApi": ".telegram_bot_api",
+    "TelegramMessenger": ".telegram_messenger",
+    "TelegramUpdateHandler": ".telegram_updates",
+    "TelethonMessenger": ".telethon",
+    "TelethonUpdateHandler": ".telethon",
+    "TelethonUpdates": ".telethon",
+    "UnavailableAgent": ".unavailable_agent",
+    "UpdateDispatcher": ".update_dispatcher",
+    "WorkspaceVocabulary": ".workspace_vocabulary",
 }
 
 __all__ = [
@@ -76,6 +78,7 @@ __all__ = [
     "TelegramMessenger",
     "TelegramUpdateHandler",
     "TelethonMessenger",
+    "TelethonUpdateHandler",
     "TelethonUpdates",
     "UnavailableAgent",
     "UpdateDispatcher",
@@ -83,12 +86,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _MODULES)
