@@ -18,13 +18,13 @@ from pathlib import Path
 import attrs
 from dependency_injector import containers, providers
 
-from voicecoder.adapters.assemblyai_transcriber import AssemblyAITranscriber
-from voicecoder.adapters.audio_intake import AudioLimits
+from voicecoder.adapters.stt.assemblyai import AssemblyAITranscriber
+from voicecoder.adapters.stt.audio_intake import AudioLimits
 from voicecoder.adapters.claude_cli_agent import ClaudeCliAgent, ClaudeCliConfig
-from voicecoder.adapters.deepgram_transcriber import DeepgramTranscriber
+from voicecoder.adapters.stt.deepgram import DeepgramTranscriber
 from voicecoder.adapters.detect_secrets_scanner import DetectSecretsScanner
 from voicecoder.adapters.dulwich_workspace import DulwichWorkspace
-from voicecoder.adapters.local_whisper_transcriber import LocalWhisperTranscriber
+from voicecoder.adapters.stt.local_whisper import LocalWhisperTranscriber
 from voicecoder.adapters.prometheus_metrics import MeteredAgentRunner, MeteredTranscriber, Metrics
 from voicecoder.adapters.sqlite_inbox import SqliteInbox
 from voicecoder.adapters.sqlite_state_store import SqliteStateStore
@@ -33,7 +33,7 @@ from voicecoder.adapters.telegram_bot_api import TelegramApiError, TelegramBotAp
 from voicecoder.adapters.telegram_messenger import TelegramMessenger
 from voicecoder.adapters.telegram_updates import TelegramUpdateHandler
 from voicecoder.adapters.update_dispatcher import DispatchStats, UpdateDispatcher
-from voicecoder.adapters.workspace_vocabulary import WorkspaceVocabulary
+from voicecoder.adapters.stt.vocabulary import WorkspaceVocabulary
 from voicecoder.config import Config
 from voicecoder.domain.model import Diagnostic, UserId
 from voicecoder.domain.policy import ApprovalPolicy

@@ -18,7 +18,7 @@ from typing import Any, Self
 import aiohttp
 import attrs
 
-from voicecoder.adapters.audio_intake import AudioLimits, check_audio
+from voicecoder.adapters.stt.audio_intake import AudioLimits, check_audio
 from voicecoder.domain.errors import (
     NoSpeechError,
     ProviderAuthError,

@@ -22,8 +22,8 @@ import assemblyai as aai
 import attrs
 import httpx
 
-from voicecoder.adapters.audio_intake import AudioLimits, check_audio
-from voicecoder.adapters.deepgram_transcriber import parse_retry_after
+from voicecoder.adapters.stt.audio_intake import AudioLimits, check_audio
+from voicecoder.adapters.stt.deepgram import parse_retry_after
 from voicecoder.domain.errors import (
     NoSpeechError,
     ProviderAuthError,
