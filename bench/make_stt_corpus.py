@@ -306,7 +306,7 @@ def build_set(
 CONTRACT_DATA = HERE.parent / "src" / "voicecoder" / "testing" / "data" / "voice"
 #: (file, text): spoken by en-us at 150 wpm like the project's fixtures.
 CONTRACT_SPEECH = (
-    ("hint_zorblax.ogg", "add a test for the zorblax parser"),
+    ("hint_quillmesh.ogg", "deploy the quillmesh service to staging"),
     ("git_log.ogg", "show me the git log"),
 )
 TOO_LONG_S = 605

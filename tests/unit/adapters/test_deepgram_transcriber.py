@@ -8,8 +8,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from voicecoder.adapters.audio_intake import AudioLimits
-from voicecoder.adapters.deepgram_transcriber import DeepgramTranscriber, parse_retry_after
+from voicecoder.adapters.stt.audio_intake import AudioLimits
+from voicecoder.adapters.stt.deepgram import DeepgramTranscriber, parse_retry_after
 from voicecoder.domain.errors import (
     AudioTooLongError,
     NoSpeechError,
@@ -20,8 +20,10 @@ from voicecoder.domain.errors import (
     UnsupportedAudioError,
 )
 from voicecoder.domain.model import Audio, TranscriptionHints
-from voicecoder.testing.contracts.transcriber import clip_texts, voice_clip
-from voicecoder.testing.fake_stt_servers import DEEPGRAM_CORRUPT_AUDIO, FakeDeepgramServer
+from voicecoder.testing.contracts.transcriber import voice_clip
+from voicecoder.testing.fake_stt_servers import DEEPGRAM_CORRUPT_AUDIO, FakeDeepgramServer, ScriptedRecognizer
+
+HEARD = ScriptedRecognizer("run the tests and fix any failures", confidence=0.97)
 
 VOICE = Path(__file__).resolve().parents[2] / "fixtures" / "voice"
 KEY = "dg-secret-0123456789abcdef"
@@ -34,7 +36,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture(name="server")
 async def _server() -> AsyncIterator[FakeDeepgramServer]:
-    async with FakeDeepgramServer(transcripts=clip_texts(), api_key=KEY) as server:
+    async with FakeDeepgramServer(recognizer=HEARD, api_key=KEY) as server:
         yield server
 
 
@@ -108,7 +110,7 @@ class TestDeepgramResponse:
 
         assert result.text == "run the tests and fix any failures"
         assert result.language == "en"
-        assert result.confidence == 0.99
+        assert result.confidence == 0.97
         assert result.duration_s == pytest.approx(2.887, abs=0.01)
         assert [w.text for w in result.words] == result.text.split()
         assert result.words[-1].end_s == pytest.approx(result.duration_s, abs=0.01)
@@ -116,17 +118,23 @@ class TestDeepgramResponse:
     async def test_detected_language_reported(self, run_tests: Audio) -> None:
         """The language Deepgram detected is the transcript's language."""
         async with (
-            FakeDeepgramServer(transcripts=clip_texts(), languages={run_tests.digest: "es"}, api_key=KEY) as server,
+            FakeDeepgramServer(
+                recognizer=ScriptedRecognizer("ejecuta las pruebas", language="es"), api_key=KEY
+            ) as server,
             DeepgramTranscriber(api_key=KEY, base_url=server.base_url) as adapter,
         ):
             result = await adapter.transcribe(run_tests)
 
         assert result.language == "es"
 
-    async def test_silence(self, adapter: DeepgramTranscriber) -> None:
+    async def test_silence(self) -> None:
         """An empty transcript (silence) is NoSpeechError."""
-        with pytest.raises(NoSpeechError):
-            await adapter.transcribe(voice_clip("silence_2s.ogg").audio())
+        async with (
+            FakeDeepgramServer(recognizer=ScriptedRecognizer(""), api_key=KEY) as server,
+            DeepgramTranscriber(api_key=KEY, base_url=server.base_url) as adapter,
+        ):
+            with pytest.raises(NoSpeechError):
+                await adapter.transcribe(voice_clip("silence_2s.ogg").audio())
 
     async def test_unexpected_shape(
         self, server: FakeDeepgramServer, adapter: DeepgramTranscriber, run_tests: Audio
@@ -249,7 +257,7 @@ class TestDeepgramErrors:
 
     async def test_connection_refused(self, run_tests: Audio) -> None:
         """A closed port is ProviderUnavailableError."""
-        server = FakeDeepgramServer(api_key=KEY)
+        server = FakeDeepgramServer(recognizer=HEARD, api_key=KEY)
         url = await server.start()
         await server.close()
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from voicecoder.adapters.audio_intake import AudioLimits
-from voicecoder.adapters.local_whisper_transcriber import (
+from voicecoder.adapters.stt.audio_intake import AudioLimits
+from voicecoder.adapters.stt.local_whisper import (
     BASE_MODEL_SHA256,
     LocalWhisperTranscriber,
     _decode,

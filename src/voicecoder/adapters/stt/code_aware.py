@@ -1,6 +1,8 @@
 """
-`CodeAwareTranscriber`: any provider, hinted with the coding vocabulary and the workspace's names as they are
-spoken, and its text passed through the spoken-forms post-pass (see `code_vocabulary`).
+`CodeAwareTranscriber`: any provider, hinted and post-processed for code.
+
+The coding vocabulary and the workspace's names as they are spoken become the hints, and the text passes
+through the spoken-forms post-pass (see `code_vocabulary`).
 
 The composition root wraps every speech engine in it (built-in or plug-in), so each one hears "git log",
 and "main dot py" becomes ``main.py`` when the workspace has that file.

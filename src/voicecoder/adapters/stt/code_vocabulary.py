@@ -1,6 +1,5 @@
 """
-Code-aware recognition: the words a coding request is made of, how they reach a recogniser, and how spoken
-forms of the workspace's names are written back.
+Code-aware recognition: the words of coding requests, as hints in and spelled names out.
 
 Three pieces, each small and testable on its own:
 
@@ -16,8 +15,9 @@ Three pieces, each small and testable on its own:
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 __all__ = ["CODING_VOCABULARY", "MAX_PROMPT_CHARS", "apply_spoken_forms", "hint_prompt", "recognizer_terms"]
 
@@ -108,6 +108,10 @@ def _pattern(name: str) -> str | None:
     return r"\b" + sep.join(map(re.escape, words)) if len(words) > 1 else None
 
 
+def _parked(park: Callable[[str], str], name: str, _match: re.Match[str]) -> str:
+    return park(name)
+
+
 def apply_spoken_forms(text: str, names: Iterable[str]) -> str:
     """
     Write spoken workspace names the way the workspace spells them; leave everything else alone.
@@ -133,5 +137,5 @@ def apply_spoken_forms(text: str, names: Iterable[str]) -> str:
     for name in candidates:
         pattern = _pattern(name)
         if pattern is not None:
-            text = re.sub(pattern + r"(?![\w])", lambda _m, n=name: park(n), text, flags=re.IGNORECASE)
+            text = re.sub(pattern + r"(?![\w])", functools.partial(_parked, park, name), text, flags=re.IGNORECASE)
     return re.sub("\x00(\\d+)\x00", lambda m: parked[int(m[1])], text)

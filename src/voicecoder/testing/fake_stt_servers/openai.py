@@ -1,10 +1,13 @@
 """
-A loopback fake of the OpenAI audio transcription API (``POST /v1/audio/transcriptions``), the multipart shape
-OpenAI, Groq and self-hosted Whisper servers speak, following OpenAI's public API reference.
+A loopback fake of the OpenAI audio transcription API (``POST /v1/audio/transcriptions``).
+
+The multipart shape OpenAI, Groq and self-hosted Whisper servers speak, following OpenAI's public API reference.
 """
 
 from __future__ import annotations
 
+import email.parser
+import email.policy
 import math
 from typing import Any
 
@@ -32,17 +35,40 @@ _NAMES = {
 }
 
 
-def openai_error(message: str, kind: str = "invalid_request_error", param: str | None = None, code: str | None = None) -> dict[str, Any]:
+def openai_error(
+    message: str, kind: str = "invalid_request_error", param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
     """The API's error body."""
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+def _parse_form(content_type: str, body: bytes) -> tuple[dict[str, str], str | None, bytes]:
+    """The text fields, the file's name and the file's bytes of a multipart/form-data body."""
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+    )
+    form: dict[str, str] = {}
+    file_name: str | None = None
+    data = b""
+    for part in message.iter_parts() if message.is_multipart() else ():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        content = payload if isinstance(payload, bytes) else b""
+        if name == "file":
+            file_name = part.get_filename() or ""
+            data = content
+        elif isinstance(name, str):
+            form[name] = content.decode("utf-8", "replace")
+    return form, file_name, data
 
 
 @attrs.define(kw_only=True)
 class FakeOpenAIServer(FakeSpeechServer):
     """
-    ``POST /v1/audio/transcriptions`` with ``Authorization: Bearer <key>`` (no check when *api_key* is None, as
-    self-hosted servers run) and a multipart body: ``file``, ``model``, optional ``language``, ``prompt``,
-    ``response_format`` (json, text, srt, verbose_json, vtt), ``temperature``.
+    ``POST /v1/audio/transcriptions`` with ``Authorization: Bearer <key>`` and a multipart body.
+
+    No auth check when *api_key* is None, as self-hosted servers run. The body: ``file``, ``model``, optional
+    ``language``, ``prompt``, ``response_format`` (json, text, srt, verbose_json, vtt), ``temperature``.
 
     The `recognizer` hears the file with the request's language (detecting it when absent) and its prompt.
     *models* are the model ids the server knows (others get 404 ``model_not_found``); ``gpt-4o`` models answer
@@ -81,21 +107,10 @@ class FakeOpenAIServer(FakeSpeechServer):
                     ),
                 )
             if authorization != f"Bearer {self.api_key}":
-                return json_response(
-                    401, openai_error("Incorrect API key provided.", code="invalid_api_key")
-                )
+                return json_response(401, openai_error("Incorrect API key provided.", code="invalid_api_key"))
         if not request.content_type.startswith("multipart/"):
             return json_response(400, openai_error("Expected a multipart/form-data request body."))
-        form: dict[str, str] = {}
-        file_name: str | None = None
-        data = b""
-        reader = await request.multipart()
-        async for part in reader:
-            if part.name == "file":
-                file_name = part.filename
-                data = bytes(await part.read())  # type: ignore[union-attr]
-            elif part.name:
-                form[part.name] = await part.text()  # type: ignore[union-attr]
+        form, file_name, data = _parse_form(request.headers["Content-Type"], await request.read())
         self.forms.append(form)
         if file_name is None:
             return json_response(400, openai_error("Missing required parameter: 'file'.", param="file"))
@@ -140,9 +155,7 @@ class FakeOpenAIServer(FakeSpeechServer):
             )
         undecodable = json_response(
             400,
-            openai_error(
-                "Audio file might be corrupted or unsupported", param="file", code="invalid_value"
-            ),
+            openai_error("Audio file might be corrupted or unsupported", param="file", code="invalid_value"),
         )
         if not is_audio(data):
             return undecodable
