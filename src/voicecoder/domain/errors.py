@@ -164,7 +164,7 @@ class ProviderRejectedError(TranscriptionError):
     """
 
     def __init__(self, provider: str, detail: str, fix: str = "Check the speech-to-text settings") -> None:
-        super().__init__(f"The {provider} speech service refused the request: {detail}. {fix.rstrip('.')}.")
+        super().__init__(f"The {provider} speech service refused the request: {detail.rstrip('.')}. {fix.rstrip('.')}.")
         self.provider = provider
         self.detail = detail
         self.fix = fix

@@ -13,16 +13,16 @@ from voicecoder.domain.errors import (
     AudioTooLargeError,
     NoSpeechError,
     ProviderAuthError,
+    ProviderRejectedError,
     ProviderTimeoutError,
     ProviderUnavailableError,
-    TranscriptionError,
     UnsupportedAudioError,
 )
 from voicecoder.domain.model import Audio, TranscriptionHints
 from voicecoder.testing.contracts.transcriber import voice_clip
 from voicecoder.testing.fake_stt_servers import ASSEMBLYAI_NOT_AUDIO, FakeAssemblyAIServer, ScriptedRecognizer
 
-HEARD = ScriptedRecognizer("run the tests and fix any failures")
+HEARD = ScriptedRecognizer("run the tests and fix any failures", confidence=0.96)
 
 KEY = "aai-secret-0123456789abcdef"
 
@@ -248,22 +248,23 @@ class TestAssemblyAIHttpErrors:
     async def test_negative_balance(
         self, server: FakeAssemblyAIServer, adapter: AssemblyAITranscriber, run_tests: Audio
     ) -> None:
-        """The negative-balance refusal is ProviderUnavailableError about credit."""
+        """The negative-balance refusal is ProviderRejectedError about credit (retrying cannot help)."""
         server.script(400, {"error": "Your current account balance is negative. Please top up."}, path="/v2/transcript")
 
-        with pytest.raises(ProviderUnavailableError, match="credit"):
+        with pytest.raises(ProviderRejectedError, match="credit"):
             await adapter.transcribe(run_tests)
 
     async def test_keyterms_with_prompt_refused(self, server: FakeAssemblyAIServer, run_tests: Audio) -> None:
-        """Another 400 is a TranscriptionError that is neither auth nor outage."""
+        """Another 400 is ProviderRejectedError carrying the service's reason, never "try again"."""
         server.script(400, {"error": "keyterms_prompt cannot be used together with prompt."}, path="/v2/transcript")
         async with AssemblyAITranscriber(
             api_key=KEY, base_url=server.base_url, polling_interval_s=0.02, timeout_s=5
         ) as adapter:
-            with pytest.raises(TranscriptionError) as info:
+            with pytest.raises(ProviderRejectedError) as info:
                 await adapter.transcribe(run_tests)
 
-        assert type(info.value) is TranscriptionError
+        assert "keyterms_prompt cannot be used together with prompt" in str(info.value)
+        assert "try again" not in str(info.value).lower()
 
     @pytest.mark.parametrize("status", [500, 503])
     async def test_server_error(

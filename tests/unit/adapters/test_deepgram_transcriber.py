@@ -14,6 +14,7 @@ from voicecoder.domain.errors import (
     AudioTooLongError,
     NoSpeechError,
     ProviderAuthError,
+    ProviderRejectedError,
     ProviderTimeoutError,
     ProviderUnavailableError,
     TranscriptionError,
@@ -219,11 +220,14 @@ class TestDeepgramErrors:
     async def test_out_of_credit(
         self, server: FakeDeepgramServer, adapter: DeepgramTranscriber, run_tests: Audio
     ) -> None:
-        """402 is ProviderUnavailableError."""
+        """402 is ProviderRejectedError naming the fix: retrying cannot help until the account is topped up."""
         server.script(402, {"err_code": "ASR_PAYMENT_REQUIRED", "err_msg": "Project does not have enough credits."})
 
-        with pytest.raises(ProviderUnavailableError, match="credit"):
+        with pytest.raises(ProviderRejectedError, match="credit") as info:
             await adapter.transcribe(run_tests)
+
+        assert "Top up" in str(info.value)
+        assert "try again" not in str(info.value).lower()
 
     async def test_too_large_at_provider(
         self, server: FakeDeepgramServer, adapter: DeepgramTranscriber, run_tests: Audio
