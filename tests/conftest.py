@@ -11,6 +11,8 @@ from voicecoder.testing.fake_stt_servers import EngineRecognizer
 
 REPO = Path(__file__).resolve().parent.parent
 
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture
 def anyio_backend() -> str:
@@ -38,4 +40,4 @@ def whisper_base(tmp_path_factory: pytest.TempPathFactory) -> LocalWhisperTransc
 @pytest.fixture(scope="session")
 def engine_recognizer(whisper_base: LocalWhisperTranscriber) -> EngineRecognizer:
     """What the fake speech servers hear with: the session's engine, memoised per request content."""
-    return EngineRecognizer(whisper_base)
+    return EngineRecognizer.shared(whisper_base)

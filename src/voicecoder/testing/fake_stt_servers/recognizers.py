@@ -76,6 +76,23 @@ class EngineRecognizer:
         factory=dict, repr=False
     )
 
+    @classmethod
+    def shared(cls, engine: LocalWhisperTranscriber | None = None) -> EngineRecognizer:
+        """
+        The process-wide recognizer (created on first use, with *engine* or a freshly loaded Whisper ``base``).
+
+        Every fake server and contract run in one test session then shares one engine and one memo.
+        """
+        global _SHARED  # noqa: PLW0603 - one engine per process is the point
+        if _SHARED is None:
+            if engine is None:
+                from voicecoder.adapters.stt.local_whisper import LocalWhisperTranscriber  # noqa: PLC0415
+
+                engine = LocalWhisperTranscriber()
+                engine.load()
+            _SHARED = cls(engine)
+        return _SHARED
+
     async def recognize(self, data: bytes, *, language: str | None, prompt: str | None) -> Recognition:
         key = (hashlib.sha256(data).hexdigest(), language, prompt)
         if key not in self._memo:
@@ -94,3 +111,6 @@ class EngineRecognizer:
         except TranscriptionError as exc:
             return exc
         return Recognition(result.text, result.language, result.confidence, result.duration_s or 0.0)
+
+
+_SHARED: EngineRecognizer | None = None
