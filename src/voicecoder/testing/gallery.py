@@ -36,7 +36,7 @@ class SameTextForEveryClip:
 
     async def transcribe(self, audio: Audio, hints: TranscriptionHints | None = None, /) -> Transcript:
         await super().transcribe(audio, hints)  # type: ignore[misc]
-        return Transcript(text="run the tests and fix any failures", language="en", confidence=0.9)
+        return Transcript(text="create a file called test dot txt", language="en", confidence=0.9)
 
 
 class SwallowsErrors:
