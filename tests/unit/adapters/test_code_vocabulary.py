@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from voicecoder.adapters.stt.code_vocabulary import CODING_VOCABULARY, apply_spoken_forms, recognizer_terms
+
+NAMES = ("main.py", "test_api.py", "README.md", ".gitignore", "parse_config", "OrderService", "utils.py")
+
+
+class TestRecognizerTerms:
+    def test_coding_words_then_spoken_names(self) -> None:
+        """The coding vocabulary comes first, then the workspace's names as they are said."""
+        terms = recognizer_terms(NAMES)
+
+        assert terms[: len(CODING_VOCABULARY)] == CODING_VOCABULARY
+        assert terms[len(CODING_VOCABULARY) :] == (
+            "main",
+            "test api",
+            ".gitignore",
+            "parse config",
+            "OrderService",
+            "utils",
+        )
+
+
+class TestSpokenForms:
+    def test_file_said_with_dot(self) -> None:
+        """ "main dot py" becomes main.py when the workspace has main.py."""
+        assert apply_spoken_forms("rename count in main dot py", NAMES) == "rename count in main.py"
+
+    def test_unknown_file_left_alone(self) -> None:
+        """A file the workspace does not have keeps its spoken form."""
+        assert apply_spoken_forms("open foo dot py", NAMES) == "open foo dot py"
+
+    def test_multi_word_names(self) -> None:
+        """Identifiers and multi-word file names are written as the workspace spells them."""
+        text = "fix test api dot py and rename parse config in order service, then add build to dot gitignore"
+
+        assert apply_spoken_forms(text, NAMES) == (
+            "fix test_api.py and rename parse_config in OrderService, then add build to .gitignore"
+        )
+
+    def test_nothing_known_nothing_changed(self) -> None:
+        """Without workspace names the text is returned unchanged."""
+        assert apply_spoken_forms("parse config in main dot py", ()) == "parse config in main dot py"
