@@ -3,7 +3,7 @@ Generate the speech-to-text corpora of `bench/stt.py`: synthetic voice notes of 
 
 Two sets, never mixed:
 
-* ``tuning``: the clips recognition settings may be tuned on (25 requests, 5 voices);
+* ``tuning``: the clips recognition settings may be tuned on (50 requests, 10 voices);
 * ``heldout``: the clips the benchmark reports on, kept apart from any tuning (50 requests, 10 voices
   and variants not used for tuning, 130-190 words per minute).
 
@@ -42,7 +42,18 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "stt_corpus"
 
 #: Voices the tuning set uses; the held-out set uses none of them.
-TUNING_VOICES = ("en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-us+m1", "en-gb-x-gbcwmd")
+TUNING_VOICES = (
+    "en-us",
+    "en-gb-scotland",
+    "en-gb-x-gbclan",
+    "en-us+m1",
+    "en-gb-x-gbcwmd",
+    "en-us+f1",
+    "en-gb-scotland+f2",
+    "en-gb-x-gbclan+m4",
+    "en-gb-x-gbcwmd+klatt2",
+    "en-us+m6",
+)
 HELDOUT_VOICES = (
     "en-us+f3",
     "en-us+m3",
@@ -83,6 +94,31 @@ TUNING_REQUESTS = (
     "revert the changes in config dot json",
     "rename the variable tmp to buffer in cache dot py",
     "run pytest with verbose output",
+    "add a retry decorator to fetch page in crawler dot py",
+    "show the git diff for the staged files",
+    "create a pull request for this branch",
+    "run mypy on the whole package",
+    "rename the module helpers to common",
+    "delete the branch feature signup",
+    "write a docstring for parse header",
+    "move the tests into the tests folder",
+    "update the version in setup dot py",
+    "install the dev dependencies with pip",
+    "check out the main branch and pull",
+    "add caching to get profile in service dot py",
+    "fix the typo in the readme",
+    "log the error in handle request",
+    "make load config return a dictionary",
+    "run the unit tests for the parser",
+    "add a new endpoint to routes dot py",
+    "remove the debug print from worker dot py",
+    "squash the last three commits",
+    "open package dot json and add a test script",
+    "cherry pick the fix from develop",
+    "add a type hint to the return value of read file",
+    "split the function process batch into two",
+    "rename the variable data to payload in api dot py",
+    "show me which files changed since yesterday",
 )
 TUNING_WORKSPACE: dict[str, Any] = {
     "files": [
@@ -100,15 +136,25 @@ TUNING_WORKSPACE: dict[str, Any] = {
         "tests/test_tax.py",
         "docs/index.md",
         "scripts/deploy.sh",
+        "crawler.py",
+        "helpers.py",
+        "service.py",
+        "setup.py",
+        "parser.py",
+        "tests/test_parser.py",
     ],
     "symbols": {
+        "crawler.py": ["fetch_page", "Crawler"],
+        "helpers.py": ["read_file", "load_config"],
+        "service.py": ["get_profile", "handle_request"],
+        "parser.py": ["parse_header", "Parser"],
         "worker.py": ["process_batch", "load_data", "read_records", "send_request"],
         "routes.py": ["old_handler", "new_handler", "index"],
         "main.py": ["main", "parse_args"],
         "api.py": ["calculate_tax", "UserRepository", "get_invoice"],
         "cache.py": ["get", "put", "evict"],
     },
-    "branches": ["main", "develop", "feature/login"],
+    "branches": ["main", "develop", "feature/login", "feature/signup"],
 }
 
 HELDOUT_REQUESTS = (
@@ -351,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0] if __doc__ else None)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--contract-clips", action="store_true", help="write the contract's extra clips instead")
+    parser.add_argument("--only", choices=("tuning", "heldout"), help="write only this set")
     args = parser.parse_args(argv)
     espeak = ensure_espeak()
     if args.contract_clips:
@@ -358,8 +405,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if set(TUNING_VOICES) & set(HELDOUT_VOICES) or set(TUNING_REQUESTS) & set(HELDOUT_REQUESTS):
         sys.exit("the tuning and held-out sets must not share voices or requests")
-    build_set(espeak, args.out, "tuning", TUNING_REQUESTS, TUNING_VOICES, TUNING_WORKSPACE)
-    build_set(espeak, args.out, "heldout", HELDOUT_REQUESTS, HELDOUT_VOICES, HELDOUT_WORKSPACE)
+    if args.only in {None, "tuning"}:
+        build_set(espeak, args.out, "tuning", TUNING_REQUESTS, TUNING_VOICES, TUNING_WORKSPACE)
+    if args.only in {None, "heldout"}:
+        build_set(espeak, args.out, "heldout", HELDOUT_REQUESTS, HELDOUT_VOICES, HELDOUT_WORKSPACE)
     return 0
 
 
