@@ -24,13 +24,10 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture(scope="module")
-def whisper(tmp_path_factory: pytest.TempPathFactory) -> LocalWhisperTranscriber:
-    """faster-whisper base int8, loaded once for this module."""
-    pytest.importorskip("faster_whisper", reason="faster-whisper (the local-stt extra) is not installed")
-    transcriber = LocalWhisperTranscriber(cache_dir=tmp_path_factory.mktemp("whisper-cache"))
-    transcriber.load()
-    return transcriber
+@pytest.fixture(name="whisper")
+def _whisper(whisper_base: LocalWhisperTranscriber) -> LocalWhisperTranscriber:
+    """The session's faster-whisper base int8 engine."""
+    return whisper_base
 
 
 @pytest.fixture(name="workspace")

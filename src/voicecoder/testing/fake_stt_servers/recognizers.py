@@ -21,12 +21,14 @@ import attrs
 
 from voicecoder.adapters.stt.audio_intake import container_duration
 from voicecoder.domain.errors import NoSpeechError, TranscriptionError
-from voicecoder.domain.model import Audio
+from voicecoder.domain.model import Audio, Transcript
 
 if TYPE_CHECKING:
     from voicecoder.adapters.stt.local_whisper import LocalWhisperTranscriber
 
 __all__ = ["EngineRecognizer", "Recognition", "Recognizer", "ScriptedRecognizer"]
+
+_SHARED: EngineRecognizer | None = None
 
 
 @attrs.frozen
@@ -102,15 +104,27 @@ class EngineRecognizer:
             raise outcome
         return outcome
 
+    def remember(
+        self, data: bytes, language: str | None, prompt: str | None, outcome: Transcript | TranscriptionError
+    ) -> None:
+        """Keep what the engine itself answered for exactly these inputs (a caller that ran it directly)."""
+        self._memo[(hashlib.sha256(data).hexdigest(), language, prompt)] = _recognition(data, language, outcome)
+
     async def _hear(self, data: bytes, language: str | None, prompt: str | None) -> Recognition | TranscriptionError:
         self.decodes += 1
         try:
             result = await self.engine.recognize(Audio(data), language=language, prompt=prompt)
-        except NoSpeechError:
-            return Recognition("", language, None, container_duration(data) or 0.0)
         except TranscriptionError as exc:
-            return exc
-        return Recognition(result.text, result.language, result.confidence, result.duration_s or 0.0)
+            return _recognition(data, language, exc)
+        return _recognition(data, language, result)
 
 
-_SHARED: EngineRecognizer | None = None
+def _recognition(
+    data: bytes, language: str | None, outcome: Transcript | TranscriptionError
+) -> Recognition | TranscriptionError:
+    """What a fake server hears, from the engine's transcript or error (silence is an empty recognition)."""
+    if isinstance(outcome, NoSpeechError):
+        return Recognition("", language, None, container_duration(data) or 0.0)
+    if isinstance(outcome, TranscriptionError):
+        return outcome
+    return Recognition(outcome.text, outcome.language, outcome.confidence, outcome.duration_s or 0.0)
