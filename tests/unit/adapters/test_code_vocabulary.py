@@ -41,3 +41,14 @@ class TestSpokenForms:
     def test_nothing_known_nothing_changed(self) -> None:
         """Without workspace names the text is returned unchanged."""
         assert apply_spoken_forms("parse config in main dot py", ()) == "parse config in main dot py"
+
+
+class TestPublicSurface:
+    def test_stt_names_reexported(self) -> None:
+        """The STT adapters and the intake checks are importable from voicecoder.adapters."""
+        from voicecoder import adapters  # noqa: PLC0415
+        from voicecoder.adapters import stt  # noqa: PLC0415
+
+        assert adapters.OpenAITranscriber is stt.OpenAITranscriber
+        assert adapters.check_audio is stt.check_audio
+        assert set(adapters.__all__) <= set(stt.__all__)
