@@ -52,3 +52,26 @@ class TestPublicSurface:
         assert adapters.OpenAITranscriber is stt.OpenAITranscriber
         assert adapters.check_audio is stt.check_audio
         assert set(adapters.__all__) <= set(stt.__all__)
+
+
+class TestCodeAwareTranscriber:
+    async def test_hints_spoken_and_text_spelled(self) -> None:
+        """The inner engine gets coding words and spoken names; its text comes back spelled as the workspace does."""
+        from voicecoder.adapters.stt.code_aware import CodeAwareTranscriber  # noqa: PLC0415
+        from voicecoder.domain.model import TranscriptionHints  # noqa: PLC0415
+        from voicecoder.testing.contracts.transcriber import voice_clip  # noqa: PLC0415
+        from voicecoder.testing.fakes import FakeTranscriber  # noqa: PLC0415
+
+        clip = voice_clip("08_rename_variable.ogg")
+        inner = FakeTranscriber()
+        inner.learn(clip.read(), "rename the variable count to total in main dot py")
+
+        result = await CodeAwareTranscriber(inner).transcribe(
+            clip.audio(), TranscriptionHints(keyterms=("main.py", "parse_config"), language="en")
+        )
+
+        sent = inner.calls[-1][1]
+        assert sent is not None
+        assert sent.keyterms == (*CODING_VOCABULARY, "main", "parse config")
+        assert sent.language == "en"
+        assert result.text == "rename the variable count to total in main.py"
