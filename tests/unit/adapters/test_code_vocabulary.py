@@ -1,6 +1,13 @@
 from __future__ import annotations
 
-from voicecoder.adapters.stt.code_vocabulary import CODING_VOCABULARY, apply_spoken_forms, recognizer_terms
+from voicecoder.adapters.stt.code_vocabulary import (
+    CODING_CONTEXT,
+    CODING_VOCABULARY,
+    apply_spoken_forms,
+    recognizer_terms,
+    whisper_prompt,
+)
+from voicecoder.domain.model import TranscriptionHints
 
 NAMES = ("main.py", "test_api.py", "README.md", ".gitignore", "parse_config", "OrderService", "utils.py")
 
@@ -74,4 +81,38 @@ class TestCodeAwareTranscriber:
         assert sent is not None
         assert sent.keyterms == (*CODING_VOCABULARY, "main", "parse config")
         assert sent.language == "en"
+        assert sent.context == CODING_CONTEXT
         assert result.text == "rename the variable count to total in main.py"
+
+
+class TestWhisperPrompt:
+    def test_keyterms_only(self) -> None:
+        """Without a context the prompt is the keyterms, as a keyterm API would get them."""
+        assert whisper_prompt(TranscriptionHints(keyterms=("main.py", "pytest"))) == "main.py, pytest."
+
+    def test_context_then_unsaid_names(self) -> None:
+        """With a context, the names it does not already say follow it."""
+        hints = TranscriptionHints(keyterms=("git", "parse config", "utils"), context="Show the git log.")
+
+        assert whisper_prompt(hints) == "Show the git log. In this project: parse config, utils."
+
+    def test_nothing_to_say(self) -> None:
+        """No hints, no prompt: the engine hears the audio alone."""
+        assert whisper_prompt(None) is None
+        assert whisper_prompt(TranscriptionHints(language="en")) is None
+
+    async def test_no_context_for_other_languages(self) -> None:
+        """The English sample sentences are not given for a note in another language."""
+        from voicecoder.adapters.stt.code_aware import CodeAwareTranscriber  # noqa: PLC0415
+        from voicecoder.testing.contracts.transcriber import voice_clip  # noqa: PLC0415
+        from voicecoder.testing.fakes import FakeTranscriber  # noqa: PLC0415
+
+        clip = voice_clip("es_run_tests.ogg")
+        inner = FakeTranscriber()
+        inner.learn(clip.read(), clip.text)
+
+        await CodeAwareTranscriber(inner).transcribe(clip.audio(), TranscriptionHints(language="es"))
+
+        sent = inner.calls[-1][1]
+        assert sent is not None
+        assert sent.context is None

@@ -14,7 +14,12 @@ from collections.abc import Sequence
 
 import attrs
 
-from voicecoder.adapters.stt.code_vocabulary import CODING_VOCABULARY, apply_spoken_forms, recognizer_terms
+from voicecoder.adapters.stt.code_vocabulary import (
+    CODING_CONTEXT,
+    CODING_VOCABULARY,
+    apply_spoken_forms,
+    recognizer_terms,
+)
 from voicecoder.domain.model import Audio, Diagnostic, Transcript, TranscriptionHints
 from voicecoder.domain.ports import Transcriber
 
@@ -31,12 +36,17 @@ class CodeAwareTranscriber:
 
     inner: Transcriber
     vocabulary: tuple[str, ...] = CODING_VOCABULARY
+    context: str | None = CODING_CONTEXT
 
     async def transcribe(self, audio: Audio, hints: TranscriptionHints | None = None, /) -> Transcript:
         names = hints.keyterms if hints else ()
+        language = hints.language if hints else None
+        english = language is None or language.lower().startswith("en")
         spoken = TranscriptionHints(
             keyterms=recognizer_terms(names, vocabulary=self.vocabulary),
-            language=hints.language if hints else None,
+            language=language,
+            # The sample sentences are English: for a note in another language they would only mislead.
+            context=self.context if english else None,
         )
         result = await self.inner.transcribe(audio, spoken)
         text = apply_spoken_forms(result.text, names)

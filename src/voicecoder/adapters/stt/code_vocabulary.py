@@ -8,6 +8,8 @@ Three pieces, each small and testable on its own:
 * `recognizer_terms`: the hint list a recogniser is given: that vocabulary, then the workspace's names in
   the form they are *spoken* (``main.py`` → ``main``, ``parse_config`` → ``parse config``). A list of file
   names with extensions makes Whisper loop on ``.py.py.py``; the spoken forms do not.
+* `CODING_CONTEXT` and `whisper_prompt`: for engines that take a text prompt, the vocabulary said in sentences,
+  then the workspace's spoken names.
 * `apply_spoken_forms`: a conservative post-pass that writes a spoken name the way the workspace spells it,
   and only when the workspace has it: "main dot py" → ``main.py`` if there is a ``main.py``,
   "parse config" → ``parse_config`` if such a symbol exists. Nothing else is touched.
@@ -19,7 +21,17 @@ import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
 
-__all__ = ["CODING_VOCABULARY", "MAX_PROMPT_CHARS", "apply_spoken_forms", "hint_prompt", "recognizer_terms"]
+from voicecoder.domain.model import TranscriptionHints
+
+__all__ = [
+    "CODING_CONTEXT",
+    "CODING_VOCABULARY",
+    "MAX_PROMPT_CHARS",
+    "apply_spoken_forms",
+    "hint_prompt",
+    "recognizer_terms",
+    "whisper_prompt",
+]
 
 #: Developer words for the hints, most useful first (they are cut last when the prompt is full).
 CODING_VOCABULARY: tuple[str, ...] = (
@@ -48,6 +60,15 @@ CODING_VOCABULARY: tuple[str, ...] = (
 )
 #: Whisper's prompt window is 224 tokens; keep the vocabulary prompt well inside it.
 MAX_PROMPT_CHARS = 600
+#: How coding requests read, with the vocabulary in place: a Whisper-style engine follows a prompt that looks like
+#: earlier speech far better than a comma-separated list, which it starts to imitate ("merge, npm, branch,").
+#: Chosen on the tuning clips only (bench/stt_corpus/tuning; ADR 0012).
+CODING_CONTEXT = (
+    "Run pytest and fix the failing tests. Show the git log, the git status and the git diff. "
+    "Commit the changes, merge or rebase the branch, stash them. Pip install or npm install a package. "
+    "Update the README in the repo, lint with ruff, add a docstring, refactor a function, make it async, "
+    "edit the Dockerfile, the JSON or YAML config, the API and the CLI."
+)
 
 _EXTENSION = re.compile(r"^(?P<stem>[^.].*?)\.(?P<ext>[A-Za-z0-9]{1,6})$")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
@@ -65,6 +86,21 @@ def hint_prompt(terms: Sequence[str], *, max_chars: int = MAX_PROMPT_CHARS) -> s
         chosen.append(cleaned)
         used += len(cleaned) + 2
     return ", ".join(chosen) + "." if chosen else None
+
+
+def whisper_prompt(hints: TranscriptionHints | None, *, max_chars: int = MAX_PROMPT_CHARS) -> str | None:
+    """
+    The initial prompt for a Whisper-style engine: the hints' context, then the keyterms it does not already say.
+
+    Without a context this is `hint_prompt` of the keyterms (what a keyterm-only API's hints amount to).
+    """
+    if hints is None:
+        return None
+    if not hints.context:
+        return hint_prompt(hints.keyterms, max_chars=max_chars) if hints.keyterms else None
+    said = hints.context.lower()
+    names = hint_prompt([t for t in hints.keyterms if t.strip().lower() not in said], max_chars=max_chars)
+    return f"{hints.context} In this project: {names}" if names else hints.context
 
 
 def _spoken(name: str) -> str:

@@ -38,7 +38,7 @@ import anyio.to_thread
 import attrs
 
 from voicecoder.adapters.stt.audio_intake import AudioLimits, check_audio
-from voicecoder.adapters.stt.code_vocabulary import hint_prompt
+from voicecoder.adapters.stt.code_vocabulary import whisper_prompt
 from voicecoder.domain.errors import (
     ConfigurationError,
     NoSpeechError,
@@ -492,8 +492,7 @@ class LocalWhisperTranscriber:
         )
 
     async def transcribe(self, audio: Audio, hints: TranscriptionHints | None = None, /) -> Transcript:
-        prompt = hint_prompt(hints.keyterms) if hints and hints.keyterms else None
-        return await self.recognize(audio, language=hints.language if hints else None, prompt=prompt)
+        return await self.recognize(audio, language=hints.language if hints else None, prompt=whisper_prompt(hints))
 
     async def recognize(self, audio: Audio, *, language: str | None = None, prompt: str | None = None) -> Transcript:
         """

@@ -29,7 +29,7 @@ import aiohttp
 import attrs
 
 from voicecoder.adapters.stt.audio_intake import AudioFormat, AudioLimits, check_audio
-from voicecoder.adapters.stt.code_vocabulary import hint_prompt
+from voicecoder.adapters.stt.code_vocabulary import whisper_prompt
 from voicecoder.adapters.stt.languages import language_code
 from voicecoder.adapters.stt.retry_after import retry_delay
 from voicecoder.domain.errors import (
@@ -147,7 +147,7 @@ class OpenAITranscriber:
         language = (hints.language if hints else None) or self.language
         if language:
             form.add_field("language", language.split("-")[0].split("_")[0].lower())
-        prompt = hint_prompt(hints.keyterms) if hints and hints.keyterms else None
+        prompt = whisper_prompt(hints)
         if prompt:
             form.add_field("prompt", prompt)
         return form
