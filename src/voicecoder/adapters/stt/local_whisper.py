@@ -369,6 +369,7 @@ class LocalWhisperTranscriber:
     device: str = "cpu"
     cpu_threads: int = 2
     beam_size: int = 5
+    no_repeat_ngram_size: int = 3
     language: str | None = None
     limits: AudioLimits = attrs.field(factory=AudioLimits)
     max_concurrent: int = 1
@@ -470,9 +471,11 @@ class LocalWhisperTranscriber:
                 beam_size=self.beam_size,
                 vad_filter=False,  # already applied, in bounded memory, by _speech_windows
                 condition_on_previous_text=False,
-                # Greedy-beam at temperature 0 only: the fallback's sampling made results differ run to run and
+                # Beam search at temperature 0 only: the fallback's sampling made results differ run to run and
                 # re-decoded hard notes up to six times, for no WER gain on the tuning clips (bench/stt.py).
                 temperature=0.0,
+                # Without the fallback, nothing else stops a "log in, log in, log in" loop.
+                no_repeat_ngram_size=self.no_repeat_ngram_size,
                 **options,
             )
             for segment in segments:
