@@ -9,6 +9,7 @@ import anyio
 import pytest
 
 from voicecoder.adapters.stt.audio_intake import AudioLimits
+from voicecoder.adapters.stt.code_vocabulary import CODING_CONTEXT
 from voicecoder.adapters.stt.local_whisper import (
     BASE_MODEL_SHA256,
     LocalWhisperTranscriber,
@@ -168,6 +169,17 @@ class TestLocalWhisperTranscriber:
             await permissive.transcribe(Audio(b"OggS" + bytes(4000)))
 
         assert permissive.engine_calls == 1
+
+    @pytest.mark.slow
+    async def test_engine_failure_is_a_transcription_error(self, whisper: LocalWhisperTranscriber) -> None:
+        """Prompt plus hotwords beyond Whisper's 448 positions: ProviderUnavailableError, not CTranslate2's error."""
+        both = LocalWhisperTranscriber(cache_dir=whisper.cache_dir, hint_mode="both")
+        both._engine = whisper._engine
+        terms = tuple(f"identifier number {i}" for i in range(60))
+        hints = TranscriptionHints(keyterms=terms, context=CODING_CONTEXT)
+
+        with pytest.raises(ProviderUnavailableError, match="engine failed"):
+            await both.transcribe(Audio((VOICE / "03_run_tests.ogg").read_bytes()), hints)
 
     @pytest.mark.slow
     async def test_cancelled_call_stops_decoding(self, whisper: LocalWhisperTranscriber) -> None:

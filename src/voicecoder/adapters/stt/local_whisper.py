@@ -465,25 +465,18 @@ class LocalWhisperTranscriber:
             # A cancelled caller stops the work here instead of after the whole note.
             anyio.from_thread.check_cancelled()
             piece = np.concatenate([samples[start:end] for start, end in window])
-            segments, info = engine.transcribe(
-                piece,
-                language=language,
-                beam_size=self.beam_size,
-                vad_filter=False,  # already applied, in bounded memory, by _speech_windows
-                condition_on_previous_text=False,
-                # Beam search at temperature 0 only: the fallback's sampling made results differ run to run and
-                # re-decoded hard notes up to six times, for no WER gain on the tuning clips (bench/stt.py).
-                temperature=0.0,
-                # Without the fallback, nothing else stops a "log in, log in, log in" loop.
-                no_repeat_ngram_size=self.no_repeat_ngram_size,
-                **options,
-            )
-            for segment in segments:
-                texts.append(segment.text.strip())
-                logprobs.append(segment.avg_logprob)
+            try:
+                pieces = self._transcribe_piece(engine, piece, language, options)
+            except (RuntimeError, ValueError) as exc:
+                # CTranslate2 reports what it cannot decode (e.g. a prompt beyond its 448 positions) this way.
+                raise ProviderUnavailableError(PROVIDER, f"the engine failed: {exc}") from exc
+            for text, logprob in pieces[0]:
+                texts.append(text)
+                logprobs.append(logprob)
             # Detect the language once, on the first piece; keep it for the rest of the note.
-            language = language or info.language
+            language = language or pieces[1]
         text = " ".join(t for t in texts if t).strip()
+
         if not text:
             raise NoSpeechError
         confidence = math.exp(sum(logprobs) / len(logprobs))
@@ -493,6 +486,26 @@ class LocalWhisperTranscriber:
             confidence=round(min(confidence, 1.0), 3),
             duration_s=round(len(samples) / _RATE, 3),
         )
+
+    def _transcribe_piece(
+        self, engine: Any, piece: Any, language: str | None, options: dict[str, Any]
+    ) -> tuple[list[tuple[str, float]], str | None]:
+        """One ≤ 30 s window: its segments' (text, average log-probability) and the language heard."""
+        segments, info = engine.transcribe(
+            piece,
+            language=language,
+            beam_size=self.beam_size,
+            vad_filter=False,  # already applied, in bounded memory, by _speech_windows
+            condition_on_previous_text=False,
+            # Beam search at temperature 0 only: the fallback's sampling made results differ run to run and
+            # re-decoded hard notes up to six times, for no WER gain on the tuning clips (bench/stt.py).
+            temperature=0.0,
+            # Without the fallback, nothing else stops a "log in, log in, log in" loop.
+            no_repeat_ngram_size=self.no_repeat_ngram_size,
+            **options,
+        )
+        # The segments are a generator: decoding happens here, inside the caller's error handling.
+        return [(segment.text.strip(), segment.avg_logprob) for segment in segments], info.language
 
     async def transcribe(self, audio: Audio, hints: TranscriptionHints | None = None, /) -> Transcript:
         return await self.recognize(audio, language=hints.language if hints else None, prompt=whisper_prompt(hints))
