@@ -22,10 +22,8 @@ import anyio
 import attrs
 from dependency_injector import containers, providers
 
-from voicecoder.adapters.audio_intake import AudioLimits
 from voicecoder.adapters.claude_cli_agent import ClaudeCliAgent, ClaudeCliConfig
 from voicecoder.adapters.claude_node import NodeRuntime
-from voicecoder.adapters.deepgram_transcriber import DeepgramTranscriber
 from voicecoder.adapters.detect_secrets_scanner import DetectSecretsScanner
 from voicecoder.adapters.dulwich_workspace import DulwichWorkspace
 from voicecoder.adapters.host_checks import (
@@ -34,18 +32,23 @@ from voicecoder.adapters.host_checks import (
     new_workspace_diagnostic,
     sqlite_file_diagnostic,
 )
-from voicecoder.adapters.local_whisper_transcriber import LocalWhisperTranscriber, base_weights_dir
 from voicecoder.adapters.prometheus_metrics import MeteredAgentRunner, MeteredTranscriber, Metrics
 from voicecoder.adapters.sqlite_inbox import SqliteInbox
 from voicecoder.adapters.sqlite_state_store import SCHEMA_VERSION as STATE_SCHEMA_VERSION
 from voicecoder.adapters.sqlite_state_store import SqliteStateStore
+from voicecoder.adapters.stt.audio_intake import AudioLimits
+from voicecoder.adapters.stt.code_aware import CodeAwareTranscriber
+from voicecoder.adapters.stt.deepgram import DeepgramTranscriber
+from voicecoder.adapters.stt.local_whisper import LocalWhisperTranscriber, base_weights_dir, check_device
+from voicecoder.adapters.stt.openai_compatible import OpenAITranscriber
+from voicecoder.adapters.stt.plugins import BUILTIN_PROVIDERS, PluginContext, load_plugin
+from voicecoder.adapters.stt.vocabulary import WorkspaceVocabulary
 from voicecoder.adapters.system_clock import SystemClock
 from voicecoder.adapters.telegram_bot_api import TelegramBotApi
 from voicecoder.adapters.telegram_messenger import TelegramMessenger
 from voicecoder.adapters.telegram_updates import TelegramUpdateHandler
 from voicecoder.adapters.telegram_webhook_health import expectation, telegram_diagnostics
 from voicecoder.adapters.update_dispatcher import DispatchStats, UpdateDispatcher
-from voicecoder.adapters.workspace_vocabulary import WorkspaceVocabulary
 from voicecoder.config import Config
 from voicecoder.domain.errors import (
     AgentNotInstalledError,
@@ -137,7 +140,7 @@ def cli_error_hint(error: VoicecoderError) -> str | None:
 
 def _assemblyai_transcriber(**kwargs: Any) -> Transcriber:
     """Imported when chosen: the SDK takes 0.3-0.6 s to import, a third of `voicecoder doctor`'s budget."""
-    from voicecoder.adapters.assemblyai_transcriber import AssemblyAITranscriber  # noqa: PLC0415
+    from voicecoder.adapters.stt.assemblyai import AssemblyAITranscriber  # noqa: PLC0415
 
     return AssemblyAITranscriber(**kwargs)
 
@@ -317,7 +320,29 @@ class Container(containers.DeclarativeContainer):
 
     speech_engine = providers.Selector(
         config.stt.backend,  # not `config.stt.provider`: that name is a ConfigurationOption attribute
-        local=providers.Singleton(LocalWhisperTranscriber, model=settings.provided.whisper_model, limits=audio_limits),
+        local=providers.Singleton(
+            LocalWhisperTranscriber,
+            model=settings.provided.whisper_model,
+            limits=audio_limits,
+            device=settings.provided.whisper_device,
+            compute_type=settings.provided.whisper_compute,
+        ),
+        openai=providers.Singleton(
+            OpenAITranscriber,
+            base_url=settings.provided.openai_stt_base_url,
+            model=settings.provided.openai_stt_model,
+            api_key=settings.provided.openai_stt_api_key,
+            limits=audio_limits,
+        ),
+        plugin=providers.Singleton(
+            load_plugin,
+            providers.Factory(
+                PluginContext,
+                name=settings.provided.stt_backend,
+                limits=audio_limits,
+                env=settings.provided.stt_plugin_env,
+            ),
+        ),
         deepgram=providers.Singleton(
             DeepgramTranscriber,
             api_key=settings.provided.deepgram_api_key,
@@ -331,8 +356,10 @@ class Container(containers.DeclarativeContainer):
             limits=audio_limits,
         ),
     )
+    # Every engine, built-in or plug-in, hears with the coding vocabulary and the workspace's spoken names.
+    code_aware = providers.Singleton(CodeAwareTranscriber, speech_engine)
     transcriber: providers.Provider[Transcriber] = providers.Singleton(
-        MeteredTranscriber, inner=speech_engine, metrics=metrics, provider=config.stt.backend
+        MeteredTranscriber, inner=code_aware, metrics=metrics, provider=config.stt.name
     )
 
     bot_api = providers.Singleton(
@@ -405,12 +432,24 @@ class Container(containers.DeclarativeContainer):
 
 
 def build_container(config: Config) -> Container:
-    """A container for *config*; adapters are created lazily, on first use."""
+    """
+    A container for *config*; adapters are created lazily, on first use, except what must fail at start.
+
+    Raises:
+        ConfigurationError: A speech-to-text plug-in cannot be built, or WHISPER_DEVICE=cuda has no usable GPU.
+    """
     container = Container()
     container.settings.override(providers.Object(config))
+    backend = config.stt_backend if config.stt_backend in BUILTIN_PROVIDERS else "plugin"
     messaging = "telethon" if config.transport == "telethon" else "telegram"
-    container.config.from_dict({"stt": {"backend": config.stt_backend}, "messaging": {"transport": messaging}})
+    container.config.from_dict(
+        {"stt": {"backend": backend, "name": config.stt_backend}, "messaging": {"transport": messaging}}
+    )
     container.check_dependencies()
+    if backend == "local":
+        check_device(config.whisper_device, config.whisper_compute)
+    elif backend == "plugin":
+        container.speech_engine()  # a broken plug-in is a start-up error naming it, not a failure at first use
     return container
 
 

@@ -13,12 +13,17 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import attrs
 
+from voicecoder.adapters.stt.local_whisper import COMPUTE_TYPES
+from voicecoder.adapters.stt.plugins import BUILTIN_PROVIDERS, installed_plugins, plugin_env_prefix, provider_names
 from voicecoder.domain.errors import ConfigurationError
 
-SttBackend = Literal["local", "deepgram", "assemblyai", "fake"]
+#: The hosted OpenAI-compatible APIs that need a key (a self-hosted server usually needs none).
+_KEYED_HOSTS = ("api.openai.com", "api.groq.com")
+
 Transport = Literal["webhook", "polling", "telethon"]
 TRANSPORTS: tuple[Transport, ...] = ("webhook", "polling", "telethon")
 
@@ -55,8 +60,17 @@ class Config:
     listen_port: int = 8080
     workspace_dir: Path = Path("workspace")
     data_dir: Path = Path("data")
-    stt_backend: SttBackend = "local"
+    #: A built-in provider (local, deepgram, assemblyai, openai) or an installed plug-in's name.
+    stt_backend: str = "local"
     whisper_model: str = "base"
+    whisper_device: str = "cpu"
+    #: None: int8 on the CPU, float16 on a GPU.
+    whisper_compute_type: str | None = None
+    openai_stt_base_url: str = "https://api.openai.com/v1"
+    openai_stt_model: str = "whisper-1"
+    openai_stt_api_key: str | None = attrs.field(default=None, repr=_secret)
+    #: The ``<PLUGIN>_*`` variables a plug-in provider is configured with.
+    stt_plugin_env: Mapping[str, str] = attrs.field(factory=dict, repr=False)
     deepgram_api_key: str | None = attrs.field(default=None, repr=_secret)
     deepgram_base_url: str = "https://api.deepgram.com"
     assemblyai_api_key: str | None = attrs.field(default=None, repr=_secret)
@@ -93,6 +107,11 @@ class Config:
     def state_path(self) -> Path:
         return self.data_dir / "state.sqlite3"
 
+    @property
+    def whisper_compute(self) -> str:
+        """The compute type to run Whisper with: the configured one, or the device's sensible default."""
+        return self.whisper_compute_type or ("float16" if self.whisper_device == "cuda" else "int8")
+
     def secrets(self) -> tuple[str, ...]:
         """Values that must never be printed (used by the log redactor)."""
         values = (
@@ -100,6 +119,7 @@ class Config:
             self.webhook_secret,
             self.deepgram_api_key,
             self.assemblyai_api_key,
+            self.openai_stt_api_key,
             self.api_hash,
             self.telethon_session_string,
         )
@@ -212,13 +232,22 @@ class Config:
         if (v := get("ALLOW_NOBODY")) is not None:
             kwargs["allow_nobody"] = _bool(v, "ALLOW_NOBODY")
         _choice(get("TRANSPORT"), "TRANSPORT", TRANSPORTS, kwargs, "transport")
-        _choice(get("STT_PROVIDER"), "STT_PROVIDER", ("local", "deepgram", "assemblyai", "fake"), kwargs, "stt_backend")
+        if (v := get("STT_PROVIDER")) is not None:
+            kwargs["stt_backend"] = v.lower()
+            if v.lower() not in BUILTIN_PROVIDERS:
+                prefix = plugin_env_prefix(v)
+                kwargs["stt_plugin_env"] = {k: val for k, val in env.items() if k.startswith(prefix)}
+        _choice(get("WHISPER_DEVICE"), "WHISPER_DEVICE", ("cpu", "cuda"), kwargs, "whisper_device")
         _choice(get("LOG_FORMAT"), "LOG_FORMAT", ("json", "text"), kwargs, "log_format")
         strings = {
             "TELEGRAM_API_BASE_URL": "telegram_api_base",
             "PUBLIC_URL": "public_url",
             "LISTEN_HOST": "listen_host",
             "WHISPER_MODEL": "whisper_model",
+            "WHISPER_COMPUTE_TYPE": "whisper_compute_type",
+            "OPENAI_STT_BASE_URL": "openai_stt_base_url",
+            "OPENAI_STT_MODEL": "openai_stt_model",
+            "OPENAI_STT_API_KEY": "openai_stt_api_key",
             "DEEPGRAM_API_KEY": "deepgram_api_key",
             "DEEPGRAM_BASE_URL": "deepgram_base_url",
             "ASSEMBLYAI_API_KEY": "assemblyai_api_key",
@@ -273,10 +302,7 @@ class Config:
         return config
 
     def validate(self) -> None:
-        if self.stt_backend == "deepgram" and not self.deepgram_api_key:
-            raise ConfigurationError("STT_PROVIDER=deepgram needs DEEPGRAM_API_KEY (or set STT_PROVIDER=local).")
-        if self.stt_backend == "assemblyai" and not self.assemblyai_api_key:
-            raise ConfigurationError("STT_PROVIDER=assemblyai needs ASSEMBLYAI_API_KEY (or set STT_PROVIDER=local).")
+        self._validate_stt()
         if self.transport == "telethon":
             self.require_mtproto()
         if self.public_url is not None:
@@ -291,6 +317,35 @@ class Config:
                     "PUBLIC_URL is the base URL only (scheme, host, optional port): drop the query or fragment; "
                     "the webhook path comes from WEBHOOK_PATH."
                 )
+
+    def _validate_stt(self) -> None:
+        if self.stt_backend not in BUILTIN_PROVIDERS and self.stt_backend not in installed_plugins():
+            raise ConfigurationError(
+                f"STT_PROVIDER={self.stt_backend!r} is not valid; use one of: {', '.join(provider_names())} "
+                "(installed speech-to-text plug-ins are listed after the built-in providers)."
+            )
+        compute = COMPUTE_TYPES
+        if self.whisper_compute not in compute[self.whisper_device]:
+            raise ConfigurationError(
+                f"WHISPER_COMPUTE_TYPE={self.whisper_compute!r} does not run on WHISPER_DEVICE={self.whisper_device}; "
+                f"use one of: {', '.join(compute[self.whisper_device])}."
+            )
+        if self.stt_backend == "openai":
+            url = urlsplit(self.openai_stt_base_url)
+            if url.scheme not in {"http", "https"} or not url.hostname:
+                raise ConfigurationError(
+                    f"OPENAI_STT_BASE_URL={self.openai_stt_base_url!r} is not an http(s) URL. Set the server's API "
+                    "base, e.g. https://api.openai.com/v1, https://api.groq.com/openai/v1 or http://gpu-box:8000/v1."
+                )
+            if url.hostname in _KEYED_HOSTS and not self.openai_stt_api_key:
+                raise ConfigurationError(
+                    f"STT_PROVIDER=openai with {url.hostname} needs OPENAI_STT_API_KEY (a self-hosted server "
+                    "needs none)."
+                )
+        if self.stt_backend == "deepgram" and not self.deepgram_api_key:
+            raise ConfigurationError("STT_PROVIDER=deepgram needs DEEPGRAM_API_KEY (or set STT_PROVIDER=local).")
+        if self.stt_backend == "assemblyai" and not self.assemblyai_api_key:
+            raise ConfigurationError("STT_PROVIDER=assemblyai needs ASSEMBLYAI_API_KEY (or set STT_PROVIDER=local).")
 
 
 def _mtproto(get: Callable[[str], str | None], out: dict[str, object]) -> None:

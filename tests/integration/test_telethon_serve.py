@@ -10,7 +10,6 @@ the real Claude Code CLI against the fake Anthropic API, speech through the fake
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import subprocess
@@ -34,6 +33,7 @@ from voicecoder.testing import (
     FakeTelegram,
 )
 from voicecoder.testing.fake_anthropic import Reply
+from voicecoder.testing.fake_stt_servers import ScriptedRecognizer
 
 REPO = Path(__file__).resolve().parents[2]
 VOICE = (REPO / "tests" / "fixtures" / "voice" / "01_create_file.ogg").read_bytes()
@@ -155,7 +155,7 @@ async def test_serve_on_mtproto_end_to_end(tmp_path: Path, tg: FakeTelegram, ser
     workspace = tmp_path / "ws"
     async with (
         FakeAnthropicApi() as anthropic,
-        FakeDeepgramServer(transcripts={hashlib.sha256(VOICE).hexdigest(): "create file voice.txt with spoken"}) as dg,
+        FakeDeepgramServer(recognizer=ScriptedRecognizer("create file voice.txt with spoken"), api_key="dg-key") as dg,
     ):
         env = {
             **base_env(tmp_path, tg),
@@ -163,7 +163,7 @@ async def test_serve_on_mtproto_end_to_end(tmp_path: Path, tg: FakeTelegram, ser
             "CLAUDE_BINARY": str(CLAUDE),
             "CLAUDE_CONFIG_DIR": str(tmp_path / "home" / ".claude"),
             "STT_PROVIDER": "deepgram",
-            "DEEPGRAM_API_KEY": dg.api_key,
+            "DEEPGRAM_API_KEY": "dg-key",
             "DEEPGRAM_BASE_URL": dg.base_url,
         }
         runs = Serve(tmp_path, env)
@@ -239,5 +239,5 @@ async def test_serve_on_mtproto_end_to_end(tmp_path: Path, tg: FakeTelegram, ser
     session = tmp_path / "data" / "telethon.session"
     assert session.stat().st_mode & 0o777 == 0o600
     output = runs.output()
-    for secret in (FAKE_BOT_TOKEN, FAKE_API_HASH, env["TELETHON_SESSION_STRING"], dg.api_key):
+    for secret in (FAKE_BOT_TOKEN, FAKE_API_HASH, env["TELETHON_SESSION_STRING"], "dg-key"):
         assert secret not in output

@@ -14,16 +14,22 @@ from typing import TYPE_CHECKING
 from voicecoder.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from voicecoder.adapters.assemblyai_transcriber import AssemblyAITranscriber
-    from voicecoder.adapters.audio_intake import AudioLimits
     from voicecoder.adapters.claude_cli_agent import ClaudeCliAgent, ClaudeCliConfig
-    from voicecoder.adapters.deepgram_transcriber import DeepgramTranscriber
     from voicecoder.adapters.detect_secrets_scanner import DetectSecretsScanner
     from voicecoder.adapters.dulwich_workspace import DulwichWorkspace
-    from voicecoder.adapters.local_whisper_transcriber import LocalWhisperTranscriber
     from voicecoder.adapters.prometheus_metrics import MeteredAgentRunner, MeteredTranscriber, Metrics
     from voicecoder.adapters.sqlite_inbox import SqliteInbox
     from voicecoder.adapters.sqlite_state_store import SqliteStateStore
+    from voicecoder.adapters.stt import (
+        AssemblyAITranscriber,
+        AudioLimits,
+        CodeAwareTranscriber,
+        DeepgramTranscriber,
+        LocalWhisperTranscriber,
+        OpenAITranscriber,
+        WorkspaceVocabulary,
+        check_audio,
+    )
     from voicecoder.adapters.system_clock import SystemClock
     from voicecoder.adapters.telegram_bot_api import TelegramBotApi
     from voicecoder.adapters.telegram_messenger import TelegramMessenger
@@ -31,20 +37,21 @@ if TYPE_CHECKING:
     from voicecoder.adapters.telethon import TelethonMessenger, TelethonUpdateHandler, TelethonUpdates
     from voicecoder.adapters.unavailable_agent import UnavailableAgent
     from voicecoder.adapters.update_dispatcher import UpdateDispatcher
-    from voicecoder.adapters.workspace_vocabulary import WorkspaceVocabulary
 
 _MODULES = {
-    "AssemblyAITranscriber": ".assemblyai_transcriber",
-    "AudioLimits": ".audio_intake",
+    "AssemblyAITranscriber": ".stt",
+    "AudioLimits": ".stt",
     "ClaudeCliAgent": ".claude_cli_agent",
     "ClaudeCliConfig": ".claude_cli_agent",
-    "DeepgramTranscriber": ".deepgram_transcriber",
+    "CodeAwareTranscriber": ".stt",
+    "DeepgramTranscriber": ".stt",
     "DetectSecretsScanner": ".detect_secrets_scanner",
     "DulwichWorkspace": ".dulwich_workspace",
-    "LocalWhisperTranscriber": ".local_whisper_transcriber",
+    "LocalWhisperTranscriber": ".stt",
     "MeteredAgentRunner": ".prometheus_metrics",
     "MeteredTranscriber": ".prometheus_metrics",
     "Metrics": ".prometheus_metrics",
+    "OpenAITranscriber": ".stt",
     "SqliteInbox": ".sqlite_inbox",
     "SqliteStateStore": ".sqlite_state_store",
     "SystemClock": ".system_clock",
@@ -56,7 +63,8 @@ _MODULES = {
     "TelethonUpdates": ".telethon",
     "UnavailableAgent": ".unavailable_agent",
     "UpdateDispatcher": ".update_dispatcher",
-    "WorkspaceVocabulary": ".workspace_vocabulary",
+    "WorkspaceVocabulary": ".stt",
+    "check_audio": ".stt",
 }
 
 __all__ = [
@@ -64,6 +72,7 @@ __all__ = [
     "AudioLimits",
     "ClaudeCliAgent",
     "ClaudeCliConfig",
+    "CodeAwareTranscriber",
     "DeepgramTranscriber",
     "DetectSecretsScanner",
     "DulwichWorkspace",
@@ -71,6 +80,7 @@ __all__ = [
     "MeteredAgentRunner",
     "MeteredTranscriber",
     "Metrics",
+    "OpenAITranscriber",
     "SqliteInbox",
     "SqliteStateStore",
     "SystemClock",
@@ -83,6 +93,7 @@ __all__ = [
     "UnavailableAgent",
     "UpdateDispatcher",
     "WorkspaceVocabulary",
+    "check_audio",
 ]
 
 

@@ -5,7 +5,8 @@ What a test of voicecoder, of your own adapter or of the bot you embed it in nee
 * The contract suites a port implementation runs (``voicecoder.testing.contracts``): `MessengerContract`,
   `WorkspaceContract`, `StateStoreContract`, `TranscriberContract`, `AgentRunnerContract`.
 * Faithful local servers on 127.0.0.1: `FakeBotApi` (Telegram Bot API), `FakeAnthropicApi` (for the real Claude
-  Code CLI), `FakeDeepgramServer`, `FakeAssemblyAIServer`, and `FakeTelegram`, a fake MTProto Telegram for Telethon
+  Code CLI), `FakeDeepgramServer`, `FakeAssemblyAIServer`, `FakeOpenAIServer` (OpenAI-compatible speech to text),
+  and `FakeTelegram`, a fake MTProto Telegram for Telethon
   clients (from ``voicecoder.simulators``; it needs the ``telethon`` extra and cannot do the MTProto key exchange:
   a client connects with the session string `FakeTelegram.session_string` gives it).
 
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from voicecoder.testing.contracts.workspace import WorkspaceContract
     from voicecoder.testing.fake_anthropic import FakeAnthropicApi
     from voicecoder.testing.fake_bot_api import FakeBotApi, FakeUser
-    from voicecoder.testing.fake_stt_servers import FakeAssemblyAIServer, FakeDeepgramServer
+    from voicecoder.testing.fake_stt_servers import FakeAssemblyAIServer, FakeDeepgramServer, FakeOpenAIServer
     from voicecoder.testing.fakes import (
         AgentScript,
         FakeAgentRunner,
@@ -60,6 +61,7 @@ _MODULES = {
     "FakeBotApi": "voicecoder.testing.fake_bot_api",
     "FakeClock": "voicecoder.testing.fakes",
     "FakeDeepgramServer": "voicecoder.testing.fake_stt_servers",
+    "FakeOpenAIServer": "voicecoder.testing.fake_stt_servers",
     "FakePorts": "voicecoder.testing.fakes",
     "FakeSecretScanner": "voicecoder.testing.fakes",
     "FakeTelegram": "voicecoder.simulators",
@@ -89,6 +91,7 @@ __all__ = [
     "FakeBotApi",
     "FakeClock",
     "FakeDeepgramServer",
+    "FakeOpenAIServer",
     "FakePorts",
     "FakeSecretScanner",
     "FakeTelegram",
