@@ -153,7 +153,10 @@ def main(argv: list[str]) -> int:
         ensure_claude_cli()
         ensure_debian_tools()
         lint()
-        return pytest(rest)
+        # Most integration tests wait on subprocesses, sockets and git: four workers keep two cores busy.
+        # `-n 0` (or any -n given) overrides it, e.g. to debug one test in-process.
+        workers = [] if any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in rest) else ["-n", "4"]
+        return pytest([*workers, *rest])
     if command == "pytest":
         ensure_venv()
         return pytest(rest)

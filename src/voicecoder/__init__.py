@@ -124,3 +124,7 @@ def __getattr__(name: str) -> Any:
 
         return open_voicecoder
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), "open_voicecoder"})

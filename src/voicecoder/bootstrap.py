@@ -22,10 +22,8 @@ import anyio
 import attrs
 from dependency_injector import containers, providers
 
-from voicecoder.adapters.audio_intake import AudioLimits
 from voicecoder.adapters.claude import ClaudeCliAgent, ClaudeCliConfig, hide_own_environment
 from voicecoder.adapters.claude_node import NodeRuntime
-from voicecoder.adapters.deepgram_transcriber import DeepgramTranscriber
 from voicecoder.adapters.detect_secrets_scanner import DetectSecretsScanner
 from voicecoder.adapters.dulwich_workspace import DulwichWorkspace
 from voicecoder.adapters.host_checks import (
@@ -34,22 +32,28 @@ from voicecoder.adapters.host_checks import (
     new_workspace_diagnostic,
     sqlite_file_diagnostic,
 )
-from voicecoder.adapters.local_whisper_transcriber import LocalWhisperTranscriber, base_weights_dir
 from voicecoder.adapters.prometheus_metrics import MeteredAgentRunner, MeteredTranscriber, Metrics
 from voicecoder.adapters.sqlite_inbox import SqliteInbox
 from voicecoder.adapters.sqlite_state_store import SCHEMA_VERSION as STATE_SCHEMA_VERSION
 from voicecoder.adapters.sqlite_state_store import SqliteStateStore
+from voicecoder.adapters.stt.audio_intake import AudioLimits
+from voicecoder.adapters.stt.code_aware import CodeAwareTranscriber
+from voicecoder.adapters.stt.deepgram import DeepgramTranscriber
+from voicecoder.adapters.stt.local_whisper import LocalWhisperTranscriber, base_weights_dir, check_device
+from voicecoder.adapters.stt.openai_compatible import OpenAITranscriber
+from voicecoder.adapters.stt.plugins import BUILTIN_PROVIDERS, PluginContext, load_plugin
+from voicecoder.adapters.stt.vocabulary import WorkspaceVocabulary
 from voicecoder.adapters.system_clock import SystemClock
 from voicecoder.adapters.telegram_bot_api import TelegramBotApi
 from voicecoder.adapters.telegram_messenger import TelegramMessenger
 from voicecoder.adapters.telegram_updates import TelegramUpdateHandler
 from voicecoder.adapters.telegram_webhook_health import expectation, telegram_diagnostics
 from voicecoder.adapters.update_dispatcher import DispatchStats, UpdateDispatcher
-from voicecoder.adapters.workspace_vocabulary import WorkspaceVocabulary
 from voicecoder.config import Config
 from voicecoder.domain.errors import (
     AgentNotInstalledError,
     AgentTimeoutError,
+    ConfigurationError,
     ProviderAuthError,
     VoicecoderError,
 )
@@ -104,6 +108,45 @@ def _tool_policy(config: Config) -> ToolPolicy | None:
     )
 
 
+def _telethon_client(config: Config) -> Any:
+    """The standalone bot's own ``TelegramClient`` (not connected yet; `voicecoder serve` logs it in)."""
+    try:
+        from voicecoder.adapters.telethon.session import bot_client, bot_session  # noqa: PLC0415 - optional extra
+    except ImportError:
+        raise ConfigurationError(
+            "TRANSPORT=telethon needs Telethon: install voicecoder with its telethon extra "
+            "(pip install 'voicecoder[telethon]')."
+        ) from None
+    api_id, api_hash = config.require_mtproto()
+    path = config.telethon_session_path
+    try:
+        session = bot_session(path, config.telethon_session_string)
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"TELETHON_SESSION_STRING is not usable ({exc}). Export one with Telethon's StringSession, or unset it "
+            "to log in with TELEGRAM_TOKEN."
+        ) from None
+    except OSError as exc:
+        raise ConfigurationError(
+            f"The Telethon session file {path} cannot be created ({exc.strerror}): fix TELETHON_SESSION or DATA_DIR."
+        ) from None
+    return bot_client(session, api_id, api_hash)
+
+
+def _telethon_messenger(client: Any) -> Messenger:
+    from voicecoder.adapters.telethon import TelethonMessenger  # noqa: PLC0415 - optional extra
+
+    return TelethonMessenger(client)
+
+
+def _telethon_update_handler(
+    app: VoiceCoder, client: Any, *, messenger: Messenger, max_bytes: int
+) -> Callable[[dict[str, Any]], Awaitable[None]]:
+    from voicecoder.adapters.telethon import TelethonUpdateHandler  # noqa: PLC0415 - optional extra
+
+    return TelethonUpdateHandler(app, client, messenger=messenger, max_bytes=max_bytes)
+
+
 def cli_error_hint(error: VoicecoderError) -> str | None:
     """The `voicecoder` CLI's own addition to an error reply: which of its environment variables to change."""
     match error:
@@ -118,7 +161,7 @@ def cli_error_hint(error: VoicecoderError) -> str | None:
 
 def _assemblyai_transcriber(**kwargs: Any) -> Transcriber:
     """Imported when chosen: the SDK takes 0.3-0.6 s to import, a third of `voicecoder doctor`'s budget."""
-    from voicecoder.adapters.assemblyai_transcriber import AssemblyAITranscriber  # noqa: PLC0415
+    from voicecoder.adapters.stt.assemblyai import AssemblyAITranscriber  # noqa: PLC0415
 
     return AssemblyAITranscriber(**kwargs)
 
@@ -162,7 +205,9 @@ class RuntimeChecks:
             ),
             _users_check(config),
         ]
-        if self.online and config.telegram_token:
+        if config.transport == "telethon":
+            results.append(_mtproto_check(config))
+        elif self.online and config.telegram_token:
             expected = await expectation(
                 transport=config.transport, url=config.webhook_url, fixed_ip=config.webhook_ip_address
             )
@@ -260,6 +305,17 @@ async def _state_look(config: Config) -> Sequence[Diagnostic]:
     return [sqlite_file_diagnostic("state store", config.state_path, schema_version=STATE_SCHEMA_VERSION)]
 
 
+def _mtproto_check(config: Config) -> Diagnostic:
+    missing = [name for name, value in (("API_ID", config.api_id), ("API_HASH", config.api_hash)) if value is None]
+    return Diagnostic(
+        "mtproto",
+        ok=not missing,
+        detail=f"{' and '.join(missing)} not set" if missing else f"session {config.telethon_session_path}",
+        fix="create an application at https://my.telegram.org (API development tools) and put its api_id and "
+        "api_hash in API_ID and API_HASH",
+    )
+
+
 class Container(containers.DeclarativeContainer):
     """Everything voicecoder is made of, for one workspace."""
 
@@ -285,7 +341,29 @@ class Container(containers.DeclarativeContainer):
 
     speech_engine = providers.Selector(
         config.stt.backend,  # not `config.stt.provider`: that name is a ConfigurationOption attribute
-        local=providers.Singleton(LocalWhisperTranscriber, model=settings.provided.whisper_model, limits=audio_limits),
+        local=providers.Singleton(
+            LocalWhisperTranscriber,
+            model=settings.provided.whisper_model,
+            limits=audio_limits,
+            device=settings.provided.whisper_device,
+            compute_type=settings.provided.whisper_compute,
+        ),
+        openai=providers.Singleton(
+            OpenAITranscriber,
+            base_url=settings.provided.openai_stt_base_url,
+            model=settings.provided.openai_stt_model,
+            api_key=settings.provided.openai_stt_api_key,
+            limits=audio_limits,
+        ),
+        plugin=providers.Singleton(
+            load_plugin,
+            providers.Factory(
+                PluginContext,
+                name=settings.provided.stt_backend,
+                limits=audio_limits,
+                env=settings.provided.stt_plugin_env,
+            ),
+        ),
         deepgram=providers.Singleton(
             DeepgramTranscriber,
             api_key=settings.provided.deepgram_api_key,
@@ -299,8 +377,10 @@ class Container(containers.DeclarativeContainer):
             limits=audio_limits,
         ),
     )
+    # Every engine, built-in or plug-in, hears with the coding vocabulary and the workspace's spoken names.
+    code_aware = providers.Singleton(CodeAwareTranscriber, speech_engine)
     transcriber: providers.Provider[Transcriber] = providers.Singleton(
-        MeteredTranscriber, inner=speech_engine, metrics=metrics, provider=config.stt.backend
+        MeteredTranscriber, inner=code_aware, metrics=metrics, provider=config.stt.name
     )
 
     bot_api = providers.Singleton(
@@ -310,9 +390,11 @@ class Container(containers.DeclarativeContainer):
         on_error=metrics.provided.count_telegram_error,
         secrets=providers.Callable(lambda c: c.secrets(), settings),
     )
+    telethon_client = providers.Singleton(_telethon_client, settings)
     messenger = providers.Selector(
         config.messaging.transport,
         telegram=providers.Singleton(TelegramMessenger, bot_api),
+        telethon=providers.Singleton(_telethon_messenger, telethon_client),
     )
 
     diagnosables = providers.Callable(
@@ -353,12 +435,22 @@ class Container(containers.DeclarativeContainer):
     )
     voicecoder = providers.Singleton(VoiceCoder, ports, domain_settings)
 
-    update_handler = providers.Singleton(
-        TelegramUpdateHandler,
-        voicecoder,
-        bot_api,
-        max_bytes=settings.provided.max_audio_bytes,
-        messenger=messenger,
+    update_handler = providers.Selector(
+        config.messaging.transport,
+        telegram=providers.Singleton(
+            TelegramUpdateHandler,
+            voicecoder,
+            bot_api,
+            max_bytes=settings.provided.max_audio_bytes,
+            messenger=messenger,
+        ),
+        telethon=providers.Singleton(
+            _telethon_update_handler,
+            voicecoder,
+            telethon_client,
+            max_bytes=settings.provided.max_audio_bytes,
+            messenger=messenger,
+        ),
     )
     dispatch_stats = providers.Singleton(DispatchStats)
     dispatcher = providers.Singleton(
@@ -367,11 +459,24 @@ class Container(containers.DeclarativeContainer):
 
 
 def build_container(config: Config) -> Container:
-    """A container for *config*; adapters are created lazily, on first use."""
+    """
+    A container for *config*; adapters are created lazily, on first use, except what must fail at start.
+
+    Raises:
+        ConfigurationError: A speech-to-text plug-in cannot be built, or WHISPER_DEVICE=cuda has no usable GPU.
+    """
     container = Container()
     container.settings.override(providers.Object(config))
-    container.config.from_dict({"stt": {"backend": config.stt_backend}, "messaging": {"transport": "telegram"}})
+    backend = config.stt_backend if config.stt_backend in BUILTIN_PROVIDERS else "plugin"
+    messaging = "telethon" if config.transport == "telethon" else "telegram"
+    container.config.from_dict(
+        {"stt": {"backend": backend, "name": config.stt_backend}, "messaging": {"transport": messaging}}
+    )
     container.check_dependencies()
+    if backend == "local":
+        check_device(config.whisper_device, config.whisper_compute)
+    elif backend == "plugin":
+        container.speech_engine()  # a broken plug-in is a start-up error naming it, not a failure at first use
     return container
 
 

@@ -10,29 +10,37 @@ import ipaddress
 import os
 import re
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import attrs
 
+from voicecoder.adapters.stt.local_whisper import COMPUTE_TYPES
+from voicecoder.adapters.stt.plugins import BUILTIN_PROVIDERS, installed_plugins, plugin_env_prefix, provider_names
 from voicecoder.domain.errors import ConfigurationError
 from voicecoder.domain.policy import ToolRule
 
-SttBackend = Literal["local", "deepgram", "assemblyai", "fake"]
-Transport = Literal["webhook", "polling"]
+#: The hosted OpenAI-compatible APIs that need a key (a self-hosted server usually needs none).
+_KEYED_HOSTS = ("api.openai.com", "api.groq.com")
+
+Transport = Literal["webhook", "polling", "telethon"]
+TRANSPORTS: tuple[Transport, ...] = ("webhook", "polling", "telethon")
 ToolApproval = Literal["ask", "auto-edits", "off"]
 
 #: Every variable voicecoder itself reads. None of them may be passed to the agent (AGENT_ENV_PASSTHROUGH).
 VOICECODER_SETTINGS = frozenset(
     {
-        "TELEGRAM_TOKEN", "TELEGRAM_API_BASE_URL", "ALLOWED_USER_IDS", "TRANSPORT", "PUBLIC_URL", "WEBHOOK_PATH",
-        "WEBHOOK_SECRET", "WEBHOOK_IP_ALLOWLIST", "TRUSTED_PROXIES", "LISTEN_HOST", "LISTEN_PORT", "WORKSPACE_DIR",
-        "DATA_DIR", "AUTO_APPROVE_PATHS", "STT_PROVIDER", "WHISPER_MODEL", "DEEPGRAM_API_KEY", "DEEPGRAM_BASE_URL",
-        "ASSEMBLYAI_API_KEY", "ASSEMBLYAI_BASE_URL", "MAX_AUDIO_MB", "MAX_AUDIO_SECONDS", "CLAUDE_BINARY",
-        "CLAUDE_MODEL", "CLAUDE_PERMISSION_MODE", "CLAUDE_TIMEOUT", "CLAUDE_MAX_TURNS", "CLAUDE_KEEP_WARM",
-        "COMPACTION_THRESHOLD", "LOG_FORMAT", "LOG_LEVEL", "TOOL_APPROVAL", "TOOL_APPROVAL_TIMEOUT", "TOOL_ALLOW",
-        "AGENT_ENV_PASSTHROUGH", "I_UNDERSTAND_BYPASS",
+        "TELEGRAM_TOKEN", "TELEGRAM_API_BASE_URL", "ALLOWED_USER_IDS", "ALLOW_NOBODY", "TRANSPORT", "PUBLIC_URL",
+        "WEBHOOK_PATH", "WEBHOOK_SECRET", "WEBHOOK_IP_ADDRESS", "WEBHOOK_IP_ALLOWLIST", "TRUSTED_PROXIES",
+        "LISTEN_HOST", "LISTEN_PORT", "WORKSPACE_DIR", "DATA_DIR", "AUTO_APPROVE_PATHS", "MAX_PROMPT_AGE",
+        "STT_PROVIDER", "WHISPER_MODEL", "WHISPER_DEVICE", "WHISPER_COMPUTE_TYPE", "DEEPGRAM_API_KEY",
+        "DEEPGRAM_BASE_URL", "ASSEMBLYAI_API_KEY", "ASSEMBLYAI_BASE_URL", "OPENAI_STT_API_KEY", "OPENAI_STT_BASE_URL",
+        "OPENAI_STT_MODEL", "MAX_AUDIO_MB", "MAX_AUDIO_SECONDS", "API_ID", "API_HASH", "TELETHON_SESSION",
+        "TELETHON_SESSION_STRING", "CLAUDE_BINARY", "CLAUDE_MODEL", "CLAUDE_PERMISSION_MODE", "CLAUDE_TIMEOUT",
+        "CLAUDE_MAX_TURNS", "CLAUDE_KEEP_WARM", "COMPACTION_THRESHOLD", "LOG_FORMAT", "LOG_LEVEL", "TOOL_APPROVAL",
+        "TOOL_APPROVAL_TIMEOUT", "TOOL_ALLOW", "AGENT_ENV_PASSTHROUGH", "I_UNDERSTAND_BYPASS",
     }
 )  # fmt: skip
 #: The CLI's own variables, passed to it from the environment or the .env file.
@@ -47,6 +55,11 @@ BYPASS_REFUSED = (
 )
 
 TELEGRAM_TOKEN_RE = re.compile(r"^\d{5,12}:[A-Za-z0-9_-]{30,}$")
+API_HASH_RE = re.compile(r"^[0-9a-fA-F]{32}$")
+MTPROTO_APP = (
+    "API_ID and API_HASH identify a Telegram application (not the bot): log in at https://my.telegram.org, "
+    "open 'API development tools' and create one; API_ID is its number, API_HASH its 32-character hash."
+)
 
 
 def _secret(value: str | None) -> str:
@@ -74,8 +87,17 @@ class Config:
     listen_port: int = 8080
     workspace_dir: Path = Path("workspace")
     data_dir: Path = Path("data")
-    stt_backend: SttBackend = "local"
+    #: A built-in provider (local, deepgram, assemblyai, openai) or an installed plug-in's name.
+    stt_backend: str = "local"
     whisper_model: str = "base"
+    whisper_device: str = "cpu"
+    #: None: int8 on the CPU, float16 on a GPU.
+    whisper_compute_type: str | None = None
+    openai_stt_base_url: str = "https://api.openai.com/v1"
+    openai_stt_model: str = "whisper-1"
+    openai_stt_api_key: str | None = attrs.field(default=None, repr=_secret)
+    #: The ``<PLUGIN>_*`` variables a plug-in provider is configured with.
+    stt_plugin_env: Mapping[str, str] = attrs.field(factory=dict, repr=False)
     deepgram_api_key: str | None = attrs.field(default=None, repr=_secret)
     deepgram_base_url: str = "https://api.deepgram.com"
     assemblyai_api_key: str | None = attrs.field(default=None, repr=_secret)
@@ -102,28 +124,42 @@ class Config:
     auto_approve_paths: tuple[str, ...] = ()
     log_format: Literal["json", "text"] = "text"
     log_level: str = "INFO"
+    api_id: int | None = None
+    api_hash: str | None = attrs.field(default=None, repr=_secret)
+    telethon_session: Path | None = None
+    telethon_session_string: str | None = attrs.field(default=None, repr=_secret)
 
     @property
     def inbox_path(self) -> Path:
         return self.data_dir / "inbox.sqlite3"
 
     @property
+    def telethon_session_path(self) -> Path:
+        """The Telethon session file: TELETHON_SESSION, or ``telethon.session`` in DATA_DIR."""
+        return self.telethon_session if self.telethon_session is not None else self.data_dir / "telethon.session"
+
+    @property
     def state_path(self) -> Path:
         return self.data_dir / "state.sqlite3"
 
+    @property
+    def whisper_compute(self) -> str:
+        """The compute type to run Whisper with: the configured one, or the device's sensible default."""
+        return self.whisper_compute_type or ("float16" if self.whisper_device == "cuda" else "int8")
+
     def secrets(self) -> tuple[str, ...]:
         """Values that must never be printed (used by the log redactor)."""
-        return tuple(
-            s
-            for s in (
-                self.telegram_token,
-                self.webhook_secret,
-                self.webhook_path,
-                self.deepgram_api_key,
-                self.assemblyai_api_key,
-            )
-            if s
+        values = (
+            self.telegram_token,
+            self.webhook_secret,
+            self.webhook_path,
+            self.deepgram_api_key,
+            self.assemblyai_api_key,
+            self.openai_stt_api_key,
+            self.api_hash,
+            self.telethon_session_string,
         )
+        return tuple(s for s in values if s)
 
     @property
     def webhook_url(self) -> str | None:
@@ -169,6 +205,13 @@ class Config:
                 "(or run `voicecoder sandbox` to try voicecoder without Telegram)."
             )
         return self.telegram_token
+
+    def require_mtproto(self) -> tuple[int, str]:
+        """The api_id and api_hash the Telethon transport logs in with."""
+        if self.api_id is None or self.api_hash is None:
+            missing = " and ".join(n for n, v in (("API_ID", self.api_id), ("API_HASH", self.api_hash)) if v is None)
+            raise ConfigurationError(f"TRANSPORT=telethon talks MTProto and needs {missing}. {MTPROTO_APP}")
+        return self.api_id, self.api_hash
 
     @classmethod
     def from_env(
@@ -226,14 +269,23 @@ class Config:
                 ) from None
         if (v := get("ALLOW_NOBODY")) is not None:
             kwargs["allow_nobody"] = _bool(v, "ALLOW_NOBODY")
-        _choice(get("TRANSPORT"), "TRANSPORT", ("webhook", "polling"), kwargs, "transport")
-        _choice(get("STT_PROVIDER"), "STT_PROVIDER", ("local", "deepgram", "assemblyai", "fake"), kwargs, "stt_backend")
+        _choice(get("TRANSPORT"), "TRANSPORT", TRANSPORTS, kwargs, "transport")
+        if (v := get("STT_PROVIDER")) is not None:
+            kwargs["stt_backend"] = v.lower()
+            if v.lower() not in BUILTIN_PROVIDERS:
+                prefix = plugin_env_prefix(v)
+                kwargs["stt_plugin_env"] = {k: val for k, val in env.items() if k.startswith(prefix)}
+        _choice(get("WHISPER_DEVICE"), "WHISPER_DEVICE", ("cpu", "cuda"), kwargs, "whisper_device")
         _choice(get("LOG_FORMAT"), "LOG_FORMAT", ("json", "text"), kwargs, "log_format")
         strings = {
             "TELEGRAM_API_BASE_URL": "telegram_api_base",
             "PUBLIC_URL": "public_url",
             "LISTEN_HOST": "listen_host",
             "WHISPER_MODEL": "whisper_model",
+            "WHISPER_COMPUTE_TYPE": "whisper_compute_type",
+            "OPENAI_STT_BASE_URL": "openai_stt_base_url",
+            "OPENAI_STT_MODEL": "openai_stt_model",
+            "OPENAI_STT_API_KEY": "openai_stt_api_key",
             "DEEPGRAM_API_KEY": "deepgram_api_key",
             "DEEPGRAM_BASE_URL": "deepgram_base_url",
             "ASSEMBLYAI_API_KEY": "assemblyai_api_key",
@@ -265,6 +317,7 @@ class Config:
                 kwargs[field] = Path(v).expanduser()
         if (v := get("CLAUDE_CONFIG_DIR")) is not None:
             kwargs["claude_config_dir"] = Path(v).expanduser()
+        _mtproto(get, kwargs)
         _number(get("LISTEN_PORT"), "LISTEN_PORT", int, 1, 65535, kwargs, "listen_port")
         _number(get("CLAUDE_TIMEOUT"), "CLAUDE_TIMEOUT", float, 5, 24 * 3600, kwargs, "claude_timeout_s")
         _number(get("CLAUDE_MAX_TURNS"), "CLAUDE_MAX_TURNS", int, 1, 1000, kwargs, "claude_max_turns")
@@ -293,7 +346,10 @@ class Config:
         if (v := get("TOOL_ALLOW")) is not None:
             kwargs["tool_allow"] = parse_tool_rules(v)
         if (v := get("AGENT_ENV_PASSTHROUGH")) is not None:
-            kwargs["agent_env_passthrough"] = parse_passthrough(v)
+            plugin = kwargs.get("stt_backend")
+            is_plugin = isinstance(plugin, str) and plugin not in BUILTIN_PROVIDERS
+            reserved = (plugin_env_prefix(str(plugin)),) if is_plugin else ()
+            kwargs["agent_env_passthrough"] = parse_passthrough(v, reserved_prefixes=reserved)
         if (v := get("I_UNDERSTAND_BYPASS")) is not None:
             kwargs["allow_bypass"] = _bool(v, "I_UNDERSTAND_BYPASS")
         if (v := get("CLAUDE_PERMISSION_MODE")) is not None:
@@ -318,10 +374,9 @@ class Config:
         return config
 
     def validate(self, *, home: str | None = None) -> None:
-        if self.stt_backend == "deepgram" and not self.deepgram_api_key:
-            raise ConfigurationError("STT_PROVIDER=deepgram needs DEEPGRAM_API_KEY (or set STT_PROVIDER=local).")
-        if self.stt_backend == "assemblyai" and not self.assemblyai_api_key:
-            raise ConfigurationError("STT_PROVIDER=assemblyai needs ASSEMBLYAI_API_KEY (or set STT_PROVIDER=local).")
+        self._validate_stt()
+        if self.transport == "telethon":
+            self.require_mtproto()
         if self.claude_permission_mode == "bypassPermissions" and not self.allow_bypass:
             raise ConfigurationError(BYPASS_REFUSED)
         config_dir = self.claude_config_dir or Path(home or Path.home()) / ".claude"
@@ -345,6 +400,51 @@ class Config:
                     "PUBLIC_URL is the base URL only (scheme, host, optional port): drop the query or fragment; "
                     "the webhook path comes from WEBHOOK_PATH."
                 )
+
+    def _validate_stt(self) -> None:
+        if self.stt_backend not in BUILTIN_PROVIDERS and self.stt_backend not in installed_plugins():
+            raise ConfigurationError(
+                f"STT_PROVIDER={self.stt_backend!r} is not valid; use one of: {', '.join(provider_names())} "
+                "(installed speech-to-text plug-ins are listed after the built-in providers)."
+            )
+        compute = COMPUTE_TYPES
+        if self.whisper_compute not in compute[self.whisper_device]:
+            raise ConfigurationError(
+                f"WHISPER_COMPUTE_TYPE={self.whisper_compute!r} does not run on WHISPER_DEVICE={self.whisper_device}; "
+                f"use one of: {', '.join(compute[self.whisper_device])}."
+            )
+        if self.stt_backend == "openai":
+            url = urlsplit(self.openai_stt_base_url)
+            if url.scheme not in {"http", "https"} or not url.hostname:
+                raise ConfigurationError(
+                    f"OPENAI_STT_BASE_URL={self.openai_stt_base_url!r} is not an http(s) URL. Set the server's API "
+                    "base, e.g. https://api.openai.com/v1, https://api.groq.com/openai/v1 or http://gpu-box:8000/v1."
+                )
+            if url.hostname in _KEYED_HOSTS and not self.openai_stt_api_key:
+                raise ConfigurationError(
+                    f"STT_PROVIDER=openai with {url.hostname} needs OPENAI_STT_API_KEY (a self-hosted server "
+                    "needs none)."
+                )
+        if self.stt_backend == "deepgram" and not self.deepgram_api_key:
+            raise ConfigurationError("STT_PROVIDER=deepgram needs DEEPGRAM_API_KEY (or set STT_PROVIDER=local).")
+        if self.stt_backend == "assemblyai" and not self.assemblyai_api_key:
+            raise ConfigurationError("STT_PROVIDER=assemblyai needs ASSEMBLYAI_API_KEY (or set STT_PROVIDER=local).")
+
+
+def _mtproto(get: Callable[[str], str | None], out: dict[str, object]) -> None:
+    """API_ID, API_HASH, TELETHON_SESSION and TELETHON_SESSION_STRING (the Telethon transport's login)."""
+    if (v := get("API_ID")) is not None:
+        if not v.isdigit() or int(v) <= 0:
+            raise ConfigurationError(f"API_ID must be a positive number, got {v!r}. {MTPROTO_APP}")
+        out["api_id"] = int(v)
+    if (v := get("API_HASH")) is not None:
+        if not API_HASH_RE.match(v):
+            raise ConfigurationError(f"API_HASH must be 32 hexadecimal characters. {MTPROTO_APP}")
+        out["api_hash"] = v
+    if (v := get("TELETHON_SESSION")) is not None:
+        out["telethon_session"] = Path(v).expanduser()
+    if (v := get("TELETHON_SESSION_STRING")) is not None:
+        out["telethon_session_string"] = v
 
 
 def _resolved(path: Path) -> Path:
@@ -382,18 +482,19 @@ def parse_tool_rules(value: str) -> tuple[str, ...]:
     return tuple(parsed)
 
 
-def parse_passthrough(value: str) -> tuple[str, ...]:
+def parse_passthrough(value: str, *, reserved_prefixes: tuple[str, ...] = ()) -> tuple[str, ...]:
     """
     ``AGENT_ENV_PASSTHROUGH``: variable names (commas or spaces) the agent may see besides its allow-list.
 
     Raises:
-        ConfigurationError: A name is not a variable name, or it is one of voicecoder's own settings.
+        ConfigurationError: A name is not a variable name, or it is one of voicecoder's own settings (those of
+            the configured speech-to-text plug-in, *reserved_prefixes*, included).
     """
     names = tuple(n for n in re.split(r"[,\s]+", value) if n)
     for name in names:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
             raise ConfigurationError(f"AGENT_ENV_PASSTHROUGH: {name!r} is not an environment variable name.")
-        if name in VOICECODER_SETTINGS:
+        if name in VOICECODER_SETTINGS or name.startswith(reserved_prefixes):
             raise ConfigurationError(
                 f"AGENT_ENV_PASSTHROUGH lists {name}, one of voicecoder's own settings: the agent runs arbitrary "
                 "commands and must never see them. Remove it from AGENT_ENV_PASSTHROUGH."

@@ -29,7 +29,7 @@ import anyio
 import pytest
 from aiohttp import web
 
-from voicecoder.adapters.audio_intake import AudioLimits, check_audio
+from voicecoder.adapters.stt.audio_intake import AudioLimits, check_audio
 from voicecoder.domain.model import Audio
 from voicecoder.entrypoints.sandbox import SandboxInfo, find_claude, run_sandbox
 from voicecoder.entrypoints.sandbox_web import create_sandbox_web_app

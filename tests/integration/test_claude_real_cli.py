@@ -115,7 +115,7 @@ class TestRealClaudeCli:
         assert "create file notes.txt with first note" in resumed.all_text
         assert "File created successfully" in resumed.all_text
         assert rec.of(Notice) == []
-        assert two.text.startswith("I'm voicecoder's demo model")
+        assert two.text == "fake-model: what did you just do?"
         assert agent.spawned == 1  # the second turn ran on the warm process
 
     async def test_unknown_session_starts_fresh(self, make_agent: Any, api: FakeAnthropicApi) -> None:

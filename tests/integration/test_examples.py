@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
+from tests.integration.cli_agent import real_cli_agent
 from tests.real_cli import CLAUDE
-from voicecoder.adapters import ClaudeCliAgent, ClaudeCliConfig
 from voicecoder.testing.fake_anthropic import FakeAnthropicApi, Reply, bash
 from voicecoder.testing.fakes import FakeTranscriber
 
@@ -54,25 +54,8 @@ async def _anthropic() -> AsyncIterator[FakeAnthropicApi]:
 
 @pytest.fixture(name="ports")
 async def _ports(tmp_path: Path, anthropic: FakeAnthropicApi) -> AsyncIterator[dict[str, Any]]:
-    home = tmp_path / "home"
-    home.mkdir()
     workspace = tmp_path / "ws"
-    agent = ClaudeCliAgent(
-        ClaudeCliConfig(
-            workdir=workspace,
-            binary=str(CLAUDE),
-            config_dir=home / ".claude",
-            timeout_s=90.0,
-            grace_s=1.0,
-            extra_env={
-                "HOME": str(home),
-                "XDG_CONFIG_HOME": str(home / ".config"),
-                "XDG_CACHE_HOME": str(home / ".cache"),
-                "ANTHROPIC_BASE_URL": anthropic.base_url,
-                "ANTHROPIC_API_KEY": "dummy-key",
-            },
-        )
-    )
+    agent = real_cli_agent(tmp_path / "home", workspace, anthropic.base_url)
     transcriber = FakeTranscriber()
     transcriber.learn(VOICE, "create file voice.txt with spoken")
     async with agent:  # the embedder's agent is the embedder's to close (its warm CLI processes with it)

@@ -10,7 +10,6 @@ Telegram delivers to, and tests never query DNS (the one test of that path uses 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -29,7 +28,7 @@ import pytest
 
 from tests.loopback import free_port, wait_http
 from voicecoder.testing.fake_bot_api import FakeBotApi, FakeUser
-from voicecoder.testing.fake_stt_servers import FakeDeepgramServer
+from voicecoder.testing.fake_stt_servers import FakeDeepgramServer, ScriptedRecognizer
 
 REPO = Path(__file__).resolve().parents[2]
 FAKE_CLAUDE = REPO / "tests" / "fakes" / "fake_claude.py"
@@ -490,9 +489,8 @@ class TestSelftest:
         secret, 200 with it), a Git Status press and a 30 s voice note captioned /selftest, each with its figure;
         the bot answers the voice note with what it heard and never runs the agent.
         """
-        note = (REPO / "src" / "voicecoder" / "entrypoints" / "assets" / "selftest-30s.ogg").read_bytes()
         async with FakeDeepgramServer(
-            transcripts={hashlib.sha256(note).hexdigest(): "create a file called test dot txt"}, api_key="dg-key"
+            recognizer=ScriptedRecognizer("create a file called test dot txt"), api_key="dg-key"
         ) as deepgram:
             port = free_port()
             env_file = write_env_file(

@@ -19,6 +19,7 @@ from voicecoder.testing.fake_anthropic import (
     Text,
     ToolUse,
     default_responder,
+    demo_responder,
     write_file,
 )
 
@@ -186,7 +187,7 @@ class TestFakeAnthropicApi:
                 answers.append((await resp.json())["content"][0]["text"])
 
         assert answers[:2] == ["queued", "by rule"]
-        assert answers[2].startswith("I'm voicecoder's demo model")
+        assert answers[2] == "fake-model: anything"
         assert api.pending == 0
 
     async def test_delay_and_wait_for_requests(self, api: FakeAnthropicApi, http: aiohttp.ClientSession) -> None:
@@ -265,9 +266,16 @@ class TestDefaultResponder:
         assert block.text.startswith("<summary>")
         assert block.text.endswith("</summary>")
 
-    def test_anything_else_says_what_it_can_do(self) -> None:
-        """An unknown request is answered with a sentence listing what to try."""
-        (block,) = self.answer("how are you").blocks
+    def test_anything_else_is_echoed_for_tests_and_explained_in_the_sandbox(self) -> None:
+        """An unknown request is echoed by the default (tests see which prompt was answered); the sandbox's
+        demo_responder answers it with a sentence listing what to try."""
+        request = MessagesRequest("/v1/messages", {}, body("how are you"))
+        default, demo = default_responder(request), demo_responder(request)
+        assert isinstance(default, Reply)
+        assert isinstance(demo, Reply)
+        (echoed,), (explained,) = default.blocks, demo.blocks
 
-        assert isinstance(block, Text)
-        assert "run the tests" in block.text
+        assert isinstance(echoed, Text)
+        assert echoed.text == "fake-model: how are you"
+        assert isinstance(explained, Text)
+        assert "run the tests" in explained.text

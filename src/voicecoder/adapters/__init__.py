@@ -9,51 +9,61 @@ SQLite and the CLI agent adapters run on asyncio and trio alike.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from voicecoder.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from voicecoder.adapters.assemblyai_transcriber import AssemblyAITranscriber
-    from voicecoder.adapters.audio_intake import AudioLimits
     from voicecoder.adapters.claude import ClaudeCliAgent, ClaudeCliConfig, UnavailableAgent
-    from voicecoder.adapters.deepgram_transcriber import DeepgramTranscriber
     from voicecoder.adapters.detect_secrets_scanner import DetectSecretsScanner
     from voicecoder.adapters.dulwich_workspace import DulwichWorkspace
-    from voicecoder.adapters.local_whisper_transcriber import LocalWhisperTranscriber
     from voicecoder.adapters.prometheus_metrics import MeteredAgentRunner, MeteredTranscriber, Metrics
     from voicecoder.adapters.sqlite_inbox import SqliteInbox
     from voicecoder.adapters.sqlite_state_store import SqliteStateStore
+    from voicecoder.adapters.stt import (
+        AssemblyAITranscriber,
+        AudioLimits,
+        CodeAwareTranscriber,
+        DeepgramTranscriber,
+        LocalWhisperTranscriber,
+        OpenAITranscriber,
+        WorkspaceVocabulary,
+        check_audio,
+    )
     from voicecoder.adapters.system_clock import SystemClock
     from voicecoder.adapters.telegram_bot_api import TelegramBotApi
     from voicecoder.adapters.telegram_messenger import TelegramMessenger
     from voicecoder.adapters.telegram_updates import TelegramUpdateHandler
-    from voicecoder.adapters.telethon import TelethonMessenger, TelethonUpdates
+    from voicecoder.adapters.telethon import TelethonMessenger, TelethonUpdateHandler, TelethonUpdates
     from voicecoder.adapters.update_dispatcher import UpdateDispatcher
-    from voicecoder.adapters.workspace_vocabulary import WorkspaceVocabulary
 
 _MODULES = {
-    "AssemblyAITranscriber": "assemblyai_transcriber",
-    "AudioLimits": "audio_intake",
-    "ClaudeCliAgent": "claude",
-    "ClaudeCliConfig": "claude",
-    "DeepgramTranscriber": "deepgram_transcriber",
-    "DetectSecretsScanner": "detect_secrets_scanner",
-    "DulwichWorkspace": "dulwich_workspace",
-    "LocalWhisperTranscriber": "local_whisper_transcriber",
-    "MeteredAgentRunner": "prometheus_metrics",
-    "MeteredTranscriber": "prometheus_metrics",
-    "Metrics": "prometheus_metrics",
-    "SqliteInbox": "sqlite_inbox",
-    "SqliteStateStore": "sqlite_state_store",
-    "SystemClock": "system_clock",
-    "TelegramBotApi": "telegram_bot_api",
-    "TelegramMessenger": "telegram_messenger",
-    "TelegramUpdateHandler": "telegram_updates",
-    "TelethonMessenger": "telethon",
-    "TelethonUpdates": "telethon",
-    "UnavailableAgent": "claude",
-    "UpdateDispatcher": "update_dispatcher",
-    "WorkspaceVocabulary": "workspace_vocabulary",
+    "AssemblyAITranscriber": ".stt",
+    "AudioLimits": ".stt",
+    "ClaudeCliAgent": ".claude",
+    "ClaudeCliConfig": ".claude",
+    "CodeAwareTranscriber": ".stt",
+    "DeepgramTranscriber": ".stt",
+    "DetectSecretsScanner": ".detect_secrets_scanner",
+    "DulwichWorkspace": ".dulwich_workspace",
+    "LocalWhisperTranscriber": ".stt",
+    "MeteredAgentRunner": ".prometheus_metrics",
+    "MeteredTranscriber": ".prometheus_metrics",
+    "Metrics": ".prometheus_metrics",
+    "OpenAITranscriber": ".stt",
+    "SqliteInbox": ".sqlite_inbox",
+    "SqliteStateStore": ".sqlite_state_store",
+    "SystemClock": ".system_clock",
+    "TelegramBotApi": ".telegram_bot_api",
+    "TelegramMessenger": ".telegram_messenger",
+    "TelegramUpdateHandler": ".telegram_updates",
+    "TelethonMessenger": ".telethon",
+    "TelethonUpdateHandler": ".telethon",
+    "TelethonUpdates": ".telethon",
+    "UnavailableAgent": ".claude",
+    "UpdateDispatcher": ".update_dispatcher",
+    "WorkspaceVocabulary": ".stt",
+    "check_audio": ".stt",
 }
 
 __all__ = [
@@ -61,6 +71,7 @@ __all__ = [
     "AudioLimits",
     "ClaudeCliAgent",
     "ClaudeCliConfig",
+    "CodeAwareTranscriber",
     "DeepgramTranscriber",
     "DetectSecretsScanner",
     "DulwichWorkspace",
@@ -68,6 +79,7 @@ __all__ = [
     "MeteredAgentRunner",
     "MeteredTranscriber",
     "Metrics",
+    "OpenAITranscriber",
     "SqliteInbox",
     "SqliteStateStore",
     "SystemClock",
@@ -75,19 +87,13 @@ __all__ = [
     "TelegramMessenger",
     "TelegramUpdateHandler",
     "TelethonMessenger",
+    "TelethonUpdateHandler",
     "TelethonUpdates",
     "UnavailableAgent",
     "UpdateDispatcher",
     "WorkspaceVocabulary",
+    "check_audio",
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _MODULES)

@@ -34,9 +34,13 @@ from voicecoder.domain.replies import TOOL_ANSWERS, ErrorReply
 __all__ = [
     "BOT_COMMANDS",
     "DEFAULT_MAX_BYTES",
+    "DOWNLOAD_FAILED",
+    "NOT_UNDERSTOOD",
     "PROCESSED_UPDATE_TYPES",
+    "STALE_BUTTON",
     "TelegramUpdateHandler",
     "VoiceCoderApp",
+    "is_audio_file",
     "lane_of",
 ]
 
@@ -113,7 +117,8 @@ def _sent_at(message: Message) -> datetime | None:
     return datetime.fromtimestamp(message.date, UTC) if message.date > 0 else None
 
 
-def _is_audio(mime_type: str | None, file_name: str | None) -> bool:
+def is_audio_file(mime_type: str | None, file_name: str | None) -> bool:
+    """Whether a file sent as a document is a recording, by its MIME type or (when that is generic) its name."""
     if mime_type and (mime_type.startswith("audio/") or mime_type in AUDIO_MIME_EXTRA):
         return True
     ext = file_name.rsplit(".", 1)[-1].lower() if file_name and "." in file_name else ""
@@ -234,7 +239,7 @@ class TelegramUpdateHandler:
             await self._app.unauthorized(chat, user)
             return
         file_id, size, mime, name, duration = _attachment(message)
-        if message.voice is None and message.audio is None and not _is_audio(mime, name):
+        if message.voice is None and message.audio is None and not is_audio_file(mime, name):
             await self._messenger.send(chat, ErrorReply(str(UnsupportedAudioError(mime or name or "unknown"))))
             return
         if size is not None and size > self._max_bytes:

@@ -207,7 +207,7 @@ def telegram_failure(exc: TelegramApiError) -> str:
 class Expectation:
     """What the configuration says the webhook should look like."""
 
-    transport: Literal["webhook", "polling"] = "webhook"
+    transport: Literal["webhook", "polling", "telethon"] = "webhook"
     url: str | None = None
     """PUBLIC_URL + WEBHOOK_PATH; None when PUBLIC_URL or the path is not configured."""
     ip_addresses: tuple[str, ...] = ()
@@ -356,7 +356,7 @@ async def host_ipv4(host: str, *, within_s: float = 1.0) -> tuple[str, ...]:
 
 async def expectation(
     *,
-    transport: Literal["webhook", "polling"],
+    transport: Literal["webhook", "polling", "telethon"],
     url: str | None,
     fixed_ip: str | None = None,
     resolve: bool = True,

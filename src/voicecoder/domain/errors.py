@@ -10,7 +10,7 @@ The one exception hierarchy of voicecoder.
   + PortError
     - TranscriptionError
       . UnsupportedAudioError, NoSpeechError, AudioTooLargeError, AudioTooLongError
-      . ProviderAuthError, ProviderUnavailableError (ProviderTimeoutError)
+      . ProviderAuthError, ProviderRejectedError, ProviderUnavailableError (ProviderTimeoutError)
     - AgentRunError (AgentTimeoutError, AgentNotInstalledError)
     - WorkspaceError (NotARepositoryError, WorkspaceConflictError)
     - DeliveryError
@@ -158,6 +158,20 @@ class ProviderAuthError(TranscriptionError):
             "provider."
         )
         self.provider = provider
+
+
+class ProviderRejectedError(TranscriptionError):
+    """
+    The speech provider refused this request for good: an unknown model, a wrong endpoint, an exhausted quota.
+
+    Retrying the same request cannot help, so the message names the setting to check instead of saying "try again".
+    """
+
+    def __init__(self, provider: str, detail: str, fix: str = "Check the speech-to-text settings") -> None:
+        super().__init__(f"The {provider} speech service refused the request: {detail.rstrip('.')}. {fix.rstrip('.')}.")
+        self.provider = provider
+        self.detail = detail
+        self.fix = fix
 
 
 class ProviderUnavailableError(TranscriptionError):

@@ -96,10 +96,16 @@ class Audio:
 
 @attrs.frozen
 class TranscriptionHints:
-    """Vocabulary and language that help a recogniser with code words."""
+    """
+    Vocabulary and language that help a recogniser with code words.
+
+    *context* is a sample of how such requests read, for engines that take a text prompt (Whisper); engines that
+    take a list of keyterms use *keyterms* only.
+    """
 
     keyterms: tuple[str, ...] = ()
     language: str | None = None
+    context: str | None = None
 
 
 @attrs.frozen

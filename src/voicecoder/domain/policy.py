@@ -62,7 +62,7 @@ class ApprovalPolicy:
 
 
 class ToolApprovalMode(enum.Enum):
-    """``TOOL_APPROVAL``: how much of what the agent does is asked on the phone."""
+    """How much of what the agent does is asked on the phone (the operator's setting)."""
 
     ASK = "ask"
     """Ask before every edit too (each question shows a diff preview)."""
@@ -194,7 +194,7 @@ class ToolPolicy:
 
     def decide(self, request: ToolRequest, session_rules: Sequence[str] = ()) -> ToolRuling:
         if self.mode is ToolApprovalMode.OFF:
-            return ToolRuling(ToolAction.ALLOW, rule="TOOL_APPROVAL=off")
+            return ToolRuling(ToolAction.ALLOW, rule="approval off")
         for path in request.paths:
             if any(_relative(path, root) is not None for root in self.private):
                 return ToolRuling(
@@ -252,7 +252,7 @@ class ToolPolicy:
         if any(_relative(p, self.workspace + "/.git") is not None for p in request.paths):
             return ToolRuling(ToolAction.ASK, flagged="it writes into .git/, the repository's own data")
         if self.mode is ToolApprovalMode.AUTO_EDITS:
-            return ToolRuling(ToolAction.ALLOW, rule="TOOL_APPROVAL=auto-edits")
+            return ToolRuling(ToolAction.ALLOW, rule="auto-edits")
         matched = next((r for r in rules if self._covers(r, request)), None)
         if matched is not None:
             return ToolRuling(ToolAction.ALLOW, rule=str(matched))

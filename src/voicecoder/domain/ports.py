@@ -44,7 +44,11 @@ class Transcriber(Protocol):
         """
         Transcribe *audio*, using *hints* (code vocabulary, language) where the engine supports them.
 
-        Size and duration limits are checked before any upload or decoding work.
+        Size, format and duration limits are checked before any upload or decoding work. Nothing but
+        `TranscriptionError` subclasses escapes (cancellation aside): no vendor or builtin exception, and a
+        cancelled call leaves no task behind and delivers no late result. The transcript's ``language`` is the
+        language that was spoken (the one requested, or the one detected) or None when unknown, and its
+        ``confidence`` the engine's own estimate or None: never a constant.
 
         Raises:
             UnsupportedAudioError: The bytes are not decodable audio.
@@ -52,6 +56,8 @@ class Transcriber(Protocol):
             AudioTooLargeError: The input is larger than the configured limit.
             AudioTooLongError: The recording is longer than the configured limit.
             ProviderAuthError: The provider rejected the credentials.
+            ProviderRejectedError: The provider refused the request for good (unknown model, wrong endpoint,
+                exhausted quota); retrying cannot help.
             ProviderUnavailableError: The provider is down, rate limiting, or timed out (ProviderTimeoutError).
         """
         ...

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import TypeVar
 
 import anyio
+import attrs
 
 from voicecoder.adapters.telegram_bot_api import TelegramApiError
 from voicecoder.adapters.telegram_webhook_health import expectation, telegram_failure
 from voicecoder.bootstrap import Container, build_container, doctor, open_runtime
-from voicecoder.config import Config
+from voicecoder.config import TRANSPORTS, Config
 from voicecoder.domain.errors import ConfigurationError, StateStoreError, VoicecoderError
 from voicecoder.domain.model import Diagnostic
 from voicecoder.entrypoints import selftest, webhook_admin
@@ -42,7 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="run the bot (webhook server, or polling)")
+    serve = sub.add_parser("serve", help="run the bot (webhook server, polling, or Telethon's MTProto)")
+    serve.add_argument(
+        "--transport",
+        choices=TRANSPORTS,
+        help="how updates arrive (default: TRANSPORT, else webhook); telethon needs API_ID and API_HASH",
+    )
     serve.add_argument("--polling", action="store_true", help="long polling instead of the webhook")
     serve.add_argument("--delete-webhook", action="store_true", help="with --polling: delete a webhook that is set")
     serve.add_argument("--drop-pending", action="store_true", help="with --delete-webhook: drop waiting updates")
@@ -296,8 +302,11 @@ def _run_serve(config: Config, args: argparse.Namespace) -> int:
     """`serve` from its first file write to its exit: whatever stops it is one ❌ line (see `serve_failure`)."""
     redact = Redactor(config.secrets())
     try:
-        polling = args.polling or config.transport == "polling"
-        config = _with_identity(config, create=not polling)
+        if args.transport is not None:
+            config = attrs.evolve(config, transport=args.transport)
+            config.validate()
+        webhook = config.transport == "webhook" and not args.polling
+        config = _with_identity(config, create=webhook)
         redact = Redactor(config.secrets())
         return anyio.run(_serve, config, args)
     except (Exception, KeyboardInterrupt, BaseExceptionGroup) as error:

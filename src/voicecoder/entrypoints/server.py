@@ -1,8 +1,8 @@
 """
-`voicecoder serve`: the webhook server (or polling) wired from the container, with /healthz, /readyz, /metrics.
+`voicecoder serve`: the webhook server, polling, or MTProto via Telethon, wired from the container.
 
-Both transports listen on LISTEN_HOST:LISTEN_PORT (polling for the health and metrics routes only), so a
-container health check and a scraper work the same way in either mode.
+The webhook and polling listen on LISTEN_HOST:LISTEN_PORT (polling for /healthz, /readyz and /metrics only), so a
+container health check and a scraper work the same way in either mode; the Telethon transport has no HTTP server.
 """
 
 from __future__ import annotations
@@ -112,6 +112,11 @@ async def serve(
     config = container.settings()
     metrics = container.metrics()
     wire_update_metrics(container.dispatch_stats(), metrics)
+    if config.transport == "telethon" and not polling:
+        from voicecoder.entrypoints.telethon_serve import serve_telethon  # noqa: PLC0415 - the telethon extra
+
+        await serve_telethon(container, stop=stop, handle_signals=handle_signals, task_status=task_status)
+        return
     async with anyio.create_task_group() as tg:
         # The command menu is cosmetic: never let an unreachable Telegram delay taking updates.
         tg.start_soon(announce_commands, container)

@@ -194,6 +194,23 @@ class FakeTelegram:
         await self._push_new_message(self._store(msg), user)
         return msg
 
+    async def send_document(
+        self,
+        data: bytes,
+        file_name: str,
+        *,
+        mime_type: str = "application/octet-stream",
+        user: FakeTelegramUser = DEFAULT_USER,
+    ) -> StoredMessage:
+        """The user sends a file (a document, not a voice note): e.g. an audio file sent "as file", or a PDF."""
+        user = self._user(user)
+        document = self._document(data, mime_type, [types.DocumentAttributeFilename(file_name)])
+        msg = StoredMessage(
+            next(self._ids), user.id, out=False, date=int(time.time()), document=document, document_data=data
+        )
+        await self._push_new_message(self._store(msg), user)
+        return msg
+
     async def press(self, message_id: int, data: bytes, *, user: FakeTelegramUser = DEFAULT_USER) -> int:
         """
         The user taps the inline button with *data* under the bot's message *message_id*; returns the query id.

@@ -306,8 +306,8 @@ def _list(pattern: str | None, where: str | None) -> Callable[[list[Done]], Step
     return step
 
 
-def plan(prompt: str) -> Callable[[list[Done]], Step]:
-    """How the demo model works through *prompt*, one step per call."""
+def plan(prompt: str) -> Callable[[list[Done]], Step] | None:
+    """How the demo model works through *prompt*, one step per call; None when it does not understand it."""
     spoken = _spoken(prompt)
     if match := _RUN_COMMAND.search(prompt):
         command = match.group("command").strip().strip("`")
@@ -353,15 +353,20 @@ def plan(prompt: str) -> Callable[[list[Done]], Step]:
             "I don't commit by myself: voicecoder commits exactly the change you approve. Tap ✅ Approve under the "
             "change and it is committed with your prompt in the message."
         )
-    return lambda _done: HELP
+    return None
 
 
-def demo_reply(messages: Sequence[Mapping[str, Any]]) -> Step:
-    """The demo model's next step for the conversation *messages*."""
+def demo_reply(messages: Sequence[Mapping[str, Any]], *, unknown: Callable[[str], str] | None = None) -> Step:
+    """
+    The demo model's next step for the conversation *messages*.
+
+    A request it does not understand is answered with *unknown(prompt)*, by default what it does understand.
+    """
     prompt, done = conversation(messages)
-    if not prompt:
-        return HELP
-    return plan(prompt)(done)
+    steps = plan(prompt) if prompt else None
+    if steps is None:
+        return unknown(prompt) if unknown is not None else HELP
+    return steps(done)
 
 
 def describe(step: Step) -> str:

@@ -14,7 +14,9 @@ What the "model" answers is scripted. Each request takes, in order: the next que
 (`FakeAnthropicApi.script`), else the first matching rule (`FakeAnthropicApi.rule`), else
 `default_responder`: a ``<summary>…</summary>`` for a compaction request, otherwise the sandbox's demo
 model (`voicecoder.testing.demo_model`), which understands a set of natural requests ("add a README",
-"run the tests", "delete notes.txt", …), works through them with the CLI's tools and answers in sentences.
+"run the tests", "delete notes.txt", …), works through them with the CLI's tools and answers in sentences;
+anything else is echoed as ``fake-model: <prompt>`` (so a test sees which prompt was answered). The sandbox's
+`demo_responder` answers anything else with what the demo model understands instead.
 
 Relative ``file_path`` inputs are resolved against ``workdir`` or, failing that, the working
 directory the CLI announces in its request ("Primary working directory: …").
@@ -55,6 +57,7 @@ __all__ = [
     "ToolUse",
     "bash",
     "default_responder",
+    "demo_responder",
     "write_file",
 ]
 
@@ -257,17 +260,31 @@ class MessagesRequest:
         return "\n".join(t for m in self.messages for t in texts_of(m.get("content")))
 
 
-def default_responder(request: MessagesRequest) -> Response:
-    """The built-in model: a <summary> for /compact, otherwise the sandbox's demo model (`demo_model`)."""
+def _echo(prompt: str) -> str:
+    return f"fake-model: {prompt}" if prompt else "fake-model: (no prompt)"
+
+
+def default_responder(request: MessagesRequest, *, unknown: Callable[[str], str] | None = _echo) -> Response:
+    """
+    The built-in model: a <summary> for /compact, otherwise the demo model (`demo_model`).
+
+    A request the demo model does not understand gets *unknown(prompt)*: ``fake-model: <prompt>`` by default, the
+    demo model's own help with None.
+    """
     if request.is_compaction:
         return Reply.text(
             "<summary>\nThe user and the assistant worked on the workspace; "
             f"{len(request.messages)} messages so far. Nothing is pending.\n</summary>"
         )
-    step = demo_reply(request.messages)
+    step = demo_reply(request.messages, unknown=unknown)
     if isinstance(step, str):
         return Reply.text(step)
     return Reply.tool(ToolUse(step.name, dict(step.input)), step.text)
+
+
+def demo_responder(request: MessagesRequest) -> Response:
+    """The sandbox's model (``--demo-agent``): like `default_responder`, but says what it understands instead."""
+    return default_responder(request, unknown=None)
 
 
 # --- the server --------------------------------------------------------------------------------

@@ -18,13 +18,13 @@ from typing import TypeVar
 import anyio
 import attrs
 
+from voicecoder.adapters.stt.audio_intake import AudioLimits, check_audio
 from voicecoder.domain.errors import (
     AgentRunError,
-    AudioTooLargeError,
     DeliveryError,
     NoSpeechError,
     StaleChangeError,
-    UnsupportedAudioError,
+    TranscriptionError,
     VoicecoderError,
     WorkspaceError,
 )
@@ -459,6 +459,7 @@ class FakeTranscriber:
 
     scripted: dict[str, str] = attrs.field(factory=dict)
     max_bytes: int = 20_000_000
+    max_duration_s: float = 600.0
     calls: list[tuple[Audio, TranscriptionHints | None]] = attrs.field(factory=list)
     refused: list[Audio] = attrs.field(factory=list)
 
@@ -467,12 +468,13 @@ class FakeTranscriber:
         self.scripted[hashlib.sha256(data).hexdigest()] = text
 
     async def transcribe(self, audio: Audio, hints: TranscriptionHints | None = None, /) -> Transcript:
-        if audio.size > self.max_bytes:
+        try:
+            # The same intake checks, in the same order, as every real provider: refused input is never "sent".
+            check_audio(audio, AudioLimits(max_bytes=self.max_bytes, max_duration_s=self.max_duration_s, probe=False))
+        except TranscriptionError:
             self.refused.append(audio)
-            raise AudioTooLargeError(audio.size, self.max_bytes)
+            raise
         self.calls.append((audio, hints))
-        if not looks_like_audio(audio.data):
-            raise UnsupportedAudioError("not a known audio container")
         text = self.scripted.get(audio.digest, "").strip()
         if not text:
             raise NoSpeechError

@@ -3,6 +3,9 @@ from __future__ import annotations
 import anyio
 import pytest
 
+from tests.unit.domain.scenario import ALICE, CHAT, MALLORY, OGG
+from tests.unit.domain.scenario import button as _press
+from tests.unit.domain.scenario import change as _change
 from voicecoder.domain.app import COMMANDS
 from voicecoder.domain.model import (
     AgentRequest,
@@ -11,7 +14,6 @@ from voicecoder.domain.model import (
     ChangeStatus,
     ChatId,
     PermissionDenied,
-    UserId,
 )
 from voicecoder.domain.policy import ApprovalPolicy
 from voicecoder.domain.ports import EventSink, ToolGate
@@ -46,36 +48,6 @@ from voicecoder.domain.replies import (
 )
 from voicecoder.domain.services import Ports, Settings, VoiceCoder
 from voicecoder.testing.fakes import AgentScript, FakePorts, RecordingMessenger, build_voicecoder
-
-CHAT = ChatId(100)
-ALICE = UserId(1)
-MALLORY = UserId(666)
-OGG = b"OggS" + b"\0" * 60
-
-
-@pytest.fixture(name="wired")
-def _wired() -> tuple[VoiceCoder, FakePorts]:
-    return build_voicecoder(allowed_users=[ALICE.value])
-
-
-@pytest.fixture(name="app")
-def _app(wired: tuple[VoiceCoder, FakePorts]) -> VoiceCoder:
-    return wired[0]
-
-
-@pytest.fixture(name="fakes")
-def _fakes(wired: tuple[VoiceCoder, FakePorts]) -> FakePorts:
-    return wired[1]
-
-
-async def _change(app: VoiceCoder, fakes: FakePorts, writes: dict[str, bytes | None]) -> ChangeSummary:
-    fakes.agent.script(AgentScript(text="Edited.", writes=writes))
-    await app.prompt(CHAT, ALICE, "do it")
-    return fakes.messenger.of_type(ChangeSummary)[-1]
-
-
-def _press(summary: ChangeSummary, action: Action) -> Button:
-    return next(b for b in summary.buttons if b.action is action)
 
 
 class TestAccess:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
+from voicecoder.adapters.telethon.handler import TelethonUpdateHandler
 from voicecoder.adapters.telethon.messenger import TelethonMessenger
 from voicecoder.adapters.telethon.updates import TelethonUpdates
 
-__all__ = ["TelethonMessenger", "TelethonUpdates"]
+__all__ = ["TelethonMessenger", "TelethonUpdateHandler", "TelethonUpdates"]

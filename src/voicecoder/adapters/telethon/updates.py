@@ -1,45 +1,47 @@
 """
 `TelethonUpdates`: voicecoder's handlers on your own ``telethon.TelegramClient``.
 
-`register` adds three handlers with Telethon's ``add_event_handler``: private text messages (commands and
-prompts), voice notes and audio files, and presses of voicecoder's own buttons (callback data that
-`decode_callback` understands; other bots' buttons are left to your handlers). Telethon runs each update in its
-own task, so the handlers keep order themselves: one lane per chat for messages, another for button presses,
-so ⏹ Cancel never waits behind a running turn, and a third for replies to an open tool question (they answer
-it while the turn that asked waits in the message lane). Callback queries are answered with Telethon's
-``event.answer`` (`VoiceCoder.press` is called with ``answer=False``). Asyncio-only, like Telethon.
+`register` adds two handlers with Telethon's ``add_event_handler``: private messages (text, commands, voice notes,
+audio files) and presses of voicecoder's own buttons (callback data that `decode_callback` understands; other
+bots' buttons are left to your handlers). Each update becomes a record (`voicecoder.adapters.telethon.records`)
+that `TelethonUpdateHandler` acts on. Telethon runs each update in its own task unless the client was made with
+``sequential_updates=True``, so the default intake keeps order itself: one lane per chat for messages, another for
+button presses, so ⏹ Cancel never waits behind a running turn, and a third for replies to an open tool question
+(they answer it while the turn that asked holds the message lane). `voicecoder serve --transport telethon` passes an
+*intake* that stores each record in its durable inbox first. Asyncio-only, like Telethon.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
 from telethon import events
 
-from voicecoder.adapters.telethon.messenger import TelethonMessenger
+from voicecoder.adapters.telegram_updates import DEFAULT_MAX_BYTES
+from voicecoder.adapters.telethon.handler import TelethonUpdateHandler
+from voicecoder.adapters.telethon.records import (
+    CallbackIds,
+    TelethonUpdate,
+    callback_update,
+    message_update,
+    reply_to_of,
+)
 from voicecoder.domain.app import VoiceCoderApp
 from voicecoder.domain.callbacks import decode_callback
-from voicecoder.domain.errors import AudioTooLargeError, MalformedUpdateError, VoicecoderError
-from voicecoder.domain.model import Audio, ChatId, UserId
+from voicecoder.domain.errors import MalformedUpdateError, VoicecoderError
+from voicecoder.domain.model import ChatId
 from voicecoder.domain.ports import Messenger
-from voicecoder.domain.replies import ErrorReply
 
-__all__ = ["TelethonUpdates"]
+__all__ = ["Intake", "TelethonUpdates"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_BYTES = 20 * 1024 * 1024
-DOWNLOAD_FAILED = "I could not download the recording from Telegram. Please send it again."
-
-
-async def _first_name(event: Any) -> str | None:
-    """The sender's first name (Telethon has the user from the update; None if it cannot say)."""
-    sender = await event.get_sender()
-    name = getattr(sender, "first_name", None)
-    return name if isinstance(name, str) else None
+Intake = Callable[[TelethonUpdate], Awaitable[None]]
+"""Takes each routed update; the default handles it at once, in order per lane."""
 
 
 def _is_ours(data: bytes | None) -> bool:
@@ -55,7 +57,8 @@ class TelethonUpdates:
     Routes a Telethon client's updates to *app*; `register` / `unregister` attach and detach the handlers.
 
     *max_bytes* caps recordings (checked on the declared size before any download). Replies produced here go
-    through *messenger* (default: a `TelethonMessenger` on the same client).
+    through *messenger* (default: a `TelethonMessenger` on the same client); button presses are answered through
+    it too. *intake* replaces the in-memory, per-lane handling (the standalone server stores updates first).
     """
 
     def __init__(
@@ -65,12 +68,17 @@ class TelethonUpdates:
         *,
         messenger: Messenger | None = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        intake: Intake | None = None,
     ) -> None:
-        self._app = app
         self._client = client
-        self._messenger: Messenger = messenger if messenger is not None else TelethonMessenger(client)
-        self._max_bytes = max_bytes
-        self._lanes: dict[tuple[int, str], anyio.Lock] = collections.defaultdict(anyio.Lock)
+        self._app = app
+        self.handler = TelethonUpdateHandler(app, client, messenger=messenger, max_bytes=max_bytes)
+        self._intake: Intake = intake if intake is not None else self._in_order
+        self._lanes: dict[str, anyio.Lock] = collections.defaultdict(anyio.Lock)
+        self._ids = CallbackIds()
+        self._taking = 0
+        self._idle = anyio.Event()
+        self._idle.set()
         self._builders = (
             (self._on_message, events.NewMessage(incoming=True, func=lambda e: e.is_private)),
             (self._on_button, events.CallbackQuery(data=_is_ours)),
@@ -86,66 +94,33 @@ class TelethonUpdates:
         for callback, builder in self._builders:
             self._client.remove_event_handler(callback, builder)
 
-    async def _on_message(self, event: Any) -> None:
-        chat, user = ChatId(int(event.chat_id)), UserId(int(event.sender_id))
-        message = event.message
-        reply_to: int | None = message.reply_to_msg_id
-        lane = "answer" if reply_to is not None and self._app.is_question(chat, reply_to) else "message"
-        # anyio.Lock is FIFO: Telethon starts the tasks in arrival order, so they run in that order.
-        async with self._lanes[(chat.value, lane)]:
-            try:
-                if message.voice is not None or message.audio is not None:
-                    await self._on_recording(chat, user, message, reply_to, await _first_name(event))
-                elif message.media is None and message.raw_text:
-                    await self._app.text(
-                        chat, user, message.raw_text, user_name=await _first_name(event), reply_to=reply_to
-                    )
-                elif not self._app.is_authorized(user):
-                    await self._app.unauthorized(chat, user)
-                else:
-                    await self._messenger.send(
-                        chat, ErrorReply("I understand text messages and voice notes. Send one of those.")
-                    )
-            except VoicecoderError as exc:
-                logger.warning("telethon: message %s in chat %s failed: %s", event.message.id, chat, exc)
+    async def drain(self) -> None:
+        """Wait until no update is being taken (with the default intake: handled) any more."""
+        await self._idle.wait()
 
-    async def _on_recording(
-        self, chat: ChatId, user: UserId, message: Any, reply_to: int | None, user_name: str | None
-    ) -> None:
-        if not self._app.is_authorized(user):  # never fetch the file of someone who may not use the bot
-            await self._app.unauthorized(chat, user)
-            return
-        file = message.file
-        if file.size is not None and file.size > self._max_bytes:
-            await self._messenger.send(chat, ErrorReply(str(AudioTooLargeError(file.size, self._max_bytes))))
-            return
-        try:
-            data = await message.download_media(file=bytes)
-        except Exception as exc:  # Telethon raises RPC, connection and value errors here
-            logger.warning("telethon: voice download failed: %s", type(exc).__name__)
-            await self._messenger.send(chat, ErrorReply(DOWNLOAD_FAILED))
-            return
-        duration = getattr(file, "duration", None)
-        audio = Audio(
-            data=data,
-            mime_type=file.mime_type or "audio/ogg",
-            filename=file.name,
-            declared_duration_s=float(duration) if duration else None,
-        )
-        await self._app.voice(chat, user, audio, reply_to=reply_to, user_name=user_name)
+    async def _on_message(self, event: Any) -> None:
+        replied = reply_to_of(event.message)
+        answers = replied is not None and self._app.is_question(ChatId(int(event.chat_id)), replied)
+        await self._take(message_update(event, answers_question=answers))
 
     async def _on_button(self, event: Any) -> None:
-        chat, user = ChatId(int(event.chat_id)), UserId(int(event.sender_id))
-        async with self._lanes[(chat.value, "callback")]:
+        await self._take(callback_update(event, self._ids.next()))
+
+    async def _take(self, update: TelethonUpdate) -> None:
+        self._taking += 1
+        if self._idle.is_set():
+            self._idle = anyio.Event()
+        try:
+            await self._intake(update)
+        finally:
+            self._taking -= 1
+            if self._taking == 0:
+                self._idle.set()
+
+    async def _in_order(self, update: TelethonUpdate) -> None:
+        # anyio.Lock is FIFO: Telethon starts the tasks in arrival order, so they run in that order.
+        async with self._lanes[update.lane]:
             try:
-                ack = await self._app.press(
-                    chat,
-                    user,
-                    str(event.query.query_id),
-                    decode_callback(event.data),
-                    answer=False,
-                    user_name=await _first_name(event),
-                )
-                await event.answer(ack.text, alert=ack.alert)
+                await self.handler(update.record)
             except VoicecoderError as exc:
-                logger.warning("telethon: button press in chat %s failed: %s", chat, exc)
+                logger.warning("telethon: update %s (lane %s) failed: %s", update.update_id, update.lane, exc)

@@ -8,23 +8,23 @@ repeated ``keyterm`` parameters (Nova-3 keyterm prompting). The API key only eve
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
-import time
 from collections.abc import Sequence
 from typing import Any, Self
 
 import aiohttp
 import attrs
 
-from voicecoder.adapters.audio_intake import AudioLimits, check_audio
+from voicecoder.adapters.stt.audio_intake import AudioLimits, check_audio
+from voicecoder.adapters.stt.languages import language_code
+from voicecoder.adapters.stt.retry_after import parse_retry_after
 from voicecoder.domain.errors import (
     NoSpeechError,
     ProviderAuthError,
+    ProviderRejectedError,
     ProviderTimeoutError,
     ProviderUnavailableError,
-    TranscriptionError,
     UnsupportedAudioError,
 )
 from voicecoder.domain.model import Audio, Diagnostic, Transcript, TranscriptionHints, Word
@@ -38,23 +38,6 @@ DEFAULT_BASE_URL = "https://api.deepgram.com"
 #: Deepgram accepts up to 100 keyterms per request.
 MAX_KEYTERMS = 100
 _MAX_DETAIL = 200
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
 
 
 def _error_message(body: Any, raw: str) -> str:
@@ -153,24 +136,30 @@ class DeepgramTranscriber:
         if status == 400:
             if "corrupt" in message.lower() or "unsupported" in message.lower():
                 raise UnsupportedAudioError(message)
-            raise TranscriptionError(f"Deepgram refused the request ({message}). Check the STT settings.")
+            raise ProviderRejectedError(PROVIDER, message or "HTTP 400", "Check the Deepgram model and STT settings")
         if status == 413:
-            raise TranscriptionError("Deepgram refused the file as too large. Send a shorter note.")
+            raise ProviderRejectedError(PROVIDER, "the file is too large for it", "Send a shorter note")
         if status == 402:
-            raise ProviderUnavailableError(PROVIDER, "the Deepgram account is out of credit", retry_after)
+            raise ProviderRejectedError(PROVIDER, "the account is out of credit", "Top up the Deepgram account")
         if status == 429:
             raise ProviderUnavailableError(PROVIDER, "rate limited", retry_after)
         if status >= 500:
             raise ProviderUnavailableError(PROVIDER, f"HTTP {status}", retry_after)
-        raise TranscriptionError(f"Deepgram answered HTTP {status} ({message}).")
+        raise ProviderRejectedError(PROVIDER, f"HTTP {status} ({message})" if message else f"HTTP {status}")
 
     def _transcript(self, body: Any, hints: TranscriptionHints | None) -> Transcript:
         try:
-            channel = body["results"]["channels"][0]
-            best = channel["alternatives"][0]
-            text = str(best["transcript"]).strip()
-        except (KeyError, IndexError, TypeError) as exc:
-            raise ProviderUnavailableError(PROVIDER, "unexpected response shape") from exc
+            return self._parse(body, hints)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            raise ProviderUnavailableError(PROVIDER, "it answered with an unexpected response shape") from exc
+
+    def _parse(self, body: Any, hints: TranscriptionHints | None) -> Transcript:
+        channel = body["results"]["channels"][0]
+        best = channel["alternatives"][0]
+        transcript = best["transcript"]
+        if not isinstance(transcript, str):
+            raise TypeError("transcript is not a string")
+        text = transcript.strip()
         if not text:
             raise NoSpeechError
         words = tuple(
@@ -186,7 +175,9 @@ class DeepgramTranscriber:
         metadata = body.get("metadata") or {}
         duration = metadata.get("duration")
         confidence = best.get("confidence")
-        language = channel.get("detected_language") or (hints.language if hints else None) or self.language
+        language = language_code(channel.get("detected_language")) or language_code(
+            (hints.language if hints else None) or self.language
+        )
         return Transcript(
             text=text,
             language=language,

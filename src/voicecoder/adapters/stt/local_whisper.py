@@ -9,7 +9,12 @@ Systran/faster-whisper-base and renamed into place atomically. ``tiny.en`` comes
 already in the local Hugging Face cache); ``HF_HUB_OFFLINE=1`` makes sure nothing is ever downloaded.
 
 Audio is decoded with PyAV, Silero VAD finds the speech, and Whisper decodes it in ≤ 30 s windows, so
-memory stays nearly flat up to the 600 s duration limit (see `_speech_windows`).
+memory stays nearly flat up to the 600 s duration limit (see `_speech_windows`). A cancelled call stops
+at the next window boundary (the worker thread checks its host task's cancel scope), so no decoding goes
+on for a caller that has gone.
+
+``device="cuda"`` runs on an NVIDIA GPU with ``compute_type`` ``float16`` or ``int8_float16``;
+`check_device` refuses it at start, with the fix, when CUDA is not usable.
 """
 
 from __future__ import annotations
@@ -28,10 +33,12 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.from_thread
 import anyio.to_thread
 import attrs
 
-from voicecoder.adapters.audio_intake import AudioLimits, check_audio
+from voicecoder.adapters.stt.audio_intake import AudioLimits, check_audio
+from voicecoder.adapters.stt.code_vocabulary import whisper_prompt
 from voicecoder.adapters.thread_priority import background_priority
 from voicecoder.domain.errors import (
     ConfigurationError,
@@ -45,9 +52,12 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "BASE_MODEL_SHA256",
+    "COMPUTE_TYPES",
+    "DEVICES",
     "LocalWhisperTranscriber",
     "WhisperWeights",
     "base_weights_dir",
+    "check_device",
     "default_cache_dir",
     "resolve_model_dir",
 ]
@@ -78,8 +88,49 @@ _RATE = 16_000
 #: Whisper decodes 30 s windows; VAD runs on slices of this many seconds to bound its memory.
 _PIECE_S = 30
 _VAD_SLICE_S = 30
-#: Whisper's prompt window is 224 tokens; keep the vocabulary prompt well inside it.
-_MAX_PROMPT_CHARS = 600
+DEVICES = ("cpu", "cuda")
+#: CTranslate2 compute types that make sense per device (float16 kernels exist on GPUs only).
+COMPUTE_TYPES = {
+    "cpu": ("int8", "int8_float32", "float32"),
+    "cuda": ("float16", "int8_float16", "int8", "float32"),
+}
+_CUDA_FIX = (
+    "Install the NVIDIA driver with the CUDA 12 and cuDNN 9 libraries CTranslate2 needs, or set WHISPER_DEVICE=cpu"
+)
+
+
+def check_device(device: str, compute_type: str) -> None:
+    """
+    Refuse a device or compute type this machine cannot run, with the fix (called at start).
+
+    Raises:
+        ConfigurationError: Unknown device, a compute type the device has no kernels for, or CUDA without a GPU.
+    """
+    if device not in DEVICES:
+        raise ConfigurationError(f"WHISPER_DEVICE={device!r} is not valid; use one of: {', '.join(DEVICES)}.")
+    if compute_type not in COMPUTE_TYPES[device]:
+        raise ConfigurationError(
+            f"WHISPER_COMPUTE_TYPE={compute_type!r} does not run on {device}; use one of: "
+            f"{', '.join(COMPUTE_TYPES[device])}."
+        )
+    if device != "cuda":
+        return
+    try:
+        import ctranslate2  # noqa: PLC0415 - comes with faster-whisper
+    except ImportError as exc:
+        raise ConfigurationError(f"WHISPER_DEVICE=cuda needs faster-whisper. Fix: {_BASE_INSTALL_FIX}.") from exc
+    try:
+        count = ctranslate2.get_cuda_device_count()
+        supported = set(ctranslate2.get_supported_compute_types("cuda")) if count else set()
+    except RuntimeError as exc:
+        raise ConfigurationError(f"WHISPER_DEVICE=cuda, but CUDA does not work here ({exc}). {_CUDA_FIX}.") from exc
+    if count == 0:
+        raise ConfigurationError(f"WHISPER_DEVICE=cuda, but no CUDA GPU is visible to CTranslate2. {_CUDA_FIX}.")
+    if compute_type not in supported:
+        raise ConfigurationError(
+            f"WHISPER_COMPUTE_TYPE={compute_type!r} is not supported by this GPU; it supports: "
+            f"{', '.join(sorted(supported))}."
+        )
 
 
 def _sha256(path: Path) -> str:
@@ -307,19 +358,6 @@ def _speech_windows(samples: Any) -> list[list[tuple[int, int]]]:
     return windows
 
 
-def _keyterm_prompt(keyterms: Sequence[str]) -> str | None:
-    """A short vocabulary sentence for Whisper's prompt, capped well inside its window."""
-    chosen: list[str] = []
-    used = 0
-    for term in keyterms:
-        cleaned = term.strip()
-        if not cleaned or used + len(cleaned) + 2 > _MAX_PROMPT_CHARS:
-            continue
-        chosen.append(cleaned)
-        used += len(cleaned) + 2
-    return ", ".join(chosen) + "." if chosen else None
-
-
 @attrs.define
 class LocalWhisperTranscriber:
     """
@@ -330,13 +368,16 @@ class LocalWhisperTranscriber:
             or a model name already in the local Hugging Face cache.
         cache_dir: Where ``base`` is joined; default ``$XDG_CACHE_HOME/voicecoder``.
         hint_mode: How keyterms reach Whisper: ``"prompt"`` (initial prompt), ``"hotwords"`` or ``"both"``.
+        device: ``"cpu"`` or ``"cuda"``; *compute_type* ``int8`` on the CPU, ``float16``/``int8_float16`` on a GPU.
     """
 
     model: str = "base"
     cache_dir: Path | None = None
     compute_type: str = "int8"
+    device: str = "cpu"
     cpu_threads: int = 2
     beam_size: int = 5
+    no_repeat_ngram_size: int = 3
     language: str | None = None
     limits: AudioLimits = attrs.field(factory=AudioLimits)
     max_concurrent: int = 1
@@ -347,6 +388,10 @@ class LocalWhisperTranscriber:
     _limiter: anyio.CapacityLimiter = attrs.field(init=False, repr=False)
     #: How many times decoding started; tests use it to prove refused input never reached the engine.
     engine_calls: int = attrs.field(default=0, init=False)
+    #: The vocabulary the engine was given with the latest call (its initial prompt and hotwords).
+    last_vocabulary: tuple[str, ...] = attrs.field(default=(), init=False)
+    #: Calls decoding right now (a cancelled call is no longer counted once it has returned).
+    decoding: int = attrs.field(default=0, init=False)
 
     def __attrs_post_init__(self) -> None:
         self._limiter = anyio.CapacityLimiter(self.max_concurrent)
@@ -376,11 +421,12 @@ class LocalWhisperTranscriber:
                     "Set XDG_CACHE_HOME to a writable directory."
                 ) from exc
             source = str(weights.directory) if weights.directory is not None else weights.name
+            check_device(self.device, self.compute_type)
             try:
                 with background_priority():  # the engine's threads start here and inherit the lower priority
                     engine = WhisperModel(
                         source,
-                        device="cpu",
+                        device=self.device,
                         compute_type=self.compute_type,
                         cpu_threads=self.cpu_threads,
                         local_files_only=True,
@@ -388,14 +434,14 @@ class LocalWhisperTranscriber:
             except Exception as exc:
                 raise ConfigurationError(
                     f"Whisper model {self.model!r} cannot be loaded ({type(exc).__name__}). "
-                    "Check the model name (base, tiny.en or a model directory)."
+                    "Check WHISPER_MODEL or run `voicecoder doctor`."
                 ) from exc
             self._weights = weights
             self._engine = engine
             log.info("whisper model %s loaded from %s", self.model, source)
             return engine
 
-    def _run(self, data: bytes, hints: TranscriptionHints | None) -> Transcript:
+    def _run(self, data: bytes, language: str | None, prompt: str | None) -> Transcript:
         try:
             engine = self.load()
         except ConfigurationError as exc:
@@ -403,35 +449,43 @@ class LocalWhisperTranscriber:
         import numpy as np  # noqa: PLC0415 - comes with faster-whisper
 
         self.engine_calls += 1
+        self.decoding += 1
+        try:
+            return self._decode_windows(engine, np, data, language, prompt)
+        finally:
+            self.decoding -= 1
+
+    def _decode_windows(
+        self, engine: Any, np: Any, data: bytes, language: str | None, prompt: str | None
+    ) -> Transcript:
         samples = _decode(data)
         windows = _speech_windows(samples)
         if not windows:
             raise NoSpeechError
-        language = (hints.language if hints else None) or self.language
-        prompt = _keyterm_prompt(hints.keyterms) if hints and hints.keyterms else None
         options: dict[str, Any] = {}
         if prompt and self.hint_mode in {"prompt", "both"}:
             options["initial_prompt"] = prompt
         if prompt and self.hint_mode in {"hotwords", "both"}:
             options["hotwords"] = prompt
+        self.last_vocabulary = tuple(options.values())
         texts: list[str] = []
         logprobs: list[float] = []
         for window in windows:
+            # A cancelled caller stops the work here instead of after the whole note.
+            anyio.from_thread.check_cancelled()
             piece = np.concatenate([samples[start:end] for start, end in window])
-            segments, info = engine.transcribe(
-                piece,
-                language=language,
-                beam_size=self.beam_size,
-                vad_filter=False,  # already applied, in bounded memory, by _speech_windows
-                condition_on_previous_text=False,
-                **options,
-            )
-            for segment in segments:
-                texts.append(segment.text.strip())
-                logprobs.append(segment.avg_logprob)
+            try:
+                pieces = self._transcribe_piece(engine, piece, language, options)
+            except (RuntimeError, ValueError) as exc:
+                # CTranslate2 reports what it cannot decode (e.g. a prompt beyond its 448 positions) this way.
+                raise ProviderUnavailableError(PROVIDER, f"the engine failed: {exc}") from exc
+            for text, logprob in pieces[0]:
+                texts.append(text)
+                logprobs.append(logprob)
             # Detect the language once, on the first piece; keep it for the rest of the note.
-            language = language or info.language
+            language = language or pieces[1]
         text = " ".join(t for t in texts if t).strip()
+
         if not text:
             raise NoSpeechError
         confidence = math.exp(sum(logprobs) / len(logprobs))
@@ -442,14 +496,45 @@ class LocalWhisperTranscriber:
             duration_s=round(len(samples) / _RATE, 3),
         )
 
-    async def transcribe(self, audio: Audio, hints: TranscriptionHints | None = None, /) -> Transcript:
-        check_audio(audio, self.limits)
-        return await anyio.to_thread.run_sync(self._run_in_background, audio.data, hints, limiter=self._limiter)
+    def _transcribe_piece(
+        self, engine: Any, piece: Any, language: str | None, options: dict[str, Any]
+    ) -> tuple[list[tuple[str, float]], str | None]:
+        """One ≤ 30 s window: its segments' (text, average log-probability) and the language heard."""
+        segments, info = engine.transcribe(
+            piece,
+            language=language,
+            beam_size=self.beam_size,
+            vad_filter=False,  # already applied, in bounded memory, by _speech_windows
+            condition_on_previous_text=False,
+            # Beam search at temperature 0 only: the fallback's sampling made results differ run to run and
+            # re-decoded hard notes up to six times, for no WER gain on the tuning clips (bench/stt.py).
+            temperature=0.0,
+            # Without the fallback, nothing else stops a "log in, log in, log in" loop.
+            no_repeat_ngram_size=self.no_repeat_ngram_size,
+            **options,
+        )
+        # The segments are a generator: decoding happens here, inside the caller's error handling.
+        return [(segment.text.strip(), segment.avg_logprob) for segment in segments], info.language
 
-    def _run_in_background(self, data: bytes, hints: TranscriptionHints | None) -> Transcript:
+    async def transcribe(self, audio: Audio, hints: TranscriptionHints | None = None, /) -> Transcript:
+        return await self.recognize(audio, language=hints.language if hints else None, prompt=whisper_prompt(hints))
+
+    async def recognize(self, audio: Audio, *, language: str | None = None, prompt: str | None = None) -> Transcript:
+        """
+        Like `transcribe`, with Whisper's own initial *prompt* instead of keyterms (OpenAI-style servers send one).
+
+        Raises:
+            The `Transcriber` errors.
+        """
+        check_audio(audio, self.limits)
+        return await anyio.to_thread.run_sync(
+            self._run_in_background, audio.data, language or self.language, prompt, limiter=self._limiter
+        )
+
+    def _run_in_background(self, data: bytes, language: str | None, prompt: str | None) -> Transcript:
         # Below the event loop's priority: webhook acks must not wait for the model (see adapters/thread_priority).
         with background_priority():
-            return self._run(data, hints)
+            return self._run(data, language, prompt)
 
     async def diagnose(self) -> Sequence[Diagnostic]:
         return await anyio.to_thread.run_sync(self._diagnose_sync)
@@ -487,6 +572,6 @@ class LocalWhisperTranscriber:
             results.append(Diagnostic("whisper model", ok=False, detail=str(exc), fix=fix))
         else:
             results.append(
-                Diagnostic("whisper model", ok=True, detail=f"{self.model} {self.compute_type} loaded on the CPU")
+                Diagnostic("whisper model", ok=True, detail=f"{self.model} {self.compute_type} loaded on {self.device}")
             )
         return results

@@ -2,17 +2,17 @@
 AssemblyAI async transcription through the official ``assemblyai`` SDK.
 
 The SDK is blocking (httpx + ``time.sleep`` polling), so each call runs in a worker thread under an
-overall deadline. The adapter never touches the SDK's global ``aai.settings``: it builds its own
-``aai.Client(settings=aai.Settings(...))``, so two instances with different keys or base URLs can
-coexist. Upload → transcript → poll; a job that ends with ``status: error`` is mapped explicitly,
-because the SDK returns it instead of raising.
+overall deadline, with its own ``aai.Client(settings=aai.Settings(...))`` (never the SDK's global
+``aai.settings``): concurrent calls share nothing, and a cancelled or timed-out call closes its client so
+its worker stops at its next HTTP request instead of polling on for nobody. Upload → transcript → poll; a
+job that ends with ``status: error`` is mapped explicitly, because the SDK returns it instead of raising,
+and a body the SDK cannot parse is a `ProviderUnavailableError`, never a pydantic or JSON error.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import threading
 from collections.abc import Sequence
 from typing import Self
 
@@ -22,11 +22,12 @@ import assemblyai as aai
 import attrs
 import httpx
 
-from voicecoder.adapters.audio_intake import AudioLimits, check_audio
-from voicecoder.adapters.deepgram_transcriber import parse_retry_after
+from voicecoder.adapters.stt.audio_intake import AudioLimits, check_audio
+from voicecoder.adapters.stt.retry_after import parse_retry_after
 from voicecoder.domain.errors import (
     NoSpeechError,
     ProviderAuthError,
+    ProviderRejectedError,
     ProviderTimeoutError,
     ProviderUnavailableError,
     TranscriptionError,
@@ -63,27 +64,18 @@ class AssemblyAITranscriber:
     timeout_s: float = 120.0
     polling_interval_s: float = 1.0
     limits: AudioLimits = attrs.field(factory=AudioLimits)
-    _client: aai.Client | None = attrs.field(default=None, init=False, repr=False)
-    _client_lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
 
     def _sdk_client(self) -> aai.Client:
-        with self._client_lock:
-            if self._client is None:
-                settings = aai.Settings(
-                    api_key=self.api_key,
-                    base_url=self.base_url.rstrip("/"),
-                    http_timeout=self.timeout_s,
-                    polling_interval=self.polling_interval_s,
-                )
-                self._client = aai.Client(settings=settings)
-            return self._client
+        settings = aai.Settings(
+            api_key=self.api_key,
+            base_url=self.base_url.rstrip("/"),
+            http_timeout=self.timeout_s,
+            polling_interval=self.polling_interval_s,
+        )
+        return aai.Client(settings=settings)
 
     async def aclose(self) -> None:
-        """Close the SDK's HTTP connection pool."""
-        with self._client_lock:
-            client, self._client = self._client, None
-        if client is not None:
-            client.http_client.close()
+        """Nothing to close: each call opens and closes its own SDK client."""
 
     async def __aenter__(self) -> Self:
         return self
@@ -106,8 +98,7 @@ class AssemblyAITranscriber:
             keyterms_prompt=keyterms or None,
         )
 
-    def _run(self, data: bytes, hints: TranscriptionHints | None) -> Transcript:
-        client = self._sdk_client()
+    def _run(self, client: aai.Client, data: bytes, hints: TranscriptionHints | None) -> Transcript:
         transcriber = aai.Transcriber(client=client, config=self._config(hints))
         try:
             result = transcriber.transcribe(data, poll_timeout=self.timeout_s)
@@ -115,8 +106,17 @@ class AssemblyAITranscriber:
             raise self._translate(exc, client) from exc
         except httpx.TimeoutException as exc:
             raise ProviderTimeoutError(PROVIDER, self.timeout_s) from exc
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, RuntimeError) as exc:  # RuntimeError: the client was closed under a cancelled call
             raise ProviderUnavailableError(PROVIDER, f"connection failed ({type(exc).__name__})") from exc
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            # pydantic's ValidationError and json's JSONDecodeError are ValueErrors: a body the API never documents.
+            raise ProviderUnavailableError(PROVIDER, "it answered with an unexpected response shape") from exc
+        try:
+            return self._transcript(result, hints)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ProviderUnavailableError(PROVIDER, "it answered with an unexpected response shape") from exc
+
+    def _transcript(self, result: aai.Transcript, hints: TranscriptionHints | None) -> Transcript:
         if result.status == aai.TranscriptStatus.error:
             reason = (result.error or "").strip()
             log.warning("assemblyai job failed: %s", reason[:_MAX_DETAIL])
@@ -159,20 +159,25 @@ class AssemblyAITranscriber:
         if status == 429:
             return ProviderUnavailableError(PROVIDER, "rate limited", retry_after)
         if status == 402 or "balance" in message.lower():
-            return ProviderUnavailableError(PROVIDER, "the AssemblyAI account is out of credit", retry_after)
+            return ProviderRejectedError(PROVIDER, "the account is out of credit", "Top up the AssemblyAI account")
         if status >= 500:
             return ProviderUnavailableError(PROVIDER, f"HTTP {status}", retry_after)
-        return TranscriptionError(f"AssemblyAI refused the request (HTTP {status}). Check the STT settings.")
+        detail = message.rsplit(": ", 1)[-1] if ": " in message else f"HTTP {status}"
+        return ProviderRejectedError(PROVIDER, detail, "Check the AssemblyAI speech models and STT settings")
 
     async def transcribe(self, audio: Audio, hints: TranscriptionHints | None = None, /) -> Transcript:
         check_audio(audio, self.limits)
         # The SDK bounds each HTTP call and the polling; this outer deadline covers the sum of them.
         deadline = self.timeout_s * 2 + 5
+        client = self._sdk_client()
         try:
             with anyio.fail_after(deadline if math.isfinite(deadline) else None):
-                return await anyio.to_thread.run_sync(self._run, audio.data, hints, abandon_on_cancel=True)
+                return await anyio.to_thread.run_sync(self._run, client, audio.data, hints, abandon_on_cancel=True)
         except TimeoutError as exc:
             raise ProviderTimeoutError(PROVIDER, self.timeout_s) from exc
+        finally:
+            # Also when cancelled: an abandoned worker then fails at its next request instead of polling on.
+            client.http_client.close()
 
     async def diagnose(self) -> Sequence[Diagnostic]:
         if not self.api_key:

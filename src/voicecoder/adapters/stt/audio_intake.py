@@ -2,9 +2,12 @@
 Checks every transcriber applies to a recording before any upload or decoding.
 
 Order matters and is cheap first: the size (no parsing at all), then the container's magic bytes,
-then the duration the sender declared, then the duration read from the container headers with PyAV
-(bundled with faster-whisper; no ffmpeg binary). PyAV is optional: without it, cloud-only installs
-rely on the declared duration and the provider's own checks.
+then the duration the sender declared, then the duration the container itself records. Ogg (Opus or
+Vorbis, i.e. every Telegram voice note) and WAV durations are read here in pure Python, so cloud-only
+installs refuse an over-long note before uploading it; MP3 and M4A durations need PyAV (bundled with
+faster-whisper; no ffmpeg binary) and are left to the declared duration and the provider without it.
+
+This module is public: a third-party provider calls `check_audio` first, exactly as the built-in ones do.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import enum
 import io
 import logging
+import struct
 
 import attrs
 
@@ -20,7 +24,15 @@ from voicecoder.domain.model import Audio
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AudioFormat", "AudioInfo", "AudioLimits", "check_audio", "probe_duration", "sniff_format"]
+__all__ = [
+    "AudioFormat",
+    "AudioInfo",
+    "AudioLimits",
+    "check_audio",
+    "container_duration",
+    "probe_duration",
+    "sniff_format",
+]
 
 
 class AudioFormat(enum.Enum):
@@ -69,6 +81,81 @@ def sniff_format(data: bytes) -> AudioFormat | None:
     return None
 
 
+_OGG_HEADER = struct.Struct("<4sBBqIIIB")
+_OPUS_RATE = 48_000
+
+
+def _ogg_duration(data: bytes) -> float | None:
+    """
+    Seconds of an Ogg Opus/Vorbis stream from its pages: the last granule position over the codec's rate.
+
+    Opus counts granules at 48 kHz whatever the input rate and starts after ``pre-skip`` samples (RFC 7845);
+    Vorbis counts samples at the rate of its identification header. None when the stream is neither or the
+    pages cannot be walked (truncated or damaged: the decoder will judge those).
+    """
+    position = 0
+    rate: int | None = None
+    pre_skip = 0
+    last_granule = -1
+    while position + _OGG_HEADER.size <= len(data):
+        magic, _version, _flags, granule, _serial, _sequence, _crc, segments = _OGG_HEADER.unpack_from(data, position)
+        if magic != b"OggS":
+            return None
+        table_end = position + _OGG_HEADER.size + segments
+        if table_end > len(data):
+            return None
+        body_length = sum(data[position + _OGG_HEADER.size : table_end])
+        body = data[table_end : table_end + body_length]
+        if rate is None:
+            if body.startswith(b"OpusHead") and len(body) >= 12:
+                rate = _OPUS_RATE
+                pre_skip = int.from_bytes(body[10:12], "little")
+            elif body.startswith(b"\x01vorbis") and len(body) >= 16:
+                rate = int.from_bytes(body[12:16], "little") or None
+            else:
+                return None
+        if granule >= 0:
+            last_granule = granule
+        position = table_end + body_length
+    if rate is None or last_granule < 0:
+        return None
+    return max(0, last_granule - pre_skip) / rate
+
+
+def _wav_duration(data: bytes) -> float | None:
+    """Seconds of a RIFF/WAVE file from its ``fmt `` byte rate and ``data`` chunk size, or None."""
+    position = 12
+    byte_rate = 0
+    while position + 8 <= len(data):
+        chunk_id = data[position : position + 4]
+        size = int.from_bytes(data[position + 4 : position + 8], "little")
+        if chunk_id == b"fmt " and size >= 12:
+            byte_rate = int.from_bytes(data[position + 16 : position + 20], "little")
+        elif chunk_id == b"data":
+            if not byte_rate:
+                return None
+            # A streamed WAV may declare 0 or 0xFFFFFFFF; then the bytes present are the truth.
+            present = len(data) - position - 8
+            length = present if size in {0, 0xFFFFFFFF} else min(size, present)
+            return length / byte_rate
+        position += 8 + size + (size & 1)
+    return None
+
+
+def container_duration(data: bytes, fmt: AudioFormat | None = None) -> float | None:
+    """
+    The duration recorded in an Ogg or WAV container, read without any decoder; None for other formats.
+
+    Cheap and dependency-free, so every install refuses an over-long voice note before any upload.
+    """
+    fmt = fmt or sniff_format(data)
+    if fmt is AudioFormat.OGG:
+        return _ogg_duration(data)
+    if fmt is AudioFormat.WAV:
+        return _wav_duration(data)
+    return None
+
+
 def probe_duration(data: bytes) -> float | None:
     """
     The duration in seconds from the container headers, or None when PyAV is absent or the container has none.
@@ -113,7 +200,12 @@ def check_audio(audio: Audio, limits: AudioLimits) -> AudioInfo:
     if declared is not None and declared > limits.max_duration_s:
         raise AudioTooLongError(declared, limits.max_duration_s)
     duration = declared
-    if limits.probe:
+    recorded = container_duration(audio.data, fmt)
+    if recorded is not None:
+        if recorded > limits.max_duration_s:
+            raise AudioTooLongError(recorded, limits.max_duration_s)
+        duration = recorded
+    if limits.probe and recorded is None:
         probed = probe_duration(audio.data)
         if probed is not None:
             if probed > limits.max_duration_s:
