@@ -43,7 +43,9 @@ async def run_bot(
         @dp.message(F.text)
         async def on_text(m: Message) -> None:
             assert m.text is not None and m.from_user is not None
-            await app.text(ChatId(m.chat.id), UserId(m.from_user.id), m.text, user_name=m.from_user.first_name)
+            replied = m.reply_to_message.message_id if m.reply_to_message else None  # may answer a tool question
+            await app.text(ChatId(m.chat.id), UserId(m.from_user.id), m.text, user_name=m.from_user.first_name,
+                           reply_to=replied)  # fmt: skip
 
         @dp.message(F.voice)
         async def on_voice(m: Message) -> None:
@@ -54,13 +56,14 @@ async def run_bot(
             data = io.BytesIO()
             await bot.download(m.voice, destination=data)
             audio = Audio(data.getvalue(), m.voice.mime_type or "audio/ogg", declared_duration_s=m.voice.duration)
-            await app.voice(ChatId(m.chat.id), UserId(m.from_user.id), audio)
+            replied = m.reply_to_message.message_id if m.reply_to_message else None
+            await app.voice(ChatId(m.chat.id), UserId(m.from_user.id), audio, reply_to=replied)
 
         @dp.callback_query(F.data.regexp(r"^[a-z]:"))
         async def on_button(q: CallbackQuery) -> None:
             assert q.data is not None and q.message is not None
             ack = await app.press(ChatId(q.message.chat.id), UserId(q.from_user.id), q.id, decode_callback(q.data),
-                                  answer=False)  # fmt: skip
+                                  answer=False, user_name=q.from_user.first_name)  # fmt: skip
             await q.answer(ack.text, show_alert=ack.alert)  # aiogram answers; voicecoder must not too
 
         try:

@@ -22,7 +22,7 @@ import anyio
 import attrs
 from dependency_injector import containers, providers
 
-from voicecoder.adapters.claude_cli_agent import ClaudeCliAgent, ClaudeCliConfig
+from voicecoder.adapters.claude import ClaudeCliAgent, ClaudeCliConfig, hide_own_environment
 from voicecoder.adapters.claude_node import NodeRuntime
 from voicecoder.adapters.detect_secrets_scanner import DetectSecretsScanner
 from voicecoder.adapters.dulwich_workspace import DulwichWorkspace
@@ -58,9 +58,10 @@ from voicecoder.domain.errors import (
     VoicecoderError,
 )
 from voicecoder.domain.model import Diagnostic, UserId
-from voicecoder.domain.policy import ApprovalPolicy
+from voicecoder.domain.policy import ApprovalPolicy, ToolApprovalMode, ToolPolicy
 from voicecoder.domain.ports import AgentRunner, Diagnosable, Messenger, StateStore, Transcriber, Workspace
 from voicecoder.domain.services import Ports, Settings, VoiceCoder
+from voicecoder.redaction import Redactor
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +80,31 @@ def _claude_config(config: Config) -> ClaudeCliConfig:
         workdir=config.workspace_dir.resolve(),
         binary=config.claude_binary,
         model=config.claude_model,
+        ask_tools=config.tool_approval != "off",
         permission_mode=config.claude_permission_mode,
         max_turns=config.claude_max_turns,
         timeout_s=config.claude_timeout_s,
         config_dir=config.claude_config_dir.resolve() if config.claude_config_dir else None,
         extra_env=dict(config.claude_env),
+        passthrough=config.agent_env_passthrough,
+        keep_warm_s=config.claude_keep_warm_s,
+    )
+
+
+def _tool_policy(config: Config) -> ToolPolicy | None:
+    """The ToolPolicy of TOOL_APPROVAL (None when off: the CLI's own permission mode decides)."""
+    if config.tool_approval == "off":
+        return None
+    home, workspace = Path.home(), config.workspace_dir.resolve()
+    # What the agent's tools may not reach: voicecoder's own settings and state, and the CLI's login (a directory
+    # that holds the workspace itself, e.g. DATA_DIR=., cannot be kept from it).
+    private = (config.data_dir, config.env_file, config.claude_config_dir or home / ".claude")
+    return ToolPolicy(
+        workspace=str(workspace),
+        mode=ToolApprovalMode(config.tool_approval),
+        allow=config.tool_allow,
+        home=str(home),
+        private=tuple(str(p.resolve()) for p in private if p is not None and not workspace.is_relative_to(p.resolve())),
     )
 
 
@@ -405,6 +426,10 @@ class Container(containers.DeclarativeContainer):
         workspace_path=providers.Callable(lambda c: str(Path(c.workspace_dir).resolve()), settings),
         policy=providers.Singleton(ApprovalPolicy, settings.provided.auto_approve_paths),
         compaction_threshold=settings.provided.compaction_threshold,
+        tools=providers.Callable(_tool_policy, settings),
+        tool_timeout_s=settings.provided.tool_approval_timeout_s,
+        # Agent text goes to a chat rendered as HTML: a placeholder without < and >.
+        redact=providers.Callable(lambda c: Redactor(c.secrets(), placeholder="[redacted]"), settings),
         error_hint=providers.Object(cli_error_hint),
         max_prompt_age_s=settings.provided.max_prompt_age_s,
     )
@@ -428,7 +453,9 @@ class Container(containers.DeclarativeContainer):
         ),
     )
     dispatch_stats = providers.Singleton(DispatchStats)
-    dispatcher = providers.Singleton(UpdateDispatcher, inbox, update_handler, stats=dispatch_stats)
+    dispatcher = providers.Singleton(
+        UpdateDispatcher, inbox, update_handler, stats=dispatch_stats, on_stop=voicecoder.provided.shutdown
+    )
 
 
 def build_container(config: Config) -> Container:
@@ -465,6 +492,7 @@ async def open_runtime(container: Container, *, inbox: bool = True) -> AsyncIter
         WorkspaceError: The workspace cannot be opened or created.
     """
     config = container.settings()
+    hide_own_environment()  # the agent runs as this user: keep /proc/<pid>/environ (the token, …) from it
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = container.store()
     await store.open()
@@ -476,6 +504,9 @@ async def open_runtime(container: Container, *, inbox: bool = True) -> AsyncIter
         await container.workspace().open()
         yield container
     finally:
+        # Warm agent processes (and whatever they started) never outlive the runtime.
+        with anyio.CancelScope(shield=True):
+            await container.claude().aclose()
         for closer in closers:
             try:
                 await closer()
@@ -548,6 +579,8 @@ async def open_voicecoder(
         settings = Settings(
             allowed_users=_user_ids(config.allowed_user_ids),
             workspace_path=str(workspace_dir.resolve()),
+            # The default agent asks before commands: the questions go to your messenger.
+            tools=_tool_policy(config),
         )
     container.domain_settings.override(providers.Object(settings))
 
@@ -566,6 +599,9 @@ async def open_voicecoder(
                 closers.append(aclose)
         yield container.voicecoder()
     finally:
+        if agent is None:
+            with anyio.CancelScope(shield=True):
+                await container.claude().aclose()
         for closer in reversed(closers):
             try:
                 await closer()

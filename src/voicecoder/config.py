@@ -20,12 +20,39 @@ import attrs
 from voicecoder.adapters.stt.local_whisper import COMPUTE_TYPES
 from voicecoder.adapters.stt.plugins import BUILTIN_PROVIDERS, installed_plugins, plugin_env_prefix, provider_names
 from voicecoder.domain.errors import ConfigurationError
+from voicecoder.domain.policy import ToolRule
 
 #: The hosted OpenAI-compatible APIs that need a key (a self-hosted server usually needs none).
 _KEYED_HOSTS = ("api.openai.com", "api.groq.com")
 
 Transport = Literal["webhook", "polling", "telethon"]
 TRANSPORTS: tuple[Transport, ...] = ("webhook", "polling", "telethon")
+ToolApproval = Literal["ask", "auto-edits", "off"]
+
+#: Every variable voicecoder itself reads. None of them may be passed to the agent (AGENT_ENV_PASSTHROUGH).
+VOICECODER_SETTINGS = frozenset(
+    {
+        "TELEGRAM_TOKEN", "TELEGRAM_API_BASE_URL", "ALLOWED_USER_IDS", "ALLOW_NOBODY", "TRANSPORT", "PUBLIC_URL",
+        "WEBHOOK_PATH", "WEBHOOK_SECRET", "WEBHOOK_IP_ADDRESS", "WEBHOOK_IP_ALLOWLIST", "TRUSTED_PROXIES",
+        "LISTEN_HOST", "LISTEN_PORT", "WORKSPACE_DIR", "DATA_DIR", "AUTO_APPROVE_PATHS", "MAX_PROMPT_AGE",
+        "STT_PROVIDER", "WHISPER_MODEL", "WHISPER_DEVICE", "WHISPER_COMPUTE_TYPE", "DEEPGRAM_API_KEY",
+        "DEEPGRAM_BASE_URL", "ASSEMBLYAI_API_KEY", "ASSEMBLYAI_BASE_URL", "OPENAI_STT_API_KEY", "OPENAI_STT_BASE_URL",
+        "OPENAI_STT_MODEL", "MAX_AUDIO_MB", "MAX_AUDIO_SECONDS", "API_ID", "API_HASH", "TELETHON_SESSION",
+        "TELETHON_SESSION_STRING", "CLAUDE_BINARY", "CLAUDE_MODEL", "CLAUDE_PERMISSION_MODE", "CLAUDE_TIMEOUT",
+        "CLAUDE_MAX_TURNS", "CLAUDE_KEEP_WARM", "COMPACTION_THRESHOLD", "LOG_FORMAT", "LOG_LEVEL", "TOOL_APPROVAL",
+        "TOOL_APPROVAL_TIMEOUT", "TOOL_ALLOW", "AGENT_ENV_PASSTHROUGH", "I_UNDERSTAND_BYPASS",
+    }
+)  # fmt: skip
+#: The CLI's own variables, passed to it from the environment or the .env file.
+CLI_ENV_PREFIXES = ("ANTHROPIC_", "CLAUDE_CODE_")
+PERMISSION_MODES = ("default", "manual", "acceptEdits", "plan", "dontAsk", "auto", "bypassPermissions")
+BYPASS_REFUSED = (
+    "CLAUDE_PERMISSION_MODE=bypassPermissions turns off every guard on the agent: no tool question reaches your "
+    "phone, the destructive-command gate (rm -rf, git push, git reset --hard, sudo, curl | sh …) and the refusal "
+    "of paths outside the workspace are gone, and Claude may run any command the server's user can. voicecoder "
+    "refuses to start with it. Use TOOL_APPROVAL=auto-edits (the default) or TOOL_ALLOW rules instead; if this "
+    "machine is a throwaway sandbox and you accept all of that, also set I_UNDERSTAND_BYPASS=1."
+)
 
 TELEGRAM_TOKEN_RE = re.compile(r"^\d{5,12}:[A-Za-z0-9_-]{30,}$")
 API_HASH_RE = re.compile(r"^[0-9a-fA-F]{32}$")
@@ -79,11 +106,19 @@ class Config:
     max_audio_seconds: float = 600.0
     claude_binary: str = "claude"
     claude_model: str | None = None
-    claude_permission_mode: str = "acceptEdits"
+    claude_permission_mode: str | None = None
     claude_timeout_s: float = 600.0
     claude_max_turns: int | None = None
     claude_config_dir: Path | None = None
     claude_env: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+    claude_keep_warm_s: float = 900.0
+    tool_approval: ToolApproval = "auto-edits"
+    tool_approval_timeout_s: float = 600.0
+    tool_allow: tuple[str, ...] = ()
+    agent_env_passthrough: tuple[str, ...] = ()
+    allow_bypass: bool = False
+    env_file: Path | None = None
+    """The env file the settings were read from (kept from the agent's commands), if one was read."""
     compaction_threshold: int = 20
     max_prompt_age_s: float | None = None
     auto_approve_paths: tuple[str, ...] = ()
@@ -117,6 +152,7 @@ class Config:
         values = (
             self.telegram_token,
             self.webhook_secret,
+            self.webhook_path,
             self.deepgram_api_key,
             self.assemblyai_api_key,
             self.openai_stt_api_key,
@@ -188,10 +224,12 @@ class Config:
             ConfigurationError: A value is invalid, or a required env file does not exist or cannot be read.
         """
         values: dict[str, str] = {}
+        read_from = None
         if dotenv is not None:
             if dotenv.is_file():
                 try:
                     values.update(read_dotenv(dotenv))
+                    read_from = dotenv.resolve()
                 except (OSError, UnicodeDecodeError) as exc:
                     reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
                     raise ConfigurationError(
@@ -204,7 +242,7 @@ class Config:
                     f"The env file {dotenv} {what}. Check the --env-file path (copy .env.example to create one)."
                 )
         values.update(os.environ if env is None else env)
-        return cls.from_mapping(values)
+        return attrs.evolve(cls.from_mapping(values), env_file=read_from)
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> Config:
@@ -294,17 +332,62 @@ class Config:
             kwargs["trusted_proxies"] = tuple(x for x in re.split(r"[,\s]+", v) if x)
         if (v := get("AUTO_APPROVE_PATHS")) is not None:
             kwargs["auto_approve_paths"] = tuple(x for x in re.split(r"[,\s]+", v) if x)
-        claude_env = {k: v for k in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL") if (v := get(k) or "")}
+        _choice(get("TOOL_APPROVAL"), "TOOL_APPROVAL", ("ask", "auto-edits", "off"), kwargs, "tool_approval")
+        _number(
+            get("TOOL_APPROVAL_TIMEOUT"),
+            "TOOL_APPROVAL_TIMEOUT",
+            float,
+            1,
+            24 * 3600,
+            kwargs,
+            "tool_approval_timeout_s",
+        )
+        _number(get("CLAUDE_KEEP_WARM"), "CLAUDE_KEEP_WARM", float, 0, 7 * 24 * 3600, kwargs, "claude_keep_warm_s")
+        if (v := get("TOOL_ALLOW")) is not None:
+            kwargs["tool_allow"] = parse_tool_rules(v)
+        if (v := get("AGENT_ENV_PASSTHROUGH")) is not None:
+            plugin = kwargs.get("stt_backend")
+            is_plugin = isinstance(plugin, str) and plugin not in BUILTIN_PROVIDERS
+            reserved = (plugin_env_prefix(str(plugin)),) if is_plugin else ()
+            kwargs["agent_env_passthrough"] = parse_passthrough(v, reserved_prefixes=reserved)
+        if (v := get("I_UNDERSTAND_BYPASS")) is not None:
+            kwargs["allow_bypass"] = _bool(v, "I_UNDERSTAND_BYPASS")
+        if (v := get("CLAUDE_PERMISSION_MODE")) is not None:
+            mode = next((m for m in PERMISSION_MODES if m.lower() == v.lower()), None)
+            if mode is None:
+                raise ConfigurationError(
+                    f"CLAUDE_PERMISSION_MODE={v!r} is not a mode of the Claude CLI; use one of: "
+                    f"{', '.join(PERMISSION_MODES)} (or leave it unset and let TOOL_APPROVAL decide)."
+                )
+            kwargs["claude_permission_mode"] = mode
+        # The CLI's own variables and the passthrough names, also when they come from the .env file.
+        passthrough = set(kwargs.get("agent_env_passthrough", ()))  # type: ignore[call-overload]
+        claude_env = {
+            k: v
+            for k, raw in env.items()
+            if (k.startswith(CLI_ENV_PREFIXES) or k in passthrough) and (v := raw.strip())
+        }
         if claude_env:
             kwargs["claude_env"] = claude_env
         config = cls(**kwargs)  # type: ignore[arg-type]
-        config.validate()
+        config.validate(home=get("HOME"))
         return config
 
-    def validate(self) -> None:
+    def validate(self, *, home: str | None = None) -> None:
         self._validate_stt()
         if self.transport == "telethon":
             self.require_mtproto()
+        if self.claude_permission_mode == "bypassPermissions" and not self.allow_bypass:
+            raise ConfigurationError(BYPASS_REFUSED)
+        config_dir = self.claude_config_dir or Path(home or Path.home()) / ".claude"
+        workspace = self.workspace_dir.expanduser().absolute()
+        if _resolved(config_dir).is_relative_to(_resolved(workspace)):
+            which = "CLAUDE_CONFIG_DIR" if self.claude_config_dir else "The Claude CLI's config dir ($HOME/.claude)"
+            raise ConfigurationError(
+                f"{which} ({config_dir}) is inside WORKSPACE_DIR ({workspace}): the CLI's login, backups and "
+                "transcripts would land in the repository and in the diffs you approve. Set CLAUDE_CONFIG_DIR to "
+                "a directory outside the workspace (e.g. ~/.claude) or move WORKSPACE_DIR."
+            )
         if self.public_url is not None:
             parts = urllib.parse.urlsplit(self.public_url)
             if parts.scheme != "https" or not parts.hostname:
@@ -362,6 +445,61 @@ def _mtproto(get: Callable[[str], str | None], out: dict[str, object]) -> None:
         out["telethon_session"] = Path(v).expanduser()
     if (v := get("TELETHON_SESSION_STRING")) is not None:
         out["telethon_session_string"] = v
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.expanduser().resolve()
+    except OSError:
+        return path.expanduser().absolute()
+
+
+def parse_tool_rules(value: str) -> tuple[str, ...]:
+    """
+    ``TOOL_ALLOW``: rules separated by commas or newlines (commas inside parentheses belong to the rule).
+
+    Raises:
+        ConfigurationError: A rule is not ``Tool`` or ``Tool(specifier)``.
+    """
+    rules: list[str] = []
+    depth, current = 0, ""
+    for char in value:
+        if char in ",\n" and depth == 0:
+            rules.append(current)
+            current = ""
+            continue
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        current += char
+    rules.append(current)
+    parsed: list[str] = []
+    for rule in (r.strip() for r in rules):
+        if not rule:
+            continue
+        try:
+            parsed.append(str(ToolRule.parse(rule)))
+        except ValueError as exc:
+            raise ConfigurationError(f"TOOL_ALLOW: {exc}. Separate several rules with commas.") from None
+    return tuple(parsed)
+
+
+def parse_passthrough(value: str, *, reserved_prefixes: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """
+    ``AGENT_ENV_PASSTHROUGH``: variable names (commas or spaces) the agent may see besides its allow-list.
+
+    Raises:
+        ConfigurationError: A name is not a variable name, or it is one of voicecoder's own settings (those of
+            the configured speech-to-text plug-in, *reserved_prefixes*, included).
+    """
+    names = tuple(n for n in re.split(r"[,\s]+", value) if n)
+    for name in names:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ConfigurationError(f"AGENT_ENV_PASSTHROUGH: {name!r} is not an environment variable name.")
+        if name in VOICECODER_SETTINGS or name.startswith(reserved_prefixes):
+            raise ConfigurationError(
+                f"AGENT_ENV_PASSTHROUGH lists {name}, one of voicecoder's own settings: the agent runs arbitrary "
+                "commands and must never see them. Remove it from AGENT_ENV_PASSTHROUGH."
+            )
+    return names
 
 
 def _choice(value: str | None, name: str, options: tuple[str, ...], out: dict[str, object], field: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.integration.test_claude_real_cli import CLAUDE
+from tests.real_cli import CLAUDE
 from voicecoder.adapters import ClaudeCliAgent, ClaudeCliConfig
 
 

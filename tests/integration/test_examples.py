@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from tests.integration.cli_agent import real_cli_agent
-from tests.integration.test_claude_real_cli import CLAUDE
-from voicecoder.testing.fake_anthropic import FakeAnthropicApi, Reply
+from tests.real_cli import CLAUDE
+from voicecoder.testing.fake_anthropic import FakeAnthropicApi, Reply, bash
 from voicecoder.testing.fakes import FakeTranscriber
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,12 +53,14 @@ async def _anthropic() -> AsyncIterator[FakeAnthropicApi]:
 
 
 @pytest.fixture(name="ports")
-def _ports(tmp_path: Path, anthropic: FakeAnthropicApi) -> dict[str, Any]:
+async def _ports(tmp_path: Path, anthropic: FakeAnthropicApi) -> AsyncIterator[dict[str, Any]]:
     workspace = tmp_path / "ws"
     agent = real_cli_agent(tmp_path / "home", workspace, anthropic.base_url)
     transcriber = FakeTranscriber()
     transcriber.learn(VOICE, "create file voice.txt with spoken")
-    return {"workspace": workspace, "data_dir": tmp_path / "data", "agent": agent, "transcriber": transcriber}
+    async with agent:  # the embedder's agent is the embedder's to close (its warm CLI processes with it)
+        yield {"workspace": workspace, "data_dir": tmp_path / "data", "agent": agent, "transcriber": transcriber}
+    assert agent.warm_sessions == ()
 
 
 async def scenario(
@@ -66,12 +68,17 @@ async def scenario(
     anthropic: FakeAnthropicApi,
     *,
     say: Callable[[str], Awaitable[object]],
+    reply: Callable[[str, int], Awaitable[object]],
     voice: Callable[[bytes], Awaitable[object]],
     wait_text: Callable[[str, int], Awaitable[int]],
     press: Callable[[int, str], Awaitable[None]],
     edited: Callable[[int], bool],
 ) -> None:
-    """The embedder's user: prompt → progress → Show Diff → Approve; prompt → Reject; voice; cancel."""
+    """
+    The embedder's user: prompt → progress → Show Diff → Approve; prompt → Reject; voice; a command the agent asks
+    to run, allowed with ✅ (the question then says who allowed it), then one denied by replying with a reason (the
+    model reads it); cancel.
+    """
     await say("create file notes.txt with hello")
     working = await wait_text("Claude is working", 0)
     summary = await wait_text("Changes ready for review", working)
@@ -92,6 +99,24 @@ async def scenario(
     heard = await wait_text("Heard: create file voice.txt", done)
     done = await wait_text("Changes ready for review", heard)
     assert (workspace / "voice.txt").read_text() == "spoken\n"
+
+    anthropic.script(Reply.tool(bash("echo allowed > allowed.txt")), Reply.text("Ran it."))
+    await say("write a marker with a command")
+    question = await wait_text("Claude wants to run a command", done)  # the progress message shows the command too
+    await press(question, "✅ Allow")
+    assert await wait_text("✅ Allowed by Ada", question - 1) == question
+    summary = await wait_text("Changes ready for review", question)
+    await press(summary, "❌ Reject")
+    done = await wait_text("Changes discarded", summary)
+
+    anthropic.script(Reply.tool(bash("touch denied.txt")), Reply.text("Understood, I left it."))
+    await say("touch a file with a command")
+    question = await wait_text("Claude wants to run a command", done)
+    await reply("use make instead", question)
+    await wait_text("❌ Denied by Ada", question - 1)
+    done = await wait_text("Understood, I left it.", question)
+    assert any("use make instead" in content for r in anthropic.requests for _, content, _ in r.tool_results)
+    assert not (workspace / "denied.txt").exists()
 
     anthropic.script(Reply.text("never mind", stall_s=60))
     await say("think for a long time")
@@ -139,6 +164,7 @@ async def test_telethon_example(ports: dict[str, Any], anthropic: FakeAnthropicA
                 ports["workspace"],
                 anthropic,
                 say=tg.send_text,
+                reply=lambda text, to: tg.send_text(text, reply_to=to),
                 voice=voice,
                 wait_text=wait_text,
                 press=press,
@@ -189,6 +215,7 @@ async def test_aiogram_example(ports: dict[str, Any], anthropic: FakeAnthropicAp
                 ports["workspace"],
                 anthropic,
                 say=api.send_text,
+                reply=lambda text, to: api.send_text(text, reply_to=to),
                 voice=voice,
                 wait_text=wait_text,
                 press=press,

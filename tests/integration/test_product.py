@@ -215,7 +215,9 @@ class TestServe:
         port = free_port()
         dev = FakeUser(id=1001, first_name="Dev")
         bot_api.add_chat(dev)
-        proc = start_serve(tmp_path, bot_api, port, {"FAKE_CLAUDE_LINE_DELAY": "1.5"})
+        # The agent's environment is an allow-list: the fake CLI's knob must be passed through by name.
+        slow = {"FAKE_CLAUDE_LINE_DELAY": "1.5", "AGENT_ENV_PASSTHROUGH": "FAKE_CLAUDE_LINE_DELAY"}
+        proc = start_serve(tmp_path, bot_api, port, slow)
         try:
             await wait_http(f"http://127.0.0.1:{port}/healthz")
             await _set_webhook(bot_api, port)

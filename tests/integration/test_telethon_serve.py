@@ -22,7 +22,7 @@ import pytest
 
 from tests.agent_processes import alive_with
 from tests.integration.cli_agent import isolated_env
-from tests.integration.test_claude_real_cli import CLAUDE
+from tests.real_cli import CLAUDE
 from voicecoder.domain.app import COMMANDS
 from voicecoder.testing import (
     FAKE_API_HASH,
@@ -32,7 +32,7 @@ from voicecoder.testing import (
     FakeDeepgramServer,
     FakeTelegram,
 )
-from voicecoder.testing.fake_anthropic import Reply
+from voicecoder.testing.fake_anthropic import Reply, bash
 from voicecoder.testing.fake_stt_servers import ScriptedRecognizer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -148,7 +148,8 @@ class TestConfiguration:
 @pytest.mark.timeout(300)
 async def test_serve_on_mtproto_end_to_end(tmp_path: Path, tg: FakeTelegram, serve: list[Serve]) -> None:
     """
-    A session over MTProto (prompt, progress, Show Diff, Approve, voice), then SIGTERM mid-turn: a clean exit,
+    A session over MTProto (prompt, progress, Show Diff, Approve, voice, a tool question denied by a reply), then
+    SIGTERM mid-turn: a clean exit,
     and after a restart the interrupted prompt and a message sent while the bot was down are each handled once;
     then a crash mid-turn: after a restart that turn runs once more and nothing else runs twice.
     """
@@ -200,6 +201,17 @@ async def test_serve_on_mtproto_end_to_end(tmp_path: Path, tg: FakeTelegram, ser
         heard = await wait_text("Heard: create file voice.txt", done)
         await wait_text("Changes ready for review", heard)
         assert (workspace / "voice.txt").read_text() == "spoken\n"
+
+        # A command the agent asks to run, denied by a reply to the question: through the durable inbox the reply
+        # takes the chat's answer lane, past the turn that asked; the model reads the reason.
+        anthropic.script(Reply.tool(bash("touch denied.txt")), Reply.text("Understood, I left it."))
+        await tg.send_text("touch a file with a command")
+        question = await wait_text("Claude wants to run a command", heard)
+        await tg.send_text("use make instead", reply_to=question)
+        assert await wait_text("❌ Denied by Ada", question - 1) == question
+        await wait_text("Understood, I left it.", question)
+        assert any("use make instead" in text for r in anthropic.requests for _, text, _ in r.tool_results)
+        assert not (workspace / "denied.txt").exists()
 
         # SIGTERM while a turn runs: the process exits cleanly; the turn is left pending in the inbox.
         anthropic.script(Reply.text("never mind", stall_s=60))

@@ -1,7 +1,8 @@
 """
 voicecoder on trio: the real domain, `DulwichWorkspace`, `SqliteStateStore` and the real Claude Code CLI through
 `ClaudeCliAgent`, opened with `open_voicecoder`, run a whole session under ``trio`` — prompt, progress, Show Diff,
-Approve, Reject, a voice note, and ⏹ Cancel that stops the CLI and everything it started.
+Approve, Reject, a voice note, and ⏹ Cancel that interrupts the turn (the session's CLI stays warm until the
+agent is closed, and then nothing it started is left).
 
 The fake Anthropic API is an aiohttp server, and aiohttp is asyncio-only: it runs on its own asyncio event loop in
 its own thread, reached over 127.0.0.1 like the real API. Nothing else in the test touches asyncio.
@@ -23,9 +24,9 @@ import anyio
 import pytest
 import sniffio
 
-from tests.agent_processes import alive_with
+from tests.agent_processes import alive_with, roots
 from tests.integration.cli_agent import real_cli_agent
-from tests.integration.test_claude_real_cli import CLAUDE
+from tests.real_cli import CLAUDE
 from voicecoder import Action, Audio, ChatId, UserId, open_voicecoder
 from voicecoder.adapters import SqliteStateStore
 from voicecoder.domain.model import ChangeStatus
@@ -131,14 +132,18 @@ async def test_a_whole_session_on_trio(tmp_path: Path, anthropic: AnthropicOnIts
     transcriber = FakeTranscriber()
     transcriber.learn(VOICE, "create file voice.txt with spoken")
 
-    async with open_voicecoder(
-        messenger=messenger,
-        workspace=workspace,
-        data_dir=data,
-        allowed_users=[DEV.value],
-        agent=real_cli_agent(tmp_path / "home", workspace, anthropic.api.base_url, VOICECODER_TRIO_TEST=mark),
-        transcriber=transcriber,
-    ) as app:
+    agent = real_cli_agent(tmp_path / "home", workspace, anthropic.api.base_url, VOICECODER_TRIO_TEST=mark)
+    async with (
+        agent,  # the embedder's agent is the embedder's to close, with its warm CLI process
+        open_voicecoder(
+            messenger=messenger,
+            workspace=workspace,
+            data_dir=data,
+            allowed_users=[DEV.value],
+            agent=agent,
+            transcriber=transcriber,
+        ) as app,
+    ):
         # prompt → progress → Show Diff → Approve (by button, as a chat would)
         await app.prompt(CHAT, DEV, "create file notes.txt with hello")
         (summary,) = messenger.of_type(ChangeSummary)
@@ -170,7 +175,7 @@ async def test_a_whole_session_on_trio(tmp_path: Path, anthropic: AnthropicOnIts
         assert (workspace / "voice.txt").read_text() == "spoken\n"
         assert await app.approve(CHAT, DEV) is not None
 
-        # ⏹ Cancel stops the CLI and every process it started
+        # ⏹ Cancel interrupts the turn and kills what it started; the CLI stays, idle, for the next turn
         anthropic.call(lambda: anthropic.api.script(Reply.text("never mind", stall_s=60)))
         before = len(anthropic.api.requests)
         async with anyio.create_task_group() as tg:
@@ -179,8 +184,12 @@ async def test_a_whole_session_on_trio(tmp_path: Path, anthropic: AnthropicOnIts
             assert alive_with("VOICECODER_TRIO_TEST", mark)
             assert await app.cancel(CHAT, DEV) is True
         assert messenger.of_type(Cancelled)
-        assert alive_with("VOICECODER_TRIO_TEST", mark) == []
+        assert len(roots(alive_with("VOICECODER_TRIO_TEST", mark))) == 1
+        assert len(agent.warm_sessions) == 1
         store = app.ports.store
+
+    # Closing the agent ends its CLI and every process it started.
+    assert alive_with("VOICECODER_TRIO_TEST", mark) == []
 
     # The SQLite store was real: a fresh one reads what the session wrote.
     reopened = SqliteStateStore(data / "state.sqlite3")

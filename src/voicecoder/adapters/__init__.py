@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from voicecoder.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from voicecoder.adapters.claude_cli_agent import ClaudeCliAgent, ClaudeCliConfig
+    from voicecoder.adapters.claude import ClaudeCliAgent, ClaudeCliConfig, UnavailableAgent
     from voicecoder.adapters.detect_secrets_scanner import DetectSecretsScanner
     from voicecoder.adapters.dulwich_workspace import DulwichWorkspace
     from voicecoder.adapters.prometheus_metrics import MeteredAgentRunner, MeteredTranscriber, Metrics
@@ -35,14 +35,13 @@ if TYPE_CHECKING:
     from voicecoder.adapters.telegram_messenger import TelegramMessenger
     from voicecoder.adapters.telegram_updates import TelegramUpdateHandler
     from voicecoder.adapters.telethon import TelethonMessenger, TelethonUpdateHandler, TelethonUpdates
-    from voicecoder.adapters.unavailable_agent import UnavailableAgent
     from voicecoder.adapters.update_dispatcher import UpdateDispatcher
 
 _MODULES = {
     "AssemblyAITranscriber": ".stt",
     "AudioLimits": ".stt",
-    "ClaudeCliAgent": ".claude_cli_agent",
-    "ClaudeCliConfig": ".claude_cli_agent",
+    "ClaudeCliAgent": ".claude",
+    "ClaudeCliConfig": ".claude",
     "CodeAwareTranscriber": ".stt",
     "DeepgramTranscriber": ".stt",
     "DetectSecretsScanner": ".detect_secrets_scanner",
@@ -61,7 +60,7 @@ _MODULES = {
     "TelethonMessenger": ".telethon",
     "TelethonUpdateHandler": ".telethon",
     "TelethonUpdates": ".telethon",
-    "UnavailableAgent": ".unavailable_agent",
+    "UnavailableAgent": ".claude",
     "UpdateDispatcher": ".update_dispatcher",
     "WorkspaceVocabulary": ".stt",
     "check_audio": ".stt",

@@ -6,7 +6,8 @@ lock, so the event loop never blocks on disk I/O and SQLite never sees two state
 
 Layout (see `MIGRATIONS`; `PRAGMA user_version` is the schema version):
 
-* ``sessions``: one row per chat; ``pending_change_id`` references the session's current change.
+* ``sessions``: one row per chat; ``pending_change_id`` references the session's current change; ``tool_rules``
+  the rules the chat allowed "for this session" (JSON).
 * ``changes``: every change a session ever referenced, keyed by ``(chat_id, id)``. Decided rows (approved,
   auto-approved, rejected, superseded) are the approval history that `recent_changes` reads.
 * ``audit``: append-only, ordered by an autoincrement id.
@@ -216,8 +217,19 @@ def _v4_summary_message(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE changes ADD COLUMN message_ids TEXT NOT NULL DEFAULT '[]'")
 
 
+def _v5_tool_rules(db: sqlite3.Connection) -> None:
+    """The tool rules a chat allowed "for this session" (a JSON list of rule strings)."""
+    db.execute("ALTER TABLE sessions ADD COLUMN tool_rules TEXT NOT NULL DEFAULT '[]'")
+
+
 #: Ordered; migration ``i`` takes a database from schema version ``i`` to ``i + 1``. Never edit a released one.
-MIGRATIONS: Final[tuple[Migration, ...]] = (_v1_initial, _v2_history_index, _v3_open_turn, _v4_summary_message)
+MIGRATIONS: Final[tuple[Migration, ...]] = (
+    _v1_initial,
+    _v2_history_index,
+    _v3_open_turn,
+    _v4_summary_message,
+    _v5_tool_rules,
+)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 
@@ -264,8 +276,8 @@ _SELECT_CHANGE: Final = f"SELECT {', '.join(_CHANGE_COLUMNS)} FROM changes"  # n
 _UPSERT_SESSION: Final = """
     INSERT INTO sessions (chat_id, agent_session_id, turn_count, compaction_threshold, approved_count,
                           rejected_count, pending_change_id, started_at, last_activity,
-                          open_turn_id, open_turn_snapshot)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                          open_turn_id, open_turn_snapshot, tool_rules)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (chat_id) DO UPDATE SET
         agent_session_id = excluded.agent_session_id,
         turn_count = excluded.turn_count,
@@ -276,7 +288,8 @@ _UPSERT_SESSION: Final = """
         started_at = excluded.started_at,
         last_activity = excluded.last_activity,
         open_turn_id = excluded.open_turn_id,
-        open_turn_snapshot = excluded.open_turn_snapshot
+        open_turn_snapshot = excluded.open_turn_snapshot,
+        tool_rules = excluded.tool_rules
 """
 _AUDIT_COLUMNS: Final = (
     "at",
@@ -563,6 +576,7 @@ class SqliteStateStore:
                     if row["open_turn_id"] is not None
                     else None
                 ),
+                tool_rules=tuple(r for r in json.loads(row["tool_rules"]) if isinstance(r, str)),
             )
 
         return await self._run(load, "read")
@@ -594,6 +608,7 @@ class SqliteStateStore:
             _opt_dt(session.last_activity),
             session.open_turn.turn_id.value if session.open_turn is not None else None,
             session.open_turn.snapshot if session.open_turn is not None else None,
+            json.dumps(list(session.tool_rules)),
         )
         change_row = _change_row(pending) if pending is not None else None
         superseded_at = pending.created_at if pending is not None else session.last_activity

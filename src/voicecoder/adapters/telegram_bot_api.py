@@ -254,6 +254,8 @@ class Message:
     audio: Audio | None = None
     document: Document | None = None
     reply_markup: InlineKeyboardMarkup | None = None
+    reply_to_message: Message | None = None
+    """The message this one replies to (as Telegram sends it: without its own reply_to_message)."""
 
     @classmethod
     def from_json(cls, data: Any, where: str = "message") -> Message:
@@ -278,6 +280,14 @@ class Message:
             reply_markup=(
                 InlineKeyboardMarkup.from_json(markup)
                 if isinstance(markup, dict) and "inline_keyboard" in markup
+                else None
+            ),
+            reply_to_message=(
+                # One level only, as Telegram sends it (and a forged deep nesting cannot recurse).
+                cls.from_json(
+                    {k: v for k, v in replied.items() if k != "reply_to_message"}, f"{where}.reply_to_message"
+                )
+                if isinstance(replied := data.get("reply_to_message"), dict)
                 else None
             ),
         )

@@ -30,7 +30,16 @@ from voicecoder.adapters.telegram_bot_api import (
 )
 from voicecoder.domain.callbacks import MAX_CALLBACK_BYTES, decode_callback, encode_callback
 from voicecoder.domain.errors import DeliveryError
-from voicecoder.domain.model import ChangeId, ChangeKind, ChatId, Diff, FileChange, PermissionDenied, WorkspaceStatus
+from voicecoder.domain.model import (
+    ChangeId,
+    ChangeKind,
+    ChatId,
+    Diff,
+    FileChange,
+    PermissionDenied,
+    ToolKind,
+    WorkspaceStatus,
+)
 from voicecoder.domain.replies import (
     Action,
     AgentAnswer,
@@ -51,12 +60,16 @@ from voicecoder.domain.replies import (
     InfoReport,
     MessageRef,
     NoChanges,
+    PermissionsView,
     Queued,
     Reply,
     SessionCleared,
     SpeechCheck,
     StalePrompt,
     StatusReport,
+    ToolOutcome,
+    ToolQuestion,
+    ToolQuestionClosed,
     TurnOutcome,
     Unauthorized,
     Welcome,
@@ -68,6 +81,7 @@ from voicecoder.domain.wording import plural
 __all__ = [
     "BUTTON_LABELS",
     "MAX_CALLBACK_BYTES",
+    "QUESTION_INVITATION",
     "TEXT_LIMIT",
     "Rendered",
     "TelegramMessenger",
@@ -93,7 +107,15 @@ BUTTON_LABELS = {
     Action.SHOW_DIFF: "📝 Show Diff",
     Action.GIT_STATUS: "📊 Git Status",
     Action.CANCEL: "⏹ Cancel",
+    Action.TOOL_ALLOW: "✅ Allow",
+    Action.TOOL_ALLOW_SESSION: "🔓 Allow for this session",
+    Action.TOOL_DENY: "❌ Deny",
+    Action.CLEAR_PERMISSIONS: "🧹 Clear this session's rules",
 }
+#: The line of an open tool question that invites a reply; the router recognises open questions by it.
+QUESTION_INVITATION = "Reply to this message (text or 🎤) to deny with a reason Claude reads."
+#: A button label may name the rule it adds while it stays readable on a phone.
+_RULE_IN_LABEL_MAX = 32
 
 
 # --- callback_data -----------------------------------------------------------------------------
@@ -103,10 +125,13 @@ callback_data = encode_callback
 parse_callback_data = decode_callback
 
 
-def _keyboard(buttons: tuple[Button, ...], per_row: int = 2) -> InlineKeyboardMarkup | None:
+def _keyboard(
+    buttons: tuple[Button, ...], per_row: int = 2, labels: dict[Action, str] | None = None
+) -> InlineKeyboardMarkup | None:
     if not buttons:
         return None
-    cells = [InlineKeyboardButton(BUTTON_LABELS[b.action], callback_data=callback_data(b)) for b in buttons]
+    names = {**BUTTON_LABELS, **(labels or {})}
+    cells = [InlineKeyboardButton(names[b.action], callback_data=callback_data(b)) for b in buttons]
     return InlineKeyboardMarkup(tuple(tuple(cells[i : i + per_row]) for i in range(0, len(cells), per_row)))
 
 
@@ -328,6 +353,12 @@ def render(reply: Reply) -> Rendered:
             return _render_summary(reply)
         case NoChanges():
             return Rendered("ℹ️ No git changes detected.")
+        case ToolQuestion():
+            return _render_question(reply)
+        case ToolQuestionClosed():
+            return Rendered(_render_question_closed(reply))
+        case PermissionsView():
+            return _render_permissions(reply)
         case AutoApproved(diff=diff, commit=commit, rule=rule):
             return Rendered(
                 f"✅ Auto-approved ({esc(rule)}) and committed <code>{esc(commit.short_sha)}</code>\n"
@@ -365,14 +396,18 @@ def render(reply: Reply) -> Rendered:
             if not diagnostics:
                 lines.append("No checks are configured.")
             return Rendered("\n".join(lines))
-        case SessionCleared(kept_pending=kept):
+        case SessionCleared(kept_pending=kept, cleared_rules=rules):
             extra = "\nThe pending change is still waiting for ✅ Approve or ❌ Reject." if kept else ""
+            if rules:
+                extra += "\n🔐 Forgot this session's tool rules: " + ", ".join(f"<code>{esc(r)}</code>" for r in rules)
             return Rendered("🧹 Started a fresh Claude session." + extra)
         case Compaction(turns_before=turns, ok=ok, detail=detail):
             if ok:
                 return Rendered(f"🗜 Compacted the conversation after {_plural(turns, 'turn')}.")
             return Rendered(f"⚠️ Could not compact the conversation: {esc(detail)}")
-        case Cancelled(was_running=was_running):
+        case Cancelled(was_running=was_running, reason=reason):
+            if reason:
+                return Rendered(f"🔄 {esc(reason)}: the turn was stopped. Send your request again when I am back.")
             return Rendered("⏹ Cancelled." if was_running else "Nothing was running.")
         case SpeechCheck(text=text, audio_s=audio_s, seconds=seconds):
             length = f"{esc(_duration(audio_s))} of speech" if audio_s else "The voice note"
@@ -432,6 +467,8 @@ def _render_welcome(name: str | None, workspace: str, commands: tuple[tuple[str,
 def _render_working(w: Working) -> Rendered:
     if w.finished:
         head = _OUTCOME_HEAD[w.outcome or TurnOutcome.FINISHED].format(esc(_duration(w.elapsed_s)))
+        if w.stop_reason:
+            head += f": {esc(w.stop_reason)}"
     else:
         head = "⏳ Claude is working on this…"
     lines = [head, f"<i>{esc(_short(w.prompt, 300))}</i>"]
@@ -453,7 +490,10 @@ def _render_answer(a: AgentAnswer) -> Rendered:
     lines.extend(f"⚠️ {esc(e)}" for e in dict.fromkeys(a.errors) if e.strip() and e.strip() not in a.text)
     if a.permission_denials:
         lines.append(f"\n🚫 <b>Not allowed</b> ({len(a.permission_denials)}):")
-        lines.extend(f"• {_denial(d)}" for d in a.permission_denials)
+        for d in a.permission_denials:
+            lines.append(f"• {_denial(d)}")
+            if d.hint:
+                lines.append(f"   ↳ {esc(d.hint)}")
     lines.extend(f"ℹ️ {esc(n)}" for n in a.notices)
     footer = []
     if a.cost_usd is not None:
@@ -471,6 +511,126 @@ def _denial(d: PermissionDenied) -> str:
     """``Bash: <code>python3 x.py</code>``, without repeating the tool name the label already starts with."""
     label = d.label.removeprefix(f"{d.tool}:").strip() if d.label.startswith(f"{d.tool}:") else d.label
     return f"{esc(d.tool)}: <code>{esc(_short(label, 200))}</code>" if label else esc(d.tool)
+
+
+_ASK_HEAD = {
+    ToolKind.SHELL: "💻 <b>Claude wants to run a command</b>",
+    ToolKind.EDIT: "✏️ <b>Claude wants to edit a file</b>",
+    ToolKind.FETCH: "🌐 <b>Claude wants to go online</b>",
+    ToolKind.MCP: "🧩 <b>Claude wants to use an MCP tool</b>",
+    ToolKind.READ: "👀 <b>Claude wants to read</b>",
+    ToolKind.OTHER: "🧩 <b>Claude wants to use a tool</b>",
+}
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def _what(q: ToolQuestion, *, limit: int | None = None) -> list[str]:
+    """What the tool would do: the full command (or a shortened one for a closed question), file, URL."""
+    r = q.request
+    if r.kind is ToolKind.SHELL and r.command is not None:
+        command = r.command if limit is None else _short(r.command, limit)
+        lines = [f'<pre><code class="language-bash">{esc(command)}</code></pre>']
+        if r.description and r.description.strip() != r.command.strip():
+            lines.append(f"<i>{esc(r.description)}</i>")
+        return lines
+    lines = [f"<code>{esc(_short(r.label, 300))}</code>"]
+    if r.url:
+        lines.append(f"🔗 {esc(r.url)}")
+    if r.description and r.kind is not ToolKind.SHELL:
+        lines.append(f"<i>{esc(_short(r.description, 300))}</i>")
+    if r.preview and limit is None:
+        lines.append(f'<pre><code class="language-diff">{esc(r.preview)}</code></pre>')
+    return lines
+
+
+def _render_question(q: ToolQuestion) -> Rendered:
+    lines = [_ASK_HEAD[q.request.kind], *_what(q)]
+    if q.flagged:
+        lines.append(
+            f"\n⚠️ <b>Flagged</b>: {esc(q.flagged)}. ❌ Reject cannot undo that, so this always asks, "
+            "whatever rules you allowed."
+        )
+    if q.uncovered:
+        lines.append(f"\nℹ️ Asking although {esc(q.uncovered)}.")
+    if q.session_rule:
+        lines.append(f"\n🔓 <i>Allow for this session</i> adds the rule <code>{esc(q.session_rule)}</code>.")
+    lines.append(
+        f"\n⏳ No answer within {_minutes(q.timeout_s)} counts as ❌ Deny. {QUESTION_INVITATION} "
+        "Messages you send meanwhile wait until this turn is over."
+    )
+    labels: dict[Action, str] = {}
+    if q.session_rule and len(q.session_rule) <= _RULE_IN_LABEL_MAX:
+        labels[Action.TOOL_ALLOW_SESSION] = f"🔓 Allow {q.session_rule} for this session"
+    return Rendered("\n".join(lines), _keyboard(buttons_of(q), per_row=1, labels=labels))
+
+
+_CLOSED_HEAD = {
+    ToolOutcome.ALLOWED: "✅ <b>Allowed</b>",
+    ToolOutcome.ALLOWED_FOR_SESSION: "🔓 <b>Allowed for this session</b>",
+    ToolOutcome.DENIED: "❌ <b>Denied</b>",
+    ToolOutcome.TIMED_OUT: "⌛ <b>No answer</b>",
+    ToolOutcome.CANCELLED: "⏹ <b>Cancelled</b>",
+    ToolOutcome.RESTARTED: "🔄 <b>Not answered</b>",
+}
+
+
+def _render_question_closed(c: ToolQuestionClosed) -> str:
+    q = c.question
+    head = _CLOSED_HEAD[c.outcome]
+    if c.by:
+        head += f" by {esc(c.by)}"
+    match c.outcome:
+        case ToolOutcome.ALLOWED_FOR_SESSION if q.session_rule:
+            head += f" (rule <code>{esc(q.session_rule)}</code>; /permissions to review)"
+        case ToolOutcome.DENIED if c.reason:
+            head += f": “{esc(_short(c.reason, 500))}”"
+        case ToolOutcome.TIMED_OUT:
+            head += f" within {_minutes(q.timeout_s)}, so it was denied"
+        case ToolOutcome.CANCELLED:
+            head += " before an answer: the turn was stopped"
+        case ToolOutcome.RESTARTED:
+            head += ": voicecoder restarted, so it was denied and the turn stopped"
+        case _:
+            pass
+    return "\n".join([head, *_what(q, limit=600)])
+
+
+_MODE_TEXT = {
+    "auto-edits": (
+        "reads and edits inside the workspace run (✅ Approve / ❌ Reject covers them); commands, fetches and "
+        "other tools ask on the phone"
+    ),
+    "ask": "every edit, command, fetch and other tool asks on the phone (reads run)",
+    "off": (
+        "nothing asks: the CLI's own permission mode decides, so commands are refused. "
+        "Turn tool approval on (auto-edits) to be asked instead"
+    ),
+}
+
+
+def _render_permissions(v: PermissionsView) -> Rendered:
+    lines = [f"🔐 <b>Tool approval</b>: <code>{esc(v.mode)}</code> — {esc(_MODE_TEXT.get(v.mode, v.mode))}."]
+    if v.mode != "off":
+        lines.append(
+            f"⏳ A question not answered within {_minutes(v.timeout_s)} is denied. Destructive commands always "
+            "ask; paths outside the workspace are refused."
+        )
+    if v.cleared:
+        lines.append("\n🧹 Forgot: " + ", ".join(f"<code>{esc(r)}</code>" for r in v.cleared))
+    lines.append("\n<b>Operator rules</b> (set where the bot runs):")
+    lines.extend(f"• <code>{esc(r)}</code>" for r in v.operator_rules)
+    if not v.operator_rules:
+        lines.append("• none")
+    lines.append("<b>This session</b> (🔓 answers):")
+    lines.extend(f"• <code>{esc(r)}</code>" for r in v.session_rules)
+    if v.session_rules:
+        lines.append("\n/permissions clear forgets this session's rules (so does /clear).")
+    else:
+        lines.append("• none yet: tap 🔓 on a question to add one")
+    return Rendered("\n".join(lines), _keyboard(buttons_of(v), per_row=1))
 
 
 def _render_summary(s: ChangeSummary) -> Rendered:
@@ -554,6 +714,10 @@ def _render_status_report(r: StatusReport) -> str:
     else:
         lines.append("🌿 Branch: unavailable")
         lines.append(f"📁 Workspace: <code>{esc(r.workspace_path or '?')}</code>")
+    if r.tool_mode is not None:
+        rules = (*r.operator_tool_rules, *r.tool_rules)
+        shown = ", ".join(f"<code>{esc(x)}</code>" for x in rules) if rules else "none"
+        lines.append(f"🔐 Tools: {esc(r.tool_mode)} · rules: {shown} (/permissions)")
     who = [f"<b>{esc(r.user_name)}</b>"] if r.user_name else []
     if r.username:
         who.append(f"@{esc(r.username)}")

@@ -5,7 +5,8 @@ Routing of raw Telegram updates to the `VoiceCoder` use cases.
 Update. It parses the update, maps commands, texts, voice notes, audio files and button presses to the
 facade, and downloads recordings only after the sender is known to be authorized and the declared size
 fits. `lane_of` tells the dispatcher which serial lane an update belongs to: messages of a chat are
-processed in order; button presses have their own lane so ⏹ Cancel never waits behind a running turn.
+processed in order; button presses have their own lane so ⏹ Cancel never waits behind a running turn, and so do
+replies to an open tool question (the message lane is busy with the very turn that asked).
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ from voicecoder.adapters.telegram_bot_api import (
     Update,
     User,
 )
-from voicecoder.adapters.telegram_messenger import TelegramMessenger, parse_callback_data
+from voicecoder.adapters.telegram_messenger import QUESTION_INVITATION, TelegramMessenger, parse_callback_data
 from voicecoder.domain.app import COMMANDS, VoiceCoderApp
 from voicecoder.domain.errors import AudioTooLargeError, MalformedUpdateError, UnsupportedAudioError
 from voicecoder.domain.model import Audio, ChatId, UserId
 from voicecoder.domain.ports import Messenger
-from voicecoder.domain.replies import ErrorReply
+from voicecoder.domain.replies import TOOL_ANSWERS, ErrorReply
 
 __all__ = [
     "BOT_COMMANDS",
@@ -58,7 +59,10 @@ DOWNLOAD_FAILED = "I could not download the recording from Telegram. Please send
 
 def lane_of(update: dict[str, Any]) -> tuple[int, str] | None:
     """
-    The serial lane of a raw update: ``(chat_id, "message")`` or ``(chat_id, "callback")``.
+    The serial lane of a raw update: ``(chat_id, "message")``, ``(chat_id, "callback")`` or ``(chat_id, "answer")``.
+
+    A reply to an open tool question (one that still shows its ✅/❌ buttons or its invitation to reply) has a
+    lane of its own: the chat's message lane is busy with the turn that asked, and the answer must not wait.
 
     It checks, at every level, everything the handler relies on, so an update routed here never fails for its
     shape later. None for the update types voicecoder does not process.
@@ -85,7 +89,21 @@ def lane_of(update: dict[str, Any]) -> tuple[int, str] | None:
         raise MalformedUpdateError(f"message {message.message_id} has no sender (an anonymous admin or a channel)")
     if sender.is_bot:
         raise MalformedUpdateError(f"message {message.message_id} comes from a bot")
-    return message.chat.id, "message"
+    return message.chat.id, "answer" if _replies_to_question(message) else "message"
+
+
+_TOOL_ANSWER_PREFIXES = tuple(f"{a.value}:" for a in TOOL_ANSWERS)
+
+
+def _replies_to_question(message: Message) -> bool:
+    """Whether *message* replies to an open tool question: one that still has its buttons or its invitation."""
+    replied = message.reply_to_message
+    if replied is None:
+        return False
+    if replied.text is not None and QUESTION_INVITATION in replied.text:
+        return True
+    rows = replied.reply_markup.inline_keyboard if replied.reply_markup is not None else ()
+    return any((b.callback_data or "").startswith(_TOOL_ANSWER_PREFIXES) for row in rows for b in row)
 
 
 def _is_speech_check(caption: str | None) -> bool:
@@ -180,7 +198,15 @@ class TelegramUpdateHandler:
     async def _on_text(self, chat: ChatId, user: UserId, message: Message, sender: User) -> None:
         text = message.text or ""
         if not text.startswith("/"):
-            await self._app.prompt(chat, user, text, sent_at=_sent_at(message))
+            replied = message.reply_to_message
+            await self._app.prompt(
+                chat,
+                user,
+                text,
+                sent_at=_sent_at(message),
+                reply_to=replied.message_id if replied is not None else None,
+                user_name=_display_name(sender),
+            )
             return
         head = text.split(maxsplit=1)[0][1:]
         command, _, target = head.partition("@")
@@ -201,6 +227,9 @@ class TelegramUpdateHandler:
                 await self._app.info(chat, user)
             case "undo":
                 await self._app.undo(chat, user)
+            case "permissions":
+                argument = text.split(maxsplit=1)[1].strip().lower() if len(text.split(maxsplit=1)) > 1 else ""
+                await self._app.permissions(chat, user, clear=argument in ("clear", "reset"))
             case _:
                 await self._app.help(chat, user)
 
@@ -229,7 +258,15 @@ class TelegramUpdateHandler:
         if _is_speech_check(message.caption):
             await self._app.hear(chat, user, audio)
             return
-        await self._app.voice(chat, user, audio, sent_at=_sent_at(message))
+        replied = message.reply_to_message
+        await self._app.voice(
+            chat,
+            user,
+            audio,
+            sent_at=_sent_at(message),
+            reply_to=replied.message_id if replied is not None else None,
+            user_name=_display_name(message.from_user),
+        )
 
     async def _download(self, chat: ChatId, file_id: str, declared: int | None) -> bytes | None:
         try:
@@ -277,4 +314,13 @@ class TelegramUpdateHandler:
             await self._messenger.answer_callback(query.id, STALE_BUTTON)
             return
         # The facade answers the query itself (exactly once) on every path.
-        await self._app.press(chat, user, query.id, button)
+        await self._app.press(chat, user, query.id, button, user_name=_display_name(query.from_user))
+
+
+def _display_name(user: User | None) -> str | None:
+    """How a person is named in the chat (who answered a question): first name, else @username."""
+    if user is None:
+        return None
+    if user.first_name.strip():
+        return user.first_name.strip()
+    return f"@{user.username}" if user.username else None

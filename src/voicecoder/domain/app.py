@@ -22,6 +22,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("clear", "Start a fresh Claude session"),
     ("info", "Diagnostics of every dependency"),
     ("undo", "Revert the last approved change with a new commit"),
+    ("permissions", "How Claude's tools are approved; /permissions clear forgets this session's rules"),
 )
 """The slash commands, ``(name, description)``: register them with your bot's command menu."""
 
@@ -35,6 +36,8 @@ class VoiceCoderApp(Protocol):
     """
 
     def is_authorized(self, user: UserId) -> bool: ...
+
+    def is_question(self, chat: ChatId, message_id: int) -> bool: ...
 
     async def unauthorized(self, chat: ChatId, user: UserId) -> None: ...
 
@@ -61,9 +64,19 @@ class VoiceCoderApp(Protocol):
         user_name: str | None = None,
         username: str | None = None,
         sent_at: datetime | None = None,
+        reply_to: int | None = None,
     ) -> None: ...
 
-    async def prompt(self, chat: ChatId, user: UserId, text: str, *, sent_at: datetime | None = None) -> None: ...
+    async def prompt(
+        self,
+        chat: ChatId,
+        user: UserId,
+        text: str,
+        *,
+        sent_at: datetime | None = None,
+        reply_to: int | None = None,
+        user_name: str | None = None,
+    ) -> None: ...
 
     async def voice(
         self,
@@ -73,6 +86,8 @@ class VoiceCoderApp(Protocol):
         *,
         language: str | None = None,
         sent_at: datetime | None = None,
+        reply_to: int | None = None,
+        user_name: str | None = None,
     ) -> None: ...
 
     async def hear(self, chat: ChatId, user: UserId, audio: Audio, *, language: str | None = None) -> None: ...
@@ -92,5 +107,14 @@ class VoiceCoderApp(Protocol):
     async def cancel(self, chat: ChatId, user: UserId) -> bool: ...
 
     async def press(
-        self, chat: ChatId, user: UserId, callback_id: str, button: Button, *, answer: bool = True
+        self,
+        chat: ChatId,
+        user: UserId,
+        callback_id: str,
+        button: Button,
+        *,
+        answer: bool = True,
+        user_name: str | None = None,
     ) -> CallbackAnswer: ...
+
+    async def permissions(self, chat: ChatId, user: UserId, *, clear: bool = False) -> None: ...

@@ -2,7 +2,8 @@
 The callback codec: a `Button` as the short string a chat button carries, and back.
 
 Format: ``"{action}:{change_id}:{fingerprint}"`` — one letter for the `Action`, the change id (8–32 lowercase
-hex digits, or empty), and up to 16 characters of the diff fingerprint (or empty). At most 51 bytes of ASCII,
+hex digits, or empty), and up to 16 characters of the diff fingerprint (or empty). A tool question's answers
+(✅ Allow, 🔓, ❌ Deny) carry the question id in the change id's place and no fingerprint. At most 51 bytes of ASCII,
 so it fits Telegram's 64-byte ``callback_data`` and any chat platform with a similar limit.
 
 The fingerprint round-trip matters: ✅ Approve commits only if the workspace still matches the diff the user saw,
@@ -16,8 +17,8 @@ from __future__ import annotations
 import re
 
 from voicecoder.domain.errors import MalformedUpdateError
-from voicecoder.domain.model import ChangeId
-from voicecoder.domain.replies import Action, Button
+from voicecoder.domain.model import ChangeId, QuestionId
+from voicecoder.domain.replies import TOOL_ANSWERS, Action, Button
 
 __all__ = ["MAX_CALLBACK_BYTES", "MIN_FINGERPRINT", "decode_callback", "encode_callback"]
 
@@ -41,6 +42,8 @@ def encode_callback(button: Button) -> str:
         ValueError: The fingerprint has characters that cannot be encoded (only ``[0-9A-Za-z_-]`` can).
     """
     change = button.change_id.value if button.change_id is not None else ""
+    if button.question is not None:
+        change = button.question.value
     fingerprint = (button.fingerprint or "")[:FINGERPRINT_CHARS]
     if not _FINGERPRINT_RE.fullmatch(fingerprint):
         raise ValueError(f"fingerprint {fingerprint!r} cannot go into callback data")
@@ -69,5 +72,9 @@ def decode_callback(data: str | bytes) -> Button:
         action = Action(m.group(1))
     except ValueError:
         raise MalformedUpdateError(f"unknown button action {m.group(1)!r}") from None
+    if action in TOOL_ANSWERS:
+        if not m.group(2):
+            raise MalformedUpdateError("a tool answer without its question")
+        return Button(action, question=QuestionId(m.group(2)))
     change = ChangeId(m.group(2)) if m.group(2) else None
     return Button(action, change, m.group(3) or None)

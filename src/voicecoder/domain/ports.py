@@ -22,6 +22,8 @@ from voicecoder.domain.model import (
     PendingChange,
     SecretFinding,
     Session,
+    ToolDecision,
+    ToolRequest,
     Transcript,
     TranscriptionHints,
     TurnId,
@@ -30,6 +32,8 @@ from voicecoder.domain.model import (
 from voicecoder.domain.replies import MessageRef, Reply
 
 EventSink = Callable[[AgentEvent], Awaitable[None]]
+ToolGate = Callable[[ToolRequest], Awaitable[ToolDecision]]
+"""Answers the agent's tool requests; it may wait for a person (the runner keeps waiting, not timing out)."""
 
 
 @runtime_checkable
@@ -63,13 +67,18 @@ class Transcriber(Protocol):
 class AgentRunner(Protocol):
     """Runs the coding agent headless in the workspace."""
 
-    async def run(self, request: AgentRequest, /, on_event: EventSink) -> AgentResult:
+    async def run(self, request: AgentRequest, /, on_event: EventSink, on_tool: ToolGate | None = None) -> AgentResult:
         """
         Run one prompt; stream progress to *on_event*; return the final result.
 
         A result with ``success=False`` is a normal outcome (the agent reported an error); the
         adapter raises only when no result could be obtained. Cancelling the calling task stops
-        the agent and everything it started.
+        the agent and everything it started, also while *on_tool* is being awaited.
+
+        Every tool use the agent's own settings do not already allow is passed to *on_tool* as a
+        `ToolRequest` before it runs; the tool runs only if the `ToolDecision` allows it, and a
+        denial's message reaches the agent as the reason. Time spent in *on_tool* does not count
+        against the run's time limit. Without *on_tool* such tool uses are refused.
 
         Raises:
             AgentNotInstalledError: The agent binary is missing.
@@ -84,6 +93,15 @@ class AgentRunner(Protocol):
 
         Raises:
             AgentRunError: Compaction failed.
+        """
+        ...
+
+    async def end_session(self, session_id: str, /) -> None:
+        """
+        Let go of what the runner keeps for *session_id* between turns (e.g. a warm process).
+
+        A later run may still resume the conversation. Calling it for an unknown session is harmless.
+        Raises nothing.
         """
         ...
 

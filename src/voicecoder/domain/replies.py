@@ -15,6 +15,8 @@ from voicecoder.domain.model import (
     Diagnostic,
     Diff,
     PermissionDenied,
+    QuestionId,
+    ToolRequest,
     WorkspaceStatus,
 )
 
@@ -52,6 +54,14 @@ class Action(enum.Enum):
     SHOW_DIFF = "d"
     GIT_STATUS = "s"
     CANCEL = "c"
+    TOOL_ALLOW = "y"
+    TOOL_ALLOW_SESSION = "w"
+    TOOL_DENY = "n"
+    CLEAR_PERMISSIONS = "p"
+
+
+#: The answers to a tool question.
+TOOL_ANSWERS = (Action.TOOL_ALLOW, Action.TOOL_ALLOW_SESSION, Action.TOOL_DENY)
 
 
 @attrs.frozen
@@ -71,6 +81,7 @@ class Button:
     action: Action
     change_id: ChangeId | None = None
     fingerprint: str | None = None
+    question: QuestionId | None = None
 
 
 @attrs.frozen
@@ -127,6 +138,8 @@ class Working:
     finished: bool = False
     outcome: TurnOutcome | None = None
     """How a finished turn ended (None while it runs)."""
+    stop_reason: str | None = None
+    """Why a cancelled turn was stopped when it was not the user's ⏹ (e.g. voicecoder restarting)."""
 
 
 @attrs.frozen
@@ -167,6 +180,62 @@ class ChangeSummary:
 @attrs.frozen
 class NoChanges:
     pass
+
+
+@attrs.frozen
+class ToolQuestion:
+    """
+    The agent wants to use a tool and the ToolPolicy asks the user first.
+
+    ``session_rule`` is the rule "🔓 Allow for this session" adds (no such button when None); ``flagged`` says why
+    a command always asks (the destructive-command gate); ``uncovered`` why the session's rules did not cover it.
+    """
+
+    question_id: QuestionId
+    request: ToolRequest
+    timeout_s: float
+    session_rule: str | None = None
+    flagged: str | None = None
+    uncovered: str | None = None
+
+    @property
+    def buttons(self) -> tuple[Button, ...]:
+        actions = [a for a in TOOL_ANSWERS if a is not Action.TOOL_ALLOW_SESSION or self.session_rule]
+        return tuple(Button(a, question=self.question_id) for a in actions)
+
+
+class ToolOutcome(enum.Enum):
+    ALLOWED = "allowed"
+    ALLOWED_FOR_SESSION = "allowed for this session"
+    DENIED = "denied"
+    TIMED_OUT = "timed out"
+    CANCELLED = "cancelled"
+    RESTARTED = "restarted"
+
+
+@attrs.frozen
+class ToolQuestionClosed:
+    """A tool question after its answer (it replaces the question): what was decided, by whom, and why."""
+
+    question: ToolQuestion
+    outcome: ToolOutcome
+    by: str | None = None
+    reason: str = ""
+
+
+@attrs.frozen
+class PermissionsView:
+    """/permissions: how tools are approved, the operator's rules and this session's rules."""
+
+    mode: str
+    timeout_s: float
+    operator_rules: tuple[str, ...] = ()
+    session_rules: tuple[str, ...] = ()
+    cleared: tuple[str, ...] = ()
+
+    @property
+    def buttons(self) -> tuple[Button, ...]:
+        return (Button(Action.CLEAR_PERMISSIONS),) if self.session_rules else ()
 
 
 @attrs.frozen
@@ -230,6 +299,9 @@ class StatusReport:
     session_started: datetime | None = None
     user_name: str | None = None
     username: str | None = None
+    tool_mode: str | None = None
+    tool_rules: tuple[str, ...] = ()
+    operator_tool_rules: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -240,6 +312,7 @@ class InfoReport:
 @attrs.frozen
 class SessionCleared:
     kept_pending: bool
+    cleared_rules: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -252,6 +325,8 @@ class Compaction:
 @attrs.frozen
 class Cancelled:
     was_running: bool
+    reason: str | None = None
+    """Why the turn was stopped when it was not the user's ⏹ Cancel (e.g. voicecoder restarting)."""
 
 
 @attrs.frozen
@@ -293,6 +368,9 @@ Reply = (
     | AgentAnswer
     | ChangeSummary
     | NoChanges
+    | ToolQuestion
+    | ToolQuestionClosed
+    | PermissionsView
     | AutoApproved
     | DiffView
     | GitStatusView
@@ -316,10 +394,12 @@ def buttons_of(reply: Reply) -> tuple[Button, ...]:
 
     `ChangeSummary`: ✅ Approve ❌ Reject 📝 Show Diff 📊 Git Status, or only 📝 Show Diff once it is decided.
     `DiffView` of a pending change: ✅ ❌ (a decided change's diff has none). `Working` while it runs: ⏹ Cancel;
-    its final edit (``finished=True``) has none, so the keyboard goes away.
+    its final edit (``finished=True``) has none, so the keyboard goes away. `ToolQuestion`: ✅ Allow, 🔓 Allow for
+    this session (when it offers a rule), ❌ Deny; its `ToolQuestionClosed` edit has none. `PermissionsView` with
+    session rules: 🧹 clear them.
     """
     match reply:
-        case ChangeSummary():
+        case ChangeSummary() | ToolQuestion() | PermissionsView():
             return reply.buttons
         case DiffView(diff=diff, change_id=change_id, decision=None) if change_id is not None and not diff.is_empty:
             fingerprint = diff.fingerprint[:16]

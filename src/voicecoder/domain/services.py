@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import logging
 import secrets
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -63,14 +63,16 @@ from voicecoder.domain.model import (
     PermissionDenied,
     Prompt,
     Session,
+    ToolDecision,
     ToolFinished,
+    ToolRequest,
     ToolStarted,
     TranscriptionHints,
     TurnId,
     UserId,
     WorkspaceStatus,
 )
-from voicecoder.domain.policy import ApprovalPolicy, Verdict
+from voicecoder.domain.policy import ApprovalPolicy, ToolPolicy, Verdict
 from voicecoder.domain.ports import (
     AgentRunner,
     Clock,
@@ -114,6 +116,7 @@ from voicecoder.domain.replies import (
     Welcome,
     Working,
 )
+from voicecoder.domain.tool_questions import Progress, RunningTurn, ToolQuestions
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +126,10 @@ MAX_PROGRESS_STEPS = 8
 
 def _random_hex(n_bytes: int) -> str:
     return secrets.token_hex(n_bytes)
+
+
+def _unchanged(text: str) -> str:
+    return text
 
 
 _P = ParamSpec("_P")
@@ -187,17 +194,12 @@ class Settings:
     """Adds a host-specific hint to an error reply (the CLI names its environment variables here)."""
     max_prompt_age_s: float | None = None
     """Prompts (typed or spoken) sent longer ago than this are answered with a notice instead of a paid run."""
-
-
-@attrs.define
-class _Progress:
-    """Live state of a running turn, rendered into the one status message."""
-
-    prompt: str
-    started: float
-    steps: list[str] = attrs.field(factory=list)
-    last_edit: float = 0.0
-    dirty: bool = False
+    tools: ToolPolicy | None = None
+    """Decides the agent's tool requests; None (tool approval off) runs the agent without asking."""
+    tool_timeout_s: float = 600.0
+    """A tool question not answered within this time is a denial."""
+    redact: Callable[[str], str] = _unchanged
+    """Applied to every text that comes from the agent before it reaches the chat (the logs' redaction)."""
 
 
 class VoiceCoder:
@@ -226,7 +228,19 @@ class VoiceCoder:
         self._workspace_lock = anyio.Lock()
         self._state_lock = anyio.Lock()
         self._waiting = 0
-        self._running: dict[ChatId, anyio.CancelScope] = {}
+        self._running: dict[ChatId, RunningTurn] = {}
+        self._tools = ToolQuestions(
+            messenger=ports.messenger,
+            store=ports.store,
+            policy=settings.tools,
+            timeout_s=settings.tool_timeout_s,
+            redact=settings.redact,
+            load_session=self._session,
+            state_lock=self._state_lock,
+            audit=self._audit,
+            new_id=new_id,
+            show_progress=self._show_progress,
+        )
 
     @property
     def ports(self) -> Ports:
@@ -241,6 +255,15 @@ class VoiceCoder:
     def is_authorized(self, user: UserId) -> bool:
         """Whether *user* may use voicecoder (`Settings.allowed_users`). Raises nothing."""
         return user in self._s.allowed_users
+
+    def is_question(self, chat: ChatId, message_id: int) -> bool:
+        """
+        Whether *message_id* in *chat* is an open tool question. Raises nothing.
+
+        A reply to it answers it (❌ Deny with the reply as the reason) while the turn waits, so an adapter that
+        keeps a chat's messages in order must let such a reply past the running turn.
+        """
+        return self._tools.is_open(chat, message_id)
 
     @_use_case
     async def unauthorized(self, chat: ChatId, user: UserId) -> None:
@@ -264,9 +287,10 @@ class VoiceCoder:
     def _error(self, exc: VoicecoderError | str) -> ErrorReply:
         """The chat reply for an error, with the host's hint (if it has one for this error)."""
         if isinstance(exc, str):
-            return ErrorReply(exc)
+            return ErrorReply(self._s.redact(exc))
         hint = self._s.error_hint(exc) if self._s.error_hint is not None else None
-        return ErrorReply(str(exc), hint)
+        # Agent errors quote its output (stderr): the same redaction as the logs before it reaches the chat.
+        return ErrorReply(self._s.redact(str(exc)), hint)
 
     # --- simple commands ------------------------------------------------------
 
@@ -299,7 +323,7 @@ class VoiceCoder:
     @_use_case
     async def clear(self, chat: ChatId, user: UserId) -> None:
         """
-        /clear: a fresh agent session (a pending change stays pending): `SessionCleared`.
+        /clear: a fresh agent session (a pending change stays pending; the session's tool rules go): `SessionCleared`.
 
         Raises:
             DeliveryError: A reply could not be delivered.
@@ -310,11 +334,15 @@ class VoiceCoder:
             return
         async with self._state_lock:
             session = await self._session(chat)
+            previous_agent_session = session.agent_session_id
+            rules = session.tool_rules
             session.clear(now=self._p.clock.now())
             await self._p.store.save_session(session)
+        if previous_agent_session is not None and chat not in self._running:
+            await self._p.agent.end_session(previous_agent_session)
         await self._audit(chat, user, "clear")
         kept = session.pending is not None and session.pending.is_pending
-        await self._p.messenger.send(chat, SessionCleared(kept_pending=kept))
+        await self._p.messenger.send(chat, SessionCleared(kept_pending=kept, cleared_rules=rules))
 
     @_use_case
     async def status(
@@ -355,6 +383,9 @@ class VoiceCoder:
             session_started=session.started_at,
             user_name=user_name,
             username=username,
+            tool_mode=self._s.tools.mode.value if self._s.tools is not None else "off",
+            tool_rules=session.tool_rules,
+            operator_tool_rules=self._s.tools.allow if self._s.tools is not None else (),
         )
         await self._p.messenger.send(chat, report)
 
@@ -394,12 +425,15 @@ class VoiceCoder:
         user_name: str | None = None,
         username: str | None = None,
         sent_at: datetime | None = None,
+        reply_to: int | None = None,
     ) -> None:
         """
         A text message as a chat shows it: a slash command runs its use case, anything else is a prompt.
 
-        ``/start`` ``/help`` ``/status`` ``/clear`` ``/info`` ``/undo`` run their command (``/cmd@botname`` too);
-        any other ``/word`` shows the help rather than going to the agent.
+        ``/start`` ``/help`` ``/status`` ``/clear`` ``/info`` ``/undo`` ``/permissions`` (``/permissions clear``)
+        run their command (``/cmd@botname`` too); any other ``/word`` shows the help rather than going to the
+        agent. A text that replies (*reply_to*: the id of the message it answers) to an open tool question denies
+        that tool with the text as the reason the agent reads.
 
         Raises:
             DeliveryError: A reply could not be delivered.
@@ -407,9 +441,11 @@ class VoiceCoder:
             UnexpectedAdapterError: An adapter failed outside its contract.
         """
         if not text.startswith("/"):
-            await self.prompt(chat, user, text, sent_at=sent_at)
+            await self.prompt(chat, user, text, sent_at=sent_at, reply_to=reply_to, user_name=user_name)
             return
-        command = text.split(maxsplit=1)[0][1:].partition("@")[0].lower()
+        words = text.split(maxsplit=1)
+        command = words[0][1:].partition("@")[0].lower()
+        argument = words[1].strip().lower() if len(words) > 1 else ""
         match command:
             case "start":
                 await self.start(chat, user, user_name)
@@ -421,13 +457,27 @@ class VoiceCoder:
                 await self.info(chat, user)
             case "undo":
                 await self.undo(chat, user)
+            case "permissions":
+                await self.permissions(chat, user, clear=argument in ("clear", "reset"))
             case _:
                 await self.help(chat, user)
 
     @_use_case
-    async def prompt(self, chat: ChatId, user: UserId, text: str, *, sent_at: datetime | None = None) -> None:
+    async def prompt(
+        self,
+        chat: ChatId,
+        user: UserId,
+        text: str,
+        *,
+        sent_at: datetime | None = None,
+        reply_to: int | None = None,
+        user_name: str | None = None,
+    ) -> None:
         """
         Run the agent on *text* in the workspace, as one turn.
+
+        When *text* replies (*reply_to*, a message id) to an open tool question, it denies that tool instead, with
+        *text* as the reason the agent reads (*user_name* shows who answered).
 
         *sent_at* is when the user sent it; a prompt older than the configured maximum age (it waited out an
         outage) is answered with `StalePrompt` instead of starting a run.
@@ -446,6 +496,8 @@ class VoiceCoder:
         if not text.strip():
             await self._p.messenger.send(chat, self._error(EmptyPromptError()))
             return
+        if reply_to is not None and await self._tools.deny_by_reply(chat, user, reply_to, text.strip(), user_name):
+            return
         if await self._stale(chat, user, sent_at, prompt=text.strip()):
             return
         await self._turn(chat, user, Prompt.typed(text.strip()))
@@ -459,9 +511,13 @@ class VoiceCoder:
         *,
         language: str | None = None,
         sent_at: datetime | None = None,
+        reply_to: int | None = None,
+        user_name: str | None = None,
     ) -> None:
         """
         Transcribe *audio* (with the workspace vocabulary as hints), echo `Heard`, then run it like `prompt`.
+
+        A voice note that replies (*reply_to*) to an open tool question denies it with what was said as the reason.
 
         A recording that cannot be transcribed gets an `ErrorReply` saying why; nothing runs. A stale one (see
         `prompt`) is not even transcribed.
@@ -483,6 +539,9 @@ class VoiceCoder:
             await self._p.messenger.send(chat, self._error(exc))
             return
         await self._p.messenger.send(chat, Heard(transcript.text, transcript.confidence, transcript.language))
+        if reply_to is not None and await self._tools.deny_by_reply(chat, user, reply_to, transcript.text, user_name):
+            await self._audit(chat, user, "transcribed", audio_digest=audio.digest, transcript=transcript.text)
+            return
         prompt = Prompt.from_transcript(transcript, audio)
         await self._audit(chat, user, "transcribed", audio_digest=audio.digest, transcript=transcript.text)
         await self._turn(chat, user, prompt)
@@ -610,7 +669,7 @@ class VoiceCoder:
         await self._audit(chat, user, "prompt", prompt=prompt.text, audio_digest=prompt.audio_digest)
 
         notes = ("↩️ includes edits from a turn interrupted by a restart",) if recovered else ()
-        result, failure = await self._run_agent(chat, session, prompt, notes)
+        result, failure = await self._run_agent(chat, user, session, prompt, notes)
 
         async with self._state_lock:
             session = await self._session(chat)
@@ -714,41 +773,50 @@ class VoiceCoder:
         return change, superseded
 
     async def _run_agent(
-        self, chat: ChatId, session: Session, prompt: Prompt, notes: tuple[str, ...] = ()
+        self, chat: ChatId, user: UserId, session: Session, prompt: Prompt, notes: tuple[str, ...] = ()
     ) -> tuple[AgentResult | None, AgentRunError | None]:
         clock = self._p.clock
-        progress = _Progress(prompt=prompt.text, started=clock.monotonic(), steps=list(notes))
-        status_ref = await self._p.messenger.send(chat, self._working(progress))
+        progress = Progress(prompt=prompt.text, started=clock.monotonic(), steps=list(notes))
         request = AgentRequest(
             prompt=prompt.text,
             session_id=session.agent_session_id,
             resume=session.agent_session_id is not None,
         )
+        turn = RunningTurn(chat=chat, user=user, scope=anyio.CancelScope(), progress=progress)
 
         async def on_event(event: AgentEvent) -> None:
             step = _describe(event)
             if step:
-                progress.steps.append(step)
+                progress.steps.append(self._s.redact(step))
                 progress.dirty = True
             if clock.monotonic() - progress.last_edit >= self._s.progress_interval_s:
-                await self._edit_progress(status_ref, progress)
+                await self._edit_progress(turn.status_ref, progress)
+
+        async def on_tool(tool_request: ToolRequest) -> ToolDecision:
+            return await self._tools.decide(turn, tool_request)
 
         result: AgentResult | None = None
         failure: AgentRunError | None = None
-        scope = anyio.CancelScope()
-        self._running[chat] = scope
+        self._running[chat] = turn
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._heartbeat, chat, status_ref, progress)
-                with scope:
+                # The status message goes out while the agent starts: the agent never waits for Telegram.
+                tg.start_soon(self._announce, turn)
+                with turn.scope:
                     try:
-                        result = await self._p.agent.run(request, on_event)
+                        result = await self._p.agent.run(
+                            request, on_event, on_tool if self._s.tools is not None else None
+                        )
                     except AgentRunError as exc:
                         failure = exc
+                await turn.announced.wait()
                 tg.cancel_scope.cancel()
+            if turn.announce_error is not None:
+                raise turn.announce_error
         finally:
             self._running.pop(chat, None)
-        cancelled = scope.cancelled_caught
+        # cancel_called, not cancelled_caught: an agent may finish before it notices the cancellation.
+        cancelled = turn.scope.cancel_called
         if cancelled:
             failure = None
             outcome = TurnOutcome.CANCELLED
@@ -756,29 +824,71 @@ class VoiceCoder:
             outcome = TurnOutcome.FAILED
         else:
             outcome = TurnOutcome.FINISHED
-        await self._p.messenger.edit(
-            status_ref,
-            Working(
-                prompt=progress.prompt,
-                steps=tuple(progress.steps[-MAX_PROGRESS_STEPS:]),
-                elapsed_s=clock.monotonic() - progress.started,
-                cancellable=False,
-                finished=True,
-                outcome=outcome,
-            ),
-        )
+        if turn.status_ref is not None:
+            await self._p.messenger.edit(
+                turn.status_ref,
+                Working(
+                    prompt=progress.prompt,
+                    steps=tuple(progress.steps[-MAX_PROGRESS_STEPS:]),
+                    elapsed_s=clock.monotonic() - progress.started,
+                    cancellable=False,
+                    finished=True,
+                    outcome=outcome,
+                    stop_reason=turn.stop_reason if cancelled else None,
+                ),
+            )
         if cancelled:
-            await self._p.messenger.send(chat, Cancelled(was_running=True))
+            await self._p.messenger.send(chat, Cancelled(was_running=True, reason=turn.stop_reason))
+        if result is not None:
+            result = self._tools.with_hints(result, turn)
         return result, failure
 
-    async def _heartbeat(self, chat: ChatId, ref: MessageRef, progress: _Progress) -> None:
-        """Keep 'typing…' and the elapsed time alive while the agent is quiet."""
-        while True:
-            await self._p.messenger.typing(chat)
-            await anyio.sleep(self._s.typing_interval_s)
-            await self._edit_progress(ref, progress)
+    @_use_case
+    async def permissions(self, chat: ChatId, user: UserId, *, clear: bool = False) -> None:
+        """
+        /permissions: how tools are approved, the operator's and this session's rules (`PermissionsView`).
 
-    async def _edit_progress(self, ref: MessageRef, progress: _Progress) -> None:
+        With *clear*, this session's rules are forgotten first.
+
+        Raises:
+            DeliveryError: A reply could not be delivered.
+            StateStoreError: The session store failed.
+            UnexpectedAdapterError: An adapter failed outside its contract.
+        """
+        if await self._guard(chat, user):
+            await self._tools.permissions(chat, user, clear=clear)
+
+    async def shutdown(self, reason: str = "voicecoder is restarting") -> None:
+        """
+        The app is going down: end what waits for an answer nobody can give any more.
+
+        Every open tool question is denied, the turns that were waiting on one are stopped and their users told.
+        Turns not waiting on a question may finish. Raises nothing a caller must handle.
+        """
+        await self._tools.shutdown(reason)
+
+    async def _announce(self, turn: RunningTurn) -> None:
+        """Send the turn's status message, then keep 'typing…' and the elapsed time alive while the agent is quiet."""
+        try:
+            turn.status_ref = await self._p.messenger.send(turn.chat, self._working(turn.progress))
+        except PortError as exc:
+            # Without the status (and its ⏹ button) the turn must not go on: stop it, let the caller retry.
+            turn.announce_error = exc
+            turn.scope.cancel()
+            return
+        finally:
+            turn.announced.set()
+        while True:
+            await self._p.messenger.typing(turn.chat)
+            await anyio.sleep(self._s.typing_interval_s)
+            await self._edit_progress(turn.status_ref, turn.progress)
+
+    async def _show_progress(self, turn: RunningTurn) -> None:
+        await self._edit_progress(turn.status_ref, turn.progress)
+
+    async def _edit_progress(self, ref: MessageRef | None, progress: Progress) -> None:
+        if ref is None:
+            return  # the status message is still on its way; the next edit shows everything
         progress.last_edit = self._p.clock.monotonic()
         progress.dirty = False
         try:
@@ -786,7 +896,7 @@ class VoiceCoder:
         except PortError as exc:  # progress is cosmetic; the answer still goes out
             logger.info("progress edit failed: %s", exc)
 
-    def _working(self, progress: _Progress) -> Working:
+    def _working(self, progress: Progress) -> Working:
         return Working(
             prompt=progress.prompt,
             steps=tuple(progress.steps[-MAX_PROGRESS_STEPS:]),
@@ -805,7 +915,7 @@ class VoiceCoder:
         try:
             result = await self._p.agent.compact(sid, ignore)
         except AgentRunError as exc:
-            await self._p.messenger.send(chat, Compaction(turns, ok=False, detail=str(exc)))
+            await self._p.messenger.send(chat, Compaction(turns, ok=False, detail=self._s.redact(str(exc))))
             return
         async with self._state_lock:
             fresh = await self._session(chat)
@@ -815,7 +925,9 @@ class VoiceCoder:
             await self._p.store.save_session(fresh)
         session.turn_count = 0
         session.agent_session_id = fresh.agent_session_id
-        await self._p.messenger.send(chat, Compaction(turns, ok=result.success, detail=result.text[:200]))
+        await self._p.messenger.send(
+            chat, Compaction(turns, ok=result.success, detail=self._s.redact(result.text)[:200])
+        )
 
     @_use_case
     async def undo(self, chat: ChatId, user: UserId) -> None:
@@ -975,20 +1087,29 @@ class VoiceCoder:
         """
         if not self.is_authorized(user):
             return False
-        scope = self._running.get(chat)
-        if scope is not None:
-            scope.cancel()
-        return scope is not None
+        turn = self._running.get(chat)
+        if turn is not None:
+            turn.scope.cancel()
+        return turn is not None
 
     @_use_case
     async def press(
-        self, chat: ChatId, user: UserId, callback_id: str, button: Button, *, answer: bool = True
+        self,
+        chat: ChatId,
+        user: UserId,
+        callback_id: str,
+        button: Button,
+        *,
+        answer: bool = True,
+        user_name: str | None = None,
     ) -> CallbackAnswer:
         """
         Handle a press of one of voicecoder's buttons (decoded with `voicecoder.domain.callbacks.decode_callback`).
 
         ✅ Approve, ❌ Reject, 📝 Show Diff, 📊 Git Status and ⏹ Cancel do what `approve`, `reject`, `show_diff`,
-        `git_status` and `cancel` do. The press is acknowledged exactly once: with *answer* True (the default)
+        `git_status` and `cancel` do. ✅ Allow, 🔓 Allow for this session and ❌ Deny answer a tool question (the
+        question is then edited to show the answer and who gave it: *user_name*, else the user id); 🧹 clears the
+        session's tool rules. The press is acknowledged exactly once: with *answer* True (the default)
         through `Messenger.answer_callback(callback_id, …)`, before the resulting message is sent. If your bot
         framework acknowledges callbacks itself (aiogram's ``CallbackQuery.answer``, Telethon's ``event.answer``),
         pass ``answer=False`` and show the returned `CallbackAnswer` instead: answering twice is an error on
@@ -1032,6 +1153,14 @@ class VoiceCoder:
                 case Action.CANCEL:
                     ack = CallbackAnswer("⏹ Cancelling…" if await self.cancel(chat, user) else "Nothing is running.")
                     await self._ack(callback_id, ack, answer=answer)
+                case Action.TOOL_ALLOW | Action.TOOL_ALLOW_SESSION | Action.TOOL_DENY:
+                    ack = await self._tools.answer(
+                        chat, user, button, user_name, acknowledge=self._acker(callback_id, answer)
+                    )
+                case Action.CLEAR_PERMISSIONS:
+                    ack = CallbackAnswer("🧹 Session rules cleared")
+                    await self._ack(callback_id, ack, answer=answer)
+                    await self._tools.permissions(chat, user, clear=True)
         except DomainError as exc:
             ack = CallbackAnswer(str(exc)[:190], alert=True)
             await self._ack(callback_id, ack, answer=answer)
@@ -1044,6 +1173,12 @@ class VoiceCoder:
     async def _ack(self, callback_id: str, ack: CallbackAnswer, *, answer: bool) -> None:
         if answer:
             await self._p.messenger.answer_callback(callback_id, ack.text, alert=ack.alert)
+
+    def _acker(self, callback_id: str, answer: bool) -> Callable[[CallbackAnswer], Awaitable[None]]:
+        async def acknowledge(ack: CallbackAnswer) -> None:
+            await self._ack(callback_id, ack, answer=answer)
+
+        return acknowledge
 
     async def _approve_change(
         self, chat: ChatId, user: UserId, change_id: ChangeId | None, fingerprint: str | None
@@ -1219,17 +1354,19 @@ class VoiceCoder:
             decision_detail=detail,
         )
 
-    @staticmethod
-    def _answer(result: AgentResult) -> AgentAnswer:
+    def _answer(self, result: AgentResult) -> AgentAnswer:
+        redact = self._s.redact
         return AgentAnswer(
-            text=result.text,
+            text=redact(result.text),
             success=result.success,
             cost_usd=result.cost_usd,
             num_turns=result.num_turns,
             duration_ms=result.duration_ms,
-            permission_denials=result.permission_denials,
-            notices=result.notices,
-            errors=result.errors,
+            permission_denials=tuple(
+                attrs.evolve(d, label=redact(d.label), hint=redact(d.hint)) for d in result.permission_denials
+            ),
+            notices=tuple(redact(n) for n in result.notices),
+            errors=tuple(redact(e) for e in result.errors),
         )
 
     async def _audit(

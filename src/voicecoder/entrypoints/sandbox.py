@@ -26,14 +26,14 @@ import attrs
 from aiohttp import web
 from dependency_injector import providers
 
-from voicecoder.adapters.unavailable_agent import UnavailableAgent
+from voicecoder.adapters.claude import UnavailableAgent
 from voicecoder.bootstrap import Container, build_container, open_runtime
 from voicecoder.config import Config
 from voicecoder.entrypoints.polling import ALLOWED_UPDATES
 from voicecoder.entrypoints.sandbox_web import create_sandbox_web_app
 from voicecoder.entrypoints.server import serve
 from voicecoder.entrypoints.signals import stop_on_signal
-from voicecoder.testing.fake_anthropic import FakeAnthropicApi
+from voicecoder.testing.fake_anthropic import FakeAnthropicApi, demo_responder
 from voicecoder.testing.fake_bot_api import FakeBotApi
 from voicecoder.testing.fakes import FakeTranscriber
 
@@ -103,7 +103,10 @@ async def run_sandbox(
     await anyio.Path(root).mkdir(parents=True, exist_ok=True)
     stop = stop or anyio.Event()
     claude = find_claude()
-    async with FakeBotApi(SANDBOX_TOKEN, time_scale=0.05) as bot_api, FakeAnthropicApi() as anthropic:
+    async with (
+        FakeBotApi(SANDBOX_TOKEN, time_scale=0.05) as bot_api,
+        FakeAnthropicApi(default=demo_responder) as anthropic,
+    ):
         claude_env: dict[str, str] = {}
         if demo_agent:
             # The fake API answers as a scripted model; an isolated config dir keeps the real login untouched.

@@ -5,9 +5,11 @@ The sandbox's web chat: a phone-like page that plays the Telegram user against t
 JSON API the page calls. Every action goes to the fake Bot API's *user side* in-process, so the bot
 receives exactly the updates Telegram would send (through its real webhook):
 
-* ``POST api/send`` ``{"text": …}`` — a typed message or ``/command``;
+* ``POST api/send`` ``{"text": …, "reply_to": <message id>?}`` — a typed message or ``/command``, optionally a
+  reply (replying to a tool question denies it with the text as the reason);
 * ``POST api/voice`` — a recording (multipart part ``voice`` with optional ``duration`` and ``kind`` fields,
-  or the raw body with ``?duration=&kind=&name=``) in OGG, WebM, MP3, M4A or WAV, sniffed from its bytes;
+  or the raw body with ``?duration=&kind=&name=``; a ``reply_to`` field or query makes it a reply) in OGG, WebM,
+  MP3, M4A or WAV, sniffed from its bytes;
   microphone recordings (``kind=voice``) and OGG files become voice notes, other files audio messages;
 * ``POST api/press`` ``{"message_id": …, "data": …}`` — a tap on an inline button;
 * ``GET api/conversation?since=V&wait=S`` — the chat as it is now (long-poll: answers once something
@@ -217,7 +219,13 @@ async def _send(request: web.Request) -> web.Response:
         return _error(400, "text is required")
     if len(text) > MAX_TEXT_CHARS:
         return _error(400, f"a message has at most {MAX_TEXT_CHARS} characters")
-    update = await sandbox.bot_api.send_text(text, user=sandbox.user)
+    reply_to = body.get("reply_to")
+    if reply_to is not None and (not isinstance(reply_to, int) or isinstance(reply_to, bool)):
+        return _error(400, "reply_to is the id (a number) of the message replied to")
+    try:
+        update = await sandbox.bot_api.send_text(text, user=sandbox.user, reply_to=reply_to)
+    except LookupError as exc:
+        return _error(404, str(exc))
     return web.json_response({"update_id": update["update_id"], "message_id": update["message"]["message_id"]})
 
 
@@ -241,6 +249,8 @@ class _Recording:
     duration: int | None
     recorded: bool
     """Recorded with the microphone (a voice note), not a file the user picked."""
+    reply_to: int | None = None
+    """The message this voice note replies to (e.g. a tool question it answers)."""
 
 
 async def _read_limited(part: BodyPartReader | web.Request) -> bytes:
@@ -275,11 +285,14 @@ async def _read_recording(request: web.Request) -> _Recording:
         file_name: str | None = None
         duration: int | None = None
         recorded = False
+        reply_to: int | None = None
         while (part := await reader.next()) is not None:
             if not isinstance(part, BodyPartReader):
                 continue
             if part.name == "duration":
                 duration = _duration((await part.read(decode=True)).decode("ascii", "replace")[:32])
+            elif part.name == "reply_to":
+                reply_to = _message_id((await part.read(decode=True)).decode("ascii", "replace")[:32])
             elif part.name == "kind":
                 recorded = (await part.read(decode=True))[:16] == b"voice"
             elif data is None and (part.name == "voice" or part.filename):
@@ -291,13 +304,23 @@ async def _read_recording(request: web.Request) -> _Recording:
             raise web.HTTPBadRequest(
                 text='{"error": "a \'voice\' file part is required"}', content_type="application/json"
             )
-        return _Recording(data, file_name, duration, recorded)
+        return _Recording(data, file_name, duration, recorded, reply_to)
     return _Recording(
         await _read_limited(request),
         request.query.get("name"),
         _duration(request.query.get("duration")),
         request.query.get("kind") == "voice",
+        _message_id(request.query.get("reply_to")),
     )
+
+
+def _message_id(value: str | None) -> int | None:
+    """A message id from a form field or query, or None (a malformed one is refused)."""
+    if value is None or not value.strip():
+        return None
+    if not value.strip().isdigit():
+        raise web.HTTPBadRequest(text='{"error": "reply_to is a message id"}', content_type="application/json")
+    return int(value)
 
 
 def recording_duration(data: bytes) -> float | None:
@@ -393,9 +416,16 @@ async def _voice(request: web.Request) -> web.Response:
         duration = max(1, round(measured)) if measured is not None else None
     if recording.recorded or mime == "audio/ogg":
         # A voice note, as a Telegram client sends it (Telegram's own clients record OGG/Opus).
-        update = await sandbox.bot_api.send_voice(
-            recording.data, duration=duration or 0, mime_type=mime, user=sandbox.user
-        )
+        try:
+            update = await sandbox.bot_api.send_voice(
+                recording.data,
+                duration=duration or 0,
+                mime_type=mime,
+                user=sandbox.user,
+                reply_to=recording.reply_to,
+            )
+        except LookupError as exc:
+            return _error(404, str(exc))
     else:
         stem = (recording.file_name or "recording").rsplit(".", 1)[0]
         file_name = f"{_UNSAFE_FILENAME_RE.sub('_', stem)[:60] or 'recording'}.{extension}"
@@ -534,6 +564,10 @@ def _message_json(m: BotMessage) -> dict[str, Any]:
     text = raw.get("text") or raw.get("caption")
     if isinstance(text, str):
         out["html"] = html.escape(text, quote=False)
+    replied = raw.get("reply_to_message")
+    if isinstance(replied, Mapping) and isinstance(replied.get("message_id"), int):
+        quoted = replied.get("text") or replied.get("caption") or ""
+        out["reply_to"] = {"id": replied["message_id"], "text": str(quoted)[:120]}
     for key in ("voice", "audio"):
         obj = raw.get(key)
         if isinstance(obj, Mapping):

@@ -124,6 +124,8 @@ async def serve(
         tg.start_soon(
             functools.partial(poll_pending_updates, container.bot_api(), metrics.telegram_pending.set, every_s=60.0)
         )
+        # Idle warm agent processes are closed after CLAUDE_KEEP_WARM seconds.
+        await tg.start(container.claude().keep_warm)
         if polling or config.transport == "polling":
             # /healthz must mean "alive" in both modes: health checks outlive a rollback to polling, so
             # polling serves /healthz, /readyz (with a Telegram check) and /metrics on LISTEN_PORT too.

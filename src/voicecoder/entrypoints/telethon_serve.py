@@ -175,6 +175,7 @@ async def serve_telethon(
     refused: VoicecoderError | None = None
     async with anyio.create_task_group() as tg:
         await tg.start(dispatcher.run)
+        await tg.start(container.claude().keep_warm)  # reaps idle CLI processes; closes them all on the way out
         if handle_signals:
             tg.start_soon(functools.partial(stop_on_signal, stop, label="telethon"))
         if retention_s is not None:

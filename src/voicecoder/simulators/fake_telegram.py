@@ -76,6 +76,7 @@ class StoredMessage:
     document: Any = None
     document_data: bytes | None = None
     edits: int = 0
+    reply_to: int | None = None
 
     @property
     def html(self) -> str:
@@ -161,12 +162,22 @@ class FakeTelegram:
     def _user(self, user: FakeTelegramUser) -> FakeTelegramUser:
         return self.users.setdefault(user.id, user)
 
-    async def send_text(self, text: str, *, user: FakeTelegramUser = DEFAULT_USER) -> StoredMessage:
-        """The user sends *text* to the bot (a command if it starts with /)."""
+    async def send_text(
+        self, text: str, *, user: FakeTelegramUser = DEFAULT_USER, reply_to: int | None = None
+    ) -> StoredMessage:
+        """The user sends *text* to the bot (a command if it starts with /), as a reply to *reply_to* if given."""
         user = self._user(user)
         entities = [types.MessageEntityBotCommand(0, len(text.split(maxsplit=1)[0]))] if text.startswith("/") else []
         msg = self._store(
-            StoredMessage(next(self._ids), user.id, out=False, date=int(time.time()), text=text, entities=entities)
+            StoredMessage(
+                next(self._ids),
+                user.id,
+                out=False,
+                date=int(time.time()),
+                text=text,
+                entities=entities,
+                reply_to=reply_to,
+            )
         )
         await self._push_new_message(msg, user)
         return msg
@@ -276,6 +287,7 @@ class FakeTelegram:
             reply_markup=msg.markup,
             media=media,
             edit_date=datetime.now(UTC) if msg.edits else None,
+            reply_to=types.MessageReplyHeader(reply_to_msg_id=msg.reply_to) if msg.reply_to is not None else None,
         )
 
     def _next_pts(self, update_of: Callable[[int], Any]) -> Any:

@@ -633,13 +633,20 @@ class FakeBotApi:
 
     # --- the user side -------------------------------------------------------------------------
 
-    async def send_text(self, text: str, *, user: FakeUser = DEFAULT_USER, date: int | None = None) -> JSON:
+    async def send_text(
+        self, text: str, *, user: FakeUser = DEFAULT_USER, date: int | None = None, reply_to: int | None = None
+    ) -> JSON:
         """
         The user types *text* (``/command`` texts get a bot_command entity); returns the Update.
 
-        *date* (Unix seconds) backdates the message, as when Telegram held it through an outage of the bot.
+        *date* (Unix seconds) backdates the message, as when Telegram held it through an outage of the bot. With
+        *reply_to* the message replies to that message of the chat, which the update carries as
+        ``reply_to_message`` in its current state (text, entities, inline keyboard), as Telegram does.
+
+        Raises:
+            LookupError: *reply_to* is not a message of the chat.
         """
-        message = self._user_message_json(user)
+        message = self._user_message_json(user, reply_to)
         if date is not None:
             message["date"] = date
         message["text"] = text
@@ -657,10 +664,11 @@ class FakeBotApi:
         mime_type: str = "audio/ogg",
         declared_size: int | None = None,
         caption: str | None = None,
+        reply_to: int | None = None,
     ) -> JSON:
-        """The user records a voice note; returns the Update (the file is served by getFile)."""
+        """The user records a voice note (as a reply to *reply_to*, see `send_text`); returns the Update."""
+        message = self._user_message_json(user, reply_to)
         stored = self.add_file(data, declared_size=declared_size, mime_type=mime_type)
-        message = self._user_message_json(user)
         voice: JSON = {"duration": duration}
         if mime_type:
             voice["mime_type"] = mime_type
@@ -785,14 +793,24 @@ class FakeBotApi:
 
     # --- internals: updates --------------------------------------------------------------------
 
-    def _user_message_json(self, user: FakeUser) -> JSON:
+    def _user_message_json(self, user: FakeUser, reply_to: int | None = None) -> JSON:
         chat = self.add_chat(user)
-        return {
+        replied: JSON | None = None
+        if reply_to is not None:
+            target = self.messages.get((user.id, reply_to))
+            if target is None:
+                raise LookupError(f"no message {reply_to} in chat {user.id} to reply to")
+            replied = target.to_json(chat)
+            replied.pop("reply_to_message", None)  # Telegram nests one level only
+        message: JSON = {
             "message_id": self._new_message_id(user.id),
             "from": user.to_json(),
             "chat": chat,
             "date": int(time.time()),
         }
+        if replied is not None:
+            message["reply_to_message"] = replied
+        return message
 
     async def _user_update(self, user: FakeUser, message: JSON, *, summary: JSON) -> JSON:
         update_id = next(self._update_ids)
@@ -1445,7 +1463,12 @@ class FakeBotApi:
         text = body.get("text")
         if not isinstance(text, str) or not text:
             return web.json_response({"error": "text is required"}, status=400)
-        update = await self.send_text(text, user=self._user_from(body))
+        try:
+            update = await self.send_text(text, user=self._user_from(body), reply_to=_reply_to(body))
+        except LookupError as exc:
+            return web.json_response({"error": str(exc)}, status=404)
+        except ValueError:
+            return web.json_response({"error": "reply_to_message_id is a message id"}, status=400)
         return web.json_response({"update": update})
 
     async def _user_voice(self, request: web.Request) -> web.StreamResponse:
@@ -1466,7 +1489,14 @@ class FakeBotApi:
         if not data:
             return web.json_response({"error": "empty recording"}, status=400)
         duration = int(float(body.get("duration") or 1))
-        update = await self.send_voice(data, duration=duration, mime_type=mime, user=self._user_from(body))
+        try:
+            update = await self.send_voice(
+                data, duration=duration, mime_type=mime, user=self._user_from(body), reply_to=_reply_to(body)
+            )
+        except LookupError as exc:
+            return web.json_response({"error": str(exc)}, status=404)
+        except ValueError:
+            return web.json_response({"error": "reply_to_message_id is a message id"}, status=400)
         return web.json_response({"update": update})
 
     async def _user_press(self, request: web.Request) -> web.StreamResponse:
@@ -1523,6 +1553,12 @@ class FakeBotApi:
             content_type=stored.mime_type or "application/octet-stream",
             headers={"Content-Disposition": disposition},
         )
+
+
+def _reply_to(body: JSON) -> int | None:
+    """The ``reply_to_message_id`` of a user-side request, if any (ValueError when it is not a number)."""
+    value = body.get("reply_to_message_id")
+    return None if value in (None, "") else int(value)
 
 
 def known_update_kinds(updates: Iterable[JSON]) -> list[str]:

@@ -25,6 +25,7 @@ from voicecoder.domain.errors import (
     NoSpeechError,
     StaleChangeError,
     TranscriptionError,
+    VoicecoderError,
     WorkspaceError,
 )
 from voicecoder.domain.model import (
@@ -46,10 +47,13 @@ from voicecoder.domain.model import (
     Diff,
     FileChange,
     PendingChange,
+    PermissionDenied,
     SecretFinding,
     Session,
     SessionStarted,
+    ToolDecision,
     ToolFinished,
+    ToolRequest,
     ToolStarted,
     Transcript,
     TranscriptionHints,
@@ -64,6 +68,7 @@ from voicecoder.domain.ports import (
     Messenger,
     SecretScanner,
     StateStore,
+    ToolGate,
     Transcriber,
     VocabularySource,
     Workspace,
@@ -316,13 +321,21 @@ class FakeWorkspace:
 
 @attrs.frozen
 class AgentScript:
-    """What the fake agent does for one prompt."""
+    """
+    What the fake agent does for one prompt.
+
+    ``asks`` are tool uses it asks about before it finishes (through the run's ToolGate; without one they are
+    refused); a denied one is reported in the result's ``permission_denials``.
+    """
 
     text: str = "Done."
     writes: dict[str, bytes | None] = attrs.field(factory=dict)
     success: bool = True
     error: str | None = None
     events: tuple[AgentEvent, ...] = ()
+    asks: tuple[ToolRequest, ...] = ()
+    raises: VoicecoderError | None = None
+    """Raised instead of a result (e.g. AgentTimeoutError, AgentNotInstalledError)."""
 
 
 @attrs.define
@@ -331,29 +344,44 @@ class FakeAgentRunner:
     Plays scripted turns; edits a `FakeWorkspace` like a coding agent would.
 
     With no script queued it answers "Echo: <prompt>" and changes nothing. Set `gate` to make runs
-    wait until the test sets it (to test queueing and cancel).
+    wait until the test sets it (to test queueing and cancel). `running` counts runs in progress and
+    `waiting_on_tool` tool questions in progress: both are 0 whenever nothing is left running.
     """
 
     workspace: FakeWorkspace | None = None
     scripts: list[AgentScript] = attrs.field(factory=list)
     requests: list[AgentRequest] = attrs.field(factory=list)
     compactions: list[str] = attrs.field(factory=list)
+    decisions: list[tuple[ToolRequest, ToolDecision]] = attrs.field(factory=list)
+    ended_sessions: list[str] = attrs.field(factory=list)
     gate: anyio.Event | None = None
+    compact_error: str | None = None
     running: int = 0
+    waiting_on_tool: int = 0
     cancelled: int = 0
     known_sessions: set[str] = attrs.field(factory=set)
 
     def script(self, *scripts: AgentScript) -> None:
         self.scripts.extend(scripts)
 
-    async def run(self, request: AgentRequest, /, on_event: EventSink) -> AgentResult:
+    async def run(self, request: AgentRequest, /, on_event: EventSink, on_tool: ToolGate | None = None) -> AgentResult:
         self.requests.append(request)
         script = self.scripts.pop(0) if self.scripts else AgentScript(text=f"Echo: {request.prompt}")
         session_id = request.session_id or str(uuid.uuid4())
         self.known_sessions.add(session_id)
+        denials: list[PermissionDenied] = []
         self.running += 1
         try:
             await on_event(SessionStarted(session_id, "fake-model"))
+            for scripted in script.asks:
+                tool_use_id = scripted.tool_use_id or f"toolu_ask_{len(self.decisions)}"
+                ask = attrs.evolve(scripted, tool_use_id=tool_use_id)
+                await on_event(ToolStarted(tool_use_id, ask.tool, ask.label))
+                decision = await self._ask(ask, on_tool)
+                self.decisions.append((ask, decision))
+                await on_event(ToolFinished(tool_use_id, ok=decision.allow, summary=decision.message))
+                if not decision.allow:
+                    denials.append(PermissionDenied(ask.tool, ask.label, tool_use_id))
             for i, (path, data) in enumerate(script.writes.items()):
                 tool_id = f"toolu_{i}"
                 await on_event(ToolStarted(tool_id, "Write", f"Write {path}"))
@@ -371,6 +399,8 @@ class FakeAgentRunner:
                 except anyio.get_cancelled_exc_class():
                     self.cancelled += 1
                     raise
+            if script.raises is not None:
+                raise script.raises
             if script.error is not None:
                 raise AgentRunError(script.error)
             await on_event(AssistantText(script.text))
@@ -384,12 +414,27 @@ class FakeAgentRunner:
             num_turns=1,
             cost_usd=0.0,
             duration_ms=1,
+            permission_denials=tuple(denials),
         )
+
+    async def _ask(self, ask: ToolRequest, on_tool: ToolGate | None) -> ToolDecision:
+        if on_tool is None:
+            return ToolDecision.denied("nobody to ask")
+        self.waiting_on_tool += 1
+        try:
+            return await on_tool(ask)
+        finally:
+            self.waiting_on_tool -= 1
 
     async def compact(self, session_id: str, /, on_event: EventSink) -> AgentResult:
         self.compactions.append(session_id)
+        if self.compact_error is not None:
+            raise AgentRunError(self.compact_error)
         await on_event(Compacted("manual"))
         return AgentResult(text="Compacted.", success=True, session_id=session_id, subtype="success")
+
+    async def end_session(self, session_id: str, /) -> None:
+        self.ended_sessions.append(session_id)
 
     async def diagnose(self) -> Sequence[Diagnostic]:
         return [Diagnostic("agent", ok=True, detail="fake agent (scripted)")]
@@ -498,6 +543,7 @@ class RecordingMessenger:
     typing_chats: list[ChatId] = attrs.field(factory=list)
     fail_next: int = 0
     _next_id: int = 1
+    _waiter: anyio.Event | None = attrs.field(default=None, init=False, repr=False)
 
     async def send(self, chat: ChatId, reply: Reply, /) -> MessageRef:
         if self.fail_next:
@@ -506,7 +552,18 @@ class RecordingMessenger:
         ref = MessageRef(chat, self._next_id)
         self._next_id += 1
         self.sent.append(Sent(chat, reply, ref))
+        if self._waiter is not None:
+            self._waiter.set()
+            self._waiter = None
         return ref
+
+    async def wait_for(self, kind: type[_R], count: int = 1) -> _R:
+        """Wait until *count* replies of *kind* have been sent; the *count*-th one."""
+        while len(self.of_type(kind)) < count:
+            if self._waiter is None:
+                self._waiter = anyio.Event()
+            await self._waiter.wait()
+        return self.of_type(kind)[count - 1]
 
     async def edit(self, ref: MessageRef, reply: Reply, /) -> None:
         self.edits.append((ref, reply))

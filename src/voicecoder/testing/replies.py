@@ -23,6 +23,9 @@ from voicecoder.domain.model import (
     Diff,
     FileChange,
     PermissionDenied,
+    QuestionId,
+    ToolKind,
+    ToolRequest,
     UserId,
     WorkspaceStatus,
 )
@@ -43,12 +46,16 @@ from voicecoder.domain.replies import (
     HelpText,
     InfoReport,
     NoChanges,
+    PermissionsView,
     Queued,
     Reply,
     SessionCleared,
     SpeechCheck,
     StalePrompt,
     StatusReport,
+    ToolOutcome,
+    ToolQuestion,
+    ToolQuestionClosed,
     TurnOutcome,
     Unauthorized,
     Welcome,
@@ -177,6 +184,33 @@ def _audit() -> st.SearchStrategy[AuditRecord]:
     )
 
 
+def _tool_requests() -> st.SearchStrategy[ToolRequest]:
+    return st.builds(
+        ToolRequest,
+        request_id=st.text(alphabet="0123456789abcdef-", min_size=1, max_size=36),
+        tool=hostile_text(min_size=1, max_size=20),
+        kind=st.sampled_from(ToolKind),
+        label=hostile_text(min_size=1, max_size=200),
+        paths=st.lists(hostile_text(min_size=1, max_size=60), max_size=3).map(tuple),
+        command=st.none() | hostile_text(min_size=1, max_size=600),
+        description=st.none() | hostile_text(max_size=120),
+        url=st.none() | hostile_text(min_size=1, max_size=120),
+        preview=st.none() | hostile_text(max_size=600) | st.text(max_size=3000),
+    )
+
+
+def _tool_questions() -> st.SearchStrategy[ToolQuestion]:
+    return st.builds(
+        ToolQuestion,
+        question_id=st.text(alphabet="0123456789abcdef", min_size=8, max_size=32).map(QuestionId),
+        request=_tool_requests(),
+        timeout_s=_seconds,
+        session_rule=st.none() | hostile_text(min_size=1, max_size=80),
+        flagged=st.none() | hostile_text(min_size=1, max_size=80),
+        uncovered=st.none() | hostile_text(min_size=1, max_size=80),
+    )
+
+
 def _strategies() -> dict[type, st.SearchStrategy[Reply]]:
     text = hostile_text()
     commands = st.lists(st.tuples(hostile_text(min_size=1, max_size=12), text), max_size=8).map(tuple)
@@ -199,6 +233,7 @@ def _strategies() -> dict[type, st.SearchStrategy[Reply]]:
             cancellable=st.booleans(),
             finished=st.booleans(),
             outcome=st.none() | st.sampled_from(TurnOutcome),
+            stop_reason=st.none() | text,
         ),
         AgentAnswer: st.builds(
             AgentAnswer,
@@ -208,7 +243,8 @@ def _strategies() -> dict[type, st.SearchStrategy[Reply]]:
             num_turns=st.none() | _count,
             duration_ms=st.none() | _count,
             permission_denials=st.lists(
-                st.builds(PermissionDenied, tool=hostile_text(min_size=1, max_size=12), label=text), max_size=3
+                st.builds(PermissionDenied, tool=hostile_text(min_size=1, max_size=12), label=text, hint=text),
+                max_size=3,
             ).map(tuple),
             notices=st.lists(text, max_size=3).map(tuple),
             errors=st.lists(text, max_size=3).map(tuple),
@@ -243,6 +279,9 @@ def _strategies() -> dict[type, st.SearchStrategy[Reply]]:
             session_started=st.none() | _when,
             user_name=st.none() | text,
             username=st.none() | hostile_text(min_size=1, max_size=32),
+            tool_mode=st.none() | st.sampled_from(["ask", "auto-edits", "off"]),
+            tool_rules=st.lists(text, max_size=4).map(tuple),
+            operator_tool_rules=st.lists(text, max_size=4).map(tuple),
         ),
         InfoReport: st.builds(
             InfoReport,
@@ -253,9 +292,11 @@ def _strategies() -> dict[type, st.SearchStrategy[Reply]]:
                 max_size=8,
             ).map(tuple),
         ),
-        SessionCleared: st.builds(SessionCleared, kept_pending=st.booleans()),
+        SessionCleared: st.builds(
+            SessionCleared, kept_pending=st.booleans(), cleared_rules=st.lists(text, max_size=4).map(tuple)
+        ),
         Compaction: st.builds(Compaction, turns_before=_count, ok=st.booleans(), detail=text),
-        Cancelled: st.builds(Cancelled, was_running=st.booleans()),
+        Cancelled: st.builds(Cancelled, was_running=st.booleans(), reason=st.none() | text),
         ErrorReply: st.builds(ErrorReply, message=hostile_text(min_size=1), hint=st.none() | text),
         SpeechCheck: st.builds(
             SpeechCheck,
@@ -270,6 +311,22 @@ def _strategies() -> dict[type, st.SearchStrategy[Reply]]:
             max_age_s=_seconds,
             prompt=st.none() | hostile_text(min_size=1, max_size=300),
             voice_duration_s=st.none() | _seconds,
+        ),
+        ToolQuestion: _tool_questions(),
+        ToolQuestionClosed: st.builds(
+            ToolQuestionClosed,
+            question=_tool_questions(),
+            outcome=st.sampled_from(ToolOutcome),
+            by=st.none() | text,
+            reason=text,
+        ),
+        PermissionsView: st.builds(
+            PermissionsView,
+            mode=st.sampled_from(["ask", "auto-edits", "off"]),
+            timeout_s=_seconds,
+            operator_rules=st.lists(text, max_size=4).map(tuple),
+            session_rules=st.lists(text, max_size=4).map(tuple),
+            cleared=st.lists(text, max_size=4).map(tuple),
         ),
     }
 

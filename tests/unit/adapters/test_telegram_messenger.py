@@ -30,10 +30,14 @@ from voicecoder.domain.model import (
     Diff,
     FileChange,
     PermissionDenied,
+    QuestionId,
+    ToolKind,
+    ToolRequest,
     UserId,
     WorkspaceStatus,
 )
 from voicecoder.domain.replies import (
+    TOOL_ANSWERS,
     Action,
     AgentAnswer,
     AutoApproved,
@@ -52,10 +56,14 @@ from voicecoder.domain.replies import (
     InfoReport,
     MessageRef,
     NoChanges,
+    PermissionsView,
     Queued,
     Reply,
     SessionCleared,
     StatusReport,
+    ToolOutcome,
+    ToolQuestion,
+    ToolQuestionClosed,
     TurnOutcome,
     Unauthorized,
     Welcome,
@@ -98,6 +106,22 @@ STATUS = WorkspaceStatus(
     latest_subject=NASTY,
     latest_time=NOW,
     path="/work/repo",
+)
+
+QUESTION = ToolQuestion(
+    QuestionId("abcdef0123"),
+    ToolRequest(
+        "req-1", "Bash", ToolKind.SHELL, f"Bash: {NASTY}", command=f"{NASTY} && echo '<b>'", description="a <test>"
+    ),
+    timeout_s=600,
+    session_rule="Bash(if *)",
+    uncovered="your rule Bash(<x> *) does not cover every command of this line",
+)
+EDIT_QUESTION = ToolQuestion(
+    QuestionId("abcdef0124"),
+    ToolRequest("req-2", "Write", ToolKind.EDIT, "Write .git/<hooks>", paths=("/w/.git/x",), preview="-a < b\n+a <= b"),
+    timeout_s=30,
+    flagged="it writes into .git/, the repository's own <data>",
 )
 
 SAMPLES: list[Reply] = [
@@ -170,6 +194,29 @@ SAMPLES: list[Reply] = [
     Cancelled(was_running=True),
     Cancelled(was_running=False),
     ErrorReply(NASTY),
+    QUESTION,
+    EDIT_QUESTION,
+    ToolQuestion(
+        QuestionId("abcdef0125"),
+        ToolRequest("r", "WebFetch", ToolKind.FETCH, "WebFetch https://x/<y>", url="https://x/<y>?a&b"),
+        timeout_s=600,
+        session_rule="WebFetch(domain:x)",
+    ),
+    *(ToolQuestionClosed(QUESTION, outcome, by="Ada <L>", reason=NASTY) for outcome in ToolOutcome),
+    ToolQuestionClosed(EDIT_QUESTION, ToolOutcome.TIMED_OUT),
+    PermissionsView("auto-edits", 600, operator_rules=("Bash(<x> *)",), session_rules=("Bash(a & b *)",)),
+    PermissionsView("off", 600, cleared=("Bash(<y>)",)),
+    SessionCleared(kept_pending=False, cleared_rules=("Bash(<z> *)",)),
+    Cancelled(was_running=True, reason="voicecoder is <restarting>"),
+    Working(
+        prompt=NASTY,
+        steps=(),
+        elapsed_s=0.2,
+        cancellable=False,
+        finished=True,
+        outcome=TurnOutcome.CANCELLED,
+        stop_reason="voicecoder is <restarting>",
+    ),
 ]
 
 
@@ -360,8 +407,11 @@ class TestCallbackData:
         st.one_of(st.none(), st.from_regex(r"[0-9a-f]{1,16}", fullmatch=True)),
     )
     def test_round_trip_within_64_bytes(self, action: Action, change: ChangeId | None, fp: str | None) -> None:
-        """Every button encodes into at most 64 bytes and parses back to itself."""
-        button = Button(action, change, fp)
+        """Every button encodes into at most 64 bytes and parses back to itself (tool answers name a question)."""
+        if action in TOOL_ANSWERS:
+            button = Button(action, question=QuestionId((change or ChangeId("0123abcd")).value))
+        else:
+            button = Button(action, change, fp)
 
         data = callback_data(button)
 

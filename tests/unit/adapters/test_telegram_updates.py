@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,9 @@ from voicecoder.adapters.telegram_bot_api import (
 from voicecoder.adapters.telegram_messenger import TelegramMessenger
 from voicecoder.adapters.telegram_updates import BOT_COMMANDS, TelegramUpdateHandler, lane_of
 from voicecoder.domain.errors import MalformedUpdateError
-from voicecoder.domain.services import VoiceCoder
+from voicecoder.domain.model import ToolKind, ToolRequest, UserId
+from voicecoder.domain.policy import ToolPolicy
+from voicecoder.domain.services import Settings, VoiceCoder
 from voicecoder.testing.fake_bot_api import DEFAULT_TOKEN, DEFAULT_USER, FakeBotApi, FakeUser
 from voicecoder.testing.fakes import AgentScript, FakePorts, build_voicecoder
 
@@ -40,8 +43,9 @@ class Rig:
         return [m.text or m.caption or "" for m in self.api.bot_messages(chat)]
 
 
-@pytest.fixture(name="rig")
-async def _rig() -> AsyncIterator[Rig]:
+@contextlib.asynccontextmanager
+async def open_rig(settings: Settings | None = None) -> AsyncIterator[Rig]:
+    """The handler on an app of fakes whose replies go through the real messenger to a FakeBotApi."""
     async with (
         FakeBotApi() as api,
         TelegramBotApi(
@@ -51,9 +55,17 @@ async def _rig() -> AsyncIterator[Rig]:
             pacing=PacingPolicy(per_chat_rate=0, global_rate=0),
         ) as client,
     ):
-        app, fakes = build_voicecoder(messenger=TelegramMessenger(client), allowed_users=(DEFAULT_USER.id,))
+        app, fakes = build_voicecoder(
+            messenger=TelegramMessenger(client), allowed_users=(DEFAULT_USER.id,), settings=settings
+        )
         handler = TelegramUpdateHandler(app, client, max_bytes=LIMIT, bot_username="voicecoder_bot")
         yield Rig(api, client, app, fakes, handler)
+
+
+@pytest.fixture(name="rig")
+async def _rig() -> AsyncIterator[Rig]:
+    async with open_rig() as rig:
+        yield rig
 
 
 class TestTelegramUpdateHandler:
@@ -117,7 +129,8 @@ class TestTelegramUpdateHandler:
         """⏹ Cancel, handled while the prompt's turn is still running, stops it."""
         rig.fakes.agent.gate = anyio.Event()
         turn = asyncio.create_task(rig.handler(await rig.api.send_text("long job")))
-        while not rig.fakes.agent.running:
+        # The agent starts while the status message (with ⏹) is on its way: wait for both.
+        while not (rig.fakes.agent.running and rig.api.bot_messages()):
             await asyncio.sleep(0.01)
         working = rig.api.bot_messages()[0]
 
@@ -213,6 +226,69 @@ class TestTelegramUpdateHandler:
         assert rig.api.calls == []
 
 
+@pytest.fixture(name="asking")
+async def _asking() -> AsyncIterator[Rig]:
+    """A rig whose app asks about tools (the default ToolPolicy)."""
+    settings = Settings(
+        allowed_users=frozenset({UserId(DEFAULT_USER.id)}),
+        workspace_path="/fake/workspace",
+        tools=ToolPolicy(workspace="/fake/workspace"),
+    )
+    async with open_rig(settings) as rig:
+        yield rig
+
+
+async def _question(rig: Rig, command: str = "pytest -q") -> tuple[asyncio.Task[None], Any]:
+    """Start a turn whose agent asks to run *command*; return the turn and the question message once it is shown."""
+    request = ToolRequest("r1", "Bash", ToolKind.SHELL, f"Bash: {command}", command=command, tool_use_id="toolu_1")
+    rig.fakes.agent.script(AgentScript(asks=(request,)))
+    turn = asyncio.create_task(rig.handler(await rig.api.send_text("run the tests")))
+    while not any((m.text or "").startswith("💻") for m in rig.api.bot_messages()):
+        await asyncio.sleep(0.01)
+    return turn, next(m for m in rig.api.bot_messages() if (m.text or "").startswith("💻"))
+
+
+class TestToolQuestionsOverTelegram:
+    async def test_question_shows_the_command_and_three_buttons(self, asking: Rig) -> None:
+        """The question shows the command; ✅ Allow runs it; the question then says who allowed it."""
+        turn, question = await _question(asking)
+
+        assert "pytest -q" in (question.text or "")
+        assert question.button_texts() == ["✅ Allow", "🔓 Allow Bash(pytest *) for this session", "❌ Deny"]
+        await asking.handler(await asking.api.press(question.message_id, question.callback_datas()[0]))
+        await asyncio.wait_for(turn, 5)
+
+        closed = next(m for m in asking.api.bot_messages() if m.message_id == question.message_id)
+        assert (closed.text or "").startswith("✅ Allowed by Ada")
+        assert closed.reply_markup is None
+        assert [d.allow for _, d in asking.fakes.agent.decisions] == [True]
+
+    async def test_a_reply_denies_with_its_text_and_has_its_own_lane(self, asking: Rig) -> None:
+        """A reply to the question is routed past the busy message lane and denies with its text."""
+        turn, question = await _question(asking)
+
+        reply = await asking.api.send_text("not now, run the linter", reply_to=question.message_id)
+        assert lane_of(reply) == (DEFAULT_USER.id, "answer")
+        await asking.handler(reply)
+        await asyncio.wait_for(turn, 5)
+
+        ((_, decision),) = asking.fakes.agent.decisions
+        assert "not now, run the linter" in decision.message
+        closed = next(m for m in asking.api.bot_messages() if m.message_id == question.message_id)
+        assert (closed.text or "").startswith("❌ Denied by Ada: “not now, run the linter”")
+        after = await asking.api.send_text("thanks", reply_to=question.message_id)
+        assert lane_of(after) == (DEFAULT_USER.id, "message")
+
+    async def test_permissions_command(self, asking: Rig) -> None:
+        """/permissions shows the mode; /permissions clear answers with what was forgotten."""
+        await asking.handler(await asking.api.send_text("/permissions"))
+        await asking.handler(await asking.api.send_text("/permissions clear"))
+
+        texts = asking.texts()
+        assert texts[0].startswith("🔐 Tool approval: auto-edits")
+        assert "none yet" in texts[1]
+
+
 ADA = {"id": 5, "is_bot": False, "first_name": "Ada"}
 CHAT = {"id": 5, "type": "private", "first_name": "Ada"}
 MESSAGE = {"message_id": 1, "from": ADA, "chat": CHAT, "date": 1764000000, "text": "x"}
@@ -269,5 +345,5 @@ class TestBotCommands:
         async with FakeBotApi() as api, TelegramBotApi(DEFAULT_TOKEN, base_url=api.base_url) as client:
             await client.set_my_commands(BOT_COMMANDS)
 
-        assert [c.command for c in BOT_COMMANDS] == ["start", "help", "status", "clear", "info", "undo"]
+        assert [c.command for c in BOT_COMMANDS] == ["start", "help", "status", "clear", "info", "undo", "permissions"]
         assert api.calls_to("setMyCommands")[0].status == 200

@@ -16,7 +16,7 @@ from voicecoder.domain.model import (
     PermissionDenied,
 )
 from voicecoder.domain.policy import ApprovalPolicy
-from voicecoder.domain.ports import EventSink
+from voicecoder.domain.ports import EventSink, ToolGate
 from voicecoder.domain.replies import (
     Action,
     AgentAnswer,
@@ -85,7 +85,7 @@ class TestSimpleCommands:
         welcome, help_text = fakes.messenger.replies()
         assert welcome == Welcome("Alice", fakes.workspace.path, COMMANDS)
         assert isinstance(help_text, HelpText)
-        assert [c for c, _ in help_text.commands] == ["start", "help", "status", "clear", "info", "undo"]
+        assert [c for c, _ in help_text.commands] == ["start", "help", "status", "clear", "info", "undo", "permissions"]
 
     async def test_info_collects_every_diagnostic(self, app: VoiceCoder, fakes: FakePorts) -> None:
         """
@@ -232,11 +232,16 @@ class TestPrompt:
         """
 
         class NotLoggedIn:
-            async def run(self, request: AgentRequest, /, on_event: EventSink) -> AgentResult:
+            async def run(
+                self, request: AgentRequest, /, on_event: EventSink, on_tool: ToolGate | None = None
+            ) -> AgentResult:
                 return AgentResult("Not logged in", success=False, session_id="s", errors=("Not logged in",))
 
             async def compact(self, session_id: str, /, on_event: EventSink) -> AgentResult:
                 raise NotImplementedError
+
+            async def end_session(self, session_id: str, /) -> None:
+                pass
 
         app, fakes = build_voicecoder(allowed_users=[1], agent=NotLoggedIn())
 
@@ -265,7 +270,9 @@ class TestPrompt:
         """
 
         class Denying:
-            async def run(self, request: AgentRequest, /, on_event: EventSink) -> AgentResult:
+            async def run(
+                self, request: AgentRequest, /, on_event: EventSink, on_tool: ToolGate | None = None
+            ) -> AgentResult:
                 return AgentResult(
                     "Could not run it.",
                     success=True,
@@ -276,12 +283,17 @@ class TestPrompt:
             async def compact(self, session_id: str, /, on_event: EventSink) -> AgentResult:
                 raise NotImplementedError
 
+            async def end_session(self, session_id: str, /) -> None:
+                return None
+
         app, fakes = build_voicecoder(allowed_users=[1], agent=Denying())
 
         await app.prompt(CHAT, ALICE, "clean")
 
         (answer,) = fakes.messenger.of_type(AgentAnswer)
         assert answer.permission_denials == (PermissionDenied("Bash", "Bash: rm -rf build"),)
+        # A denial is no dead end: with TOOL_APPROVAL off the user learns how to be asked instead.
+        assert "turn it on (auto-edits)" in answer.permission_denials[0].hint
 
 
 class TestVoice:

@@ -3,7 +3,8 @@
 
 Texts and commands go to `VoiceCoderApp.text`; voice notes, audio files and documents that are recordings are
 downloaded with Telethon — only after the sender is known to be allowed and the declared size fits — and go to
-`VoiceCoderApp.voice`; presses of voicecoder's buttons go to `VoiceCoderApp.press`, which answers the callback
+`VoiceCoderApp.voice`; both with the id of the message they reply to (a reply to a tool question answers it).
+Presses of voicecoder's buttons go to `VoiceCoderApp.press` with the presser's first name, which answers the callback
 query through the messenger. Asyncio-only, like Telethon.
 """
 
@@ -101,8 +102,17 @@ class TelethonUpdateHandler:
         except ValueError as exc:
             raise MalformedUpdateError(str(exc)) from None
         text = record.get("text")
+        replied = record.get("reply_to")
+        reply_to = replied if isinstance(replied, int) else None
         if media is None and isinstance(text, str) and text.strip():
-            await self._app.text(chat, user, text, user_name=record.get("first_name"), username=record.get("username"))
+            await self._app.text(
+                chat,
+                user,
+                text,
+                user_name=record.get("first_name"),
+                username=record.get("username"),
+                reply_to=reply_to,
+            )
             return
         if not self._app.is_authorized(user):  # never touch the file of someone who may not use the bot
             await self._app.unauthorized(chat, user)
@@ -123,7 +133,7 @@ class TelethonUpdateHandler:
         if data is None:
             return
         audio = Audio(data=data, mime_type=mime or "audio/ogg", filename=name, declared_duration_s=duration)
-        await self._app.voice(chat, user, audio)
+        await self._app.voice(chat, user, audio, reply_to=reply_to, user_name=record.get("first_name"))
 
     async def _download(self, chat: ChatId, media: Any) -> bytes | None:
         try:
@@ -148,4 +158,4 @@ class TelethonUpdateHandler:
             logger.info("unknown callback data from user %s", user)
             await self._messenger.answer_callback(query_id, STALE_BUTTON)
             return
-        await self._app.press(chat, user, query_id, button)
+        await self._app.press(chat, user, query_id, button, user_name=record.get("first_name"))

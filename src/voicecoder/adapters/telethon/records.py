@@ -25,6 +25,7 @@ from telethon.tl import types
 from voicecoder.adapters.update_dispatcher import lane_key
 
 __all__ = [
+    "ANSWER",
     "CALLBACK",
     "CALLBACK_IDS_FROM",
     "MESSAGE",
@@ -37,6 +38,8 @@ __all__ = [
 
 MESSAGE = "message"
 CALLBACK = "callback"
+ANSWER = "answer"
+"""The lane of a reply to an open tool question: it must not wait behind the turn that asked."""
 CALLBACK_IDS_FROM = 1 << 52
 """Button presses get ids from here on (µs since the epoch added); message ids stay far below."""
 
@@ -68,8 +71,12 @@ class CallbackIds:
         return CALLBACK_IDS_FROM + self._last
 
 
-def message_update(event: Any) -> TelethonUpdate:
-    """The record of a ``events.NewMessage`` event (no network: only what the update carried)."""
+def message_update(event: Any, *, answers_question: bool = False) -> TelethonUpdate:
+    """
+    The record of a ``events.NewMessage`` event (no network: only what the update carried).
+
+    A message that *answers_question* (a reply to an open tool question) goes into the chat's answer lane.
+    """
     message = event.message
     chat = int(event.chat_id)
     media = message.media
@@ -86,8 +93,15 @@ def message_update(event: Any) -> TelethonUpdate:
         "last_name": getattr(sender, "last_name", None),
         "username": getattr(sender, "username", None),
         "media": base64.b64encode(bytes(media)).decode("ascii") if media is not None else None,
+        "reply_to": reply_to_of(message),
     }
-    return TelethonUpdate(int(message.id), lane_key(chat, MESSAGE), record)
+    return TelethonUpdate(int(message.id), lane_key(chat, ANSWER if answers_question else MESSAGE), record)
+
+
+def reply_to_of(message: Any) -> int | None:
+    """The id of the message *message* replies to, or None."""
+    replied = getattr(message, "reply_to_msg_id", None)
+    return replied if isinstance(replied, int) else None
 
 
 def callback_update(event: Any, update_id: int) -> TelethonUpdate:
@@ -101,6 +115,7 @@ def callback_update(event: Any, update_id: int) -> TelethonUpdate:
         "query_id": int(event.query.query_id),
         "message_id": int(event.query.msg_id),
         "data": data.decode("ascii", errors="replace"),
+        "first_name": getattr(getattr(event, "sender", None), "first_name", None),
     }
     return TelethonUpdate(update_id, lane_key(chat, CALLBACK), record)
 

@@ -6,7 +6,8 @@ audio files) and presses of voicecoder's own buttons (callback data that `decode
 bots' buttons are left to your handlers). Each update becomes a record (`voicecoder.adapters.telethon.records`)
 that `TelethonUpdateHandler` acts on. Telethon runs each update in its own task unless the client was made with
 ``sequential_updates=True``, so the default intake keeps order itself: one lane per chat for messages, another for
-button presses, so ⏹ Cancel never waits behind a running turn. `voicecoder serve --transport telethon` passes an
+button presses, so ⏹ Cancel never waits behind a running turn, and a third for replies to an open tool question
+(they answer it while the turn that asked holds the message lane). `voicecoder serve --transport telethon` passes an
 *intake* that stores each record in its durable inbox first. Asyncio-only, like Telethon.
 """
 
@@ -22,10 +23,17 @@ from telethon import events
 
 from voicecoder.adapters.telegram_updates import DEFAULT_MAX_BYTES
 from voicecoder.adapters.telethon.handler import TelethonUpdateHandler
-from voicecoder.adapters.telethon.records import CallbackIds, TelethonUpdate, callback_update, message_update
+from voicecoder.adapters.telethon.records import (
+    CallbackIds,
+    TelethonUpdate,
+    callback_update,
+    message_update,
+    reply_to_of,
+)
 from voicecoder.domain.app import VoiceCoderApp
 from voicecoder.domain.callbacks import decode_callback
 from voicecoder.domain.errors import MalformedUpdateError, VoicecoderError
+from voicecoder.domain.model import ChatId
 from voicecoder.domain.ports import Messenger
 
 __all__ = ["Intake", "TelethonUpdates"]
@@ -63,6 +71,7 @@ class TelethonUpdates:
         intake: Intake | None = None,
     ) -> None:
         self._client = client
+        self._app = app
         self.handler = TelethonUpdateHandler(app, client, messenger=messenger, max_bytes=max_bytes)
         self._intake: Intake = intake if intake is not None else self._in_order
         self._lanes: dict[str, anyio.Lock] = collections.defaultdict(anyio.Lock)
@@ -90,7 +99,9 @@ class TelethonUpdates:
         await self._idle.wait()
 
     async def _on_message(self, event: Any) -> None:
-        await self._take(message_update(event))
+        replied = reply_to_of(event.message)
+        answers = replied is not None and self._app.is_question(ChatId(int(event.chat_id)), replied)
+        await self._take(message_update(event, answers_question=answers))
 
     async def _on_button(self, event: Any) -> None:
         await self._take(callback_update(event, self._ids.next()))

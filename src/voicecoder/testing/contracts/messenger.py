@@ -24,6 +24,9 @@ from voicecoder.domain.model import (
     Diagnostic,
     Diff,
     FileChange,
+    QuestionId,
+    ToolKind,
+    ToolRequest,
     UserId,
     WorkspaceStatus,
 )
@@ -45,17 +48,21 @@ from voicecoder.domain.replies import (
     InfoReport,
     MessageRef,
     NoChanges,
+    PermissionsView,
     Queued,
     Reply,
     SessionCleared,
     StatusReport,
+    ToolOutcome,
+    ToolQuestion,
+    ToolQuestionClosed,
     Unauthorized,
     Welcome,
     Working,
     buttons_of,
 )
 
-__all__ = ["ChatView", "MessengerContract", "SeenMessage", "sample_diff", "sample_replies"]
+__all__ = ["ChatView", "MessengerContract", "SeenMessage", "sample_diff", "sample_question", "sample_replies"]
 
 TEXT_LIMIT = 4096
 
@@ -109,6 +116,13 @@ def sample_diff(lines: int = 3) -> Diff:
     )
 
 
+def sample_question() -> ToolQuestion:
+    """A question about a shell command whose text needs escaping."""
+    command = "pytest -q tests/ 2>&1 | grep '<FAIL>'"
+    request = ToolRequest("r1", "Bash", ToolKind.SHELL, f"Bash: {command}", command=command, description="Run <tests>")
+    return ToolQuestion(QuestionId("0a1b2c3d"), request, timeout_s=600, session_rule="Bash(pytest *)")
+
+
 def sample_replies() -> list[Reply]:
     """One of every reply type, with text that needs escaping (``<``, ``&``)."""
     now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -138,6 +152,11 @@ def sample_replies() -> list[Reply]:
         Compaction(20, ok=True),
         Cancelled(was_running=True),
         ErrorReply("it broke <here>", hint="try again"),
+        sample_question(),
+        ToolQuestionClosed(sample_question(), ToolOutcome.DENIED, by="Ada <3", reason="use <make test>"),
+        PermissionsView("auto-edits", 600, operator_rules=("Bash(make <x>)",), session_rules=("Bash(pytest *)",)),
+        SessionCleared(kept_pending=False, cleared_rules=("Bash(pytest *)",)),
+        Cancelled(was_running=True, reason="voicecoder is <restarting>"),
         StatusReport(1, "s" * 36, 3, 20, ChangeSummary(change, diff), 1, 2, (_record(now),), None, "/ws", running=True),
     ]
 
@@ -193,6 +212,23 @@ class MessengerContract:
         seen = await chat.message(ref)
         assert seen.buttons == ()
         assert "Edit a.py" in seen.text
+
+    async def test_tool_question_shows_the_command_and_closes(self, messenger: Messenger, chat: ChatView) -> None:
+        """A tool question shows the whole command and its three answers; closing it leaves the decision, no buttons."""
+        question = sample_question()
+        ref = await messenger.send(chat.chat, question)
+
+        seen = await chat.message(ref)
+        assert question.request.command is not None
+        assert question.request.command in seen.text
+        assert [decode_callback(b) for b in seen.buttons] == list(question.buttons)
+
+        await messenger.edit(ref, ToolQuestionClosed(question, ToolOutcome.ALLOWED, by="Ada"))
+
+        closed = await chat.message(ref)
+        assert closed.buttons == ()
+        assert "Ada" in closed.text
+        assert question.request.command in closed.text
 
     async def test_edit_to_the_same_content_is_success(self, messenger: Messenger, chat: ChatView) -> None:
         """Editing a message to what it already shows raises nothing ("not modified" is success)."""

@@ -206,6 +206,7 @@ def sessions(
         started_at=draw(st.none() | aware_datetimes()),
         last_activity=draw(st.none() | aware_datetimes()),
         open_turn=draw(st.none() | st.builds(Baseline, turn_id=turn_ids(), snapshot=_hex_digests(40))),
+        tool_rules=tuple(draw(st.lists(st.text(min_size=1), max_size=3, unique=True))),
     )
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import attrs
 
 from voicecoder.domain.model import AgentRequest, AgentResult, Diagnostic
-from voicecoder.domain.ports import EventSink
+from voicecoder.domain.ports import EventSink, ToolGate
 
 
 @attrs.frozen
@@ -17,7 +17,7 @@ class UnavailableAgent:
     reason: str
     fix: str
 
-    async def run(self, request: AgentRequest, /, on_event: EventSink) -> AgentResult:
+    async def run(self, request: AgentRequest, /, on_event: EventSink, on_tool: ToolGate | None = None) -> AgentResult:
         return AgentResult(
             text=f"I can't run Claude Code here: {self.reason}.\n\nTo fix it: {self.fix}\n\n"
             f"Your prompt was: “{request.prompt}”",
@@ -29,6 +29,9 @@ class UnavailableAgent:
 
     async def compact(self, session_id: str, /, on_event: EventSink) -> AgentResult:
         return AgentResult(text="Nothing to compact.", success=True, session_id=session_id)
+
+    async def end_session(self, session_id: str, /) -> None:
+        return None
 
     async def diagnose(self) -> Sequence[Diagnostic]:
         return [Diagnostic("Claude Code CLI", ok=False, detail=self.reason, fix=self.fix)]
