@@ -18,6 +18,7 @@ import pytest
 
 from tests.agent_processes import Recorder, alive_with, describe, is_alive, roots
 from tests.real_cli import (  # the fixtures are used by name
+    CLAUDE,
     MARKER_VAR,
     PINNED,
     AgentFactory,
@@ -28,6 +29,8 @@ from tests.real_cli import (  # the fixtures are used by name
     needs_cli,
     repo_fixture,  # noqa: F401
 )
+from voicecoder.adapters.claude import ClaudeCliAgent, ClaudeCliConfig
+from voicecoder.adapters.claude.events import NOT_LOGGED_IN
 from voicecoder.adapters.dulwich_workspace import DulwichWorkspace
 from voicecoder.domain.errors import AgentTimeoutError
 from voicecoder.domain.model import (
@@ -158,6 +161,32 @@ class TestRealClaudeCli:
         assert "dummy-key" not in res.text
         assert time.monotonic() - started < 30
         assert strict.requests == []
+
+    async def test_no_login_says_how_to_log_in(self, tmp_path: Path, repo: Path, api: FakeAnthropicApi) -> None:
+        """
+        With no login and no key the CLI answers "Not logged in · Please run /login" (meaningless on a phone): the
+        result says how to log in on the server instead, once, and nothing reached the API.
+        """
+        home = tmp_path / "nobody"
+        home.mkdir()
+        agent = ClaudeCliAgent(
+            ClaudeCliConfig(
+                workdir=repo,
+                binary=str(CLAUDE),
+                config_dir=home / ".claude",
+                timeout_s=60.0,
+                extra_env={"HOME": str(home), "ANTHROPIC_BASE_URL": api.base_url},
+            )
+        )
+        try:
+            res = await agent.run(AgentRequest("say hi", session_id=None, resume=False), Recorder())
+        finally:
+            await agent.aclose()
+
+        assert res.success is False
+        assert res.text == NOT_LOGGED_IN
+        assert res.errors == ()
+        assert api.requests == []
 
     async def test_max_turns_is_an_unsuccessful_result(self, make_agent: Any, api: FakeAnthropicApi) -> None:
         """--max-turns 1 with a tool call ends as error_max_turns, reported with its error text."""

@@ -373,6 +373,11 @@ class StreamParser:
         text = _str(obj.get("result")) or ""
         if not text and not success:
             text = "; ".join(errors)
+        if not success and _NO_LOGIN_RE.search(text):
+            # The CLI says "Please run /login": meaningless from a phone, and the reason would show twice.
+            text, errors = NOT_LOGGED_IN, ()
+        elif not success and (status == 401 or _REJECTED_RE.search(text)):
+            text = CREDENTIALS_REJECTED.format(reason=text.strip() or "401")
         return AgentResult(
             text=text,
             success=success,
@@ -385,6 +390,18 @@ class StreamParser:
             permission_denials=tuple(self.denied),
             notices=tuple(notices),
         )
+
+
+NOT_LOGGED_IN = (
+    "Claude Code is not logged in on the server, so it could not start. To fix it, log in once on the server by "
+    "running `claude` as the user the bot runs as, or give the bot an Anthropic API key; then send your prompt again."
+)
+CREDENTIALS_REJECTED = (
+    "Anthropic rejected Claude Code's credentials ({reason}). To fix it, log in again on the server by running "
+    "`claude` as the user the bot runs as, or give the bot a valid Anthropic API key; then send your prompt again."
+)
+_NO_LOGIN_RE = re.compile(r"not logged in|please run /login", re.IGNORECASE)
+_REJECTED_RE = re.compile(r"invalid api key|authentication_failed", re.IGNORECASE)
 
 
 def parse_version(text: str) -> tuple[int, int, int] | None:
