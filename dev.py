@@ -87,15 +87,31 @@ def ensure_claude_cli() -> Path | None:
     return CLAUDE_BIN
 
 
-def ensure_chromium() -> None:
-    """Headless Chromium from Debian for the browser test; best effort (the test skips without it)."""
-    if shutil.which("chromium") or not shutil.which("apt-get") or os.geteuid() != 0:
+def _present(need: str) -> bool:
+    return Path(need).exists() if need.startswith("/") else shutil.which(need) is not None
+
+
+# command (or file) the tests need → the Debian package that provides it
+DEBIAN_TOOLS = {
+    "chromium": "chromium",  # the sandbox browser test
+    "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf": "fonts-noto-color-emoji",  # screenshots show emoji
+    "caddy": "caddy",  # `caddy validate` on deploy/Caddyfile
+    "shellcheck": "shellcheck",  # the deploy/ shell scripts
+    "systemd-analyze": "systemd",  # `systemd-analyze verify` on deploy/voicecoder.service
+    "setpriv": "util-linux",  # the container entrypoint's privilege drop, and running it as another uid
+}
+
+
+def ensure_debian_tools() -> None:
+    """Debian packages the tests use; best effort, as root (each test skips, naming what is missing, without it)."""
+    missing = sorted({package for need, package in DEBIAN_TOOLS.items() if not _present(need)})
+    if not missing or not shutil.which("apt-get") or os.geteuid() != 0:
         return
-    say("installing Debian's chromium for the browser test")
+    say(f"installing Debian packages for the tests: {', '.join(missing)}")
     quiet = {"DEBIAN_FRONTEND": "noninteractive", **os.environ}
     subprocess.run(["apt-get", "update", "-qq"], check=False, env=quiet, stdout=subprocess.DEVNULL)
     subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"],
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
         check=False,
         env=quiet,
         stdout=subprocess.DEVNULL,
@@ -112,8 +128,8 @@ def tool_env() -> dict[str, str]:
 
 def lint() -> None:
     say("ruff")
-    run(BIN / "ruff", "check", "src", "tests", "bench", "dev.py")
-    run(BIN / "ruff", "format", "--check", "src", "tests", "bench", "dev.py")
+    run(BIN / "ruff", "check", "src", "tests", "bench", "examples", "dev.py")
+    run(BIN / "ruff", "format", "--check", "src", "tests", "bench", "examples", "dev.py")
     say("mypy --strict")
     run(BIN / "mypy")
     say("import contracts (the domain is pure)")
@@ -135,9 +151,12 @@ def main(argv: list[str]) -> int:
     if command == "test":
         ensure_venv()
         ensure_claude_cli()
-        ensure_chromium()
+        ensure_debian_tools()
         lint()
-        return pytest(rest)
+        # Most integration tests wait on subprocesses, sockets and git: four workers keep two cores busy.
+        # `-n 0` (or any -n given) overrides it, e.g. to debug one test in-process.
+        workers = [] if any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in rest) else ["-n", "4"]
+        return pytest([*workers, *rest])
     if command == "pytest":
         ensure_venv()
         return pytest(rest)

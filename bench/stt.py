@@ -1,25 +1,22 @@
 """
-Speech-to-text benchmark: the local faster-whisper engines on the shipped voice fixtures.
+Speech-to-text benchmark: the embedded engine on the held-out corpus of unseen voices, per voice and overall.
 
-Each engine runs in its own child process (so its peak RSS is its own, read with ``os.wait4``): the
-child loads the model through `LocalWhisperTranscriber` (the adapter the bot uses: intake checks, PyAV
-decode from the OGG bytes, VAD, beam 5, int8, 2 CPU threads), transcribes the ten short English clips
-and the 40 s note with ``language="en"``, and reports per-clip wall and CPU seconds. The parent prints:
+The corpus (``bench/stt_corpus/heldout``, made by ``bench/make_stt_corpus.py``) is 50 coding requests spoken by
+10 espeak-ng voices and variants at 130-190 wpm that no setting was tuned on. Its synthetic project (the files
+and functions the requests name, and distractors) is materialised as a git workspace, so the hints come from
+the real `WorkspaceVocabulary` scan, as in the bot.
 
-* WER (fixture normalisation) on the ten short clips (corpus) and on the long note;
-* wall RTF = transcription wall time / audio time (model load excluded, OGG decode included);
-* CPU-s per audio-s = process CPU time (all threads) / audio time;
-* model load time and the child's peak RSS (its own VmHWM; ``wait4``'s ``ru_maxrss`` as a fallback).
+One child process per engine (so its peak RSS is its own VmHWM) loads `LocalWhisperTranscriber` and runs every
+clip twice: *plain* (language "en", no hints: the engine alone) and *code-aware* (`CodeAwareTranscriber`: the
+coding vocabulary and the workspace's names as hints, plus the spoken-forms post-pass: what the bot runs).
+It prints, per voice and overall: WER of both, wall RTF and CPU-seconds per audio-second of the code-aware
+run (model load excluded, OGG decode included), and the child's peak RSS; plus the ten project fixture clips
+and the 40 s note for comparison with earlier figures. The load average is printed because the machine is
+shared: wall RTF drifts with it, CPU-s per audio-s much less.
 
-Each engine runs twice by default: with glibc's default malloc arenas and with ``MALLOC_ARENA_MAX=2``
-(worker threads otherwise get their own arenas, which costs about 40-60 MB of peak RSS on the 40 s note).
+Targets (2 cores): corpus WER ≤ 0.20, wall RTF ≤ 0.3, peak RSS ≤ 400 MB.
 
-Targets (2 cores): wall RTF ≤ 0.3 on the short clips, peak RSS ≤ 400 MB.
-
-``--long-s 590`` adds one synthetic note of that length (the 40 s fixture repeated, encoded with PyAV's
-libopus) per engine, to check the memory ceiling near the 600 s duration limit.
-
-Run: ``.venv/bin/python bench/stt.py [--engines base,tiny.en] [--long-s 590] [--json]``.
+Run: ``.venv/bin/python bench/stt.py [--engines base] [--set heldout|tuning] [--json]``.
 """
 
 from __future__ import annotations
@@ -31,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -38,20 +36,16 @@ HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent.parent / "src"))
 
 from voicecoder.testing.contracts.transcriber import SHORT_CLIPS, voice_clip  # noqa: E402
-from voicecoder.testing.wer import corpus_wer, wer  # noqa: E402
+from voicecoder.testing.wer import corpus_wer  # noqa: E402
 
+TARGET_WER = 0.20
 TARGET_RTF = 0.3
 TARGET_RSS_MB = 400.0
-LONG_CLIP = "long_all10.ogg"
+CORPUS = HERE.parent / "stt_corpus"
 
 
 def own_peak_mb() -> float | None:
-    """
-    This process's peak RSS (VmHWM) in MB, or None off Linux.
-
-    Preferred over the parent's ``ru_maxrss`` from ``wait4``: Linux carries the forked pre-exec copy of
-    the parent into the child's maxrss, so a big parent would inflate the child's figure.
-    """
+    """This process's peak RSS (VmHWM) in MB, or None off Linux."""
     try:
         status = Path("/proc/self/status").read_text()
     except OSError:
@@ -62,190 +56,147 @@ def own_peak_mb() -> float | None:
     return None
 
 
-def child(engine: str) -> dict[str, Any]:
+def materialise(workspace: dict[str, Any], root: Path) -> None:
+    """The corpus's synthetic project as a git repository: its files, functions and branches."""
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+    root.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["git", "init", "-q", "-b", workspace["branches"][0]], cwd=root, check=True, env=env)
+    for name in workspace["files"]:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        symbols = workspace["symbols"].get(name, [])
+        lines = [f"class {s}:\n    pass\n" if s[:1].isupper() else f"def {s}():\n    pass\n" for s in symbols]
+        path.write_text("\n".join(lines) or "placeholder\n")
+    for branch in workspace["branches"][1:]:
+        ref = root / ".git" / "refs" / "heads" / branch
+        ref.parent.mkdir(parents=True, exist_ok=True)
+        ref.write_text("0" * 40 + "\n")
+
+
+def child(engine: str, corpus_set: str) -> dict[str, Any]:
     """Runs inside the child process: load the engine, transcribe every clip, return the measurements."""
     import anyio  # noqa: PLC0415
 
-    from voicecoder.adapters.local_whisper_transcriber import LocalWhisperTranscriber  # noqa: PLC0415
-    from voicecoder.domain.model import TranscriptionHints  # noqa: PLC0415
+    from voicecoder.adapters.stt import CodeAwareTranscriber, LocalWhisperTranscriber, WorkspaceVocabulary  # noqa: PLC0415
+    from voicecoder.domain.model import Audio, TranscriptionHints  # noqa: PLC0415
 
-    transcriber = LocalWhisperTranscriber(model=engine)
+    folder = CORPUS / corpus_set
+    meta = json.loads((folder / "transcripts.json").read_text(encoding="utf-8"))
+    whisper = LocalWhisperTranscriber(model=engine)
+    code_aware = CodeAwareTranscriber(whisper)
     started = time.perf_counter()
-    transcriber.load()
+    whisper.load()
     load_s = time.perf_counter() - started
-    clips: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        materialise(meta["workspace"], Path(tmp) / "project")
+        names = WorkspaceVocabulary(Path(tmp) / "project").scan()
+    rows: list[dict[str, Any]] = []
 
     async def run_all() -> None:
-        for name in (*SHORT_CLIPS, LONG_CLIP):
+        clips = [(c, (folder / c["file"]).read_bytes(), "corpus") for c in meta["clips"]]
+        for name in (*SHORT_CLIPS, "long_all10.ogg"):
             clip = voice_clip(name)
-            audio = clip.audio()
+            entry = {"file": name, "text": clip.text, "voice": "fixtures (en-us)", "duration_s": clip.duration_s}
+            clips.append((entry, clip.read(), "fixtures"))
+        for clip, data, group in clips:
+            plain = await whisper.transcribe(Audio(data), TranscriptionHints(language="en"))
             wall0, cpu0 = time.perf_counter(), time.process_time()
-            result = await transcriber.transcribe(audio, TranscriptionHints(language="en"))
-            clips.append(
+            aware = await code_aware.transcribe(Audio(data), TranscriptionHints(keyterms=names, language="en"))
+            rows.append(
                 {
-                    "file": name,
-                    "audio_s": clip.duration_s,
+                    "group": group,
+                    "file": clip["file"],
+                    "voice": clip["voice"],
+                    "audio_s": clip["duration_s"],
                     "wall_s": time.perf_counter() - wall0,
                     "cpu_s": time.process_time() - cpu0,
-                    "reference": clip.text,
-                    "text": result.text,
+                    "reference": clip["text"],
+                    "plain": plain.text,
+                    "aware": aware.text,
                 }
             )
 
     anyio.run(run_all)
-    return {"engine": engine, "load_s": load_s, "clips": clips, "vm_hwm_mb": own_peak_mb()}
+    return {"engine": engine, "load_s": load_s, "rows": rows, "vm_hwm_mb": own_peak_mb(), "terms": len(names)}
 
 
-def stress_child(engine: str, path: str) -> dict[str, Any]:
-    """Runs inside the child process: one long synthetic note, for the memory ceiling."""
-    import anyio  # noqa: PLC0415
-
-    from voicecoder.adapters.local_whisper_transcriber import LocalWhisperTranscriber  # noqa: PLC0415
-    from voicecoder.domain.model import Audio, TranscriptionHints  # noqa: PLC0415
-
-    transcriber = LocalWhisperTranscriber(model=engine)
-    transcriber.load()
-    audio = Audio(Path(path).read_bytes())
-    started = time.perf_counter()
-    result = anyio.run(transcriber.transcribe, audio, TranscriptionHints(language="en"))
-    wall_s = time.perf_counter() - started
-    return {"engine": engine, "wall_s": wall_s, "audio_s": result.duration_s, "vm_hwm_mb": own_peak_mb()}
-
-
-def make_long_note(seconds: float, path: Path) -> None:
-    """A synthetic OGG/Opus note of *seconds*: the 40 s fixture repeated (PyAV's libopus encoder)."""
-    import av  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
-
-    from voicecoder.adapters.local_whisper_transcriber import _decode  # noqa: PLC0415
-
-    one = _decode(voice_clip(LONG_CLIP).read())
-    samples = np.tile(one, int(seconds * 16_000 // len(one)) + 1)[: int(seconds * 16_000)]
-    with av.open(str(path), "w", format="ogg") as out:
-        stream = out.add_stream("libopus", rate=48_000)
-        stream.layout = "mono"
-        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="flt", layout="mono")
-        frame.sample_rate = 16_000
-        for packet in stream.encode(frame):
-            out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-
-
-def run_engine(engine: str, arena_max: str | None = None, stress: Path | None = None) -> dict[str, Any] | str:
-    """Run *engine* in a child process (optionally with MALLOC_ARENA_MAX); its result, or why it could not run."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "2"}
-    env.pop("MALLOC_ARENA_MAX", None)
-    if arena_max:
-        env["MALLOC_ARENA_MAX"] = arena_max
-    proc = subprocess.Popen(
-        [sys.executable, str(HERE), "--child", engine, *(["--stress-file", str(stress)] if stress else [])],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+def run_engine(engine: str, corpus_set: str) -> dict[str, Any] | str:
+    """Run *engine* in a child process; its result, or why it could not run."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "2", "MALLOC_ARENA_MAX": "2"}
+    proc = subprocess.run(
+        [sys.executable, str(HERE), "--child", engine, "--set", corpus_set],
+        capture_output=True,
         env=env,
+        check=False,
     )
-    assert proc.stdout is not None
-    assert proc.stderr is not None
-    out = proc.stdout.read()
-    err = proc.stderr.read()
-    proc.stdout.close()
-    proc.stderr.close()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        last = err.decode("utf-8", "replace").strip().splitlines()
+        last = proc.stderr.decode("utf-8", "replace").strip().splitlines()
         return last[-1] if last else f"exit status {proc.returncode}"
-    result: dict[str, Any] = json.loads(out)
-    result["peak_rss_mb"] = result.get("vm_hwm_mb") or usage.ru_maxrss / 1024  # Linux reports KiB
-    result["process_cpu_s"] = usage.ru_utime + usage.ru_stime
+    result: dict[str, Any] = json.loads(proc.stdout)
     return result
 
 
-def summarise(result: dict[str, Any]) -> dict[str, Any]:
-    short = [c for c in result["clips"] if c["file"] in SHORT_CLIPS]
-    long = next(c for c in result["clips"] if c["file"] == LONG_CLIP)
-    audio = sum(c["audio_s"] for c in short)
+def summarise(rows: list[dict[str, Any]]) -> dict[str, float]:
+    audio = sum(r["audio_s"] for r in rows)
     return {
-        "engine": result["engine"],
-        "wer_short": corpus_wer((c["reference"], c["text"]) for c in short),
-        "wer_long": wer(long["reference"], long["text"]),
-        "rtf_short": sum(c["wall_s"] for c in short) / audio,
-        "cpu_per_audio_s": sum(c["cpu_s"] for c in short) / audio,
-        "rtf_long": long["wall_s"] / long["audio_s"],
-        "mean_clip_wall_s": sum(c["wall_s"] for c in short) / len(short),
-        "load_s": result["load_s"],
-        "peak_rss_mb": result["peak_rss_mb"],
+        "clips": len(rows),
+        "wer_plain": corpus_wer((r["reference"], r["plain"]) for r in rows),
+        "wer_aware": corpus_wer((r["reference"], r["aware"]) for r in rows),
+        "rtf": sum(r["wall_s"] for r in rows) / audio,
+        "cpu_per_audio_s": sum(r["cpu_s"] for r in rows) / audio,
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0] if __doc__ else None)
-    parser.add_argument("--engines", default="base,tiny.en", help="comma-separated local models")
-    parser.add_argument(
-        "--arena-max",
-        default="2",
-        help="also run each engine with this MALLOC_ARENA_MAX (glibc malloc arenas; '' to skip)",
-    )
+    parser.add_argument("--engines", default="base", help="comma-separated local models")
+    parser.add_argument("--set", default="heldout", choices=("heldout", "tuning"), help="which corpus")
     parser.add_argument("--json", action="store_true", help="print the measurements as JSON")
-    parser.add_argument(
-        "--long-s",
-        type=float,
-        default=0,
-        help="also measure one synthetic note of this many seconds (e.g. 590, near the 600 s limit)",
-    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--stress-file", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(stress_child(args.child, args.stress_file) if args.stress_file else child(args.child)))
+        print(json.dumps(child(args.child, args.set)))
         return 0
-
-    rows: list[dict[str, Any]] = []
-    skipped: dict[str, str] = {}
+    load_before = os.getloadavg()
+    results = {}
     for engine in [e.strip() for e in args.engines.split(",") if e.strip()]:
-        for arena in [None, args.arena_max] if args.arena_max else [None]:
-            outcome = run_engine(engine, arena)
-            if isinstance(outcome, str):
-                skipped[engine] = outcome
-                break
-            row = summarise(outcome)
-            row["malloc_arena_max"] = arena or "default"
-            rows.append(row)
+        results[engine] = run_engine(engine, args.set)
     if args.json:
-        print(json.dumps({"rows": rows, "skipped": skipped}, indent=2))
+        print(json.dumps(results, indent=2))
         return 0
-
-    print(f"cores: {os.cpu_count()}  targets: wall RTF <= {TARGET_RTF}, peak RSS <= {TARGET_RSS_MB:.0f} MB")
-    header = (
-        f"{'engine':<10} {'arenas':>7} {'WER 10':>7} {'WER long':>9} {'RTF':>6} {'CPU-s/s':>8} "
-        f"{'RTF long':>9} {'s/clip':>7} {'load s':>7} {'RSS MB':>7}  verdict"
+    load_after = os.getloadavg()
+    print(
+        f"cores: {os.cpu_count()}  load average before/after: {load_before[0]:.1f}/{load_after[0]:.1f}  "
+        f"corpus: {args.set}  targets: WER <= {TARGET_WER}, wall RTF <= {TARGET_RTF}, "
+        f"peak RSS <= {TARGET_RSS_MB:.0f} MB"
     )
-    print(header)
-    print("-" * len(header))
-    for row in rows:
-        ok = row["rtf_short"] <= TARGET_RTF and row["peak_rss_mb"] <= TARGET_RSS_MB
+    for engine, outcome in results.items():
+        if isinstance(outcome, str):
+            print(f"{engine}: not run: {outcome}")
+            continue
+        by_voice: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in outcome["rows"]:
+            by_voice[row["voice"]].append(row)
+        header = f"{'voice':<18} {'clips':>5} {'WER plain':>10} {'WER code-aware':>15} {'RTF':>6} {'CPU-s/s':>8}"
+        print(f"\n{engine}: model load {outcome['load_s']:.2f} s, {outcome['terms']} workspace terms")
+        print(header)
+        print("-" * len(header))
+        corpus_rows = [r for r in outcome["rows"] if r["group"] == "corpus"]
+        for voice, rows in sorted(by_voice.items(), key=lambda item: (item[0].startswith("fixtures"), item[0])):
+            s = summarise(rows)
+            print(
+                f"{voice:<18} {s['clips']:>5.0f} {s['wer_plain']:>10.3f} {s['wer_aware']:>15.3f} "
+                f"{s['rtf']:>6.3f} {s['cpu_per_audio_s']:>8.3f}"
+            )
+        total = summarise(corpus_rows)
+        peak = outcome["vm_hwm_mb"] or 0.0
+        print("-" * len(header))
         print(
-            f"{row['engine']:<10} {row['malloc_arena_max']:>7} "
-            f"{row['wer_short']:>7.3f} {row['wer_long']:>9.3f} {row['rtf_short']:>6.3f} "
-            f"{row['cpu_per_audio_s']:>8.3f} {row['rtf_long']:>9.3f} {row['mean_clip_wall_s']:>7.2f} "
-            f"{row['load_s']:>7.2f} {row['peak_rss_mb']:>7.0f}  {'meets targets' if ok else 'MISSES targets'}"
+            f"{'held-out overall':<18} {total['clips']:>5.0f} {total['wer_plain']:>10.3f} {total['wer_aware']:>15.3f} "
+            f"{total['rtf']:>6.3f} {total['cpu_per_audio_s']:>8.3f}   peak RSS {peak:.0f} MB"
         )
-    for engine, reason in skipped.items():
-        print(f"{engine:<10} not run: {reason}")
-    if args.long_s:
-        with tempfile.TemporaryDirectory() as tmp:
-            note = Path(tmp) / "long.ogg"
-            make_long_note(args.long_s, note)
-            for row in rows:
-                arena = None if row["malloc_arena_max"] == "default" else row["malloc_arena_max"]
-                outcome = run_engine(row["engine"], arena, note)
-                if isinstance(outcome, str):
-                    print(f"{row['engine']:<10} long note not run: {outcome}")
-                    continue
-                print(
-                    f"{row['engine']:<10} {row['malloc_arena_max']:>7}  {outcome['audio_s']:.0f} s note: "
-                    f"RTF {outcome['wall_s'] / outcome['audio_s']:.3f}, peak RSS {outcome['peak_rss_mb']:.0f} MB"
-                )
+        met = total["wer_aware"] <= TARGET_WER and total["rtf"] <= TARGET_RTF and peak <= TARGET_RSS_MB
+        print(f"verdict: {'meets the targets' if met else 'MISSES a target'}")
     return 0
 
 

@@ -48,3 +48,29 @@ def is_alive(pid: int) -> bool:
     except OSError:
         return False
     return _running(stat)
+
+
+def describe(pids: list[int]) -> list[str]:
+    """``pid (ppid): command line`` of each pid, for an assertion message."""
+    lines = []
+    for pid in pids:
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            ppid = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[1]
+        except OSError:
+            continue
+        lines.append(f"{pid} ({ppid}): {cmdline[:200]}")
+    return lines
+
+
+def parent_of(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def roots(pids: list[int]) -> list[int]:
+    """The pids whose parent is not among *pids*: one per process tree."""
+    alive = set(pids)
+    return [pid for pid in pids if parent_of(pid) not in alive]

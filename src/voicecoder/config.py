@@ -6,21 +6,60 @@ Every error names the variable and the fix. Secrets are kept out of `repr()` and
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
-import secrets
-from collections.abc import Mapping
+import urllib.parse
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import attrs
 
+from voicecoder.adapters.stt.local_whisper import COMPUTE_TYPES
+from voicecoder.adapters.stt.plugins import BUILTIN_PROVIDERS, installed_plugins, plugin_env_prefix, provider_names
 from voicecoder.domain.errors import ConfigurationError
+from voicecoder.domain.policy import ToolRule
 
-SttBackend = Literal["local", "deepgram", "assemblyai", "fake"]
-Transport = Literal["webhook", "polling"]
+#: The hosted OpenAI-compatible APIs that need a key (a self-hosted server usually needs none).
+_KEYED_HOSTS = ("api.openai.com", "api.groq.com")
+
+Transport = Literal["webhook", "polling", "telethon"]
+TRANSPORTS: tuple[Transport, ...] = ("webhook", "polling", "telethon")
+ToolApproval = Literal["ask", "auto-edits", "off"]
+
+#: Every variable voicecoder itself reads. None of them may be passed to the agent (AGENT_ENV_PASSTHROUGH).
+VOICECODER_SETTINGS = frozenset(
+    {
+        "TELEGRAM_TOKEN", "TELEGRAM_API_BASE_URL", "ALLOWED_USER_IDS", "ALLOW_NOBODY", "TRANSPORT", "PUBLIC_URL",
+        "WEBHOOK_PATH", "WEBHOOK_SECRET", "WEBHOOK_IP_ADDRESS", "WEBHOOK_IP_ALLOWLIST", "TRUSTED_PROXIES",
+        "LISTEN_HOST", "LISTEN_PORT", "WORKSPACE_DIR", "DATA_DIR", "AUTO_APPROVE_PATHS", "MAX_PROMPT_AGE",
+        "STT_PROVIDER", "WHISPER_MODEL", "WHISPER_DEVICE", "WHISPER_COMPUTE_TYPE", "DEEPGRAM_API_KEY",
+        "DEEPGRAM_BASE_URL", "ASSEMBLYAI_API_KEY", "ASSEMBLYAI_BASE_URL", "OPENAI_STT_API_KEY", "OPENAI_STT_BASE_URL",
+        "OPENAI_STT_MODEL", "MAX_AUDIO_MB", "MAX_AUDIO_SECONDS", "API_ID", "API_HASH", "TELETHON_SESSION",
+        "TELETHON_SESSION_STRING", "CLAUDE_BINARY", "CLAUDE_MODEL", "CLAUDE_PERMISSION_MODE", "CLAUDE_TIMEOUT",
+        "CLAUDE_MAX_TURNS", "CLAUDE_KEEP_WARM", "COMPACTION_THRESHOLD", "LOG_FORMAT", "LOG_LEVEL", "TOOL_APPROVAL",
+        "TOOL_APPROVAL_TIMEOUT", "TOOL_ALLOW", "AGENT_ENV_PASSTHROUGH", "I_UNDERSTAND_BYPASS",
+    }
+)  # fmt: skip
+#: The CLI's own variables, passed to it from the environment or the .env file.
+CLI_ENV_PREFIXES = ("ANTHROPIC_", "CLAUDE_CODE_")
+PERMISSION_MODES = ("default", "manual", "acceptEdits", "plan", "dontAsk", "auto", "bypassPermissions")
+BYPASS_REFUSED = (
+    "CLAUDE_PERMISSION_MODE=bypassPermissions turns off every guard on the agent: no tool question reaches your "
+    "phone, the destructive-command gate (rm -rf, git push, git reset --hard, sudo, curl | sh …) and the refusal "
+    "of paths outside the workspace are gone, and Claude may run any command the server's user can. voicecoder "
+    "refuses to start with it. Use TOOL_APPROVAL=auto-edits (the default) or TOOL_ALLOW rules instead; if this "
+    "machine is a throwaway sandbox and you accept all of that, also set I_UNDERSTAND_BYPASS=1."
+)
 
 TELEGRAM_TOKEN_RE = re.compile(r"^\d{5,12}:[A-Za-z0-9_-]{30,}$")
+API_HASH_RE = re.compile(r"^[0-9a-fA-F]{32}$")
+MTPROTO_APP = (
+    "API_ID and API_HASH identify a Telegram application (not the bot): log in at https://my.telegram.org, "
+    "open 'API development tools' and create one; API_ID is its number, API_HASH its 32-character hash."
+)
 
 
 def _secret(value: str | None) -> str:
@@ -34,18 +73,31 @@ class Config:
     telegram_token: str | None = attrs.field(default=None, repr=_secret)
     telegram_api_base: str = "https://api.telegram.org"
     allowed_user_ids: frozenset[int] = frozenset()
+    allow_nobody: bool = False
     transport: Transport = "webhook"
     public_url: str | None = None
-    webhook_path: str = attrs.field(factory=lambda: "/telegram/" + secrets.token_urlsafe(16))
-    webhook_secret: str = attrs.field(factory=lambda: secrets.token_urlsafe(32), repr=_secret)
+    # None until configured (WEBHOOK_PATH / WEBHOOK_SECRET) or resolved by the CLI from DATA_DIR/webhook.json:
+    # a silent random default is how `webhook set` and `serve` once came to disagree.
+    webhook_path: str | None = None
+    webhook_secret: str | None = attrs.field(default=None, repr=_secret)
+    webhook_ip_address: str | None = None
     webhook_ip_allowlist: bool = False
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
     listen_host: str = "127.0.0.1"
     listen_port: int = 8080
     workspace_dir: Path = Path("workspace")
     data_dir: Path = Path("data")
-    stt_backend: SttBackend = "local"
+    #: A built-in provider (local, deepgram, assemblyai, openai) or an installed plug-in's name.
+    stt_backend: str = "local"
     whisper_model: str = "base"
+    whisper_device: str = "cpu"
+    #: None: int8 on the CPU, float16 on a GPU.
+    whisper_compute_type: str | None = None
+    openai_stt_base_url: str = "https://api.openai.com/v1"
+    openai_stt_model: str = "whisper-1"
+    openai_stt_api_key: str | None = attrs.field(default=None, repr=_secret)
+    #: The ``<PLUGIN>_*`` variables a plug-in provider is configured with.
+    stt_plugin_env: Mapping[str, str] = attrs.field(factory=dict, repr=False)
     deepgram_api_key: str | None = attrs.field(default=None, repr=_secret)
     deepgram_base_url: str = "https://api.deepgram.com"
     assemblyai_api_key: str | None = attrs.field(default=None, repr=_secret)
@@ -54,29 +106,97 @@ class Config:
     max_audio_seconds: float = 600.0
     claude_binary: str = "claude"
     claude_model: str | None = None
-    claude_permission_mode: str = "acceptEdits"
+    claude_permission_mode: str | None = None
     claude_timeout_s: float = 600.0
     claude_max_turns: int | None = None
     claude_config_dir: Path | None = None
     claude_env: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+    claude_keep_warm_s: float = 900.0
+    tool_approval: ToolApproval = "auto-edits"
+    tool_approval_timeout_s: float = 600.0
+    tool_allow: tuple[str, ...] = ()
+    agent_env_passthrough: tuple[str, ...] = ()
+    allow_bypass: bool = False
+    env_file: Path | None = None
+    """The env file the settings were read from (kept from the agent's commands), if one was read."""
     compaction_threshold: int = 20
+    max_prompt_age_s: float | None = None
     auto_approve_paths: tuple[str, ...] = ()
     log_format: Literal["json", "text"] = "text"
     log_level: str = "INFO"
+    api_id: int | None = None
+    api_hash: str | None = attrs.field(default=None, repr=_secret)
+    telethon_session: Path | None = None
+    telethon_session_string: str | None = attrs.field(default=None, repr=_secret)
 
     @property
     def inbox_path(self) -> Path:
         return self.data_dir / "inbox.sqlite3"
 
     @property
+    def telethon_session_path(self) -> Path:
+        """The Telethon session file: TELETHON_SESSION, or ``telethon.session`` in DATA_DIR."""
+        return self.telethon_session if self.telethon_session is not None else self.data_dir / "telethon.session"
+
+    @property
     def state_path(self) -> Path:
         return self.data_dir / "state.sqlite3"
 
+    @property
+    def whisper_compute(self) -> str:
+        """The compute type to run Whisper with: the configured one, or the device's sensible default."""
+        return self.whisper_compute_type or ("float16" if self.whisper_device == "cuda" else "int8")
+
     def secrets(self) -> tuple[str, ...]:
         """Values that must never be printed (used by the log redactor)."""
-        return tuple(
-            s for s in (self.telegram_token, self.webhook_secret, self.deepgram_api_key, self.assemblyai_api_key) if s
+        values = (
+            self.telegram_token,
+            self.webhook_secret,
+            self.webhook_path,
+            self.deepgram_api_key,
+            self.assemblyai_api_key,
+            self.openai_stt_api_key,
+            self.api_hash,
+            self.telethon_session_string,
         )
+        return tuple(s for s in values if s)
+
+    @property
+    def webhook_url(self) -> str | None:
+        """PUBLIC_URL + WEBHOOK_PATH: the URL `webhook set` registers and `webhook info` expects."""
+        if not self.public_url or not self.webhook_path:
+            return None
+        return self.public_url.rstrip("/") + self.webhook_path
+
+    def require_webhook_identity(self) -> tuple[str, str]:
+        """
+        The webhook path and secret, once configured or resolved (`voicecoder serve` resolves them).
+
+        Raises:
+            ConfigurationError: Neither configured nor resolved.
+        """
+        if self.webhook_path is None or self.webhook_secret is None:
+            raise ConfigurationError(
+                "The webhook path and secret are not known: set WEBHOOK_PATH and WEBHOOK_SECRET, or start with "
+                "`voicecoder serve`, which keeps generated ones in DATA_DIR/webhook.json."
+            )
+        return self.webhook_path, self.webhook_secret
+
+    def require_users(self) -> frozenset[int]:
+        """
+        The allowed users; an empty list stops `serve` unless ALLOW_NOBODY=1 says it is meant.
+
+        Raises:
+            ConfigurationError: ALLOWED_USER_IDS is empty and ALLOW_NOBODY is not set.
+        """
+        if not self.allowed_user_ids and not self.allow_nobody:
+            raise ConfigurationError(
+                "ALLOWED_USER_IDS is empty, so the bot would answer everyone with ⛔. Put your numeric Telegram "
+                "user id in ALLOWED_USER_IDS (message @userinfobot to learn it, or send the bot a message and read "
+                "the id from its log line 'unauthorized user <id>'). To start with nobody allowed on purpose, "
+                "set ALLOW_NOBODY=1."
+            )
+        return self.allowed_user_ids
 
     def require_telegram(self) -> str:
         if not self.telegram_token:
@@ -86,13 +206,43 @@ class Config:
             )
         return self.telegram_token
 
+    def require_mtproto(self) -> tuple[int, str]:
+        """The api_id and api_hash the Telethon transport logs in with."""
+        if self.api_id is None or self.api_hash is None:
+            missing = " and ".join(n for n, v in (("API_ID", self.api_id), ("API_HASH", self.api_hash)) if v is None)
+            raise ConfigurationError(f"TRANSPORT=telethon talks MTProto and needs {missing}. {MTPROTO_APP}")
+        return self.api_id, self.api_hash
+
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, *, dotenv: Path | None = Path(".env")) -> Config:
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, dotenv: Path | None = Path(".env"), required: bool = False
+    ) -> Config:
+        """
+        The environment over the *dotenv* file. A missing file is skipped unless *required* (named by the user).
+
+        Raises:
+            ConfigurationError: A value is invalid, or a required env file does not exist or cannot be read.
+        """
         values: dict[str, str] = {}
-        if dotenv is not None and dotenv.is_file():
-            values.update(read_dotenv(dotenv))
+        read_from = None
+        if dotenv is not None:
+            if dotenv.is_file():
+                try:
+                    values.update(read_dotenv(dotenv))
+                    read_from = dotenv.resolve()
+                except (OSError, UnicodeDecodeError) as exc:
+                    reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                    raise ConfigurationError(
+                        f"The env file {dotenv} cannot be read ({reason}). Run as a user who may read it "
+                        "(the service user: deploy/voicecoder-admin does), or fix its owner and mode."
+                    ) from None
+            elif required or dotenv.exists():
+                what = "is not a file" if dotenv.exists() else "does not exist"
+                raise ConfigurationError(
+                    f"The env file {dotenv} {what}. Check the --env-file path (copy .env.example to create one)."
+                )
         values.update(os.environ if env is None else env)
-        return cls.from_mapping(values)
+        return attrs.evolve(cls.from_mapping(values), env_file=read_from)
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> Config:
@@ -117,14 +267,25 @@ class Config:
                     f"ALLOWED_USER_IDS must be numeric Telegram user ids separated by commas, got {v!r}. "
                     "Ask @userinfobot for your id."
                 ) from None
-        _choice(get("TRANSPORT"), "TRANSPORT", ("webhook", "polling"), kwargs, "transport")
-        _choice(get("STT_PROVIDER"), "STT_PROVIDER", ("local", "deepgram", "assemblyai", "fake"), kwargs, "stt_backend")
+        if (v := get("ALLOW_NOBODY")) is not None:
+            kwargs["allow_nobody"] = _bool(v, "ALLOW_NOBODY")
+        _choice(get("TRANSPORT"), "TRANSPORT", TRANSPORTS, kwargs, "transport")
+        if (v := get("STT_PROVIDER")) is not None:
+            kwargs["stt_backend"] = v.lower()
+            if v.lower() not in BUILTIN_PROVIDERS:
+                prefix = plugin_env_prefix(v)
+                kwargs["stt_plugin_env"] = {k: val for k, val in env.items() if k.startswith(prefix)}
+        _choice(get("WHISPER_DEVICE"), "WHISPER_DEVICE", ("cpu", "cuda"), kwargs, "whisper_device")
         _choice(get("LOG_FORMAT"), "LOG_FORMAT", ("json", "text"), kwargs, "log_format")
         strings = {
             "TELEGRAM_API_BASE_URL": "telegram_api_base",
             "PUBLIC_URL": "public_url",
             "LISTEN_HOST": "listen_host",
             "WHISPER_MODEL": "whisper_model",
+            "WHISPER_COMPUTE_TYPE": "whisper_compute_type",
+            "OPENAI_STT_BASE_URL": "openai_stt_base_url",
+            "OPENAI_STT_MODEL": "openai_stt_model",
+            "OPENAI_STT_API_KEY": "openai_stt_api_key",
             "DEEPGRAM_API_KEY": "deepgram_api_key",
             "DEEPGRAM_BASE_URL": "deepgram_base_url",
             "ASSEMBLYAI_API_KEY": "assemblyai_api_key",
@@ -147,11 +308,16 @@ class Config:
                     "WEBHOOK_SECRET may only contain A-Z, a-z, 0-9, _ and - (1-256 characters), as Telegram requires."
                 )
             kwargs["webhook_secret"] = v
+        if (v := get("WEBHOOK_IP_ADDRESS")) is not None:
+            kwargs["webhook_ip_address"] = _ipv4(v, "WEBHOOK_IP_ADDRESS")
+        if (v := get("MAX_PROMPT_AGE")) is not None:
+            kwargs["max_prompt_age_s"] = _duration(v, "MAX_PROMPT_AGE")
         for name, field in {"WORKSPACE_DIR": "workspace_dir", "DATA_DIR": "data_dir"}.items():
             if (v := get(name)) is not None:
                 kwargs[field] = Path(v).expanduser()
         if (v := get("CLAUDE_CONFIG_DIR")) is not None:
             kwargs["claude_config_dir"] = Path(v).expanduser()
+        _mtproto(get, kwargs)
         _number(get("LISTEN_PORT"), "LISTEN_PORT", int, 1, 65535, kwargs, "listen_port")
         _number(get("CLAUDE_TIMEOUT"), "CLAUDE_TIMEOUT", float, 5, 24 * 3600, kwargs, "claude_timeout_s")
         _number(get("CLAUDE_MAX_TURNS"), "CLAUDE_MAX_TURNS", int, 1, 1000, kwargs, "claude_max_turns")
@@ -166,23 +332,174 @@ class Config:
             kwargs["trusted_proxies"] = tuple(x for x in re.split(r"[,\s]+", v) if x)
         if (v := get("AUTO_APPROVE_PATHS")) is not None:
             kwargs["auto_approve_paths"] = tuple(x for x in re.split(r"[,\s]+", v) if x)
-        claude_env = {k: v for k in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL") if (v := get(k) or "")}
+        _choice(get("TOOL_APPROVAL"), "TOOL_APPROVAL", ("ask", "auto-edits", "off"), kwargs, "tool_approval")
+        _number(
+            get("TOOL_APPROVAL_TIMEOUT"),
+            "TOOL_APPROVAL_TIMEOUT",
+            float,
+            1,
+            24 * 3600,
+            kwargs,
+            "tool_approval_timeout_s",
+        )
+        _number(get("CLAUDE_KEEP_WARM"), "CLAUDE_KEEP_WARM", float, 0, 7 * 24 * 3600, kwargs, "claude_keep_warm_s")
+        if (v := get("TOOL_ALLOW")) is not None:
+            kwargs["tool_allow"] = parse_tool_rules(v)
+        if (v := get("AGENT_ENV_PASSTHROUGH")) is not None:
+            plugin = kwargs.get("stt_backend")
+            is_plugin = isinstance(plugin, str) and plugin not in BUILTIN_PROVIDERS
+            reserved = (plugin_env_prefix(str(plugin)),) if is_plugin else ()
+            kwargs["agent_env_passthrough"] = parse_passthrough(v, reserved_prefixes=reserved)
+        if (v := get("I_UNDERSTAND_BYPASS")) is not None:
+            kwargs["allow_bypass"] = _bool(v, "I_UNDERSTAND_BYPASS")
+        if (v := get("CLAUDE_PERMISSION_MODE")) is not None:
+            mode = next((m for m in PERMISSION_MODES if m.lower() == v.lower()), None)
+            if mode is None:
+                raise ConfigurationError(
+                    f"CLAUDE_PERMISSION_MODE={v!r} is not a mode of the Claude CLI; use one of: "
+                    f"{', '.join(PERMISSION_MODES)} (or leave it unset and let TOOL_APPROVAL decide)."
+                )
+            kwargs["claude_permission_mode"] = mode
+        # The CLI's own variables and the passthrough names, also when they come from the .env file.
+        passthrough = set(kwargs.get("agent_env_passthrough", ()))  # type: ignore[call-overload]
+        claude_env = {
+            k: v
+            for k, raw in env.items()
+            if (k.startswith(CLI_ENV_PREFIXES) or k in passthrough) and (v := raw.strip())
+        }
         if claude_env:
             kwargs["claude_env"] = claude_env
         config = cls(**kwargs)  # type: ignore[arg-type]
-        config.validate()
+        config.validate(home=get("HOME"))
         return config
 
-    def validate(self) -> None:
+    def validate(self, *, home: str | None = None) -> None:
+        self._validate_stt()
+        if self.transport == "telethon":
+            self.require_mtproto()
+        if self.claude_permission_mode == "bypassPermissions" and not self.allow_bypass:
+            raise ConfigurationError(BYPASS_REFUSED)
+        config_dir = self.claude_config_dir or Path(home or Path.home()) / ".claude"
+        workspace = self.workspace_dir.expanduser().absolute()
+        if _resolved(config_dir).is_relative_to(_resolved(workspace)):
+            which = "CLAUDE_CONFIG_DIR" if self.claude_config_dir else "The Claude CLI's config dir ($HOME/.claude)"
+            raise ConfigurationError(
+                f"{which} ({config_dir}) is inside WORKSPACE_DIR ({workspace}): the CLI's login, backups and "
+                "transcripts would land in the repository and in the diffs you approve. Set CLAUDE_CONFIG_DIR to "
+                "a directory outside the workspace (e.g. ~/.claude) or move WORKSPACE_DIR."
+            )
+        if self.public_url is not None:
+            parts = urllib.parse.urlsplit(self.public_url)
+            if parts.scheme != "https" or not parts.hostname:
+                raise ConfigurationError(
+                    "PUBLIC_URL must be an https:// URL with the bot's public host name, e.g. https://bot.example.org "
+                    "(Telegram only delivers webhooks over HTTPS on ports 443, 80, 88 or 8443)."
+                )
+            if parts.query or parts.fragment:
+                raise ConfigurationError(
+                    "PUBLIC_URL is the base URL only (scheme, host, optional port): drop the query or fragment; "
+                    "the webhook path comes from WEBHOOK_PATH."
+                )
+
+    def _validate_stt(self) -> None:
+        if self.stt_backend not in BUILTIN_PROVIDERS and self.stt_backend not in installed_plugins():
+            raise ConfigurationError(
+                f"STT_PROVIDER={self.stt_backend!r} is not valid; use one of: {', '.join(provider_names())} "
+                "(installed speech-to-text plug-ins are listed after the built-in providers)."
+            )
+        compute = COMPUTE_TYPES
+        if self.whisper_compute not in compute[self.whisper_device]:
+            raise ConfigurationError(
+                f"WHISPER_COMPUTE_TYPE={self.whisper_compute!r} does not run on WHISPER_DEVICE={self.whisper_device}; "
+                f"use one of: {', '.join(compute[self.whisper_device])}."
+            )
+        if self.stt_backend == "openai":
+            url = urlsplit(self.openai_stt_base_url)
+            if url.scheme not in {"http", "https"} or not url.hostname:
+                raise ConfigurationError(
+                    f"OPENAI_STT_BASE_URL={self.openai_stt_base_url!r} is not an http(s) URL. Set the server's API "
+                    "base, e.g. https://api.openai.com/v1, https://api.groq.com/openai/v1 or http://gpu-box:8000/v1."
+                )
+            if url.hostname in _KEYED_HOSTS and not self.openai_stt_api_key:
+                raise ConfigurationError(
+                    f"STT_PROVIDER=openai with {url.hostname} needs OPENAI_STT_API_KEY (a self-hosted server "
+                    "needs none)."
+                )
         if self.stt_backend == "deepgram" and not self.deepgram_api_key:
             raise ConfigurationError("STT_PROVIDER=deepgram needs DEEPGRAM_API_KEY (or set STT_PROVIDER=local).")
         if self.stt_backend == "assemblyai" and not self.assemblyai_api_key:
             raise ConfigurationError("STT_PROVIDER=assemblyai needs ASSEMBLYAI_API_KEY (or set STT_PROVIDER=local).")
-        if self.public_url is not None and not self.public_url.startswith("https://"):
+
+
+def _mtproto(get: Callable[[str], str | None], out: dict[str, object]) -> None:
+    """API_ID, API_HASH, TELETHON_SESSION and TELETHON_SESSION_STRING (the Telethon transport's login)."""
+    if (v := get("API_ID")) is not None:
+        if not v.isdigit() or int(v) <= 0:
+            raise ConfigurationError(f"API_ID must be a positive number, got {v!r}. {MTPROTO_APP}")
+        out["api_id"] = int(v)
+    if (v := get("API_HASH")) is not None:
+        if not API_HASH_RE.match(v):
+            raise ConfigurationError(f"API_HASH must be 32 hexadecimal characters. {MTPROTO_APP}")
+        out["api_hash"] = v
+    if (v := get("TELETHON_SESSION")) is not None:
+        out["telethon_session"] = Path(v).expanduser()
+    if (v := get("TELETHON_SESSION_STRING")) is not None:
+        out["telethon_session_string"] = v
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.expanduser().resolve()
+    except OSError:
+        return path.expanduser().absolute()
+
+
+def parse_tool_rules(value: str) -> tuple[str, ...]:
+    """
+    ``TOOL_ALLOW``: rules separated by commas or newlines (commas inside parentheses belong to the rule).
+
+    Raises:
+        ConfigurationError: A rule is not ``Tool`` or ``Tool(specifier)``.
+    """
+    rules: list[str] = []
+    depth, current = 0, ""
+    for char in value:
+        if char in ",\n" and depth == 0:
+            rules.append(current)
+            current = ""
+            continue
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        current += char
+    rules.append(current)
+    parsed: list[str] = []
+    for rule in (r.strip() for r in rules):
+        if not rule:
+            continue
+        try:
+            parsed.append(str(ToolRule.parse(rule)))
+        except ValueError as exc:
+            raise ConfigurationError(f"TOOL_ALLOW: {exc}. Separate several rules with commas.") from None
+    return tuple(parsed)
+
+
+def parse_passthrough(value: str, *, reserved_prefixes: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """
+    ``AGENT_ENV_PASSTHROUGH``: variable names (commas or spaces) the agent may see besides its allow-list.
+
+    Raises:
+        ConfigurationError: A name is not a variable name, or it is one of voicecoder's own settings (those of
+            the configured speech-to-text plug-in, *reserved_prefixes*, included).
+    """
+    names = tuple(n for n in re.split(r"[,\s]+", value) if n)
+    for name in names:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ConfigurationError(f"AGENT_ENV_PASSTHROUGH: {name!r} is not an environment variable name.")
+        if name in VOICECODER_SETTINGS or name.startswith(reserved_prefixes):
             raise ConfigurationError(
-                "PUBLIC_URL must be an https:// URL (Telegram only delivers webhooks over HTTPS on ports "
-                "443, 80, 88 or 8443)."
+                f"AGENT_ENV_PASSTHROUGH lists {name}, one of voicecoder's own settings: the agent runs arbitrary "
+                "commands and must never see them. Remove it from AGENT_ENV_PASSTHROUGH."
             )
+    return names
 
 
 def _choice(value: str | None, name: str, options: tuple[str, ...], out: dict[str, object], field: str) -> None:
@@ -204,13 +521,47 @@ def _number(
 ) -> None:
     if value is None:
         return
+    what = "a whole number" if kind is int else "a number"
+    problem = f"{name} must be {what} between {low:g} and {high:g}, got {value!r}."
     try:
         number = kind(value)
     except ValueError:
-        raise ConfigurationError(f"{name} must be a {kind.__name__}, got {value!r}.") from None
-    if not low <= number <= high:
-        raise ConfigurationError(f"{name} must be between {low:g} and {high:g}, got {value}.")
+        raise ConfigurationError(problem) from None
+    if not low <= number <= high:  # NaN fails this too
+        raise ConfigurationError(problem)
     out[field] = number
+
+
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?", re.IGNORECASE)
+_UNIT_SECONDS = {"": 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+
+
+def _duration(value: str, name: str) -> float | None:
+    """Seconds from ``90``, ``90s``, ``30m``, ``2h`` or ``1d``; ``0``/``off`` means no limit (None)."""
+    if value.lower() in {"0", "off", "none"}:
+        return None
+    match = _DURATION_RE.fullmatch(value.strip())
+    if match is None:
+        raise ConfigurationError(
+            f"{name} must be a duration such as 90s, 30m, 2h or 1d (or 0/off for no limit), got {value!r}."
+        )
+    seconds = float(match.group(1)) * _UNIT_SECONDS[(match.group(2) or "").lower()]
+    if seconds < 60:
+        raise ConfigurationError(f"{name} must be at least 60s (or 0/off for no limit), got {value!r}.")
+    return seconds
+
+
+def _ipv4(value: str, name: str) -> str:
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        address = None
+    if not isinstance(address, ipaddress.IPv4Address):
+        raise ConfigurationError(
+            f"{name} must be an IPv4 address such as 203.0.113.7 (Telegram delivers webhooks over IPv4 only), "
+            f"got {value!r}."
+        )
+    return str(address)
 
 
 def _bool(value: str, name: str) -> bool:

@@ -29,7 +29,7 @@ import anyio
 import pytest
 from aiohttp import web
 
-from voicecoder.adapters.audio_intake import AudioLimits, check_audio
+from voicecoder.adapters.stt.audio_intake import AudioLimits, check_audio
 from voicecoder.domain.model import Audio
 from voicecoder.entrypoints.sandbox import SandboxInfo, find_claude, run_sandbox
 from voicecoder.entrypoints.sandbox_web import create_sandbox_web_app
@@ -230,11 +230,47 @@ def git(workspace: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(workspace), *args], check=True, capture_output=True, text=True).stdout
 
 
+async def assert_fits_the_width(page: Any, shot: Path) -> None:
+    """Nothing scrolls sideways, every control is inside the viewport, and the screenshot is saved and not blank."""
+    width = await page.evaluate("window.innerWidth")
+    assert await page.evaluate("document.documentElement.scrollWidth") <= width
+    for locator in (page.locator(".chip"), page.locator(".composer button:visible")):
+        for i in range(await locator.count()):
+            box = await locator.nth(i).bounding_box()
+            assert box is not None
+            assert box["x"] >= 0
+            assert box["x"] + box["width"] <= width + 0.5
+    await page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 10_000
+
+
+VIEWPORTS: dict[str, dict[str, Any]] = {
+    "desktop": {"viewport": {"width": 1280, "height": 900}},
+    "phone": {
+        "viewport": {"width": 390, "height": 844},
+        "device_scale_factor": 3,
+        "is_mobile": True,
+        "has_touch": True,
+    },
+}
+
+
+def screenshot_path(tmp_path: Path, name: str) -> Path:
+    """Where a checked screenshot goes: $VOICECODER_SCREENSHOT_DIR (kept for people to look at) or tmp."""
+    folder = Path(os.environ.get("VOICECODER_SCREENSHOT_DIR") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{name}.png"
+
+
 class TestWholeSandbox:
-    async def test_prompt_show_diff_and_approve(self, chromium: str, whole_sandbox: SandboxInfo) -> None:
+    @pytest.mark.parametrize("device", list(VIEWPORTS))
+    async def test_prompt_show_diff_and_approve(
+        self, chromium: str, whole_sandbox: SandboxInfo, device: str, tmp_path: Path
+    ) -> None:
         """
         A typed prompt runs the real agent in the sandbox workspace: the live status is edited in place, the
-        answer and the change summary arrive, 📝 Show Diff shows the diff, and ✅ Approve commits the file.
+        answer and the change summary arrive, 📝 Show Diff shows the diff, and ✅ Approve commits the file;
+        at desktop and at phone width, with nothing scrolling sideways and no bot message left unparsed.
         """
         from playwright.async_api import async_playwright, expect  # noqa: PLC0415 - only the browser tests need it
 
@@ -243,7 +279,7 @@ class TestWholeSandbox:
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
             try:
-                page = await browser.new_page(viewport={"width": 520, "height": 1000}, device_scale_factor=1.5)
+                page = await (await browser.new_context(**VIEWPORTS[device])).new_page()
                 errors: list[str] = []
                 page.on("pageerror", lambda exc: errors.append(str(exc)))
                 await page.goto(whole_sandbox.url)
@@ -268,6 +304,7 @@ class TestWholeSandbox:
                 await expect(diff).to_contain_text("+++ b/notes.txt", timeout=slow)
                 await expect(diff.locator("span.add")).to_have_text(["+hello"])
                 assert git(workspace, "status", "--porcelain") == "?? notes.txt\n"
+                await assert_fits_the_width(page, screenshot_path(tmp_path, f"sandbox-{device}-diff"))
 
                 shot = os.environ.get("VOICECODER_SANDBOX_SCREENSHOT")
                 if shot:
@@ -275,9 +312,14 @@ class TestWholeSandbox:
                     await page.wait_for_timeout(1200)  # let the edit highlight and the pressed button settle
                     await page.screenshot(path=shot)
 
+                key = await summary.get_attribute("data-key")
                 await summary.get_by_role("button", name="✅ Approve").click()
+                summary = page.locator(f'[data-key="{key}"]')  # its text changes when the decision is recorded
 
-                await expect(bots.filter(has_text="✅ Committed")).to_have_count(1, timeout=slow)
+                await expect(bots.filter(has_text="✅ Changes approved and committed")).to_have_count(1, timeout=slow)
+                await expect(summary).to_contain_text("✅ Approved and committed")
+                await expect(summary.get_by_role("button")).to_have_text(["📝 Show Diff"])
+                await assert_fits_the_width(page, screenshot_path(tmp_path, f"sandbox-{device}-approved"))
                 assert errors == []
             finally:
                 await browser.close()
@@ -394,6 +436,38 @@ class TestSandboxPage:
         assert voice["duration"] >= 1
         assert info.duration_s is not None
         assert info.duration_s > 0.5
+
+    async def test_upload_is_reachable_by_keyboard(self, chromium: str, sandbox: tuple[str, EchoBot]) -> None:
+        """Tab reaches the upload button, Enter opens the file picker, and the picked file goes out as a voice note
+        with its real length (Telegram clients send it; the label must not say 1 s for a 3 s clip)."""
+        from playwright.async_api import async_playwright, expect  # noqa: PLC0415 - only the browser tests need it
+
+        url, bot = sandbox
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            try:
+                page = await browser.new_page()
+                # A listener from the start makes Playwright intercept file choosers before the first one opens.
+                page.on("filechooser", lambda _chooser: None)
+                await page.goto(url)
+                await expect(page.get_by_test_id("status")).to_have_text("bot · local sandbox")
+
+                for _ in range(30):
+                    await page.keyboard.press("Tab")
+                    if await page.evaluate("document.activeElement && document.activeElement.id") == "upload":
+                        break
+                assert await page.evaluate("document.activeElement.id") == "upload"
+                async with page.expect_file_chooser() as chooser:
+                    await page.keyboard.press("Enter")
+                await (await chooser.value).set_files(str(VOICE))
+
+                await expect(page.get_by_test_id("bot-message")).to_contain_text("🎤 Heard: a voice note of")
+                await expect(page.get_by_test_id("my-message")).to_contain_text("Voice note · 3 s")
+            finally:
+                await browser.close()
+
+        ((message, _),) = bot.audio
+        assert message["voice"]["duration"] == 3  # 02_check_workspace.ogg lasts 2.94 s
 
     async def test_upload_an_audio_file(self, chromium: str, sandbox: tuple[str, EchoBot]) -> None:
         """📎 sends a picked OGG file as a voice note with exactly its bytes."""

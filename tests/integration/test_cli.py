@@ -47,17 +47,18 @@ class TestWebhookCommands:
         """
         `webhook set` with no flags registers PUBLIC_URL + a generated path and secret, stored 0600 for `serve`.
         """
-        code, out = await voicecoder(tmp_path, bot_api, "webhook", "set", PUBLIC_URL="https://bot.example.org")
+        # An address, not a name: `webhook set` resolves a name to compare it with Telegram's; tests never query DNS.
+        code, out = await voicecoder(tmp_path, bot_api, "webhook", "set", PUBLIC_URL="https://203.0.113.10")
         info_code, info = await voicecoder(tmp_path, bot_api, "webhook", "info")
 
         assert code == 0, out
         identity = json.loads((tmp_path / "data" / "webhook.json").read_text())
         assert stat.S_IMODE((tmp_path / "data" / "webhook.json").stat().st_mode) == 0o600
         set_call = next(c for c in bot_api.calls if c.method.lower() == "setwebhook")
-        assert set_call.params["url"] == "https://bot.example.org" + identity["path"]
+        assert set_call.params["url"] == "https://203.0.113.10" + identity["path"]
         assert set_call.params["secret_token"] == identity["secret"]
         assert info_code == 0
-        assert "bot.example.org" in info
+        assert "203.0.113.10" in info
         assert identity["secret"] not in out + info
         assert identity["path"] not in out + info
         assert TOKEN not in out + info
@@ -116,7 +117,7 @@ class TestSandboxCommand:
                     while True:
                         async with http.get(f"http://127.0.0.1:{port}/api/conversation") as response:
                             messages = (await response.json())["messages"]
-                        if any("Welcome" in m["html"] for m in messages):
+                        if any("👋 Hi" in m["html"] for m in messages):
                             break
                         await anyio.sleep(0.2)
         finally:
@@ -127,3 +128,42 @@ class TestSandboxCommand:
 
         assert (tmp_path / "home" / ".local" / "share" / "voicecoder" / "sandbox" / "workspace" / ".git").is_dir()
         assert process.returncode == 0
+
+    async def test_opens_the_page_when_a_display_is_available(self, tmp_path: Path) -> None:
+        """
+        With a display, the sandbox opens its page in the user's browser ($BROWSER here) and says so; the URL is
+        printed in a box either way.
+        """
+        opened = tmp_path / "opened.txt"
+        browser = tmp_path / "browser.sh"
+        browser.write_text(f'#!/bin/sh\nprintf "%s" "$1" > {opened}\n')
+        browser.chmod(0o755)
+        port = free_port()
+        env = {
+            "PATH": os.environ["PATH"],
+            "HOME": str(tmp_path / "home"),
+            "HF_HUB_OFFLINE": "1",
+            "DISPLAY": ":99",
+            "BROWSER": f"{browser} %s",
+        }
+        process = await anyio.open_process(
+            [sys.executable, "-m", "voicecoder.entrypoints.cli", "sandbox", "--port", str(port)],
+            env=env,
+            cwd=tmp_path,
+        )
+        try:
+            with anyio.fail_after(60):
+                while not opened.exists() or not opened.read_text():
+                    await anyio.sleep(0.1)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            with anyio.fail_after(30):
+                await process.wait()
+            assert process.stdout is not None
+            out = b"".join([chunk async for chunk in process.stdout]).decode()
+            await process.aclose()
+
+        url = f"http://127.0.0.1:{port}/"
+        assert opened.read_text() == url
+        assert f"│  voicecoder sandbox: {url}  │" in out
+        assert "opened in your browser" in out

@@ -7,14 +7,16 @@ from typing import Any
 import anyio
 import pytest
 
+from tests.ingress_rig import running_polling
 from voicecoder.adapters.sqlite_inbox import SqliteInbox
 from voicecoder.adapters.telegram_bot_api import RetryPolicy, TelegramBotApi
 from voicecoder.adapters.update_dispatcher import UpdateDispatcher
-from voicecoder.domain.errors import ConfigurationError
-from voicecoder.entrypoints.polling import ALLOWED_UPDATES, UpdatePoller, run_polling
+from voicecoder.domain.errors import StartupError
+from voicecoder.entrypoints.polling import ALLOWED_UPDATES, Backoff, UpdatePoller, run_polling
 from voicecoder.testing.fake_bot_api import DEFAULT_USER, FakeBotApi, FakeUser
 
 FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
+FAST_BACKOFF = Backoff(first=0.01, cap=0.05)
 
 
 def lane_of(update: dict[str, Any]) -> tuple[int, str] | None:
@@ -66,28 +68,10 @@ async def poll_while(
     until: Callable[[], bool],
     **kwargs: Any,
 ) -> UpdatePoller:
-    stop = anyio.Event()
-    dispatcher = UpdateDispatcher(inbox, handler, retry_delays=(0.01,))
-    async with anyio.create_task_group() as tg:
-        poller: UpdatePoller = await tg.start(
-            lambda task_status: run_polling(
-                api,
-                inbox=inbox,
-                dispatcher=dispatcher,
-                lane_of=lane_of,
-                poll_timeout_s=1,
-                error_delays=(0.01,),
-                stop=stop,
-                handle_signals=False,
-                task_status=task_status,
-                **kwargs,
-            )
-        )
-        try:
-            await eventually(until)
-            await dispatcher.join()
-        finally:
-            stop.set()
+    async with running_polling(
+        api, inbox, handler, lane_of=lane_of, poll_timeout_s=1, backoff=FAST_BACKOFF, **kwargs
+    ) as poller:
+        await eventually(until)
     return poller
 
 
@@ -144,7 +128,7 @@ class TestPolling:
         await api.set_webhook("http://127.0.0.1:9/hook", secret_token="abc")
         dispatcher = UpdateDispatcher(inbox, Seen())
 
-        with pytest.raises(ConfigurationError, match="webhook delete"):
+        with pytest.raises(StartupError, match="webhook delete"):
             await run_polling(api, inbox=inbox, dispatcher=dispatcher, lane_of=lane_of, handle_signals=False)
 
         assert (await api.get_webhook_info()).url == "http://127.0.0.1:9/hook"

@@ -85,7 +85,7 @@ class TestSandbox:
         approve = approve_button(change)
         assert approve is not None
         await http.post(info.url + "api/press", json={"message_id": change["id"], "data": approve["callback_data"]})
-        await wait_for(http, info.url, lambda ms: any("Committed" in t for t in bot_texts(ms)))
+        await wait_for(http, info.url, lambda ms: any("approved and committed" in t for t in bot_texts(ms)))
 
         assert (info.workspace / "hello.txt").read_text() == "hi there\n"
         log = git(info.workspace, "log", "--format=%s%n%b", "-1")
@@ -136,12 +136,20 @@ class TestSandbox:
             )
             async with aiohttp.ClientSession(headers=HEADERS) as http:
                 await http.post(info.url + "api/send", json={"text": "refactor everything"})
-                messages = await wait_for(http, info.url, lambda ms: any("No git changes" in t for t in bot_texts(ms)))
+                await wait_for(http, info.url, lambda ms: any("can't run Claude Code" in t for t in bot_texts(ms)))
+                # The chat's next message is handled after the turn has fully settled: anything the turn still
+                # had to say is in the chat by the time /help is answered.
+                await http.post(info.url + "api/send", json={"text": "/help"})
+                messages = await wait_for(http, info.url, lambda ms: any("Commands" in t for t in bot_texts(ms)))
             stop.set()
 
-        answer = next(t for t in bot_texts(messages) if "can't run Claude Code" in t)
+        texts = bot_texts(messages)
+        (answer,) = [t for t in texts if "can't run Claude Code" in t]
         assert "To fix it" in answer
         assert "install" in answer.lower()
+        assert answer.count("⚠️") == 1  # the reason is said once, not again as a separate error line
+        assert any(t.startswith("⚠️ Claude stopped after") for t in texts)
+        assert not any("No git changes" in t or "Claude finished" in t for t in texts)
 
     @pytest.mark.slow
     async def test_voice_note_is_heard(self, sandbox: tuple[SandboxInfo, aiohttp.ClientSession]) -> None:
@@ -234,7 +242,9 @@ class TestServe:
         port = free_port()
         dev = FakeUser(id=1001, first_name="Dev")
         bot_api.add_chat(dev)
-        proc = start_serve(tmp_path, bot_api, port, {"FAKE_CLAUDE_LINE_DELAY": "1.5"})
+        # The agent's environment is an allow-list: the fake CLI's knob must be passed through by name.
+        slow = {"FAKE_CLAUDE_LINE_DELAY": "1.5", "AGENT_ENV_PASSTHROUGH": "FAKE_CLAUDE_LINE_DELAY"}
+        proc = start_serve(tmp_path, bot_api, port, slow)
         try:
             await wait_http(f"http://127.0.0.1:{port}/healthz")
             await _set_webhook(bot_api, port)

@@ -7,6 +7,7 @@ plays the other side.
 from __future__ import annotations
 
 import asyncio
+import html
 import importlib.resources
 import io
 import wave
@@ -18,7 +19,14 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from voicecoder.entrypoints.sandbox_web import CSRF_HEADER, MAX_VOICE_BYTES, create_sandbox_web_app, render_entities
+from voicecoder.entrypoints.sandbox_web import (
+    CSRF_HEADER,
+    MAX_VOICE_BYTES,
+    create_sandbox_web_app,
+    recording_duration,
+    render_entities,
+)
+from voicecoder.testing.demo_model import DEMO_PROMPTS
 from voicecoder.testing.fake_bot_api import FakeBotApi
 
 USER_ID = 424242
@@ -484,6 +492,42 @@ class TestVoice:
         assert (audio["mime_type"], audio["file_name"], audio["duration"]) == ("audio/wav", "take 1.wav", 1)
         assert data == downloaded
 
+    @pytest.mark.parametrize(
+        ("data", "field", "expected"),
+        [
+            (VOICE.read_bytes(), "voice", 4),  # 01_create_file.ogg: 4.14 s of Opus
+            (wav_bytes(3.7), "audio", 4),
+            (wav_bytes(0.2), "audio", 1),
+        ],
+    )
+    async def test_a_file_without_a_duration_is_measured(
+        self, http: aiohttp.ClientSession, base: str, bot: Bot, data: bytes, field: str, expected: int
+    ) -> None:
+        """An uploaded file sent without a duration carries its measured length, as a Telegram client's would."""
+        form = aiohttp.FormData()
+        form.add_field("voice", data, filename="upload.bin", content_type="application/octet-stream")
+
+        async with http.post(base + "api/voice", data=form) as resp:
+            assert resp.status == 200
+        (update,) = await bot.updates()
+
+        assert update["message"][field]["duration"] == expected
+
+    def test_measured_length_matches_pyav(self) -> None:
+        """The header-only OGG reader agrees with a full decode (PyAV) within a frame."""
+        av = pytest.importorskip("av", reason="PyAV comes with the local-stt extra")
+        for clip in sorted(VOICE.parent.glob("*.ogg")):
+            data = clip.read_bytes()
+            measured = recording_duration(data)
+            if clip.name == "not_audio.ogg":
+                assert measured is None
+                continue
+            with av.open(io.BytesIO(data)) as container:
+                stream = container.streams.audio[0]
+                decoded = sum(frame.samples for frame in container.decode(stream)) / stream.codec_context.sample_rate
+            assert measured is not None
+            assert abs(measured - decoded) < 0.03, clip.name
+
     async def test_webm_from_media_recorder_is_passed_on(
         self, http: aiohttp.ClientSession, base: str, bot: Bot
     ) -> None:
@@ -651,3 +695,55 @@ class TestRenderEntities:
         ]
 
         assert render_entities("abc", entities) == "ab<b>c</b>"
+
+
+class TestReplies:
+    async def test_a_text_reply_carries_the_replied_message(
+        self, http: aiohttp.ClientSession, base: str, bot: Bot
+    ) -> None:
+        """Replying to a bot message sends reply_to_message with its text and keyboard; the page quotes it."""
+        keyboard = {"inline_keyboard": [[{"text": "✅ Allow", "callback_data": "y:0123abcd:"}]]}
+        sent = await bot.say("💻 <b>Claude wants to run a command</b>", reply_markup=keyboard)
+        await bot.updates()
+
+        status, _ = await post_json(http, base + "api/send", {"text": "no, not now", "reply_to": sent["message_id"]})
+        (update,) = await bot.updates()
+        async with http.get(base + "api/conversation") as resp:
+            mine = [m for m in (await resp.json())["messages"] if m["from"] == "me"]
+
+        assert status == 200
+        replied = update["message"]["reply_to_message"]
+        assert (replied["message_id"], replied["text"]) == (sent["message_id"], "💻 Claude wants to run a command")
+        assert replied["reply_markup"] == keyboard
+        assert mine[-1]["reply_to"] == {"id": sent["message_id"], "text": "💻 Claude wants to run a command"}
+
+    async def test_a_voice_reply(self, http: aiohttp.ClientSession, base: str, bot: Bot) -> None:
+        """A recorded voice note can reply too (the reply_to form field)."""
+        sent = await bot.say("question")
+        await bot.updates()
+        form = aiohttp.FormData()
+        form.add_field("voice", VOICE.read_bytes(), filename="voice.ogg", content_type="audio/ogg")
+        form.add_field("reply_to", str(sent["message_id"]))
+
+        async with http.post(base + "api/voice", data=form) as resp:
+            assert resp.status == 200
+        (update,) = await bot.updates()
+
+        assert update["message"]["reply_to_message"]["message_id"] == sent["message_id"]
+
+    @pytest.mark.parametrize(("reply_to", "status"), [(999999, 404), ("7", 400), (True, 400)])
+    async def test_bad_reply_targets_are_refused(
+        self, http: aiohttp.ClientSession, base: str, bot: Bot, reply_to: Any, status: int
+    ) -> None:
+        """A reply to a message that does not exist is 404, a malformed id 400; nothing is sent."""
+        got, _ = await post_json(http, base + "api/send", {"text": "x", "reply_to": reply_to})
+
+        assert got == status
+        assert await bot.updates() == []
+
+    async def test_the_page_offers_the_demo_prompts(self, http: aiohttp.ClientSession, base: str) -> None:
+        """Every request the demo model understands is a tappable chip on the page."""
+        async with http.get(base) as resp:
+            page = html.unescape(await resp.text())
+
+        assert [p for p in DEMO_PROMPTS if f'data-command="{p}"' not in page] == []

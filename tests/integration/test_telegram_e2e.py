@@ -137,9 +137,11 @@ class TestTelegramEndToEnd:
         """/start through the webhook gets the welcome message."""
         await bot.api.send_text("/start")
 
-        welcome = await bot.wait_text("👋 Welcome to voicecoder")
+        welcome = await bot.wait_text("👋 Hi Ada!")
 
-        assert "Ada" in (welcome.text or "")
+        assert "nothing is committed until you tap ✅ Approve" in (welcome.text or "")
+        assert "/status — " in (welcome.text or "")
+        assert bot.api.html_errors == []
 
     async def test_unauthorized_user_is_refused_and_nothing_runs(self, bot: Bot) -> None:
         """A stranger's prompt is answered ⛔ and the agent never runs."""
@@ -182,12 +184,79 @@ class TestTelegramEndToEnd:
     async def test_approve_commits(self, bot: Bot) -> None:
         """✅ Approve commits the change; the button press is answered."""
         summary = await turn_with_change(bot)
+        await bot.api.press(summary.message_id, summary.callback_datas()[2])
+        diff = await bot.wait_text("📝 Diff")
+        assert diff.button_texts() == ["✅ Approve", "❌ Reject"]
 
         press = await bot.api.press(summary.message_id, summary.callback_datas()[0])
-        await bot.wait_text("✅ Committed")
+        reply = await bot.wait_text("✅ Changes approved and committed!")
 
         assert bot.fakes.workspace.head["hello.py"][0] == b"print('hi')\n"
         await bot.wait_for(lambda: bot.api.callback_answered(press["callback_query"]["id"]))
+        sha = bot.fakes.workspace.commits[-1].sha[:7]
+        assert f"📝 Commit: {sha} Apply changes from Claude" in (reply.text or "")
+        assert "💬 Prompt: create hello.py" in (reply.text or "")
+        assert "🕐 " in (reply.text or "")
+        edited = bot.api.message(summary.message_id)
+        assert edited.button_texts() == ["📝 Show Diff"]
+        assert bot.api.message(diff.message_id).button_texts() == []
+        assert f"✅ Approved and committed {sha}" in (edited.text or "")
+        assert bot.api.html_errors == []
+
+    async def test_reject_edits_the_summary_and_its_diff_stays_viewable(self, bot: Bot) -> None:
+        """After ❌ Reject the summary says so; its 📝 Show Diff still shows the diff, marked rejected."""
+        summary = await turn_with_change(bot)
+        show_diff = summary.callback_datas()[2]
+
+        await bot.api.press(summary.message_id, summary.callback_datas()[1])
+        await bot.wait_text("❌ Changes discarded")
+        press = await bot.api.press(summary.message_id, show_diff)
+        diff = await bot.wait_text("📝 Diff")
+
+        assert "❌ Rejected" in (diff.text or "")
+        assert "print('hi')" in (diff.text or "")
+        assert diff.reply_markup is None
+        await bot.wait_for(lambda: bot.api.callback_answered(press["callback_query"]["id"]))
+        assert bot.api.message(summary.message_id).button_texts() == ["📝 Show Diff"]
+
+    async def test_replaced_summary_loses_its_buttons(self, bot: Bot) -> None:
+        """A prompt on top of a pending change replaces it: the old summary says so and keeps only Show Diff."""
+        first = await turn_with_change(bot)
+        bot.fakes.agent.script(AgentScript(text="More", writes={"more.py": b"x = 1\n"}))
+        await bot.api.send_text("and more.py")
+        await bot.wait_for(lambda: any("↪️ Replaced by a newer change" in t for t in bot.texts()))
+
+        old = bot.api.message(first.message_id)
+        assert any("This includes and replaces the previous pending change" in t for t in bot.texts())
+        assert "↪️ Replaced by a newer change" in (old.text or "")
+        assert old.button_texts() == ["📝 Show Diff"]
+
+    async def test_clear_after_approve_does_not_claim_a_pending_change(self, bot: Bot) -> None:
+        """/clear after Approve says only that a fresh session started."""
+        summary = await turn_with_change(bot)
+        await bot.api.press(summary.message_id, summary.callback_datas()[0])
+        await bot.wait_text("✅ Changes approved and committed!")
+
+        await bot.api.send_text("/clear")
+        cleared = await bot.wait_text("🧹")
+
+        assert cleared.text == "🧹 Started a fresh Claude session."
+
+    async def test_status_names_the_user_and_counts(self, bot: Bot) -> None:
+        """/status shows the user's name and @username, total decisions and the workspace's file count."""
+        summary = await turn_with_change(bot)
+        await bot.api.press(summary.message_id, summary.callback_datas()[0])
+        await bot.wait_text("✅ Changes approved and committed!")
+
+        await bot.api.send_text("/status")
+        status = await bot.wait_text("📋 Status")
+
+        text = status.text or ""
+        assert f"👤 User: {DEFAULT_USER.first_name} @{DEFAULT_USER.username} {DEFAULT_USER.id}" in text
+        assert "🗳 Decisions: 1 (✅ 1 approved · ❌ 0 rejected)" in text
+        files = len(bot.fakes.workspace.head)
+        assert f"· {files} file{'s' if files != 1 else ''}" in text
+        assert bot.api.html_errors == []
 
     async def test_reject_discards(self, bot: Bot) -> None:
         """❌ Reject restores the workspace."""
@@ -255,6 +324,22 @@ class TestTelegramEndToEnd:
         await bot.wait_text("⏹ Cancelled.")
 
         assert bot.fakes.agent.cancelled == 1
+        status = bot.api.message(working.message_id)
+        assert (status.text or "").startswith("⏹ Cancelled after ")
+        assert status.reply_markup is None
+        assert not any("finished" in t for t in bot.texts())
+
+    async def test_status_message_of_a_quick_turn_is_html(self, bot: Bot) -> None:
+        """A turn under a second ends with its status as HTML ("<1s" escaped), never re-sent as plain text."""
+        summary = await turn_with_change(bot)
+
+        status = next(
+            m for m in bot.api.bot_messages() if m.message_id < summary.message_id and "Claude" in (m.text or "")
+        )
+
+        assert (status.text or "").startswith("✔️ Claude finished after")
+        assert status.parse_mode == "HTML"
+        assert bot.api.html_errors == []
 
     async def test_send_429_and_5xx_are_retried_and_delivered(self, bot: Bot) -> None:
         """Flood control (429 retry_after) and a 502 on sendMessage are waited out; the reply arrives once."""

@@ -226,18 +226,19 @@ class TestWebhookIngress:
             b"[1, 2, 3]",
             b'"a string"',
             b"{}",
+            b"",
             b'{"update_id": "7", "message": {"chat": {"id": 1}}}',
             b'{"update_id": true, "message": {"chat": {"id": 1}}}',
-            b'{"update_id": -5, "message": {"chat": {"id": 1}}}',
-            b'{"update_id": 7, "message": "hello"}',
-            b'{"update_id": 7, "message": {"text": "no chat"}}',
-            b'{"update_id": 7, "message": {"chat": {"id": "abc"}}}',
-            b'{"update_id": 7, "message": {"chat": {"id": 1}}, "callback_query": {"id": "1"}}',
-            b'{"update_id": 99999999999999999999999, "message": {"chat": {"id": 1}}}',
+            b'{"update_id": 7.0, "message": {"chat": {"id": 1}}}',
+            b'{"update_id": null}',
+            b'{"update_id": 7, "message": {"text": "caf\xe9"}}',  # Latin-1, not UTF-8
+            b'{"update_id": 1' + b"0" * 5000 + b"}",  # more digits than Python parses into an int
         ],
     )
-    async def test_garbage_is_400_never_500(self, tmp_path: Path, session: aiohttp.ClientSession, raw: bytes) -> None:
-        """Bodies that are not a valid Update get 400 and are not stored."""
+    async def test_not_an_update_is_400_never_500(
+        self, tmp_path: Path, session: aiohttp.ClientSession, raw: bytes
+    ) -> None:
+        """Bodies that are not an Update at all (no JSON object with an integer update_id) get 400, not stored."""
         async with running_bot(tmp_path / "inbox.db", Processed()) as bot:
             status = await post(session, bot, None, raw=raw)
             depth = await bot.inbox.depth()
@@ -245,11 +246,37 @@ class TestWebhookIngress:
         assert (status, depth) == (400, 0)
 
     @pytest.mark.parametrize(
+        "raw",
+        [
+            b'{"update_id": -5, "message": {"chat": {"id": 1}}}',
+            b'{"update_id": 99999999999999999999999, "message": {"chat": {"id": 1}}}',
+            b'{"update_id": 7, "message": "hello"}',
+            b'{"update_id": 7, "message": {"text": "no chat"}}',
+            b'{"update_id": 7, "message": {"chat": {"id": "abc"}}}',
+            b'{"update_id": 7, "callback_query": []}',
+        ],
+    )
+    async def test_update_that_cannot_be_routed_is_acked_and_ignored(
+        self, tmp_path: Path, session: aiohttp.ClientSession, raw: bytes
+    ) -> None:
+        """
+        An Update voicecoder cannot route is acknowledged (Telegram would retry anything else for a day) and ignored.
+        """
+        outcomes: list[str] = []
+        processed = Processed()
+        async with running_bot(tmp_path / "inbox.db", processed, stats=IngressStats(on_outcome=outcomes.append)) as bot:
+            status = await post(session, bot, None, raw=raw)
+            depth = await bot.inbox.depth()
+
+        assert (status, depth, outcomes, processed.ids) == (200, 0, ["ignored"], [])
+
+    @pytest.mark.parametrize(
         "update",
         [
             {"update_id": 5, "edited_message": {"message_id": 1, "chat": {"id": 1}, "date": 1, "text": "edit"}},
             {"update_id": 6, "my_chat_member": {"chat": {"id": 1}}},
             {"update_id": 7, "inline_query": {"id": "1", "query": "x"}},
+            {"update_id": 8},
         ],
     )
     async def test_other_update_types_are_200_and_not_processed(

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from voicecoder.adapters.local_whisper_transcriber import LocalWhisperTranscriber
-from voicecoder.adapters.workspace_vocabulary import WorkspaceVocabulary
+from voicecoder.adapters.stt.local_whisper import LocalWhisperTranscriber
+from voicecoder.adapters.stt.vocabulary import WorkspaceVocabulary
 from voicecoder.domain.errors import NoSpeechError
 from voicecoder.domain.model import Audio, TranscriptionHints
 from voicecoder.testing.wer import wer
@@ -24,13 +24,10 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture(scope="module")
-def whisper(tmp_path_factory: pytest.TempPathFactory) -> LocalWhisperTranscriber:
-    """faster-whisper base int8, loaded once for this module."""
-    pytest.importorskip("faster_whisper", reason="faster-whisper (the local-stt extra) is not installed")
-    transcriber = LocalWhisperTranscriber(cache_dir=tmp_path_factory.mktemp("whisper-cache"))
-    transcriber.load()
-    return transcriber
+@pytest.fixture(name="whisper")
+def _whisper(whisper_base: LocalWhisperTranscriber) -> LocalWhisperTranscriber:
+    """The session's faster-whisper base int8 engine."""
+    return whisper_base
 
 
 @pytest.fixture(name="workspace")
@@ -70,3 +67,16 @@ class TestWhisperWithWorkspaceHints:
 
         with pytest.raises(NoSpeechError):
             await whisper.transcribe(audio, TranscriptionHints(keyterms=("test.txt", "main.py"), language="en"))
+
+
+class TestCodingVocabulary:
+    async def test_git_log_heard_as_git_log(self, whisper: LocalWhisperTranscriber) -> None:
+        """With the code-aware hints, "show me the git log" is not heard as "good log"."""
+        from voicecoder.adapters.stt.code_aware import CodeAwareTranscriber  # noqa: PLC0415
+        from voicecoder.testing.contracts.transcriber import voice_clip  # noqa: PLC0415
+
+        clip = voice_clip("git_log.ogg")
+
+        result = await CodeAwareTranscriber(whisper).transcribe(clip.audio(), TranscriptionHints(language="en"))
+
+        assert "git log" in result.text.lower()

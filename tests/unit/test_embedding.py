@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+
+import pytest
+
 import voicecoder
 from voicecoder import ChatId, Ports, Settings, UserId, VoiceCoder
 from voicecoder.domain.replies import AgentAnswer, ChangeSummary
@@ -44,3 +48,32 @@ class TestEmbedding:
         assert messenger.of_type(AgentAnswer)[0].text == "Added it."
         assert messenger.of_type(ChangeSummary)[0].diff.paths == ("hello.py",)
         assert voicecoder.__version__
+
+
+class TestPublicNames:
+    @pytest.mark.parametrize("module", ["voicecoder", "voicecoder.adapters", "voicecoder.testing"])
+    def test_every_exported_name_resolves(self, module: str) -> None:
+        """Each name in ``__all__`` imports (lazily where it is lazy) and ``dir()`` shows it."""
+        package = importlib.import_module(module)
+        for name in package.__all__:
+            assert getattr(package, name) is not None, name
+        assert set(package.__all__) <= set(dir(package))
+
+    def test_the_simulators_are_in_voicecoder_testing(self) -> None:
+        """The fake MTProto Telegram is a testing tool like the fake Bot API: both are in `voicecoder.testing`."""
+        import voicecoder.simulators  # noqa: PLC0415
+        import voicecoder.testing  # noqa: PLC0415
+
+        for name in voicecoder.simulators.__all__:
+            if name != "StoredMessage":
+                assert getattr(voicecoder.testing, name) is getattr(voicecoder.simulators, name)
+        assert voicecoder.testing.FakeBotApi.__module__ == "voicecoder.testing.fake_bot_api"
+
+    def test_unknown_names_raise_attribute_error(self) -> None:
+        import voicecoder.adapters  # noqa: PLC0415
+        import voicecoder.testing  # noqa: PLC0415
+
+        with pytest.raises(AttributeError, match="Nope"):
+            _ = voicecoder.adapters.Nope
+        with pytest.raises(AttributeError, match="Nope"):
+            _ = voicecoder.testing.Nope

@@ -19,6 +19,7 @@ from voicecoder.testing.fake_anthropic import (
     Text,
     ToolUse,
     default_responder,
+    demo_responder,
     write_file,
 )
 
@@ -185,7 +186,8 @@ class TestFakeAnthropicApi:
             async with http.post(f"{api.base_url}/v1/messages", json=body(prompt, stream=False)) as resp:
                 answers.append((await resp.json())["content"][0]["text"])
 
-        assert answers == ["queued", "by rule", "fake-model: anything"]
+        assert answers[:2] == ["queued", "by rule"]
+        assert answers[2] == "fake-model: anything"
         assert api.pending == 0
 
     async def test_delay_and_wait_for_requests(self, api: FakeAnthropicApi, http: aiohttp.ClientSession) -> None:
@@ -253,16 +255,7 @@ class TestDefaultResponder:
         """'run command X' is a Bash call."""
         reply = self.answer("run command pytest -q")
 
-        assert reply.blocks[-1] == ToolUse("Bash", {"command": "pytest -q"})
-
-    def test_tool_result_gets_a_confirmation(self) -> None:
-        """A follow-up carrying a tool result is answered with text that ends the turn."""
-        reply = self.answer(
-            [{"type": "tool_result", "tool_use_id": "t", "content": [{"type": "text", "text": "File created"}]}]
-        )
-
-        assert reply.blocks == (Text("fake-model: tool finished (ok): File created"),)
-        assert reply.effective_stop_reason == "end_turn"
+        assert reply.blocks[-1] == ToolUse("Bash", {"command": "pytest -q", "description": "Run pytest -q"})
 
     def test_compaction_gets_a_summary(self) -> None:
         """The /compact request gets a <summary> answer."""
@@ -273,6 +266,16 @@ class TestDefaultResponder:
         assert block.text.startswith("<summary>")
         assert block.text.endswith("</summary>")
 
-    def test_echo(self) -> None:
-        """Anything else is echoed."""
-        assert self.answer("how are you").blocks == (Text("fake-model: how are you"),)
+    def test_anything_else_is_echoed_for_tests_and_explained_in_the_sandbox(self) -> None:
+        """An unknown request is echoed by the default (tests see which prompt was answered); the sandbox's
+        demo_responder answers it with a sentence listing what to try."""
+        request = MessagesRequest("/v1/messages", {}, body("how are you"))
+        default, demo = default_responder(request), demo_responder(request)
+        assert isinstance(default, Reply)
+        assert isinstance(demo, Reply)
+        (echoed,), (explained,) = default.blocks, demo.blocks
+
+        assert isinstance(echoed, Text)
+        assert echoed.text == "fake-model: how are you"
+        assert isinstance(explained, Text)
+        assert "run the tests" in explained.text

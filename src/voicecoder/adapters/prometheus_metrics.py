@@ -11,7 +11,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from voicecoder.domain.errors import TranscriptionError
 from voicecoder.domain.model import AgentRequest, AgentResult, Audio, Diagnostic, Transcript, TranscriptionHints
-from voicecoder.domain.ports import AgentRunner, EventSink, Transcriber
+from voicecoder.domain.ports import AgentRunner, EventSink, ToolGate, Transcriber
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -24,7 +24,8 @@ class Metrics:
         r = self.registry
         self.updates = Counter(
             "voicecoder_updates_total",
-            "Telegram updates by outcome (received, acked, duplicate, rejected, processed, failed, retried).",
+            "Telegram updates by outcome: acked, duplicate, ignored, rejected (webhook requests); processed, retried, "
+            "failed (handling, both modes).",
             ["outcome"],
             registry=r,
         )
@@ -53,6 +54,12 @@ class Metrics:
             "voicecoder_telegram_api_errors_total", "Bot API errors by error code.", ["code"], registry=r
         )
         self.inbox_depth = Gauge("voicecoder_inbox_depth", "Updates stored and not yet processed.", registry=r)
+        self.telegram_pending = Gauge(
+            "voicecoder_telegram_pending_updates",
+            "Updates Telegram holds for the bot, not yet delivered (getWebhookInfo pending_update_count, read "
+            "every minute).",
+            registry=r,
+        )
 
     def count_telegram_error(self, method: str, code: int) -> None:
         """Hook for the Bot API client: every error response (or network failure, code 0) by error code."""
@@ -69,11 +76,11 @@ class MeteredAgentRunner:
     inner: AgentRunner
     metrics: Metrics
 
-    async def run(self, request: AgentRequest, /, on_event: EventSink) -> AgentResult:
+    async def run(self, request: AgentRequest, /, on_event: EventSink, on_tool: ToolGate | None = None) -> AgentResult:
         started = time.perf_counter()
         outcome = "error"
         try:
-            result = await self.inner.run(request, on_event)
+            result = await self.inner.run(request, on_event, on_tool)
             outcome = "success" if result.success else "failed"
             if result.cost_usd:
                 self.metrics.agent_cost.inc(result.cost_usd)
@@ -83,6 +90,9 @@ class MeteredAgentRunner:
 
     async def compact(self, session_id: str, /, on_event: EventSink) -> AgentResult:
         return await self.inner.compact(session_id, on_event)
+
+    async def end_session(self, session_id: str, /) -> None:
+        await self.inner.end_session(session_id)
 
     async def diagnose(self) -> Sequence[Diagnostic]:
         diagnose = getattr(self.inner, "diagnose", None)

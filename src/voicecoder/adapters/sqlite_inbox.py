@@ -7,8 +7,12 @@ the commit is on disk when it returns), then wakes all the waiting coroutines to
 concurrent webhook requests therefore share one fsync ("group commit").
 
 An update is keyed by its ``update_id``: a second delivery of the same id is acknowledged and not
-stored or processed again. Items go pending → done | failed; ``attempts`` counts claims, so an
-update that crashes the process is still recorded as failed after N attempts across restarts.
+stored or processed again. :meth:`SqliteInbox.put` can also report, through *on_inserted*, whether the row is
+new as soon as it is inserted in the open transaction, before the commit's fsync: processing may then start
+while the disk works (the caller still answers only after the commit).
+
+Items go pending → done | failed; ``attempts`` counts claims, so an update that crashes the process is still
+recorded as failed after N attempts across restarts.
 """
 
 from __future__ import annotations
@@ -51,6 +55,12 @@ CREATE TABLE IF NOT EXISTS meta (
 """
 
 _OFFSET_KEY = "polling_offset"
+_EARLY_REPORTS = 4
+"""
+Up to this many puts in a batch hear "inserted" before the commit. A bigger batch means load: the report then
+comes with the commit's, so each waiting request wakes once, not twice (under load that hop costs more CPU than
+overlapping the fsync saves).
+"""
 _MAX_BATCH = 512
 _MAX_ERROR_CHARS = 2000
 
@@ -113,12 +123,37 @@ class _Request:
     lane: str = ""
     body: bytes = b""
     received_at: float = 0.0
+    inserted: asyncio.Future[bool] | None = None  # resolved as soon as a put's row is in the open transaction
     result: Any = None
     error: BaseException | None = None
 
 
+def _wake(requests: list[_Request], deliver: Callable[[list[_Request]], None]) -> None:
+    """Run *deliver* on each waiting event loop with its requests, in queue order: one hop per loop and batch."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Request]] = {}
+    for req in requests:
+        if req.loop is not None:
+            by_loop.setdefault(req.loop, []).append(req)
+    for loop, reqs in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(deliver, reqs)
+        except RuntimeError:  # the loop is closed; nobody is waiting any more
+            log.debug("update inbox: event loop closed before results were delivered")
+
+
+def _report(puts: list[_Request]) -> None:
+    for req in puts:
+        if req.inserted is not None and not req.inserted.done():
+            req.inserted.set_result(bool(req.result))
+
+
 def _resolve(batch: list[_Request]) -> None:
     for req in batch:
+        if req.inserted is not None and not req.inserted.done():  # not reported early, or failed before the insert
+            if req.error is not None:
+                req.inserted.set_exception(req.error)
+            else:
+                req.inserted.set_result(bool(req.result))
         if req.future is None or req.future.done():  # the caller was cancelled; the work happened anyway
             continue
         if req.error is not None:
@@ -135,9 +170,11 @@ class SqliteInbox:
     Errors surface as :class:`StateStoreError`.
     """
 
-    def __init__(self, path: Path | str, *, max_batch: int = _MAX_BATCH) -> None:
+    def __init__(self, path: Path | str, *, max_batch: int = _MAX_BATCH, linger_s: float = 0.01) -> None:
+        """*linger_s*: how long fire-and-forget marks wait to share a commit (see ``mark_done_nowait``)."""
         self.path = Path(path)
         self._max_batch = max_batch
+        self._linger_s = linger_s
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
@@ -207,22 +244,51 @@ class SqliteInbox:
                 if first is None:
                     break
                 batch = [first]
-                stop = False
-                while len(batch) < self._max_batch:
-                    try:
-                        nxt = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is None:
-                        stop = True
-                        break
-                    batch.append(nxt)
+                stop = self._take_waiting(batch)
+                if not stop and all(req.loop is None for req in batch):
+                    stop = self._linger(batch)
                 self._run_batch(conn, batch)
                 if stop:
                     break
         finally:
             conn.close()
             self._conn = None
+
+    def _take_waiting(self, batch: list[_Request]) -> bool:
+        """Add what is queued already to *batch*; True if the stop marker came."""
+        while len(batch) < self._max_batch:
+            try:
+                nxt = self._queue.get_nowait()
+            except queue.Empty:
+                return False
+            if nxt is None:
+                return True
+            batch.append(nxt)
+        return False
+
+    def _linger(self, batch: list[_Request]) -> bool:
+        """
+        Hold a batch of fire-and-forget marks (claims, dones) up to *linger_s* for a request somebody waits for.
+
+        Nobody waits for the marks, so they ride along with the next commit a webhook request needs instead of
+        costing a commit (and an fsync) of their own; alone, they are committed after *linger_s*. True if the stop
+        marker came.
+        """
+        deadline = time.monotonic() + self._linger_s
+        while len(batch) < self._max_batch:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            try:
+                nxt = self._queue.get(timeout=left)
+            except queue.Empty:
+                return False
+            if nxt is None:
+                return True
+            batch.append(nxt)
+            if nxt.loop is not None:
+                return self._take_waiting(batch)
+        return False
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Request]) -> None:
         """
@@ -236,6 +302,8 @@ class SqliteInbox:
             puts = [r for r in batch if r.kind == "put"]
             if puts:
                 self._insert(conn, puts)
+                if len(puts) <= _EARLY_REPORTS:
+                    self._report_inserted(puts)
             claims = [r.update_id for r in batch if r.kind == "claim"]
             if claims:
                 conn.execute(
@@ -268,19 +336,15 @@ class SqliteInbox:
             for req in batch:
                 req.error = StateStoreError(f"Update inbox commit failed: {exc}")
                 req.error.__cause__ = exc
-        # Wake every waiter of the batch with one hop per loop.
-        by_loop: dict[asyncio.AbstractEventLoop, list[_Request]] = {}
         for req in batch:
-            if req.loop is None:
-                if req.error is not None:
-                    log.error("update inbox: a background write failed: %s", req.error)
-                continue
-            by_loop.setdefault(req.loop, []).append(req)
-        for loop, reqs in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(_resolve, reqs)
-            except RuntimeError:  # the loop is closed; nobody is waiting any more
-                log.debug("update inbox: event loop closed before results were delivered")
+            if req.loop is None and req.error is not None:
+                log.error("update inbox: a background write failed: %s", req.error)
+        _wake(batch, _resolve)
+
+    @staticmethod
+    def _report_inserted(puts: list[_Request]) -> None:
+        """Tell each put that asked whether its row is new, in queue order, before the commit."""
+        _wake([req for req in puts if req.inserted is not None], _report)
 
     @staticmethod
     def _insert(conn: sqlite3.Connection, puts: list[_Request]) -> None:
@@ -317,16 +381,38 @@ class SqliteInbox:
 
     # --- API -------------------------------------------------------------------------------
 
-    async def put(self, update_id: int, lane: str, body: bytes) -> bool:
+    async def put(
+        self, update_id: int, lane: str, body: bytes, *, on_inserted: Callable[[bool], None] | None = None
+    ) -> bool:
         """
         Store one update durably. True if it is new, False for a duplicate ``update_id`` (nothing changes).
+
+        *on_inserted* is called in the caller's task with the same answer as soon as the row is inserted, before the
+        commit is on disk (under load, when many puts share a commit, together with the commit's answer). Work
+        started from it may run although the commit then fails (this raises, the sender delivers again, the update
+        runs twice): at least once, never lost.
 
         Raises:
             StateStoreError: The inbox cannot be written (the webhook must not answer 200).
         """
         request = _Request("put", None, None, None, update_id=update_id, lane=lane, body=body, received_at=time.time())
-        result: bool = await self._wait(request)
-        return result
+        if on_inserted is None:
+            result: bool = await self._wait(request)
+            return result
+        if self._thread is None:
+            raise StateStoreError("The update inbox is not open.")
+        request.loop = asyncio.get_running_loop()
+        request.future = request.loop.create_future()
+        request.inserted = request.loop.create_future()
+        self._queue.put(request)
+        try:
+            fresh = await request.inserted
+        except StateStoreError:
+            pass  # the batch failed before the insert; awaiting the commit below raises the same error
+        else:
+            on_inserted(fresh)
+        committed: bool = await request.future
+        return committed
 
     async def put_many(self, updates: Iterable[NewUpdate], *, offset: int | None = None) -> list[bool]:
         """Store several updates (and optionally the next polling offset) in one transaction; True per new one."""
@@ -390,9 +476,10 @@ class SqliteInbox:
         """
         Queue "done" for *update_id* without waiting for its commit.
 
-        Writes are applied in the order they are queued, and :meth:`aclose` commits everything queued, so only
-        a crash within one commit interval (a few ms) can lose the mark; the update is then processed again
-        after restart (at-least-once), never lost.
+        Writes are applied in the order they are queued, and :meth:`aclose` commits everything queued. The mark
+        shares the next commit a caller waits for, or is committed on its own after *linger_s* (10 ms), so only
+        a crash within that interval can lose it; the update is then processed again after restart
+        (at-least-once), never lost.
         """
         self._enqueue(_Request("done", None, None, None, update_id=update_id))
 
@@ -521,4 +608,43 @@ def _item(row: tuple[Any, ...]) -> InboxItem:
     )
 
 
-__all__ = ["InboxCounts", "InboxItem", "ItemState", "NewUpdate", "SqliteInbox"]
+@attrs.frozen
+class ItemTiming:
+    """How far one update got, as another process reads it from the inbox file."""
+
+    state: ItemState
+    attempts: int
+    received_at: float
+    finished_at: float | None
+    last_error: str | None
+
+
+def read_item_timing(path: Path | str, update_id: int) -> ItemTiming | None:
+    """
+    The state and timestamps of *update_id*, read without writing; None while it is not stored.
+
+    For a second process next to the running bot (`voicecoder selftest`); a missing file also gives None.
+
+    Raises:
+        StateStoreError: The file exists but cannot be read.
+    """
+    target = Path(path)
+    if not target.exists():
+        return None
+    try:
+        connection = sqlite3.connect(f"{target.absolute().as_uri()}?mode=ro", uri=True, timeout=5.0)
+        try:
+            row = connection.execute(
+                "SELECT state, attempts, received_at, finished_at, last_error FROM updates WHERE update_id = ?",
+                (update_id,),
+            ).fetchone()
+        finally:
+            connection.close()
+    except sqlite3.Error as exc:
+        raise StateStoreError(f"Cannot read the inbox {target}: {exc}. Run as the bot's user.") from exc
+    if row is None:
+        return None
+    return ItemTiming(ItemState(row[0]), int(row[1]), float(row[2]), row[3], row[4])
+
+
+__all__ = ["InboxCounts", "InboxItem", "ItemState", "ItemTiming", "NewUpdate", "SqliteInbox", "read_item_timing"]

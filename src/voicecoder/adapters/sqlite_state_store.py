@@ -6,7 +6,8 @@ lock, so the event loop never blocks on disk I/O and SQLite never sees two state
 
 Layout (see `MIGRATIONS`; `PRAGMA user_version` is the schema version):
 
-* ``sessions``: one row per chat; ``pending_change_id`` references the session's current change.
+* ``sessions``: one row per chat; ``pending_change_id`` references the session's current change; ``tool_rules``
+  the rules the chat allowed "for this session" (JSON).
 * ``changes``: every change a session ever referenced, keyed by ``(chat_id, id)``. Decided rows (approved,
   auto-approved, rejected, superseded) are the approval history that `recent_changes` reads.
 * ``audit``: append-only, ordered by an autoincrement id.
@@ -212,7 +213,17 @@ def _v3_open_turn(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE sessions ADD COLUMN open_turn_snapshot TEXT")
 
 
-def _v4_turn_end(db: sqlite3.Connection) -> None:
+def _v4_summary_message(db: sqlite3.Connection) -> None:
+    """The messages that show a change with its buttons, so they can be edited when it is decided or replaced."""
+    db.execute("ALTER TABLE changes ADD COLUMN message_ids TEXT NOT NULL DEFAULT '[]'")
+
+
+def _v5_tool_rules(db: sqlite3.Connection) -> None:
+    """The tool rules a chat allowed "for this session" (a JSON list of rule strings)."""
+    db.execute("ALTER TABLE sessions ADD COLUMN tool_rules TEXT NOT NULL DEFAULT '[]'")
+
+
+def _v6_turn_end(db: sqlite3.Connection) -> None:
     """
     The turn-end snapshot beside each baseline, and the three-way diff (the developer's edits, late edits).
 
@@ -226,7 +237,14 @@ def _v4_turn_end(db: sqlite3.Connection) -> None:
 
 
 #: Ordered; migration ``i`` takes a database from schema version ``i`` to ``i + 1``. Never edit a released one.
-MIGRATIONS: Final[tuple[Migration, ...]] = (_v1_initial, _v2_history_index, _v3_open_turn, _v4_turn_end)
+MIGRATIONS: Final[tuple[Migration, ...]] = (
+    _v1_initial,
+    _v2_history_index,
+    _v3_open_turn,
+    _v4_summary_message,
+    _v5_tool_rules,
+    _v6_turn_end,
+)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 
@@ -256,6 +274,7 @@ _CHANGE_COLUMNS: Final = (
     "commit_author",
     "commit_time",
     "agent_session_id",
+    "message_ids",
     "baseline_turn_end",
     "diff_yours",
     "diff_late_unified",
@@ -276,8 +295,8 @@ _SELECT_CHANGE: Final = f"SELECT {', '.join(_CHANGE_COLUMNS)} FROM changes"  # n
 _UPSERT_SESSION: Final = """
     INSERT INTO sessions (chat_id, agent_session_id, turn_count, compaction_threshold, approved_count,
                           rejected_count, pending_change_id, started_at, last_activity,
-                          open_turn_id, open_turn_snapshot, open_turn_end)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                          open_turn_id, open_turn_snapshot, tool_rules, open_turn_end)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (chat_id) DO UPDATE SET
         agent_session_id = excluded.agent_session_id,
         turn_count = excluded.turn_count,
@@ -289,6 +308,7 @@ _UPSERT_SESSION: Final = """
         last_activity = excluded.last_activity,
         open_turn_id = excluded.open_turn_id,
         open_turn_snapshot = excluded.open_turn_snapshot,
+        tool_rules = excluded.tool_rules,
         open_turn_end = excluded.open_turn_end
 """
 _AUDIT_COLUMNS: Final = (
@@ -372,6 +392,7 @@ def _change_row(change: PendingChange) -> tuple[Any, ...]:
         commit.author if commit else None,
         encode_datetime(commit.committed_at) if commit else None,
         change.agent_session_id,
+        json.dumps(list(change.message_ids)),
         change.baseline.turn_end,
         change.diff.yours,
         change.diff.late_unified,
@@ -419,6 +440,7 @@ def _change_from_row(row: sqlite3.Row) -> PendingChange:
         decided_at=_opt_decode(row["decided_at"]),
         decided_by=UserId(row["decided_by"]) if row["decided_by"] is not None else None,
         commit=commit,
+        message_ids=tuple(int(i) for i in json.loads(row["message_ids"])),
     )
 
 
@@ -599,6 +621,7 @@ class SqliteStateStore:
                     if row["open_turn_id"] is not None
                     else None
                 ),
+                tool_rules=tuple(r for r in json.loads(row["tool_rules"]) if isinstance(r, str)),
             )
 
         return await self._run(load, "read")
@@ -630,6 +653,7 @@ class SqliteStateStore:
             _opt_dt(session.last_activity),
             session.open_turn.turn_id.value if session.open_turn is not None else None,
             session.open_turn.snapshot if session.open_turn is not None else None,
+            json.dumps(list(session.tool_rules)),
             session.open_turn.turn_end if session.open_turn is not None else None,
         )
         change_row = _change_row(pending) if pending is not None else None
@@ -659,6 +683,15 @@ class SqliteStateStore:
                     )
 
         await self._run(save, "write")
+
+    async def load_change(self, chat: ChatId, change: ChangeId, /) -> PendingChange | None:
+        """The change *change* of *chat*, pending or decided, or None."""
+
+        def load(db: sqlite3.Connection) -> PendingChange | None:
+            row = db.execute(f"{_SELECT_CHANGE} WHERE chat_id = ? AND id = ?", (chat.value, change.value)).fetchone()
+            return _change_from_row(row) if row is not None else None
+
+        return await self._run(load, "read")
 
     async def append_audit(self, record: AuditRecord, /) -> None:
         """Append one audit record."""

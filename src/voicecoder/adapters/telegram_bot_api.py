@@ -9,7 +9,9 @@ durable inbox live elsewhere. What it does add:
   connection errors back off exponentially with a cap; attempts are bounded;
 * pacing: a token bucket per chat (about 1 message/s with a small burst) and one overall (30/s);
 * "message is not modified" is success;
-* every other failure is a `TelegramApiError` (a `DeliveryError`), whose text never holds the token.
+* every other failure is a `TelegramApiError` (a `DeliveryError`), whose text never holds the token;
+* what a chat shows (``text``, ``caption``, a document's content) never holds the token or another configured
+  secret, in any form (see `voicecoder.redaction`).
 """
 
 from __future__ import annotations
@@ -19,14 +21,16 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
 import attrs
 
+from voicecoder.adapters.telegram_http import HttpProtocolError, JsonHttpClient
 from voicecoder.domain.errors import DeliveryError, MalformedUpdateError
+from voicecoder.redaction import Redactor
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -250,6 +254,8 @@ class Message:
     audio: Audio | None = None
     document: Document | None = None
     reply_markup: InlineKeyboardMarkup | None = None
+    reply_to_message: Message | None = None
+    """The message this one replies to (as Telegram sends it: without its own reply_to_message)."""
 
     @classmethod
     def from_json(cls, data: Any, where: str = "message") -> Message:
@@ -274,6 +280,14 @@ class Message:
             reply_markup=(
                 InlineKeyboardMarkup.from_json(markup)
                 if isinstance(markup, dict) and "inline_keyboard" in markup
+                else None
+            ),
+            reply_to_message=(
+                # One level only, as Telegram sends it (and a forged deep nesting cannot recurse).
+                cls.from_json(
+                    {k: v for k, v in replied.items() if k != "reply_to_message"}, f"{where}.reply_to_message"
+                )
+                if isinstance(replied := data.get("reply_to_message"), dict)
                 else None
             ),
         )
@@ -484,11 +498,16 @@ class TokenBucketPacer:
 # --- the client ---------------------------------------------------------------------------------
 
 _PACED = frozenset({"sendmessage", "senddocument", "editmessagetext", "editmessagereplymarkup"})
+_SHOWN = ("text", "caption")  # parameters a chat displays; the rest (urls, secret_token ...) go out as given
+HIDDEN = "[redacted]"
+"""What replaces a secret in text sent to a chat (no ``<``/``>``: the text may be HTML)."""
 
 
 class TelegramBotApi:
     """
-    The Bot API over one aiohttp session (its own, or *session* if given, which it then does not close).
+    The Bot API: JSON calls over a lean keep-alive client (`JsonHttpClient`), uploads and downloads over aiohttp.
+
+    The aiohttp session is its own, or *session* if given, which it then does not close.
 
     Use as an async context manager or call `close`.
     """
@@ -503,13 +522,18 @@ class TelegramBotApi:
         retry: RetryPolicy | None = None,
         pacing: PacingPolicy | None = None,
         on_error: Callable[[str, int], None] | None = None,
+        secrets: Iterable[str] = (),
     ) -> None:
+        """*secrets*: values besides the token (webhook secret, API keys) that must never reach a chat."""
         if not token:
             raise ValueError("the bot token is empty")
         self._token = token
+        self._redact_error = Redactor((token,), placeholder="<token>", patterns=False)
+        self._redact_shown = Redactor((token, *secrets), placeholder=HIDDEN, patterns=False)
         self._base = base_url.rstrip("/")
         self._session = session
         self._owns_session = session is None
+        self._json: JsonHttpClient | None = None
         self._timeout = timeout
         self._retry = retry or RetryPolicy()
         self._pacer = TokenBucketPacer(pacing or PacingPolicy())
@@ -527,6 +551,9 @@ class TelegramBotApi:
         await self.close()
 
     async def close(self) -> None:
+        if self._json is not None:
+            await self._json.aclose()
+            self._json = None
         if self._owns_session and self._session is not None:
             await self._session.close()
         self._session = None
@@ -537,11 +564,14 @@ class TelegramBotApi:
             self._owns_session = True
         return self._session
 
+    def _json_http(self) -> JsonHttpClient:
+        if self._json is None:
+            self._json = JsonHttpClient(self._base)
+        return self._json
+
     def redact(self, text: str) -> str:
-        """*text* with the token (plain or URL-encoded) replaced by ``<token>``."""
-        for form in (self._token, self._token.replace(":", "%3A"), self._token.replace(":", "%3a")):
-            text = text.replace(form, "<token>")
-        return text
+        """*text* with the token (plain, URL-encoded, or its secret half alone) replaced by ``<token>``."""
+        return self._redact_error(text)
 
     # --- the request loop ---------------------------------------------------------------------
 
@@ -553,21 +583,27 @@ class TelegramBotApi:
         form: Callable[[], aiohttp.FormData] | None = None,
         pace: int | str | None = None,
         request_timeout: float | None = None,
+        attempts: int | None = None,
     ) -> Any:
         """
         Call *method* with JSON *params* (or a multipart *form*, rebuilt per attempt); return ``result``.
 
         "message is not modified" returns None. A call that timed out may have reached Telegram; its retry
-        can then duplicate a message (Telegram offers no idempotency key), which beats losing it.
+        can then duplicate a message (Telegram offers no idempotency key), which beats losing it. *attempts*
+        overrides the retry policy's count (1: the caller retries on its own terms, e.g. the poller).
 
         Raises:
             TelegramApiError: Telegram refused the call, or it kept failing after the retries.
         """
-        url = f"{self._base}/bot{self._token}/{method}"
         payload = {k: v for k, v in (params or {}).items() if v is not None}
+        for shown in _SHOWN:
+            if isinstance(payload.get(shown), str):
+                payload[shown] = self._redact_shown(payload[shown])
+        max_attempts = attempts if attempts is not None else self._retry.attempts
         if pace is None and method.lower() in _PACED and "chat_id" in payload:
             pace = payload["chat_id"]
-        client_timeout = aiohttp.ClientTimeout(total=request_timeout or self._timeout)
+        timeout = request_timeout or self._timeout
+        encoded = json.dumps(payload, separators=(",", ":")).encode()  # unused when a form is sent
         attempt = 0
         while True:
             attempt += 1
@@ -575,21 +611,29 @@ class TelegramBotApi:
                 await self._pacer.wait(pace)
             body: Any = None
             try:
-                kwargs: JSON = {"data": form()} if form is not None else {"json": payload}
-                async with self._http().post(url, timeout=client_timeout, **kwargs) as resp:
-                    status = resp.status
-                    header_retry = resp.headers.get("Retry-After")
-                    raw = await resp.read()
+                if form is None:
+                    status, headers, raw = await self._json_http().post(
+                        f"/bot{self._token}/{method}", encoded, time_limit=timeout
+                    )
+                    header_retry = headers.get("retry-after")
+                else:
+                    url = f"{self._base}/bot{self._token}/{method}"
+                    limit = aiohttp.ClientTimeout(total=timeout)
+                    async with self._http().post(url, timeout=limit, data=form()) as resp:
+                        status = resp.status
+                        header_retry = resp.headers.get("Retry-After")
+                        raw = await resp.read()
                 try:
                     body = json.loads(raw)
-                except ValueError:
+                except (ValueError, RecursionError):  # not the Bot API's JSON (or absurdly nested): no body
                     body = None
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                # aiohttp's messages may carry the URL, hence the token: keep only the class name.
+            except (aiohttp.ClientError, TimeoutError, OSError, HttpProtocolError) as exc:
+                # Error messages may carry the URL, hence the token: keep only the class name.
                 reason = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
                 self._on_error(method, 0)
-                if attempt >= self._retry.attempts:
-                    raise TelegramApiError(0, f"network error ({reason}) after {attempt} attempts", method) from None
+                if attempt >= max_attempts:
+                    tries = f" after {attempt} attempts" if attempt > 1 else ""
+                    raise TelegramApiError(0, f"network error ({reason}){tries}", method) from None
                 delay = self._retry.backoff(attempt)
                 logger.warning("telegram %s: %s; retry %d in %.2f s", method, reason, attempt, delay)
                 await asyncio.sleep(delay)
@@ -611,13 +655,13 @@ class TelegramBotApi:
             self._on_error(method, code)
             if code == 429:
                 retry_after = _retry_after(parameters, header_retry)
-                if attempt >= self._retry.attempts or retry_after > self._retry.max_retry_after:
+                if attempt >= max_attempts or retry_after > self._retry.max_retry_after:
                     raise TelegramApiError(code, description, method, retry_after=retry_after)
                 logger.warning("telegram %s: flood control, waiting %.0f s (attempt %d)", method, retry_after, attempt)
                 await asyncio.sleep(retry_after)
                 continue
             if code >= 500 or body is None:
-                if attempt >= self._retry.attempts:
+                if attempt >= max_attempts:
                     raise TelegramApiError(code, description, method)
                 delay = self._retry.backoff(attempt)
                 logger.warning("telegram %s: %s; retry %d in %.2f s", method, description, attempt, delay)
@@ -716,6 +760,9 @@ class TelegramBotApi:
         reply_markup: InlineKeyboardMarkup | None = None,
         mime_type: str = "text/plain",
     ) -> Message:
+        caption = self._redact_shown(caption) if caption else caption
+        data = self._redact_shown.data(data)
+
         def form() -> aiohttp.FormData:
             fd = aiohttp.FormData()
             fd.add_field("chat_id", str(chat_id))
@@ -767,10 +814,15 @@ class TelegramBotApi:
             await asyncio.sleep(delay)
 
     async def set_my_commands(
-        self, commands: Sequence[BotCommand], *, scope: JSON | None = None, language_code: str | None = None
+        self,
+        commands: Sequence[BotCommand],
+        *,
+        scope: JSON | None = None,
+        language_code: str | None = None,
+        attempts: int | None = None,
     ) -> None:
         params: JSON = {"commands": [c.to_json() for c in commands], "scope": scope, "language_code": language_code}
-        await self.call("setMyCommands", params)
+        await self.call("setMyCommands", params, attempts=attempts)
 
     async def set_webhook(
         self,
@@ -806,8 +858,19 @@ class TelegramBotApi:
 
         await self.call("setWebhook", form=form)
 
-    async def get_webhook_info(self) -> WebhookInfo:
-        return WebhookInfo.from_json(await self.call("getWebhookInfo"))
+    async def get_webhook_info(self, *, attempts: int | None = None) -> WebhookInfo:
+        """
+        The current webhook (``url`` empty: none is set).
+
+        Raises:
+            TelegramApiError: Telegram refused or could not be reached, or the answer is not a WebhookInfo.
+        """
+        result = await self.call("getWebhookInfo", attempts=attempts)
+        try:
+            return WebhookInfo.from_json(result)
+        except MalformedUpdateError as exc:
+            detail = f"getWebhookInfo returned no WebhookInfo ({exc.detail})"
+            raise TelegramApiError(0, detail, "getWebhookInfo") from None
 
     async def delete_webhook(self, *, drop_pending_updates: bool = False) -> None:
         await self.call("deleteWebhook", {"drop_pending_updates": drop_pending_updates or None})

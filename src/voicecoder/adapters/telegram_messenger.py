@@ -7,8 +7,7 @@ Rules kept here:
 * text is split at 4096 visible characters *after* rendering, preferring line breaks, never inside a tag
   or an entity; formatting open at a split (e.g. a ``<pre>`` block) is closed and reopened;
 * if Telegram cannot parse the entities anyway, the text is sent again as plain text;
-* buttons carry ``callback_data = "{action}:{change_id}:{fingerprint16}"`` (at most 64 bytes), read back by
-  `parse_callback_data`;
+* buttons carry ``callback_data`` from the public codec `voicecoder.domain.callbacks` (at most 64 bytes);
 * `send` returns the last part (where the buttons are), so later edits apply to it;
 * diffs longer than about 3500 characters go out as a ``.diff`` document.
 """
@@ -29,8 +28,18 @@ from voicecoder.adapters.telegram_bot_api import (
     TelegramApiError,
     TelegramBotApi,
 )
-from voicecoder.domain.errors import DeliveryError, MalformedUpdateError
-from voicecoder.domain.model import ChangeId, ChangeKind, ChatId, Diff, FileChange, Ownership, WorkspaceStatus
+from voicecoder.domain.callbacks import MAX_CALLBACK_BYTES, decode_callback, encode_callback
+from voicecoder.domain.errors import DeliveryError
+from voicecoder.domain.model import (
+    ChangeKind,
+    ChatId,
+    Diff,
+    FileChange,
+    Ownership,
+    PermissionDenied,
+    ToolKind,
+    WorkspaceStatus,
+)
 from voicecoder.domain.replies import (
     Action,
     AgentAnswer,
@@ -43,6 +52,7 @@ from voicecoder.domain.replies import (
     ChangeReverted,
     ChangeSummary,
     Compaction,
+    Decision,
     DiffView,
     ErrorReply,
     GitStatusView,
@@ -51,18 +61,28 @@ from voicecoder.domain.replies import (
     InfoReport,
     MessageRef,
     NoChanges,
+    PermissionsView,
     Queued,
     Reply,
     SessionCleared,
+    SpeechCheck,
+    StalePrompt,
     StatusReport,
+    ToolOutcome,
+    ToolQuestion,
+    ToolQuestionClosed,
+    TurnOutcome,
     Unauthorized,
     Welcome,
     Working,
+    buttons_of,
 )
+from voicecoder.domain.wording import plural
 
 __all__ = [
     "BUTTON_LABELS",
     "MAX_CALLBACK_BYTES",
+    "QUESTION_INVITATION",
     "TEXT_LIMIT",
     "Rendered",
     "TelegramMessenger",
@@ -79,7 +99,6 @@ logger = logging.getLogger(__name__)
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
 DIFF_INLINE_LIMIT = 3500
-MAX_CALLBACK_BYTES = 64
 MAX_LISTED_FILES = 40
 UNAUTHORIZED_TEXT = "⛔ You are not authorized to use this bot."
 
@@ -91,54 +110,31 @@ BUTTON_LABELS = {
     Action.SHOW_DIFF: "📝 Show Diff",
     Action.GIT_STATUS: "📊 Git Status",
     Action.CANCEL: "⏹ Cancel",
+    Action.TOOL_ALLOW: "✅ Allow",
+    Action.TOOL_ALLOW_SESSION: "🔓 Allow for this session",
+    Action.TOOL_DENY: "❌ Deny",
+    Action.CLEAR_PERMISSIONS: "🧹 Clear this session's rules",
 }
+#: The line of an open tool question that invites a reply; the router recognises open questions by it.
+QUESTION_INVITATION = "Reply to this message (text or 🎤) to deny with a reason Claude reads."
+#: A button label may name the rule it adds while it stays readable on a phone.
+_RULE_IN_LABEL_MAX = 32
 
 
 # --- callback_data -----------------------------------------------------------------------------
 
-_FINGERPRINT_RE = re.compile(r"[0-9A-Za-z_-]{0,16}")
-_CALLBACK_RE = re.compile(r"([a-z]):([0-9a-f]{8,32})?:([0-9A-Za-z_-]{0,16})")
+# The codec is public in the domain (embedders' own bots use it); these names stay for existing callers.
+callback_data = encode_callback
+parse_callback_data = decode_callback
 
 
-def callback_data(button: Button) -> str:
-    """
-    Encode *button* as ``"{action}:{change_id}:{fingerprint16}"`` (empty parts stay empty).
-
-    Raises:
-        ValueError: The fingerprint has characters that cannot be encoded.
-    """
-    change = button.change_id.value if button.change_id is not None else ""
-    fingerprint = (button.fingerprint or "")[:16]
-    if not _FINGERPRINT_RE.fullmatch(fingerprint):
-        raise ValueError(f"fingerprint {fingerprint!r} cannot go into callback_data")
-    data = f"{button.action.value}:{change}:{fingerprint}"
-    if len(data.encode()) > MAX_CALLBACK_BYTES:  # pragma: no cover - ChangeId is at most 32 characters
-        raise ValueError("callback_data would exceed 64 bytes")
-    return data
-
-
-def parse_callback_data(data: str) -> Button:
-    """
-    The inverse of `callback_data`.
-
-    Raises:
-        MalformedUpdateError: *data* is not something this bot put on a button.
-    """
-    m = _CALLBACK_RE.fullmatch(data)
-    if m is None:
-        raise MalformedUpdateError(f"unknown callback_data {data[:64]!r}")
-    try:
-        action = Action(m.group(1))
-    except ValueError:
-        raise MalformedUpdateError(f"unknown button action {m.group(1)!r}") from None
-    change = ChangeId(m.group(2)) if m.group(2) else None
-    return Button(action, change, m.group(3) or None)
-
-
-def _keyboard(buttons: tuple[Button, ...], per_row: int = 2) -> InlineKeyboardMarkup | None:
+def _keyboard(
+    buttons: tuple[Button, ...], per_row: int = 2, labels: dict[Action, str] | None = None
+) -> InlineKeyboardMarkup | None:
     if not buttons:
         return None
-    cells = [InlineKeyboardButton(b.label or BUTTON_LABELS[b.action], callback_data=callback_data(b)) for b in buttons]
+    names = {**BUTTON_LABELS, **(labels or {})}
+    cells = [InlineKeyboardButton(b.label or names[b.action], callback_data=callback_data(b)) for b in buttons]
     return InlineKeyboardMarkup(tuple(tuple(cells[i : i + per_row]) for i in range(0, len(cells), per_row)))
 
 
@@ -254,9 +250,16 @@ def markdownish(text: str) -> str:
 
 
 def _inline(text: str) -> str:
-    escaped = esc(text)
-    escaped = _INLINE_CODE_RE.sub(lambda m: f"<code>{m.group(1)}</code>", escaped)
-    return _BOLD_RE.sub(lambda m: f"<b>{m.group(1)}</b>", escaped)
+    # Code spans first, and bold only in the text between them: a bold run may never cross a code span,
+    # or the tags would interleave (`<b><code>a</b></code>`) and Telegram would refuse the whole message.
+    out: list[str] = []
+    pos = 0
+    for m in _INLINE_CODE_RE.finditer(text):
+        out.append(_BOLD_RE.sub(lambda b: f"<b>{b.group(1)}</b>", esc(text[pos : m.start()])))
+        out.append(f"<code>{esc(m.group(1))}</code>")
+        pos = m.end()
+    out.append(_BOLD_RE.sub(lambda b: f"<b>{b.group(1)}</b>", esc(text[pos:])))
+    return "".join(out)
 
 
 def _duration(seconds: float) -> str:
@@ -271,15 +274,17 @@ def _duration(seconds: float) -> str:
 
 
 def _when(dt: datetime | None) -> str:
-    return f"{dt:%Y-%m-%d %H:%M}" if dt is not None else "—"
+    if dt is None:
+        return "—"
+    zone = dt.tzname() if dt.tzinfo is not None else None
+    return f"{dt:%Y-%m-%d %H:%M}" + (f" {zone}" if zone else "")
 
 
 def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
+_plural = plural
 
 
 _KIND_ICON = {
@@ -341,20 +346,8 @@ class Rendered:
 def render(reply: Reply) -> Rendered:
     """Render one domain reply."""
     match reply:
-        case Welcome(user_name=name, workspace=workspace):
-            hello = f"👋 Welcome to voicecoder, <b>{esc(name)}</b>!" if name else "👋 Welcome to voicecoder!"
-            return Rendered(
-                f"{hello}\n\n"
-                "I drive Claude Code in your workspace"
-                + (f" <code>{esc(workspace)}</code>" if workspace else "")
-                + ".\n\n"
-                "• Send a <b>text</b> or a 🎤 <b>voice note</b> saying what to change.\n"
-                "• Claude edits the files; <b>nothing is committed until you approve</b>.\n"
-                "• Under every change: ✅ Approve (commit) · ❌ Reject (restore the files) · "
-                "📝 Show Diff · 📊 Git Status.\n"
-                "• ⏹ Cancel stops Claude while it works.\n\n"
-                "Commands: /help /status /clear /info /undo"
-            )
+        case Welcome(user_name=name, workspace=workspace, commands=commands):
+            return Rendered(_render_welcome(name, workspace, commands))
         case HelpText(commands=commands):
             lines = [f"/{esc(c)} — {esc(d)}" for c, d in commands]
             return Rendered(
@@ -382,6 +375,12 @@ def render(reply: Reply) -> Rendered:
             return _render_summary(reply)
         case NoChanges():
             return Rendered("ℹ️ No git changes detected.")
+        case ToolQuestion():
+            return _render_question(reply)
+        case ToolQuestionClosed():
+            return Rendered(_render_question_closed(reply))
+        case PermissionsView():
+            return _render_permissions(reply)
         case AutoApproved(diff=diff, commit=commit, rule=rule):
             return Rendered(
                 f"✅ Auto-approved ({esc(rule)}) and committed <code>{esc(commit.short_sha)}</code>\n"
@@ -393,10 +392,14 @@ def render(reply: Reply) -> Rendered:
             return Rendered(_overlap_note(diff).lstrip("\n"), _keyboard(reply.buttons))
         case GitStatusView(status=status):
             return Rendered(_render_status(status))
-        case ChangeCommitted(commit=commit, files=files, left_out=left_out, kept_yours=kept_yours):
+        case ChangeCommitted(commit=commit, files=files, prompt=prompt, left_out=left_out, kept_yours=kept_yours):
             lines = [
-                f"✅ Committed <code>{esc(commit.short_sha)}</code> — {esc(commit.subject)}\n{_plural(files, 'file')}"
+                "✅ <b>Changes approved and committed!</b>",
+                f"📝 Commit: <code>{esc(commit.short_sha)}</code> {esc(commit.subject)}",
             ]
+            if prompt.strip():
+                lines.append(f"💬 Prompt: <i>{esc(_short(' '.join(prompt.split()), 200))}</i>")
+            lines.append(f"🕐 {esc(_when(commit.committed_at))} · {_plural(files, 'file')}")
             if kept_yours:
                 lines.append(f"✋ Your own edits stay uncommitted in {_paths(kept_yours)}.")
             if left_out:
@@ -420,30 +423,88 @@ def render(reply: Reply) -> Rendered:
             if not diagnostics:
                 lines.append("No checks are configured.")
             return Rendered("\n".join(lines))
-        case SessionCleared(kept_pending=kept):
+        case SessionCleared(kept_pending=kept, cleared_rules=rules):
             extra = "\nThe pending change is still waiting for ✅ Approve or ❌ Reject." if kept else ""
+            if rules:
+                extra += "\n🔐 Forgot this session's tool rules: " + ", ".join(f"<code>{esc(r)}</code>" for r in rules)
             return Rendered("🧹 Started a fresh Claude session." + extra)
         case Compaction(turns_before=turns, ok=ok, detail=detail):
             if ok:
                 return Rendered(f"🗜 Compacted the conversation after {_plural(turns, 'turn')}.")
             return Rendered(f"⚠️ Could not compact the conversation: {esc(detail)}")
-        case Cancelled(was_running=was_running):
+        case Cancelled(was_running=was_running, reason=reason):
+            if reason:
+                return Rendered(f"🔄 {esc(reason)}: the turn was stopped. Send your request again when I am back.")
             return Rendered("⏹ Cancelled." if was_running else "Nothing was running.")
-        case ErrorReply(message=message):
-            return Rendered(f"⚠️ {esc(message)}")
+        case SpeechCheck(text=text, audio_s=audio_s, seconds=seconds):
+            length = f"{esc(_duration(audio_s))} of speech" if audio_s else "The voice note"
+            return Rendered(
+                f"🎤 Speech check: <i>{esc(text) or '(nothing heard)'}</i>\n{length} heard in "
+                f"{seconds:.1f} s (a 30 s note should take under 10 s). Nothing was run."
+            )
+        case StalePrompt(age_s=age, max_age_s=limit, prompt=prompt, voice_duration_s=voice):
+            if prompt is not None:
+                what = f"<i>{esc(_short(prompt, 200))}</i>"
+            else:
+                what = "your voice note" + (f" ({esc(_duration(voice))})" if voice else "")
+            return Rendered(
+                f"⏰ Not run: {what}\nIt reached me {esc(_duration(age))} after you sent it (the limit is "
+                f"{esc(_duration(limit))}), probably because the bot was offline. Send it again to run it now."
+            )
+        case ErrorReply(message=message, hint=hint):
+            return Rendered(f"⚠️ {esc(message)}" + (f"\n↳ {esc(hint)}" if hint else ""))
     raise TypeError(f"no rendering for {type(reply).__name__}")  # pragma: no cover - the match is exhaustive
 
 
+_OUTCOME_HEAD = {
+    TurnOutcome.FINISHED: "✔️ Claude finished after {}",
+    TurnOutcome.FAILED: "⚠️ Claude stopped after {}",
+    TurnOutcome.CANCELLED: "⏹ Cancelled after {}",
+}
+
+_DECISION_LINE = {
+    Decision.APPROVED: "✅ Approved and committed",
+    Decision.AUTO_APPROVED: "✅ Auto-approved and committed",
+    Decision.REJECTED: "❌ Rejected: Claude's changes were taken back",
+    Decision.SUPERSEDED: "↪️ Replaced by a newer change",
+}
+
+
+def _decision_line(decision: Decision, detail: str) -> str:
+    line = _DECISION_LINE[decision]
+    return f"{line} <code>{esc(detail)}</code>" if detail else line
+
+
+def _render_welcome(name: str | None, workspace: str, commands: tuple[tuple[str, str], ...]) -> str:
+    hello = f"👋 Hi <b>{esc(name)}</b>!" if name and name.strip() else "👋 Hi!"
+    where = f" in <code>{esc(workspace)}</code>" if workspace else ""
+    lines = [
+        hello,
+        (
+            f"Tell me by text or 🎤 voice what to change{where}: Claude Code does it, and nothing is committed "
+            "until you tap ✅ Approve."
+        ),
+    ]
+    if commands:
+        lines.append("")
+        lines.extend(f"/{esc(c)} — {esc(d)}" for c, d in commands)
+    return "\n".join(lines)
+
+
 def _render_working(w: Working) -> Rendered:
-    head = f"✔️ Claude finished after {_duration(w.elapsed_s)}" if w.finished else "⏳ Claude is working on this…"
+    if w.finished:
+        head = _OUTCOME_HEAD[w.outcome or TurnOutcome.FINISHED].format(esc(_duration(w.elapsed_s)))
+        if w.stop_reason:
+            head += f": {esc(w.stop_reason)}"
+    else:
+        head = "⏳ Claude is working on this…"
     lines = [head, f"<i>{esc(_short(w.prompt, 300))}</i>"]
     if w.steps:
         lines.append("")
         lines.extend(esc(_short(s, 200)) for s in w.steps)
     if not w.finished:
-        lines.append(f"\n⏱ {_duration(w.elapsed_s)}")
-    keyboard = _keyboard((Button(Action.CANCEL),)) if w.cancellable and not w.finished else None
-    return Rendered("\n".join(lines), keyboard)
+        lines.append(f"\n⏱ {esc(_duration(w.elapsed_s))}")
+    return Rendered("\n".join(lines), _keyboard(buttons_of(w)))
 
 
 def _render_answer(a: AgentAnswer) -> Rendered:
@@ -452,10 +513,14 @@ def _render_answer(a: AgentAnswer) -> Rendered:
         lines = [f"🤖 Claude: {body}"]
     else:
         lines = [f"⚠️ Claude could not finish: {markdownish(a.text) if a.text.strip() else 'no answer'}"]
-    lines.extend(f"⚠️ {esc(e)}" for e in a.errors)
+    # The CLI often repeats its error text in `errors`: say each reason once.
+    lines.extend(f"⚠️ {esc(e)}" for e in dict.fromkeys(a.errors) if e.strip() and e.strip() not in a.text)
     if a.permission_denials:
         lines.append(f"\n🚫 <b>Not allowed</b> ({len(a.permission_denials)}):")
-        lines.extend(f"• {esc(d.tool)}: <code>{esc(_short(d.label, 200))}</code>" for d in a.permission_denials)
+        for d in a.permission_denials:
+            lines.append(f"• {_denial(d)}")
+            if d.hint:
+                lines.append(f"   ↳ {esc(d.hint)}")
     lines.extend(f"ℹ️ {esc(n)}" for n in a.notices)
     footer = []
     if a.cost_usd is not None:
@@ -469,7 +534,137 @@ def _render_answer(a: AgentAnswer) -> Rendered:
     return Rendered("\n".join(lines))
 
 
+def _denial(d: PermissionDenied) -> str:
+    """``Bash: <code>python3 x.py</code>``, without repeating the tool name the label already starts with."""
+    label = d.label.removeprefix(f"{d.tool}:").strip() if d.label.startswith(f"{d.tool}:") else d.label
+    return f"{esc(d.tool)}: <code>{esc(_short(label, 200))}</code>" if label else esc(d.tool)
+
+
+_ASK_HEAD = {
+    ToolKind.SHELL: "💻 <b>Claude wants to run a command</b>",
+    ToolKind.EDIT: "✏️ <b>Claude wants to edit a file</b>",
+    ToolKind.FETCH: "🌐 <b>Claude wants to go online</b>",
+    ToolKind.MCP: "🧩 <b>Claude wants to use an MCP tool</b>",
+    ToolKind.READ: "👀 <b>Claude wants to read</b>",
+    ToolKind.OTHER: "🧩 <b>Claude wants to use a tool</b>",
+}
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def _what(q: ToolQuestion, *, limit: int | None = None) -> list[str]:
+    """What the tool would do: the full command (or a shortened one for a closed question), file, URL."""
+    r = q.request
+    if r.kind is ToolKind.SHELL and r.command is not None:
+        command = r.command if limit is None else _short(r.command, limit)
+        lines = [f'<pre><code class="language-bash">{esc(command)}</code></pre>']
+        if r.description and r.description.strip() != r.command.strip():
+            lines.append(f"<i>{esc(r.description)}</i>")
+        return lines
+    lines = [f"<code>{esc(_short(r.label, 300))}</code>"]
+    if r.url:
+        lines.append(f"🔗 {esc(r.url)}")
+    if r.description and r.kind is not ToolKind.SHELL:
+        lines.append(f"<i>{esc(_short(r.description, 300))}</i>")
+    if r.preview and limit is None:
+        lines.append(f'<pre><code class="language-diff">{esc(r.preview)}</code></pre>')
+    return lines
+
+
+def _render_question(q: ToolQuestion) -> Rendered:
+    lines = [_ASK_HEAD[q.request.kind], *_what(q)]
+    if q.flagged:
+        lines.append(
+            f"\n⚠️ <b>Flagged</b>: {esc(q.flagged)}. ❌ Reject cannot undo that, so this always asks, "
+            "whatever rules you allowed."
+        )
+    if q.uncovered:
+        lines.append(f"\nℹ️ Asking although {esc(q.uncovered)}.")
+    if q.session_rule:
+        lines.append(f"\n🔓 <i>Allow for this session</i> adds the rule <code>{esc(q.session_rule)}</code>.")
+    lines.append(
+        f"\n⏳ No answer within {_minutes(q.timeout_s)} counts as ❌ Deny. {QUESTION_INVITATION} "
+        "Messages you send meanwhile wait until this turn is over."
+    )
+    labels: dict[Action, str] = {}
+    if q.session_rule and len(q.session_rule) <= _RULE_IN_LABEL_MAX:
+        labels[Action.TOOL_ALLOW_SESSION] = f"🔓 Allow {q.session_rule} for this session"
+    return Rendered("\n".join(lines), _keyboard(buttons_of(q), per_row=1, labels=labels))
+
+
+_CLOSED_HEAD = {
+    ToolOutcome.ALLOWED: "✅ <b>Allowed</b>",
+    ToolOutcome.ALLOWED_FOR_SESSION: "🔓 <b>Allowed for this session</b>",
+    ToolOutcome.DENIED: "❌ <b>Denied</b>",
+    ToolOutcome.TIMED_OUT: "⌛ <b>No answer</b>",
+    ToolOutcome.CANCELLED: "⏹ <b>Cancelled</b>",
+    ToolOutcome.RESTARTED: "🔄 <b>Not answered</b>",
+}
+
+
+def _render_question_closed(c: ToolQuestionClosed) -> str:
+    q = c.question
+    head = _CLOSED_HEAD[c.outcome]
+    if c.by:
+        head += f" by {esc(c.by)}"
+    match c.outcome:
+        case ToolOutcome.ALLOWED_FOR_SESSION if q.session_rule:
+            head += f" (rule <code>{esc(q.session_rule)}</code>; /permissions to review)"
+        case ToolOutcome.DENIED if c.reason:
+            head += f": “{esc(_short(c.reason, 500))}”"
+        case ToolOutcome.TIMED_OUT:
+            head += f" within {_minutes(q.timeout_s)}, so it was denied"
+        case ToolOutcome.CANCELLED:
+            head += " before an answer: the turn was stopped"
+        case ToolOutcome.RESTARTED:
+            head += ": voicecoder restarted, so it was denied and the turn stopped"
+        case _:
+            pass
+    return "\n".join([head, *_what(q, limit=600)])
+
+
+_MODE_TEXT = {
+    "auto-edits": (
+        "reads and edits inside the workspace run (✅ Approve / ❌ Reject covers them); commands, fetches and "
+        "other tools ask on the phone"
+    ),
+    "ask": "every edit, command, fetch and other tool asks on the phone (reads run)",
+    "off": (
+        "nothing asks: the CLI's own permission mode decides, so commands are refused. "
+        "Turn tool approval on (auto-edits) to be asked instead"
+    ),
+}
+
+
+def _render_permissions(v: PermissionsView) -> Rendered:
+    lines = [f"🔐 <b>Tool approval</b>: <code>{esc(v.mode)}</code> — {esc(_MODE_TEXT.get(v.mode, v.mode))}."]
+    if v.mode != "off":
+        lines.append(
+            f"⏳ A question not answered within {_minutes(v.timeout_s)} is denied. Destructive commands always "
+            "ask; paths outside the workspace are refused."
+        )
+    if v.cleared:
+        lines.append("\n🧹 Forgot: " + ", ".join(f"<code>{esc(r)}</code>" for r in v.cleared))
+    lines.append("\n<b>Operator rules</b> (set where the bot runs):")
+    lines.extend(f"• <code>{esc(r)}</code>" for r in v.operator_rules)
+    if not v.operator_rules:
+        lines.append("• none")
+    lines.append("<b>This session</b> (🔓 answers):")
+    lines.extend(f"• <code>{esc(r)}</code>" for r in v.session_rules)
+    if v.session_rules:
+        lines.append("\n/permissions clear forgets this session's rules (so does /clear).")
+    else:
+        lines.append("• none yet: tap 🔓 on a question to add one")
+    return Rendered("\n".join(lines), _keyboard(buttons_of(v), per_row=1))
+
+
 def _render_summary(s: ChangeSummary) -> Rendered:
+    if s.decision is not None:
+        lines = [f"📝 <b>Changes</b> — {esc(s.diff.stat_line())}", *_file_lines(s.diff)]
+        lines.append(f"\n{_decision_line(s.decision, s.decision_detail)}")
+        return Rendered("\n".join(lines), _keyboard(s.buttons))
     lines = [f"📝 <b>Changes ready for review</b> — {esc(s.diff.stat_line())}", *_file_lines(s.diff)]
     if s.diff.overlapping:
         lines.append(_overlap_note(s.diff))
@@ -479,7 +674,7 @@ def _render_summary(s: ChangeSummary) -> Rendered:
         lines.append("\n🔒 <b>Approval blocked</b>:")
         lines.extend(f"• {esc(r)}" for r in s.blocked_reasons)
     lines.append("\nNothing is committed until you tap ✅ Approve.")
-    return Rendered("\n".join(lines), _keyboard(s.buttons))
+    return Rendered("\n".join(lines), _keyboard(buttons_of(s)))
 
 
 def _render_discarded(d: ChangeDiscarded) -> str:
@@ -507,6 +702,8 @@ def _render_diff(view: DiffView) -> Rendered:
         return Rendered("ℹ️ No git changes detected.")
     keyboard = _keyboard(view.buttons)
     head = f"📝 <b>Diff</b> — {esc(diff.stat_line())}"
+    if view.decision is not None:
+        head += f"\n{_decision_line(view.decision, view.decision_detail)}"
     if diff.yours or diff.late:
         head += "\n<b>Claude's change</b> (what ✅ Approve commits):"
     if view.refreshed:
@@ -574,7 +771,8 @@ def _render_status_report(r: StatusReport) -> str:
         )
     else:
         lines.append("📝 Pending change: none")
-    lines.append(f"✅ Approved: {r.approved_count} · ❌ Rejected: {r.rejected_count}")
+    decisions = r.approved_count + r.rejected_count
+    lines.append(f"🗳 Decisions: {decisions} (✅ {r.approved_count} approved · ❌ {r.rejected_count} rejected)")
     if r.history:
         lines.append("🕘 Recent decisions:")
         for rec in r.history[-5:]:
@@ -586,10 +784,20 @@ def _render_status_report(r: StatusReport) -> str:
         latest = f" · latest <code>{esc(ws.head[:7])}</code>" if ws.head else ""
         subject = f" {esc(_short(ws.latest_subject, 80))}" if ws.latest_subject else ""
         lines.append(f"🌿 Branch: <code>{branch}</code>{latest}{subject}")
+        where = esc(r.workspace_path or ws.path or "?")
+        lines.append(f"📁 Workspace: <code>{where}</code> · {_plural(ws.tracked_files, 'file')}")
     else:
         lines.append("🌿 Branch: unavailable")
-    lines.append(f"📁 Workspace: <code>{esc(r.workspace_path or '?')}</code>")
-    lines.append(f"👤 User: <code>{r.user_id}</code>")
+        lines.append(f"📁 Workspace: <code>{esc(r.workspace_path or '?')}</code>")
+    if r.tool_mode is not None:
+        rules = (*r.operator_tool_rules, *r.tool_rules)
+        shown = ", ".join(f"<code>{esc(x)}</code>" for x in rules) if rules else "none"
+        lines.append(f"🔐 Tools: {esc(r.tool_mode)} · rules: {shown} (/permissions)")
+    who = [f"<b>{esc(r.user_name)}</b>"] if r.user_name else []
+    if r.username:
+        who.append(f"@{esc(r.username)}")
+    who.append(f"<code>{r.user_id}</code>")
+    lines.append(f"👤 User: {' '.join(who)}")
     return "\n".join(lines)
 
 
@@ -653,6 +861,10 @@ class TelegramMessenger:
             DeliveryError: The edit failed after retries ("not modified" is success).
         """
         rendered = render(reply)
+        if rendered.document is not None:
+            # A document's file and caption stay as sent; what changes after a decision is its buttons.
+            await self._client.edit_message_reply_markup(ref.chat_id.value, ref.message_id, rendered.keyboard)
+            return
         parts = split_html(rendered.html, self._limit) or ["…"]
         if len(parts) > 1:
             logger.info("edit of message %s truncated to its first part", ref.message_id)

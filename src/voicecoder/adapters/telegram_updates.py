@@ -5,13 +5,15 @@ Routing of raw Telegram updates to the `VoiceCoder` use cases.
 Update. It parses the update, maps commands, texts, voice notes, audio files and button presses to the
 facade, and downloads recordings only after the sender is known to be authorized and the declared size
 fits. `lane_of` tells the dispatcher which serial lane an update belongs to: messages of a chat are
-processed in order; button presses have their own lane so ⏹ Cancel never waits behind a running turn.
+processed in order; button presses have their own lane so ⏹ Cancel never waits behind a running turn, and so do
+replies to an open tool question (the message lane is busy with the very turn that asked).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from datetime import UTC, datetime
+from typing import Any
 
 from voicecoder.adapters.telegram_bot_api import (
     BotCommand,
@@ -20,19 +22,33 @@ from voicecoder.adapters.telegram_bot_api import (
     TelegramApiError,
     TelegramBotApi,
     Update,
+    User,
 )
-from voicecoder.adapters.telegram_messenger import TelegramMessenger, parse_callback_data
+from voicecoder.adapters.telegram_messenger import QUESTION_INVITATION, TelegramMessenger, parse_callback_data
+from voicecoder.domain.app import COMMANDS, VoiceCoderApp
 from voicecoder.domain.errors import AudioTooLargeError, MalformedUpdateError, UnsupportedAudioError
 from voicecoder.domain.model import Audio, ChatId, UserId
 from voicecoder.domain.ports import Messenger
-from voicecoder.domain.replies import Button, ErrorReply
-from voicecoder.domain.services import COMMANDS
+from voicecoder.domain.replies import TOOL_ANSWERS, ErrorReply
 
-__all__ = ["BOT_COMMANDS", "DEFAULT_MAX_BYTES", "TelegramUpdateHandler", "VoiceCoderApp", "lane_of"]
+__all__ = [
+    "BOT_COMMANDS",
+    "DEFAULT_MAX_BYTES",
+    "DOWNLOAD_FAILED",
+    "NOT_UNDERSTOOD",
+    "PROCESSED_UPDATE_TYPES",
+    "STALE_BUTTON",
+    "TelegramUpdateHandler",
+    "VoiceCoderApp",
+    "is_audio_file",
+    "lane_of",
+]
 
 logger = logging.getLogger(__name__)
 
 BOT_COMMANDS: tuple[BotCommand, ...] = tuple(BotCommand(name, description) for name, description in COMMANDS)
+PROCESSED_UPDATE_TYPES: tuple[str, ...] = ("message", "callback_query")
+"""The update types the handler processes: what polling and `webhook set` subscribe to (``allowed_updates``)."""
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024  # what getFile can serve at all
 AUDIO_EXTENSIONS = frozenset({"ogg", "oga", "opus", "mp3", "m4a", "mp4", "wav", "flac", "webm", "aac", "amr"})
 AUDIO_MIME_EXTRA = frozenset({"application/ogg", "video/ogg", "video/webm", "video/mp4"})
@@ -41,58 +57,68 @@ NOT_UNDERSTOOD = "I understand text messages, voice notes and audio files. Send 
 DOWNLOAD_FAILED = "I could not download the recording from Telegram. Please send it again."
 
 
-class VoiceCoderApp(Protocol):
-    """The part of `voicecoder.domain.services.VoiceCoder` a transport calls."""
-
-    def is_authorized(self, user: UserId) -> bool: ...
-
-    async def start(self, chat: ChatId, user: UserId, user_name: str | None = None) -> None: ...
-
-    async def help(self, chat: ChatId, user: UserId) -> None: ...
-
-    async def status(self, chat: ChatId, user: UserId) -> None: ...
-
-    async def clear(self, chat: ChatId, user: UserId) -> None: ...
-
-    async def info(self, chat: ChatId, user: UserId) -> None: ...
-
-    async def prompt(self, chat: ChatId, user: UserId, text: str) -> None: ...
-
-    async def voice(self, chat: ChatId, user: UserId, audio: Audio, *, language: str | None = None) -> None: ...
-
-    async def press(self, chat: ChatId, user: UserId, callback_id: str, button: Button) -> None: ...
-
-    async def unauthorized(self, chat: ChatId, user: UserId) -> None: ...
-
-    async def undo(self, chat: ChatId, user: UserId) -> None: ...
-
-
 def lane_of(update: dict[str, Any]) -> tuple[int, str] | None:
     """
-    The serial lane of a raw update: ``(chat_id, "message")`` or ``(chat_id, "callback")``.
+    The serial lane of a raw update: ``(chat_id, "message")``, ``(chat_id, "callback")`` or ``(chat_id, "answer")``.
 
-    None for shapes the handler does not route (the dispatcher may still pass them on to be rejected).
+    A reply to an open tool question (one that still shows its ✅/❌ buttons or its invitation to reply) has a
+    lane of its own: the chat's message lane is busy with the turn that asked, and the answer must not wait.
+
+    It checks, at every level, everything the handler relies on, so an update routed here never fails for its
+    shape later. None for the update types voicecoder does not process.
+
+    Raises:
+        MalformedUpdateError: A message or callback query the handler cannot process: a field missing or of the
+            wrong type, both at once, or a message without a human sender (anonymous group admins, channels and
+            bots have none); the detail says which.
     """
-    if not isinstance(update, dict):
+    kinds = [kind for kind in PROCESSED_UPDATE_TYPES if kind in update]
+    if not kinds:
         return None
-    query = update.get("callback_query")
-    if isinstance(query, dict):
-        message = query.get("message")
-        chat = message.get("chat") if isinstance(message, dict) else None
-        chat_id = chat.get("id") if isinstance(chat, dict) else None
-        if not isinstance(chat_id, int):
-            sender = query.get("from")
-            chat_id = sender.get("id") if isinstance(sender, dict) else None
-        return (chat_id, "callback") if isinstance(chat_id, int) and not isinstance(chat_id, bool) else None
-    message = update.get("message")
-    if isinstance(message, dict):
-        chat = message.get("chat")
-        chat_id = chat.get("id") if isinstance(chat, dict) else None
-        return (chat_id, "message") if isinstance(chat_id, int) and not isinstance(chat_id, bool) else None
-    return None
+    if len(kinds) > 1:
+        raise MalformedUpdateError("the update carries both a message and a callback query")
+    parsed = Update.from_json(update)
+    if parsed.callback_query is not None:
+        query = parsed.callback_query
+        return (query.message.chat.id if query.message is not None else query.from_user.id), "callback"
+    message = parsed.message
+    if message is None:  # "message": null
+        raise MalformedUpdateError("message is not an object")
+    sender = message.from_user
+    if sender is None:
+        raise MalformedUpdateError(f"message {message.message_id} has no sender (an anonymous admin or a channel)")
+    if sender.is_bot:
+        raise MalformedUpdateError(f"message {message.message_id} comes from a bot")
+    return message.chat.id, "answer" if _replies_to_question(message) else "message"
 
 
-def _is_audio(mime_type: str | None, file_name: str | None) -> bool:
+_TOOL_ANSWER_PREFIXES = tuple(f"{a.value}:" for a in TOOL_ANSWERS)
+
+
+def _replies_to_question(message: Message) -> bool:
+    """Whether *message* replies to an open tool question: one that still has its buttons or its invitation."""
+    replied = message.reply_to_message
+    if replied is None:
+        return False
+    if replied.text is not None and QUESTION_INVITATION in replied.text:
+        return True
+    rows = replied.reply_markup.inline_keyboard if replied.reply_markup is not None else ()
+    return any((b.callback_data or "").startswith(_TOOL_ANSWER_PREFIXES) for row in rows for b in row)
+
+
+def _is_speech_check(caption: str | None) -> bool:
+    """A recording captioned ``/selftest`` (or ``/selftest@bot``) is a speech check, not a prompt."""
+    head = caption.split(maxsplit=1)[0] if caption and caption.strip() else ""
+    return head.lower().partition("@")[0] == "/selftest"
+
+
+def _sent_at(message: Message) -> datetime | None:
+    """When the user sent *message* (Telegram's ``date``, Unix seconds); None if Telegram gave none."""
+    return datetime.fromtimestamp(message.date, UTC) if message.date > 0 else None
+
+
+def is_audio_file(mime_type: str | None, file_name: str | None) -> bool:
+    """Whether a file sent as a document is a recording, by its MIME type or (when that is generic) its name."""
     if mime_type and (mime_type.startswith("audio/") or mime_type in AUDIO_MIME_EXTRA):
         return True
     ext = file_name.rsplit(".", 1)[-1].lower() if file_name and "." in file_name else ""
@@ -161,7 +187,7 @@ class TelegramUpdateHandler:
             raise MalformedUpdateError(f"message {message.message_id} has no human sender")
         chat, user = ChatId(message.chat.id), UserId(sender.id)
         if message.text is not None:
-            await self._on_text(chat, user, message.text, sender.first_name or sender.username)
+            await self._on_text(chat, user, message, sender)
         elif message.voice is not None or message.audio is not None or message.document is not None:
             await self._on_file(chat, user, message)
         elif not self._app.is_authorized(user):
@@ -169,9 +195,18 @@ class TelegramUpdateHandler:
         else:
             await self._messenger.send(chat, ErrorReply(NOT_UNDERSTOOD))
 
-    async def _on_text(self, chat: ChatId, user: UserId, text: str, name: str | None) -> None:
+    async def _on_text(self, chat: ChatId, user: UserId, message: Message, sender: User) -> None:
+        text = message.text or ""
         if not text.startswith("/"):
-            await self._app.prompt(chat, user, text)
+            replied = message.reply_to_message
+            await self._app.prompt(
+                chat,
+                user,
+                text,
+                sent_at=_sent_at(message),
+                reply_to=replied.message_id if replied is not None else None,
+                user_name=_display_name(sender),
+            )
             return
         head = text.split(maxsplit=1)[0][1:]
         command, _, target = head.partition("@")
@@ -180,17 +215,21 @@ class TelegramUpdateHandler:
             return
         match command.lower():
             case "start":
-                await self._app.start(chat, user, name)
+                await self._app.start(chat, user, sender.first_name or None)
             case "help":
                 await self._app.help(chat, user)
             case "status":
-                await self._app.status(chat, user)
+                full_name = " ".join(p for p in (sender.first_name, sender.last_name) if p) or None
+                await self._app.status(chat, user, user_name=full_name, username=sender.username)
             case "clear":
                 await self._app.clear(chat, user)
             case "info":
                 await self._app.info(chat, user)
             case "undo":
                 await self._app.undo(chat, user)
+            case "permissions":
+                argument = text.split(maxsplit=1)[1].strip().lower() if len(text.split(maxsplit=1)) > 1 else ""
+                await self._app.permissions(chat, user, clear=argument in ("clear", "reset"))
             case _:
                 await self._app.help(chat, user)
 
@@ -200,7 +239,7 @@ class TelegramUpdateHandler:
             await self._app.unauthorized(chat, user)
             return
         file_id, size, mime, name, duration = _attachment(message)
-        if message.voice is None and message.audio is None and not _is_audio(mime, name):
+        if message.voice is None and message.audio is None and not is_audio_file(mime, name):
             await self._messenger.send(chat, ErrorReply(str(UnsupportedAudioError(mime or name or "unknown"))))
             return
         if size is not None and size > self._max_bytes:
@@ -216,7 +255,18 @@ class TelegramUpdateHandler:
             filename=name,
             declared_duration_s=float(duration) if duration else None,
         )
-        await self._app.voice(chat, user, audio)
+        if _is_speech_check(message.caption):
+            await self._app.hear(chat, user, audio)
+            return
+        replied = message.reply_to_message
+        await self._app.voice(
+            chat,
+            user,
+            audio,
+            sent_at=_sent_at(message),
+            reply_to=replied.message_id if replied is not None else None,
+            user_name=_display_name(message.from_user),
+        )
 
     async def _download(self, chat: ChatId, file_id: str, declared: int | None) -> bytes | None:
         try:
@@ -264,4 +314,13 @@ class TelegramUpdateHandler:
             await self._messenger.answer_callback(query.id, STALE_BUTTON)
             return
         # The facade answers the query itself (exactly once) on every path.
-        await self._app.press(chat, user, query.id, button)
+        await self._app.press(chat, user, query.id, button, user_name=_display_name(query.from_user))
+
+
+def _display_name(user: User | None) -> str | None:
+    """How a person is named in the chat (who answered a question): first name, else @username."""
+    if user is None:
+        return None
+    if user.first_name.strip():
+        return user.first_name.strip()
+    return f"@{user.username}" if user.username else None

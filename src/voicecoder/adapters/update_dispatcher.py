@@ -12,7 +12,8 @@ update runs again after restart: at least once, never lost). A failing update is
 its lane then moves on. Errors that retrying cannot fix (``DomainError``, e.g. a malformed update) are
 recorded as failed at once. On start, everything still pending in the inbox is resumed in ``update_id``
 order. :meth:`UpdateDispatcher.stop` takes no new work, lets in-flight items finish within a grace
-period and leaves the rest pending for the next start.
+period and leaves the rest pending for the next start; an ``on_stop`` hook runs first (the app uses it to end
+turns that wait for an answer nobody can give any more).
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ class UpdateDispatcher:
         grace_s: float = 10.0,
         stats: DispatchStats | None = None,
         permanent_errors: tuple[type[Exception], ...] = (DomainError,),
+        on_stop: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -95,6 +97,7 @@ class UpdateDispatcher:
         self._retry_delays = tuple(retry_delays)
         self._grace_s = grace_s
         self._permanent_errors = permanent_errors
+        self._on_stop = on_stop
         self.stats = stats if stats is not None else DispatchStats()
         self._lanes: dict[str, collections.deque[InboxItem]] = {}
         self._known: set[int] = set()
@@ -149,6 +152,12 @@ class UpdateDispatcher:
                 task_status.started()
                 await self._stop_requested.wait()
                 self._stopping = True
+                if self._on_stop is not None:
+                    # E.g. answer what can never be answered now (tool questions), so in-flight turns can end.
+                    try:
+                        await self._on_stop()
+                    except Exception:
+                        log.exception("dispatcher: the on_stop hook failed")
                 if self.stats.in_flight > 0:
                     with anyio.move_on_after(self._grace_s):
                         await self._quiet.wait()

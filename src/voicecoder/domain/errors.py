@@ -10,14 +10,18 @@ The one exception hierarchy of voicecoder.
   + PortError
     - TranscriptionError
       . UnsupportedAudioError, NoSpeechError, AudioTooLargeError, AudioTooLongError
-      . ProviderAuthError, ProviderUnavailableError (ProviderTimeoutError)
+      . ProviderAuthError, ProviderRejectedError, ProviderUnavailableError (ProviderTimeoutError)
     - AgentRunError (AgentTimeoutError, AgentNotInstalledError)
     - WorkspaceError (NotARepositoryError, WorkspaceConflictError)
     - DeliveryError
     - StateStoreError
+    - UnexpectedAdapterError
   + ConfigurationError
+  + StartupError
 
-Every message says what the user can do about it. No message ever contains a secret.
+Every message says what the user can do about it. No message ever contains a secret, and none names one of
+voicecoder's own environment variables: inside someone else's bot they mean nothing. The `voicecoder` CLI adds
+such hints itself (`ErrorReply.hint`, `voicecoder.bootstrap.cli_error_hint`).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ class DomainError(VoicecoderError):
 
 
 class NotAuthorizedError(DomainError):
-    """The sender is not in ALLOWED_USER_IDS."""
+    """The sender is not in the allowed users (`Settings.allowed_users`)."""
 
     def __init__(self, user_id: int) -> None:
         super().__init__("⛔ You are not authorized to use this bot.")
@@ -162,10 +166,24 @@ class ProviderAuthError(TranscriptionError):
 
     def __init__(self, provider: str) -> None:
         super().__init__(
-            f"The {provider} speech service rejected the API key. Check the key in the configuration "
-            "or switch STT_PROVIDER to local."
+            f"The {provider} speech service rejected its API key. Check the key, or use another speech-to-text "
+            "provider."
         )
         self.provider = provider
+
+
+class ProviderRejectedError(TranscriptionError):
+    """
+    The speech provider refused this request for good: an unknown model, a wrong endpoint, an exhausted quota.
+
+    Retrying the same request cannot help, so the message names the setting to check instead of saying "try again".
+    """
+
+    def __init__(self, provider: str, detail: str, fix: str = "Check the speech-to-text settings") -> None:
+        super().__init__(f"The {provider} speech service refused the request: {detail.rstrip('.')}. {fix.rstrip('.')}.")
+        self.provider = provider
+        self.detail = detail
+        self.fix = fix
 
 
 class ProviderUnavailableError(TranscriptionError):
@@ -198,7 +216,7 @@ class AgentTimeoutError(AgentRunError):
     def __init__(self, timeout_s: float) -> None:
         super().__init__(
             f"Claude did not finish within {timeout_s:.0f} s and was stopped. "
-            "Split the task into smaller steps or raise CLAUDE_TIMEOUT."
+            "Split the task into smaller steps, or allow Claude more time."
         )
         self.timeout_s = timeout_s
 
@@ -209,7 +227,7 @@ class AgentNotInstalledError(AgentRunError):
     def __init__(self, binary: str) -> None:
         super().__init__(
             f"The Claude Code CLI ({binary}) is not installed. Install it with "
-            "`npm install -g @anthropic-ai/claude-code` or set CLAUDE_BINARY."
+            "`npm install -g @anthropic-ai/claude-code`, or configure the path of the claude executable."
         )
         self.binary = binary
 
@@ -234,5 +252,26 @@ class StateStoreError(PortError):
     """The state store could not read or write."""
 
 
+class UnexpectedAdapterError(PortError):
+    """
+    An adapter failed with an exception that is not part of its port's contract (a bug, or a third-party adapter).
+
+    The use cases translate such exceptions into this one, so callers only ever catch `VoicecoderError`s; the
+    original is chained as ``__cause__`` and logged.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"Something failed inside voicecoder ({detail}); the details are in the log.")
+        self.detail = detail
+
+
 class ConfigurationError(VoicecoderError):
     """A setting is missing or invalid; the message names the variable and the fix."""
+
+
+class StartupError(VoicecoderError):
+    """
+    The service cannot start, or cannot go on, in the environment it finds.
+
+    For example a port in use, or a webhook set while polling; the message says what to do.
+    """

@@ -50,6 +50,16 @@ class ChangeId:
 
 
 @attrs.frozen(order=True)
+class QuestionId:
+    """Identifies one question to the user about a tool; short enough for Telegram callback_data."""
+
+    value: str = attrs.field(validator=attrs.validators.matches_re(r"[0-9a-f]{8,32}"))
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@attrs.frozen(order=True)
 class TurnId:
     """Identifies one agent turn; also names its checkpoint ref."""
 
@@ -87,10 +97,16 @@ class Audio:
 
 @attrs.frozen
 class TranscriptionHints:
-    """Vocabulary and language that help a recogniser with code words."""
+    """
+    Vocabulary and language that help a recogniser with code words.
+
+    *context* is a sample of how such requests read, for engines that take a text prompt (Whisper); engines that
+    take a list of keyterms use *keyterms* only.
+    """
 
     keyterms: tuple[str, ...] = ()
     language: str | None = None
+    context: str | None = None
 
 
 @attrs.frozen
@@ -369,8 +385,12 @@ class ToolFinished:
 
 @attrs.frozen
 class PermissionDenied:
+    """A tool use that did not run; ``hint`` says how to let it run next time (filled in by the domain)."""
+
     tool: str
     label: str
+    tool_use_id: str | None = attrs.field(default=None, eq=False)
+    hint: str = attrs.field(default="", eq=False)
 
 
 @attrs.frozen
@@ -396,6 +416,61 @@ class Notice:
 AgentEvent = (
     SessionStarted | AssistantText | ToolStarted | ToolFinished | PermissionDenied | ApiRetry | Compacted | Notice
 )
+
+
+class ToolKind(enum.Enum):
+    """What a tool the agent asks for does, as far as the ToolPolicy cares."""
+
+    READ = "read"
+    """Looks without changing anything (Read, Grep, Glob, …)."""
+    EDIT = "edit"
+    """Writes files (Write, Edit, MultiEdit, NotebookEdit)."""
+    SHELL = "shell"
+    """Runs a command line (Bash)."""
+    FETCH = "fetch"
+    """Reaches the network (WebFetch, WebSearch)."""
+    MCP = "mcp"
+    """A tool of an MCP server."""
+    OTHER = "other"
+    """Anything else, including tools this version does not know."""
+
+
+@attrs.frozen
+class ToolRequest:
+    """
+    The agent asks to use a tool; the AgentRunner waits for a `ToolDecision` (see `ToolGate`).
+
+    Adapters fill in what the user needs to judge it: the full ``command`` (and its ``description``) for a
+    shell command, the absolute ``paths`` a file tool touches (symlinks resolved), a short unified diff
+    ``preview`` for an edit, the ``url`` for a fetch.
+    """
+
+    request_id: str
+    tool: str
+    kind: ToolKind
+    label: str
+    paths: tuple[str, ...] = ()
+    command: str | None = None
+    description: str | None = None
+    url: str | None = None
+    preview: str | None = None
+    tool_use_id: str | None = None
+
+
+@attrs.frozen
+class ToolDecision:
+    """The answer to a `ToolRequest`; a denial's ``message`` is what the agent reads as the reason."""
+
+    allow: bool
+    message: str = ""
+
+    @classmethod
+    def allowed(cls) -> ToolDecision:
+        return cls(allow=True)
+
+    @classmethod
+    def denied(cls, message: str) -> ToolDecision:
+        return cls(allow=False, message=message)
 
 
 @attrs.frozen
@@ -476,6 +551,8 @@ class PendingChange:
     decided_at: datetime | None = None
     decided_by: UserId | None = None
     commit: CommitInfo | None = None
+    message_ids: tuple[int, ...] = ()
+    """Chat messages showing this change with its buttons (the summary first, then diff views): edited when decided."""
     events: list[ChangeEvent] = attrs.field(factory=list, eq=False, repr=False)
 
     @property
@@ -546,6 +623,8 @@ class Session:
     last_activity: datetime | None = None
     open_turn: Baseline | None = None
     """The baseline of a turn that began and was never settled (the process died mid-turn)."""
+    tool_rules: tuple[str, ...] = ()
+    """Tool rules the user allowed "for this session" (e.g. ``Bash(pytest *)``); /clear and /permissions clear them."""
 
     @property
     def needs_compaction(self) -> bool:
@@ -587,8 +666,20 @@ class Session:
         elif change.status is ChangeStatus.REJECTED:
             self.rejected_count += 1
 
+    def allow_tool(self, rule: str) -> bool:
+        """Remember *rule* for this session; False if it was already there."""
+        if rule in self.tool_rules:
+            return False
+        self.tool_rules = (*self.tool_rules, rule)
+        return True
+
     def clear(self, *, now: datetime) -> None:
-        """Forget the agent conversation; a pending change stays pending (its files are still in the tree)."""
+        """
+        Forget the agent conversation and its session tool rules.
+
+        A pending change stays pending (its files are still in the tree).
+        """
+        self.tool_rules = ()
         self.agent_session_id = None
         self.turn_count = 0
         self.started_at = now

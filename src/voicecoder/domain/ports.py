@@ -14,15 +14,19 @@ from voicecoder.domain.model import (
     Audio,
     AuditRecord,
     Baseline,
+    ChangeId,
     ChatId,
     CommitInfo,
     CommitMessage,
     Diagnostic,
     Diff,
     EndedTurn,
+    PendingChange,
     Restored,
     SecretFinding,
     Session,
+    ToolDecision,
+    ToolRequest,
     Transcript,
     TranscriptionHints,
     TurnId,
@@ -31,6 +35,8 @@ from voicecoder.domain.model import (
 from voicecoder.domain.replies import MessageRef, Reply
 
 EventSink = Callable[[AgentEvent], Awaitable[None]]
+ToolGate = Callable[[ToolRequest], Awaitable[ToolDecision]]
+"""Answers the agent's tool requests; it may wait for a person (the runner keeps waiting, not timing out)."""
 
 
 @runtime_checkable
@@ -41,7 +47,11 @@ class Transcriber(Protocol):
         """
         Transcribe *audio*, using *hints* (code vocabulary, language) where the engine supports them.
 
-        Size and duration limits are checked before any upload or decoding work.
+        Size, format and duration limits are checked before any upload or decoding work. Nothing but
+        `TranscriptionError` subclasses escapes (cancellation aside): no vendor or builtin exception, and a
+        cancelled call leaves no task behind and delivers no late result. The transcript's ``language`` is the
+        language that was spoken (the one requested, or the one detected) or None when unknown, and its
+        ``confidence`` the engine's own estimate or None: never a constant.
 
         Raises:
             UnsupportedAudioError: The bytes are not decodable audio.
@@ -49,6 +59,8 @@ class Transcriber(Protocol):
             AudioTooLargeError: The input is larger than the configured limit.
             AudioTooLongError: The recording is longer than the configured limit.
             ProviderAuthError: The provider rejected the credentials.
+            ProviderRejectedError: The provider refused the request for good (unknown model, wrong endpoint,
+                exhausted quota); retrying cannot help.
             ProviderUnavailableError: The provider is down, rate limiting, or timed out (ProviderTimeoutError).
         """
         ...
@@ -58,13 +70,18 @@ class Transcriber(Protocol):
 class AgentRunner(Protocol):
     """Runs the coding agent headless in the workspace."""
 
-    async def run(self, request: AgentRequest, /, on_event: EventSink) -> AgentResult:
+    async def run(self, request: AgentRequest, /, on_event: EventSink, on_tool: ToolGate | None = None) -> AgentResult:
         """
         Run one prompt; stream progress to *on_event*; return the final result.
 
         A result with ``success=False`` is a normal outcome (the agent reported an error); the
         adapter raises only when no result could be obtained. Cancelling the calling task stops
-        the agent and everything it started.
+        the agent and everything it started, also while *on_tool* is being awaited.
+
+        Every tool use the agent's own settings do not already allow is passed to *on_tool* as a
+        `ToolRequest` before it runs; the tool runs only if the `ToolDecision` allows it, and a
+        denial's message reaches the agent as the reason. Time spent in *on_tool* does not count
+        against the run's time limit. Without *on_tool* such tool uses are refused.
 
         Raises:
             AgentNotInstalledError: The agent binary is missing.
@@ -79,6 +96,15 @@ class AgentRunner(Protocol):
 
         Raises:
             AgentRunError: Compaction failed.
+        """
+        ...
+
+    async def end_session(self, session_id: str, /) -> None:
+        """
+        Let go of what the runner keeps for *session_id* between turns (e.g. a warm process).
+
+        A later run may still resume the conversation. Calling it for an unknown session is harmless.
+        Raises nothing.
         """
         ...
 
@@ -225,11 +251,21 @@ class VocabularySource(Protocol):
 
 @runtime_checkable
 class Messenger(Protocol):
-    """Sends the domain's structured replies to a chat; adapters decide how they look."""
+    """
+    Sends the domain's structured replies to a chat; adapters decide how they look.
+
+    Buttons: a reply carries exactly the buttons `voicecoder.domain.replies.buttons_of` gives — `ChangeSummary`
+    (✅ Approve ❌ Reject 📝 Show Diff 📊 Git Status; only 📝 once decided), `DiffView` of a pending change (✅ ❌)
+    and a running `Working` (⏹ Cancel); each button's callback data is
+    `voicecoder.domain.callbacks.encode_callback(button)`, unchanged.
+    `voicecoder.testing.contracts.messenger.MessengerContract` checks all of this.
+    """
 
     async def send(self, chat: ChatId, reply: Reply, /) -> MessageRef:
         """
-        Send *reply*; long content may become several messages or a document.
+        Send *reply* with its buttons; long content may become several messages or a document.
+
+        Returns the message later edits apply to: the last part, the one that carries the buttons.
 
         Raises:
             DeliveryError: The reply could not be delivered after retries.
@@ -238,7 +274,12 @@ class Messenger(Protocol):
 
     async def edit(self, ref: MessageRef, reply: Reply, /) -> None:
         """
-        Replace the message *ref* with *reply* ("not modified" is success).
+        Replace the message *ref* with *reply*, text and keyboard ("not modified" is success).
+
+        Three replies are edited: `Working` (the progress of a turn; its final edit, ``finished=True``, has no
+        buttons, so ⏹ Cancel must disappear), and a `ChangeSummary` or `DiffView` once its change is decided or
+        replaced (``decision`` set: Approve and Reject must disappear). The keyboard is always replaced by the new
+        reply's buttons. A reply that was sent as a document keeps its file; only its buttons change.
 
         Raises:
             DeliveryError: The edit failed after retries.
@@ -278,6 +319,17 @@ class StateStore(Protocol):
 
         Raises:
             StateStoreError: The store cannot be written.
+        """
+        ...
+
+    async def load_change(self, chat: ChatId, change: ChangeId, /) -> PendingChange | None:
+        """
+        The change *change* of *chat*, pending or decided, or None if *chat* never had it.
+
+        A change that was pending when a newer one replaced it in its session loads as superseded.
+
+        Raises:
+            StateStoreError: The store cannot be read.
         """
         ...
 

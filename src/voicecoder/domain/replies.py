@@ -16,8 +16,27 @@ from voicecoder.domain.model import (
     Diagnostic,
     Diff,
     PermissionDenied,
+    QuestionId,
+    ToolRequest,
     WorkspaceStatus,
 )
+
+
+class TurnOutcome(enum.Enum):
+    """How a turn's run of the agent ended, for its status message."""
+
+    FINISHED = "finished"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Decision(enum.Enum):
+    """What became of a change that is no longer pending."""
+
+    APPROVED = "approved"
+    AUTO_APPROVED = "auto-approved"
+    REJECTED = "rejected"
+    SUPERSEDED = "superseded"
 
 
 @attrs.frozen
@@ -32,7 +51,7 @@ class Action(enum.Enum):
     """What an inline button asks for."""
 
     APPROVE = "a"
-    APPROVE_WITH_MY_EDITS = "w"
+    APPROVE_WITH_MY_EDITS = "m"
     """Approve; files where Claude's edits overlap the developer's are committed with the developer's edits."""
     APPROVE_LEAVE_OUT = "o"
     """Approve; files where Claude's edits overlap the developer's are left out of the commit."""
@@ -40,11 +59,19 @@ class Action(enum.Enum):
     SHOW_DIFF = "d"
     GIT_STATUS = "s"
     CANCEL = "c"
+    TOOL_ALLOW = "y"
+    TOOL_ALLOW_SESSION = "w"
+    TOOL_DENY = "n"
+    CLEAR_PERMISSIONS = "p"
 
     @property
     def choice(self) -> ApprovalChoice | None:
         """The overlap choice an approve button carries (None: plain Approve)."""
         return _CHOICES.get(self)
+
+
+#: The answers to a tool question.
+TOOL_ANSWERS = (Action.TOOL_ALLOW, Action.TOOL_ALLOW_SESSION, Action.TOOL_DENY)
 
 
 _CHOICES = {
@@ -56,11 +83,39 @@ APPROVE_ACTIONS = (Action.APPROVE, Action.APPROVE_WITH_MY_EDITS, Action.APPROVE_
 
 @attrs.frozen
 class Button:
+    """
+    An inline button on a reply, or a button press coming back.
+
+    Replies that carry buttons: `ChangeSummary` (Approve, Reject, Show Diff, Git Status; only Show Diff once
+    decided), `DiffView` of a pending change (Approve, Reject), `ApprovalChoiceNeeded` (Commit with my edits,
+    Leave out, Show Diff; these two also replace Approve wherever Claude's edits overlap the developer's), a tool
+    question (Allow, Allow for this session, Deny) and a running `Working` status (Cancel). A messenger
+    turns each into a chat button with `voicecoder.domain.callbacks.encode_callback`; a press comes back through
+    `decode_callback` and goes to `VoiceCoder.press`. *change_id* names the change the button belongs to (None for
+    Cancel). *fingerprint* is the first 16 characters of that change's diff fingerprint: Approve needs at least 8 of
+    them to match the diff that is pending, so a button under an outdated diff cannot commit something the user
+    never saw.
+    """
+
     action: Action
     change_id: ChangeId | None = None
     fingerprint: str | None = None
+    question: QuestionId | None = None
     label: str | None = None
     """Overrides the messenger's usual label for the action (e.g. a plural)."""
+
+
+@attrs.frozen
+class CallbackAnswer:
+    """
+    What a button press is acknowledged with: the toast (or, with *alert*, a dialog) text, or None for a silent ack.
+
+    `VoiceCoder.press` sends it through `Messenger.answer_callback` unless told not to; an embedder whose framework
+    answers callbacks itself passes ``answer=False`` and uses the returned value.
+    """
+
+    text: str | None = None
+    alert: bool = False
 
 
 CHANGE_BUTTONS = (Action.APPROVE, Action.REJECT, Action.SHOW_DIFF, Action.GIT_STATUS)
@@ -78,12 +133,12 @@ def approval_buttons(change_id: ChangeId, diff: Diff, *, rest: tuple[Action, ...
     if diff.overlapping:
         plural = len(diff.overlapping) > 1
         approve = (
-            Button(Action.APPROVE_WITH_MY_EDITS, change_id, fingerprint, "✅ Commit with my edits"),
+            Button(Action.APPROVE_WITH_MY_EDITS, change_id, fingerprint, label="✅ Commit with my edits"),
             Button(
                 Action.APPROVE_LEAVE_OUT,
                 change_id,
                 fingerprint,
-                "✅ Leave these files out" if plural else "✅ Leave this file out",
+                label="✅ Leave these files out" if plural else "✅ Leave this file out",
             ),
         )
     else:
@@ -95,6 +150,7 @@ def approval_buttons(change_id: ChangeId, diff: Diff, *, rest: tuple[Action, ...
 class Welcome:
     user_name: str | None
     workspace: str
+    commands: tuple[tuple[str, str], ...] = ()
 
 
 @attrs.frozen
@@ -126,6 +182,10 @@ class Working:
     elapsed_s: float
     cancellable: bool = True
     finished: bool = False
+    outcome: TurnOutcome | None = None
+    """How a finished turn ended (None while it runs)."""
+    stop_reason: str | None = None
+    """Why a cancelled turn was stopped when it was not the user's ⏹ (e.g. voicecoder restarting)."""
 
 
 @attrs.frozen
@@ -142,19 +202,87 @@ class AgentAnswer:
 
 @attrs.frozen
 class ChangeSummary:
+    """
+    A change waiting for review, with Approve/Reject/Show Diff/Git Status buttons.
+
+    Once decided (or replaced by a newer change) the summary is edited with `decision` set: it then says what
+    happened and keeps only Show Diff.
+    """
+
     change_id: ChangeId
     diff: Diff
     blocked_reasons: tuple[str, ...] = ()
     superseded_previous: bool = False
+    decision: Decision | None = None
+    decision_detail: str = ""
+    """E.g. the commit's short sha for an approved change."""
 
     @property
     def buttons(self) -> tuple[Button, ...]:
+        if self.decision is not None:
+            return (Button(Action.SHOW_DIFF, self.change_id, self.diff.fingerprint[:16]),)
         return approval_buttons(self.change_id, self.diff, rest=CHANGE_BUTTONS[1:])
 
 
 @attrs.frozen
 class NoChanges:
     pass
+
+
+@attrs.frozen
+class ToolQuestion:
+    """
+    The agent wants to use a tool and the ToolPolicy asks the user first.
+
+    ``session_rule`` is the rule "🔓 Allow for this session" adds (no such button when None); ``flagged`` says why
+    a command always asks (the destructive-command gate); ``uncovered`` why the session's rules did not cover it.
+    """
+
+    question_id: QuestionId
+    request: ToolRequest
+    timeout_s: float
+    session_rule: str | None = None
+    flagged: str | None = None
+    uncovered: str | None = None
+
+    @property
+    def buttons(self) -> tuple[Button, ...]:
+        actions = [a for a in TOOL_ANSWERS if a is not Action.TOOL_ALLOW_SESSION or self.session_rule]
+        return tuple(Button(a, question=self.question_id) for a in actions)
+
+
+class ToolOutcome(enum.Enum):
+    ALLOWED = "allowed"
+    ALLOWED_FOR_SESSION = "allowed for this session"
+    DENIED = "denied"
+    TIMED_OUT = "timed out"
+    CANCELLED = "cancelled"
+    RESTARTED = "restarted"
+
+
+@attrs.frozen
+class ToolQuestionClosed:
+    """A tool question after its answer (it replaces the question): what was decided, by whom, and why."""
+
+    question: ToolQuestion
+    outcome: ToolOutcome
+    by: str | None = None
+    reason: str = ""
+
+
+@attrs.frozen
+class PermissionsView:
+    """/permissions: how tools are approved, the operator's rules and this session's rules."""
+
+    mode: str
+    timeout_s: float
+    operator_rules: tuple[str, ...] = ()
+    session_rules: tuple[str, ...] = ()
+    cleared: tuple[str, ...] = ()
+
+    @property
+    def buttons(self) -> tuple[Button, ...]:
+        return (Button(Action.CLEAR_PERMISSIONS),) if self.session_rules else ()
 
 
 @attrs.frozen
@@ -168,10 +296,10 @@ class AutoApproved:
 @attrs.frozen
 class DiffView:
     """
-    The diff of a pending change, three ways apart (see `Diff`).
+    The diff of a change, three ways apart (see `Diff`).
 
     That is Claude's change (what Approve commits), the developer's uncommitted edits in the same files, and
-    late edits made after Claude finished.
+    late edits made after Claude finished. A decided change's diff is marked with its `decision` and has no buttons.
     """
 
     diff: Diff
@@ -179,10 +307,12 @@ class DiffView:
     blocked_reasons: tuple[str, ...] = ()
     refreshed: bool = False
     """The workspace changed since the change summary: this diff (and its buttons) replaces it."""
+    decision: Decision | None = None
+    decision_detail: str = ""
 
     @property
     def buttons(self) -> tuple[Button, ...]:
-        if self.change_id is None or self.diff.is_empty:
+        if self.change_id is None or self.diff.is_empty or self.decision is not None:
             return ()
         return approval_buttons(self.change_id, self.diff, rest=(Action.REJECT,))
 
@@ -213,6 +343,7 @@ class ChangeCommitted:
     """Files left out of the commit by choice (they stay as they are)."""
     kept_yours: tuple[str, ...] = ()
     """Committed files that also hold the developer's edits, which stay uncommitted."""
+    prompt: str = ""
 
 
 @attrs.frozen
@@ -250,6 +381,11 @@ class StatusReport:
     workspace_path: str
     running: bool
     session_started: datetime | None = None
+    user_name: str | None = None
+    username: str | None = None
+    tool_mode: str | None = None
+    tool_rules: tuple[str, ...] = ()
+    operator_tool_rules: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -260,6 +396,7 @@ class InfoReport:
 @attrs.frozen
 class SessionCleared:
     kept_pending: bool
+    cleared_rules: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -272,11 +409,37 @@ class Compaction:
 @attrs.frozen
 class Cancelled:
     was_running: bool
+    reason: str | None = None
+    """Why the turn was stopped when it was not the user's ⏹ Cancel (e.g. voicecoder restarting)."""
+
+
+@attrs.frozen
+class SpeechCheck:
+    """What a voice note sent as a speech check (caption /selftest) was heard as, and how long that took."""
+
+    text: str
+    audio_s: float | None
+    seconds: float
+    confidence: float | None = None
+
+
+@attrs.frozen
+class StalePrompt:
+    """A prompt that waited longer than the configured maximum (e.g. after an outage) and was not run."""
+
+    age_s: float
+    max_age_s: float
+    prompt: str | None = None
+    """The typed prompt; None for a voice note (it was not transcribed either)."""
+    voice_duration_s: float | None = None
 
 
 @attrs.frozen
 class ErrorReply:
+    """Something went wrong; *message* says what to do. *hint* is an addition from the host (e.g. a setting)."""
+
     message: str
+    hint: str | None = None
 
 
 Reply = (
@@ -289,6 +452,9 @@ Reply = (
     | AgentAnswer
     | ChangeSummary
     | NoChanges
+    | ToolQuestion
+    | ToolQuestionClosed
+    | PermissionsView
     | AutoApproved
     | DiffView
     | ApprovalChoiceNeeded
@@ -301,5 +467,27 @@ Reply = (
     | SessionCleared
     | Compaction
     | Cancelled
+    | SpeechCheck
+    | StalePrompt
     | ErrorReply
 )
+
+
+def buttons_of(reply: Reply) -> tuple[Button, ...]:
+    """
+    The inline buttons a messenger must show under *reply* (and only these; every other reply has none).
+
+    `ChangeSummary`: ✅ Approve ❌ Reject 📝 Show Diff 📊 Git Status, or only 📝 Show Diff once it is decided.
+    `DiffView` of a pending change: ✅ ❌ (a decided change's diff has none). Where Claude's edits overlap the
+    developer's, ✅ is the pair "Commit with my edits" / "Leave out" (also under `ApprovalChoiceNeeded`).
+    `Working` while it runs: ⏹ Cancel;
+    its final edit (``finished=True``) has none, so the keyboard goes away. `ToolQuestion`: ✅ Allow, 🔓 Allow for
+    this session (when it offers a rule), ❌ Deny; its `ToolQuestionClosed` edit has none. `PermissionsView` with
+    session rules: 🧹 clear them.
+    """
+    match reply:
+        case ChangeSummary() | DiffView() | ApprovalChoiceNeeded() | ToolQuestion() | PermissionsView():
+            return reply.buttons
+        case Working(cancellable=True, finished=False):
+            return (Button(Action.CANCEL),)
+    return ()

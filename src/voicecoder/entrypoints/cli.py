@@ -1,14 +1,13 @@
-"""The `voicecoder` command: serve, webhook set|info|delete, doctor, sandbox."""
+"""The `voicecoder` command: serve, webhook set|info|delete, doctor, selftest, sandbox."""
 
 from __future__ import annotations
 
 import argparse
 import functools
-import json
 import logging
 import os
-import secrets
 import sys
+import webbrowser
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -17,12 +16,15 @@ import anyio
 import attrs
 
 from voicecoder.adapters.telegram_bot_api import TelegramApiError
-from voicecoder.bootstrap import build_container, doctor, open_runtime
-from voicecoder.config import Config
-from voicecoder.domain.errors import VoicecoderError
+from voicecoder.adapters.telegram_webhook_health import expectation, telegram_failure
+from voicecoder.bootstrap import Container, build_container, doctor, open_runtime
+from voicecoder.config import TRANSPORTS, Config
+from voicecoder.domain.errors import ConfigurationError, StateStoreError, VoicecoderError
 from voicecoder.domain.model import Diagnostic
-from voicecoder.entrypoints import webhook_admin
+from voicecoder.entrypoints import selftest, webhook_admin
 from voicecoder.entrypoints.logs import configure_logging
+from voicecoder.entrypoints.webhook_identity import resolve_webhook_identity
+from voicecoder.redaction import Redactor
 
 log = logging.getLogger("voicecoder")
 _E = TypeVar("_E", bound=BaseException)
@@ -33,15 +35,28 @@ def _parser() -> argparse.ArgumentParser:
         prog="voicecoder",
         description="Drive Claude Code in a git workspace from Telegram, by voice, with approval before commits.",
     )
-    parser.add_argument("--env-file", type=Path, default=Path(".env"), help="optional .env file (default: ./.env)")
+    parser.add_argument(
+        "--env-file",
+        type=Path,
+        default=None,
+        help="the configuration file (default: ./.env when it exists; a file named here must exist)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="run the bot (webhook server, or polling)")
+    serve = sub.add_parser("serve", help="run the bot (webhook server, polling, or Telethon's MTProto)")
+    serve.add_argument(
+        "--transport",
+        choices=TRANSPORTS,
+        help="how updates arrive (default: TRANSPORT, else webhook); telethon needs API_ID and API_HASH",
+    )
     serve.add_argument("--polling", action="store_true", help="long polling instead of the webhook")
     serve.add_argument("--delete-webhook", action="store_true", help="with --polling: delete a webhook that is set")
     serve.add_argument("--drop-pending", action="store_true", help="with --delete-webhook: drop waiting updates")
 
-    sub.add_parser("doctor", help="check every dependency and say how to fix what is missing")
+    doctor_p = sub.add_parser("doctor", help="check every dependency and say how to fix what is missing")
+    doctor_p.add_argument(
+        "--deep", action="store_true", help="also load the local speech model (slower; may fill its cache)"
+    )
 
     sandbox = sub.add_parser("sandbox", help="try voicecoder locally: web chat + embedded Telegram, no token")
     sandbox.add_argument("--host", default="127.0.0.1")
@@ -55,8 +70,12 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument(
         "--demo-agent", action="store_true", help="run the real CLI against the local fake Anthropic API (offline)"
     )
+    sandbox.add_argument(
+        "--no-browser", dest="open_browser", action="store_false", help="only print the URL; never open a browser"
+    )
 
     webhook_admin.register(sub)
+    selftest.register(sub)
     return parser
 
 
@@ -64,31 +83,6 @@ def default_sandbox_dir() -> Path:
     """Outside the checkout: the sandbox workspace is a git repository of its own and must not nest in ours."""
     data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(data_home) / "voicecoder" / "sandbox"
-
-
-def stable_webhook_identity(config: Config, env: dict[str, str]) -> Config:
-    """
-    Keep the webhook path and secret stable across restarts when they are not configured.
-
-    They are generated once and stored in DATA_DIR/webhook.json (mode 0600), so `serve` and `webhook set` agree.
-    """
-    if env.get("WEBHOOK_PATH") and env.get("WEBHOOK_SECRET"):
-        return config
-    path = config.data_dir / "webhook.json"
-    try:
-        stored = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        stored = {}
-    identity = {
-        "path": env.get("WEBHOOK_PATH") or stored.get("path") or "/telegram/" + secrets.token_urlsafe(16),
-        "secret": env.get("WEBHOOK_SECRET") or stored.get("secret") or secrets.token_urlsafe(32),
-    }
-    if identity != stored:
-        config.data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(identity, handle)
-    return attrs.evolve(config, webhook_path=identity["path"], webhook_secret=identity["secret"])
 
 
 def _print(text: str) -> None:
@@ -107,17 +101,37 @@ def render_diagnostics(results: Sequence[Diagnostic]) -> str:
     return "\n".join(lines)
 
 
-async def _doctor(config: Config) -> int:
+async def _doctor(config: Config, args: argparse.Namespace) -> int:
+    config = _with_identity(config, create=False)
     container = build_container(config)
-    async with open_runtime(container):
-        results = await doctor(container)
+    try:
+        results = await doctor(container, deep=args.deep)
+    finally:
+        await _close(container)
     _print(render_diagnostics(results))
     return 0 if all(d.ok for d in results) else 1
+
+
+async def _close(container: Container) -> None:
+    """Close what a command that never opened the runtime may still have started (HTTP session, engines)."""
+    await container.bot_api().close()
+    aclose = getattr(container.speech_engine(), "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+def _with_identity(config: Config, *, create: bool) -> Config:
+    """The configuration with its webhook path and secret resolved; the log redactor learns a generated secret."""
+    resolved = resolve_webhook_identity(config, create=create)
+    if resolved is not config:
+        configure_logging(fmt=resolved.log_format, level=resolved.log_level, secrets=resolved.secrets())
+    return resolved
 
 
 async def _serve(config: Config, args: argparse.Namespace) -> int:
     from voicecoder.entrypoints.server import serve  # noqa: PLC0415 - keeps `doctor` start-up light
 
+    config.require_users()
     config.require_telegram()
     container = build_container(config)
     async with open_runtime(container):
@@ -125,22 +139,95 @@ async def _serve(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def serve_failure(error: BaseException, config: Config) -> tuple[str, int]:
+    """
+    The one line (without the ❌) and the exit code for whatever stopped `serve`: 2 for bad configuration, else 1.
+
+    Task groups wrap what they raise in exception groups: the first real cause inside is reported, never the group.
+    """
+    leaves = _leaves(error)
+    cause = next((e for e in leaves if isinstance(e, VoicecoderError)), None) or next(
+        (e for e in leaves if not isinstance(e, KeyboardInterrupt)), leaves[0]
+    )
+    if isinstance(cause, KeyboardInterrupt):
+        return "", 130
+    if isinstance(cause, ConfigurationError):
+        return str(cause), 2
+    if isinstance(cause, TelegramApiError):
+        return f"Telegram said: {cause}. Check TELEGRAM_TOKEN and that Telegram is reachable, then start again.", 1
+    if isinstance(cause, StateStoreError):
+        return f"{cause}. Check that DATA_DIR ({config.data_dir}) is a writable directory on a local disk.", 1
+    if isinstance(cause, VoicecoderError):
+        return str(cause), 1
+    if isinstance(cause, OSError):
+        return _os_failure(cause, config), 1
+    log.debug("serve stopped on an unexpected error", exc_info=cause)
+    line = (
+        f"voicecoder stopped on an unexpected error: {type(cause).__name__}: {cause}. Please report it; "
+        "LOG_LEVEL=DEBUG shows where it happened."
+    )
+    return line, 1
+
+
+def _os_failure(error: OSError, config: Config) -> str:
+    reason = error.strerror or str(error)
+    if error.filename:
+        path = Path(os.fsdecode(error.filename)).absolute()
+        for variable, root in (("DATA_DIR", config.data_dir), ("WORKSPACE_DIR", config.workspace_dir)):
+            if path.is_relative_to(root.absolute()):
+                return f"Cannot use {variable} ({root}): {reason} ({path}). Point {variable} at a writable directory."
+        return f"Cannot start: {reason} ({path})."
+    return f"Cannot start: {reason}."
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]
+
+
 async def _webhook(config: Config, args: argparse.Namespace) -> int:
     config.require_telegram()
-    if getattr(args, "webhook_action", None) == "set":
+    action = args.webhook_action
+    config = _with_identity(config, create=action == "set")
+    foreign_secret = False
+    if action == "set":
         if args.url is None:
-            if not config.public_url:
-                _print("❌ No URL: pass --url or set PUBLIC_URL (and WEBHOOK_PATH) in .env.")
+            if not config.webhook_url:
+                _print("❌ No URL: set PUBLIC_URL in the configuration (e.g. https://bot.example.org) or pass --url.")
                 return 2
-            args.url = config.public_url.rstrip("/") + config.webhook_path
+            args.url = config.webhook_url
+        foreign_secret = args.secret_token is not None and args.secret_token != config.webhook_secret
         if args.secret_token is None:
             args.secret_token = config.webhook_secret
+        if args.ip_address is None:
+            args.ip_address = config.webhook_ip_address
+    expected = None
+    if action in {"set", "info"}:
+        expected = await expectation(
+            transport=config.transport,
+            url=config.webhook_url or (args.url if action == "set" else None),
+            fixed_ip=config.webhook_ip_address,
+        )
     container = build_container(config)
     try:
-        _print(await webhook_admin.run_webhook_command(args, container.bot_api()))
+        report = await webhook_admin.run_webhook_command(args, container.bot_api(), expected=expected)
     finally:
         await container.bot_api().close()
-    return 0
+    if action == "set" and foreign_secret:
+        warning = (
+            "⚠️ --secret-token is not the secret `serve` checks (WEBHOOK_SECRET, or the one kept in "
+            "DATA_DIR/webhook.json): every delivery gets 401 until they agree. Set WEBHOOK_SECRET to it and "
+            "restart, or run `webhook set` without --secret-token."
+        )
+        report = webhook_admin.Report(ok=False, lines=(*report.lines, warning))
+    _print(str(report))
+    return 0 if report.ok else 1
+
+
+async def _selftest(config: Config, args: argparse.Namespace) -> int:
+    config = _with_identity(config, create=False)
+    return await selftest.run_selftest(config, args, print_line=_print)
 
 
 def _first_leaf(group: BaseExceptionGroup[_E]) -> _E:
@@ -168,33 +255,40 @@ async def _run_sandbox(args: argparse.Namespace) -> int:
         info = await tg.start(
             functools.partial(run_sandbox, args.dir, host=args.host, port=args.port, demo_agent=args.demo_agent)
         )
+        opened = args.open_browser and display_available() and await anyio.to_thread.run_sync(webbrowser.open, info.url)
+        banner = f"voicecoder sandbox: {info.url}"
+        how = "opened in your browser" if opened else "open this address in your browser"
         _print(
-            f"\n  voicecoder sandbox is running: open {info.url}\n"
+            f"\n  ┌{'─' * (len(banner) + 4)}┐\n  │  {banner}  │\n  └{'─' * (len(banner) + 4)}┘\n"
+            f"  {how}\n\n"
             f"  workspace: {info.workspace}\n  agent: {info.agent}\n  speech to text: {info.speech}\n"
             "  Ctrl+C to stop.\n"
         )
     return 0
 
 
+def display_available() -> bool:
+    """Whether a browser could show a window here: a desktop OS, or an X11/Wayland display (not an SSH box)."""
+    return sys.platform in {"darwin", "win32"} or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    env = dict(os.environ)
     try:
-        config = Config.from_env(env, dotenv=args.env_file)
+        config = Config.from_env(dict(os.environ), dotenv=args.env_file or Path(".env"), required=bool(args.env_file))
         configure_logging(fmt=config.log_format, level=config.log_level, secrets=config.secrets())
-        if args.command in {"serve", "webhook"}:
-            config = stable_webhook_identity(config, env)
-            configure_logging(fmt=config.log_format, level=config.log_level, secrets=config.secrets())
         if args.command == "doctor":
-            return anyio.run(_doctor, config)
+            return anyio.run(_doctor, config, args)
         if args.command == "serve":
-            return anyio.run(_serve, config, args)
+            return _run_serve(config, args)
         if args.command == "webhook":
             return anyio.run(_webhook, config, args)
         if args.command == "sandbox":
             return anyio.run(_sandbox, args)
+        if args.command == "selftest":
+            return anyio.run(_selftest, config, args)
     except TelegramApiError as exc:
-        _print(f"❌ Telegram said: {exc}")
+        _print(f"❌ {telegram_failure(exc)}")
         return 1
     except VoicecoderError as exc:
         _print(f"❌ {exc}")
@@ -202,6 +296,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 2
+
+
+def _run_serve(config: Config, args: argparse.Namespace) -> int:
+    """`serve` from its first file write to its exit: whatever stops it is one ❌ line (see `serve_failure`)."""
+    redact = Redactor(config.secrets())
+    try:
+        if args.transport is not None:
+            config = attrs.evolve(config, transport=args.transport)
+            config.validate()
+        webhook = config.transport == "webhook" and not args.polling
+        config = _with_identity(config, create=webhook)
+        redact = Redactor(config.secrets())
+        return anyio.run(_serve, config, args)
+    except (Exception, KeyboardInterrupt, BaseExceptionGroup) as error:
+        line, code = serve_failure(error, config)
+    if line:
+        _print(f"❌ {redact(line)}")
+    return code
 
 
 if __name__ == "__main__":

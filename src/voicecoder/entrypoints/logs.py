@@ -4,32 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-# Shapes of secrets we redact even when they are not in the configuration (e.g. pasted by a user).
-_PATTERNS = (
-    re.compile(r"\b\d{6,12}:[A-Za-z0-9_-]{30,}\b"),  # Telegram bot token
-    re.compile(r"\bsk-ant-[A-Za-z0-9_-]{10,}"),  # Anthropic
-    re.compile(r"\bsk-(?:proj-)?[A-Za-z0-9_-]{20,}"),  # OpenAI-style
-    re.compile(r"(?i)(authorization:\s*(?:token|bearer)\s+)[^\s\"']+"),
-)
+from voicecoder.redaction import Redactor
+
+__all__ = ["JsonFormatter", "RedactingFilter", "Redactor", "configure_logging"]
+
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
-
-
-class Redactor:
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._secrets = tuple(sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True))
-
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "<redacted>")
-        for pattern in _PATTERNS:
-            text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + "<redacted>", text)
-        return text
 
 
 class RedactingFilter(logging.Filter):
@@ -40,15 +24,29 @@ class RedactingFilter(logging.Filter):
         self._redact = redactor
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = self._redact(record.getMessage())
+        record.msg = _encodable(self._redact(record.getMessage()))
         record.args = None
         if record.exc_info and record.exc_info[1] is not None:
-            record.exc_text = self._redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_text = _encodable(self._redact(logging.Formatter().formatException(record.exc_info)))
             record.exc_info = None
         for key, value in list(vars(record).items()):
             if key not in _STANDARD and isinstance(value, str):
-                setattr(record, key, self._redact(value))
+                setattr(record, key, _encodable(self._redact(value)))
         return True
+
+
+def _encodable(text: str) -> str:
+    r"""
+    *text* with lone surrogates escaped.
+
+    JSON from outside may carry them (``"\ud800"``); written to a UTF-8 stream they would make the handler print
+    a "Logging error" traceback instead of the line.
+    """
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode()
+    return text
 
 
 class JsonFormatter(logging.Formatter):

@@ -11,9 +11,11 @@ approve/reject flow works offline.
 from __future__ import annotations
 
 import functools
+import getpass
 import importlib.util
 import logging
 import os
+import re
 import secrets
 import shutil
 from pathlib import Path
@@ -24,13 +26,14 @@ import attrs
 from aiohttp import web
 from dependency_injector import providers
 
-from voicecoder.adapters.unavailable_agent import UnavailableAgent
+from voicecoder.adapters.claude import UnavailableAgent
 from voicecoder.bootstrap import Container, build_container, open_runtime
 from voicecoder.config import Config
+from voicecoder.entrypoints.polling import ALLOWED_UPDATES
 from voicecoder.entrypoints.sandbox_web import create_sandbox_web_app
 from voicecoder.entrypoints.server import serve
 from voicecoder.entrypoints.signals import stop_on_signal
-from voicecoder.testing.fake_anthropic import FakeAnthropicApi
+from voicecoder.testing.fake_anthropic import FakeAnthropicApi, demo_responder
 from voicecoder.testing.fake_bot_api import FakeBotApi
 from voicecoder.testing.fakes import FakeTranscriber
 
@@ -100,7 +103,10 @@ async def run_sandbox(
     await anyio.Path(root).mkdir(parents=True, exist_ok=True)
     stop = stop or anyio.Event()
     claude = find_claude()
-    async with FakeBotApi(SANDBOX_TOKEN, time_scale=0.05) as bot_api, FakeAnthropicApi() as anthropic:
+    async with (
+        FakeBotApi(SANDBOX_TOKEN, time_scale=0.05) as bot_api,
+        FakeAnthropicApi(default=demo_responder) as anthropic,
+    ):
         claude_env: dict[str, str] = {}
         if demo_agent:
             # The fake API answers as a scripted model; an isolated config dir keeps the real login untouched.
@@ -122,9 +128,11 @@ async def run_sandbox(
             await container.bot_api().set_webhook(
                 f"http://127.0.0.1:{bound}{config.webhook_path}",
                 secret_token=config.webhook_secret,
-                allowed_updates=["message", "callback_query"],
+                allowed_updates=ALLOWED_UPDATES,
             )
-            web_app = create_sandbox_web_app(bot_api, user_id=SANDBOX_USER, chat_id=SANDBOX_USER, user_name="You")
+            web_app = create_sandbox_web_app(
+                bot_api, user_id=SANDBOX_USER, chat_id=SANDBOX_USER, user_name=sandbox_user_name()
+            )
             runner = web.AppRunner(web_app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
             await runner.setup()
             try:
@@ -143,6 +151,16 @@ async def run_sandbox(
                 with anyio.CancelScope(shield=True):
                     await runner.cleanup()
             tg.cancel_scope.cancel()
+
+
+def sandbox_user_name() -> str:
+    """The first name the sandbox's Telegram user has: the login name, as a person would write it."""
+    try:
+        login = getpass.getuser()
+    except (OSError, KeyError):  # no login name in a bare container
+        login = ""
+    name = re.split(r"[^A-Za-z0-9]+", login)[0] if login else ""
+    return name.capitalize() if name and name != "root" else "Developer"
 
 
 async def _serve(

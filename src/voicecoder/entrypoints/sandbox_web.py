@@ -5,9 +5,11 @@ The sandbox's web chat: a phone-like page that plays the Telegram user against t
 JSON API the page calls. Every action goes to the fake Bot API's *user side* in-process, so the bot
 receives exactly the updates Telegram would send (through its real webhook):
 
-* ``POST api/send`` ``{"text": …}`` — a typed message or ``/command``;
+* ``POST api/send`` ``{"text": …, "reply_to": <message id>?}`` — a typed message or ``/command``, optionally a
+  reply (replying to a tool question denies it with the text as the reason);
 * ``POST api/voice`` — a recording (multipart part ``voice`` with optional ``duration`` and ``kind`` fields,
-  or the raw body with ``?duration=&kind=&name=``) in OGG, WebM, MP3, M4A or WAV, sniffed from its bytes;
+  or the raw body with ``?duration=&kind=&name=``; a ``reply_to`` field or query makes it a reply) in OGG, WebM,
+  MP3, M4A or WAV, sniffed from its bytes;
   microphone recordings (``kind=voice``) and OGG files become voice notes, other files audio messages;
 * ``POST api/press`` ``{"message_id": …, "data": …}`` — a tap on an inline button;
 * ``GET api/conversation?since=V&wait=S`` — the chat as it is now (long-poll: answers once something
@@ -32,6 +34,7 @@ import asyncio
 import contextlib
 import html
 import importlib.resources
+import io
 import logging
 import math
 import re
@@ -39,6 +42,8 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import attrs
 from aiohttp import BodyPartReader, web
 from aiohttp.typedefs import Handler
@@ -214,7 +219,13 @@ async def _send(request: web.Request) -> web.Response:
         return _error(400, "text is required")
     if len(text) > MAX_TEXT_CHARS:
         return _error(400, f"a message has at most {MAX_TEXT_CHARS} characters")
-    update = await sandbox.bot_api.send_text(text, user=sandbox.user)
+    reply_to = body.get("reply_to")
+    if reply_to is not None and (not isinstance(reply_to, int) or isinstance(reply_to, bool)):
+        return _error(400, "reply_to is the id (a number) of the message replied to")
+    try:
+        update = await sandbox.bot_api.send_text(text, user=sandbox.user, reply_to=reply_to)
+    except LookupError as exc:
+        return _error(404, str(exc))
     return web.json_response({"update_id": update["update_id"], "message_id": update["message"]["message_id"]})
 
 
@@ -238,6 +249,8 @@ class _Recording:
     duration: int | None
     recorded: bool
     """Recorded with the microphone (a voice note), not a file the user picked."""
+    reply_to: int | None = None
+    """The message this voice note replies to (e.g. a tool question it answers)."""
 
 
 async def _read_limited(part: BodyPartReader | web.Request) -> bytes:
@@ -272,11 +285,14 @@ async def _read_recording(request: web.Request) -> _Recording:
         file_name: str | None = None
         duration: int | None = None
         recorded = False
+        reply_to: int | None = None
         while (part := await reader.next()) is not None:
             if not isinstance(part, BodyPartReader):
                 continue
             if part.name == "duration":
                 duration = _duration((await part.read(decode=True)).decode("ascii", "replace")[:32])
+            elif part.name == "reply_to":
+                reply_to = _message_id((await part.read(decode=True)).decode("ascii", "replace")[:32])
             elif part.name == "kind":
                 recorded = (await part.read(decode=True))[:16] == b"voice"
             elif data is None and (part.name == "voice" or part.filename):
@@ -288,13 +304,84 @@ async def _read_recording(request: web.Request) -> _Recording:
             raise web.HTTPBadRequest(
                 text='{"error": "a \'voice\' file part is required"}', content_type="application/json"
             )
-        return _Recording(data, file_name, duration, recorded)
+        return _Recording(data, file_name, duration, recorded, reply_to)
     return _Recording(
         await _read_limited(request),
         request.query.get("name"),
         _duration(request.query.get("duration")),
         request.query.get("kind") == "voice",
+        _message_id(request.query.get("reply_to")),
     )
+
+
+def _message_id(value: str | None) -> int | None:
+    """A message id from a form field or query, or None (a malformed one is refused)."""
+    if value is None or not value.strip():
+        return None
+    if not value.strip().isdigit():
+        raise web.HTTPBadRequest(text='{"error": "reply_to is a message id"}', content_type="application/json")
+    return int(value)
+
+
+def recording_duration(data: bytes) -> float | None:
+    """
+    The length of a recording in seconds, as a Telegram client measures it before sending (None if unknown).
+
+    OGG (Opus or Vorbis) and WAV are read from their headers; other containers through PyAV when it is
+    installed (the local speech engine brings it).
+    """
+    if data.startswith(b"OggS"):
+        return _ogg_duration(data)
+    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+        return _wav_duration(data)
+    return _pyav_duration(data)
+
+
+def _ogg_duration(data: bytes) -> float | None:
+    # The granule position of the last page counts samples: at 48 kHz minus the encoder's pre-skip for Opus
+    # (RFC 7845 §4), at the identification header's sample rate for Vorbis.
+    last = data.rfind(b"OggS")
+    if last < 0 or len(data) < last + 14:
+        return None
+    granule = int.from_bytes(data[last + 6 : last + 14], "little", signed=True)
+    if granule < 0:
+        return None
+    head = data.find(b"OpusHead")
+    if head >= 0 and len(data) >= head + 12:
+        pre_skip = int.from_bytes(data[head + 10 : head + 12], "little")
+        return max(0.0, (granule - pre_skip) / 48_000)
+    vorbis = data.find(b"\x01vorbis")
+    if vorbis >= 0 and len(data) >= vorbis + 16:
+        rate = int.from_bytes(data[vorbis + 12 : vorbis + 16], "little")
+        return granule / rate if rate else None
+    return None
+
+
+def _wav_duration(data: bytes) -> float | None:
+    pos, byte_rate = 12, 0
+    while pos + 8 <= len(data):
+        chunk, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
+        if chunk == b"fmt " and pos + 20 <= len(data):
+            byte_rate = int.from_bytes(data[pos + 16 : pos + 20], "little")
+        elif chunk == b"data":
+            size = min(size, len(data) - pos - 8)
+            return size / byte_rate if byte_rate else None
+        pos += 8 + size + (size & 1)
+    return None
+
+
+def _pyav_duration(data: bytes) -> float | None:
+    try:
+        import av  # noqa: PLC0415 - optional: present with the local speech engine
+    except ImportError:
+        return None
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            if container.duration is not None:
+                return float(container.duration) / 1_000_000
+    except (av.FFmpegError, ValueError, OSError):
+        return None
+    return None
 
 
 def sniff_audio(data: bytes) -> tuple[str, str] | None:
@@ -322,11 +409,23 @@ async def _voice(request: web.Request) -> web.Response:
         return _error(415, "not an audio file: send OGG/Opus, WebM, MP3, M4A or WAV")
     mime, extension = sniffed
     log.info("sandbox: the user sent a %s recording of %d bytes", mime, len(recording.data))
+    duration = recording.duration
+    if duration is None:
+        # Like a Telegram client, measure the file itself; never make a length up.
+        measured = await anyio.to_thread.run_sync(recording_duration, recording.data)
+        duration = max(1, round(measured)) if measured is not None else None
     if recording.recorded or mime == "audio/ogg":
         # A voice note, as a Telegram client sends it (Telegram's own clients record OGG/Opus).
-        update = await sandbox.bot_api.send_voice(
-            recording.data, duration=recording.duration or 1, mime_type=mime, user=sandbox.user
-        )
+        try:
+            update = await sandbox.bot_api.send_voice(
+                recording.data,
+                duration=duration or 0,
+                mime_type=mime,
+                user=sandbox.user,
+                reply_to=recording.reply_to,
+            )
+        except LookupError as exc:
+            return _error(404, str(exc))
     else:
         stem = (recording.file_name or "recording").rsplit(".", 1)[0]
         file_name = f"{_UNSAFE_FILENAME_RE.sub('_', stem)[:60] or 'recording'}.{extension}"
@@ -336,7 +435,7 @@ async def _voice(request: web.Request) -> web.Response:
             mime_type=mime,
             user=sandbox.user,
             as_document=False,
-            duration=recording.duration,
+            duration=duration,
         )
     kind = "voice" if "voice" in update["message"] else "audio"
     return web.json_response({"update_id": update["update_id"], "kind": kind, "mime_type": mime})
@@ -465,6 +564,10 @@ def _message_json(m: BotMessage) -> dict[str, Any]:
     text = raw.get("text") or raw.get("caption")
     if isinstance(text, str):
         out["html"] = html.escape(text, quote=False)
+    replied = raw.get("reply_to_message")
+    if isinstance(replied, Mapping) and isinstance(replied.get("message_id"), int):
+        quoted = replied.get("text") or replied.get("caption") or ""
+        out["reply_to"] = {"id": replied["message_id"], "text": str(quoted)[:120]}
     for key in ("voice", "audio"):
         obj = raw.get(key)
         if isinstance(obj, Mapping):

@@ -3,15 +3,20 @@ The Telegram webhook: an aiohttp app that stores each update durably, answers 20
 
 ``POST /<path>`` checks, in this order: source network (optional allow-list, with X-Forwarded-For
 trusted only from configured proxies) → 403; the ``X-Telegram-Bot-Api-Secret-Token`` header
-(constant-time) → 401; body size → 413; JSON and Update shape → 400. Update types other than
-``message`` and ``callback_query`` are answered 200 and dropped. Everything else is written to the
-:class:`SqliteInbox` (a duplicate ``update_id`` is acknowledged, not stored again) and handed to the
-:class:`UpdateDispatcher`; the 200 goes out only after the commit. If the inbox cannot be written
-the answer is 503, so Telegram delivers the update again later.
+(constant-time, on the raw bytes: a header that is not UTF-8 is just a wrong secret) → 401; body size → 413.
+Then the body must be an Update at all: UTF-8 JSON nested at most :data:`MAX_JSON_DEPTH` deep (checked before
+parsing, so no depth reaches the parser's recursion limit), an object with an integer ``update_id``; anything
+else is 400. Every Update is acknowledged with 200, because Telegram retries anything else for a day: what
+the injected *lane_of* cannot route (other update types, a message without a sender, missing or mistyped
+fields at any level) is classified here as ignored (one log line, the ``ignored`` outcome) and never stored.
+The rest is written to the :class:`SqliteInbox` (a duplicate ``update_id`` is acknowledged, not stored again)
+and handed to the :class:`UpdateDispatcher` as soon as its row is inserted, so processing overlaps the commit's
+fsync; the 200 goes out only after the commit is on disk. If the inbox cannot be written the answer is 503, so
+Telegram delivers the update again later (should processing have started already, it runs again: at least once).
 
 ``GET /healthz`` answers while the process lives; ``GET /readyz`` checks the inbox is writable and the
-dispatcher is running. :func:`serve_webhook` runs the site and the dispatcher in one anyio task group
-and shuts both down gracefully on SIGTERM/SIGINT.
+dispatcher is running (:mod:`voicecoder.entrypoints.health`). :func:`serve_webhook` runs the site and the
+dispatcher in one anyio task group and shuts both down gracefully on SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -30,11 +35,12 @@ from typing import Any
 import anyio
 import anyio.abc
 import attrs
-from aiohttp import web
+from aiohttp import http_exceptions, web
 
 from voicecoder.adapters.sqlite_inbox import InboxItem, SqliteInbox
 from voicecoder.adapters.update_dispatcher import UpdateDispatcher, lane_key
-from voicecoder.domain.errors import ConfigurationError, MalformedUpdateError, StateStoreError
+from voicecoder.domain.errors import ConfigurationError, MalformedUpdateError, StartupError, StateStoreError
+from voicecoder.entrypoints.health import Readiness, add_health_routes
 from voicecoder.entrypoints.signals import stop_on_signal
 
 log = logging.getLogger(__name__)
@@ -42,14 +48,22 @@ log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name, not a secret
 TELEGRAM_NETWORKS: tuple[str, ...] = ("149.154.160.0/20", "91.108.4.0/22")
 """Where Telegram's webhook requests come from (core.telegram.org/bots/webhooks); the ranges may change."""
-PROCESSED_TYPES = frozenset({"message", "callback_query"})
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 DEFAULT_RETENTION_S = 7 * 86400.0
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of arrays/objects accepted; real Updates stay far below (Telegram nests about 10 levels)."""
 _SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
-_MAX_UPDATE_ID = (1 << 63) - 1
+_MAX_UPDATE_ID = (1 << 63) - 1  # SQLite's INTEGER
+_JSON_SPECIALS = re.compile(rb'[\\"\[\]{}]')
 
 LaneOf = Callable[[dict[str, Any]], "tuple[int, str] | None"]
-"""Routes a raw update to (chat id, "message" | "callback"); None or MalformedUpdateError if it cannot."""
+"""
+Routes an Update (a dict with an integer ``update_id``) to (chat id, "message" | "callback").
+
+None: voicecoder does not process this update type. MalformedUpdateError (its detail is logged): an update of
+a processed type that cannot be processed (a field missing or of the wrong type, no sender ...). Either way the
+update is acknowledged and ignored, never stored.
+"""
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -145,6 +159,10 @@ class WebhookIngress:
     dispatcher: UpdateDispatcher
     lane_of: LaneOf
     stats: IngressStats = attrs.field(factory=IngressStats)
+    _secret: bytes = attrs.field(init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._secret = self.settings.secret_token.encode()
 
     # --- checks ----------------------------------------------------------------------------
 
@@ -176,8 +194,10 @@ class WebhookIngress:
         return address is not None and _within(address, self.settings.allowed_networks)
 
     def secret_ok(self, request: web.Request) -> bool:
-        given = request.headers.get(SECRET_HEADER, "")
-        return hmac.compare_digest(given.encode(), self.settings.secret_token.encode())
+        # aiohttp decodes header bytes as UTF-8 with surrogateescape; encoding back the same way gives the bytes
+        # that were sent, whatever they are (a non-UTF-8 value must be a wrong secret, not an exception).
+        given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "surrogateescape")
+        return hmac.compare_digest(given, self._secret)
 
     # --- handlers --------------------------------------------------------------------------
 
@@ -193,92 +213,129 @@ class WebhookIngress:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return self._reject(413, "Payload Too Large")
+        except web.RequestPayloadError as exc:  # e.g. a Content-Encoding whose data does not decode
+            log.info("webhook: rejected an unreadable body: %s", " ".join(str(exc.__cause__ or exc).split()))
+            return self._reject(400, "Bad Request")
         if len(body) > self.settings.max_body_bytes:
             return self._reject(413, "Payload Too Large")
+        received_at = time.time()
         try:
-            parsed = self._parse(body)
+            update = parse_update(body)
         except MalformedUpdateError as exc:
-            log.info("webhook: rejected a malformed update: %s", exc.detail)
+            log.info("webhook: rejected a body that is not an Update: %s", exc.detail)
             return self._reject(400, "Bad Request")
-        if parsed is None:
+        route = route_update(update, self.lane_of)
+        if route.lane is None:
+            log.info("webhook: ignored update %d: %s", route.update_id, route.reason)
             self.stats.count("ignored")
             return web.Response(status=200)
-        update_id, lane, update = parsed
-        # Shielded: once the commit starts, the item must reach the dispatcher even if the client goes away.
+        item = InboxItem(update_id=route.update_id, lane=route.lane, body=body, received_at=received_at, parsed=update)
+
+        def inserted(fresh: bool) -> None:
+            # Processing starts while the commit is still on its way to the disk; the 200 waits for it below.
+            if fresh:
+                self.dispatcher.submit(item)
+
+        # Shielded: once the commit starts, the answer must reflect it even if the client goes away.
         with anyio.CancelScope(shield=True):
             try:
-                fresh = await self.inbox.put(update_id, lane, body)
+                fresh = await self.inbox.put(route.update_id, route.lane, body, on_inserted=inserted)
             except StateStoreError:
                 log.exception("webhook: the inbox cannot be written; asking Telegram to retry")
                 return self._reject(503, "Service Unavailable", retry_after=5)
-            if fresh:
-                self.stats.count("acked")
-                self.dispatcher.submit(
-                    InboxItem(update_id=update_id, lane=lane, body=body, received_at=time.time(), parsed=update)
-                )
-            else:
-                self.stats.count("duplicate")
+        self.stats.count("acked" if fresh else "duplicate")
         return web.Response(status=200)
-
-    def _parse(self, body: bytes) -> tuple[int, str, dict[str, Any]] | None:
-        """(update_id, lane, update) for an update to process; None for a valid update of a type we ignore."""
-        try:
-            update = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise MalformedUpdateError("body is not JSON") from exc
-        routed = route_update(update, self.lane_of)
-        return None if routed is None else (*routed, update)
 
     def _reject(self, status: int, text: str, *, retry_after: int | None = None) -> web.Response:
         self.stats.reject(status)
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
         return web.Response(status=status, text=text, headers=headers)
 
-    async def healthz(self, _request: web.Request) -> web.Response:
-        return web.json_response({"status": "alive"})
 
-    async def readyz(self, _request: web.Request) -> web.Response:
-        checks: dict[str, str] = {}
-        try:
-            with anyio.fail_after(2):
-                await self.inbox.check_writable()
-            checks["inbox"] = "ok"
-        except (StateStoreError, TimeoutError) as exc:
-            checks["inbox"] = f"not writable: {type(exc).__name__}"
-        checks["dispatcher"] = "ok" if self.dispatcher.running else "not running"
-        ready = all(v == "ok" for v in checks.values())
-        return web.json_response(
-            {"status": "ready" if ready else "not ready", "checks": checks, "backlog": self.dispatcher.backlog},
-            status=200 if ready else 503,
-        )
+@attrs.frozen
+class Route:
+    """Where an Update goes: its ``lane``, or None when it is ignored (``reason`` says why, for the log)."""
+
+    update_id: int
+    lane: str | None
+    reason: str = ""
 
 
-def route_update(update: Any, lane_of: LaneOf) -> tuple[int, str] | None:
+def parse_update(body: bytes) -> dict[str, Any]:
     """
-    Validate a decoded Update and route it: (update_id, lane) to process it, None for a type voicecoder ignores.
+    Decode a webhook body into an Update object, without ever recursing deeper than :data:`MAX_JSON_DEPTH`.
 
     Raises:
-        MalformedUpdateError: It is not an Update, or a message/callback_query that cannot be routed.
+        MalformedUpdateError: It is not an Update at all: not UTF-8, not JSON, nested too deeply, not an object,
+            or without an integer ``update_id``.
     """
+    if json_too_deep(body, MAX_JSON_DEPTH):
+        raise MalformedUpdateError(f"body is nested more than {MAX_JSON_DEPTH} levels deep")
+    try:
+        update = json.loads(body.decode("utf-8"))
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors, so is int digit overflow
+        raise MalformedUpdateError(f"body is not UTF-8 JSON ({type(exc).__name__})") from None
     if not isinstance(update, dict):
         raise MalformedUpdateError("body is not a JSON object")
     update_id = update.get("update_id")
-    if type(update_id) is not int or not 0 <= update_id <= _MAX_UPDATE_ID:
-        raise MalformedUpdateError("update_id is missing or not a non-negative integer")
-    kinds = PROCESSED_TYPES.intersection(update)
-    if not kinds:
-        return None
-    if len(kinds) > 1 or not isinstance(update[next(iter(kinds))], dict):
-        raise MalformedUpdateError("an Update carries exactly one object")
+    if type(update_id) is not int:
+        raise MalformedUpdateError("update_id is missing or not an integer")
+    return update
+
+
+def route_update(update: dict[str, Any], lane_of: LaneOf) -> Route:
+    """
+    Route an Update (a dict with an integer ``update_id``, as :func:`parse_update` returns): never raises.
+
+    An ``update_id`` outside what the inbox can key (0 … 2**63-1), an update type *lane_of* does not route, and an
+    update of a routed type that it cannot process are all ignored, with the reason.
+    """
+    update_id: int = update["update_id"]
+    if not 0 <= update_id <= _MAX_UPDATE_ID:
+        return Route(update_id, None, "update_id is out of range")
     try:
         lane = lane_of(update)
-    except MalformedUpdateError:
-        raise
-    except (KeyError, TypeError, ValueError) as exc:
-        raise MalformedUpdateError(f"cannot route the update: {type(exc).__name__}") from exc
+    except MalformedUpdateError as exc:
+        return Route(update_id, None, exc.detail)
+    except (LookupError, TypeError, ValueError, AttributeError) as exc:  # a lenient lane_of tripped over the shape
+        return Route(update_id, None, f"cannot be routed ({type(exc).__name__})")
     if lane is None:
-        raise MalformedUpdateError("the update has no chat to route it to")
-    return update_id, lane_key(*lane)
+        kind = next((k for k in update if k != "update_id"), None)
+        return Route(update_id, None, f"{kind or 'empty'} updates are not processed")
+    return Route(update_id, lane_key(*lane))
+
+
+def json_too_deep(body: bytes, limit: int) -> bool:
+    r"""
+    True when arrays/objects in the JSON text *body* nest deeper than *limit* (brackets inside strings don't count).
+
+    Linear and without recursion; a body with few brackets is answered by counting them. In UTF-8 the bytes of
+    ``[]{}"\`` never occur inside a multi-byte character, so scanning bytes is exact.
+    """
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    depth = 0
+    in_string = False
+    escaped_until = -1
+    for match in _JSON_SPECIALS.finditer(body):
+        at = match.start()
+        if at < escaped_until:
+            continue
+        char = body[at]
+        if in_string:
+            if char == 0x5C:  # backslash: the next byte is escaped
+                escaped_until = at + 2
+            elif char == 0x22:
+                in_string = False
+        elif char == 0x22:
+            in_string = True
+        elif char in {0x5B, 0x7B}:
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in {0x5D, 0x7D}:
+            depth -= 1
+    return False
 
 
 def _within(address: Address, networks: tuple[Network, ...]) -> bool:
@@ -303,8 +360,7 @@ def create_webhook_app(
     )
     app[INGRESS] = ingress
     app.router.add_post(settings.path, ingress.on_update)
-    app.router.add_get("/healthz", ingress.healthz)
-    app.router.add_get("/readyz", ingress.readyz)
+    add_health_routes(app, Readiness(inbox, dispatcher))
     return app
 
 
@@ -334,32 +390,124 @@ async def serve_webhook(
     leaves the rest pending. *configure_app* may add routes (e.g. /metrics) before the site starts. Every
     *housekeeping_every_s*, finished items older than *retention_s* are purged (None keeps them all); the
     retention must stay well above Telegram's redelivery window (24 h) so late duplicates are still recognised.
+
+    Raises:
+        StartupError: The address cannot be bound (the dispatcher is stopped again first).
     """
     stop = stop if stop is not None else anyio.Event()
     app = create_webhook_app(settings, inbox=inbox, dispatcher=dispatcher, lane_of=lane_of, stats=stats)
     if configure_app is not None:
         configure_app(app)
+    failure: StartupError | None = None
     async with anyio.create_task_group() as tg:
-        await tg.start(dispatcher.run)
-        if handle_signals:
-            tg.start_soon(functools.partial(stop_on_signal, stop, label="webhook"))
-        if retention_s is not None:
-            tg.start_soon(housekeeping, inbox, retention_s, housekeeping_every_s)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=shutdown_timeout_s)
-        await runner.setup()
+        await start_beside_intake(
+            tg,
+            dispatcher,
+            inbox,
+            stop=stop if handle_signals else None,
+            label="webhook",
+            retention_s=retention_s,
+            housekeeping_every_s=housekeeping_every_s,
+        )
         try:
-            site = web.TCPSite(runner, host, port, backlog=1024)
-            await site.start()
-            bound = int(runner.addresses[0][1])
-            log.info("webhook: listening on %s:%d", host, bound)  # the path is a secret: never logged
-            task_status.started(bound)
-            await stop.wait()
-            log.info("webhook: stopping")
+            runner = await listen(app, host, port, shutdown_timeout_s=shutdown_timeout_s)
+        except StartupError as exc:
+            failure = exc
+        else:
+            try:
+                bound = int(runner.addresses[0][1])
+                log.info("webhook: listening on %s:%d", host, bound)  # the path is a secret: never logged
+                task_status.started(bound)
+                await stop.wait()
+                log.info("webhook: stopping")
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await runner.cleanup()
         finally:
             with anyio.CancelScope(shield=True):
-                await runner.cleanup()
                 await dispatcher.stop()
         tg.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+
+
+class MalformedRequestLogFilter(logging.Filter):
+    """
+    Turns aiohttp's ERROR tracebacks about requests a client got wrong into one INFO line each.
+
+    aiohttp answers a request it cannot parse (a header byte HTTP forbids, a body whose Content-Encoding does not
+    decode) with 400 itself, but logs it at ERROR with a traceback: anyone could fill the log that way. The
+    problem is the client's, so it is worth a line, not an alarm.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if _client_fault(error):
+            detail = " ".join(str(error).split())[:200]
+            record.msg, record.args = "refused a malformed request: %s", (detail,)
+            record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def _client_fault(error: BaseException | None) -> bool:
+    while error is not None:
+        if isinstance(error, http_exceptions.HttpProcessingError | web.RequestPayloadError):
+            return True
+        error = error.__cause__
+    return False
+
+
+_AIOHTTP_SERVER_LOG = logging.getLogger("aiohttp.server")
+
+
+async def listen(app: web.Application, host: str, port: int, *, shutdown_timeout_s: float = 10.0) -> web.AppRunner:
+    """
+    Serve *app* on host:port (0: any free port); the caller cleans the returned runner up.
+
+    Malformed requests are logged as one INFO line, not an ERROR traceback (:class:`MalformedRequestLogFilter`).
+
+    Raises:
+        StartupError: The address cannot be bound (in use, not an address of this machine, no permission).
+    """
+    if not any(isinstance(f, MalformedRequestLogFilter) for f in _AIOHTTP_SERVER_LOG.filters):
+        _AIOHTTP_SERVER_LOG.addFilter(MalformedRequestLogFilter())
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=shutdown_timeout_s)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port, backlog=1024).start()
+    except OSError as exc:
+        await runner.cleanup()
+        reason = exc.strerror or str(exc)
+        raise StartupError(
+            f"Cannot listen on {host}:{port}: {reason}. Set LISTEN_PORT (or LISTEN_HOST) to a free address "
+            "of this machine, or stop what is using it."
+        ) from None
+    return runner
+
+
+async def start_beside_intake(
+    tg: anyio.abc.TaskGroup,
+    dispatcher: UpdateDispatcher,
+    inbox: SqliteInbox,
+    *,
+    stop: anyio.Event | None,
+    label: str,
+    retention_s: float | None,
+    housekeeping_every_s: float,
+) -> None:
+    """
+    Start in *tg* what runs beside either intake (webhook or polling), in this order.
+
+    The dispatcher comes first, because it resumes what the inbox left pending before new items arrive; then a
+    SIGTERM/SIGINT handler that sets *stop* (None: no signal handling); then the inbox housekeeping (None
+    *retention_s*: none).
+    """
+    await tg.start(dispatcher.run)
+    if stop is not None:
+        tg.start_soon(functools.partial(stop_on_signal, stop, label=label))
+    if retention_s is not None:
+        tg.start_soon(housekeeping, inbox, retention_s, housekeeping_every_s)
 
 
 async def housekeeping(inbox: SqliteInbox, retention_s: float, every_s: float) -> None:
@@ -377,17 +525,23 @@ async def housekeeping(inbox: SqliteInbox, retention_s: float, every_s: float) -
 
 __all__ = [
     "INGRESS",
-    "PROCESSED_TYPES",
+    "MAX_JSON_DEPTH",
     "SECRET_HEADER",
     "TELEGRAM_NETWORKS",
     "IngressStats",
     "LaneOf",
+    "MalformedRequestLogFilter",
+    "Route",
     "WebhookIngress",
     "WebhookSettings",
     "create_webhook_app",
     "housekeeping",
+    "json_too_deep",
+    "listen",
     "new_secret_token",
+    "parse_update",
     "random_path",
     "route_update",
     "serve_webhook",
+    "start_beside_intake",
 ]

@@ -12,14 +12,11 @@ recorded in `FakeAnthropicApi.other_requests`.
 
 What the "model" answers is scripted. Each request takes, in order: the next queued response
 (`FakeAnthropicApi.script`), else the first matching rule (`FakeAnthropicApi.rule`), else
-`default_responder`, which understands a few prompts so a sandbox works out of the box:
-
-* ``create file notes.txt with hello`` (also "create a file called test dot txt with hello world",
-  as a voice note would say it) → a ``Write`` tool call creating the file with the text and a
-  newline, then, when the tool result comes back, a one-line confirmation;
-* ``run command pytest -q`` → a ``Bash`` tool call;
-* a compaction request (``/compact``) → a ``<summary>…</summary>`` answer;
-* anything else → ``fake-model: <prompt>``.
+`default_responder`: a ``<summary>…</summary>`` for a compaction request, otherwise the sandbox's demo
+model (`voicecoder.testing.demo_model`), which understands a set of natural requests ("add a README",
+"run the tests", "delete notes.txt", …), works through them with the CLI's tools and answers in sentences;
+anything else is echoed as ``fake-model: <prompt>`` (so a test sees which prompt was answered). The sandbox's
+`demo_responder` answers anything else with what the demo model understands instead.
 
 Relative ``file_path`` inputs are resolved against ``workdir`` or, failing that, the working
 directory the CLI announces in its request ("Primary working directory: …").
@@ -48,6 +45,8 @@ import anyio
 import attrs
 from aiohttp import web
 
+from voicecoder.testing.demo_model import demo_reply, texts_of
+
 __all__ = [
     "ApiError",
     "FakeAnthropicApi",
@@ -58,6 +57,7 @@ __all__ = [
     "ToolUse",
     "bash",
     "default_responder",
+    "demo_responder",
     "write_file",
 ]
 
@@ -66,13 +66,6 @@ log = logging.getLogger(__name__)
 _COMPACTION_MARK = "Respond with TEXT ONLY"
 _CWD = re.compile(r"Primary working directory:\s*(\S[^\n]*)")
 _REMINDER = re.compile(r"<system-reminder>.*?</system-reminder>", re.DOTALL)
-_CREATE = re.compile(
-    r"\b(?:create|make|write) (?:a |the )?(?:new )?(?:file )?(?:called |named )?"
-    r"(?P<path>[\w./-]+\.\w+|[\w-]+/[\w./-]+)\s+"
-    r"(?:with|containing)(?: (?:the )?(?:content|text))?[: ]\s*(?P<content>.+)",
-    re.IGNORECASE | re.DOTALL,
-)
-_RUN = re.compile(r"\brun (?:the )?command[: ]\s*(?P<command>.+)", re.IGNORECASE | re.DOTALL)
 
 
 # --- what the model says --------------------------------------------------------------------
@@ -179,24 +172,6 @@ Responder = Callable[["MessagesRequest"], Response]
 # --- what the client sent --------------------------------------------------------------------
 
 
-def _texts(content: Any) -> list[str]:
-    if isinstance(content, str):
-        return [content]
-    if not isinstance(content, list):
-        return []
-    out: list[str] = []
-    for block in content:
-        if not isinstance(block, Mapping):
-            continue
-        if isinstance(block.get("text"), str):
-            out.append(block["text"])
-        elif block.get("type") == "tool_result":
-            out.extend(_texts(block.get("content")))
-        elif block.get("type") == "tool_use":
-            out.append(json.dumps(block.get("input"), ensure_ascii=False))
-    return out
-
-
 @attrs.frozen
 class MessagesRequest:
     """One ``POST /v1/messages`` as received; ``headers`` has auth values replaced by ``***``."""
@@ -228,12 +203,12 @@ class MessagesRequest:
 
     @property
     def system_text(self) -> str:
-        return "\n".join(_texts(self.body.get("system")))
+        return "\n".join(texts_of(self.body.get("system")))
 
     @property
     def cwd(self) -> str | None:
         """The working directory the CLI told the model about, if any."""
-        sources = [self.system_text] + ["\n".join(_texts(m.get("content"))) for m in self.messages]
+        sources = [self.system_text] + ["\n".join(texts_of(m.get("content"))) for m in self.messages]
         for text in sources:
             if match := _CWD.search(text):
                 return match.group(1).strip()
@@ -269,7 +244,7 @@ class MessagesRequest:
         if not isinstance(content, list):
             return []
         return [
-            (str(b.get("tool_use_id", "")), "\n".join(_texts(b.get("content"))), b.get("is_error") is True)
+            (str(b.get("tool_use_id", "")), "\n".join(texts_of(b.get("content"))), b.get("is_error") is True)
             for b in content
             if isinstance(b, Mapping) and b.get("type") == "tool_result"
         ]
@@ -277,36 +252,39 @@ class MessagesRequest:
     @property
     def is_compaction(self) -> bool:
         last = self.last_user
-        return last is not None and any(_COMPACTION_MARK in t for t in _texts(last.get("content")))
+        return last is not None and any(_COMPACTION_MARK in t for t in texts_of(last.get("content")))
 
     @property
     def all_text(self) -> str:
         """Every text of every message (tool inputs as JSON): for asserting on history."""
-        return "\n".join(t for m in self.messages for t in _texts(m.get("content")))
+        return "\n".join(t for m in self.messages for t in texts_of(m.get("content")))
 
 
-def default_responder(request: MessagesRequest) -> Response:
-    """The built-in script: create a file, run a command, summarise for /compact, or echo."""
+def _echo(prompt: str) -> str:
+    return f"fake-model: {prompt}" if prompt else "fake-model: (no prompt)"
+
+
+def default_responder(request: MessagesRequest, *, unknown: Callable[[str], str] | None = _echo) -> Response:
+    """
+    The built-in model: a <summary> for /compact, otherwise the demo model (`demo_model`).
+
+    A request the demo model does not understand gets *unknown(prompt)*: ``fake-model: <prompt>`` by default, the
+    demo model's own help with None.
+    """
     if request.is_compaction:
         return Reply.text(
             "<summary>\nThe user and the assistant worked on the workspace; "
             f"{len(request.messages)} messages so far. Nothing is pending.\n</summary>"
         )
-    if results := request.tool_results:
-        _, text, is_error = results[-1]
-        first = next((line.strip() for line in text.splitlines() if line.strip()), "")
-        return Reply.text(f"fake-model: tool finished ({'error' if is_error else 'ok'}): {first[:200]}")
-    prompt = request.prompt
-    # Spoken prompts say "test dot txt".
-    spoken = re.sub(r"(?<=\w) dot (?=\w)", ".", prompt, flags=re.IGNORECASE)
-    if match := _CREATE.search(spoken):
-        path = match.group("path")
-        content = match.group("content").strip().rstrip(".").strip("\"'`")
-        return Reply.tool(write_file(path, content + "\n"), f"I'll create {path}.")
-    if match := _RUN.search(prompt):
-        command = match.group("command").strip().strip("`")
-        return Reply.tool(bash(command), f"I'll run `{command}`.")
-    return Reply.text(f"fake-model: {prompt}" if prompt else "fake-model: (no prompt)")
+    step = demo_reply(request.messages, unknown=unknown)
+    if isinstance(step, str):
+        return Reply.text(step)
+    return Reply.tool(ToolUse(step.name, dict(step.input)), step.text)
+
+
+def demo_responder(request: MessagesRequest) -> Response:
+    """The sandbox's model (``--demo-agent``): like `default_responder`, but says what it understands instead."""
+    return default_responder(request, unknown=None)
 
 
 # --- the server --------------------------------------------------------------------------------

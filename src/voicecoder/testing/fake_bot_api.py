@@ -15,8 +15,11 @@ documents, button presses) that are delivered like Telegram does:
 * without one, through getUpdates (offset confirmation, long polling, 409 while a webhook is set).
 
 Like the official server in ``--local`` mode, webhook URLs may be plain http on any port (the fake
-delivers to 127.0.0.1). Every API call is recorded in `FakeBotApi.calls`; what the bot sent, edited and
-answered is in `FakeBotApi.transcript()` and `FakeBotApi.messages`.
+delivers to 127.0.0.1). A production URL such as ``https://bot.example.org/telegram/…`` can be delivered too:
+`FakeBotApi.routes` stands in for DNS plus the TLS proxy (host → the local ``http://127.0.0.1:port`` the proxy
+forwards to, path kept), and `FakeBotApi.dns` for the address getWebhookInfo reports. Every API call is
+recorded in `FakeBotApi.calls`; what the bot sent, edited and answered is in `FakeBotApi.transcript()` and
+`FakeBotApi.messages`.
 """
 
 from __future__ import annotations
@@ -25,12 +28,14 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import ipaddress
 import itertools
 import json
 import logging
 import re
 import secrets
 import time
+import urllib.parse
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, Self
@@ -258,12 +263,17 @@ def _byte_offset(text: str, index: int) -> int:
     return len(text[:index].encode())
 
 
-def parse_telegram_html(source: str) -> tuple[str, list[JSON]]:
+def parse_telegram_html(source: str, *, strict: bool = False) -> tuple[str, list[JSON]]:
     """
     Parse *source* as Telegram's ``parse_mode=HTML``: the plain text and its entities (UTF-16 offsets).
 
+    *strict* also enforces what the Bot API docs require but Telegram's parser tolerates: every ``&`` and
+    ``>`` outside a tag is an entity, ``<a>`` has an ``href``, ``<tg-emoji>`` an ``emoji-id``, ``<code>`` takes a
+    language only inside ``<pre>``, ``<pre>`` holds at most one ``<code>`` and no other tag, and links don't nest.
+
     Raises:
-        TelegramHtmlError: Unsupported or unbalanced tags, a bare ``<``, a bad ``span`` class.
+        TelegramHtmlError: Unsupported or unbalanced tags, a bare ``<``, a bad ``span`` class (and, when
+            *strict*, the rules above).
     """
     out: list[str] = []
     utf16 = 0
@@ -287,10 +297,14 @@ def parse_telegram_html(source: str) -> tuple[str, list[JSON]]:
                 utf16 += _utf16_len(decoded)
                 i = m.end()
                 continue
+            if strict:
+                raise TelegramHtmlError(f"Bare '&' at byte offset {_byte_offset(source, i)}; escape it as &amp;")
             out.append("&")
             utf16 += 1
             i += 1
             continue
+        if strict and ch == ">":
+            raise TelegramHtmlError(f"Bare '>' at byte offset {_byte_offset(source, i)}; escape it as &gt;")
         if ch != "<":
             out.append(ch)
             utf16 += _utf16_len(ch)
@@ -329,12 +343,31 @@ def parse_telegram_html(source: str) -> tuple[str, list[JSON]]:
                 attributes[am.group(1).lower()] = am.group(2) or am.group(3) or am.group(4) or ""
         if name == "span" and attributes.get("class") != "tg-spoiler":
             raise TelegramHtmlError(f'Tag "span" must have class "tg-spoiler" at byte offset {_byte_offset(source, i)}')
+        if strict:
+            _check_strict_tag(name, attributes, stack, _byte_offset(source, i))
         stack.append((name, utf16, attributes))
         i = end + 1
     if stack:
         raise TelegramHtmlError(f'Can\'t find end tag corresponding to start tag "{stack[-1][0]}"')
     entities.sort(key=lambda e: (e["offset"], -e["length"]))
     return "".join(out), entities
+
+
+def _check_strict_tag(name: str, attributes: JSON, stack: list[tuple[str, int, JSON]], offset: int) -> None:
+    open_names = [n for n, _, _ in stack]
+    if name == "a" and not attributes.get("href"):
+        raise TelegramHtmlError(f'Tag "a" without href at byte offset {offset}')
+    if name == "a" and "a" in open_names:
+        raise TelegramHtmlError(f'Nested "a" at byte offset {offset}')
+    if name == "tg-emoji" and not attributes.get("emoji-id"):
+        raise TelegramHtmlError(f'Tag "tg-emoji" without emoji-id at byte offset {offset}')
+    inside_pre = bool(open_names) and open_names[-1] == "pre"
+    if name == "code" and "class" in attributes and not inside_pre:
+        raise TelegramHtmlError(f'A language class on "code" outside "pre" at byte offset {offset}')
+    if inside_pre and name != "code":
+        raise TelegramHtmlError(f'Tag "{name}" inside "pre" at byte offset {offset}')
+    if "code" in open_names or (name == "pre" and "pre" in open_names):
+        raise TelegramHtmlError(f'Tag "{name}" inside "code"/"pre" at byte offset {offset}')
 
 
 def _close_entity(
@@ -429,7 +462,8 @@ class FakeBotApi:
 
     *time_scale* compresses webhook retry delays (Telegram: 0, 2, 4, 8 ... s, capped at 60 s);
     *webhook_timeout* is how long one webhook POST may take (Telegram: about 60 s idle timeout);
-    *webhook_max_attempts* (None: until the update expires) bounds retries per update.
+    *webhook_max_attempts* (None: until the update expires) bounds retries per update. *port* 0 (the default)
+    takes any free port; a fixed one lets a test start "Telegram" where a client already tries to reach it.
     """
 
     def __init__(
@@ -441,6 +475,7 @@ class FakeBotApi:
         webhook_max_attempts: int | None = None,
         strict_chats: bool = True,
         first_update_id: int = 512_349_870,
+        port: int = 0,
     ) -> None:
         self.token = token
         self.time_scale = time_scale
@@ -453,7 +488,13 @@ class FakeBotApi:
         self.commands: dict[str, list[JSON]] = {}
         self.webhook_deliveries: list[tuple[int, int | str]] = []  # (update_id, HTTP status or error)
         self.dropped_updates: list[int] = []
+        self.html_errors: list[str] = []
+        """Every "can't parse entities" this server answered, so a test can assert the bot never hit one."""
         self.downloads: list[str] = []  # file paths fetched from /file/bot<token>/...
+        # What DNS + a TLS-terminating proxy would do for a public webhook URL: host → local base URL, path kept.
+        self.routes: dict[str, str] = {}
+        # What the webhook's host resolves to, reported as getWebhookInfo's ip_address (IP literals report themselves).
+        self.dns: dict[str, str] = {}
         self._chats: dict[int, JSON] = {}
         self._next_message_id: dict[int, int] = {}
         self._update_ids = itertools.count(first_update_id)
@@ -473,7 +514,7 @@ class FakeBotApi:
         self._loop_task: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._port = 0
+        self._port = port
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -503,7 +544,7 @@ class FakeBotApi:
         app.router.add_get("/_user/document/{file_id}", self._user_document)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self._port)
         await site.start()
         self._port = int(self._runner.addresses[0][1])
         self._session = aiohttp.ClientSession()
@@ -592,9 +633,22 @@ class FakeBotApi:
 
     # --- the user side -------------------------------------------------------------------------
 
-    async def send_text(self, text: str, *, user: FakeUser = DEFAULT_USER) -> JSON:
-        """The user types *text* (``/command`` texts get a bot_command entity); returns the Update."""
-        message = self._user_message_json(user)
+    async def send_text(
+        self, text: str, *, user: FakeUser = DEFAULT_USER, date: int | None = None, reply_to: int | None = None
+    ) -> JSON:
+        """
+        The user types *text* (``/command`` texts get a bot_command entity); returns the Update.
+
+        *date* (Unix seconds) backdates the message, as when Telegram held it through an outage of the bot. With
+        *reply_to* the message replies to that message of the chat, which the update carries as
+        ``reply_to_message`` in its current state (text, entities, inline keyboard), as Telegram does.
+
+        Raises:
+            LookupError: *reply_to* is not a message of the chat.
+        """
+        message = self._user_message_json(user, reply_to)
+        if date is not None:
+            message["date"] = date
         message["text"] = text
         m = re.match(r"/[A-Za-z0-9_]+(@[A-Za-z0-9_]+)?", text)
         if m:
@@ -610,10 +664,11 @@ class FakeBotApi:
         mime_type: str = "audio/ogg",
         declared_size: int | None = None,
         caption: str | None = None,
+        reply_to: int | None = None,
     ) -> JSON:
-        """The user records a voice note; returns the Update (the file is served by getFile)."""
+        """The user records a voice note (as a reply to *reply_to*, see `send_text`); returns the Update."""
+        message = self._user_message_json(user, reply_to)
         stored = self.add_file(data, declared_size=declared_size, mime_type=mime_type)
-        message = self._user_message_json(user)
         voice: JSON = {"duration": duration}
         if mime_type:
             voice["mime_type"] = mime_type
@@ -695,6 +750,18 @@ class FakeBotApi:
                     await asyncio.wait_for(self._changed.wait(), left)
         return found
 
+    def message(self, message_id: int, chat_id: int = DEFAULT_USER.id) -> BotMessage:
+        """
+        The message *message_id* of *chat_id* in its current (edited) state.
+
+        Raises:
+            LookupError: There is no such message.
+        """
+        msg = self.messages.get((chat_id, message_id))
+        if msg is None:
+            raise LookupError(f"no message {message_id} in chat {chat_id}")
+        return msg
+
     def bot_messages(self, chat_id: int = DEFAULT_USER.id) -> list[BotMessage]:
         """The bot's messages in *chat_id*, oldest first, in their current (edited) state."""
         return sorted(
@@ -726,14 +793,24 @@ class FakeBotApi:
 
     # --- internals: updates --------------------------------------------------------------------
 
-    def _user_message_json(self, user: FakeUser) -> JSON:
+    def _user_message_json(self, user: FakeUser, reply_to: int | None = None) -> JSON:
         chat = self.add_chat(user)
-        return {
+        replied: JSON | None = None
+        if reply_to is not None:
+            target = self.messages.get((user.id, reply_to))
+            if target is None:
+                raise LookupError(f"no message {reply_to} in chat {user.id} to reply to")
+            replied = target.to_json(chat)
+            replied.pop("reply_to_message", None)  # Telegram nests one level only
+        message: JSON = {
             "message_id": self._new_message_id(user.id),
             "from": user.to_json(),
             "chat": chat,
             "date": int(time.time()),
         }
+        if replied is not None:
+            message["reply_to_message"] = replied
+        return message
 
     async def _user_update(self, user: FakeUser, message: JSON, *, summary: JSON) -> JSON:
         update_id = next(self._update_ids)
@@ -811,7 +888,7 @@ class FakeBotApi:
         error: str | None = None
         try:
             async with self._session.post(
-                hook.url,
+                self._delivery_url(hook.url),
                 data=json.dumps(pending.update),
                 headers=headers,
                 timeout=aiohttp.ClientTimeout(total=self.webhook_timeout),
@@ -855,6 +932,25 @@ class FakeBotApi:
                 self._updates.remove(pending)
                 self.dropped_updates.append(update_id)
         await self._notify()
+
+    def _delivery_url(self, url: str) -> str:
+        parts = urllib.parse.urlsplit(url)
+        host = (parts.hostname or "").lower()
+        base = self.routes.get(f"{host}:{parts.port}") or self.routes.get(host)
+        if base is None:
+            return url
+        target = urllib.parse.urlsplit(base)
+        return urllib.parse.urlunsplit((target.scheme, target.netloc, parts.path, parts.query, ""))
+
+    def _resolved_ip(self, hook: _Webhook) -> str | None:
+        if hook.ip_address:
+            return hook.ip_address
+        host = urllib.parse.urlsplit(hook.url).hostname or ""
+        try:
+            literal = ipaddress.ip_address(host)
+        except ValueError:
+            return self.dns.get(host.lower())
+        return str(literal) if literal.version == 4 else None
 
     # --- internals: HTTP -----------------------------------------------------------------------
 
@@ -972,6 +1068,7 @@ class FakeBotApi:
             try:
                 plain, entities = parse_telegram_html(text)
             except TelegramHtmlError as exc:
+                self.html_errors.append(str(exc))
                 raise _ApiError(400, f"Bad Request: can't parse entities: {exc}") from None
         elif mode:
             if mode not in {"Markdown", "MarkdownV2"}:
@@ -1121,28 +1218,31 @@ class FakeBotApi:
         self._record("bot", "chat_action", chat["id"], action=action)
         return True
 
-    async def _m_senddocument(self, params: JSON, files: dict[str, tuple[str, bytes, str]]) -> JSON:
-        chat = self._chat(params)
-        if "document" in files:
-            filename, data, ctype = files["document"]
+    def _input_file(
+        self, params: JSON, files: dict[str, tuple[str, bytes, str]], field: str, **store: Any
+    ) -> StoredFile:
+        """The file sent as *field*: an upload (stored with *store* options) or the file_id of a known one."""
+        if field in files:
+            filename, data, ctype = files[field]
             if len(data) > 50 << 20:
                 raise _ApiError(413, "Request Entity Too Large")
             if not data:
                 raise _ApiError(400, "Bad Request: file must be non-empty")
-            stored = self.add_file(
-                data,
-                kind="documents",
-                extension=filename.rsplit(".", 1)[-1],
-                file_name=filename,
-                mime_type=ctype or "application/octet-stream",
-            )
-        else:
-            ref = str(params.get("document") or "")
-            if not ref:
-                raise _ApiError(400, "Bad Request: there is no document in the request")
-            if ref not in self.files:
-                raise _ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
-            stored = self.files[ref]
+            if field == "document":
+                store.update(extension=filename.rsplit(".", 1)[-1], file_name=filename)
+            default = store.pop("default_type", None)
+            typed = ctype not in {"", "application/octet-stream"}
+            return self.add_file(data, mime_type=ctype if typed else default, **store)
+        ref = str(params.get(field) or "")
+        if not ref:
+            raise _ApiError(400, f"Bad Request: there is no {field} in the request")
+        if ref not in self.files:
+            raise _ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
+        return self.files[ref]
+
+    async def _m_senddocument(self, params: JSON, files: dict[str, tuple[str, bytes, str]]) -> JSON:
+        chat = self._chat(params)
+        stored = self._input_file(params, files, "document", kind="documents", default_type="application/octet-stream")
         caption, caption_entities = self._parse_text(params, "caption", MAX_CAPTION)
         msg = BotMessage(
             chat_id=chat["id"],
@@ -1171,6 +1271,34 @@ class FakeBotApi:
         )
         await self._notify()
         return msg.to_json(chat)
+
+    async def _m_sendvoice(self, params: JSON, files: dict[str, tuple[str, bytes, str]]) -> JSON:
+        chat = self._chat(params)
+        stored = self._input_file(params, files, "voice", default_type="audio/ogg")
+        caption, caption_entities = self._parse_text(params, "caption", MAX_CAPTION)
+        message_id = self._new_message_id(chat["id"])
+        voice: JSON = {"duration": _int(params, "duration") or 0, "mime_type": stored.mime_type or "audio/ogg"}
+        voice.update(stored.to_json())
+        raw: JSON = {"message_id": message_id, "from": BOT_USER, "chat": chat, "date": int(time.time()), "voice": voice}
+        if caption:
+            raw["caption"] = caption
+            if caption_entities:
+                raw["caption_entities"] = caption_entities
+        msg = BotMessage(
+            chat_id=chat["id"],
+            message_id=message_id,
+            date=raw["date"],
+            from_bot=True,
+            caption=caption or None,
+            caption_entities=caption_entities,
+            html=params.get("caption"),
+            parse_mode=params.get("parse_mode"),
+            raw=raw,
+        )
+        self.messages[(msg.chat_id, msg.message_id)] = msg
+        self._record("bot", "voice", msg.chat_id, message_id=message_id, file_id=stored.file_id, caption=caption)
+        await self._notify()
+        return dict(raw)
 
     async def _m_getfile(self, params: JSON, files: Any) -> JSON:
         stored = self.files.get(str(params.get("file_id") or ""))
@@ -1263,8 +1391,8 @@ class FakeBotApi:
         }
         if hook is not None:
             info["max_connections"] = hook.max_connections
-            if hook.ip_address:
-                info["ip_address"] = hook.ip_address
+            if (address := self._resolved_ip(hook)) is not None:
+                info["ip_address"] = address
         if self._last_error_date is not None:
             info["last_error_date"] = self._last_error_date
             info["last_error_message"] = self._last_error_message
@@ -1335,7 +1463,12 @@ class FakeBotApi:
         text = body.get("text")
         if not isinstance(text, str) or not text:
             return web.json_response({"error": "text is required"}, status=400)
-        update = await self.send_text(text, user=self._user_from(body))
+        try:
+            update = await self.send_text(text, user=self._user_from(body), reply_to=_reply_to(body))
+        except LookupError as exc:
+            return web.json_response({"error": str(exc)}, status=404)
+        except ValueError:
+            return web.json_response({"error": "reply_to_message_id is a message id"}, status=400)
         return web.json_response({"update": update})
 
     async def _user_voice(self, request: web.Request) -> web.StreamResponse:
@@ -1356,7 +1489,14 @@ class FakeBotApi:
         if not data:
             return web.json_response({"error": "empty recording"}, status=400)
         duration = int(float(body.get("duration") or 1))
-        update = await self.send_voice(data, duration=duration, mime_type=mime, user=self._user_from(body))
+        try:
+            update = await self.send_voice(
+                data, duration=duration, mime_type=mime, user=self._user_from(body), reply_to=_reply_to(body)
+            )
+        except LookupError as exc:
+            return web.json_response({"error": str(exc)}, status=404)
+        except ValueError:
+            return web.json_response({"error": "reply_to_message_id is a message id"}, status=400)
         return web.json_response({"update": update})
 
     async def _user_press(self, request: web.Request) -> web.StreamResponse:
@@ -1413,6 +1553,12 @@ class FakeBotApi:
             content_type=stored.mime_type or "application/octet-stream",
             headers={"Content-Disposition": disposition},
         )
+
+
+def _reply_to(body: JSON) -> int | None:
+    """The ``reply_to_message_id`` of a user-side request, if any (ValueError when it is not a number)."""
+    value = body.get("reply_to_message_id")
+    return None if value in (None, "") else int(value)
 
 
 def known_update_kinds(updates: Iterable[JSON]) -> list[str]:

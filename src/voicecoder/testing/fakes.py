@@ -16,12 +16,13 @@ from typing import TypeVar
 import anyio
 import attrs
 
+from voicecoder.adapters.stt.audio_intake import AudioLimits, check_audio
 from voicecoder.domain.errors import (
     AgentRunError,
-    AudioTooLargeError,
     DeliveryError,
     NoSpeechError,
-    UnsupportedAudioError,
+    TranscriptionError,
+    VoicecoderError,
 )
 from voicecoder.domain.model import (
     AgentEvent,
@@ -30,20 +31,37 @@ from voicecoder.domain.model import (
     AssistantText,
     Audio,
     AuditRecord,
+    ChangeId,
+    ChangeStatus,
     ChatId,
     Compacted,
     Diagnostic,
     Diff,
+    PendingChange,
+    PermissionDenied,
     SecretFinding,
     Session,
     SessionStarted,
+    ToolDecision,
     ToolFinished,
+    ToolRequest,
     ToolStarted,
     Transcript,
     TranscriptionHints,
     UserId,
 )
-from voicecoder.domain.ports import EventSink
+from voicecoder.domain.ports import (
+    AgentRunner,
+    Clock,
+    EventSink,
+    Messenger,
+    SecretScanner,
+    StateStore,
+    ToolGate,
+    Transcriber,
+    VocabularySource,
+    Workspace,
+)
 from voicecoder.domain.replies import MessageRef, Reply
 from voicecoder.domain.services import Ports, Settings, VoiceCoder
 from voicecoder.testing.fake_clock import FakeClock
@@ -64,13 +82,21 @@ _R = TypeVar("_R")
 
 @attrs.frozen
 class AgentScript:
-    """What the fake agent does for one prompt."""
+    """
+    What the fake agent does for one prompt.
+
+    ``asks`` are tool uses it asks about before it finishes (through the run's ToolGate; without one they are
+    refused); a denied one is reported in the result's ``permission_denials``.
+    """
 
     text: str = "Done."
     writes: dict[str, bytes | None] = attrs.field(factory=dict)
     success: bool = True
     error: str | None = None
     events: tuple[AgentEvent, ...] = ()
+    asks: tuple[ToolRequest, ...] = ()
+    raises: VoicecoderError | None = None
+    """Raised instead of a result (e.g. AgentTimeoutError, AgentNotInstalledError)."""
 
 
 @attrs.define
@@ -79,29 +105,44 @@ class FakeAgentRunner:
     Plays scripted turns; edits a `FakeWorkspace` like a coding agent would.
 
     With no script queued it answers "Echo: <prompt>" and changes nothing. Set `gate` to make runs
-    wait until the test sets it (to test queueing and cancel).
+    wait until the test sets it (to test queueing and cancel). `running` counts runs in progress and
+    `waiting_on_tool` tool questions in progress: both are 0 whenever nothing is left running.
     """
 
     workspace: FakeWorkspace | None = None
     scripts: list[AgentScript] = attrs.field(factory=list)
     requests: list[AgentRequest] = attrs.field(factory=list)
     compactions: list[str] = attrs.field(factory=list)
+    decisions: list[tuple[ToolRequest, ToolDecision]] = attrs.field(factory=list)
+    ended_sessions: list[str] = attrs.field(factory=list)
     gate: anyio.Event | None = None
+    compact_error: str | None = None
     running: int = 0
+    waiting_on_tool: int = 0
     cancelled: int = 0
     known_sessions: set[str] = attrs.field(factory=set)
 
     def script(self, *scripts: AgentScript) -> None:
         self.scripts.extend(scripts)
 
-    async def run(self, request: AgentRequest, /, on_event: EventSink) -> AgentResult:
+    async def run(self, request: AgentRequest, /, on_event: EventSink, on_tool: ToolGate | None = None) -> AgentResult:
         self.requests.append(request)
         script = self.scripts.pop(0) if self.scripts else AgentScript(text=f"Echo: {request.prompt}")
         session_id = request.session_id or str(uuid.uuid4())
         self.known_sessions.add(session_id)
+        denials: list[PermissionDenied] = []
         self.running += 1
         try:
             await on_event(SessionStarted(session_id, "fake-model"))
+            for scripted in script.asks:
+                tool_use_id = scripted.tool_use_id or f"toolu_ask_{len(self.decisions)}"
+                ask = attrs.evolve(scripted, tool_use_id=tool_use_id)
+                await on_event(ToolStarted(tool_use_id, ask.tool, ask.label))
+                decision = await self._ask(ask, on_tool)
+                self.decisions.append((ask, decision))
+                await on_event(ToolFinished(tool_use_id, ok=decision.allow, summary=decision.message))
+                if not decision.allow:
+                    denials.append(PermissionDenied(ask.tool, ask.label, tool_use_id))
             for i, (path, data) in enumerate(script.writes.items()):
                 tool_id = f"toolu_{i}"
                 await on_event(ToolStarted(tool_id, "Write", f"Write {path}"))
@@ -119,6 +160,8 @@ class FakeAgentRunner:
                 except anyio.get_cancelled_exc_class():
                     self.cancelled += 1
                     raise
+            if script.raises is not None:
+                raise script.raises
             if script.error is not None:
                 raise AgentRunError(script.error)
             await on_event(AssistantText(script.text))
@@ -132,12 +175,27 @@ class FakeAgentRunner:
             num_turns=1,
             cost_usd=0.0,
             duration_ms=1,
+            permission_denials=tuple(denials),
         )
+
+    async def _ask(self, ask: ToolRequest, on_tool: ToolGate | None) -> ToolDecision:
+        if on_tool is None:
+            return ToolDecision.denied("nobody to ask")
+        self.waiting_on_tool += 1
+        try:
+            return await on_tool(ask)
+        finally:
+            self.waiting_on_tool -= 1
 
     async def compact(self, session_id: str, /, on_event: EventSink) -> AgentResult:
         self.compactions.append(session_id)
+        if self.compact_error is not None:
+            raise AgentRunError(self.compact_error)
         await on_event(Compacted("manual"))
         return AgentResult(text="Compacted.", success=True, session_id=session_id, subtype="success")
+
+    async def end_session(self, session_id: str, /) -> None:
+        self.ended_sessions.append(session_id)
 
     async def diagnose(self) -> Sequence[Diagnostic]:
         return [Diagnostic("agent", ok=True, detail="fake agent (scripted)")]
@@ -162,6 +220,7 @@ class FakeTranscriber:
 
     scripted: dict[str, str] = attrs.field(factory=dict)
     max_bytes: int = 20_000_000
+    max_duration_s: float = 600.0
     calls: list[tuple[Audio, TranscriptionHints | None]] = attrs.field(factory=list)
     refused: list[Audio] = attrs.field(factory=list)
 
@@ -170,12 +229,13 @@ class FakeTranscriber:
         self.scripted[hashlib.sha256(data).hexdigest()] = text
 
     async def transcribe(self, audio: Audio, hints: TranscriptionHints | None = None, /) -> Transcript:
-        if audio.size > self.max_bytes:
+        try:
+            # The same intake checks, in the same order, as every real provider: refused input is never "sent".
+            check_audio(audio, AudioLimits(max_bytes=self.max_bytes, max_duration_s=self.max_duration_s, probe=False))
+        except TranscriptionError:
             self.refused.append(audio)
-            raise AudioTooLargeError(audio.size, self.max_bytes)
+            raise
         self.calls.append((audio, hints))
-        if not looks_like_audio(audio.data):
-            raise UnsupportedAudioError("not a known audio container")
         text = self.scripted.get(audio.digest, "").strip()
         if not text:
             raise NoSpeechError
@@ -240,9 +300,11 @@ class RecordingMessenger:
     sent: list[Sent] = attrs.field(factory=list)
     edits: list[tuple[MessageRef, Reply]] = attrs.field(factory=list)
     callbacks: list[tuple[str, str | None]] = attrs.field(factory=list)
+    alerts: list[tuple[str, bool]] = attrs.field(factory=list)
     typing_chats: list[ChatId] = attrs.field(factory=list)
     fail_next: int = 0
     _next_id: int = 1
+    _waiter: anyio.Event | None = attrs.field(default=None, init=False, repr=False)
 
     async def send(self, chat: ChatId, reply: Reply, /) -> MessageRef:
         if self.fail_next:
@@ -251,13 +313,25 @@ class RecordingMessenger:
         ref = MessageRef(chat, self._next_id)
         self._next_id += 1
         self.sent.append(Sent(chat, reply, ref))
+        if self._waiter is not None:
+            self._waiter.set()
+            self._waiter = None
         return ref
+
+    async def wait_for(self, kind: type[_R], count: int = 1) -> _R:
+        """Wait until *count* replies of *kind* have been sent; the *count*-th one."""
+        while len(self.of_type(kind)) < count:
+            if self._waiter is None:
+                self._waiter = anyio.Event()
+            await self._waiter.wait()
+        return self.of_type(kind)[count - 1]
 
     async def edit(self, ref: MessageRef, reply: Reply, /) -> None:
         self.edits.append((ref, reply))
 
     async def answer_callback(self, callback_id: str, /, text: str | None = None, *, alert: bool = False) -> None:
         self.callbacks.append((callback_id, text))
+        self.alerts.append((callback_id, alert))
 
     async def typing(self, chat: ChatId, /) -> None:
         self.typing_chats.append(chat)
@@ -277,6 +351,7 @@ class InMemoryStateStore:
     """Stores deep copies, so a test cannot change stored state by mutating a loaded entity."""
 
     sessions: dict[ChatId, Session] = attrs.field(factory=dict)
+    changes: dict[tuple[ChatId, ChangeId], PendingChange] = attrs.field(factory=dict)
     audit: list[AuditRecord] = attrs.field(factory=list)
 
     async def load_session(self, chat: ChatId, /) -> Session | None:
@@ -285,9 +360,22 @@ class InMemoryStateStore:
 
     async def save_session(self, session: Session, /) -> None:
         saved = copy.deepcopy(session)
+        before = self.sessions.get(session.chat_id)
+        replaced = before.pending if before is not None else None
         if saved.pending is not None:
             saved.pending.events.clear()
+            self.changes[(session.chat_id, saved.pending.id)] = copy.deepcopy(saved.pending)
+        if replaced is not None and (saved.pending is None or replaced.id != saved.pending.id):
+            kept = self.changes[(session.chat_id, replaced.id)]
+            if kept.is_pending:
+                # As a durable store does: the session no longer points at it, so something replaced it.
+                kept.status = ChangeStatus.SUPERSEDED
+                kept.decided_at = saved.pending.created_at if saved.pending is not None else saved.last_activity
         self.sessions[session.chat_id] = saved
+
+    async def load_change(self, chat: ChatId, change: ChangeId, /) -> PendingChange | None:
+        stored = self.changes.get((chat, change))
+        return copy.deepcopy(stored) if stored is not None else None
 
     async def append_audit(self, record: AuditRecord, /) -> None:
         self.audit.append(record)
@@ -313,47 +401,53 @@ class FakePorts:
 
 def build_voicecoder(
     *,
-    messenger: object | None = None,
+    messenger: Messenger | None = None,
     allowed_users: Sequence[int] = (1,),
     settings: Settings | None = None,
-    **overrides: object,
+    workspace: Workspace | None = None,
+    agent: AgentRunner | None = None,
+    transcriber: Transcriber | None = None,
+    store: StateStore | None = None,
+    clock: Clock | None = None,
+    scanner: SecretScanner | None = None,
+    vocabulary: VocabularySource | None = None,
 ) -> tuple[VoiceCoder, FakePorts]:
     """
-    A `VoiceCoder` wired on fakes; pass `messenger=` (e.g. a real TelegramMessenger) or any port to override.
+    A `VoiceCoder` wired on fakes; pass any port (e.g. a real `TelegramMessenger`) to use it instead of its fake.
 
-    Returns the app and the fakes (the recording messenger is unused when you pass your own).
+    Every argument is typed with its port, so mypy flags an object that is not one. Returns the app and the fakes
+    (a fake you replaced is still returned, unused). The fake workspace starts with one committed ``README.md``.
     """
-    clock = FakeClock()
-    workspace = FakeWorkspace(clock=clock)
-    workspace.write("README.md", "# demo\n")
-    workspace.head = dict(workspace.files)
-    workspace.index = dict(workspace.files)
+    fake_clock = FakeClock()
+    fake_workspace = FakeWorkspace(clock=fake_clock)
+    fake_workspace.write("README.md", "# demo\n")
+    fake_workspace.head = dict(fake_workspace.files)
+    fake_workspace.index = dict(fake_workspace.files)
     fakes = FakePorts(
-        workspace=workspace,
-        agent=FakeAgentRunner(workspace=workspace),
+        workspace=fake_workspace,
+        agent=FakeAgentRunner(workspace=fake_workspace),
         transcriber=FakeTranscriber(),
         messenger=RecordingMessenger(),
         store=InMemoryStateStore(),
-        clock=clock,
+        clock=fake_clock,
         scanner=FakeSecretScanner(),
         vocabulary=FakeVocabulary(("README.md",)),
     )
     ports = Ports(
-        workspace=overrides.pop("workspace", fakes.workspace),  # type: ignore[arg-type]
-        agent=overrides.pop("agent", fakes.agent),  # type: ignore[arg-type]
-        transcriber=overrides.pop("transcriber", fakes.transcriber),  # type: ignore[arg-type]
-        messenger=messenger if messenger is not None else fakes.messenger,  # type: ignore[arg-type]
-        store=overrides.pop("store", fakes.store),  # type: ignore[arg-type]
-        clock=overrides.pop("clock", fakes.clock),  # type: ignore[arg-type]
-        scanner=overrides.pop("scanner", fakes.scanner),  # type: ignore[arg-type]
-        vocabulary=overrides.pop("vocabulary", fakes.vocabulary),  # type: ignore[arg-type]
+        workspace=workspace if workspace is not None else fakes.workspace,
+        agent=agent if agent is not None else fakes.agent,
+        transcriber=transcriber if transcriber is not None else fakes.transcriber,
+        messenger=messenger if messenger is not None else fakes.messenger,
+        store=store if store is not None else fakes.store,
+        clock=clock if clock is not None else fakes.clock,
+        scanner=scanner if scanner is not None else fakes.scanner,
+        vocabulary=vocabulary if vocabulary is not None else fakes.vocabulary,
         diagnosables=(fakes.workspace, fakes.agent, fakes.transcriber),
     )
-    if overrides:
-        raise TypeError(f"unknown ports: {sorted(overrides)}")
     app = VoiceCoder(
         ports,
-        settings or Settings(allowed_users=frozenset(UserId(u) for u in allowed_users), workspace_path=workspace.path),
+        settings
+        or Settings(allowed_users=frozenset(UserId(u) for u in allowed_users), workspace_path=fake_workspace.path),
     )
     return app, fakes
 

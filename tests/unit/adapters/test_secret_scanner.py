@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-import secrets
+import random
 from pathlib import Path
 
 import pytest
@@ -10,17 +10,20 @@ from voicecoder.adapters.git import DulwichWorkspace
 from voicecoder.domain.model import Diff, TurnId
 from voicecoder.domain.ports import SecretScanner
 
+# Made-up keys of each shape, generated rather than written out (no key-shaped literal sits in the repository),
+# from a fixed seed: the test ids, and so the collected tests, are the same in every process and on every run.
+_RNG = random.Random(20261126)
 
-def _token_chars(n: int) -> str:
-    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
-    return "".join(secrets.choice(alphabet) for _ in range(n))
+
+def _chars(n: int, alphabet: str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") -> str:
+    return "".join(_RNG.choice(alphabet) for _ in range(n))
 
 
-TELEGRAM = f"{secrets.randbelow(9 * 10**8) + 10**8}:{_token_chars(35)}"
-ANTHROPIC = f"sk-ant-api03-{_token_chars(40)}"
-OPENAI = f"sk-proj-{_token_chars(48)}"
-DEEPGRAM = secrets.token_hex(20)
-ASSEMBLYAI = secrets.token_hex(16)
+TELEGRAM = f"{_RNG.randrange(10**8, 10**9)}:{_chars(35)}"
+ANTHROPIC = f"sk-ant-api03-{_chars(40)}"
+OPENAI = f"sk-proj-{_chars(48)}"
+DEEPGRAM = _chars(40, "0123456789abcdef")
+ASSEMBLYAI = _chars(32, "0123456789abcdef")
 
 
 @pytest.fixture(name="scanner")

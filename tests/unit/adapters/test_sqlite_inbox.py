@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import anyio
@@ -10,6 +11,11 @@ import pytest
 
 from voicecoder.adapters.sqlite_inbox import InboxCounts, ItemState, NewUpdate, SqliteInbox
 from voicecoder.domain.errors import StateStoreError
+
+
+def _states(path: Path) -> dict[int, tuple[str, int]]:
+    with sqlite3.connect(path) as other:
+        return {row[0]: (row[1], row[2]) for row in other.execute("SELECT update_id, state, attempts FROM updates")}
 
 
 def body(update_id: int, text: str = "hi") -> bytes:
@@ -51,6 +57,72 @@ class TestSqliteInbox:
                 tg.start_soon(deliver)
 
         assert sorted(results) == [False] * 19 + [True]
+
+    async def test_on_inserted_reports_before_the_commit(self, inbox: SqliteInbox, path: Path) -> None:
+        """
+        on_inserted says "new" (or "duplicate") while the transaction is still open, so processing can overlap the
+        fsync; put itself returns only once the row is committed.
+        """
+        first_job, second_job = threading.Event(), threading.Event()
+        reported: list[bool] = []
+        seen_uncommitted: list[list[tuple[int]]] = []
+
+        def hold(event: threading.Event) -> Callable[[sqlite3.Connection], None]:
+            def job(_conn: sqlite3.Connection) -> None:
+                event.wait(10)
+
+            return job
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(inbox._submit, hold(first_job))  # occupies the writer, so the next two share a batch
+            await anyio.wait_all_tasks_blocked()
+            put = anyio.Event()
+
+            async def store() -> None:
+                assert await inbox.put(5, "1:message", body(5), on_inserted=reported.append)
+                put.set()
+
+            tg.start_soon(store)
+            await anyio.wait_all_tasks_blocked()
+            tg.start_soon(inbox._submit, hold(second_job))  # runs after the insert, before the commit
+            await anyio.wait_all_tasks_blocked()
+            first_job.set()
+            with anyio.fail_after(5):
+                while not reported:
+                    await anyio.sleep(0.005)
+            with sqlite3.connect(path) as other:
+                seen_uncommitted.append(other.execute("SELECT update_id FROM updates").fetchall())
+            put_done_early = put.is_set()
+            second_job.set()
+            with anyio.fail_after(5):
+                await put.wait()
+        duplicate: list[bool] = []
+        again = await inbox.put(5, "1:message", body(5), on_inserted=duplicate.append)
+
+        assert reported == [True]
+        assert seen_uncommitted == [[]]  # reported while nothing was committed yet
+        assert not put_done_early
+        assert (again, duplicate) == (False, [False])
+
+    async def test_marks_alone_reach_the_disk_and_ride_along_otherwise(self, path: Path) -> None:
+        """
+        A claim and a done mark that nobody waits for are committed on their own after the linger time, and right
+        away with a put that somebody waits for; either way another connection then sees them.
+        """
+        async with SqliteInbox(path, linger_s=0.05) as inbox:
+            await inbox.put(1, "1:message", body(1))
+            await inbox.put(2, "1:message", body(2))
+            inbox.claim_nowait(1)
+            inbox.mark_done_nowait(1)
+            with anyio.fail_after(5):
+                while _states(path).get(1) != ("done", 1):
+                    await anyio.sleep(0.01)
+            inbox.claim_nowait(2)
+            inbox.mark_done_nowait(2)
+            await inbox.put(3, "1:message", body(3))
+            with_put = _states(path)
+
+        assert with_put == {1: ("done", 1), 2: ("done", 1), 3: ("pending", 0)}
 
     async def test_committed_before_put_returns(self, inbox: SqliteInbox, path: Path) -> None:
         """When put returns the row is committed: an independent connection sees it."""

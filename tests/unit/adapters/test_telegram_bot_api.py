@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import socket
 import time
@@ -358,3 +359,42 @@ class TestUpdate:
         """Missing or mistyped required fields raise MalformedUpdateError."""
         with pytest.raises(MalformedUpdateError):
             Update.from_json(raw)
+
+
+class TestSecretsNeverReachAChat:
+    async def test_text_captions_documents_and_errors(self, api: FakeBotApi) -> None:
+        """
+        The token in any form (also its secret half alone) and other configured secrets are replaced in what a chat
+        shows; error texts never carry them either.
+        """
+        half = DEFAULT_TOKEN.split(":", 1)[1]
+        webhook_secret = "webhook-Secret_0123456789"
+        leaks = f"{DEFAULT_TOKEN} {DEFAULT_TOKEN.replace(':', '%3A')} {half} {webhook_secret}"
+        async with TelegramBotApi(
+            DEFAULT_TOKEN, base_url=api.base_url, retry=FAST_RETRY, pacing=NO_PACING, secrets=[webhook_secret]
+        ) as client:
+            sent = await client.send_message(CHAT, f"<code>{leaks}</code>")
+            await client.edit_message_text(CHAT, sent.message_id, f"edited {leaks}")
+            await client.send_document(CHAT, f"+TOKEN={leaks}\n".encode(), "change.diff", caption=f"diff {leaks}")
+            api.fail_next("sendMessage", 1, code=400, description=f"Bad Request: token {half} is odd")
+            with pytest.raises(TelegramApiError) as refused:
+                await client.send_message(CHAT, "x")
+
+        shown = json.dumps([api.transcript(), [m.html for m in api.bot_messages(CHAT)]])
+        document = next(iter(api.files.values())).data if api.files else b""
+        for secret in (half, webhook_secret):
+            assert secret not in shown
+            assert secret.encode() not in document
+            assert secret not in str(refused.value)
+        assert "[redacted]" in shown
+        assert b"[redacted]" in document
+
+    async def test_urls_and_secret_token_are_sent_as_given(self, api: FakeBotApi) -> None:
+        """Only what a chat shows is redacted: setWebhook still gets its secret_token and a /<token> path."""
+        secret = "webhook-Secret_0123456789"
+        url = "https://bot.example.org/" + DEFAULT_TOKEN
+        async with TelegramBotApi(DEFAULT_TOKEN, base_url=api.base_url, secrets=[secret]) as client:
+            await client.set_webhook(url, secret_token=secret)
+
+        call = api.calls_to("setWebhook")[0]
+        assert (call.params["url"], call.params["secret_token"]) == (url, secret)

@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from voicecoder.adapters.telegram_bot_api import PacingPolicy, RetryPolicy, TelegramApiError, TelegramBotApi
@@ -14,6 +14,7 @@ from voicecoder.adapters.telegram_messenger import (
     callback_data,
     esc,
     html_to_text,
+    markdownish,
     parse_callback_data,
     render,
     split_html,
@@ -30,10 +31,14 @@ from voicecoder.domain.model import (
     FileChange,
     Ownership,
     PermissionDenied,
+    QuestionId,
+    ToolKind,
+    ToolRequest,
     UserId,
     WorkspaceStatus,
 )
 from voicecoder.domain.replies import (
+    TOOL_ANSWERS,
     Action,
     AgentAnswer,
     ApprovalChoiceNeeded,
@@ -53,15 +58,27 @@ from voicecoder.domain.replies import (
     InfoReport,
     MessageRef,
     NoChanges,
+    PermissionsView,
     Queued,
     Reply,
     SessionCleared,
     StatusReport,
+    ToolOutcome,
+    ToolQuestion,
+    ToolQuestionClosed,
+    TurnOutcome,
     Unauthorized,
     Welcome,
     Working,
 )
-from voicecoder.testing.fake_bot_api import DEFAULT_TOKEN, DEFAULT_USER, FakeBotApi, parse_telegram_html
+from voicecoder.testing.fake_bot_api import (
+    DEFAULT_TOKEN,
+    DEFAULT_USER,
+    FakeBotApi,
+    TelegramHtmlError,
+    parse_telegram_html,
+)
+from voicecoder.testing.replies import REPLY_TYPES, markdown_text, strategy_for
 
 CHAT = ChatId(DEFAULT_USER.id)
 NASTY = "if a < b && c > d: print('<b>not bold</b> &amp;')"
@@ -106,6 +123,22 @@ STATUS = WorkspaceStatus(
     latest_subject=NASTY,
     latest_time=NOW,
     path="/work/repo",
+)
+
+QUESTION = ToolQuestion(
+    QuestionId("abcdef0123"),
+    ToolRequest(
+        "req-1", "Bash", ToolKind.SHELL, f"Bash: {NASTY}", command=f"{NASTY} && echo '<b>'", description="a <test>"
+    ),
+    timeout_s=600,
+    session_rule="Bash(if *)",
+    uncovered="your rule Bash(<x> *) does not cover every command of this line",
+)
+EDIT_QUESTION = ToolQuestion(
+    QuestionId("abcdef0124"),
+    ToolRequest("req-2", "Write", ToolKind.EDIT, "Write .git/<hooks>", paths=("/w/.git/x",), preview="-a < b\n+a <= b"),
+    timeout_s=30,
+    flagged="it writes into .git/, the repository's own <data>",
 )
 
 SAMPLES: list[Reply] = [
@@ -183,6 +216,29 @@ SAMPLES: list[Reply] = [
     Cancelled(was_running=True),
     Cancelled(was_running=False),
     ErrorReply(NASTY),
+    QUESTION,
+    EDIT_QUESTION,
+    ToolQuestion(
+        QuestionId("abcdef0125"),
+        ToolRequest("r", "WebFetch", ToolKind.FETCH, "WebFetch https://x/<y>", url="https://x/<y>?a&b"),
+        timeout_s=600,
+        session_rule="WebFetch(domain:x)",
+    ),
+    *(ToolQuestionClosed(QUESTION, outcome, by="Ada <L>", reason=NASTY) for outcome in ToolOutcome),
+    ToolQuestionClosed(EDIT_QUESTION, ToolOutcome.TIMED_OUT),
+    PermissionsView("auto-edits", 600, operator_rules=("Bash(<x> *)",), session_rules=("Bash(a & b *)",)),
+    PermissionsView("off", 600, cleared=("Bash(<y>)",)),
+    SessionCleared(kept_pending=False, cleared_rules=("Bash(<z> *)",)),
+    Cancelled(was_running=True, reason="voicecoder is <restarting>"),
+    Working(
+        prompt=NASTY,
+        steps=(),
+        elapsed_s=0.2,
+        cancellable=False,
+        finished=True,
+        outcome=TurnOutcome.CANCELLED,
+        stop_reason="voicecoder is <restarting>",
+    ),
 ]
 
 
@@ -208,13 +264,60 @@ def plain_of(api: FakeBotApi) -> str:
     return "".join(m.text or "" for m in api.bot_messages())
 
 
+class TestStrictHtml:
+    @pytest.mark.parametrize("reply_type", REPLY_TYPES, ids=lambda t: t.__name__)
+    @settings(max_examples=40)
+    @given(data=st.data())
+    def test_every_reply_is_strict_telegram_html(self, reply_type: type, data: st.DataObject) -> None:
+        """Any reply, with hostile text in every field, renders to parts the strict Telegram-HTML check accepts."""
+        reply = data.draw(strategy_for(reply_type))
+
+        rendered = render(reply)
+
+        parts = split_html(rendered.html) if rendered.document is None else [rendered.html]
+        assert parts
+        for part in parts:
+            plain, _ = parse_telegram_html(part, strict=True)
+            assert plain.strip()
+            assert len(plain.encode("utf-16-le")) // 2 <= 4096
+
+    def test_strategies_cover_every_reply_type(self) -> None:
+        """The hostile-reply strategies know every member of `Reply` (a new reply type cannot skip the check)."""
+        for reply_type in REPLY_TYPES:
+            strategy_for(reply_type)
+
+    @pytest.mark.parametrize(
+        "source",
+        [
+            "a & b",
+            "a > b",
+            "<a>x</a>",
+            '<code class="language-py">x</code>',
+            "<pre><b>x</b></pre>",
+            "<a href='x'><a href='y'>z</a></a>",
+        ],
+    )
+    def test_strict_check_refuses_what_the_docs_forbid(self, source: str) -> None:
+        """The strict checker is stricter than Telegram: bare & and >, links without href, wrong nesting."""
+        with pytest.raises(TelegramHtmlError):
+            parse_telegram_html(source, strict=True)
+
+    def test_sub_second_duration_is_escaped(self) -> None:
+        """A run under a second reads '<1s' as text, not as a tag (Telegram refused the whole status before)."""
+        rendered = render(Working(prompt="hi", steps=(), elapsed_s=0.2, finished=True, outcome=TurnOutcome.FINISHED))
+
+        plain, _ = parse_telegram_html(rendered.html, strict=True)
+
+        assert plain.startswith("✔️ Claude finished after <1s")
+
+
 class TestRender:
     @pytest.mark.parametrize("reply", SAMPLES, ids=lambda r: type(r).__name__)
     def test_every_reply_is_valid_telegram_html(self, reply: Reply) -> None:
         """Each reply renders to HTML that Telegram's parser accepts, within one message."""
         rendered = render(reply)
 
-        plain, _ = parse_telegram_html(rendered.html)
+        plain, _ = parse_telegram_html(rendered.html, strict=True)
 
         assert plain.strip()
         assert len(plain) <= 4096
@@ -374,8 +477,11 @@ class TestCallbackData:
         st.one_of(st.none(), st.from_regex(r"[0-9a-f]{1,16}", fullmatch=True)),
     )
     def test_round_trip_within_64_bytes(self, action: Action, change: ChangeId | None, fp: str | None) -> None:
-        """Every button encodes into at most 64 bytes and parses back to itself."""
-        button = Button(action, change, fp)
+        """Every button encodes into at most 64 bytes and parses back to itself (tool answers name a question)."""
+        if action in TOOL_ANSWERS:
+            button = Button(action, question=QuestionId((change or ChangeId("0123abcd")).value))
+        else:
+            button = Button(action, change, fp)
 
         data = callback_data(button)
 
@@ -551,3 +657,18 @@ class TestTelegramMessenger:
     def test_html_to_text(self) -> None:
         """html_to_text drops tags and decodes entities."""
         assert html_to_text("<b>a &lt; b</b> &amp; <i>c</i>") == "a < b & c"
+
+
+class TestMarkdownish:
+    @settings(max_examples=500)
+    @given(text=markdown_text())
+    def test_any_markdown_is_strict_telegram_html(self, text: str) -> None:
+        """Whatever order Claude's Markdown delimiters come in, the converted answer is valid Telegram HTML."""
+        parse_telegram_html(markdownish(text), strict=True)
+
+    @pytest.mark.parametrize("text", ["`**a**`", "**`a**`", "**a `b` c**", "``` **x** ```", "a ** b ` c ** d `"])
+    def test_bold_never_interleaves_with_code(self, text: str) -> None:
+        """Bold and code spans from Claude's Markdown never interleave, so Telegram accepts the answer as HTML."""
+        plain, _ = parse_telegram_html(markdownish(text), strict=True)
+
+        assert plain.replace("*", "").replace("`", "").strip()

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,9 @@ from voicecoder.adapters.telegram_bot_api import (
 from voicecoder.adapters.telegram_messenger import TelegramMessenger
 from voicecoder.adapters.telegram_updates import BOT_COMMANDS, TelegramUpdateHandler, lane_of
 from voicecoder.domain.errors import MalformedUpdateError
-from voicecoder.domain.services import VoiceCoder
+from voicecoder.domain.model import ToolKind, ToolRequest, UserId
+from voicecoder.domain.policy import ToolPolicy
+from voicecoder.domain.services import Settings, VoiceCoder
 from voicecoder.testing.fake_bot_api import DEFAULT_TOKEN, DEFAULT_USER, FakeBotApi, FakeUser
 from voicecoder.testing.fakes import AgentScript, FakePorts, build_voicecoder
 
@@ -40,8 +43,9 @@ class Rig:
         return [m.text or m.caption or "" for m in self.api.bot_messages(chat)]
 
 
-@pytest.fixture(name="rig")
-async def _rig() -> AsyncIterator[Rig]:
+@contextlib.asynccontextmanager
+async def open_rig(settings: Settings | None = None) -> AsyncIterator[Rig]:
+    """The handler on an app of fakes whose replies go through the real messenger to a FakeBotApi."""
     async with (
         FakeBotApi() as api,
         TelegramBotApi(
@@ -51,17 +55,25 @@ async def _rig() -> AsyncIterator[Rig]:
             pacing=PacingPolicy(per_chat_rate=0, global_rate=0),
         ) as client,
     ):
-        app, fakes = build_voicecoder(messenger=TelegramMessenger(client), allowed_users=(DEFAULT_USER.id,))
+        app, fakes = build_voicecoder(
+            messenger=TelegramMessenger(client), allowed_users=(DEFAULT_USER.id,), settings=settings
+        )
         handler = TelegramUpdateHandler(app, client, max_bytes=LIMIT, bot_username="voicecoder_bot")
         yield Rig(api, client, app, fakes, handler)
+
+
+@pytest.fixture(name="rig")
+async def _rig() -> AsyncIterator[Rig]:
+    async with open_rig() as rig:
+        yield rig
 
 
 class TestTelegramUpdateHandler:
     @pytest.mark.parametrize(
         ("command", "expected"),
         [
-            ("/start", "👋 Welcome to voicecoder, Ada!"),
-            ("/start@voicecoder_bot", "👋 Welcome to voicecoder, Ada!"),
+            ("/start", "👋 Hi Ada!"),
+            ("/start@voicecoder_bot", "👋 Hi Ada!"),
             ("/help", "ℹ️ Commands"),
             ("/status", "📋 Status"),
             ("/clear", "🧹 Started a fresh Claude session."),
@@ -107,7 +119,7 @@ class TestTelegramUpdateHandler:
         press = await rig.api.press(summary.message_id, summary.callback_datas()[0])
         await rig.handler(press)
 
-        assert rig.texts()[-1].startswith("✅ Committed ")
+        assert rig.texts()[-1].startswith("✅ Changes approved and committed!")
         answers = [e for e in rig.api.transcript() if e["kind"] == "callback_answer"]
         assert len(answers) == 1
         assert answers[0]["text"].startswith("✅ Committed")
@@ -117,12 +129,13 @@ class TestTelegramUpdateHandler:
         """⏹ Cancel, handled while the prompt's turn is still running, stops it."""
         rig.fakes.agent.gate = anyio.Event()
         turn = asyncio.create_task(rig.handler(await rig.api.send_text("long job")))
-        while not rig.fakes.agent.running:
+        # The agent starts while the status message (with ⏹) is on its way: wait for both.
+        while not (rig.fakes.agent.running and rig.api.bot_messages()):
             await asyncio.sleep(0.01)
         working = rig.api.bot_messages()[0]
 
         await rig.handler(await rig.api.press(working.message_id, working.callback_datas()[0]))
-        await asyncio.wait_for(turn, 5)
+        await asyncio.wait_for(turn, 60)  # a guard against a hang, not a speed claim
 
         assert rig.fakes.agent.cancelled == 1
         assert "⏹ Cancelled." in rig.texts()
@@ -213,18 +226,117 @@ class TestTelegramUpdateHandler:
         assert rig.api.calls == []
 
 
+@pytest.fixture(name="asking")
+async def _asking() -> AsyncIterator[Rig]:
+    """A rig whose app asks about tools (the default ToolPolicy)."""
+    settings = Settings(
+        allowed_users=frozenset({UserId(DEFAULT_USER.id)}),
+        workspace_path="/fake/workspace",
+        tools=ToolPolicy(workspace="/fake/workspace"),
+    )
+    async with open_rig(settings) as rig:
+        yield rig
+
+
+async def _question(rig: Rig, command: str = "pytest -q") -> tuple[asyncio.Task[None], Any]:
+    """Start a turn whose agent asks to run *command*; return the turn and the question message once it is shown."""
+    request = ToolRequest("r1", "Bash", ToolKind.SHELL, f"Bash: {command}", command=command, tool_use_id="toolu_1")
+    rig.fakes.agent.script(AgentScript(asks=(request,)))
+    turn = asyncio.create_task(rig.handler(await rig.api.send_text("run the tests")))
+    while not any((m.text or "").startswith("💻") for m in rig.api.bot_messages()):
+        await asyncio.sleep(0.01)
+    return turn, next(m for m in rig.api.bot_messages() if (m.text or "").startswith("💻"))
+
+
+class TestToolQuestionsOverTelegram:
+    async def test_question_shows_the_command_and_three_buttons(self, asking: Rig) -> None:
+        """The question shows the command; ✅ Allow runs it; the question then says who allowed it."""
+        turn, question = await _question(asking)
+
+        assert "pytest -q" in (question.text or "")
+        assert question.button_texts() == ["✅ Allow", "🔓 Allow Bash(pytest *) for this session", "❌ Deny"]
+        await asking.handler(await asking.api.press(question.message_id, question.callback_datas()[0]))
+        await asyncio.wait_for(turn, 60)  # a guard against a hang, not a speed claim
+
+        closed = next(m for m in asking.api.bot_messages() if m.message_id == question.message_id)
+        assert (closed.text or "").startswith("✅ Allowed by Ada")
+        assert closed.reply_markup is None
+        assert [d.allow for _, d in asking.fakes.agent.decisions] == [True]
+
+    async def test_a_reply_denies_with_its_text_and_has_its_own_lane(self, asking: Rig) -> None:
+        """A reply to the question is routed past the busy message lane and denies with its text."""
+        turn, question = await _question(asking)
+
+        reply = await asking.api.send_text("not now, run the linter", reply_to=question.message_id)
+        assert lane_of(reply) == (DEFAULT_USER.id, "answer")
+        await asking.handler(reply)
+        await asyncio.wait_for(turn, 60)  # a guard against a hang, not a speed claim
+
+        ((_, decision),) = asking.fakes.agent.decisions
+        assert "not now, run the linter" in decision.message
+        closed = next(m for m in asking.api.bot_messages() if m.message_id == question.message_id)
+        assert (closed.text or "").startswith("❌ Denied by Ada: “not now, run the linter”")
+        after = await asking.api.send_text("thanks", reply_to=question.message_id)
+        assert lane_of(after) == (DEFAULT_USER.id, "message")
+
+    async def test_permissions_command(self, asking: Rig) -> None:
+        """/permissions shows the mode; /permissions clear answers with what was forgotten."""
+        await asking.handler(await asking.api.send_text("/permissions"))
+        await asking.handler(await asking.api.send_text("/permissions clear"))
+
+        texts = asking.texts()
+        assert texts[0].startswith("🔐 Tool approval: auto-edits")
+        assert "none yet" in texts[1]
+
+
+ADA = {"id": 5, "is_bot": False, "first_name": "Ada"}
+CHAT = {"id": 5, "type": "private", "first_name": "Ada"}
+MESSAGE = {"message_id": 1, "from": ADA, "chat": CHAT, "date": 1764000000, "text": "x"}
+PRESS = {"id": "1", "from": ADA, "chat_instance": "-1", "data": "status", "message": MESSAGE}
+
+
 class TestLaneOf:
     async def test_lanes(self) -> None:
-        """Messages and button presses of a chat have separate lanes; unknown shapes have none."""
-        message = {"update_id": 1, "message": {"message_id": 1, "chat": {"id": 5}, "text": "x"}}
-        press = {"update_id": 2, "callback_query": {"id": "1", "from": {"id": 5}, "message": {"chat": {"id": 5}}}}
-        inline = {"update_id": 3, "callback_query": {"id": "1", "from": {"id": 7}}}
+        """Messages and button presses of a chat have separate lanes; other update types have none."""
+        inline = {"id": "1", "from": {**ADA, "id": 7}, "chat_instance": "-1", "inline_message_id": "x"}
+        inaccessible = {**PRESS, "message": {"message_id": 9, "chat": CHAT, "date": 0}}
 
-        assert lane_of(message) == (5, "message")
-        assert lane_of(press) == (5, "callback")
-        assert lane_of(inline) == (7, "callback")
-        assert lane_of({"update_id": 4, "edited_message": {}}) is None
-        assert lane_of({"update_id": 5, "message": {"chat": {"id": "5"}}}) is None
+        assert lane_of({"update_id": 1, "message": MESSAGE}) == (5, "message")
+        assert lane_of({"update_id": 2, "callback_query": PRESS}) == (5, "callback")
+        assert lane_of({"update_id": 3, "callback_query": inline}) == (7, "callback")
+        assert lane_of({"update_id": 4, "callback_query": inaccessible}) == (5, "callback")
+        assert lane_of({"update_id": 5, "edited_message": MESSAGE}) is None
+        assert lane_of({"update_id": 6}) is None
+
+    @pytest.mark.parametrize(
+        ("update", "detail"),
+        [
+            ({"message": {**MESSAGE, "from": None}}, "no sender"),
+            ({"message": {key: v for key, v in MESSAGE.items() if key != "from"}}, "no sender"),
+            ({"message": {**MESSAGE, "from": {**ADA, "is_bot": True}}}, "from a bot"),
+            ({"message": {**MESSAGE, "chat": {"id": "5"}}}, "message.chat.id"),
+            ({"message": {**MESSAGE, "chat": None}}, "message.chat"),
+            ({"message": {**MESSAGE, "message_id": "1"}}, "message.message_id"),
+            ({"message": {**MESSAGE, "from": {"first_name": "no id"}}}, "message.from.id"),
+            ({"message": {**MESSAGE, "voice": {"duration": 3}}}, "message.voice.file_id"),
+            ({"message": {**MESSAGE, "document": "x"}}, "message.document"),
+            ({"message": {**MESSAGE, "reply_markup": {"inline_keyboard": [["x"]]}}}, "button"),
+            ({"message": None}, "message"),
+            ({"message": [MESSAGE]}, "message"),
+            ({"callback_query": {**PRESS, "id": 1}}, "callback_query.id"),
+            ({"callback_query": {**PRESS, "from": None}}, "callback_query.from"),
+            ({"callback_query": {**PRESS, "message": {"chat": CHAT}}}, "callback_query.message.message_id"),
+            ({"message": MESSAGE, "callback_query": PRESS}, "both"),
+        ],
+    )
+    async def test_what_the_handler_cannot_process_is_refused_here(self, update: dict[str, Any], detail: str) -> None:
+        """
+        Shape checks reach every level the handler reads, so an update routed to a lane never fails for its shape.
+        """
+        with pytest.raises(MalformedUpdateError) as raised:
+            lane_of({"update_id": 9, **update})
+
+        assert detail in raised.value.detail
 
 
 class TestBotCommands:
@@ -233,5 +345,5 @@ class TestBotCommands:
         async with FakeBotApi() as api, TelegramBotApi(DEFAULT_TOKEN, base_url=api.base_url) as client:
             await client.set_my_commands(BOT_COMMANDS)
 
-        assert [c.command for c in BOT_COMMANDS] == ["start", "help", "status", "clear", "info", "undo"]
+        assert [c.command for c in BOT_COMMANDS] == ["start", "help", "status", "clear", "info", "undo", "permissions"]
         assert api.calls_to("setMyCommands")[0].status == 200

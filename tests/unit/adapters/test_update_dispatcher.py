@@ -326,6 +326,26 @@ class TestUpdateDispatcher:
         assert pending_after_stop == [2, 3, 4]
         assert handler.seen == [1, 2, 3, 4]
 
+    async def test_on_stop_runs_first_and_can_end_an_in_flight_update(self, inbox: SqliteInbox) -> None:
+        """The on_stop hook runs when stopping begins, so an update waiting on something it ends finishes in time."""
+        handler = Recorder()
+        handler.gates[1] = anyio.Event()
+
+        async def on_stop() -> None:
+            handler.gates[1].set()  # like the app denying a tool question nobody can answer any more
+
+        dispatcher = UpdateDispatcher(inbox, handler, grace_s=30, on_stop=on_stop)
+        item = await store(inbox, 1, chat=1)
+
+        async with anyio.create_task_group() as tg:
+            await started(tg, dispatcher)
+            dispatcher.submit(item)
+            await wait_for(lambda: handler.started == [1])
+            await dispatcher.stop()
+
+        assert handler.seen == [1]
+        assert await inbox.pending() == []
+
     async def test_stop_after_grace_leaves_in_flight_pending(self, inbox: SqliteInbox) -> None:
         """An update still running when the grace period ends is cancelled and stays pending."""
         handler = Recorder()

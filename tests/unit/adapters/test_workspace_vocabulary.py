@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from voicecoder.adapters.workspace_vocabulary import WorkspaceVocabulary
+from voicecoder.adapters.stt.vocabulary import WorkspaceVocabulary
 from voicecoder.domain.ports import VocabularySource
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="the git CLI is needed to build test repositories")

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
 import anyio
+import pytest
 
-from tests.unit.domain.conftest import ALICE, CHAT, change
+from tests.unit.domain.scenario import ALICE, CHAT, MALLORY, OGG
+from tests.unit.domain.scenario import button as _press
+from tests.unit.domain.scenario import change as _change
+from voicecoder.domain.app import COMMANDS
 from voicecoder.domain.model import (
     AgentRequest,
     AgentResult,
@@ -10,10 +14,9 @@ from voicecoder.domain.model import (
     ChangeStatus,
     ChatId,
     PermissionDenied,
-    UserId,
 )
 from voicecoder.domain.policy import ApprovalPolicy
-from voicecoder.domain.ports import EventSink
+from voicecoder.domain.ports import EventSink, ToolGate
 from voicecoder.domain.replies import (
     Action,
     AgentAnswer,
@@ -25,32 +28,26 @@ from voicecoder.domain.replies import (
     ChangeReverted,
     ChangeSummary,
     Compaction,
+    Decision,
     DiffView,
     ErrorReply,
     GitStatusView,
     Heard,
     HelpText,
     InfoReport,
+    MessageRef,
     NoChanges,
     Queued,
+    Reply,
     SessionCleared,
     StatusReport,
+    TurnOutcome,
     Unauthorized,
     Welcome,
     Working,
 )
 from voicecoder.domain.services import Ports, Settings, VoiceCoder
-from voicecoder.testing.fakes import AgentScript, FakePorts, build_voicecoder
-
-MALLORY = UserId(666)
-OGG = b"OggS" + b"\0" * 60
-
-
-_change = change
-
-
-def _press(summary: ChangeSummary, action: Action) -> Button:
-    return next(b for b in summary.buttons if b.action is action)
+from voicecoder.testing.fakes import AgentScript, FakePorts, RecordingMessenger, build_voicecoder
 
 
 class TestAccess:
@@ -86,9 +83,9 @@ class TestSimpleCommands:
         await app.help(CHAT, ALICE)
 
         welcome, help_text = fakes.messenger.replies()
-        assert welcome == Welcome("Alice", fakes.workspace.path)
+        assert welcome == Welcome("Alice", fakes.workspace.path, COMMANDS)
         assert isinstance(help_text, HelpText)
-        assert [c for c, _ in help_text.commands] == ["start", "help", "status", "clear", "info", "undo"]
+        assert [c for c, _ in help_text.commands] == ["start", "help", "status", "clear", "info", "undo", "permissions"]
 
     async def test_info_collects_every_diagnostic(self, app: VoiceCoder, fakes: FakePorts) -> None:
         """
@@ -119,6 +116,36 @@ class TestSimpleCommands:
         assert report.workspace.branch == "main"
         assert report.workspace.latest_subject == "Apply changes from Claude"
         assert report.user_id == ALICE.value
+
+    async def test_status_names_the_user(self, app: VoiceCoder, fakes: FakePorts) -> None:
+        """
+        /status shows the user's name and @username when the transport knows them, and the workspace file count.
+        """
+        await app.status(CHAT, ALICE, user_name="Alice Liddell", username="alice")
+
+        (report,) = fakes.messenger.of_type(StatusReport)
+        assert (report.user_name, report.username) == ("Alice Liddell", "alice")
+        assert report.workspace is not None
+        assert report.workspace.tracked_files == len(fakes.workspace.head)
+
+    async def test_clear_after_a_decision_says_nothing_is_pending(self, app: VoiceCoder, fakes: FakePorts) -> None:
+        """
+        /clear after Approve or Reject does not claim a change is still waiting.
+        """
+        approved = await _change(app, fakes, {"a.txt": b"1\n"})
+        await app.press(CHAT, ALICE, "a", _press(approved, Action.APPROVE))
+        await app.clear(CHAT, ALICE)
+        rejected = await _change(app, fakes, {"b.txt": b"2\n"})
+        await app.press(CHAT, ALICE, "r", _press(rejected, Action.REJECT))
+        await app.clear(CHAT, ALICE)
+        await _change(app, fakes, {"c.txt": b"3\n"})
+        await app.clear(CHAT, ALICE)
+
+        assert fakes.messenger.of_type(SessionCleared) == [
+            SessionCleared(kept_pending=False),
+            SessionCleared(kept_pending=False),
+            SessionCleared(kept_pending=True),
+        ]
 
 
 class TestPrompt:
@@ -199,6 +226,32 @@ class TestPrompt:
         assert fakes.messenger.of_type(Compaction)[0].turns_before == 3
         assert session.turn_count == 1
 
+    async def test_failed_run_without_changes_is_one_clear_reply(self, app: VoiceCoder, fakes: FakePorts) -> None:
+        """
+        A run that fails and changes nothing ends with the failure (status "stopped"), not "finished" + "no changes".
+        """
+
+        class NotLoggedIn:
+            async def run(
+                self, request: AgentRequest, /, on_event: EventSink, on_tool: ToolGate | None = None
+            ) -> AgentResult:
+                return AgentResult("Not logged in", success=False, session_id="s", errors=("Not logged in",))
+
+            async def compact(self, session_id: str, /, on_event: EventSink) -> AgentResult:
+                raise NotImplementedError
+
+            async def end_session(self, session_id: str, /) -> None:
+                pass
+
+        app, fakes = build_voicecoder(allowed_users=[1], agent=NotLoggedIn())
+
+        await app.prompt(CHAT, ALICE, "say hi")
+
+        _, final = fakes.messenger.edits[-1]
+        assert isinstance(final, Working)
+        assert final.outcome is TurnOutcome.FAILED
+        assert [type(r) for r in fakes.messenger.replies()] == [Working, AgentAnswer]
+
     async def test_agent_crash_still_detects_changes(self, app: VoiceCoder, fakes: FakePorts) -> None:
         """
         A crashing agent gives an error reply, and files it wrote before crashing still await a decision.
@@ -217,7 +270,9 @@ class TestPrompt:
         """
 
         class Denying:
-            async def run(self, request: AgentRequest, /, on_event: EventSink) -> AgentResult:
+            async def run(
+                self, request: AgentRequest, /, on_event: EventSink, on_tool: ToolGate | None = None
+            ) -> AgentResult:
                 return AgentResult(
                     "Could not run it.",
                     success=True,
@@ -228,12 +283,17 @@ class TestPrompt:
             async def compact(self, session_id: str, /, on_event: EventSink) -> AgentResult:
                 raise NotImplementedError
 
+            async def end_session(self, session_id: str, /) -> None:
+                return None
+
         app, fakes = build_voicecoder(allowed_users=[1], agent=Denying())
 
         await app.prompt(CHAT, ALICE, "clean")
 
         (answer,) = fakes.messenger.of_type(AgentAnswer)
         assert answer.permission_denials == (PermissionDenied("Bash", "Bash: rm -rf build"),)
+        # A denial is no dead end: with TOOL_APPROVAL off the user learns how to be asked instead.
+        assert "turn it on (auto-edits)" in answer.permission_denials[0].hint
 
 
 class TestVoice:
@@ -410,6 +470,113 @@ class TestApproval:
         assert [cb for cb, _ in fakes.messenger.callbacks] == ["d", "s"]
 
 
+class TestDecidedChanges:
+    async def test_approve_reply_names_commit_prompt_and_time(self, app: VoiceCoder, fakes: FakePorts) -> None:
+        """
+        The Approve reply carries the commit, the prompt that produced it and the commit time.
+        """
+        summary = await _change(app, fakes, {"a.txt": b"a\n"})
+
+        await app.press(CHAT, ALICE, "a", _press(summary, Action.APPROVE))
+
+        (committed,) = fakes.messenger.of_type(ChangeCommitted)
+        assert committed.prompt == "do it"
+        assert committed.commit.subject == "Apply changes from Claude"
+        assert committed.files == 1
+
+    @pytest.mark.parametrize(
+        ("action", "decision"), [(Action.APPROVE, Decision.APPROVED), (Action.REJECT, Decision.REJECTED)]
+    )
+    async def test_decided_summary_is_edited(
+        self, app: VoiceCoder, fakes: FakePorts, action: Action, decision: Decision
+    ) -> None:
+        """
+        After Approve or Reject the summary message says what happened and keeps only Show Diff.
+        """
+        summary = await _change(app, fakes, {"a.txt": b"a\n"})
+        (sent,) = [s for s in fakes.messenger.sent if s.reply == summary]
+
+        await app.press(CHAT, ALICE, "x", _press(summary, action))
+
+        ref, edited = fakes.messenger.edits[-1]
+        assert ref == sent.ref
+        assert isinstance(edited, ChangeSummary)
+        assert edited.decision is decision
+        assert [b.action for b in edited.buttons] == [Action.SHOW_DIFF]
+
+    async def test_diff_views_lose_their_buttons_when_decided(self, app: VoiceCoder, fakes: FakePorts) -> None:
+        """
+        A Show Diff message of a pending change carries Approve/Reject; once the change is approved, it is edited
+        to the decided diff, without them.
+        """
+        summary = await _change(app, fakes, {"a.txt": b"a\n"})
+        await app.press(CHAT, ALICE, "d", _press(summary, Action.SHOW_DIFF))
+        (shown,) = [s for s in fakes.messenger.sent if isinstance(s.reply, DiffView)]
+
+        await app.press(CHAT, ALICE, "a", _press(summary, Action.APPROVE))
+
+        (edited,) = [r for ref, r in fakes.messenger.edits if ref == shown.ref]
+        assert isinstance(edited, DiffView)
+        assert edited.decision is Decision.APPROVED
+
+    async def test_approve_tapped_the_moment_the_summary_shows_is_not_refused(self) -> None:
+        """
+        The change summary goes out once the workspace is free: an Approve pressed as soon as the buttons appear
+        commits instead of being refused as "a turn is running", and the summary still ends up marked decided.
+        """
+        presses: list[Button] = []
+
+        class InstantTapper(RecordingMessenger):
+            async def send(self, chat: ChatId, reply: Reply, /) -> MessageRef:
+                ref = await super().send(chat, reply)
+                if isinstance(reply, ChangeSummary) and not presses:
+                    presses.append(_press(reply, Action.APPROVE))
+                    await app.press(chat, ALICE, "instant", presses[0])
+                return ref
+
+        messenger = InstantTapper()
+        app, fakes = build_voicecoder(allowed_users=[ALICE.value], messenger=messenger)
+        fakes.agent.script(AgentScript(text="Edited.", writes={"a.txt": b"a\n"}))
+
+        await app.prompt(CHAT, ALICE, "do it")
+
+        assert len(fakes.workspace.commits) == 1
+        assert messenger.of_type(ChangeCommitted)
+        (summary,) = [s for s in messenger.sent if isinstance(s.reply, ChangeSummary)]
+        edited = [r for ref, r in messenger.edits if ref == summary.ref]
+        assert [r.decision for r in edited if isinstance(r, ChangeSummary)] == [Decision.APPROVED]
+
+    async def test_replaced_summary_is_edited(self, app: VoiceCoder, fakes: FakePorts) -> None:
+        """
+        A summary replaced by a newer change (a prompt on top of it) is edited to say so and loses Approve/Reject.
+        """
+        first = await _change(app, fakes, {"a.txt": b"a\n"})
+        (sent,) = [s for s in fakes.messenger.sent if s.reply == first]
+
+        await _change(app, fakes, {"b.txt": b"b\n"})
+
+        edited = [r for ref, r in fakes.messenger.edits if ref == sent.ref]
+        assert len(edited) == 1
+        assert isinstance(edited[0], ChangeSummary)
+        assert edited[0].decision is Decision.SUPERSEDED
+
+    @pytest.mark.parametrize("action", [Action.APPROVE, Action.REJECT])
+    async def test_show_diff_of_a_decided_change(self, app: VoiceCoder, fakes: FakePorts, action: Action) -> None:
+        """
+        📝 Show Diff on a decided change still shows its diff, marked with the decision, and answers the press once.
+        """
+        summary = await _change(app, fakes, {"a.txt": b"a\n"})
+        await app.press(CHAT, ALICE, "x", _press(summary, action))
+
+        await app.press(CHAT, ALICE, "d", _press(summary, Action.SHOW_DIFF))
+
+        (view,) = fakes.messenger.of_type(DiffView)
+        assert view.change_id == summary.change_id
+        assert "+a" in view.diff.unified
+        assert view.decision is (Decision.APPROVED if action is Action.APPROVE else Decision.REJECTED)
+        assert [cb for cb, _ in fakes.messenger.callbacks].count("d") == 1
+
+
 class TestConcurrency:
     async def test_cancel_stops_the_running_turn(self, app: VoiceCoder, fakes: FakePorts) -> None:
         """
@@ -426,6 +593,9 @@ class TestConcurrency:
         assert fakes.agent.cancelled == 1
         assert fakes.messenger.of_type(Cancelled) == [Cancelled(was_running=True)]
         assert fakes.messenger.of_type(ChangeSummary)[0].diff.paths == ("partial.txt",)
+        _, final = next(e for e in fakes.messenger.edits if isinstance(e[1], Working) and e[1].finished)
+        assert isinstance(final, Working)
+        assert final.outcome is TurnOutcome.CANCELLED
 
     async def test_second_prompt_is_queued(self, app: VoiceCoder, fakes: FakePorts) -> None:
         """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.domain.conftest import ALICE, CHAT, change
+from tests.unit.domain.scenario import ALICE, CHAT, change
 from voicecoder.domain.model import Ownership
 from voicecoder.domain.replies import (
     Action,

