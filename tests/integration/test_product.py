@@ -113,7 +113,7 @@ class TestSandbox:
         labels = [b["text"] for row in change["buttons"] for b in row]
         mine = next(b for row in change["buttons"] for b in row if b["text"] == "✅ Commit with my edits")
         await http.post(info.url + "api/press", json={"message_id": change["id"], "data": mine["callback_data"]})
-        await wait_for(http, info.url, lambda ms: any("Committed" in t for t in bot_texts(ms)))
+        await wait_for(http, info.url, lambda ms: any("approved and committed" in t for t in bot_texts(ms)))
 
         assert "also has your uncommitted edits" in change["html"]
         assert labels[:2] == ["✅ Commit with my edits", "✅ Leave this file out"]

@@ -291,13 +291,16 @@ class TestTelegramEndToEnd:
         )
         await bot.api.send_text("retitle and add hello.py")
         summary = await bot.wait_text("📝 Changes ready for review")
+        # The fake Bot API's message is live: read it before the decision edits it.
+        text, labels, datas = summary.text or "", summary.button_texts(), summary.callback_datas()
 
-        await bot.api.press(summary.message_id, summary.callback_datas()[1])
-        committed = await bot.wait_text("✅ Committed")
+        await bot.api.press(summary.message_id, datas[1])
+        committed = await bot.wait_text("✅ Changes approved and committed!")
 
-        assert "README.md +1 −1 ⚠️ also has your uncommitted edits" in (summary.text or "")
-        assert summary.button_texts()[:2] == ["✅ Commit with my edits", "✅ Leave this file out"]
-        assert summary.callback_datas()[1].startswith("o:")
+        assert "README.md +1 −1 ⚠️ also has your uncommitted edits" in text
+        assert labels[:2] == ["✅ Commit with my edits", "✅ Leave this file out"]
+        assert datas[1].startswith("o:")
+        assert summary.button_texts() == ["📝 Show Diff"]
         assert "Left out (as they are, uncommitted): README.md" in (committed.text or "")
         assert bot.fakes.workspace.head["hello.py"][0] == b"print('hi')\n"
         assert bot.fakes.workspace.head["README.md"][0] == b"# demo\n"
