@@ -46,7 +46,7 @@ async def run(args: argparse.Namespace) -> None:
         )
         overrides: dict[str, Any] = {}
         if args.stt:
-            from voicecoder.adapters.local_whisper_transcriber import LocalWhisperTranscriber  # noqa: PLC0415
+            from voicecoder.adapters.stt.local_whisper import LocalWhisperTranscriber  # noqa: PLC0415
 
             transcriber = LocalWhisperTranscriber()
             await anyio.to_thread.run_sync(transcriber.load)  # loaded before the load starts, as after a first note
