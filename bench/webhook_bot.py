@@ -29,6 +29,7 @@ from voicecoder.adapters.telegram_bot_api import PacingPolicy, TelegramBotApi
 from voicecoder.adapters.telegram_messenger import TelegramMessenger
 from voicecoder.adapters.telegram_updates import TelegramUpdateHandler, lane_of
 from voicecoder.adapters.update_dispatcher import DispatchStats, UpdateDispatcher
+from voicecoder.entrypoints.gc_tuning import settle_heap
 from voicecoder.entrypoints.webhook import IngressStats, WebhookSettings, serve_webhook
 from voicecoder.testing.fakes import build_voicecoder
 
@@ -45,7 +46,7 @@ async def run(args: argparse.Namespace) -> None:
         )
         overrides: dict[str, Any] = {}
         if args.stt:
-            from voicecoder.adapters.local_whisper_transcriber import LocalWhisperTranscriber  # noqa: PLC0415
+            from voicecoder.adapters.stt.local_whisper import LocalWhisperTranscriber  # noqa: PLC0415
 
             transcriber = LocalWhisperTranscriber()
             await anyio.to_thread.run_sync(transcriber.load)  # loaded before the load starts, as after a first note
@@ -101,6 +102,7 @@ async def run(args: argparse.Namespace) -> None:
                     retention_s=None,
                 )
             )
+            settle_heap()  # what `voicecoder serve` does once started
             await anyio.Path(args.port_file).write_text(str(port))
 
 
