@@ -112,14 +112,14 @@ class FakeVersusSqlite(RuleBasedStateMachine):
     @rule(chat=st.sampled_from(CHATS), approve=st.booleans())
     def decide(self, chat: ChatId, approve: bool) -> None:
         session = self.both(chat)
-        if session.pending is None or not session.pending.is_pending:
+        if session.latest_change is None or not session.latest_change.is_pending:
             return
         now = self.tick()
         if approve:
-            session.pending.approve(UserId(9), CommitInfo("c" * 40, "msg\n", "A <a@b>", now), now=now)
+            session.latest_change.approve(UserId(9), CommitInfo("c" * 40, "msg\n", "A <a@b>", now), now=now)
         else:
-            session.pending.reject(UserId(9), now=now)
-        session.settle(session.pending)
+            session.latest_change.reject(UserId(9), now=now)
+        session.settle(session.latest_change)
         self.save(session)
 
     @rule(chat=st.sampled_from(CHATS))

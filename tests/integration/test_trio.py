@@ -198,7 +198,7 @@ async def test_a_whole_session_on_trio(tmp_path: Path, anthropic: AnthropicOnIts
     assert session is not None
     assert session.approved_count == 2
     assert session.rejected_count == 1
-    assert session.pending is not None
-    assert session.pending.status is ChangeStatus.APPROVED
+    assert session.latest_change is not None
+    assert session.latest_change.status is ChangeStatus.APPROVED
     assert len(git(workspace, "log", "--format=%H").split()) == 3  # initial, notes.txt, voice.txt
     assert store is not reopened

@@ -598,14 +598,14 @@ class SqliteStateStore:
             row = db.execute("SELECT * FROM sessions WHERE chat_id = ?", (chat.value,)).fetchone()
             if row is None:
                 return None
-            pending = None
+            latest = None
             if row["pending_change_id"] is not None:
                 change_row = db.execute(
                     f"{_SELECT_CHANGE} WHERE chat_id = ? AND id = ?", (chat.value, row["pending_change_id"])
                 ).fetchone()
                 if change_row is None:
                     raise KeyError(f"change {row['pending_change_id']} of chat {chat} is missing")
-                pending = _change_from_row(change_row)
+                latest = _change_from_row(change_row)
             return Session(
                 chat_id=chat,
                 agent_session_id=row["agent_session_id"],
@@ -613,7 +613,7 @@ class SqliteStateStore:
                 compaction_threshold=row["compaction_threshold"],
                 approved_count=row["approved_count"],
                 rejected_count=row["rejected_count"],
-                pending=pending,
+                latest_change=latest,
                 started_at=_opt_decode(row["started_at"]),
                 last_activity=_opt_decode(row["last_activity"]),
                 open_turn=(
@@ -634,12 +634,11 @@ class SqliteStateStore:
         references was superseded (the port has no other way to tell us): it is marked so, decided at the
         new change's creation time, or at the session's last activity when nothing replaced it.
         """
-        pending = session.pending
-        pending_id = pending.id.value if pending is not None else None
-        if pending is not None and pending.chat_id != session.chat_id:
+        latest = session.latest_change
+        latest_id = latest.id.value if latest is not None else None
+        if latest is not None and latest.chat_id != session.chat_id:
             raise StateStoreError(
-                f"Refusing to save chat {session.chat_id}: its pending change {pending.id} belongs to chat "
-                f"{pending.chat_id}."
+                f"Refusing to save chat {session.chat_id}: its change {latest.id} belongs to chat {latest.chat_id}."
             )
         session_row = (
             session.chat_id.value,
@@ -648,7 +647,7 @@ class SqliteStateStore:
             session.compaction_threshold,
             session.approved_count,
             session.rejected_count,
-            pending_id,
+            latest_id,
             _opt_dt(session.started_at),
             _opt_dt(session.last_activity),
             session.open_turn.turn_id.value if session.open_turn is not None else None,
@@ -656,8 +655,8 @@ class SqliteStateStore:
             json.dumps(list(session.tool_rules)),
             session.open_turn.turn_end if session.open_turn is not None else None,
         )
-        change_row = _change_row(pending) if pending is not None else None
-        superseded_at = pending.created_at if pending is not None else session.last_activity
+        change_row = _change_row(latest) if latest is not None else None
+        superseded_at = latest.created_at if latest is not None else session.last_activity
 
         def save(db: sqlite3.Connection) -> None:
             with _transaction(db):
@@ -668,7 +667,7 @@ class SqliteStateStore:
                     db.execute(_UPSERT_CHANGE, change_row)
                 db.execute(_UPSERT_SESSION, session_row)
                 previous = before["pending_change_id"] if before is not None else None
-                if previous is not None and previous != pending_id:
+                if previous is not None and previous != latest_id:
                     db.execute(
                         "UPDATE changes SET status = ?, decided_at = ?, decided_utc = ? "
                         "WHERE chat_id = ? AND id = ? AND status = ?",

@@ -512,28 +512,6 @@ class ChangeStatus(enum.Enum):
     AUTO_APPROVED = "auto-approved"
 
 
-@attrs.frozen
-class ChangeApproved:
-    change_id: ChangeId
-    by: UserId
-    commit: CommitInfo
-
-
-@attrs.frozen
-class ChangeRejected:
-    change_id: ChangeId
-    by: UserId
-
-
-@attrs.frozen
-class ChangeSuperseded:
-    change_id: ChangeId
-    by_change: ChangeId
-
-
-ChangeEvent = ChangeApproved | ChangeRejected | ChangeSuperseded
-
-
 @attrs.define
 class PendingChange:
     """A turn's workspace changes awaiting the user's decision."""
@@ -553,7 +531,6 @@ class PendingChange:
     commit: CommitInfo | None = None
     message_ids: tuple[int, ...] = ()
     """Chat messages showing this change with its buttons (the summary first, then diff views): edited when decided."""
-    events: list[ChangeEvent] = attrs.field(factory=list, eq=False, repr=False)
 
     @property
     def is_pending(self) -> bool:
@@ -589,20 +566,17 @@ class PendingChange:
         self.decided_at = now
         self.decided_by = by
         self.commit = commit
-        self.events.append(ChangeApproved(self.id, by, commit))
 
     def reject(self, by: UserId, *, now: datetime) -> None:
         self._require_pending()
         self.status = ChangeStatus.REJECTED
         self.decided_at = now
         self.decided_by = by
-        self.events.append(ChangeRejected(self.id, by))
 
     def supersede(self, by_change: ChangeId, *, now: datetime) -> None:
         self._require_pending()
         self.status = ChangeStatus.SUPERSEDED
         self.decided_at = now
-        self.events.append(ChangeSuperseded(self.id, by_change))
 
 
 DEFAULT_COMPACTION_THRESHOLD = 20
@@ -618,13 +592,20 @@ class Session:
     compaction_threshold: int = DEFAULT_COMPACTION_THRESHOLD
     approved_count: int = 0
     rejected_count: int = 0
-    pending: PendingChange | None = None
+    latest_change: PendingChange | None = None
+    """The session's current change: the pending one, or the one decided last (kept so its decision is saved)."""
     started_at: datetime | None = None
     last_activity: datetime | None = None
     open_turn: Baseline | None = None
     """The baseline of a turn that began and was never settled (the process died mid-turn)."""
     tool_rules: tuple[str, ...] = ()
     """Tool rules the user allowed "for this session" (e.g. ``Bash(pytest *)``); /clear and /permissions clear them."""
+
+    @property
+    def pending(self) -> PendingChange | None:
+        """The change waiting for Approve or Reject, or None."""
+        change = self.latest_change
+        return change if change is not None and change.is_pending else None
 
     @property
     def needs_compaction(self) -> bool:
@@ -643,22 +624,29 @@ class Session:
 
     def attach(self, change: PendingChange, *, now: datetime) -> PendingChange | None:
         """Make *change* the pending one; a previous pending change is superseded and returned."""
-        previous = self.pending if self.pending is not None and self.pending.is_pending else None
+        previous = self.pending
         if previous is not None:
             previous.supersede(change.id, now=now)
-        self.pending = change
+        self.latest_change = change
         return previous
 
     def pending_change(self, change_id: ChangeId | None = None) -> PendingChange:
-        if self.pending is None or not self.pending.is_pending:
-            if change_id is not None and self.pending is not None and self.pending.id == change_id:
-                raise ChangeNotPendingError(change_id.value, self.pending.status.value)
+        """
+        The pending change (*change_id*, when given, must name it).
+
+        Raises NoPendingChangeError when nothing is pending, ChangeNotPendingError when *change_id* names a
+        decided or replaced change.
+        """
+        pending, latest = self.pending, self.latest_change
+        if pending is None:
+            if change_id is not None and latest is not None and latest.id == change_id:
+                raise ChangeNotPendingError(change_id.value, latest.status.value)
             if change_id is not None:
                 raise ChangeNotPendingError(change_id.value, "replaced")
             raise NoPendingChangeError
-        if change_id is not None and self.pending.id != change_id:
+        if change_id is not None and pending.id != change_id:
             raise ChangeNotPendingError(change_id.value, "replaced")
-        return self.pending
+        return pending
 
     def settle(self, change: PendingChange) -> None:
         if change.status in (ChangeStatus.APPROVED, ChangeStatus.AUTO_APPROVED):

@@ -26,7 +26,7 @@ from voicecoder.domain.model import (
     UserId,
 )
 from voicecoder.domain.policy import ToolAction, ToolPolicy
-from voicecoder.domain.ports import Messenger, StateStore
+from voicecoder.domain.ports import Messenger
 from voicecoder.domain.replies import (
     Action,
     Button,
@@ -37,6 +37,7 @@ from voicecoder.domain.replies import (
     ToolQuestion,
     ToolQuestionClosed,
 )
+from voicecoder.domain.unit_of_work import Sessions
 
 __all__ = ["Progress", "RunningTurn", "ToolQuestions"]
 
@@ -103,12 +104,10 @@ class ToolQuestions:
     """The tool-approval use cases of one `VoiceCoder`; it owns the open questions."""
 
     messenger: Messenger
-    store: StateStore
+    sessions: Sessions
     policy: ToolPolicy | None
     timeout_s: float
     redact: Callable[[str], str]
-    load_session: Callable[[ChatId], Awaitable[Session]]
-    state_lock: anyio.Lock
     audit: Callable[..., Awaitable[None]]
     new_id: Callable[[int], str]
     show_progress: Callable[[RunningTurn], Awaitable[None]]
@@ -146,7 +145,7 @@ class ToolQuestions:
             url=redact(request.url) if request.url is not None else None,
             preview=redact(request.preview) if request.preview is not None else None,
         )
-        session = await self.load_session(turn.chat)
+        session = await self.sessions.read(turn.chat)
         ruling = policy.decide(request, session.tool_rules)
         if ruling.action is ToolAction.ALLOW:
             logger.info("tool allowed by %s: %s", ruling.rule, shown.label)
@@ -279,10 +278,8 @@ class ToolQuestions:
             await acknowledge(ack)
             return ack
         if outcome is ToolOutcome.ALLOWED_FOR_SESSION and rule is not None:
-            async with self.state_lock:
-                session = await self.load_session(chat)
+            async with self.sessions.update(chat) as session:
                 session.allow_tool(rule)
-                await self.store.save_session(session)
         await acknowledge(ack)
         await self.messenger.edit(pending.ref, ToolQuestionClosed(pending.question, outcome, by))
         return ack
@@ -310,11 +307,9 @@ class ToolQuestions:
     async def permissions(self, chat: ChatId, user: UserId, *, clear: bool = False) -> None:
         """/permissions: the approval mode and rules; ``clear`` forgets this session's rules."""
         cleared: tuple[str, ...] = ()
-        async with self.state_lock:
-            session = await self.load_session(chat)
+        async with self.sessions.update(chat) as session:
             if clear and session.tool_rules:
                 cleared, session.tool_rules = session.tool_rules, ()
-                await self.store.save_session(session)
         if cleared:
             await self.audit(chat, user, "permissions-clear", detail=", ".join(cleared))
         await self.messenger.send(chat, self.view(session, cleared))

@@ -361,16 +361,16 @@ class InMemoryStateStore:
     async def save_session(self, session: Session, /) -> None:
         saved = copy.deepcopy(session)
         before = self.sessions.get(session.chat_id)
-        replaced = before.pending if before is not None else None
-        if saved.pending is not None:
-            saved.pending.events.clear()
-            self.changes[(session.chat_id, saved.pending.id)] = copy.deepcopy(saved.pending)
-        if replaced is not None and (saved.pending is None or replaced.id != saved.pending.id):
+        replaced = before.latest_change if before is not None else None
+        latest = saved.latest_change
+        if latest is not None:
+            self.changes[(session.chat_id, latest.id)] = copy.deepcopy(latest)
+        if replaced is not None and (latest is None or replaced.id != latest.id):
             kept = self.changes[(session.chat_id, replaced.id)]
             if kept.is_pending:
                 # As a durable store does: the session no longer points at it, so something replaced it.
                 kept.status = ChangeStatus.SUPERSEDED
-                kept.decided_at = saved.pending.created_at if saved.pending is not None else saved.last_activity
+                kept.decided_at = latest.created_at if latest is not None else saved.last_activity
         self.sessions[session.chat_id] = saved
 
     async def load_change(self, chat: ChatId, change: ChangeId, /) -> PendingChange | None:

@@ -197,8 +197,8 @@ class TestSqliteStateStore:
             await store.close()
 
         assert loaded is not None
-        assert loaded.pending is not None
-        assert (loaded.turn_count, loaded.pending.prompt.text, [r.action for r in trail]) == (
+        assert loaded.latest_change is not None
+        assert (loaded.turn_count, loaded.latest_change.prompt.text, [r.action for r in trail]) == (
             1,
             "written by a child",
             ["change"],
@@ -225,8 +225,8 @@ class TestSqliteStateStore:
         assert process.returncode == -9
         assert wal_bytes > 0  # the data was only in the write-ahead log when the process died
         assert loaded is not None
-        assert loaded.pending is not None
-        assert (loaded.pending.prompt.text, len(trail)) == ("written by a child", 1)
+        assert loaded.latest_change is not None
+        assert (loaded.latest_change.prompt.text, len(trail)) == ("written by a child", 1)
 
     async def test_upgrades_a_version_1_file(self, path: Path) -> None:
         """A file at schema v1 is migrated in place; its sessions, changes and audit read back intact."""
@@ -243,13 +243,13 @@ class TestSqliteStateStore:
             await store.close()
 
         assert loaded is not None
-        assert loaded.pending is not None
+        assert loaded.latest_change is not None
         assert (loaded.agent_session_id, loaded.turn_count, loaded.started_at) == (
             "sess-12",
             3,
             datetime(2026, 5, 4, 7, 0, tzinfo=BERLIN),
         )
-        assert (loaded.pending.id, loaded.pending.status) == (ChangeId("0000000c"), ChangeStatus.PENDING)
+        assert (loaded.latest_change.id, loaded.latest_change.status) == (ChangeId("0000000c"), ChangeStatus.PENDING)
         # Decided at 04:00Z and 05:30Z: the backfilled sort key orders by instant, not by the offset text.
         assert [(c.id.value, c.status) for c in history] == [
             ("0000000b", ChangeStatus.REJECTED),
@@ -260,8 +260,8 @@ class TestSqliteStateStore:
         assert [r.prompt for r in trail] == ["add docs"]
         assert loaded.open_turn is None
         # Changes from before the turn-end snapshot existed have none, and their whole diff is the agent's.
-        assert loaded.pending.baseline.turn_end is None
-        assert (loaded.pending.diff.yours, loaded.pending.diff.late) == ("", ())
+        assert loaded.latest_change.baseline.turn_end is None
+        assert (loaded.latest_change.diff.yours, loaded.latest_change.diff.late) == ("", ())
         assert user_version(path) == SCHEMA_VERSION == 6
 
     async def test_failed_migration_leaves_the_previous_version(self, path: Path) -> None:
@@ -382,7 +382,7 @@ class TestSqliteStateStore:
     async def test_refuses_a_pending_change_of_another_chat(self, store: SqliteStateStore) -> None:
         """A session whose pending change belongs to another chat is a StateStoreError, and nothing is saved."""
         session = Session(chat_id=CHAT)
-        session.pending = change(1, chat=ChatId(5))
+        session.latest_change = change(1, chat=ChatId(5))
 
         with pytest.raises(StateStoreError, match="belongs to chat 5"):
             await store.save_session(session)
@@ -414,7 +414,7 @@ class TestSqliteStateStore:
         loaded = [await store.load_session(chat) for chat in chats]
         actions = [[r.action for r in await store.audit_trail(chat)] for chat in chats]
 
-        assert [(s.turn_count, s.pending.id.value) if s and s.pending else None for s in loaded] == [
+        assert [(s.turn_count, s.latest_change.id.value) if s and s.latest_change else None for s in loaded] == [
             (n, f"{n:08x}") for n in range(1, 41)
         ]
         assert actions == [[f"a{n}"] for n in range(1, 41)]
@@ -468,7 +468,7 @@ class TestRecentChanges:
         later = T0 + timedelta(minutes=9)
 
         session.record_turn(None, now=later)
-        session.pending = None
+        session.latest_change = None
         await store.save_session(session)
 
         assert [(c.status, c.decided_at) for c in await store.recent_changes(CHAT)] == [

@@ -114,14 +114,13 @@ class TestPendingChange:
         with pytest.raises(ApprovalBlockedError, match=r"Telegram bot token at k\.py:3"):
             change.check_approvable(FP[:16])
 
-    def test_transitions_record_events(self, change: PendingChange) -> None:
+    def test_reject_records_the_decision(self, change: PendingChange) -> None:
         """
-        Reject moves to REJECTED and records the event; nothing else is allowed afterwards.
+        Reject moves to REJECTED, recording who decided and when; nothing else is allowed afterwards.
         """
         change.reject(ALICE, now=NOW)
 
-        assert change.status is ChangeStatus.REJECTED
-        assert len(change.events) == 1
+        assert (change.status, change.decided_by, change.decided_at) == (ChangeStatus.REJECTED, ALICE, NOW)
         with pytest.raises(ChangeNotPendingError):
             change.supersede(ChangeId("fedcba9876543210"), now=NOW)
 

@@ -353,8 +353,8 @@ class TestApproval:
         assert fakes.messenger.of_type(ChangeCommitted)[0].commit == commit
         session = await fakes.store.load_session(CHAT)
         assert session is not None
-        assert session.pending is not None
-        assert session.pending.status is ChangeStatus.APPROVED
+        assert session.latest_change is not None
+        assert session.latest_change.status is ChangeStatus.APPROVED
         assert session.approved_count == 1
 
     async def test_double_approve_commits_once(self, app: VoiceCoder, fakes: FakePorts) -> None:

@@ -69,8 +69,8 @@ class TestApproveDirectly:
         assert fakes.messenger.callbacks == []
         session = await fakes.store.load_session(CHAT)
         assert session is not None
-        assert session.pending is not None
-        assert session.pending.status is ChangeStatus.APPROVED
+        assert session.latest_change is not None
+        assert session.latest_change.status is ChangeStatus.APPROVED
 
     async def test_approve_with_nothing_pending_says_so_and_returns_none(
         self, app: VoiceCoder, fakes: FakePorts

@@ -214,7 +214,7 @@ def sessions(
         compaction_threshold=draw(st.integers(min_value=1, max_value=1000)),
         approved_count=draw(counts),
         rejected_count=draw(counts),
-        pending=draw(pending_changes(chat=chat, status=status)) if has_pending else None,
+        latest_change=draw(pending_changes(chat=chat, status=status)) if has_pending else None,
         started_at=draw(st.none() | aware_datetimes()),
         last_activity=draw(st.none() | aware_datetimes()),
         open_turn=draw(st.none() | turn_ids().flatmap(baselines)),
@@ -363,7 +363,7 @@ class StateStoreContract:
 
         assert loaded is not None
         assert loaded == session
-        assert loaded.pending == session.pending
+        assert loaded.latest_change == session.latest_change
 
     @pytest.mark.parametrize("status", list(ChangeStatus))
     async def test_every_status_round_trips(self, store: StateStore, status: ChangeStatus) -> None:
@@ -386,24 +386,24 @@ class StateStoreContract:
         loaded = await store.load_session(CHAT)
 
         assert loaded is not None
-        assert loaded.pending is not None
-        assert loaded.pending.status == status
+        assert loaded.latest_change is not None
+        assert loaded.latest_change.status == status
         assert loaded == session
 
     @_hypothesis
     @given(session=sessions(with_pending=True), moment=aware_datetimes())
     async def test_datetimes_keep_zone_and_offset(self, store: StateStore, session: Session, moment: datetime) -> None:
         """Aware datetimes come back as the same instant with the same wall time, offset and zone."""
-        assert session.pending is not None
+        assert session.latest_change is not None
         session.last_activity = moment
-        session.pending.created_at = moment
+        session.latest_change.created_at = moment
 
         await store.save_session(session)
         loaded = await store.load_session(session.chat_id)
 
         assert loaded is not None
-        assert loaded.pending is not None
-        for got in (loaded.last_activity, loaded.pending.created_at):
+        assert loaded.latest_change is not None
+        for got in (loaded.last_activity, loaded.latest_change.created_at):
             assert got is not None
             assert (got.replace(tzinfo=None), got.utcoffset(), got.tzname()) == (
                 moment.replace(tzinfo=None),
@@ -427,10 +427,10 @@ class StateStoreContract:
 
         assert loaded == session
         assert loaded is not None
-        assert loaded.pending is not None
+        assert loaded.latest_change is not None
         assert (
-            loaded.pending.status,
-            loaded.pending.decided_by,
+            loaded.latest_change.status,
+            loaded.latest_change.decided_by,
             loaded.approved_count,
             loaded.agent_session_id,
             loaded.turn_count,
@@ -448,7 +448,7 @@ class StateStoreContract:
         loaded = await store.load_session(CHAT)
 
         assert loaded is not None
-        assert loaded.pending == newer
+        assert loaded.latest_change == newer
 
     async def test_pending_can_be_cleared(self, store: StateStore) -> None:
         """A session saved without a change after one with a change loads without one."""
@@ -456,7 +456,7 @@ class StateStoreContract:
         session.attach(_change(CHAT, 1), now=T0)
         await store.save_session(session)
 
-        session.pending = None
+        session.latest_change = None
         await store.save_session(session)
 
         assert await store.load_session(CHAT) == session
@@ -469,30 +469,15 @@ class StateStoreContract:
         saved = copy.deepcopy(session)
 
         session.turn_count = 99
-        assert session.pending is not None
-        session.pending.reject(BOB, now=T0)
+        assert session.latest_change is not None
+        session.latest_change.reject(BOB, now=T0)
         loaded = await store.load_session(CHAT)
         assert loaded is not None
-        assert loaded.pending is not None
-        loaded.pending.reject(ALICE, now=T0)
+        assert loaded.latest_change is not None
+        loaded.latest_change.reject(ALICE, now=T0)
         loaded.agent_session_id = "changed"
 
         assert await store.load_session(CHAT) == saved
-
-    async def test_change_events_are_not_stored(self, store: StateStore) -> None:
-        """Domain events are transient: a loaded change has none, whatever the saved one had."""
-        session = Session(chat_id=CHAT)
-        change = _change(CHAT, 1)
-        session.attach(change, now=T0)
-        change.reject(ALICE, now=T0)
-        assert change.events
-
-        await store.save_session(session)
-        loaded = await store.load_session(CHAT)
-
-        assert loaded is not None
-        assert loaded.pending is not None
-        assert loaded.pending.events == []
 
     async def test_sessions_are_isolated_between_chats(self, store: StateStore) -> None:
         """Each chat has its own session; saving one leaves the other as it was."""
@@ -504,8 +489,8 @@ class StateStoreContract:
         await store.save_session(theirs)
         expected_theirs = copy.deepcopy(theirs)
 
-        assert mine.pending is not None
-        mine.pending.reject(ALICE, now=T0)
+        assert mine.latest_change is not None
+        mine.latest_change.reject(ALICE, now=T0)
         mine.turn_count = 2
         await store.save_session(mine)
 
