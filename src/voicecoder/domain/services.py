@@ -20,13 +20,14 @@ from __future__ import annotations
 import functools
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from voicecoder.domain.buttons import Buttons
 from voicecoder.domain.commands import Commands
 from voicecoder.domain.context import AppContext, Ports, Settings
-from voicecoder.domain.decisions import COMMIT_SUBJECT, Decisions, committed
+from voicecoder.domain.decisions import COMMIT_SUBJECT, Decisions
 from voicecoder.domain.decisions import change_id as _change_id
 from voicecoder.domain.errors import (
     ApprovalChoiceRequiredError,
@@ -50,7 +51,6 @@ from voicecoder.domain.model import (
     WorkspaceStatus,
 )
 from voicecoder.domain.replies import (
-    Action,
     Button,
     CallbackAnswer,
     GitStatusView,
@@ -137,6 +137,7 @@ class VoiceCoder:
             show_progress=self._show_progress,
         )
         self._turns = Turns(self._c, self._decisions, self._tools)
+        self._buttons = Buttons(self._c, self._decisions, self._tools)
 
     @property
     def ports(self) -> Ports:
@@ -583,12 +584,7 @@ class VoiceCoder:
             StateStoreError: The session store failed.
             UnexpectedAdapterError: An adapter failed outside its contract.
         """
-        if not self.is_authorized(user):
-            return False
-        turn = self._c.running.get(chat)
-        if turn is not None:
-            turn.scope.cancel()
-        return turn is not None
+        return self.is_authorized(user) and self._buttons.cancel(chat)
 
     @_use_case
     async def press(
@@ -621,72 +617,11 @@ class VoiceCoder:
         """
         if not self.is_authorized(user):
             ack = CallbackAnswer("⛔ Not authorized", alert=True)
-            await self._ack(callback_id, ack, answer=answer)
+            if answer:
+                await self._c.ports.messenger.answer_callback(callback_id, ack.text, alert=ack.alert)
             await self.unauthorized(chat, user)
             return ack
-        c, decisions = self._c, self._decisions
-        try:
-            match button.action:
-                case Action.APPROVE | Action.APPROVE_WITH_MY_EDITS | Action.APPROVE_LEAVE_OUT:
-                    choice = button.action.choice
-                    try:
-                        decided = await decisions.approve(
-                            chat, user, button.change_id, button.fingerprint or "", choice
-                        )
-                    except ApprovalChoiceRequiredError as exc:
-                        ack = CallbackAnswer("Choose how to commit the overlapping files")
-                        await self._ack(callback_id, ack, answer=answer)
-                        await decisions.ask_choice(chat, button.change_id, exc)
-                    else:
-                        ack = CallbackAnswer(f"✅ Committed {committed(decided).short_sha}")
-                        await self._ack(callback_id, ack, answer=answer)
-                        await decisions.announce_commit(decided, choice)
-                case Action.REJECT:
-                    decided, restored = await decisions.reject(chat, user, button.change_id)
-                    ack = CallbackAnswer("❌ Changes discarded")
-                    await self._ack(callback_id, ack, answer=answer)
-                    await decisions.announce_reject(decided, restored)
-                case Action.SHOW_DIFF:
-                    view, pending = await decisions.diff_view(chat, button.change_id)
-                    ack = CallbackAnswer()
-                    await self._ack(callback_id, ack, answer=answer)
-                    ref = await c.ports.messenger.send(chat, view)
-                    if pending is not None:
-                        await c.remember_message(pending, ref)
-                case Action.GIT_STATUS:
-                    status = await c.ports.workspace.status()
-                    ack = CallbackAnswer()
-                    await self._ack(callback_id, ack, answer=answer)
-                    await c.ports.messenger.send(chat, GitStatusView(status))
-                case Action.CANCEL:
-                    ack = CallbackAnswer("⏹ Cancelling…" if await self.cancel(chat, user) else "Nothing is running.")
-                    await self._ack(callback_id, ack, answer=answer)
-                case Action.TOOL_ALLOW | Action.TOOL_ALLOW_SESSION | Action.TOOL_DENY:
-                    ack = await self._tools.answer(
-                        chat, user, button, user_name, acknowledge=self._acker(callback_id, answer)
-                    )
-                case Action.CLEAR_PERMISSIONS:
-                    ack = CallbackAnswer("🧹 Session rules cleared")
-                    await self._ack(callback_id, ack, answer=answer)
-                    await self._tools.permissions(chat, user, clear=True)
-        except DomainError as exc:
-            ack = CallbackAnswer(str(exc)[:190], alert=True)
-            await self._ack(callback_id, ack, answer=answer)
-        except WorkspaceError as exc:
-            ack = CallbackAnswer("⚠️ Git error")
-            await self._ack(callback_id, ack, answer=answer)
-            await c.ports.messenger.send(chat, c.error(exc))
-        return ack
-
-    async def _ack(self, callback_id: str, ack: CallbackAnswer, *, answer: bool) -> None:
-        if answer:
-            await self._c.ports.messenger.answer_callback(callback_id, ack.text, alert=ack.alert)
-
-    def _acker(self, callback_id: str, answer: bool) -> Callable[[CallbackAnswer], Awaitable[None]]:
-        async def acknowledge(ack: CallbackAnswer) -> None:
-            await self._ack(callback_id, ack, answer=answer)
-
-        return acknowledge
+        return await self._buttons.press(chat, user, callback_id, button, answer=answer, user_name=user_name)
 
     @_use_case
     async def pending_diff(self, chat: ChatId) -> Diff:
