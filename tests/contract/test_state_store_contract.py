@@ -35,11 +35,27 @@ class TestInMemoryStateStore(StateStoreContract):
         """The fake every domain test uses."""
         yield InMemoryStateStore()  # noqa: PT022 - the contract's fixture is an async generator
 
+    @pytest.fixture
+    async def unavailable_store(self) -> AsyncIterator[StateStore]:
+        """A closed fake."""
+        store = InMemoryStateStore()
+        await store.close()
+        yield store
+        assert (store.sessions, store.changes, store.audit) == ({}, {}, [])
+
 
 class TestSqliteStateStore(StateStoreContract):
     @pytest.fixture
     async def store(self, tmp_path: Path) -> AsyncIterator[StateStore]:
         """A fresh database file per test, closed afterwards."""
+        store = SqliteStateStore(tmp_path / "data" / "state.sqlite3")
+        yield store
+        await store.close()
+
+    @pytest.fixture
+    async def unavailable_store(self, tmp_path: Path) -> AsyncIterator[StateStore]:
+        """A store whose path is a directory's place taken by a file: it cannot open the database."""
+        (tmp_path / "data").write_text("not a directory\n")
         store = SqliteStateStore(tmp_path / "data" / "state.sqlite3")
         yield store
         await store.close()
@@ -123,6 +139,18 @@ class FakeVersusSqlite(RuleBasedStateMachine):
         self.save(session)
 
     @rule(chat=st.sampled_from(CHATS))
+    def undo(self, chat: ChatId) -> None:
+        fake = self.portal.call(self.fake.approved_changes, chat, 1)
+        real = self.portal.call(self.sqlite.approved_changes, chat, 1)
+        assert list(real) == list(fake)
+        if not real:
+            return
+        target = real[0]
+        target.revert(f"{self.serial:040x}", now=self.tick())
+        self.portal.call(self.fake.save_change, target)
+        self.portal.call(self.sqlite.save_change, target)
+
+    @rule(chat=st.sampled_from(CHATS))
     def clear(self, chat: ChatId) -> None:
         session = self.both(chat)
         session.clear(now=self.tick())
@@ -147,6 +175,8 @@ class FakeVersusSqlite(RuleBasedStateMachine):
                 fake = self.portal.call(self.fake.audit_trail, chat, limit)
                 real = self.portal.call(self.sqlite.audit_trail, chat, limit)
                 assert list(real) == list(fake)
+                approved = self.portal.call(self.fake.approved_changes, chat, limit)
+                assert list(self.portal.call(self.sqlite.approved_changes, chat, limit)) == list(approved)
 
 
 FakeVersusSqlite.TestCase.settings = settings(max_examples=25, stateful_step_count=20, deadline=None)

@@ -9,7 +9,8 @@ Layout (see `MIGRATIONS`; `PRAGMA user_version` is the schema version):
 * ``sessions``: one row per chat; ``pending_change_id`` references the session's current change; ``tool_rules``
   the rules the chat allowed "for this session" (JSON).
 * ``changes``: every change a session ever referenced, keyed by ``(chat_id, id)``. Decided rows (approved,
-  auto-approved, rejected, superseded) are the approval history that `recent_changes` reads.
+  auto-approved, rejected, superseded) are the approval history that `recent_changes` reads; ``reverted_by`` names
+  the commit /undo reverted an approved one with (`approved_changes` leaves those out).
 * ``audit``: append-only, ordered by an autoincrement id.
 
 Datetimes are stored as ISO 8601 text with their UTC offset; a `zoneinfo.ZoneInfo` zone is kept as an RFC 9557
@@ -35,6 +36,7 @@ import anyio.to_thread
 
 from voicecoder.domain.errors import StateStoreError
 from voicecoder.domain.model import (
+    AuditAction,
     AuditRecord,
     Baseline,
     ChangeId,
@@ -236,6 +238,26 @@ def _v6_turn_end(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE sessions ADD COLUMN open_turn_end TEXT")
 
 
+def _v7_reverts(db: sqlite3.Connection) -> None:
+    """
+    Which approved change /undo reverted, and when.
+
+    Before, only the audit trail said so (an ``undo`` record: the reverted commit in ``detail``, the revert in
+    ``commit_sha``); those records are carried over.
+    """
+    db.execute("ALTER TABLE changes ADD COLUMN reverted_by TEXT")
+    db.execute("ALTER TABLE changes ADD COLUMN reverted_at TEXT")
+    undos = db.execute(
+        "SELECT chat_id, detail, commit_sha, at FROM audit WHERE action = 'undo' AND detail IS NOT NULL ORDER BY id"
+    ).fetchall()
+    for chat_id, reverted, revert, at in undos:
+        db.execute(
+            "UPDATE changes SET reverted_by = ?, reverted_at = ? "
+            "WHERE chat_id = ? AND commit_sha = ? AND reverted_by IS NULL",
+            (revert, at, chat_id, reverted),
+        )
+
+
 #: Ordered; migration ``i`` takes a database from schema version ``i`` to ``i + 1``. Never edit a released one.
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     _v1_initial,
@@ -244,6 +266,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     _v4_summary_message,
     _v5_tool_rules,
     _v6_turn_end,
+    _v7_reverts,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -279,6 +302,8 @@ _CHANGE_COLUMNS: Final = (
     "diff_yours",
     "diff_late_unified",
     "diff_late_files",
+    "reverted_by",
+    "reverted_at",
 )
 
 
@@ -397,6 +422,8 @@ def _change_row(change: PendingChange) -> tuple[Any, ...]:
         change.diff.yours,
         change.diff.late_unified,
         _files_json(change.diff.late),
+        change.reverted_by,
+        _opt_dt(change.reverted_at),
     )
 
 
@@ -441,6 +468,8 @@ def _change_from_row(row: sqlite3.Row) -> PendingChange:
         decided_by=UserId(row["decided_by"]) if row["decided_by"] is not None else None,
         commit=commit,
         message_ids=tuple(int(i) for i in json.loads(row["message_ids"])),
+        reverted_by=row["reverted_by"],
+        reverted_at=_opt_decode(row["reverted_at"]),
     )
 
 
@@ -449,7 +478,7 @@ def _audit_row(record: AuditRecord) -> tuple[Any, ...]:
         encode_datetime(record.at),
         record.chat_id.value,
         record.user_id.value if record.user_id is not None else None,
-        record.action,
+        record.action.value,
         record.change_id.value if record.change_id is not None else None,
         record.audio_digest,
         record.transcript,
@@ -466,7 +495,7 @@ def _audit_from_row(row: sqlite3.Row) -> AuditRecord:
         at=decode_datetime(row["at"]),
         chat_id=ChatId(row["chat_id"]),
         user_id=UserId(row["user_id"]) if row["user_id"] is not None else None,
-        action=row["action"],
+        action=AuditAction(row["action"]),
         change_id=ChangeId(row["change_id"]) if row["change_id"] is not None else None,
         audio_digest=row["audio_digest"],
         transcript=row["transcript"],
@@ -691,6 +720,39 @@ class SqliteStateStore:
             return _change_from_row(row) if row is not None else None
 
         return await self._run(load, "read")
+
+    async def save_change(self, change: PendingChange, /) -> None:
+        """Persist a change its chat already has; StateStoreError when it has none with this id."""
+        row = _change_row(change)
+
+        def save(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                known = db.execute(
+                    "SELECT 1 FROM changes WHERE chat_id = ? AND id = ?", (change.chat_id.value, change.id.value)
+                ).fetchone()
+                if known is None:
+                    raise StateStoreError(
+                        f"Chat {change.chat_id} has no change {change.id} in the state store at {self._path}: "
+                        "a change is first saved with its session."
+                    )
+                db.execute(_UPSERT_CHANGE, row)
+
+        await self._run(save, "write")
+
+    async def approved_changes(self, chat: ChatId, /, limit: int = 20) -> Sequence[PendingChange]:
+        """*chat*'s latest *limit* approved changes not reverted yet, the last decided first."""
+        if limit < 1:
+            return []
+
+        def read(db: sqlite3.Connection) -> list[PendingChange]:
+            rows = db.execute(
+                f"{_SELECT_CHANGE} WHERE chat_id = ? AND status IN (?, ?) AND reverted_by IS NULL "
+                "ORDER BY decided_utc DESC, rowid DESC LIMIT ?",
+                (chat.value, ChangeStatus.APPROVED.value, ChangeStatus.AUTO_APPROVED.value, limit),
+            ).fetchall()
+            return [_change_from_row(r) for r in rows]
+
+        return await self._run(read, "read")
 
     async def append_audit(self, record: AuditRecord, /) -> None:
         """Append one audit record."""

@@ -6,8 +6,9 @@ import logging
 
 from voicecoder.domain.app import COMMANDS
 from voicecoder.domain.context import AppContext
-from voicecoder.domain.errors import TurnInProgressError, WorkspaceError
-from voicecoder.domain.model import ChatId, CommitMessage, Diagnostic, UserId
+from voicecoder.domain.decisions import COMMIT_SUBJECT, committed
+from voicecoder.domain.errors import NothingToUndoError, TurnInProgressError, WorkspaceError
+from voicecoder.domain.model import DECISION_ACTIONS, AuditAction, ChatId, CommitMessage, Diagnostic, UserId
 from voicecoder.domain.replies import (
     ChangeReverted,
     HelpText,
@@ -20,8 +21,6 @@ from voicecoder.domain.replies import (
 __all__ = ["Commands"]
 
 logger = logging.getLogger(__name__)
-
-_HISTORY = frozenset({"approve", "reject", "auto-approve"})
 
 
 class Commands:
@@ -44,7 +43,7 @@ class Commands:
             session.clear(now=c.ports.clock.now())
         if previous_agent_session is not None and chat not in c.running:
             await c.ports.agent.end_session(previous_agent_session)
-        await c.audit(chat, user, "clear")
+        await c.audit(chat, user, AuditAction.CLEAR)
         await c.ports.messenger.send(
             chat, SessionCleared(kept_pending=session.pending is not None, cleared_rules=rules)
         )
@@ -67,7 +66,7 @@ class Commands:
             pending=c.summary(session.pending) if session.pending is not None else None,
             approved_count=session.approved_count,
             rejected_count=session.rejected_count,
-            history=tuple(r for r in history if r.action in _HISTORY),
+            history=tuple(r for r in history if r.action in DECISION_ACTIONS),
             workspace=ws_status,
             workspace_path=c.settings.workspace_path,
             running=chat in c.running,
@@ -98,27 +97,30 @@ class Commands:
         if c.workspace_lock.locked():
             await c.ports.messenger.send(chat, c.error(TurnInProgressError()))
             return
-        trail = await c.ports.store.audit_trail(chat, 200)
-        undone = {r.detail for r in trail if r.action == "undo"}
-        target = next(
-            (r for r in reversed(trail) if r.action == "approve" and r.commit_sha and r.commit_sha not in undone),
-            None,
-        )
-        if target is None or target.commit_sha is None:
-            await c.ports.messenger.send(chat, c.error("Nothing to undo: no approved change of this chat is left."))
+        target = next(iter(await c.ports.store.approved_changes(chat, 1)), None)
+        if target is None:
+            await c.ports.messenger.send(chat, c.error(NothingToUndoError()))
             return
+        reverted = committed(target).sha
         message = CommitMessage(
-            subject='Revert "Apply changes from Claude"',
-            body=f"This reverts commit {target.commit_sha}.\n\nPrompt: {target.prompt or ''}".rstrip(),
-            trailers=(("Voicecoder-Undo", target.change_id.value if target.change_id else target.commit_sha),),
+            subject=f'Revert "{COMMIT_SUBJECT}"',
+            body=f"This reverts commit {reverted}.\n\nPrompt: {target.prompt.text}".rstrip(),
+            trailers=(("Voicecoder-Undo", target.id.value),),
         )
         async with c.workspace_lock:
             try:
                 commit = await c.ports.workspace.revert_commit(
-                    target.commit_sha, message=message, author=c.settings.commit_author
+                    reverted, message=message, author=c.settings.commit_author
                 )
             except WorkspaceError as exc:
                 await c.ports.messenger.send(chat, c.error(exc))
                 return
-        await c.audit(chat, user, "undo", change_id=target.change_id, commit_sha=commit.sha, detail=target.commit_sha)
-        await c.ports.messenger.send(chat, ChangeReverted(target.commit_sha, commit))
+            target.revert(commit.sha, now=c.ports.clock.now())
+            async with c.sessions.update(chat) as session:
+                # Saved under the sessions' lock, and into the session when it is its latest change, so a session
+                # saved right after cannot put the change back unreverted.
+                if session.latest_change is not None and session.latest_change.id == target.id:
+                    session.latest_change = target
+                await c.ports.store.save_change(target)
+        await c.audit(chat, user, AuditAction.UNDO, change_id=target.id, commit_sha=commit.sha, detail=reverted)
+        await c.ports.messenger.send(chat, ChangeReverted(reverted, commit))

@@ -17,6 +17,7 @@ import attrs
 from voicecoder.domain.errors import PortError, VoicecoderError, WorkspaceError
 from voicecoder.domain.model import (
     DEFAULT_COMPACTION_THRESHOLD,
+    AuditAction,
     AuditRecord,
     Baseline,
     ChangeId,
@@ -131,7 +132,7 @@ class AppContext:
         self,
         chat: ChatId,
         user: UserId | None,
-        action: str,
+        action: AuditAction,
         *,
         change_id: ChangeId | None = None,
         audio_digest: str | None = None,

@@ -21,6 +21,7 @@ from voicecoder.domain.errors import (
 )
 from voicecoder.domain.model import (
     ApprovalChoice,
+    AuditAction,
     ChangeId,
     ChatId,
     CommitInfo,
@@ -111,7 +112,7 @@ class Decisions:
         await c.audit(
             chat,
             user,
-            "approve",
+            AuditAction.AUTO_APPROVE if auto else AuditAction.APPROVE,
             change_id=pending.id,
             prompt=pending.prompt.text,
             audio_digest=pending.prompt.audio_digest,
@@ -143,7 +144,7 @@ class Decisions:
         await c.audit(
             chat,
             user,
-            "reject",
+            AuditAction.REJECT,
             change_id=pending.id,
             prompt=pending.prompt.text,
             diff_fingerprint=pending.diff.fingerprint,
@@ -207,7 +208,12 @@ class Decisions:
             stored = session.pending_change(change.id)
             stored.refresh(diff, findings)
         await c.audit(
-            change.chat_id, None, "refresh", change_id=change.id, diff_fingerprint=diff.fingerprint, detail="late edits"
+            change.chat_id,
+            None,
+            AuditAction.REFRESH,
+            change_id=change.id,
+            diff_fingerprint=diff.fingerprint,
+            detail="late edits",
         )
         return DiffView(diff, change.id, blocked(findings), refreshed=True), stored
 

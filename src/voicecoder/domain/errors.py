@@ -3,8 +3,7 @@ The one exception hierarchy of voicecoder.
 
 * VoicecoderError
   + DomainError
-    - NotAuthorizedError
-    - NoPendingChangeError, ChangeNotPendingError, StaleChangeError
+    - NoPendingChangeError, ChangeNotPendingError, StaleChangeError, NothingToUndoError
     - ApprovalBlockedError, ApprovalChoiceRequiredError, TurnInProgressError, EmptyPromptError
     - MalformedUpdateError
   + PortError
@@ -57,6 +56,13 @@ class ChangeNotPendingError(DomainError):
         super().__init__(f"This change is no longer pending (it was {status}).")
         self.change_id = change_id
         self.status = status
+
+
+class NothingToUndoError(DomainError):
+    """/undo found no approved change of the chat that is not reverted yet."""
+
+    def __init__(self) -> None:
+        super().__init__("Nothing to undo: no approved change of this chat is left.")
 
 
 class StaleChangeError(DomainError):

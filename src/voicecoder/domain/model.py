@@ -13,6 +13,7 @@ from voicecoder.domain.errors import (
     ApprovalChoiceRequiredError,
     ChangeNotPendingError,
     NoPendingChangeError,
+    NothingToUndoError,
     StaleChangeError,
 )
 
@@ -531,10 +532,18 @@ class PendingChange:
     commit: CommitInfo | None = None
     message_ids: tuple[int, ...] = ()
     """Chat messages showing this change with its buttons (the summary first, then diff views): edited when decided."""
+    reverted_by: str | None = None
+    """The commit that reverted this approved change (/undo), if one did."""
+    reverted_at: datetime | None = None
 
     @property
     def is_pending(self) -> bool:
         return self.status is ChangeStatus.PENDING
+
+    @property
+    def is_approved(self) -> bool:
+        """Committed (by a user or by the auto-approve policy)."""
+        return self.status in (ChangeStatus.APPROVED, ChangeStatus.AUTO_APPROVED)
 
     def _require_pending(self) -> None:
         if self.status is not ChangeStatus.PENDING:
@@ -572,6 +581,17 @@ class PendingChange:
         self.status = ChangeStatus.REJECTED
         self.decided_at = now
         self.decided_by = by
+
+    def revert(self, commit_sha: str, *, now: datetime) -> None:
+        """
+        /undo reverted this change's commit with *commit_sha*.
+
+        Raises NothingToUndoError unless the change was approved and is not reverted yet.
+        """
+        if not self.is_approved or self.reverted_by is not None:
+            raise NothingToUndoError
+        self.reverted_by = commit_sha
+        self.reverted_at = now
 
     def supersede(self, by_change: ChangeId, *, now: datetime) -> None:
         self._require_pending()
@@ -649,7 +669,7 @@ class Session:
         return pending
 
     def settle(self, change: PendingChange) -> None:
-        if change.status in (ChangeStatus.APPROVED, ChangeStatus.AUTO_APPROVED):
+        if change.is_approved:
             self.approved_count += 1
         elif change.status is ChangeStatus.REJECTED:
             self.rejected_count += 1
@@ -674,6 +694,31 @@ class Session:
         self.last_activity = now
 
 
+class AuditAction(enum.StrEnum):
+    """What an audit record records; the value is what a store keeps."""
+
+    PROMPT = "prompt"
+    TRANSCRIBED = "transcribed"
+    TRANSCRIPTION_FAILED = "transcription-failed"
+    SPEECH_CHECK = "speech-check"
+    STALE_PROMPT = "stale-prompt"
+    ANSWER = "answer"
+    CHANGE = "change"
+    REFRESH = "refresh"
+    APPROVE = "approve"
+    AUTO_APPROVE = "auto-approve"
+    REJECT = "reject"
+    UNDO = "undo"
+    CLEAR = "clear"
+    TOOL_ALLOW = "tool-allow"
+    TOOL_DENY = "tool-deny"
+    PERMISSIONS_CLEAR = "permissions-clear"
+
+
+DECISION_ACTIONS = frozenset({AuditAction.APPROVE, AuditAction.AUTO_APPROVE, AuditAction.REJECT})
+"""The actions /status lists as the approval history."""
+
+
 @attrs.frozen
 class AuditRecord:
     """One link in the chain voice digest → transcript → prompt → agent session → diff fingerprint → commit."""
@@ -681,7 +726,7 @@ class AuditRecord:
     at: datetime
     chat_id: ChatId
     user_id: UserId | None
-    action: str
+    action: AuditAction
     change_id: ChangeId | None = None
     audio_digest: str | None = None
     transcript: str | None = None

@@ -333,6 +333,26 @@ class StateStore(Protocol):
         """
         ...
 
+    async def save_change(self, change: PendingChange, /) -> None:
+        """
+        Persist a change its chat already has, e.g. an approved one /undo reverted.
+
+        Raises:
+            StateStoreError: The store cannot be written, or the chat has no change with this id.
+        """
+        ...
+
+    async def approved_changes(self, chat: ChatId, /, limit: int = 20) -> Sequence[PendingChange]:
+        """
+        The latest *limit* approved (or auto-approved) changes of *chat* not reverted yet, the last decided first.
+
+        None for a *limit* below 1.
+
+        Raises:
+            StateStoreError: The store cannot be read.
+        """
+        ...
+
     async def append_audit(self, record: AuditRecord, /) -> None:
         """
         Append one audit record.

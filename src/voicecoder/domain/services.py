@@ -41,6 +41,7 @@ from voicecoder.domain.errors import (
 from voicecoder.domain.model import (
     ApprovalChoice,
     Audio,
+    AuditAction,
     ChangeId,
     ChatId,
     CommitInfo,
@@ -412,7 +413,7 @@ class VoiceCoder:
         denied = reply_to is not None and await self._tools.deny_by_reply(
             chat, user, reply_to, transcript.text, user_name
         )
-        await c.audit(chat, user, "transcribed", audio_digest=audio.digest, transcript=transcript.text)
+        await c.audit(chat, user, AuditAction.TRANSCRIBED, audio_digest=audio.digest, transcript=transcript.text)
         if not denied:
             await self._turns.run(chat, user, Prompt.from_transcript(transcript, audio))
 
@@ -437,7 +438,7 @@ class VoiceCoder:
         if transcript is None:
             return
         seconds = c.ports.clock.monotonic() - started
-        await c.audit(chat, user, "speech-check", audio_digest=audio.digest, transcript=transcript.text)
+        await c.audit(chat, user, AuditAction.SPEECH_CHECK, audio_digest=audio.digest, transcript=transcript.text)
         await c.ports.messenger.send(
             chat,
             SpeechCheck(

@@ -18,6 +18,7 @@ import attrs
 from voicecoder.domain.errors import PortError
 from voicecoder.domain.model import (
     AgentResult,
+    AuditAction,
     ChatId,
     QuestionId,
     Session,
@@ -153,7 +154,9 @@ class ToolQuestions:
         if ruling.action is ToolAction.DENY:
             turn.hints[request.tool_use_id or ""] = "voicecoder never lets Claude work outside the workspace"
             await self._step(turn, f"🚫 refused: {shown.label}")
-            await self.audit(turn.chat, turn.user, "tool-deny", detail=f"{shown.label}: outside the workspace")
+            await self.audit(
+                turn.chat, turn.user, AuditAction.TOOL_DENY, detail=f"{shown.label}: outside the workspace"
+            )
             return ToolDecision.denied(ruling.reason)
         if self.stopping:
             return ToolDecision.denied(
@@ -230,7 +233,7 @@ class ToolQuestions:
             await self.audit(
                 turn.chat,
                 turn.user,
-                "tool-allow" if pending.decision and pending.decision.allow else "tool-deny",
+                AuditAction.TOOL_ALLOW if pending.decision and pending.decision.allow else "tool-deny",
                 detail=detail,
             )
             if outcome in (ToolOutcome.TIMED_OUT, ToolOutcome.CANCELLED, ToolOutcome.RESTARTED):
@@ -311,7 +314,7 @@ class ToolQuestions:
             if clear and session.tool_rules:
                 cleared, session.tool_rules = session.tool_rules, ()
         if cleared:
-            await self.audit(chat, user, "permissions-clear", detail=", ".join(cleared))
+            await self.audit(chat, user, AuditAction.PERMISSIONS_CLEAR, detail=", ".join(cleared))
         await self.messenger.send(chat, self.view(session, cleared))
 
     def view(self, session: Session, cleared: tuple[str, ...] = ()) -> PermissionsView:

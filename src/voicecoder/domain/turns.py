@@ -33,6 +33,7 @@ from voicecoder.domain.model import (
     ApiRetry,
     AssistantText,
     Audio,
+    AuditAction,
     Baseline,
     ChangeId,
     ChatId,
@@ -106,7 +107,7 @@ class Turns:
         try:
             return await c.ports.transcriber.transcribe(audio, await self._hints(language))
         except (TranscriptionError, ConfigurationError) as exc:
-            await c.audit(chat, user, "transcription-failed", audio_digest=audio.digest, detail=str(exc))
+            await c.audit(chat, user, AuditAction.TRANSCRIPTION_FAILED, audio_digest=audio.digest, detail=str(exc))
             await c.ports.messenger.send(chat, c.error(exc))
             return None
 
@@ -136,7 +137,7 @@ class Turns:
         if age <= limit:
             return False
         logger.info("prompt in chat %s not run: sent %.0f s ago, over the %.0f s limit", chat, age, limit)
-        await c.audit(chat, user, "stale-prompt", prompt=prompt, detail=f"sent {age:.0f} s before processing")
+        await c.audit(chat, user, AuditAction.STALE_PROMPT, prompt=prompt, detail=f"sent {age:.0f} s before processing")
         await c.ports.messenger.send(
             chat, StalePrompt(age_s=age, max_age_s=limit, prompt=prompt, voice_duration_s=voice_duration_s)
         )
@@ -212,7 +213,7 @@ class Turns:
         except WorkspaceError as exc:
             await c.ports.messenger.send(chat, c.error(exc))
             return None
-        await c.audit(chat, user, "prompt", prompt=prompt.text, audio_digest=prompt.audio_digest)
+        await c.audit(chat, user, AuditAction.PROMPT, prompt=prompt.text, audio_digest=prompt.audio_digest)
         agent_session = begun.agent_session_id
         if begun.compaction is not None:
             agent_session = await self._compact(chat, *begun.compaction)
@@ -300,7 +301,7 @@ class Turns:
         await c.audit(
             chat,
             user,
-            "change",
+            AuditAction.CHANGE,
             change_id=change_id,
             prompt=prompt.text,
             audio_digest=prompt.audio_digest,
@@ -326,7 +327,7 @@ class Turns:
         c = self._c
         if result is not None:
             await c.ports.messenger.send(chat, self._answer(result))
-            await c.audit(chat, user, "answer", agent_session_id=result.session_id, detail=result.subtype)
+            await c.audit(chat, user, AuditAction.ANSWER, agent_session_id=result.session_id, detail=result.subtype)
         if failure is not None:
             await c.ports.messenger.send(chat, c.error(failure))
 

@@ -21,6 +21,7 @@ from voicecoder.domain.errors import (
     AgentRunError,
     DeliveryError,
     NoSpeechError,
+    StateStoreError,
     TranscriptionError,
     VoicecoderError,
 )
@@ -348,17 +349,31 @@ class RecordingMessenger:
 
 @attrs.define
 class InMemoryStateStore:
-    """Stores deep copies, so a test cannot change stored state by mutating a loaded entity."""
+    """
+    Stores deep copies, so a test cannot change stored state by mutating a loaded entity.
+
+    After `close()` every call raises `StateStoreError`, as a durable store's do once it cannot reach its data.
+    """
 
     sessions: dict[ChatId, Session] = attrs.field(factory=dict)
     changes: dict[tuple[ChatId, ChangeId], PendingChange] = attrs.field(factory=dict)
     audit: list[AuditRecord] = attrs.field(factory=list)
+    closed: bool = False
+
+    async def close(self) -> None:
+        self.closed = True
+
+    def _open(self) -> None:
+        if self.closed:
+            raise StateStoreError("The in-memory state store is closed.")
 
     async def load_session(self, chat: ChatId, /) -> Session | None:
+        self._open()
         stored = self.sessions.get(chat)
         return copy.deepcopy(stored) if stored is not None else None
 
     async def save_session(self, session: Session, /) -> None:
+        self._open()
         saved = copy.deepcopy(session)
         before = self.sessions.get(session.chat_id)
         replaced = before.latest_change if before is not None else None
@@ -374,13 +389,38 @@ class InMemoryStateStore:
         self.sessions[session.chat_id] = saved
 
     async def load_change(self, chat: ChatId, change: ChangeId, /) -> PendingChange | None:
+        self._open()
         stored = self.changes.get((chat, change))
         return copy.deepcopy(stored) if stored is not None else None
 
+    async def save_change(self, change: PendingChange, /) -> None:
+        self._open()
+        key = (change.chat_id, change.id)
+        if key not in self.changes:
+            raise StateStoreError(
+                f"Chat {change.chat_id} has no change {change.id}: a change is first saved with its session."
+            )
+        self.changes[key] = copy.deepcopy(change)
+        session = self.sessions.get(change.chat_id)
+        if session is not None and session.latest_change is not None and session.latest_change.id == change.id:
+            session.latest_change = copy.deepcopy(change)
+
+    async def approved_changes(self, chat: ChatId, /, limit: int = 20) -> Sequence[PendingChange]:
+        self._open()
+        if limit < 1:
+            return []
+        # Newest saved first among equal decision times, as a durable store orders by insertion.
+        mine = [c for (owner, _), c in reversed(self.changes.items()) if owner == chat]
+        approved = [c for c in mine if c.is_approved and c.reverted_by is None and c.decided_at is not None]
+        approved.sort(key=lambda c: c.decided_at or c.created_at, reverse=True)
+        return [copy.deepcopy(c) for c in approved[:limit]]
+
     async def append_audit(self, record: AuditRecord, /) -> None:
+        self._open()
         self.audit.append(record)
 
     async def audit_trail(self, chat: ChatId, /, limit: int = 20) -> Sequence[AuditRecord]:
+        self._open()
         return [r for r in self.audit if r.chat_id == chat][-limit:] if limit > 0 else []
 
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from hypothesis import strategies as st
 
 from voicecoder.domain.model import (
+    AuditAction,
     AuditRecord,
     ChangeId,
     ChangeKind,
@@ -186,7 +187,7 @@ def _audit() -> st.SearchStrategy[AuditRecord]:
         at=_when,
         chat_id=st.integers().map(ChatId),
         user_id=st.none() | st.integers().map(UserId),
-        action=st.sampled_from(["approve", "reject"]) | hostile_text(min_size=1, max_size=12),
+        action=st.sampled_from(AuditAction),
         commit_sha=st.none() | _sha,
     )
 

@@ -23,6 +23,7 @@ from voicecoder.adapters.sqlite_state_store import (
 )
 from voicecoder.domain.errors import StateStoreError
 from voicecoder.domain.model import (
+    AuditAction,
     AuditRecord,
     Baseline,
     ChangeId,
@@ -137,13 +138,18 @@ INSERT INTO audit (at, chat_id, user_id, action, change_id, prompt)
 """
 
 
+ACTIONS = list(AuditAction)
+
+
 class TestSqliteStateStore:
     async def test_state_survives_close_and_reopen(self, path: Path) -> None:
         """Sessions, their changes and the audit trail read back equal from a reopened file."""
         session = Session(chat_id=CHAT)
         session.record_turn("agent-session", now=T0)
         session.attach(change(1), now=T0)
-        record = AuditRecord(at=T0, chat_id=CHAT, user_id=ALICE, action="change", change_id=ChangeId("00000001"))
+        record = AuditRecord(
+            at=T0, chat_id=CHAT, user_id=ALICE, action=AuditAction.CHANGE, change_id=ChangeId("00000001")
+        )
         first = SqliteStateStore(path)
         await first.save_session(session)
         await first.append_audit(record)
@@ -262,7 +268,33 @@ class TestSqliteStateStore:
         # Changes from before the turn-end snapshot existed have none, and their whole diff is the agent's.
         assert loaded.latest_change.baseline.turn_end is None
         assert (loaded.latest_change.diff.yours, loaded.latest_change.diff.late) == ("", ())
-        assert user_version(path) == SCHEMA_VERSION == 6
+        assert user_version(path) == SCHEMA_VERSION == 7
+
+    async def test_upgrade_carries_undo_records_over_to_the_changes(self, path: Path) -> None:
+        """An approved change an older voicecoder reverted (only its audit trail said so) loads reverted."""
+        path.parent.mkdir(parents=True)
+        with raw(path) as db:
+            db.executescript(V1_SCHEMA + V1_ROWS)
+            db.execute(
+                "INSERT INTO audit (at, chat_id, user_id, action, change_id, commit_sha, detail) "
+                "VALUES ('2026-05-04T10:00:00+00:00', -1001234, 7, 'undo', '0000000a', 'def456', 'abc123')"
+            )
+            db.commit()
+        store = SqliteStateStore(path)
+
+        try:
+            approved = await store.approved_changes(CHAT)
+            reverted = await store.load_change(CHAT, ChangeId("0000000a"))
+        finally:
+            await store.close()
+
+        assert list(approved) == []
+        assert reverted is not None
+        assert (reverted.status, reverted.reverted_by, reverted.reverted_at) == (
+            ChangeStatus.APPROVED,
+            "def456",
+            datetime(2026, 5, 4, 10, 0, tzinfo=UTC),
+        )
 
     async def test_failed_migration_leaves_the_previous_version(self, path: Path) -> None:
         """When an upgrade step fails (here: a v1 row with an unreadable date), the file stays at v1, unchanged."""
@@ -406,7 +438,9 @@ class TestSqliteStateStore:
             session = Session(chat_id=chat, turn_count=chat.value)
             session.attach(change(chat.value, chat=chat), now=T0)
             await store.save_session(session)
-            await store.append_audit(AuditRecord(at=T0, chat_id=chat, user_id=None, action=f"a{chat}"))
+            await store.append_audit(
+                AuditRecord(at=T0, chat_id=chat, user_id=None, action=ACTIONS[chat.value % len(ACTIONS)])
+            )
 
         async with anyio.create_task_group() as tg:
             for chat in chats:
@@ -417,7 +451,7 @@ class TestSqliteStateStore:
         assert [(s.turn_count, s.latest_change.id.value) if s and s.latest_change else None for s in loaded] == [
             (n, f"{n:08x}") for n in range(1, 41)
         ]
-        assert actions == [[f"a{n}"] for n in range(1, 41)]
+        assert actions == [[ACTIONS[n % len(ACTIONS)]] for n in range(1, 41)]
 
     async def test_diagnose_reports_version_and_mode(self, path: Path, store: SqliteStateStore) -> None:
         """diagnose() names the file, the schema version and the journal mode."""
@@ -587,7 +621,7 @@ WRITER = textwrap.dedent(
             prompt=Prompt.typed("written by a child"), baseline=Baseline(TurnId("child"), "base"),
             diff=Diff.empty(), created_at=now), now=now)
         await store.save_session(session)
-        await store.append_audit(AuditRecord(at=now, chat_id=session.chat_id, user_id=None, action="change"))
+        await store.append_audit(AuditRecord(at=now, chat_id=session.chat_id, user_id=None, action=AuditAction.CHANGE))
         if mode == "exit":
             await store.close()
             return

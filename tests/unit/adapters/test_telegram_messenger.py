@@ -21,6 +21,7 @@ from voicecoder.adapters.telegram_messenger import (
 )
 from voicecoder.domain.errors import DeliveryError, MalformedUpdateError
 from voicecoder.domain.model import (
+    AuditAction,
     AuditRecord,
     ChangeId,
     ChangeKind,
@@ -183,7 +184,7 @@ SAMPLES: list[Reply] = [
         pending=ChangeSummary(CHANGE, make_diff()),
         approved_count=2,
         rejected_count=1,
-        history=(AuditRecord(NOW, CHAT, UserId(1), "approve", commit_sha="abcdef1234"),),
+        history=(AuditRecord(NOW, CHAT, UserId(1), AuditAction.APPROVE, commit_sha="abcdef1234"),),
         workspace=STATUS,
         workspace_path="/work/<repo>",
         running=True,

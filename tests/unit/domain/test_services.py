@@ -11,6 +11,7 @@ from voicecoder.domain.model import (
     AgentRequest,
     AgentResult,
     Audio,
+    AuditAction,
     ChangeStatus,
     ChatId,
     PermissionDenied,
@@ -690,6 +691,28 @@ class TestUndo:
         assert "b.txt" not in fakes.workspace.files
         assert fakes.workspace.commits[-1].subject == 'Revert "Apply changes from Claude"'
         assert "Nothing to undo" in fakes.messenger.of_type(ErrorReply)[-1].message
+
+    async def test_undo_reverts_an_auto_approved_change_and_status_lists_it(self) -> None:
+        """
+        An auto-approved change is in /status's history as auto-approved, and /undo reverts it like any approved one.
+        """
+        app, fakes = build_voicecoder(
+            settings=Settings(allowed_users=frozenset({ALICE}), policy=ApprovalPolicy(("docs/*",)))
+        )
+        fakes.agent.script(AgentScript(writes={"docs/a.md": b"doc\n"}))
+        await app.prompt(CHAT, ALICE, "doc it")
+        (auto,) = fakes.messenger.of_type(AutoApproved)
+
+        await app.status(CHAT, ALICE)
+        await app.undo(CHAT, ALICE)
+
+        report = fakes.messenger.of_type(StatusReport)[-1]
+        assert [(r.action, r.commit_sha) for r in report.history] == [(AuditAction.AUTO_APPROVE, auto.commit.sha)]
+        assert [r.reverted_sha for r in fakes.messenger.of_type(ChangeReverted)] == [auto.commit.sha]
+        assert "docs/a.md" not in fakes.workspace.files
+        reverted = await fakes.store.load_change(CHAT, auto.change_id)
+        assert reverted is not None
+        assert reverted.reverted_by == fakes.workspace.commits[-1].sha
 
     async def test_undo_is_refused_while_a_turn_runs(self, app: VoiceCoder, fakes: FakePorts) -> None:
         """

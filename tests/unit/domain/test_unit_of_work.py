@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import anyio
 import attrs
 import pytest
 
 from tests.unit.domain.scenario import ALICE, CHAT
 from voicecoder.domain.errors import StateStoreError
-from voicecoder.domain.model import AuditRecord, ChangeId, ChatId, PendingChange, Session
+from voicecoder.domain.model import ChatId, Session
 from voicecoder.domain.unit_of_work import Sessions
 from voicecoder.testing.fakes import AgentScript, InMemoryStateStore, build_voicecoder
 
 
 @attrs.define
-class CountingStore:
-    """A StateStore that counts the session loads and saves it serves (backed by the in-memory fake)."""
+class CountingStore(InMemoryStateStore):
+    """The in-memory store, counting the session loads and saves it serves."""
 
-    inner: InMemoryStateStore = attrs.field(factory=InMemoryStateStore)
     loads: int = 0
     saves: int = 0
 
@@ -31,20 +28,11 @@ class CountingStore:
 
     async def load_session(self, chat: ChatId, /) -> Session | None:
         self.loads += 1
-        return await self.inner.load_session(chat)
+        return await super().load_session(chat)
 
     async def save_session(self, session: Session, /) -> None:
         self.saves += 1
-        await self.inner.save_session(session)
-
-    async def load_change(self, chat: ChatId, change: ChangeId, /) -> PendingChange | None:
-        return await self.inner.load_change(chat, change)
-
-    async def append_audit(self, record: AuditRecord, /) -> None:
-        await self.inner.append_audit(record)
-
-    async def audit_trail(self, chat: ChatId, /, limit: int = 20) -> Sequence[AuditRecord]:
-        return await self.inner.audit_trail(chat, limit)
+        await super().save_session(session)
 
 
 @pytest.fixture(name="store")
@@ -60,7 +48,7 @@ class TestSessions:
         async with sessions.update(CHAT) as session:
             session.allow_tool("Bash(pytest *)")
 
-        saved = await store.inner.load_session(CHAT)
+        saved = store.sessions.get(CHAT)
         assert (store.take(), saved.tool_rules if saved else None) == ((1, 1), ("Bash(pytest *)",))
 
     async def test_nothing_is_saved_when_the_operation_fails(self, store: CountingStore) -> None:
@@ -75,7 +63,7 @@ class TestSessions:
         with pytest.raises(StateStoreError):
             await failing()
 
-        assert (store.take(), await store.inner.load_session(CHAT)) == ((1, 0), None)
+        assert (store.take(), store.sessions.get(CHAT)) == ((1, 0), None)
 
     async def test_nothing_is_saved_when_nothing_changed(self, store: CountingStore) -> None:
         """Looking at a session inside a unit of work writes nothing."""
@@ -106,7 +94,7 @@ class TestSessions:
             tg.start_soon(first)
             tg.start_soon(second)
 
-        saved = await store.inner.load_session(CHAT)
+        saved = store.sessions.get(CHAT)
         assert saved is not None
         assert saved.tool_rules == ("Bash(pytest *)", "Bash(ruff *)")
 

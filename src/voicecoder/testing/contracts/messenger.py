@@ -16,6 +16,7 @@ import pytest
 from voicecoder.domain.callbacks import decode_callback
 from voicecoder.domain.errors import DeliveryError
 from voicecoder.domain.model import (
+    AuditAction,
     AuditRecord,
     ChangeId,
     ChangeKind,
@@ -162,7 +163,7 @@ def sample_replies() -> list[Reply]:
 
 
 def _record(at: datetime) -> AuditRecord:
-    return AuditRecord(at=at, chat_id=ChatId(1), user_id=UserId(1), action="approve", commit_sha="c" * 40)
+    return AuditRecord(at=at, chat_id=ChatId(1), user_id=UserId(1), action=AuditAction.APPROVE, commit_sha="c" * 40)
 
 
 class MessengerContract:

@@ -18,7 +18,7 @@ The tests run on whatever ``anyio_backend`` your conftest chooses. The Hypothesi
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta, timezone
 
 import attrs
@@ -26,7 +26,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from voicecoder.domain.errors import StateStoreError
 from voicecoder.domain.model import (
+    AuditAction,
     AuditRecord,
     Baseline,
     ChangeId,
@@ -229,7 +231,7 @@ def audit_records(*, chat: ChatId | None = None) -> st.SearchStrategy[AuditRecor
         at=aware_datetimes(),
         chat_id=st.just(chat) if chat is not None else chat_ids(),
         user_id=st.none() | user_ids(),
-        action=st.sampled_from(["voice", "prompt", "change", "approve", "reject", "auto-approve"]) | st.text(),
+        action=st.sampled_from(AuditAction),
         change_id=st.none() | change_ids(),
         audio_digest=st.none() | _hex_digests(64),
         transcript=optional_text,
@@ -269,7 +271,9 @@ def _change(chat: ChatId, n: int) -> PendingChange:
 
 
 def _record(chat: ChatId, n: int) -> AuditRecord:
-    return AuditRecord(at=T0 + timedelta(seconds=n), chat_id=chat, user_id=ALICE, action="prompt", prompt=f"#{n}")
+    return AuditRecord(
+        at=T0 + timedelta(seconds=n), chat_id=chat, user_id=ALICE, action=AuditAction.PROMPT, prompt=f"#{n}"
+    )
 
 
 _hypothesis = settings(
@@ -280,13 +284,50 @@ _hypothesis = settings(
 
 
 class StateStoreContract:
-    """What `StateStore.load_session`, `save_session`, `load_change`, `append_audit` and `audit_trail` promise."""
+    """
+    What every `StateStore` method promises.
+
+    `load_session`, `save_session`, `load_change`, `save_change`, `approved_changes`, `append_audit` and
+    `audit_trail`. Each documented ``StateStoreError`` has a case: saving a change the chat does not have, and every
+    method of a store that can be neither read nor written (`unavailable_store`).
+    """
 
     @pytest.fixture
     async def store(self) -> AsyncIterator[StateStore]:
         """Override: yield a fresh, empty store and close it afterwards."""
         raise NotImplementedError
         yield  # noqa: PT022 - an async generator, the shape overrides have
+
+    @pytest.fixture
+    async def unavailable_store(self) -> AsyncIterator[StateStore]:
+        """Override: yield a store that can be neither read nor written (closed, its file or server gone)."""
+        raise NotImplementedError
+        yield  # noqa: PT022 - an async generator, the shape overrides have
+
+    async def test_every_call_to_an_unavailable_store_raises(self, unavailable_store: StateStore) -> None:
+        """A store that cannot be read or written says so with StateStoreError, from every method."""
+        store = unavailable_store
+        session = Session(chat_id=CHAT)
+        session.attach(_change(CHAT, 1), now=T0)
+        calls: dict[str, Callable[[], Awaitable[object]]] = {
+            "load_session": lambda: store.load_session(CHAT),
+            "save_session": lambda: store.save_session(session),
+            "load_change": lambda: store.load_change(CHAT, ChangeId("00000001")),
+            "save_change": lambda: store.save_change(_change(CHAT, 1)),
+            "approved_changes": lambda: store.approved_changes(CHAT),
+            "append_audit": lambda: store.append_audit(_record(CHAT, 1)),
+            "audit_trail": lambda: store.audit_trail(CHAT),
+        }
+        raised = {}
+        for name, call in calls.items():
+            try:
+                await call()
+            except StateStoreError:
+                raised[name] = True
+            else:
+                raised[name] = False
+
+        assert raised == dict.fromkeys(calls, True)
 
     # --- changes by id
 
@@ -338,6 +379,66 @@ class StateStoreContract:
 
         assert loaded is not None
         assert (loaded.status, loaded.commit, loaded.decided_by) == (ChangeStatus.APPROVED, commit, ALICE)
+
+    # --- approved changes (what /undo reverts)
+
+    async def _decide(
+        self, store: StateStore, session: Session, n: int, *, approve: bool, auto: bool = False
+    ) -> PendingChange:
+        """Attach change *n* to *session*, decide it at T0 + n minutes and save the session."""
+        change = _change(session.chat_id, n)
+        session.attach(change, now=T0 + timedelta(minutes=n))
+        decided_at = T0 + timedelta(minutes=n, seconds=30)
+        if approve:
+            commit = CommitInfo(f"{n:040x}", "Apply changes from Claude", "Ada <ada@example.com>", decided_at)
+            change.approve(ALICE, commit, now=decided_at, auto=auto)
+        else:
+            change.reject(ALICE, now=decided_at)
+        await store.save_session(session)
+        return change
+
+    async def test_approved_changes_are_the_approved_ones_last_decided_first(self, store: StateStore) -> None:
+        """Approved and auto-approved changes come back, newest decision first; not rejected, pending or others'."""
+        session = Session(chat_id=CHAT)
+        first = await self._decide(store, session, 1, approve=True)
+        await self._decide(store, session, 2, approve=False)
+        third = await self._decide(store, session, 3, approve=True, auto=True)
+        session.attach(_change(CHAT, 4), now=T0 + timedelta(minutes=4))
+        await store.save_session(session)
+        await self._decide(store, Session(chat_id=OTHER_CHAT), 5, approve=True)
+
+        assert list(await store.approved_changes(CHAT)) == [third, first]
+        assert list(await store.approved_changes(CHAT, 1)) == [third]
+        assert list(await store.approved_changes(CHAT, 0)) == []
+
+    async def test_a_reverted_change_is_no_longer_approved(self, store: StateStore) -> None:
+        """After save_change records its revert, an approved change leaves approved_changes and loads reverted."""
+        session = Session(chat_id=CHAT)
+        first = await self._decide(store, session, 1, approve=True)
+        second = await self._decide(store, session, 2, approve=True)
+
+        second.revert("e" * 40, now=T0 + timedelta(hours=1))
+        await store.save_change(second)
+        first.revert("f" * 40, now=T0 + timedelta(hours=2))
+        await store.save_change(first)
+
+        assert list(await store.approved_changes(CHAT)) == []
+        assert await store.load_change(CHAT, first.id) == first
+        loaded = await store.load_session(CHAT)
+        assert loaded is not None
+        assert loaded.latest_change == second
+
+    async def test_saving_a_change_the_chat_does_not_have_raises(self, store: StateStore) -> None:
+        """save_change of a change never saved with its session (or saved in another chat) is a StateStoreError."""
+        session = Session(chat_id=OTHER_CHAT)
+        theirs = await self._decide(store, session, 1, approve=True)
+
+        with pytest.raises(StateStoreError):
+            await store.save_change(_change(CHAT, 9))
+        with pytest.raises(StateStoreError):
+            await store.save_change(attrs.evolve(theirs, chat_id=CHAT))
+
+        assert await store.load_change(CHAT, theirs.id) is None
 
     # --- sessions
 
