@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import itertools
 import tempfile
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,15 +27,22 @@ from voicecoder.domain.model import (
     UserId,
 )
 from voicecoder.domain.ports import StateStore
-from voicecoder.testing.contracts.state_store import StateStoreContract, audit_records
+from voicecoder.testing.contracts.state_store import OpenStore, StateStoreContract, audit_records
 from voicecoder.testing.fakes import InMemoryStateStore
 
 
 class TestInMemoryStateStore(StateStoreContract):
     @pytest.fixture
-    async def store(self) -> AsyncIterator[StateStore]:
+    def open_store(self) -> OpenStore:
         """The fake every domain test uses."""
-        yield InMemoryStateStore()  # noqa: PT022 - the contract's fixture is an async generator
+
+        @asynccontextmanager
+        async def fresh() -> AsyncIterator[StateStore]:
+            store = InMemoryStateStore()
+            yield store
+            await store.close()
+
+        return fresh
 
     @pytest.fixture
     async def unavailable_store(self) -> AsyncIterator[StateStore]:
@@ -46,11 +55,19 @@ class TestInMemoryStateStore(StateStoreContract):
 
 class TestSqliteStateStore(StateStoreContract):
     @pytest.fixture
-    async def store(self, tmp_path: Path) -> AsyncIterator[StateStore]:
-        """A fresh database file per test, closed afterwards."""
-        store = SqliteStateStore(tmp_path / "data" / "state.sqlite3")
-        yield store
-        await store.close()
+    def open_store(self, tmp_path: Path) -> OpenStore:
+        """A fresh database file each time, closed afterwards."""
+        files = itertools.count()
+
+        @asynccontextmanager
+        async def fresh() -> AsyncIterator[StateStore]:
+            store = SqliteStateStore(tmp_path / "data" / f"state-{next(files)}.sqlite3")
+            try:
+                yield store
+            finally:
+                await store.close()
+
+        return fresh
 
     @pytest.fixture
     async def unavailable_store(self, tmp_path: Path) -> AsyncIterator[StateStore]:

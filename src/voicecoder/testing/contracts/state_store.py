@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta, timezone
 
 import attrs
@@ -50,6 +51,7 @@ from voicecoder.domain.model import (
 from voicecoder.domain.ports import StateStore
 
 __all__ = [
+    "OpenStore",
     "StateStoreContract",
     "audit_records",
     "aware_datetimes",
@@ -276,6 +278,9 @@ def _record(chat: ChatId, n: int) -> AuditRecord:
     )
 
 
+OpenStore = Callable[[], AbstractAsyncContextManager[StateStore]]
+"""Opens a fresh, empty store for the length of an ``async with``."""
+
 _hypothesis = settings(
     max_examples=40,
     deadline=None,  # a durable store syncs to disk on every write; latency varies on shared machines
@@ -293,10 +298,19 @@ class StateStoreContract:
     """
 
     @pytest.fixture
-    async def store(self) -> AsyncIterator[StateStore]:
-        """Override: yield a fresh, empty store and close it afterwards."""
+    def open_store(self) -> OpenStore:
+        """
+        Override: a factory of fresh, empty stores, each closed when its context ends.
+
+        Each test gets one (`store`); each example of a property test opens its own, so no example sees another's
+        state and a failure replays alone.
+        """
         raise NotImplementedError
-        yield  # noqa: PT022 - an async generator, the shape overrides have
+
+    @pytest.fixture
+    async def store(self, open_store: OpenStore) -> AsyncIterator[StateStore]:
+        async with open_store() as store:
+            yield store
 
     @pytest.fixture
     async def unavailable_store(self) -> AsyncIterator[StateStore]:
@@ -448,23 +462,25 @@ class StateStoreContract:
 
     @_hypothesis
     @given(session=sessions(with_pending=False))
-    async def test_session_without_pending_round_trips(self, store: StateStore, session: Session) -> None:
+    async def test_session_without_pending_round_trips(self, open_store: OpenStore, session: Session) -> None:
         """A session without a change loads equal to what was saved."""
-        await store.save_session(session)
+        async with open_store() as store:
+            await store.save_session(session)
 
-        assert await store.load_session(session.chat_id) == session
+            assert await store.load_session(session.chat_id) == session
 
     @_hypothesis
     @given(session=sessions(with_pending=True))
-    async def test_session_with_pending_round_trips(self, store: StateStore, session: Session) -> None:
+    async def test_session_with_pending_round_trips(self, open_store: OpenStore, session: Session) -> None:
         """A session and its change, in any status, load equal to what was saved."""
-        await store.save_session(session)
+        async with open_store() as store:
+            await store.save_session(session)
 
-        loaded = await store.load_session(session.chat_id)
+            loaded = await store.load_session(session.chat_id)
 
-        assert loaded is not None
-        assert loaded == session
-        assert loaded.latest_change == session.latest_change
+            assert loaded is not None
+            assert loaded == session
+            assert loaded.latest_change == session.latest_change
 
     @pytest.mark.parametrize("status", list(ChangeStatus))
     async def test_every_status_round_trips(self, store: StateStore, status: ChangeStatus) -> None:
@@ -493,24 +509,27 @@ class StateStoreContract:
 
     @_hypothesis
     @given(session=sessions(with_pending=True), moment=aware_datetimes())
-    async def test_datetimes_keep_zone_and_offset(self, store: StateStore, session: Session, moment: datetime) -> None:
+    async def test_datetimes_keep_zone_and_offset(
+        self, open_store: OpenStore, session: Session, moment: datetime
+    ) -> None:
         """Aware datetimes come back as the same instant with the same wall time, offset and zone."""
-        assert session.latest_change is not None
-        session.last_activity = moment
-        session.latest_change.created_at = moment
+        async with open_store() as store:
+            assert session.latest_change is not None
+            session.last_activity = moment
+            session.latest_change.created_at = moment
 
-        await store.save_session(session)
-        loaded = await store.load_session(session.chat_id)
+            await store.save_session(session)
+            loaded = await store.load_session(session.chat_id)
 
-        assert loaded is not None
-        assert loaded.latest_change is not None
-        for got in (loaded.last_activity, loaded.latest_change.created_at):
-            assert got is not None
-            assert (got.replace(tzinfo=None), got.utcoffset(), got.tzname()) == (
-                moment.replace(tzinfo=None),
-                moment.utcoffset(),
-                moment.tzname(),
-            )
+            assert loaded is not None
+            assert loaded.latest_change is not None
+            for got in (loaded.last_activity, loaded.latest_change.created_at):
+                assert got is not None
+                assert (got.replace(tzinfo=None), got.utcoffset(), got.tzname()) == (
+                    moment.replace(tzinfo=None),
+                    moment.utcoffset(),
+                    moment.tzname(),
+                )
 
     async def test_later_save_replaces_earlier(self, store: StateStore) -> None:
         """Saving a session again stores its new state: turns, agent session, decision and counters."""
@@ -637,11 +656,12 @@ class StateStoreContract:
 
     @_hypothesis
     @given(record=audit_records())
-    async def test_audit_record_round_trips(self, store: StateStore, record: AuditRecord) -> None:
+    async def test_audit_record_round_trips(self, open_store: OpenStore, record: AuditRecord) -> None:
         """Every field of an audit record comes back unchanged."""
-        await store.append_audit(record)
+        async with open_store() as store:
+            await store.append_audit(record)
 
-        assert list(await store.audit_trail(record.chat_id, 1)) == [record]
+            assert list(await store.audit_trail(record.chat_id, 1)) == [record]
 
     async def test_audit_does_not_touch_sessions(self, store: StateStore) -> None:
         """Appending audit records creates no session."""
