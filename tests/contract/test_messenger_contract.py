@@ -59,6 +59,10 @@ class RecordingView:
         self.fake.fail_next = 1
         return self.chat
 
+    async def refuse_next_answer(self) -> bool:
+        self.fake.fail_next_answer = 1
+        return True
+
 
 class TestRecordingMessenger(MessengerContract):
     @pytest.fixture
@@ -105,6 +109,10 @@ class BotApiView:
 
     async def unreachable(self) -> ChatId:
         return ChatId(987654321)
+
+    async def refuse_next_answer(self) -> bool:
+        self.api.fail_next("answerCallbackQuery", code=403)
+        return True
 
 
 class TestTelegramMessenger(MessengerContract):
@@ -153,6 +161,9 @@ class TelethonView:
 
     async def unreachable(self) -> ChatId:
         return ChatId(987654321)
+
+    async def refuse_next_answer(self) -> bool:
+        return False  # the local MTProto fake answers every SetBotCallbackAnswer or says the query is too old
 
 
 async def connected_bot(tg: FakeTelegram) -> TelegramClient:

@@ -304,6 +304,9 @@ class RecordingMessenger:
     alerts: list[tuple[str, bool]] = attrs.field(factory=list)
     typing_chats: list[ChatId] = attrs.field(factory=list)
     fail_next: int = 0
+    """How many of the next sends fail with DeliveryError."""
+    fail_next_answer: int = 0
+    """How many of the next callback answers fail with DeliveryError."""
     _next_id: int = 1
     _waiter: anyio.Event | None = attrs.field(default=None, init=False, repr=False)
 
@@ -328,9 +331,14 @@ class RecordingMessenger:
         return self.of_type(kind)[count - 1]
 
     async def edit(self, ref: MessageRef, reply: Reply, /) -> None:
+        if not any(s.ref == ref for s in self.sent):
+            raise DeliveryError(f"fake edit of message {ref.message_id}, which was never sent to chat {ref.chat_id}")
         self.edits.append((ref, reply))
 
     async def answer_callback(self, callback_id: str, /, text: str | None = None, *, alert: bool = False) -> None:
+        if self.fail_next_answer:
+            self.fail_next_answer -= 1
+            raise DeliveryError("fake callback answer failure")
         self.callbacks.append((callback_id, text))
         self.alerts.append((callback_id, alert))
 

@@ -106,6 +106,14 @@ class ChatView(Protocol):
         """A chat the next `send` cannot deliver to (unknown to the platform, or a failure set up)."""
         ...
 
+    async def refuse_next_answer(self) -> bool:
+        """
+        Make the platform refuse the next callback answer for a reason other than a query too old to answer.
+
+        Returns False when this chat cannot simulate that (the contract then skips that one case, saying so).
+        """
+        ...
+
 
 def sample_diff(lines: int = 3) -> Diff:
     body = "".join(f"+line {i} <b>&amp;</b>\n" for i in range(lines))
@@ -287,6 +295,25 @@ class MessengerContract:
         """The typing indicator is cosmetic: it never raises, even for a chat it cannot reach."""
         await messenger.typing(chat.chat)
         await messenger.typing(ChatId(424242))
+
+    async def test_editing_a_message_the_chat_does_not_have_raises_delivery_error(
+        self, messenger: Messenger, chat: ChatView
+    ) -> None:
+        """An edit the platform refuses (the message is not there) raises DeliveryError (nothing else)."""
+        ref = await messenger.send(chat.chat, Working("fix it", (), 1.0))
+
+        with pytest.raises(DeliveryError):
+            await messenger.edit(MessageRef(chat.chat, ref.message_id + 10_000), HelpText((("help", "Commands"),)))
+
+    async def test_a_refused_callback_answer_raises_delivery_error(self, messenger: Messenger, chat: ChatView) -> None:
+        """An acknowledgement the platform refuses (not merely too late) raises DeliveryError."""
+        ref = await messenger.send(chat.chat, Working("fix it", (), 1.0))
+        callback_id = await chat.press(ref, (await chat.message(ref)).buttons[0])
+        if not await chat.refuse_next_answer():
+            pytest.skip("this chat cannot make the platform refuse a callback answer (declared by refuse_next_answer)")
+
+        with pytest.raises(DeliveryError):
+            await messenger.answer_callback(callback_id, "⏹ Cancelling…")
 
     async def test_undeliverable_send_raises_delivery_error(self, messenger: Messenger, chat: ChatView) -> None:
         """A reply that cannot be delivered raises DeliveryError (nothing else)."""
