@@ -298,7 +298,8 @@ class TestWebhookIngress:
             await eventually(lambda: processed.ids == [42])
             await bot.dispatcher.join()
             statuses.append(await post(session, bot, text_update(42, chat=3, text="hi")))
-            await anyio.sleep(0.05)
+            # Had the late copy been queued, it was queued before its 200: join waits for it.
+            await bot.dispatcher.join()
 
         assert statuses == [200, 200, 200, 200]
         assert processed.ids == [42]
@@ -583,6 +584,10 @@ BOT_PROCESS = (
                     WebhookSettings(secret_token=SECRET, path=PATH), inbox=inbox, dispatcher=dispatcher,
                     lane_of=lane_of, port=0, task_status=task_status))
                 port_file.write_text(str(port))
+                # What this process resumed is all handled: say how much it took and did (the test waits for it).
+                await dispatcher.join()
+                stats = dispatcher.stats
+                port_file.with_suffix(".idle").write_text(f"{stats.submitted} {stats.processed}")
 
     anyio.run(main)
     """
@@ -649,15 +654,16 @@ class TestBotProcessRestart:
         nothing_before = not log.exists()
         (tmp_path / "release").touch()
         proc2, _ = await self._start(tmp_path, "second")
+        idle = tmp_path / "port-second.idle"
         try:
             with anyio.fail_after(15):
-                while not log.exists() or len(log.read_text().split()) < 40:
+                while not idle.exists() or not idle.read_text():
                     await anyio.sleep(0.02)
-            await anyio.sleep(0.2)  # would reveal duplicates
         finally:
             self._finish(proc2)
 
         processed = [int(x) for x in log.read_text().split()]
         assert statuses == [200] * 40
         assert nothing_before
+        assert idle.read_text() == "40 40"
         assert sorted(processed) == list(range(1, 41))

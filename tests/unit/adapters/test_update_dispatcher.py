@@ -73,8 +73,15 @@ class Recorder:
             self.concurrent -= 1
 
 
-async def started(tg: anyio.abc.TaskGroup, dispatcher: UpdateDispatcher) -> UpdateDispatcher:
+async def started(tg: anyio.abc.TaskGroup, dispatcher: UpdateDispatcher, *, resumed: int = 0) -> UpdateDispatcher:
+    """
+    Start *dispatcher*, checking it resumed exactly *resumed* pending items.
+
+    A test of submit() stores its items after this: items stored before are resumed by the start, and submitting
+    them again would only test the dispatcher's duplicate check, and only while none of them had finished.
+    """
     await tg.start(dispatcher.run)
+    assert dispatcher.stats.submitted == resumed, "the inbox held pending items when the dispatcher started"
     return dispatcher
 
 
@@ -92,10 +99,10 @@ class TestUpdateDispatcher:
         """Messages of one chat are handled in arrival order even when earlier ones are slower."""
         handler = Recorder()
         dispatcher = UpdateDispatcher(inbox, handler, max_concurrency=8)
-        items = [await store(inbox, i, chat=1, text=f"sleep:{0.02 if i % 2 else 0}") for i in range(1, 9)]
 
         async with anyio.create_task_group() as tg:
             await started(tg, dispatcher)
+            items = [await store(inbox, i, chat=1, text=f"sleep:{0.02 if i % 2 else 0}") for i in range(1, 9)]
             for item in items:
                 dispatcher.submit(item)
             await dispatcher.join()
@@ -113,10 +120,10 @@ class TestUpdateDispatcher:
             order.setdefault(chat_of(update), []).append(update["update_id"])
 
         dispatcher = UpdateDispatcher(inbox, handler, max_concurrency=4)
-        items = [await store(inbox, i, chat=i % 10) for i in range(200)]
 
         async with anyio.create_task_group() as tg:
             await started(tg, dispatcher)
+            items = [await store(inbox, i, chat=i % 10) for i in range(200)]
             for item in items:
                 dispatcher.submit(item)
             await dispatcher.join()
@@ -130,11 +137,11 @@ class TestUpdateDispatcher:
         handler = Recorder()
         handler.gates[1] = anyio.Event()
         dispatcher = UpdateDispatcher(inbox, handler)
-        running_turn = await store(inbox, 1, chat=5, kind="message")
-        cancel_press = await store(inbox, 2, chat=5, kind="callback")
 
         async with anyio.create_task_group() as tg:
             await started(tg, dispatcher)
+            running_turn = await store(inbox, 1, chat=5, kind="message")
+            cancel_press = await store(inbox, 2, chat=5, kind="callback")
             dispatcher.submit(running_turn)
             dispatcher.submit(cancel_press)
             await wait_for(lambda: handler.seen == [2])
@@ -148,10 +155,10 @@ class TestUpdateDispatcher:
         """With max_concurrency=2, no more than two lanes run at once."""
         handler = Recorder()
         dispatcher = UpdateDispatcher(inbox, handler, max_concurrency=2)
-        items = [await store(inbox, i, chat=i, text="sleep:0.02") for i in range(6)]
 
         async with anyio.create_task_group() as tg:
             await started(tg, dispatcher)
+            items = [await store(inbox, i, chat=i, text="sleep:0.02") for i in range(6)]
             for item in items:
                 dispatcher.submit(item)
             await dispatcher.join()
@@ -165,10 +172,10 @@ class TestUpdateDispatcher:
         handler = Recorder()
         handler.gates[1] = anyio.Event()
         dispatcher = UpdateDispatcher(inbox, handler)
-        item = await store(inbox, 1, chat=1)
 
         async with anyio.create_task_group() as tg:
             await started(tg, dispatcher)
+            item = await store(inbox, 1, chat=1)
             dispatcher.submit(item)
             await wait_for(lambda: handler.started == [1])
             during = await inbox.get(1)
@@ -191,7 +198,7 @@ class TestUpdateDispatcher:
         dispatcher = UpdateDispatcher(inbox, handler)
 
         async with anyio.create_task_group() as tg:
-            await started(tg, dispatcher)
+            await started(tg, dispatcher, resumed=3)
             await dispatcher.join()
             await dispatcher.stop()
 
@@ -203,10 +210,10 @@ class TestUpdateDispatcher:
         handler.failures[1] = 1
         stats = DispatchStats()
         dispatcher = UpdateDispatcher(inbox, handler, retry_delays=FAST, stats=stats)
-        item = await store(inbox, 1, chat=1)
 
         async with anyio.create_task_group() as tg:
             await started(tg, dispatcher)
+            item = await store(inbox, 1, chat=1)
             dispatcher.submit(item)
             await dispatcher.join()
             await dispatcher.stop()
@@ -228,11 +235,11 @@ class TestUpdateDispatcher:
         failed: list[tuple[int, str]] = []
         stats = DispatchStats(on_failed=lambda item, error: failed.append((item.update_id, error)))
         dispatcher = UpdateDispatcher(inbox, handler, max_attempts=3, retry_delays=FAST, stats=stats)
-        poison = await store(inbox, 1, chat=1)
-        later = await store(inbox, 2, chat=1)
 
         async with anyio.create_task_group() as tg:
             await started(tg, dispatcher)
+            poison = await store(inbox, 1, chat=1)
+            later = await store(inbox, 2, chat=1)
             dispatcher.submit(poison)
             dispatcher.submit(later)
             await dispatcher.join()
@@ -247,7 +254,7 @@ class TestUpdateDispatcher:
 
     async def test_crash_looping_update_fails_across_restarts(self, inbox: SqliteInbox) -> None:
         """Attempts are durable: an update claimed by earlier runs that never finished fails after N in total."""
-        item = await store(inbox, 1, chat=1)
+        await store(inbox, 1, chat=1)
         await inbox.claim(1)
         await inbox.claim(1)  # two earlier processes died while handling it
         handler = Recorder()
@@ -255,8 +262,7 @@ class TestUpdateDispatcher:
         dispatcher = UpdateDispatcher(inbox, handler, max_attempts=3, retry_delays=FAST)
 
         async with anyio.create_task_group() as tg:
-            await started(tg, dispatcher)
-            dispatcher.submit(item)
+            await started(tg, dispatcher, resumed=1)
             await dispatcher.join()
             await dispatcher.stop()
 
@@ -266,15 +272,15 @@ class TestUpdateDispatcher:
 
     async def test_stored_garbage_is_failed_not_crashing(self, inbox: SqliteInbox) -> None:
         """A stored body that is not JSON is recorded as failed and the lane goes on."""
-        await inbox.put(1, "1:message", b"{not json")
-        garbage = await inbox.get(1)
-        assert garbage is not None
-        good = await store(inbox, 2, chat=1)
         handler = Recorder()
         dispatcher = UpdateDispatcher(inbox, handler)
 
         async with anyio.create_task_group() as tg:
             await started(tg, dispatcher)
+            await inbox.put(1, "1:message", b"{not json")
+            garbage = await inbox.get(1)
+            assert garbage is not None
+            good = await store(inbox, 2, chat=1)
             dispatcher.submit(garbage)
             dispatcher.submit(good)
             await dispatcher.join()
@@ -290,10 +296,10 @@ class TestUpdateDispatcher:
         handler = Recorder()
         handler.gates[1] = anyio.Event()
         dispatcher = UpdateDispatcher(inbox, handler)
-        item = await store(inbox, 1, chat=1)
 
         async with anyio.create_task_group() as tg:
             await started(tg, dispatcher)
+            item = await store(inbox, 1, chat=1)
             dispatcher.submit(item)
             dispatcher.submit(item)
             handler.gates[1].set()
@@ -306,10 +312,10 @@ class TestUpdateDispatcher:
         """Stop lets the running update finish, takes nothing new; the next start processes the rest once."""
         handler = Recorder()
         dispatcher = UpdateDispatcher(inbox, handler, grace_s=5)
-        items = [await store(inbox, i, chat=1, text="sleep:0.05") for i in range(1, 5)]
 
         async with anyio.create_task_group() as tg:
             await started(tg, dispatcher)
+            items = [await store(inbox, i, chat=1, text="sleep:0.05") for i in range(1, 5)]
             for item in items:
                 dispatcher.submit(item)
             await wait_for(lambda: handler.started == [1])
@@ -318,7 +324,7 @@ class TestUpdateDispatcher:
         pending_after_stop = [i.update_id for i in await inbox.pending()]
         second = UpdateDispatcher(inbox, handler)
         async with anyio.create_task_group() as tg:
-            await started(tg, second)
+            await started(tg, second, resumed=3)
             await second.join()
             await second.stop()
 
@@ -335,10 +341,10 @@ class TestUpdateDispatcher:
             handler.gates[1].set()  # like the app denying a tool question nobody can answer any more
 
         dispatcher = UpdateDispatcher(inbox, handler, grace_s=30, on_stop=on_stop)
-        item = await store(inbox, 1, chat=1)
 
         async with anyio.create_task_group() as tg:
             await started(tg, dispatcher)
+            item = await store(inbox, 1, chat=1)
             dispatcher.submit(item)
             await wait_for(lambda: handler.started == [1])
             await dispatcher.stop()
@@ -351,10 +357,10 @@ class TestUpdateDispatcher:
         handler = Recorder()
         handler.gates[1] = anyio.Event()  # never released
         dispatcher = UpdateDispatcher(inbox, handler, grace_s=0.05)
-        item = await store(inbox, 1, chat=1)
 
         async with anyio.create_task_group() as tg:
             await started(tg, dispatcher)
+            item = await store(inbox, 1, chat=1)
             dispatcher.submit(item)
             await wait_for(lambda: handler.started == [1])
             with anyio.fail_after(2):
@@ -384,10 +390,10 @@ class TestUpdateDispatcher:
             on_processed=lambda lane, seconds: seen.append((lane, seconds)), on_attempt=attempts.append
         )
         dispatcher = UpdateDispatcher(inbox, Recorder(), stats=stats)
-        item = await store(inbox, 1, chat=9, kind="callback")
 
         async with anyio.create_task_group() as tg:
             await started(tg, dispatcher)
+            item = await store(inbox, 1, chat=9, kind="callback")
             dispatcher.submit(item)
             await dispatcher.join()
             await dispatcher.stop()
@@ -443,12 +449,12 @@ class TestUpdateDispatcherProperties:
 
         with tempfile.TemporaryDirectory() as tmp:
             async with SqliteInbox(Path(tmp) / "inbox.sqlite3") as inbox:
-                items = [await store(inbox, i, chat=chat, kind=kind) for i, (chat, kind, _) in enumerate(plan)]
                 dispatcher = UpdateDispatcher(
                     inbox, handler, max_concurrency=concurrency, max_attempts=max_attempts, retry_delays=(0,)
                 )
                 async with anyio.create_task_group() as tg:
                     await started(tg, dispatcher)
+                    items = [await store(inbox, i, chat=chat, kind=kind) for i, (chat, kind, _) in enumerate(plan)]
                     for item in items:
                         dispatcher.submit(item)
                     with anyio.fail_after(10):

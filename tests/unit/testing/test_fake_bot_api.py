@@ -360,7 +360,9 @@ class TestFakeBotApiWebhook:
         receiver.gate = asyncio.Event()
         await bot(http, api, "setWebhook", url=receiver.url)
         message = await api.send_text("long job")
-        await asyncio.sleep(0.1)
+        async with asyncio.timeout(5):
+            while receiver.in_flight == 0:  # the message is at the gated endpoint: the chat is stuck
+                await asyncio.sleep(0.005)
 
         press = await api.press(sent["result"]["message_id"], "c::")
         deadline = time.monotonic() + 5
@@ -390,7 +392,9 @@ class TestFakeBotApiWebhook:
         """Undelivered updates survive deleteWebhook and are served by getUpdates."""
         await bot(http, api, "setWebhook", url="http://127.0.0.1:1/unreachable")
         update = await api.send_text("stuck")
-        await asyncio.sleep(0.1)
+        async with asyncio.timeout(5):
+            while "last_error_message" not in (await bot(http, api, "getWebhookInfo"))[1]["result"]:
+                await asyncio.sleep(0.005)  # until a delivery was tried and failed
 
         deleted = await bot(http, api, "deleteWebhook")
         _, got = await bot(http, api, "getUpdates")
