@@ -213,7 +213,8 @@ async def test_serve_on_mtproto_end_to_end(tmp_path: Path, tg: FakeTelegram, ser
         assert any("use make instead" in text for r in anthropic.requests for _, text, _ in r.tool_results)
         assert not (workspace / "denied.txt").exists()
 
-        # SIGTERM while a turn runs: the process exits cleanly; the turn is left pending in the inbox.
+        # SIGTERM while a turn runs: the process exits cleanly; the turn is left pending in the inbox, and its prompt
+        # runs again only when the user taps 🔁 (a run repeats commands and costs money).
         anthropic.script(Reply.text("never mind", stall_s=60))
         asked = len(anthropic.requests)
         await tg.send_text("think for a long time")
@@ -222,11 +223,15 @@ async def test_serve_on_mtproto_end_to_end(tmp_path: Path, tg: FakeTelegram, ser
 
         await tg.send_text("/help")  # while nobody is connected: Telegram keeps it for getDifference
         second = runs.start()
-        await wait_text("fake-model: think for a long time")
+        # The cut-off prompt comes back from the inbox: not run again by itself, but offered (🔁).
+        offer = await wait_text("Not run again: think for a long time")
         await wait_text("ℹ️ Commands")
+        await press(offer, "🔁 Run it again")
+        await wait_text("fake-model: think for a long time", offer)
 
         # A crash (SIGKILL) mid-turn: Telethon saved no update state since the last start, so the restarted client
-        # gets the earlier messages again through getDifference; the inbox runs only what never finished, once.
+        # gets the earlier messages again through getDifference; the inbox hands over only what never finished, and
+        # the cut-off prompt is offered again rather than run.
         anthropic.script(Reply.text("never mind", stall_s=60))
         asked = len(anthropic.requests)
         await tg.send_text("think about it again")
@@ -237,9 +242,13 @@ async def test_serve_on_mtproto_end_to_end(tmp_path: Path, tg: FakeTelegram, ser
         for pid in orphans:
             os.kill(pid, signal.SIGKILL)
         third = runs.start()
-        await wait_text("fake-model: think about it again")
+        offer = await wait_text("Not run again: think about it again")
+        await press(offer, "🔁 Run it again")
+        await wait_text("fake-model: think about it again", offer)
         assert await runs.stop(third) == 0, runs.output()
 
+    assert len(texts("Not run again: think for a long time")) == 1
+    assert len(texts("Not run again: think about it again")) == 1
     assert len(texts("fake-model: think for a long time")) == 1
     assert len(texts("fake-model: think about it again")) == 1
     assert len(texts("ℹ️ Commands")) == 1

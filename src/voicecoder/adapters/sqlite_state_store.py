@@ -238,13 +238,16 @@ def _v6_turn_end(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE sessions ADD COLUMN open_turn_end TEXT")
 
 
-def _v7_reverts(db: sqlite3.Connection) -> None:
+def _v7_reverts_and_prompts(db: sqlite3.Connection) -> None:
     """
-    Which approved change /undo reverted, and when.
+    Which approved change /undo reverted, and when; the open turn's prompt and a prompt offered to run again.
 
-    Before, only the audit trail said so (an ``undo`` record: the reverted commit in ``detail``, the revert in
-    ``commit_sha``); those records are carried over.
+    Before, only the audit trail said which change was reverted (an ``undo`` record: the reverted commit in
+    ``detail``, the revert in ``commit_sha``); those records are carried over. The prompts are JSON (see
+    `_prompt_json`); an open turn from before has none, so its prompt, delivered again, runs as it did then.
     """
+    db.execute("ALTER TABLE sessions ADD COLUMN open_prompt TEXT")
+    db.execute("ALTER TABLE sessions ADD COLUMN rerun_prompt TEXT")
     db.execute("ALTER TABLE changes ADD COLUMN reverted_by TEXT")
     db.execute("ALTER TABLE changes ADD COLUMN reverted_at TEXT")
     undos = db.execute(
@@ -266,7 +269,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     _v4_summary_message,
     _v5_tool_rules,
     _v6_turn_end,
-    _v7_reverts,
+    _v7_reverts_and_prompts,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -320,8 +323,8 @@ _SELECT_CHANGE: Final = f"SELECT {', '.join(_CHANGE_COLUMNS)} FROM changes"  # n
 _UPSERT_SESSION: Final = """
     INSERT INTO sessions (chat_id, agent_session_id, turn_count, compaction_threshold, approved_count,
                           rejected_count, pending_change_id, started_at, last_activity,
-                          open_turn_id, open_turn_snapshot, tool_rules, open_turn_end)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                          open_turn_id, open_turn_snapshot, tool_rules, open_turn_end, open_prompt, rerun_prompt)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (chat_id) DO UPDATE SET
         agent_session_id = excluded.agent_session_id,
         turn_count = excluded.turn_count,
@@ -334,7 +337,9 @@ _UPSERT_SESSION: Final = """
         open_turn_id = excluded.open_turn_id,
         open_turn_snapshot = excluded.open_turn_snapshot,
         tool_rules = excluded.tool_rules,
-        open_turn_end = excluded.open_turn_end
+        open_turn_end = excluded.open_turn_end,
+        open_prompt = excluded.open_prompt,
+        rerun_prompt = excluded.rerun_prompt
 """
 _AUDIT_COLUMNS: Final = (
     "at",
@@ -354,6 +359,33 @@ _AUDIT_COLUMNS: Final = (
 _INSERT_AUDIT: Final = (
     f"INSERT INTO audit ({', '.join(_AUDIT_COLUMNS)}) VALUES ({', '.join('?' * len(_AUDIT_COLUMNS))})"  # noqa: S608
 )
+
+
+def _prompt_json(prompt: Prompt | None, sent_at: datetime | None = None) -> str | None:
+    if prompt is None:
+        return None
+    return json.dumps(
+        {
+            "text": prompt.text,
+            "source": prompt.source.value,
+            "confidence": prompt.confidence,
+            "audio_digest": prompt.audio_digest,
+            "sent_at": _opt_dt(sent_at),
+        }
+    )
+
+
+def _prompt_from_json(text: str | None) -> tuple[Prompt | None, datetime | None]:
+    if text is None:
+        return None, None
+    fields = json.loads(text)
+    prompt = Prompt(
+        text=fields["text"],
+        source=PromptSource(fields["source"]),
+        confidence=fields["confidence"],
+        audio_digest=fields["audio_digest"],
+    )
+    return prompt, _opt_decode(fields["sent_at"])
 
 
 def _files_json(files: tuple[FileChange, ...]) -> str:
@@ -635,6 +667,7 @@ class SqliteStateStore:
                 if change_row is None:
                     raise KeyError(f"change {row['pending_change_id']} of chat {chat} is missing")
                 latest = _change_from_row(change_row)
+            open_prompt, open_prompt_sent_at = _prompt_from_json(row["open_prompt"])
             return Session(
                 chat_id=chat,
                 agent_session_id=row["agent_session_id"],
@@ -651,6 +684,9 @@ class SqliteStateStore:
                     else None
                 ),
                 tool_rules=tuple(r for r in json.loads(row["tool_rules"]) if isinstance(r, str)),
+                open_prompt=open_prompt,
+                open_prompt_sent_at=open_prompt_sent_at,
+                rerun=_prompt_from_json(row["rerun_prompt"])[0],
             )
 
         return await self._run(load, "read")
@@ -683,6 +719,8 @@ class SqliteStateStore:
             session.open_turn.snapshot if session.open_turn is not None else None,
             json.dumps(list(session.tool_rules)),
             session.open_turn.turn_end if session.open_turn is not None else None,
+            _prompt_json(session.open_prompt, session.open_prompt_sent_at),
+            _prompt_json(session.rerun),
         )
         change_row = _change_row(latest) if latest is not None else None
         superseded_at = latest.created_at if latest is not None else session.last_activity

@@ -59,6 +59,7 @@ from voicecoder.domain.replies import (
     Heard,
     HelpText,
     InfoReport,
+    InterruptedPrompt,
     MessageRef,
     NoChanges,
     PermissionsView,
@@ -114,6 +115,7 @@ BUTTON_LABELS = {
     Action.TOOL_ALLOW_SESSION: "🔓 Allow for this session",
     Action.TOOL_DENY: "❌ Deny",
     Action.CLEAR_PERMISSIONS: "🧹 Clear this session's rules",
+    Action.RUN_AGAIN: "🔁 Run it again",
 }
 #: The line of an open tool question that invites a reply; the router recognises open questions by it.
 QUESTION_INVITATION = "Reply to this message (text or 🎤) to deny with a reason Claude reads."
@@ -450,6 +452,15 @@ def render(reply: Reply) -> Rendered:
             return Rendered(
                 f"⏰ Not run: {what}\nIt reached me {esc(_duration(age))} after you sent it (the limit is "
                 f"{esc(_duration(limit))}), probably because the bot was offline. Send it again to run it now."
+            )
+        case InterruptedPrompt(prompt=prompt, voice=voice):
+            quoted = f"<i>{esc(_short(prompt, 200))}</i>"
+            what = ("your voice note " + quoted if prompt else "your voice note") if voice else quoted
+            return Rendered(
+                f"↩️ Not run again: {what}\nvoicecoder stopped while it was running, and it reached me again. What "
+                "that run changed is below for you to review (if it changed anything). Running it again repeats its "
+                "commands and costs another run: tap 🔁 if you want that.",
+                _keyboard(reply.buttons),
             )
         case ErrorReply(message=message, hint=hint):
             return Rendered(f"⚠️ {esc(message)}" + (f"\n↳ {esc(hint)}" if hint else ""))

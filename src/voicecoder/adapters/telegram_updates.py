@@ -26,6 +26,7 @@ from voicecoder.adapters.telegram_bot_api import (
 )
 from voicecoder.adapters.telegram_messenger import QUESTION_INVITATION, TelegramMessenger, parse_callback_data
 from voicecoder.domain.app import COMMANDS, VoiceCoderApp
+from voicecoder.domain.callbacks import starts_a_turn
 from voicecoder.domain.errors import AudioTooLargeError, MalformedUpdateError, UnsupportedAudioError
 from voicecoder.domain.model import Audio, ChatId, UserId
 from voicecoder.domain.ports import Messenger
@@ -80,7 +81,8 @@ def lane_of(update: dict[str, Any]) -> tuple[int, str] | None:
     parsed = Update.from_json(update)
     if parsed.callback_query is not None:
         query = parsed.callback_query
-        return (query.message.chat.id if query.message is not None else query.from_user.id), "callback"
+        chat = query.message.chat.id if query.message is not None else query.from_user.id
+        return chat, "message" if starts_a_turn(query.data) else "callback"
     message = parsed.message
     if message is None:  # "message": null
         raise MalformedUpdateError("message is not an object")

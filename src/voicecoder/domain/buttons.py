@@ -13,9 +13,10 @@ from collections.abc import Awaitable, Callable
 from voicecoder.domain.context import AppContext
 from voicecoder.domain.decisions import Decisions, committed
 from voicecoder.domain.errors import ApprovalChoiceRequiredError, DomainError, WorkspaceError
-from voicecoder.domain.model import ChatId, UserId
+from voicecoder.domain.model import AuditAction, ChatId, UserId
 from voicecoder.domain.replies import Action, Button, CallbackAnswer, GitStatusView
 from voicecoder.domain.tool_questions import ToolQuestions
+from voicecoder.domain.turns import Turns
 
 __all__ = ["Buttons"]
 
@@ -23,10 +24,11 @@ __all__ = ["Buttons"]
 class Buttons:
     """Presses of an authorized user (`VoiceCoder.press` checks the user first)."""
 
-    def __init__(self, context: AppContext, decisions: Decisions, tools: ToolQuestions) -> None:
+    def __init__(self, context: AppContext, decisions: Decisions, tools: ToolQuestions, turns: Turns) -> None:
         self._c = context
         self._decisions = decisions
         self._tools = tools
+        self._turns = turns
 
     def cancel(self, chat: ChatId) -> bool:
         """Stop the running turn of *chat*; True if one was running."""
@@ -79,6 +81,15 @@ class Buttons:
                     ack = await self._tools.answer(
                         chat, user, button, user_name, acknowledge=self._acker(callback_id, answer)
                     )
+                case Action.RUN_AGAIN:
+                    # The turn runs in this press's handling: a transport routes 🔁 to the chat's message lane (a
+                    # turn), so ⏹ and the questions it asks stay reachable on the callback lane.
+                    again = await self._turns.take_rerun(chat)
+                    ack = CallbackAnswer("🔁 Running it again" if again else "Nothing to run again.", alert=not again)
+                    await self._ack(callback_id, ack, answer=answer)
+                    if again is not None:
+                        await c.audit(chat, user, AuditAction.RERUN, prompt=again[0].text)
+                        await self._turns.run(chat, user, *again)
                 case Action.CLEAR_PERMISSIONS:
                     ack = CallbackAnswer("🧹 Session rules cleared")
                     await self._ack(callback_id, ack, answer=answer)

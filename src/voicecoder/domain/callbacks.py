@@ -20,7 +20,7 @@ from voicecoder.domain.errors import MalformedUpdateError
 from voicecoder.domain.model import ChangeId, QuestionId
 from voicecoder.domain.replies import TOOL_ANSWERS, Action, Button
 
-__all__ = ["MAX_CALLBACK_BYTES", "MIN_FINGERPRINT", "decode_callback", "encode_callback"]
+__all__ = ["MAX_CALLBACK_BYTES", "MIN_FINGERPRINT", "decode_callback", "encode_callback", "starts_a_turn"]
 
 MAX_CALLBACK_BYTES = 64
 """Telegram's limit for ``callback_data``; every encoded button is shorter."""
@@ -78,3 +78,15 @@ def decode_callback(data: str | bytes) -> Button:
         return Button(action, question=QuestionId(m.group(2)))
     change = ChangeId(m.group(2)) if m.group(2) else None
     return Button(action, change, m.group(3) or None)
+
+
+def starts_a_turn(data: str | bytes | None) -> bool:
+    """
+    Whether a press with callback *data* starts a turn (🔁 Run it again). Raises nothing.
+
+    A transport that keeps a chat's updates in lanes routes such a press to the chat's message lane, where turns
+    run one after the other: on the callback lane the turn would hold up ⏹ Cancel and the answers it asks for.
+    """
+    if isinstance(data, bytes):
+        data = data.decode("ascii", errors="replace")
+    return data is not None and data.startswith(f"{Action.RUN_AGAIN.value}:")

@@ -618,6 +618,12 @@ class Session:
     last_activity: datetime | None = None
     open_turn: Baseline | None = None
     """The baseline of a turn that began and was never settled (the process died mid-turn)."""
+    open_prompt: Prompt | None = None
+    """The prompt the open turn runs: delivered again after a restart, it settles the turn instead of running twice."""
+    open_prompt_sent_at: datetime | None = None
+    """When the open turn's prompt was sent, as the transport said (what tells a redelivery from a new message)."""
+    rerun: Prompt | None = None
+    """A prompt cut off by a restart that the user was offered to run again (🔁)."""
     tool_rules: tuple[str, ...] = ()
     """Tool rules the user allowed "for this session" (e.g. ``Bash(pytest *)``); /clear and /permissions clear them."""
 
@@ -630,6 +636,22 @@ class Session:
     @property
     def needs_compaction(self) -> bool:
         return self.agent_session_id is not None and self.turn_count >= self.compaction_threshold
+
+    def interrupted_by(self, prompt: Prompt, sent_at: datetime | None) -> bool:
+        """
+        Whether *prompt*, sent at *sent_at*, is the open turn's own prompt delivered again (the process stopped).
+
+        A voice note is the same note when its audio is (what it transcribes to may differ); a typed prompt when
+        its text is. Both must have been sent at the same moment, so the same words sent anew are a new prompt.
+        """
+        opened = self.open_prompt
+        if self.open_turn is None or opened is None or opened.source is not prompt.source:
+            return False
+        if prompt.source is PromptSource.VOICE:
+            same = opened.audio_digest is not None and opened.audio_digest == prompt.audio_digest
+        else:
+            same = opened.text == prompt.text
+        return same and self.open_prompt_sent_at == sent_at
 
     def record_turn(self, agent_session_id: str | None, *, now: datetime) -> None:
         if agent_session_id is not None:
@@ -713,6 +735,8 @@ class AuditAction(enum.StrEnum):
     TOOL_ALLOW = "tool-allow"
     TOOL_DENY = "tool-deny"
     PERMISSIONS_CLEAR = "permissions-clear"
+    INTERRUPTED = "interrupted"
+    RERUN = "rerun"
 
 
 DECISION_ACTIONS = frozenset({AuditAction.APPROVE, AuditAction.AUTO_APPROVE, AuditAction.REJECT})

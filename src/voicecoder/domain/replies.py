@@ -63,6 +63,8 @@ class Action(enum.Enum):
     TOOL_ALLOW_SESSION = "w"
     TOOL_DENY = "n"
     CLEAR_PERMISSIONS = "p"
+    RUN_AGAIN = "g"
+    """Run a prompt that a restart cut off (`InterruptedPrompt`)."""
 
     @property
     def choice(self) -> ApprovalChoice | None:
@@ -435,6 +437,23 @@ class StalePrompt:
 
 
 @attrs.frozen
+class InterruptedPrompt:
+    """
+    A prompt arrived again after voicecoder stopped while running it: it was not run a second time.
+
+    What the cut-off run changed is settled as a change to review (sent next), and 🔁 runs the prompt again on the
+    user's say-so: a run repeats its commands and costs money.
+    """
+
+    prompt: str
+    voice: bool = False
+
+    @property
+    def buttons(self) -> tuple[Button, ...]:
+        return (Button(Action.RUN_AGAIN),)
+
+
+@attrs.frozen
 class ErrorReply:
     """Something went wrong; *message* says what to do. *hint* is an addition from the host (e.g. a setting)."""
 
@@ -469,6 +488,7 @@ Reply = (
     | Cancelled
     | SpeechCheck
     | StalePrompt
+    | InterruptedPrompt
     | ErrorReply
 )
 
@@ -483,10 +503,12 @@ def buttons_of(reply: Reply) -> tuple[Button, ...]:
     `Working` while it runs: ⏹ Cancel;
     its final edit (``finished=True``) has none, so the keyboard goes away. `ToolQuestion`: ✅ Allow, 🔓 Allow for
     this session (when it offers a rule), ❌ Deny; its `ToolQuestionClosed` edit has none. `PermissionsView` with
-    session rules: 🧹 clear them.
+    session rules: 🧹 clear them. `InterruptedPrompt`: 🔁 Run it again.
     """
     match reply:
         case ChangeSummary() | DiffView() | ApprovalChoiceNeeded() | ToolQuestion() | PermissionsView():
+            return reply.buttons
+        case InterruptedPrompt():
             return reply.buttons
         case Working(cancellable=True, finished=False):
             return (Button(Action.CANCEL),)

@@ -48,6 +48,7 @@ from voicecoder.domain.model import (
     Diagnostic,
     Diff,
     Prompt,
+    PromptSource,
     UserId,
     WorkspaceStatus,
 )
@@ -138,7 +139,7 @@ class VoiceCoder:
             show_progress=self._show_progress,
         )
         self._turns = Turns(self._c, self._decisions, self._tools)
-        self._buttons = Buttons(self._c, self._decisions, self._tools)
+        self._buttons = Buttons(self._c, self._decisions, self._tools, self._turns)
 
     @property
     def ports(self) -> Ports:
@@ -372,9 +373,12 @@ class VoiceCoder:
             return
         if reply_to is not None and await self._tools.deny_by_reply(chat, user, reply_to, text.strip(), user_name):
             return
-        if await self._turns.stale(chat, user, sent_at, prompt=text.strip()):
+        prompt = Prompt.typed(text.strip())
+        # A prompt cut off by a restart and delivered again is settled (never run again) however old it is.
+        if self._turns.is_stale(sent_at) and not await self._turns.interrupted(chat, prompt, sent_at):
+            await self._turns.refuse_stale(chat, user, sent_at, prompt=prompt.text)
             return
-        await self._turns.run(chat, user, Prompt.typed(text.strip()))
+        await self._turns.run(chat, user, prompt, sent_at)
 
     @_use_case
     async def voice(
@@ -403,7 +407,9 @@ class VoiceCoder:
         """
         if not await self._guard(chat, user):
             return
-        if await self._turns.stale(chat, user, sent_at, voice_duration_s=audio.declared_duration_s):
+        heard_before = Prompt("", PromptSource.VOICE, audio_digest=audio.digest)
+        if self._turns.is_stale(sent_at) and not await self._turns.interrupted(chat, heard_before, sent_at):
+            await self._turns.refuse_stale(chat, user, sent_at, voice_duration_s=audio.declared_duration_s)
             return
         transcript = await self._turns.transcribe(chat, user, audio, language)
         if transcript is None:
@@ -415,7 +421,7 @@ class VoiceCoder:
         )
         await c.audit(chat, user, AuditAction.TRANSCRIBED, audio_digest=audio.digest, transcript=transcript.text)
         if not denied:
-            await self._turns.run(chat, user, Prompt.from_transcript(transcript, audio))
+            await self._turns.run(chat, user, Prompt.from_transcript(transcript, audio), sent_at)
 
     @_use_case
     async def hear(self, chat: ChatId, user: UserId, audio: Audio, *, language: str | None = None) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import anyio
 import attrs
@@ -49,6 +50,14 @@ def minutes(seconds: float) -> str:
     if seconds >= 90:
         return f"{seconds / 60:.0f} min"
     return f"{seconds:.0f} s"
+
+
+class Audit(Protocol):
+    """Appends an audit record (`AppContext.audit`)."""
+
+    async def __call__(
+        self, chat: ChatId, user: UserId | None, action: AuditAction, /, *, detail: str | None = None
+    ) -> None: ...
 
 
 @attrs.define
@@ -109,7 +118,7 @@ class ToolQuestions:
     policy: ToolPolicy | None
     timeout_s: float
     redact: Callable[[str], str]
-    audit: Callable[..., Awaitable[None]]
+    audit: Audit
     new_id: Callable[[int], str]
     show_progress: Callable[[RunningTurn], Awaitable[None]]
     stopping: bool = False
@@ -233,7 +242,7 @@ class ToolQuestions:
             await self.audit(
                 turn.chat,
                 turn.user,
-                AuditAction.TOOL_ALLOW if pending.decision and pending.decision.allow else "tool-deny",
+                AuditAction.TOOL_ALLOW if pending.decision and pending.decision.allow else AuditAction.TOOL_DENY,
                 detail=detail,
             )
             if outcome in (ToolOutcome.TIMED_OUT, ToolOutcome.CANCELLED, ToolOutcome.RESTARTED):

@@ -43,6 +43,7 @@ from voicecoder.domain.model import (
     PendingChange,
     PermissionDenied,
     Prompt,
+    PromptSource,
     ToolDecision,
     ToolFinished,
     ToolRequest,
@@ -58,6 +59,7 @@ from voicecoder.domain.replies import (
     AutoApproved,
     Cancelled,
     Compaction,
+    InterruptedPrompt,
     MessageRef,
     NoChanges,
     Queued,
@@ -87,6 +89,8 @@ class _Begun:
     agent_session_id: str | None
     compaction: tuple[int, str] | None
     """(turns so far, agent session) when the agent's context is due for compaction before this turn."""
+    interrupted: Prompt | None = None
+    """The prompt was the open turn's own, delivered again after a restart: settle that turn, do not run it."""
 
 
 class Turns:
@@ -119,7 +123,19 @@ class Turns:
             language=language or self._c.settings.default_language,
         )
 
-    async def stale(
+    def _age_over_limit(self, sent_at: datetime | None) -> tuple[float, float] | None:
+        """(age, limit) of a prompt sent at *sent_at* when it is older than the configured maximum, else None."""
+        limit = self._c.settings.max_prompt_age_s
+        if limit is None or sent_at is None:
+            return None
+        age = (self._c.ports.clock.now() - sent_at).total_seconds()
+        return (age, limit) if age > limit else None
+
+    def is_stale(self, sent_at: datetime | None) -> bool:
+        """Whether a prompt sent at *sent_at* is older than the configured maximum age."""
+        return self._age_over_limit(sent_at) is not None
+
+    async def refuse_stale(
         self,
         chat: ChatId,
         user: UserId,
@@ -127,26 +143,47 @@ class Turns:
         *,
         prompt: str | None = None,
         voice_duration_s: float | None = None,
-    ) -> bool:
-        """True (and the user told) when a prompt sent at *sent_at* is older than the maximum age."""
+    ) -> None:
+        """Tell the user a prompt sent at *sent_at* (`is_stale`) is not run, and why."""
         c = self._c
-        limit = c.settings.max_prompt_age_s
-        if limit is None or sent_at is None:
-            return False
-        age = (c.ports.clock.now() - sent_at).total_seconds()
-        if age <= limit:
-            return False
+        over = self._age_over_limit(sent_at)
+        if over is None:  # pragma: no cover - callers check is_stale first
+            return
+        age, limit = over
         logger.info("prompt in chat %s not run: sent %.0f s ago, over the %.0f s limit", chat, age, limit)
         await c.audit(chat, user, AuditAction.STALE_PROMPT, prompt=prompt, detail=f"sent {age:.0f} s before processing")
         await c.ports.messenger.send(
             chat, StalePrompt(age_s=age, max_age_s=limit, prompt=prompt, voice_duration_s=voice_duration_s)
         )
-        return True
 
     # --- the turn -------------------------------------------------------------
 
-    async def run(self, chat: ChatId, user: UserId, prompt: Prompt) -> None:
-        """Run *prompt* as one turn, after the turns before it."""
+    async def interrupted(self, chat: ChatId, prompt: Prompt, sent_at: datetime | None) -> bool:
+        """Whether *prompt* is the prompt of *chat*'s open turn delivered again (`Session.interrupted_by`)."""
+        return (await self._c.sessions.read(chat)).interrupted_by(prompt, sent_at)
+
+    async def take_rerun(self, chat: ChatId) -> tuple[Prompt, datetime | None] | None:
+        """
+        The prompt 🔁 runs again (and forget the offer), or None when there is none.
+
+        When the run it started was itself cut off, its open turn's prompt is the one: running it with its own
+        send time settles that turn and offers it again.
+        """
+        async with self._c.sessions.update(chat) as session:
+            if session.rerun is not None:
+                prompt, session.rerun = session.rerun, None
+                return prompt, None
+            if session.open_turn is not None and session.open_prompt is not None:
+                return session.open_prompt, session.open_prompt_sent_at
+        return None
+
+    async def run(self, chat: ChatId, user: UserId, prompt: Prompt, sent_at: datetime | None = None) -> None:
+        """
+        Run *prompt* (sent at *sent_at*) as one turn, after the turns before it.
+
+        If it is the prompt of a turn a restart cut off, delivered again, that turn is settled instead and the chat
+        is asked whether to run it again (`InterruptedPrompt`): it is never run twice without the user's say-so.
+        """
         c = self._c
         if c.workspace_lock.locked():
             self._waiting += 1
@@ -158,7 +195,7 @@ class Turns:
         else:
             await c.workspace_lock.acquire()
         try:
-            review = await self._locked_turn(chat, user, prompt)
+            review = await self._locked_turn(chat, user, prompt, sent_at)
         finally:
             c.workspace_lock.release()
         if review is not None:
@@ -175,11 +212,22 @@ class Turns:
         if superseded is not None:
             await c.mark_decided(superseded)
 
-    async def _begin(self, chat: ChatId, turn_id: TurnId) -> _Begun:
+    async def _begin(self, chat: ChatId, turn_id: TurnId, prompt: Prompt, sent_at: datetime | None) -> _Begun:
         """Take the turn's checkpoint and save it as the open turn (one unit of work); raises WorkspaceError."""
         c = self._c
         async with c.sessions.update(chat) as session:
             previous = session.pending
+            open_turn, opened = session.open_turn, session.open_prompt
+            if open_turn is not None and opened is not None and session.interrupted_by(prompt, sent_at):
+                session.rerun = opened
+                return _Begun(
+                    baseline=open_turn,
+                    previous=previous,
+                    recovered=True,
+                    agent_session_id=session.agent_session_id,
+                    compaction=None,
+                    interrupted=opened,
+                )
             # A turn that was cut off by a restart is continued, so its edits still need approval. A new turn
             # on top of a pending change extends it: the diff stays cumulative from the first baseline, so
             # Reject always returns to the tree the user last approved, while the developer's own edits made
@@ -202,17 +250,20 @@ class Turns:
                 ),
             )
             session.open_turn = baseline
+            session.open_prompt, session.open_prompt_sent_at = prompt, sent_at
         return begun
 
-    async def _locked_turn(self, chat: ChatId, user: UserId, prompt: Prompt) -> Review | None:
+    async def _locked_turn(self, chat: ChatId, user: UserId, prompt: Prompt, sent_at: datetime | None) -> Review | None:
         """Run the turn; returns the new pending change (and the one it replaced) for review, if there is one."""
         c = self._c
         turn_id = TurnId(f"{c.ports.clock.now():%Y%m%dT%H%M%S}-{c.new_id(4)}")
         try:
-            begun = await self._begin(chat, turn_id)
+            begun = await self._begin(chat, turn_id, prompt, sent_at)
         except WorkspaceError as exc:
             await c.ports.messenger.send(chat, c.error(exc))
             return None
+        if begun.interrupted is not None:
+            return await self._settle_interrupted(chat, user, begun, begun.interrupted)
         await c.audit(chat, user, AuditAction.PROMPT, prompt=prompt.text, audio_digest=prompt.audio_digest)
         agent_session = begun.agent_session_id
         if begun.compaction is not None:
@@ -221,6 +272,14 @@ class Turns:
         notes = ("↩️ includes edits from a turn interrupted by a restart",) if begun.recovered else ()
         result, failure = await self._run_agent(chat, user, agent_session, prompt, notes)
         return await self._settle(chat, user, prompt, turn_id, begun, result, failure)
+
+    async def _settle_interrupted(self, chat: ChatId, user: UserId, begun: _Begun, prompt: Prompt) -> Review | None:
+        """The prompt of a cut-off turn came again: settle that turn as it stands and offer to run the prompt again."""
+        c = self._c
+        logger.info("chat %s: a prompt cut off by a restart arrived again; settling its turn, not running it", chat)
+        await c.audit(chat, user, AuditAction.INTERRUPTED, prompt=prompt.text, audio_digest=prompt.audio_digest)
+        await c.ports.messenger.send(chat, InterruptedPrompt(prompt.text, voice=prompt.source is PromptSource.VOICE))
+        return await self._settle(chat, user, prompt, begun.baseline.turn_id, begun, None, None, quiet=True)
 
     async def _settle(
         self,
@@ -231,6 +290,8 @@ class Turns:
         begun: _Begun,
         result: AgentResult | None,
         failure: AgentRunError | None,
+        *,
+        quiet: bool = False,
     ) -> Review | None:
         c = self._c
         try:
@@ -280,10 +341,10 @@ class Turns:
                 replaced = session.pending
                 replaced.supersede(change_id, now=now)
                 session.latest_change = None
-            session.open_turn = None
+            session.open_turn = session.open_prompt = session.open_prompt_sent_at = None
         # Whatever happened, the agent may have touched the tree: it was looked at. After a failed run the error
         # reply is the whole story when nothing changed; "no changes" on top of it would only contradict it.
-        failed = failure is not None or (result is not None and not result.success)
+        failed = quiet or failure is not None or (result is not None and not result.success)
         await self._tell_outcome(chat, user, result, failure)
 
         if change is None:

@@ -48,6 +48,7 @@ from voicecoder.domain.replies import (
     Heard,
     HelpText,
     InfoReport,
+    InterruptedPrompt,
     NoChanges,
     PermissionsView,
     Queued,
@@ -323,6 +324,9 @@ def _strategies() -> dict[type, st.SearchStrategy[Reply]]:
             audio_s=st.none() | _seconds,
             seconds=_seconds,
             confidence=st.none() | st.floats(min_value=0, max_value=1),
+        ),
+        InterruptedPrompt: st.builds(
+            InterruptedPrompt, prompt=hostile_text(min_size=0, max_size=300), voice=st.booleans()
         ),
         StalePrompt: st.builds(
             StalePrompt,

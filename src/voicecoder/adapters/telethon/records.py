@@ -23,6 +23,7 @@ from telethon.extensions import BinaryReader
 from telethon.tl import types
 
 from voicecoder.adapters.update_dispatcher import lane_key
+from voicecoder.domain.callbacks import starts_a_turn
 
 __all__ = [
     "ANSWER",
@@ -117,7 +118,7 @@ def callback_update(event: Any, update_id: int) -> TelethonUpdate:
         "data": data.decode("ascii", errors="replace"),
         "first_name": getattr(getattr(event, "sender", None), "first_name", None),
     }
-    return TelethonUpdate(update_id, lane_key(chat, CALLBACK), record)
+    return TelethonUpdate(update_id, lane_key(chat, MESSAGE if starts_a_turn(data) else CALLBACK), record)
 
 
 def media_of(record: dict[str, Any]) -> Any:

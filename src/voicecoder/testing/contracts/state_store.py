@@ -211,6 +211,7 @@ def sessions(
     chat = chat if chat is not None else draw(chat_ids())
     has_pending = with_pending if with_pending is not None else draw(st.booleans())
     counts = st.integers(min_value=0, max_value=2**31)
+    open_prompt = draw(st.none() | prompts())
     return Session(
         chat_id=chat,
         agent_session_id=draw(st.none() | st.text(min_size=1)),
@@ -223,6 +224,9 @@ def sessions(
         last_activity=draw(st.none() | aware_datetimes()),
         open_turn=draw(st.none() | turn_ids().flatmap(baselines)),
         tool_rules=tuple(draw(st.lists(st.text(min_size=1), max_size=3, unique=True))),
+        open_prompt=open_prompt,
+        open_prompt_sent_at=draw(st.none() | aware_datetimes()) if open_prompt is not None else None,
+        rerun=draw(st.none() | prompts()),
     )
 
 
