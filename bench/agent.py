@@ -47,8 +47,8 @@ from voicecoder.config import Config  # noqa: E402
 from voicecoder.domain.model import AgentEvent, AgentRequest, AgentResult  # noqa: E402
 from voicecoder.domain.ports import AgentRunner, EventSink, ToolGate  # noqa: E402
 from voicecoder.entrypoints.server import serve  # noqa: E402
-from voicecoder.testing.fake_anthropic import FakeAnthropicApi  # noqa: E402
-from voicecoder.testing.fake_bot_api import FakeBotApi, FakeUser  # noqa: E402
+from voicecoder.simulators.anthropic import FakeAnthropicApi  # noqa: E402
+from voicecoder.simulators.bot_api import FakeBotApi, FakeUser  # noqa: E402
 
 CLAUDE = Path(
     os.environ.get("VOICECODER_CLAUDE_BIN") or ROOT / ".tools" / "claude" / "node_modules" / ".bin" / "claude"

@@ -24,12 +24,13 @@ import anyio
 from aiohttp import web
 from webhook_shapes import BOT_TOKEN, PATH, SECRET, USER_BASE
 
-from voicecoder.adapters.sqlite_inbox import SqliteInbox
-from voicecoder.adapters.telegram_bot_api import PacingPolicy, TelegramBotApi
-from voicecoder.adapters.telegram_messenger import TelegramMessenger
-from voicecoder.adapters.telegram_updates import TelegramUpdateHandler, lane_of
-from voicecoder.adapters.update_dispatcher import DispatchStats, UpdateDispatcher
-from voicecoder.entrypoints.webhook import IngressStats, WebhookSettings, serve_webhook
+from voicecoder.adapters.sqlite.inbox import SqliteInbox
+from voicecoder.adapters.telegram.api import PacingPolicy, TelegramBotApi
+from voicecoder.adapters.telegram.dispatcher import DispatchStats, UpdateDispatcher
+from voicecoder.adapters.telegram.messenger import TelegramMessenger
+from voicecoder.adapters.telegram.routing import lane_of
+from voicecoder.adapters.telegram.updates import TelegramUpdateHandler
+from voicecoder.adapters.telegram.webhook import IngressStats, WebhookSettings, serve_webhook
 from voicecoder.testing.fakes import build_voicecoder
 
 

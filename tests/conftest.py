@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, Phase, settings
 from voicecoder.adapters.stt.local_whisper import LocalWhisperTranscriber
 from voicecoder.domain.errors import TranscriptionError
 from voicecoder.domain.model import Audio, Transcript
-from voicecoder.testing.fake_stt_servers import EngineRecognizer
+from voicecoder.simulators.stt import EngineRecognizer
 
 REPO = Path(__file__).resolve().parent.parent
 

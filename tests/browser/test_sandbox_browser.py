@@ -33,7 +33,7 @@ from voicecoder.adapters.stt.audio_intake import AudioLimits, check_audio
 from voicecoder.domain.model import Audio
 from voicecoder.entrypoints.sandbox import SandboxInfo, find_claude, run_sandbox
 from voicecoder.entrypoints.sandbox_web import create_sandbox_web_app
-from voicecoder.testing.fake_bot_api import FakeBotApi
+from voicecoder.simulators.bot_api import FakeBotApi
 
 pytestmark = pytest.mark.browser
 

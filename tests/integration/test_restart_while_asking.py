@@ -17,8 +17,8 @@ from tests.real_cli import CLAUDE, make_repo, needs_cli
 from voicecoder.bootstrap import build_container, open_runtime
 from voicecoder.config import Config
 from voicecoder.entrypoints.server import serve
-from voicecoder.testing.fake_anthropic import FakeAnthropicApi, Reply, bash
-from voicecoder.testing.fake_bot_api import DEFAULT_USER, FakeBotApi
+from voicecoder.simulators.anthropic import FakeAnthropicApi, Reply, bash
+from voicecoder.simulators.bot_api import DEFAULT_USER, FakeBotApi
 
 pytestmark = needs_cli
 

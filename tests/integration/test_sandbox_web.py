@@ -26,8 +26,8 @@ from voicecoder.entrypoints.sandbox_web import (
     recording_duration,
     render_entities,
 )
-from voicecoder.testing.demo_model import DEMO_PROMPTS
-from voicecoder.testing.fake_bot_api import FakeBotApi
+from voicecoder.simulators.bot_api import FakeBotApi
+from voicecoder.simulators.demo_model import DEMO_PROMPTS
 
 USER_ID = 424242
 VOICE = Path(__file__).resolve().parent.parent / "fixtures" / "voice" / "01_create_file.ogg"

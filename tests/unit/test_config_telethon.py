@@ -8,7 +8,8 @@ import attrs
 import pytest
 
 from voicecoder.adapters import TelethonMessenger, TelethonUpdateHandler
-from voicecoder.bootstrap import RuntimeChecks, build_container
+from voicecoder.bootstrap import build_container
+from voicecoder.bootstrap.doctor import RuntimeChecks
 from voicecoder.config import Config, read_dotenv
 from voicecoder.domain.errors import ConfigurationError
 from voicecoder.testing import FAKE_API_HASH, FAKE_API_ID, FAKE_BOT_TOKEN, FakeTelegram

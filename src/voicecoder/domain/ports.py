@@ -317,6 +317,19 @@ class Clock(Protocol):
 
 
 @runtime_checkable
+class Closeable(Protocol):
+    """
+    An adapter that holds resources (HTTP sessions, processes) until closed; whoever built it closes it.
+
+    Optional for every port: the runtime closes what it built when it is one (a speech engine, a plug-in's too).
+    """
+
+    async def aclose(self) -> None:
+        """Release everything held; closing twice is harmless. Raises nothing."""
+        ...
+
+
+@runtime_checkable
 class Diagnosable(Protocol):
     """Something /info and `voicecoder doctor` can check."""
 

@@ -48,7 +48,7 @@ import attrs
 from aiohttp import BodyPartReader, web
 from aiohttp.typedefs import Handler
 
-from voicecoder.testing.fake_bot_api import BotMessage, FakeBotApi, FakeUser
+from voicecoder.simulators.bot_api import BotMessage, FakeBotApi, FakeUser
 
 __all__ = [
     "CSRF_HEADER",

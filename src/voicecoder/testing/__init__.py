@@ -27,14 +27,14 @@ if TYPE_CHECKING:
         FakeTelegram,
         FakeTelegramUser,
     )
+    from voicecoder.simulators.anthropic import FakeAnthropicApi
+    from voicecoder.simulators.bot_api import FakeBotApi, FakeUser
+    from voicecoder.simulators.stt import FakeAssemblyAIServer, FakeDeepgramServer, FakeOpenAIServer
     from voicecoder.testing.contracts.agent_runner import AgentRunnerContract
     from voicecoder.testing.contracts.messenger import MessengerContract
     from voicecoder.testing.contracts.state_store import StateStoreContract
     from voicecoder.testing.contracts.transcriber import TranscriberContract
     from voicecoder.testing.contracts.workspace import WorkspaceContract
-    from voicecoder.testing.fake_anthropic import FakeAnthropicApi
-    from voicecoder.testing.fake_bot_api import FakeBotApi, FakeUser
-    from voicecoder.testing.fake_stt_servers import FakeAssemblyAIServer, FakeDeepgramServer, FakeOpenAIServer
     from voicecoder.testing.fakes import (
         AgentScript,
         FakeAgentRunner,
@@ -56,18 +56,18 @@ _MODULES = {
     "FAKE_API_ID": "voicecoder.simulators",
     "FAKE_BOT_TOKEN": "voicecoder.simulators",
     "FakeAgentRunner": "voicecoder.testing.fakes",
-    "FakeAnthropicApi": "voicecoder.testing.fake_anthropic",
-    "FakeAssemblyAIServer": "voicecoder.testing.fake_stt_servers",
-    "FakeBotApi": "voicecoder.testing.fake_bot_api",
+    "FakeAnthropicApi": "voicecoder.simulators.anthropic",
+    "FakeAssemblyAIServer": "voicecoder.simulators.stt",
+    "FakeBotApi": "voicecoder.simulators.bot_api",
     "FakeClock": "voicecoder.testing.fakes",
-    "FakeDeepgramServer": "voicecoder.testing.fake_stt_servers",
-    "FakeOpenAIServer": "voicecoder.testing.fake_stt_servers",
+    "FakeDeepgramServer": "voicecoder.simulators.stt",
+    "FakeOpenAIServer": "voicecoder.simulators.stt",
     "FakePorts": "voicecoder.testing.fakes",
     "FakeSecretScanner": "voicecoder.testing.fakes",
     "FakeTelegram": "voicecoder.simulators",
     "FakeTelegramUser": "voicecoder.simulators",
     "FakeTranscriber": "voicecoder.testing.fakes",
-    "FakeUser": "voicecoder.testing.fake_bot_api",
+    "FakeUser": "voicecoder.simulators.bot_api",
     "FakeVocabulary": "voicecoder.testing.fakes",
     "FakeWorkspace": "voicecoder.testing.fakes",
     "InMemoryStateStore": "voicecoder.testing.fakes",

@@ -74,7 +74,7 @@ from voicecoder.domain.ports import (
     Workspace,
 )
 from voicecoder.domain.replies import MessageRef, Reply
-from voicecoder.domain.services import Ports, Settings, VoiceCoder
+from voicecoder.domain.services import Settings, VoiceCoder
 
 _R = TypeVar("_R")
 
@@ -654,9 +654,12 @@ def build_voicecoder(
     """
     A `VoiceCoder` wired on fakes; pass any port (e.g. a real `TelegramMessenger`) to use it instead of its fake.
 
-    Every argument is typed with its port, so mypy flags an object that is not one. Returns the app and the fakes
-    (a fake you replaced is still returned, unused). The fake workspace starts with one committed ``README.md``.
+    The wiring is the production container's (`voicecoder.bootstrap.for_tests`). Every argument is typed with its
+    port, so mypy flags an object that is not one. Returns the app and the fakes (a fake you replaced is still
+    returned, unused). The fake workspace starts with one committed ``README.md``.
     """
+    from voicecoder.bootstrap import for_tests  # noqa: PLC0415 - the container's adapters load only when used
+
     fake_clock = FakeClock()
     fake_workspace = FakeWorkspace(clock=fake_clock)
     fake_workspace.write("README.md", "# demo\n")
@@ -671,7 +674,7 @@ def build_voicecoder(
         scanner=FakeSecretScanner(),
         vocabulary=FakeVocabulary(("README.md",)),
     )
-    ports = Ports(
+    app = for_tests(
         workspace=workspace if workspace is not None else fakes.workspace,
         agent=agent if agent is not None else fakes.agent,
         transcriber=transcriber if transcriber is not None else fakes.transcriber,
@@ -680,12 +683,9 @@ def build_voicecoder(
         clock=clock if clock is not None else fakes.clock,
         scanner=scanner if scanner is not None else fakes.scanner,
         vocabulary=vocabulary if vocabulary is not None else fakes.vocabulary,
-        diagnosables=(fakes.workspace, fakes.agent, fakes.transcriber),
-    )
-    app = VoiceCoder(
-        ports,
-        settings
+        settings=settings
         or Settings(allowed_users=frozenset(UserId(u) for u in allowed_users), workspace_path=fake_workspace.path),
+        diagnosables=(fakes.workspace, fakes.agent, fakes.transcriber),
     )
     return app, fakes
 

@@ -10,20 +10,21 @@ import anyio
 import attrs
 import pytest
 
-from voicecoder.adapters.telegram_bot_api import (
+from voicecoder.adapters.telegram.api import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     PacingPolicy,
     RetryPolicy,
     TelegramBotApi,
 )
-from voicecoder.adapters.telegram_messenger import TelegramMessenger
-from voicecoder.adapters.telegram_updates import BOT_COMMANDS, TelegramUpdateHandler, lane_of
+from voicecoder.adapters.telegram.messenger import TelegramMessenger
+from voicecoder.adapters.telegram.routing import lane_of
+from voicecoder.adapters.telegram.updates import BOT_COMMANDS, TelegramUpdateHandler
 from voicecoder.domain.errors import MalformedUpdateError
 from voicecoder.domain.model import ToolKind, ToolRequest, UserId
 from voicecoder.domain.policy import ToolPolicy
 from voicecoder.domain.services import Settings, VoiceCoder
-from voicecoder.testing.fake_bot_api import DEFAULT_TOKEN, DEFAULT_USER, FakeBotApi, FakeUser
+from voicecoder.simulators.bot_api import DEFAULT_TOKEN, DEFAULT_USER, FakeBotApi, FakeUser
 from voicecoder.testing.fakes import AgentScript, FakePorts, build_voicecoder
 
 VOICE = Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "voice" / "01_create_file.ogg"

@@ -15,7 +15,7 @@ fsync; the 200 goes out only after the commit is on disk. If the inbox cannot be
 Telegram delivers the update again later (should processing have started already, it runs again: at least once).
 
 ``GET /healthz`` answers while the process lives; ``GET /readyz`` checks the inbox is writable and the
-dispatcher is running (:mod:`voicecoder.entrypoints.health`). :func:`serve_webhook` runs the site and the
+dispatcher is running (:mod:`voicecoder.adapters.telegram.health`). :func:`serve_webhook` runs the site and the
 dispatcher in one anyio task group and shuts both down gracefully on SIGTERM/SIGINT.
 """
 
@@ -37,11 +37,12 @@ import anyio.abc
 import attrs
 from aiohttp import http_exceptions, web
 
-from voicecoder.adapters.sqlite_inbox import InboxItem, SqliteInbox
-from voicecoder.adapters.update_dispatcher import UpdateDispatcher, lane_key
+from voicecoder.adapters.sqlite.inbox import InboxItem, SqliteInbox
+from voicecoder.adapters.telegram.dispatcher import UpdateDispatcher, UpdateObserver
+from voicecoder.adapters.telegram.health import Readiness, add_health_routes
+from voicecoder.adapters.telegram.routing import LaneOf, route
 from voicecoder.domain.errors import ConfigurationError, MalformedUpdateError, StartupError, StateStoreError
-from voicecoder.entrypoints.health import Readiness, add_health_routes
-from voicecoder.entrypoints.signals import stop_on_signal
+from voicecoder.signals import stop_on_signal
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +54,7 @@ DEFAULT_RETENTION_S = 7 * 86400.0
 MAX_JSON_DEPTH = 64
 """Deepest nesting of arrays/objects accepted; real Updates stay far below (Telegram nests about 10 levels)."""
 _SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
-_MAX_UPDATE_ID = (1 << 63) - 1  # SQLite's INTEGER
 _JSON_SPECIALS = re.compile(rb'[\\"\[\]{}]')
-
-LaneOf = Callable[[dict[str, Any]], "tuple[int, str] | None"]
-"""
-Routes an Update (a dict with an integer ``update_id``) to (chat id, "message" | "callback").
-
-None: voicecoder does not process this update type. MalformedUpdateError (its detail is logged): an update of
-a processed type that cannot be processed (a field missing or of the wrong type, no sender ...). Either way the
-update is acknowledged and ignored, never stored.
-"""
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -122,17 +113,17 @@ class WebhookSettings:
 @attrs.define
 class IngressStats:
     """
-    Counters per outcome, readable by the metrics layer.
+    Counters per outcome, readable by the health checks and tests; *observer* is told each outcome as well.
 
-    ``on_outcome(name)`` is called once per request with ``"acked"`` (stored, 200), ``"duplicate"`` (200, not
-    stored again), ``"ignored"`` (200, a type voicecoder does not handle) or ``"rejected"`` (any 4xx/5xx).
+    An outcome is ``"acked"`` (stored, 200), ``"duplicate"`` (200, not stored again), ``"ignored"`` (200, a type
+    voicecoder does not handle) or ``"rejected"`` (any 4xx/5xx).
     """
 
     accepted: int = 0
     duplicates: int = 0
     ignored: int = 0
     rejected: dict[int, int] = attrs.field(factory=dict)
-    on_outcome: Callable[[str], None] | None = None
+    observer: UpdateObserver | None = None
 
     def count(self, outcome: str) -> None:
         if outcome == "acked":
@@ -141,13 +132,13 @@ class IngressStats:
             self.duplicates += 1
         elif outcome == "ignored":
             self.ignored += 1
-        if self.on_outcome is not None:
-            self.on_outcome(outcome)
+        if self.observer is not None:
+            self.observer.outcome(outcome)
 
     def reject(self, status: int) -> None:
         self.rejected[status] = self.rejected.get(status, 0) + 1
-        if self.on_outcome is not None:
-            self.on_outcome("rejected")
+        if self.observer is not None:
+            self.observer.outcome("rejected")
 
 
 @attrs.define
@@ -224,12 +215,14 @@ class WebhookIngress:
         except MalformedUpdateError as exc:
             log.info("webhook: rejected a body that is not an Update: %s", exc.detail)
             return self._reject(400, "Bad Request")
-        route = route_update(update, self.lane_of)
-        if route.lane is None:
-            log.info("webhook: ignored update %d: %s", route.update_id, route.reason)
+        routed = route(update, self.lane_of)
+        if routed.lane is None:
+            log.info("webhook: ignored update %d: %s", routed.update_id, routed.reason)
             self.stats.count("ignored")
             return web.Response(status=200)
-        item = InboxItem(update_id=route.update_id, lane=route.lane, body=body, received_at=received_at, parsed=update)
+        item = InboxItem(
+            update_id=routed.update_id, lane=routed.lane, body=body, received_at=received_at, parsed=update
+        )
 
         def inserted(fresh: bool) -> None:
             # Processing starts while the commit is still on its way to the disk; the 200 waits for it below.
@@ -239,7 +232,7 @@ class WebhookIngress:
         # Shielded: once the commit starts, the answer must reflect it even if the client goes away.
         with anyio.CancelScope(shield=True):
             try:
-                fresh = await self.inbox.put(route.update_id, route.lane, body, on_inserted=inserted)
+                fresh = await self.inbox.put(routed.update_id, routed.lane, body, on_inserted=inserted)
             except StateStoreError:
                 log.exception("webhook: the inbox cannot be written; asking Telegram to retry")
                 return self._reject(503, "Service Unavailable", retry_after=5)
@@ -250,15 +243,6 @@ class WebhookIngress:
         self.stats.reject(status)
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
         return web.Response(status=status, text=text, headers=headers)
-
-
-@attrs.frozen
-class Route:
-    """Where an Update goes: its ``lane``, or None when it is ignored (``reason`` says why, for the log)."""
-
-    update_id: int
-    lane: str | None
-    reason: str = ""
 
 
 def parse_update(body: bytes) -> dict[str, Any]:
@@ -281,28 +265,6 @@ def parse_update(body: bytes) -> dict[str, Any]:
     if type(update_id) is not int:
         raise MalformedUpdateError("update_id is missing or not an integer")
     return update
-
-
-def route_update(update: dict[str, Any], lane_of: LaneOf) -> Route:
-    """
-    Route an Update (a dict with an integer ``update_id``, as :func:`parse_update` returns): never raises.
-
-    An ``update_id`` outside what the inbox can key (0 … 2**63-1), an update type *lane_of* does not route, and an
-    update of a routed type that it cannot process are all ignored, with the reason.
-    """
-    update_id: int = update["update_id"]
-    if not 0 <= update_id <= _MAX_UPDATE_ID:
-        return Route(update_id, None, "update_id is out of range")
-    try:
-        lane = lane_of(update)
-    except MalformedUpdateError as exc:
-        return Route(update_id, None, exc.detail)
-    except (LookupError, TypeError, ValueError, AttributeError) as exc:  # a lenient lane_of tripped over the shape
-        return Route(update_id, None, f"cannot be routed ({type(exc).__name__})")
-    if lane is None:
-        kind = next((k for k in update if k != "update_id"), None)
-        return Route(update_id, None, f"{kind or 'empty'} updates are not processed")
-    return Route(update_id, lane_key(*lane))
 
 
 def json_too_deep(body: bytes, limit: int) -> bool:
@@ -529,9 +491,7 @@ __all__ = [
     "SECRET_HEADER",
     "TELEGRAM_NETWORKS",
     "IngressStats",
-    "LaneOf",
     "MalformedRequestLogFilter",
-    "Route",
     "WebhookIngress",
     "WebhookSettings",
     "create_webhook_app",
@@ -541,7 +501,6 @@ __all__ = [
     "new_secret_token",
     "parse_update",
     "random_path",
-    "route_update",
     "serve_webhook",
     "start_beside_intake",
 ]

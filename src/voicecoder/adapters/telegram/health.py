@@ -14,8 +14,8 @@ import anyio
 import attrs
 from aiohttp import web
 
-from voicecoder.adapters.sqlite_inbox import SqliteInbox
-from voicecoder.adapters.update_dispatcher import UpdateDispatcher
+from voicecoder.adapters.sqlite.inbox import SqliteInbox
+from voicecoder.adapters.telegram.dispatcher import UpdateDispatcher
 from voicecoder.domain.errors import StateStoreError
 
 __all__ = ["Readiness", "add_health_routes"]

@@ -31,25 +31,22 @@ import anyio.abc
 import attrs
 from aiohttp import web
 
-from voicecoder.adapters.sqlite_inbox import InboxItem, NewUpdate, SqliteInbox
-from voicecoder.adapters.telegram_bot_api import TelegramApiError, TelegramBotApi
-from voicecoder.adapters.telegram_updates import PROCESSED_UPDATE_TYPES
-from voicecoder.adapters.update_dispatcher import UpdateDispatcher
-from voicecoder.domain.errors import ConfigurationError, MalformedUpdateError, StartupError, VoicecoderError
-from voicecoder.entrypoints.health import READY, Readiness, add_health_routes
-from voicecoder.entrypoints.webhook import (
+from voicecoder.adapters.sqlite.inbox import InboxItem, NewUpdate, SqliteInbox
+from voicecoder.adapters.telegram.api import TelegramApiError, TelegramBotApi
+from voicecoder.adapters.telegram.dispatcher import UpdateDispatcher
+from voicecoder.adapters.telegram.health import READY, Readiness, add_health_routes
+from voicecoder.adapters.telegram.routing import ALLOWED_UPDATES, LaneOf, route
+from voicecoder.adapters.telegram.webhook import (
     DEFAULT_RETENTION_S,
     IngressStats,
-    LaneOf,
     listen,
     parse_update,
-    route_update,
     start_beside_intake,
 )
+from voicecoder.domain.errors import ConfigurationError, MalformedUpdateError, StartupError, VoicecoderError
 
 log = logging.getLogger(__name__)
 
-ALLOWED_UPDATES: tuple[str, ...] = PROCESSED_UPDATE_TYPES
 DEFAULT_POLL_TIMEOUT_S = 30
 MIN_EMPTY_INTERVAL_S = 1.0
 """Least time between two empty getUpdates answers, whatever the server does with ``timeout``."""
@@ -210,13 +207,13 @@ class UpdatePoller:
                 self.stats.count("ignored")
                 log.info("polling: ignored an entry that is not an Update: %s", getattr(exc, "detail", exc))
                 continue
-            route = route_update(update, self._lane_of)
-            if route.lane is None:
+            routed = route(update, self._lane_of)
+            if routed.lane is None:
                 self.skipped += 1
                 self.stats.count("ignored")
-                log.info("polling: ignored update %d: %s", route.update_id, route.reason)
+                log.info("polling: ignored update %d: %s", routed.update_id, routed.reason)
                 continue
-            new.append((NewUpdate(route.update_id, route.lane, body), update))
+            new.append((NewUpdate(routed.update_id, routed.lane, body), update))
         if not moved:
             return 0
         next_offset = highest + 1 if highest >= 0 else None
@@ -389,7 +386,6 @@ async def _poll_until(
 
 
 __all__ = [
-    "ALLOWED_UPDATES",
     "MIN_EMPTY_INTERVAL_S",
     "TOKEN_REJECTED",
     "WEBHOOK_IS_SET",

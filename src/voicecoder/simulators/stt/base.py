@@ -12,7 +12,7 @@ import attrs
 from aiohttp import web
 from multidict import CIMultiDict
 
-from voicecoder.testing.fake_stt_servers.recognizers import Recognizer
+from voicecoder.simulators.stt.recognizers import Recognizer
 
 __all__ = ["FakeSpeechServer", "RecordedRequest", "ScriptedResponse", "is_audio", "json_response", "request_id"]
 

@@ -19,8 +19,9 @@ from pathlib import Path
 import anyio
 import attrs
 
-from voicecoder.adapters.telegram_bot_api import TelegramApiError, TelegramBotApi
-from voicecoder.adapters.telegram_webhook_health import (
+from voicecoder.adapters.telegram.api import TelegramApiError, TelegramBotApi
+from voicecoder.adapters.telegram.routing import ALLOWED_UPDATES
+from voicecoder.adapters.telegram.webhook_health import (
     Expectation,
     Verdict,
     describe_webhook,
@@ -30,7 +31,6 @@ from voicecoder.adapters.telegram_webhook_health import (
     telegram_failure,
 )
 from voicecoder.domain.errors import ConfigurationError
-from voicecoder.entrypoints.polling import ALLOWED_UPDATES
 
 MAX_CERTIFICATE_BYTES = 3 << 20
 TELEGRAM_PORTS = frozenset({443, 80, 88, 8443})
