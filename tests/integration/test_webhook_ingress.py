@@ -479,7 +479,7 @@ class TestWebhookIngress:
 
         assert status == 503
         assert body["checks"]["dispatcher"] == "not running"
-        assert random_path.startswith("/tg-")
+        assert random_path.startswith("/telegram/")
         assert len(random_path) > 20
 
 

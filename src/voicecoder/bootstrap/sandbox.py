@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import secrets
 import shutil
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from dependency_injector import providers
 
 from voicecoder.adapters.claude import UnavailableAgent
 from voicecoder.adapters.stt.unavailable import UnavailableTranscriber
+from voicecoder.adapters.telegram.identity import new_path, new_secret
 from voicecoder.adapters.telegram.routing import ALLOWED_UPDATES
 from voicecoder.bootstrap.container import Container, build_container
 from voicecoder.config import Config
@@ -57,8 +57,8 @@ def sandbox_config(root: Path, *, bot_api_url: str, claude: str | None, claude_e
         telegram_token=SANDBOX_TOKEN,
         telegram_api_base=bot_api_url,
         allowed_user_ids=frozenset({SANDBOX_USER}),
-        webhook_path="/telegram/" + secrets.token_urlsafe(16),
-        webhook_secret=secrets.token_urlsafe(32),
+        webhook_path=new_path(),
+        webhook_secret=new_secret(),
         listen_host="127.0.0.1",
         listen_port=0,
         workspace_dir=root / "workspace",

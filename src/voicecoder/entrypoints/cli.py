@@ -17,11 +17,11 @@ import attrs
 
 from voicecoder.bootstrap import build_container, doctor, open_runtime
 from voicecoder.bootstrap.operator import register_operator_commands, run_selftest, telegram_failure_of, webhook_report
+from voicecoder.bootstrap.webhook_identity import resolve_webhook_identity
 from voicecoder.config import TRANSPORTS, Config
 from voicecoder.domain.errors import ConfigurationError, StateStoreError, VoicecoderError
 from voicecoder.domain.model import Diagnostic
 from voicecoder.entrypoints.logs import configure_logging
-from voicecoder.entrypoints.webhook_identity import resolve_webhook_identity
 from voicecoder.redaction import Redactor
 
 log = logging.getLogger("voicecoder")

@@ -23,11 +23,11 @@ from aiohttp import web
 
 from voicecoder.bootstrap import Container, open_runtime
 from voicecoder.bootstrap.sandbox import SANDBOX_TOKEN, SANDBOX_USER, find_claude, point_webhook_at, sandbox_container
-from voicecoder.entrypoints.sandbox_web import create_sandbox_web_app
 from voicecoder.entrypoints.server import serve
 from voicecoder.signals import stop_on_signal
 from voicecoder.simulators.anthropic import FakeAnthropicApi, demo_responder
 from voicecoder.simulators.bot_api import FakeBotApi
+from voicecoder.simulators.web_chat import create_sandbox_web_app
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import TypeVar
 import anyio
 import attrs
 
-from voicecoder.adapters.stt.audio_intake import AudioLimits, check_audio
+from voicecoder.adapters.stt.audio_intake import AudioLimits, check_audio, sniff_format
 from voicecoder.domain.errors import (
     AgentRunError,
     DeliveryError,
@@ -442,11 +442,10 @@ class FakeAgentRunner:
 
 # --- speech -----------------------------------------------------------------------
 
-_AUDIO_MAGIC = (b"OggS", b"ID3", b"RIFF", b"fLaC", b"\xff\xfb", b"\xff\xf3", b"\xff\xf2")
-
 
 def looks_like_audio(data: bytes) -> bool:
-    return data.startswith(_AUDIO_MAGIC) or data[4:8] == b"ftyp"
+    """Whether *data* is a container voicecoder accepts (the adapters' own sniffer decides)."""
+    return sniff_format(data) is not None
 
 
 @attrs.define

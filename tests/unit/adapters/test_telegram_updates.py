@@ -180,6 +180,20 @@ class TestTelegramUpdateHandler:
         assert len(rig.api.downloads) == 1
         assert rig.texts()[-1].startswith("⚠️ This file is not audio I can read.")
 
+    async def test_webm_audio_file_is_transcribed(self, rig: Rig) -> None:
+        """
+        A WebM recording sent as a file (Telegram counts .webm as audio) reaches the transcriber: the intake's
+        sniffer accepts what the Telegram intake calls audio, instead of answering "not audio I can read".
+        """
+        webm = b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\xf7\x81\x01\x42\x82\x84webm" + b"\x00" * 64
+        rig.fakes.transcriber.learn(webm, "run the tests")
+
+        await rig.handler(await rig.api.send_audio_file(webm, file_name="memo.webm", mime_type="audio/webm"))
+
+        assert rig.fakes.transcriber.refused == []
+        assert rig.fakes.transcriber.calls[0][0].filename == "memo.webm"
+        assert "🎤 Heard: run the tests" in rig.texts()
+
     async def test_oversize_refused_before_download(self, rig: Rig) -> None:
         """A recording whose declared file_size is over the limit is refused without getFile or download."""
         update = await rig.api.send_voice(b"OggS" + b"\0" * 100, duration=900, declared_size=LIMIT + 1)

@@ -77,7 +77,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _voice_note() -> bytes:
-    return importlib.resources.files("voicecoder.entrypoints").joinpath(VOICE_NOTE).read_bytes()
+    return importlib.resources.files("voicecoder.adapters.telegram").joinpath(VOICE_NOTE).read_bytes()
 
 
 def _update_id() -> int:

@@ -27,7 +27,6 @@ import ipaddress
 import json
 import logging
 import re
-import secrets
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -40,8 +39,9 @@ from aiohttp import http_exceptions, web
 from voicecoder.adapters.sqlite.inbox import InboxItem, SqliteInbox
 from voicecoder.adapters.telegram.dispatcher import UpdateDispatcher, UpdateObserver
 from voicecoder.adapters.telegram.health import Readiness, add_health_routes
+from voicecoder.adapters.telegram.identity import check_path, check_secret, new_path
 from voicecoder.adapters.telegram.routing import LaneOf, route
-from voicecoder.domain.errors import ConfigurationError, MalformedUpdateError, StartupError, StateStoreError
+from voicecoder.domain.errors import MalformedUpdateError, StartupError, StateStoreError
 from voicecoder.signals import stop_on_signal
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,6 @@ DEFAULT_MAX_BODY_BYTES = 1 << 20
 DEFAULT_RETENTION_S = 7 * 86400.0
 MAX_JSON_DEPTH = 64
 """Deepest nesting of arrays/objects accepted; real Updates stay far below (Telegram nests about 10 levels)."""
-_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _JSON_SPECIALS = re.compile(rb'[\\"\[\]{}]')
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -62,31 +61,6 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 def _networks(values: Iterable[str | Network]) -> tuple[Network, ...]:
     return tuple(v if not isinstance(v, str) else ipaddress.ip_network(v, strict=False) for v in values)
-
-
-def random_path() -> str:
-    """A hard-to-guess webhook path such as ``/tg-3q2…``."""
-    return "/tg-" + secrets.token_urlsafe(24)
-
-
-def new_secret_token() -> str:
-    """A fresh secret for setWebhook's ``secret_token``: 43 characters of ``[A-Za-z0-9_-]``."""
-    return secrets.token_urlsafe(32)
-
-
-def _check_secret(value: str) -> str:
-    if not _SECRET_RE.fullmatch(value):
-        raise ConfigurationError(
-            "WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule); "
-            "generate one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`."
-        )
-    return value
-
-
-def _check_path(value: str) -> str:
-    if not value.startswith("/") or len(value) < 2 or "{" in value or "}" in value:
-        raise ConfigurationError("The webhook path must start with '/' and have at least one more character.")
-    return value
 
 
 @attrs.frozen
@@ -98,8 +72,8 @@ class WebhookSettings:
     empty means no source check. ``trusted_proxies``: peers whose ``X-Forwarded-For`` is believed.
     """
 
-    secret_token: str = attrs.field(converter=_check_secret, repr=False)
-    path: str = attrs.field(factory=random_path, converter=_check_path, repr=False)
+    secret_token: str = attrs.field(converter=check_secret, repr=False)
+    path: str = attrs.field(factory=new_path, converter=check_path, repr=False)
     allowed_networks: tuple[Network, ...] = attrs.field(default=(), converter=_networks)
     trusted_proxies: tuple[Network, ...] = attrs.field(default=(), converter=_networks)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -498,9 +472,7 @@ __all__ = [
     "housekeeping",
     "json_too_deep",
     "listen",
-    "new_secret_token",
     "parse_update",
-    "random_path",
     "serve_webhook",
     "start_beside_intake",
 ]
