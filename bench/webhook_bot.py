@@ -46,15 +46,16 @@ async def run(args: argparse.Namespace) -> None:
         )
         overrides: dict[str, Any] = {}
         if args.stt:
-            from voicecoder.adapters.local_whisper_transcriber import LocalWhisperTranscriber  # noqa: PLC0415
+            from voicecoder.adapters.stt.local_whisper import LocalWhisperTranscriber  # noqa: PLC0415
 
             transcriber = LocalWhisperTranscriber()
             await anyio.to_thread.run_sync(transcriber.load)  # loaded before the load starts, as after a first note
             overrides["transcriber"] = transcriber
+        messenger = TelegramMessenger(client)
         app, _ = build_voicecoder(
-            messenger=TelegramMessenger(client), allowed_users=[USER_BASE + c for c in range(args.chats)], **overrides
+            messenger=messenger, allowed_users=[USER_BASE + c for c in range(args.chats)], **overrides
         )
-        handler = TelegramUpdateHandler(app, client)
+        handler = TelegramUpdateHandler(app, client, messenger=messenger)
 
         async def handle(update: dict[str, Any]) -> None:
             chat = int(update["message"]["chat"]["id"])

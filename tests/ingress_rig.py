@@ -131,8 +131,9 @@ async def running_ingress(tmp_path: Path, *, max_body_bytes: int = 1 << 20) -> A
         ) as client,
         SqliteInbox(tmp_path / "inbox.sqlite3") as inbox,
     ):
-        app, _ = build_voicecoder(messenger=TelegramMessenger(client), allowed_users=(ALLOWED,))
-        handler = TelegramUpdateHandler(app, client, bot_username="voicecoder_bot")
+        messenger = TelegramMessenger(client)
+        app, _ = build_voicecoder(messenger=messenger, allowed_users=(ALLOWED,))
+        handler = TelegramUpdateHandler(app, client, messenger=messenger, bot_username="voicecoder_bot")
         dispatcher = UpdateDispatcher(inbox, handler, retry_delays=(0.01,), max_attempts=2, stats=dispatch)
         async with anyio.create_task_group() as tg:
             port = await tg.start(

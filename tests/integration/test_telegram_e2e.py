@@ -85,8 +85,9 @@ async def running_bot(
     grace_s: float = 5.0,
 ) -> AsyncIterator[Bot]:
     """The whole bot on an ephemeral port, registered with the fake Bot API as its webhook."""
-    app, fakes = build_voicecoder(messenger=TelegramMessenger(client), allowed_users=(DEFAULT_USER.id,))
-    handler: Handler = TelegramUpdateHandler(app, client, bot_username="voicecoder_bot")
+    messenger = TelegramMessenger(client)
+    app, fakes = build_voicecoder(messenger=messenger, allowed_users=(DEFAULT_USER.id,))
+    handler: Handler = TelegramUpdateHandler(app, client, messenger=messenger, bot_username="voicecoder_bot")
     handled: list[int] = []
     inner = handler
 

@@ -16,7 +16,7 @@ from voicecoder.domain.model import AgentRequest, AgentResult, Audio, Diagnostic
 from voicecoder.domain.ports import AgentRunner, EventSink, ToolGate, Transcriber
 
 if TYPE_CHECKING:
-    from voicecoder.adapters.sqlite.inbox import InboxItem
+    from voicecoder.domain.inbox import InboxItem
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 _updates_log = logging.getLogger("voicecoder.updates")

@@ -3,12 +3,12 @@ What a test of voicecoder, of your own adapter or of the bot you embed it in nee
 
 * In-memory fakes of every port and `build_voicecoder` (``voicecoder.testing.fakes``).
 * The contract suites a port implementation runs (``voicecoder.testing.contracts``): `MessengerContract`,
-  `WorkspaceContract`, `StateStoreContract`, `TranscriberContract`, `AgentRunnerContract`.
-* Faithful local servers on 127.0.0.1: `FakeBotApi` (Telegram Bot API), `FakeAnthropicApi` (for the real Claude
-  Code CLI), `FakeDeepgramServer`, `FakeAssemblyAIServer`, `FakeOpenAIServer` (OpenAI-compatible speech to text),
-  and `FakeTelegram`, a fake MTProto Telegram for Telethon
-  clients (from ``voicecoder.simulators``; it needs the ``telethon`` extra and cannot do the MTProto key exchange:
-  a client connects with the session string `FakeTelegram.session_string` gives it).
+  `WorkspaceContract`, `StateStoreContract`, `TranscriberContract`, `AgentRunnerContract`, `InboxContract`.
+* Faithful local servers on 127.0.0.1 (from ``voicecoder.simulators``, re-exported): `FakeBotApi` (Telegram Bot
+  API), `FakeAnthropicApi` (for the real Claude Code CLI), `FakeDeepgramServer`, `FakeAssemblyAIServer`,
+  `FakeOpenAIServer` (OpenAI-compatible speech to text), and `FakeTelegram`, a fake MTProto Telegram for Telethon
+  clients (it needs the ``telethon`` extra and cannot do the MTProto key exchange: a client connects with the
+  session string `FakeTelegram.session_string` gives it).
 
 Imports are lazy, like ``voicecoder.adapters``: a name's module (and pytest, aiohttp or telethon) loads on first use.
 """
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from voicecoder.simulators.bot_api import FakeBotApi, FakeUser
     from voicecoder.simulators.stt import FakeAssemblyAIServer, FakeDeepgramServer, FakeOpenAIServer
     from voicecoder.testing.contracts.agent_runner import AgentRunnerContract
+    from voicecoder.testing.contracts.inbox import InboxContract
     from voicecoder.testing.contracts.messenger import MessengerContract
     from voicecoder.testing.contracts.state_store import StateStoreContract
     from voicecoder.testing.contracts.transcriber import TranscriberContract
@@ -70,6 +71,7 @@ _MODULES = {
     "FakeUser": "voicecoder.simulators.bot_api",
     "FakeVocabulary": "voicecoder.testing.fakes",
     "FakeWorkspace": "voicecoder.testing.fakes",
+    "InboxContract": "voicecoder.testing.contracts.inbox",
     "InMemoryStateStore": "voicecoder.testing.fakes",
     "MessengerContract": "voicecoder.testing.contracts.messenger",
     "RecordingMessenger": "voicecoder.testing.fakes",
@@ -101,6 +103,7 @@ __all__ = [
     "FakeVocabulary",
     "FakeWorkspace",
     "InMemoryStateStore",
+    "InboxContract",
     "MessengerContract",
     "RecordingMessenger",
     "StateStoreContract",

@@ -56,10 +56,11 @@ async def open_rig(settings: Settings | None = None) -> AsyncIterator[Rig]:
             pacing=PacingPolicy(per_chat_rate=0, global_rate=0),
         ) as client,
     ):
-        app, fakes = build_voicecoder(
-            messenger=TelegramMessenger(client), allowed_users=(DEFAULT_USER.id,), settings=settings
+        messenger = TelegramMessenger(client)
+        app, fakes = build_voicecoder(messenger=messenger, allowed_users=(DEFAULT_USER.id,), settings=settings)
+        handler = TelegramUpdateHandler(
+            app, client, messenger=messenger, max_bytes=LIMIT, bot_username="voicecoder_bot"
         )
-        handler = TelegramUpdateHandler(app, client, max_bytes=LIMIT, bot_username="voicecoder_bot")
         yield Rig(api, client, app, fakes, handler)
 
 

@@ -29,8 +29,9 @@ import anyio
 import anyio.abc
 import attrs
 
-from voicecoder.adapters.sqlite.inbox import InboxItem, SqliteInbox
 from voicecoder.domain.errors import DomainError
+from voicecoder.domain.inbox import InboxItem
+from voicecoder.domain.ports import Inbox
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ class UpdateDispatcher:
 
     def __init__(
         self,
-        inbox: SqliteInbox,
+        inbox: Inbox,
         handler: Handler,
         *,
         max_concurrency: int = 16,

@@ -20,7 +20,6 @@ import attrs
 from aiohttp import web
 
 from voicecoder.adapters.prometheus_metrics import CONTENT_TYPE, Metrics
-from voicecoder.adapters.sqlite.inbox import SqliteInbox
 from voicecoder.adapters.telegram.api import TelegramApiError, TelegramBotApi
 from voicecoder.adapters.telegram.dispatcher import UpdateDispatcher
 from voicecoder.adapters.telegram.polling import run_polling
@@ -28,6 +27,7 @@ from voicecoder.adapters.telegram.routing import lane_of
 from voicecoder.adapters.telegram.updates import BOT_COMMANDS
 from voicecoder.adapters.telegram.webhook import IngressStats, WebhookSettings, serve_webhook
 from voicecoder.adapters.telegram.webhook_health import poll_pending_updates
+from voicecoder.domain.ports import Inbox
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ KeepWarm = Callable[..., Coroutine[Any, Any, Any]]
 """Started with ``task_group.start``: reaps idle agent processes until cancelled, then closes them all."""
 
 
-def metrics_route(metrics: Metrics, inbox: SqliteInbox) -> Callable[[web.Application], None]:
+def metrics_route(metrics: Metrics, inbox: Inbox) -> Callable[[web.Application], None]:
     """Adds ``/metrics`` to the webhook app (or polling's health app); the inbox depth is read per scrape."""
 
     async def handle(_request: web.Request) -> web.Response:
@@ -65,7 +65,7 @@ class TelegramIngress:
     """
 
     api: TelegramBotApi
-    inbox: SqliteInbox
+    inbox: Inbox
     dispatcher: UpdateDispatcher
     metrics: Metrics
     stats: IngressStats

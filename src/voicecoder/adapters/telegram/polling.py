@@ -31,7 +31,6 @@ import anyio.abc
 import attrs
 from aiohttp import web
 
-from voicecoder.adapters.sqlite.inbox import InboxItem, NewUpdate, SqliteInbox
 from voicecoder.adapters.telegram.api import TelegramApiError, TelegramBotApi
 from voicecoder.adapters.telegram.dispatcher import UpdateDispatcher
 from voicecoder.adapters.telegram.health import READY, Readiness, add_health_routes
@@ -44,6 +43,8 @@ from voicecoder.adapters.telegram.webhook import (
     start_beside_intake,
 )
 from voicecoder.domain.errors import ConfigurationError, MalformedUpdateError, StartupError, VoicecoderError
+from voicecoder.domain.inbox import InboxItem, NewUpdate
+from voicecoder.domain.ports import Inbox
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ class UpdatePoller:
     def __init__(
         self,
         api: TelegramBotApi,
-        inbox: SqliteInbox,
+        inbox: Inbox,
         dispatcher: UpdateDispatcher,
         lane_of: LaneOf,
         *,
@@ -294,7 +295,7 @@ class UpdatePoller:
 async def run_polling(
     api: TelegramBotApi,
     *,
-    inbox: SqliteInbox,
+    inbox: Inbox,
     dispatcher: UpdateDispatcher,
     lane_of: LaneOf,
     delete_webhook: bool = False,

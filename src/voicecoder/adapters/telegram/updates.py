@@ -24,7 +24,7 @@ from voicecoder.adapters.telegram.api import (
     Update,
     User,
 )
-from voicecoder.adapters.telegram.messenger import TelegramMessenger, parse_callback_data
+from voicecoder.adapters.telegram.messenger import parse_callback_data
 from voicecoder.domain.app import COMMANDS, VoiceCoderApp
 from voicecoder.domain.errors import AudioTooLargeError, MalformedUpdateError, UnsupportedAudioError
 from voicecoder.domain.model import Audio, ChatId, UserId
@@ -93,7 +93,7 @@ class TelegramUpdateHandler:
 
     *max_bytes* caps recordings (checked on the declared ``file_size`` before any download, then again while
     downloading). *bot_username* makes ``/cmd@otherbot`` commands (groups) be ignored. Replies produced here
-    (oversize, unsupported files, stale buttons) go through *messenger* (default: a TelegramMessenger on *client*).
+    (oversize, unsupported files, stale buttons) go through *messenger*: the one the app replies with.
     """
 
     def __init__(
@@ -101,14 +101,14 @@ class TelegramUpdateHandler:
         app: VoiceCoderApp,
         client: TelegramBotApi,
         *,
+        messenger: Messenger,
         max_bytes: int = DEFAULT_MAX_BYTES,
-        messenger: Messenger | None = None,
         bot_username: str | None = None,
     ) -> None:
         self._app = app
         self._client = client
         self._max_bytes = max_bytes
-        self._messenger: Messenger = messenger if messenger is not None else TelegramMessenger(client)
+        self._messenger = messenger
         self._bot_username = bot_username.lstrip("@").lower() if bot_username else None
 
     async def __call__(self, update: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ parsing, so no depth reaches the parser's recursion limit), an object with an in
 else is 400. Every Update is acknowledged with 200, because Telegram retries anything else for a day: what
 the injected *lane_of* cannot route (other update types, a message without a sender, missing or mistyped
 fields at any level) is classified here as ignored (one log line, the ``ignored`` outcome) and never stored.
-The rest is written to the :class:`SqliteInbox` (a duplicate ``update_id`` is acknowledged, not stored again)
+The rest is written to the :class:`Inbox` (a duplicate ``update_id`` is acknowledged, not stored again)
 and handed to the :class:`UpdateDispatcher` as soon as its row is inserted, so processing overlaps the commit's
 fsync; the 200 goes out only after the commit is on disk. If the inbox cannot be written the answer is 503, so
 Telegram delivers the update again later (should processing have started already, it runs again: at least once).
@@ -36,12 +36,13 @@ import anyio.abc
 import attrs
 from aiohttp import http_exceptions, web
 
-from voicecoder.adapters.sqlite.inbox import InboxItem, SqliteInbox
 from voicecoder.adapters.telegram.dispatcher import UpdateDispatcher, UpdateObserver
 from voicecoder.adapters.telegram.health import Readiness, add_health_routes
 from voicecoder.adapters.telegram.identity import check_path, check_secret, new_path
 from voicecoder.adapters.telegram.routing import LaneOf, route
 from voicecoder.domain.errors import MalformedUpdateError, StartupError, StateStoreError
+from voicecoder.domain.inbox import InboxItem
+from voicecoder.domain.ports import Inbox
 from voicecoder.signals import stop_on_signal
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,7 @@ class WebhookIngress:
     """The request handlers; one instance per app, stored under :data:`INGRESS`."""
 
     settings: WebhookSettings
-    inbox: SqliteInbox
+    inbox: Inbox
     dispatcher: UpdateDispatcher
     lane_of: LaneOf
     stats: IngressStats = attrs.field(factory=IngressStats)
@@ -284,7 +285,7 @@ INGRESS = web.AppKey("ingress", WebhookIngress)
 def create_webhook_app(
     settings: WebhookSettings,
     *,
-    inbox: SqliteInbox,
+    inbox: Inbox,
     dispatcher: UpdateDispatcher,
     lane_of: LaneOf,
     stats: IngressStats | None = None,
@@ -303,7 +304,7 @@ def create_webhook_app(
 async def serve_webhook(
     settings: WebhookSettings,
     *,
-    inbox: SqliteInbox,
+    inbox: Inbox,
     dispatcher: UpdateDispatcher,
     lane_of: LaneOf,
     host: str = "127.0.0.1",
@@ -425,7 +426,7 @@ async def listen(app: web.Application, host: str, port: int, *, shutdown_timeout
 async def start_beside_intake(
     tg: anyio.abc.TaskGroup,
     dispatcher: UpdateDispatcher,
-    inbox: SqliteInbox,
+    inbox: Inbox,
     *,
     stop: anyio.Event | None,
     label: str,
@@ -446,7 +447,7 @@ async def start_beside_intake(
         tg.start_soon(housekeeping, inbox, retention_s, housekeeping_every_s)
 
 
-async def housekeeping(inbox: SqliteInbox, retention_s: float, every_s: float) -> None:
+async def housekeeping(inbox: Inbox, retention_s: float, every_s: float) -> None:
     """Purge finished inbox items older than *retention_s*, every *every_s*, until cancelled."""
     while True:
         try:

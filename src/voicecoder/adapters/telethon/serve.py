@@ -28,7 +28,6 @@ import attrs
 from telethon import errors
 from telethon.tl import functions, types
 
-from voicecoder.adapters.sqlite.inbox import InboxItem, SqliteInbox
 from voicecoder.adapters.telegram.dispatcher import UpdateDispatcher
 from voicecoder.adapters.telegram.webhook import DEFAULT_RETENTION_S, housekeeping
 from voicecoder.adapters.telethon import TelethonUpdates
@@ -37,7 +36,8 @@ from voicecoder.adapters.telethon.updates import Intake
 from voicecoder.config import MTPROTO_APP
 from voicecoder.domain.app import COMMANDS
 from voicecoder.domain.errors import ConfigurationError, DeliveryError, StateStoreError, VoicecoderError
-from voicecoder.domain.ports import Messenger
+from voicecoder.domain.inbox import InboxItem
+from voicecoder.domain.ports import Inbox, Messenger
 from voicecoder.domain.services import VoiceCoder
 from voicecoder.signals import stop_on_signal
 
@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 _MAX_ID_BUMPS = 1000
 
 
-def durable_intake(inbox: SqliteInbox, dispatcher: UpdateDispatcher) -> Intake:
+def durable_intake(inbox: Inbox, dispatcher: UpdateDispatcher) -> Intake:
     """Store each update in *inbox* (durably) and hand it to *dispatcher*; a message seen before is skipped."""
 
     async def take(update: TelethonUpdate) -> None:
@@ -154,7 +154,7 @@ class TelethonIngress:
     app: VoiceCoder
     client: Any
     messenger: Messenger
-    inbox: SqliteInbox
+    inbox: Inbox
     dispatcher: UpdateDispatcher
     token: str = attrs.field(repr=False)
     session: str
