@@ -31,6 +31,7 @@ from voicecoder.adapters.telegram.messenger import TelegramMessenger
 from voicecoder.adapters.telegram.routing import lane_of
 from voicecoder.adapters.telegram.updates import TelegramUpdateHandler
 from voicecoder.adapters.telegram.webhook import IngressStats, WebhookSettings, serve_webhook
+from voicecoder.entrypoints.gc_tuning import settle_heap
 from voicecoder.testing.fakes import build_voicecoder
 
 
@@ -103,6 +104,7 @@ async def run(args: argparse.Namespace) -> None:
                     retention_s=None,
                 )
             )
+            settle_heap()  # what `voicecoder serve` does once started
             await anyio.Path(args.port_file).write_text(str(port))
 
 

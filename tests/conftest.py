@@ -11,8 +11,12 @@ from voicecoder.adapters.stt.local_whisper import LocalWhisperTranscriber
 from voicecoder.domain.errors import TranscriptionError
 from voicecoder.domain.model import Audio, Transcript
 from voicecoder.simulators.stt import EngineRecognizer
+from voicecoder.testing.profiles import load_profile
 
 REPO = Path(__file__).resolve().parent.parent
+# Loaded before any test module builds its settings: derandomized (``ci``) unless VOICECODER_HYPOTHESIS_PROFILE
+# asks for the ``deep`` hunt.
+HYPOTHESIS_PROFILE = load_profile()
 
 pytest_plugins = ["pytester"]
 

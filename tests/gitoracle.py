@@ -9,6 +9,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from dulwich.index import Index, IndexEntry
+from dulwich.objects import Blob
+from dulwich.repo import Repo
 
 GIT = shutil.which("git")
 requires_git = pytest.mark.skipif(GIT is None, reason="the git CLI is the oracle and is not installed")
@@ -112,3 +115,24 @@ def numstat(repo: Path, old_tree: str, new_tree: str) -> dict[str, tuple[int, in
         added, deleted, path = line.split("\t", 2)
         stats[path] = (-1, -1) if added == "-" else (int(added), int(deleted))
     return stats
+
+
+def write_clashing_index(repo: Path, names: list[bytes], data: bytes) -> None:
+    """
+    Put *names* (all holding *data*) into the index as they are, even where one is a file and another below it.
+
+    git refuses to write such an index, so this uses dulwich's plain index writer: it is what a broken tool
+    (or an old voicecoder) could leave behind.
+    """
+    store = Repo(str(repo))
+    try:
+        blob = Blob.from_string(data)
+        store.object_store.add_object(blob)
+        index = Index(store.index_path())
+        for name in names:
+            index[name] = IndexEntry(
+                ctime=(0, 0), mtime=(0, 0), dev=0, ino=0, mode=0o100644, uid=0, gid=0, size=len(data), sha=blob.id
+            )
+        index.write()
+    finally:
+        store.close()

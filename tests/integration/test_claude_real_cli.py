@@ -31,7 +31,7 @@ from tests.real_cli import (  # the fixtures are used by name
 )
 from voicecoder.adapters.claude import ClaudeCliAgent, ClaudeCliConfig
 from voicecoder.adapters.claude.events import NOT_LOGGED_IN
-from voicecoder.adapters.dulwich_workspace import DulwichWorkspace
+from voicecoder.adapters.git import DulwichWorkspace
 from voicecoder.domain.errors import AgentTimeoutError
 from voicecoder.domain.model import (
     AgentEvent,

@@ -94,6 +94,33 @@ class TestSandbox:
         assert git(info.workspace, "status", "--porcelain") == ""
         assert "hello.txt" in git(info.workspace, "show", "--stat", "HEAD")
 
+    @pytest.mark.parametrize("sandbox", [True], indirect=True)
+    async def test_overlap_with_my_edits_is_chosen_on_the_page(
+        self, sandbox: tuple[SandboxInfo, aiohttp.ClientSession]
+    ) -> None:
+        """
+        The developer's own uncommitted hello.txt, overwritten by Claude: the page shows the file marked and the
+        two choice buttons instead of Approve; "Commit with my edits" commits Claude's file.
+        """
+        if find_claude() is None:
+            pytest.skip(reason="Claude Code CLI not installed (python3 dev.py test installs it with npm)")
+        info, http = sandbox
+        (info.workspace / "hello.txt").write_text("my draft\n")
+        await http.post(info.url + "api/send", json={"text": "create file hello.txt with hi there"})
+
+        messages = await wait_for(http, info.url, lambda ms: any(approve_button(m) for m in ms))
+        change = next(m for m in messages if approve_button(m))
+        labels = [b["text"] for row in change["buttons"] for b in row]
+        mine = next(b for row in change["buttons"] for b in row if b["text"] == "✅ Commit with my edits")
+        await http.post(info.url + "api/press", json={"message_id": change["id"], "data": mine["callback_data"]})
+        await wait_for(http, info.url, lambda ms: any("approved and committed" in t for t in bot_texts(ms)))
+
+        assert "also has your uncommitted edits" in change["html"]
+        assert labels[:2] == ["✅ Commit with my edits", "✅ Leave this file out"]
+        assert "✅ Approve" not in labels
+        assert git(info.workspace, "show", "HEAD:hello.txt") == "hi there\n"
+        assert git(info.workspace, "status", "--porcelain") == ""
+
     async def test_without_claude_every_prompt_says_what_to_do(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:

@@ -281,6 +281,33 @@ class TestTelegramEndToEnd:
         assert "print('hi')" in (diff.text or "")
         assert "hello.py" in (status.text or "")
 
+    async def test_overlapping_edits_are_approved_by_an_explicit_choice(self, bot: Bot) -> None:
+        """
+        Claude edits the line the developer changed: the summary marks the file and offers the choice.
+
+        The choice travels as callback data through Telegram; "Leave this file out" commits the rest only.
+        """
+        bot.fakes.workspace.write("README.md", b"# my title\n")
+        bot.fakes.agent.script(
+            AgentScript(text="Retitled", writes={"README.md": b"# agent title\n", "hello.py": b"print('hi')\n"})
+        )
+        await bot.api.send_text("retitle and add hello.py")
+        summary = await bot.wait_text("📝 Changes ready for review")
+        # The fake Bot API's message is live: read it before the decision edits it.
+        text, labels, datas = summary.text or "", summary.button_texts(), summary.callback_datas()
+
+        await bot.api.press(summary.message_id, datas[1])
+        committed = await bot.wait_text("✅ Changes approved and committed!")
+
+        assert "README.md +1 −1 ⚠️ also has your uncommitted edits" in text
+        assert labels[:2] == ["✅ Commit with my edits", "✅ Leave this file out"]
+        assert datas[1].startswith("o:")
+        assert summary.button_texts() == ["📝 Show Diff"]
+        assert "Left out (as they are, uncommitted): README.md" in (committed.text or "")
+        assert bot.fakes.workspace.head["hello.py"][0] == b"print('hi')\n"
+        assert bot.fakes.workspace.head["README.md"][0] == b"# demo\n"
+        assert bot.fakes.workspace.files["README.md"][0] == b"# agent title\n"
+
     async def test_three_rapid_messages_answered_in_order(self, bot: Bot) -> None:
         """Three prompts sent back to back are all answered, in order, none lost."""
         for n in (1, 2, 3):

@@ -27,7 +27,7 @@ from tests.real_cli import (  # the fixtures are used by name
     repo_fixture,  # noqa: F401
 )
 from voicecoder.adapters.claude import ClaudeCliAgent
-from voicecoder.adapters.dulwich_workspace import DulwichWorkspace
+from voicecoder.adapters.git import DulwichWorkspace
 from voicecoder.domain.model import AgentRequest, ChatId, Session, UserId
 from voicecoder.domain.policy import ToolPolicy
 from voicecoder.domain.replies import (

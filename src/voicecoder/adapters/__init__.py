@@ -16,7 +16,7 @@ from voicecoder.lazy import lazy_exports
 if TYPE_CHECKING:
     from voicecoder.adapters.claude import ClaudeCliAgent, ClaudeCliConfig, UnavailableAgent
     from voicecoder.adapters.detect_secrets_scanner import DetectSecretsScanner
-    from voicecoder.adapters.dulwich_workspace import DulwichWorkspace
+    from voicecoder.adapters.git import DulwichWorkspace
     from voicecoder.adapters.prometheus_metrics import MeteredAgentRunner, MeteredTranscriber, Metrics
     from voicecoder.adapters.sqlite.inbox import SqliteInbox
     from voicecoder.adapters.sqlite.state_store import SqliteStateStore
@@ -45,7 +45,7 @@ _MODULES = {
     "CodeAwareTranscriber": ".stt",
     "DeepgramTranscriber": ".stt",
     "DetectSecretsScanner": ".detect_secrets_scanner",
-    "DulwichWorkspace": ".dulwich_workspace",
+    "DulwichWorkspace": ".git",
     "LocalWhisperTranscriber": ".stt",
     "MeteredAgentRunner": ".prometheus_metrics",
     "MeteredTranscriber": ".prometheus_metrics",

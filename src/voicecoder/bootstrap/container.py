@@ -16,7 +16,7 @@ from dependency_injector import containers, providers
 from voicecoder.adapters.claude import ClaudeCliAgent, ClaudeCliConfig
 from voicecoder.adapters.claude_node import NodeRuntime
 from voicecoder.adapters.detect_secrets_scanner import DetectSecretsScanner
-from voicecoder.adapters.dulwich_workspace import DulwichWorkspace
+from voicecoder.adapters.git import DulwichWorkspace
 from voicecoder.adapters.prometheus_metrics import MeteredAgentRunner, MeteredTranscriber, Metrics, UpdateMetrics
 from voicecoder.adapters.sqlite.inbox import SqliteInbox
 from voicecoder.adapters.sqlite.state_store import SqliteStateStore

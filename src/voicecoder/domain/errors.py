@@ -5,7 +5,7 @@ The one exception hierarchy of voicecoder.
   + DomainError
     - NotAuthorizedError
     - NoPendingChangeError, ChangeNotPendingError, StaleChangeError
-    - ApprovalBlockedError, TurnInProgressError, EmptyPromptError
+    - ApprovalBlockedError, ApprovalChoiceRequiredError, TurnInProgressError, EmptyPromptError
     - MalformedUpdateError
   + PortError
     - TranscriptionError
@@ -79,6 +79,18 @@ class ApprovalBlockedError(DomainError):
             f"Approval is blocked: {joined}. Remove the secret (or ask Claude to), then approve the new diff."
         )
         self.reasons = reasons
+
+
+class ApprovalChoiceRequiredError(DomainError):
+    """The agent's edits overlap the developer's uncommitted edits in some files: Approve needs a choice."""
+
+    def __init__(self, paths: tuple[str, ...]) -> None:
+        shown = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+        super().__init__(
+            f"Claude's change overlaps your uncommitted edits in {shown}. Choose ✅ Commit with my edits "
+            "(those files are committed as they are) or ✅ Leave out (nothing of those files is committed)."
+        )
+        self.paths = paths
 
 
 class TurnInProgressError(DomainError):

@@ -10,6 +10,7 @@ import attrs
 
 from voicecoder.domain.errors import (
     ApprovalBlockedError,
+    ApprovalChoiceRequiredError,
     ChangeNotPendingError,
     NoPendingChangeError,
     StaleChangeError,
@@ -158,6 +159,26 @@ class ChangeKind(enum.Enum):
     MODE_CHANGED = "mode changed"
 
 
+class Ownership(enum.Enum):
+    """Whose edits a file of the agent's change holds, from the baseline, the turn-end snapshot and HEAD."""
+
+    AGENT = "agent"
+    """Only the agent changed the file since the last commit."""
+    BOTH = "both"
+    """The file also has the developer's uncommitted edits; they are apart from the agent's and stay uncommitted."""
+    OVERLAP = "overlap"
+    """The agent's edits overlap the developer's uncommitted ones: approving needs an `ApprovalChoice`."""
+
+
+class ApprovalChoice(enum.Enum):
+    """What Approve does with the files whose agent edits overlap the developer's uncommitted edits."""
+
+    WITH_MY_EDITS = "with-my-edits"
+    """Commit those files as the agent left them, the developer's edits in them included."""
+    LEAVE_OUT = "leave-out"
+    """Commit nothing of those files; they stay as they are in the working tree."""
+
+
 @attrs.frozen
 class FileChange:
     """One path the turn touched, with its diffstat."""
@@ -169,15 +190,39 @@ class FileChange:
     binary: bool = False
     old_mode: int | None = None
     new_mode: int | None = None
+    owner: Ownership = Ownership.AGENT
 
 
 @attrs.frozen
 class Diff:
-    """The changes of a turn: git-style unified text, per-file stats, and a content fingerprint."""
+    """
+    The changes of a turn, three ways apart, with a fingerprint of all of it.
+
+    * `unified` / `files`: the agent's change, exactly what Approve commits onto HEAD. A file whose agent edits
+      overlap the developer's (`Ownership.OVERLAP`) shows the agent's edits against the tree before the turn;
+      what it commits then depends on the `ApprovalChoice`.
+    * `yours`: the developer's own uncommitted edits in those same files (HEAD → before the turn): never
+      committed, except with `ApprovalChoice.WITH_MY_EDITS` for overlapping files.
+    * `late` / `late_unified`: edits made after the turn-end snapshot (by the developer, or by something the
+      agent left running); neither committed nor reverted.
+    """
 
     unified: str
     files: tuple[FileChange, ...] = ()
     fingerprint: str = ""
+    yours: str = ""
+    late: tuple[FileChange, ...] = ()
+    late_unified: str = ""
+
+    @property
+    def overlapping(self) -> tuple[str, ...]:
+        """The files whose agent edits overlap the developer's uncommitted edits."""
+        return tuple(f.path for f in self.files if f.owner is Ownership.OVERLAP)
+
+    @property
+    def shared(self) -> tuple[str, ...]:
+        """The files that also hold the developer's uncommitted edits (apart or overlapping)."""
+        return tuple(f.path for f in self.files if f.owner is not Ownership.AGENT)
 
     @property
     def is_empty(self) -> bool:
@@ -206,10 +251,41 @@ class Diff:
 
 @attrs.frozen
 class Baseline:
-    """A snapshot of the working tree taken when a turn began; `snapshot` is adapter-defined (a commit sha for git)."""
+    """
+    The checkpoints of one turn; both are adapter-defined (commit shas for git).
+
+    `snapshot` is the working tree (and index) when the turn began. `turn_end` is what the agent left when it
+    finished (None while it runs): together with the current tree it tells the agent's edits from the
+    developer's later ones.
+    """
 
     turn_id: TurnId
     snapshot: str
+    turn_end: str | None = None
+
+
+@attrs.frozen
+class EndedTurn:
+    """A turn once the agent finished: its checkpoints, and its diff at that moment (late edits come later)."""
+
+    baseline: Baseline
+    diff: Diff
+
+
+@attrs.frozen
+class Restored:
+    """What Reject did, path by path."""
+
+    restored: tuple[str, ...] = ()
+    """The agent's paths put back as they were before the turn."""
+    merged: tuple[str, ...] = ()
+    """Of `restored`: files where only the agent's lines were taken out and the developer's later edits kept."""
+    kept: tuple[str, ...] = ()
+    """
+    The agent's paths whose agent lines stay, because the developer's edits overlap them (undo by hand): left as
+    they are, or, for lines an earlier prompt of an extended change wrote, put back as they were at the later
+    prompt.
+    """
 
 
 @attrs.frozen
@@ -487,13 +563,25 @@ class PendingChange:
         if self.status is not ChangeStatus.PENDING:
             raise ChangeNotPendingError(self.id.value, self.status.value)
 
-    def check_approvable(self, fingerprint: str) -> None:
-        """Raise unless this change can be approved by someone who saw *fingerprint* (a prefix is enough)."""
+    def check_approvable(self, fingerprint: str, choice: ApprovalChoice | None = None) -> None:
+        """
+        Raise unless this change can be approved by someone who saw *fingerprint* (a prefix is enough).
+
+        A change whose agent edits overlap the developer's uncommitted ones needs an explicit *choice*.
+        """
         self._require_pending()
         if len(fingerprint) < 8 or not self.diff.fingerprint.startswith(fingerprint):
             raise StaleChangeError("the buttons belong to an older diff")
         if self.findings:
             raise ApprovalBlockedError([f"possible secret: {f}" for f in self.findings])
+        if choice is None and self.diff.overlapping:
+            raise ApprovalChoiceRequiredError(self.diff.overlapping)
+
+    def refresh(self, diff: Diff, findings: tuple[SecretFinding, ...]) -> None:
+        """The workspace was looked at again (late edits appeared): the pending change now shows *diff*."""
+        self._require_pending()
+        self.diff = diff
+        self.findings = findings
 
     def approve(self, by: UserId, commit: CommitInfo, *, now: datetime, auto: bool = False) -> None:
         self._require_pending()

@@ -33,8 +33,8 @@ class ApprovalPolicy:
     """
     Decides what a finished turn needs; the safe default is to always ask.
 
-    Auto-approval is opt-in and only when *every* changed path matches an allow-listed glob
-    and nothing looks like a secret.
+    Auto-approval is opt-in and only when *every* changed path matches an allow-listed glob, nothing looks
+    like a secret, and no file's agent edits overlap the developer's uncommitted ones.
     """
 
     auto_approve_globs: tuple[str, ...] = ()
@@ -44,7 +44,8 @@ class ApprovalPolicy:
             return Decision(Verdict.NO_CHANGES)
         if findings:
             return Decision(Verdict.BLOCKED, tuple(f"possible secret: {f}" for f in findings))
-        if self.auto_approve_globs:
+        # A file whose agent edits overlap the developer's needs their explicit choice: never auto-approved.
+        if self.auto_approve_globs and not diff.overlapping:
             matched = [self._matching_glob(path) for path in diff.paths]
             if all(g is not None for g in matched):
                 rules = sorted({g for g in matched if g is not None})

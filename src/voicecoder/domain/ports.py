@@ -11,6 +11,7 @@ from voicecoder.domain.model import (
     AgentEvent,
     AgentRequest,
     AgentResult,
+    ApprovalChoice,
     Audio,
     AuditRecord,
     Baseline,
@@ -20,7 +21,9 @@ from voicecoder.domain.model import (
     CommitMessage,
     Diagnostic,
     Diff,
+    EndedTurn,
     PendingChange,
+    Restored,
     SecretFinding,
     Session,
     ToolDecision,
@@ -109,23 +112,52 @@ class AgentRunner(Protocol):
 
 @runtime_checkable
 class Workspace(Protocol):
-    """A git working tree on which each agent turn is a transaction."""
+    """
+    A git working tree on which each agent turn is a transaction.
 
-    async def begin_turn(self, turn_id: TurnId, /) -> Baseline:
+    A turn has two checkpoints: the baseline (`begin_turn`, before the agent starts) and the turn-end snapshot
+    (`end_turn`, when the agent has finished). From them, HEAD and the current tree every path has an owner:
+    the agent (changed between the checkpoints), the developer (uncommitted edits before the turn, or any edit
+    after the turn end), or both. Approve commits the agent's hunks onto HEAD and nothing of the developer's;
+    Reject takes the agent's hunks out and writes no path the agent did not touch. A baseline without a
+    turn-end snapshot treats the current tree as the turn end.
+    """
+
+    async def begin_turn(self, turn_id: TurnId, /, *, extends: Baseline | None = None) -> Baseline:
         """
-        Snapshot the working tree (tracked and untracked-but-not-ignored files) before a turn.
+        Snapshot the working tree (tracked and untracked-but-not-ignored files) and the index before a turn.
 
-        The snapshot is durable: it survives a restart.
+        The snapshot is durable: it survives a restart. With *extends* (the ended baseline of a change that is
+        still pending), the new turn continues that change: the developer's edits made since its turn end
+        become part of the new baseline, so they stay the developer's; where they overlap the earlier agent
+        edits the path is marked overlapping for good.
 
         Raises:
             NotARepositoryError: The workspace is not a usable repository.
-            WorkspaceError: The snapshot could not be written.
+            WorkspaceError: The snapshot could not be written, *extends* is unknown, or the index is broken
+                (e.g. it lists a path both as a file and as a directory); the message says how to repair it
+                and nothing was changed.
+        """
+        ...
+
+    async def end_turn(self, baseline: Baseline, /) -> EndedTurn:
+        """
+        Snapshot what the agent left (working tree and index) as *baseline*'s turn end; durable like the baseline.
+
+        Returns the baseline with its turn end, and the turn's diff as `changes_since` would give it at that
+        moment (read from the same look at the tree, so it has no late edits).
+
+        Raises:
+            WorkspaceError: The baseline is unknown or the snapshot could not be written.
         """
         ...
 
     async def changes_since(self, baseline: Baseline, /) -> Diff:
         """
-        The files changed since *baseline*, as a git-style diff with a content fingerprint.
+        The turn three ways apart, with a fingerprint of all of it (see `Diff`).
+
+        That is the agent's change as Approve commits it, the developer's uncommitted edits in the same files,
+        and late edits made after the turn end.
 
         Raises:
             WorkspaceError: The baseline is unknown or the tree cannot be read.
@@ -133,34 +165,50 @@ class Workspace(Protocol):
         ...
 
     async def commit_turn(
-        self, baseline: Baseline, /, *, fingerprint: str, message: CommitMessage, author: str | None = None
+        self,
+        baseline: Baseline,
+        /,
+        *,
+        fingerprint: str,
+        message: CommitMessage,
+        author: str | None = None,
+        choice: ApprovalChoice | None = None,
     ) -> CommitInfo:
         """
-        Commit exactly the paths changed since *baseline*; other uncommitted edits stay uncommitted.
+        Commit the agent's change onto HEAD exactly as `changes_since` shows it; the working tree is not written.
+
+        The developer's staged and unstaged edits stay exactly as they were (staged ones stay staged), and
+        late edits stay uncommitted. Overlapping files follow *choice*.
 
         Raises:
-            StaleChangeError: The current changes no longer match *fingerprint* (prefix allowed).
-            WorkspaceError: Nothing to commit, or the commit failed.
+            StaleChangeError: The current changes no longer match *fingerprint* (prefix allowed), e.g. late edits
+                appeared since the diff was shown; nothing was committed.
+            ApprovalChoiceRequiredError: Some files overlap the developer's edits and *choice* is None.
+            WorkspaceError: Nothing to commit, or the commit failed; nothing was committed.
         """
         ...
 
-    async def restore_turn(self, baseline: Baseline, /) -> None:
+    async def restore_turn(self, baseline: Baseline, /) -> Restored:
         """
-        Put the paths changed since *baseline* back as they were; touch nothing else.
+        Take the agent's change back, and say what was restored and what was kept.
+
+        The agent's paths return to the baseline, keeping the developer's later edits in them (three-way); a
+        path where those overlap the agent's edits is left alone and reported as kept. Paths the agent never
+        touched are never written.
 
         Raises:
-            WorkspaceError: The baseline is unknown or the files cannot be written.
+            WorkspaceError: The baseline is unknown or the files or index cannot be written; nothing was changed.
         """
         ...
 
     async def release_turn(self, baseline: Baseline, /) -> None:
         """
-        Forget the checkpoint of a settled turn (approved, rejected, or one that changed nothing).
+        Forget the checkpoints of a settled turn (approved, rejected, or one that changed nothing).
 
         The working tree and history are untouched; calling it twice is harmless.
 
         Raises:
-            WorkspaceError: The checkpoint could not be removed.
+            WorkspaceError: The checkpoints could not be removed.
         """
         ...
 
@@ -178,7 +226,8 @@ class Workspace(Protocol):
         Undo commit *sha* with a new commit.
 
         Raises:
-            WorkspaceError: The commit is unknown or its paths changed since.
+            WorkspaceConflictError: The commit's paths changed since, or have uncommitted edits; nothing was changed.
+            WorkspaceError: The commit is unknown, or cannot be reverted (a merge, or it changed nothing).
         """
         ...
 

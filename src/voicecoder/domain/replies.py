@@ -8,6 +8,7 @@ from datetime import datetime
 import attrs
 
 from voicecoder.domain.model import (
+    ApprovalChoice,
     AuditRecord,
     ChangeId,
     ChatId,
@@ -50,6 +51,10 @@ class Action(enum.Enum):
     """What an inline button asks for."""
 
     APPROVE = "a"
+    APPROVE_WITH_MY_EDITS = "m"
+    """Approve; files where Claude's edits overlap the developer's are committed with the developer's edits."""
+    APPROVE_LEAVE_OUT = "o"
+    """Approve; files where Claude's edits overlap the developer's are left out of the commit."""
     REJECT = "r"
     SHOW_DIFF = "d"
     GIT_STATUS = "s"
@@ -59,9 +64,21 @@ class Action(enum.Enum):
     TOOL_DENY = "n"
     CLEAR_PERMISSIONS = "p"
 
+    @property
+    def choice(self) -> ApprovalChoice | None:
+        """The overlap choice an approve button carries (None: plain Approve)."""
+        return _CHOICES.get(self)
+
 
 #: The answers to a tool question.
 TOOL_ANSWERS = (Action.TOOL_ALLOW, Action.TOOL_ALLOW_SESSION, Action.TOOL_DENY)
+
+
+_CHOICES = {
+    Action.APPROVE_WITH_MY_EDITS: ApprovalChoice.WITH_MY_EDITS,
+    Action.APPROVE_LEAVE_OUT: ApprovalChoice.LEAVE_OUT,
+}
+APPROVE_ACTIONS = (Action.APPROVE, Action.APPROVE_WITH_MY_EDITS, Action.APPROVE_LEAVE_OUT)
 
 
 @attrs.frozen
@@ -70,7 +87,9 @@ class Button:
     An inline button on a reply, or a button press coming back.
 
     Replies that carry buttons: `ChangeSummary` (Approve, Reject, Show Diff, Git Status; only Show Diff once
-    decided), `DiffView` of a pending change (Approve, Reject) and a running `Working` status (Cancel). A messenger
+    decided), `DiffView` of a pending change (Approve, Reject), `ApprovalChoiceNeeded` (Commit with my edits,
+    Leave out, Show Diff; these two also replace Approve wherever Claude's edits overlap the developer's), a tool
+    question (Allow, Allow for this session, Deny) and a running `Working` status (Cancel). A messenger
     turns each into a chat button with `voicecoder.domain.callbacks.encode_callback`; a press comes back through
     `decode_callback` and goes to `VoiceCoder.press`. *change_id* names the change the button belongs to (None for
     Cancel). *fingerprint* is the first 16 characters of that change's diff fingerprint: Approve needs at least 8 of
@@ -82,6 +101,8 @@ class Button:
     change_id: ChangeId | None = None
     fingerprint: str | None = None
     question: QuestionId | None = None
+    label: str | None = None
+    """Overrides the messenger's usual label for the action (e.g. a plural)."""
 
 
 @attrs.frozen
@@ -98,6 +119,31 @@ class CallbackAnswer:
 
 
 CHANGE_BUTTONS = (Action.APPROVE, Action.REJECT, Action.SHOW_DIFF, Action.GIT_STATUS)
+
+
+def approval_buttons(change_id: ChangeId, diff: Diff, *, rest: tuple[Action, ...] = ()) -> tuple[Button, ...]:
+    """
+    The approve buttons for *diff*, then one button per action of *rest*.
+
+    Where Claude's edits overlap the developer's uncommitted edits, plain Approve is replaced by the explicit
+    choice: commit those files with the developer's edits, or leave them out.
+    """
+    fingerprint = diff.fingerprint[:16]
+    approve: tuple[Button, ...]
+    if diff.overlapping:
+        plural = len(diff.overlapping) > 1
+        approve = (
+            Button(Action.APPROVE_WITH_MY_EDITS, change_id, fingerprint, label="✅ Commit with my edits"),
+            Button(
+                Action.APPROVE_LEAVE_OUT,
+                change_id,
+                fingerprint,
+                label="✅ Leave these files out" if plural else "✅ Leave this file out",
+            ),
+        )
+    else:
+        approve = (Button(Action.APPROVE, change_id, fingerprint),)
+    return approve + tuple(Button(a, change_id, fingerprint) for a in rest)
 
 
 @attrs.frozen
@@ -173,8 +219,9 @@ class ChangeSummary:
 
     @property
     def buttons(self) -> tuple[Button, ...]:
-        actions = CHANGE_BUTTONS if self.decision is None else (Action.SHOW_DIFF,)
-        return tuple(Button(a, self.change_id, self.diff.fingerprint[:16]) for a in actions)
+        if self.decision is not None:
+            return (Button(Action.SHOW_DIFF, self.change_id, self.diff.fingerprint[:16]),)
+        return approval_buttons(self.change_id, self.diff, rest=CHANGE_BUTTONS[1:])
 
 
 @attrs.frozen
@@ -248,12 +295,38 @@ class AutoApproved:
 
 @attrs.frozen
 class DiffView:
-    """The diff of a change; a decided change's diff is marked with its `decision` and has no buttons."""
+    """
+    The diff of a change, three ways apart (see `Diff`).
+
+    That is Claude's change (what Approve commits), the developer's uncommitted edits in the same files, and
+    late edits made after Claude finished. A decided change's diff is marked with its `decision` and has no buttons.
+    """
 
     diff: Diff
     change_id: ChangeId | None = None
+    blocked_reasons: tuple[str, ...] = ()
+    refreshed: bool = False
+    """The workspace changed since the change summary: this diff (and its buttons) replaces it."""
     decision: Decision | None = None
     decision_detail: str = ""
+
+    @property
+    def buttons(self) -> tuple[Button, ...]:
+        if self.change_id is None or self.diff.is_empty or self.decision is not None:
+            return ()
+        return approval_buttons(self.change_id, self.diff, rest=(Action.REJECT,))
+
+
+@attrs.frozen
+class ApprovalChoiceNeeded:
+    """Approve was asked for a change whose Claude edits overlap the developer's: which way to commit them?"""
+
+    change_id: ChangeId
+    diff: Diff
+
+    @property
+    def buttons(self) -> tuple[Button, ...]:
+        return approval_buttons(self.change_id, self.diff, rest=(Action.SHOW_DIFF,))
 
 
 @attrs.frozen
@@ -266,13 +339,24 @@ class ChangeCommitted:
     change_id: ChangeId
     commit: CommitInfo
     files: int
+    left_out: tuple[str, ...] = ()
+    """Files left out of the commit by choice (they stay as they are)."""
+    kept_yours: tuple[str, ...] = ()
+    """Committed files that also hold the developer's edits, which stay uncommitted."""
     prompt: str = ""
 
 
 @attrs.frozen
 class ChangeDiscarded:
+    """Reject's outcome: what was put back, and what was kept."""
+
     change_id: ChangeId
     paths: tuple[str, ...]
+    """Claude's paths restored to how they were before the turn."""
+    merged: tuple[str, ...] = ()
+    """Of `paths`: files where only Claude's lines were taken out and the developer's later edits kept."""
+    kept: tuple[str, ...] = ()
+    """Claude's paths whose Claude lines stay, because the developer's edits overlap them there."""
 
 
 @attrs.frozen
@@ -373,6 +457,7 @@ Reply = (
     | PermissionsView
     | AutoApproved
     | DiffView
+    | ApprovalChoiceNeeded
     | GitStatusView
     | ChangeCommitted
     | ChangeDiscarded
@@ -393,17 +478,16 @@ def buttons_of(reply: Reply) -> tuple[Button, ...]:
     The inline buttons a messenger must show under *reply* (and only these; every other reply has none).
 
     `ChangeSummary`: ✅ Approve ❌ Reject 📝 Show Diff 📊 Git Status, or only 📝 Show Diff once it is decided.
-    `DiffView` of a pending change: ✅ ❌ (a decided change's diff has none). `Working` while it runs: ⏹ Cancel;
+    `DiffView` of a pending change: ✅ ❌ (a decided change's diff has none). Where Claude's edits overlap the
+    developer's, ✅ is the pair "Commit with my edits" / "Leave out" (also under `ApprovalChoiceNeeded`).
+    `Working` while it runs: ⏹ Cancel;
     its final edit (``finished=True``) has none, so the keyboard goes away. `ToolQuestion`: ✅ Allow, 🔓 Allow for
     this session (when it offers a rule), ❌ Deny; its `ToolQuestionClosed` edit has none. `PermissionsView` with
     session rules: 🧹 clear them.
     """
     match reply:
-        case ChangeSummary() | ToolQuestion() | PermissionsView():
+        case ChangeSummary() | DiffView() | ApprovalChoiceNeeded() | ToolQuestion() | PermissionsView():
             return reply.buttons
-        case DiffView(diff=diff, change_id=change_id, decision=None) if change_id is not None and not diff.is_empty:
-            fingerprint = diff.fingerprint[:16]
-            return (Button(Action.APPROVE, change_id, fingerprint), Button(Action.REJECT, change_id, fingerprint))
         case Working(cancellable=True, finished=False):
             return (Button(Action.CANCEL),)
     return ()

@@ -27,6 +27,7 @@ import attrs
 from voicecoder.domain.app import COMMANDS
 from voicecoder.domain.errors import (
     AgentRunError,
+    ApprovalChoiceRequiredError,
     ChangeNotPendingError,
     ConfigurationError,
     DomainError,
@@ -46,6 +47,7 @@ from voicecoder.domain.model import (
     AgentRequest,
     AgentResult,
     ApiRetry,
+    ApprovalChoice,
     AssistantText,
     Audio,
     AuditRecord,
@@ -59,9 +61,12 @@ from voicecoder.domain.model import (
     Diagnostic,
     Diff,
     Notice,
+    Ownership,
     PendingChange,
     PermissionDenied,
     Prompt,
+    Restored,
+    SecretFinding,
     Session,
     ToolDecision,
     ToolFinished,
@@ -87,6 +92,7 @@ from voicecoder.domain.ports import (
 from voicecoder.domain.replies import (
     Action,
     AgentAnswer,
+    ApprovalChoiceNeeded,
     AutoApproved,
     Button,
     CallbackAnswer,
@@ -650,13 +656,14 @@ class VoiceCoder:
         turn_id = TurnId(f"{now:%Y%m%dT%H%M%S}-{self._new_id(4)}")
         recovered = session.open_turn is not None and previous is None
         try:
-            # A new turn on top of a pending change extends it: the diff stays cumulative from the
-            # first baseline, so Reject always returns to the tree the user last approved. A turn that
-            # was cut off by a restart is extended the same way, so its edits still need approval.
-            if previous is not None:
-                baseline = previous.baseline
-            elif session.open_turn is not None:
+            # A turn that was cut off by a restart is continued, so its edits still need approval. A new turn
+            # on top of a pending change extends it: the diff stays cumulative from the first baseline, so
+            # Reject always returns to the tree the user last approved, while the developer's own edits made
+            # since that change's turn end become part of the new baseline and stay theirs.
+            if session.open_turn is not None:
                 baseline = session.open_turn
+            elif previous is not None:
+                baseline = await self._p.workspace.begin_turn(turn_id, extends=previous.baseline)
             else:
                 baseline = await self._p.workspace.begin_turn(turn_id)
         except WorkspaceError as exc:
@@ -702,7 +709,9 @@ class VoiceCoder:
         quiet_if_unchanged: bool = False,
     ) -> tuple[PendingChange, PendingChange | None] | None:
         try:
-            diff = await self._p.workspace.changes_since(baseline)
+            # What the agent left, recorded now: later edits are told apart from it (never committed with it).
+            ended = await self._p.workspace.end_turn(baseline)
+            baseline, diff = ended.baseline, ended.diff
         except WorkspaceError as exc:
             await self._p.messenger.send(chat, self._error(exc))
             return None
@@ -723,6 +732,8 @@ class VoiceCoder:
                 session.open_turn = None
                 await self._p.store.save_session(session)
             await self._release(baseline)
+            if previous is not None:
+                await self._release(previous.baseline)
             if replaced is not None:
                 await self._mark_decided(replaced)
             if not quiet_if_unchanged:
@@ -748,6 +759,8 @@ class VoiceCoder:
             superseded = session.attach(change, now=now)
             session.open_turn = None
             await self._p.store.save_session(session)
+        if superseded is not None and superseded.baseline.snapshot != baseline.snapshot:
+            await self._release(superseded.baseline)
         await self._audit(
             chat,
             user,
@@ -977,7 +990,13 @@ class VoiceCoder:
 
     @_use_case
     async def approve(
-        self, chat: ChatId, user: UserId, *, change_id: ChangeId | str | None = None, fingerprint: str | None = None
+        self,
+        chat: ChatId,
+        user: UserId,
+        *,
+        change_id: ChangeId | str | None = None,
+        fingerprint: str | None = None,
+        choice: ApprovalChoice | None = None,
     ) -> CommitInfo | None:
         """
         Commit the pending change of *chat*: what ✅ Approve does, for a bot without buttons.
@@ -986,6 +1005,9 @@ class VoiceCoder:
         showed; pass the (≥ 8 character prefix of the) fingerprint your own UI showed to be sure the user approves
         exactly what they saw. The chat gets `ChangeCommitted`, or an `ErrorReply` when there is nothing pending,
         the workspace changed since (`StaleChangeError`), a secret blocks it, a turn is running, or git failed.
+        Where Claude's edits overlap the developer's uncommitted edits in a file (`Diff.overlapping`), *choice*
+        says how to commit those files (`ApprovalChoice.WITH_MY_EDITS` or `LEAVE_OUT`); without one, the chat gets
+        `ApprovalChoiceNeeded` (the two choices as buttons) and nothing is committed.
 
         Returns the commit, or None when nothing was committed.
 
@@ -997,11 +1019,14 @@ class VoiceCoder:
         if not await self._guard(chat, user):
             return None
         try:
-            decided = await self._approve_change(chat, user, _change_id(change_id), fingerprint)
+            decided = await self._approve_change(chat, user, _change_id(change_id), fingerprint, choice)
+        except ApprovalChoiceRequiredError as exc:
+            await self._ask_choice(chat, _change_id(change_id), exc)
+            return None
         except (DomainError, WorkspaceError) as exc:
             await self._p.messenger.send(chat, self._error(exc))
             return None
-        return await self._announce_commit(decided)
+        return await self._announce_commit(decided, choice)
 
     @_use_case
     async def reject(self, chat: ChatId, user: UserId, *, change_id: ChangeId | str | None = None) -> bool:
@@ -1019,11 +1044,11 @@ class VoiceCoder:
         if not await self._guard(chat, user):
             return False
         try:
-            decided = await self._reject_change(chat, user, _change_id(change_id))
+            decided, restored = await self._reject_change(chat, user, _change_id(change_id))
         except (DomainError, WorkspaceError) as exc:
             await self._p.messenger.send(chat, self._error(exc))
             return False
-        await self._announce_reject(decided)
+        await self._announce_reject(decided, restored)
         return True
 
     @_use_case
@@ -1043,7 +1068,7 @@ class VoiceCoder:
             return None
         try:
             view, pending = await self._diff_view(chat, _change_id(change_id))
-        except DomainError as exc:
+        except (DomainError, WorkspaceError) as exc:
             await self._p.messenger.send(chat, self._error(exc))
             return None
         ref = await self._p.messenger.send(chat, view)
@@ -1128,16 +1153,25 @@ class VoiceCoder:
             return ack
         try:
             match button.action:
-                case Action.APPROVE:
-                    decided = await self._approve_change(chat, user, button.change_id, button.fingerprint or "")
-                    ack = CallbackAnswer(f"✅ Committed {_committed(decided).short_sha}")
-                    await self._ack(callback_id, ack, answer=answer)
-                    await self._announce_commit(decided)
+                case Action.APPROVE | Action.APPROVE_WITH_MY_EDITS | Action.APPROVE_LEAVE_OUT:
+                    choice = button.action.choice
+                    try:
+                        decided = await self._approve_change(
+                            chat, user, button.change_id, button.fingerprint or "", choice
+                        )
+                    except ApprovalChoiceRequiredError as exc:
+                        ack = CallbackAnswer("Choose how to commit the overlapping files")
+                        await self._ack(callback_id, ack, answer=answer)
+                        await self._ask_choice(chat, button.change_id, exc)
+                    else:
+                        ack = CallbackAnswer(f"✅ Committed {_committed(decided).short_sha}")
+                        await self._ack(callback_id, ack, answer=answer)
+                        await self._announce_commit(decided, choice)
                 case Action.REJECT:
-                    decided = await self._reject_change(chat, user, button.change_id)
+                    decided, restored = await self._reject_change(chat, user, button.change_id)
                     ack = CallbackAnswer("❌ Changes discarded")
                     await self._ack(callback_id, ack, answer=answer)
-                    await self._announce_reject(decided)
+                    await self._announce_reject(decided, restored)
                 case Action.SHOW_DIFF:
                     view, pending = await self._diff_view(chat, button.change_id)
                     ack = CallbackAnswer()
@@ -1181,19 +1215,36 @@ class VoiceCoder:
         return acknowledge
 
     async def _approve_change(
-        self, chat: ChatId, user: UserId, change_id: ChangeId | None, fingerprint: str | None
+        self,
+        chat: ChatId,
+        user: UserId,
+        change_id: ChangeId | None,
+        fingerprint: str | None,
+        choice: ApprovalChoice | None = None,
     ) -> PendingChange:
-        """Commit the pending change; returns it as stored, approved, with its commit."""
+        """
+        Commit the pending change; returns it as stored, approved, with its commit.
+
+        Raises ApprovalChoiceRequiredError when Claude's edits overlap the developer's and *choice* is None.
+        """
         if self._workspace_lock.locked():
             raise TurnInProgressError
         async with self._workspace_lock:
             session = await self._session(chat)
             change = session.pending_change(change_id)
-            change.check_approvable(change.diff.fingerprint if fingerprint is None else fingerprint)
-            return await self._commit(change, user)
+            change.check_approvable(change.diff.fingerprint if fingerprint is None else fingerprint, choice)
+            return await self._commit(change, user, choice=choice)
 
-    async def _commit(self, change: PendingChange, user: UserId, *, auto: bool = False) -> PendingChange:
-        """Commit *change*; returns it as stored, approved, with its commit."""
+    async def _ask_choice(self, chat: ChatId, change_id: ChangeId | None, why: ApprovalChoiceRequiredError) -> None:
+        """Approve met overlapping edits without a choice: offer the two ways to commit them."""
+        change = (await self._session(chat)).pending_change(change_id)
+        logger.info("approve of %s needs a choice: %s", change.id, why)
+        await self._p.messenger.send(chat, ApprovalChoiceNeeded(change.id, change.diff))
+
+    async def _commit(
+        self, change: PendingChange, user: UserId, *, auto: bool = False, choice: ApprovalChoice | None = None
+    ) -> PendingChange:
+        """Commit *change* (overlapping files as *choice* says); returns it as stored, approved, with its commit."""
         now = self._p.clock.now()
         trailers: list[tuple[str, str]] = [("Voicecoder-Change", change.id.value)]
         if change.agent_session_id:
@@ -1207,7 +1258,11 @@ class VoiceCoder:
             trailers=tuple(trailers),
         )
         commit = await self._p.workspace.commit_turn(
-            change.baseline, fingerprint=change.diff.fingerprint, message=message, author=self._s.commit_author
+            change.baseline,
+            fingerprint=change.diff.fingerprint,
+            message=message,
+            author=self._s.commit_author,
+            choice=choice,
         )
         async with self._state_lock:
             session = await self._session(change.chat_id)
@@ -1226,16 +1281,20 @@ class VoiceCoder:
             agent_session_id=change.agent_session_id,
             diff_fingerprint=change.diff.fingerprint,
             commit_sha=commit.sha,
+            detail=choice.value if choice is not None else None,
         )
         return stored
 
-    async def _reject_change(self, chat: ChatId, user: UserId, change_id: ChangeId | None) -> PendingChange:
+    async def _reject_change(
+        self, chat: ChatId, user: UserId, change_id: ChangeId | None
+    ) -> tuple[PendingChange, Restored]:
+        """Take Claude's change back; returns it as stored, rejected, and what the workspace restored and kept."""
         if self._workspace_lock.locked():
             raise TurnInProgressError
         async with self._workspace_lock:
             session = await self._session(chat)
             change = session.pending_change(change_id)
-            await self._p.workspace.restore_turn(change.baseline)
+            restored = await self._p.workspace.restore_turn(change.baseline)
             async with self._state_lock:
                 session = await self._session(chat)
                 stored = session.pending_change(change.id)
@@ -1251,39 +1310,70 @@ class VoiceCoder:
             prompt=change.prompt.text,
             diff_fingerprint=change.diff.fingerprint,
         )
-        return stored
+        return stored, restored
 
-    async def _announce_commit(self, decided: PendingChange) -> CommitInfo:
+    async def _announce_commit(self, decided: PendingChange, choice: ApprovalChoice | None = None) -> CommitInfo:
         """After Approve: the change's messages say it is committed, and `ChangeCommitted` tells the chat."""
         commit = _committed(decided)
         await self._mark_decided(decided)
+        diff = decided.diff
+        left_out = diff.overlapping if choice is ApprovalChoice.LEAVE_OUT else ()
+        kept_yours = tuple(f.path for f in diff.files if f.owner is Ownership.BOTH)
         await self._p.messenger.send(
             decided.chat_id,
-            ChangeCommitted(decided.id, commit, len(decided.diff.files), prompt=decided.prompt.text),
+            ChangeCommitted(
+                decided.id,
+                commit,
+                len(diff.files) - len(left_out),
+                left_out=left_out,
+                kept_yours=kept_yours,
+                prompt=decided.prompt.text,
+            ),
         )
         return commit
 
-    async def _announce_reject(self, decided: PendingChange) -> None:
+    async def _announce_reject(self, decided: PendingChange, restored: Restored) -> None:
         await self._mark_decided(decided)
-        await self._p.messenger.send(decided.chat_id, ChangeDiscarded(decided.id, decided.diff.paths))
+        await self._p.messenger.send(
+            decided.chat_id, ChangeDiscarded(decided.id, restored.restored, restored.merged, restored.kept)
+        )
 
     async def _diff_view(self, chat: ChatId, change_id: ChangeId | None) -> tuple[DiffView, PendingChange | None]:
         """
         The diff a Show Diff button refers to.
 
-        For the pending change, the change comes back too (its buttons go under the diff); a decided change's diff
-        is marked with its decision.
+        For the pending change, the change comes back too (its buttons go under the diff), and the diff is the
+        workspace's now: late edits since the summary are listed, and the change's fingerprint moves with them, so
+        older buttons stop working (while a turn runs, the stored diff is shown: the tree is still changing). A
+        decided change's diff is marked with its decision.
         """
         session = await self._session(chat)
         pending = session.pending
         if pending is not None and pending.is_pending and (change_id in (None, pending.id)):
-            return DiffView(pending.diff, pending.id), pending
+            return await self._current_diff(pending)
         if change_id is None:
             raise NoPendingChangeError
         change = await self._p.store.load_change(chat, change_id)
         if change is None:
             raise ChangeNotPendingError(change_id.value, "removed")
         return self._decided_diff(change), None
+
+    async def _current_diff(self, change: PendingChange) -> tuple[DiffView, PendingChange]:
+        if self._workspace_lock.locked():
+            return DiffView(change.diff, change.id, self._blocked(change.findings)), change
+        diff = await self._p.workspace.changes_since(change.baseline)
+        if diff.fingerprint == change.diff.fingerprint:
+            return DiffView(diff, change.id, self._blocked(change.findings)), change
+        findings = tuple(await self._p.scanner.scan(diff)) if not diff.is_empty else ()
+        async with self._state_lock:
+            session = await self._session(change.chat_id)
+            stored = session.pending_change(change.id)
+            stored.refresh(diff, findings)
+            await self._p.store.save_session(session)
+        await self._audit(
+            change.chat_id, None, "refresh", change_id=change.id, diff_fingerprint=diff.fingerprint, detail="late edits"
+        )
+        return DiffView(diff, change.id, self._blocked(findings), refreshed=True), stored
 
     def _decided_diff(self, change: PendingChange) -> DiffView:
         decision, detail = _decision_of(change)
@@ -1348,11 +1438,15 @@ class VoiceCoder:
         return ChangeSummary(
             change_id=change.id,
             diff=change.diff,
-            blocked_reasons=tuple(f"possible secret: {f}" for f in change.findings),
+            blocked_reasons=self._blocked(change.findings),
             superseded_previous=superseded_previous,
             decision=decision,
             decision_detail=detail,
         )
+
+    @staticmethod
+    def _blocked(findings: tuple[SecretFinding, ...]) -> tuple[str, ...]:
+        return tuple(f"possible secret: {f}" for f in findings)
 
     def _answer(self, result: AgentResult) -> AgentAnswer:
         redact = self._s.redact

@@ -114,12 +114,14 @@ def _with_identity(config: Config, *, create: bool) -> Config:
 
 
 async def _serve(config: Config, args: argparse.Namespace) -> int:
+    from voicecoder.entrypoints.gc_tuning import settle_heap  # noqa: PLC0415
     from voicecoder.entrypoints.server import serve  # noqa: PLC0415 - keeps `doctor` start-up light
 
     config.require_users()
     config.require_telegram()
     container = build_container(config)
     async with open_runtime(container):
+        settle_heap()  # the process is ours: start-up is done, so tune the collector for serving (gc_tuning)
         await serve(container, polling=args.polling, delete_webhook=args.delete_webhook, drop_pending=args.drop_pending)
     return 0
 

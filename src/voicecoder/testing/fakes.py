@@ -7,12 +7,10 @@ Embedders use them too: `build_voicecoder()` wires a complete `VoiceCoder` on fa
 from __future__ import annotations
 
 import copy
-import difflib
 import hashlib
 import re
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import anyio
@@ -23,10 +21,8 @@ from voicecoder.domain.errors import (
     AgentRunError,
     DeliveryError,
     NoSpeechError,
-    StaleChangeError,
     TranscriptionError,
     VoicecoderError,
-    WorkspaceError,
 )
 from voicecoder.domain.model import (
     AgentEvent,
@@ -35,17 +31,12 @@ from voicecoder.domain.model import (
     AssistantText,
     Audio,
     AuditRecord,
-    Baseline,
     ChangeId,
-    ChangeKind,
     ChangeStatus,
     ChatId,
-    CommitInfo,
-    CommitMessage,
     Compacted,
     Diagnostic,
     Diff,
-    FileChange,
     PendingChange,
     PermissionDenied,
     SecretFinding,
@@ -57,9 +48,7 @@ from voicecoder.domain.model import (
     ToolStarted,
     Transcript,
     TranscriptionHints,
-    TurnId,
     UserId,
-    WorkspaceStatus,
 )
 from voicecoder.domain.ports import (
     AgentRunner,
@@ -75,245 +64,17 @@ from voicecoder.domain.ports import (
 )
 from voicecoder.domain.replies import MessageRef, Reply
 from voicecoder.domain.services import Settings, VoiceCoder
+from voicecoder.testing.fake_clock import FakeClock
+from voicecoder.testing.fake_workspace import (
+    EXECUTABLE,
+    REGULAR,
+    SYMLINK,
+    FakeCheckpoint,
+    FakeWorkspace,
+    FakeWorkspaceTree,
+)
 
 _R = TypeVar("_R")
-
-REGULAR = 0o100644
-EXECUTABLE = 0o100755
-
-# --- clock ----------------------------------------------------------------------
-
-
-@attrs.define
-class FakeClock:
-    """A clock that only moves when told to."""
-
-    current: datetime = attrs.field(factory=lambda: datetime(2026, 1, 1, 12, 0, tzinfo=UTC))
-    mono: float = 0.0
-
-    def now(self) -> datetime:
-        return self.current
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    def advance(self, seconds: float) -> None:
-        self.current += timedelta(seconds=seconds)
-        self.mono += seconds
-
-
-# --- workspace ------------------------------------------------------------------
-
-Tree = dict[str, tuple[bytes, int]]
-
-
-def _fingerprint(changes: Sequence[tuple[str, tuple[bytes, int] | None]]) -> str:
-    digest = hashlib.sha256()
-    for path, entry in sorted(changes, key=lambda c: c[0]):
-        digest.update(path.encode() + b"\0")
-        if entry is None:
-            digest.update(b"deleted\0")
-        else:
-            digest.update(f"{entry[1]:o}\0".encode() + hashlib.sha256(entry[0]).digest())
-    return digest.hexdigest()
-
-
-def _is_binary(data: bytes) -> bool:
-    return b"\0" in data[:8000]
-
-
-def _unified(path: str, old: tuple[bytes, int] | None, new: tuple[bytes, int] | None) -> tuple[str, int, int, bool]:
-    header = [f"diff --git a/{path} b/{path}"]
-    if old is None and new is not None:
-        header.append(f"new file mode {new[1]:o}")
-    elif new is None and old is not None:
-        header.append(f"deleted file mode {old[1]:o}")
-    elif old is not None and new is not None and old[1] != new[1]:
-        header += [f"old mode {old[1]:o}", f"new mode {new[1]:o}"]
-    old_data = old[0] if old else b""
-    new_data = new[0] if new else b""
-    if old_data == new_data:
-        return "\n".join(header) + "\n", 0, 0, False
-    if _is_binary(old_data) or _is_binary(new_data):
-        a = f"a/{path}" if old else "/dev/null"
-        b = f"b/{path}" if new else "/dev/null"
-        header.append(f"Binary files {a} and {b} differ")
-        return "\n".join(header) + "\n", 0, 0, True
-    old_lines = old_data.decode("utf-8", "replace").splitlines(keepends=True)
-    new_lines = new_data.decode("utf-8", "replace").splitlines(keepends=True)
-    body = list(
-        difflib.unified_diff(
-            old_lines,
-            new_lines,
-            fromfile=f"a/{path}" if old else "/dev/null",
-            tofile=f"b/{path}" if new else "/dev/null",
-            lineterm="\n",
-        )
-    )
-    added = sum(1 for line in body[2:] if line.startswith("+"))
-    removed = sum(1 for line in body[2:] if line.startswith("-"))
-    text = "\n".join(header) + "\n" + "".join(ln if ln.endswith("\n") else ln + "\n" for ln in body)
-    return text, added, removed, False
-
-
-@attrs.define
-class FakeWorkspace:
-    """
-    A working tree and a linear history held in memory.
-
-    `files` is the working tree, `head` the last commit's tree; tests edit `files` through `write`/`delete`.
-    """
-
-    files: Tree = attrs.field(factory=dict)
-    head: Tree = attrs.field(factory=dict)
-    commits: list[CommitInfo] = attrs.field(factory=list)
-    snapshots: dict[str, Tree] = attrs.field(factory=dict)
-    trees: dict[str, Tree] = attrs.field(factory=dict)
-    branch: str = "main"
-    clock: FakeClock = attrs.field(factory=FakeClock)
-    path: str = "/fake/workspace"
-
-    # test-side helpers
-    def write(self, path: str, data: bytes | str, *, executable: bool = False) -> None:
-        raw = data.encode() if isinstance(data, str) else data
-        self.files[path] = (raw, EXECUTABLE if executable else REGULAR)
-
-    def delete(self, path: str) -> None:
-        self.files.pop(path, None)
-
-    def chmod(self, path: str, *, executable: bool) -> None:
-        data, _ = self.files[path]
-        self.files[path] = (data, EXECUTABLE if executable else REGULAR)
-
-    def read(self, path: str) -> bytes:
-        return self.files[path][0]
-
-    # port
-    async def begin_turn(self, turn_id: TurnId, /) -> Baseline:
-        snapshot = f"snap-{len(self.snapshots) + 1}-{turn_id.value}"
-        self.snapshots[snapshot] = dict(self.files)
-        return Baseline(turn_id, snapshot)
-
-    def _baseline_tree(self, baseline: Baseline) -> Tree:
-        try:
-            return self.snapshots[baseline.snapshot]
-        except KeyError:
-            raise WorkspaceError(f"Unknown baseline {baseline.snapshot}; it may predate a reset.") from None
-
-    def _turn_changes(self, baseline: Baseline) -> list[tuple[str, tuple[bytes, int] | None]]:
-        before = self._baseline_tree(baseline)
-        paths = sorted(set(before) | set(self.files))
-        return [(p, self.files.get(p)) for p in paths if before.get(p) != self.files.get(p)]
-
-    async def changes_since(self, baseline: Baseline, /) -> Diff:
-        before = self._baseline_tree(baseline)
-        changes = self._turn_changes(baseline)
-        if not changes:
-            return Diff.empty()
-        parts: list[str] = []
-        stats: list[FileChange] = []
-        for path, new in changes:
-            # Like git: the diff shows what Approve commits (the path against HEAD), unless HEAD already equals
-            # the result, in which case the turn's own change is shown (Reject can still undo it).
-            old = self.head.get(path) if self.head.get(path) != new else before.get(path)
-            text, added, removed, binary = _unified(path, old, new)
-            parts.append(text)
-            if old is None:
-                kind = ChangeKind.ADDED
-            elif new is None:
-                kind = ChangeKind.DELETED
-            elif old[0] == new[0]:
-                kind = ChangeKind.MODE_CHANGED
-            else:
-                kind = ChangeKind.MODIFIED
-            stats.append(
-                FileChange(
-                    path=path,
-                    kind=kind,
-                    additions=added,
-                    deletions=removed,
-                    binary=binary,
-                    old_mode=old[1] if old else None,
-                    new_mode=new[1] if new else None,
-                )
-            )
-        return Diff(unified="".join(parts), files=tuple(stats), fingerprint=_fingerprint(changes))
-
-    async def commit_turn(
-        self, baseline: Baseline, /, *, fingerprint: str, message: CommitMessage, author: str | None = None
-    ) -> CommitInfo:
-        changes = self._turn_changes(baseline)
-        if not changes:
-            raise WorkspaceError("Nothing to commit: the turn's changes are already gone.")
-        if not _fingerprint(changes).startswith(fingerprint):
-            raise StaleChangeError
-        head = dict(self.head)
-        for path, entry in changes:
-            if entry is None:
-                head.pop(path, None)
-            else:
-                head[path] = entry
-        if head == self.head:
-            raise WorkspaceError("Nothing to commit: the turn leaves the last commit as it is.")
-        self.head = head
-        return self._record_commit(message, author)
-
-    def _record_commit(self, message: CommitMessage, author: str | None) -> CommitInfo:
-        rendered = message.render()
-        sha = hashlib.sha1(  # noqa: S324 - an id like git's, not security
-            f"{len(self.commits)}\0{rendered}".encode()
-        ).hexdigest()
-        info = CommitInfo(sha, rendered, author or "voicecoder <voicecoder@localhost>", self.clock.now())
-        self.commits.append(info)
-        self.trees[sha] = dict(self.head)
-        return info
-
-    async def restore_turn(self, baseline: Baseline, /) -> None:
-        before = self._baseline_tree(baseline)
-        for path, _ in self._turn_changes(baseline):
-            if path in before:
-                self.files[path] = before[path]
-            else:
-                self.files.pop(path, None)
-
-    async def release_turn(self, baseline: Baseline, /) -> None:
-        self.snapshots.pop(baseline.snapshot, None)
-
-    async def status(self) -> WorkspaceStatus:
-        changed = sorted(p for p in set(self.head) | set(self.files) if self.head.get(p) != self.files.get(p))
-        latest = self.commits[-1] if self.commits else None
-        return WorkspaceStatus(
-            branch=self.branch,
-            head=latest.short_sha if latest else None,
-            unstaged=tuple(p for p in changed if p in self.head),
-            untracked=tuple(p for p in changed if p not in self.head),
-            tracked_files=len(self.head),
-            latest_subject=latest.subject if latest else None,
-            latest_time=latest.committed_at if latest else None,
-            path=self.path,
-        )
-
-    async def revert_commit(self, sha: str, /, *, message: CommitMessage, author: str | None = None) -> CommitInfo:
-        index = next((i for i, c in enumerate(self.commits) if c.sha.startswith(sha)), None)
-        if index is None:
-            raise WorkspaceError(f"Unknown commit {sha}.")
-        after = self.trees[self.commits[index].sha]
-        before = self.trees[self.commits[index - 1].sha] if index > 0 else {}
-        for path in set(before) | set(after):
-            if before.get(path) == after.get(path):
-                continue
-            if self.head.get(path) != after.get(path):
-                raise WorkspaceError(f"{path} changed after {sha[:7]}; revert it by hand.")
-            if path in before:
-                self.head[path] = before[path]
-                self.files[path] = before[path]
-            else:
-                self.head.pop(path, None)
-                self.files.pop(path, None)
-        return self._record_commit(message, author)
-
-    async def diagnose(self) -> Sequence[Diagnostic]:
-        return [Diagnostic("workspace", ok=True, detail=f"in-memory workspace on branch {self.branch}")]
 
 
 # --- agent ----------------------------------------------------------------------
@@ -663,6 +424,7 @@ def build_voicecoder(
     fake_workspace = FakeWorkspace(clock=fake_clock)
     fake_workspace.write("README.md", "# demo\n")
     fake_workspace.head = dict(fake_workspace.files)
+    fake_workspace.index = dict(fake_workspace.files)
     fakes = FakePorts(
         workspace=fake_workspace,
         agent=FakeAgentRunner(workspace=fake_workspace),
@@ -692,14 +454,17 @@ def build_voicecoder(
 __all__ = [
     "EXECUTABLE",
     "REGULAR",
+    "SYMLINK",
     "AgentScript",
     "FakeAgentRunner",
+    "FakeCheckpoint",
     "FakeClock",
     "FakePorts",
     "FakeSecretScanner",
     "FakeTranscriber",
     "FakeVocabulary",
     "FakeWorkspace",
+    "FakeWorkspaceTree",
     "InMemoryStateStore",
     "RecordingMessenger",
     "Sent",

@@ -22,6 +22,7 @@ from voicecoder.domain.model import (
     Diagnostic,
     Diff,
     FileChange,
+    Ownership,
     PermissionDenied,
     QuestionId,
     ToolKind,
@@ -31,6 +32,7 @@ from voicecoder.domain.model import (
 )
 from voicecoder.domain.replies import (
     AgentAnswer,
+    ApprovalChoiceNeeded,
     AutoApproved,
     Cancelled,
     ChangeCommitted,
@@ -117,6 +119,7 @@ _when = st.datetimes(min_value=_EARLIEST, max_value=_LATEST, timezones=st.just(U
 )
 _ids = st.text(alphabet="0123456789abcdef", min_size=8, max_size=32).map(ChangeId)
 _sha = st.text(alphabet="0123456789abcdef", min_size=40, max_size=40)
+_paths = st.lists(hostile_text(min_size=1, max_size=40), max_size=30).map(tuple)
 _count = st.integers(min_value=0, max_value=10_000)
 _seconds = st.floats(min_value=0, max_value=400_000, allow_nan=False) | st.sampled_from([0.0, 0.4, 0.999, 1.0])
 
@@ -129,6 +132,7 @@ def _file_changes() -> st.SearchStrategy[FileChange]:
         additions=_count,
         deletions=_count,
         binary=st.booleans(),
+        owner=st.sampled_from(Ownership),
     )
 
 
@@ -138,6 +142,9 @@ def _diffs() -> st.SearchStrategy[Diff]:
         unified=hostile_text(max_size=400) | st.text(max_size=5000),
         files=st.lists(_file_changes(), max_size=45).map(tuple),
         fingerprint=st.text(alphabet="0123456789abcdef", min_size=16, max_size=64),
+        yours=st.just("") | hostile_text(max_size=400) | st.text(max_size=3000),
+        late=st.lists(_file_changes(), max_size=10).map(tuple),
+        late_unified=st.just("") | hostile_text(max_size=400),
     )
 
 
@@ -256,12 +263,23 @@ def _strategies() -> dict[type, st.SearchStrategy[Reply]]:
             DiffView,
             diff=_diffs(),
             change_id=st.none() | _ids,
+            blocked_reasons=st.lists(hostile_text(), max_size=3).map(tuple),
+            refreshed=st.booleans(),
             decision=st.none() | st.sampled_from(Decision),
             decision_detail=st.text(alphabet="0123456789abcdef", max_size=7),
         ),
+        ApprovalChoiceNeeded: st.builds(ApprovalChoiceNeeded, change_id=_ids, diff=_diffs()),
         GitStatusView: st.builds(GitStatusView, status=_statuses()),
-        ChangeCommitted: st.builds(ChangeCommitted, change_id=_ids, commit=_commits(), files=_count, prompt=text),
-        ChangeDiscarded: st.builds(ChangeDiscarded, change_id=_ids, paths=st.lists(text, max_size=30).map(tuple)),
+        ChangeCommitted: st.builds(
+            ChangeCommitted,
+            change_id=_ids,
+            commit=_commits(),
+            files=_count,
+            left_out=_paths,
+            kept_yours=_paths,
+            prompt=text,
+        ),
+        ChangeDiscarded: st.builds(ChangeDiscarded, change_id=_ids, paths=_paths, merged=_paths, kept=_paths),
         ChangeReverted: st.builds(ChangeReverted, reverted_sha=_sha, commit=_commits()),
         StatusReport: st.builds(
             StatusReport,

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from voicecoder.adapters.detect_secrets_scanner import DetectSecretsScanner, added_lines
-from voicecoder.adapters.dulwich_workspace import DulwichWorkspace
+from voicecoder.adapters.git import DulwichWorkspace
 from voicecoder.domain.model import Diff, TurnId
 from voicecoder.domain.ports import SecretScanner
 

@@ -259,7 +259,10 @@ class TestSqliteStateStore:
         assert history[0].findings == (SecretFinding("k.env", 2, "Secret Keyword"),)
         assert [r.prompt for r in trail] == ["add docs"]
         assert loaded.open_turn is None
-        assert user_version(path) == SCHEMA_VERSION == 5
+        # Changes from before the turn-end snapshot existed have none, and their whole diff is the agent's.
+        assert loaded.pending.baseline.turn_end is None
+        assert (loaded.pending.diff.yours, loaded.pending.diff.late) == ("", ())
+        assert user_version(path) == SCHEMA_VERSION == 6
 
     async def test_failed_migration_leaves_the_previous_version(self, path: Path) -> None:
         """When an upgrade step fails (here: a v1 row with an unreadable date), the file stays at v1, unchanged."""

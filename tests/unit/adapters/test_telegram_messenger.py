@@ -29,6 +29,7 @@ from voicecoder.domain.model import (
     Diagnostic,
     Diff,
     FileChange,
+    Ownership,
     PermissionDenied,
     QuestionId,
     ToolKind,
@@ -40,6 +41,7 @@ from voicecoder.domain.replies import (
     TOOL_ANSWERS,
     Action,
     AgentAnswer,
+    ApprovalChoiceNeeded,
     AutoApproved,
     Button,
     Cancelled,
@@ -96,6 +98,21 @@ def make_diff(unified: str = "--- a/x.py\n+++ b/x.py\n@@ -1 +1 @@\n-a < b\n+a <=
     )
 
 
+def overlap_diff() -> Diff:
+    """Claude's change in two files, one overlapping the developer's uncommitted edits; a late edit too."""
+    return Diff(
+        unified="diff --git a/x.py b/x.py\n--- a/x.py\n+++ b/x.py\n@@ -1 +1 @@\n-a < b\n+a <= b\n",
+        files=(
+            FileChange("x.py", ChangeKind.MODIFIED, 1, 1, owner=Ownership.OVERLAP),
+            FileChange("y<&>.py", ChangeKind.MODIFIED, 2, 0, owner=Ownership.BOTH),
+        ),
+        fingerprint="ab" * 32,
+        yours="diff --git a/x.py b/x.py\n--- a/x.py\n+++ b/x.py\n@@ -1 +1 @@\n-a\n+a < b # mine\n",
+        late=(FileChange("late & <new>.txt", ChangeKind.ADDED, 1, 0),),
+        late_unified="diff --git a/late b/late\n+late <text>\n",
+    )
+
+
 COMMIT = CommitInfo("abcdef1234567890", f"Apply changes\n\n{NASTY}", "Ada <ada@example.com>", NOW)
 STATUS = WorkspaceStatus(
     branch="feature/<x>",
@@ -148,10 +165,15 @@ SAMPLES: list[Reply] = [
     AutoApproved(CHANGE, make_diff(), COMMIT, "docs <only>"),
     DiffView(make_diff(), CHANGE),
     DiffView(Diff.empty()),
+    ChangeSummary(CHANGE, overlap_diff()),
+    DiffView(overlap_diff(), CHANGE, blocked_reasons=(f"possible secret: {NASTY}",), refreshed=True),
+    ApprovalChoiceNeeded(CHANGE, overlap_diff()),
     GitStatusView(STATUS),
     GitStatusView(WorkspaceStatus(branch=None, head=None)),
     ChangeCommitted(CHANGE, COMMIT, files=3),
+    ChangeCommitted(CHANGE, COMMIT, files=1, left_out=("x<1>.py",), kept_yours=("y&.py",)),
     ChangeDiscarded(CHANGE, ("a<b>.py", "c&d.py")),
+    ChangeDiscarded(CHANGE, ("a<b>.py",), merged=("a<b>.py",), kept=("k&.py",)),
     ChangeReverted("fedcba9876543210", COMMIT),
     StatusReport(
         user_id=DEFAULT_USER.id,
@@ -321,6 +343,54 @@ class TestRender:
         cells = [b for row in keyboard.inline_keyboard for b in row]
         assert [c.text for c in cells] == ["✅ Approve", "❌ Reject", "📝 Show Diff", "📊 Git Status"]
         assert tuple(parse_callback_data(c.callback_data or "") for c in cells) == summary.buttons
+
+    def test_overlapping_files_are_marked_and_approve_asks_for_the_choice(self) -> None:
+        """The summary marks the overlapping file and offers the two explicit choices, which parse back."""
+        summary = ChangeSummary(CHANGE, overlap_diff())
+
+        rendered = render(summary)
+
+        plain, _ = parse_telegram_html(rendered.html)
+        assert "x.py +1 −1 ⚠️ also has your uncommitted edits" in plain
+        assert "y<&>.py +2 −0 (your own edits in it stay uncommitted)" in plain
+        assert rendered.keyboard is not None
+        cells = [b for row in rendered.keyboard.inline_keyboard for b in row]
+        assert [c.text for c in cells][:2] == ["✅ Commit with my edits", "✅ Leave this file out"]
+        parsed = [parse_callback_data(c.callback_data or "") for c in cells]
+        assert [(b.action, b.change_id, b.fingerprint) for b in parsed] == [
+            (b.action, b.change_id, b.fingerprint) for b in summary.buttons
+        ]
+
+    def test_the_diff_shows_claudes_change_your_edits_and_late_edits_apart(self) -> None:
+        """Three sections, in that order, each escaped; the buttons carry the (refreshed) fingerprint."""
+        view = DiffView(overlap_diff(), CHANGE, refreshed=True)
+
+        rendered = render(view)
+
+        plain, entities = parse_telegram_html(rendered.html)
+        claude = plain.index("Claude's change (what ✅ Approve commits)")
+        yours = plain.index("Your uncommitted edits in the same files")
+        late = plain.index("Late edits")
+        assert claude < yours < late
+        assert "a < b # mine" in plain[yours:late]
+        assert "late & <new>.txt" in plain[late:]
+        assert "workspace changed since the summary" in plain
+        assert sum(e["type"] == "pre" for e in entities) == 3
+        assert rendered.keyboard is not None
+        assert {b.callback_data for row in rendered.keyboard.inline_keyboard for b in row} == {
+            callback_data(b) for b in view.buttons
+        }
+
+    def test_reject_reply_lists_what_was_restored_and_kept(self) -> None:
+        """Restored files, the ones where the developer's later edits were kept, and what could not be undone."""
+        plain, _ = parse_telegram_html(
+            render(ChangeDiscarded(CHANGE, ("a.py", "b.py"), merged=("b.py",), kept=("c.py",))).html
+        )
+
+        assert "restored 2 files:\na.py, b.py" in plain
+        assert "Your later edits in b.py were kept" in plain
+        assert "Files Claude did not touch were left as they are." in plain
+        assert "Claude's lines stay where your edits overlap them: c.py" in plain
 
     def test_agent_answer_code_blocks_become_pre(self) -> None:
         """Fenced code in Claude's answer becomes a pre entity with its language; permission denials are listed."""

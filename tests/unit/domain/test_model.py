@@ -6,11 +6,13 @@ import pytest
 
 from voicecoder.domain.errors import (
     ApprovalBlockedError,
+    ApprovalChoiceRequiredError,
     ChangeNotPendingError,
     NoPendingChangeError,
     StaleChangeError,
 )
 from voicecoder.domain.model import (
+    ApprovalChoice,
     Baseline,
     ChangeId,
     ChangeKind,
@@ -20,6 +22,7 @@ from voicecoder.domain.model import (
     CommitMessage,
     Diff,
     FileChange,
+    Ownership,
     PendingChange,
     Prompt,
     SecretFinding,
@@ -62,6 +65,31 @@ class TestPendingChange:
 
         with pytest.raises(ChangeNotPendingError, match="no longer pending"):
             change.approve(ALICE, COMMIT, now=NOW)
+
+    def test_overlaps_need_a_choice(self, change: PendingChange) -> None:
+        """
+        A diff with a file overlapping the developer's edits is approvable only with an explicit choice.
+        """
+        change.diff = Diff("d", (FileChange("a.py", ChangeKind.MODIFIED, owner=Ownership.OVERLAP),), FP)
+
+        with pytest.raises(ApprovalChoiceRequiredError, match=r"a\.py") as raised:
+            change.check_approvable(FP[:16])
+        change.check_approvable(FP[:16], ApprovalChoice.LEAVE_OUT)
+
+        assert raised.value.paths == ("a.py",)
+
+    def test_refresh_replaces_the_diff_of_a_pending_change_only(self, change: PendingChange) -> None:
+        """
+        A refreshed diff (late edits seen) becomes the change's; a decided change cannot be refreshed.
+        """
+        fresh = Diff("new", (FileChange("a.py", ChangeKind.ADDED, 1, 0),), "cd" * 32)
+
+        change.refresh(fresh, ())
+        change.approve(ALICE, COMMIT, now=NOW)
+
+        assert change.diff == fresh
+        with pytest.raises(ChangeNotPendingError):
+            change.refresh(Diff.empty(), ())
 
     def test_wrong_fingerprint_is_stale(self, change: PendingChange) -> None:
         """
@@ -174,3 +202,11 @@ class TestApprovalPolicy:
 
         assert ApprovalPolicy(("docs/*",)).decide(diff).verdict is Verdict.ASK
         assert ApprovalPolicy(("docs/*", "src/*")).decide(diff).verdict is Verdict.AUTO_APPROVE
+
+    def test_overlapping_edits_are_never_auto_approved(self) -> None:
+        """
+        A file whose agent edits overlap the developer's needs their choice, even on an allow-listed path.
+        """
+        diff = Diff("d", (FileChange("docs/a.md", ChangeKind.MODIFIED, owner=Ownership.OVERLAP),), FP)
+
+        assert ApprovalPolicy(("docs/*",)).decide(diff).verdict is Verdict.ASK

@@ -720,7 +720,9 @@ class TestCheckpoints:
         await app.press(CHAT, ALICE, "cb2", _press(rejected, Action.REJECT))
         await app.prompt(CHAT, ALICE, "just look")
         assert fakes.workspace.snapshots == {}
+        assert fakes.workspace.turn_ends == {}
 
         await _change(app, fakes, {"c.txt": b"c\n"})
 
         assert len(fakes.workspace.snapshots) == 1
+        assert len(fakes.workspace.turn_ends) == 1

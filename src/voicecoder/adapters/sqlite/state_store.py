@@ -45,6 +45,7 @@ from voicecoder.domain.model import (
     Diagnostic,
     Diff,
     FileChange,
+    Ownership,
     PendingChange,
     Prompt,
     PromptSource,
@@ -222,6 +223,19 @@ def _v5_tool_rules(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE sessions ADD COLUMN tool_rules TEXT NOT NULL DEFAULT '[]'")
 
 
+def _v6_turn_end(db: sqlite3.Connection) -> None:
+    """
+    The turn-end snapshot beside each baseline, and the three-way diff (the developer's edits, late edits).
+
+    Rows from before have no turn end (NULL): their whole diff counts as the agent's, as it did then.
+    """
+    db.execute("ALTER TABLE changes ADD COLUMN baseline_turn_end TEXT")
+    db.execute("ALTER TABLE changes ADD COLUMN diff_yours TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE changes ADD COLUMN diff_late_unified TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE changes ADD COLUMN diff_late_files TEXT NOT NULL DEFAULT '[]'")
+    db.execute("ALTER TABLE sessions ADD COLUMN open_turn_end TEXT")
+
+
 #: Ordered; migration ``i`` takes a database from schema version ``i`` to ``i + 1``. Never edit a released one.
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     _v1_initial,
@@ -229,6 +243,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     _v3_open_turn,
     _v4_summary_message,
     _v5_tool_rules,
+    _v6_turn_end,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -260,6 +275,10 @@ _CHANGE_COLUMNS: Final = (
     "commit_time",
     "agent_session_id",
     "message_ids",
+    "baseline_turn_end",
+    "diff_yours",
+    "diff_late_unified",
+    "diff_late_files",
 )
 
 
@@ -276,8 +295,8 @@ _SELECT_CHANGE: Final = f"SELECT {', '.join(_CHANGE_COLUMNS)} FROM changes"  # n
 _UPSERT_SESSION: Final = """
     INSERT INTO sessions (chat_id, agent_session_id, turn_count, compaction_threshold, approved_count,
                           rejected_count, pending_change_id, started_at, last_activity,
-                          open_turn_id, open_turn_snapshot, tool_rules)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                          open_turn_id, open_turn_snapshot, tool_rules, open_turn_end)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (chat_id) DO UPDATE SET
         agent_session_id = excluded.agent_session_id,
         turn_count = excluded.turn_count,
@@ -289,7 +308,8 @@ _UPSERT_SESSION: Final = """
         last_activity = excluded.last_activity,
         open_turn_id = excluded.open_turn_id,
         open_turn_snapshot = excluded.open_turn_snapshot,
-        tool_rules = excluded.tool_rules
+        tool_rules = excluded.tool_rules,
+        open_turn_end = excluded.open_turn_end
 """
 _AUDIT_COLUMNS: Final = (
     "at",
@@ -311,20 +331,42 @@ _INSERT_AUDIT: Final = (
 )
 
 
+def _files_json(files: tuple[FileChange, ...]) -> str:
+    return json.dumps(
+        [
+            {
+                "path": f.path,
+                "kind": f.kind.value,
+                "additions": f.additions,
+                "deletions": f.deletions,
+                "binary": f.binary,
+                "old_mode": f.old_mode,
+                "new_mode": f.new_mode,
+                "owner": f.owner.value,
+            }
+            for f in files
+        ]
+    )
+
+
+def _files_from_json(text: str) -> tuple[FileChange, ...]:
+    return tuple(
+        FileChange(
+            path=f["path"],
+            kind=ChangeKind(f["kind"]),
+            additions=f["additions"],
+            deletions=f["deletions"],
+            binary=f["binary"],
+            old_mode=f["old_mode"],
+            new_mode=f["new_mode"],
+            owner=Ownership(f.get("owner", Ownership.AGENT.value)),
+        )
+        for f in json.loads(text)
+    )
+
+
 def _change_row(change: PendingChange) -> tuple[Any, ...]:
     commit = change.commit
-    files = [
-        {
-            "path": f.path,
-            "kind": f.kind.value,
-            "additions": f.additions,
-            "deletions": f.deletions,
-            "binary": f.binary,
-            "old_mode": f.old_mode,
-            "new_mode": f.new_mode,
-        }
-        for f in change.diff.files
-    ]
     findings = [{"path": f.path, "line": f.line, "kind": f.kind} for f in change.findings]
     return (
         change.chat_id.value,
@@ -338,7 +380,7 @@ def _change_row(change: PendingChange) -> tuple[Any, ...]:
         change.baseline.turn_id.value,
         change.baseline.snapshot,
         change.diff.unified,
-        json.dumps(files),
+        _files_json(change.diff.files),
         change.diff.fingerprint,
         json.dumps(findings),
         encode_datetime(change.created_at),
@@ -351,6 +393,10 @@ def _change_row(change: PendingChange) -> tuple[Any, ...]:
         encode_datetime(commit.committed_at) if commit else None,
         change.agent_session_id,
         json.dumps(list(change.message_ids)),
+        change.baseline.turn_end,
+        change.diff.yours,
+        change.diff.late_unified,
+        _files_json(change.diff.late),
     )
 
 
@@ -363,18 +409,6 @@ def _change_from_row(row: sqlite3.Row) -> PendingChange:
             author=row["commit_author"],
             committed_at=decode_datetime(row["commit_time"]),
         )
-    files = tuple(
-        FileChange(
-            path=f["path"],
-            kind=ChangeKind(f["kind"]),
-            additions=f["additions"],
-            deletions=f["deletions"],
-            binary=f["binary"],
-            old_mode=f["old_mode"],
-            new_mode=f["new_mode"],
-        )
-        for f in json.loads(row["diff_files"])
-    )
     findings = tuple(SecretFinding(path=f["path"], line=f["line"], kind=f["kind"]) for f in json.loads(row["findings"]))
     return PendingChange(
         id=ChangeId(row["id"]),
@@ -386,8 +420,19 @@ def _change_from_row(row: sqlite3.Row) -> PendingChange:
             confidence=row["prompt_confidence"],
             audio_digest=row["prompt_audio_digest"],
         ),
-        baseline=Baseline(turn_id=TurnId(row["baseline_turn_id"]), snapshot=row["baseline_snapshot"]),
-        diff=Diff(unified=row["diff_unified"], files=files, fingerprint=row["diff_fingerprint"]),
+        baseline=Baseline(
+            turn_id=TurnId(row["baseline_turn_id"]),
+            snapshot=row["baseline_snapshot"],
+            turn_end=row["baseline_turn_end"],
+        ),
+        diff=Diff(
+            unified=row["diff_unified"],
+            files=_files_from_json(row["diff_files"]),
+            fingerprint=row["diff_fingerprint"],
+            yours=row["diff_yours"],
+            late=_files_from_json(row["diff_late_files"]),
+            late_unified=row["diff_late_unified"],
+        ),
         created_at=decode_datetime(row["created_at"]),
         agent_session_id=row["agent_session_id"],
         findings=findings,
@@ -572,7 +617,7 @@ class SqliteStateStore:
                 started_at=_opt_decode(row["started_at"]),
                 last_activity=_opt_decode(row["last_activity"]),
                 open_turn=(
-                    Baseline(TurnId(row["open_turn_id"]), row["open_turn_snapshot"])
+                    Baseline(TurnId(row["open_turn_id"]), row["open_turn_snapshot"], row["open_turn_end"])
                     if row["open_turn_id"] is not None
                     else None
                 ),
@@ -609,6 +654,7 @@ class SqliteStateStore:
             session.open_turn.turn_id.value if session.open_turn is not None else None,
             session.open_turn.snapshot if session.open_turn is not None else None,
             json.dumps(list(session.tool_rules)),
+            session.open_turn.turn_end if session.open_turn is not None else None,
         )
         change_row = _change_row(pending) if pending is not None else None
         superseded_at = pending.created_at if pending is not None else session.last_activity

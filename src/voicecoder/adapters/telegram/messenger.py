@@ -31,11 +31,11 @@ from voicecoder.adapters.telegram.api import (
 from voicecoder.domain.callbacks import MAX_CALLBACK_BYTES, decode_callback, encode_callback
 from voicecoder.domain.errors import DeliveryError
 from voicecoder.domain.model import (
-    ChangeId,
     ChangeKind,
     ChatId,
     Diff,
     FileChange,
+    Ownership,
     PermissionDenied,
     ToolKind,
     WorkspaceStatus,
@@ -43,6 +43,7 @@ from voicecoder.domain.model import (
 from voicecoder.domain.replies import (
     Action,
     AgentAnswer,
+    ApprovalChoiceNeeded,
     AutoApproved,
     Button,
     Cancelled,
@@ -103,6 +104,8 @@ UNAUTHORIZED_TEXT = "⛔ You are not authorized to use this bot."
 
 BUTTON_LABELS = {
     Action.APPROVE: "✅ Approve",
+    Action.APPROVE_WITH_MY_EDITS: "✅ Commit with my edits",
+    Action.APPROVE_LEAVE_OUT: "✅ Leave those files out",
     Action.REJECT: "❌ Reject",
     Action.SHOW_DIFF: "📝 Show Diff",
     Action.GIT_STATUS: "📊 Git Status",
@@ -131,7 +134,7 @@ def _keyboard(
     if not buttons:
         return None
     names = {**BUTTON_LABELS, **(labels or {})}
-    cells = [InlineKeyboardButton(names[b.action], callback_data=callback_data(b)) for b in buttons]
+    cells = [InlineKeyboardButton(b.label or names[b.action], callback_data=callback_data(b)) for b in buttons]
     return InlineKeyboardMarkup(tuple(tuple(cells[i : i + per_row]) for i in range(0, len(cells), per_row)))
 
 
@@ -292,16 +295,35 @@ _KIND_ICON = {
 }
 
 
+_OWNER_NOTE = {
+    Ownership.AGENT: "",
+    Ownership.BOTH: " <i>(your own edits in it stay uncommitted)</i>",
+    Ownership.OVERLAP: " ⚠️ <b>also has your uncommitted edits</b>",
+}
+
+
 def _file_line(change: FileChange) -> str:
     stat = "binary" if change.binary else f"+{change.additions} −{change.deletions}"
-    return f"{_KIND_ICON[change.kind]} <code>{esc(change.path)}</code> {stat}"
+    return f"{_KIND_ICON[change.kind]} <code>{esc(change.path)}</code> {stat}{_OWNER_NOTE[change.owner]}"
 
 
-def _file_lines(diff: Diff) -> list[str]:
-    lines = [_file_line(f) for f in diff.files[:MAX_LISTED_FILES]]
-    if len(diff.files) > MAX_LISTED_FILES:
-        lines.append(f"… and {len(diff.files) - MAX_LISTED_FILES} more")
+def _file_lines(diff: Diff, files: tuple[FileChange, ...] | None = None) -> list[str]:
+    listed = diff.files if files is None else files
+    lines = [_file_line(f) for f in listed[:MAX_LISTED_FILES]]
+    if len(listed) > MAX_LISTED_FILES:
+        lines.append(f"… and {len(listed) - MAX_LISTED_FILES} more")
     return lines
+
+
+def _overlap_note(diff: Diff) -> str:
+    n = len(diff.overlapping)
+    these = "this file" if n == 1 else "these files"
+    return (
+        f"\n⚠️ Claude's edits overlap your uncommitted edits in {_plural(n, 'file')}: {_paths(diff.overlapping)}. "
+        f"Choose <b>Commit with my edits</b> (commits {these} as they are, your edits included) or "
+        f"<b>Leave {these} out</b> (nothing of {these} is committed; {'it stays' if n == 1 else 'they stay'} "
+        "as it is on disk)."
+    )
 
 
 def _paths(paths: tuple[str, ...], limit: int = 20) -> str:
@@ -364,11 +386,13 @@ def render(reply: Reply) -> Rendered:
                 f"✅ Auto-approved ({esc(rule)}) and committed <code>{esc(commit.short_sha)}</code>\n"
                 f"{esc(diff.stat_line())}\n" + "\n".join(_file_lines(diff))
             )
-        case DiffView(diff=diff, change_id=change_id, decision=decision, decision_detail=detail):
-            return _render_diff(diff, change_id, decision, detail)
+        case DiffView():
+            return _render_diff(reply)
+        case ApprovalChoiceNeeded(diff=diff):
+            return Rendered(_overlap_note(diff).lstrip("\n"), _keyboard(reply.buttons))
         case GitStatusView(status=status):
             return Rendered(_render_status(status))
-        case ChangeCommitted(commit=commit, files=files, prompt=prompt):
+        case ChangeCommitted(commit=commit, files=files, prompt=prompt, left_out=left_out, kept_yours=kept_yours):
             lines = [
                 "✅ <b>Changes approved and committed!</b>",
                 f"📝 Commit: <code>{esc(commit.short_sha)}</code> {esc(commit.subject)}",
@@ -376,10 +400,13 @@ def render(reply: Reply) -> Rendered:
             if prompt.strip():
                 lines.append(f"💬 Prompt: <i>{esc(_short(' '.join(prompt.split()), 200))}</i>")
             lines.append(f"🕐 {esc(_when(commit.committed_at))} · {_plural(files, 'file')}")
+            if kept_yours:
+                lines.append(f"✋ Your own edits stay uncommitted in {_paths(kept_yours)}.")
+            if left_out:
+                lines.append(f"↪️ Left out (as they are, uncommitted): {_paths(left_out)}.")
             return Rendered("\n".join(lines))
-        case ChangeDiscarded(paths=paths):
-            body = f"❌ Changes discarded; restored {_plural(len(paths), 'file')}"
-            return Rendered(body + (f":\n{_paths(paths)}" if paths else "."))
+        case ChangeDiscarded():
+            return Rendered(_render_discarded(reply))
         case ChangeReverted(reverted_sha=reverted, commit=commit):
             return Rendered(
                 f"↩️ Reverted <code>{esc(reverted[:7])}</code> with commit <code>{esc(commit.short_sha)}</code>."
@@ -639,6 +666,8 @@ def _render_summary(s: ChangeSummary) -> Rendered:
         lines.append(f"\n{_decision_line(s.decision, s.decision_detail)}")
         return Rendered("\n".join(lines), _keyboard(s.buttons))
     lines = [f"📝 <b>Changes ready for review</b> — {esc(s.diff.stat_line())}", *_file_lines(s.diff)]
+    if s.diff.overlapping:
+        lines.append(_overlap_note(s.diff))
     if s.superseded_previous:
         lines.append("\n↪️ This includes and replaces the previous pending change.")
     if s.blocked_reasons:
@@ -648,20 +677,66 @@ def _render_summary(s: ChangeSummary) -> Rendered:
     return Rendered("\n".join(lines), _keyboard(buttons_of(s)))
 
 
-def _render_diff(
-    diff: Diff, change_id: ChangeId | None, decision: Decision | None = None, detail: str = ""
-) -> Rendered:
-    if diff.is_empty:
+def _render_discarded(d: ChangeDiscarded) -> str:
+    lines = [
+        f"❌ Changes discarded; restored {_plural(len(d.paths), 'file')}"
+        + (f":\n{_paths(d.paths)}" if d.paths else ".")
+    ]
+    if d.merged:
+        lines.append(f"✋ Your later edits in {_paths(d.merged)} were kept; only Claude's lines were taken out.")
+    if d.kept:
+        lines.append(
+            f"⚠️ Claude's lines stay where your edits overlap them: {_paths(d.kept)}. "
+            "Undo them by hand (git diff shows them)."
+        )
+    lines.append("Files Claude did not touch were left as they are.")
+    return "\n".join(lines)
+
+
+_DIFF_BLOCK = '<pre><code class="language-diff">{}</code></pre>'
+
+
+def _render_diff(view: DiffView) -> Rendered:
+    diff = view.diff
+    if diff.is_empty and not diff.late:
         return Rendered("ℹ️ No git changes detected.")
-    keyboard = _keyboard(buttons_of(DiffView(diff, change_id, decision=decision)))
+    keyboard = _keyboard(view.buttons)
     head = f"📝 <b>Diff</b> — {esc(diff.stat_line())}"
-    if decision is not None:
-        head += f"\n{_decision_line(decision, detail)}"
-    if len(diff.unified) <= DIFF_INLINE_LIMIT:
-        return Rendered(f'{head}\n<pre><code class="language-diff">{esc(diff.unified)}</code></pre>', keyboard)
-    name = f"change-{change_id.value}.diff" if change_id is not None else "changes.diff"
-    caption = f"{head}\nToo long for a message: the full diff is attached."
-    return Rendered(caption, keyboard, document=(name, diff.unified.encode()))
+    if view.decision is not None:
+        head += f"\n{_decision_line(view.decision, view.decision_detail)}"
+    if diff.yours or diff.late:
+        head += "\n<b>Claude's change</b> (what ✅ Approve commits):"
+    if view.refreshed:
+        head = (
+            "🔄 The workspace changed since the summary; this is the diff now (the older buttons no longer work).\n"
+            + head
+        )
+    if diff.overlapping:
+        head += _overlap_note(diff)
+    blocked = ""
+    if view.blocked_reasons:
+        blocked = "\n🔒 <b>Approval blocked</b>:\n" + "\n".join(f"• {esc(r)}" for r in view.blocked_reasons)
+    sections = [(head, diff.unified)]
+    if diff.yours:
+        sections.append(("✋ <b>Your uncommitted edits in the same files</b> (not committed)", diff.yours))
+    if diff.late:
+        late_files = "\n".join(_file_lines(diff, diff.late))
+        sections.append(
+            (
+                "⏰ <b>Late edits</b>, made after Claude finished (not committed, not reverted):\n" + late_files,
+                diff.late_unified,
+            )
+        )
+    if sum(len(text) for _, text in sections) <= DIFF_INLINE_LIMIT:
+        body = "\n\n".join(f"{title}\n{_DIFF_BLOCK.format(esc(text))}" if text else title for title, text in sections)
+        return Rendered(body + blocked, keyboard)
+    name = f"change-{view.change_id.value}.diff" if view.change_id is not None else "changes.diff"
+    titles = "\n\n".join(title for title, _ in sections)
+    caption = f"{titles}\nToo long for a message: the full diff is attached.{blocked}"
+    document = "".join(
+        (f"# {html_to_text(title).splitlines()[0]}\n" if i else "") + text for i, (title, text) in enumerate(sections)
+    )
+    return Rendered(caption, keyboard, document=(name, document.encode()))
 
 
 def _render_status(status: WorkspaceStatus) -> str:

@@ -36,6 +36,7 @@ from voicecoder.domain.model import (
     CommitInfo,
     Diff,
     FileChange,
+    Ownership,
     PendingChange,
     Prompt,
     PromptSource,
@@ -127,6 +128,7 @@ def file_changes() -> st.SearchStrategy[FileChange]:
         binary=st.booleans(),
         old_mode=modes,
         new_mode=modes,
+        owner=st.sampled_from(Ownership),
     )
 
 
@@ -136,6 +138,16 @@ def diffs() -> st.SearchStrategy[Diff]:
         unified=st.text(),
         files=st.lists(file_changes(), max_size=4).map(tuple),
         fingerprint=_hex_digests(64) | st.just(""),
+        yours=st.text(),
+        late=st.lists(file_changes(), max_size=2).map(tuple),
+        late_unified=st.text(),
+    )
+
+
+def baselines(turn: TurnId) -> st.SearchStrategy[Baseline]:
+    """A baseline of *turn*, with or without a turn-end snapshot."""
+    return st.builds(
+        Baseline, turn_id=st.just(turn), snapshot=_hex_digests(40) | st.text(), turn_end=st.none() | _hex_digests(40)
     )
 
 
@@ -170,7 +182,7 @@ def pending_changes(
         turn_id=turn,
         chat_id=chat,
         prompt=draw(prompts()),
-        baseline=Baseline(turn_id=turn, snapshot=draw(_hex_digests(40) | st.text())),
+        baseline=draw(baselines(turn)),
         diff=draw(diffs()),
         created_at=draw(aware_datetimes()),
         agent_session_id=draw(st.none() | st.text(min_size=1)),
@@ -205,7 +217,7 @@ def sessions(
         pending=draw(pending_changes(chat=chat, status=status)) if has_pending else None,
         started_at=draw(st.none() | aware_datetimes()),
         last_activity=draw(st.none() | aware_datetimes()),
-        open_turn=draw(st.none() | st.builds(Baseline, turn_id=turn_ids(), snapshot=_hex_digests(40))),
+        open_turn=draw(st.none() | turn_ids().flatmap(baselines)),
         tool_rules=tuple(draw(st.lists(st.text(min_size=1), max_size=3, unique=True))),
     )
 

@@ -1,9 +1,13 @@
 """
 The `Workspace` contract: every agent turn is a transaction, as an abstract pytest class.
 
-Subclass `WorkspaceContract` in a ``test_*.py`` module, name the subclass ``Test…`` and override two
-fixtures: ``workspace`` (the adapter under test, ready to use, with at least one commit) and ``tree``
-(a `WorkspaceTree` that edits the same working tree behind the adapter's back, like the agent does)::
+Subclass `WorkspaceContract` in a ``test_*.py`` module, name the subclass ``Test…`` and override its fixtures:
+``workspace`` (the adapter under test, ready to use, with at least one commit), ``tree`` (a `WorkspaceTree`
+that edits the same working tree behind the adapter's back, as the agent and the developer do), and three
+capabilities, each a callable that puts the workspace into a state the port must refuse:
+``break_repository`` (no longer a usable repository), ``break_index`` (the index lists ``clash`` both as a file
+and as a directory, as a broken git index can) and ``lock`` (another git process holds the repository's
+locks)::
 
     class TestMyWorkspace(WorkspaceContract):
         @pytest.fixture
@@ -16,144 +20,60 @@ fixtures: ``workspace`` (the adapter under test, ready to use, with at least one
         def tree(self, tmp_path: Path) -> WorkspaceTree:
             return DiskTree(tmp_path / "repo")
 
-`DiskTree` serves any adapter whose working tree is a directory; `FakeTree` serves `FakeWorkspace`.
+        ...  # break_repository, break_index, lock
+
+`DiskTree` serves any adapter whose working tree is a git checkout on disk. The three-way behaviour (the
+developer's edits beside the agent's, late edits, overlaps, extensions, file/directory changes) is in
+`WorkspaceIsolationContract`, which `WorkspaceContract` includes.
 """
 
 from __future__ import annotations
 
-import os
-import stat
-from pathlib import Path
-from typing import Protocol
+from collections.abc import Callable
 
-import attrs
 import pytest
 
-from voicecoder.domain.errors import StaleChangeError, WorkspaceError
+from voicecoder.domain.errors import NotARepositoryError, StaleChangeError, WorkspaceConflictError, WorkspaceError
 from voicecoder.domain.model import Baseline, ChangeKind, CommitInfo, CommitMessage, Diff, TurnId
 from voicecoder.domain.ports import Workspace
-from voicecoder.testing.fakes import FakeWorkspace
+from voicecoder.testing.contracts.workspace_isolation import WorkspaceIsolationContract
+from voicecoder.testing.contracts.workspace_tree import MESSAGE, SEED, DiskTree, WorkspaceTree, commit_files
 
-__all__ = ["DiskTree", "FakeTree", "WorkspaceContract", "WorkspaceTree", "commit_files"]
-
-
-class WorkspaceTree(Protocol):
-    """Edits the working tree behind a workspace, as the coding agent or the developer would."""
-
-    def write(self, path: str, data: bytes, *, executable: bool = False) -> None:
-        """Create or overwrite the file *path* (slash-separated, relative), creating parent directories."""
-        ...
-
-    def delete(self, path: str) -> None:
-        """Remove the file *path*."""
-        ...
-
-    def chmod(self, path: str, *, executable: bool) -> None:
-        """Set or clear the executable bit of *path*."""
-        ...
-
-    def read(self, path: str) -> bytes:
-        """The content of *path*."""
-        ...
-
-    def exists(self, path: str) -> bool:
-        """Whether the file *path* exists."""
-        ...
-
-    def is_executable(self, path: str) -> bool:
-        """Whether *path* has its executable bit set."""
-        ...
-
-
-@attrs.define
-class DiskTree:
-    """A `WorkspaceTree` over a directory on disk."""
-
-    root: Path
-
-    def _path(self, path: str) -> Path:
-        return self.root.joinpath(*path.split("/"))
-
-    def write(self, path: str, data: bytes, *, executable: bool = False) -> None:
-        target = self._path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.is_symlink():
-            target.unlink()
-        target.write_bytes(data)
-        self.chmod(path, executable=executable)
-
-    def delete(self, path: str) -> None:
-        self._path(path).unlink()
-
-    def chmod(self, path: str, *, executable: bool) -> None:
-        target = self._path(path)
-        mode = stat.S_IMODE(target.stat().st_mode)
-        target.chmod(mode | 0o111 if executable else mode & ~0o111)
-
-    def read(self, path: str) -> bytes:
-        return self._path(path).read_bytes()
-
-    def exists(self, path: str) -> bool:
-        return self._path(path).is_file()
-
-    def is_executable(self, path: str) -> bool:
-        return os.access(self._path(path), os.X_OK)
-
-
-@attrs.define
-class FakeTree:
-    """A `WorkspaceTree` over `FakeWorkspace.files`."""
-
-    fake: FakeWorkspace
-
-    def write(self, path: str, data: bytes, *, executable: bool = False) -> None:
-        self.fake.write(path, data, executable=executable)
-
-    def delete(self, path: str) -> None:
-        self.fake.delete(path)
-
-    def chmod(self, path: str, *, executable: bool) -> None:
-        self.fake.chmod(path, executable=executable)
-
-    def read(self, path: str) -> bytes:
-        return self.fake.read(path)
-
-    def exists(self, path: str) -> bool:
-        return path in self.fake.files
-
-    def is_executable(self, path: str) -> bool:
-        return self.fake.files[path][1] & 0o111 != 0
-
-
-async def commit_files(
-    workspace: Workspace, tree: WorkspaceTree, files: dict[str, bytes], *, turn: str = "seed"
-) -> CommitInfo:
-    """Write *files* in a turn of their own and commit it: the usual way to give a test a history."""
-    baseline = await workspace.begin_turn(TurnId(turn))
-    for path, data in files.items():
-        tree.write(path, data)
-    diff = await workspace.changes_since(baseline)
-    return await workspace.commit_turn(baseline, fingerprint=diff.fingerprint, message=CommitMessage(f"Add {turn}"))
-
-
-MESSAGE = CommitMessage("Apply changes from Claude", "Prompt: add a greeting", (("Change-Id", "0123abcd"),))
-SEED = {"README.md": b"# demo\n", "src/app.py": b"def main():\n    return 1\n", "src/util.py": b"X = 1\n"}
+__all__ = ["DiskTree", "WorkspaceContract", "WorkspaceTree", "commit_files"]
 
 
 def _kinds(diff: Diff) -> dict[str, ChangeKind]:
     return {change.path: change.kind for change in diff.files}
 
 
-class WorkspaceContract:
+class WorkspaceContract(WorkspaceIsolationContract):
     """What every `Workspace` must do. Not collected by itself: subclass it as ``Test…``."""
 
     @pytest.fixture
     def workspace(self) -> Workspace:
-        raise NotImplementedError
+        raise NotImplementedError("Override the `workspace` fixture: the adapter under test, with one commit.")
 
     @pytest.fixture
     def tree(self) -> WorkspaceTree:
-        raise NotImplementedError
+        raise NotImplementedError("Override the `tree` fixture: a WorkspaceTree over the adapter's working tree.")
+
+    @pytest.fixture
+    def break_repository(self) -> Callable[[], None]:
+        raise NotImplementedError(
+            "Override `break_repository`: a callable after which the workspace is no longer a usable repository."
+        )
+
+    @pytest.fixture
+    def break_index(self) -> Callable[[], None]:
+        raise NotImplementedError(
+            "Override `break_index`: a callable after which the index lists `clash` as a file and as a directory."
+        )
+
+    @pytest.fixture
+    def lock(self) -> Callable[[], None]:
+        raise NotImplementedError(
+            "Override `lock`: a callable after which another git process holds the repository's locks."
+        )
 
     @pytest.fixture
     async def seeded(self, workspace: Workspace, tree: WorkspaceTree) -> CommitInfo:
@@ -209,29 +129,6 @@ class WorkspaceContract:
         diff = await workspace.changes_since(baseline)
 
         assert diff.paths == ("src/app.py",)
-
-    async def test_diff_shows_what_approve_commits(
-        self, workspace: Workspace, tree: WorkspaceTree, seeded: CommitInfo
-    ) -> None:
-        """
-        The diff of a path is what Approve will commit for it.
-
-        A path the developer edited before the turn and the agent edited again is committed whole, so its diff
-        is against HEAD and the developer's earlier edit is visible in what they approve.
-        """
-        tree.write("src/util.py", b"X = 1\nY = 'mine'\n")
-        baseline = await workspace.begin_turn(TurnId("t1"))
-        tree.write("src/util.py", b"X = 1\nY = 'mine'\nZ = 'agent'\n")
-        diff = await workspace.changes_since(baseline)
-
-        await workspace.commit_turn(baseline, fingerprint=diff.fingerprint, message=MESSAGE)
-
-        (change,) = diff.files
-        assert (change.additions, change.deletions) == (2, 0)
-        assert "+Y = 'mine'" in diff.unified
-        assert "+Z = 'agent'" in diff.unified
-        status = await workspace.status()
-        assert "src/util.py" not in status.unstaged
 
     async def test_binary_files_are_marked(self, workspace: Workspace, tree: WorkspaceTree, seeded: CommitInfo) -> None:
         """A file with NUL bytes is a binary change without line counts."""
@@ -357,8 +254,10 @@ class WorkspaceContract:
         tree.write("scratch.txt", b"todo\nmore\n")
         tree.chmod("src/util.py", executable=True)
 
-        await workspace.restore_turn(baseline)
+        restored = await workspace.restore_turn(baseline)
 
+        assert restored.restored == ("README.md", "scratch.txt", "src/app.py", "src/new/deep.py", "src/util.py")
+        assert (restored.merged, restored.kept) == ((), ())
         assert tree.read("src/app.py") == SEED["src/app.py"]
         assert tree.read("README.md") == SEED["README.md"]
         assert not tree.exists("src/new/deep.py")
@@ -384,14 +283,57 @@ class WorkspaceContract:
         assert await workspace.status() == before
         assert tree.read("src/app.py") == b"changed\n"
 
-    async def test_unknown_baseline_is_an_error(self, workspace: Workspace, seeded: CommitInfo) -> None:
-        """A baseline the workspace never made raises WorkspaceError."""
+    async def test_unknown_baseline_is_an_error(
+        self, workspace: Workspace, tree: WorkspaceTree, seeded: CommitInfo
+    ) -> None:
+        """A baseline (or turn end) the workspace never made raises WorkspaceError, and nothing changes."""
         bogus = Baseline(TurnId("nope"), "0" * 40)
+        real = await workspace.begin_turn(TurnId("t1"))
+        tree.write("src/app.py", b"agent\n")
+        bogus_end = Baseline(real.turn_id, real.snapshot, "0" * 40)
+
+        for call in (
+            lambda: workspace.changes_since(bogus),
+            lambda: workspace.end_turn(bogus),
+            lambda: workspace.restore_turn(bogus),
+            lambda: workspace.commit_turn(bogus, fingerprint="", message=MESSAGE),
+            lambda: workspace.begin_turn(TurnId("t2"), extends=bogus),
+            lambda: workspace.changes_since(bogus_end),
+            lambda: workspace.restore_turn(bogus_end),
+        ):
+            with pytest.raises(WorkspaceError):
+                await call()
+
+        assert tree.read("src/app.py") == b"agent\n"
+        assert (await workspace.status()).head == seeded.short_sha
+
+    async def test_a_broken_repository_is_not_a_repository(
+        self, workspace: Workspace, seeded: CommitInfo, break_repository: Callable[[], None]
+    ) -> None:
+        """A workspace that stopped being a usable repository raises NotARepositoryError."""
+        break_repository()
+
+        with pytest.raises(NotARepositoryError):
+            await workspace.begin_turn(TurnId("t1"))
+        with pytest.raises(NotARepositoryError):
+            await workspace.status()
+
+    async def test_locks_held_by_another_process_change_nothing(
+        self, workspace: Workspace, tree: WorkspaceTree, seeded: CommitInfo, lock: Callable[[], None]
+    ) -> None:
+        """With the repository locked, Reject and releasing a checkpoint raise WorkspaceError and change nothing."""
+        baseline = await workspace.begin_turn(TurnId("t1"))
+        tree.write("src/app.py", b"agent\n")
+        baseline = (await workspace.end_turn(baseline)).baseline
+        lock()
 
         with pytest.raises(WorkspaceError):
-            await workspace.changes_since(bogus)
+            await workspace.restore_turn(baseline)
         with pytest.raises(WorkspaceError):
-            await workspace.restore_turn(bogus)
+            await workspace.release_turn(baseline)
+
+        assert tree.read("src/app.py") == b"agent\n"
+        assert (await workspace.changes_since(baseline)).paths == ("src/app.py",)
 
     async def test_revert_undoes_a_commit(self, workspace: Workspace, tree: WorkspaceTree, seeded: CommitInfo) -> None:
         """revert_commit restores the files of an approved turn in a new commit."""
@@ -417,11 +359,24 @@ class WorkspaceContract:
         first = await commit_files(workspace, tree, {"src/app.py": b"v2\n"}, turn="t1")
         later = await commit_files(workspace, tree, {"src/app.py": b"v3\n"}, turn="t2")
 
-        with pytest.raises(WorkspaceError):
+        with pytest.raises(WorkspaceConflictError):
             await workspace.revert_commit(first.sha, message=CommitMessage("Revert"))
 
         assert (await workspace.status()).head == later.short_sha
         assert tree.read("src/app.py") == b"v3\n"
+
+    async def test_revert_refuses_over_uncommitted_edits(
+        self, workspace: Workspace, tree: WorkspaceTree, seeded: CommitInfo
+    ) -> None:
+        """Reverting a commit whose paths now have uncommitted edits would destroy them: refused."""
+        approved = await commit_files(workspace, tree, {"src/app.py": b"v2\n"}, turn="t1")
+        tree.write("src/app.py", b"v3, not committed\n")
+
+        with pytest.raises(WorkspaceConflictError):
+            await workspace.revert_commit(approved.sha, message=CommitMessage("Revert"))
+
+        assert tree.read("src/app.py") == b"v3, not committed\n"
+        assert (await workspace.status()).head == approved.short_sha
 
     async def test_revert_of_unknown_commit_is_an_error(self, workspace: Workspace, seeded: CommitInfo) -> None:
         """An unknown sha raises WorkspaceError."""

@@ -19,7 +19,8 @@ from tests.gitoracle import (
     tree_of,
     worktree_tree,
 )
-from voicecoder.adapters.dulwich_workspace import DulwichWorkspace, _GitIndex
+from voicecoder.adapters.git import DulwichWorkspace
+from voicecoder.adapters.git.index import GitIndex
 from voicecoder.domain.errors import NotARepositoryError, StaleChangeError, WorkspaceConflictError, WorkspaceError
 from voicecoder.domain.model import ChangeKind, CommitMessage, TurnId
 
@@ -139,6 +140,26 @@ class TestDulwichWorkspaceTurns:
 
         refs = git(repo, "for-each-ref", "--format=%(refname)", "refs/voicecoder/").split()
         assert refs == ["refs/voicecoder/checkpoints/t2"]
+        fsck(repo)
+
+    async def test_the_turn_end_is_a_second_durable_checkpoint(self, repo: Path, ws: DulwichWorkspace) -> None:
+        """end_turn records what the agent left under refs/voicecoder/turn-ends/; a new instance uses it; release
+        drops both refs."""
+        baseline = await ws.begin_turn(TurnId("t1"))
+        write(repo, "src/app.py", b"agent\n")
+        git(repo, "add", "src/app.py")
+        ended = (await ws.end_turn(baseline)).baseline
+        write(repo, "late.txt", b"late\n")
+
+        diff = await DulwichWorkspace(repo, init_if_missing=False).changes_since(ended)
+
+        assert ended.snapshot == baseline.snapshot
+        assert ended.turn_end is not None
+        assert git(repo, "rev-parse", "refs/voicecoder/turn-ends/t1").strip() == ended.turn_end
+        assert git(repo, "rev-parse", f"{ended.turn_end}^{{tree}}").strip() != git(repo, "rev-parse", "HEAD^{tree}")
+        assert (diff.paths, [f.path for f in diff.late]) == (("src/app.py",), ["late.txt"])
+        await ws.release_turn(ended)
+        assert git(repo, "for-each-ref", "refs/voicecoder/") == ""
         fsck(repo)
 
     async def test_baseline_survives_a_restart(self, repo: Path, ws: DulwichWorkspace) -> None:
@@ -522,10 +543,10 @@ class TestGitIndex:
         git(repo, "add", "src/deep/new.py")
         await approve(ws, "t1", {"src/util.py": None, "a/b/c.txt": b"c\n", "src/app.py": b"v2\n"}, repo)
 
-        cached = ws._index_cache
+        cached = ws._git._index_cache
 
         assert cached is not None
-        assert cached == _GitIndex.load(str(repo / ".git" / "index"))
+        assert cached == GitIndex.load(str(repo / ".git" / "index"))
         assert b"a/b" in cached.tracked_dirs
         assert cached.tracked_dirs[b"src"] == 2
         git(repo, "ls-files", "--stage")

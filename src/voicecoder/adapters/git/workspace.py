@@ -1,0 +1,358 @@
+"""
+`DulwichWorkspace`: every agent turn is a transaction on a real git repository, done with dulwich.
+
+A turn has two durable checkpoints, each a commit of the working tree (tracked and untracked-but-not-ignored
+files) whose first parent is HEAD and whose last parent records the index when it differs from HEAD: the
+baseline under ``refs/voicecoder/checkpoints/<turn_id>`` and the turn end under
+``refs/voicecoder/turn-ends/<turn_id>``. The developer's index is never touched by a checkpoint. From them,
+HEAD and the current tree, `voicecoder.adapters.git.turns` works out who owns each path and what Approve
+commits and Reject restores; this module does the reading and writing around it, all under the index lock
+where the index changes.
+
+The repository itself (opening it, the locks, caches and checkpoint commits) is `GitRepository`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+import attrs
+from dulwich.objects import Commit, ObjectID
+from dulwich.refs import Ref
+from dulwich.repo import Repo
+
+from voicecoder.adapters.git.index import GitIndex
+from voicecoder.adapters.git.repository import HEAD, Checkpoint, GitRepository, StoreBlobs
+from voicecoder.adapters.git.scan import Scan
+from voicecoder.adapters.git.trees import diff_flats, display
+from voicecoder.adapters.git.turns import TurnTrees, TurnView, rebase
+from voicecoder.domain.errors import VoicecoderError, WorkspaceConflictError, WorkspaceError
+from voicecoder.domain.model import (
+    ApprovalChoice,
+    Baseline,
+    CommitInfo,
+    CommitMessage,
+    Diagnostic,
+    Diff,
+    EndedTurn,
+    Restored,
+    TurnId,
+    WorkspaceStatus,
+)
+
+__all__ = ["CHECKPOINT_PREFIX", "TURN_END_PREFIX", "DulwichWorkspace"]
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_PREFIX: Final = b"refs/voicecoder/checkpoints/"
+TURN_END_PREFIX: Final = b"refs/voicecoder/turn-ends/"
+
+
+class DulwichWorkspace:
+    """A git working tree driven with dulwich, one transaction per agent turn."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        author: str = "voicecoder <voicecoder@localhost>",
+        init_if_missing: bool = True,
+    ) -> None:
+        self._git = GitRepository(path, author=author, init_if_missing=init_if_missing)
+        self.path = self._git.path
+        self.author = author
+
+    def __repr__(self) -> str:
+        return f"DulwichWorkspace({str(self.path)!r})"
+
+    # --- async port ----------------------------------------------------------------
+
+    async def open(self) -> None:
+        """
+        Open the workspace; create it (with an empty initial commit) if it is not a repository yet.
+
+        Raises:
+            NotARepositoryError: The path is not a usable repository and may not be created.
+        """
+        await self._git.run(lambda _repo: None)
+
+    async def begin_turn(self, turn_id: TurnId, /, *, extends: Baseline | None = None) -> Baseline:
+        return await self._git.run(functools.partial(self._begin_turn, turn_id, extends))
+
+    async def end_turn(self, baseline: Baseline, /) -> EndedTurn:
+        return await self._git.run(functools.partial(self._end_turn, baseline))
+
+    async def changes_since(self, baseline: Baseline, /) -> Diff:
+        return await self._git.run(functools.partial(self._changes_since, baseline))
+
+    async def commit_turn(
+        self,
+        baseline: Baseline,
+        /,
+        *,
+        fingerprint: str,
+        message: CommitMessage,
+        author: str | None = None,
+        choice: ApprovalChoice | None = None,
+    ) -> CommitInfo:
+        return await self._git.run(
+            functools.partial(self._commit_turn, baseline, fingerprint, message, author or self.author, choice)
+        )
+
+    async def restore_turn(self, baseline: Baseline, /) -> Restored:
+        return await self._git.run(functools.partial(self._restore_turn, baseline))
+
+    async def release_turn(self, baseline: Baseline, /) -> None:
+        def release(repo: Repo) -> None:
+            # Only the checkpoints this baseline names: a ref reused by a later turn id is left alone.
+            turn = baseline.turn_id.value.encode()
+            repo.refs.remove_if_equals(Ref(CHECKPOINT_PREFIX + turn), ObjectID(baseline.snapshot.encode()))
+            if baseline.turn_end is not None:
+                repo.refs.remove_if_equals(Ref(TURN_END_PREFIX + turn), ObjectID(baseline.turn_end.encode()))
+
+        await self._git.run(release)
+
+    async def status(self) -> WorkspaceStatus:
+        return await self._git.run(self._status)
+
+    async def revert_commit(self, sha: str, /, *, message: CommitMessage, author: str | None = None) -> CommitInfo:
+        return await self._git.run(functools.partial(self._revert_commit, sha, message, author or self.author))
+
+    async def diagnose(self) -> Sequence[Diagnostic]:
+        """Repository, branch and clean/dirty checks for /info. Raises nothing."""
+        try:
+            status = await self.status()
+        except VoicecoderError as exc:
+            return [
+                Diagnostic(
+                    "workspace",
+                    ok=False,
+                    detail=str(exc),
+                    fix=f"Point WORKSPACE_DIR at a git repository (or an empty directory) you own: {self.path}",
+                )
+            ]
+        except Exception as exc:
+            logger.exception("workspace diagnosis failed")
+            return [Diagnostic("workspace", ok=False, detail=f"unexpected error: {type(exc).__name__}")]
+        branch_ok = status.branch is not None
+        dirty = len(status.staged) + len(status.unstaged) + len(status.untracked)
+        return [
+            Diagnostic("workspace", ok=True, detail=f"git repository at {status.path}, {status.tracked_files} files"),
+            Diagnostic(
+                "branch",
+                ok=branch_ok,
+                detail=f"on {status.branch} at {status.head or '(no commits)'}" if branch_ok else "detached HEAD",
+                fix=None if branch_ok else "Check out a branch (git switch <branch>) so approved turns land on it.",
+                warning=not branch_ok,
+            ),
+            Diagnostic(
+                "working tree",
+                ok=True,
+                detail="clean" if status.is_clean else f"{dirty} uncommitted path{'s' if dirty != 1 else ''}",
+                warning=not status.is_clean,
+            ),
+        ]
+
+    def _turn(self, repo: Repo, baseline: Baseline, *, durable: bool = False) -> tuple[TurnView, Scan, GitIndex]:
+        """The turn as `turns.TurnView` sees it, with the scan and index it was made from."""
+        base = self._git.load_checkpoint(repo, baseline.snapshot, baseline.turn_id)
+        end = self._git.load_checkpoint(repo, baseline.turn_end, baseline.turn_id) if baseline.turn_end else None
+        index = self._git.index(repo)
+        # Without a turn end the tree now stands in for it, and what it holds may be committed: store it.
+        scan = self._git.worktree.scan(repo, index, durable=durable and end is None)
+        return self._view(repo, base, end, scan, index, durable=durable), scan, index
+
+    def _view(
+        self, repo: Repo, base: Checkpoint, end: Checkpoint | None, scan: Scan, index: GitIndex, *, durable: bool
+    ) -> TurnView:
+        trees = TurnTrees(
+            base=base.tree,
+            base_index=base.index,
+            end=end.tree if end is not None else scan.entries,
+            end_index=end.index if end is not None else index.flat,
+            current=scan.entries,
+            index=index.flat,
+            head=self._git.head_flat(repo, self._git.head(repo)),
+            entangled=base.entangled,
+        )
+        return TurnView(trees, StoreBlobs(repo, scan, durable=durable), self._git.merges)
+
+    # --- operations (worker thread) ------------------------------------------------------
+
+    def _begin_turn(self, turn_id: TurnId, extends: Baseline | None, repo: Repo) -> Baseline:
+        scan, index, tree, index_tree = self._git.snapshot(repo)
+        entangled: frozenset[bytes] = frozenset()
+        label = f"start of turn {turn_id}"
+        if extends is not None:
+            previous, _, _ = self._turn(repo, extends, durable=True)
+            store = repo.object_store
+            base, base_index, entangled = rebase(
+                previous.trees, previous.blobs, start=scan.entries, start_index=index.flat
+            )
+            tree = self._git.trees.tree_of(store, base, like=tree, like_flat=scan.entries)
+            index_tree = self._git.trees.tree_of(store, base_index, like=index_tree, like_flat=index.flat)
+            label += f", continuing turn {extends.turn_id}"
+        sha = self._git.checkpoint(repo, CHECKPOINT_PREFIX + turn_id.value.encode(), label, tree, index_tree, entangled)
+        return Baseline(turn_id, sha.decode())
+
+    def _end_turn(self, baseline: Baseline, repo: Repo) -> EndedTurn:
+        base = self._git.load_checkpoint(repo, baseline.snapshot, baseline.turn_id)
+        scan, index, tree, index_tree = self._git.snapshot(repo)
+        ref = TURN_END_PREFIX + baseline.turn_id.value.encode()
+        sha = self._git.checkpoint(repo, ref, f"end of turn {baseline.turn_id}", tree, index_tree)
+        # The diff from the same look at the tree: at the turn end the tree is the turn end, no late edits.
+        view = self._view(repo, base, None, scan, index, durable=False)
+        return EndedTurn(attrs.evolve(baseline, turn_end=sha.decode()), view.diff())
+
+    def _changes_since(self, baseline: Baseline, repo: Repo) -> Diff:
+        view, _, _ = self._turn(repo, baseline)
+        return view.diff()
+
+    def _commit_turn(
+        self,
+        baseline: Baseline,
+        fingerprint: str,
+        message: CommitMessage,
+        author: str,
+        choice: ApprovalChoice | None,
+        repo: Repo,
+    ) -> CommitInfo:
+        view, scan, index = self._turn(repo, baseline, durable=True)
+        plan = view.approval(fingerprint, choice)
+        index.check_writable(self._git.root)
+        conflicted = sorted(p for p in plan.commit if p in index.conflicted)
+        if conflicted:
+            raise WorkspaceConflictError(
+                f"{display(conflicted[0])} has unresolved merge conflicts; resolve them first."
+            )
+        store = repo.object_store
+        head = self._git.head(repo)
+        head_tree = self._git.trees.commit_tree(store, head)
+        tree, _ = self._git.trees.patch(store, head_tree, plan.commit, base_flat=view.trees.head)
+        text = message.render()
+        commit = self._git.store_commit(repo, tree, [head] if head else [], text, author)
+
+        def move_head() -> None:
+            if not repo.refs.set_if_equals(HEAD, head, commit.id, message=b"commit: " + message.subject.encode()):
+                raise WorkspaceError("HEAD moved while committing; nothing was committed. Try again.")
+
+        self._git.write_index(repo, self._git.index_updates(plan.index, scan.entries), before_commit=move_head)
+        logger.info("committed %d path(s) as %s", len(plan.commit), commit.id.decode()[:7])
+        return CommitInfo(commit.id.decode(), text, author, datetime.fromtimestamp(commit.commit_time, tz=UTC))
+
+    def _restore_turn(self, baseline: Baseline, repo: Repo) -> Restored:
+        view, scan, index = self._turn_paths(repo, baseline)
+        index.check_writable(self._git.root)
+        plan = view.reject().settled(lambda plan: self._git.worktree.blocked(plan.worktree, scan))
+        after = {**scan.entries, **{p: e for p, e in plan.worktree.items() if e is not None}}
+        for path, entry in plan.worktree.items():
+            if entry is None:
+                after.pop(path, None)
+        # Files written back that hold what the index has get fresh stat data, as a checkout would give them.
+        refreshed = {p: e for p, e in after.items() if p in plan.worktree and index.flat.get(p) == e}
+        self._git.write_index(
+            repo,
+            lambda: self._git.index_updates({**refreshed, **plan.index}, after),
+            before_commit=lambda: self._git.worktree.write(plan.worktree, scan, view.blobs.read),
+        )
+        result = plan.result()
+        logger.info("restored %d path(s) of turn %s, kept %d", len(result.restored), baseline.turn_id, len(result.kept))
+        return result
+
+    def _turn_paths(self, repo: Repo, baseline: Baseline) -> tuple[TurnView, Scan, GitIndex]:
+        """
+        The turn as Reject needs it: only the paths the agent changed are looked at on disk.
+
+        Reject writes nothing else, so the rest of the tree is taken as the turn end left it; a developer's
+        file standing where one of the agent's must go is found when writing (`Worktree.blocked`).
+        """
+        if baseline.turn_end is None:
+            return self._turn(repo, baseline)
+        base = self._git.load_checkpoint(repo, baseline.snapshot, baseline.turn_id)
+        end = self._git.load_checkpoint(repo, baseline.turn_end, baseline.turn_id)
+        index = self._git.index(repo)
+        paths = {*diff_flats(base.tree, end.tree), *diff_flats(base.index, end.index), *base.entangled}
+        looked = self._git.worktree.look(repo, index, paths)
+        current = {p: e for p, e in end.tree.items() if p not in paths}
+        current.update(looked.entries)
+        return self._view(repo, base, end, Scan(current, looked.fresh), index, durable=True), looked, index
+
+    def _status(self, repo: Repo) -> WorkspaceStatus:
+        head = self._git.head(repo)
+        head_flat = self._git.head_flat(repo, head)
+        index = self._git.index(repo)
+        scan = self._git.worktree.scan(repo, index, durable=False)
+        index_flat = index.flat
+        staged = sorted(diff_flats(head_flat, index_flat))
+        unstaged = sorted({p for p, e in index_flat.items() if scan.entries.get(p) != e}.union(index.conflicted))
+        untracked = sorted(p for p in scan.entries if p not in index_flat and p not in index.conflicted)
+        refs, _ = repo.refs.follow(HEAD)
+        branch: str | None = None
+        if len(refs) > 1 and refs[-1].startswith(b"refs/heads/"):
+            branch = display(refs[-1][len(b"refs/heads/") :])
+        subject = when = None
+        if head is not None:
+            commit = repo.object_store[ObjectID(head)]
+            if isinstance(commit, Commit):
+                subject = commit.message.decode("utf-8", "replace").split("\n", 1)[0]
+                when = datetime.fromtimestamp(commit.commit_time, tz=UTC)
+        return WorkspaceStatus(
+            branch=branch,
+            head=head.decode()[:7] if head else None,
+            staged=tuple(map(display, staged)),
+            unstaged=tuple(map(display, unstaged)),
+            untracked=tuple(map(display, untracked)),
+            tracked_files=len(index_flat),
+            latest_subject=subject,
+            latest_time=when,
+            path=str(self.path),
+        )
+
+    def _revert_commit(self, sha: str, message: CommitMessage, author: str, repo: Repo) -> CommitInfo:
+        target = self._git.resolve_commit(repo, sha)
+        if len(target.parents) > 1:
+            raise WorkspaceError(f"{sha[:7]} is a merge commit; revert it with git by hand.")
+        store = repo.object_store
+        after = self._git.trees.flatten(store, target.tree)
+        before = self._git.head_flat(repo, target.parents[0]) if target.parents else {}
+        paths = diff_flats(before, after)
+        if not paths:
+            raise WorkspaceError(f"{sha[:7]} changed no files; there is nothing to revert.")
+        head = self._git.head(repo)
+        head_flat = self._git.head_flat(repo, head)
+        moved = sorted(p for p in paths if head_flat.get(p) != after.get(p))
+        if moved:
+            raise WorkspaceConflictError(
+                f"{', '.join(map(display, moved[:5]))} changed after {sha[:7]}; revert that by hand with git."
+            )
+        index = self._git.index(repo)
+        index.check_writable(self._git.root)
+        scan = self._git.worktree.scan(repo, index, durable=False)
+        dirty = sorted(
+            p for p in paths if scan.entries.get(p) != head_flat.get(p) or index.flat.get(p) != head_flat.get(p)
+        )
+        if dirty:
+            raise WorkspaceConflictError(
+                f"{', '.join(map(display, dirty[:5]))} have uncommitted edits; commit or discard them, then revert."
+            )
+        targets = {path: before.get(path) for path in paths}
+        tree, _ = self._git.trees.patch(store, self._git.trees.commit_tree(store, head), targets, base_flat=head_flat)
+        text = message.render()
+        commit = self._git.store_commit(repo, tree, [head] if head else [], text, author)
+
+        def move_head_and_files() -> None:
+            if not repo.refs.set_if_equals(HEAD, head, commit.id, message=b"revert: " + message.subject.encode()):
+                raise WorkspaceError("HEAD moved while reverting; nothing was changed. Try again.")
+            self._git.worktree.write(targets, scan, lambda blob: scan.read(store, blob))
+
+        after_flat = {**scan.entries, **{p: e for p, e in targets.items() if e is not None}}
+        self._git.write_index(
+            repo, lambda: self._git.index_updates(targets, after_flat), before_commit=move_head_and_files
+        )
+        logger.info("reverted %s as %s", sha[:7], commit.id.decode()[:7])
+        return CommitInfo(commit.id.decode(), text, author, datetime.fromtimestamp(commit.commit_time, tz=UTC))
