@@ -19,11 +19,12 @@ also asked once before the first poll, but only as a diagnostic: if that call fa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -34,15 +35,10 @@ from aiohttp import web
 from voicecoder.adapters.telegram.api import TelegramApiError, TelegramBotApi
 from voicecoder.adapters.telegram.dispatcher import UpdateDispatcher
 from voicecoder.adapters.telegram.health import READY, Readiness, add_health_routes
+from voicecoder.adapters.telegram.intake import DEFAULT_RETENTION_S, Fail, run_intake
 from voicecoder.adapters.telegram.routing import ALLOWED_UPDATES, LaneOf, route
-from voicecoder.adapters.telegram.webhook import (
-    DEFAULT_RETENTION_S,
-    IngressStats,
-    listen,
-    parse_update,
-    start_beside_intake,
-)
-from voicecoder.domain.errors import ConfigurationError, MalformedUpdateError, StartupError, VoicecoderError
+from voicecoder.adapters.telegram.webhook import IngressStats, listen, parse_update
+from voicecoder.domain.errors import ConfigurationError, MalformedUpdateError, StartupError
 from voicecoder.domain.inbox import InboxItem, NewUpdate
 from voicecoder.domain.ports import Inbox
 
@@ -292,6 +288,54 @@ class UpdatePoller:
             )
 
 
+@attrs.define
+class PollingSource:
+    """Long polling as an update source; *health* = (host, port) serves /healthz, /readyz and /metrics there."""
+
+    api: TelegramBotApi
+    poller: UpdatePoller
+    readiness: Readiness
+    delete_webhook: bool = False
+    drop_pending: bool = False
+    health: tuple[str, int] | None = None
+    configure_app: Callable[[web.Application], None] | None = None
+    label: str = "polling"
+
+    @contextlib.asynccontextmanager
+    async def ready(self) -> AsyncIterator[None]:
+        """
+        The health server first (it answers while Telegram does not), then the webhook check.
+
+        Raises:
+            StartupError: The health port cannot be bound, or a webhook is set and may not be deleted.
+            ConfigurationError: Telegram rejected the token.
+        """
+        runner: web.AppRunner | None = None
+        if self.health is not None:
+            app = web.Application()
+            add_health_routes(app, self.readiness)
+            if self.configure_app is not None:
+                self.configure_app(app)
+            runner = await listen(app, *self.health)
+        try:
+            await prepare_polling(self.api, delete_webhook=self.delete_webhook, drop_pending=self.drop_pending)
+            yield
+        finally:
+            if runner is not None:
+                with anyio.CancelScope(shield=True):
+                    await runner.cleanup()
+
+    @contextlib.asynccontextmanager
+    async def taking(self, stop: anyio.Event, fail: Fail) -> AsyncIterator[UpdatePoller]:
+        """Poll while entered (yields the poller); an error retrying cannot fix ends the service through *fail*."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_poll_until, self.poller, fail)
+            try:
+                yield self.poller
+            finally:
+                tg.cancel_scope.cancel()
+
+
 async def run_polling(
     api: TelegramBotApi,
     *,
@@ -324,7 +368,6 @@ async def run_polling(
             latter before any getUpdates when Telegram says so at start, else as soon as getUpdates meets it).
         ConfigurationError: Telegram rejected the token.
     """
-    stop = stop if stop is not None else anyio.Event()
     poller = UpdatePoller(
         api,
         inbox,
@@ -336,54 +379,33 @@ async def run_polling(
         delete_webhook=delete_webhook,
         stats=stats,
     )
-    fatal: list[VoicecoderError] = []
-    runner: web.AppRunner | None = None
-    if health is not None:
-        app = web.Application()
-        add_health_routes(app, Readiness(inbox, dispatcher, telegram=poller.state))
-        if configure_app is not None:
-            configure_app(app)
-        runner = await listen(app, *health)
+    source = PollingSource(
+        api,
+        poller,
+        Readiness(inbox, dispatcher, telegram=poller.state),
+        delete_webhook=delete_webhook,
+        drop_pending=drop_pending,
+        health=health,
+        configure_app=configure_app,
+    )
+    await run_intake(
+        source,
+        inbox=inbox,
+        dispatcher=dispatcher,
+        stop=stop,
+        handle_signals=handle_signals,
+        retention_s=retention_s,
+        housekeeping_every_s=housekeeping_every_s,
+        task_status=task_status,
+    )
+
+
+async def _poll_until(poller: UpdatePoller, fail: Fail) -> None:
+    """Poll until cancelled; an error retrying cannot fix ends the service gracefully, then is raised."""
     try:
-        await prepare_polling(api, delete_webhook=delete_webhook, drop_pending=drop_pending)
-        async with anyio.create_task_group() as tg:
-            await start_beside_intake(
-                tg,
-                dispatcher,
-                inbox,
-                stop=stop if handle_signals else None,
-                label="polling",
-                retention_s=retention_s,
-                housekeeping_every_s=housekeeping_every_s,
-            )
-            poll_scope = anyio.CancelScope()
-            tg.start_soon(_poll_until, poller, poll_scope, stop, fatal)
-            task_status.started(poller)
-            try:
-                await stop.wait()
-            finally:
-                poll_scope.cancel()
-                with anyio.CancelScope(shield=True):
-                    await dispatcher.stop()
-            tg.cancel_scope.cancel()
-    finally:
-        if runner is not None:
-            with anyio.CancelScope(shield=True):
-                await runner.cleanup()
-    if fatal:
-        raise fatal[0]
-
-
-async def _poll_until(
-    poller: UpdatePoller, scope: anyio.CancelScope, stop: anyio.Event, fatal: list[VoicecoderError]
-) -> None:
-    """Poll until *scope* is cancelled; an error retrying cannot fix ends the service gracefully, then is raised."""
-    with scope:
-        try:
-            await poller.run()
-        except (StartupError, ConfigurationError) as exc:
-            fatal.append(exc)
-            stop.set()
+        await poller.run()
+    except (StartupError, ConfigurationError) as exc:
+        fail(exc)
 
 
 __all__ = [
@@ -391,6 +413,7 @@ __all__ = [
     "TOKEN_REJECTED",
     "WEBHOOK_IS_SET",
     "Backoff",
+    "PollingSource",
     "UpdatePoller",
     "prepare_polling",
     "run_polling",

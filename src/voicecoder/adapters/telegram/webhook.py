@@ -21,14 +21,15 @@ dispatcher in one anyio task group and shuts both down gracefully on SIGTERM/SIG
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import hmac
 import ipaddress
 import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import anyio
@@ -39,11 +40,11 @@ from aiohttp import http_exceptions, web
 from voicecoder.adapters.telegram.dispatcher import UpdateDispatcher, UpdateObserver
 from voicecoder.adapters.telegram.health import Readiness, add_health_routes
 from voicecoder.adapters.telegram.identity import check_path, check_secret, new_path
+from voicecoder.adapters.telegram.intake import DEFAULT_RETENTION_S, Fail, nothing_to_prepare, run_intake
 from voicecoder.adapters.telegram.routing import LaneOf, route
 from voicecoder.domain.errors import MalformedUpdateError, StartupError, StateStoreError
 from voicecoder.domain.inbox import InboxItem
 from voicecoder.domain.ports import Inbox
-from voicecoder.signals import stop_on_signal
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,6 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name,
 TELEGRAM_NETWORKS: tuple[str, ...] = ("149.154.160.0/20", "91.108.4.0/22")
 """Where Telegram's webhook requests come from (core.telegram.org/bots/webhooks); the ranges may change."""
 DEFAULT_MAX_BODY_BYTES = 1 << 20
-DEFAULT_RETENTION_S = 7 * 86400.0
 MAX_JSON_DEPTH = 64
 """Deepest nesting of arrays/objects accepted; real Updates stay far below (Telegram nests about 10 levels)."""
 _JSON_SPECIALS = re.compile(rb'[\\"\[\]{}]')
@@ -301,6 +301,37 @@ def create_webhook_app(
     return app
 
 
+@attrs.define
+class WebhookSource:
+    """The webhook as an update source: ``POST settings.path`` on host:port, with /healthz and /readyz."""
+
+    app: web.Application
+    host: str
+    port: int
+    shutdown_timeout_s: float = 10.0
+    label: str = "webhook"
+
+    def ready(self) -> AbstractAsyncContextManager[None]:
+        return nothing_to_prepare()
+
+    @contextlib.asynccontextmanager
+    async def taking(self, stop: anyio.Event, fail: Fail) -> AsyncIterator[int]:
+        """
+        Serve the app; yields the bound port. On exit in-flight requests finish, so nothing acked is lost.
+
+        Raises:
+            StartupError: The address cannot be bound.
+        """
+        runner = await listen(self.app, self.host, self.port, shutdown_timeout_s=self.shutdown_timeout_s)
+        try:
+            bound = int(runner.addresses[0][1])
+            log.info("webhook: listening on %s:%d", self.host, bound)  # the path is a secret: never logged
+            yield bound
+        finally:
+            with anyio.CancelScope(shield=True):
+                await runner.cleanup()
+
+
 async def serve_webhook(
     settings: WebhookSettings,
     *,
@@ -319,53 +350,29 @@ async def serve_webhook(
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """
-    Run the webhook site and the dispatcher until *stop* is set or SIGTERM/SIGINT arrives.
+    Run the webhook site and the dispatcher until *stop* is set or SIGTERM/SIGINT arrives (`run_intake`).
 
-    The dispatcher starts first (it resumes what the inbox left pending), then the site accepts requests;
-    ``task_status.started()`` reports the bound port. On stop the site closes first (in-flight requests finish,
-    so nothing acked is lost), then the dispatcher finishes its in-flight updates within its grace period and
-    leaves the rest pending. *configure_app* may add routes (e.g. /metrics) before the site starts. Every
-    *housekeeping_every_s*, finished items older than *retention_s* are purged (None keeps them all); the
-    retention must stay well above Telegram's redelivery window (24 h) so late duplicates are still recognised.
+    ``task_status.started()`` reports the bound port. *configure_app* may add routes (e.g. /metrics) before the
+    site starts. Every *housekeeping_every_s*, finished items older than *retention_s* are purged (None keeps them
+    all); the retention must stay well above Telegram's redelivery window (24 h) so late duplicates are still
+    recognised.
 
     Raises:
         StartupError: The address cannot be bound (the dispatcher is stopped again first).
     """
-    stop = stop if stop is not None else anyio.Event()
     app = create_webhook_app(settings, inbox=inbox, dispatcher=dispatcher, lane_of=lane_of, stats=stats)
     if configure_app is not None:
         configure_app(app)
-    failure: StartupError | None = None
-    async with anyio.create_task_group() as tg:
-        await start_beside_intake(
-            tg,
-            dispatcher,
-            inbox,
-            stop=stop if handle_signals else None,
-            label="webhook",
-            retention_s=retention_s,
-            housekeeping_every_s=housekeeping_every_s,
-        )
-        try:
-            runner = await listen(app, host, port, shutdown_timeout_s=shutdown_timeout_s)
-        except StartupError as exc:
-            failure = exc
-        else:
-            try:
-                bound = int(runner.addresses[0][1])
-                log.info("webhook: listening on %s:%d", host, bound)  # the path is a secret: never logged
-                task_status.started(bound)
-                await stop.wait()
-                log.info("webhook: stopping")
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await runner.cleanup()
-        finally:
-            with anyio.CancelScope(shield=True):
-                await dispatcher.stop()
-        tg.cancel_scope.cancel()
-    if failure is not None:
-        raise failure
+    await run_intake(
+        WebhookSource(app, host, port, shutdown_timeout_s=shutdown_timeout_s),
+        inbox=inbox,
+        dispatcher=dispatcher,
+        stop=stop,
+        handle_signals=handle_signals,
+        retention_s=retention_s,
+        housekeeping_every_s=housekeeping_every_s,
+        task_status=task_status,
+    )
 
 
 class MalformedRequestLogFilter(logging.Filter):
@@ -423,43 +430,6 @@ async def listen(app: web.Application, host: str, port: int, *, shutdown_timeout
     return runner
 
 
-async def start_beside_intake(
-    tg: anyio.abc.TaskGroup,
-    dispatcher: UpdateDispatcher,
-    inbox: Inbox,
-    *,
-    stop: anyio.Event | None,
-    label: str,
-    retention_s: float | None,
-    housekeeping_every_s: float,
-) -> None:
-    """
-    Start in *tg* what runs beside either intake (webhook or polling), in this order.
-
-    The dispatcher comes first, because it resumes what the inbox left pending before new items arrive; then a
-    SIGTERM/SIGINT handler that sets *stop* (None: no signal handling); then the inbox housekeeping (None
-    *retention_s*: none).
-    """
-    await tg.start(dispatcher.run)
-    if stop is not None:
-        tg.start_soon(functools.partial(stop_on_signal, stop, label=label))
-    if retention_s is not None:
-        tg.start_soon(housekeeping, inbox, retention_s, housekeeping_every_s)
-
-
-async def housekeeping(inbox: Inbox, retention_s: float, every_s: float) -> None:
-    """Purge finished inbox items older than *retention_s*, every *every_s*, until cancelled."""
-    while True:
-        try:
-            purged = await inbox.purge_finished(older_than_s=retention_s)
-        except StateStoreError:
-            log.exception("inbox housekeeping failed; will retry")
-        else:
-            if purged:
-                log.info("inbox housekeeping: purged %d finished update(s)", purged)
-        await anyio.sleep(every_s)
-
-
 __all__ = [
     "INGRESS",
     "MAX_JSON_DEPTH",
@@ -469,11 +439,10 @@ __all__ = [
     "MalformedRequestLogFilter",
     "WebhookIngress",
     "WebhookSettings",
+    "WebhookSource",
     "create_webhook_app",
-    "housekeeping",
     "json_too_deep",
     "listen",
     "parse_update",
     "serve_webhook",
-    "start_beside_intake",
 ]

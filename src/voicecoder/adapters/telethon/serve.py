@@ -29,7 +29,7 @@ from telethon import errors
 from telethon.tl import functions, types
 
 from voicecoder.adapters.telegram.dispatcher import UpdateDispatcher
-from voicecoder.adapters.telegram.webhook import DEFAULT_RETENTION_S, housekeeping
+from voicecoder.adapters.telegram.intake import DEFAULT_RETENTION_S, housekeeping
 from voicecoder.adapters.telethon import TelethonUpdates
 from voicecoder.adapters.telethon.records import CALLBACK, TelethonUpdate
 from voicecoder.adapters.telethon.updates import Intake
