@@ -208,8 +208,8 @@ async def measure(api: FakeAnthropicApi, root: Path, reps: int) -> dict[str, lis
             claude_config_dir=root / "home" / ".claude",
         )
         container = build_container(config)
-        timer = FirstEvent(container.agent())
-        container.agent.override(providers.Object(timer))
+        timer = FirstEvent(container.core.agent())
+        container.core.agent.override(providers.Object(timer))
         stop = anyio.Event()
         ids = iter(range(1, 10_000))
         headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}

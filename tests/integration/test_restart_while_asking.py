@@ -59,7 +59,7 @@ async def test_a_restart_ends_the_turn_that_waits_on_a_question(tmp_path: Path) 
         stop = anyio.Event()
         async with open_runtime(container), anyio.create_task_group() as tg:
             port = await tg.start(functools.partial(serve, container, stop=stop, handle_signals=False))
-            await container.bot_api().set_webhook(
+            await container.telegram.bot_api().set_webhook(
                 f"http://127.0.0.1:{port}{HOOK}", secret_token=SECRET, allowed_updates=["message", "callback_query"]
             )
             await bot.send_text("make a file")

@@ -45,7 +45,17 @@ from voicecoder.domain.errors import (
 )
 from voicecoder.domain.model import UserId
 from voicecoder.domain.policy import ApprovalPolicy, ToolApprovalMode, ToolPolicy
-from voicecoder.domain.ports import AgentRunner, Messenger, Transcriber
+from voicecoder.domain.ports import (
+    AgentRunner,
+    Clock,
+    Diagnosable,
+    Messenger,
+    SecretScanner,
+    StateStore,
+    Transcriber,
+    VocabularySource,
+    Workspace,
+)
 from voicecoder.domain.services import Ports, Settings, VoiceCoder
 from voicecoder.redaction import Redactor
 
@@ -174,31 +184,36 @@ def _assemblyai_transcriber(**kwargs: Any) -> Transcriber:
     return AssemblyAITranscriber(**kwargs)
 
 
-class Container(containers.DeclarativeContainer):
-    """Everything voicecoder is made of, for one workspace."""
+class Core(containers.DeclarativeContainer):
+    """What every transport needs: the clock, metrics, the workspace, the stores and the agent."""
 
-    config = providers.Configuration()
     settings = providers.Dependency(instance_of=Config)
 
     clock = providers.Singleton(SystemClock)
     metrics = providers.Singleton(Metrics)
-    audio_limits = providers.Singleton(
-        AudioLimits,
-        max_bytes=settings.provided.max_audio_bytes,
-        max_duration_s=settings.provided.max_audio_seconds,
-    )
-
     workspace = providers.Singleton(DulwichWorkspace, settings.provided.workspace_dir)
     scanner = providers.Singleton(DetectSecretsScanner)
     vocabulary = providers.Singleton(WorkspaceVocabulary, settings.provided.workspace_dir)
     store = providers.Singleton(SqliteStateStore, settings.provided.state_path)
     inbox = providers.Singleton(SqliteInbox, settings.provided.inbox_path)
-
     claude = providers.Singleton(ClaudeCliAgent, providers.Callable(_claude_config, settings))
     agent: providers.Provider[AgentRunner] = providers.Singleton(MeteredAgentRunner, inner=claude, metrics=metrics)
 
-    speech_engine = providers.Selector(
-        config.stt.backend,  # not `config.stt.provider`: that name is a ConfigurationOption attribute
+
+class Speech(containers.DeclarativeContainer):
+    """Speech to text: the engine STT_PROVIDER names, hearing with the coding vocabulary, metered."""
+
+    config = providers.Configuration()
+    settings = providers.Dependency(instance_of=Config)
+    metrics = providers.Dependency(instance_of=Metrics)
+
+    audio_limits = providers.Singleton(
+        AudioLimits,
+        max_bytes=settings.provided.max_audio_bytes,
+        max_duration_s=settings.provided.max_audio_seconds,
+    )
+    engine = providers.Selector(
+        config.backend,  # not `config.provider`: that name is a ConfigurationOption attribute
         local=providers.Singleton(
             LocalWhisperTranscriber,
             model=settings.provided.whisper_model,
@@ -236,10 +251,18 @@ class Container(containers.DeclarativeContainer):
         ),
     )
     # Every engine, built-in or plug-in, hears with the coding vocabulary and the workspace's spoken names.
-    code_aware = providers.Singleton(CodeAwareTranscriber, speech_engine)
+    code_aware = providers.Singleton(CodeAwareTranscriber, engine)
     transcriber: providers.Provider[Transcriber] = providers.Singleton(
-        MeteredTranscriber, inner=code_aware, metrics=metrics, provider=config.stt.name
+        MeteredTranscriber, inner=code_aware, metrics=metrics, provider=config.name
     )
+
+
+class Telegram(containers.DeclarativeContainer):
+    """The chat side: the Bot API client or the Telethon client, and the `Messenger` on the chosen one."""
+
+    config = providers.Configuration()
+    settings = providers.Dependency(instance_of=Config)
+    metrics = providers.Dependency(instance_of=Metrics)
 
     bot_api = providers.Singleton(
         TelegramBotApi,
@@ -250,22 +273,31 @@ class Container(containers.DeclarativeContainer):
     )
     telethon_client = providers.Singleton(_telethon_client, settings)
     messenger = providers.Selector(
-        config.messaging.transport,
+        config.transport,
         telegram=providers.Singleton(TelegramMessenger, bot_api),
         telethon=providers.Singleton(_telethon_messenger, telethon_client),
     )
 
-    diagnosables = providers.Callable(
-        tuple,
-        providers.List(
-            providers.Singleton(RuntimeChecks, settings),
-            workspace,
-            claude,
-            providers.Singleton(NodeRuntime, settings.provided.claude_binary),
-            speech_engine,
-            store,
-        ),
-    )
+
+class App(containers.DeclarativeContainer):
+    """
+    The domain: its ports (given by the other containers), its settings, and the `VoiceCoder` facade.
+
+    The ports are typed dependencies (mypy checks what is passed in); `for_tests` and `open_voicecoder` put their
+    own in place of the built ones.
+    """
+
+    settings = providers.Dependency(instance_of=Config)
+    workspace: providers.Dependency[Workspace] = providers.Dependency()
+    agent: providers.Dependency[AgentRunner] = providers.Dependency()
+    transcriber: providers.Dependency[Transcriber] = providers.Dependency()
+    messenger: providers.Dependency[Messenger] = providers.Dependency()
+    store: providers.Dependency[StateStore] = providers.Dependency()
+    clock: providers.Dependency[Clock] = providers.Dependency()
+    scanner: providers.Dependency[SecretScanner] = providers.Dependency()
+    vocabulary: providers.Dependency[VocabularySource] = providers.Dependency()
+    diagnosables: providers.Dependency[tuple[Diagnosable, ...]] = providers.Dependency()
+
     ports = providers.Singleton(
         Ports,
         workspace=workspace,
@@ -293,55 +325,92 @@ class Container(containers.DeclarativeContainer):
     )
     voicecoder = providers.Singleton(VoiceCoder, ports, domain_settings)
 
+
+class Container(containers.DeclarativeContainer):
+    """Everything voicecoder is made of, for one workspace: four nested containers and the ingress around them."""
+
+    config = providers.Configuration()
+    settings = providers.Dependency(instance_of=Config)
+
+    core = providers.Container(Core, settings=settings)
+    speech = providers.Container(Speech, config=config.stt, settings=settings, metrics=core.metrics)
+    telegram = providers.Container(Telegram, config=config.messaging, settings=settings, metrics=core.metrics)
+    # What /info and `doctor` check (`open_voicecoder` narrows it to what is in use).
+    diagnosables = providers.Callable(
+        tuple,
+        providers.List(
+            providers.Singleton(RuntimeChecks, settings),
+            core.workspace,
+            core.claude,
+            providers.Singleton(NodeRuntime, settings.provided.claude_binary),
+            speech.engine,
+            core.store,
+        ),
+    )
+    app = providers.Container(
+        App,
+        settings=settings,
+        workspace=core.workspace,
+        agent=core.agent,
+        transcriber=speech.transcriber,
+        messenger=telegram.messenger,
+        store=core.store,
+        clock=core.clock,
+        scanner=core.scanner,
+        vocabulary=core.vocabulary,
+        diagnosables=diagnosables,
+    )
+
+    # --- the ingress: updates into the durable inbox, run by the dispatcher ----------------------
     update_handler = providers.Selector(
         config.messaging.transport,
         telegram=providers.Singleton(
             TelegramUpdateHandler,
-            voicecoder,
-            bot_api,
+            app.voicecoder,
+            telegram.bot_api,
             max_bytes=settings.provided.max_audio_bytes,
-            messenger=messenger,
+            messenger=telegram.messenger,
         ),
         telethon=providers.Singleton(
             _telethon_update_handler,
-            voicecoder,
-            telethon_client,
+            app.voicecoder,
+            telegram.telethon_client,
             max_bytes=settings.provided.max_audio_bytes,
-            messenger=messenger,
+            messenger=telegram.messenger,
         ),
     )
     # Metrics are an observer passed in, never hooks patched onto the counters.
-    update_observer = providers.Singleton(UpdateMetrics, metrics)
+    update_observer = providers.Singleton(UpdateMetrics, core.metrics)
     dispatch_stats = providers.Singleton(DispatchStats, observer=update_observer)
     dispatcher = providers.Singleton(
-        UpdateDispatcher, inbox, update_handler, stats=dispatch_stats, on_stop=voicecoder.provided.shutdown
+        UpdateDispatcher, core.inbox, update_handler, stats=dispatch_stats, on_stop=app.voicecoder.provided.shutdown
     )
     ingress_stats = providers.Singleton(IngressStats, observer=update_observer)
     webhook_settings = providers.Factory(_webhook_settings, settings)
     telegram_ingress = providers.Singleton(
         TelegramIngress,
-        api=bot_api,
-        inbox=inbox,
+        api=telegram.bot_api,
+        inbox=core.inbox,
         dispatcher=dispatcher,
-        metrics=metrics,
+        metrics=core.metrics,
         stats=ingress_stats,
         webhook=webhook_settings.provider,
         host=settings.provided.listen_host,
         port=settings.provided.listen_port,
         polling=providers.Callable(lambda c: c.transport == "polling", settings),
-        keep_warm=claude.provided.keep_warm,
+        keep_warm=core.claude.provided.keep_warm,
     )
     telethon_ingress = providers.Singleton(
         _telethon_ingress,
-        app=voicecoder,
-        client=telethon_client,
-        messenger=messenger,
-        inbox=inbox,
+        app=app.voicecoder,
+        client=telegram.telethon_client,
+        messenger=telegram.messenger,
+        inbox=core.inbox,
         dispatcher=dispatcher,
         token=providers.Callable(lambda c: c.require_telegram(), settings),
         session=providers.Callable(lambda c: str(c.telethon_session_path), settings),
         max_bytes=settings.provided.max_audio_bytes,
-        keep_warm=claude.provided.keep_warm,
+        keep_warm=core.claude.provided.keep_warm,
     )
 
 
@@ -363,8 +432,8 @@ def build_container(config: Config) -> Container:
     if backend == "local":
         check_device(config.whisper_device, config.whisper_compute)
     elif backend == "plugin":
-        container.speech_engine()  # a broken plug-in is a start-up error naming it, not a failure at first use
+        container.speech.engine()  # a broken plug-in is a start-up error naming it, not a failure at first use
     return container
 
 
-__all__ = ["Container", "build_container", "cli_error_hint"]
+__all__ = ["App", "Container", "Core", "Speech", "Telegram", "build_container", "cli_error_hint"]

@@ -113,7 +113,7 @@ async def doctor(container: Container, *, deep: bool = False) -> list[Diagnostic
     checks: list[Callable[[], Awaitable[Sequence[Diagnostic]]]] = [
         RuntimeChecks(config).diagnose,
         functools.partial(_workspace_look, container),
-        container.claude().diagnose,
+        container.core.claude().diagnose,
         NodeRuntime(config.claude_binary).diagnose,
         functools.partial(_speech_look, container, deep=deep),
         functools.partial(_state_look, config),
@@ -137,12 +137,13 @@ async def doctor(container: Container, *, deep: bool = False) -> list[Diagnostic
 async def _workspace_look(container: Container) -> Sequence[Diagnostic]:
     path = container.settings().workspace_dir
     if is_repository(path):
-        return await container.workspace().diagnose()
+        found: Sequence[Diagnostic] = await container.core.workspace().diagnose()
+        return found
     return [new_workspace_diagnostic(path)]
 
 
 async def _speech_look(container: Container, *, deep: bool) -> Sequence[Diagnostic]:
-    engine = container.speech_engine()
+    engine = container.speech.engine()
     if isinstance(engine, LocalWhisperTranscriber) and not deep:
         # Loading the model takes one to three seconds and joining the base weights writes ~150 MB into the
         # cache: the first voice note (or `doctor --deep`) does that, a quick look does not.

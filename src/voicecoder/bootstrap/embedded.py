@@ -70,23 +70,23 @@ async def open_voicecoder(
     )
     container = build_container(config)
     if not owned_workspace:
-        container.workspace.override(providers.Object(workspace))
+        container.core.workspace.override(providers.Object(workspace))
     if store is not None:
-        container.store.override(providers.Object(store))
-    container.messenger.override(providers.Object(messenger))
-    chosen_agent: AgentRunner = agent if agent is not None else container.claude()
-    chosen_transcriber: Transcriber = transcriber if transcriber is not None else container.speech_engine()
+        container.core.store.override(providers.Object(store))
+    container.telegram.messenger.override(providers.Object(messenger))
+    chosen_agent: AgentRunner = agent if agent is not None else container.core.claude()
+    chosen_transcriber: Transcriber = transcriber if transcriber is not None else container.speech.engine()
     if metrics is not None:
         chosen_agent = MeteredAgentRunner(inner=chosen_agent, metrics=metrics)
         chosen_transcriber = MeteredTranscriber(inner=chosen_transcriber, metrics=metrics, provider="embedded")
-    container.agent.override(providers.Object(chosen_agent))
-    container.transcriber.override(providers.Object(chosen_transcriber))
+    container.core.agent.override(providers.Object(chosen_agent))
+    container.speech.transcriber.override(providers.Object(chosen_transcriber))
     # /info checks what is in use; never the Telegram token or webhook of the standalone bot.
     in_use = (
-        container.workspace(),
-        agent if agent is not None else container.claude(),
-        transcriber if transcriber is not None else container.speech_engine(),
-        container.store(),
+        container.core.workspace(),
+        agent if agent is not None else container.core.claude(),
+        transcriber if transcriber is not None else container.speech.engine(),
+        container.core.store(),
     )
     container.diagnosables.override(providers.Object(tuple(d for d in in_use if isinstance(d, Diagnosable))))
     if settings is None:
@@ -96,12 +96,12 @@ async def open_voicecoder(
             # The default agent asks before commands: the questions go to your messenger.
             tools=_tool_policy(config),
         )
-    container.domain_settings.override(providers.Object(settings))
+    container.app.domain_settings.override(providers.Object(settings))
 
     async with lifetime(
         container, store=store is None, workspace=owned_workspace, speech=transcriber is None, agent=agent is None
     ):
-        yield container.voicecoder()
+        yield container.app.voicecoder()
 
 
 def for_tests(
@@ -125,22 +125,22 @@ def for_tests(
     """
     container = build_container(Config(workspace_dir=Path(getattr(workspace, "path", "."))))
     given: dict[providers.Provider[Any], object] = {
-        container.workspace: workspace,
-        container.agent: agent,
-        container.transcriber: transcriber,
-        container.messenger: messenger,
-        container.store: store,
-        container.clock: clock,
-        container.scanner: scanner,
-        container.vocabulary: vocabulary,
-        container.domain_settings: settings,
+        container.core.workspace: workspace,
+        container.core.agent: agent,
+        container.speech.transcriber: transcriber,
+        container.telegram.messenger: messenger,
+        container.core.store: store,
+        container.core.clock: clock,
+        container.core.scanner: scanner,
+        container.core.vocabulary: vocabulary,
+        container.app.domain_settings: settings,
     }
     for provider, port in given.items():
         provider.override(providers.Object(port))
     if diagnosables is None:
         diagnosables = tuple(d for d in (workspace, agent, transcriber) if isinstance(d, Diagnosable))
     container.diagnosables.override(providers.Object(tuple(diagnosables)))
-    app: VoiceCoder = container.voicecoder()
+    app: VoiceCoder = container.app.voicecoder()
     return app
 
 

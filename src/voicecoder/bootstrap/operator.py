@@ -48,7 +48,7 @@ async def webhook_report(config: Config, args: argparse.Namespace, *, foreign_se
         )
     container = build_container(config)
     async with lifetime(container, bot_api=True):
-        report = await admin.run_webhook_command(args, container.bot_api(), expected=expected)
+        report = await admin.run_webhook_command(args, container.telegram.bot_api(), expected=expected)
     if action == "set" and foreign_secret:
         report = admin.Report(ok=False, lines=(*report.lines, MISMATCH_WARNING))
     return report

@@ -57,27 +57,27 @@ async def lifetime(
     """
     async with contextlib.AsyncExitStack() as stack:
         if bot_api:
-            await stack.enter_async_context(_closing(container.bot_api().close))
+            await stack.enter_async_context(_closing(container.telegram.bot_api().close))
         if store or inbox:
             container.settings().data_dir.mkdir(parents=True, exist_ok=True)
         if store:
-            state = container.store()
+            state = container.core.store()
             await state.open()
             await stack.enter_async_context(_closing(state.close))
         if inbox:
-            updates = container.inbox()
+            updates = container.core.inbox()
             await updates.open()
             await stack.enter_async_context(_closing(updates.aclose))
         if speech:
             # Built now, so that what is closed is what was built; engines holding connections say so by Closeable.
-            engine = container.speech_engine()
+            engine = container.speech.engine()
             if isinstance(engine, Closeable):
                 await stack.enter_async_context(_closing(engine.aclose))
         if workspace:
-            await container.workspace().open()
+            await container.core.workspace().open()
         if agent:
             # Warm agent processes (and whatever they started) never outlive the runtime: closed first.
-            await stack.enter_async_context(_closing(container.claude().aclose))
+            await stack.enter_async_context(_closing(container.core.claude().aclose))
         yield
 
 

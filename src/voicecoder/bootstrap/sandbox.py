@@ -85,12 +85,12 @@ async def sandbox_container(root: Path, *, bot_api_url: str, anthropic_url: str 
     if anthropic_url is not None:
         config = attrs.evolve(config, claude_config_dir=root / "claude-demo-config")
     container = build_container(config)
-    problems = [d for d in await container.claude().diagnose() if not d.ok]
+    problems = [d for d in await container.core.claude().diagnose() if not d.ok]
     agent_ok = not problems
     reason = problems[0].detail if problems else ""
     if problems:
         fix = problems[0].fix or "install and log in to the Claude Code CLI"
-        container.agent.override(providers.Object(UnavailableAgent(reason, fix + DEMO_HINT)))
+        container.core.agent.override(providers.Object(UnavailableAgent(reason, fix + DEMO_HINT)))
         agent = f"unavailable ({reason})"
     elif anthropic_url is not None:
         agent = "Claude Code CLI against the local fake Anthropic API (demo)"
@@ -99,7 +99,7 @@ async def sandbox_container(root: Path, *, bot_api_url: str, anthropic_url: str 
     speech = f"local whisper ({config.whisper_model})"
     if importlib.util.find_spec("faster_whisper") is None:
         fix = "install voicecoder with the local-stt extra (python3 dev.py run does)"
-        container.speech_engine.override(
+        container.speech.engine.override(
             providers.Object(UnavailableTranscriber("faster-whisper is not installed", fix))
         )
         speech = "unavailable: install the local-stt extra (python3 dev.py run does)"
@@ -109,7 +109,7 @@ async def sandbox_container(root: Path, *, bot_api_url: str, anthropic_url: str 
 async def point_webhook_at(container: Container, port: int) -> None:
     """Register the sandbox's webhook (on 127.0.0.1:*port*) with the simulated Bot API."""
     config = container.settings()
-    await container.bot_api().set_webhook(
+    await container.telegram.bot_api().set_webhook(
         f"http://127.0.0.1:{port}{config.webhook_path}",
         secret_token=config.webhook_secret,
         allowed_updates=ALLOWED_UPDATES,
