@@ -287,6 +287,8 @@ class TestWholeSandbox:
 
                 await page.get_by_test_id("input").fill("create file notes.txt with hello")
                 await page.keyboard.press("Enter")
+                # On a phone the example requests fold away once something is sent; a desktop has the room.
+                await expect(page.get_by_test_id("examples")).to_have_js_property("open", device != "phone")
 
                 bots = page.get_by_test_id("bot-message")
                 summary = bots.filter(has_text="Changes ready for review")

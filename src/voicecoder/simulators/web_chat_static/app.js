@@ -299,9 +299,18 @@
   }
 
   // --- actions -------------------------------------------------------------
+  // On a phone the example requests take a third of the screen: once the user has sent something, fold them
+  // away (the summary still opens them) so the conversation gets the room.
+  const examples = document.querySelector("[data-testid=examples]");
+  const narrow = window.matchMedia("(max-width: 600px)");
+  function foldExamplesOnPhones() {
+    if (examples && narrow.matches) examples.open = false;
+  }
+
   async function sendText(text) {
     text = text.trim();
     if (!text) return;
+    foldExamplesOnPhones();
     const body = { text };
     if (replyTo) body.reply_to = replyTo.id;
     setReply(null);
@@ -324,6 +333,7 @@
   }
 
   async function sendVoice(blob, filename, duration, recorded) {
+    foldExamplesOnPhones();
     const body = new FormData();
     body.append("voice", blob, filename);
     if (recorded) body.append("kind", "voice");
