@@ -47,8 +47,8 @@ from voicecoder.config import Config  # noqa: E402
 from voicecoder.domain.model import AgentEvent, AgentRequest, AgentResult  # noqa: E402
 from voicecoder.domain.ports import AgentRunner, EventSink, ToolGate  # noqa: E402
 from voicecoder.entrypoints.server import serve  # noqa: E402
-from voicecoder.testing.fake_anthropic import FakeAnthropicApi  # noqa: E402
-from voicecoder.testing.fake_bot_api import FakeBotApi, FakeUser  # noqa: E402
+from voicecoder.simulators.anthropic import FakeAnthropicApi  # noqa: E402
+from voicecoder.simulators.bot_api import FakeBotApi, FakeUser  # noqa: E402
 
 CLAUDE = Path(
     os.environ.get("VOICECODER_CLAUDE_BIN") or ROOT / ".tools" / "claude" / "node_modules" / ".bin" / "claude"
@@ -208,8 +208,8 @@ async def measure(api: FakeAnthropicApi, root: Path, reps: int) -> dict[str, lis
             claude_config_dir=root / "home" / ".claude",
         )
         container = build_container(config)
-        timer = FirstEvent(container.agent())
-        container.agent.override(providers.Object(timer))
+        timer = FirstEvent(container.core.agent())
+        container.core.agent.override(providers.Object(timer))
         stop = anyio.Event()
         ids = iter(range(1, 10_000))
         headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}

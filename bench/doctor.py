@@ -25,7 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent.parent / "src"))
 
-from voicecoder.testing.fake_bot_api import FakeBotApi  # noqa: E402
+from voicecoder.simulators.bot_api import FakeBotApi  # noqa: E402
 
 TARGET_S = 2.0
 

@@ -24,13 +24,14 @@ import anyio
 from aiohttp import web
 from webhook_shapes import BOT_TOKEN, PATH, SECRET, USER_BASE
 
-from voicecoder.adapters.sqlite_inbox import SqliteInbox
-from voicecoder.adapters.telegram_bot_api import PacingPolicy, TelegramBotApi
-from voicecoder.adapters.telegram_messenger import TelegramMessenger
-from voicecoder.adapters.telegram_updates import TelegramUpdateHandler, lane_of
-from voicecoder.adapters.update_dispatcher import DispatchStats, UpdateDispatcher
+from voicecoder.adapters.sqlite.inbox import SqliteInbox
+from voicecoder.adapters.telegram.api import PacingPolicy, TelegramBotApi
+from voicecoder.adapters.telegram.dispatcher import DispatchStats, UpdateDispatcher
+from voicecoder.adapters.telegram.messenger import TelegramMessenger
+from voicecoder.adapters.telegram.routing import lane_of
+from voicecoder.adapters.telegram.updates import TelegramUpdateHandler
+from voicecoder.adapters.telegram.webhook import IngressStats, WebhookSettings, serve_webhook
 from voicecoder.entrypoints.gc_tuning import settle_heap
-from voicecoder.entrypoints.webhook import IngressStats, WebhookSettings, serve_webhook
 from voicecoder.testing.fakes import build_voicecoder
 
 
@@ -51,10 +52,11 @@ async def run(args: argparse.Namespace) -> None:
             transcriber = LocalWhisperTranscriber()
             await anyio.to_thread.run_sync(transcriber.load)  # loaded before the load starts, as after a first note
             overrides["transcriber"] = transcriber
+        messenger = TelegramMessenger(client)
         app, _ = build_voicecoder(
-            messenger=TelegramMessenger(client), allowed_users=[USER_BASE + c for c in range(args.chats)], **overrides
+            messenger=messenger, allowed_users=[USER_BASE + c for c in range(args.chats)], **overrides
         )
-        handler = TelegramUpdateHandler(app, client)
+        handler = TelegramUpdateHandler(app, client, messenger=messenger)
 
         async def handle(update: dict[str, Any]) -> None:
             chat = int(update["message"]["chat"]["id"])

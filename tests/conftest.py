@@ -9,7 +9,7 @@ import pytest
 from voicecoder.adapters.stt.local_whisper import LocalWhisperTranscriber
 from voicecoder.domain.errors import TranscriptionError
 from voicecoder.domain.model import Audio, Transcript
-from voicecoder.testing.fake_stt_servers import EngineRecognizer
+from voicecoder.simulators.stt import EngineRecognizer
 from voicecoder.testing.profiles import load_profile
 
 REPO = Path(__file__).resolve().parent.parent

@@ -24,14 +24,42 @@ import attrs
 from aiohttp import web
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from voicecoder.adapters.sqlite_inbox import SqliteInbox
-from voicecoder.adapters.telegram_bot_api import PacingPolicy, RetryPolicy, TelegramBotApi
-from voicecoder.adapters.telegram_messenger import TelegramMessenger
-from voicecoder.adapters.telegram_updates import TelegramUpdateHandler, lane_of
-from voicecoder.adapters.update_dispatcher import DispatchStats, Handler, UpdateDispatcher
-from voicecoder.entrypoints.polling import UpdatePoller, run_polling
-from voicecoder.entrypoints.webhook import IngressStats, LaneOf, WebhookSettings, serve_webhook
-from voicecoder.testing.fake_bot_api import DEFAULT_TOKEN, DEFAULT_USER, FakeBotApi
+from voicecoder.adapters.sqlite.inbox import InboxItem, SqliteInbox
+from voicecoder.adapters.telegram.api import PacingPolicy, RetryPolicy, TelegramBotApi
+from voicecoder.adapters.telegram.dispatcher import DispatchStats, Handler, UpdateDispatcher
+from voicecoder.adapters.telegram.messenger import TelegramMessenger
+from voicecoder.adapters.telegram.polling import UpdatePoller, run_polling
+from voicecoder.adapters.telegram.routing import LaneOf, lane_of
+from voicecoder.adapters.telegram.updates import TelegramUpdateHandler
+from voicecoder.adapters.telegram.webhook import IngressStats, WebhookSettings, serve_webhook
+from voicecoder.simulators.bot_api import DEFAULT_TOKEN, DEFAULT_USER, FakeBotApi
+
+
+@attrs.define
+class UpdateLog:
+    """An `UpdateObserver` that records what the ingress and the dispatcher tell it, in order."""
+
+    outcomes: list[str] = attrs.field(factory=list)
+    attempts: list[float] = attrs.field(factory=list)
+    done: list[tuple[str, float]] = attrs.field(factory=list)
+    retries: list[tuple[int, str]] = attrs.field(factory=list)
+    failures: list[tuple[int, str]] = attrs.field(factory=list)
+
+    def outcome(self, name: str, /) -> None:
+        self.outcomes.append(name)
+
+    def attempted(self, seconds: float, /) -> None:
+        self.attempts.append(seconds)
+
+    def processed(self, lane: str, seconds: float, /) -> None:
+        self.done.append((lane, seconds))
+
+    def retried(self, item: InboxItem, error: str, /) -> None:
+        self.retries.append((item.update_id, error))
+
+    def failed(self, item: InboxItem, error: str, /) -> None:
+        self.failures.append((item.update_id, error))
+
 
 SECRET = "fuzz-Secret_token-0123456789"
 PATH = "/tg-ingress-under-test"
@@ -87,8 +115,9 @@ async def running_ingress(tmp_path: Path, *, max_body_bytes: int = 1 << 20) -> A
     """The production ingress on an ephemeral port; processing replies go to a local fake Bot API."""
     from voicecoder.testing.fakes import build_voicecoder  # noqa: PLC0415 - heavy; only the rig needs it
 
-    outcomes: list[str] = []
-    stats = IngressStats(on_outcome=outcomes.append)
+    updates = UpdateLog()
+    outcomes = updates.outcomes
+    stats = IngressStats(observer=updates)
     dispatch = DispatchStats()
     settings = WebhookSettings(secret_token=SECRET, path=PATH, max_body_bytes=max_body_bytes)
     stop = anyio.Event()
@@ -102,8 +131,9 @@ async def running_ingress(tmp_path: Path, *, max_body_bytes: int = 1 << 20) -> A
         ) as client,
         SqliteInbox(tmp_path / "inbox.sqlite3") as inbox,
     ):
-        app, _ = build_voicecoder(messenger=TelegramMessenger(client), allowed_users=(ALLOWED,))
-        handler = TelegramUpdateHandler(app, client, bot_username="voicecoder_bot")
+        messenger = TelegramMessenger(client)
+        app, _ = build_voicecoder(messenger=messenger, allowed_users=(ALLOWED,))
+        handler = TelegramUpdateHandler(app, client, messenger=messenger, bot_username="voicecoder_bot")
         dispatcher = UpdateDispatcher(inbox, handler, retry_delays=(0.01,), max_attempts=2, stats=dispatch)
         async with anyio.create_task_group() as tg:
             port = await tg.start(

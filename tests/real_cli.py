@@ -19,7 +19,7 @@ import pytest
 
 from tests.agent_processes import alive_with
 from voicecoder.adapters.claude import ClaudeCliAgent, ClaudeCliConfig
-from voicecoder.testing.fake_anthropic import FakeAnthropicApi
+from voicecoder.simulators.anthropic import FakeAnthropicApi
 
 REPO = Path(__file__).resolve().parents[1]
 MARKER_VAR = "VOICECODER_TEST_RUN"

@@ -19,6 +19,7 @@ import attrs
 
 from voicecoder.adapters.stt.local_whisper import COMPUTE_TYPES
 from voicecoder.adapters.stt.plugins import BUILTIN_PROVIDERS, installed_plugins, plugin_env_prefix, provider_names
+from voicecoder.adapters.telegram.identity import check_path, check_secret
 from voicecoder.domain.errors import ConfigurationError
 from voicecoder.domain.policy import ToolRule
 
@@ -299,15 +300,9 @@ class Config:
             if (v := get(name)) is not None:
                 kwargs[field] = v
         if (v := get("WEBHOOK_PATH")) is not None:
-            if not v.startswith("/") or len(v) < 8:
-                raise ConfigurationError("WEBHOOK_PATH must start with '/' and be hard to guess (8+ characters).")
-            kwargs["webhook_path"] = v
+            kwargs["webhook_path"] = check_path(v)
         if (v := get("WEBHOOK_SECRET")) is not None:
-            if not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", v):
-                raise ConfigurationError(
-                    "WEBHOOK_SECRET may only contain A-Z, a-z, 0-9, _ and - (1-256 characters), as Telegram requires."
-                )
-            kwargs["webhook_secret"] = v
+            kwargs["webhook_secret"] = check_secret(v)
         if (v := get("WEBHOOK_IP_ADDRESS")) is not None:
             kwargs["webhook_ip_address"] = _ipv4(v, "WEBHOOK_IP_ADDRESS")
         if (v := get("MAX_PROMPT_AGE")) is not None:

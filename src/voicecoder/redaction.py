@@ -5,7 +5,12 @@ A configured secret is hidden in every form it travels in: as written, URL-encod
 ``%3A`` or ``%3a`` in a URL), and, for a Telegram bot token, its secret half after the colon on its own (an
 error text may quote only that part; the half before the colon is the bot's public user id). With
 ``patterns=True`` the shapes of well-known credentials are hidden too, configured or not (a token pasted by a
-user, a key in a stack trace).
+user, a key in a stack trace). With ``guesses=True`` also what merely looks like one: ``key=value`` assignments to a
+credential-sounding name and opaque runs of 40+ token characters; that hides commit hashes too, so it is for text
+nobody needs verbatim (a crashed CLI's stderr), never for logs or replies in general.
+
+This is the only redaction: logs, CLI errors, the Bot API client, the agent's text in a chat and the Claude
+adapter's stderr all use it.
 """
 
 from __future__ import annotations
@@ -27,6 +32,13 @@ _PATTERNS = (
     re.compile(r"\bsk-(?:proj-)?[A-Za-z0-9_-]{20,}"),  # OpenAI-style
     re.compile(r"(?i)(authorization:\s*(?:token|bearer)\s+)[^\s\"']+"),
 )
+_GUESSES = (
+    re.compile(
+        r"(?i)((?:api[_-]?key|auth[_-]?token|token|secret|password|authorization|bearer)[\"']?\s*[:=]?\s*[\"']?)"
+        r"([^\s\"',;]{6,})"
+    ),
+    re.compile(r"[A-Za-z0-9_\-]{40,}"),
+)
 
 
 def secret_forms(secret: str) -> tuple[str, ...]:
@@ -47,12 +59,19 @@ class Redactor:
     chat renders as HTML.
     """
 
-    def __init__(self, secrets: Iterable[str] = (), *, placeholder: str = "<redacted>", patterns: bool = True) -> None:
+    def __init__(
+        self,
+        secrets: Iterable[str] = (),
+        *,
+        placeholder: str = "<redacted>",
+        patterns: bool = True,
+        guesses: bool = False,
+    ) -> None:
         forms = {form for secret in secrets if secret for form in secret_forms(secret)}
         self._forms = tuple(sorted(forms, key=len, reverse=True))
         self._bytes = tuple((f.encode(), placeholder.encode()) for f in self._forms)
         self._placeholder = placeholder
-        self._patterns = _PATTERNS if patterns else ()
+        self._patterns = (_PATTERNS if patterns else ()) + (_GUESSES if guesses else ())
 
     def __call__(self, text: str) -> str:
         for form in self._forms:

@@ -32,8 +32,8 @@ from aiohttp import web
 from voicecoder.adapters.stt.audio_intake import AudioLimits, check_audio
 from voicecoder.domain.model import Audio
 from voicecoder.entrypoints.sandbox import SandboxInfo, find_claude, run_sandbox
-from voicecoder.entrypoints.sandbox_web import create_sandbox_web_app
-from voicecoder.testing.fake_bot_api import FakeBotApi
+from voicecoder.simulators.bot_api import FakeBotApi
+from voicecoder.simulators.web_chat import create_sandbox_web_app
 
 pytestmark = pytest.mark.browser
 

@@ -13,7 +13,7 @@ from tests.browser.test_sandbox_browser import (  # the fixtures are used by nam
     _whole_sandbox,  # noqa: F401
 )
 from voicecoder.entrypoints.sandbox import SandboxInfo, sandbox_user_name
-from voicecoder.testing.demo_model import TESTS_COMMAND
+from voicecoder.simulators.demo_model import TESTS_COMMAND
 
 pytestmark = pytest.mark.browser
 

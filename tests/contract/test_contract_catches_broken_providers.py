@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from voicecoder.testing.fake_stt_servers import EngineRecognizer
+from voicecoder.simulators.stt import EngineRecognizer
 from voicecoder.testing.gallery import BROKEN
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "stt-contract.md"

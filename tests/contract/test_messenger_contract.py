@@ -11,16 +11,16 @@ import pytest
 from telethon import TelegramClient, events
 from telethon.sessions import StringSession
 
-from voicecoder.adapters.telegram_bot_api import TelegramBotApi
-from voicecoder.adapters.telegram_messenger import TelegramMessenger
+from voicecoder.adapters.telegram.api import TelegramBotApi
+from voicecoder.adapters.telegram.messenger import TelegramMessenger
 from voicecoder.adapters.telethon import TelethonMessenger
 from voicecoder.domain.callbacks import encode_callback
 from voicecoder.domain.model import ChatId
 from voicecoder.domain.ports import Messenger
 from voicecoder.domain.replies import MessageRef, Reply, buttons_of
 from voicecoder.simulators import FAKE_API_HASH, FAKE_API_ID, FAKE_BOT_TOKEN, FakeTelegram
+from voicecoder.simulators.bot_api import DEFAULT_USER, FakeBotApi
 from voicecoder.testing.contracts.messenger import ChatView, MessengerContract, SeenMessage
-from voicecoder.testing.fake_bot_api import DEFAULT_USER, FakeBotApi
 from voicecoder.testing.fakes import RecordingMessenger
 
 

@@ -13,7 +13,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from voicecoder.adapters.sqlite_state_store import SqliteStateStore
+from voicecoder.adapters.sqlite.state_store import SqliteStateStore
 from voicecoder.domain.model import (
     Baseline,
     ChangeId,

@@ -20,15 +20,15 @@ from voicecoder.adapters.stt.local_whisper import LocalWhisperTranscriber
 from voicecoder.adapters.stt.openai_compatible import OpenAITranscriber
 from voicecoder.domain.model import TranscriptionHints
 from voicecoder.domain.ports import Transcriber
-from voicecoder.testing import TranscriberContract
-from voicecoder.testing.contracts.transcriber import voice_clips
-from voicecoder.testing.fake_stt_servers import (
+from voicecoder.simulators.stt import (
     EngineRecognizer,
     FakeAssemblyAIServer,
     FakeDeepgramServer,
     FakeOpenAIServer,
     openai_error,
 )
+from voicecoder.testing import TranscriberContract
+from voicecoder.testing.contracts.transcriber import voice_clips
 from voicecoder.testing.fakes import FakeTranscriber
 
 # --- the in-memory fake ---------------------------------------------------------------------

@@ -49,8 +49,8 @@ from voicecoder.domain.model import (
     TurnId,
 )
 from voicecoder.domain.ports import AgentRunner
+from voicecoder.simulators.anthropic import ApiError, FakeAnthropicApi, Reply, bash, write_file
 from voicecoder.testing.contracts.agent_runner import AgentRunnerContract
-from voicecoder.testing.fake_anthropic import ApiError, FakeAnthropicApi, Reply, bash, write_file
 
 pytestmark = needs_cli
 

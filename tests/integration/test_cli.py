@@ -15,7 +15,7 @@ import anyio
 import pytest
 
 from tests.loopback import free_port, wait_http
-from voicecoder.testing.fake_bot_api import FakeBotApi
+from voicecoder.simulators.bot_api import FakeBotApi
 
 TOKEN = "6666666:cli-test-token-not-a-real-one-abcdefghij"
 

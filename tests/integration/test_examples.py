@@ -20,7 +20,7 @@ import pytest
 
 from tests.integration.cli_agent import real_cli_agent
 from tests.real_cli import CLAUDE
-from voicecoder.testing.fake_anthropic import FakeAnthropicApi, Reply, bash
+from voicecoder.simulators.anthropic import FakeAnthropicApi, Reply, bash
 from voicecoder.testing.fakes import FakeTranscriber
 
 REPO = Path(__file__).resolve().parents[2]
@@ -180,7 +180,7 @@ async def test_telethon_example(ports: dict[str, Any], anthropic: FakeAnthropicA
 @pytest.mark.timeout(240)
 async def test_aiogram_example(ports: dict[str, Any], anthropic: FakeAnthropicApi) -> None:
     """examples/aiogram_bot.py serves a whole session against the fake Bot API on loopback (long polling)."""
-    from voicecoder.testing.fake_bot_api import DEFAULT_USER, FakeBotApi  # noqa: PLC0415
+    from voicecoder.simulators.bot_api import DEFAULT_USER, FakeBotApi  # noqa: PLC0415
 
     example = load_example("aiogram_bot")
     async with FakeBotApi() as api:

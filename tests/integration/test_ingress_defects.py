@@ -27,17 +27,18 @@ from tests.ingress_rig import (
     SECRET,
     RawHttp,
     ThirdPartyBotApi,
+    UpdateLog,
     running_ingress,
     running_polling,
     watching_logs,
 )
 from tests.loopback import free_port
-from voicecoder.adapters.sqlite_inbox import SqliteInbox
-from voicecoder.adapters.telegram_bot_api import RetryPolicy, TelegramBotApi
-from voicecoder.adapters.update_dispatcher import DispatchStats
-from voicecoder.entrypoints.polling import Backoff
-from voicecoder.entrypoints.webhook import MAX_JSON_DEPTH, SECRET_HEADER, json_too_deep
-from voicecoder.testing.fake_bot_api import DEFAULT_TOKEN, FakeBotApi, FakeUser
+from voicecoder.adapters.sqlite.inbox import SqliteInbox
+from voicecoder.adapters.telegram.api import RetryPolicy, TelegramBotApi
+from voicecoder.adapters.telegram.dispatcher import DispatchStats
+from voicecoder.adapters.telegram.polling import Backoff
+from voicecoder.adapters.telegram.webhook import MAX_JSON_DEPTH, SECRET_HEADER, json_too_deep
+from voicecoder.simulators.bot_api import DEFAULT_TOKEN, FakeBotApi, FakeUser
 
 SECRET_HEADER_BYTES = SECRET_HEADER.encode()
 JSON_HEADERS = [(b"Content-Type", b"application/json"), (SECRET_HEADER_BYTES, SECRET.encode())]
@@ -193,7 +194,7 @@ class TestShapeChecks:
         An Update with the right secret is always acked 200; what cannot be routed is ignored: one log line, the
         "ignored" outcome, nothing stored, no processing failure.
         """
-        caplog.set_level(logging.INFO, logger="voicecoder.entrypoints.webhook")
+        caplog.set_level(logging.INFO, logger="voicecoder.adapters.telegram.webhook")
         async with running_ingress(tmp_path) as ingress:
             http = RawHttp(ingress.port)
             status = await http.post(PATH, JSON_HEADERS, json.dumps(update).encode())
@@ -263,7 +264,7 @@ class TestPollingResilience:
         With nothing listening where Telegram should be, polling keeps trying (one warning, not one per try) and
         /readyz says "telegram unreachable"; once Telegram answers, the waiting update is processed.
         """
-        caplog.set_level(logging.INFO, logger="voicecoder.entrypoints.polling")
+        caplog.set_level(logging.INFO, logger="voicecoder.adapters.telegram.polling")
         telegram_port, health_port = free_port(), free_port()
         seen = Seen()
         async with (
@@ -326,8 +327,8 @@ class TestPollingResilience:
 
     async def test_receive_time_is_set_on_the_polling_path(self, tmp_path: Path, emulator: ThirdPartyBotApi) -> None:
         """The processed duration of a polled update is the real time since it arrived, not since 1970."""
-        durations: list[float] = []
-        stats = DispatchStats(on_processed=lambda _lane, seconds: durations.append(seconds))
+        log = UpdateLog()
+        stats = DispatchStats(observer=log)
         emulator.updates.append(message_update(900))
         started = time.monotonic()
         async with (
@@ -335,9 +336,9 @@ class TestPollingResilience:
             SqliteInbox(tmp_path / "inbox.db") as inbox,
             running_polling(api, inbox, Seen(), stats=stats),
         ):
-            await until(lambda: bool(durations))
+            await until(lambda: bool(log.done))
 
-        assert 0.0 <= durations[0] <= time.monotonic() - started
+        assert 0.0 <= log.done[0][1] <= time.monotonic() - started
 
 
 class TestUnknownMethodsAnswer500:

@@ -27,8 +27,8 @@ import anyio
 import pytest
 
 from tests.loopback import free_port, wait_http
-from voicecoder.testing.fake_bot_api import FakeBotApi, FakeUser
-from voicecoder.testing.fake_stt_servers import FakeDeepgramServer, ScriptedRecognizer
+from voicecoder.simulators.bot_api import FakeBotApi, FakeUser
+from voicecoder.simulators.stt import FakeDeepgramServer, ScriptedRecognizer
 
 REPO = Path(__file__).resolve().parents[2]
 FAKE_CLAUDE = REPO / "tests" / "fakes" / "fake_claude.py"

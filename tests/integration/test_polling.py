@@ -8,12 +8,13 @@ import anyio
 import pytest
 
 from tests.ingress_rig import running_polling
-from voicecoder.adapters.sqlite_inbox import SqliteInbox
-from voicecoder.adapters.telegram_bot_api import RetryPolicy, TelegramBotApi
-from voicecoder.adapters.update_dispatcher import UpdateDispatcher
+from voicecoder.adapters.sqlite.inbox import SqliteInbox
+from voicecoder.adapters.telegram.api import RetryPolicy, TelegramBotApi
+from voicecoder.adapters.telegram.dispatcher import UpdateDispatcher
+from voicecoder.adapters.telegram.polling import Backoff, UpdatePoller, run_polling
+from voicecoder.adapters.telegram.routing import ALLOWED_UPDATES
 from voicecoder.domain.errors import StartupError
-from voicecoder.entrypoints.polling import ALLOWED_UPDATES, Backoff, UpdatePoller, run_polling
-from voicecoder.testing.fake_bot_api import DEFAULT_USER, FakeBotApi, FakeUser
+from voicecoder.simulators.bot_api import DEFAULT_USER, FakeBotApi, FakeUser
 
 FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
 FAST_BACKOFF = Backoff(first=0.01, cap=0.05)

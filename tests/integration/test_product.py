@@ -19,9 +19,9 @@ import anyio
 import pytest
 
 from tests.loopback import free_port, wait_http
-from voicecoder.entrypoints import sandbox as sandbox_module
+from voicecoder.bootstrap import sandbox as sandbox_module
 from voicecoder.entrypoints.sandbox import SandboxInfo, find_claude, run_sandbox
-from voicecoder.testing.fake_bot_api import FakeBotApi, FakeUser
+from voicecoder.simulators.bot_api import FakeBotApi, FakeUser
 
 REPO = Path(__file__).resolve().parents[2]
 FAKE_CLAUDE = REPO / "tests" / "fakes" / "fake_claude.py"

@@ -17,8 +17,8 @@ from tests.real_cli import CLAUDE, make_repo, needs_cli
 from voicecoder.bootstrap import build_container, open_runtime
 from voicecoder.config import Config
 from voicecoder.entrypoints.server import serve
-from voicecoder.testing.fake_anthropic import FakeAnthropicApi, Reply, bash
-from voicecoder.testing.fake_bot_api import DEFAULT_USER, FakeBotApi
+from voicecoder.simulators.anthropic import FakeAnthropicApi, Reply, bash
+from voicecoder.simulators.bot_api import DEFAULT_USER, FakeBotApi
 
 pytestmark = needs_cli
 
@@ -59,7 +59,7 @@ async def test_a_restart_ends_the_turn_that_waits_on_a_question(tmp_path: Path) 
         stop = anyio.Event()
         async with open_runtime(container), anyio.create_task_group() as tg:
             port = await tg.start(functools.partial(serve, container, stop=stop, handle_signals=False))
-            await container.bot_api().set_webhook(
+            await container.telegram.bot_api().set_webhook(
                 f"http://127.0.0.1:{port}{HOOK}", secret_token=SECRET, allowed_updates=["message", "callback_query"]
             )
             await bot.send_text("make a file")

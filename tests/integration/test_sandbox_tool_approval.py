@@ -18,7 +18,7 @@ import pytest
 from tests.integration.test_product import HEADERS, bot_texts, wait_for
 from tests.real_cli import needs_cli
 from voicecoder.entrypoints.sandbox import SandboxInfo, run_sandbox, sandbox_user_name
-from voicecoder.testing.demo_model import TESTS_COMMAND
+from voicecoder.simulators.demo_model import TESTS_COMMAND
 
 pytestmark = needs_cli
 

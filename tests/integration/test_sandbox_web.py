@@ -19,16 +19,18 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from voicecoder.entrypoints.sandbox_web import (
+from voicecoder.simulators.bot_api import FakeBotApi
+from voicecoder.simulators.demo_model import DEMO_PROMPTS
+from voicecoder.simulators.web_chat import (
     CSRF_HEADER,
     MAX_VOICE_BYTES,
     create_sandbox_web_app,
     recording_duration,
     render_entities,
 )
-from voicecoder.testing.demo_model import DEMO_PROMPTS
-from voicecoder.testing.fake_bot_api import FakeBotApi
 
+# The EBML header Chromium's MediaRecorder writes: DocType "webm" (what tells WebM from other Matroska).
+WEBM_HEADER = b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\xf7\x81\x01\x42\xf2\x81\x04\x42\xf3\x81\x08\x42\x82\x84webm"
 USER_ID = 424242
 VOICE = Path(__file__).resolve().parent.parent / "fixtures" / "voice" / "01_create_file.ogg"
 
@@ -151,7 +153,7 @@ class TestPage:
 
     def test_static_files_are_package_data(self) -> None:
         """The page ships inside the package, so an installed wheel can serve it."""
-        static = importlib.resources.files("voicecoder.entrypoints").joinpath("sandbox_static")
+        static = importlib.resources.files("voicecoder.simulators").joinpath("web_chat_static")
 
         names = {p.name for p in static.iterdir()}
 
@@ -531,8 +533,8 @@ class TestVoice:
     async def test_webm_from_media_recorder_is_passed_on(
         self, http: aiohttp.ClientSession, base: str, bot: Bot
     ) -> None:
-        """A WebM recording (Chromium's MediaRecorder) reaches the bot as audio/webm; the bot decides on it."""
-        data = b"\x1a\x45\xdf\xa3" + b"\x00" * 64
+        """A WebM recording (Chromium's MediaRecorder) reaches the bot as audio/webm, a type the bot accepts."""
+        data = WEBM_HEADER + b"\x00" * 64
         form = aiohttp.FormData()
         form.add_field("voice", data, filename="voice.webm", content_type="audio/webm;codecs=opus")
 
@@ -547,7 +549,7 @@ class TestVoice:
 
     @pytest.mark.parametrize(
         ("data", "mime"),
-        [(b"\x00\x00\x00\x1cftypiso6" + b"\x00" * 64, "audio/mp4"), (b"\x1a\x45\xdf\xa3" + b"\x00" * 64, "audio/webm")],
+        [(b"\x00\x00\x00\x1cftypiso6" + b"\x00" * 64, "audio/mp4"), (WEBM_HEADER + b"\x00" * 64, "audio/webm")],
     )
     async def test_microphone_recording_is_a_voice_note(
         self, http: aiohttp.ClientSession, base: str, bot: Bot, data: bytes, mime: str

@@ -20,7 +20,7 @@ import pytest
 
 from tests.ingress_rig import ThirdPartyBotApi
 from tests.loopback import free_port, wait_http
-from voicecoder.testing.fake_bot_api import FakeBotApi, FakeUser
+from voicecoder.simulators.bot_api import FakeBotApi, FakeUser
 
 TOKEN = "6666666:serve-startup-token-not-a-real-one-abcdefgh"
 DEV = FakeUser(1001, first_name="Dev")

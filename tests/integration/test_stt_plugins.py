@@ -76,7 +76,9 @@ class TestPluginSelection:
         container = build_container(config)
         clip = voice_clip("03_run_tests.ogg")
 
-        result = await container.transcriber().transcribe(clip.audio(), TranscriptionHints(keyterms=("main.py",)))
+        result = await container.speech.transcriber().transcribe(
+            clip.audio(), TranscriptionHints(keyterms=("main.py",))
+        )
 
         assert result.text.startswith(f"hello: {len(clip.read())} bytes; hints git, commit")
         assert result.text.endswith(", main")
@@ -108,7 +110,7 @@ class TestPluginSelection:
         """A plug-in named like a built-in provider is ignored: `local` stays the embedded engine."""
         config = Config.from_mapping({"STT_PROVIDER": "local"})
 
-        assert type(build_container(config).speech_engine()).__name__ == "LocalWhisperTranscriber"
+        assert type(build_container(config).speech.engine()).__name__ == "LocalWhisperTranscriber"
 
 
 class TestPluginInAnotherProcess:

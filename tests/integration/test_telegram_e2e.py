@@ -17,14 +17,15 @@ import anyio
 import attrs
 import pytest
 
-from voicecoder.adapters.sqlite_inbox import SqliteInbox
-from voicecoder.adapters.telegram_bot_api import PacingPolicy, RetryPolicy, TelegramBotApi
-from voicecoder.adapters.telegram_messenger import TelegramMessenger
-from voicecoder.adapters.telegram_updates import TelegramUpdateHandler, lane_of
-from voicecoder.adapters.update_dispatcher import UpdateDispatcher
+from voicecoder.adapters.sqlite.inbox import SqliteInbox
+from voicecoder.adapters.telegram.api import PacingPolicy, RetryPolicy, TelegramBotApi
+from voicecoder.adapters.telegram.dispatcher import UpdateDispatcher
+from voicecoder.adapters.telegram.messenger import TelegramMessenger
+from voicecoder.adapters.telegram.routing import lane_of
+from voicecoder.adapters.telegram.updates import TelegramUpdateHandler
+from voicecoder.adapters.telegram.webhook import WebhookSettings, serve_webhook
 from voicecoder.domain.services import VoiceCoder
-from voicecoder.entrypoints.webhook import WebhookSettings, serve_webhook
-from voicecoder.testing.fake_bot_api import DEFAULT_TOKEN, DEFAULT_USER, BotMessage, FakeBotApi, FakeUser
+from voicecoder.simulators.bot_api import DEFAULT_TOKEN, DEFAULT_USER, BotMessage, FakeBotApi, FakeUser
 from voicecoder.testing.fakes import AgentScript, FakePorts, build_voicecoder
 
 VOICE = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "voice" / "01_create_file.ogg"
@@ -84,8 +85,9 @@ async def running_bot(
     grace_s: float = 5.0,
 ) -> AsyncIterator[Bot]:
     """The whole bot on an ephemeral port, registered with the fake Bot API as its webhook."""
-    app, fakes = build_voicecoder(messenger=TelegramMessenger(client), allowed_users=(DEFAULT_USER.id,))
-    handler: Handler = TelegramUpdateHandler(app, client, bot_username="voicecoder_bot")
+    messenger = TelegramMessenger(client)
+    app, fakes = build_voicecoder(messenger=messenger, allowed_users=(DEFAULT_USER.id,))
+    handler: Handler = TelegramUpdateHandler(app, client, messenger=messenger, bot_username="voicecoder_bot")
     handled: list[int] = []
     inner = handler
 

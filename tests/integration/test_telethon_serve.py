@@ -24,6 +24,8 @@ from tests.agent_processes import alive_with
 from tests.integration.cli_agent import isolated_env
 from tests.real_cli import CLAUDE
 from voicecoder.domain.app import COMMANDS
+from voicecoder.simulators.anthropic import Reply, bash
+from voicecoder.simulators.stt import ScriptedRecognizer
 from voicecoder.testing import (
     FAKE_API_HASH,
     FAKE_API_ID,
@@ -32,8 +34,6 @@ from voicecoder.testing import (
     FakeDeepgramServer,
     FakeTelegram,
 )
-from voicecoder.testing.fake_anthropic import Reply, bash
-from voicecoder.testing.fake_stt_servers import ScriptedRecognizer
 
 REPO = Path(__file__).resolve().parents[2]
 VOICE = (REPO / "tests" / "fixtures" / "voice" / "01_create_file.ogg").read_bytes()

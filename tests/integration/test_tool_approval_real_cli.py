@@ -41,7 +41,7 @@ from voicecoder.domain.replies import (
     ToolQuestionClosed,
 )
 from voicecoder.domain.services import Settings, VoiceCoder
-from voicecoder.testing.fake_anthropic import FakeAnthropicApi, Reply, bash, write_file
+from voicecoder.simulators.anthropic import FakeAnthropicApi, Reply, bash, write_file
 from voicecoder.testing.fakes import FakePorts, build_voicecoder
 
 pytestmark = needs_cli

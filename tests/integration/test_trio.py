@@ -39,8 +39,8 @@ from voicecoder.domain.replies import (
     Heard,
     Working,
 )
+from voicecoder.simulators.anthropic import FakeAnthropicApi, Reply
 from voicecoder.testing import FakeTranscriber, RecordingMessenger
-from voicecoder.testing.fake_anthropic import FakeAnthropicApi, Reply
 
 pytestmark = [
     pytest.mark.real_cli,

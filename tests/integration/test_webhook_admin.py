@@ -9,19 +9,19 @@ import anyio
 import pytest
 from aiohttp import web
 
-from voicecoder.adapters.sqlite_inbox import SqliteInbox
-from voicecoder.adapters.telegram_bot_api import RetryPolicy, TelegramBotApi
-from voicecoder.adapters.update_dispatcher import UpdateDispatcher
-from voicecoder.domain.errors import ConfigurationError
-from voicecoder.entrypoints.webhook import WebhookSettings, serve_webhook
-from voicecoder.entrypoints.webhook_admin import (
+from voicecoder.adapters.sqlite.inbox import SqliteInbox
+from voicecoder.adapters.telegram.admin import (
     delete_webhook,
     register,
     run_webhook_command,
     set_webhook,
     webhook_info,
 )
-from voicecoder.testing.fake_bot_api import FakeBotApi
+from voicecoder.adapters.telegram.api import RetryPolicy, TelegramBotApi
+from voicecoder.adapters.telegram.dispatcher import UpdateDispatcher
+from voicecoder.adapters.telegram.webhook import WebhookSettings, serve_webhook
+from voicecoder.domain.errors import ConfigurationError
+from voicecoder.simulators.bot_api import FakeBotApi
 
 SECRET = "Admin-Secret_0123456789abcdef"
 HOOK_PATH = "/tg-very-secret-path"

@@ -35,7 +35,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tests.ingress_rig import ALLOWED, PATH, SECRET, Ingress, RawHttp, RecordsAtLeast, running_ingress, watching_logs
-from voicecoder.entrypoints.webhook import MAX_JSON_DEPTH, SECRET_HEADER
+from voicecoder.adapters.telegram.webhook import MAX_JSON_DEPTH, SECRET_HEADER
 
 DEEP = os.environ.get("VOICECODER_FUZZ") == "deep"
 EXAMPLES = int(os.environ.get("VOICECODER_FUZZ_EXAMPLES") or (12_000 if DEEP else 1_500))

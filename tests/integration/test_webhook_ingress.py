@@ -17,10 +17,10 @@ import anyio
 import pytest
 from aiohttp import web
 
-from voicecoder.adapters.sqlite_inbox import ItemState, SqliteInbox
-from voicecoder.adapters.update_dispatcher import DispatchStats, UpdateDispatcher
-from voicecoder.domain.errors import ConfigurationError
-from voicecoder.entrypoints.webhook import (
+from tests.ingress_rig import UpdateLog
+from voicecoder.adapters.sqlite.inbox import ItemState, SqliteInbox
+from voicecoder.adapters.telegram.dispatcher import DispatchStats, UpdateDispatcher
+from voicecoder.adapters.telegram.webhook import (
     INGRESS,
     SECRET_HEADER,
     TELEGRAM_NETWORKS,
@@ -29,6 +29,7 @@ from voicecoder.entrypoints.webhook import (
     create_webhook_app,
     serve_webhook,
 )
+from voicecoder.domain.errors import ConfigurationError
 
 SECRET = "s3cr3t-Token_for-tests"
 PATH = "/tg-hook-for-tests"
@@ -262,9 +263,10 @@ class TestWebhookIngress:
         """
         An Update voicecoder cannot route is acknowledged (Telegram would retry anything else for a day) and ignored.
         """
-        outcomes: list[str] = []
+        log = UpdateLog()
+        outcomes = log.outcomes
         processed = Processed()
-        async with running_bot(tmp_path / "inbox.db", processed, stats=IngressStats(on_outcome=outcomes.append)) as bot:
+        async with running_bot(tmp_path / "inbox.db", processed, stats=IngressStats(observer=log)) as bot:
             status = await post(session, bot, None, raw=raw)
             depth = await bot.inbox.depth()
 
@@ -305,9 +307,10 @@ class TestWebhookIngress:
         assert processed.ids == [42]
 
     async def test_outcome_hook_sees_every_request(self, tmp_path: Path, session: aiohttp.ClientSession) -> None:
-        """The metrics hook gets one outcome per request: acked, duplicate, ignored, rejected."""
-        outcomes: list[str] = []
-        stats = IngressStats(on_outcome=outcomes.append)
+        """The observer (the metrics) gets one outcome per request: acked, duplicate, ignored, rejected."""
+        log = UpdateLog()
+        outcomes = log.outcomes
+        stats = IngressStats(observer=log)
         async with running_bot(tmp_path / "inbox.db", Processed(), stats=stats) as bot:
             await post(session, bot, text_update(1, chat=1, text="a"))
             await post(session, bot, text_update(1, chat=1, text="a"))
@@ -477,7 +480,7 @@ class TestWebhookIngress:
 
         assert status == 503
         assert body["checks"]["dispatcher"] == "not running"
-        assert random_path.startswith("/tg-")
+        assert random_path.startswith("/telegram/")
         assert len(random_path) > 20
 
 
@@ -561,9 +564,9 @@ BOT_PROCESS = (
         """
     import json, sys, anyio
     from pathlib import Path
-    from voicecoder.adapters.sqlite_inbox import SqliteInbox
-    from voicecoder.adapters.update_dispatcher import UpdateDispatcher
-    from voicecoder.entrypoints.webhook import WebhookSettings, serve_webhook
+    from voicecoder.adapters.sqlite.inbox import SqliteInbox
+    from voicecoder.adapters.telegram.dispatcher import UpdateDispatcher
+    from voicecoder.adapters.telegram.webhook import WebhookSettings, serve_webhook
 
     inbox_path, port_file, log_file, release_file = map(Path, sys.argv[1:5])
 

@@ -33,8 +33,8 @@ class TestToolApprovalWiring:
             monkeypatch.setenv(name, value)
         container = build_container(config(tmp_path, TOOL_ALLOW="Bash(pytest *)", TOOL_APPROVAL_TIMEOUT="120"))
 
-        settings = container.domain_settings()
-        claude = container.claude()
+        settings = container.app.domain_settings()
+        claude = container.core.claude()
 
         assert settings.tools is not None
         assert (settings.tools.mode, settings.tools.allow) == (ToolApprovalMode.AUTO_EDITS, ("Bash(pytest *)",))
@@ -54,8 +54,8 @@ class TestToolApprovalWiring:
         env = {"WORKSPACE_DIR": str(tmp_path / "ws"), "DATA_DIR": str(tmp_path / "data")}
         env["CLAUDE_CONFIG_DIR"] = str(tmp_path / "login")
 
-        tools = build_container(Config.from_env(env, dotenv=dotenv)).domain_settings().tools
-        parent = build_container(Config.from_mapping({**env, "DATA_DIR": str(tmp_path)})).domain_settings().tools
+        tools = build_container(Config.from_env(env, dotenv=dotenv)).app.domain_settings().tools
+        parent = build_container(Config.from_mapping({**env, "DATA_DIR": str(tmp_path)})).app.domain_settings().tools
 
         assert tools is not None
         assert parent is not None
@@ -66,6 +66,6 @@ class TestToolApprovalWiring:
         """TOOL_APPROVAL=off: no policy, no prompt tool, the CLI in acceptEdits."""
         container = build_container(config(tmp_path, TOOL_APPROVAL="off"))
 
-        assert container.domain_settings().tools is None
-        claude = container.claude()
+        assert container.app.domain_settings().tools is None
+        claude = container.core.claude()
         assert (claude.config.ask_tools, claude.config.effective_permission_mode) == (False, "acceptEdits")

@@ -8,7 +8,8 @@ import attrs
 import pytest
 
 from voicecoder.adapters import TelethonMessenger, TelethonUpdateHandler
-from voicecoder.bootstrap import RuntimeChecks, build_container
+from voicecoder.bootstrap import build_container
+from voicecoder.bootstrap.doctor import RuntimeChecks
 from voicecoder.config import Config, read_dotenv
 from voicecoder.domain.errors import ConfigurationError
 from voicecoder.testing import FAKE_API_HASH, FAKE_API_ID, FAKE_BOT_TOKEN, FakeTelegram
@@ -102,10 +103,10 @@ class TestContainer:
             )
             container = build_container(config)
 
-            assert isinstance(container.messenger(), TelethonMessenger)
+            assert isinstance(container.telegram.messenger(), TelethonMessenger)
             assert isinstance(container.update_handler(), TelethonUpdateHandler)
             assert (tmp_path / "data" / "telethon.session").stat().st_mode & 0o777 == 0o600
-            container.telethon_client().session.close()
+            container.telegram.telethon_client().session.close()
 
     def test_a_broken_session_string_names_its_variable(self, tmp_path: Path) -> None:
         config = Config(
@@ -117,7 +118,7 @@ class TestContainer:
         )
 
         with pytest.raises(ConfigurationError, match="TELETHON_SESSION_STRING is not usable"):
-            build_container(config).telethon_client()
+            build_container(config).telegram.telethon_client()
 
     async def test_diagnostics_check_mtproto_not_the_webhook(self, tmp_path: Path) -> None:
         """/info and doctor on MTProto: API_ID/API_HASH and the session; no Bot API webhook call at all."""

@@ -67,7 +67,7 @@ class TestPublicNames:
         for name in voicecoder.simulators.__all__:
             if name != "StoredMessage":
                 assert getattr(voicecoder.testing, name) is getattr(voicecoder.simulators, name)
-        assert voicecoder.testing.FakeBotApi.__module__ == "voicecoder.testing.fake_bot_api"
+        assert voicecoder.testing.FakeBotApi.__module__ == "voicecoder.simulators.bot_api"
 
     def test_unknown_names_raise_attribute_error(self) -> None:
         import voicecoder.adapters  # noqa: PLC0415

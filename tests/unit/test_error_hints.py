@@ -129,9 +129,9 @@ class TestCliHints:
         )
         container = build_container(config)
         messenger = RecordingMessenger()
-        container.messenger.override(providers.Object(messenger))
+        container.telegram.messenger.override(providers.Object(messenger))
         async with open_runtime(container, inbox=False):
-            await container.voicecoder().prompt(ChatId(42), UserId(42), "hello")
+            await container.app.voicecoder().prompt(ChatId(42), UserId(42), "hello")
 
         (error,) = messenger.of_type(ErrorReply)
         assert error.hint == "Set CLAUDE_BINARY to the path of the claude executable."

@@ -11,7 +11,7 @@ import aiohttp
 import anyio
 import pytest
 
-from voicecoder.testing.fake_anthropic import (
+from voicecoder.simulators.anthropic import (
     ApiError,
     FakeAnthropicApi,
     MessagesRequest,

@@ -69,6 +69,19 @@ class TestRedactor:
         assert redact(f"<b>{HALF}</b>") == "<b>[redacted]</b>"
         assert redact.data(f"diff: +TOKEN={TOKEN}\n".encode()) == b"diff: +TOKEN=[redacted]\n"
 
+    def test_guesses_only_where_asked(self) -> None:
+        """
+        Guessing hides key=value credentials and opaque 40+ character runs, which hides a commit hash too: so logs
+        and replies (the default) keep hashes and ordinary words, and only a caller that asks guesses.
+        """
+        commit = "9f" * 20
+        text = f"commit {commit}; password=hunter2hunter2; api-key: abcdef123; keep the token in .env"
+
+        plain, guessed = Redactor()(text), Redactor(placeholder="***", guesses=True)(text)
+
+        assert plain == text
+        assert guessed == "commit ***; password=***; api-key: ***; keep the token in .env"
+
 
 def _fail(message: str) -> None:
     raise RuntimeError(message)

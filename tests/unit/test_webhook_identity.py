@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from voicecoder.bootstrap.webhook_identity import identity_path, resolve_webhook_identity
 from voicecoder.config import Config
 from voicecoder.domain.errors import ConfigurationError
-from voicecoder.entrypoints.webhook_identity import identity_path, resolve_webhook_identity
 
 PATH = "/telegram/configured-path-0123"
 SECRET = "configured-secret_0123"
@@ -95,7 +95,7 @@ class TestResolveWebhookIdentity:
             stored.chmod(0o600 if os.geteuid() == 0 else 0)
             code = (
                 "import sys; from voicecoder.config import Config; "
-                "from voicecoder.entrypoints.webhook_identity import resolve_webhook_identity as r\n"
+                "from voicecoder.bootstrap.webhook_identity import resolve_webhook_identity as r\n"
                 f"try: r(Config.from_mapping({{'DATA_DIR': {str(box / 'data')!r}}}), create=True)\n"
                 "except Exception as e: print(e); sys.exit(3)"
             )

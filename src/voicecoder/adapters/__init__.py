@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from voicecoder.adapters.detect_secrets_scanner import DetectSecretsScanner
     from voicecoder.adapters.git import DulwichWorkspace
     from voicecoder.adapters.prometheus_metrics import MeteredAgentRunner, MeteredTranscriber, Metrics
-    from voicecoder.adapters.sqlite_inbox import SqliteInbox
-    from voicecoder.adapters.sqlite_state_store import SqliteStateStore
+    from voicecoder.adapters.sqlite.inbox import SqliteInbox
+    from voicecoder.adapters.sqlite.state_store import SqliteStateStore
     from voicecoder.adapters.stt import (
         AssemblyAITranscriber,
         AudioLimits,
@@ -31,11 +31,11 @@ if TYPE_CHECKING:
         check_audio,
     )
     from voicecoder.adapters.system_clock import SystemClock
-    from voicecoder.adapters.telegram_bot_api import TelegramBotApi
-    from voicecoder.adapters.telegram_messenger import TelegramMessenger
-    from voicecoder.adapters.telegram_updates import TelegramUpdateHandler
+    from voicecoder.adapters.telegram.api import TelegramBotApi
+    from voicecoder.adapters.telegram.dispatcher import UpdateDispatcher
+    from voicecoder.adapters.telegram.messenger import TelegramMessenger
+    from voicecoder.adapters.telegram.updates import TelegramUpdateHandler
     from voicecoder.adapters.telethon import TelethonMessenger, TelethonUpdateHandler, TelethonUpdates
-    from voicecoder.adapters.update_dispatcher import UpdateDispatcher
 
 _MODULES = {
     "AssemblyAITranscriber": ".stt",
@@ -51,17 +51,17 @@ _MODULES = {
     "MeteredTranscriber": ".prometheus_metrics",
     "Metrics": ".prometheus_metrics",
     "OpenAITranscriber": ".stt",
-    "SqliteInbox": ".sqlite_inbox",
-    "SqliteStateStore": ".sqlite_state_store",
+    "SqliteInbox": ".sqlite.inbox",
+    "SqliteStateStore": ".sqlite.state_store",
     "SystemClock": ".system_clock",
-    "TelegramBotApi": ".telegram_bot_api",
-    "TelegramMessenger": ".telegram_messenger",
-    "TelegramUpdateHandler": ".telegram_updates",
+    "TelegramBotApi": ".telegram.api",
+    "TelegramMessenger": ".telegram.messenger",
+    "TelegramUpdateHandler": ".telegram.updates",
     "TelethonMessenger": ".telethon",
     "TelethonUpdateHandler": ".telethon",
     "TelethonUpdates": ".telethon",
     "UnavailableAgent": ".claude",
-    "UpdateDispatcher": ".update_dispatcher",
+    "UpdateDispatcher": ".telegram.dispatcher",
     "WorkspaceVocabulary": ".stt",
     "check_audio": ".stt",
 }

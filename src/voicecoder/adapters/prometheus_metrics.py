@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import attrs
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -13,7 +15,11 @@ from voicecoder.domain.errors import TranscriptionError
 from voicecoder.domain.model import AgentRequest, AgentResult, Audio, Diagnostic, Transcript, TranscriptionHints
 from voicecoder.domain.ports import AgentRunner, EventSink, ToolGate, Transcriber
 
+if TYPE_CHECKING:
+    from voicecoder.domain.inbox import InboxItem
+
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+_updates_log = logging.getLogger("voicecoder.updates")
 
 
 class Metrics:
@@ -67,6 +73,35 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+@attrs.frozen
+class UpdateMetrics:
+    """
+    The update observer of `voicecoder serve`: each outcome counted in Prometheus, one log line per update.
+
+    Conforms to `voicecoder.adapters.telegram.dispatcher.UpdateObserver` (the ingress and the dispatcher tell it).
+    """
+
+    metrics: Metrics
+
+    def outcome(self, name: str, /) -> None:
+        self.metrics.updates.labels(name).inc()
+
+    def attempted(self, seconds: float, /) -> None:
+        self.metrics.processing_seconds.observe(seconds)
+
+    def processed(self, lane: str, seconds: float, /) -> None:
+        self.metrics.updates.labels("processed").inc()
+        _updates_log.info("update processed lane=%s duration_ms=%.1f", lane, seconds * 1000)
+
+    def retried(self, item: InboxItem, error: str, /) -> None:
+        self.metrics.updates.labels("retried").inc()
+        _updates_log.warning("update %s will be retried lane=%s: %s", item.update_id, item.lane, error)
+
+    def failed(self, item: InboxItem, error: str, /) -> None:
+        self.metrics.updates.labels("failed").inc()
+        _updates_log.error("update %s failed for good lane=%s: %s", item.update_id, item.lane, error)
 
 
 @attrs.define

@@ -133,7 +133,7 @@ class UnsupportedAudioError(TranscriptionError):
     """The file is not audio we can decode."""
 
     def __init__(self, detail: str = "") -> None:
-        base = "This file is not audio I can read. Send a voice note, or an mp3/m4a/wav/ogg file."
+        base = "This file is not audio I can read. Send a voice note, or an mp3/m4a/wav/ogg/webm file."
         super().__init__(f"{base} ({detail})" if detail else base)
 
 

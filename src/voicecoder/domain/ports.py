@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from voicecoder.domain.inbox import InboxCounts, InboxItem, NewUpdate
 from voicecoder.domain.model import (
     AgentEvent,
     AgentRequest,
@@ -382,6 +383,143 @@ class Clock(Protocol):
 
     def monotonic(self) -> float:
         """Seconds on a monotonic clock."""
+        ...
+
+
+@runtime_checkable
+class Inbox(Protocol):
+    """
+    The durable store of incoming updates: written before anything runs, so an update is never lost.
+
+    Every update is stored once (keyed by its ``update_id``), processed at least once, and ends done or failed.
+    Writes are applied in the order they are made, the fire-and-forget ones (``*_nowait``) included. Every method
+    but ``open`` and ``aclose`` needs the inbox open. ``voicecoder.testing.InboxContract`` checks all of this.
+    """
+
+    async def open(self) -> None:
+        """
+        Make the inbox usable (creating its storage if needed); opening an open inbox does nothing.
+
+        Raises:
+            StateStoreError: The storage cannot be opened or created.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Commit what was queued and release the storage; closing twice is harmless. Raises nothing."""
+        ...
+
+    async def put(
+        self, update_id: int, lane: str, body: bytes, *, on_inserted: Callable[[bool], None] | None = None
+    ) -> bool:
+        """
+        Store one update durably: True when it is new, False for an ``update_id`` already stored (nothing changes).
+
+        *on_inserted*, if given, is told the same answer as soon as the update is stored, possibly before it is
+        durable (so processing can overlap the commit); the return waits until it is durable.
+
+        Raises:
+            StateStoreError: It could not be stored (the sender must deliver it again).
+        """
+        ...
+
+    async def put_many(self, updates: Iterable[NewUpdate], *, offset: int | None = None) -> list[bool]:
+        """
+        Store several updates, and the next polling *offset* if given, all or nothing; True per new update.
+
+        Raises:
+            StateStoreError: Nothing was stored.
+        """
+        ...
+
+    def claim_nowait(self, update_id: int) -> None:
+        """
+        Queue one more processing attempt of a pending update (its ``attempts`` grows by one).
+
+        Raises:
+            StateStoreError: The inbox is not open.
+        """
+        ...
+
+    def mark_done_nowait(self, update_id: int) -> None:
+        """
+        Queue "done" for *update_id*; it is durable after the next write that is waited for, or soon after.
+
+        Raises:
+            StateStoreError: The inbox is not open.
+        """
+        ...
+
+    async def mark_failed(self, update_id: int, error: str) -> None:
+        """
+        Record that *update_id* failed for good, with *error*.
+
+        Raises:
+            StateStoreError: It could not be recorded.
+        """
+        ...
+
+    async def record_error(self, update_id: int, error: str) -> None:
+        """
+        Remember the latest *error* of an attempt; the update stays pending.
+
+        Raises:
+            StateStoreError: It could not be recorded.
+        """
+        ...
+
+    async def pending(self) -> list[InboxItem]:
+        """Every pending update in ``update_id`` order: what a restart resumes. Raises StateStoreError."""
+        ...
+
+    async def get(self, update_id: int) -> InboxItem | None:
+        """The stored update *update_id* in any state, or None. Raises StateStoreError."""
+        ...
+
+    async def failed(self) -> list[InboxItem]:
+        """The updates given up on, in ``update_id`` order. Raises StateStoreError."""
+        ...
+
+    async def counts(self) -> InboxCounts:
+        """How many updates are pending, done and failed. Raises StateStoreError."""
+        ...
+
+    async def depth(self) -> int:
+        """How many updates are pending (the backlog). Raises StateStoreError."""
+        ...
+
+    async def offset(self) -> int | None:
+        """The stored polling offset, or None before the first one. Raises StateStoreError."""
+        ...
+
+    async def check_writable(self) -> None:
+        """
+        Prove the inbox can be written now (the readiness check).
+
+        Raises:
+            StateStoreError: It cannot.
+        """
+        ...
+
+    async def purge_finished(self, *, older_than_s: float) -> int:
+        """
+        Delete done and failed updates finished more than *older_than_s* ago; return how many went.
+
+        Pending updates are never purged. Raises StateStoreError.
+        """
+        ...
+
+
+@runtime_checkable
+class Closeable(Protocol):
+    """
+    An adapter that holds resources (HTTP sessions, processes) until closed; whoever built it closes it.
+
+    Optional for every port: the runtime closes what it built when it is one (a speech engine, a plug-in's too).
+    """
+
+    async def aclose(self) -> None:
+        """Release everything held; closing twice is harmless. Raises nothing."""
         ...
 
 

@@ -15,15 +15,13 @@ from typing import TypeVar
 import anyio
 import attrs
 
-from voicecoder.adapters.telegram_bot_api import TelegramApiError
-from voicecoder.adapters.telegram_webhook_health import expectation, telegram_failure
-from voicecoder.bootstrap import Container, build_container, doctor, open_runtime
+from voicecoder.bootstrap import build_container, doctor, open_runtime
+from voicecoder.bootstrap.operator import register_operator_commands, run_selftest, telegram_failure_of, webhook_report
+from voicecoder.bootstrap.webhook_identity import resolve_webhook_identity
 from voicecoder.config import TRANSPORTS, Config
 from voicecoder.domain.errors import ConfigurationError, StateStoreError, VoicecoderError
 from voicecoder.domain.model import Diagnostic
-from voicecoder.entrypoints import selftest, webhook_admin
 from voicecoder.entrypoints.logs import configure_logging
-from voicecoder.entrypoints.webhook_identity import resolve_webhook_identity
 from voicecoder.redaction import Redactor
 
 log = logging.getLogger("voicecoder")
@@ -74,8 +72,7 @@ def _parser() -> argparse.ArgumentParser:
         "--no-browser", dest="open_browser", action="store_false", help="only print the URL; never open a browser"
     )
 
-    webhook_admin.register(sub)
-    selftest.register(sub)
+    register_operator_commands(sub)
     return parser
 
 
@@ -103,21 +100,9 @@ def render_diagnostics(results: Sequence[Diagnostic]) -> str:
 
 async def _doctor(config: Config, args: argparse.Namespace) -> int:
     config = _with_identity(config, create=False)
-    container = build_container(config)
-    try:
-        results = await doctor(container, deep=args.deep)
-    finally:
-        await _close(container)
+    results = await doctor(build_container(config), deep=args.deep)
     _print(render_diagnostics(results))
     return 0 if all(d.ok for d in results) else 1
-
-
-async def _close(container: Container) -> None:
-    """Close what a command that never opened the runtime may still have started (HTTP session, engines)."""
-    await container.bot_api().close()
-    aclose = getattr(container.speech_engine(), "aclose", None)
-    if aclose is not None:
-        await aclose()
 
 
 def _with_identity(config: Config, *, create: bool) -> Config:
@@ -155,7 +140,7 @@ def serve_failure(error: BaseException, config: Config) -> tuple[str, int]:
         return "", 130
     if isinstance(cause, ConfigurationError):
         return str(cause), 2
-    if isinstance(cause, TelegramApiError):
+    if telegram_failure_of(cause) is not None:
         return f"Telegram said: {cause}. Check TELEGRAM_TOKEN and that Telegram is reachable, then start again.", 1
     if isinstance(cause, StateStoreError):
         return f"{cause}. Check that DATA_DIR ({config.data_dir}) is a writable directory on a local disk.", 1
@@ -204,32 +189,14 @@ async def _webhook(config: Config, args: argparse.Namespace) -> int:
             args.secret_token = config.webhook_secret
         if args.ip_address is None:
             args.ip_address = config.webhook_ip_address
-    expected = None
-    if action in {"set", "info"}:
-        expected = await expectation(
-            transport=config.transport,
-            url=config.webhook_url or (args.url if action == "set" else None),
-            fixed_ip=config.webhook_ip_address,
-        )
-    container = build_container(config)
-    try:
-        report = await webhook_admin.run_webhook_command(args, container.bot_api(), expected=expected)
-    finally:
-        await container.bot_api().close()
-    if action == "set" and foreign_secret:
-        warning = (
-            "⚠️ --secret-token is not the secret `serve` checks (WEBHOOK_SECRET, or the one kept in "
-            "DATA_DIR/webhook.json): every delivery gets 401 until they agree. Set WEBHOOK_SECRET to it and "
-            "restart, or run `webhook set` without --secret-token."
-        )
-        report = webhook_admin.Report(ok=False, lines=(*report.lines, warning))
+    report = await webhook_report(config, args, foreign_secret=foreign_secret)
     _print(str(report))
     return 0 if report.ok else 1
 
 
 async def _selftest(config: Config, args: argparse.Namespace) -> int:
     config = _with_identity(config, create=False)
-    return await selftest.run_selftest(config, args, print_line=_print)
+    return await run_selftest(config, args, print_line=_print)
 
 
 def _first_leaf(group: BaseExceptionGroup[_E]) -> _E:
@@ -289,12 +256,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return anyio.run(_sandbox, args)
         if args.command == "selftest":
             return anyio.run(_selftest, config, args)
-    except TelegramApiError as exc:
-        _print(f"❌ {telegram_failure(exc)}")
-        return 1
     except VoicecoderError as exc:
-        _print(f"❌ {exc}")
-        return 2
+        failure = telegram_failure_of(exc)
+        _print(f"❌ {failure or exc}")
+        return 1 if failure is not None else 2
     except KeyboardInterrupt:
         return 130
     return 2

@@ -3,12 +3,12 @@ What a test of voicecoder, of your own adapter or of the bot you embed it in nee
 
 * In-memory fakes of every port and `build_voicecoder` (``voicecoder.testing.fakes``).
 * The contract suites a port implementation runs (``voicecoder.testing.contracts``): `MessengerContract`,
-  `WorkspaceContract`, `StateStoreContract`, `TranscriberContract`, `AgentRunnerContract`.
-* Faithful local servers on 127.0.0.1: `FakeBotApi` (Telegram Bot API), `FakeAnthropicApi` (for the real Claude
-  Code CLI), `FakeDeepgramServer`, `FakeAssemblyAIServer`, `FakeOpenAIServer` (OpenAI-compatible speech to text),
-  and `FakeTelegram`, a fake MTProto Telegram for Telethon
-  clients (from ``voicecoder.simulators``; it needs the ``telethon`` extra and cannot do the MTProto key exchange:
-  a client connects with the session string `FakeTelegram.session_string` gives it).
+  `WorkspaceContract`, `StateStoreContract`, `TranscriberContract`, `AgentRunnerContract`, `InboxContract`.
+* Faithful local servers on 127.0.0.1 (from ``voicecoder.simulators``, re-exported): `FakeBotApi` (Telegram Bot
+  API), `FakeAnthropicApi` (for the real Claude Code CLI), `FakeDeepgramServer`, `FakeAssemblyAIServer`,
+  `FakeOpenAIServer` (OpenAI-compatible speech to text), and `FakeTelegram`, a fake MTProto Telegram for Telethon
+  clients (it needs the ``telethon`` extra and cannot do the MTProto key exchange: a client connects with the
+  session string `FakeTelegram.session_string` gives it).
 
 Imports are lazy, like ``voicecoder.adapters``: a name's module (and pytest, aiohttp or telethon) loads on first use.
 """
@@ -27,14 +27,15 @@ if TYPE_CHECKING:
         FakeTelegram,
         FakeTelegramUser,
     )
+    from voicecoder.simulators.anthropic import FakeAnthropicApi
+    from voicecoder.simulators.bot_api import FakeBotApi, FakeUser
+    from voicecoder.simulators.stt import FakeAssemblyAIServer, FakeDeepgramServer, FakeOpenAIServer
     from voicecoder.testing.contracts.agent_runner import AgentRunnerContract
+    from voicecoder.testing.contracts.inbox import InboxContract
     from voicecoder.testing.contracts.messenger import MessengerContract
     from voicecoder.testing.contracts.state_store import StateStoreContract
     from voicecoder.testing.contracts.transcriber import TranscriberContract
     from voicecoder.testing.contracts.workspace import WorkspaceContract
-    from voicecoder.testing.fake_anthropic import FakeAnthropicApi
-    from voicecoder.testing.fake_bot_api import FakeBotApi, FakeUser
-    from voicecoder.testing.fake_stt_servers import FakeAssemblyAIServer, FakeDeepgramServer, FakeOpenAIServer
     from voicecoder.testing.fakes import (
         AgentScript,
         FakeAgentRunner,
@@ -56,20 +57,21 @@ _MODULES = {
     "FAKE_API_ID": "voicecoder.simulators",
     "FAKE_BOT_TOKEN": "voicecoder.simulators",
     "FakeAgentRunner": "voicecoder.testing.fakes",
-    "FakeAnthropicApi": "voicecoder.testing.fake_anthropic",
-    "FakeAssemblyAIServer": "voicecoder.testing.fake_stt_servers",
-    "FakeBotApi": "voicecoder.testing.fake_bot_api",
+    "FakeAnthropicApi": "voicecoder.simulators.anthropic",
+    "FakeAssemblyAIServer": "voicecoder.simulators.stt",
+    "FakeBotApi": "voicecoder.simulators.bot_api",
     "FakeClock": "voicecoder.testing.fakes",
-    "FakeDeepgramServer": "voicecoder.testing.fake_stt_servers",
-    "FakeOpenAIServer": "voicecoder.testing.fake_stt_servers",
+    "FakeDeepgramServer": "voicecoder.simulators.stt",
+    "FakeOpenAIServer": "voicecoder.simulators.stt",
     "FakePorts": "voicecoder.testing.fakes",
     "FakeSecretScanner": "voicecoder.testing.fakes",
     "FakeTelegram": "voicecoder.simulators",
     "FakeTelegramUser": "voicecoder.simulators",
     "FakeTranscriber": "voicecoder.testing.fakes",
-    "FakeUser": "voicecoder.testing.fake_bot_api",
+    "FakeUser": "voicecoder.simulators.bot_api",
     "FakeVocabulary": "voicecoder.testing.fakes",
     "FakeWorkspace": "voicecoder.testing.fakes",
+    "InboxContract": "voicecoder.testing.contracts.inbox",
     "InMemoryStateStore": "voicecoder.testing.fakes",
     "MessengerContract": "voicecoder.testing.contracts.messenger",
     "RecordingMessenger": "voicecoder.testing.fakes",
@@ -101,6 +103,7 @@ __all__ = [
     "FakeVocabulary",
     "FakeWorkspace",
     "InMemoryStateStore",
+    "InboxContract",
     "MessengerContract",
     "RecordingMessenger",
     "StateStoreContract",

@@ -16,7 +16,7 @@ from typing import TypeVar
 import anyio
 import attrs
 
-from voicecoder.adapters.stt.audio_intake import AudioLimits, check_audio
+from voicecoder.adapters.stt.audio_intake import AudioLimits, check_audio, sniff_format
 from voicecoder.domain.errors import (
     AgentRunError,
     DeliveryError,
@@ -64,7 +64,7 @@ from voicecoder.domain.ports import (
     Workspace,
 )
 from voicecoder.domain.replies import MessageRef, Reply
-from voicecoder.domain.services import Ports, Settings, VoiceCoder
+from voicecoder.domain.services import Settings, VoiceCoder
 from voicecoder.testing.fake_clock import FakeClock
 from voicecoder.testing.fake_workspace import (
     EXECUTABLE,
@@ -204,11 +204,10 @@ class FakeAgentRunner:
 
 # --- speech -----------------------------------------------------------------------
 
-_AUDIO_MAGIC = (b"OggS", b"ID3", b"RIFF", b"fLaC", b"\xff\xfb", b"\xff\xf3", b"\xff\xf2")
-
 
 def looks_like_audio(data: bytes) -> bool:
-    return data.startswith(_AUDIO_MAGIC) or data[4:8] == b"ftyp"
+    """Whether *data* is a container voicecoder accepts (the adapters' own sniffer decides)."""
+    return sniff_format(data) is not None
 
 
 @attrs.define
@@ -463,9 +462,12 @@ def build_voicecoder(
     """
     A `VoiceCoder` wired on fakes; pass any port (e.g. a real `TelegramMessenger`) to use it instead of its fake.
 
-    Every argument is typed with its port, so mypy flags an object that is not one. Returns the app and the fakes
-    (a fake you replaced is still returned, unused). The fake workspace starts with one committed ``README.md``.
+    The wiring is the production container's (`voicecoder.bootstrap.for_tests`). Every argument is typed with its
+    port, so mypy flags an object that is not one. Returns the app and the fakes (a fake you replaced is still
+    returned, unused). The fake workspace starts with one committed ``README.md``.
     """
+    from voicecoder.bootstrap import for_tests  # noqa: PLC0415 - the container's adapters load only when used
+
     fake_clock = FakeClock()
     fake_workspace = FakeWorkspace(clock=fake_clock)
     fake_workspace.write("README.md", "# demo\n")
@@ -481,7 +483,7 @@ def build_voicecoder(
         scanner=FakeSecretScanner(),
         vocabulary=FakeVocabulary(("README.md",)),
     )
-    ports = Ports(
+    app = for_tests(
         workspace=workspace if workspace is not None else fakes.workspace,
         agent=agent if agent is not None else fakes.agent,
         transcriber=transcriber if transcriber is not None else fakes.transcriber,
@@ -490,12 +492,9 @@ def build_voicecoder(
         clock=clock if clock is not None else fakes.clock,
         scanner=scanner if scanner is not None else fakes.scanner,
         vocabulary=vocabulary if vocabulary is not None else fakes.vocabulary,
-        diagnosables=(fakes.workspace, fakes.agent, fakes.transcriber),
-    )
-    app = VoiceCoder(
-        ports,
-        settings
+        settings=settings
         or Settings(allowed_users=frozenset(UserId(u) for u in allowed_users), workspace_path=fake_workspace.path),
+        diagnosables=(fakes.workspace, fakes.agent, fakes.transcriber),
     )
     return app, fakes
 

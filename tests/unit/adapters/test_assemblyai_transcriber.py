@@ -19,8 +19,8 @@ from voicecoder.domain.errors import (
     UnsupportedAudioError,
 )
 from voicecoder.domain.model import Audio, TranscriptionHints
+from voicecoder.simulators.stt import ASSEMBLYAI_NOT_AUDIO, FakeAssemblyAIServer, ScriptedRecognizer
 from voicecoder.testing.contracts.transcriber import voice_clip
-from voicecoder.testing.fake_stt_servers import ASSEMBLYAI_NOT_AUDIO, FakeAssemblyAIServer, ScriptedRecognizer
 
 HEARD = ScriptedRecognizer("run the tests and fix any failures", confidence=0.96)
 

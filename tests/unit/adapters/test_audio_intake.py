@@ -76,6 +76,23 @@ class TestSniffFormat:
         assert not data.startswith(b"ID3")
         assert sniff_format(data) is AudioFormat.MP3
 
+    def test_webm_opus(self) -> None:
+        """Opus in WebM (what Chromium's MediaRecorder records) is WebM, with its MIME type and extension."""
+        fmt = sniff_format(encode_tone("webm", "libopus", 0.5))
+
+        assert (fmt, fmt.value if fmt else None, fmt.extension if fmt else None) == (
+            AudioFormat.WEBM,
+            "audio/webm",
+            "webm",
+        )
+
+    def test_other_matroska_is_refused(self) -> None:
+        """A Matroska file that is not WebM (same EBML magic, DocType "matroska") is not accepted."""
+        data = encode_tone("matroska", "libopus", 0.5)
+
+        assert data.startswith(b"\x1a\x45\xdf\xa3")
+        assert sniff_format(data) is None
+
     @pytest.mark.parametrize("data", [b"", b"hello, this is not audio", b"RIFF\0\0\0\0AVI ", b"\x89PNG\r\n\x1a\n"])
     def test_other_bytes(self, data: bytes) -> None:
         """Text, empty input, an AVI and a PNG are not accepted."""
@@ -107,6 +124,19 @@ class TestProbeDuration:
 
 
 class TestCheckAudio:
+    def test_accepts_webm_and_reads_its_duration(self) -> None:
+        """A WebM recording passes intake; its duration comes from the container (PyAV), not from the sender."""
+        info = check_audio(Audio(data=encode_tone("webm", "libopus", 1.5)), AudioLimits(max_duration_s=60))
+
+        assert info.format is AudioFormat.WEBM
+        assert info.duration_s is not None
+        assert abs(info.duration_s - 1.5) < 0.1
+
+    def test_long_webm_is_refused(self) -> None:
+        """A WebM recording longer than the limit is refused like any other container."""
+        with pytest.raises(AudioTooLongError):
+            check_audio(Audio(data=encode_tone("webm", "libopus", 3.0)), AudioLimits(max_duration_s=2))
+
     def test_accepts_voice_note(self, ogg: bytes) -> None:
         """A normal voice note passes with its format and probed duration."""
         info = check_audio(Audio(ogg), AudioLimits())

@@ -21,8 +21,8 @@ from voicecoder.domain.errors import (
     UnsupportedAudioError,
 )
 from voicecoder.domain.model import Audio, TranscriptionHints
+from voicecoder.simulators.stt import DEEPGRAM_CORRUPT_AUDIO, FakeDeepgramServer, ScriptedRecognizer
 from voicecoder.testing.contracts.transcriber import voice_clip
-from voicecoder.testing.fake_stt_servers import DEEPGRAM_CORRUPT_AUDIO, FakeDeepgramServer, ScriptedRecognizer
 
 HEARD = ScriptedRecognizer("run the tests and fix any failures", confidence=0.97)
 

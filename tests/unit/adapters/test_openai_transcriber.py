@@ -17,8 +17,8 @@ from voicecoder.domain.errors import (
     ProviderUnavailableError,
 )
 from voicecoder.domain.model import Audio, TranscriptionHints
+from voicecoder.simulators.stt import FakeOpenAIServer, ScriptedRecognizer, openai_error
 from voicecoder.testing.contracts.transcriber import voice_clip
-from voicecoder.testing.fake_stt_servers import FakeOpenAIServer, ScriptedRecognizer, openai_error
 
 KEY = "sk-unit-secret-key"
 

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from voicecoder.adapters.telegram_messenger import html_to_text, render
+from voicecoder.adapters.telegram.messenger import html_to_text, render
 from voicecoder.domain.replies import SpeechCheck, StalePrompt
-from voicecoder.testing.fake_bot_api import parse_telegram_html
+from voicecoder.simulators.bot_api import parse_telegram_html
 
 
 class TestStalePromptRendering:

@@ -3,10 +3,10 @@ from __future__ import annotations
 import pytest
 
 from voicecoder.adapters.prometheus_metrics import MeteredAgentRunner, MeteredTranscriber, Metrics
-from voicecoder.adapters.telegram_bot_api import RetryPolicy, TelegramApiError, TelegramBotApi
+from voicecoder.adapters.telegram.api import RetryPolicy, TelegramApiError, TelegramBotApi
 from voicecoder.domain.errors import UnsupportedAudioError
 from voicecoder.domain.model import AgentEvent, AgentRequest, Audio
-from voicecoder.testing.fake_bot_api import FakeBotApi
+from voicecoder.simulators.bot_api import FakeBotApi
 from voicecoder.testing.fakes import FakeAgentRunner, FakeTranscriber
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from voicecoder.adapters.sqlite_inbox import InboxCounts, ItemState, NewUpdate, SqliteInbox
+from voicecoder.adapters.sqlite.inbox import InboxCounts, ItemState, NewUpdate, SqliteInbox
 from voicecoder.domain.errors import StateStoreError
 
 

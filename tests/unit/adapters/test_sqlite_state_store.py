@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from voicecoder.adapters.sqlite_state_store import (
+from voicecoder.adapters.sqlite.state_store import (
     SCHEMA_VERSION,
     SqliteStateStore,
     decode_datetime,
@@ -608,7 +608,7 @@ WRITER = textwrap.dedent(
     import sys, time
     from datetime import UTC, datetime
     import anyio
-    from voicecoder.adapters.sqlite_state_store import SqliteStateStore
+    from voicecoder.adapters.sqlite.state_store import SqliteStateStore
     from voicecoder.domain.model import *
 
     async def main(path, mode):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from voicecoder.adapters.telegram_bot_api import (
+from voicecoder.adapters.telegram.api import (
     BotCommand,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -22,7 +22,7 @@ from voicecoder.adapters.telegram_bot_api import (
     Update,
 )
 from voicecoder.domain.errors import DeliveryError, MalformedUpdateError
-from voicecoder.testing.fake_bot_api import DEFAULT_TOKEN, DEFAULT_USER, FakeBotApi
+from voicecoder.simulators.bot_api import DEFAULT_TOKEN, DEFAULT_USER, FakeBotApi
 
 VOICE = Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "voice" / "01_create_file.ogg"
 CHAT = DEFAULT_USER.id

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from voicecoder.adapters.telegram_http import HttpProtocolError, JsonHttpClient
+from voicecoder.adapters.telegram.http import HttpProtocolError, JsonHttpClient
 
 Raw = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

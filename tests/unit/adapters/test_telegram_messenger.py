@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from voicecoder.adapters.telegram_bot_api import PacingPolicy, RetryPolicy, TelegramApiError, TelegramBotApi
-from voicecoder.adapters.telegram_messenger import (
+from voicecoder.adapters.telegram.api import PacingPolicy, RetryPolicy, TelegramApiError, TelegramBotApi
+from voicecoder.adapters.telegram.messenger import (
     TelegramMessenger,
     callback_data,
     esc,
@@ -72,7 +72,7 @@ from voicecoder.domain.replies import (
     Welcome,
     Working,
 )
-from voicecoder.testing.fake_bot_api import (
+from voicecoder.simulators.bot_api import (
     DEFAULT_TOKEN,
     DEFAULT_USER,
     FakeBotApi,

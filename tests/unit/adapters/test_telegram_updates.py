@@ -10,20 +10,21 @@ import anyio
 import attrs
 import pytest
 
-from voicecoder.adapters.telegram_bot_api import (
+from voicecoder.adapters.telegram.api import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     PacingPolicy,
     RetryPolicy,
     TelegramBotApi,
 )
-from voicecoder.adapters.telegram_messenger import TelegramMessenger
-from voicecoder.adapters.telegram_updates import BOT_COMMANDS, TelegramUpdateHandler, lane_of
+from voicecoder.adapters.telegram.messenger import TelegramMessenger
+from voicecoder.adapters.telegram.routing import lane_of
+from voicecoder.adapters.telegram.updates import BOT_COMMANDS, TelegramUpdateHandler
 from voicecoder.domain.errors import MalformedUpdateError
 from voicecoder.domain.model import ToolKind, ToolRequest, UserId
 from voicecoder.domain.policy import ToolPolicy
 from voicecoder.domain.services import Settings, VoiceCoder
-from voicecoder.testing.fake_bot_api import DEFAULT_TOKEN, DEFAULT_USER, FakeBotApi, FakeUser
+from voicecoder.simulators.bot_api import DEFAULT_TOKEN, DEFAULT_USER, FakeBotApi, FakeUser
 from voicecoder.testing.fakes import AgentScript, FakePorts, build_voicecoder
 
 VOICE = Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "voice" / "01_create_file.ogg"
@@ -55,10 +56,11 @@ async def open_rig(settings: Settings | None = None) -> AsyncIterator[Rig]:
             pacing=PacingPolicy(per_chat_rate=0, global_rate=0),
         ) as client,
     ):
-        app, fakes = build_voicecoder(
-            messenger=TelegramMessenger(client), allowed_users=(DEFAULT_USER.id,), settings=settings
+        messenger = TelegramMessenger(client)
+        app, fakes = build_voicecoder(messenger=messenger, allowed_users=(DEFAULT_USER.id,), settings=settings)
+        handler = TelegramUpdateHandler(
+            app, client, messenger=messenger, max_bytes=LIMIT, bot_username="voicecoder_bot"
         )
-        handler = TelegramUpdateHandler(app, client, max_bytes=LIMIT, bot_username="voicecoder_bot")
         yield Rig(api, client, app, fakes, handler)
 
 
@@ -178,6 +180,20 @@ class TestTelegramUpdateHandler:
         assert rig.fakes.transcriber.calls[0][0].filename == "note.ogg"
         assert len(rig.api.downloads) == 1
         assert rig.texts()[-1].startswith("⚠️ This file is not audio I can read.")
+
+    async def test_webm_audio_file_is_transcribed(self, rig: Rig) -> None:
+        """
+        A WebM recording sent as a file (Telegram counts .webm as audio) reaches the transcriber: the intake's
+        sniffer accepts what the Telegram intake calls audio, instead of answering "not audio I can read".
+        """
+        webm = b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\xf7\x81\x01\x42\x82\x84webm" + b"\x00" * 64
+        rig.fakes.transcriber.learn(webm, "run the tests")
+
+        await rig.handler(await rig.api.send_audio_file(webm, file_name="memo.webm", mime_type="audio/webm"))
+
+        assert rig.fakes.transcriber.refused == []
+        assert rig.fakes.transcriber.calls[0][0].filename == "memo.webm"
+        assert "🎤 Heard: run the tests" in rig.texts()
 
     async def test_oversize_refused_before_download(self, rig: Rig) -> None:
         """A recording whose declared file_size is over the limit is refused without getFile or download."""

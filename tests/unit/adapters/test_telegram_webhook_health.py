@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from voicecoder.adapters.telegram_bot_api import WebhookInfo
-from voicecoder.adapters.telegram_webhook_health import (
+from voicecoder.adapters.telegram.api import WebhookInfo
+from voicecoder.adapters.telegram.webhook_health import (
     Expectation,
     describe_webhook,
     expectation,
@@ -16,7 +16,7 @@ from voicecoder.adapters.telegram_webhook_health import (
     url_differences,
     webhook_diagnostic,
 )
-from voicecoder.testing.fake_bot_api import FakeBotApi
+from voicecoder.simulators.bot_api import FakeBotApi
 
 NOW = 1_800_000_000.0
 URL = "https://bot.example.org/telegram/SeCrEtPaTh123"

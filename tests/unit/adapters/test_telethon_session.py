@@ -16,9 +16,9 @@ from telethon import TelegramClient
 from telethon.sessions import StringSession
 from telethon.tl import types
 
+from voicecoder.adapters.telethon.serve import login_bot
 from voicecoder.adapters.telethon.session import bot_client, bot_session, session_file
 from voicecoder.domain.errors import ConfigurationError, DeliveryError
-from voicecoder.entrypoints.telethon_serve import login_bot
 from voicecoder.testing import FAKE_API_HASH, FAKE_API_ID, FAKE_BOT_TOKEN, FakeTelegram
 
 

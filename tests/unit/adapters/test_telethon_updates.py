@@ -20,6 +20,7 @@ from telethon.tl import types
 
 from tests.contract.test_messenger_contract import connected_bot
 from voicecoder.adapters import SqliteInbox, TelethonMessenger, TelethonUpdateHandler, TelethonUpdates
+from voicecoder.adapters.telegram.dispatcher import UpdateDispatcher
 from voicecoder.adapters.telethon.records import (
     CALLBACK_IDS_FROM,
     CallbackIds,
@@ -28,12 +29,11 @@ from voicecoder.adapters.telethon.records import (
     media_of,
     message_update,
 )
-from voicecoder.adapters.update_dispatcher import UpdateDispatcher
+from voicecoder.adapters.telethon.serve import durable_intake
 from voicecoder.domain.errors import MalformedUpdateError
 from voicecoder.domain.model import ChatId
 from voicecoder.domain.replies import Working
 from voicecoder.domain.services import VoiceCoder
-from voicecoder.entrypoints.telethon_serve import durable_intake
 from voicecoder.testing import FakeTelegram, FakeTelegramUser, build_voicecoder
 from voicecoder.testing.fakes import FakePorts
 

@@ -12,8 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from voicecoder.adapters.sqlite_inbox import InboxItem, ItemState, SqliteInbox
-from voicecoder.adapters.update_dispatcher import DispatchStats, UpdateDispatcher, exponential_delays, lane_key
+from tests.ingress_rig import UpdateLog
+from voicecoder.adapters.sqlite.inbox import InboxItem, ItemState, SqliteInbox
+from voicecoder.adapters.telegram.dispatcher import DispatchStats, UpdateDispatcher, exponential_delays
+from voicecoder.adapters.telegram.routing import lane_key
 
 FAST = (0.001,)
 
@@ -232,8 +234,9 @@ class TestUpdateDispatcher:
         """After max_attempts the update is failed with its error, and the chat's next message is still handled."""
         handler = Recorder()
         handler.failures[1] = 99
-        failed: list[tuple[int, str]] = []
-        stats = DispatchStats(on_failed=lambda item, error: failed.append((item.update_id, error)))
+        log = UpdateLog()
+        failed = log.failures
+        stats = DispatchStats(observer=log)
         dispatcher = UpdateDispatcher(inbox, handler, max_attempts=3, retry_delays=FAST, stats=stats)
 
         async with anyio.create_task_group() as tg:
@@ -383,12 +386,10 @@ class TestUpdateDispatcher:
         assert (handler.started, await inbox.depth()) == ([], 1)
 
     async def test_processed_hook_reports_latency(self, inbox: SqliteInbox) -> None:
-        """on_processed receives the lane and the latency since receipt; on_attempt the handler's duration."""
-        seen: list[tuple[str, float]] = []
-        attempts: list[float] = []
-        stats = DispatchStats(
-            on_processed=lambda lane, seconds: seen.append((lane, seconds)), on_attempt=attempts.append
-        )
+        """The observer gets the lane and the latency since receipt (processed), and the handler's duration."""
+        log = UpdateLog()
+        seen, attempts = log.done, log.attempts
+        stats = DispatchStats(observer=log)
         dispatcher = UpdateDispatcher(inbox, Recorder(), stats=stats)
 
         async with anyio.create_task_group() as tg:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from voicecoder.testing.demo_model import DEMO_PROMPTS, LONG_JOB_COMMAND, TESTS_COMMAND, ToolCall, demo_reply
+from voicecoder.simulators.demo_model import DEMO_PROMPTS, LONG_JOB_COMMAND, TESTS_COMMAND, ToolCall, demo_reply
 
 
 def user(text: str) -> dict[str, Any]:

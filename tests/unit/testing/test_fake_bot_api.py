@@ -11,7 +11,7 @@ import attrs
 import pytest
 from aiohttp import web
 
-from voicecoder.testing.fake_bot_api import (
+from voicecoder.simulators.bot_api import (
     DEFAULT_TOKEN,
     DEFAULT_USER,
     FakeBotApi,

@@ -31,6 +31,7 @@ from voicecoder.domain.model import (
     ToolFinished,
     ToolStarted,
 )
+from voicecoder.redaction import Redactor
 
 __all__ = ["LineSplitter", "StreamParser", "parse_line", "parse_version", "redact", "tool_label"]
 
@@ -40,24 +41,14 @@ NO_CONVERSATION = "No conversation found"
 _LABEL_MAX = 80
 _SUMMARY_MAX = 160
 
-_SECRET_PATTERNS = (
-    re.compile(r"sk-ant-[A-Za-z0-9_\-]+"),
-    re.compile(
-        r"(?i)((?:api[_-]?key|auth[_-]?token|token|secret|password|authorization|bearer)[\"']?\s*[:=]?\s*[\"']?)"
-        r"([^\s\"',;]{6,})"
-    ),
-    re.compile(r"[A-Za-z0-9_\-]{40,}"),
-)
-
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """Replace anything that looks like a key or token (and every literal in *secrets*) with ``***``."""
-    for secret in secrets:
-        if len(secret) >= 4:
-            text = text.replace(secret, "***")
-    text = _SECRET_PATTERNS[0].sub("***", text)
-    text = _SECRET_PATTERNS[1].sub(lambda m: m.group(1) + "***", text)
-    return _SECRET_PATTERNS[2].sub("***", text)
+    """
+    Replace anything that looks like a key or token (and every form of each of *secrets*) with ``***``.
+
+    The shared `voicecoder.redaction.Redactor`, guessing too: for the CLI's stderr, which nobody needs verbatim.
+    """
+    return Redactor(secrets, placeholder="***", guesses=True)(text)
 
 
 def _shorten(text: str, limit: int) -> str:

@@ -1,11 +1,15 @@
 """
-Checks every transcriber applies to a recording before any upload or decoding.
+Checks every transcriber applies to a recording before any upload or decoding, and the one audio sniffer.
 
 Order matters and is cheap first: the size (no parsing at all), then the container's magic bytes,
 then the duration the sender declared, then the duration the container itself records. Ogg (Opus or
 Vorbis, i.e. every Telegram voice note) and WAV durations are read here in pure Python, so cloud-only
-installs refuse an over-long note before uploading it; MP3 and M4A durations need PyAV (bundled with
+installs refuse an over-long note before uploading it; MP3, M4A and WebM durations need PyAV (bundled with
 faster-whisper; no ffmpeg binary) and are left to the declared duration and the provider without it.
+
+WebM (Opus in the Matroska profile browsers record, and what some Telegram clients attach as audio) is accepted:
+every built-in engine decodes it (the local engine through PyAV; Deepgram, AssemblyAI and OpenAI-compatible
+services take it as is). Other Matroska files are not: no provider promises them.
 
 This module is public: a third-party provider calls `check_audio` first, exactly as the built-in ones do.
 """
@@ -42,6 +46,24 @@ class AudioFormat(enum.Enum):
     MP3 = "audio/mpeg"
     M4A = "audio/mp4"
     WAV = "audio/wav"
+    WEBM = "audio/webm"
+
+    @property
+    def extension(self) -> str:
+        """The usual file name extension of the container (``m4a`` for MP4 audio)."""
+        return _EXTENSIONS[self]
+
+
+_EXTENSIONS = {
+    AudioFormat.OGG: "ogg",
+    AudioFormat.MP3: "mp3",
+    AudioFormat.M4A: "m4a",
+    AudioFormat.WAV: "wav",
+    AudioFormat.WEBM: "webm",
+}
+_EBML_MAGIC = b"\x1a\x45\xdf\xa3"
+_WEBM_DOCTYPE = b"\x42\x82\x84webm"  # the EBML header's DocType element: 4 bytes, "webm"
+_EBML_HEADER_MAX = 64
 
 
 @attrs.frozen
@@ -75,6 +97,8 @@ def sniff_format(data: bytes) -> AudioFormat | None:
         return AudioFormat.M4A
     if data.startswith(b"ID3"):
         return AudioFormat.MP3
+    if data.startswith(_EBML_MAGIC) and _WEBM_DOCTYPE in data[:_EBML_HEADER_MAX]:
+        return AudioFormat.WEBM
     # A bare MPEG audio frame: 11 sync bits set, layer bits not "reserved".
     if len(data) >= 2 and data[0] == 0xFF and data[1] & _MP3_SYNC_MASK == _MP3_SYNC_MASK and data[1] & 0x06:
         return AudioFormat.MP3
@@ -188,14 +212,14 @@ def check_audio(audio: Audio, limits: AudioLimits) -> AudioInfo:
 
     Raises:
         AudioTooLargeError: More bytes than ``limits.max_bytes`` (checked before anything is parsed).
-        UnsupportedAudioError: Not an OGG/Opus, MP3, M4A or WAV container.
+        UnsupportedAudioError: Not an OGG/Opus, MP3, M4A, WAV or WebM container.
         AudioTooLongError: The declared or probed duration exceeds ``limits.max_duration_s``.
     """
     if audio.size > limits.max_bytes:
         raise AudioTooLargeError(audio.size, limits.max_bytes)
     fmt = sniff_format(audio.data)
     if fmt is None:
-        raise UnsupportedAudioError("not an ogg, mp3, m4a or wav file")
+        raise UnsupportedAudioError("not an ogg, mp3, m4a, wav or webm file")
     declared = audio.declared_duration_s
     if declared is not None and declared > limits.max_duration_s:
         raise AudioTooLongError(declared, limits.max_duration_s)

@@ -52,7 +52,6 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "whisper-1"
 #: OpenAI refuses uploads over 25 MiB with HTTP 413.
 OPENAI_MAX_BYTES = 25 * 1024 * 1024
-_EXTENSIONS = {AudioFormat.OGG: "ogg", AudioFormat.MP3: "mp3", AudioFormat.M4A: "m4a", AudioFormat.WAV: "wav"}
 _KNOWN_HOSTS = {"api.openai.com": "OpenAI", "api.groq.com": "Groq"}
 #: Whisper's own rule for a segment that is silence: likely no speech and a low log-probability.
 _NO_SPEECH_PROB = 0.6
@@ -140,7 +139,7 @@ class OpenAITranscriber:
 
     def _form(self, audio: Audio, fmt: AudioFormat, hints: TranscriptionHints | None) -> aiohttp.FormData:
         form = aiohttp.FormData()
-        form.add_field("file", audio.data, filename=f"voice.{_EXTENSIONS[fmt]}", content_type=fmt.value)
+        form.add_field("file", audio.data, filename=f"voice.{fmt.extension}", content_type=fmt.value)
         form.add_field("model", self.model)
         form.add_field("response_format", "json" if self._json_only else "verbose_json")
         form.add_field("temperature", "0")

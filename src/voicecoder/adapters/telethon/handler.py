@@ -16,7 +16,7 @@ from typing import Any
 from telethon import errors
 from telethon.tl import types
 
-from voicecoder.adapters.telegram_updates import (
+from voicecoder.adapters.telegram.updates import (
     DEFAULT_MAX_BYTES,
     DOWNLOAD_FAILED,
     NOT_UNDERSTOOD,

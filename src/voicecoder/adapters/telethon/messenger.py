@@ -16,8 +16,8 @@ from typing import Any
 from telethon import Button, errors
 from telethon.tl import functions, types
 
-from voicecoder.adapters.telegram_bot_api import InlineKeyboardMarkup
-from voicecoder.adapters.telegram_messenger import CAPTION_LIMIT, TEXT_LIMIT, esc, html_to_text, render, split_html
+from voicecoder.adapters.telegram.api import InlineKeyboardMarkup
+from voicecoder.adapters.telegram.messenger import CAPTION_LIMIT, TEXT_LIMIT, esc, html_to_text, render, split_html
 from voicecoder.domain.errors import DeliveryError
 from voicecoder.domain.model import ChatId
 from voicecoder.domain.replies import MessageRef, Reply

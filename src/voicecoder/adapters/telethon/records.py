@@ -22,7 +22,7 @@ import attrs
 from telethon.extensions import BinaryReader
 from telethon.tl import types
 
-from voicecoder.adapters.update_dispatcher import lane_key
+from voicecoder.adapters.telegram.routing import lane_key
 from voicecoder.domain.callbacks import starts_a_turn
 
 __all__ = [

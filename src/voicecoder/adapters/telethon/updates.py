@@ -21,7 +21,7 @@ from typing import Any
 import anyio
 from telethon import events
 
-from voicecoder.adapters.telegram_updates import DEFAULT_MAX_BYTES
+from voicecoder.adapters.telegram.updates import DEFAULT_MAX_BYTES
 from voicecoder.adapters.telethon.handler import TelethonUpdateHandler
 from voicecoder.adapters.telethon.records import (
     CallbackIds,

@@ -92,7 +92,7 @@ class TestHideOwnEnvironment:
             calls.append("hidden")
             return True
 
-        monkeypatch.setattr("voicecoder.bootstrap.hide_own_environment", hide)
+        monkeypatch.setattr("voicecoder.bootstrap.runtime.hide_own_environment", hide)
         config = Config.from_mapping({"WORKSPACE_DIR": str(tmp_path / "ws"), "DATA_DIR": str(tmp_path / "data")})
 
         async with open_runtime(build_container(config), inbox=False):

@@ -15,7 +15,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from voicecoder.adapters.telegram_bot_api import (
+from voicecoder.adapters.telegram.api import (
     BotCommand,
     CallbackQuery,
     Message,
@@ -24,31 +24,27 @@ from voicecoder.adapters.telegram_bot_api import (
     Update,
     User,
 )
-from voicecoder.adapters.telegram_messenger import QUESTION_INVITATION, TelegramMessenger, parse_callback_data
+from voicecoder.adapters.telegram.messenger import parse_callback_data
 from voicecoder.domain.app import COMMANDS, VoiceCoderApp
-from voicecoder.domain.callbacks import starts_a_turn
 from voicecoder.domain.errors import AudioTooLargeError, MalformedUpdateError, UnsupportedAudioError
 from voicecoder.domain.model import Audio, ChatId, UserId
 from voicecoder.domain.ports import Messenger
-from voicecoder.domain.replies import TOOL_ANSWERS, ErrorReply
+from voicecoder.domain.replies import ErrorReply
 
 __all__ = [
     "BOT_COMMANDS",
     "DEFAULT_MAX_BYTES",
     "DOWNLOAD_FAILED",
     "NOT_UNDERSTOOD",
-    "PROCESSED_UPDATE_TYPES",
     "STALE_BUTTON",
     "TelegramUpdateHandler",
     "VoiceCoderApp",
     "is_audio_file",
-    "lane_of",
 ]
 
 logger = logging.getLogger(__name__)
 
 BOT_COMMANDS: tuple[BotCommand, ...] = tuple(BotCommand(name, description) for name, description in COMMANDS)
-PROCESSED_UPDATE_TYPES: tuple[str, ...] = ("message", "callback_query")
 """The update types the handler processes: what polling and `webhook set` subscribe to (``allowed_updates``)."""
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024  # what getFile can serve at all
 AUDIO_EXTENSIONS = frozenset({"ogg", "oga", "opus", "mp3", "m4a", "mp4", "wav", "flac", "webm", "aac", "amr"})
@@ -56,56 +52,6 @@ AUDIO_MIME_EXTRA = frozenset({"application/ogg", "video/ogg", "video/webm", "vid
 STALE_BUTTON = "This button is no longer valid."
 NOT_UNDERSTOOD = "I understand text messages, voice notes and audio files. Send one of those."
 DOWNLOAD_FAILED = "I could not download the recording from Telegram. Please send it again."
-
-
-def lane_of(update: dict[str, Any]) -> tuple[int, str] | None:
-    """
-    The serial lane of a raw update: ``(chat_id, "message")``, ``(chat_id, "callback")`` or ``(chat_id, "answer")``.
-
-    A reply to an open tool question (one that still shows its ✅/❌ buttons or its invitation to reply) has a
-    lane of its own: the chat's message lane is busy with the turn that asked, and the answer must not wait.
-
-    It checks, at every level, everything the handler relies on, so an update routed here never fails for its
-    shape later. None for the update types voicecoder does not process.
-
-    Raises:
-        MalformedUpdateError: A message or callback query the handler cannot process: a field missing or of the
-            wrong type, both at once, or a message without a human sender (anonymous group admins, channels and
-            bots have none); the detail says which.
-    """
-    kinds = [kind for kind in PROCESSED_UPDATE_TYPES if kind in update]
-    if not kinds:
-        return None
-    if len(kinds) > 1:
-        raise MalformedUpdateError("the update carries both a message and a callback query")
-    parsed = Update.from_json(update)
-    if parsed.callback_query is not None:
-        query = parsed.callback_query
-        chat = query.message.chat.id if query.message is not None else query.from_user.id
-        return chat, "message" if starts_a_turn(query.data) else "callback"
-    message = parsed.message
-    if message is None:  # "message": null
-        raise MalformedUpdateError("message is not an object")
-    sender = message.from_user
-    if sender is None:
-        raise MalformedUpdateError(f"message {message.message_id} has no sender (an anonymous admin or a channel)")
-    if sender.is_bot:
-        raise MalformedUpdateError(f"message {message.message_id} comes from a bot")
-    return message.chat.id, "answer" if _replies_to_question(message) else "message"
-
-
-_TOOL_ANSWER_PREFIXES = tuple(f"{a.value}:" for a in TOOL_ANSWERS)
-
-
-def _replies_to_question(message: Message) -> bool:
-    """Whether *message* replies to an open tool question: one that still has its buttons or its invitation."""
-    replied = message.reply_to_message
-    if replied is None:
-        return False
-    if replied.text is not None and QUESTION_INVITATION in replied.text:
-        return True
-    rows = replied.reply_markup.inline_keyboard if replied.reply_markup is not None else ()
-    return any((b.callback_data or "").startswith(_TOOL_ANSWER_PREFIXES) for row in rows for b in row)
 
 
 def _is_speech_check(caption: str | None) -> bool:
@@ -147,7 +93,7 @@ class TelegramUpdateHandler:
 
     *max_bytes* caps recordings (checked on the declared ``file_size`` before any download, then again while
     downloading). *bot_username* makes ``/cmd@otherbot`` commands (groups) be ignored. Replies produced here
-    (oversize, unsupported files, stale buttons) go through *messenger* (default: a TelegramMessenger on *client*).
+    (oversize, unsupported files, stale buttons) go through *messenger*: the one the app replies with.
     """
 
     def __init__(
@@ -155,14 +101,14 @@ class TelegramUpdateHandler:
         app: VoiceCoderApp,
         client: TelegramBotApi,
         *,
+        messenger: Messenger,
         max_bytes: int = DEFAULT_MAX_BYTES,
-        messenger: Messenger | None = None,
         bot_username: str | None = None,
     ) -> None:
         self._app = app
         self._client = client
         self._max_bytes = max_bytes
-        self._messenger: Messenger = messenger if messenger is not None else TelegramMessenger(client)
+        self._messenger = messenger
         self._bot_username = bot_username.lstrip("@").lower() if bot_username else None
 
     async def __call__(self, update: dict[str, Any]) -> None:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import tempfile
 from pathlib import Path
 
 import attrs
 
+from voicecoder.adapters.telegram.identity import new_path, new_secret
 from voicecoder.config import Config
 from voicecoder.domain.errors import ConfigurationError
 
@@ -26,14 +26,6 @@ IDENTITY_FILE = "webhook.json"
 
 def identity_path(config: Config) -> Path:
     return config.data_dir / IDENTITY_FILE
-
-
-def new_webhook_path() -> str:
-    return "/telegram/" + secrets.token_urlsafe(16)
-
-
-def new_webhook_secret() -> str:
-    return secrets.token_urlsafe(32)
 
 
 def resolve_webhook_identity(config: Config, *, create: bool) -> Config:
@@ -52,9 +44,9 @@ def resolve_webhook_identity(config: Config, *, create: bool) -> Config:
     stored = _read(path)
     wanted = dict(stored)
     if config.webhook_path is None and not stored.get("path") and create:
-        wanted["path"] = new_webhook_path()
+        wanted["path"] = new_path()
     if config.webhook_secret is None and not stored.get("secret") and create:
-        wanted["secret"] = new_webhook_secret()
+        wanted["secret"] = new_secret()
     if wanted != stored:
         _write(path, wanted)
     return attrs.evolve(
@@ -112,4 +104,4 @@ def _write(path: Path, identity: dict[str, str]) -> None:
         ) from None
 
 
-__all__ = ["IDENTITY_FILE", "identity_path", "new_webhook_path", "new_webhook_secret", "resolve_webhook_identity"]
+__all__ = ["IDENTITY_FILE", "identity_path", "resolve_webhook_identity"]

@@ -18,8 +18,7 @@ recorded as failed after N attempts across restarts.
 from __future__ import annotations
 
 import asyncio
-import enum
-import json
+import collections
 import logging
 import queue
 import sqlite3
@@ -33,6 +32,7 @@ import anyio
 import attrs
 
 from voicecoder.domain.errors import StateStoreError
+from voicecoder.domain.inbox import InboxCounts, InboxItem, ItemState, NewUpdate
 
 log = logging.getLogger(__name__)
 
@@ -63,50 +63,6 @@ overlapping the fsync saves).
 """
 _MAX_BATCH = 512
 _MAX_ERROR_CHARS = 2000
-
-
-class ItemState(enum.Enum):
-    PENDING = "pending"
-    DONE = "done"
-    FAILED = "failed"
-
-
-@attrs.frozen
-class InboxItem:
-    """One stored update: its id, routing lane, raw JSON body and bookkeeping."""
-
-    update_id: int
-    lane: str
-    body: bytes = attrs.field(repr=lambda b: f"<{len(b)} bytes>")
-    state: ItemState = ItemState.PENDING
-    attempts: int = 0
-    last_error: str | None = None
-    received_at: float = 0.0
-    parsed: dict[str, Any] | None = attrs.field(default=None, eq=False, repr=False)
-    """The update already parsed by the ingress, if it was (saves parsing it twice)."""
-
-    def update(self) -> dict[str, Any]:
-        """The update as parsed JSON."""
-        if self.parsed is not None:
-            return self.parsed
-        parsed: dict[str, Any] = json.loads(self.body)
-        return parsed
-
-
-@attrs.frozen
-class NewUpdate:
-    """What the ingress hands to :meth:`SqliteInbox.put`."""
-
-    update_id: int
-    lane: str
-    body: bytes = attrs.field(repr=lambda b: f"<{len(b)} bytes>")
-
-
-@attrs.frozen
-class InboxCounts:
-    pending: int
-    done: int
-    failed: int
 
 
 # A job runs on the writer thread inside the batch transaction and returns its result.
@@ -164,7 +120,7 @@ def _resolve(batch: list[_Request]) -> None:
 
 class SqliteInbox:
     """
-    The durable update inbox. Open with ``async with SqliteInbox(path) as inbox`` (or ``await open()``/``aclose()``).
+    The `Inbox` in one SQLite file. Open with ``async with SqliteInbox(path) as inbox`` (or ``open()``/``aclose()``).
 
     Every method that touches the file runs on the single writer thread; the event loop never blocks on SQLite.
     Errors surface as :class:`StateStoreError`.
@@ -304,12 +260,19 @@ class SqliteInbox:
                 self._insert(conn, puts)
                 if len(puts) <= _EARLY_REPORTS:
                     self._report_inserted(puts)
-            claims = [r.update_id for r in batch if r.kind == "claim"]
-            if claims:
+            claims = collections.Counter(r.update_id for r in batch if r.kind == "claim")
+            once = [update_id for update_id, count in claims.items() if count == 1]
+            if once:
                 conn.execute(
                     "UPDATE updates SET attempts = attempts + 1 WHERE state = 'pending' AND update_id IN "  # noqa: S608
-                    f"({','.join('?' * len(claims))})",
-                    claims,
+                    f"({','.join('?' * len(once))})",
+                    once,
+                )
+            # An update claimed twice before one commit (rare: a retry with no wait) counts both attempts.
+            repeated = [(count, update_id) for update_id, count in claims.items() if count > 1]
+            if repeated:
+                conn.executemany(
+                    "UPDATE updates SET attempts = attempts + ? WHERE state = 'pending' AND update_id = ?", repeated
                 )
             dones = [r.update_id for r in batch if r.kind == "done"]
             if dones:

@@ -12,20 +12,19 @@ import attrs
 from aiohttp import web
 from multidict import CIMultiDict
 
-from voicecoder.testing.fake_stt_servers.recognizers import Recognizer
+from voicecoder.adapters.stt.audio_intake import sniff_format
+from voicecoder.simulators.stt.recognizers import Recognizer
 
 __all__ = ["FakeSpeechServer", "RecordedRequest", "ScriptedResponse", "is_audio", "json_response", "request_id"]
 
 
 def is_audio(data: bytes) -> bool:
-    """Magic-byte sniffing of the containers the fakes accept: Ogg, MP3, WAV, M4A/MP4."""
-    if data.startswith((b"OggS", b"ID3")):
-        return True
-    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
-        return True
-    if data[4:8] == b"ftyp":
-        return True
-    return len(data) >= 2 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0
+    """
+    Whether the services take *data* as audio: the containers voicecoder sends (Ogg, MP3, WAV, M4A/MP4, WebM).
+
+    Every one of the three services accepts these (and more); the fakes accept what voicecoder's sniffer does.
+    """
+    return sniff_format(data) is not None
 
 
 def request_id() -> str:

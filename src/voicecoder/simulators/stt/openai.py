@@ -16,7 +16,7 @@ from aiohttp import web
 
 from voicecoder.adapters.stt.languages import language_code
 from voicecoder.domain.errors import TranscriptionError
-from voicecoder.testing.fake_stt_servers.base import FakeSpeechServer, is_audio, json_response
+from voicecoder.simulators.stt.base import FakeSpeechServer, is_audio, json_response
 
 __all__ = ["OPENAI_FORMATS", "OPENAI_MAX_BYTES", "FakeOpenAIServer", "openai_error"]
 

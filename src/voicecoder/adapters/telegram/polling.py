@@ -19,11 +19,12 @@ also asked once before the first poll, but only as a diagnostic: if that call fa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -31,25 +32,18 @@ import anyio.abc
 import attrs
 from aiohttp import web
 
-from voicecoder.adapters.sqlite_inbox import InboxItem, NewUpdate, SqliteInbox
-from voicecoder.adapters.telegram_bot_api import TelegramApiError, TelegramBotApi
-from voicecoder.adapters.telegram_updates import PROCESSED_UPDATE_TYPES
-from voicecoder.adapters.update_dispatcher import UpdateDispatcher
-from voicecoder.domain.errors import ConfigurationError, MalformedUpdateError, StartupError, VoicecoderError
-from voicecoder.entrypoints.health import READY, Readiness, add_health_routes
-from voicecoder.entrypoints.webhook import (
-    DEFAULT_RETENTION_S,
-    IngressStats,
-    LaneOf,
-    listen,
-    parse_update,
-    route_update,
-    start_beside_intake,
-)
+from voicecoder.adapters.telegram.api import TelegramApiError, TelegramBotApi
+from voicecoder.adapters.telegram.dispatcher import UpdateDispatcher
+from voicecoder.adapters.telegram.health import READY, Readiness, add_health_routes
+from voicecoder.adapters.telegram.intake import DEFAULT_RETENTION_S, Fail, run_intake
+from voicecoder.adapters.telegram.routing import ALLOWED_UPDATES, LaneOf, route
+from voicecoder.adapters.telegram.webhook import IngressStats, listen, parse_update
+from voicecoder.domain.errors import ConfigurationError, MalformedUpdateError, StartupError
+from voicecoder.domain.inbox import InboxItem, NewUpdate
+from voicecoder.domain.ports import Inbox
 
 log = logging.getLogger(__name__)
 
-ALLOWED_UPDATES: tuple[str, ...] = PROCESSED_UPDATE_TYPES
 DEFAULT_POLL_TIMEOUT_S = 30
 MIN_EMPTY_INTERVAL_S = 1.0
 """Least time between two empty getUpdates answers, whatever the server does with ``timeout``."""
@@ -134,7 +128,7 @@ class UpdatePoller:
     def __init__(
         self,
         api: TelegramBotApi,
-        inbox: SqliteInbox,
+        inbox: Inbox,
         dispatcher: UpdateDispatcher,
         lane_of: LaneOf,
         *,
@@ -210,13 +204,13 @@ class UpdatePoller:
                 self.stats.count("ignored")
                 log.info("polling: ignored an entry that is not an Update: %s", getattr(exc, "detail", exc))
                 continue
-            route = route_update(update, self._lane_of)
-            if route.lane is None:
+            routed = route(update, self._lane_of)
+            if routed.lane is None:
                 self.skipped += 1
                 self.stats.count("ignored")
-                log.info("polling: ignored update %d: %s", route.update_id, route.reason)
+                log.info("polling: ignored update %d: %s", routed.update_id, routed.reason)
                 continue
-            new.append((NewUpdate(route.update_id, route.lane, body), update))
+            new.append((NewUpdate(routed.update_id, routed.lane, body), update))
         if not moved:
             return 0
         next_offset = highest + 1 if highest >= 0 else None
@@ -294,10 +288,58 @@ class UpdatePoller:
             )
 
 
+@attrs.define
+class PollingSource:
+    """Long polling as an update source; *health* = (host, port) serves /healthz, /readyz and /metrics there."""
+
+    api: TelegramBotApi
+    poller: UpdatePoller
+    readiness: Readiness
+    delete_webhook: bool = False
+    drop_pending: bool = False
+    health: tuple[str, int] | None = None
+    configure_app: Callable[[web.Application], None] | None = None
+    label: str = "polling"
+
+    @contextlib.asynccontextmanager
+    async def ready(self) -> AsyncIterator[None]:
+        """
+        The health server first (it answers while Telegram does not), then the webhook check.
+
+        Raises:
+            StartupError: The health port cannot be bound, or a webhook is set and may not be deleted.
+            ConfigurationError: Telegram rejected the token.
+        """
+        runner: web.AppRunner | None = None
+        if self.health is not None:
+            app = web.Application()
+            add_health_routes(app, self.readiness)
+            if self.configure_app is not None:
+                self.configure_app(app)
+            runner = await listen(app, *self.health)
+        try:
+            await prepare_polling(self.api, delete_webhook=self.delete_webhook, drop_pending=self.drop_pending)
+            yield
+        finally:
+            if runner is not None:
+                with anyio.CancelScope(shield=True):
+                    await runner.cleanup()
+
+    @contextlib.asynccontextmanager
+    async def taking(self, stop: anyio.Event, fail: Fail) -> AsyncIterator[UpdatePoller]:
+        """Poll while entered (yields the poller); an error retrying cannot fix ends the service through *fail*."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_poll_until, self.poller, fail)
+            try:
+                yield self.poller
+            finally:
+                tg.cancel_scope.cancel()
+
+
 async def run_polling(
     api: TelegramBotApi,
     *,
-    inbox: SqliteInbox,
+    inbox: Inbox,
     dispatcher: UpdateDispatcher,
     lane_of: LaneOf,
     delete_webhook: bool = False,
@@ -326,7 +368,6 @@ async def run_polling(
             latter before any getUpdates when Telegram says so at start, else as soon as getUpdates meets it).
         ConfigurationError: Telegram rejected the token.
     """
-    stop = stop if stop is not None else anyio.Event()
     poller = UpdatePoller(
         api,
         inbox,
@@ -338,62 +379,41 @@ async def run_polling(
         delete_webhook=delete_webhook,
         stats=stats,
     )
-    fatal: list[VoicecoderError] = []
-    runner: web.AppRunner | None = None
-    if health is not None:
-        app = web.Application()
-        add_health_routes(app, Readiness(inbox, dispatcher, telegram=poller.state))
-        if configure_app is not None:
-            configure_app(app)
-        runner = await listen(app, *health)
+    source = PollingSource(
+        api,
+        poller,
+        Readiness(inbox, dispatcher, telegram=poller.state),
+        delete_webhook=delete_webhook,
+        drop_pending=drop_pending,
+        health=health,
+        configure_app=configure_app,
+    )
+    await run_intake(
+        source,
+        inbox=inbox,
+        dispatcher=dispatcher,
+        stop=stop,
+        handle_signals=handle_signals,
+        retention_s=retention_s,
+        housekeeping_every_s=housekeeping_every_s,
+        task_status=task_status,
+    )
+
+
+async def _poll_until(poller: UpdatePoller, fail: Fail) -> None:
+    """Poll until cancelled; an error retrying cannot fix ends the service gracefully, then is raised."""
     try:
-        await prepare_polling(api, delete_webhook=delete_webhook, drop_pending=drop_pending)
-        async with anyio.create_task_group() as tg:
-            await start_beside_intake(
-                tg,
-                dispatcher,
-                inbox,
-                stop=stop if handle_signals else None,
-                label="polling",
-                retention_s=retention_s,
-                housekeeping_every_s=housekeeping_every_s,
-            )
-            poll_scope = anyio.CancelScope()
-            tg.start_soon(_poll_until, poller, poll_scope, stop, fatal)
-            task_status.started(poller)
-            try:
-                await stop.wait()
-            finally:
-                poll_scope.cancel()
-                with anyio.CancelScope(shield=True):
-                    await dispatcher.stop()
-            tg.cancel_scope.cancel()
-    finally:
-        if runner is not None:
-            with anyio.CancelScope(shield=True):
-                await runner.cleanup()
-    if fatal:
-        raise fatal[0]
-
-
-async def _poll_until(
-    poller: UpdatePoller, scope: anyio.CancelScope, stop: anyio.Event, fatal: list[VoicecoderError]
-) -> None:
-    """Poll until *scope* is cancelled; an error retrying cannot fix ends the service gracefully, then is raised."""
-    with scope:
-        try:
-            await poller.run()
-        except (StartupError, ConfigurationError) as exc:
-            fatal.append(exc)
-            stop.set()
+        await poller.run()
+    except (StartupError, ConfigurationError) as exc:
+        fail(exc)
 
 
 __all__ = [
-    "ALLOWED_UPDATES",
     "MIN_EMPTY_INTERVAL_S",
     "TOKEN_REJECTED",
     "WEBHOOK_IS_SET",
     "Backoff",
+    "PollingSource",
     "UpdatePoller",
     "prepare_polling",
     "run_polling",

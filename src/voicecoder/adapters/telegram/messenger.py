@@ -21,7 +21,7 @@ from datetime import datetime
 
 import attrs
 
-from voicecoder.adapters.telegram_bot_api import (
+from voicecoder.adapters.telegram.api import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,

@@ -19,33 +19,36 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import anyio
 import anyio.abc
+import attrs
 from telethon import errors
 from telethon.tl import functions, types
 
-from voicecoder.adapters.sqlite_inbox import InboxItem, SqliteInbox
+from voicecoder.adapters.telegram.dispatcher import UpdateDispatcher
+from voicecoder.adapters.telegram.intake import DEFAULT_RETENTION_S, housekeeping
 from voicecoder.adapters.telethon import TelethonUpdates
 from voicecoder.adapters.telethon.records import CALLBACK, TelethonUpdate
 from voicecoder.adapters.telethon.updates import Intake
-from voicecoder.adapters.update_dispatcher import UpdateDispatcher
-from voicecoder.bootstrap import Container
 from voicecoder.config import MTPROTO_APP
 from voicecoder.domain.app import COMMANDS
 from voicecoder.domain.errors import ConfigurationError, DeliveryError, StateStoreError, VoicecoderError
-from voicecoder.entrypoints.signals import stop_on_signal
-from voicecoder.entrypoints.webhook import DEFAULT_RETENTION_S, housekeeping
+from voicecoder.domain.inbox import InboxItem
+from voicecoder.domain.ports import Inbox, Messenger
+from voicecoder.domain.services import VoiceCoder
+from voicecoder.signals import stop_on_signal
 
-__all__ = ["announce_commands", "durable_intake", "login_bot", "serve_telethon"]
+__all__ = ["TelethonIngress", "announce_commands", "durable_intake", "login_bot"]
 
 log = logging.getLogger(__name__)
 
 _MAX_ID_BUMPS = 1000
 
 
-def durable_intake(inbox: SqliteInbox, dispatcher: UpdateDispatcher) -> Intake:
+def durable_intake(inbox: Inbox, dispatcher: UpdateDispatcher) -> Intake:
     """Store each update in *inbox* (durably) and hand it to *dispatcher*; a message seen before is skipped."""
 
     async def take(update: TelethonUpdate) -> None:
@@ -140,34 +143,58 @@ async def _cancel_on(stop: anyio.Event, scope: anyio.CancelScope) -> None:
     scope.cancel()
 
 
-async def serve_telethon(
-    container: Container,
+@attrs.define
+class TelethonIngress:
+    """
+    `voicecoder serve` over MTProto: the bot's Telethon client, its updates into the durable inbox.
+
+    The container builds it (with the runtime's inbox and dispatcher); the entrypoint only starts it.
+    """
+
+    app: VoiceCoder
+    client: Any
+    messenger: Messenger
+    inbox: Inbox
+    dispatcher: UpdateDispatcher
+    token: str = attrs.field(repr=False)
+    session: str
+    max_bytes: int
+    keep_warm: Callable[..., Coroutine[Any, Any, Any]] | None = None
+    retention_s: float | None = DEFAULT_RETENTION_S
+    housekeeping_every_s: float = 3600.0
+
+    async def run(
+        self,
+        *,
+        stop: anyio.Event | None = None,
+        handle_signals: bool = True,
+        task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """
+        Serve on MTProto until *stop* is set or SIGTERM/SIGINT arrives; reports the bot's user id once logged in.
+
+        The runtime must be open (with its inbox).
+
+        Raises:
+            ConfigurationError: TELEGRAM_TOKEN, API_ID/API_HASH or the session are refused.
+            DeliveryError: Telegram could not be reached, or the connection was lost for good.
+        """
+        await _serve(self, stop=stop, handle_signals=handle_signals, task_status=task_status)
+
+
+async def _serve(
+    ingress: TelethonIngress,
     *,
-    stop: anyio.Event | None = None,
-    handle_signals: bool = True,
-    retention_s: float | None = DEFAULT_RETENTION_S,
-    housekeeping_every_s: float = 3600.0,
-    task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
+    stop: anyio.Event | None,
+    handle_signals: bool,
+    task_status: anyio.abc.TaskStatus[int],
 ) -> None:
-    """
-    Serve on MTProto until *stop* is set or SIGTERM/SIGINT arrives; reports the bot's user id once logged in.
-
-    The container's runtime must be open (with its inbox).
-
-    Raises:
-        ConfigurationError: TELEGRAM_TOKEN, API_ID/API_HASH or the session are missing or refused.
-        DeliveryError: Telegram could not be reached, or the connection was lost for good.
-    """
-    config = container.settings()
-    token = config.require_telegram()
-    config.require_mtproto()
-    client = container.telethon_client()
-    inbox, dispatcher = container.inbox(), container.dispatcher()
+    client, inbox, dispatcher = ingress.client, ingress.inbox, ingress.dispatcher
     updates = TelethonUpdates(
-        container.voicecoder(),
+        ingress.app,
         client,
-        messenger=container.messenger(),
-        max_bytes=config.max_audio_bytes,
+        messenger=ingress.messenger,
+        max_bytes=ingress.max_bytes,
         intake=durable_intake(inbox, dispatcher),
     )
     stop = stop if stop is not None else anyio.Event()
@@ -175,16 +202,17 @@ async def serve_telethon(
     refused: VoicecoderError | None = None
     async with anyio.create_task_group() as tg:
         await tg.start(dispatcher.run)
-        await tg.start(container.claude().keep_warm)  # reaps idle CLI processes; closes them all on the way out
+        if ingress.keep_warm is not None:
+            await tg.start(ingress.keep_warm)  # reaps idle CLI processes; closes them all on the way out
         if handle_signals:
             tg.start_soon(functools.partial(stop_on_signal, stop, label="telethon"))
-        if retention_s is not None:
-            tg.start_soon(housekeeping, inbox, retention_s, housekeeping_every_s)
+        if ingress.retention_s is not None:
+            tg.start_soon(housekeeping, inbox, ingress.retention_s, ingress.housekeeping_every_s)
         updates.register()
         try:
             with anyio.CancelScope() as login:  # a stop during a slow (re)connect ends it
                 tg.start_soon(_cancel_on, stop, login)
-                me = await login_bot(client, token, session=str(config.telethon_session_path))
+                me = await login_bot(client, ingress.token, session=ingress.session)
             if not login.cancelled_caught:
                 log.info("telethon: logged in as @%s (id %s); taking updates", me.username, me.id)
                 tg.start_soon(announce_commands, client)

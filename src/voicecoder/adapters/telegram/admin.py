@@ -11,7 +11,6 @@ token or the secret token, and a webhook URL's path is shown only as a fingerpri
 from __future__ import annotations
 
 import argparse
-import re
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,8 +18,10 @@ from pathlib import Path
 import anyio
 import attrs
 
-from voicecoder.adapters.telegram_bot_api import TelegramApiError, TelegramBotApi
-from voicecoder.adapters.telegram_webhook_health import (
+from voicecoder.adapters.telegram.api import TelegramApiError, TelegramBotApi
+from voicecoder.adapters.telegram.identity import check_secret
+from voicecoder.adapters.telegram.routing import ALLOWED_UPDATES
+from voicecoder.adapters.telegram.webhook_health import (
     Expectation,
     Verdict,
     describe_webhook,
@@ -30,11 +31,9 @@ from voicecoder.adapters.telegram_webhook_health import (
     telegram_failure,
 )
 from voicecoder.domain.errors import ConfigurationError
-from voicecoder.entrypoints.polling import ALLOWED_UPDATES
 
 MAX_CERTIFICATE_BYTES = 3 << 20
 TELEGRAM_PORTS = frozenset({443, 80, 88, 8443})
-_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
 @attrs.frozen
@@ -91,8 +90,7 @@ async def set_webhook(
         raise ConfigurationError(
             "A secret token is required (--secret-token or WEBHOOK_SECRET): the bot refuses requests without it."
         )
-    if not _SECRET_RE.fullmatch(secret_token):
-        raise ConfigurationError("The secret token must be 1-256 characters of A-Z, a-z, 0-9, _ and -.")
+    check_secret(secret_token, name="The secret token (--secret-token or WEBHOOK_SECRET)")
     if not 1 <= max_connections <= 100:
         raise ConfigurationError("--max-connections must be between 1 and 100.")
     cert_bytes: bytes | None = None

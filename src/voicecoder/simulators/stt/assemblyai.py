@@ -10,8 +10,8 @@ from aiohttp import web
 
 from voicecoder.adapters.stt.code_vocabulary import hint_prompt
 from voicecoder.domain.errors import TranscriptionError
-from voicecoder.testing.fake_stt_servers.base import FakeSpeechServer, is_audio, json_response
-from voicecoder.testing.fake_stt_servers.recognizers import Recognition
+from voicecoder.simulators.stt.base import FakeSpeechServer, is_audio, json_response
+from voicecoder.simulators.stt.recognizers import Recognition
 
 __all__ = ["ASSEMBLYAI_INVALID_AUTH", "ASSEMBLYAI_NOT_AUDIO", "FakeAssemblyAIServer"]
 

@@ -14,9 +14,9 @@ import anyio
 import attrs
 from aiohttp import web
 
-from voicecoder.adapters.sqlite_inbox import SqliteInbox
-from voicecoder.adapters.update_dispatcher import UpdateDispatcher
+from voicecoder.adapters.telegram.dispatcher import UpdateDispatcher
 from voicecoder.domain.errors import StateStoreError
+from voicecoder.domain.ports import Inbox
 
 __all__ = ["Readiness", "add_health_routes"]
 
@@ -27,7 +27,7 @@ READY = "ok"
 class Readiness:
     """What /readyz checks. *telegram* (polling) returns ``"ok"`` or why Telegram cannot be reached right now."""
 
-    inbox: SqliteInbox
+    inbox: Inbox
     dispatcher: UpdateDispatcher
     telegram: Callable[[], str] | None = None
 

@@ -23,14 +23,15 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import anyio.abc
 import attrs
 
-from voicecoder.adapters.sqlite_inbox import InboxItem, SqliteInbox
 from voicecoder.domain.errors import DomainError
+from voicecoder.domain.inbox import InboxItem
+from voicecoder.domain.ports import Inbox
 
 log = logging.getLogger(__name__)
 
@@ -40,30 +41,39 @@ Handler = Callable[[dict[str, Any]], Awaitable[None]]
 DEFAULT_RETRY_DELAYS: tuple[float, ...] = (0.5, 2.0, 8.0, 30.0)
 
 
-def lane_key(chat_id: int, kind: str) -> str:
-    """The lane name stored with an item, e.g. ``"123:message"``."""
-    return f"{chat_id}:{kind}"
+class UpdateObserver(Protocol):
+    """
+    Told what happens to each update, by the ingress and the dispatcher (the metrics layer passes one in).
+
+    Calls are synchronous and must not raise: they run on the ack path and inside the dispatcher's lanes.
+    """
+
+    def outcome(self, name: str, /) -> None:
+        """Once per ingress request: "acked", "duplicate", "ignored" or "rejected"."""
+
+    def attempted(self, seconds: float, /) -> None:
+        """A handler attempt took *seconds* (taken off the inbox to finished)."""
+
+    def processed(self, lane: str, seconds: float, /) -> None:
+        """An update of *lane* is done, *seconds* after it was received."""
+
+    def retried(self, item: InboxItem, error: str, /) -> None:
+        """An attempt failed with *error* and will be retried."""
+
+    def failed(self, item: InboxItem, error: str, /) -> None:
+        """The update was given up on with *error*."""
 
 
 @attrs.define
 class DispatchStats:
-    """
-    Counters and optional hooks the metrics layer can read or wire (e.g. to Prometheus).
-
-    ``on_processed(lane, seconds)`` gets the time from receipt to done; ``on_failed(item, error)`` fires when an
-    update is given up on; ``on_retry(item, error)`` after each failed attempt that will be retried;
-    ``on_attempt(seconds)`` gets how long each handler attempt took (taken off the inbox to finished).
-    """
+    """Counters the health checks read; *observer* (e.g. the Prometheus metrics) is told each event as well."""
 
     submitted: int = 0
     processed: int = 0
     failed: int = 0
     retries: int = 0
     in_flight: int = 0
-    on_processed: Callable[[str, float], None] | None = None
-    on_failed: Callable[[InboxItem, str], None] | None = None
-    on_retry: Callable[[InboxItem, str], None] | None = None
-    on_attempt: Callable[[float], None] | None = None
+    observer: UpdateObserver | None = None
 
 
 class UpdateDispatcher:
@@ -75,7 +85,7 @@ class UpdateDispatcher:
 
     def __init__(
         self,
-        inbox: SqliteInbox,
+        inbox: Inbox,
         handler: Handler,
         *,
         max_concurrency: int = 16,
@@ -237,16 +247,16 @@ class UpdateDispatcher:
                     error, permanent = await self._attempt(update)
                     if error is None:
                         self._inbox.mark_done_nowait(item.update_id)
-                    if self.stats.on_attempt is not None:
-                        self.stats.on_attempt(time.perf_counter() - started)
+                    if self.stats.observer is not None:
+                        self.stats.observer.attempted(time.perf_counter() - started)
                 finally:
                     self.stats.in_flight -= 1
                     if self._stopping and self.stats.in_flight == 0:
                         self._quiet.set()
             if error is None:
                 self.stats.processed += 1
-                if self.stats.on_processed is not None:
-                    self.stats.on_processed(item.lane, max(0.0, time.time() - item.received_at))
+                if self.stats.observer is not None:
+                    self.stats.observer.processed(item.lane, max(0.0, time.time() - item.received_at))
                 return True
             if permanent or attempt >= self._max_attempts:
                 await self._give_up(item, error)
@@ -261,8 +271,8 @@ class UpdateDispatcher:
                 error,
             )
             await self._inbox.record_error(item.update_id, error)
-            if self.stats.on_retry is not None:
-                self.stats.on_retry(item, error)
+            if self.stats.observer is not None:
+                self.stats.observer.retried(item, error)
             await anyio.sleep(self._delay(attempt))
 
     async def _attempt(self, update: dict[str, Any]) -> tuple[str | None, bool]:
@@ -281,8 +291,8 @@ class UpdateDispatcher:
         with anyio.CancelScope(shield=True):
             await self._inbox.mark_failed(item.update_id, error)
         self.stats.failed += 1
-        if self.stats.on_failed is not None:
-            self.stats.on_failed(item, error)
+        if self.stats.observer is not None:
+            self.stats.observer.failed(item, error)
 
 
 def exponential_delays(first: float, factor: float = 4.0, count: int = 4) -> tuple[float, ...]:
@@ -290,4 +300,11 @@ def exponential_delays(first: float, factor: float = 4.0, count: int = 4) -> tup
     return tuple(first * math.pow(factor, i) for i in range(count))
 
 
-__all__ = ["DEFAULT_RETRY_DELAYS", "DispatchStats", "Handler", "UpdateDispatcher", "exponential_delays", "lane_key"]
+__all__ = [
+    "DEFAULT_RETRY_DELAYS",
+    "DispatchStats",
+    "Handler",
+    "UpdateDispatcher",
+    "UpdateObserver",
+    "exponential_delays",
+]

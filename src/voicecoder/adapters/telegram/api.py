@@ -28,7 +28,7 @@ from typing import Any, Self
 import aiohttp
 import attrs
 
-from voicecoder.adapters.telegram_http import HttpProtocolError, JsonHttpClient
+from voicecoder.adapters.telegram.http import HttpProtocolError, JsonHttpClient
 from voicecoder.domain.errors import DeliveryError, MalformedUpdateError
 from voicecoder.redaction import Redactor
 

@@ -33,14 +33,14 @@ import aiohttp
 import anyio
 import attrs
 
-from voicecoder.adapters.sqlite_inbox import ItemState, read_item_timing
-from voicecoder.adapters.telegram_bot_api import RetryPolicy, TelegramApiError, TelegramBotApi
-from voicecoder.adapters.telegram_messenger import callback_data
-from voicecoder.adapters.telegram_webhook_health import describe_webhook, expectation, telegram_failure
+from voicecoder.adapters.sqlite.inbox import ItemState, read_item_timing
+from voicecoder.adapters.telegram.api import RetryPolicy, TelegramApiError, TelegramBotApi
+from voicecoder.adapters.telegram.messenger import callback_data
+from voicecoder.adapters.telegram.webhook import SECRET_HEADER
+from voicecoder.adapters.telegram.webhook_health import describe_webhook, expectation, telegram_failure
 from voicecoder.config import Config
 from voicecoder.domain.errors import ConfigurationError
 from voicecoder.domain.replies import Action, Button
-from voicecoder.entrypoints.webhook import SECRET_HEADER
 
 VOICE_NOTE = "assets/selftest-30s.ogg"
 VOICE_SECONDS = 30
@@ -77,7 +77,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _voice_note() -> bytes:
-    return importlib.resources.files("voicecoder.entrypoints").joinpath(VOICE_NOTE).read_bytes()
+    return importlib.resources.files("voicecoder.adapters.telegram").joinpath(VOICE_NOTE).read_bytes()
 
 
 def _update_id() -> int:

@@ -24,7 +24,7 @@ import anyio
 import anyio.abc
 import attrs
 
-from voicecoder.adapters.telegram_bot_api import RetryPolicy, TelegramApiError, TelegramBotApi, WebhookInfo
+from voicecoder.adapters.telegram.api import RetryPolicy, TelegramApiError, TelegramBotApi, WebhookInfo
 from voicecoder.domain.model import Diagnostic
 
 log = logging.getLogger(__name__)

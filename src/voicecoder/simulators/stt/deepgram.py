@@ -11,7 +11,7 @@ from aiohttp import web
 
 from voicecoder.adapters.stt.code_vocabulary import hint_prompt
 from voicecoder.domain.errors import TranscriptionError
-from voicecoder.testing.fake_stt_servers.base import FakeSpeechServer, is_audio, json_response, request_id
+from voicecoder.simulators.stt.base import FakeSpeechServer, is_audio, json_response, request_id
 
 __all__ = ["DEEPGRAM_CORRUPT_AUDIO", "DEEPGRAM_INVALID_AUTH", "FakeDeepgramServer"]
 

@@ -9,27 +9,27 @@ parsing, so no depth reaches the parser's recursion limit), an object with an in
 else is 400. Every Update is acknowledged with 200, because Telegram retries anything else for a day: what
 the injected *lane_of* cannot route (other update types, a message without a sender, missing or mistyped
 fields at any level) is classified here as ignored (one log line, the ``ignored`` outcome) and never stored.
-The rest is written to the :class:`SqliteInbox` (a duplicate ``update_id`` is acknowledged, not stored again)
+The rest is written to the :class:`Inbox` (a duplicate ``update_id`` is acknowledged, not stored again)
 and handed to the :class:`UpdateDispatcher` as soon as its row is inserted, so processing overlaps the commit's
 fsync; the 200 goes out only after the commit is on disk. If the inbox cannot be written the answer is 503, so
 Telegram delivers the update again later (should processing have started already, it runs again: at least once).
 
 ``GET /healthz`` answers while the process lives; ``GET /readyz`` checks the inbox is writable and the
-dispatcher is running (:mod:`voicecoder.entrypoints.health`). :func:`serve_webhook` runs the site and the
+dispatcher is running (:mod:`voicecoder.adapters.telegram.health`). :func:`serve_webhook` runs the site and the
 dispatcher in one anyio task group and shuts both down gracefully on SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import hmac
 import ipaddress
 import json
 import logging
 import re
-import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import anyio
@@ -37,11 +37,14 @@ import anyio.abc
 import attrs
 from aiohttp import http_exceptions, web
 
-from voicecoder.adapters.sqlite_inbox import InboxItem, SqliteInbox
-from voicecoder.adapters.update_dispatcher import UpdateDispatcher, lane_key
-from voicecoder.domain.errors import ConfigurationError, MalformedUpdateError, StartupError, StateStoreError
-from voicecoder.entrypoints.health import Readiness, add_health_routes
-from voicecoder.entrypoints.signals import stop_on_signal
+from voicecoder.adapters.telegram.dispatcher import UpdateDispatcher, UpdateObserver
+from voicecoder.adapters.telegram.health import Readiness, add_health_routes
+from voicecoder.adapters.telegram.identity import check_path, check_secret, new_path
+from voicecoder.adapters.telegram.intake import DEFAULT_RETENTION_S, Fail, nothing_to_prepare, run_intake
+from voicecoder.adapters.telegram.routing import LaneOf, route
+from voicecoder.domain.errors import MalformedUpdateError, StartupError, StateStoreError
+from voicecoder.domain.inbox import InboxItem
+from voicecoder.domain.ports import Inbox
 
 log = logging.getLogger(__name__)
 
@@ -49,21 +52,9 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name,
 TELEGRAM_NETWORKS: tuple[str, ...] = ("149.154.160.0/20", "91.108.4.0/22")
 """Where Telegram's webhook requests come from (core.telegram.org/bots/webhooks); the ranges may change."""
 DEFAULT_MAX_BODY_BYTES = 1 << 20
-DEFAULT_RETENTION_S = 7 * 86400.0
 MAX_JSON_DEPTH = 64
 """Deepest nesting of arrays/objects accepted; real Updates stay far below (Telegram nests about 10 levels)."""
-_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
-_MAX_UPDATE_ID = (1 << 63) - 1  # SQLite's INTEGER
 _JSON_SPECIALS = re.compile(rb'[\\"\[\]{}]')
-
-LaneOf = Callable[[dict[str, Any]], "tuple[int, str] | None"]
-"""
-Routes an Update (a dict with an integer ``update_id``) to (chat id, "message" | "callback").
-
-None: voicecoder does not process this update type. MalformedUpdateError (its detail is logged): an update of
-a processed type that cannot be processed (a field missing or of the wrong type, no sender ...). Either way the
-update is acknowledged and ignored, never stored.
-"""
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -71,31 +62,6 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 def _networks(values: Iterable[str | Network]) -> tuple[Network, ...]:
     return tuple(v if not isinstance(v, str) else ipaddress.ip_network(v, strict=False) for v in values)
-
-
-def random_path() -> str:
-    """A hard-to-guess webhook path such as ``/tg-3q2…``."""
-    return "/tg-" + secrets.token_urlsafe(24)
-
-
-def new_secret_token() -> str:
-    """A fresh secret for setWebhook's ``secret_token``: 43 characters of ``[A-Za-z0-9_-]``."""
-    return secrets.token_urlsafe(32)
-
-
-def _check_secret(value: str) -> str:
-    if not _SECRET_RE.fullmatch(value):
-        raise ConfigurationError(
-            "WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule); "
-            "generate one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`."
-        )
-    return value
-
-
-def _check_path(value: str) -> str:
-    if not value.startswith("/") or len(value) < 2 or "{" in value or "}" in value:
-        raise ConfigurationError("The webhook path must start with '/' and have at least one more character.")
-    return value
 
 
 @attrs.frozen
@@ -107,8 +73,8 @@ class WebhookSettings:
     empty means no source check. ``trusted_proxies``: peers whose ``X-Forwarded-For`` is believed.
     """
 
-    secret_token: str = attrs.field(converter=_check_secret, repr=False)
-    path: str = attrs.field(factory=random_path, converter=_check_path, repr=False)
+    secret_token: str = attrs.field(converter=check_secret, repr=False)
+    path: str = attrs.field(factory=new_path, converter=check_path, repr=False)
     allowed_networks: tuple[Network, ...] = attrs.field(default=(), converter=_networks)
     trusted_proxies: tuple[Network, ...] = attrs.field(default=(), converter=_networks)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -122,17 +88,17 @@ class WebhookSettings:
 @attrs.define
 class IngressStats:
     """
-    Counters per outcome, readable by the metrics layer.
+    Counters per outcome, readable by the health checks and tests; *observer* is told each outcome as well.
 
-    ``on_outcome(name)`` is called once per request with ``"acked"`` (stored, 200), ``"duplicate"`` (200, not
-    stored again), ``"ignored"`` (200, a type voicecoder does not handle) or ``"rejected"`` (any 4xx/5xx).
+    An outcome is ``"acked"`` (stored, 200), ``"duplicate"`` (200, not stored again), ``"ignored"`` (200, a type
+    voicecoder does not handle) or ``"rejected"`` (any 4xx/5xx).
     """
 
     accepted: int = 0
     duplicates: int = 0
     ignored: int = 0
     rejected: dict[int, int] = attrs.field(factory=dict)
-    on_outcome: Callable[[str], None] | None = None
+    observer: UpdateObserver | None = None
 
     def count(self, outcome: str) -> None:
         if outcome == "acked":
@@ -141,13 +107,13 @@ class IngressStats:
             self.duplicates += 1
         elif outcome == "ignored":
             self.ignored += 1
-        if self.on_outcome is not None:
-            self.on_outcome(outcome)
+        if self.observer is not None:
+            self.observer.outcome(outcome)
 
     def reject(self, status: int) -> None:
         self.rejected[status] = self.rejected.get(status, 0) + 1
-        if self.on_outcome is not None:
-            self.on_outcome("rejected")
+        if self.observer is not None:
+            self.observer.outcome("rejected")
 
 
 @attrs.define
@@ -155,7 +121,7 @@ class WebhookIngress:
     """The request handlers; one instance per app, stored under :data:`INGRESS`."""
 
     settings: WebhookSettings
-    inbox: SqliteInbox
+    inbox: Inbox
     dispatcher: UpdateDispatcher
     lane_of: LaneOf
     stats: IngressStats = attrs.field(factory=IngressStats)
@@ -224,12 +190,14 @@ class WebhookIngress:
         except MalformedUpdateError as exc:
             log.info("webhook: rejected a body that is not an Update: %s", exc.detail)
             return self._reject(400, "Bad Request")
-        route = route_update(update, self.lane_of)
-        if route.lane is None:
-            log.info("webhook: ignored update %d: %s", route.update_id, route.reason)
+        routed = route(update, self.lane_of)
+        if routed.lane is None:
+            log.info("webhook: ignored update %d: %s", routed.update_id, routed.reason)
             self.stats.count("ignored")
             return web.Response(status=200)
-        item = InboxItem(update_id=route.update_id, lane=route.lane, body=body, received_at=received_at, parsed=update)
+        item = InboxItem(
+            update_id=routed.update_id, lane=routed.lane, body=body, received_at=received_at, parsed=update
+        )
 
         def inserted(fresh: bool) -> None:
             # Processing starts while the commit is still on its way to the disk; the 200 waits for it below.
@@ -239,7 +207,7 @@ class WebhookIngress:
         # Shielded: once the commit starts, the answer must reflect it even if the client goes away.
         with anyio.CancelScope(shield=True):
             try:
-                fresh = await self.inbox.put(route.update_id, route.lane, body, on_inserted=inserted)
+                fresh = await self.inbox.put(routed.update_id, routed.lane, body, on_inserted=inserted)
             except StateStoreError:
                 log.exception("webhook: the inbox cannot be written; asking Telegram to retry")
                 return self._reject(503, "Service Unavailable", retry_after=5)
@@ -250,15 +218,6 @@ class WebhookIngress:
         self.stats.reject(status)
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
         return web.Response(status=status, text=text, headers=headers)
-
-
-@attrs.frozen
-class Route:
-    """Where an Update goes: its ``lane``, or None when it is ignored (``reason`` says why, for the log)."""
-
-    update_id: int
-    lane: str | None
-    reason: str = ""
 
 
 def parse_update(body: bytes) -> dict[str, Any]:
@@ -281,28 +240,6 @@ def parse_update(body: bytes) -> dict[str, Any]:
     if type(update_id) is not int:
         raise MalformedUpdateError("update_id is missing or not an integer")
     return update
-
-
-def route_update(update: dict[str, Any], lane_of: LaneOf) -> Route:
-    """
-    Route an Update (a dict with an integer ``update_id``, as :func:`parse_update` returns): never raises.
-
-    An ``update_id`` outside what the inbox can key (0 … 2**63-1), an update type *lane_of* does not route, and an
-    update of a routed type that it cannot process are all ignored, with the reason.
-    """
-    update_id: int = update["update_id"]
-    if not 0 <= update_id <= _MAX_UPDATE_ID:
-        return Route(update_id, None, "update_id is out of range")
-    try:
-        lane = lane_of(update)
-    except MalformedUpdateError as exc:
-        return Route(update_id, None, exc.detail)
-    except (LookupError, TypeError, ValueError, AttributeError) as exc:  # a lenient lane_of tripped over the shape
-        return Route(update_id, None, f"cannot be routed ({type(exc).__name__})")
-    if lane is None:
-        kind = next((k for k in update if k != "update_id"), None)
-        return Route(update_id, None, f"{kind or 'empty'} updates are not processed")
-    return Route(update_id, lane_key(*lane))
 
 
 def json_too_deep(body: bytes, limit: int) -> bool:
@@ -348,7 +285,7 @@ INGRESS = web.AppKey("ingress", WebhookIngress)
 def create_webhook_app(
     settings: WebhookSettings,
     *,
-    inbox: SqliteInbox,
+    inbox: Inbox,
     dispatcher: UpdateDispatcher,
     lane_of: LaneOf,
     stats: IngressStats | None = None,
@@ -364,10 +301,41 @@ def create_webhook_app(
     return app
 
 
+@attrs.define
+class WebhookSource:
+    """The webhook as an update source: ``POST settings.path`` on host:port, with /healthz and /readyz."""
+
+    app: web.Application
+    host: str
+    port: int
+    shutdown_timeout_s: float = 10.0
+    label: str = "webhook"
+
+    def ready(self) -> AbstractAsyncContextManager[None]:
+        return nothing_to_prepare()
+
+    @contextlib.asynccontextmanager
+    async def taking(self, stop: anyio.Event, fail: Fail) -> AsyncIterator[int]:
+        """
+        Serve the app; yields the bound port. On exit in-flight requests finish, so nothing acked is lost.
+
+        Raises:
+            StartupError: The address cannot be bound.
+        """
+        runner = await listen(self.app, self.host, self.port, shutdown_timeout_s=self.shutdown_timeout_s)
+        try:
+            bound = int(runner.addresses[0][1])
+            log.info("webhook: listening on %s:%d", self.host, bound)  # the path is a secret: never logged
+            yield bound
+        finally:
+            with anyio.CancelScope(shield=True):
+                await runner.cleanup()
+
+
 async def serve_webhook(
     settings: WebhookSettings,
     *,
-    inbox: SqliteInbox,
+    inbox: Inbox,
     dispatcher: UpdateDispatcher,
     lane_of: LaneOf,
     host: str = "127.0.0.1",
@@ -382,53 +350,29 @@ async def serve_webhook(
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """
-    Run the webhook site and the dispatcher until *stop* is set or SIGTERM/SIGINT arrives.
+    Run the webhook site and the dispatcher until *stop* is set or SIGTERM/SIGINT arrives (`run_intake`).
 
-    The dispatcher starts first (it resumes what the inbox left pending), then the site accepts requests;
-    ``task_status.started()`` reports the bound port. On stop the site closes first (in-flight requests finish,
-    so nothing acked is lost), then the dispatcher finishes its in-flight updates within its grace period and
-    leaves the rest pending. *configure_app* may add routes (e.g. /metrics) before the site starts. Every
-    *housekeeping_every_s*, finished items older than *retention_s* are purged (None keeps them all); the
-    retention must stay well above Telegram's redelivery window (24 h) so late duplicates are still recognised.
+    ``task_status.started()`` reports the bound port. *configure_app* may add routes (e.g. /metrics) before the
+    site starts. Every *housekeeping_every_s*, finished items older than *retention_s* are purged (None keeps them
+    all); the retention must stay well above Telegram's redelivery window (24 h) so late duplicates are still
+    recognised.
 
     Raises:
         StartupError: The address cannot be bound (the dispatcher is stopped again first).
     """
-    stop = stop if stop is not None else anyio.Event()
     app = create_webhook_app(settings, inbox=inbox, dispatcher=dispatcher, lane_of=lane_of, stats=stats)
     if configure_app is not None:
         configure_app(app)
-    failure: StartupError | None = None
-    async with anyio.create_task_group() as tg:
-        await start_beside_intake(
-            tg,
-            dispatcher,
-            inbox,
-            stop=stop if handle_signals else None,
-            label="webhook",
-            retention_s=retention_s,
-            housekeeping_every_s=housekeeping_every_s,
-        )
-        try:
-            runner = await listen(app, host, port, shutdown_timeout_s=shutdown_timeout_s)
-        except StartupError as exc:
-            failure = exc
-        else:
-            try:
-                bound = int(runner.addresses[0][1])
-                log.info("webhook: listening on %s:%d", host, bound)  # the path is a secret: never logged
-                task_status.started(bound)
-                await stop.wait()
-                log.info("webhook: stopping")
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await runner.cleanup()
-        finally:
-            with anyio.CancelScope(shield=True):
-                await dispatcher.stop()
-        tg.cancel_scope.cancel()
-    if failure is not None:
-        raise failure
+    await run_intake(
+        WebhookSource(app, host, port, shutdown_timeout_s=shutdown_timeout_s),
+        inbox=inbox,
+        dispatcher=dispatcher,
+        stop=stop,
+        handle_signals=handle_signals,
+        retention_s=retention_s,
+        housekeeping_every_s=housekeeping_every_s,
+        task_status=task_status,
+    )
 
 
 class MalformedRequestLogFilter(logging.Filter):
@@ -486,62 +430,19 @@ async def listen(app: web.Application, host: str, port: int, *, shutdown_timeout
     return runner
 
 
-async def start_beside_intake(
-    tg: anyio.abc.TaskGroup,
-    dispatcher: UpdateDispatcher,
-    inbox: SqliteInbox,
-    *,
-    stop: anyio.Event | None,
-    label: str,
-    retention_s: float | None,
-    housekeeping_every_s: float,
-) -> None:
-    """
-    Start in *tg* what runs beside either intake (webhook or polling), in this order.
-
-    The dispatcher comes first, because it resumes what the inbox left pending before new items arrive; then a
-    SIGTERM/SIGINT handler that sets *stop* (None: no signal handling); then the inbox housekeeping (None
-    *retention_s*: none).
-    """
-    await tg.start(dispatcher.run)
-    if stop is not None:
-        tg.start_soon(functools.partial(stop_on_signal, stop, label=label))
-    if retention_s is not None:
-        tg.start_soon(housekeeping, inbox, retention_s, housekeeping_every_s)
-
-
-async def housekeeping(inbox: SqliteInbox, retention_s: float, every_s: float) -> None:
-    """Purge finished inbox items older than *retention_s*, every *every_s*, until cancelled."""
-    while True:
-        try:
-            purged = await inbox.purge_finished(older_than_s=retention_s)
-        except StateStoreError:
-            log.exception("inbox housekeeping failed; will retry")
-        else:
-            if purged:
-                log.info("inbox housekeeping: purged %d finished update(s)", purged)
-        await anyio.sleep(every_s)
-
-
 __all__ = [
     "INGRESS",
     "MAX_JSON_DEPTH",
     "SECRET_HEADER",
     "TELEGRAM_NETWORKS",
     "IngressStats",
-    "LaneOf",
     "MalformedRequestLogFilter",
-    "Route",
     "WebhookIngress",
     "WebhookSettings",
+    "WebhookSource",
     "create_webhook_app",
-    "housekeeping",
     "json_too_deep",
     "listen",
-    "new_secret_token",
     "parse_update",
-    "random_path",
-    "route_update",
     "serve_webhook",
-    "start_beside_intake",
 ]

@@ -1,7 +1,7 @@
 """
 The sandbox's web chat: a phone-like page that plays the Telegram user against the local fake Bot API.
 
-`create_sandbox_web_app` serves ``GET /`` (the page, from the ``sandbox_static`` package data) and a small
+`create_sandbox_web_app` serves ``GET /`` (the page, from the ``web_chat_static`` package data) and a small
 JSON API the page calls. Every action goes to the fake Bot API's *user side* in-process, so the bot
 receives exactly the updates Telegram would send (through its real webhook):
 
@@ -48,7 +48,8 @@ import attrs
 from aiohttp import BodyPartReader, web
 from aiohttp.typedefs import Handler
 
-from voicecoder.testing.fake_bot_api import BotMessage, FakeBotApi, FakeUser
+from voicecoder.adapters.stt.audio_intake import sniff_format
+from voicecoder.simulators.bot_api import BotMessage, FakeBotApi, FakeUser
 
 __all__ = [
     "CSRF_HEADER",
@@ -68,7 +69,7 @@ MAX_TEXT_CHARS = 4096
 MAX_WAIT_S = 30.0
 TYPING_S = 5.0
 """sendChatAction shows "typing…" for at most 5 s, or until the bot's next message."""
-_STATIC = "sandbox_static"
+_STATIC = "web_chat_static"
 _CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self' blob:; "
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -163,7 +164,7 @@ async def _same_origin_only(request: web.Request, handler: Handler) -> web.Strea
 
 
 def _static_text(name: str) -> str:
-    return importlib.resources.files(__package__ or "voicecoder.entrypoints").joinpath(_STATIC, name).read_text("utf-8")
+    return importlib.resources.files(__package__ or "voicecoder.simulators").joinpath(_STATIC, name).read_text("utf-8")
 
 
 async def _index(_request: web.Request) -> web.Response:
@@ -385,18 +386,13 @@ def _pyav_duration(data: bytes) -> float | None:
 
 
 def sniff_audio(data: bytes) -> tuple[str, str] | None:
-    """The (MIME type, file extension) of a browser recording or audio file, judged by its magic bytes."""
-    if data.startswith(b"OggS"):
-        return "audio/ogg", "ogg"
-    if data.startswith(b"\x1a\x45\xdf\xa3"):
-        return "audio/webm", "webm"
-    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
-        return "audio/wav", "wav"
-    if data[4:8] == b"ftyp":
-        return "audio/mp4", "m4a"
-    if data.startswith(b"ID3") or (len(data) >= 2 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0 and data[1] & 0x06):
-        return "audio/mpeg", "mp3"
-    return None
+    """
+    The (MIME type, file extension) of a browser recording or audio file: the bot's own sniffer decides.
+
+    So the page accepts exactly what the bot can transcribe (WebM included), never a file it would refuse.
+    """
+    fmt = sniff_format(data)
+    return (fmt.value, fmt.extension) if fmt is not None else None
 
 
 async def _voice(request: web.Request) -> web.Response:
