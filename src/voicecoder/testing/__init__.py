@@ -3,7 +3,9 @@ What a test of voicecoder, of your own adapter or of the bot you embed it in nee
 
 * In-memory fakes of every port and `build_voicecoder` (``voicecoder.testing.fakes``).
 * The contract suites a port implementation runs (``voicecoder.testing.contracts``): `MessengerContract`,
-  `WorkspaceContract`, `StateStoreContract`, `TranscriberContract`, `AgentRunnerContract`, `InboxContract`.
+  `WorkspaceContract`, `StateStoreContract`, `TranscriberContract`, `AgentRunnerContract`, `InboxContract`; and the
+  state machines a workspace or a store runs against the README's promises or the reference store
+  (``voicecoder.testing.workspace_machine``, `StateStoreMachine`).
 * Faithful local servers on 127.0.0.1 (from ``voicecoder.simulators``, re-exported): `FakeBotApi` (Telegram Bot
   API), `FakeAnthropicApi` (for the real Claude Code CLI), `FakeDeepgramServer`, `FakeAssemblyAIServer`,
   `FakeOpenAIServer` (OpenAI-compatible speech to text), and `FakeTelegram`, a fake MTProto Telegram for Telethon
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
         RecordingMessenger,
         build_voicecoder,
     )
+    from voicecoder.testing.state_store_machine import StateStoreMachine
 
 _MODULES = {
     "AgentRunnerContract": "voicecoder.testing.contracts.agent_runner",
@@ -76,6 +79,7 @@ _MODULES = {
     "MessengerContract": "voicecoder.testing.contracts.messenger",
     "RecordingMessenger": "voicecoder.testing.fakes",
     "StateStoreContract": "voicecoder.testing.contracts.state_store",
+    "StateStoreMachine": "voicecoder.testing.state_store_machine",
     "TranscriberContract": "voicecoder.testing.contracts.transcriber",
     "WorkspaceContract": "voicecoder.testing.contracts.workspace",
     "build_voicecoder": "voicecoder.testing.fakes",
@@ -107,6 +111,7 @@ __all__ = [
     "MessengerContract",
     "RecordingMessenger",
     "StateStoreContract",
+    "StateStoreMachine",
     "TranscriberContract",
     "WorkspaceContract",
     "build_voicecoder",
