@@ -122,7 +122,10 @@ def child(engine: str, corpus_set: str) -> dict[str, Any]:
 
 def run_engine(engine: str, corpus_set: str) -> dict[str, Any] | str:
     """Run *engine* in a child process; its result, or why it could not run."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "2", "MALLOC_ARENA_MAX": "2"}
+    # No allocator settings here: the engine sets its own (local_whisper._bound_allocators), as in the bot.
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "2"}
+    env.pop("MALLOC_ARENA_MAX", None)
+    env.pop("MKL_DISABLE_FAST_MM", None)
     proc = subprocess.run(
         [sys.executable, str(HERE), "--child", engine, "--set", corpus_set],
         capture_output=True,

@@ -45,6 +45,24 @@ class TestSpokenForms:
             "fix test_api.py and rename parse_config in OrderService, then add build to .gitignore"
         )
 
+    def test_repeated_extension_collapsed(self) -> None:
+        """Whisper's "api.py.py" for a file the workspace has is that file; an unknown one is left alone."""
+        names = (*NAMES, "api.py")
+
+        assert apply_spoken_forms("Rename data in api.py.py", names) == "Rename data in api.py"
+        assert apply_spoken_forms("Rename data in api.py.py.py.", names) == "Rename data in api.py."
+        assert apply_spoken_forms("open other.py.py", names) == "open other.py.py"
+        assert apply_spoken_forms("open main.py.txt", names) == "open main.py.txt"
+
+    def test_read_me_after_a_determiner(self) -> None:
+        """ "the read me" is the README when the workspace has one; "read me" as ordinary English is not."""
+        assert apply_spoken_forms("Fix the typo in the read me.", NAMES) == "Fix the typo in the README."
+        assert apply_spoken_forms("update our read-me file", NAMES) == "update our README file"
+        assert apply_spoken_forms("read me the git log", NAMES) == "read me the git log"
+        assert apply_spoken_forms("Can you read me the diff?", NAMES) == "Can you read me the diff?"
+        assert apply_spoken_forms("the ready message", NAMES) == "the ready message"
+        assert apply_spoken_forms("Fix the typo in the read me.", ("main.py",)) == "Fix the typo in the read me."
+
     def test_nothing_known_nothing_changed(self) -> None:
         """Without workspace names the text is returned unchanged."""
         assert apply_spoken_forms("parse config in main dot py", ()) == "parse config in main dot py"

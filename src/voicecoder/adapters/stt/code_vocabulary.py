@@ -70,6 +70,8 @@ CODING_CONTEXT = (
     "edit the Dockerfile, the JSON or YAML config, the API and the CLI."
 )
 
+_README_FILE = re.compile(r"^(?P<stem>readme)(?:\.[A-Za-z0-9]{1,6})?$", re.IGNORECASE)
+_SPOKEN_README = re.compile(r"\b(?P<det>the|a|this|that|our|your|my)\s+read[\s-]+me\b", re.IGNORECASE)
 _EXTENSION = re.compile(r"^(?P<stem>[^.].*?)\.(?P<ext>[A-Za-z0-9]{1,6})$")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _SEPARATORS = re.compile(r"[_\-/]+")
@@ -137,7 +139,9 @@ def _pattern(name: str) -> str | None:
         words = _words(match["stem"])
         if not words:
             return None
-        return r"\b" + sep.join(map(re.escape, words)) + r"(?:\s+dot\s+|\s*\.\s*)" + re.escape(match["ext"])
+        ext = re.escape(match["ext"])
+        # Whisper primed with file names sometimes repeats the extension ("api.py.py"): one is meant.
+        return r"\b" + sep.join(map(re.escape, words)) + r"(?:\s+dot\s+|\s*\.\s*)" + ext + rf"(?:\.{ext})*"
     if "." in name or "/" in name:
         return None
     words = _words(name)
@@ -156,7 +160,9 @@ def apply_spoken_forms(text: str, names: Iterable[str]) -> str:
       separator becomes the file's name, if the workspace has exactly that file;
     * ``dot gitignore`` becomes ``.gitignore`` for dotfiles the workspace has;
     * the words of a multi-word identifier (``parse config``) become the identifier (``parse_config``), if the
-      workspace defines it.
+      workspace defines it;
+    * a file name heard with its extension repeated (``api.py.py``) loses the repeats;
+    * "the read me" (after a determiner only) becomes "the README" when the workspace has a README file.
 
     Longer names are tried first, and a rewritten name is never rewritten again.
     """
@@ -170,6 +176,11 @@ def apply_spoken_forms(text: str, names: Iterable[str]) -> str:
         parked.append(name)
         return f"\x00{len(parked) - 1}\x00"
 
+    readme = next((n for n in candidates if _README_FILE.match(n)), None)
+    if readme is not None:
+        # "the read me" is only ever the file; "read me the log" (no determiner before it) is left alone.
+        stem = _README_FILE.match(readme)["stem"]  # type: ignore[index]
+        text = _SPOKEN_README.sub(lambda m: f"{m['det']} {stem}", text)
     for name in candidates:
         pattern = _pattern(name)
         if pattern is not None:

