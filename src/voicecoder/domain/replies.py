@@ -47,8 +47,10 @@ class MessageRef:
     message_id: int
 
 
+# Unique: two actions sharing a letter would make one an alias of the other, and its buttons do the other thing.
+@enum.unique
 class Action(enum.Enum):
-    """What an inline button asks for."""
+    """What an inline button asks for (its value is the letter a callback carries)."""
 
     APPROVE = "a"
     APPROVE_WITH_MY_EDITS = "m"

@@ -69,7 +69,7 @@ class TestSqliteInbox:
 
         def hold(event: threading.Event) -> Callable[[sqlite3.Connection], None]:
             def job(_conn: sqlite3.Connection) -> None:
-                event.wait(10)
+                event.wait(60)  # a hang guard; the test sets it
 
             return job
 
@@ -87,14 +87,14 @@ class TestSqliteInbox:
             tg.start_soon(inbox._submit, hold(second_job))  # runs after the insert, before the commit
             await anyio.wait_all_tasks_blocked()
             first_job.set()
-            with anyio.fail_after(5):
+            with anyio.fail_after(60):
                 while not reported:
                     await anyio.sleep(0.005)
             with sqlite3.connect(path) as other:
                 seen_uncommitted.append(other.execute("SELECT update_id FROM updates").fetchall())
             put_done_early = put.is_set()
             second_job.set()
-            with anyio.fail_after(5):
+            with anyio.fail_after(60):
                 await put.wait()
         duplicate: list[bool] = []
         again = await inbox.put(5, "1:message", body(5), on_inserted=duplicate.append)
