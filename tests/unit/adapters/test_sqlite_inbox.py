@@ -67,15 +67,20 @@ class TestSqliteInbox:
         reported: list[bool] = []
         seen_uncommitted: list[list[tuple[int]]] = []
 
-        def hold(event: threading.Event) -> Callable[[sqlite3.Connection], None]:
+        first_running, second_running = threading.Event(), threading.Event()
+
+        def hold(event: threading.Event, running: threading.Event) -> Callable[[sqlite3.Connection], None]:
             def job(_conn: sqlite3.Connection) -> None:
+                running.set()
                 event.wait(60)  # a hang guard; the test sets it
 
             return job
 
         async with anyio.create_task_group() as tg:
-            tg.start_soon(inbox._submit, hold(first_job))  # occupies the writer, so the next two share a batch
-            await anyio.wait_all_tasks_blocked()
+            tg.start_soon(inbox._submit, hold(first_job, first_running))  # occupies the writer: the next two share
+            # The writer thread must be inside the first job before anything else is queued; a busy machine can
+            # wake it late, and it would then take the put into the first job's batch and commit it early.
+            assert await anyio.to_thread.run_sync(first_running.wait, 60)
             put = anyio.Event()
 
             async def store() -> None:
@@ -84,9 +89,10 @@ class TestSqliteInbox:
 
             tg.start_soon(store)
             await anyio.wait_all_tasks_blocked()
-            tg.start_soon(inbox._submit, hold(second_job))  # runs after the insert, before the commit
+            tg.start_soon(inbox._submit, hold(second_job, second_running))  # after the insert, before the commit
             await anyio.wait_all_tasks_blocked()
             first_job.set()
+            assert await anyio.to_thread.run_sync(second_running.wait, 60)
             with anyio.fail_after(60):
                 while not reported:
                     await anyio.sleep(0.005)
