@@ -93,7 +93,8 @@ class _Question:
 
     question: ToolQuestion
     turn: RunningTurn
-    ref: MessageRef
+    ref: MessageRef | None = None
+    """The question's message; None while it is on its way (a press can arrive before the send returns)."""
     answered: anyio.Event = attrs.field(factory=anyio.Event)
     decision: ToolDecision | None = None
     outcome: ToolOutcome | None = None
@@ -179,18 +180,29 @@ class ToolQuestions:
             flagged=ruling.flagged,
             uncovered=ruling.uncovered,
         )
+        # Open before it is sent: the user can tap its button as soon as Telegram has the message, which may be
+        # before our send returns; a press that found no open question would leave the agent waiting.
+        pending = _Question(question=question, turn=turn)
+        self._questions[question.question_id] = pending
         try:
-            ref = await self.messenger.send(turn.chat, question)
+            pending.ref = await self.messenger.send(turn.chat, question)
         except PortError as exc:
+            self._questions.pop(question.question_id, None)
             logger.warning("could not show a tool question: %s", exc)
             turn.hints[request.tool_use_id or ""] = "the question could not be shown on the phone; try again"
             return ToolDecision.denied(
                 "voicecoder could not show this question on the user's phone, so it was denied. "
                 "Tell the user what you wanted to run."
             )
-        pending = _Question(question=question, turn=turn, ref=ref)
-        self._questions[question.question_id] = pending
+        except BaseException:
+            self._questions.pop(question.question_id, None)
+            raise
         try:
+            if pending.outcome is not None:  # answered while it was on its way: show the answer now
+                try:
+                    await self._close(pending)
+                except PortError as exc:
+                    logger.warning("could not show the answer to a tool question: %s", exc)
             # Inside the try: an answer, ⏹ or a restart may come while the status is being edited.
             await self._step(turn, f"❓ waiting for your answer: {shown.label}")
             with anyio.move_on_after(self.timeout_s):
@@ -246,9 +258,17 @@ class ToolQuestions:
                 detail=detail,
             )
             if outcome in (ToolOutcome.TIMED_OUT, ToolOutcome.CANCELLED, ToolOutcome.RESTARTED):
-                await self.messenger.edit(pending.ref, ToolQuestionClosed(pending.question, outcome))
+                await self._close(pending)
         except PortError as exc:
             logger.warning("could not record the answer to a tool question: %s", exc)
+
+    async def _close(self, pending: _Question) -> None:
+        """Edit the question to show its outcome (and who gave it); no message yet means its sender does it."""
+        if pending.ref is None or pending.outcome is None:
+            return
+        await self.messenger.edit(
+            pending.ref, ToolQuestionClosed(pending.question, pending.outcome, pending.by, pending.reason)
+        )
 
     async def _step(self, turn: RunningTurn, step: str) -> None:
         turn.progress.steps.append(step)
@@ -293,19 +313,27 @@ class ToolQuestions:
             async with self.sessions.update(chat) as session:
                 session.allow_tool(rule)
         await acknowledge(ack)
-        await self.messenger.edit(pending.ref, ToolQuestionClosed(pending.question, outcome, by))
+        await self._close(pending)
         return ack
 
     def is_open(self, chat: ChatId, message_id: int) -> bool:
         """Whether *message_id* is a question in *chat* still waiting for its answer."""
-        return any(q.turn.chat == chat and q.ref.message_id == message_id for q in self._questions.values())
+        return any(
+            q.turn.chat == chat and q.ref is not None and q.ref.message_id == message_id
+            for q in self._questions.values()
+        )
 
     async def deny_by_reply(
         self, chat: ChatId, user: UserId, message_id: int, reason: str, user_name: str | None
     ) -> bool:
         """Deny the open question *message_id* with *reason*; False when it is not an open question."""
         pending = next(
-            (q for q in self._questions.values() if q.turn.chat == chat and q.ref.message_id == message_id), None
+            (
+                q
+                for q in self._questions.values()
+                if q.turn.chat == chat and q.ref is not None and q.ref.message_id == message_id
+            ),
+            None,
         )
         if pending is None or not reason.strip():
             return False
@@ -313,7 +341,7 @@ class ToolQuestions:
         message = f"The user denied this from their phone and said: “{reason.strip()}”"
         if not pending.resolve(ToolDecision.denied(message), ToolOutcome.DENIED, by, reason.strip()):
             return False
-        await self.messenger.edit(pending.ref, ToolQuestionClosed(pending.question, ToolOutcome.DENIED, by, reason))
+        await self._close(pending)
         return True
 
     async def permissions(self, chat: ChatId, user: UserId, *, clear: bool = False) -> None:

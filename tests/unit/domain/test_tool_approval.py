@@ -473,6 +473,36 @@ class TestDeliveryFailures:
 
         assert (fakes.agent.running, fakes.agent.cancelled) == (0, 1)
 
+    async def test_a_press_that_arrives_before_the_send_returns_is_the_answer(self) -> None:
+        """
+        The user can tap ✅ as soon as the platform has the question, before the messenger's send returns (a slow
+        answer from the Bot API): that press answers it, the agent goes on, and the question then shows who allowed
+        it. Found as a hang of the Telegram test on a loaded machine.
+        """
+        app_box: list[VoiceCoder] = []
+
+        class PressedInFlight(RecordingMessenger):
+            async def send(self, chat: ChatId, reply: Reply, /) -> MessageRef:
+                ref = await super().send(chat, reply)
+                if isinstance(reply, ToolQuestion):
+                    allow = next(b for b in reply.buttons if b.action is Action.TOOL_ALLOW)
+                    ack = await app_box[0].press(chat, ALICE, "cb-1", allow, user_name="Ada")
+                    assert ack.text == "✅ Allowed"
+                return ref
+
+        phone = PressedInFlight()
+        settings = Settings(allowed_users=frozenset({ALICE}), tools=ToolPolicy(workspace=WORKSPACE))
+        app, fakes = build_voicecoder(messenger=phone, settings=settings)
+        app_box.append(app)
+        fakes.agent.script(AgentScript(asks=(bash("pytest -q"),)))
+
+        with anyio.fail_after(60):  # a hang guard: before the fix the agent waited for the question's timeout
+            await app.prompt(CHAT, ALICE, "run the tests")
+
+        assert [d.allow for _, d in fakes.agent.decisions] == [True]
+        (edited,) = [r for _, r in phone.edits if isinstance(r, ToolQuestionClosed)]
+        assert (edited.outcome, edited.by) == (ToolOutcome.ALLOWED, "Ada")
+
     async def test_a_question_that_cannot_be_shown_is_a_denial(self) -> None:
         """
         A question the messenger cannot deliver is denied with that reason instead of failing the turn.
