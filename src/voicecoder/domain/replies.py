@@ -105,8 +105,11 @@ class Button:
     change_id: ChangeId | None = None
     fingerprint: str | None = None
     question: QuestionId | None = None
-    label: str | None = None
-    """Overrides the messenger's usual label for the action (e.g. a plural)."""
+    label: str | None = attrs.field(default=None, eq=False)
+    """
+    Overrides the messenger's usual label for the action (e.g. a plural). Not part of equality: the callback data
+    does not carry it, so a press decoded from a chat is the same button as the one that was sent.
+    """
 
 
 @attrs.frozen

@@ -25,6 +25,7 @@ from voicecoder.domain.model import (
     Diagnostic,
     Diff,
     FileChange,
+    Ownership,
     QuestionId,
     ToolKind,
     ToolRequest,
@@ -34,6 +35,7 @@ from voicecoder.domain.model import (
 from voicecoder.domain.ports import Messenger
 from voicecoder.domain.replies import (
     AgentAnswer,
+    ApprovalChoiceNeeded,
     AutoApproved,
     Cancelled,
     ChangeCommitted,
@@ -47,12 +49,15 @@ from voicecoder.domain.replies import (
     Heard,
     HelpText,
     InfoReport,
+    InterruptedPrompt,
     MessageRef,
     NoChanges,
     PermissionsView,
     Queued,
     Reply,
     SessionCleared,
+    SpeechCheck,
+    StalePrompt,
     StatusReport,
     ToolOutcome,
     ToolQuestion,
@@ -62,6 +67,7 @@ from voicecoder.domain.replies import (
     Working,
     buttons_of,
 )
+from voicecoder.testing.replies import REPLY_TYPES
 
 __all__ = ["ChatView", "MessengerContract", "SeenMessage", "sample_diff", "sample_question", "sample_replies"]
 
@@ -139,6 +145,11 @@ def sample_replies() -> list[Reply]:
     commit = CommitInfo("f" * 40, "Apply changes from Claude", "voicecoder <v@localhost>", now)
     status = WorkspaceStatus(branch="main", head="fffffff", unstaged=("a<b>.py",), path="/ws")
     diff = sample_diff()
+    overlap = attrs.evolve(
+        diff,
+        files=(FileChange("app.py", ChangeKind.MODIFIED, 3, 0, owner=Ownership.OVERLAP),),
+        yours="+my own <line>\n",
+    )
     return [
         Welcome("Ada <3", "/ws"),
         HelpText((("help", "Commands & tips"),)),
@@ -148,6 +159,12 @@ def sample_replies() -> list[Reply]:
         Working("fix <it>", ("🔧 Edit a.py",), 2.0),
         AgentAnswer("Done: `x < y` & **ok**", success=True, cost_usd=0.01, num_turns=1, duration_ms=900),
         ChangeSummary(change, diff),
+        ChangeSummary(change, overlap),
+        ApprovalChoiceNeeded(change, overlap),
+        InterruptedPrompt("add a <test>", voice=True),
+        StalePrompt(7200.0, 3600.0, prompt="fix <it>"),
+        StalePrompt(7200.0, 3600.0, voice_duration_s=4.0),
+        SpeechCheck("git log & <diff>", 3.7, 1.2, confidence=0.9),
         NoChanges(),
         AutoApproved(change, diff, commit, "docs/*"),
         DiffView(diff, change),
@@ -187,7 +204,10 @@ class MessengerContract:
 
     async def test_every_reply_type_renders(self, messenger: Messenger, chat: ChatView) -> None:
         """Each reply type arrives as a message with visible text, and with exactly the buttons it must carry."""
-        for reply in sample_replies():
+        samples = sample_replies()
+        # A reply type added to the domain without a sample here would go untested on every messenger.
+        assert {type(r) for r in samples} == set(REPLY_TYPES)
+        for reply in samples:
             ref = await messenger.send(chat.chat, reply)
 
             seen = await chat.message(ref)
