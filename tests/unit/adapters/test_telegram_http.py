@@ -89,6 +89,27 @@ class Echo:
         return web.json_response({"path": request.path}, status=body.get("status", 200))
 
 
+def test_works_on_uvloop() -> None:
+    """Embedders' bots often run on uvloop, whose transports do not subclass asyncio.Transport."""
+    import uvloop  # noqa: PLC0415 - only this test needs it
+
+    async def exchange() -> tuple[list[tuple[int, object]], list[object]]:
+        echo = Echo()
+        async with aiohttp_server(echo.app) as port:
+            client = JsonHttpClient(f"http://127.0.0.1:{port}")
+            answers = [
+                await client.post(f"/{n}", body, time_limit=5)
+                for n, body in enumerate((b"{}", b'{"chunked": true}', b'{"close": true}', b"{}"))
+            ]
+            await client.aclose()
+        return [(status, json.loads(body)["path"]) for status, _, body in answers], echo.peers
+
+    answers, peers = uvloop.run(exchange())
+
+    assert answers == [(200, "/0"), (200, "/1"), (200, "/2"), (200, "/3")]
+    assert peers[0] == peers[1] == peers[2] != peers[3]
+
+
 class TestJsonHttpClient:
     async def test_keeps_the_connection_alive(self) -> None:
         """Sequential calls reuse one connection; the base URL's path is kept in front."""

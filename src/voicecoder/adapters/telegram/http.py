@@ -19,6 +19,7 @@ import asyncio
 import collections
 import ssl
 import time
+from typing import cast
 from urllib.parse import urlsplit
 
 __all__ = ["HttpProtocolError", "JsonHttpClient"]
@@ -47,8 +48,8 @@ class _Connection(asyncio.Protocol):
     # --- asyncio.Protocol ------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement asyncio.Transport without subclassing it, so no isinstance check here.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
@@ -81,7 +82,8 @@ class _Connection(asyncio.Protocol):
         return self.reusable and not self._closed and self.transport is not None and not self.transport.is_closing()
 
     async def exchange(self, request: bytes) -> tuple[int, dict[str, str], bytes]:
-        assert self.transport is not None
+        if self.transport is None or self._closed:
+            raise ConnectionResetError("the connection to the server is closed")
         self._waiter = asyncio.get_running_loop().create_future()
         self._buffer.clear()
         self._head = None
