@@ -94,6 +94,12 @@ class Buttons:
                     ack = CallbackAnswer("🧹 Session rules cleared")
                     await self._ack(callback_id, ack, answer=answer)
                     await self._tools.permissions(chat, user, clear=True)
+                case Action.CHOOSE_PROJECT:
+                    # Only a bot with PROJECTS routes these; here it is a picker left over from when it had them.
+                    ack = CallbackAnswer(
+                        "This bot serves one workspace now: there is no project to choose.", alert=True
+                    )
+                    await self._ack(callback_id, ack, answer=answer)
         except DomainError as exc:
             ack = CallbackAnswer(str(exc)[:190], alert=True)
             await self._ack(callback_id, ack, answer=answer)

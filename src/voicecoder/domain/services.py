@@ -211,6 +211,17 @@ class VoiceCoder:
         if await self._guard(chat, user):
             await self._commands.help(chat)
 
+    async def project(self, chat: ChatId, user: UserId, name: str | None = None) -> None:
+        """
+        /project where the bot serves one workspace: an unknown command, so the help (as before projects existed).
+
+        Raises:
+            DeliveryError: A reply could not be delivered.
+            StateStoreError: The session store failed.
+            UnexpectedAdapterError: An adapter failed outside its contract.
+        """
+        await self.help(chat, user)
+
     @_use_case
     async def clear(self, chat: ChatId, user: UserId) -> None:
         """

@@ -1,0 +1,82 @@
+"""
+A project's workspace for one user: a clone of the project's path or remote, made on first use.
+
+The clone is made in a temporary directory beside its final place and renamed when it is complete, so a failed
+clone (an unreachable remote, a path that is not a repository) leaves nothing half-made behind and the next try
+starts clean. A local path is cloned without any network; only what is committed in it is cloned (its own
+uncommitted edits stay where they are).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+import anyio.to_thread
+from dulwich import porcelain
+from dulwich.errors import NotGitRepository
+from dulwich.repo import Repo
+
+from voicecoder.domain.errors import WorkspaceError
+
+__all__ = ["ProvisionError", "clone_workspace"]
+
+logger = logging.getLogger(__name__)
+
+
+class ProvisionError(WorkspaceError):
+    """A project's workspace could not be created; the message names the project's source and the fix."""
+
+
+def _clone(source: str, target: Path, branch: str | None) -> Path:
+    if (target / ".git").exists():
+        return target
+    local = Path(source).expanduser()
+    if "://" not in source and "@" not in source.partition("/")[0] and not (local / ".git").exists():
+        raise ProvisionError(
+            f"{source} is not a git repository: make it one (git init, then commit) or fix the project's path."
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        with (staging / ".clone.log").open("wb") as errstream:
+            repo = porcelain.clone(
+                str(local) if (local / ".git").exists() else source,
+                str(staging / "tree"),
+                checkout=True,
+                branch=branch.encode() if branch else None,
+                errstream=errstream,
+            )
+            repo.close()
+        (staging / "tree").rename(target)
+    except Exception as exc:
+        raise ProvisionError(
+            f"cannot clone {source} ({type(exc).__name__}: {exc}). Check that the server can reach it "
+            "(network, SSH key, credentials) and that the branch exists; nothing was created, try again."
+        ) from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    logger.info("cloned %s into %s", source, target)
+    return target
+
+
+async def clone_workspace(source: str, target: Path, *, branch: str | None = None) -> Path:
+    """
+    *target*, cloned from *source* (a local path or a remote URL) unless it is a git work tree already.
+
+    Raises:
+        ProvisionError: The clone failed (unreachable remote, not a repository, unknown branch); nothing is left
+            at *target*.
+    """
+    return await anyio.to_thread.run_sync(_clone, source, target, branch)
+
+
+def is_work_tree(path: Path) -> bool:
+    """Whether *path* is a git work tree already (a shared project's own tree). Raises nothing."""
+    try:
+        Repo(str(path)).close()
+    except (NotGitRepository, OSError):
+        return False
+    return True
