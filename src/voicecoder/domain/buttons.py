@@ -56,12 +56,12 @@ class Buttons:
                     else:
                         ack = CallbackAnswer(f"✅ Committed {committed(decided).short_sha}")
                         await self._ack(callback_id, ack, answer=answer)
-                        await decisions.announce_commit(decided, choice)
+                        await decisions.announce_commit(decided, choice, chat=chat)
                 case Action.REJECT:
                     decided, restored = await decisions.reject(chat, user, button.change_id)
                     ack = CallbackAnswer("❌ Changes discarded")
                     await self._ack(callback_id, ack, answer=answer)
-                    await decisions.announce_reject(decided, restored)
+                    await decisions.announce_reject(decided, restored, chat=chat)
                 case Action.SHOW_DIFF:
                     view, pending = await decisions.diff_view(chat, button.change_id)
                     ack = CallbackAnswer()

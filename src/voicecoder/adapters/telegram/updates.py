@@ -135,7 +135,7 @@ class TelegramUpdateHandler:
         sender = message.from_user
         if sender is None or sender.is_bot:
             raise MalformedUpdateError(f"message {message.message_id} has no human sender")
-        chat, user = ChatId(message.chat.id), UserId(sender.id)
+        chat, user = ChatId(message.chat.id, thread=message.topic), UserId(sender.id)
         if message.text is not None:
             await self._on_text(chat, user, message, sender)
         elif message.voice is not None or message.audio is not None or message.document is not None:
@@ -259,7 +259,7 @@ class TelegramUpdateHandler:
         if query.message is None or query.data is None:
             await self._messenger.answer_callback(query.id, STALE_BUTTON)
             return
-        chat = ChatId(query.message.chat.id)
+        chat = ChatId(query.message.chat.id, thread=query.message.topic)
         try:
             button = parse_callback_data(query.data)
         except MalformedUpdateError:
