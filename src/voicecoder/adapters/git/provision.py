@@ -21,7 +21,7 @@ from dulwich.repo import Repo
 
 from voicecoder.domain.errors import WorkspaceError
 
-__all__ = ["ProvisionError", "clone_workspace"]
+__all__ = ["ProvisionError", "clone_workspace", "is_work_tree", "seed_repository"]
 
 logger = logging.getLogger(__name__)
 
@@ -80,3 +80,25 @@ def is_work_tree(path: Path) -> bool:
     except (NotGitRepository, OSError):
         return False
     return True
+
+
+def seed_repository(path: Path, files: dict[str, str], message: str) -> Path:
+    """
+    A git repository at *path* whose first commit holds *files*, unless one is there already.
+
+    The sandbox's demo projects are made so. Raises OSError when *path* cannot be written.
+    """
+    if is_work_tree(path):
+        return path
+    path.mkdir(parents=True, exist_ok=True)
+    repo = porcelain.init(str(path))
+    try:
+        for name, text in files.items():
+            (path / name).parent.mkdir(parents=True, exist_ok=True)
+            (path / name).write_text(text, encoding="utf-8")
+        porcelain.add(repo, [str(path / name) for name in files])
+        identity = b"voicecoder sandbox <sandbox@localhost>"
+        porcelain.commit(repo, message.encode(), author=identity, committer=identity)
+    finally:
+        repo.close()
+    return path
