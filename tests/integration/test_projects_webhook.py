@@ -127,6 +127,9 @@ async def test_two_users_two_projects_each_in_their_own_tree(tmp_path: Path) -> 
         try:
             await wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
             await set_webhook(bot, port)
+            await until("the command menu", lambda: bot.calls_to("setMyCommands"))
+            menu = [c["command"] for c in bot.calls_to("setMyCommands")[-1].params["commands"]]
+            assert menu[:3] == ["start", "help", "project"]
 
             # No project chosen yet: the prompt is held, the chat is asked once, and the choice runs it.
             anthropic.script(Reply.tool(write_file("dev.txt", "dev in api\n")), Reply.text("wrote dev.txt"))

@@ -124,7 +124,9 @@ def _replies_to_question(message: Message) -> bool:
     if replied.text is not None and QUESTION_INVITATION in replied.text:
         return True
     rows = replied.reply_markup.inline_keyboard if replied.reply_markup is not None else ()
-    return any((b.callback_data or "").startswith(_TOOL_ANSWER_PREFIXES) for row in rows for b in row)
+    # A bot with several projects prefixes its buttons' data with "<project>/".
+    datas = ((b.callback_data or "").rpartition("/")[2] for row in rows for b in row)
+    return any(d.startswith(_TOOL_ANSWER_PREFIXES) for d in datas)
 
 
 __all__ = [
