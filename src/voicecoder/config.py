@@ -166,6 +166,7 @@ class Config:
             self.openai_stt_api_key,
             self.api_hash,
             self.telethon_session_string,
+            *(spec.credential for spec in self.projects),
         )
         return tuple(s for s in values if s)
 

@@ -14,6 +14,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -39,6 +40,14 @@ class ProjectSpec:
     """Every user works in the project's own tree (*path*) instead of a clone of their own."""
     branch: str | None = None
     """The branch a new workspace starts on (default: the source's current branch)."""
+
+    @property
+    def credential(self) -> str | None:
+        """The password or token in the remote's URL (``https://user:TOKEN@host/…``), which is never shown."""
+        if self.remote is None or "://" not in self.remote:
+            return None
+        userinfo = urlsplit(self.remote).password
+        return userinfo or None
 
     @property
     def source(self) -> str:

@@ -34,7 +34,9 @@ STRANGER = FakeUser(id=6666, first_name="Eve")
 UNAUTHORIZED = "⛔ You are not authorized to use this bot."
 
 
-def serve(tmp_path: Path, port: int, bot: FakeBotApi, anthropic: FakeAnthropicApi) -> subprocess.Popen[bytes]:
+def serve(
+    tmp_path: Path, port: int, bot: FakeBotApi, anthropic: FakeAnthropicApi, *, projects: str | None = None
+) -> subprocess.Popen[bytes]:
     assert CLAUDE is not None
     home = tmp_path / "home"
     env = {
@@ -43,7 +45,7 @@ def serve(tmp_path: Path, port: int, bot: FakeBotApi, anthropic: FakeAnthropicAp
         "TELEGRAM_TOKEN": TOKEN,
         "TELEGRAM_API_BASE_URL": bot.base_url,
         "ALLOWED_USER_IDS": f"{DEV.id},{ADA.id}",
-        "PROJECTS": f"api={tmp_path / 'src' / 'api'};web={tmp_path / 'src' / 'web'}",
+        "PROJECTS": projects or f"api={tmp_path / 'src' / 'api'};web={tmp_path / 'src' / 'web'}",
         "WORKSPACES_ROOT": str(tmp_path / "trees"),
         "DATA_DIR": str(tmp_path / "data"),
         "WEBHOOK_PATH": HOOK,
@@ -204,6 +206,40 @@ async def test_two_users_two_projects_each_in_their_own_tree(tmp_path: Path) -> 
     assert str(trees / "web" / "user-1001") in (dev_status.text or "")
     assert "📁 web" in (ada_status.text or "")
     assert str(trees / "web" / "user-1002") in (ada_status.text or "")
+
+
+async def test_an_unreachable_remote_is_a_chat_error_and_the_held_prompt_waits(tmp_path: Path) -> None:
+    """The remote's clone fails: the chat is told what to fix, nothing is left behind, the prompt still runs."""
+    (tmp_path / "src").mkdir()
+    make_repo(tmp_path / "src" / "api")
+    dead = f"http://127.0.0.1:{free_port()}/team/web.git"  # nothing listens there
+    port = free_port()
+    async with FakeBotApi(TOKEN, time_scale=0.02) as bot, FakeAnthropicApi() as anthropic:
+        bot.add_chat(DEV)
+        server = serve(tmp_path, port, bot, anthropic, projects=f"web={dead};api={tmp_path / 'src' / 'api'}")
+        try:
+            await wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
+            await set_webhook(bot, port)
+            anthropic.script(Reply.tool(write_file("kept.txt", "kept\n")), Reply.text("wrote kept.txt"))
+            await bot.send_text("write kept.txt", user=DEV)
+            await until("the project question", lambda: said(bot, DEV, "📁 Which project"))
+            picker = said(bot, DEV, "📁 Which project")
+            assert picker is not None
+            await bot.press(picker.message_id, "web/j::", user=DEV)
+            await until("the clone error", lambda: said(bot, DEV, "⚠️ 📁 web"))
+            failure = said(bot, DEV, "⚠️ 📁 web")
+            assert failure is not None
+            mark = last_id(bot, DEV)
+            await bot.press(picker.message_id, "api/j::", user=DEV)
+            await until("the held prompt's change in api", lambda: said(bot, DEV, "📝 Changes ready", after=mark))
+        finally:
+            server.send_signal(signal.SIGTERM)
+            await anyio.to_thread.run_sync(server.wait, 60)
+
+    assert "📁 web: cannot clone" in (failure.text or "")
+    assert "reach it" in (failure.text or "")
+    assert not (tmp_path / "trees" / "web").exists() or not any((tmp_path / "trees" / "web").iterdir())
+    assert status(tmp_path / "trees" / "api" / "user-1001") == "?? kept.txt\n"
 
 
 @pytest.fixture

@@ -116,3 +116,9 @@ def test_a_missing_projects_file_and_both_settings_are_refused(tmp_path: Path) -
 def test_projects_need_the_bot_api_transport() -> None:
     with pytest.raises(ConfigurationError, match="TRANSPORT=webhook or polling"):
         Config.from_mapping({"PROJECTS": "a=/a", "TRANSPORT": "telethon", "API_ID": "1", "API_HASH": "0" * 32})
+
+
+def test_a_token_in_a_remote_url_is_a_secret() -> None:
+    config = Config.from_mapping({"PROJECTS": "web=https://deploy:tok3n-value@example.org/team/web.git"})
+
+    assert "tok3n-value" in config.secrets()

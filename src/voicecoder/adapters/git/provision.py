@@ -10,6 +10,7 @@ uncommitted edits stay where they are).
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -24,6 +25,14 @@ from voicecoder.domain.errors import WorkspaceError
 __all__ = ["ProvisionError", "clone_workspace", "is_work_tree", "seed_repository"]
 
 logger = logging.getLogger(__name__)
+
+
+_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def shown(source: str) -> str:
+    """*source* as it may be shown or logged: a URL's ``user:token@`` is left out (it is a credential)."""
+    return _USERINFO.sub("", source)
 
 
 class ProvisionError(WorkspaceError):
@@ -52,13 +61,14 @@ def _clone(source: str, target: Path, branch: str | None) -> Path:
             repo.close()
         (staging / "tree").rename(target)
     except Exception as exc:
+        detail = shown(str(exc).replace(source, shown(source)))
         raise ProvisionError(
-            f"cannot clone {source} ({type(exc).__name__}: {exc}). Check that the server can reach it "
+            f"cannot clone {shown(source)} ({type(exc).__name__}: {detail}). Check that the server can reach it "
             "(network, SSH key, credentials) and that the branch exists; nothing was created, try again."
-        ) from exc
+        ) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    logger.info("cloned %s into %s", source, target)
+    logger.info("cloned %s into %s", shown(source), target)
     return target
 
 

@@ -40,6 +40,7 @@ async def test_a_local_project_is_cloned_with_its_commits_not_its_uncommitted_ed
     [
         ("{tmp}/not-a-repo", "is not a git repository"),
         ("http://127.0.0.1:{port}/nobody/home.git", "cannot clone http://127.0.0.1"),
+        ("http://deploy:s3cr3t-token@127.0.0.1:{port}/team/web.git", "cannot clone http://127.0.0.1"),
     ],
 )
 async def test_a_failed_clone_says_what_to_fix_and_leaves_nothing(tmp_path: Path, source: str, says: str) -> None:
@@ -51,5 +52,7 @@ async def test_a_failed_clone_says_what_to_fix_and_leaves_nothing(tmp_path: Path
         await clone_workspace(url, target)
 
     assert says in str(raised.value)
+    assert "s3cr3t-token" not in str(raised.value)  # a credential in the remote's URL is never shown
+    assert raised.value.__cause__ is None
     assert not target.exists()
     assert not target.parent.exists() or list(target.parent.iterdir()) == []  # no staging directory left
