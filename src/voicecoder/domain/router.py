@@ -39,7 +39,7 @@ from voicecoder.domain.replies import (
 if TYPE_CHECKING:
     from voicecoder.domain.services import VoiceCoder
 
-__all__ = ["ProjectRouter"]
+__all__ = ["MAX_HELD", "ProjectRouter"]
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,15 @@ class ProjectRouter:
         if project is None:
             held = self._held.setdefault(chat, [])
             asked = bool(held)
-            if hold and len(held) < MAX_HELD:
+            if hold and len(held) >= MAX_HELD:
+                await self._messenger.send(
+                    chat,
+                    ErrorReply(
+                        f"{MAX_HELD} messages already wait for a project: choose one with the buttons above "
+                        "(or /project), then send this one again."
+                    ),
+                )
+            elif hold:
                 held.append(run)
             if not asked:
                 await self._messenger.send(chat, ProjectPicker(self.projects, None, held=bool(held)))

@@ -23,7 +23,7 @@ from voicecoder.domain.replies import (
     StatusReport,
     Unauthorized,
 )
-from voicecoder.domain.router import ProjectRouter
+from voicecoder.domain.router import MAX_HELD, ProjectRouter
 from voicecoder.testing.fakes import AgentScript, RecordingMessenger
 from voicecoder.testing.projects import FakeProjectWorkspaces, InMemoryProjectChoices
 
@@ -71,6 +71,19 @@ async def test_a_chat_without_a_project_is_asked_once_and_its_prompts_run_in_the
     await rig.router.prompt(CHAT, ALICE, "third")
     assert [r.prompt for r in web.agent.requests][-1] == "third"
     assert len(rig.messenger.of_type(ProjectPicker)) == 1
+
+
+async def test_a_chat_that_keeps_writing_without_choosing_is_told_when_nothing_more_can_wait(rig: Rig) -> None:
+    for n in range(MAX_HELD + 1):
+        await rig.router.prompt(CHAT, ALICE, f"prompt {n}")
+
+    assert len(rig.messenger.of_type(ProjectPicker)) == 1
+    refusal = rig.messenger.of_type(ErrorReply)[-1]
+    assert f"{MAX_HELD} messages already wait" in refusal.message
+    await choose(rig, "api")
+    assert [r.prompt for r in rig.workspaces.fakes(ALICE, "api").agent.requests] == [
+        f"prompt {n}" for n in range(MAX_HELD)
+    ]
 
 
 async def test_each_user_has_their_own_workspace_unless_the_project_is_shared(rig: Rig) -> None:
