@@ -74,7 +74,8 @@ class ProjectRouter:
         self._messenger = messenger
         self._allowed = allowed_users
         self._commands = commands
-        self._held: dict[ChatId, list[_Held]] = {}
+        # Who sent each held message matters in a group: it runs in its author's workspace, not the chooser's.
+        self._held: dict[ChatId, list[tuple[UserId, _Held]]] = {}
 
     # --- routing --------------------------------------------------------------------------------
 
@@ -114,7 +115,7 @@ class ProjectRouter:
                     ),
                 )
             elif hold:
-                held.append(run)
+                held.append((user, run))
             if not asked:
                 await self._messenger.send(chat, ProjectPicker(self.projects, None, held=bool(held)))
             if not held:
@@ -131,8 +132,10 @@ class ProjectRouter:
         await self._choices.choose(chat, project)
         held = self._held.pop(chat, [])
         await self._messenger.send(chat, ProjectChosen(project, app.settings.workspace_path, running_held=len(held)))
-        for run in held:
-            await run(app)
+        for author, run in held:
+            workspace = app if author == user else await self._app(author, project, chat)
+            if workspace is not None:
+                await run(workspace)
 
     # --- access ---------------------------------------------------------------------------------
 

@@ -86,6 +86,15 @@ async def test_a_chat_that_keeps_writing_without_choosing_is_told_when_nothing_m
     ]
 
 
+async def test_in_a_group_a_held_message_runs_in_its_authors_workspace(rig: Rig) -> None:
+    group = ChatId(-500)
+    await rig.router.prompt(group, BOB, "bob's idea")
+    await choose(rig, "web", chat=group, user=ALICE)
+
+    assert [r.prompt for r in rig.workspaces.fakes(BOB, "web").agent.requests] == ["bob's idea"]
+    assert not rig.workspaces.fakes(ALICE, "web").agent.requests
+
+
 async def test_each_user_has_their_own_workspace_unless_the_project_is_shared(rig: Rig) -> None:
     bob_chat = ChatId(200)
     for chat, user in ((CHAT, ALICE), (bob_chat, BOB)):
