@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from voicecoder.bootstrap import build_container
+from voicecoder.bootstrap import build_container, doctor
 from voicecoder.bootstrap.projects import workspace_path
 from voicecoder.config import Config
 from voicecoder.domain.errors import ConfigurationError
@@ -122,3 +122,26 @@ def test_a_token_in_a_remote_url_is_a_secret() -> None:
     config = Config.from_mapping({"PROJECTS": "web=https://deploy:tok3n-value@example.org/team/web.git"})
 
     assert "tok3n-value" in config.secrets()
+
+
+async def test_doctor_looks_at_each_project_and_contacts_nothing(tmp_path: Path) -> None:
+    from tests.gitoracle import init_repo  # noqa: PLC0415 - the git CLI makes the project's source
+
+    init_repo(tmp_path / "api")
+    (tmp_path / "notes").mkdir()
+    config = Config.from_mapping(
+        {
+            "PROJECTS": f"api={tmp_path / 'api'};notes={tmp_path / 'notes'};web=https://u:t0ken@example.org/w.git",
+            "DATA_DIR": str(tmp_path / "data"),
+        }
+    )
+
+    found = {d.name: d for d in await doctor(build_container(config))}
+
+    assert found["project api"].ok
+    assert "each user works in a clone" in found["project api"].detail
+    assert not found["project notes"].ok
+    assert "PROJECTS" in (found["project notes"].fix or "")
+    assert found["project web"].ok
+    assert found["project web"].detail == "cloned on first use from https://example.org/w.git"
+    assert "workspace" not in found  # WORKSPACE_DIR is not used, so not checked
