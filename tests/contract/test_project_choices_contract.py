@@ -49,4 +49,4 @@ class TestInMemoryProjectChoices(ProjectChoicesContract):
 
     @pytest.fixture
     def broken(self) -> ProjectChoices:
-        return InMemoryProjectChoices(fail_next=2)
+        return InMemoryProjectChoices(fail_next=5)

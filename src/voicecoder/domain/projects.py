@@ -10,11 +10,14 @@ the workspace whose change it shows, whatever the chat chose since.
 
 from __future__ import annotations
 
+import enum
 import re
 from typing import TYPE_CHECKING, Protocol
 
+import attrs
+
 from voicecoder.domain.callbacks import project_buttons
-from voicecoder.domain.model import ChatId, UserId
+from voicecoder.domain.model import Audio, ChatId, UserId
 from voicecoder.domain.ports import Messenger
 from voicecoder.domain.replies import MessageRef, Reply
 
@@ -24,6 +27,8 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_PROJECT_NAME",
     "PROJECT_NAME_RE",
+    "HeldKind",
+    "HeldPrompt",
     "ProjectChoices",
     "ProjectMessenger",
     "ProjectWorkspaces",
@@ -34,8 +39,33 @@ MAX_PROJECT_NAME = 12
 PROJECT_NAME_RE = re.compile(rf"[a-z0-9_-]{{1,{MAX_PROJECT_NAME}}}")
 
 
+class HeldKind(enum.Enum):
+    """What a held message asks for once a project is chosen."""
+
+    PROMPT = "prompt"
+    VOICE = "voice"
+    SPEECH_CHECK = "hear"
+
+
+@attrs.frozen
+class HeldPrompt:
+    """
+    A message that reached a chat with no project chosen: it runs, as its author sent it, in the project picked.
+
+    A typed prompt has *text*; a voice note or a speech check has *audio* (transcribed when it runs).
+    """
+
+    user: UserId
+    kind: HeldKind
+    text: str = ""
+    audio: Audio | None = None
+    language: str | None = None
+    reply_to: int | None = None
+    user_name: str | None = None
+
+
 class ProjectChoices(Protocol):
-    """Which project each chat (or forum topic of a chat) works in; kept across restarts."""
+    """Which project each chat (or forum topic of a chat) works in, and what waits for that choice; durable."""
 
     async def chosen(self, chat: ChatId, /) -> str | None:
         """
@@ -52,6 +82,35 @@ class ProjectChoices(Protocol):
 
         Raises:
             StateStoreError: The choice could not be written.
+        """
+        ...
+
+    async def hold(self, chat: ChatId, prompt: HeldPrompt, /) -> int:
+        """
+        Keep *prompt* until *chat* chooses a project (durable when this returns); returns how many now wait.
+
+        Raises:
+            StateStoreError: The prompt could not be written.
+        """
+        ...
+
+    async def held(self, chat: ChatId, /) -> int:
+        """
+        How many prompts of *chat* wait for its choice.
+
+        Raises:
+            StateStoreError: The held prompts could not be read.
+        """
+        ...
+
+    async def pop_held(self, chat: ChatId, /) -> HeldPrompt | None:
+        """
+        The oldest prompt *chat* holds, no longer held once this returns (None: nothing waits).
+
+        One at a time, so that a restart while one of them runs neither runs it again nor loses the others.
+
+        Raises:
+            StateStoreError: The held prompts could not be read or removed.
         """
         ...
 

@@ -5,9 +5,9 @@ It is a `VoiceCoderApp`, so a transport drives it exactly as it drives one `Voic
 
 * ``/project`` lists the projects as buttons (`ProjectPicker`); ``/project NAME`` or a press switches the chat (or
   the forum topic: a `ChatId` with a thread is its own choice) and answers with `ProjectChosen`.
-* A chat that has chosen no project is asked once: the prompt (text or voice) that met the question is held and
-  runs in the project picked, so nobody has to send it again. Held prompts live in memory: a restart before the
-  choice forgets them (the picker is shown again by the next message).
+* A chat that has chosen no project is asked once: the prompt (text or voice) that met the question is held
+  (durably, by `ProjectChoices`) and runs in the project picked, in its author's workspace, so nobody has to send
+  it again, not even after a restart.
 * A button press goes to the project the button names (`Button.project`), never to the chat's current choice: a
   change shown before a switch is approved or rejected in its own project. A button that names no project (sent
   before projects were configured) or a project no longer configured is refused with an alert saying so.
@@ -24,7 +24,7 @@ from voicecoder.domain.app import PROJECT_COMMAND, VoiceCoderApp
 from voicecoder.domain.errors import UnexpectedAdapterError, VoicecoderError, WorkspaceError
 from voicecoder.domain.model import Audio, ChangeId, ChatId, CommitInfo, Diff, UserId, WorkspaceStatus
 from voicecoder.domain.ports import Messenger
-from voicecoder.domain.projects import ProjectChoices, ProjectWorkspaces
+from voicecoder.domain.projects import HeldKind, HeldPrompt, ProjectChoices, ProjectWorkspaces
 from voicecoder.domain.replies import (
     Action,
     Button,
@@ -44,7 +44,7 @@ __all__ = ["MAX_HELD", "ProjectRouter"]
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-_Held = Callable[[VoiceCoderApp], Awaitable[None]]
+_Run = Callable[[VoiceCoderApp], Awaitable[None]]
 #: A chat that sends more while it has not chosen keeps at most this many prompts waiting.
 MAX_HELD = 5
 
@@ -74,8 +74,6 @@ class ProjectRouter:
         self._messenger = messenger
         self._allowed = allowed_users
         self._commands = commands
-        # Who sent each held message matters in a group: it runs in its author's workspace, not the chooser's.
-        self._held: dict[ChatId, list[tuple[UserId, _Held]]] = {}
 
     # --- routing --------------------------------------------------------------------------------
 
@@ -97,45 +95,47 @@ class ProjectRouter:
         chosen = await self._choices.chosen(chat)
         return chosen if chosen in self.projects else None
 
-    async def _route(self, chat: ChatId, user: UserId, run: _Held, *, hold: bool = False) -> None:
-        """Run *run* in the chat's project; with none chosen, ask (and with *hold*, keep *run* for the choice)."""
+    async def _route(self, chat: ChatId, user: UserId, run: _Run, *, hold: HeldPrompt | None = None) -> None:
+        """Run *run* in the chat's project; with none chosen, ask (and keep *hold* for the choice)."""
         if not self.is_authorized(user):
             await self.unauthorized(chat, user)
             return
         project = await self._current(chat)
         if project is None:
-            held = self._held.setdefault(chat, [])
-            asked = bool(held)
-            if hold and len(held) >= MAX_HELD:
-                await self._messenger.send(
-                    chat,
-                    ErrorReply(
-                        f"{MAX_HELD} messages already wait for a project: choose one with the buttons above "
-                        "(or /project), then send this one again."
-                    ),
-                )
-            elif hold:
-                held.append((user, run))
-            if not asked:
-                await self._messenger.send(chat, ProjectPicker(self.projects, None, held=bool(held)))
-            if not held:
-                self._held.pop(chat, None)
+            await self._ask(chat, hold)
             return
         app = await self._app(user, project, chat)
         if app is not None:
             await run(app)
+
+    async def _ask(self, chat: ChatId, hold: HeldPrompt | None) -> None:
+        waiting = await self._choices.held(chat)
+        if hold is not None and waiting >= MAX_HELD:
+            await self._messenger.send(
+                chat,
+                ErrorReply(
+                    f"{MAX_HELD} messages already wait for a project: choose one with the buttons above "
+                    "(or /project), then send this one again."
+                ),
+            )
+        elif hold is not None:
+            await self._choices.hold(chat, hold)
+        if not waiting:  # asked once: while messages wait, the question is already there
+            await self._messenger.send(chat, ProjectPicker(self.projects, None, held=hold is not None))
 
     async def _switch(self, chat: ChatId, user: UserId, project: str) -> None:
         app = await self._app(user, project, chat)
         if app is None:
             return
         await self._choices.choose(chat, project)
-        held = self._held.pop(chat, [])
-        await self._messenger.send(chat, ProjectChosen(project, app.settings.workspace_path, running_held=len(held)))
-        for author, run in held:
-            workspace = app if author == user else await self._app(author, project, chat)
+        waiting = await self._choices.held(chat)
+        await self._messenger.send(chat, ProjectChosen(project, app.settings.workspace_path, running_held=waiting))
+        # One at a time: a restart while one runs neither runs it again nor loses those after it.
+        while (held := await self._choices.pop_held(chat)) is not None:
+            # In a group, a held message runs in its author's workspace, not the chooser's.
+            workspace = app if held.user == user else await self._app(held.user, project, chat)
             if workspace is not None:
-                await run(workspace)
+                await _run_held(workspace, chat, held)
 
     # --- access ---------------------------------------------------------------------------------
 
@@ -238,18 +238,13 @@ class ProjectRouter:
         reply_to: int | None = None,
         user_name: str | None = None,
     ) -> None:
-        # A held prompt runs when the user chooses: its send time would make it look like an outage's leftover.
-        async def held(app: VoiceCoderApp) -> None:
-            await app.prompt(chat, user, text, reply_to=reply_to, user_name=user_name)
-
-        if await self._has_project(chat):
-            await self._route(
-                chat,
-                user,
-                lambda app: app.prompt(chat, user, text, sent_at=sent_at, reply_to=reply_to, user_name=user_name),
-            )
-        else:
-            await self._route(chat, user, held, hold=True)
+        held = HeldPrompt(user, HeldKind.PROMPT, text=text, reply_to=reply_to, user_name=user_name)
+        await self._route(
+            chat,
+            user,
+            lambda app: app.prompt(chat, user, text, sent_at=sent_at, reply_to=reply_to, user_name=user_name),
+            hold=held,
+        )
 
     async def voice(
         self,
@@ -262,25 +257,19 @@ class ProjectRouter:
         reply_to: int | None = None,
         user_name: str | None = None,
     ) -> None:
-        async def held(app: VoiceCoderApp) -> None:
-            await app.voice(chat, user, audio, language=language, reply_to=reply_to, user_name=user_name)
-
-        if await self._has_project(chat):
-            await self._route(
-                chat,
-                user,
-                lambda app: app.voice(
-                    chat, user, audio, language=language, sent_at=sent_at, reply_to=reply_to, user_name=user_name
-                ),
-            )
-        else:
-            await self._route(chat, user, held, hold=True)
+        held = HeldPrompt(user, HeldKind.VOICE, audio=audio, language=language, reply_to=reply_to, user_name=user_name)
+        await self._route(
+            chat,
+            user,
+            lambda app: app.voice(
+                chat, user, audio, language=language, sent_at=sent_at, reply_to=reply_to, user_name=user_name
+            ),
+            hold=held,
+        )
 
     async def hear(self, chat: ChatId, user: UserId, audio: Audio, *, language: str | None = None) -> None:
-        await self._route(chat, user, lambda app: app.hear(chat, user, audio, language=language), hold=True)
-
-    async def _has_project(self, chat: ChatId) -> bool:
-        return await self._current(chat) is not None
+        held = HeldPrompt(user, HeldKind.SPEECH_CHECK, audio=audio, language=language)
+        await self._route(chat, user, lambda app: app.hear(chat, user, audio, language=language), hold=held)
 
     # --- decisions ------------------------------------------------------------------------------
 
@@ -373,3 +362,22 @@ class ProjectRouter:
         """Every open workspace's app goes down (see `VoiceCoder.shutdown`). Raises nothing a caller must handle."""
         for app in self._workspaces.opened():
             await app.shutdown(reason)
+
+
+async def _run_held(app: VoiceCoderApp, chat: ChatId, held: HeldPrompt) -> None:
+    """
+    Run a message that waited for the project choice, as its author sent it.
+
+    Without its send time: it waited for the user, not through an outage, so it is not refused as stale.
+    """
+    match held.kind:
+        case HeldKind.PROMPT:
+            await app.prompt(chat, held.user, held.text, reply_to=held.reply_to, user_name=held.user_name)
+        case HeldKind.VOICE if held.audio is not None:
+            await app.voice(
+                chat, held.user, held.audio, language=held.language, reply_to=held.reply_to, user_name=held.user_name
+            )
+        case HeldKind.SPEECH_CHECK if held.audio is not None:
+            await app.hear(chat, held.user, held.audio, language=held.language)
+        case _:  # pragma: no cover - a held voice note always has its audio
+            logger.warning("a held %s without audio was dropped", held.kind.value)

@@ -12,7 +12,7 @@ import attrs
 from voicecoder.domain.errors import StateStoreError, WorkspaceError
 from voicecoder.domain.model import ChatId, UserId
 from voicecoder.domain.ports import Messenger
-from voicecoder.domain.projects import ProjectMessenger
+from voicecoder.domain.projects import HeldPrompt, ProjectMessenger
 from voicecoder.domain.services import Settings, VoiceCoder
 from voicecoder.testing.fakes import FakePorts, FakeTranscriber, build_voicecoder
 
@@ -24,6 +24,7 @@ class InMemoryProjectChoices:
     """The `ProjectChoices` port in memory; `fail_next` makes the next calls raise `StateStoreError`."""
 
     choices: dict[tuple[int, int], str] = attrs.field(factory=dict)
+    waiting: dict[tuple[int, int], list[HeldPrompt]] = attrs.field(factory=dict)
     fail_next: int = 0
 
     def _check(self) -> None:
@@ -38,6 +39,21 @@ class InMemoryProjectChoices:
     async def choose(self, chat: ChatId, project: str, /) -> None:
         self._check()
         self.choices[(chat.value, chat.thread or 0)] = project
+
+    async def hold(self, chat: ChatId, prompt: HeldPrompt, /) -> int:
+        self._check()
+        waiting = self.waiting.setdefault((chat.value, chat.thread or 0), [])
+        waiting.append(prompt)
+        return len(waiting)
+
+    async def held(self, chat: ChatId, /) -> int:
+        self._check()
+        return len(self.waiting.get((chat.value, chat.thread or 0), []))
+
+    async def pop_held(self, chat: ChatId, /) -> HeldPrompt | None:
+        self._check()
+        waiting = self.waiting.get((chat.value, chat.thread or 0), [])
+        return waiting.pop(0) if waiting else None
 
 
 @attrs.define

@@ -22,7 +22,8 @@ def message(text: str = "hi", *, topic: int | None = None, **extra: Any) -> dict
 
 
 def press(data: str, *, topic: int | None = None) -> dict[str, Any]:
-    bot_message = message("summary", topic=topic, **{"from": {"id": 9, "is_bot": True, "first_name": "bot"}})
+    bot_message = message("summary", topic=topic)
+    bot_message["from"] = {"id": 9, "is_bot": True, "first_name": "bot"}
     return {
         "update_id": 2,
         "callback_query": {"id": "1", "from": USER, "chat_instance": "1", "data": data, "message": bot_message},
@@ -48,9 +49,8 @@ def test_a_press_that_may_start_a_turn_goes_to_the_message_lane(data: str) -> No
 
 def test_a_reply_to_a_tagged_tool_question_has_the_answer_lane() -> None:
     keyboard = {"inline_keyboard": [[{"text": "✅ Allow", "callback_data": "api/y:0a1b2c3d:"}]]}
-    question = message(
-        "💻 Claude wants to run", reply_markup=keyboard, **{"from": {"id": 9, "is_bot": True, "first_name": "b"}}
-    )
+    question = message("💻 Claude wants to run", reply_markup=keyboard)
+    question["from"] = {"id": 9, "is_bot": True, "first_name": "b"}
     reply = message("no", topic=5, reply_to_message=question)
 
     assert lane_of({"update_id": 3, "message": reply}) == (CHAT, "answer@5")

@@ -86,6 +86,19 @@ async def test_a_chat_that_keeps_writing_without_choosing_is_told_when_nothing_m
     ]
 
 
+async def test_a_held_prompt_outlives_a_restart_of_the_router(rig: Rig) -> None:
+    await rig.router.prompt(CHAT, ALICE, "survive the restart")
+    restarted = ProjectRouter(
+        ("api", "web", "docs"), rig.workspaces, rig.choices, rig.messenger, USERS, COMMANDS_WITH_PROJECTS
+    )
+
+    await restarted.press(CHAT, ALICE, "cb", Button(Action.CHOOSE_PROJECT, project="docs"))
+
+    assert [r.prompt for r in rig.workspaces.fakes(ALICE, "docs").agent.requests] == ["survive the restart"]
+    assert rig.messenger.of_type(ProjectChosen)[-1].running_held == 1
+    assert await rig.choices.held(CHAT) == 0
+
+
 async def test_in_a_group_a_held_message_runs_in_its_authors_workspace(rig: Rig) -> None:
     group = ChatId(-500)
     await rig.router.prompt(group, BOB, "bob's idea")

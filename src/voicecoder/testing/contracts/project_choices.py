@@ -13,8 +13,16 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from voicecoder.domain.errors import StateStoreError
-from voicecoder.domain.model import ChatId
-from voicecoder.domain.projects import ProjectChoices
+from voicecoder.domain.model import Audio, ChatId, UserId
+from voicecoder.domain.projects import HeldKind, HeldPrompt, ProjectChoices
+
+TYPED = HeldPrompt(UserId(1), HeldKind.PROMPT, text="add a <test> & run it", reply_to=12, user_name="Ada")
+SPOKEN = HeldPrompt(
+    UserId(2),
+    HeldKind.VOICE,
+    audio=Audio(b"OggS\x00voice", "audio/ogg", "note.ogg", 3.5),
+    language="de",
+)
 
 __all__ = ["ProjectChoicesContract"]
 
@@ -58,8 +66,35 @@ class ProjectChoicesContract:
         assert await again.chosen(ChatId(5, thread=3)) == "web"
         assert await again.chosen(ChatId(5)) is None
 
+    async def test_held_prompts_come_back_oldest_first_once_each(self, choices: ProjectChoices) -> None:
+        assert await choices.hold(ChatId(1), TYPED) == 1
+        assert await choices.hold(ChatId(1), SPOKEN) == 2
+        await choices.hold(ChatId(1, thread=4), SPOKEN)
+
+        assert await choices.held(ChatId(1)) == 2
+        assert await choices.pop_held(ChatId(1)) == TYPED
+        assert await choices.pop_held(ChatId(1)) == SPOKEN
+        assert await choices.pop_held(ChatId(1)) is None
+        assert await choices.held(ChatId(1)) == 0
+        assert await choices.held(ChatId(1, thread=4)) == 1
+
+    async def test_held_prompts_outlive_the_process(
+        self, choices: ProjectChoices, reopen: Callable[[], Awaitable[ProjectChoices]]
+    ) -> None:
+        await choices.hold(ChatId(9), SPOKEN)
+
+        again = await reopen()
+
+        assert await again.pop_held(ChatId(9)) == SPOKEN
+
     async def test_a_store_that_fails_raises_state_store_error(self, broken: ProjectChoices) -> None:
         with pytest.raises(StateStoreError):
             await broken.chosen(ChatId(1))
         with pytest.raises(StateStoreError):
             await broken.choose(ChatId(1), "api")
+        with pytest.raises(StateStoreError):
+            await broken.hold(ChatId(1), TYPED)
+        with pytest.raises(StateStoreError):
+            await broken.held(ChatId(1))
+        with pytest.raises(StateStoreError):
+            await broken.pop_held(ChatId(1))
