@@ -242,6 +242,43 @@ async def test_an_unreachable_remote_is_a_chat_error_and_the_held_prompt_waits(t
     assert status(tmp_path / "trees" / "api" / "user-1001") == "?? kept.txt\n"
 
 
+async def test_a_prompt_held_for_the_project_choice_survives_a_restart(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    make_repo(tmp_path / "src" / "api")
+    make_repo(tmp_path / "src" / "web")
+    port = free_port()
+    async with FakeBotApi(TOKEN, time_scale=0.02) as bot, FakeAnthropicApi() as anthropic:
+        bot.add_chat(DEV)
+        server = serve(tmp_path, port, bot, anthropic)
+        try:
+            await wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
+            await set_webhook(bot, port)
+            await bot.send_text("write held.txt", user=DEV)
+            await until("the project question", lambda: said(bot, DEV, "📁 Which project"))
+        finally:
+            server.send_signal(signal.SIGTERM)
+            await anyio.to_thread.run_sync(server.wait, 60)
+        picker = said(bot, DEV, "📁 Which project")
+        assert picker is not None
+
+        anthropic.script(Reply.tool(write_file("held.txt", "held\n")), Reply.text("wrote held.txt"))
+        server = serve(tmp_path, port, bot, anthropic)
+        try:
+            await wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
+            mark = last_id(bot, DEV)
+            await bot.press(picker.message_id, "web/j::", user=DEV)
+            await until("the held prompt's change", lambda: said(bot, DEV, "📝 Changes ready", after=mark))
+        finally:
+            server.send_signal(signal.SIGTERM)
+            await anyio.to_thread.run_sync(server.wait, 60)
+
+    chosen = said(bot, DEV, "📁 Now working in web")
+    assert chosen is not None
+    assert "Running the 1 message you sent before choosing" in (chosen.text or "")
+    assert status(tmp_path / "trees" / "web" / "user-1001") == "?? held.txt\n"
+    assert not (tmp_path / "trees" / "api").exists()
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
