@@ -22,6 +22,8 @@ from voicecoder.adapters.stt.plugins import BUILTIN_PROVIDERS, installed_plugins
 from voicecoder.adapters.telegram.identity import check_path, check_secret
 from voicecoder.domain.errors import ConfigurationError
 from voicecoder.domain.policy import ToolRule
+from voicecoder.dotenv import read_dotenv
+from voicecoder.projects_config import ProjectSpec, load_projects_file, parse_projects
 
 #: The hosted OpenAI-compatible APIs that need a key (a self-hosted server usually needs none).
 _KEYED_HOSTS = ("api.openai.com", "api.groq.com")
@@ -41,7 +43,8 @@ VOICECODER_SETTINGS = frozenset(
         "OPENAI_STT_MODEL", "MAX_AUDIO_MB", "MAX_AUDIO_SECONDS", "API_ID", "API_HASH", "TELETHON_SESSION",
         "TELETHON_SESSION_STRING", "CLAUDE_BINARY", "CLAUDE_MODEL", "CLAUDE_PERMISSION_MODE", "CLAUDE_TIMEOUT",
         "CLAUDE_MAX_TURNS", "CLAUDE_KEEP_WARM", "COMPACTION_THRESHOLD", "LOG_FORMAT", "LOG_LEVEL", "TOOL_APPROVAL",
-        "TOOL_APPROVAL_TIMEOUT", "TOOL_ALLOW", "AGENT_ENV_PASSTHROUGH", "I_UNDERSTAND_BYPASS",
+        "TOOL_APPROVAL_TIMEOUT", "TOOL_ALLOW", "AGENT_ENV_PASSTHROUGH", "I_UNDERSTAND_BYPASS", "PROJECTS",
+        "PROJECTS_FILE", "WORKSPACES_ROOT",
     }
 )  # fmt: skip
 #: The CLI's own variables, passed to it from the environment or the .env file.
@@ -88,6 +91,10 @@ class Config:
     listen_port: int = 8080
     workspace_dir: Path = Path("workspace")
     data_dir: Path = Path("data")
+    #: PROJECTS / PROJECTS_FILE; empty: the single WORKSPACE_DIR, as before projects existed.
+    projects: tuple[ProjectSpec, ...] = ()
+    #: Where each (user, project) workspace is cloned.
+    workspaces_root: Path = Path("workspaces")
     #: A built-in provider (local, deepgram, assemblyai, openai) or an installed plug-in's name.
     stt_backend: str = "local"
     whisper_model: str = "base"
@@ -159,6 +166,7 @@ class Config:
             self.openai_stt_api_key,
             self.api_hash,
             self.telethon_session_string,
+            *(spec.credential for spec in self.projects),
         )
         return tuple(s for s in values if s)
 
@@ -307,7 +315,14 @@ class Config:
             kwargs["webhook_ip_address"] = _ipv4(v, "WEBHOOK_IP_ADDRESS")
         if (v := get("MAX_PROMPT_AGE")) is not None:
             kwargs["max_prompt_age_s"] = _duration(v, "MAX_PROMPT_AGE")
-        for name, field in {"WORKSPACE_DIR": "workspace_dir", "DATA_DIR": "data_dir"}.items():
+        if get("PROJECTS") is not None and get("PROJECTS_FILE") is not None:
+            raise ConfigurationError("Set PROJECTS or PROJECTS_FILE, not both: keep the one you maintain.")
+        if (v := get("PROJECTS")) is not None:
+            kwargs["projects"] = parse_projects(v)
+        if (v := get("PROJECTS_FILE")) is not None:
+            kwargs["projects"] = load_projects_file(Path(v).expanduser())
+        dirs = {"WORKSPACE_DIR": "workspace_dir", "DATA_DIR": "data_dir", "WORKSPACES_ROOT": "workspaces_root"}
+        for name, field in dirs.items():
             if (v := get(name)) is not None:
                 kwargs[field] = Path(v).expanduser()
         if (v := get("CLAUDE_CONFIG_DIR")) is not None:
@@ -372,6 +387,11 @@ class Config:
         self._validate_stt()
         if self.transport == "telethon":
             self.require_mtproto()
+            if self.projects:
+                raise ConfigurationError(
+                    "PROJECTS needs TRANSPORT=webhook or polling (the Bot API); the Telethon transport serves one "
+                    "WORKSPACE_DIR. Unset PROJECTS/PROJECTS_FILE or change TRANSPORT."
+                )
         if self.claude_permission_mode == "bypassPermissions" and not self.allow_bypass:
             raise ConfigurationError(BYPASS_REFUSED)
         config_dir = self.claude_config_dir or Path(home or Path.home()) / ".claude"
@@ -566,23 +586,3 @@ def _bool(value: str, name: str) -> bool:
     if lowered in {"0", "false", "no", "off"}:
         return False
     raise ConfigurationError(f"{name} must be true or false, got {value!r}.")
-
-
-def read_dotenv(path: Path) -> dict[str, str]:
-    """`KEY=value` lines; `#` comments, optional `export`, single or double quotes."""
-    values: dict[str, str] = {}
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        line = line.removeprefix("export ").strip()
-        if "=" not in line:
-            raise ConfigurationError(f"{path}:{number}: expected KEY=value.")
-        key, _, value = line.partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        values[key.strip()] = value
-    return values

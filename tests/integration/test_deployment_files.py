@@ -28,7 +28,7 @@ import pytest
 import yaml
 
 from voicecoder.adapters.claude_node import satisfies
-from voicecoder.config import read_dotenv
+from voicecoder.dotenv import read_dotenv
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from voicecoder.config import Config, read_dotenv
+from voicecoder.config import Config
 from voicecoder.domain.errors import ConfigurationError
+from voicecoder.dotenv import read_dotenv
 
 TOKEN = "123456789:AAHfakefakefakefakefakefakefakefake12"
 REPO = Path(__file__).resolve().parents[2]

@@ -10,8 +10,9 @@ import pytest
 from voicecoder.adapters import TelethonMessenger, TelethonUpdateHandler
 from voicecoder.bootstrap import build_container
 from voicecoder.bootstrap.doctor import RuntimeChecks
-from voicecoder.config import Config, read_dotenv
+from voicecoder.config import Config
 from voicecoder.domain.errors import ConfigurationError
+from voicecoder.dotenv import read_dotenv
 from voicecoder.testing import FAKE_API_HASH, FAKE_API_ID, FAKE_BOT_TOKEN, FakeTelegram
 
 BASE = {"TELEGRAM_TOKEN": FAKE_BOT_TOKEN, "TRANSPORT": "telethon"}

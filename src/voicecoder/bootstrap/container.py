@@ -19,6 +19,7 @@ from voicecoder.adapters.detect_secrets_scanner import DetectSecretsScanner
 from voicecoder.adapters.git import DulwichWorkspace
 from voicecoder.adapters.prometheus_metrics import MeteredAgentRunner, MeteredTranscriber, Metrics, UpdateMetrics
 from voicecoder.adapters.sqlite.inbox import SqliteInbox
+from voicecoder.adapters.sqlite.project_choices import SqliteProjectChoices
 from voicecoder.adapters.sqlite.state_store import SqliteStateStore
 from voicecoder.adapters.stt.audio_intake import AudioLimits
 from voicecoder.adapters.stt.code_aware import CodeAwareTranscriber
@@ -32,10 +33,12 @@ from voicecoder.adapters.telegram.api import TelegramBotApi
 from voicecoder.adapters.telegram.dispatcher import DispatchStats, UpdateDispatcher
 from voicecoder.adapters.telegram.ingress import TelegramIngress
 from voicecoder.adapters.telegram.messenger import TelegramMessenger
-from voicecoder.adapters.telegram.updates import TelegramUpdateHandler
+from voicecoder.adapters.telegram.updates import BOT_COMMANDS, BOT_COMMANDS_WITH_PROJECTS, TelegramUpdateHandler
 from voicecoder.adapters.telegram.webhook import TELEGRAM_NETWORKS, IngressStats, WebhookSettings
 from voicecoder.bootstrap.doctor import RuntimeChecks
+from voicecoder.bootstrap.projects import ProjectWorkspaceSet
 from voicecoder.config import Config
+from voicecoder.domain.app import COMMANDS_WITH_PROJECTS, VoiceCoderApp
 from voicecoder.domain.errors import (
     AgentNotInstalledError,
     AgentTimeoutError,
@@ -56,6 +59,7 @@ from voicecoder.domain.ports import (
     VocabularySource,
     Workspace,
 )
+from voicecoder.domain.router import ProjectRouter
 from voicecoder.domain.services import Ports, Settings, VoiceCoder
 from voicecoder.redaction import Redactor
 
@@ -135,8 +139,13 @@ def _telethon_messenger(client: Any) -> Messenger:
     return TelethonMessenger(client)
 
 
+def _front(config: Config, single: Callable[[], VoiceCoder], router: Callable[[], ProjectRouter]) -> VoiceCoderApp:
+    """What the transport drives: the project router where PROJECTS is set, else the one workspace's app."""
+    return router() if config.projects else single()
+
+
 def _telethon_update_handler(
-    app: VoiceCoder, client: Any, *, messenger: Messenger, max_bytes: int
+    app: VoiceCoderApp, client: Any, *, messenger: Messenger, max_bytes: int
 ) -> Callable[[dict[str, Any]], Awaitable[None]]:
     from voicecoder.adapters.telethon import TelethonUpdateHandler  # noqa: PLC0415 - optional extra
 
@@ -196,6 +205,9 @@ class Core(containers.DeclarativeContainer):
     vocabulary = providers.Singleton(WorkspaceVocabulary, settings.provided.workspace_dir)
     store = providers.Singleton(SqliteStateStore, settings.provided.state_path)
     inbox = providers.Singleton(SqliteInbox, settings.provided.inbox_path)
+    project_choices = providers.Singleton(
+        SqliteProjectChoices, providers.Callable(lambda c: c.data_dir / "project_choices.sqlite3", settings)
+    )
     claude = providers.Singleton(ClaudeCliAgent, providers.Callable(_claude_config, settings))
     agent: providers.Provider[AgentRunner] = providers.Singleton(MeteredAgentRunner, inner=claude, metrics=metrics)
 
@@ -361,19 +373,45 @@ class Container(containers.DeclarativeContainer):
         diagnosables=diagnosables,
     )
 
+    # --- several projects (PROJECTS): one app per (user, project) workspace, behind a router ------
+    project_workspaces = providers.Singleton(
+        ProjectWorkspaceSet,
+        settings,
+        messenger=telegram.messenger,
+        transcriber=speech.transcriber,
+        clock=core.clock,
+        scanner=core.scanner,
+        settings=app.domain_settings,
+        metrics=core.metrics,
+        tool_policy=providers.Object(_tool_policy),
+        claude_config=providers.Object(_claude_config),
+    )
+    router = providers.Singleton(
+        ProjectRouter,
+        projects=providers.Callable(lambda c: tuple(p.name for p in c.projects), settings),
+        workspaces=project_workspaces,
+        choices=core.project_choices,
+        messenger=telegram.messenger,
+        allowed_users=providers.Callable(_user_ids, settings.provided.allowed_user_ids),
+        commands=providers.Object(COMMANDS_WITH_PROJECTS),
+    )
+    #: What the transports drive: `app.voicecoder`, or the router when projects are configured.
+    front = providers.Singleton(_front, settings, app.voicecoder.provider, router.provider)
+    bot_commands = providers.Callable(lambda c: BOT_COMMANDS_WITH_PROJECTS if c.projects else BOT_COMMANDS, settings)
+
     # --- the ingress: updates into the durable inbox, run by the dispatcher ----------------------
     update_handler = providers.Selector(
         config.messaging.transport,
         telegram=providers.Singleton(
             TelegramUpdateHandler,
-            app.voicecoder,
+            front,
             telegram.bot_api,
             max_bytes=settings.provided.max_audio_bytes,
             messenger=telegram.messenger,
         ),
         telethon=providers.Singleton(
             _telethon_update_handler,
-            app.voicecoder,
+            front,
             telegram.telethon_client,
             max_bytes=settings.provided.max_audio_bytes,
             messenger=telegram.messenger,
@@ -383,7 +421,7 @@ class Container(containers.DeclarativeContainer):
     update_observer = providers.Singleton(UpdateMetrics, core.metrics)
     dispatch_stats = providers.Singleton(DispatchStats, observer=update_observer)
     dispatcher = providers.Singleton(
-        UpdateDispatcher, core.inbox, update_handler, stats=dispatch_stats, on_stop=app.voicecoder.provided.shutdown
+        UpdateDispatcher, core.inbox, update_handler, stats=dispatch_stats, on_stop=front.provided.shutdown
     )
     ingress_stats = providers.Singleton(IngressStats, observer=update_observer)
     webhook_settings = providers.Factory(_webhook_settings, settings)
@@ -399,10 +437,11 @@ class Container(containers.DeclarativeContainer):
         port=settings.provided.listen_port,
         polling=providers.Callable(lambda c: c.transport == "polling", settings),
         keep_warm=core.claude.provided.keep_warm,
+        commands=bot_commands,
     )
     telethon_ingress = providers.Singleton(
         _telethon_ingress,
-        app=app.voicecoder,
+        app=front,
         client=telegram.telethon_client,
         messenger=telegram.messenger,
         inbox=core.inbox,

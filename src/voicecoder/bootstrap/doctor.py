@@ -15,6 +15,7 @@ import anyio
 import attrs
 
 from voicecoder.adapters.claude_node import NodeRuntime
+from voicecoder.adapters.git.provision import shown
 from voicecoder.adapters.host_checks import (
     directory_diagnostic,
     is_repository,
@@ -27,6 +28,7 @@ from voicecoder.adapters.telegram.webhook_health import expectation, telegram_di
 from voicecoder.bootstrap.runtime import lifetime
 from voicecoder.config import Config
 from voicecoder.domain.model import Diagnostic
+from voicecoder.projects_config import ProjectSpec
 
 if TYPE_CHECKING:
     from voicecoder.bootstrap.container import Container
@@ -134,8 +136,28 @@ async def doctor(container: Container, *, deep: bool = False) -> list[Diagnostic
     return [d for group in groups for d in group]
 
 
+def _project_diagnostic(spec: ProjectSpec) -> Diagnostic:
+    """A project's source, looked at without cloning or contacting a remote."""
+    name = f"project {spec.name}"
+    if spec.path is None:
+        return Diagnostic(name, ok=True, detail=f"cloned on first use from {shown(spec.source)}")
+    if not is_repository(spec.path):
+        return Diagnostic(
+            name,
+            ok=False,
+            detail=f"{spec.path} is not a git repository",
+            fix="Fix the project's path in PROJECTS / PROJECTS_FILE, or make it a repository (git init, commit).",
+        )
+    how = "everyone works in this tree" if spec.shared else "each user works in a clone of it"
+    return Diagnostic(name, ok=True, detail=f"git repository at {spec.path}; {how}")
+
+
 async def _workspace_look(container: Container) -> Sequence[Diagnostic]:
-    path = container.settings().workspace_dir
+    config = container.settings()
+    if config.projects:
+        # Several projects: WORKSPACE_DIR is not used; each project's source is what must be right.
+        return [_project_diagnostic(spec) for spec in config.projects]
+    path = config.workspace_dir
     if is_repository(path):
         found: Sequence[Diagnostic] = await container.core.workspace().diagnose()
         return found

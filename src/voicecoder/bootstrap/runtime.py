@@ -73,7 +73,11 @@ async def lifetime(
             engine = container.speech.engine()
             if isinstance(engine, Closeable):
                 await stack.enter_async_context(_closing(engine.aclose))
-        if workspace:
+        if workspace and container.settings().projects:
+            # Several projects: each (user, project) workspace is opened on first use and closed here.
+            await stack.enter_async_context(_closing(container.core.project_choices().aclose))
+            await stack.enter_async_context(_closing(container.project_workspaces().aclose))
+        elif workspace:
             await container.core.workspace().open()
         if agent:
             # Warm agent processes (and whatever they started) never outlive the runtime: closed first.

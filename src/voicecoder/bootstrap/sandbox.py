@@ -17,16 +17,23 @@ import attrs
 from dependency_injector import providers
 
 from voicecoder.adapters.claude import UnavailableAgent
+from voicecoder.adapters.git.provision import seed_repository
 from voicecoder.adapters.stt.unavailable import UnavailableTranscriber
 from voicecoder.adapters.telegram.identity import new_path, new_secret
 from voicecoder.adapters.telegram.routing import ALLOWED_UPDATES
 from voicecoder.bootstrap.container import Container, build_container
 from voicecoder.config import Config
+from voicecoder.projects_config import ProjectSpec
 
 SANDBOX_USER = 4242
 SANDBOX_TOKEN = "4242424242:sandbox-token-not-a-real-telegram-bot-xx"  # noqa: S105 - the local fake's token
 REPO_CLAUDE = Path(__file__).resolve().parents[3] / ".tools" / "claude" / "node_modules" / ".bin" / "claude"
 DEMO_HINT = " Or restart with `python3 dev.py run --demo-agent` to try the whole flow offline."
+#: The two demo projects of `voicecoder sandbox --projects`: name → files of its first commit.
+DEMO_PROJECTS: dict[str, dict[str, str]] = {
+    "shop": {"README.md": "# shop\n\nA demo project: the online shop.\n", "cart.py": "ITEMS: list[str] = []\n"},
+    "blog": {"README.md": "# blog\n\nA demo project: the team blog.\n", "posts.md": "# Posts\n"},
+}
 
 
 @attrs.frozen
@@ -51,9 +58,26 @@ def find_claude() -> str | None:
     return str(REPO_CLAUDE) if REPO_CLAUDE.is_file() else None
 
 
-def sandbox_config(root: Path, *, bot_api_url: str, claude: str | None, claude_env: dict[str, str]) -> Config:
-    """The sandbox's configuration: the simulated Bot API, a random webhook identity, everything under *root*."""
+def demo_projects(root: Path) -> tuple[ProjectSpec, ...]:
+    """The sandbox's two demo projects under *root*/projects, created (one commit each) if missing."""
+    specs = []
+    for name, files in DEMO_PROJECTS.items():
+        path = seed_repository(root / "projects" / name, files, f"{name}: demo project")
+        specs.append(ProjectSpec(name, path=path))
+    return tuple(specs)
+
+
+def sandbox_config(
+    root: Path, *, bot_api_url: str, claude: str | None, claude_env: dict[str, str], projects: bool = False
+) -> Config:
+    """
+    The sandbox's configuration: the simulated Bot API, a random webhook identity, everything under *root*.
+
+    With *projects*, the bot serves the two demo projects (`DEMO_PROJECTS`) instead of one workspace.
+    """
     return Config(
+        projects=demo_projects(root) if projects else (),
+        workspaces_root=root / "workspaces",
         telegram_token=SANDBOX_TOKEN,
         telegram_api_base=bot_api_url,
         allowed_user_ids=frozenset({SANDBOX_USER}),
@@ -70,7 +94,9 @@ def sandbox_config(root: Path, *, bot_api_url: str, claude: str | None, claude_e
     )
 
 
-async def sandbox_container(root: Path, *, bot_api_url: str, anthropic_url: str | None = None) -> Sandbox:
+async def sandbox_container(
+    root: Path, *, bot_api_url: str, anthropic_url: str | None = None, projects: bool = False
+) -> Sandbox:
     """
     The sandbox's container for *root*, talking to the Bot API at *bot_api_url*.
 
@@ -81,7 +107,9 @@ async def sandbox_container(root: Path, *, bot_api_url: str, anthropic_url: str 
     claude_env: dict[str, str] = {}
     if anthropic_url is not None:
         claude_env = {"ANTHROPIC_BASE_URL": anthropic_url, "ANTHROPIC_API_KEY": "sandbox-demo"}
-    config = sandbox_config(root, bot_api_url=bot_api_url, claude=find_claude(), claude_env=claude_env)
+    config = sandbox_config(
+        root, bot_api_url=bot_api_url, claude=find_claude(), claude_env=claude_env, projects=projects
+    )
     if anthropic_url is not None:
         config = attrs.evolve(config, claude_config_dir=root / "claude-demo-config")
     container = build_container(config)
@@ -90,7 +118,9 @@ async def sandbox_container(root: Path, *, bot_api_url: str, anthropic_url: str 
     reason = problems[0].detail if problems else ""
     if problems:
         fix = problems[0].fix or "install and log in to the Claude Code CLI"
-        container.core.agent.override(providers.Object(UnavailableAgent(reason, fix + DEMO_HINT)))
+        unavailable = UnavailableAgent(reason, fix + DEMO_HINT)
+        container.core.agent.override(providers.Object(unavailable))
+        container.project_workspaces.add_kwargs(agent_factory=lambda _config: unavailable)
         agent = f"unavailable ({reason})"
     elif anthropic_url is not None:
         agent = "Claude Code CLI against the local fake Anthropic API (demo)"
@@ -117,9 +147,11 @@ async def point_webhook_at(container: Container, port: int) -> None:
 
 
 __all__ = [
+    "DEMO_PROJECTS",
     "SANDBOX_TOKEN",
     "SANDBOX_USER",
     "Sandbox",
+    "demo_projects",
     "find_claude",
     "point_webhook_at",
     "sandbox_config",

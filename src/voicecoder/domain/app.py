@@ -13,7 +13,7 @@ from typing import Protocol
 from voicecoder.domain.model import Audio, ChangeId, ChatId, CommitInfo, Diff, UserId, WorkspaceStatus
 from voicecoder.domain.replies import Button, CallbackAnswer
 
-__all__ = ["COMMANDS", "VoiceCoderApp"]
+__all__ = ["COMMANDS", "COMMANDS_WITH_PROJECTS", "PROJECT_COMMAND", "VoiceCoderApp"]
 
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("start", "Welcome and how to use the bot"),
@@ -25,6 +25,10 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("permissions", "How Claude's tools are approved; /permissions clear forgets this session's rules"),
 )
 """The slash commands, ``(name, description)``: register them with your bot's command menu."""
+
+PROJECT_COMMAND = ("project", "Choose the project this chat (or topic) works in")
+COMMANDS_WITH_PROJECTS: tuple[tuple[str, str], ...] = (*COMMANDS[:2], PROJECT_COMMAND, *COMMANDS[2:])
+"""The commands of a bot that serves several projects (``PROJECTS``): /project too."""
 
 
 class VoiceCoderApp(Protocol):
@@ -44,6 +48,8 @@ class VoiceCoderApp(Protocol):
     async def start(self, chat: ChatId, user: UserId, user_name: str | None = None) -> None: ...
 
     async def help(self, chat: ChatId, user: UserId) -> None: ...
+
+    async def project(self, chat: ChatId, user: UserId, name: str | None = None) -> None: ...
 
     async def status(
         self, chat: ChatId, user: UserId, *, user_name: str | None = None, username: str | None = None

@@ -56,12 +56,12 @@ class Buttons:
                     else:
                         ack = CallbackAnswer(f"✅ Committed {committed(decided).short_sha}")
                         await self._ack(callback_id, ack, answer=answer)
-                        await decisions.announce_commit(decided, choice)
+                        await decisions.announce_commit(decided, choice, chat=chat)
                 case Action.REJECT:
                     decided, restored = await decisions.reject(chat, user, button.change_id)
                     ack = CallbackAnswer("❌ Changes discarded")
                     await self._ack(callback_id, ack, answer=answer)
-                    await decisions.announce_reject(decided, restored)
+                    await decisions.announce_reject(decided, restored, chat=chat)
                 case Action.SHOW_DIFF:
                     view, pending = await decisions.diff_view(chat, button.change_id)
                     ack = CallbackAnswer()
@@ -94,6 +94,12 @@ class Buttons:
                     ack = CallbackAnswer("🧹 Session rules cleared")
                     await self._ack(callback_id, ack, answer=answer)
                     await self._tools.permissions(chat, user, clear=True)
+                case Action.CHOOSE_PROJECT:
+                    # Only a bot with PROJECTS routes these; here it is a picker left over from when it had them.
+                    ack = CallbackAnswer(
+                        "This bot serves one workspace now: there is no project to choose.", alert=True
+                    )
+                    await self._ack(callback_id, ack, answer=answer)
         except DomainError as exc:
             ack = CallbackAnswer(str(exc)[:190], alert=True)
             await self._ack(callback_id, ack, answer=answer)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from voicecoder.domain.app import COMMANDS
+from voicecoder.domain.app import COMMANDS, COMMANDS_WITH_PROJECTS
 from voicecoder.domain.context import AppContext
 from voicecoder.domain.decisions import COMMIT_SUBJECT, committed
 from voicecoder.domain.errors import NothingToUndoError, TurnInProgressError, WorkspaceError
@@ -30,10 +30,14 @@ class Commands:
         self._c = context
 
     async def start(self, chat: ChatId, user_name: str | None) -> None:
-        await self._c.ports.messenger.send(chat, Welcome(user_name, self._c.settings.workspace_path, COMMANDS))
+        await self._c.ports.messenger.send(chat, Welcome(user_name, self._c.settings.workspace_path, self._commands))
+
+    @property
+    def _commands(self) -> tuple[tuple[str, str], ...]:
+        return COMMANDS_WITH_PROJECTS if self._c.settings.project else COMMANDS
 
     async def help(self, chat: ChatId) -> None:
-        await self._c.ports.messenger.send(chat, HelpText(COMMANDS))
+        await self._c.ports.messenger.send(chat, HelpText(self._commands))
 
     async def clear(self, chat: ChatId, user: UserId) -> None:
         c = self._c
@@ -76,11 +80,14 @@ class Commands:
             tool_mode=tools.mode.value if tools is not None else "off",
             tool_rules=session.tool_rules,
             operator_tool_rules=tools.allow if tools is not None else (),
+            project=c.settings.project,
         )
         await c.ports.messenger.send(chat, report)
 
     async def info(self, chat: ChatId) -> None:
-        await self._c.ports.messenger.send(chat, InfoReport(tuple(await self.diagnose())))
+        await self._c.ports.messenger.send(
+            chat, InfoReport(tuple(await self.diagnose()), project=self._c.settings.project)
+        )
 
     async def diagnose(self) -> list[Diagnostic]:
         """Every dependency's checks. Raises nothing: a broken check is a failed diagnostic."""

@@ -89,6 +89,8 @@ class Settings:
     """A tool question not answered within this time is a denial."""
     redact: Callable[[str], str] = _unchanged
     """Applied to every text that comes from the agent before it reaches the chat (the logs' redaction)."""
+    project: str = ""
+    """The project this workspace belongs to, where the bot serves several: /status, /info and summaries name it."""
 
 
 _DECISIONS = {
@@ -176,6 +178,7 @@ class AppContext:
             superseded_previous=superseded_previous,
             decision=decision,
             decision_detail=detail,
+            project=self.settings.project,
         )
 
     @staticmethod

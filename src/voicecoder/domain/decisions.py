@@ -151,15 +151,21 @@ class Decisions:
         )
         return pending, restored
 
-    async def announce_commit(self, decided: PendingChange, choice: ApprovalChoice | None = None) -> CommitInfo:
-        """After Approve: the change's messages say it is committed, and `ChangeCommitted` tells the chat."""
+    async def announce_commit(
+        self, decided: PendingChange, choice: ApprovalChoice | None = None, *, chat: ChatId | None = None
+    ) -> CommitInfo:
+        """
+        After Approve: the change's messages say it is committed, and `ChangeCommitted` tells the chat.
+
+        *chat* is where the decision was made (a forum topic is part of it; a stored change knows only the chat).
+        """
         commit = committed(decided)
         await self._c.mark_decided(decided)
         diff = decided.diff
         left_out = diff.overlapping if choice is ApprovalChoice.LEAVE_OUT else ()
         kept_yours = tuple(f.path for f in diff.files if f.owner is Ownership.BOTH)
         await self._c.ports.messenger.send(
-            decided.chat_id,
+            chat or decided.chat_id,
             ChangeCommitted(
                 decided.id,
                 commit,
@@ -171,10 +177,10 @@ class Decisions:
         )
         return commit
 
-    async def announce_reject(self, decided: PendingChange, restored: Restored) -> None:
+    async def announce_reject(self, decided: PendingChange, restored: Restored, *, chat: ChatId | None = None) -> None:
         await self._c.mark_decided(decided)
         await self._c.ports.messenger.send(
-            decided.chat_id, ChangeDiscarded(decided.id, restored.restored, restored.merged, restored.kept)
+            chat or decided.chat_id, ChangeDiscarded(decided.id, restored.restored, restored.merged, restored.kept)
         )
 
     async def diff_view(self, chat: ChatId, change: ChangeId | None) -> tuple[DiffView, PendingChange | None]:

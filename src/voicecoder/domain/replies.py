@@ -67,6 +67,8 @@ class Action(enum.Enum):
     CLEAR_PERMISSIONS = "p"
     RUN_AGAIN = "g"
     """Run a prompt that a restart cut off (`InterruptedPrompt`)."""
+    CHOOSE_PROJECT = "j"
+    """Work in the project the button names (`ProjectPicker`); runs a prompt held while the chat had none."""
 
     @property
     def choice(self) -> ApprovalChoice | None:
@@ -109,6 +111,11 @@ class Button:
     """
     Overrides the messenger's usual label for the action (e.g. a plural). Not part of equality: the callback data
     does not carry it, so a press decoded from a chat is the same button as the one that was sent.
+    """
+    project: str | None = None
+    """
+    The project the button belongs to, where a bot serves several (`voicecoder.domain.projects`): the router sends
+    the press to that project's workspace, so a button never acts on another project's change.
     """
 
 
@@ -223,6 +230,8 @@ class ChangeSummary:
     decision: Decision | None = None
     decision_detail: str = ""
     """E.g. the commit's short sha for an approved change."""
+    project: str = ""
+    """The project the change is in, where the bot serves several (empty otherwise)."""
 
     @property
     def buttons(self) -> tuple[Button, ...]:
@@ -390,6 +399,8 @@ class StatusReport:
     session_started: datetime | None = None
     user_name: str | None = None
     username: str | None = None
+    project: str = ""
+    """The project of this chat, where the bot serves several (empty otherwise)."""
     tool_mode: str | None = None
     tool_rules: tuple[str, ...] = ()
     operator_tool_rules: tuple[str, ...] = ()
@@ -398,6 +409,39 @@ class StatusReport:
 @attrs.frozen
 class InfoReport:
     diagnostics: tuple[Diagnostic, ...]
+    project: str = ""
+    """The project whose workspace was checked, where the bot serves several (empty otherwise)."""
+
+
+@attrs.frozen
+class ProjectPicker:
+    """
+    The projects this bot serves, as buttons (`Action.CHOOSE_PROJECT`): /project, or a chat that has chosen none.
+
+    *current* is the chat's project (None: none chosen yet); *held* says a prompt waits for the choice and will run
+    in the project picked.
+    """
+
+    projects: tuple[str, ...]
+    current: str | None = None
+    held: bool = False
+
+    @property
+    def buttons(self) -> tuple[Button, ...]:
+        return tuple(
+            Button(Action.CHOOSE_PROJECT, project=p, label=f"📁 {p}" + (" ✓" if p == self.current else ""))
+            for p in self.projects
+        )
+
+
+@attrs.frozen
+class ProjectChosen:
+    """The chat (or forum topic) now works in *project*; *workspace* is its tree's path on the server."""
+
+    project: str
+    workspace: str
+    running_held: int = 0
+    """How many prompts held while no project was chosen now run in it."""
 
 
 @attrs.frozen
@@ -488,6 +532,8 @@ Reply = (
     | ChangeReverted
     | StatusReport
     | InfoReport
+    | ProjectPicker
+    | ProjectChosen
     | SessionCleared
     | Compaction
     | Cancelled
@@ -508,12 +554,12 @@ def buttons_of(reply: Reply) -> tuple[Button, ...]:
     `Working` while it runs: ⏹ Cancel;
     its final edit (``finished=True``) has none, so the keyboard goes away. `ToolQuestion`: ✅ Allow, 🔓 Allow for
     this session (when it offers a rule), ❌ Deny; its `ToolQuestionClosed` edit has none. `PermissionsView` with
-    session rules: 🧹 clear them. `InterruptedPrompt`: 🔁 Run it again.
+    session rules: 🧹 clear them. `InterruptedPrompt`: 🔁 Run it again. `ProjectPicker`: one 📁 per project.
     """
     match reply:
         case ChangeSummary() | DiffView() | ApprovalChoiceNeeded() | ToolQuestion() | PermissionsView():
             return reply.buttons
-        case InterruptedPrompt():
+        case InterruptedPrompt() | ProjectPicker():
             return reply.buttons
         case Working(cancellable=True, finished=False):
             return (Button(Action.CANCEL),)

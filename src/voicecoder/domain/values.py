@@ -23,9 +23,16 @@ class UserId:
 
 @attrs.frozen(order=True)
 class ChatId:
-    """The chat a session belongs to."""
+    """
+    The chat a session belongs to; *thread* is a forum topic in it (Telegram's ``message_thread_id``), or None.
+
+    A topic is a conversation of its own: replies go to it, and a bot with several projects lets each topic work in
+    its own project. The state store keys sessions by *value* (and the workspace), so a session is the same whether
+    a message came from a topic or not.
+    """
 
     value: int
+    thread: int | None = attrs.field(default=None, order=False)
 
     def __str__(self) -> str:
         return str(self.value)

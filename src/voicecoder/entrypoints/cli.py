@@ -69,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
         "--demo-agent", action="store_true", help="run the real CLI against the local fake Anthropic API (offline)"
     )
     sandbox.add_argument(
+        "--projects", action="store_true", help="serve two demo projects (shop, blog) that /project switches between"
+    )
+    sandbox.add_argument(
         "--no-browser", dest="open_browser", action="store_false", help="only print the URL; never open a browser"
     )
 
@@ -222,7 +225,14 @@ async def _run_sandbox(args: argparse.Namespace) -> int:
 
     async with anyio.create_task_group() as tg:
         info = await tg.start(
-            functools.partial(run_sandbox, args.dir, host=args.host, port=args.port, demo_agent=args.demo_agent)
+            functools.partial(
+                run_sandbox,
+                args.dir,
+                host=args.host,
+                port=args.port,
+                demo_agent=args.demo_agent,
+                projects=args.projects,
+            )
         )
         opened = args.open_browser and display_available() and await anyio.to_thread.run_sync(webbrowser.open, info.url)
         banner = f"voicecoder sandbox: {info.url}"

@@ -5,7 +5,8 @@ It runs the real webhook server against the loopback Bot API (`voicecoder.simula
 the web chat page on 127.0.0.1, creates a git workspace and a data dir, transcribes with the local model, and
 runs the real `claude` CLI when it is installed and logged in. Otherwise every prompt is answered with what to
 install or set. With `demo_agent=True` the real CLI talks to the local fake Anthropic API instead, so the whole
-approve/reject flow works offline.
+approve/reject flow works offline. With `projects=True` (``--projects``) the bot serves two demo projects, shop and
+blog: /project and the question a first message gets switch between them.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ async def run_sandbox(
     host: str = "127.0.0.1",
     port: int = 8765,
     demo_agent: bool = False,
+    projects: bool = False,
     stop: anyio.Event | None = None,
     handle_signals: bool = True,
     task_status: anyio.abc.TaskStatus[SandboxInfo] = anyio.TASK_STATUS_IGNORED,
@@ -58,7 +60,10 @@ async def run_sandbox(
         FakeAnthropicApi(default=demo_responder) as anthropic,
     ):
         sandbox = await sandbox_container(
-            root, bot_api_url=bot_api.base_url, anthropic_url=anthropic.base_url if demo_agent else None
+            root,
+            bot_api_url=bot_api.base_url,
+            anthropic_url=anthropic.base_url if demo_agent else None,
+            projects=projects,
         )
         container = sandbox.container
         async with open_runtime(container), anyio.create_task_group() as tg:
@@ -72,7 +77,9 @@ async def run_sandbox(
             try:
                 await web.TCPSite(runner, host, port).start()
                 web_port = int(runner.addresses[0][1])
-                workspace = container.settings().workspace_dir.resolve()
+                config = container.settings()
+                # With the demo projects, each project's tree for the sandbox user is a clone under the root.
+                workspace = (config.workspaces_root if config.projects else config.workspace_dir).resolve()
                 info = SandboxInfo(f"http://{host}:{web_port}/", workspace, sandbox.agent, sandbox.speech)
                 log.info("sandbox ready at %s (agent: %s; speech: %s)", info.url, sandbox.agent, sandbox.speech)
                 task_status.started(info)

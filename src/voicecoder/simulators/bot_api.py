@@ -142,19 +142,27 @@ class FakeBotApi(BotApiMethods):
     # --- the user side -------------------------------------------------------------------------
 
     async def send_text(
-        self, text: str, *, user: FakeUser = DEFAULT_USER, date: int | None = None, reply_to: int | None = None
+        self,
+        text: str,
+        *,
+        user: FakeUser = DEFAULT_USER,
+        date: int | None = None,
+        reply_to: int | None = None,
+        thread: int | None = None,
     ) -> JSON:
         """
         The user types *text* (``/command`` texts get a bot_command entity); returns the Update.
 
         *date* (Unix seconds) backdates the message, as when Telegram held it through an outage of the bot. With
         *reply_to* the message replies to that message of the chat, which the update carries as
-        ``reply_to_message`` in its current state (text, entities, inline keyboard), as Telegram does.
+        ``reply_to_message`` in its current state (text, entities, inline keyboard), as Telegram does. *thread* is
+        the forum topic it is typed in (`create_topic`): the message carries ``message_thread_id`` and
+        ``is_topic_message``.
 
         Raises:
-            LookupError: *reply_to* is not a message of the chat.
+            LookupError: *reply_to* is not a message of the chat, or *thread* not one of its topics.
         """
-        message = self._user_message_json(user, reply_to)
+        message = self._user_message_json(user, reply_to, thread)
         if date is not None:
             message["date"] = date
         message["text"] = text
@@ -173,9 +181,10 @@ class FakeBotApi(BotApiMethods):
         declared_size: int | None = None,
         caption: str | None = None,
         reply_to: int | None = None,
+        thread: int | None = None,
     ) -> JSON:
-        """The user records a voice note (as a reply to *reply_to*, see `send_text`); returns the Update."""
-        message = self._user_message_json(user, reply_to)
+        """The user records a voice note (as a reply to *reply_to*, in topic *thread*: see `send_text`)."""
+        message = self._user_message_json(user, reply_to, thread)
         stored = self.add_file(data, declared_size=declared_size, mime_type=mime_type)
         voice: JSON = {"duration": duration}
         if mime_type:
@@ -243,8 +252,10 @@ class FakeBotApi(BotApiMethods):
 
     # --- internals: updates --------------------------------------------------------------------
 
-    def _user_message_json(self, user: FakeUser, reply_to: int | None = None) -> JSON:
+    def _user_message_json(self, user: FakeUser, reply_to: int | None = None, thread: int | None = None) -> JSON:
         chat = self.add_chat(user)
+        if thread is not None and thread not in self.topics.get(user.id, {}):
+            raise LookupError(f"chat {user.id} has no topic {thread}: create it with create_topic")
         replied: JSON | None = None
         if reply_to is not None:
             target = self.messages.get((user.id, reply_to))
@@ -260,6 +271,8 @@ class FakeBotApi(BotApiMethods):
         }
         if replied is not None:
             message["reply_to_message"] = replied
+        if thread is not None:
+            message.update(message_thread_id=thread, is_topic_message=True)
         return message
 
     async def _user_update(self, user: FakeUser, message: JSON, *, summary: JSON) -> JSON:
@@ -271,6 +284,7 @@ class FakeBotApi(BotApiMethods):
             from_bot=False,
             text=message.get("text"),
             raw=message,
+            thread_id=message.get("message_thread_id"),
         )
         self._record("user", "message", user.id, message_id=message["message_id"], update_id=update_id, **summary)
         await self._enqueue({"update_id": update_id, "message": message}, queue=user.id, ttl=MESSAGE_EXPIRY_S)

@@ -66,6 +66,8 @@ class BotApiCore:
         # What the webhook's host resolves to, reported as getWebhookInfo's ip_address (IP literals report themselves).
         self.dns: dict[str, str] = {}
         self._chats: dict[int, JSON] = {}
+        #: Forum topics per chat: message_thread_id → name (created by the user or by createForumTopic).
+        self.topics: dict[int, dict[int, str]] = {}
         self._next_message_id: dict[int, int] = {}
         self._update_ids = itertools.count(first_update_id)
         self._updates: list[PendingUpdate] = []

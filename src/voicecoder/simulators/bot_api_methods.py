@@ -28,6 +28,7 @@ from voicecoder.simulators.bot_api_records import (
     OTHER_POLLER,
     QUERY_TOO_OLD,
     SECRET_RE,
+    THREAD_NOT_FOUND,
     WEBHOOK_ACTIVE,
     ApiError,
     BotMessage,
@@ -69,6 +70,28 @@ class BotApiMethods(WebhookDelivery):
                 raise ApiError(400, "Bad Request: chat not found")
             chat = self._chats.setdefault(chat_id, {"id": chat_id, "type": "private", "first_name": "User"})
         return chat
+
+    def _thread(self, params: JSON, chat: JSON) -> int | None:
+        """The ``message_thread_id`` of a send: a topic of *chat*, or Telegram's 400 for one it does not have."""
+        thread = int_param(params, "message_thread_id")
+        if thread is not None and thread not in self.topics.get(chat["id"], {}):
+            raise ApiError(400, THREAD_NOT_FOUND)
+        return thread
+
+    async def _m_createforumtopic(self, params: JSON, files: Any) -> JSON:
+        chat = self._chat(params)
+        name = str(params.get("name") or "")
+        if not 1 <= len(name) <= 128:
+            raise ApiError(400, "Bad Request: TOPIC_TITLE_EMPTY" if not name else "Bad Request: TOPIC_TITLE_INVALID")
+        thread = self.create_topic(chat["id"], name)
+        self._record("bot", "create_topic", chat["id"], message_thread_id=thread, name=name)
+        return {"message_thread_id": thread, "name": name, "icon_color": 0x6FB9F0}
+
+    def create_topic(self, chat_id: int, name: str) -> int:
+        """A new forum topic in *chat_id*; its id is the id of the service message that opens it, as in Telegram."""
+        thread = self._new_message_id(chat_id)
+        self.topics.setdefault(chat_id, {})[thread] = name
+        return thread
 
     def _parse_text(self, params: JSON, field: str, limit: int) -> tuple[str, list[JSON]]:
         raw = params.get(field)
@@ -125,9 +148,11 @@ class BotApiMethods(WebhookDelivery):
 
     async def _m_sendmessage(self, params: JSON, files: Any) -> JSON:
         chat = self._chat(params)
+        thread = self._thread(params, chat)
         plain, entities = self._parse_text(params, "text", MAX_TEXT)
         markup = self._markup(params)
         msg = BotMessage(
+            thread_id=thread,
             chat_id=chat["id"],
             message_id=self._new_message_id(chat["id"]),
             date=int(time.time()),
@@ -149,6 +174,7 @@ class BotApiMethods(WebhookDelivery):
             parse_mode=msg.parse_mode,
             entities=entities,
             reply_markup=markup,
+            message_thread_id=thread,
         )
         await self._notify()
         return msg.to_json(chat)
@@ -222,10 +248,11 @@ class BotApiMethods(WebhookDelivery):
 
     async def _m_sendchataction(self, params: JSON, files: Any) -> bool:
         chat = self._chat(params)
+        thread = self._thread(params, chat)
         action = str(params.get("action") or "")
         if action not in CHAT_ACTIONS:
             raise ApiError(400, "Bad Request: wrong parameter action in request")
-        self._record("bot", "chat_action", chat["id"], action=action)
+        self._record("bot", "chat_action", chat["id"], action=action, message_thread_id=thread)
         return True
 
     def _input_file(
@@ -252,6 +279,7 @@ class BotApiMethods(WebhookDelivery):
 
     async def _m_senddocument(self, params: JSON, files: dict[str, tuple[str, bytes, str]]) -> JSON:
         chat = self._chat(params)
+        thread = self._thread(params, chat)
         stored = self._input_file(params, files, "document", kind="documents", default_type="application/octet-stream")
         caption, caption_entities = self._parse_text(params, "caption", MAX_CAPTION)
         msg = BotMessage(
@@ -260,6 +288,7 @@ class BotApiMethods(WebhookDelivery):
             date=int(time.time()),
             from_bot=True,
             document=stored,
+            thread_id=thread,
             caption=caption or None,
             caption_entities=caption_entities,
             html=params.get("caption"),
@@ -284,12 +313,15 @@ class BotApiMethods(WebhookDelivery):
 
     async def _m_sendvoice(self, params: JSON, files: dict[str, tuple[str, bytes, str]]) -> JSON:
         chat = self._chat(params)
+        thread = self._thread(params, chat)
         stored = self._input_file(params, files, "voice", default_type="audio/ogg")
         caption, caption_entities = self._parse_text(params, "caption", MAX_CAPTION)
         message_id = self._new_message_id(chat["id"])
         voice: JSON = {"duration": int_param(params, "duration") or 0, "mime_type": stored.mime_type or "audio/ogg"}
         voice.update(stored.to_json())
         raw: JSON = {"message_id": message_id, "from": BOT_USER, "chat": chat, "date": int(time.time()), "voice": voice}
+        if thread is not None:
+            raw.update(message_thread_id=thread, is_topic_message=True)
         if caption:
             raw["caption"] = caption
             if caption_entities:
@@ -304,6 +336,7 @@ class BotApiMethods(WebhookDelivery):
             html=params.get("caption"),
             parse_mode=params.get("parse_mode"),
             raw=raw,
+            thread_id=thread,
         )
         self.messages[(msg.chat_id, msg.message_id)] = msg
         self._record("bot", "voice", msg.chat_id, message_id=message_id, file_id=stored.file_id, caption=caption)

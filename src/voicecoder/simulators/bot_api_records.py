@@ -34,6 +34,7 @@ NOT_MODIFIED = (
     "the same as a current content and reply markup of the message"
 )
 QUERY_TOO_OLD = "Bad Request: query is too old and response timeout expired or query ID is invalid"
+THREAD_NOT_FOUND = "Bad Request: message thread not found"
 WEBHOOK_ACTIVE = (
     "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first"
 )
@@ -138,11 +139,16 @@ class BotMessage:
     edit_date: int | None = None
     edits: int = 0
     raw: JSON | None = None
+    thread_id: int | None = None
+    """The forum topic the message is in (Bot API 9.3: topics in private chats too), or None."""
 
     def to_json(self, chat: JSON) -> JSON:
         if self.raw is not None:
             return dict(self.raw)
         data: JSON = {"message_id": self.message_id, "from": BOT_USER, "chat": chat, "date": self.date}
+        if self.thread_id is not None:
+            data["message_thread_id"] = self.thread_id
+            data["is_topic_message"] = True
         if self.text is not None:
             data["text"] = self.text
             if self.entities:

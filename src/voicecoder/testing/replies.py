@@ -51,6 +51,8 @@ from voicecoder.domain.replies import (
     InterruptedPrompt,
     NoChanges,
     PermissionsView,
+    ProjectChosen,
+    ProjectPicker,
     Queued,
     Reply,
     SessionCleared,
@@ -302,9 +304,18 @@ def _strategies() -> dict[type, st.SearchStrategy[Reply]]:
             tool_mode=st.none() | st.sampled_from(["ask", "auto-edits", "off"]),
             tool_rules=st.lists(text, max_size=4).map(tuple),
             operator_tool_rules=st.lists(text, max_size=4).map(tuple),
+            project=st.just("") | _project_names,
         ),
+        ProjectPicker: st.builds(
+            ProjectPicker,
+            projects=st.lists(_project_names, min_size=1, max_size=6, unique=True).map(tuple),
+            current=st.none() | _project_names,
+            held=st.booleans(),
+        ),
+        ProjectChosen: st.builds(ProjectChosen, project=_project_names, workspace=text, running_held=_count),
         InfoReport: st.builds(
             InfoReport,
+            project=st.just("") | _project_names,
             diagnostics=st.lists(
                 st.builds(
                     Diagnostic, name=text, ok=st.booleans(), detail=text, fix=st.none() | text, warning=st.booleans()
@@ -352,6 +363,9 @@ def _strategies() -> dict[type, st.SearchStrategy[Reply]]:
             cleared=st.lists(text, max_size=4).map(tuple),
         ),
     }
+
+
+_project_names = st.from_regex(r"[a-z0-9_-]{1,12}", fullmatch=True)
 
 
 def strategy_for(reply_type: type) -> st.SearchStrategy[Reply]:

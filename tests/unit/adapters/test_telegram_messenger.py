@@ -476,13 +476,21 @@ class TestCallbackData:
         st.sampled_from(list(Action)),
         st.one_of(st.none(), st.from_regex(r"[0-9a-f]{8,32}", fullmatch=True).map(ChangeId)),
         st.one_of(st.none(), st.from_regex(r"[0-9a-f]{1,16}", fullmatch=True)),
+        st.one_of(st.none(), st.from_regex(r"[a-z0-9_-]{1,12}", fullmatch=True)),
     )
-    def test_round_trip_within_64_bytes(self, action: Action, change: ChangeId | None, fp: str | None) -> None:
-        """Every button encodes into at most 64 bytes and parses back to itself (tool answers name a question)."""
+    def test_round_trip_within_64_bytes(
+        self, action: Action, change: ChangeId | None, fp: str | None, project: str | None
+    ) -> None:
+        """
+        Every button encodes into at most 64 bytes and parses back to itself (tool answers name a question, project
+        buttons their project; any button may carry the project of a bot with several).
+        """
+        if action is Action.CHOOSE_PROJECT:
+            project = project or "api"
         if action in TOOL_ANSWERS:
-            button = Button(action, question=QuestionId((change or ChangeId("0123abcd")).value))
+            button = Button(action, question=QuestionId((change or ChangeId("0123abcd")).value), project=project)
         else:
-            button = Button(action, change, fp)
+            button = Button(action, change, fp, project=project)
 
         data = callback_data(button)
 

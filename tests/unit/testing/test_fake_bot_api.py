@@ -462,3 +462,60 @@ class TestFakeBotApiUserEndpoints:
         assert time.monotonic() - start < 5
         assert [e["text"] for e in body["entries"]] == ["hi"]
         assert body["last"] == body["entries"][-1]["seq"]
+
+
+class TestForumTopics:
+    """Bot API 9.3: forum topics, in private chats too; a send names its topic with message_thread_id."""
+
+    async def test_a_topic_is_created_and_sends_into_it_are_echoed(
+        self, api: FakeBotApi, http: aiohttp.ClientSession
+    ) -> None:
+        chat = DEFAULT_USER.id
+        api.add_chat(DEFAULT_USER)
+        created = await bot(http, api, "createForumTopic", chat_id=chat, name="api")
+        thread = created[1]["result"]["message_thread_id"]
+        sent = await bot(http, api, "sendMessage", chat_id=chat, text="hi", message_thread_id=thread)
+        plain = await bot(http, api, "sendMessage", chat_id=chat, text="no topic")
+        action = await bot(http, api, "sendChatAction", chat_id=chat, action="typing", message_thread_id=thread)
+
+        assert created[1]["result"]["name"] == "api"
+        assert sent[1]["result"]["message_thread_id"] == thread
+        assert sent[1]["result"]["is_topic_message"] is True
+        assert "message_thread_id" not in plain[1]["result"]
+        assert action == (200, {"ok": True, "result": True})
+        assert api.message(sent[1]["result"]["message_id"]).thread_id == thread
+
+    @pytest.mark.parametrize("method", ["sendMessage", "sendChatAction"])
+    async def test_an_unknown_topic_is_refused_as_telegram_does(
+        self, api: FakeBotApi, http: aiohttp.ClientSession, method: str
+    ) -> None:
+        chat = DEFAULT_USER.id
+        api.add_chat(DEFAULT_USER)
+        other = api.create_topic(BOB.id, "bob's")
+
+        refused = await bot(http, api, method, chat_id=chat, text="x", action="typing", message_thread_id=other)
+
+        assert refused == (
+            400,
+            {"ok": False, "error_code": 400, "description": "Bad Request: message thread not found"},
+        )
+        assert api.bot_messages(chat) == []
+
+    async def test_a_user_writes_in_a_topic_and_a_press_carries_it(
+        self, api: FakeBotApi, http: aiohttp.ClientSession
+    ) -> None:
+        api.add_chat(DEFAULT_USER)
+        thread = api.create_topic(DEFAULT_USER.id, "web")
+        keyboard = {"inline_keyboard": [[{"text": "ok", "callback_data": "web/s::"}]]}
+
+        update = await api.send_text("hello", thread=thread)
+        sent = await bot(
+            http, api, "sendMessage", chat_id=DEFAULT_USER.id, text="b", message_thread_id=thread, reply_markup=keyboard
+        )
+        press = await api.press(sent[1]["result"]["message_id"], "web/s::")
+
+        assert press["callback_query"]["message"]["message_thread_id"] == thread
+        assert update["message"]["message_thread_id"] == thread
+        assert update["message"]["is_topic_message"] is True
+        with pytest.raises(LookupError, match="no topic"):
+            await api.send_text("lost", thread=thread + 1000)

@@ -264,9 +264,12 @@ class TelegramBotApi:
         disable_preview: bool = True,
         reply_to_message_id: int | None = None,
         disable_notification: bool | None = None,
+        message_thread_id: int | None = None,
     ) -> Message:
+        """Send a text; *message_thread_id* is the forum topic it goes to (None: the chat itself)."""
         params: JSON = {
             "chat_id": chat_id,
+            "message_thread_id": message_thread_id,
             "text": text,
             "parse_mode": parse_mode,
             "reply_markup": reply_markup.to_json() if reply_markup else None,
@@ -326,8 +329,12 @@ class TelegramBotApi:
         }
         await self.call("answerCallbackQuery", params)
 
-    async def send_chat_action(self, chat_id: int, action: str = "typing") -> None:
-        await self.call("sendChatAction", {"chat_id": chat_id, "action": action})
+    async def send_chat_action(
+        self, chat_id: int, action: str = "typing", *, message_thread_id: int | None = None
+    ) -> None:
+        await self.call(
+            "sendChatAction", {"chat_id": chat_id, "message_thread_id": message_thread_id, "action": action}
+        )
 
     async def send_document(
         self,
@@ -339,6 +346,7 @@ class TelegramBotApi:
         parse_mode: str | None = "HTML",
         reply_markup: InlineKeyboardMarkup | None = None,
         mime_type: str = "text/plain",
+        message_thread_id: int | None = None,
     ) -> Message:
         caption = self._redact_shown(caption) if caption else caption
         data = self._redact_shown.data(data)
@@ -346,6 +354,8 @@ class TelegramBotApi:
         def form() -> aiohttp.FormData:
             fd = aiohttp.FormData()
             fd.add_field("chat_id", str(chat_id))
+            if message_thread_id is not None:
+                fd.add_field("message_thread_id", str(message_thread_id))
             if caption:
                 fd.add_field("caption", caption)
                 if parse_mode:

@@ -211,6 +211,14 @@ class Message:
     reply_markup: InlineKeyboardMarkup | None = None
     reply_to_message: Message | None = None
     """The message this one replies to (as Telegram sends it: without its own reply_to_message)."""
+    message_thread_id: int | None = None
+    is_topic_message: bool = False
+    """The message is in a forum topic (``message_thread_id``); Bot API 9.3 has topics in private chats too."""
+
+    @property
+    def topic(self) -> int | None:
+        """The forum topic this message is in, or None (a reply thread id without a topic is not one)."""
+        return self.message_thread_id if self.is_topic_message else None
 
     @classmethod
     def from_json(cls, data: Any, where: str = "message") -> Message:
@@ -227,6 +235,8 @@ class Message:
             text=_opt_str(data, "text"),
             entities=tuple(e for e in entities if isinstance(e, dict)) if isinstance(entities, list) else (),
             caption=_opt_str(data, "caption"),
+            message_thread_id=_opt_int(data, "message_thread_id"),
+            is_topic_message=data.get("is_topic_message") is True,
             voice=Voice.from_json(data["voice"], f"{where}.voice") if data.get("voice") is not None else None,
             audio=Audio.from_json(data["audio"], f"{where}.audio") if data.get("audio") is not None else None,
             document=(

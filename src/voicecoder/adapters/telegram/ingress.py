@@ -20,7 +20,7 @@ import attrs
 from aiohttp import web
 
 from voicecoder.adapters.prometheus_metrics import CONTENT_TYPE, Metrics
-from voicecoder.adapters.telegram.api import TelegramApiError, TelegramBotApi
+from voicecoder.adapters.telegram.api import BotCommand, TelegramApiError, TelegramBotApi
 from voicecoder.adapters.telegram.dispatcher import UpdateDispatcher
 from voicecoder.adapters.telegram.polling import run_polling
 from voicecoder.adapters.telegram.routing import lane_of
@@ -48,10 +48,10 @@ def metrics_route(metrics: Metrics, inbox: Inbox) -> Callable[[web.Application],
     return configure
 
 
-async def announce_commands(api: TelegramBotApi) -> None:
+async def announce_commands(api: TelegramBotApi, commands: tuple[BotCommand, ...] = BOT_COMMANDS) -> None:
     """Publish the command menu: cosmetic, so one try, and a failure is one warning (the bot works without it)."""
     try:
-        await api.set_my_commands(BOT_COMMANDS, attempts=1)
+        await api.set_my_commands(commands, attempts=1)
     except TelegramApiError as exc:
         log.warning("setMyCommands failed (the command menu stays as it was): %s", exc)
 
@@ -74,6 +74,8 @@ class TelegramIngress:
     port: int
     polling: bool = False
     keep_warm: KeepWarm | None = None
+    commands: tuple[BotCommand, ...] = BOT_COMMANDS
+    """The command menu (with /project where the bot serves several projects)."""
 
     async def run(
         self,
@@ -98,7 +100,7 @@ class TelegramIngress:
         webhook = None if use_polling else self.webhook()  # a missing identity fails before anything starts
         async with anyio.create_task_group() as tg:
             # The command menu is cosmetic: never let an unreachable Telegram delay taking updates.
-            tg.start_soon(announce_commands, self.api)
+            tg.start_soon(announce_commands, self.api, self.commands)
             # Telegram's own backlog, as a gauge: deliveries failing or a dead poller show up as a growing number.
             tg.start_soon(
                 functools.partial(poll_pending_updates, self.api, self.metrics.telegram_pending.set, every_s=60.0)

@@ -96,7 +96,7 @@ class TelegramMessenger:
             if len(html_to_text(caption)) > CAPTION_LIMIT:
                 caption = esc(_short(html_to_text(caption), CAPTION_LIMIT))
             msg = await self._client.send_document(
-                chat.value, data, name, caption=caption, reply_markup=rendered.keyboard
+                chat.value, data, name, caption=caption, reply_markup=rendered.keyboard, message_thread_id=chat.thread
             )
             return MessageRef(chat, msg.message_id)
         parts = split_html(rendered.html, self._limit) or ["…"]
@@ -107,7 +107,9 @@ class TelegramMessenger:
 
     async def _send_part(self, chat: ChatId, part: str, keyboard: InlineKeyboardMarkup | None) -> Message:
         try:
-            return await self._client.send_message(chat.value, part, reply_markup=keyboard)
+            return await self._client.send_message(
+                chat.value, part, reply_markup=keyboard, message_thread_id=chat.thread
+            )
         except TelegramApiError as exc:
             smaller = split_html(part, self._limit // 2) if "message is too long" in exc.description else []
             if len(smaller) > 1:
@@ -121,8 +123,10 @@ class TelegramMessenger:
             logger.warning("telegram could not parse our HTML (%s); sending plain text", exc.description)
         pieces = split_plain(html_to_text(part), self._limit) or ["…"]
         for piece in pieces[:-1]:
-            await self._client.send_message(chat.value, piece, parse_mode=None)
-        return await self._client.send_message(chat.value, pieces[-1], parse_mode=None, reply_markup=keyboard)
+            await self._client.send_message(chat.value, piece, parse_mode=None, message_thread_id=chat.thread)
+        return await self._client.send_message(
+            chat.value, pieces[-1], parse_mode=None, reply_markup=keyboard, message_thread_id=chat.thread
+        )
 
     async def edit(self, ref: MessageRef, reply: Reply, /) -> None:
         """
@@ -170,6 +174,6 @@ class TelegramMessenger:
     async def typing(self, chat: ChatId, /) -> None:
         """Show 'typing…'; failures are logged and ignored (it is cosmetic)."""
         try:
-            await self._client.send_chat_action(chat.value, "typing")
+            await self._client.send_chat_action(chat.value, "typing", message_thread_id=chat.thread)
         except DeliveryError as exc:
             logger.info("typing indicator failed: %s", exc)

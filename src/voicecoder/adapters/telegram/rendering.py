@@ -26,11 +26,11 @@ from voicecoder.adapters.telegram.html_text import (
     html_to_text,
     markdownish,
 )
+from voicecoder.adapters.telegram.status_text import in_project, render_git_status, render_status_report
 from voicecoder.domain.callbacks import decode_callback, encode_callback
 from voicecoder.domain.model import (
     PermissionDenied,
     ToolKind,
-    WorkspaceStatus,
 )
 from voicecoder.domain.replies import (
     Action,
@@ -54,6 +54,8 @@ from voicecoder.domain.replies import (
     InterruptedPrompt,
     NoChanges,
     PermissionsView,
+    ProjectChosen,
+    ProjectPicker,
     Queued,
     Reply,
     SessionCleared,
@@ -87,6 +89,7 @@ BUTTON_LABELS = {
     Action.TOOL_DENY: "❌ Deny",
     Action.CLEAR_PERMISSIONS: "🧹 Clear this session's rules",
     Action.RUN_AGAIN: "🔁 Run it again",
+    Action.CHOOSE_PROJECT: "📁 Project",
 }
 #: The line of an open tool question that invites a reply; the router recognises open questions by it.
 QUESTION_INVITATION = "Reply to this message (text or 🎤) to deny with a reason Claude reads."
@@ -171,7 +174,7 @@ def render(reply: Reply) -> Rendered:
         case ApprovalChoiceNeeded(diff=diff):
             return Rendered(_overlap_note(diff).lstrip("\n"), _keyboard(reply.buttons))
         case GitStatusView(status=status):
-            return Rendered(_render_status(status))
+            return Rendered(render_git_status(status))
         case ChangeCommitted(commit=commit, files=files, prompt=prompt, left_out=left_out, kept_yours=kept_yours):
             lines = [
                 "✅ <b>Changes approved and committed!</b>",
@@ -192,9 +195,9 @@ def render(reply: Reply) -> Rendered:
                 f"↩️ Reverted <code>{esc(reverted[:7])}</code> with commit <code>{esc(commit.short_sha)}</code>."
             )
         case StatusReport():
-            return Rendered(_render_status_report(reply))
-        case InfoReport(diagnostics=diagnostics):
-            lines = ["🩺 <b>Diagnostics</b>"]
+            return Rendered(render_status_report(reply))
+        case InfoReport(diagnostics=diagnostics, project=project):
+            lines = ["🩺 <b>Diagnostics</b>" + in_project(project)]
             for d in diagnostics:
                 icon = "❌" if not d.ok else ("⚠️" if d.warning else "✅")
                 lines.append(f"{icon} <b>{esc(d.name)}</b>: {esc(d.detail)}")
@@ -203,6 +206,14 @@ def render(reply: Reply) -> Rendered:
             if not diagnostics:
                 lines.append("No checks are configured.")
             return Rendered("\n".join(lines))
+        case ProjectPicker(projects=projects, current=current, held=held):
+            head = f"📁 This chat works in <b>{esc(current)}</b>." if current else "📁 Which project is this for?"
+            tail = "\nYour message runs there as soon as you choose." if held else ""
+            listed = ", ".join(f"<code>{esc(p)}</code>" for p in projects)
+            return Rendered(f"{head}\nProjects: {listed}.{tail}", _keyboard(reply.buttons, per_row=2))
+        case ProjectChosen(project=project, workspace=workspace, running_held=held):
+            extra = f"\nRunning the {_plural(held, 'message')} you sent before choosing." if held else ""
+            return Rendered(f"📁 Now working in <b>{esc(project)}</b> (<code>{esc(workspace)}</code>).{extra}")
         case SessionCleared(kept_pending=kept, cleared_rules=rules):
             extra = "\nThe pending change is still waiting for ✅ Approve or ❌ Reject." if kept else ""
             if rules:
@@ -451,10 +462,13 @@ def _render_permissions(v: PermissionsView) -> Rendered:
 
 def _render_summary(s: ChangeSummary) -> Rendered:
     if s.decision is not None:
-        lines = [f"📝 <b>Changes</b> — {esc(s.diff.stat_line())}", *_file_lines(s.diff)]
+        lines = [f"📝 <b>Changes</b>{in_project(s.project)} — {esc(s.diff.stat_line())}", *_file_lines(s.diff)]
         lines.append(f"\n{_decision_line(s.decision, s.decision_detail)}")
         return Rendered("\n".join(lines), _keyboard(s.buttons))
-    lines = [f"📝 <b>Changes ready for review</b> — {esc(s.diff.stat_line())}", *_file_lines(s.diff)]
+    lines = [
+        f"📝 <b>Changes ready for review</b>{in_project(s.project)} — {esc(s.diff.stat_line())}",
+        *_file_lines(s.diff),
+    ]
     if s.diff.overlapping:
         lines.append(_overlap_note(s.diff))
     if s.superseded_previous:
@@ -526,65 +540,3 @@ def _render_diff(view: DiffView) -> Rendered:
         (f"# {html_to_text(title).splitlines()[0]}\n" if i else "") + text for i, (title, text) in enumerate(sections)
     )
     return Rendered(caption, keyboard, document=(name, document.encode()))
-
-
-def _render_status(status: WorkspaceStatus) -> str:
-    lines = ["📊 <b>Git status</b>"]
-    branch = esc(status.branch) if status.branch else "(detached)"
-    head = f" at <code>{esc(status.head[:7])}</code>" if status.head else " (no commits yet)"
-    lines.append(f"🌿 Branch: <code>{branch}</code>{head}")
-    if status.is_clean:
-        lines.append("✨ Working tree clean")
-    for label, paths in (("Staged", status.staged), ("Modified", status.unstaged), ("Untracked", status.untracked)):
-        if paths:
-            lines.append(f"{label} ({len(paths)}): {_paths(paths)}")
-    if status.latest_subject:
-        lines.append(f"📌 Latest commit: {esc(status.latest_subject)} ({_when(status.latest_time)})")
-    if status.path:
-        lines.append(f"📁 <code>{esc(status.path)}</code>")
-    return "\n".join(lines)
-
-
-def _render_status_report(r: StatusReport) -> str:
-    lines = ["📋 <b>Status</b>"]
-    if r.agent_session_id:
-        lines.append(f"🤖 Session: <code>{esc(r.agent_session_id[:8])}</code> (started {_when(r.session_started)})")
-    else:
-        lines.append("🤖 Session: none yet")
-    lines.append(f"🔄 Turns: {r.turn_count}/{r.compaction_threshold} (compacts at {r.compaction_threshold})")
-    if r.running:
-        lines.append("⏳ Claude is working right now")
-    if r.pending is not None:
-        lines.append(
-            f"📝 Pending change: <code>{esc(r.pending.change_id.value)}</code> — {esc(r.pending.diff.stat_line())}"
-        )
-    else:
-        lines.append("📝 Pending change: none")
-    decisions = r.approved_count + r.rejected_count
-    lines.append(f"🗳 Decisions: {decisions} (✅ {r.approved_count} approved · ❌ {r.rejected_count} rejected)")
-    if r.history:
-        lines.append("🕘 Recent decisions:")
-        for rec in r.history[-5:]:
-            sha = f" <code>{esc(rec.commit_sha[:7])}</code>" if rec.commit_sha else ""
-            lines.append(f"• {_when(rec.at)} {esc(rec.action)}{sha}")
-    if r.workspace is not None:
-        ws = r.workspace
-        branch = esc(ws.branch) if ws.branch else "(detached)"
-        latest = f" · latest <code>{esc(ws.head[:7])}</code>" if ws.head else ""
-        subject = f" {esc(_short(ws.latest_subject, 80))}" if ws.latest_subject else ""
-        lines.append(f"🌿 Branch: <code>{branch}</code>{latest}{subject}")
-        where = esc(r.workspace_path or ws.path or "?")
-        lines.append(f"📁 Workspace: <code>{where}</code> · {_plural(ws.tracked_files, 'file')}")
-    else:
-        lines.append("🌿 Branch: unavailable")
-        lines.append(f"📁 Workspace: <code>{esc(r.workspace_path or '?')}</code>")
-    if r.tool_mode is not None:
-        rules = (*r.operator_tool_rules, *r.tool_rules)
-        shown = ", ".join(f"<code>{esc(x)}</code>" for x in rules) if rules else "none"
-        lines.append(f"🔐 Tools: {esc(r.tool_mode)} · rules: {shown} (/permissions)")
-    who = [f"<b>{esc(r.user_name)}</b>"] if r.user_name else []
-    if r.username:
-        who.append(f"@{esc(r.username)}")
-    who.append(f"<code>{r.user_id}</code>")
-    lines.append(f"👤 User: {' '.join(who)}")
-    return "\n".join(lines)

@@ -3,6 +3,8 @@ Which Telegram updates voicecoder processes, and in which lane: one rule for the
 
 A lane is a chat and a kind (``"123:message"``, ``"123:callback"``, ``"123:answer"``): the dispatcher runs the
 items of one lane in order and different lanes side by side, so a button press never waits behind a running turn.
+A forum topic (``message_thread_id`` on a topic message) has lanes of its own (``"123:message@7"``), so a long turn
+in one topic does not hold up another topic of the same chat.
 """
 
 from __future__ import annotations
@@ -94,7 +96,8 @@ def lane_of(update: dict[str, Any]) -> tuple[int, str] | None:
     if parsed.callback_query is not None:
         query = parsed.callback_query
         chat = query.message.chat.id if query.message is not None else query.from_user.id
-        return chat, "message" if starts_a_turn(query.data) else "callback"
+        topic = query.message.topic if query.message is not None else None
+        return chat, _in_topic("message" if starts_a_turn(query.data) else "callback", topic)
     message = parsed.message
     if message is None:  # "message": null
         raise MalformedUpdateError("message is not an object")
@@ -103,7 +106,11 @@ def lane_of(update: dict[str, Any]) -> tuple[int, str] | None:
         raise MalformedUpdateError(f"message {message.message_id} has no sender (an anonymous admin or a channel)")
     if sender.is_bot:
         raise MalformedUpdateError(f"message {message.message_id} comes from a bot")
-    return message.chat.id, "answer" if _replies_to_question(message) else "message"
+    return message.chat.id, _in_topic("answer" if _replies_to_question(message) else "message", message.topic)
+
+
+def _in_topic(kind: str, topic: int | None) -> str:
+    return kind if topic is None else f"{kind}@{topic}"
 
 
 _TOOL_ANSWER_PREFIXES = tuple(f"{a.value}:" for a in TOOL_ANSWERS)
@@ -117,7 +124,9 @@ def _replies_to_question(message: Message) -> bool:
     if replied.text is not None and QUESTION_INVITATION in replied.text:
         return True
     rows = replied.reply_markup.inline_keyboard if replied.reply_markup is not None else ()
-    return any((b.callback_data or "").startswith(_TOOL_ANSWER_PREFIXES) for row in rows for b in row)
+    # A bot with several projects prefixes its buttons' data with "<project>/".
+    datas = ((b.callback_data or "").rpartition("/")[2] for row in rows for b in row)
+    return any(d.startswith(_TOOL_ANSWER_PREFIXES) for d in datas)
 
 
 __all__ = [

@@ -25,7 +25,7 @@ from voicecoder.adapters.telegram.api import (
     User,
 )
 from voicecoder.adapters.telegram.messenger import parse_callback_data
-from voicecoder.domain.app import COMMANDS, VoiceCoderApp
+from voicecoder.domain.app import COMMANDS, COMMANDS_WITH_PROJECTS, VoiceCoderApp
 from voicecoder.domain.errors import AudioTooLargeError, MalformedUpdateError, UnsupportedAudioError
 from voicecoder.domain.model import Audio, ChatId, UserId
 from voicecoder.domain.ports import Messenger
@@ -33,6 +33,7 @@ from voicecoder.domain.replies import ErrorReply
 
 __all__ = [
     "BOT_COMMANDS",
+    "BOT_COMMANDS_WITH_PROJECTS",
     "DEFAULT_MAX_BYTES",
     "DOWNLOAD_FAILED",
     "NOT_UNDERSTOOD",
@@ -45,6 +46,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 BOT_COMMANDS: tuple[BotCommand, ...] = tuple(BotCommand(name, description) for name, description in COMMANDS)
+BOT_COMMANDS_WITH_PROJECTS: tuple[BotCommand, ...] = tuple(BotCommand(n, d) for n, d in COMMANDS_WITH_PROJECTS)
 """The update types the handler processes: what polling and `webhook set` subscribe to (``allowed_updates``)."""
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024  # what getFile can serve at all
 AUDIO_EXTENSIONS = frozenset({"ogg", "oga", "opus", "mp3", "m4a", "mp4", "wav", "flac", "webm", "aac", "amr"})
@@ -133,7 +135,7 @@ class TelegramUpdateHandler:
         sender = message.from_user
         if sender is None or sender.is_bot:
             raise MalformedUpdateError(f"message {message.message_id} has no human sender")
-        chat, user = ChatId(message.chat.id), UserId(sender.id)
+        chat, user = ChatId(message.chat.id, thread=message.topic), UserId(sender.id)
         if message.text is not None:
             await self._on_text(chat, user, message, sender)
         elif message.voice is not None or message.audio is not None or message.document is not None:
@@ -166,6 +168,9 @@ class TelegramUpdateHandler:
                 await self._app.start(chat, user, sender.first_name or None)
             case "help":
                 await self._app.help(chat, user)
+            case "project":
+                argument = text.split(maxsplit=1)[1].strip() if len(text.split(maxsplit=1)) > 1 else None
+                await self._app.project(chat, user, argument)
             case "status":
                 full_name = " ".join(p for p in (sender.first_name, sender.last_name) if p) or None
                 await self._app.status(chat, user, user_name=full_name, username=sender.username)
@@ -254,7 +259,7 @@ class TelegramUpdateHandler:
         if query.message is None or query.data is None:
             await self._messenger.answer_callback(query.id, STALE_BUTTON)
             return
-        chat = ChatId(query.message.chat.id)
+        chat = ChatId(query.message.chat.id, thread=query.message.topic)
         try:
             button = parse_callback_data(query.data)
         except MalformedUpdateError:

@@ -53,6 +53,8 @@ from voicecoder.domain.replies import (
     MessageRef,
     NoChanges,
     PermissionsView,
+    ProjectChosen,
+    ProjectPicker,
     Queued,
     Reply,
     SessionCleared,
@@ -184,6 +186,11 @@ def sample_replies() -> list[Reply]:
         SessionCleared(kept_pending=False, cleared_rules=("Bash(pytest *)",)),
         Cancelled(was_running=True, reason="voicecoder is <restarting>"),
         StatusReport(1, "s" * 36, 3, 20, ChangeSummary(change, diff), 1, 2, (_record(now),), None, "/ws", running=True),
+        ProjectPicker(("api", "web-2"), current="api", held=True),
+        ProjectChosen("web-2", "/srv/<ws>", running_held=1),
+        ChangeSummary(change, diff, project="api"),
+        StatusReport(1, None, 0, 20, None, 0, 0, (), status, "/ws", running=False, project="web-2"),
+        InfoReport((), project="api"),
     ]
 
 
