@@ -321,15 +321,25 @@ class TestConversation:
         assert conv["version"] > version
         assert elapsed < 5
 
-    async def test_shutdown_releases_waiting_long_polls(self, bot_api: FakeBotApi, http: aiohttp.ClientSession) -> None:
+    async def test_shutdown_releases_waiting_long_polls(
+        self, bot_api: FakeBotApi, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """Stopping the server answers pending long polls at once instead of holding shutdown for their wait."""
+        waiting = asyncio.Event()
+        wait_transcript = bot_api.wait_transcript
+
+        async def noted_wait(**kwargs: Any) -> list[dict[str, Any]]:
+            waiting.set()
+            return await wait_transcript(**kwargs)
+
+        monkeypatch.setattr(bot_api, "wait_transcript", noted_wait)
         app = create_sandbox_web_app(bot_api, user_id=USER_ID, chat_id=USER_ID)
         runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=20.0)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         base = f"http://127.0.0.1:{runner.addresses[0][1]}/"
         poll = asyncio.create_task(conversation(http, base, since=0, wait=30))
-        await asyncio.sleep(0.2)
+        await asyncio.wait_for(waiting.wait(), 30)  # the poll is inside the server, waiting
         loop = asyncio.get_running_loop()
         started = loop.time()
 
