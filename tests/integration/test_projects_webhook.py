@@ -6,6 +6,7 @@ Anthropic API, and the git CLI as the oracle for what happened in which tree.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -35,7 +36,13 @@ UNAUTHORIZED = "⛔ You are not authorized to use this bot."
 
 
 def serve(
-    tmp_path: Path, port: int, bot: FakeBotApi, anthropic: FakeAnthropicApi, *, projects: str | None = None
+    tmp_path: Path,
+    port: int,
+    bot: FakeBotApi,
+    anthropic: FakeAnthropicApi,
+    *,
+    projects: str | None = None,
+    extra: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     assert CLAUDE is not None
     home = tmp_path / "home"
@@ -58,6 +65,7 @@ def serve(
         "STT_PROVIDER": "local",
         "HF_HUB_OFFLINE": "1",
         "LOG_FORMAT": "json",
+        **(extra or {}),
     }
     with (tmp_path / "serve.log").open("ab") as log:
         return subprocess.Popen(
@@ -206,6 +214,55 @@ async def test_two_users_two_projects_each_in_their_own_tree(tmp_path: Path) -> 
     assert str(trees / "web" / "user-1001") in (dev_status.text or "")
     assert "📁 web" in (ada_status.text or "")
     assert str(trees / "web" / "user-1002") in (ada_status.text or "")
+
+
+def processes_in(tree: Path) -> list[int]:
+    """Pids of the processes whose working directory is inside *tree* (the agents working there)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cwd = (proc / "cwd").readlink()
+            except OSError:
+                continue
+            if cwd == tree or tree in cwd.parents:
+                found.append(int(proc.name))
+    return found
+
+
+async def test_idle_agents_of_every_workspace_are_reaped(tmp_path: Path) -> None:
+    """Each workspace's warm CLI (300-500 MB each) is closed after CLAUDE_KEEP_WARM idle, not kept until shutdown."""
+    (tmp_path / "src").mkdir()
+    make_repo(tmp_path / "src" / "api")
+    make_repo(tmp_path / "src" / "web")
+    trees = tmp_path / "trees"
+    port = free_port()
+    async with FakeBotApi(TOKEN, time_scale=0.02) as bot, FakeAnthropicApi() as anthropic:
+        for user in (DEV, ADA):
+            bot.add_chat(user)
+        server = serve(tmp_path, port, bot, anthropic, extra={"CLAUDE_KEEP_WARM": "2"})
+        try:
+            await wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
+            await set_webhook(bot, port)
+            for user, project in ((DEV, "api"), (ADA, "web")):
+                switched = f"📁 Now working in {project}"
+                await bot.send_text(f"/project {project}", user=user)
+                await until(switched, functools.partial(said, bot, user, switched))
+                anthropic.script(Reply.tool(write_file("x.txt", "x\n")), Reply.text("wrote x.txt"))
+                await turn(bot, user, "write x.txt", after=last_id(bot, user))
+
+            reaped = "closing claude process of session"
+            await until(
+                "both workspaces' idle agents closed",
+                lambda: (tmp_path / "serve.log").read_text().count(reaped) >= 2,
+                within=60,
+            )
+            assert processes_in(trees / "api" / "user-1001") == []
+            assert processes_in(trees / "web" / "user-1002") == []
+            assert server.poll() is None  # the service itself runs on
+        finally:
+            server.send_signal(signal.SIGTERM)
+            await anyio.to_thread.run_sync(server.wait, 60)
 
 
 async def test_an_unreachable_remote_is_a_chat_error_and_the_held_prompt_waits(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ from voicecoder.adapters.stt.vocabulary import WorkspaceVocabulary
 from voicecoder.adapters.system_clock import SystemClock
 from voicecoder.adapters.telegram.api import TelegramBotApi
 from voicecoder.adapters.telegram.dispatcher import DispatchStats, UpdateDispatcher
-from voicecoder.adapters.telegram.ingress import TelegramIngress
+from voicecoder.adapters.telegram.ingress import KeepWarm, TelegramIngress
 from voicecoder.adapters.telegram.messenger import TelegramMessenger
 from voicecoder.adapters.telegram.updates import BOT_COMMANDS, BOT_COMMANDS_WITH_PROJECTS, TelegramUpdateHandler
 from voicecoder.adapters.telegram.webhook import TELEGRAM_NETWORKS, IngressStats, WebhookSettings
@@ -142,6 +142,13 @@ def _telethon_messenger(client: Any) -> Messenger:
 def _front(config: Config, single: Callable[[], VoiceCoder], router: Callable[[], ProjectRouter]) -> VoiceCoderApp:
     """What the transport drives: the project router where PROJECTS is set, else the one workspace's app."""
     return router() if config.projects else single()
+
+
+def _keep_warm(
+    config: Config, single: Callable[[], ClaudeCliAgent], projects: Callable[[], ProjectWorkspaceSet]
+) -> KeepWarm:
+    """What reaps idle agent processes: every project workspace's agents where PROJECTS is set, else the one."""
+    return projects().keep_warm if config.projects else single().keep_warm
 
 
 def _telethon_update_handler(
@@ -397,6 +404,7 @@ class Container(containers.DeclarativeContainer):
     )
     #: What the transports drive: `app.voicecoder`, or the router when projects are configured.
     front = providers.Singleton(_front, settings, app.voicecoder.provider, router.provider)
+    keep_warm = providers.Callable(_keep_warm, settings, core.claude.provider, project_workspaces.provider)
     bot_commands = providers.Callable(lambda c: BOT_COMMANDS_WITH_PROJECTS if c.projects else BOT_COMMANDS, settings)
 
     # --- the ingress: updates into the durable inbox, run by the dispatcher ----------------------
@@ -436,7 +444,7 @@ class Container(containers.DeclarativeContainer):
         host=settings.provided.listen_host,
         port=settings.provided.listen_port,
         polling=providers.Callable(lambda c: c.transport == "polling", settings),
-        keep_warm=core.claude.provided.keep_warm,
+        keep_warm=keep_warm,
         commands=bot_commands,
     )
     telethon_ingress = providers.Singleton(
@@ -449,7 +457,7 @@ class Container(containers.DeclarativeContainer):
         token=providers.Callable(lambda c: c.require_telegram(), settings),
         session=providers.Callable(lambda c: str(c.telethon_session_path), settings),
         max_bytes=settings.provided.max_audio_bytes,
-        keep_warm=core.claude.provided.keep_warm,
+        keep_warm=keep_warm,
     )
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import anyio
+import anyio.abc
 import attrs
 
 from voicecoder.adapters.claude import ClaudeCliAgent, ClaudeCliConfig
@@ -86,6 +87,7 @@ class ProjectWorkspaceSet:
         self._claude_config = claude_config
         self._agent_factory = agent_factory
         self._apps: dict[tuple[str, Path], VoiceCoder] = {}
+        self._claudes: list[ClaudeCliAgent] = []
         self._locks: dict[tuple[str, Path], anyio.Lock] = {}
         self._stack = contextlib.AsyncExitStack()
 
@@ -138,6 +140,7 @@ class ProjectWorkspaceSet:
         else:
             claude = ClaudeCliAgent(self._claude_config(narrowed))
             self._stack.push_async_callback(claude.aclose)
+            self._claudes.append(claude)
             agent = MeteredAgentRunner(inner=claude, metrics=self._metrics)
             checked = claude
         checks = tuple(d for d in (workspace, checked, store, self._transcriber) if isinstance(d, Diagnosable))
@@ -160,6 +163,25 @@ class ProjectWorkspaceSet:
         )
         log.info("project %s: workspace %s opened for user %s", spec.name, path, user)
         return VoiceCoder(ports, settings)
+
+    async def keep_warm(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """
+        Reap every workspace agent's idle processes until cancelled, then close them all.
+
+        Each idle CLI holds 300-500 MB, so with several users and projects an unreaped one per workspace would add
+        up; the service starts this in its task group as it does the single workspace's `ClaudeCliAgent.keep_warm`.
+        """
+        keep_warm_s = self._claude_config(self._config).keep_warm_s
+        task_status.started()
+        try:
+            while True:
+                await anyio.sleep(max(1.0, min(60.0, keep_warm_s / 4)))
+                for claude in tuple(self._claudes):
+                    await claude.reap_idle()
+        finally:
+            with anyio.CancelScope(shield=True):
+                for claude in tuple(self._claudes):
+                    await claude.aclose()
 
     async def aclose(self) -> None:
         """Close every workspace's database and agent. Raises nothing (failures are logged)."""
