@@ -58,6 +58,7 @@ class WhisperOnOneWorker(LoadGroupScheduling):  # type: ignore[misc]  # xdist sh
         return str(super()._split_scope(nodeid))
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of xdist: pytest -p no:xdist still loads this conftest
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> WhisperOnOneWorker | None:
     return WhisperOnOneWorker(config, log) if config.getvalue("dist") == "loadgroup" else None
 
