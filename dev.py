@@ -156,7 +156,10 @@ def main(argv: list[str]) -> int:
         # Most integration tests wait on subprocesses, sockets and git: four workers keep two cores busy.
         # `-n 0` (or any -n given) overrides it, e.g. to debug one test in-process.
         workers = [] if any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in rest) else ["-n", "4"]
-        return pytest([*workers, *rest])
+        # loadgroup: the tests that hear with the Whisper engine share one worker and its memo (tests/conftest.py);
+        # the largest group is sent first, so it never lands last and holds the run.
+        dist = [] if any(a.startswith("--dist") for a in rest) or not workers else ["--dist", "loadgroup"]
+        return pytest([*workers, *dist, *rest])
     if command == "pytest":
         ensure_venv()
         return pytest(rest)

@@ -35,7 +35,7 @@ from typing import Any
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent.parent / "src"))
 
-from voicecoder.testing.contracts.transcriber import SHORT_CLIPS, voice_clip  # noqa: E402
+from voicecoder.testing.voice_clips import SHORT_CLIPS, voice_clip  # noqa: E402
 from voicecoder.testing.wer import corpus_wer  # noqa: E402
 
 TARGET_WER = 0.20

@@ -5,6 +5,8 @@ import os
 from pathlib import Path
 
 import pytest
+from xdist.remote import Producer
+from xdist.scheduler import LoadGroupScheduling
 
 from voicecoder.adapters.stt.local_whisper import LocalWhisperTranscriber
 from voicecoder.domain.errors import TranscriptionError
@@ -24,6 +26,60 @@ pytest_plugins = ["pytester"]
 def anyio_backend() -> str:
     """Adapters are asyncio-only (aiohttp); domain tests widen this to trio in tests/unit/domain."""
     return "asyncio"
+
+
+#: Fixtures that hear with the session's Whisper engine (directly, or through the fake speech servers' memo).
+ENGINE_FIXTURES = frozenset({"whisper_base", "engine_recognizer"})
+#: The modules whose tests use them: `dev.py test` (``--dist loadgroup``) runs them as one unit on one worker.
+WHISPER_MODULES = frozenset(
+    {
+        "tests/contract/test_contract_catches_broken_providers.py",
+        "tests/contract/test_transcriber_contract.py",
+        "tests/integration/test_whisper_hints.py",
+        "tests/unit/adapters/test_local_whisper_transcriber.py",
+    }
+)
+
+
+class WhisperOnOneWorker(LoadGroupScheduling):  # type: ignore[misc]  # xdist ships no type hints
+    """
+    xdist's ``loadgroup`` with the Whisper modules as one group, the largest, so it is sent first.
+
+    The engine's recognitions are memoised per process: on one worker the model loads once and the fake speech
+    servers answer a clip the real adapter already decoded from the memo. Spread over four workers, each decoded
+    the same clips again (the documented Acme example, the self-hosted OpenAI contract: ~80 s of CPU on 2 cores).
+    The group is named here by module, on the controller, because xdist's own ``xdist_group`` mark travels in the
+    node id, which pytest 9.2 no longer lets a plugin change.
+    """
+
+    def _split_scope(self, nodeid: str) -> str:
+        if nodeid.split("::", 1)[0] in WHISPER_MODULES:
+            return "whisper"
+        return str(super()._split_scope(nodeid))
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of xdist: pytest -p no:xdist still loads this conftest
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> WhisperOnOneWorker | None:
+    return WhisperOnOneWorker(config, log) if config.getvalue("dist") == "loadgroup" else None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """
+    Tests that run the engine themselves go before those that hear through the fake servers' memo, so the memo
+    holds what the real adapter decoded when the fake servers (and the documented Acme example) ask for the same
+    clip. A test using the engine outside `WHISPER_MODULES` would decode its clips again: name its module.
+    """
+    strays = sorted(
+        {
+            item.nodeid.split("::", 1)[0]
+            for item in items
+            if ENGINE_FIXTURES & set(getattr(item, "fixturenames", ()))
+            and item.nodeid.split("::", 1)[0] not in WHISPER_MODULES
+        }
+    )
+    if strays:
+        raise pytest.UsageError(f"add {', '.join(strays)} to WHISPER_MODULES in tests/conftest.py")
+    items.sort(key=lambda item: "engine_recognizer" in getattr(item, "fixturenames", ()))  # stable: else as collected
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -13,6 +13,7 @@ from telethon.sessions import StringSession
 
 from voicecoder.adapters.telegram.api import TelegramBotApi
 from voicecoder.adapters.telegram.messenger import TelegramMessenger
+from voicecoder.adapters.telegram.pacing import PacingPolicy
 from voicecoder.adapters.telethon import TelethonMessenger
 from voicecoder.domain.callbacks import encode_callback
 from voicecoder.domain.model import ChatId
@@ -124,7 +125,9 @@ class TestTelegramMessenger(MessengerContract):
 
     @pytest.fixture
     async def messenger(self, api: FakeBotApi) -> AsyncIterator[Messenger]:
-        client = TelegramBotApi(api.token, base_url=api.base_url)
+        # Unpaced: the contract is about what arrives, and at Telegram's 1 message/s per chat its one-of-every-reply
+        # case slept ~30 s; the pacer has its own tests on a fake clock (tests/unit/adapters/test_telegram_bot_api.py).
+        client = TelegramBotApi(api.token, base_url=api.base_url, pacing=PacingPolicy(per_chat_rate=0, global_rate=0))
         yield TelegramMessenger(client)
         await client.close()
 

@@ -28,8 +28,8 @@ from voicecoder.simulators.stt import (
     openai_error,
 )
 from voicecoder.testing import TranscriberContract
-from voicecoder.testing.contracts.transcriber import voice_clips
 from voicecoder.testing.fakes import FakeTranscriber
+from voicecoder.testing.voice_clips import voice_clips
 
 # --- the in-memory fake ---------------------------------------------------------------------
 

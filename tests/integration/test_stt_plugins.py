@@ -18,7 +18,7 @@ from voicecoder.bootstrap import build_container
 from voicecoder.config import Config
 from voicecoder.domain.errors import ConfigurationError
 from voicecoder.domain.model import TranscriptionHints
-from voicecoder.testing.contracts.transcriber import voice_clip
+from voicecoder.testing.voice_clips import voice_clip
 
 PLUGIN = """
 from voicecoder.adapters.stt import check_audio

@@ -73,7 +73,7 @@ class TestCodingVocabulary:
     async def test_git_log_heard_as_git_log(self, whisper: LocalWhisperTranscriber) -> None:
         """With the code-aware hints, "show me the git log" is not heard as "good log"."""
         from voicecoder.adapters.stt.code_aware import CodeAwareTranscriber  # noqa: PLC0415
-        from voicecoder.testing.contracts.transcriber import voice_clip  # noqa: PLC0415
+        from voicecoder.testing.voice_clips import voice_clip  # noqa: PLC0415
 
         clip = voice_clip("git_log.ogg")
 

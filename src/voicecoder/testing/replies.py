@@ -8,7 +8,9 @@ check that the strategies cover all of them.
 
 from __future__ import annotations
 
+import functools
 import typing
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from hypothesis import strategies as st
@@ -222,7 +224,11 @@ def _tool_questions() -> st.SearchStrategy[ToolQuestion]:
     )
 
 
-def _strategies() -> dict[type, st.SearchStrategy[Reply]]:
+# Built once per process: building them costs ~80 ms, and a test that draws `strategy_for` inside each example
+# paid it per example (half the CPU of the strict-HTML property tests). Strategies are immutable, so sharing
+# them changes no drawn value.
+@functools.cache
+def _strategies() -> Mapping[type, st.SearchStrategy[Reply]]:
     text = hostile_text()
     commands = st.lists(st.tuples(hostile_text(min_size=1, max_size=12), text), max_size=8).map(tuple)
     return {

@@ -86,8 +86,8 @@ class TestCodeAwareTranscriber:
         """The inner engine gets coding words and spoken names; its text comes back spelled as the workspace does."""
         from voicecoder.adapters.stt.code_aware import CodeAwareTranscriber  # noqa: PLC0415
         from voicecoder.domain.model import TranscriptionHints  # noqa: PLC0415
-        from voicecoder.testing.contracts.transcriber import voice_clip  # noqa: PLC0415
         from voicecoder.testing.fakes import FakeTranscriber  # noqa: PLC0415
+        from voicecoder.testing.voice_clips import voice_clip  # noqa: PLC0415
 
         clip = voice_clip("08_rename_variable.ogg")
         inner = FakeTranscriber()
@@ -124,8 +124,8 @@ class TestWhisperPrompt:
     async def test_no_context_for_other_languages(self) -> None:
         """The English sample sentences are not given for a note in another language."""
         from voicecoder.adapters.stt.code_aware import CodeAwareTranscriber  # noqa: PLC0415
-        from voicecoder.testing.contracts.transcriber import voice_clip  # noqa: PLC0415
         from voicecoder.testing.fakes import FakeTranscriber  # noqa: PLC0415
+        from voicecoder.testing.voice_clips import voice_clip  # noqa: PLC0415
 
         clip = voice_clip("es_run_tests.ogg")
         inner = FakeTranscriber()

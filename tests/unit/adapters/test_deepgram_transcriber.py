@@ -22,7 +22,7 @@ from voicecoder.domain.errors import (
 )
 from voicecoder.domain.model import Audio, TranscriptionHints
 from voicecoder.simulators.stt import DEEPGRAM_CORRUPT_AUDIO, FakeDeepgramServer, ScriptedRecognizer
-from voicecoder.testing.contracts.transcriber import voice_clip
+from voicecoder.testing.voice_clips import voice_clip
 
 HEARD = ScriptedRecognizer("run the tests and fix any failures", confidence=0.97)
 

@@ -18,7 +18,7 @@ from voicecoder.domain.errors import (
 )
 from voicecoder.domain.model import Audio, TranscriptionHints
 from voicecoder.simulators.stt import FakeOpenAIServer, ScriptedRecognizer, openai_error
-from voicecoder.testing.contracts.transcriber import voice_clip
+from voicecoder.testing.voice_clips import voice_clip
 
 KEY = "sk-unit-secret-key"
 

@@ -18,7 +18,7 @@ Every capability of the suite is either provided (a fixture that returns the dou
 impossible in ``cannot_simulate`` with the reason; a capability that is neither fails the run with a
 message saying what to provide. Nothing is skipped silently.
 
-The suite ships its own voice clips (``voicecoder/testing/data/voice``) and runs on asyncio by itself
+The suite ships its own voice clips (``voicecoder.testing.voice_clips``) and runs on asyncio by itself
 (its ``anyio_backend`` fixture; override it with ``params=["asyncio", "trio"]`` to run both), marked for
 the anyio pytest plugin, so it needs no configuration in your project.
 """
@@ -26,16 +26,11 @@ the anyio pytest plugin, so it needs no configuration in your project.
 from __future__ import annotations
 
 import asyncio
-import functools
-import gzip
-import json
 import math
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from importlib import resources
 from typing import Any, ClassVar
 
 import anyio
-import attrs
 import pytest
 
 from voicecoder.domain.errors import (
@@ -51,6 +46,16 @@ from voicecoder.domain.errors import (
 )
 from voicecoder.domain.model import Audio, Transcript, TranscriptionHints
 from voicecoder.domain.ports import Transcriber
+from voicecoder.testing.voice_clips import (
+    HINT_CLIP,
+    LONG_CLIP,
+    OTHER_LANGUAGE_CLIPS,
+    SHORT_CLIPS,
+    TOO_LONG_CLIP,
+    VoiceClip,
+    voice_clip,
+    voice_clips,
+)
 from voicecoder.testing.wer import corpus_wer, normalise, wer
 
 __all__ = [
@@ -65,8 +70,6 @@ __all__ = [
 ]
 
 TranscriberFixture = Transcriber | AsyncIterator[Transcriber]
-
-_DATA = "data/voice"
 
 #: What a provider's test setup can simulate, and the fixture that provides each capability.
 CAPABILITIES: Mapping[str, str] = {
@@ -117,72 +120,6 @@ MALFORMED_BODIES: tuple[bytes, ...] = (
 )
 
 
-@attrs.frozen
-class VoiceClip:
-    """One shipped fixture clip and its reference transcript."""
-
-    file: str
-    kind: str
-    language: str | None
-    text: str
-    sha256: str
-    duration_s: float | None
-    hint: str | None = None
-
-    def read(self) -> bytes:
-        data = resources.files("voicecoder.testing").joinpath(f"{_DATA}/{self.file}").read_bytes()
-        return gzip.decompress(data) if self.file.endswith(".gz") else data
-
-    def audio(self) -> Audio:
-        return Audio(data=self.read(), mime_type="audio/ogg", filename=self.file.removesuffix(".gz"))
-
-    @property
-    def hints(self) -> TranscriptionHints:
-        return TranscriptionHints(language=self.language)
-
-
-@functools.cache
-def voice_clips() -> dict[str, VoiceClip]:
-    """The shipped clips by file name (only those present in the package data)."""
-    folder = resources.files("voicecoder.testing").joinpath(_DATA)
-    meta: dict[str, Any] = json.loads(folder.joinpath("transcripts.json").read_text(encoding="utf-8"))
-    clips: dict[str, VoiceClip] = {}
-    for entry in meta["clips"]:
-        if not folder.joinpath(entry["file"]).is_file():
-            continue
-        clips[entry["file"]] = VoiceClip(
-            file=entry["file"],
-            kind=entry["kind"],
-            language=entry.get("language"),
-            text=entry.get("text") or "",
-            sha256=entry.get("sha256") or "",
-            duration_s=entry.get("duration_s"),
-            hint=entry.get("hint"),
-        )
-    return clips
-
-
-def voice_clip(name: str) -> VoiceClip:
-    """A shipped clip by file name, e.g. ``"03_run_tests.ogg"``."""
-    return voice_clips()[name]
-
-
-SHORT_CLIPS = (
-    "01_create_file.ogg",
-    "02_check_workspace.ogg",
-    "03_run_tests.ogg",
-    "04_list_python.ogg",
-    "05_add_function.ogg",
-    "06_commit.ogg",
-    "07_show_log.ogg",
-    "08_rename_variable.ogg",
-    "09_install_requests.ogg",
-    "10_delete_build.ogg",
-)
-OTHER_LANGUAGE_CLIPS = ("de_create_file.ogg", "es_run_tests.ogg", "fr_check_workspace.ogg")
-HINT_CLIP = "hint_quillmesh.ogg"
-LONG_CLIP = "long_all10.ogg"
-TOO_LONG_CLIP = "silence_605s.ogg.gz"
 #: Vocabulary around the rare word, as a workspace would give it.
 _HINT_TERMS = ("parse_config", "README.md", "main.py", "pytest")
 
