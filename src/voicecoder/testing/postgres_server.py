@@ -226,6 +226,11 @@ class PostgresServer:
             if time.monotonic() > deadline:
                 raise PostgresUnavailableError(f"server processes {pids} outlived SIGKILL for 30 s")
             time.sleep(0.01)
+        # A killed postmaster may linger as a zombie until its adoptive parent reaps it, and the next start would
+        # take its pid in the lock file for a live server: the processes are gone, so the lock file goes too.
+        (self.data_dir / "postmaster.pid").unlink(missing_ok=True)
+        for lock in self.root.glob(".s.PGSQL.*.lock"):  # the unix socket's lock file names the dead pid too
+            lock.unlink(missing_ok=True)
 
     def destroy(self) -> None:
         """Stop the server (if it runs) and remove its directory."""
