@@ -6,6 +6,7 @@ import json
 import os
 import pwd
 import signal
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -25,7 +26,7 @@ def test_the_server_runs_as_an_unprivileged_user(postgres_server: PostgresServer
     """initdb refuses root: under root the server runs as `postgres`; its data directory is private."""
     pids = postgres_server.pids()
     assert pids, "the session's server is not running"
-    owner = os.stat(f"/proc/{pids[0]}").st_uid
+    owner = Path(f"/proc/{pids[0]}").stat().st_uid
     if os.geteuid() == 0:
         assert pwd.getpwuid(owner).pw_name == "postgres"
     else:
