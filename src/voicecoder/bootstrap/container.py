@@ -30,7 +30,7 @@ from voicecoder.adapters.stt.vocabulary import WorkspaceVocabulary
 from voicecoder.adapters.system_clock import SystemClock
 from voicecoder.adapters.telegram.api import TelegramBotApi
 from voicecoder.adapters.telegram.dispatcher import DispatchStats, UpdateDispatcher
-from voicecoder.adapters.telegram.ingress import TelegramIngress
+from voicecoder.adapters.telegram.ingress import StatelessIngress, TelegramIngress
 from voicecoder.adapters.telegram.messenger import TelegramMessenger
 from voicecoder.adapters.telegram.updates import TelegramUpdateHandler
 from voicecoder.adapters.telegram.webhook import TELEGRAM_NETWORKS, IngressStats, WebhookSettings
@@ -49,6 +49,7 @@ from voicecoder.domain.ports import (
     AgentRunner,
     Clock,
     Diagnosable,
+    Inbox,
     Messenger,
     SecretScanner,
     StateStore,
@@ -184,6 +185,15 @@ def _assemblyai_transcriber(**kwargs: Any) -> Transcriber:
     return AssemblyAITranscriber(**kwargs)
 
 
+def _inbox(config: Config) -> Inbox:
+    """SQLite in DATA_DIR (the embedded mode), or the cluster's PostgreSQL when DATABASE_URL is set."""
+    if config.database_url is None:
+        return SqliteInbox(config.inbox_path)
+    from voicecoder.adapters.postgres.inbox import PostgresInbox  # noqa: PLC0415 - the postgres extra
+
+    return PostgresInbox(config.database_url)
+
+
 class Core(containers.DeclarativeContainer):
     """What every transport needs: the clock, metrics, the workspace, the stores and the agent."""
 
@@ -195,7 +205,7 @@ class Core(containers.DeclarativeContainer):
     scanner = providers.Singleton(DetectSecretsScanner)
     vocabulary = providers.Singleton(WorkspaceVocabulary, settings.provided.workspace_dir)
     store = providers.Singleton(SqliteStateStore, settings.provided.state_path)
-    inbox = providers.Singleton(SqliteInbox, settings.provided.inbox_path)
+    inbox: providers.Provider[Inbox] = providers.Singleton(_inbox, settings)
     claude = providers.Singleton(ClaudeCliAgent, providers.Callable(_claude_config, settings))
     agent: providers.Provider[AgentRunner] = providers.Singleton(MeteredAgentRunner, inner=claude, metrics=metrics)
 
@@ -399,6 +409,16 @@ class Container(containers.DeclarativeContainer):
         port=settings.provided.listen_port,
         polling=providers.Callable(lambda c: c.transport == "polling", settings),
         keep_warm=core.claude.provided.keep_warm,
+    )
+    # `serve --role ingress`: the webhook alone, storing into the shared inbox (no dispatcher, token or workspace).
+    stateless_ingress = providers.Singleton(
+        StatelessIngress,
+        inbox=core.inbox,
+        metrics=core.metrics,
+        stats=ingress_stats,
+        webhook=webhook_settings.provider,
+        host=settings.provided.listen_host,
+        port=settings.provided.listen_port,
     )
     telethon_ingress = providers.Singleton(
         _telethon_ingress,

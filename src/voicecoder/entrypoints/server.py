@@ -10,7 +10,7 @@ from __future__ import annotations
 import anyio
 import anyio.abc
 
-from voicecoder.bootstrap import Container
+from voicecoder.bootstrap import Container, lifetime
 
 
 async def serve(
@@ -46,4 +46,22 @@ async def serve(
     )
 
 
-__all__ = ["serve"]
+async def serve_ingress(
+    container: Container,
+    *,
+    stop: anyio.Event | None = None,
+    handle_signals: bool = True,
+    task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """
+    `serve --role ingress`: open the shared inbox and serve the webhook into it until SIGTERM/SIGINT (or *stop*).
+
+    Raises:
+        StateStoreError: The database cannot be reached or prepared at start.
+        StartupError: The listen address cannot be bound.
+    """
+    async with lifetime(container, inbox=True):
+        await container.stateless_ingress().run(stop=stop, handle_signals=handle_signals, task_status=task_status)
+
+
+__all__ = ["serve", "serve_ingress"]
