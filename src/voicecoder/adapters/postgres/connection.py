@@ -69,6 +69,15 @@ _MIGRATIONS: tuple[str, ...] = (
         at     timestamptz      NOT NULL
     );
     """,
+    # v2: which workspace a chat (or a forum topic of it) works in; a chat without a row uses the default one.
+    """
+    CREATE TABLE voicecoder_chat_routes (
+        chat         text   NOT NULL,
+        thread       bigint NOT NULL DEFAULT 0,
+        workspace_id text   NOT NULL REFERENCES voicecoder_workspaces (id),
+        PRIMARY KEY (chat, thread)
+    );
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
