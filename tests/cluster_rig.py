@@ -57,6 +57,7 @@ def role_environment(tmp_path: Path, database_url: str | None, port: int, **extr
         "HOME": str(tmp_path),
         "DATA_DIR": str(tmp_path / "data"),
         "WORKSPACE_DIR": str(tmp_path / "ws"),
+        "LOG_LEVEL": "INFO",
         "LISTEN_PORT": str(port),
         "WEBHOOK_PATH": WEBHOOK_PATH,
         "WEBHOOK_SECRET": WEBHOOK_SECRET,
@@ -69,7 +70,13 @@ def role_environment(tmp_path: Path, database_url: str | None, port: int, **extr
 
 @contextlib.contextmanager
 def running_role(
-    tmp_path: Path, role: str, database_url: str | None, *, name: str, **extra: str
+    tmp_path: Path,
+    role: str,
+    database_url: str | None,
+    *,
+    name: str,
+    extra_args: tuple[str, ...] = (),
+    **extra: str,
 ) -> Iterator[RoleProcess]:
     """Start `voicecoder serve --role ROLE` in *tmp_path*/*name*; stopped (SIGTERM, then SIGKILL) on exit."""
     home = tmp_path / name
@@ -78,7 +85,7 @@ def running_role(
     log = home / "output.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "voicecoder.entrypoints.cli", "serve", "--role", role],
+            [sys.executable, "-m", "voicecoder.entrypoints.cli", "serve", "--role", role, *extra_args],
             env=role_environment(home, database_url, port, **extra),
             cwd=home,
             stdout=sink,

@@ -395,6 +395,10 @@ class Container(containers.DeclarativeContainer):
     dispatcher = providers.Singleton(
         UpdateDispatcher, core.inbox, update_handler, stats=dispatch_stats, on_stop=app.voicecoder.provided.shutdown
     )
+    # `serve --role worker`: one dispatcher per ownership period, on that period's fenced inbox (given at call).
+    worker_dispatcher = providers.Factory(
+        UpdateDispatcher, handler=update_handler, stats=dispatch_stats, on_stop=app.voicecoder.provided.shutdown
+    )
     ingress_stats = providers.Singleton(IngressStats, observer=update_observer)
     webhook_settings = providers.Factory(_webhook_settings, settings)
     telegram_ingress = providers.Singleton(

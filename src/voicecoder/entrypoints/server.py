@@ -7,10 +7,13 @@ container health check and a scraper work the same way in either mode; the Telet
 
 from __future__ import annotations
 
+import functools
+
 import anyio
 import anyio.abc
 
-from voicecoder.bootstrap import Container, lifetime
+from voicecoder.bootstrap import Container, lifetime, open_runtime
+from voicecoder.signals import stop_on_signal
 
 
 async def serve(
@@ -64,4 +67,29 @@ async def serve_ingress(
         await container.stateless_ingress().run(stop=stop, handle_signals=handle_signals, task_status=task_status)
 
 
-__all__ = ["serve", "serve_ingress"]
+async def serve_worker(
+    container: Container,
+    *,
+    host: str,
+    ttl_s: float,
+    stop: anyio.Event | None = None,
+    handle_signals: bool = True,
+) -> None:
+    """
+    `serve --role worker`: own this host's workspace, run its updates, until SIGTERM/SIGINT (or *stop*).
+
+    Raises:
+        StateStoreError: The database or the state files cannot be opened at start.
+    """
+    from voicecoder.bootstrap.cluster import build_worker  # noqa: PLC0415 - the postgres extra
+
+    stop = stop if stop is not None else anyio.Event()
+    async with open_runtime(container), anyio.create_task_group() as tg:
+        if handle_signals:
+            tg.start_soon(functools.partial(stop_on_signal, stop, label="worker"))
+        await tg.start(container.core.claude().keep_warm)
+        await build_worker(container, host=host, ttl_s=ttl_s).run(stop=stop)
+        tg.cancel_scope.cancel()
+
+
+__all__ = ["serve", "serve_ingress", "serve_worker"]
