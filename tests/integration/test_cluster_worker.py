@@ -14,19 +14,21 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
-import anyio
-import psycopg
 import pytest
 
-from tests.cluster_rig import WEBHOOK_SECRET, RoleProcess, running_role
+from tests.cluster_rig import (
+    TOKEN,
+    WEBHOOK_SECRET,
+    RoleProcess,
+    inbox_rows,
+    lease_row,
+    running_role,
+    running_worker,
+    wait_until,
+)
 from tests.loopback import wait_http
 from voicecoder.simulators.bot_api import DEFAULT_USER, FakeBotApi
 from voicecoder.testing.postgres_server import PostgresServer
-
-TOKEN = "7777777:cluster-worker-token-not-a-real-one-abcdef"
-REPO = Path(__file__).resolve().parents[2]
-FAKE_CLAUDE = REPO / "tests" / "fakes" / "fake_claude.py"
-TTL = "2"
 
 
 @pytest.fixture(name="bot_api")
@@ -35,48 +37,10 @@ async def _bot_api() -> AsyncIterator[FakeBotApi]:
         yield api
 
 
-def worker_env(bot_api: FakeBotApi, host_dir: Path) -> dict[str, str]:
-    return {
-        "TELEGRAM_TOKEN": TOKEN,
-        "TELEGRAM_API_BASE_URL": bot_api.base_url,
-        "ALLOWED_USER_IDS": str(DEFAULT_USER.id),
-        "WORKSPACE_DIR": str(host_dir / "ws"),
-        "DATA_DIR": str(host_dir / "data"),
-        "CLAUDE_BINARY": str(FAKE_CLAUDE),
-        "STT_PROVIDER": "local",
-        "TOOL_APPROVAL": "off",
-    }
-
-
 @contextlib.contextmanager
-def worker(
-    tmp_path: Path, database_url: str, bot_api: FakeBotApi, name: str, host: str = "h1"
-) -> Iterator[RoleProcess]:
-    host_dir = tmp_path / host
-    with running_role(
-        tmp_path, "worker", database_url, name=name, extra_args=("--host-id", host, "--lease-ttl", TTL),
-        **worker_env(bot_api, host_dir),
-    ) as process:  # fmt: skip
-        yield process
-
-
-def lease_row(database_url: str) -> tuple[str | None, int]:
-    with psycopg.connect(database_url) as conn:
-        row = conn.execute("SELECT owner, epoch FROM voicecoder_workspaces WHERE id = 'default'").fetchone()
-    return (None, 0) if row is None else (row[0], int(row[1]))
-
-
-def inbox_rows(database_url: str) -> dict[int, tuple[str, int]]:
-    with psycopg.connect(database_url) as conn:
-        rows = conn.execute("SELECT update_id, state, attempts FROM voicecoder_inbox").fetchall()
-    return {int(u): (str(s), int(a)) for u, s, a in rows}
-
-
-async def wait_until(predicate: object, within: float = 30.0) -> None:
-    assert callable(predicate)
-    with anyio.fail_after(within):
-        while not predicate():
-            await anyio.sleep(0.05)
+def worker(tmp_path: Path, database_url: str, bot_api: FakeBotApi, name: str) -> Iterator[RoleProcess]:
+    with running_worker(tmp_path, database_url, bot_api.base_url, name, host="h1", users=[DEFAULT_USER.id]) as w:
+        yield w
 
 
 async def bot_replies_to(bot_api: FakeBotApi, text: str, within: float = 30.0) -> list[str]:
@@ -89,7 +53,7 @@ async def bot_replies_to(bot_api: FakeBotApi, text: str, within: float = 30.0) -
         found[:] = [e.get("text", "") for e in bot_api.transcript(since=since) if e["side"] == "bot"]
         return bool(found)
 
-    await wait_until(replied, within)
+    await wait_until("a reply from the bot", replied, within)
     return found
 
 
@@ -104,9 +68,11 @@ async def test_a_worker_killed_with_9_hands_the_workspace_over_at_a_new_epoch(
             )
         # One after the other: two processes creating the host's SQLite state files at once race in its migration.
         with worker(tmp_path, database_url, bot_api, "w1") as w1:
-            await wait_until(lambda: lease_row(database_url)[0] is not None)
+            await wait_until("a lease owner", lambda: lease_row(database_url)[0] is not None)
             with worker(tmp_path, database_url, bot_api, "w2") as w2:
-                await wait_until(lambda: "waiting for a lease" in w2.output() or w2.process.poll() is not None)
+                await wait_until(
+                    "w2 ready", lambda: "waiting for a lease" in w2.output() or w2.process.poll() is not None
+                )
                 first_owner, first_epoch = lease_row(database_url)
                 first = await bot_replies_to(bot_api, "/status")
 
