@@ -218,6 +218,9 @@ class ClusterWorker:
             except StateStoreError as exc:
                 log.warning("worker: cannot reach the database to take a lease: %s", exc)
                 lease = None
+            if lease is not None and stop.is_set():  # stopped while asking: hand it straight back
+                await self._give_back(lease)
+                return None
             if lease is not None:
                 # The previous owner may have died (or be paused) with its agent still editing the tree: nothing
                 # here touches the tree until that agent is gone.
