@@ -17,7 +17,7 @@ import json
 import re
 import signal
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -99,7 +99,7 @@ def git(tree: Path, *args: str) -> str:
 
 async def own_and_standby(
     tmp_path: Path, database_url: str, bot_api: FakeBotApi, *, users: list[int], **extra: str
-) -> AsyncIterator[tuple[RoleProcess, RoleProcess]]:
+) -> AsyncGenerator[tuple[RoleProcess, RoleProcess], None]:
     """Two workers of host h1, started one after the other; yields (owner, standby)."""
     with running_worker(tmp_path, database_url, bot_api.base_url, "w1", host="h1", users=users, **extra) as w1:
         await wait_until("w1 owns the workspace", lambda: lease_row(database_url)[0] is not None)
@@ -201,7 +201,8 @@ async def test_a_burst_through_two_ingresses_survives_kill_9_of_an_ingress_a_wor
 ) -> None:
     """
     2 ingress replicas behind a per-request balancer, 3 workers (two on the workspace's host, one elsewhere),
-    2 chats × 8 prompts (two, so both sessions' agents stay warm and a turn takes milliseconds). Mid-burst: kill -9 of one ingress, of the owning worker and of PostgreSQL (restarted).
+    2 chats × 8 prompts (two, so both sessions' agents stay warm and a turn takes milliseconds). Mid-burst:
+    kill -9 of one ingress, of the owning worker and of PostgreSQL (restarted).
     Every update Telegram saw acknowledged is processed; each chat's answers come in the order it wrote.
     """
     users = [FakeUser(2000 + n, first_name=f"U{n}") for n in range(2)]
