@@ -180,10 +180,18 @@ def worker_env(bot_api_url: str, host_dir: Path, users: Iterable[int], **extra: 
 
 @contextlib.contextmanager
 def running_worker(
-    tmp_path: Path, database_url: str, bot_api_url: str, name: str, *, host: str, users: Iterable[int], **extra: str
+    tmp_path: Path,
+    database_url: str,
+    bot_api_url: str,
+    name: str,
+    *,
+    host: str,
+    users: Iterable[int],
+    ttl: str = LEASE_TTL,
+    **extra: str,
 ) -> Iterator[RoleProcess]:
     with running_role(
-        tmp_path, "worker", database_url, name=name, extra_args=("--host-id", host, "--lease-ttl", LEASE_TTL),
+        tmp_path, "worker", database_url, name=name, extra_args=("--host-id", host, "--lease-ttl", ttl),
         **worker_env(bot_api_url, tmp_path / host, users, **extra),
     ) as process:  # fmt: skip
         yield process
