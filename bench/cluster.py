@@ -180,18 +180,21 @@ async def acks(args: argparse.Namespace, server: PostgresServer, tmp: Path) -> d
 
 
 async def cluster_latency_and_failover(args: argparse.Namespace, server: PostgresServer, tmp: Path) -> dict[str, Any]:
-    user = FakeUser(USER_BASE, first_name="B")
+    # A chat per sample: Telegram's ~1 message/s per chat (which the bot keeps to) would otherwise be measured.
+    users = [FakeUser(USER_BASE + n, first_name="B") for n in range(args.samples + 4)]
+    ids = [u.id for u in users]
     figures: dict[str, Any] = {}
     async with FakeBotApi(TOKEN, time_scale=0.02) as bot_api:
-        bot_api.add_chat(user)
+        for user in users:
+            bot_api.add_chat(user)
         with server.database("bench_cluster") as url, running_role(tmp, "ingress", url, name="ci") as ingress:
             await wait_http(ingress.url + "/readyz")
             await set_webhook(bot_api, ingress.hook)
             extra = {"LOG_LEVEL": "INFO", "ttl": str(args.ttl)}
-            with running_worker(tmp, url, bot_api.base_url, "w1", host="h1", users=[user.id], **extra) as w1:
+            with running_worker(tmp, url, bot_api.base_url, "w1", host="h1", users=ids, **extra) as w1:
                 await wait_for("a lease", lambda: lease_row(url)[0] is not None)
-                with running_worker(tmp, url, bot_api.base_url, "w2", host="h1", users=[user.id], **extra) as w2:
-                    replies = [await round_trip(bot_api, user) for _ in range(args.samples)]
+                with running_worker(tmp, url, bot_api.base_url, "w2", host="h1", users=ids, **extra) as w2:
+                    replies = [await round_trip(bot_api, user) for user in users[: args.samples]]
                     with psycopg.connect(url) as conn:
                         rows = conn.execute(
                             "SELECT extract(epoch FROM claimed_at) - received_at FROM voicecoder_inbox "
@@ -202,9 +205,12 @@ async def cluster_latency_and_failover(args: argparse.Namespace, server: Postgre
                     figures["claim_p99_ms"] = percentile(claim, 0.99) * 1000
                     figures["reply_p50_ms"] = percentile(replies, 0.5) * 1000
                     figures["reply_p99_ms"] = percentile(replies, 0.99) * 1000
-                    workers = [w1, w2]
-                    figures["kill9"] = await failover(bot_api, user, url, workers, pause=False)
-                    figures["sigstop"] = await failover(bot_api, user, url, workers, pause=True)
+                    figures["kill9"] = await failover(bot_api, users[-1], url, [w1, w2], pause=False)
+                    # A fresh standby for the pause: the killed worker is gone.
+                    with running_worker(tmp, url, bot_api.base_url, "w3", host="h1", users=ids, **extra) as w3:
+                        await wait_for("w3 ready", lambda: "waiting for a lease" in w3.output())
+                        live = [w for w in (w1, w2, w3) if w.process.poll() is None]
+                        figures["sigstop"] = await failover(bot_api, users[-2], url, live, pause=True)
     figures["ttl"] = args.ttl
     return figures
 
