@@ -75,6 +75,10 @@ async def test_a_worker_killed_with_9_hands_the_workspace_over_at_a_new_epoch(
                 )
                 first_owner, first_epoch = lease_row(database_url)
                 first = await bot_replies_to(bot_api, "/status")
+                # Its "done" is written just after the reply: killed before that, it would run again (at least once).
+                await wait_until(
+                    "the first update done", lambda: [s for s, _ in inbox_rows(database_url).values()] == ["done"]
+                )
 
                 assert first_owner is not None
                 owner = next(p for p in (w1, w2) if first_owner in p.output())
@@ -97,3 +101,26 @@ async def test_a_worker_killed_with_9_hands_the_workspace_over_at_a_new_epoch(
     assert [state for state, _ in rows.values()] == ["done"] * len(rows)
     assert all(attempts == 1 for _, attempts in rows.values()), rows
     assert postgres_server.password not in output
+
+
+async def test_one_process_on_postgresql_keeps_the_embedded_flow(
+    tmp_path: Path, database_url: str, bot_api: FakeBotApi
+) -> None:
+    """`serve` (role all) with DATABASE_URL: one process, its inbox in PostgreSQL, the in-process dispatcher."""
+    env = {
+        "TELEGRAM_TOKEN": TOKEN,
+        "TELEGRAM_API_BASE_URL": bot_api.base_url,
+        "ALLOWED_USER_IDS": str(DEFAULT_USER.id),
+        "STT_PROVIDER": "local",
+    }
+    with running_role(tmp_path, "all", database_url, name="all", **env) as single:
+        await wait_http(single.url + "/readyz")
+        async with aiohttp.ClientSession() as http:
+            await http.post(
+                f"{bot_api.base_url}/bot{TOKEN}/setWebhook", json={"url": single.hook, "secret_token": WEBHOOK_SECRET}
+            )
+        replies = await bot_replies_to(bot_api, "/status")
+        await wait_until("the update done", lambda: [s for s, _ in inbox_rows(database_url).values()] == ["done"])
+
+    assert replies
+    assert not (tmp_path / "all" / "data" / "inbox.sqlite3").exists()

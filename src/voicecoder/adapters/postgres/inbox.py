@@ -64,7 +64,6 @@ class _Request:
     job: _Job
     loop: asyncio.AbstractEventLoop | None  # None: fire and forget
     future: asyncio.Future[Any] | None
-    on_done: Callable[[Any], None] | None = None  # told the result on the loop before the future resolves
     abandoned: bool = False  # the caller stopped waiting (timeout): a put not yet run is skipped
     skippable: bool = False
     result: Any = None
@@ -73,8 +72,6 @@ class _Request:
 
 def _deliver(batch: list[_Request]) -> None:
     for req in batch:
-        if req.error is None and req.on_done is not None:
-            req.on_done(req.result)
         if req.future is None or req.future.done():
             continue
         if req.error is not None:
@@ -223,16 +220,19 @@ class PostgresInbox:
     async def _call(self, job: _Job, *, on_done: Callable[[Any], None] | None = None, skippable: bool = False) -> Any:
         self._check_open()
         loop = asyncio.get_running_loop()
-        req = _Request(job, loop, loop.create_future(), on_done=on_done, skippable=skippable)
+        req = _Request(job, loop, loop.create_future(), skippable=skippable)
         self._queue.put(req)
         assert req.future is not None
         try:
-            return await asyncio.wait_for(asyncio.shield(req.future), self._timeout_s)
+            result = await asyncio.wait_for(asyncio.shield(req.future), self._timeout_s)
         except TimeoutError:
             req.abandoned = True
             raise StateStoreError(
                 f"PostgreSQL at {safe_target(self._url)} did not answer within {self._timeout_s:g} s."
             ) from None
+        if on_done is not None:  # in the caller's task: it may start work there (the dispatcher's lanes)
+            on_done(result)
+        return result
 
     def _nowait(self, job: _Job) -> None:
         self._check_open()
