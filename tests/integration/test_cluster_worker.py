@@ -107,13 +107,16 @@ async def test_one_process_on_postgresql_keeps_the_embedded_flow(
     tmp_path: Path, database_url: str, bot_api: FakeBotApi
 ) -> None:
     """`serve` (role all) with DATABASE_URL: one process, its inbox in PostgreSQL, the in-process dispatcher."""
-    env = {
-        "TELEGRAM_TOKEN": TOKEN,
-        "TELEGRAM_API_BASE_URL": bot_api.base_url,
-        "ALLOWED_USER_IDS": str(DEFAULT_USER.id),
-        "STT_PROVIDER": "local",
-    }
-    with running_role(tmp_path, "all", database_url, name="all", **env) as single:
+    with running_role(
+        tmp_path,
+        "all",
+        database_url,
+        name="all",
+        TELEGRAM_TOKEN=TOKEN,
+        TELEGRAM_API_BASE_URL=bot_api.base_url,
+        ALLOWED_USER_IDS=str(DEFAULT_USER.id),
+        STT_PROVIDER="local",
+    ) as single:
         await wait_http(single.url + "/readyz")
         async with aiohttp.ClientSession() as http:
             await http.post(
