@@ -160,7 +160,7 @@ class RoundRobin:
 
 FAKE_CLAUDE = Path(__file__).resolve().parent / "fakes" / "fake_claude.py"
 TOKEN = "7777777:cluster-worker-token-not-a-real-one-abcdef"
-LEASE_TTL = "2"
+LEASE_TTL = "3"  # long enough that a loaded machine does not lapse a lease by itself
 
 
 def worker_env(bot_api_url: str, host_dir: Path, users: Iterable[int], **extra: str) -> dict[str, str]:

@@ -15,7 +15,7 @@ from voicecoder.adapters.postgres.inbox import PostgresInbox
 from voicecoder.adapters.postgres.leases import DEFAULT_WORKSPACE, Lease, LeaseStore, OwnershipLostError
 from voicecoder.domain.inbox import NewUpdate
 
-TTL = 1.0
+TTL = 3.0  # long enough that a loaded machine does not lapse a lease mid-test
 
 
 def _body(update_id: int) -> bytes:
