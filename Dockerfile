@@ -13,6 +13,8 @@ FROM node:${NODE_MAJOR}-bookworm-slim AS node
 FROM python:3.12-slim-bookworm
 
 ARG LOCAL_STT=1
+# 1: also the postgres extra (psycopg), for the cluster roles (docker-compose.cluster.yml).
+ARG POSTGRES=0
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     HOME=/home/voicecoder \
     WORKSPACE_DIR=/work/workspace DATA_DIR=/work/data \
@@ -53,6 +55,7 @@ RUN if [ "$LOCAL_STT" = "1" ]; then \
          && python -c "from voicecoder.adapters.local_whisper_transcriber import resolve_model_dir; resolve_model_dir('base')" \
          && chown -R voicecoder:voicecoder /home/voicecoder/.cache; \
     else pip install --no-cache-dir .; fi
+RUN if [ "$POSTGRES" = "1" ]; then pip install --no-cache-dir ".[postgres]"; fi
 COPY deploy/docker-entrypoint.sh /usr/local/bin/voicecoder-entrypoint
 
 USER voicecoder

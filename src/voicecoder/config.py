@@ -44,7 +44,7 @@ VOICECODER_SETTINGS = frozenset(
         "TELETHON_SESSION_STRING", "CLAUDE_BINARY", "CLAUDE_MODEL", "CLAUDE_PERMISSION_MODE", "CLAUDE_TIMEOUT",
         "CLAUDE_MAX_TURNS", "CLAUDE_KEEP_WARM", "COMPACTION_THRESHOLD", "LOG_FORMAT", "LOG_LEVEL", "TOOL_APPROVAL",
         "TOOL_APPROVAL_TIMEOUT", "TOOL_ALLOW", "AGENT_ENV_PASSTHROUGH", "I_UNDERSTAND_BYPASS", "PROJECTS",
-        "PROJECTS_FILE", "WORKSPACES_ROOT",
+        "PROJECTS_FILE", "WORKSPACES_ROOT", "DATABASE_URL",
     }
 )  # fmt: skip
 #: The CLI's own variables, passed to it from the environment or the .env file.
@@ -136,6 +136,8 @@ class Config:
     api_hash: str | None = attrs.field(default=None, repr=_secret)
     telethon_session: Path | None = None
     telethon_session_string: str | None = attrs.field(default=None, repr=_secret)
+    #: The cluster's PostgreSQL (``postgresql://user:password@host:port/db``); None: the embedded SQLite mode.
+    database_url: str | None = attrs.field(default=None, repr=_secret)
 
     @property
     def inbox_path(self) -> Path:
@@ -167,6 +169,7 @@ class Config:
             self.api_hash,
             self.telethon_session_string,
             *(spec.credential for spec in self.projects),
+            *database_secrets(self.database_url),
         )
         return tuple(s for s in values if s)
 
@@ -206,6 +209,28 @@ class Config:
                 "set ALLOW_NOBODY=1."
             )
         return self.allowed_user_ids
+
+    def require_cluster(self, role: str) -> str:
+        """
+        DATABASE_URL, which every cluster role (``serve --role ingress|worker``) shares its state through.
+
+        Raises:
+            ConfigurationError: It is not set, or a worker is asked to serve several projects (PROJECTS), which
+                a worker cannot lease yet: each worker owns the one workspace of its host.
+        """
+        if role == "worker" and self.projects:
+            raise ConfigurationError(
+                "`voicecoder serve --role worker` owns one workspace per host and cannot serve PROJECTS yet. "
+                "Unset PROJECTS (and PROJECTS_FILE) for the cluster, or run `voicecoder serve` without --role: one "
+                "process serves several projects."
+            )
+        if self.database_url is None:
+            raise ConfigurationError(
+                f"`voicecoder serve --role {role}` runs one part of a cluster and needs DATABASE_URL "
+                "(postgresql://USER:PASSWORD@HOST:PORT/DATABASE, the same for every replica). Without it, run "
+                "`voicecoder serve`: one process with its own SQLite files."
+            )
+        return self.database_url
 
     def require_telegram(self) -> str:
         if not self.telegram_token:
@@ -313,6 +338,8 @@ class Config:
             kwargs["webhook_secret"] = check_secret(v)
         if (v := get("WEBHOOK_IP_ADDRESS")) is not None:
             kwargs["webhook_ip_address"] = _ipv4(v, "WEBHOOK_IP_ADDRESS")
+        if (v := get("DATABASE_URL")) is not None:
+            kwargs["database_url"] = check_database_url(v)
         if (v := get("MAX_PROMPT_AGE")) is not None:
             kwargs["max_prompt_age_s"] = _duration(v, "MAX_PROMPT_AGE")
         if get("PROJECTS") is not None and get("PROJECTS_FILE") is not None:
@@ -495,6 +522,37 @@ def parse_tool_rules(value: str) -> tuple[str, ...]:
         except ValueError as exc:
             raise ConfigurationError(f"TOOL_ALLOW: {exc}. Separate several rules with commas.") from None
     return tuple(parsed)
+
+
+def check_database_url(value: str) -> str:
+    """
+    DATABASE_URL as given, once it is a PostgreSQL URL with a host and a database (the message never shows it).
+
+    Raises:
+        ConfigurationError: It is not one.
+    """
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in {"postgresql", "postgres"} or not parts.hostname or len(parts.path) < 2:
+        raise ConfigurationError(
+            "DATABASE_URL must look like postgresql://USER:PASSWORD@HOST:PORT/DATABASE (percent-encode special "
+            "characters of the password), or be unset for the embedded SQLite mode."
+        )
+    return value
+
+
+def database_secrets(url: str | None) -> tuple[str, ...]:
+    """The password of a DATABASE_URL as written and decoded: what the log redactor must hide."""
+    if not url:
+        return ()
+    try:
+        raw = urlsplit(url).password
+    except ValueError:
+        return ()
+    return tuple({raw, urllib.parse.unquote(raw)}) if raw else ()
 
 
 def parse_passthrough(value: str, *, reserved_prefixes: tuple[str, ...] = ()) -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""The `Inbox` contract, run against the SQLite inbox every transport stores its updates in."""
+"""The `Inbox` contract, run against the SQLite inbox (the embedded mode) and the PostgreSQL inbox (the cluster)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from voicecoder.adapters.postgres.inbox import PostgresInbox
 from voicecoder.adapters.sqlite.inbox import SqliteInbox
 from voicecoder.domain.ports import Inbox
 from voicecoder.testing.contracts.inbox import InboxContract
+from voicecoder.testing.postgres_server import PostgresServer
 
 
 class TestSqliteInbox(InboxContract):
@@ -30,3 +32,21 @@ class TestSqliteInbox(InboxContract):
         directory = tmp_path / "a-directory"
         directory.mkdir()
         return SqliteInbox(directory)
+
+
+class TestPostgresInbox(InboxContract):
+    """The same contract on a real PostgreSQL (the session's test server, a fresh database per test)."""
+
+    @pytest.fixture
+    async def inbox(self, database_url: str) -> AsyncIterator[Inbox]:
+        async with PostgresInbox(database_url) as inbox:
+            yield inbox
+
+    @pytest.fixture
+    def unopened_inbox(self, database_url: str) -> Inbox:
+        return PostgresInbox(database_url)
+
+    @pytest.fixture
+    def unopenable_inbox(self, postgres_server: PostgresServer) -> Inbox:
+        """The right server, a wrong password: authentication fails."""
+        return PostgresInbox(postgres_server.url(password="not-the-password"))

@@ -31,7 +31,7 @@ from voicecoder.adapters.stt.vocabulary import WorkspaceVocabulary
 from voicecoder.adapters.system_clock import SystemClock
 from voicecoder.adapters.telegram.api import TelegramBotApi
 from voicecoder.adapters.telegram.dispatcher import DispatchStats, UpdateDispatcher
-from voicecoder.adapters.telegram.ingress import KeepWarm, TelegramIngress
+from voicecoder.adapters.telegram.ingress import KeepWarm, StatelessIngress, TelegramIngress
 from voicecoder.adapters.telegram.messenger import TelegramMessenger
 from voicecoder.adapters.telegram.updates import BOT_COMMANDS, BOT_COMMANDS_WITH_PROJECTS, TelegramUpdateHandler
 from voicecoder.adapters.telegram.webhook import TELEGRAM_NETWORKS, IngressStats, WebhookSettings
@@ -52,6 +52,7 @@ from voicecoder.domain.ports import (
     AgentRunner,
     Clock,
     Diagnosable,
+    Inbox,
     Messenger,
     SecretScanner,
     StateStore,
@@ -200,6 +201,15 @@ def _assemblyai_transcriber(**kwargs: Any) -> Transcriber:
     return AssemblyAITranscriber(**kwargs)
 
 
+def _inbox(config: Config) -> Inbox:
+    """SQLite in DATA_DIR (the embedded mode), or the cluster's PostgreSQL when DATABASE_URL is set."""
+    if config.database_url is None:
+        return SqliteInbox(config.inbox_path)
+    from voicecoder.adapters.postgres.inbox import PostgresInbox  # noqa: PLC0415 - the postgres extra
+
+    return PostgresInbox(config.database_url)
+
+
 class Core(containers.DeclarativeContainer):
     """What every transport needs: the clock, metrics, the workspace, the stores and the agent."""
 
@@ -211,7 +221,7 @@ class Core(containers.DeclarativeContainer):
     scanner = providers.Singleton(DetectSecretsScanner)
     vocabulary = providers.Singleton(WorkspaceVocabulary, settings.provided.workspace_dir)
     store = providers.Singleton(SqliteStateStore, settings.provided.state_path)
-    inbox = providers.Singleton(SqliteInbox, settings.provided.inbox_path)
+    inbox: providers.Provider[Inbox] = providers.Singleton(_inbox, settings)
     project_choices = providers.Singleton(
         SqliteProjectChoices, providers.Callable(lambda c: c.data_dir / "project_choices.sqlite3", settings)
     )
@@ -431,6 +441,10 @@ class Container(containers.DeclarativeContainer):
     dispatcher = providers.Singleton(
         UpdateDispatcher, core.inbox, update_handler, stats=dispatch_stats, on_stop=front.provided.shutdown
     )
+    # `serve --role worker`: one dispatcher per ownership period, on that period's fenced inbox (given at call).
+    worker_dispatcher = providers.Factory(
+        UpdateDispatcher, handler=update_handler, stats=dispatch_stats, on_stop=front.provided.shutdown
+    )
     ingress_stats = providers.Singleton(IngressStats, observer=update_observer)
     webhook_settings = providers.Factory(_webhook_settings, settings)
     telegram_ingress = providers.Singleton(
@@ -446,6 +460,16 @@ class Container(containers.DeclarativeContainer):
         polling=providers.Callable(lambda c: c.transport == "polling", settings),
         keep_warm=keep_warm,
         commands=bot_commands,
+    )
+    # `serve --role ingress`: the webhook alone, storing into the shared inbox (no dispatcher, token or workspace).
+    stateless_ingress = providers.Singleton(
+        StatelessIngress,
+        inbox=core.inbox,
+        metrics=core.metrics,
+        stats=ingress_stats,
+        webhook=webhook_settings.provider,
+        host=settings.provided.listen_host,
+        port=settings.provided.listen_port,
     )
     telethon_ingress = providers.Singleton(
         _telethon_ingress,

@@ -58,7 +58,7 @@ async def lifetime(
     async with contextlib.AsyncExitStack() as stack:
         if bot_api:
             await stack.enter_async_context(_closing(container.telegram.bot_api().close))
-        if store or inbox:
+        if store or (inbox and container.settings().database_url is None):  # a cluster's inbox is in PostgreSQL
             container.settings().data_dir.mkdir(parents=True, exist_ok=True)
         if store:
             state = container.core.store()

@@ -25,6 +25,7 @@ from voicecoder.entrypoints.logs import configure_logging
 from voicecoder.redaction import Redactor
 
 log = logging.getLogger("voicecoder")
+ROLES = ("all", "ingress", "worker")
 _E = TypeVar("_E", bound=BaseException)
 
 
@@ -46,6 +47,17 @@ def _parser() -> argparse.ArgumentParser:
         "--transport",
         choices=TRANSPORTS,
         help="how updates arrive (default: TRANSPORT, else webhook); telethon needs API_ID and API_HASH",
+    )
+    serve.add_argument(
+        "--role",
+        choices=ROLES,
+        default="all",
+        help="all (default): one process does everything; ingress: a stateless webhook replica storing updates "
+        "in DATABASE_URL; worker: runs the updates of the workspace whose tree is on this host",
+    )
+    serve.add_argument("--host-id", default=None, help="--role worker: this host's name (default: the hostname)")
+    serve.add_argument(
+        "--lease-ttl", type=float, default=None, help="--role worker: seconds a workspace lease lasts (default 15)"
     )
     serve.add_argument("--polling", action="store_true", help="long polling instead of the webhook")
     serve.add_argument("--delete-webhook", action="store_true", help="with --polling: delete a webhook that is set")
@@ -127,6 +139,41 @@ async def _serve(config: Config, args: argparse.Namespace) -> int:
         settle_heap()  # the process is ours: start-up is done, so tune the collector for serving (gc_tuning)
         await serve(container, polling=args.polling, delete_webhook=args.delete_webhook, drop_pending=args.drop_pending)
     return 0
+
+
+async def _serve_ingress(config: Config) -> int:
+    from voicecoder.entrypoints.server import serve_ingress  # noqa: PLC0415
+
+    await serve_ingress(build_container(config))
+    return 0
+
+
+async def _serve_worker(config: Config, args: argparse.Namespace) -> int:
+    from voicecoder.bootstrap.cluster import DEFAULT_LEASE_TTL_S, default_host_id  # noqa: PLC0415
+    from voicecoder.entrypoints.server import serve_worker  # noqa: PLC0415
+
+    config.require_users()
+    config.require_telegram()
+    host = args.host_id or default_host_id()
+    await serve_worker(build_container(config), host=host, ttl_s=args.lease_ttl or DEFAULT_LEASE_TTL_S)
+    return 0
+
+
+def _ingress_config(config: Config) -> Config:
+    """
+    The configuration of an ingress replica: DATABASE_URL and a webhook identity every replica shares.
+
+    Raises:
+        ConfigurationError: Either is missing (a generated identity would differ between replicas).
+    """
+    config.require_cluster("ingress")
+    if config.webhook_path is None or config.webhook_secret is None:
+        raise ConfigurationError(
+            "`voicecoder serve --role ingress` needs WEBHOOK_PATH and WEBHOOK_SECRET, the same on every replica "
+            "(and in `voicecoder webhook set`): a replica cannot generate its own, since Telegram sends every "
+            "update with one secret to one URL."
+        )
+    return config
 
 
 def serve_failure(error: BaseException, config: Config) -> tuple[str, int]:
@@ -282,6 +329,11 @@ def _run_serve(config: Config, args: argparse.Namespace) -> int:
         if args.transport is not None:
             config = attrs.evolve(config, transport=args.transport)
             config.validate()
+        if args.role == "ingress":
+            return anyio.run(_serve_ingress, _ingress_config(config))
+        if args.role == "worker":
+            config.require_cluster("worker")
+            return anyio.run(_serve_worker, config, args)
         webhook = config.transport == "webhook" and not args.polling
         config = _with_identity(config, create=webhook)
         redact = Redactor(config.secrets())

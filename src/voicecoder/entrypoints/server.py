@@ -7,10 +7,13 @@ container health check and a scraper work the same way in either mode; the Telet
 
 from __future__ import annotations
 
+import functools
+
 import anyio
 import anyio.abc
 
-from voicecoder.bootstrap import Container
+from voicecoder.bootstrap import Container, lifetime, open_runtime
+from voicecoder.signals import stop_on_signal
 
 
 async def serve(
@@ -46,4 +49,47 @@ async def serve(
     )
 
 
-__all__ = ["serve"]
+async def serve_ingress(
+    container: Container,
+    *,
+    stop: anyio.Event | None = None,
+    handle_signals: bool = True,
+    task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """
+    `serve --role ingress`: open the shared inbox and serve the webhook into it until SIGTERM/SIGINT (or *stop*).
+
+    Raises:
+        StateStoreError: The database cannot be reached or prepared at start.
+        StartupError: The listen address cannot be bound.
+    """
+    async with lifetime(container, inbox=True):
+        await container.stateless_ingress().run(stop=stop, handle_signals=handle_signals, task_status=task_status)
+
+
+async def serve_worker(
+    container: Container,
+    *,
+    host: str,
+    ttl_s: float,
+    stop: anyio.Event | None = None,
+    handle_signals: bool = True,
+) -> None:
+    """
+    `serve --role worker`: own this host's workspace, run its updates, until SIGTERM/SIGINT (or *stop*).
+
+    Raises:
+        StateStoreError: The database or the state files cannot be opened at start.
+    """
+    from voicecoder.bootstrap.cluster import build_worker  # noqa: PLC0415 - the postgres extra
+
+    stop = stop if stop is not None else anyio.Event()
+    async with open_runtime(container), anyio.create_task_group() as tg:
+        if handle_signals:
+            tg.start_soon(functools.partial(stop_on_signal, stop, label="worker"))
+        await tg.start(container.core.claude().keep_warm)
+        await build_worker(container, host=host, ttl_s=ttl_s).run(stop=stop)
+        tg.cancel_scope.cancel()
+
+
+__all__ = ["serve", "serve_ingress", "serve_worker"]

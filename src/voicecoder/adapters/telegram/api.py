@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -118,6 +118,11 @@ class TelegramBotApi:
         self._retry = retry or RetryPolicy()
         self._pacer = TokenBucketPacer(pacing or PacingPolicy())
         self._on_error = on_error or (lambda _method, _code: None)
+        self.send_gate: Callable[[], Awaitable[None]] | None = None
+        """
+        Awaited before every paced send (a message to a chat), after the local pacing: a cluster worker refuses
+        there once its lease is gone and waits for the bot-wide budget it shares with the other workers.
+        """
 
     def __repr__(self) -> str:
         return f"TelegramBotApi(base_url={self._base!r})"
@@ -189,6 +194,8 @@ class TelegramBotApi:
             attempt += 1
             if pace is not None:
                 await self._pacer.wait(pace)
+                if self.send_gate is not None:
+                    await self.send_gate()
             body: Any = None
             try:
                 if form is None:

@@ -28,7 +28,8 @@ class Readiness:
     """What /readyz checks. *telegram* (polling) returns ``"ok"`` or why Telegram cannot be reached right now."""
 
     inbox: Inbox
-    dispatcher: UpdateDispatcher
+    dispatcher: UpdateDispatcher | None
+    """None in a stateless ingress replica (``--role ingress``): workers run the updates."""
     telegram: Callable[[], str] | None = None
 
     async def checks(self) -> dict[str, str]:
@@ -39,10 +40,14 @@ class Readiness:
             checks["inbox"] = READY
         except (StateStoreError, TimeoutError) as exc:
             checks["inbox"] = f"not writable: {type(exc).__name__}"
-        checks["dispatcher"] = READY if self.dispatcher.running else "not running"
+        if self.dispatcher is not None:
+            checks["dispatcher"] = READY if self.dispatcher.running else "not running"
         if self.telegram is not None:
             checks["telegram"] = self.telegram()
         return checks
+
+    def _backlog(self) -> int | None:
+        return self.dispatcher.backlog if self.dispatcher is not None else None
 
     async def healthz(self, _request: web.Request) -> web.Response:
         return web.json_response({"status": "alive"})
@@ -51,7 +56,7 @@ class Readiness:
         checks = await self.checks()
         ready = all(v == READY for v in checks.values())
         return web.json_response(
-            {"status": "ready" if ready else "not ready", "checks": checks, "backlog": self.dispatcher.backlog},
+            {"status": "ready" if ready else "not ready", "checks": checks, "backlog": self._backlog()},
             status=200 if ready else 503,
         )
 

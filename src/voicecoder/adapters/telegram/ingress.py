@@ -141,4 +141,51 @@ class TelegramIngress:
             tg.cancel_scope.cancel()
 
 
-__all__ = ["KeepWarm", "TelegramIngress", "announce_commands", "metrics_route"]
+@attrs.define
+class StatelessIngress:
+    """
+    A replica of the cluster's front door (``voicecoder serve --role ingress``): authenticate, validate, store, answer.
+
+    It runs no update and needs neither the bot token nor a workspace: every stored update is claimed by the
+    worker that owns its chat's workspace. Several replicas share one *inbox* (PostgreSQL), so any of them may take
+    any request; a redelivery to another replica is a duplicate there too. When the inbox cannot be written the
+    answer is 503 + Retry-After, never a 200 without a commit and never a 500.
+    """
+
+    inbox: Inbox
+    metrics: Metrics
+    stats: IngressStats
+    webhook: Callable[[], WebhookSettings]
+    host: str
+    port: int
+
+    async def run(
+        self,
+        *,
+        stop: anyio.Event | None = None,
+        handle_signals: bool = True,
+        task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """
+        Serve until *stop* is set (or SIGTERM/SIGINT with *handle_signals*); *task_status* gets the bound port.
+
+        Raises:
+            StartupError: The listen address cannot be bound.
+            ConfigurationError: The webhook identity is missing.
+        """
+        await serve_webhook(
+            self.webhook(),
+            inbox=self.inbox,
+            dispatcher=None,
+            lane_of=lane_of,
+            host=self.host,
+            port=self.port,
+            stop=stop,
+            handle_signals=handle_signals,
+            configure_app=metrics_route(self.metrics, self.inbox),
+            stats=self.stats,
+            task_status=task_status,
+        )
+
+
+__all__ = ["KeepWarm", "StatelessIngress", "TelegramIngress", "announce_commands", "metrics_route"]

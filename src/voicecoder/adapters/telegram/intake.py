@@ -67,7 +67,7 @@ async def run_intake(
     source: UpdateSource[T_co],
     *,
     inbox: Inbox,
-    dispatcher: UpdateDispatcher,
+    dispatcher: UpdateDispatcher | None,
     stop: anyio.Event | None = None,
     handle_signals: bool = True,
     retention_s: float | None = DEFAULT_RETENTION_S,
@@ -77,7 +77,8 @@ async def run_intake(
     """
     Run *source* and the dispatcher until *stop* is set (or SIGTERM/SIGINT, with *handle_signals*); see the module.
 
-    Finished inbox items older than *retention_s* are purged every *housekeeping_every_s* (None: never).
+    Finished inbox items older than *retention_s* are purged every *housekeeping_every_s* (None: never). Without
+    a *dispatcher* (a stateless ingress replica) the source only stores updates; workers elsewhere run them.
 
     Raises:
         StartupError, ConfigurationError: What the source raised or failed with, after everything stopped.
@@ -107,8 +108,9 @@ async def run_intake(
         except VoicecoderError as exc:  # StartupError, ConfigurationError: raised below, once all is stopped
             failures.append(exc)
         finally:
-            with anyio.CancelScope(shield=True):
-                await dispatcher.stop()
+            if dispatcher is not None:
+                with anyio.CancelScope(shield=True):
+                    await dispatcher.stop()
         tg.cancel_scope.cancel()
     if failures:
         raise failures[0]
@@ -116,7 +118,7 @@ async def run_intake(
 
 async def start_beside_intake(
     tg: anyio.abc.TaskGroup,
-    dispatcher: UpdateDispatcher,
+    dispatcher: UpdateDispatcher | None,
     inbox: Inbox,
     *,
     stop: anyio.Event | None,
@@ -131,7 +133,8 @@ async def start_beside_intake(
     SIGTERM/SIGINT handler that sets *stop* (None: no signal handling); then the inbox housekeeping (None
     *retention_s*: none).
     """
-    await tg.start(dispatcher.run)
+    if dispatcher is not None:
+        await tg.start(dispatcher.run)
     if stop is not None:
         tg.start_soon(functools.partial(stop_on_signal, stop, label=label))
     if retention_s is not None:

@@ -122,7 +122,8 @@ class WebhookIngress:
 
     settings: WebhookSettings
     inbox: Inbox
-    dispatcher: UpdateDispatcher
+    dispatcher: UpdateDispatcher | None
+    """None in a stateless replica (``--role ingress``): stored updates are claimed by the workers."""
     lane_of: LaneOf
     stats: IngressStats = attrs.field(factory=IngressStats)
     _secret: bytes = attrs.field(init=False, repr=False)
@@ -201,7 +202,7 @@ class WebhookIngress:
 
         def inserted(fresh: bool) -> None:
             # Processing starts while the commit is still on its way to the disk; the 200 waits for it below.
-            if fresh:
+            if fresh and self.dispatcher is not None:
                 self.dispatcher.submit(item)
 
         # Shielded: once the commit starts, the answer must reflect it even if the client goes away.
@@ -286,7 +287,7 @@ def create_webhook_app(
     settings: WebhookSettings,
     *,
     inbox: Inbox,
-    dispatcher: UpdateDispatcher,
+    dispatcher: UpdateDispatcher | None,
     lane_of: LaneOf,
     stats: IngressStats | None = None,
 ) -> web.Application:
@@ -336,7 +337,7 @@ async def serve_webhook(
     settings: WebhookSettings,
     *,
     inbox: Inbox,
-    dispatcher: UpdateDispatcher,
+    dispatcher: UpdateDispatcher | None,
     lane_of: LaneOf,
     host: str = "127.0.0.1",
     port: int = 8080,
@@ -351,6 +352,8 @@ async def serve_webhook(
 ) -> None:
     """
     Run the webhook site and the dispatcher until *stop* is set or SIGTERM/SIGINT arrives (`run_intake`).
+
+    Without a *dispatcher* (a stateless replica, ``--role ingress``) it only stores: the workers claim the updates.
 
     ``task_status.started()`` reports the bound port. *configure_app* may add routes (e.g. /metrics) before the
     site starts. Every *housekeeping_every_s*, finished items older than *retention_s* are purged (None keeps them

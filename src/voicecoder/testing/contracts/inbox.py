@@ -123,6 +123,38 @@ class InboxContract:
         assert await inbox.offset() == 2
         assert await inbox.depth() == 2
 
+    async def test_a_finished_update_is_still_a_duplicate(self, inbox: Inbox) -> None:
+        """Stored once means until purged: a redelivery of a done or failed update is not new and changes nothing."""
+        for update_id in (1, 2):
+            await inbox.put(update_id, "1:message", _body(update_id))
+        inbox.mark_done_nowait(1)
+        await inbox.mark_failed(2, "RuntimeError: boom")
+
+        again = [await inbox.put(1, "1:message", _body(1)), *await inbox.put_many([NewUpdate(2, "1:message", b"{}")])]
+
+        assert again == [False, False]
+        assert await inbox.counts() == InboxCounts(pending=0, done=1, failed=1)
+        failed = await inbox.get(2)
+        assert failed is not None
+        assert (failed.body, failed.last_error) == (_body(2), "RuntimeError: boom")
+
+    async def test_put_many_stores_a_repeated_update_once(self, inbox: Inbox) -> None:
+        """The same update_id twice in one batch, or in a batch and a concurrent put: one of them is new."""
+        answers: list[bool] = []
+
+        async def single() -> None:
+            answers.append(await inbox.put(4, "1:message", _body(4)))
+
+        async def batch() -> None:
+            answers.extend(await inbox.put_many([NewUpdate(4, "1:message", _body(4))] * 2))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(single)
+            tg.start_soon(batch)
+
+        assert sorted(answers) == [False, False, True]
+        assert [i.update_id for i in await inbox.pending()] == [4]
+
     # --- processing ------------------------------------------------------------------------
 
     async def test_pending_is_in_update_id_order(self, inbox: Inbox) -> None:

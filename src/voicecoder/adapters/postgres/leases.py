@@ -1,0 +1,383 @@
+"""
+Workspace leases with fencing epochs, the per-lane claim, and the bot-wide send budget, in PostgreSQL.
+
+A worker owns a workspace through a lease row: ``owner`` (a random id per process start), ``epoch`` (one more on
+every acquisition) and ``lease_until`` (the database's clock; the only clock that decides expiry). Every write a
+worker makes for a workspace first takes ``FOR SHARE`` on that row with its (owner, epoch) and a lease that has not
+expired: a worker that was paused past its lease, or partitioned away while another took over, changes nothing
+when it wakes — its write finds no row and raises `OwnershipLostError`. ``FOR SHARE`` also makes a concurrent
+takeover wait for the write, so the check and the write cannot be split by one.
+
+The holder keeps a conservative local deadline (`Lease.deadline`, monotonic: sent-at + ttl − margin); past it the
+worker fences itself (stops claiming and sending, stops its agents) before the database would let anyone else in.
+
+The claim keeps each lane's order across workers and failovers: an item is claimable only when no earlier item of
+its lane is pending or running, rows are locked ``FOR UPDATE SKIP LOCKED``, and a unique index allows one running
+item per lane whatever happens (the shape procrastinate's fetch uses, plus the fencing it lacks).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from voicecoder.adapters.postgres.connection import connect, migrate, safe_target, scrub
+from voicecoder.adapters.postgres.inbox import item_of
+from voicecoder.domain.errors import StateStoreError
+from voicecoder.domain.inbox import InboxItem
+
+__all__ = ["DEFAULT_WORKSPACE", "Lease", "LeaseStore", "OwnershipLostError", "new_worker_id"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WORKSPACE = "default"
+"""The one workspace of today's single-project bot; every chat without a route is claimed for it."""
+_MAX_ERROR_CHARS = 2000
+_BOT_RATE_PER_S = 30.0
+_BOT_BURST = 30.0
+
+_FENCE = (
+    "SELECT 1 FROM voicecoder_workspaces WHERE id = %(ws)s AND owner = %(owner)s AND epoch = %(epoch)s "
+    "AND lease_until > now() FOR SHARE"
+)
+
+# The claim: oldest claimable items of the worker's workspaces; a lane's item only when nothing earlier in its
+# lane is pending or running (so order holds across workers and failover). Chats without a route belong to the
+# default workspace (today's single workspace; the teams router adds routes).
+_CLAIM = """
+WITH ready AS (
+    SELECT u.update_id, w.id AS ws, w.epoch
+      FROM voicecoder_inbox u
+      LEFT JOIN voicecoder_chat_routes r ON r.chat = split_part(u.lane, ':', 1) AND r.thread = 0
+      JOIN voicecoder_workspaces w ON w.id = coalesce(r.workspace_id, %(default_ws)s)
+     WHERE u.state = 'pending' AND u.not_before <= now()
+       AND w.owner = %(owner)s AND w.lease_until > now()
+       AND NOT EXISTS (SELECT 1 FROM voicecoder_inbox e
+                        WHERE e.lane = u.lane AND e.update_id < u.update_id
+                          AND e.state IN ('pending', 'running'))
+     ORDER BY u.update_id
+     LIMIT %(limit)s
+       FOR UPDATE OF u SKIP LOCKED
+)
+UPDATE voicecoder_inbox i
+   SET state = 'running', owner = %(owner)s, epoch = ready.epoch, workspace_id = ready.ws, claimed_at = now()
+  FROM ready
+ WHERE i.update_id = ready.update_id
+RETURNING i.update_id, i.lane, i.body, i.state, i.attempts, i.last_error, i.received_at
+"""
+
+
+class OwnershipLostError(StateStoreError):
+    """This worker's lease on the workspace expired or was taken over: its write was refused, nothing changed."""
+
+
+def new_worker_id(host: str) -> str:
+    """A worker id that no earlier process start shares: a restarted worker never inherits an epoch."""
+    return f"{host}/{uuid.uuid4().hex[:12]}"
+
+
+@attrs.frozen
+class Lease:
+    """Ownership of *workspace* by *owner* at *epoch*; act on it only before the local monotonic *deadline*."""
+
+    workspace: str
+    owner: str
+    epoch: int
+    deadline: float
+
+    def live(self, now: float | None = None) -> bool:
+        return (time.monotonic() if now is None else now) < self.deadline
+
+    def params(self) -> dict[str, Any]:
+        return {"ws": self.workspace, "owner": self.owner, "epoch": self.epoch}
+
+
+class LeaseStore:
+    """
+    The lease, claim and fenced-write statements of one worker process, on a small connection pool (blocking calls).
+
+    Every method raises `StateStoreError` when PostgreSQL cannot be reached; the fenced ones raise
+    `OwnershipLostError` when the lease is no longer this worker's.
+    """
+
+    def __init__(self, url: str, *, owner: str, host: str, ttl_s: float, margin_s: float | None = None) -> None:
+        self.url = url
+        self.owner = owner
+        self.host = host
+        self.ttl_s = ttl_s
+        self.margin_s = margin_s if margin_s is not None else max(0.2, ttl_s / 5)
+        self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+
+    def __repr__(self) -> str:
+        return f"LeaseStore({safe_target(self.url)!r}, owner={self.owner!r})"
+
+    def open(self) -> None:
+        """
+        Connect and bring the schema up to date.
+
+        Raises:
+            StateStoreError: The database cannot be reached or prepared.
+        """
+        with connect(self.url, autocommit=True) as conn:
+            try:
+                migrate(conn)
+            except psycopg.Error as exc:
+                raise StateStoreError(f"Cannot prepare {safe_target(self.url)}: {scrub(str(exc), self.url)}") from None
+        self._pool = ConnectionPool(
+            self.url,
+            min_size=1,
+            max_size=4,
+            open=True,
+            timeout=10.0,
+            kwargs={"autocommit": True, "connect_timeout": 5, "tcp_user_timeout": 10_000},
+            configure=_synchronous,
+            name="voicecoder-leases",
+        )
+
+    def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close(timeout=5)
+
+    def _run(self, what: str, work: Any) -> Any:
+        if self._pool is None:
+            raise StateStoreError("The lease store is not open.")
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                return work(conn)
+        except OwnershipLostError:
+            raise
+        except (psycopg.Error, TimeoutError) as exc:  # the pool's timeout is a PoolTimeout, also an OperationalError
+            raise StateStoreError(
+                f"PostgreSQL at {safe_target(self.url)} failed to {what}: {scrub(str(exc).strip(), self.url)}"
+            ) from None
+
+    # --- workspaces and leases ---------------------------------------------------------------
+
+    def register(self, workspace: str, path: str) -> None:
+        """Record that *workspace*'s tree is at *path* on this host (a first start creates the row)."""
+        self._run(
+            "register the workspace",
+            lambda conn: conn.execute(
+                "INSERT INTO voicecoder_workspaces (id, host, path) VALUES (%s, %s, %s) "
+                "ON CONFLICT (id) DO UPDATE SET path = excluded.path WHERE voicecoder_workspaces.host = excluded.host",
+                (workspace, self.host, path),
+            ),
+        )
+
+    def acquire(self, workspace: str) -> Lease | None:
+        """
+        Take *workspace* when it is free or its lease has lapsed (on its own host only), at a new epoch; else None.
+
+        In the same transaction the items its previous owner left running go back to pending (attempts kept, so
+        an update that crashes workers again and again still ends failed), to be claimed again in lane order.
+        """
+        sent = time.monotonic()
+
+        def take(conn: psycopg.Connection[Any]) -> int | None:
+            row = conn.execute(
+                "UPDATE voicecoder_workspaces SET owner = %s, epoch = epoch + 1, "
+                "lease_until = now() + make_interval(secs => %s) "
+                "WHERE id = %s AND host = %s AND (owner IS NULL OR lease_until < now()) RETURNING epoch",
+                (self.owner, self.ttl_s, workspace, self.host),
+            ).fetchone()
+            if row is None:
+                return None
+            conn.execute(
+                "UPDATE voicecoder_inbox SET state = 'pending', owner = NULL "
+                "WHERE workspace_id = %s AND state = 'running'",
+                (workspace,),
+            )
+            return int(row[0])
+
+        epoch = self._run("acquire a lease", take)
+        if epoch is None:
+            return None
+        return Lease(workspace, self.owner, epoch, sent + self.ttl_s - self.margin_s)
+
+    def renew(self, lease: Lease) -> Lease:
+        """
+        Extend *lease* by the ttl; the new local deadline counts from before the request was sent.
+
+        Raises:
+            OwnershipLostError: The lease lapsed or another worker holds the workspace now.
+        """
+        sent = time.monotonic()
+
+        def extend(conn: psycopg.Connection[Any]) -> None:
+            row = conn.execute(
+                "UPDATE voicecoder_workspaces SET lease_until = now() + make_interval(secs => %(ttl)s) "
+                "WHERE id = %(ws)s AND owner = %(owner)s AND epoch = %(epoch)s AND lease_until > now() "
+                "RETURNING 1",
+                {**lease.params(), "ttl": self.ttl_s},
+            ).fetchone()
+            if row is None:
+                raise OwnershipLostError(f"The lease on workspace {lease.workspace} (epoch {lease.epoch}) is lost.")
+
+        self._run("renew a lease", extend)
+        return attrs.evolve(lease, deadline=sent + self.ttl_s - self.margin_s)
+
+    def release(self, lease: Lease) -> None:
+        """Give *lease* up (a graceful stop): another worker may take the workspace at once."""
+        self._run(
+            "release a lease",
+            lambda conn: conn.execute(
+                "UPDATE voicecoder_workspaces SET owner = NULL, lease_until = NULL "
+                "WHERE id = %(ws)s AND owner = %(owner)s AND epoch = %(epoch)s",
+                lease.params(),
+            ),
+        )
+
+    # --- claiming and fenced writes -------------------------------------------------------------
+
+    def claim(self, limit: int, default_workspace: str = DEFAULT_WORKSPACE) -> list[InboxItem]:
+        """Up to *limit* claimable items of the workspaces this worker holds, oldest first, now running."""
+        rows = self._run(
+            "claim updates",
+            lambda conn: conn.execute(
+                _CLAIM, {"owner": self.owner, "limit": limit, "default_ws": default_workspace}
+            ).fetchall(),
+        )
+        return [item_of(row) for row in sorted(rows)]
+
+    def fenced(self, lease: Lease, what: str, statements: Sequence[tuple[str, dict[str, Any]]]) -> int:
+        """
+        Run *statements* in one transaction behind the fence of *lease*; the rows the last one changed.
+
+        Raises:
+            OwnershipLostError: The lease is no longer this worker's (nothing was written).
+        """
+
+        def write(conn: psycopg.Connection[Any]) -> int:
+            if conn.execute(_FENCE, lease.params()).fetchone() is None:
+                raise OwnershipLostError(
+                    f"Workspace {lease.workspace} is no longer owned at epoch {lease.epoch}: {what} refused."
+                )
+            changed = 0
+            for sql, params in statements:
+                changed = conn.execute(sql.encode(), {**lease.params(), **params}).rowcount
+            return changed
+
+        result: int = self._run(what, write)
+        return result
+
+    def attempt(self, lease: Lease, update_id: int) -> None:
+        """Count one more processing attempt of a running item (fenced)."""
+        self.fenced(
+            lease,
+            "count an attempt",
+            [(_OWN + "SET attempts = attempts + 1 WHERE update_id = %(id)s AND " + _MINE, {"id": update_id})],
+        )
+
+    def complete(self, lease: Lease, update_id: int) -> None:
+        """Mark a running item done (fenced)."""
+        self.fenced(
+            lease,
+            "mark an update done",
+            [
+                (
+                    _OWN + "SET state = 'done', finished_at = now(), owner = NULL WHERE update_id = %(id)s AND "
+                    "state = 'running' AND " + _MINE,
+                    {"id": update_id},
+                )
+            ],
+        )
+
+    def fail(self, lease: Lease, update_id: int, error: str) -> None:
+        """Mark a running item failed for good with *error* (fenced)."""
+        self.fenced(
+            lease,
+            "mark an update failed",
+            [
+                (
+                    _OWN + "SET state = 'failed', finished_at = now(), owner = NULL, last_error = %(error)s "
+                    "WHERE update_id = %(id)s AND state = 'running' AND " + _MINE,
+                    {"id": update_id, "error": error[:_MAX_ERROR_CHARS]},
+                )
+            ],
+        )
+
+    def record_error(self, lease: Lease, update_id: int, error: str) -> None:
+        """Remember an attempt's error; the item stays running in its lane (fenced)."""
+        self.fenced(
+            lease,
+            "record an error",
+            [
+                (
+                    _OWN + "SET last_error = %(error)s WHERE update_id = %(id)s AND " + _MINE,
+                    {"id": update_id, "error": error[:_MAX_ERROR_CHARS]},
+                )
+            ],
+        )
+
+    def unclaim(self, lease: Lease) -> int:
+        """Put every item this worker holds running back to pending (a graceful stop); how many (fenced)."""
+        return self.fenced(
+            lease,
+            "give items back",
+            [(_OWN + "SET state = 'pending', owner = NULL WHERE state = 'running' AND " + _MINE, {})],
+        )
+
+    # --- the bot-wide send budget ---------------------------------------------------------------
+
+    def heartbeat(self) -> int:
+        """Record that this worker lives; how many workers have a heartbeat within the ttl (itself included)."""
+
+        def beat(conn: psycopg.Connection[Any]) -> int:
+            conn.execute(
+                "INSERT INTO voicecoder_workers (id, host, heartbeat) VALUES (%s, %s, now()) "
+                "ON CONFLICT (id) DO UPDATE SET heartbeat = now()",
+                (self.owner, self.host),
+            )
+            row = conn.execute(
+                "SELECT count(*) FROM voicecoder_workers WHERE heartbeat > now() - make_interval(secs => %s)",
+                (self.ttl_s,),
+            ).fetchone()
+            return int(row[0]) if row else 1
+
+        live: int = self._run("record a heartbeat", beat)
+        return live
+
+    def take_send(self, lease: Lease) -> float:
+        """
+        Take one send from the bot's shared budget (~30 messages/s across every worker); seconds to wait first.
+
+        A token bucket in one row, refilled by the database clock: the returned wait is how long until the token
+        taken now is really there, so a burst above the rate is spread out instead of meeting Telegram's 429.
+        Fenced: a worker that lost its lease does not send.
+        """
+
+        def take(conn: psycopg.Connection[Any]) -> float:
+            if conn.execute(_FENCE, lease.params()).fetchone() is None:
+                raise OwnershipLostError(f"Workspace {lease.workspace} is no longer owned: no send.")
+            conn.execute(
+                "INSERT INTO voicecoder_send_budget (id, tokens, at) VALUES (1, %s, now()) ON CONFLICT DO NOTHING",
+                (_BOT_BURST,),
+            )
+            row = conn.execute(
+                "UPDATE voicecoder_send_budget SET "
+                "tokens = least(%(burst)s, tokens + extract(epoch FROM now() - at)::float8 * %(rate)s) - 1, "
+                "at = now() WHERE id = 1 RETURNING tokens",
+                {"burst": _BOT_BURST, "rate": _BOT_RATE_PER_S},
+            ).fetchone()
+            tokens = float(row[0]) if row else 0.0
+            return max(0.0, -tokens / _BOT_RATE_PER_S)
+
+        wait: float = self._run("take from the send budget", take)
+        return wait
+
+
+def _synchronous(conn: psycopg.Connection[Any]) -> None:
+    """A fenced write is acknowledged only once it is on the server's disk, whatever the server's default."""
+    conn.execute("SET synchronous_commit = on")
+
+
+_OWN = "UPDATE voicecoder_inbox "
+_MINE = "owner = %(owner)s AND epoch = %(epoch)s AND workspace_id = %(ws)s"

@@ -1,0 +1,53 @@
+"""
+The cluster worker's wiring (``voicecoder serve --role worker``).
+
+The same container as `serve`, plus a lease store, the tree fence and a send gate on the Bot API client.
+
+Sessions, pending changes and audit stay in the SQLite files of DATA_DIR on the worker's host, next to the tree
+they describe and behind the same lease (ADR 0027): a lost host loses both together, and the interrupted-turn
+record (ADR 0023) is read by whichever worker of that host owns the workspace next.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from voicecoder.adapters.postgres.leases import LeaseStore, new_worker_id
+from voicecoder.adapters.postgres.tree_fence import TreeFence
+from voicecoder.adapters.postgres.worker import ClusterWorker
+from voicecoder.bootstrap.container import Container
+
+__all__ = ["DEFAULT_LEASE_TTL_S", "build_worker", "default_host_id"]
+
+DEFAULT_LEASE_TTL_S = 15.0
+"""Failover takes about this long after a worker dies; a pause or I/O stall shorter than ~4/5 of it is harmless."""
+
+
+def default_host_id() -> str:
+    """This machine's name: workers on one host share its workspaces' trees (and may take over from each other)."""
+    return socket.gethostname()
+
+
+def build_worker(container: Container, *, host: str, ttl_s: float = DEFAULT_LEASE_TTL_S) -> ClusterWorker:
+    """
+    A worker for the container's workspace on *host*; its send gate is installed on the container's Bot API client.
+
+    Raises:
+        ConfigurationError: DATABASE_URL is not set.
+    """
+    config = container.settings()
+    url = config.require_cluster("worker")
+    inbox = container.core.inbox()
+    from voicecoder.adapters.postgres.inbox import PostgresInbox  # noqa: PLC0415 - the postgres extra
+
+    if not isinstance(inbox, PostgresInbox):  # pragma: no cover - DATABASE_URL always builds one
+        raise TypeError("a cluster worker needs the PostgreSQL inbox")
+    worker = ClusterWorker(
+        store=LeaseStore(url, owner=new_worker_id(host), host=host, ttl_s=ttl_s),
+        reader=inbox,
+        fence=TreeFence(Path(config.workspace_dir).resolve()),
+        dispatcher_for=lambda leased: container.worker_dispatcher(inbox=leased),
+    )
+    container.telegram.bot_api().send_gate = worker.send_gate
+    return worker
