@@ -6,7 +6,6 @@ Every error names the variable and the fix. Secrets are kept out of `repr()` and
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import urllib.parse
@@ -20,8 +19,19 @@ import attrs
 from voicecoder.adapters.stt.local_whisper import COMPUTE_TYPES
 from voicecoder.adapters.stt.plugins import BUILTIN_PROVIDERS, installed_plugins, plugin_env_prefix, provider_names
 from voicecoder.adapters.telegram.identity import check_path, check_secret
+from voicecoder.config_values import (
+    check_database_url,
+    database_secrets,
+    parse_bool,
+    parse_choice,
+    parse_duration,
+    parse_ipv4,
+    parse_number,
+    parse_passthrough,
+    parse_tool_rules,
+    resolved_path,
+)
 from voicecoder.domain.errors import ConfigurationError
-from voicecoder.domain.policy import ToolRule
 from voicecoder.dotenv import read_dotenv
 from voicecoder.projects_config import ProjectSpec, load_projects_file, parse_projects
 
@@ -302,15 +312,15 @@ class Config:
                     "Ask @userinfobot for your id."
                 ) from None
         if (v := get("ALLOW_NOBODY")) is not None:
-            kwargs["allow_nobody"] = _bool(v, "ALLOW_NOBODY")
-        _choice(get("TRANSPORT"), "TRANSPORT", TRANSPORTS, kwargs, "transport")
+            kwargs["allow_nobody"] = parse_bool(v, "ALLOW_NOBODY")
+        parse_choice(get("TRANSPORT"), "TRANSPORT", TRANSPORTS, kwargs, "transport")
         if (v := get("STT_PROVIDER")) is not None:
             kwargs["stt_backend"] = v.lower()
             if v.lower() not in BUILTIN_PROVIDERS:
                 prefix = plugin_env_prefix(v)
                 kwargs["stt_plugin_env"] = {k: val for k, val in env.items() if k.startswith(prefix)}
-        _choice(get("WHISPER_DEVICE"), "WHISPER_DEVICE", ("cpu", "cuda"), kwargs, "whisper_device")
-        _choice(get("LOG_FORMAT"), "LOG_FORMAT", ("json", "text"), kwargs, "log_format")
+        parse_choice(get("WHISPER_DEVICE"), "WHISPER_DEVICE", ("cpu", "cuda"), kwargs, "whisper_device")
+        parse_choice(get("LOG_FORMAT"), "LOG_FORMAT", ("json", "text"), kwargs, "log_format")
         strings = {
             "TELEGRAM_API_BASE_URL": "telegram_api_base",
             "PUBLIC_URL": "public_url",
@@ -337,11 +347,11 @@ class Config:
         if (v := get("WEBHOOK_SECRET")) is not None:
             kwargs["webhook_secret"] = check_secret(v)
         if (v := get("WEBHOOK_IP_ADDRESS")) is not None:
-            kwargs["webhook_ip_address"] = _ipv4(v, "WEBHOOK_IP_ADDRESS")
+            kwargs["webhook_ip_address"] = parse_ipv4(v, "WEBHOOK_IP_ADDRESS")
         if (v := get("DATABASE_URL")) is not None:
             kwargs["database_url"] = check_database_url(v)
         if (v := get("MAX_PROMPT_AGE")) is not None:
-            kwargs["max_prompt_age_s"] = _duration(v, "MAX_PROMPT_AGE")
+            kwargs["max_prompt_age_s"] = parse_duration(v, "MAX_PROMPT_AGE")
         if get("PROJECTS") is not None and get("PROJECTS_FILE") is not None:
             raise ConfigurationError("Set PROJECTS or PROJECTS_FILE, not both: keep the one you maintain.")
         if (v := get("PROJECTS")) is not None:
@@ -355,22 +365,22 @@ class Config:
         if (v := get("CLAUDE_CONFIG_DIR")) is not None:
             kwargs["claude_config_dir"] = Path(v).expanduser()
         _mtproto(get, kwargs)
-        _number(get("LISTEN_PORT"), "LISTEN_PORT", int, 1, 65535, kwargs, "listen_port")
-        _number(get("CLAUDE_TIMEOUT"), "CLAUDE_TIMEOUT", float, 5, 24 * 3600, kwargs, "claude_timeout_s")
-        _number(get("CLAUDE_MAX_TURNS"), "CLAUDE_MAX_TURNS", int, 1, 1000, kwargs, "claude_max_turns")
-        _number(get("COMPACTION_THRESHOLD"), "COMPACTION_THRESHOLD", int, 2, 1000, kwargs, "compaction_threshold")
-        _number(get("MAX_AUDIO_MB"), "MAX_AUDIO_MB", float, 0.01, 2000, kwargs, "max_audio_bytes")
+        parse_number(get("LISTEN_PORT"), "LISTEN_PORT", int, 1, 65535, kwargs, "listen_port")
+        parse_number(get("CLAUDE_TIMEOUT"), "CLAUDE_TIMEOUT", float, 5, 24 * 3600, kwargs, "claude_timeout_s")
+        parse_number(get("CLAUDE_MAX_TURNS"), "CLAUDE_MAX_TURNS", int, 1, 1000, kwargs, "claude_max_turns")
+        parse_number(get("COMPACTION_THRESHOLD"), "COMPACTION_THRESHOLD", int, 2, 1000, kwargs, "compaction_threshold")
+        parse_number(get("MAX_AUDIO_MB"), "MAX_AUDIO_MB", float, 0.01, 2000, kwargs, "max_audio_bytes")
         if "max_audio_bytes" in kwargs:
             kwargs["max_audio_bytes"] = int(float(str(kwargs["max_audio_bytes"])) * 1_000_000)
-        _number(get("MAX_AUDIO_SECONDS"), "MAX_AUDIO_SECONDS", float, 1, 24 * 3600, kwargs, "max_audio_seconds")
+        parse_number(get("MAX_AUDIO_SECONDS"), "MAX_AUDIO_SECONDS", float, 1, 24 * 3600, kwargs, "max_audio_seconds")
         if (v := get("WEBHOOK_IP_ALLOWLIST")) is not None:
-            kwargs["webhook_ip_allowlist"] = _bool(v, "WEBHOOK_IP_ALLOWLIST")
+            kwargs["webhook_ip_allowlist"] = parse_bool(v, "WEBHOOK_IP_ALLOWLIST")
         if (v := get("TRUSTED_PROXIES")) is not None:
             kwargs["trusted_proxies"] = tuple(x for x in re.split(r"[,\s]+", v) if x)
         if (v := get("AUTO_APPROVE_PATHS")) is not None:
             kwargs["auto_approve_paths"] = tuple(x for x in re.split(r"[,\s]+", v) if x)
-        _choice(get("TOOL_APPROVAL"), "TOOL_APPROVAL", ("ask", "auto-edits", "off"), kwargs, "tool_approval")
-        _number(
+        parse_choice(get("TOOL_APPROVAL"), "TOOL_APPROVAL", ("ask", "auto-edits", "off"), kwargs, "tool_approval")
+        parse_number(
             get("TOOL_APPROVAL_TIMEOUT"),
             "TOOL_APPROVAL_TIMEOUT",
             float,
@@ -379,16 +389,18 @@ class Config:
             kwargs,
             "tool_approval_timeout_s",
         )
-        _number(get("CLAUDE_KEEP_WARM"), "CLAUDE_KEEP_WARM", float, 0, 7 * 24 * 3600, kwargs, "claude_keep_warm_s")
+        parse_number(get("CLAUDE_KEEP_WARM"), "CLAUDE_KEEP_WARM", float, 0, 7 * 24 * 3600, kwargs, "claude_keep_warm_s")
         if (v := get("TOOL_ALLOW")) is not None:
             kwargs["tool_allow"] = parse_tool_rules(v)
         if (v := get("AGENT_ENV_PASSTHROUGH")) is not None:
             plugin = kwargs.get("stt_backend")
             is_plugin = isinstance(plugin, str) and plugin not in BUILTIN_PROVIDERS
             reserved = (plugin_env_prefix(str(plugin)),) if is_plugin else ()
-            kwargs["agent_env_passthrough"] = parse_passthrough(v, reserved_prefixes=reserved)
+            kwargs["agent_env_passthrough"] = parse_passthrough(
+                v, reserved_names=VOICECODER_SETTINGS, reserved_prefixes=reserved
+            )
         if (v := get("I_UNDERSTAND_BYPASS")) is not None:
-            kwargs["allow_bypass"] = _bool(v, "I_UNDERSTAND_BYPASS")
+            kwargs["allow_bypass"] = parse_bool(v, "I_UNDERSTAND_BYPASS")
         if (v := get("CLAUDE_PERMISSION_MODE")) is not None:
             mode = next((m for m in PERMISSION_MODES if m.lower() == v.lower()), None)
             if mode is None:
@@ -423,7 +435,7 @@ class Config:
             raise ConfigurationError(BYPASS_REFUSED)
         config_dir = self.claude_config_dir or Path(home or Path.home()) / ".claude"
         workspace = self.workspace_dir.expanduser().absolute()
-        if _resolved(config_dir).is_relative_to(_resolved(workspace)):
+        if resolved_path(config_dir).is_relative_to(resolved_path(workspace)):
             which = "CLAUDE_CONFIG_DIR" if self.claude_config_dir else "The Claude CLI's config dir ($HOME/.claude)"
             raise ConfigurationError(
                 f"{which} ({config_dir}) is inside WORKSPACE_DIR ({workspace}): the CLI's login, backups and "
@@ -487,160 +499,3 @@ def _mtproto(get: Callable[[str], str | None], out: dict[str, object]) -> None:
         out["telethon_session"] = Path(v).expanduser()
     if (v := get("TELETHON_SESSION_STRING")) is not None:
         out["telethon_session_string"] = v
-
-
-def _resolved(path: Path) -> Path:
-    try:
-        return path.expanduser().resolve()
-    except OSError:
-        return path.expanduser().absolute()
-
-
-def parse_tool_rules(value: str) -> tuple[str, ...]:
-    """
-    ``TOOL_ALLOW``: rules separated by commas or newlines (commas inside parentheses belong to the rule).
-
-    Raises:
-        ConfigurationError: A rule is not ``Tool`` or ``Tool(specifier)``.
-    """
-    rules: list[str] = []
-    depth, current = 0, ""
-    for char in value:
-        if char in ",\n" and depth == 0:
-            rules.append(current)
-            current = ""
-            continue
-        depth += {"(": 1, ")": -1}.get(char, 0)
-        current += char
-    rules.append(current)
-    parsed: list[str] = []
-    for rule in (r.strip() for r in rules):
-        if not rule:
-            continue
-        try:
-            parsed.append(str(ToolRule.parse(rule)))
-        except ValueError as exc:
-            raise ConfigurationError(f"TOOL_ALLOW: {exc}. Separate several rules with commas.") from None
-    return tuple(parsed)
-
-
-def check_database_url(value: str) -> str:
-    """
-    DATABASE_URL as given, once it is a PostgreSQL URL with a host and a database (the message never shows it).
-
-    Raises:
-        ConfigurationError: It is not one.
-    """
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - parsing the port is the check
-    except ValueError:
-        parts = None
-    if parts is None or parts.scheme not in {"postgresql", "postgres"} or not parts.hostname or len(parts.path) < 2:
-        raise ConfigurationError(
-            "DATABASE_URL must look like postgresql://USER:PASSWORD@HOST:PORT/DATABASE (percent-encode special "
-            "characters of the password), or be unset for the embedded SQLite mode."
-        )
-    return value
-
-
-def database_secrets(url: str | None) -> tuple[str, ...]:
-    """The password of a DATABASE_URL as written and decoded: what the log redactor must hide."""
-    if not url:
-        return ()
-    try:
-        raw = urlsplit(url).password
-    except ValueError:
-        return ()
-    return tuple({raw, urllib.parse.unquote(raw)}) if raw else ()
-
-
-def parse_passthrough(value: str, *, reserved_prefixes: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """
-    ``AGENT_ENV_PASSTHROUGH``: variable names (commas or spaces) the agent may see besides its allow-list.
-
-    Raises:
-        ConfigurationError: A name is not a variable name, or it is one of voicecoder's own settings (those of
-            the configured speech-to-text plug-in, *reserved_prefixes*, included).
-    """
-    names = tuple(n for n in re.split(r"[,\s]+", value) if n)
-    for name in names:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-            raise ConfigurationError(f"AGENT_ENV_PASSTHROUGH: {name!r} is not an environment variable name.")
-        if name in VOICECODER_SETTINGS or name.startswith(reserved_prefixes):
-            raise ConfigurationError(
-                f"AGENT_ENV_PASSTHROUGH lists {name}, one of voicecoder's own settings: the agent runs arbitrary "
-                "commands and must never see them. Remove it from AGENT_ENV_PASSTHROUGH."
-            )
-    return names
-
-
-def _choice(value: str | None, name: str, options: tuple[str, ...], out: dict[str, object], field: str) -> None:
-    if value is None:
-        return
-    if value.lower() not in options:
-        raise ConfigurationError(f"{name}={value!r} is not valid; use one of: {', '.join(options)}.")
-    out[field] = value.lower()
-
-
-def _number(
-    value: str | None,
-    name: str,
-    kind: type[int | float],
-    low: float,
-    high: float,
-    out: dict[str, object],
-    field: str,
-) -> None:
-    if value is None:
-        return
-    what = "a whole number" if kind is int else "a number"
-    problem = f"{name} must be {what} between {low:g} and {high:g}, got {value!r}."
-    try:
-        number = kind(value)
-    except ValueError:
-        raise ConfigurationError(problem) from None
-    if not low <= number <= high:  # NaN fails this too
-        raise ConfigurationError(problem)
-    out[field] = number
-
-
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?", re.IGNORECASE)
-_UNIT_SECONDS = {"": 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
-
-
-def _duration(value: str, name: str) -> float | None:
-    """Seconds from ``90``, ``90s``, ``30m``, ``2h`` or ``1d``; ``0``/``off`` means no limit (None)."""
-    if value.lower() in {"0", "off", "none"}:
-        return None
-    match = _DURATION_RE.fullmatch(value.strip())
-    if match is None:
-        raise ConfigurationError(
-            f"{name} must be a duration such as 90s, 30m, 2h or 1d (or 0/off for no limit), got {value!r}."
-        )
-    seconds = float(match.group(1)) * _UNIT_SECONDS[(match.group(2) or "").lower()]
-    if seconds < 60:
-        raise ConfigurationError(f"{name} must be at least 60s (or 0/off for no limit), got {value!r}.")
-    return seconds
-
-
-def _ipv4(value: str, name: str) -> str:
-    try:
-        address = ipaddress.ip_address(value)
-    except ValueError:
-        address = None
-    if not isinstance(address, ipaddress.IPv4Address):
-        raise ConfigurationError(
-            f"{name} must be an IPv4 address such as 203.0.113.7 (Telegram delivers webhooks over IPv4 only), "
-            f"got {value!r}."
-        )
-    return str(address)
-
-
-def _bool(value: str, name: str) -> bool:
-    lowered = value.lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise ConfigurationError(f"{name} must be true or false, got {value!r}.")
