@@ -34,9 +34,7 @@ import asyncio
 import contextlib
 import html
 import importlib.resources
-import io
 import logging
-import math
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -45,11 +43,17 @@ from typing import Any
 import anyio
 import anyio.to_thread
 import attrs
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from voicecoder.adapters.stt.audio_intake import sniff_format
 from voicecoder.simulators.bot_api import BotMessage, FakeBotApi, FakeUser
+from voicecoder.simulators.entities_html import LINK_SCHEMES, render_entities
+from voicecoder.simulators.web_chat_recording import (
+    MAX_VOICE_BYTES,
+    read_recording,
+    recording_duration,
+    sniff_audio,
+)
 
 __all__ = [
     "CSRF_HEADER",
@@ -57,13 +61,13 @@ __all__ = [
     "MAX_VOICE_BYTES",
     "conversation_json",
     "create_sandbox_web_app",
+    "recording_duration",
     "render_entities",
     "sniff_audio",
 ]
 
 log = logging.getLogger(__name__)
 
-MAX_VOICE_BYTES = 25 << 20
 """Uploads above this are refused (413); Telegram itself lets bots download up to 20 MB."""
 MAX_TEXT_CHARS = 4096
 MAX_WAIT_S = 30.0
@@ -78,8 +82,6 @@ _ASSETS = {
     "app.js": "text/javascript",
     "app.css": "text/css",
 }
-_LINK_SCHEMES = ("http://", "https://", "tg://", "mailto:")
-_LANGUAGE_RE = re.compile(r"[A-Za-z0-9_+.#-]{1,32}")
 _UNSAFE_FILENAME_RE = re.compile(r"[^A-Za-z0-9._ -]+")
 CSRF_HEADER = "X-Voicecoder-Sandbox"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
@@ -243,161 +245,9 @@ async def _press(request: web.Request) -> web.Response:
     return web.json_response({"update_id": update["update_id"]})
 
 
-@attrs.frozen
-class _Recording:
-    data: bytes
-    file_name: str | None
-    duration: int | None
-    recorded: bool
-    """Recorded with the microphone (a voice note), not a file the user picked."""
-    reply_to: int | None = None
-    """The message this voice note replies to (e.g. a tool question it answers)."""
-
-
-async def _read_limited(part: BodyPartReader | web.Request) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        chunk = await (part.read_chunk(1 << 16) if isinstance(part, BodyPartReader) else part.content.read(1 << 16))
-        if not chunk:
-            return b"".join(chunks)
-        size += len(chunk)
-        if size > MAX_VOICE_BYTES:
-            raise web.HTTPRequestEntityTooLarge(max_size=MAX_VOICE_BYTES, actual_size=size)
-        chunks.append(chunk)
-
-
-def _duration(value: str | None) -> int | None:
-    if value is None or not value.strip():
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    if not math.isfinite(seconds) or seconds < 0 or seconds > 24 * 3600:
-        return None
-    return max(1, round(seconds))
-
-
-async def _read_recording(request: web.Request) -> _Recording:
-    if request.content_type.startswith("multipart/"):
-        reader = await request.multipart()
-        data: bytes | None = None
-        file_name: str | None = None
-        duration: int | None = None
-        recorded = False
-        reply_to: int | None = None
-        while (part := await reader.next()) is not None:
-            if not isinstance(part, BodyPartReader):
-                continue
-            if part.name == "duration":
-                duration = _duration((await part.read(decode=True)).decode("ascii", "replace")[:32])
-            elif part.name == "reply_to":
-                reply_to = _message_id((await part.read(decode=True)).decode("ascii", "replace")[:32])
-            elif part.name == "kind":
-                recorded = (await part.read(decode=True))[:16] == b"voice"
-            elif data is None and (part.name == "voice" or part.filename):
-                file_name = part.filename
-                data = await _read_limited(part)
-            else:
-                await part.release()
-        if data is None:
-            raise web.HTTPBadRequest(
-                text='{"error": "a \'voice\' file part is required"}', content_type="application/json"
-            )
-        return _Recording(data, file_name, duration, recorded, reply_to)
-    return _Recording(
-        await _read_limited(request),
-        request.query.get("name"),
-        _duration(request.query.get("duration")),
-        request.query.get("kind") == "voice",
-        _message_id(request.query.get("reply_to")),
-    )
-
-
-def _message_id(value: str | None) -> int | None:
-    """A message id from a form field or query, or None (a malformed one is refused)."""
-    if value is None or not value.strip():
-        return None
-    if not value.strip().isdigit():
-        raise web.HTTPBadRequest(text='{"error": "reply_to is a message id"}', content_type="application/json")
-    return int(value)
-
-
-def recording_duration(data: bytes) -> float | None:
-    """
-    The length of a recording in seconds, as a Telegram client measures it before sending (None if unknown).
-
-    OGG (Opus or Vorbis) and WAV are read from their headers; other containers through PyAV when it is
-    installed (the local speech engine brings it).
-    """
-    if data.startswith(b"OggS"):
-        return _ogg_duration(data)
-    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
-        return _wav_duration(data)
-    return _pyav_duration(data)
-
-
-def _ogg_duration(data: bytes) -> float | None:
-    # The granule position of the last page counts samples: at 48 kHz minus the encoder's pre-skip for Opus
-    # (RFC 7845 §4), at the identification header's sample rate for Vorbis.
-    last = data.rfind(b"OggS")
-    if last < 0 or len(data) < last + 14:
-        return None
-    granule = int.from_bytes(data[last + 6 : last + 14], "little", signed=True)
-    if granule < 0:
-        return None
-    head = data.find(b"OpusHead")
-    if head >= 0 and len(data) >= head + 12:
-        pre_skip = int.from_bytes(data[head + 10 : head + 12], "little")
-        return max(0.0, (granule - pre_skip) / 48_000)
-    vorbis = data.find(b"\x01vorbis")
-    if vorbis >= 0 and len(data) >= vorbis + 16:
-        rate = int.from_bytes(data[vorbis + 12 : vorbis + 16], "little")
-        return granule / rate if rate else None
-    return None
-
-
-def _wav_duration(data: bytes) -> float | None:
-    pos, byte_rate = 12, 0
-    while pos + 8 <= len(data):
-        chunk, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
-        if chunk == b"fmt " and pos + 20 <= len(data):
-            byte_rate = int.from_bytes(data[pos + 16 : pos + 20], "little")
-        elif chunk == b"data":
-            size = min(size, len(data) - pos - 8)
-            return size / byte_rate if byte_rate else None
-        pos += 8 + size + (size & 1)
-    return None
-
-
-def _pyav_duration(data: bytes) -> float | None:
-    try:
-        import av  # noqa: PLC0415 - optional: present with the local speech engine
-    except ImportError:
-        return None
-    try:
-        with av.open(io.BytesIO(data), mode="r") as container:
-            if container.duration is not None:
-                return float(container.duration) / 1_000_000
-    except (av.FFmpegError, ValueError, OSError):
-        return None
-    return None
-
-
-def sniff_audio(data: bytes) -> tuple[str, str] | None:
-    """
-    The (MIME type, file extension) of a browser recording or audio file: the bot's own sniffer decides.
-
-    So the page accepts exactly what the bot can transcribe (WebM included), never a file it would refuse.
-    """
-    fmt = sniff_format(data)
-    return (fmt.value, fmt.extension) if fmt is not None else None
-
-
 async def _voice(request: web.Request) -> web.Response:
     sandbox = request.app[SANDBOX]
-    recording = await _read_recording(request)
+    recording = await read_recording(request)
     if not recording.data:
         return _error(400, "the recording is empty")
     sniffed = sniff_audio(recording.data)
@@ -580,95 +430,8 @@ def _keyboard(markup: Mapping[str, Any] | None) -> list[list[dict[str, str]]]:
             button = {"text": str(b.get("text", ""))}
             if "callback_data" in b:
                 button["callback_data"] = str(b["callback_data"])
-            elif isinstance(b.get("url"), str) and b["url"].startswith(_LINK_SCHEMES):
+            elif isinstance(b.get("url"), str) and b["url"].startswith(LINK_SCHEMES):
                 button["url"] = b["url"]
             buttons.append(button)
         keyboard.append(buttons)
     return keyboard
-
-
-# --- Telegram entities → the Telegram HTML subset ----------------------------------------------------
-
-
-def _open_tag(entity: Mapping[str, Any], text: str) -> tuple[str, str] | None:
-    kind = entity.get("type")
-    simple = {"bold": "b", "italic": "i", "underline": "u", "strikethrough": "s", "code": "code"}
-    if kind in simple:
-        return f"<{simple[kind]}>", f"</{simple[kind]}>"
-    if kind == "spoiler":
-        return '<span class="tg-spoiler">', "</span>"
-    if kind in {"blockquote", "expandable_blockquote"}:
-        return "<blockquote>", "</blockquote>"
-    if kind == "pre":
-        language = str(entity.get("language") or "")
-        if _LANGUAGE_RE.fullmatch(language):
-            return f'<pre><code class="language-{language}">', "</code></pre>"
-        return "<pre>", "</pre>"
-    url: str | None = None
-    if kind == "text_link":
-        url = str(entity.get("url") or "")
-    elif kind == "url":
-        url = text if "://" in text else f"https://{text}"
-    elif kind == "email":
-        url = f"mailto:{text}"
-    if url is not None and url.lower().startswith(_LINK_SCHEMES):
-        href = html.escape(url, quote=True)
-        return f'<a href="{href}" target="_blank" rel="noopener noreferrer">', "</a>"
-    return None  # mentions, hashtags, custom emoji … are shown as their text
-
-
-def render_entities(text: str, entities: Iterable[Mapping[str, Any]]) -> str:
-    """
-    *text* with its Telegram *entities* (UTF-16 offsets) as safe HTML in Telegram's tag subset.
-
-    All text is escaped; the only tags produced are b, i, u, s, code, pre, blockquote, ``span.tg-spoiler``
-    and links with an http(s)/tg/mailto target. Entities that overlap without nesting are closed and
-    reopened; entities out of range are clipped or ignored.
-    """
-    units = text.encode("utf-16-le")
-    n_units = len(units) // 2
-
-    def piece(start: int, end: int) -> str:
-        return units[2 * start : 2 * end].decode("utf-16-le", errors="replace")
-
-    spans: list[tuple[int, int, str, str]] = []
-    for entity in entities:
-        try:
-            start = max(0, int(entity["offset"]))
-            end = min(n_units, start + int(entity["length"]))
-        except (KeyError, TypeError, ValueError):
-            continue
-        if end <= start:
-            continue
-        tags = _open_tag(entity, piece(start, end))
-        if tags is not None:
-            spans.append((start, end, *tags))
-    spans.sort(key=lambda s: (s[0], -s[1]))
-
-    out: list[str] = []
-    stack: list[tuple[int, int, str, str]] = []
-    boundaries = sorted({0, n_units} | {s[0] for s in spans} | {s[1] for s in spans})
-    pending = list(reversed(spans))
-    pos = 0
-    for boundary in boundaries:
-        if boundary > pos:
-            out.append(html.escape(piece(pos, boundary), quote=False))
-            pos = boundary
-        # Close what ends here; reopen what was open inside it but continues.
-        if any(s[1] <= pos for s in stack):
-            reopen: list[tuple[int, int, str, str]] = []
-            while any(s[1] <= pos for s in stack):
-                top = stack.pop()
-                out.append(top[3])
-                if top[1] > pos:
-                    reopen.append(top)
-            for span in reversed(reopen):
-                out.append(span[2])
-                stack.append(span)
-        while pending and pending[-1][0] == pos:
-            span = pending.pop()
-            out.append(span[2])
-            stack.append(span)
-    while stack:
-        out.append(stack.pop()[3])
-    return "".join(out)
