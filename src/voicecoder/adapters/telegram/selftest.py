@@ -33,13 +33,14 @@ import aiohttp
 import anyio
 import attrs
 
-from voicecoder.adapters.sqlite.inbox import ItemState, read_item_timing
+from voicecoder.adapters.sqlite.inbox_reader import read_item_timing
 from voicecoder.adapters.telegram.api import RetryPolicy, TelegramApiError, TelegramBotApi
 from voicecoder.adapters.telegram.messenger import callback_data
 from voicecoder.adapters.telegram.webhook import SECRET_HEADER
 from voicecoder.adapters.telegram.webhook_health import describe_webhook, expectation, telegram_failure
 from voicecoder.config import Config
 from voicecoder.domain.errors import ConfigurationError
+from voicecoder.domain.inbox import ItemState
 from voicecoder.domain.replies import Action, Button
 
 VOICE_NOTE = "assets/selftest-30s.ogg"
