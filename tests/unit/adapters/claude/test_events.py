@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.unit.adapters.claude.test_runner import assistant
+from tests.unit.adapters.claude.fake_cli import assistant
 from voicecoder.adapters.claude import LineSplitter, StreamParser, leader_is_ours, redact, tool_label
 from voicecoder.domain.model import SessionStarted
 
