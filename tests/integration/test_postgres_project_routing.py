@@ -114,7 +114,8 @@ async def test_updates_reach_the_senders_workspace_of_the_routed_project_on_its_
     assert claimed(h2, bob_beta) == [2]
     assert claimed(h2, alice_beta) == [4]  # the press names beta although chat 100 works in alpha
     assert claimed(h1, lobby) == [3, 5]
-    assert h1.unplaced(ALLOWED) == [] and h2.unplaced(ALLOWED) == []
+    assert h1.unplaced(ALLOWED) == []
+    assert h2.unplaced(ALLOWED) == []
 
 
 async def test_project_command_a_topic_and_a_shared_project_route_where_they_say(
@@ -159,7 +160,8 @@ async def test_a_lane_keeps_its_order_across_workspaces_and_hosts(
     alice_alpha = own(h1, Placement("alpha", ALICE))
     alice_beta = own(h2, Placement("beta", ALICE))
     bob_alpha = own(h1, Placement("alpha", BOB))
-    assert claimed(h2, alice_beta) == [] and claimed(h1, bob_alpha) == []
+    assert claimed(h2, alice_beta) == []
+    assert claimed(h1, bob_alpha) == []
     assert claimed(h1, alice_alpha) == [1]
     assert claimed(h2, alice_beta) == []  # 1 is still running
     done(h1, alice_alpha, 1)
@@ -179,7 +181,8 @@ async def test_a_stale_owner_claims_nothing(hosts: tuple[LeaseStore, LeaseStore]
     other.open()
     try:
         newer = other.acquire(lease.workspace)
-        assert newer is not None and newer.epoch == lease.epoch + 1
+        assert newer is not None
+        assert newer.epoch == lease.epoch + 1
         with pytest.raises(OwnershipLostError):
             h1.claim_routed(lease, 16, ALLOWED)
         assert claimed(other, newer) == [1]
@@ -212,7 +215,8 @@ async def test_choices_and_held_prompts_are_shared_and_fenced(
         assert await on_h2.chosen(chat) == "beta"
         assert await on_h2.held(chat) == 1
         popped = await on_h2.pop_held(chat)
-        assert popped is not None and popped.text == "bob's"
+        assert popped is not None
+        assert popped.text == "bob's"
         assert await on_h2.pop_held(chat) is None
     finally:
         IN_HAND.reset(token)
@@ -229,6 +233,7 @@ async def test_choices_and_held_prompts_are_shared_and_fenced(
     token = IN_HAND.set(InHand(newer, "beta", ALICE))
     try:
         popped = await on_h2.pop_held(chat)
-        assert popped is not None and popped.text == "alice's" and popped.user == UserId(ALICE)
+        assert popped is not None
+        assert (popped.text, popped.user) == ("alice's", UserId(ALICE))
     finally:
         IN_HAND.reset(token)
