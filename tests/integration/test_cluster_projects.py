@@ -175,6 +175,16 @@ async def test_prompts_of_two_users_in_two_projects_run_in_their_trees_and_survi
     chosen = [m.text for m in bot_api.bot_messages(ALICE.id) if (m.text or "").startswith("📁 Now working in")]
     assert [t.split()[4].rstrip(".") for t in chosen if t] == ["alpha", "beta"], chosen
 
+    # Alice now works in beta; ✅ on her alpha change still acts in alpha (the button names its project).
+    alpha_tree = tree(tmp_path, "alpha", ALICE)
+    summary = next(m for m in bot_api.bot_messages(ALICE.id) if (m.text or "").startswith("📝 Changes ready"))
+    assert "alpha-alice.txt" in (summary.text or "")
+    approve = next(d for d in summary.callback_datas() if d.startswith("alpha/a:"))
+    await bot_api.press(summary.message_id, approve, user=ALICE)
+    await wait_until("the alpha commit", lambda: git(alpha_tree, "rev-list", "--count", "HEAD").strip() == "2", 60)
+    assert git(alpha_tree, "log", "-1", "--name-only", "--format=").split() == ["alpha-alice.txt"]
+    assert git(tree(tmp_path, "beta", ALICE), "rev-list", "--count", "HEAD").strip() == "1"
+
     # Kill -9 of the worker that owns Alice's alpha workspace, mid-turn.
     before = leases(database_url)
     alice_alpha = f"p:alpha:u{ALICE.id}"
@@ -182,7 +192,6 @@ async def test_prompts_of_two_users_in_two_projects_run_in_their_trees_and_survi
     await bot_api.send_text("/project alpha", user=ALICE)
     await bot_api.send_text("slowly write slow.txt", user=ALICE)
     await wait_until("the slow turn started", lambda: "slowly write slow.txt" in agent_turns(tmp_path), 60)
-    alpha_tree = tree(tmp_path, "alpha", ALICE)
     await wait_until("the agent works in the tree", lambda: agents_in(alpha_tree) != [])
     owner, epoch = leases(database_url)[alice_alpha]
     victim = next(name for name in ("h1a", "h1b") if worker_id(cluster[name]) == owner)
@@ -211,5 +220,31 @@ async def test_prompts_of_two_users_in_two_projects_run_in_their_trees_and_survi
             assert leases(database_url)[ws][0] == heir_id, ws
     assert "slow.txt" in git(alpha_tree, "status", "--porcelain", "--untracked-files=all")
     rows = inbox_rows(database_url)
-    assert len(rows) == 10, rows  # 2 users x 2 projects x (/project + prompt), then /project and the slow prompt
+    assert len(rows) == 11, rows  # 2 users x 2 projects x (/project + prompt), ✅, /project and the slow prompt
     assert rows[max(rows)] == ("done", 2), "the cut-off prompt was not delivered again to be settled"
+
+
+async def test_a_held_prompt_survives_the_death_of_the_worker_that_asked(
+    tmp_path: Path, database_url: str, bot_api: FakeBotApi, cluster: dict[str, RoleProcess]
+) -> None:
+    """A chat with no project is asked by the lobby's owner; killed, its held prompt still runs once chosen."""
+    await bot_api.send_text("write held.txt", user=BOB)
+    await wait_until("the project question", lambda: said(bot_api, BOB, "📁 Which project") is not None, 60)
+    picker = said(bot_api, BOB, "📁 Which project")
+    assert picker is not None
+    owner, epoch = leases(database_url)["lobby"]
+    victim = next(name for name in ("h1a", "h1b", "h2a") if worker_id(cluster[name]) == owner)
+    project = "beta" if victim.startswith("h1") else "alpha"  # a project whose host keeps a worker
+    cluster[victim].kill()
+    await wait_until("the lobby's takeover", lambda: leases(database_url)["lobby"][1] == epoch + 1, 60)
+
+    choice = next(d for d in picker.callback_datas() if d.startswith(f"{project}/"))
+    await bot_api.press(picker.message_id, choice, user=BOB)
+    where = tree(tmp_path, project, BOB)
+    await wait_until("the held prompt's change", lambda: said(bot_api, BOB, "📝") is not None, 60)
+    assert git(where, "status", "--porcelain", "--untracked-files=all").split() == ["??", "held.txt"]
+    assert agent_turns(tmp_path) == ["write held.txt"]
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM voicecoder_held_prompts").fetchone() == (0,)
+        route = conn.execute("SELECT project FROM voicecoder_project_routes WHERE chat = %s", (BOB.id,)).fetchone()
+    assert route == (project,)
