@@ -7,9 +7,9 @@ side by side: take the lease (a new epoch), stop any agent a previous owner left
 then claim the workspace's updates in lane order and run them through a fresh `UpdateDispatcher` whose inbox
 writes are fenced by that epoch (`LeasedInbox`). Beside it a renewer extends the lease every ttl/3, and a watchdog
 ends the period when the lease's local deadline passes without a renewal (a pause, a partition, a database that
-does not answer) or when any write finds the lease gone: the worker then **fences itself** — no claim, no send
-(`send_gate` refuses), its agents' process groups killed, its lanes dropped — and goes back to waiting for a
-lease. A graceful stop gives the claimed items back and releases the lease, so another worker takes over at once.
+does not answer) or when any write finds the lease gone: the worker then **fences itself** for that workspace —
+no claim, no send for it (`send_gate` refuses), the agents in its tree killed, its lanes dropped — and may lease
+it again later; its other workspaces carry on. A graceful stop gives the claimed items back and releases the lease, so another worker takes over at once.
 """
 
 from __future__ import annotations
