@@ -9,7 +9,8 @@ writes are fenced by that epoch (`LeasedInbox`). Beside it a renewer extends the
 ends the period when the lease's local deadline passes without a renewal (a pause, a partition, a database that
 does not answer) or when any write finds the lease gone: the worker then **fences itself** for that workspace —
 no claim, no send for it (`send_gate` refuses), the agents in its tree killed, its lanes dropped — and may lease
-it again later; its other workspaces carry on. A graceful stop gives the claimed items back and releases the lease, so another worker takes over at once.
+it again later; its other workspaces carry on. A graceful stop gives the claimed items back and releases the
+leases, so another worker takes over at once.
 """
 
 from __future__ import annotations
