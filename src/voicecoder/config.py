@@ -225,15 +225,8 @@ class Config:
         DATABASE_URL, which every cluster role (``serve --role ingress|worker``) shares its state through.
 
         Raises:
-            ConfigurationError: It is not set, or a worker is asked to serve several projects (PROJECTS), which
-                a worker cannot lease yet: each worker owns the one workspace of its host.
+            ConfigurationError: It is not set.
         """
-        if role == "worker" and self.projects:
-            raise ConfigurationError(
-                "`voicecoder serve --role worker` owns one workspace per host and cannot serve PROJECTS yet. "
-                "Unset PROJECTS (and PROJECTS_FILE) for the cluster, or run `voicecoder serve` without --role: one "
-                "process serves several projects."
-            )
         if self.database_url is None:
             raise ConfigurationError(
                 f"`voicecoder serve --role {role}` runs one part of a cluster and needs DATABASE_URL "

@@ -25,7 +25,8 @@ __all__ = ["ProjectSpec", "load_projects_file", "parse_projects"]
 
 # scp-like (git@host:path), or a URL with a scheme git understands.
 _REMOTE_RE = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|[^/\s:@]+@[^/\s:]+:)", re.IGNORECASE)
-_FILE_KEYS = frozenset({"name", "path", "remote", "shared", "branch"})
+_FILE_KEYS = frozenset({"name", "path", "remote", "shared", "branch", "host"})
+_HOST_RE = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 _BRANCH_RE = re.compile(r"^[A-Za-z0-9._/-]{1,100}$")
 
 
@@ -40,6 +41,9 @@ class ProjectSpec:
     """Every user works in the project's own tree (*path*) instead of a clone of their own."""
     branch: str | None = None
     """The branch a new workspace starts on (default: the source's current branch)."""
+    host: str | None = None
+    """In a cluster, the host (``--host-id``) whose workers hold this project's workspaces (default: the first
+    worker host that needs one)."""
 
     @property
     def credential(self) -> str | None:
@@ -101,7 +105,9 @@ def parse_projects(value: str) -> tuple[ProjectSpec, ...]:
 
 def load_projects_file(path: Path) -> tuple[ProjectSpec, ...]:
     """
-    ``PROJECTS_FILE``: a TOML file of ``[[project]]`` tables (name, path or remote, optional shared and branch).
+    ``PROJECTS_FILE``: a TOML file of ``[[project]]`` tables.
+
+    Each has a name, a path or a remote, and optionally shared, branch and host (the cluster host it lives on).
 
     Raises:
         ConfigurationError: The file cannot be read or parsed, or a project in it is not valid (the message names
@@ -131,15 +137,20 @@ def _file_spec(table: Mapping[str, object], where: str, seen: set[str]) -> Proje
     unknown = sorted(set(table) - _FILE_KEYS)
     if unknown:
         raise ConfigurationError(
-            f"{where}: project {name!r} has unknown keys {', '.join(unknown)}; use name, path, remote, shared, branch."
+            f"{where}: project {name!r} has unknown keys {', '.join(unknown)}; "
+            "use name, path, remote, shared, branch, host."
         )
-    path, remote, shared, branch = (table.get(k) for k in ("path", "remote", "shared", "branch"))
+    path, remote, shared, branch, host = (table.get(k) for k in ("path", "remote", "shared", "branch", "host"))
     if (path is None) == (remote is None) or not isinstance(path or remote, str) or not (path or remote):
         raise ConfigurationError(f'{where}: project {name!r} needs exactly one of path = "..." or remote = "...".')
     if not isinstance(shared, bool | None):
         raise ConfigurationError(f"{where}: project {name!r}: shared must be true or false.")
     if branch is not None and (not isinstance(branch, str) or not _BRANCH_RE.match(branch)):
         raise ConfigurationError(f'{where}: project {name!r}: branch must be a branch name such as "main".')
+    if host is not None and (not isinstance(host, str) or not _HOST_RE.match(host)):
+        raise ConfigurationError(
+            f'{where}: project {name!r}: host must be a worker host id such as "build-1" (its --host-id).'
+        )
     if shared and remote is not None:
         raise ConfigurationError(
             f"{where}: project {name!r} is shared but has a remote; a shared project is one tree on this "
@@ -151,4 +162,5 @@ def _file_spec(table: Mapping[str, object], where: str, seen: set[str]) -> Proje
         remote=str(remote) if remote is not None else None,
         shared=bool(shared),
         branch=branch if isinstance(branch, str) else None,
+        host=host if isinstance(host, str) else None,
     )

@@ -30,6 +30,9 @@ FAKE_CLAUDE_IGNORE      signals to ignore, e.g. "INT,TERM".
 FAKE_CLAUDE_GRANDCHILD  pidfile: at each turn start a ``sleep 300`` child (stopped by an interrupt, as the real CLI
                         stops its running tool) and a ``sleep 301`` orphan in its own session (a background job
                         whose shell is gone); their pids are appended, one per line.
+FAKE_CLAUDE_WRITE       1: a turn whose prompt ends in a file name (``write notes.txt``) first writes that file in
+                        its working directory, the prompt as its content (an edit the git oracle can find).
+FAKE_CLAUDE_HANG_ON     text: a turn whose prompt contains it hangs (after its write) until interrupted.
 FAKE_CLAUDE_VERSION     what ``--version`` prints (default "2.1.330 (Claude Code)").
 
 SIGINT (unless ignored) ends a running turn with an ``error_during_execution`` result and exits 0.
@@ -40,6 +43,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -252,6 +256,9 @@ class Cli:
         if text := self.env.get("FAKE_CLAUDE_STDERR"):
             sys.stderr.write(text + "\n")
             sys.stderr.flush()
+        words = prompt.split()
+        if self.env.get("FAKE_CLAUDE_WRITE") == "1" and words and re.fullmatch(r"[\w-]+\.txt", words[-1]):
+            Path(words[-1]).write_text(prompt + "\n")
         delay = float(self.env.get("FAKE_CLAUDE_LINE_DELAY", "0"))
         if huge := int(self.env.get("FAKE_CLAUDE_HUGE_BYTES", "0")):
             head = b'{"type":"assistant","message":{"content":[{"type":"text","text":"HUGE'
@@ -304,6 +311,9 @@ class Cli:
             sys.exit(int(code))
 
     def lines(self, prompt: str) -> list[str]:
+        if (hang_on := self.env.get("FAKE_CLAUDE_HANG_ON")) and hang_on in prompt:
+            init = {"type": "system", "subtype": "init", "session_id": SESSION_ID, "model": "fake-model"}
+            return [json.dumps(init), json.dumps({"@hang": True})]
         if script := self.env.get("FAKE_CLAUDE_SCRIPT"):
             return Path(script).read_text().splitlines()
         init = {"type": "system", "subtype": "init", "session_id": SESSION_ID, "model": "fake-model"}

@@ -45,11 +45,9 @@ def test_a_cluster_role_needs_the_database() -> None:
     assert Config.from_mapping({"DATABASE_URL": URL}).require_cluster("worker") == URL
 
 
-def test_a_worker_refuses_projects_it_cannot_lease(tmp_path: Path) -> None:
-    """Projects are served by one process; a cluster worker leases one workspace, so it says so instead."""
+def test_a_worker_serves_projects(tmp_path: Path) -> None:
+    """A worker leases every (user, project) workspace of its host (ADR 0028), so PROJECTS is no longer refused."""
     (tmp_path / "api").mkdir()
     config = Config.from_mapping({"DATABASE_URL": URL, "PROJECTS": f"api={tmp_path / 'api'}"})
-    with pytest.raises(ConfigurationError, match="cannot serve PROJECTS") as refused:
-        config.require_cluster("worker")
-    assert "without --role" in str(refused.value)
-    assert config.require_cluster("ingress") == URL  # the stateless ingress never routes
+    assert config.require_cluster("worker") == URL
+    assert config.require_cluster("ingress") == URL

@@ -67,14 +67,14 @@ def test_a_projects_file_is_read(tmp_path: Path) -> None:
     file = tmp_path / "projects.toml"
     file.write_text(
         '[[project]]\nname = "api"\npath = "/srv/api"\nshared = true\n\n'
-        '[[project]]\nname = "web"\nremote = "git@example.org:web.git"\nbranch = "develop"\n'
+        '[[project]]\nname = "web"\nremote = "git@example.org:web.git"\nbranch = "develop"\nhost = "build-2"\n'
     )
 
     config = Config.from_mapping({"PROJECTS_FILE": str(file)})
 
     assert config.projects == (
         ProjectSpec("api", path=Path("/srv/api"), shared=True),
-        ProjectSpec("web", remote="git@example.org:web.git", branch="develop"),
+        ProjectSpec("web", remote="git@example.org:web.git", branch="develop", host="build-2"),
     )
     shared = config.projects[0]
     assert workspace_path(config, shared, UserId(1)) == workspace_path(config, shared, UserId(2)) == Path("/srv/api")
@@ -92,6 +92,8 @@ def test_a_projects_file_is_read(tmp_path: Path) -> None:
         ('[[project]]\nname = "api"\npath = "/a"\nshared = "yes"\n', "shared must be true or false"),
         ('[[project]]\nname = "api"\nremote = "git@h:a.git"\nshared = true\n', "give its path instead"),
         ('[[project]]\nname = "api"\npath = "/a"\nbranch = "no spaces please"\n', "branch must be"),
+        ('[[project]]\nname = "api"\npath = "/a"\nhost = "two words"\n', "host must be a worker host id"),
+        ('[[project]]\nname = "api"\npath = "/a"\nhost = 7\n', "host must be a worker host id"),
         ('[[project]]\nname = "api"\npath = "/a"\n[[project]]\nname = "api"\npath = "/b"\n', "used twice"),
     ],
 )

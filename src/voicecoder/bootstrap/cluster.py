@@ -6,6 +6,9 @@ The same container as `serve`, plus a lease store, the tree fence and a send gat
 Sessions, pending changes and audit stay in the SQLite files of DATA_DIR on the worker's host, next to the tree
 they describe and behind the same lease (ADR 0027): a lost host loses both together, and the interrupted-turn
 record (ADR 0023) is read by whichever worker of that host owns the workspace next.
+
+With PROJECTS (ADR 0028) the worker holds every (user, project) workspace placed on its host, and the chats' project
+choices and held prompts move to PostgreSQL (`PostgresProjectChoices`), where every worker sees them.
 """
 
 from __future__ import annotations
@@ -13,10 +16,16 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+from dependency_injector import providers
+
 from voicecoder.adapters.postgres.leases import LeaseStore, new_worker_id
+from voicecoder.adapters.postgres.project_choices import PostgresProjectChoices
 from voicecoder.adapters.postgres.tree_fence import TreeFence
-from voicecoder.adapters.postgres.worker import ClusterWorker
+from voicecoder.adapters.postgres.worker import ClusterWorker, ProjectPlacement
 from voicecoder.bootstrap.container import Container
+from voicecoder.bootstrap.projects import workspace_path
+from voicecoder.config import Config
+from voicecoder.domain.model import UserId
 
 __all__ = ["DEFAULT_LEASE_TTL_S", "build_worker", "default_host_id"]
 
@@ -31,7 +40,10 @@ def default_host_id() -> str:
 
 def build_worker(container: Container, *, host: str, ttl_s: float = DEFAULT_LEASE_TTL_S) -> ClusterWorker:
     """
-    A worker for the container's workspace on *host*; its send gate is installed on the container's Bot API client.
+    A worker for the workspaces of *host*; its send gate is installed on the container's Bot API client.
+
+    With PROJECTS the container's project choices are replaced by the worker's PostgreSQL ones: call this before
+    the container builds its project router.
 
     Raises:
         ConfigurationError: DATABASE_URL is not set.
@@ -43,11 +55,31 @@ def build_worker(container: Container, *, host: str, ttl_s: float = DEFAULT_LEAS
 
     if not isinstance(inbox, PostgresInbox):  # pragma: no cover - DATABASE_URL always builds one
         raise TypeError("a cluster worker needs the PostgreSQL inbox")
+    store = LeaseStore(url, owner=new_worker_id(host), host=host, ttl_s=ttl_s)
+    placement = _placement(config) if config.projects else None
+    if placement is not None:
+        container.core.project_choices.override(providers.Object(PostgresProjectChoices(store)))
     worker = ClusterWorker(
-        store=LeaseStore(url, owner=new_worker_id(host), host=host, ttl_s=ttl_s),
+        store=store,
         reader=inbox,
         fence=TreeFence(Path(config.workspace_dir).resolve()),
         dispatcher_for=lambda leased: container.worker_dispatcher(inbox=leased),
+        placement=placement,
     )
     container.telegram.bot_api().send_gate = worker.send_gate
     return worker
+
+
+def _placement(config: Config) -> ProjectPlacement:
+    specs = {spec.name: spec for spec in config.projects}
+
+    def path_of(project: str, user: int | None) -> Path:
+        spec = specs[project]
+        # A shared project's tree is its own path whoever asks; user 0 only fills the argument.
+        return workspace_path(config, spec, UserId(user if user is not None else 0))
+
+    return ProjectPlacement(
+        projects=tuple((spec.name, spec.shared, spec.host) for spec in config.projects),
+        allowed=tuple(sorted(config.allowed_user_ids)),
+        path_of=path_of,
+    )

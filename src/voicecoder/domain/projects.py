@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 import re
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from voicecoder.domain.services import VoiceCoder
 
 __all__ = [
+    "HELD_COLUMNS",
     "MAX_PROJECT_NAME",
     "PROJECT_NAME_RE",
     "HeldKind",
@@ -32,6 +33,8 @@ __all__ = [
     "ProjectChoices",
     "ProjectMessenger",
     "ProjectWorkspaces",
+    "held_of",
+    "held_row",
 ]
 
 MAX_PROJECT_NAME = 12
@@ -62,6 +65,42 @@ class HeldPrompt:
     language: str | None = None
     reply_to: int | None = None
     user_name: str | None = None
+
+
+HELD_COLUMNS = "user_id, kind, text, audio, mime_type, filename, duration_s, language, reply_to, user_name"
+"""The columns a state store keeps a held prompt in, in the order of `held_row` and `held_of`."""
+
+
+def held_row(prompt: HeldPrompt) -> tuple[object, ...]:
+    """*prompt* as the values of `HELD_COLUMNS`. Raises nothing."""
+    audio = prompt.audio
+    return (
+        prompt.user.value,
+        prompt.kind.value,
+        prompt.text,
+        audio.data if audio is not None else None,
+        audio.mime_type if audio is not None else None,
+        audio.filename if audio is not None else None,
+        audio.declared_duration_s if audio is not None else None,
+        prompt.language,
+        prompt.reply_to,
+        prompt.user_name,
+    )
+
+
+def held_of(row: tuple[Any, ...]) -> HeldPrompt:
+    """The prompt a row of `HELD_COLUMNS` holds. Raises ValueError for a kind this version does not know."""
+    user, kind, text, data, mime, filename, duration, language, reply_to, user_name = row
+    audio = Audio(bytes(data), str(mime), filename, duration) if data is not None else None
+    return HeldPrompt(
+        user=UserId(int(user)),
+        kind=HeldKind(kind),
+        text=str(text),
+        audio=audio,
+        language=language,
+        reply_to=reply_to,
+        user_name=user_name,
+    )
 
 
 class ProjectChoices(Protocol):

@@ -76,7 +76,7 @@ async def serve_worker(
     handle_signals: bool = True,
 ) -> None:
     """
-    `serve --role worker`: own this host's workspace, run its updates, until SIGTERM/SIGINT (or *stop*).
+    `serve --role worker`: own this host's workspaces, run their updates, until SIGTERM/SIGINT (or *stop*).
 
     Raises:
         StateStoreError: The database or the state files cannot be opened at start.
@@ -84,11 +84,12 @@ async def serve_worker(
     from voicecoder.bootstrap.cluster import build_worker  # noqa: PLC0415 - the postgres extra
 
     stop = stop if stop is not None else anyio.Event()
+    worker = build_worker(container, host=host, ttl_s=ttl_s)  # before the runtime builds the project router
     async with open_runtime(container), anyio.create_task_group() as tg:
         if handle_signals:
             tg.start_soon(functools.partial(stop_on_signal, stop, label="worker"))
-        await tg.start(container.core.claude().keep_warm)
-        await build_worker(container, host=host, ttl_s=ttl_s).run(stop=stop)
+        await tg.start(container.keep_warm())
+        await worker.run(stop=stop)
         tg.cancel_scope.cancel()
 
 

@@ -78,6 +78,43 @@ _MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (chat, thread)
     );
     """,
+    # v3: several projects (PROJECTS). A workspace is a (user, project) pair (or a shared project's one tree) placed
+    # on a host when first needed; a chat (or topic) routes to a project; prompts that wait for a chat's choice
+    # live here, so any worker may ask and any owner may run them after a failover. The lobby (host '*') is the
+    # workspace of chats with no project yet: any live worker may lease it.
+    """
+    ALTER TABLE voicecoder_workspaces ADD COLUMN project text, ADD COLUMN user_id bigint;
+    ALTER TABLE voicecoder_inbox ADD COLUMN chat bigint, ADD COLUMN thread bigint NOT NULL DEFAULT 0,
+        ADD COLUMN sender bigint, ADD COLUMN tag text;
+    CREATE TABLE voicecoder_projects (
+        name   text    PRIMARY KEY,
+        shared boolean NOT NULL,
+        host   text
+    );
+    CREATE TABLE voicecoder_project_routes (
+        chat       bigint      NOT NULL,
+        thread     bigint      NOT NULL DEFAULT 0,
+        project    text        NOT NULL,
+        chosen_at  timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (chat, thread)
+    );
+    CREATE TABLE voicecoder_held_prompts (
+        id         bigserial PRIMARY KEY,
+        chat       bigint    NOT NULL,
+        thread     bigint    NOT NULL,
+        user_id    bigint    NOT NULL,
+        kind       text      NOT NULL,
+        text       text      NOT NULL,
+        audio      bytea,
+        mime_type  text,
+        filename   text,
+        duration_s double precision,
+        language   text,
+        reply_to   bigint,
+        user_name  text
+    );
+    CREATE INDEX voicecoder_held_prompts_chat ON voicecoder_held_prompts (chat, thread, id);
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 

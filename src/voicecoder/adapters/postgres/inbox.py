@@ -30,6 +30,7 @@ import attrs
 import psycopg
 
 from voicecoder.adapters.postgres.connection import connect, migrate, safe_target, scrub
+from voicecoder.adapters.postgres.routing import routing_keys
 from voicecoder.domain.errors import StateStoreError
 from voicecoder.domain.inbox import InboxCounts, InboxItem, ItemState, NewUpdate
 
@@ -40,6 +41,11 @@ log = logging.getLogger(__name__)
 _MAX_BATCH = 256
 _MAX_ERROR_CHARS = 2000
 _OFFSET_KEY = "polling_offset"
+# The routing keys (chat, thread, sender, tag) are what a worker with several projects routes by (ADR 0028).
+_INSERT = (
+    "INSERT INTO voicecoder_inbox (update_id, lane, body, received_at, chat, thread, sender, tag) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (update_id) DO NOTHING RETURNING update_id"
+)
 _COLUMNS = "update_id, lane, body, state, attempts, last_error, received_at"
 
 _Job = Callable[[psycopg.Connection[Any]], Any]
@@ -245,9 +251,8 @@ class PostgresInbox:
 
         def insert(conn: psycopg.Connection[Any]) -> bool:
             row = conn.execute(
-                "INSERT INTO voicecoder_inbox (update_id, lane, body, received_at) VALUES (%s, %s, %s, %s) "
-                "ON CONFLICT (update_id) DO NOTHING RETURNING update_id",
-                (update_id, lane, body, received_at),
+                _INSERT,
+                (update_id, lane, body, received_at, *routing_keys(lane, body).row()),
             ).fetchone()
             return row is not None
 
@@ -262,9 +267,8 @@ class PostgresInbox:
             with conn.transaction():  # a savepoint: all or nothing even inside a shared commit
                 for u in batch:
                     row = conn.execute(
-                        "INSERT INTO voicecoder_inbox (update_id, lane, body, received_at) VALUES (%s, %s, %s, %s) "
-                        "ON CONFLICT (update_id) DO NOTHING RETURNING update_id",
-                        (u.update_id, u.lane, u.body, received_at),
+                        _INSERT,
+                        (u.update_id, u.lane, u.body, received_at, *routing_keys(u.lane, u.body).row()),
                     ).fetchone()
                     fresh.append(row is not None)
                 if offset is not None:

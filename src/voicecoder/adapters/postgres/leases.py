@@ -33,25 +33,66 @@ from voicecoder.adapters.postgres.inbox import item_of
 from voicecoder.domain.errors import StateStoreError
 from voicecoder.domain.inbox import InboxItem
 
-__all__ = ["DEFAULT_WORKSPACE", "Lease", "LeaseStore", "OwnershipLostError", "new_worker_id"]
+__all__ = [
+    "ANY_HOST",
+    "DEFAULT_WORKSPACE",
+    "FENCE",
+    "LOBBY",
+    "Lease",
+    "LeaseStore",
+    "OwnershipLostError",
+    "Placement",
+    "new_worker_id",
+    "project_workspace",
+]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_WORKSPACE = "default"
 """The one workspace of today's single-project bot; every chat without a route is claimed for it."""
+LOBBY = "lobby"
+"""With PROJECTS: the workspace of every chat that has chosen no project yet (and of outsiders); it has no tree."""
+ANY_HOST = "*"
+"""The lobby's host: any live worker may lease it, since it only asks questions and keeps held prompts in here."""
 _MAX_ERROR_CHARS = 2000
+
+
+def project_workspace(project: str, user: int | None) -> str:
+    """The id of *user*'s workspace of *project*, or of the project's one tree when it is shared (user None)."""
+    return f"p:{project}:shared" if user is None else f"p:{project}:u{user}"
+
+
+@attrs.frozen
+class Placement:
+    """A workspace the claim needs and no host has yet: *project* for *user* (None: the shared tree)."""
+
+    project: str
+    user: int | None
+
+    @property
+    def workspace(self) -> str:
+        return project_workspace(self.project, self.user)
+
+
 _BOT_RATE_PER_S = 30.0
 _BOT_BURST = 30.0
 
-_FENCE = (
+FENCE = (
     "SELECT 1 FROM voicecoder_workspaces WHERE id = %(ws)s AND owner = %(owner)s AND epoch = %(epoch)s "
     "AND lease_until > now() FOR SHARE"
 )
 
-# The claim: oldest claimable items of the worker's workspaces; a lane's item only when nothing earlier in its
-# lane is pending or running (so order holds across workers and failover). Chats without a route belong to the
-# default workspace (today's single workspace; the teams router adds routes).
-_CLAIM = """
+# What both claims share: the oldest claimable items, each only when nothing earlier in its lane is pending or
+# running (so order holds across workers, workspaces and failover).
+_FIRST_OF_LANE = """NOT EXISTS (SELECT 1 FROM voicecoder_inbox e
+                        WHERE e.lane = u.lane AND e.update_id < u.update_id
+                          AND e.state IN ('pending', 'running'))
+     ORDER BY u.update_id
+     LIMIT %(limit)s
+       FOR UPDATE OF u SKIP LOCKED
+)"""
+# Without PROJECTS: the items of the worker's workspaces; a chat without a route belongs to the default workspace.
+_CLAIM = f"""
 WITH ready AS (
     SELECT u.update_id, w.id AS ws, w.epoch
       FROM voicecoder_inbox u
@@ -59,19 +100,45 @@ WITH ready AS (
       JOIN voicecoder_workspaces w ON w.id = coalesce(r.workspace_id, %(default_ws)s)
      WHERE u.state = 'pending' AND u.not_before <= now()
        AND w.owner = %(owner)s AND w.lease_until > now()
-       AND NOT EXISTS (SELECT 1 FROM voicecoder_inbox e
-                        WHERE e.lane = u.lane AND e.update_id < u.update_id
-                          AND e.state IN ('pending', 'running'))
-     ORDER BY u.update_id
-     LIMIT %(limit)s
-       FOR UPDATE OF u SKIP LOCKED
-)
+       AND {_FIRST_OF_LANE}
 UPDATE voicecoder_inbox i
    SET state = 'running', owner = %(owner)s, epoch = ready.epoch, workspace_id = ready.ws, claimed_at = now()
   FROM ready
  WHERE i.update_id = ready.update_id
 RETURNING i.update_id, i.lane, i.body, i.state, i.attempts, i.last_error, i.received_at
+"""  # noqa: S608 - fixed fragments, no input
+
+
+# With PROJECTS the claim routes each item by the keys stored with it (adapters/postgres/routing.py): a button's
+# project or `/project NAME` first, else the chat's (topic's) route; an outsider, an unknown project or a chat with
+# no route goes to the lobby. The workspace is the sender's of that project (the project's own if shared).
+_ROUTED_FROM = """
+      FROM voicecoder_inbox u
+      LEFT JOIN voicecoder_project_routes r ON r.chat = u.chat AND r.thread = u.thread
+      LEFT JOIN voicecoder_projects p ON p.name = coalesce(u.tag, r.project) AND u.sender = ANY(%(allowed)s)
 """
+_ROUTED_WS = (
+    "CASE WHEN p.name IS NULL THEN 'lobby' WHEN p.shared THEN 'p:' || p.name || ':shared' "
+    "ELSE 'p:' || p.name || ':u' || u.sender END"
+)
+_CLAIM_ROUTED = f"""
+WITH ready AS (
+    SELECT u.update_id
+    {_ROUTED_FROM}
+     WHERE u.state = 'pending' AND u.not_before <= now() AND {_ROUTED_WS} = %(ws)s
+       AND {_FIRST_OF_LANE}
+UPDATE voicecoder_inbox i
+   SET state = 'running', owner = %(owner)s, epoch = %(epoch)s, workspace_id = %(ws)s, claimed_at = now()
+  FROM ready
+ WHERE i.update_id = ready.update_id
+RETURNING i.update_id, i.lane, i.body, i.state, i.attempts, i.last_error, i.received_at
+"""  # noqa: S608 - fixed fragments, no input
+_UNPLACED = f"""
+SELECT DISTINCT p.name, CASE WHEN p.shared THEN NULL ELSE u.sender END
+{_ROUTED_FROM}
+ WHERE u.state = 'pending' AND p.name IS NOT NULL AND coalesce(p.host, %(host)s) = %(host)s
+   AND NOT EXISTS (SELECT 1 FROM voicecoder_workspaces w WHERE w.id = {_ROUTED_WS})
+"""  # noqa: S608 - fixed fragments, no input
 
 
 class OwnershipLostError(StateStoreError):
@@ -146,6 +213,15 @@ class LeaseStore:
         if pool is not None:
             pool.close(timeout=5)
 
+    def run(self, what: str, work: Any) -> Any:
+        """
+        *work(conn)* in one transaction on this store's pool (the project choices share it).
+
+        Raises:
+            StateStoreError: PostgreSQL failed (the message says what to *what*), or `OwnershipLostError`.
+        """
+        return self._run(what, work)
+
     def _run(self, what: str, work: Any) -> Any:
         if self._pool is None:
             raise StateStoreError("The lease store is not open.")
@@ -172,6 +248,75 @@ class LeaseStore:
             ),
         )
 
+    def register_projects(self, projects: Sequence[tuple[str, bool, str | None]]) -> None:
+        """
+        Record the configured projects as (name, shared, host or None: placed on the first host that needs it).
+
+        The lobby's row is created too. Workers of one cluster must share one PROJECTS setting; the last start wins.
+        """
+
+        def write(conn: psycopg.Connection[Any]) -> None:
+            for name, shared, host in projects:
+                conn.execute(
+                    "INSERT INTO voicecoder_projects (name, shared, host) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (name) DO UPDATE SET shared = excluded.shared, host = excluded.host",
+                    (name, shared, host),
+                )
+            conn.execute(
+                "INSERT INTO voicecoder_workspaces (id, host, path) VALUES (%s, %s, '') ON CONFLICT (id) DO NOTHING",
+                (LOBBY, ANY_HOST),
+            )
+
+        self._run("register the projects", write)
+
+    def unplaced(self, allowed: Sequence[int]) -> list[Placement]:
+        """The workspaces pending updates need that no host has yet and this host may take (see `place`)."""
+        rows = self._run(
+            "look for unplaced workspaces",
+            lambda conn: conn.execute(_UNPLACED, {"allowed": list(allowed), "host": self.host}).fetchall(),
+        )
+        return [Placement(str(name), None if user is None else int(user)) for name, user in rows]
+
+    def place(self, placement: Placement, path: str) -> bool:
+        """
+        Put *placement*'s workspace on this host, its tree at *path*, unless a host has it already; whether it did.
+
+        A workspace stays where it was placed: its tree and state are on that host's disk (ADR 0027).
+        """
+        row = self._run(
+            "place a workspace",
+            lambda conn: conn.execute(
+                "INSERT INTO voicecoder_workspaces (id, host, path, project, user_id) VALUES (%s, %s, %s, %s, %s) "
+                "ON CONFLICT (id) DO NOTHING RETURNING 1",
+                (placement.workspace, self.host, path, placement.project, placement.user),
+            ).fetchone(),
+        )
+        return row is not None
+
+    def free_workspaces(self) -> list[str]:
+        """The workspaces this worker may lease now: on its host (or the lobby), free or lapsed, oldest id first."""
+        rows = self._run(
+            "list free workspaces",
+            lambda conn: conn.execute(
+                "SELECT id FROM voicecoder_workspaces WHERE (host = %s OR host = %s) "
+                "AND (owner IS NULL OR lease_until < now()) ORDER BY id",
+                (self.host, ANY_HOST),
+            ).fetchall(),
+        )
+        return [str(row[0]) for row in rows]
+
+    def workspace_of(self, workspace: str) -> tuple[str | None, int | None]:
+        """The (project, user) of a placed workspace; (None, None) for the default workspace and the lobby."""
+        row = self._run(
+            "read a workspace",
+            lambda conn: conn.execute(
+                "SELECT project, user_id FROM voicecoder_workspaces WHERE id = %s", (workspace,)
+            ).fetchone(),
+        )
+        if row is None:
+            return None, None
+        return (None if row[0] is None else str(row[0])), (None if row[1] is None else int(row[1]))
+
     def acquire(self, workspace: str) -> Lease | None:
         """
         Take *workspace* when it is free or its lease has lapsed (on its own host only), at a new epoch; else None.
@@ -185,8 +330,8 @@ class LeaseStore:
             row = conn.execute(
                 "UPDATE voicecoder_workspaces SET owner = %s, epoch = epoch + 1, "
                 "lease_until = now() + make_interval(secs => %s) "
-                "WHERE id = %s AND host = %s AND (owner IS NULL OR lease_until < now()) RETURNING epoch",
-                (self.owner, self.ttl_s, workspace, self.host),
+                "WHERE id = %s AND (host = %s OR host = %s) AND (owner IS NULL OR lease_until < now()) RETURNING epoch",
+                (self.owner, self.ttl_s, workspace, self.host, ANY_HOST),
             ).fetchone()
             if row is None:
                 return None
@@ -247,6 +392,22 @@ class LeaseStore:
         )
         return [item_of(row) for row in sorted(rows)]
 
+    def claim_routed(self, lease: Lease, limit: int, allowed: Sequence[int]) -> list[InboxItem]:
+        """
+        With PROJECTS: up to *limit* claimable items routed to *lease*'s workspace, oldest first, now running.
+
+        Raises:
+            OwnershipLostError: The lease is no longer this worker's (nothing was claimed).
+        """
+
+        def take(conn: psycopg.Connection[Any]) -> list[Any]:
+            if conn.execute(FENCE, lease.params()).fetchone() is None:
+                raise OwnershipLostError(f"Workspace {lease.workspace} is no longer owned: no claim.")
+            return conn.execute(_CLAIM_ROUTED, {**lease.params(), "limit": limit, "allowed": list(allowed)}).fetchall()
+
+        rows = self._run("claim updates", take)
+        return [item_of(row) for row in sorted(rows)]
+
     def fenced(self, lease: Lease, what: str, statements: Sequence[tuple[str, dict[str, Any]]]) -> int:
         """
         Run *statements* in one transaction behind the fence of *lease*; the rows the last one changed.
@@ -256,7 +417,7 @@ class LeaseStore:
         """
 
         def write(conn: psycopg.Connection[Any]) -> int:
-            if conn.execute(_FENCE, lease.params()).fetchone() is None:
+            if conn.execute(FENCE, lease.params()).fetchone() is None:
                 raise OwnershipLostError(
                     f"Workspace {lease.workspace} is no longer owned at epoch {lease.epoch}: {what} refused."
                 )
@@ -355,7 +516,7 @@ class LeaseStore:
         """
 
         def take(conn: psycopg.Connection[Any]) -> float:
-            if conn.execute(_FENCE, lease.params()).fetchone() is None:
+            if conn.execute(FENCE, lease.params()).fetchone() is None:
                 raise OwnershipLostError(f"Workspace {lease.workspace} is no longer owned: no send.")
             conn.execute(
                 "INSERT INTO voicecoder_send_budget (id, tokens, at) VALUES (1, %s, now()) ON CONFLICT DO NOTHING",

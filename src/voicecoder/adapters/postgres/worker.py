@@ -1,13 +1,16 @@
 """
-`voicecoder serve --role worker`: own the workspace whose tree is on this host, claim its updates, run them.
+`voicecoder serve --role worker`: own the workspaces whose trees are on this host, claim their updates, run them.
 
-One ownership period at a time: take the lease (a new epoch), stop any agent a previous owner left in the tree,
+Without PROJECTS a host has one workspace (``default``); with PROJECTS every (user, project) workspace placed on
+this host, plus the lobby that any worker may hold (ADR 0028). Each workspace has ownership periods of its own,
+side by side: take the lease (a new epoch), stop any agent a previous owner left in the tree,
 then claim the workspace's updates in lane order and run them through a fresh `UpdateDispatcher` whose inbox
 writes are fenced by that epoch (`LeasedInbox`). Beside it a renewer extends the lease every ttl/3, and a watchdog
 ends the period when the lease's local deadline passes without a renewal (a pause, a partition, a database that
-does not answer) or when any write finds the lease gone: the worker then **fences itself** — no claim, no send
-(`send_gate` refuses), its agents' process groups killed, its lanes dropped — and goes back to waiting for a
-lease. A graceful stop gives the claimed items back and releases the lease, so another worker takes over at once.
+does not answer) or when any write finds the lease gone: the worker then **fences itself** for that workspace —
+no claim, no send for it (`send_gate` refuses), the agents in its tree killed, its lanes dropped — and may lease
+it again later; its other workspaces carry on. A graceful stop gives the claimed items back and releases the
+leases, so another worker takes over at once.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -26,7 +30,14 @@ import anyio.abc
 import attrs
 
 from voicecoder.adapters.postgres.inbox import PostgresInbox
-from voicecoder.adapters.postgres.leases import DEFAULT_WORKSPACE, Lease, LeaseStore, OwnershipLostError
+from voicecoder.adapters.postgres.leases import (
+    DEFAULT_WORKSPACE,
+    LOBBY,
+    Lease,
+    LeaseStore,
+    OwnershipLostError,
+)
+from voicecoder.adapters.postgres.project_choices import IN_HAND, InHand
 from voicecoder.adapters.postgres.tree_fence import TreeFence
 from voicecoder.adapters.telegram.dispatcher import UpdateDispatcher
 from voicecoder.adapters.telegram.intake import DEFAULT_RETENTION_S, housekeeping
@@ -34,7 +45,7 @@ from voicecoder.domain.errors import StateStoreError
 from voicecoder.domain.inbox import InboxCounts, InboxItem, NewUpdate
 from voicecoder.domain.ports import Inbox
 
-__all__ = ["ClusterWorker", "LeasedInbox"]
+__all__ = ["ClusterWorker", "LeasedInbox", "ProjectPlacement"]
 
 log = logging.getLogger(__name__)
 
@@ -144,13 +155,26 @@ class LeasedInbox:
         return await self._reader.purge_finished(older_than_s=older_than_s)
 
 
+@attrs.frozen
+class ProjectPlacement:
+    """
+    What a worker with PROJECTS needs to place and fence workspaces.
+
+    The projects as (name, shared, host or None), who may have a workspace, and where the tree of a placed
+    workspace goes on this host (*path_of*, also what the tree fence sweeps).
+    """
+
+    projects: tuple[tuple[str, bool, str | None], ...]
+    allowed: tuple[int, ...]
+    path_of: Callable[[str, int | None], Path]
+
+
 @attrs.define
 class ClusterWorker:
     """
     The worker loop of one process (see the module docstring); *dispatcher_for* builds a dispatcher on an inbox.
 
-    *stop_agents* kills the agents of this process (their process groups); the tree sweep then catches anything
-    else working in the tree.
+    *fence* sweeps the one workspace's tree without PROJECTS; with *placement* each workspace's tree is swept.
     """
 
     store: LeaseStore
@@ -158,24 +182,28 @@ class ClusterWorker:
     fence: TreeFence
     dispatcher_for: Callable[[Inbox], UpdateDispatcher]
     workspace: str = DEFAULT_WORKSPACE
+    placement: ProjectPlacement | None = None
     claim_batch: int = 16
     poll_s: float = 0.1
     retention_s: float | None = DEFAULT_RETENTION_S
-    lease: Lease | None = attrs.field(default=None, init=False)
-    fenced: bool = attrs.field(default=True, init=False)
+    leases: dict[str, Lease] = attrs.field(factory=dict, init=False)
+    _fenced: set[str] = attrs.field(factory=set, init=False)
     periods: int = attrs.field(default=0, init=False)
 
     # --- the send gate (wired into the Bot API client) -------------------------------------------
 
     async def send_gate(self) -> None:
         """
-        Before every Telegram send: refuse unless this worker holds a live lease; wait for the bot-wide budget.
+        Before every Telegram send: refuse unless the workspace this send is made for is still this worker's.
+
+        The workspace is the one whose update the sending task runs (`IN_HAND`); then wait for the bot-wide budget.
 
         Raises:
             OwnershipLostError: The lease is gone or its local deadline passed (the worker is fencing itself).
         """
-        lease = self.lease
-        if lease is None or self.fenced or not lease.live():
+        hand = IN_HAND.get()
+        lease = self._current(hand.lease if hand is not None else None)
+        if lease is None:
             raise OwnershipLostError("This worker no longer owns the workspace: the message is not sent.")
         wait = await anyio.to_thread.run_sync(self.store.take_send, lease)
         if wait > 0:
@@ -183,68 +211,124 @@ class ClusterWorker:
         if not lease.live():
             raise OwnershipLostError("This worker's lease expired while waiting to send: the message is not sent.")
 
+    def _current(self, held: Lease | None) -> Lease | None:
+        """The live lease of *held*'s ownership period, if it is still this worker's; else None."""
+        if held is None:
+            return None
+        lease = self.leases.get(held.workspace)
+        if lease is None or lease.epoch != held.epoch or held.workspace in self._fenced or not lease.live():
+            return None
+        return lease
+
+    @property
+    def lease(self) -> Lease | None:
+        """The lease of the one workspace (without PROJECTS), or None."""
+        return self.leases.get(self.workspace)
+
     # --- the loop -----------------------------------------------------------------------------
 
     async def run(
         self, *, stop: anyio.Event, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         """
-        Own, run, fence, repeat until *stop*; a graceful stop releases the lease.
+        Own, run, fence, repeat until *stop*, for every workspace of this host; a graceful stop releases the leases.
 
         Raises:
             StateStoreError: The database cannot be reached at start.
         """
         await anyio.to_thread.run_sync(self.store.open)
         try:
-            await anyio.to_thread.run_sync(self.store.register, self.workspace, str(self.fence.tree))
+            if self.placement is None:
+                await anyio.to_thread.run_sync(self.store.register, self.workspace, str(self.fence.tree))
+            else:
+                await anyio.to_thread.run_sync(self.store.register_projects, self.placement.projects)
             log.info("worker %s: ready on host %s, waiting for a lease", self.store.owner, self.store.host)
             task_status.started()
             async with anyio.create_task_group() as tg:
                 if self.retention_s is not None:
                     tg.start_soon(housekeeping, self.reader, self.retention_s, 3600.0)
-                while not stop.is_set():
-                    lease = await self._acquire(stop)
-                    if lease is None:
-                        break
-                    await self._own(lease, stop)
+                async with anyio.create_task_group() as periods:
+                    while not stop.is_set():
+                        for lease in await self._acquire(stop):
+                            periods.start_soon(self._own, lease, stop)
+                        # Without PROJECTS a free workspace only appears when its owner dies: look now and then.
+                        # With them a new workspace appears with a user's first prompt in a project: look soon.
+                        with anyio.move_on_after(self.store.ttl_s / 4 if self.placement is None else 0.5):
+                            await stop.wait()
                 tg.cancel_scope.cancel()
         finally:
             await anyio.to_thread.run_sync(self.store.close)
 
-    async def _acquire(self, stop: anyio.Event) -> Lease | None:
-        while not stop.is_set():
-            try:
-                lease = await anyio.to_thread.run_sync(self.store.acquire, self.workspace)
-            except StateStoreError as exc:
-                log.warning("worker: cannot reach the database to take a lease: %s", exc)
-                lease = None
-            if lease is not None and stop.is_set():  # stopped while asking: hand it straight back
-                await self._give_back(lease)
-                return None
-            if lease is not None:
+    async def _candidates(self) -> list[str]:
+        if self.placement is None:
+            return [] if self.workspace in self.leases else [self.workspace]
+        placement = self.placement
+        for needed in await anyio.to_thread.run_sync(self.store.unplaced, placement.allowed):
+            path = placement.path_of(needed.project, needed.user)
+            if await anyio.to_thread.run_sync(self.store.place, needed, str(path)):
+                log.info("worker: placed workspace %s on host %s (%s)", needed.workspace, self.store.host, path)
+        free = await anyio.to_thread.run_sync(self.store.free_workspaces)
+        return [ws for ws in free if ws not in self.leases]
+
+    async def _acquire(self, stop: anyio.Event) -> list[Lease]:
+        """The leases taken now: every free workspace this worker may own; nothing touches a tree before its sweep."""
+        taken: list[Lease] = []
+        try:
+            for workspace in await self._candidates():
+                lease = await anyio.to_thread.run_sync(self.store.acquire, workspace)
+                if lease is None:
+                    continue
+                if stop.is_set():  # stopped while asking: hand it straight back
+                    await self._give_back(lease)
+                    continue
                 # The previous owner may have died (or be paused) with its agent still editing the tree: nothing
                 # here touches the tree until that agent is gone.
-                await anyio.to_thread.run_sync(self.fence.stop_agents)
+                fence = await self._fence_of(lease.workspace)
+                if fence is not None:
+                    await anyio.to_thread.run_sync(fence.stop_agents)
                 log.info("worker %s: owns workspace %s at epoch %d", lease.owner, lease.workspace, lease.epoch)
-                return lease
-            with anyio.move_on_after(self.store.ttl_s / 4):
-                await stop.wait()
-        return None
+                self.leases[lease.workspace] = lease
+                self._fenced.discard(lease.workspace)
+                taken.append(lease)
+        except StateStoreError as exc:
+            log.warning("worker: cannot reach the database to take a lease: %s", exc)
+        return taken
+
+    async def _fence_of(self, workspace: str) -> TreeFence | None:
+        if self.placement is None:
+            return self.fence
+        if workspace == LOBBY:
+            return None
+        project, user = await anyio.to_thread.run_sync(self.store.workspace_of, workspace)
+        if project is None:
+            return None
+        return TreeFence(self.placement.path_of(project, user).resolve())
+
+    async def _in_hand(self, lease: Lease) -> InHand:
+        if self.placement is None or lease.workspace == LOBBY:
+            return InHand(lease, None, None)
+        project, user = await anyio.to_thread.run_sync(self.store.workspace_of, lease.workspace)
+        return InHand(lease, project, user)
 
     async def _own(self, lease: Lease, stop: anyio.Event) -> None:
-        self.lease, self.fenced = lease, False
         self.periods += 1
+        workspace = lease.workspace
         lost = anyio.Event()
         loop = asyncio.get_running_loop()
         inbox = LeasedInbox(self.store, self.reader, lease, on_lost=lambda: loop.call_soon_threadsafe(lost.set))
-        await inbox.open()
-        dispatcher = self.dispatcher_for(inbox)
         graceful = False
+        fence: TreeFence | None = None
         try:
+            fence = await self._fence_of(workspace)
+            # Every task of this period (the dispatcher's lanes and what they start) runs for this workspace: the
+            # send gate and the project choices read it from the context.
+            IN_HAND.set(await self._in_hand(lease))
+            await inbox.open()
+            dispatcher = self.dispatcher_for(inbox)
             async with anyio.create_task_group() as tg:
                 await tg.start(dispatcher.run)
-                tg.start_soon(self._renew, lost)
-                tg.start_soon(self._claim, dispatcher, lost)
+                tg.start_soon(self._renew, workspace, lost)
+                tg.start_soon(self._claim, workspace, dispatcher, lost)
                 async with anyio.create_task_group() as wait:
 
                     async def until(event: anyio.Event) -> None:
@@ -253,46 +337,53 @@ class ClusterWorker:
 
                     wait.start_soon(until, stop)
                     wait.start_soon(until, lost)
-                graceful = stop.is_set() and not lost.is_set() and self._live()
+                graceful = stop.is_set() and not lost.is_set() and self._live(workspace)
                 if graceful:
                     await dispatcher.stop()  # in-flight turns finish within the grace period
                 else:
-                    self.fenced = True  # before anything else: no send, no claim from here on
+                    self._fenced.add(workspace)  # before anything else: no send, no claim from here on
                 tg.cancel_scope.cancel()
+        except StateStoreError as exc:
+            log.warning("worker: the period on %s ended: %s", workspace, exc)
         finally:
-            self.fenced = True
+            self._fenced.add(workspace)
             with anyio.CancelScope(shield=True):
                 if not graceful:
-                    log.warning("worker: lease on %s (epoch %d) lost: fencing myself", lease.workspace, lease.epoch)
-                await anyio.to_thread.run_sync(self.fence.stop_agents)
+                    log.warning("worker: lease on %s (epoch %d) lost: fencing myself", workspace, lease.epoch)
+                if fence is not None:
+                    await anyio.to_thread.run_sync(fence.stop_agents)
                 await inbox.aclose()
                 if graceful:
-                    await self._give_back(lease)
+                    await self._give_back(self.leases.get(workspace, lease))
+                self.leases.pop(workspace, None)
 
-    def _still_owner(self) -> bool:
-        return not self.fenced and self._live()
+    def _still_owner(self, workspace: str) -> bool:
+        return workspace not in self._fenced and self._live(workspace)
 
-    def _live(self) -> bool:
-        return self.lease is not None and self.lease.live()
+    def _live(self, workspace: str) -> bool:
+        lease = self.leases.get(workspace)
+        return lease is not None and lease.live()
 
     async def _give_back(self, lease: Lease) -> None:
         try:
-            returned = await anyio.to_thread.run_sync(self.store.unclaim, self.lease or lease)
-            await anyio.to_thread.run_sync(self.store.release, self.lease or lease)
+            returned = await anyio.to_thread.run_sync(self.store.unclaim, lease)
+            await anyio.to_thread.run_sync(self.store.release, lease)
             log.info("worker: released workspace %s (%d update(s) given back)", lease.workspace, returned)
         except StateStoreError as exc:
             log.warning("worker: could not release the lease (it lapses by itself): %s", exc)
 
-    async def _renew(self, lost: anyio.Event) -> None:
+    async def _renew(self, workspace: str, lost: anyio.Event) -> None:
         """Extend the lease every ttl/3; set *lost* when it is refused or its local deadline passes."""
         while True:
-            lease = self.lease
+            lease = self.leases.get(workspace)
             if lease is None or not lease.live():
                 lost.set()
                 return
             with anyio.move_on_after(max(0.0, lease.deadline - time.monotonic())) as watchdog:
                 try:
-                    self.lease = await anyio.to_thread.run_sync(self.store.renew, lease, abandon_on_cancel=True)
+                    self.leases[workspace] = await anyio.to_thread.run_sync(
+                        self.store.renew, lease, abandon_on_cancel=True
+                    )
                 except OwnershipLostError:
                     lost.set()
                     return
@@ -301,16 +392,27 @@ class ClusterWorker:
             if watchdog.cancelled_caught:
                 lost.set()
                 return
-            await anyio.sleep(self.store.ttl_s / 3 if self.lease is not lease else 0.2)
+            renewed = self.leases.get(workspace) is not lease
+            await anyio.sleep(self.store.ttl_s / 3 if renewed else 0.2)
 
-    async def _claim(self, dispatcher: UpdateDispatcher, lost: anyio.Event) -> None:
-        while self._still_owner():
+    async def _claim(self, workspace: str, dispatcher: UpdateDispatcher, lost: anyio.Event) -> None:
+        placement = self.placement
+        while self._still_owner(workspace):
+            lease = self.leases[workspace]
             try:
-                items = await anyio.to_thread.run_sync(self.store.claim, self.claim_batch, self.workspace)
+                if placement is None:
+                    items = await anyio.to_thread.run_sync(self.store.claim, self.claim_batch, self.workspace)
+                else:
+                    items = await anyio.to_thread.run_sync(
+                        self.store.claim_routed, lease, self.claim_batch, placement.allowed
+                    )
+            except OwnershipLostError:
+                lost.set()
+                return
             except StateStoreError as exc:
                 log.warning("worker: claiming failed: %s", exc)
                 items = []
-            if not self._still_owner():
+            if not self._still_owner(workspace):
                 lost.set()
                 return  # claimed rows stay running under this epoch; the next owner gives them back
             for item in items:

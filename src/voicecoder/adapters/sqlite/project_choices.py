@@ -10,13 +10,12 @@ from __future__ import annotations
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any
 
 import anyio.to_thread
 
 from voicecoder.domain.errors import StateStoreError
-from voicecoder.domain.model import Audio, ChatId, UserId
-from voicecoder.domain.projects import HeldKind, HeldPrompt
+from voicecoder.domain.model import ChatId
+from voicecoder.domain.projects import HELD_COLUMNS, HeldPrompt, held_of, held_row
 
 __all__ = ["SqliteProjectChoices"]
 
@@ -45,37 +44,6 @@ CREATE TABLE IF NOT EXISTS held_prompts (
 );
 CREATE INDEX IF NOT EXISTS held_prompts_chat ON held_prompts (chat_id, thread_id, id);
 """
-_HELD_COLUMNS = "user_id, kind, text, audio, mime_type, filename, duration_s, language, reply_to, user_name"
-
-
-def _held_row(prompt: HeldPrompt) -> tuple[object, ...]:
-    audio = prompt.audio
-    return (
-        prompt.user.value,
-        prompt.kind.value,
-        prompt.text,
-        audio.data if audio is not None else None,
-        audio.mime_type if audio is not None else None,
-        audio.filename if audio is not None else None,
-        audio.declared_duration_s if audio is not None else None,
-        prompt.language,
-        prompt.reply_to,
-        prompt.user_name,
-    )
-
-
-def _held_of(row: tuple[Any, ...]) -> HeldPrompt:
-    user, kind, text, data, mime, filename, duration, language, reply_to, user_name = row
-    audio = Audio(bytes(data), str(mime), filename, duration) if data is not None else None
-    return HeldPrompt(
-        user=UserId(int(user)),
-        kind=HeldKind(kind),
-        text=str(text),
-        audio=audio,
-        language=language,
-        reply_to=reply_to,
-        user_name=user_name,
-    )
 
 
 def _key(chat: ChatId) -> tuple[int, int]:
@@ -143,8 +111,8 @@ class SqliteProjectChoices:
             db = self._open()
             try:
                 db.execute(
-                    f"INSERT INTO held_prompts (chat_id, thread_id, {_HELD_COLUMNS}) VALUES (?, ?{', ?' * 10})",  # noqa: S608 - fixed columns
-                    (*key, *_held_row(prompt)),
+                    f"INSERT INTO held_prompts (chat_id, thread_id, {HELD_COLUMNS}) VALUES (?, ?{', ?' * 10})",  # noqa: S608 - fixed columns
+                    (*key, *held_row(prompt)),
                 )
                 (count,) = db.execute(
                     "SELECT count(*) FROM held_prompts WHERE chat_id = ? AND thread_id = ?", key
@@ -164,7 +132,7 @@ class SqliteProjectChoices:
             db = self._open()
             try:
                 row = db.execute(
-                    f"SELECT id, {_HELD_COLUMNS} FROM held_prompts WHERE chat_id = ? AND thread_id = ? "  # noqa: S608
+                    f"SELECT id, {HELD_COLUMNS} FROM held_prompts WHERE chat_id = ? AND thread_id = ? "  # noqa: S608
                     "ORDER BY id LIMIT 1",
                     key,
                 ).fetchone()
@@ -173,7 +141,7 @@ class SqliteProjectChoices:
                 db.execute("DELETE FROM held_prompts WHERE id = ?", (row[0],))
             except sqlite3.Error as exc:
                 raise StateStoreError(f"A held message could not be taken from {self._path} ({exc}).") from exc
-            return _held_of(tuple(row[1:]))
+            return held_of(tuple(row[1:]))
 
     async def hold(self, chat: ChatId, prompt: HeldPrompt, /) -> int:
         """
