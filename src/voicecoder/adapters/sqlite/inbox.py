@@ -72,7 +72,7 @@ _Job = Callable[[sqlite3.Connection], Any]
 
 @attrs.define
 class _Request:
-    kind: str  # "put" | "claim" | "done" (folded into one statement per batch) or "job"
+    kind: str  # "put" | "marks" (claims and dones, folded into one statement each per batch) or "job"
     job: _Job | None
     loop: asyncio.AbstractEventLoop | None  # None: nobody waits (fire and forget)
     future: asyncio.Future[Any] | None
@@ -81,6 +81,7 @@ class _Request:
     body: bytes = b""
     received_at: float = 0.0
     inserted: asyncio.Future[bool] | None = None  # resolved as soon as a put's row is in the open transaction
+    marks: list[tuple[str, int]] = attrs.field(factory=list)  # ("claim" | "done", update_id) in queue order
     result: Any = None
     error: BaseException | None = None
 
@@ -135,7 +136,7 @@ class SqliteInbox:
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         # Claims and done marks wait here, on the event loop's side, for the next queued write or the linger timer:
         # handing each to the writer thread on its own would wake that thread (and take the GIL) once per mark.
-        self._marks: list[_Request] = []
+        self._marks: list[tuple[str, int]] = []
         self._marks_loop: asyncio.AbstractEventLoop | None = None
         self._marks_timer: asyncio.TimerHandle | None = None
         self._thread: threading.Thread | None = None
@@ -242,7 +243,8 @@ class SqliteInbox:
                 self._insert(conn, puts)
                 if len(puts) <= _EARLY_REPORTS:
                     self._report_inserted(puts)
-            claims = collections.Counter(r.update_id for r in batch if r.kind == "claim")
+            marks = [mark for r in batch if r.kind == "marks" for mark in r.marks]
+            claims = collections.Counter(update_id for kind, update_id in marks if kind == "claim")
             once = [update_id for update_id, count in claims.items() if count == 1]
             if once:
                 conn.execute(
@@ -256,7 +258,7 @@ class SqliteInbox:
                 conn.executemany(
                     "UPDATE updates SET attempts = attempts + ? WHERE state = 'pending' AND update_id = ?", repeated
                 )
-            dones = [r.update_id for r in batch if r.kind == "done"]
+            dones = [update_id for kind, update_id in marks if kind == "done"]
             if dones:
                 conn.execute(
                     "UPDATE updates SET state = 'done', finished_at = ? WHERE update_id IN "  # noqa: S608
@@ -273,7 +275,7 @@ class SqliteInbox:
                     req.error.__cause__ = exc
             conn.execute("COMMIT")
             self.commits += 1
-            self.writes += len(batch)
+            self.writes += len(marks) + sum(r.kind != "marks" for r in batch)
         except sqlite3.Error as exc:
             log.exception("update inbox: commit failed")
             if conn.in_transaction:
@@ -320,7 +322,7 @@ class SqliteInbox:
         self._queue.put(request)
         return await request.future
 
-    def _enqueue_mark(self, request: _Request) -> None:
+    def _enqueue_mark(self, kind: str, update_id: int) -> None:
         """
         Queue a claim or done mark nobody waits for, to share the next commit somebody does wait for.
 
@@ -334,14 +336,14 @@ class SqliteInbox:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             self._flush_marks()
-            self._queue.put(request)
+            self._queue.put(_Request("marks", None, None, None, marks=[(kind, update_id)]))
             return
         if loop is not self._marks_loop:  # a timer of another (maybe closed) loop would never fire here
             self._flush_marks()
             if self._marks_timer is not None:
                 self._marks_timer.cancel()
             self._marks_loop, self._marks_timer = loop, None
-        self._marks.append(request)
+        self._marks.append((kind, update_id))
         if self._marks_timer is None:
             self._marks_timer = loop.call_later(self._linger_s, self._marks_lingered)
 
@@ -350,12 +352,10 @@ class SqliteInbox:
         self._flush_marks()
 
     def _flush_marks(self) -> None:
-        """Hand every held mark to the writer, in order, ahead of whatever is queued next."""
-        if not self._marks:
-            return
-        marks, self._marks = self._marks, []
-        for mark in marks:
-            self._queue.put(mark)
+        """Hand every held mark to the writer, in order, as one request ahead of whatever is queued next."""
+        if self._marks:
+            marks, self._marks = self._marks, []
+            self._queue.put(_Request("marks", None, None, None, marks=marks))
 
     # --- API -------------------------------------------------------------------------------
 
@@ -445,7 +445,7 @@ class SqliteInbox:
         The dispatcher uses it so a claim costs no round trip; a process dying seconds into a handler has its
         claim on disk, which is what crash-loop detection needs.
         """
-        self._enqueue_mark(_Request("claim", None, None, None, update_id=update_id))
+        self._enqueue_mark("claim", update_id)
 
     async def mark_done(self, update_id: int) -> None:
         """Record that *update_id* was processed."""
@@ -460,7 +460,7 @@ class SqliteInbox:
         a crash within that interval can lose it; the update is then processed again after restart
         (at-least-once), never lost.
         """
-        self._enqueue_mark(_Request("done", None, None, None, update_id=update_id))
+        self._enqueue_mark("done", update_id)
 
     async def mark_failed(self, update_id: int, error: str) -> None:
         """Record that *update_id* failed for good, with its last error."""
