@@ -221,6 +221,21 @@ class TestJsonHttpClient:
         assert status == 200
         assert echo.peers[0] != echo.peers[1]
 
+    async def test_timeout_on_a_kept_alive_connection_drops_it(self) -> None:
+        """A reused idle connection has the same deadline: TimeoutError, and that connection is not used again."""
+        echo = Echo()
+        async with aiohttp_server(echo.app) as port:
+            client = JsonHttpClient(f"http://127.0.0.1:{port}")
+            await client.post("/fast", b"{}", time_limit=5)
+            with pytest.raises(TimeoutError):
+                await client.post("/slow", b'{"sleep": 0.3}', time_limit=0.05)
+            status, _, _ = await client.post("/fast", b"{}", time_limit=5)
+            await client.aclose()
+
+        assert status == 200
+        assert echo.peers[0] == echo.peers[1]
+        assert echo.peers[2] != echo.peers[1]
+
     async def test_connection_refused_is_an_oserror(self) -> None:
         """Nothing listening: OSError (the caller's 'network error')."""
 

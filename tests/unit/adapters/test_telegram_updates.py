@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +19,11 @@ from voicecoder.adapters.telegram.api import (
     RetryPolicy,
     TelegramBotApi,
 )
+from voicecoder.adapters.telegram.api_types import ParsedUpdate, typed_update
 from voicecoder.adapters.telegram.messenger import TelegramMessenger
 from voicecoder.adapters.telegram.routing import lane_of
 from voicecoder.adapters.telegram.updates import BOT_COMMANDS, TelegramUpdateHandler
+from voicecoder.adapters.telegram.webhook import parse_update
 from voicecoder.domain.errors import MalformedUpdateError
 from voicecoder.domain.model import ToolKind, ToolRequest, UserId
 from voicecoder.domain.policy import ToolPolicy
@@ -353,6 +357,48 @@ class TestLaneOf:
             lane_of({"update_id": 9, **update})
 
         assert detail in raised.value.detail
+
+
+class TestParsedOnce:
+    async def test_routing_and_the_handler_share_one_parse(self, rig: Rig) -> None:
+        """A body decoded by the webhook is parsed by routing; the handler then uses that parse, not a new one."""
+        body = json.dumps(await rig.api.send_text("/help")).encode()
+        update = parse_update(body)
+        lane = lane_of(update)
+        parsed = update.typed if isinstance(update, ParsedUpdate) else None
+
+        await rig.handler(update)
+
+        assert lane == (DEFAULT_USER.id, "message")
+        assert parsed is not None
+        assert typed_update(update) is parsed
+        assert parsed.message is not None
+        assert parsed.message.text == "/help"
+        assert rig.texts()[-1].startswith("ℹ️ Commands")
+
+    async def test_a_kept_parse_makes_no_reference_cycle(self) -> None:
+        """The kept parse does not point back at its dict: an update is freed by reference counting alone."""
+        body = json.dumps({"update_id": 42, "message": MESSAGE}).encode()
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(100):
+                update = parse_update(body)
+                lane_of(update)
+                typed_update(update)
+                del update
+            unreachable = gc.collect()
+        finally:
+            gc.enable()
+
+        assert unreachable == 0
+
+    async def test_a_plain_dict_is_parsed_each_time(self) -> None:
+        """Only a ParsedUpdate keeps its parse; a plain dict (e.g. a resumed inbox item) is parsed per call."""
+        raw = {"update_id": 43, "message": MESSAGE}
+
+        assert typed_update(raw) is not typed_update(raw)
+        assert typed_update(raw) == typed_update(raw)
 
 
 class TestBotCommands:

@@ -169,6 +169,46 @@ class TestUpdateDispatcher:
         assert handler.peak == 2
         assert sorted(handler.seen) == list(range(6))
 
+    async def test_a_lane_waiting_for_its_retry_leaves_the_worker_to_other_lanes(self, inbox: SqliteInbox) -> None:
+        """With one worker, a lane backing off after a failure does not hold it: another chat runs meanwhile."""
+        handler = Recorder()
+        handler.failures[1] = 1
+        dispatcher = UpdateDispatcher(inbox, handler, max_concurrency=1, retry_delays=(30.0,))
+
+        async with anyio.create_task_group() as tg:
+            await started(tg, dispatcher)
+            dispatcher.submit(await store(inbox, 1, chat=1))
+            await wait_for(lambda: dispatcher.stats.retries == 1)
+            dispatcher.submit(await store(inbox, 2, chat=2))
+            await wait_for(lambda: handler.seen == [2])
+            first = await inbox.get(1)
+            await dispatcher.stop()
+
+        assert first is not None
+        assert (first.state, first.attempts, first.last_error) == (
+            ItemState.PENDING,
+            1,
+            "RuntimeError: scripted failure of 1",
+        )
+
+    async def test_busy_lanes_take_turns_item_by_item(self, inbox: SqliteInbox) -> None:
+        """With one worker and two busy chats, each item goes to the back of the line: the chats alternate."""
+        handler = Recorder()
+        handler.gates[1] = anyio.Event()
+        dispatcher = UpdateDispatcher(inbox, handler, max_concurrency=1)
+
+        async with anyio.create_task_group() as tg:
+            await started(tg, dispatcher)
+            dispatcher.submit(await store(inbox, 1, chat=1))
+            await wait_for(lambda: handler.started == [1])
+            for update_id, chat in ((2, 1), (3, 1), (4, 2), (5, 2)):
+                dispatcher.submit(await store(inbox, update_id, chat=chat))
+            handler.gates[1].set()
+            await dispatcher.join()
+            await dispatcher.stop()
+
+        assert handler.seen == [1, 4, 2, 5, 3]
+
     async def test_done_only_after_processing(self, inbox: SqliteInbox) -> None:
         """While the handler runs the item is still pending in the inbox; it is done after it returns."""
         handler = Recorder()

@@ -72,7 +72,7 @@ _Job = Callable[[sqlite3.Connection], Any]
 
 @attrs.define
 class _Request:
-    kind: str  # "put" | "claim" | "done" (folded into one statement per batch) or "job"
+    kind: str  # "put" | "marks" (claims and dones, folded into one statement each per batch) or "job"
     job: _Job | None
     loop: asyncio.AbstractEventLoop | None  # None: nobody waits (fire and forget)
     future: asyncio.Future[Any] | None
@@ -81,6 +81,7 @@ class _Request:
     body: bytes = b""
     received_at: float = 0.0
     inserted: asyncio.Future[bool] | None = None  # resolved as soon as a put's row is in the open transaction
+    marks: list[tuple[str, int]] = attrs.field(factory=list)  # ("claim" | "done", update_id) in queue order
     result: Any = None
     error: BaseException | None = None
 
@@ -133,6 +134,11 @@ class SqliteInbox:
         self._max_batch = max_batch
         self._linger_s = linger_s
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+        # Claims and done marks wait here, on the event loop's side, for the next queued write or the linger timer:
+        # handing each to the writer thread on its own would wake that thread (and take the GIL) once per mark.
+        self._marks: list[tuple[str, int]] = []
+        self._marks_loop: asyncio.AbstractEventLoop | None = None
+        self._marks_timer: asyncio.TimerHandle | None = None
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
         self.commits = 0
@@ -167,9 +173,11 @@ class SqliteInbox:
             raise StateStoreError(f"Cannot open the update inbox at {self.path}: {failure[0]}") from failure[0]
 
     async def aclose(self) -> None:
-        thread, self._thread = self._thread, None
+        thread = self._thread
         if thread is None:
             return
+        self._flush_marks()
+        self._thread = None
         self._queue.put(None)
         await anyio.to_thread.run_sync(thread.join)
 
@@ -202,8 +210,6 @@ class SqliteInbox:
                     break
                 batch = [first]
                 stop = self._take_waiting(batch)
-                if not stop and all(req.loop is None for req in batch):
-                    stop = self._linger(batch)
                 self._run_batch(conn, batch)
                 if stop:
                     break
@@ -223,30 +229,6 @@ class SqliteInbox:
             batch.append(nxt)
         return False
 
-    def _linger(self, batch: list[_Request]) -> bool:
-        """
-        Hold a batch of fire-and-forget marks (claims, dones) up to *linger_s* for a request somebody waits for.
-
-        Nobody waits for the marks, so they ride along with the next commit a webhook request needs instead of
-        costing a commit (and an fsync) of their own; alone, they are committed after *linger_s*. True if the stop
-        marker came.
-        """
-        deadline = time.monotonic() + self._linger_s
-        while len(batch) < self._max_batch:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            try:
-                nxt = self._queue.get(timeout=left)
-            except queue.Empty:
-                return False
-            if nxt is None:
-                return True
-            batch.append(nxt)
-            if nxt.loop is not None:
-                return self._take_waiting(batch)
-        return False
-
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Request]) -> None:
         """
         Run *batch* in one transaction (the IN-lists and VALUES rows interpolate placeholders only).
@@ -261,7 +243,8 @@ class SqliteInbox:
                 self._insert(conn, puts)
                 if len(puts) <= _EARLY_REPORTS:
                     self._report_inserted(puts)
-            claims = collections.Counter(r.update_id for r in batch if r.kind == "claim")
+            marks = [mark for r in batch if r.kind == "marks" for mark in r.marks]
+            claims = collections.Counter(update_id for kind, update_id in marks if kind == "claim")
             once = [update_id for update_id, count in claims.items() if count == 1]
             if once:
                 conn.execute(
@@ -275,7 +258,7 @@ class SqliteInbox:
                 conn.executemany(
                     "UPDATE updates SET attempts = attempts + ? WHERE state = 'pending' AND update_id = ?", repeated
                 )
-            dones = [r.update_id for r in batch if r.kind == "done"]
+            dones = [update_id for kind, update_id in marks if kind == "done"]
             if dones:
                 conn.execute(
                     "UPDATE updates SET state = 'done', finished_at = ? WHERE update_id IN "  # noqa: S608
@@ -292,7 +275,7 @@ class SqliteInbox:
                     req.error.__cause__ = exc
             conn.execute("COMMIT")
             self.commits += 1
-            self.writes += len(batch)
+            self.writes += len(marks) + sum(r.kind != "marks" for r in batch)
         except sqlite3.Error as exc:
             log.exception("update inbox: commit failed")
             if conn.in_transaction:
@@ -335,13 +318,44 @@ class SqliteInbox:
             raise StateStoreError("The update inbox is not open.")
         request.loop = asyncio.get_running_loop()
         request.future = request.loop.create_future()
+        self._flush_marks()
         self._queue.put(request)
         return await request.future
 
-    def _enqueue(self, request: _Request) -> None:
+    def _enqueue_mark(self, kind: str, update_id: int) -> None:
+        """
+        Queue a claim or done mark nobody waits for, to share the next commit somebody does wait for.
+
+        On an event loop the mark is held here until the next queued write (which it precedes, so writes keep their
+        order) or, when none comes, for *linger_s*; then all held marks go to the writer at once. Without a running
+        loop it goes to the writer straight away.
+        """
         if self._thread is None:
             raise StateStoreError("The update inbox is not open.")
-        self._queue.put(request)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._flush_marks()
+            self._queue.put(_Request("marks", None, None, None, marks=[(kind, update_id)]))
+            return
+        if loop is not self._marks_loop:  # a timer of another (maybe closed) loop would never fire here
+            self._flush_marks()
+            if self._marks_timer is not None:
+                self._marks_timer.cancel()
+            self._marks_loop, self._marks_timer = loop, None
+        self._marks.append((kind, update_id))
+        if self._marks_timer is None:
+            self._marks_timer = loop.call_later(self._linger_s, self._marks_lingered)
+
+    def _marks_lingered(self) -> None:
+        self._marks_timer = None
+        self._flush_marks()
+
+    def _flush_marks(self) -> None:
+        """Hand every held mark to the writer, in order, as one request ahead of whatever is queued next."""
+        if self._marks:
+            marks, self._marks = self._marks, []
+            self._queue.put(_Request("marks", None, None, None, marks=marks))
 
     # --- API -------------------------------------------------------------------------------
 
@@ -368,6 +382,7 @@ class SqliteInbox:
         request.loop = asyncio.get_running_loop()
         request.future = request.loop.create_future()
         request.inserted = request.loop.create_future()
+        self._flush_marks()
         self._queue.put(request)
         try:
             fresh = await request.inserted
@@ -430,7 +445,7 @@ class SqliteInbox:
         The dispatcher uses it so a claim costs no round trip; a process dying seconds into a handler has its
         claim on disk, which is what crash-loop detection needs.
         """
-        self._enqueue(_Request("claim", None, None, None, update_id=update_id))
+        self._enqueue_mark("claim", update_id)
 
     async def mark_done(self, update_id: int) -> None:
         """Record that *update_id* was processed."""
@@ -445,7 +460,7 @@ class SqliteInbox:
         a crash within that interval can lose it; the update is then processed again after restart
         (at-least-once), never lost.
         """
-        self._enqueue(_Request("done", None, None, None, update_id=update_id))
+        self._enqueue_mark("done", update_id)
 
     async def mark_failed(self, update_id: int, error: str) -> None:
         """Record that *update_id* failed for good, with its last error."""

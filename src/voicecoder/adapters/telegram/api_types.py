@@ -319,6 +319,35 @@ class Update:
         )
 
 
+class ParsedUpdate(dict[str, Any]):
+    """
+    A raw Update (the decoded JSON object) that keeps its `Update` once parsed: see :func:`typed_update`.
+
+    The ingress decodes each body into one, routing parses it to find the lane, and the handler needs the same parse
+    again; this way it is done once per update. Treat it as read-only: the kept parse is not redone after a change.
+    """
+
+    __slots__ = ("typed",)
+
+    def __init__(self, raw: JSON) -> None:
+        super().__init__(raw)
+        self.typed: Update | None = None
+
+
+def typed_update(raw: JSON) -> Update:
+    """
+    ``Update.from_json(raw)``, parsed once per :class:`ParsedUpdate` (any other dict is parsed every time).
+
+    Raises:
+        MalformedUpdateError: Required fields are missing or have the wrong type.
+    """
+    if type(raw) is not ParsedUpdate:
+        return Update.from_json(raw)
+    if raw.typed is None:
+        raw.typed = Update.from_json(dict(raw))  # a plain copy as its `raw`: no reference cycle for the collector
+    return raw.typed
+
+
 @attrs.frozen
 class File:
     file_id: str

@@ -3,7 +3,7 @@ Runs stored updates through the handler: strict order per lane, bounded concurre
 
 A lane is a chat and a kind ("123:message", "123:callback"): the messages of a chat are handled one
 after the other, while its button presses (⏹ Cancel, ✅ Approve) have their own lane and never wait
-behind a running agent turn. A :class:`anyio.CapacityLimiter` bounds how many lanes run at once.
+behind a running agent turn. A pool of at most ``max_concurrency`` workers bounds how many lanes run at once.
 
 An item is marked done only after the handler returned (the mark is queued to the inbox's writer without
 waiting for its fsync, so a lane is never paced by the disk; a crash within that commit interval means the
@@ -102,7 +102,13 @@ class UpdateDispatcher:
             raise ValueError("retry_delays must not be empty")
         self._inbox = inbox
         self._handler = handler
-        self._limiter = anyio.CapacityLimiter(max_concurrency)
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        self._max_workers = max_concurrency
+        self._workers = 0
+        self._ready: collections.deque[str] = collections.deque()  # lanes waiting for a worker, first come first
+        self._sleeping: collections.deque[anyio.Event] = collections.deque()  # idle workers, each waiting for a lane
+        self._attempts: dict[int, int] = {}  # attempts so far of items waiting for a retry
         self._max_attempts = max_attempts
         self._retry_delays = tuple(retry_delays)
         self._grace_s = grace_s
@@ -194,86 +200,125 @@ class UpdateDispatcher:
 
         The item is durable already, so an ignored item is picked up by the next start.
         """
-        tg = self._tg
-        if tg is None or self._stopping or item.update_id in self._known:
+        if self._tg is None or self._stopping or item.update_id in self._known:
             return
         self._known.add(item.update_id)
         self.stats.submitted += 1
         self._idle = self._idle if not self._idle.is_set() else anyio.Event()
         queue = self._lanes.get(item.lane)
         if queue is not None:
-            queue.append(item)
+            queue.append(item)  # the lane is running, ready or waiting for a retry: its turn comes
             return
-        queue = collections.deque((item,))
-        self._lanes[item.lane] = queue
-        tg.start_soon(self._lane_worker, item.lane, queue, name=f"lane-{item.lane}")
+        self._lanes[item.lane] = collections.deque((item,))
+        self._make_ready(item.lane)
 
     # --- processing ------------------------------------------------------------------------
 
-    async def _lane_worker(self, lane: str, queue: collections.deque[InboxItem]) -> None:
+    def _make_ready(self, lane: str) -> None:
+        """Put *lane* in line for a worker: wake an idle one, or start one while fewer than the limit exist."""
+        self._ready.append(lane)
+        if self._sleeping:
+            self._sleeping.popleft().set()
+        elif self._workers < self._max_workers and self._tg is not None:
+            self._workers += 1
+            self._tg.start_soon(self._worker, name="dispatcher-worker")
+
+    async def _worker(self) -> None:
+        """
+        Run lanes one item at a time until stopping; at most *max_concurrency* workers exist, and they stay.
+
+        A worker lives on between updates: starting a task per update (one per lane that became busy) cost more
+        CPU than handing an idle worker the lane. After each item a lane with more work goes to the back of the
+        line, so lanes share the workers the way they shared a capacity limiter before.
+        """
         try:
-            while queue and not self._stopping:
-                item = queue[0]
-                if not await self._process(item):
+            while True:
+                while not self._ready:
+                    if self._stopping:
+                        return
+                    turn = anyio.Event()
+                    self._sleeping.append(turn)
+                    try:
+                        await turn.wait()
+                    except BaseException:
+                        if not turn.is_set():
+                            self._sleeping.remove(turn)
+                        elif self._sleeping:  # a lane was meant for us: pass the wake-up on
+                            self._sleeping.popleft().set()
+                        raise
+                if self._stopping:
                     return
-                queue.popleft()
-                self._known.discard(item.update_id)
+                await self._run_head(self._ready.popleft())
         finally:
-            if self._lanes.get(lane) is queue and (not queue or self._stopping):
-                del self._lanes[lane]
-            if not self._lanes and not self._stopping:
-                self._idle.set()
+            self._workers -= 1
+
+    async def _run_head(self, lane: str) -> None:
+        queue = self._lanes[lane]
+        item = queue[0]
+        if not await self._process(item):
+            return  # a retry is scheduled; the lane comes back after its delay
+        queue.popleft()
+        self._known.discard(item.update_id)
+        if queue:
+            self._ready.append(lane)  # this worker looks at the line next: no wake-up needed
+            return
+        del self._lanes[lane]
+        if not self._lanes and not self._stopping:
+            self._idle.set()
+
+    async def _ready_after(self, lane: str, delay: float) -> None:
+        await anyio.sleep(delay)
+        if not self._stopping:
+            self._make_ready(lane)
 
     def _delay(self, attempt: int) -> float:
         return self._retry_delays[min(attempt, len(self._retry_delays)) - 1]
 
     async def _process(self, item: InboxItem) -> bool:
-        """Run *item* to done or failed; False if stopping interrupted it (it stays pending)."""
+        """One attempt at *item*: True once it is done or failed, False if it waits for a retry (lane held)."""
         try:
             update = item.update()
         except ValueError as exc:
             await self._give_up(item, f"stored body is not JSON: {exc}")
             return True
-        attempt = item.attempts
-        while True:
-            async with self._limiter:
-                if self._stopping:
-                    return False
-                self._inbox.claim_nowait(item.update_id)
-                attempt += 1
-                self.stats.in_flight += 1
-                started = time.perf_counter()
-                try:
-                    error, permanent = await self._attempt(update)
-                    if error is None:
-                        self._inbox.mark_done_nowait(item.update_id)
-                    if self.stats.observer is not None:
-                        self.stats.observer.attempted(time.perf_counter() - started)
-                finally:
-                    self.stats.in_flight -= 1
-                    if self._stopping and self.stats.in_flight == 0:
-                        self._quiet.set()
+        attempt = self._attempts.pop(item.update_id, item.attempts) + 1
+        self._inbox.claim_nowait(item.update_id)
+        self.stats.in_flight += 1
+        started = time.perf_counter()
+        try:
+            error, permanent = await self._attempt(update)
             if error is None:
-                self.stats.processed += 1
-                if self.stats.observer is not None:
-                    self.stats.observer.processed(item.lane, max(0.0, time.time() - item.received_at))
-                return True
-            if permanent or attempt >= self._max_attempts:
-                await self._give_up(item, error)
-                return True
-            self.stats.retries += 1
-            log.warning(
-                "dispatcher: update %d (lane %s) failed on attempt %d/%d: %s",
-                item.update_id,
-                item.lane,
-                attempt,
-                self._max_attempts,
-                error,
-            )
-            await self._inbox.record_error(item.update_id, error)
+                self._inbox.mark_done_nowait(item.update_id)
             if self.stats.observer is not None:
-                self.stats.observer.retried(item, error)
-            await anyio.sleep(self._delay(attempt))
+                self.stats.observer.attempted(time.perf_counter() - started)
+        finally:
+            self.stats.in_flight -= 1
+            if self._stopping and self.stats.in_flight == 0:
+                self._quiet.set()
+        if error is None:
+            self.stats.processed += 1
+            if self.stats.observer is not None:
+                self.stats.observer.processed(item.lane, max(0.0, time.time() - item.received_at))
+            return True
+        if permanent or attempt >= self._max_attempts:
+            await self._give_up(item, error)
+            return True
+        self._attempts[item.update_id] = attempt
+        self.stats.retries += 1
+        log.warning(
+            "dispatcher: update %d (lane %s) failed on attempt %d/%d: %s",
+            item.update_id,
+            item.lane,
+            attempt,
+            self._max_attempts,
+            error,
+        )
+        await self._inbox.record_error(item.update_id, error)
+        if self.stats.observer is not None:
+            self.stats.observer.retried(item, error)
+        if self._tg is not None:
+            self._tg.start_soon(self._ready_after, item.lane, self._delay(attempt), name="dispatcher-retry")
+        return False
 
     async def _attempt(self, update: dict[str, Any]) -> tuple[str | None, bool]:
         """(error text or None, whether retrying is pointless)."""

@@ -81,16 +81,29 @@ class _Connection(asyncio.Protocol):
     def usable(self) -> bool:
         return self.reusable and not self._closed and self.transport is not None and not self.transport.is_closing()
 
-    async def exchange(self, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    async def exchange(self, request: bytes, deadline: float | None = None) -> tuple[int, dict[str, str], bytes]:
+        """
+        Send *request* and wait for the whole answer; past *deadline* (the loop's clock) fail with TimeoutError.
+
+        Raises:
+            OSError: The connection is closed or closes before the answer is complete.
+            TimeoutError: No complete answer by *deadline* (the connection is dropped).
+            HttpProtocolError: The answer is not HTTP/1.x.
+        """
         if self.transport is None or self._closed:
             raise ConnectionResetError("the connection to the server is closed")
-        self._waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self._waiter = loop.create_future()
         self._buffer.clear()
         self._head = None
+        # One timer on the loop is about half the CPU of an asyncio.timeout() block around the await.
+        expiry = None if deadline is None else loop.call_at(deadline, self._expire)
         self.transport.write(request)
         try:
             return await self._waiter
         finally:
+            if expiry is not None:
+                expiry.cancel()
             self._waiter = None
             self.idle_since = time.monotonic()
 
@@ -144,6 +157,9 @@ class _Connection(asyncio.Protocol):
         assert self._head is not None
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result((self._head[0], self._head[1], body))
+
+    def _expire(self) -> None:
+        self._fail(TimeoutError("no complete answer from the server in time"))
 
     def _fail(self, exc: Exception) -> None:
         self.close()
@@ -247,18 +263,27 @@ class JsonHttpClient:
                 body,
             )
         )
+        connection = self._idle_connection() if not self._slots.locked() else None
+        if connection is not None:  # the usual case under load: no waiting, so the exchange alone has the deadline
+            async with self._slots:
+                return await self._exchange(connection, request, asyncio.get_running_loop().time() + time_limit)
         async with self._slots, asyncio.timeout(time_limit):
-            connection = await self._connection()
-            try:
-                answer = await connection.exchange(request)
-            except BaseException:
-                self._discard(connection)
-                raise
-            if connection.usable:
-                self._idle.append(connection)
-            else:
-                self._discard(connection)
-            return answer
+            connection = self._idle_connection() or await self._new_connection()
+            return await self._exchange(connection, request, None)
+
+    async def _exchange(
+        self, connection: _Connection, request: bytes, deadline: float | None
+    ) -> tuple[int, dict[str, str], bytes]:
+        try:
+            answer = await connection.exchange(request, deadline)
+        except BaseException:
+            self._discard(connection)
+            raise
+        if connection.usable:
+            self._idle.append(connection)
+        else:
+            self._discard(connection)
+        return answer
 
     async def aclose(self) -> None:
         for connection in list(self._open):
@@ -266,7 +291,7 @@ class JsonHttpClient:
         self._open.clear()
         self._idle.clear()
 
-    async def _connection(self) -> _Connection:
+    def _idle_connection(self) -> _Connection | None:
         now = time.monotonic()
         while self._idle and now - self._idle[0].idle_since >= self._max_idle_s:
             self._discard(self._idle.popleft())
@@ -275,6 +300,9 @@ class JsonHttpClient:
             if connection.usable and now - connection.idle_since < self._max_idle_s:
                 return connection
             self._discard(connection)
+        return None
+
+    async def _new_connection(self) -> _Connection:
         loop = asyncio.get_running_loop()
         _, connection = await loop.create_connection(
             _Connection, self._host, self._port, ssl=self._ssl, server_hostname=self._host if self._secure else None

@@ -14,7 +14,8 @@ from typing import Any
 
 import attrs
 
-from voicecoder.adapters.telegram.api import Message, Update
+from voicecoder.adapters.telegram.api import Message
+from voicecoder.adapters.telegram.api_types import typed_update
 from voicecoder.adapters.telegram.messenger import QUESTION_INVITATION
 from voicecoder.domain.callbacks import starts_a_turn
 from voicecoder.domain.errors import MalformedUpdateError
@@ -92,7 +93,7 @@ def lane_of(update: dict[str, Any]) -> tuple[int, str] | None:
         return None
     if len(kinds) > 1:
         raise MalformedUpdateError("the update carries both a message and a callback query")
-    parsed = Update.from_json(update)
+    parsed = typed_update(update)
     if parsed.callback_query is not None:
         query = parsed.callback_query
         chat = query.message.chat.id if query.message is not None else query.from_user.id

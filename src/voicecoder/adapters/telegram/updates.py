@@ -21,9 +21,9 @@ from voicecoder.adapters.telegram.api import (
     Message,
     TelegramApiError,
     TelegramBotApi,
-    Update,
     User,
 )
+from voicecoder.adapters.telegram.api_types import typed_update
 from voicecoder.adapters.telegram.messenger import parse_callback_data
 from voicecoder.domain.app import COMMANDS, COMMANDS_WITH_PROJECTS, VoiceCoderApp
 from voicecoder.domain.errors import AudioTooLargeError, MalformedUpdateError, UnsupportedAudioError
@@ -121,7 +121,7 @@ class TelegramUpdateHandler:
             MalformedUpdateError: The update is not a message or callback query of the expected shape.
             DeliveryError: A reply or a download failed after retries (the dispatcher may retry).
         """
-        parsed = Update.from_json(update)
+        parsed = typed_update(update)
         if parsed.callback_query is not None:
             await self._on_callback(parsed.callback_query)
         elif parsed.message is not None:

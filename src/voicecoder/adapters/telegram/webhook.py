@@ -37,6 +37,7 @@ import anyio.abc
 import attrs
 from aiohttp import http_exceptions, web
 
+from voicecoder.adapters.telegram.api_types import ParsedUpdate
 from voicecoder.adapters.telegram.dispatcher import UpdateDispatcher, UpdateObserver
 from voicecoder.adapters.telegram.health import Readiness, add_health_routes
 from voicecoder.adapters.telegram.identity import check_path, check_secret, new_path
@@ -240,7 +241,7 @@ def parse_update(body: bytes) -> dict[str, Any]:
     update_id = update.get("update_id")
     if type(update_id) is not int:
         raise MalformedUpdateError("update_id is missing or not an integer")
-    return update
+    return ParsedUpdate(update)  # routing and the handler then share one typed parse
 
 
 def json_too_deep(body: bytes, limit: int) -> bool:
