@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from voicecoder.adapters.claude.process import CliProcess, proc_alive
-from voicecoder.adapters.postgres.tree_fence import TreeFence, holders_of, lock_path
+from voicecoder.adapters.postgres.tree_fence import TreeFence, holders_of, lock_owners, lock_path
 
 # Takes the lock of argv[1] (blocking), says so, then holds it for argv[2] seconds.
 HOLDER = textwrap.dedent(
@@ -100,6 +100,17 @@ def test_a_paused_holder_is_killed_at_once(tree: Path, holders: list[subprocess.
     assert killed == [stale.pid]
     assert stale.wait(timeout=10) == -signal.SIGKILL
     fence.release()
+
+
+def test_the_kernel_names_the_process_that_took_the_lock(tree: Path, holders: list[subprocess.Popen[str]]) -> None:
+    """
+    ``/proc/locks`` gives the holder even when its descriptors cannot be read (a worker is non-dumpable, so another
+    process of its user cannot list its /proc/PID/fd).
+    """
+    assert lock_owners(lock_path(tree)) == []
+    stale = hold(tree, holders, 600)
+
+    assert lock_owners(lock_path(tree)) == [stale.pid]
 
 
 def test_a_running_holder_that_lets_go_in_time_is_not_killed(tree: Path, holders: list[subprocess.Popen[str]]) -> None:

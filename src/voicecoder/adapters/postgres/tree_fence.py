@@ -12,9 +12,11 @@ its lease that would, when it wakes, finish an Approve or a turn in the tree in 
 fires. So the tree also has a **lock** (ADR 0029): the owner holds an exclusive ``flock`` on a file beside the tree
 (``.<tree>.owner.lock``) for its whole ownership period, and every agent it starts in the tree inherits that
 descriptor. The lock is free only when the owner and all its agents are gone. A new owner sweeps, then takes the
-lock (`TreeFence.take`); whatever still holds the file open — found through ``/proc/*/fd`` — is a stale owner or
-an orphan on this host: agents and stopped (paused) processes are killed at once, a running owner gets a short
-grace to finish fencing itself and is then killed too (STONITH on the host that holds the tree).
+lock (`TreeFence.take`); whatever still holds it — the process that took it, from ``/proc/locks`` (readable even
+when that worker made itself non-dumpable), and every process with the file open, from ``/proc/*/fd`` (its
+agents) — is a stale owner or an orphan on this host: agents and stopped (paused) processes are killed at once,
+a running owner gets a short grace to finish fencing itself and is then killed too (STONITH on the host that holds
+the tree). The workers of one host must therefore share a PID namespace (``pid: host`` in the compose file).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import attrs
 
 from voicecoder.adapters.claude.process import MARKER_VAR, lend_to_agents, proc_alive, proc_state
 
-__all__ = ["TreeFence", "agents_in", "holders_of", "lock_path"]
+__all__ = ["TreeFence", "agents_in", "holders_of", "lock_owners", "lock_path"]
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +57,32 @@ def lock_path(tree: Path) -> Path:
     return tree.parent / f".{tree.name}.owner.lock"
 
 
+def lock_owners(path: Path) -> list[int]:
+    """The processes ``/proc/locks`` names as holding a lock on *path* (those that took it, not who inherited it)."""
+    try:
+        target = path.stat()
+        table = Path("/proc/locks").read_text()
+    except OSError:
+        return []
+    where = f"{os.major(target.st_dev):02x}:{os.minor(target.st_dev):02x}:{target.st_ino}"
+    owners = []
+    for line in table.splitlines():
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 1234 fd:00:5678 0 EOF" (a blocked waiter's line has "->" after the number)
+        if fields[1:2] == ["->"]:
+            continue
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == where and fields[4].isdigit():
+            owners.append(int(fields[4]))
+    return owners
+
+
 def holders_of(path: Path) -> list[int]:
-    """Live processes other than this one with *path* open (any descriptor on the same inode)."""
+    """Live processes other than this one that hold *path*'s lock or have *path* open."""
     try:
         target = path.stat()
     except OSError:
         return []
-    found = []
+    found = [pid for pid in lock_owners(path) if pid != os.getpid() and proc_alive(pid)]
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
@@ -75,7 +96,7 @@ def holders_of(path: Path) -> list[int]:
             except OSError:
                 continue
             if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
-                if proc_alive(int(entry.name)):
+                if proc_alive(int(entry.name)) and int(entry.name) not in found:
                     found.append(int(entry.name))
                 break
     return found
