@@ -113,7 +113,8 @@ async def cluster(tmp_path: Path, database_url: str, bot_api: FakeBotApi) -> Asy
     """
     The ingress (as 'ingress', its webhook set) and the ready workers h1a, h1b, h2a.
 
-    One after the other: two workers creating a host's state files at once race in its migration (ADR 0027).
+    All three start at once: h1's two create that host's state files together (their migration is taken under the
+    write lock, ADR 0029).
     """
     projects = source_repos(tmp_path)
     agent = {
@@ -146,6 +147,7 @@ async def cluster(tmp_path: Path, database_url: str, bot_api: FakeBotApi) -> Asy
                     **agent,
                 )
             )
+        for name in ("h1a", "h1b", "h2a"):
             await ready(name, roles[name])
         yield roles
 
