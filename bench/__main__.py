@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ALL = ("workspace", "webhook", "stt", "doctor", "agent", "cluster")
+ALL = ("workspace", "webhook", "stt", "doctor", "agent", "cluster", "state_store")
 
 
 def main(argv: list[str]) -> int:

@@ -5,7 +5,8 @@ fake Bot API delivering by webhook (through a per-request balancer when there ar
 What must hold whatever is killed or paused: no acknowledged update lost; none handled twice except the documented
 case (an update whose worker died after its handler ran and before its "done" was committed runs again: at least
 once); no lane inversion; never two agents in one tree; the change an interrupted turn left is kept for review;
-a prompt cut off mid-turn is never run again silently (ADR 0023).
+a prompt cut off mid-turn is never run again silently (ADR 0023); a paused owner changes nothing when it wakes
+(ADR 0029).
 
 The agent is the fake CLI (`tests/fakes/fake_claude.py`); where a turn must still be running when the worker goes,
 it hangs, and the test edits the tree the way the agent would have before it was cut off.
@@ -35,6 +36,7 @@ from tests.cluster_rig import (
     running_worker,
     wait_until,
 )
+from tests.fence_oracles import snapshot
 from tests.loopback import wait_http
 from voicecoder.adapters.postgres.tree_fence import agents_in
 from voicecoder.simulators.bot_api import DEFAULT_USER, BotMessage, FakeBotApi, FakeUser
@@ -152,14 +154,17 @@ async def test_kill_9_of_the_owner_mid_turn_settles_the_turn_and_asks(
     assert (tree / "notes.txt").read_text() == "half done\n"
 
 
-async def test_a_paused_owner_is_replaced_and_fences_itself_when_it_wakes(
+async def test_a_paused_owner_is_replaced_and_changes_nothing_when_it_wakes(
     tmp_path: Path, database_url: str, bot_api: FakeBotApi
 ) -> None:
     """
-    SIGSTOP of the owner (its agent keeps running) past its lease: the standby takes over after stopping that
-    agent; on SIGCONT the old owner finds its lease gone, fences itself and changes nothing.
+    SIGSTOP of the owner mid-turn (its agent keeps running) past its lease: the standby takes over — it stops that
+    agent, kills the paused owner that still holds the tree's lock (ADR 0029), fences the state at its epoch — then
+    settles the turn, offers it again and commits the change on ✅. On SIGCONT the old owner never runs again: the
+    tree, its refs, the state rows and everything the bot sent are exactly as the new owner left them.
     """
     tree = tmp_path / "h1" / "ws"
+    state = tmp_path / "h1" / "data" / "state.sqlite3"
     with running_role(tmp_path, "ingress", database_url, name="ingress") as ingress:
         await wait_http(ingress.url + "/readyz")
         await set_webhook(bot_api, ingress.hook)
@@ -168,32 +173,42 @@ async def test_a_paused_owner_is_replaced_and_fences_itself_when_it_wakes(
         try:
             await bot_api.send_text("long job")
             await wait_until("the agent's turn started", lambda: agent_turns(tmp_path) == ["long job"])
+            (tree / "notes.txt").write_text("half done\n")  # what the agent wrote before its worker was paused
             agent = agents_in(tree)
             first_owner, epoch = lease_row(database_url)
             owner.process.send_signal(signal.SIGSTOP)
             try:
                 await wait_until("a takeover", lambda: lease_row(database_url)[1] == epoch + 1)
+                await wait_until("the change to review", lambda: change_to_review(bot_api, "notes.txt") is not None)
                 await wait_until("the offer", lambda: offer(bot_api) is not None)
-                gone_while_paused = agents_in(tree) == []
+                summary = change_to_review(bot_api, "notes.txt")
+                assert summary is not None
+                head = git(tree, "rev-parse", "HEAD").strip()
+                await bot_api.press(summary.message_id, next(d for d in summary.callback_datas() if d.startswith("a:")))
+                await wait_until("the commit", lambda: git(tree, "rev-parse", "HEAD").strip() != head)
+                await wait_until(
+                    "every update done", lambda: all(s == "done" for s, _ in inbox_rows(database_url).values())
+                )
+                before = snapshot(tree, state, bot_api)
             finally:
                 owner.process.send_signal(signal.SIGCONT)
-            await wait_until("the old owner fences itself", lambda: "fencing myself" in owner.output())
-            messages_before = len(bot_api.bot_messages())
-            await bot_api.send_text("/status")
-            await wait_until("the new owner answers", lambda: len(bot_api.bot_messages()) > messages_before)
+            await wait_until("the old owner is gone", lambda: owner.process.poll() is not None)
+            after = snapshot(tree, state, bot_api)
             owner_log, standby_log = owner.output(), standby.output()
         finally:
             await workers.aclose()
 
     assert agent, "the agent was not running when its worker was paused"
-    assert gone_while_paused
     assert first_owner is not None
     assert first_owner in owner_log
-    assert lease_row(database_url)[0] != first_owner
+    assert owner.process.returncode == -signal.SIGKILL
+    assert after == before
     assert agent_turns(tmp_path) == ["long job"]
-    assert "update processed" not in owner_log.split("fencing myself", 1)[1]
-    assert "fence: stopped" in standby_log
-    assert all(state == "done" for state, _ in inbox_rows(database_url).values())
+    assert f"killed 1 stale holder(s) of the lock of {tree}: [{owner.process.pid}]" in standby_log
+    assert standby_log.index("fence: stopped") < standby_log.index(f"at epoch {epoch + 1}"), standby_log
+    assert lease_row(database_url)[1] == epoch + 1
+    assert before["rows"]["owner_fence"] == [(1, "default", epoch + 1)]
+    assert git(tree, "log", "-1", "--name-only", "--format=").split() == ["notes.txt"]
 
 
 async def test_a_burst_through_two_ingresses_survives_kill_9_of_an_ingress_a_worker_and_postgres(

@@ -6,13 +6,14 @@ Two developers, each in their own chat, switch between the projects and prompt i
 sender's tree of the chosen project on that project's host (the git CLI is the oracle), in the order sent. Then
 h1's owning worker is killed with -9 mid-turn: h1's other worker takes h1's workspaces over (the orphan agent
 stopped first; the cut-off turn settled and offered, never run again), h2's workspaces keep their owner and epoch,
-and no update is lost.
+and no update is lost. A paused owner is replaced the same way and, woken, changes nothing (ADR 0029).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 from collections.abc import AsyncIterator
 from contextlib import ExitStack
@@ -31,6 +32,7 @@ from tests.cluster_rig import (
     running_worker,
     wait_until,
 )
+from tests.fence_oracles import snapshot
 from tests.loopback import wait_http
 from voicecoder.adapters.postgres.tree_fence import agents_in
 from voicecoder.simulators.bot_api import BotMessage, FakeBotApi, FakeUser
@@ -111,7 +113,8 @@ async def cluster(tmp_path: Path, database_url: str, bot_api: FakeBotApi) -> Asy
     """
     The ingress (as 'ingress', its webhook set) and the ready workers h1a, h1b, h2a.
 
-    One after the other: two workers creating a host's state files at once race in its migration (ADR 0027).
+    All three start at once: h1's two create that host's state files together (their migration is taken under the
+    write lock, ADR 0029).
     """
     projects = source_repos(tmp_path)
     agent = {
@@ -144,6 +147,7 @@ async def cluster(tmp_path: Path, database_url: str, bot_api: FakeBotApi) -> Asy
                     **agent,
                 )
             )
+        for name in ("h1a", "h1b", "h2a"):
             await ready(name, roles[name])
         yield roles
 
@@ -248,3 +252,47 @@ async def test_a_held_prompt_survives_the_death_of_the_worker_that_asked(
         assert conn.execute("SELECT count(*) FROM voicecoder_held_prompts").fetchone() == (0,)
         route = conn.execute("SELECT project FROM voicecoder_project_routes WHERE chat = %s", (BOB.id,)).fetchone()
     assert route == (project,)
+
+
+async def test_a_paused_owner_of_a_project_workspace_changes_nothing_when_it_wakes(
+    tmp_path: Path, database_url: str, bot_api: FakeBotApi, cluster: dict[str, RoleProcess]
+) -> None:
+    """
+    SIGSTOP of the worker owning Alice's alpha workspace mid-turn: h1's other worker kills it (it holds the tree's
+    lock), fences the workspace's state, settles and offers the turn; Alice approves through the new owner. On
+    SIGCONT nothing changes: the tree, its refs, the state rows and the bot's messages stay as the heir left them.
+    """
+    alpha_tree = tree(tmp_path, "alpha", ALICE)
+    state = tmp_path / "h1" / "data" / "projects" / "alpha" / f"user-{ALICE.id}.sqlite3"
+    alice_alpha = f"p:alpha:u{ALICE.id}"
+    await bot_api.send_text("/project alpha", user=ALICE)
+    await bot_api.send_text("slowly write slow.txt", user=ALICE)
+    await wait_until("the slow turn started", lambda: "slowly write slow.txt" in agent_turns(tmp_path), 60)
+    await wait_until("the agent works in the tree", lambda: agents_in(alpha_tree) != [])
+    owner, epoch = leases(database_url)[alice_alpha]
+    victim = next(name for name in ("h1a", "h1b") if worker_id(cluster[name]) == owner)
+    heir = cluster["h1b" if victim == "h1a" else "h1a"]
+    paused = cluster[victim].process
+    paused.send_signal(signal.SIGSTOP)
+    try:
+        await wait_until("the takeover", lambda: leases(database_url)[alice_alpha] == (worker_id(heir), epoch + 1), 60)
+        await wait_until("the offer", lambda: said(bot_api, ALICE, "↩️ Not run again") is not None, 60)
+        await wait_until("the change to review", lambda: said(bot_api, ALICE, "📝 Changes ready") is not None, 60)
+        summary = said(bot_api, ALICE, "📝 Changes ready")
+        assert summary is not None
+        approve = next(d for d in summary.callback_datas() if d.startswith("alpha/a:"))
+        await bot_api.press(summary.message_id, approve, user=ALICE)
+        await wait_until("the commit", lambda: git(alpha_tree, "rev-list", "--count", "HEAD").strip() == "2", 60)
+        await wait_until("every update done", lambda: all(s == "done" for s, _ in inbox_rows(database_url).values()))
+        before = snapshot(alpha_tree, state, bot_api)
+    finally:
+        paused.send_signal(signal.SIGCONT)
+    await wait_until("the old owner is gone", lambda: paused.poll() is not None)
+    after = snapshot(alpha_tree, state, bot_api)
+
+    assert paused.returncode == -signal.SIGKILL
+    assert after == before
+    assert before["rows"]["owner_fence"] == [(1, alice_alpha, epoch + 1)]
+    assert f"stale holder(s) of the lock of {alpha_tree}: [{paused.pid}]" in heir.output()
+    assert agent_turns(tmp_path).count("slowly write slow.txt") == 1
+    assert git(alpha_tree, "log", "-1", "--name-only", "--format=").split() == ["slow.txt"]

@@ -23,7 +23,7 @@ from voicecoder.adapters.claude import ClaudeCliAgent, ClaudeCliConfig
 from voicecoder.adapters.git import DulwichWorkspace
 from voicecoder.adapters.git.provision import ProvisionError, clone_workspace, is_work_tree
 from voicecoder.adapters.prometheus_metrics import MeteredAgentRunner, Metrics
-from voicecoder.adapters.sqlite.state_store import SqliteStateStore
+from voicecoder.adapters.sqlite.state_store import OwnerFence, SqliteStateStore
 from voicecoder.adapters.stt.vocabulary import WorkspaceVocabulary
 from voicecoder.config import Config
 from voicecoder.domain.model import UserId
@@ -33,7 +33,7 @@ from voicecoder.domain.projects import ProjectMessenger
 from voicecoder.domain.services import Ports, Settings, VoiceCoder
 from voicecoder.projects_config import ProjectSpec
 
-__all__ = ["ProjectWorkspaceSet", "workspace_path"]
+__all__ = ["ProjectWorkspaceSet", "state_path", "workspace_path"]
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def workspace_path(config: Config, spec: ProjectSpec, user: UserId) -> Path:
     return (config.workspaces_root / spec.name / f"user-{user.value}").expanduser().absolute()
 
 
-def _state_path(config: Config, spec: ProjectSpec, user: UserId) -> Path:
+def state_path(config: Config, spec: ProjectSpec, user: UserId) -> Path:
     name = "shared" if spec.shared else f"user-{user.value}"
     return config.data_dir / "projects" / spec.name / f"{name}.sqlite3"
 
@@ -58,7 +58,8 @@ class ProjectWorkspaceSet:
     The `ProjectWorkspaces` port: opens each workspace's app on first use and closes them all in `aclose`.
 
     *workspace_config* narrows the service's `Config` to one tree (the container's helpers build the agent's
-    configuration and tool policy from it); *agent_factory* replaces the Claude CLI agent (tests, the sandbox).
+    configuration and tool policy from it); *agent_factory* replaces the Claude CLI agent (tests, the sandbox);
+    *state_fence* gives a cluster worker's fence of a (project, user or None when shared) workspace's state.
     """
 
     def __init__(
@@ -74,6 +75,7 @@ class ProjectWorkspaceSet:
         tool_policy: Callable[[Config], ToolPolicy | None],
         claude_config: Callable[[Config], ClaudeCliConfig],
         agent_factory: AgentFactory | None = None,
+        state_fence: Callable[[str, int | None], OwnerFence] | None = None,
     ) -> None:
         self._config = config
         self._specs = {spec.name: spec for spec in config.projects}
@@ -86,6 +88,7 @@ class ProjectWorkspaceSet:
         self._tool_policy = tool_policy
         self._claude_config = claude_config
         self._agent_factory = agent_factory
+        self._state_fence = state_fence
         self._apps: dict[tuple[str, Path], VoiceCoder] = {}
         self._claudes: list[ClaudeCliAgent] = []
         self._locks: dict[tuple[str, Path], anyio.Lock] = {}
@@ -128,9 +131,10 @@ class ProjectWorkspaceSet:
         narrowed = attrs.evolve(self._config, workspace_dir=path)
         workspace = DulwichWorkspace(path, init_if_missing=False)
         await workspace.open()
-        state_path = _state_path(self._config, spec, user)
-        state_path.parent.mkdir(parents=True, exist_ok=True)
-        store = SqliteStateStore(state_path)
+        state = state_path(self._config, spec, user)
+        state.parent.mkdir(parents=True, exist_ok=True)
+        fence = self._state_fence(spec.name, None if spec.shared else user.value) if self._state_fence else None
+        store = SqliteStateStore(state, fence=fence)
         await store.open()
         self._stack.push_async_callback(store.close)
         agent: AgentRunner

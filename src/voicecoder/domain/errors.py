@@ -258,6 +258,10 @@ class StateStoreError(PortError):
     """The state store could not read or write."""
 
 
+class OwnershipLostError(StateStoreError):
+    """This process no longer owns the workspace (lease expired or taken over): its write was refused, unchanged."""
+
+
 class UnexpectedAdapterError(PortError):
     """
     An adapter failed with an exception that is not part of its port's contract (a bug, or a third-party adapter).

@@ -268,7 +268,7 @@ class TestSqliteStateStore:
         # Changes from before the turn-end snapshot existed have none, and their whole diff is the agent's.
         assert loaded.latest_change.baseline.turn_end is None
         assert (loaded.latest_change.diff.yours, loaded.latest_change.diff.late) == ("", ())
-        assert user_version(path) == SCHEMA_VERSION == 7
+        assert user_version(path) == SCHEMA_VERSION == 8
 
     async def test_upgrade_carries_undo_records_over_to_the_changes(self, path: Path) -> None:
         """An approved change an older voicecoder reverted (only its audit trail said so) loads reverted."""

@@ -34,13 +34,33 @@ import anyio.abc
 
 from voicecoder.adapters.claude.events import LineSplitter, parse_line
 
-__all__ = ["MARKER_VAR", "CliProcess", "descendants", "leader_is_ours", "marked_pids"]
+__all__ = ["MARKER_VAR", "CliProcess", "descendants", "leader_is_ours", "lend_to_agents", "marked_pids", "proc_state"]
 
 log = logging.getLogger(__name__)
 
 MARKER_VAR = "VOICECODER_AGENT_RUN"
 _READ_CHUNK = 64 * 1024
 _HAVE_PROCFS = Path("/proc/self/stat").exists()
+
+# A cluster worker's tree lock, by tree: every agent started in that tree inherits the descriptor, so the lock is
+# free only when the owner and every agent it started are gone (see `voicecoder.adapters.postgres.tree_fence`).
+_LENT: dict[str, int] = {}
+
+
+def lend_to_agents(tree: Path, fd: int | None) -> None:
+    """Let every agent started in *tree* from now on inherit *fd* (None: stop lending)."""
+    key = str(tree.resolve())
+    if fd is None:
+        _LENT.pop(key, None)
+    else:
+        _LENT[key] = fd
+
+
+def _lent_for(cwd: Path) -> tuple[int, ...]:
+    if not _LENT:
+        return ()
+    fd = _LENT.get(str(cwd.resolve()))
+    return () if fd is None else (fd,)
 
 
 # --- /proc helpers ------------------------------------------------------------------------------
@@ -58,6 +78,12 @@ def _stat_fields(pid: int) -> list[str] | None:
 def proc_alive(pid: int) -> bool:
     fields = _stat_fields(pid)
     return fields is not None and fields[:1] != ["Z"]
+
+
+def proc_state(pid: int) -> str | None:
+    """The state letter of *pid* (``R``, ``S``, ``T`` stopped, ``Z`` …), or None when it is gone."""
+    fields = _stat_fields(pid)
+    return fields[0] if fields else None
 
 
 def _has_marker(pid: int, needle: bytes) -> bool:
@@ -198,6 +224,7 @@ class CliProcess:
                 cwd=cwd,
                 env={**env, MARKER_VAR: marker},
                 start_new_session=True,
+                pass_fds=_lent_for(cwd),
             )
         except BaseException:
             stderr.close()

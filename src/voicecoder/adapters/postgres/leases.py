@@ -30,7 +30,7 @@ from psycopg_pool import ConnectionPool
 
 from voicecoder.adapters.postgres.connection import connect, migrate, safe_target, scrub
 from voicecoder.adapters.postgres.inbox import item_of
-from voicecoder.domain.errors import StateStoreError
+from voicecoder.domain.errors import OwnershipLostError, StateStoreError
 from voicecoder.domain.inbox import InboxItem
 
 __all__ = [
@@ -139,10 +139,6 @@ SELECT DISTINCT p.name, CASE WHEN p.shared THEN NULL ELSE u.sender END
  WHERE u.state = 'pending' AND p.name IS NOT NULL AND coalesce(p.host, %(host)s) = %(host)s
    AND NOT EXISTS (SELECT 1 FROM voicecoder_workspaces w WHERE w.id = {_ROUTED_WS})
 """  # noqa: S608 - fixed fragments, no input
-
-
-class OwnershipLostError(StateStoreError):
-    """This worker's lease on the workspace expired or was taken over: its write was refused, nothing changed."""
 
 
 def new_worker_id(host: str) -> str:

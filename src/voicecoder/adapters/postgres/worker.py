@@ -3,14 +3,15 @@
 
 Without PROJECTS a host has one workspace (``default``); with PROJECTS every (user, project) workspace placed on
 this host, plus the lobby that any worker may hold (ADR 0028). Each workspace has ownership periods of its own,
-side by side: take the lease (a new epoch), stop any agent a previous owner left in the tree,
-then claim the workspace's updates in lane order and run them through a fresh `UpdateDispatcher` whose inbox
-writes are fenced by that epoch (`LeasedInbox`). Beside it a renewer extends the lease every ttl/3, and a watchdog
+side by side: take the lease (a new epoch), stop any agent a previous owner left in the tree and any process still
+holding the tree's lock (`TreeFence.take`), fence the workspace's SQLite state at the new epoch (ADR 0029), then
+claim the workspace's updates in lane order and run them through a fresh `UpdateDispatcher` whose inbox writes are
+fenced by that epoch (`LeasedInbox`). Beside it a renewer extends the lease every ttl/3, and a watchdog
 ends the period when the lease's local deadline passes without a renewal (a pause, a partition, a database that
 does not answer) or when any write finds the lease gone: the worker then **fences itself** for that workspace —
-no claim, no send for it (`send_gate` refuses), the agents in its tree killed, its lanes dropped — and may lease
-it again later; its other workspaces carry on. A graceful stop gives the claimed items back and releases the
-leases, so another worker takes over at once.
+no claim, no send for it (`send_gate` refuses), no state write (its file's fence refuses), the agents in its tree
+killed, its lanes dropped, the tree's lock let go — and may lease it again later; its other workspaces carry on.
+A graceful stop gives the claimed items back and releases the leases, so another worker takes over at once.
 """
 
 from __future__ import annotations
@@ -39,13 +40,14 @@ from voicecoder.adapters.postgres.leases import (
 )
 from voicecoder.adapters.postgres.project_choices import IN_HAND, InHand
 from voicecoder.adapters.postgres.tree_fence import TreeFence
+from voicecoder.adapters.sqlite.state_store import SqliteStateStore
 from voicecoder.adapters.telegram.dispatcher import UpdateDispatcher
 from voicecoder.adapters.telegram.intake import DEFAULT_RETENTION_S, housekeeping
 from voicecoder.domain.errors import StateStoreError
 from voicecoder.domain.inbox import InboxCounts, InboxItem, NewUpdate
 from voicecoder.domain.ports import Inbox
 
-__all__ = ["ClusterWorker", "LeasedInbox", "ProjectPlacement"]
+__all__ = ["ClusterWorker", "LeasedInbox", "ProjectPlacement", "StateFence"]
 
 log = logging.getLogger(__name__)
 
@@ -160,13 +162,38 @@ class ProjectPlacement:
     """
     What a worker with PROJECTS needs to place and fence workspaces.
 
-    The projects as (name, shared, host or None), who may have a workspace, and where the tree of a placed
-    workspace goes on this host (*path_of*, also what the tree fence sweeps).
+    The projects as (name, shared, host or None), who may have a workspace, where the tree of a placed
+    workspace goes on this host (*path_of*, also what the tree fence sweeps) and its SQLite state (*state_of*).
     """
 
     projects: tuple[tuple[str, bool, str | None], ...]
     allowed: tuple[int, ...]
     path_of: Callable[[str, int | None], Path]
+    state_of: Callable[[str, int | None], Path]
+
+
+@attrs.frozen
+class StateFence:
+    """
+    The `OwnerFence` of one workspace's SQLite state: writes are made for the lease the running task works for.
+
+    A refused write ends this worker's ownership period of the workspace, as a refused PostgreSQL write does.
+    """
+
+    worker: ClusterWorker
+    workspace: str
+
+    def held(self) -> tuple[str, int] | None:
+        hand = IN_HAND.get()
+        if hand is None or hand.lease.workspace != self.workspace:
+            return None
+        return hand.lease.workspace, hand.lease.epoch
+
+    def refused(self) -> None:
+        log.warning("worker: a state write for workspace %s was refused: its lease is gone", self.workspace)
+        lost = self.worker.lost_events.get(self.workspace)
+        if lost is not None:
+            lost.set()
 
 
 @attrs.define
@@ -174,7 +201,8 @@ class ClusterWorker:
     """
     The worker loop of one process (see the module docstring); *dispatcher_for* builds a dispatcher on an inbox.
 
-    *fence* sweeps the one workspace's tree without PROJECTS; with *placement* each workspace's tree is swept.
+    *fence* sweeps the one workspace's tree without PROJECTS, whose state is the SQLite file *state_path*; with
+    *placement* each workspace's tree is swept and its state file fenced. None: the state is not fenced (tests).
     """
 
     store: LeaseStore
@@ -183,11 +211,14 @@ class ClusterWorker:
     dispatcher_for: Callable[[Inbox], UpdateDispatcher]
     workspace: str = DEFAULT_WORKSPACE
     placement: ProjectPlacement | None = None
+    state_path: Path | None = None
     claim_batch: int = 16
     poll_s: float = 0.1
     retention_s: float | None = DEFAULT_RETENTION_S
     leases: dict[str, Lease] = attrs.field(factory=dict, init=False)
     _fenced: set[str] = attrs.field(factory=set, init=False)
+    lost_events: dict[str, anyio.Event] = attrs.field(factory=dict, init=False)
+    _trees: dict[str, TreeFence] = attrs.field(factory=dict, init=False)
     periods: int = attrs.field(default=0, init=False)
 
     # --- the send gate (wired into the Bot API client) -------------------------------------------
@@ -219,6 +250,10 @@ class ClusterWorker:
         if lease is None or lease.epoch != held.epoch or held.workspace in self._fenced or not lease.live():
             return None
         return lease
+
+    def state_fence(self, workspace: str) -> StateFence:
+        """The fence of *workspace*'s SQLite state store (give it to the store that workspace's app writes to)."""
+        return StateFence(self, workspace)
 
     @property
     def lease(self) -> Lease | None:
@@ -282,10 +317,16 @@ class ClusterWorker:
                     await self._give_back(lease)
                     continue
                 # The previous owner may have died (or be paused) with its agent still editing the tree: nothing
-                # here touches the tree until that agent is gone.
+                # here touches the tree until that agent is gone, nor the state before it is fenced at this epoch.
                 fence = await self._fence_of(lease.workspace)
-                if fence is not None:
-                    await anyio.to_thread.run_sync(fence.stop_agents)
+                if fence is not None and not await self._take_tree(fence):
+                    await self._give_back(lease)
+                    continue
+                if not await self._take_over_state(lease):
+                    if fence is not None:
+                        fence.release()
+                    await self._give_back(lease)
+                    continue
                 log.info("worker %s: owns workspace %s at epoch %d", lease.owner, lease.workspace, lease.epoch)
                 self.leases[lease.workspace] = lease
                 self._fenced.discard(lease.workspace)
@@ -294,15 +335,52 @@ class ClusterWorker:
             log.warning("worker: cannot reach the database to take a lease: %s", exc)
         return taken
 
+    async def _take_tree(self, fence: TreeFence) -> bool:
+        """Sweep the tree's agents, then take its owner lock, killing a stale owner on this host that holds it."""
+        try:
+            await anyio.to_thread.run_sync(fence.stop_agents)
+            await anyio.to_thread.run_sync(lambda: fence.take(grace_s=self.store.margin_s))
+        except (OSError, TimeoutError) as exc:
+            log.error("worker: cannot fence the tree %s: %s", fence.tree, exc)  # noqa: TRY400 - the message says it
+            return False
+        return True
+
+    async def _take_over_state(self, lease: Lease) -> bool:
+        """Fence *lease*'s SQLite state at its epoch: from now on a stale owner's state write is refused."""
+        path = await self._state_of(lease.workspace)
+        if path is None:
+            return True
+        store = SqliteStateStore(path)
+        try:
+            await store.take_over(lease.workspace, lease.epoch)
+        except StateStoreError as exc:
+            log.warning("worker: cannot fence the state of %s at epoch %d: %s", lease.workspace, lease.epoch, exc)
+            return False
+        finally:
+            await store.close()
+        return True
+
+    async def _state_of(self, workspace: str) -> Path | None:
+        if self.placement is None:
+            return self.state_path
+        if workspace == LOBBY:
+            return None
+        project, user = await anyio.to_thread.run_sync(self.store.workspace_of, workspace)
+        return None if project is None else self.placement.state_of(project, user)
+
     async def _fence_of(self, workspace: str) -> TreeFence | None:
+        """The one fence object of *workspace*'s tree in this process (it holds the tree's lock between periods)."""
         if self.placement is None:
             return self.fence
         if workspace == LOBBY:
             return None
-        project, user = await anyio.to_thread.run_sync(self.store.workspace_of, workspace)
-        if project is None:
-            return None
-        return TreeFence(self.placement.path_of(project, user).resolve())
+        fence = self._trees.get(workspace)
+        if fence is None:
+            project, user = await anyio.to_thread.run_sync(self.store.workspace_of, workspace)
+            if project is None:
+                return None
+            fence = self._trees[workspace] = TreeFence(self.placement.path_of(project, user).resolve())
+        return fence
 
     async def _in_hand(self, lease: Lease) -> InHand:
         if self.placement is None or lease.workspace == LOBBY:
@@ -313,7 +391,7 @@ class ClusterWorker:
     async def _own(self, lease: Lease, stop: anyio.Event) -> None:
         self.periods += 1
         workspace = lease.workspace
-        lost = anyio.Event()
+        lost = self.lost_events[workspace] = anyio.Event()
         loop = asyncio.get_running_loop()
         inbox = LeasedInbox(self.store, self.reader, lease, on_lost=lambda: loop.call_soon_threadsafe(lost.set))
         graceful = False
@@ -352,10 +430,13 @@ class ClusterWorker:
                     log.warning("worker: lease on %s (epoch %d) lost: fencing myself", workspace, lease.epoch)
                 if fence is not None:
                     await anyio.to_thread.run_sync(fence.stop_agents)
+                    fence.release()  # only now: a new owner waits for this (or kills us) before touching the tree
                 await inbox.aclose()
                 if graceful:
                     await self._give_back(self.leases.get(workspace, lease))
                 self.leases.pop(workspace, None)
+                if self.lost_events.get(workspace) is lost:
+                    del self.lost_events[workspace]
 
     def _still_owner(self, workspace: str) -> bool:
         return workspace not in self._fenced and self._live(workspace)

@@ -147,6 +147,18 @@ def _v7_reverts_and_prompts(db: sqlite3.Connection) -> None:
         )
 
 
+def _v8_owner_fence(db: sqlite3.Connection) -> None:
+    """
+    The fence of a cluster worker's state (ADR 0029): the workspace and lease epoch of its newest owner.
+
+    One row at most, written only by a worker taking the workspace over; the single-process mode never writes it.
+    """
+    db.execute(
+        "CREATE TABLE owner_fence (id INTEGER PRIMARY KEY CHECK (id = 1), workspace TEXT NOT NULL, "
+        "epoch INTEGER NOT NULL)"
+    )
+
+
 #: Ordered; migration ``i`` takes a database from schema version ``i`` to ``i + 1``. Never edit a released one.
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     _v1_initial,
@@ -156,5 +168,6 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     _v5_tool_rules,
     _v6_turn_end,
     _v7_reverts_and_prompts,
+    _v8_owner_fence,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)

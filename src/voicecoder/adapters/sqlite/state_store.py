@@ -12,6 +12,13 @@ Layout (see `MIGRATIONS`; `PRAGMA user_version` is the schema version):
   auto-approved, rejected, superseded) are the approval history that `recent_changes` reads; ``reverted_by`` names
   the commit /undo reverted an approved one with (`approved_changes` leaves those out).
 * ``audit``: append-only, ordered by an autoincrement id.
+* ``owner_fence``: in a cluster worker's file, the workspace and lease epoch of its newest owner (ADR 0029).
+
+A cluster worker's store is *fenced* (`OwnerFence`): a new owner raises the file's fence to its lease epoch
+(`take_over`) before it reads or writes anything, and every write transaction first checks, under SQLite's write
+lock, that the fence still names the epoch the writing task works for; a stale owner's write is rolled back and
+raises `OwnershipLostError`. SQLite serialises writers, so once the raise commits no stale write can land. The
+single-process mode has no fence and no extra statement.
 
 The migrations are in `voicecoder.adapters.sqlite.state_schema`; how values become rows (datetimes keep their
 zone) is in `voicecoder.adapters.sqlite.state_rows`.
@@ -26,7 +33,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Final, Protocol, TypeVar
 from zoneinfo import ZoneInfoNotFoundError
 
 import anyio.to_thread
@@ -50,7 +57,7 @@ from voicecoder.adapters.sqlite.state_rows import (
     encode_datetime,
 )
 from voicecoder.adapters.sqlite.state_schema import MIGRATIONS, SCHEMA_VERSION, Migration
-from voicecoder.domain.errors import StateStoreError
+from voicecoder.domain.errors import OwnershipLostError, StateStoreError
 from voicecoder.domain.model import (
     AuditRecord,
     Baseline,
@@ -63,7 +70,15 @@ from voicecoder.domain.model import (
     TurnId,
 )
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Migration", "SqliteStateStore", "decode_datetime", "encode_datetime"]
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "Migration",
+    "OwnerFence",
+    "SqliteStateStore",
+    "decode_datetime",
+    "encode_datetime",
+]
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +100,20 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
     db.execute("COMMIT")
 
 
+class OwnerFence(Protocol):
+    """Which ownership period (workspace, lease epoch) a write to a cluster worker's store is made for."""
+
+    def held(self) -> tuple[str, int] | None:
+        """The (workspace, epoch) the calling task works for, or None outside any ownership period (event loop)."""
+
+    def refused(self) -> None:
+        """A write of the calling task was refused: the file is fenced at another epoch (event loop)."""
+
+
+def _owner(at: tuple[str, int] | None) -> str:
+    return "no owner" if at is None else f"workspace {at[0]} epoch {at[1]}"
+
+
 # --- the adapter ------------------------------------------------------------------------
 
 
@@ -94,11 +123,13 @@ class SqliteStateStore:
 
     Construct it anywhere (nothing happens until the first call or `open()`); call `close()` at shutdown.
     Every failure is a `StateStoreError` naming the file. A cancelled call still finishes its transaction in
-    the worker thread, so cancellation never leaves half a save behind.
+    the worker thread, so cancellation never leaves half a save behind. With *fence* (a cluster worker) every
+    write is fenced by the lease epoch (see the module docstring) and raises `OwnershipLostError` when stale.
     """
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, fence: OwnerFence | None = None) -> None:
         self._path = Path(path)
+        self._fence = fence
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self._closed = False
@@ -150,6 +181,21 @@ class SqliteStateStore:
         return db
 
     def _migrate(self, db: sqlite3.Connection) -> None:
+        if self._schema_version(db) == SCHEMA_VERSION:
+            return  # the usual start: no write lock taken
+        # Several processes may open one new file at once (a host's workers starting together): the version is
+        # read again under the write lock, so exactly one of them migrates and the others find it done.
+        with _transaction(db):
+            version = self._schema_version(db)
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                MIGRATIONS[target - 1](db)
+                db.execute(f"PRAGMA user_version = {target}")
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            log.info(
+                "state store %s migrated to schema version %d (%s)", self._path, target, MIGRATIONS[target - 1].__name__
+            )
+
+    def _schema_version(self, db: sqlite3.Connection) -> int:
         version = int(db.execute("PRAGMA user_version").fetchone()[0])
         if version > SCHEMA_VERSION:
             raise StateStoreError(
@@ -157,15 +203,67 @@ class SqliteStateStore:
                 f"versions up to {SCHEMA_VERSION}: it was written by a newer voicecoder. Upgrade voicecoder, "
                 "or point it at another data dir."
             )
-        for target in range(version + 1, SCHEMA_VERSION + 1):
-            migration = MIGRATIONS[target - 1]
-            with _transaction(db):
-                migration(db)
-                db.execute(f"PRAGMA user_version = {target}")
-            log.info("state store %s migrated to schema version %d (%s)", self._path, target, migration.__name__)
+        return version
 
     async def _run(self, operation: Callable[[sqlite3.Connection], _R], action: str) -> _R:
         return await anyio.to_thread.run_sync(self._locked, operation, action)
+
+    async def _write(self, operation: Callable[[sqlite3.Connection], None]) -> None:
+        """*operation* in one write transaction; fenced by the caller's lease epoch when this store has a fence."""
+        fence = self._fence
+        if fence is None:
+
+            def unfenced(db: sqlite3.Connection) -> None:
+                with _transaction(db):
+                    operation(db)
+
+            await self._run(unfenced, "write")
+            return
+        held = fence.held()
+
+        def fenced(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                row = db.execute("SELECT workspace, epoch FROM owner_fence WHERE id = 1").fetchone()
+                at = None if row is None else (str(row["workspace"]), int(row["epoch"]))
+                if held is None or at != held:
+                    raise OwnershipLostError(
+                        f"The state store at {self._path} is fenced at {_owner(at)}, not {_owner(held)}: "
+                        "this worker no longer owns the workspace, the write was refused."
+                    )
+                operation(db)
+
+        try:
+            await self._run(fenced, "write")
+        except OwnershipLostError:
+            fence.refused()
+            raise
+
+    async def take_over(self, workspace: str, epoch: int) -> None:
+        """
+        Fence the file at *workspace*'s lease *epoch*, just granted to this worker, before it reads or writes.
+
+        From the commit on, every write fenced at an older epoch is refused (see the module docstring).
+
+        Raises:
+            OwnershipLostError: The file is already fenced at a newer epoch of *workspace* (this lease is stale).
+            StateStoreError: The file cannot be opened or written.
+        """
+
+        def raise_fence(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                row = db.execute("SELECT workspace, epoch FROM owner_fence WHERE id = 1").fetchone()
+                if row is not None and row["workspace"] == workspace and int(row["epoch"]) > epoch:
+                    raise OwnershipLostError(
+                        f"The state store at {self._path} is fenced at {_owner((workspace, int(row['epoch'])))}, "
+                        f"newer than this worker's epoch {epoch}: it no longer owns the workspace."
+                    )
+                db.execute(
+                    "INSERT INTO owner_fence (id, workspace, epoch) VALUES (1, ?, ?) "
+                    "ON CONFLICT (id) DO UPDATE SET workspace = excluded.workspace, epoch = excluded.epoch",
+                    (workspace, epoch),
+                )
+
+        await self._run(raise_fence, "fence")
 
     def _locked(self, operation: Callable[[sqlite3.Connection], _R], action: str) -> _R:
         with self._lock:
@@ -260,29 +358,28 @@ class SqliteStateStore:
         superseded_at = latest.created_at if latest is not None else session.last_activity
 
         def save(db: sqlite3.Connection) -> None:
-            with _transaction(db):
-                before = db.execute(
-                    "SELECT pending_change_id FROM sessions WHERE chat_id = ?", (session.chat_id.value,)
-                ).fetchone()
-                if change_row is not None:
-                    db.execute(_UPSERT_CHANGE, change_row)
-                db.execute(_UPSERT_SESSION, session_row)
-                previous = before["pending_change_id"] if before is not None else None
-                if previous is not None and previous != latest_id:
-                    db.execute(
-                        "UPDATE changes SET status = ?, decided_at = ?, decided_utc = ? "
-                        "WHERE chat_id = ? AND id = ? AND status = ?",
-                        (
-                            ChangeStatus.SUPERSEDED.value,
-                            _opt_dt(superseded_at),
-                            _utc_sort_key(superseded_at) if superseded_at is not None else None,
-                            session.chat_id.value,
-                            previous,
-                            ChangeStatus.PENDING.value,
-                        ),
-                    )
+            before = db.execute(
+                "SELECT pending_change_id FROM sessions WHERE chat_id = ?", (session.chat_id.value,)
+            ).fetchone()
+            if change_row is not None:
+                db.execute(_UPSERT_CHANGE, change_row)
+            db.execute(_UPSERT_SESSION, session_row)
+            previous = before["pending_change_id"] if before is not None else None
+            if previous is not None and previous != latest_id:
+                db.execute(
+                    "UPDATE changes SET status = ?, decided_at = ?, decided_utc = ? "
+                    "WHERE chat_id = ? AND id = ? AND status = ?",
+                    (
+                        ChangeStatus.SUPERSEDED.value,
+                        _opt_dt(superseded_at),
+                        _utc_sort_key(superseded_at) if superseded_at is not None else None,
+                        session.chat_id.value,
+                        previous,
+                        ChangeStatus.PENDING.value,
+                    ),
+                )
 
-        await self._run(save, "write")
+        await self._write(save)
 
     async def load_change(self, chat: ChatId, change: ChangeId, /) -> PendingChange | None:
         """The change *change* of *chat*, pending or decided, or None."""
@@ -298,18 +395,17 @@ class SqliteStateStore:
         row = _change_row(change)
 
         def save(db: sqlite3.Connection) -> None:
-            with _transaction(db):
-                known = db.execute(
-                    "SELECT 1 FROM changes WHERE chat_id = ? AND id = ?", (change.chat_id.value, change.id.value)
-                ).fetchone()
-                if known is None:
-                    raise StateStoreError(
-                        f"Chat {change.chat_id} has no change {change.id} in the state store at {self._path}: "
-                        "a change is first saved with its session."
-                    )
-                db.execute(_UPSERT_CHANGE, row)
+            known = db.execute(
+                "SELECT 1 FROM changes WHERE chat_id = ? AND id = ?", (change.chat_id.value, change.id.value)
+            ).fetchone()
+            if known is None:
+                raise StateStoreError(
+                    f"Chat {change.chat_id} has no change {change.id} in the state store at {self._path}: "
+                    "a change is first saved with its session."
+                )
+            db.execute(_UPSERT_CHANGE, row)
 
-        await self._run(save, "write")
+        await self._write(save)
 
     async def approved_changes(self, chat: ChatId, /, limit: int = 20) -> Sequence[PendingChange]:
         """*chat*'s latest *limit* approved changes not reverted yet, the last decided first."""
@@ -331,10 +427,9 @@ class SqliteStateStore:
         row = _audit_row(record)
 
         def append(db: sqlite3.Connection) -> None:
-            with _transaction(db):
-                db.execute(_INSERT_AUDIT, row)
+            db.execute(_INSERT_AUDIT, row)
 
-        await self._run(append, "write")
+        await self._write(append)
 
     async def audit_trail(self, chat: ChatId, /, limit: int = 20) -> Sequence[AuditRecord]:
         """The latest *limit* records of *chat*, oldest first; none for a *limit* below 1."""
