@@ -1,5 +1,5 @@
 """
-State store write path: the single-process store (no fence) against a cluster worker's fenced store (ADR 0029).
+State store write path: the single-process store (no fence) against a cluster worker's fenced store (ADR 0030).
 
 Both write the same sessions and audit records to a SQLite file of their own in one directory, in alternating
 rounds, so the machine's load falls on both alike. A fenced write adds one read of the ``owner_fence`` row inside

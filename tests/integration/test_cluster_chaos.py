@@ -6,7 +6,7 @@ What must hold whatever is killed or paused: no acknowledged update lost; none h
 case (an update whose worker died after its handler ran and before its "done" was committed runs again: at least
 once); no lane inversion; never two agents in one tree; the change an interrupted turn left is kept for review;
 a prompt cut off mid-turn is never run again silently (ADR 0023); a paused owner changes nothing when it wakes
-(ADR 0029).
+(ADR 0030).
 
 The agent is the fake CLI (`tests/fakes/fake_claude.py`); where a turn must still be running when the worker goes,
 it hangs, and the test edits the tree the way the agent would have before it was cut off.
@@ -159,7 +159,7 @@ async def test_a_paused_owner_is_replaced_and_changes_nothing_when_it_wakes(
 ) -> None:
     """
     SIGSTOP of the owner mid-turn (its agent keeps running) past its lease: the standby takes over — it stops that
-    agent, kills the paused owner that still holds the tree's lock (ADR 0029), fences the state at its epoch — then
+    agent, kills the paused owner that still holds the tree's lock (ADR 0030), fences the state at its epoch — then
     settles the turn, offers it again and commits the change on ✅. On SIGCONT the old owner never runs again: the
     tree, its refs, the state rows and everything the bot sent are exactly as the new owner left them.
     """

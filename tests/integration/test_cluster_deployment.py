@@ -72,7 +72,7 @@ def test_the_compose_file_runs_postgres_two_ingresses_two_workers_and_caddy(serv
         assert services[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
     # Both workers are on this host: the same tree and DATA_DIR, so either may own the workspace.
     assert services["worker-1"]["volumes"] == services["worker-2"]["volumes"]
-    # ... and one PID namespace, so a new owner can find and kill a paused one that holds the tree (ADR 0029).
+    # ... and one PID namespace, so a new owner can find and kill a paused one that holds the tree (ADR 0030).
     assert services["worker-1"]["pid"] == services["worker-2"]["pid"] == "host"
     assert services["caddy"]["volumes"][0].startswith("./deploy/Caddyfile.cluster:")
 

@@ -6,7 +6,7 @@ Two developers, each in their own chat, switch between the projects and prompt i
 sender's tree of the chosen project on that project's host (the git CLI is the oracle), in the order sent. Then
 h1's owning worker is killed with -9 mid-turn: h1's other worker takes h1's workspaces over (the orphan agent
 stopped first; the cut-off turn settled and offered, never run again), h2's workspaces keep their owner and epoch,
-and no update is lost. A paused owner is replaced the same way and, woken, changes nothing (ADR 0029).
+and no update is lost. A paused owner is replaced the same way and, woken, changes nothing (ADR 0030).
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ async def cluster(tmp_path: Path, database_url: str, bot_api: FakeBotApi) -> Asy
     The ingress (as 'ingress', its webhook set) and the ready workers h1a, h1b, h2a.
 
     All three start at once: h1's two create that host's state files together (their migration is taken under the
-    write lock, ADR 0029).
+    write lock, ADR 0030).
     """
     projects = source_repos(tmp_path)
     agent = {

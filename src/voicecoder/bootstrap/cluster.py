@@ -6,7 +6,7 @@ The same container as `serve`, plus a lease store, the tree fence and a send gat
 Sessions, pending changes and audit stay in the SQLite files of DATA_DIR on the worker's host, next to the tree
 they describe and behind the same lease (ADR 0027): a lost host loses both together, and the interrupted-turn
 record (ADR 0023) is read by whichever worker of that host owns the workspace next. Every state store the worker
-writes is fenced by the lease epoch in its own file (ADR 0029).
+writes is fenced by the lease epoch in its own file (ADR 0030).
 
 With PROJECTS (ADR 0028) the worker holds every (user, project) workspace placed on its host, and the chats' project
 choices and held prompts move to PostgreSQL (`PostgresProjectChoices`), where every worker sees them.

@@ -1,5 +1,5 @@
 """
-The fence of a cluster worker's state file (ADR 0029), and schema creation by several processes at once.
+The fence of a cluster worker's state file (ADR 0030), and schema creation by several processes at once.
 
 A store with an `OwnerFence` writes only while the file is fenced at the epoch its caller works for; a newer owner's
 `take_over` makes every older store's write fail with `OwnershipLostError`, changing nothing. The store without a

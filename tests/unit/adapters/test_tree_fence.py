@@ -1,5 +1,5 @@
 """
-The tree's owner lock (ADR 0029), with real processes and real ``flock``s.
+The tree's owner lock (ADR 0030), with real processes and real ``flock``s.
 
 A new owner takes the lock; a stale holder is killed at once when it is stopped (paused) or an agent, after a
 grace when it is a running process (a stale owner fencing itself), and not at all when it lets go in time. Agents

@@ -9,7 +9,7 @@ groups, and waits until they are gone. The same sweep is how a worker fences its
 
 The sweep misses an agent that left the tree (``cd /tmp``) and, above all, a stale *owner*: a worker paused past
 its lease that would, when it wakes, finish an Approve or a turn in the tree in the few steps before its watchdog
-fires. So the tree also has a **lock** (ADR 0029): the owner holds an exclusive ``flock`` on a file beside the tree
+fires. So the tree also has a **lock** (ADR 0030): the owner holds an exclusive ``flock`` on a file beside the tree
 (``.<tree>.owner.lock``) for its whole ownership period, and every agent it starts in the tree inherits that
 descriptor. The lock is free only when the owner and all its agents are gone. A new owner sweeps, then takes the
 lock (`TreeFence.take`); whatever still holds it — the process that took it, from ``/proc/locks`` (readable even

@@ -4,7 +4,7 @@
 Without PROJECTS a host has one workspace (``default``); with PROJECTS every (user, project) workspace placed on
 this host, plus the lobby that any worker may hold (ADR 0028). Each workspace has ownership periods of its own,
 side by side: take the lease (a new epoch), stop any agent a previous owner left in the tree and any process still
-holding the tree's lock (`TreeFence.take`), fence the workspace's SQLite state at the new epoch (ADR 0029), then
+holding the tree's lock (`TreeFence.take`), fence the workspace's SQLite state at the new epoch (ADR 0030), then
 claim the workspace's updates in lane order and run them through a fresh `UpdateDispatcher` whose inbox writes are
 fenced by that epoch (`LeasedInbox`). Beside it a renewer extends the lease every ttl/3, and a watchdog
 ends the period when the lease's local deadline passes without a renewal (a pause, a partition, a database that

@@ -149,7 +149,7 @@ def _v7_reverts_and_prompts(db: sqlite3.Connection) -> None:
 
 def _v8_owner_fence(db: sqlite3.Connection) -> None:
     """
-    The fence of a cluster worker's state (ADR 0029): the workspace and lease epoch of its newest owner.
+    The fence of a cluster worker's state (ADR 0030): the workspace and lease epoch of its newest owner.
 
     One row at most, written only by a worker taking the workspace over; the single-process mode never writes it.
     """

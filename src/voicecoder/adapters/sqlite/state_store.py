@@ -12,7 +12,7 @@ Layout (see `MIGRATIONS`; `PRAGMA user_version` is the schema version):
   auto-approved, rejected, superseded) are the approval history that `recent_changes` reads; ``reverted_by`` names
   the commit /undo reverted an approved one with (`approved_changes` leaves those out).
 * ``audit``: append-only, ordered by an autoincrement id.
-* ``owner_fence``: in a cluster worker's file, the workspace and lease epoch of its newest owner (ADR 0029).
+* ``owner_fence``: in a cluster worker's file, the workspace and lease epoch of its newest owner (ADR 0030).
 
 A cluster worker's store is *fenced* (`OwnerFence`): a new owner raises the file's fence to its lease epoch
 (`take_over`) before it reads or writes anything, and every write transaction first checks, under SQLite's write
