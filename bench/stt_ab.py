@@ -30,7 +30,7 @@ sys.path.insert(0, str(HERE.parent.parent / "src"))
 sys.path.insert(0, str(HERE.parent.parent))
 
 from bench.stt import CORPUS, materialise, own_peak_mb  # noqa: E402
-from voicecoder.testing.wer import corpus_wer  # noqa: E402
+from bench.stt_normalise import corpus_wer  # noqa: E402
 
 
 def _silero_windows(samples: Any) -> list[list[tuple[int, int]]]:
