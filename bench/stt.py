@@ -17,7 +17,7 @@ The load average is printed because the machine is shared: wall RTF drifts with 
 
 Targets (2 cores): corpus WER ≤ 0.20, wall RTF ≤ 0.3, peak RSS ≤ 400 MB.
 
-Run: ``.venv/bin/python bench/stt.py [--engines base] [--set heldout|tuning] [--json]``.
+Run: ``.venv/bin/python bench/stt.py [--engines base] [--set heldout|tuning] [--json] [--save FILE]``.
 """
 
 from __future__ import annotations
@@ -159,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engines", default="base", help="comma-separated local models")
     parser.add_argument("--set", default="heldout", choices=("heldout", "tuning"), help="which corpus")
     parser.add_argument("--json", action="store_true", help="print the measurements as JSON")
+    parser.add_argument("--save", type=Path, help="also write the measurements (every transcript) to this JSON file")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -168,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for engine in [e.strip() for e in args.engines.split(",") if e.strip()]:
         results[engine] = run_engine(engine, args.set)
+    if args.save:
+        args.save.write_text(json.dumps(results, indent=2), encoding="utf-8")
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
