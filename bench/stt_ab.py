@@ -8,7 +8,8 @@ and the load average around each round.
 
 Variants are ``name:key=value,key=value`` with keys ``vad`` (``energy``, the engine's own, or ``silero``,
 faster-whisper's Silero VAD as before ADR 0018's follow-up 2), ``threads`` (CTranslate2 ``cpu_threads``),
-``beam``, ``omp_wait`` (``OMP_WAIT_POLICY``) and ``omp_threads`` (``OMP_NUM_THREADS``).
+``beam``, ``window`` (faster-whisper's ``chunk_length``: the padded window the encoder sees, in seconds),
+``omp_wait`` (``OMP_WAIT_POLICY``) and ``omp_threads`` (``OMP_NUM_THREADS``).
 
 Run: ``.venv/bin/python bench/stt_ab.py [--rounds 2] [--clips 50] silero:vad=silero energy:vad=energy``.
 """
@@ -78,7 +79,10 @@ def child(settings: dict[str, str], clips: int) -> dict[str, Any]:
         cpu_threads=int(settings.get("threads", "2")), beam_size=int(settings.get("beam", "5"))
     )
     aware = CodeAwareTranscriber(whisper)
-    whisper.load()
+    engine = whisper.load()
+    if "window" in settings:  # encode a shorter padded window than Whisper's 30 s
+        full = engine.transcribe
+        engine.transcribe = lambda audio, **kw: full(audio, chunk_length=int(settings["window"]), **kw)
     with tempfile.TemporaryDirectory() as tmp:
         materialise(meta["workspace"], Path(tmp) / "project")
         names = WorkspaceVocabulary(Path(tmp) / "project").scan()
