@@ -47,6 +47,12 @@ def test_quiet_hiss_is_no_speech() -> None:
     assert speech_spans(hiss(3.0, -55.0)) == []
 
 
+@pytest.mark.parametrize("dbfs", [-40.0, -20.0])
+def test_steady_noise_is_no_speech_at_any_level(dbfs: float) -> None:
+    """Loud steady hiss (a fan, a bad line) has no syllables: no speech, so Whisper never hallucinates on it."""
+    assert speech_spans(hiss(4.0, dbfs, seed=1)) == []
+
+
 def test_a_click_is_no_speech() -> None:
     """A 40 ms tap on the microphone in a silent note is not speech."""
     note = silence(3.0)

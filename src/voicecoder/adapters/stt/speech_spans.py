@@ -9,7 +9,8 @@ three for voice notes, which are recorded close to the microphone. Silero VAD (f
 for no better words on the tuning clips (ADR 0018, follow-up 2).
 
 The gate adapts to the note: a frame is speech when it is louder than the note's own noise floor by a
-margin, and never quieter than an absolute floor, so quiet hiss and digital silence are both silence.
+margin, and never quieter than an absolute floor, so quiet hiss and digital silence are both silence; a
+note without the rise and fall of syllables (steady hiss or hum at any level) is no speech at all.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ _ABSOLUTE_FLOOR_DB = -50.0
 _ABOVE_NOISE_DB = 10.0
 #: …but the gate never asks more than this below the note's loud frames, so soft syllables still count.
 _BELOW_PEAK_DB = 25.0
+#: Speech rises and falls syllable by syllable; a note whose loud frames are within this of its quiet ones
+#: is a steady sound (hiss, hum, a fan), whatever its level.
+_MIN_RANGE_DB = 10.0
 #: Speech kept around each loud run, as faster-whisper's VAD pads (400 ms): word onsets and fading ends.
 _PAD_FRAMES = 20
 #: Loud runs shorter than this (a click, a tap on the phone) are not speech on their own.
@@ -71,6 +75,8 @@ def speech_spans(samples: Any) -> list[tuple[int, int]]:
         return []
     noise = float(np.percentile(levels, 10))
     loud = float(np.percentile(levels, 98))
+    if loud - noise < _MIN_RANGE_DB:
+        return []
     gate = max(_ABSOLUTE_FLOOR_DB, min(noise + _ABOVE_NOISE_DB, loud - _BELOW_PEAK_DB))
     runs = [(a, b) for a, b in _runs(levels > gate) if b - a >= _MIN_RUN_FRAMES]
     if sum(b - a for a, b in runs) < _MIN_SPEECH_FRAMES:
