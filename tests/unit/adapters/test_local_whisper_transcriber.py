@@ -14,8 +14,6 @@ from voicecoder.adapters.stt.local_whisper import (
     BASE_MODEL_SHA256,
     LocalWhisperTranscriber,
     _decode,
-    _slice_ends,
-    _speech_windows,
     resolve_model_dir,
 )
 from voicecoder.domain.errors import ConfigurationError, ProviderUnavailableError, UnsupportedAudioError
@@ -220,7 +218,7 @@ class TestLocalWhisperTranscriber:
 
 
 @needs_base
-class TestDecodeAndSpeechWindows:
+class TestDecode:
     def test_decode_matches_faster_whisper(self) -> None:
         """The in-place decoder gives the same samples as faster-whisper's decode_audio."""
         import numpy as np  # noqa: PLC0415 - comes with faster-whisper
@@ -240,41 +238,6 @@ class TestDecodeAndSpeechWindows:
         """Bytes that only look like Ogg are UnsupportedAudioError."""
         with pytest.raises(UnsupportedAudioError):
             _decode(b"OggS" + bytes(4000))
-
-    def test_long_note_split_into_whisper_windows(self) -> None:
-        """A 100 s note becomes windows of at most 30 s of speech that keep almost all of the audio."""
-        import numpy as np  # noqa: PLC0415 - comes with faster-whisper
-
-        note = np.tile(_decode((VOICE / "long_all10.ogg").read_bytes()), 3)[: 100 * 16_000]
-
-        windows = _speech_windows(note)
-
-        lengths = [sum(end - start for start, end in window) for window in windows]
-        assert len(windows) >= 4
-        assert all(length <= 30 * 16_000 for length in lengths)
-        assert sum(lengths) > 0.8 * len(note)
-        spans = [span for window in windows for span in window]
-        assert spans == sorted(spans)
-
-    def test_silence_has_no_windows(self) -> None:
-        """Silence gives no window at all, so the engine is never run on it."""
-        assert _speech_windows(_decode((VOICE / "silence_2s.ogg").read_bytes())) == []
-
-    def test_vad_slices_cut_in_pauses(self) -> None:
-        """VAD slices are at most 30 s and end in a pause, not in the middle of a word."""
-        import numpy as np  # noqa: PLC0415 - comes with faster-whisper
-
-        note = np.tile(_decode((VOICE / "long_all10.ogg").read_bytes()), 3)[: 100 * 16_000]
-
-        ends = _slice_ends(note)
-
-        starts = [0, *ends[:-1]]
-        assert ends[-1] == len(note)
-        assert all(0 < end - start <= 30 * 16_000 for start, end in zip(starts, ends, strict=True))
-        loudness = float(np.sqrt(np.mean(np.square(note))))
-        for end in ends[:-1]:
-            around = note[end - 160 : end + 160]
-            assert float(np.sqrt(np.mean(np.square(around)))) < 0.05 * loudness
 
 
 @needs_base

@@ -3,8 +3,8 @@ The embedded speech-to-text default: faster-whisper on the CPU, no API key, no n
 
 The weights come from pinned, hash-checked data packages (see `whisper_weights`); nothing is ever downloaded.
 
-Audio is decoded with PyAV, Silero VAD finds the speech, and Whisper decodes it in ≤ 30 s windows, so
-memory stays nearly flat up to the 600 s duration limit (see `_speech_windows`). A cancelled call stops
+Audio is decoded with PyAV, a loudness gate finds the speech (`speech_spans`), and Whisper decodes it in
+≤ 30 s windows, so memory stays nearly flat up to the 600 s duration limit. A cancelled call stops
 at the next window boundary (the worker thread checks its host task's cancel scope), so no decoding goes
 on for a caller that has gone.
 
@@ -30,6 +30,8 @@ import attrs
 
 from voicecoder.adapters.stt.audio_intake import AudioLimits, check_audio
 from voicecoder.adapters.stt.code_vocabulary import whisper_prompt
+from voicecoder.adapters.stt.speech_spans import RATE as _RATE
+from voicecoder.adapters.stt.speech_spans import speech_windows as _speech_windows
 from voicecoder.adapters.stt.whisper_weights import (
     BASE_INSTALL_FIX,
     BASE_MODEL_SHA256,
@@ -64,10 +66,6 @@ __all__ = [
 
 PROVIDER = "local whisper"
 
-_RATE = 16_000
-#: Whisper decodes 30 s windows; VAD runs on slices of this many seconds to bound its memory.
-_PIECE_S = 30
-_VAD_SLICE_S = 30
 DEVICES = ("cpu", "cuda")
 #: CTranslate2 compute types that make sense per device (float16 kernels exist on GPUs only).
 COMPUTE_TYPES = {
@@ -154,63 +152,6 @@ def _decode(data: bytes) -> Any:
     chunks.clear()
     samples /= 32768.0
     return samples
-
-
-def _slice_ends(samples: Any) -> list[int]:
-    """
-    Where to cut *samples* for VAD: about every 30 s, at the quietest 20 ms of the last 2 s before each mark.
-
-    Cutting in a pause keeps words whole when a cut later becomes a window boundary.
-    """
-    import numpy as np  # noqa: PLC0415
-
-    frame = _RATE // 50
-    search = 2 * _RATE
-    ends: list[int] = []
-    start = 0
-    while len(samples) - start > _VAD_SLICE_S * _RATE:
-        mark = start + _VAD_SLICE_S * _RATE
-        region = samples[mark - search : mark]
-        energy = np.square(region[: len(region) // frame * frame].reshape(-1, frame)).mean(axis=1)
-        cut = mark - search + int(np.argmin(energy)) * frame + frame // 2
-        ends.append(cut)
-        start = cut
-    ends.append(len(samples))
-    return ends
-
-
-def _speech_windows(samples: Any) -> list[list[tuple[int, int]]]:
-    """
-    The speech in *samples* (16 kHz mono float32) as groups of sample spans, each group at most 30 s long.
-
-    faster-whisper's own ``vad_filter`` runs Silero VAD over the whole recording in one batch and computes
-    the log-mel features of all of it at once: for a 600 s note that costs about 235 MB and 500 MB of extra
-    peak memory. Here VAD runs on 30 s slices cut in pauses and Whisper is given one ≤ 30 s window at a time (its window
-    length anyway; ``condition_on_previous_text=False`` carries nothing across windows), so memory stays
-    flat whatever the length. Notes under 30 s are decoded as with ``vad_filter=True``.
-    """
-    from faster_whisper.vad import VadOptions, get_speech_timestamps  # noqa: PLC0415
-
-    options = VadOptions(max_speech_duration_s=_PIECE_S)
-    window_len = _PIECE_S * _RATE
-    windows: list[list[tuple[int, int]]] = []
-    current: list[tuple[int, int]] = []
-    length = 0
-    offset = 0
-    for end in _slice_ends(samples):
-        found = get_speech_timestamps(samples[offset:end], options)
-        base, offset = offset, end
-        for chunk in found:
-            span = (int(chunk["start"]) + base, int(chunk["end"]) + base)
-            size = span[1] - span[0]
-            if current and length + size > window_len:
-                windows.append(current)
-                current, length = [], 0
-            current.append(span)
-            length += size
-    if current:
-        windows.append(current)
-    return windows
 
 
 #: glibc's mallopt parameter for the number of malloc arenas.
@@ -392,7 +333,7 @@ class LocalWhisperTranscriber:
             piece,
             language=language,
             beam_size=self.beam_size,
-            vad_filter=False,  # already applied, in bounded memory, by _speech_windows
+            vad_filter=False,  # speech already found, in bounded memory, by speech_spans
             condition_on_previous_text=False,
             # Beam search at temperature 0 only: the fallback's sampling made results differ run to run and
             # re-decoded hard notes up to six times, for no WER gain on the tuning clips (bench/stt.py).

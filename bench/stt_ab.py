@@ -1,0 +1,172 @@
+"""
+A/B probe for the local engine's settings on the *tuning* clips (never the held-out set: that is `bench/stt.py`'s).
+
+Each variant runs in its own child process (so its peak RSS is its own VmHWM), code-aware as the bot runs it,
+and the variants are interleaved round by round so a change in the machine's load hits all of them alike.
+It prints per variant: corpus WER, CPU-seconds per audio-second, wall RTF (model load excluded), peak RSS,
+and the load average around each round.
+
+Variants are ``name:key=value,key=value`` with keys ``vad`` (``energy``, the engine's own, or ``silero``,
+faster-whisper's Silero VAD as before ADR 0018's follow-up 2), ``threads`` (CTranslate2 ``cpu_threads``),
+``beam``, ``window`` (faster-whisper's ``chunk_length``: the padded window the encoder sees, in seconds),
+``omp_wait`` (``OMP_WAIT_POLICY``) and ``omp_threads`` (``OMP_NUM_THREADS``).
+
+Run: ``.venv/bin/python bench/stt_ab.py [--rounds 2] [--clips 50] silero:vad=silero energy:vad=energy``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve()
+sys.path.insert(0, str(HERE.parent.parent / "src"))
+sys.path.insert(0, str(HERE.parent.parent))
+
+from bench.stt import CORPUS, materialise, own_peak_mb  # noqa: E402
+from bench.stt_normalise import corpus_wer  # noqa: E402
+
+
+def _silero_windows(samples: Any) -> list[list[tuple[int, int]]]:
+    """faster-whisper's Silero VAD over ≤ 30 s slices, as the engine ran it before the loudness gate."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps  # noqa: PLC0415
+
+    from voicecoder.adapters.stt.speech_spans import RATE, WINDOW_S, slice_ends  # noqa: PLC0415
+
+    options = VadOptions(max_speech_duration_s=WINDOW_S)
+    windows: list[list[tuple[int, int]]] = []
+    current: list[tuple[int, int]] = []
+    length = 0
+    offset = 0
+    for end in slice_ends(samples):
+        found = get_speech_timestamps(samples[offset:end], options)
+        base, offset = offset, end
+        for chunk in found:
+            span = (int(chunk["start"]) + base, int(chunk["end"]) + base)
+            if current and length + span[1] - span[0] > WINDOW_S * RATE:
+                windows.append(current)
+                current, length = [], 0
+            current.append(span)
+            length += span[1] - span[0]
+    if current:
+        windows.append(current)
+    return windows
+
+
+def child(settings: dict[str, str], clips: int) -> dict[str, Any]:
+    import anyio  # noqa: PLC0415
+
+    from voicecoder.adapters.stt import (  # noqa: PLC0415
+        CodeAwareTranscriber,
+        LocalWhisperTranscriber,
+        WorkspaceVocabulary,
+        local_whisper,
+    )
+    from voicecoder.domain.model import Audio, TranscriptionHints  # noqa: PLC0415
+
+    if settings.get("vad", "energy") == "silero":
+        local_whisper._speech_windows = _silero_windows  # type: ignore[attr-defined]
+    folder = CORPUS / "tuning"
+    meta = json.loads((folder / "transcripts.json").read_text(encoding="utf-8"))
+    whisper = LocalWhisperTranscriber(
+        cpu_threads=int(settings.get("threads", "2")), beam_size=int(settings.get("beam", "5"))
+    )
+    aware = CodeAwareTranscriber(whisper)
+    engine = whisper.load()
+    if "window" in settings:  # encode a shorter padded window than Whisper's 30 s
+        full = engine.transcribe
+        engine.transcribe = lambda audio, **kw: full(audio, chunk_length=int(settings["window"]), **kw)
+    with tempfile.TemporaryDirectory() as tmp:
+        materialise(meta["workspace"], Path(tmp) / "project")
+        names = WorkspaceVocabulary(Path(tmp) / "project").scan()
+    pairs: list[tuple[str, str]] = []
+    totals = {"audio": 0.0, "wall": 0.0, "cpu": 0.0}
+
+    async def run() -> None:
+        for clip in meta["clips"][:clips]:
+            data = (folder / clip["file"]).read_bytes()
+            wall0, cpu0 = time.perf_counter(), time.process_time()
+            result = await aware.transcribe(Audio(data), TranscriptionHints(keyterms=names, language="en"))
+            totals["wall"] += time.perf_counter() - wall0
+            totals["cpu"] += time.process_time() - cpu0
+            totals["audio"] += clip["duration_s"]
+            pairs.append((clip["text"], result.text))
+
+    anyio.run(run)
+    return {
+        "wer": corpus_wer(pairs),
+        "cpu_per_audio_s": totals["cpu"] / totals["audio"],
+        "rtf": totals["wall"] / totals["audio"],
+        "vm_hwm_mb": own_peak_mb(),
+        "pairs": pairs,
+    }
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, str]]:
+    name, _, rest = text.partition(":")
+    return name, dict(item.split("=", 1) for item in rest.split(",") if item)
+
+
+def run_variant(settings: dict[str, str], clips: int) -> dict[str, Any]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": settings.get("omp_threads", "2")}
+    if "omp_wait" in settings:
+        env["OMP_WAIT_POLICY"] = settings["omp_wait"]
+    proc = subprocess.run(
+        [sys.executable, str(HERE), "--child", json.dumps(settings), "--clips", str(clips)],
+        capture_output=True,
+        env=env,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(proc.stderr.decode("utf-8", "replace"))
+    result: dict[str, Any] = json.loads(proc.stdout)
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0] if __doc__ else None)
+    parser.add_argument("variants", nargs="*", default=["energy:vad=energy"])
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--clips", type=int, default=50)
+    parser.add_argument("--dump", help="write every transcript to this JSON file")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(json.loads(args.child), args.clips)))
+        return 0
+    variants = [parse_variant(v) for v in args.variants]
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in variants}
+    loads: list[str] = []
+    for _ in range(args.rounds):
+        before = os.getloadavg()[0]
+        for name, settings in variants:
+            results[name].append(run_variant(settings, args.clips))
+        loads.append(f"{before:.1f}->{os.getloadavg()[0]:.1f}")
+    print(f"tuning clips: {args.clips}  rounds: {args.rounds}  load average per round: {', '.join(loads)}")
+    header = f"{'variant':<16} {'WER':>6} {'CPU-s/s':>16} {'wall RTF':>16} {'peak RSS MB':>16}"
+    print(header)
+    print("-" * len(header))
+    for name, runs in results.items():
+
+        def spread(key: str, runs: list[dict[str, Any]] = runs) -> str:
+            values = [r[key] for r in runs]
+            return f"{min(values):.3f}-{max(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
+
+        print(
+            f"{name:<16} {runs[0]['wer']:>6.3f} {spread('cpu_per_audio_s'):>16} {spread('rtf'):>16} "
+            f"{spread('vm_hwm_mb'):>16}"
+        )
+    if args.dump:
+        Path(args.dump).write_text(json.dumps({n: r[0]["pairs"] for n, r in results.items()}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
