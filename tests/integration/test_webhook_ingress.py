@@ -1,14 +1,7 @@
 from __future__ import annotations
 
 import itertools
-import json
-import os
-import signal
-import subprocess
-import sys
-import textwrap
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +11,19 @@ import pytest
 from aiohttp import web
 
 from tests.ingress_rig import UpdateLog
+from tests.integration.webhook_rig import (
+    PATH,
+    SECRET,
+    Bot,
+    Processed,
+    eventually,
+    lane_of,
+    post,
+    running_bot,
+    text_update,
+)
 from voicecoder.adapters.sqlite.inbox import ItemState, SqliteInbox
-from voicecoder.adapters.telegram.dispatcher import DispatchStats, UpdateDispatcher
+from voicecoder.adapters.telegram.dispatcher import UpdateDispatcher
 from voicecoder.adapters.telegram.webhook import (
     INGRESS,
     SECRET_HEADER,
@@ -27,142 +31,14 @@ from voicecoder.adapters.telegram.webhook import (
     IngressStats,
     WebhookSettings,
     create_webhook_app,
-    serve_webhook,
 )
 from voicecoder.domain.errors import ConfigurationError
-
-SECRET = "s3cr3t-Token_for-tests"
-PATH = "/tg-hook-for-tests"
-REPO = Path(__file__).resolve().parents[2]
-
-
-def lane_of(update: dict[str, Any]) -> tuple[int, str] | None:
-    """The routing rule of the Telegram layer: a chat's messages, and a chat's button presses, each on a lane."""
-    if "message" in update:
-        chat = update["message"].get("chat")
-        return (int(chat["id"]), "message") if isinstance(chat, dict) else None
-    if "callback_query" in update:
-        message = update["callback_query"].get("message")
-        if isinstance(message, dict) and isinstance(message.get("chat"), dict):
-            return int(message["chat"]["id"]), "callback"
-        return int(update["callback_query"]["from"]["id"]), "callback"
-    return None
-
-
-def text_update(update_id: int, chat: int, text: str) -> dict[str, Any]:
-    return {
-        "update_id": update_id,
-        "message": {
-            "message_id": update_id,
-            "from": {"id": chat, "is_bot": False, "first_name": "Ada"},
-            "chat": {"id": chat, "type": "private", "first_name": "Ada"},
-            "date": 1764000000,
-            "text": text,
-        },
-    }
-
-
-class Processed:
-    """The bot's processing side: records each update it handled, can be told to fail or block."""
-
-    def __init__(self) -> None:
-        self.ids: list[int] = []
-        self.by_chat: dict[int, list[int]] = {}
-        self.fail_times: dict[int, int] = {}
-        self.gate: anyio.Event | None = None
-        self.gates: dict[int, anyio.Event] = {}
-
-    async def __call__(self, update: dict[str, Any]) -> None:
-        update_id = update["update_id"]
-        if self.gate is not None:
-            await self.gate.wait()
-        if update_id in self.gates:
-            await self.gates[update_id].wait()
-        if self.fail_times.get(update_id, 0) > 0:
-            self.fail_times[update_id] -= 1
-            raise RuntimeError("handler failed")
-        self.ids.append(update_id)
-        chat = lane_of(update)
-        assert chat is not None
-        self.by_chat.setdefault(chat[0], []).append(update_id)
-
-
-class Bot:
-    def __init__(self, url: str, inbox: SqliteInbox, dispatcher: UpdateDispatcher, processed: Processed) -> None:
-        self.url = url
-        self.inbox = inbox
-        self.dispatcher = dispatcher
-        self.processed = processed
-
-
-@asynccontextmanager
-async def running_bot(
-    inbox_path: Path,
-    processed: Processed,
-    *,
-    settings: WebhookSettings | None = None,
-    grace_s: float = 5.0,
-    max_attempts: int = 3,
-    stats: IngressStats | None = None,
-    retention_s: float | None = 86400.0,
-) -> AsyncIterator[Bot]:
-    settings = settings or WebhookSettings(secret_token=SECRET, path=PATH)
-    stop = anyio.Event()
-    async with SqliteInbox(inbox_path) as inbox:
-        dispatcher = UpdateDispatcher(
-            inbox, processed, max_attempts=max_attempts, retry_delays=(0.01,), grace_s=grace_s, stats=DispatchStats()
-        )
-        async with anyio.create_task_group() as tg:
-            port = await tg.start(
-                lambda task_status: serve_webhook(
-                    settings,
-                    inbox=inbox,
-                    dispatcher=dispatcher,
-                    lane_of=lane_of,
-                    port=0,
-                    stop=stop,
-                    handle_signals=False,
-                    stats=stats,
-                    retention_s=retention_s,
-                    housekeeping_every_s=0.02,
-                    task_status=task_status,
-                )
-            )
-            try:
-                yield Bot(f"http://127.0.0.1:{port}", inbox, dispatcher, processed)
-            finally:
-                stop.set()
 
 
 @pytest.fixture(name="session")
 async def _session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
-
-
-async def post(
-    session: aiohttp.ClientSession,
-    bot: Bot,
-    payload: Any,
-    *,
-    secret: str | None = SECRET,
-    path: str = PATH,
-    raw: bytes | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> int:
-    all_headers = {"Content-Type": "application/json", **(headers or {})}
-    if secret is not None:
-        all_headers[SECRET_HEADER] = secret
-    data = raw if raw is not None else json.dumps(payload).encode()
-    async with session.post(bot.url + path, data=data, headers=all_headers) as response:
-        await response.read()
-        return response.status
-
-
-async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    with anyio.fail_after(timeout):
-        while not predicate():
-            await anyio.sleep(0.005)
 
 
 class TestWebhookIngress:
@@ -557,116 +433,3 @@ class TestWebhookSettings:
         assert SECRET not in repr(settings)
         assert "ABCsecret" not in repr(settings)
         assert settings.path == "/123:ABCsecret"
-
-
-BOT_PROCESS = (
-    textwrap.dedent(
-        """
-    import json, sys, anyio
-    from pathlib import Path
-    from voicecoder.adapters.sqlite.inbox import SqliteInbox
-    from voicecoder.adapters.telegram.dispatcher import UpdateDispatcher
-    from voicecoder.adapters.telegram.webhook import WebhookSettings, serve_webhook
-
-    inbox_path, port_file, log_file, release_file = map(Path, sys.argv[1:5])
-
-    def lane_of(update):
-        return (update["message"]["chat"]["id"], "message")
-
-    async def handle(update):
-        while not release_file.exists():
-            await anyio.sleep(0.01)
-        with log_file.open("a") as f:
-            f.write(f"{update['update_id']}\\n")
-
-    async def main():
-        async with SqliteInbox(inbox_path) as inbox:
-            dispatcher = UpdateDispatcher(inbox, handle, grace_s=1)
-            async with anyio.create_task_group() as tg:
-                port = await tg.start(lambda task_status: serve_webhook(
-                    WebhookSettings(secret_token=SECRET, path=PATH), inbox=inbox, dispatcher=dispatcher,
-                    lane_of=lane_of, port=0, task_status=task_status))
-                port_file.write_text(str(port))
-                # What this process resumed is all handled: say how much it took and did (the test waits for it).
-                await dispatcher.join()
-                stats = dispatcher.stats
-                port_file.with_suffix(".idle").write_text(f"{stats.submitted} {stats.processed}")
-
-    anyio.run(main)
-    """
-    )
-    .replace("SECRET", repr(SECRET))
-    .replace("PATH", repr(PATH))
-)
-
-
-class TestBotProcessRestart:
-    async def _start(self, tmp_path: Path, name: str) -> tuple[subprocess.Popen[bytes], str]:
-        port_file = tmp_path / f"port-{name}"
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                BOT_PROCESS,
-                str(tmp_path / "inbox.db"),
-                str(port_file),
-                str(tmp_path / "processed.log"),
-                str(tmp_path / "release"),
-            ],
-            env={**os.environ, "PYTHONPATH": str(REPO / "src")},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        with anyio.fail_after(20):
-            while not port_file.exists() or not port_file.read_text():
-                if proc.poll() is not None:
-                    raise AssertionError(proc.stderr.read().decode() if proc.stderr else "bot exited")
-                await anyio.sleep(0.02)
-        return proc, f"http://127.0.0.1:{port_file.read_text()}"
-
-    @staticmethod
-    def _finish(proc: subprocess.Popen[bytes]) -> None:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
-
-    @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
-    async def test_acked_backlog_survives_process_death(
-        self, tmp_path: Path, session: aiohttp.ClientSession, how: signal.Signals
-    ) -> None:
-        """Every acked update of a backlog is processed by the next process after SIGKILL or SIGTERM, once each."""
-        proc, url = await self._start(tmp_path, "first")
-        try:
-            statuses = []
-            for update_id in range(1, 41):
-                async with session.post(
-                    url + PATH,
-                    json=text_update(update_id, chat=update_id % 4, text="x"),
-                    headers={SECRET_HEADER: SECRET},
-                ) as response:
-                    statuses.append(response.status)
-            proc.send_signal(how)
-            with anyio.fail_after(10):
-                while proc.poll() is None:
-                    await anyio.sleep(0.02)
-        finally:
-            self._finish(proc)
-        log = tmp_path / "processed.log"
-        nothing_before = not log.exists()
-        (tmp_path / "release").touch()
-        proc2, _ = await self._start(tmp_path, "second")
-        idle = tmp_path / "port-second.idle"
-        try:
-            with anyio.fail_after(15):
-                while not idle.exists() or not idle.read_text():
-                    await anyio.sleep(0.02)
-        finally:
-            self._finish(proc2)
-
-        processed = [int(x) for x in log.read_text().split()]
-        assert statuses == [200] * 40
-        assert nothing_before
-        assert idle.read_text() == "40 40"
-        assert sorted(processed) == list(range(1, 41))

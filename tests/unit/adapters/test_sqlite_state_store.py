@@ -18,8 +18,6 @@ from hypothesis import strategies as st
 from voicecoder.adapters.sqlite.state_store import (
     SCHEMA_VERSION,
     SqliteStateStore,
-    decode_datetime,
-    encode_datetime,
 )
 from voicecoder.domain.errors import StateStoreError
 from voicecoder.domain.model import (
@@ -41,7 +39,7 @@ from voicecoder.domain.model import (
     TurnId,
     UserId,
 )
-from voicecoder.testing.contracts.state_store import audit_records, aware_datetimes, sessions
+from voicecoder.testing.contracts.state_store import audit_records, sessions
 
 CHAT = ChatId(-1001234)
 ALICE = UserId(7)
@@ -561,45 +559,6 @@ class TestRecentChanges:
 
         assert [(c.chat_id, c.id.value) for c in history] == [(CHAT, "00000005"), (CHAT, "00000004")]
         assert await store.recent_changes(CHAT, 0) == []
-
-
-class TestDatetimeCodec:
-    @given(moment=aware_datetimes())
-    def test_round_trip_keeps_wall_time_offset_and_zone(self, moment: datetime) -> None:
-        """Decoding an encoded aware datetime gives the same wall time, offset, zone name and instant."""
-        got = decode_datetime(encode_datetime(moment))
-
-        assert (got, got.replace(tzinfo=None), got.utcoffset(), got.tzname()) == (
-            moment,
-            moment.replace(tzinfo=None),
-            moment.utcoffset(),
-            moment.tzname(),
-        )
-
-    def test_fold_is_kept(self) -> None:
-        """The second 02:30 of the night DST ends stays the second one."""
-        second = datetime(2026, 10, 25, 2, 30, fold=1, tzinfo=BERLIN)
-
-        text = encode_datetime(second)
-
-        assert text == "2026-10-25T02:30:00+01:00[Europe/Berlin]"
-        assert decode_datetime(text).fold == 1
-        assert decode_datetime(text).tzinfo is BERLIN
-
-    @pytest.mark.parametrize("fold", [0, 1])
-    def test_wall_times_in_a_dst_gap_are_kept(self, fold: int) -> None:
-        """02:30 on the night clocks spring forward does not exist; it still comes back as 02:30 with its offset."""
-        missing = datetime(2026, 3, 29, 2, 30, fold=fold, tzinfo=BERLIN)
-
-        got = decode_datetime(encode_datetime(missing))
-
-        assert (got.hour, got.minute, got.fold, got.utcoffset()) == (2, 30, fold, missing.utcoffset())
-
-    def test_fixed_offsets_need_no_zone(self) -> None:
-        """A fixed offset is plain ISO 8601, with sub-second offsets kept."""
-        moment = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=timezone(timedelta(hours=-3, microseconds=7)))
-
-        assert decode_datetime(encode_datetime(moment)).utcoffset() == timedelta(hours=-3, microseconds=7)
 
 
 # Runs in a child process: saves a session and an audit record, says so, then exits or hangs.
