@@ -140,9 +140,26 @@ def lint() -> None:
     run(BIN / "lint-imports")
 
 
+def test_env() -> dict[str, str]:
+    """
+    The tools' environment, with Python's bytecode caches on (in the git-ignored __pycache__ directories).
+
+    The suite starts well over a hundred Python processes (`voicecoder serve`, the CLI's commands, cluster roles),
+    and pytest rewrites and compiles ~250 test modules per xdist worker. With PYTHONDONTWRITEBYTECODE set in the
+    shell, each of them compiled voicecoder's sources again (~0.3 CPU-s a process) and every run rewrote every test
+    module again: caching is worth ~6 % of the suite's CPU on 2 cores.
+    """
+    env = tool_env()
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 def pytest(args: list[str]) -> int:
+    env = test_env()
+    # Compiled once here, on every core, before the workers start: else each of them compiles the same modules.
+    run(PY, "-m", "compileall", "-q", "-j", "0", "src", "tests", env=env)
     say("pytest")
-    return run(BIN / "pytest", *args, check=False, env=tool_env())
+    return run(BIN / "pytest", *args, check=False, env=env)
 
 
 def main(argv: list[str]) -> int:

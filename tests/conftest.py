@@ -21,7 +21,8 @@ REPO = Path(__file__).resolve().parent.parent
 # asks for the ``deep`` hunt.
 HYPOTHESIS_PROFILE = load_profile()
 
-pytest_plugins = ["pytester"]
+# tests.cpu_profile does nothing unless VOICECODER_CPU_PROFILE names a directory (see that module).
+pytest_plugins = ["pytester", "tests.cpu_profile"]
 
 
 @pytest.fixture
