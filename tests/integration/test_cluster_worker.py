@@ -94,7 +94,8 @@ async def test_a_worker_killed_with_9_hands_the_workspace_over_at_a_new_epoch(
 
     assert first
     assert second
-    assert second_epoch == first_epoch + 1
+    # Greater, not exactly +1: a worker starved past its ttl by a loaded machine may lose and retake the lease first.
+    assert second_epoch > first_epoch
     assert second_owner != first_owner
     assert failover_s < 20
     rows = inbox_rows(database_url)
