@@ -45,6 +45,7 @@ from tests.cluster_rig import (  # noqa: E402
     running_role,
     running_worker,
 )
+from tests.loopback import wait_http  # noqa: E402
 
 from voicecoder.simulators.bot_api import FakeBotApi, FakeUser  # noqa: E402
 from voicecoder.testing.postgres_server import PostgresServer  # noqa: E402
@@ -121,21 +122,6 @@ async def wait_for(what: str, predicate: Callable[[], bool], within: float = 60.
     return time.monotonic() - started
 
 
-async def wait_http(url: str, within: float = 60.0) -> None:
-    async with aiohttp.ClientSession() as http:
-        started = time.monotonic()
-        while True:
-            try:
-                async with http.get(url) as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            if time.monotonic() - started > within:
-                raise RuntimeError(f"{url} never became ready")
-            await asyncio.sleep(0.1)
-
-
 async def set_webhook(bot_api: FakeBotApi, url: str) -> None:
     async with aiohttp.ClientSession() as http:
         await http.post(f"{bot_api.base_url}/bot{TOKEN}/setWebhook", json={"url": url, "secret_token": WEBHOOK_SECRET})
@@ -157,7 +143,7 @@ async def acks(args: argparse.Namespace, server: PostgresServer, tmp: Path) -> d
     next_id = 1
     async with FakeBotApi(TOKEN, time_scale=0.02) as bot_api:
         with running_role(tmp, "all", None, name="embedded", **embedded_env(bot_api)) as embedded:
-            await wait_http(embedded.url + "/healthz")
+            await wait_http(embedded.url + "/healthz", timeout=60.0)
             results["embedded SQLite (serve)"] = await load(
                 [embedded.hook], duration=args.duration, concurrency=args.concurrency, first_id=next_id
             )
@@ -165,13 +151,13 @@ async def acks(args: argparse.Namespace, server: PostgresServer, tmp: Path) -> d
             server.database("bench_acks") as url,
             running_role(tmp, "ingress", url, name="i1", LOG_LEVEL="WARNING") as one,
         ):
-            await wait_http(one.url + "/readyz")
+            await wait_http(one.url + "/readyz", timeout=60.0)
             next_id = results["embedded SQLite (serve)"]["next_id"]
             results["1 ingress + PostgreSQL"] = await load(
                 [one.hook], duration=args.duration, concurrency=args.concurrency, first_id=next_id
             )
             with running_role(tmp, "ingress", url, name="i2", LOG_LEVEL="WARNING") as two:
-                await wait_http(two.url + "/readyz")
+                await wait_http(two.url + "/readyz", timeout=60.0)
                 next_id = results["1 ingress + PostgreSQL"]["next_id"]
                 results["2 ingress + PostgreSQL"] = await load(
                     [one.hook, two.hook], duration=args.duration, concurrency=args.concurrency, first_id=next_id
@@ -188,7 +174,7 @@ async def cluster_latency_and_failover(args: argparse.Namespace, server: Postgre
         for user in users:
             bot_api.add_chat(user)
         with server.database("bench_cluster") as url, running_role(tmp, "ingress", url, name="ci") as ingress:
-            await wait_http(ingress.url + "/readyz")
+            await wait_http(ingress.url + "/readyz", timeout=60.0)
             await set_webhook(bot_api, ingress.hook)
             extra = {"LOG_LEVEL": "INFO", "ttl": str(args.ttl)}
             with running_worker(tmp, url, bot_api.base_url, "w1", host="h1", users=ids, **extra) as w1:

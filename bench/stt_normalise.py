@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from voicecoder.testing.wer import word_errors
+from voicecoder.testing.wer import corpus_wer_with
 
 __all__ = ["corpus_wer", "normalise"]
 
@@ -215,11 +215,4 @@ def normalise(text: str) -> list[str]:
 
 def corpus_wer(pairs: Iterable[tuple[str, str]]) -> float:
     """Sum of word errors over the sum of reference words, both sides normalised by `normalise`."""
-    errors = words = 0
-    for reference, hypothesis in pairs:
-        ref = normalise(reference)
-        errors += word_errors(ref, normalise(hypothesis))
-        words += len(ref)
-    if words == 0:
-        return 0.0 if errors == 0 else 1.0
-    return errors / words
+    return corpus_wer_with(pairs, normalise)

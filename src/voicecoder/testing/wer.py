@@ -9,9 +9,9 @@ dropped); split on whitespace. ``strict=True`` skips the dot and number mapping.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
-__all__ = ["corpus_wer", "normalise", "wer", "word_errors"]
+__all__ = ["corpus_wer", "corpus_wer_with", "normalise", "wer", "word_errors"]
 
 _NUMBERS = {
     "0": "zero",
@@ -75,12 +75,16 @@ def wer(reference: str, hypothesis: str, *, strict: bool = False) -> float:
 
 def corpus_wer(pairs: Iterable[tuple[str, str]], *, strict: bool = False) -> float:
     """Sum of word errors over the sum of reference words for (reference, hypothesis) *pairs*."""
+    return corpus_wer_with(pairs, lambda text: normalise(text, strict=strict))
+
+
+def corpus_wer_with(pairs: Iterable[tuple[str, str]], words_of: Callable[[str], Sequence[str]]) -> float:
+    """`corpus_wer` with another normalisation: *words_of* turns a text into the words that are compared."""
     errors = 0
     words = 0
     for reference, hypothesis in pairs:
-        ref = normalise(reference, strict=strict)
-        hyp = normalise(hypothesis, strict=strict)
-        errors += word_errors(ref, hyp)
+        ref = words_of(reference)
+        errors += word_errors(ref, words_of(hypothesis))
         words += len(ref)
     if words == 0:
         return 0.0 if errors == 0 else 1.0
