@@ -87,9 +87,10 @@ class TestSqliteInbox:
                 assert await inbox.put(5, "1:message", body(5), on_inserted=reported.append)
                 put.set()
 
+            # Both in one loop iteration: the inbox hands them to the writer together, the second job after the
+            # insert and before the commit.
             tg.start_soon(store)
-            await anyio.wait_all_tasks_blocked()
-            tg.start_soon(inbox._submit, hold(second_job, second_running))  # after the insert, before the commit
+            tg.start_soon(inbox._submit, hold(second_job, second_running))
             await anyio.wait_all_tasks_blocked()
             first_job.set()
             assert await anyio.to_thread.run_sync(second_running.wait, 60)

@@ -133,12 +133,14 @@ class SqliteInbox:
         self.path = Path(path)
         self._max_batch = max_batch
         self._linger_s = linger_s
-        self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
-        # Claims and done marks wait here, on the event loop's side, for the next queued write or the linger timer:
-        # handing each to the writer thread on its own would wake that thread (and take the GIL) once per mark.
-        self._marks: list[tuple[str, int]] = []
-        self._marks_loop: asyncio.AbstractEventLoop | None = None
-        self._marks_timer: asyncio.TimerHandle | None = None
+        self._queue: queue.SimpleQueue[list[_Request] | None] = queue.SimpleQueue()
+        # Requests wait here, on the event loop's side, and go to the writer thread together: once per loop
+        # iteration when somebody awaits one, or after *linger_s* when only marks wait. Handing each over on its own
+        # would wake that thread (and make it take the GIL from the loop, on the same core) once per request.
+        self._held: list[_Request] = []
+        self._held_loop: asyncio.AbstractEventLoop | None = None
+        self._hand_over_soon: asyncio.Handle | None = None
+        self._linger_timer: asyncio.TimerHandle | None = None
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
         self.commits = 0
@@ -176,7 +178,7 @@ class SqliteInbox:
         thread = self._thread
         if thread is None:
             return
-        self._flush_marks()
+        self._hand_over()
         self._thread = None
         self._queue.put(None)
         await anyio.to_thread.run_sync(thread.join)
@@ -208,7 +210,7 @@ class SqliteInbox:
                 first = self._queue.get()
                 if first is None:
                     break
-                batch = [first]
+                batch = list(first)
                 stop = self._take_waiting(batch)
                 self._run_batch(conn, batch)
                 if stop:
@@ -226,7 +228,7 @@ class SqliteInbox:
                 return False
             if nxt is None:
                 return True
-            batch.append(nxt)
+            batch += nxt
         return False
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Request]) -> None:
@@ -316,46 +318,65 @@ class SqliteInbox:
     async def _wait(self, request: _Request) -> Any:
         if self._thread is None:
             raise StateStoreError("The update inbox is not open.")
-        request.loop = asyncio.get_running_loop()
-        request.future = request.loop.create_future()
-        self._flush_marks()
-        self._queue.put(request)
+        request.loop = loop = asyncio.get_running_loop()
+        request.future = loop.create_future()
+        self._send(request, loop)
         return await request.future
+
+    def _send(self, request: _Request, loop: asyncio.AbstractEventLoop) -> None:
+        """
+        Queue *request* (awaited) behind everything held; it goes to the writer at the end of this loop iteration.
+
+        All requests made in one iteration (a burst of webhook puts, the marks before them) then wake the writer
+        once and share its next commit. The wait for the hand-over is shorter than the commit they would queue for.
+        """
+        self._adopt(loop)
+        self._held.append(request)
+        if self._hand_over_soon is None:
+            self._hand_over_soon = loop.call_soon(self._hand_over)
 
     def _enqueue_mark(self, kind: str, update_id: int) -> None:
         """
         Queue a claim or done mark nobody waits for, to share the next commit somebody does wait for.
 
-        On an event loop the mark is held here until the next queued write (which it precedes, so writes keep their
-        order) or, when none comes, for *linger_s*; then all held marks go to the writer at once. Without a running
-        loop it goes to the writer straight away.
+        On an event loop the mark is held until the next hand-over (it keeps its place in the queue, so writes keep
+        their order) or, when no awaited request comes, for *linger_s*. Without a running loop it goes to the writer
+        straight away, behind everything held.
         """
         if self._thread is None:
             raise StateStoreError("The update inbox is not open.")
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            self._flush_marks()
-            self._queue.put(_Request("marks", None, None, None, marks=[(kind, update_id)]))
+            self._hand_over()
+            self._queue.put([_Request("marks", None, None, None, marks=[(kind, update_id)])])
             return
-        if loop is not self._marks_loop:  # a timer of another (maybe closed) loop would never fire here
-            self._flush_marks()
-            if self._marks_timer is not None:
-                self._marks_timer.cancel()
-            self._marks_loop, self._marks_timer = loop, None
-        self._marks.append((kind, update_id))
-        if self._marks_timer is None:
-            self._marks_timer = loop.call_later(self._linger_s, self._marks_lingered)
+        self._adopt(loop)
+        last = self._held[-1] if self._held else None
+        if last is not None and last.kind == "marks":
+            last.marks.append((kind, update_id))
+        else:
+            self._held.append(_Request("marks", None, None, None, marks=[(kind, update_id)]))
+        if self._hand_over_soon is None and self._linger_timer is None:
+            self._linger_timer = loop.call_later(self._linger_s, self._hand_over)
 
-    def _marks_lingered(self) -> None:
-        self._marks_timer = None
-        self._flush_marks()
+    def _adopt(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Hold requests for *loop*: what another (maybe closed) loop held goes now, its callbacks may never run."""
+        if loop is not self._held_loop:
+            self._hand_over()
+            self._held_loop = loop
 
-    def _flush_marks(self) -> None:
-        """Hand every held mark to the writer, in order, as one request ahead of whatever is queued next."""
-        if self._marks:
-            marks, self._marks = self._marks, []
-            self._queue.put(_Request("marks", None, None, None, marks=marks))
+    def _hand_over(self) -> None:
+        """Give every held request to the writer, in order, as one item of its queue."""
+        if self._hand_over_soon is not None:
+            self._hand_over_soon.cancel()
+            self._hand_over_soon = None
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+            self._linger_timer = None
+        if self._held:
+            held, self._held = self._held, []
+            self._queue.put(held)
 
     # --- API -------------------------------------------------------------------------------
 
@@ -379,11 +400,10 @@ class SqliteInbox:
             return result
         if self._thread is None:
             raise StateStoreError("The update inbox is not open.")
-        request.loop = asyncio.get_running_loop()
-        request.future = request.loop.create_future()
-        request.inserted = request.loop.create_future()
-        self._flush_marks()
-        self._queue.put(request)
+        request.loop = loop = asyncio.get_running_loop()
+        request.future = loop.create_future()
+        request.inserted = loop.create_future()
+        self._send(request, loop)
         try:
             fresh = await request.inserted
         except StateStoreError:
