@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import queue
-import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, Self
@@ -31,6 +29,7 @@ import psycopg
 
 from voicecoder.adapters.postgres.connection import connect, migrate, safe_target, scrub
 from voicecoder.adapters.postgres.routing import routing_keys
+from voicecoder.adapters.writer_thread import WriterThread, deliver_to_loops
 from voicecoder.domain.errors import StateStoreError
 from voicecoder.domain.inbox import InboxCounts, InboxItem, ItemState, NewUpdate
 
@@ -94,8 +93,7 @@ class PostgresInbox:
         self._url = url
         self._timeout_s = timeout_s
         self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._writer: WriterThread[_Request] | None = None
         self._conn: psycopg.Connection[Any] | None = None
         self.commits = 0
 
@@ -105,19 +103,19 @@ class PostgresInbox:
     # --- lifecycle -------------------------------------------------------------------------
 
     async def open(self) -> None:
-        if self._thread is not None:
+        if self._writer is not None:
             return
         self._conn = await anyio.to_thread.run_sync(self._connect)
-        self._queue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._serve, name="postgres-inbox", daemon=True)
-        self._thread.start()
+        writer = WriterThread(
+            "postgres-inbox", self._run_batch, max_batch=self._max_batch, teardown=self._drop_connection
+        )
+        await writer.start()
+        self._writer = writer
 
     async def aclose(self) -> None:
-        thread, self._thread = self._thread, None
-        if thread is None:
-            return
-        self._queue.put(None)
-        await anyio.to_thread.run_sync(thread.join)
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            await writer.stop()
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -139,32 +137,8 @@ class PostgresInbox:
 
     # --- writer thread ---------------------------------------------------------------------
 
-    def _serve(self) -> None:
-        try:
-            while True:
-                first = self._queue.get()
-                if first is None:
-                    break
-                batch = [first]
-                stop = False
-                while len(batch) < self._max_batch:
-                    try:
-                        nxt = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is None:
-                        stop = True
-                        break
-                    batch.append(nxt)
-                self._run_batch([r for r in batch if not (r.abandoned and r.skippable)])
-                if stop:
-                    break
-        finally:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
     def _run_batch(self, batch: list[_Request]) -> None:
+        batch = [r for r in batch if not (r.abandoned and r.skippable)]
         if not batch:
             return
         try:
@@ -195,15 +169,7 @@ class PostgresInbox:
             if any(req.loop is None for req in batch):
                 lost = sum(r.loop is None for r in batch)
                 log.error("update inbox: %d background write(s) lost: %s", lost, error)  # noqa: TRY400 - no traceback
-        by_loop: dict[asyncio.AbstractEventLoop, list[_Request]] = {}
-        for req in batch:
-            if req.loop is not None:
-                by_loop.setdefault(req.loop, []).append(req)
-        for loop, reqs in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(_deliver, reqs)
-            except RuntimeError:
-                log.debug("update inbox: event loop closed before results were delivered")
+        deliver_to_loops(batch, _deliver)
 
     def _reconnect(self) -> psycopg.Connection[Any]:
         self._conn = connect(self._url, autocommit=True)
@@ -219,15 +185,16 @@ class PostgresInbox:
 
     # --- requests --------------------------------------------------------------------------
 
-    def _check_open(self) -> None:
-        if self._thread is None:
+    def _check_open(self) -> WriterThread[_Request]:
+        if self._writer is None:
             raise StateStoreError("The update inbox is not open.")
+        return self._writer
 
     async def _call(self, job: _Job, *, on_done: Callable[[Any], None] | None = None, skippable: bool = False) -> Any:
-        self._check_open()
+        writer = self._check_open()
         loop = asyncio.get_running_loop()
         req = _Request(job, loop, loop.create_future(), skippable=skippable)
-        self._queue.put(req)
+        writer.submit([req])
         assert req.future is not None
         try:
             result = await asyncio.wait_for(asyncio.shield(req.future), self._timeout_s)
@@ -241,8 +208,7 @@ class PostgresInbox:
         return result
 
     def _nowait(self, job: _Job) -> None:
-        self._check_open()
-        self._queue.put(_Request(job, None, None))
+        self._check_open().submit([_Request(job, None, None)])
 
     async def put(
         self, update_id: int, lane: str, body: bytes, *, on_inserted: Callable[[bool], None] | None = None

@@ -20,18 +20,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import queue
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Self
 
-import anyio
 import attrs
 
 from voicecoder.adapters.sqlite.inbox_reader import ItemTiming, read_item_timing
+from voicecoder.adapters.writer_thread import WriterThread, deliver_to_loops
 from voicecoder.domain.errors import StateStoreError
 from voicecoder.domain.inbox import InboxCounts, InboxItem, ItemState, NewUpdate
 
@@ -86,19 +84,6 @@ class _Request:
     error: BaseException | None = None
 
 
-def _wake(requests: list[_Request], deliver: Callable[[list[_Request]], None]) -> None:
-    """Run *deliver* on each waiting event loop with its requests, in queue order: one hop per loop and batch."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[_Request]] = {}
-    for req in requests:
-        if req.loop is not None:
-            by_loop.setdefault(req.loop, []).append(req)
-    for loop, reqs in by_loop.items():
-        try:
-            loop.call_soon_threadsafe(deliver, reqs)
-        except RuntimeError:  # the loop is closed; nobody is waiting any more
-            log.debug("update inbox: event loop closed before results were delivered")
-
-
 def _report(puts: list[_Request]) -> None:
     for req in puts:
         if req.inserted is not None and not req.inserted.done():
@@ -133,7 +118,6 @@ class SqliteInbox:
         self.path = Path(path)
         self._max_batch = max_batch
         self._linger_s = linger_s
-        self._queue: queue.SimpleQueue[list[_Request] | None] = queue.SimpleQueue()
         # Requests wait here, on the event loop's side, and go to the writer thread together: once per loop
         # iteration when somebody awaits one, or after *linger_s* when only marks wait. Handing each over on its own
         # would wake that thread (and make it take the GIL from the loop, on the same core) once per request.
@@ -141,7 +125,7 @@ class SqliteInbox:
         self._held_loop: asyncio.AbstractEventLoop | None = None
         self._hand_over_soon: asyncio.Handle | None = None
         self._linger_timer: asyncio.TimerHandle | None = None
-        self._thread: threading.Thread | None = None
+        self._writer: WriterThread[_Request] | None = None
         self._conn: sqlite3.Connection | None = None
         self.commits = 0
         """Number of transactions committed (group-commit efficiency = writes / commits)."""
@@ -151,37 +135,28 @@ class SqliteInbox:
     # --- lifecycle -------------------------------------------------------------------------
 
     async def open(self) -> None:
-        if self._thread is not None:
+        if self._writer is not None:
             return
-        started = threading.Event()
-        failure: list[BaseException] = []
-
-        def boot() -> None:
-            try:
-                self._conn = self._connect()
-            except BaseException as exc:
-                failure.append(exc)
-                started.set()
-                return
-            started.set()
-            self._serve()
-
-        self._thread = threading.Thread(target=boot, name=f"sqlite-inbox:{self.path.name}", daemon=True)
-        self._thread.start()
-        await anyio.to_thread.run_sync(started.wait)
-        if failure:
-            self._thread.join()
-            self._thread = None
-            raise StateStoreError(f"Cannot open the update inbox at {self.path}: {failure[0]}") from failure[0]
+        writer = WriterThread(
+            f"sqlite-inbox:{self.path.name}",
+            self._run_batch,
+            max_batch=self._max_batch,
+            setup=self._connect,
+            teardown=self._disconnect,
+        )
+        try:
+            await writer.start()
+        except Exception as exc:
+            raise StateStoreError(f"Cannot open the update inbox at {self.path}: {exc}") from exc
+        self._writer = writer
 
     async def aclose(self) -> None:
-        thread = self._thread
-        if thread is None:
+        writer = self._writer
+        if writer is None:
             return
         self._hand_over()
-        self._thread = None
-        self._queue.put(None)
-        await anyio.to_thread.run_sync(thread.join)
+        self._writer = None
+        await writer.stop()
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -190,54 +165,32 @@ class SqliteInbox:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")  # in WAL mode: the WAL is fsync'd at every commit
         conn.execute("PRAGMA busy_timeout=5000")
         conn.executescript(_SCHEMA)
-        return conn
+        self._conn = conn
+
+    def _disconnect(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     # --- writer thread ---------------------------------------------------------------------
 
-    def _serve(self) -> None:
-        conn = self._conn
-        if conn is None:  # pragma: no cover - boot() sets it before calling us
-            return
-        try:
-            while True:
-                first = self._queue.get()
-                if first is None:
-                    break
-                batch = list(first)
-                stop = self._take_waiting(batch)
-                self._run_batch(conn, batch)
-                if stop:
-                    break
-        finally:
-            conn.close()
-            self._conn = None
-
-    def _take_waiting(self, batch: list[_Request]) -> bool:
-        """Add what is queued already to *batch*; True if the stop marker came."""
-        while len(batch) < self._max_batch:
-            try:
-                nxt = self._queue.get_nowait()
-            except queue.Empty:
-                return False
-            if nxt is None:
-                return True
-            batch += nxt
-        return False
-
-    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Request]) -> None:
+    def _run_batch(self, batch: list[_Request]) -> None:
         """
         Run *batch* in one transaction (the IN-lists and VALUES rows interpolate placeholders only).
 
         Puts, claims and done-marks are folded into one statement each (fewer statements = fewer GIL hand-offs
         with the busy event loop); other jobs follow in queue order.
         """
+        conn = self._conn
+        if conn is None:  # pragma: no cover - the writer calls us only after _connect
+            return
         try:
             conn.execute("BEGIN IMMEDIATE")
             puts = [r for r in batch if r.kind == "put"]
@@ -288,12 +241,12 @@ class SqliteInbox:
         for req in batch:
             if req.loop is None and req.error is not None:
                 log.error("update inbox: a background write failed: %s", req.error)
-        _wake(batch, _resolve)
+        deliver_to_loops(batch, _resolve)
 
     @staticmethod
     def _report_inserted(puts: list[_Request]) -> None:
         """Tell each put that asked whether its row is new, in queue order, before the commit."""
-        _wake([req for req in puts if req.inserted is not None], _report)
+        deliver_to_loops([req for req in puts if req.inserted is not None], _report)
 
     @staticmethod
     def _insert(conn: sqlite3.Connection, puts: list[_Request]) -> None:
@@ -316,7 +269,7 @@ class SqliteInbox:
         return await self._wait(_Request("job", job, None, None))
 
     async def _wait(self, request: _Request) -> Any:
-        if self._thread is None:
+        if self._writer is None:
             raise StateStoreError("The update inbox is not open.")
         request.loop = loop = asyncio.get_running_loop()
         request.future = loop.create_future()
@@ -343,13 +296,13 @@ class SqliteInbox:
         their order) or, when no awaited request comes, for *linger_s*. Without a running loop it goes to the writer
         straight away, behind everything held.
         """
-        if self._thread is None:
+        if self._writer is None:
             raise StateStoreError("The update inbox is not open.")
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             self._hand_over()
-            self._queue.put([_Request("marks", None, None, None, marks=[(kind, update_id)])])
+            self._writer.submit([_Request("marks", None, None, None, marks=[(kind, update_id)])])
             return
         self._adopt(loop)
         last = self._held[-1] if self._held else None
@@ -374,9 +327,9 @@ class SqliteInbox:
         if self._linger_timer is not None:
             self._linger_timer.cancel()
             self._linger_timer = None
-        if self._held:
+        if self._held and self._writer is not None:
             held, self._held = self._held, []
-            self._queue.put(held)
+            self._writer.submit(held)
 
     # --- API -------------------------------------------------------------------------------
 
@@ -398,7 +351,7 @@ class SqliteInbox:
         if on_inserted is None:
             result: bool = await self._wait(request)
             return result
-        if self._thread is None:
+        if self._writer is None:
             raise StateStoreError("The update inbox is not open.")
         request.loop = loop = asyncio.get_running_loop()
         request.future = loop.create_future()
