@@ -3,8 +3,11 @@ The voicecoder side of ``bench/webhook.py``: the production ingress answering /h
 
 ``serve_webhook`` with the durable ``SqliteInbox`` (an update is on disk before its 200) and the
 ``UpdateDispatcher``, the real ``lane_of``, ``TelegramUpdateHandler`` → ``VoiceCoder`` (fake agent and workspace:
-/help touches neither) → ``TelegramMessenger`` → ``TelegramBotApi`` → the bench's fake Bot API. With ``--stt`` the
-transcriber is the real local faster-whisper model, so a voice note is downloaded and transcribed in this process.
+/help touches neither) → ``TelegramMessenger`` → ``TelegramBotApi`` → the bench's fake Bot API. As in ``serve``, the
+Prometheus observer counts every outcome and logs "update processed" once per update (JSON lines, as production
+sets ``LOG_FORMAT``, through the redacting handler; stderr is discarded unless the bench runs with ``--verbose``).
+With ``--stt`` the transcriber is the real local faster-whisper model, so a voice note is downloaded and
+transcribed in this process.
 
 It serves ``GET /bench/stats`` (processed, per-chat inversions, acked, failed, backlog, group-commit counts, CPU
 seconds) and writes its port to ``--port-file``. Run by the orchestrator only, pinned to the bot's core.
@@ -24,6 +27,7 @@ import anyio
 from aiohttp import web
 from webhook_shapes import BOT_TOKEN, PATH, SECRET, USER_BASE
 
+from voicecoder.adapters.prometheus_metrics import Metrics, UpdateMetrics
 from voicecoder.adapters.sqlite.inbox import SqliteInbox
 from voicecoder.adapters.telegram.api import PacingPolicy, TelegramBotApi
 from voicecoder.adapters.telegram.dispatcher import DispatchStats, UpdateDispatcher
@@ -32,6 +36,7 @@ from voicecoder.adapters.telegram.routing import lane_of
 from voicecoder.adapters.telegram.updates import TelegramUpdateHandler
 from voicecoder.adapters.telegram.webhook import IngressStats, WebhookSettings, serve_webhook
 from voicecoder.entrypoints.gc_tuning import settle_heap
+from voicecoder.entrypoints.logs import configure_logging
 from voicecoder.testing.fakes import build_voicecoder
 
 
@@ -69,8 +74,9 @@ async def run(args: argparse.Namespace) -> None:
             counters["heard"] += "voice" in update["message"]
 
         settings = WebhookSettings(secret_token=SECRET, path=PATH)
-        dispatch = DispatchStats()
-        ingress = IngressStats()
+        observer = UpdateMetrics(Metrics())  # what the container gives serve's dispatcher and webhook
+        dispatch = DispatchStats(observer=observer)
+        ingress = IngressStats(observer=observer)
         inbox = await stack.enter_async_context(SqliteInbox(Path(args.inbox)))
         dispatcher = UpdateDispatcher(inbox, handle, max_concurrency=args.concurrency, stats=dispatch)
 
@@ -116,6 +122,7 @@ def main() -> None:
     parser.add_argument("--chats", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--stt", action="store_true", help="transcribe voice notes with the local model")
+    configure_logging(fmt="json", level="INFO", secrets=[BOT_TOKEN, SECRET])
     anyio.run(run, parser.parse_args())
 
 
