@@ -84,23 +84,32 @@ class UpdateMetrics:
     """
 
     metrics: Metrics
+    # One child counter per outcome, looked up once: ``labels()`` takes a lock and builds a key on every call, and
+    # this runs two or three times per update.
+    _by_outcome: dict[str, Counter] = attrs.field(factory=dict, init=False, repr=False)
+
+    def _count(self, name: str) -> None:
+        child = self._by_outcome.get(name)
+        if child is None:
+            child = self._by_outcome[name] = self.metrics.updates.labels(name)
+        child.inc()
 
     def outcome(self, name: str, /) -> None:
-        self.metrics.updates.labels(name).inc()
+        self._count(name)
 
     def attempted(self, seconds: float, /) -> None:
         self.metrics.processing_seconds.observe(seconds)
 
     def processed(self, lane: str, seconds: float, /) -> None:
-        self.metrics.updates.labels("processed").inc()
+        self._count("processed")
         _updates_log.info("update processed lane=%s duration_ms=%.1f", lane, seconds * 1000)
 
     def retried(self, item: InboxItem, error: str, /) -> None:
-        self.metrics.updates.labels("retried").inc()
+        self._count("retried")
         _updates_log.warning("update %s will be retried lane=%s: %s", item.update_id, item.lane, error)
 
     def failed(self, item: InboxItem, error: str, /) -> None:
-        self.metrics.updates.labels("failed").inc()
+        self._count("failed")
         _updates_log.error("update %s failed for good lane=%s: %s", item.update_id, item.lane, error)
 
 
