@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
@@ -11,7 +12,7 @@ from typing import Any
 
 from voicecoder.redaction import Redactor
 
-__all__ = ["JsonFormatter", "RedactingFilter", "Redactor", "configure_logging"]
+__all__ = ["IterationBatchingHandler", "JsonFormatter", "RedactingFilter", "Redactor", "configure_logging"]
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -71,6 +72,56 @@ class JsonFormatter(logging.Formatter):
         return _JSON.encode(payload)
 
 
+class IterationBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """
+    A stream handler that writes the lines of one event-loop iteration together, at its end.
+
+    ``serve`` logs a line per update, and a write plus a flush per line was a system call per update on the
+    loop's thread. Records logged with a running asyncio loop wait in a list until that iteration ends
+    (``call_soon``); a warning or worse, a record from a thread without a loop, ``flush`` and ``close`` (so
+    ``logging.shutdown`` at exit) write everything waiting first, so lines keep their order and a process that ends
+    normally loses none. A process killed outright loses at most the lines of the iteration it was in.
+    """
+
+    def __init__(self, stream: Any = None) -> None:
+        super().__init__(stream)
+        self._waiting: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:  # logging's own contract: report through handleError, never raise
+            self.handleError(record)
+            return
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        self._waiting.append(line)
+        if loop is None or record.levelno >= logging.WARNING:
+            self._write_waiting()
+        elif len(self._waiting) == 1:
+            loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr] # created by Handler.__init__
+            self._write_waiting()
+
+    def _write_waiting(self) -> None:
+        if not self._waiting:
+            return
+        text, self._waiting = "".join(self._waiting), []
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except Exception:  # as StreamHandler: a broken stream must not break the caller
+            self.handleError(logging.makeLogRecord({"msg": text}))
+
+    def close(self) -> None:
+        self.flush()
+        super().close()
+
+
 def configure_logging(*, fmt: str = "text", level: str = "INFO", secrets: Iterable[str] = ()) -> Redactor:
     """
     One stderr handler on the root logger, redacting *secrets*, as text or JSON lines; returns the redactor.
@@ -84,7 +135,7 @@ def configure_logging(*, fmt: str = "text", level: str = "INFO", secrets: Iterab
     logging.logProcesses = False
     logging.logMultiprocessing = False
     redactor = Redactor(secrets)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = IterationBatchingHandler(sys.stderr)
     handler.addFilter(RedactingFilter(redactor))
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
