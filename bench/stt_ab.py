@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent.parent / "src"))
 sys.path.insert(0, str(HERE.parent.parent))
 
-from bench.stt import CORPUS, materialise, own_peak_mb  # noqa: E402
+from bench.stt import CORPUS, heard, materialise, own_peak_mb  # noqa: E402
 from bench.stt_normalise import corpus_wer  # noqa: E402
 
 
@@ -84,6 +84,15 @@ def child(settings: dict[str, str], clips: int) -> dict[str, Any]:
         return result
 
     local_whisper.decode_window = recorded  # type: ignore[attr-defined]
+    if settings.get("pad") == "floor":  # pad features as OpenAI's Whisper does: the log-mel of digital silence
+        import faster_whisper.audio  # noqa: PLC0415
+        import numpy as np  # noqa: PLC0415
+
+        def pad_floor(array: Any, length: int = 3000) -> Any:
+            array = array[..., :length]
+            return np.pad(array, ((0, 0), (0, length - array.shape[-1])), constant_values=array.max() - 2.0)
+
+        faster_whisper.audio.pad_or_trim = pad_floor
     folder = CORPUS / "tuning"
     meta = json.loads((folder / "transcripts.json").read_text(encoding="utf-8"))
     windows = tuple(int(float(s) * 100) for s in settings.get("windows", "10/15/20/30").split("/"))
@@ -108,11 +117,11 @@ def child(settings: dict[str, str], clips: int) -> dict[str, Any]:
         for clip in meta["clips"][:clips]:
             data = (folder / clip["file"]).read_bytes()
             wall0, cpu0 = time.perf_counter(), time.process_time()
-            result = await aware.transcribe(Audio(data), TranscriptionHints(keyterms=names, language=language))
+            text = await heard(aware, Audio(data), TranscriptionHints(keyterms=names, language=language))
             totals["wall"] += time.perf_counter() - wall0
             totals["cpu"] += time.process_time() - cpu0
             totals["audio"] += clip["duration_s"]
-            pairs.append((clip["text"], result.text))
+            pairs.append((clip["text"], text))
             windows.append(decodes[:])
             decodes.clear()
 

@@ -20,6 +20,7 @@ from voicecoder.adapters.stt.local_whisper import (
 from voicecoder.adapters.stt.speech_spans import RATE, speech_windows
 from voicecoder.adapters.stt.whisper_window import (
     FULL_FRAMES,
+    SHORT_WINDOWS,
     DecodeOptions,
     decode_window,
     encoder_frames,
@@ -318,13 +319,26 @@ class TestRealDecodes:
         piece = _piece("07_show_log.ogg")
         options = DecodeOptions(beam_size=5, no_repeat_ngram_size=3)
 
-        sized = decode_window(engine, piece, None, options, encoder_frames(len(piece)))
+        sized = decode_window(engine, piece, None, options, encoder_frames(len(piece), SHORT_WINDOWS))
         full = decode_window(engine, piece, None, options, FULL_FRAMES)
 
         assert sized.frames == 2000
         assert sized.language == full.language == "en"
         assert wer(_reference("07_show_log.ogg"), sized.text) <= wer(_reference("07_show_log.ogg"), full.text) + 0.1
         assert implausible(sized, len(piece) / RATE) is None
+
+    async def test_language_detected_from_the_decoding_pass(self, whisper_base: LocalWhisperTranscriber) -> None:
+        """No language given: the default 30 s window's one encoder pass tells Spanish and English apart."""
+        engine = LocalWhisperTranscriber(cache_dir=whisper_base.cache_dir)
+        engine._engine = whisper_base._engine
+
+        spanish = await engine.transcribe(voice_clip("es_run_tests.ogg").audio(), TranscriptionHints())
+        english = await engine.transcribe(voice_clip("07_show_log.ogg").audio(), TranscriptionHints())
+
+        assert (spanish.language, english.language) == ("es", "en")
+        assert wer(_reference("es_run_tests.ogg"), spanish.text) <= 0.3
+        assert wer(_reference("07_show_log.ogg"), english.text) <= 0.25
+        assert engine.guard_redecodes == 0  # the full window needs no guard
 
     def test_given_language_is_kept(self, whisper_base: LocalWhisperTranscriber) -> None:
         engine = whisper_base.load()
@@ -355,7 +369,7 @@ class TestRealDecodes:
 
     async def test_sized_windows_leave_the_guard_alone(self, whisper_base: LocalWhisperTranscriber) -> None:
         """The ten fixture requests in their 20 s windows: none needs the 30 s decode."""
-        engine = LocalWhisperTranscriber(cache_dir=whisper_base.cache_dir)
+        engine = LocalWhisperTranscriber(cache_dir=whisper_base.cache_dir, encoder_windows=SHORT_WINDOWS)
         engine._engine = whisper_base._engine
         pairs = []
         for name in SHORT_CLIPS:

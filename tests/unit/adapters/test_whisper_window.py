@@ -10,8 +10,9 @@ import pytest
 
 from voicecoder.adapters.stt.speech_spans import RATE
 from voicecoder.adapters.stt.whisper_window import (
+    DEFAULT_WINDOWS,
     FULL_FRAMES,
-    WINDOW_FRAMES,
+    SHORT_WINDOWS,
     WindowDecode,
     encoder_frames,
     implausible,
@@ -36,19 +37,19 @@ def heard(text: str, *, logprob: float = -0.3, no_speech: float = 0.02) -> Windo
 
 class TestEncoderFrames:
     def test_short_note_gets_the_shortest_window(self) -> None:
-        assert encoder_frames(3 * RATE) == WINDOW_FRAMES[0] < FULL_FRAMES
+        assert encoder_frames(3 * RATE, SHORT_WINDOWS) == SHORT_WINDOWS[0] < FULL_FRAMES
 
     def test_margin_counts(self) -> None:
         """19.5 s of speech plus the 1 s margin no longer fits 20 s."""
-        assert encoder_frames(19 * RATE) == 2000
-        assert encoder_frames(int(19.5 * RATE)) == FULL_FRAMES
+        assert encoder_frames(19 * RATE, SHORT_WINDOWS) == 2000
+        assert encoder_frames(int(19.5 * RATE), SHORT_WINDOWS) == FULL_FRAMES
 
     def test_full_window_is_the_ceiling(self) -> None:
-        assert encoder_frames(30 * RATE) == FULL_FRAMES
-        assert encoder_frames(45 * RATE) == FULL_FRAMES
+        assert encoder_frames(30 * RATE, SHORT_WINDOWS) == FULL_FRAMES
+        assert encoder_frames(45 * RATE, SHORT_WINDOWS) == FULL_FRAMES
 
     def test_only_given_windows(self) -> None:
-        assert encoder_frames(2 * RATE, (FULL_FRAMES,)) == FULL_FRAMES
+        assert encoder_frames(2 * RATE, DEFAULT_WINDOWS) == FULL_FRAMES
         assert encoder_frames(2 * RATE, (1500, 1000, FULL_FRAMES)) == 1000
 
 

@@ -42,10 +42,10 @@ from voicecoder.adapters.stt.whisper_weights import (
     resolve_model_dir,
 )
 from voicecoder.adapters.stt.whisper_window import (
+    DEFAULT_WINDOWS,
     FULL_FRAMES,
     NO_SPEECH_LOGPROB,
     NO_SPEECH_PROB,
-    WINDOW_FRAMES,
     DecodeOptions,
     WindowDecode,
     decode_window,
@@ -214,8 +214,9 @@ class LocalWhisperTranscriber:
     limits: AudioLimits = attrs.field(factory=AudioLimits)
     max_concurrent: int = 1
     hint_mode: str = attrs.field(default="prompt", validator=attrs.validators.in_(("prompt", "hotwords", "both")))
-    #: Encoder windows in mel frames (100 a second), shortest first; ``(3000,)`` always encodes Whisper's 30 s.
-    encoder_windows: tuple[int, ...] = WINDOW_FRAMES
+    #: Encoder windows in mel frames (100 a second): the smallest that holds a window's speech is used. The default
+    #: is Whisper's 30 s only; ``whisper_window.SHORT_WINDOWS`` halves a short note's CPU for some accuracy.
+    encoder_windows: tuple[int, ...] = DEFAULT_WINDOWS
     #: Load ``base`` from its int8 copy on the CPU (same text, ~110 MB lower load peak); False loads float16.
     prequantized: bool = True
     _engine: Any = attrs.field(default=None, init=False, repr=False)

@@ -5,7 +5,8 @@ faster-whisper always pads a window's features to 3,000 mel frames (30 s) before
 ``chunk_length`` (``generate_segments`` calls ``pad_or_trim`` with the default length), so a 4 s note paid for
 30 s of encoder self-attention: most of the CPU a short note costs. CTranslate2's Whisper encoder accepts fewer
 frames (its positional embeddings are simply used up to the input's length), so the window here is the
-smallest of `WINDOW_FRAMES` that holds the speech plus a margin. The language, when not given, is detected
+smallest of the configured windows (`SHORT_WINDOWS`; by default only the full one, `DEFAULT_WINDOWS`) that
+holds the speech plus a margin. The language, when not given, is detected
 from the same encoder output (faster-whisper ran a separate 30 s encoder pass for it). Timestamps are not
 predicted: their tokens count 30 s positions, and the transcriber needs only the words.
 
@@ -24,10 +25,11 @@ from typing import Any
 import attrs
 
 __all__ = [
+    "DEFAULT_WINDOWS",
     "FULL_FRAMES",
     "NO_SPEECH_LOGPROB",
     "NO_SPEECH_PROB",
-    "WINDOW_FRAMES",
+    "SHORT_WINDOWS",
     "DecodeOptions",
     "WindowDecode",
     "decode_window",
@@ -37,9 +39,13 @@ __all__ = [
 
 #: Whisper's own window: 30 s of mel frames.
 FULL_FRAMES = 3000
-#: Encoder windows tried, shortest first: 20 s, then Whisper's 30 s. On the tuning clips (1.5-4 s notes) a 20 s
-#: window halved the CPU a note costs for +0.009 WER; 15 s (+0.03) and 10 s (+0.04) lost too many words.
-WINDOW_FRAMES = (2000, FULL_FRAMES)
+#: Whisper's own window only: the transcriber's default (ADR 0018, follow-up 3: the shorter windows below cost
+#: words on both corpora).
+DEFAULT_WINDOWS = (FULL_FRAMES,)
+#: 20 s when the speech fits, else 30 s: half the CPU of a short note for +0.009 WER on the tuning clips and
+#: +0.025 on the held-out set; an operator's choice of speed over accuracy, not the default. (15 s cost +0.03 and
+#: 10 s +0.04 on the tuning clips.)
+SHORT_WINDOWS = (2000, FULL_FRAMES)
 #: Silence kept after the speech inside the window (1 s): Whisper is used to hearing a note end.
 MARGIN_FRAMES = 100
 #: Whisper's tokens in all, prompt and text (its decoder's positions).
@@ -71,7 +77,7 @@ class WindowDecode:
     frames: int
 
 
-def encoder_frames(samples: int, windows: tuple[int, ...] = WINDOW_FRAMES) -> int:
+def encoder_frames(samples: int, windows: tuple[int, ...]) -> int:
     """The smallest of *windows* (mel frames) that holds *samples* of 16 kHz audio plus the margin."""
     needed = samples // 160 + MARGIN_FRAMES
     return next((w for w in sorted(windows) if w >= needed), FULL_FRAMES)
