@@ -4,7 +4,8 @@ The embedded speech-to-text default: faster-whisper on the CPU, no API key, no n
 The weights come from pinned, hash-checked data packages (see `whisper_weights`); nothing is ever downloaded.
 
 Audio is decoded with PyAV, a loudness gate finds the speech (`speech_spans`), and Whisper decodes it in
-≤ 30 s windows, so memory stays nearly flat up to the 600 s duration limit. A cancelled call stops
+≤ 30 s windows, so memory stays nearly flat up to the 600 s duration limit. Each window is encoded once, for
+both the language and the words (`whisper_window`). A cancelled call stops
 at the next window boundary (the worker thread checks its host task's cancel scope), so no decoding goes
 on for a caller that has gone.
 
