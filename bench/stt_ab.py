@@ -8,8 +8,10 @@ and the load average around each round.
 
 Variants are ``name:key=value,key=value`` with keys ``vad`` (``energy``, the engine's own, or ``silero``,
 faster-whisper's Silero VAD as before ADR 0018's follow-up 2), ``threads`` (CTranslate2 ``cpu_threads``),
-``beam``, ``window`` (faster-whisper's ``chunk_length``: the padded window the encoder sees, in seconds),
-``omp_wait`` (``OMP_WAIT_POLICY``) and ``omp_threads`` (``OMP_NUM_THREADS``).
+``beam``, ``windows`` (the encoder windows in seconds, e.g. ``10/15/20/30``, or ``30`` for Whisper's own),
+``lang`` (the hint's language, ``en`` by default; ``none`` detects it per note as the bot does), ``hint``
+(``prompt``, ``hotwords`` or ``both``), ``omp_wait`` (``OMP_WAIT_POLICY``) and ``omp_threads``
+(``OMP_NUM_THREADS``). The ``guard`` column counts windows decoded again in 30 s (`whisper_window.implausible`).
 
 Run: ``.venv/bin/python bench/stt_ab.py [--rounds 2] [--clips 50] silero:vad=silero energy:vad=energy``.
 """
@@ -30,7 +32,7 @@ HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent.parent / "src"))
 sys.path.insert(0, str(HERE.parent.parent))
 
-from bench.stt import CORPUS, materialise, own_peak_mb  # noqa: E402
+from bench.stt import CORPUS, heard, materialise, own_peak_mb  # noqa: E402
 from bench.stt_normalise import corpus_wer  # noqa: E402
 
 
@@ -73,31 +75,55 @@ def child(settings: dict[str, str], clips: int) -> dict[str, Any]:
 
     if settings.get("vad", "energy") == "silero":
         local_whisper._speech_windows = _silero_windows  # type: ignore[attr-defined]
+    decodes: list[dict[str, Any]] = []
+    decode_window = local_whisper.decode_window  # type: ignore[attr-defined]
+
+    def recorded(*args: Any) -> Any:  # every window's decode, for calibrating the guard
+        result = decode_window(*args)
+        decodes.append({"frames": result.frames, "logprob": result.avg_logprob, "no_speech": result.no_speech_prob})
+        return result
+
+    local_whisper.decode_window = recorded  # type: ignore[attr-defined]
+    if settings.get("pad") == "floor":  # pad features as OpenAI's Whisper does: the log-mel of digital silence
+        import faster_whisper.audio  # noqa: PLC0415
+        import numpy as np  # noqa: PLC0415
+
+        def pad_floor(array: Any, length: int = 3000) -> Any:
+            array = array[..., :length]
+            return np.pad(array, ((0, 0), (0, length - array.shape[-1])), constant_values=array.max() - 2.0)
+
+        faster_whisper.audio.pad_or_trim = pad_floor
     folder = CORPUS / "tuning"
     meta = json.loads((folder / "transcripts.json").read_text(encoding="utf-8"))
+    windows = tuple(int(float(s) * 100) for s in settings.get("windows", "10/15/20/30").split("/"))
     whisper = LocalWhisperTranscriber(
-        cpu_threads=int(settings.get("threads", "2")), beam_size=int(settings.get("beam", "5"))
+        cpu_threads=int(settings.get("threads", "2")),
+        beam_size=int(settings.get("beam", "5")),
+        encoder_windows=windows,
+        hint_mode=settings.get("hint", "prompt"),
     )
     aware = CodeAwareTranscriber(whisper)
-    engine = whisper.load()
-    if "window" in settings:  # encode a shorter padded window than Whisper's 30 s
-        full = engine.transcribe
-        engine.transcribe = lambda audio, **kw: full(audio, chunk_length=int(settings["window"]), **kw)
+    whisper.load()
     with tempfile.TemporaryDirectory() as tmp:
         materialise(meta["workspace"], Path(tmp) / "project")
         names = WorkspaceVocabulary(Path(tmp) / "project").scan()
     pairs: list[tuple[str, str]] = []
+    # "none": detected per note, as the bot does when no language is configured.
+    language = None if settings.get("lang", "en") == "none" else settings.get("lang", "en")
+    windows: list[list[dict[str, Any]]] = []
     totals = {"audio": 0.0, "wall": 0.0, "cpu": 0.0}
 
     async def run() -> None:
         for clip in meta["clips"][:clips]:
             data = (folder / clip["file"]).read_bytes()
             wall0, cpu0 = time.perf_counter(), time.process_time()
-            result = await aware.transcribe(Audio(data), TranscriptionHints(keyterms=names, language="en"))
+            text = await heard(aware, Audio(data), TranscriptionHints(keyterms=names, language=language))
             totals["wall"] += time.perf_counter() - wall0
             totals["cpu"] += time.process_time() - cpu0
             totals["audio"] += clip["duration_s"]
-            pairs.append((clip["text"], result.text))
+            pairs.append((clip["text"], text))
+            windows.append(decodes[:])
+            decodes.clear()
 
     anyio.run(run)
     return {
@@ -105,7 +131,9 @@ def child(settings: dict[str, str], clips: int) -> dict[str, Any]:
         "cpu_per_audio_s": totals["cpu"] / totals["audio"],
         "rtf": totals["wall"] / totals["audio"],
         "vm_hwm_mb": own_peak_mb(),
+        "guard": whisper.guard_redecodes,
         "pairs": pairs,
+        "windows": windows,
     }
 
 
@@ -150,7 +178,7 @@ def main() -> int:
             results[name].append(run_variant(settings, args.clips))
         loads.append(f"{before:.1f}->{os.getloadavg()[0]:.1f}")
     print(f"tuning clips: {args.clips}  rounds: {args.rounds}  load average per round: {', '.join(loads)}")
-    header = f"{'variant':<16} {'WER':>6} {'CPU-s/s':>16} {'wall RTF':>16} {'peak RSS MB':>16}"
+    header = f"{'variant':<16} {'WER':>6} {'CPU-s/s':>16} {'wall RTF':>16} {'peak RSS MB':>16} {'guard':>5}"
     print(header)
     print("-" * len(header))
     for name, runs in results.items():
@@ -161,10 +189,11 @@ def main() -> int:
 
         print(
             f"{name:<16} {runs[0]['wer']:>6.3f} {spread('cpu_per_audio_s'):>16} {spread('rtf'):>16} "
-            f"{spread('vm_hwm_mb'):>16}"
+            f"{spread('vm_hwm_mb'):>16} {runs[0].get('guard', 0):>5}"
         )
     if args.dump:
-        Path(args.dump).write_text(json.dumps({n: r[0]["pairs"] for n, r in results.items()}, indent=1))
+        dump = {n: {"pairs": r[0]["pairs"], "windows": r[0]["windows"]} for n, r in results.items()}
+        Path(args.dump).write_text(json.dumps(dump, indent=1))
     return 0
 
 

@@ -4,6 +4,7 @@ import hashlib
 import importlib.util
 import io
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -16,9 +17,19 @@ from voicecoder.adapters.stt.local_whisper import (
     _decode,
     resolve_model_dir,
 )
+from voicecoder.adapters.stt.speech_spans import RATE, speech_windows
+from voicecoder.adapters.stt.whisper_window import (
+    FULL_FRAMES,
+    SHORT_WINDOWS,
+    DecodeOptions,
+    decode_window,
+    encoder_frames,
+    implausible,
+)
 from voicecoder.domain.errors import ConfigurationError, ProviderUnavailableError, UnsupportedAudioError
 from voicecoder.domain.model import Audio, TranscriptionHints
-from voicecoder.testing.wer import wer
+from voicecoder.testing.voice_clips import SHORT_CLIPS, voice_clip
+from voicecoder.testing.wer import corpus_wer, wer
 
 VOICE = Path(__file__).resolve().parents[2] / "fixtures" / "voice"
 
@@ -285,3 +296,92 @@ class TestCacheNotWritable:
 
         with pytest.raises(ConfigurationError, match="XDG_CACHE_HOME"):
             LocalWhisperTranscriber(cache_dir=blocker / "voicecoder").load()
+
+
+def _piece(name: str) -> Any:
+    """The speech of a fixture clip as the transcriber cuts it: one window's samples."""
+    import numpy as np  # noqa: PLC0415 - comes with faster-whisper
+
+    samples = _decode(voice_clip(name).read())
+    (window,) = speech_windows(samples)
+    return np.concatenate([samples[a:b] for a, b in window])
+
+
+def _reference(name: str) -> str:
+    return voice_clip(name).text
+
+
+@pytest.mark.slow
+class TestRealDecodes:
+    def test_sized_window_hears_what_the_full_one_hears(self, whisper_base: LocalWhisperTranscriber) -> None:
+        """A 3 s note in a 20 s encoder window: the same words as in Whisper's 30 s, language detected alike."""
+        engine = whisper_base.load()
+        piece = _piece("07_show_log.ogg")
+        options = DecodeOptions(beam_size=5, no_repeat_ngram_size=3)
+
+        sized = decode_window(engine, piece, None, options, encoder_frames(len(piece), SHORT_WINDOWS))
+        full = decode_window(engine, piece, None, options, FULL_FRAMES)
+
+        assert sized.frames == 2000
+        assert sized.language == full.language == "en"
+        assert wer(_reference("07_show_log.ogg"), sized.text) <= wer(_reference("07_show_log.ogg"), full.text) + 0.1
+        assert implausible(sized, len(piece) / RATE) is None
+
+    async def test_language_detected_from_the_decoding_pass(self, whisper_base: LocalWhisperTranscriber) -> None:
+        """No language given: the default 30 s window's one encoder pass tells Spanish and English apart."""
+        engine = LocalWhisperTranscriber(cache_dir=whisper_base.cache_dir)
+        engine._engine = whisper_base._engine
+
+        spanish = await engine.transcribe(voice_clip("es_run_tests.ogg").audio(), TranscriptionHints())
+        english = await engine.transcribe(voice_clip("07_show_log.ogg").audio(), TranscriptionHints())
+
+        assert (spanish.language, english.language) == ("es", "en")
+        assert wer(_reference("es_run_tests.ogg"), spanish.text) <= 0.3
+        assert wer(_reference("07_show_log.ogg"), english.text) <= 0.25
+        assert engine.guard_redecodes == 0  # the full window needs no guard
+
+    def test_given_language_is_kept(self, whisper_base: LocalWhisperTranscriber) -> None:
+        engine = whisper_base.load()
+        piece = _piece("es_run_tests.ogg")
+
+        decoded = decode_window(engine, piece, "es", DecodeOptions(5, 3), 2000)
+
+        assert decoded.language == "es"
+        assert "errores" in decoded.text
+
+    async def test_guard_decodes_again_in_30_s(self, whisper_base: LocalWhisperTranscriber) -> None:
+        """
+        A window that cuts the note in half decodes to one word (in another language): the guard sees it and the
+        note is decoded again in Whisper's 30 s window, so the caller gets the whole request.
+        """
+        piece = _piece("07_show_log.ogg")
+        half = len(piece) // 320  # mel frames for half the speech
+        first = decode_window(whisper_base.load(), piece, None, DecodeOptions(5, 3), half)
+        assert implausible(first, len(piece) / RATE) == "too few words"
+        cramped = _HalfWindow(cache_dir=whisper_base.cache_dir)
+        cramped._engine = whisper_base._engine
+
+        result = await cramped.transcribe(voice_clip("07_show_log.ogg").audio(), TranscriptionHints())
+
+        assert cramped.guard_redecodes == 1
+        assert wer(_reference("07_show_log.ogg"), result.text) <= 0.25
+        assert result.language == "en"
+
+    async def test_sized_windows_leave_the_guard_alone(self, whisper_base: LocalWhisperTranscriber) -> None:
+        """The ten fixture requests in their 20 s windows: none needs the 30 s decode."""
+        engine = LocalWhisperTranscriber(cache_dir=whisper_base.cache_dir, encoder_windows=SHORT_WINDOWS)
+        engine._engine = whisper_base._engine
+        pairs = []
+        for name in SHORT_CLIPS:
+            result = await engine.transcribe(voice_clip(name).audio(), TranscriptionHints(language="en"))
+            pairs.append((_reference(name), result.text))
+
+        assert engine.guard_redecodes == 0
+        assert corpus_wer(pairs) <= 0.25
+
+
+class _HalfWindow(LocalWhisperTranscriber):
+    """Encodes only the first half of every piece, as no real window choice would: its decodes go wrong."""
+
+    def _encoder_frames(self, samples: int) -> int:
+        return samples // 320

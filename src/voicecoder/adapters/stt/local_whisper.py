@@ -4,7 +4,8 @@ The embedded speech-to-text default: faster-whisper on the CPU, no API key, no n
 The weights come from pinned, hash-checked data packages (see `whisper_weights`); nothing is ever downloaded.
 
 Audio is decoded with PyAV, a loudness gate finds the speech (`speech_spans`), and Whisper decodes it in
-≤ 30 s windows, so memory stays nearly flat up to the 600 s duration limit. A cancelled call stops
+≤ 30 s windows, so memory stays nearly flat up to the 600 s duration limit. Each window is encoded once, for
+both the language and the words (`whisper_window`). A cancelled call stops
 at the next window boundary (the worker thread checks its host task's cancel scope), so no decoding goes
 on for a caller that has gone.
 
@@ -40,6 +41,17 @@ from voicecoder.adapters.stt.whisper_weights import (
     base_weights_dir,
     default_cache_dir,
     resolve_model_dir,
+)
+from voicecoder.adapters.stt.whisper_window import (
+    DEFAULT_WINDOWS,
+    FULL_FRAMES,
+    NO_SPEECH_LOGPROB,
+    NO_SPEECH_PROB,
+    DecodeOptions,
+    WindowDecode,
+    decode_window,
+    encoder_frames,
+    implausible,
 )
 from voicecoder.adapters.thread_priority import background_priority
 from voicecoder.domain.errors import (
@@ -203,6 +215,9 @@ class LocalWhisperTranscriber:
     limits: AudioLimits = attrs.field(factory=AudioLimits)
     max_concurrent: int = 1
     hint_mode: str = attrs.field(default="prompt", validator=attrs.validators.in_(("prompt", "hotwords", "both")))
+    #: Encoder windows in mel frames (100 a second): the smallest that holds a window's speech is used. The default
+    #: is Whisper's 30 s only; ``whisper_window.SHORT_WINDOWS`` halves a short note's CPU for some accuracy.
+    encoder_windows: tuple[int, ...] = DEFAULT_WINDOWS
     #: Load ``base`` from its int8 copy on the CPU (same text, ~110 MB lower load peak); False loads float16.
     prequantized: bool = True
     _engine: Any = attrs.field(default=None, init=False, repr=False)
@@ -213,6 +228,8 @@ class LocalWhisperTranscriber:
     engine_calls: int = attrs.field(default=0, init=False)
     #: The vocabulary the engine was given with the latest call (its initial prompt and hotwords).
     last_vocabulary: tuple[str, ...] = attrs.field(default=(), init=False)
+    #: Windows decoded again in 30 s because the sized window's decode looked wrong (`whisper_window.implausible`).
+    guard_redecodes: int = attrs.field(default=0, init=False)
     #: Calls decoding right now (a cancelled call is no longer counted once it has returned).
     decoding: int = attrs.field(default=0, init=False)
 
@@ -291,12 +308,13 @@ class LocalWhisperTranscriber:
         windows = _speech_windows(samples)
         if not windows:
             raise NoSpeechError
-        options: dict[str, Any] = {}
-        if prompt and self.hint_mode in {"prompt", "both"}:
-            options["initial_prompt"] = prompt
-        if prompt and self.hint_mode in {"hotwords", "both"}:
-            options["hotwords"] = prompt
-        self.last_vocabulary = tuple(options.values())
+        options = DecodeOptions(
+            beam_size=self.beam_size,
+            no_repeat_ngram_size=self.no_repeat_ngram_size,
+            prompt=prompt if prompt and self.hint_mode in {"prompt", "both"} else None,
+            hotwords=prompt if prompt and self.hint_mode in {"hotwords", "both"} else None,
+        )
+        self.last_vocabulary = tuple(v for v in (options.prompt, options.hotwords) if v)
         texts: list[str] = []
         logprobs: list[float] = []
         for window in windows:
@@ -304,15 +322,15 @@ class LocalWhisperTranscriber:
             anyio.from_thread.check_cancelled()
             piece = np.concatenate([samples[start:end] for start, end in window])
             try:
-                pieces = self._transcribe_piece(engine, piece, language, options)
+                decoded = self._decode_piece(engine, piece, language, options)
             except (RuntimeError, ValueError) as exc:
                 # CTranslate2 reports what it cannot decode (e.g. a prompt beyond its 448 positions) this way.
                 raise ProviderUnavailableError(PROVIDER, f"the engine failed: {exc}") from exc
-            for text, logprob in pieces[0]:
-                texts.append(text)
-                logprobs.append(logprob)
-            # Detect the language once, on the first piece; keep it for the rest of the note.
-            language = language or pieces[1]
+            if decoded is not None:
+                texts.append(decoded.text)
+                logprobs.append(decoded.avg_logprob)
+                # Detect the language once, on the first piece; keep it for the rest of the note.
+                language = language or decoded.language
         text = " ".join(t for t in texts if t).strip()
 
         if not text:
@@ -325,25 +343,30 @@ class LocalWhisperTranscriber:
             duration_s=round(len(samples) / _RATE, 3),
         )
 
-    def _transcribe_piece(
-        self, engine: Any, piece: Any, language: str | None, options: dict[str, Any]
-    ) -> tuple[list[tuple[str, float]], str | None]:
-        """One ≤ 30 s window: its segments' (text, average log-probability) and the language heard."""
-        segments, info = engine.transcribe(
-            piece,
-            language=language,
-            beam_size=self.beam_size,
-            vad_filter=False,  # speech already found, in bounded memory, by speech_spans
-            condition_on_previous_text=False,
-            # Beam search at temperature 0 only: the fallback's sampling made results differ run to run and
-            # re-decoded hard notes up to six times, for no WER gain on the tuning clips (bench/stt.py).
-            temperature=0.0,
-            # Without the fallback, nothing else stops a "log in, log in, log in" loop.
-            no_repeat_ngram_size=self.no_repeat_ngram_size,
-            **options,
-        )
-        # The segments are a generator: decoding happens here, inside the caller's error handling.
-        return [(segment.text.strip(), segment.avg_logprob) for segment in segments], info.language
+    def _encoder_frames(self, samples: int) -> int:
+        """The encoder window for a piece of *samples* (a method so a test can choose a window that goes wrong)."""
+        return encoder_frames(samples, self.encoder_windows)
+
+    def _decode_piece(
+        self, engine: Any, piece: Any, language: str | None, options: DecodeOptions
+    ) -> WindowDecode | None:
+        """
+        One ≤ 30 s window, first with an encoder window sized to it, again with the full 30 s if that looks wrong.
+
+        None when even the full window is Whisper's "no speech" (faster-whisper skipped such a window too).
+        """
+        audio_s = len(piece) / _RATE
+        frames = self._encoder_frames(len(piece))
+        decoded = decode_window(engine, piece, language, options, frames)
+        if frames < FULL_FRAMES and (why := implausible(decoded, audio_s)) is not None:
+            self.guard_redecodes += 1
+            log.info(
+                "a %.1f s window decoded in %d frames looked wrong (%s); decoding it in 30 s", audio_s, frames, why
+            )
+            decoded = decode_window(engine, piece, language, options, FULL_FRAMES)
+        if decoded.no_speech_prob > NO_SPEECH_PROB and decoded.avg_logprob < NO_SPEECH_LOGPROB:
+            return None
+        return decoded
 
     async def transcribe(self, audio: Audio, hints: TranscriptionHints | None = None, /) -> Transcript:
         return await self.recognize(audio, language=hints.language if hints else None, prompt=whisper_prompt(hints))

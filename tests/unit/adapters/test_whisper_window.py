@@ -1,0 +1,91 @@
+"""
+The sized encoder window and its guard: the window a note gets, what the guard accepts and what it refuses.
+
+Real decodes through both are in test_local_whisper_transcriber.py (the Whisper modules share one xdist worker).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from voicecoder.adapters.stt.speech_spans import RATE
+from voicecoder.adapters.stt.whisper_window import (
+    DEFAULT_WINDOWS,
+    FULL_FRAMES,
+    SHORT_WINDOWS,
+    WindowDecode,
+    encoder_frames,
+    implausible,
+)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+LONG_REQUEST = (
+    "Open the server module, find the handler that parses the request headers, add a check for an "
+    "empty authorization value, return a clear error when it is missing, then write two tests for it: "
+    "one with the header set and one without, and run the whole suite with pytest afterwards please."
+)
+
+
+def heard(text: str, *, logprob: float = -0.3, no_speech: float = 0.02) -> WindowDecode:
+    return WindowDecode(text=text, avg_logprob=logprob, no_speech_prob=no_speech, language="en", frames=2000)
+
+
+class TestEncoderFrames:
+    def test_short_note_gets_the_shortest_window(self) -> None:
+        assert encoder_frames(3 * RATE, SHORT_WINDOWS) == SHORT_WINDOWS[0] < FULL_FRAMES
+
+    def test_margin_counts(self) -> None:
+        """19.5 s of speech plus the 1 s margin no longer fits 20 s."""
+        assert encoder_frames(19 * RATE, SHORT_WINDOWS) == 2000
+        assert encoder_frames(int(19.5 * RATE), SHORT_WINDOWS) == FULL_FRAMES
+
+    def test_full_window_is_the_ceiling(self) -> None:
+        assert encoder_frames(30 * RATE, SHORT_WINDOWS) == FULL_FRAMES
+        assert encoder_frames(45 * RATE, SHORT_WINDOWS) == FULL_FRAMES
+
+    def test_only_given_windows(self) -> None:
+        assert encoder_frames(2 * RATE, DEFAULT_WINDOWS) == FULL_FRAMES
+        assert encoder_frames(2 * RATE, (1500, 1000, FULL_FRAMES)) == 1000
+
+
+class TestGuard:
+    @pytest.mark.parametrize(
+        ("text", "audio_s"),
+        [
+            ("Yes.", 0.9),
+            ("Show me the git log.", 1.4),
+            ("Rename the method load_data to read_records.", 3.5),
+            ("Run the test, and fix any failures.", 2.9),
+            (LONG_REQUEST, 30.0),
+            ("ejecuta las nuevas y corrige los errores.", 3.1),
+        ],
+    )
+    def test_ordinary_decodes_pass(self, text: str, audio_s: float) -> None:
+        assert implausible(heard(text), audio_s) is None
+
+    def test_hesitant_but_confident_speech_passes(self) -> None:
+        """A high no-speech probability alone is not Whisper's verdict: the words must be improbable too."""
+        assert implausible(heard("Re name the variable data", no_speech=0.8, logprob=-0.5), 2.5) is None
+
+    def test_nothing_heard(self) -> None:
+        assert implausible(heard(""), 3.0) == "no words"
+        assert implausible(heard(" ... "), 3.0) == "no words"
+
+    def test_whisper_says_no_speech(self) -> None:
+        assert implausible(heard("You", no_speech=0.9, logprob=-1.4), 2.0) == "no speech"
+
+    def test_one_word_for_a_long_note(self) -> None:
+        assert implausible(heard("Show"), 6.0) == "too few words"
+
+    def test_more_words_than_anyone_speaks(self) -> None:
+        prompt_recited = " ".join(f"word{i}" for i in range(30))
+        assert implausible(heard(prompt_recited), 3.0) == "too many words"
+
+    def test_repetition_loop(self) -> None:
+        loop = "log in, " * 12
+        assert implausible(heard(loop), 12.0) == "repetition"
