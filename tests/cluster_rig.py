@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -18,6 +19,8 @@ import psycopg
 from aiohttp import web
 
 from tests.loopback import free_port
+from voicecoder.adapters.postgres.tree_fence import agents_in
+from voicecoder.simulators.bot_api import DEFAULT_USER, BotMessage, FakeBotApi, FakeUser
 
 WEBHOOK_PATH = "/tg/cluster-hook-path-0123456789"
 WEBHOOK_SECRET = "cluster-secret-token-0123456789"
@@ -218,3 +221,89 @@ async def wait_until(what: str, predicate: Callable[[], object], within: float =
         if anyio.current_time() > deadline:
             raise AssertionError(f"timed out after {within:g} s waiting for: {what}")
         await anyio.sleep(0.05)
+
+
+# --- the scenario the chaos tests share: a turn cut off on its owner, settled and approved by the next ------------
+
+
+def git(tree: Path, *args: str) -> str:
+    """The git CLI in *tree* (the oracle); its stdout."""
+    return subprocess.run(["git", *args], cwd=tree, capture_output=True, text=True, check=True).stdout
+
+
+async def set_webhook(bot_api: FakeBotApi, url: str) -> None:
+    """Register *url* (and the cluster's secret) with the fake Bot API, as `voicecoder webhook set` would."""
+    async with aiohttp.ClientSession() as http:
+        await http.post(f"{bot_api.base_url}/bot{TOKEN}/setWebhook", json={"url": url, "secret_token": WEBHOOK_SECRET})
+
+
+def agent_turns(record_dir: Path) -> list[str]:
+    """The prompts the fake agent was started with, in order (``FAKE_CLAUDE_RECORD`` in *record_dir*)."""
+    record = record_dir / "agent-turns.ndjson"
+    if not record.exists():
+        return []
+    return [json.loads(line)["stdin"] for line in record.read_text().splitlines() if '"stdin"' in line]
+
+
+@attrs.frozen
+class TurnInFlight:
+    """A prompt whose agent is running in *tree*, and the lease of its workspace when it was seen running."""
+
+    tree: Path
+    owner: str | None
+    epoch: int
+    agents: list[int]
+
+
+async def start_a_turn(
+    bot_api: FakeBotApi,
+    record_dir: Path,
+    tree: Path,
+    lease: Callable[[], tuple[str | None, int]],
+    *texts: str,
+    user: FakeUser = DEFAULT_USER,
+) -> TurnInFlight:
+    """
+    Send *texts* (the last one the prompt) and wait until the agent runs that prompt in *tree*.
+
+    *lease* reads (owner, epoch) of the workspace the prompt runs in; it is read once the agent works.
+    """
+    for text in texts:
+        await bot_api.send_text(text, user=user)
+    prompt = texts[-1]
+    await wait_until("the agent's turn started", lambda: prompt in agent_turns(record_dir), 60)
+    await wait_until("the agent works in the tree", lambda: agents_in(tree) != [], 60)
+    owner, epoch = lease()
+    return TurnInFlight(tree, owner, epoch, agents_in(tree))
+
+
+def offered_again(bot_api: FakeBotApi, user: FakeUser = DEFAULT_USER, *, after: int = 0) -> BotMessage | None:
+    """The 'not run again' offer (ADR 0023) the bot sent in *user*'s chat after message *after*, if any."""
+    found = [
+        m
+        for m in bot_api.bot_messages(user.id)
+        if m.message_id > after and (m.text or "").startswith("↩️ Not run again")
+    ]
+    return found[-1] if found else None
+
+
+async def approve_the_settled_turn(
+    bot_api: FakeBotApi, turn: TurnInFlight, *, approve: str = "a:", user: FakeUser = DEFAULT_USER
+) -> None:
+    """
+    After a takeover: wait until the cut-off turn is offered again (not run) and its change is up for review, press
+    ✅ (the button whose data starts with *approve*), and wait for the commit in the turn's tree.
+    """
+
+    def summary() -> BotMessage | None:
+        return next(
+            (m for m in bot_api.bot_messages(user.id) if any(d.startswith(approve) for d in m.callback_datas())), None
+        )
+
+    await wait_until("the offer to run it again", lambda: offered_again(bot_api, user) is not None, 60)
+    await wait_until("the change to review", lambda: summary() is not None, 60)
+    change = summary()
+    assert change is not None
+    head = git(turn.tree, "rev-parse", "HEAD")
+    await bot_api.press(change.message_id, next(d for d in change.callback_datas() if d.startswith(approve)), user=user)
+    await wait_until("the commit", lambda: git(turn.tree, "rev-parse", "HEAD") != head, 60)
