@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import subprocess
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Self
@@ -19,6 +17,7 @@ import psycopg
 from aiohttp import web
 
 from tests.loopback import free_port
+from tests.serve_rig import cli_env, start_cli
 from voicecoder.adapters.postgres.tree_fence import agents_in
 from voicecoder.simulators.bot_api import DEFAULT_USER, BotMessage, FakeBotApi, FakeUser
 
@@ -60,20 +59,17 @@ class RoleProcess:
 
 
 def role_environment(tmp_path: Path, database_url: str | None, port: int, **extra: str) -> dict[str, str]:
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
-        "DATA_DIR": str(tmp_path / "data"),
-        "WORKSPACE_DIR": str(tmp_path / "ws"),
-        "LOG_LEVEL": "INFO",
-        "LISTEN_PORT": str(port),
-        "WEBHOOK_PATH": WEBHOOK_PATH,
-        "WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "HF_HUB_OFFLINE": "1",
-        "DATABASE_URL": database_url or "",
+    return cli_env(
+        tmp_path,
+        DATA_DIR=str(tmp_path / "data"),
+        WORKSPACE_DIR=str(tmp_path / "ws"),
+        LOG_LEVEL="INFO",
+        LISTEN_PORT=str(port),
+        WEBHOOK_PATH=WEBHOOK_PATH,
+        WEBHOOK_SECRET=WEBHOOK_SECRET,
+        DATABASE_URL=database_url,
         **extra,
-    }
-    return {k: v for k, v in env.items() if v}
+    )
 
 
 @contextlib.contextmanager
@@ -91,14 +87,8 @@ def running_role(
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = home / "output.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "voicecoder.entrypoints.cli", "serve", "--role", role, *extra_args],
-            env=role_environment(home, database_url, port, **extra),
-            cwd=home,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
+    env = role_environment(home, database_url, port, **extra)
+    process = start_cli(home, env, "serve", "--role", role, *extra_args, log=log)
     handle = RoleProcess(process, log, port)
     try:
         yield handle

@@ -11,7 +11,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import pytest
 from tests.agent_processes import alive_with, describe
 from tests.loopback import free_port, wait_http
 from tests.real_cli import CLAUDE, make_repo, needs_cli
+from tests.serve_rig import real_claude, serve_env, start_cli
 from voicecoder.testing.fake_anthropic import FakeAnthropicApi, Reply, write_file
 from voicecoder.testing.fake_bot_api import BotMessage, FakeBotApi, FakeUser
 
@@ -39,35 +39,21 @@ def serve(
 ) -> subprocess.Popen[bytes]:
     assert CLAUDE is not None
     home = tmp_path / "home"
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(home),
-        "TELEGRAM_TOKEN": TOKEN,
-        "TELEGRAM_API_BASE_URL": bot.base_url,
-        "ALLOWED_USER_IDS": str(DEV.id),
-        "WORKSPACE_DIR": str(tmp_path / "ws"),
-        "DATA_DIR": str(tmp_path / "data"),
-        "WEBHOOK_PATH": HOOK,
-        "WEBHOOK_SECRET": SECRET,
-        "LISTEN_PORT": str(port),
-        "CLAUDE_BINARY": str(CLAUDE),
-        "CLAUDE_CONFIG_DIR": str(home / ".claude"),
-        "ANTHROPIC_BASE_URL": anthropic.base_url,
-        "ANTHROPIC_API_KEY": "dummy",
-        "AGENT_ENV_PASSTHROUGH": MARKER_VAR,
-        MARKER_VAR: marker,
-        "STT_PROVIDER": "local",
-        "HF_HUB_OFFLINE": "1",
-        "LOG_FORMAT": "json",
-    }
-    with (tmp_path / "serve.log").open("ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "voicecoder.entrypoints.cli", "serve"],
-            env=env,
-            cwd=tmp_path,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    env = serve_env(
+        tmp_path,
+        token=TOKEN,
+        bot_api_url=bot.base_url,
+        port=port,
+        HOME=str(home),
+        ALLOWED_USER_IDS=str(DEV.id),
+        WEBHOOK_PATH=HOOK,
+        WEBHOOK_SECRET=SECRET,
+        AGENT_ENV_PASSTHROUGH=MARKER_VAR,
+        LOG_FORMAT="json",
+        **{MARKER_VAR: marker},
+        **real_claude(CLAUDE, anthropic.base_url, home),
+    )
+    return start_cli(tmp_path, env, "serve", log=tmp_path / "serve.log")
 
 
 async def set_webhook(bot: FakeBotApi, port: int) -> None:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -19,6 +17,7 @@ import anyio
 import pytest
 
 from tests.loopback import free_port, wait_http
+from tests.serve_rig import CLI, cli_env, serve_env, start_cli
 from voicecoder.bootstrap import sandbox as sandbox_module
 from voicecoder.entrypoints.sandbox import SandboxInfo, find_claude, run_sandbox
 from voicecoder.simulators.bot_api import FakeBotApi, FakeUser
@@ -174,16 +173,14 @@ class TestDoctor:
         """
         `voicecoder doctor` lists every check, and each failing line carries its fix; the exit code says it failed.
         """
-        env = {
-            "PATH": os.environ["PATH"],
-            "HOME": str(tmp_path),
-            "WORKSPACE_DIR": str(tmp_path / "ws"),
-            "DATA_DIR": str(tmp_path / "data"),
-            "CLAUDE_BINARY": str(tmp_path / "no-claude-here"),
-            "HF_HUB_OFFLINE": "1",
-        }
+        env = cli_env(
+            tmp_path,
+            WORKSPACE_DIR=str(tmp_path / "ws"),
+            DATA_DIR=str(tmp_path / "data"),
+            CLAUDE_BINARY=str(tmp_path / "no-claude-here"),
+        )
         done = subprocess.run(
-            [sys.executable, "-m", "voicecoder.entrypoints.cli", "doctor"],
+            [*CLI, "doctor"],
             check=False,
             env=env,
             cwd=tmp_path,
@@ -209,29 +206,19 @@ async def bot_api() -> AsyncIterator[FakeBotApi]:
 
 
 def start_serve(tmp_path: Path, bot_api: FakeBotApi, port: int, extra: dict[str, str]) -> subprocess.Popen[bytes]:
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
-        "TELEGRAM_TOKEN": TOKEN,
-        "TELEGRAM_API_BASE_URL": bot_api.base_url,
-        "ALLOWED_USER_IDS": "1001",
-        "WORKSPACE_DIR": str(tmp_path / "ws"),
-        "DATA_DIR": str(tmp_path / "data"),
-        "WEBHOOK_PATH": "/telegram/integration-path",
-        "WEBHOOK_SECRET": "integration-secret",
-        "LISTEN_PORT": str(port),
-        "CLAUDE_BINARY": str(FAKE_CLAUDE),
-        "STT_PROVIDER": "local",
-        "LOG_FORMAT": "json",
+    env = serve_env(
+        tmp_path,
+        token=TOKEN,
+        bot_api_url=bot_api.base_url,
+        port=port,
+        ALLOWED_USER_IDS="1001",
+        WEBHOOK_PATH="/telegram/integration-path",
+        WEBHOOK_SECRET="integration-secret",
+        CLAUDE_BINARY=str(FAKE_CLAUDE),
+        LOG_FORMAT="json",
         **extra,
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "voicecoder.entrypoints.cli", "serve"],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
     )
+    return start_cli(tmp_path, env, "serve")
 
 
 class TestServe:

@@ -7,10 +7,8 @@ Anthropic API, and the git CLI as the oracle for what happened in which tree.
 from __future__ import annotations
 
 import functools
-import os
 import signal
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import pytest
 from tests.gitoracle import git
 from tests.loopback import free_port, wait_http
 from tests.real_cli import CLAUDE, make_repo, needs_cli
+from tests.serve_rig import real_claude, serve_env, start_cli
 from voicecoder.testing.fake_anthropic import FakeAnthropicApi, Reply, write_file
 from voicecoder.testing.fake_bot_api import BotMessage, FakeBotApi, FakeUser
 
@@ -46,35 +45,23 @@ def serve(
 ) -> subprocess.Popen[bytes]:
     assert CLAUDE is not None
     home = tmp_path / "home"
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(home),
-        "TELEGRAM_TOKEN": TOKEN,
-        "TELEGRAM_API_BASE_URL": bot.base_url,
-        "ALLOWED_USER_IDS": f"{DEV.id},{ADA.id}",
-        "PROJECTS": projects or f"api={tmp_path / 'src' / 'api'};web={tmp_path / 'src' / 'web'}",
-        "WORKSPACES_ROOT": str(tmp_path / "trees"),
-        "DATA_DIR": str(tmp_path / "data"),
-        "WEBHOOK_PATH": HOOK,
-        "WEBHOOK_SECRET": SECRET,
-        "LISTEN_PORT": str(port),
-        "CLAUDE_BINARY": str(CLAUDE),
-        "CLAUDE_CONFIG_DIR": str(home / ".claude"),
-        "ANTHROPIC_BASE_URL": anthropic.base_url,
-        "ANTHROPIC_API_KEY": "dummy",
-        "STT_PROVIDER": "local",
-        "HF_HUB_OFFLINE": "1",
-        "LOG_FORMAT": "json",
+    env = serve_env(
+        tmp_path,
+        token=TOKEN,
+        bot_api_url=bot.base_url,
+        port=port,
+        HOME=str(home),
+        WORKSPACE_DIR=None,  # PROJECTS instead
+        ALLOWED_USER_IDS=f"{DEV.id},{ADA.id}",
+        PROJECTS=projects or f"api={tmp_path / 'src' / 'api'};web={tmp_path / 'src' / 'web'}",
+        WORKSPACES_ROOT=str(tmp_path / "trees"),
+        WEBHOOK_PATH=HOOK,
+        WEBHOOK_SECRET=SECRET,
+        LOG_FORMAT="json",
+        **real_claude(CLAUDE, anthropic.base_url, home),
         **(extra or {}),
-    }
-    with (tmp_path / "serve.log").open("ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "voicecoder.entrypoints.cli", "serve"],
-            env=env,
-            cwd=tmp_path,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    )
+    return start_cli(tmp_path, env, "serve", log=tmp_path / "serve.log")
 
 
 async def set_webhook(bot: FakeBotApi, port: int) -> None:
