@@ -16,7 +16,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
+import aiohttp
 import anyio
+import attrs
 
 CLI: Final = (sys.executable, "-m", "voicecoder.entrypoints.cli")
 """The argv prefix of `voicecoder` run by the interpreter (and the checkout) the tests run on."""
@@ -49,13 +51,47 @@ def serve_env(tmp_path: Path, /, *, token: str, bot_api_url: str, port: int, **v
 
 
 def real_claude(claude: Path, anthropic_base_url: str, home: Path) -> dict[str, str]:
-    """The variables that run the real Claude Code CLI *claude* against a local fake Anthropic API."""
+    """The variables that run the real Claude Code CLI *claude* against a local fake Anthropic API, HOME *home*."""
     return {
+        "HOME": str(home),
         "CLAUDE_BINARY": str(claude),
         "CLAUDE_CONFIG_DIR": str(home / ".claude"),
         "ANTHROPIC_BASE_URL": anthropic_base_url,
         "ANTHROPIC_API_KEY": "dummy",
     }
+
+
+@attrs.frozen
+class WebhookBot:
+    """A bot served by webhook: its token, the path Telegram posts updates to, and the secret it sends."""
+
+    token: str
+    path: str
+    secret: str
+
+    def env(self, tmp_path: Path, bot_api_url: str, port: int, /, **variables: str | None) -> dict[str, str]:
+        """`serve_env` of this bot, listening for the webhook on *port*, logging JSON; plus *variables*."""
+        return serve_env(
+            tmp_path,
+            token=self.token,
+            bot_api_url=bot_api_url,
+            port=port,
+            WEBHOOK_PATH=self.path,
+            WEBHOOK_SECRET=self.secret,
+            LOG_FORMAT="json",
+            **variables,
+        )
+
+    async def set_webhook(self, bot_api_url: str, port: int) -> None:
+        """Point the fake Bot API's webhook at `serve` on 127.0.0.1:*port*, as `voicecoder webhook set` would."""
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"{bot_api_url}/bot{self.token}/setWebhook",
+                json={"url": f"http://127.0.0.1:{port}{self.path}", "secret_token": self.secret},
+            ) as response,
+        ):
+            assert response.status == 200, await response.text()
 
 
 def start_cli(cwd: Path, env: Mapping[str, str], *args: str, log: Path | None = None) -> subprocess.Popen[bytes]:

@@ -17,7 +17,7 @@ import anyio
 import pytest
 
 from tests.loopback import free_port, wait_http
-from tests.serve_rig import CLI, cli_env, serve_env, start_cli
+from tests.serve_rig import CLI, WebhookBot, cli_env, start_cli
 from voicecoder.bootstrap import sandbox as sandbox_module
 from voicecoder.entrypoints.sandbox import SandboxInfo, find_claude, run_sandbox
 from voicecoder.simulators.bot_api import FakeBotApi, FakeUser
@@ -27,6 +27,7 @@ FAKE_CLAUDE = REPO / "tests" / "fakes" / "fake_claude.py"
 VOICE = REPO / "tests" / "fixtures" / "voice"
 HEADERS = {"X-Voicecoder-Sandbox": "1"}
 TOKEN = "5555555:integration-test-token-not-real-abcdefgh"
+BOT = WebhookBot(TOKEN, "/telegram/integration-path", "integration-secret")
 
 
 def git(workspace: Path, *args: str) -> str:
@@ -206,18 +207,7 @@ async def bot_api() -> AsyncIterator[FakeBotApi]:
 
 
 def start_serve(tmp_path: Path, bot_api: FakeBotApi, port: int, extra: dict[str, str]) -> subprocess.Popen[bytes]:
-    env = serve_env(
-        tmp_path,
-        token=TOKEN,
-        bot_api_url=bot_api.base_url,
-        port=port,
-        ALLOWED_USER_IDS="1001",
-        WEBHOOK_PATH="/telegram/integration-path",
-        WEBHOOK_SECRET="integration-secret",
-        CLAUDE_BINARY=str(FAKE_CLAUDE),
-        LOG_FORMAT="json",
-        **extra,
-    )
+    env = BOT.env(tmp_path, bot_api.base_url, port, ALLOWED_USER_IDS="1001", CLAUDE_BINARY=str(FAKE_CLAUDE), **extra)
     return start_cli(tmp_path, env, "serve")
 
 
@@ -234,7 +224,7 @@ class TestServe:
         proc = start_serve(tmp_path, bot_api, port, slow)
         try:
             await wait_http(f"http://127.0.0.1:{port}/healthz")
-            await _set_webhook(bot_api, port)
+            await BOT.set_webhook(bot_api.base_url, port)
             await bot_api.send_text("explain the code", user=dev)
             with anyio.fail_after(30):
                 while not any("working" in (m.text or "").lower() for m in bot_api.messages.values()):
@@ -277,14 +267,3 @@ class TestServe:
         assert re.search(r'voicecoder_updates_total\{outcome="processed"\} [1-9]', text)
         assert TOKEN not in first_log
         assert all(json.loads(line) for line in first_log.splitlines() if line.startswith("{"))
-
-
-async def _set_webhook(bot_api: FakeBotApi, port: int) -> None:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(
-            f"{bot_api.base_url}/bot{TOKEN}/setWebhook",
-            json={"url": f"http://127.0.0.1:{port}/telegram/integration-path", "secret_token": "integration-secret"},
-        ) as response,
-    ):
-        assert response.status == 200, await response.text()
