@@ -59,17 +59,16 @@ class RoleProcess:
 
 
 def role_environment(tmp_path: Path, database_url: str | None, port: int, **extra: str) -> dict[str, str]:
-    return cli_env(
-        tmp_path,
-        DATA_DIR=str(tmp_path / "data"),
-        WORKSPACE_DIR=str(tmp_path / "ws"),
-        LOG_LEVEL="INFO",
-        LISTEN_PORT=str(port),
-        WEBHOOK_PATH=WEBHOOK_PATH,
-        WEBHOOK_SECRET=WEBHOOK_SECRET,
-        DATABASE_URL=database_url,
-        **extra,
-    )
+    defaults = {
+        "DATA_DIR": str(tmp_path / "data"),
+        "WORKSPACE_DIR": str(tmp_path / "ws"),
+        "LOG_LEVEL": "INFO",
+        "LISTEN_PORT": str(port),
+        "WEBHOOK_PATH": WEBHOOK_PATH,
+        "WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "DATABASE_URL": database_url,
+    }
+    return cli_env(tmp_path, **{**defaults, **extra})  # *extra* overrides (a worker names its host's dirs)
 
 
 @contextlib.contextmanager

@@ -71,16 +71,8 @@ class WebhookBot:
 
     def env(self, tmp_path: Path, bot_api_url: str, port: int, /, **variables: str | None) -> dict[str, str]:
         """`serve_env` of this bot, listening for the webhook on *port*, logging JSON; plus *variables*."""
-        return serve_env(
-            tmp_path,
-            token=self.token,
-            bot_api_url=bot_api_url,
-            port=port,
-            WEBHOOK_PATH=self.path,
-            WEBHOOK_SECRET=self.secret,
-            LOG_FORMAT="json",
-            **variables,
-        )
+        webhook = {"WEBHOOK_PATH": self.path, "WEBHOOK_SECRET": self.secret, "LOG_FORMAT": "json"}
+        return serve_env(tmp_path, token=self.token, bot_api_url=bot_api_url, port=port, **{**webhook, **variables})
 
     async def set_webhook(self, bot_api_url: str, port: int) -> None:
         """Point the fake Bot API's webhook at `serve` on 127.0.0.1:*port*, as `voicecoder webhook set` would."""

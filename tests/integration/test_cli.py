@@ -26,14 +26,13 @@ async def bot_api() -> AsyncIterator[FakeBotApi]:
 
 
 async def voicecoder(tmp_path: Path, bot_api: FakeBotApi, *args: str, **env: str) -> tuple[int, str]:
-    environment = cli_env(
-        tmp_path,
-        TELEGRAM_TOKEN=TOKEN,
-        TELEGRAM_API_BASE_URL=bot_api.base_url,
-        DATA_DIR=str(tmp_path / "data"),
-        WORKSPACE_DIR=str(tmp_path / "ws"),
-        **env,
-    )
+    bot = {
+        "TELEGRAM_TOKEN": TOKEN,
+        "TELEGRAM_API_BASE_URL": bot_api.base_url,
+        "DATA_DIR": str(tmp_path / "data"),
+        "WORKSPACE_DIR": str(tmp_path / "ws"),
+    }
+    environment = cli_env(tmp_path, **{**bot, **env})
     code, out, err = await run_cli(tmp_path, environment, *args)
     return code, out + err
 

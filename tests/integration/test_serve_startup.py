@@ -32,7 +32,8 @@ async def _bot_api() -> AsyncIterator[FakeBotApi]:
 
 
 def environment(tmp_path: Path, base_url: str, port: int, **extra: str) -> dict[str, str]:
-    return serve_env(tmp_path, token=TOKEN, bot_api_url=base_url, port=port, ALLOWED_USER_IDS=str(DEV.id), **extra)
+    allowed = {"ALLOWED_USER_IDS": str(DEV.id)}
+    return serve_env(tmp_path, token=TOKEN, bot_api_url=base_url, port=port, **{**allowed, **extra})
 
 
 async def serve_once(tmp_path: Path, base_url: str, *args: str, **extra: str) -> tuple[int, str, str]:

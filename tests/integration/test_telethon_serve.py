@@ -49,7 +49,7 @@ class Serve:
 
     def __init__(self, tmp_path: Path, env: dict[str, str]) -> None:
         self.tmp_path = tmp_path
-        self.env = cli_env(tmp_path, LOG_FORMAT="json", **env)
+        self.env = cli_env(tmp_path, **{"LOG_FORMAT": "json", **env})
         self.logs: list[Path] = []
         self.procs: list[subprocess.Popen[bytes]] = []
 
