@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import os
+import json
 import signal
 import subprocess
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Self
@@ -18,6 +17,9 @@ import psycopg
 from aiohttp import web
 
 from tests.loopback import free_port
+from tests.serve_rig import cli_env, start_cli
+from voicecoder.adapters.postgres.tree_fence import agents_in
+from voicecoder.simulators.bot_api import DEFAULT_USER, BotMessage, FakeBotApi, FakeUser
 
 WEBHOOK_PATH = "/tg/cluster-hook-path-0123456789"
 WEBHOOK_SECRET = "cluster-secret-token-0123456789"
@@ -57,20 +59,16 @@ class RoleProcess:
 
 
 def role_environment(tmp_path: Path, database_url: str | None, port: int, **extra: str) -> dict[str, str]:
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
+    defaults = {
         "DATA_DIR": str(tmp_path / "data"),
         "WORKSPACE_DIR": str(tmp_path / "ws"),
         "LOG_LEVEL": "INFO",
         "LISTEN_PORT": str(port),
         "WEBHOOK_PATH": WEBHOOK_PATH,
         "WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "HF_HUB_OFFLINE": "1",
-        "DATABASE_URL": database_url or "",
-        **extra,
+        "DATABASE_URL": database_url,
     }
-    return {k: v for k, v in env.items() if v}
+    return cli_env(tmp_path, **{**defaults, **extra})  # *extra* overrides (a worker names its host's dirs)
 
 
 @contextlib.contextmanager
@@ -88,14 +86,8 @@ def running_role(
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = home / "output.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "voicecoder.entrypoints.cli", "serve", "--role", role, *extra_args],
-            env=role_environment(home, database_url, port, **extra),
-            cwd=home,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
+    env = role_environment(home, database_url, port, **extra)
+    process = start_cli(home, env, "serve", "--role", role, *extra_args, log=log)
     handle = RoleProcess(process, log, port)
     try:
         yield handle
@@ -218,3 +210,89 @@ async def wait_until(what: str, predicate: Callable[[], object], within: float =
         if anyio.current_time() > deadline:
             raise AssertionError(f"timed out after {within:g} s waiting for: {what}")
         await anyio.sleep(0.05)
+
+
+# --- the scenario the chaos tests share: a turn cut off on its owner, settled and approved by the next ------------
+
+
+def git(tree: Path, *args: str) -> str:
+    """The git CLI in *tree* (the oracle); its stdout."""
+    return subprocess.run(["git", *args], cwd=tree, capture_output=True, text=True, check=True).stdout
+
+
+async def set_webhook(bot_api: FakeBotApi, url: str) -> None:
+    """Register *url* (and the cluster's secret) with the fake Bot API, as `voicecoder webhook set` would."""
+    async with aiohttp.ClientSession() as http:
+        await http.post(f"{bot_api.base_url}/bot{TOKEN}/setWebhook", json={"url": url, "secret_token": WEBHOOK_SECRET})
+
+
+def agent_turns(record_dir: Path) -> list[str]:
+    """The prompts the fake agent was started with, in order (``FAKE_CLAUDE_RECORD`` in *record_dir*)."""
+    record = record_dir / "agent-turns.ndjson"
+    if not record.exists():
+        return []
+    return [json.loads(line)["stdin"] for line in record.read_text().splitlines() if '"stdin"' in line]
+
+
+@attrs.frozen
+class TurnInFlight:
+    """A prompt whose agent is running in *tree*, and the lease of its workspace when it was seen running."""
+
+    tree: Path
+    owner: str | None
+    epoch: int
+    agents: list[int]
+
+
+async def start_a_turn(
+    bot_api: FakeBotApi,
+    record_dir: Path,
+    tree: Path,
+    lease: Callable[[], tuple[str | None, int]],
+    *texts: str,
+    user: FakeUser = DEFAULT_USER,
+) -> TurnInFlight:
+    """
+    Send *texts* (the last one the prompt) and wait until the agent runs that prompt in *tree*.
+
+    *lease* reads (owner, epoch) of the workspace the prompt runs in; it is read once the agent works.
+    """
+    for text in texts:
+        await bot_api.send_text(text, user=user)
+    prompt = texts[-1]
+    await wait_until("the agent's turn started", lambda: prompt in agent_turns(record_dir), 60)
+    await wait_until("the agent works in the tree", lambda: agents_in(tree) != [], 60)
+    owner, epoch = lease()
+    return TurnInFlight(tree, owner, epoch, agents_in(tree))
+
+
+def offered_again(bot_api: FakeBotApi, user: FakeUser = DEFAULT_USER, *, after: int = 0) -> BotMessage | None:
+    """The 'not run again' offer (ADR 0023) the bot sent in *user*'s chat after message *after*, if any."""
+    found = [
+        m
+        for m in bot_api.bot_messages(user.id)
+        if m.message_id > after and (m.text or "").startswith("↩️ Not run again")
+    ]
+    return found[-1] if found else None
+
+
+async def approve_the_settled_turn(
+    bot_api: FakeBotApi, turn: TurnInFlight, *, approve: str = "a:", user: FakeUser = DEFAULT_USER
+) -> None:
+    """
+    After a takeover: wait until the cut-off turn is offered again (not run) and its change is up for review, press
+    ✅ (the button whose data starts with *approve*), and wait for the commit in the turn's tree.
+    """
+
+    def summary() -> BotMessage | None:
+        return next(
+            (m for m in bot_api.bot_messages(user.id) if any(d.startswith(approve) for d in m.callback_datas())), None
+        )
+
+    await wait_until("the offer to run it again", lambda: offered_again(bot_api, user) is not None, 60)
+    await wait_until("the change to review", lambda: summary() is not None, 60)
+    change = summary()
+    assert change is not None
+    head = git(turn.tree, "rev-parse", "HEAD")
+    await bot_api.press(change.message_id, next(d for d in change.callback_datas() if d.startswith(approve)), user=user)
+    await wait_until("the commit", lambda: git(turn.tree, "rev-parse", "HEAD") != head, 60)

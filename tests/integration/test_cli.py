@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import stat
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import anyio
 import pytest
 
 from tests.loopback import free_port, wait_http
+from tests.serve_rig import CLI, cli_env, run_cli
 from voicecoder.simulators.bot_api import FakeBotApi
 
 TOKEN = "6666666:cli-test-token-not-a-real-one-abcdefghij"
@@ -27,19 +26,15 @@ async def bot_api() -> AsyncIterator[FakeBotApi]:
 
 
 async def voicecoder(tmp_path: Path, bot_api: FakeBotApi, *args: str, **env: str) -> tuple[int, str]:
-    environment = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
+    bot = {
         "TELEGRAM_TOKEN": TOKEN,
         "TELEGRAM_API_BASE_URL": bot_api.base_url,
         "DATA_DIR": str(tmp_path / "data"),
         "WORKSPACE_DIR": str(tmp_path / "ws"),
-        **env,
     }
-    done = await anyio.run_process(
-        [sys.executable, "-m", "voicecoder.entrypoints.cli", *args], env=environment, cwd=tmp_path, check=False
-    )
-    return done.returncode, (done.stdout + done.stderr).decode()
+    environment = cli_env(tmp_path, **{**bot, **env})
+    code, out, err = await run_cli(tmp_path, environment, *args)
+    return code, out + err
 
 
 class TestWebhookCommands:
@@ -103,11 +98,8 @@ class TestSandboxCommand:
         checkout.mkdir()
         await anyio.run_process(["git", "init", "-q", str(checkout)])
         port = free_port()
-        env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
         process = await anyio.open_process(
-            [sys.executable, "-m", "voicecoder.entrypoints.cli", "sandbox", "--port", str(port)],
-            env=env,
-            cwd=checkout,
+            [*CLI, "sandbox", "--port", str(port)], env=cli_env(tmp_path / "home"), cwd=checkout
         )
         try:
             await wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
@@ -139,18 +131,8 @@ class TestSandboxCommand:
         browser.write_text(f'#!/bin/sh\nprintf "%s" "$1" > {opened}\n')
         browser.chmod(0o755)
         port = free_port()
-        env = {
-            "PATH": os.environ["PATH"],
-            "HOME": str(tmp_path / "home"),
-            "HF_HUB_OFFLINE": "1",
-            "DISPLAY": ":99",
-            "BROWSER": f"{browser} %s",
-        }
-        process = await anyio.open_process(
-            [sys.executable, "-m", "voicecoder.entrypoints.cli", "sandbox", "--port", str(port)],
-            env=env,
-            cwd=tmp_path,
-        )
+        env = cli_env(tmp_path / "home", DISPLAY=":99", BROWSER=f"{browser} %s")
+        process = await anyio.open_process([*CLI, "sandbox", "--port", str(port)], env=env, cwd=tmp_path)
         try:
             with anyio.fail_after(60):
                 while not opened.exists() or not opened.read_text():

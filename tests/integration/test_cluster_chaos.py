@@ -17,29 +17,33 @@ from __future__ import annotations
 import json
 import re
 import signal
-import subprocess
 from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
-import aiohttp
 import anyio
 import pytest
 
 from tests.cluster_rig import (
     TOKEN,
-    WEBHOOK_SECRET,
     RoleProcess,
     RoundRobin,
+    TurnInFlight,
+    agent_turns,
+    approve_the_settled_turn,
+    git,
     inbox_rows,
     lease_row,
     running_role,
     running_worker,
+    set_webhook,
+    start_a_turn,
     wait_until,
 )
 from tests.fence_oracles import snapshot
 from tests.loopback import wait_http
 from voicecoder.adapters.postgres.tree_fence import agents_in
-from voicecoder.simulators.bot_api import DEFAULT_USER, BotMessage, FakeBotApi, FakeUser
+from voicecoder.simulators.bot_api import DEFAULT_USER, FakeBotApi, FakeUser
 from voicecoder.testing.postgres_server import PostgresServer
 
 HANG = "\n".join(
@@ -56,11 +60,6 @@ async def _bot_api() -> AsyncIterator[FakeBotApi]:
         yield api
 
 
-async def set_webhook(bot_api: FakeBotApi, url: str) -> None:
-    async with aiohttp.ClientSession() as http:
-        await http.post(f"{bot_api.base_url}/bot{TOKEN}/setWebhook", json={"url": url, "secret_token": WEBHOOK_SECRET})
-
-
 def hanging_agent(tmp_path: Path) -> dict[str, str]:
     """Agent settings for workers whose every turn hangs, recording each turn it starts."""
     script = tmp_path / "hang.ndjson"
@@ -70,33 +69,6 @@ def hanging_agent(tmp_path: Path) -> dict[str, str]:
         "FAKE_CLAUDE_RECORD": str(tmp_path / "agent-turns.ndjson"),
         "AGENT_ENV_PASSTHROUGH": "FAKE_CLAUDE_SCRIPT FAKE_CLAUDE_RECORD",
     }
-
-
-def agent_turns(tmp_path: Path) -> list[str]:
-    record = tmp_path / "agent-turns.ndjson"
-    if not record.exists():
-        return []
-    return [json.loads(line)["stdin"] for line in record.read_text().splitlines() if '"stdin"' in line]
-
-
-def offer(bot_api: FakeBotApi) -> BotMessage | None:
-    """The 'not run again' offer (ADR 0023) in the default chat, if the bot sent it."""
-    return next((m for m in bot_api.bot_messages() if (m.text or "").startswith("↩️ Not run again")), None)
-
-
-def change_to_review(bot_api: FakeBotApi, name: str) -> BotMessage | None:
-    return next(
-        (
-            m
-            for m in bot_api.bot_messages()
-            if name in (m.text or "") and any(d.startswith("a:") for d in m.callback_datas())
-        ),
-        None,
-    )
-
-
-def git(tree: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=tree, capture_output=True, text=True, check=True).stdout
 
 
 async def own_and_standby(
@@ -110,6 +82,29 @@ async def own_and_standby(
             yield w1, w2
 
 
+@asynccontextmanager
+async def owner_mid_turn(
+    tmp_path: Path, database_url: str, bot_api: FakeBotApi, prompt: str
+) -> AsyncIterator[tuple[RoleProcess, RoleProcess, TurnInFlight]]:
+    """
+    The ingress and two workers of h1 (their agents hang); *prompt* running on the owner, which has written
+    ``notes.txt`` the way an agent would before it is cut off. Yields (owner, standby, the turn).
+    """
+    with running_role(tmp_path, "ingress", database_url, name="ingress") as ingress:
+        await wait_http(ingress.url + "/readyz")
+        await set_webhook(bot_api, ingress.hook)
+        workers = own_and_standby(tmp_path, database_url, bot_api, users=[DEFAULT_USER.id], **hanging_agent(tmp_path))
+        owner, standby = await workers.__anext__()
+        try:
+            turn = await start_a_turn(
+                bot_api, tmp_path, tmp_path / "h1" / "ws", lambda: lease_row(database_url), prompt
+            )
+            (turn.tree / "notes.txt").write_text("half done\n")
+            yield owner, standby, turn
+        finally:
+            await workers.aclose()
+
+
 async def test_kill_9_of_the_owner_mid_turn_settles_the_turn_and_asks(
     tmp_path: Path, database_url: str, bot_api: FakeBotApi
 ) -> None:
@@ -117,33 +112,13 @@ async def test_kill_9_of_the_owner_mid_turn_settles_the_turn_and_asks(
     The owner dies while its agent runs: the orphan agent is stopped before the new owner touches the tree, the
     redelivered prompt is settled (its edit becomes a change to review) and offered, not run; ✅ commits it once.
     """
-    tree = tmp_path / "h1" / "ws"
-    with running_role(tmp_path, "ingress", database_url, name="ingress") as ingress:
-        await wait_http(ingress.url + "/readyz")
-        await set_webhook(bot_api, ingress.hook)
-        workers = own_and_standby(tmp_path, database_url, bot_api, users=[DEFAULT_USER.id], **hanging_agent(tmp_path))
-        owner, standby = await workers.__anext__()
-        try:
-            await bot_api.send_text("write the notes")
-            await wait_until("the agent's turn started", lambda: agent_turns(tmp_path) == ["write the notes"])
-            (tree / "notes.txt").write_text("half done\n")  # what the agent wrote before it was cut off
-            orphans = agents_in(tree)
-            _, epoch = lease_row(database_url)
+    async with owner_mid_turn(tmp_path, database_url, bot_api, "write the notes") as (owner, standby, turn):
+        owner.kill()
+        await wait_until("a takeover", lambda: lease_row(database_url)[1] == turn.epoch + 1)
+        await approve_the_settled_turn(bot_api, turn)
+        takeover_log = standby.output()
 
-            owner.kill()
-            await wait_until("a takeover", lambda: lease_row(database_url)[1] == epoch + 1)
-            await wait_until("the offer to run it again", lambda: offer(bot_api) is not None)
-            await wait_until("the change to review", lambda: change_to_review(bot_api, "notes.txt") is not None)
-            summary = change_to_review(bot_api, "notes.txt")
-            assert summary is not None
-            approve = next(d for d in summary.callback_datas() if d.startswith("a:"))
-            head_before = git(tree, "rev-parse", "HEAD").strip()
-            await bot_api.press(summary.message_id, approve)
-            await wait_until("the commit", lambda: git(tree, "rev-parse", "HEAD").strip() != head_before)
-            takeover_log = standby.output()
-        finally:
-            await workers.aclose()
-
+    tree, orphans, epoch = turn.tree, turn.agents, turn.epoch
     assert orphans, "the agent was not running when its worker was killed"
     assert agents_in(tree) == []
     assert agent_turns(tmp_path) == ["write the notes"], "the cut-off prompt ran again without being asked"
@@ -163,41 +138,23 @@ async def test_a_paused_owner_is_replaced_and_changes_nothing_when_it_wakes(
     settles the turn, offers it again and commits the change on ✅. On SIGCONT the old owner never runs again: the
     tree, its refs, the state rows and everything the bot sent are exactly as the new owner left them.
     """
-    tree = tmp_path / "h1" / "ws"
     state = tmp_path / "h1" / "data" / "state.sqlite3"
-    with running_role(tmp_path, "ingress", database_url, name="ingress") as ingress:
-        await wait_http(ingress.url + "/readyz")
-        await set_webhook(bot_api, ingress.hook)
-        workers = own_and_standby(tmp_path, database_url, bot_api, users=[DEFAULT_USER.id], **hanging_agent(tmp_path))
-        owner, standby = await workers.__anext__()
+    async with owner_mid_turn(tmp_path, database_url, bot_api, "long job") as (owner, standby, turn):
+        owner.process.send_signal(signal.SIGSTOP)
         try:
-            await bot_api.send_text("long job")
-            await wait_until("the agent's turn started", lambda: agent_turns(tmp_path) == ["long job"])
-            (tree / "notes.txt").write_text("half done\n")  # what the agent wrote before its worker was paused
-            agent = agents_in(tree)
-            first_owner, epoch = lease_row(database_url)
-            owner.process.send_signal(signal.SIGSTOP)
-            try:
-                await wait_until("a takeover", lambda: lease_row(database_url)[1] == epoch + 1)
-                await wait_until("the change to review", lambda: change_to_review(bot_api, "notes.txt") is not None)
-                await wait_until("the offer", lambda: offer(bot_api) is not None)
-                summary = change_to_review(bot_api, "notes.txt")
-                assert summary is not None
-                head = git(tree, "rev-parse", "HEAD").strip()
-                await bot_api.press(summary.message_id, next(d for d in summary.callback_datas() if d.startswith("a:")))
-                await wait_until("the commit", lambda: git(tree, "rev-parse", "HEAD").strip() != head)
-                await wait_until(
-                    "every update done", lambda: all(s == "done" for s, _ in inbox_rows(database_url).values())
-                )
-                before = snapshot(tree, state, bot_api)
-            finally:
-                owner.process.send_signal(signal.SIGCONT)
-            await wait_until("the old owner is gone", lambda: owner.process.poll() is not None)
-            after = snapshot(tree, state, bot_api)
-            owner_log, standby_log = owner.output(), standby.output()
+            await wait_until("a takeover", lambda: lease_row(database_url)[1] == turn.epoch + 1)
+            await approve_the_settled_turn(bot_api, turn)
+            await wait_until(
+                "every update done", lambda: all(s == "done" for s, _ in inbox_rows(database_url).values())
+            )
+            before = snapshot(turn.tree, state, bot_api)
         finally:
-            await workers.aclose()
+            owner.process.send_signal(signal.SIGCONT)
+        await wait_until("the old owner is gone", lambda: owner.process.poll() is not None)
+        after = snapshot(turn.tree, state, bot_api)
+        owner_log, standby_log = owner.output(), standby.output()
 
+    tree, agent, first_owner, epoch = turn.tree, turn.agents, turn.owner, turn.epoch
     assert agent, "the agent was not running when its worker was paused"
     assert first_owner is not None
     assert first_owner in owner_log

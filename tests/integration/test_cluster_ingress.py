@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import signal
-import sys
 from pathlib import Path
 
 import aiohttp
@@ -19,6 +18,7 @@ import psycopg
 
 from tests.cluster_rig import SECRET_HEADER, WEBHOOK_SECRET, RoleProcess, role_environment, running_role
 from tests.loopback import free_port, wait_http
+from tests.serve_rig import run_cli
 from voicecoder.adapters.sqlite.inbox import SqliteInbox
 from voicecoder.bootstrap import build_container
 from voicecoder.config import Config
@@ -126,17 +126,11 @@ async def test_the_role_needs_a_database_and_a_shared_identity(tmp_path: Path, d
         ),
     }
     for expected, env in cases.items():
-        done = await anyio.run_process(
-            [sys.executable, "-m", "voicecoder.entrypoints.cli", "serve", "--role", "ingress"],
-            env={k: v for k, v in env.items() if v},
-            cwd=tmp_path,
-            check=False,
-        )
-        out = done.stdout.decode()
-        assert done.returncode == 2, out + done.stderr.decode()
+        code, out, err = await run_cli(tmp_path, {k: v for k, v in env.items() if v}, "serve", "--role", "ingress")
+        assert code == 2, out + err
         assert out.startswith("❌ ")
         assert expected in out
-        assert "hunter2-secret" not in out + done.stderr.decode()
+        assert "hunter2-secret" not in out + err
 
 
 async def test_an_unreachable_database_at_start_is_one_line_without_the_password(tmp_path: Path) -> None:

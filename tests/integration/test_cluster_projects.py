@@ -11,25 +11,28 @@ and no update is lost. A paused owner is replaced the same way and, woken, chang
 
 from __future__ import annotations
 
-import json
 import re
 import signal
-import subprocess
 from collections.abc import AsyncIterator
 from contextlib import ExitStack
 from pathlib import Path
 
-import aiohttp
 import psycopg
 import pytest
 
 from tests.cluster_rig import (
     TOKEN,
-    WEBHOOK_SECRET,
     RoleProcess,
+    TurnInFlight,
+    agent_turns,
+    approve_the_settled_turn,
+    git,
     inbox_rows,
+    offered_again,
     running_role,
     running_worker,
+    set_webhook,
+    start_a_turn,
     wait_until,
 )
 from tests.fence_oracles import snapshot
@@ -46,10 +49,6 @@ HOST_OF = {"alpha": "h1", "beta": "h2"}
 async def _bot_api() -> AsyncIterator[FakeBotApi]:
     async with FakeBotApi(TOKEN, time_scale=0.02) as api:
         yield api
-
-
-def git(tree: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=tree, capture_output=True, text=True, check=True).stdout
 
 
 def source_repos(tmp_path: Path) -> Path:
@@ -70,13 +69,6 @@ def source_repos(tmp_path: Path) -> Path:
 
 def tree(tmp_path: Path, project: str, user: FakeUser) -> Path:
     return tmp_path / HOST_OF[project] / "trees" / project / f"user-{user.id}"
-
-
-def agent_turns(tmp_path: Path) -> list[str]:
-    record = tmp_path / "agent-turns.ndjson"
-    if not record.exists():
-        return []
-    return [json.loads(line)["stdin"] for line in record.read_text().splitlines() if '"stdin"' in line]
 
 
 def said(bot: FakeBotApi, user: FakeUser, start: str, *, after: int = 0) -> BotMessage | None:
@@ -108,6 +100,26 @@ async def ready(name: str, process: RoleProcess) -> None:
     assert process.process.poll() is None, process.output()
 
 
+ALICE_ALPHA = f"p:alpha:u{ALICE.id}"
+
+
+async def slow_turn_in_alices_alpha(
+    tmp_path: Path, database_url: str, bot_api: FakeBotApi, cluster: dict[str, RoleProcess]
+) -> tuple[TurnInFlight, str, RoleProcess]:
+    """Alice's slow prompt running in her alpha tree; (the turn, the name of its owning worker, h1's other worker)."""
+    turn = await start_a_turn(
+        bot_api,
+        tmp_path,
+        tree(tmp_path, "alpha", ALICE),
+        lambda: leases(database_url)[ALICE_ALPHA],
+        "/project alpha",
+        "slowly write slow.txt",
+        user=ALICE,
+    )
+    victim = next(name for name in ("h1a", "h1b") if worker_id(cluster[name]) == turn.owner)
+    return turn, victim, cluster["h1b" if victim == "h1a" else "h1a"]
+
+
 @pytest.fixture
 async def cluster(tmp_path: Path, database_url: str, bot_api: FakeBotApi) -> AsyncIterator[dict[str, RoleProcess]]:
     """
@@ -129,11 +141,7 @@ async def cluster(tmp_path: Path, database_url: str, bot_api: FakeBotApi) -> Asy
         ingress = stack.enter_context(running_role(tmp_path, "ingress", database_url, name="ingress"))
         roles = {"ingress": ingress}
         await wait_http(ingress.url + "/readyz")
-        async with aiohttp.ClientSession() as http:
-            await http.post(
-                f"{bot_api.base_url}/bot{TOKEN}/setWebhook",
-                json={"url": ingress.hook, "secret_token": WEBHOOK_SECRET},
-            )
+        await set_webhook(bot_api, ingress.hook)
         for name, host in (("h1a", "h1"), ("h1b", "h1"), ("h2a", "h2")):
             roles[name] = stack.enter_context(
                 running_worker(
@@ -191,23 +199,15 @@ async def test_prompts_of_two_users_in_two_projects_run_in_their_trees_and_survi
 
     # Kill -9 of the worker that owns Alice's alpha workspace, mid-turn.
     before = leases(database_url)
-    alice_alpha = f"p:alpha:u{ALICE.id}"
     mark = last_id(bot_api, ALICE)
-    await bot_api.send_text("/project alpha", user=ALICE)
-    await bot_api.send_text("slowly write slow.txt", user=ALICE)
-    await wait_until("the slow turn started", lambda: "slowly write slow.txt" in agent_turns(tmp_path), 60)
-    await wait_until("the agent works in the tree", lambda: agents_in(alpha_tree) != [])
-    owner, epoch = leases(database_url)[alice_alpha]
-    victim = next(name for name in ("h1a", "h1b") if worker_id(cluster[name]) == owner)
-    heir = cluster["h1b" if victim == "h1a" else "h1a"]
+    turn, victim, heir = await slow_turn_in_alices_alpha(tmp_path, database_url, bot_api, cluster)
+    owner, epoch = turn.owner, turn.epoch
     h2_before = {ws: lease for ws, lease in leases(database_url).items() if ws.startswith("p:beta:")}
     cluster[victim].kill()
 
     heir_id = worker_id(heir)
-    await wait_until("the takeover", lambda: leases(database_url)[alice_alpha] == (heir_id, epoch + 1), 60)
-    await wait_until(
-        "the offer to run it again", lambda: said(bot_api, ALICE, "↩️ Not run again", after=mark) is not None, 60
-    )
+    await wait_until("the takeover", lambda: leases(database_url)[ALICE_ALPHA] == (heir_id, epoch + 1), 60)
+    await wait_until("the offer to run it again", lambda: offered_again(bot_api, ALICE, after=mark) is not None, 60)
     await wait_until(
         "every update done",
         lambda: all(state == "done" for state, _ in inbox_rows(database_url).values()),
@@ -216,7 +216,7 @@ async def test_prompts_of_two_users_in_two_projects_run_in_their_trees_and_survi
     assert agent_turns(tmp_path).count("slowly write slow.txt") == 1, "the cut-off prompt ran again"
     assert agents_in(alpha_tree) == []
     log = heir.output()
-    assert log.index("fence: stopped") < log.index(f"owns workspace {alice_alpha} at epoch {epoch + 1}"), log
+    assert log.index("fence: stopped") < log.index(f"owns workspace {ALICE_ALPHA} at epoch {epoch + 1}"), log
     # h2's workspaces were never touched; every h1 workspace the dead worker held is now the heir's.
     assert {ws: lease for ws, lease in leases(database_url).items() if ws.startswith("p:beta:")} == h2_before
     for ws, (was, _) in before.items():
@@ -264,25 +264,13 @@ async def test_a_paused_owner_of_a_project_workspace_changes_nothing_when_it_wak
     """
     alpha_tree = tree(tmp_path, "alpha", ALICE)
     state = tmp_path / "h1" / "data" / "projects" / "alpha" / f"user-{ALICE.id}.sqlite3"
-    alice_alpha = f"p:alpha:u{ALICE.id}"
-    await bot_api.send_text("/project alpha", user=ALICE)
-    await bot_api.send_text("slowly write slow.txt", user=ALICE)
-    await wait_until("the slow turn started", lambda: "slowly write slow.txt" in agent_turns(tmp_path), 60)
-    await wait_until("the agent works in the tree", lambda: agents_in(alpha_tree) != [])
-    owner, epoch = leases(database_url)[alice_alpha]
-    victim = next(name for name in ("h1a", "h1b") if worker_id(cluster[name]) == owner)
-    heir = cluster["h1b" if victim == "h1a" else "h1a"]
+    turn, victim, heir = await slow_turn_in_alices_alpha(tmp_path, database_url, bot_api, cluster)
+    epoch = turn.epoch
     paused = cluster[victim].process
     paused.send_signal(signal.SIGSTOP)
     try:
-        await wait_until("the takeover", lambda: leases(database_url)[alice_alpha] == (worker_id(heir), epoch + 1), 60)
-        await wait_until("the offer", lambda: said(bot_api, ALICE, "↩️ Not run again") is not None, 60)
-        await wait_until("the change to review", lambda: said(bot_api, ALICE, "📝 Changes ready") is not None, 60)
-        summary = said(bot_api, ALICE, "📝 Changes ready")
-        assert summary is not None
-        approve = next(d for d in summary.callback_datas() if d.startswith("alpha/a:"))
-        await bot_api.press(summary.message_id, approve, user=ALICE)
-        await wait_until("the commit", lambda: git(alpha_tree, "rev-list", "--count", "HEAD").strip() == "2", 60)
+        await wait_until("the takeover", lambda: leases(database_url)[ALICE_ALPHA] == (worker_id(heir), epoch + 1), 60)
+        await approve_the_settled_turn(bot_api, turn, approve="alpha/a:", user=ALICE)
         await wait_until("every update done", lambda: all(s == "done" for s, _ in inbox_rows(database_url).values()))
         before = snapshot(alpha_tree, state, bot_api)
     finally:
@@ -292,7 +280,7 @@ async def test_a_paused_owner_of_a_project_workspace_changes_nothing_when_it_wak
 
     assert paused.returncode == -signal.SIGKILL
     assert after == before
-    assert before["rows"]["owner_fence"] == [(1, alice_alpha, epoch + 1)]
+    assert before["rows"]["owner_fence"] == [(1, ALICE_ALPHA, epoch + 1)]
     assert f"stale holder(s) of the lock of {alpha_tree}: [{paused.pid}]" in heir.output()
     assert agent_turns(tmp_path).count("slowly write slow.txt") == 1
     assert git(alpha_tree, "log", "-1", "--name-only", "--format=").split() == ["slow.txt"]

@@ -11,17 +11,16 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import aiohttp
 import anyio
 import pytest
 
 from tests.agent_processes import alive_with, describe
 from tests.loopback import free_port, wait_http
 from tests.real_cli import CLAUDE, make_repo, needs_cli
+from tests.serve_rig import WebhookBot, real_claude, start_cli
 from voicecoder.testing.fake_anthropic import FakeAnthropicApi, Reply, write_file
 from voicecoder.testing.fake_bot_api import BotMessage, FakeBotApi, FakeUser
 
@@ -32,53 +31,23 @@ HOOK = "/telegram/interrupted-turn-hook"
 SECRET = "interrupted-turn-secret"
 DEV = FakeUser(id=1001, first_name="Dev")
 MARKER_VAR = "VOICECODER_TEST_RUN"
+BOT = WebhookBot(TOKEN, HOOK, SECRET)
 
 
 def serve(
     tmp_path: Path, port: int, bot: FakeBotApi, anthropic: FakeAnthropicApi, marker: str
 ) -> subprocess.Popen[bytes]:
     assert CLAUDE is not None
-    home = tmp_path / "home"
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(home),
-        "TELEGRAM_TOKEN": TOKEN,
-        "TELEGRAM_API_BASE_URL": bot.base_url,
-        "ALLOWED_USER_IDS": str(DEV.id),
-        "WORKSPACE_DIR": str(tmp_path / "ws"),
-        "DATA_DIR": str(tmp_path / "data"),
-        "WEBHOOK_PATH": HOOK,
-        "WEBHOOK_SECRET": SECRET,
-        "LISTEN_PORT": str(port),
-        "CLAUDE_BINARY": str(CLAUDE),
-        "CLAUDE_CONFIG_DIR": str(home / ".claude"),
-        "ANTHROPIC_BASE_URL": anthropic.base_url,
-        "ANTHROPIC_API_KEY": "dummy",
-        "AGENT_ENV_PASSTHROUGH": MARKER_VAR,
-        MARKER_VAR: marker,
-        "STT_PROVIDER": "local",
-        "HF_HUB_OFFLINE": "1",
-        "LOG_FORMAT": "json",
-    }
-    with (tmp_path / "serve.log").open("ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "voicecoder.entrypoints.cli", "serve"],
-            env=env,
-            cwd=tmp_path,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-
-async def set_webhook(bot: FakeBotApi, port: int) -> None:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(
-            f"{bot.base_url}/bot{TOKEN}/setWebhook",
-            json={"url": f"http://127.0.0.1:{port}{HOOK}", "secret_token": SECRET},
-        ) as response,
-    ):
-        assert response.status == 200
+    env = BOT.env(
+        tmp_path,
+        bot.base_url,
+        port,
+        ALLOWED_USER_IDS=str(DEV.id),
+        AGENT_ENV_PASSTHROUGH=MARKER_VAR,
+        **{MARKER_VAR: marker},
+        **real_claude(CLAUDE, anthropic.base_url, tmp_path / "home"),
+    )
+    return start_cli(tmp_path, env, "serve", log=tmp_path / "serve.log")
 
 
 async def until(what: str, predicate: Callable[[], object], within: float = 120.0) -> None:
@@ -116,7 +85,7 @@ async def test_a_prompt_cut_off_by_a_kill_is_settled_and_offered_not_run_again(t
         first = serve(tmp_path, port, bot, anthropic, marker)
         try:
             await wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
-            await set_webhook(bot, port)
+            await BOT.set_webhook(bot.base_url, port)
             await bot.send_text("write the notes", user=DEV)
             await until(
                 "the agent wrote notes.txt and asked the model again",

@@ -11,13 +11,11 @@ Telegram delivers to, and tests never query DNS (the one test of that path uses 
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import socket
 import stat
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
@@ -26,7 +24,9 @@ import aiohttp
 import anyio
 import pytest
 
+from tests import serve_rig
 from tests.loopback import free_port, wait_http
+from tests.serve_rig import cli_env
 from voicecoder.simulators.bot_api import FakeBotApi, FakeUser
 from voicecoder.simulators.stt import FakeDeepgramServer, ScriptedRecognizer
 
@@ -49,7 +49,7 @@ async def _fake() -> AsyncIterator[FakeBotApi]:
 
 def base_env(tmp_path: Path) -> dict[str, str]:
     """What a service manager passes: PATH and HOME only; everything else comes from the env file."""
-    return {"PATH": os.environ["PATH"], "HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
+    return cli_env(tmp_path / "home")
 
 
 def write_env_file(tmp_path: Path, fake: FakeBotApi, port: int, **values: str) -> Path:
@@ -71,13 +71,8 @@ def write_env_file(tmp_path: Path, fake: FakeBotApi, port: int, **values: str) -
 
 
 async def run_cli(tmp_path: Path, *args: str, env: Mapping[str, str] | None = None) -> tuple[int, str]:
-    done = await anyio.run_process(
-        [sys.executable, "-m", "voicecoder.entrypoints.cli", *args],
-        env=dict(env if env is not None else base_env(tmp_path)),
-        cwd=tmp_path,
-        check=False,
-    )
-    return done.returncode, (done.stdout + done.stderr).decode()
+    code, out, err = await serve_rig.run_cli(tmp_path, env if env is not None else base_env(tmp_path), *args)
+    return code, out + err
 
 
 @pytest.fixture(name="serve")
@@ -98,13 +93,7 @@ def _serve(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
 
 
 def start(tmp_path: Path, started: list[subprocess.Popen[bytes]], *args: str, **extra: str) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "voicecoder.entrypoints.cli", *args],
-        env={**base_env(tmp_path), **extra},
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    proc = serve_rig.start_cli(tmp_path, {**base_env(tmp_path), **extra}, *args)
     started.append(proc)
     return proc
 

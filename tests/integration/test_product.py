@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -19,6 +17,7 @@ import anyio
 import pytest
 
 from tests.loopback import free_port, wait_http
+from tests.serve_rig import CLI, WebhookBot, cli_env, start_cli
 from voicecoder.bootstrap import sandbox as sandbox_module
 from voicecoder.entrypoints.sandbox import SandboxInfo, find_claude, run_sandbox
 from voicecoder.simulators.bot_api import FakeBotApi, FakeUser
@@ -28,6 +27,7 @@ FAKE_CLAUDE = REPO / "tests" / "fakes" / "fake_claude.py"
 VOICE = REPO / "tests" / "fixtures" / "voice"
 HEADERS = {"X-Voicecoder-Sandbox": "1"}
 TOKEN = "5555555:integration-test-token-not-real-abcdefgh"
+BOT = WebhookBot(TOKEN, "/telegram/integration-path", "integration-secret")
 
 
 def git(workspace: Path, *args: str) -> str:
@@ -174,16 +174,14 @@ class TestDoctor:
         """
         `voicecoder doctor` lists every check, and each failing line carries its fix; the exit code says it failed.
         """
-        env = {
-            "PATH": os.environ["PATH"],
-            "HOME": str(tmp_path),
-            "WORKSPACE_DIR": str(tmp_path / "ws"),
-            "DATA_DIR": str(tmp_path / "data"),
-            "CLAUDE_BINARY": str(tmp_path / "no-claude-here"),
-            "HF_HUB_OFFLINE": "1",
-        }
+        env = cli_env(
+            tmp_path,
+            WORKSPACE_DIR=str(tmp_path / "ws"),
+            DATA_DIR=str(tmp_path / "data"),
+            CLAUDE_BINARY=str(tmp_path / "no-claude-here"),
+        )
         done = subprocess.run(
-            [sys.executable, "-m", "voicecoder.entrypoints.cli", "doctor"],
+            [*CLI, "doctor"],
             check=False,
             env=env,
             cwd=tmp_path,
@@ -209,29 +207,8 @@ async def bot_api() -> AsyncIterator[FakeBotApi]:
 
 
 def start_serve(tmp_path: Path, bot_api: FakeBotApi, port: int, extra: dict[str, str]) -> subprocess.Popen[bytes]:
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
-        "TELEGRAM_TOKEN": TOKEN,
-        "TELEGRAM_API_BASE_URL": bot_api.base_url,
-        "ALLOWED_USER_IDS": "1001",
-        "WORKSPACE_DIR": str(tmp_path / "ws"),
-        "DATA_DIR": str(tmp_path / "data"),
-        "WEBHOOK_PATH": "/telegram/integration-path",
-        "WEBHOOK_SECRET": "integration-secret",
-        "LISTEN_PORT": str(port),
-        "CLAUDE_BINARY": str(FAKE_CLAUDE),
-        "STT_PROVIDER": "local",
-        "LOG_FORMAT": "json",
-        **extra,
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "voicecoder.entrypoints.cli", "serve"],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    env = BOT.env(tmp_path, bot_api.base_url, port, ALLOWED_USER_IDS="1001", CLAUDE_BINARY=str(FAKE_CLAUDE), **extra)
+    return start_cli(tmp_path, env, "serve")
 
 
 class TestServe:
@@ -247,7 +224,7 @@ class TestServe:
         proc = start_serve(tmp_path, bot_api, port, slow)
         try:
             await wait_http(f"http://127.0.0.1:{port}/healthz")
-            await _set_webhook(bot_api, port)
+            await BOT.set_webhook(bot_api.base_url, port)
             await bot_api.send_text("explain the code", user=dev)
             with anyio.fail_after(30):
                 while not any("working" in (m.text or "").lower() for m in bot_api.messages.values()):
@@ -290,14 +267,3 @@ class TestServe:
         assert re.search(r'voicecoder_updates_total\{outcome="processed"\} [1-9]', text)
         assert TOKEN not in first_log
         assert all(json.loads(line) for line in first_log.splitlines() if line.startswith("{"))
-
-
-async def _set_webhook(bot_api: FakeBotApi, port: int) -> None:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(
-            f"{bot_api.base_url}/bot{TOKEN}/setWebhook",
-            json={"url": f"http://127.0.0.1:{port}/telegram/integration-path", "secret_token": "integration-secret"},
-        ) as response,
-    ):
-        assert response.status == 200, await response.text()

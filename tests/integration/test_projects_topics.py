@@ -11,7 +11,7 @@ from pathlib import Path
 
 import anyio
 
-from tests.integration.test_projects_webhook import DEV, TOKEN, serve, set_webhook, until
+from tests.integration.test_projects_webhook import BOT, DEV, TOKEN, serve, until
 from tests.loopback import free_port, wait_http
 from tests.real_cli import make_repo, needs_cli
 from voicecoder.testing.fake_anthropic import FakeAnthropicApi, MessagesRequest, Reply, write_file
@@ -46,7 +46,7 @@ async def test_a_topic_per_project_runs_two_turns_side_by_side(tmp_path: Path) -
         server = serve(tmp_path, port, bot, anthropic)
         try:
             await wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
-            await set_webhook(bot, port)
+            await BOT.set_webhook(bot.base_url, port)
             await bot.send_text("/project api", user=DEV, thread=topic_api)
             await bot.send_text("/project web", user=DEV, thread=topic_web)
             await until("api bound to its topic", lambda: in_topic(bot, topic_api, "📁 Now working in api"))

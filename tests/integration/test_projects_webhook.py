@@ -7,20 +7,18 @@ Anthropic API, and the git CLI as the oracle for what happened in which tree.
 from __future__ import annotations
 
 import functools
-import os
 import signal
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import aiohttp
 import anyio
 import pytest
 
 from tests.gitoracle import git
 from tests.loopback import free_port, wait_http
 from tests.real_cli import CLAUDE, make_repo, needs_cli
+from tests.serve_rig import WebhookBot, real_claude, start_cli
 from voicecoder.testing.fake_anthropic import FakeAnthropicApi, Reply, write_file
 from voicecoder.testing.fake_bot_api import BotMessage, FakeBotApi, FakeUser
 
@@ -33,6 +31,7 @@ DEV = FakeUser(id=1001, first_name="Dev")
 ADA = FakeUser(id=1002, first_name="Ada")
 STRANGER = FakeUser(id=6666, first_name="Eve")
 UNAUTHORIZED = "⛔ You are not authorized to use this bot."
+BOT = WebhookBot(TOKEN, HOOK, SECRET)
 
 
 def serve(
@@ -45,47 +44,18 @@ def serve(
     extra: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     assert CLAUDE is not None
-    home = tmp_path / "home"
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(home),
-        "TELEGRAM_TOKEN": TOKEN,
-        "TELEGRAM_API_BASE_URL": bot.base_url,
-        "ALLOWED_USER_IDS": f"{DEV.id},{ADA.id}",
-        "PROJECTS": projects or f"api={tmp_path / 'src' / 'api'};web={tmp_path / 'src' / 'web'}",
-        "WORKSPACES_ROOT": str(tmp_path / "trees"),
-        "DATA_DIR": str(tmp_path / "data"),
-        "WEBHOOK_PATH": HOOK,
-        "WEBHOOK_SECRET": SECRET,
-        "LISTEN_PORT": str(port),
-        "CLAUDE_BINARY": str(CLAUDE),
-        "CLAUDE_CONFIG_DIR": str(home / ".claude"),
-        "ANTHROPIC_BASE_URL": anthropic.base_url,
-        "ANTHROPIC_API_KEY": "dummy",
-        "STT_PROVIDER": "local",
-        "HF_HUB_OFFLINE": "1",
-        "LOG_FORMAT": "json",
+    env = BOT.env(
+        tmp_path,
+        bot.base_url,
+        port,
+        WORKSPACE_DIR=None,  # PROJECTS instead
+        ALLOWED_USER_IDS=f"{DEV.id},{ADA.id}",
+        PROJECTS=projects or f"api={tmp_path / 'src' / 'api'};web={tmp_path / 'src' / 'web'}",
+        WORKSPACES_ROOT=str(tmp_path / "trees"),
+        **real_claude(CLAUDE, anthropic.base_url, tmp_path / "home"),
         **(extra or {}),
-    }
-    with (tmp_path / "serve.log").open("ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "voicecoder.entrypoints.cli", "serve"],
-            env=env,
-            cwd=tmp_path,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-
-async def set_webhook(bot: FakeBotApi, port: int) -> None:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(
-            f"{bot.base_url}/bot{TOKEN}/setWebhook",
-            json={"url": f"http://127.0.0.1:{port}{HOOK}", "secret_token": SECRET},
-        ) as response,
-    ):
-        assert response.status == 200
+    )
+    return start_cli(tmp_path, env, "serve", log=tmp_path / "serve.log")
 
 
 async def until(what: str, predicate: Callable[[], object], within: float = 120.0) -> None:
@@ -136,7 +106,7 @@ async def test_two_users_two_projects_each_in_their_own_tree(tmp_path: Path) -> 
         server = serve(tmp_path, port, bot, anthropic)
         try:
             await wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
-            await set_webhook(bot, port)
+            await BOT.set_webhook(bot.base_url, port)
             await until("the command menu", lambda: bot.calls_to("setMyCommands"))
             menu = [c["command"] for c in bot.calls_to("setMyCommands")[-1].params["commands"]]
             assert menu[:3] == ["start", "help", "project"]
@@ -243,7 +213,7 @@ async def test_idle_agents_of_every_workspace_are_reaped(tmp_path: Path) -> None
         server = serve(tmp_path, port, bot, anthropic, extra={"CLAUDE_KEEP_WARM": "2"})
         try:
             await wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
-            await set_webhook(bot, port)
+            await BOT.set_webhook(bot.base_url, port)
             for user, project in ((DEV, "api"), (ADA, "web")):
                 switched = f"📁 Now working in {project}"
                 await bot.send_text(f"/project {project}", user=user)
@@ -280,7 +250,7 @@ async def test_an_unreachable_remote_is_a_chat_error_and_the_held_prompt_waits(t
         server = serve(tmp_path, port, bot, anthropic, projects=f"web={dead};api={tmp_path / 'src' / 'api'}")
         try:
             await wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
-            await set_webhook(bot, port)
+            await BOT.set_webhook(bot.base_url, port)
             anthropic.script(Reply.tool(write_file("kept.txt", "kept\n")), Reply.text("wrote kept.txt"))
             await bot.send_text("write kept.txt", user=DEV)
             await until("the project question", lambda: said(bot, DEV, "📁 Which project"))
@@ -313,7 +283,7 @@ async def test_a_prompt_held_for_the_project_choice_survives_a_restart(tmp_path:
         server = serve(tmp_path, port, bot, anthropic)
         try:
             await wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
-            await set_webhook(bot, port)
+            await BOT.set_webhook(bot.base_url, port)
             await bot.send_text("write held.txt", user=DEV)
             await until("the project question", lambda: said(bot, DEV, "📁 Which project"))
         finally:

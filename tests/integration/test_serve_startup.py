@@ -6,11 +6,9 @@ setMyCommands) is a warning, and an unreachable Telegram does not stop polling.
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import pytest
 
 from tests.ingress_rig import ThirdPartyBotApi
 from tests.loopback import free_port, wait_http
+from tests.serve_rig import CLI, run_cli, serve_env
 from voicecoder.simulators.bot_api import FakeBotApi, FakeUser
 
 TOKEN = "6666666:serve-startup-token-not-a-real-one-abcdefgh"
@@ -33,31 +32,13 @@ async def _bot_api() -> AsyncIterator[FakeBotApi]:
 
 
 def environment(tmp_path: Path, base_url: str, port: int, **extra: str) -> dict[str, str]:
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
-        "TELEGRAM_TOKEN": TOKEN,
-        "TELEGRAM_API_BASE_URL": base_url,
-        "ALLOWED_USER_IDS": str(DEV.id),
-        "WORKSPACE_DIR": str(tmp_path / "ws"),
-        "DATA_DIR": str(tmp_path / "data"),
-        "LISTEN_PORT": str(port),
-        "STT_PROVIDER": "local",
-        "HF_HUB_OFFLINE": "1",
-        **extra,
-    }
-    return {k: v for k, v in env.items() if v}
+    allowed = {"ALLOWED_USER_IDS": str(DEV.id)}
+    return serve_env(tmp_path, token=TOKEN, bot_api_url=base_url, port=port, **{**allowed, **extra})
 
 
 async def serve_once(tmp_path: Path, base_url: str, *args: str, **extra: str) -> tuple[int, str, str]:
     """Run `voicecoder serve` to its end; (exit code, stdout, stderr). *extra* variables override the defaults."""
-    done = await anyio.run_process(
-        [sys.executable, "-m", "voicecoder.entrypoints.cli", "serve", *args],
-        env=environment(tmp_path, base_url, free_port(), **extra),
-        cwd=tmp_path,
-        check=False,
-    )
-    return done.returncode, done.stdout.decode(), done.stderr.decode()
+    return await run_cli(tmp_path, environment(tmp_path, base_url, free_port(), **extra), "serve", *args)
 
 
 def assert_one_line_failure(out: str, err: str, *expected: str) -> None:
@@ -153,7 +134,7 @@ async def start_serve(tmp_path: Path, base_url: str, *args: str, **extra: str) -
     log = tmp_path / "serve.log"
     with log.open("wb") as sink:
         process = await anyio.open_process(
-            [sys.executable, "-m", "voicecoder.entrypoints.cli", "serve", *args],
+            [*CLI, "serve", *args],
             env=environment(tmp_path, base_url, port, **extra),
             cwd=tmp_path,
             stdout=subprocess.DEVNULL,

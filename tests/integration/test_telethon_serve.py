@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import pytest
 from tests.agent_processes import alive_with
 from tests.integration.cli_agent import isolated_env
 from tests.real_cli import CLAUDE
+from tests.serve_rig import CLI, cli_env, start_cli
 from voicecoder.domain.app import COMMANDS
 from voicecoder.simulators.anthropic import Reply, bash
 from voicecoder.simulators.stt import ScriptedRecognizer
@@ -49,21 +49,14 @@ class Serve:
 
     def __init__(self, tmp_path: Path, env: dict[str, str]) -> None:
         self.tmp_path = tmp_path
-        self.env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "LOG_FORMAT": "json", **env}
+        self.env = cli_env(tmp_path, **{"LOG_FORMAT": "json", **env})
         self.logs: list[Path] = []
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self, *args: str) -> subprocess.Popen[bytes]:
         log = self.tmp_path / f"serve-{len(self.logs) + 1}.log"
         self.logs.append(log)
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "voicecoder.entrypoints.cli", "serve", *args],
-                env=self.env,
-                cwd=self.tmp_path,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+        proc = start_cli(self.tmp_path, self.env, "serve", *args, log=log)
         self.procs.append(proc)
         return proc
 
@@ -114,8 +107,8 @@ class TestConfiguration:
         env = base_env(tmp_path, tg)
         del env["API_ID"], env["API_HASH"], env["TRANSPORT"]
         proc = subprocess.run(
-            [sys.executable, "-m", "voicecoder.entrypoints.cli", "serve", "--transport", "telethon"],
-            env={"PATH": os.environ["PATH"], "HOME": str(tmp_path), **env},
+            [*CLI, "serve", "--transport", "telethon"],
+            env=cli_env(tmp_path, **env),
             cwd=tmp_path,
             capture_output=True,
             text=True,

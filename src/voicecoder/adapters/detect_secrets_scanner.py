@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import anyio.to_thread
-from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
 
 from voicecoder.domain.model import Diff, SecretFinding
 
@@ -79,6 +78,10 @@ class DetectSecretsScanner:
         exclude: Iterable[str] = DEFAULT_EXCLUDED_DETECTORS,
         rules: Sequence[tuple[str, re.Pattern[str]]] = OUR_RULES,
     ) -> None:
+        # Imported here, not at the top: detect-secrets pulls in requests and urllib3 (~0.1 CPU-s), which the CLI's
+        # commands that never scan a diff (`webhook`, `doctor`, a `serve` that fails its checks) need not pay.
+        from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class  # noqa: PLC0415
+
         excluded = frozenset(exclude)
         plugins: dict[str, Any] = get_mapping_from_secret_type_to_class()
         self._detectors: list[tuple[str, Callable[[str], Iterable[str]]]] = [

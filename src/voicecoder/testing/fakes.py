@@ -446,6 +446,29 @@ class FakePorts:
     vocabulary: FakeVocabulary
 
 
+def fake_ports() -> FakePorts:
+    """
+    A fresh fake of every port, without an app; the fake workspace starts with one committed ``README.md``.
+
+    For a test that wraps some of them (a faulty store, say) before it wires its own `build_voicecoder`.
+    """
+    clock = FakeClock()
+    workspace = FakeWorkspace(clock=clock)
+    workspace.write("README.md", "# demo\n")
+    workspace.head = dict(workspace.files)
+    workspace.index = dict(workspace.files)
+    return FakePorts(
+        workspace=workspace,
+        agent=FakeAgentRunner(workspace=workspace),
+        transcriber=FakeTranscriber(),
+        messenger=RecordingMessenger(),
+        store=InMemoryStateStore(),
+        clock=clock,
+        scanner=FakeSecretScanner(),
+        vocabulary=FakeVocabulary(("README.md",)),
+    )
+
+
 def build_voicecoder(
     *,
     messenger: Messenger | None = None,
@@ -468,21 +491,8 @@ def build_voicecoder(
     """
     from voicecoder.bootstrap import for_tests  # noqa: PLC0415 - the container's adapters load only when used
 
-    fake_clock = FakeClock()
-    fake_workspace = FakeWorkspace(clock=fake_clock)
-    fake_workspace.write("README.md", "# demo\n")
-    fake_workspace.head = dict(fake_workspace.files)
-    fake_workspace.index = dict(fake_workspace.files)
-    fakes = FakePorts(
-        workspace=fake_workspace,
-        agent=FakeAgentRunner(workspace=fake_workspace),
-        transcriber=FakeTranscriber(),
-        messenger=RecordingMessenger(),
-        store=InMemoryStateStore(),
-        clock=fake_clock,
-        scanner=FakeSecretScanner(),
-        vocabulary=FakeVocabulary(("README.md",)),
-    )
+    fakes = fake_ports()
+    fake_workspace = fakes.workspace
     app = for_tests(
         workspace=workspace if workspace is not None else fakes.workspace,
         agent=agent if agent is not None else fakes.agent,
@@ -517,5 +527,6 @@ __all__ = [
     "RecordingMessenger",
     "Sent",
     "build_voicecoder",
+    "fake_ports",
     "looks_like_audio",
 ]

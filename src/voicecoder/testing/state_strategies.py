@@ -6,6 +6,7 @@ The `StateStore` contract draws from them, and so can a third party's store test
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import strategies as st
@@ -49,33 +50,44 @@ __all__ = [
 ]
 
 # Explicit on purpose: attrs validators (id patterns) defeat `st.builds` inference.
+#
+# The argument-free factories are cached: a strategy is an immutable description, and building one is not free.
+# `st.timezones()` lists the system's zone database (~2,500 files) the first time each instance is drawn from,
+# and the composites below ask for their parts on every draw, so a fresh instance each time cost ~40 ms per
+# datetime drawn: two thirds of the StateStore contract's CPU. One instance per process draws the same values.
 
 _INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 _HEX = "0123456789abcdef"
 
 
+@functools.cache
 def chat_ids() -> st.SearchStrategy[ChatId]:
     """Any 64-bit chat id (Telegram groups are negative)."""
     return _INT64.map(ChatId)
 
 
+@functools.cache
 def user_ids() -> st.SearchStrategy[UserId]:
     return _INT64.map(UserId)
 
 
+@functools.cache
 def change_ids() -> st.SearchStrategy[ChangeId]:
     return st.text(alphabet=_HEX, min_size=8, max_size=32).map(ChangeId)
 
 
+@functools.cache
 def turn_ids() -> st.SearchStrategy[TurnId]:
     return st.from_regex(r"[0-9a-zA-Z_-]{1,64}", fullmatch=True).map(TurnId)
 
 
+@functools.cache
 def _fixed_offsets() -> st.SearchStrategy[timezone]:
     limit = timedelta(hours=23, minutes=59)
     return st.timedeltas(min_value=-limit, max_value=limit).map(timezone)
 
 
+@functools.cache
 def aware_datetimes() -> st.SearchStrategy[datetime]:
     """
     Timezone-aware datetimes in IANA zones (including DST gaps and folds), fixed offsets and UTC.
@@ -89,10 +101,12 @@ def aware_datetimes() -> st.SearchStrategy[datetime]:
     )
 
 
+@functools.cache
 def _hex_digests(size: int) -> st.SearchStrategy[str]:
     return st.text(alphabet=_HEX, min_size=size, max_size=size)
 
 
+@functools.cache
 def prompts() -> st.SearchStrategy[Prompt]:
     return st.builds(
         Prompt,
@@ -103,6 +117,7 @@ def prompts() -> st.SearchStrategy[Prompt]:
     )
 
 
+@functools.cache
 def file_changes() -> st.SearchStrategy[FileChange]:
     modes = st.none() | st.sampled_from([0o100644, 0o100755, 0o120000, 0o160000]) | st.integers(0, 0o177777)
     return st.builds(
@@ -118,6 +133,7 @@ def file_changes() -> st.SearchStrategy[FileChange]:
     )
 
 
+@functools.cache
 def diffs() -> st.SearchStrategy[Diff]:
     return st.builds(
         Diff,
@@ -137,12 +153,14 @@ def baselines(turn: TurnId) -> st.SearchStrategy[Baseline]:
     )
 
 
+@functools.cache
 def secret_findings() -> st.SearchStrategy[SecretFinding]:
     return st.builds(
         SecretFinding, path=st.text(min_size=1), line=st.integers(min_value=1, max_value=10**7), kind=st.text()
     )
 
 
+@functools.cache
 def commit_infos() -> st.SearchStrategy[CommitInfo]:
     return st.builds(
         CommitInfo,

@@ -47,7 +47,7 @@ from voicecoder.domain.replies import (
     buttons_of,
 )
 from voicecoder.domain.services import VoiceCoder
-from voicecoder.testing.fakes import AgentScript, FakePorts, build_voicecoder
+from voicecoder.testing.fakes import AgentScript, FakePorts, build_voicecoder, fake_ports
 
 
 class TestApproveDirectly:
@@ -184,7 +184,7 @@ class TestShowDiffAndStatusDirectly:
 
     async def test_git_status_of_a_broken_workspace_is_a_reply(self) -> None:
         """A workspace that cannot be read: None and an ErrorReply naming the problem, nothing raised."""
-        workspace = Faulty(build_voicecoder()[1].workspace, "status")
+        workspace = Faulty(fake_ports().workspace, "status")
         app, fakes = build_voicecoder(allowed_users=[ALICE.value], workspace=workspace)
         workspace.arm(NotARepositoryError("/srv/ws is not a git repository."))
 
@@ -410,7 +410,7 @@ ALLOWED = (DeliveryError, StateStoreError, UnexpectedAdapterError)
 
 async def _armed_app(port: str, error: BaseException) -> tuple[VoiceCoder, ChangeSummary, Faulty]:
     """An app with a pending change, whose *port* raises *error* from now on."""
-    fakes = build_voicecoder(allowed_users=[ALICE.value])[1]
+    fakes = fake_ports()  # wrapped below, then wired once
     wrappers = {name: Faulty(getattr(fakes, name), PORT_METHODS[name]) for name in PORT_METHODS}
     app, _ = build_voicecoder(
         allowed_users=[ALICE.value],
