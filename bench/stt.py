@@ -17,7 +17,8 @@ The load average is printed because the machine is shared: wall RTF drifts with 
 
 Targets (2 cores): corpus WER ≤ 0.20, wall RTF ≤ 0.3, peak RSS ≤ 400 MB.
 
-Run: ``.venv/bin/python bench/stt.py [--engines base] [--set heldout|tuning] [--json] [--save FILE]``.
+Run: ``.venv/bin/python bench/stt.py [--engines base] [--set heldout|tuning] [--window full|sized] [--json]
+[--save FILE]``.
 """
 
 from __future__ import annotations
@@ -86,16 +87,17 @@ async def heard(transcriber: Any, audio: Any, hints: Any) -> str:
         return ""
 
 
-def child(engine: str, corpus_set: str) -> dict[str, Any]:
+def child(engine: str, corpus_set: str, window: str) -> dict[str, Any]:
     """Runs inside the child process: load the engine, transcribe every clip, return the measurements."""
     import anyio  # noqa: PLC0415
 
     from voicecoder.adapters.stt import CodeAwareTranscriber, LocalWhisperTranscriber, WorkspaceVocabulary  # noqa: PLC0415
+    from voicecoder.adapters.stt.whisper_window import encoder_windows_named  # noqa: PLC0415
     from voicecoder.domain.model import Audio, TranscriptionHints  # noqa: PLC0415
 
     folder = CORPUS / corpus_set
     meta = json.loads((folder / "transcripts.json").read_text(encoding="utf-8"))
-    whisper = LocalWhisperTranscriber(model=engine)
+    whisper = LocalWhisperTranscriber(model=engine, encoder_windows=encoder_windows_named(window))
     code_aware = CodeAwareTranscriber(whisper)
     started = time.perf_counter()
     whisper.load()
@@ -133,14 +135,14 @@ def child(engine: str, corpus_set: str) -> dict[str, Any]:
     return {"engine": engine, "load_s": load_s, "rows": rows, "vm_hwm_mb": own_peak_mb(), "terms": len(names)}
 
 
-def run_engine(engine: str, corpus_set: str) -> dict[str, Any] | str:
+def run_engine(engine: str, corpus_set: str, window: str) -> dict[str, Any] | str:
     """Run *engine* in a child process; its result, or why it could not run."""
     # No allocator settings here: the engine sets its own (local_whisper._bound_allocators), as in the bot.
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "2"}
     env.pop("MALLOC_ARENA_MAX", None)
     env.pop("MKL_DISABLE_FAST_MM", None)
     proc = subprocess.run(
-        [sys.executable, str(HERE), "--child", engine, "--set", corpus_set],
+        [sys.executable, str(HERE), "--child", engine, "--set", corpus_set, "--window", window],
         capture_output=True,
         env=env,
         check=False,
@@ -168,17 +170,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0] if __doc__ else None)
     parser.add_argument("--engines", default="base", help="comma-separated local models")
     parser.add_argument("--set", default="heldout", choices=("heldout", "tuning"), help="which corpus")
+    parser.add_argument(
+        "--window", default="full", choices=("full", "sized"), help="the encoder-window policy (WHISPER_WINDOW)"
+    )
     parser.add_argument("--json", action="store_true", help="print the measurements as JSON")
     parser.add_argument("--save", type=Path, help="also write the measurements (every transcript) to this JSON file")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child, args.set)))
+        print(json.dumps(child(args.child, args.set, args.window)))
         return 0
     load_before = os.getloadavg()
     results = {}
     for engine in [e.strip() for e in args.engines.split(",") if e.strip()]:
-        results[engine] = run_engine(engine, args.set)
+        results[engine] = run_engine(engine, args.set, args.window)
     if args.save:
         args.save.write_text(json.dumps(results, indent=2), encoding="utf-8")
     if args.json:
@@ -187,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     load_after = os.getloadavg()
     print(
         f"cores: {os.cpu_count()}  load average before/after: {load_before[0]:.1f}/{load_after[0]:.1f}  "
-        f"corpus: {args.set}  targets: WER <= {TARGET_WER}, wall RTF <= {TARGET_RTF}, "
+        f"corpus: {args.set}  WHISPER_WINDOW={args.window}  targets: WER <= {TARGET_WER}, wall RTF <= {TARGET_RTF}, "
         f"peak RSS <= {TARGET_RSS_MB:.0f} MB"
     )
     for engine, outcome in results.items():

@@ -41,6 +41,8 @@ _KEYED_HOSTS = ("api.openai.com", "api.groq.com")
 Transport = Literal["webhook", "polling", "telethon"]
 TRANSPORTS: tuple[Transport, ...] = ("webhook", "polling", "telethon")
 ToolApproval = Literal["ask", "auto-edits", "off"]
+#: The local engine's encoder-window policies (`WHISPER_WINDOW`).
+WHISPER_WINDOWS = ("full", "sized")
 
 #: Every variable voicecoder itself reads. None of them may be passed to the agent (AGENT_ENV_PASSTHROUGH).
 VOICECODER_SETTINGS = frozenset(
@@ -48,7 +50,7 @@ VOICECODER_SETTINGS = frozenset(
         "TELEGRAM_TOKEN", "TELEGRAM_API_BASE_URL", "ALLOWED_USER_IDS", "ALLOW_NOBODY", "TRANSPORT", "PUBLIC_URL",
         "WEBHOOK_PATH", "WEBHOOK_SECRET", "WEBHOOK_IP_ADDRESS", "WEBHOOK_IP_ALLOWLIST", "TRUSTED_PROXIES",
         "LISTEN_HOST", "LISTEN_PORT", "WORKSPACE_DIR", "DATA_DIR", "AUTO_APPROVE_PATHS", "MAX_PROMPT_AGE",
-        "STT_PROVIDER", "WHISPER_MODEL", "WHISPER_DEVICE", "WHISPER_COMPUTE_TYPE", "DEEPGRAM_API_KEY",
+        "STT_PROVIDER", "WHISPER_MODEL", "WHISPER_DEVICE", "WHISPER_COMPUTE_TYPE", "WHISPER_WINDOW", "DEEPGRAM_API_KEY",
         "DEEPGRAM_BASE_URL", "ASSEMBLYAI_API_KEY", "ASSEMBLYAI_BASE_URL", "OPENAI_STT_API_KEY", "OPENAI_STT_BASE_URL",
         "OPENAI_STT_MODEL", "MAX_AUDIO_MB", "MAX_AUDIO_SECONDS", "API_ID", "API_HASH", "TELETHON_SESSION",
         "TELETHON_SESSION_STRING", "CLAUDE_BINARY", "CLAUDE_MODEL", "CLAUDE_PERMISSION_MODE", "CLAUDE_TIMEOUT",
@@ -111,6 +113,9 @@ class Config:
     whisper_device: str = "cpu"
     #: None: int8 on the CPU, float16 on a GPU.
     whisper_compute_type: str | None = None
+    #: "full": Whisper's 30 s encoder window (most accurate); "sized": 20 s when the speech fits, about half the
+    #: CPU of a short note for a little accuracy (ADR 0018, follow-up 3).
+    whisper_window: str = "full"
     openai_stt_base_url: str = "https://api.openai.com/v1"
     openai_stt_model: str = "whisper-1"
     openai_stt_api_key: str | None = attrs.field(default=None, repr=_secret)
@@ -313,6 +318,7 @@ class Config:
                 prefix = plugin_env_prefix(v)
                 kwargs["stt_plugin_env"] = {k: val for k, val in env.items() if k.startswith(prefix)}
         parse_choice(get("WHISPER_DEVICE"), "WHISPER_DEVICE", ("cpu", "cuda"), kwargs, "whisper_device")
+        parse_choice(get("WHISPER_WINDOW"), "WHISPER_WINDOW", WHISPER_WINDOWS, kwargs, "whisper_window")
         parse_choice(get("LOG_FORMAT"), "LOG_FORMAT", ("json", "text"), kwargs, "log_format")
         strings = {
             "TELEGRAM_API_BASE_URL": "telegram_api_base",

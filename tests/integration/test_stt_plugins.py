@@ -113,6 +113,17 @@ class TestPluginSelection:
         assert type(build_container(config).speech.engine()).__name__ == "LocalWhisperTranscriber"
 
 
+class TestLocalEngineSettings:
+    @pytest.mark.parametrize(("window", "frames"), [(None, (3000,)), ("full", (3000,)), ("sized", (2000, 3000))])
+    def test_whisper_window_reaches_the_engine(self, window: str | None, frames: tuple[int, ...]) -> None:
+        """WHISPER_WINDOW picks the local engine's encoder windows (mel frames); unset is Whisper's 30 s only."""
+        config = Config.from_mapping({} if window is None else {"WHISPER_WINDOW": window})
+
+        engine = build_container(config).speech.engine()
+
+        assert engine.encoder_windows == frames
+
+
 class TestPluginInAnotherProcess:
     def test_doctor_lists_plugin_names(self, tmp_path: Path) -> None:
         """`voicecoder doctor` in a fresh process sees the installed plug-in through PYTHONPATH alone."""

@@ -63,6 +63,7 @@ class TestConfig:
             ({"LISTEN_PORT": "99999"}, "LISTEN_PORT"),
             ({"PUBLIC_URL": "http://insecure.example"}, "PUBLIC_URL"),
             ({"WEBHOOK_SECRET": "has spaces"}, "WEBHOOK_SECRET"),
+            ({"WHISPER_WINDOW": "10s"}, "WHISPER_WINDOW"),
         ],
     )
     def test_errors_name_the_variable(self, env: dict[str, str], variable: str) -> None:
@@ -71,6 +72,13 @@ class TestConfig:
         """
         with pytest.raises(ConfigurationError, match=variable):
             Config.from_mapping(env)
+
+    def test_whisper_window(self) -> None:
+        """WHISPER_WINDOW is Whisper's full 30 s unless the operator picks the sized window; case does not matter."""
+        assert Config.from_mapping({}).whisper_window == "full"
+        assert Config.from_mapping({"WHISPER_WINDOW": "Sized"}).whisper_window == "sized"
+        with pytest.raises(ConfigurationError, match="use one of: full, sized"):
+            Config.from_mapping({"WHISPER_WINDOW": "short"})
 
     def test_secrets_stay_out_of_repr_and_errors(self) -> None:
         """

@@ -28,6 +28,7 @@ from voicecoder.adapters.stt.local_whisper import LocalWhisperTranscriber, check
 from voicecoder.adapters.stt.openai_compatible import OpenAITranscriber
 from voicecoder.adapters.stt.plugins import BUILTIN_PROVIDERS, PluginContext, load_plugin
 from voicecoder.adapters.stt.vocabulary import WorkspaceVocabulary
+from voicecoder.adapters.stt.whisper_window import encoder_windows_named
 from voicecoder.adapters.system_clock import SystemClock
 from voicecoder.adapters.telegram.api import TelegramBotApi
 from voicecoder.adapters.telegram.dispatcher import DispatchStats, UpdateDispatcher
@@ -249,6 +250,7 @@ class Speech(containers.DeclarativeContainer):
             limits=audio_limits,
             device=settings.provided.whisper_device,
             compute_type=settings.provided.whisper_compute,
+            encoder_windows=providers.Callable(encoder_windows_named, settings.provided.whisper_window),
         ),
         openai=providers.Singleton(
             OpenAITranscriber,

@@ -15,6 +15,7 @@ from voicecoder.adapters.stt.whisper_window import (
     SHORT_WINDOWS,
     WindowDecode,
     encoder_frames,
+    encoder_windows_named,
     implausible,
 )
 
@@ -33,6 +34,16 @@ LONG_REQUEST = (
 
 def heard(text: str, *, logprob: float = -0.3, no_speech: float = 0.02) -> WindowDecode:
     return WindowDecode(text=text, avg_logprob=logprob, no_speech_prob=no_speech, language="en", frames=2000)
+
+
+class TestEncoderWindowsNamed:
+    def test_policies(self) -> None:
+        assert encoder_windows_named("full") == DEFAULT_WINDOWS == (FULL_FRAMES,)
+        assert encoder_windows_named("sized") == SHORT_WINDOWS
+
+    def test_unknown_policy_names_the_choices(self) -> None:
+        with pytest.raises(ValueError, match="use one of: full, sized"):
+            encoder_windows_named("short")
 
 
 class TestEncoderFrames:

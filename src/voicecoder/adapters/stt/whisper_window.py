@@ -34,6 +34,7 @@ __all__ = [
     "WindowDecode",
     "decode_window",
     "encoder_frames",
+    "encoder_windows_named",
     "implausible",
 ]
 
@@ -75,6 +76,14 @@ class WindowDecode:
     language: str
     #: The encoder window used, in mel frames.
     frames: int
+
+
+def encoder_windows_named(policy: str) -> tuple[int, ...]:
+    """The windows of a `WHISPER_WINDOW` policy: ``"full"`` is `DEFAULT_WINDOWS`, ``"sized"`` `SHORT_WINDOWS`."""
+    policies = {"full": DEFAULT_WINDOWS, "sized": SHORT_WINDOWS}
+    if policy not in policies:
+        raise ValueError(f"unknown encoder-window policy {policy!r}; use one of: {', '.join(policies)}")
+    return policies[policy]
 
 
 def encoder_frames(samples: int, windows: tuple[int, ...]) -> int:
