@@ -76,6 +76,34 @@ def test_without_a_running_loop_each_line_is_written_at_once() -> None:
     assert stream.writes == ["INFO one\n", "INFO two\n"]
 
 
+def test_lines_of_the_next_loop_do_not_wait_for_a_stopped_one() -> None:
+    """A loop stopped in the iteration that logged never writes its line; the next loop's first iteration does."""
+    stream = RecordingStream()
+    log = _logger(stream, "test.batching.two-loops")
+    first = asyncio.new_event_loop()
+
+    def last_callback() -> None:
+        log.info("last words of the first loop")
+        first.stop()  # the handler's callback, queued by this one, never runs
+
+    first.call_soon(last_callback)
+    first.run_forever()
+    first.close()
+    seen_after_first = stream.getvalue()
+    seen_during_second: list[str] = []
+
+    async def second() -> None:
+        log.info("from the second loop")
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        seen_during_second.append(stream.getvalue())
+
+    asyncio.run(second())
+
+    assert seen_after_first == ""
+    assert seen_during_second == ["INFO last words of the first loop\nINFO from the second loop\n"]
+
+
 def test_a_line_whose_iteration_never_ended_is_written_at_exit() -> None:
     """The loop is closed with the handler's callback still queued; logging's shutdown at exit writes the line."""
     program = textwrap.dedent(

@@ -86,6 +86,10 @@ class IterationBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self, stream: Any = None) -> None:
         super().__init__(stream)
         self._waiting: list[str] = []
+        # The loop whose call_soon will write what waits. Remembered, not inferred from "something waits": a loop
+        # stopped in the iteration that logged never runs that callback, and lines logged later on another loop
+        # would then wait for a warning or the program's end.
+        self._flush_on: asyncio.AbstractEventLoop | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -100,7 +104,8 @@ class IterationBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self._waiting.append(line)
         if loop is None or record.levelno >= logging.WARNING:
             self._write_waiting()
-        elif len(self._waiting) == 1:
+        elif loop is not self._flush_on:
+            self._flush_on = loop
             loop.call_soon(self.flush)
 
     def flush(self) -> None:
@@ -108,6 +113,7 @@ class IterationBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self._write_waiting()
 
     def _write_waiting(self) -> None:
+        self._flush_on = None
         if not self._waiting:
             return
         text, self._waiting = "".join(self._waiting), []
