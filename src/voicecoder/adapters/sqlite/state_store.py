@@ -114,6 +114,12 @@ def _owner(at: tuple[str, int] | None) -> str:
     return "no owner" if at is None else f"workspace {at[0]} epoch {at[1]}"
 
 
+def _fenced_at(db: sqlite3.Connection) -> tuple[str, int] | None:
+    """The (workspace, epoch) the file is fenced at, or None before any cluster owner took it."""
+    row = db.execute("SELECT workspace, epoch FROM owner_fence WHERE id = 1").fetchone()
+    return None if row is None else (str(row["workspace"]), int(row["epoch"]))
+
+
 # --- the adapter ------------------------------------------------------------------------
 
 
@@ -223,8 +229,7 @@ class SqliteStateStore:
 
         def fenced(db: sqlite3.Connection) -> None:
             with _transaction(db):
-                row = db.execute("SELECT workspace, epoch FROM owner_fence WHERE id = 1").fetchone()
-                at = None if row is None else (str(row["workspace"]), int(row["epoch"]))
+                at = _fenced_at(db)
                 if held is None or at != held:
                     raise OwnershipLostError(
                         f"The state store at {self._path} is fenced at {_owner(at)}, not {_owner(held)}: "
@@ -251,10 +256,10 @@ class SqliteStateStore:
 
         def raise_fence(db: sqlite3.Connection) -> None:
             with _transaction(db):
-                row = db.execute("SELECT workspace, epoch FROM owner_fence WHERE id = 1").fetchone()
-                if row is not None and row["workspace"] == workspace and int(row["epoch"]) > epoch:
+                at = _fenced_at(db)
+                if at is not None and at[0] == workspace and at[1] > epoch:
                     raise OwnershipLostError(
-                        f"The state store at {self._path} is fenced at {_owner((workspace, int(row['epoch'])))}, "
+                        f"The state store at {self._path} is fenced at {_owner(at)}, "
                         f"newer than this worker's epoch {epoch}: it no longer owns the workspace."
                     )
                 db.execute(
