@@ -110,14 +110,12 @@ def agents_in(tree: Path) -> list[int]:
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            environ = (entry / "environ").read_bytes()
             cwd = str((entry / "cwd").readlink())
         except OSError:
             continue
-        if any(var.startswith(_NEEDLE) for var in environ.split(b"\0")) and _inside(cwd, root):
-            pid = int(entry.name)
-            if proc_alive(pid):
-                found.append(pid)
+        pid = int(entry.name)
+        if _inside(cwd, root) and _is_agent(pid) and proc_alive(pid):
+            found.append(pid)
     return found
 
 
