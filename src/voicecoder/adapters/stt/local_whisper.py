@@ -45,13 +45,12 @@ from voicecoder.adapters.stt.whisper_weights import (
 from voicecoder.adapters.stt.whisper_window import (
     DEFAULT_WINDOWS,
     FULL_FRAMES,
-    NO_SPEECH_LOGPROB,
-    NO_SPEECH_PROB,
     DecodeOptions,
     WindowDecode,
     decode_window,
     encoder_frames,
     implausible,
+    is_silence,
 )
 from voicecoder.adapters.thread_priority import background_priority
 from voicecoder.domain.errors import (
@@ -364,7 +363,7 @@ class LocalWhisperTranscriber:
                 "a %.1f s window decoded in %d frames looked wrong (%s); decoding it in 30 s", audio_s, frames, why
             )
             decoded = decode_window(engine, piece, language, options, FULL_FRAMES)
-        if decoded.no_speech_prob > NO_SPEECH_PROB and decoded.avg_logprob < NO_SPEECH_LOGPROB:
+        if is_silence(decoded.no_speech_prob, decoded.avg_logprob):
             return None
         return decoded
 

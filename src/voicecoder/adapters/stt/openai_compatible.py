@@ -32,6 +32,7 @@ from voicecoder.adapters.stt.audio_intake import AudioFormat, AudioLimits, check
 from voicecoder.adapters.stt.code_vocabulary import whisper_prompt
 from voicecoder.adapters.stt.languages import language_code
 from voicecoder.adapters.stt.retry_after import retry_delay
+from voicecoder.adapters.stt.whisper_window import is_silence
 from voicecoder.domain.errors import (
     AudioTooLargeError,
     NoSpeechError,
@@ -53,9 +54,6 @@ DEFAULT_MODEL = "whisper-1"
 #: OpenAI refuses uploads over 25 MiB with HTTP 413.
 OPENAI_MAX_BYTES = 25 * 1024 * 1024
 _KNOWN_HOSTS = {"api.openai.com": "OpenAI", "api.groq.com": "Groq"}
-#: Whisper's own rule for a segment that is silence: likely no speech and a low log-probability.
-_NO_SPEECH_PROB = 0.6
-_SILENT_LOGPROB = -1.0
 _MAX_DETAIL = 200
 _MODEL_FIX = "Check OPENAI_STT_MODEL"
 _URL_FIX = "Check OPENAI_STT_BASE_URL (the server's base URL, usually ending in /v1)"
@@ -248,11 +246,9 @@ class OpenAITranscriber:
     def _silent(segment: Mapping[str, Any]) -> bool:
         no_speech = segment.get("no_speech_prob")
         logprob = segment.get("avg_logprob")
+        # Whisper's own rule for a segment that is silence, as the local engine applies it to a window.
         return (
-            isinstance(no_speech, int | float)
-            and isinstance(logprob, int | float)
-            and no_speech > _NO_SPEECH_PROB
-            and logprob < _SILENT_LOGPROB
+            isinstance(no_speech, int | float) and isinstance(logprob, int | float) and is_silence(no_speech, logprob)
         )
 
     @staticmethod

@@ -36,6 +36,7 @@ __all__ = [
     "encoder_frames",
     "encoder_windows_named",
     "implausible",
+    "is_silence",
 ]
 
 #: Whisper's own window: 30 s of mel frames.
@@ -62,6 +63,12 @@ MAX_COMPRESSION_RATIO = 2.4
 NO_SPEECH_PROB = 0.6
 #: …while the words are this improbable on average.
 NO_SPEECH_LOGPROB = -1.0
+
+
+def is_silence(no_speech_prob: float, avg_logprob: float) -> bool:
+    """Whisper's own verdict on a decoded window or segment: likely no speech, and words it hardly believes."""
+    return no_speech_prob > NO_SPEECH_PROB and avg_logprob < NO_SPEECH_LOGPROB
+
 
 _WORD = re.compile(r"\w+")
 
@@ -94,7 +101,7 @@ def encoder_frames(samples: int, windows: tuple[int, ...]) -> int:
 
 def implausible(decoded: WindowDecode, audio_s: float) -> str | None:
     """Why *decoded* cannot be what *audio_s* seconds of speech said, or None when it can."""
-    if decoded.no_speech_prob > NO_SPEECH_PROB and decoded.avg_logprob < NO_SPEECH_LOGPROB:
+    if is_silence(decoded.no_speech_prob, decoded.avg_logprob):
         return "no speech"
     words = len(_WORD.findall(decoded.text))
     if words == 0:
