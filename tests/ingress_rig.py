@@ -110,6 +110,33 @@ async def running_polling(
             stop.set()
 
 
+async def start_webhook(
+    tg: anyio.abc.TaskGroup,
+    settings: WebhookSettings,
+    *,
+    inbox: SqliteInbox,
+    dispatcher: UpdateDispatcher,
+    stop: anyio.Event,
+    lane_of: LaneOf = lane_of,
+    **options: Any,
+) -> int:
+    """`serve_webhook` in *tg* on a free loopback port, no signal handling, until *stop*; its port once it listens."""
+    port: int = await tg.start(
+        functools.partial(
+            serve_webhook,
+            settings,
+            inbox=inbox,
+            dispatcher=dispatcher,
+            lane_of=lane_of,
+            port=0,
+            stop=stop,
+            handle_signals=False,
+            **options,
+        )
+    )
+    return port
+
+
 @asynccontextmanager
 async def running_ingress(tmp_path: Path, *, max_body_bytes: int = 1 << 20) -> AsyncIterator[Ingress]:
     """The production ingress on an ephemeral port; processing replies go to a local fake Bot API."""
@@ -136,19 +163,8 @@ async def running_ingress(tmp_path: Path, *, max_body_bytes: int = 1 << 20) -> A
         handler = TelegramUpdateHandler(app, client, messenger=messenger, bot_username="voicecoder_bot")
         dispatcher = UpdateDispatcher(inbox, handler, retry_delays=(0.01,), max_attempts=2, stats=dispatch)
         async with anyio.create_task_group() as tg:
-            port = await tg.start(
-                lambda task_status: serve_webhook(
-                    settings,
-                    inbox=inbox,
-                    dispatcher=dispatcher,
-                    lane_of=lane_of,
-                    port=0,
-                    stop=stop,
-                    handle_signals=False,
-                    stats=stats,
-                    retention_s=None,
-                    task_status=task_status,
-                )
+            port = await start_webhook(
+                tg, settings, inbox=inbox, dispatcher=dispatcher, stop=stop, stats=stats, retention_s=None
             )
             try:
                 yield Ingress(port, api, inbox, dispatcher, stats, dispatch, outcomes)

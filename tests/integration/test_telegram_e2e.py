@@ -17,13 +17,13 @@ import anyio
 import attrs
 import pytest
 
+from tests.ingress_rig import start_webhook
 from voicecoder.adapters.sqlite.inbox import SqliteInbox
 from voicecoder.adapters.telegram.api import PacingPolicy, RetryPolicy, TelegramBotApi
 from voicecoder.adapters.telegram.dispatcher import UpdateDispatcher
 from voicecoder.adapters.telegram.messenger import TelegramMessenger
-from voicecoder.adapters.telegram.routing import lane_of
 from voicecoder.adapters.telegram.updates import TelegramUpdateHandler
-from voicecoder.adapters.telegram.webhook import WebhookSettings, serve_webhook
+from voicecoder.adapters.telegram.webhook import WebhookSettings
 from voicecoder.domain.services import VoiceCoder
 from voicecoder.simulators.bot_api import DEFAULT_TOKEN, DEFAULT_USER, BotMessage, FakeBotApi, FakeUser
 from voicecoder.testing.fakes import AgentScript, FakePorts, build_voicecoder
@@ -100,17 +100,8 @@ async def running_bot(
     async with SqliteInbox(inbox_path) as inbox:
         dispatcher = UpdateDispatcher(inbox, handler, retry_delays=(0.01,), max_attempts=4, grace_s=grace_s)
         async with anyio.create_task_group() as tg:
-            port = await tg.start(
-                lambda task_status: serve_webhook(
-                    WebhookSettings(secret_token=SECRET, path=PATH),
-                    inbox=inbox,
-                    dispatcher=dispatcher,
-                    lane_of=lane_of,
-                    port=0,
-                    stop=stop,
-                    handle_signals=False,
-                    task_status=task_status,
-                )
+            port = await start_webhook(
+                tg, WebhookSettings(secret_token=SECRET, path=PATH), inbox=inbox, dispatcher=dispatcher, stop=stop
             )
             await client.set_webhook(
                 f"http://127.0.0.1:{port}{PATH}", secret_token=SECRET, allowed_updates=["message", "callback_query"]

@@ -9,6 +9,7 @@ import anyio
 import pytest
 from aiohttp import web
 
+from tests.ingress_rig import start_webhook
 from voicecoder.adapters.sqlite.inbox import SqliteInbox
 from voicecoder.adapters.telegram.admin import (
     delete_webhook,
@@ -19,7 +20,7 @@ from voicecoder.adapters.telegram.admin import (
 )
 from voicecoder.adapters.telegram.api import RetryPolicy, TelegramBotApi
 from voicecoder.adapters.telegram.dispatcher import UpdateDispatcher
-from voicecoder.adapters.telegram.webhook import WebhookSettings, serve_webhook
+from voicecoder.adapters.telegram.webhook import WebhookSettings
 from voicecoder.domain.errors import ConfigurationError
 from voicecoder.simulators.bot_api import FakeBotApi
 
@@ -157,17 +158,13 @@ class TestWebhookInfo:
             return None
 
         async with SqliteInbox(tmp_path / "inbox.db") as inbox, anyio.create_task_group() as tg:
-            port = await tg.start(
-                lambda task_status: serve_webhook(
-                    WebhookSettings(secret_token="the-bots-real-secret", path=HOOK_PATH),
-                    inbox=inbox,
-                    dispatcher=UpdateDispatcher(inbox, handler),
-                    lane_of=lane_of,
-                    port=0,
-                    stop=stop,
-                    handle_signals=False,
-                    task_status=task_status,
-                )
+            port = await start_webhook(
+                tg,
+                WebhookSettings(secret_token="the-bots-real-secret", path=HOOK_PATH),
+                inbox=inbox,
+                dispatcher=UpdateDispatcher(inbox, handler),
+                stop=stop,
+                lane_of=lane_of,
             )
             await set_webhook(api, url=f"http://127.0.0.1:{port}{HOOK_PATH}", secret_token=SECRET, allow_insecure=True)
             await fake.send_text("hello")

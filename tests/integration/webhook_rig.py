@@ -14,13 +14,13 @@ from typing import Any
 import aiohttp
 import anyio
 
+from tests.ingress_rig import start_webhook
 from voicecoder.adapters.sqlite.inbox import SqliteInbox
 from voicecoder.adapters.telegram.dispatcher import DispatchStats, UpdateDispatcher
 from voicecoder.adapters.telegram.webhook import (
     SECRET_HEADER,
     IngressStats,
     WebhookSettings,
-    serve_webhook,
 )
 
 SECRET = "s3cr3t-Token_for-tests"
@@ -105,20 +105,16 @@ async def running_bot(
             inbox, processed, max_attempts=max_attempts, retry_delays=(0.01,), grace_s=grace_s, stats=DispatchStats()
         )
         async with anyio.create_task_group() as tg:
-            port = await tg.start(
-                lambda task_status: serve_webhook(
-                    settings,
-                    inbox=inbox,
-                    dispatcher=dispatcher,
-                    lane_of=lane_of,
-                    port=0,
-                    stop=stop,
-                    handle_signals=False,
-                    stats=stats,
-                    retention_s=retention_s,
-                    housekeeping_every_s=0.02,
-                    task_status=task_status,
-                )
+            port = await start_webhook(
+                tg,
+                settings,
+                inbox=inbox,
+                dispatcher=dispatcher,
+                stop=stop,
+                lane_of=lane_of,
+                stats=stats,
+                retention_s=retention_s,
+                housekeeping_every_s=0.02,
             )
             try:
                 yield Bot(f"http://127.0.0.1:{port}", inbox, dispatcher, processed)
