@@ -31,6 +31,7 @@ from voicecoder.adapters.prometheus_metrics import Metrics, UpdateMetrics
 from voicecoder.adapters.sqlite.inbox import SqliteInbox
 from voicecoder.adapters.telegram.api import PacingPolicy, TelegramBotApi
 from voicecoder.adapters.telegram.dispatcher import DispatchStats, UpdateDispatcher
+from voicecoder.adapters.telegram.http_server import Routes
 from voicecoder.adapters.telegram.messenger import TelegramMessenger
 from voicecoder.adapters.telegram.routing import lane_of
 from voicecoder.adapters.telegram.updates import TelegramUpdateHandler
@@ -80,8 +81,8 @@ async def run(args: argparse.Namespace) -> None:
         inbox = await stack.enter_async_context(SqliteInbox(Path(args.inbox)))
         dispatcher = UpdateDispatcher(inbox, handle, max_concurrency=args.concurrency, stats=dispatch)
 
-        def add_stats(app: web.Application) -> None:
-            async def bench_stats(_request: web.Request) -> web.Response:
+        def add_stats(routes: Routes) -> None:
+            async def bench_stats(_request: web.BaseRequest) -> web.Response:
                 return web.json_response(
                     {
                         **counters,
@@ -94,7 +95,7 @@ async def run(args: argparse.Namespace) -> None:
                     }
                 )
 
-            app.router.add_get("/bench/stats", bench_stats)
+            routes.add_get("/bench/stats", bench_stats)
 
         async with anyio.create_task_group() as tg:
             port = await tg.start(

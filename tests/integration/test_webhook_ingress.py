@@ -8,7 +8,6 @@ from typing import Any
 import aiohttp
 import anyio
 import pytest
-from aiohttp import web
 
 from tests.ingress_rig import UpdateLog
 from tests.integration.webhook_rig import (
@@ -24,8 +23,8 @@ from tests.integration.webhook_rig import (
 )
 from voicecoder.adapters.sqlite.inbox import ItemState, SqliteInbox
 from voicecoder.adapters.telegram.dispatcher import UpdateDispatcher
+from voicecoder.adapters.telegram.http_server import listen
 from voicecoder.adapters.telegram.webhook import (
-    INGRESS,
     SECRET_HEADER,
     TELEGRAM_NETWORKS,
     IngressStats,
@@ -342,15 +341,12 @@ class TestWebhookIngress:
             app = create_webhook_app(
                 WebhookSettings(secret_token=SECRET), inbox=inbox, dispatcher=dispatcher, lane_of=lane_of
             )
-            runner = web.AppRunner(app)
-            await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
+            runner = await listen(app.routes, "127.0.0.1", 0)
             port = runner.addresses[0][1]
             try:
                 async with session.get(f"http://127.0.0.1:{port}/readyz") as ready:
                     status, body = ready.status, await ready.json()
-                random_path = app[INGRESS].settings.path
+                random_path = app.ingress.settings.path
             finally:
                 await runner.cleanup()
 

@@ -15,6 +15,7 @@ import attrs
 from aiohttp import web
 
 from voicecoder.adapters.telegram.dispatcher import UpdateDispatcher
+from voicecoder.adapters.telegram.http_server import Routes
 from voicecoder.domain.errors import StateStoreError
 from voicecoder.domain.ports import Inbox
 
@@ -49,10 +50,10 @@ class Readiness:
     def _backlog(self) -> int | None:
         return self.dispatcher.backlog if self.dispatcher is not None else None
 
-    async def healthz(self, _request: web.Request) -> web.Response:
+    async def healthz(self, _request: web.BaseRequest) -> web.Response:
         return web.json_response({"status": "alive"})
 
-    async def readyz(self, _request: web.Request) -> web.Response:
+    async def readyz(self, _request: web.BaseRequest) -> web.Response:
         checks = await self.checks()
         ready = all(v == READY for v in checks.values())
         return web.json_response(
@@ -61,6 +62,6 @@ class Readiness:
         )
 
 
-def add_health_routes(app: web.Application, readiness: Readiness) -> None:
-    app.router.add_get("/healthz", readiness.healthz)
-    app.router.add_get("/readyz", readiness.readyz)
+def add_health_routes(routes: Routes, readiness: Readiness) -> None:
+    routes.add_get("/healthz", readiness.healthz)
+    routes.add_get("/readyz", readiness.readyz)

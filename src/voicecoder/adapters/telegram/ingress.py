@@ -22,6 +22,7 @@ from aiohttp import web
 from voicecoder.adapters.prometheus_metrics import CONTENT_TYPE, Metrics
 from voicecoder.adapters.telegram.api import BotCommand, TelegramApiError, TelegramBotApi
 from voicecoder.adapters.telegram.dispatcher import UpdateDispatcher
+from voicecoder.adapters.telegram.http_server import Routes
 from voicecoder.adapters.telegram.polling import run_polling
 from voicecoder.adapters.telegram.routing import lane_of
 from voicecoder.adapters.telegram.updates import BOT_COMMANDS
@@ -35,15 +36,15 @@ KeepWarm = Callable[..., Coroutine[Any, Any, Any]]
 """Started with ``task_group.start``: reaps idle agent processes until cancelled, then closes them all."""
 
 
-def metrics_route(metrics: Metrics, inbox: Inbox) -> Callable[[web.Application], None]:
+def metrics_route(metrics: Metrics, inbox: Inbox) -> Callable[[Routes], None]:
     """Adds ``/metrics`` to the webhook app (or polling's health app); the inbox depth is read per scrape."""
 
-    async def handle(_request: web.Request) -> web.Response:
+    async def handle(_request: web.BaseRequest) -> web.Response:
         metrics.inbox_depth.set(await inbox.depth())
         return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
-    def configure(app: web.Application) -> None:
-        app.router.add_get("/metrics", handle)
+    def configure(routes: Routes) -> None:
+        routes.add_get("/metrics", handle)
 
     return configure
 

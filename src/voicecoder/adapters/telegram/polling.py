@@ -35,9 +35,10 @@ from aiohttp import web
 from voicecoder.adapters.telegram.api import TelegramApiError, TelegramBotApi
 from voicecoder.adapters.telegram.dispatcher import UpdateDispatcher
 from voicecoder.adapters.telegram.health import READY, Readiness, add_health_routes
+from voicecoder.adapters.telegram.http_server import Routes, listen
 from voicecoder.adapters.telegram.intake import DEFAULT_RETENTION_S, Fail, run_intake
 from voicecoder.adapters.telegram.routing import ALLOWED_UPDATES, LaneOf, route
-from voicecoder.adapters.telegram.webhook import IngressStats, listen, parse_update
+from voicecoder.adapters.telegram.webhook import IngressStats, parse_update
 from voicecoder.domain.errors import ConfigurationError, MalformedUpdateError, StartupError
 from voicecoder.domain.inbox import InboxItem, NewUpdate
 from voicecoder.domain.ports import Inbox
@@ -298,7 +299,7 @@ class PollingSource:
     delete_webhook: bool = False
     drop_pending: bool = False
     health: tuple[str, int] | None = None
-    configure_app: Callable[[web.Application], None] | None = None
+    configure_app: Callable[[Routes], None] | None = None
     label: str = "polling"
 
     @contextlib.asynccontextmanager
@@ -310,13 +311,13 @@ class PollingSource:
             StartupError: The health port cannot be bound, or a webhook is set and may not be deleted.
             ConfigurationError: Telegram rejected the token.
         """
-        runner: web.AppRunner | None = None
+        runner: web.BaseRunner | None = None
         if self.health is not None:
-            app = web.Application()
-            add_health_routes(app, self.readiness)
+            routes = Routes()
+            add_health_routes(routes, self.readiness)
             if self.configure_app is not None:
-                self.configure_app(app)
-            runner = await listen(app, *self.health)
+                self.configure_app(routes)
+            runner = await listen(routes, *self.health)
         try:
             await prepare_polling(self.api, delete_webhook=self.delete_webhook, drop_pending=self.drop_pending)
             yield
@@ -353,7 +354,7 @@ async def run_polling(
     housekeeping_every_s: float = 3600.0,
     stats: IngressStats | None = None,
     health: tuple[str, int] | None = None,
-    configure_app: Callable[[web.Application], None] | None = None,
+    configure_app: Callable[[Routes], None] | None = None,
     task_status: anyio.abc.TaskStatus[UpdatePoller] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """

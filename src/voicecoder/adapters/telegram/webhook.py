@@ -35,15 +35,16 @@ from typing import Any
 import anyio
 import anyio.abc
 import attrs
-from aiohttp import http_exceptions, web
+from aiohttp import web
 
 from voicecoder.adapters.telegram.api_types import ParsedUpdate
 from voicecoder.adapters.telegram.dispatcher import UpdateDispatcher, UpdateObserver
 from voicecoder.adapters.telegram.health import Readiness, add_health_routes
+from voicecoder.adapters.telegram.http_server import Routes, listen
 from voicecoder.adapters.telegram.identity import check_path, check_secret, new_path
 from voicecoder.adapters.telegram.intake import DEFAULT_RETENTION_S, Fail, nothing_to_prepare, run_intake
 from voicecoder.adapters.telegram.routing import LaneOf, route
-from voicecoder.domain.errors import MalformedUpdateError, StartupError, StateStoreError
+from voicecoder.domain.errors import MalformedUpdateError, StateStoreError
 from voicecoder.domain.inbox import InboxItem
 from voicecoder.domain.ports import Inbox
 
@@ -134,7 +135,7 @@ class WebhookIngress:
 
     # --- checks ----------------------------------------------------------------------------
 
-    def client_address(self, request: web.Request) -> Address | None:
+    def client_address(self, request: web.BaseRequest) -> Address | None:
         """The sender's address: the peer, or the right-most untrusted X-Forwarded-For hop behind trusted proxies."""
         peer = request.transport.get_extra_info("peername") if request.transport is not None else None
         if not peer:
@@ -155,13 +156,13 @@ class WebhookIngress:
                 return candidate
         return address
 
-    def source_allowed(self, request: web.Request) -> bool:
+    def source_allowed(self, request: web.BaseRequest) -> bool:
         if not self.settings.allowed_networks:
             return True
         address = self.client_address(request)
         return address is not None and _within(address, self.settings.allowed_networks)
 
-    def secret_ok(self, request: web.Request) -> bool:
+    def secret_ok(self, request: web.BaseRequest) -> bool:
         # aiohttp decodes header bytes as UTF-8 with surrogateescape; encoding back the same way gives the bytes
         # that were sent, whatever they are (a non-UTF-8 value must be a wrong secret, not an exception).
         given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "surrogateescape")
@@ -169,7 +170,7 @@ class WebhookIngress:
 
     # --- handlers --------------------------------------------------------------------------
 
-    async def on_update(self, request: web.Request) -> web.StreamResponse:
+    async def on_update(self, request: web.BaseRequest) -> web.StreamResponse:
         if not self.source_allowed(request):
             return self._reject(403, "Forbidden")
         if not self.secret_ok(request):
@@ -281,7 +282,16 @@ def _within(address: Address, networks: tuple[Network, ...]) -> bool:
     return any(address.version == net.version and address in net for net in networks)
 
 
-INGRESS = web.AppKey("ingress", WebhookIngress)
+@attrs.define
+class WebhookApp:
+    """The webhook's routes (``POST settings.path``, ``GET /healthz``, ``GET /readyz``) and its request handlers."""
+
+    routes: Routes
+    ingress: WebhookIngress
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self.ingress.settings.max_body_bytes
 
 
 def create_webhook_app(
@@ -291,23 +301,22 @@ def create_webhook_app(
     dispatcher: UpdateDispatcher | None,
     lane_of: LaneOf,
     stats: IngressStats | None = None,
-) -> web.Application:
+) -> WebhookApp:
     """The webhook app: ``POST settings.path``, ``GET /healthz``, ``GET /readyz``. No globals, no work at import."""
-    app = web.Application(client_max_size=settings.max_body_bytes + 1)
     ingress = WebhookIngress(
         settings=settings, inbox=inbox, dispatcher=dispatcher, lane_of=lane_of, stats=stats or IngressStats()
     )
-    app[INGRESS] = ingress
-    app.router.add_post(settings.path, ingress.on_update)
-    add_health_routes(app, Readiness(inbox, dispatcher))
-    return app
+    routes = Routes()
+    routes.add_post(settings.path, ingress.on_update)
+    add_health_routes(routes, Readiness(inbox, dispatcher))
+    return WebhookApp(routes, ingress)
 
 
 @attrs.define
 class WebhookSource:
     """The webhook as an update source: ``POST settings.path`` on host:port, with /healthz and /readyz."""
 
-    app: web.Application
+    app: WebhookApp
     host: str
     port: int
     shutdown_timeout_s: float = 10.0
@@ -324,7 +333,14 @@ class WebhookSource:
         Raises:
             StartupError: The address cannot be bound.
         """
-        runner = await listen(self.app, self.host, self.port, shutdown_timeout_s=self.shutdown_timeout_s)
+        runner = await listen(
+            self.app.routes,
+            self.host,
+            self.port,
+            # one byte more than allowed, so a body of exactly the limit is read and a larger one is refused
+            client_max_size=self.app.max_body_bytes + 1,
+            shutdown_timeout_s=self.shutdown_timeout_s,
+        )
         try:
             bound = int(runner.addresses[0][1])
             log.info("webhook: listening on %s:%d", self.host, bound)  # the path is a secret: never logged
@@ -345,7 +361,7 @@ async def serve_webhook(
     stop: anyio.Event | None = None,
     handle_signals: bool = True,
     shutdown_timeout_s: float = 10.0,
-    configure_app: Callable[[web.Application], None] | None = None,
+    configure_app: Callable[[Routes], None] | None = None,
     stats: IngressStats | None = None,
     retention_s: float | None = DEFAULT_RETENTION_S,
     housekeeping_every_s: float = 3600.0,
@@ -366,7 +382,7 @@ async def serve_webhook(
     """
     app = create_webhook_app(settings, inbox=inbox, dispatcher=dispatcher, lane_of=lane_of, stats=stats)
     if configure_app is not None:
-        configure_app(app)
+        configure_app(app.routes)
     await run_intake(
         WebhookSource(app, host, port, shutdown_timeout_s=shutdown_timeout_s),
         inbox=inbox,
@@ -379,74 +395,17 @@ async def serve_webhook(
     )
 
 
-class MalformedRequestLogFilter(logging.Filter):
-    """
-    Turns aiohttp's ERROR tracebacks about requests a client got wrong into one INFO line each.
-
-    aiohttp answers a request it cannot parse (a header byte HTTP forbids, a body whose Content-Encoding does not
-    decode) with 400 itself, but logs it at ERROR with a traceback: anyone could fill the log that way. The
-    problem is the client's, so it is worth a line, not an alarm.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        error = record.exc_info[1] if record.exc_info else None
-        if _client_fault(error):
-            detail = " ".join(str(error).split())[:200]
-            record.msg, record.args = "refused a malformed request: %s", (detail,)
-            record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
-            record.exc_info = record.exc_text = None
-        return True
-
-
-def _client_fault(error: BaseException | None) -> bool:
-    while error is not None:
-        if isinstance(error, http_exceptions.HttpProcessingError | web.RequestPayloadError):
-            return True
-        error = error.__cause__
-    return False
-
-
-_AIOHTTP_SERVER_LOG = logging.getLogger("aiohttp.server")
-
-
-async def listen(app: web.Application, host: str, port: int, *, shutdown_timeout_s: float = 10.0) -> web.AppRunner:
-    """
-    Serve *app* on host:port (0: any free port); the caller cleans the returned runner up.
-
-    Malformed requests are logged as one INFO line, not an ERROR traceback (:class:`MalformedRequestLogFilter`).
-
-    Raises:
-        StartupError: The address cannot be bound (in use, not an address of this machine, no permission).
-    """
-    if not any(isinstance(f, MalformedRequestLogFilter) for f in _AIOHTTP_SERVER_LOG.filters):
-        _AIOHTTP_SERVER_LOG.addFilter(MalformedRequestLogFilter())
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=shutdown_timeout_s)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port, backlog=1024).start()
-    except OSError as exc:
-        await runner.cleanup()
-        reason = exc.strerror or str(exc)
-        raise StartupError(
-            f"Cannot listen on {host}:{port}: {reason}. Set LISTEN_PORT (or LISTEN_HOST) to a free address "
-            "of this machine, or stop what is using it."
-        ) from None
-    return runner
-
-
 __all__ = [
-    "INGRESS",
     "MAX_JSON_DEPTH",
     "SECRET_HEADER",
     "TELEGRAM_NETWORKS",
     "IngressStats",
-    "MalformedRequestLogFilter",
+    "WebhookApp",
     "WebhookIngress",
     "WebhookSettings",
     "WebhookSource",
     "create_webhook_app",
     "json_too_deep",
-    "listen",
     "parse_update",
     "serve_webhook",
 ]
