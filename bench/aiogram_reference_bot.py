@@ -81,6 +81,7 @@ async def main(args: argparse.Namespace) -> None:
                 "commits": 0,
                 "writes": 0,
                 "cpu_s": time.process_time(),
+                "main_cpu_s": time.thread_time(),
             }
         )
 

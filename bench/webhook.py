@@ -300,9 +300,11 @@ def measure(stack: str, args: argparse.Namespace, wrk: str, aiogram_python: str 
             bot_cpu, sink_cpu = cpu_seconds(bot.pid), cpu_seconds(sink.process.pid)
             bot_waited = runqueue_wait_s(bot.pid)
             profiler = start_profiler(args, bot.pid, stack)
+            main_cpu, load_avg = get_json(url + "/bench/stats")["main_cpu_s"], os.getloadavg()[0]
             load = run_wrk(wrk, script, url, args, args.duration, 100_000_000, args.connections)
             bot_cpu, sink_cpu = cpu_seconds(bot.pid) - bot_cpu, cpu_seconds(sink.process.pid) - sink_cpu
             bot_waited = runqueue_wait_s(bot.pid) - bot_waited
+            main_cpu = get_json(url + "/bench/stats")["main_cpu_s"] - main_cpu
             stop_profiler(profiler, args)
             stats, drain_s = drain(url, args.drain_timeout)
             low = sink.ask(
@@ -339,6 +341,8 @@ def measure(stack: str, args: argparse.Namespace, wrk: str, aiogram_python: str 
         "bot_cpu": bot_cpu / seconds,
         "bot_waited": bot_waited / seconds,
         "acks_per_cpu_s": acked / bot_cpu if bot_cpu else float("nan"),
+        "main_us_per_ack": main_cpu * 1e6 / acked if acked else float("nan"),
+        "load_avg": (load_avg + os.getloadavg()[0]) / 2,
         "load_cpu": (load["cpu_s"] + sink_cpu) / seconds,
         "wrk_cpu": load["cpu_s"] / seconds,
         "api_cpu": sink_cpu / seconds,
@@ -480,6 +484,10 @@ def report(results: dict[str, dict[str, Any]], stt: dict[str, Any] | None, args:
         )
     waits = ", ".join(f"{name} {r['bot_waited']:.0%}" for name, r in results.items())
     print(f"  time the bot's main thread was runnable but off its core (other threads/processes had it): {waits}")
+    main = ", ".join(f"{name} {r['main_us_per_ack']:.0f} µs" for name, r in results.items())
+    print(f"  the bot's main (event-loop) thread CPU per acked update: {main}")
+    loads = ", ".join(f"{name} {r['load_avg']:.2f}" for name, r in results.items())
+    print(f"  load average (1 min) of the machine during the measured runs: {loads} on {os.cpu_count()} cores")
     ours = results["voicecoder"]
     verdict = "meets" if ours["ack_p99_ms"] <= TARGET_ACK_P99_MS else "MISSES"
     print(f"  voicecoder: every update durable before its 200; writes per fsync {ours['writes_per_commit'] or 0:.1f}")

@@ -92,6 +92,8 @@ async def run(args: argparse.Namespace) -> None:
                         "commits": inbox.commits,
                         "writes": inbox.writes,
                         "cpu_s": time.process_time(),
+                        # this handler runs on the event loop's thread: the ack path and the processing, no writer
+                        "main_cpu_s": time.thread_time(),
                     }
                 )
 
