@@ -1,5 +1,5 @@
 """
-The Telegram webhook: an aiohttp app that stores each update durably, answers 200, and nothing else.
+The Telegram webhook: an HTTP endpoint that stores each update durably, answers 200, and nothing else.
 
 ``POST /<path>`` checks, in this order: source network (optional allow-list, with X-Forwarded-For
 trusted only from configured proxies) → 403; the ``X-Telegram-Bot-Api-Secret-Token`` header
@@ -15,8 +15,10 @@ fsync; the 200 goes out only after the commit is on disk. If the inbox cannot be
 Telegram delivers the update again later (should processing have started already, it runs again: at least once).
 
 ``GET /healthz`` answers while the process lives; ``GET /readyz`` checks the inbox is writable and the
-dispatcher is running (:mod:`voicecoder.adapters.telegram.health`). :func:`serve_webhook` runs the site and the
-dispatcher in one anyio task group and shuts both down gracefully on SIGTERM/SIGINT.
+dispatcher is running (:mod:`voicecoder.adapters.telegram.health`). The routes are served by aiohttp's low-level
+server with an exact-path table (:mod:`voicecoder.adapters.telegram.http_server`, ADR 0033), not ``web.Application``.
+:func:`serve_webhook` runs the site and the dispatcher in one anyio task group and shuts both down gracefully on
+SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
