@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import anyio
@@ -32,6 +33,7 @@ from voicecoder.adapters.telegram.webhook import (
     create_webhook_app,
 )
 from voicecoder.domain.errors import ConfigurationError
+from voicecoder.domain.ports import Inbox
 
 
 @pytest.fixture(name="session")
@@ -429,3 +431,57 @@ class TestWebhookSettings:
         assert SECRET not in repr(settings)
         assert "ABCsecret" not in repr(settings)
         assert settings.path == "/123:ABCsecret"
+
+
+class HeldInbox:
+    """A SqliteInbox whose ``put`` waits for *release* once it has been entered (a commit that takes a while)."""
+
+    def __init__(self, inner: SqliteInbox) -> None:
+        self.inner = inner
+        self.entered = anyio.Event()
+        self.release = anyio.Event()
+
+    async def put(self, update_id: int, lane: str, body: bytes, **options: Any) -> bool:
+        self.entered.set()
+        await self.release.wait()
+        return await self.inner.put(update_id, lane, body, **options)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class TestClientGoesAway:
+    async def test_an_update_whose_sender_hung_up_mid_commit_is_stored_and_counted(self, tmp_path: Path) -> None:
+        """The commit that started is finished and counted even though nobody is left to receive the 200."""
+        body = json.dumps(text_update(77, chat=1, text="hi")).encode()
+        head = (
+            f"POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{SECRET_HEADER}: {SECRET}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        stats = IngressStats()
+        async with SqliteInbox(tmp_path / "inbox.db") as real:
+            held = HeldInbox(real)
+            app = create_webhook_app(
+                WebhookSettings(secret_token=SECRET, path=PATH),
+                inbox=cast("Inbox", held),
+                dispatcher=None,
+                lane_of=lane_of,
+                stats=stats,
+            )
+            runner = await listen(app.routes, "127.0.0.1", 0)
+            try:
+                with anyio.fail_after(10):
+                    async with await anyio.connect_tcp("127.0.0.1", runner.addresses[0][1]) as client:
+                        await client.send(head + body)
+                        await held.entered.wait()
+                    # the server has seen the connection go (its protocol dropped the transport) before the commit
+                    assert runner.server is not None
+                    while any(h.transport is not None for h in runner.server.connections):
+                        await anyio.sleep(0.005)
+                    held.release.set()
+                    await eventually(lambda: stats.accepted == 1)
+                stored = await real.get(77)
+            finally:
+                await runner.cleanup()
+        assert stored is not None
+        assert stored.state is ItemState.PENDING
