@@ -127,8 +127,8 @@ async def listen(
     Serve *routes* on host:port (0: any free port); the caller cleans the returned runner up.
 
     ``request.read()`` refuses a body above *client_max_size* (413). Malformed requests are logged as one INFO
-    line, not an ERROR traceback (:class:`MalformedRequestLogFilter`). On cleanup, in-flight requests finish
-    within *shutdown_timeout_s*.
+    line, not an ERROR traceback (:class:`MalformedRequestLogFilter`). A client that disconnects does not cancel
+    its handler. On cleanup, in-flight requests finish within *shutdown_timeout_s*.
 
     Raises:
         StartupError: The address cannot be bound (in use, not an address of this machine, no permission).
@@ -146,7 +146,9 @@ async def listen(
     ) -> web.BaseRequest:
         return web.BaseRequest(message, payload, protocol, writer, task, loop, client_max_size=client_max_size)
 
-    server = web.Server(routes, request_factory=make_request, access_log=None)
+    # No handler is cancelled when its client disconnects: a webhook commit that started finishes and is counted
+    # (aiohttp's default, stated because the ingress relies on it).
+    server = web.Server(routes, request_factory=make_request, access_log=None, handler_cancellation=False)
     runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=shutdown_timeout_s)
     await runner.setup()
     try:
