@@ -2,11 +2,12 @@
 The webhook's HTTP layer alone, A/B: CPU per request of aiohttp's ``web.Application`` router against ``Routes``.
 
 One server process, pinned to the bot's core, serves the same :class:`WebhookIngress` handler (checks, body read,
-parse, route; the inbox is an in-memory set, so only the HTTP layer differs) on two ports: ``router`` (the way
+parse, route; the inbox is an in-memory set, so only the HTTP layer differs) on three ports: ``router`` (the way
 the webhook was served up to ADR 0033: ``web.Application`` + ``AppRunner``, the same four routes) and ``routes``
-(:mod:`voicecoder.adapters.telegram.http_server`, what ``serve`` uses). wrk, pinned to the other core, loads each
-for a short slice, alternately, so a busy machine slows both alike; the server's CPU seconds (``/proc``) per slice
-give µs per request. Run: ``.venv/bin/python bench/webhook_http.py [--slices 10] [--slice 2]``.
+(:mod:`voicecoder.adapters.telegram.http_server`, what ``serve`` uses), and as a floor ``bare``: ``Routes`` with a
+handler that only reads the body and answers 200 (what aiohttp itself costs per request). wrk, pinned to the other
+core, loads each for a short slice, in turn, so a busy machine slows all alike; the server's CPU seconds (``/proc``)
+per slice give µs per request. Run: ``.venv/bin/python bench/webhook_http.py [--slices 10] [--slice 2]``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from webhook import BOT_CORE, LOAD_CORE, SRC, cpu_seconds, ensure_wrk, pinned
 from webhook_shapes import PATH, SECRET, USER_BASE, wrk_script
 
 HERE = Path(__file__).resolve().parent
-LAYERS = ("router", "routes")
+LAYERS = ("router", "routes", "bare")
 
 SERVER = r"""
 import asyncio, sys
@@ -33,7 +34,7 @@ from aiohttp import web
 from voicecoder.adapters.telegram.health import Readiness
 from voicecoder.adapters.telegram.http_server import Routes, listen
 from voicecoder.adapters.telegram.routing import lane_of
-from voicecoder.adapters.telegram.webhook import WebhookIngress, WebhookSettings, create_webhook_app
+from voicecoder.adapters.telegram.webhook import WebhookSettings, create_webhook_app
 
 class MemoryInbox:
     def __init__(self) -> None:
@@ -50,6 +51,10 @@ class MemoryInbox:
 async def metrics(_request: web.BaseRequest) -> web.Response:
     return web.Response(text="")
 
+async def bare(request: web.BaseRequest) -> web.Response:
+    await request.read()
+    return web.Response(status=200)
+
 async def main() -> None:
     settings = WebhookSettings(secret_token=sys.argv[2], path=sys.argv[1])
     webhook = create_webhook_app(settings, inbox=MemoryInbox(), dispatcher=None, lane_of=lane_of)
@@ -64,7 +69,10 @@ async def main() -> None:
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0, backlog=1024).start()
     low = await listen(webhook.routes, "127.0.0.1", 0, client_max_size=settings.max_body_bytes + 1)
-    print(runner.addresses[0][1], low.addresses[0][1], flush=True)
+    floor = Routes()
+    floor.add_post(settings.path, bare)
+    bottom = await listen(floor, "127.0.0.1", 0, client_max_size=settings.max_body_bytes + 1)
+    print(runner.addresses[0][1], low.addresses[0][1], bottom.addresses[0][1], flush=True)
     await asyncio.Event().wait()
 
 asyncio.run(main())
@@ -115,7 +123,7 @@ def main() -> int:
             for layer in LAYERS:  # warm both up
                 next_id = int(run_wrk(wrk, script, ports[layer], 1.0, next_id, args.connections)["next_id"])
             for n in range(args.slices):
-                for layer in LAYERS if n % 2 == 0 else LAYERS[::-1]:
+                for layer in LAYERS if n % 2 == 0 else LAYERS[::-1]:  # each layer first and last alike
                     before = cpu_seconds(server.pid)
                     result = run_wrk(wrk, script, ports[layer], args.slice, next_id, args.connections)
                     used = cpu_seconds(server.pid) - before
@@ -140,6 +148,10 @@ def main() -> int:
         )
     paired = [b / a for a, b in zip(per_request["router"], per_request["routes"], strict=True)]
     print(f"  routes/router CPU per request, median of paired slices: {statistics.median(paired):.3f}")
+    floor = [b / a for a, b in zip(per_request["routes"], per_request["bare"], strict=True)]
+    print(
+        f"  bare/routes (aiohttp's own share of the ack path), median of paired slices: {statistics.median(floor):.3f}"
+    )
     return 0
 
 

@@ -122,7 +122,7 @@ class IngressStats:
 
 @attrs.define
 class WebhookIngress:
-    """The request handlers; one instance per app, stored under :data:`INGRESS`."""
+    """The request handlers; one instance per app (:attr:`WebhookApp.ingress`)."""
 
     settings: WebhookSettings
     inbox: Inbox
