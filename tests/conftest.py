@@ -41,6 +41,7 @@ WHISPER_MODULES = frozenset(
         "tests/contract/test_transcriber_contract.py",
         "tests/integration/test_whisper_hints.py",
         "tests/unit/adapters/test_local_whisper_transcriber.py",
+        "tests/unit/adapters/test_whisper_int8.py",
     }
 )
 

@@ -16,52 +16,52 @@ Embed it in your own bot (see docs/embedding.md and examples/)::
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
-
-from voicecoder.domain import errors, replies
-from voicecoder.domain.app import COMMANDS, VoiceCoderApp
-from voicecoder.domain.callbacks import MAX_CALLBACK_BYTES, MIN_FINGERPRINT, decode_callback, encode_callback
-from voicecoder.domain.errors import (
-    DeliveryError,
-    DomainError,
-    PortError,
-    StateStoreError,
-    UnexpectedAdapterError,
-    VoicecoderError,
-)
-from voicecoder.domain.model import (
-    AgentRequest,
-    AgentResult,
-    Audio,
-    Baseline,
-    ChangeId,
-    ChatId,
-    CommitInfo,
-    Diff,
-    PendingChange,
-    Prompt,
-    Session,
-    Transcript,
-    TranscriptionHints,
-    UserId,
-    WorkspaceStatus,
-)
-from voicecoder.domain.policy import ApprovalPolicy
-from voicecoder.domain.ports import (
-    AgentRunner,
-    Clock,
-    Messenger,
-    SecretScanner,
-    StateStore,
-    Transcriber,
-    VocabularySource,
-    Workspace,
-)
-from voicecoder.domain.replies import Action, Button, CallbackAnswer, MessageRef, Reply
-from voicecoder.domain.services import Ports, Settings, VoiceCoder
 
 if TYPE_CHECKING:
     from voicecoder.bootstrap import open_voicecoder
+    from voicecoder.domain import errors, replies
+    from voicecoder.domain.app import COMMANDS, VoiceCoderApp
+    from voicecoder.domain.callbacks import MAX_CALLBACK_BYTES, MIN_FINGERPRINT, decode_callback, encode_callback
+    from voicecoder.domain.errors import (
+        DeliveryError,
+        DomainError,
+        PortError,
+        StateStoreError,
+        UnexpectedAdapterError,
+        VoicecoderError,
+    )
+    from voicecoder.domain.model import (
+        AgentRequest,
+        AgentResult,
+        Audio,
+        Baseline,
+        ChangeId,
+        ChatId,
+        CommitInfo,
+        Diff,
+        PendingChange,
+        Prompt,
+        Session,
+        Transcript,
+        TranscriptionHints,
+        UserId,
+        WorkspaceStatus,
+    )
+    from voicecoder.domain.policy import ApprovalPolicy
+    from voicecoder.domain.ports import (
+        AgentRunner,
+        Clock,
+        Messenger,
+        SecretScanner,
+        StateStore,
+        Transcriber,
+        VocabularySource,
+        Workspace,
+    )
+    from voicecoder.domain.replies import Action, Button, CallbackAnswer, MessageRef, Reply
+    from voicecoder.domain.services import Ports, Settings, VoiceCoder
 
 __version__ = "0.1.0"
 
@@ -116,15 +116,70 @@ __all__ = [
     "replies",
 ]
 
+# Names load on first use (PEP 562): `python -m voicecoder.entrypoints.cli` and every other submodule import this
+# package first, and a command that stops at a configuration error must not pay for the whole domain (its attrs
+# classes are built at import) or, through `open_voicecoder`, for the composition root and every adapter.
+_FROM: dict[str, str] = {
+    "Action": "voicecoder.domain.replies",
+    "AgentRequest": "voicecoder.domain.model",
+    "AgentResult": "voicecoder.domain.model",
+    "AgentRunner": "voicecoder.domain.ports",
+    "ApprovalPolicy": "voicecoder.domain.policy",
+    "Audio": "voicecoder.domain.model",
+    "Baseline": "voicecoder.domain.model",
+    "Button": "voicecoder.domain.replies",
+    "COMMANDS": "voicecoder.domain.app",
+    "CallbackAnswer": "voicecoder.domain.replies",
+    "ChangeId": "voicecoder.domain.model",
+    "ChatId": "voicecoder.domain.model",
+    "Clock": "voicecoder.domain.ports",
+    "CommitInfo": "voicecoder.domain.model",
+    "DeliveryError": "voicecoder.domain.errors",
+    "Diff": "voicecoder.domain.model",
+    "DomainError": "voicecoder.domain.errors",
+    "MAX_CALLBACK_BYTES": "voicecoder.domain.callbacks",
+    "MIN_FINGERPRINT": "voicecoder.domain.callbacks",
+    "MessageRef": "voicecoder.domain.replies",
+    "Messenger": "voicecoder.domain.ports",
+    "PendingChange": "voicecoder.domain.model",
+    "PortError": "voicecoder.domain.errors",
+    "Ports": "voicecoder.domain.services",
+    "Prompt": "voicecoder.domain.model",
+    "Reply": "voicecoder.domain.replies",
+    "SecretScanner": "voicecoder.domain.ports",
+    "Session": "voicecoder.domain.model",
+    "Settings": "voicecoder.domain.services",
+    "StateStore": "voicecoder.domain.ports",
+    "StateStoreError": "voicecoder.domain.errors",
+    "Transcriber": "voicecoder.domain.ports",
+    "Transcript": "voicecoder.domain.model",
+    "TranscriptionHints": "voicecoder.domain.model",
+    "UnexpectedAdapterError": "voicecoder.domain.errors",
+    "UserId": "voicecoder.domain.model",
+    "VocabularySource": "voicecoder.domain.ports",
+    "VoiceCoder": "voicecoder.domain.services",
+    "VoiceCoderApp": "voicecoder.domain.app",
+    "VoicecoderError": "voicecoder.domain.errors",
+    "Workspace": "voicecoder.domain.ports",
+    "WorkspaceStatus": "voicecoder.domain.model",
+    "decode_callback": "voicecoder.domain.callbacks",
+    "encode_callback": "voicecoder.domain.callbacks",
+    "open_voicecoder": "voicecoder.bootstrap",
+}
+_SUBMODULES = frozenset({"errors", "replies"})
+"""Modules of `voicecoder.domain` offered here by name."""
+
 
 def __getattr__(name: str) -> Any:
-    # `open_voicecoder` lives in the composition root, which imports every adapter: load it only when asked for.
-    if name == "open_voicecoder":
-        from voicecoder.bootstrap import open_voicecoder  # noqa: PLC0415
-
-        return open_voicecoder
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name in _SUBMODULES:
+        value: Any = importlib.import_module(f"voicecoder.domain.{name}")
+    elif name in _FROM:
+        value = getattr(importlib.import_module(_FROM[name]), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # later look-ups skip this function
+    return value
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), "open_voicecoder"})
+    return sorted({*globals(), *__all__})

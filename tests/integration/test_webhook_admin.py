@@ -13,13 +13,14 @@ from tests.ingress_rig import start_webhook
 from voicecoder.adapters.sqlite.inbox import SqliteInbox
 from voicecoder.adapters.telegram.admin import (
     delete_webhook,
-    register,
     run_webhook_command,
     set_webhook,
     webhook_info,
 )
 from voicecoder.adapters.telegram.api import RetryPolicy, TelegramBotApi
 from voicecoder.adapters.telegram.dispatcher import UpdateDispatcher
+from voicecoder.adapters.telegram.operator_args import ALLOWED_UPDATES_HELP, register_webhook
+from voicecoder.adapters.telegram.routing import ALLOWED_UPDATES
 from voicecoder.adapters.telegram.webhook import WebhookSettings
 from voicecoder.domain.errors import ConfigurationError
 from voicecoder.simulators.bot_api import FakeBotApi
@@ -234,7 +235,7 @@ class TestDeleteWebhook:
 class TestCommandLine:
     def _parser(self) -> argparse.ArgumentParser:
         parser = argparse.ArgumentParser(prog="voicecoder")
-        register(parser.add_subparsers(dest="command"))
+        register_webhook(parser.add_subparsers(dest="command"))
         return parser
 
     async def test_set_info_delete_through_argparse(self, fake: FakeBotApi, api: TelegramBotApi) -> None:
@@ -260,12 +261,17 @@ class TestCommandLine:
         outputs.append(str(await run_webhook_command(parser.parse_args(["webhook", "delete", "--drop-pending"]), api)))
 
         assert info.max_connections == 5
+        assert info.allowed_updates == ALLOWED_UPDATES  # not given: the types the bot handles
         assert "setWebhook: Telegram now delivers" in outputs[0]
         assert "Registered URL" in outputs[1]
         assert "deleted" in outputs[2]
         assert (await api.get_webhook_info()).url == ""
         for out in outputs:
             assert_no_secrets(out, fake)
+
+    def test_help_names_the_default_update_types(self) -> None:
+        """--allowed-updates' help states the default `webhook set` sends, which the parser leaves to routing."""
+        assert ALLOWED_UPDATES_HELP.endswith(f"(default: {','.join(ALLOWED_UPDATES)})")
 
     def test_action_is_required(self) -> None:
         """`webhook` alone is a usage error."""

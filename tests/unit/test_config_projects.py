@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from voicecoder.bootstrap import build_container, doctor
+from voicecoder.bootstrap import build_container
+from voicecoder.bootstrap.doctor import doctor
 from voicecoder.bootstrap.projects import workspace_path
 from voicecoder.config import Config
 from voicecoder.domain.errors import ConfigurationError

@@ -10,19 +10,23 @@ import sys
 import webbrowser
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 import attrs
 
-from voicecoder.bootstrap import build_container, doctor, open_runtime
+# Only what every start needs (the parser, the configuration, the failure lines): each command imports the rest of
+# the composition root when it runs, so `webhook …` never loads the container and a configuration error loads
+# neither it nor the Bot API client.
 from voicecoder.bootstrap.operator import register_operator_commands, run_selftest, telegram_failure_of, webhook_report
 from voicecoder.bootstrap.webhook_identity import resolve_webhook_identity
 from voicecoder.config import TRANSPORTS, Config
 from voicecoder.domain.errors import ConfigurationError, StateStoreError, VoicecoderError
-from voicecoder.domain.model import Diagnostic
 from voicecoder.entrypoints.logs import configure_logging
 from voicecoder.redaction import Redactor
+
+if TYPE_CHECKING:
+    from voicecoder.domain.model import Diagnostic
 
 log = logging.getLogger("voicecoder")
 ROLES = ("all", "ingress", "worker")
@@ -114,6 +118,9 @@ def render_diagnostics(results: Sequence[Diagnostic]) -> str:
 
 
 async def _doctor(config: Config, args: argparse.Namespace) -> int:
+    from voicecoder.bootstrap import build_container  # noqa: PLC0415 - see the imports
+    from voicecoder.bootstrap.doctor import doctor  # noqa: PLC0415
+
     config = _with_identity(config, create=False)
     results = await doctor(build_container(config), deep=args.deep)
     _print(render_diagnostics(results))
@@ -129,6 +136,7 @@ def _with_identity(config: Config, *, create: bool) -> Config:
 
 
 async def _serve(config: Config, args: argparse.Namespace) -> int:
+    from voicecoder.bootstrap import build_container, open_runtime  # noqa: PLC0415 - see the imports
     from voicecoder.entrypoints.gc_tuning import settle_heap  # noqa: PLC0415
     from voicecoder.entrypoints.server import serve  # noqa: PLC0415 - keeps `doctor` start-up light
 
@@ -142,6 +150,7 @@ async def _serve(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _serve_ingress(config: Config) -> int:
+    from voicecoder.bootstrap import build_container  # noqa: PLC0415 - see the imports
     from voicecoder.entrypoints.server import serve_ingress  # noqa: PLC0415
 
     await serve_ingress(build_container(config))
@@ -149,6 +158,7 @@ async def _serve_ingress(config: Config) -> int:
 
 
 async def _serve_worker(config: Config, args: argparse.Namespace) -> int:
+    from voicecoder.bootstrap import build_container  # noqa: PLC0415 - see the imports
     from voicecoder.bootstrap.cluster import DEFAULT_LEASE_TTL_S, default_host_id  # noqa: PLC0415
     from voicecoder.entrypoints.server import serve_worker  # noqa: PLC0415
 

@@ -195,19 +195,27 @@ class TestBaseInt8:
         assert engine._weights is not None
         assert engine._weights.directory == tmp_path / "whisper-base"
 
-    def test_same_text_as_float16(self, tmp_path: Path) -> None:
-        """The int8 file decodes exactly as CTranslate2's own quantisation of the float16 file at load."""
+    @pytest.mark.slow
+    def test_same_text_as_float16(self, whisper_base: LocalWhisperTranscriber) -> None:
+        """
+        The int8 file decodes exactly as CTranslate2's own quantisation of the float16 file at load.
+
+        The int8 side is the session's engine (loaded from the derived file, as `serve` loads it); the float16 side
+        loads the verified float16 file from the same cache.
+        """
         clips = [(VOICE / name).read_bytes() for name in ("05_add_function.ogg", "08_rename_variable.ogg")]
         hints = TranscriptionHints(language="en", keyterms=("parse_config", "main.py"))
+        cache = whisper_base.cache_dir
+        assert cache is not None
+        float16 = LocalWhisperTranscriber(cache_dir=cache, prequantized=False)
         texts = {}
-        for int8 in (True, False):
-            engine = LocalWhisperTranscriber(cache_dir=tmp_path, prequantized=int8)
+        for int8, engine in ((True, whisper_base), (False, float16)):
 
             async def run(engine: LocalWhisperTranscriber = engine) -> list[str]:
                 return [(await engine.transcribe(Audio(clip), hints)).text for clip in clips]
 
             texts[int8] = anyio.run(run)
             assert engine._weights is not None
-            assert engine._weights.directory == tmp_path / ("whisper-base-int8" if int8 else "whisper-base")
+            assert engine._weights.directory == cache / ("whisper-base-int8" if int8 else "whisper-base")
 
         assert texts[True] == texts[False]

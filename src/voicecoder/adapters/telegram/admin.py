@@ -170,43 +170,6 @@ async def delete_webhook(api: TelegramBotApi, *, drop_pending: bool = False) -> 
     return Report(ok=True, lines=(f"Webhook {redact_url(before.url)} deleted; pending updates {kept}.",))
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
-    """Add ``webhook set|info|delete`` to the CLI; the chosen action is in ``args.webhook_action``."""
-    webhook = subparsers.add_parser("webhook", help="set, inspect or delete the Telegram webhook")
-    actions = webhook.add_subparsers(dest="webhook_action", required=True)
-
-    set_p = actions.add_parser("set", help="point Telegram at this bot's webhook URL")
-    set_p.add_argument(
-        "--url", help="the public HTTPS URL including the webhook path (default: $PUBLIC_URL + $WEBHOOK_PATH)"
-    )
-    set_p.add_argument(
-        "--secret-token",
-        help="sent by Telegram in X-Telegram-Bot-Api-Secret-Token (default: WEBHOOK_SECRET of the configuration)",
-    )
-    set_p.add_argument("--max-connections", type=int, default=40, help="1-100 parallel deliveries (default 40)")
-    set_p.add_argument(
-        "--allowed-updates",
-        default=",".join(ALLOWED_UPDATES),
-        help="comma-separated update types (default: message,callback_query)",
-    )
-    set_p.add_argument("--drop-pending", action="store_true", help="drop updates Telegram is holding")
-    set_p.add_argument("--certificate", type=Path, help="public key certificate for a self-signed setup")
-    set_p.add_argument(
-        "--ip-address", help="fixed IPv4 address Telegram should use instead of DNS (default: WEBHOOK_IP_ADDRESS)"
-    )
-    set_p.add_argument("--allow-insecure", action="store_true", help=argparse.SUPPRESS)
-
-    actions.add_parser(
-        "info",
-        help="compare the webhook with the configuration: URL, IP, backlog, last error and its fix "
-        "(exit 1 when something needs attention)",
-    )
-
-    delete_p = actions.add_parser("delete", help="remove the webhook (to use polling)")
-    delete_p.add_argument("--drop-pending", action="store_true", help="also drop updates Telegram is holding")
-    return webhook
-
-
 async def run_webhook_command(
     args: argparse.Namespace, api: TelegramBotApi, *, expected: Expectation | None = None
 ) -> Report:
@@ -219,7 +182,8 @@ async def run_webhook_command(
     """
     action = args.webhook_action
     if action == "set":
-        allowed = [u.strip() for u in str(args.allowed_updates).split(",") if u.strip()]
+        given = args.allowed_updates
+        allowed = ALLOWED_UPDATES if given is None else [u.strip() for u in str(given).split(",") if u.strip()]
         return await set_webhook(
             api,
             url=args.url,
@@ -246,7 +210,6 @@ __all__ = [
     "describe_webhook",
     "fix_for",
     "redact_url",
-    "register",
     "run_webhook_command",
     "set_webhook",
     "webhook_info",

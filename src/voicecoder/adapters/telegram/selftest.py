@@ -62,21 +62,6 @@ class Step:
         return f"{mark} {self.name:<20} {self.figure}" + (f"\n    {self.detail}" if self.detail else "")
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    selftest = subparsers.add_parser(
-        "selftest",
-        help="test the running bot end to end (Telegram, webhook, a button press, a 30 s voice note) with figures",
-    )
-    selftest.add_argument(
-        "--chat", type=int, help="the user (private chat) to test as (default: the first of ALLOWED_USER_IDS)"
-    )
-    selftest.add_argument(
-        "--endpoint",
-        help="post to this base URL instead of PUBLIC_URL, e.g. http://127.0.0.1:8080 to leave the proxy out",
-    )
-    selftest.add_argument("--no-voice", action="store_true", help="skip the voice note (nothing is uploaded)")
-
-
 def _voice_note() -> bytes:
     return importlib.resources.files("voicecoder.adapters.telegram").joinpath(VOICE_NOTE).read_bytes()
 
@@ -303,4 +288,4 @@ async def run_selftest(config: Config, args: argparse.Namespace, *, print_line: 
     return 0 if not failed else 1
 
 
-__all__ = ["BUTTON_TARGET_S", "VOICE_TARGET_S", "Step", "register", "run_selftest"]
+__all__ = ["BUTTON_TARGET_S", "VOICE_TARGET_S", "Step", "run_selftest"]
