@@ -19,7 +19,7 @@ mel), ``trim`` (1: ``malloc_trim`` after each note), ``mmap`` (glibc's
 sized window's peak RSS includes the 30 s window's buffers, as in ``bench/stt.py``).
 The ``guard`` column counts windows decoded again in 30 s (`whisper_window.implausible`).
 
-Run: ``.venv/bin/python bench/stt_ab.py [--rounds 2] [--clips 50] silero:vad=silero energy:vad=energy``.
+Run: ``.venv/bin/python bench/stt_ab.py [--rounds 2] [--clips 50] [--errors] silero:vad=silero energy:vad=energy``.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ sys.path.insert(0, str(HERE.parent.parent / "src"))
 sys.path.insert(0, str(HERE.parent.parent))
 
 from bench.stt import CORPUS, heard, materialise, own_peak_mb  # noqa: E402
-from bench.stt_normalise import corpus_wer  # noqa: E402
+from bench.stt_normalise import corpus_wer, normalise  # noqa: E402
 
 
 def _silero_windows(samples: Any) -> list[list[tuple[int, int]]]:
@@ -212,6 +212,33 @@ def child(settings: dict[str, str], clips: int) -> dict[str, Any]:
     }
 
 
+def word_errors(reference: str, hypothesis: str) -> list[str]:
+    """The word errors of *hypothesis*, normalised as scored: ``sub 'diff'->'need'``, ``del 'a'``, ``ins 'the'``."""
+    import difflib  # noqa: PLC0415
+
+    ref, hyp = normalise(reference), normalise(hypothesis)
+    found = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=ref, b=hyp, autojunk=False).get_opcodes():
+        if op == "replace":
+            found.append(f"sub {' '.join(ref[i1:i2])!r}->{' '.join(hyp[j1:j2])!r} at {i1}/{len(ref)}")
+        elif op == "delete":
+            found.append(f"del {' '.join(ref[i1:i2])!r} at {i1}/{len(ref)}")
+        elif op == "insert":
+            found.append(f"ins {' '.join(hyp[j1:j2])!r} at {i1}/{len(ref)}")
+    return found
+
+
+def print_errors(results: dict[str, list[dict[str, Any]]]) -> None:
+    """Per clip, each variant's word errors (first round), for the clips where any variant erred."""
+    names = list(results)
+    for index, pairs in enumerate(zip(*(results[n][0]["pairs"] for n in names), strict=True)):
+        errors = {n: word_errors(ref, hyp) for n, (ref, hyp) in zip(names, pairs, strict=True)}
+        if any(errors.values()):
+            print(f"#{index + 1} {pairs[0][0]}")
+            for name, (_, hyp) in zip(names, pairs, strict=True):
+                print(f"  {name:<12} {hyp!r}  {'; '.join(errors[name]) or 'no errors'}")
+
+
 def parse_variant(text: str) -> tuple[str, dict[str, str]]:
     name, _, rest = text.partition(":")
     return name, dict(item.split("=", 1) for item in rest.split(",") if item)
@@ -241,6 +268,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--clips", type=int, default=50)
     parser.add_argument("--dump", help="write every transcript to this JSON file")
+    parser.add_argument("--errors", action="store_true", help="print each clip's word errors per variant")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -268,6 +296,8 @@ def main() -> int:
             f"{name:<16} {runs[0]['wer']:>6.3f} {spread('cpu_per_audio_s'):>16} {spread('rtf'):>16} "
             f"{spread('vm_hwm_mb'):>16} {runs[0].get('guard', 0):>5}"
         )
+    if args.errors:
+        print_errors(results)
     if args.dump:
         dump = {n: {"pairs": r[0]["pairs"], "windows": r[0]["windows"]} for n, r in results.items()}
         Path(args.dump).write_text(json.dumps(dump, indent=1))
