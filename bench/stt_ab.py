@@ -15,8 +15,8 @@ faster-whisper's Silero VAD as before ADR 0018's follow-up 2), ``threads`` (CTra
 ``lp`` (CTranslate2's ``length_penalty``), ``blank`` (``suppress_blank``, 1 or 0), ``rep`` (``repetition_penalty``),
 ``ngram`` (``no_repeat_ngram_size``), ``gain`` (scale the PCM so its loud frames sit at this dBFS before the
 mel), ``trim`` (1: ``malloc_trim`` after each note), ``mmap`` (glibc's
-``MALLOC_MMAP_THRESHOLD_``), ``lead`` (seconds of silence before the speech, or ``centre``)
-and ``long`` (1: decode the 40 s fixture note first, so a
+``MALLOC_MMAP_THRESHOLD_``), ``lead`` (seconds of silence before the speech, `whisper_window.LEAD_FRAMES`,
+or ``centre``) and ``long`` (1: decode the 40 s fixture note first, so a
 sized window's peak RSS includes the 30 s window's buffers, as in ``bench/stt.py``).
 The ``guard`` column counts windows decoded again in 30 s (`whisper_window.implausible`).
 
@@ -102,6 +102,7 @@ def child(settings: dict[str, str], clips: int) -> dict[str, Any]:
         LocalWhisperTranscriber,
         WorkspaceVocabulary,
         local_whisper,
+        whisper_window,
     )
     from voicecoder.domain.model import Audio, TranscriptionHints  # noqa: PLC0415
 
@@ -162,19 +163,20 @@ def child(settings: dict[str, str], clips: int) -> dict[str, Any]:
             return extract((piece * 10 ** ((target - loud) / 20)).astype(np.float32), *args, **kwargs)
 
         engine.feature_extractor = levelled
-    if "lead" in settings:  # where the speech sits in the window: after this much silence, or "centre"d
+    if settings.get("lead", "").replace(".", "", 1).isdigit():  # the engine's own lead, in seconds
+        whisper_window.LEAD_FRAMES = round(float(settings["lead"]) * 100)
+    elif settings.get("lead") == "centre":  # the speech in the middle of the window instead
         import numpy as np  # noqa: PLC0415
 
-        lead = settings["lead"]
+        whisper_window.LEAD_FRAMES = 0
         extract_at = engine.feature_extractor
         window_s = int(settings.get("windows", "30").split("/")[0])
 
-        def placed(piece: Any, *args: Any, **kwargs: Any) -> Any:
-            seconds = max(window_s - 1 - len(piece) / 16000, 0) / 2 if lead == "centre" else float(lead)
-            silence = np.zeros(int(seconds * 16000), dtype=np.float32)
+        def centred(piece: Any, *args: Any, **kwargs: Any) -> Any:
+            silence = np.zeros(int(max(window_s - 1 - len(piece) / 16000, 0) / 2 * 16000), dtype=np.float32)
             return extract_at(np.concatenate([silence, piece]), *args, **kwargs)
 
-        engine.feature_extractor = placed
+        engine.feature_extractor = centred
     if settings.get("trim") == "1":
         import ctypes  # noqa: PLC0415
 
