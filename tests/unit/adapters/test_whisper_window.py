@@ -12,6 +12,7 @@ from voicecoder.adapters.stt.speech_spans import RATE
 from voicecoder.adapters.stt.whisper_window import (
     DEFAULT_WINDOWS,
     FULL_FRAMES,
+    FULL_WINDOWS,
     LEAD_FRAMES,
     MARGIN_FRAMES,
     SHORT_WINDOWS,
@@ -41,8 +42,8 @@ def heard(text: str, *, logprob: float = -0.3, no_speech: float = 0.02) -> Windo
 
 class TestEncoderWindowsNamed:
     def test_policies(self) -> None:
-        assert encoder_windows_named("full") == DEFAULT_WINDOWS == (FULL_FRAMES,)
-        assert encoder_windows_named("sized") == SHORT_WINDOWS
+        assert encoder_windows_named("full") == FULL_WINDOWS == (FULL_FRAMES,)
+        assert encoder_windows_named("sized") == SHORT_WINDOWS == DEFAULT_WINDOWS
 
     def test_unknown_policy_names_the_choices(self) -> None:
         with pytest.raises(ValueError, match="use one of: full, sized"):
@@ -63,7 +64,7 @@ class TestEncoderFrames:
         assert encoder_frames(45 * RATE, SHORT_WINDOWS) == FULL_FRAMES
 
     def test_only_given_windows(self) -> None:
-        assert encoder_frames(2 * RATE, DEFAULT_WINDOWS) == FULL_FRAMES
+        assert encoder_frames(2 * RATE, FULL_WINDOWS) == FULL_FRAMES
         assert encoder_frames(2 * RATE, (1500, 1000, FULL_FRAMES)) == 1000
 
 

@@ -5,7 +5,7 @@ faster-whisper always pads a window's features to 3,000 mel frames (30 s) before
 ``chunk_length`` (``generate_segments`` calls ``pad_or_trim`` with the default length), so a 4 s note paid for
 30 s of encoder self-attention: most of the CPU a short note costs. CTranslate2's Whisper encoder accepts fewer
 frames (its positional embeddings are simply used up to the input's length), so the window here is the
-smallest of the configured windows (`SHORT_WINDOWS`; by default only the full one, `DEFAULT_WINDOWS`) that
+smallest of the configured windows (`SHORT_WINDOWS`, the default, or only the full one, `FULL_WINDOWS`) that
 holds the speech plus a margin. The language, when not given, is detected
 from the same encoder output (faster-whisper ran a separate 30 s encoder pass for it). Timestamps are not
 predicted: their tokens count 30 s positions, and the transcriber needs only the words. The speech sits after
@@ -29,6 +29,7 @@ import attrs
 __all__ = [
     "DEFAULT_WINDOWS",
     "FULL_FRAMES",
+    "FULL_WINDOWS",
     "LEAD_FRAMES",
     "NO_SPEECH_LOGPROB",
     "NO_SPEECH_PROB",
@@ -45,13 +46,14 @@ __all__ = [
 
 #: Whisper's own window: 30 s of mel frames.
 FULL_FRAMES = 3000
-#: Whisper's own window only: the transcriber's default (ADR 0018, follow-up 3: the shorter windows below cost
-#: words on both corpora).
-DEFAULT_WINDOWS = (FULL_FRAMES,)
-#: 20 s when the speech fits, else 30 s: half the CPU of a short note for +0.009 WER on the tuning clips and
-#: +0.025 on the held-out set; an operator's choice of speed over accuracy, not the default. (15 s cost +0.03 and
-#: 10 s +0.04 on the tuning clips.)
+#: Whisper's own window only (`WHISPER_WINDOW=full`).
+FULL_WINDOWS = (FULL_FRAMES,)
+#: 20 s when the speech fits, else 30 s: half the CPU of a short note. With the speech after `LEAD_FRAMES` of
+#: silence it also lost fewer words than 30 s on the tuning clips (WER 0.198 against 0.216; ADR 0018,
+#: follow-up 4), so it is the default. (Before the lead, 15 s cost +0.03 and 10 s +0.04 against 20 s.)
 SHORT_WINDOWS = (2000, FULL_FRAMES)
+#: The transcriber's windows unless configured (`WHISPER_WINDOW=sized`).
+DEFAULT_WINDOWS = SHORT_WINDOWS
 #: Silence kept after the speech inside the window (1 s): Whisper is used to hearing a note end.
 MARGIN_FRAMES = 100
 #: Digital silence placed before the speech when the window has room (2 s; less when the speech fills it).
@@ -95,8 +97,8 @@ class WindowDecode:
 
 
 def encoder_windows_named(policy: str) -> tuple[int, ...]:
-    """The windows of a `WHISPER_WINDOW` policy: ``"full"`` is `DEFAULT_WINDOWS`, ``"sized"`` `SHORT_WINDOWS`."""
-    policies = {"full": DEFAULT_WINDOWS, "sized": SHORT_WINDOWS}
+    """The windows of a `WHISPER_WINDOW` policy: ``"full"`` is `FULL_WINDOWS`, ``"sized"`` `SHORT_WINDOWS`."""
+    policies = {"full": FULL_WINDOWS, "sized": SHORT_WINDOWS}
     if policy not in policies:
         raise ValueError(f"unknown encoder-window policy {policy!r}; use one of: {', '.join(policies)}")
     return policies[policy]
