@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engines", default="base", help="comma-separated local models")
     parser.add_argument("--set", default="heldout", choices=("heldout", "tuning"), help="which corpus")
     parser.add_argument(
-        "--window", default="full", choices=("full", "sized"), help="the encoder-window policy (WHISPER_WINDOW)"
+        "--window", default="sized", choices=("full", "sized"), help="the encoder-window policy (WHISPER_WINDOW)"
     )
     parser.add_argument("--json", action="store_true", help="print the measurements as JSON")
     parser.add_argument("--save", type=Path, help="also write the measurements (every transcript) to this JSON file")

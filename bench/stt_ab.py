@@ -11,9 +11,16 @@ faster-whisper's Silero VAD as before ADR 0018's follow-up 2), ``threads`` (CTra
 ``beam``, ``windows`` (the encoder windows in seconds, e.g. ``10/15/20/30``, or ``30`` for Whisper's own),
 ``lang`` (the hint's language, ``en`` by default; ``none`` detects it per note as the bot does), ``hint``
 (``prompt``, ``hotwords`` or ``both``), ``omp_wait`` (``OMP_WAIT_POLICY``) and ``omp_threads``
-(``OMP_NUM_THREADS``). The ``guard`` column counts windows decoded again in 30 s (`whisper_window.implausible`).
+(``OMP_NUM_THREADS``). Follow-up 4 added ``context`` (the prompt's sample sentences: a name in `CONTEXTS`),
+``lp`` (CTranslate2's ``length_penalty``), ``blank`` (``suppress_blank``, 1 or 0), ``rep`` (``repetition_penalty``),
+``ngram`` (``no_repeat_ngram_size``), ``gain`` (scale the PCM so its loud frames sit at this dBFS before the
+mel), ``trim`` (1: ``malloc_trim`` after each note), ``mmap`` (glibc's
+``MALLOC_MMAP_THRESHOLD_``), ``lead`` (seconds of silence before the speech, `whisper_window.LEAD_FRAMES`,
+or ``centre``) and ``long`` (1: decode the 40 s fixture note first, so a
+sized window's peak RSS includes the 30 s window's buffers, as in ``bench/stt.py``).
+The ``guard`` column counts windows decoded again in 30 s (`whisper_window.implausible`).
 
-Run: ``.venv/bin/python bench/stt_ab.py [--rounds 2] [--clips 50] silero:vad=silero energy:vad=energy``.
+Run: ``.venv/bin/python bench/stt_ab.py [--rounds 2] [--clips 50] [--errors] silero:vad=silero energy:vad=energy``.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ sys.path.insert(0, str(HERE.parent.parent / "src"))
 sys.path.insert(0, str(HERE.parent.parent))
 
 from bench.stt import CORPUS, heard, materialise, own_peak_mb  # noqa: E402
-from bench.stt_normalise import corpus_wer  # noqa: E402
+from bench.stt_normalise import corpus_wer, normalise  # noqa: E402
 
 
 def _silero_windows(samples: Any) -> list[list[tuple[int, int]]]:
@@ -62,6 +69,31 @@ def _silero_windows(samples: Any) -> list[list[tuple[int, int]]]:
     return windows
 
 
+#: Candidate sample sentences for the prompt (``context=<name>``); ``default`` is `CODING_CONTEXT`.
+CONTEXTS: dict[str, str | None] = {
+    "none": None,
+    "short": "Show the git diff and commit. Run pytest. Update the README.",
+    "mid": (
+        "Run pytest and show the git diff. Commit the changes and merge the branch. "
+        "Pip install a package and update the README."
+    ),
+}
+
+
+class _Generate:
+    """The CTranslate2 model with extra ``generate`` keywords (decoder settings the engine does not expose)."""
+
+    def __init__(self, model: Any, extra: dict[str, Any]) -> None:
+        self._model = model
+        self._extra = extra
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        return self._model.generate(*args, **{**kwargs, **self._extra})
+
+
 def child(settings: dict[str, str], clips: int) -> dict[str, Any]:
     import anyio  # noqa: PLC0415
 
@@ -70,6 +102,7 @@ def child(settings: dict[str, str], clips: int) -> dict[str, Any]:
         LocalWhisperTranscriber,
         WorkspaceVocabulary,
         local_whisper,
+        whisper_window,
     )
     from voicecoder.domain.model import Audio, TranscriptionHints  # noqa: PLC0415
 
@@ -102,8 +135,61 @@ def child(settings: dict[str, str], clips: int) -> dict[str, Any]:
         encoder_windows=windows,
         hint_mode=settings.get("hint", "prompt"),
     )
-    aware = CodeAwareTranscriber(whisper)
-    whisper.load()
+    if "context" in settings and settings["context"] != "default":
+        aware = CodeAwareTranscriber(whisper, context=CONTEXTS[settings["context"]])
+    else:
+        aware = CodeAwareTranscriber(whisper)
+    engine = whisper.load()
+    extra: dict[str, Any] = {}
+    if "lp" in settings:
+        extra["length_penalty"] = float(settings["lp"])
+    if "blank" in settings:
+        extra["suppress_blank"] = settings["blank"] == "1"
+    if "rep" in settings:
+        extra["repetition_penalty"] = float(settings["rep"])
+    if "ngram" in settings:
+        extra["no_repeat_ngram_size"] = int(settings["ngram"])
+    if extra:
+        engine.model = _Generate(engine.model, extra)
+    if "gain" in settings:
+        import numpy as np  # noqa: PLC0415
+
+        target = float(settings["gain"])
+        extract = engine.feature_extractor
+
+        def levelled(piece: Any, *args: Any, **kwargs: Any) -> Any:
+            frames = piece[: len(piece) // 320 * 320].reshape(-1, 320)
+            loud = 10 * np.log10(max(float(np.percentile((frames**2).mean(axis=1), 98)), 1e-12))
+            return extract((piece * 10 ** ((target - loud) / 20)).astype(np.float32), *args, **kwargs)
+
+        engine.feature_extractor = levelled
+    if settings.get("lead", "").replace(".", "", 1).isdigit():  # the engine's own lead, in seconds
+        whisper_window.LEAD_FRAMES = round(float(settings["lead"]) * 100)
+    elif settings.get("lead") == "centre":  # the speech in the middle of the window instead
+        import numpy as np  # noqa: PLC0415
+
+        whisper_window.LEAD_FRAMES = 0
+        extract_at = engine.feature_extractor
+        window_s = int(settings.get("windows", "30").split("/")[0])
+
+        def centred(piece: Any, *args: Any, **kwargs: Any) -> Any:
+            silence = np.zeros(int(max(window_s - 1 - len(piece) / 16000, 0) / 2 * 16000), dtype=np.float32)
+            return extract_at(np.concatenate([silence, piece]), *args, **kwargs)
+
+        engine.feature_extractor = centred
+    if settings.get("trim") == "1":
+        import ctypes  # noqa: PLC0415
+
+        libc = ctypes.CDLL(None)
+        run_windows = LocalWhisperTranscriber._decode_windows
+
+        def trimmed(*args: Any) -> Any:
+            try:
+                return run_windows(*args)
+            finally:
+                libc.malloc_trim(0)
+
+        LocalWhisperTranscriber._decode_windows = trimmed  # type: ignore[method-assign,assignment]
     with tempfile.TemporaryDirectory() as tmp:
         materialise(meta["workspace"], Path(tmp) / "project")
         names = WorkspaceVocabulary(Path(tmp) / "project").scan()
@@ -114,6 +200,11 @@ def child(settings: dict[str, str], clips: int) -> dict[str, Any]:
     totals = {"audio": 0.0, "wall": 0.0, "cpu": 0.0}
 
     async def run() -> None:
+        if settings.get("long") == "1":  # not scored: only so the 30 s window's buffers are in the peak
+            from voicecoder.testing.voice_clips import LONG_CLIP, voice_clip  # noqa: PLC0415
+
+            await heard(aware, Audio(voice_clip(LONG_CLIP).read()), TranscriptionHints(keyterms=names, language="en"))
+            decodes.clear()
         for clip in meta["clips"][:clips]:
             data = (folder / clip["file"]).read_bytes()
             wall0, cpu0 = time.perf_counter(), time.process_time()
@@ -137,6 +228,33 @@ def child(settings: dict[str, str], clips: int) -> dict[str, Any]:
     }
 
 
+def word_errors(reference: str, hypothesis: str) -> list[str]:
+    """The word errors of *hypothesis*, normalised as scored: ``sub 'diff'->'need'``, ``del 'a'``, ``ins 'the'``."""
+    import difflib  # noqa: PLC0415
+
+    ref, hyp = normalise(reference), normalise(hypothesis)
+    found = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=ref, b=hyp, autojunk=False).get_opcodes():
+        if op == "replace":
+            found.append(f"sub {' '.join(ref[i1:i2])!r}->{' '.join(hyp[j1:j2])!r} at {i1}/{len(ref)}")
+        elif op == "delete":
+            found.append(f"del {' '.join(ref[i1:i2])!r} at {i1}/{len(ref)}")
+        elif op == "insert":
+            found.append(f"ins {' '.join(hyp[j1:j2])!r} at {i1}/{len(ref)}")
+    return found
+
+
+def print_errors(results: dict[str, list[dict[str, Any]]]) -> None:
+    """Per clip, each variant's word errors (first round), for the clips where any variant erred."""
+    names = list(results)
+    for index, pairs in enumerate(zip(*(results[n][0]["pairs"] for n in names), strict=True)):
+        errors = {n: word_errors(ref, hyp) for n, (ref, hyp) in zip(names, pairs, strict=True)}
+        if any(errors.values()):
+            print(f"#{index + 1} {pairs[0][0]}")
+            for name, (_, hyp) in zip(names, pairs, strict=True):
+                print(f"  {name:<12} {hyp!r}  {'; '.join(errors[name]) or 'no errors'}")
+
+
 def parse_variant(text: str) -> tuple[str, dict[str, str]]:
     name, _, rest = text.partition(":")
     return name, dict(item.split("=", 1) for item in rest.split(",") if item)
@@ -146,6 +264,8 @@ def run_variant(settings: dict[str, str], clips: int) -> dict[str, Any]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": settings.get("omp_threads", "2")}
     if "omp_wait" in settings:
         env["OMP_WAIT_POLICY"] = settings["omp_wait"]
+    if "mmap" in settings:  # glibc's fixed mmap threshold in bytes (no dynamic raising after a free)
+        env["MALLOC_MMAP_THRESHOLD_"] = settings["mmap"]
     proc = subprocess.run(
         [sys.executable, str(HERE), "--child", json.dumps(settings), "--clips", str(clips)],
         capture_output=True,
@@ -164,6 +284,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--clips", type=int, default=50)
     parser.add_argument("--dump", help="write every transcript to this JSON file")
+    parser.add_argument("--errors", action="store_true", help="print each clip's word errors per variant")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -191,6 +312,8 @@ def main() -> int:
             f"{name:<16} {runs[0]['wer']:>6.3f} {spread('cpu_per_audio_s'):>16} {spread('rtf'):>16} "
             f"{spread('vm_hwm_mb'):>16} {runs[0].get('guard', 0):>5}"
         )
+    if args.errors:
+        print_errors(results)
     if args.dump:
         dump = {n: {"pairs": r[0]["pairs"], "windows": r[0]["windows"]} for n, r in results.items()}
         Path(args.dump).write_text(json.dumps(dump, indent=1))

@@ -113,9 +113,9 @@ class Config:
     whisper_device: str = "cpu"
     #: None: int8 on the CPU, float16 on a GPU.
     whisper_compute_type: str | None = None
-    #: "full": Whisper's 30 s encoder window (most accurate); "sized": 20 s when the speech fits, about half the
-    #: CPU of a short note for a little accuracy (ADR 0018, follow-up 3).
-    whisper_window: str = "full"
+    #: "sized": 20 s encoder window when the speech fits, else 30 s, about half the CPU of a short note and, with
+    #: the lead of silence, fewer lost words on the tuning clips (ADR 0018, follow-up 4); "full": always 30 s.
+    whisper_window: str = "sized"
     openai_stt_base_url: str = "https://api.openai.com/v1"
     openai_stt_model: str = "whisper-1"
     openai_stt_api_key: str | None = attrs.field(default=None, repr=_secret)

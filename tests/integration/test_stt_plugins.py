@@ -114,9 +114,9 @@ class TestPluginSelection:
 
 
 class TestLocalEngineSettings:
-    @pytest.mark.parametrize(("window", "frames"), [(None, (3000,)), ("full", (3000,)), ("sized", (2000, 3000))])
+    @pytest.mark.parametrize(("window", "frames"), [(None, (2000, 3000)), ("full", (3000,)), ("sized", (2000, 3000))])
     def test_whisper_window_reaches_the_engine(self, window: str | None, frames: tuple[int, ...]) -> None:
-        """WHISPER_WINDOW picks the local engine's encoder windows (mel frames); unset is Whisper's 30 s only."""
+        """WHISPER_WINDOW picks the local engine's encoder windows (mel frames); unset is the sized window."""
         config = Config.from_mapping({} if window is None else {"WHISPER_WINDOW": window})
 
         engine = build_container(config).speech.engine()

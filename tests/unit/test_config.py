@@ -74,8 +74,9 @@ class TestConfig:
             Config.from_mapping(env)
 
     def test_whisper_window(self) -> None:
-        """WHISPER_WINDOW is Whisper's full 30 s unless the operator picks the sized window; case does not matter."""
-        assert Config.from_mapping({}).whisper_window == "full"
+        """WHISPER_WINDOW is the sized window unless the operator picks Whisper's full 30 s; case does not matter."""
+        assert Config.from_mapping({}).whisper_window == "sized"
+        assert Config.from_mapping({"WHISPER_WINDOW": "Full"}).whisper_window == "full"
         assert Config.from_mapping({"WHISPER_WINDOW": "Sized"}).whisper_window == "sized"
         with pytest.raises(ConfigurationError, match="use one of: full, sized"):
             Config.from_mapping({"WHISPER_WINDOW": "short"})

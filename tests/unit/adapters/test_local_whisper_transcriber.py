@@ -20,6 +20,7 @@ from voicecoder.adapters.stt.local_whisper import (
 from voicecoder.adapters.stt.speech_spans import RATE, speech_windows
 from voicecoder.adapters.stt.whisper_window import (
     FULL_FRAMES,
+    FULL_WINDOWS,
     SHORT_WINDOWS,
     DecodeOptions,
     decode_window,
@@ -327,9 +328,12 @@ class TestRealDecodes:
         assert wer(_reference("07_show_log.ogg"), sized.text) <= wer(_reference("07_show_log.ogg"), full.text) + 0.1
         assert implausible(sized, len(piece) / RATE) is None
 
-    async def test_language_detected_from_the_decoding_pass(self, whisper_base: LocalWhisperTranscriber) -> None:
-        """No language given: the default 30 s window's one encoder pass tells Spanish and English apart."""
-        engine = LocalWhisperTranscriber(cache_dir=whisper_base.cache_dir)
+    @pytest.mark.parametrize("windows", [FULL_WINDOWS, SHORT_WINDOWS], ids=["full", "sized"])
+    async def test_language_detected_from_the_decoding_pass(
+        self, whisper_base: LocalWhisperTranscriber, windows: tuple[int, ...]
+    ) -> None:
+        """No language given: the window's one encoder pass tells Spanish and English apart, at 30 s and at 20 s."""
+        engine = LocalWhisperTranscriber(cache_dir=whisper_base.cache_dir, encoder_windows=windows)
         engine._engine = whisper_base._engine
 
         spanish = await engine.transcribe(voice_clip("es_run_tests.ogg").audio(), TranscriptionHints())
@@ -338,7 +342,7 @@ class TestRealDecodes:
         assert (spanish.language, english.language) == ("es", "en")
         assert wer(_reference("es_run_tests.ogg"), spanish.text) <= 0.3
         assert wer(_reference("07_show_log.ogg"), english.text) <= 0.25
-        assert engine.guard_redecodes == 0  # the full window needs no guard
+        assert engine.guard_redecodes == 0
 
     def test_given_language_is_kept(self, whisper_base: LocalWhisperTranscriber) -> None:
         engine = whisper_base.load()

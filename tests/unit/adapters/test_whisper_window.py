@@ -12,11 +12,15 @@ from voicecoder.adapters.stt.speech_spans import RATE
 from voicecoder.adapters.stt.whisper_window import (
     DEFAULT_WINDOWS,
     FULL_FRAMES,
+    FULL_WINDOWS,
+    LEAD_FRAMES,
+    MARGIN_FRAMES,
     SHORT_WINDOWS,
     WindowDecode,
     encoder_frames,
     encoder_windows_named,
     implausible,
+    lead_frames,
 )
 
 
@@ -38,8 +42,8 @@ def heard(text: str, *, logprob: float = -0.3, no_speech: float = 0.02) -> Windo
 
 class TestEncoderWindowsNamed:
     def test_policies(self) -> None:
-        assert encoder_windows_named("full") == DEFAULT_WINDOWS == (FULL_FRAMES,)
-        assert encoder_windows_named("sized") == SHORT_WINDOWS
+        assert encoder_windows_named("full") == FULL_WINDOWS == (FULL_FRAMES,)
+        assert encoder_windows_named("sized") == SHORT_WINDOWS == DEFAULT_WINDOWS
 
     def test_unknown_policy_names_the_choices(self) -> None:
         with pytest.raises(ValueError, match="use one of: full, sized"):
@@ -60,8 +64,27 @@ class TestEncoderFrames:
         assert encoder_frames(45 * RATE, SHORT_WINDOWS) == FULL_FRAMES
 
     def test_only_given_windows(self) -> None:
-        assert encoder_frames(2 * RATE, DEFAULT_WINDOWS) == FULL_FRAMES
+        assert encoder_frames(2 * RATE, FULL_WINDOWS) == FULL_FRAMES
         assert encoder_frames(2 * RATE, (1500, 1000, FULL_FRAMES)) == 1000
+
+
+class TestLeadFrames:
+    def test_a_short_note_gets_the_whole_lead(self) -> None:
+        assert lead_frames(4 * RATE, 2000) == LEAD_FRAMES == 200
+        assert lead_frames(4 * RATE, FULL_FRAMES) == LEAD_FRAMES
+
+    def test_the_lead_only_takes_the_room_the_speech_and_margin_leave(self) -> None:
+        """18.5 s in 20 s: 0.5 s of room after the 1 s margin; 19 s: none. The speech is never cut."""
+        assert lead_frames(int(18.5 * RATE), 2000) == 2000 - 1850 - MARGIN_FRAMES == 50
+        assert lead_frames(19 * RATE, 2000) == 0
+        assert lead_frames(30 * RATE, FULL_FRAMES) == 0
+
+    @pytest.mark.parametrize("seconds", [0.3, 2, 10, 17.5, 18.9, 19, 19.5, 25, 28.5, 29, 29.5])
+    def test_a_lead_never_pushes_speech_or_margin_out_of_the_window(self, seconds: float) -> None:
+        samples = int(seconds * RATE)
+        frames = encoder_frames(samples, SHORT_WINDOWS)
+        lead = lead_frames(samples, frames)
+        assert lead == 0 or lead + samples // 160 + MARGIN_FRAMES <= frames
 
 
 class TestGuard:

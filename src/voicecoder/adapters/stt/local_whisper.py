@@ -215,7 +215,7 @@ class LocalWhisperTranscriber:
     max_concurrent: int = 1
     hint_mode: str = attrs.field(default="prompt", validator=attrs.validators.in_(("prompt", "hotwords", "both")))
     #: Encoder windows in mel frames (100 a second): the smallest that holds a window's speech is used. The default
-    #: is Whisper's 30 s only; ``whisper_window.SHORT_WINDOWS`` halves a short note's CPU for some accuracy.
+    #: is 20 s when the speech fits, else 30 s (``whisper_window.SHORT_WINDOWS``); ``FULL_WINDOWS`` is 30 s only.
     encoder_windows: tuple[int, ...] = DEFAULT_WINDOWS
     #: Load ``base`` from its int8 copy on the CPU (same text, ~110 MB lower load peak); False loads float16.
     prequantized: bool = True

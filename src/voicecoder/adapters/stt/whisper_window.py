@@ -5,10 +5,12 @@ faster-whisper always pads a window's features to 3,000 mel frames (30 s) before
 ``chunk_length`` (``generate_segments`` calls ``pad_or_trim`` with the default length), so a 4 s note paid for
 30 s of encoder self-attention: most of the CPU a short note costs. CTranslate2's Whisper encoder accepts fewer
 frames (its positional embeddings are simply used up to the input's length), so the window here is the
-smallest of the configured windows (`SHORT_WINDOWS`; by default only the full one, `DEFAULT_WINDOWS`) that
+smallest of the configured windows (`SHORT_WINDOWS`, the default, or only the full one, `FULL_WINDOWS`) that
 holds the speech plus a margin. The language, when not given, is detected
 from the same encoder output (faster-whisper ran a separate 30 s encoder pass for it). Timestamps are not
-predicted: their tokens count 30 s positions, and the transcriber needs only the words.
+predicted: their tokens count 30 s positions, and the transcriber needs only the words. The speech sits after
+up to 2 s of digital silence (`LEAD_FRAMES`), taken only from room the window has to spare: with it Whisper lost
+fewer words on the tuning clips at both window sizes, at the same encoder cost.
 
 Whisper was trained on 30 s windows, so a short one can occasionally go wrong (ADR 0018: a prompted note
 decoded to nothing). `implausible` recognises such a decode (no words, far fewer or far more words than the
@@ -27,6 +29,8 @@ import attrs
 __all__ = [
     "DEFAULT_WINDOWS",
     "FULL_FRAMES",
+    "FULL_WINDOWS",
+    "LEAD_FRAMES",
     "NO_SPEECH_LOGPROB",
     "NO_SPEECH_PROB",
     "SHORT_WINDOWS",
@@ -37,19 +41,26 @@ __all__ = [
     "encoder_windows_named",
     "implausible",
     "is_silence",
+    "lead_frames",
 ]
 
 #: Whisper's own window: 30 s of mel frames.
 FULL_FRAMES = 3000
-#: Whisper's own window only: the transcriber's default (ADR 0018, follow-up 3: the shorter windows below cost
-#: words on both corpora).
-DEFAULT_WINDOWS = (FULL_FRAMES,)
-#: 20 s when the speech fits, else 30 s: half the CPU of a short note for +0.009 WER on the tuning clips and
-#: +0.025 on the held-out set; an operator's choice of speed over accuracy, not the default. (15 s cost +0.03 and
-#: 10 s +0.04 on the tuning clips.)
+#: Whisper's own window only (`WHISPER_WINDOW=full`).
+FULL_WINDOWS = (FULL_FRAMES,)
+#: 20 s when the speech fits, else 30 s: half the CPU of a short note. With the speech after `LEAD_FRAMES` of
+#: silence it also lost fewer words than 30 s on the tuning clips (WER 0.198 against 0.216; ADR 0018,
+#: follow-up 4), so it is the default. (Before the lead, 15 s cost +0.03 and 10 s +0.04 against 20 s.)
 SHORT_WINDOWS = (2000, FULL_FRAMES)
+#: The transcriber's windows unless configured (`WHISPER_WINDOW=sized`).
+DEFAULT_WINDOWS = SHORT_WINDOWS
 #: Silence kept after the speech inside the window (1 s): Whisper is used to hearing a note end.
 MARGIN_FRAMES = 100
+#: Digital silence placed before the speech when the window has room (2 s; less when the speech fills it).
+#: Whisper heard these synthetic voices' first words better after a pause (ADR 0018, follow-up 4, tuning clips,
+#: 20 s window: no lead WER 0.250, 0.5 s 0.233, 1 s 0.218, 2 s 0.198; encoder cost unchanged, the window is
+#: the same size).
+LEAD_FRAMES = 200
 #: Whisper's tokens in all, prompt and text (its decoder's positions).
 MAX_LENGTH = 448
 #: Speech at 130-190 wpm is 2-3 words a second, and a pause is shrunk to 0.8 s by the gate; a window decoded
@@ -86,11 +97,16 @@ class WindowDecode:
 
 
 def encoder_windows_named(policy: str) -> tuple[int, ...]:
-    """The windows of a `WHISPER_WINDOW` policy: ``"full"`` is `DEFAULT_WINDOWS`, ``"sized"`` `SHORT_WINDOWS`."""
-    policies = {"full": DEFAULT_WINDOWS, "sized": SHORT_WINDOWS}
+    """The windows of a `WHISPER_WINDOW` policy: ``"full"`` is `FULL_WINDOWS`, ``"sized"`` `SHORT_WINDOWS`."""
+    policies = {"full": FULL_WINDOWS, "sized": SHORT_WINDOWS}
     if policy not in policies:
         raise ValueError(f"unknown encoder-window policy {policy!r}; use one of: {', '.join(policies)}")
     return policies[policy]
+
+
+def lead_frames(samples: int, frames: int) -> int:
+    """The silence before *samples* of speech in a window of *frames*: `LEAD_FRAMES`, or what the room allows."""
+    return max(0, min(LEAD_FRAMES, frames - samples // 160 - MARGIN_FRAMES))
 
 
 def encoder_frames(samples: int, windows: tuple[int, ...]) -> int:
@@ -130,16 +146,22 @@ def decode_window(engine: Any, piece: Any, language: str | None, options: Decode
     """
     Decode *piece* (≤ 30 s of 16 kHz float32 samples) with an encoder window of *frames* mel frames.
 
+    The speech is placed after `lead_frames` of digital silence, as much as the window has room for.
+
     *engine* is a loaded ``faster_whisper.WhisperModel``; the language is detected from the same encoder
     output when *language* is None (one encoder pass, where faster-whisper runs a separate 30 s one).
 
     Raises:
         RuntimeError, ValueError: CTranslate2 cannot decode the window (e.g. a prompt beyond its positions).
     """
+    import numpy as np  # noqa: PLC0415 - comes with faster-whisper
     from faster_whisper.audio import pad_or_trim  # noqa: PLC0415 - optional extra
     from faster_whisper.tokenizer import Tokenizer  # noqa: PLC0415
     from faster_whisper.transcribe import get_suppressed_tokens  # noqa: PLC0415
 
+    lead = lead_frames(len(piece), frames)
+    if lead:
+        piece = np.concatenate([np.zeros(lead * 160, dtype=np.float32), piece])
     features = engine.feature_extractor(piece)
     # The extractor's last frame is its padding's, as in faster-whisper's own content_frames.
     features = pad_or_trim(features[:, : max(features.shape[-1] - 1, 1)], frames)
