@@ -51,7 +51,9 @@ class TestEmbedding:
 
 
 class TestPublicNames:
-    @pytest.mark.parametrize("module", ["voicecoder", "voicecoder.adapters", "voicecoder.bootstrap", "voicecoder.testing"])
+    @pytest.mark.parametrize(
+        "module", ["voicecoder", "voicecoder.adapters", "voicecoder.bootstrap", "voicecoder.testing"]
+    )
     def test_every_exported_name_resolves(self, module: str) -> None:
         """Each name in ``__all__`` imports (lazily where it is lazy) and ``dir()`` shows it."""
         package = importlib.import_module(module)
