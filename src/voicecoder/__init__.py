@@ -16,8 +16,9 @@ Embed it in your own bot (see docs/embedding.md and examples/)::
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from voicecoder.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from voicecoder.bootstrap import open_voicecoder
@@ -119,7 +120,7 @@ __all__ = [
 # Names load on first use (PEP 562): `python -m voicecoder.entrypoints.cli` and every other submodule import this
 # package first, and a command that stops at a configuration error must not pay for the whole domain (its attrs
 # classes are built at import) or, through `open_voicecoder`, for the composition root and every adapter.
-_FROM: dict[str, str] = {
+_MODULES: dict[str, str] = {
     "Action": "voicecoder.domain.replies",
     "AgentRequest": "voicecoder.domain.model",
     "AgentResult": "voicecoder.domain.model",
@@ -164,22 +165,9 @@ _FROM: dict[str, str] = {
     "WorkspaceStatus": "voicecoder.domain.model",
     "decode_callback": "voicecoder.domain.callbacks",
     "encode_callback": "voicecoder.domain.callbacks",
+    "errors": "voicecoder.domain.errors",
     "open_voicecoder": "voicecoder.bootstrap",
+    "replies": "voicecoder.domain.replies",
 }
-_SUBMODULES = frozenset({"errors", "replies"})
-"""Modules of `voicecoder.domain` offered here by name."""
 
-
-def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
-        value: Any = importlib.import_module(f"voicecoder.domain.{name}")
-    elif name in _FROM:
-        value = getattr(importlib.import_module(_FROM[name]), name)
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _MODULES)
