@@ -54,6 +54,8 @@ FULL_WINDOWS = (FULL_FRAMES,)
 SHORT_WINDOWS = (2000, FULL_FRAMES)
 #: The transcriber's windows unless configured (`WHISPER_WINDOW=sized`).
 DEFAULT_WINDOWS = SHORT_WINDOWS
+#: 16 kHz samples per mel frame (Whisper's hop: 100 frames a second).
+SAMPLES_PER_FRAME = 160
 #: Silence kept after the speech inside the window (1 s): Whisper is used to hearing a note end.
 MARGIN_FRAMES = 100
 #: Digital silence placed before the speech when the window has room (2 s; less when the speech fills it).
@@ -104,14 +106,19 @@ def encoder_windows_named(policy: str) -> tuple[int, ...]:
     return policies[policy]
 
 
+def _frames_needed(samples: int) -> int:
+    """Mel frames that *samples* of 16 kHz speech and the margin after it take up."""
+    return samples // SAMPLES_PER_FRAME + MARGIN_FRAMES
+
+
 def lead_frames(samples: int, frames: int) -> int:
     """The silence before *samples* of speech in a window of *frames*: `LEAD_FRAMES`, or what the room allows."""
-    return max(0, min(LEAD_FRAMES, frames - samples // 160 - MARGIN_FRAMES))
+    return max(0, min(LEAD_FRAMES, frames - _frames_needed(samples)))
 
 
 def encoder_frames(samples: int, windows: tuple[int, ...]) -> int:
     """The smallest of *windows* (mel frames) that holds *samples* of 16 kHz audio plus the margin."""
-    needed = samples // 160 + MARGIN_FRAMES
+    needed = _frames_needed(samples)
     return next((w for w in sorted(windows) if w >= needed), FULL_FRAMES)
 
 
@@ -161,7 +168,7 @@ def decode_window(engine: Any, piece: Any, language: str | None, options: Decode
 
     lead = lead_frames(len(piece), frames)
     if lead:
-        piece = np.concatenate([np.zeros(lead * 160, dtype=np.float32), piece])
+        piece = np.concatenate([np.zeros(lead * SAMPLES_PER_FRAME, dtype=np.float32), piece])
     features = engine.feature_extractor(piece)
     # The extractor's last frame is its padding's, as in faster-whisper's own content_frames.
     features = pad_or_trim(features[:, : max(features.shape[-1] - 1, 1)], frames)
