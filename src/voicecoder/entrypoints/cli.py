@@ -16,8 +16,8 @@ import anyio
 import attrs
 
 # Only what every start needs (the parser, the configuration, the failure lines): each command imports the rest of
-# the composition root when it runs, so `webhook …` never loads the container and a configuration error loads
-# neither it nor the Bot API client.
+# the composition root when it runs, so a start that stops at a configuration error loads neither the container
+# nor the Bot API client.
 from voicecoder.bootstrap.operator import register_operator_commands, run_selftest, telegram_failure_of, webhook_report
 from voicecoder.bootstrap.webhook_identity import resolve_webhook_identity
 from voicecoder.config import TRANSPORTS, Config
