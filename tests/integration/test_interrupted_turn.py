@@ -77,8 +77,10 @@ async def test_a_prompt_cut_off_by_a_kill_is_settled_and_offered_not_run_again(t
     """
     repo = make_repo(tmp_path / "ws")
     marker = "interrupted-turn-" + tmp_path.name
-    port = free_port()
     async with FakeBotApi(TOKEN, time_scale=0.02) as bot, FakeAnthropicApi() as anthropic:
+        # chosen once the fakes hold their ports: serve's port must not be one of theirs (a fake bound
+        # to it after free_port() made serve fail to start and the fake deliver updates to itself)
+        port = free_port()
         bot.add_chat(DEV)
         # The model has the agent write a file, then takes its time over the next answer: the turn is mid-way.
         anthropic.script(Reply.tool(write_file("notes.txt", "half done\n")), Reply.text("too late", delay_s=60))

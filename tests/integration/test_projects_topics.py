@@ -39,8 +39,10 @@ async def test_a_topic_per_project_runs_two_turns_side_by_side(tmp_path: Path) -
     make_repo(tmp_path / "src" / "api")
     make_repo(tmp_path / "src" / "web")
     api_tree, web_tree = tmp_path / "trees" / "api" / "user-1001", tmp_path / "trees" / "web" / "user-1001"
-    port = free_port()
     async with FakeBotApi(TOKEN, time_scale=0.02) as bot, FakeAnthropicApi() as anthropic:
+        # chosen once the fakes hold their ports: serve's port must not be one of theirs (a fake bound
+        # to it after free_port() made serve fail to start and the fake deliver updates to itself)
+        port = free_port()
         bot.add_chat(DEV)
         topic_api, topic_web = bot.create_topic(DEV.id, "API"), bot.create_topic(DEV.id, "Web")
         server = serve(tmp_path, port, bot, anthropic)

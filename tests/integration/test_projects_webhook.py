@@ -99,8 +99,10 @@ async def test_two_users_two_projects_each_in_their_own_tree(tmp_path: Path) -> 
     (tmp_path / "src").mkdir()
     api_src, web_src = make_repo(tmp_path / "src" / "api"), make_repo(tmp_path / "src" / "web")
     trees = tmp_path / "trees"
-    port = free_port()
     async with FakeBotApi(TOKEN, time_scale=0.02) as bot, FakeAnthropicApi() as anthropic:
+        # chosen once the fakes hold their ports: serve's port must not be one of theirs (a fake bound
+        # to it after free_port() made serve fail to start and the fake deliver updates to itself)
+        port = free_port()
         for user in (DEV, ADA, STRANGER):
             bot.add_chat(user)
         server = serve(tmp_path, port, bot, anthropic)
@@ -206,8 +208,10 @@ async def test_idle_agents_of_every_workspace_are_reaped(tmp_path: Path) -> None
     make_repo(tmp_path / "src" / "api")
     make_repo(tmp_path / "src" / "web")
     trees = tmp_path / "trees"
-    port = free_port()
     async with FakeBotApi(TOKEN, time_scale=0.02) as bot, FakeAnthropicApi() as anthropic:
+        # chosen once the fakes hold their ports: serve's port must not be one of theirs (a fake bound
+        # to it after free_port() made serve fail to start and the fake deliver updates to itself)
+        port = free_port()
         for user in (DEV, ADA):
             bot.add_chat(user)
         server = serve(tmp_path, port, bot, anthropic, extra={"CLAUDE_KEEP_WARM": "2"})
@@ -244,8 +248,10 @@ async def test_an_unreachable_remote_is_a_chat_error_and_the_held_prompt_waits(t
     (tmp_path / "src").mkdir()
     make_repo(tmp_path / "src" / "api")
     dead = f"http://127.0.0.1:{free_port()}/team/web.git"  # nothing listens there
-    port = free_port()
     async with FakeBotApi(TOKEN, time_scale=0.02) as bot, FakeAnthropicApi() as anthropic:
+        # chosen once the fakes hold their ports: serve's port must not be one of theirs (a fake bound
+        # to it after free_port() made serve fail to start and the fake deliver updates to itself)
+        port = free_port()
         bot.add_chat(DEV)
         server = serve(tmp_path, port, bot, anthropic, projects=f"web={dead};api={tmp_path / 'src' / 'api'}")
         try:
@@ -277,8 +283,10 @@ async def test_a_prompt_held_for_the_project_choice_survives_a_restart(tmp_path:
     (tmp_path / "src").mkdir()
     make_repo(tmp_path / "src" / "api")
     make_repo(tmp_path / "src" / "web")
-    port = free_port()
     async with FakeBotApi(TOKEN, time_scale=0.02) as bot, FakeAnthropicApi() as anthropic:
+        # chosen once the fakes hold their ports: serve's port must not be one of theirs (a fake bound
+        # to it after free_port() made serve fail to start and the fake deliver updates to itself)
+        port = free_port()
         bot.add_chat(DEV)
         server = serve(tmp_path, port, bot, anthropic)
         try:
