@@ -203,12 +203,15 @@ def inbox_rows(database_url: str) -> dict[int, tuple[str, int]]:
     return {int(u): (str(s), int(a)) for u, s, a in rows}
 
 
-async def wait_until(what: str, predicate: Callable[[], object], within: float = 30.0) -> None:
-    """Poll *predicate* until it is true; fail naming *what* after *within* seconds."""
+async def wait_until(
+    what: str, predicate: Callable[[], object], within: float = 30.0, *, explain: Callable[[], str] | None = None
+) -> None:
+    """Poll *predicate* until it is true; fail naming *what* (and what *explain* says then) after *within* s."""
     deadline = anyio.current_time() + within
     while not predicate():
         if anyio.current_time() > deadline:
-            raise AssertionError(f"timed out after {within:g} s waiting for: {what}")
+            detail = f"\n{explain()}" if explain is not None else ""
+            raise AssertionError(f"timed out after {within:g} s waiting for: {what}{detail}")
         await anyio.sleep(0.05)
 
 

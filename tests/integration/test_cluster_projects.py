@@ -92,6 +92,12 @@ def worker_id(process: RoleProcess) -> str | None:
     return found.group(1) if found else None
 
 
+def takeover_state(database_url: str, heir: RoleProcess) -> str:
+    """What a failed takeover wait shows: every lease and the end of the heir's log."""
+    tail = "\n".join(heir.output().splitlines()[-30:])
+    return f"leases: {leases(database_url)}\nheir {worker_id(heir)}'s log ends:\n{tail}"
+
+
 async def ready(name: str, process: RoleProcess) -> None:
     def up() -> bool:
         return worker_id(process) is not None or process.process.poll() is not None
@@ -206,7 +212,12 @@ async def test_prompts_of_two_users_in_two_projects_run_in_their_trees_and_survi
     cluster[victim].kill()
 
     heir_id = worker_id(heir)
-    await wait_until("the takeover", lambda: leases(database_url)[ALICE_ALPHA] == (heir_id, epoch + 1), 60)
+    await wait_until(
+        "the takeover",
+        lambda: leases(database_url)[ALICE_ALPHA] == (heir_id, epoch + 1),
+        60,
+        explain=lambda: takeover_state(database_url, heir),
+    )
     await wait_until("the offer to run it again", lambda: offered_again(bot_api, ALICE, after=mark) is not None, 60)
     await wait_until(
         "every update done",
@@ -273,7 +284,12 @@ async def test_a_paused_owner_of_a_project_workspace_changes_nothing_when_it_wak
     paused = cluster[victim].process
     paused.send_signal(signal.SIGSTOP)
     try:
-        await wait_until("the takeover", lambda: leases(database_url)[ALICE_ALPHA] == (worker_id(heir), epoch + 1), 60)
+        await wait_until(
+            "the takeover",
+            lambda: leases(database_url)[ALICE_ALPHA] == (worker_id(heir), epoch + 1),
+            60,
+            explain=lambda: takeover_state(database_url, heir),
+        )
         await approve_the_settled_turn(bot_api, turn, approve="alpha/a:", user=ALICE)
         await wait_until("every update done", lambda: all(s == "done" for s, _ in inbox_rows(database_url).values()))
         before = snapshot(alpha_tree, state, bot_api)

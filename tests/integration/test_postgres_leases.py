@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import anyio
 import psycopg
@@ -13,6 +14,7 @@ import pytest
 
 from voicecoder.adapters.postgres.inbox import PostgresInbox
 from voicecoder.adapters.postgres.leases import DEFAULT_WORKSPACE, Lease, LeaseStore, OwnershipLostError
+from voicecoder.domain.errors import StateStoreError
 from voicecoder.domain.inbox import NewUpdate
 
 TTL = 3.0  # long enough that a loaded machine does not lapse a lease mid-test
@@ -112,6 +114,50 @@ async def test_a_stale_owner_changes_nothing(stores: tuple[LeaseStore, LeaseStor
     assert [i.update_id for i in second.claim(10)] == [1, 2]
     second.complete(new, 1)
     assert states(database_url)[1][0] == "done"
+
+
+def test_an_owner_paused_inside_a_transaction_blocks_neither_the_takeover_nor_the_sends(
+    stores: tuple[LeaseStore, LeaseStore], database_url: str
+) -> None:
+    """
+    The owner stops (SIGSTOP, a frozen VM) between two statements of a transaction holding its workspace row and
+    the send budget row: the server ends that session, so the next owner takes the workspace once the lease lapses,
+    another worker's send is not held up for longer than that, and the woken owner's transaction fails.
+    """
+    first, second = stores
+    elsewhere = LeaseStore(database_url, owner="h2/w", host="h2", ttl_s=TTL)
+    elsewhere.open()
+    elsewhere.register("ws2", "/srv/ws2")
+    other = elsewhere.acquire("ws2")
+    old = first.acquire(DEFAULT_WORKSPACE)
+    assert other is not None
+    assert old is not None
+    elsewhere.take_send(other)  # the budget row exists
+    locked, wake = threading.Event(), threading.Event()
+
+    def paused(conn: psycopg.Connection[object]) -> None:
+        conn.execute("SELECT 1 FROM voicecoder_workspaces WHERE id = %s FOR UPDATE", (DEFAULT_WORKSPACE,))
+        conn.execute("UPDATE voicecoder_send_budget SET tokens = tokens WHERE id = 1")
+        locked.set()
+        wake.wait(60)
+
+    with ThreadPoolExecutor(3) as pool:
+        holder = pool.submit(first.run, "pause inside a transaction", paused)
+        assert locked.wait(10)
+        send = pool.submit(elsewhere.take_send, other)
+        takeover = pool.submit(take_over, second)
+        try:
+            # Bounded waits: without the server ending the paused session both calls would block for good.
+            assert send.result(timeout=first.idle_in_transaction_s + 10) >= 0.0
+            new = takeover.result(timeout=TTL + first.idle_in_transaction_s + 10)
+        finally:
+            wake.set()
+        assert new.epoch == old.epoch + 1
+        with pytest.raises(StateStoreError, match="failed to pause inside a transaction"):
+            holder.result(timeout=10)
+    with pytest.raises(OwnershipLostError):
+        first.renew(old)
+    elsewhere.close()
 
 
 async def test_a_lane_runs_one_item_at_a_time_in_order(

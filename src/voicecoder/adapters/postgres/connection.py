@@ -15,12 +15,25 @@ import psycopg
 
 from voicecoder.domain.errors import StateStoreError
 
-__all__ = ["SCHEMA_VERSION", "connect", "database_password", "migrate", "safe_target", "scrub"]
+__all__ = [
+    "IDLE_IN_TRANSACTION_S",
+    "SCHEMA_VERSION",
+    "configure_session",
+    "connect",
+    "database_password",
+    "migrate",
+    "safe_target",
+    "scrub",
+]
 
 _CONNECT_TIMEOUT_S = 5
 # A dead peer (host gone, cable cut) is noticed within ~10 s (keepalives, unacknowledged data) instead of the
 # kernel's default of hours.
 _TCP_USER_TIMEOUT_MS = 10_000
+# A process paused (SIGSTOP, a frozen VM) inside a transaction keeps its row locks: every other worker's takeover
+# UPDATE or send-budget UPDATE would wait on it forever. The server ends such a session after this long instead;
+# our own transactions never sit idle between statements for more than milliseconds.
+IDLE_IN_TRANSACTION_S = 5.0
 _MIGRATION_LOCK = 0x766F6963  # any constant: serialises concurrent first starts of ingress and workers
 
 _MIGRATIONS: tuple[str, ...] = (
@@ -149,9 +162,26 @@ def scrub(text: str, url: str) -> str:
     return text
 
 
-def connect(url: str, *, autocommit: bool = False, **kwargs: Any) -> psycopg.Connection[Any]:
+def configure_session(conn: psycopg.Connection[Any], *, idle_in_transaction_s: float = IDLE_IN_TRANSACTION_S) -> None:
     """
-    A connection with bounded connect time, TCP keepalives and ``synchronous_commit=on`` whatever the server says.
+    The session settings every connection of ours gets (a pool's ``configure`` calls it too).
+
+    A commit is acknowledged only once it is on the server's disk: the webhook's 200 depends on it, so a server or
+    database configured with synchronous_commit=off does not weaken it. A session left idle inside a transaction
+    for *idle_in_transaction_s* (its process paused) is ended by the server, which releases its locks.
+
+    Raises:
+        psycopg.Error: The server refused a setting.
+    """
+    conn.execute("SET synchronous_commit = on")
+    conn.execute(f"SET idle_in_transaction_session_timeout = {max(1, round(idle_in_transaction_s * 1000))}")
+
+
+def connect(
+    url: str, *, autocommit: bool = False, idle_in_transaction_s: float = IDLE_IN_TRANSACTION_S, **kwargs: Any
+) -> psycopg.Connection[Any]:
+    """
+    A connection with bounded connect time, TCP keepalives and the settings of `configure_session`.
 
     Raises:
         StateStoreError: It cannot connect (the message names the server and the fix, never the password).
@@ -175,9 +205,7 @@ def connect(url: str, *, autocommit: bool = False, **kwargs: Any) -> psycopg.Con
             "server runs and DATABASE_URL names its host, port, database, user and password."
         ) from None
     try:
-        # A commit is acknowledged only once it is on the server's disk: the webhook's 200 depends on it, so
-        # a server or database configured with synchronous_commit=off does not weaken it.
-        conn.execute("SET synchronous_commit = on")
+        configure_session(conn, idle_in_transaction_s=idle_in_transaction_s)
         if not autocommit:
             conn.commit()
     except psycopg.Error as exc:

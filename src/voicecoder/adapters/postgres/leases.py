@@ -18,6 +18,7 @@ item per lane whatever happens (the shape procrastinate's fetch uses, plus the f
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
@@ -28,7 +29,14 @@ import attrs
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from voicecoder.adapters.postgres.connection import connect, migrate, safe_target, scrub
+from voicecoder.adapters.postgres.connection import (
+    IDLE_IN_TRANSACTION_S,
+    configure_session,
+    connect,
+    migrate,
+    safe_target,
+    scrub,
+)
 from voicecoder.adapters.postgres.inbox import item_of
 from voicecoder.domain.errors import OwnershipLostError, StateStoreError
 from voicecoder.domain.inbox import InboxItem
@@ -176,6 +184,9 @@ class LeaseStore:
         self.host = host
         self.ttl_s = ttl_s
         self.margin_s = margin_s if margin_s is not None else max(0.2, ttl_s / 5)
+        # A worker paused inside a transaction holds row locks (its workspace row, the send budget): the server
+        # ends its session within about half a lease, so the takeover waits for the lease, not for the pause.
+        self.idle_in_transaction_s = min(IDLE_IN_TRANSACTION_S, max(2.0, ttl_s / 2))
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
 
     def __repr__(self) -> str:
@@ -200,7 +211,7 @@ class LeaseStore:
             open=True,
             timeout=10.0,
             kwargs={"autocommit": True, "connect_timeout": 5, "tcp_user_timeout": 10_000},
-            configure=_synchronous,
+            configure=functools.partial(configure_session, idle_in_transaction_s=self.idle_in_transaction_s),
             name="voicecoder-leases",
         )
 
@@ -529,11 +540,6 @@ class LeaseStore:
 
         wait: float = self._run("take from the send budget", take)
         return wait
-
-
-def _synchronous(conn: psycopg.Connection[Any]) -> None:
-    """A fenced write is acknowledged only once it is on the server's disk, whatever the server's default."""
-    conn.execute("SET synchronous_commit = on")
 
 
 _OWN = "UPDATE voicecoder_inbox "
