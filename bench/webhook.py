@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from webhook_shapes import PATH, SECRET, USER_BASE, wrk_script
+from webhook_trace import summarise
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -216,6 +217,7 @@ def bot_command(stack: str, args: argparse.Namespace, aiogram_python: str | None
         *("--inbox", str(tmp / "inbox.sqlite3"), "--port-file", port_file, "--bot-api", api),
         *("--chats", str(args.chats), "--concurrency", str(args.concurrency)),
         *(["--stt"] if stack == "voicecoder+stt" else []),
+        *(["--trace", str(tmp / "trace.json")] if args.trace and stack == "voicecoder" else []),
     ]
 
 
@@ -290,34 +292,34 @@ def measure(stack: str, args: argparse.Namespace, wrk: str, aiogram_python: str 
     """Warm-up, measured load with CPU accounting, drain, low-load phase; one stack, fresh processes."""
     sink = Sink()
     try:
-        with (
-            tempfile.TemporaryDirectory(prefix="vc-bench-", dir=args.tmp_dir) as tmp,
-            running_bot(stack, args, aiogram_python, sink, Path(tmp)) as (bot, url),
-        ):
-            script = Path(tmp) / "load.lua"
-            script.write_text(wrk_script())
-            warm = run_wrk(wrk, script, url, args, args.warmup, 1_000_000, args.connections)
-            bot_cpu, sink_cpu = cpu_seconds(bot.pid), cpu_seconds(sink.process.pid)
-            bot_waited = runqueue_wait_s(bot.pid)
-            profiler = start_profiler(args, bot.pid, stack)
-            main_cpu, load_avg = get_json(url + "/bench/stats")["main_cpu_s"], os.getloadavg()[0]
-            load = run_wrk(wrk, script, url, args, args.duration, 100_000_000, args.connections)
-            bot_cpu, sink_cpu = cpu_seconds(bot.pid) - bot_cpu, cpu_seconds(sink.process.pid) - sink_cpu
-            bot_waited = runqueue_wait_s(bot.pid) - bot_waited
-            main_cpu = get_json(url + "/bench/stats")["main_cpu_s"] - main_cpu
-            stop_profiler(profiler, args)
-            stats, drain_s = drain(url, args.drain_timeout)
-            low = sink.ask(
-                do="low",
-                port=int(url.rsplit(":", 1)[1]),
-                path=PATH,
-                secret=SECRET,
-                count=args.low_load_count,
-                chats=args.chats,
-                user_base=USER_BASE,
-                first_id=900_000_000,
-            )
-            final = get_json(url + "/bench/stats")
+        with tempfile.TemporaryDirectory(prefix="vc-bench-", dir=args.tmp_dir) as tmp:
+            with running_bot(stack, args, aiogram_python, sink, Path(tmp)) as (bot, url):
+                script = Path(tmp) / "load.lua"
+                script.write_text(wrk_script())
+                warm = run_wrk(wrk, script, url, args, args.warmup, 1_000_000, args.connections)
+                bot_cpu, sink_cpu = cpu_seconds(bot.pid), cpu_seconds(sink.process.pid)
+                bot_waited = runqueue_wait_s(bot.pid)
+                profiler = start_profiler(args, bot.pid, stack)
+                main_cpu, load_avg = get_json(url + "/bench/stats")["main_cpu_s"], os.getloadavg()[0]
+                load = run_wrk(wrk, script, url, args, args.duration, 100_000_000, args.connections)
+                bot_cpu, sink_cpu = cpu_seconds(bot.pid) - bot_cpu, cpu_seconds(sink.process.pid) - sink_cpu
+                bot_waited = runqueue_wait_s(bot.pid) - bot_waited
+                main_cpu = get_json(url + "/bench/stats")["main_cpu_s"] - main_cpu
+                stop_profiler(profiler, args)
+                stats, drain_s = drain(url, args.drain_timeout)
+                low = sink.ask(
+                    do="low",
+                    port=int(url.rsplit(":", 1)[1]),
+                    path=PATH,
+                    secret=SECRET,
+                    count=args.low_load_count,
+                    chats=args.chats,
+                    user_base=USER_BASE,
+                    first_id=900_000_000,
+                )
+                final = get_json(url + "/bench/stats")
+            if args.trace and stack == "voicecoder":  # written by the bot as it stops
+                summarise(Path(tmp) / "trace.json")
     finally:
         sink.close()
     seconds = load["duration_us"] / 1e6
@@ -558,6 +560,11 @@ def main(argv: list[str] | None = None) -> int:
         help="updates/s offered while the model transcribes (paced; 0: as fast as the bot acks)",
     )
     parser.add_argument("--profile", default="", help="py-spy profile of the voicecoder bot under load (path)")
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="stamp each voicecoder request on its way and say where the slow ones waited",
+    )
     parser.add_argument("--profile-idle", action="store_true", help="with --profile: count idle samples too")
     parser.add_argument(
         "--nice",

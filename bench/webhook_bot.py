@@ -125,8 +125,19 @@ def main() -> None:
     parser.add_argument("--chats", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--stt", action="store_true", help="transcribe voice notes with the local model")
+    parser.add_argument("--trace", default="", help="stamp each request on its way (bench/webhook_trace.py) into FILE")
+    parser.add_argument("--slow-ms", type=float, default=2.0, help="with --trace: record loop callbacks this long")
+    args = parser.parse_args()
     configure_logging(fmt="json", level="INFO", secrets=[BOT_TOKEN, SECRET])
-    anyio.run(run, parser.parse_args())
+    tracer = None
+    if args.trace:
+        from webhook_trace import Tracer  # noqa: PLC0415
+
+        tracer = Tracer(args.slow_ms)
+        tracer.install()
+    anyio.run(run, args)
+    if tracer is not None:
+        tracer.dump(Path(args.trace))
 
 
 if __name__ == "__main__":
