@@ -26,10 +26,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import gc
+import itertools
 import json
 import math
 import sqlite3
 import statistics
+import sys
 import threading
 import time
 from pathlib import Path
@@ -55,7 +57,8 @@ class Tracer:
     def __init__(self, slow_ms: float) -> None:
         self.requests: list[list[float]] = []
         self.by_id: dict[int, list[float]] = {}
-        self.batches: list[tuple[float, float, float, int]] = []  # batch start, commit start, commit end, puts
+        # batch start, commit start, commit end, puts, frames in the WAL after it
+        self.batches: list[tuple[float, float, float, int, int]] = []
         self.gcs: list[tuple[float, float, int, int]] = []  # start, duration, generation, collected
         self.slow: list[tuple[float, float, float, str]] = []  # start, duration, its thread's CPU, callback
         self.slow_s = slow_ms / 1000
@@ -123,7 +126,7 @@ class Tracer:
             recs = [tracer.by_id.get(r.update_id) for r in batch if r.kind == "put"]
             run_batch(inbox, batch)
             commit, committed = tracer._commit.span
-            tracer.batches.append((t, commit, committed, len(recs)))
+            tracer.batches.append((t, commit, committed, len(recs), _wal_frames(inbox.path)))
             for rec in recs:
                 if rec is not None:
                     rec[_IDX["batch"]], rec[_IDX["commit"]], rec[_IDX["committed"]] = t, commit, committed
@@ -183,6 +186,20 @@ class Tracer:
         )
 
 
+def _wal_frames(db: Path) -> int:
+    """
+    Frames in *db*'s WAL (``mxFrame`` of the WAL-index header in the ``-shm`` file; see SQLite's walformat).
+
+    It drops when a commit starts the WAL over, which a write does after a checkpoint copied the whole WAL back.
+    """
+    try:
+        with Path(f"{db}-shm").open("rb") as shm:
+            header = shm.read(20)
+    except OSError:
+        return -1
+    return int.from_bytes(header[16:20], sys.byteorder) if len(header) == 20 else -1
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -220,6 +237,15 @@ def summarise(path: Path) -> None:
         f" ms, p99 {_pct(commits, 0.99) * 1e3:.2f} ms, max {max(commits, default=0) * 1e3:.2f} ms; whole batch p99 "
         f"{_pct(batches, 0.99) * 1e3:.2f} ms; puts per commit median {statistics.median(puts or [0]):.0f}"
     )
+    # A commit that starts the WAL over follows the commit whose automatic checkpoint copied it back.
+    ckpts = [a for a, b in itertools.pairwise(data["batches"]) if 0 <= b[4] < a[4] and not math.isnan(a[2])]
+    hit = sum(any(r[_IDX["batch"]] == a[0] or a[0] <= r[_IDX["handover"]] <= a[2] for a in ckpts) for r in slow)
+    if ckpts:
+        print(
+            f"  automatic checkpoints: {len(ckpts)} (one per {len(data['batches']) / len(ckpts):.0f} commits), "
+            f"their COMMIT median {statistics.median(a[2] - a[1] for a in ckpts) * 1e3:.2f} ms; slowest 1 % "
+            f"committed by one or handed over while one ran: {hit}/{len(slow)}"
+        )
     first, last = min(r[_IDX["arrive"]] for r in rows), max(r[_IDX["done"]] for r in rows)
     gcs = [g for g in data["gcs"] if first <= g[0] <= last]
     by_gen = {gen: [g[1] for g in gcs if g[2] == gen] for gen in (0, 1, 2)}

@@ -58,6 +58,27 @@ class TestSqliteInbox:
 
         assert sorted(results) == [False] * 19 + [True]
 
+    async def test_one_commit_mixing_stored_new_and_repeated_ids(self, inbox: SqliteInbox) -> None:
+        """Puts sharing a commit: an id stored before, new ids, and a new id twice; each answer and row is right."""
+        assert await inbox.put(1, "1:message", body(1, "stored before"))
+        results: dict[str, bool] = {}
+
+        async def deliver(key: str, update_id: int, text: str) -> None:
+            results[key] = await inbox.put(update_id, "1:message", body(update_id, text))
+
+        async with anyio.create_task_group() as tg:
+            for key, update_id in (("old", 1), ("a", 2), ("b", 3), ("b again", 3), ("c", 4)):
+                tg.start_soon(deliver, key, update_id, key)
+
+        assert inbox.commits == 2  # the five later puts were made in one loop iteration: they shared a commit
+        assert results == {"old": False, "a": True, "b": True, "b again": False, "c": True}
+        texts = {}
+        for update_id in (1, 2, 3, 4):
+            item = await inbox.get(update_id)
+            assert item is not None
+            texts[update_id] = item.update()["message"]["text"]
+        assert texts == {1: "stored before", 2: "a", 3: "b", 4: "c"}
+
     async def test_on_inserted_reports_before_the_commit(self, inbox: SqliteInbox, path: Path) -> None:
         """
         on_inserted says "new" (or "duplicate") while the transaction is still open, so processing can overlap the
