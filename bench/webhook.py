@@ -300,11 +300,13 @@ def measure(stack: str, args: argparse.Namespace, wrk: str, aiogram_python: str 
                 bot_cpu, sink_cpu = cpu_seconds(bot.pid), cpu_seconds(sink.process.pid)
                 bot_waited = runqueue_wait_s(bot.pid)
                 profiler = start_profiler(args, bot.pid, stack)
-                main_cpu, load_avg = get_json(url + "/bench/stats")["main_cpu_s"], os.getloadavg()[0]
+                before, load_avg = get_json(url + "/bench/stats"), os.getloadavg()[0]
                 load = run_wrk(wrk, script, url, args, args.duration, 100_000_000, args.connections)
                 bot_cpu, sink_cpu = cpu_seconds(bot.pid) - bot_cpu, cpu_seconds(sink.process.pid) - sink_cpu
                 bot_waited = runqueue_wait_s(bot.pid) - bot_waited
-                main_cpu = get_json(url + "/bench/stats")["main_cpu_s"] - main_cpu
+                after = get_json(url + "/bench/stats")
+                main_cpu = after["main_cpu_s"] - before["main_cpu_s"]
+                writer_cpu = after.get("writer_cpu_s", 0.0) - before.get("writer_cpu_s", 0.0)
                 stop_profiler(profiler, args)
                 stats, drain_s = drain(url, args.drain_timeout)
                 low = sink.ask(
@@ -344,6 +346,7 @@ def measure(stack: str, args: argparse.Namespace, wrk: str, aiogram_python: str 
         "bot_waited": bot_waited / seconds,
         "acks_per_cpu_s": acked / bot_cpu if bot_cpu else float("nan"),
         "main_us_per_ack": main_cpu * 1e6 / acked if acked else float("nan"),
+        "writer_us_per_ack": writer_cpu * 1e6 / acked if acked else float("nan"),
         "load_avg": (load_avg + os.getloadavg()[0]) / 2,
         "load_cpu": (load["cpu_s"] + sink_cpu) / seconds,
         "wrk_cpu": load["cpu_s"] / seconds,
@@ -488,6 +491,8 @@ def report(results: dict[str, dict[str, Any]], stt: dict[str, Any] | None, args:
     print(f"  time the bot's main thread was runnable but off its core (other threads/processes had it): {waits}")
     main = ", ".join(f"{name} {r['main_us_per_ack']:.0f} µs" for name, r in results.items())
     print(f"  the bot's main (event-loop) thread CPU per acked update: {main}")
+    writer = results["voicecoder"]["writer_us_per_ack"]
+    print(f"  voicecoder's inbox writer thread CPU per acked update (same core): {writer:.0f} µs")
     loads = ", ".join(f"{name} {r['load_avg']:.2f}" for name, r in results.items())
     print(f"  load average (1 min) of the machine during the measured runs: {loads} on {os.cpu_count()} cores")
     ours = results["voicecoder"]

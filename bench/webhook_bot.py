@@ -41,6 +41,17 @@ from voicecoder.entrypoints.logs import configure_logging
 from voicecoder.testing.fakes import build_voicecoder
 
 
+def writer_cpu_s(inbox: SqliteInbox) -> float:
+    """CPU seconds of the inbox's writer thread so far (SQLite's work, the commit's system calls); 0 when unknown."""
+    thread = getattr(getattr(inbox, "_writer", None), "_thread", None)
+    if thread is None or thread.ident is None:
+        return 0.0
+    try:
+        return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+    except OSError:
+        return 0.0
+
+
 async def run(args: argparse.Namespace) -> None:
     last_by_chat: dict[int, int] = {}
     counters = {"processed": 0, "inversions": 0, "heard": 0}
@@ -94,6 +105,7 @@ async def run(args: argparse.Namespace) -> None:
                         "cpu_s": time.process_time(),
                         # this handler runs on the event loop's thread: the ack path and the processing, no writer
                         "main_cpu_s": time.thread_time(),
+                        "writer_cpu_s": writer_cpu_s(inbox),
                     }
                 )
 
