@@ -307,6 +307,7 @@ def measure(stack: str, args: argparse.Namespace, wrk: str, aiogram_python: str 
                 after = get_json(url + "/bench/stats")
                 main_cpu = after["main_cpu_s"] - before["main_cpu_s"]
                 writer_cpu = after.get("writer_cpu_s", 0.0) - before.get("writer_cpu_s", 0.0)
+                switched = {k: after.get(k, 0) - before.get(k, 0) for k in ("main_switches", "writer_switches")}
                 stop_profiler(profiler, args)
                 stats, drain_s = drain(url, args.drain_timeout)
                 low = sink.ask(
@@ -347,6 +348,8 @@ def measure(stack: str, args: argparse.Namespace, wrk: str, aiogram_python: str 
         "acks_per_cpu_s": acked / bot_cpu if bot_cpu else float("nan"),
         "main_us_per_ack": main_cpu * 1e6 / acked if acked else float("nan"),
         "writer_us_per_ack": writer_cpu * 1e6 / acked if acked else float("nan"),
+        "main_switches_per_ack": switched["main_switches"] / acked if acked else float("nan"),
+        "writer_switches_per_ack": switched["writer_switches"] / acked if acked else float("nan"),
         "load_avg": (load_avg + os.getloadavg()[0]) / 2,
         "load_cpu": (load["cpu_s"] + sink_cpu) / seconds,
         "wrk_cpu": load["cpu_s"] / seconds,
@@ -464,6 +467,10 @@ def median(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
+def ours_switches(results: dict[str, dict[str, Any]], thread: str) -> str:
+    return f"{results['voicecoder'][f'{thread}_switches_per_ack']:.2f}"
+
+
 def report(results: dict[str, dict[str, Any]], stt: dict[str, Any] | None, args: argparse.Namespace) -> int:
     rounds = len(next(iter(results.values()))["rounds"])
     how = f"median of {rounds} alternating rounds" if rounds > 1 else "one round each"
@@ -492,7 +499,10 @@ def report(results: dict[str, dict[str, Any]], stt: dict[str, Any] | None, args:
     main = ", ".join(f"{name} {r['main_us_per_ack']:.0f} µs" for name, r in results.items())
     print(f"  the bot's main (event-loop) thread CPU per acked update: {main}")
     writer = results["voicecoder"]["writer_us_per_ack"]
-    print(f"  voicecoder's inbox writer thread CPU per acked update (same core): {writer:.0f} µs")
+    print(
+        f"  voicecoder's inbox writer thread CPU per acked update (same core): {writer:.0f} µs; context switches per "
+        f"acked update: main thread {ours_switches(results, 'main')}, writer {ours_switches(results, 'writer')}"
+    )
     loads = ", ".join(f"{name} {r['load_avg']:.2f}" for name, r in results.items())
     print(f"  load average (1 min) of the machine during the measured runs: {loads} on {os.cpu_count()} cores")
     ours = results["voicecoder"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,19 @@ from voicecoder.adapters.telegram.webhook import IngressStats, WebhookSettings, 
 from voicecoder.entrypoints.gc_tuning import settle_heap
 from voicecoder.entrypoints.logs import configure_logging
 from voicecoder.testing.fakes import build_voicecoder
+
+
+def switches(native_id: int | None) -> int:
+    """Context switches (voluntary + involuntary) of one thread of this process so far; 0 when unknown."""
+    try:
+        status = Path(f"/proc/self/task/{native_id}/status").read_text()
+    except OSError:
+        return 0
+    return sum(
+        int(line.split()[1])
+        for line in status.splitlines()
+        if line.endswith(tuple("0123456789")) and "ctxt_switches" in line
+    )
 
 
 def writer_cpu_s(inbox: SqliteInbox) -> float:
@@ -106,6 +120,10 @@ async def run(args: argparse.Namespace) -> None:
                         # this handler runs on the event loop's thread: the ack path and the processing, no writer
                         "main_cpu_s": time.thread_time(),
                         "writer_cpu_s": writer_cpu_s(inbox),
+                        "main_switches": switches(threading.main_thread().native_id),
+                        "writer_switches": switches(
+                            getattr(getattr(inbox._writer, "_thread", None), "native_id", None)
+                        ),
                     }
                 )
 
