@@ -250,35 +250,20 @@ class SqliteInbox:
 
     @staticmethod
     def _insert(conn: sqlite3.Connection, puts: list[_Request]) -> None:
-        """
-        Insert the batch's new updates; each put's result is True if its row is new (the first put of an id).
-
-        One SELECT for the ids already stored, then one INSERT of the rest: two statements of one step each. An
-        ``INSERT … RETURNING`` takes one step per row, and the sqlite3 module releases and retakes the GIL around
-        every step, so on the event loop's core each of them could wait for the loop to let go of the GIL.
-        """
         first: dict[int, _Request] = {}
         for req in puts:
             first.setdefault(req.update_id, req)
-        stored = {
-            int(row[0])
-            for row in conn.execute(
-                f"SELECT update_id FROM updates WHERE update_id IN ({','.join('?' * len(first))})",  # noqa: S608
-                list(first),
-            )
-        }
         params: list[Any] = []
-        for update_id, req in first.items():
-            if update_id not in stored:
-                params += [update_id, req.lane, req.body, req.received_at]
-        if params:
-            conn.execute(
-                "INSERT INTO updates (update_id, lane, body, received_at) VALUES "  # noqa: S608
-                f"{','.join(['(?,?,?,?)'] * (len(params) // 4))}",
-                params,
-            )
+        for req in first.values():
+            params += [req.update_id, req.lane, req.body, req.received_at]
+        rows = conn.execute(
+            "INSERT OR IGNORE INTO updates (update_id, lane, body, received_at) VALUES "  # noqa: S608
+            f"{','.join(['(?,?,?,?)'] * len(first))} RETURNING update_id",
+            params,
+        ).fetchall()
+        inserted = {int(row[0]) for row in rows}
         for req in puts:
-            req.result = req.update_id not in stored and first[req.update_id] is req
+            req.result = req.update_id in inserted and first[req.update_id] is req
 
     async def _submit(self, job: _Job) -> Any:
         return await self._wait(_Request("job", job, None, None))
