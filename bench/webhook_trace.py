@@ -53,6 +53,11 @@ _IDX = {name: i for i, name in enumerate(STAMPS)}
 now = time.perf_counter
 
 
+def _patch(owner: object, name: str, replacement: object) -> None:
+    """Replace *owner*'s attribute *name* (a method or function of the stack under test) in this process."""
+    setattr(owner, name, replacement)
+
+
 class Tracer:
     def __init__(self, slow_ms: float) -> None:
         self.requests: list[list[float]] = []
@@ -80,7 +85,7 @@ class Tracer:
             tracer._arrivals[id(handler)] = now()
             received(handler, data)
 
-        protocol.data_received = data_received
+        _patch(protocol, "data_received", data_received)
         handle_request = protocol._handle_request
 
         async def traced_request(handler: Any, request: Any, *args: Any) -> Any:
@@ -94,7 +99,7 @@ class Tracer:
                 tracer.requests.append(rec)
             return result
 
-        protocol._handle_request = traced_request
+        _patch(protocol, "_handle_request", traced_request)
         inbox_cls = inbox_mod.SqliteInbox
         put = inbox_cls.put
 
@@ -106,7 +111,7 @@ class Tracer:
                 tracer.by_id[update_id] = rec
             return await put(inbox, update_id, *args, **kwargs)
 
-        inbox_cls.put = traced_put
+        _patch(inbox_cls, "put", traced_put)
         hand_over = inbox_cls._hand_over
 
         def traced_hand_over(inbox: Any) -> None:
@@ -117,7 +122,7 @@ class Tracer:
                     rec[_IDX["handover"]] = t
             hand_over(inbox)
 
-        inbox_cls._hand_over = traced_hand_over
+        _patch(inbox_cls, "_hand_over", traced_hand_over)
         run_batch = inbox_cls._run_batch
 
         def traced_batch(inbox: Any, batch: list[Any]) -> None:
@@ -131,7 +136,7 @@ class Tracer:
                 if rec is not None:
                     rec[_IDX["batch"]], rec[_IDX["commit"]], rec[_IDX["committed"]] = t, commit, committed
 
-        inbox_cls._run_batch = traced_batch
+        _patch(inbox_cls, "_run_batch", traced_batch)
         resolve = inbox_mod._resolve
 
         def traced_resolve(batch: list[Any]) -> None:
@@ -142,7 +147,7 @@ class Tracer:
                     rec[_IDX["resolved"]] = t
             resolve(batch)
 
-        inbox_mod._resolve = traced_resolve
+        _patch(inbox_mod, "_resolve", traced_resolve)
 
         class Connection(sqlite3.Connection):
             def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
@@ -159,7 +164,7 @@ class Tracer:
         def traced_connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
             return connect(*args, factory=Connection, **kwargs)
 
-        inbox_mod.sqlite3.connect = traced_connect
+        _patch(sqlite3, "connect", traced_connect)  # the module the inbox calls
 
         def on_gc(phase: str, info: dict[str, int]) -> None:
             if phase == "start":
@@ -178,7 +183,7 @@ class Tracer:
             if took > tracer.slow_s:  # CPU far below the wall time: the thread was off its core (or lacked the GIL)
                 tracer.slow.append((started, took, time.thread_time() - cpu, repr(handle)[:160]))
 
-        asyncio.events.Handle._run = traced_run
+        _patch(asyncio.events.Handle, "_run", traced_run)
 
     def dump(self, path: Path) -> None:
         path.write_text(
