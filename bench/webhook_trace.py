@@ -53,7 +53,7 @@ _IDX = {name: i for i, name in enumerate(STAMPS)}
 now = time.perf_counter
 
 
-def _patch(owner: object, name: str, replacement: object) -> None:
+def replace_attribute(owner: object, name: str, replacement: object) -> None:
     """Replace *owner*'s attribute *name* (a method or function of the stack under test) in this process."""
     setattr(owner, name, replacement)
 
@@ -85,7 +85,7 @@ class Tracer:
             tracer._arrivals[id(handler)] = now()
             received(handler, data)
 
-        _patch(protocol, "data_received", data_received)
+        replace_attribute(protocol, "data_received", data_received)
         handle_request = protocol._handle_request
 
         async def traced_request(handler: Any, request: Any, *args: Any) -> Any:
@@ -99,7 +99,7 @@ class Tracer:
                 tracer.requests.append(rec)
             return result
 
-        _patch(protocol, "_handle_request", traced_request)
+        replace_attribute(protocol, "_handle_request", traced_request)
         inbox_cls = inbox_mod.SqliteInbox
         put = inbox_cls.put
 
@@ -111,7 +111,7 @@ class Tracer:
                 tracer.by_id[update_id] = rec
             return await put(inbox, update_id, *args, **kwargs)
 
-        _patch(inbox_cls, "put", traced_put)
+        replace_attribute(inbox_cls, "put", traced_put)
         hand_over = inbox_cls._hand_over
 
         def traced_hand_over(inbox: Any) -> None:
@@ -122,7 +122,7 @@ class Tracer:
                     rec[_IDX["handover"]] = t
             hand_over(inbox)
 
-        _patch(inbox_cls, "_hand_over", traced_hand_over)
+        replace_attribute(inbox_cls, "_hand_over", traced_hand_over)
         run_batch = inbox_cls._run_batch
 
         def traced_batch(inbox: Any, batch: list[Any]) -> None:
@@ -131,12 +131,12 @@ class Tracer:
             recs = [tracer.by_id.get(r.update_id) for r in batch if r.kind == "put"]
             run_batch(inbox, batch)
             commit, committed = tracer._commit.span
-            tracer.batches.append((t, commit, committed, len(recs), _wal_frames(inbox.path)))
+            tracer.batches.append((t, commit, committed, len(recs), wal_frames(inbox.path)))
             for rec in recs:
                 if rec is not None:
                     rec[_IDX["batch"]], rec[_IDX["commit"]], rec[_IDX["committed"]] = t, commit, committed
 
-        _patch(inbox_cls, "_run_batch", traced_batch)
+        replace_attribute(inbox_cls, "_run_batch", traced_batch)
         resolve = inbox_mod._resolve
 
         def traced_resolve(batch: list[Any]) -> None:
@@ -147,7 +147,7 @@ class Tracer:
                     rec[_IDX["resolved"]] = t
             resolve(batch)
 
-        _patch(inbox_mod, "_resolve", traced_resolve)
+        replace_attribute(inbox_mod, "_resolve", traced_resolve)
 
         class Connection(sqlite3.Connection):
             def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
@@ -164,7 +164,7 @@ class Tracer:
         def traced_connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
             return connect(*args, factory=Connection, **kwargs)
 
-        _patch(sqlite3, "connect", traced_connect)  # the module the inbox calls
+        replace_attribute(sqlite3, "connect", traced_connect)  # the module the inbox calls
 
         def on_gc(phase: str, info: dict[str, int]) -> None:
             if phase == "start":
@@ -183,7 +183,7 @@ class Tracer:
             if took > tracer.slow_s:  # CPU far below the wall time: the thread was off its core (or lacked the GIL)
                 tracer.slow.append((started, took, time.thread_time() - cpu, repr(handle)[:160]))
 
-        _patch(asyncio.events.Handle, "_run", traced_run)
+        replace_attribute(asyncio.events.Handle, "_run", traced_run)
 
     def dump(self, path: Path) -> None:
         path.write_text(
@@ -191,7 +191,7 @@ class Tracer:
         )
 
 
-def _wal_frames(db: Path) -> int:
+def wal_frames(db: Path) -> int:
     """
     Frames in *db*'s WAL (``mxFrame`` of the WAL-index header in the ``-shm`` file; see SQLite's walformat).
 

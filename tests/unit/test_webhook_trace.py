@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.webhook_trace import STAMPS, _wal_frames, summarise
+from bench.webhook_trace import STAMPS, summarise, wal_frames
 
 
 def test_wal_frames_follow_commits_and_restart_after_a_checkpoint(tmp_path: Path) -> None:
@@ -25,10 +25,10 @@ def test_wal_frames_follow_commits_and_restart_after_a_checkpoint(tmp_path: Path
         counts = []
         for _ in range(3):
             conn.execute("INSERT INTO t VALUES (?)", (b"x" * 5000,))
-            counts.append(_wal_frames(db))
+            counts.append(wal_frames(db))
         busy, log, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         conn.execute("INSERT INTO t VALUES (x'00')")  # the first write after a complete checkpoint restarts the WAL
-        after = _wal_frames(db)
+        after = wal_frames(db)
     finally:
         conn.close()
 
@@ -39,7 +39,7 @@ def test_wal_frames_follow_commits_and_restart_after_a_checkpoint(tmp_path: Path
 
 
 def test_wal_frames_without_a_wal_index(tmp_path: Path) -> None:
-    assert _wal_frames(tmp_path / "missing.sqlite3") == -1
+    assert wal_frames(tmp_path / "missing.sqlite3") == -1
 
 
 def _request(start: float, waited: float, commit: float) -> list[float]:
