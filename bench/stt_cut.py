@@ -9,7 +9,8 @@ the WERs are comparable side by side, and CPU-seconds per audio-second are print
 
 Variants are ``name:key=value,...`` with ``windows`` (encoder windows in seconds, ``20/30`` by default) and
 ``limit`` (the most speech per window in seconds; the engine's own, `whisper_window.window_speech_s`, unless
-given: ``30`` is how sized windows were packed before ADR 0018's follow-up 5).
+given: ``30`` is how sized windows were packed before ADR 0018's follow-up 5) and ``lead`` (seconds of silence
+before the speech, `whisper_window.LEAD_FRAMES`).
 
 Run: ``.venv/bin/python bench/stt_cut.py [--join 12] [--errors] full:windows=30 sized:windows=20/30``.
 """
@@ -88,6 +89,7 @@ def main() -> int:
         WorkspaceVocabulary,
         local_whisper,
         speech_spans,
+        whisper_window,
     )
     from voicecoder.domain.model import Audio, TranscriptionHints  # noqa: PLC0415
 
@@ -96,6 +98,7 @@ def main() -> int:
         materialise(meta["workspace"], Path(tmp) / "project")
         names = WorkspaceVocabulary(Path(tmp) / "project").scan()
     notes = long_notes(args.join)
+    lead_s = whisper_window.LEAD_FRAMES / 100
     engine = LocalWhisperTranscriber()
     engine.load()
     audio_s = 0.0
@@ -106,6 +109,7 @@ def main() -> int:
             encoder_windows=tuple(int(float(s) * 100) for s in settings.get("windows", "20/30").split("/"))
         )
         whisper._engine = engine._engine
+        whisper_window.LEAD_FRAMES = round(float(settings.get("lead", lead_s)) * 100)
 
         def cut(samples: Any, limit_s: float, settings: dict[str, str] = settings) -> Any:
             return speech_spans.speech_windows(samples, float(settings.get("limit", limit_s)))
