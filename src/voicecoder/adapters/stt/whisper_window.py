@@ -131,8 +131,8 @@ def window_speech_s(windows: tuple[int, ...]) -> float:
 
     With only Whisper's 30 s window, 30 s. With sized windows a long note is cut into windows that fit the
     shorter encoder window (19 s of speech for 20 s), so its 30 s buffers are made only when the guard decodes
-    a window again: a process that had made both sizes' buffers kept both (glibc's heap), +40-60 MB of peak
-    memory (ADR 0018, follow-up 5).
+    a window again: a process that had made both sizes' buffers kept both (glibc's heap): 443 against 389 MB peak
+    memory on the tuning clips as `bench/stt.py` runs them (ADR 0018, follow-up 5).
     """
     shorter = [w for w in windows if w < FULL_FRAMES]
     if not shorter:
