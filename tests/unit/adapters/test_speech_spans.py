@@ -184,6 +184,18 @@ def test_slices_cut_in_pauses() -> None:
         assert float(np.sqrt(np.mean(np.square(around)))) < 0.05 * loudness
 
 
+@pytest.mark.parametrize("limit_s", [1.0, 0.5])
+def test_a_limit_shorter_than_the_search_still_cuts_forward(limit_s: float) -> None:
+    """Pieces of at most the limit, each ending after the last: the search never reaches before a piece's start."""
+    note = clip("03_run_tests.ogg")
+
+    ends = slice_ends(note, limit_s)
+
+    starts = [0, *ends[:-1]]
+    assert ends[-1] == len(note)
+    assert all(0 < end - start <= limit_s * RATE for start, end in zip(starts, ends, strict=True))
+
+
 def test_the_engine_path_never_imports_onnxruntime() -> None:
     """Finding speech and importing the engine's modules leave onnxruntime (Silero VAD's runtime) unloaded."""
     pytest.importorskip("faster_whisper", reason="faster-whisper (the local-stt extra) is not installed")

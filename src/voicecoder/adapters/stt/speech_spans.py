@@ -99,7 +99,7 @@ def slice_ends(samples: Any, limit_s: float = WINDOW_S) -> list[int]:
     """
     Where to cut *samples* into pieces of at most *limit_s*: at the quietest 20 ms of the last 2 s before each mark.
 
-    Cutting in a pause keeps words whole when a cut becomes a window boundary.
+    Cutting in a pause keeps words whole when a cut becomes a window boundary. *limit_s* is at least 20 ms.
     """
     import numpy as np  # noqa: PLC0415
 
@@ -108,9 +108,11 @@ def slice_ends(samples: Any, limit_s: float = WINDOW_S) -> list[int]:
     start = 0
     while len(samples) - start > limit:
         mark = start + limit
-        region = samples[mark - _CUT_SEARCH : mark]
+        # A limit under 2 s searches the whole piece (never before its start).
+        low = max(start, mark - _CUT_SEARCH)
+        region = samples[low:mark]
         energy = np.square(region[: len(region) // _FRAME * _FRAME].reshape(-1, _FRAME)).mean(axis=1)
-        cut = mark - _CUT_SEARCH + int(np.argmin(energy)) * _FRAME + _FRAME // 2
+        cut = low + int(np.argmin(energy)) * _FRAME + _FRAME // 2
         ends.append(cut)
         start = cut
     ends.append(len(samples))
