@@ -43,23 +43,23 @@ from bench.stt import CORPUS, heard, materialise, own_peak_mb  # noqa: E402
 from bench.stt_normalise import corpus_wer, normalise  # noqa: E402
 
 
-def _silero_windows(samples: Any) -> list[list[tuple[int, int]]]:
+def _silero_windows(samples: Any, limit_s: float = 30.0) -> list[list[tuple[int, int]]]:
     """faster-whisper's Silero VAD over ≤ 30 s slices, as the engine ran it before the loudness gate."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps  # noqa: PLC0415
 
     from voicecoder.adapters.stt.speech_spans import RATE, WINDOW_S, slice_ends  # noqa: PLC0415
 
-    options = VadOptions(max_speech_duration_s=WINDOW_S)
+    options = VadOptions(max_speech_duration_s=min(WINDOW_S, limit_s))
     windows: list[list[tuple[int, int]]] = []
     current: list[tuple[int, int]] = []
     length = 0
     offset = 0
-    for end in slice_ends(samples):
+    for end in slice_ends(samples, limit_s):
         found = get_speech_timestamps(samples[offset:end], options)
         base, offset = offset, end
         for chunk in found:
             span = (int(chunk["start"]) + base, int(chunk["end"]) + base)
-            if current and length + span[1] - span[0] > WINDOW_S * RATE:
+            if current and length + span[1] - span[0] > limit_s * RATE:
                 windows.append(current)
                 current, length = [], 0
             current.append(span)

@@ -17,7 +17,11 @@ both go through the same steps, whatever engine produced the hypothesis:
   punctuation is dropped, except…
 * …one rule of this benchmark's own, because its references are what was *said*: a "." between two word
   characters is the spoken "dot" ("main.py" ↔ "main dot py"), as in the project's fixture WER
-  (`voicecoder.testing.wer`).
+  (`voicecoder.testing.wer`);
+* CamelCase splits into words as an underscore does: a capital after a lower-case letter starts a word
+  ("UserRepository" → "user repository", "parseHTTPHeader" → "parse http header"; "README" and "pytest" stay
+  one word). Whisper writes a name its prompt spells in CamelCase the workspace's way for the words the
+  reference says, which is formatting like "parse_config" for "parse config" (added in ADR 0018, follow-up 5).
 
 Not normalised (they are real recognition differences here): compounds ("read me" vs "readme",
 "set up" vs "setup"), homophones, and anything code-specific beyond the "dot".
@@ -163,6 +167,8 @@ _DOT_BETWEEN_WORDS = re.compile(r"(?<=\w)\.(?=\w)")
 _SEPARATORS = re.compile(r"[-‐‑–—/_]")
 _APOSTROPHES = re.compile(r"['’`]")
 _SYMBOLS = re.compile(r"[^\w\s]")
+#: Between a lower-case letter and a capital, or before the last capital of a run followed by lower case.
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
 def _say(number: int) -> str:
@@ -198,7 +204,7 @@ def _number_words(match: re.Match[str]) -> str:
 
 def normalise(text: str) -> list[str]:
     """The words of *text* after the conventions above."""
-    text = text.lower().replace("’", "'")
+    text = _CAMEL_BOUNDARY.sub(" ", text).lower().replace("’", "'")
     text = _BRACKETED.sub(" ", text)
     for pattern, spelled in _CONTRACTIONS:
         text = pattern.sub(spelled, text)

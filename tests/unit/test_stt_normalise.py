@@ -29,6 +29,8 @@ from bench.stt_normalise import corpus_wer, normalise
         ("checkout feature login", "Checkout feature/login"),
         ("open main dot py", "Open main.py"),
         ("rename parse config", "rename parse_config"),
+        ("open the user repository class", "Open the UserRepository class"),
+        ("call parse http header", "call parseHTTPHeader"),
         ("show the git log", "Um, show the git log [typing]"),
     ],
 )
@@ -46,6 +48,9 @@ def test_formatting_is_not_an_error(reference: str, hypothesis: str) -> None:
         ("run three tests", "run 4 tests", 1),
         ("promise the otherwise", "promize the otherwize", 2),  # only listed -ise stems change
         ("fix the typo", "", 3),
+        ("update the readme", "Update the ReadMe", 2),  # a CamelCase split is words, like "read me"
+        ("run pytest", "run PyTest", 2),
+        ("open user repository", "open UserRepo", 1),
     ],
 )
 def test_real_differences_still_count(reference: str, hypothesis: str, errors: int) -> None:

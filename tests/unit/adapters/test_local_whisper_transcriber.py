@@ -23,6 +23,7 @@ from voicecoder.adapters.stt.whisper_window import (
     FULL_WINDOWS,
     SHORT_WINDOWS,
     DecodeOptions,
+    WindowDecode,
     decode_window,
     encoder_frames,
     implausible,
@@ -382,6 +383,36 @@ class TestRealDecodes:
 
         assert engine.guard_redecodes == 0
         assert corpus_wer(pairs) <= 0.25
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("windows", "largest"), [(SHORT_WINDOWS, 2000), (FULL_WINDOWS, FULL_FRAMES)])
+async def test_long_notes_are_cut_to_the_sized_window(
+    whisper_base: LocalWhisperTranscriber, windows: tuple[int, ...], largest: int
+) -> None:
+    """
+    Sized windows: the 40 s note is cut into pieces that fit the 20 s encoder window, so the 30 s window's buffers
+    are never made beside the 20 s ones (ADR 0018, follow-up 5: +40-60 MB of peak memory when they were). Full:
+    Whisper's 30 s windows as before. Nothing is decoded here: the pieces are what is looked at.
+    """
+    engine = _PieceRecorder(cache_dir=whisper_base.cache_dir, encoder_windows=windows)
+    engine._engine = whisper_base._engine
+
+    result = await engine.transcribe(voice_clip("long_all10.ogg").audio(), TranscriptionHints(language="en"))
+
+    assert max(engine.frames) == largest
+    assert len(engine.frames) == (3 if windows == SHORT_WINDOWS else 2)
+    assert result.text == " ".join(["heard"] * len(engine.frames))
+
+
+class _PieceRecorder(LocalWhisperTranscriber):
+    """Records the encoder window each piece of a note would get, and hears a placeholder instead of decoding."""
+
+    frames: list[int]
+
+    def _decode_piece(self, engine: Any, piece: Any, language: str | None, options: DecodeOptions) -> WindowDecode:
+        self.frames = [*getattr(self, "frames", []), self._encoder_frames(len(piece))]
+        return WindowDecode("heard", avg_logprob=-0.1, no_speech_prob=0.0, language="en", frames=self.frames[-1])
 
 
 class _HalfWindow(LocalWhisperTranscriber):

@@ -136,14 +136,32 @@ def test_long_note_split_into_whisper_windows() -> None:
     assert spans == sorted(spans)
 
 
-def test_unbroken_speech_longer_than_a_window_cut_in_a_pause() -> None:
-    """Speech with no pause long enough to drop is still cut into ≤ 30 s windows, each cut in a quiet frame."""
+def test_a_shorter_limit_regroups_the_same_spans_at_their_pauses() -> None:
+    """
+    The 40 s note at the sized windows' 19 s limit: the same speech as at 30 s, every window ≤ 19 s, and each
+    window ends where the gate found a pause (a span's end), never inside a span.
+    """
+    note = clip("long_all10.ogg")
+
+    at_30 = speech_windows(note)
+    at_19 = speech_windows(note, 19)
+
+    assert [len(w) for w in at_30] == [8, 2]
+    assert len(at_19) == 3
+    assert all(0 < sum(end - start for start, end in window) <= 19 * RATE for window in at_19)
+    assert [span for window in at_19 for span in window] == speech_spans(note)
+
+
+@pytest.mark.parametrize("limit_s", [30, 19])
+def test_unbroken_speech_longer_than_a_window_cut_in_a_pause(limit_s: int) -> None:
+    """Speech with no pause long enough to drop is still cut into windows of the limit, each cut in a quiet frame."""
     note = np.tile(clip("01_create_file.ogg"), 20)  # ~83 s, pauses between repeats < 0.8 s
 
-    windows = speech_windows(note)
+    windows = speech_windows(note, limit_s)
 
     spans = [span for window in windows for span in window]
-    assert all(sum(end - start for start, end in window) <= 30 * RATE for window in windows)
+    assert len(windows) >= 83 // limit_s + 1
+    assert all(sum(end - start for start, end in window) <= limit_s * RATE for window in windows)
     assert sum(end - start for start, end in spans) == len(note)
     loudness = float(np.sqrt(np.mean(np.square(note))))
     for _, end in spans[:-1]:
@@ -164,6 +182,18 @@ def test_slices_cut_in_pauses() -> None:
     for end in ends[:-1]:
         around = note[end - 160 : end + 160]
         assert float(np.sqrt(np.mean(np.square(around)))) < 0.05 * loudness
+
+
+@pytest.mark.parametrize("limit_s", [1.0, 0.5])
+def test_a_limit_shorter_than_the_search_still_cuts_forward(limit_s: float) -> None:
+    """Pieces of at most the limit, each ending after the last: the search never reaches before a piece's start."""
+    note = clip("03_run_tests.ogg")
+
+    ends = slice_ends(note, limit_s)
+
+    starts = [0, *ends[:-1]]
+    assert ends[-1] == len(note)
+    assert all(0 < end - start <= limit_s * RATE for start, end in zip(starts, ends, strict=True))
 
 
 def test_the_engine_path_never_imports_onnxruntime() -> None:

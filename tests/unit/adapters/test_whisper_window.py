@@ -21,6 +21,7 @@ from voicecoder.adapters.stt.whisper_window import (
     encoder_windows_named,
     implausible,
     lead_frames,
+    window_speech_s,
 )
 
 
@@ -66,6 +67,19 @@ class TestEncoderFrames:
     def test_only_given_windows(self) -> None:
         assert encoder_frames(2 * RATE, FULL_WINDOWS) == FULL_FRAMES
         assert encoder_frames(2 * RATE, (1500, 1000, FULL_FRAMES)) == 1000
+
+
+class TestWindowSpeech:
+    def test_full_windows_hold_30_s(self) -> None:
+        assert window_speech_s(FULL_WINDOWS) == 30.0
+
+    @pytest.mark.parametrize("windows", [SHORT_WINDOWS, (1000, 1500, 2000, FULL_FRAMES)])
+    def test_sized_windows_hold_what_the_largest_short_one_holds(self, windows: tuple[int, ...]) -> None:
+        """19 s: with its 1 s margin it fits the 20 s window, so a long note never needs the 30 s one."""
+        limit = window_speech_s(windows)
+        assert limit == 19.0
+        assert encoder_frames(int(limit * RATE), windows) == 2000
+        assert encoder_frames(int(limit * RATE) + 160, windows) == FULL_FRAMES
 
 
 class TestLeadFrames:

@@ -51,6 +51,7 @@ from voicecoder.adapters.stt.whisper_window import (
     encoder_frames,
     implausible,
     is_silence,
+    window_speech_s,
 )
 from voicecoder.adapters.thread_priority import background_priority
 from voicecoder.domain.errors import (
@@ -304,7 +305,7 @@ class LocalWhisperTranscriber:
         self, engine: Any, np: Any, data: bytes, language: str | None, prompt: str | None
     ) -> Transcript:
         samples = _decode(data)
-        windows = _speech_windows(samples)
+        windows = _speech_windows(samples, window_speech_s(self.encoder_windows))
         if not windows:
             raise NoSpeechError
         options = DecodeOptions(

@@ -42,6 +42,7 @@ __all__ = [
     "implausible",
     "is_silence",
     "lead_frames",
+    "window_speech_s",
 ]
 
 #: Whisper's own window: 30 s of mel frames.
@@ -56,6 +57,8 @@ SHORT_WINDOWS = (2000, FULL_FRAMES)
 DEFAULT_WINDOWS = SHORT_WINDOWS
 #: 16 kHz samples per mel frame (Whisper's hop: 100 frames a second).
 SAMPLES_PER_FRAME = 160
+#: Mel frames a second.
+FRAMES_PER_S = 16_000 // SAMPLES_PER_FRAME
 #: Silence kept after the speech inside the window (1 s): Whisper is used to hearing a note end.
 MARGIN_FRAMES = 100
 #: Digital silence placed before the speech when the window has room (2 s; less when the speech fills it).
@@ -120,6 +123,21 @@ def encoder_frames(samples: int, windows: tuple[int, ...]) -> int:
     """The smallest of *windows* (mel frames) that holds *samples* of 16 kHz audio plus the margin."""
     needed = _frames_needed(samples)
     return next((w for w in sorted(windows) if w >= needed), FULL_FRAMES)
+
+
+def window_speech_s(windows: tuple[int, ...]) -> float:
+    """
+    The most speech one window of a note is given: what the largest of *windows* below 30 s holds with its margin.
+
+    With only Whisper's 30 s window, 30 s. With sized windows a long note is cut into windows that fit the
+    shorter encoder window (19 s of speech for 20 s), so its 30 s buffers are made only when the guard decodes
+    a window again: a process that had made both sizes' buffers kept both (glibc's heap): 443 against 389 MB peak
+    memory on the tuning clips as `bench/stt.py` runs them (ADR 0018, follow-up 5).
+    """
+    shorter = [w for w in windows if w < FULL_FRAMES]
+    if not shorter:
+        return FULL_FRAMES / FRAMES_PER_S
+    return (max(shorter) - MARGIN_FRAMES) / FRAMES_PER_S
 
 
 def implausible(decoded: WindowDecode, audio_s: float) -> str | None:
