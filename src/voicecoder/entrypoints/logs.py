@@ -46,6 +46,8 @@ def _encodable(text: str) -> str:
     JSON from outside may carry them (``"\ud800"``); written to a UTF-8 stream they would make the handler print
     a "Logging error" traceback instead of the line.
     """
+    if text.isascii():  # no surrogates, and no encoding to try (most lines)
+        return text
     try:
         text.encode()
     except UnicodeEncodeError:
