@@ -130,9 +130,7 @@ class Rendered:
 
 @functools.lru_cache(maxsize=8)
 def _help_html(commands: tuple[tuple[str, str], ...]) -> str:
-    """
-    The /help text; a bot has one or two command lists, so each is rendered (escaped) once, not per /help.
-    """
+    """The /help text; a bot has one or two command lists, so each is escaped once, not on every /help."""
     lines = [f"/{esc(c)} — {esc(d)}" for c, d in commands]
     return (
         "ℹ️ <b>Commands</b>\n" + "\n".join(lines) + "\n\n<b>Tips</b>\n"
