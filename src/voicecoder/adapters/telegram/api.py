@@ -80,6 +80,8 @@ DEFAULT_BASE_URL = "https://api.telegram.org"
 
 _PACED = frozenset({"sendmessage", "senddocument", "editmessagetext", "editmessagereplymarkup"})
 _SHOWN = ("text", "caption")  # parameters a chat displays; the rest (urls, secret_token ...) go out as given
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+"""``json.dumps`` with these options, without building an encoder per call."""
 HIDDEN = "[redacted]"
 """What replaces a secret in text sent to a chat (no ``<``/``>``: the text may be HTML)."""
 
@@ -189,7 +191,7 @@ class TelegramBotApi:
         if pace is None and method.lower() in _PACED and "chat_id" in payload:
             pace = payload["chat_id"]
         timeout = request_timeout or self._timeout
-        encoded = json.dumps(payload, separators=(",", ":")).encode()  # unused when a form is sent
+        encoded = _ENCODE(payload).encode()  # unused when a form is sent
         attempt = 0
         while True:
             attempt += 1
