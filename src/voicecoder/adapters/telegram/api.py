@@ -302,7 +302,7 @@ class TelegramBotApi:
         `send_message` for a caller that keeps only the sent message's id (the messenger's replies).
 
         The returned Message is not parsed into its typed model, whose other fields such a caller would drop:
-        that parse was a tenth of the CPU of answering an update.
+        that parse was about a sixth of the reply path's CPU (`bench/webhook_cpu.py`, ADR 0037).
 
         Raises:
             TelegramApiError: As `call`.
