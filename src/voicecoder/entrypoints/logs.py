@@ -74,8 +74,9 @@ class JsonFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__()
         self._heads: dict[tuple[str, str], str] = {}
-        self._second = -1
-        self._second_text = ""
+        # One tuple, replaced whole: a formatter shared by handlers on several threads never pairs a second with
+        # another second's text.
+        self._second: tuple[int, str] = (-1, "")
 
     def format(self, record: logging.LogRecord) -> str:
         attributes = vars(record)
@@ -110,10 +111,11 @@ class JsonFormatter(logging.Formatter):
         micro = round((created - second) * 1_000_000)  # as datetime rounds: to the microsecond, half to even
         if micro >= 1_000_000:
             second, micro = second + 1, micro - 1_000_000
-        if second != self._second:
-            self._second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-            self._second = second
-        return f"{self._second_text}.{micro // 1000:03d}+00:00"
+        kept, text = self._second
+        if second != kept:
+            text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = (second, text)
+        return f"{text}.{micro // 1000:03d}+00:00"
 
 
 class IterationBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
