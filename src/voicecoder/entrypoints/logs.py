@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from json.encoder import encode_basestring
 from typing import Any
 
 from voicecoder.redaction import Redactor
@@ -45,6 +46,8 @@ def _encodable(text: str) -> str:
     JSON from outside may carry them (``"\ud800"``); written to a UTF-8 stream they would make the handler print
     a "Logging error" traceback instead of the line.
     """
+    if text.isascii():  # no surrogates, and no encoding to try (most lines)
+        return text
     try:
         text.encode()
     except UnicodeEncodeError:
@@ -54,22 +57,65 @@ def _encodable(text: str) -> str:
 
 _JSON = json.JSONEncoder(default=str, ensure_ascii=False)
 """Built once: ``json.dumps`` with these options builds a new encoder for every line."""
+_HEADS_KEPT = 512
+"""Level and logger pairs whose part of the line is kept; loggers are per module, so this is never reached."""
 
 
 class JsonFormatter(logging.Formatter):
+    """
+    One JSON object per line: ``ts``, ``level``, ``logger``, ``msg``, the record's extra fields and ``exc``.
+
+    ``serve`` logs a line per update, so a line without extras (nearly all) is put together from parts that do not
+    change: the text up to ``"msg": `` once per level and logger, the timestamp's date and time once per second.
+    Only the message is encoded per line, by the encoder's own string function, so the line is the same text
+    `json.JSONEncoder` would give for the whole object (``ensure_ascii=False``, default separators).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._heads: dict[tuple[str, str], str] = {}
+        # One tuple, replaced whole: a formatter shared by handlers on several threads never pairs a second with
+        # another second's text.
+        self._second: tuple[int, str] = (-1, "")
+
     def format(self, record: logging.LogRecord) -> str:
+        attributes = vars(record)
+        if record.exc_text or attributes.keys() - _STANDARD:
+            return self._format_object(record, attributes)
+        key = (record.levelname, record.name)
+        head = self._heads.get(key)
+        if head is None:
+            if len(self._heads) >= _HEADS_KEPT:
+                self._heads.clear()
+            level, name = encode_basestring(record.levelname.lower()), encode_basestring(record.name)
+            head = self._heads[key] = f'", "level": {level}, "logger": {name}, "msg": '
+        return '{"ts": "' + self._timestamp(record.created) + head + encode_basestring(record.getMessage()) + "}"
+
+    def _format_object(self, record: logging.LogRecord, attributes: dict[str, Any]) -> str:
         payload: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "ts": self._timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        attributes = vars(record)
-        if attributes.keys() - _STANDARD:  # most lines carry no extras: skip the loop over every field
-            payload.update({k: v for k, v in attributes.items() if k not in _STANDARD and not k.startswith("_")})
+        payload.update({k: v for k, v in attributes.items() if k not in _STANDARD and not k.startswith("_")})
         if record.exc_text:
             payload["exc"] = record.exc_text
         return _JSON.encode(payload)
+
+    def _timestamp(self, created: float) -> str:
+        """``datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")``, built once per second."""
+        if created < 0:
+            return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+        second = int(created)
+        micro = round((created - second) * 1_000_000)  # as datetime rounds: to the microsecond, half to even
+        if micro >= 1_000_000:
+            second, micro = second + 1, micro - 1_000_000
+        kept, text = self._second
+        if second != kept:
+            text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = (second, text)
+        return f"{text}.{micro // 1000:03d}+00:00"
 
 
 class IterationBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from voicecoder.adapters.telegram.api import (
     BotCommand,
@@ -63,6 +64,55 @@ class TestTelegramBotApi:
         assert msg.text == "Hi <there>"
         assert msg.reply_markup == markup
         assert api.bot_messages()[-1].callback_datas() == ["a:1"]
+
+    async def test_send_message_id_returns_the_sent_messages_id(self, api: FakeBotApi, client: TelegramBotApi) -> None:
+        """send_message_id sends what send_message sends (buttons, topic) and returns the id Telegram gave it."""
+        markup = InlineKeyboardMarkup(((InlineKeyboardButton("✅ Approve", callback_data="a:1"),),))
+
+        first = await client.send_message_id(CHAT, "<b>one</b>", reply_markup=markup)
+        second = await client.send_message_id(CHAT, "two <", parse_mode=None)
+
+        sent = api.bot_messages()
+        assert [m.message_id for m in sent[-2:]] == [first, second]
+        assert [m.text for m in sent[-2:]] == ["one", "two <"]
+        assert sent[-2].callback_datas() == ["a:1"]
+
+    async def test_send_message_id_keeps_the_error_handling(self, api: FakeBotApi, client: TelegramBotApi) -> None:
+        """A 429 is waited out and a 5xx retried as for every call; a 400 raises at once with its description."""
+        api.fail_next("sendMessage", code=429, retry_after=1)
+        api.fail_next("sendMessage", code=500)
+
+        sent = await client.send_message_id(CHAT, "after the flood")
+
+        assert api.bot_messages()[-1].message_id == sent
+        assert [c.status for c in api.calls_to("sendMessage")] == [429, 500, 200]
+        with pytest.raises(TelegramApiError) as info:
+            await client.send_message_id(CHAT, "<b>unclosed")
+        assert info.value.code == 400
+        assert info.value.is_parse_error
+
+    @pytest.mark.parametrize("result", ["true", "{}", '{"message_id":"7"}', '{"message_id":true}'])
+    async def test_send_message_id_refuses_an_answer_without_a_message_id(self, result: str) -> None:
+        """An ok answer whose result has no integer message_id is a MalformedUpdateError, as send_message's parse."""
+
+        async def answer(_request: web.Request) -> web.Response:
+            return web.Response(text=f'{{"ok":true,"result":{result}}}', content_type="application/json")
+
+        app = web.Application()
+        app.router.add_post("/bot{rest:.*}", answer)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        try:
+            async with TelegramBotApi(
+                DEFAULT_TOKEN, base_url=f"http://127.0.0.1:{port}", pacing=NO_PACING, timeout=2.0
+            ) as client:
+                with pytest.raises(MalformedUpdateError):
+                    await client.send_message_id(CHAT, "x")
+        finally:
+            await runner.cleanup()
 
     async def test_429_retry_after_is_honoured(self, api: FakeBotApi, client: TelegramBotApi) -> None:
         """A 429 waits parameters.retry_after seconds, then the message is delivered."""

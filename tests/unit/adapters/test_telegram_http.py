@@ -122,6 +122,25 @@ class TestJsonHttpClient:
         assert [(s, json.loads(b)["path"]) for s, _, b in answers] == [(200, "/prefix/botX/getMe")] * 3
         assert len(set(echo.peers)) == 1
 
+    async def test_each_request_goes_to_its_own_path_with_its_own_body(self) -> None:
+        """Heads kept per path: alternating paths, bodies of every length, and more paths than are kept."""
+        seen: list[tuple[str, bytes]] = []
+
+        async def record(request: web.Request) -> web.Response:
+            seen.append((request.path, await request.read()))
+            return web.json_response({})
+
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", record)
+        sent = [(f"/bot1:T/m{n % 3 if n < 30 else n}", json.dumps({"n": "x" * n}).encode()) for n in range(130)]
+        async with aiohttp_server(app) as port:
+            client = JsonHttpClient(f"http://127.0.0.1:{port}/base")
+            for path, body in sent:
+                await client.post(path, body, time_limit=5)
+            await client.aclose()
+
+        assert seen == [(f"/base{path}", body) for path, body in sent]
+
     async def test_statuses_chunked_bodies_and_connection_close(self) -> None:
         """Any status comes back with its body; chunked bodies are joined; Connection: close opens a new one."""
         echo = Echo()

@@ -34,6 +34,7 @@ from voicecoder.domain.replies import (
     ChangeSummary,
     DiffView,
     ErrorReply,
+    HelpText,
     Reply,
     TurnOutcome,
     Unauthorized,
@@ -110,6 +111,18 @@ class TestRender:
 
         assert plain == f"⚠️ {NASTY}"
         assert entities == []
+
+    def test_each_command_list_gets_its_own_help_escaped(self) -> None:
+        """The /help text (rendered once per command list) lists exactly the commands asked for, escaped."""
+        first = (("start", "begin"), ("x", f"a {NASTY}"))
+        second = (("help", "what I can do <b>"),)
+
+        for _ in range(2):  # the second time from the kept rendering
+            one, _ = parse_telegram_html(render(HelpText(first)).html, strict=True)
+            other, _ = parse_telegram_html(render(HelpText(second)).html, strict=True)
+
+            assert one.startswith(f"ℹ️ Commands\n/start — begin\n/x — a {NASTY}\n\nTips\n")
+            assert other.startswith("ℹ️ Commands\n/help — what I can do <b>\n\nTips\n")
 
     def test_unauthorized_text(self) -> None:
         """The unauthorized reply is exactly the agreed sentence."""

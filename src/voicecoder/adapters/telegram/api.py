@@ -41,6 +41,7 @@ from voicecoder.adapters.telegram.api_types import (
     User,
     Voice,
     WebhookInfo,
+    _need,
 )
 from voicecoder.adapters.telegram.http import HttpProtocolError, JsonHttpClient
 from voicecoder.adapters.telegram.pacing import PacingPolicy, RetryPolicy, TokenBucketPacer
@@ -79,6 +80,8 @@ DEFAULT_BASE_URL = "https://api.telegram.org"
 
 _PACED = frozenset({"sendmessage", "senddocument", "editmessagetext", "editmessagereplymarkup"})
 _SHOWN = ("text", "caption")  # parameters a chat displays; the rest (urls, secret_token ...) go out as given
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+"""``json.dumps`` with these options, without building an encoder per call."""
 HIDDEN = "[redacted]"
 """What replaces a secret in text sent to a chat (no ``<``/``>``: the text may be HTML)."""
 
@@ -188,7 +191,7 @@ class TelegramBotApi:
         if pace is None and method.lower() in _PACED and "chat_id" in payload:
             pace = payload["chat_id"]
         timeout = request_timeout or self._timeout
-        encoded = json.dumps(payload, separators=(",", ":")).encode()  # unused when a form is sent
+        encoded = _ENCODE(payload).encode()  # unused when a form is sent
         attempt = 0
         while True:
             attempt += 1
@@ -274,17 +277,41 @@ class TelegramBotApi:
         message_thread_id: int | None = None,
     ) -> Message:
         """Send a text; *message_thread_id* is the forum topic it goes to (None: the chat itself)."""
-        params: JSON = {
-            "chat_id": chat_id,
-            "message_thread_id": message_thread_id,
-            "text": text,
-            "parse_mode": parse_mode,
-            "reply_markup": reply_markup.to_json() if reply_markup else None,
-            "link_preview_options": {"is_disabled": True} if disable_preview else None,
-            "reply_parameters": {"message_id": reply_to_message_id} if reply_to_message_id else None,
-            "disable_notification": disable_notification,
-        }
+        params = _text_params(
+            chat_id,
+            text,
+            parse_mode,
+            reply_markup,
+            disable_preview=disable_preview,
+            reply_to_message_id=reply_to_message_id,
+            disable_notification=disable_notification,
+            message_thread_id=message_thread_id,
+        )
         return Message.from_json(await self.call("sendMessage", params))
+
+    async def send_message_id(
+        self,
+        chat_id: int,
+        text: str,
+        *,
+        parse_mode: str | None = "HTML",
+        reply_markup: InlineKeyboardMarkup | None = None,
+        message_thread_id: int | None = None,
+    ) -> int:
+        """
+        `send_message` for a caller that keeps only the sent message's id (the messenger's replies).
+
+        The returned Message is not parsed into its typed model, whose other fields such a caller would drop:
+        that parse was about a sixth of the reply path's CPU (`bench/webhook_cpu.py`, ADR 0037).
+
+        Raises:
+            TelegramApiError: As `call`.
+            MalformedUpdateError: Telegram's answer has no ``message_id``.
+        """
+        params = _text_params(chat_id, text, parse_mode, reply_markup, message_thread_id=message_thread_id)
+        result = await self.call("sendMessage", params)
+        message_id: int = _need(result, "message_id", int, "message")
+        return message_id
 
     async def edit_message_text(
         self,
@@ -491,6 +518,30 @@ class TelegramBotApi:
         if not isinstance(result, list):
             raise TelegramApiError(0, "getUpdates returned no list", "getUpdates")
         return [Update.from_json(u) for u in result]
+
+
+def _text_params(
+    chat_id: int,
+    text: str,
+    parse_mode: str | None,
+    reply_markup: InlineKeyboardMarkup | None,
+    *,
+    disable_preview: bool = True,
+    reply_to_message_id: int | None = None,
+    disable_notification: bool | None = None,
+    message_thread_id: int | None = None,
+) -> JSON:
+    """The parameters of sendMessage (a None value is left out of the call)."""
+    return {
+        "chat_id": chat_id,
+        "message_thread_id": message_thread_id,
+        "text": text,
+        "parse_mode": parse_mode,
+        "reply_markup": reply_markup.to_json() if reply_markup else None,
+        "link_preview_options": {"is_disabled": True} if disable_preview else None,
+        "reply_parameters": {"message_id": reply_to_message_id} if reply_to_message_id else None,
+        "disable_notification": disable_notification,
+    }
 
 
 def _retry_after(parameters: JSON, header: str | None) -> float:

@@ -26,6 +26,7 @@ __all__ = ["HttpProtocolError", "JsonHttpClient"]
 
 _MAX_HEAD = 64 << 10
 _MAX_BODY = 64 << 20
+_HEADS_KEPT = 64
 
 
 class HttpProtocolError(Exception):
@@ -241,6 +242,8 @@ class JsonHttpClient:
         self._idle: collections.deque[_Connection] = collections.deque()
         self._slots = asyncio.Semaphore(max_connections)
         self._open: set[_Connection] = set()
+        # A request's head up to its Content-Length value, per path: the bot calls a handful of methods.
+        self._heads: dict[str, bytes] = {}
 
     async def post(self, path: str, body: bytes, *, time_limit: float) -> tuple[int, dict[str, str], bytes]:
         """
@@ -251,18 +254,20 @@ class JsonHttpClient:
             TimeoutError: No complete answer within *time_limit* seconds (the connection is dropped).
             HttpProtocolError: The answer is not HTTP/1.x.
         """
-        request = b"".join(
-            (
-                b"POST ",
-                (self._prefix + path).encode(),
-                b" HTTP/1.1\r\nHost: ",
-                self._host_header,
-                b"\r\nContent-Type: application/json\r\nContent-Length: ",
-                str(len(body)).encode(),
-                b"\r\nConnection: keep-alive\r\n\r\n",
-                body,
+        head = self._heads.get(path)
+        if head is None:
+            if len(self._heads) >= _HEADS_KEPT:
+                self._heads.clear()
+            head = self._heads[path] = b"".join(
+                (
+                    b"POST ",
+                    (self._prefix + path).encode(),
+                    b" HTTP/1.1\r\nHost: ",
+                    self._host_header,
+                    b"\r\nConnection: keep-alive\r\nContent-Type: application/json\r\nContent-Length: ",
+                )
             )
-        )
+        request = b"".join((head, str(len(body)).encode(), b"\r\n\r\n", body))
         connection = self._idle_connection() if not self._slots.locked() else None
         if connection is not None:  # the usual case under load: no waiting, so the exchange alone has the deadline
             async with self._slots:

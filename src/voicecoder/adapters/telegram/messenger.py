@@ -18,7 +18,6 @@ import logging
 
 from voicecoder.adapters.telegram.api import (
     InlineKeyboardMarkup,
-    Message,
     TelegramApiError,
     TelegramBotApi,
 )
@@ -103,11 +102,12 @@ class TelegramMessenger:
         for part in parts[:-1]:
             await self._send_part(chat, part, None)
         last = await self._send_part(chat, parts[-1], rendered.keyboard)
-        return MessageRef(chat, last.message_id)
+        return MessageRef(chat, last)
 
-    async def _send_part(self, chat: ChatId, part: str, keyboard: InlineKeyboardMarkup | None) -> Message:
+    async def _send_part(self, chat: ChatId, part: str, keyboard: InlineKeyboardMarkup | None) -> int:
+        """Send one part as HTML (plain text if Telegram cannot parse it); the id of the last message sent."""
         try:
-            return await self._client.send_message(
+            return await self._client.send_message_id(
                 chat.value, part, reply_markup=keyboard, message_thread_id=chat.thread
             )
         except TelegramApiError as exc:
@@ -123,8 +123,8 @@ class TelegramMessenger:
             logger.warning("telegram could not parse our HTML (%s); sending plain text", exc.description)
         pieces = split_plain(html_to_text(part), self._limit) or ["…"]
         for piece in pieces[:-1]:
-            await self._client.send_message(chat.value, piece, parse_mode=None, message_thread_id=chat.thread)
-        return await self._client.send_message(
+            await self._client.send_message_id(chat.value, piece, parse_mode=None, message_thread_id=chat.thread)
+        return await self._client.send_message_id(
             chat.value, pieces[-1], parse_mode=None, reply_markup=keyboard, message_thread_id=chat.thread
         )
 

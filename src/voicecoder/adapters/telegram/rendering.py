@@ -6,6 +6,8 @@ Also the button labels and the ``callback_data`` the buttons carry.
 
 from __future__ import annotations
 
+import functools
+
 import attrs
 
 from voicecoder.adapters.telegram.api import (
@@ -126,19 +128,25 @@ class Rendered:
     document: tuple[str, bytes] | None = None
 
 
+@functools.lru_cache(maxsize=8)
+def _help_html(commands: tuple[tuple[str, str], ...]) -> str:
+    """The /help text; a bot has one or two command lists, so each is escaped once, not on every /help."""
+    lines = [f"/{esc(c)} — {esc(d)}" for c, d in commands]
+    return (
+        "ℹ️ <b>Commands</b>\n" + "\n".join(lines) + "\n\n<b>Tips</b>\n"
+        "• Say file and function names clearly in voice notes; I show what I heard first.\n"
+        "• A new prompt on top of a pending change extends it; approve or reject the whole.\n"
+        "• Long diffs arrive as a .diff file."
+    )
+
+
 def render(reply: Reply) -> Rendered:
     """Render one domain reply."""
     match reply:
         case Welcome(user_name=name, workspace=workspace, commands=commands):
             return Rendered(_render_welcome(name, workspace, commands))
         case HelpText(commands=commands):
-            lines = [f"/{esc(c)} — {esc(d)}" for c, d in commands]
-            return Rendered(
-                "ℹ️ <b>Commands</b>\n" + "\n".join(lines) + "\n\n<b>Tips</b>\n"
-                "• Say file and function names clearly in voice notes; I show what I heard first.\n"
-                "• A new prompt on top of a pending change extends it; approve or reject the whole.\n"
-                "• Long diffs arrive as a .diff file."
-            )
+            return Rendered(_help_html(commands))
         case Unauthorized():
             return Rendered(UNAUTHORIZED_TEXT)
         case Heard(text=text, confidence=confidence):
