@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from voicecoder.adapters.claude import hide_own_environment
 from voicecoder.domain.ports import Closeable
 
 if TYPE_CHECKING:
+    from voicecoder.adapters.telegram.api import TelegramBotApi
     from voicecoder.bootstrap.container import Container
+    from voicecoder.bootstrap.telegram import Telegram
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,14 @@ async def _closing(close: Callable[[], Awaitable[object]]) -> AsyncIterator[None
                 await close()
             except Exception:
                 log.exception("shutdown: closing failed")
+
+
+@contextlib.asynccontextmanager
+async def bot_api_session(telegram: Telegram) -> AsyncIterator[TelegramBotApi]:
+    """The Bot API client of *telegram* (the chat side built alone), its HTTP session closed on exit."""
+    api = telegram.bot_api()
+    async with _closing(api.close):
+        yield api
 
 
 @contextlib.asynccontextmanager
@@ -96,9 +105,11 @@ async def open_runtime(container: Container, *, inbox: bool = True) -> AsyncIter
         StateStoreError: A database cannot be opened.
         WorkspaceError: The workspace cannot be opened or created.
     """
+    from voicecoder.adapters.claude import hide_own_environment  # noqa: PLC0415 - `webhook …` never runs an agent
+
     hide_own_environment()  # the agent runs as this user: keep /proc/<pid>/environ (the token, …) from it
     async with lifetime(container, bot_api=True, store=True, inbox=inbox, speech=True, workspace=True, agent=True):
         yield container
 
 
-__all__ = ["lifetime", "open_runtime"]
+__all__ = ["bot_api_session", "lifetime", "open_runtime"]
