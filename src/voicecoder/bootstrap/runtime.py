@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from voicecoder.adapters.claude import hide_own_environment
 from voicecoder.domain.ports import Closeable
 
 if TYPE_CHECKING:
@@ -105,8 +106,6 @@ async def open_runtime(container: Container, *, inbox: bool = True) -> AsyncIter
         StateStoreError: A database cannot be opened.
         WorkspaceError: The workspace cannot be opened or created.
     """
-    from voicecoder.adapters.claude import hide_own_environment  # noqa: PLC0415 - `webhook …` never runs an agent
-
     hide_own_environment()  # the agent runs as this user: keep /proc/<pid>/environ (the token, …) from it
     async with lifetime(container, bot_api=True, store=True, inbox=inbox, speech=True, workspace=True, agent=True):
         yield container
