@@ -2,16 +2,15 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from xdist.remote import Producer
 from xdist.scheduler import LoadGroupScheduling
 
+from tests.whisper_replay import RememberingWhisper, ReplayingWhisper
 from voicecoder.adapters.stt.local_whisper import LocalWhisperTranscriber
-from voicecoder.domain.errors import TranscriptionError
-from voicecoder.domain.model import Audio, Transcript
 from voicecoder.entrypoints.gc_tuning import settle_heap
 from voicecoder.simulators.stt import EngineRecognizer
 from voicecoder.testing.postgres_server import PostgresServer, PostgresUnavailableError
@@ -33,7 +32,7 @@ def anyio_backend() -> str:
 
 
 #: Fixtures that hear with the session's Whisper engine (directly, or through the fake speech servers' memo).
-ENGINE_FIXTURES = frozenset({"whisper_base", "engine_recognizer"})
+ENGINE_FIXTURES = frozenset({"whisper_base", "engine_recognizer", "replaying_whisper"})
 #: The modules whose tests use them: `dev.py test` (``--dist loadgroup``) runs them as one unit on one worker.
 WHISPER_MODULES = frozenset(
     {
@@ -104,25 +103,6 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("DISABLE_TELEMETRY", "1")
 
 
-class RememberingWhisper(LocalWhisperTranscriber):
-    """
-    The real adapter; each recognition it makes is also kept by the fake servers' shared recognizer.
-
-    The key is the exact input the engine got (bytes, language, prompt) and the value its own answer, so a fake
-    server later asked the same thing answers what this engine heard, without decoding it a second time.
-    """
-
-    async def recognize(self, audio: Audio, *, language: str | None = None, prompt: str | None = None) -> Transcript:
-        recognizer = EngineRecognizer.shared(self)
-        try:
-            result = await super().recognize(audio, language=language, prompt=prompt)
-        except TranscriptionError as exc:
-            recognizer.remember(audio.data, language, prompt, exc)
-            raise
-        recognizer.remember(audio.data, language, prompt, result)
-        return result
-
-
 @pytest.fixture(scope="session")
 def whisper_base(tmp_path_factory: pytest.TempPathFactory) -> LocalWhisperTranscriber:
     """One faster-whisper base int8 engine for the whole session (joined into a temporary cache), loaded once."""
@@ -163,3 +143,9 @@ def database_url(postgres_server: PostgresServer) -> Iterator[str]:
         postgres_server.start()
     with postgres_server.database() as url:
         yield url
+
+
+@pytest.fixture
+def replaying_whisper(whisper_base: LocalWhisperTranscriber) -> Callable[..., ReplayingWhisper]:
+    """A `ReplayingWhisper` on the session's engine, with the given adapter settings (e.g. ``encoder_windows``)."""
+    return lambda **settings: ReplayingWhisper(whisper_base, **settings)

@@ -14,6 +14,7 @@ from typing import ClassVar
 import aiohttp
 import pytest
 
+from tests.whisper_replay import ReplayingWhisper
 from voicecoder.adapters.stt.assemblyai import AssemblyAITranscriber
 from voicecoder.adapters.stt.deepgram import DeepgramTranscriber
 from voicecoder.adapters.stt.local_whisper import LocalWhisperTranscriber
@@ -93,25 +94,37 @@ class TestLocalWhisperTranscriber(TranscriberContract):
         "malformed_response": "no wire format between the adapter and the engine",
     }
 
+    @pytest.fixture(name="engine")
+    def _engine(self, replaying_whisper: Callable[..., ReplayingWhisper]) -> ReplayingWhisper:
+        """
+        faster-whisper base int8 on the shipped clips, through the real adapter.
+
+        A clip an earlier case already decoded with the same language and prompt (the short clips again in
+        `test_result_fields`, `test_metadata_follows_the_audio` and the calls alone of the concurrency case) is
+        answered with that decode once per case (`ReplayingWhisper`); the calls at once are decoded again.
+        """
+        return replaying_whisper()
+
     @pytest.fixture
-    def transcriber(self, whisper_base: LocalWhisperTranscriber) -> Transcriber:
+    def transcriber(self, engine: ReplayingWhisper) -> Transcriber:
         """faster-whisper base int8 on the shipped clips."""
-        return whisper_base
+        return engine
 
     @pytest.fixture
-    def backend_calls(self, whisper_base: LocalWhisperTranscriber) -> Callable[[], int]:
-        """Engine runs: decoding never starts for refused input."""
-        return lambda: whisper_base.engine_calls
+    def backend_calls(self, engine: ReplayingWhisper) -> Callable[[], int]:
+        """Engine runs (a replayed decode counts): decoding never starts for refused input."""
+        return lambda: engine.engine_calls
 
     @pytest.fixture
-    def received_hints(self, whisper_base: LocalWhisperTranscriber) -> Callable[[], Sequence[str]]:
+    def received_hints(self, engine: ReplayingWhisper) -> Callable[[], Sequence[str]]:
         """The initial prompt (and hotwords) the engine was given last."""
-        return lambda: whisper_base.last_vocabulary
+        return lambda: engine.last_vocabulary
 
     @pytest.fixture
-    def stalled_transcriber(self, whisper_base: LocalWhisperTranscriber) -> Transcriber:
-        """The engine decoding the 40 s note: it is busy for seconds, long enough to be cancelled mid-way."""
-        return whisper_base
+    def stalled_transcriber(self, engine: ReplayingWhisper) -> Transcriber:
+        """The engine decoding the 40 s note, nothing replayed: it is busy for seconds, long enough to be cancelled."""
+        engine.replay = False
+        return engine
 
     @pytest.fixture
     def unavailable_transcriber(self, tmp_path: Path) -> Transcriber:

@@ -2,6 +2,7 @@
 The composition root: the only place that knows which adapter plays which port.
 
 * ``container``: the dependency-injector `Container` and `build_container` (synchronous providers).
+* ``telegram``: the container's chat side (`Telegram`), which `webhook …` builds alone (`build_telegram`).
 * ``runtime``: `open_runtime` and `lifetime`, the one place that opens and closes what the container built.
 * ``embedded``: `open_voicecoder` for your own bot, `for_tests` for tests: the same container, ports given.
 * ``sandbox``: the sandbox's container (agent, speech engine and Bot API URL overridden).

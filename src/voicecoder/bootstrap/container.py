@@ -30,20 +30,18 @@ from voicecoder.adapters.stt.plugins import BUILTIN_PROVIDERS, PluginContext, lo
 from voicecoder.adapters.stt.vocabulary import WorkspaceVocabulary
 from voicecoder.adapters.stt.whisper_window import encoder_windows_named
 from voicecoder.adapters.system_clock import SystemClock
-from voicecoder.adapters.telegram.api import TelegramBotApi
 from voicecoder.adapters.telegram.dispatcher import DispatchStats, UpdateDispatcher
 from voicecoder.adapters.telegram.ingress import KeepWarm, StatelessIngress, TelegramIngress
-from voicecoder.adapters.telegram.messenger import TelegramMessenger
 from voicecoder.adapters.telegram.updates import BOT_COMMANDS, BOT_COMMANDS_WITH_PROJECTS, TelegramUpdateHandler
 from voicecoder.adapters.telegram.webhook import TELEGRAM_NETWORKS, IngressStats, WebhookSettings
 from voicecoder.bootstrap.doctor import RuntimeChecks
 from voicecoder.bootstrap.projects import ProjectWorkspaceSet
+from voicecoder.bootstrap.telegram import Telegram, messaging_of
 from voicecoder.config import Config
 from voicecoder.domain.app import COMMANDS_WITH_PROJECTS, VoiceCoderApp
 from voicecoder.domain.errors import (
     AgentNotInstalledError,
     AgentTimeoutError,
-    ConfigurationError,
     ProviderAuthError,
     VoicecoderError,
 )
@@ -66,10 +64,6 @@ from voicecoder.domain.services import Ports, Settings, VoiceCoder
 from voicecoder.redaction import Redactor
 
 log = logging.getLogger(__name__)
-
-# A token-shaped placeholder so the Bot API client can be built where Telegram is not configured
-# (doctor, tests); any real call with it fails with 401 and says so.
-_NO_TOKEN = "0000000:not-configured-set-TELEGRAM_TOKEN-in-env"  # noqa: S105 - a placeholder, not a secret
 
 
 def _user_ids(ids: frozenset[int]) -> frozenset[UserId]:
@@ -108,37 +102,6 @@ def _tool_policy(config: Config) -> ToolPolicy | None:
         home=str(home),
         private=tuple(str(p.resolve()) for p in private if p is not None and not workspace.is_relative_to(p.resolve())),
     )
-
-
-def _telethon_client(config: Config) -> Any:
-    """The standalone bot's own ``TelegramClient`` (not connected yet; `voicecoder serve` logs it in)."""
-    try:
-        from voicecoder.adapters.telethon.session import bot_client, bot_session  # noqa: PLC0415 - optional extra
-    except ImportError:
-        raise ConfigurationError(
-            "TRANSPORT=telethon needs Telethon: install voicecoder with its telethon extra "
-            "(pip install 'voicecoder[telethon]')."
-        ) from None
-    api_id, api_hash = config.require_mtproto()
-    path = config.telethon_session_path
-    try:
-        session = bot_session(path, config.telethon_session_string)
-    except ValueError as exc:
-        raise ConfigurationError(
-            f"TELETHON_SESSION_STRING is not usable ({exc}). Export one with Telethon's StringSession, or unset it "
-            "to log in with TELEGRAM_TOKEN."
-        ) from None
-    except OSError as exc:
-        raise ConfigurationError(
-            f"The Telethon session file {path} cannot be created ({exc.strerror}): fix TELETHON_SESSION or DATA_DIR."
-        ) from None
-    return bot_client(session, api_id, api_hash)
-
-
-def _telethon_messenger(client: Any) -> Messenger:
-    from voicecoder.adapters.telethon import TelethonMessenger  # noqa: PLC0415 - optional extra
-
-    return TelethonMessenger(client)
 
 
 def _front(config: Config, single: Callable[[], VoiceCoder], router: Callable[[], ProjectRouter]) -> VoiceCoderApp:
@@ -285,28 +248,6 @@ class Speech(containers.DeclarativeContainer):
     code_aware = providers.Singleton(CodeAwareTranscriber, engine)
     transcriber: providers.Provider[Transcriber] = providers.Singleton(
         MeteredTranscriber, inner=code_aware, metrics=metrics, provider=config.name
-    )
-
-
-class Telegram(containers.DeclarativeContainer):
-    """The chat side: the Bot API client or the Telethon client, and the `Messenger` on the chosen one."""
-
-    config = providers.Configuration()
-    settings = providers.Dependency(instance_of=Config)
-    metrics = providers.Dependency(instance_of=Metrics)
-
-    bot_api = providers.Singleton(
-        TelegramBotApi,
-        providers.Callable(lambda c: c.telegram_token or _NO_TOKEN, settings),
-        base_url=settings.provided.telegram_api_base,
-        on_error=metrics.provided.count_telegram_error,
-        secrets=providers.Callable(lambda c: c.secrets(), settings),
-    )
-    telethon_client = providers.Singleton(_telethon_client, settings)
-    messenger = providers.Selector(
-        config.transport,
-        telegram=providers.Singleton(TelegramMessenger, bot_api),
-        telethon=providers.Singleton(_telethon_messenger, telethon_client),
     )
 
 
@@ -497,9 +438,8 @@ def build_container(config: Config) -> Container:
     container = Container()
     container.settings.override(providers.Object(config))
     backend = config.stt_backend if config.stt_backend in BUILTIN_PROVIDERS else "plugin"
-    messaging = "telethon" if config.transport == "telethon" else "telegram"
     container.config.from_dict(
-        {"stt": {"backend": backend, "name": config.stt_backend}, "messaging": {"transport": messaging}}
+        {"stt": {"backend": backend, "name": config.stt_backend}, "messaging": {"transport": messaging_of(config)}}
     )
     container.check_dependencies()
     if backend == "local":

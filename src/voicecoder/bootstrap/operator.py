@@ -1,8 +1,9 @@
 """
 What the operator commands (`voicecoder webhook …`, `voicecoder selftest`) run against Telegram.
 
-The Bot API client, the container and the commands' adapters are imported when a command runs: registering the
-commands with the CLI's parser happens on every `voicecoder` start and needs argparse only.
+The Bot API client and the commands' adapters are imported when a command runs: registering the commands with the
+CLI's parser happens on every `voicecoder` start and needs argparse only. `webhook …` builds the container's chat
+side alone (`voicecoder.bootstrap.telegram`), never the whole container.
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ async def webhook_report(config: Config, args: argparse.Namespace, *, foreign_se
     """
     from voicecoder.adapters.telegram import admin  # noqa: PLC0415 - see the module docstring
     from voicecoder.adapters.telegram.webhook_health import expectation  # noqa: PLC0415
-    from voicecoder.bootstrap.container import build_container  # noqa: PLC0415
-    from voicecoder.bootstrap.runtime import lifetime  # noqa: PLC0415
+    from voicecoder.bootstrap.runtime import bot_api_session  # noqa: PLC0415
+    from voicecoder.bootstrap.telegram import build_telegram  # noqa: PLC0415 - the chat side only, not the container
 
     action = args.webhook_action
     expected = None
@@ -65,9 +66,8 @@ async def webhook_report(config: Config, args: argparse.Namespace, *, foreign_se
             url=config.webhook_url or (args.url if action == "set" else None),
             fixed_ip=config.webhook_ip_address,
         )
-    container = build_container(config)
-    async with lifetime(container, bot_api=True):
-        report = await admin.run_webhook_command(args, container.telegram.bot_api(), expected=expected)
+    async with bot_api_session(build_telegram(config)) as api:
+        report = await admin.run_webhook_command(args, api, expected=expected)
     if action == "set" and foreign_secret:
         report = admin.Report(ok=False, lines=(*report.lines, MISMATCH_WARNING))
     return report

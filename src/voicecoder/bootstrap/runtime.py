@@ -19,7 +19,9 @@ from voicecoder.adapters.claude import hide_own_environment
 from voicecoder.domain.ports import Closeable
 
 if TYPE_CHECKING:
+    from voicecoder.adapters.telegram.api import TelegramBotApi
     from voicecoder.bootstrap.container import Container
+    from voicecoder.bootstrap.telegram import Telegram
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,14 @@ async def _closing(close: Callable[[], Awaitable[object]]) -> AsyncIterator[None
                 await close()
             except Exception:
                 log.exception("shutdown: closing failed")
+
+
+@contextlib.asynccontextmanager
+async def bot_api_session(telegram: Telegram) -> AsyncIterator[TelegramBotApi]:
+    """The Bot API client of *telegram* (the chat side built alone), its HTTP session closed on exit."""
+    api = telegram.bot_api()
+    async with _closing(api.close):
+        yield api
 
 
 @contextlib.asynccontextmanager
@@ -101,4 +111,4 @@ async def open_runtime(container: Container, *, inbox: bool = True) -> AsyncIter
         yield container
 
 
-__all__ = ["lifetime", "open_runtime"]
+__all__ = ["bot_api_session", "lifetime", "open_runtime"]

@@ -3,12 +3,14 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import io
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 
+from tests.whisper_replay import ReplayingWhisper
 from voicecoder.adapters.stt.audio_intake import AudioLimits
 from voicecoder.adapters.stt.code_vocabulary import CODING_CONTEXT
 from voicecoder.adapters.stt.local_whisper import (
@@ -331,11 +333,10 @@ class TestRealDecodes:
 
     @pytest.mark.parametrize("windows", [FULL_WINDOWS, SHORT_WINDOWS], ids=["full", "sized"])
     async def test_language_detected_from_the_decoding_pass(
-        self, whisper_base: LocalWhisperTranscriber, windows: tuple[int, ...]
+        self, replaying_whisper: Callable[..., ReplayingWhisper], windows: tuple[int, ...]
     ) -> None:
         """No language given: the window's one encoder pass tells Spanish and English apart, at 30 s and at 20 s."""
-        engine = LocalWhisperTranscriber(cache_dir=whisper_base.cache_dir, encoder_windows=windows)
-        engine._engine = whisper_base._engine
+        engine = replaying_whisper(encoder_windows=windows)  # the contract decodes the Spanish note alike at 20 s
 
         spanish = await engine.transcribe(voice_clip("es_run_tests.ogg").audio(), TranscriptionHints())
         english = await engine.transcribe(voice_clip("07_show_log.ogg").audio(), TranscriptionHints())
@@ -372,10 +373,16 @@ class TestRealDecodes:
         assert wer(_reference("07_show_log.ogg"), result.text) <= 0.25
         assert result.language == "en"
 
-    async def test_sized_windows_leave_the_guard_alone(self, whisper_base: LocalWhisperTranscriber) -> None:
-        """The ten fixture requests in their 20 s windows: none needs the 30 s decode."""
-        engine = LocalWhisperTranscriber(cache_dir=whisper_base.cache_dir, encoder_windows=SHORT_WINDOWS)
-        engine._engine = whisper_base._engine
+    async def test_sized_windows_leave_the_guard_alone(
+        self, replaying_whisper: Callable[..., ReplayingWhisper]
+    ) -> None:
+        """
+        The ten fixture requests in their 20 s windows: none needs the 30 s decode.
+
+        The contract's short-clip case decodes exactly these (English, no prompt, 20 s windows) on the same engine:
+        after it, each decode is that one, replayed with the re-decodes its guard made.
+        """
+        engine = replaying_whisper(encoder_windows=SHORT_WINDOWS)
         pairs = []
         for name in SHORT_CLIPS:
             result = await engine.transcribe(voice_clip(name).audio(), TranscriptionHints(language="en"))
@@ -383,6 +390,21 @@ class TestRealDecodes:
 
         assert engine.guard_redecodes == 0
         assert corpus_wer(pairs) <= 0.25
+
+    async def test_a_replayed_decode_is_the_engines_own(
+        self, replaying_whisper: Callable[..., ReplayingWhisper]
+    ) -> None:
+        """What `ReplayingWhisper` answers from a record is what the engine answers when it decodes again."""
+        clip = voice_clip("03_run_tests.ogg")
+        earlier = replaying_whisper()
+        recorded = await earlier.transcribe(clip.audio(), clip.hints)  # decoded, or replayed from the contract
+        engine = replaying_whisper()
+
+        replayed = await engine.transcribe(clip.audio(), clip.hints)
+        decoded = await engine.transcribe(clip.audio(), clip.hints)
+
+        assert (engine.replayed, engine.engine_calls) == (1, 2)
+        assert replayed == decoded == recorded
 
 
 @pytest.mark.slow
