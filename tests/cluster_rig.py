@@ -152,7 +152,9 @@ class RoundRobin:
 
 FAKE_CLAUDE = Path(__file__).resolve().parent / "fakes" / "fake_claude.py"
 TOKEN = "7777777:cluster-worker-token-not-a-real-one-abcdef"
-LEASE_TTL = "3"  # long enough that a loaded machine does not lapse a lease by itself
+# Long enough that a loaded machine (load average 13 on 2 cores seen) does not lapse a lease, nor starve a worker
+# past its idle-in-transaction limit (half a lease, ADR 0035), by itself: at 3 s a run lost the heir's lease once.
+LEASE_TTL = "5"
 
 
 def worker_env(bot_api_url: str, host_dir: Path, users: Iterable[int], **extra: str) -> dict[str, str]:

@@ -3,7 +3,7 @@ The chat side of the container: the Bot API client or the Telethon client, and t
 
 A module of its own so that `voicecoder webhook set|info|delete` builds this container alone (`build_telegram`):
 the configuration and the Bot API client, without the speech engines, git, the stores and the agent that
-`voicecoder.bootstrap.container` imports (about 0.4 CPU-s per process, ADR 0036). The full container nests it.
+`voicecoder.bootstrap.container` imports (about 0.4 CPU-s per process, ADR 0038). The full container nests it.
 """
 
 from __future__ import annotations
