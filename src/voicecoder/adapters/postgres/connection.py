@@ -177,9 +177,7 @@ def configure_session(conn: psycopg.Connection[Any], *, idle_in_transaction_s: f
     conn.execute(f"SET idle_in_transaction_session_timeout = {max(1, round(idle_in_transaction_s * 1000))}")
 
 
-def connect(
-    url: str, *, autocommit: bool = False, idle_in_transaction_s: float = IDLE_IN_TRANSACTION_S, **kwargs: Any
-) -> psycopg.Connection[Any]:
+def connect(url: str, *, autocommit: bool = False, **kwargs: Any) -> psycopg.Connection[Any]:
     """
     A connection with bounded connect time, TCP keepalives and the settings of `configure_session`.
 
@@ -205,7 +203,7 @@ def connect(
             "server runs and DATABASE_URL names its host, port, database, user and password."
         ) from None
     try:
-        configure_session(conn, idle_in_transaction_s=idle_in_transaction_s)
+        configure_session(conn)
         if not autocommit:
             conn.commit()
     except psycopg.Error as exc:

@@ -26,6 +26,8 @@ from typing import Any
 
 import attrs
 
+from voicecoder.adapters.stt.speech_spans import RATE
+
 __all__ = [
     "DEFAULT_WINDOWS",
     "FULL_FRAMES",
@@ -58,7 +60,7 @@ DEFAULT_WINDOWS = SHORT_WINDOWS
 #: 16 kHz samples per mel frame (Whisper's hop: 100 frames a second).
 SAMPLES_PER_FRAME = 160
 #: Mel frames a second.
-FRAMES_PER_S = 16_000 // SAMPLES_PER_FRAME
+FRAMES_PER_S = RATE // SAMPLES_PER_FRAME
 #: Silence kept after the speech inside the window (1 s): Whisper is used to hearing a note end.
 MARGIN_FRAMES = 100
 #: Digital silence placed before the speech when the window has room (2 s; less when the speech fills it).
