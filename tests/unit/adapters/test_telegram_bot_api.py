@@ -3,7 +3,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from tests.loopback import free_port
 from voicecoder.adapters.telegram.api import (
     BotCommand,
     InlineKeyboardButton,
@@ -44,13 +44,6 @@ async def _client(api: FakeBotApi) -> AsyncIterator[TelegramBotApi]:
         DEFAULT_TOKEN, base_url=api.base_url, retry=FAST_RETRY, pacing=NO_PACING, timeout=2.0
     ) as client:
         yield client
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 class TestTelegramBotApi:
