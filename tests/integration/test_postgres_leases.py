@@ -76,6 +76,31 @@ def test_one_owner_at_a_time_and_a_new_epoch_on_every_takeover(stores: tuple[Lea
     assert renewed.deadline >= taken.deadline
 
 
+def test_the_lease_pool_connects_like_every_other_connection(
+    stores: tuple[LeaseStore, LeaseStore], database_url: str
+) -> None:
+    """Keepalives notice a dead server (a lease store that hangs on it would hold the lease it can no longer
+    renew); the server sees the same application name and the idle-in-transaction limit of half a lease."""
+    first, _ = stores
+
+    def settings(conn: psycopg.Connection[object]) -> tuple[dict[str, str], str, str]:
+        row = conn.execute("SHOW idle_in_transaction_session_timeout").fetchone()
+        name = conn.execute("SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()").fetchone()
+        assert row is not None
+        assert name is not None
+        return conn.info.get_parameters(), str(row[0]), str(name[0])
+
+    parameters, idle_limit, application = first.run("read the session's settings", settings)
+
+    assert {k: parameters.get(k) for k in ("keepalives", "keepalives_idle", "connect_timeout")} == {
+        "keepalives": "1",
+        "keepalives_idle": "5",
+        "connect_timeout": "5",
+    }
+    assert application == "voicecoder"
+    assert idle_limit == "2s"  # half of the 3 s lease, at least 2 s (ADR 0035)
+
+
 def test_another_host_never_takes_the_workspace(stores: tuple[LeaseStore, LeaseStore], database_url: str) -> None:
     """Leases give safety, not mobility: a free workspace whose tree is on h1 is never taken by h2."""
     elsewhere = LeaseStore(database_url, owner="h2/w", host="h2", ttl_s=TTL)

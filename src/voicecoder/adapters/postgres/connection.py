@@ -20,6 +20,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "configure_session",
     "connect",
+    "connection_options",
     "database_password",
     "migrate",
     "safe_target",
@@ -177,6 +178,19 @@ def configure_session(conn: psycopg.Connection[Any], *, idle_in_transaction_s: f
     conn.execute(f"SET idle_in_transaction_session_timeout = {max(1, round(idle_in_transaction_s * 1000))}")
 
 
+def connection_options() -> dict[str, Any]:
+    """The connection arguments every connection of ours uses, a pool's too: bounded connect time, keepalives."""
+    return {
+        "connect_timeout": _CONNECT_TIMEOUT_S,
+        "tcp_user_timeout": _TCP_USER_TIMEOUT_MS,
+        "application_name": "voicecoder",
+        "keepalives": 1,
+        "keepalives_idle": 5,
+        "keepalives_interval": 2,
+        "keepalives_count": 2,
+    }
+
+
 def connect(url: str, *, autocommit: bool = False, **kwargs: Any) -> psycopg.Connection[Any]:
     """
     A connection with bounded connect time, TCP keepalives and the settings of `configure_session`.
@@ -185,18 +199,7 @@ def connect(url: str, *, autocommit: bool = False, **kwargs: Any) -> psycopg.Con
         StateStoreError: It cannot connect (the message names the server and the fix, never the password).
     """
     try:
-        conn = psycopg.connect(
-            url,
-            autocommit=autocommit,
-            connect_timeout=_CONNECT_TIMEOUT_S,
-            tcp_user_timeout=_TCP_USER_TIMEOUT_MS,
-            application_name="voicecoder",
-            keepalives=1,
-            keepalives_idle=5,
-            keepalives_interval=2,
-            keepalives_count=2,
-            **kwargs,
-        )
+        conn = psycopg.connect(url, autocommit=autocommit, **(connection_options() | kwargs))
     except psycopg.Error as exc:
         raise StateStoreError(
             f"Cannot connect to PostgreSQL at {safe_target(url)}: {scrub(_first_line(exc), url)}. Check that the "

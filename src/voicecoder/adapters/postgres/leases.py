@@ -33,6 +33,7 @@ from voicecoder.adapters.postgres.connection import (
     IDLE_IN_TRANSACTION_S,
     configure_session,
     connect,
+    connection_options,
     migrate,
     safe_target,
     scrub,
@@ -210,7 +211,7 @@ class LeaseStore:
             max_size=4,
             open=True,
             timeout=10.0,
-            kwargs={"autocommit": True, "connect_timeout": 5, "tcp_user_timeout": 10_000},
+            kwargs={"autocommit": True, **connection_options()},
             configure=functools.partial(configure_session, idle_in_transaction_s=self.idle_in_transaction_s),
             name="voicecoder-leases",
         )
