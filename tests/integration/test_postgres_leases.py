@@ -83,7 +83,7 @@ def test_the_lease_pool_connects_like_every_other_connection(
     renew); the server sees the same application name and the idle-in-transaction limit of half a lease."""
     first, _ = stores
 
-    def settings(conn: psycopg.Connection[object]) -> tuple[dict[str, str], str, str]:
+    def settings(conn: psycopg.Connection[tuple[object, ...]]) -> tuple[dict[str, str], str, str]:
         row = conn.execute("SHOW idle_in_transaction_session_timeout").fetchone()
         name = conn.execute("SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()").fetchone()
         assert row is not None
