@@ -26,6 +26,7 @@ Run: ``.venv/bin/python bench/stt_ab.py [--rounds 2] [--clips 50] [--errors] sil
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -94,6 +95,38 @@ class _Generate:
         return self._model.generate(*args, **{**kwargs, **self._extra})
 
 
+def _variant_prompt(settings: dict[str, str], tokenizer: Any, hints: Any, **_: Any) -> str | None:
+    """The engine's prompt built another way (``terms``, ``order``, ``fit``): probes of the hint list's form."""
+    from voicecoder.adapters.stt.code_vocabulary import _CAMEL, hint_prompt  # noqa: PLC0415
+
+    if hints is None or not hints.context:
+        return None
+    said = hints.context.lower()
+    names = [t for t in hints.keyterms if t.strip().lower() not in said]
+    if settings.get("terms") in {"camel", "camelsym"}:  # every name in its spoken form, CamelCase too
+        names = list(
+            dict.fromkeys(_CAMEL.sub(" ", n).lower() if n[:1].isupper() and " " not in n else n for n in names)
+        )
+    if settings.get("terms") in {"symfirst", "camelsym"}:  # multi-word names (symbols) first, single words after
+        names = [n for n in names if " " in n] + [n for n in names if " " not in n]
+    context = hints.context
+    budget = 223  # Whisper keeps only the last 223 tokens of previous text
+
+    def render(chosen: list[str]) -> str:
+        listed = hint_prompt(chosen, max_chars=10_000) or ""
+        if settings.get("order") == "names-first":
+            return f"In this project: {listed} {context}" if listed else context
+        return f"{context} In this project: {listed}" if listed else context
+
+    if settings.get("fit") == "1":  # drop names from the end until the whole prompt fits
+        while names and len(tokenizer.encode(" " + render(names)).ids) > budget:
+            names.pop()
+    elif settings.get("fit") == "front":  # keep the names, drop names from the front (branches, files) instead
+        while names and len(tokenizer.encode(" " + render(names)).ids) > budget:
+            names.pop(0)
+    return render(names)
+
+
 def child(settings: dict[str, str], clips: int) -> dict[str, Any]:
     import anyio  # noqa: PLC0415
 
@@ -117,6 +150,22 @@ def child(settings: dict[str, str], clips: int) -> dict[str, Any]:
         return result
 
     local_whisper.decode_window = recorded  # type: ignore[attr-defined]
+    if "second" in settings:  # a second opinion on a doubtful window: another lead, the likelier decode kept
+        threshold = float(settings.get("lpmin", "-0.55"))
+        other_lead = round(float(settings["second"]) * 100)
+
+        def second_opinion(engine: Any, piece: Any, language: Any, options: Any, frames: int) -> Any:
+            first = recorded(engine, piece, language, options, frames)
+            if first.avg_logprob >= threshold:
+                return first
+            own, whisper_window.LEAD_FRAMES = whisper_window.LEAD_FRAMES, other_lead
+            try:
+                other = recorded(engine, piece, language, options, frames)
+            finally:
+                whisper_window.LEAD_FRAMES = own
+            return other if other.avg_logprob > first.avg_logprob else first
+
+        local_whisper.decode_window = second_opinion  # type: ignore[attr-defined]
     if settings.get("pad") == "floor":  # pad features as OpenAI's Whisper does: the log-mel of digital silence
         import faster_whisper.audio  # noqa: PLC0415
         import numpy as np  # noqa: PLC0415
@@ -149,8 +198,14 @@ def child(settings: dict[str, str], clips: int) -> dict[str, Any]:
         extra["repetition_penalty"] = float(settings["rep"])
     if "ngram" in settings:
         extra["no_repeat_ngram_size"] = int(settings["ngram"])
+    if "patience" in settings:
+        extra["patience"] = float(settings["patience"])
     if extra:
         engine.model = _Generate(engine.model, extra)
+    if {"terms", "order", "fit"} & settings.keys():
+        local_whisper.whisper_prompt = functools.partial(  # type: ignore[attr-defined]
+            _variant_prompt, settings, engine.hf_tokenizer
+        )
     if "gain" in settings:
         import numpy as np  # noqa: PLC0415
 
