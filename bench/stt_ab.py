@@ -18,6 +18,13 @@ mel), ``trim`` (1: ``malloc_trim`` after each note), ``mmap`` (glibc's
 ``MALLOC_MMAP_THRESHOLD_``), ``lead`` (seconds of silence before the speech, `whisper_window.LEAD_FRAMES`,
 or ``centre``) and ``long`` (1: decode the 40 s fixture note first, so a
 sized window's peak RSS includes the 30 s window's buffers, as in ``bench/stt.py``).
+Follow-up 6 added ``patience`` (CTranslate2's beam ``patience``), ``terms`` (``camel``: CamelCase names in the
+prompt in their spoken form too; ``symfirst``: multi-word names first; ``camelsym``: both), ``order``
+(``names-first``: the names before the sample sentences), ``fit`` (``1``: names dropped from the end until the
+whole prompt fits the 223 tokens Whisper keeps of it, which otherwise drops the sentences' start; ``front``:
+names dropped from the front instead; ``words``: one-word names dropped first), and ``second`` (a window whose
+average log-probability is under ``lpmin``, default -0.55, is decoded again with this lead in seconds, or in
+the encoder window ``secwin`` in seconds, and the likelier decode is kept).
 The ``guard`` column counts windows decoded again in 30 s (`whisper_window.implausible`).
 
 Run: ``.venv/bin/python bench/stt_ab.py [--rounds 2] [--clips 50] [--errors] silero:vad=silero energy:vad=energy``.
@@ -121,6 +128,14 @@ def _variant_prompt(settings: dict[str, str], tokenizer: Any, hints: Any, **_: A
     if settings.get("fit") == "1":  # drop names from the end until the whole prompt fits
         while names and len(tokenizer.encode(" " + render(names)).ids) > budget:
             names.pop()
+    elif settings.get("fit") == "words":  # drop one-word names (stems, folders: everyday words) first, from the end
+        while len(tokenizer.encode(" " + render(names)).ids) > budget:
+            single = [i for i, n in enumerate(names) if " " not in n]
+            if not single:
+                while names and len(tokenizer.encode(" " + render(names)).ids) > budget:
+                    names.pop()
+                break
+            names.pop(single[-1])
     elif settings.get("fit") == "front":  # keep the names, drop names from the front (branches, files) instead
         while names and len(tokenizer.encode(" " + render(names)).ids) > budget:
             names.pop(0)
@@ -153,6 +168,7 @@ def child(settings: dict[str, str], clips: int) -> dict[str, Any]:
     if "second" in settings:  # a second opinion on a doubtful window: another lead, the likelier decode kept
         threshold = float(settings.get("lpmin", "-0.55"))
         other_lead = round(float(settings["second"]) * 100)
+        other_frames = round(float(settings.get("secwin", "0")) * 100)  # another encoder window instead (0: same)
 
         def second_opinion(engine: Any, piece: Any, language: Any, options: Any, frames: int) -> Any:
             first = recorded(engine, piece, language, options, frames)
@@ -160,7 +176,7 @@ def child(settings: dict[str, str], clips: int) -> dict[str, Any]:
                 return first
             own, whisper_window.LEAD_FRAMES = whisper_window.LEAD_FRAMES, other_lead
             try:
-                other = recorded(engine, piece, language, options, frames)
+                other = recorded(engine, piece, language, options, other_frames or frames)
             finally:
                 whisper_window.LEAD_FRAMES = own
             return other if other.avg_logprob > first.avg_logprob else first
