@@ -141,23 +141,6 @@ class TestWhisperPrompt:
 
         assert whisper_prompt(hints) == "Show the git log. In this project: parse config, utils."
 
-    def test_identifiers_before_one_word_names(self) -> None:
-        """Names of several words come first, then the one-word names, each in the order given."""
-        hints = TranscriptionHints(
-            keyterms=("develop", "worker", "git", "process batch", "api", "UserRepository", "parse config"),
-            context="Show the git log.",
-        )
-
-        assert whisper_prompt(hints) == (
-            "Show the git log. In this project: process batch, parse config, develop, worker, api, UserRepository."
-        )
-
-    def test_one_word_names_left_out_first_when_the_prompt_is_full(self) -> None:
-        """When the names do not all fit, the identifiers are kept and the last one-word names are left out."""
-        hints = TranscriptionHints(keyterms=("develop", "worker", "process batch", "send request"), context="Hi.")
-
-        assert whisper_prompt(hints, max_chars=40) == "Hi. In this project: process batch, send request, develop."
-
     def test_nothing_to_say(self) -> None:
         """No hints, no prompt: the engine hears the audio alone."""
         assert whisper_prompt(None) is None
