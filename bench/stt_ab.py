@@ -19,12 +19,13 @@ mel), ``trim`` (1: ``malloc_trim`` after each note), ``mmap`` (glibc's
 or ``centre``) and ``long`` (1: decode the 40 s fixture note first, so a
 sized window's peak RSS includes the 30 s window's buffers, as in ``bench/stt.py``).
 Follow-up 6 added ``patience`` (CTranslate2's beam ``patience``), ``terms`` (``camel``: CamelCase names in the
-prompt in their spoken form too; ``symfirst``: multi-word names first; ``camelsym``: both), ``order``
-(``names-first``: the names before the sample sentences), ``fit`` (``1``: names dropped from the end until the
-whole prompt fits the 223 tokens Whisper keeps of it, which otherwise drops the sentences' start; ``front``:
-names dropped from the front instead; ``words``: one-word names dropped first), and ``second`` (a window whose
-average log-probability is under ``lpmin``, default -0.55, is decoded again with this lead in seconds, or in
-the encoder window ``secwin`` in seconds, and the likelier decode is kept).
+prompt in their spoken form too; ``symfirst``: multi-word names first; ``camelsym``: both; ``dotted``: files
+said with their extension, ``worker dot py``), ``order`` (``names-first``: the names before the sample
+sentences), ``fit`` (``1``: names dropped from the end until the whole prompt fits the 223 tokens Whisper keeps
+of it, which otherwise drops the sentences' start; ``front``: names dropped from the front instead; ``words``:
+one-word names dropped first), and ``second`` (a window whose average log-probability is under ``lpmin``,
+default -0.55, is decoded again with this lead in seconds, or in the encoder window ``secwin`` in seconds, and
+the likelier decode is kept).
 The ``guard`` column counts windows decoded again in 30 s (`whisper_window.implausible`).
 
 Run: ``.venv/bin/python bench/stt_ab.py [--rounds 2] [--clips 50] [--errors] silero:vad=silero energy:vad=energy``.
@@ -200,6 +201,17 @@ def child(settings: dict[str, str], clips: int) -> dict[str, Any]:
         encoder_windows=windows,
         hint_mode=settings.get("hint", "prompt"),
     )
+    if settings.get("terms") == "dotted":  # files in the hints as said with their extension: "worker dot py"
+        from voicecoder.adapters.stt import code_aware, code_vocabulary  # noqa: PLC0415
+
+        def dotted(workspace: Any, **kwargs: Any) -> tuple[str, ...]:
+            said = [
+                f"{m['stem']} dot {m['ext']}" if (m := code_vocabulary._EXTENSION.match(n)) and "/" not in n else n
+                for n in workspace
+            ]
+            return code_vocabulary.recognizer_terms(said, **kwargs)
+
+        code_aware.recognizer_terms = dotted  # type: ignore[attr-defined]
     if "context" in settings and settings["context"] != "default":
         aware = CodeAwareTranscriber(whisper, context=CONTEXTS[settings["context"]])
     else:
