@@ -1,11 +1,15 @@
 """
 Generate the speech-to-text corpora of `bench/stt.py`: synthetic voice notes of coding requests.
 
-Two sets, never mixed:
+Three sets, never mixed:
 
 * ``tuning``: the clips recognition settings may be tuned on (50 requests, 10 voices);
 * ``heldout``: the clips the benchmark reports on, kept apart from any tuning (50 requests, 10 voices
-  and variants not used for tuning, 130-190 words per minute).
+  and variants not used for tuning, 130-190 words per minute);
+* ``heldout2``: a second held-apart set written after the first had been reported on many times, from the same
+  recipe (50 new requests, its own project, 10 voices and variants of the same four families none of which the
+  tuning set uses, the same speeds), so there is a set nobody has seen the errors of: the situation of an outside
+  checker with voices and sentences of its own.
 
 Each set has its own synthetic project (file names and function names the requests talk about, plus
 distractors) that `bench/stt.py` materialises as a git workspace, so hints come from the real
@@ -247,6 +251,126 @@ HELDOUT_WORKSPACE: dict[str, Any] = {
 }
 
 
+#: Voices of the second held-out set: none is a tuning voice; the same families as the first held-out set.
+HELDOUT2_VOICES = (
+    "en-us+f2",
+    "en-us+m4",
+    "en-gb+f4",
+    "en-gb+m2",
+    "en-gb-x-rp+f3",
+    "en-gb-x-rp+m1",
+    "en-029+m3",
+    "en-029+f1",
+    "en-us+klatt3",
+    "en-gb+m6",
+)
+HELDOUT2_REQUESTS = (
+    "rename the function run jobs to run pending jobs",
+    "add a timeout to connect in db dot py",
+    "run pytest on test inventory dot py",
+    "show me the git blame for scheduler dot py",
+    "commit the staged changes with the message update schema",
+    "create a branch called feature export",
+    "write a test for the function stock level",
+    "change the log level in settings dot toml",
+    "push the staging branch to origin",
+    "install requests with pip",
+    "add a section about backups to the readme",
+    "delete the function close pool from db dot py",
+    "run make lint",
+    "fix the syntax error in report dot py",
+    "show the diff between main and staging",
+    "add a docstring to the class warehouse",
+    "add pandas to pyproject dot toml",
+    "stash my changes and switch to main",
+    "rebase this branch on main",
+    "make the function send invoice retry twice",
+    "add a unit test for verify signature",
+    "update the changelog for the new release",
+    "revert the last commit in webhooks dot py",
+    "rename the variable count to total in metrics dot py",
+    "run the tests with coverage",
+    "add input validation to add item in inventory dot py",
+    "show the git log for the last week",
+    "open a pull request against staging",
+    "run black on the whole project",
+    "rename the class export job to export task",
+    "delete the branch bugfix timezone",
+    "write a docstring for render template",
+    "move build report into its own module",
+    "set the version to one point two in pyproject dot toml",
+    "install the test dependencies with pip",
+    "check out the staging branch and pull",
+    "add logging to handle event in webhooks dot py",
+    "fix the broken link in the changelog",
+    "raise an error in migrate when the table is missing",
+    "make flush counters run every minute",
+    "run the integration tests for the scheduler",
+    "add a new column to schema dot sql",
+    "remove the unused imports from exporter dot py",
+    "tag the release commit as stable",
+    "open app dot js and fix the click handler",
+    "cherry pick the timezone fix onto main",
+    "add a return type to next run",
+    "split the function build report into smaller parts",
+    "rename the argument path to target in export csv",
+    "list the files that changed today",
+)
+HELDOUT2_WORKSPACE: dict[str, Any] = {
+    "files": [
+        "scheduler.py",
+        "inventory.py",
+        "emailer.py",
+        "db.py",
+        "metrics.py",
+        "report.py",
+        "exporter.py",
+        "webhooks.py",
+        "settings.toml",
+        "pyproject.toml",
+        "schema.sql",
+        "app.js",
+        "Makefile",
+        "CHANGELOG.md",
+        "README.md",
+        ".gitignore",
+        "tests/test_inventory.py",
+        "tests/test_scheduler.py",
+        "docs/setup.md",
+        "scripts/backup.sh",
+    ],
+    "symbols": {
+        "scheduler.py": ["run_jobs", "next_run", "Scheduler"],
+        "inventory.py": ["add_item", "remove_item", "stock_level", "Warehouse"],
+        "emailer.py": ["send_invoice", "render_template"],
+        "db.py": ["connect", "migrate", "close_pool"],
+        "metrics.py": ["record_latency", "flush_counters"],
+        "report.py": ["build_report", "export_csv"],
+        "exporter.py": ["to_json", "ExportJob"],
+        "webhooks.py": ["verify_signature", "handle_event"],
+    },
+    "branches": ["main", "staging", "feature/export", "bugfix/timezone"],
+}
+#: name -> (requests, voices, workspace), in the order they are written.
+SETS: dict[str, tuple[tuple[str, ...], tuple[str, ...], dict[str, Any]]] = {
+    "tuning": (TUNING_REQUESTS, TUNING_VOICES, TUNING_WORKSPACE),
+    "heldout": (HELDOUT_REQUESTS, HELDOUT_VOICES, HELDOUT_WORKSPACE),
+    "heldout2": (HELDOUT2_REQUESTS, HELDOUT2_VOICES, HELDOUT2_WORKSPACE),
+}
+
+
+def check_apart() -> None:
+    """Exit unless no held-out set shares a voice with the tuning set and no two sets share a request."""
+    for name, (requests, voices, _) in SETS.items():
+        if len(set(requests)) != len(requests):
+            sys.exit(f"the {name} set repeats a request")
+        if name != "tuning" and set(voices) & set(TUNING_VOICES):
+            sys.exit(f"the {name} set must not use a tuning voice")
+        for other, (other_requests, _, _) in SETS.items():
+            if other < name and set(requests) & set(other_requests):
+                sys.exit(f"the {other} and {name} sets must not share requests")
+
+
 def ensure_espeak() -> str:
     """The espeak-ng binary, installed from Debian's packages when missing (as root, best effort)."""
     found = shutil.which("espeak-ng")
@@ -332,7 +456,7 @@ def build_set(
         "description": (
             "Tuning clips: recognition settings may be tuned on these."
             if name == "tuning"
-            else "Held-out clips: reported by bench/stt.py, never used to tune anything."
+            else "Held-out clips: reported by bench/stt.py, never used to tune anything; do not read them."
         ),
         "generator": {
             "script": "bench/make_stt_corpus.py",
@@ -397,18 +521,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0] if __doc__ else None)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--contract-clips", action="store_true", help="write the contract's extra clips instead")
-    parser.add_argument("--only", choices=("tuning", "heldout"), help="write only this set")
+    parser.add_argument("--only", choices=tuple(SETS), help="write only this set")
     args = parser.parse_args(argv)
     espeak = ensure_espeak()
     if args.contract_clips:
         contract_clips(espeak)
         return 0
-    if set(TUNING_VOICES) & set(HELDOUT_VOICES) or set(TUNING_REQUESTS) & set(HELDOUT_REQUESTS):
-        sys.exit("the tuning and held-out sets must not share voices or requests")
-    if args.only in {None, "tuning"}:
-        build_set(espeak, args.out, "tuning", TUNING_REQUESTS, TUNING_VOICES, TUNING_WORKSPACE)
-    if args.only in {None, "heldout"}:
-        build_set(espeak, args.out, "heldout", HELDOUT_REQUESTS, HELDOUT_VOICES, HELDOUT_WORKSPACE)
+    check_apart()
+    for name, (requests, voices, workspace) in SETS.items():
+        if args.only in {None, name}:
+            build_set(espeak, args.out, name, requests, voices, workspace)
     return 0
 
 

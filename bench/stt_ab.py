@@ -18,6 +18,14 @@ mel), ``trim`` (1: ``malloc_trim`` after each note), ``mmap`` (glibc's
 ``MALLOC_MMAP_THRESHOLD_``), ``lead`` (seconds of silence before the speech, `whisper_window.LEAD_FRAMES`,
 or ``centre``) and ``long`` (1: decode the 40 s fixture note first, so a
 sized window's peak RSS includes the 30 s window's buffers, as in ``bench/stt.py``).
+Follow-up 6 added ``patience`` (CTranslate2's beam ``patience``), ``terms`` (``camel``: CamelCase names in the
+prompt in their spoken form too; ``symfirst``: multi-word names first; ``camelsym``: both; ``dotted``: files
+said with their extension, ``worker dot py``), ``order`` (``names-first``: the names before the sample
+sentences), ``fit`` (``1``: names dropped from the end until the whole prompt fits the 223 tokens Whisper keeps
+of it, which otherwise drops the sentences' start; ``front``: names dropped from the front instead; ``words``:
+one-word names dropped first), and ``second`` (a window whose average log-probability is under ``lpmin``,
+default -0.55, is decoded again with this lead in seconds, or in the encoder window ``secwin`` in seconds, and
+the likelier decode is kept).
 The ``guard`` column counts windows decoded again in 30 s (`whisper_window.implausible`).
 
 Run: ``.venv/bin/python bench/stt_ab.py [--rounds 2] [--clips 50] [--errors] silero:vad=silero energy:vad=energy``.
@@ -26,6 +34,7 @@ Run: ``.venv/bin/python bench/stt_ab.py [--rounds 2] [--clips 50] [--errors] sil
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -94,6 +103,46 @@ class _Generate:
         return self._model.generate(*args, **{**kwargs, **self._extra})
 
 
+def _variant_prompt(settings: dict[str, str], tokenizer: Any, hints: Any, **_: Any) -> str | None:
+    """The engine's prompt built another way (``terms``, ``order``, ``fit``): probes of the hint list's form."""
+    from voicecoder.adapters.stt.code_vocabulary import _CAMEL, hint_prompt  # noqa: PLC0415
+
+    if hints is None or not hints.context:
+        return None
+    said = hints.context.lower()
+    names = [t for t in hints.keyterms if t.strip().lower() not in said]
+    if settings.get("terms") in {"camel", "camelsym"}:  # every name in its spoken form, CamelCase too
+        names = list(
+            dict.fromkeys(_CAMEL.sub(" ", n).lower() if n[:1].isupper() and " " not in n else n for n in names)
+        )
+    if settings.get("terms") in {"symfirst", "camelsym"}:  # multi-word names (symbols) first, single words after
+        names = [n for n in names if " " in n] + [n for n in names if " " not in n]
+    context = hints.context
+    budget = 223  # Whisper keeps only the last 223 tokens of previous text
+
+    def render(chosen: list[str]) -> str:
+        listed = hint_prompt(chosen, max_chars=10_000) or ""
+        if settings.get("order") == "names-first":
+            return f"In this project: {listed} {context}" if listed else context
+        return f"{context} In this project: {listed}" if listed else context
+
+    if settings.get("fit") == "1":  # drop names from the end until the whole prompt fits
+        while names and len(tokenizer.encode(" " + render(names)).ids) > budget:
+            names.pop()
+    elif settings.get("fit") == "words":  # drop one-word names (stems, folders: everyday words) first, from the end
+        while len(tokenizer.encode(" " + render(names)).ids) > budget:
+            single = [i for i, n in enumerate(names) if " " not in n]
+            if not single:
+                while names and len(tokenizer.encode(" " + render(names)).ids) > budget:
+                    names.pop()
+                break
+            names.pop(single[-1])
+    elif settings.get("fit") == "front":  # keep the names, drop names from the front (branches, files) instead
+        while names and len(tokenizer.encode(" " + render(names)).ids) > budget:
+            names.pop(0)
+    return render(names)
+
+
 def child(settings: dict[str, str], clips: int) -> dict[str, Any]:
     import anyio  # noqa: PLC0415
 
@@ -117,6 +166,23 @@ def child(settings: dict[str, str], clips: int) -> dict[str, Any]:
         return result
 
     local_whisper.decode_window = recorded  # type: ignore[attr-defined]
+    if "second" in settings:  # a second opinion on a doubtful window: another lead, the likelier decode kept
+        threshold = float(settings.get("lpmin", "-0.55"))
+        other_lead = round(float(settings["second"]) * 100)
+        other_frames = round(float(settings.get("secwin", "0")) * 100)  # another encoder window instead (0: same)
+
+        def second_opinion(engine: Any, piece: Any, language: Any, options: Any, frames: int) -> Any:
+            first = recorded(engine, piece, language, options, frames)
+            if first.avg_logprob >= threshold:
+                return first
+            own, whisper_window.LEAD_FRAMES = whisper_window.LEAD_FRAMES, other_lead
+            try:
+                other = recorded(engine, piece, language, options, other_frames or frames)
+            finally:
+                whisper_window.LEAD_FRAMES = own
+            return other if other.avg_logprob > first.avg_logprob else first
+
+        local_whisper.decode_window = second_opinion  # type: ignore[attr-defined]
     if settings.get("pad") == "floor":  # pad features as OpenAI's Whisper does: the log-mel of digital silence
         import faster_whisper.audio  # noqa: PLC0415
         import numpy as np  # noqa: PLC0415
@@ -135,6 +201,17 @@ def child(settings: dict[str, str], clips: int) -> dict[str, Any]:
         encoder_windows=windows,
         hint_mode=settings.get("hint", "prompt"),
     )
+    if settings.get("terms") == "dotted":  # files in the hints as said with their extension: "worker dot py"
+        from voicecoder.adapters.stt import code_aware, code_vocabulary  # noqa: PLC0415
+
+        def dotted(workspace: Any, **kwargs: Any) -> tuple[str, ...]:
+            said = [
+                f"{m['stem']} dot {m['ext']}" if (m := code_vocabulary._EXTENSION.match(n)) and "/" not in n else n
+                for n in workspace
+            ]
+            return code_vocabulary.recognizer_terms(said, **kwargs)
+
+        code_aware.recognizer_terms = dotted  # type: ignore[attr-defined]
     if "context" in settings and settings["context"] != "default":
         aware = CodeAwareTranscriber(whisper, context=CONTEXTS[settings["context"]])
     else:
@@ -149,8 +226,14 @@ def child(settings: dict[str, str], clips: int) -> dict[str, Any]:
         extra["repetition_penalty"] = float(settings["rep"])
     if "ngram" in settings:
         extra["no_repeat_ngram_size"] = int(settings["ngram"])
+    if "patience" in settings:
+        extra["patience"] = float(settings["patience"])
     if extra:
         engine.model = _Generate(engine.model, extra)
+    if {"terms", "order", "fit"} & settings.keys():
+        local_whisper.whisper_prompt = functools.partial(  # type: ignore[attr-defined]
+            _variant_prompt, settings, engine.hf_tokenizer
+        )
     if "gain" in settings:
         import numpy as np  # noqa: PLC0415
 

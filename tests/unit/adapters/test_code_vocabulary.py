@@ -54,6 +54,31 @@ class TestSpokenForms:
         assert apply_spoken_forms("open other.py.py", names) == "open other.py.py"
         assert apply_spoken_forms("open main.py.txt", names) == "open main.py.txt"
 
+    def test_misheard_extension_of_a_workspace_file(self) -> None:
+        """A workspace file's stem heard with a near-miss of its extension is that file."""
+        names = (*NAMES, "api.py", "requirements.txt")
+
+        assert apply_spoken_forms("Rename data to payload in API.poi.", names) == "Rename data to payload in api.py."
+        assert apply_spoken_forms("update requirements.dxt with flask", names) == "update requirements.txt with flask"
+        assert apply_spoken_forms("lint utils dot pie", names) == "lint utils.py"
+
+    def test_misheard_extension_leaves_real_names_alone(self) -> None:
+        """New names, real extensions, ambiguous stems and ordinary English keep what was heard."""
+        names = (*NAMES, "api.py", "api.md", "config.json", "notes.txt")
+
+        # A real extension is another file the user may mean (or is creating), not a mishearing.
+        assert apply_spoken_forms("create config.js and main.pyi", names) == "create config.js and main.pyi"
+        assert apply_spoken_forms("rename main.py to main.rs", names) == "rename main.py to main.rs"
+        # Two files share the stem: which one was meant is not the post-pass's to decide.
+        assert apply_spoken_forms("open api.poi", names) == "open api.poi"
+        # A stem the workspace has no file for is a new name.
+        assert apply_spoken_forms("create billing.poi", names) == "create billing.poi"
+        # Far from the extension, part of a longer dotted name, or ordinary words and numbers.
+        assert apply_spoken_forms("the notes dot point is", names) == "the notes dot point is"
+        assert apply_spoken_forms("open main.poi.txt", names) == "open main.poi.txt"
+        assert apply_spoken_forms("e.g. version 1.2 of the main idea", names) == "e.g. version 1.2 of the main idea"
+        assert apply_spoken_forms("Take notes. Then stop.", names) == "Take notes. Then stop."
+
     def test_read_me_after_a_determiner(self) -> None:
         """ "the read me" is the README when the workspace has one; "read me" as ordinary English is not."""
         assert apply_spoken_forms("Fix the typo in the read me.", NAMES) == "Fix the typo in the README."

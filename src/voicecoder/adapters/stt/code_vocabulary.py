@@ -74,6 +74,16 @@ _README_FILE = re.compile(r"^(?P<stem>readme)(?:\.[A-Za-z0-9]{1,6})?$", re.IGNOR
 _SPOKEN_README = re.compile(r"\b(?P<det>the|a|this|that|our|your|my)\s+read[\s-]+me\b", re.IGNORECASE)
 _EXTENSION = re.compile(r"^(?P<stem>[^.].*?)\.(?P<ext>[A-Za-z0-9]{1,6})$")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+#: Extensions files are named with: a heard extension among these is what was said, never taken for a mishearing.
+_KNOWN_EXTENSIONS = frozenset(
+    "py pyi pyw pyx js jsx ts tsx mjs cjs json md rst txt toml yaml yml cfg ini conf env sh bash zsh ps1 bat sql "  # noqa: SIM905
+    "html htm css scss sass less xml csv tsv lock go rs rb java kt c h cc cpp hpp cs php swift lua pl r "
+    "log po mo ipynb svg png jpg jpeg gif pdf zip gz tar bin dat db".split()
+)
+#: A file name as heard: one word, then "." or " dot ", then a short extension that does not go on (``api.poi``).
+_HEARD_FILE = re.compile(
+    r"(?<![.\w])(?P<stem>[A-Za-z0-9][\w-]*)(?:\s+dot\s+|\.)(?P<ext>[A-Za-z]{1,5})\b(?!\.?\w)", re.IGNORECASE
+)
 _SEPARATORS = re.compile(r"[_\-/]+")
 
 
@@ -148,6 +158,48 @@ def _pattern(name: str) -> str | None:
     return r"\b" + sep.join(map(re.escape, words)) if len(words) > 1 else None
 
 
+def _edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions) between two short strings."""
+    row = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, 1):
+        previous, row[0] = row[0], i
+        for j, char_b in enumerate(b, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (char_a != char_b))
+    return row[-1]
+
+
+def _near_extension(heard: str, ext: str) -> bool:
+    """Whether *heard* is a mishearing of the extension *ext* (``poi``/``pi`` for ``py``, ``dxt`` for ``txt``)."""
+    heard, ext = heard.lower(), ext.lower()
+    if heard == ext or heard in _KNOWN_EXTENSIONS:
+        return False
+    distance = _edit_distance(heard, ext)
+    return distance == 1 or (distance == 2 and heard[0] == ext[0])
+
+
+def _misheard_extensions(text: str, names: Iterable[str]) -> str:
+    """
+    A workspace file's stem heard with a near-miss of its extension (``API.poi``) becomes that file (``api.py``).
+
+    Only when exactly one workspace file has that stem, and the heard extension is no extension files are named
+    with (``config.js`` beside a ``config.json`` is a different file someone may mean).
+    """
+    files: dict[str, list[str]] = {}
+    for name in names:
+        match = _EXTENSION.match(name)
+        if match and "/" not in name:
+            files.setdefault(match["stem"].lower(), []).append(name)
+
+    def rewrite(heard: re.Match[str]) -> str:
+        found = files.get(heard["stem"].lower(), [])
+        if len(found) != 1:
+            return heard[0]
+        ext = _EXTENSION.match(found[0])["ext"]  # type: ignore[index]
+        return found[0] if _near_extension(heard["ext"], ext) else heard[0]
+
+    return _HEARD_FILE.sub(rewrite, text) if files else text
+
+
 def _parked(park: Callable[[str], str], name: str, _match: re.Match[str]) -> str:
     return park(name)
 
@@ -162,6 +214,8 @@ def apply_spoken_forms(text: str, names: Iterable[str]) -> str:
     * the words of a multi-word identifier (``parse config``) become the identifier (``parse_config``), if the
       workspace defines it;
     * a file name heard with its extension repeated (``api.py.py``) loses the repeats;
+    * a file's stem heard with a near-miss of its extension (``API.poi``, ``requirements.dxt``) is that file, if
+      the workspace has exactly one file with that stem and the heard extension is not a real one (`_KNOWN_EXTENSIONS`);
     * "the read me" (after a determiner only) becomes "the README" when the workspace has a README file.
 
     Longer names are tried first, and a rewritten name is never rewritten again.
@@ -176,6 +230,7 @@ def apply_spoken_forms(text: str, names: Iterable[str]) -> str:
         parked.append(name)
         return f"\x00{len(parked) - 1}\x00"
 
+    text = _misheard_extensions(text, candidates)
     readme = next((n for n in candidates if _README_FILE.match(n)), None)
     if readme is not None:
         # "the read me" is only ever the file; "read me the log" (no determiner before it) is left alone.
