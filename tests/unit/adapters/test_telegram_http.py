@@ -255,6 +255,29 @@ class TestJsonHttpClient:
         assert echo.peers[0] == echo.peers[1]
         assert echo.peers[2] != echo.peers[1]
 
+    async def test_each_request_on_a_kept_alive_connection_has_its_own_deadline(self) -> None:
+        """
+        An earlier request's shorter limit never cuts a later one short, and a later one still fails at its own.
+
+        The connection times its requests with one timer that outlives them (it is not cancelled per request).
+        """
+        echo = Echo()
+        loop = asyncio.get_running_loop()
+        async with aiohttp_server(echo.app) as port:
+            client = JsonHttpClient(f"http://127.0.0.1:{port}")
+            await client.post("/fast", b"{}", time_limit=0.1)
+            status, _, _ = await client.post("/slow", b'{"sleep": 0.3}', time_limit=5)  # outlives the 0.1 s
+            await client.post("/fast", b"{}", time_limit=0.1)
+            started = loop.time()
+            with pytest.raises(TimeoutError):
+                await client.post("/slower", b'{"sleep": 3}', time_limit=0.5)
+            waited = loop.time() - started
+            await client.aclose()
+
+        assert status == 200
+        assert echo.peers[0] == echo.peers[1] == echo.peers[2] == echo.peers[3]
+        assert waited >= 0.5
+
     async def test_connection_refused_is_an_oserror(self) -> None:
         """Nothing listening: OSError (the caller's 'network error')."""
 
