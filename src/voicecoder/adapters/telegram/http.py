@@ -305,7 +305,7 @@ class JsonHttpClient:
         if connection is not None:  # the usual case under load: no waiting, so the exchange alone has the deadline
             async with self._slots:
                 return await self._exchange(connection, request, asyncio.get_running_loop().time() + time_limit)
-        async with self._slots, asyncio.timeout(time_limit):
+        async with asyncio.timeout(time_limit), self._slots:  # the limit covers the wait for a free connection too
             connection = self._idle_connection() or await self._new_connection()
             return await self._exchange(connection, request, None)
 
