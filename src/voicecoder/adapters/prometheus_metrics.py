@@ -76,7 +76,7 @@ class UpdateCounts(Collector):
     ``voicecoder_updates_total`` by outcome and ``voicecoder_update_processing_seconds``, as plain numbers.
 
     A prometheus_client ``Counter.inc`` or ``Histogram.observe`` takes a lock per value and the histogram scans
-    its buckets; with two or three of them per update that was ~2.4 µs of the busy event loop's CPU per update
+    its buckets; with three of them per update that was ~2 µs of the busy event loop's CPU per update
     (ADR 0041). Here an outcome is one dict update and an observation a bisection, on the event loop's thread
     only; :meth:`collect` renders the same samples a Counter with an ``outcome`` label and a Histogram would,
     ``_created`` series included (when prometheus_client exports them).
