@@ -32,8 +32,21 @@ _PATTERNS = (
     re.compile(r"\bsk-(?:proj-)?[A-Za-z0-9_-]{20,}"),  # OpenAI-style
     re.compile(r"(?i)(authorization:\s*(?:token|bearer)\s+)[^\s\"']+"),
 )
-_MAYBE_PATTERN = re.compile(r"\d{5}(?::|%3[Aa])|sk-|(?i:authorization)")
-"""A part every one of `_PATTERNS` must contain: text without one cannot match any, so they need not scan it."""
+_MAYBE_TOKEN = re.compile(r"\d{5}(?::|%3[Aa])[A-Za-z0-9_-]{30}")
+_MAYBE_AUTHORIZATION = re.compile(r"(?i:authorization)")
+
+
+def _maybe_pattern(text: str) -> bool:
+    """
+    Whether *text* holds a part every one of `_PATTERNS` must contain; without one it cannot match any.
+
+    The token's part goes on to the 30 characters after the colon: a log line's lane (``100012:message``) has a
+    chat id and a colon too, and with the colon alone every line of a chat with a 5-digit id paid for the four
+    scans. Three searches, cheapest first, cost less than one search for three alternatives (5.4 µs on that line).
+    """
+    return "sk-" in text or _MAYBE_TOKEN.search(text) is not None or _MAYBE_AUTHORIZATION.search(text) is not None
+
+
 _GUESSES = (
     re.compile(
         r"(?i)((?:api[_-]?key|auth[_-]?token|token|secret|password|authorization|bearer)[\"']?\s*[:=]?\s*[\"']?)"
@@ -82,7 +95,7 @@ class Redactor:
                 text = text.replace(form, self._placeholder)
         # A log line is redacted as it is written, so most text has none of the shapes: one search says so,
         # instead of a scan per shape. A text without a part the search looks for is left as every scan left it.
-        if self._patterns and _MAYBE_PATTERN.search(text) is not None:
+        if self._patterns and _maybe_pattern(text):
             for pattern in self._patterns:
                 text = pattern.sub(self._keep_prefix, text)
         for pattern in self._guesses:

@@ -10,6 +10,7 @@ one line, is in test_serve_startup.py.)
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import time
@@ -20,6 +21,7 @@ from typing import Any
 import aiohttp
 import anyio
 import pytest
+from anyio.streams.buffered import BufferedByteReceiveStream
 
 from tests.ingress_rig import (
     ALLOWED,
@@ -157,6 +159,41 @@ class TestMalformedHttp:
 
         assert (status, logs.lines()) == (400, [])
         assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.WARNING]
+
+
+class TestBodies:
+    """How a body arrives does not change what is stored: in one packet with its head, in pieces, compressed."""
+
+    async def test_a_body_in_pieces_or_compressed_is_stored_as_sent(self, tmp_path: Path) -> None:
+        """
+        A body still arriving when the handler starts (sent in two writes with a pause) is read to its end, and a
+        gzip body is stored decompressed; both are acked and stored byte for byte as the update's JSON.
+        """
+        pieces = json.dumps(message_update(31)).encode()
+        packed = json.dumps(message_update(32)).encode()
+        async with running_ingress(tmp_path) as ingress:
+            async with await anyio.connect_tcp("127.0.0.1", ingress.port) as stream:
+                head = b"".join(
+                    (
+                        b"POST " + PATH.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n",
+                        b"".join(name + b": " + value + b"\r\n" for name, value in JSON_HEADERS),
+                        b"Content-Length: " + str(len(pieces)).encode() + b"\r\nConnection: close\r\n\r\n",
+                    )
+                )
+                await stream.send(head + pieces[:10])
+                await anyio.sleep(0.2)  # the handler runs meanwhile and finds the body incomplete
+                await stream.send(pieces[10:])
+                answer = await BufferedByteReceiveStream(stream).receive_until(b"\r\n", 1024)
+            http = RawHttp(ingress.port)
+            gzipped = await http.post(PATH, [*JSON_HEADERS, (b"Content-Encoding", b"gzip")], gzip.compress(packed))
+            await http.aclose()
+            first, second = await ingress.inbox.get(31), await ingress.inbox.get(32)
+
+        assert answer.startswith(b"HTTP/1.1 200")
+        assert gzipped == 200
+        assert first is not None
+        assert second is not None
+        assert (first.body, second.body) == (pieces, packed)
 
 
 class TestShapeChecks:

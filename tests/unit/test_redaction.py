@@ -90,7 +90,7 @@ _PIECES = st.sampled_from(
     [
         "12345", "987654321", ":", "%3A", "%3a", "%3", "AAE-unconfigured_token_of_another_bot1_xyz", "sk-", "ant-",
         "proj-", "abcdefghijklmnopqrstuvwxyz", "Authorization", "AUTHORIZATION", "authorizatio", ": ", "Bearer ",
-        "token ", " ", "\n", "'", '"', "lane=chat:100012", "duration_ms=12.3", "İ", "ı", "٣٤٥٦٧",
+        "token ", " ", "\n", "'", '"', "lane=chat:100012", "lane=100012:message", "duration_ms=12.3", "İ", "ı", "٣٤٥٦٧",
         "12345:AAE-unconfigured_token_of_another_bot1_xyz", "x12345%3aAAE-unconfigured_token_of_a",
         "sk-abcdefghijklmnopqrstuvwxyz", "sk-ant-abcdefghijklmnop", "authorization: BEARER x.y",
     ]
@@ -109,6 +109,8 @@ def _every_shape_scanned(text: str, placeholder: str) -> str:
 @example(text="id 12345:AAE-unconfigured_token_of_another_bot1_xyz!")
 @example(text="12345%3AAAE-unconfigured_token_of_another_bot1_xyz")
 @example(text="key sk-ant-abcdefghijklmnop")
+@example(text="update processed lane=100012:message duration_ms=12.3")
+@example(text="12345:abcdefghijklmnopqrstuvwxyz0123 and 12345:abcdefghijklmnopqrstuvwxyz012")
 @example(text="key sk-proj-abcdefghijklmnopqrstuvwxyz")
 @example(text="AuThOrIzAtIoN:\tToKeN abc.def")
 def test_the_one_search_before_the_shapes_changes_no_text(text: str) -> None:

@@ -171,6 +171,36 @@ class TestJsonHttpClient:
         assert [a[0] for a in answers] == [200] * 6
         assert len(set(echo.peers)) == 2
 
+    async def test_a_call_that_gives_up_waiting_for_a_connection_takes_no_slot(self) -> None:
+        """
+        Past its limit while every connection is busy: TimeoutError; cancelled while waiting: gone. Neither keeps
+        a slot, and the limit counts the wait for a connection (it is the time to an answer).
+
+        Afterwards two calls still run at once on a limit of two (with a slot kept, the second would wait for the
+        first and reuse its connection), and a third still waits (with a slot handed out twice, it would not).
+        """
+        echo = Echo()
+        async with aiohttp_server(echo.app) as port:
+            client = JsonHttpClient(f"http://127.0.0.1:{port}", max_connections=2)
+            slow = [asyncio.create_task(client.post("/slow", b'{"sleep": 0.3}', time_limit=5)) for _ in range(2)]
+            while len(echo.peers) < 2:
+                await asyncio.sleep(0.01)
+            cancelled = asyncio.create_task(client.post("/cancelled", b"{}", time_limit=5))
+            await asyncio.sleep(0)
+            cancelled.cancel()
+            with pytest.raises(TimeoutError):
+                await client.post("/late", b"{}", time_limit=0.05)
+            answers = [await task for task in slow]
+            with pytest.raises(asyncio.CancelledError):
+                await cancelled
+            seen = len(echo.peers)
+            after = await asyncio.gather(*(client.post("/x", b'{"sleep": 0.2}', time_limit=5) for _ in range(3)))
+            await client.aclose()
+
+        assert [a[0] for a in [*answers, *after]] == [200] * 5
+        assert seen == 2  # neither the cancelled nor the late call reached the server
+        assert len(set(echo.peers[seen:])) == 2  # three calls, two connections, two at a time
+
     async def test_stale_idle_connection_is_not_reused(self) -> None:
         """A connection idle longer than max_idle_s is closed and replaced (the server may have dropped it)."""
         echo = Echo()
@@ -254,6 +284,29 @@ class TestJsonHttpClient:
         assert status == 200
         assert echo.peers[0] == echo.peers[1]
         assert echo.peers[2] != echo.peers[1]
+
+    async def test_each_request_on_a_kept_alive_connection_has_its_own_deadline(self) -> None:
+        """
+        An earlier request's shorter limit never cuts a later one short, and a later one still fails at its own.
+
+        The connection times its requests with one timer that outlives them (it is not cancelled per request).
+        """
+        echo = Echo()
+        loop = asyncio.get_running_loop()
+        async with aiohttp_server(echo.app) as port:
+            client = JsonHttpClient(f"http://127.0.0.1:{port}")
+            await client.post("/fast", b"{}", time_limit=0.1)
+            status, _, _ = await client.post("/slow", b'{"sleep": 0.3}', time_limit=5)  # outlives the 0.1 s
+            await client.post("/fast", b"{}", time_limit=0.1)
+            started = loop.time()
+            with pytest.raises(TimeoutError):
+                await client.post("/slower", b'{"sleep": 3}', time_limit=0.5)
+            waited = loop.time() - started
+            await client.aclose()
+
+        assert status == 200
+        assert echo.peers[0] == echo.peers[1] == echo.peers[2] == echo.peers[3]
+        assert waited >= 0.5
 
     async def test_connection_refused_is_an_oserror(self) -> None:
         """Nothing listening: OSError (the caller's 'network error')."""

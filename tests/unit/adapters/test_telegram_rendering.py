@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from tests.unit.adapters.telegram_samples import (
@@ -13,6 +13,7 @@ from tests.unit.adapters.telegram_samples import (
     make_diff,
     overlap_diff,
 )
+from voicecoder.adapters.telegram.html_text import html_to_text
 from voicecoder.adapters.telegram.messenger import (
     callback_data,
     esc,
@@ -221,6 +222,31 @@ class TestSplitHtml:
         assert parts[1].startswith('<pre><code class="language-diff">')
         assert parts[0].endswith("</code></pre>")
         assert "".join(parse_telegram_html(p)[0] for p in parts) == "Diff\n" + "x < y\n" * 30
+
+    @given(
+        source=st.lists(
+            st.sampled_from(
+                [" ", "\n", "\xa0", "\u2003", "\u200b", "<b>", "</b>", "<a href='x'>", "<", ">", "<b", "&nbsp;",
+                 "&#32;", "&#x20;", "&amp;", "&am", "p;", "&", "x", "é", "😀", "<i>&#32;</i>"]
+            ),
+            max_size=12,
+        ).map("".join),
+        limit=st.sampled_from([3, 20, 4096]),
+    )  # fmt: skip
+    @example(source="<b> </b>", limit=20)
+    @example(source="<i>&#32;</i>\n", limit=20)
+    @example(source=" &nbsp;x", limit=20)
+    @example(source="<b>x</b>", limit=20)
+    @example(source="<b", limit=20)
+    def test_a_short_reply_is_kept_or_dropped_as_its_visible_text_says(self, source: str, limit: int) -> None:
+        """
+        The check for short replies (its first visible character, not all its visible text) keeps what shows
+        something and drops what shows only blanks, tags and entities that decode to spaces included.
+        """
+        visible = html_to_text(source)
+        assume(len(visible.encode("utf-16-le")) // 2 <= limit)
+
+        assert split_html(source, limit) == ([source] if visible.strip() else [])
 
     def test_never_cuts_inside_an_entity(self) -> None:
         """Entities like &amp; stay whole and count as one character."""

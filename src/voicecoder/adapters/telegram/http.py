@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import math
 import ssl
 import time
 from typing import cast
@@ -45,6 +46,14 @@ class _Connection(asyncio.Protocol):
         self._head: tuple[int, dict[str, str]] | None = None
         self._body_at = 0
         self._closed = False
+        # The exchange in progress must be answered by *_deadline*. One timer per connection checks it lazily: a
+        # request that finishes leaves the timer armed, and when it fires it either fails the exchange in progress
+        # (whose deadline has come) or re-arms for that exchange's later deadline. Under load that is one timer per
+        # connection per time limit instead of ``call_at`` and ``cancel`` per request, which also kept the loop
+        # rebuilding its heap of cancelled timers.
+        self._deadline: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
 
     # --- asyncio.Protocol ------------------------------------------------------------------------
 
@@ -65,6 +74,7 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self.reusable = False
+        self._disarm()
         if self._waiter is not None and not self._waiter.done():
             head = self._head
             if (
@@ -97,21 +107,47 @@ class _Connection(asyncio.Protocol):
         self._waiter = loop.create_future()
         self._buffer.clear()
         self._head = None
-        # One timer on the loop is about half the CPU of an asyncio.timeout() block around the await.
-        expiry = None if deadline is None else loop.call_at(deadline, self._expire)
+        self._deadline = deadline
+        if deadline is not None and deadline < self._timer_at:
+            self._arm(loop, deadline)
         self.transport.write(request)
         try:
             return await self._waiter
         finally:
-            if expiry is not None:
-                expiry.cancel()
             self._waiter = None
+            self._deadline = None
             self.idle_since = time.monotonic()
 
     def close(self) -> None:
         self.reusable = False
+        self._disarm()
         if self.transport is not None:
             self.transport.close()
+
+    # --- the deadline ----------------------------------------------------------------------------
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, at: float) -> None:
+        self._disarm()
+        self._timer = loop.call_at(at, self._on_timer, at)
+        self._timer_at = at
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = math.inf
+
+    def _on_timer(self, at: float) -> None:
+        """The loop's clock reached *at*: fail the exchange in progress if its deadline came, else wait for it."""
+        self._timer = None
+        self._timer_at = math.inf
+        deadline = self._deadline
+        if self._waiter is None or deadline is None:
+            return  # idle, or an exchange without a deadline: nothing to time
+        if deadline <= at:
+            self._fail(TimeoutError("no complete answer from the server in time"))
+        else:
+            self._arm(asyncio.get_running_loop(), deadline)
 
     # --- parsing ---------------------------------------------------------------------------------
 
@@ -158,9 +194,6 @@ class _Connection(asyncio.Protocol):
         assert self._head is not None
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result((self._head[0], self._head[1], body))
-
-    def _expire(self) -> None:
-        self._fail(TimeoutError("no complete answer from the server in time"))
 
     def _fail(self, exc: Exception) -> None:
         self.close()
@@ -272,7 +305,7 @@ class JsonHttpClient:
         if connection is not None:  # the usual case under load: no waiting, so the exchange alone has the deadline
             async with self._slots:
                 return await self._exchange(connection, request, asyncio.get_running_loop().time() + time_limit)
-        async with self._slots, asyncio.timeout(time_limit):
+        async with asyncio.timeout(time_limit), self._slots:  # the limit covers the wait for a free connection too
             connection = self._idle_connection() or await self._new_connection()
             return await self._exchange(connection, request, None)
 

@@ -181,7 +181,13 @@ class WebhookIngress:
         if length is not None and length > self.settings.max_body_bytes:
             return self._reject(413, "Payload Too Large")
         try:
-            body = await request.read()
+            content = request.content
+            if length is not None and content.is_eof():
+                # The whole body came with the head (as an update nearly always does): taken as it is, without
+                # read()'s loop of awaits over the stream. Its size is checked below, as read()'s would be.
+                body = content.read_nowait(-1)
+            else:
+                body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return self._reject(413, "Payload Too Large")
         except web.RequestPayloadError as exc:  # e.g. a Content-Encoding whose data does not decode
