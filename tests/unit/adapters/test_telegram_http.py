@@ -300,7 +300,7 @@ class TestJsonHttpClient:
             await client.post("/fast", b"{}", time_limit=0.1)
             started = loop.time()
             with pytest.raises(TimeoutError):
-                await client.post("/slower", b'{"sleep": 3}', time_limit=0.5)
+                await client.post("/slower", b'{"sleep": 1.5}', time_limit=0.5)
             waited = loop.time() - started
             await client.aclose()
 
