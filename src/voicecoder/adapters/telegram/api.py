@@ -196,7 +196,7 @@ class TelegramBotApi:
         while True:
             attempt += 1
             if pace is not None:
-                # The pacer's own `wait`, inlined: a coroutine per send only to learn that no wait is due.
+                # Sleep only when a wait is due: no coroutine per send only to learn that none is.
                 delay = self._pacer.reserve(pace)
                 if delay > 0:
                     await asyncio.sleep(delay)

@@ -7,7 +7,6 @@ chat (about 1 message/s with a small burst) and one overall (30/s), as `PacingPo
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 from collections.abc import Callable
@@ -61,7 +60,7 @@ class _Bucket:
 
 
 class TokenBucketPacer:
-    """Token buckets keyed by chat plus one global bucket; `wait` sleeps until a send may go out."""
+    """Token buckets keyed by chat plus one global bucket; `reserve` says how long a send must wait to go out."""
 
     def __init__(self, policy: PacingPolicy, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._policy = policy
@@ -87,11 +86,6 @@ class TokenBucketPacer:
         if self._global is not None:
             delay = max(delay, self._global.reserve(now))
         return delay
-
-    async def wait(self, chat: int | str) -> None:
-        delay = self.reserve(chat)
-        if delay > 0:
-            await asyncio.sleep(delay)
 
     def _prune(self, now: float) -> None:
         for key, bucket in list(self._chats.items()):
