@@ -20,7 +20,6 @@ import pwd
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -29,6 +28,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 import attrs
+
+from voicecoder.testing.ports import free_port
 
 __all__ = ["PostgresServer", "PostgresUnavailableError", "find_postgres_bin"]
 
@@ -48,12 +49,6 @@ def find_postgres_bin() -> Path | None:
         if major.isdigit() and (initdb.parent / "pg_ctl").exists():
             candidates.append((int(major), initdb.parent))
     return max(candidates)[1] if candidates else None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _children(pid: int) -> list[int]:
@@ -129,7 +124,7 @@ class PostgresServer:
         root.chmod(0o700)
         if run_as is not None:
             os.chown(root, account.pw_uid, account.pw_gid)
-        server = cls(root=root, bin_dir=bin_dir, port=_free_port(), password=secrets.token_urlsafe(18), run_as=run_as)
+        server = cls(root=root, bin_dir=bin_dir, port=free_port(), password=secrets.token_urlsafe(18), run_as=run_as)
         try:
             server._initdb()
             server.start()
