@@ -1,9 +1,12 @@
 """
 Generate the speech-to-text corpora of `bench/stt.py`: synthetic voice notes of coding requests.
 
-Three sets, never mixed:
+Four sets, never mixed:
 
 * ``tuning``: the clips recognition settings may be tuned on (50 requests, 10 voices);
+* ``tuning2``: more clips to tune on (72 new requests, its own project, 12 voices: six of the tuning set's and six
+  new variants of the held-out families that no held-out set uses; the generator refuses a held-out voice in a
+  tuning set), because 50 clips let a one-word difference pass for a gain (ADR 0018, follow-up 7);
 * ``heldout``: the clips the benchmark reports on, kept apart from any tuning (50 requests, 10 voices
   and variants not used for tuning, 130-190 words per minute);
 * ``heldout2``: a second held-apart set written after the first had been reported on many times, from the same
@@ -351,21 +354,153 @@ HELDOUT2_WORKSPACE: dict[str, Any] = {
     },
     "branches": ["main", "staging", "feature/export", "bugfix/timezone"],
 }
+#: Voices of the second tuning set: six of the tuning set's, and six new variants of the held-out sets'
+#: families that no held-out set uses (so tuning hears female and Caribbean variants too, never a held-out voice).
+TUNING2_VOICES = (
+    "en-us+f4",
+    "en-us",
+    "en-gb+m3",
+    "en-gb-scotland",
+    "en-gb-x-rp+f4",
+    "en-gb-x-gbclan+m4",
+    "en-029+m1",
+    "en-us+f1",
+    "en-029+f2",
+    "en-gb-x-gbcwmd",
+    "en-us+klatt5",
+    "en-us+m6",
+)
+TUNING2_REQUESTS = (
+    "rename the function charge card to capture payment",
+    "add a docstring to refund payment in billing dot py",
+    "run pytest on test ledger dot py",
+    "show me the git log for auth dot py",
+    "commit the fix with the message handle empty cart",
+    "create a branch called feature refunds",
+    "write a unit test for check password",
+    "change the retry limit in settings dot yaml",
+    "push the release branch to origin",
+    "install redis with pip",
+    "add a usage section to the readme",
+    "delete the function purge sessions from tasks dot py",
+    "run make test",
+    "fix the attribute error in storage dot py",
+    "show the diff between main and release",
+    "add a docstring to the class ledger",
+    "add celery to requirements dot txt",
+    "stash my work and check out release",
+    "rebase the feature branch onto main",
+    "make the function send sms async",
+    "add a unit test for post entry",
+    "update the changelog with the refund fix",
+    "revert the last commit in notifier dot py",
+    "rename the variable amount to total cents in billing dot py",
+    "run the tests with the verbose flag",
+    "add input validation to upload blob in storage dot py",
+    "show the git log since monday",
+    "open a pull request for the refund feature",
+    "run ruff on the whole repo",
+    "rename the class token store to session store",
+    "delete the branch hotfix login",
+    "write a docstring for build index",
+    "move notify admins into its own module",
+    "set the version to two point one in pyproject dot toml",
+    "install the docs dependencies with pip",
+    "check out the feature branch and merge main",
+    "add logging to sync accounts in tasks dot py",
+    "fix the failing assertion in test billing dot py",
+    "raise a value error in post entry when the amount is zero",
+    "make seed data create ten users",
+    "run the end to end tests for checkout",
+    "add an index to the users table in the migration",
+    "remove the unused variable from search dot py",
+    "tag the current commit as beta",
+    "open app dot css and fix the button color",
+    "cherry pick the login fix onto release",
+    "add a return type to login user",
+    "split the function charge card into two functions",
+    "rename the argument key to bucket name in delete blob",
+    "list the commits on this branch",
+    "show me the git status",
+    "add a test that refund payment rejects negative amounts",
+    "replace the print calls with logging in manage dot py",
+    "make the bucket client use a connection pool",
+    "run mypy on billing dot py",
+    "amend the last commit message",
+    "add a type hint to the return value of query products",
+    "fix the flaky test in test auth dot py",
+    "add a health check endpoint to the flask app",
+    "format billing dot py with black",
+    "update the base image in the dockerfile",
+    "show the stack trace for the failed job",
+    "move the email template into the templates folder",
+    "create user should hash the password",
+    "notify admins must not send duplicate messages",
+    "add pagination to query products",
+    "rename ledger dot py to accounts dot py",
+    "write a migration that adds an email column",
+    "pull the latest changes and run the tests",
+    "add a retry with backoff to send sms",
+    "undo my local changes to auth dot py",
+    "squash the fixup commits before merging",
+)
+TUNING2_WORKSPACE: dict[str, Any] = {
+    "files": [
+        "billing.py",
+        "auth.py",
+        "ledger.py",
+        "notifier.py",
+        "storage.py",
+        "tasks.py",
+        "search.py",
+        "manage.py",
+        "settings.yaml",
+        "requirements.txt",
+        "pyproject.toml",
+        "Dockerfile",
+        "Makefile",
+        "CHANGELOG.md",
+        "README.md",
+        "static/app.css",
+        "templates/email.html",
+        "tests/test_ledger.py",
+        "tests/test_billing.py",
+        "tests/test_auth.py",
+    ],
+    "symbols": {
+        "billing.py": ["charge_card", "refund_payment", "Invoice"],
+        "auth.py": ["login_user", "check_password", "TokenStore"],
+        "ledger.py": ["post_entry", "balance_for", "Ledger"],
+        "notifier.py": ["send_sms", "notify_admins"],
+        "storage.py": ["upload_blob", "delete_blob", "BucketClient"],
+        "tasks.py": ["sync_accounts", "purge_sessions"],
+        "search.py": ["build_index", "query_products"],
+        "manage.py": ["create_user", "seed_data"],
+    },
+    "branches": ["main", "release", "feature/refunds", "hotfix/login"],
+}
+#: The sets recognition settings may be tuned on (`bench/stt_ab.py`; `bench/stt.py --set tuning-all`).
+TUNING_SETS = ("tuning", "tuning2")
 #: name -> (requests, voices, workspace), in the order they are written.
 SETS: dict[str, tuple[tuple[str, ...], tuple[str, ...], dict[str, Any]]] = {
     "tuning": (TUNING_REQUESTS, TUNING_VOICES, TUNING_WORKSPACE),
     "heldout": (HELDOUT_REQUESTS, HELDOUT_VOICES, HELDOUT_WORKSPACE),
     "heldout2": (HELDOUT2_REQUESTS, HELDOUT2_VOICES, HELDOUT2_WORKSPACE),
+    "tuning2": (TUNING2_REQUESTS, TUNING2_VOICES, TUNING2_WORKSPACE),
 }
 
 
 def check_apart() -> None:
-    """Exit unless no held-out set shares a voice with the tuning set and no two sets share a request."""
+    """Exit unless no tuning set shares a voice with a held-out set and no two sets share a request."""
+    tuning_voices = {v for name in TUNING_SETS for v in SETS[name][1]}
+    heldout_voices = {v for name, (_, voices, _) in SETS.items() if name not in TUNING_SETS for v in voices}
     for name, (requests, voices, _) in SETS.items():
         if len(set(requests)) != len(requests):
             sys.exit(f"the {name} set repeats a request")
-        if name != "tuning" and set(voices) & set(TUNING_VOICES):
-            sys.exit(f"the {name} set must not use a tuning voice")
+        if name in TUNING_SETS and (shared := set(voices) & heldout_voices):
+            sys.exit(f"the {name} set must not use a held-out voice: {', '.join(sorted(shared))}")
+        if name not in TUNING_SETS and (shared := set(voices) & tuning_voices):
+            sys.exit(f"the {name} set must not use a tuning voice: {', '.join(sorted(shared))}")
         for other, (other_requests, _, _) in SETS.items():
             if other < name and set(requests) & set(other_requests):
                 sys.exit(f"the {other} and {name} sets must not share requests")
@@ -455,7 +590,7 @@ def build_set(
         "set": name,
         "description": (
             "Tuning clips: recognition settings may be tuned on these."
-            if name == "tuning"
+            if name in TUNING_SETS
             else "Held-out clips: reported by bench/stt.py, never used to tune anything; do not read them."
         ),
         "generator": {

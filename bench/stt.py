@@ -19,7 +19,7 @@ The load average is printed because the machine is shared: wall RTF drifts with 
 
 Targets (2 cores): corpus WER ≤ 0.20, wall RTF ≤ 0.3, peak RSS ≤ 400 MB.
 
-Run: ``.venv/bin/python bench/stt.py [--engines base] [--set heldout|heldout2|all-heldout|tuning]
+Run: ``.venv/bin/python bench/stt.py [--engines base] [--set heldout|heldout2|all-heldout|tuning|tuning2|tuning-all]
 [--window full|sized] [--json] [--save FILE]``.
 """
 
@@ -54,7 +54,11 @@ SETS = {
     "heldout2": ("heldout2",),
     "all-heldout": ("heldout", "heldout2"),
     "tuning": ("tuning",),
+    "tuning2": ("tuning2",),
+    "tuning-all": ("tuning", "tuning2"),
 }
+#: The ``--set`` names of clips settings may be tuned on (`bench/stt_ab.py` runs these).
+TUNING_SETS = ("tuning-all", "tuning", "tuning2")
 
 
 def own_peak_mb() -> float | None:

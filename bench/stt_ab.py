@@ -1,6 +1,9 @@
 """
 A/B probe for the local engine's settings on the *tuning* clips (never the held-out set: that is `bench/stt.py`'s).
 
+By default it runs both tuning sets, ``tuning`` (50 clips) and ``tuning2`` (72; ADR 0018, follow-up 7), each
+hearing its own project's names; ``--set tuning`` or ``--set tuning2`` runs one.
+
 Each variant runs in its own child process (so its peak RSS is its own VmHWM), code-aware as the bot runs it,
 and the variants are interleaved round by round so a change in the machine's load hits all of them alike.
 It prints per variant: corpus WER, CPU-seconds per audio-second, wall RTF (model load excluded), peak RSS,
@@ -28,7 +31,8 @@ default -0.55, is decoded again with this lead in seconds, or in the encoder win
 the likelier decode is kept).
 The ``guard`` column counts windows decoded again in 30 s (`whisper_window.implausible`).
 
-Run: ``.venv/bin/python bench/stt_ab.py [--rounds 2] [--clips 50] [--errors] silero:vad=silero energy:vad=energy``.
+Run: ``.venv/bin/python bench/stt_ab.py [--set tuning-all] [--rounds 2] [--clips N] [--errors]
+silero:vad=silero energy:vad=energy``.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent.parent / "src"))
 sys.path.insert(0, str(HERE.parent.parent))
 
-from bench.stt import CORPUS, heard, materialise, own_peak_mb  # noqa: E402
+from bench.stt import CORPUS, SETS, TUNING_SETS, heard, materialise, own_peak_mb  # noqa: E402
 from bench.stt_normalise import corpus_wer, normalise  # noqa: E402
 
 
@@ -143,7 +147,7 @@ def _variant_prompt(settings: dict[str, str], tokenizer: Any, hints: Any, **_: A
     return render(names)
 
 
-def child(settings: dict[str, str], clips: int) -> dict[str, Any]:
+def child(settings: dict[str, str], clips: int | None, corpus_set: str = "tuning-all") -> dict[str, Any]:
     import anyio  # noqa: PLC0415
 
     from voicecoder.adapters.stt import (  # noqa: PLC0415
@@ -192,13 +196,11 @@ def child(settings: dict[str, str], clips: int) -> dict[str, Any]:
             return np.pad(array, ((0, 0), (0, length - array.shape[-1])), constant_values=array.max() - 2.0)
 
         faster_whisper.audio.pad_or_trim = pad_floor
-    folder = CORPUS / "tuning"
-    meta = json.loads((folder / "transcripts.json").read_text(encoding="utf-8"))
-    windows = tuple(int(float(s) * 100) for s in settings.get("windows", "10/15/20/30").split("/"))
+    encoder = tuple(int(float(s) * 100) for s in settings.get("windows", "10/15/20/30").split("/"))
     whisper = LocalWhisperTranscriber(
         cpu_threads=int(settings.get("threads", "2")),
         beam_size=int(settings.get("beam", "5")),
-        encoder_windows=windows,
+        encoder_windows=encoder,
         hint_mode=settings.get("hint", "prompt"),
     )
     if settings.get("terms") == "dotted":  # files in the hints as said with their extension: "worker dot py"
@@ -273,9 +275,14 @@ def child(settings: dict[str, str], clips: int) -> dict[str, Any]:
                 libc.malloc_trim(0)
 
         LocalWhisperTranscriber._decode_windows = trimmed  # type: ignore[method-assign,assignment]
-    with tempfile.TemporaryDirectory() as tmp:
-        materialise(meta["workspace"], Path(tmp) / "project")
-        names = WorkspaceVocabulary(Path(tmp) / "project").scan()
+    corpus: list[tuple[dict[str, Any], bytes, tuple[str, ...]]] = []
+    for name in SETS[corpus_set]:  # each set hears the names of its own project
+        folder = CORPUS / name
+        meta = json.loads((folder / "transcripts.json").read_text(encoding="utf-8"))
+        with tempfile.TemporaryDirectory() as tmp:
+            materialise(meta["workspace"], Path(tmp) / "project")
+            names = WorkspaceVocabulary(Path(tmp) / "project").scan()
+        corpus += [(clip, (folder / clip["file"]).read_bytes(), names) for clip in meta["clips"][:clips]]
     pairs: list[tuple[str, str]] = []
     # "none": detected per note, as the bot does when no language is configured.
     language = None if settings.get("lang", "en") == "none" else settings.get("lang", "en")
@@ -286,10 +293,10 @@ def child(settings: dict[str, str], clips: int) -> dict[str, Any]:
         if settings.get("long") == "1":  # not scored: only so the 30 s window's buffers are in the peak
             from voicecoder.testing.voice_clips import LONG_CLIP, voice_clip  # noqa: PLC0415
 
-            await heard(aware, Audio(voice_clip(LONG_CLIP).read()), TranscriptionHints(keyterms=names, language="en"))
+            hints = TranscriptionHints(keyterms=corpus[0][2], language="en")
+            await heard(aware, Audio(voice_clip(LONG_CLIP).read()), hints)
             decodes.clear()
-        for clip in meta["clips"][:clips]:
-            data = (folder / clip["file"]).read_bytes()
+        for clip, data, names in corpus:
             wall0, cpu0 = time.perf_counter(), time.process_time()
             text = await heard(aware, Audio(data), TranscriptionHints(keyterms=names, language=language))
             totals["wall"] += time.perf_counter() - wall0
@@ -343,14 +350,15 @@ def parse_variant(text: str) -> tuple[str, dict[str, str]]:
     return name, dict(item.split("=", 1) for item in rest.split(",") if item)
 
 
-def run_variant(settings: dict[str, str], clips: int) -> dict[str, Any]:
+def run_variant(settings: dict[str, str], clips: int | None, corpus_set: str) -> dict[str, Any]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": settings.get("omp_threads", "2")}
     if "omp_wait" in settings:
         env["OMP_WAIT_POLICY"] = settings["omp_wait"]
     if "mmap" in settings:  # glibc's fixed mmap threshold in bytes (no dynamic raising after a free)
         env["MALLOC_MMAP_THRESHOLD_"] = settings["mmap"]
     proc = subprocess.run(
-        [sys.executable, str(HERE), "--child", json.dumps(settings), "--clips", str(clips)],
+        [sys.executable, str(HERE), "--child", json.dumps(settings), "--set", corpus_set]
+        + (["--clips", str(clips)] if clips is not None else []),
         capture_output=True,
         env=env,
         check=False,
@@ -365,13 +373,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0] if __doc__ else None)
     parser.add_argument("variants", nargs="*", default=["energy:vad=energy"])
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--clips", type=int, default=50)
+    parser.add_argument("--clips", type=int, help="only the first N clips of each set (default: all)")
+    parser.add_argument("--set", default="tuning-all", choices=TUNING_SETS, help="which tuning clips")
     parser.add_argument("--dump", help="write every transcript to this JSON file")
     parser.add_argument("--errors", action="store_true", help="print each clip's word errors per variant")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(json.loads(args.child), args.clips)))
+        print(json.dumps(child(json.loads(args.child), args.clips, args.set)))
         return 0
     variants = [parse_variant(v) for v in args.variants]
     results: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in variants}
@@ -379,9 +388,10 @@ def main() -> int:
     for _ in range(args.rounds):
         before = os.getloadavg()[0]
         for name, settings in variants:
-            results[name].append(run_variant(settings, args.clips))
+            results[name].append(run_variant(settings, args.clips, args.set))
         loads.append(f"{before:.1f}->{os.getloadavg()[0]:.1f}")
-    print(f"tuning clips: {args.clips}  rounds: {args.rounds}  load average per round: {', '.join(loads)}")
+    clips = len(results[variants[0][0]][0]["pairs"])
+    print(f"tuning clips: {clips} ({args.set})  rounds: {args.rounds}  load average per round: {', '.join(loads)}")
     header = f"{'variant':<16} {'WER':>6} {'CPU-s/s':>16} {'wall RTF':>16} {'peak RSS MB':>16} {'guard':>5}"
     print(header)
     print("-" * len(header))
