@@ -29,6 +29,10 @@ of it, which otherwise drops the sentences' start; ``front``: names dropped from
 one-word names dropped first), and ``second`` (a window whose average log-probability is under ``lpmin``,
 default -0.55, is decoded again with this lead in seconds, or in the encoder window ``secwin`` in seconds, and
 the likelier decode is kept).
+Follow-up 7 added ``bonus`` and ``cap`` (N-best rescoring toward the hints' keyterms: the transcriber's
+``bias_bonus`` and ``bias_cap``; ``cap`` defaults to ``bonus``, one term's worth) and ``nbest`` (``1``: every window
+returns the beam's finished hypotheses, the model's first choice kept, so ``--dump`` has them for
+`bench/stt_nbest.py` to rescore offline).
 The ``guard`` column counts windows decoded again in 30 s (`whisper_window.implausible`).
 
 Run: ``.venv/bin/python bench/stt_ab.py [--set tuning-all] [--rounds 2] [--clips N] [--errors]
@@ -47,6 +51,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import attrs
 
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent.parent / "src"))
@@ -157,6 +163,7 @@ def child(settings: dict[str, str], clips: int | None, corpus_set: str = "tuning
         local_whisper,
         whisper_window,
     )
+    from voicecoder.adapters.stt.hypothesis_bias import HypothesisBias  # noqa: PLC0415
     from voicecoder.domain.model import Audio, TranscriptionHints  # noqa: PLC0415
 
     if settings.get("vad", "energy") == "silero":
@@ -164,9 +171,18 @@ def child(settings: dict[str, str], clips: int | None, corpus_set: str = "tuning
     decodes: list[dict[str, Any]] = []
     decode_window = local_whisper.decode_window  # type: ignore[attr-defined]
 
-    def recorded(*args: Any) -> Any:  # every window's decode, for calibrating the guard
-        result = decode_window(*args)
-        decodes.append({"frames": result.frames, "logprob": result.avg_logprob, "no_speech": result.no_speech_prob})
+    def recorded(engine: Any, piece: Any, language: Any, options: Any, frames: int) -> Any:  # every window's decode
+        if settings.get("nbest") == "1" and options.bias is None:  # the beam's hypotheses, the model's choice kept
+            options = attrs.evolve(options, bias=HypothesisBias(frozenset(), 0.0, 0.0))
+        result = decode_window(engine, piece, language, options, frames)
+        decodes.append(
+            {
+                "frames": result.frames,
+                "logprob": result.avg_logprob,
+                "no_speech": result.no_speech_prob,
+                "hypotheses": result.hypotheses,
+            }
+        )
         return result
 
     local_whisper.decode_window = recorded  # type: ignore[attr-defined]
@@ -202,6 +218,8 @@ def child(settings: dict[str, str], clips: int | None, corpus_set: str = "tuning
         beam_size=int(settings.get("beam", "5")),
         encoder_windows=encoder,
         hint_mode=settings.get("hint", "prompt"),
+        bias_bonus=float(settings.get("bonus", "0")),
+        bias_cap=float(settings.get("cap", settings.get("bonus", "0"))),
     )
     if settings.get("terms") == "dotted":  # files in the hints as said with their extension: "worker dot py"
         from voicecoder.adapters.stt import code_aware, code_vocabulary  # noqa: PLC0415

@@ -7,6 +7,7 @@ test (`ReplayingWhisper`).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -25,14 +26,20 @@ class RememberingWhisper(LocalWhisperTranscriber):
     server later asked the same thing answers what this engine heard, without decoding it a second time.
     """
 
-    async def recognize(self, audio: Audio, *, language: str | None = None, prompt: str | None = None) -> Transcript:
+    async def recognize(
+        self, audio: Audio, *, language: str | None = None, prompt: str | None = None, terms: Sequence[str] = ()
+    ) -> Transcript:
         recognizer = EngineRecognizer.shared(self)
+        # A decode rescored toward keyterms is not what a server given only the prompt would hear.
+        biased = self.hypothesis_bias(terms) is not None
         try:
-            result = await super().recognize(audio, language=language, prompt=prompt)
+            result = await super().recognize(audio, language=language, prompt=prompt, terms=terms)
         except TranscriptionError as exc:
-            recognizer.remember(audio.data, language, prompt, exc)
+            if not biased:
+                recognizer.remember(audio.data, language, prompt, exc)
             raise
-        recognizer.remember(audio.data, language, prompt, result)
+        if not biased:
+            recognizer.remember(audio.data, language, prompt, result)
         return result
 
 
@@ -72,9 +79,16 @@ class ReplayingWhisper(RememberingWhisper):
         #: False: every call decodes (a case that needs the engine busy, e.g. to cancel it mid-way).
         self.replay = True
 
-    def _run(self, data: bytes, language: str | None, prompt: str | None) -> Transcript:
+    def _run(self, data: bytes, language: str | None, prompt: str | None, terms: tuple[str, ...] = ()) -> Transcript:
         settings = (self.model, self.compute_type, self.beam_size, self.no_repeat_ngram_size, self.hint_mode)
-        key = (hashlib.sha256(data).digest(), language, prompt, *settings, self.encoder_windows)
+        key = (
+            hashlib.sha256(data).digest(),
+            language,
+            prompt,
+            *settings,
+            self.encoder_windows,
+            self.hypothesis_bias(terms),
+        )
         record, first_use = _DECODED.get(key), key not in self._used
         self._used.add(key)  # calls reach here one at a time (max_concurrent=1)
         if record is not None and first_use and self.replay:
@@ -84,7 +98,7 @@ class ReplayingWhisper(RememberingWhisper):
             self.guard_redecodes += record.guard_redecodes
             return record.transcript
         guards = self.guard_redecodes
-        transcript = super()._run(data, language, prompt)
+        transcript = super()._run(data, language, prompt, terms)
         _DECODED[key] = Decoded(transcript, self.last_vocabulary, self.guard_redecodes - guards)
         return transcript
 

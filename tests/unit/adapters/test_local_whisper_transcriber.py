@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import attrs
 import pytest
 
 from tests.whisper_replay import ReplayingWhisper
 from voicecoder.adapters.stt.audio_intake import AudioLimits
 from voicecoder.adapters.stt.code_vocabulary import CODING_CONTEXT
+from voicecoder.adapters.stt.hypothesis_bias import HypothesisBias
 from voicecoder.adapters.stt.local_whisper import (
     BASE_MODEL_SHA256,
     LocalWhisperTranscriber,
@@ -318,14 +320,26 @@ def _reference(name: str) -> str:
 @pytest.mark.slow
 class TestRealDecodes:
     def test_sized_window_hears_what_the_full_one_hears(self, whisper_base: LocalWhisperTranscriber) -> None:
-        """A 3 s note in a 20 s encoder window: the same words as in Whisper's 30 s, language detected alike."""
+        """
+        A 3 s note in a 20 s encoder window: the same words as in Whisper's 30 s, language detected alike.
+
+        The sized decode is also asked for the beam's finished hypotheses (a bias that cannot act): all five come
+        back, best first, and the model's first choice is the text.
+        """
         engine = whisper_base.load()
         piece = _piece("07_show_log.ogg")
         options = DecodeOptions(beam_size=5, no_repeat_ngram_size=3)
+        every = attrs.evolve(options, bias=HypothesisBias.of(("git",), bonus=0.0, cap=0.0))
 
-        sized = decode_window(engine, piece, None, options, encoder_frames(len(piece), SHORT_WINDOWS))
+        sized = decode_window(engine, piece, None, every, encoder_frames(len(piece), SHORT_WINDOWS))
         full = decode_window(engine, piece, None, options, FULL_FRAMES)
 
+        assert len(sized.hypotheses) == 5
+        assert sized.text == sized.hypotheses[0][0]
+        assert [score for _, score in sized.hypotheses] == sorted(
+            (score for _, score in sized.hypotheses), reverse=True
+        )
+        assert [text for text, _ in full.hypotheses] == [full.text]
         assert sized.frames == 2000
         assert sized.language == full.language == "en"
         assert wer(_reference("07_show_log.ogg"), sized.text) <= wer(_reference("07_show_log.ogg"), full.text) + 0.1

@@ -31,6 +31,7 @@ import attrs
 
 from voicecoder.adapters.stt.audio_intake import AudioLimits, check_audio
 from voicecoder.adapters.stt.code_vocabulary import whisper_prompt
+from voicecoder.adapters.stt.hypothesis_bias import HypothesisBias
 from voicecoder.adapters.stt.speech_spans import RATE as _RATE
 from voicecoder.adapters.stt.speech_spans import speech_windows as _speech_windows
 from voicecoder.adapters.stt.whisper_weights import (
@@ -220,6 +221,10 @@ class LocalWhisperTranscriber:
     encoder_windows: tuple[int, ...] = DEFAULT_WINDOWS
     #: Load ``base`` from its int8 copy on the CPU (same text, ~110 MB lower load peak); False loads float16.
     prequantized: bool = True
+    #: N-best rescoring toward the hints' keyterms (`hypothesis_bias`): the bonus per term a finished beam
+    #: hypothesis holds, and the most it can gain, in average log-probability per token. 0 keeps Whisper's choice.
+    bias_bonus: float = 0.0
+    bias_cap: float = 0.0
     _engine: Any = attrs.field(default=None, init=False, repr=False)
     _weights: WhisperWeights | None = attrs.field(default=None, init=False)
     _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
@@ -287,7 +292,7 @@ class LocalWhisperTranscriber:
             log.info("whisper model %s loaded from %s", self.model, source)
             return engine
 
-    def _run(self, data: bytes, language: str | None, prompt: str | None) -> Transcript:
+    def _run(self, data: bytes, language: str | None, prompt: str | None, terms: tuple[str, ...] = ()) -> Transcript:
         try:
             engine = self.load()
         except ConfigurationError as exc:
@@ -297,12 +302,12 @@ class LocalWhisperTranscriber:
         self.engine_calls += 1
         self.decoding += 1
         try:
-            return self._decode_windows(engine, np, data, language, prompt)
+            return self._decode_windows(engine, np, data, language, prompt, terms)
         finally:
             self.decoding -= 1
 
     def _decode_windows(
-        self, engine: Any, np: Any, data: bytes, language: str | None, prompt: str | None
+        self, engine: Any, np: Any, data: bytes, language: str | None, prompt: str | None, terms: tuple[str, ...] = ()
     ) -> Transcript:
         samples = _decode(data)
         windows = _speech_windows(samples, window_speech_s(self.encoder_windows))
@@ -313,6 +318,7 @@ class LocalWhisperTranscriber:
             no_repeat_ngram_size=self.no_repeat_ngram_size,
             prompt=prompt if prompt and self.hint_mode in {"prompt", "both"} else None,
             hotwords=prompt if prompt and self.hint_mode in {"hotwords", "both"} else None,
+            bias=self.hypothesis_bias(terms),
         )
         self.last_vocabulary = tuple(v for v in (options.prompt, options.hotwords) if v)
         texts: list[str] = []
@@ -343,6 +349,11 @@ class LocalWhisperTranscriber:
             duration_s=round(len(samples) / _RATE, 3),
         )
 
+    def hypothesis_bias(self, terms: Sequence[str]) -> HypothesisBias | None:
+        """The rescoring of a window's hypotheses toward *terms*, or None when it could change nothing."""
+        bias = HypothesisBias.of(terms, bonus=self.bias_bonus, cap=self.bias_cap)
+        return bias if bias.active else None
+
     def _encoder_frames(self, samples: int) -> int:
         """The encoder window for a piece of *samples* (a method so a test can choose a window that goes wrong)."""
         return encoder_frames(samples, self.encoder_windows)
@@ -369,24 +380,40 @@ class LocalWhisperTranscriber:
         return decoded
 
     async def transcribe(self, audio: Audio, hints: TranscriptionHints | None = None, /) -> Transcript:
-        return await self.recognize(audio, language=hints.language if hints else None, prompt=whisper_prompt(hints))
+        return await self.recognize(
+            audio,
+            language=hints.language if hints else None,
+            prompt=whisper_prompt(hints),
+            terms=hints.keyterms if hints else (),
+        )
 
-    async def recognize(self, audio: Audio, *, language: str | None = None, prompt: str | None = None) -> Transcript:
+    async def recognize(
+        self, audio: Audio, *, language: str | None = None, prompt: str | None = None, terms: Sequence[str] = ()
+    ) -> Transcript:
         """
         Like `transcribe`, with Whisper's own initial *prompt* instead of keyterms (OpenAI-style servers send one).
+
+        *terms* are the keyterms the beam's hypotheses are rescored toward (`bias_bonus`), if any.
 
         Raises:
             The `Transcriber` errors.
         """
         check_audio(audio, self.limits)
         return await anyio.to_thread.run_sync(
-            self._run_in_background, audio.data, language or self.language, prompt, limiter=self._limiter
+            self._run_in_background,
+            audio.data,
+            language or self.language,
+            prompt,
+            tuple(terms),
+            limiter=self._limiter,
         )
 
-    def _run_in_background(self, data: bytes, language: str | None, prompt: str | None) -> Transcript:
+    def _run_in_background(
+        self, data: bytes, language: str | None, prompt: str | None, terms: tuple[str, ...]
+    ) -> Transcript:
         # Below the event loop's priority: webhook acks must not wait for the model (see adapters/thread_priority).
         with background_priority():
-            return self._run(data, language, prompt)
+            return self._run(data, language, prompt, terms)
 
     async def diagnose(self) -> Sequence[Diagnostic]:
         return await anyio.to_thread.run_sync(self._diagnose_sync)

@@ -26,6 +26,7 @@ from typing import Any
 
 import attrs
 
+from voicecoder.adapters.stt.hypothesis_bias import HypothesisBias
 from voicecoder.adapters.stt.speech_spans import RATE
 
 __all__ = [
@@ -101,6 +102,9 @@ class WindowDecode:
     language: str
     #: The encoder window used, in mel frames.
     frames: int
+    #: The beam's finished hypotheses as (text, model score), in the model's order; only the chosen one unless
+    #: a bias asked for all of them.
+    hypotheses: tuple[tuple[str, float], ...] = ()
 
 
 def encoder_windows_named(policy: str) -> tuple[int, ...]:
@@ -167,6 +171,9 @@ class DecodeOptions:
     no_repeat_ngram_size: int
     prompt: str | None = None
     hotwords: str | None = None
+    #: When given, the beam's finished hypotheses are all returned and this chooses among them
+    #: (`hypothesis_bias`); None keeps the model's first choice, as Whisper does.
+    bias: HypothesisBias | None = None
 
 
 def decode_window(engine: Any, piece: Any, language: str | None, options: DecodeOptions, frames: int) -> WindowDecode:
@@ -212,15 +219,23 @@ def decode_window(engine: Any, piece: Any, language: str | None, options: Decode
         return_no_speech_prob=True,
         suppress_blank=True,
         suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+        # The other finished hypotheses of the same beam: no extra search, only their tokens come back.
+        num_hypotheses=options.beam_size if options.bias is not None else 1,
     )[0]
-    tokens = result.sequences_ids[0]
+    hypotheses = tuple(
+        (tokenizer.decode(ids).strip(), float(score))
+        for ids, score in zip(result.sequences_ids, result.scores, strict=True)
+    )
+    chosen = options.bias.choose(hypotheses) if options.bias is not None else 0
+    tokens = result.sequences_ids[chosen]
     # CTranslate2's score is the sum of log-probabilities over the length (length penalty 1); faster-whisper
     # averages over the tokens plus the end-of-text token the same way.
-    avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+    avg_logprob = result.scores[chosen] * len(tokens) / (len(tokens) + 1)
     return WindowDecode(
-        text=tokenizer.decode(tokens).strip(),
+        text=hypotheses[chosen][0],
         avg_logprob=avg_logprob,
         no_speech_prob=result.no_speech_prob,
         language=language,
         frames=frames,
+        hypotheses=hypotheses,
     )
