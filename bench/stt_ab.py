@@ -30,10 +30,9 @@ one-word names dropped first), and ``second`` (a window whose average log-probab
 default -0.55, is decoded again with this lead in seconds, or in the encoder window ``secwin`` in seconds, and
 the likelier decode is kept).
 Follow-up 7 added ``bonus`` and ``cap`` (N-best rescoring toward the hints' keyterms: the transcriber's
-``bias_bonus`` and ``bias_cap``, its defaults unless given; ``bonus=0`` is Whisper's own choice; ``cap`` defaults
-to ``bonus``, one term's worth) and ``nbest`` (``1``: every window
-returns the beam's finished hypotheses, the model's first choice kept, so ``--dump`` of ``nbest=1,bonus=0`` has
-them for `bench/stt_nbest.py` to rescore offline).
+``bias_bonus`` and ``bias_cap``; ``cap`` defaults to ``bonus``, one term's worth) and ``nbest`` (``1``: every window
+returns the beam's finished hypotheses, the model's first choice kept, so ``--dump`` has them for
+`bench/stt_nbest.py` to rescore offline).
 The ``guard`` column counts windows decoded again in 30 s (`whisper_window.implausible`).
 
 Run: ``.venv/bin/python bench/stt_ab.py [--set tuning-all] [--rounds 2] [--clips N] [--errors]
@@ -219,11 +218,8 @@ def child(settings: dict[str, str], clips: int | None, corpus_set: str = "tuning
         beam_size=int(settings.get("beam", "5")),
         encoder_windows=encoder,
         hint_mode=settings.get("hint", "prompt"),
-        **(
-            {"bias_bonus": float(settings["bonus"]), "bias_cap": float(settings.get("cap", settings["bonus"]))}
-            if "bonus" in settings
-            else {}
-        ),
+        bias_bonus=float(settings.get("bonus", "0")),
+        bias_cap=float(settings.get("cap", settings.get("bonus", "0"))),
     )
     if settings.get("terms") == "dotted":  # files in the hints as said with their extension: "worker dot py"
         from voicecoder.adapters.stt import code_aware, code_vocabulary  # noqa: PLC0415

@@ -19,14 +19,7 @@ from collections.abc import Iterable, Sequence
 
 import attrs
 
-__all__ = ["BONUS", "CAP", "HypothesisBias", "words_of"]
-
-#: The bonus per term occurrence, and the most a hypothesis can gain (two terms' worth), in average
-#: log-probability per token. Chosen on the 122 tuning clips only (ADR 0018, follow-up 7): WER 0.238 → 0.223, at
-#: no extra CPU; every cap from 0.06 to 0.2 gave 0.223-0.229, while caps of 0.3 and more let strings of terms win
-#: (0.236-0.259).
-BONUS = 0.05
-CAP = 0.10
+__all__ = ["HypothesisBias", "words_of"]
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _WORD = re.compile(r"[a-z0-9]+")

@@ -31,8 +31,6 @@ import attrs
 
 from voicecoder.adapters.stt.audio_intake import AudioLimits, check_audio
 from voicecoder.adapters.stt.code_vocabulary import whisper_prompt
-from voicecoder.adapters.stt.hypothesis_bias import BONUS as BIAS_BONUS
-from voicecoder.adapters.stt.hypothesis_bias import CAP as BIAS_CAP
 from voicecoder.adapters.stt.hypothesis_bias import HypothesisBias
 from voicecoder.adapters.stt.speech_spans import RATE as _RATE
 from voicecoder.adapters.stt.speech_spans import speech_windows as _speech_windows
@@ -225,8 +223,8 @@ class LocalWhisperTranscriber:
     prequantized: bool = True
     #: N-best rescoring toward the hints' keyterms (`hypothesis_bias`): the bonus per term a finished beam
     #: hypothesis holds, and the most it can gain, in average log-probability per token. 0 keeps Whisper's choice.
-    bias_bonus: float = BIAS_BONUS
-    bias_cap: float = BIAS_CAP
+    bias_bonus: float = 0.0
+    bias_cap: float = 0.0
     _engine: Any = attrs.field(default=None, init=False, repr=False)
     _weights: WhisperWeights | None = attrs.field(default=None, init=False)
     _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
