@@ -32,7 +32,8 @@ the likelier decode is kept).
 Follow-up 7 added ``bonus`` and ``cap`` (N-best rescoring toward the hints' keyterms: the transcriber's
 ``bias_bonus`` and ``bias_cap``; ``cap`` defaults to ``bonus``, one term's worth) and ``nbest`` (``1``: every window
 returns the beam's finished hypotheses, the model's first choice kept, so ``--dump`` has them for
-`bench/stt_nbest.py` to rescore offline).
+`bench/stt_nbest.py` to rescore offline), and ``punct`` (``0``: punctuation tokens suppressed, so the beam's
+places go to different words rather than a comma or a capital more; the bench's scoring ignores punctuation).
 The ``guard`` column counts windows decoded again in 30 s (`whisper_window.implausible`).
 
 Run: ``.venv/bin/python bench/stt_ab.py [--set tuning-all] [--rounds 2] [--clips N] [--errors]
@@ -110,7 +111,10 @@ class _Generate:
         return getattr(self._model, name)
 
     def generate(self, *args: Any, **kwargs: Any) -> Any:
-        return self._model.generate(*args, **{**kwargs, **self._extra})
+        extra = dict(self._extra)
+        if "suppress_tokens" in extra:  # added to the engine's own list, not instead of it
+            extra["suppress_tokens"] = sorted({*kwargs.get("suppress_tokens", ()), *extra["suppress_tokens"]})
+        return self._model.generate(*args, **{**kwargs, **extra})
 
 
 def _variant_prompt(settings: dict[str, str], tokenizer: Any, hints: Any, **_: Any) -> str | None:
@@ -248,6 +252,10 @@ def child(settings: dict[str, str], clips: int | None, corpus_set: str = "tuning
         extra["no_repeat_ngram_size"] = int(settings["ngram"])
     if "patience" in settings:
         extra["patience"] = float(settings["patience"])
+    if settings.get("punct") == "0":  # no punctuation tokens: the beam's places go to other words, not commas
+        marks = (".", ",", "?", "!", ":", ";", " .", " ,", " -", "...")
+        encoded = [engine.hf_tokenizer.encode(m, add_special_tokens=False).ids for m in marks]
+        extra["suppress_tokens"] = sorted({ids[0] for ids in encoded if len(ids) == 1})
     if extra:
         engine.model = _Generate(engine.model, extra)
     if {"terms", "order", "fit"} & settings.keys():
