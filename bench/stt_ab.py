@@ -33,7 +33,8 @@ Follow-up 7 added ``bonus`` and ``cap`` (N-best rescoring toward the hints' keyt
 ``bias_bonus`` and ``bias_cap``; ``cap`` defaults to ``bonus``, one term's worth) and ``nbest`` (``1``: every window
 returns the beam's finished hypotheses, the model's first choice kept, so ``--dump`` has them for
 `bench/stt_nbest.py` to rescore offline), and ``punct`` (``0``: punctuation tokens suppressed, so the beam's
-places go to different words rather than a comma or a capital more; the bench's scoring ignores punctuation).
+places go to different words rather than a comma or a capital more; the bench's scoring ignores punctuation)
+and ``stretch`` (each window resampled this many times longer before the mel: slower, and lower by as much).
 The ``guard`` column counts windows decoded again in 30 s (`whisper_window.implausible`).
 
 Run: ``.venv/bin/python bench/stt_ab.py [--set tuning-all] [--rounds 2] [--clips N] [--errors]
@@ -274,6 +275,17 @@ def child(settings: dict[str, str], clips: int | None, corpus_set: str = "tuning
             return extract((piece * 10 ** ((target - loud) / 20)).astype(np.float32), *args, **kwargs)
 
         engine.feature_extractor = levelled
+    if "stretch" in settings:  # the audio played slower by this factor: longer, and lower by as much
+        import numpy as np  # noqa: PLC0415
+
+        factor = float(settings["stretch"])
+        extract_slow = engine.feature_extractor
+
+        def slower(piece: Any, *args: Any, **kwargs: Any) -> Any:
+            at = np.arange(int(len(piece) * factor)) / factor
+            return extract_slow(np.interp(at, np.arange(len(piece)), piece).astype(np.float32), *args, **kwargs)
+
+        engine.feature_extractor = slower
     if settings.get("lead", "").replace(".", "", 1).isdigit():  # the engine's own lead, in seconds
         whisper_window.LEAD_FRAMES = round(float(settings["lead"]) * 100)
     elif settings.get("lead") == "centre":  # the speech in the middle of the window instead
