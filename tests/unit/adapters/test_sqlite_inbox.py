@@ -101,8 +101,10 @@ class TestSqliteInbox:
         assert inbox.commits == commits + 1
         assert results == {2: True, 1: False, 3: True}
         old, done = await inbox.get(1), await inbox.get(9)
-        assert old is not None and old.update()["message"]["text"] == "stored before"
-        assert done is not None and (done.state, done.attempts) == (ItemState.DONE, 1)
+        assert old is not None
+        assert old.update()["message"]["text"] == "stored before"
+        assert done is not None
+        assert (done.state, done.attempts) == (ItemState.DONE, 1)
         assert await inbox.counts() == InboxCounts(pending=3, done=1, failed=0)
 
     async def test_on_inserted_reports_before_the_commit(self, inbox: SqliteInbox, path: Path) -> None:
