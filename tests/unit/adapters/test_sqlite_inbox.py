@@ -79,6 +79,34 @@ class TestSqliteInbox:
             texts[update_id] = item.update()["message"]["text"]
         assert texts == {1: "stored before", 2: "a", 3: "b", 4: "c"}
 
+    async def test_a_stored_id_among_distinct_new_ones_redoes_only_the_inserts(self, inbox: SqliteInbox) -> None:
+        """
+        All ids of a commit distinct, one stored before: the one-step insert finds a row missing and the batch
+        starts over row by row; every answer is right and the claim and done marks of the same commit count once.
+        """
+        assert await inbox.put(1, "1:message", body(1, "stored before"))
+        assert await inbox.put(9, "1:message", body(9))
+        results: dict[int, bool] = {}
+
+        async def deliver(update_id: int) -> None:
+            results[update_id] = await inbox.put(update_id, "1:message", body(update_id, "later"))
+
+        commits = inbox.commits
+        async with anyio.create_task_group() as tg:
+            inbox.claim_nowait(9)
+            for update_id in (2, 1, 3):
+                tg.start_soon(deliver, update_id)
+            inbox.mark_done_nowait(9)
+
+        assert inbox.commits == commits + 1
+        assert results == {2: True, 1: False, 3: True}
+        old, done = await inbox.get(1), await inbox.get(9)
+        assert old is not None
+        assert old.update()["message"]["text"] == "stored before"
+        assert done is not None
+        assert (done.state, done.attempts) == (ItemState.DONE, 1)
+        assert await inbox.counts() == InboxCounts(pending=3, done=1, failed=0)
+
     async def test_on_inserted_reports_before_the_commit(self, inbox: SqliteInbox, path: Path) -> None:
         """
         on_inserted says "new" (or "duplicate") while the transaction is still open, so processing can overlap the
