@@ -5,6 +5,7 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -106,6 +107,49 @@ class TestSqliteInbox:
         assert done is not None
         assert (done.state, done.attempts) == (ItemState.DONE, 1)
         assert await inbox.counts() == InboxCounts(pending=3, done=1, failed=0)
+
+    async def test_a_commit_of_more_puts_and_marks_than_one_statement_takes(
+        self, path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """
+        450 puts in one commit, on a SQLite that allows 999 parameters per statement (builds before 3.32): they go in
+        as several multi-row inserts; a stored id in the last of them still sends the batch row by row, and every
+        answer and row is right. So do 900 claims and 900 done marks in one commit each.
+        """
+        connect = sqlite3.connect
+
+        def old_sqlite(database: str | Path, **kwargs: Any) -> sqlite3.Connection:
+            conn: sqlite3.Connection = connect(database, **kwargs)
+            conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+            return conn
+
+        monkeypatch.setattr(sqlite3, "connect", old_sqlite)
+        results: dict[int, bool] = {}
+        async with SqliteInbox(path) as inbox:
+            assert await inbox.put(440, "1:message", body(440, "stored before"))
+
+            async def deliver(update_id: int) -> None:
+                results[update_id] = await inbox.put(update_id, "1:message", body(update_id, "later"))
+
+            for ids in (range(1000, 1450), range(1, 451)):
+                commits = inbox.commits
+                async with anyio.create_task_group() as tg:
+                    for update_id in ids:
+                        tg.start_soon(deliver, update_id)
+                assert inbox.commits == commits + 1  # one loop iteration's puts: one batch
+            old = await inbox.get(440)
+            # And 900 claims, then 900 done marks, each set in one commit (two IN-lists longer than 999 allows).
+            for mark in (inbox.claim_nowait, inbox.mark_done_nowait):
+                commits = inbox.commits
+                for update_id in (*range(1000, 1450), *range(1, 451)):
+                    mark(update_id)
+                counts = await inbox.counts()
+                assert inbox.commits == commits + 1
+            assert counts == InboxCounts(pending=0, done=900, failed=0)
+        assert results == {i: i != 440 for i in (*range(1000, 1450), *range(1, 451))}
+        assert len(_states(path)) == 900
+        assert old is not None
+        assert old.update()["message"]["text"] == "stored before"
 
     async def test_on_inserted_reports_before_the_commit(self, inbox: SqliteInbox, path: Path) -> None:
         """

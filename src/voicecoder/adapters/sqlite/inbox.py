@@ -24,7 +24,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import attrs
 
@@ -60,8 +60,15 @@ Up to this many puts in a batch hear "inserted" before the commit. A bigger batc
 comes with the commit's, so each waiting request wakes once, not twice (under load that hop costs more CPU than
 overlapping the fsync saves).
 """
+_T = TypeVar("_T")
 _MAX_BATCH = 512
 _MAX_ERROR_CHARS = 2000
+_ROWS_PER_INSERT = 200
+_IDS_PER_LIST = 900
+"""
+Rows per multi-row INSERT (4 parameters each) and ids per IN-list: a statement stays under 999 parameters, the
+limit of SQLite builds before 3.32 (later ones allow 32,766), however many puts and marks one commit holds.
+"""
 
 
 # A job runs on the writer thread inside the batch transaction and returns its result.
@@ -205,11 +212,11 @@ class SqliteInbox:
             marks = [mark for r in batch if r.kind == "marks" for mark in r.marks]
             claims = collections.Counter(update_id for kind, update_id in marks if kind == "claim")
             once = [update_id for update_id, count in claims.items() if count == 1]
-            if once:
+            for ids in _chunks(once, _IDS_PER_LIST):
                 conn.execute(
                     "UPDATE updates SET attempts = attempts + 1 WHERE state = 'pending' AND update_id IN "  # noqa: S608
-                    f"({','.join('?' * len(once))})",
-                    once,
+                    f"({','.join('?' * len(ids))})",
+                    ids,
                 )
             # An update claimed twice before one commit (rare: a retry with no wait) counts both attempts.
             repeated = [(count, update_id) for update_id, count in claims.items() if count > 1]
@@ -218,11 +225,12 @@ class SqliteInbox:
                     "UPDATE updates SET attempts = attempts + ? WHERE state = 'pending' AND update_id = ?", repeated
                 )
             dones = [update_id for kind, update_id in marks if kind == "done"]
-            if dones:
+            finished_at = time.time()
+            for ids in _chunks(dones, _IDS_PER_LIST):
                 conn.execute(
                     "UPDATE updates SET state = 'done', finished_at = ? WHERE update_id IN "  # noqa: S608
-                    f"({','.join('?' * len(dones))})",
-                    [time.time(), *dones],
+                    f"({','.join('?' * len(ids))})",
+                    [finished_at, *ids],
                 )
             for req in batch:
                 if req.job is None:
@@ -265,16 +273,9 @@ class SqliteInbox:
         ids = {req.update_id for req in puts}
         if len(ids) < len(puts):
             return False
-        params: list[Any] = []
-        for req in puts:
-            params += [req.update_id, req.lane, req.body, req.received_at]
-        cursor = conn.execute(
-            "INSERT OR IGNORE INTO updates (update_id, lane, body, received_at) VALUES "  # noqa: S608
-            f"{','.join(['(?,?,?,?)'] * len(puts))}",
-            params,
-        )
-        if cursor.rowcount != len(puts):
-            return False
+        for chunk in _chunks(puts, _ROWS_PER_INSERT):
+            if _insert_rows(conn, chunk, "").rowcount != len(chunk):
+                return False
         for req in puts:
             req.result = True
         return True
@@ -284,15 +285,10 @@ class SqliteInbox:
         first: dict[int, _Request] = {}
         for req in puts:
             first.setdefault(req.update_id, req)
-        params: list[Any] = []
-        for req in first.values():
-            params += [req.update_id, req.lane, req.body, req.received_at]
-        rows = conn.execute(
-            "INSERT OR IGNORE INTO updates (update_id, lane, body, received_at) VALUES "  # noqa: S608
-            f"{','.join(['(?,?,?,?)'] * len(first))} RETURNING update_id",
-            params,
-        ).fetchall()
-        inserted = {int(row[0]) for row in rows}
+        inserted: set[int] = set()
+        for chunk in _chunks(list(first.values()), _ROWS_PER_INSERT):
+            rows = _insert_rows(conn, chunk, " RETURNING update_id").fetchall()
+            inserted.update(int(row[0]) for row in rows)
         for req in puts:
             req.result = req.update_id in inserted and first[req.update_id] is req
 
@@ -592,3 +588,22 @@ def _item(row: tuple[Any, ...]) -> InboxItem:
 
 
 __all__ = ["InboxCounts", "InboxItem", "ItemState", "ItemTiming", "NewUpdate", "SqliteInbox", "read_item_timing"]
+
+
+def _chunks(items: list[_T], size: int) -> list[list[_T]]:
+    """*items* in consecutive pieces of at most *size* (one piece when they fit, the common case)."""
+    if len(items) <= size:
+        return [items] if items else []
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+def _insert_rows(conn: sqlite3.Connection, puts: list[_Request], tail: str) -> sqlite3.Cursor:
+    """One multi-row ``INSERT OR IGNORE`` of *puts* (distinct ids), *tail* appended to the statement."""
+    params: list[Any] = []
+    for req in puts:
+        params += [req.update_id, req.lane, req.body, req.received_at]
+    return conn.execute(
+        "INSERT OR IGNORE INTO updates (update_id, lane, body, received_at) VALUES "  # noqa: S608
+        f"{','.join(['(?,?,?,?)'] * len(puts))}{tail}",
+        params,
+    )
