@@ -25,6 +25,9 @@ from collections.abc import Iterable, Sequence
 
 import attrs
 
+from voicecoder.domain.code_variables import runs_other_code
+from voicecoder.domain.pipe_filters import only_reads_its_pipe, option_writes
+
 __all__ = ["Segment", "covered_by", "destructive_reason", "parse_command", "private_reason", "rule_specifier"]
 
 _OPERATOR_CHARS = frozenset(";&|()\n")
@@ -36,11 +39,6 @@ _INTERPRETERS = _SHELLS | frozenset({"python", "python3", "perl", "ruby", "node"
 _DOWNLOADERS = frozenset({"curl", "wget", "fetch", "aria2c", "http", "https", "iwr"})
 #: Wrappers that run the rest of their arguments as a command; the value is how many arguments they take first.
 _WRAPPERS = {"nohup": 0, "nice": 0, "time": 0, "command": 0, "builtin": 0, "exec": 0, "stdbuf": 0, "timeout": 1}
-#: Filters that only read their input: a pipeline into them adds no risk a rule has to cover.
-_READ_ONLY_FILTERS = frozenset(
-    {"head", "tail", "grep", "egrep", "fgrep", "rg", "wc", "sort", "uniq", "cut", "tr", "cat", "less", "more"}
-    | {"column", "nl", "jq", "true", "false", "echo", "printf", "pwd"}
-)
 #: Programs whose first argument (or two) names what they do, so a rule keeps it: ``git log *``, ``npm run test *``.
 _SUBCOMMANDS: dict[str, int] = {
     "git": 1,
@@ -107,6 +105,10 @@ class Segment:
     writes_to: tuple[str, ...] = ()
     #: The words came from inside ``bash -c '…'`` / ``eval`` / ``$(…)``; a rule may not cover them.
     nested: bool = False
+    #: The variables the command line sets for it (``LD_PRELOAD=x git log``, ``env GIT_PAGER=x git log``).
+    assigns: tuple[str, ...] = ()
+    #: It runs through a wrapper that was looked through (``nice``, ``timeout 10``, ``xargs``, ``env``).
+    wrapped: bool = False
 
     @property
     def program(self) -> str:
@@ -246,13 +248,18 @@ def parse_command(command: str, *, _depth: int = 0) -> Parsed:
 def _segments(words: list[str], depth: int) -> tuple[list[Segment], bool]:
     """One simple command (with wrappers looked through); ``bash -c`` and ``eval`` scripts are parsed too."""
     plain, writes = _words_and_writes(words)
+    assigns: list[str] = []
+    wrapped = False
     while plain and _ASSIGNMENT.match(plain[0]):
-        plain.pop(0)
+        assigns.append(plain.pop(0).partition("=")[0])
     while plain:
         name = posixpath.basename(plain[0])
+        wrapped = wrapped or name == "env" or name in _WRAPPERS or name == "xargs"
         if name == "env":
             plain.pop(0)
             while plain and (plain[0].startswith("-") or _ASSIGNMENT.match(plain[0])):
+                if _ASSIGNMENT.match(plain[0]):
+                    assigns.append(plain[0].partition("=")[0])
                 plain.pop(0)
         elif name in _WRAPPERS:
             plain.pop(0)
@@ -277,12 +284,12 @@ def _segments(words: list[str], depth: int) -> tuple[list[Segment], bool]:
         script = plain[index + 1] if index + 1 < len(plain) else ""
     elif name == "eval":
         script = " ".join(plain[1:])
+    head = Segment(tuple(plain), tuple(writes), assigns=tuple(assigns), wrapped=wrapped)
     if script is not None:
         nested = parse_command(script, _depth=depth + 1)
         inner = [attrs.evolve(s, nested=True) for s in nested.segments]
-        head = Segment(tuple(plain), tuple(writes))
         return [head, *inner], nested.opaque
-    return [Segment(tuple(plain), tuple(writes))], False
+    return [head], False
 
 
 # --- paths -------------------------------------------------------------------------------------
@@ -434,6 +441,9 @@ def _segment_reason(segment: Segment, workspace: str, cwd: str, home: str | None
         if name == "find":
             return "it deletes every file find matches"
         return None
+    for path in option_writes((name, *args)):
+        if (reason := _write_reason(path, workspace, cwd, home)) is not None:
+            return reason
     if name in _WRITERS:
         targets = paths[-1:] if name in ("cp", "mv", "ln", "install") else paths
         if name == "dd":
@@ -519,7 +529,7 @@ def rule_specifier(command: str) -> str | None:
     if parsed.opaque:
         return None
     main = [s for i, s in enumerate(parsed.segments) if s.words and not _covered_filter(s, parsed, i)]
-    if len(main) != 1 or main[0].nested:
+    if len(main) != 1 or main[0].nested or _runs_other_code(main[0]):
         return None
     words = list(main[0].words)
     name = posixpath.basename(words[0])
@@ -541,13 +551,18 @@ def rule_specifier(command: str) -> str | None:
 
 
 def _covered_filter(segment: Segment, parsed: Parsed, index: int) -> bool:
-    """A read-only filter that only reads a pipe (``… | tail -20``) and writes no file."""
+    """A read-only filter that only reads a pipe (``… | tail -20``), set up by nothing else, writing no file."""
     return (
         parsed.piped[index]
-        and segment.name in _READ_ONLY_FILTERS
         and not segment.writes_to
-        and not any(not a.startswith("-") and "/" in a for a in segment.words[1:] if segment.name == "cat")
+        and not segment.assigns
+        and not segment.wrapped
+        and only_reads_its_pipe((segment.name, *segment.words[1:]))
     )
+
+
+def _runs_other_code(segment: Segment) -> bool:
+    return runs_other_code(segment.assigns)
 
 
 def _matches(segment: Segment, specifier: str) -> bool:
@@ -585,7 +600,7 @@ def covered_by(command: str, specifiers: Iterable[str], workspace: str, *, home:
         if not segment.words or _covered_filter(segment, parsed, index):
             continue
         match = next((s for s in specs if _matches(segment, s)), None)
-        if match is None:
+        if match is None or _runs_other_code(segment):
             return None
         first = first or match
     return first

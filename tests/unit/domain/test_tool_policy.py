@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from voicecoder.domain.model import ToolKind, ToolRequest
+from voicecoder.domain.pipe_filters import READ_ONLY_FILTERS, only_reads_its_pipe
 from voicecoder.domain.policy import ToolAction, ToolApprovalMode, ToolPolicy, ToolRule
 from voicecoder.domain.shell import covered_by, destructive_reason, parse_command, private_reason, rule_specifier
 
@@ -207,11 +208,129 @@ class TestRules:
 
     @given(st.from_regex(r"[a-z]{1,8}( [a-z0-9-]{1,6}){0,3}", fullmatch=True))
     def test_a_chained_unknown_command_is_never_covered(self, other: str) -> None:
-        """Whatever follows `pytest;`, a pytest rule alone never covers it (unless it is pytest itself)."""
-        if other.split(maxsplit=1)[0] == "pytest":
+        """
+        Whatever follows `pytest;`, a pytest rule alone never covers it (unless it is pytest itself); after a pipe,
+        only a read-only filter that just reads it (`pytest -q | tr a b`) rides along.
+        """
+        name = other.split(maxsplit=1)[0]
+        if name == "pytest":
             return
-        for joiner in (";", "&&", "||", "|", "&", "\n"):
+        for joiner in (";", "&&", "||", "&", "\n"):
             assert covered_by(f"pytest -q {joiner} {other}", ["pytest *"], WS) is None
+        piped = covered_by(f"pytest -q | {other}", ["pytest *"], WS)
+        assert piped is None or only_reads_its_pipe(other.split())
+        if name not in READ_ONLY_FILTERS:
+            assert piped is None
+
+    @pytest.mark.parametrize(
+        "command",
+        [
+            "git log | sort -o ~/.bashrc",
+            "git log | sort --output=notes.txt",
+            "git log | sort --out=notes.txt",
+            "git log | sort -no notes.txt",
+            "git log | sort --compress-program=sh",
+            "git log | sort --comp=sh",
+            "git log | sort -T /var/tmp",
+            "git log | wc --files0-from=list",
+            "git log | uniq - notes.txt",
+            "git log | uniq -f 1 in.txt out.txt",
+            "git log | rg --pre sh x .",
+            "git log | rg --pre=./conv x",
+            "git log | rg -iz x",
+            "git log | rg --hostname-bin=sh x",
+            "git log | less -o copy.txt",
+            "git log | less --log-file=copy.txt",
+            "git log | less -k keys",
+            "git log | head ~/.ssh/id_rsa",
+            "git log | head -n 5 ../../etc/passwd",
+            "git log | grep -r TOKEN /etc",
+            "git log | cut -f1 /etc/passwd",
+            "git log | cat $HOME/.netrc",
+            "git log | LD_PRELOAD=./x.so head",
+            "git log | LESSOPEN='|sh %s' less",
+            "git log | FOO=1 tail",
+            "git log | xargs head",
+            "git log | env tail",
+            "git log | nice tail",
+            "git log | timeout 5 tail",
+            "git log | tail > /etc/x",
+        ],
+    )
+    def test_a_filter_that_writes_runs_a_program_or_reads_elsewhere_is_not_covered(self, command: str) -> None:
+        """
+        A filter rides along with a rule only while it just reads its pipe: options that write a file, run another
+        program or read a list of names, a path outside the working directory, variables or a wrapper make it a
+        command of its own, which the rule for `git log` does not cover (and no session rule is offered for it).
+        """
+        assert covered_by(command, ["git log *"], WS) is None
+        assert covered_by(command.split(" | ", 1)[0], ["git log *"], WS) == "git log *"
+        assert rule_specifier(command) is None
+
+    @pytest.mark.parametrize(
+        "command",
+        [
+            "git log | tail -20",
+            "git log | head -n 5",
+            "git log | grep -v fixup",
+            "git log | grep -c x notes.txt",
+            "git log | wc -l",
+            "git log | sort -nr | uniq -c",
+            "git log | sort -t : -k 2",
+            "git log | uniq -f 1",
+            "git log | uniq -c - ",
+            "git log | cut -d: -f1",
+            "git log | tr a-z A-Z",
+            "git log | rg -i fix",
+            "git log | jq .x",
+            "git log | less",
+            "git log 2>&1 | tail -3",
+        ],
+    )
+    def test_a_filter_that_only_reads_its_pipe_is_covered(self, command: str) -> None:
+        """The everyday filters stay covered, and the offered rule is the command's own."""
+        assert covered_by(command, ["git log *"], WS) == "git log *"
+        assert rule_specifier(command) == "git log *"
+
+    @pytest.mark.parametrize(
+        "command",
+        [
+            "LD_PRELOAD=./x.so git log",
+            "GIT_PAGER=sh git log",
+            "GIT_EXTERNAL_DIFF=./d git log -p",
+            "env GIT_CONFIG_GLOBAL=./c git log",
+            "PATH=.:$PATH git log",
+            "BASH_ENV=./x git log",
+            "PAGER='sh -c x' git log",
+            "NODE_OPTIONS=--require=./x.js git log",
+        ],
+    )
+    def test_a_variable_that_runs_other_code_is_never_covered(self, command: str) -> None:
+        """Setting a loader, pager, hook or search-path variable turns `git log` into any code: asked, no rule."""
+        assert covered_by(command, ["git log *"], WS) is None
+        assert rule_specifier(command) is None
+
+    def test_a_plain_variable_is_covered(self) -> None:
+        """Variables that only configure the program itself stay covered (`PYTHONPATH=src pytest`)."""
+        for command in ("PYTHONPATH=src pytest -q", "CI=1 pytest", "env FOO=1 pytest"):
+            assert covered_by(command, ["pytest *"], WS) == "pytest *"
+            assert rule_specifier(command) == "pytest *"
+
+    @pytest.mark.parametrize(
+        ("command", "target"),
+        [
+            ("git log | sort -o /etc/x", "/etc/x"),
+            ("sort -o/etc/x in.txt", "/etc/x"),
+            ("sort --output=/srv/other/x in.txt", "/srv/other/x"),
+            ("uniq in.txt /etc/x", "/etc/x"),
+        ],
+    )
+    def test_an_option_that_writes_outside_is_destructive(self, command: str, target: str) -> None:
+        """`sort -o` and uniq's output operand are writes like a redirection: outside the workspace, always asked."""
+        reason = destructive_reason(command, WS)
+        assert reason is not None
+        assert target in reason
+        assert destructive_reason(command.replace(target, "out.txt"), WS) is None
 
     def test_older_prefix_form(self) -> None:
         """The CLI's older "npm run test:*" form is read like "npm run test *"."""
