@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["READ_ONLY_FILTERS", "only_reads_its_pipe", "option_writes"]
+from voicecoder.domain.option_writes import writes_by_option
+
+__all__ = ["READ_ONLY_FILTERS", "only_reads_its_pipe"]
 
 READ_ONLY_FILTERS = frozenset(
     {"head", "tail", "grep", "egrep", "fgrep", "rg", "wc", "sort", "uniq", "cut", "tr", "cat", "less", "more"}
@@ -35,8 +37,6 @@ _SHORT: dict[str, frozenset[str]] = {
     "rg": frozenset("z"),
     "less": frozenset("oOk"),
 }
-_UNIQ_VALUED = frozenset({"-f", "-s", "-w"})  # uniq's options whose value is the next word
-_SORT_OUTPUT = ("--output", "-o")
 
 
 def only_reads_its_pipe(words: Sequence[str]) -> bool:
@@ -63,38 +63,4 @@ def only_reads_its_pipe(words: Sequence[str]) -> bool:
                 return False
         elif arg.startswith("-") and len(arg) > 1 and short_letters.intersection(arg[1:]):
             return False
-    return not (name == "uniq" and len(_uniq_operands(args)) > 1)
-
-
-def option_writes(words: Sequence[str]) -> list[str]:
-    """The files *words* writes through an option or operand rather than a redirection (``sort -o F``, ``uniq I O``)."""
-    if not words:
-        return []
-    name, args = words[0], list(words[1:])
-    if name == "uniq":
-        return _uniq_operands(args)[1:2]
-    if name != "sort":
-        return []
-    targets: list[str] = []
-    for index, arg in enumerate(args):
-        if arg in _SORT_OUTPUT and index + 1 < len(args):
-            targets.append(args[index + 1])
-        elif arg.startswith("--") and "=" in arg and "--output".startswith(arg.partition("=")[0]) and len(arg) > 3:
-            targets.append(arg.partition("=")[2])
-        elif arg.startswith("-o") and len(arg) > 2 and not arg.startswith("--"):
-            targets.append(arg[2:])
-    return targets
-
-
-def _uniq_operands(args: Sequence[str]) -> list[str]:
-    """The operands of a ``uniq`` command: INPUT, then OUTPUT (a file it writes)."""
-    operands: list[str] = []
-    skip = False
-    for arg in args:
-        if skip:
-            skip = False
-        elif arg in _UNIQ_VALUED:
-            skip = True
-        elif arg == "-" or not arg.startswith("-"):
-            operands.append(arg)
-    return operands
+    return not writes_by_option((name, *args))  # uniq's OUTPUT operand, a glued sort -oFILE

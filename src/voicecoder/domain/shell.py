@@ -26,7 +26,8 @@ from collections.abc import Iterable, Sequence
 import attrs
 
 from voicecoder.domain.code_variables import runs_other_code
-from voicecoder.domain.pipe_filters import only_reads_its_pipe, option_writes
+from voicecoder.domain.option_writes import writes_by_option
+from voicecoder.domain.pipe_filters import only_reads_its_pipe
 
 __all__ = ["Segment", "covered_by", "destructive_reason", "parse_command", "private_reason", "rule_specifier"]
 
@@ -409,6 +410,9 @@ def _segment_reason(segment: Segment, workspace: str, cwd: str, home: str | None
     if not segment.words:
         return None
     name, args = segment.name, list(segment.words[1:])
+    for path in writes_by_option((name, *args)):
+        if (reason := _write_reason(path, workspace, cwd, home)) is not None:
+            return reason
     if name in ("sudo", "su", "doas", "pkexec", "runuser"):
         return f"it runs with other privileges ({name})"
     if name == "git":
@@ -441,9 +445,6 @@ def _segment_reason(segment: Segment, workspace: str, cwd: str, home: str | None
         if name == "find":
             return "it deletes every file find matches"
         return None
-    for path in option_writes((name, *args)):
-        if (reason := _write_reason(path, workspace, cwd, home)) is not None:
-            return reason
     if name in _WRITERS:
         targets = paths[-1:] if name in ("cp", "mv", "ln", "install") else paths
         if name == "dd":
