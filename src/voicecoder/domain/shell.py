@@ -28,13 +28,12 @@ import attrs
 from voicecoder.domain.code_variables import runs_other_code
 from voicecoder.domain.option_writes import writes_by_option
 from voicecoder.domain.pipe_filters import only_reads_its_pipe
+from voicecoder.domain.shell_paths import HARMLESS_TARGETS, harmless_target, in_git_dir, inside, reaches, resolve
 
 __all__ = ["Segment", "covered_by", "destructive_reason", "parse_command", "private_reason", "rule_specifier"]
 
 _OPERATOR_CHARS = frozenset(";&|()\n")
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
-_HARMLESS_TARGETS = ("/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty")
-_TEMP_DIRS = ("/tmp", "/var/tmp")  # noqa: S108 - named to recognise them, not to write there
 _SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ksh", "fish", "ash", "busybox"})
 _INTERPRETERS = _SHELLS | frozenset({"python", "python3", "perl", "ruby", "node", "php", "sudo", "source", "."})
 _DOWNLOADERS = frozenset({"curl", "wget", "fetch", "aria2c", "http", "https", "iwr"})
@@ -293,33 +292,6 @@ def _segments(words: list[str], depth: int) -> tuple[list[Segment], bool]:
     return [head], False
 
 
-# --- paths -------------------------------------------------------------------------------------
-
-
-def _resolve(path: str, cwd: str, home: str | None) -> str | None:
-    """*path* made absolute against *cwd*; None when it depends on the environment (``$VAR``)."""
-    if path.startswith("~"):
-        head, _, rest = path.partition("/")
-        if home is None or head != "~":  # ~user is someone else's home
-            return None
-        path = posixpath.join(home, rest)
-    if "$" in path:
-        return None
-    return posixpath.normpath(posixpath.join(cwd, path))
-
-
-def _inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip("/") + "/")
-
-
-def _in_git_dir(path: str, root: str) -> bool:
-    return _inside(path, posixpath.join(root, ".git"))
-
-
-def _harmless_target(path: str) -> bool:
-    return path in _HARMLESS_TARGETS or path.startswith("/dev/fd/") or any(_inside(path, t) for t in _TEMP_DIRS)
-
-
 # --- the destructive-command gate -------------------------------------------------------------
 
 
@@ -355,7 +327,7 @@ def destructive_reason(command: str, workspace: str, *, home: str | None = None)
             return reason
         if segment.name == "cd":
             target = segment.words[1] if len(segment.words) > 1 else (home or "/")
-            resolved = _resolve(target, cwd, home) if target != "-" else None
+            resolved = resolve(target, cwd, home) if target != "-" else None
             cwd = resolved if resolved is not None else "/"
     return None
 
@@ -383,22 +355,22 @@ def private_reason(command: str, private: Sequence[str], workspace: str, *, home
             for candidate in (word, word.partition("=")[2]):
                 if not candidate or candidate.startswith("-"):
                     continue
-                resolved = _resolve(candidate, cwd, home)
-                if resolved is not None and any(_inside(resolved, r) for r in private):
+                resolved = resolve(candidate, cwd, home)
+                if resolved is not None and any(reaches(resolved, r) for r in private):
                     return f"it reaches {candidate}, where voicecoder keeps its own settings and secrets"
         if segment.name == "cd" and len(segment.words) > 1:
-            cwd = _resolve(segment.words[1], cwd, home) or "/"
+            cwd = resolve(segment.words[1], cwd, home) or "/"
     return None
 
 
 def _write_reason(path: str, workspace: str, cwd: str, home: str | None) -> str | None:
     """Why writing *path* is something Reject cannot undo (outside the workspace, into .git/), or None."""
-    resolved = _resolve(path, cwd, home)
+    resolved = resolve(path, cwd, home)
     if resolved is None:
         return f"it writes to {path}, a path that depends on the environment"
-    if _in_git_dir(resolved, workspace):
+    if in_git_dir(resolved, workspace):
         return "it writes into .git/, the repository's own data"
-    if not _inside(resolved, workspace) and not _harmless_target(resolved):
+    if not inside(resolved, workspace) and not harmless_target(resolved):
         return f"it writes to {path}, outside the workspace"
     return None
 
@@ -434,11 +406,11 @@ def _segment_reason(segment: Segment, workspace: str, cwd: str, home: str | None
         )
         where = paths if name != "find" else paths[:1] or ["."]
         for path in where:
-            resolved = _resolve(path, cwd, home)
+            resolved = resolve(path, cwd, home)
             whole = resolved == workspace and name != "find"
-            if resolved is None or not _inside(resolved, workspace) or whole:
+            if resolved is None or not inside(resolved, workspace) or whole:
                 return f"it deletes {path}, outside the workspace (or the workspace itself)"
-            if _in_git_dir(resolved, workspace):
+            if in_git_dir(resolved, workspace):
                 return "it deletes from .git/, the repository's own data"
         if recursive:
             return "it deletes a directory tree (rm -r): files that were never committed cannot be brought back"
@@ -454,14 +426,14 @@ def _segment_reason(segment: Segment, workspace: str, cwd: str, home: str | None
                 return reason
         if name == "mv":
             for path in paths[:-1]:
-                resolved = _resolve(path, cwd, home)
-                if resolved is None or not _inside(resolved, workspace):
+                resolved = resolve(path, cwd, home)
+                if resolved is None or not inside(resolved, workspace):
                     return f"it moves {path} from outside the workspace"
         return None
     if name == "sed" and any(a == "-i" or a.startswith(("-i", "--in-place")) for a in args):
         for path in paths[1:]:
-            resolved = _resolve(path, cwd, home)
-            if resolved is None or not _inside(resolved, workspace) or _in_git_dir(resolved, workspace):
+            resolved = resolve(path, cwd, home)
+            if resolved is None or not inside(resolved, workspace) or in_git_dir(resolved, workspace):
                 return f"it edits {path} in place, outside the workspace"
     return None
 
@@ -595,8 +567,8 @@ def covered_by(command: str, specifiers: Iterable[str], workspace: str, *, home:
         if segment.nested:
             return None
         for target in segment.writes_to:
-            resolved = _resolve(target, workspace, home)
-            if resolved is None or (not _inside(resolved, workspace) and resolved not in _HARMLESS_TARGETS):
+            resolved = resolve(target, workspace, home)
+            if resolved is None or (not inside(resolved, workspace) and resolved not in HARMLESS_TARGETS):
                 return None
         if not segment.words or _covered_filter(segment, parsed, index):
             continue

@@ -119,6 +119,12 @@ class TestPrivateGate:
             "tr '\\0' '\\n' < /proc/1/environ",
             "strings /proc/self/task/1/environ",
             "dd if=/proc/42/mem bs=1 count=1",
+            "cat /etc/voice*/*.env",
+            "cat /etc/*/voicecoder.e?v",
+            "grep -r TOKEN /var/lib/*/data",
+            "cat /etc/voice{coder,x}/voicecoder.env",
+            "cd /etc && cat voice[a-z]oder/*",
+            "cat ~/.cl*/.credentials.json",
         ],
     )
     def test_flagged(self, command: str) -> None:
@@ -134,6 +140,10 @@ class TestPrivateGate:
             "cat /etc/voicecoder/voicecoder.env.example",
             "cat /proc/cpuinfo",
             "ls ~/.claudette",
+            "cat /etc/*.conf",
+            "ls /var/lib/*",
+            "cat src/*.py",
+            "cat /etc/voice*/*.example/x",
         ],
     )
     def test_not_flagged(self, command: str) -> None:
