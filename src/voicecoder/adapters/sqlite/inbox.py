@@ -18,17 +18,17 @@ recorded as failed after N attempts across restarts.
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 import attrs
 
 from voicecoder.adapters.sqlite.inbox_reader import ItemTiming, read_item_timing
+from voicecoder.adapters.sqlite.inbox_statements import Row, apply_marks, insert_new, insert_returning
 from voicecoder.adapters.writer_thread import WriterThread, deliver_to_loops
 from voicecoder.domain.errors import StateStoreError
 from voicecoder.domain.inbox import InboxCounts, InboxItem, ItemState, NewUpdate
@@ -60,15 +60,8 @@ Up to this many puts in a batch hear "inserted" before the commit. A bigger batc
 comes with the commit's, so each waiting request wakes once, not twice (under load that hop costs more CPU than
 overlapping the fsync saves).
 """
-_T = TypeVar("_T")
 _MAX_BATCH = 512
 _MAX_ERROR_CHARS = 2000
-_ROWS_PER_INSERT = 200
-_IDS_PER_LIST = 900
-"""
-Rows per multi-row INSERT (4 parameters each) and ids per IN-list: a statement stays under 999 parameters, the
-limit of SQLite builds before 3.32 (later ones allow 32,766), however many puts and marks one commit holds.
-"""
 
 
 # A job runs on the writer thread inside the batch transaction and returns its result.
@@ -210,28 +203,7 @@ class SqliteInbox:
             if puts and len(puts) <= _EARLY_REPORTS:
                 self._report_inserted(puts)
             marks = [mark for r in batch if r.kind == "marks" for mark in r.marks]
-            claims = collections.Counter(update_id for kind, update_id in marks if kind == "claim")
-            once = [update_id for update_id, count in claims.items() if count == 1]
-            for ids in _chunks(once, _IDS_PER_LIST):
-                conn.execute(
-                    "UPDATE updates SET attempts = attempts + 1 WHERE state = 'pending' AND update_id IN "  # noqa: S608
-                    f"({','.join('?' * len(ids))})",
-                    ids,
-                )
-            # An update claimed twice before one commit (rare: a retry with no wait) counts both attempts.
-            repeated = [(count, update_id) for update_id, count in claims.items() if count > 1]
-            if repeated:
-                conn.executemany(
-                    "UPDATE updates SET attempts = attempts + ? WHERE state = 'pending' AND update_id = ?", repeated
-                )
-            dones = [update_id for kind, update_id in marks if kind == "done"]
-            finished_at = time.time()
-            for ids in _chunks(dones, _IDS_PER_LIST):
-                conn.execute(
-                    "UPDATE updates SET state = 'done', finished_at = ? WHERE update_id IN "  # noqa: S608
-                    f"({','.join('?' * len(ids))})",
-                    [finished_at, *ids],
-                )
+            apply_marks(conn, marks)
             for req in batch:
                 if req.job is None:
                     continue
@@ -263,19 +235,13 @@ class SqliteInbox:
     @staticmethod
     def _insert_all_new(conn: sqlite3.Connection, puts: list[_Request]) -> bool:
         """
-        Insert the puts' rows in one step; True (each put's result set) when every id was new, as nearly always.
+        Insert the puts' rows; True (each put's result set) when every id was new, as nearly always.
 
         False, with each put's result untouched, when an id was stored already or came twice: the caller then
-        rolls back and uses `_insert`. ``RETURNING`` would say which ids are new, but it hands back one row per
-        step, and the sqlite3 module gives up and retakes the GIL around each step: a batch of 40 puts was 40
-        GIL hand-offs with the busy event loop on the same core.
+        rolls back and uses `_insert`, which learns row by row which ids are new.
         """
-        ids = {req.update_id for req in puts}
-        if len(ids) < len(puts):
+        if len({req.update_id for req in puts}) < len(puts) or not insert_new(conn, [_row(req) for req in puts]):
             return False
-        for chunk in _chunks(puts, _ROWS_PER_INSERT):
-            if _insert_rows(conn, chunk, "").rowcount != len(chunk):
-                return False
         for req in puts:
             req.result = True
         return True
@@ -285,10 +251,7 @@ class SqliteInbox:
         first: dict[int, _Request] = {}
         for req in puts:
             first.setdefault(req.update_id, req)
-        inserted: set[int] = set()
-        for chunk in _chunks(list(first.values()), _ROWS_PER_INSERT):
-            rows = _insert_rows(conn, chunk, " RETURNING update_id").fetchall()
-            inserted.update(int(row[0]) for row in rows)
+        inserted = insert_returning(conn, [_row(req) for req in first.values()])
         for req in puts:
             req.result = req.update_id in inserted and first[req.update_id] is req
 
@@ -574,6 +537,10 @@ class SqliteInbox:
         return deleted
 
 
+def _row(req: _Request) -> Row:
+    return (req.update_id, req.lane, req.body, req.received_at)
+
+
 def _item(row: tuple[Any, ...]) -> InboxItem:
     update_id, lane, body, state, attempts, last_error, received_at = row
     return InboxItem(
@@ -588,22 +555,3 @@ def _item(row: tuple[Any, ...]) -> InboxItem:
 
 
 __all__ = ["InboxCounts", "InboxItem", "ItemState", "ItemTiming", "NewUpdate", "SqliteInbox", "read_item_timing"]
-
-
-def _chunks(items: list[_T], size: int) -> list[list[_T]]:
-    """*items* in consecutive pieces of at most *size* (one piece when they fit, the common case)."""
-    if len(items) <= size:
-        return [items] if items else []
-    return [items[start : start + size] for start in range(0, len(items), size)]
-
-
-def _insert_rows(conn: sqlite3.Connection, puts: list[_Request], tail: str) -> sqlite3.Cursor:
-    """One multi-row ``INSERT OR IGNORE`` of *puts* (distinct ids), *tail* appended to the statement."""
-    params: list[Any] = []
-    for req in puts:
-        params += [req.update_id, req.lane, req.body, req.received_at]
-    return conn.execute(
-        "INSERT OR IGNORE INTO updates (update_id, lane, body, received_at) VALUES "  # noqa: S608
-        f"{','.join(['(?,?,?,?)'] * len(puts))}{tail}",
-        params,
-    )
