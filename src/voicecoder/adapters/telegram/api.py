@@ -83,35 +83,15 @@ _PACED = frozenset({"sendmessage", "senddocument", "editmessagetext", "editmessa
 _SHOWN = ("text", "caption")  # parameters a chat displays; the rest (urls, secret_token ...) go out as given
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 """``json.dumps`` with these options, without building an encoder per call."""
-_WS = rb"[ \t\n\r]*"
 _SENT_ID = re.compile(
-    rb"\{"
-    + _WS
-    + rb'"ok"'
-    + _WS
-    + rb":"
-    + _WS
-    + rb"true"
-    + _WS
-    + rb","
-    + _WS
-    + rb'"result"'
-    + _WS
-    + rb":"
-    + _WS
-    + rb"\{"
-    + _WS
-    + rb'"message_id"'
-    + _WS
-    + rb":"
-    + _WS
-    + rb"([1-9][0-9]{0,17})"
-    + _WS
-    + rb"[,}]"
+    rb"[ \t\n\r]*".join(
+        [*map(re.escape, b'{ "ok" : true , "result" : { "message_id" :'.split()), rb"([1-9][0-9]{0,17})", rb"[,}]"]
+    )
 )
 """
-The head of a successful send's answer as Telegram writes it: ``{"ok":true,"result":{"message_id":N,`` (JSON
-whitespace allowed). No ``"`` can occur inside a JSON string unescaped, so this text is the answer's own keys.
+The head of a successful send's answer as Telegram writes it: ``{"ok":true,"result":{"message_id":N,``, with JSON
+whitespace allowed between the tokens. No ``"`` can occur inside a JSON string unescaped, so this text is the
+answer's own keys.
 """
 HIDDEN = "[redacted]"
 """What replaces a secret in text sent to a chat (no ``<``/``>``: the text may be HTML)."""
