@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from voicecoder.domain.git_words import split_git
+
 __all__ = ["writes_by_option"]
 
 # Per program: options whose value is a file or directory it writes, as written alone (``-o F``), glued
@@ -99,10 +101,7 @@ def _remote(path: str) -> bool:
 
 
 def _git(args: list[str]) -> list[str]:
-    while args and args[0].startswith("-"):
-        option = args.pop(0)
-        if option in ("-C", "-c", "--git-dir", "--work-tree", "--namespace", "--exec-path") and args:
-            args.pop(0)
+    _, args = split_git(args)
     if not args:
         return []
     sub, rest = args[0], args[1:]

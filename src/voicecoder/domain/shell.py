@@ -26,6 +26,7 @@ from collections.abc import Iterable, Sequence
 import attrs
 
 from voicecoder.domain.code_variables import runs_other_code
+from voicecoder.domain.git_words import split_git
 from voicecoder.domain.option_writes import writes_by_option
 from voicecoder.domain.pipe_filters import only_reads_its_pipe
 from voicecoder.domain.shell_paths import HARMLESS_TARGETS, harmless_target, in_git_dir, inside, reaches, resolve
@@ -438,16 +439,10 @@ def _segment_reason(segment: Segment, workspace: str, cwd: str, home: str | None
     return None
 
 
-_GIT_OPTIONS_WITH_VALUE = frozenset({"-C", "-c", "--git-dir", "--work-tree", "--namespace", "--exec-path"})
-
-
 def _git_reason(args: list[str]) -> str | None:
-    while args and args[0].startswith("-"):
-        option = args.pop(0)
-        if option in ("--git-dir", "--work-tree") or option.startswith(("--git-dir=", "--work-tree=")):
-            return "it points git at another repository or work tree"
-        if option in _GIT_OPTIONS_WITH_VALUE and args:
-            args.pop(0)
+    options, args = split_git(args)
+    if any(o in ("--git-dir", "--work-tree") or o.startswith(("--git-dir=", "--work-tree=")) for o in options):
+        return "it points git at another repository or work tree"
     if not args:
         return None
     sub, rest = args[0], args[1:]
