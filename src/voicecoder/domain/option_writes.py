@@ -28,6 +28,14 @@ _GIT_VALUED: dict[str, tuple[str, ...]] = {
     "format-patch": ("-o", "--output-directory", "--output"),
     "archive": ("-o", "--output"),
 }
+_TAR_LONG_MODES = {
+    "--create": "c",
+    "--append": "r",
+    "--update": "u",
+    "--concatenate": "A",
+    "--extract": "x",
+    "--get": "x",
+}
 _GIT_OUTPUT = ("--output",)  # log, diff, show and the other diff-producing commands
 _COPY_VALUED = {
     "rsync": ("-e", "--rsh", "-f", "--filter", "-T", "--temp-dir"),
@@ -65,7 +73,7 @@ def _values(args: Sequence[str], options: Sequence[str], *, glued: bool) -> list
             found.append(args[index + 1])
         elif arg.startswith("--") and "=" in arg:
             given, _, value = arg.partition("=")
-            if len(given) > 3 and any(o.startswith("--") and o.startswith(given) for o in options):
+            if len(given) > 3 and any(o.startswith(given) for o in options):
                 found.append(value)  # GNU getopt takes an unambiguous prefix: --out=F is --output=F
         elif glued and len(arg) > 1 and arg[0] == "-" and arg[1] != "-":
             # A bundle of short options (curl -sSLo F, -sSo/x): the first one that takes a value takes the rest
@@ -112,22 +120,18 @@ def _tar(args: list[str]) -> list[str]:
     """The archive ``tar`` creates or appends to, or the directory it extracts into."""
     if not args:
         return []
-    first = args[0]
-    # The first word may be the old bundled form without a dash: "tar cf out.tar dir".
-    bundle = first.lstrip("-") if not first.startswith("--") else ""
-    modes = set(bundle) if bundle.isalpha() else set()
+    # The old form bundles the letters without a dash ("tar cf out.tar dir"): f's value is then the next word.
+    old_style = args[0].isalpha()
+    modes = set(args[0]) if old_style else set()
     for arg in args:
-        if arg.startswith("--"):
-            modes |= {"c"} if arg in ("--create", "--append", "--update", "--concatenate") else set()
-            modes |= {"x"} if arg in ("--extract", "--get") else set()
-        elif arg.startswith("-"):
-            modes |= set(arg[1:]) & set("crux")
+        if arg in _TAR_LONG_MODES:
+            modes.add(_TAR_LONG_MODES[arg])
+        elif arg.startswith("-") and not arg.startswith("--"):
+            modes |= set(arg[1:]) & set("cruAx")
     writes: list[str] = []
     if modes & set("cruA"):
-        archive = _values(args, ("-f", "--file"), glued=True)
-        if not archive and "f" in bundle and len(args) > 1:
-            archive = [args[1]]
-        writes += archive
+        given = _values(args, ("-f", "--file"), glued=True)
+        writes += given or (args[1:2] if old_style and "f" in args[0] else [])
     if "x" in modes:
         writes += _values(args, ("-C", "--directory"), glued=True) or ["."]
     return writes
