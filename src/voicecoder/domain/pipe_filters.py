@@ -63,4 +63,4 @@ def only_reads_its_pipe(words: Sequence[str]) -> bool:
                 return False
         elif arg.startswith("-") and len(arg) > 1 and short_letters.intersection(arg[1:]):
             return False
-    return not writes_by_option((name, *args))  # uniq's OUTPUT operand, a glued sort -oFILE
+    return not writes_by_option((name, *args))  # uniq's OUTPUT operand: the options above do not show it

@@ -497,7 +497,7 @@ def rule_specifier(command: str) -> str | None:
     if parsed.opaque:
         return None
     main = [s for i, s in enumerate(parsed.segments) if s.words and not _covered_filter(s, parsed, i)]
-    if len(main) != 1 or main[0].nested or _runs_other_code(main[0]):
+    if len(main) != 1 or main[0].nested or runs_other_code(main[0].assigns):
         return None
     words = list(main[0].words)
     name = posixpath.basename(words[0])
@@ -527,10 +527,6 @@ def _covered_filter(segment: Segment, parsed: Parsed, index: int) -> bool:
         and not segment.wrapped
         and only_reads_its_pipe((segment.name, *segment.words[1:]))
     )
-
-
-def _runs_other_code(segment: Segment) -> bool:
-    return runs_other_code(segment.assigns)
 
 
 def _matches(segment: Segment, specifier: str) -> bool:
@@ -568,7 +564,7 @@ def covered_by(command: str, specifiers: Iterable[str], workspace: str, *, home:
         if not segment.words or _covered_filter(segment, parsed, index):
             continue
         match = next((s for s in specs if _matches(segment, s)), None)
-        if match is None or _runs_other_code(segment):
+        if match is None or runs_other_code(segment.assigns):
             return None
         first = first or match
     return first
