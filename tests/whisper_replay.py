@@ -79,7 +79,7 @@ class ReplayingWhisper(RememberingWhisper):
         #: False: every call decodes (a case that needs the engine busy, e.g. to cancel it mid-way).
         self.replay = True
 
-    def _run(self, data: bytes, language: str | None, prompt: str | None, terms: tuple[str, ...] = ()) -> Transcript:
+    def _run(self, data: bytes, language: str | None, prompt: str | None, terms: tuple[str, ...]) -> Transcript:
         settings = (self.model, self.compute_type, self.beam_size, self.no_repeat_ngram_size, self.hint_mode)
         key = (
             hashlib.sha256(data).digest(),

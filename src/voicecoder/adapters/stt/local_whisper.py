@@ -292,7 +292,7 @@ class LocalWhisperTranscriber:
             log.info("whisper model %s loaded from %s", self.model, source)
             return engine
 
-    def _run(self, data: bytes, language: str | None, prompt: str | None, terms: tuple[str, ...] = ()) -> Transcript:
+    def _run(self, data: bytes, language: str | None, prompt: str | None, terms: tuple[str, ...]) -> Transcript:
         try:
             engine = self.load()
         except ConfigurationError as exc:
@@ -307,7 +307,7 @@ class LocalWhisperTranscriber:
             self.decoding -= 1
 
     def _decode_windows(
-        self, engine: Any, np: Any, data: bytes, language: str | None, prompt: str | None, terms: tuple[str, ...] = ()
+        self, engine: Any, np: Any, data: bytes, language: str | None, prompt: str | None, terms: tuple[str, ...]
     ) -> Transcript:
         samples = _decode(data)
         windows = _speech_windows(samples, window_speech_s(self.encoder_windows))
