@@ -351,6 +351,8 @@ class LocalWhisperTranscriber:
 
     def hypothesis_bias(self, terms: Sequence[str]) -> HypothesisBias | None:
         """The rescoring of a window's hypotheses toward *terms*, or None when it could change nothing."""
+        if self.bias_bonus <= 0 or self.bias_cap <= 0:  # the default: no term needs splitting into words
+            return None
         bias = HypothesisBias.of(terms, bonus=self.bias_bonus, cap=self.bias_cap)
         return bias if bias.active else None
 
