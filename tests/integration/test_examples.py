@@ -1,7 +1,8 @@
 """
-The examples, end to end: examples/telethon_bot.py against the local fake MTProto Telegram and
-examples/aiogram_bot.py against the fake Bot API, each with a real dulwich workspace, SQLite, and the real
-Claude Code CLI against the fake Anthropic API: prompt, progress, Show Diff, Approve, Reject, voice, cancel.
+The examples, end to end: examples/telethon_bot.py against the local fake MTProto Telegram, and
+examples/aiogram_bot.py and examples/ptb_bot.py against the fake Bot API, each with a real dulwich workspace,
+SQLite, and the real Claude Code CLI against the fake Anthropic API: prompt, progress, Show Diff, Approve, Reject,
+voice, cancel.
 """
 
 from __future__ import annotations
@@ -178,11 +179,15 @@ async def test_telethon_example(ports: dict[str, Any], anthropic: FakeAnthropicA
 
 
 @pytest.mark.timeout(240)
-async def test_aiogram_example(ports: dict[str, Any], anthropic: FakeAnthropicApi) -> None:
-    """examples/aiogram_bot.py serves a whole session against the fake Bot API on loopback (long polling)."""
+@pytest.mark.parametrize("name", ["aiogram_bot", "ptb_bot"])
+async def test_bot_api_example(name: str, ports: dict[str, Any], anthropic: FakeAnthropicApi) -> None:
+    """
+    examples/aiogram_bot.py (aiogram 3) and examples/ptb_bot.py (python-telegram-bot) each serve a whole session
+    against the fake Bot API on loopback (their framework's long polling, voicecoder's messenger).
+    """
     from voicecoder.simulators.bot_api import DEFAULT_USER, FakeBotApi  # noqa: PLC0415
 
-    example = load_example("aiogram_bot")
+    example = load_example(name)
     async with FakeBotApi() as api:
         user = DEFAULT_USER.id
         task = asyncio.create_task(example.run_bot(api.token, api_base=api.base_url, allowed=[user], **ports))
@@ -223,7 +228,7 @@ async def test_aiogram_example(ports: dict[str, Any], anthropic: FakeAnthropicAp
             )
             answers = api.calls_to("answerCallbackQuery")
             assert answers
-            assert all(c.status == 200 for c in answers)  # answered once each, by aiogram
+            assert all(c.status == 200 for c in answers)  # answered once each, by the framework
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -20,8 +20,9 @@ PUBLIC_MODULES = {"voicecoder", "voicecoder.adapters", "voicecoder.testing"}
 MAX_LINES = 80
 
 
-def test_both_examples_exist() -> None:
-    assert [p.name for p in EXAMPLES] == ["aiogram_bot.py", "telethon_bot.py"]
+def test_every_example_exists() -> None:
+    """One per framework the README names for embedding: aiogram, python-telegram-bot, Telethon."""
+    assert [p.name for p in EXAMPLES] == ["aiogram_bot.py", "ptb_bot.py", "telethon_bot.py"]
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
