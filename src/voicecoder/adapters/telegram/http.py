@@ -188,7 +188,7 @@ class _Connection(asyncio.Protocol):
                 return
             self._head = (status, headers)
             self._body_at = self._chunk_at = end + 4
-            self._read_framing(status, headers, self._buffer.startswith(b"HTTP/1.0"))
+            self._read_framing(status, headers)
         if self._chunked:
             if self._dechunk():
                 self._finish(b"".join(self._chunks))
@@ -199,38 +199,42 @@ class _Connection(asyncio.Protocol):
                 self.reusable = False
             self._finish(bytes(self._buffer[self._body_at : self._body_at + length]))
 
-    def _read_framing(self, status: int, headers: dict[str, str], http10: bool) -> None:
+    def _read_framing(self, status: int, headers: dict[str, str]) -> None:
         """How the body ends (RFC 9112 §6.3) and whether the connection may carry another request (§9.3)."""
         connection = headers.get("connection")
-        if connection is not None and connection.lower() != "keep-alive":
+        if connection is None:
+            if self._buffer.startswith(b"HTTP/1.0"):
+                self.reusable = False  # an HTTP/1.0 server closes after each answer unless it says keep-alive
+        elif connection.lower() != "keep-alive":
             tokens = {token.strip() for token in connection.lower().split(",")}
-            if "close" in tokens or (http10 and "keep-alive" not in tokens):
+            if "close" in tokens or ("keep-alive" not in tokens and self._buffer.startswith(b"HTTP/1.0")):
                 self.reusable = False
-        elif connection is None and http10:
-            self.reusable = False  # an HTTP/1.0 server closes after each answer unless it says keep-alive
+        coding = headers.get("transfer-encoding")
+        if coding is None:  # the usual case: Content-Length
+            self._chunked = False
+            length_text = headers.get("content-length")
+            if length_text is not None:
+                try:
+                    length = int(length_text)
+                except ValueError:
+                    raise HttpProtocolError("invalid Content-Length") from None
+                if not 0 <= length <= _MAX_BODY:
+                    raise HttpProtocolError("Content-Length out of range")
+                self._length = length
+            elif status in {204, 304}:
+                self._length = 0
+            else:
+                self._length = None
+                self.reusable = False  # the body ends when the server closes: see connection_lost
+            return
         self._length = None
+        self._chunked = coding.lower().rstrip().endswith("chunked")
         self._chunks = []
         self._chunked_size = 0
-        coding = headers.get("transfer-encoding")
-        self._chunked = coding is not None and coding.lower().rstrip().endswith("chunked")
-        if coding is not None:
-            # Transfer-Encoding overrides Content-Length; both at once may be a smuggling attempt, so the
-            # connection is not trusted with another request. A last coding other than chunked ends at close.
-            if "content-length" in headers or not self._chunked:
-                self.reusable = False
-            return
-        if "content-length" in headers:
-            try:
-                length = int(headers["content-length"])
-            except ValueError:
-                raise HttpProtocolError("invalid Content-Length") from None
-            if not 0 <= length <= _MAX_BODY:
-                raise HttpProtocolError("Content-Length out of range")
-            self._length = length
-        elif status in {204, 304}:
-            self._length = 0
-        else:
-            self.reusable = False  # the body ends when the server closes: see connection_lost
+        # Transfer-Encoding overrides Content-Length; both at once may be a smuggling attempt, so the connection is
+        # not trusted with another request. A last coding other than chunked runs until the server closes.
+        if "content-length" in headers or not self._chunked:
+            self.reusable = False
 
     def _dechunk(self) -> bool:
         """Take the complete chunks after *_chunk_at*; True once the last chunk and the trailers are in."""
