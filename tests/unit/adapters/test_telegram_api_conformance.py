@@ -58,8 +58,13 @@ PROXY_502 = (502, {"Content-Type": "text/html"}, b"<html><body><h1>502 Bad Gatew
 
 
 class TestAnswers:
-    async def test_a_proxys_html_502_is_retried(self) -> None:
-        server = Scripted(PROXY_502, OK)
+    @pytest.mark.parametrize(
+        "failure",
+        [PROXY_502, (408, {"Connection": "close"}, b"<h1>Request Timeout</h1>")],
+        ids=["html-502", "html-408"],
+    )
+    async def test_a_proxys_html_502_or_408_is_retried(self, failure: Answer) -> None:
+        server = Scripted(failure, OK)
         async with client_of(server) as api:
             result = await api.call("sendMessage", {"chat_id": 1, "text": "x"})
 

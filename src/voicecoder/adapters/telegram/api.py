@@ -6,8 +6,8 @@ durable inbox live elsewhere. What it does add:
 
 * attrs models for the objects we read (tolerant of fields it does not know);
 * retries: 429 waits ``parameters.retry_after`` (or the ``Retry-After`` header, seconds or an HTTP date); 5xx,
-  timeouts and connection errors back off exponentially with a cap; attempts are bounded; an answer below 500 that
-  is not the Bot API's JSON object (a proxy's HTML page, a wrong base URL) is not retried;
+  timeouts, connection errors and a 408 back off exponentially with a cap; attempts are bounded; another answer
+  below 500 that is not the Bot API's JSON object (a proxy's HTML page, a wrong base URL) is not retried;
 * pacing: a token bucket per chat (about 1 message/s with a small burst) and one overall (30/s);
 * "message is not modified" is success;
 * downloads: a relative ``file_path`` goes out percent-encoded under ``/file/bot<token>/`` (no ``.``/``..`` segment
@@ -215,7 +215,9 @@ class TelegramBotApi:
         returns None the answer is parsed and handled as any other.
 
         "message is not modified" returns None. A call that timed out may have reached Telegram; its retry
-        can then duplicate a message (Telegram offers no idempotency key), which beats losing it. *attempts*
+        can then duplicate a message (Telegram offers no idempotency key), which beats losing it. (The HTTP client
+        itself resends, once and at once, only a request whose reused connection the server closed without a byte
+        of answer: ADR 0044.) An answer below 500 that is not the Bot API's JSON is not retried, except a 408. *attempts*
         overrides the retry policy's count (1: the caller retries on its own terms, e.g. the poller).
 
         Raises:
@@ -296,7 +298,7 @@ class TelegramBotApi:
                 logger.warning("telegram %s: flood control, waiting %.0f s (attempt %d)", method, retry_after, attempt)
                 await asyncio.sleep(retry_after)
                 continue
-            if code >= 500 or (body is None and status >= 500):
+            if code >= 500 or (body is None and (status >= 500 or status == 408)):
                 if attempt >= max_attempts:
                     raise TelegramApiError(code, description, method)
                 delay = self._retry.backoff(attempt)
