@@ -217,8 +217,8 @@ class TelegramBotApi:
         "message is not modified" returns None. A call that timed out may have reached Telegram; its retry
         can then duplicate a message (Telegram offers no idempotency key), which beats losing it. (The HTTP client
         itself resends, once and at once, only a request whose reused connection the server closed without a byte
-        of answer: ADR 0044.) An answer below 500 that is not the Bot API's JSON is not retried, except a 408. *attempts*
-        overrides the retry policy's count (1: the caller retries on its own terms, e.g. the poller).
+        of answer: ADR 0044.) An answer below 500 that is not the Bot API's JSON is not retried, except a 408.
+        *attempts* overrides the retry policy's count (1: the caller retries on its own terms, e.g. the poller).
 
         Raises:
             TelegramApiError: Telegram refused the call, or it kept failing after the retries.
