@@ -20,8 +20,8 @@ from voicecoder.adapters.telegram.api import PacingPolicy, RetryPolicy, Telegram
 TOKEN = "123456:conformance-token-AAAAAAAAAAAAAAAAAAAA"
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02, max_retry_after=60)
 NO_PACING = PacingPolicy(per_chat_rate=0, global_rate=0)
-OK = (200, {}, b'{"ok":true,"result":true}')
 Answer = tuple[int, dict[str, str], bytes]
+OK: Answer = (200, {}, b'{"ok":true,"result":true}')
 
 
 class Scripted:
@@ -40,14 +40,14 @@ class Scripted:
 
 
 @asynccontextmanager
-async def client_of(server: Scripted, **options: object) -> AsyncIterator[TelegramBotApi]:
+async def client_of(server: Scripted, *, local_files: Path | None = None) -> AsyncIterator[TelegramBotApi]:
     runner = web.AppRunner(server.app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     port = runner.addresses[0][1]
     try:
         async with TelegramBotApi(
-            TOKEN, base_url=f"http://127.0.0.1:{port}", retry=FAST, pacing=NO_PACING, timeout=5, **options
+            TOKEN, base_url=f"http://127.0.0.1:{port}", retry=FAST, pacing=NO_PACING, timeout=5, local_files=local_files
         ) as api:
             yield api
     finally:
