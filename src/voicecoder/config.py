@@ -56,7 +56,7 @@ VOICECODER_SETTINGS = frozenset(
         "TELETHON_SESSION_STRING", "CLAUDE_BINARY", "CLAUDE_MODEL", "CLAUDE_PERMISSION_MODE", "CLAUDE_TIMEOUT",
         "CLAUDE_MAX_TURNS", "CLAUDE_KEEP_WARM", "COMPACTION_THRESHOLD", "LOG_FORMAT", "LOG_LEVEL", "TOOL_APPROVAL",
         "TOOL_APPROVAL_TIMEOUT", "TOOL_ALLOW", "AGENT_ENV_PASSTHROUGH", "I_UNDERSTAND_BYPASS", "PROJECTS",
-        "PROJECTS_FILE", "WORKSPACES_ROOT", "DATABASE_URL",
+        "PROJECTS_FILE", "WORKSPACES_ROOT", "DATABASE_URL", "TELEGRAM_LOCAL_FILES_DIR",
     }
 )  # fmt: skip
 #: The CLI's own variables, passed to it from the environment or the .env file.
@@ -88,6 +88,8 @@ class Config:
 
     telegram_token: str | None = attrs.field(default=None, repr=_secret)
     telegram_api_base: str = "https://api.telegram.org"
+    #: A local Bot API server's --dir as this machine sees it: getFile's absolute paths are read from there only.
+    telegram_local_files: Path | None = None
     allowed_user_ids: frozenset[int] = frozenset()
     allow_nobody: bool = False
     transport: Transport = "webhook"
@@ -357,7 +359,12 @@ class Config:
             kwargs["projects"] = parse_projects(v)
         if (v := get("PROJECTS_FILE")) is not None:
             kwargs["projects"] = load_projects_file(Path(v).expanduser())
-        dirs = {"WORKSPACE_DIR": "workspace_dir", "DATA_DIR": "data_dir", "WORKSPACES_ROOT": "workspaces_root"}
+        dirs = {
+            "WORKSPACE_DIR": "workspace_dir",
+            "DATA_DIR": "data_dir",
+            "WORKSPACES_ROOT": "workspaces_root",
+            "TELEGRAM_LOCAL_FILES_DIR": "telegram_local_files",
+        }
         for name, field in dirs.items():
             if (v := get(name)) is not None:
                 kwargs[field] = Path(v).expanduser()

@@ -77,6 +77,7 @@ class Telegram(containers.DeclarativeContainer):
         TelegramBotApi,
         providers.Callable(lambda c: c.telegram_token or _NO_TOKEN, settings),
         base_url=settings.provided.telegram_api_base,
+        local_files=settings.provided.telegram_local_files,
         on_error=metrics.provided.count_telegram_error,
         secrets=providers.Callable(lambda c: c.secrets(), settings),
     )

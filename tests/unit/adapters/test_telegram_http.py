@@ -6,16 +6,15 @@ import asyncio
 import json
 import ssl
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 
+from tests.raw_http import raw_server, read_request
 from voicecoder.adapters.telegram.http import HttpProtocolError, JsonHttpClient
-
-Raw = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
 @asynccontextmanager
@@ -27,40 +26,6 @@ async def aiohttp_server(app: web.Application, ssl_context: ssl.SSLContext | Non
         yield int(runner.addresses[0][1])
     finally:
         await runner.cleanup()
-
-
-@asynccontextmanager
-async def raw_server(handler: Raw) -> AsyncIterator[int]:
-    """A plain TCP server running *handler* per connection; every connection is closed and finished at exit."""
-    running: set[asyncio.Task[None]] = set()
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        running.add(task)
-        try:
-            await handler(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-            running.discard(task)
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    try:
-        yield int(server.sockets[0].getsockname()[1])
-    finally:
-        server.close()
-        for task in list(running):
-            task.cancel()
-        await asyncio.gather(*running, return_exceptions=True)
-        await server.wait_closed()
-
-
-async def read_request(reader: asyncio.StreamReader) -> bytes:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
-    return await reader.readexactly(length)
 
 
 class Echo:

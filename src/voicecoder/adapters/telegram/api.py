@@ -5,10 +5,14 @@ It is a plain aiohttp client, not a bot framework (see docs/adr/0007): ingress, 
 durable inbox live elsewhere. What it does add:
 
 * attrs models for the objects we read (tolerant of fields it does not know);
-* retries: 429 waits ``parameters.retry_after`` (or the ``Retry-After`` header); 5xx, timeouts and
-  connection errors back off exponentially with a cap; attempts are bounded;
+* retries: 429 waits ``parameters.retry_after`` (or the ``Retry-After`` header, seconds or an HTTP date); 5xx,
+  timeouts, connection errors and a 408 back off exponentially with a cap; attempts are bounded; another answer
+  below 500 that is not the Bot API's JSON object (a proxy's HTML page, a wrong base URL) is not retried;
 * pacing: a token bucket per chat (about 1 message/s with a small burst) and one overall (30/s);
 * "message is not modified" is success;
+* downloads: a relative ``file_path`` goes out percent-encoded under ``/file/bot<token>/`` (no ``.``/``..`` segment
+  can leave it); an absolute one (a local Bot API server, ``--local``) is read from disk only inside the directory
+  the operator named (*local_files*), else refused with what to set;
 * every other failure is a `TelegramApiError` (a `DeliveryError`), whose text never holds the token;
 * what a chat shows (``text``, ``caption``, a document's content) never holds the token or another configured
   secret, in any form (see `voicecoder.redaction`).
@@ -17,14 +21,21 @@ durable inbox live elsewhere. What it does add:
 from __future__ import annotations
 
 import asyncio
+import email.utils
+import errno
 import json
 import logging
+import os
 import re
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import quote
 
 import aiohttp
+import yarl
 
 from voicecoder.adapters.telegram.api_types import (
     JSON,
@@ -83,6 +94,10 @@ _PACED = frozenset({"sendmessage", "senddocument", "editmessagetext", "editmessa
 _SHOWN = ("text", "caption")  # parameters a chat displays; the rest (urls, secret_token ...) go out as given
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 """``json.dumps`` with these options, without building an encoder per call."""
+_NOT_THE_BOT_API = (
+    "HTTP {status} with an answer that is not the Bot API's JSON (a proxy's error page, or TELEGRAM_API_BASE_URL "
+    "does not point at a Bot API server)"
+)
 _SENT_ID = re.compile(
     rb"[ \t\n\r]*".join(
         [*map(re.escape, b'{ "ok" : true , "result" : { "message_id" :'.split()), rb"([1-9][0-9]{0,17})", rb"[,}]"]
@@ -117,8 +132,15 @@ class TelegramBotApi:
         pacing: PacingPolicy | None = None,
         on_error: Callable[[str, int], None] | None = None,
         secrets: Iterable[str] = (),
+        local_files: Path | None = None,
     ) -> None:
-        """*secrets*: values besides the token (webhook secret, API keys) that must never reach a chat."""
+        """
+        The client for the bot with *token*.
+
+        *secrets*: values besides the token (webhook secret, API keys) that must never reach a chat. *local_files*:
+        the directory a local Bot API server (``--local``) keeps its files in, as this machine sees it; getFile's
+        absolute paths are read from there (and from nowhere else).
+        """
         if not token:
             raise ValueError("the bot token is empty")
         self._token = token
@@ -132,6 +154,7 @@ class TelegramBotApi:
         self._retry = retry or RetryPolicy()
         self._pacer = TokenBucketPacer(pacing or PacingPolicy())
         self._on_error = on_error or (lambda _method, _code: None)
+        self._local_files = local_files
         self.send_gate: Callable[[], Awaitable[None]] | None = None
         """
         Awaited before every paced send (a message to a chat), after the local pacing: a cluster worker refuses
@@ -192,8 +215,10 @@ class TelegramBotApi:
         returns None the answer is parsed and handled as any other.
 
         "message is not modified" returns None. A call that timed out may have reached Telegram; its retry
-        can then duplicate a message (Telegram offers no idempotency key), which beats losing it. *attempts*
-        overrides the retry policy's count (1: the caller retries on its own terms, e.g. the poller).
+        can then duplicate a message (Telegram offers no idempotency key), which beats losing it. (The HTTP client
+        itself resends, once and at once, only a request whose reused connection the server closed without a byte
+        of answer: ADR 0044.) An answer below 500 that is not the Bot API's JSON is not retried, except a 408.
+        *attempts* overrides the retry policy's count (1: the caller retries on its own terms, e.g. the poller).
 
         Raises:
             TelegramApiError: Telegram refused the call, or it kept failing after the retries.
@@ -255,13 +280,14 @@ class TelegramBotApi:
                 return body.get("result")
             if isinstance(body, dict):
                 code = body.get("error_code")
-                code = code if isinstance(code, int) else status
+                if not isinstance(code, int) or isinstance(code, bool):
+                    code = max(status, 400)  # an ok:false answer is a refusal whatever its status
                 description = self.redact(str(body.get("description", f"HTTP {status}")))
                 found = body.get("parameters")
                 parameters: JSON = found if isinstance(found, dict) else {}
             else:
-                code, description, parameters = status, f"HTTP {status} without a JSON body", {}
-
+                body = None  # JSON that is not an object is no Bot API answer either
+                code, description, parameters = status, _NOT_THE_BOT_API.format(status=status), {}
             if "message is not modified" in description:
                 return None
             self._on_error(method, code)
@@ -272,7 +298,7 @@ class TelegramBotApi:
                 logger.warning("telegram %s: flood control, waiting %.0f s (attempt %d)", method, retry_after, attempt)
                 await asyncio.sleep(retry_after)
                 continue
-            if code >= 500 or body is None:
+            if code >= 500 or (body is None and (status >= 500 or status == 408)):
                 if attempt >= max_attempts:
                     raise TelegramApiError(code, description, method)
                 delay = self._retry.backoff(attempt)
@@ -432,11 +458,23 @@ class TelegramBotApi:
         """
         Download a file that getFile described (``{base}/file/bot<token>/<file_path>``).
 
+        An absolute *file_path* comes from a local Bot API server (``--local``), which leaves the file on its disk:
+        it is read from there when it lies inside *local_files* (symbolic links resolved), and refused otherwise.
+
         Raises:
-            TelegramApiError: Not found (404: call getFile again), larger than *max_bytes* (413), or the
+            TelegramApiError: Not found (404: call getFile again), larger than *max_bytes* (413), a *file_path*
+                that would leave the file directory or a local path this client may not read (400), or the
                 download kept failing.
         """
-        url = f"{self._base}/file/bot{self._token}/{file_path.lstrip('/')}"
+        if file_path.startswith("/"):
+            return await self._read_local(file_path, max_bytes)
+        path = _file_url_path(file_path)
+        if path is None:
+            shown = self.redact(repr(file_path))
+            raise TelegramApiError(
+                400, f"getFile returned a file_path this client will not follow: {shown}", "downloadFile"
+            )
+        url = yarl.URL(f"{self._base}/file/bot{quote(self._token, safe=':')}/{path}", encoded=True)
         client_timeout = aiohttp.ClientTimeout(total=max(self._timeout, 120.0))
         attempt = 0
         while True:
@@ -460,6 +498,32 @@ class TelegramBotApi:
             delay = self._retry.backoff(attempt)
             logger.warning("telegram file download: %s; retry %d in %.2f s", reason, attempt, delay)
             await asyncio.sleep(delay)
+
+    async def _read_local(self, file_path: str, max_bytes: int | None) -> bytes:
+        """The file a local Bot API server left at *file_path*, if it lies inside *local_files*."""
+        shown = self.redact(file_path)  # the server keeps a bot's files under a directory named by its token
+        if self._local_files is None:
+            raise TelegramApiError(
+                400,
+                f"getFile returned a path on the Bot API server's disk ({shown}): the server runs with --local. "
+                "Set TELEGRAM_LOCAL_FILES_DIR to its --dir as this machine sees it (a shared volume) to read files "
+                "from there",
+                "downloadFile",
+            )
+        try:
+            return await asyncio.to_thread(_read_inside, Path(file_path), self._local_files, max_bytes)
+        except _OutsideError:
+            raise TelegramApiError(
+                400, f"getFile returned {shown}, outside TELEGRAM_LOCAL_FILES_DIR: not read", "downloadFile"
+            ) from None
+        except FileNotFoundError:
+            raise TelegramApiError(
+                404, f"{shown} is not on this machine: is TELEGRAM_LOCAL_FILES_DIR the server's --dir?", "downloadFile"
+            ) from None
+        except OSError as exc:
+            raise TelegramApiError(
+                400, f"could not read {shown} ({exc.strerror or type(exc).__name__})", "downloadFile"
+            ) from None
 
     async def set_my_commands(
         self,
@@ -575,6 +639,7 @@ def _sent_message_id(raw: bytes) -> JSON | None:
 
 
 def _retry_after(parameters: JSON, header: str | None) -> float:
+    """The Bot API's ``parameters.retry_after`` first, else ``Retry-After`` (seconds or an HTTP date), else 1 s."""
     value = parameters.get("retry_after")
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
         return float(value)
@@ -583,7 +648,54 @@ def _retry_after(parameters: JSON, header: str | None) -> float:
             return max(0.0, float(header))
         except ValueError:
             pass
+        try:
+            when = email.utils.parsedate_to_datetime(header)
+        except (TypeError, ValueError, IndexError):
+            return 1.0
+        if when.tzinfo is not None:
+            return max(0.0, when.timestamp() - time.time())
     return 1.0
+
+
+class _OutsideError(Exception):
+    """A local file_path that does not lie inside the configured directory."""
+
+
+def _file_url_path(file_path: str) -> str | None:
+    """
+    *file_path* as a URL path under ``/file/bot<token>/``, every byte that is not plain percent-encoded.
+
+    None when a segment is ``.`` or ``..`` (it would leave the file directory once the URL is normalised) or the
+    path holds a backslash or a control character.
+    """
+    segments = file_path.split("/")
+    if any(s in {".", ".."} for s in segments) or any(c == "\\" or ord(c) < 32 or ord(c) == 127 for c in file_path):
+        return None
+    return "/".join(quote(s, safe="") for s in segments)
+
+
+def _read_inside(path: Path, root: Path, max_bytes: int | None) -> bytes:
+    """
+    The bytes of *path* when it resolves (links followed) to a regular file inside *root*.
+
+    Raises:
+        _OutsideError: It resolves outside *root*.
+        TelegramApiError: It is larger than *max_bytes* (413).
+        OSError: It cannot be read (FileNotFoundError when it is not there).
+    """
+    real = Path(os.path.realpath(path))
+    if not real.is_relative_to(os.path.realpath(root)):
+        raise _OutsideError
+    if real.exists() and not real.is_file():  # a directory, a FIFO that would block the read ...
+        raise OSError(errno.EINVAL, "not a regular file")
+    with real.open("rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        if max_bytes is not None and size > max_bytes:
+            raise TelegramApiError(413, f"file is too big ({size} bytes > {max_bytes})", "downloadFile")
+        data = file.read(max_bytes + 1 if max_bytes is not None else -1)
+    if max_bytes is not None and len(data) > max_bytes:
+        raise TelegramApiError(413, f"file is too big (over {max_bytes} bytes)", "downloadFile")
+    return data
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int | None) -> bytes:

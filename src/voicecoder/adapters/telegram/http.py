@@ -5,8 +5,13 @@ Every reply the bot sends is one such POST, so its cost is the bot's cost: aioht
 four times the CPU per call of this one (profiled in ``bench/webhook.py``; see ADR 0015). It does only what a JSON
 POST to the Bot API needs: ``http``/``https`` (TLS with the system's trust store and hostname check), a pool of
 keep-alive connections (at most *max_connections*, idle ones retired after *max_idle_s* so a connection the server
-has silently closed is rarely reused), ``Content-Length`` or ``chunked`` responses, ``Connection: close``. Multipart
-uploads and file downloads stay on aiohttp.
+has silently closed is rarely reused), ``Content-Length``, ``chunked`` (extensions and trailers skipped) or
+until-close responses, interim 1xx answers, ``Connection: close``, and HTTP/1.0 answers (reused only with
+``Connection: keep-alive``, RFC 9112 §9.3). Multipart uploads and file downloads stay on aiohttp.
+
+A request on a reused connection that the server closed without a byte of answer (it had closed the idle connection
+as the request went out: uvicorn after 5 s idle, nginx's ``keepalive_timeout``) is sent once more at once on a new
+connection; every other failure is the caller's (ADR 0044).
 
 Errors are the standard ones, for the caller to map: ``OSError`` (connection refused, reset, closed before the
 answer was complete), ``TimeoutError``, and `HttpProtocolError` for an answer that is not HTTP/1.x. A request
@@ -34,6 +39,10 @@ class HttpProtocolError(Exception):
     """The server's answer is not an HTTP/1.x response this client understands."""
 
 
+class _UnansweredError(ConnectionResetError):
+    """A reused connection closed before a byte of the answer: the server had closed it as the request went out."""
+
+
 class _Connection(asyncio.Protocol):
     """One keep-alive connection; one request at a time."""
 
@@ -41,10 +50,20 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.reusable = True
         self.idle_since = time.monotonic()
+        self.answers = 0
+        """Exchanges this connection has completed: more than 0 means the next one reuses it."""
+        self._heard = False  # a byte of the current exchange's answer arrived
         self._buffer = bytearray()
         self._waiter: asyncio.Future[tuple[int, dict[str, str], bytes]] | None = None
         self._head: tuple[int, dict[str, str]] | None = None
         self._body_at = 0
+        # How the answer's body ends, read from its head: *_length* bytes, chunked (parsed from *_chunk_at* on,
+        # complete chunks kept in *_chunks*), or when the server closes (neither).
+        self._length: int | None = None
+        self._chunked = False
+        self._chunks: list[bytes] = []
+        self._chunk_at = 0
+        self._chunked_size = 0
         self._closed = False
         # The exchange in progress must be answered by *_deadline*. One timer per connection checks it lazily: a
         # request that finishes leaves the timer armed, and when it fires it either fails the exchange in progress
@@ -63,6 +82,7 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
+        self._heard = True
         if self._waiter is None:  # bytes nobody asked for: the connection is out of step
             self._fail(HttpProtocolError("unexpected data from the server"))
             return
@@ -76,13 +96,11 @@ class _Connection(asyncio.Protocol):
         self.reusable = False
         self._disarm()
         if self._waiter is not None and not self._waiter.done():
-            head = self._head
-            if (
-                head is not None
-                and "content-length" not in head[1]
-                and "chunked" not in head[1].get("transfer-encoding", "")
-            ):
+            if self._head is not None and self._length is None and not self._chunked:
                 self._finish(bytes(self._buffer[self._body_at :]))  # the body ran until the server closed
+                return
+            if not self._heard and self.answers:
+                self._waiter.set_exception(_UnansweredError("the server had closed the kept-alive connection"))
                 return
             self._waiter.set_exception(ConnectionResetError("the server closed the connection before answering"))
 
@@ -97,26 +115,31 @@ class _Connection(asyncio.Protocol):
         Send *request* and wait for the whole answer; past *deadline* (the loop's clock) fail with TimeoutError.
 
         Raises:
-            OSError: The connection is closed or closes before the answer is complete.
+            OSError: The connection is closed or closes before the answer is complete (`_UnansweredError` when it was
+                reused and closed without a byte of answer).
             TimeoutError: No complete answer by *deadline* (the connection is dropped).
             HttpProtocolError: The answer is not HTTP/1.x.
         """
         if self.transport is None or self._closed:
-            raise ConnectionResetError("the connection to the server is closed")
+            error = _UnansweredError if self.answers else ConnectionResetError  # a new connection is never resent on
+            raise error("the connection to the server is closed")
         loop = asyncio.get_running_loop()
         self._waiter = loop.create_future()
         self._buffer.clear()
+        self._heard = False
         self._head = None
         self._deadline = deadline
         if deadline is not None and deadline < self._timer_at:
             self._arm(loop, deadline)
         self.transport.write(request)
         try:
-            return await self._waiter
+            answer = await self._waiter
         finally:
             self._waiter = None
             self._deadline = None
             self.idle_since = time.monotonic()
+        self.answers += 1
+        return answer
 
     def close(self) -> None:
         self.reusable = False
@@ -164,31 +187,89 @@ class _Connection(asyncio.Protocol):
                 self._parse()
                 return
             self._head = (status, headers)
-            self._body_at = end + 4
-            if headers.get("connection", "").lower() == "close":
+            self._body_at = self._chunk_at = end + 4
+            self._read_framing(status, headers)
+        if self._chunked:
+            if self._dechunk():
+                self._finish(b"".join(self._chunks))
+            return
+        length = self._length
+        if length is not None and len(self._buffer) - self._body_at >= length:
+            if len(self._buffer) - self._body_at > length:  # more than was announced: out of step
                 self.reusable = False
-        status, headers = self._head
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            body = _dechunk(self._buffer, self._body_at)
-            if body is not None:
-                self._finish(body)
+            self._finish(bytes(self._buffer[self._body_at : self._body_at + length]))
+
+    def _read_framing(self, status: int, headers: dict[str, str]) -> None:
+        """How the body ends (RFC 9112 §6.3) and whether the connection may carry another request (§9.3)."""
+        connection = headers.get("connection")
+        if connection is None:
+            if self._buffer.startswith(b"HTTP/1.0"):
+                self.reusable = False  # an HTTP/1.0 server closes after each answer unless it says keep-alive
+        elif connection.lower() != "keep-alive":
+            tokens = {token.strip() for token in connection.lower().split(",")}
+            if "close" in tokens or ("keep-alive" not in tokens and self._buffer.startswith(b"HTTP/1.0")):
+                self.reusable = False
+        coding = headers.get("transfer-encoding")
+        if coding is None:  # the usual case: Content-Length
+            self._chunked = False
+            length_text = headers.get("content-length")
+            if length_text is not None:
+                try:
+                    length = int(length_text)
+                except ValueError:
+                    raise HttpProtocolError("invalid Content-Length") from None
+                if not 0 <= length <= _MAX_BODY:
+                    raise HttpProtocolError("Content-Length out of range")
+                self._length = length
+            elif status in {204, 304}:
+                self._length = 0
+            else:
+                self._length = None
+                self.reusable = False  # the body ends when the server closes: see connection_lost
             return
-        if "content-length" in headers:
+        self._length = None
+        self._chunked = coding.lower().rstrip().endswith("chunked")
+        self._chunks = []
+        self._chunked_size = 0
+        # Transfer-Encoding overrides Content-Length; both at once may be a smuggling attempt, so the connection is
+        # not trusted with another request. A last coding other than chunked runs until the server closes.
+        if "content-length" in headers or not self._chunked:
+            self.reusable = False
+
+    def _dechunk(self) -> bool:
+        """Take the complete chunks after *_chunk_at*; True once the last chunk and the trailers are in."""
+        buffer = self._buffer
+        at = self._chunk_at
+        while True:
+            line_end = buffer.find(b"\r\n", at)
+            if line_end < 0:
+                if len(buffer) - at > _MAX_HEAD:
+                    raise HttpProtocolError("chunk size line too long")
+                break
+            size_text = bytes(buffer[at:line_end]).split(b";", 1)[0].strip()  # chunk extensions are ignored
             try:
-                length = int(headers["content-length"])
+                size = int(size_text, 16)
             except ValueError:
-                raise HttpProtocolError("invalid Content-Length") from None
-            if not 0 <= length <= _MAX_BODY:
-                raise HttpProtocolError("Content-Length out of range")
-            if len(self._buffer) - self._body_at >= length:
-                if len(self._buffer) - self._body_at > length:  # more than was announced: out of step
+                raise HttpProtocolError("invalid chunk size") from None
+            if size < 0 or self._chunked_size + size > _MAX_BODY:
+                raise HttpProtocolError("chunked body too large")
+            if size == 0:  # then trailers, usually none, up to an empty line
+                trailers = buffer.find(b"\r\n\r\n", line_end)
+                if trailers < 0:
+                    break
+                if len(buffer) > trailers + 4:  # more than the message: out of step
                     self.reusable = False
-                self._finish(bytes(self._buffer[self._body_at : self._body_at + length]))
-            return
-        if status in {204, 304}:
-            self._finish(b"")
-            return
-        self.reusable = False  # the body ends when the server closes: see connection_lost
+                return True
+            data_end = line_end + 2 + size
+            if len(buffer) < data_end + 2:
+                break
+            if buffer[data_end : data_end + 2] != b"\r\n":
+                raise HttpProtocolError("chunk data not followed by CRLF")
+            self._chunks.append(bytes(buffer[line_end + 2 : data_end]))
+            self._chunked_size += size
+            at = data_end + 2
+        self._chunk_at = at
+        return False
 
     def _finish(self, body: bytes) -> None:
         assert self._head is not None
@@ -215,32 +296,6 @@ def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
         text = value.strip().decode("latin-1")
         headers[key] = f"{headers[key]}, {text}" if key in headers else text
     return int(parts[1]), headers
-
-
-def _dechunk(buffer: bytearray, start: int) -> bytes | None:
-    """The body of a complete chunked message in *buffer* from *start*, or None while it is incomplete."""
-    chunks: list[bytes] = []
-    at = start
-    total = 0
-    while True:
-        line_end = buffer.find(b"\r\n", at)
-        if line_end < 0:
-            return None
-        size_text = bytes(buffer[at:line_end]).split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise HttpProtocolError("invalid chunk size") from None
-        total += size
-        if size < 0 or total > _MAX_BODY:
-            raise HttpProtocolError("chunked body too large")
-        if size == 0:  # then trailers, usually none, up to an empty line
-            return b"".join(chunks) if buffer.find(b"\r\n\r\n", line_end) >= 0 else None
-        data_end = line_end + 2 + size
-        if len(buffer) < data_end + 2:
-            return None
-        chunks.append(bytes(buffer[line_end + 2 : data_end]))
-        at = data_end + 2
 
 
 class JsonHttpClient:
@@ -314,6 +369,17 @@ class JsonHttpClient:
     ) -> tuple[int, dict[str, str], bytes]:
         try:
             answer = await connection.exchange(request, deadline)
+        except _UnansweredError:
+            # The server closed the reused connection as the request went out, without a byte of answer: the
+            # request was not processed, so it goes once more, at once, on a new connection (whose own failure
+            # is the caller's: a new connection is never retried here). See ADR 0044.
+            self._discard(connection)
+            if deadline is None:
+                connection = await self._new_connection()
+            else:
+                async with asyncio.timeout_at(deadline):
+                    connection = await self._new_connection()
+            return await self._exchange(connection, request, deadline)
         except BaseException:
             self._discard(connection)
             raise

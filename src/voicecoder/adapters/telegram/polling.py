@@ -12,6 +12,11 @@ line when Telegram becomes unreachable and one when it is back, not one per try,
 (shown by ``/readyz``) says "telegram unreachable" meanwhile. Two empty answers are never less than
 :data:`MIN_EMPTY_INTERVAL_S` apart, even from a server that ignores the long-poll ``timeout``.
 
+Entries below the offset already confirmed (a server that ignores ``offset``) and an ``update_id`` repeated in one
+answer are dropped as duplicates; entries out of order are stored, and the offset moves to the highest id + 1.
+Another process polling with the same token (409 "terminated by other getUpdates request") is retried with
+backoff, with one error line that says to stop the other one.
+
 What retrying cannot fix stops polling with a clear error: a webhook is set (Telegram answers 409 to every
 getUpdates) unless polling was told to delete it, or Telegram rejects the token. Whether a webhook is set is
 also asked once before the first poll, but only as a diagnostic: if that call fails, polling starts anyway.
@@ -53,6 +58,10 @@ WEBHOOK_IS_SET = (
     "A webhook is set for this bot, so polling would fail with 409 Conflict. Run "
     "`voicecoder webhook delete` (pending updates are kept) or start polling with --delete-webhook; "
     "or serve the webhook instead."
+)
+ANOTHER_POLLER = (
+    "polling: another process is polling this bot with the same token (Telegram: {detail}). Stop it, or give "
+    "this one its own bot token (TELEGRAM_TOKEN); retrying with backoff (at most {cap:g} s apart) until it stops"
 )
 TOKEN_REJECTED = (
     "Telegram rejected the bot token ({detail}). Copy TELEGRAM_TOKEN again from @BotFather "  # noqa: S105 - a message
@@ -191,11 +200,19 @@ class UpdatePoller:
         new: list[tuple[NewUpdate, dict[str, Any]]] = []
         highest = (offset or 0) - 1
         moved = 0
+        taken: set[int] = set()
         for entry in raw:
             update_id = entry.get("update_id") if isinstance(entry, dict) else None
-            if type(update_id) is int and update_id > highest:
-                highest = update_id  # confirmed even when it is ignored below, so it never comes back
-                moved += 1
+            if type(update_id) is int:
+                if (offset is not None and update_id < offset) or update_id in taken:
+                    # Confirmed by an earlier getUpdates, or twice in this answer: a server that ignores the
+                    # offset. Once its inbox row is purged it would run again, so it is dropped here.
+                    self.stats.count("duplicate")
+                    continue
+                taken.add(update_id)
+                if update_id > highest:
+                    highest = update_id  # confirmed even when it is ignored below, so it never comes back
+                    moved += 1
             try:
                 # The same checks as a webhook body; the re-encoding is what the inbox stores.
                 body = json.dumps(entry).encode()
@@ -278,14 +295,17 @@ class UpdatePoller:
             await _delete_webhook(self._api, drop_pending=False)
         self.failures += 1
         reason = f"{exc.description} ({exc.code})" if exc.code else exc.description
+        if exc.code == 409:
+            self._state = f"another process polls with this token: {reason}"
+            if self.failures == 1:
+                log.error(ANOTHER_POLLER.format(detail=reason, cap=self._backoff.cap))
+            return
         self._state = f"telegram unreachable: {reason}"
         if self.failures == 1:
-            conflict = exc.code == 409
-            (log.error if conflict else log.warning)(
-                "polling: telegram unreachable: %s; retrying with backoff (at most %g s apart) until it answers%s",
+            log.warning(
+                "polling: telegram unreachable: %s; retrying with backoff (at most %g s apart) until it answers",
                 reason,
                 self._backoff.cap,
-                " (is another instance of this bot polling?)" if conflict else "",
             )
 
 
@@ -410,6 +430,7 @@ async def _poll_until(poller: UpdatePoller, fail: Fail) -> None:
 
 
 __all__ = [
+    "ANOTHER_POLLER",
     "MIN_EMPTY_INTERVAL_S",
     "TOKEN_REJECTED",
     "WEBHOOK_IS_SET",
