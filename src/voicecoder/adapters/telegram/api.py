@@ -21,13 +21,9 @@ durable inbox live elsewhere. What it does add:
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import errno
 import json
 import logging
-import os
 import re
-import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -37,6 +33,7 @@ from urllib.parse import quote
 import aiohttp
 import yarl
 
+from voicecoder.adapters.retry_after_header import parse_retry_after
 from voicecoder.adapters.telegram.api_types import (
     JSON,
     Audio,
@@ -55,6 +52,7 @@ from voicecoder.adapters.telegram.api_types import (
     WebhookInfo,
     _need,
 )
+from voicecoder.adapters.telegram.downloads import fetch, read_local, url_path
 from voicecoder.adapters.telegram.http import HttpProtocolError, JsonHttpClient
 from voicecoder.adapters.telegram.pacing import PacingPolicy, RetryPolicy, TokenBucketPacer
 from voicecoder.domain.errors import MalformedUpdateError
@@ -467,63 +465,17 @@ class TelegramBotApi:
                 download kept failing.
         """
         if file_path.startswith("/"):
-            return await self._read_local(file_path, max_bytes)
-        path = _file_url_path(file_path)
+            return await read_local(file_path, self._local_files, max_bytes, shown=self.redact(file_path))
+        path = url_path(file_path)
         if path is None:
             shown = self.redact(repr(file_path))
             raise TelegramApiError(
                 400, f"getFile returned a file_path this client will not follow: {shown}", "downloadFile"
             )
         url = yarl.URL(f"{self._base}/file/bot{quote(self._token, safe=':')}/{path}", encoded=True)
-        client_timeout = aiohttp.ClientTimeout(total=max(self._timeout, 120.0))
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                async with self._http().get(url, timeout=client_timeout) as resp:
-                    if resp.status == 200:
-                        return await _read_capped(resp, max_bytes)
-                    status = resp.status
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                reason = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
-                status = 0
-            else:
-                reason = f"HTTP {status}"
-            if 0 < status < 500 and status != 429:
-                raise TelegramApiError(status, f"file download failed ({reason})", "downloadFile")
-            if attempt >= self._retry.attempts:
-                raise TelegramApiError(
-                    status, f"file download failed ({reason}) after {attempt} attempts", "downloadFile"
-                )
-            delay = self._retry.backoff(attempt)
-            logger.warning("telegram file download: %s; retry %d in %.2f s", reason, attempt, delay)
-            await asyncio.sleep(delay)
-
-    async def _read_local(self, file_path: str, max_bytes: int | None) -> bytes:
-        """The file a local Bot API server left at *file_path*, if it lies inside *local_files*."""
-        shown = self.redact(file_path)  # the server keeps a bot's files under a directory named by its token
-        if self._local_files is None:
-            raise TelegramApiError(
-                400,
-                f"getFile returned a path on the Bot API server's disk ({shown}): the server runs with --local. "
-                "Set TELEGRAM_LOCAL_FILES_DIR to its --dir as this machine sees it (a shared volume) to read files "
-                "from there",
-                "downloadFile",
-            )
-        try:
-            return await asyncio.to_thread(_read_inside, Path(file_path), self._local_files, max_bytes)
-        except _OutsideError:
-            raise TelegramApiError(
-                400, f"getFile returned {shown}, outside TELEGRAM_LOCAL_FILES_DIR: not read", "downloadFile"
-            ) from None
-        except FileNotFoundError:
-            raise TelegramApiError(
-                404, f"{shown} is not on this machine: is TELEGRAM_LOCAL_FILES_DIR the server's --dir?", "downloadFile"
-            ) from None
-        except OSError as exc:
-            raise TelegramApiError(
-                400, f"could not read {shown} ({exc.strerror or type(exc).__name__})", "downloadFile"
-            ) from None
+        return await fetch(
+            self._http(), url, timeout_s=max(self._timeout, 120.0), retry=self._retry, max_bytes=max_bytes
+        )
 
     async def set_my_commands(
         self,
@@ -643,69 +595,5 @@ def _retry_after(parameters: JSON, header: str | None) -> float:
     value = parameters.get("retry_after")
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
         return float(value)
-    if header is not None:
-        try:
-            return max(0.0, float(header))
-        except ValueError:
-            pass
-        try:
-            when = email.utils.parsedate_to_datetime(header)
-        except (TypeError, ValueError, IndexError):
-            return 1.0
-        if when.tzinfo is not None:
-            return max(0.0, when.timestamp() - time.time())
-    return 1.0
-
-
-class _OutsideError(Exception):
-    """A local file_path that does not lie inside the configured directory."""
-
-
-def _file_url_path(file_path: str) -> str | None:
-    """
-    *file_path* as a URL path under ``/file/bot<token>/``, every byte that is not plain percent-encoded.
-
-    None when a segment is ``.`` or ``..`` (it would leave the file directory once the URL is normalised) or the
-    path holds a backslash or a control character.
-    """
-    segments = file_path.split("/")
-    if any(s in {".", ".."} for s in segments) or any(c == "\\" or ord(c) < 32 or ord(c) == 127 for c in file_path):
-        return None
-    return "/".join(quote(s, safe="") for s in segments)
-
-
-def _read_inside(path: Path, root: Path, max_bytes: int | None) -> bytes:
-    """
-    The bytes of *path* when it resolves (links followed) to a regular file inside *root*.
-
-    Raises:
-        _OutsideError: It resolves outside *root*.
-        TelegramApiError: It is larger than *max_bytes* (413).
-        OSError: It cannot be read (FileNotFoundError when it is not there).
-    """
-    real = Path(os.path.realpath(path))
-    if not real.is_relative_to(os.path.realpath(root)):
-        raise _OutsideError
-    if real.exists() and not real.is_file():  # a directory, a FIFO that would block the read ...
-        raise OSError(errno.EINVAL, "not a regular file")
-    with real.open("rb") as file:
-        size = os.fstat(file.fileno()).st_size
-        if max_bytes is not None and size > max_bytes:
-            raise TelegramApiError(413, f"file is too big ({size} bytes > {max_bytes})", "downloadFile")
-        data = file.read(max_bytes + 1 if max_bytes is not None else -1)
-    if max_bytes is not None and len(data) > max_bytes:
-        raise TelegramApiError(413, f"file is too big (over {max_bytes} bytes)", "downloadFile")
-    return data
-
-
-async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int | None) -> bytes:
-    if max_bytes is not None and resp.content_length is not None and resp.content_length > max_bytes:
-        raise TelegramApiError(413, f"file is too big ({resp.content_length} bytes > {max_bytes})", "downloadFile")
-    chunks: list[bytes] = []
-    total = 0
-    async for chunk in resp.content.iter_chunked(64 << 10):
-        total += len(chunk)
-        if max_bytes is not None and total > max_bytes:
-            raise TelegramApiError(413, f"file is too big (over {max_bytes} bytes)", "downloadFile")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    from_header = parse_retry_after(header)
+    return 1.0 if from_header is None else from_header
