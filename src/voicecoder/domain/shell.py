@@ -29,17 +29,14 @@ from voicecoder.domain.code_variables import runs_other_code
 from voicecoder.domain.git_words import split_git
 from voicecoder.domain.option_writes import writes_by_option
 from voicecoder.domain.pipe_filters import only_reads_its_pipe
+from voicecoder.domain.shell_lexer import Op, lex
 from voicecoder.domain.shell_paths import HARMLESS_TARGETS, harmless_target, in_git_dir, inside, reaches, resolve
+from voicecoder.domain.shell_words import SHELLS, find_commands, shell_script, unwrap
 
 __all__ = ["Segment", "covered_by", "destructive_reason", "parse_command", "private_reason", "rule_specifier"]
 
-_OPERATOR_CHARS = frozenset(";&|()\n")
-_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
-_SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ksh", "fish", "ash", "busybox"})
-_INTERPRETERS = _SHELLS | frozenset({"python", "python3", "perl", "ruby", "node", "php", "sudo", "source", "."})
+_INTERPRETERS = SHELLS | frozenset({"python", "python3", "perl", "ruby", "node", "php", "sudo", "source", "."})
 _DOWNLOADERS = frozenset({"curl", "wget", "fetch", "aria2c", "http", "https", "iwr"})
-#: Wrappers that run the rest of their arguments as a command; the value is how many arguments they take first.
-_WRAPPERS = {"nohup": 0, "nice": 0, "time": 0, "command": 0, "builtin": 0, "exec": 0, "stdbuf": 0, "timeout": 1}
 #: Programs whose first argument (or two) names what they do, so a rule keeps it: ``git log *``, ``npm run test *``.
 _SUBCOMMANDS: dict[str, int] = {
     "git": 1,
@@ -110,6 +107,10 @@ class Segment:
     assigns: tuple[str, ...] = ()
     #: It runs through a wrapper that was looked through (``nice``, ``timeout 10``, ``xargs``, ``env``).
     wrapped: bool = False
+    #: The files its input is redirected from (``< file``).
+    reads_from: tuple[str, ...] = ()
+    #: The wrappers it runs through, each with its options (``("time", "-o", "t.txt")``).
+    setup: tuple[tuple[str, ...], ...] = ()
 
     @property
     def program(self) -> str:
@@ -135,29 +136,23 @@ class Parsed:
     piped: tuple[bool, ...] = ()
 
 
-def _tokens(command: str) -> list[str] | None:
-    lexer = shlex.shlex(command, posix=True, punctuation_chars=";&|()<>\n")
-    lexer.whitespace = " \t\r"
-    lexer.whitespace_split = True
-    lexer.commenters = "#"
-    try:
-        return list(lexer)
-    except ValueError:
-        return None
-
-
 def _is_operator(token: str) -> bool:
-    return bool(token) and set(token) <= _OPERATOR_CHARS
+    return isinstance(token, Op) and not _is_redirect(token)
 
 
 def _is_redirect(token: str) -> bool:
-    return bool(token) and set(token) <= set("<>&|") and ("<" in token or ">" in token)
+    return isinstance(token, Op) and ("<" in token or ">" in token)
 
 
-def _words_and_writes(tokens: list[str]) -> tuple[list[str], list[str]]:
-    """Plain words, and the files output is redirected to (``2>&1`` duplicates a descriptor: no file)."""
+def _words_and_redirects(tokens: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """
+    Plain words, the files output is redirected to, and the files input is read from.
+
+    ``2>&1`` duplicates a descriptor (no file); a here-document's delimiter and a here-string are not files.
+    """
     words: list[str] = []
     writes: list[str] = []
+    reads: list[str] = []
     i = 0
     while i < len(tokens):
         token = tokens[i]
@@ -165,60 +160,26 @@ def _words_and_writes(tokens: list[str]) -> tuple[list[str], list[str]]:
             words.append(token)
             i += 1
             continue
-        if words and words[-1].isdigit() and i > 0 and tokens[i - 1] == words[-1]:
-            words.pop()  # the descriptor number of "2>file"
-        target = tokens[i + 1] if i + 1 < len(tokens) else ""
-        i += 2
-        if token.endswith("&") and (target.isdigit() or target == "-"):
+        target = tokens[i + 1] if i + 1 < len(tokens) and not isinstance(tokens[i + 1], Op) else ""
+        i += 2 if target else 1
+        if token in ("<<", "<<-", "<<<") or (token.endswith("&") and (target.isdigit() or target == "-")):
             continue
         if ">" in token and target:
             writes.append(target)
-    return words, writes
-
-
-def _substitutions(command: str) -> list[str] | None:
-    """The insides of ``$(…)`` and backticks outside single quotes; None if they cannot be delimited."""
-    found: list[str] = []
-    i, quote = 0, ""
-    while i < len(command):
-        char = command[i]
-        if quote == "'":
-            quote = "" if char == "'" else quote
-        elif char == "\\":
-            i += 1
-        elif char == "'" and quote != '"':
-            quote = "'"
-        elif char == '"':
-            quote = "" if quote == '"' else '"'
-        elif char == "`":
-            end = command.find("`", i + 1)
-            if end < 0:
-                return None
-            found.append(command[i + 1 : end])
-            i = end
-        elif command.startswith("$(", i) or command.startswith("<(", i) or command.startswith(">(", i):
-            depth, j = 1, i + 2
-            while j < len(command) and depth:
-                depth += {"(": 1, ")": -1}.get(command[j], 0)
-                j += 1
-            if depth:
-                return None
-            found.append(command[i + 2 : j - 1])
-            i = j - 1
-        i += 1
-    return found
+        if "<" in token and target:
+            reads.append(target)
+    return words, writes, reads
 
 
 def parse_command(command: str, *, _depth: int = 0) -> Parsed:
     """Split *command* into simple commands (see the module docstring)."""
-    tokens = _tokens(command.replace("\\\n", " "))
-    inner = _substitutions(command)
-    if tokens is None or inner is None or _depth > 3:
+    lexed = lex(command)
+    if lexed is None or _depth > 3:
         return Parsed((), opaque=True)
     segments: list[Segment] = []
     piped: list[bool] = []
     opaque = False
-    for text in inner:
+    for text in lexed.inner:
         nested = parse_command(text, _depth=_depth + 1)
         opaque = opaque or nested.opaque
         segments.extend(attrs.evolve(s, nested=True) for s in nested.segments)
@@ -237,7 +198,7 @@ def parse_command(command: str, *, _depth: int = 0) -> Parsed:
         current.clear()
         pipe_next = next_piped
 
-    for token in tokens:
+    for token in lexed.tokens:
         if _is_operator(token):
             close(next_piped=token in ("|", "|&"))
         else:
@@ -247,50 +208,41 @@ def parse_command(command: str, *, _depth: int = 0) -> Parsed:
 
 
 def _segments(words: list[str], depth: int) -> tuple[list[Segment], bool]:
-    """One simple command (with wrappers looked through); ``bash -c`` and ``eval`` scripts are parsed too."""
-    plain, writes = _words_and_writes(words)
-    assigns: list[str] = []
-    wrapped = False
-    while plain and _ASSIGNMENT.match(plain[0]):
-        assigns.append(plain.pop(0).partition("=")[0])
-    while plain:
-        name = posixpath.basename(plain[0])
-        wrapped = wrapped or name == "env" or name in _WRAPPERS or name == "xargs"
-        if name == "env":
-            plain.pop(0)
-            while plain and (plain[0].startswith("-") or _ASSIGNMENT.match(plain[0])):
-                if _ASSIGNMENT.match(plain[0]):
-                    assigns.append(plain[0].partition("=")[0])
-                plain.pop(0)
-        elif name in _WRAPPERS:
-            plain.pop(0)
-            while plain and plain[0].startswith("-"):
-                plain.pop(0)
-            del plain[: _WRAPPERS[name]]
-        elif name == "xargs":
-            plain.pop(0)
-            while plain and plain[0].startswith("-"):
-                takes_value = plain[0] in ("-I", "-n", "-P", "-L", "-d", "-E", "-s", "-a")
-                plain.pop(0)
-                if takes_value and plain:
-                    plain.pop(0)
-        else:
-            break
-    if not plain:
-        return ([Segment((), tuple(writes))] if writes else []), False
-    name = posixpath.basename(plain[0])
-    script: str | None = None
-    if name in _SHELLS and "-c" in plain[1:]:
-        index = plain.index("-c", 1)
-        script = plain[index + 1] if index + 1 < len(plain) else ""
-    elif name == "eval":
-        script = " ".join(plain[1:])
-    head = Segment(tuple(plain), tuple(writes), assigns=tuple(assigns), wrapped=wrapped)
+    """
+    One simple command, reserved words and wrappers looked through.
+
+    The scripts it hands to a shell (``bash -c``, ``eval``, ``env -S``) and the commands ``find -exec`` runs are
+    parsed too, as nested commands.
+    """
+    plain, writes, reads = _words_and_redirects(words)
+    unwrapped = unwrap(plain)
+    extra: list[Segment] = []
+    opaque = False
+    scripts = list(unwrapped.scripts)
+    script = shell_script(unwrapped.words)
     if script is not None:
-        nested = parse_command(script, _depth=depth + 1)
-        inner = [attrs.evolve(s, nested=True) for s in nested.segments]
-        return [head, *inner], nested.opaque
-    return [head], False
+        scripts.append(script)
+    for text in scripts:
+        nested = parse_command(text, _depth=depth + 1)
+        opaque = opaque or nested.opaque
+        extra.extend(attrs.evolve(s, nested=True) for s in nested.segments)
+    for command in find_commands(unwrapped.words):
+        found, more_opaque = _segments(list(command), depth + 1)
+        opaque = opaque or more_opaque
+        extra.extend(attrs.evolve(s, nested=True) for s in found)
+    moves = [Segment(("cd", directory), nested=True) for directory in unwrapped.chdir]
+    if not unwrapped.words:
+        bare = [Segment((), tuple(writes), reads_from=tuple(reads))] if writes or reads else []
+        return [*moves, *bare, *extra], opaque
+    head = Segment(
+        unwrapped.words,
+        tuple(writes),
+        assigns=unwrapped.assigns,
+        wrapped=bool(unwrapped.setup) or unwrapped.reserved,
+        reads_from=tuple(reads),
+        setup=unwrapped.setup,
+    )
+    return [*moves, head, *extra], opaque
 
 
 # --- the destructive-command gate -------------------------------------------------------------
