@@ -34,12 +34,8 @@ class Expanding(str):
     __slots__ = ()
 
 
-_OPERATORS = sorted(
-    (";;&", ";;", ";&", "&&", "||", "|&", "&>>", "&>", "<<<", "<<-", "<<", "<>", "<&", ">>", ">&", ">|", ";", "&")
-    + ("|", "(", ")", "<", ">", "\n"),
-    key=len,
-    reverse=True,
-)  # longest first: "&>>" before "&>" before "&"
+# Longest first, so "&>>" is read before "&>" and "&".
+_OPERATORS = sorted(";;& ;; ;& && || |& &>> &> <<< <<- << <> <& >> >& >| ; & | ( ) < >".split() + ["\n"], key=len)[::-1]
 _META = frozenset(";&|()<> \t\n")
 _FD_NAME = re.compile(r"^(?:\d+|\{[A-Za-z_][A-Za-z0-9_]*\})$")
 _ANSI_C = {"a": "\a", "b": "\b", "e": "\x1b", "E": "\x1b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
