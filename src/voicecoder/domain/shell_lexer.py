@@ -35,7 +35,7 @@ class Expanding(str):
 
 
 # Longest first, so "&>>" is read before "&>" and "&".
-_OPERATORS = sorted(";;& ;; ;& && || |& &>> &> <<< <<- << <> <& >> >& >| ; & | ( ) < >".split() + ["\n"], key=len)[::-1]
+_OPERATOR = re.compile(r";;&|;;|;&|&&|\|\||\|&|&>>|&>|<<<|<<-|<<|<>|<&|>>|>&|>\||[;&|()<>\n]")
 _META = frozenset(";&|()<> \t\n")
 _FD_NAME = re.compile(r"^(?:\d+|\{[A-Za-z_][A-Za-z0-9_]*\})$")
 _ANSI_C = {"a": "\a", "b": "\b", "e": "\x1b", "E": "\x1b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
@@ -241,7 +241,9 @@ class _Lexer:
 
     def operator(self) -> None:
         text = self.text
-        op = next(o for o in _OPERATORS if text.startswith(o, self.i))
+        match = _OPERATOR.match(text, self.i)
+        assert match is not None  # noqa: S101 - run() calls this only at one of _META's characters
+        op = match.group()
         word = "".join(self.word)
         if op[0] in "<>" and self.in_word and not self.quoted and _FD_NAME.match(word):
             self.word, self.in_word = [], False  # 2>x, {fd}>x: the descriptor belongs to the redirection
