@@ -242,7 +242,8 @@ class _Lexer:
     def operator(self) -> None:
         text = self.text
         match = _OPERATOR.match(text, self.i)
-        assert match is not None  # noqa: S101 - run() calls this only at one of _META's characters
+        if match is None:  # not reached: run() calls this at one of _META's characters
+            raise UnbalancedError
         op = match.group()
         word = "".join(self.word)
         if op[0] in "<>" and self.in_word and not self.quoted and _FD_NAME.match(word):
