@@ -29,8 +29,16 @@ from voicecoder.domain.code_variables import runs_other_code
 from voicecoder.domain.git_words import split_git
 from voicecoder.domain.option_writes import writes_by_option
 from voicecoder.domain.pipe_filters import only_reads_its_pipe
+from voicecoder.domain.rule_scope import git_runs_code, leaves_directory, outside_word
 from voicecoder.domain.shell_lexer import Op, lex
-from voicecoder.domain.shell_paths import HARMLESS_TARGETS, harmless_target, in_git_dir, inside, reaches, resolve
+from voicecoder.domain.shell_paths import (
+    expand_braces,
+    harmless_target,
+    in_git_dir,
+    inside,
+    reaches,
+    resolve,
+)
 from voicecoder.domain.shell_words import SHELLS, find_commands, shell_script, unwrap
 
 __all__ = ["Segment", "covered_by", "destructive_reason", "parse_command", "private_reason", "rule_specifier"]
@@ -109,7 +117,7 @@ class Segment:
     wrapped: bool = False
     #: The files its input is redirected from (``< file``).
     reads_from: tuple[str, ...] = ()
-    #: The wrappers it runs through, each with its options (``("time", "-o", "t.txt")``).
+    #: What sets it up: each wrapper with its options (``("time", "-o", "t.txt")``), each assignment (``("X=1",)``).
     setup: tuple[tuple[str, ...], ...] = ()
 
     @property
@@ -238,7 +246,7 @@ def _segments(words: list[str], depth: int) -> tuple[list[Segment], bool]:
         unwrapped.words,
         tuple(writes),
         assigns=unwrapped.assigns,
-        wrapped=bool(unwrapped.setup) or unwrapped.reserved,
+        wrapped=unwrapped.wrapped,
         reads_from=tuple(reads),
         setup=unwrapped.setup,
     )
@@ -286,6 +294,8 @@ def destructive_reason(command: str, workspace: str, *, home: str | None = None)
 
 
 _PROC_PRIVATE = re.compile(r"/proc/[^/\s'\"]*/(?:task/[^/\s'\"]*/)?(?:environ|mem)\b")
+#: /proc/<pid>/root, cwd, fd and map_files lead into other places than their path says (root is "/").
+_PROC_DETOUR = re.compile(r"/proc/[^/\s'\"]*/(?:task/[^/\s'\"]*/)?(?:root|cwd|fd|map_files)(?:/|\b)")
 
 
 def private_reason(command: str, private: Sequence[str], workspace: str, *, home: str | None = None) -> str | None:
@@ -299,21 +309,44 @@ def private_reason(command: str, private: Sequence[str], workspace: str, *, home
     """
     if _PROC_PRIVATE.search(command):
         return "it reads a process's environment or memory under /proc, where secrets such as voicecoder's live"
+    if private and _PROC_DETOUR.search(command):
+        return "it goes through /proc/<pid>/root, cwd or fd, which lead anywhere, voicecoder's own files included"
     for root in private:
         if re.search(re.escape(root.rstrip("/")) + r"(?![^/\s'\";&|)<>])", command):
             return f"it reaches {root}, where voicecoder keeps its own settings and secrets"
     cwd = workspace
     for segment in parse_command(command).segments:
-        for word in (*segment.words[1:], *segment.writes_to):
+        setup = [w for step in segment.setup for w in step[1:]]
+        for word in (*segment.words[1:], *segment.writes_to, *segment.reads_from, *setup):
             for candidate in (word, word.partition("=")[2]):
                 if not candidate or candidate.startswith("-"):
                     continue
-                resolved = resolve(candidate, cwd, home)
-                if resolved is not None and any(reaches(resolved, r) for r in private):
-                    return f"it reaches {candidate}, where voicecoder keeps its own settings and secrets"
+                for path in expand_braces(candidate) or [candidate]:
+                    if any(any(reaches(p, r) for r in private) for p in _possible_paths(path, cwd, home)):
+                        return f"it reaches {candidate}, where voicecoder keeps its own settings and secrets"
         if segment.name == "cd" and len(segment.words) > 1:
             cwd = resolve(segment.words[1], cwd, home) or "/"
     return None
+
+
+def _possible_paths(path: str, cwd: str, home: str | None) -> list[str]:
+    """
+    Where *path* can lead from *cwd*, or from a directory below it.
+
+    The agent's shell keeps the directory it last moved to, so ``../../data`` may climb from deeper than *cwd*.
+    """
+    resolved = resolve(path, cwd, home)
+    if resolved is None:
+        return []
+    normal = posixpath.normpath(path)
+    if path.startswith(("/", "~")) or not normal.startswith(".."):
+        return [resolved]
+    climbs = len(re.match(r"^(?:\.\./?)*", normal + "/").group()) // 3  # type: ignore[union-attr]
+    rest = normal[climbs * 3 :]
+    bases = [cwd]
+    while len(bases) <= climbs and bases[-1] != "/":
+        bases.append(posixpath.dirname(bases[-1]))
+    return [posixpath.normpath(posixpath.join(base, rest)) for base in bases]
 
 
 def _write_reason(path: str, workspace: str, cwd: str, home: str | None) -> str | None:
@@ -496,8 +529,9 @@ def covered_by(command: str, specifiers: Iterable[str], workspace: str, *, home:
     The first of *specifiers* (``Bash(…)`` rule bodies) that covers *command*, or None.
 
     Every simple command of the line must match one of the specifiers (read-only filters at the end of a
-    pipe need none), none may be nested in a substitution or ``-c`` script, and output may only be
-    redirected inside the workspace or to ``/dev/null``.
+    pipe need none), none may be nested in a substitution or ``-c`` script, output may only be
+    redirected inside the workspace or to ``/dev/null``, and every path a command names must stay inside the
+    workspace (`voicecoder.domain.rule_scope`).
     """
     specs: Sequence[str] = tuple(specifiers)
     if not specs:
@@ -509,14 +543,24 @@ def covered_by(command: str, specifiers: Iterable[str], workspace: str, *, home:
     for index, segment in enumerate(parsed.segments):
         if segment.nested:
             return None
-        for target in segment.writes_to:
-            resolved = resolve(target, workspace, home)
-            if resolved is None or (not inside(resolved, workspace) and resolved not in HARMLESS_TARGETS):
-                return None
+        redirected = (*segment.writes_to, *segment.reads_from)
+        if outside_word(redirected, workspace, home) is not None:
+            return None
         if not segment.words or _covered_filter(segment, parsed, index):
             continue
         match = next((s for s in specs if _matches(segment, s)), None)
-        if match is None or runs_other_code(segment.assigns):
+        if match is None or runs_other_code(segment.assigns) or not _stays_inside(segment, workspace, home):
             return None
         first = first or match
     return first
+
+
+def _stays_inside(segment: Segment, workspace: str, home: str | None) -> bool:
+    """A command a rule may cover: its paths stay in the workspace and it runs only what its words say."""
+    setup = [w for step in segment.setup for w in (step if "=" in step[0] else step[1:])]
+    args = segment.words[1:]
+    return not (
+        outside_word((*args, *setup), workspace, home) is not None
+        or leaves_directory(segment.name, args)
+        or (segment.name == "git" and git_runs_code(args))
+    )

@@ -9,12 +9,15 @@ environment (``$VAR``, ``~user``) is "unknown", never "safe".
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import posixpath
 import re
 
-__all__ = ["HARMLESS_TARGETS", "harmless_target", "in_git_dir", "inside", "reaches", "resolve"]
+__all__ = ["HARMLESS_TARGETS", "expand_braces", "harmless_target", "in_git_dir", "inside", "reaches", "resolve"]
 
 _BRACES = re.compile(r"\{[^{}]*\}")  # a brace expansion, read as a glob that matches any of its words
+_SEQUENCE = re.compile(r"^(-?\d+|[A-Za-z])\.\.(-?\d+|[A-Za-z])(?:\.\.(-?\d+))?$")
+_MAX_EXPANSION = 256
 HARMLESS_TARGETS = ("/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty")
 _TEMP_DIRS = ("/tmp", "/var/tmp")  # noqa: S108 - named to recognise them, not to write there
 
@@ -29,6 +32,70 @@ def resolve(path: str, cwd: str, home: str | None) -> str | None:
     if "$" in path:
         return None
     return posixpath.normpath(posixpath.join(cwd, path))
+
+
+def expand_braces(word: str) -> list[str] | None:
+    """
+    The words bash's brace expansion makes of *word* (``{/etc/x,y}`` → ``/etc/x``, ``y``; ``{1..3}``).
+
+    None when there would be more than a few hundred. A brace that is not an expansion stays as written.
+    """
+    found: list[str] = []
+    pending = [word]
+    while pending:
+        current = pending.pop()
+        try:
+            alternatives = _first_expansion(current)
+        except OverflowError:
+            return None
+        if alternatives is None:
+            found.append(current)
+        else:
+            pending.extend(alternatives)
+        if len(found) + len(pending) > _MAX_EXPANSION:
+            return None
+    return found[::-1]
+
+
+def _first_expansion(word: str) -> list[str] | None:
+    """*word* with its first brace expansion made, one word per alternative; None when it has none."""
+    for start, char in enumerate(word):
+        if char != "{" or (start and word[start - 1] == "$"):
+            continue
+        depth, commas = 0, []
+        for end in range(start, len(word)):
+            if word[end] == "{":
+                depth += 1
+            elif word[end] == "}":
+                depth -= 1
+                if depth == 0:
+                    break
+            elif word[end] == "," and depth == 1:
+                commas.append(end)
+        else:
+            continue
+        head, tail, body = word[:start], word[end + 1 :], word[start + 1 : end]
+        if commas:
+            bounds = [start, *commas, end]
+            return [head + word[a + 1 : b] + tail for a, b in itertools.pairwise(bounds)]
+        sequence = _SEQUENCE.match(body)
+        items = _sequence(*sequence.groups()) if sequence is not None else None
+        if items is not None:
+            return [head + item + tail for item in items]
+    return None
+
+
+def _sequence(first: str, last: str, step: str | None) -> list[str] | None:
+    """``{1..3}``, ``{a..e..2}`` (None: ``{1..a}`` is none); OverflowError when it has too many items to check."""
+    numbers = first.lstrip("-").isdigit()
+    if numbers != last.lstrip("-").isdigit():
+        return None
+    a, b = (int(first), int(last)) if numbers else (ord(first), ord(last))
+    by = abs(int(step)) if step and int(step) else 1
+    values = range(a, b + 1, by) if a <= b else range(a, b - 1, -by)
+    if len(values) > _MAX_EXPANSION:
+        raise OverflowError
+    return [str(v) if numbers else chr(v) for v in values]
 
 
 def inside(path: str, root: str) -> bool:

@@ -74,7 +74,7 @@ class Unwrapped:
     words: tuple[str, ...]
     #: The variables set for it (``X=1 cmd``, ``env X=1 cmd``).
     assigns: tuple[str, ...] = ()
-    #: Each wrapper it runs through, with its options (``("time", "-o", "t.txt")``).
+    #: Each wrapper it runs through with its options (``("time", "-o", "t.txt")``), each assignment (``("X=1",)``).
     setup: tuple[tuple[str, ...], ...] = ()
     #: Command lines a wrapper hands to a shell (``env -S '…'``).
     scripts: tuple[str, ...] = ()
@@ -82,6 +82,11 @@ class Unwrapped:
     chdir: tuple[str, ...] = ()
     #: A reserved word (``{``, ``then``, ``!``) stood in front.
     reserved: bool = False
+
+    @property
+    def wrapped(self) -> bool:
+        """A wrapper or a reserved word stood in front (a filter set up that way is a command of its own)."""
+        return self.reserved or any("=" not in step[0] for step in self.setup)
 
 
 def unwrap(words: Sequence[str]) -> Unwrapped:
@@ -98,6 +103,7 @@ def unwrap(words: Sequence[str]) -> Unwrapped:
             reserved = True
             plain.pop(0)
         elif _ASSIGNMENT.match(plain[0]):
+            setup.append((plain[0],))
             assigns.append(re.split(r"[+=\[]", plain.pop(0), maxsplit=1)[0])
         elif name in _WRAPPERS:
             wrapper, taken = _WRAPPERS[name], [plain.pop(0)]
@@ -119,17 +125,24 @@ def unwrap(words: Sequence[str]) -> Unwrapped:
                 if value is not None and taken_option in wrapper.chdir:
                     chdir.append(value)
                 if name == "env":
-                    while plain and _ASSIGNMENT.match(plain[0]):
-                        assigns.append(plain.pop(0).partition("=")[0])
+                    taken.extend(_assignments(plain, assigns))
             if name == "env":
-                while plain and _ASSIGNMENT.match(plain[0]):
-                    assigns.append(plain.pop(0).partition("=")[0])
+                taken.extend(_assignments(plain, assigns))
             taken.extend(plain[: wrapper.positional])
             del plain[: wrapper.positional]
             setup.append(tuple(taken))
         else:
             break
     return Unwrapped(tuple(plain), tuple(assigns), tuple(setup), tuple(scripts), tuple(chdir), reserved)
+
+
+def _assignments(plain: list[str], assigns: list[str]) -> list[str]:
+    """Take the ``NAME=value`` words at the front of *plain* (``env X=1 cmd``), their names into *assigns*."""
+    taken: list[str] = []
+    while plain and _ASSIGNMENT.match(plain[0]):
+        taken.append(plain.pop(0))
+        assigns.append(taken[-1].partition("=")[0])
+    return taken
 
 
 def shell_script(words: Sequence[str]) -> str | None:
