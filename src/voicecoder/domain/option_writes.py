@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from voicecoder.domain.git_words import split_git
 
-__all__ = ["writes_by_option"]
+__all__ = ["deletes_by_option", "pytest_arguments", "writes_by_option"]
 
 # Per program: options whose value is a file or directory it writes, as written alone (``-o F``), glued
 # (``-oF``) or with ``=`` (``--output=F``).
@@ -36,6 +36,16 @@ _TAR_LONG_MODES = {
     "--extract": "x",
     "--get": "x",
 }
+_PYTEST_VALUED = (
+    "--junitxml",
+    "--junit-xml",
+    "--log-file",
+    "--report-log",
+    "--resultlog",
+    "--result-log",
+    "--html",
+    "--json-report-file",
+)
 _GIT_OUTPUT = ("--output",)  # log, diff, show and the other diff-producing commands
 _COPY_VALUED = {
     "rsync": ("-e", "--rsh", "-f", "--filter", "-T", "--temp-dir"),
@@ -62,7 +72,42 @@ def writes_by_option(words: Sequence[str]) -> list[str]:
         return _operands(args, valued=("-b", "-n", "-t", "-tt", "-x", "-i"))[:1]
     if name == "find":
         return _values(args, _VALUED["find"], glued=False)
+    pytest = pytest_arguments(words)
+    if pytest is not None:
+        return _pytest(pytest)
     return _values(args, _VALUED.get(name, ()), glued=True)
+
+
+def deletes_by_option(words: Sequence[str]) -> list[str]:
+    """The directories a command empties before it writes there: pytest's ``--basetemp``."""
+    pytest = pytest_arguments(words)
+    return [] if pytest is None else _values(pytest, ("--basetemp",), glued=False)
+
+
+def pytest_arguments(words: Sequence[str]) -> list[str] | None:
+    """The arguments of a pytest run (``pytest …``, ``py.test …``, ``python3 -m pytest …``), None for another."""
+    if not words:
+        return None
+    if words[0] in ("pytest", "py.test"):
+        return list(words[1:])
+    if words[0].startswith("python") and list(words[1:3]) == ["-m", "pytest"]:
+        return list(words[3:])
+    return None
+
+
+def _pytest(args: list[str]) -> list[str]:
+    """Reports and logs pytest writes (``--junitxml=F``, ``--cov-report=xml:F``, ``--debug=F``, a cache dir)."""
+    found = _values(args, _PYTEST_VALUED, glued=False)
+    for index, arg in enumerate(args):
+        value = arg.partition("=")[2] if "=" in arg else (args[index + 1] if index + 1 < len(args) else "")
+        given = arg.partition("=")[0]
+        if given == "--cov-report" and ":" in value:
+            found.append(value.partition(":")[2])
+        elif given == "--debug" and "=" in arg:
+            found.append(value)
+        elif given in ("-o", "--override-ini") and value.startswith("cache_dir="):
+            found.append(value.partition("=")[2])
+    return found
 
 
 def _values(args: Sequence[str], options: Sequence[str], *, glued: bool) -> list[str]:

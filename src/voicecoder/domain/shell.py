@@ -27,10 +27,10 @@ import attrs
 
 from voicecoder.domain.code_variables import runs_other_code
 from voicecoder.domain.git_words import split_git
-from voicecoder.domain.option_writes import writes_by_option
+from voicecoder.domain.option_writes import deletes_by_option, writes_by_option
 from voicecoder.domain.pipe_filters import only_reads_its_pipe
 from voicecoder.domain.rule_scope import git_runs_code, leaves_directory, outside_word
-from voicecoder.domain.shell_lexer import Op, lex
+from voicecoder.domain.shell_lexer import Expanding, Op, lex
 from voicecoder.domain.shell_paths import (
     expand_braces,
     harmless_target,
@@ -368,9 +368,14 @@ def _segment_reason(segment: Segment, workspace: str, cwd: str, home: str | None
     if not segment.words:
         return None
     name, args = segment.name, list(segment.words[1:])
-    for path in writes_by_option((name, *args)):
-        if (reason := _write_reason(path, workspace, cwd, home)) is not None:
-            return reason
+    for words in (*segment.setup, (name, *args)):
+        for path in writes_by_option(words):
+            if (reason := _write_reason(path, workspace, cwd, home)) is not None:
+                return reason
+    if isinstance(segment.program, Expanding) or any(ch in segment.program for ch in "*?["):
+        return f"the program it runs ({segment.program}) depends on a variable or a pattern: it cannot be read first"
+    if (reason := _deletes_or_links(segment, workspace, cwd, home)) is not None:
+        return reason
     if name in ("sudo", "su", "doas", "pkexec", "runuser"):
         return f"it runs with other privileges ({name})"
     if name == "git":
@@ -421,6 +426,21 @@ def _segment_reason(segment: Segment, workspace: str, cwd: str, home: str | None
             resolved = resolve(path, cwd, home)
             if resolved is None or not inside(resolved, workspace) or in_git_dir(resolved, workspace):
                 return f"it edits {path} in place, outside the workspace"
+    return None
+
+
+def _deletes_or_links(segment: Segment, workspace: str, cwd: str, home: str | None) -> str | None:
+    """A directory emptied by an option (``pytest --basetemp``, like ``rm -r``); a symbolic link to outside."""
+    for path in deletes_by_option((segment.name, *segment.words[1:])):
+        resolved = resolve(path, cwd, home)
+        if resolved is None or not harmless_target(resolved):
+            return f"pytest --basetemp deletes {path} before the run, like rm -r"
+    if segment.name == "ln" and any(a in ("-s", "--symbolic") or re.match(r"^-[a-zA-Z]*s", a) for a in segment.words):
+        operands = [a for a in segment.words[1:] if not a.startswith("-")]
+        for source in operands[:-1] if len(operands) > 1 else operands:
+            resolved = resolve(source, cwd, home)
+            if resolved is None or not inside(resolved, workspace):
+                return f"it links to {source}, outside the workspace: later commands could reach it through the link"
     return None
 
 
