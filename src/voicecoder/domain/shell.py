@@ -26,6 +26,7 @@ from collections.abc import Iterable, Sequence
 import attrs
 
 from voicecoder.domain.code_variables import runs_other_code
+from voicecoder.domain.embedded_scripts import runs_given_code
 from voicecoder.domain.git_words import split_git
 from voicecoder.domain.option_writes import deletes_by_option, writes_by_option
 from voicecoder.domain.pipe_filters import only_reads_its_pipe
@@ -583,4 +584,5 @@ def _stays_inside(segment: Segment, workspace: str, home: str | None) -> bool:
         outside_word((*args, *setup), workspace, home) is not None
         or leaves_directory(segment.name, args)
         or (segment.name == "git" and git_runs_code(args))
+        or runs_given_code((segment.name, *args))
     )
