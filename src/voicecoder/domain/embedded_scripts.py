@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-__all__ = ["runs_given_code"]
+__all__ = ["runs_given_code", "script_arguments"]
 
 _AWKS = frozenset({"awk", "gawk", "mawk", "nawk", "busybox-awk"})
 _AWK_CODE = re.compile(r"system|getline|[|>]|@load|@include|ENVIRON|PROCINFO")
@@ -51,27 +51,49 @@ def runs_given_code(words: Sequence[str]) -> bool:
     return False
 
 
+def script_arguments(words: Sequence[str]) -> list[str]:
+    """The words of a sed or awk command that are its script (``/re/p`` is a pattern, not a path)."""
+    if not words:
+        return []
+    if words[0] == "sed":
+        return _sed_scripts(list(words[1:]))
+    if words[0] in _AWKS:
+        program = _awk_program(list(words[1:]))
+        return [] if program is None else [program]
+    return []
+
+
 def _awk(args: list[str]) -> bool:
+    for arg in args:
+        given = arg.partition("=")[0]
+        if given in _AWK_OPTIONS_WITH_FILES or any(arg.startswith(o) and len(o) == 2 for o in ("-f", "-i", "-l")):
+            return True
+    program = _awk_program(args)
+    return program is None or bool(_AWK_CODE.search(program))
+
+
+def _awk_program(args: list[str]) -> str | None:
     program: str | None = None
     skip = False
     for arg in args:
         if skip:
             skip = False
             continue
-        given = arg.partition("=")[0]
-        if given in _AWK_OPTIONS_WITH_FILES or any(arg.startswith(o) and len(o) == 2 for o in ("-f", "-i", "-l")):
-            return True
         if arg in _AWK_VALUED:
             skip = True
-        elif arg == "--" or not arg.startswith("-"):
-            if program is None:
-                program = arg
-            if arg != "--":
-                break
-    return program is None or bool(_AWK_CODE.search(program))
+        elif not arg.startswith("-"):
+            program = arg
+            break
+    return program
 
 
 def _sed(args: list[str]) -> bool:
+    if any(arg in ("-f", "--file") or arg.startswith(("-f", "--file=")) for arg in args):
+        return True  # a script from a file: not in the words
+    return any(_sed_script_acts(script) for script in _sed_scripts(args))
+
+
+def _sed_scripts(args: list[str]) -> list[str]:
     scripts: list[str] = []
     skip = False
     operands: list[str] = []
@@ -79,8 +101,6 @@ def _sed(args: list[str]) -> bool:
         if skip:
             skip = False
             continue
-        if arg in ("-f", "--file") or arg.startswith(("-f", "--file=")):
-            return True  # a script from a file: not in the words
         if arg in _SED_VALUED:
             skip = True
             if arg in ("-e", "--expression") and index + 1 < len(args):
@@ -91,9 +111,7 @@ def _sed(args: list[str]) -> bool:
             scripts.append(arg[2:])
         elif not arg.startswith("-") or arg == "-":
             operands.append(arg)
-    if not scripts:
-        scripts = operands[:1]
-    return any(_sed_script_acts(script) for script in scripts)
+    return scripts or operands[:1]
 
 
 _ADDRESS = re.compile(r"\s*(?:\d+(?:~\d+)?|\$|/(?:[^/\\]|\\.)*/[IM]*|\\(.)(?:(?!\1).|\\.)*\1[IM]*)?")

@@ -23,6 +23,7 @@ _VALUED: dict[str, tuple[str, ...]] = {
     "sort": ("-o", "--output"),
     "unzip": ("-d",),
     "find": ("-fprint", "-fprint0", "-fprintf", "-fls"),
+    "time": ("-o", "--output"),  # GNU time's report
 }
 _GIT_VALUED: dict[str, tuple[str, ...]] = {
     "format-patch": ("-o", "--output-directory", "--output"),

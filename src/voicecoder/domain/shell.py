@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 import attrs
 
 from voicecoder.domain.code_variables import runs_other_code
-from voicecoder.domain.embedded_scripts import runs_given_code
+from voicecoder.domain.embedded_scripts import runs_given_code, script_arguments
 from voicecoder.domain.git_words import split_git
 from voicecoder.domain.option_writes import deletes_by_option, writes_by_option
 from voicecoder.domain.pipe_filters import only_reads_its_pipe
@@ -580,8 +580,9 @@ def _stays_inside(segment: Segment, workspace: str, home: str | None) -> bool:
     """A command a rule may cover: its paths stay in the workspace and it runs only what its words say."""
     setup = [w for step in segment.setup for w in (step if "=" in step[0] else step[1:])]
     args = segment.words[1:]
+    scripts = script_arguments((segment.name, *args))
     return not (
-        outside_word((*args, *setup), workspace, home) is not None
+        outside_word((*[a for a in args if a not in scripts], *setup), workspace, home) is not None
         or leaves_directory(segment.name, args)
         or (segment.name == "git" and git_runs_code(args))
         or runs_given_code((segment.name, *args))
