@@ -224,7 +224,7 @@ def _segments(words: list[str], depth: int) -> tuple[list[Segment], bool]:
     parsed too, as nested commands.
     """
     plain, writes, reads = _words_and_redirects(words)
-    unwrapped = unwrap(plain)
+    unwrapped = unwrap(plain, command_position=bool(words) and not _is_redirect(words[0]))
     extra: list[Segment] = []
     opaque = False
     scripts = list(unwrapped.scripts)

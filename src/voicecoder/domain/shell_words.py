@@ -89,20 +89,25 @@ class Unwrapped:
         return self.reserved or any("=" not in step[0] for step in self.setup)
 
 
-def unwrap(words: Sequence[str]) -> Unwrapped:
-    """*words* without the reserved words, variable assignments and wrappers in front of the program."""
+def unwrap(words: Sequence[str], *, command_position: bool = True) -> Unwrapped:
+    """
+    *words* without the reserved words, variable assignments and wrappers in front of the program.
+
+    Reserved words count only at the very start of a command (*command_position*: no redirection came first),
+    as bash reads them: ``exec {`` and ``>f {`` run a program named ``{``.
+    """
     plain = list(words)
     assigns: list[str] = []
     setup: list[tuple[str, ...]] = []
     scripts: list[str] = []
     chdir: list[str] = []
     reserved = False
+    while command_position and plain and plain[0] in _RESERVED:
+        reserved = True
+        plain.pop(0)
     while plain:
         name = posixpath.basename(plain[0])
-        if plain[0] in _RESERVED:
-            reserved = True
-            plain.pop(0)
-        elif _ASSIGNMENT.match(plain[0]):
+        if _ASSIGNMENT.match(plain[0]):
             setup.append((plain[0],))
             assigns.append(re.split(r"[+=\[]", plain.pop(0), maxsplit=1)[0])
         elif name in _WRAPPERS:
@@ -130,6 +135,9 @@ def unwrap(words: Sequence[str]) -> Unwrapped:
                 taken.extend(_assignments(plain, assigns))
             taken.extend(plain[: wrapper.positional])
             del plain[: wrapper.positional]
+            if not plain:  # nothing to wrap: the wrapper is the command (bash's "exec exec" runs a program "exec")
+                plain[:0] = taken
+                break
             setup.append(tuple(taken))
         else:
             break

@@ -8,7 +8,14 @@ ask for its ordinary work.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from voicecoder.domain.model import ToolKind, ToolRequest
 from voicecoder.domain.policy import ToolAction, ToolPolicy
@@ -285,3 +292,101 @@ class TestLexer:
 def test_brace_expansion(word: str, expanded: list[str] | None) -> None:
     """Brace expansion as bash does it; too many words to check is None (the caller then asks)."""
     assert expand_braces(word) == expanded
+
+
+# --- bash itself as the oracle ---------------------------------------------------------------------
+
+#: Pieces of shell text a fuzzer strings together after `probe`: quoting, separators, comments, continuations,
+#: substitutions, redirections out of the workspace, commands that are not `probe`.
+PIECES = [
+    " ",
+    "a",
+    "x/",
+    ";",
+    "&",
+    "|",
+    "#",
+    "'",
+    '"',
+    "\\",
+    "\n",
+    "\\\n",
+    "$(",
+    ")",
+    "(",
+    "`",
+    ">",
+    "<",
+    ">|",
+    "2>",
+    "&>",
+    "{",
+    "}",
+    ",",
+    "rm",
+    "touch",
+    "../out/f",
+    "~/f",
+    "$'\\x3b'",
+    "$'\\x2e\\x2e/out/g'",
+    "<<E\n",
+    "<<'E'\n",
+    "E\n",
+    "eval ",
+    "exec ",
+    "cd ",
+    "then ",
+    "$HOME",
+    "{../out/h,a}",
+]
+_HANDLER = 'command_not_found_handle() { printf "%s\\n" "$1" >> "$RAN"; return 127; }\n'
+
+
+def _run_in_bash(command: str) -> tuple[list[str], list[str], str]:
+    """Run *command* in bash with only `probe` on PATH: what else it tried to run, wrote outside, and stderr."""
+    with tempfile.TemporaryDirectory() as root:
+        base = Path(root)
+        (ws := base / "ws").mkdir()
+        (out := base / "out").mkdir()
+        (bin_dir := base / "bin").mkdir()
+        probe = bin_dir / "probe"
+        probe.write_text("#!/bin/sh\nexit 0\n")
+        probe.chmod(0o755)
+        (base / "env.sh").write_text(_HANDLER)
+        ran = base / "ran.txt"
+        env = {"PATH": str(bin_dir), "HOME": str(out), "BASH_ENV": str(base / "env.sh"), "RAN": str(ran)}
+        result = subprocess.run(
+            [BASH, "-c", command],
+            cwd=ws,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+        tried = ran.read_text().split() if ran.exists() else []
+        return tried, sorted(p.name for p in out.iterdir()), result.stderr
+
+
+BASH = shutil.which("bash") or "/bin/bash"
+
+
+@pytest.mark.skipif(not Path(BASH).exists(), reason="bash is not installed")
+@given(st.lists(st.sampled_from(PIECES), min_size=1, max_size=10).map("".join))
+def test_a_covered_line_runs_nothing_but_what_the_rule_names(tail: str) -> None:
+    """
+    Whatever follows `probe`, if `Bash(probe *)` covers the line, bash runs no other program and writes nothing
+    outside the workspace: the analysis reads the line as bash does (bash is the oracle, not our own reading).
+    """
+    command = "probe " + tail
+    with tempfile.TemporaryDirectory() as root:
+        workspace = str(Path(root) / "ws")
+        home = str(Path(root) / "out")
+        if covered_by(command, ["probe *"], workspace, home=home) is None:
+            return
+    tried, written, stderr = _run_in_bash(command)
+
+    assert tried == [], f"{command!r} ran {tried}"
+    assert written == [], f"{command!r} wrote {written} outside the workspace"
+    assert "not found" not in stderr, f"{command!r}: {stderr}"
