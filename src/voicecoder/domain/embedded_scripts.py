@@ -28,8 +28,12 @@ _CODE_OPTIONS: dict[str, tuple[str, ...]] = {
     "npm": ("--script-shell", "--node-options"),
     "pnpm": ("--script-shell", "--node-options"),
     "yarn": ("--script-shell",),
+    "cargo": ("--config",),  # build.rustc-wrapper, target.<triple>.runner: programs it runs
+    "go": ("-exec", "-toolexec", "--exec", "--toolexec"),
 }
-_MAKE_SHELL = re.compile(r"^(?:SHELL|\.SHELLFLAGS|MAKESHELL)\+?:?=")
+# A make variable set on the command line: SHELL runs every recipe; a value with $(…) is make code
+# (``X:=$(shell …)`` runs at once).
+_MAKE_SHELL = re.compile(r"^(?:SHELL|\.SHELLFLAGS|MAKESHELL)\s*[+:?!]*=|^[^=\s]+\s*[+:?!]*=.*\$")
 
 
 def runs_given_code(words: Sequence[str]) -> bool:

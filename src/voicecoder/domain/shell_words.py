@@ -33,6 +33,10 @@ class _Wrapper:
     script: frozenset[str] = frozenset()  # options whose value is a command line for a shell
     chdir: frozenset[str] = frozenset()  # options whose value is the directory the command runs in
 
+    @property
+    def takes_value(self) -> frozenset[str]:
+        return self.valued | self.script | self.chdir
+
 
 _WRAPPERS: dict[str, _Wrapper] = {
     "nohup": _Wrapper(),
@@ -48,6 +52,11 @@ _WRAPPERS: dict[str, _Wrapper] = {
     "stdbuf": _Wrapper(frozenset({"-i", "-o", "-e", "--input", "--output", "--error"})),
     "ionice": _Wrapper(frozenset({"-c", "--class", "-n", "--classdata"})),
     "chrt": _Wrapper(positional=1),
+    "watch": _Wrapper(frozenset({"-n", "--interval", "-q", "--equexit"})),
+    "script": _Wrapper(
+        frozenset({"-E", "--echo", "-O", "--log-out", "-I", "--log-in", "-B", "--log-io", "-T", "--log-timing"}),
+        script=frozenset({"-c", "--command"}),
+    ),
     "taskset": _Wrapper(positional=1),
     "flock": _Wrapper(
         frozenset({"-w", "--timeout", "-E", "--conflict-exit-code"}),
@@ -120,11 +129,18 @@ def unwrap(words: Sequence[str], *, command_position: bool = True) -> Unwrapped:
                 value: str | None = None
                 if "=" in option and option.startswith("--"):
                     taken_option, _, value = option.partition("=")
-                elif option in wrapper.valued | wrapper.script | wrapper.chdir and plain:
-                    value = plain.pop(0)
+                elif option in wrapper.takes_value:
+                    value = plain.pop(0) if plain else ""
                     taken.append(value)
-                elif len(option) > 2 and not option.startswith("--") and option[:2] in wrapper.script | wrapper.chdir:
-                    taken_option, value = option[:2], option[2:]
+                elif not option.startswith("--"):
+                    # A bundle of short options (-qc CMD, -n5): the first that takes a value takes the rest of
+                    # the word, or the next word when it ends the bundle.
+                    at = next((i for i in range(1, len(option)) if "-" + option[i] in wrapper.takes_value), None)
+                    if at is not None:
+                        taken_option, value = "-" + option[at], option[at + 1 :]
+                        if not value:
+                            value = plain.pop(0) if plain else ""
+                            taken.append(value)
                 if value is not None and taken_option in wrapper.script:
                     scripts.append(value)
                 if value is not None and taken_option in wrapper.chdir:
