@@ -280,8 +280,12 @@ class ToolPolicy:
         """The rule "allow for this session" would add for *request* (None: not offered)."""
         match request.kind:
             case ToolKind.SHELL:
-                spec = rule_specifier(request.command or "")
-                return f"Bash({spec})" if spec else None
+                # Offered only when it would cover this very line: `cat ~/.ssh/x` asks again under `cat *`.
+                command = request.command or ""
+                spec = rule_specifier(command)
+                if spec is None or covered_by(command, [spec], self.workspace, home=self.home) is None:
+                    return None
+                return f"Bash({spec})"
             case ToolKind.EDIT:
                 relative = [_relative(p, self.workspace) for p in request.paths]
                 if not relative or any(r is None or not r for r in relative):

@@ -396,3 +396,23 @@ def test_a_covered_line_runs_nothing_but_what_the_rule_names(tail: str) -> None:
     assert tried == [], f"{command!r} ran {tried}"
     assert written == [], f"{command!r} wrote {written} outside the workspace"
     assert "not found" not in stderr, f"{command!r}: {stderr}"
+
+
+@pytest.mark.parametrize(
+    ("command", "offered"),
+    [
+        ("cat README.md", "Bash(cat *)"),
+        ("nice -n 10 pytest -q", "Bash(pytest *)"),
+        ("cat ~/.ssh/id_rsa", None),
+        ("PYTHONPATH=/opt/x pytest", None),
+        ("make --eval='$(shell id)'", None),
+    ],
+)
+def test_allow_for_this_session_is_offered_only_when_its_rule_covers_the_line(
+    command: str, offered: str | None
+) -> None:
+    """A rule that would not cover the very line it was offered for would ask again: it is not offered."""
+    ruling = ToolPolicy(workspace=WS, home=HOME).decide(ToolRequest("r", "Bash", ToolKind.SHELL, "B", command=command))
+
+    assert ruling.action is ToolAction.ASK
+    assert ruling.rule == offered
