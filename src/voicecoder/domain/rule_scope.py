@@ -25,7 +25,7 @@ from voicecoder.domain.git_words import split_git
 from voicecoder.domain.shell_lexer import Expanding
 from voicecoder.domain.shell_paths import HARMLESS_TARGETS, expand_braces, inside
 
-__all__ = ["git_runs_code", "leaves_directory", "outside_word"]
+__all__ = ["git_runs_code", "leaves_directory", "names_from_elsewhere", "outside_word"]
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _CHANGES_DIRECTORY = frozenset({"cd", "pushd", "popd"})
@@ -57,6 +57,19 @@ def outside_word(words: Sequence[str], workspace: str, home: str | None) -> str 
             if paths is None or any(_leaves(path, workspace, home) for path in paths):
                 return word
     return None
+
+
+#: Options whose value is a file of names to read or write (the names are not in the words).
+_NAMES_FROM = ("--files0-from", "--files-from", "--arg-file")
+
+
+def names_from_elsewhere(program: str, args: Sequence[str]) -> bool:
+    """Whether the command takes file names from a file or its input (``wc --files0-from=F``, ``tar -T F``)."""
+    if any(a.partition("=")[0] in _NAMES_FROM for a in args):
+        return True
+    if program == "tar":
+        return any(a == "-T" or (a.startswith("-") and not a.startswith("--") and "T" in a) for a in args)
+    return program == "zip" and "-@" in args
 
 
 def leaves_directory(program: str, args: Sequence[str]) -> bool:

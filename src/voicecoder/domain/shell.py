@@ -30,7 +30,7 @@ from voicecoder.domain.embedded_scripts import runs_given_code, script_arguments
 from voicecoder.domain.git_words import split_git
 from voicecoder.domain.option_writes import deletes_by_option, writes_by_option
 from voicecoder.domain.pipe_filters import only_reads_its_pipe
-from voicecoder.domain.rule_scope import git_runs_code, leaves_directory, outside_word
+from voicecoder.domain.rule_scope import git_runs_code, leaves_directory, names_from_elsewhere, outside_word
 from voicecoder.domain.shell_lexer import Expanding, Op, lex
 from voicecoder.domain.shell_paths import (
     expand_braces,
@@ -120,6 +120,8 @@ class Segment:
     reads_from: tuple[str, ...] = ()
     #: What sets it up: each wrapper with its options (``("time", "-o", "t.txt")``), each assignment (``("X=1",)``).
     setup: tuple[tuple[str, ...], ...] = ()
+    #: ``xargs`` adds arguments read from its input (file names no rule has seen).
+    arguments_from_input: bool = False
 
     @property
     def program(self) -> str:
@@ -250,6 +252,7 @@ def _segments(words: list[str], depth: int) -> tuple[list[Segment], bool]:
         wrapped=unwrapped.wrapped,
         reads_from=tuple(reads),
         setup=unwrapped.setup,
+        arguments_from_input=unwrapped.arguments_from_input,
     )
     return [*moves, head, *extra], opaque
 
@@ -584,6 +587,8 @@ def _stays_inside(segment: Segment, workspace: str, home: str | None) -> bool:
     return not (
         outside_word((*[a for a in args if a not in scripts], *setup), workspace, home) is not None
         or leaves_directory(segment.name, args)
+        or segment.arguments_from_input
+        or names_from_elsewhere(segment.name, args)
         or (segment.name == "git" and git_runs_code(args))
         or runs_given_code((segment.name, *args))
     )

@@ -97,6 +97,11 @@ class Unwrapped:
         """A wrapper or a reserved word stood in front (a filter set up that way is a command of its own)."""
         return self.reserved or any("=" not in step[0] for step in self.setup)
 
+    @property
+    def arguments_from_input(self) -> bool:
+        """``xargs`` gives it arguments read from its input: names the words do not show."""
+        return any(posixpath.basename(step[0]) == "xargs" for step in self.setup)
+
 
 def unwrap(words: Sequence[str], *, command_position: bool = True) -> Unwrapped:
     """

