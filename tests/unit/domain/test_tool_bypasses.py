@@ -1,8 +1,8 @@
 """
 Command lines that stretched a `Bash(…)` rule, or slipped past the "always asks" gates, to what the user never allowed.
 
-Each form below ran without a question before ADR 0045 (with the rule shown, or with a bare `Bash` rule for the
-gate forms); each must now ask. The everyday forms after them must stay covered, so the fix does not make the agent
+Each form below ran without a question before ADR 0045 (with the rules shown, or with a bare `Bash` rule for the
+gate forms) unless marked "already asked" (kept as a regression); each must now ask. The everyday forms after them must stay covered, so the fix does not make the agent
 ask for its ordinary work.
 """
 
@@ -28,8 +28,9 @@ HOME = "/home/dev"
 PRIVATE = ("/etc/voicecoder/voicecoder.env", "/var/lib/voicecoder/data", f"{HOME}/.claude")
 
 
-def decide(rule: str, command: str) -> ToolAction:
-    policy = ToolPolicy(workspace=WS, home=HOME, private=PRIVATE, allow=(rule,))
+def decide(rules: str, command: str) -> ToolAction:
+    """The policy's answer with *rules* (one rule, or several joined by " + ") allowed."""
+    policy = ToolPolicy(workspace=WS, home=HOME, private=PRIVATE, allow=tuple(rules.split(" + ")))
     return policy.decide(ToolRequest("r", "Bash", ToolKind.SHELL, "Bash", command=command)).action
 
 
@@ -58,8 +59,9 @@ STRETCHED = [
     ("Bash(cat *)", "cat file:///etc/shadow"),
     ("Bash(ls *)", "ls ~/.ssh"),
     ("Bash(ls *)", "ls -la /home"),
-    ("Bash(cd *)", "cd && cat .ssh/id_rsa"),
-    ("Bash(cd *)", "cd - && ls"),
+    ("Bash(cd *) + Bash(cat *)", "cd && cat .ssh/id_rsa"),
+    ("Bash(cd *) + Bash(ls *)", "cd - && ls"),
+    ("Bash(cd *) + Bash(cat *)", "cd ~ && cat .netrc"),
     ("Bash(pytest *)", "pytest --junitxml=/etc/x"),
     ("Bash(pytest *)", "pytest --cov-report=xml:/etc/x"),
     ("Bash(pytest *)", "pytest -o cache_dir=/etc/x"),
@@ -80,8 +82,8 @@ STRETCHED = [
     ("Bash(cargo test *)", "cargo test --config 'target.x.runner=\"sh\"'"),
     ("Bash(go test *)", "go test -exec=./x ./..."),
     ("Bash(echo *)", "echo $'\\x2f' > x"),  # an expansion: its value depends on the environment
-    ("Bash(cat *)", "env -C / cat etc/shadow"),
-    ("Bash(cat *)", "CDPATH=/ cd etc; cat shadow"),
+    ("Bash(cat *)", "env -C / cat etc/shadow"),  # already asked (the program was "/")
+    ("Bash(cd *) + Bash(cat *)", "CDPATH=/ cd etc; cat shadow"),
     # git configured, or told to run a program, on its command line
     ("Bash(git *)", "git -c core.pager='sh -c id' log"),
     ("Bash(git *)", "git -c alias.x='!rm -rf ~' x"),
@@ -109,11 +111,10 @@ STRETCHED = [
     # file names the words do not show
     ("Bash(cat *)", "cat list.txt | xargs cat"),
     ("Bash(cat *)", "cat list.txt | xargs -0 cat"),
+    ("Bash(echo *) + Bash(cat *)", "echo -e '\\x2fetc\\x2fshadow' | xargs cat"),
     ("Bash(wc *)", "wc -l --files0-from=list"),
     ("Bash(tar *)", "tar -czf a.tgz -T list"),
     ("Bash(zip *)", "zip a.zip -@ < list"),
-    # a filter setting a variable through a builtin
-    ("Bash(git log *)", "git log | printf -v 'a[$(id)]' x"),
 ]
 
 
