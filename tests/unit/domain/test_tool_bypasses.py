@@ -2,8 +2,8 @@
 Command lines that stretched a `Bash(…)` rule, or slipped past the "always asks" gates, to what the user never allowed.
 
 Each form below ran without a question before ADR 0045 (with the rules shown, or with a bare `Bash` rule for the
-gate forms) unless marked "already asked" (kept as a regression); each must now ask. The everyday forms after them must stay covered, so the fix does not make the agent
-ask for its ordinary work.
+gate forms) unless marked "already asked" (kept as a regression); each must now ask. The everyday forms after them
+must stay covered, so the fix does not make the agent ask for its ordinary work.
 """
 
 from __future__ import annotations
