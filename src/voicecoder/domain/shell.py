@@ -32,14 +32,7 @@ from voicecoder.domain.option_writes import deletes_by_option, writes_by_option
 from voicecoder.domain.pipe_filters import only_reads_its_pipe
 from voicecoder.domain.rule_scope import git_runs_code, leaves_directory, names_from_elsewhere, outside_word
 from voicecoder.domain.shell_lexer import Expanding, Op, lex
-from voicecoder.domain.shell_paths import (
-    expand_braces,
-    harmless_target,
-    in_git_dir,
-    inside,
-    reaches,
-    resolve,
-)
+from voicecoder.domain.shell_paths import harmless_target, in_git_dir, inside, reaches_private, resolve
 from voicecoder.domain.shell_words import SHELLS, find_commands, shell_script, unwrap
 
 __all__ = ["Segment", "covered_by", "destructive_reason", "parse_command", "private_reason", "rule_specifier"]
@@ -323,34 +316,11 @@ def private_reason(command: str, private: Sequence[str], workspace: str, *, home
         setup = [w for step in segment.setup for w in step[1:]]
         for word in (*segment.words[1:], *segment.writes_to, *segment.reads_from, *setup):
             for candidate in (word, word.partition("=")[2]):
-                if not candidate or candidate.startswith("-"):
-                    continue
-                for path in expand_braces(candidate) or [candidate]:
-                    if any(any(reaches(p, r) for r in private) for p in _possible_paths(path, cwd, home)):
-                        return f"it reaches {candidate}, where voicecoder keeps its own settings and secrets"
+                if candidate and not candidate.startswith("-") and reaches_private(candidate, private, cwd, home):
+                    return f"it reaches {candidate}, where voicecoder keeps its own settings and secrets"
         if segment.name == "cd" and len(segment.words) > 1:
             cwd = resolve(segment.words[1], cwd, home) or "/"
     return None
-
-
-def _possible_paths(path: str, cwd: str, home: str | None) -> list[str]:
-    """
-    Where *path* can lead from *cwd*, or from a directory below it.
-
-    The agent's shell keeps the directory it last moved to, so ``../../data`` may climb from deeper than *cwd*.
-    """
-    resolved = resolve(path, cwd, home)
-    if resolved is None:
-        return []
-    normal = posixpath.normpath(path)
-    if path.startswith(("/", "~")) or not normal.startswith(".."):
-        return [resolved]
-    climbs = len(re.match(r"^(?:\.\./?)*", normal + "/").group()) // 3  # type: ignore[union-attr]
-    rest = normal[climbs * 3 :]
-    bases = [cwd]
-    while len(bases) <= climbs and bases[-1] != "/":
-        bases.append(posixpath.dirname(bases[-1]))
-    return [posixpath.normpath(posixpath.join(base, rest)) for base in bases]
 
 
 def _write_reason(path: str, workspace: str, cwd: str, home: str | None) -> str | None:

@@ -12,8 +12,18 @@ import fnmatch
 import itertools
 import posixpath
 import re
+from collections.abc import Sequence
 
-__all__ = ["HARMLESS_TARGETS", "expand_braces", "harmless_target", "in_git_dir", "inside", "reaches", "resolve"]
+__all__ = [
+    "HARMLESS_TARGETS",
+    "expand_braces",
+    "harmless_target",
+    "in_git_dir",
+    "inside",
+    "reaches",
+    "reaches_private",
+    "resolve",
+]
 
 _BRACES = re.compile(r"\{[^{}]*\}")  # a brace expansion, read as a glob that matches any of its words
 _SEQUENCE = re.compile(r"^(-?\d+|[A-Za-z])\.\.(-?\d+|[A-Za-z])(?:\.\.(-?\d+))?$")
@@ -121,3 +131,47 @@ def in_git_dir(path: str, root: str) -> bool:
 def harmless_target(path: str) -> bool:
     """A write there loses nothing: ``/dev/null`` and the like, a descriptor, a temporary directory."""
     return path in HARMLESS_TARGETS or path.startswith("/dev/fd/") or any(inside(path, t) for t in _TEMP_DIRS)
+
+
+def reaches_private(word: str, private: Sequence[str], cwd: str, home: str | None) -> bool:
+    """Whether *word*, a path as written (braces, ``$HOME``, ``..``), can lead into one of the *private* roots."""
+    if home is not None:
+        word = _HOME_VARIABLE.sub(lambda _: home, word)
+    for path in expand_braces(word) or [word]:
+        if any(reaches(p, r) for p in _possible_paths(path, cwd, home) for r in private):
+            return True
+        if any(_after_a_variable(path, r) for r in private):
+            return True
+    return False
+
+
+_HOME_VARIABLE = re.compile(r"\$(?:HOME\b|\{HOME\})")
+_VARIABLE = re.compile(r"\$(?:\{[^}]*\}|\([^)]*\)|[A-Za-z_][A-Za-z0-9_]*|.)")
+
+
+def _after_a_variable(path: str, root: str) -> bool:
+    """``$X/.claude/x``, ``$D/voicecoder.env``: what follows a variable names a private root's last part."""
+    if "$" not in path:
+        return False
+    tail = _VARIABLE.split(path)[-1]
+    return posixpath.basename(root.rstrip("/")) in tail.split("/")
+
+
+def _possible_paths(path: str, cwd: str, home: str | None) -> list[str]:
+    """
+    Where *path* can lead from *cwd*, or from a directory below it.
+
+    The agent's shell keeps the directory it last moved to, so ``../../data`` may climb from deeper than *cwd*.
+    """
+    resolved = resolve(path, cwd, home)
+    if resolved is None:
+        return []
+    normal = posixpath.normpath(path)
+    if path.startswith(("/", "~")) or not normal.startswith(".."):
+        return [resolved]
+    climbs = len(re.match(r"^(?:\.\./?)*", normal + "/").group()) // 3  # type: ignore[union-attr]
+    rest = normal[climbs * 3 :]
+    bases = [cwd]
+    while len(bases) <= climbs and bases[-1] != "/":
+        bases.append(posixpath.dirname(bases[-1]))
+    return [posixpath.normpath(posixpath.join(base, rest)) for base in bases]

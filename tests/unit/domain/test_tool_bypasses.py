@@ -185,6 +185,10 @@ def test_the_destructive_gate_sees_through_it(command: str, why: str) -> None:
         "cat < {/var/lib/voicecoder/data/state.sqlite3,x}",
         "env -C /etc/voicecoder cat voicecoder.env",
         "time -o /var/lib/voicecoder/data/x pytest",
+        "cat $HOME/.claude/.credentials.json",
+        "cat ${HOME}/.claude/.credentials.json",
+        "cat $CLAUDE_CONFIG_DIR/../.claude/.credentials.json",
+        "cat ${D:-/etc/voicecoder}/voicecoder.env",
     ],
 )
 def test_private_paths_are_found_through_braces_proc_and_quoting(command: str) -> None:
@@ -199,6 +203,7 @@ def test_a_private_path_is_found_from_a_deeper_working_directory() -> None:
     assert private_reason("cat ../../data/state.sqlite3", private, WS, home=HOME) is not None
     assert private_reason("cat ../data/state.sqlite3", private, WS, home=HOME) is not None
     assert private_reason("cat data/state.sqlite3", private, WS, home=HOME) is None
+    assert private_reason("cat $HOME/notes.txt", private, WS, home=HOME) is None
 
 
 # rule, command: the agent's ordinary work, which must stay covered.
