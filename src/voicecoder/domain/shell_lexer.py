@@ -293,6 +293,15 @@ def lex_heredoc_body(body: str) -> list[str]:
 
 def _closing_paren(text: str, start: int) -> int:
     """The index of the ``)`` that closes a ``(`` just before *start*, quotes and nesting respected."""
+    return _closing(text, start, "(", ")")
+
+
+def _closing_brace(text: str, start: int) -> int:
+    """The index of the ``}`` that closes a ``${`` just before *start*; a ``$(…)`` inside may hold a ``}``."""
+    return _closing(text, start, "{", "}")
+
+
+def _closing(text: str, start: int, opening: str, closing: str) -> int:
     depth, i = 1, start
     while i < len(text):
         char = text[i]
@@ -314,9 +323,12 @@ def _closing_paren(text: str, start: int) -> int:
                 end += 2 if text[end] == "\\" else 1
             i = end + 1
             continue
-        if char == "(":
+        if closing != ")" and text.startswith("$(", i):
+            i = _closing_paren(text, i + 2) + 1
+            continue
+        if char == opening:
             depth += 1
-        elif char == ")":
+        elif char == closing:
             depth -= 1
             if depth == 0:
                 return i
@@ -335,33 +347,4 @@ def _closing_quote(text: str, start: int) -> int:
             i = _closing_paren(text, i + 2) + 1
         else:
             i += 1
-    raise UnbalancedError
-
-
-def _closing_brace(text: str, start: int) -> int:
-    depth, i = 1, start
-    while i < len(text):
-        char = text[i]
-        if char == "\\":
-            i += 2
-            continue
-        if char == "'":
-            end = text.find("'", i + 1)
-            if end < 0:
-                raise UnbalancedError
-            i = end + 1
-            continue
-        if char == '"':
-            i = _closing_quote(text, i + 1) + 1
-            continue
-        if text.startswith("$(", i):
-            i = _closing_paren(text, i + 2) + 1
-            continue
-        if char == "{":
-            depth += 1
-        elif char == "}":
-            depth -= 1
-            if depth == 0:
-                return i
-        i += 1
     raise UnbalancedError
