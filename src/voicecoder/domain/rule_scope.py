@@ -11,7 +11,8 @@ can be ``..``), or depends on the environment (``$HOME``, ``$(…)``, backticks)
 Brace expansions are expanded first. URLs are not paths (``file://`` ones are). ``/dev/null`` and the like are
 fine. A git command configured on its command line (``git -c core.pager=…``, ``--config-env``, ``--exec-path``)
 or told to run a program (``git grep -O…``, ``--upload-pack``, ``--template``, ``bisect run``) is not covered
-either. Text analysis, not a sandbox (ADR 0019); it errs on the side of asking (``grep -r /api/ .`` asks too).
+either. A search program's pattern (``grep -rn /api/ src``, ``rg -e /x``) is not a path. Text analysis, not a
+sandbox (ADR 0019); where it cannot tell, it errs on the side of asking.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from voicecoder.domain.git_words import split_git
 from voicecoder.domain.shell_lexer import Expanding
 from voicecoder.domain.shell_paths import HARMLESS_TARGETS, expand_braces, inside
 
-__all__ = ["git_runs_code", "leaves_directory", "names_from_elsewhere", "outside_word"]
+__all__ = ["git_runs_code", "leaves_directory", "names_from_elsewhere", "outside_word", "search_patterns"]
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _CHANGES_DIRECTORY = frozenset({"cd", "pushd", "popd"})
@@ -75,6 +76,69 @@ def names_from_elsewhere(program: str, args: Sequence[str]) -> bool:
 def leaves_directory(program: str, args: Sequence[str]) -> bool:
     """``cd`` with no directory (home) or ``-`` (the previous one): where it lands is not in the words."""
     return program in _CHANGES_DIRECTORY and (not args or args[0] in ("-", "--") or program == "popd")
+
+
+#: Per search program: its options that take the next word as their value (a bundle's last letter may be one).
+#: Only these are skipped, so an option missing here makes its value count as the pattern and the real pattern
+#: as a path: more asking, never less. ``-e``/``-f`` are the pattern options (``-f`` names a file: a path).
+_SEARCH_VALUED: dict[str, str] = {
+    "grep": "ABCDdefm",
+    "egrep": "ABCDdefm",
+    "fgrep": "ABCDdefm",
+    "rg": "ABCEefgjMmrTt",
+}
+_SEARCH_LONG_VALUED = frozenset(
+    {"--regexp", "--file", "--after-context", "--before-context", "--context", "--max-count", "--devices",
+     "--directories", "--glob", "--iglob", "--type", "--type-not", "--replace", "--encoding", "--max-columns",
+     "--threads", "--label", "--binary-files", "--color", "--colour", "--include", "--exclude", "--exclude-dir",
+     "--exclude-from", "--max-depth", "--sort", "--sortr", "--max-filesize", "--type-add"}
+)  # fmt: skip
+
+
+def search_patterns(program: str, args: Sequence[str]) -> list[str]:
+    """
+    The words of a grep or rg command that hold its patterns.
+
+    Those are ``P`` of ``-e P``, ``-eP`` and ``--regexp=P``, else the first operand. A pattern is matched against
+    text, never opened, so ``/api/`` in it is no path.
+    """
+    valued = _SEARCH_VALUED.get(program)
+    if valued is None:
+        return []
+    patterns: list[str] = []
+    operands: list[str] = []
+    from_option = False
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            operands.extend(args[i + 1 :])
+            break
+        if arg.startswith("--"):
+            name, eq, value = arg.partition("=")
+            if name in {"--regexp", "--file"}:
+                from_option = True
+            if name == "--regexp":
+                patterns.append(arg if eq else args[i + 1] if i + 1 < len(args) else "")
+            i += 2 if not eq and name in _SEARCH_LONG_VALUED else 1
+            continue
+        if arg.startswith("-") and len(arg) > 1:
+            for at, letter in enumerate(arg[1:], start=2):
+                if letter in valued:
+                    value = arg[at:] or (args[i + 1] if i + 1 < len(args) else "")
+                    from_option = from_option or letter in "ef"
+                    if letter == "e":
+                        patterns.append(arg if arg[at:] else value)
+                    i += 1 if arg[at:] else 2
+                    break
+            else:
+                i += 1
+            continue
+        operands.append(arg)
+        i += 1
+    if not from_option and operands:
+        patterns.append(operands[0])
+    return patterns
 
 
 def _pieces(word: str) -> list[str]:

@@ -21,6 +21,7 @@ import fnmatch
 import posixpath
 import re
 import shlex
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
 import attrs
@@ -30,7 +31,13 @@ from voicecoder.domain.embedded_scripts import runs_given_code, script_arguments
 from voicecoder.domain.git_words import split_git
 from voicecoder.domain.option_writes import deletes_by_option, writes_by_option
 from voicecoder.domain.pipe_filters import only_reads_its_pipe
-from voicecoder.domain.rule_scope import git_runs_code, leaves_directory, names_from_elsewhere, outside_word
+from voicecoder.domain.rule_scope import (
+    git_runs_code,
+    leaves_directory,
+    names_from_elsewhere,
+    outside_word,
+    search_patterns,
+)
 from voicecoder.domain.shell_lexer import Expanding, Op, lex
 from voicecoder.domain.shell_paths import harmless_target, in_git_dir, inside, reaches_private, resolve
 from voicecoder.domain.shell_words import SHELLS, find_commands, shell_script, unwrap
@@ -553,9 +560,17 @@ def _stays_inside(segment: Segment, workspace: str, home: str | None) -> bool:
     """A command a rule may cover: its paths stay in the workspace and it runs only what its words say."""
     setup = [w for step in segment.setup for w in (step if "=" in step[0] else step[1:])]
     args = segment.words[1:]
-    scripts = script_arguments((segment.name, *args))
+    # Each script or pattern is taken out once, as the first word with its text (the one it was read from, or a
+    # glued ``-e…`` that is then still checked): ``awk /etc/x /etc/x`` still names the file /etc/x.
+    not_paths = Counter((*script_arguments((segment.name, *args)), *search_patterns(segment.name, args)))
+    paths = []
+    for arg in args:
+        if not_paths[arg] > 0:
+            not_paths[arg] -= 1
+        else:
+            paths.append(arg)
     return not (
-        outside_word((*[a for a in args if a not in scripts], *setup), workspace, home) is not None
+        outside_word((*paths, *setup), workspace, home) is not None
         or leaves_directory(segment.name, args)
         or segment.arguments_from_input
         or names_from_elsewhere(segment.name, args)

@@ -115,6 +115,19 @@ STRETCHED = [
     ("Bash(wc *)", "wc -l --files0-from=list"),
     ("Bash(tar *)", "tar -czf a.tgz -T list"),
     ("Bash(zip *)", "zip a.zip -@ < list"),
+    # a search's pattern is no path, but its files are, even when they read the same or follow valued options
+    ("Bash(grep *)", "grep /etc/shadow /etc/shadow"),
+    ("Bash(grep *)", "grep -r x /etc"),
+    ("Bash(grep *)", "grep -e /api/ /etc/passwd"),
+    ("Bash(grep *)", "grep -e/api/ /etc/passwd"),
+    ("Bash(grep *)", "grep -A 3 x /etc/passwd"),
+    ("Bash(grep *)", "grep -rnA3 x /etc"),
+    ("Bash(grep *)", "grep -f /etc/shadow src/a.py"),
+    ("Bash(grep *)", "grep --regexp /api/ /etc/passwd"),
+    ("Bash(grep *)", "grep -- /api/ /etc/passwd"),
+    ("Bash(rg *)", "rg -e x /etc"),
+    ("Bash(rg *)", "rg -g '*.conf' x /etc"),
+    ("Bash(awk *)", "awk /etc/shadow /etc/shadow"),
 ]
 
 
@@ -249,6 +262,12 @@ EVERYDAY = [
     ("Bash(git show *)", "git show HEAD:src/a.py"),
     ("Bash(find *)", "find . -name '*.py' -not -path './.venv/*'"),
     ("Bash(grep *)", "grep -rn 'def main' src/"),
+    ("Bash(grep *)", "grep -rn /api/ src"),
+    ("Bash(grep *)", "grep -e /api/ -e '/v2/' src tests"),
+    ("Bash(grep *)", "grep --regexp=/usr/bin -A 3 README.md"),
+    ("Bash(grep *)", "grep -rnA3 /api/ src"),
+    ("Bash(rg *)", "rg -g '*.py' -t py /api/ src"),
+    ("Bash(rg *)", "rg -e /api/ ."),
     ("Bash(go test *)", "go test ./..."),
     ("Bash(curl *)", "curl -s https://example.org/api"),
     ("Bash(python -m pytest *)", "python -m pytest \\\n  -q tests/"),
