@@ -285,6 +285,8 @@ class Restored:
     they are, or, for lines an earlier prompt of an extended change wrote, put back as they were at the later
     prompt.
     """
+    commits: tuple[str, ...] = ()
+    """Short ids of commits made during the turn (the agent ran `git commit`), taken off the branch, newest first."""
 
 
 @attrs.frozen

@@ -47,6 +47,7 @@ _V = TypeVar("_V")
 
 HEAD: Final = Ref(b"HEAD")
 _ENTANGLED: Final = b"entangled "
+_INDEX_OF: Final = b"index of "
 
 
 class StoreBlobs:
@@ -80,6 +81,8 @@ class Checkpoint:
     tree: Flat
     index: Flat
     entangled: frozenset[bytes]
+    head: ObjectID | None = None
+    """HEAD when the checkpoint was made (None on an unborn branch)."""
 
 
 class _Bounded(dict[_K, _V]):
@@ -267,18 +270,23 @@ class GitRepository:
         tree: bytes,
         index_tree: bytes,
         entangled: frozenset[bytes] = frozenset(),
+        *,
+        head: ObjectID | None = None,
     ) -> bytes:
         """
         Record *tree* (a working tree) and *index_tree* as one commit under *ref*.
 
-        Parents: HEAD (if any), then a commit of the index unless it is HEAD's tree. Either way the last parent's
-        tree (or nothing) is the index as it was.
+        Parents: HEAD (if any; or *head* when given), then a commit of the index unless it is that commit's tree.
+        Either way the last parent's tree (or nothing) is the index as it was.
         """
-        head = self.head(repo)
+        if head is None:
+            head = self.head(repo)
         parents: list[bytes] = [head] if head is not None else []
         head_tree = self.trees.commit_tree(repo.object_store, head)
         if index_tree != (head_tree if head_tree is not None else EMPTY_TREE):
-            parents.append(self.store_commit(repo, index_tree, parents, f"index of {label}\n", self.author).id)
+            parents.append(
+                self.store_commit(repo, index_tree, parents, f"{_INDEX_OF.decode()}{label}\n", self.author).id
+            )
         text = f"voicecoder checkpoint: {label}\n"
         if entangled:
             # Paths need not be UTF-8: hex keeps them exact in the message.
@@ -310,14 +318,28 @@ class GitRepository:
                 "(was it garbage-collected?). Review the files with /status and commit or discard them by hand."
             )
         index_tree = self.trees.commit_tree(store, commit.parents[-1]) if commit.parents else None
+        # The first parent is HEAD, unless HEAD was unborn and the only parent is the commit of the index.
+        head = commit.parents[0] if commit.parents else None
+        if head is not None and len(commit.parents) == 1:
+            first = store[head]
+            if isinstance(first, Commit) and first.message.startswith(_INDEX_OF):
+                head = None
         entangled = frozenset(
             bytes.fromhex(line[len(_ENTANGLED) :].decode("ascii"))
             for line in commit.message.splitlines()
             if line.startswith(_ENTANGLED)
         )
         return Checkpoint(
-            commit, self.trees.flatten(store, commit.tree), self.trees.flatten(store, index_tree), entangled
+            commit, self.trees.flatten(store, commit.tree), self.trees.flatten(store, index_tree), entangled, head
         )
+
+    @staticmethod
+    def descends(repo: Repo, commit: ObjectID, ancestor: ObjectID, *, limit: int = 1000) -> bool:
+        """Whether *ancestor* is *commit* or one of its first *limit* ancestors."""
+        for walk_entry in repo.get_walker(include=[commit], max_entries=limit):
+            if walk_entry.commit.id == ancestor:
+                return True
+        return False
 
     def resolve_commit(self, repo: Repo, sha: str) -> Commit:
         wanted = sha.strip().lower().encode()

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import Final, NamedTuple
 
 import attrs
 from dulwich.objects import Commit, ObjectID
@@ -51,6 +51,15 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_PREFIX: Final = b"refs/voicecoder/checkpoints/"
 TURN_END_PREFIX: Final = b"refs/voicecoder/turn-ends/"
+
+
+class _Look(NamedTuple):
+    """One look at a turn: the view, the scan and index it was made from, and the commit it applies to."""
+
+    view: TurnView
+    scan: Scan
+    index_file: GitIndex
+    onto: ObjectID | None
 
 
 class DulwichWorkspace:
@@ -158,17 +167,42 @@ class DulwichWorkspace:
             ),
         ]
 
-    def _turn(self, repo: Repo, baseline: Baseline, *, durable: bool = False) -> tuple[TurnView, Scan, GitIndex]:
+    def _turn(self, repo: Repo, baseline: Baseline, *, durable: bool = False) -> _Look:
         """The turn as `turns.TurnView` sees it, with the scan and index it was made from."""
         base = self._git.load_checkpoint(repo, baseline.snapshot, baseline.turn_id)
         end = self._git.load_checkpoint(repo, baseline.turn_end, baseline.turn_id) if baseline.turn_end else None
         index = self._git.index(repo)
         # Without a turn end the tree now stands in for it, and what it holds may be committed: store it.
         scan = self._git.worktree.scan(repo, index, durable=durable and end is None)
-        return self._view(repo, base, end, scan, index, durable=durable), scan, index
+        onto = self._onto(repo, base, end)
+        return _Look(self._view(repo, base, end, scan, index, onto, durable=durable), scan, index, onto)
+
+    def _onto(self, repo: Repo, base: Checkpoint, end: Checkpoint | None) -> ObjectID | None:
+        """
+        The commit the turn's change applies to: HEAD, or HEAD before the turn if commits were made during it.
+
+        Commits made between the baseline and the turn end (the agent ran `git commit`) are part of the agent's
+        change, like its edits: the view sees them against HEAD before the turn, Approve makes one commit of
+        them and the rest onto it, and Reject moves the branch back. That holds only while HEAD is still where
+        the turn left it and descends from where it began; otherwise the change applies to HEAD as it is.
+        """
+        now = self._git.head(repo)
+        began = base.head
+        left = end.head if end is not None else now
+        if began is None or now is None or now == began or now != left or not self._git.descends(repo, now, began):
+            return now
+        return began
 
     def _view(
-        self, repo: Repo, base: Checkpoint, end: Checkpoint | None, scan: Scan, index: GitIndex, *, durable: bool
+        self,
+        repo: Repo,
+        base: Checkpoint,
+        end: Checkpoint | None,
+        scan: Scan,
+        index: GitIndex,
+        onto: ObjectID | None,
+        *,
+        durable: bool,
     ) -> TurnView:
         trees = TurnTrees(
             base=base.tree,
@@ -177,7 +211,7 @@ class DulwichWorkspace:
             end_index=end.index if end is not None else index.flat,
             current=scan.entries,
             index=index.flat,
-            head=self._git.head_flat(repo, self._git.head(repo)),
+            head=self._git.head_flat(repo, onto),
             entangled=base.entangled,
         )
         return TurnView(trees, StoreBlobs(repo, scan, durable=durable), self._git.merges)
@@ -188,8 +222,9 @@ class DulwichWorkspace:
         scan, index, tree, index_tree = self._git.snapshot(repo)
         entangled: frozenset[bytes] = frozenset()
         label = f"start of turn {turn_id}"
+        head = self._git.head(repo)
         if extends is not None:
-            previous, _, _ = self._turn(repo, extends, durable=True)
+            previous, _, _, head = self._turn(repo, extends, durable=True)
             store = repo.object_store
             base, base_index, entangled = rebase(
                 previous.trees, previous.blobs, start=scan.entries, start_index=index.flat
@@ -197,7 +232,10 @@ class DulwichWorkspace:
             tree = self._git.trees.tree_of(store, base, like=tree, like_flat=scan.entries)
             index_tree = self._git.trees.tree_of(store, base_index, like=index_tree, like_flat=index.flat)
             label += f", continuing turn {extends.turn_id}"
-        sha = self._git.checkpoint(repo, CHECKPOINT_PREFIX + turn_id.value.encode(), label, tree, index_tree, entangled)
+        # An extended change still applies to the commit its first turn began on (see `_onto`).
+        sha = self._git.checkpoint(
+            repo, CHECKPOINT_PREFIX + turn_id.value.encode(), label, tree, index_tree, entangled, head=head
+        )
         return Baseline(turn_id, sha.decode())
 
     def _end_turn(self, baseline: Baseline, repo: Repo) -> EndedTurn:
@@ -206,12 +244,11 @@ class DulwichWorkspace:
         ref = TURN_END_PREFIX + baseline.turn_id.value.encode()
         sha = self._git.checkpoint(repo, ref, f"end of turn {baseline.turn_id}", tree, index_tree)
         # The diff from the same look at the tree: at the turn end the tree is the turn end, no late edits.
-        view = self._view(repo, base, None, scan, index, durable=False)
+        view = self._view(repo, base, None, scan, index, self._onto(repo, base, None), durable=False)
         return EndedTurn(attrs.evolve(baseline, turn_end=sha.decode()), view.diff())
 
     def _changes_since(self, baseline: Baseline, repo: Repo) -> Diff:
-        view, _, _ = self._turn(repo, baseline)
-        return view.diff()
+        return self._turn(repo, baseline).view.diff()
 
     def _commit_turn(
         self,
@@ -222,7 +259,7 @@ class DulwichWorkspace:
         choice: ApprovalChoice | None,
         repo: Repo,
     ) -> CommitInfo:
-        view, scan, index = self._turn(repo, baseline, durable=True)
+        view, scan, index, onto = self._turn(repo, baseline, durable=True)
         plan = view.approval(fingerprint, choice)
         index.check_writable(self._git.root)
         conflicted = sorted(p for p in plan.commit if p in index.conflicted)
@@ -232,10 +269,11 @@ class DulwichWorkspace:
             )
         store = repo.object_store
         head = self._git.head(repo)
-        head_tree = self._git.trees.commit_tree(store, head)
-        tree, _ = self._git.trees.patch(store, head_tree, plan.commit, base_flat=view.trees.head)
+        # Commits made during the turn are squashed into this one: it goes onto HEAD as the turn began.
+        onto_tree = self._git.trees.commit_tree(store, onto)
+        tree, _ = self._git.trees.patch(store, onto_tree, plan.commit, base_flat=view.trees.head)
         text = message.render()
-        commit = self._git.store_commit(repo, tree, [head] if head else [], text, author)
+        commit = self._git.store_commit(repo, tree, [onto] if onto else [], text, author)
 
         def move_head() -> None:
             if not repo.refs.set_if_equals(HEAD, head, commit.id, message=b"commit: " + message.subject.encode()):
@@ -246,7 +284,7 @@ class DulwichWorkspace:
         return CommitInfo(commit.id.decode(), text, author, datetime.fromtimestamp(commit.commit_time, tz=UTC))
 
     def _restore_turn(self, baseline: Baseline, repo: Repo) -> Restored:
-        view, scan, index = self._turn_paths(repo, baseline)
+        view, scan, index, onto = self._turn_paths(repo, baseline)
         index.check_writable(self._git.root)
         plan = view.reject().settled(lambda plan: self._git.worktree.blocked(plan.worktree, scan))
         after = {**scan.entries, **{p: e for p, e in plan.worktree.items() if e is not None}}
@@ -255,16 +293,29 @@ class DulwichWorkspace:
                 after.pop(path, None)
         # Files written back that hold what the index has get fresh stat data, as a checkout would give them.
         refreshed = {p: e for p, e in after.items() if p in plan.worktree and index.flat.get(p) == e}
+        head = self._git.head(repo)
+        # Commits made during the turn are the agent's too: the branch goes back to where the turn began (they
+        # stay in the reflog).
+        back = onto if onto is not None and head is not None and onto != head else None
+
+        def write() -> None:
+            if back is not None and not repo.refs.set_if_equals(
+                HEAD, head, back, message=b"voicecoder: reject turn " + baseline.turn_id.value.encode()
+            ):
+                raise WorkspaceError("HEAD moved while rejecting; nothing was changed. Try again.")
+            self._git.worktree.write(plan.worktree, scan, view.blobs.read)
+
         self._git.write_index(
-            repo,
-            lambda: self._git.index_updates({**refreshed, **plan.index}, after),
-            before_commit=lambda: self._git.worktree.write(plan.worktree, scan, view.blobs.read),
+            repo, lambda: self._git.index_updates({**refreshed, **plan.index}, after), before_commit=write
         )
         result = plan.result()
+        if back is not None and head is not None:
+            taken = repo.get_walker(include=[head], exclude=[back], max_entries=1000)
+            result = attrs.evolve(result, commits=tuple(e.commit.id.decode()[:7] for e in taken))
         logger.info("restored %d path(s) of turn %s, kept %d", len(result.restored), baseline.turn_id, len(result.kept))
         return result
 
-    def _turn_paths(self, repo: Repo, baseline: Baseline) -> tuple[TurnView, Scan, GitIndex]:
+    def _turn_paths(self, repo: Repo, baseline: Baseline) -> _Look:
         """
         The turn as Reject needs it: only the paths the agent changed are looked at on disk.
 
@@ -280,7 +331,9 @@ class DulwichWorkspace:
         looked = self._git.worktree.look(repo, index, paths)
         current = {p: e for p, e in end.tree.items() if p not in paths}
         current.update(looked.entries)
-        return self._view(repo, base, end, Scan(current, looked.fresh), index, durable=True), looked, index
+        onto = self._onto(repo, base, end)
+        view = self._view(repo, base, end, Scan(current, looked.fresh), index, onto, durable=True)
+        return _Look(view, looked, index, onto)
 
     def _status(self, repo: Repo) -> WorkspaceStatus:
         head = self._git.head(repo)

@@ -1,0 +1,218 @@
+"""
+Turn isolation under sequences the first audit did not cover, with the git CLI as the oracle.
+
+Each test drives `DulwichWorkspace` as the product does (begin_turn → the agent's edits → the developer's
+edits at any moment → end_turn → Approve, Reject or /undo) and reads the result back with git itself:
+`status --porcelain=v2`, `ls-files -s --debug` (which shows the index flags), `ls-tree`, `cat-file`, `rev-parse`,
+`for-each-ref`, `stash list`, `config`, `write-tree` and `fsck --strict`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.gitoracle import fsck, git, git_bytes, init_repo, requires_git
+from voicecoder.adapters import DulwichWorkspace
+from voicecoder.domain.model import Baseline, CommitMessage, Ownership, TurnId
+
+pytestmark = requires_git
+
+MESSAGE = CommitMessage("Apply changes from Claude", "Prompt: test")
+
+
+def write(repo: Path, path: str, data: bytes) -> None:
+    target = repo / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+
+
+def status(repo: Path) -> str:
+    """`git status --porcelain=v2` with untracked files one by one: staged and unstaged state per path."""
+    return git(repo, "status", "--porcelain=v2", "-uall")
+
+
+def changes(repo: Path) -> dict[str, str]:
+    """{path: XY} of `git status --porcelain=v2` (ordinary and untracked entries; names without spaces)."""
+    return {line.split()[-1]: line.split()[1] if line[0] != "?" else "??" for line in status(repo).splitlines()}
+
+
+def index_listing(repo: Path) -> list[tuple[str, str]]:
+    """Each index entry as git lists it (mode, blob, stage and path) with its flags (intent-to-add shows there)."""
+    entries: list[tuple[str, str]] = []
+    for line in git(repo, "ls-files", "-s", "--debug").splitlines():
+        if not line.startswith(" "):
+            entries.append((line, ""))
+        elif "flags: " in line:
+            entries[-1] = (entries[-1][0], line.split("flags: ")[1])
+    return entries
+
+
+def other_state(repo: Path) -> tuple[str, str, str, str]:
+    """What a turn must leave as it was: other branches and tags, the stash, the config, the branch HEAD is on."""
+    refs = git(repo, "for-each-ref", "--format=%(refname) %(objectname)", "refs/heads", "refs/tags", "refs/stash")
+    return (
+        "".join(line + "\n" for line in refs.splitlines() if not line.startswith("refs/heads/main ")),
+        git(repo, "stash", "list", "--format=%H %gs"),
+        git(repo, "config", "--local", "--list"),
+        git(repo, "symbolic-ref", "-q", "HEAD"),
+    )
+
+
+def git_accepts(repo: Path) -> None:
+    git(repo, "write-tree")
+    fsck(repo)
+
+
+async def end(ws: DulwichWorkspace, baseline: Baseline) -> Baseline:
+    return (await ws.end_turn(baseline)).baseline
+
+
+async def approve(ws: DulwichWorkspace, baseline: Baseline) -> str:
+    diff = await ws.changes_since(baseline)
+    return (await ws.commit_turn(baseline, fingerprint=diff.fingerprint, message=MESSAGE)).sha
+
+
+@pytest.fixture(name="repo")
+def _repo(tmp_path: Path) -> Path:
+    return init_repo(tmp_path / "repo", {"a.txt": b"one\n", "b.txt": b"bee\n"})
+
+
+@pytest.fixture(name="ws")
+def _ws(repo: Path) -> DulwichWorkspace:
+    return DulwichWorkspace(repo, init_if_missing=False)
+
+
+class TestTheAgentCommitsDuringItsTurn:
+    """
+    Tool approval may let the agent run `git commit`. Its commits are part of its change: nothing is committed
+    without approval, so Reject moves the branch back, and Approve makes the one approved commit of it all.
+    """
+
+    async def test_reject_takes_back_the_agents_commits(self, repo: Path, ws: DulwichWorkspace) -> None:
+        write(repo, "b.txt", b"bee\nmine\n")
+        before = git(repo, "rev-parse", "HEAD").strip()
+        baseline = await ws.begin_turn(TurnId("t1"))
+        write(repo, "a.txt", b"one\nagent\n")
+        git(repo, "commit", "-q", "-m", "agent's own commit", "--", "a.txt")
+        write(repo, "c.txt", b"agent\n")
+        ended = await ws.end_turn(baseline)
+        agent_commit = git(repo, "rev-parse", "HEAD").strip()
+
+        assert [(f.path, f.owner) for f in ended.diff.files] == [("a.txt", Ownership.AGENT), ("c.txt", Ownership.AGENT)]
+        assert ended.diff.yours == ""  # the agent's commit is not shown as the developer's edit
+        restored = await ws.restore_turn(ended.baseline)
+
+        assert restored.restored == ("a.txt", "c.txt")
+        assert restored.commits == (agent_commit[:7],)
+        assert git(repo, "rev-parse", "HEAD").strip() == before
+        assert git(repo, "symbolic-ref", "HEAD").strip() == "refs/heads/main"
+        assert changes(repo) == {"b.txt": ".M"}
+        assert (repo / "a.txt").read_bytes() == b"one\n"
+        assert (repo / "b.txt").read_bytes() == b"bee\nmine\n"
+        assert not (repo / "c.txt").exists()
+        assert agent_commit in git(repo, "reflog", "--format=%H", "main")  # nothing is lost for good
+        git_accepts(repo)
+
+    async def test_approve_makes_one_commit_of_the_agents_commits_and_edits(
+        self, repo: Path, ws: DulwichWorkspace
+    ) -> None:
+        before = git(repo, "rev-parse", "HEAD").strip()
+        write(repo, "b.txt", b"bee\nmine\n")
+        baseline = await ws.begin_turn(TurnId("t1"))
+        write(repo, "a.txt", b"one\nagent\n")
+        git(repo, "commit", "-q", "-m", "agent 1", "--", "a.txt")
+        write(repo, "d/e.txt", b"agent\n")
+        git(repo, "add", "d/e.txt")
+        git(repo, "commit", "-q", "-m", "agent 2")
+        write(repo, "c.txt", b"agent\n")
+        baseline = await end(ws, baseline)
+
+        sha = await approve(ws, baseline)
+
+        assert git(repo, "rev-parse", "HEAD").strip() == sha
+        assert git(repo, "rev-parse", f"{sha}^").strip() == before
+        assert git(repo, "show", "--format=%s", "--name-status", sha).split() == [
+            "Apply", "changes", "from", "Claude", "M", "a.txt", "A", "c.txt", "A", "d/e.txt",
+        ]  # fmt: skip
+        assert git_bytes(repo, "show", "HEAD:b.txt") == b"bee\n"  # the developer's edit stays uncommitted
+        assert changes(repo) == {"b.txt": ".M"}
+        git_accepts(repo)
+
+    async def test_an_extended_change_still_takes_back_the_first_turns_commit(
+        self, repo: Path, ws: DulwichWorkspace
+    ) -> None:
+        before = git(repo, "rev-parse", "HEAD").strip()
+        first = await ws.begin_turn(TurnId("t1"))
+        write(repo, "a.txt", b"one\nagent\n")
+        git(repo, "commit", "-q", "-m", "agent", "--", "a.txt")
+        first = await end(ws, first)
+        second = await ws.begin_turn(TurnId("t2"), extends=first)
+        write(repo, "b.txt", b"bee\nagent again\n")
+        second = await end(ws, second)
+
+        diff = await ws.changes_since(second)
+        restored = await ws.restore_turn(second)
+
+        assert [(f.path, f.owner) for f in diff.files] == [("a.txt", Ownership.AGENT), ("b.txt", Ownership.AGENT)]
+        assert restored.restored == ("a.txt", "b.txt")
+        assert git(repo, "rev-parse", "HEAD").strip() == before
+        assert status(repo) == ""
+        git_accepts(repo)
+
+    @pytest.mark.parametrize("action", ["approve", "reject"])
+    async def test_a_commit_the_developer_makes_after_the_turn_end_stays(
+        self, repo: Path, ws: DulwichWorkspace, action: str
+    ) -> None:
+        """Only commits made *during* the turn are the agent's: Approve commits onto a HEAD moved since."""
+        baseline = await ws.begin_turn(TurnId("t1"))
+        write(repo, "a.txt", b"one\nagent\n")
+        baseline = await end(ws, baseline)
+        write(repo, "b.txt", b"bee\nmine\n")
+        git(repo, "commit", "-q", "-m", "mine", "--", "b.txt")
+        mine = git(repo, "rev-parse", "HEAD").strip()
+
+        if action == "approve":
+            sha = await approve(ws, baseline)
+            assert git(repo, "rev-parse", f"{sha}^").strip() == mine
+            assert git_bytes(repo, "show", "HEAD:a.txt") == b"one\nagent\n"
+        else:
+            restored = await ws.restore_turn(baseline)
+            assert (restored.restored, restored.commits) == (("a.txt",), ())
+            assert git(repo, "rev-parse", "HEAD").strip() == mine
+        assert git_bytes(repo, "show", "HEAD:b.txt") == b"bee\nmine\n"
+        assert status(repo) == ""
+        git_accepts(repo)
+
+
+class TestRepositoryStateSurvives:
+    @pytest.mark.parametrize("action", ["approve", "reject"])
+    async def test_refs_stash_branches_and_config_are_left_alone(
+        self, repo: Path, ws: DulwichWorkspace, action: str
+    ) -> None:
+        git(repo, "branch", "feature")
+        git(repo, "tag", "-a", "-m", "v1", "v1")
+        write(repo, "b.txt", b"bee\nstashed\n")
+        git(repo, "stash", "push", "-q", "-m", "my stash")
+        git(repo, "config", "core.fileMode", "true")
+        git(repo, "config", "user.name", "Dev")
+        write(repo, "b.txt", b"bee\nstaged\n")
+        git(repo, "add", "b.txt")
+        state, index = other_state(repo), index_listing(repo)
+        baseline = await ws.begin_turn(TurnId("t1"))
+        write(repo, "a.txt", b"one\nagent\n")
+        baseline = await end(ws, baseline)
+
+        if action == "approve":
+            await approve(ws, baseline)
+            assert git(repo, "diff", "--cached", "--name-only") == "b.txt\n"
+        else:
+            await ws.restore_turn(baseline)
+            assert index_listing(repo) == index
+        await ws.release_turn(baseline)
+
+        assert other_state(repo) == state
+        assert git(repo, "for-each-ref", "refs/voicecoder") == ""
+        git(repo, "stash", "show", "-p", "stash@{0}")
+        git_accepts(repo)
