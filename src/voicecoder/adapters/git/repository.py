@@ -17,7 +17,7 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Final, TypeVar
 
@@ -48,6 +48,7 @@ _V = TypeVar("_V")
 HEAD: Final = Ref(b"HEAD")
 _ENTANGLED: Final = b"entangled "
 _INDEX_OF: Final = b"index of "
+_INTENT_TO_ADD: Final = b"intent-to-add "
 
 
 class StoreBlobs:
@@ -83,6 +84,8 @@ class Checkpoint:
     entangled: frozenset[bytes]
     head: ObjectID | None = None
     """HEAD when the checkpoint was made (None on an unborn branch)."""
+    intent_to_add: frozenset[bytes] = frozenset()
+    """Paths the index held as `git add -N` left them (a tree cannot say so; the message does)."""
 
 
 class _Bounded(dict[_K, _V]):
@@ -228,9 +231,10 @@ class GitRepository:
         repo: Repo,
         updates: IndexUpdates | Callable[[], IndexUpdates],
         before_commit: Callable[[], None] | None = None,
+        intent_to_add: Collection[bytes] = (),
     ) -> None:
         """
-        Patch the index under its lock.
+        Patch the index under its lock (entries set at *intent_to_add* as `git add -N` makes them).
 
         *before_commit* runs while the lock is held (like git, which moves the branch between taking
         index.lock and renaming it into place); if it raises, the index is left alone. *updates* may be a
@@ -242,7 +246,7 @@ class GitRepository:
             if before_commit is not None:
                 before_commit()
             changes = updates() if callable(updates) else updates
-            data, parsed = self.index(repo).patched(changes)
+            data, parsed = self.index(repo).patched(changes, intent_to_add)
             f.write(data)
         except BaseException:
             f.abort()
@@ -272,6 +276,7 @@ class GitRepository:
         entangled: frozenset[bytes] = frozenset(),
         *,
         head: ObjectID | None = None,
+        intent_to_add: frozenset[bytes] = frozenset(),
     ) -> bytes:
         """
         Record *tree* (a working tree) and *index_tree* as one commit under *ref*.
@@ -288,9 +293,10 @@ class GitRepository:
                 self.store_commit(repo, index_tree, parents, f"{_INDEX_OF.decode()}{label}\n", self.author).id
             )
         text = f"voicecoder checkpoint: {label}\n"
-        if entangled:
+        if entangled or intent_to_add:
             # Paths need not be UTF-8: hex keeps them exact in the message.
             text += "\n" + "".join(f"{_ENTANGLED.decode()}{path.hex()}\n" for path in sorted(entangled))
+            text += "".join(f"{_INTENT_TO_ADD.decode()}{path.hex()}\n" for path in sorted(intent_to_add))
         commit = self.store_commit(repo, tree, parents, text, self.author)
         repo.refs[Ref(ref)] = commit.id
         return bytes(commit.id)
@@ -324,13 +330,20 @@ class GitRepository:
             first = store[head]
             if isinstance(first, Commit) and first.message.startswith(_INDEX_OF):
                 head = None
-        entangled = frozenset(
-            bytes.fromhex(line[len(_ENTANGLED) :].decode("ascii"))
-            for line in commit.message.splitlines()
-            if line.startswith(_ENTANGLED)
-        )
+        lines = commit.message.splitlines()
+
+        def listed(label: bytes) -> frozenset[bytes]:
+            return frozenset(
+                bytes.fromhex(line[len(label) :].decode("ascii")) for line in lines if line.startswith(label)
+            )
+
         return Checkpoint(
-            commit, self.trees.flatten(store, commit.tree), self.trees.flatten(store, index_tree), entangled, head
+            commit,
+            self.trees.flatten(store, commit.tree),
+            self.trees.flatten(store, index_tree),
+            listed(_ENTANGLED),
+            head,
+            listed(_INTENT_TO_ADD),
         )
 
     @staticmethod

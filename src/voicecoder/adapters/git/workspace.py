@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, NamedTuple
@@ -29,7 +29,7 @@ from dulwich.repo import Repo
 from voicecoder.adapters.git.index import GitIndex
 from voicecoder.adapters.git.repository import HEAD, Checkpoint, GitRepository, StoreBlobs
 from voicecoder.adapters.git.scan import Scan
-from voicecoder.adapters.git.trees import diff_flats, display
+from voicecoder.adapters.git.trees import Entry, Flat, diff_flats, display
 from voicecoder.adapters.git.turns import TurnTrees, TurnView, rebase
 from voicecoder.domain.errors import VoicecoderError, WorkspaceConflictError, WorkspaceError
 from voicecoder.domain.model import (
@@ -60,6 +60,7 @@ class _Look(NamedTuple):
     scan: Scan
     index_file: GitIndex
     onto: ObjectID | None
+    base: Checkpoint
 
 
 class DulwichWorkspace:
@@ -175,7 +176,7 @@ class DulwichWorkspace:
         # Without a turn end the tree now stands in for it, and what it holds may be committed: store it.
         scan = self._git.worktree.scan(repo, index, durable=durable and end is None)
         onto = self._onto(repo, base, end)
-        return _Look(self._view(repo, base, end, scan, index, onto, durable=durable), scan, index, onto)
+        return _Look(self._view(repo, base, end, scan, index, onto, durable=durable), scan, index, onto, base)
 
     def _onto(self, repo: Repo, base: Checkpoint, end: Checkpoint | None) -> ObjectID | None:
         """
@@ -223,8 +224,12 @@ class DulwichWorkspace:
         entangled: frozenset[bytes] = frozenset()
         label = f"start of turn {turn_id}"
         head = self._git.head(repo)
+        intent = index.intent_to_add
         if extends is not None:
-            previous, _, _, head = self._turn(repo, extends, durable=True)
+            previous, _, _, head, previous_base = self._turn(repo, extends, durable=True)
+            # Where the baseline keeps the earlier baseline's index entry, it keeps its intent-to-add mark too.
+            unstaged = {p for p, e in previous.trees.end_index.items() if index.flat.get(p) == e}
+            intent = frozenset({p for p in intent if p not in unstaged} | (previous_base.intent_to_add & unstaged))
             store = repo.object_store
             base, base_index, entangled = rebase(
                 previous.trees, previous.blobs, start=scan.entries, start_index=index.flat
@@ -233,9 +238,8 @@ class DulwichWorkspace:
             index_tree = self._git.trees.tree_of(store, base_index, like=index_tree, like_flat=index.flat)
             label += f", continuing turn {extends.turn_id}"
         # An extended change still applies to the commit its first turn began on (see `_onto`).
-        sha = self._git.checkpoint(
-            repo, CHECKPOINT_PREFIX + turn_id.value.encode(), label, tree, index_tree, entangled, head=head
-        )
+        ref = CHECKPOINT_PREFIX + turn_id.value.encode()
+        sha = self._git.checkpoint(repo, ref, label, tree, index_tree, entangled, head=head, intent_to_add=intent)
         return Baseline(turn_id, sha.decode())
 
     def _end_turn(self, baseline: Baseline, repo: Repo) -> EndedTurn:
@@ -259,7 +263,7 @@ class DulwichWorkspace:
         choice: ApprovalChoice | None,
         repo: Repo,
     ) -> CommitInfo:
-        view, scan, index, onto = self._turn(repo, baseline, durable=True)
+        view, scan, index, onto, base = self._turn(repo, baseline, durable=True)
         plan = view.approval(fingerprint, choice)
         index.check_writable(self._git.root)
         conflicted = sorted(p for p in plan.commit if p in index.conflicted)
@@ -279,12 +283,18 @@ class DulwichWorkspace:
             if not repo.refs.set_if_equals(HEAD, head, commit.id, message=b"commit: " + message.subject.encode()):
                 raise WorkspaceError("HEAD moved while committing; nothing was committed. Try again.")
 
-        self._git.write_index(repo, self._git.index_updates(plan.index, scan.entries), before_commit=move_head)
+        committed = {**view.trees.head, **{p: e for p, e in plan.commit.items() if e is not None}}
+        self._git.write_index(
+            repo,
+            self._git.index_updates(plan.index, scan.entries),
+            before_commit=move_head,
+            intent_to_add=_still_intended(base, plan.index, committed),
+        )
         logger.info("committed %d path(s) as %s", len(plan.commit), commit.id.decode()[:7])
         return CommitInfo(commit.id.decode(), text, author, datetime.fromtimestamp(commit.commit_time, tz=UTC))
 
     def _restore_turn(self, baseline: Baseline, repo: Repo) -> Restored:
-        view, scan, index, onto = self._turn_paths(repo, baseline)
+        view, scan, index, onto, base = self._turn_paths(repo, baseline)
         index.check_writable(self._git.root)
         plan = view.reject().settled(lambda plan: self._git.worktree.blocked(plan.worktree, scan))
         after = {**scan.entries, **{p: e for p, e in plan.worktree.items() if e is not None}}
@@ -306,7 +316,10 @@ class DulwichWorkspace:
             self._git.worktree.write(plan.worktree, scan, view.blobs.read)
 
         self._git.write_index(
-            repo, lambda: self._git.index_updates({**refreshed, **plan.index}, after), before_commit=write
+            repo,
+            lambda: self._git.index_updates({**refreshed, **plan.index}, after),
+            before_commit=write,
+            intent_to_add=_still_intended(base, plan.index, view.trees.head),
         )
         result = plan.result()
         if back is not None and head is not None:
@@ -333,7 +346,7 @@ class DulwichWorkspace:
         current.update(looked.entries)
         onto = self._onto(repo, base, end)
         view = self._view(repo, base, end, Scan(current, looked.fresh), index, onto, durable=True)
-        return _Look(view, looked, index, onto)
+        return _Look(view, looked, index, onto, base)
 
     def _status(self, repo: Repo) -> WorkspaceStatus:
         head = self._git.head(repo)
@@ -409,3 +422,17 @@ class DulwichWorkspace:
         )
         logger.info("reverted %s as %s", sha[:7], commit.id.decode()[:7])
         return CommitInfo(commit.id.decode(), text, author, datetime.fromtimestamp(commit.commit_time, tz=UTC))
+
+
+def _still_intended(base: Checkpoint, index: Mapping[bytes, Entry | None], head: Flat) -> frozenset[bytes]:
+    """
+    Paths whose index entry goes back to a `git add -N` mark of the baseline: set as before, not in *head*.
+
+    A tree cannot record the mark, so the baseline's index lists such a path with the empty blob; putting
+    that back as a plain entry would stage an empty file where the developer had staged nothing.
+    """
+    return frozenset(
+        path
+        for path in base.intent_to_add
+        if path not in head and index.get(path) is not None and index.get(path) == base.index.get(path)
+    )

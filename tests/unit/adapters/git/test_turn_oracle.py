@@ -15,7 +15,7 @@ import pytest
 
 from tests.gitoracle import fsck, git, git_bytes, init_repo, requires_git
 from voicecoder.adapters import DulwichWorkspace
-from voicecoder.domain.model import Baseline, CommitMessage, Ownership, TurnId
+from voicecoder.domain.model import ApprovalChoice, Baseline, CommitMessage, Ownership, TurnId
 
 pytestmark = requires_git
 
@@ -215,4 +215,86 @@ class TestRepositoryStateSurvives:
         assert other_state(repo) == state
         assert git(repo, "for-each-ref", "refs/voicecoder") == ""
         git(repo, "stash", "show", "-p", "stash@{0}")
+        git_accepts(repo)
+
+
+async def agent_stages_everything(repo: Path, ws: DulwichWorkspace, edits: dict[str, bytes]) -> Baseline:
+    """A turn in which the agent writes *edits* and runs `git add -A`; git then writes the index as version 2."""
+    baseline = await ws.begin_turn(TurnId("t1"))
+    for path, data in edits.items():
+        write(repo, path, data)
+    git(repo, "add", "-A")
+    return await end(ws, baseline)
+
+
+class TestIntentToAdd:
+    """
+    `git add -N` marks a file as tracked with nothing staged (`git status`: ` A`). A tree cannot record the mark,
+    so a turn that put the entry back as a plain one staged an empty file (`AM`) instead.
+    """
+
+    @pytest.fixture(name="intended")
+    def _intended(self, repo: Path) -> tuple[str, list[tuple[str, str]]]:
+        write(repo, "new.txt", b"mine\n")
+        git(repo, "add", "-N", "new.txt")
+        return status(repo), index_listing(repo)
+
+    @pytest.mark.parametrize("agent_edits_it", [False, True], ids=["other-file", "the-file"])
+    async def test_reject_after_the_agent_staged_everything_keeps_the_mark(
+        self, repo: Path, ws: DulwichWorkspace, intended: tuple[str, list[tuple[str, str]]], agent_edits_it: bool
+    ) -> None:
+        edits = {"a.txt": b"one\nagent\n"} | ({"new.txt": b"mine\nagent\n"} if agent_edits_it else {})
+        baseline = await agent_stages_everything(repo, ws, edits)
+
+        await ws.restore_turn(baseline)
+
+        assert (status(repo), index_listing(repo)) == intended
+        assert changes(repo) == {"new.txt": ".A"}
+        assert (repo / "new.txt").read_bytes() == b"mine\n"
+        git_accepts(repo)
+
+    async def test_approve_of_other_files_keeps_the_mark(
+        self, repo: Path, ws: DulwichWorkspace, intended: tuple[str, list[tuple[str, str]]]
+    ) -> None:
+        baseline = await agent_stages_everything(repo, ws, {"a.txt": b"one\nagent\n"})
+
+        sha = await approve(ws, baseline)
+
+        assert git(repo, "show", "--format=", "--name-only", sha) == "a.txt\n"
+        assert (status(repo), [e for e in index_listing(repo) if "new.txt" in e[0]]) == (
+            intended[0],
+            [e for e in intended[1] if "new.txt" in e[0]],
+        )
+        git_accepts(repo)
+
+    async def test_an_extended_change_keeps_the_mark_of_its_first_baseline(
+        self, repo: Path, ws: DulwichWorkspace, intended: tuple[str, list[tuple[str, str]]]
+    ) -> None:
+        first = await agent_stages_everything(repo, ws, {"a.txt": b"one\nagent\n"})
+        second = await ws.begin_turn(TurnId("t2"), extends=first)
+        write(repo, "b.txt", b"bee\nagent\n")
+        second = await end(ws, second)
+
+        await ws.restore_turn(second)
+
+        assert (status(repo), index_listing(repo)) == intended
+        git_accepts(repo)
+
+    async def test_committing_the_file_with_my_edits_drops_the_mark(self, repo: Path, ws: DulwichWorkspace) -> None:
+        """An intent-to-add file the agent edits overlaps; committing it makes an ordinary tracked file."""
+        write(repo, "new.txt", b"mine\n")
+        git(repo, "add", "-N", "new.txt")
+        baseline = await ws.begin_turn(TurnId("t1"))
+        write(repo, "new.txt", b"mine\nagent\n")
+        baseline = await end(ws, baseline)
+        diff = await ws.changes_since(baseline)
+        assert diff.overlapping == ("new.txt",)
+
+        await ws.commit_turn(
+            baseline, fingerprint=diff.fingerprint, message=MESSAGE, choice=ApprovalChoice.WITH_MY_EDITS
+        )
+
+        assert git_bytes(repo, "show", "HEAD:new.txt") == b"mine\nagent\n"
+        assert status(repo) == ""
+        assert [flags for path, flags in index_listing(repo) if "new.txt" in path] == ["0"]
         git_accepts(repo)
