@@ -26,6 +26,7 @@ from dulwich.objects import Commit, ObjectID
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
+from voicecoder.adapters.git.eol import LineEndings
 from voicecoder.adapters.git.index import GitIndex
 from voicecoder.adapters.git.repository import HEAD, Checkpoint, GitRepository, StoreBlobs
 from voicecoder.adapters.git.scan import Scan
@@ -313,7 +314,7 @@ class DulwichWorkspace:
                 HEAD, head, back, message=b"voicecoder: reject turn " + baseline.turn_id.value.encode()
             ):
                 raise WorkspaceError("HEAD moved while rejecting; nothing was changed. Try again.")
-            self._git.worktree.write(plan.worktree, scan, view.blobs.read)
+            self._git.worktree.write(plan.worktree, scan, view.blobs.read, LineEndings(repo))
 
         self._git.write_index(
             repo,
@@ -414,7 +415,7 @@ class DulwichWorkspace:
         def move_head_and_files() -> None:
             if not repo.refs.set_if_equals(HEAD, head, commit.id, message=b"revert: " + message.subject.encode()):
                 raise WorkspaceError("HEAD moved while reverting; nothing was changed. Try again.")
-            self._git.worktree.write(targets, scan, lambda blob: scan.read(store, blob))
+            self._git.worktree.write(targets, scan, lambda blob: scan.read(store, blob), LineEndings(repo))
 
         after_flat = {**scan.entries, **{p: e for p, e in targets.items() if e is not None}}
         self._git.write_index(

@@ -9,11 +9,12 @@ edits at any moment → end_turn → Approve, Reject or /undo) and reads the res
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from tests.gitoracle import fsck, git, git_bytes, init_repo, requires_git
+from tests.gitoracle import fsck, git, git_bytes, init_repo, requires_git, worktree_tree
 from voicecoder.adapters import DulwichWorkspace
 from voicecoder.domain.model import ApprovalChoice, Baseline, CommitMessage, Ownership, TurnId
 
@@ -298,3 +299,101 @@ class TestIntentToAdd:
         assert status(repo) == ""
         assert [flags for path, flags in index_listing(repo) if "new.txt" in path] == ["0"]
         git_accepts(repo)
+
+
+LINE_ENDINGS = {
+    "eol=crlf attribute": ({".gitattributes": b"*.txt text eol=crlf\n"}, {}),
+    "core.autocrlf=true": ({}, {"core.autocrlf": "true"}),
+    "text=auto, CRLF from the agent": ({".gitattributes": b"* text=auto eol=lf\n"}, {}),
+    "core.autocrlf=input": ({}, {"core.autocrlf": "input"}),
+}
+
+
+def stored_tree(repo: Path) -> str:
+    """The tree `git add -A` stores for the working tree, every file hashed afresh (no stat data to trust)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        git(repo, "add", "-A", env=env)
+        return git(repo, "write-tree", env=env).strip()
+
+
+def checked_out(tmp_path: Path, attributes: dict[str, bytes], config: dict[str, str]) -> Path:
+    """A repository whose files git itself checked out with the given end-of-line settings."""
+    repo = init_repo(tmp_path / "eol", {**attributes, "a.txt": b"one\ntwo\n", "bin.dat": b"\0\r\n\0\n"})
+    for key, value in config.items():
+        git(repo, "config", key, value)
+    (repo / "a.txt").unlink()
+    (repo / "bin.dat").unlink()
+    git(repo, "checkout", "--", ".")
+    return repo
+
+
+class TestLineEndings:
+    """
+    With git's end-of-line conversion, what is committed is what `git add` would store and what Reject and /undo
+    write is what a checkout writes; before, CRLF files were committed raw (every line changed, `git status`
+    dirty afterwards) and LF written where a checkout puts CRLF.
+    """
+
+    @pytest.mark.parametrize("setting", LINE_ENDINGS.values(), ids=list(LINE_ENDINGS))
+    async def test_approve_commits_what_git_add_stores(
+        self, tmp_path: Path, setting: tuple[dict[str, bytes], dict[str, str]]
+    ) -> None:
+        repo = checked_out(tmp_path, *setting)
+        crlf = (repo / "a.txt").read_bytes().endswith(b"\r\n")
+        ws = DulwichWorkspace(repo, init_if_missing=False)
+        baseline = await ws.begin_turn(TurnId("t1"))
+        newline = b"\r\n" if crlf or "CRLF" in str(setting) else b"\n"
+        write(repo, "a.txt", (repo / "a.txt").read_bytes() + b"agent" + newline)
+        write(repo, "new.txt", b"agent" + b"\r\n")
+        write(repo, "bin.dat", (repo / "bin.dat").read_bytes() + b"agent\r\n")
+        ended = await ws.end_turn(baseline)
+
+        assert [line for line in ended.diff.unified.split("\n") if line.startswith(("+", "-"))] == [
+            "--- a/a.txt", "+++ b/a.txt", "+agent", "--- /dev/null", "+++ b/new.txt", "+agent",
+        ]  # fmt: skip
+        await approve(ws, ended.baseline)
+
+        assert status(repo) == ""
+        assert git(repo, "rev-parse", "HEAD^{tree}").strip() == stored_tree(repo)
+        git_accepts(repo)
+
+    @pytest.mark.parametrize("setting", LINE_ENDINGS.values(), ids=list(LINE_ENDINGS))
+    async def test_reject_and_undo_write_what_a_checkout_writes(
+        self, tmp_path: Path, setting: tuple[dict[str, bytes], dict[str, str]]
+    ) -> None:
+        repo = checked_out(tmp_path, *setting)
+        checkout = (repo / "a.txt").read_bytes()
+        ws = DulwichWorkspace(repo, init_if_missing=False)
+        baseline = await ws.begin_turn(TurnId("t1"))
+        write(repo, "a.txt", b"rewritten\n")
+        await ws.restore_turn(await end(ws, baseline))
+
+        assert (repo / "a.txt").read_bytes() == checkout
+        assert status(repo) == ""
+
+        baseline = await ws.begin_turn(TurnId("t2"))
+        (repo / "a.txt").unlink()
+        sha = await approve(ws, await end(ws, baseline))
+        await ws.revert_commit(sha, message=CommitMessage("Revert"))
+
+        assert (repo / "a.txt").read_bytes() == checkout
+        assert status(repo) == ""
+        git_accepts(repo)
+
+    async def test_a_file_committed_with_crlf_stays_as_git_add_would_leave_it(self, tmp_path: Path) -> None:
+        """Under text=auto git does not convert a file whose staged version already has CRs; nor do we."""
+        repo = init_repo(tmp_path / "legacy", {"a.txt": b"one\r\ntwo\r\n"})
+        write(repo, ".gitattributes", b"* text=auto\n")
+        git(repo, "add", ".gitattributes")
+        git(repo, "commit", "-q", "-m", "attributes")
+        ws = DulwichWorkspace(repo, init_if_missing=False)
+        baseline = await ws.begin_turn(TurnId("t1"))
+        write(repo, "a.txt", b"one\r\ntwo\r\nagent\r\n")
+        expected = worktree_tree(repo)  # `git add -A` onto the index as it is: the file changed, so it is hashed
+
+        await approve(ws, await end(ws, baseline))
+
+        assert git_bytes(repo, "show", "HEAD:a.txt") == b"one\r\ntwo\r\nagent\r\n"
+        assert git(repo, "rev-parse", "HEAD^{tree}").strip() == expected
+        assert status(repo) == ""
