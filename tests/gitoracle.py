@@ -40,6 +40,12 @@ def git_bytes(repo: Path, *args: str, env: dict[str, str] | None = None) -> byte
     return done.stdout
 
 
+def git_may_fail(repo: Path, *args: str) -> int:
+    """Run git in *repo* for its effect alone (a command git may refuse); return its exit status."""
+    done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, env={**os.environ, **_ENV}, check=False)
+    return done.returncode
+
+
 def git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
     return git_bytes(repo, *args, env=env).decode("utf-8", "surrogateescape")
 

@@ -3,7 +3,8 @@
 
 The tree, the index and HEAD are read back with git itself (`ls-files`, `ls-tree`, `cat-file`) after every
 transaction, and git must accept what the adapter left (`write-tree`, `fsck --strict`). Ignored files are
-written too, and must never be touched.
+written too, and must never be touched. HEAD moves as well: the agent runs `git commit` (or `-a`) in the middle
+of some turns, which makes its commits part of its change (ADR 0044), and the developer commits between turns.
 
 Runs derandomized with a fixed budget (``ci`` profile); ``VOICECODER_HYPOTHESIS_PROFILE=deep`` runs 25 times
 the examples with random seeds (add ``--timeout=0 --hypothesis-show-statistics``).
@@ -23,14 +24,14 @@ from pathlib import Path
 
 import pytest
 from hypothesis import strategies as st
-from hypothesis.stateful import rule
+from hypothesis.stateful import precondition, rule
 
-from tests.gitoracle import GIT, fsck, git, git_bytes, init_repo
+from tests.gitoracle import GIT, fsck, git, git_bytes, git_may_fail, init_repo
 from voicecoder.adapters import DulwichWorkspace
 from voicecoder.domain.ports import Workspace
 from voicecoder.testing.contracts.workspace_tree import DiskTree, WorkspaceTree
 from voicecoder.testing.profiles import budget
-from voicecoder.testing.workspace_machine import EXECUTABLE, SYMLINK, Observed, Snapshot, WorkspaceMachine
+from voicecoder.testing.workspace_machine import EDITS, EXECUTABLE, SYMLINK, Observed, Snapshot, WorkspaceMachine
 from voicecoder.testing.workspace_machine_cases import CASES, Case, replay
 
 IGNORED = ("debug.log", "d/trace.log")
@@ -105,6 +106,31 @@ class DulwichMachine(WorkspaceMachine):
         fsck(self.root)
         for path, data in self.ignored.items():
             assert (self.root / path).read_bytes() == data, f"the ignored file {path} was touched"
+
+    def _edit(self, who: str, path: str, how: str, kind: str) -> None:
+        if how in ("commit", "commit -a"):
+            # Atomic: a commit git refuses (an index it cannot write a tree from) changes nothing.
+            git_may_fail(self.root, *how.split(), "-q", "--allow-empty", "-m", f"{who} commits")
+            return
+        super()._edit(who, path, how, kind)
+
+    @precondition(lambda self: self.phase == "idle")
+    @rule(
+        before=st.lists(EDITS, max_size=3),
+        after=st.lists(EDITS, max_size=2),
+        how=st.sampled_from(["commit", "commit -a"]),
+    )
+    def agent_turn_that_commits(
+        self, before: list[tuple[str, str, str]], after: list[tuple[str, str, str]], how: str
+    ) -> None:
+        """Tool approval let the agent run `git commit` (what it staged, or `-a`) in the middle of its turn."""
+        self.agent_turn([*before, ("", how, ""), *after])
+
+    @precondition(lambda self: self.phase == "idle")
+    @rule(how=st.sampled_from(["commit", "commit -a"]))
+    def developer_commits(self, how: str) -> None:
+        """Between turns HEAD moves under the developer's hand; the next turn's ownership starts from there."""
+        self._edit("dev", "", how, "")
 
     @rule(path=st.sampled_from(IGNORED))
     def write_ignored(self, path: str) -> None:
