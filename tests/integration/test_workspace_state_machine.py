@@ -31,10 +31,12 @@ from voicecoder.adapters import DulwichWorkspace
 from voicecoder.domain.ports import Workspace
 from voicecoder.testing.contracts.workspace_tree import DiskTree, WorkspaceTree
 from voicecoder.testing.profiles import budget
-from voicecoder.testing.workspace_machine import EDITS, EXECUTABLE, SYMLINK, Observed, Snapshot, WorkspaceMachine
+from voicecoder.testing.workspace_machine import EDITS, EXECUTABLE, PATHS, SYMLINK, Observed, Snapshot, WorkspaceMachine
 from voicecoder.testing.workspace_machine_cases import CASES, Case, replay
 
 IGNORED = ("debug.log", "d/trace.log")
+INTENT_TO_ADD = b"\0intent-to-add"
+"""What the machine sees staged for an entry `git add -N` marked (git itself lists the empty blob)."""
 REGULAR = 0o100644
 
 
@@ -98,8 +100,28 @@ class DulwichMachine(WorkspaceMachine):
                     with open(full, "rb") as f:  # noqa: PTH123 - bytes paths
                         worktree[rel] = (f.read(), EXECUTABLE if st.st_mode & 0o100 else REGULAR)
         index = _blobs(self.root, _entries(git_bytes(self.root, "ls-files", "-s", "-z"), index=True))
+        for path in self._intended():
+            if path in index:  # not a staged deletion, which has no index mode either
+                index[path] = (INTENT_TO_ADD, index[path][1])
         head = _blobs(self.root, _entries(git_bytes(self.root, "ls-tree", "-r", "-z", "HEAD"), index=False))
         return Observed(worktree, index, head)
+
+    def _intended(self) -> list[str]:
+        """Entries marked intent-to-add (and staged deletions): `git status --porcelain=v2` gives no index mode."""
+        out = git_bytes(self.root, "status", "--porcelain=v2", "-z", "--untracked-files=no").split(b"\0")
+        return [
+            os.fsdecode(fields[8])
+            for fields in (record.split(b" ", 8) for record in out if record.startswith(b"1 "))
+            if fields[4] == b"000000"
+        ]
+
+    @precondition(lambda self: self.phase != "running")
+    @rule(path=st.sampled_from(PATHS))
+    def developer_intends_to_add(self, path: str) -> None:
+        """`git add -N`: the file is tracked with nothing staged; no turn may turn that into a staged empty file."""
+        git_may_fail(self.root, "add", "-N", "--", path)
+        if self.phase == "pending":
+            self.restaged.add(path)
 
     def check_integrity(self) -> None:
         git(self.root, "write-tree")
