@@ -27,10 +27,11 @@ _ENV = {
 }
 
 
-def git_bytes(repo: Path, *args: str, env: dict[str, str] | None = None) -> bytes:
-    """Run git in *repo* and return its stdout; a non-zero exit fails the test with git's stderr."""
+def git_bytes(repo: Path, *args: str, env: dict[str, str] | None = None, stdin: bytes | None = None) -> bytes:
+    """Run git in *repo* (with *stdin*) and return its stdout; a non-zero exit fails the test with git's stderr."""
     done = subprocess.run(
         ["git", "-c", "core.quotePath=false", "-C", str(repo), *args],
+        input=stdin,
         capture_output=True,
         env={**os.environ, **_ENV, **(env or {})},
         check=False,
