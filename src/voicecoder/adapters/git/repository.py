@@ -19,7 +19,7 @@ import os
 import time
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Final, Literal, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -48,6 +48,7 @@ _V = TypeVar("_V")
 HEAD: Final = Ref(b"HEAD")
 _ENTANGLED: Final = b"entangled "
 _INDEX_OF: Final = b"index of "
+_HEAD: Final = b"head "
 _INTENT_TO_ADD: Final = b"intent-to-add "
 
 
@@ -83,7 +84,9 @@ class Checkpoint:
     index: Flat
     entangled: frozenset[bytes]
     head: ObjectID | None = None
-    """HEAD when the checkpoint was made (None on an unborn branch)."""
+    """HEAD when the checkpoint was made (None on an unborn branch, or unknown)."""
+    unborn: bool = False
+    """The branch was unborn when the checkpoint was made (known for checkpoints that name their HEAD)."""
     intent_to_add: frozenset[bytes] = frozenset()
     """Paths the index held as `git add -N` left them (a tree cannot say so; the message does)."""
 
@@ -275,16 +278,17 @@ class GitRepository:
         index_tree: bytes,
         entangled: frozenset[bytes] = frozenset(),
         *,
-        head: ObjectID | None = None,
+        head: ObjectID | Literal[False] | None = False,
         intent_to_add: frozenset[bytes] = frozenset(),
     ) -> bytes:
         """
         Record *tree* (a working tree) and *index_tree* as one commit under *ref*.
 
-        Parents: HEAD (if any; or *head* when given), then a commit of the index unless it is that commit's tree.
-        Either way the last parent's tree (or nothing) is the index as it was.
+        Parents: HEAD (if any; or *head* unless False, None for an unborn branch), then a commit of the index
+        unless it is that commit's tree. Either way the last parent's tree (or nothing) is the index as it was.
+        The message names the HEAD too (``head -`` for an unborn branch).
         """
-        if head is None:
+        if head is False:
             head = self.head(repo)
         parents: list[bytes] = [head] if head is not None else []
         head_tree = self.trees.commit_tree(repo.object_store, head)
@@ -292,11 +296,10 @@ class GitRepository:
             parents.append(
                 self.store_commit(repo, index_tree, parents, f"{_INDEX_OF.decode()}{label}\n", self.author).id
             )
-        text = f"voicecoder checkpoint: {label}\n"
-        if entangled or intent_to_add:
-            # Paths need not be UTF-8: hex keeps them exact in the message.
-            text += "\n" + "".join(f"{_ENTANGLED.decode()}{path.hex()}\n" for path in sorted(entangled))
-            text += "".join(f"{_INTENT_TO_ADD.decode()}{path.hex()}\n" for path in sorted(intent_to_add))
+        text = f"voicecoder checkpoint: {label}\n\n{_HEAD.decode()}{head.decode() if head else '-'}\n"
+        # Paths need not be UTF-8: hex keeps them exact in the message.
+        text += "".join(f"{_ENTANGLED.decode()}{path.hex()}\n" for path in sorted(entangled))
+        text += "".join(f"{_INTENT_TO_ADD.decode()}{path.hex()}\n" for path in sorted(intent_to_add))
         commit = self.store_commit(repo, tree, parents, text, self.author)
         repo.refs[Ref(ref)] = commit.id
         return bytes(commit.id)
@@ -324,13 +327,15 @@ class GitRepository:
                 "(was it garbage-collected?). Review the files with /status and commit or discard them by hand."
             )
         index_tree = self.trees.commit_tree(store, commit.parents[-1]) if commit.parents else None
-        # The first parent is HEAD, unless HEAD was unborn and the only parent is the commit of the index.
-        head = commit.parents[0] if commit.parents else None
-        if head is not None and len(commit.parents) == 1:
+        lines = commit.message.splitlines()
+        named = [line[len(_HEAD) :] for line in lines if line.startswith(_HEAD)]
+        unborn = named == [b"-"]
+        # Older checkpoints do not name it: the first parent is HEAD, unless it is the commit of the index.
+        head = None if unborn else ObjectID(named[0]) if named else commit.parents[0] if commit.parents else None
+        if not named and head is not None and len(commit.parents) == 1:
             first = store[head]
             if isinstance(first, Commit) and first.message.startswith(_INDEX_OF):
                 head = None
-        lines = commit.message.splitlines()
 
         def listed(label: bytes) -> frozenset[bytes]:
             return frozenset(
@@ -343,8 +348,20 @@ class GitRepository:
             self.trees.flatten(store, index_tree),
             listed(_ENTANGLED),
             head,
+            unborn,
             listed(_INTENT_TO_ADD),
         )
+
+    @staticmethod
+    def move_branch(repo: Repo, current: ObjectID, to: ObjectID | None, turn: TurnId) -> bool:
+        """Move HEAD's branch (or a detached HEAD) from *current* to *to*, or make it unborn; False if it moved."""
+        message = b"voicecoder: reject turn " + turn.value.encode()
+        if to is not None:
+            return repo.refs.set_if_equals(HEAD, current, to, message=message)
+        names, _ = repo.refs.follow(HEAD)
+        if len(names) < 2:  # a detached HEAD cannot become unborn
+            return False
+        return repo.refs.remove_if_equals(names[-1], current, message=message)
 
     @staticmethod
     def descends(repo: Repo, commit: ObjectID, ancestor: ObjectID, *, limit: int = 1000) -> bool:

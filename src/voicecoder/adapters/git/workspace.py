@@ -186,12 +186,17 @@ class DulwichWorkspace:
         Commits made between the baseline and the turn end (the agent ran `git commit`) are part of the agent's
         change, like its edits: the view sees them against HEAD before the turn, Approve makes one commit of
         them and the rest onto it, and Reject moves the branch back. That holds only while HEAD is still where
-        the turn left it and descends from where it began; otherwise the change applies to HEAD as it is.
+        the turn left it and descends from where it began (or the branch was unborn then: None); otherwise the
+        change applies to HEAD as it is.
         """
         now = self._git.head(repo)
-        began = base.head
         left = end.head if end is not None else now
-        if began is None or now is None or now == began or now != left or not self._git.descends(repo, now, began):
+        if now is None or now != left:
+            return now
+        if base.unborn:
+            return None  # the branch was born during the turn: all of it is the agent's
+        began = base.head
+        if began is None or now == began or not self._git.descends(repo, now, began):
             return now
         return began
 
@@ -305,14 +310,11 @@ class DulwichWorkspace:
         # Files written back that hold what the index has get fresh stat data, as a checkout would give them.
         refreshed = {p: e for p, e in after.items() if p in plan.worktree and index.flat.get(p) == e}
         head = self._git.head(repo)
-        # Commits made during the turn are the agent's too: the branch goes back to where the turn began (they
-        # stay in the reflog).
-        back = onto if onto is not None and head is not None and onto != head else None
 
         def write() -> None:
-            if back is not None and not repo.refs.set_if_equals(
-                HEAD, head, back, message=b"voicecoder: reject turn " + baseline.turn_id.value.encode()
-            ):
+            # Commits made during the turn are the agent's too: the branch goes back to where the turn began, or
+            # to unborn (they stay in the reflog).
+            if head is not None and onto != head and not self._git.move_branch(repo, head, onto, baseline.turn_id):
                 raise WorkspaceError("HEAD moved while rejecting; nothing was changed. Try again.")
             self._git.worktree.write(plan.worktree, scan, view.blobs.read, LineEndings(repo))
 
@@ -323,8 +325,8 @@ class DulwichWorkspace:
             intent_to_add=_still_intended(base, plan.index, view.trees.head),
         )
         result = plan.result()
-        if back is not None and head is not None:
-            taken = repo.get_walker(include=[head], exclude=[back], max_entries=1000)
+        if head is not None and onto != head:
+            taken = repo.get_walker(include=[head], exclude=[onto] if onto else None, max_entries=1000)
             result = attrs.evolve(result, commits=tuple(e.commit.id.decode()[:7] for e in taken))
         logger.info("restored %d path(s) of turn %s, kept %d", len(result.restored), baseline.turn_id, len(result.kept))
         return result

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.gitoracle import fsck, git, git_bytes, init_repo, requires_git, worktree_tree
+from tests.gitoracle import fsck, git, git_bytes, git_may_fail, init_repo, requires_git, worktree_tree
 from voicecoder.adapters import DulwichWorkspace
 from voicecoder.domain.model import ApprovalChoice, Baseline, CommitMessage, Ownership, TurnId
 
@@ -185,6 +185,31 @@ class TestTheAgentCommitsDuringItsTurn:
         assert git_bytes(repo, "show", "HEAD:b.txt") == b"bee\nmine\n"
         assert status(repo) == ""
         git_accepts(repo)
+
+    @pytest.mark.parametrize("action", ["approve", "reject"])
+    async def test_on_a_branch_with_no_commits_yet(self, tmp_path: Path, action: str) -> None:
+        """The agent's first commit of a new repository is its change too: Reject leaves the branch unborn."""
+        repo = init_repo(tmp_path / "new")
+        write(repo, "mine.txt", b"mine\n")
+        ws = DulwichWorkspace(repo, init_if_missing=False)
+        baseline = await ws.begin_turn(TurnId("t1"))
+        write(repo, "app.py", b"agent\n")
+        git(repo, "add", "app.py")
+        git(repo, "commit", "-q", "-m", "agent's first commit")
+        baseline = await end(ws, baseline)
+
+        if action == "approve":
+            sha = await approve(ws, baseline)
+            assert git(repo, "rev-list", "--parents", "HEAD").split() == [sha]  # one root commit
+            assert git(repo, "show", "--format=%s", "--name-only", sha).split() == [*MESSAGE.subject.split(), "app.py"]
+        else:
+            restored = await ws.restore_turn(baseline)
+            assert len(restored.commits) == 1
+            assert git_may_fail(repo, "rev-parse", "-q", "--verify", "HEAD") != 0
+            assert git(repo, "symbolic-ref", "HEAD").strip() == "refs/heads/main"
+            assert not (repo / "app.py").exists()
+        assert changes(repo) == {"mine.txt": "??"}
+        fsck(repo)
 
 
 class TestRepositoryStateSurvives:
