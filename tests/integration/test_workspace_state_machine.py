@@ -20,6 +20,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ from hypothesis.stateful import precondition, rule
 
 from tests.gitoracle import GIT, fsck, git, git_bytes, git_may_fail, init_repo
 from voicecoder.adapters import DulwichWorkspace
+from voicecoder.domain.model import ApprovalChoice
 from voicecoder.domain.ports import Workspace
 from voicecoder.testing.contracts.workspace_tree import DiskTree, WorkspaceTree
 from voicecoder.testing.profiles import budget
@@ -37,6 +39,8 @@ from voicecoder.testing.workspace_machine_cases import CASES, Case, replay
 IGNORED = ("debug.log", "d/trace.log")
 INTENT_TO_ADD = b"\0intent-to-add"
 """What the machine sees staged for an entry `git add -N` marked (git itself lists the empty blob)."""
+ITA_FLAG = 0x20000000
+"""The intent-to-add bit of an entry's flags, as `git ls-files --debug` prints them."""
 REGULAR = 0o100644
 
 
@@ -101,19 +105,20 @@ class DulwichMachine(WorkspaceMachine):
                         worktree[rel] = (f.read(), EXECUTABLE if st.st_mode & 0o100 else REGULAR)
         index = _blobs(self.root, _entries(git_bytes(self.root, "ls-files", "-s", "-z"), index=True))
         for path in self._intended():
-            if path in index:  # not a staged deletion, which has no index mode either
-                index[path] = (INTENT_TO_ADD, index[path][1])
+            index[path] = (INTENT_TO_ADD, index[path][1])
         head = _blobs(self.root, _entries(git_bytes(self.root, "ls-tree", "-r", "-z", "HEAD"), index=False))
         return Observed(worktree, index, head)
 
     def _intended(self) -> list[str]:
-        """Entries marked intent-to-add (and staged deletions): `git status --porcelain=v2` gives no index mode."""
-        out = git_bytes(self.root, "status", "--porcelain=v2", "-z", "--untracked-files=no").split(b"\0")
-        return [
-            os.fsdecode(fields[8])
-            for fields in (record.split(b" ", 8) for record in out if record.startswith(b"1 "))
-            if fields[4] == b"000000"
-        ]
+        """Entries marked intent-to-add: their flags in `git ls-files --debug` (the machine's names hold no LF)."""
+        marked: list[str] = []
+        path = ""
+        for line in git_bytes(self.root, "ls-files", "-s", "--debug").split(b"\n"):
+            if line and not line.startswith(b" "):
+                path = os.fsdecode(line.split(b"\t", 1)[1])
+            elif b"flags: " in line and int(line.rsplit(b"flags: ", 1)[1], 16) & ITA_FLAG:
+                marked.append(path)
+        return marked
 
     @precondition(lambda self: self.phase != "running")
     @rule(path=st.sampled_from(PATHS))
@@ -175,3 +180,29 @@ TestDulwichWorkspaceMachine = DulwichMachine.TestCase
 def test_sequences_found_by_the_deep_hunt(case: Case) -> None:
     """Sequences that once broke a promise (see `voicecoder.testing.workspace_machine_cases`) hold now."""
     replay(DulwichMachine, case)
+
+
+def _marked_file_the_agent_removes(m: DulwichMachine) -> None:
+    """The developer marks the agent's new file intent-to-add while the change waits; Reject deletes the file."""
+    m.agent_turn_that_commits([("d/c.txt", "write", "text")], [], "commit")
+    m.developer_intends_to_add("d/c.txt")
+    m.agent_continues([])
+    m.reject()
+
+
+def _marked_directory_the_agent_replaces(m: DulwichMachine) -> None:
+    """`git add -N x` marks x/y.txt; the agent then makes x a symlink, and the change is committed with my edits."""
+    m.agent_turn_that_commits([("x/y.txt", "write", "text")], [], "commit")
+    m.developer_intends_to_add("x")
+    m.agent_continues([("x", "write", "symlink")])
+    m.approve(ApprovalChoice.WITH_MY_EDITS)
+
+
+@pytest.mark.parametrize("case", [_marked_file_the_agent_removes, _marked_directory_the_agent_replaces])
+def test_sequences_of_the_git_machine(case: Callable[[DulwichMachine], None]) -> None:
+    """Sequences with the git machine's own steps that a deep hunt once failed on (its view of the marks)."""
+    state = DulwichMachine()
+    try:
+        case(state)
+    finally:
+        state.teardown()
