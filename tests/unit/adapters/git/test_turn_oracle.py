@@ -212,6 +212,63 @@ class TestTheAgentCommitsDuringItsTurn:
         fsck(repo)
 
 
+class TestTheIndexMovedAfterTheTurnEnd:
+    """
+    An index entry that changed after the turn end is the developer's staging and stays, unless it is HEAD's entry:
+    then nothing is staged there, and after Approve the index holds the new commit's entry (`git diff --cached`
+    empty), not the old one (a staged revert of the agent's lines).
+    """
+
+    async def test_a_pull_after_the_turn_end(self, tmp_path: Path) -> None:
+        upstream = init_repo(tmp_path / "upstream", {"a.txt": b"".join(b"%d\n" % i for i in range(8))})
+        repo = tmp_path / "clone"
+        git(tmp_path, "clone", "-q", str(upstream), str(repo))
+        write(upstream, "a.txt", b"upstream\n" + (upstream / "a.txt").read_bytes())
+        git(upstream, "commit", "-q", "-a", "-m", "upstream")
+        ws = DulwichWorkspace(repo, init_if_missing=False)
+        baseline = await ws.begin_turn(TurnId("t1"))
+        write(repo, "a.txt", (repo / "a.txt").read_bytes() + b"agent\n")
+        baseline = await end(ws, baseline)
+        git(repo, "pull", "-q", "--no-rebase", "--autostash")
+        pulled = git(repo, "rev-parse", "HEAD").strip()
+
+        sha = await approve(ws, baseline)
+
+        assert git(repo, "rev-parse", f"{sha}^").strip() == pulled
+        assert git_bytes(repo, "show", "HEAD:a.txt") == b"upstream\n" + b"".join(b"%d\n" % i for i in range(8)) + (
+            b"agent\n"
+        )
+        assert status(repo) == ""
+        git_accepts(repo)
+
+    async def test_the_developer_unstages_what_the_agent_staged(self, repo: Path, ws: DulwichWorkspace) -> None:
+        baseline = await agent_stages_everything(repo, ws, {"a.txt": b"one\nagent\n"})
+        git(repo, "restore", "--staged", "a.txt")
+
+        await approve(ws, baseline)
+
+        assert git_bytes(repo, "show", "HEAD:a.txt") == b"one\nagent\n"
+        assert status(repo) == ""
+        git_accepts(repo)
+
+    async def test_what_the_developer_stages_after_the_turn_end_stays_staged(
+        self, repo: Path, ws: DulwichWorkspace
+    ) -> None:
+        baseline = await ws.begin_turn(TurnId("t1"))
+        write(repo, "a.txt", b"one\nagent\n")
+        baseline = await end(ws, baseline)
+        write(repo, "a.txt", b"mine\none\nagent\n")
+        git(repo, "add", "a.txt")
+        diff = await ws.changes_since(baseline)
+
+        await ws.commit_turn(baseline, fingerprint=diff.fingerprint, message=MESSAGE)
+
+        assert git_bytes(repo, "show", "HEAD:a.txt") == b"one\nagent\n"
+        assert git_bytes(repo, "show", ":a.txt") == b"mine\none\nagent\n"
+        assert changes(repo) == {"a.txt": "M."}
+        git_accepts(repo)
+
+
 class TestRepositoryStateSurvives:
     @pytest.mark.parametrize("action", ["approve", "reject"])
     async def test_refs_stash_branches_and_config_are_left_alone(
