@@ -181,7 +181,15 @@ class Decisions:
         await self._c.mark_decided(decided)
         await self._c.ports.messenger.send(
             chat or decided.chat_id,
-            ChangeDiscarded(decided.id, restored.restored, restored.merged, restored.kept, restored.commits),
+            ChangeDiscarded(
+                decided.id,
+                restored.restored,
+                restored.merged,
+                restored.kept,
+                restored.commits,
+                restored.branch,
+                restored.left_branch,
+            ),
         )
 
     async def diff_view(self, chat: ChatId, change: ChangeId | None) -> tuple[DiffView, PendingChange | None]:

@@ -375,6 +375,9 @@ class ChangeDiscarded:
     """Claude's paths whose Claude lines stay, because the developer's edits overlap them there."""
     commits: tuple[str, ...] = ()
     """Short ids of the commits Claude made during the turn, taken off the branch (the reflog keeps them)."""
+    branch: str = ""
+    """The branch HEAD is back on, where Claude had switched to another (`left_branch`, which stays)."""
+    left_branch: str = ""
 
 
 @attrs.frozen

@@ -49,6 +49,7 @@ HEAD: Final = Ref(b"HEAD")
 _ENTANGLED: Final = b"entangled "
 _INDEX_OF: Final = b"index of "
 _HEAD: Final = b"head "
+_BRANCH: Final = b"branch "
 _INTENT_TO_ADD: Final = b"intent-to-add "
 
 
@@ -87,6 +88,8 @@ class Checkpoint:
     """HEAD when the checkpoint was made (None on an unborn branch, or unknown)."""
     unborn: bool = False
     """The branch was unborn when the checkpoint was made (known for checkpoints that name their HEAD)."""
+    branch: Ref | None = None
+    """The branch HEAD named when the checkpoint was made (None: detached, or not recorded)."""
     intent_to_add: frozenset[bytes] = frozenset()
     """Paths the index held as `git add -N` left them (a tree cannot say so; the message does)."""
 
@@ -297,6 +300,9 @@ class GitRepository:
                 self.store_commit(repo, index_tree, parents, f"{_INDEX_OF.decode()}{label}\n", self.author).id
             )
         text = f"voicecoder checkpoint: {label}\n\n{_HEAD.decode()}{head.decode() if head else '-'}\n"
+        names, _ = repo.refs.follow(HEAD)
+        if len(names) > 1:  # HEAD names a branch (not detached); hex, as ref names need not be UTF-8
+            text += f"{_BRANCH.decode()}{names[-1].hex()}\n"
         # Paths need not be UTF-8: hex keeps them exact in the message.
         text += "".join(f"{_ENTANGLED.decode()}{path.hex()}\n" for path in sorted(entangled))
         text += "".join(f"{_INTENT_TO_ADD.decode()}{path.hex()}\n" for path in sorted(intent_to_add))
@@ -330,6 +336,7 @@ class GitRepository:
         lines = commit.message.splitlines()
         named = [line[len(_HEAD) :] for line in lines if line.startswith(_HEAD)]
         unborn = named == [b"-"]
+        branch = [bytes.fromhex(line[len(_BRANCH) :].decode("ascii")) for line in lines if line.startswith(_BRANCH)]
         # Older checkpoints do not name it: the first parent is HEAD, unless it is the commit of the index.
         head = None if unborn else ObjectID(named[0]) if named else commit.parents[0] if commit.parents else None
         if not named and head is not None and len(commit.parents) == 1:
@@ -349,6 +356,7 @@ class GitRepository:
             listed(_ENTANGLED),
             head,
             unborn,
+            Ref(branch[0]) if branch else None,
             listed(_INTENT_TO_ADD),
         )
 
@@ -362,6 +370,20 @@ class GitRepository:
         if len(names) < 2:  # a detached HEAD cannot become unborn
             return False
         return repo.refs.remove_if_equals(names[-1], current, message=message)
+
+    @staticmethod
+    def return_to(repo: Repo, branch: Ref | None, at: ObjectID | None) -> Ref | None:
+        """
+        Make HEAD name *branch* again if it names another one now and *branch* is still at *at*.
+
+        Then the working tree needs no checkout to go with it. Returns the branch HEAD named before, if changed.
+        """
+        names, _ = repo.refs.follow(HEAD)
+        now = names[-1] if len(names) > 1 else None
+        if branch is None or now == branch or at is None or repo.refs.as_dict().get(branch) != at:
+            return None
+        repo.refs.set_symbolic_ref(HEAD, branch)
+        return now
 
     @staticmethod
     def descends(repo: Repo, commit: ObjectID, ancestor: ObjectID, *, limit: int = 1000) -> bool:

@@ -310,12 +310,15 @@ class DulwichWorkspace:
         # Files written back that hold what the index has get fresh stat data, as a checkout would give them.
         refreshed = {p: e for p, e in after.items() if p in plan.worktree and index.flat.get(p) == e}
         head = self._git.head(repo)
+        left: list[Ref | None] = []
 
         def write() -> None:
             # Commits made during the turn are the agent's too: the branch goes back to where the turn began, or
             # to unborn (they stay in the reflog).
             if head is not None and onto != head and not self._git.move_branch(repo, head, onto, baseline.turn_id):
                 raise WorkspaceError("HEAD moved while rejecting; nothing was changed. Try again.")
+            # A branch the agent switched to (`git checkout -b`) is left, and HEAD names the developer's again.
+            left.append(self._git.return_to(repo, base.branch, onto))
             self._git.worktree.write(plan.worktree, scan, view.blobs.read, LineEndings(repo))
 
         self._git.write_index(
@@ -328,6 +331,8 @@ class DulwichWorkspace:
         if head is not None and onto != head:
             taken = repo.get_walker(include=[head], exclude=[onto] if onto else None, max_entries=1000)
             result = attrs.evolve(result, commits=tuple(e.commit.id.decode()[:7] for e in taken))
+        if left and left[0] is not None and base.branch is not None:
+            result = attrs.evolve(result, branch=_branch(base.branch), left_branch=_branch(left[0]))
         logger.info("restored %d path(s) of turn %s, kept %d", len(result.restored), baseline.turn_id, len(result.kept))
         return result
 
@@ -439,3 +444,7 @@ def _still_intended(base: Checkpoint, index: Mapping[bytes, Entry | None], head:
         for path in base.intent_to_add
         if path not in head and index.get(path) is not None and index.get(path) == base.index.get(path)
     )
+
+
+def _branch(ref: bytes) -> str:
+    return display(ref.removeprefix(b"refs/heads/"))

@@ -186,6 +186,28 @@ class TestTheAgentCommitsDuringItsTurn:
         assert status(repo) == ""
         git_accepts(repo)
 
+    @pytest.mark.parametrize("commits", [False, True], ids=["edits", "commits"])
+    async def test_reject_returns_to_the_branch_the_agent_switched_from(
+        self, repo: Path, ws: DulwichWorkspace, commits: bool
+    ) -> None:
+        before = git(repo, "rev-parse", "HEAD").strip()
+        write(repo, "b.txt", b"bee\nmine\n")
+        baseline = await ws.begin_turn(TurnId("t1"))
+        git(repo, "checkout", "-q", "-b", "feature")
+        write(repo, "a.txt", b"one\nagent\n")
+        if commits:
+            git(repo, "commit", "-q", "-a", "-m", "agent on its branch")
+        baseline = await end(ws, baseline)
+
+        restored = await ws.restore_turn(baseline)
+
+        assert git(repo, "symbolic-ref", "HEAD").strip() == "refs/heads/main"
+        assert git(repo, "rev-parse", "main", "feature").split() == [before, before]
+        assert (restored.branch, restored.left_branch, len(restored.commits)) == ("main", "feature", int(commits))
+        assert changes(repo) == {"b.txt": ".M"}
+        assert (repo / "b.txt").read_bytes() == b"bee\nmine\n"
+        git_accepts(repo)
+
     @pytest.mark.parametrize("action", ["approve", "reject"])
     async def test_on_a_branch_with_no_commits_yet(self, tmp_path: Path, action: str) -> None:
         """The agent's first commit of a new repository is its change too: Reject leaves the branch unborn."""
