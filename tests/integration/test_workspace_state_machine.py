@@ -125,8 +125,8 @@ class DulwichMachine(WorkspaceMachine):
     def developer_intends_to_add(self, path: str) -> None:
         """`git add -N`: the file is tracked with nothing staged; no turn may turn that into a staged empty file."""
         git_may_fail(self.root, "add", "-N", "--", path)
-        if self.phase == "pending":
-            self.restaged.add(path)
+        if self.phase == "pending":  # a directory's files are marked too
+            self.restaged.update(p for p in PATHS if p == path or p.startswith(path + "/"))
 
     def check_integrity(self) -> None:
         git(self.root, "write-tree")
@@ -198,7 +198,17 @@ def _marked_directory_the_agent_replaces(m: DulwichMachine) -> None:
     m.approve(ApprovalChoice.WITH_MY_EDITS)
 
 
-@pytest.mark.parametrize("case", [_marked_file_the_agent_removes, _marked_directory_the_agent_replaces])
+def _directory_marked_while_the_change_waits(m: DulwichMachine) -> None:
+    """`git add -N x` marks the agent's new x/y.txt while the change waits; Reject leaves the mark."""
+    m.agent_turn_that_commits([("x/y.txt", "write", "text")], [], "commit")
+    m.developer_intends_to_add("x")
+    m.reject()
+
+
+@pytest.mark.parametrize(
+    "case",
+    [_marked_file_the_agent_removes, _marked_directory_the_agent_replaces, _directory_marked_while_the_change_waits],
+)
 def test_sequences_of_the_git_machine(case: Callable[[DulwichMachine], None]) -> None:
     """Sequences with the git machine's own steps that a deep hunt once failed on (its view of the marks)."""
     state = DulwichMachine()
