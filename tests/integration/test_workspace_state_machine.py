@@ -198,6 +198,15 @@ def _marked_directory_the_agent_replaces(m: DulwichMachine) -> None:
     m.approve(ApprovalChoice.WITH_MY_EDITS)
 
 
+def _marked_file_the_agent_replaces_then_the_change_is_extended(m: DulwichMachine) -> None:
+    """The agent's `commit -a` drops the developer's marked x (replaced by x/y.txt); Reject of the extension."""
+    m.developer_edits([("x", "write", "text")])
+    m.developer_intends_to_add("x")
+    m.agent_turn_that_commits([("x/y.txt", "write", "text")], [], "commit -a")
+    m.agent_continues([])
+    m.reject()
+
+
 def _directory_marked_while_the_change_waits(m: DulwichMachine) -> None:
     """`git add -N x` marks the agent's new x/y.txt while the change waits; Reject leaves the mark."""
     m.agent_turn_that_commits([("x/y.txt", "write", "text")], [], "commit")
@@ -207,7 +216,12 @@ def _directory_marked_while_the_change_waits(m: DulwichMachine) -> None:
 
 @pytest.mark.parametrize(
     "case",
-    [_marked_file_the_agent_removes, _marked_directory_the_agent_replaces, _directory_marked_while_the_change_waits],
+    [
+        _marked_file_the_agent_removes,
+        _marked_directory_the_agent_replaces,
+        _directory_marked_while_the_change_waits,
+        _marked_file_the_agent_replaces_then_the_change_is_extended,
+    ],
 )
 def test_sequences_of_the_git_machine(case: Callable[[DulwichMachine], None]) -> None:
     """Sequences with the git machine's own steps that a deep hunt once failed on (its view of the marks)."""

@@ -234,8 +234,11 @@ class DulwichWorkspace:
         if extends is not None:
             previous, _, _, head, previous_base = self._turn(repo, extends, durable=True)
             # Where the baseline keeps the earlier baseline's index entry, it keeps its intent-to-add mark too.
-            unstaged = {p for p, e in previous.trees.end_index.items() if index.flat.get(p) == e}
-            intent = frozenset({p for p in intent if p not in unstaged} | (previous_base.intent_to_add & unstaged))
+            end_index = previous.trees.end_index
+            intent = frozenset(
+                {p for p in intent if index.flat.get(p) != end_index.get(p)}
+                | {p for p in previous_base.intent_to_add if index.flat.get(p) == end_index.get(p)}
+            )
             store = repo.object_store
             base, base_index, entangled = rebase(
                 previous.trees, previous.blobs, start=scan.entries, start_index=index.flat
