@@ -255,7 +255,8 @@ class DulwichWorkspace:
         base = self._git.load_checkpoint(repo, baseline.snapshot, baseline.turn_id)
         scan, index, tree, index_tree = self._git.snapshot(repo)
         ref = TURN_END_PREFIX + baseline.turn_id.value.encode()
-        sha = self._git.checkpoint(repo, ref, f"end of turn {baseline.turn_id}", tree, index_tree)
+        label = f"end of turn {baseline.turn_id}"
+        sha = self._git.checkpoint(repo, ref, label, tree, index_tree, intent_to_add=index.intent_to_add)
         # The diff from the same look at the tree: at the turn end the tree is the turn end, no late edits.
         view = self._view(repo, base, None, scan, index, self._onto(repo, base, None), durable=False)
         return EndedTurn(attrs.evolve(baseline, turn_end=sha.decode()), view.diff())
@@ -293,11 +294,12 @@ class DulwichWorkspace:
                 raise WorkspaceError("HEAD moved while committing; nothing was committed. Try again.")
 
         committed = {**view.trees.head, **{p: e for p, e in plan.commit.items() if e is not None}}
+        targets = {**self._unmarked(repo, baseline, base, index, plan.index, committed), **plan.index}
         self._git.write_index(
             repo,
-            self._git.index_updates(plan.index, scan.entries),
+            self._git.index_updates(targets, scan.entries),
             before_commit=move_head,
-            intent_to_add=_still_intended(base, plan.index, committed),
+            intent_to_add=_still_intended(base, targets, committed),
         )
         logger.info("committed %d path(s) as %s", len(plan.commit), commit.id.decode()[:7])
         return CommitInfo(commit.id.decode(), text, author, datetime.fromtimestamp(commit.commit_time, tz=UTC))
@@ -324,11 +326,12 @@ class DulwichWorkspace:
             left.append(self._git.return_to(repo, base.branch, onto))
             self._git.worktree.write(plan.worktree, scan, view.blobs.read, LineEndings(repo))
 
+        targets = {**self._unmarked(repo, baseline, base, index, plan.index, view.trees.head), **plan.index}
         self._git.write_index(
             repo,
-            lambda: self._git.index_updates({**refreshed, **plan.index}, after),
+            lambda: self._git.index_updates({**refreshed, **targets}, after),
             before_commit=write,
-            intent_to_add=_still_intended(base, plan.index, view.trees.head),
+            intent_to_add=_still_intended(base, targets, view.trees.head),
         )
         result = plan.result()
         if head is not None and onto != head:
@@ -338,6 +341,30 @@ class DulwichWorkspace:
             result = attrs.evolve(result, branch=_branch(base.branch), left_branch=_branch(left[0]))
         logger.info("restored %d path(s) of turn %s, kept %d", len(result.restored), baseline.turn_id, len(result.kept))
         return result
+
+    def _unmarked(
+        self,
+        repo: Repo,
+        baseline: Baseline,
+        base: Checkpoint,
+        index: GitIndex,
+        planned: Mapping[bytes, Entry | None],
+        head: Flat,
+    ) -> dict[bytes, Entry | None]:
+        """
+        Entries of empty files the developer had marked intent-to-add and the agent staged (`git add -A`).
+
+        Marked or staged, an empty file has the same entry, so the turn's trees cannot tell the agent's staging;
+        the checkpoints' lists of marks can. Approve and Reject put the mark back (unless HEAD holds the file).
+        """
+        if not base.intent_to_add or baseline.turn_end is None:
+            return {}
+        end = self._git.load_checkpoint(repo, baseline.turn_end, baseline.turn_id)
+        return {
+            path: base.index.get(path)
+            for path in base.intent_to_add - end.intent_to_add - index.intent_to_add
+            if path not in planned and path not in head and index.flat.get(path) == base.index.get(path)
+        }
 
     def _turn_paths(self, repo: Repo, baseline: Baseline) -> _Look:
         """

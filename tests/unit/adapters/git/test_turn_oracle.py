@@ -501,3 +501,23 @@ class TestLineEndings:
         assert git_bytes(repo, "show", "HEAD:a.txt") == b"one\r\ntwo\r\nagent\r\n"
         assert git(repo, "rev-parse", "HEAD^{tree}").strip() == expected
         assert status(repo) == ""
+
+
+class TestAnEmptyFileMarkedIntentToAdd:
+    """Marked or staged, an empty file has the same index entry: only the checkpoints' lists of marks tell."""
+
+    @pytest.mark.parametrize("action", ["approve", "reject"])
+    async def test_the_agents_git_add_all_is_taken_back(self, repo: Path, ws: DulwichWorkspace, action: str) -> None:
+        write(repo, "empty.txt", b"")
+        git(repo, "add", "-N", "empty.txt")
+        marked = [entry for entry in index_listing(repo) if "empty.txt" in entry[0]]
+        baseline = await agent_stages_everything(repo, ws, {"a.txt": b"one\nagent\n"})
+
+        if action == "approve":
+            await approve(ws, baseline)
+        else:
+            await ws.restore_turn(baseline)
+
+        assert [entry for entry in index_listing(repo) if "empty.txt" in entry[0]] == marked
+        assert changes(repo) == {"empty.txt": ".A"}
+        git_accepts(repo)
