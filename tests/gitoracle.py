@@ -27,10 +27,11 @@ _ENV = {
 }
 
 
-def git_bytes(repo: Path, *args: str, env: dict[str, str] | None = None) -> bytes:
-    """Run git in *repo* and return its stdout; a non-zero exit fails the test with git's stderr."""
+def git_bytes(repo: Path, *args: str, env: dict[str, str] | None = None, stdin: bytes | None = None) -> bytes:
+    """Run git in *repo* (with *stdin*) and return its stdout; a non-zero exit fails the test with git's stderr."""
     done = subprocess.run(
         ["git", "-c", "core.quotePath=false", "-C", str(repo), *args],
+        input=stdin,
         capture_output=True,
         env={**os.environ, **_ENV, **(env or {})},
         check=False,
@@ -38,6 +39,12 @@ def git_bytes(repo: Path, *args: str, env: dict[str, str] | None = None) -> byte
     if done.returncode != 0:
         pytest.fail(f"git {' '.join(args)} failed ({done.returncode}): {done.stderr.decode(errors='replace')}")
     return done.stdout
+
+
+def git_may_fail(repo: Path, *args: str) -> int:
+    """Run git in *repo* for its effect alone (a command git may refuse); return its exit status."""
+    done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, env={**os.environ, **_ENV}, check=False)
+    return done.returncode
 
 
 def git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:

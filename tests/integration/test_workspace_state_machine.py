@@ -3,7 +3,8 @@
 
 The tree, the index and HEAD are read back with git itself (`ls-files`, `ls-tree`, `cat-file`) after every
 transaction, and git must accept what the adapter left (`write-tree`, `fsck --strict`). Ignored files are
-written too, and must never be touched.
+written too, and must never be touched. HEAD moves as well: the agent runs `git commit` (or `-a`) in the middle
+of some turns, which makes its commits part of its change (ADR 0044), and the developer commits between turns.
 
 Runs derandomized with a fixed budget (``ci`` profile); ``VOICECODER_HYPOTHESIS_PROFILE=deep`` runs 25 times
 the examples with random seeds (add ``--timeout=0 --hypothesis-show-statistics``).
@@ -19,21 +20,27 @@ import shutil
 import stat
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from hypothesis import strategies as st
-from hypothesis.stateful import rule
+from hypothesis.stateful import precondition, rule
 
-from tests.gitoracle import GIT, fsck, git, git_bytes, init_repo
+from tests.gitoracle import GIT, fsck, git, git_bytes, git_may_fail, init_repo
 from voicecoder.adapters import DulwichWorkspace
+from voicecoder.domain.model import ApprovalChoice
 from voicecoder.domain.ports import Workspace
 from voicecoder.testing.contracts.workspace_tree import DiskTree, WorkspaceTree
 from voicecoder.testing.profiles import budget
-from voicecoder.testing.workspace_machine import EXECUTABLE, SYMLINK, Observed, Snapshot, WorkspaceMachine
+from voicecoder.testing.workspace_machine import EDITS, EXECUTABLE, PATHS, SYMLINK, Observed, Snapshot, WorkspaceMachine
 from voicecoder.testing.workspace_machine_cases import CASES, Case, replay
 
 IGNORED = ("debug.log", "d/trace.log")
+INTENT_TO_ADD = b"\0intent-to-add"
+"""What the machine sees staged for an entry `git add -N` marked (git itself lists the empty blob)."""
+ITA_FLAG = 0x20000000
+"""The intent-to-add bit of an entry's flags, as `git ls-files --debug` prints them."""
 REGULAR = 0o100644
 
 
@@ -97,14 +104,60 @@ class DulwichMachine(WorkspaceMachine):
                     with open(full, "rb") as f:  # noqa: PTH123 - bytes paths
                         worktree[rel] = (f.read(), EXECUTABLE if st.st_mode & 0o100 else REGULAR)
         index = _blobs(self.root, _entries(git_bytes(self.root, "ls-files", "-s", "-z"), index=True))
+        for path in self._intended():
+            index[path] = (INTENT_TO_ADD, index[path][1])
         head = _blobs(self.root, _entries(git_bytes(self.root, "ls-tree", "-r", "-z", "HEAD"), index=False))
         return Observed(worktree, index, head)
+
+    def _intended(self) -> list[str]:
+        """Entries marked intent-to-add: their flags in `git ls-files --debug` (the machine's names hold no LF)."""
+        marked: list[str] = []
+        path = ""
+        for line in git_bytes(self.root, "ls-files", "-s", "--debug").split(b"\n"):
+            if line and not line.startswith(b" "):
+                path = os.fsdecode(line.split(b"\t", 1)[1])
+            elif b"flags: " in line and int(line.rsplit(b"flags: ", 1)[1], 16) & ITA_FLAG:
+                marked.append(path)
+        return marked
+
+    @precondition(lambda self: self.phase != "running")
+    @rule(path=st.sampled_from(PATHS))
+    def developer_intends_to_add(self, path: str) -> None:
+        """`git add -N`: the file is tracked with nothing staged; no turn may turn that into a staged empty file."""
+        git_may_fail(self.root, "add", "-N", "--", path)
+        if self.phase == "pending":  # a directory's files are marked too
+            self.restaged.update(p for p in PATHS if p == path or p.startswith(path + "/"))
 
     def check_integrity(self) -> None:
         git(self.root, "write-tree")
         fsck(self.root)
         for path, data in self.ignored.items():
             assert (self.root / path).read_bytes() == data, f"the ignored file {path} was touched"
+
+    def _edit(self, who: str, path: str, how: str, kind: str) -> None:
+        if how in ("commit", "commit -a"):
+            # Atomic: a commit git refuses (an index it cannot write a tree from) changes nothing.
+            git_may_fail(self.root, *how.split(), "-q", "--allow-empty", "-m", f"{who} commits")
+            return
+        super()._edit(who, path, how, kind)
+
+    @precondition(lambda self: self.phase == "idle")
+    @rule(
+        before=st.lists(EDITS, max_size=3),
+        after=st.lists(EDITS, max_size=2),
+        how=st.sampled_from(["commit", "commit -a"]),
+    )
+    def agent_turn_that_commits(
+        self, before: list[tuple[str, str, str]], after: list[tuple[str, str, str]], how: str
+    ) -> None:
+        """Tool approval let the agent run `git commit` (what it staged, or `-a`) in the middle of its turn."""
+        self.agent_turn([*before, ("", how, ""), *after])
+
+    @precondition(lambda self: self.phase == "idle")
+    @rule(how=st.sampled_from(["commit", "commit -a"]))
+    def developer_commits(self, how: str) -> None:
+        """Between turns HEAD moves under the developer's hand; the next turn's ownership starts from there."""
+        self._edit("dev", "", how, "")
 
     @rule(path=st.sampled_from(IGNORED))
     def write_ignored(self, path: str) -> None:
@@ -127,3 +180,53 @@ TestDulwichWorkspaceMachine = DulwichMachine.TestCase
 def test_sequences_found_by_the_deep_hunt(case: Case) -> None:
     """Sequences that once broke a promise (see `voicecoder.testing.workspace_machine_cases`) hold now."""
     replay(DulwichMachine, case)
+
+
+def _marked_file_the_agent_removes(m: DulwichMachine) -> None:
+    """The developer marks the agent's new file intent-to-add while the change waits; Reject deletes the file."""
+    m.agent_turn_that_commits([("d/c.txt", "write", "text")], [], "commit")
+    m.developer_intends_to_add("d/c.txt")
+    m.agent_continues([])
+    m.reject()
+
+
+def _marked_directory_the_agent_replaces(m: DulwichMachine) -> None:
+    """`git add -N x` marks x/y.txt; the agent then makes x a symlink, and the change is committed with my edits."""
+    m.agent_turn_that_commits([("x/y.txt", "write", "text")], [], "commit")
+    m.developer_intends_to_add("x")
+    m.agent_continues([("x", "write", "symlink")])
+    m.approve(ApprovalChoice.WITH_MY_EDITS)
+
+
+def _marked_file_the_agent_replaces_then_the_change_is_extended(m: DulwichMachine) -> None:
+    """The agent's `commit -a` drops the developer's marked x (replaced by x/y.txt); Reject of the extension."""
+    m.developer_edits([("x", "write", "text")])
+    m.developer_intends_to_add("x")
+    m.agent_turn_that_commits([("x/y.txt", "write", "text")], [], "commit -a")
+    m.agent_continues([])
+    m.reject()
+
+
+def _directory_marked_while_the_change_waits(m: DulwichMachine) -> None:
+    """`git add -N x` marks the agent's new x/y.txt while the change waits; Reject leaves the mark."""
+    m.agent_turn_that_commits([("x/y.txt", "write", "text")], [], "commit")
+    m.developer_intends_to_add("x")
+    m.reject()
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        _marked_file_the_agent_removes,
+        _marked_directory_the_agent_replaces,
+        _directory_marked_while_the_change_waits,
+        _marked_file_the_agent_replaces_then_the_change_is_extended,
+    ],
+)
+def test_sequences_of_the_git_machine(case: Callable[[DulwichMachine], None]) -> None:
+    """Sequences with the git machine's own steps that a deep hunt once failed on (its view of the marks)."""
+    state = DulwichMachine()
+    try:
+        case(state)
+    finally:
+        state.teardown()

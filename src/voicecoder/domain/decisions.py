@@ -180,7 +180,16 @@ class Decisions:
     async def announce_reject(self, decided: PendingChange, restored: Restored, *, chat: ChatId | None = None) -> None:
         await self._c.mark_decided(decided)
         await self._c.ports.messenger.send(
-            chat or decided.chat_id, ChangeDiscarded(decided.id, restored.restored, restored.merged, restored.kept)
+            chat or decided.chat_id,
+            ChangeDiscarded(
+                decided.id,
+                restored.restored,
+                restored.merged,
+                restored.kept,
+                restored.commits,
+                restored.branch,
+                restored.left_branch,
+            ),
         )
 
     async def diff_view(self, chat: ChatId, change: ChangeId | None) -> tuple[DiffView, PendingChange | None]:

@@ -373,6 +373,11 @@ class ChangeDiscarded:
     """Of `paths`: files where only Claude's lines were taken out and the developer's later edits kept."""
     kept: tuple[str, ...] = ()
     """Claude's paths whose Claude lines stay, because the developer's edits overlap them there."""
+    commits: tuple[str, ...] = ()
+    """Short ids of the commits Claude made during the turn, taken off the branch (the reflog keeps them)."""
+    branch: str = ""
+    """The branch HEAD is back on, where Claude had switched to another (`left_branch`, which stays)."""
+    left_branch: str = ""
 
 
 @attrs.frozen

@@ -285,6 +285,11 @@ class Restored:
     they are, or, for lines an earlier prompt of an extended change wrote, put back as they were at the later
     prompt.
     """
+    commits: tuple[str, ...] = ()
+    """Short ids of commits made during the turn (the agent ran `git commit`), taken off the branch, newest first."""
+    branch: str = ""
+    """The branch HEAD names again, where the agent had switched to another one (`left_branch`), else empty."""
+    left_branch: str = ""
 
 
 @attrs.frozen

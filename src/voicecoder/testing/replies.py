@@ -289,7 +289,16 @@ def _strategies() -> Mapping[type, st.SearchStrategy[Reply]]:
             kept_yours=_paths,
             prompt=text,
         ),
-        ChangeDiscarded: st.builds(ChangeDiscarded, change_id=_ids, paths=_paths, merged=_paths, kept=_paths),
+        ChangeDiscarded: st.builds(
+            ChangeDiscarded,
+            change_id=_ids,
+            paths=_paths,
+            merged=_paths,
+            kept=_paths,
+            commits=_paths,
+            branch=text,
+            left_branch=text,
+        ),
         ChangeReverted: st.builds(ChangeReverted, reverted_sha=_sha, commit=_commits()),
         StatusReport: st.builds(
             StatusReport,

@@ -41,7 +41,7 @@ from voicecoder.domain.model import ApprovalChoice, Baseline, CommitMessage, Dif
 from voicecoder.domain.ports import Workspace
 from voicecoder.testing.contracts.workspace_tree import WorkspaceTree
 
-__all__ = ["PATHS", "Observed", "Snapshot", "WorkspaceMachine"]
+__all__ = ["EDITS", "PATHS", "Observed", "Snapshot", "WorkspaceMachine"]
 
 _T = TypeVar("_T")
 
@@ -121,6 +121,9 @@ class WorkspaceMachine(RuleBasedStateMachine):
         """The tree and index when the diff was last looked at: what the developer has seen."""
         self.restaged: set[str] = set()
         """Paths the developer staged after the turn end: Approve and Reject leave their index entry alone."""
+        self.head_at_begin: Snapshot = {}
+        self.head_at_end: Snapshot | None = None
+        """HEAD at the turn end where it moved during the turn (a subclass's agent may commit); else None."""
 
     # --- what a subclass provides ----------------------------------------------------------------
 
@@ -210,6 +213,10 @@ class WorkspaceMachine(RuleBasedStateMachine):
         ended = run(self.ws.end_turn, self.baseline)
         self.baseline = ended.baseline
         now = self.observe()
+        if now.head != self.head_at_begin:
+            _note("the agent committed during its turn")
+            self.head_at_end = now.head
+        now = self._reference(now)
         self.end, self.end_index = dict(now.worktree), dict(now.index)
         self.diff = ended.diff
         assert run(self.ws.changes_since, self.baseline) == ended.diff, "the diff of end_turn is not changes_since"
@@ -225,6 +232,7 @@ class WorkspaceMachine(RuleBasedStateMachine):
         before = self.observe()
         self.baseline = run(self.ws.begin_turn, TurnId(f"t{self.turns}"))
         self.base, self.base_index = dict(before.worktree), dict(before.index)
+        self.head_at_begin, self.head_at_end = before.head, None
         self.restaged = set()
         self._agent_works(edits)
 
@@ -259,6 +267,17 @@ class WorkspaceMachine(RuleBasedStateMachine):
 
     # --- what the developer sees ---------------------------------------------------------------------
 
+    def _reference(self, now: Observed) -> Observed:
+        """
+        *now* with HEAD as the change's reference.
+
+        Commits made during the turn are the agent's change, so while HEAD is still where the turn left it the
+        checks compare with HEAD as the turn began.
+        """
+        if self.head_at_end is None or now.head != self.head_at_end:
+            return now
+        return Observed(now.worktree, now.index, self.head_at_begin)
+
     def _agent_paths(self) -> set[str]:
         return {p for p in {*self.base, *self.end} if self.base.get(p) != self.end.get(p)}
 
@@ -291,7 +310,7 @@ class WorkspaceMachine(RuleBasedStateMachine):
     def show_diff(self) -> None:
         assert self.baseline is not None
         self.diff = run(self.ws.changes_since, self.baseline)
-        now = self.observe()
+        now = self._reference(self.observe())
         self.seen = (dict(now.worktree), dict(now.index))
         self._check_diff(self.diff, now)
 
@@ -302,7 +321,8 @@ class WorkspaceMachine(RuleBasedStateMachine):
     def approve(self, choice: ApprovalChoice | None) -> None:
         assert self.baseline is not None
         assert self.diff is not None
-        before = self.observe()
+        seen = self.observe()
+        before = self._reference(seen)
         message = CommitMessage("Apply changes from Claude")
         if not self._agent_paths():  # the agent changed nothing (the bot says "No changes" and settles)
             try:
@@ -312,7 +332,7 @@ class WorkspaceMachine(RuleBasedStateMachine):
                     raise
             else:
                 raise AssertionError("a turn that changed nothing made a commit")
-            self._unchanged(before, self.observe(), "an Approve of nothing")
+            self._unchanged(seen, self.observe(), "an Approve of nothing")
             self._settle()
             return
         if before.worktree != self.seen[0] or before.index != self.seen[1]:
@@ -322,7 +342,7 @@ class WorkspaceMachine(RuleBasedStateMachine):
                 run(self.ws.commit_turn, self.baseline, fingerprint=self.diff.fingerprint, message=message)
             except (StaleChangeError, ApprovalChoiceRequiredError):
                 _note("approve refused: the workspace changed since the diff")
-                self._unchanged(before, self.observe(), "a refused Approve")
+                self._unchanged(seen, self.observe(), "a refused Approve")
                 self.show_diff()
             else:
                 assert before.worktree == self.seen[0], "late edits nobody saw were approved"
@@ -339,7 +359,7 @@ class WorkspaceMachine(RuleBasedStateMachine):
             else:
                 raise AssertionError("overlapping files were committed without a choice")
             _note("approve refused: a choice is needed")
-            self._unchanged(before, self.observe(), "an Approve that needs a choice")
+            self._unchanged(seen, self.observe(), "an Approve that needs a choice")
             choice = ApprovalChoice.LEAVE_OUT
         try:
             run(self.ws.commit_turn, self.baseline, fingerprint=diff.fingerprint, message=message, choice=choice)
@@ -347,7 +367,7 @@ class WorkspaceMachine(RuleBasedStateMachine):
             if "Nothing to commit" not in str(exc):
                 raise
             _note("approve: nothing to commit")
-            self._unchanged(before, self.observe(), "an Approve with nothing to commit")
+            self._unchanged(seen, self.observe(), "an Approve with nothing to commit")
         else:
             _note(f"approve: committed ({choice.value if choice else 'no choice needed'})")
             self._check_approved(diff, choice, before, self.observe())
@@ -414,7 +434,7 @@ class WorkspaceMachine(RuleBasedStateMachine):
     @rule()
     def reject(self) -> None:
         assert self.baseline is not None
-        before = self.observe()
+        before = self._reference(self.observe())
         result = run(self.ws.restore_turn, self.baseline)
         after = self.observe()
         for part in ("merged", "kept"):
@@ -471,5 +491,6 @@ class WorkspaceMachine(RuleBasedStateMachine):
         assert self.baseline is not None
         run(self.ws.release_turn, self.baseline)
         self.baseline = None
+        self.head_at_end = None
         self.diff = None
         self.phase = "idle"

@@ -187,6 +187,19 @@ class TestRender:
         assert "Your later edits in b.py were kept" in plain
         assert "Files Claude did not touch were left as they are." in plain
         assert "Claude's lines stay where your edits overlap them: c.py" in plain
+        assert "taken off the branch" not in plain
+
+    def test_reject_names_the_commits_claude_made_and_where_they_still_are(self) -> None:
+        plain, _ = parse_telegram_html(render(ChangeDiscarded(CHANGE, ("a.py",), commits=("abc1234",))).html)
+
+        assert "Claude's 1 commit from this turn (abc1234) was taken off the branch" in plain
+        assert "git reflog still has them" in plain
+
+    def test_reject_names_the_branch_it_returned_to_and_claudes(self) -> None:
+        reply = ChangeDiscarded(CHANGE, ("a.py",), branch="main", left_branch="feature")
+        plain, _ = parse_telegram_html(render(reply).html)
+
+        assert "Back on branch main; Claude's branch feature is still there (git branch -D feature deletes it)" in plain
 
     def test_agent_answer_code_blocks_become_pre(self) -> None:
         """Fenced code in Claude's answer becomes a pre entity with its language; permission denials are listed."""

@@ -22,6 +22,28 @@ _NULL_SHA: Final = b"0" * 40
 _EXACT_DIFF_LINES: Final = 20_000
 
 
+_ESCAPES: Final = {
+    7: b"\\a",
+    8: b"\\b",
+    9: b"\\t",
+    10: b"\\n",
+    11: b"\\v",
+    12: b"\\f",
+    13: b"\\r",
+    34: b'\\"',
+    92: b"\\\\",
+}
+
+
+def _name(prefix: bytes, path: bytes) -> bytes:
+    """*prefix* + *path* as git writes it in a diff: C-quoted if it holds a quote, backslash or control byte."""
+    name = prefix + path
+    if not any(b < 32 or b in (34, 92, 127) for b in name):
+        return name
+    # As with core.quotePath=false: bytes above 127 stay as they are (names in any script stay readable).
+    return b'"' + b"".join(_ESCAPES.get(b, b"\\%03o" % b if b < 32 or b == 127 else bytes([b])) for b in name) + b'"'
+
+
 def _hunk_range(start: int, length: int) -> bytes:
     first = start + 1 if length else start
     return b"%d" % first if length == 1 else b"%d,%d" % (first, length)
@@ -76,7 +98,7 @@ def file_diff(
     """The diff of one path from *before* to *after* (None: absent), and its `FileChange`."""
     old_mode, old_sha = before if before is not None else (0, _NULL_SHA)
     new_mode, new_sha = after if after is not None else (0, _NULL_SHA)
-    lines = [b"diff --git a/" + path + b" b/" + path + b"\n"]
+    lines = [b"diff --git " + _name(b"a/", path) + b" " + _name(b"b/", path) + b"\n"]
     if before is None:
         lines.append(b"new file mode %o\n" % new_mode)
         kind = ChangeKind.ADDED
@@ -100,8 +122,8 @@ def file_diff(
         lines.append(index_line + b"\n")
         old = read(old_sha) if before is not None else b""
         new = read(new_sha) if after is not None else b""
-        a_name = b"a/" + path if before is not None else b"/dev/null"
-        b_name = b"b/" + path if after is not None else b"/dev/null"
+        a_name = _name(b"a/", path) if before is not None else b"/dev/null"
+        b_name = _name(b"b/", path) if after is not None else b"/dev/null"
         if is_binary(old) or is_binary(new):
             binary = True
             lines.append(b"Binary files " + a_name + b" and " + b_name + b" differ\n")

@@ -23,6 +23,7 @@ import os
 import shlex
 import struct
 from binascii import hexlify
+from collections.abc import Collection
 from typing import Final
 
 import attrs
@@ -41,6 +42,7 @@ _ENTRY: Final = struct.Struct(">10L20sH")
 _M32: Final = 0xFFFFFFFF
 _FLAG_EXTENDED: Final = 0x4000
 _SKIP_WORKTREE: Final = 0x4000
+_INTENT_TO_ADD: Final = 0x2000
 _NAME_MASK: Final = 0xFFF
 
 
@@ -66,6 +68,8 @@ class GitIndex:
     flat: Flat
     tracked_dirs: dict[bytes, int]
     """Every directory holding index entries, with the number of entries below it."""
+    intent_to_add: frozenset[bytes] = frozenset()
+    """Entries `git add -N` made: tracked, with nothing staged yet (git lists them with the empty blob)."""
 
     @classmethod
     def load(cls, path: str) -> GitIndex:
@@ -98,6 +102,7 @@ class GitIndex:
         append = raw.append
         conflicted: set[bytes] = set()
         skip: set[bytes] = set()
+        intent: set[bytes] = set()
         per_dir: dict[bytes, int] = {}
         for _ in range(count):
             (c_s, c_ns, m_s, m_ns, _, ino, mode, _, _, size, sha, flags) = unpack(data, offset)
@@ -107,6 +112,8 @@ class GitIndex:
                 name_at += 2
                 if extended & _SKIP_WORKTREE:
                     skip.add(data[name_at : find(b"\0", name_at)])
+                if extended & _INTENT_TO_ADD:
+                    intent.add(data[name_at : find(b"\0", name_at)])
             length = flags & _NAME_MASK
             end = find(b"\0", name_at) if length == _NAME_MASK else name_at + length
             name = data[name_at:end]
@@ -139,7 +146,17 @@ class GitIndex:
             extensions.append((ext_sig, data[offset + 8 : offset + 8 + ext_size]))
             offset += 8 + ext_size
         return cls(
-            key, mtime_ns, version, stat_map, raw, extensions, frozenset(conflicted), frozenset(skip), flat, dirs
+            key,
+            mtime_ns,
+            version,
+            stat_map,
+            raw,
+            extensions,
+            frozenset(conflicted),
+            frozenset(skip),
+            flat,
+            dirs,
+            frozenset(intent),
         )
 
     def file_and_directory(self) -> list[tuple[bytes, bytes]]:
@@ -172,12 +189,13 @@ class GitIndex:
             "then send the prompt again."
         )
 
-    def patched(self, updates: IndexUpdates) -> tuple[bytes, GitIndex]:
+    def patched(self, updates: IndexUpdates, intent_to_add: Collection[bytes] = ()) -> tuple[bytes, GitIndex]:
         """
         The index file with stage-0 entries set to (mode, hex sha, stat) or removed (None), and its parsed form.
 
-        File/directory clashes with other entries are removed as `git add -A` does. The parsed form still
-        needs `key` and `mtime_ns` of the file once it is written.
+        Entries set at *intent_to_add* are marked as `git add -N` marks them (the index becomes version 3 if
+        it was 2, as git does). File/directory clashes with other entries are removed as `git add -A` does.
+        The parsed form still needs `key` and `mtime_ns` of the file once it is written.
         """
         shapes: dict[bytes, tuple[int, bytes] | None] = {
             name: None if update is None else (update[0], update[1]) for name, update in updates.items()
@@ -221,6 +239,10 @@ class GitIndex:
                 bytes.fromhex(sha.decode()),
                 min(len(name), _NAME_MASK),
             )
+            if name in intent_to_add:
+                # The extended-flags bit of the entry's flags, then the 16 extended bits: intent-to-add.
+                flags = struct.unpack_from(">H", packed, 60)[0] | _FLAG_EXTENDED
+                packed = packed[:60] + struct.pack(">HH", flags, _INTENT_TO_ADD)
             body = packed + name
             entries.insert(at, (name, 0, body + b"\0" * (8 - len(body) % 8)))
             for parent in parents(name):
@@ -230,14 +252,16 @@ class GitIndex:
         # Optional extensions derived from the entries (cache tree, untracked cache, fsmonitor, offsets) would
         # be stale now; git rebuilds them. Only the resolve-undo record is independent of the entries.
         kept = [(sig, ext) for sig, ext in self.extensions if sig == b"REUC"]
-        parts = [struct.pack(">4sLL", b"DIRC", self.version, len(entries))]
+        intent = (self.intent_to_add - updates.keys()) | {p for p in intent_to_add if updates.get(p) is not None}
+        version = 3 if intent and self.version == 2 else self.version
+        parts = [struct.pack(">4sLL", b"DIRC", version, len(entries))]
         parts += [body for _, _, body in entries]
         parts += [sig + struct.pack(">L", len(ext)) + ext for sig, ext in kept]
         content = b"".join(parts)
         parsed = GitIndex(
             self.key,
             self.mtime_ns,
-            self.version,
+            version,
             stat_map,
             entries,
             kept,
@@ -245,5 +269,6 @@ class GitIndex:
             self.skip_worktree - updates.keys(),
             flat,
             dirs,
+            frozenset(intent),
         )
         return content + hashlib.sha1(content).digest(), parsed  # noqa: S324 - git's own checksum

@@ -17,9 +17,9 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Final, Literal, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -47,6 +47,10 @@ _V = TypeVar("_V")
 
 HEAD: Final = Ref(b"HEAD")
 _ENTANGLED: Final = b"entangled "
+_INDEX_OF: Final = b"index of "
+_HEAD: Final = b"head "
+_BRANCH: Final = b"branch "
+_INTENT_TO_ADD: Final = b"intent-to-add "
 
 
 class StoreBlobs:
@@ -80,6 +84,14 @@ class Checkpoint:
     tree: Flat
     index: Flat
     entangled: frozenset[bytes]
+    head: ObjectID | None = None
+    """HEAD when the checkpoint was made (None on an unborn branch, or unknown)."""
+    unborn: bool = False
+    """The branch was unborn when the checkpoint was made (known for checkpoints that name their HEAD)."""
+    branch: Ref | None = None
+    """The branch HEAD named when the checkpoint was made (None: detached, or not recorded)."""
+    intent_to_add: frozenset[bytes] = frozenset()
+    """Paths the index held as `git add -N` left them (a tree cannot say so; the message does)."""
 
 
 class _Bounded(dict[_K, _V]):
@@ -225,9 +237,10 @@ class GitRepository:
         repo: Repo,
         updates: IndexUpdates | Callable[[], IndexUpdates],
         before_commit: Callable[[], None] | None = None,
+        intent_to_add: Collection[bytes] = (),
     ) -> None:
         """
-        Patch the index under its lock.
+        Patch the index under its lock (entries set at *intent_to_add* as `git add -N` makes them).
 
         *before_commit* runs while the lock is held (like git, which moves the branch between taking
         index.lock and renaming it into place); if it raises, the index is left alone. *updates* may be a
@@ -239,7 +252,7 @@ class GitRepository:
             if before_commit is not None:
                 before_commit()
             changes = updates() if callable(updates) else updates
-            data, parsed = self.index(repo).patched(changes)
+            data, parsed = self.index(repo).patched(changes, intent_to_add)
             f.write(data)
         except BaseException:
             f.abort()
@@ -267,22 +280,32 @@ class GitRepository:
         tree: bytes,
         index_tree: bytes,
         entangled: frozenset[bytes] = frozenset(),
+        *,
+        head: ObjectID | Literal[False] | None = False,
+        intent_to_add: frozenset[bytes] = frozenset(),
     ) -> bytes:
         """
         Record *tree* (a working tree) and *index_tree* as one commit under *ref*.
 
-        Parents: HEAD (if any), then a commit of the index unless it is HEAD's tree. Either way the last parent's
-        tree (or nothing) is the index as it was.
+        Parents: HEAD (if any; or *head* unless False, None for an unborn branch), then a commit of the index
+        unless it is that commit's tree. Either way the last parent's tree (or nothing) is the index as it was.
+        The message names the HEAD too (``head -`` for an unborn branch).
         """
-        head = self.head(repo)
+        if head is False:
+            head = self.head(repo)
         parents: list[bytes] = [head] if head is not None else []
         head_tree = self.trees.commit_tree(repo.object_store, head)
         if index_tree != (head_tree if head_tree is not None else EMPTY_TREE):
-            parents.append(self.store_commit(repo, index_tree, parents, f"index of {label}\n", self.author).id)
-        text = f"voicecoder checkpoint: {label}\n"
-        if entangled:
-            # Paths need not be UTF-8: hex keeps them exact in the message.
-            text += "\n" + "".join(f"{_ENTANGLED.decode()}{path.hex()}\n" for path in sorted(entangled))
+            parents.append(
+                self.store_commit(repo, index_tree, parents, f"{_INDEX_OF.decode()}{label}\n", self.author).id
+            )
+        text = f"voicecoder checkpoint: {label}\n\n{_HEAD.decode()}{head.decode() if head else '-'}\n"
+        names, _ = repo.refs.follow(HEAD)
+        if len(names) > 1:  # HEAD names a branch (not detached); hex, as ref names need not be UTF-8
+            text += f"{_BRANCH.decode()}{names[-1].hex()}\n"
+        # Paths need not be UTF-8: hex keeps them exact in the message.
+        text += "".join(f"{_ENTANGLED.decode()}{path.hex()}\n" for path in sorted(entangled))
+        text += "".join(f"{_INTENT_TO_ADD.decode()}{path.hex()}\n" for path in sorted(intent_to_add))
         commit = self.store_commit(repo, tree, parents, text, self.author)
         repo.refs[Ref(ref)] = commit.id
         return bytes(commit.id)
@@ -310,14 +333,65 @@ class GitRepository:
                 "(was it garbage-collected?). Review the files with /status and commit or discard them by hand."
             )
         index_tree = self.trees.commit_tree(store, commit.parents[-1]) if commit.parents else None
-        entangled = frozenset(
-            bytes.fromhex(line[len(_ENTANGLED) :].decode("ascii"))
-            for line in commit.message.splitlines()
-            if line.startswith(_ENTANGLED)
-        )
+        lines = commit.message.splitlines()
+        named = [line[len(_HEAD) :] for line in lines if line.startswith(_HEAD)]
+        unborn = named == [b"-"]
+        branch = [bytes.fromhex(line[len(_BRANCH) :].decode("ascii")) for line in lines if line.startswith(_BRANCH)]
+        # Older checkpoints do not name it: the first parent is HEAD, unless it is the commit of the index.
+        head = None if unborn else ObjectID(named[0]) if named else commit.parents[0] if commit.parents else None
+        if not named and head is not None and len(commit.parents) == 1:
+            first = store[head]
+            if isinstance(first, Commit) and first.message.startswith(_INDEX_OF):
+                head = None
+
+        def listed(label: bytes) -> frozenset[bytes]:
+            return frozenset(
+                bytes.fromhex(line[len(label) :].decode("ascii")) for line in lines if line.startswith(label)
+            )
+
         return Checkpoint(
-            commit, self.trees.flatten(store, commit.tree), self.trees.flatten(store, index_tree), entangled
+            commit,
+            self.trees.flatten(store, commit.tree),
+            self.trees.flatten(store, index_tree),
+            listed(_ENTANGLED),
+            head,
+            unborn,
+            Ref(branch[0]) if branch else None,
+            listed(_INTENT_TO_ADD),
         )
+
+    @staticmethod
+    def move_branch(repo: Repo, current: ObjectID, to: ObjectID | None, turn: TurnId) -> bool:
+        """Move HEAD's branch (or a detached HEAD) from *current* to *to*, or make it unborn; False if it moved."""
+        message = b"voicecoder: reject turn " + turn.value.encode()
+        if to is not None:
+            return repo.refs.set_if_equals(HEAD, current, to, message=message)
+        names, _ = repo.refs.follow(HEAD)
+        if len(names) < 2:  # a detached HEAD cannot become unborn
+            return False
+        return repo.refs.remove_if_equals(names[-1], current, message=message)
+
+    @staticmethod
+    def return_to(repo: Repo, branch: Ref | None, at: ObjectID | None) -> Ref | None:
+        """
+        Make HEAD name *branch* again if it names another one now and *branch* is still at *at*.
+
+        Then the working tree needs no checkout to go with it. Returns the branch HEAD named before, if changed.
+        """
+        names, _ = repo.refs.follow(HEAD)
+        now = names[-1] if len(names) > 1 else None
+        if branch is None or now == branch or at is None or repo.refs.as_dict().get(branch) != at:
+            return None
+        repo.refs.set_symbolic_ref(HEAD, branch)
+        return now
+
+    @staticmethod
+    def descends(repo: Repo, commit: ObjectID, ancestor: ObjectID, *, limit: int = 1000) -> bool:
+        """Whether *ancestor* is *commit* or one of its first *limit* ancestors."""
+        for walk_entry in repo.get_walker(include=[commit], max_entries=limit):
+            if walk_entry.commit.id == ancestor:
+                return True
+        return False
 
     def resolve_commit(self, repo: Repo, sha: str) -> Commit:
         wanted = sha.strip().lower().encode()

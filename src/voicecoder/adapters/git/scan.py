@@ -28,6 +28,7 @@ from dulwich.object_store import BaseObjectStore
 from dulwich.objects import Blob, ObjectID
 from dulwich.repo import Repo
 
+from voicecoder.adapters.git.eol import LineEndings
 from voicecoder.adapters.git.index import GitIndex
 from voicecoder.adapters.git.trees import (
     EXECUTABLE,
@@ -89,6 +90,7 @@ class Worktree:
         now_ns = time.time_ns()
         entries: Flat = {}
         fresh: dict[bytes, bytes] | None = None if durable else {}
+        eol = LineEndings(repo)
         stack = [b""]
         while stack:
             rel_dir = stack.pop()
@@ -125,7 +127,7 @@ class Worktree:
                         ignore = IgnoreFilterManager.from_repo(repo)
                     if ignore.is_ignored(display(rel)):
                         continue
-                entries[rel] = (mode, self._sha(repo, de.path, rel, st, mode, index, now_ns, fresh))
+                entries[rel] = (mode, self._sha(repo, de.path, rel, st, mode, index, now_ns, fresh, eol))
         for rel in index.skip_worktree:  # sparse checkout: absent on purpose, still tracked
             if rel not in entries and rel in index.flat:
                 entries[rel] = index.flat[rel]
@@ -140,6 +142,7 @@ class Worktree:
         now_ns = time.time_ns()
         entries: Flat = {}
         fresh: dict[bytes, bytes] = {}
+        eol = LineEndings(repo)
         for rel in paths:
             full = self.root + b"/" + rel
             try:
@@ -154,7 +157,7 @@ class Worktree:
             if kind not in (0o100000, 0o120000) or any(os.path.islink(self.root + b"/" + p) for p in parents(rel)):
                 continue  # a directory now, or below a symlink: nothing git would see at this name
             mode = SYMLINK if kind == 0o120000 else EXECUTABLE if st.st_mode & 0o100 else REGULAR
-            entries[rel] = (mode, self._sha(repo, full, rel, st, mode, index, now_ns, fresh))
+            entries[rel] = (mode, self._sha(repo, full, rel, st, mode, index, now_ns, fresh, eol))
         return Scan(entries, fresh)
 
     def _sha(
@@ -167,6 +170,7 @@ class Worktree:
         index: GitIndex,
         now_ns: int,
         fresh: dict[bytes, bytes] | None,
+        eol: LineEndings,
     ) -> bytes:
         """The blob sha of one file: the index's where its lstat matches the entry and is not racily clean."""
         cached = index.stat.get(rel)
@@ -180,7 +184,7 @@ class Worktree:
             and st.st_mtime_ns < index.mtime_ns
         ):
             return cached[4]
-        return self._hash(repo, abs_path, rel, st, mode, now_ns, fresh)
+        return self._hash(repo, abs_path, rel, st, mode, now_ns, fresh, eol, index)
 
     def _hash(
         self,
@@ -191,8 +195,14 @@ class Worktree:
         mode: int,
         now_ns: int,
         fresh: dict[bytes, bytes] | None,
+        eol: LineEndings,
+        index: GitIndex,
     ) -> bytes:
-        """The blob sha of one file, from the stat cache or by reading it (storing the blob unless *fresh*)."""
+        """
+        The blob sha of one file, from the stat cache or by reading it (storing the blob unless *fresh*).
+
+        The content is what `git add` would store: with git's end-of-line conversion where it applies.
+        """
         key = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
         cached = self._stat_cache.get(rel)
         if cached is not None and cached[0] == key and has_object(repo.object_store, cached[1]):
@@ -201,7 +211,7 @@ class Worktree:
             data = os.readlink(abs_path)
         else:
             with open(abs_path, "rb") as f:
-                data = f.read()
+                data = eol.clean(rel, f.read(), lambda: self._staged(repo, index, rel))
         blob = Blob.from_string(data)
         if fresh is not None and len(data) <= _FRESH_LIMIT and len(fresh) < _FRESH_FILES:
             fresh[blob.id] = data
@@ -212,6 +222,14 @@ class Worktree:
         if st.st_mtime_ns < now_ns - _RACY_NS and st.st_ctime_ns < now_ns - _RACY_NS:
             self._stat_cache[rel] = (key, blob.id)
         return blob.id
+
+    @staticmethod
+    def _staged(repo: Repo, index: GitIndex, rel: bytes) -> bytes | None:
+        entry = index.flat.get(rel)
+        if entry is None or not has_object(repo.object_store, entry[1]):
+            return None
+        blob = repo.object_store[ObjectID(entry[1])]
+        return blob.as_raw_string() if isinstance(blob, Blob) else None
 
     def lstat(self, path: bytes) -> os.stat_result:
         return os.lstat(self.root + b"/" + path)
@@ -245,11 +263,18 @@ class Worktree:
                         break
         return blocked
 
-    def write(self, targets: Mapping[bytes, Entry | None], scan: Scan, read: Callable[[bytes], bytes]) -> None:
+    def write(
+        self,
+        targets: Mapping[bytes, Entry | None],
+        scan: Scan,
+        read: Callable[[bytes], bytes],
+        eol: LineEndings | None = None,
+    ) -> None:
         """
         Make each path in *targets* hold exactly its entry (None: absent); remove directories left empty.
 
-        *scan* is the tree as it is now; *read* gives the content of a sha.
+        *scan* is the tree as it is now; *read* gives the content of a sha; files are written as a checkout
+        writes them (with git's end-of-line conversion, *eol*).
 
         Raises:
             WorkspaceConflictError: A directory that must become a file still holds other (ignored) files, or a
@@ -303,6 +328,6 @@ class Worktree:
                 # mean setting it (os.umask), which races with every other thread of an embedding process.
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o777 if mode == EXECUTABLE else 0o666)
                 with os.fdopen(fd, "wb") as f:
-                    f.write(data)
+                    f.write(eol.smudge(path, data) if eol is not None else data)
                 os.replace(tmp, full)
             self._stat_cache.pop(path, None)

@@ -156,7 +156,8 @@ class TurnView:
         staged = set() if t.base_index == t.head else set(diff_flats(t.head, t.base_index)) - self.agent.keys()
         for path, info in self.paths.items():
             if info.owner is not Ownership.OVERLAP and info.commit is not None and _clashes(path, staged):
-                self.paths[path] = _Path(Ownership.OVERLAP, t.end.get(path), t.end.get(path), info.keep_index)
+                restaged = t.index.get(path) != t.end_index.get(path)
+                self.paths[path] = _Path(Ownership.OVERLAP, t.end.get(path), t.end.get(path), restaged)
 
     def _merge(self, base: Entry | None, ours: Entry | None, theirs: Entry | None) -> Entry | Overlap | None:
         key = (base, ours, theirs)
@@ -181,18 +182,21 @@ class TurnView:
         base, end, head = t.base.get(path), t.end.get(path), t.head.get(path)
         # A file the agent created is all the agent's, even where HEAD (but not the tree) had one.
         commit = end if base is None else self._merge(base, head, end)
-        keep_index = t.index.get(path) != t.end_index.get(path)  # staged by the developer after the turn end
+        restaged = t.index.get(path) != t.end_index.get(path)  # the index changed after the turn end
+        # ... by the developer staging something, unless it is HEAD's entry now: nothing is staged there (they
+        # unstaged it, or a pull moved HEAD and the index with it), so the index follows the commit.
+        keep_index = restaged and t.index.get(path) != head
         index: Entry | Overlap | None = None
         if keep_index:
             pass
-        elif t.base_index.get(path) == head:
+        elif restaged or t.base_index.get(path) == head:
             index = commit  # nothing of the developer's staged here: the index follows the commit
         else:
             index = self._merge(base, t.base_index.get(path), end)
         # Deleting a file the developer staged changes to would drop what they staged: their lines, not the agent's.
         destroys = end is None and base is not None and t.base_index.get(path) != head
         if path in t.entangled or destroys or isinstance(commit, Overlap) or isinstance(index, Overlap):
-            return _Path(Ownership.OVERLAP, end, end, keep_index)
+            return _Path(Ownership.OVERLAP, end, end, restaged)  # committed or not, the index stays
         owner = Ownership.AGENT if head == base or base is None else Ownership.BOTH
         return _Path(owner, commit, index, keep_index)
 

@@ -16,20 +16,21 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import Final, NamedTuple
 
 import attrs
 from dulwich.objects import Commit, ObjectID
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
+from voicecoder.adapters.git.eol import LineEndings
 from voicecoder.adapters.git.index import GitIndex
 from voicecoder.adapters.git.repository import HEAD, Checkpoint, GitRepository, StoreBlobs
 from voicecoder.adapters.git.scan import Scan
-from voicecoder.adapters.git.trees import diff_flats, display
+from voicecoder.adapters.git.trees import Entry, Flat, diff_flats, display
 from voicecoder.adapters.git.turns import TurnTrees, TurnView, rebase
 from voicecoder.domain.errors import VoicecoderError, WorkspaceConflictError, WorkspaceError
 from voicecoder.domain.model import (
@@ -51,6 +52,16 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_PREFIX: Final = b"refs/voicecoder/checkpoints/"
 TURN_END_PREFIX: Final = b"refs/voicecoder/turn-ends/"
+
+
+class _Look(NamedTuple):
+    """One look at a turn: the view, the scan and index it was made from, and the commit it applies to."""
+
+    view: TurnView
+    scan: Scan
+    index_file: GitIndex
+    onto: ObjectID | None
+    base: Checkpoint
 
 
 class DulwichWorkspace:
@@ -158,17 +169,47 @@ class DulwichWorkspace:
             ),
         ]
 
-    def _turn(self, repo: Repo, baseline: Baseline, *, durable: bool = False) -> tuple[TurnView, Scan, GitIndex]:
+    def _turn(self, repo: Repo, baseline: Baseline, *, durable: bool = False) -> _Look:
         """The turn as `turns.TurnView` sees it, with the scan and index it was made from."""
         base = self._git.load_checkpoint(repo, baseline.snapshot, baseline.turn_id)
         end = self._git.load_checkpoint(repo, baseline.turn_end, baseline.turn_id) if baseline.turn_end else None
         index = self._git.index(repo)
         # Without a turn end the tree now stands in for it, and what it holds may be committed: store it.
         scan = self._git.worktree.scan(repo, index, durable=durable and end is None)
-        return self._view(repo, base, end, scan, index, durable=durable), scan, index
+        onto = self._onto(repo, base, end)
+        return _Look(self._view(repo, base, end, scan, index, onto, durable=durable), scan, index, onto, base)
+
+    def _onto(self, repo: Repo, base: Checkpoint, end: Checkpoint | None) -> ObjectID | None:
+        """
+        The commit the turn's change applies to: HEAD, or HEAD before the turn if commits were made during it.
+
+        Commits made between the baseline and the turn end (the agent ran `git commit`) are part of the agent's
+        change, like its edits: the view sees them against HEAD before the turn, Approve makes one commit of
+        them and the rest onto it, and Reject moves the branch back. That holds only while HEAD is still where
+        the turn left it and descends from where it began (or the branch was unborn then: None); otherwise the
+        change applies to HEAD as it is.
+        """
+        now = self._git.head(repo)
+        left = end.head if end is not None else now
+        if now is None or now != left:
+            return now
+        if base.unborn:
+            return None  # the branch was born during the turn: all of it is the agent's
+        began = base.head
+        if began is None or now == began or not self._git.descends(repo, now, began):
+            return now
+        return began
 
     def _view(
-        self, repo: Repo, base: Checkpoint, end: Checkpoint | None, scan: Scan, index: GitIndex, *, durable: bool
+        self,
+        repo: Repo,
+        base: Checkpoint,
+        end: Checkpoint | None,
+        scan: Scan,
+        index: GitIndex,
+        onto: ObjectID | None,
+        *,
+        durable: bool,
     ) -> TurnView:
         trees = TurnTrees(
             base=base.tree,
@@ -177,7 +218,7 @@ class DulwichWorkspace:
             end_index=end.index if end is not None else index.flat,
             current=scan.entries,
             index=index.flat,
-            head=self._git.head_flat(repo, self._git.head(repo)),
+            head=self._git.head_flat(repo, onto),
             entangled=base.entangled,
         )
         return TurnView(trees, StoreBlobs(repo, scan, durable=durable), self._git.merges)
@@ -188,8 +229,16 @@ class DulwichWorkspace:
         scan, index, tree, index_tree = self._git.snapshot(repo)
         entangled: frozenset[bytes] = frozenset()
         label = f"start of turn {turn_id}"
+        head = self._git.head(repo)
+        intent = index.intent_to_add
         if extends is not None:
-            previous, _, _ = self._turn(repo, extends, durable=True)
+            previous, _, _, head, previous_base = self._turn(repo, extends, durable=True)
+            # Where the baseline keeps the earlier baseline's index entry, it keeps its intent-to-add mark too.
+            end_index = previous.trees.end_index
+            intent = frozenset(
+                {p for p in intent if index.flat.get(p) != end_index.get(p)}
+                | {p for p in previous_base.intent_to_add if index.flat.get(p) == end_index.get(p)}
+            )
             store = repo.object_store
             base, base_index, entangled = rebase(
                 previous.trees, previous.blobs, start=scan.entries, start_index=index.flat
@@ -197,21 +246,23 @@ class DulwichWorkspace:
             tree = self._git.trees.tree_of(store, base, like=tree, like_flat=scan.entries)
             index_tree = self._git.trees.tree_of(store, base_index, like=index_tree, like_flat=index.flat)
             label += f", continuing turn {extends.turn_id}"
-        sha = self._git.checkpoint(repo, CHECKPOINT_PREFIX + turn_id.value.encode(), label, tree, index_tree, entangled)
+        # An extended change still applies to the commit its first turn began on (see `_onto`).
+        ref = CHECKPOINT_PREFIX + turn_id.value.encode()
+        sha = self._git.checkpoint(repo, ref, label, tree, index_tree, entangled, head=head, intent_to_add=intent)
         return Baseline(turn_id, sha.decode())
 
     def _end_turn(self, baseline: Baseline, repo: Repo) -> EndedTurn:
         base = self._git.load_checkpoint(repo, baseline.snapshot, baseline.turn_id)
         scan, index, tree, index_tree = self._git.snapshot(repo)
         ref = TURN_END_PREFIX + baseline.turn_id.value.encode()
-        sha = self._git.checkpoint(repo, ref, f"end of turn {baseline.turn_id}", tree, index_tree)
+        label = f"end of turn {baseline.turn_id}"
+        sha = self._git.checkpoint(repo, ref, label, tree, index_tree, intent_to_add=index.intent_to_add)
         # The diff from the same look at the tree: at the turn end the tree is the turn end, no late edits.
-        view = self._view(repo, base, None, scan, index, durable=False)
+        view = self._view(repo, base, None, scan, index, self._onto(repo, base, None), durable=False)
         return EndedTurn(attrs.evolve(baseline, turn_end=sha.decode()), view.diff())
 
     def _changes_since(self, baseline: Baseline, repo: Repo) -> Diff:
-        view, _, _ = self._turn(repo, baseline)
-        return view.diff()
+        return self._turn(repo, baseline).view.diff()
 
     def _commit_turn(
         self,
@@ -222,7 +273,7 @@ class DulwichWorkspace:
         choice: ApprovalChoice | None,
         repo: Repo,
     ) -> CommitInfo:
-        view, scan, index = self._turn(repo, baseline, durable=True)
+        view, scan, index, onto, base = self._turn(repo, baseline, durable=True)
         plan = view.approval(fingerprint, choice)
         index.check_writable(self._git.root)
         conflicted = sorted(p for p in plan.commit if p in index.conflicted)
@@ -232,21 +283,29 @@ class DulwichWorkspace:
             )
         store = repo.object_store
         head = self._git.head(repo)
-        head_tree = self._git.trees.commit_tree(store, head)
-        tree, _ = self._git.trees.patch(store, head_tree, plan.commit, base_flat=view.trees.head)
+        # Commits made during the turn are squashed into this one: it goes onto HEAD as the turn began.
+        onto_tree = self._git.trees.commit_tree(store, onto)
+        tree, _ = self._git.trees.patch(store, onto_tree, plan.commit, base_flat=view.trees.head)
         text = message.render()
-        commit = self._git.store_commit(repo, tree, [head] if head else [], text, author)
+        commit = self._git.store_commit(repo, tree, [onto] if onto else [], text, author)
 
         def move_head() -> None:
             if not repo.refs.set_if_equals(HEAD, head, commit.id, message=b"commit: " + message.subject.encode()):
                 raise WorkspaceError("HEAD moved while committing; nothing was committed. Try again.")
 
-        self._git.write_index(repo, self._git.index_updates(plan.index, scan.entries), before_commit=move_head)
+        committed = {**view.trees.head, **{p: e for p, e in plan.commit.items() if e is not None}}
+        targets = {**self._unmarked(repo, baseline, base, index, plan.index, committed), **plan.index}
+        self._git.write_index(
+            repo,
+            self._git.index_updates(targets, scan.entries),
+            before_commit=move_head,
+            intent_to_add=_still_intended(base, targets, committed),
+        )
         logger.info("committed %d path(s) as %s", len(plan.commit), commit.id.decode()[:7])
         return CommitInfo(commit.id.decode(), text, author, datetime.fromtimestamp(commit.commit_time, tz=UTC))
 
     def _restore_turn(self, baseline: Baseline, repo: Repo) -> Restored:
-        view, scan, index = self._turn_paths(repo, baseline)
+        view, scan, index, onto, base = self._turn_paths(repo, baseline)
         index.check_writable(self._git.root)
         plan = view.reject().settled(lambda plan: self._git.worktree.blocked(plan.worktree, scan))
         after = {**scan.entries, **{p: e for p, e in plan.worktree.items() if e is not None}}
@@ -255,16 +314,59 @@ class DulwichWorkspace:
                 after.pop(path, None)
         # Files written back that hold what the index has get fresh stat data, as a checkout would give them.
         refreshed = {p: e for p, e in after.items() if p in plan.worktree and index.flat.get(p) == e}
+        head = self._git.head(repo)
+        left: list[Ref | None] = []
+
+        def write() -> None:
+            # Commits made during the turn are the agent's too: the branch goes back to where the turn began, or
+            # to unborn (they stay in the reflog).
+            if head is not None and onto != head and not self._git.move_branch(repo, head, onto, baseline.turn_id):
+                raise WorkspaceError("HEAD moved while rejecting; nothing was changed. Try again.")
+            # A branch the agent switched to (`git checkout -b`) is left, and HEAD names the developer's again.
+            left.append(self._git.return_to(repo, base.branch, onto))
+            self._git.worktree.write(plan.worktree, scan, view.blobs.read, LineEndings(repo))
+
+        targets = {**self._unmarked(repo, baseline, base, index, plan.index, view.trees.head), **plan.index}
         self._git.write_index(
             repo,
-            lambda: self._git.index_updates({**refreshed, **plan.index}, after),
-            before_commit=lambda: self._git.worktree.write(plan.worktree, scan, view.blobs.read),
+            lambda: self._git.index_updates({**refreshed, **targets}, after),
+            before_commit=write,
+            intent_to_add=_still_intended(base, targets, view.trees.head),
         )
         result = plan.result()
+        if head is not None and onto != head:
+            taken = repo.get_walker(include=[head], exclude=[onto] if onto else None, max_entries=1000)
+            result = attrs.evolve(result, commits=tuple(e.commit.id.decode()[:7] for e in taken))
+        if left and left[0] is not None and base.branch is not None:
+            result = attrs.evolve(result, branch=_branch(base.branch), left_branch=_branch(left[0]))
         logger.info("restored %d path(s) of turn %s, kept %d", len(result.restored), baseline.turn_id, len(result.kept))
         return result
 
-    def _turn_paths(self, repo: Repo, baseline: Baseline) -> tuple[TurnView, Scan, GitIndex]:
+    def _unmarked(
+        self,
+        repo: Repo,
+        baseline: Baseline,
+        base: Checkpoint,
+        index: GitIndex,
+        planned: Mapping[bytes, Entry | None],
+        head: Flat,
+    ) -> dict[bytes, Entry | None]:
+        """
+        Entries of empty files the developer had marked intent-to-add and the agent staged (`git add -A`).
+
+        Marked or staged, an empty file has the same entry, so the turn's trees cannot tell the agent's staging;
+        the checkpoints' lists of marks can. Approve and Reject put the mark back (unless HEAD holds the file).
+        """
+        if not base.intent_to_add or baseline.turn_end is None:
+            return {}
+        end = self._git.load_checkpoint(repo, baseline.turn_end, baseline.turn_id)
+        return {
+            path: base.index.get(path)
+            for path in base.intent_to_add - end.intent_to_add - index.intent_to_add
+            if path not in planned and path not in head and index.flat.get(path) == base.index.get(path)
+        }
+
+    def _turn_paths(self, repo: Repo, baseline: Baseline) -> _Look:
         """
         The turn as Reject needs it: only the paths the agent changed are looked at on disk.
 
@@ -280,7 +382,9 @@ class DulwichWorkspace:
         looked = self._git.worktree.look(repo, index, paths)
         current = {p: e for p, e in end.tree.items() if p not in paths}
         current.update(looked.entries)
-        return self._view(repo, base, end, Scan(current, looked.fresh), index, durable=True), looked, index
+        onto = self._onto(repo, base, end)
+        view = self._view(repo, base, end, Scan(current, looked.fresh), index, onto, durable=True)
+        return _Look(view, looked, index, onto, base)
 
     def _status(self, repo: Repo) -> WorkspaceStatus:
         head = self._git.head(repo)
@@ -348,7 +452,7 @@ class DulwichWorkspace:
         def move_head_and_files() -> None:
             if not repo.refs.set_if_equals(HEAD, head, commit.id, message=b"revert: " + message.subject.encode()):
                 raise WorkspaceError("HEAD moved while reverting; nothing was changed. Try again.")
-            self._git.worktree.write(targets, scan, lambda blob: scan.read(store, blob))
+            self._git.worktree.write(targets, scan, lambda blob: scan.read(store, blob), LineEndings(repo))
 
         after_flat = {**scan.entries, **{p: e for p, e in targets.items() if e is not None}}
         self._git.write_index(
@@ -356,3 +460,21 @@ class DulwichWorkspace:
         )
         logger.info("reverted %s as %s", sha[:7], commit.id.decode()[:7])
         return CommitInfo(commit.id.decode(), text, author, datetime.fromtimestamp(commit.commit_time, tz=UTC))
+
+
+def _still_intended(base: Checkpoint, index: Mapping[bytes, Entry | None], head: Flat) -> frozenset[bytes]:
+    """
+    Paths whose index entry goes back to a `git add -N` mark of the baseline: set as before, not in *head*.
+
+    A tree cannot record the mark, so the baseline's index lists such a path with the empty blob; putting
+    that back as a plain entry would stage an empty file where the developer had staged nothing.
+    """
+    return frozenset(
+        path
+        for path in base.intent_to_add
+        if path not in head and index.get(path) is not None and index.get(path) == base.index.get(path)
+    )
+
+
+def _branch(ref: bytes) -> str:
+    return display(ref.removeprefix(b"refs/heads/"))

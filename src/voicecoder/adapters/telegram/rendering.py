@@ -500,6 +500,18 @@ def _render_discarded(d: ChangeDiscarded) -> str:
             f"⚠️ Claude's lines stay where your edits overlap them: {_paths(d.kept)}. "
             "Undo them by hand (git diff shows them)."
         )
+    if d.commits:
+        shown = ", ".join(f"<code>{esc(sha)}</code>" for sha in d.commits)
+        lines.append(
+            f"↩️ Claude's {_plural(len(d.commits), 'commit')} from this turn ({shown}) "
+            f"{'were' if len(d.commits) > 1 else 'was'} taken off the branch; "
+            "<code>git reflog</code> still has them if you want them back."
+        )
+    if d.branch:
+        lines.append(
+            f"🔀 Back on branch <code>{esc(d.branch)}</code>; Claude's branch <code>{esc(d.left_branch)}</code> "
+            f"is still there (<code>git branch -D {esc(d.left_branch)}</code> deletes it)."
+        )
     lines.append("Files Claude did not touch were left as they are.")
     return "\n".join(lines)
 

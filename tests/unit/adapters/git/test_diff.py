@@ -28,6 +28,14 @@ CASES: dict[str, tuple[bytes | None, bytes | None]] = {
     "latin1.txt": (b"caf\xe9\n", b"caf\xe9 cr\xe8me\n"),
     "binary.bin": (b"\x00\x01", b"\x00\x02"),
     "empty.txt": (None, b""),
+    # Names git has to quote in a diff header, and ones it leaves alone.
+    "new\nline.txt": (b"a\n", b"b\n"),
+    "tab\there.txt": (None, b"b\n"),
+    'quote".txt': (b"a\n", None),
+    "back\\slash.txt": (b"a\n", b"b\n"),
+    "sp ace.txt": (b"a\n", b"b\n"),
+    "-rf": (b"a\n", b"b\n"),
+    "ünï.txt": (b"a\n", b"b\n"),
 }
 
 
@@ -97,3 +105,19 @@ class TestFileDiff:
 
         ids = [hash_object(data) for data in (b"a\n", b"b\n")]
         assert b"index %s..%s 100644\n" % (ids[0][:7], ids[1][:7]) in text
+
+    @pytest.mark.parametrize("name", ["new\nline.txt", "tab\there.txt", 'quote".txt', "back\\slash.txt", "ünï.txt"])
+    def test_names_are_quoted_as_git_quotes_them(self, repo: Path, name: str) -> None:
+        """The headers are git's own (with core.quotePath=false: names in any script stay readable)."""
+        (repo / name).write_bytes(b"a\n")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", "before")
+        (repo / name).write_bytes(b"b\n")
+        store = Repo(str(repo))
+        before, after = entry(store, b"a\n"), entry(store, b"b\n")
+        text, _ = file_diff(name.encode(), before, after, lambda sha: store.object_store[sha].as_raw_string())  # type: ignore[index]
+        store.close()
+
+        headers = [line for line in git(repo, "diff").splitlines() if line.startswith(("diff --git", "---", "+++"))]
+        ours = text.decode().splitlines()
+        assert [ours[0], ours[2], ours[3]] == headers
