@@ -4,7 +4,7 @@
 The tree, the index and HEAD are read back with git itself (`ls-files`, `ls-tree`, `cat-file`) after every
 transaction, and git must accept what the adapter left (`write-tree`, `fsck --strict`). Ignored files are
 written too, and must never be touched. HEAD moves as well: the agent runs `git commit` (or `-a`) in the middle
-of some turns, which makes its commits part of its change (ADR 0044), and the developer commits between turns.
+of some turns, which makes its commits part of its change (ADR 0046), and the developer commits between turns.
 
 Runs derandomized with a fixed budget (``ci`` profile); ``VOICECODER_HYPOTHESIS_PROFILE=deep`` runs 25 times
 the examples with random seeds (add ``--timeout=0 --hypothesis-show-statistics``).
