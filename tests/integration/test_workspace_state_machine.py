@@ -214,9 +214,27 @@ def _directory_marked_while_the_change_waits(m: DulwichMachine) -> None:
     m.reject()
 
 
+def _approved_file_marked_then_the_agent_commits_all(m: DulwichMachine, decide: str) -> None:
+    """
+    The developer marks the agent's new b.py intent-to-add while the change waits and it is approved; the next
+    turn's agent runs `git commit -a`.
+    """
+    m.developer_commits("commit")
+    m.agent_turn([("b.py", "write", "text")])
+    m.developer_intends_to_add("b.py")
+    m.approve(None)
+    m.agent_turn_that_commits([("a.txt", "write", "text")], [], "commit -a")
+    if decide == "approve":
+        m.approve(None)
+    else:
+        m.reject()
+
+
 @pytest.mark.parametrize(
     "case",
     [
+        lambda m: _approved_file_marked_then_the_agent_commits_all(m, "approve"),
+        lambda m: _approved_file_marked_then_the_agent_commits_all(m, "reject"),
         _marked_file_the_agent_removes,
         _marked_directory_the_agent_replaces,
         _directory_marked_while_the_change_waits,

@@ -295,6 +295,11 @@ class DulwichWorkspace:
 
         committed = {**view.trees.head, **{p: e for p, e in plan.commit.items() if e is not None}}
         targets = {**self._unmarked(repo, baseline, base, index, plan.index, committed), **plan.index}
+        # A `git add -N` mark on a path the commit now holds is fulfilled: the entry becomes the committed one, as
+        # `git commit <path>` leaves it. Kept, the mark would stage the file's deletion against the new HEAD, and
+        # the developer's next `git commit` would remove what was just approved.
+        fulfilled = {p: committed[p] for p in index.intent_to_add if p in committed and p not in targets}
+        targets = {**fulfilled, **targets}
         self._git.write_index(
             repo,
             self._git.index_updates(targets, scan.entries),

@@ -404,6 +404,28 @@ class TestIntentToAdd:
         assert [flags for path, flags in index_listing(repo) if "new.txt" in path] == ["0"]
         git_accepts(repo)
 
+    async def test_approving_the_agents_new_file_the_developer_marked_fulfils_the_mark(
+        self, repo: Path, ws: DulwichWorkspace
+    ) -> None:
+        """
+        The developer runs `git add -N` on the agent's new file while the change waits. Once Approve commits it, a
+        kept mark would stage its deletion against the new HEAD (`git status`: `DA`), and the developer's next
+        `git commit` would remove what was just approved.
+        """
+        baseline = await ws.begin_turn(TurnId("t1"))
+        write(repo, "new.txt", b"agent\n")
+        baseline = await end(ws, baseline)
+        git(repo, "add", "-N", "new.txt")
+
+        sha = await approve(ws, baseline)
+
+        assert git(repo, "show", "--format=", "--name-only", sha) == "new.txt\n"
+        assert status(repo) == ""
+        assert [flags for path, flags in index_listing(repo) if "new.txt" in path] == ["0"]
+        git(repo, "commit", "--allow-empty", "-qm", "the developer's next commit")
+        assert git_bytes(repo, "show", "HEAD:new.txt") == b"agent\n"
+        git_accepts(repo)
+
 
 LINE_ENDINGS = {
     "eol=crlf attribute": ({".gitattributes": b"*.txt text eol=crlf\n"}, {}),
