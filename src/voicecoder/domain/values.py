@@ -290,6 +290,10 @@ class Restored:
     branch: str = ""
     """The branch HEAD names again, where the agent had switched to another one (`left_branch`), else empty."""
     left_branch: str = ""
+    moved_from: str = ""
+    """Where the agent had moved HEAD (`git reset`, a switch to an existing branch; `main at 1a2b3c4`), if it did."""
+    back_at: str = ""
+    """Where HEAD is back, when `moved_from` is set: as the turn began."""
 
 
 @attrs.frozen

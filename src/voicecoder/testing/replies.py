@@ -298,6 +298,8 @@ def _strategies() -> Mapping[type, st.SearchStrategy[Reply]]:
             commits=_paths,
             branch=text,
             left_branch=text,
+            moved_from=text,
+            back_at=text,
         ),
         ChangeReverted: st.builds(ChangeReverted, reverted_sha=_sha, commit=_commits()),
         StatusReport: st.builds(

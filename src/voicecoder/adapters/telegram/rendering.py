@@ -507,7 +507,12 @@ def _render_discarded(d: ChangeDiscarded) -> str:
             f"{'were' if len(d.commits) > 1 else 'was'} taken off the branch; "
             "<code>git reflog</code> still has them if you want them back."
         )
-    if d.branch:
+    if d.moved_from:
+        lines.append(
+            f"🔀 Claude had moved HEAD to {esc(d.moved_from)}; it is back on {esc(d.back_at)}, as the turn began"
+            + (f" (<code>{esc(d.left_branch)}</code> was left where it is)." if d.left_branch else ".")
+        )
+    elif d.branch:
         lines.append(
             f"🔀 Back on branch <code>{esc(d.branch)}</code>; Claude's branch <code>{esc(d.left_branch)}</code> "
             f"is still there (<code>git branch -D {esc(d.left_branch)}</code> deletes it)."
