@@ -317,6 +317,8 @@ class CommitInfo:
     message: str
     author: str
     committed_at: datetime
+    squashed: tuple[str, ...] = ()
+    """Short ids of the commits Claude made during the turn, squashed into this one, newest first (not stored)."""
 
     @property
     def short_sha(self) -> str:

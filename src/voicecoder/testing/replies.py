@@ -155,7 +155,14 @@ def _diffs() -> st.SearchStrategy[Diff]:
 
 
 def _commits() -> st.SearchStrategy[CommitInfo]:
-    return st.builds(CommitInfo, sha=_sha, message=hostile_text(min_size=1), author=hostile_text(), committed_at=_when)
+    return st.builds(
+        CommitInfo,
+        sha=_sha,
+        message=hostile_text(min_size=1),
+        author=hostile_text(),
+        committed_at=_when,
+        squashed=_paths,
+    )
 
 
 def _statuses() -> st.SearchStrategy[WorkspaceStatus]:

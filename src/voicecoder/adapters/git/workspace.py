@@ -327,7 +327,8 @@ class DulwichWorkspace:
             intent_to_add=_still_intended(base, targets, committed),
         )
         logger.info("committed %d path(s) as %s", len(plan.commit), commit.id.decode()[:7])
-        return CommitInfo(commit.id.decode(), text, author, datetime.fromtimestamp(commit.commit_time, tz=UTC))
+        when = datetime.fromtimestamp(commit.commit_time, tz=UTC)
+        return CommitInfo(commit.id.decode(), text, author, when, squashed=_made_during(repo, head, onto))
 
     def _restore_turn(self, baseline: Baseline, repo: Repo) -> Restored:
         view, scan, index, onto, base = self._turn_paths(repo, baseline)
@@ -364,9 +365,8 @@ class DulwichWorkspace:
         result = plan.result()
         if moved and base.head is not None:
             result = attrs.evolve(result, moved_from=_where(moved[0], head), back_at=_where(base.branch, base.head))
-        elif head is not None and onto != head:
-            taken = repo.get_walker(include=[head], exclude=[onto] if onto else None, max_entries=1000)
-            result = attrs.evolve(result, commits=tuple(e.commit.id.decode()[:7] for e in taken))
+        else:
+            result = attrs.evolve(result, commits=_made_during(repo, head, onto))
         if left and left[0] is not None and base.branch is not None:
             result = attrs.evolve(result, branch=_branch(base.branch), left_branch=_branch(left[0]))
         logger.info("restored %d path(s) of turn %s, kept %d", len(result.restored), baseline.turn_id, len(result.kept))
@@ -565,6 +565,14 @@ def _still_intended(base: Checkpoint, index: Mapping[bytes, Entry | None], head:
 
 def _branch(ref: bytes) -> str:
     return display(ref.removeprefix(b"refs/heads/"))
+
+
+def _made_during(repo: Repo, head: ObjectID | None, onto: ObjectID | None) -> tuple[str, ...]:
+    """Short ids of the commits made during the turn (HEAD is past *onto*, the HEAD it began on), newest first."""
+    if head is None or onto == head:
+        return ()
+    made = repo.get_walker(include=[head], exclude=[onto] if onto else None, max_entries=1000)
+    return tuple(e.commit.id.decode()[:7] for e in made)
 
 
 def _head_branch(repo: Repo) -> Ref | None:

@@ -130,9 +130,14 @@ class TestTheAgentCommitsDuringItsTurn:
         git(repo, "commit", "-q", "-m", "agent 2")
         write(repo, "c.txt", b"agent\n")
         baseline = await end(ws, baseline)
+        agents = git(repo, "rev-list", f"{before}..HEAD").split()  # newest first
 
-        sha = await approve(ws, baseline)
+        diff = await ws.changes_since(baseline)
+        commit = await ws.commit_turn(baseline, fingerprint=diff.fingerprint, message=MESSAGE)
+        sha = commit.sha
 
+        assert commit.squashed == tuple(c[:7] for c in agents)
+        assert len(commit.squashed) == 2
         assert git(repo, "rev-parse", "HEAD").strip() == sha
         assert git(repo, "rev-parse", f"{sha}^").strip() == before
         assert git(repo, "show", "--format=%s", "--name-status", sha).split() == [
