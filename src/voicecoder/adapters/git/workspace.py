@@ -193,7 +193,7 @@ class DulwichWorkspace:
         left = end.head if end is not None else now
         if now != left:
             return now
-        if self._moved(repo, base, left):
+        if self._moved(repo, base, left, end.branch if end is not None else _head_branch(repo)):
             return base.head  # the agent moved HEAD away: its change is seen against where the turn began
         if now is None:
             return now
@@ -204,17 +204,20 @@ class DulwichWorkspace:
             return now
         return began
 
-    def _moved(self, repo: Repo, base: Checkpoint, left: ObjectID | None) -> bool:
+    def _moved(self, repo: Repo, base: Checkpoint, left: ObjectID | None, left_branch: Ref | None) -> bool:
         """
-        Whether the agent left HEAD on a commit that does not descend from the one its turn began on.
+        Whether the agent left HEAD (*left*, naming *left_branch*) away from where its turn began.
 
-        That is a `git reset` to an older commit, a switch to an existing branch elsewhere, a detached checkout
-        or an orphan branch (see ADR 0048): the move is part of the agent's change, which Reject takes back and
-        Approve refuses to guess about.
+        That is on another branch that was there before the turn, or on a commit that does not descend from the
+        one the turn began on: a `git reset` to an older commit, a switch to an existing branch, a detached
+        checkout, an orphan branch (see ADR 0048). The move is part of the agent's change, which Reject takes
+        back and Approve refuses to guess about. (A branch the agent made, `git checkout -b`, is ADR 0046's.)
         """
         began = base.head
         if base.unborn or began is None:
             return False
+        if left_branch is not None and left_branch != base.branch and left_branch in base.branches:
+            return True  # the commits on a branch that was there already are not the agent's
         return left is None or (left != began and not self._git.descends(repo, left, began))
 
     def _view(
@@ -248,6 +251,7 @@ class DulwichWorkspace:
         label = f"start of turn {turn_id}"
         head = self._git.head(repo)
         intent = index.intent_to_add
+        branches = None
         if extends is not None:
             previous, _, _, head, previous_base = self._turn(repo, extends, durable=True)
             # Where the baseline keeps the earlier baseline's index entry, it keeps its intent-to-add mark too.
@@ -263,9 +267,12 @@ class DulwichWorkspace:
             tree = self._git.trees.tree_of(store, base, like=tree, like_flat=scan.entries)
             index_tree = self._git.trees.tree_of(store, base_index, like=index_tree, like_flat=index.flat)
             label += f", continuing turn {extends.turn_id}"
+            branches = previous_base.branches or None  # the branches there were as the change began
         # An extended change still applies to the commit its first turn began on (see `_onto`).
         ref = CHECKPOINT_PREFIX + turn_id.value.encode()
-        sha = self._git.checkpoint(repo, ref, label, tree, index_tree, entangled, head=head, intent_to_add=intent)
+        sha = self._git.checkpoint(
+            repo, ref, label, tree, index_tree, entangled, head=head, intent_to_add=intent, branches=branches
+        )
         return Baseline(turn_id, sha.decode())
 
     def _end_turn(self, baseline: Baseline, repo: Repo) -> EndedTurn:
@@ -292,7 +299,7 @@ class DulwichWorkspace:
     ) -> CommitInfo:
         view, scan, index, onto, base = self._turn(repo, baseline, durable=True)
         head = self._git.head(repo)
-        if onto != head and self._moved(repo, base, head):
+        if self._head_move(repo, baseline, base, head, then="approve again"):
             # The agent moved HEAD away (reset, switch): committing onto either commit would guess at its intent.
             began = _where(base.branch, base.head)
             raise WorkspaceError(
@@ -341,7 +348,7 @@ class DulwichWorkspace:
         # Files written back that hold what the index has get fresh stat data, as a checkout would give them.
         refreshed = {p: e for p, e in after.items() if p in plan.worktree and index.flat.get(p) == e}
         head = self._git.head(repo)
-        moved = self._head_move(repo, baseline, base, head)
+        moved = self._head_move(repo, baseline, base, head, then="tap ❌ Reject")
         left: list[Ref | None] = []
 
         def write() -> None:
@@ -373,7 +380,7 @@ class DulwichWorkspace:
         return result
 
     def _head_move(
-        self, repo: Repo, baseline: Baseline, base: Checkpoint, head: ObjectID | None
+        self, repo: Repo, baseline: Baseline, base: Checkpoint, head: ObjectID | None, *, then: str
     ) -> tuple[Ref | None] | None:
         """
         The branch HEAD names (in a 1-tuple) if the agent moved HEAD away (see `_moved`) and it is still there.
@@ -386,14 +393,14 @@ class DulwichWorkspace:
         end = self._git.load_checkpoint(repo, baseline.turn_end, baseline.turn_id) if baseline.turn_end else None
         branch = _head_branch(repo)
         left, left_branch = (end.head, end.branch) if end is not None else (head, branch)
-        if not self._moved(repo, base, left) or (head == base.head and branch == base.branch):
+        if not self._moved(repo, base, left, left_branch) or (head == base.head and branch == base.branch):
             return None
         if (head, branch) != (left, left_branch):
             raise WorkspaceError(
                 f"Claude moved HEAD during this turn, from {_where(base.branch, base.head)} to "
-                f"{_where(left_branch, left)}, and it has moved again since (now {_where(branch, head)}), so Reject "
-                "cannot tell where it belongs; nothing was changed. Move HEAD back to "
-                f"{_where(base.branch, base.head)} yourself (git switch, or git reset --soft), then tap ❌ Reject."
+                f"{_where(left_branch, left)}, and it has moved again since (now {_where(branch, head)}), so where "
+                "it belongs cannot be told; nothing was changed. Move HEAD back to "
+                f"{_where(base.branch, base.head)} yourself (git switch, or git reset --soft), then {then}."
             )
         return (branch,)
 

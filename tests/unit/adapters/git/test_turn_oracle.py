@@ -635,6 +635,36 @@ class TestTheAgentMovesHead:
         assert head_state(repo)[2:] == before[2:]
         assert git(repo, "rev-parse", "main", "other").split() == [two[1], agents]  # left where the agent put it
 
+    @pytest.mark.parametrize("ahead", [False, True], ids=["same-commit", "ahead"])
+    async def test_a_switch_to_an_existing_branch_at_or_past_the_start(
+        self, repo: Path, ws: DulwichWorkspace, ahead: bool
+    ) -> None:
+        """Its commits were there before the turn: they are not the agent's, and that branch is never moved back."""
+        start = git(repo, "rev-parse", "HEAD").strip()
+        git(repo, "branch", "next")
+        if ahead:
+            git(repo, "switch", "-q", "next")
+            write(repo, "n.txt", b"the developer's, committed on next\n")
+            git(repo, "add", "n.txt")
+            git(repo, "commit", "-q", "-m", "next")
+            git(repo, "switch", "-q", "main")
+        tip = git(repo, "rev-parse", "next").strip()
+        write(repo, "b.txt", b"bee\nmine\n")
+        before = head_state(repo)
+        baseline = await ws.begin_turn(TurnId("t1"))
+        git(repo, "switch", "-q", "next")
+        write(repo, "c.txt", b"agent\n")
+        baseline = await end(ws, baseline)
+
+        with pytest.raises(WorkspaceError, match=f"from main at {start[:7]} to next at {tip[:7]}"):
+            await approve(ws, baseline)
+        assert git(repo, "rev-parse", "next").strip() == tip
+        restored = await ws.restore_turn(baseline)
+
+        assert head_state(repo) == before
+        assert (restored.moved_from, restored.left_branch, restored.commits) == (f"next at {tip[:7]}", "next", ())
+        git_accepts(repo)
+
     @pytest.mark.parametrize("move", [("reset", "-q", "--soft", "HEAD~1"), ("switch", "-q", "other")])
     async def test_approve_refuses_and_changes_nothing(
         self, repo: Path, ws: DulwichWorkspace, two: tuple[str, str], move: tuple[str, ...]
