@@ -314,7 +314,7 @@ class GitRepository:
         text += "".join(f"{_INTENT_TO_ADD.decode()}{path.hex()}\n" for path in sorted(intent_to_add))
         if recorded_head:
             if branches is None:
-                branches = frozenset(b"refs/heads/" + name for name in repo.refs.keys(base=b"refs/heads/"))
+                branches = frozenset(b"refs/heads/" + name for name in repo.refs.keys(base=Ref(b"refs/heads/")))
             text += "".join(f"{_HAD_BRANCH.decode()}{ref.hex()}\n" for ref in sorted(branches))
         commit = self.store_commit(repo, tree, parents, text, self.author)
         repo.refs[Ref(ref)] = commit.id
