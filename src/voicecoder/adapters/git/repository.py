@@ -287,6 +287,7 @@ class GitRepository:
         head: ObjectID | Literal[False] | None = False,
         intent_to_add: frozenset[bytes] = frozenset(),
         branches: frozenset[bytes] | None = None,
+        branch: Ref | Literal[False] | None = False,
     ) -> bytes:
         """
         Record *tree* (a working tree) and *index_tree* as one commit under *ref*.
@@ -294,7 +295,8 @@ class GitRepository:
         Parents: HEAD (if any; or *head* unless False, None for an unborn branch), then a commit of the index
         unless it is that commit's tree. Either way the last parent's tree (or nothing) is the index as it was.
         The message names the HEAD too (``head -`` for an unborn branch), and lists the local branches there are
-        (or *branches*, where given) if *head* is given: a baseline's.
+        (or *branches*, where given) if *head* is given: a baseline's. It names the branch HEAD names, or *branch*
+        unless False.
         """
         recorded_head = head is not False
         if head is False:
@@ -306,9 +308,11 @@ class GitRepository:
                 self.store_commit(repo, index_tree, parents, f"{_INDEX_OF.decode()}{label}\n", self.author).id
             )
         text = f"voicecoder checkpoint: {label}\n\n{_HEAD.decode()}{head.decode() if head else '-'}\n"
-        names, _ = repo.refs.follow(HEAD)
-        if len(names) > 1:  # HEAD names a branch (not detached); hex, as ref names need not be UTF-8
-            text += f"{_BRANCH.decode()}{names[-1].hex()}\n"
+        if branch is False:
+            names, _ = repo.refs.follow(HEAD)
+            branch = names[-1] if len(names) > 1 else None
+        if branch is not None:  # HEAD names a branch (not detached); hex, as ref names need not be UTF-8
+            text += f"{_BRANCH.decode()}{branch.hex()}\n"
         # Paths need not be UTF-8: hex keeps them exact in the message.
         text += "".join(f"{_ENTANGLED.decode()}{path.hex()}\n" for path in sorted(entangled))
         text += "".join(f"{_INTENT_TO_ADD.decode()}{path.hex()}\n" for path in sorted(intent_to_add))

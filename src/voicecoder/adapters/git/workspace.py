@@ -19,7 +19,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final, NamedTuple
+from typing import Final, Literal, NamedTuple
 
 import attrs
 from dulwich.objects import Commit, ObjectID
@@ -252,6 +252,7 @@ class DulwichWorkspace:
         head = self._git.head(repo)
         intent = index.intent_to_add
         branches = None
+        branch: Ref | Literal[False] | None = False
         if extends is not None:
             previous, _, _, head, previous_base = self._turn(repo, extends, durable=True)
             # Where the baseline keeps the earlier baseline's index entry, it keeps its intent-to-add mark too.
@@ -267,11 +268,22 @@ class DulwichWorkspace:
             tree = self._git.trees.tree_of(store, base, like=tree, like_flat=scan.entries)
             index_tree = self._git.trees.tree_of(store, base_index, like=index_tree, like_flat=index.flat)
             label += f", continuing turn {extends.turn_id}"
-            branches = previous_base.branches or None  # the branches there were as the change began
+            # The branch HEAD named and the branches there were as the change began, like its HEAD.
+            if previous_base.branches:  # recorded (older checkpoints list none: HEAD now, as before)
+                branches, branch = previous_base.branches, previous_base.branch
         # An extended change still applies to the commit its first turn began on (see `_onto`).
         ref = CHECKPOINT_PREFIX + turn_id.value.encode()
         sha = self._git.checkpoint(
-            repo, ref, label, tree, index_tree, entangled, head=head, intent_to_add=intent, branches=branches
+            repo,
+            ref,
+            label,
+            tree,
+            index_tree,
+            entangled,
+            head=head,
+            intent_to_add=intent,
+            branches=branches,
+            branch=branch,
         )
         return Baseline(turn_id, sha.decode())
 

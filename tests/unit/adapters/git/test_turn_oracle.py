@@ -739,3 +739,22 @@ class TestTheAgentMovesHead:
         with pytest.raises(WorkspaceError, match="no longer at"):
             await ws.restore_turn(baseline)
         assert head_state(repo) == after_turn
+
+    async def test_an_extended_change_still_goes_back_to_the_first_turns_branch(
+        self, repo: Path, ws: DulwichWorkspace, two: tuple[str, str]
+    ) -> None:
+        other = git(repo, "rev-parse", "other").strip()
+        before = head_state(repo)
+        first = await ws.begin_turn(TurnId("t1"))
+        git(repo, "switch", "-q", "other")
+        write(repo, "o.txt", b"other\nagent\n")
+        first = await end(ws, first)
+        second = await ws.begin_turn(TurnId("t2"), extends=first)
+        write(repo, "c.txt", b"agent, second prompt\n")
+        second = await end(ws, second)
+
+        restored = await ws.restore_turn(second)
+
+        assert head_state(repo) == before
+        assert git(repo, "rev-parse", "other").strip() == other
+        assert restored.moved_from == f"other at {other[:7]}"
