@@ -175,15 +175,9 @@ class DulwichMachine(WorkspaceMachine):
     @rule(
         before=st.lists(EDITS, max_size=2),
         after=st.lists(EDITS, max_size=2),
-        move=st.sampled_from(
-            [
-                "reset --soft HEAD~1",
-                "reset --mixed HEAD~1",
-                "reset --hard HEAD~1",
-                "switch side",
-                "switch --detach HEAD~1",
-            ]
-        ),
+        # `reset --hard` and a detached checkout of an older commit write older committed lines, which this
+        # model cannot tell from the developer's; test_turn_oracle covers them.
+        move=st.sampled_from(["reset --soft HEAD~1", "reset --mixed HEAD~1", "switch side"]),
     )
     def agent_turn_that_moves_head(
         self, before: list[tuple[str, str, str]], after: list[tuple[str, str, str]], move: str
