@@ -24,16 +24,27 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule
 
 from tests.gitoracle import GIT, fsck, git, git_bytes, git_may_fail, init_repo
 from voicecoder.adapters import DulwichWorkspace
-from voicecoder.domain.model import ApprovalChoice
+from voicecoder.domain.errors import WorkspaceError
+from voicecoder.domain.model import ApprovalChoice, CommitMessage
 from voicecoder.domain.ports import Workspace
 from voicecoder.testing.contracts.workspace_tree import DiskTree, WorkspaceTree
 from voicecoder.testing.profiles import budget
-from voicecoder.testing.workspace_machine import EDITS, EXECUTABLE, PATHS, SYMLINK, Observed, Snapshot, WorkspaceMachine
+from voicecoder.testing.workspace_machine import (
+    EDITS,
+    EXECUTABLE,
+    PATHS,
+    SYMLINK,
+    Observed,
+    Snapshot,
+    WorkspaceMachine,
+    run,
+)
 from voicecoder.testing.workspace_machine_cases import CASES, Case, replay
 
 IGNORED = ("debug.log", "d/trace.log")
@@ -81,7 +92,10 @@ class DulwichMachine(WorkspaceMachine):
     def make(self) -> tuple[Workspace, WorkspaceTree]:
         self.tmp = Path(tempfile.mkdtemp(prefix="vc-ws-machine-"))
         self.root = init_repo(self.tmp / "repo", {".gitignore": b"*.log\n", "a.txt": b"seed-0\n"})
+        git(self.root, "branch", "side")  # an existing branch the agent may switch to (ADR 0048)
         self.ignored: dict[str, bytes] = {}
+        self.moved: tuple[str, str] | None = None
+        """Where the turn began (HEAD's ref and commit) if the agent moved HEAD away during it."""
         return DulwichWorkspace(self.root, init_if_missing=False), DiskTree(self.root)
 
     def teardown(self) -> None:
@@ -134,7 +148,7 @@ class DulwichMachine(WorkspaceMachine):
         for path, data in self.ignored.items():
             assert (self.root / path).read_bytes() == data, f"the ignored file {path} was touched"
 
-    def _edit(self, who: str, path: str, how: str, kind: str) -> None:
+    def _edit_or_commit(self, who: str, path: str, how: str, kind: str) -> None:
         if how in ("commit", "commit -a"):
             # Atomic: a commit git refuses (an index it cannot write a tree from) changes nothing.
             git_may_fail(self.root, *how.split(), "-q", "--allow-empty", "-m", f"{who} commits")
@@ -152,6 +166,69 @@ class DulwichMachine(WorkspaceMachine):
     ) -> None:
         """Tool approval let the agent run `git commit` (what it staged, or `-a`) in the middle of its turn."""
         self.agent_turn([*before, ("", how, ""), *after])
+
+    def _head(self) -> tuple[str, str]:
+        ref = git_bytes(self.root, "rev-parse", "--symbolic-full-name", "HEAD").decode().strip()
+        return ref, git(self.root, "rev-parse", "HEAD").strip()
+
+    @precondition(lambda self: self.phase == "idle")
+    @rule(
+        before=st.lists(EDITS, max_size=2),
+        after=st.lists(EDITS, max_size=2),
+        # `reset --hard` and a detached checkout of an older commit write older committed lines, which this
+        # model cannot tell from the developer's; test_turn_oracle covers them.
+        move=st.sampled_from(["reset --soft HEAD~1", "reset --mixed HEAD~1", "switch side"]),
+    )
+    def agent_turn_that_moves_head(
+        self, before: list[tuple[str, str, str]], after: list[tuple[str, str, str]], move: str
+    ) -> None:
+        """The agent resets its branch or switches to an existing one: Reject takes that back, Approve refuses."""
+        began = self._head()
+        self.agent_turn([*before, ("", move, ""), *after])
+        left = self._head()
+        # Both branches were there before the turn: any other ref, or a commit not past the start, is a move.
+        descends = git_may_fail(self.root, "merge-base", "--is-ancestor", began[1], left[1]) == 0
+        if left[0] != began[0] or not descends:
+            self.moved = began
+            event(f"the agent moved HEAD ({move.split(maxsplit=1)[0]})")
+
+    def _edit(self, who: str, path: str, how: str, kind: str) -> None:
+        if how.startswith(("reset ", "switch ")):
+            # git refuses what would overwrite local edits, and then changes nothing.
+            git_may_fail(self.root, *how.split(), "-q")
+            return
+        self._edit_or_commit(who, path, how, kind)
+
+    @precondition(lambda self: self.phase == "pending" and self.moved is not None)
+    @rule()
+    def approve_after_the_agent_moved_head(self) -> None:
+        """Approve refuses (which commit the change belongs on is not clear) and changes nothing."""
+        assert self.baseline is not None
+        seen = self.observe()
+        head = self._head()
+        diff = run(self.ws.changes_since, self.baseline)
+        with pytest.raises(WorkspaceError, match="Claude moved HEAD during this turn"):
+            run(self.ws.commit_turn, self.baseline, fingerprint=diff.fingerprint, message=CommitMessage("x"))
+        self._unchanged(seen, self.observe(), "a refused Approve")
+        assert self._head() == head, "a refused Approve moved HEAD"
+
+    @precondition(lambda self: self.phase == "pending" and self.moved is None)
+    @rule(choice=st.sampled_from([None, ApprovalChoice.WITH_MY_EDITS, ApprovalChoice.LEAVE_OUT]))
+    def approve(self, choice: ApprovalChoice | None) -> None:
+        super().approve(choice)
+
+    @precondition(lambda self: self.phase == "pending")
+    @rule()
+    def reject(self) -> None:
+        """After a move, Reject also puts HEAD back on the branch and commit the turn began on."""
+        began = self.moved
+        super().reject()
+        if began is not None:
+            assert self._head() == began, "Reject did not put HEAD back where the turn began"
+
+    def _settle(self) -> None:
+        super()._settle()
+        self.moved = None
 
     @precondition(lambda self: self.phase == "idle")
     @rule(how=st.sampled_from(["commit", "commit -a"]))

@@ -189,6 +189,8 @@ class Decisions:
                 restored.commits,
                 restored.branch,
                 restored.left_branch,
+                restored.moved_from,
+                restored.back_at,
             ),
         )
 

@@ -378,6 +378,10 @@ class ChangeDiscarded:
     branch: str = ""
     """The branch HEAD is back on, where Claude had switched to another (`left_branch`, which stays)."""
     left_branch: str = ""
+    moved_from: str = ""
+    """Where Claude had moved HEAD to (a reset, a switch to an existing branch), e.g. `main at 1a2b3c4`."""
+    back_at: str = ""
+    """Where HEAD is back, when `moved_from` is set: as the turn began."""
 
 
 @attrs.frozen

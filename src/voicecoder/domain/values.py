@@ -290,6 +290,10 @@ class Restored:
     branch: str = ""
     """The branch HEAD names again, where the agent had switched to another one (`left_branch`), else empty."""
     left_branch: str = ""
+    moved_from: str = ""
+    """Where the agent had moved HEAD (`git reset`, a switch to an existing branch; `main at 1a2b3c4`), if it did."""
+    back_at: str = ""
+    """Where HEAD is back, when `moved_from` is set: as the turn began."""
 
 
 @attrs.frozen
@@ -313,6 +317,8 @@ class CommitInfo:
     message: str
     author: str
     committed_at: datetime
+    squashed: tuple[str, ...] = ()
+    """Short ids of the commits Claude made during the turn, squashed into this one, newest first (not stored)."""
 
     @property
     def short_sha(self) -> str:

@@ -155,7 +155,14 @@ def _diffs() -> st.SearchStrategy[Diff]:
 
 
 def _commits() -> st.SearchStrategy[CommitInfo]:
-    return st.builds(CommitInfo, sha=_sha, message=hostile_text(min_size=1), author=hostile_text(), committed_at=_when)
+    return st.builds(
+        CommitInfo,
+        sha=_sha,
+        message=hostile_text(min_size=1),
+        author=hostile_text(),
+        committed_at=_when,
+        squashed=_paths,
+    )
 
 
 def _statuses() -> st.SearchStrategy[WorkspaceStatus]:
@@ -298,6 +305,8 @@ def _strategies() -> Mapping[type, st.SearchStrategy[Reply]]:
             commits=_paths,
             branch=text,
             left_branch=text,
+            moved_from=text,
+            back_at=text,
         ),
         ChangeReverted: st.builds(ChangeReverted, reverted_sha=_sha, commit=_commits()),
         StatusReport: st.builds(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import attrs
 import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
@@ -25,12 +28,14 @@ from voicecoder.adapters.telegram.messenger import (
 from voicecoder.domain.errors import MalformedUpdateError
 from voicecoder.domain.model import (
     ChangeId,
+    CommitInfo,
     QuestionId,
 )
 from voicecoder.domain.replies import (
     TOOL_ANSWERS,
     Action,
     Button,
+    ChangeCommitted,
     ChangeDiscarded,
     ChangeSummary,
     DiffView,
@@ -200,6 +205,40 @@ class TestRender:
         plain, _ = parse_telegram_html(render(reply).html)
 
         assert "Back on branch main; Claude's branch feature is still there (git branch -D feature deletes it)" in plain
+
+    def test_reject_says_where_claude_had_moved_head_and_where_it_is_back(self) -> None:
+        reply = ChangeDiscarded(
+            CHANGE,
+            ("a.py",),
+            branch="main",
+            left_branch="<other>",
+            moved_from="<other> at 1a2b3c4",
+            back_at="main at 5d6e7f8",
+        )
+        plain, _ = parse_telegram_html(render(reply).html)
+
+        assert (
+            "Claude had moved HEAD to <other> at 1a2b3c4; it is back on main at 5d6e7f8, as the turn began "
+            "(<other> was left where it is)." in plain
+        )
+        assert (
+            "git branch -D" not in plain
+        )  # the branch Claude switched to is the developer's: never suggest deleting it
+
+    def test_approve_says_claudes_commits_were_squashed_into_it(self) -> None:
+        commit = CommitInfo("f" * 40, "Apply changes from Claude", "A <a@b>", datetime(2026, 1, 2, tzinfo=UTC))
+        one = render(ChangeCommitted(CHANGE, attrs.evolve(commit, squashed=("<abc123>",)), 2)).html
+        two = render(ChangeCommitted(CHANGE, attrs.evolve(commit, squashed=("abc1234", "def5678")), 2)).html
+        plain_one, _ = parse_telegram_html(one)
+        plain_two, _ = parse_telegram_html(two)
+        plain_none, _ = parse_telegram_html(render(ChangeCommitted(CHANGE, commit, 2)).html)
+
+        assert (
+            "Claude's 1 commit from this turn (<abc123>) is squashed into this one; git reflog still has them."
+            in plain_one
+        )
+        assert "Claude's 2 commits from this turn (abc1234, def5678) are squashed into this one" in plain_two
+        assert "squashed" not in plain_none
 
     def test_agent_answer_code_blocks_become_pre(self) -> None:
         """Fenced code in Claude's answer becomes a pre entity with its language; permission denials are listed."""

@@ -51,6 +51,7 @@ _INDEX_OF: Final = b"index of "
 _HEAD: Final = b"head "
 _BRANCH: Final = b"branch "
 _INTENT_TO_ADD: Final = b"intent-to-add "
+_HAD_BRANCH: Final = b"had-branch "
 
 
 class StoreBlobs:
@@ -92,6 +93,8 @@ class Checkpoint:
     """The branch HEAD named when the checkpoint was made (None: detached, or not recorded)."""
     intent_to_add: frozenset[bytes] = frozenset()
     """Paths the index held as `git add -N` left them (a tree cannot say so; the message does)."""
+    branches: frozenset[bytes] = frozenset()
+    """The local branches (full ref names) there were when a baseline was made (empty: not recorded)."""
 
 
 class _Bounded(dict[_K, _V]):
@@ -283,14 +286,19 @@ class GitRepository:
         *,
         head: ObjectID | Literal[False] | None = False,
         intent_to_add: frozenset[bytes] = frozenset(),
+        branches: frozenset[bytes] | None = None,
+        branch: Ref | Literal[False] | None = False,
     ) -> bytes:
         """
         Record *tree* (a working tree) and *index_tree* as one commit under *ref*.
 
         Parents: HEAD (if any; or *head* unless False, None for an unborn branch), then a commit of the index
         unless it is that commit's tree. Either way the last parent's tree (or nothing) is the index as it was.
-        The message names the HEAD too (``head -`` for an unborn branch).
+        The message names the HEAD too (``head -`` for an unborn branch), and lists the local branches there are
+        (or *branches*, where given) if *head* is given: a baseline's. It names the branch HEAD names, or *branch*
+        unless False.
         """
+        recorded_head = head is not False
         if head is False:
             head = self.head(repo)
         parents: list[bytes] = [head] if head is not None else []
@@ -300,12 +308,18 @@ class GitRepository:
                 self.store_commit(repo, index_tree, parents, f"{_INDEX_OF.decode()}{label}\n", self.author).id
             )
         text = f"voicecoder checkpoint: {label}\n\n{_HEAD.decode()}{head.decode() if head else '-'}\n"
-        names, _ = repo.refs.follow(HEAD)
-        if len(names) > 1:  # HEAD names a branch (not detached); hex, as ref names need not be UTF-8
-            text += f"{_BRANCH.decode()}{names[-1].hex()}\n"
+        if branch is False:
+            names, _ = repo.refs.follow(HEAD)
+            branch = names[-1] if len(names) > 1 else None
+        if branch is not None:  # HEAD names a branch (not detached); hex, as ref names need not be UTF-8
+            text += f"{_BRANCH.decode()}{branch.hex()}\n"
         # Paths need not be UTF-8: hex keeps them exact in the message.
         text += "".join(f"{_ENTANGLED.decode()}{path.hex()}\n" for path in sorted(entangled))
         text += "".join(f"{_INTENT_TO_ADD.decode()}{path.hex()}\n" for path in sorted(intent_to_add))
+        if recorded_head:
+            if branches is None:
+                branches = frozenset(b"refs/heads/" + name for name in repo.refs.keys(base=Ref(b"refs/heads/")))
+            text += "".join(f"{_HAD_BRANCH.decode()}{ref.hex()}\n" for ref in sorted(branches))
         commit = self.store_commit(repo, tree, parents, text, self.author)
         repo.refs[Ref(ref)] = commit.id
         return bytes(commit.id)
@@ -358,6 +372,7 @@ class GitRepository:
             unborn,
             Ref(branch[0]) if branch else None,
             listed(_INTENT_TO_ADD),
+            listed(_HAD_BRANCH),
         )
 
     @staticmethod

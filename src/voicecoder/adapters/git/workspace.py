@@ -19,7 +19,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final, NamedTuple
+from typing import Final, Literal, NamedTuple
 
 import attrs
 from dulwich.objects import Commit, ObjectID
@@ -191,7 +191,11 @@ class DulwichWorkspace:
         """
         now = self._git.head(repo)
         left = end.head if end is not None else now
-        if now is None or now != left:
+        if now != left:
+            return now
+        if self._moved(repo, base, left, end.branch if end is not None else _head_branch(repo)):
+            return base.head  # the agent moved HEAD away: its change is seen against where the turn began
+        if now is None:
             return now
         if base.unborn:
             return None  # the branch was born during the turn: all of it is the agent's
@@ -199,6 +203,22 @@ class DulwichWorkspace:
         if began is None or now == began or not self._git.descends(repo, now, began):
             return now
         return began
+
+    def _moved(self, repo: Repo, base: Checkpoint, left: ObjectID | None, left_branch: Ref | None) -> bool:
+        """
+        Whether the agent left HEAD (*left*, naming *left_branch*) away from where its turn began.
+
+        That is on another branch that was there before the turn, or on a commit that does not descend from the
+        one the turn began on: a `git reset` to an older commit, a switch to an existing branch, a detached
+        checkout, an orphan branch (see ADR 0048). The move is part of the agent's change, which Reject takes
+        back and Approve refuses to guess about. (A branch the agent made, `git checkout -b`, is ADR 0046's.)
+        """
+        began = base.head
+        if base.unborn or began is None:
+            return False
+        if left_branch is not None and left_branch != base.branch and left_branch in base.branches:
+            return True  # the commits on a branch that was there already are not the agent's
+        return left is None or (left != began and not self._git.descends(repo, left, began))
 
     def _view(
         self,
@@ -231,6 +251,8 @@ class DulwichWorkspace:
         label = f"start of turn {turn_id}"
         head = self._git.head(repo)
         intent = index.intent_to_add
+        branches = None
+        branch: Ref | Literal[False] | None = False
         if extends is not None:
             previous, _, _, head, previous_base = self._turn(repo, extends, durable=True)
             # Where the baseline keeps the earlier baseline's index entry, it keeps its intent-to-add mark too.
@@ -246,9 +268,23 @@ class DulwichWorkspace:
             tree = self._git.trees.tree_of(store, base, like=tree, like_flat=scan.entries)
             index_tree = self._git.trees.tree_of(store, base_index, like=index_tree, like_flat=index.flat)
             label += f", continuing turn {extends.turn_id}"
+            # The branch HEAD named and the branches there were as the change began, like its HEAD.
+            if previous_base.branches:  # recorded (older checkpoints list none: HEAD now, as before)
+                branches, branch = previous_base.branches, previous_base.branch
         # An extended change still applies to the commit its first turn began on (see `_onto`).
         ref = CHECKPOINT_PREFIX + turn_id.value.encode()
-        sha = self._git.checkpoint(repo, ref, label, tree, index_tree, entangled, head=head, intent_to_add=intent)
+        sha = self._git.checkpoint(
+            repo,
+            ref,
+            label,
+            tree,
+            index_tree,
+            entangled,
+            head=head,
+            intent_to_add=intent,
+            branches=branches,
+            branch=branch,
+        )
         return Baseline(turn_id, sha.decode())
 
     def _end_turn(self, baseline: Baseline, repo: Repo) -> EndedTurn:
@@ -274,6 +310,15 @@ class DulwichWorkspace:
         repo: Repo,
     ) -> CommitInfo:
         view, scan, index, onto, base = self._turn(repo, baseline, durable=True)
+        head = self._git.head(repo)
+        if self._head_move(repo, baseline, base, head, then="approve again"):
+            # The agent moved HEAD away (reset, switch): committing onto either commit would guess at its intent.
+            began = _where(base.branch, base.head)
+            raise WorkspaceError(
+                f"Claude moved HEAD during this turn, from {began} to {_where(_head_branch(repo), head)}, so it is "
+                "not clear what Approve should commit; nothing was committed. Tap ❌ Reject to put HEAD and the "
+                f"files back, or move HEAD back to {began} yourself and approve again."
+            )
         plan = view.approval(fingerprint, choice)
         index.check_writable(self._git.root)
         conflicted = sorted(p for p in plan.commit if p in index.conflicted)
@@ -282,7 +327,6 @@ class DulwichWorkspace:
                 f"{display(conflicted[0])} has unresolved merge conflicts; resolve them first."
             )
         store = repo.object_store
-        head = self._git.head(repo)
         # Commits made during the turn are squashed into this one: it goes onto HEAD as the turn began.
         onto_tree = self._git.trees.commit_tree(store, onto)
         tree, _ = self._git.trees.patch(store, onto_tree, plan.commit, base_flat=view.trees.head)
@@ -307,7 +351,8 @@ class DulwichWorkspace:
             intent_to_add=_still_intended(base, targets, committed),
         )
         logger.info("committed %d path(s) as %s", len(plan.commit), commit.id.decode()[:7])
-        return CommitInfo(commit.id.decode(), text, author, datetime.fromtimestamp(commit.commit_time, tz=UTC))
+        when = datetime.fromtimestamp(commit.commit_time, tz=UTC)
+        return CommitInfo(commit.id.decode(), text, author, when, squashed=_made_during(repo, head, onto))
 
     def _restore_turn(self, baseline: Baseline, repo: Repo) -> Restored:
         view, scan, index, onto, base = self._turn_paths(repo, baseline)
@@ -320,15 +365,18 @@ class DulwichWorkspace:
         # Files written back that hold what the index has get fresh stat data, as a checkout would give them.
         refreshed = {p: e for p, e in after.items() if p in plan.worktree and index.flat.get(p) == e}
         head = self._git.head(repo)
+        moved = self._head_move(repo, baseline, base, head, then="tap ❌ Reject")
         left: list[Ref | None] = []
 
         def write() -> None:
+            if moved:
+                self._move_back(repo, base, head, moved, baseline.turn_id)
             # Commits made during the turn are the agent's too: the branch goes back to where the turn began, or
             # to unborn (they stay in the reflog).
-            if head is not None and onto != head and not self._git.move_branch(repo, head, onto, baseline.turn_id):
+            elif head is not None and onto != head and not self._git.move_branch(repo, head, onto, baseline.turn_id):
                 raise WorkspaceError("HEAD moved while rejecting; nothing was changed. Try again.")
             # A branch the agent switched to (`git checkout -b`) is left, and HEAD names the developer's again.
-            left.append(self._git.return_to(repo, base.branch, onto))
+            left.append(moved[0] if moved and moved[0] != base.branch else self._git.return_to(repo, base.branch, onto))
             self._git.worktree.write(plan.worktree, scan, view.blobs.read, LineEndings(repo))
 
         targets = {**self._unmarked(repo, baseline, base, index, plan.index, view.trees.head), **plan.index}
@@ -339,13 +387,71 @@ class DulwichWorkspace:
             intent_to_add=_still_intended(base, targets, view.trees.head),
         )
         result = plan.result()
-        if head is not None and onto != head:
-            taken = repo.get_walker(include=[head], exclude=[onto] if onto else None, max_entries=1000)
-            result = attrs.evolve(result, commits=tuple(e.commit.id.decode()[:7] for e in taken))
+        if moved and base.head is not None:
+            result = attrs.evolve(result, moved_from=_where(moved[0], head), back_at=_where(base.branch, base.head))
+        else:
+            result = attrs.evolve(result, commits=_made_during(repo, head, onto))
         if left and left[0] is not None and base.branch is not None:
             result = attrs.evolve(result, branch=_branch(base.branch), left_branch=_branch(left[0]))
         logger.info("restored %d path(s) of turn %s, kept %d", len(result.restored), baseline.turn_id, len(result.kept))
         return result
+
+    def _head_move(
+        self, repo: Repo, baseline: Baseline, base: Checkpoint, head: ObjectID | None, *, then: str
+    ) -> tuple[Ref | None] | None:
+        """
+        The branch HEAD names (in a 1-tuple) if the agent moved HEAD away (see `_moved`) and it is still there.
+
+        None if the agent did not, or the developer already put HEAD back where the turn began.
+
+        Raises:
+            WorkspaceError: HEAD moved again after the turn end: where it belongs cannot be told safely.
+        """
+        end = self._git.load_checkpoint(repo, baseline.turn_end, baseline.turn_id) if baseline.turn_end else None
+        branch = _head_branch(repo)
+        left, left_branch = (end.head, end.branch) if end is not None else (head, branch)
+        if not self._moved(repo, base, left, left_branch) or (head == base.head and branch == base.branch):
+            return None
+        if (head, branch) != (left, left_branch):
+            raise WorkspaceError(
+                f"Claude moved HEAD during this turn, from {_where(base.branch, base.head)} to "
+                f"{_where(left_branch, left)}, and it has moved again since (now {_where(branch, head)}), so where "
+                "it belongs cannot be told; nothing was changed. Move HEAD back to "
+                f"{_where(base.branch, base.head)} yourself (git switch, or git reset --soft), then {then}."
+            )
+        return (branch,)
+
+    def _move_back(
+        self, repo: Repo, base: Checkpoint, head: ObjectID | None, moved: tuple[Ref | None], turn: TurnId
+    ) -> None:
+        """
+        Put HEAD back where the turn began, with compare-and-swaps: no ref is moved that changed meanwhile.
+
+        The agent's reset is undone on the branch it reset; after a switch, HEAD names the developer's branch again
+        if that is still where the turn began, and the branch the agent switched to stays as it is.
+
+        Raises:
+            WorkspaceError: A ref moved meanwhile, or HEAD would have to be detached again (nothing changed then).
+        """
+        began = base.head
+        assert began is not None  # `_moved` is never true without it
+        if moved[0] == base.branch:  # a reset of the developer's branch, or a detached HEAD moved
+            if head is None or not self._git.move_branch(repo, head, began, turn):
+                raise WorkspaceError("HEAD moved while rejecting; nothing was changed. Try again.")
+            return
+        where = _where(base.branch, began)
+        if base.branch is None:
+            raise WorkspaceError(
+                f"Claude left the detached HEAD the turn began on ({where}); nothing was changed. Check it out "
+                f"again yourself (git switch --detach {began.decode()[:12]}), then tap ❌ Reject."
+            )
+        if repo.refs.as_dict().get(base.branch) != began:
+            raise WorkspaceError(
+                f"Claude switched away from {_branch(base.branch)}, and that branch is no longer at "
+                f"{began.decode()[:7]}; nothing was changed. Put HEAD back on {where} yourself (git switch "
+                f"{_branch(base.branch)}, then git reset --soft {began.decode()[:12]}), then tap ❌ Reject."
+            )
+        repo.refs.set_symbolic_ref(HEAD, base.branch, message=b"voicecoder: reject turn " + turn.value.encode())
 
     def _unmarked(
         self,
@@ -483,3 +589,23 @@ def _still_intended(base: Checkpoint, index: Mapping[bytes, Entry | None], head:
 
 def _branch(ref: bytes) -> str:
     return display(ref.removeprefix(b"refs/heads/"))
+
+
+def _made_during(repo: Repo, head: ObjectID | None, onto: ObjectID | None) -> tuple[str, ...]:
+    """Short ids of the commits made during the turn (HEAD is past *onto*, the HEAD it began on), newest first."""
+    if head is None or onto == head:
+        return ()
+    made = repo.get_walker(include=[head], exclude=[onto] if onto else None, max_entries=1000)
+    return tuple(e.commit.id.decode()[:7] for e in made)
+
+
+def _head_branch(repo: Repo) -> Ref | None:
+    """The branch HEAD names (None: detached)."""
+    names, _ = repo.refs.follow(HEAD)
+    return names[-1] if len(names) > 1 else None
+
+
+def _where(branch: Ref | None, head: bytes | None) -> str:
+    """Where HEAD is, as the developer reads it: `main at 1a2b3c4`."""
+    at = f"at {head.decode()[:7]}" if head is not None else "with no commits"
+    return f"{_branch(branch)} {at}" if branch is not None else f"a detached HEAD {at}"

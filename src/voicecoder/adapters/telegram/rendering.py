@@ -191,6 +191,8 @@ def render(reply: Reply) -> Rendered:
             if prompt.strip():
                 lines.append(f"💬 Prompt: <i>{esc(_short(' '.join(prompt.split()), 200))}</i>")
             lines.append(f"🕐 {esc(_when(commit.committed_at))} · {_plural(files, 'file')}")
+            if commit.squashed:
+                lines.append(f"🧩 {_claudes_commits(commit.squashed, 'squashed into this one')}.")
             if kept_yours:
                 lines.append(f"✋ Your own edits stay uncommitted in {_paths(kept_yours)}.")
             if left_out:
@@ -488,6 +490,16 @@ def _render_summary(s: ChangeSummary) -> Rendered:
     return Rendered("\n".join(lines), _keyboard(buttons_of(s)))
 
 
+def _claudes_commits(shas: tuple[str, ...], what: str, *, past: bool = False) -> str:
+    """`Claude's 2 commits from this turn (…) were <what>; git reflog still has them` (HTML)."""
+    shown = ", ".join(f"<code>{esc(sha)}</code>" for sha in shas)
+    verb = ("were" if past else "are") if len(shas) > 1 else ("was" if past else "is")
+    return (
+        f"Claude's {_plural(len(shas), 'commit')} from this turn ({shown}) {verb} {what}; "
+        "<code>git reflog</code> still has them"
+    )
+
+
 def _render_discarded(d: ChangeDiscarded) -> str:
     lines = [
         f"❌ Changes discarded; restored {_plural(len(d.paths), 'file')}"
@@ -501,13 +513,13 @@ def _render_discarded(d: ChangeDiscarded) -> str:
             "Undo them by hand (git diff shows them)."
         )
     if d.commits:
-        shown = ", ".join(f"<code>{esc(sha)}</code>" for sha in d.commits)
+        lines.append(f"↩️ {_claudes_commits(d.commits, 'taken off the branch', past=True)} if you want them back.")
+    if d.moved_from:
         lines.append(
-            f"↩️ Claude's {_plural(len(d.commits), 'commit')} from this turn ({shown}) "
-            f"{'were' if len(d.commits) > 1 else 'was'} taken off the branch; "
-            "<code>git reflog</code> still has them if you want them back."
+            f"🔀 Claude had moved HEAD to {esc(d.moved_from)}; it is back on {esc(d.back_at)}, as the turn began"
+            + (f" (<code>{esc(d.left_branch)}</code> was left where it is)." if d.left_branch else ".")
         )
-    if d.branch:
+    elif d.branch:
         lines.append(
             f"🔀 Back on branch <code>{esc(d.branch)}</code>; Claude's branch <code>{esc(d.left_branch)}</code> "
             f"is still there (<code>git branch -D {esc(d.left_branch)}</code> deletes it)."

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.gitoracle import fsck, git, git_bytes, git_may_fail, init_repo, requires_git, worktree_tree
+from tests.gitoracle import changed_paths, fsck, git, git_bytes, git_may_fail, init_repo, requires_git, worktree_tree
 from voicecoder.adapters import DulwichWorkspace
+from voicecoder.domain.errors import WorkspaceError
 from voicecoder.domain.model import ApprovalChoice, Baseline, CommitMessage, Ownership, TurnId
 
 pytestmark = requires_git
@@ -129,9 +130,14 @@ class TestTheAgentCommitsDuringItsTurn:
         git(repo, "commit", "-q", "-m", "agent 2")
         write(repo, "c.txt", b"agent\n")
         baseline = await end(ws, baseline)
+        agents = git(repo, "rev-list", f"{before}..HEAD").split()  # newest first
 
-        sha = await approve(ws, baseline)
+        diff = await ws.changes_since(baseline)
+        commit = await ws.commit_turn(baseline, fingerprint=diff.fingerprint, message=MESSAGE)
+        sha = commit.sha
 
+        assert commit.squashed == tuple(c[:7] for c in agents)
+        assert len(commit.squashed) == 2
         assert git(repo, "rev-parse", "HEAD").strip() == sha
         assert git(repo, "rev-parse", f"{sha}^").strip() == before
         assert git(repo, "show", "--format=%s", "--name-status", sha).split() == [
@@ -543,3 +549,234 @@ class TestAnEmptyFileMarkedIntentToAdd:
         assert [entry for entry in index_listing(repo) if "empty.txt" in entry[0]] == marked
         assert changes(repo) == {"empty.txt": ".A"}
         git_accepts(repo)
+
+
+def head_state(repo: Path) -> tuple[str, str, list[tuple[str, str]], str, str]:
+    """Everything HEAD is: the ref it names (or detached), every branch tip, the index, the files, the status."""
+    return (
+        git(repo, "symbolic-ref", "-q", "HEAD") if git_may_fail(repo, "symbolic-ref", "-q", "HEAD") == 0 else "",
+        git(repo, "for-each-ref", "--format=%(refname) %(objectname)", "refs/heads"),
+        index_listing(repo),
+        worktree_tree(repo),
+        status(repo),
+    )
+
+
+class TestTheAgentMovesHead:
+    """
+    The agent resets its branch or switches to another existing branch during its turn (ADR 0048): that move is
+    part of its change. Reject puts HEAD, the branch tips, the index and the files back; Approve refuses to guess
+    which commit the change belongs on; where HEAD moved again since, Reject refuses and changes nothing.
+    """
+
+    @pytest.fixture(name="two")
+    def _two(self, repo: Path) -> tuple[str, str]:
+        """A second commit on main (a.txt changed), and the branch `other` at a third commit off the first."""
+        first = git(repo, "rev-parse", "HEAD").strip()
+        git(repo, "switch", "-q", "-c", "other")
+        write(repo, "o.txt", b"other\n")
+        write(repo, "a.txt", b"one\nother\n")
+        git(repo, "commit", "-q", "-a", "-m", "on other")
+        git(repo, "add", "o.txt")
+        git(repo, "commit", "-q", "-m", "o.txt on other")
+        git(repo, "switch", "-q", "main")
+        write(repo, "a.txt", b"one\ntwo\n")
+        git(repo, "commit", "-q", "-a", "-m", "second")
+        return first, git(repo, "rev-parse", "HEAD").strip()
+
+    @pytest.mark.parametrize("mode", ["--soft", "--mixed", "--hard"])
+    async def test_reject_undoes_a_reset(
+        self, repo: Path, ws: DulwichWorkspace, two: tuple[str, str], mode: str
+    ) -> None:
+        first, second = two
+        write(repo, "b.txt", b"bee\nmine\n")  # the developer's uncommitted edit: --hard destroys it, Reject not
+        write(repo, "new.txt", b"mine, staged\n")
+        git(repo, "add", "new.txt")
+        before = head_state(repo)
+        baseline = await ws.begin_turn(TurnId("t1"))
+        git(repo, "reset", "-q", mode, "HEAD~1")
+        write(repo, "c.txt", b"agent\n")
+        baseline = await end(ws, baseline)
+
+        restored = await ws.restore_turn(baseline)
+
+        assert head_state(repo) == before
+        assert (restored.moved_from, restored.back_at) == (f"main at {first[:7]}", f"main at {second[:7]}")
+        assert restored.commits == ()  # nothing made during the turn is taken off
+        assert (repo / "b.txt").read_bytes() == b"bee\nmine\n"
+        assert git(repo, "reflog", "-1", "--format=%H %gs", "main").split() == [
+            second,
+            "voicecoder:",
+            "reject",
+            "turn",
+            "t1",
+        ]
+        git_accepts(repo)
+
+    @pytest.mark.parametrize("how", [("switch", "other"), ("checkout", "other"), ("checkout", "--detach", "other")])
+    async def test_reject_undoes_a_switch_to_an_existing_branch(
+        self, repo: Path, ws: DulwichWorkspace, two: tuple[str, str], how: tuple[str, ...]
+    ) -> None:
+        _, second = two
+        other = git(repo, "rev-parse", "other").strip()
+        write(repo, "b.txt", b"bee\nmine\n")  # carried over by the switch, kept by Reject
+        before = head_state(repo)
+        baseline = await ws.begin_turn(TurnId("t1"))
+        git(repo, *how, "-q")
+        write(repo, "o.txt", b"other\nagent\n")
+        ended = await ws.end_turn(baseline)
+
+        assert {f.path for f in ended.diff.files} == {"a.txt", "o.txt"}  # seen against main, where the turn began
+        restored = await ws.restore_turn(ended.baseline)
+
+        assert head_state(repo) == before
+        assert git(repo, "rev-parse", "other").strip() == other  # the branch switched to is left as it was
+        detached = "--detach" in how
+        assert (restored.moved_from, restored.back_at) == (
+            f"{'a detached HEAD' if detached else 'other'} at {other[:7]}",
+            f"main at {second[:7]}",
+        )
+        assert (restored.branch, restored.left_branch) == (("", "") if detached else ("main", "other"))
+        assert set(restored.restored) == {"a.txt", "o.txt"}
+        git_accepts(repo)
+
+    async def test_reject_after_the_agent_committed_on_the_branch_it_switched_to(
+        self, repo: Path, ws: DulwichWorkspace, two: tuple[str, str]
+    ) -> None:
+        before = head_state(repo)
+        baseline = await ws.begin_turn(TurnId("t1"))
+        git(repo, "switch", "-q", "other")
+        write(repo, "o.txt", b"other\nagent\n")
+        git(repo, "commit", "-q", "-a", "-m", "agent on other")
+        agents = git(repo, "rev-parse", "HEAD").strip()
+        baseline = await end(ws, baseline)
+
+        await ws.restore_turn(baseline)
+
+        assert head_state(repo)[0] == before[0]
+        assert head_state(repo)[2:] == before[2:]
+        assert git(repo, "rev-parse", "main", "other").split() == [two[1], agents]  # left where the agent put it
+
+    @pytest.mark.parametrize("ahead", [False, True], ids=["same-commit", "ahead"])
+    async def test_a_switch_to_an_existing_branch_at_or_past_the_start(
+        self, repo: Path, ws: DulwichWorkspace, ahead: bool
+    ) -> None:
+        """Its commits were there before the turn: they are not the agent's, and that branch is never moved back."""
+        start = git(repo, "rev-parse", "HEAD").strip()
+        git(repo, "branch", "next")
+        if ahead:
+            git(repo, "switch", "-q", "next")
+            write(repo, "n.txt", b"the developer's, committed on next\n")
+            git(repo, "add", "n.txt")
+            git(repo, "commit", "-q", "-m", "next")
+            git(repo, "switch", "-q", "main")
+        tip = git(repo, "rev-parse", "next").strip()
+        write(repo, "b.txt", b"bee\nmine\n")
+        before = head_state(repo)
+        baseline = await ws.begin_turn(TurnId("t1"))
+        git(repo, "switch", "-q", "next")
+        write(repo, "c.txt", b"agent\n")
+        baseline = await end(ws, baseline)
+
+        with pytest.raises(WorkspaceError, match=f"from main at {start[:7]} to next at {tip[:7]}"):
+            await approve(ws, baseline)
+        assert git(repo, "rev-parse", "next").strip() == tip
+        restored = await ws.restore_turn(baseline)
+
+        assert head_state(repo) == before
+        assert (restored.moved_from, restored.left_branch, restored.commits) == (f"next at {tip[:7]}", "next", ())
+        git_accepts(repo)
+
+    @pytest.mark.parametrize("move", [("reset", "-q", "--soft", "HEAD~1"), ("switch", "-q", "other")])
+    async def test_approve_refuses_and_changes_nothing(
+        self, repo: Path, ws: DulwichWorkspace, two: tuple[str, str], move: tuple[str, ...]
+    ) -> None:
+        baseline = await ws.begin_turn(TurnId("t1"))
+        git(repo, *move)
+        write(repo, "c.txt", b"agent\n")
+        baseline = await end(ws, baseline)
+        after_turn = head_state(repo)
+
+        with pytest.raises(WorkspaceError, match="Claude moved HEAD during this turn, from main at") as caught:
+            await approve(ws, baseline)
+
+        assert "Reject" in str(caught.value)
+        assert "nothing was committed" in str(caught.value)
+        assert head_state(repo) == after_turn
+
+    async def test_approve_after_the_developer_moved_head_back(
+        self, repo: Path, ws: DulwichWorkspace, two: tuple[str, str]
+    ) -> None:
+        _, second = two
+        baseline = await ws.begin_turn(TurnId("t1"))
+        git(repo, "reset", "-q", "--mixed", "HEAD~1")
+        write(repo, "c.txt", b"agent\n")
+        baseline = await end(ws, baseline)
+        git(repo, "reset", "-q", "--soft", second)  # the developer puts the branch back, as the refusal says
+
+        sha = await approve(ws, baseline)
+
+        assert git(repo, "rev-parse", f"{sha}^").strip() == second
+        assert changed_paths(repo, sha) == {"c.txt": "A"}
+        assert status(repo) == ""
+        git_accepts(repo)
+
+    async def test_reject_refuses_where_head_moved_again(
+        self, repo: Path, ws: DulwichWorkspace, two: tuple[str, str]
+    ) -> None:
+        _, second = two
+        write(repo, "b.txt", b"bee\nmine\n")
+        baseline = await ws.begin_turn(TurnId("t1"))
+        git(repo, "switch", "-q", "other")
+        write(repo, "n.txt", b"agent\n")
+        baseline = await end(ws, baseline)
+        git(repo, "switch", "-q", "-c", "elsewhere")  # the developer moves HEAD too
+        moved_again = head_state(repo)
+
+        with pytest.raises(WorkspaceError, match="has moved again since") as caught:
+            await ws.restore_turn(baseline)
+        assert "nothing was changed" in str(caught.value)
+        assert "git switch" in str(caught.value)
+        assert head_state(repo) == moved_again
+
+        git(repo, "switch", "-q", "main")  # n.txt (the agent's new file) comes along
+        restored = await ws.restore_turn(baseline)
+
+        assert restored.moved_from == ""  # HEAD was back already
+        assert git(repo, "rev-parse", "HEAD").strip() == second
+        assert changes(repo) == {"b.txt": ".M"}
+        assert not (repo / "o.txt").exists()
+        assert not (repo / "n.txt").exists()
+        git_accepts(repo)
+
+    async def test_reject_refuses_where_the_developers_branch_moved(
+        self, repo: Path, ws: DulwichWorkspace, two: tuple[str, str]
+    ) -> None:
+        baseline = await ws.begin_turn(TurnId("t1"))
+        git(repo, "switch", "-q", "other")
+        git(repo, "branch", "-f", "main", "HEAD")  # the agent moved main too: main is no longer where it began
+        baseline = await end(ws, baseline)
+        after_turn = head_state(repo)
+
+        with pytest.raises(WorkspaceError, match="no longer at"):
+            await ws.restore_turn(baseline)
+        assert head_state(repo) == after_turn
+
+    async def test_an_extended_change_still_goes_back_to_the_first_turns_branch(
+        self, repo: Path, ws: DulwichWorkspace, two: tuple[str, str]
+    ) -> None:
+        other = git(repo, "rev-parse", "other").strip()
+        before = head_state(repo)
+        first = await ws.begin_turn(TurnId("t1"))
+        git(repo, "switch", "-q", "other")
+        write(repo, "o.txt", b"other\nagent\n")
+        first = await end(ws, first)
+        second = await ws.begin_turn(TurnId("t2"), extends=first)
+        write(repo, "c.txt", b"agent, second prompt\n")
+        second = await end(ws, second)
+
+        restored = await ws.restore_turn(second)
+
+        assert head_state(repo) == before
+        assert git(repo, "rev-parse", "other").strip() == other
+        assert restored.moved_from == f"other at {other[:7]}"
