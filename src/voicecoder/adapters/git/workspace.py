@@ -27,6 +27,7 @@ from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from voicecoder.adapters.git.eol import LineEndings
+from voicecoder.adapters.git.head_refs import branch_name, head_branch, made_during, move_back, where
 from voicecoder.adapters.git.index import GitIndex
 from voicecoder.adapters.git.repository import HEAD, Checkpoint, GitRepository, StoreBlobs
 from voicecoder.adapters.git.scan import Scan
@@ -193,7 +194,7 @@ class DulwichWorkspace:
         left = end.head if end is not None else now
         if now != left:
             return now
-        if self._moved(repo, base, left, end.branch if end is not None else _head_branch(repo)):
+        if self._moved(repo, base, left, end.branch if end is not None else head_branch(repo)):
             return base.head  # the agent moved HEAD away: its change is seen against where the turn began
         if now is None:
             return now
@@ -313,9 +314,9 @@ class DulwichWorkspace:
         head = self._git.head(repo)
         if self._head_move(repo, baseline, base, head, then="approve again"):
             # The agent moved HEAD away (reset, switch): committing onto either commit would guess at its intent.
-            began = _where(base.branch, base.head)
+            began = where(base.branch, base.head)
             raise WorkspaceError(
-                f"Claude moved HEAD during this turn, from {began} to {_where(_head_branch(repo), head)}, so it is "
+                f"Claude moved HEAD during this turn, from {began} to {where(head_branch(repo), head)}, so it is "
                 "not clear what Approve should commit; nothing was committed. Tap ❌ Reject to put HEAD and the "
                 f"files back, or move HEAD back to {began} yourself and approve again."
             )
@@ -352,7 +353,7 @@ class DulwichWorkspace:
         )
         logger.info("committed %d path(s) as %s", len(plan.commit), commit.id.decode()[:7])
         when = datetime.fromtimestamp(commit.commit_time, tz=UTC)
-        return CommitInfo(commit.id.decode(), text, author, when, squashed=_made_during(repo, head, onto))
+        return CommitInfo(commit.id.decode(), text, author, when, squashed=made_during(repo, head, onto))
 
     def _restore_turn(self, baseline: Baseline, repo: Repo) -> Restored:
         view, scan, index, onto, base = self._turn_paths(repo, baseline)
@@ -370,7 +371,7 @@ class DulwichWorkspace:
 
         def write() -> None:
             if moved:
-                self._move_back(repo, base, head, moved, baseline.turn_id)
+                move_back(self._git, repo, base, head, moved, baseline.turn_id)
             # Commits made during the turn are the agent's too: the branch goes back to where the turn began, or
             # to unborn (they stay in the reflog).
             elif head is not None and onto != head and not self._git.move_branch(repo, head, onto, baseline.turn_id):
@@ -388,11 +389,11 @@ class DulwichWorkspace:
         )
         result = plan.result()
         if moved and base.head is not None:
-            result = attrs.evolve(result, moved_from=_where(moved[0], head), back_at=_where(base.branch, base.head))
+            result = attrs.evolve(result, moved_from=where(moved[0], head), back_at=where(base.branch, base.head))
         else:
-            result = attrs.evolve(result, commits=_made_during(repo, head, onto))
+            result = attrs.evolve(result, commits=made_during(repo, head, onto))
         if left and left[0] is not None and base.branch is not None:
-            result = attrs.evolve(result, branch=_branch(base.branch), left_branch=_branch(left[0]))
+            result = attrs.evolve(result, branch=branch_name(base.branch), left_branch=branch_name(left[0]))
         logger.info("restored %d path(s) of turn %s, kept %d", len(result.restored), baseline.turn_id, len(result.kept))
         return result
 
@@ -408,50 +409,18 @@ class DulwichWorkspace:
             WorkspaceError: HEAD moved again after the turn end: where it belongs cannot be told safely.
         """
         end = self._git.load_checkpoint(repo, baseline.turn_end, baseline.turn_id) if baseline.turn_end else None
-        branch = _head_branch(repo)
+        branch = head_branch(repo)
         left, left_branch = (end.head, end.branch) if end is not None else (head, branch)
         if not self._moved(repo, base, left, left_branch) or (head == base.head and branch == base.branch):
             return None
         if (head, branch) != (left, left_branch):
             raise WorkspaceError(
-                f"Claude moved HEAD during this turn, from {_where(base.branch, base.head)} to "
-                f"{_where(left_branch, left)}, and it has moved again since (now {_where(branch, head)}), so where "
+                f"Claude moved HEAD during this turn, from {where(base.branch, base.head)} to "
+                f"{where(left_branch, left)}, and it has moved again since (now {where(branch, head)}), so where "
                 "it belongs cannot be told; nothing was changed. Move HEAD back to "
-                f"{_where(base.branch, base.head)} yourself (git switch, or git reset --soft), then {then}."
+                f"{where(base.branch, base.head)} yourself (git switch, or git reset --soft), then {then}."
             )
         return (branch,)
-
-    def _move_back(
-        self, repo: Repo, base: Checkpoint, head: ObjectID | None, moved: tuple[Ref | None], turn: TurnId
-    ) -> None:
-        """
-        Put HEAD back where the turn began, with compare-and-swaps: no ref is moved that changed meanwhile.
-
-        The agent's reset is undone on the branch it reset; after a switch, HEAD names the developer's branch again
-        if that is still where the turn began, and the branch the agent switched to stays as it is.
-
-        Raises:
-            WorkspaceError: A ref moved meanwhile, or HEAD would have to be detached again (nothing changed then).
-        """
-        began = base.head
-        assert began is not None  # `_moved` is never true without it
-        if moved[0] == base.branch:  # a reset of the developer's branch, or a detached HEAD moved
-            if head is None or not self._git.move_branch(repo, head, began, turn):
-                raise WorkspaceError("HEAD moved while rejecting; nothing was changed. Try again.")
-            return
-        where = _where(base.branch, began)
-        if base.branch is None:
-            raise WorkspaceError(
-                f"Claude left the detached HEAD the turn began on ({where}); nothing was changed. Check it out "
-                f"again yourself (git switch --detach {began.decode()[:12]}), then tap ❌ Reject."
-            )
-        if repo.refs.as_dict().get(base.branch) != began:
-            raise WorkspaceError(
-                f"Claude switched away from {_branch(base.branch)}, and that branch is no longer at "
-                f"{began.decode()[:7]}; nothing was changed. Put HEAD back on {where} yourself (git switch "
-                f"{_branch(base.branch)}, then git reset --soft {began.decode()[:12]}), then tap ❌ Reject."
-            )
-        repo.refs.set_symbolic_ref(HEAD, base.branch, message=b"voicecoder: reject turn " + turn.value.encode())
 
     def _unmarked(
         self,
@@ -585,27 +554,3 @@ def _still_intended(base: Checkpoint, index: Mapping[bytes, Entry | None], head:
         for path in base.intent_to_add
         if path not in head and index.get(path) is not None and index.get(path) == base.index.get(path)
     )
-
-
-def _branch(ref: bytes) -> str:
-    return display(ref.removeprefix(b"refs/heads/"))
-
-
-def _made_during(repo: Repo, head: ObjectID | None, onto: ObjectID | None) -> tuple[str, ...]:
-    """Short ids of the commits made during the turn (HEAD is past *onto*, the HEAD it began on), newest first."""
-    if head is None or onto == head:
-        return ()
-    made = repo.get_walker(include=[head], exclude=[onto] if onto else None, max_entries=1000)
-    return tuple(e.commit.id.decode()[:7] for e in made)
-
-
-def _head_branch(repo: Repo) -> Ref | None:
-    """The branch HEAD names (None: detached)."""
-    names, _ = repo.refs.follow(HEAD)
-    return names[-1] if len(names) > 1 else None
-
-
-def _where(branch: Ref | None, head: bytes | None) -> str:
-    """Where HEAD is, as the developer reads it: `main at 1a2b3c4`."""
-    at = f"at {head.decode()[:7]}" if head is not None else "with no commits"
-    return f"{_branch(branch)} {at}" if branch is not None else f"a detached HEAD {at}"
