@@ -56,13 +56,14 @@ TURN_END_PREFIX: Final = b"refs/voicecoder/turn-ends/"
 
 
 class _Look(NamedTuple):
-    """One look at a turn: the view, the scan and index it was made from, and the commit it applies to."""
+    """One look at a turn: the view, the scan and index it was made from, the commit it applies to, its checkpoints."""
 
     view: TurnView
     scan: Scan
     index_file: GitIndex
     onto: ObjectID | None
     base: Checkpoint
+    end: Checkpoint | None
 
 
 class DulwichWorkspace:
@@ -178,7 +179,7 @@ class DulwichWorkspace:
         # Without a turn end the tree now stands in for it, and what it holds may be committed: store it.
         scan = self._git.worktree.scan(repo, index, durable=durable and end is None)
         onto = self._onto(repo, base, end)
-        return _Look(self._view(repo, base, end, scan, index, onto, durable=durable), scan, index, onto, base)
+        return _Look(self._view(repo, base, end, scan, index, onto, durable=durable), scan, index, onto, base, end)
 
     def _onto(self, repo: Repo, base: Checkpoint, end: Checkpoint | None) -> ObjectID | None:
         """
@@ -255,7 +256,7 @@ class DulwichWorkspace:
         branches = None
         branch: Ref | Literal[False] | None = False
         if extends is not None:
-            previous, _, _, head, previous_base = self._turn(repo, extends, durable=True)
+            previous, _, _, head, previous_base, _ = self._turn(repo, extends, durable=True)
             # Where the baseline keeps the earlier baseline's index entry, it keeps its intent-to-add mark too.
             end_index = previous.trees.end_index
             intent = frozenset(
@@ -310,9 +311,9 @@ class DulwichWorkspace:
         choice: ApprovalChoice | None,
         repo: Repo,
     ) -> CommitInfo:
-        view, scan, index, onto, base = self._turn(repo, baseline, durable=True)
+        view, scan, index, onto, base, end = self._turn(repo, baseline, durable=True)
         head = self._git.head(repo)
-        if self._head_move(repo, baseline, base, head, then="approve again"):
+        if self._head_move(repo, base, end, head, then="approve again"):
             # The agent moved HEAD away (reset, switch): committing onto either commit would guess at its intent.
             began = where(base.branch, base.head)
             raise WorkspaceError(
@@ -339,7 +340,7 @@ class DulwichWorkspace:
                 raise WorkspaceError("HEAD moved while committing; nothing was committed. Try again.")
 
         committed = {**view.trees.head, **{p: e for p, e in plan.commit.items() if e is not None}}
-        targets = {**self._unmarked(repo, baseline, base, index, plan.index, committed), **plan.index}
+        targets = {**_unmarked(base, end, index, plan.index, committed), **plan.index}
         # A `git add -N` mark on a path the commit now holds is fulfilled: the entry becomes the committed one, as
         # `git commit <path>` leaves it. Kept, the mark would stage the file's deletion against the new HEAD, and
         # the developer's next `git commit` would remove what was just approved.
@@ -356,7 +357,7 @@ class DulwichWorkspace:
         return CommitInfo(commit.id.decode(), text, author, when, squashed=made_during(repo, head, onto))
 
     def _restore_turn(self, baseline: Baseline, repo: Repo) -> Restored:
-        view, scan, index, onto, base = self._turn_paths(repo, baseline)
+        view, scan, index, onto, base, end = self._turn_paths(repo, baseline)
         index.check_writable(self._git.root)
         plan = view.reject().settled(lambda plan: self._git.worktree.blocked(plan.worktree, scan))
         after = {**scan.entries, **{p: e for p, e in plan.worktree.items() if e is not None}}
@@ -366,7 +367,7 @@ class DulwichWorkspace:
         # Files written back that hold what the index has get fresh stat data, as a checkout would give them.
         refreshed = {p: e for p, e in after.items() if p in plan.worktree and index.flat.get(p) == e}
         head = self._git.head(repo)
-        moved = self._head_move(repo, baseline, base, head, then="tap ❌ Reject")
+        moved = self._head_move(repo, base, end, head, then="tap ❌ Reject")
         left: list[Ref | None] = []
 
         def write() -> None:
@@ -380,7 +381,7 @@ class DulwichWorkspace:
             left.append(moved[0] if moved and moved[0] != base.branch else self._git.return_to(repo, base.branch, onto))
             self._git.worktree.write(plan.worktree, scan, view.blobs.read, LineEndings(repo))
 
-        targets = {**self._unmarked(repo, baseline, base, index, plan.index, view.trees.head), **plan.index}
+        targets = {**_unmarked(base, end, index, plan.index, view.trees.head), **plan.index}
         self._git.write_index(
             repo,
             lambda: self._git.index_updates({**refreshed, **targets}, after),
@@ -398,7 +399,7 @@ class DulwichWorkspace:
         return result
 
     def _head_move(
-        self, repo: Repo, baseline: Baseline, base: Checkpoint, head: ObjectID | None, *, then: str
+        self, repo: Repo, base: Checkpoint, end: Checkpoint | None, head: ObjectID | None, *, then: str
     ) -> tuple[Ref | None] | None:
         """
         The branch HEAD names (in a 1-tuple) if the agent moved HEAD away (see `_moved`) and it is still there.
@@ -408,7 +409,6 @@ class DulwichWorkspace:
         Raises:
             WorkspaceError: HEAD moved again after the turn end: where it belongs cannot be told safely.
         """
-        end = self._git.load_checkpoint(repo, baseline.turn_end, baseline.turn_id) if baseline.turn_end else None
         branch = head_branch(repo)
         left, left_branch = (end.head, end.branch) if end is not None else (head, branch)
         if not self._moved(repo, base, left, left_branch) or (head == base.head and branch == base.branch):
@@ -421,30 +421,6 @@ class DulwichWorkspace:
                 f"{where(base.branch, base.head)} yourself (git switch, or git reset --soft), then {then}."
             )
         return (branch,)
-
-    def _unmarked(
-        self,
-        repo: Repo,
-        baseline: Baseline,
-        base: Checkpoint,
-        index: GitIndex,
-        planned: Mapping[bytes, Entry | None],
-        head: Flat,
-    ) -> dict[bytes, Entry | None]:
-        """
-        Entries of empty files the developer had marked intent-to-add and the agent staged (`git add -A`).
-
-        Marked or staged, an empty file has the same entry, so the turn's trees cannot tell the agent's staging;
-        the checkpoints' lists of marks can. Approve and Reject put the mark back (unless HEAD holds the file).
-        """
-        if not base.intent_to_add or baseline.turn_end is None:
-            return {}
-        end = self._git.load_checkpoint(repo, baseline.turn_end, baseline.turn_id)
-        return {
-            path: base.index.get(path)
-            for path in base.intent_to_add - end.intent_to_add - index.intent_to_add
-            if path not in planned and path not in head and index.flat.get(path) == base.index.get(path)
-        }
 
     def _turn_paths(self, repo: Repo, baseline: Baseline) -> _Look:
         """
@@ -464,7 +440,7 @@ class DulwichWorkspace:
         current.update(looked.entries)
         onto = self._onto(repo, base, end)
         view = self._view(repo, base, end, Scan(current, looked.fresh), index, onto, durable=True)
-        return _Look(view, looked, index, onto, base)
+        return _Look(view, looked, index, onto, base, end)
 
     def _status(self, repo: Repo) -> WorkspaceStatus:
         head = self._git.head(repo)
@@ -540,6 +516,28 @@ class DulwichWorkspace:
         )
         logger.info("reverted %s as %s", sha[:7], commit.id.decode()[:7])
         return CommitInfo(commit.id.decode(), text, author, datetime.fromtimestamp(commit.commit_time, tz=UTC))
+
+
+def _unmarked(
+    base: Checkpoint,
+    end: Checkpoint | None,
+    index: GitIndex,
+    planned: Mapping[bytes, Entry | None],
+    head: Flat,
+) -> dict[bytes, Entry | None]:
+    """
+    Entries of empty files the developer had marked intent-to-add and the agent staged (`git add -A`).
+
+    Marked or staged, an empty file has the same entry, so the turn's trees cannot tell the agent's staging;
+    the checkpoints' lists of marks can. Approve and Reject put the mark back (unless HEAD holds the file).
+    """
+    if not base.intent_to_add or end is None:
+        return {}
+    return {
+        path: base.index.get(path)
+        for path in base.intent_to_add - end.intent_to_add - index.intent_to_add
+        if path not in planned and path not in head and index.flat.get(path) == base.index.get(path)
+    }
 
 
 def _still_intended(base: Checkpoint, index: Mapping[bytes, Entry | None], head: Flat) -> frozenset[bytes]:
